@@ -1,0 +1,106 @@
+use std::{net::IpAddr, path::PathBuf};
+
+use ipnetwork::IpNetwork;
+
+use crate::pool::Reserved;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid subnet {given}: it should be {canonical}")]
+    SubnetNotCanonical { given: IpNetwork, canonical: IpNetwork },
+    #[error("invalid subnet {0}: too small to hold any container address")]
+    SubnetTooSmall(IpNetwork),
+    #[error("invalid ip-range {given}: it should be {canonical}")]
+    RangeNotCanonical { given: IpNetwork, canonical: IpNetwork },
+    #[error("invalid ip-range {range}: CIDR block is bigger than its parent subnet {subnet}")]
+    RangeTooBig { range: IpNetwork, subnet: IpNetwork },
+    #[error("invalid ip-range {range}: parent subnet {subnet} doesn't contain ip-range")]
+    RangeOutsideSubnet { range: IpNetwork, subnet: IpNetwork },
+    #[error("invalid gateway {gateway}: parent subnet {subnet} doesn't contain this address")]
+    GatewayOutsideSubnet { gateway: IpAddr, subnet: IpNetwork },
+    #[error("invalid gateway {gateway}: it is the {what} of subnet {subnet}")]
+    GatewayReserved {
+        gateway: IpAddr,
+        what: &'static str,
+        subnet: IpNetwork,
+    },
+    #[error("invalid auxiliary address {name}={ip}: parent subnet {subnet} doesn't contain this address")]
+    AuxOutsideSubnet {
+        name: String,
+        ip: IpAddr,
+        subnet: IpNetwork,
+    },
+    #[error("no configured subnet contains IP address {0}")]
+    NoSubnetContains(IpAddr),
+    #[error("IP address {ip} is reserved on this network ({reserved})")]
+    AddressReserved { ip: IpAddr, reserved: Reserved },
+    #[error("Address already in use: {ip} is leased to container {container_id} ({ifname})")]
+    AddressInUse {
+        ip: IpAddr,
+        container_id: String,
+        ifname: String,
+    },
+    #[error(
+        "container {container_id} already holds {held} on {ifname} of network {network}, not the requested {requested}"
+    )]
+    OwnerHoldsOther {
+        container_id: String,
+        ifname: String,
+        network: String,
+        held: IpAddr,
+        requested: IpAddr,
+    },
+    #[error("no available IPv{family} addresses on this network's address pools: {network} ({pools})")]
+    Exhausted {
+        family: u8,
+        network: String,
+        pools: String,
+    },
+    #[error(
+        "cannot open the lease store {path} (it is never re-created automatically: a lost lease store hands out addresses twice; check the file, and move it aside only when no container holds an address)"
+    )]
+    OpenStore {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("cannot create the state directory {path}")]
+    CreateStateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("lease store query failed")]
+    Query(#[from] rusqlite::Error),
+    #[error("lease store holds a malformed row: {0}")]
+    Corrupt(String),
+}
+
+impl Error {
+    /// True when the caller asked for something the pools cannot give (bad input or a conflict),
+    /// false when the store itself failed.
+    pub fn is_conflict(&self) -> bool {
+        matches!(
+            self,
+            Self::AddressInUse { .. } | Self::OwnerHoldsOther { .. } | Self::Exhausted { .. }
+        )
+    }
+
+    pub fn is_invalid_input(&self) -> bool {
+        matches!(
+            self,
+            Self::SubnetNotCanonical { .. }
+                | Self::SubnetTooSmall(_)
+                | Self::RangeNotCanonical { .. }
+                | Self::RangeTooBig { .. }
+                | Self::RangeOutsideSubnet { .. }
+                | Self::GatewayOutsideSubnet { .. }
+                | Self::GatewayReserved { .. }
+                | Self::AuxOutsideSubnet { .. }
+                | Self::NoSubnetContains(_)
+                | Self::AddressReserved { .. }
+        )
+    }
+}

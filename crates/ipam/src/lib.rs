@@ -1,0 +1,18 @@
+//! Address pools with Docker's IPAM semantics, and the lease store.
+//!
+//! No netlink, no OCI: this crate decides which address a container gets and remembers it.
+//! The store is the single point of truth for "who holds which address"; every allocation runs in
+//! one store transaction, so concurrent hooks never hand out an address twice.
+
+mod addr;
+mod allocator;
+mod error;
+mod pool;
+mod sqlite;
+mod store;
+
+pub use allocator::{Request, allocate};
+pub use error::{Error, Result};
+pub use pool::{Pool, Reserved};
+pub use sqlite::SqliteStore;
+pub use store::{Lease, LeaseStore, Owner, Txn};

@@ -1,0 +1,244 @@
+use std::{collections::BTreeMap, fmt, net::IpAddr};
+
+use ipnetwork::IpNetwork;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    Error, Result,
+    addr::{bounds, max_prefix, to_key},
+};
+
+/// One subnet of a network and the rules for handing out its addresses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pool {
+    pub subnet: IpNetwork,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<IpAddr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_range: Option<IpNetwork>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub aux_addresses: BTreeMap<String, IpAddr>,
+}
+
+/// Why an address of a subnet is never handed out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reserved {
+    NetworkAddress,
+    Broadcast,
+    Gateway,
+    Aux(String),
+}
+
+impl fmt::Display for Reserved {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NetworkAddress => f.write_str("network address"),
+            Self::Broadcast => f.write_str("broadcast address"),
+            Self::Gateway => f.write_str("gateway"),
+            Self::Aux(name) => write!(f, "auxiliary address {name}"),
+        }
+    }
+}
+
+impl Pool {
+    /// Checks a pool as `network create` receives it, with Docker's wording.
+    pub fn new(
+        subnet: IpNetwork,
+        gateway: Option<IpAddr>,
+        ip_range: Option<IpNetwork>,
+        aux_addresses: BTreeMap<String, IpAddr>,
+    ) -> Result<Self> {
+        let canonical = canonical_of(subnet);
+        if canonical.ip() != subnet.ip() {
+            return Err(Error::SubnetNotCanonical {
+                given: subnet,
+                canonical,
+            });
+        }
+        if subnet.prefix() == max_prefix(subnet) {
+            return Err(Error::SubnetTooSmall(subnet));
+        }
+        let pool = Self {
+            subnet,
+            gateway,
+            ip_range,
+            aux_addresses,
+        };
+        if let Some(range) = ip_range {
+            let canonical = canonical_of(range);
+            if canonical.ip() != range.ip() {
+                return Err(Error::RangeNotCanonical {
+                    given: range,
+                    canonical,
+                });
+            }
+            if range.is_ipv4() != subnet.is_ipv4() || !subnet.contains(range.network()) {
+                if range.prefix() < subnet.prefix() && range.is_ipv4() == subnet.is_ipv4() {
+                    return Err(Error::RangeTooBig { range, subnet });
+                }
+                return Err(Error::RangeOutsideSubnet { range, subnet });
+            }
+            if range.prefix() < subnet.prefix() {
+                return Err(Error::RangeTooBig { range, subnet });
+            }
+        }
+        if let Some(gateway) = gateway {
+            if !pool.contains(gateway) {
+                return Err(Error::GatewayOutsideSubnet { gateway, subnet });
+            }
+            match pool.structural_reservation(gateway) {
+                Some(Reserved::NetworkAddress) => {
+                    return Err(Error::GatewayReserved {
+                        gateway,
+                        what: "network address",
+                        subnet,
+                    });
+                }
+                Some(Reserved::Broadcast) => {
+                    return Err(Error::GatewayReserved {
+                        gateway,
+                        what: "broadcast address",
+                        subnet,
+                    });
+                }
+                _ => {}
+            }
+        }
+        for (name, ip) in &pool.aux_addresses {
+            if !pool.contains(*ip) {
+                return Err(Error::AuxOutsideSubnet {
+                    name: name.clone(),
+                    ip: *ip,
+                    subnet,
+                });
+            }
+        }
+        Ok(pool)
+    }
+
+    pub fn is_ipv4(&self) -> bool {
+        self.subnet.is_ipv4()
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        ip.is_ipv4() == self.subnet.is_ipv4() && self.subnet.contains(ip)
+    }
+
+    /// Why `ip` may never be handed out, if it may not.
+    pub fn reservation(&self, ip: IpAddr) -> Option<Reserved> {
+        if let Some(why) = self.structural_reservation(ip) {
+            return Some(why);
+        }
+        if self.gateway == Some(ip) {
+            return Some(Reserved::Gateway);
+        }
+        self.aux_addresses
+            .iter()
+            .find(|(_, aux)| **aux == ip)
+            .map(|(name, _)| Reserved::Aux(name.clone()))
+    }
+
+    /// The network address (also IPv6's subnet-router anycast address) and the IPv4 broadcast,
+    /// except on /31 (RFC 3021) where both addresses are usable.
+    fn structural_reservation(&self, ip: IpAddr) -> Option<Reserved> {
+        let (first, last) = bounds(self.subnet);
+        let key = to_key(ip);
+        let point_to_point = self.is_ipv4() && self.subnet.prefix() == 31;
+        if point_to_point {
+            None
+        } else if key == first {
+            Some(Reserved::NetworkAddress)
+        } else if self.is_ipv4() && key == last {
+            Some(Reserved::Broadcast)
+        } else {
+            None
+        }
+    }
+
+    /// Inclusive key bounds of the dynamic range (the ip-range, or the whole subnet).
+    pub(crate) fn dynamic_bounds(&self) -> (u128, u128) {
+        bounds(self.ip_range.unwrap_or(self.subnet))
+    }
+
+    /// Keys inside the dynamic range that are never handed out, sorted.
+    pub(crate) fn reserved_keys(&self) -> Vec<u128> {
+        let (first, last) = bounds(self.subnet);
+        let mut keys: Vec<u128> = self
+            .gateway
+            .iter()
+            .chain(self.aux_addresses.values())
+            .map(|ip| to_key(*ip))
+            .collect();
+        if !(self.is_ipv4() && self.subnet.prefix() == 31) {
+            keys.push(first);
+            if self.is_ipv4() {
+                keys.push(last);
+            }
+        }
+        keys.sort_unstable();
+        keys.dedup();
+        keys
+    }
+}
+
+fn canonical_of(net: IpNetwork) -> IpNetwork {
+    // The prefix is taken from a valid network, so it is valid for its own network address.
+    IpNetwork::new(net.network(), net.prefix()).unwrap_or(net)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool(subnet: &str, gw: Option<&str>, range: Option<&str>, aux: &[(&str, &str)]) -> Result<Pool> {
+        Pool::new(
+            subnet.parse().unwrap(),
+            gw.map(|g| g.parse().unwrap()),
+            range.map(|r| r.parse().unwrap()),
+            aux.iter().map(|(n, ip)| (n.to_string(), ip.parse().unwrap())).collect(),
+        )
+    }
+
+    #[test]
+    fn validation_errors_use_dockers_wording() {
+        let cases: &[(&str, Option<&str>, Option<&str>, &[(&str, &str)])] = &[
+            ("10.0.0.1/24", None, None, &[]),
+            ("10.0.0.0/32", None, None, &[]),
+            ("2001:db8::1/128", None, None, &[]),
+            ("10.0.0.0/24", None, Some("10.0.0.0/16"), &[]),
+            ("10.0.0.0/24", None, Some("10.1.0.0/25"), &[]),
+            ("10.0.0.0/24", None, Some("10.0.0.5/25"), &[]),
+            ("10.0.0.0/24", Some("10.1.0.1"), None, &[]),
+            ("10.0.0.0/24", Some("10.0.0.0"), None, &[]),
+            ("10.0.0.0/24", Some("10.0.0.255"), None, &[]),
+            ("10.0.0.0/24", None, None, &[("router2", "10.9.0.2")]),
+        ];
+        let report: Vec<String> = cases
+            .iter()
+            .map(|(s, g, r, a)| {
+                let err = pool(s, *g, *r, a).expect_err("case must be rejected");
+                format!("{s} gw={g:?} range={r:?} aux={a:?}\n  -> {err}")
+            })
+            .collect();
+        insta::assert_snapshot!(report.join("\n"));
+    }
+
+    #[test]
+    fn reservations() {
+        let p = pool("10.0.0.0/24", Some("10.0.0.1"), None, &[("r2", "10.0.0.2")]).unwrap();
+        let r = |ip: &str| p.reservation(ip.parse().unwrap());
+        assert_eq!(r("10.0.0.0"), Some(Reserved::NetworkAddress));
+        assert_eq!(r("10.0.0.255"), Some(Reserved::Broadcast));
+        assert_eq!(r("10.0.0.1"), Some(Reserved::Gateway));
+        assert_eq!(r("10.0.0.2"), Some(Reserved::Aux("r2".into())));
+        assert_eq!(r("10.0.0.3"), None);
+
+        let p2p = pool("10.0.0.0/31", None, None, &[]).unwrap();
+        assert_eq!(p2p.reservation("10.0.0.0".parse().unwrap()), None);
+        assert_eq!(p2p.reservation("10.0.0.1".parse().unwrap()), None);
+
+        let v6 = pool("2001:db8::/64", None, None, &[]).unwrap();
+        assert_eq!(v6.reservation("2001:db8::".parse().unwrap()), Some(Reserved::NetworkAddress));
+        assert_eq!(v6.reservation("2001:db8::ffff:ffff:ffff:ffff".parse().unwrap()), None);
+    }
+}

@@ -1,0 +1,231 @@
+use std::{
+    net::IpAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use rusqlite::{Connection, OpenFlags, Row, Transaction, TransactionBehavior, params};
+
+use crate::{
+    Error, Lease, LeaseStore, Owner, Result, Txn,
+    addr::{from_blob, to_blob},
+};
+
+const SCHEMA_VERSION: i64 = 1;
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS leases (
+    ip           BLOB    NOT NULL PRIMARY KEY,  -- 16 bytes, IPv4 as ::ffff:a.b.c.d
+    network      TEXT    NOT NULL,
+    subnet       TEXT    NOT NULL,
+    container_id TEXT    NOT NULL,
+    ifname       TEXT    NOT NULL,
+    created_unix INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS leases_by_owner ON leases (container_id, ifname, network);
+CREATE INDEX IF NOT EXISTS leases_by_network ON leases (network, ip);
+";
+const COLUMNS: &str = "ip, subnet, network, container_id, ifname";
+
+/// The lease store: one SQLite database in the state directory, in WAL mode. SQLite's own file
+/// locking serialises writers across processes; every write is one transaction, so a process
+/// killed at any instant leaves the store as it was before or after that transaction.
+#[derive(Debug)]
+pub struct SqliteStore {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl SqliteStore {
+    pub const FILE_NAME: &'static str = "leases.db";
+
+    /// Opens (or, on first use, creates) `state_dir/leases.db`. A file that exists but cannot be
+    /// read as a lease store is an error, never silently replaced.
+    pub fn open(state_dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(state_dir).map_err(|source| Error::CreateStateDir {
+            path: state_dir.to_path_buf(),
+            source,
+        })?;
+        let path = state_dir.join(Self::FILE_NAME);
+        let conn = Self::connect(&path).map_err(|source| Error::OpenStore {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(Self { conn, path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn connect(path: &Path) -> rusqlite::Result<Connection> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let mut conn = Connection::open_with_flags(path, flags)?;
+        // Many hooks start at once: wait for the lock rather than fail.
+        conn.busy_timeout(Duration::from_secs(30))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // In WAL mode, NORMAL loses no committed transaction when a process dies; only a power
+        // loss may roll back the last ones, and the state dir is a tmpfs that a reboot empties.
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version != SCHEMA_VERSION {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+            match version {
+                0 => {
+                    tx.execute_batch(SCHEMA)?;
+                    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+                }
+                SCHEMA_VERSION => {}
+                other => {
+                    return Err(rusqlite::Error::InvalidParameterName(format!(
+                        "schema version {other} is newer than this oci-macvlan understands ({SCHEMA_VERSION})"
+                    )));
+                }
+            }
+            tx.commit()?;
+        }
+        Ok(conn)
+    }
+}
+
+fn lease_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Lease>> {
+    let blob: Vec<u8> = row.get(0)?;
+    let subnet: String = row.get(1)?;
+    let network: String = row.get(2)?;
+    let container_id: String = row.get(3)?;
+    let ifname: String = row.get(4)?;
+    let Some(ip) = from_blob(&blob) else {
+        return Ok(Err(Error::Corrupt(format!("address blob of {} bytes", blob.len()))));
+    };
+    let Ok(subnet) = subnet.parse() else {
+        return Ok(Err(Error::Corrupt(format!("subnet {subnet:?} of lease {ip}"))));
+    };
+    Ok(Ok(Lease {
+        ip,
+        subnet,
+        network,
+        owner: Owner {
+            container_id,
+            ifname,
+        },
+    }))
+}
+
+fn collect(rows: impl Iterator<Item = rusqlite::Result<Result<Lease>>>) -> Result<Vec<Lease>> {
+    rows.map(|row| row?).collect()
+}
+
+struct SqliteTxn<'c>(Transaction<'c>);
+
+impl Txn for SqliteTxn<'_> {
+    fn owner_leases(&mut self, network: &str, owner: &Owner) -> Result<Vec<Lease>> {
+        let mut stmt = self.0.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM leases WHERE container_id = ?1 AND ifname = ?2 AND network = ?3"
+        ))?;
+        let rows = stmt.query_map(params![owner.container_id, owner.ifname, network], lease_from_row)?;
+        collect(rows)
+    }
+
+    fn lease_of(&mut self, ip: IpAddr) -> Result<Option<Lease>> {
+        let mut stmt = self
+            .0
+            .prepare_cached(&format!("SELECT {COLUMNS} FROM leases WHERE ip = ?1"))?;
+        let mut rows = stmt.query_map(params![to_blob(ip)], lease_from_row)?;
+        rows.next().transpose()?.transpose()
+    }
+
+    fn lowest_free(&mut self, lo: u128, hi: u128, reserved: &[u128]) -> Result<Option<u128>> {
+        let mut stmt = self
+            .0
+            .prepare_cached("SELECT ip FROM leases WHERE ip >= ?1 AND ip <= ?2 ORDER BY ip")?;
+        let mut rows = stmt.query(params![lo.to_be_bytes(), hi.to_be_bytes()])?;
+        let mut candidate = lo;
+        loop {
+            while reserved.binary_search(&candidate).is_ok() {
+                match candidate.checked_add(1) {
+                    Some(next) => candidate = next,
+                    None => return Ok(None),
+                }
+            }
+            if candidate > hi {
+                return Ok(None);
+            }
+            // Leased keys arrive in order; skip those below the candidate.
+            let leased = loop {
+                match rows.next()? {
+                    None => break None,
+                    Some(row) => {
+                        let blob: Vec<u8> = row.get(0)?;
+                        let bytes: [u8; 16] = blob.as_slice().try_into().map_err(|_| {
+                            Error::Corrupt(format!("address blob of {} bytes", blob.len()))
+                        })?;
+                        let key = u128::from_be_bytes(bytes);
+                        if key >= candidate {
+                            break Some(key);
+                        }
+                    }
+                }
+            };
+            match leased {
+                Some(key) if key == candidate => match candidate.checked_add(1) {
+                    Some(next) => candidate = next,
+                    None => return Ok(None),
+                },
+                _ => return Ok(Some(candidate)),
+            }
+        }
+    }
+
+    fn insert(&mut self, lease: &Lease) -> Result<()> {
+        let mut stmt = self.0.prepare_cached(
+            "INSERT INTO leases (ip, network, subnet, container_id, ifname, created_unix)
+             VALUES (?1, ?2, ?3, ?4, ?5, unixepoch())",
+        )?;
+        stmt.execute(params![
+            to_blob(lease.ip),
+            lease.network,
+            lease.subnet.to_string(),
+            lease.owner.container_id,
+            lease.owner.ifname,
+        ])?;
+        Ok(())
+    }
+}
+
+impl LeaseStore for SqliteStore {
+    fn transaction<T>(&mut self, f: impl FnOnce(&mut dyn Txn) -> Result<T>) -> Result<T> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut txn = SqliteTxn(tx);
+        let out = f(&mut txn)?;
+        txn.0.commit()?;
+        Ok(out)
+    }
+
+    fn release_container(&mut self, container_id: &str) -> Result<Vec<Lease>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "DELETE FROM leases WHERE container_id = ?1 RETURNING {COLUMNS}"
+        ))?;
+        let rows = stmt.query_map(params![container_id], lease_from_row)?;
+        collect(rows)
+    }
+
+    fn release(&mut self, network: &str, owner: &Owner) -> Result<Vec<Lease>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "DELETE FROM leases WHERE container_id = ?1 AND ifname = ?2 AND network = ?3 RETURNING {COLUMNS}"
+        ))?;
+        let rows = stmt.query_map(params![owner.container_id, owner.ifname, network], lease_from_row)?;
+        collect(rows)
+    }
+
+    fn network_leases(&mut self, network: &str) -> Result<Vec<Lease>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM leases WHERE network = ?1 ORDER BY ip"
+        ))?;
+        let rows = stmt.query_map(params![network], lease_from_row)?;
+        collect(rows)
+    }
+}

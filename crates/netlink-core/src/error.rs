@@ -1,0 +1,133 @@
+use std::{io, net::IpAddr, path::PathBuf};
+
+use nix::errno::Errno;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What the kernel answered, kept typed so callers can branch on the errno.
+#[derive(Debug, thiserror::Error)]
+pub enum KernelError {
+    #[error("{}", .0.desc())]
+    Errno(Errno),
+    #[error("unexpected netlink answer: {0}")]
+    Protocol(rtnetlink::Error),
+}
+
+impl KernelError {
+    pub fn errno(&self) -> Option<Errno> {
+        match self {
+            Self::Errno(errno) => Some(*errno),
+            Self::Protocol(_) => None,
+        }
+    }
+}
+
+impl From<rtnetlink::Error> for KernelError {
+    fn from(err: rtnetlink::Error) -> Self {
+        match &err {
+            rtnetlink::Error::NetlinkError(msg) => match msg.code {
+                Some(code) => Self::Errno(Errno::from_raw(-code.get())),
+                None => Self::Protocol(err),
+            },
+            _ => Self::Protocol(err),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot open network namespace {path}")]
+    OpenNetns {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot enter network namespace {path}")]
+    EnterNetns {
+        path: PathBuf,
+        #[source]
+        source: Errno,
+    },
+    #[error("cannot open a netlink socket in network namespace {path}")]
+    OpenSocket {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot look up link {name}")]
+    GetLink {
+        name: String,
+        #[source]
+        source: KernelError,
+    },
+    #[error("cannot create macvlan {name} on parent {parent}")]
+    CreateMacvlan {
+        name: String,
+        parent: String,
+        #[source]
+        source: KernelError,
+    },
+    #[error("cannot rename link {from} to {to}")]
+    RenameLink {
+        from: String,
+        to: String,
+        #[source]
+        source: KernelError,
+    },
+    #[error("cannot set link {name} up")]
+    SetLinkUp {
+        name: String,
+        #[source]
+        source: KernelError,
+    },
+    #[error("cannot delete link {name}")]
+    DeleteLink {
+        name: String,
+        #[source]
+        source: KernelError,
+    },
+    #[error("cannot add address {address}/{prefix_len} to {link}")]
+    AddAddress {
+        link: String,
+        address: IpAddr,
+        prefix_len: u8,
+        #[source]
+        source: KernelError,
+    },
+    #[error("cannot add default route via {gateway} on {link}")]
+    AddDefaultRoute {
+        link: String,
+        gateway: IpAddr,
+        #[source]
+        source: KernelError,
+    },
+    #[error("cannot write sysctl {key} in network namespace {path}")]
+    WriteSysctl {
+        key: String,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("helper thread for network namespace {path} panicked")]
+    HelperPanicked { path: PathBuf },
+}
+
+impl Error {
+    /// The errno the kernel answered with, when the failure came from the kernel.
+    pub fn errno(&self) -> Option<Errno> {
+        match self {
+            Self::GetLink { source, .. }
+            | Self::CreateMacvlan { source, .. }
+            | Self::RenameLink { source, .. }
+            | Self::SetLinkUp { source, .. }
+            | Self::DeleteLink { source, .. }
+            | Self::AddAddress { source, .. }
+            | Self::AddDefaultRoute { source, .. } => source.errno(),
+            Self::EnterNetns { source, .. } => Some(*source),
+            Self::OpenNetns { source, .. }
+            | Self::OpenSocket { source, .. }
+            | Self::WriteSysctl { source, .. } => source.raw_os_error().map(Errno::from_raw),
+            Self::HelperPanicked { .. } => None,
+        }
+    }
+}

@@ -1,0 +1,49 @@
+use std::{io, path::PathBuf};
+
+use crate::{Error, Netns, Result};
+
+/// A netlink connection bound to one network namespace for its whole life.
+///
+/// Must be created inside a tokio runtime: the connection task is spawned on it.
+#[derive(Debug, Clone)]
+pub struct Handle {
+    pub(crate) inner: rtnetlink::Handle,
+    netns: PathBuf,
+}
+
+impl Handle {
+    /// A handle on the caller's own network namespace.
+    pub fn current() -> Result<Self> {
+        let netns = PathBuf::from("/proc/self/ns/net");
+        let (conn, inner, _) = rtnetlink::new_connection().map_err(|source| Error::OpenSocket {
+            path: netns.clone(),
+            source,
+        })?;
+        tokio::spawn(conn);
+        Ok(Self { inner, netns })
+    }
+
+    /// A handle on `netns`. The socket is created by a helper thread that entered the namespace
+    /// for that one call; a netlink socket stays in the namespace it was created in.
+    pub fn open(netns: &Netns) -> Result<Self> {
+        let runtime = tokio::runtime::Handle::current();
+        let path = netns.path().to_path_buf();
+        let (conn, inner) = netns.run_inside(|| {
+            // Registering the socket with the reactor needs the runtime's context, not its thread.
+            let _ctx = runtime.enter();
+            let (conn, inner, _) =
+                rtnetlink::new_connection().map_err(|source: io::Error| Error::OpenSocket {
+                    path: path.clone(),
+                    source,
+                })?;
+            Ok((conn, inner))
+        })?;
+        tokio::spawn(conn);
+        Ok(Self { inner, netns: path })
+    }
+
+    /// The namespace this handle talks to, for messages.
+    pub fn netns_path(&self) -> &std::path::Path {
+        &self.netns
+    }
+}

@@ -1,0 +1,20 @@
+//! A typed layer over rtnetlink, bound to one network namespace.
+//!
+//! A [`Handle`] talks to exactly one network namespace for its whole life. For a namespace other
+//! than the caller's, its netlink socket is opened on a short-lived thread that entered the
+//! namespace for the `socket()` call only: no tokio worker ever runs inside a foreign namespace
+//! (rtnetlink#68, kata-containers#5729).
+//!
+//! This crate knows nothing about containers, networks or leases.
+
+mod error;
+mod handle;
+mod link;
+mod netns;
+mod route;
+
+pub use error::{Error, KernelError, Result};
+pub use handle::Handle;
+pub use link::{Link, MacAddr, MacvlanMode, NewMacvlan};
+pub use netns::Netns;
+pub use nix::errno::Errno;

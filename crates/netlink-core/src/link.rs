@@ -1,0 +1,225 @@
+use std::{fmt, str::FromStr};
+
+use futures_util::TryStreamExt;
+use rtnetlink::{
+    LinkMacVlan, LinkUnspec,
+    packet_route::link::{
+        InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage, MacVlanMode as NlMode,
+    },
+};
+
+use crate::{Errno, Error, Handle, KernelError, Netns, Result};
+
+/// A 48-bit Ethernet address.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MacAddr(pub [u8; 6]);
+
+impl MacAddr {
+    pub fn is_multicast(&self) -> bool {
+        self.0[0] & 0x01 != 0
+    }
+
+    pub fn is_zero(&self) -> bool {
+        self.0 == [0; 6]
+    }
+}
+
+impl fmt::Display for MacAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let [a, b, c, d, e, g] = self.0;
+        write!(f, "{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{g:02x}")
+    }
+}
+
+impl fmt::Debug for MacAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// The input was not six colon-separated hex octets.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("expected six hex octets separated by ':'")]
+pub struct ParseMacError;
+
+impl FromStr for MacAddr {
+    type Err = ParseMacError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut out = [0u8; 6];
+        let mut parts = s.split(':');
+        for byte in &mut out {
+            let part = parts.next().ok_or(ParseMacError)?;
+            if part.len() != 2 {
+                return Err(ParseMacError);
+            }
+            *byte = u8::from_str_radix(part, 16).map_err(|_| ParseMacError)?;
+        }
+        if parts.next().is_some() {
+            return Err(ParseMacError);
+        }
+        Ok(Self(out))
+    }
+}
+
+/// The macvlan modes of `ip link add … type macvlan mode …`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MacvlanMode {
+    Bridge,
+    Private,
+    Vepa,
+    Passthru,
+    Source,
+}
+
+impl MacvlanMode {
+    fn to_netlink(self) -> NlMode {
+        match self {
+            Self::Bridge => NlMode::Bridge,
+            Self::Private => NlMode::Private,
+            Self::Vepa => NlMode::Vepa,
+            Self::Passthru => NlMode::Passthrough,
+            Self::Source => NlMode::Source,
+        }
+    }
+}
+
+/// What the kernel says about one link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    pub index: u32,
+    pub name: String,
+    pub mac: Option<MacAddr>,
+    pub mtu: Option<u32>,
+    pub up: bool,
+    pub loopback: bool,
+    /// `IFLA_INFO_KIND`, e.g. `macvlan`, `veth`, `vlan`; `None` for physical devices.
+    pub kind: Option<String>,
+}
+
+impl Link {
+    fn from_message(msg: LinkMessage) -> Self {
+        let mut link = Link {
+            index: msg.header.index,
+            name: String::new(),
+            mac: None,
+            mtu: None,
+            up: msg.header.flags.contains(LinkFlags::Up),
+            loopback: msg.header.flags.contains(LinkFlags::Loopback),
+            kind: None,
+        };
+        for attr in msg.attributes {
+            match attr {
+                LinkAttribute::IfName(name) => link.name = name,
+                LinkAttribute::Mtu(mtu) => link.mtu = Some(mtu),
+                LinkAttribute::Address(bytes) => {
+                    link.mac = <[u8; 6]>::try_from(bytes.as_slice()).ok().map(MacAddr);
+                }
+                LinkAttribute::LinkInfo(infos) => {
+                    link.kind = infos.into_iter().find_map(|info| match info {
+                        LinkInfo::Kind(InfoKind::Other(kind)) => Some(kind),
+                        LinkInfo::Kind(kind) => Some(kind.to_string()),
+                        _ => None,
+                    });
+                }
+                _ => {}
+            }
+        }
+        link
+    }
+}
+
+/// A macvlan to create on a parent in this handle's namespace, straight into `target`.
+#[derive(Debug)]
+pub struct NewMacvlan<'a> {
+    pub parent: &'a Link,
+    pub name: &'a str,
+    pub mode: MacvlanMode,
+    pub mac: Option<MacAddr>,
+    pub mtu: Option<u32>,
+    pub target: &'a Netns,
+}
+
+impl Handle {
+    /// Looks a link up by name (one `RTM_GETLINK`, never a dump). A missing link is `Ok(None)`.
+    pub async fn link_by_name(&self, name: &str) -> Result<Option<Link>> {
+        let request = self.inner.link().get().match_name(name.to_owned());
+        match request.execute().try_next().await {
+            Ok(msg) => Ok(msg.map(Link::from_message)),
+            Err(err) => match KernelError::from(err) {
+                KernelError::Errno(Errno::ENODEV) => Ok(None),
+                source => Err(Error::GetLink {
+                    name: name.to_owned(),
+                    source,
+                }),
+            },
+        }
+    }
+
+    /// Creates a macvlan on `spec.parent` directly inside `spec.target` (`IFLA_NET_NS_FD`): the
+    /// link never lives in this handle's namespace, and there is nothing to move afterwards.
+    ///
+    /// Returns `EEXIST` (as [`Error::CreateMacvlan`]) when the name is taken, which the caller
+    /// resolves by creating under a temporary name and renaming inside the target.
+    pub async fn create_macvlan(&self, spec: &NewMacvlan<'_>) -> Result<()> {
+        let mut builder = LinkMacVlan::new(spec.name, spec.parent.index, spec.mode.to_netlink())
+            .setns_by_fd(spec.target.raw_fd());
+        if let Some(mac) = spec.mac {
+            builder = builder.address(mac.0.to_vec());
+        }
+        if let Some(mtu) = spec.mtu {
+            builder = builder.mtu(mtu);
+        }
+        self.inner
+            .link()
+            .add(builder.build())
+            .execute()
+            .await
+            .map_err(|err| Error::CreateMacvlan {
+                name: spec.name.to_owned(),
+                parent: spec.parent.name.clone(),
+                source: err.into(),
+            })
+    }
+
+    pub async fn rename_link(&self, link: &Link, to: &str) -> Result<()> {
+        let msg = LinkUnspec::new_with_index(link.index).name(to.to_owned()).build();
+        self.inner
+            .link()
+            .set(msg)
+            .execute()
+            .await
+            .map_err(|err| Error::RenameLink {
+                from: link.name.clone(),
+                to: to.to_owned(),
+                source: err.into(),
+            })
+    }
+
+    pub async fn set_link_up(&self, link: &Link) -> Result<()> {
+        let msg = LinkUnspec::new_with_index(link.index).up().build();
+        self.inner
+            .link()
+            .set(msg)
+            .execute()
+            .await
+            .map_err(|err| Error::SetLinkUp {
+                name: link.name.clone(),
+                source: err.into(),
+            })
+    }
+
+    /// Deletes a link. A link that is already gone is not an error (teardown is idempotent).
+    pub async fn delete_link(&self, link: &Link) -> Result<()> {
+        match self.inner.link().del(link.index).execute().await {
+            Ok(()) => Ok(()),
+            Err(err) => match KernelError::from(err) {
+                KernelError::Errno(Errno::ENODEV) => Ok(()),
+                source => Err(Error::DeleteLink {
+                    name: link.name.clone(),
+                    source,
+                }),
+            },
+        }
+    }
+}

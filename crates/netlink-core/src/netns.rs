@@ -1,0 +1,88 @@
+use std::{
+    fs::File,
+    io,
+    os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd},
+    path::{Path, PathBuf},
+};
+
+use nix::sched::{CloneFlags, setns};
+
+use crate::{Error, Result};
+
+/// An open network namespace: a file descriptor that keeps it alive while we hold it.
+#[derive(Debug)]
+pub struct Netns {
+    file: File,
+    path: PathBuf,
+}
+
+impl Netns {
+    /// Opens the namespace at `path` (`/run/netns/NAME`, `/proc/PID/ns/net`, a bind mount).
+    pub fn open(path: impl Into<PathBuf>) -> Result<Self> {
+        let path = path.into();
+        match File::open(&path) {
+            Ok(file) => Ok(Self { file, path }),
+            Err(source) => Err(Error::OpenNetns { path, source }),
+        }
+    }
+
+    /// Like [`Netns::open`], but a namespace that no longer exists is `Ok(None)`.
+    pub fn open_if_exists(path: impl Into<PathBuf>) -> Result<Option<Self>> {
+        match Self::open(path) {
+            Ok(ns) => Ok(Some(ns)),
+            Err(Error::OpenNetns { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                Ok(None)
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn raw_fd(&self) -> RawFd {
+        self.file.as_raw_fd()
+    }
+
+    /// Runs `f` on a fresh thread that entered this namespace; the calling thread never moves.
+    /// The thread ends with `f`, so no thread is ever left behind in a foreign namespace.
+    pub(crate) fn run_inside<T: Send>(&self, f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
+        let fd = self.file.as_fd();
+        std::thread::scope(|scope| {
+            scope
+                .spawn(move || {
+                    setns(fd, CloneFlags::CLONE_NEWNET).map_err(|source| Error::EnterNetns {
+                        path: self.path.clone(),
+                        source,
+                    })?;
+                    f()
+                })
+                .join()
+                .map_err(|_| Error::HelperPanicked {
+                    path: self.path.clone(),
+                })?
+        })
+    }
+
+    /// Writes a sysctl under `/proc/sys/` inside this namespace, e.g.
+    /// `["net", "ipv4", "conf", "eth0", "arp_notify"]`. Segments are path components, so
+    /// interface names containing dots (`eth0.50`) need no escaping.
+    pub fn write_sysctl(&self, key: &[&str], value: &str) -> Result<()> {
+        let mut path = PathBuf::from("/proc/sys");
+        path.extend(key);
+        self.run_inside(|| {
+            std::fs::write(&path, value).map_err(|source| Error::WriteSysctl {
+                key: key.join("."),
+                path: self.path.clone(),
+                source,
+            })
+        })
+    }
+}
+
+impl AsFd for Netns {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
+    }
+}

@@ -1,0 +1,52 @@
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use rtnetlink::{
+    RouteMessageBuilder,
+    packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags},
+};
+
+use crate::{Error, Handle, Link, Result};
+
+impl Handle {
+    /// Adds `address/prefix_len` to `link`. IPv6 addresses skip duplicate address detection
+    /// (`IFA_F_NODAD`): the lease store already guarantees uniqueness, and DAD would leave the
+    /// address unusable ("tentative") for about a second after the container starts.
+    pub async fn add_address(&self, link: &Link, address: IpAddr, prefix_len: u8) -> Result<()> {
+        let mut request = self.inner.address().add(link.index, address, prefix_len);
+        if address.is_ipv6() {
+            let msg = request.message_mut();
+            msg.header.flags |= AddressHeaderFlags::Nodad;
+            msg.attributes.push(AddressAttribute::Flags(AddressFlags::Nodad));
+        }
+        request.execute().await.map_err(|err| Error::AddAddress {
+            link: link.name.clone(),
+            address,
+            prefix_len,
+            source: err.into(),
+        })
+    }
+
+    /// Adds the default route of `gateway`'s family via `gateway` on `link`.
+    pub async fn add_default_route(&self, link: &Link, gateway: IpAddr) -> Result<()> {
+        let route = match gateway {
+            IpAddr::V4(gw) => RouteMessageBuilder::<Ipv4Addr>::new()
+                .gateway(gw)
+                .output_interface(link.index)
+                .build(),
+            IpAddr::V6(gw) => RouteMessageBuilder::<Ipv6Addr>::new()
+                .gateway(gw)
+                .output_interface(link.index)
+                .build(),
+        };
+        self.inner
+            .route()
+            .add(route)
+            .execute()
+            .await
+            .map_err(|err| Error::AddDefaultRoute {
+                link: link.name.clone(),
+                gateway,
+                source: err.into(),
+            })
+    }
+}
