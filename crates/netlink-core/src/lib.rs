@@ -15,6 +15,6 @@ mod route;
 
 pub use error::{Error, KernelError, Result};
 pub use handle::Handle;
-pub use link::{Link, MacAddr, MacvlanMode, NewMacvlan};
+pub use link::{Link, MacAddr, MacvlanMode, NewMacvlan, ParseMacError};
 pub use netns::Netns;
 pub use nix::errno::Errno;

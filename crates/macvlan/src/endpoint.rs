@@ -1,0 +1,333 @@
+use std::{
+    net::IpAddr,
+    path::Path,
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use ipnetwork::IpNetwork;
+use oci_macvlan_ipam::{Lease, LeaseStore, Owner, Request, allocate};
+use oci_macvlan_netlink_core::{Errno, Handle, Link, MacAddr, Netns, NewMacvlan};
+use oci_macvlan_vlan::{Parent, ifname_problem};
+use serde::Serialize;
+
+use crate::{
+    Error, Network, Records, Result, default_mac,
+    record::{Record, RecordedEndpoint, check_container_id},
+    undo::{Step, Undo},
+};
+
+/// One network a container joins, with its per-network requests.
+#[derive(Debug)]
+pub struct Attachment<'a> {
+    pub network: &'a Network,
+    pub ifname: String,
+    /// Static addresses (at most one per family).
+    pub static_ips: Vec<IpAddr>,
+    pub mac: Option<MacAddr>,
+}
+
+#[derive(Debug)]
+pub struct AttachRequest<'a> {
+    pub container_id: &'a str,
+    pub netns: &'a Path,
+    /// The namespace outlives the container (a path from `config.json`), so detach must delete
+    /// the links; otherwise the kernel deletes them with the namespace, for free.
+    pub persistent_netns: bool,
+    pub attachments: Vec<Attachment<'a>>,
+}
+
+/// What a container got on one network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Endpoint {
+    pub network: String,
+    pub ifname: String,
+    pub mac: String,
+    pub addresses: Vec<IpNetwork>,
+    pub gateways: Vec<IpAddr>,
+}
+
+/// Gives the container its macvlan legs: for each attachment, leases addresses, creates the
+/// macvlan on the network's parent straight into the container's namespace, addresses it, sets
+/// it up and adds default routes. All or nothing: on failure every step taken is undone.
+///
+/// Re-running it for a container that is already attached returns the same endpoints.
+pub async fn attach(
+    host: &Handle,
+    store: &mut impl LeaseStore,
+    records: &Records,
+    req: &AttachRequest<'_>,
+) -> Result<Vec<Endpoint>> {
+    let record = plan(req)?;
+    let netns = Netns::open(req.netns).map_err(Error::ContainerNetns)?;
+    let container = Handle::open(&netns).map_err(Error::ContainerNetns)?;
+    let mut undo = Undo::default();
+    let result = attach_all(host, &container, &netns, store, records, req, &record, &mut undo).await;
+    if result.is_err() {
+        undo.run(req.container_id, Some(&container), store, records).await;
+    }
+    result
+}
+
+/// Checks the request and decides names and MACs before anything is touched.
+fn plan(req: &AttachRequest<'_>) -> Result<Record> {
+    check_container_id(req.container_id)?;
+    let mut endpoints: Vec<RecordedEndpoint> = Vec::new();
+    for att in &req.attachments {
+        let network = &att.network.name;
+        if let Some(reason) = ifname_problem(&att.ifname).or_else(|| {
+            endpoints
+                .iter()
+                .any(|e| e.ifname == att.ifname)
+                .then_some("two networks of the container ask for it")
+        }) {
+            return Err(Error::InvalidIfname {
+                name: att.ifname.clone(),
+                network: network.clone(),
+                reason,
+            });
+        }
+        let mac = att.mac.unwrap_or_else(|| default_mac(req.container_id, network));
+        if mac.is_multicast() || mac.is_zero() {
+            return Err(Error::InvalidMac {
+                mac: mac.to_string(),
+                network: network.clone(),
+                reason: if mac.is_zero() {
+                    "the all-zero address is not a station address"
+                } else {
+                    "it is a multicast address"
+                },
+            });
+        }
+        endpoints.push(RecordedEndpoint {
+            network: network.clone(),
+            ifname: att.ifname.clone(),
+            mac,
+        });
+    }
+    Ok(Record {
+        container_id: req.container_id.to_owned(),
+        netns: req.persistent_netns.then(|| req.netns.to_path_buf()),
+        endpoints,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn attach_all(
+    host: &Handle,
+    container: &Handle,
+    netns: &Netns,
+    store: &mut impl LeaseStore,
+    records: &Records,
+    req: &AttachRequest<'_>,
+    record: &Record,
+    undo: &mut Undo,
+) -> Result<Vec<Endpoint>> {
+    records.write(record)?;
+    undo.push(Step::WroteRecord);
+
+    let mut endpoints = Vec::with_capacity(req.attachments.len());
+    let mut default_route = [false, false]; // [v4, v6]: the first network with a gateway wins
+    for (att, planned) in req.attachments.iter().zip(&record.endpoints) {
+        let net = att.network;
+        let parent = resolve_parent(host, net).await?;
+        let owner = Owner {
+            container_id: req.container_id.to_owned(),
+            ifname: att.ifname.clone(),
+        };
+        undo.push(Step::Leased {
+            network: net.name.clone(),
+            owner: owner.clone(),
+        });
+        let leases = store
+            .transaction(|txn| {
+                allocate(
+                    txn,
+                    &Request {
+                        network: &net.name,
+                        owner: &owner,
+                        pools: &net.pools,
+                        static_ips: &att.static_ips,
+                        ipv6: net.ipv6,
+                    },
+                )
+            })
+            .map_err(|source| Error::Lease {
+                network: net.name.clone(),
+                source,
+            })?;
+
+        let configure = |source| Error::Configure {
+            network: net.name.clone(),
+            ifname: att.ifname.clone(),
+            source,
+        };
+        let mut gateways = Vec::new();
+        match container.link_by_name(&att.ifname).await.map_err(configure)? {
+            // A re-run createRuntime: the link with our MAC is there, configured by the first run.
+            Some(link) if link.mac == Some(planned.mac) => {}
+            Some(_) => {
+                return Err(Error::InterfaceExists {
+                    ifname: att.ifname.clone(),
+                });
+            }
+            None => {
+                let spec = NewMacvlan {
+                    parent: &parent,
+                    name: &att.ifname,
+                    mode: net.mode.to_netlink(),
+                    mac: Some(planned.mac),
+                    mtu: net.mtu,
+                    target: netns,
+                };
+                create_macvlan(host, container, &spec).await.map_err(configure)?;
+                undo.push(Step::CreatedLink {
+                    ifname: att.ifname.clone(),
+                });
+                let link = container
+                    .link_by_name(&att.ifname)
+                    .await
+                    .map_err(configure)?
+                    .ok_or_else(|| configure(vanished(&att.ifname)))?;
+                for lease in &leases {
+                    container
+                        .add_address(&link, lease.ip, lease.subnet.prefix())
+                        .await
+                        .map_err(configure)?;
+                }
+                container.set_link_up(&link).await.map_err(configure)?;
+                for lease in &leases {
+                    let Some(gateway) = net.gateway_for(lease.ip) else {
+                        continue;
+                    };
+                    let family = usize::from(gateway.is_ipv6());
+                    if !default_route[family] {
+                        container
+                            .add_default_route(&link, gateway)
+                            .await
+                            .map_err(configure)?;
+                        default_route[family] = true;
+                    }
+                }
+            }
+        }
+        for lease in &leases {
+            if let Some(gateway) = net.gateway_for(lease.ip) {
+                gateways.push(gateway);
+            }
+        }
+        endpoints.push(endpoint(net, planned, &leases, gateways));
+    }
+    if let Some(lo) = container.link_by_name("lo").await.map_err(Error::Netlink)? {
+        if !lo.up {
+            container.set_link_up(&lo).await.map_err(Error::Netlink)?;
+        }
+    }
+    Ok(endpoints)
+}
+
+fn endpoint(net: &Network, planned: &RecordedEndpoint, leases: &[Lease], gateways: Vec<IpAddr>) -> Endpoint {
+    Endpoint {
+        network: net.name.clone(),
+        ifname: planned.ifname.clone(),
+        mac: planned.mac.to_string(),
+        addresses: leases
+            .iter()
+            .filter_map(|l| IpNetwork::new(l.ip, l.subnet.prefix()).ok())
+            .collect(),
+        gateways,
+    }
+}
+
+fn vanished(ifname: &str) -> oci_macvlan_netlink_core::Error {
+    oci_macvlan_netlink_core::Error::GetLink {
+        name: ifname.to_owned(),
+        source: oci_macvlan_netlink_core::KernelError::Errno(Errno::ENODEV),
+    }
+}
+
+/// The network's parent link in the host namespace, by name (never a dump of all links).
+pub(crate) async fn resolve_parent(host: &Handle, net: &Network) -> Result<Link> {
+    let parent = net.parent()?;
+    let link = host
+        .link_by_name(parent.name())
+        .await
+        .map_err(Error::Netlink)?;
+    match (link, parent) {
+        (Some(link), _) if link.loopback => Err(Error::Parent(oci_macvlan_vlan::Error::Loopback)),
+        (Some(link), _) => Ok(link),
+        (None, Parent::Plain(name)) => Err(Error::ParentNotFound(name)),
+        (None, Parent::Vlan { name, base, vid }) => Err(Error::VlanParentNotFound { name, base, vid }),
+    }
+}
+
+/// Creates the macvlan in the container's namespace under its final name; if the kernel reports
+/// the name taken (it may check it in the parent's namespace too), under a temporary name that is
+/// then renamed inside the container, as CNI and netavark do.
+async fn create_macvlan(
+    host: &Handle,
+    container: &Handle,
+    spec: &NewMacvlan<'_>,
+) -> oci_macvlan_netlink_core::Result<()> {
+    match host.create_macvlan(spec).await {
+        Err(err) if err.errno() == Some(Errno::EEXIST) => {}
+        other => return other,
+    }
+    let temporary = temporary_name();
+    host.create_macvlan(&NewMacvlan {
+        name: &temporary,
+        ..*spec
+    })
+    .await?;
+    let link = container
+        .link_by_name(&temporary)
+        .await?
+        .ok_or_else(|| vanished(&temporary))?;
+    if let Err(err) = container.rename_link(&link, spec.name).await {
+        let _ = container.delete_link(&link).await;
+        return Err(err);
+    }
+    Ok(())
+}
+
+fn temporary_name() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("omv{:08x}", nanos ^ std::process::id().rotate_left(16))
+}
+
+/// Takes back what a container holds: deletes its links when its namespace outlives it (a
+/// namespace that dies takes its macvlans along, at no cost), releases its leases, and removes
+/// its record. Idempotent: it may run twice, after a crash, without any attach, or with the
+/// namespace or parent gone; it needs neither the network definitions nor a pid.
+pub async fn detach(store: &mut impl LeaseStore, records: &Records, container_id: &str) -> Result<Vec<Lease>> {
+    if let Some(record) = records.read(container_id)? {
+        if let Some(path) = &record.netns {
+            delete_recorded_links(path, &record.endpoints).await?;
+        }
+    }
+    let released = store.release_container(container_id).map_err(Error::Store)?;
+    records.remove(container_id)?;
+    Ok(released)
+}
+
+async fn delete_recorded_links(path: &Path, endpoints: &[RecordedEndpoint]) -> Result<()> {
+    let Some(netns) = Netns::open_if_exists(path).map_err(Error::ContainerNetns)? else {
+        return Ok(());
+    };
+    let handle = match Handle::open(&netns) {
+        Ok(handle) => handle,
+        // The path survives but no namespace is mounted on it any more.
+        Err(err) if err.errno() == Some(Errno::EINVAL) => return Ok(()),
+        Err(err) => return Err(Error::ContainerNetns(err)),
+    };
+    for ep in endpoints {
+        if let Some(link) = handle.link_by_name(&ep.ifname).await.map_err(Error::Netlink)? {
+            if link.mac == Some(ep.mac) {
+                handle.delete_link(&link).await.map_err(Error::Netlink)?;
+            }
+        }
+    }
+    Ok(())
+}

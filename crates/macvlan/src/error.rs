@@ -1,0 +1,182 @@
+use std::{io, net::IpAddr, path::PathBuf};
+
+use oci_macvlan_ipam as ipam;
+use oci_macvlan_netlink_core as netlink;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// How a caller should treat a failure (the binary maps these to exit codes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The input is wrong: a flag, an annotation, a definition.
+    Invalid,
+    /// Something the input names does not exist.
+    NotFound,
+    /// The input is fine but clashes with what exists (address in use, pool exhausted, name taken).
+    Conflict,
+    /// The system failed: kernel, files, store.
+    System,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid network name {name:?}: {reason}")]
+    InvalidNetworkName { name: String, reason: &'static str },
+    #[error("driver {0:?} is not supported: only macvlan is")]
+    UnsupportedDriver(String),
+    #[error("invalid {flag} {value:?}: {reason}")]
+    InvalidFlag {
+        flag: &'static str,
+        value: String,
+        reason: String,
+    },
+    #[error("at least one --subnet is required: a macvlan network joins an existing LAN, give its subnet")]
+    NoSubnet,
+    #[error("no configured subnet contains {what} {value}")]
+    NoSubnetFor { what: &'static str, value: String },
+    #[error("subnet {subnet} has more than one {what}")]
+    Duplicate { what: &'static str, subnet: String },
+    #[error(transparent)]
+    Pool(ipam::Error),
+    #[error("unknown option {key:?} (known: parent, macvlan_mode, mtu)")]
+    UnknownOption { key: String },
+    #[error("requested macvlan mode '{0}' is not valid, 'bridge' mode is the macvlan driver default")]
+    InvalidMode(String),
+    #[error("macvlan mode 'source' needs a list of allowed source MACs, which oci-macvlan does not support yet")]
+    SourceModeUnsupported,
+    #[error("-o parent=IF is required: parent-less (internal, dummy-backed) networks are not supported yet")]
+    NoParent,
+    #[error(transparent)]
+    Parent(oci_macvlan_vlan::Error),
+    #[error("parent interface {0} not found")]
+    ParentNotFound(String),
+    #[error(
+        "parent interface {name} not found: creating 802.1q parents is not supported yet (create it with 'ip link add link {base} name {name} type vlan id {vid}')"
+    )]
+    VlanParentNotFound { name: String, base: String, vid: u16 },
+    #[error("mtu {mtu} is larger than the mtu {parent_mtu} of parent interface {parent}")]
+    MtuAboveParent {
+        mtu: u32,
+        parent: String,
+        parent_mtu: u32,
+    },
+    #[error("network with name {0} already exists")]
+    NetworkExists(String),
+    #[error("network {0} not found")]
+    NetworkNotFound(String),
+    #[error("network {name} has active endpoints: {endpoints}")]
+    NetworkInUse { name: String, endpoints: String },
+    #[error("cannot read network definition {path}")]
+    ReadNetwork {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("network definition {path} is not valid JSON for oci-macvlan")]
+    ParseNetwork {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("cannot write {path}")]
+    WriteFile {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot read endpoint record {path}")]
+    ReadRecord {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("endpoint record {path} is corrupt")]
+    ParseRecord {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("invalid container id {id:?}: {reason}")]
+    InvalidContainerId { id: String, reason: &'static str },
+    #[error("invalid interface name {name:?} for network {network}: {reason}")]
+    InvalidIfname {
+        name: String,
+        network: String,
+        reason: &'static str,
+    },
+    #[error("invalid MAC address {mac} for network {network}: {reason}")]
+    InvalidMac {
+        mac: String,
+        network: String,
+        reason: &'static str,
+    },
+    #[error("interface {ifname} already exists in the container's network namespace")]
+    InterfaceExists { ifname: String },
+    #[error("cannot open the container's network namespace")]
+    ContainerNetns(#[source] netlink::Error),
+    #[error("cannot lease addresses on network {network}")]
+    Lease {
+        network: String,
+        #[source]
+        source: ipam::Error,
+    },
+    #[error("lease store")]
+    Store(#[source] ipam::Error),
+    #[error("cannot set up {ifname} for network {network}")]
+    Configure {
+        network: String,
+        ifname: String,
+        #[source]
+        source: netlink::Error,
+    },
+    #[error("kernel request failed")]
+    Netlink(#[source] netlink::Error),
+    #[error("{static_ip} is an IPv{family} address but was given as oci-macvlan.{key}")]
+    WrongFamily {
+        static_ip: IpAddr,
+        family: u8,
+        key: String,
+    },
+}
+
+impl Error {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::ParentNotFound(_)
+            | Self::VlanParentNotFound { .. }
+            | Self::NetworkNotFound(_) => ErrorKind::NotFound,
+            Self::ContainerNetns(err) if err.errno() == Some(netlink::Errno::ENOENT) => {
+                ErrorKind::NotFound
+            }
+            Self::NetworkExists(_) | Self::NetworkInUse { .. } | Self::InterfaceExists { .. } => {
+                ErrorKind::Conflict
+            }
+            Self::Lease { source, .. } | Self::Pool(source) if source.is_conflict() => {
+                ErrorKind::Conflict
+            }
+            Self::Lease { source, .. } | Self::Pool(source) if source.is_invalid_input() => {
+                ErrorKind::Invalid
+            }
+            Self::Configure { source, .. } if source.errno() == Some(netlink::Errno::EADDRINUSE) => {
+                ErrorKind::Conflict
+            }
+            Self::InvalidNetworkName { .. }
+            | Self::UnsupportedDriver(_)
+            | Self::InvalidFlag { .. }
+            | Self::NoSubnet
+            | Self::NoSubnetFor { .. }
+            | Self::Duplicate { .. }
+            | Self::UnknownOption { .. }
+            | Self::InvalidMode(_)
+            | Self::SourceModeUnsupported
+            | Self::NoParent
+            | Self::Parent(_)
+            | Self::MtuAboveParent { .. }
+            | Self::InvalidContainerId { .. }
+            | Self::InvalidIfname { .. }
+            | Self::InvalidMac { .. }
+            | Self::WrongFamily { .. } => ErrorKind::Invalid,
+            _ => ErrorKind::System,
+        }
+    }
+}

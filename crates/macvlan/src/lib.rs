@@ -1,0 +1,24 @@
+//! macvlan networks and their endpoints.
+//!
+//! A [`Network`] is a validated definition (`network create`), kept as JSON in the config dir
+//! by [`Networks`]. [`attach`] gives a container its macvlan legs and [`detach`] takes them
+//! back; a failed attach undoes every step it took, so it leaves no link, no lease, no record.
+
+mod endpoint;
+mod error;
+mod lifecycle;
+mod mac;
+mod network;
+mod networks;
+mod files;
+mod record;
+mod undo;
+
+pub use endpoint::{Attachment, AttachRequest, Endpoint, attach, detach};
+pub use error::{Error, ErrorKind, Result};
+pub use lifecycle::{create_network, remove_network};
+pub use mac::default_mac;
+pub use network::{Mode, Network, NetworkSpec};
+pub use networks::Networks;
+pub use oci_macvlan_netlink_core::MacAddr;
+pub use record::{Record, RecordedEndpoint, Records, check_container_id};

@@ -1,0 +1,284 @@
+use std::{collections::BTreeMap, fmt, net::IpAddr, str::FromStr};
+
+use ipnetwork::IpNetwork;
+use oci_macvlan_ipam::Pool;
+use oci_macvlan_netlink_core::MacvlanMode;
+use oci_macvlan_vlan::Parent;
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// The macvlan modes a network may use (`-o macvlan_mode=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    #[default]
+    Bridge,
+    Private,
+    Vepa,
+    Passthru,
+}
+
+impl Mode {
+    pub fn to_netlink(self) -> MacvlanMode {
+        match self {
+            Self::Bridge => MacvlanMode::Bridge,
+            Self::Private => MacvlanMode::Private,
+            Self::Vepa => MacvlanMode::Vepa,
+            Self::Passthru => MacvlanMode::Passthru,
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Bridge => "bridge",
+            Self::Private => "private",
+            Self::Vepa => "vepa",
+            Self::Passthru => "passthru",
+        })
+    }
+}
+
+impl FromStr for Mode {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "bridge" => Ok(Self::Bridge),
+            "private" => Ok(Self::Private),
+            "vepa" => Ok(Self::Vepa),
+            "passthru" => Ok(Self::Passthru),
+            "source" => Err(Error::SourceModeUnsupported),
+            other => Err(Error::InvalidMode(other.to_owned())),
+        }
+    }
+}
+
+/// A validated network definition, as stored in `<config-dir>/networks/<name>.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Network {
+    pub name: String,
+    pub id: String,
+    pub created: String,
+    pub driver: String,
+    pub parent: String,
+    pub mode: Mode,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
+    #[serde(default)]
+    pub internal: bool,
+    #[serde(default)]
+    pub ipv6: bool,
+    pub pools: Vec<Pool>,
+    /// The `-o KEY=VALUE` options as given, for `inspect`.
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+}
+
+impl Network {
+    pub fn parent(&self) -> Result<Parent> {
+        Parent::parse(&self.parent).map_err(Error::Parent)
+    }
+
+    /// The gateway of the pool that contains `ip`, unless the network is internal.
+    pub fn gateway_for(&self, ip: IpAddr) -> Option<IpAddr> {
+        if self.internal {
+            return None;
+        }
+        self.pools.iter().find(|p| p.contains(ip)).and_then(|p| p.gateway)
+    }
+}
+
+/// `network create` input as typed by the user, before validation.
+#[derive(Debug, Clone, Default)]
+pub struct NetworkSpec {
+    pub name: String,
+    pub driver: String,
+    pub subnets: Vec<String>,
+    pub gateways: Vec<String>,
+    pub ip_ranges: Vec<String>,
+    /// `NAME=IP`
+    pub aux_addresses: Vec<String>,
+    pub ipv6: bool,
+    pub internal: bool,
+    /// `KEY=VALUE`
+    pub options: Vec<String>,
+}
+
+impl NetworkSpec {
+    /// Checks everything that can be checked without the kernel, with Docker's wording where it
+    /// is clear. `id` and `created` are the caller's (random and clock-derived).
+    pub fn validate(&self, id: String, created: String) -> Result<Network> {
+        check_network_name(&self.name)?;
+        if self.driver != "macvlan" {
+            return Err(Error::UnsupportedDriver(self.driver.clone()));
+        }
+        if self.subnets.is_empty() {
+            return Err(Error::NoSubnet);
+        }
+        let subnets = self
+            .subnets
+            .iter()
+            .map(|s| parse_cidr("--subnet", s))
+            .collect::<Result<Vec<_>>>()?;
+        let mut gateways: Vec<Option<IpAddr>> = vec![None; subnets.len()];
+        for value in &self.gateways {
+            let ip = parse_ip("--gateway", value)?;
+            let at = assign(&subnets, ip, "gateway", value)?;
+            if gateways[at].replace(ip).is_some() {
+                return Err(duplicate("gateway", subnets[at]));
+            }
+        }
+        let mut ranges: Vec<Option<IpNetwork>> = vec![None; subnets.len()];
+        for value in &self.ip_ranges {
+            let range = parse_cidr("--ip-range", value)?;
+            let at = assign(&subnets, range.network(), "ip-range", value)?;
+            if ranges[at].replace(range).is_some() {
+                return Err(duplicate("ip-range", subnets[at]));
+            }
+        }
+        let mut aux: Vec<BTreeMap<String, IpAddr>> = vec![BTreeMap::new(); subnets.len()];
+        for value in &self.aux_addresses {
+            let (name, ip) = value
+                .split_once('=')
+                .filter(|(name, _)| !name.is_empty())
+                .ok_or_else(|| invalid("--aux-address", value, "expected NAME=IP"))?;
+            let ip = parse_ip("--aux-address", ip)?;
+            let at = assign(&subnets, ip, "auxiliary address", value)?;
+            aux[at].insert(name.to_owned(), ip);
+        }
+        let pools = subnets
+            .iter()
+            .zip(gateways)
+            .zip(ranges)
+            .zip(aux)
+            .map(|(((subnet, gw), range), aux)| Pool::new(*subnet, gw, range, aux))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(Error::Pool)?;
+        for (i, a) in subnets.iter().enumerate() {
+            if subnets[..i].iter().any(|b| b.contains(a.network()) || a.contains(b.network())) {
+                return Err(invalid("--subnet", &a.to_string(), "it overlaps another --subnet of this network"));
+            }
+        }
+
+        let options = self.parse_options()?;
+        let parent = options.get("parent").ok_or(Error::NoParent)?;
+        Parent::parse(parent).map_err(Error::Parent)?;
+        let mode = options
+            .get("macvlan_mode")
+            .map(|m| m.parse::<Mode>())
+            .transpose()?
+            .unwrap_or_default();
+        let mtu = options
+            .get("mtu")
+            .map(|value| {
+                value
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|mtu| (68..=65535).contains(mtu))
+                    .ok_or_else(|| invalid("-o mtu", value, "must be a number between 68 and 65535"))
+            })
+            .transpose()?;
+        let ipv6 = self.ipv6 || subnets.iter().any(IpNetwork::is_ipv6);
+        Ok(Network {
+            name: self.name.clone(),
+            id,
+            created,
+            driver: self.driver.clone(),
+            parent: parent.clone(),
+            mode,
+            mtu,
+            internal: self.internal,
+            ipv6,
+            pools,
+            options,
+        })
+    }
+
+    fn parse_options(&self) -> Result<BTreeMap<String, String>> {
+        let mut options = BTreeMap::new();
+        for opt in &self.options {
+            let (key, value) = opt
+                .split_once('=')
+                .ok_or_else(|| invalid("-o", opt, "expected KEY=VALUE"))?;
+            if !matches!(key, "parent" | "macvlan_mode" | "mtu") {
+                return Err(Error::UnknownOption { key: key.to_owned() });
+            }
+            options.insert(key.to_owned(), value.to_owned());
+        }
+        Ok(options)
+    }
+}
+
+/// Docker's rule: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`. A name becomes a file name and part of
+/// annotation keys, so nothing else is allowed.
+pub(crate) fn check_network_name(name: &str) -> Result<()> {
+    let reason = if name.is_empty() {
+        Some("it is empty")
+    } else if name.len() > 64 {
+        Some("it is longer than 64 characters")
+    } else if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        Some("it must start with a letter or digit")
+    } else if !name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)) {
+        Some("only letters, digits, '_', '.' and '-' are allowed")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(Error::InvalidNetworkName {
+            name: name.to_owned(),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
+fn invalid(flag: &'static str, value: &str, reason: &str) -> Error {
+    Error::InvalidFlag {
+        flag,
+        value: value.to_owned(),
+        reason: reason.to_owned(),
+    }
+}
+
+fn duplicate(what: &'static str, subnet: IpNetwork) -> Error {
+    Error::Duplicate {
+        what,
+        subnet: subnet.to_string(),
+    }
+}
+
+fn parse_cidr(flag: &'static str, value: &str) -> Result<IpNetwork> {
+    if !value.contains('/') {
+        return Err(invalid(flag, value, "expected an address with a prefix length, e.g. 192.168.50.0/24"));
+    }
+    value
+        .parse()
+        .map_err(|_: ipnetwork::IpNetworkError| invalid(flag, value, "not a valid CIDR address"))
+}
+
+fn parse_ip(flag: &'static str, value: &str) -> Result<IpAddr> {
+    value
+        .parse()
+        .map_err(|_| invalid(flag, value, "not an IPv4 or IPv6 address"))
+}
+
+/// Which subnet an address-like flag belongs to: the first that contains it; with a single subnet
+/// of that family, that one (so the pool reports Docker's "parent subnet doesn't contain" error).
+fn assign(subnets: &[IpNetwork], ip: IpAddr, what: &'static str, value: &str) -> Result<usize> {
+    if let Some(at) = subnets.iter().position(|s| s.contains(ip)) {
+        return Ok(at);
+    }
+    let same_family: Vec<usize> = (0..subnets.len())
+        .filter(|&i| subnets[i].is_ipv4() == ip.is_ipv4())
+        .collect();
+    match same_family.as_slice() {
+        [only] => Ok(*only),
+        _ => Err(Error::NoSubnetFor {
+            what,
+            value: value.to_owned(),
+        }),
+    }
+}

@@ -1,0 +1,96 @@
+use std::{
+    fs, io,
+    path::{Path, PathBuf},
+};
+
+use crate::{Error, Network, Result, files::write_atomic, network::check_network_name};
+
+/// The network definitions of a host: one JSON file per network in `<config-dir>/networks/`.
+#[derive(Debug, Clone)]
+pub struct Networks {
+    dir: PathBuf,
+}
+
+impl Networks {
+    pub fn new(config_dir: &Path) -> Self {
+        Self {
+            dir: config_dir.join("networks"),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn path_of(&self, name: &str) -> Result<PathBuf> {
+        check_network_name(name)?;
+        Ok(self.dir.join(format!("{name}.json")))
+    }
+
+    /// Stores a new definition; fails if the name is taken, even by a concurrent `create`.
+    pub fn create(&self, network: &Network) -> Result<()> {
+        let path = self.path_of(&network.name)?;
+        let mut json = serde_json::to_vec_pretty(network).map_err(|source| Error::ParseNetwork {
+            path: path.clone(),
+            source,
+        })?;
+        json.push(b'\n');
+        match write_atomic(&path, &json, false) {
+            Err(Error::WriteFile { source, .. }) if source.kind() == io::ErrorKind::AlreadyExists => {
+                Err(Error::NetworkExists(network.name.clone()))
+            }
+            other => other,
+        }
+    }
+
+    pub fn load(&self, name: &str) -> Result<Network> {
+        let path = self.path_of(name)?;
+        let bytes = fs::read(&path).map_err(|source| match source.kind() {
+            io::ErrorKind::NotFound => Error::NetworkNotFound(name.to_owned()),
+            _ => Error::ReadNetwork {
+                path: path.clone(),
+                source,
+            },
+        })?;
+        serde_json::from_slice(&bytes).map_err(|source| Error::ParseNetwork { path, source })
+    }
+
+    /// Every definition, sorted by name. A missing directory is an empty list.
+    pub fn list(&self) -> Result<Vec<Network>> {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => {
+                return Err(Error::ReadNetwork {
+                    path: self.dir.clone(),
+                    source,
+                });
+            }
+        };
+        let mut names = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|source| Error::ReadNetwork {
+                path: self.dir.clone(),
+                source,
+            })?;
+            let file_name = entry.file_name();
+            let Some(name) = file_name.to_str().and_then(|n| n.strip_suffix(".json")) else {
+                continue;
+            };
+            if !name.starts_with('.') {
+                names.push(name.to_owned());
+            }
+        }
+        names.sort();
+        names.iter().map(|name| self.load(name)).collect()
+    }
+
+    /// Deletes a definition. The caller checks that no endpoint uses it.
+    pub fn remove(&self, name: &str) -> Result<()> {
+        let path = self.path_of(name)?;
+        fs::remove_file(&path).map_err(|source| match source.kind() {
+            io::ErrorKind::NotFound => Error::NetworkNotFound(name.to_owned()),
+            _ => Error::WriteFile { path, source },
+        })
+    }
+}

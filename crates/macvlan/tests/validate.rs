@@ -1,0 +1,118 @@
+//! `network create` validation: every rejected input and its exact message.
+
+use oci_macvlan_macvlan::{Mode, NetworkSpec};
+
+fn spec(args: &[&str]) -> NetworkSpec {
+    let mut spec = NetworkSpec {
+        name: "lan50".into(),
+        driver: "macvlan".into(),
+        ..Default::default()
+    };
+    for arg in args {
+        let (flag, value) = arg.split_once(' ').unwrap_or((arg, ""));
+        let value = value.to_owned();
+        match flag {
+            "--name" => spec.name = value,
+            "-d" => spec.driver = value,
+            "--subnet" => spec.subnets.push(value),
+            "--gateway" => spec.gateways.push(value),
+            "--ip-range" => spec.ip_ranges.push(value),
+            "--aux-address" => spec.aux_addresses.push(value),
+            "-o" => spec.options.push(value),
+            "--ipv6" => spec.ipv6 = true,
+            "--internal" => spec.internal = true,
+            other => panic!("unknown flag {other}"),
+        }
+    }
+    spec
+}
+
+fn render(err: &dyn std::error::Error) -> String {
+    let mut line = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        line.push_str(": ");
+        line.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    line
+}
+
+#[test]
+fn rejected_inputs() {
+    let base = ["--subnet 192.168.50.0/24", "-o parent=eth0"];
+    let cases: &[&[&str]] = &[
+        &["--name ", "--subnet 10.0.0.0/24", "-o parent=eth0"],
+        &["--name ../etc", "--subnet 10.0.0.0/24", "-o parent=eth0"],
+        &["--name lan/50", "--subnet 10.0.0.0/24", "-o parent=eth0"],
+        &["-d bridge", "--subnet 10.0.0.0/24", "-o parent=eth0"],
+        &["-o parent=eth0"],
+        &["--subnet 10.0.0.0", "-o parent=eth0"],
+        &["--subnet 10.0.0.0/33", "-o parent=eth0"],
+        &["--subnet banana/24", "-o parent=eth0"],
+        &["--subnet 10.0.0.1/24", "-o parent=eth0"],
+        &["--subnet 10.0.0.0/32", "-o parent=eth0"],
+        &["--subnet 10.0.0.0/24", "--subnet 10.0.0.128/25", "-o parent=eth0"],
+        &["--subnet 10.0.0.0/24", "--gateway 10.1.0.1", "-o parent=eth0"],
+        &["--subnet 10.0.0.0/24", "--gateway 10.0.0.1", "--gateway 10.0.0.2", "-o parent=eth0"],
+        &["--subnet 10.0.0.0/24", "--subnet 10.1.0.0/24", "--gateway 10.2.0.1", "-o parent=eth0"],
+        &["--subnet 10.0.0.0/24", "--gateway nope", "-o parent=eth0"],
+        &["--subnet 10.0.0.0/24", "--ip-range 10.0.0.0/16", "-o parent=eth0"],
+        &["--subnet 10.0.0.0/24", "--ip-range 10.1.0.0/25", "-o parent=eth0"],
+        &["--subnet 10.0.0.0/24", "--aux-address router2", "-o parent=eth0"],
+        &["--subnet 10.0.0.0/24", "--aux-address router2=10.9.0.2", "-o parent=eth0"],
+        &["--subnet 10.0.0.0/24"],
+        &["--subnet 10.0.0.0/24", "-o parent=lo"],
+        &["--subnet 10.0.0.0/24", "-o parent=eth0.4095"],
+        &["--subnet 10.0.0.0/24", "-o parent=eth0", "-o macvlan_mode=bridged"],
+        &["--subnet 10.0.0.0/24", "-o parent=eth0", "-o macvlan_mode=source"],
+        &["--subnet 10.0.0.0/24", "-o parent=eth0", "-o mtu=9"],
+        &["--subnet 10.0.0.0/24", "-o parent=eth0", "-o mtu=big"],
+        &["--subnet 10.0.0.0/24", "-o parent=eth0", "-o vlan=5"],
+        &["--subnet 10.0.0.0/24", "-o parent"],
+    ];
+    let mut report = Vec::new();
+    for args in cases {
+        let err = spec(args)
+            .validate("id".into(), "now".into())
+            .expect_err(&format!("{args:?} must be rejected"));
+        report.push(format!("{}\n  -> {}", args.join(" "), render(&err)));
+    }
+    insta::assert_snapshot!(report.join("\n"));
+    assert!(spec(&base).validate("id".into(), "now".into()).is_ok());
+}
+
+#[test]
+fn accepted_definition() {
+    let network = spec(&[
+        "--subnet 192.168.50.0/24",
+        "--gateway 192.168.50.1",
+        "--ip-range 192.168.50.128/25",
+        "--aux-address router2=192.168.50.2",
+        "--subnet 2001:db8:50::/64",
+        "--gateway 2001:db8:50::1",
+        "-o parent=eth0.50",
+        "-o macvlan_mode=private",
+        "-o mtu=1400",
+    ])
+    .validate("0123".into(), "2026-01-01T00:00:00Z".into())
+    .unwrap();
+    assert_eq!(network.mode, Mode::Private);
+    assert!(network.ipv6, "an IPv6 subnet enables IPv6");
+    insta::assert_json_snapshot!(network);
+}
+
+#[test]
+fn gateways_match_subnets_by_containment_not_order() {
+    let network = spec(&[
+        "--subnet 10.0.0.0/24",
+        "--subnet 10.1.0.0/24",
+        "--gateway 10.1.0.1",
+        "--gateway 10.0.0.1",
+        "-o parent=eth0",
+    ])
+    .validate("id".into(), "now".into())
+    .unwrap();
+    assert_eq!(network.pools[0].gateway, Some("10.0.0.1".parse().unwrap()));
+    assert_eq!(network.pools[1].gateway, Some("10.1.0.1".parse().unwrap()));
+}
