@@ -32,7 +32,7 @@ impl Mode {
 
 impl fmt::Display for Mode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+        f.pad(match self {
             Self::Bridge => "bridge",
             Self::Private => "private",
             Self::Vepa => "vepa",

@@ -1,0 +1,91 @@
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Docker-style macvlan networks for runc, crun and podman, through an OCI hook.
+#[derive(Debug, Parser)]
+#[command(name = "oci-macvlan", version, disable_help_subcommand = true)]
+pub struct Cli {
+    /// Where network definitions live.
+    #[arg(long, global = true, env = "OCI_MACVLAN_CONFIG_DIR", default_value = "/etc/oci-macvlan")]
+    pub config_dir: PathBuf,
+    /// Where leases and endpoint records live (a tmpfs: a reboot starts clean).
+    #[arg(long, global = true, env = "OCI_MACVLAN_STATE_DIR", default_value = "/run/oci-macvlan")]
+    pub state_dir: PathBuf,
+    /// What to print on stderr besides errors.
+    #[arg(long, global = true, value_enum, default_value_t = LogLevel::Warn)]
+    pub log_level: LogLevel,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Manage networks.
+    #[command(subcommand)]
+    Network(NetworkCommand),
+    /// The OCI hook: reads the container state on stdin; attaches at createRuntime/prestart,
+    /// detaches at poststop.
+    Hook {
+        /// The hook stage, when the runtime's status is not enough to tell (e.g. `poststop`).
+        stage: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NetworkCommand {
+    /// Define a network.
+    Create(CreateArgs),
+    /// List networks.
+    #[command(alias = "list")]
+    Ls,
+    /// Show networks as JSON.
+    Inspect {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove networks that no container uses.
+    #[command(alias = "remove")]
+    Rm {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Network name.
+    pub name: String,
+    /// Driver (only macvlan).
+    #[arg(short = 'd', long, default_value = "macvlan")]
+    pub driver: String,
+    /// Subnet in CIDR form; repeat for several (IPv4 and IPv6).
+    #[arg(long)]
+    pub subnet: Vec<String>,
+    /// Gateway of a subnet; repeat, matched to subnets by containment.
+    #[arg(long)]
+    pub gateway: Vec<String>,
+    /// Allocate container addresses from this sub-range of a subnet.
+    #[arg(long)]
+    pub ip_range: Vec<String>,
+    /// NAME=IP: an address never given to a container.
+    #[arg(long)]
+    pub aux_address: Vec<String>,
+    /// Enable IPv6 (implied by an IPv6 subnet).
+    #[arg(long)]
+    pub ipv6: bool,
+    /// No default route for containers.
+    #[arg(long)]
+    pub internal: bool,
+    /// Driver options: parent=IF, macvlan_mode=bridge|private|vepa|passthru, mtu=N.
+    #[arg(short = 'o', long = "opt")]
+    pub opt: Vec<String>,
+}

@@ -1,0 +1,122 @@
+//! `oci-macvlan hook`: attach at createRuntime/prestart, detach at poststop.
+
+use std::io;
+
+use oci_macvlan_ipam::SqliteStore;
+use oci_macvlan_macvlan::{self as macvlan, AttachRequest, Attachment, Networks, Records};
+use oci_macvlan_netlink_core::Handle;
+
+use crate::{
+    Context, annotations,
+    error::{Error, Result},
+    log,
+    oci::{Config, State},
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Attach,
+    Detach,
+}
+
+impl Stage {
+    fn from_arg(arg: &str) -> Result<Self> {
+        match arg {
+            "createRuntime" | "prestart" => Ok(Self::Attach),
+            "poststop" => Ok(Self::Detach),
+            other => Err(Error::UnsupportedStage(other.to_owned())),
+        }
+    }
+
+    fn from_status(status: &str) -> Result<Self> {
+        match status {
+            "creating" | "created" => Ok(Self::Attach),
+            "stopped" => Ok(Self::Detach),
+            other => Err(Error::UnknownStatus { status: other.to_owned() }),
+        }
+    }
+}
+
+pub fn run(ctx: &Context, stage: Option<&str>) -> Result<()> {
+    let state = State::read(io::stdin().lock())?;
+    macvlan::check_container_id(&state.id)?;
+    let stage = match stage {
+        Some(arg) => Stage::from_arg(arg)?,
+        None => Stage::from_status(&state.status)?,
+    };
+    match stage {
+        Stage::Attach => attach(ctx, &state),
+        Stage::Detach => detach(ctx, &state),
+    }
+}
+
+fn attach(ctx: &Context, state: &State) -> Result<()> {
+    // The state usually carries the config's annotations: a container that is not ours is left
+    // alone without reading anything else.
+    if !state.annotations.is_empty() && !state.annotations.contains_key(annotations::NETWORKS) {
+        log::debug(ctx, format_args!("container {}: no {} annotation", state.id, annotations::NETWORKS));
+        return Ok(());
+    }
+    let config = Config::load(&state.config_path()?)?;
+    let mut merged = config.annotations.clone();
+    merged.extend(state.annotations.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let Some(requests) = annotations::parse(&merged)? else {
+        log::debug(ctx, format_args!("container {}: no {} annotation", state.id, annotations::NETWORKS));
+        return Ok(());
+    };
+    let networks = Networks::new(&ctx.config_dir);
+    let definitions = requests
+        .iter()
+        .map(|r| networks.load(&r.network))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (netns, persistent_netns) = config.netns(state)?;
+    let request = AttachRequest {
+        container_id: &state.id,
+        netns: &netns,
+        persistent_netns,
+        attachments: requests
+            .iter()
+            .zip(&definitions)
+            .map(|(r, network)| Attachment {
+                network,
+                ifname: r.ifname.clone(),
+                static_ips: r.static_ips.clone(),
+                mac: r.mac,
+            })
+            .collect(),
+    };
+    let mut store = SqliteStore::open(&ctx.state_dir).map_err(macvlan::Error::Store)?;
+    let records = Records::new(&ctx.state_dir);
+    let endpoints = ctx.block_on(async {
+        let host = Handle::current().map_err(Error::HostNetlink)?;
+        Ok::<_, Error>(macvlan::attach(&host, &mut store, &records, &request).await?)
+    })??;
+    for ep in endpoints {
+        let addresses: Vec<String> = ep.addresses.iter().map(ToString::to_string).collect();
+        log::info(
+            ctx,
+            format_args!(
+                "container {}: {} on {} mac {} {}",
+                state.id,
+                ep.ifname,
+                ep.network,
+                ep.mac,
+                addresses.join(" ")
+            ),
+        );
+    }
+    Ok(())
+}
+
+fn detach(ctx: &Context, state: &State) -> Result<()> {
+    let records = Records::new(&ctx.state_dir);
+    let mut store = SqliteStore::open(&ctx.state_dir).map_err(macvlan::Error::Store)?;
+    let released = ctx.block_on(macvlan::detach(&mut store, &records, &state.id))??;
+    for lease in released {
+        log::info(
+            ctx,
+            format_args!("container {}: released {} on {}", state.id, lease.ip, lease.network),
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,62 @@
+//! `oci-macvlan`: the CLI and the OCI hook. The only crate that knows OCI JSON, annotations,
+//! files on a host and exit codes.
+
+use std::{future::Future, path::PathBuf, process::ExitCode};
+
+use clap::Parser;
+
+mod annotations;
+mod cli;
+mod error;
+mod hook;
+mod log;
+mod network_cmd;
+mod oci;
+
+use cli::{Cli, Command, LogLevel};
+use error::{Error, exit};
+
+/// What every command needs.
+#[derive(Debug)]
+pub struct Context {
+    pub config_dir: PathBuf,
+    pub state_dir: PathBuf,
+    pub log_level: LogLevel,
+}
+
+impl Context {
+    /// Runs `fut` on a current-thread runtime: one process, one thread, no worker pool.
+    pub fn block_on<F: Future>(&self, fut: F) -> error::Result<F::Output> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .map_err(Error::Runtime)?;
+        Ok(runtime.block_on(fut))
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let _ = err.print();
+            return ExitCode::from(if err.use_stderr() { exit::USAGE } else { 0 });
+        }
+    };
+    let ctx = Context {
+        config_dir: cli.config_dir,
+        state_dir: cli.state_dir,
+        log_level: cli.log_level,
+    };
+    let result = match cli.command {
+        Command::Network(command) => network_cmd::run(&ctx, command),
+        Command::Hook { stage } => hook::run(&ctx, stage.as_deref()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("oci-macvlan: error: {}", error::one_line(&err));
+            ExitCode::from(err.exit_code())
+        }
+    }
+}

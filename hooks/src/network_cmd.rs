@@ -1,0 +1,184 @@
+//! `oci-macvlan network create | ls | inspect | rm`.
+
+use std::io::Write;
+
+use oci_macvlan_ipam::{Lease, LeaseStore, SqliteStore};
+use oci_macvlan_macvlan::{self as macvlan, Network, NetworkSpec, Networks};
+use oci_macvlan_netlink_core::Handle;
+use serde_json::{Map, Value, json};
+
+use crate::{
+    Context,
+    cli::{CreateArgs, NetworkCommand},
+    error::{Error, Result},
+};
+
+pub fn run(ctx: &Context, command: NetworkCommand) -> Result<()> {
+    let networks = Networks::new(&ctx.config_dir);
+    match command {
+        NetworkCommand::Create(args) => create(ctx, &networks, args),
+        NetworkCommand::Ls => ls(&networks),
+        NetworkCommand::Inspect { names } => inspect(ctx, &networks, &names),
+        NetworkCommand::Rm { names } => rm(ctx, &networks, &names),
+    }
+}
+
+fn create(ctx: &Context, networks: &Networks, args: CreateArgs) -> Result<()> {
+    let spec = NetworkSpec {
+        name: args.name,
+        driver: args.driver,
+        subnets: args.subnet,
+        gateways: args.gateway,
+        ip_ranges: args.ip_range,
+        aux_addresses: args.aux_address,
+        ipv6: args.ipv6,
+        internal: args.internal,
+        options: args.opt,
+    };
+    let network = ctx.block_on(async {
+        let host = Handle::current().map_err(Error::HostNetlink)?;
+        Ok::<_, Error>(macvlan::create_network(&host, networks, &spec).await?)
+    })??;
+    print(format_args!("{}\n", network.id))
+}
+
+fn ls(networks: &Networks) -> Result<()> {
+    let mut out = format!("{:<12}  {:<20}  {:<8}  {:<15}  {:<8}  SUBNETS\n", "NETWORK ID", "NAME", "DRIVER", "PARENT", "MODE");
+    for net in networks.list()? {
+        let subnets: Vec<String> = net.pools.iter().map(|p| p.subnet.to_string()).collect();
+        out.push_str(&format!(
+            "{:<12}  {:<20}  {:<8}  {:<15}  {:<8}  {}\n",
+            net.id.get(..12).unwrap_or(&net.id),
+            net.name,
+            net.driver,
+            net.parent,
+            net.mode,
+            subnets.join(",")
+        ));
+    }
+    print(format_args!("{out}"))
+}
+
+fn inspect(ctx: &Context, networks: &Networks, names: &[String]) -> Result<()> {
+    let mut store = SqliteStore::open(&ctx.state_dir).map_err(macvlan::Error::Store)?;
+    let mut views = Vec::new();
+    for name in names {
+        let network = networks.load(name)?;
+        let leases = store.network_leases(name).map_err(macvlan::Error::Store)?;
+        views.push(inspect_view(&network, &leases));
+    }
+    let text = serde_json::to_string_pretty(&views).unwrap_or_default();
+    print(format_args!("{text}\n"))
+}
+
+/// `inspect` output in Docker's shape, so scripts written for `docker network inspect` work.
+pub fn inspect_view(net: &Network, leases: &[Lease]) -> Value {
+    let config: Vec<Value> = net
+        .pools
+        .iter()
+        .map(|pool| {
+            let mut entry = Map::new();
+            entry.insert("Subnet".into(), json!(pool.subnet.to_string()));
+            if let Some(range) = pool.ip_range {
+                entry.insert("IPRange".into(), json!(range.to_string()));
+            }
+            if let Some(gateway) = pool.gateway {
+                entry.insert("Gateway".into(), json!(gateway.to_string()));
+            }
+            if !pool.aux_addresses.is_empty() {
+                entry.insert("AuxiliaryAddresses".into(), json!(pool.aux_addresses));
+            }
+            Value::Object(entry)
+        })
+        .collect();
+    let mut containers = Map::new();
+    for lease in leases {
+        let key = format!("{}/{}", lease.owner.container_id, lease.owner.ifname);
+        let entry = containers.entry(key).or_insert_with(|| {
+            json!({
+                "Interface": lease.owner.ifname,
+                "IPv4Address": "",
+                "IPv6Address": "",
+            })
+        });
+        let field = if lease.ip.is_ipv4() { "IPv4Address" } else { "IPv6Address" };
+        entry[field] = json!(format!("{}/{}", lease.ip, lease.subnet.prefix()));
+    }
+    json!({
+        "Name": net.name,
+        "Id": net.id,
+        "Created": net.created,
+        "Scope": "local",
+        "Driver": net.driver,
+        "EnableIPv6": net.ipv6,
+        "IPAM": { "Driver": "default", "Options": {}, "Config": config },
+        "Internal": net.internal,
+        "Containers": containers,
+        "Options": net.options,
+        "Labels": {},
+    })
+}
+
+fn rm(ctx: &Context, networks: &Networks, names: &[String]) -> Result<()> {
+    let mut store = SqliteStore::open(&ctx.state_dir).map_err(macvlan::Error::Store)?;
+    let mut first_error = None;
+    for name in names {
+        match macvlan::remove_network(networks, &mut store, name) {
+            Ok(()) => print(format_args!("{name}\n"))?,
+            Err(err) => {
+                let err = Error::from(err);
+                if names.len() > 1 {
+                    eprintln!("oci-macvlan: error: {}", crate::error::one_line(&err));
+                }
+                first_error.get_or_insert(err);
+            }
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+fn print(args: std::fmt::Arguments<'_>) -> Result<()> {
+    std::io::stdout().lock().write_fmt(args).map_err(Error::Stdout)
+}
+
+#[cfg(test)]
+mod tests {
+    use oci_macvlan_ipam::Owner;
+
+    use super::*;
+
+    #[test]
+    fn inspect_has_dockers_shape() {
+        let network = NetworkSpec {
+            name: "lan50".into(),
+            driver: "macvlan".into(),
+            subnets: vec!["192.168.50.0/24".into(), "2001:db8:50::/64".into()],
+            gateways: vec!["192.168.50.1".into()],
+            ip_ranges: vec!["192.168.50.128/25".into()],
+            aux_addresses: vec!["router2=192.168.50.2".into()],
+            options: vec!["parent=eth0".into(), "macvlan_mode=bridge".into()],
+            ..Default::default()
+        }
+        .validate("f".repeat(64), "2026-11-23T00:00:00Z".into())
+        .unwrap();
+        let owner = Owner {
+            container_id: "c1".into(),
+            ifname: "eth0".into(),
+        };
+        let leases = [
+            Lease {
+                ip: "192.168.50.128".parse().unwrap(),
+                subnet: network.pools[0].subnet,
+                network: "lan50".into(),
+                owner: owner.clone(),
+            },
+            Lease {
+                ip: "2001:db8:50::1".parse().unwrap(),
+                subnet: network.pools[1].subnet,
+                network: "lan50".into(),
+                owner,
+            },
+        ];
+        insta::assert_json_snapshot!(inspect_view(&network, &leases));
+    }
+}
