@@ -11,7 +11,7 @@ use oci_macvlan_vlan::{Parent, ifname_problem};
 use serde::Serialize;
 
 use crate::{
-    Error, Network, Records, Result, default_mac,
+    Error, Mode, Network, Records, Result, default_mac,
     record::{Record, RecordedEndpoint, check_container_id},
     undo::{Step, Undo},
 };
@@ -68,6 +68,35 @@ pub async fn attach(
     result
 }
 
+/// The MAC an endpoint gets. A passthru macvlan carries its parent's MAC: setting another would
+/// rewrite the parent's, so none is set, and asking for one is an error.
+fn planned_mac(container_id: &str, att: &Attachment<'_>) -> Result<Option<MacAddr>> {
+    let network = &att.network.name;
+    if att.network.mode == Mode::Passthru {
+        return match att.mac {
+            Some(mac) => Err(Error::InvalidMac {
+                mac: mac.to_string(),
+                network: network.clone(),
+                reason: "a passthru network's container uses its parent's MAC",
+            }),
+            None => Ok(None),
+        };
+    }
+    let mac = att.mac.unwrap_or_else(|| default_mac(container_id, network));
+    if mac.is_multicast() || mac.is_zero() {
+        return Err(Error::InvalidMac {
+            mac: mac.to_string(),
+            network: network.clone(),
+            reason: if mac.is_zero() {
+                "the all-zero address is not a station address"
+            } else {
+                "it is a multicast address"
+            },
+        });
+    }
+    Ok(Some(mac))
+}
+
 /// Checks the request and decides names and MACs before anything is touched.
 fn plan(req: &AttachRequest<'_>) -> Result<Record> {
     check_container_id(req.container_id)?;
@@ -86,18 +115,7 @@ fn plan(req: &AttachRequest<'_>) -> Result<Record> {
                 reason,
             });
         }
-        let mac = att.mac.unwrap_or_else(|| default_mac(req.container_id, network));
-        if mac.is_multicast() || mac.is_zero() {
-            return Err(Error::InvalidMac {
-                mac: mac.to_string(),
-                network: network.clone(),
-                reason: if mac.is_zero() {
-                    "the all-zero address is not a station address"
-                } else {
-                    "it is a multicast address"
-                },
-            });
-        }
+        let mac = planned_mac(req.container_id, att)?;
         endpoints.push(RecordedEndpoint {
             network: network.clone(),
             ifname: att.ifname.clone(),
@@ -164,7 +182,7 @@ async fn attach_all(
         let mut gateways = Vec::new();
         match container.link_by_name(&att.ifname).await.map_err(configure)? {
             // A re-run createRuntime: the link with our MAC is there, configured by the first run.
-            Some(link) if link.mac == Some(planned.mac) => {}
+            Some(link) if planned.is(&link) => {}
             Some(_) => {
                 return Err(Error::InterfaceExists {
                     ifname: att.ifname.clone(),
@@ -175,7 +193,7 @@ async fn attach_all(
                     parent: &parent,
                     name: &att.ifname,
                     mode: net.mode.to_netlink(),
-                    mac: Some(planned.mac),
+                    mac: planned.mac,
                     mtu: net.mtu,
                     target: netns,
                 };
@@ -229,7 +247,7 @@ fn endpoint(net: &Network, planned: &RecordedEndpoint, leases: &[Lease], gateway
     Endpoint {
         network: net.name.clone(),
         ifname: planned.ifname.clone(),
-        mac: planned.mac.to_string(),
+        mac: planned.mac.map_or_else(|| "parent's".to_owned(), |mac| mac.to_string()),
         addresses: leases
             .iter()
             .filter_map(|l| IpNetwork::new(l.ip, l.subnet.prefix()).ok())
@@ -324,7 +342,7 @@ async fn delete_recorded_links(path: &Path, endpoints: &[RecordedEndpoint]) -> R
     };
     for ep in endpoints {
         if let Some(link) = handle.link_by_name(&ep.ifname).await.map_err(Error::Netlink)? {
-            if link.mac == Some(ep.mac) {
+            if ep.is(&link) {
                 handle.delete_link(&link).await.map_err(Error::Netlink)?;
             }
         }

@@ -3,7 +3,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use oci_macvlan_netlink_core::MacAddr;
+use oci_macvlan_netlink_core::{Link, MacAddr};
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result, files::write_atomic};
@@ -25,9 +25,20 @@ pub struct Record {
 pub struct RecordedEndpoint {
     pub network: String,
     pub ifname: String,
-    /// Only a link with this MAC is ours to delete.
-    #[serde(with = "mac_string")]
-    pub mac: MacAddr,
+    /// Only a link with this MAC is ours to delete. `None` for passthru, whose macvlan carries
+    /// its parent's MAC: there a macvlan of that name is ours.
+    #[serde(default, with = "mac_string")]
+    pub mac: Option<MacAddr>,
+}
+
+impl RecordedEndpoint {
+    /// Whether `link` is the one this endpoint created.
+    pub fn is(&self, link: &Link) -> bool {
+        match self.mac {
+            Some(mac) => link.mac == Some(mac),
+            None => link.kind.as_deref() == Some("macvlan"),
+        }
+    }
 }
 
 /// Endpoint records: `<state-dir>/endpoints/<container-id>.json`.
@@ -105,12 +116,16 @@ mod mac_string {
     use oci_macvlan_netlink_core::MacAddr;
     use serde::{Deserialize, Deserializer, Serializer, de::Error};
 
-    pub(super) fn serialize<S: Serializer>(mac: &MacAddr, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(mac)
+    pub(super) fn serialize<S: Serializer>(mac: &Option<MacAddr>, s: S) -> Result<S::Ok, S::Error> {
+        match mac {
+            Some(mac) => s.collect_str(mac),
+            None => s.serialize_none(),
+        }
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<MacAddr, D::Error> {
-        let text = String::deserialize(d)?;
-        text.parse().map_err(D::Error::custom)
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<MacAddr>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|text| text.parse().map_err(D::Error::custom))
+            .transpose()
     }
 }

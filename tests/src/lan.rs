@@ -1,0 +1,156 @@
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+};
+
+use serde_json::Value;
+
+use crate::{Outcome, TestNetns, binary};
+
+/// A simulated host on a LAN: a "host" namespace whose veth end `lan0` is the macvlan parent,
+/// and a "router" namespace on the other end holding `GATEWAY` on `rtr`. Config and state dirs
+/// are temporary. Everything goes away on drop.
+#[derive(Debug)]
+pub struct Lan {
+    pub host: TestNetns,
+    pub router: TestNetns,
+    dirs: tempfile::TempDir,
+}
+
+impl Lan {
+    pub const PARENT: &'static str = "lan0";
+    pub const SUBNET: &'static str = "192.168.77.0/24";
+    pub const GATEWAY: &'static str = "192.168.77.1";
+
+    pub fn new() -> Self {
+        let host = TestNetns::new("omt-host-");
+        let router = TestNetns::new("omt-rtr-");
+        host.ip(&["link", "add", Self::PARENT, "type", "veth", "peer", "name", "rtr", "netns", &router.name]);
+        host.ip(&["link", "set", Self::PARENT, "up"]);
+        router.ip(&["link", "set", "rtr", "up"]);
+        router.ip(&["addr", "add", &format!("{}/24", Self::GATEWAY), "dev", "rtr"]);
+        let dirs = tempfile::Builder::new().prefix("omt-dirs-").tempdir().unwrap();
+        Self { host, router, dirs }
+    }
+
+    pub fn config_dir(&self) -> PathBuf {
+        self.dirs.path().join("etc")
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.dirs.path().join("run")
+    }
+
+    pub fn tmp(&self) -> &Path {
+        self.dirs.path()
+    }
+
+    /// The global flags every invocation gets, as a runtime's hook `args` would pass them.
+    pub fn dir_args(&self) -> Vec<String> {
+        vec![
+            "--config-dir".into(),
+            self.config_dir().display().to_string(),
+            "--state-dir".into(),
+            self.state_dir().display().to_string(),
+        ]
+    }
+
+    /// Runs `oci-macvlan ARGS…` inside the host namespace, with `stdin`, and an empty
+    /// environment (as podman runs poststop hooks).
+    pub fn cli(&self, args: &[&str], stdin: &str) -> Outcome {
+        let mut child = Command::new("nsenter")
+            .arg(format!("--net={}", self.host.path().display()))
+            .arg(binary())
+            .args(self.dir_args())
+            .args(args)
+            .env_clear()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        Outcome {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Like [`Lan::cli`], and panics unless it exits 0.
+    pub fn cli_ok(&self, args: &[&str], stdin: &str) -> String {
+        let out = self.cli(args, stdin);
+        assert_eq!(out.code, 0, "oci-macvlan {} failed: {}", args.join(" "), out.stderr);
+        out.stdout
+    }
+
+    /// `network create NAME --subnet SUBNET --gateway GATEWAY -o parent=lan0 EXTRA…`
+    pub fn create_network(&self, name: &str, extra: &[&str]) {
+        let parent = format!("parent={}", Self::PARENT);
+        let mut args = vec!["network", "create", "--subnet", Self::SUBNET, "--gateway", Self::GATEWAY, "-o", &parent];
+        args.extend_from_slice(extra);
+        args.push(name);
+        self.cli_ok(&args, "");
+    }
+
+    /// `network inspect NAME` as JSON.
+    pub fn inspect(&self, name: &str) -> Value {
+        serde_json::from_str(&self.cli_ok(&["network", "inspect", name], "")).unwrap()
+    }
+
+    /// The leases the store holds on a network, as `inspect` reports them.
+    pub fn leased(&self, network: &str) -> usize {
+        self.inspect(network)[0]["Containers"].as_object().map_or(0, |c| c.len())
+    }
+
+    /// Endpoint records left in the state dir.
+    pub fn records(&self) -> Vec<String> {
+        match std::fs::read_dir(self.state_dir().join("endpoints")) {
+            Ok(dir) => dir.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// The kernel's view of the parent, without counters: what "untouched" compares.
+    pub fn parent_view(&self) -> Value {
+        let mut link = self.host.link(Self::PARENT).expect("parent exists");
+        if let Some(obj) = link.as_object_mut() {
+            obj.remove("stats64");
+            obj.remove("stats");
+        }
+        link
+    }
+
+    /// Writes a bundle whose `config.json` has these annotations and names `netns` (always a
+    /// test namespace: the state carries no pid, so nothing can point at a real namespace);
+    /// returns the state JSON a runtime would pass at `status`.
+    pub fn fake_bundle(&self, id: &str, annotations: &[(&str, &str)], netns: &Path, status: &str) -> String {
+        let bundle = self.tmp().join(format!("bundle-{id}"));
+        std::fs::create_dir_all(&bundle).unwrap();
+        let annotations: serde_json::Map<String, Value> =
+            annotations.iter().map(|(k, v)| ((*k).to_owned(), Value::from(*v))).collect();
+        let namespace = serde_json::json!({"type": "network", "path": netns});
+        let config = serde_json::json!({
+            "ociVersion": "1.0.2",
+            "root": {"path": "rootfs"},
+            "annotations": annotations,
+            "linux": {"namespaces": [namespace]},
+        });
+        std::fs::write(bundle.join("config.json"), config.to_string()).unwrap();
+        serde_json::json!({
+            "ociVersion": "1.0.2",
+            "id": id,
+            "status": status,
+            "bundle": bundle,
+        })
+        .to_string()
+    }
+}
+
+impl Default for Lan {
+    fn default() -> Self {
+        Self::new()
+    }
+}

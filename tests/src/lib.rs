@@ -1,0 +1,65 @@
+//! Test harness: namespaces, links and runtimes that each test makes for itself and removes in
+//! `Drop`, so that even a failing test leaves nothing behind. Tests never touch a namespace or a
+//! link they did not make.
+
+#![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
+
+mod lan;
+mod netns;
+mod runc;
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output, Stdio},
+};
+
+pub use lan::Lan;
+pub use netns::TestNetns;
+pub use runc::{Bundle, Container};
+
+/// The `oci-macvlan` binary under test: `$OCI_MACVLAN_BIN` (set by `cargo xtask ci`), or the
+/// workspace's debug build.
+pub fn binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("OCI_MACVLAN_BIN") {
+        return PathBuf::from(path);
+    }
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/oci-macvlan");
+    assert!(path.exists(), "{} is missing: run `cargo build -p oci-macvlan` or `cargo xtask ci`", path.display());
+    path
+}
+
+/// Runs a program and returns its output; panics if it cannot be started.
+pub fn run(program: &str, args: &[&str]) -> Output {
+    Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|err| panic!("cannot run {program}: {err}"))
+}
+
+/// Runs a program and panics, with its stderr, unless it succeeds.
+pub fn run_ok(program: &str, args: &[&str]) -> String {
+    let out = run(program, args);
+    assert!(
+        out.status.success(),
+        "{program} {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A name no other test (or test run) uses at the same time.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!("{prefix}{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// What one invocation of the binary did.
+#[derive(Debug)]
+pub struct Outcome {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}

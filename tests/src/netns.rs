@@ -1,0 +1,77 @@
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use crate::{run, run_ok, unique};
+
+/// A network namespace made by the test (`ip netns add`), deleted on drop.
+#[derive(Debug)]
+pub struct TestNetns {
+    pub name: String,
+}
+
+impl TestNetns {
+    pub fn new(prefix: &str) -> Self {
+        let name = unique(prefix);
+        run_ok("ip", &["netns", "add", &name]);
+        let ns = Self { name };
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    pub fn path(&self) -> PathBuf {
+        PathBuf::from(format!("/run/netns/{}", self.name))
+    }
+
+    /// `ip -n NAME ARGS…`, which must succeed.
+    pub fn ip(&self, args: &[&str]) -> String {
+        let mut full = vec!["-n", &self.name];
+        full.extend_from_slice(args);
+        run_ok("ip", &full)
+    }
+
+    /// The kernel's view of one link (`ip -j -d link show`), or `None` if it does not exist.
+    pub fn link(&self, name: &str) -> Option<Value> {
+        let out = run("ip", &["-n", &self.name, "-j", "-d", "link", "show", "dev", name]);
+        if !out.status.success() {
+            return None;
+        }
+        let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+        list.as_array().and_then(|l| l.first()).cloned()
+    }
+
+    /// Every link in the namespace (tests only: a test netns holds a handful).
+    pub fn links(&self) -> Vec<Value> {
+        let out = self.ip(&["-j", "-d", "link", "show"]);
+        serde_json::from_str::<Value>(&out).unwrap().as_array().cloned().unwrap_or_default()
+    }
+
+    /// The global addresses of a link, as `ADDR/PREFIX`.
+    pub fn addresses(&self, link: &str) -> Vec<String> {
+        let out = self.ip(&["-j", "addr", "show", "dev", link, "scope", "global"]);
+        let list: Value = serde_json::from_str(&out).unwrap();
+        list[0]["addr_info"]
+            .as_array()
+            .map(|infos| {
+                // iproute2 prints addresses filtered out by `scope` as empty objects.
+                infos
+                    .iter()
+                    .filter_map(|i| Some(format!("{}/{}", i["local"].as_str()?, i["prefixlen"])))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The routes of the namespace's main table, IPv4 or IPv6.
+    pub fn routes(&self, v6: bool) -> Vec<Value> {
+        let family = if v6 { "-6" } else { "-4" };
+        let out = self.ip(&[family, "-j", "route", "show"]);
+        serde_json::from_str::<Value>(&out).unwrap().as_array().cloned().unwrap_or_default()
+    }
+}
+
+impl Drop for TestNetns {
+    fn drop(&mut self) {
+        let _ = run("ip", &["netns", "del", &self.name]);
+    }
+}
