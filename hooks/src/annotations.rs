@@ -60,10 +60,18 @@ pub fn parse(annotations: &HashMap<String, String>) -> Result<Option<Vec<Network
                     return Err(bad(key, value, "unknown oci-macvlan annotation"));
                 };
                 if !matches!(field, "ip" | "ip6" | "mac" | "ifname") {
-                    return Err(bad(key, value, "unknown oci-macvlan annotation (known fields: ip, ip6, mac, ifname)"));
+                    return Err(bad(
+                        key,
+                        value,
+                        "unknown oci-macvlan annotation (known fields: ip, ip6, mac, ifname)",
+                    ));
                 }
                 let Some(index) = requests.iter().position(|r| r.network == network) else {
-                    return Err(bad(key, value, &format!("network {network} is not in {NETWORKS}")));
+                    return Err(bad(
+                        key,
+                        value,
+                        &format!("network {network} is not in {NETWORKS}"),
+                    ));
                 };
                 (index, field)
             }
@@ -73,24 +81,34 @@ pub fn parse(annotations: &HashMap<String, String>) -> Result<Option<Vec<Network
             return Err(bad(
                 key,
                 value,
-                &format!("{PREFIX}{field} and {PREFIX}{network}.{field} both set it for network {network}"),
+                &format!(
+                    "{PREFIX}{field} and {PREFIX}{network}.{field} both set it for network {network}"
+                ),
             ));
         }
         seen.push((index, field));
         let request = &mut requests[index];
         match field {
             "ip" => {
-                let ip: Ipv4Addr = value.parse().map_err(|_| bad(key, value, "not an IPv4 address"))?;
+                let ip: Ipv4Addr = value
+                    .parse()
+                    .map_err(|_| bad(key, value, "not an IPv4 address"))?;
                 request.static_ips.push(IpAddr::V4(ip));
             }
             "ip6" => {
-                let ip: Ipv6Addr = value.parse().map_err(|_| bad(key, value, "not an IPv6 address"))?;
+                let ip: Ipv6Addr = value
+                    .parse()
+                    .map_err(|_| bad(key, value, "not an IPv6 address"))?;
                 request.static_ips.push(IpAddr::V6(ip));
             }
             "mac" => {
-                let mac: MacAddr = value
-                    .parse()
-                    .map_err(|_| bad(key, value, "not a MAC address (expected six hex octets separated by ':')"))?;
+                let mac: MacAddr = value.parse().map_err(|_| {
+                    bad(
+                        key,
+                        value,
+                        "not a MAC address (expected six hex octets separated by ':')",
+                    )
+                })?;
                 request.mac = Some(mac);
             }
             _ => request.ifname = value.clone(),
@@ -112,12 +130,18 @@ mod tests {
     use super::*;
 
     fn ann(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn without_networks_the_container_is_not_ours() {
-        assert_eq!(parse(&ann(&[("other", "x"), ("oci-macvlan.ip", "10.0.0.5")])).unwrap(), None);
+        assert_eq!(
+            parse(&ann(&[("other", "x"), ("oci-macvlan.ip", "10.0.0.5")])).unwrap(),
+            None
+        );
     }
 
     #[test]
@@ -156,14 +180,39 @@ mod tests {
             &[("oci-macvlan.networks", "")],
             &[("oci-macvlan.networks", "a,,b")],
             &[("oci-macvlan.networks", "a,a")],
-            &[("oci-macvlan.networks", "a"), ("oci-macvlan.ip", "10.0.0.300")],
-            &[("oci-macvlan.networks", "a"), ("oci-macvlan.ip", "2001:db8::1")],
-            &[("oci-macvlan.networks", "a"), ("oci-macvlan.ip6", "10.0.0.1")],
-            &[("oci-macvlan.networks", "a"), ("oci-macvlan.mac", "02:00:00:00:00")],
-            &[("oci-macvlan.networks", "a"), ("oci-macvlan.b.ip", "10.0.0.1")],
-            &[("oci-macvlan.networks", "a"), ("oci-macvlan.a.gateway", "10.0.0.1")],
-            &[("oci-macvlan.networks", "a"), ("oci-macvlan.ipaddr", "10.0.0.1")],
-            &[("oci-macvlan.networks", "a"), ("oci-macvlan.ip", "10.0.0.1"), ("oci-macvlan.a.ip", "10.0.0.2")],
+            &[
+                ("oci-macvlan.networks", "a"),
+                ("oci-macvlan.ip", "10.0.0.300"),
+            ],
+            &[
+                ("oci-macvlan.networks", "a"),
+                ("oci-macvlan.ip", "2001:db8::1"),
+            ],
+            &[
+                ("oci-macvlan.networks", "a"),
+                ("oci-macvlan.ip6", "10.0.0.1"),
+            ],
+            &[
+                ("oci-macvlan.networks", "a"),
+                ("oci-macvlan.mac", "02:00:00:00:00"),
+            ],
+            &[
+                ("oci-macvlan.networks", "a"),
+                ("oci-macvlan.b.ip", "10.0.0.1"),
+            ],
+            &[
+                ("oci-macvlan.networks", "a"),
+                ("oci-macvlan.a.gateway", "10.0.0.1"),
+            ],
+            &[
+                ("oci-macvlan.networks", "a"),
+                ("oci-macvlan.ipaddr", "10.0.0.1"),
+            ],
+            &[
+                ("oci-macvlan.networks", "a"),
+                ("oci-macvlan.ip", "10.0.0.1"),
+                ("oci-macvlan.a.ip", "10.0.0.2"),
+            ],
         ];
         let report: Vec<String> = cases
             .iter()

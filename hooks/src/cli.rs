@@ -7,10 +7,20 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(name = "oci-macvlan", version, disable_help_subcommand = true)]
 pub struct Cli {
     /// Where network definitions live.
-    #[arg(long, global = true, env = "OCI_MACVLAN_CONFIG_DIR", default_value = "/etc/oci-macvlan")]
+    #[arg(
+        long,
+        global = true,
+        env = "OCI_MACVLAN_CONFIG_DIR",
+        default_value = "/etc/oci-macvlan"
+    )]
     pub config_dir: PathBuf,
     /// Where leases and endpoint records live (a tmpfs: a reboot starts clean).
-    #[arg(long, global = true, env = "OCI_MACVLAN_STATE_DIR", default_value = "/run/oci-macvlan")]
+    #[arg(
+        long,
+        global = true,
+        env = "OCI_MACVLAN_STATE_DIR",
+        default_value = "/run/oci-macvlan"
+    )]
     pub state_dir: PathBuf,
     /// What to print on stderr besides errors.
     #[arg(long, global = true, value_enum, default_value_t = LogLevel::Warn)]

@@ -16,7 +16,9 @@ pub mod exit {
 pub enum Error {
     #[error("cannot read the OCI state from stdin")]
     ReadStdin(#[source] io::Error),
-    #[error("no OCI state on stdin (the runtime passes it; to run by hand: oci-macvlan hook < state.json)")]
+    #[error(
+        "no OCI state on stdin (the runtime passes it; to run by hand: oci-macvlan hook < state.json)"
+    )]
     EmptyState,
     #[error("OCI state on stdin is larger than 1 MiB")]
     StateTooLarge,
@@ -36,13 +38,17 @@ pub enum Error {
         #[source]
         source: oci_spec::OciSpecError,
     },
-    #[error("container {id} has no pid in its state, and its config names no network namespace path")]
+    #[error(
+        "container {id} has no pid in its state, and its config names no network namespace path"
+    )]
     NoPid { id: String },
     #[error(
         "container {id} shares the host's network namespace: oci-macvlan needs one of its own (add {{\"type\": \"network\"}} to linux.namespaces)"
     )]
     HostNetns { id: String },
-    #[error("cannot tell the hook stage from status {status:?}: pass it as an argument, e.g. 'oci-macvlan hook poststop'")]
+    #[error(
+        "cannot tell the hook stage from status {status:?}: pass it as an argument, e.g. 'oci-macvlan hook poststop'"
+    )]
     UnknownStatus { status: String },
     #[error("hook stage {0:?} is not supported: use createRuntime (or prestart) and poststop")]
     UnsupportedStage(String),
@@ -71,12 +77,13 @@ impl Error {
                 ErrorKind::Conflict => exit::CONFLICT,
                 ErrorKind::System => exit::SYSTEM,
             },
-            Self::ReadConfig { source, .. } if source.kind() == io::ErrorKind::NotFound => exit::NOT_FOUND,
-            Self::ParseConfig { source: oci_spec::OciSpecError::Io(source), .. }
-                if source.kind() == io::ErrorKind::NotFound =>
-            {
+            Self::ReadConfig { source, .. } if source.kind() == io::ErrorKind::NotFound => {
                 exit::NOT_FOUND
             }
+            Self::ParseConfig {
+                source: oci_spec::OciSpecError::Io(source),
+                ..
+            } if source.kind() == io::ErrorKind::NotFound => exit::NOT_FOUND,
             Self::EmptyState
             | Self::StateTooLarge
             | Self::ParseState(_)
@@ -87,9 +94,11 @@ impl Error {
             | Self::UnknownStatus { .. }
             | Self::UnsupportedStage(_)
             | Self::Annotation { .. } => exit::INVALID,
-            Self::ReadStdin(_) | Self::ReadConfig { .. } | Self::Runtime(_) | Self::HostNetlink(_) | Self::Stdout(_) => {
-                exit::SYSTEM
-            }
+            Self::ReadStdin(_)
+            | Self::ReadConfig { .. }
+            | Self::Runtime(_)
+            | Self::HostNetlink(_)
+            | Self::Stdout(_) => exit::SYSTEM,
         }
     }
 }

@@ -32,7 +32,9 @@ impl Stage {
         match status {
             "creating" | "created" => Ok(Self::Attach),
             "stopped" => Ok(Self::Detach),
-            other => Err(Error::UnknownStatus { status: other.to_owned() }),
+            other => Err(Error::UnknownStatus {
+                status: other.to_owned(),
+            }),
         }
     }
 }
@@ -54,14 +56,33 @@ fn attach(ctx: &Context, state: &State) -> Result<()> {
     // The state usually carries the config's annotations: a container that is not ours is left
     // alone without reading anything else.
     if !state.annotations.is_empty() && !state.annotations.contains_key(annotations::NETWORKS) {
-        log::debug(ctx, format_args!("container {}: no {} annotation", state.id, annotations::NETWORKS));
+        log::debug(
+            ctx,
+            format_args!(
+                "container {}: no {} annotation",
+                state.id,
+                annotations::NETWORKS
+            ),
+        );
         return Ok(());
     }
     let config = Config::load(&state.config_path()?)?;
     let mut merged = config.annotations.clone();
-    merged.extend(state.annotations.iter().map(|(k, v)| (k.clone(), v.clone())));
+    merged.extend(
+        state
+            .annotations
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
     let Some(requests) = annotations::parse(&merged)? else {
-        log::debug(ctx, format_args!("container {}: no {} annotation", state.id, annotations::NETWORKS));
+        log::debug(
+            ctx,
+            format_args!(
+                "container {}: no {} annotation",
+                state.id,
+                annotations::NETWORKS
+            ),
+        );
         return Ok(());
     };
     let networks = Networks::new(&ctx.config_dir);
@@ -85,7 +106,7 @@ fn attach(ctx: &Context, state: &State) -> Result<()> {
             })
             .collect(),
     };
-    let mut store = SqliteStore::open(&ctx.state_dir).map_err(macvlan::Error::Store)?;
+    let mut store = SqliteStore::open(&ctx.state_dir).map_err(macvlan::Error::store)?;
     let records = Records::new(&ctx.state_dir);
     let endpoints = ctx.block_on(async {
         let host = Handle::current().map_err(Error::HostNetlink)?;
@@ -110,12 +131,15 @@ fn attach(ctx: &Context, state: &State) -> Result<()> {
 
 fn detach(ctx: &Context, state: &State) -> Result<()> {
     let records = Records::new(&ctx.state_dir);
-    let mut store = SqliteStore::open(&ctx.state_dir).map_err(macvlan::Error::Store)?;
+    let mut store = SqliteStore::open(&ctx.state_dir).map_err(macvlan::Error::store)?;
     let released = ctx.block_on(macvlan::detach(&mut store, &records, &state.id))??;
     for lease in released {
         log::info(
             ctx,
-            format_args!("container {}: released {} on {}", state.id, lease.ip, lease.network),
+            format_args!(
+                "container {}: released {} on {}",
+                state.id, lease.ip, lease.network
+            ),
         );
     }
     Ok(())

@@ -43,7 +43,10 @@ fn create(ctx: &Context, networks: &Networks, args: CreateArgs) -> Result<()> {
 }
 
 fn ls(networks: &Networks) -> Result<()> {
-    let mut out = format!("{:<12}  {:<20}  {:<8}  {:<15}  {:<8}  SUBNETS\n", "NETWORK ID", "NAME", "DRIVER", "PARENT", "MODE");
+    let mut out = format!(
+        "{:<12}  {:<20}  {:<8}  {:<15}  {:<8}  SUBNETS\n",
+        "NETWORK ID", "NAME", "DRIVER", "PARENT", "MODE"
+    );
     for net in networks.list()? {
         let subnets: Vec<String> = net.pools.iter().map(|p| p.subnet.to_string()).collect();
         out.push_str(&format!(
@@ -60,11 +63,11 @@ fn ls(networks: &Networks) -> Result<()> {
 }
 
 fn inspect(ctx: &Context, networks: &Networks, names: &[String]) -> Result<()> {
-    let mut store = SqliteStore::open(&ctx.state_dir).map_err(macvlan::Error::Store)?;
+    let mut store = SqliteStore::open(&ctx.state_dir).map_err(macvlan::Error::store)?;
     let mut views = Vec::new();
     for name in names {
         let network = networks.load(name)?;
-        let leases = store.network_leases(name).map_err(macvlan::Error::Store)?;
+        let leases = store.network_leases(name).map_err(macvlan::Error::store)?;
         views.push(inspect_view(&network, &leases));
     }
     let text = serde_json::to_string_pretty(&views).unwrap_or_default();
@@ -101,7 +104,11 @@ pub fn inspect_view(net: &Network, leases: &[Lease]) -> Value {
                 "IPv6Address": "",
             })
         });
-        let field = if lease.ip.is_ipv4() { "IPv4Address" } else { "IPv6Address" };
+        let field = if lease.ip.is_ipv4() {
+            "IPv4Address"
+        } else {
+            "IPv6Address"
+        };
         entry[field] = json!(format!("{}/{}", lease.ip, lease.subnet.prefix()));
     }
     json!({
@@ -120,7 +127,7 @@ pub fn inspect_view(net: &Network, leases: &[Lease]) -> Value {
 }
 
 fn rm(ctx: &Context, networks: &Networks, names: &[String]) -> Result<()> {
-    let mut store = SqliteStore::open(&ctx.state_dir).map_err(macvlan::Error::Store)?;
+    let mut store = SqliteStore::open(&ctx.state_dir).map_err(macvlan::Error::store)?;
     let mut first_error = None;
     for name in names {
         match macvlan::remove_network(networks, &mut store, name) {
@@ -138,7 +145,10 @@ fn rm(ctx: &Context, networks: &Networks, names: &[String]) -> Result<()> {
 }
 
 fn print(args: std::fmt::Arguments<'_>) -> Result<()> {
-    std::io::stdout().lock().write_fmt(args).map_err(Error::Stdout)
+    std::io::stdout()
+        .lock()
+        .write_fmt(args)
+        .map_err(Error::Stdout)
 }
 
 #[cfg(test)]

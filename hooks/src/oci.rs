@@ -52,7 +52,9 @@ impl State {
     pub fn config_path(&self) -> Result<PathBuf> {
         match &self.bundle {
             Some(bundle) if !bundle.as_os_str().is_empty() => Ok(bundle.join("config.json")),
-            _ => Err(Error::NoBundle { id: self.id.clone() }),
+            _ => Err(Error::NoBundle {
+                id: self.id.clone(),
+            }),
         }
     }
 }
@@ -82,7 +84,11 @@ impl Config {
             .linux()
             .as_ref()
             .and_then(|linux| linux.namespaces().as_ref())
-            .and_then(|namespaces| namespaces.iter().find(|ns| ns.typ() == LinuxNamespaceType::Network));
+            .and_then(|namespaces| {
+                namespaces
+                    .iter()
+                    .find(|ns| ns.typ() == LinuxNamespaceType::Network)
+            });
         Ok(Self {
             annotations: spec.annotations().clone().unwrap_or_default(),
             netns_path: match network {
@@ -95,11 +101,15 @@ impl Config {
     /// The container's network namespace, and whether it outlives the container.
     pub fn netns(&self, state: &State) -> Result<(PathBuf, bool)> {
         match &self.netns_path {
-            Some(path) if path.as_os_str().is_empty() => Err(Error::HostNetns { id: state.id.clone() }),
+            Some(path) if path.as_os_str().is_empty() => Err(Error::HostNetns {
+                id: state.id.clone(),
+            }),
             Some(path) => Ok((path.clone(), true)),
             None => match state.pid() {
                 Some(pid) => Ok((PathBuf::from(format!("/proc/{pid}/ns/net")), false)),
-                None => Err(Error::NoPid { id: state.id.clone() }),
+                None => Err(Error::NoPid {
+                    id: state.id.clone(),
+                }),
             },
         }
     }
@@ -132,12 +142,19 @@ mod tests {
             .iter()
             .map(|input| {
                 let err = State::read(*input).unwrap_err();
-                format!("{:?}\n  -> {}", String::from_utf8_lossy(input), crate::error::one_line(&err))
+                format!(
+                    "{:?}\n  -> {}",
+                    String::from_utf8_lossy(input),
+                    crate::error::one_line(&err)
+                )
             })
             .collect();
         insta::assert_snapshot!(report.join("\n"));
 
         let big = vec![b' '; (MAX_STATE + 10) as usize];
-        assert!(matches!(State::read(big.as_slice()), Err(Error::StateTooLarge)));
+        assert!(matches!(
+            State::read(big.as_slice()),
+            Err(Error::StateTooLarge)
+        ));
     }
 }

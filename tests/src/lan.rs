@@ -26,11 +26,31 @@ impl Lan {
     pub fn new() -> Self {
         let host = TestNetns::new("omt-host-");
         let router = TestNetns::new("omt-rtr-");
-        host.ip(&["link", "add", Self::PARENT, "type", "veth", "peer", "name", "rtr", "netns", &router.name]);
+        host.ip(&[
+            "link",
+            "add",
+            Self::PARENT,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "rtr",
+            "netns",
+            &router.name,
+        ]);
         host.ip(&["link", "set", Self::PARENT, "up"]);
         router.ip(&["link", "set", "rtr", "up"]);
-        router.ip(&["addr", "add", &format!("{}/24", Self::GATEWAY), "dev", "rtr"]);
-        let dirs = tempfile::Builder::new().prefix("omt-dirs-").tempdir().unwrap();
+        router.ip(&[
+            "addr",
+            "add",
+            &format!("{}/24", Self::GATEWAY),
+            "dev",
+            "rtr",
+        ]);
+        let dirs = tempfile::Builder::new()
+            .prefix("omt-dirs-")
+            .tempdir()
+            .unwrap();
         Self { host, router, dirs }
     }
 
@@ -70,7 +90,12 @@ impl Lan {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
         let out = child.wait_with_output().unwrap();
         Outcome {
             code: out.status.code().unwrap_or(-1),
@@ -82,14 +107,29 @@ impl Lan {
     /// Like [`Lan::cli`], and panics unless it exits 0.
     pub fn cli_ok(&self, args: &[&str], stdin: &str) -> String {
         let out = self.cli(args, stdin);
-        assert_eq!(out.code, 0, "oci-macvlan {} failed: {}", args.join(" "), out.stderr);
+        assert_eq!(
+            out.code,
+            0,
+            "oci-macvlan {} failed: {}",
+            args.join(" "),
+            out.stderr
+        );
         out.stdout
     }
 
     /// `network create NAME --subnet SUBNET --gateway GATEWAY -o parent=lan0 EXTRA…`
     pub fn create_network(&self, name: &str, extra: &[&str]) {
         let parent = format!("parent={}", Self::PARENT);
-        let mut args = vec!["network", "create", "--subnet", Self::SUBNET, "--gateway", Self::GATEWAY, "-o", &parent];
+        let mut args = vec![
+            "network",
+            "create",
+            "--subnet",
+            Self::SUBNET,
+            "--gateway",
+            Self::GATEWAY,
+            "-o",
+            &parent,
+        ];
         args.extend_from_slice(extra);
         args.push(name);
         self.cli_ok(&args, "");
@@ -102,13 +142,17 @@ impl Lan {
 
     /// The leases the store holds on a network, as `inspect` reports them.
     pub fn leased(&self, network: &str) -> usize {
-        self.inspect(network)[0]["Containers"].as_object().map_or(0, |c| c.len())
+        self.inspect(network)[0]["Containers"]
+            .as_object()
+            .map_or(0, |c| c.len())
     }
 
     /// Endpoint records left in the state dir.
     pub fn records(&self) -> Vec<String> {
         match std::fs::read_dir(self.state_dir().join("endpoints")) {
-            Ok(dir) => dir.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect(),
+            Ok(dir) => dir
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect(),
             Err(_) => Vec::new(),
         }
     }
@@ -126,11 +170,19 @@ impl Lan {
     /// Writes a bundle whose `config.json` has these annotations and names `netns` (always a
     /// test namespace: the state carries no pid, so nothing can point at a real namespace);
     /// returns the state JSON a runtime would pass at `status`.
-    pub fn fake_bundle(&self, id: &str, annotations: &[(&str, &str)], netns: &Path, status: &str) -> String {
+    pub fn fake_bundle(
+        &self,
+        id: &str,
+        annotations: &[(&str, &str)],
+        netns: &Path,
+        status: &str,
+    ) -> String {
         let bundle = self.tmp().join(format!("bundle-{id}"));
         std::fs::create_dir_all(&bundle).unwrap();
-        let annotations: serde_json::Map<String, Value> =
-            annotations.iter().map(|(k, v)| ((*k).to_owned(), Value::from(*v))).collect();
+        let annotations: serde_json::Map<String, Value> = annotations
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), Value::from(*v)))
+            .collect();
         let namespace = serde_json::json!({"type": "network", "path": netns});
         let config = serde_json::json!({
             "ociVersion": "1.0.2",

@@ -24,7 +24,11 @@ pub fn binary() -> PathBuf {
         return PathBuf::from(path);
     }
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/oci-macvlan");
-    assert!(path.exists(), "{} is missing: run `cargo build -p oci-macvlan` or `cargo xtask ci`", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build -p oci-macvlan` or `cargo xtask ci`",
+        path.display()
+    );
     path
 }
 
@@ -53,7 +57,11 @@ pub fn run_ok(program: &str, args: &[&str]) -> String {
 pub fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(0);
-    format!("{prefix}{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{prefix}{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// What one invocation of the binary did.

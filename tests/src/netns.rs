@@ -32,7 +32,10 @@ impl TestNetns {
 
     /// The kernel's view of one link (`ip -j -d link show`), or `None` if it does not exist.
     pub fn link(&self, name: &str) -> Option<Value> {
-        let out = run("ip", &["-n", &self.name, "-j", "-d", "link", "show", "dev", name]);
+        let out = run(
+            "ip",
+            &["-n", &self.name, "-j", "-d", "link", "show", "dev", name],
+        );
         if !out.status.success() {
             return None;
         }
@@ -43,7 +46,11 @@ impl TestNetns {
     /// Every link in the namespace (tests only: a test netns holds a handful).
     pub fn links(&self) -> Vec<Value> {
         let out = self.ip(&["-j", "-d", "link", "show"]);
-        serde_json::from_str::<Value>(&out).unwrap().as_array().cloned().unwrap_or_default()
+        serde_json::from_str::<Value>(&out)
+            .unwrap()
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// The global addresses of a link, as `ADDR/PREFIX`.
@@ -66,7 +73,11 @@ impl TestNetns {
     pub fn routes(&self, v6: bool) -> Vec<Value> {
         let family = if v6 { "-6" } else { "-4" };
         let out = self.ip(&[family, "-j", "route", "show"]);
-        serde_json::from_str::<Value>(&out).unwrap().as_array().cloned().unwrap_or_default()
+        serde_json::from_str::<Value>(&out)
+            .unwrap()
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
     }
 }
 

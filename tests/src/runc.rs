@@ -25,8 +25,16 @@ impl Bundle {
         for applet in ["sh", "sleep", "ping", "ip", "cat"] {
             std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
         }
-        let spec = Command::new("runc").args(["spec", "--bundle"]).arg(&dir).output().unwrap();
-        assert!(spec.status.success(), "runc spec: {}", String::from_utf8_lossy(&spec.stderr));
+        let spec = Command::new("runc")
+            .args(["spec", "--bundle"])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            spec.status.success(),
+            "runc spec: {}",
+            String::from_utf8_lossy(&spec.stderr)
+        );
         let path = dir.join("config.json");
         let mut config: Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
         config["process"]["terminal"] = json!(false);
@@ -37,8 +45,10 @@ impl Bundle {
                 .unwrap()
                 .push(json!("CAP_NET_RAW"));
         }
-        let annotations: serde_json::Map<String, Value> =
-            annotations.iter().map(|(k, v)| ((*k).to_owned(), json!(v))).collect();
+        let annotations: serde_json::Map<String, Value> = annotations
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), json!(v)))
+            .collect();
         config["annotations"] = Value::Object(annotations);
         let mut args = vec!["oci-macvlan".to_owned()];
         args.extend(lan.dir_args());
@@ -105,7 +115,12 @@ impl Container {
 
     /// Runs a command in the container; returns (success, stdout + stderr).
     pub fn exec(&self, args: &[&str]) -> (bool, String) {
-        let out = self.runc().args(["exec", &self.id]).args(args).output().unwrap();
+        let out = self
+            .runc()
+            .args(["exec", &self.id])
+            .args(args)
+            .output()
+            .unwrap();
         let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
         text.push_str(&String::from_utf8_lossy(&out.stderr));
         (out.status.success(), text)
@@ -129,7 +144,11 @@ impl Container {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        let out = self.runc().args(["delete", "--force", &self.id]).output().unwrap();
+        let out = self
+            .runc()
+            .args(["delete", "--force", &self.id])
+            .output()
+            .unwrap();
         if out.status.success() {
             Ok(())
         } else {

@@ -11,13 +11,19 @@ const ANN: &str = "oci-macvlan.networks";
 
 fn nsenter_ping(netns: &TestNetns, target: &str) -> bool {
     let path = format!("--net={}", netns.path().display());
-    oci_macvlan_tests::run("nsenter", &[&path, "/bin/busybox", "ping", "-c", "1", "-W", "2", target])
-        .status
-        .success()
+    oci_macvlan_tests::run(
+        "nsenter",
+        &[&path, "/bin/busybox", "ping", "-c", "1", "-W", "2", target],
+    )
+    .status
+    .success()
 }
 
 #[test]
-#[cfg_attr(not(feature = "privileged"), ignore = "privileged tier: run `cargo xtask ci` as root")]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
 fn attach_and_detach_in_each_mode() {
     for mode in ["bridge", "private", "vepa", "passthru"] {
         let lan = Lan::new();
@@ -28,59 +34,117 @@ fn attach_and_detach_in_each_mode() {
 
         lan.cli_ok(&["hook"], &state);
 
-        let eth0 = container.link("eth0").unwrap_or_else(|| panic!("{mode}: no eth0 in the container"));
+        let eth0 = container
+            .link("eth0")
+            .unwrap_or_else(|| panic!("{mode}: no eth0 in the container"));
         let parent_index = parent_before["ifindex"].as_u64().unwrap();
         assert_eq!(eth0["linkinfo"]["info_kind"], "macvlan", "{mode}: {eth0}");
-        assert_eq!(eth0["linkinfo"]["info_data"]["mode"], mode, "{mode}: {eth0}");
-        assert_eq!(eth0["link_index"].as_u64(), Some(parent_index), "{mode}: macvlan not on lan0: {eth0}");
-        assert!(eth0["flags"].as_array().unwrap().contains(&Value::from("UP")), "{mode}: eth0 is down");
+        assert_eq!(
+            eth0["linkinfo"]["info_data"]["mode"], mode,
+            "{mode}: {eth0}"
+        );
+        assert_eq!(
+            eth0["link_index"].as_u64(),
+            Some(parent_index),
+            "{mode}: macvlan not on lan0: {eth0}"
+        );
+        assert!(
+            eth0["flags"]
+                .as_array()
+                .unwrap()
+                .contains(&Value::from("UP")),
+            "{mode}: eth0 is down"
+        );
         assert_eq!(container.addresses("eth0"), ["192.168.77.2/24"], "{mode}");
-        let default: Vec<Value> = container.routes(false).into_iter().filter(|r| r["dst"] == "default").collect();
+        let default: Vec<Value> = container
+            .routes(false)
+            .into_iter()
+            .filter(|r| r["dst"] == "default")
+            .collect();
         assert_eq!(default.len(), 1, "{mode}: {default:?}");
         assert_eq!(default[0]["gateway"], Lan::GATEWAY);
         assert_eq!(default[0]["dev"], "eth0");
         let lo = container.link("lo").unwrap();
-        assert!(lo["flags"].as_array().unwrap().contains(&Value::from("UP")), "lo is up");
-        assert!(nsenter_ping(&container, Lan::GATEWAY), "{mode}: container cannot reach the router");
+        assert!(
+            lo["flags"].as_array().unwrap().contains(&Value::from("UP")),
+            "lo is up"
+        );
+        assert!(
+            nsenter_ping(&container, Lan::GATEWAY),
+            "{mode}: container cannot reach the router"
+        );
 
-        let host_links: Vec<String> = lan.host.links().iter().map(|l| l["ifname"].as_str().unwrap().to_owned()).collect();
-        assert_eq!(host_links, ["lo", Lan::PARENT], "{mode}: nothing of ours in the host namespace");
+        let host_links: Vec<String> = lan
+            .host
+            .links()
+            .iter()
+            .map(|l| l["ifname"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(
+            host_links,
+            ["lo", Lan::PARENT],
+            "{mode}: nothing of ours in the host namespace"
+        );
         assert_eq!(lan.leased(NET), 1);
         assert_eq!(lan.records(), ["c1.json"]);
 
         let stopped = lan.fake_bundle("c1", &[(ANN, NET)], &container.path(), "stopped");
         lan.cli_ok(&["hook"], &stopped);
-        assert!(container.link("eth0").is_none(), "{mode}: detach left eth0 in a namespace that outlives the container");
+        assert!(
+            container.link("eth0").is_none(),
+            "{mode}: detach left eth0 in a namespace that outlives the container"
+        );
         assert_eq!(lan.leased(NET), 0, "{mode}: lease left after detach");
         assert!(lan.records().is_empty(), "{mode}: record left after detach");
 
         // A second detach, with an empty environment and no bundle: a no-op that succeeds.
-        lan.cli_ok(&["hook", "poststop"], r#"{"ociVersion":"1.0.2","id":"c1","status":"stopped"}"#);
+        lan.cli_ok(
+            &["hook", "poststop"],
+            r#"{"ociVersion":"1.0.2","id":"c1","status":"stopped"}"#,
+        );
         if mode != "passthru" {
             // passthru puts the parent in promiscuous mode while the macvlan exists.
-            assert_eq!(lan.parent_view(), parent_before, "{mode}: the parent was modified");
+            assert_eq!(
+                lan.parent_view(),
+                parent_before,
+                "{mode}: the parent was modified"
+            );
         }
     }
 }
 
 #[test]
-#[cfg_attr(not(feature = "privileged"), ignore = "privileged tier: run `cargo xtask ci` as root")]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
 fn rerun_create_runtime_returns_the_same_endpoint() {
     let lan = Lan::new();
     let container = TestNetns::new("omt-ctr-");
     lan.create_network(NET, &[]);
-    let state = lan.fake_bundle("c1", &[(ANN, NET), ("oci-macvlan.mac", "02:aa:bb:cc:dd:01")], &container.path(), "created");
+    let state = lan.fake_bundle(
+        "c1",
+        &[(ANN, NET), ("oci-macvlan.mac", "02:aa:bb:cc:dd:01")],
+        &container.path(),
+        "created",
+    );
     lan.cli_ok(&["hook", "createRuntime"], &state);
     lan.cli_ok(&["hook", "createRuntime"], &state);
     assert_eq!(container.addresses("eth0"), ["192.168.77.2/24"]);
-    assert_eq!(container.link("eth0").unwrap()["address"], "02:aa:bb:cc:dd:01");
+    assert_eq!(
+        container.link("eth0").unwrap()["address"],
+        "02:aa:bb:cc:dd:01"
+    );
     assert_eq!(lan.leased(NET), 1);
     lan.cli_ok(&["hook", "poststop"], &state);
     assert_eq!(lan.leased(NET), 0);
 }
 
 #[test]
-#[cfg_attr(not(feature = "privileged"), ignore = "privileged tier: run `cargo xtask ci` as root")]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
 fn default_mac_is_stable_across_restarts() {
     let lan = Lan::new();
     lan.create_network(NET, &[]);
@@ -89,9 +153,16 @@ fn default_mac_is_stable_across_restarts() {
         let container = TestNetns::new("omt-ctr-");
         let state = lan.fake_bundle("web", &[(ANN, NET)], &container.path(), "creating");
         lan.cli_ok(&["hook"], &state);
-        let mac = container.link("eth0").unwrap()["address"].as_str().unwrap().to_owned();
+        let mac = container.link("eth0").unwrap()["address"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         let first_octet = u8::from_str_radix(&mac[..2], 16).unwrap();
-        assert_eq!(first_octet & 0x03, 0x02, "locally administered unicast: {mac}");
+        assert_eq!(
+            first_octet & 0x03,
+            0x02,
+            "locally administered unicast: {mac}"
+        );
         macs.push(mac);
         lan.cli_ok(&["hook", "poststop"], &state);
     }
@@ -99,14 +170,30 @@ fn default_mac_is_stable_across_restarts() {
 }
 
 #[test]
-#[cfg_attr(not(feature = "privileged"), ignore = "privileged tier: run `cargo xtask ci` as root")]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
 fn inspect_shows_the_network_and_its_endpoints() {
     let lan = Lan::new();
     let container = TestNetns::new("omt-ctr-");
     lan.cli_ok(
         &[
-            "network", "create", "--subnet", Lan::SUBNET, "--gateway", Lan::GATEWAY, "--ip-range", "192.168.77.128/25",
-            "--aux-address", "router2=192.168.77.2", "-o", "parent=lan0", "-o", "macvlan_mode=bridge", NET,
+            "network",
+            "create",
+            "--subnet",
+            Lan::SUBNET,
+            "--gateway",
+            Lan::GATEWAY,
+            "--ip-range",
+            "192.168.77.128/25",
+            "--aux-address",
+            "router2=192.168.77.2",
+            "-o",
+            "parent=lan0",
+            "-o",
+            "macvlan_mode=bridge",
+            NET,
         ],
         "",
     );

@@ -26,7 +26,10 @@ fn case(name: &'static str, args: &[&str], stdin: String, code: i32) -> Case {
 }
 
 #[test]
-#[cfg_attr(not(feature = "privileged"), ignore = "privileged tier: run `cargo xtask ci` as root")]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
 fn bad_input_fails_with_one_line_and_leaves_nothing() {
     let lan = Lan::new();
     let container = TestNetns::new("omt-ctr-");
@@ -45,28 +48,202 @@ fn bad_input_fails_with_one_line_and_leaves_nothing() {
     let cases = [
         case("empty stdin", &["hook"], String::new(), 3),
         case("stdin not JSON", &["hook"], "{not json".into(), 3),
-        case("state without id", &["hook"], r#"{"ociVersion":"1.0.2","status":"creating","bundle":"/nonexistent"}"#.into(), 3),
-        case("state without bundle", &["hook"], r#"{"ociVersion":"1.0.2","id":"c9","status":"creating"}"#.into(), 3),
-        case("unknown status", &["hook"], r#"{"ociVersion":"1.0.2","id":"c9","status":"paused","bundle":"/x"}"#.into(), 3),
-        case("container id with a slash", &["hook"], r#"{"ociVersion":"1.0.2","id":"../x","status":"stopped"}"#.into(), 3),
+        case(
+            "state without id",
+            &["hook"],
+            r#"{"ociVersion":"1.0.2","status":"creating","bundle":"/nonexistent"}"#.into(),
+            3,
+        ),
+        case(
+            "state without bundle",
+            &["hook"],
+            r#"{"ociVersion":"1.0.2","id":"c9","status":"creating"}"#.into(),
+            3,
+        ),
+        case(
+            "unknown status",
+            &["hook"],
+            r#"{"ociVersion":"1.0.2","id":"c9","status":"paused","bundle":"/x"}"#.into(),
+            3,
+        ),
+        case(
+            "container id with a slash",
+            &["hook"],
+            r#"{"ociVersion":"1.0.2","id":"../x","status":"stopped"}"#.into(),
+            3,
+        ),
         case("missing config.json", &["hook"], missing_config, 4),
-        case("unknown network", &["hook"], bundle("c2", &[(ANN, "nosuch")]), 4),
-        case("static IP outside every subnet", &["hook"], bundle("c3", &[(ANN, NET), ("oci-macvlan.ip", "10.9.9.9")]), 3),
-        case("static IP is the gateway", &["hook"], bundle("c4", &[(ANN, NET), ("oci-macvlan.ip", Lan::GATEWAY)]), 3),
-        case("static IP already leased", &["hook"], bundle("c5", &[(ANN, NET), ("oci-macvlan.ip", "192.168.77.20")]), 5),
-        case("invalid IP annotation", &["hook"], bundle("c6", &[(ANN, NET), ("oci-macvlan.ip", "192.168.77.300")]), 3),
-        case("multicast MAC", &["hook"], bundle("c7", &[(ANN, NET), ("oci-macvlan.mac", "01:00:5e:00:00:01")]), 3),
-        case("ifname too long", &["hook"], bundle("c8", &[(ANN, NET), ("oci-macvlan.lan77.ifname", "averyveryverylongname")]), 3),
-        case("bad CIDR", &["network", "create", "--subnet", "192.168.77.0/33", "-o", "parent=lan0", "bad1"], String::new(), 3),
-        case("parent that does not exist", &["network", "create", "--subnet", "10.5.0.0/24", "-o", "parent=eth7", "bad2"], String::new(), 4),
-        case("VLAN parent that does not exist", &["network", "create", "--subnet", "10.5.0.0/24", "-o", "parent=lan0.50", "bad3"], String::new(), 4),
-        case("parent=lo", &["network", "create", "--subnet", "10.5.0.0/24", "-o", "parent=lo", "bad4"], String::new(), 3),
-        case("unknown macvlan_mode", &["network", "create", "--subnet", "10.5.0.0/24", "-o", "parent=lan0", "-o", "macvlan_mode=bridged", "bad5"], String::new(), 3),
-        case("mtu above the parent's", &["network", "create", "--subnet", "10.5.0.0/24", "-o", "parent=lan0", "-o", "mtu=9000", "bad6"], String::new(), 3),
-        case("network name taken", &["network", "create", "--subnet", "10.5.0.0/24", "-o", "parent=lan0", NET], String::new(), 5),
-        case("rm of a network in use", &["network", "rm", NET], String::new(), 5),
-        case("inspect of an unknown network", &["network", "inspect", "nosuch"], String::new(), 4),
-        case("unknown flag", &["network", "create", "--subnett", "10.5.0.0/24", "bad7"], String::new(), 2),
+        case(
+            "unknown network",
+            &["hook"],
+            bundle("c2", &[(ANN, "nosuch")]),
+            4,
+        ),
+        case(
+            "static IP outside every subnet",
+            &["hook"],
+            bundle("c3", &[(ANN, NET), ("oci-macvlan.ip", "10.9.9.9")]),
+            3,
+        ),
+        case(
+            "static IP is the gateway",
+            &["hook"],
+            bundle("c4", &[(ANN, NET), ("oci-macvlan.ip", Lan::GATEWAY)]),
+            3,
+        ),
+        case(
+            "static IP already leased",
+            &["hook"],
+            bundle("c5", &[(ANN, NET), ("oci-macvlan.ip", "192.168.77.20")]),
+            5,
+        ),
+        case(
+            "invalid IP annotation",
+            &["hook"],
+            bundle("c6", &[(ANN, NET), ("oci-macvlan.ip", "192.168.77.300")]),
+            3,
+        ),
+        case(
+            "multicast MAC",
+            &["hook"],
+            bundle(
+                "c7",
+                &[(ANN, NET), ("oci-macvlan.mac", "01:00:5e:00:00:01")],
+            ),
+            3,
+        ),
+        case(
+            "ifname too long",
+            &["hook"],
+            bundle(
+                "c8",
+                &[
+                    (ANN, NET),
+                    ("oci-macvlan.lan77.ifname", "averyveryverylongname"),
+                ],
+            ),
+            3,
+        ),
+        case(
+            "bad CIDR",
+            &[
+                "network",
+                "create",
+                "--subnet",
+                "192.168.77.0/33",
+                "-o",
+                "parent=lan0",
+                "bad1",
+            ],
+            String::new(),
+            3,
+        ),
+        case(
+            "parent that does not exist",
+            &[
+                "network",
+                "create",
+                "--subnet",
+                "10.5.0.0/24",
+                "-o",
+                "parent=eth7",
+                "bad2",
+            ],
+            String::new(),
+            4,
+        ),
+        case(
+            "VLAN parent that does not exist",
+            &[
+                "network",
+                "create",
+                "--subnet",
+                "10.5.0.0/24",
+                "-o",
+                "parent=lan0.50",
+                "bad3",
+            ],
+            String::new(),
+            4,
+        ),
+        case(
+            "parent=lo",
+            &[
+                "network",
+                "create",
+                "--subnet",
+                "10.5.0.0/24",
+                "-o",
+                "parent=lo",
+                "bad4",
+            ],
+            String::new(),
+            3,
+        ),
+        case(
+            "unknown macvlan_mode",
+            &[
+                "network",
+                "create",
+                "--subnet",
+                "10.5.0.0/24",
+                "-o",
+                "parent=lan0",
+                "-o",
+                "macvlan_mode=bridged",
+                "bad5",
+            ],
+            String::new(),
+            3,
+        ),
+        case(
+            "mtu above the parent's",
+            &[
+                "network",
+                "create",
+                "--subnet",
+                "10.5.0.0/24",
+                "-o",
+                "parent=lan0",
+                "-o",
+                "mtu=9000",
+                "bad6",
+            ],
+            String::new(),
+            3,
+        ),
+        case(
+            "network name taken",
+            &[
+                "network",
+                "create",
+                "--subnet",
+                "10.5.0.0/24",
+                "-o",
+                "parent=lan0",
+                NET,
+            ],
+            String::new(),
+            5,
+        ),
+        case(
+            "rm of a network in use",
+            &["network", "rm", NET],
+            String::new(),
+            5,
+        ),
+        case(
+            "inspect of an unknown network",
+            &["network", "inspect", "nosuch"],
+            String::new(),
+            4,
+        ),
+        case(
+            "unknown flag",
+            &["network", "create", "--subnett", "10.5.0.0/24", "bad7"],
+            String::new(),
+            2,
+        ),
     ];
 
     let tmp = lan.tmp().display().to_string();
@@ -74,16 +251,36 @@ fn bad_input_fails_with_one_line_and_leaves_nothing() {
     for case in &cases {
         let args: Vec<&str> = case.args.iter().map(String::as_str).collect();
         let out = lan.cli(&args, &case.stdin);
-        assert_eq!(out.code, case.code, "{}: exit code; stderr: {}", case.name, out.stderr);
-        assert!(out.stdout.is_empty(), "{}: wrote to stdout: {}", case.name, out.stdout);
+        assert_eq!(
+            out.code, case.code,
+            "{}: exit code; stderr: {}",
+            case.name, out.stderr
+        );
+        assert!(
+            out.stdout.is_empty(),
+            "{}: wrote to stdout: {}",
+            case.name,
+            out.stdout
+        );
         let line = if case.code == 2 {
             // clap's usage errors are several lines by design; their first line is the error.
             out.stderr.lines().next().unwrap_or_default().to_owned()
         } else {
-            assert_eq!(out.stderr.lines().count(), 1, "{}: not one line: {}", case.name, out.stderr);
+            assert_eq!(
+                out.stderr.lines().count(),
+                1,
+                "{}: not one line: {}",
+                case.name,
+                out.stderr
+            );
             out.stderr.trim_end().to_owned()
         };
-        report.push(format!("{} (exit {})\n  {}", case.name, case.code, line.replace(&tmp, "[TMP]")));
+        report.push(format!(
+            "{} (exit {})\n  {}",
+            case.name,
+            case.code,
+            line.replace(&tmp, "[TMP]")
+        ));
     }
     insta::assert_snapshot!(report.join("\n"));
 
@@ -92,13 +289,22 @@ fn bad_input_fails_with_one_line_and_leaves_nothing() {
     let containers = inspect[0]["Containers"].as_object().unwrap();
     assert_eq!(containers.keys().collect::<Vec<_>>(), ["holder/eth0"]);
     assert_eq!(lan.records(), ["holder.json"]);
-    assert_eq!(container.links().len(), holder_ns_links, "a failed attach left a link");
+    assert_eq!(
+        container.links().len(),
+        holder_ns_links,
+        "a failed attach left a link"
+    );
     let defined: Vec<String> = std::fs::read_dir(lan.config_dir().join("networks"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(defined, ["lan77.json"]);
-    let host_links: Vec<String> = lan.host.links().iter().map(|l| l["ifname"].as_str().unwrap().to_owned()).collect();
+    let host_links: Vec<String> = lan
+        .host
+        .links()
+        .iter()
+        .map(|l| l["ifname"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(host_links, ["lo", Lan::PARENT]);
 
     lan.cli_ok(&["hook", "poststop"], &holder);

@@ -61,7 +61,12 @@ pub fn allocate(txn: &mut dyn Txn, req: &Request<'_>) -> Result<Vec<Lease>> {
     Ok(leases)
 }
 
-fn lease_static(txn: &mut dyn Txn, req: &Request<'_>, pools: &[&Pool], ip: IpAddr) -> Result<Lease> {
+fn lease_static(
+    txn: &mut dyn Txn,
+    req: &Request<'_>,
+    pools: &[&Pool],
+    ip: IpAddr,
+) -> Result<Lease> {
     // `allocate` checked that some pool contains `ip`.
     let pool = pools
         .iter()

@@ -9,11 +9,17 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("invalid subnet {given}: it should be {canonical}")]
-    SubnetNotCanonical { given: IpNetwork, canonical: IpNetwork },
+    SubnetNotCanonical {
+        given: IpNetwork,
+        canonical: IpNetwork,
+    },
     #[error("invalid subnet {0}: too small to hold any container address")]
     SubnetTooSmall(IpNetwork),
     #[error("invalid ip-range {given}: it should be {canonical}")]
-    RangeNotCanonical { given: IpNetwork, canonical: IpNetwork },
+    RangeNotCanonical {
+        given: IpNetwork,
+        canonical: IpNetwork,
+    },
     #[error("invalid ip-range {range}: CIDR block is bigger than its parent subnet {subnet}")]
     RangeTooBig { range: IpNetwork, subnet: IpNetwork },
     #[error("invalid ip-range {range}: parent subnet {subnet} doesn't contain ip-range")]
@@ -26,7 +32,9 @@ pub enum Error {
         what: &'static str,
         subnet: IpNetwork,
     },
-    #[error("invalid auxiliary address {name}={ip}: parent subnet {subnet} doesn't contain this address")]
+    #[error(
+        "invalid auxiliary address {name}={ip}: parent subnet {subnet} doesn't contain this address"
+    )]
     AuxOutsideSubnet {
         name: String,
         ip: IpAddr,
@@ -52,7 +60,9 @@ pub enum Error {
         held: IpAddr,
         requested: IpAddr,
     },
-    #[error("no available IPv{family} addresses on this network's address pools: {network} ({pools})")]
+    #[error(
+        "no available IPv{family} addresses on this network's address pools: {network} ({pools})"
+    )]
     Exhausted {
         family: u8,
         network: String,

@@ -190,18 +190,32 @@ fn canonical_of(net: IpNetwork) -> IpNetwork {
 mod tests {
     use super::*;
 
-    fn pool(subnet: &str, gw: Option<&str>, range: Option<&str>, aux: &[(&str, &str)]) -> Result<Pool> {
+    fn pool(
+        subnet: &str,
+        gw: Option<&str>,
+        range: Option<&str>,
+        aux: &[(&str, &str)],
+    ) -> Result<Pool> {
         Pool::new(
             subnet.parse().unwrap(),
             gw.map(|g| g.parse().unwrap()),
             range.map(|r| r.parse().unwrap()),
-            aux.iter().map(|(n, ip)| (n.to_string(), ip.parse().unwrap())).collect(),
+            aux.iter()
+                .map(|(n, ip)| (n.to_string(), ip.parse().unwrap()))
+                .collect(),
         )
     }
 
     #[test]
     fn validation_errors_use_dockers_wording() {
-        let cases: &[(&str, Option<&str>, Option<&str>, &[(&str, &str)])] = &[
+        // (subnet, gateway, ip-range, aux addresses)
+        type Case<'a> = (
+            &'a str,
+            Option<&'a str>,
+            Option<&'a str>,
+            &'a [(&'a str, &'a str)],
+        );
+        let cases: &[Case<'_>] = &[
             ("10.0.0.1/24", None, None, &[]),
             ("10.0.0.0/32", None, None, &[]),
             ("2001:db8::1/128", None, None, &[]),
@@ -238,7 +252,13 @@ mod tests {
         assert_eq!(p2p.reservation("10.0.0.1".parse().unwrap()), None);
 
         let v6 = pool("2001:db8::/64", None, None, &[]).unwrap();
-        assert_eq!(v6.reservation("2001:db8::".parse().unwrap()), Some(Reserved::NetworkAddress));
-        assert_eq!(v6.reservation("2001:db8::ffff:ffff:ffff:ffff".parse().unwrap()), None);
+        assert_eq!(
+            v6.reservation("2001:db8::".parse().unwrap()),
+            Some(Reserved::NetworkAddress)
+        );
+        assert_eq!(
+            v6.reservation("2001:db8::ffff:ffff:ffff:ffff".parse().unwrap()),
+            None
+        );
     }
 }

@@ -97,10 +97,15 @@ fn lease_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Lease>> {
     let container_id: String = row.get(3)?;
     let ifname: String = row.get(4)?;
     let Some(ip) = from_blob(&blob) else {
-        return Ok(Err(Error::Corrupt(format!("address blob of {} bytes", blob.len()))));
+        return Ok(Err(Error::Corrupt(format!(
+            "address blob of {} bytes",
+            blob.len()
+        ))));
     };
     let Ok(subnet) = subnet.parse() else {
-        return Ok(Err(Error::Corrupt(format!("subnet {subnet:?} of lease {ip}"))));
+        return Ok(Err(Error::Corrupt(format!(
+            "subnet {subnet:?} of lease {ip}"
+        ))));
     };
     Ok(Ok(Lease {
         ip,
@@ -124,7 +129,10 @@ impl Txn for SqliteTxn<'_> {
         let mut stmt = self.0.prepare_cached(&format!(
             "SELECT {COLUMNS} FROM leases WHERE container_id = ?1 AND ifname = ?2 AND network = ?3"
         ))?;
-        let rows = stmt.query_map(params![owner.container_id, owner.ifname, network], lease_from_row)?;
+        let rows = stmt.query_map(
+            params![owner.container_id, owner.ifname, network],
+            lease_from_row,
+        )?;
         collect(rows)
     }
 
@@ -217,7 +225,10 @@ impl LeaseStore for SqliteStore {
         let mut stmt = self.conn.prepare_cached(&format!(
             "DELETE FROM leases WHERE container_id = ?1 AND ifname = ?2 AND network = ?3 RETURNING {COLUMNS}"
         ))?;
-        let rows = stmt.query_map(params![owner.container_id, owner.ifname, network], lease_from_row)?;
+        let rows = stmt.query_map(
+            params![owner.container_id, owner.ifname, network],
+            lease_from_row,
+        )?;
         collect(rows)
     }
 

@@ -1,5 +1,7 @@
 //! The allocator against a real store: Docker's rules, lease reuse, release, conflicts.
 
+#![allow(clippy::unwrap_used)]
+
 use std::{collections::BTreeMap, net::IpAddr};
 
 use oci_macvlan_ipam::{Error, LeaseStore, Owner, Pool, Request, SqliteStore, allocate};
@@ -35,7 +37,14 @@ impl Fixture {
         Self { _dir: dir, store }
     }
 
-    fn lease(&mut self, network: &str, pools: &[Pool], id: &str, statics: &[&str], ipv6: bool) -> Result<Vec<IpAddr>, Error> {
+    fn lease(
+        &mut self,
+        network: &str,
+        pools: &[Pool],
+        id: &str,
+        statics: &[&str],
+        ipv6: bool,
+    ) -> Result<Vec<IpAddr>, Error> {
         let owner = owner(id);
         let statics: Vec<IpAddr> = statics.iter().map(|s| s.parse().unwrap()).collect();
         let req = Request {
@@ -58,17 +67,39 @@ fn ips(list: &[&str]) -> Vec<IpAddr> {
 #[test]
 fn lowest_free_skips_network_gateway_and_aux() {
     let mut f = Fixture::new();
-    let pools = [pool("10.0.0.0/24", Some("10.0.0.1"), None, &[("r2", "10.0.0.2")])];
-    assert_eq!(f.lease("n", &pools, "a", &[], false).unwrap(), ips(&["10.0.0.3"]));
-    assert_eq!(f.lease("n", &pools, "b", &[], false).unwrap(), ips(&["10.0.0.4"]));
+    let pools = [pool(
+        "10.0.0.0/24",
+        Some("10.0.0.1"),
+        None,
+        &[("r2", "10.0.0.2")],
+    )];
+    assert_eq!(
+        f.lease("n", &pools, "a", &[], false).unwrap(),
+        ips(&["10.0.0.3"])
+    );
+    assert_eq!(
+        f.lease("n", &pools, "b", &[], false).unwrap(),
+        ips(&["10.0.0.4"])
+    );
 }
 
 #[test]
 fn ip_range_bounds_dynamic_but_not_static() {
     let mut f = Fixture::new();
-    let pools = [pool("10.0.0.0/24", Some("10.0.0.1"), Some("10.0.0.128/25"), &[])];
-    assert_eq!(f.lease("n", &pools, "a", &[], false).unwrap(), ips(&["10.0.0.128"]));
-    assert_eq!(f.lease("n", &pools, "b", &["10.0.0.10"], false).unwrap(), ips(&["10.0.0.10"]));
+    let pools = [pool(
+        "10.0.0.0/24",
+        Some("10.0.0.1"),
+        Some("10.0.0.128/25"),
+        &[],
+    )];
+    assert_eq!(
+        f.lease("n", &pools, "a", &[], false).unwrap(),
+        ips(&["10.0.0.128"])
+    );
+    assert_eq!(
+        f.lease("n", &pools, "b", &["10.0.0.10"], false).unwrap(),
+        ips(&["10.0.0.10"])
+    );
 }
 
 #[test]
@@ -77,7 +108,10 @@ fn same_owner_gets_its_lease_back() {
     let pools = [pool("10.0.0.0/24", None, None, &[])];
     let first = f.lease("n", &pools, "a", &[], false).unwrap();
     assert_eq!(f.lease("n", &pools, "a", &[], false).unwrap(), first);
-    assert_eq!(f.lease("n", &pools, "a", &["10.0.0.1"], false).unwrap(), first);
+    assert_eq!(
+        f.lease("n", &pools, "a", &["10.0.0.1"], false).unwrap(),
+        first
+    );
     let err = f.lease("n", &pools, "a", &["10.0.0.9"], false).unwrap_err();
     assert!(matches!(err, Error::OwnerHoldsOther { .. }), "{err}");
 }
@@ -90,18 +124,36 @@ fn released_addresses_are_reused_lowest_first() {
         f.lease("n", &pools, id, &[], false).unwrap();
     }
     let released = f.store.release_container("b").unwrap();
-    assert_eq!(released.iter().map(|l| l.ip).collect::<Vec<_>>(), ips(&["10.0.0.2"]));
-    assert!(f.store.release_container("b").unwrap().is_empty(), "release is idempotent");
-    assert_eq!(f.lease("n", &pools, "d", &[], false).unwrap(), ips(&["10.0.0.2"]));
-    assert_eq!(f.lease("n", &pools, "e", &[], false).unwrap(), ips(&["10.0.0.4"]));
+    assert_eq!(
+        released.iter().map(|l| l.ip).collect::<Vec<_>>(),
+        ips(&["10.0.0.2"])
+    );
+    assert!(
+        f.store.release_container("b").unwrap().is_empty(),
+        "release is idempotent"
+    );
+    assert_eq!(
+        f.lease("n", &pools, "d", &[], false).unwrap(),
+        ips(&["10.0.0.2"])
+    );
+    assert_eq!(
+        f.lease("n", &pools, "e", &[], false).unwrap(),
+        ips(&["10.0.0.4"])
+    );
 }
 
 #[test]
 fn exhaustion_leaves_nothing_and_says_so() {
     let mut f = Fixture::new();
     let pools = [pool("10.0.0.0/30", None, None, &[])];
-    assert_eq!(f.lease("n", &pools, "a", &[], false).unwrap(), ips(&["10.0.0.1"]));
-    assert_eq!(f.lease("n", &pools, "b", &[], false).unwrap(), ips(&["10.0.0.2"]));
+    assert_eq!(
+        f.lease("n", &pools, "a", &[], false).unwrap(),
+        ips(&["10.0.0.1"])
+    );
+    assert_eq!(
+        f.lease("n", &pools, "b", &[], false).unwrap(),
+        ips(&["10.0.0.2"])
+    );
     let err = f.lease("n", &pools, "c", &[], false).unwrap_err();
     insta::assert_snapshot!(err.to_string(), @"no available IPv4 addresses on this network's address pools: n (10.0.0.0/30)");
     assert_eq!(f.store.network_leases("n").unwrap().len(), 2);
@@ -110,13 +162,18 @@ fn exhaustion_leaves_nothing_and_says_so() {
 #[test]
 fn dual_stack_is_all_or_nothing() {
     let mut f = Fixture::new();
-    let pools = [pool("10.0.0.0/24", None, None, &[]), pool("2001:db8::/64", None, None, &[])];
+    let pools = [
+        pool("10.0.0.0/24", None, None, &[]),
+        pool("2001:db8::/64", None, None, &[]),
+    ];
     assert_eq!(
         f.lease("n", &pools, "a", &[], true).unwrap(),
         ips(&["10.0.0.1", "2001:db8::1"])
     );
     // The v6 static conflicts: the v4 lease of the same request must not stay behind.
-    let err = f.lease("n", &pools, "b", &["2001:db8::1"], true).unwrap_err();
+    let err = f
+        .lease("n", &pools, "b", &["2001:db8::1"], true)
+        .unwrap_err();
     assert!(matches!(err, Error::AddressInUse { .. }), "{err}");
     assert!(f.store.release_container("b").unwrap().is_empty());
 }
@@ -126,19 +183,44 @@ fn overlapping_networks_share_one_address_space() {
     let mut f = Fixture::new();
     let a = [pool("10.0.0.0/24", None, None, &[])];
     let b = [pool("10.0.0.0/25", None, None, &[])];
-    assert_eq!(f.lease("net-a", &a, "x", &[], false).unwrap(), ips(&["10.0.0.1"]));
-    assert_eq!(f.lease("net-b", &b, "y", &[], false).unwrap(), ips(&["10.0.0.2"]));
+    assert_eq!(
+        f.lease("net-a", &a, "x", &[], false).unwrap(),
+        ips(&["10.0.0.1"])
+    );
+    assert_eq!(
+        f.lease("net-b", &b, "y", &[], false).unwrap(),
+        ips(&["10.0.0.2"])
+    );
 }
 
 #[test]
 fn static_request_errors() {
     let mut f = Fixture::new();
-    let pools = [pool("10.0.0.0/24", Some("10.0.0.1"), None, &[("router2", "10.0.0.2")])];
-    f.lease("n", &pools, "holder", &["10.0.0.7"], false).unwrap();
-    let report: Vec<String> = ["10.9.9.9", "10.0.0.0", "10.0.0.255", "10.0.0.1", "10.0.0.2", "10.0.0.7", "2001:db8::5"]
-        .iter()
-        .map(|ip| format!("{ip} -> {}", f.lease("n", &pools, "c", &[ip], false).unwrap_err()))
-        .collect();
+    let pools = [pool(
+        "10.0.0.0/24",
+        Some("10.0.0.1"),
+        None,
+        &[("router2", "10.0.0.2")],
+    )];
+    f.lease("n", &pools, "holder", &["10.0.0.7"], false)
+        .unwrap();
+    let report: Vec<String> = [
+        "10.9.9.9",
+        "10.0.0.0",
+        "10.0.0.255",
+        "10.0.0.1",
+        "10.0.0.2",
+        "10.0.0.7",
+        "2001:db8::5",
+    ]
+    .iter()
+    .map(|ip| {
+        format!(
+            "{ip} -> {}",
+            f.lease("n", &pools, "c", &[ip], false).unwrap_err()
+        )
+    })
+    .collect();
     insta::assert_snapshot!(report.join("\n"));
     assert!(f.store.release_container("c").unwrap().is_empty());
 }
@@ -147,16 +229,29 @@ fn static_request_errors() {
 fn point_to_point_subnet_uses_both_addresses() {
     let mut f = Fixture::new();
     let pools = [pool("10.0.0.0/31", None, None, &[])];
-    assert_eq!(f.lease("n", &pools, "a", &[], false).unwrap(), ips(&["10.0.0.0"]));
-    assert_eq!(f.lease("n", &pools, "b", &[], false).unwrap(), ips(&["10.0.0.1"]));
+    assert_eq!(
+        f.lease("n", &pools, "a", &[], false).unwrap(),
+        ips(&["10.0.0.0"])
+    );
+    assert_eq!(
+        f.lease("n", &pools, "b", &[], false).unwrap(),
+        ips(&["10.0.0.1"])
+    );
 }
 
 #[test]
 fn unreadable_store_fails_closed() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join(SqliteStore::FILE_NAME), b"this is not a database, it is a text file of some length.......").unwrap();
+    std::fs::write(
+        dir.path().join(SqliteStore::FILE_NAME),
+        b"this is not a database, it is a text file of some length.......",
+    )
+    .unwrap();
     let err = SqliteStore::open(dir.path()).unwrap_err();
     assert!(matches!(err, Error::OpenStore { .. }), "{err}");
     let kept = std::fs::read(dir.path().join(SqliteStore::FILE_NAME)).unwrap();
-    assert!(kept.starts_with(b"this is not a database"), "the file must not be replaced");
+    assert!(
+        kept.starts_with(b"this is not a database"),
+        "the file must not be replaced"
+    );
 }

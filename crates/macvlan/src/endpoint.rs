@@ -61,9 +61,13 @@ pub async fn attach(
     let netns = Netns::open(req.netns).map_err(Error::ContainerNetns)?;
     let container = Handle::open(&netns).map_err(Error::ContainerNetns)?;
     let mut undo = Undo::default();
-    let result = attach_all(host, &container, &netns, store, records, req, &record, &mut undo).await;
+    let result = attach_all(
+        host, &container, &netns, store, records, req, &record, &mut undo,
+    )
+    .await;
     if result.is_err() {
-        undo.run(req.container_id, Some(&container), store, records).await;
+        undo.run(req.container_id, Some(&container), store, records)
+            .await;
     }
     result
 }
@@ -82,7 +86,9 @@ fn planned_mac(container_id: &str, att: &Attachment<'_>) -> Result<Option<MacAdd
             None => Ok(None),
         };
     }
-    let mac = att.mac.unwrap_or_else(|| default_mac(container_id, network));
+    let mac = att
+        .mac
+        .unwrap_or_else(|| default_mac(container_id, network));
     if mac.is_multicast() || mac.is_zero() {
         return Err(Error::InvalidMac {
             mac: mac.to_string(),
@@ -171,7 +177,7 @@ async fn attach_all(
             })
             .map_err(|source| Error::Lease {
                 network: net.name.clone(),
-                source,
+                source: Box::new(source),
             })?;
 
         let configure = |source| Error::Configure {
@@ -180,7 +186,11 @@ async fn attach_all(
             source,
         };
         let mut gateways = Vec::new();
-        match container.link_by_name(&att.ifname).await.map_err(configure)? {
+        match container
+            .link_by_name(&att.ifname)
+            .await
+            .map_err(configure)?
+        {
             // A re-run createRuntime: the link with our MAC is there, configured by the first run.
             Some(link) if planned.is(&link) => {}
             Some(_) => {
@@ -197,7 +207,9 @@ async fn attach_all(
                     mtu: net.mtu,
                     target: netns,
                 };
-                create_macvlan(host, container, &spec).await.map_err(configure)?;
+                create_macvlan(host, container, &spec)
+                    .await
+                    .map_err(configure)?;
                 undo.push(Step::CreatedLink {
                     ifname: att.ifname.clone(),
                 });
@@ -243,11 +255,18 @@ async fn attach_all(
     Ok(endpoints)
 }
 
-fn endpoint(net: &Network, planned: &RecordedEndpoint, leases: &[Lease], gateways: Vec<IpAddr>) -> Endpoint {
+fn endpoint(
+    net: &Network,
+    planned: &RecordedEndpoint,
+    leases: &[Lease],
+    gateways: Vec<IpAddr>,
+) -> Endpoint {
     Endpoint {
         network: net.name.clone(),
         ifname: planned.ifname.clone(),
-        mac: planned.mac.map_or_else(|| "parent's".to_owned(), |mac| mac.to_string()),
+        mac: planned
+            .mac
+            .map_or_else(|| "parent's".to_owned(), |mac| mac.to_string()),
         addresses: leases
             .iter()
             .filter_map(|l| IpNetwork::new(l.ip, l.subnet.prefix()).ok())
@@ -274,7 +293,9 @@ pub(crate) async fn resolve_parent(host: &Handle, net: &Network) -> Result<Link>
         (Some(link), _) if link.loopback => Err(Error::Parent(oci_macvlan_vlan::Error::Loopback)),
         (Some(link), _) => Ok(link),
         (None, Parent::Plain(name)) => Err(Error::ParentNotFound(name)),
-        (None, Parent::Vlan { name, base, vid }) => Err(Error::VlanParentNotFound { name, base, vid }),
+        (None, Parent::Vlan { name, base, vid }) => {
+            Err(Error::VlanParentNotFound { name, base, vid })
+        }
     }
 }
 
@@ -319,13 +340,19 @@ fn temporary_name() -> String {
 /// namespace that dies takes its macvlans along, at no cost), releases its leases, and removes
 /// its record. Idempotent: it may run twice, after a crash, without any attach, or with the
 /// namespace or parent gone; it needs neither the network definitions nor a pid.
-pub async fn detach(store: &mut impl LeaseStore, records: &Records, container_id: &str) -> Result<Vec<Lease>> {
+pub async fn detach(
+    store: &mut impl LeaseStore,
+    records: &Records,
+    container_id: &str,
+) -> Result<Vec<Lease>> {
     if let Some(record) = records.read(container_id)? {
         if let Some(path) = &record.netns {
             delete_recorded_links(path, &record.endpoints).await?;
         }
     }
-    let released = store.release_container(container_id).map_err(Error::Store)?;
+    let released = store
+        .release_container(container_id)
+        .map_err(Error::store)?;
     records.remove(container_id)?;
     Ok(released)
 }
@@ -341,7 +368,11 @@ async fn delete_recorded_links(path: &Path, endpoints: &[RecordedEndpoint]) -> R
         Err(err) => return Err(Error::ContainerNetns(err)),
     };
     for ep in endpoints {
-        if let Some(link) = handle.link_by_name(&ep.ifname).await.map_err(Error::Netlink)? {
+        if let Some(link) = handle
+            .link_by_name(&ep.ifname)
+            .await
+            .map_err(Error::Netlink)?
+        {
             if ep.is(&link) {
                 handle.delete_link(&link).await.map_err(Error::Netlink)?;
             }

@@ -30,21 +30,29 @@ pub enum Error {
         value: String,
         reason: String,
     },
-    #[error("at least one --subnet is required: a macvlan network joins an existing LAN, give its subnet")]
+    #[error(
+        "at least one --subnet is required: a macvlan network joins an existing LAN, give its subnet"
+    )]
     NoSubnet,
     #[error("no configured subnet contains {what} {value}")]
     NoSubnetFor { what: &'static str, value: String },
     #[error("subnet {subnet} has more than one {what}")]
     Duplicate { what: &'static str, subnet: String },
     #[error(transparent)]
-    Pool(ipam::Error),
+    Pool(Box<ipam::Error>),
     #[error("unknown option {key:?} (known: parent, macvlan_mode, mtu)")]
     UnknownOption { key: String },
-    #[error("requested macvlan mode '{0}' is not valid, 'bridge' mode is the macvlan driver default")]
+    #[error(
+        "requested macvlan mode '{0}' is not valid, 'bridge' mode is the macvlan driver default"
+    )]
     InvalidMode(String),
-    #[error("macvlan mode 'source' needs a list of allowed source MACs, which oci-macvlan does not support yet")]
+    #[error(
+        "macvlan mode 'source' needs a list of allowed source MACs, which oci-macvlan does not support yet"
+    )]
     SourceModeUnsupported,
-    #[error("-o parent=IF is required: parent-less (internal, dummy-backed) networks are not supported yet")]
+    #[error(
+        "-o parent=IF is required: parent-less (internal, dummy-backed) networks are not supported yet"
+    )]
     NoParent,
     #[error(transparent)]
     Parent(oci_macvlan_vlan::Error),
@@ -53,7 +61,11 @@ pub enum Error {
     #[error(
         "parent interface {name} not found: creating 802.1q parents is not supported yet (create it with 'ip link add link {base} name {name} type vlan id {vid}')"
     )]
-    VlanParentNotFound { name: String, base: String, vid: u16 },
+    VlanParentNotFound {
+        name: String,
+        base: String,
+        vid: u16,
+    },
     #[error("mtu {mtu} is larger than the mtu {parent_mtu} of parent interface {parent}")]
     MtuAboveParent {
         mtu: u32,
@@ -118,10 +130,10 @@ pub enum Error {
     Lease {
         network: String,
         #[source]
-        source: ipam::Error,
+        source: Box<ipam::Error>,
     },
-    #[error("lease store")]
-    Store(#[source] ipam::Error),
+    #[error(transparent)]
+    Store(Box<ipam::Error>),
     #[error("cannot set up {ifname} for network {network}")]
     Configure {
         network: String,
@@ -140,6 +152,11 @@ pub enum Error {
 }
 
 impl Error {
+    /// Wraps a lease-store failure (boxed: store errors are large and rare).
+    pub fn store(err: ipam::Error) -> Self {
+        Self::Store(Box::new(err))
+    }
+
     pub fn kind(&self) -> ErrorKind {
         match self {
             Self::ParentNotFound(_)
@@ -157,7 +174,9 @@ impl Error {
             Self::Lease { source, .. } | Self::Pool(source) if source.is_invalid_input() => {
                 ErrorKind::Invalid
             }
-            Self::Configure { source, .. } if source.errno() == Some(netlink::Errno::EADDRINUSE) => {
+            Self::Configure { source, .. }
+                if source.errno() == Some(netlink::Errno::EADDRINUSE) =>
+            {
                 ErrorKind::Conflict
             }
             Self::InvalidNetworkName { .. }

@@ -6,15 +6,15 @@
 
 mod endpoint;
 mod error;
+mod files;
 mod lifecycle;
 mod mac;
 mod network;
 mod networks;
-mod files;
 mod record;
 mod undo;
 
-pub use endpoint::{Attachment, AttachRequest, Endpoint, attach, detach};
+pub use endpoint::{AttachRequest, Attachment, Endpoint, attach, detach};
 pub use error::{Error, ErrorKind, Result};
 pub use lifecycle::{create_network, remove_network};
 pub use mac::default_mac;

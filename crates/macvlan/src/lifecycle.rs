@@ -7,7 +7,11 @@ use crate::{Error, Network, NetworkSpec, Networks, Result, endpoint::resolve_par
 
 /// `network create`: validates `spec`, checks the parent in the host namespace (it exists, is not
 /// loopback, its MTU allows the network's), and stores the definition.
-pub async fn create_network(host: &Handle, networks: &Networks, spec: &NetworkSpec) -> Result<Network> {
+pub async fn create_network(
+    host: &Handle,
+    networks: &Networks,
+    spec: &NetworkSpec,
+) -> Result<Network> {
     let created = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     let network = spec.validate(random_id()?, created)?;
     let parent = resolve_parent(host, &network).await?;
@@ -27,7 +31,7 @@ pub async fn create_network(host: &Handle, networks: &Networks, spec: &NetworkSp
 /// `network rm`: refuses while any container holds an address on the network.
 pub fn remove_network(networks: &Networks, store: &mut impl LeaseStore, name: &str) -> Result<()> {
     networks.load(name)?;
-    let leases = store.network_leases(name).map_err(Error::Store)?;
+    let leases = store.network_leases(name).map_err(Error::store)?;
     if !leases.is_empty() {
         let endpoints = leases
             .iter()

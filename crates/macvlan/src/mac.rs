@@ -11,7 +11,14 @@ pub fn default_mac(container_id: &str, network: &str) -> MacAddr {
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
     }
     let b = hash.to_be_bytes();
-    MacAddr([(b[0] & 0xfc) | 0x02, b[1], b[2], b[3], b[4], b[5] ^ b[6] ^ b[7]])
+    MacAddr([
+        (b[0] & 0xfc) | 0x02,
+        b[1],
+        b[2],
+        b[3],
+        b[4],
+        b[5] ^ b[6] ^ b[7],
+    ])
 }
 
 #[cfg(test)]

@@ -87,7 +87,10 @@ impl Network {
         if self.internal {
             return None;
         }
-        self.pools.iter().find(|p| p.contains(ip)).and_then(|p| p.gateway)
+        self.pools
+            .iter()
+            .find(|p| p.contains(ip))
+            .and_then(|p| p.gateway)
     }
 }
 
@@ -156,10 +159,17 @@ impl NetworkSpec {
             .zip(aux)
             .map(|(((subnet, gw), range), aux)| Pool::new(*subnet, gw, range, aux))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(Error::Pool)?;
+            .map_err(|err| Error::Pool(Box::new(err)))?;
         for (i, a) in subnets.iter().enumerate() {
-            if subnets[..i].iter().any(|b| b.contains(a.network()) || a.contains(b.network())) {
-                return Err(invalid("--subnet", &a.to_string(), "it overlaps another --subnet of this network"));
+            if subnets[..i]
+                .iter()
+                .any(|b| b.contains(a.network()) || a.contains(b.network()))
+            {
+                return Err(invalid(
+                    "--subnet",
+                    &a.to_string(),
+                    "it overlaps another --subnet of this network",
+                ));
             }
         }
 
@@ -178,7 +188,9 @@ impl NetworkSpec {
                     .parse::<u32>()
                     .ok()
                     .filter(|mtu| (68..=65535).contains(mtu))
-                    .ok_or_else(|| invalid("-o mtu", value, "must be a number between 68 and 65535"))
+                    .ok_or_else(|| {
+                        invalid("-o mtu", value, "must be a number between 68 and 65535")
+                    })
             })
             .transpose()?;
         let ipv6 = self.ipv6 || subnets.iter().any(IpNetwork::is_ipv6);
@@ -204,7 +216,9 @@ impl NetworkSpec {
                 .split_once('=')
                 .ok_or_else(|| invalid("-o", opt, "expected KEY=VALUE"))?;
             if !matches!(key, "parent" | "macvlan_mode" | "mtu") {
-                return Err(Error::UnknownOption { key: key.to_owned() });
+                return Err(Error::UnknownOption {
+                    key: key.to_owned(),
+                });
             }
             options.insert(key.to_owned(), value.to_owned());
         }
@@ -221,7 +235,10 @@ pub(crate) fn check_network_name(name: &str) -> Result<()> {
         Some("it is longer than 64 characters")
     } else if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
         Some("it must start with a letter or digit")
-    } else if !name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)) {
+    } else if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+    {
         Some("only letters, digits, '_', '.' and '-' are allowed")
     } else {
         None
@@ -252,7 +269,11 @@ fn duplicate(what: &'static str, subnet: IpNetwork) -> Error {
 
 fn parse_cidr(flag: &'static str, value: &str) -> Result<IpNetwork> {
     if !value.contains('/') {
-        return Err(invalid(flag, value, "expected an address with a prefix length, e.g. 192.168.50.0/24"));
+        return Err(invalid(
+            flag,
+            value,
+            "expected an address with a prefix length, e.g. 192.168.50.0/24",
+        ));
     }
     value
         .parse()

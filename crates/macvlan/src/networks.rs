@@ -30,13 +30,16 @@ impl Networks {
     /// Stores a new definition; fails if the name is taken, even by a concurrent `create`.
     pub fn create(&self, network: &Network) -> Result<()> {
         let path = self.path_of(&network.name)?;
-        let mut json = serde_json::to_vec_pretty(network).map_err(|source| Error::ParseNetwork {
-            path: path.clone(),
-            source,
-        })?;
+        let mut json =
+            serde_json::to_vec_pretty(network).map_err(|source| Error::ParseNetwork {
+                path: path.clone(),
+                source,
+            })?;
         json.push(b'\n');
         match write_atomic(&path, &json, false) {
-            Err(Error::WriteFile { source, .. }) if source.kind() == io::ErrorKind::AlreadyExists => {
+            Err(Error::WriteFile { source, .. })
+                if source.kind() == io::ErrorKind::AlreadyExists =>
+            {
                 Err(Error::NetworkExists(network.name.clone()))
             }
             other => other,

@@ -98,7 +98,10 @@ pub fn check_container_id(id: &str) -> Result<()> {
         Some("it is longer than 1024 characters")
     } else if id == "." || id == ".." {
         Some("'.' and '..' are not container ids")
-    } else if !id.chars().all(|c| c.is_ascii_alphanumeric() || "_+.-".contains(c)) {
+    } else if !id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "_+.-".contains(c))
+    {
         Some("only letters, digits, '_', '+', '.' and '-' are allowed")
     } else {
         None
@@ -123,7 +126,9 @@ mod mac_string {
         }
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<MacAddr>, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<MacAddr>, D::Error> {
         Option::<String>::deserialize(d)?
             .map(|text| text.parse().map_err(D::Error::custom))
             .transpose()

@@ -1,5 +1,7 @@
 //! `network create` validation: every rejected input and its exact message.
 
+#![allow(clippy::unwrap_used)]
+
 use oci_macvlan_macvlan::{Mode, NetworkSpec};
 
 fn spec(args: &[&str]) -> NetworkSpec {
@@ -52,20 +54,62 @@ fn rejected_inputs() {
         &["--subnet banana/24", "-o parent=eth0"],
         &["--subnet 10.0.0.1/24", "-o parent=eth0"],
         &["--subnet 10.0.0.0/32", "-o parent=eth0"],
-        &["--subnet 10.0.0.0/24", "--subnet 10.0.0.128/25", "-o parent=eth0"],
-        &["--subnet 10.0.0.0/24", "--gateway 10.1.0.1", "-o parent=eth0"],
-        &["--subnet 10.0.0.0/24", "--gateway 10.0.0.1", "--gateway 10.0.0.2", "-o parent=eth0"],
-        &["--subnet 10.0.0.0/24", "--subnet 10.1.0.0/24", "--gateway 10.2.0.1", "-o parent=eth0"],
+        &[
+            "--subnet 10.0.0.0/24",
+            "--subnet 10.0.0.128/25",
+            "-o parent=eth0",
+        ],
+        &[
+            "--subnet 10.0.0.0/24",
+            "--gateway 10.1.0.1",
+            "-o parent=eth0",
+        ],
+        &[
+            "--subnet 10.0.0.0/24",
+            "--gateway 10.0.0.1",
+            "--gateway 10.0.0.2",
+            "-o parent=eth0",
+        ],
+        &[
+            "--subnet 10.0.0.0/24",
+            "--subnet 10.1.0.0/24",
+            "--gateway 10.2.0.1",
+            "-o parent=eth0",
+        ],
         &["--subnet 10.0.0.0/24", "--gateway nope", "-o parent=eth0"],
-        &["--subnet 10.0.0.0/24", "--ip-range 10.0.0.0/16", "-o parent=eth0"],
-        &["--subnet 10.0.0.0/24", "--ip-range 10.1.0.0/25", "-o parent=eth0"],
-        &["--subnet 10.0.0.0/24", "--aux-address router2", "-o parent=eth0"],
-        &["--subnet 10.0.0.0/24", "--aux-address router2=10.9.0.2", "-o parent=eth0"],
+        &[
+            "--subnet 10.0.0.0/24",
+            "--ip-range 10.0.0.0/16",
+            "-o parent=eth0",
+        ],
+        &[
+            "--subnet 10.0.0.0/24",
+            "--ip-range 10.1.0.0/25",
+            "-o parent=eth0",
+        ],
+        &[
+            "--subnet 10.0.0.0/24",
+            "--aux-address router2",
+            "-o parent=eth0",
+        ],
+        &[
+            "--subnet 10.0.0.0/24",
+            "--aux-address router2=10.9.0.2",
+            "-o parent=eth0",
+        ],
         &["--subnet 10.0.0.0/24"],
         &["--subnet 10.0.0.0/24", "-o parent=lo"],
         &["--subnet 10.0.0.0/24", "-o parent=eth0.4095"],
-        &["--subnet 10.0.0.0/24", "-o parent=eth0", "-o macvlan_mode=bridged"],
-        &["--subnet 10.0.0.0/24", "-o parent=eth0", "-o macvlan_mode=source"],
+        &[
+            "--subnet 10.0.0.0/24",
+            "-o parent=eth0",
+            "-o macvlan_mode=bridged",
+        ],
+        &[
+            "--subnet 10.0.0.0/24",
+            "-o parent=eth0",
+            "-o macvlan_mode=source",
+        ],
         &["--subnet 10.0.0.0/24", "-o parent=eth0", "-o mtu=9"],
         &["--subnet 10.0.0.0/24", "-o parent=eth0", "-o mtu=big"],
         &["--subnet 10.0.0.0/24", "-o parent=eth0", "-o vlan=5"],

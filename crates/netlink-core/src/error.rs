@@ -9,8 +9,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum KernelError {
     #[error("{}", .0.desc())]
     Errno(Errno),
+    /// Boxed: an unexpected answer carries a whole netlink message.
     #[error("unexpected netlink answer: {0}")]
-    Protocol(rtnetlink::Error),
+    Protocol(Box<rtnetlink::Error>),
 }
 
 impl KernelError {
@@ -27,9 +28,9 @@ impl From<rtnetlink::Error> for KernelError {
         match &err {
             rtnetlink::Error::NetlinkError(msg) => match msg.code {
                 Some(code) => Self::Errno(Errno::from_raw(-code.get())),
-                None => Self::Protocol(err),
+                None => Self::Protocol(Box::new(err)),
             },
-            _ => Self::Protocol(err),
+            _ => Self::Protocol(Box::new(err)),
         }
     }
 }

@@ -183,7 +183,9 @@ impl Handle {
     }
 
     pub async fn rename_link(&self, link: &Link, to: &str) -> Result<()> {
-        let msg = LinkUnspec::new_with_index(link.index).name(to.to_owned()).build();
+        let msg = LinkUnspec::new_with_index(link.index)
+            .name(to.to_owned())
+            .build();
         self.inner
             .link()
             .set(msg)

@@ -16,7 +16,8 @@ impl Handle {
         if address.is_ipv6() {
             let msg = request.message_mut();
             msg.header.flags |= AddressHeaderFlags::Nodad;
-            msg.attributes.push(AddressAttribute::Flags(AddressFlags::Nodad));
+            msg.attributes
+                .push(AddressAttribute::Flags(AddressFlags::Nodad));
         }
         request.execute().await.map_err(|err| Error::AddAddress {
             link: link.name.clone(),

@@ -25,7 +25,11 @@ pub enum Parent {
     /// A link used as it is.
     Plain(String),
     /// `base.vid`: an 802.1q sub-interface of `base`.
-    Vlan { name: String, base: String, vid: u16 },
+    Vlan {
+        name: String,
+        base: String,
+        vid: u16,
+    },
 }
 
 impl Parent {
@@ -109,20 +113,39 @@ mod tests {
         assert_eq!(Parent::parse("br.lan"), Ok(Parent::Plain("br.lan".into())));
         assert_eq!(
             Parent::parse("eth0.50"),
-            Ok(Parent::Vlan { name: "eth0.50".into(), base: "eth0".into(), vid: 50 })
+            Ok(Parent::Vlan {
+                name: "eth0.50".into(),
+                base: "eth0".into(),
+                vid: 50
+            })
         );
         assert_eq!(
             Parent::parse("enp3s0f1.4094"),
-            Ok(Parent::Vlan { name: "enp3s0f1.4094".into(), base: "enp3s0f1".into(), vid: 4094 })
+            Ok(Parent::Vlan {
+                name: "enp3s0f1.4094".into(),
+                base: "enp3s0f1".into(),
+                vid: 4094
+            })
         );
     }
 
     #[test]
     fn rejects_bad_parents() {
-        let report: Vec<String> = ["", "lo", "lo.5", "eth0.0", "eth0.4095", "eth0.99999999", "averyveryverylongname", "a/b", "a b", ".."]
-            .iter()
-            .map(|name| format!("{name:?} -> {}", Parent::parse(name).unwrap_err()))
-            .collect();
+        let report: Vec<String> = [
+            "",
+            "lo",
+            "lo.5",
+            "eth0.0",
+            "eth0.4095",
+            "eth0.99999999",
+            "averyveryverylongname",
+            "a/b",
+            "a b",
+            "..",
+        ]
+        .iter()
+        .map(|name| format!("{name:?} -> {}", Parent::parse(name).unwrap_err()))
+        .collect();
         insta::assert_snapshot!(report.join("\n"));
     }
 }

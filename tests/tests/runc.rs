@@ -1,0 +1,149 @@
+//! Real-runtime tier: two runc containers whose config.json lists the hook get their macvlan
+//! legs, reach each other and the router; after they stop nothing is leased, the parent is as it
+//! was, and the host namespace never saw a link of ours.
+
+#![allow(clippy::unwrap_used)]
+
+use std::{
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use oci_macvlan_tests::{Bundle, Container, Lan};
+
+const NET: &str = "lan77";
+const ANN: &str = "oci-macvlan.networks";
+
+/// `ip monitor link` in the host namespace for the test's duration: every link event there.
+struct LinkMonitor {
+    child: Child,
+    log: std::path::PathBuf,
+}
+
+impl LinkMonitor {
+    fn start(lan: &Lan) -> Self {
+        let log = lan.tmp().join("host-link-events");
+        let child = Command::new("ip")
+            .args(["-n", &lan.host.name, "-o", "monitor", "link"])
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let monitor = Self { child, log };
+        // Prove the monitor sees link events before relying on it seeing none of ours.
+        for _ in 0..50 {
+            lan.host.ip(&[
+                "link", "add", "probe0", "type", "veth", "peer", "name", "probe1",
+            ]);
+            lan.host.ip(&["link", "del", "probe0"]);
+            std::thread::sleep(Duration::from_millis(20));
+            if monitor.read().iter().any(|e| e.contains("probe0")) {
+                return monitor;
+            }
+        }
+        panic!("ip monitor link saw no event in the host namespace");
+    }
+
+    fn read(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Events after the probe, once the monitor has stopped.
+    fn events(mut self) -> Vec<String> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.read()
+            .into_iter()
+            .filter(|e| !e.contains("probe"))
+            .collect()
+    }
+}
+
+impl Drop for LinkMonitor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn address_of(container: &Container) -> String {
+    let (ok, out) = container.exec(&["ip", "-o", "-4", "addr", "show", "dev", "eth0"]);
+    assert!(ok, "ip addr in {}: {out}", container.id);
+    let field = out
+        .split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .unwrap();
+    field.to_owned()
+}
+
+fn ping(from: &Container, to: &str) {
+    let (ok, out) = from.exec(&["ping", "-c", "1", "-W", "2", to]);
+    assert!(ok, "{} cannot ping {to}: {out}", from.id);
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn two_runc_containers_share_the_lan() {
+    let lan = Lan::new();
+    lan.create_network(NET, &[]);
+    let parent_before = lan.parent_view();
+    let monitor = LinkMonitor::start(&lan);
+
+    let id_a = oci_macvlan_tests::unique("omt-a-");
+    let id_b = oci_macvlan_tests::unique("omt-b-");
+    let bundle_a = Bundle::new(&lan, &id_a, &[(ANN, NET)]);
+    let bundle_b = Bundle::new(
+        &lan,
+        &id_b,
+        &[(ANN, NET), ("oci-macvlan.ip", "192.168.77.50")],
+    );
+    let a =
+        Container::start(&lan, &id_a, &bundle_a).unwrap_or_else(|e| panic!("runc run {id_a}: {e}"));
+    let b =
+        Container::start(&lan, &id_b, &bundle_b).unwrap_or_else(|e| panic!("runc run {id_b}: {e}"));
+
+    assert_eq!(address_of(&a), "192.168.77.2/24");
+    assert_eq!(address_of(&b), "192.168.77.50/24");
+    let (ok, routes) = a.exec(&["ip", "route"]);
+    assert!(
+        ok && routes.contains("default via 192.168.77.1 dev eth0"),
+        "{routes}"
+    );
+    ping(&a, "192.168.77.50");
+    ping(&b, "192.168.77.2");
+    ping(&a, Lan::GATEWAY);
+    ping(&b, Lan::GATEWAY);
+    assert_eq!(lan.leased(NET), 2);
+
+    a.stop().unwrap();
+    b.stop().unwrap();
+    assert_eq!(lan.leased(NET), 0, "poststop left leases");
+    assert!(
+        lan.records().is_empty(),
+        "poststop left records: {:?}",
+        lan.records()
+    );
+    assert_eq!(lan.parent_view(), parent_before, "the parent was modified");
+
+    let events = monitor.events();
+    let ours: Vec<&String> = events.iter().filter(|e| !e.contains(Lan::PARENT)).collect();
+    assert!(
+        ours.is_empty(),
+        "links appeared in the host namespace: {ours:#?}"
+    );
+    let host_links: Vec<String> = lan
+        .host
+        .links()
+        .iter()
+        .map(|l| l["ifname"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(host_links, ["lo", Lan::PARENT]);
+}

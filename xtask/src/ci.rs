@@ -1,0 +1,120 @@
+//! `cargo xtask ci`: everything CI checks, in the order that fails fastest. A tier that cannot
+//! run is an error, never a silent skip.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Command, Stdio},
+};
+
+use anyhow::{Context, Result, bail};
+
+use crate::{cargo, is_root, missing_packages, root};
+
+pub fn run() -> Result<()> {
+    cargo(&["fmt", "--all", "--", "--check"], &[])?;
+    cargo(
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--features",
+            "oci-macvlan-tests/privileged",
+            "--",
+            "-D",
+            "warnings",
+        ],
+        &[],
+    )?;
+
+    if !is_root() {
+        bail!("the privileged tier cannot run: it needs root (network namespaces, links, runc)");
+    }
+    let missing = missing_packages();
+    if !missing.is_empty() {
+        bail!(
+            "the privileged tier cannot run: missing {} (apt-get install {})",
+            missing.join(", "),
+            missing.join(" ")
+        );
+    }
+    cargo(&["build", "--package", "oci-macvlan"], &[])?;
+    let totals = test_all()?;
+    println!(
+        "ci: {} passed, {} failed, {} skipped",
+        totals.passed, totals.failed, totals.ignored
+    );
+    if totals.failed > 0 {
+        bail!("{} tests failed", totals.failed);
+    }
+    if totals.ignored > 0 {
+        bail!(
+            "{} tests were skipped: every tier must run in ci",
+            totals.ignored
+        );
+    }
+    if totals.passed == 0 {
+        bail!("no test ran");
+    }
+    Ok(())
+}
+
+#[derive(Debug, Default)]
+struct Totals {
+    passed: u64,
+    failed: u64,
+    ignored: u64,
+}
+
+/// One `cargo test` for every tier: unit and snapshot tests, then the privileged ones (own
+/// namespaces, real runc). INSTA_UPDATE=no: a changed snapshot fails instead of being written.
+/// Each test binary's summary line is echoed and added up.
+fn test_all() -> Result<Totals> {
+    let args = [
+        "test",
+        "--workspace",
+        "--lib",
+        "--bins",
+        "--tests",
+        "--features",
+        "oci-macvlan-tests/privileged",
+    ];
+    eprintln!("==> cargo {}", args.join(" "));
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut child = Command::new(cargo)
+        .args(args)
+        .env("INSTA_UPDATE", "no")
+        .env("CI", "true")
+        .current_dir(root())
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("cannot run cargo test")?;
+    let stdout = child.stdout.take().context("cargo test stdout")?;
+    let mut totals = Totals::default();
+    for line in BufReader::new(stdout).lines() {
+        let line = line?;
+        println!("{line}");
+        if let Some(summary) = line.strip_prefix("test result: ") {
+            totals.passed += count(summary, "passed");
+            totals.failed += count(summary, "failed");
+            totals.ignored += count(summary, "ignored");
+        }
+    }
+    let status = child.wait()?;
+    if !status.success() && totals.failed == 0 {
+        bail!("cargo test failed ({status})");
+    }
+    Ok(totals)
+}
+
+/// The number before `word` in `ok. 3 passed; 0 failed; 1 ignored; …`.
+fn count(summary: &str, word: &str) -> u64 {
+    let words: Vec<&str> = summary
+        .split([' ', ';', '.'])
+        .filter(|w| !w.is_empty())
+        .collect();
+    words
+        .windows(2)
+        .find(|pair| pair[1] == word)
+        .and_then(|pair| pair[0].parse().ok())
+        .unwrap_or(0)
+}

@@ -1,0 +1,132 @@
+//! `cargo xtask demo`: the project's main job, end to end, on a LAN made for the occasion.
+//! Everything it makes (namespaces, containers, files) is removed when it ends, even on failure.
+
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use oci_macvlan_tests::{Bundle, Container, Lan};
+
+use crate::{cargo, is_root, missing_packages};
+
+const NET: &str = "lan77";
+
+pub fn run() -> Result<()> {
+    if !is_root() {
+        bail!("the demo needs root: it makes network namespaces and runs runc");
+    }
+    install_missing()?;
+    cargo(&["build", "--package", "oci-macvlan"], &[])?;
+
+    let lan = Lan::new();
+    say(&format!(
+        "LAN: router {} on 'rtr' in netns {}; host netns {} has parent '{}'",
+        Lan::GATEWAY,
+        lan.router.name,
+        lan.host.name,
+        Lan::PARENT
+    ));
+    let create = format!(
+        "network create --subnet {} --gateway {} -o parent={} {NET}",
+        Lan::SUBNET,
+        Lan::GATEWAY,
+        Lan::PARENT
+    );
+    say(&format!("oci-macvlan {create}"));
+    lan.create_network(NET, &[]);
+    println!("{}", lan.cli_ok(&["network", "ls"], "").trim_end());
+
+    let mut containers = Vec::new();
+    for (id, extra) in [("demo-a", None), ("demo-b", Some("192.168.77.50"))] {
+        let mut annotations = vec![("oci-macvlan.networks", NET)];
+        if let Some(ip) = extra {
+            annotations.push(("oci-macvlan.ip", ip));
+        }
+        let shown: Vec<String> = annotations
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        say(&format!(
+            "runc run {id}   (annotations: {})",
+            shown.join(" ")
+        ));
+        let bundle = Bundle::new(&lan, id, &annotations);
+        let container = Container::start(&lan, id, &bundle)
+            .map_err(|err| anyhow::anyhow!("runc run {id}: {err}"))?;
+        for args in [
+            &["ip", "-o", "-4", "addr", "show", "dev", "eth0"][..],
+            &["ip", "route"][..],
+        ] {
+            let (_, out) = container.exec(args);
+            for line in out.lines() {
+                println!("    {id}$ {line}");
+            }
+        }
+        containers.push(container);
+    }
+
+    let targets = [
+        ("demo-a", "192.168.77.50"),
+        ("demo-b", "192.168.77.2"),
+        ("demo-a", Lan::GATEWAY),
+        ("demo-b", Lan::GATEWAY),
+    ];
+    for (from, to) in targets {
+        let container = containers
+            .iter()
+            .find(|c| c.id == from)
+            .context("container")?;
+        let (ok, out) = container.exec(&["ping", "-c", "1", "-W", "2", to]);
+        let rtt = out
+            .lines()
+            .find(|l| l.contains("time="))
+            .unwrap_or("")
+            .trim();
+        say(&format!(
+            "ping {from} -> {to}: {}  {rtt}",
+            if ok { "ok" } else { "FAILED" }
+        ));
+        if !ok {
+            bail!("{from} cannot reach {to}: {out}");
+        }
+    }
+
+    say("stopping the containers (runc runs the poststop hook)");
+    for container in containers {
+        let id = container.id.clone();
+        container
+            .stop()
+            .map_err(|err| anyhow::anyhow!("runc delete {id}: {err}"))?;
+    }
+    say(&format!("leases left on {NET}: {}", lan.leased(NET)));
+    lan.cli_ok(&["network", "rm", NET], "");
+    say("removed the network; the LAN's namespaces go with the demo");
+    Ok(())
+}
+
+fn say(line: &str) {
+    println!("==> {line}");
+}
+
+fn install_missing() -> Result<()> {
+    let missing = missing_packages();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    say(&format!(
+        "installing missing Debian packages: {}",
+        missing.join(" ")
+    ));
+    let ok = Command::new("apt-get")
+        .args(["update", "-qq"])
+        .status()?
+        .success()
+        && Command::new("apt-get")
+            .args(["install", "-y", "-qq"])
+            .args(&missing)
+            .status()?
+            .success();
+    if !ok {
+        bail!("apt-get install {} failed", missing.join(" "));
+    }
+    Ok(())
+}

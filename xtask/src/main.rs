@@ -1,0 +1,89 @@
+//! `cargo xtask demo` and `cargo xtask ci`.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context, Result, bail};
+
+mod ci;
+mod demo;
+
+const USAGE: &str = "usage: cargo xtask <demo|ci>
+
+  demo   build, then run two busybox containers with real runc on a throw-away LAN
+  ci     fmt check, clippy (warnings denied), unit + snapshot tests, privileged tier";
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("demo") => demo::run(),
+        Some("ci") => ci::run(),
+        Some("-h" | "--help") => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        _ => bail!("{USAGE}"),
+    }
+}
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// Runs `cargo ARGS…` in the workspace root, echoing the command; fails if it fails.
+pub fn cargo(args: &[&str], env: &[(&str, &str)]) -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    eprintln!("==> cargo {}", args.join(" "));
+    let status = Command::new(cargo)
+        .args(args)
+        .envs(env.iter().copied())
+        .current_dir(root())
+        .status()
+        .context("cannot run cargo")?;
+    if !status.success() {
+        bail!("cargo {} failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
+
+/// What the privileged tiers need, and the Debian package that provides each.
+pub const PREREQUISITES: &[(&str, &str)] = &[
+    ("/usr/sbin/ip", "iproute2"),
+    ("/usr/bin/nsenter", "util-linux"),
+    ("/usr/sbin/runc", "runc"),
+    ("/bin/busybox", "busybox-static"),
+];
+
+/// Which prerequisites are missing, as Debian package names.
+pub fn missing_packages() -> Vec<&'static str> {
+    PREREQUISITES
+        .iter()
+        .filter(|(path, _)| {
+            !Path::new(path).exists() && which(Path::new(path).file_name()).is_none()
+        })
+        .map(|(_, package)| *package)
+        .collect()
+}
+
+fn which(name: Option<&std::ffi::OsStr>) -> Option<PathBuf> {
+    let name = name?;
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+        .map(|dir| dir.join(name))
+        .find(|path| path.exists())
+}
+
+pub fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|out| out.stdout.trim_ascii() == b"0")
+        .unwrap_or(false)
+}
