@@ -210,3 +210,48 @@ fn inspect_shows_the_network_and_its_endpoints() {
     assert_eq!(lan.cli_ok(&["network", "rm", NET], "").trim(), NET);
     assert_eq!(lan.cli(&["network", "inspect", NET], "").code, 4);
 }
+
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn neighbours_learn_the_address_without_traffic() {
+    let lan = Lan::new();
+    let container = TestNetns::new("omt-ctr-");
+    // Accept gratuitous ARP on the router, as a switch or a LAN peer would learn from it.
+    lan.router.ip(&["link", "set", "rtr", "down"]);
+    oci_macvlan_tests::run_ok(
+        "nsenter",
+        &[
+            &format!("--net={}", lan.router.path().display()),
+            "sh",
+            "-c",
+            "echo 1 > /proc/sys/net/ipv4/conf/rtr/arp_accept",
+        ],
+    );
+    lan.router.ip(&["link", "set", "rtr", "up"]);
+    lan.create_network(NET, &[]);
+    let state = lan.fake_bundle(
+        "c1",
+        &[(ANN, NET), ("oci-macvlan.mac", "02:aa:bb:cc:dd:07")],
+        &container.path(),
+        "creating",
+    );
+    lan.cli_ok(&["hook"], &state);
+    let mut learned = String::new();
+    for _ in 0..50 {
+        learned = lan
+            .router
+            .ip(&["neigh", "show", "192.168.77.2", "dev", "rtr"]);
+        if learned.contains("02:aa:bb:cc:dd:07") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(
+        learned.contains("02:aa:bb:cc:dd:07"),
+        "router did not learn the container: {learned:?}"
+    );
+    lan.cli_ok(&["hook", "poststop"], &state);
+}

@@ -224,6 +224,13 @@ async fn attach_all(
                         .await
                         .map_err(configure)?;
                 }
+                if leases.iter().any(|l| l.ip.is_ipv4()) {
+                    // The kernel then sends a gratuitous ARP when the link comes up: neighbours
+                    // (and switches) learn the new address at once, as CNI and Docker v28 do.
+                    netns
+                        .write_sysctl(&["net", "ipv4", "conf", &att.ifname, "arp_notify"], "1")
+                        .map_err(configure)?;
+                }
                 container.set_link_up(&link).await.map_err(configure)?;
                 for lease in &leases {
                     let Some(gateway) = net.gateway_for(lease.ip) else {
