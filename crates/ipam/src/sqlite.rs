@@ -1,7 +1,7 @@
 use std::{
     net::IpAddr,
     path::{Path, PathBuf},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use rusqlite::{Connection, OpenFlags, Row, Transaction, TransactionBehavior, params};
@@ -12,6 +12,7 @@ use crate::{
 };
 
 const SCHEMA_VERSION: i64 = 1;
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS leases (
     ip           BLOB    NOT NULL PRIMARY KEY,  -- 16 bytes, IPv4 as ::ffff:a.b.c.d
@@ -57,14 +58,34 @@ impl SqliteStore {
         &self.path
     }
 
+    /// Opens the database, retrying while other processes hold it: the busy timeout covers
+    /// transactions, but SQLite may answer `SQLITE_BUSY` at once when many processes switch a new
+    /// file to WAL or create its schema together.
     fn connect(path: &Path) -> rusqlite::Result<Connection> {
+        let deadline = Instant::now() + BUSY_TIMEOUT;
+        let mut pause = Duration::from_millis(1);
+        loop {
+            match Self::try_connect(path) {
+                Err(err) if is_busy(&err) && Instant::now() < deadline => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(50));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn try_connect(path: &Path) -> rusqlite::Result<Connection> {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let mut conn = Connection::open_with_flags(path, flags)?;
         // Many hooks start at once: wait for the lock rather than fail.
-        conn.busy_timeout(Duration::from_secs(30))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+        }
         // In WAL mode, NORMAL loses no committed transaction when a process dies; only a power
         // loss may roll back the last ones, and the state dir is a tmpfs that a reboot empties.
         conn.pragma_update(None, "synchronous", "NORMAL")?;
@@ -88,6 +109,13 @@ impl SqliteStore {
         }
         Ok(conn)
     }
+}
+
+fn is_busy(err: &rusqlite::Error) -> bool {
+    matches!(
+        err.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
 }
 
 fn lease_from_row(row: &Row<'_>) -> rusqlite::Result<Result<Lease>> {

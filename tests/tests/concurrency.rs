@@ -1,0 +1,139 @@
+//! Privileged tier: many hook processes at once against one small pool. The lease store must
+//! hand out each address once, fail the surplus cleanly, and leave nothing behind for them.
+
+#![allow(clippy::unwrap_used)]
+
+use std::{
+    collections::HashSet,
+    io::Write,
+    process::{Command, Stdio},
+};
+
+use oci_macvlan_tests::{Lan, TestNetns, binary};
+
+const NET: &str = "small";
+
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn sixty_four_hooks_race_for_sixty_two_addresses() {
+    const HOOKS: usize = 64;
+    let lan = Lan::new();
+    // A /26 without gateway: 64 addresses, network and broadcast reserved, 62 to hand out.
+    lan.cli_ok(
+        &[
+            "network",
+            "create",
+            "--subnet",
+            "192.168.77.0/26",
+            "-o",
+            "parent=lan0",
+            NET,
+        ],
+        "",
+    );
+    let containers: Vec<TestNetns> = (0..HOOKS).map(|_| TestNetns::new("omt-race-")).collect();
+    let states: Vec<String> = containers
+        .iter()
+        .enumerate()
+        .map(|(i, ns)| {
+            lan.fake_bundle(
+                &format!("race{i}"),
+                &[("oci-macvlan.networks", NET)],
+                &ns.path(),
+                "creating",
+            )
+        })
+        .collect();
+
+    // Start every process first; each blocks on stdin until all are running, then all are
+    // released together. The store does not exist yet: the first transactions create it.
+    let mut children: Vec<_> = states
+        .iter()
+        .map(|_| {
+            Command::new("nsenter")
+                .arg(format!("--net={}", lan.host.path().display()))
+                .arg(binary())
+                .args(lan.dir_args())
+                .arg("hook")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for (child, state) in children.iter_mut().zip(&states) {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(state.as_bytes())
+            .unwrap();
+    }
+    let outcomes: Vec<(i32, String)> = children
+        .into_iter()
+        .map(|child| {
+            let out = child.wait_with_output().unwrap();
+            (
+                out.status.code().unwrap_or(-1),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        })
+        .collect();
+
+    let attached = outcomes.iter().filter(|(code, _)| *code == 0).count();
+    let exhausted: Vec<&String> = outcomes
+        .iter()
+        .filter(|(code, _)| *code == 5)
+        .map(|(_, err)| err)
+        .collect();
+    assert_eq!(attached, 62, "outcomes: {outcomes:#?}");
+    assert_eq!(exhausted.len(), 2, "outcomes: {outcomes:#?}");
+    for err in &exhausted {
+        assert!(
+            err.contains("no available IPv4 addresses on this network's address pools: small"),
+            "{err}"
+        );
+    }
+
+    // The kernel's view: 62 namespaces with one distinct address each, 2 with no link at all.
+    let mut seen = HashSet::new();
+    let mut bare = 0;
+    for ns in &containers {
+        match ns.link("eth0") {
+            Some(_) => {
+                let addresses = ns.addresses("eth0");
+                assert_eq!(addresses.len(), 1, "{}: {addresses:?}", ns.name);
+                assert!(
+                    seen.insert(addresses[0].clone()),
+                    "address {} is on two containers",
+                    addresses[0]
+                );
+            }
+            None => {
+                assert_eq!(
+                    ns.links().len(),
+                    1,
+                    "{}: a failed attach left a link",
+                    ns.name
+                );
+                bare += 1;
+            }
+        }
+    }
+    assert_eq!((seen.len(), bare), (62, 2));
+
+    // The store's view agrees, and the failed two left no lease and no record.
+    let inspect = lan.inspect(NET);
+    let leased: HashSet<String> = inspect[0]["Containers"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|c| c["IPv4Address"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(leased, seen);
+    assert_eq!(lan.records().len(), 62);
+}
