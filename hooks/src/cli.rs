@@ -48,6 +48,8 @@ pub enum Command {
         /// The hook stage, when the runtime's status is not enough to tell (e.g. `poststop`).
         stage: Option<String>,
     },
+    /// Check, read-only, that leases, networks and endpoint records agree; exit 6 if not.
+    Verify,
 }
 
 #[derive(Debug, Subcommand)]

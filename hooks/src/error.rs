@@ -9,6 +9,7 @@ pub mod exit {
     pub const INVALID: u8 = 3;
     pub const NOT_FOUND: u8 = 4;
     pub const CONFLICT: u8 = 5;
+    pub const INCONSISTENT: u8 = 6;
 }
 
 /// Failures of the binary itself; library errors are wrapped as they are.
@@ -64,6 +65,8 @@ pub enum Error {
     HostNetlink(#[source] oci_macvlan_netlink_core::Error),
     #[error("cannot write to stdout")]
     Stdout(#[source] io::Error),
+    #[error("verify found {0} problems (listed on stdout)")]
+    Inconsistent(usize),
     #[error(transparent)]
     Macvlan(#[from] macvlan::Error),
 }
@@ -77,6 +80,7 @@ impl Error {
                 ErrorKind::Conflict => exit::CONFLICT,
                 ErrorKind::System => exit::SYSTEM,
             },
+            Self::Inconsistent(_) => exit::INCONSISTENT,
             Self::ReadConfig { source, .. } if source.kind() == io::ErrorKind::NotFound => {
                 exit::NOT_FOUND
             }

@@ -51,6 +51,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Network(command) => network_cmd::run(&ctx, command),
         Command::Hook { stage } => hook::run(&ctx, stage.as_deref()),
+        Command::Verify => network_cmd::verify(&ctx),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

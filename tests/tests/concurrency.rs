@@ -136,4 +136,10 @@ fn sixty_four_hooks_race_for_sixty_two_addresses() {
         .collect();
     assert_eq!(leased, seen);
     assert_eq!(lan.records().len(), 62);
+    let verify = lan.cli(&["verify"], "");
+    assert_eq!(verify.code, 0, "{}{}", verify.stdout, verify.stderr);
+    assert_eq!(
+        verify.stdout,
+        "ok: 62 leases, 62 endpoint records, no problems\n"
+    );
 }

@@ -267,4 +267,20 @@ impl LeaseStore for SqliteStore {
         let rows = stmt.query_map(params![network], lease_from_row)?;
         collect(rows)
     }
+
+    fn all_leases(&mut self) -> Result<Vec<Lease>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("SELECT {COLUMNS} FROM leases ORDER BY ip"))?;
+        let rows = stmt.query_map([], lease_from_row)?;
+        collect(rows)
+    }
+
+    fn integrity_problems(&mut self) -> Result<Vec<String>> {
+        let mut stmt = self.conn.prepare("PRAGMA integrity_check")?;
+        let lines = stmt
+            .query_map([], |row| row.get::<_, String>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(lines.into_iter().filter(|line| line != "ok").collect())
+    }
 }

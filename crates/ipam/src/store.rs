@@ -44,4 +44,8 @@ pub trait LeaseStore {
     fn release(&mut self, network: &str, owner: &Owner) -> Result<Vec<Lease>>;
     /// Every lease on `network`, in address order.
     fn network_leases(&mut self, network: &str) -> Result<Vec<Lease>>;
+    /// Every lease, in address order.
+    fn all_leases(&mut self) -> Result<Vec<Lease>>;
+    /// Problems the store finds in its own files (empty when sound).
+    fn integrity_problems(&mut self) -> Result<Vec<String>>;
 }

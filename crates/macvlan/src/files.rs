@@ -3,7 +3,7 @@
 use std::{
     fs::{self, File},
     io::{self, Write},
-    path::Path,
+    path::{Path, PathBuf},
 };
 
 use crate::{Error, Result};
@@ -33,4 +33,30 @@ pub(crate) fn write_atomic(path: &Path, contents: &[u8], replace: bool) -> Resul
     // After a rename the temporary name is gone already; after link, or an error, remove it.
     let _ = fs::remove_file(&tmp);
     result.map_err(wrap)
+}
+
+/// The stems of the `*.json` files in `dir` (temporary `.name…` files excluded), sorted. A
+/// missing directory holds none. Errors come back as `wrap(dir, error)`.
+pub(crate) fn json_stems(
+    dir: &Path,
+    wrap: impl Fn(PathBuf, io::Error) -> Error,
+) -> Result<Vec<String>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(err) => return Err(wrap(dir.to_path_buf(), err)),
+    };
+    let mut stems = Vec::new();
+    for entry in entries {
+        let name = entry
+            .map_err(|err| wrap(dir.to_path_buf(), err))?
+            .file_name();
+        if let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".json")) {
+            if !stem.starts_with('.') {
+                stems.push(stem.to_owned());
+            }
+        }
+    }
+    stems.sort();
+    Ok(stems)
 }

@@ -13,6 +13,7 @@ mod network;
 mod networks;
 mod record;
 mod undo;
+mod verify;
 
 pub use endpoint::{AttachRequest, Attachment, Endpoint, attach, detach};
 pub use error::{Error, ErrorKind, Result};
@@ -22,3 +23,4 @@ pub use network::{Mode, Network, NetworkSpec};
 pub use networks::Networks;
 pub use oci_macvlan_netlink_core::MacAddr;
 pub use record::{Record, RecordedEndpoint, Records, check_container_id};
+pub use verify::{Report, verify};

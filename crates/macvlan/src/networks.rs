@@ -3,7 +3,11 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use crate::{Error, Network, Result, files::write_atomic, network::check_network_name};
+use crate::{
+    Error, Network, Result,
+    files::{json_stems, write_atomic},
+    network::check_network_name,
+};
 
 /// The network definitions of a host: one JSON file per network in `<config-dir>/networks/`.
 #[derive(Debug, Clone)]
@@ -60,32 +64,13 @@ impl Networks {
 
     /// Every definition, sorted by name. A missing directory is an empty list.
     pub fn list(&self) -> Result<Vec<Network>> {
-        let entries = match fs::read_dir(&self.dir) {
-            Ok(entries) => entries,
-            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(source) => {
-                return Err(Error::ReadNetwork {
-                    path: self.dir.clone(),
-                    source,
-                });
-            }
-        };
-        let mut names = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(|source| Error::ReadNetwork {
-                path: self.dir.clone(),
-                source,
-            })?;
-            let file_name = entry.file_name();
-            let Some(name) = file_name.to_str().and_then(|n| n.strip_suffix(".json")) else {
-                continue;
-            };
-            if !name.starts_with('.') {
-                names.push(name.to_owned());
-            }
-        }
-        names.sort();
-        names.iter().map(|name| self.load(name)).collect()
+        json_stems(&self.dir, |path, source| Error::ReadNetwork {
+            path,
+            source,
+        })?
+        .iter()
+        .map(|name| self.load(name))
+        .collect()
     }
 
     /// Deletes a definition. The caller checks that no endpoint uses it.

@@ -6,7 +6,10 @@ use std::{
 use oci_macvlan_netlink_core::{Link, MacAddr};
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, Result, files::write_atomic};
+use crate::{
+    Error, Result,
+    files::{json_stems, write_atomic},
+};
 
 /// What an attach did to a container, written before its first step so that a detach (or `gc`)
 /// after a crash at any point knows what to undo.
@@ -77,6 +80,11 @@ impl Records {
             Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(Error::ReadRecord { path, source }),
         }
+    }
+
+    /// The container ids that have a record, sorted.
+    pub fn list(&self) -> Result<Vec<String>> {
+        json_stems(&self.dir, |path, source| Error::ReadRecord { path, source })
     }
 
     pub(crate) fn remove(&self, container_id: &str) -> Result<()> {

@@ -1,0 +1,97 @@
+//! `verify`: a read-only check of what must always hold between the lease store, the network
+//! definitions and the endpoint records.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use oci_macvlan_ipam::LeaseStore;
+
+use crate::{Error, Networks, Records, Result};
+
+/// What `verify` looked at and what it found wrong.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub leases: usize,
+    pub records: usize,
+    pub problems: Vec<String>,
+}
+
+/// Checks: the store's own integrity; every lease is on a defined network, in one of its
+/// subnets, not a reserved address of that subnet; one lease per interface, network and address
+/// family; every record's container holds a lease and every lease has a record.
+pub fn verify(
+    networks: &Networks,
+    store: &mut impl LeaseStore,
+    records: &Records,
+) -> Result<Report> {
+    let mut report = Report::default();
+    for problem in store.integrity_problems().map_err(Error::store)? {
+        report.problems.push(format!("lease store: {problem}"));
+    }
+    let leases = store.all_leases().map_err(Error::store)?;
+    report.leases = leases.len();
+    let mut definitions = BTreeMap::new();
+    let mut per_interface = BTreeMap::new();
+    for lease in &leases {
+        let who = format!(
+            "lease {} ({} {} on {})",
+            lease.ip, lease.owner.container_id, lease.owner.ifname, lease.network
+        );
+        let key = (&lease.owner, &lease.network, lease.ip.is_ipv4());
+        if let Some(other) = per_interface.insert(key, lease.ip) {
+            report.problems.push(format!(
+                "{who}: the interface also holds {other} of the same family"
+            ));
+        }
+        if !definitions.contains_key(&lease.network) {
+            let loaded = match networks.load(&lease.network) {
+                Ok(network) => Some(network),
+                Err(Error::NetworkNotFound(_)) => None,
+                Err(err) => return Err(err),
+            };
+            definitions.insert(lease.network.clone(), loaded);
+        }
+        let Some(Some(network)) = definitions.get(&lease.network) else {
+            report
+                .problems
+                .push(format!("{who}: network {} is not defined", lease.network));
+            continue;
+        };
+        match network.pools.iter().find(|p| p.subnet == lease.subnet) {
+            None => report.problems.push(format!(
+                "{who}: subnet {} is not a subnet of the network",
+                lease.subnet
+            )),
+            Some(pool) if !pool.contains(lease.ip) => report
+                .problems
+                .push(format!("{who}: outside its subnet {}", lease.subnet)),
+            Some(pool) => {
+                if let Some(reserved) = pool.reservation(lease.ip) {
+                    report
+                        .problems
+                        .push(format!("{who}: a reserved address ({reserved})"));
+                }
+            }
+        }
+    }
+    let holders: BTreeSet<&str> = leases
+        .iter()
+        .map(|l| l.owner.container_id.as_str())
+        .collect();
+    let recorded = records.list()?;
+    report.records = recorded.len();
+    for id in &recorded {
+        if !holders.contains(id.as_str()) {
+            report
+                .problems
+                .push(format!("record of container {id}: it holds no lease"));
+        }
+    }
+    for id in holders {
+        if !recorded.iter().any(|r| r == id) {
+            report.problems.push(format!(
+                "container {id} holds leases but has no endpoint record"
+            ));
+        }
+    }
+    Ok(report)
+}
