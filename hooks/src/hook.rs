@@ -53,37 +53,24 @@ pub fn run(ctx: &Context, stage: Option<&str>) -> Result<()> {
 }
 
 fn attach(ctx: &Context, state: &State) -> Result<()> {
-    // The state usually carries the config's annotations: a container that is not ours is left
-    // alone without reading anything else.
-    if !state.annotations.is_empty() && !state.annotations.contains_key(annotations::NETWORKS) {
+    let not_ours = || {
+        let key = annotations::NETWORKS;
         log::debug(
             ctx,
-            format_args!(
-                "container {}: no {} annotation",
-                state.id,
-                annotations::NETWORKS
-            ),
+            format_args!("container {}: no {key} annotation", state.id),
         );
-        return Ok(());
+        Ok(())
+    };
+    // The state usually carries the config's annotations: a container that is not ours is left
+    // alone without reading its config.
+    if !state.annotations.is_empty() && !state.annotations.contains_key(annotations::NETWORKS) {
+        return not_ours();
     }
     let config = Config::load(&state.config_path()?)?;
     let mut merged = config.annotations.clone();
-    merged.extend(
-        state
-            .annotations
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone())),
-    );
+    merged.extend(state.annotations.clone());
     let Some(requests) = annotations::parse(&merged)? else {
-        log::debug(
-            ctx,
-            format_args!(
-                "container {}: no {} annotation",
-                state.id,
-                annotations::NETWORKS
-            ),
-        );
-        return Ok(());
+        return not_ours();
     };
     let networks = Networks::new(&ctx.config_dir);
     let definitions = requests

@@ -157,6 +157,15 @@ impl Lan {
         }
     }
 
+    /// The names of the links in the host namespace: `["lo", "lan0"]` unless something leaked.
+    pub fn host_link_names(&self) -> Vec<String> {
+        self.host
+            .links()
+            .iter()
+            .filter_map(|l| l["ifname"].as_str().map(str::to_owned))
+            .collect()
+    }
+
     /// The kernel's view of the parent, without counters: what "untouched" compares.
     pub fn parent_view(&self) -> Value {
         let mut link = self.host.link(Self::PARENT).expect("parent exists");

@@ -74,12 +74,7 @@ fn attach_and_detach_in_each_mode() {
             "{mode}: container cannot reach the router"
         );
 
-        let host_links: Vec<String> = lan
-            .host
-            .links()
-            .iter()
-            .map(|l| l["ifname"].as_str().unwrap().to_owned())
-            .collect();
+        let host_links = lan.host_link_names();
         assert_eq!(
             host_links,
             ["lo", Lan::PARENT],

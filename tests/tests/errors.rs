@@ -299,12 +299,7 @@ fn bad_input_fails_with_one_line_and_leaves_nothing() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(defined, ["lan77.json"]);
-    let host_links: Vec<String> = lan
-        .host
-        .links()
-        .iter()
-        .map(|l| l["ifname"].as_str().unwrap().to_owned())
-        .collect();
+    let host_links = lan.host_link_names();
     assert_eq!(host_links, ["lo", Lan::PARENT]);
 
     lan.cli_ok(&["hook", "poststop"], &holder);

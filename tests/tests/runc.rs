@@ -139,11 +139,6 @@ fn two_runc_containers_share_the_lan() {
         ours.is_empty(),
         "links appeared in the host namespace: {ours:#?}"
     );
-    let host_links: Vec<String> = lan
-        .host
-        .links()
-        .iter()
-        .map(|l| l["ifname"].as_str().unwrap().to_owned())
-        .collect();
+    let host_links = lan.host_link_names();
     assert_eq!(host_links, ["lo", Lan::PARENT]);
 }

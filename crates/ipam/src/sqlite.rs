@@ -58,6 +58,13 @@ impl SqliteStore {
         &self.path
     }
 
+    /// Runs a statement that returns lease rows (`SELECT` or `DELETE … RETURNING`).
+    fn leases(&self, sql: &str, params: impl rusqlite::Params) -> Result<Vec<Lease>> {
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        let rows = stmt.query_map(params, lease_from_row)?;
+        collect(rows)
+    }
+
     /// Opens the database, retrying while other processes hold it: the busy timeout covers
     /// transactions, but SQLite may answer `SQLITE_BUSY` at once when many processes switch a new
     /// file to WAL or create its schema together.
@@ -242,38 +249,30 @@ impl LeaseStore for SqliteStore {
     }
 
     fn release_container(&mut self, container_id: &str) -> Result<Vec<Lease>> {
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "DELETE FROM leases WHERE container_id = ?1 RETURNING {COLUMNS}"
-        ))?;
-        let rows = stmt.query_map(params![container_id], lease_from_row)?;
-        collect(rows)
+        self.leases(
+            &format!("DELETE FROM leases WHERE container_id = ?1 RETURNING {COLUMNS}"),
+            params![container_id],
+        )
     }
 
     fn release(&mut self, network: &str, owner: &Owner) -> Result<Vec<Lease>> {
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "DELETE FROM leases WHERE container_id = ?1 AND ifname = ?2 AND network = ?3 RETURNING {COLUMNS}"
-        ))?;
-        let rows = stmt.query_map(
+        self.leases(
+            &format!(
+                "DELETE FROM leases WHERE container_id = ?1 AND ifname = ?2 AND network = ?3 RETURNING {COLUMNS}"
+            ),
             params![owner.container_id, owner.ifname, network],
-            lease_from_row,
-        )?;
-        collect(rows)
+        )
     }
 
     fn network_leases(&mut self, network: &str) -> Result<Vec<Lease>> {
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM leases WHERE network = ?1 ORDER BY ip"
-        ))?;
-        let rows = stmt.query_map(params![network], lease_from_row)?;
-        collect(rows)
+        self.leases(
+            &format!("SELECT {COLUMNS} FROM leases WHERE network = ?1 ORDER BY ip"),
+            params![network],
+        )
     }
 
     fn all_leases(&mut self) -> Result<Vec<Lease>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(&format!("SELECT {COLUMNS} FROM leases ORDER BY ip"))?;
-        let rows = stmt.query_map([], lease_from_row)?;
-        collect(rows)
+        self.leases(&format!("SELECT {COLUMNS} FROM leases ORDER BY ip"), [])
     }
 
     fn integrity_problems(&mut self) -> Result<Vec<String>> {
