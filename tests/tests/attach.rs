@@ -250,3 +250,34 @@ fn neighbours_learn_the_address_without_traffic() {
     );
     lan.cli_ok(&["hook", "poststop"], &state);
 }
+
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn a_container_without_the_annotation_is_left_alone() {
+    let lan = Lan::new();
+    let container = TestNetns::new("omt-ctr-");
+    lan.create_network(NET, &[]);
+    let links_before = container.links().len();
+
+    // Opted out in its config (the state carries no annotations): exit 0, nothing done.
+    let state = lan.fake_bundle(
+        "plain",
+        &[("org.example.role", "web")],
+        &container.path(),
+        "creating",
+    );
+    lan.cli_ok(&["hook"], &state);
+
+    // The state's annotations say it is not ours: the config is not even read.
+    std::fs::remove_file(lan.tmp().join("bundle-plain/config.json")).unwrap();
+    let mut with_annotations: Value = serde_json::from_str(&state).unwrap();
+    with_annotations["annotations"] = serde_json::json!({"org.example.role": "web"});
+    lan.cli_ok(&["hook"], &with_annotations.to_string());
+
+    assert_eq!(container.links().len(), links_before, "a link was created");
+    assert_eq!(lan.leased(NET), 0);
+    assert!(lan.records().is_empty());
+}
