@@ -1,6 +1,6 @@
 use std::{
     fs,
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::{Command, Stdio},
     time::{Duration, Instant},
 };
@@ -106,13 +106,6 @@ impl Container {
         cmd
     }
 
-    /// The container's init pid, from `runc state`.
-    pub fn pid(&self) -> u32 {
-        let out = self.runc().args(["state", &self.id]).output().unwrap();
-        let state: Value = serde_json::from_slice(&out.stdout).unwrap();
-        state["pid"].as_u64().unwrap() as u32
-    }
-
     /// Runs a command in the container; returns (success, stdout + stderr).
     pub fn exec(&self, args: &[&str]) -> (bool, String) {
         let out = self
@@ -154,10 +147,6 @@ impl Container {
         } else {
             Err(String::from_utf8_lossy(&out.stderr).into_owned())
         }
-    }
-
-    pub fn root(&self) -> &Path {
-        &self.root
     }
 }
 

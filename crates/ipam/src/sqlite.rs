@@ -1,6 +1,6 @@
 use std::{
     net::IpAddr,
-    path::{Path, PathBuf},
+    path::Path,
     time::{Duration, Instant},
 };
 
@@ -33,7 +33,6 @@ const COLUMNS: &str = "ip, subnet, network, container_id, ifname";
 #[derive(Debug)]
 pub struct SqliteStore {
     conn: Connection,
-    path: PathBuf,
 }
 
 impl SqliteStore {
@@ -47,15 +46,8 @@ impl SqliteStore {
             source,
         })?;
         let path = state_dir.join(Self::FILE_NAME);
-        let conn = Self::connect(&path).map_err(|source| Error::OpenStore {
-            path: path.clone(),
-            source,
-        })?;
-        Ok(Self { conn, path })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
+        let conn = Self::connect(&path).map_err(|source| Error::OpenStore { path, source })?;
+        Ok(Self { conn })
     }
 
     /// Runs a statement that returns lease rows (`SELECT` or `DELETE … RETURNING`).

@@ -8,19 +8,17 @@ use crate::{Error, Netns, Result};
 #[derive(Debug, Clone)]
 pub struct Handle {
     pub(crate) inner: rtnetlink::Handle,
-    netns: PathBuf,
 }
 
 impl Handle {
     /// A handle on the caller's own network namespace.
     pub fn current() -> Result<Self> {
-        let netns = PathBuf::from("/proc/self/ns/net");
         let (conn, inner, _) = rtnetlink::new_connection().map_err(|source| Error::OpenSocket {
-            path: netns.clone(),
+            path: PathBuf::from("/proc/self/ns/net"),
             source,
         })?;
         tokio::spawn(conn);
-        Ok(Self { inner, netns })
+        Ok(Self { inner })
     }
 
     /// A handle on `netns`. The socket is created by a helper thread that entered the namespace
@@ -39,11 +37,6 @@ impl Handle {
             Ok((conn, inner))
         })?;
         tokio::spawn(conn);
-        Ok(Self { inner, netns: path })
-    }
-
-    /// The namespace this handle talks to, for messages.
-    pub fn netns_path(&self) -> &std::path::Path {
-        &self.netns
+        Ok(Self { inner })
     }
 }
