@@ -8,7 +8,10 @@ mod addr;
 mod allocator;
 mod error;
 mod pool;
+mod runs;
 mod sqlite;
+#[cfg(test)]
+mod sqlite_tests;
 mod store;
 
 pub use allocator::{Request, allocate};

@@ -24,6 +24,8 @@ pub struct Pool {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reserved {
     NetworkAddress,
+    /// IPv6's first address of a subnet (RFC 4291 2.6.1).
+    SubnetRouterAnycast,
     Broadcast,
     Gateway,
     Aux(String),
@@ -33,6 +35,7 @@ impl fmt::Display for Reserved {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::NetworkAddress => f.write_str("network address"),
+            Self::SubnetRouterAnycast => f.write_str("subnet-router anycast address"),
             Self::Broadcast => f.write_str("broadcast address"),
             Self::Gateway => f.write_str("gateway"),
             Self::Aux(name) => write!(f, "auxiliary address {name}"),
@@ -94,6 +97,13 @@ impl Pool {
                         subnet,
                     });
                 }
+                Some(Reserved::SubnetRouterAnycast) => {
+                    return Err(Error::GatewayReserved {
+                        gateway,
+                        what: "subnet-router anycast address",
+                        subnet,
+                    });
+                }
                 Some(Reserved::Broadcast) => {
                     return Err(Error::GatewayReserved {
                         gateway,
@@ -146,8 +156,10 @@ impl Pool {
         let point_to_point = self.is_ipv4() && self.subnet.prefix() == 31;
         if point_to_point {
             None
-        } else if key == first {
+        } else if key == first && self.is_ipv4() {
             Some(Reserved::NetworkAddress)
+        } else if key == first {
+            Some(Reserved::SubnetRouterAnycast)
         } else if self.is_ipv4() && key == last {
             Some(Reserved::Broadcast)
         } else {
@@ -254,7 +266,7 @@ mod tests {
         let v6 = pool("2001:db8::/64", None, None, &[]).unwrap();
         assert_eq!(
             v6.reservation("2001:db8::".parse().unwrap()),
-            Some(Reserved::NetworkAddress)
+            Some(Reserved::SubnetRouterAnycast)
         );
         assert_eq!(
             v6.reservation("2001:db8::ffff:ffff:ffff:ffff".parse().unwrap()),

@@ -8,10 +8,12 @@ use rusqlite::{Connection, OpenFlags, Row, Transaction, TransactionBehavior, par
 
 use crate::{
     Error, Lease, LeaseStore, Owner, Result, Txn,
-    addr::{from_blob, to_blob},
+    addr::{from_blob, to_blob, to_key},
+    runs,
 };
 
-const SCHEMA_VERSION: i64 = 1;
+/// 1: leases. 2: runs of leased addresses (see `runs`).
+const SCHEMA_VERSION: i64 = 2;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS leases (
@@ -50,11 +52,36 @@ impl SqliteStore {
         Ok(Self { conn })
     }
 
-    /// Runs a statement that returns lease rows (`SELECT` or `DELETE … RETURNING`).
+    #[cfg(test)]
+    pub(crate) fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Runs a query that returns lease rows.
     fn leases(&self, sql: &str, params: impl rusqlite::Params) -> Result<Vec<Lease>> {
         let mut stmt = self.conn.prepare_cached(sql)?;
         let rows = stmt.query_map(params, lease_from_row)?;
         collect(rows)
+    }
+
+    /// Deletes the lease rows `filter` selects (a `WHERE` clause) and their keys from the runs,
+    /// in one transaction; returns what was deleted.
+    fn delete(&mut self, filter: &str, params: impl rusqlite::Params) -> Result<Vec<Lease>> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let deleted = {
+            let mut stmt = tx.prepare_cached(&format!(
+                "DELETE FROM leases WHERE {filter} RETURNING {COLUMNS}"
+            ))?;
+            let rows = stmt.query_map(params, lease_from_row)?;
+            collect(rows)?
+        };
+        for lease in &deleted {
+            runs::remove(&tx, to_key(lease.ip))?;
+        }
+        tx.commit()?;
+        Ok(deleted)
     }
 
     /// Opens the database, retrying while other processes hold it: the busy timeout covers
@@ -93,8 +120,17 @@ impl SqliteStore {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
             match version {
-                0 => {
+                0 | 1 => {
                     tx.execute_batch(SCHEMA)?;
+                    tx.execute_batch(runs::SCHEMA)?;
+                    if version == 1 {
+                        runs::rebuild(&tx).map_err(|err| {
+                            rusqlite::Error::SqliteFailure(
+                                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+                                Some(err.to_string()),
+                            )
+                        })?;
+                    }
                     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
                 }
                 SCHEMA_VERSION => {}
@@ -172,45 +208,7 @@ impl Txn for SqliteTxn<'_> {
     }
 
     fn lowest_free(&mut self, lo: u128, hi: u128, reserved: &[u128]) -> Result<Option<u128>> {
-        let mut stmt = self
-            .0
-            .prepare_cached("SELECT ip FROM leases WHERE ip >= ?1 AND ip <= ?2 ORDER BY ip")?;
-        let mut rows = stmt.query(params![lo.to_be_bytes(), hi.to_be_bytes()])?;
-        let mut candidate = lo;
-        loop {
-            while reserved.binary_search(&candidate).is_ok() {
-                match candidate.checked_add(1) {
-                    Some(next) => candidate = next,
-                    None => return Ok(None),
-                }
-            }
-            if candidate > hi {
-                return Ok(None);
-            }
-            // Leased keys arrive in order; skip those below the candidate.
-            let leased = loop {
-                match rows.next()? {
-                    None => break None,
-                    Some(row) => {
-                        let blob: Vec<u8> = row.get(0)?;
-                        let bytes: [u8; 16] = blob.as_slice().try_into().map_err(|_| {
-                            Error::Corrupt(format!("address blob of {} bytes", blob.len()))
-                        })?;
-                        let key = u128::from_be_bytes(bytes);
-                        if key >= candidate {
-                            break Some(key);
-                        }
-                    }
-                }
-            };
-            match leased {
-                Some(key) if key == candidate => match candidate.checked_add(1) {
-                    Some(next) => candidate = next,
-                    None => return Ok(None),
-                },
-                _ => return Ok(Some(candidate)),
-            }
-        }
+        runs::lowest_free(&self.0, lo, hi, reserved)
     }
 
     fn insert(&mut self, lease: &Lease) -> Result<()> {
@@ -225,7 +223,7 @@ impl Txn for SqliteTxn<'_> {
             lease.owner.container_id,
             lease.owner.ifname,
         ])?;
-        Ok(())
+        runs::add(&self.0, to_key(lease.ip))
     }
 }
 
@@ -241,17 +239,12 @@ impl LeaseStore for SqliteStore {
     }
 
     fn release_container(&mut self, container_id: &str) -> Result<Vec<Lease>> {
-        self.leases(
-            &format!("DELETE FROM leases WHERE container_id = ?1 RETURNING {COLUMNS}"),
-            params![container_id],
-        )
+        self.delete("container_id = ?1", params![container_id])
     }
 
     fn release(&mut self, network: &str, owner: &Owner) -> Result<Vec<Lease>> {
-        self.leases(
-            &format!(
-                "DELETE FROM leases WHERE container_id = ?1 AND ifname = ?2 AND network = ?3 RETURNING {COLUMNS}"
-            ),
+        self.delete(
+            "container_id = ?1 AND ifname = ?2 AND network = ?3",
             params![owner.container_id, owner.ifname, network],
         )
     }
@@ -272,6 +265,22 @@ impl LeaseStore for SqliteStore {
         let lines = stmt
             .query_map([], |row| row.get::<_, String>(0))?
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(lines.into_iter().filter(|line| line != "ok").collect())
+        let mut problems: Vec<String> = lines.into_iter().filter(|line| line != "ok").collect();
+        if problems.is_empty() {
+            problems.extend(runs::mismatch(&self.conn)?);
+        }
+        Ok(problems)
+    }
+
+    fn repair_index(&mut self) -> Result<bool> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if runs::mismatch(&tx)?.is_none() {
+            return Ok(false);
+        }
+        runs::rebuild(&tx)?;
+        tx.commit()?;
+        Ok(true)
     }
 }

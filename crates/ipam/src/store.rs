@@ -48,4 +48,7 @@ pub trait LeaseStore {
     fn all_leases(&mut self) -> Result<Vec<Lease>>;
     /// Problems the store finds in its own files (empty when sound).
     fn integrity_problems(&mut self) -> Result<Vec<String>>;
+    /// Rebuilds derived indexes that disagree with the leases (after a hand edit of the store);
+    /// returns whether anything was rebuilt. The leases themselves are never changed.
+    fn repair_index(&mut self) -> Result<bool>;
 }

@@ -255,3 +255,57 @@ fn unreadable_store_fails_closed() {
         "the file must not be replaced"
     );
 }
+
+#[test]
+fn ipv6_slash_64_is_allocated_without_sizing_anything_by_the_subnet() {
+    let mut f = Fixture::new();
+    let pools = [pool("2001:db8:5::/64", Some("2001:db8:5::1"), None, &[])];
+    assert_eq!(
+        f.lease("v6", &pools, "a", &[], true).unwrap(),
+        ips(&["2001:db8:5::2"])
+    );
+    assert_eq!(
+        f.lease("v6", &pools, "b", &[], true).unwrap(),
+        ips(&["2001:db8:5::3"])
+    );
+    // The last address of a /64 is an ordinary address (IPv6 has no broadcast).
+    let top = "2001:db8:5::ffff:ffff:ffff:ffff";
+    assert_eq!(
+        f.lease("v6", &pools, "c", &[top], true).unwrap(),
+        ips(&[top])
+    );
+    let err = f
+        .lease("v6", &pools, "d", &["2001:db8:5::"], true)
+        .unwrap_err();
+    insta::assert_snapshot!(err.to_string(), @"IP address 2001:db8:5:: is reserved on this network (subnet-router anycast address)");
+    assert_eq!(
+        f.lease("v6", &pools, "d", &[], true).unwrap(),
+        ips(&["2001:db8:5::4"])
+    );
+}
+
+#[test]
+fn ipv6_range_at_the_very_top_of_the_address_space_is_exhausted_cleanly() {
+    let mut f = Fixture::new();
+    let pools = [pool(
+        "ffff:ffff:ffff:ffff::/64",
+        None,
+        Some("ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffc/126"),
+        &[],
+    )];
+    let mut got = Vec::new();
+    for id in ["a", "b", "c", "d"] {
+        got.extend(f.lease("top", &pools, id, &[], true).unwrap());
+    }
+    assert_eq!(
+        got,
+        ips(&[
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffc",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffd",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+        ])
+    );
+    let err = f.lease("top", &pools, "e", &[], true).unwrap_err();
+    insta::assert_snapshot!(err.to_string(), @"no available IPv6 addresses on this network's address pools: top (ffff:ffff:ffff:ffff::/64)");
+}
