@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use oci_macvlan_ipam::{Lease, LeaseStore, SqliteStore};
+use oci_macvlan_ipam::{Lease, LeaseStore, SqliteStore, Usage};
 use oci_macvlan_macvlan::{self as macvlan, Network, NetworkSpec, Networks};
 use oci_macvlan_netlink_core::Handle;
 use serde_json::{Map, Value, json};
@@ -68,14 +68,25 @@ fn inspect(ctx: &Context, networks: &Networks, names: &[String]) -> Result<()> {
     for name in names {
         let network = networks.load(name)?;
         let leases = store.network_leases(name).map_err(macvlan::Error::store)?;
-        views.push(inspect_view(&network, &leases));
+        let usage = store
+            .transaction(|txn| {
+                network
+                    .pools
+                    .iter()
+                    .map(|p| p.usage(txn))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .map_err(macvlan::Error::store)?;
+        views.push(inspect_view(&network, &leases, &usage));
     }
     let text = serde_json::to_string_pretty(&views).unwrap_or_default();
     print(format_args!("{text}\n"))
 }
 
-/// `inspect` output in Docker's shape, so scripts written for `docker network inspect` work.
-pub fn inspect_view(net: &Network, leases: &[Lease]) -> Value {
+/// `inspect` output in Docker's shape, so scripts written for `docker network inspect` work,
+/// plus `Usage`: per subnet, the addresses this network's containers hold and how many dynamic
+/// addresses are left (`usage` is in the order of the network's pools).
+pub fn inspect_view(net: &Network, leases: &[Lease], usage: &[Usage]) -> Value {
     let config: Vec<Value> = net
         .pools
         .iter()
@@ -111,6 +122,24 @@ pub fn inspect_view(net: &Network, leases: &[Lease]) -> Value {
         };
         entry[field] = json!(format!("{}/{}", lease.ip, lease.subnet.prefix()));
     }
+    let usage: Vec<Value> = net
+        .pools
+        .iter()
+        .zip(usage)
+        .map(|(pool, usage)| {
+            let in_use: Vec<String> = leases
+                .iter()
+                .filter(|l| l.subnet == pool.subnet)
+                .map(|l| l.ip.to_string())
+                .collect();
+            json!({
+                "Subnet": pool.subnet.to_string(),
+                "InUse": in_use,
+                "DynamicTotal": big_number(usage.dynamic_total),
+                "DynamicAvailable": big_number(usage.dynamic_available),
+            })
+        })
+        .collect();
     json!({
         "Name": net.name,
         "Id": net.id,
@@ -123,7 +152,17 @@ pub fn inspect_view(net: &Network, leases: &[Lease]) -> Value {
         "Containers": containers,
         "Options": net.options,
         "Labels": {},
+        "Usage": usage,
     })
+}
+
+/// A count as a JSON number while it fits in 64 bits (what JSON readers handle), as a decimal
+/// string beyond (the dynamic range of an IPv6 subnet larger than a /64).
+fn big_number(n: u128) -> Value {
+    match u64::try_from(n) {
+        Ok(n) => json!(n),
+        Err(_) => json!(n.to_string()),
+    }
 }
 
 fn rm(ctx: &Context, networks: &Networks, names: &[String]) -> Result<()> {
@@ -172,7 +211,7 @@ fn print(args: std::fmt::Arguments<'_>) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use oci_macvlan_ipam::Owner;
+    use oci_macvlan_ipam::{Owner, Request, allocate};
 
     use super::*;
 
@@ -186,28 +225,35 @@ mod tests {
             ip_ranges: vec!["192.168.50.128/25".into()],
             aux_addresses: vec!["router2=192.168.50.2".into()],
             options: vec!["parent=eth0".into(), "macvlan_mode=bridge".into()],
+            ipv6: true,
             ..Default::default()
         }
         .validate("f".repeat(64), "2026-11-23T00:00:00Z".into())
         .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = SqliteStore::open(dir.path()).unwrap();
         let owner = Owner {
             container_id: "c1".into(),
             ifname: "eth0".into(),
         };
-        let leases = [
-            Lease {
-                ip: "192.168.50.128".parse().unwrap(),
-                subnet: network.pools[0].subnet,
-                network: "lan50".into(),
-                owner: owner.clone(),
-            },
-            Lease {
-                ip: "2001:db8:50::1".parse().unwrap(),
-                subnet: network.pools[1].subnet,
-                network: "lan50".into(),
-                owner,
-            },
-        ];
-        insta::assert_json_snapshot!(inspect_view(&network, &leases));
+        let (leases, usage) = store
+            .transaction(|txn| {
+                let request = Request {
+                    network: "lan50",
+                    owner: &owner,
+                    pools: &network.pools,
+                    static_ips: &[],
+                    ipv6: network.ipv6,
+                };
+                let leases = allocate(txn, &request)?;
+                let usage = network
+                    .pools
+                    .iter()
+                    .map(|p| p.usage(txn))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok((leases, usage))
+            })
+            .unwrap();
+        insta::assert_json_snapshot!(inspect_view(&network, &leases, &usage));
     }
 }

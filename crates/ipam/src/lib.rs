@@ -13,9 +13,11 @@ mod sqlite;
 #[cfg(test)]
 mod sqlite_tests;
 mod store;
+mod usage;
 
 pub use allocator::{Request, allocate};
 pub use error::{Error, Result};
 pub use pool::{Pool, Reserved};
 pub use sqlite::SqliteStore;
 pub use store::{Lease, LeaseStore, Owner, Txn};
+pub use usage::Usage;

@@ -225,6 +225,16 @@ impl Txn for SqliteTxn<'_> {
         ])?;
         runs::add(&self.0, to_key(lease.ip))
     }
+
+    fn count_leased(&mut self, lo: u128, hi: u128) -> Result<u128> {
+        let mut stmt = self
+            .0
+            .prepare_cached("SELECT count(*) FROM leases WHERE ip >= ?1 AND ip <= ?2")?;
+        let count: i64 = stmt.query_row(params![lo.to_be_bytes(), hi.to_be_bytes()], |row| {
+            row.get(0)
+        })?;
+        Ok(u128::try_from(count).unwrap_or(0))
+    }
 }
 
 impl LeaseStore for SqliteStore {

@@ -31,6 +31,8 @@ pub trait Txn {
     /// The lowest key in `lo..=hi` that is neither leased nor in `reserved` (sorted).
     fn lowest_free(&mut self, lo: u128, hi: u128, reserved: &[u128]) -> Result<Option<u128>>;
     fn insert(&mut self, lease: &Lease) -> Result<()>;
+    /// How many addresses in `lo..=hi` are leased, on any network.
+    fn count_leased(&mut self, lo: u128, hi: u128) -> Result<u128>;
 }
 
 /// A durable lease store shared by every hook process on the host.
