@@ -50,6 +50,9 @@ pub enum Command {
     },
     /// Check, read-only, that leases, networks and endpoint records agree; exit 6 if not.
     Verify,
+    /// Release what containers that are gone still hold (decided from the pid, its start time and
+    /// the namespace recorded at attach; a container it cannot judge keeps its leases).
+    Gc,
 }
 
 #[derive(Debug, Subcommand)]

@@ -82,6 +82,7 @@ fn attach(ctx: &Context, state: &State) -> Result<()> {
         container_id: &state.id,
         netns: &netns,
         persistent_netns,
+        pid: state.pid().and_then(|pid| i32::try_from(pid).ok()),
         attachments: requests
             .iter()
             .zip(&definitions)

@@ -12,6 +12,7 @@ mod hook;
 mod log;
 mod network_cmd;
 mod oci;
+mod state_cmd;
 
 use cli::{Cli, Command, LogLevel};
 use error::{Error, exit};
@@ -51,7 +52,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Network(command) => network_cmd::run(&ctx, command),
         Command::Hook { stage } => hook::run(&ctx, stage.as_deref()),
-        Command::Verify => network_cmd::verify(&ctx),
+        Command::Verify => state_cmd::verify(&ctx),
+        Command::Gc => state_cmd::gc(&ctx),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -183,26 +183,7 @@ fn rm(ctx: &Context, networks: &Networks, names: &[String]) -> Result<()> {
     first_error.map_or(Ok(()), Err)
 }
 
-/// `oci-macvlan verify`: each problem on a line of stdout; exit 6 when there is any.
-pub fn verify(ctx: &Context) -> Result<()> {
-    let networks = Networks::new(&ctx.config_dir);
-    let records = macvlan::Records::new(&ctx.state_dir);
-    let mut store = SqliteStore::open(&ctx.state_dir).map_err(macvlan::Error::store)?;
-    let report = macvlan::verify(&networks, &mut store, &records)?;
-    for problem in &report.problems {
-        print(format_args!("{problem}\n"))?;
-    }
-    if report.problems.is_empty() {
-        print(format_args!(
-            "ok: {} leases, {} endpoint records, no problems\n",
-            report.leases, report.records
-        ))
-    } else {
-        Err(Error::Inconsistent(report.problems.len()))
-    }
-}
-
-fn print(args: std::fmt::Arguments<'_>) -> Result<()> {
+pub(crate) fn print(args: std::fmt::Arguments<'_>) -> Result<()> {
     std::io::stdout()
         .lock()
         .write_fmt(args)

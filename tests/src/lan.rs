@@ -1,7 +1,7 @@
 use std::{
     io::Write,
     path::{Path, PathBuf},
-    process::{Command, Stdio},
+    process::{Child, Command, Stdio},
 };
 
 use serde_json::Value;
@@ -76,20 +76,30 @@ impl Lan {
         ]
     }
 
-    /// Runs `oci-macvlan ARGS…` inside the host namespace, with `stdin`, and an empty
-    /// environment (as podman runs poststop hooks).
-    pub fn cli(&self, args: &[&str], stdin: &str) -> Outcome {
-        let mut child = Command::new("nsenter")
+    /// Starts `oci-macvlan ARGS…` inside the host namespace with an empty environment (as
+    /// podman runs poststop hooks), stdin and stderr piped, stdout piped or discarded. `nsenter`
+    /// execs the binary: the child's pid is the binary's.
+    pub fn spawn_cli(&self, args: &[&str], stdout: bool) -> Child {
+        Command::new("nsenter")
             .arg(format!("--net={}", self.host.path().display()))
             .arg(binary())
             .args(self.dir_args())
             .args(args)
             .env_clear()
             .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
+            .stdout(if stdout {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap();
+            .unwrap()
+    }
+
+    /// Runs `oci-macvlan ARGS…` (see [`Lan::spawn_cli`]) with `stdin`.
+    pub fn cli(&self, args: &[&str], stdin: &str) -> Outcome {
+        let mut child = self.spawn_cli(args, true);
         child
             .stdin
             .take()
@@ -150,9 +160,13 @@ impl Lan {
     /// Endpoint records left in the state dir.
     pub fn records(&self) -> Vec<String> {
         match std::fs::read_dir(self.state_dir().join("endpoints")) {
-            Ok(dir) => dir
-                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect(),
+            Ok(dir) => {
+                let mut names: Vec<String> = dir
+                    .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect();
+                names.sort();
+                names
+            }
             Err(_) => Vec::new(),
         }
     }
@@ -186,13 +200,39 @@ impl Lan {
         netns: &Path,
         status: &str,
     ) -> String {
+        self.bundle_state(id, annotations, Some(netns), None, status)
+    }
+
+    /// A bundle whose config has no namespace path, and the state of its container with `pid`:
+    /// the hook finds the namespace through `/proc/PID/ns/net`, as for a runc container.
+    pub fn pid_bundle(
+        &self,
+        id: &str,
+        annotations: &[(&str, &str)],
+        pid: u32,
+        status: &str,
+    ) -> String {
+        self.bundle_state(id, annotations, None, Some(pid), status)
+    }
+
+    fn bundle_state(
+        &self,
+        id: &str,
+        annotations: &[(&str, &str)],
+        netns: Option<&Path>,
+        pid: Option<u32>,
+        status: &str,
+    ) -> String {
         let bundle = self.tmp().join(format!("bundle-{id}"));
         std::fs::create_dir_all(&bundle).unwrap();
         let annotations: serde_json::Map<String, Value> = annotations
             .iter()
             .map(|(k, v)| ((*k).to_owned(), Value::from(*v)))
             .collect();
-        let namespace = serde_json::json!({"type": "network", "path": netns});
+        let namespace = match netns {
+            Some(path) => serde_json::json!({"type": "network", "path": path}),
+            None => serde_json::json!({"type": "network"}),
+        };
         let config = serde_json::json!({
             "ociVersion": "1.0.2",
             "root": {"path": "rootfs"},
@@ -200,13 +240,16 @@ impl Lan {
             "linux": {"namespaces": [namespace]},
         });
         std::fs::write(bundle.join("config.json"), config.to_string()).unwrap();
-        serde_json::json!({
+        let mut state = serde_json::json!({
             "ociVersion": "1.0.2",
             "id": id,
             "status": status,
             "bundle": bundle,
-        })
-        .to_string()
+        });
+        if let Some(pid) = pid {
+            state["pid"] = pid.into();
+        }
+        state.to_string()
     }
 }
 

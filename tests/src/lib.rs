@@ -6,6 +6,7 @@
 
 mod lan;
 mod netns;
+mod process;
 mod runc;
 
 use std::{
@@ -15,6 +16,7 @@ use std::{
 
 pub use lan::Lan;
 pub use netns::TestNetns;
+pub use process::ContainerProcess;
 pub use runc::{Bundle, Container};
 
 /// The `oci-macvlan` binary under test: `$OCI_MACVLAN_BIN` (set by `cargo xtask ci`), or the

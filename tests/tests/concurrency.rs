@@ -3,13 +3,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::{
-    collections::HashSet,
-    io::Write,
-    process::{Command, Stdio},
-};
+use std::{collections::HashSet, io::Write};
 
-use oci_macvlan_tests::{Lan, TestNetns, binary};
+use oci_macvlan_tests::{Lan, TestNetns};
 
 const NET: &str = "small";
 
@@ -52,18 +48,7 @@ fn sixty_four_hooks_race_for_sixty_two_addresses() {
     // released together. The store does not exist yet: the first transactions create it.
     let mut children: Vec<_> = states
         .iter()
-        .map(|_| {
-            Command::new("nsenter")
-                .arg(format!("--net={}", lan.host.path().display()))
-                .arg(binary())
-                .args(lan.dir_args())
-                .arg("hook")
-                .stdin(Stdio::piped())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
+        .map(|_| lan.spawn_cli(&["hook"], false))
         .collect();
     for (child, state) in children.iter_mut().zip(&states) {
         child

@@ -6,12 +6,13 @@ use std::{
 
 use ipnetwork::IpNetwork;
 use oci_macvlan_ipam::{Lease, LeaseStore, Owner, Request, allocate};
-use oci_macvlan_netlink_core::{Errno, Handle, Link, MacAddr, Netns, NewMacvlan};
+use oci_macvlan_netlink_core::{Errno, Handle, Link, MacAddr, Netns, NetnsId, NewMacvlan};
 use oci_macvlan_vlan::{Parent, ifname_problem};
 use serde::Serialize;
 
 use crate::{
-    Error, Mode, Network, Records, Result, default_mac,
+    Error, Liveness, Mode, Network, Records, Result, default_mac,
+    lock::ContainerLock,
     record::{Record, RecordedEndpoint, check_container_id},
     undo::{Step, Undo},
 };
@@ -33,6 +34,9 @@ pub struct AttachRequest<'a> {
     /// The namespace outlives the container (a path from `config.json`), so detach must delete
     /// the links; otherwise the kernel deletes them with the namespace, for free.
     pub persistent_netns: bool,
+    /// The container's process (from the OCI state): with its start time, it tells `gc` when
+    /// the container is gone.
+    pub pid: Option<i32>,
     pub attachments: Vec<Attachment<'a>>,
 }
 
@@ -57,17 +61,24 @@ pub async fn attach(
     records: &Records,
     req: &AttachRequest<'_>,
 ) -> Result<Vec<Endpoint>> {
-    let record = plan(req)?;
+    let mut record = plan(req)?;
+    let lock = records.lock(req.container_id)?;
     let netns = Netns::open(req.netns).map_err(Error::ContainerNetns)?;
+    record.liveness = Some(Liveness::observe(req.pid, &netns)?);
     let container = Handle::open(&netns).map_err(Error::ContainerNetns)?;
     let mut undo = Undo::default();
     let result = attach_all(
         host, &container, &netns, store, records, req, &record, &mut undo,
     )
     .await;
-    if result.is_err() {
-        undo.run(req.container_id, Some(&container), store, records)
-            .await;
+    if result.is_err()
+        && undo
+            .run(req.container_id, Some(&container), store, records)
+            .await
+    {
+        // Nothing is left of the container: neither is its lock file. An error here changes
+        // nothing for the caller, whose attach failed anyway.
+        let _ = lock.remove_file();
     }
     result
 }
@@ -131,6 +142,7 @@ fn plan(req: &AttachRequest<'_>) -> Result<Record> {
     Ok(Record {
         container_id: req.container_id.to_owned(),
         netns: req.persistent_netns.then(|| req.netns.to_path_buf()),
+        liveness: None,
         endpoints,
     })
 }
@@ -352,22 +364,48 @@ pub async fn detach(
     records: &Records,
     container_id: &str,
 ) -> Result<Vec<Lease>> {
-    if let Some(record) = records.read(container_id)? {
+    let lock = records.lock(container_id)?;
+    let record = records.read(container_id)?;
+    detach_locked(store, records, container_id, record.as_ref(), &lock).await
+}
+
+/// [`detach`] for a caller that holds the container's lock and has read its record.
+pub(crate) async fn detach_locked(
+    store: &mut impl LeaseStore,
+    records: &Records,
+    container_id: &str,
+    record: Option<&Record>,
+    lock: &ContainerLock,
+) -> Result<Vec<Lease>> {
+    if let Some(record) = record {
         if let Some(path) = &record.netns {
-            delete_recorded_links(path, &record.endpoints).await?;
+            let expected = record.liveness.as_ref().map(Liveness::netns);
+            delete_recorded_links(path, expected, &record.endpoints).await?;
         }
     }
     let released = store
         .release_container(container_id)
         .map_err(Error::store)?;
     records.remove(container_id)?;
+    lock.remove_file()?;
     Ok(released)
 }
 
-async fn delete_recorded_links(path: &Path, endpoints: &[RecordedEndpoint]) -> Result<()> {
+/// Deletes the recorded links from the namespace at `path`, if it is still there and is the
+/// one they were created in (`expected`; a path re-mounted with another namespace is not ours).
+async fn delete_recorded_links(
+    path: &Path,
+    expected: Option<NetnsId>,
+    endpoints: &[RecordedEndpoint],
+) -> Result<()> {
     let Some(netns) = Netns::open_if_exists(path).map_err(Error::ContainerNetns)? else {
         return Ok(());
     };
+    if let Some(expected) = expected {
+        if netns.identity().map_err(Error::ContainerNetns)? != expected {
+            return Ok(());
+        }
+    }
     let handle = match Handle::open(&netns) {
         Ok(handle) => handle,
         // The path survives but no namespace is mounted on it any more.

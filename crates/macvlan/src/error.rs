@@ -108,6 +108,20 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    #[error("cannot lock {path}")]
+    Lock {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("container process {pid} is gone (read {path})")]
+    ProcessGone { pid: i32, path: PathBuf },
+    #[error("cannot read {path}")]
+    ReadProc {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error("invalid container id {id:?}: {reason}")]
     InvalidContainerId { id: String, reason: &'static str },
     #[error("invalid interface name {name:?} for network {network}: {reason}")]
@@ -198,4 +212,16 @@ impl Error {
             _ => ErrorKind::System,
         }
     }
+}
+
+/// The whole chain on one line: `outer: cause: root cause`.
+pub fn one_line(err: &dyn std::error::Error) -> String {
+    let mut line = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        line.push_str(": ");
+        line.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    line.replace('\n', " ")
 }

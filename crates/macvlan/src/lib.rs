@@ -7,7 +7,10 @@
 mod endpoint;
 mod error;
 mod files;
+mod gc;
 mod lifecycle;
+mod liveness;
+mod lock;
 mod mac;
 mod network;
 mod networks;
@@ -16,8 +19,10 @@ mod undo;
 mod verify;
 
 pub use endpoint::{AttachRequest, Attachment, Endpoint, attach, detach};
-pub use error::{Error, ErrorKind, Result};
+pub use error::{Error, ErrorKind, Result, one_line};
+pub use gc::{GcReport, gc};
 pub use lifecycle::{create_network, remove_network};
+pub use liveness::{Liveness, Process, Verdict};
 pub use mac::default_mac;
 pub use network::{Mode, Network, NetworkSpec};
 pub use networks::Networks;

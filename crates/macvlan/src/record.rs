@@ -7,8 +7,9 @@ use oci_macvlan_netlink_core::{Link, MacAddr};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Error, Result,
-    files::{json_stems, write_atomic},
+    Error, Liveness, Result,
+    files::{json_stems, remove_stale_temps, stems, write_atomic},
+    lock::ContainerLock,
 };
 
 /// What an attach did to a container, written before its first step so that a detach (or `gc`)
@@ -21,6 +22,9 @@ pub struct Record {
     /// links with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub netns: Option<PathBuf>,
+    /// What `gc` judges the container's life by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub liveness: Option<Liveness>,
     pub endpoints: Vec<RecordedEndpoint>,
 }
 
@@ -44,22 +48,53 @@ impl RecordedEndpoint {
     }
 }
 
-/// Endpoint records: `<state-dir>/endpoints/<container-id>.json`.
+/// Endpoint records: `<state-dir>/endpoints/<container-id>.json`, and the containers' locks,
+/// `<state-dir>/locks/<container-id>.lock`.
 #[derive(Debug, Clone)]
 pub struct Records {
     dir: PathBuf,
+    locks: PathBuf,
 }
 
 impl Records {
     pub fn new(state_dir: &Path) -> Self {
         Self {
             dir: state_dir.join("endpoints"),
+            locks: state_dir.join("locks"),
         }
+    }
+
+    /// Removes what writers killed halfway left behind (see [`crate::files::remove_stale_temps`]).
+    pub(crate) fn remove_stale_temps(&self) -> Result<()> {
+        remove_stale_temps(&self.dir)
     }
 
     fn path_of(&self, container_id: &str) -> Result<PathBuf> {
         check_container_id(container_id)?;
         Ok(self.dir.join(format!("{container_id}.json")))
+    }
+
+    /// Waits for the container's lock (see [`ContainerLock`]).
+    pub(crate) fn lock(&self, container_id: &str) -> Result<ContainerLock> {
+        ContainerLock::acquire(&self.lock_path(container_id)?)
+    }
+
+    /// The container's lock, or `None` while an attach, detach or `gc` holds it.
+    pub(crate) fn try_lock(&self, container_id: &str) -> Result<Option<ContainerLock>> {
+        ContainerLock::try_acquire(&self.lock_path(container_id)?)
+    }
+
+    /// The container ids that have a lock file, sorted.
+    pub(crate) fn locked(&self) -> Result<Vec<String>> {
+        stems(&self.locks, ".lock", |path, source| Error::Lock {
+            path,
+            source,
+        })
+    }
+
+    fn lock_path(&self, container_id: &str) -> Result<PathBuf> {
+        check_container_id(container_id)?;
+        Ok(self.locks.join(format!("{container_id}.lock")))
     }
 
     pub(crate) fn write(&self, record: &Record) -> Result<()> {

@@ -29,17 +29,6 @@ fn spec(args: &[&str]) -> NetworkSpec {
     spec
 }
 
-fn render(err: &dyn std::error::Error) -> String {
-    let mut line = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        line.push_str(": ");
-        line.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    line
-}
-
 #[test]
 fn rejected_inputs() {
     let base = ["--subnet 192.168.50.0/24", "-o parent=eth0"];
@@ -120,7 +109,11 @@ fn rejected_inputs() {
         let err = spec(args)
             .validate("id".into(), "now".into())
             .expect_err(&format!("{args:?} must be rejected"));
-        report.push(format!("{}\n  -> {}", args.join(" "), render(&err)));
+        report.push(format!(
+            "{}\n  -> {}",
+            args.join(" "),
+            oci_macvlan_macvlan::one_line(&err)
+        ));
     }
     insta::assert_snapshot!(report.join("\n"));
     assert!(spec(&base).validate("id".into(), "now".into()).is_ok());

@@ -1,13 +1,23 @@
 use std::{
     fs::File,
     io,
-    os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd},
+    os::{
+        fd::{AsFd, AsRawFd, BorrowedFd, RawFd},
+        unix::fs::MetadataExt,
+    },
     path::{Path, PathBuf},
 };
 
 use nix::sched::{CloneFlags, setns};
 
 use crate::{Error, Result};
+
+/// Device and inode of a namespace file: equal identities are the same namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct NetnsId {
+    pub dev: u64,
+    pub ino: u64,
+}
 
 /// An open network namespace: a file descriptor that keeps it alive while we hold it.
 #[derive(Debug)]
@@ -39,6 +49,19 @@ impl Netns {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The namespace's identity: the device and inode of its nsfs file, which no other live
+    /// namespace shares (what `ip netns identify` and `lsns` compare).
+    pub fn identity(&self) -> Result<NetnsId> {
+        let meta = self.file.metadata().map_err(|source| Error::OpenNetns {
+            path: self.path.clone(),
+            source,
+        })?;
+        Ok(NetnsId {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        })
     }
 
     pub(crate) fn raw_fd(&self) -> RawFd {

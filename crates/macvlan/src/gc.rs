@@ -1,0 +1,83 @@
+//! `gc`: takes back what containers that are gone still hold, judging each from the facts its
+//! record keeps (see [`crate::liveness`]), under the same per-container lock as attach and detach.
+
+use std::collections::BTreeSet;
+
+use oci_macvlan_ipam::{Lease, LeaseStore};
+
+use crate::{
+    Error, Records, Result,
+    endpoint::detach_locked,
+    liveness::{Verdict, judge},
+};
+
+/// What `gc` did and why, container by container.
+#[derive(Debug, Default)]
+pub struct GcReport {
+    /// Containers found gone, with the reason, and the leases released for them.
+    pub released: Vec<(String, String, Vec<Lease>)>,
+    /// Containers that still live, with the reason.
+    pub alive: Vec<(String, String)>,
+    /// Containers that could not be judged (nothing was released for them), with the reason.
+    pub undecided: Vec<(String, String)>,
+    /// Containers left alone because an attach or detach holds their lock right now.
+    pub busy: Vec<String>,
+    /// Containers that hold leases but have no record: no facts, so nothing is released.
+    pub unrecorded: Vec<String>,
+    /// Whether the store's derived index had to be rebuilt from the leases.
+    pub index_rebuilt: bool,
+}
+
+pub async fn gc(store: &mut impl LeaseStore, records: &Records) -> Result<GcReport> {
+    let mut report = GcReport {
+        index_rebuilt: store.repair_index().map_err(Error::store)?,
+        ..GcReport::default()
+    };
+    records.remove_stale_temps()?;
+    let recorded = records.list()?;
+    for id in &recorded {
+        let Some(lock) = records.try_lock(id)? else {
+            report.busy.push(id.clone());
+            continue;
+        };
+        // Read under the lock: the record an attach may have just rewritten.
+        let Some(record) = records.read(id)? else {
+            lock.remove_file()?;
+            continue;
+        };
+        match judge(record.liveness.as_ref(), record.netns.as_ref()) {
+            Verdict::Alive(why) => report.alive.push((id.clone(), why)),
+            Verdict::Undecided(why) => report.undecided.push((id.clone(), why)),
+            Verdict::Gone(why) => {
+                let leases = detach_locked(store, records, id, Some(&record), &lock).await?;
+                report.released.push((id.clone(), why, leases));
+            }
+        }
+    }
+    // A hook killed after taking a container's lock and before writing its record leaves a lock
+    // file and nothing else.
+    for id in records.locked()? {
+        if recorded.contains(&id) {
+            continue;
+        }
+        if let Some(lock) = records.try_lock(&id)? {
+            if records.read(&id)?.is_none() {
+                lock.remove_file()?;
+            }
+        }
+    }
+    let recorded: BTreeSet<&String> = recorded.iter().collect();
+    let holders: BTreeSet<String> = store
+        .all_leases()
+        .map_err(Error::store)?
+        .into_iter()
+        .map(|lease| lease.owner.container_id)
+        .collect();
+    for id in holders {
+        // An attach that began after the listing has written its record by now.
+        if !recorded.contains(&id) && records.read(&id)?.is_none() {
+            report.unrecorded.push(id);
+        }
+    }
+    Ok(report)
+}

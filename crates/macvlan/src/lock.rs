@@ -1,0 +1,116 @@
+//! One lock per container, held by attach, detach and `gc` for as long as they work on it: `gc`
+//! can never judge a container from a record that an attach is rewriting. `flock(2)` locks die
+//! with their process, so a SIGKILLed hook never leaves a container locked.
+
+use std::{
+    fs::{self, File, OpenOptions},
+    io,
+    os::unix::fs::MetadataExt,
+    path::{Path, PathBuf},
+};
+
+use nix::{
+    errno::Errno,
+    fcntl::{Flock, FlockArg},
+};
+
+use crate::{Error, Result};
+
+#[derive(Debug)]
+pub(crate) struct ContainerLock {
+    _lock: Flock<File>,
+    path: PathBuf,
+}
+
+impl ContainerLock {
+    /// Waits for the lock on `path`, creating the file if needed.
+    pub(crate) fn acquire(path: &Path) -> Result<Self> {
+        Self::take(path, FlockArg::LockExclusive)
+            .map(|lock| lock.ok_or_else(|| would_block(path)))?
+    }
+
+    /// The lock on `path` if nobody holds it, `None` if somebody does.
+    pub(crate) fn try_acquire(path: &Path) -> Result<Option<Self>> {
+        Self::take(path, FlockArg::LockExclusiveNonblock)
+    }
+
+    fn take(path: &Path, how: FlockArg) -> Result<Option<Self>> {
+        let wrap = |source: io::Error| Error::Lock {
+            path: path.to_path_buf(),
+            source,
+        };
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).map_err(wrap)?;
+        }
+        loop {
+            let file = OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(path)
+                .map_err(wrap)?;
+            let lock = match Flock::lock(file, how) {
+                Ok(lock) => lock,
+                Err((_, Errno::EWOULDBLOCK)) => return Ok(None),
+                Err((_, errno)) => return Err(wrap(errno.into())),
+            };
+            // The holder before us may have removed the file: a lock on an unlinked inode
+            // excludes nobody, so start again on whatever the path names now.
+            let held = lock.metadata().map_err(wrap)?;
+            match fs::metadata(path) {
+                Ok(now) if now.dev() == held.dev() && now.ino() == held.ino() => {
+                    return Ok(Some(Self {
+                        _lock: lock,
+                        path: path.to_path_buf(),
+                    }));
+                }
+                Ok(_) => continue,
+                Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+                Err(err) => return Err(wrap(err)),
+            }
+        }
+    }
+
+    /// Removes the lock file, still holding the lock: a waiter that then gets the old inode sees
+    /// it unlinked and starts again.
+    pub(crate) fn remove_file(&self) -> Result<()> {
+        match fs::remove_file(&self.path) {
+            Err(err) if err.kind() != io::ErrorKind::NotFound => Err(Error::Lock {
+                path: self.path.clone(),
+                source: err,
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn would_block(path: &Path) -> Error {
+    Error::Lock {
+        path: path.to_path_buf(),
+        source: io::Error::from(io::ErrorKind::WouldBlock),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_held_lock_excludes_and_a_removed_file_is_recreated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c1.lock");
+        let first = ContainerLock::acquire(&path).unwrap();
+        assert!(ContainerLock::try_acquire(&path).unwrap().is_none());
+        first.remove_file().unwrap();
+        // The path is free now; a new lock is on a new file, while `first` still holds the old.
+        let second = ContainerLock::try_acquire(&path).unwrap().unwrap();
+        assert!(path.exists());
+        assert!(ContainerLock::try_acquire(&path).unwrap().is_none());
+        drop(first);
+        assert!(ContainerLock::try_acquire(&path).unwrap().is_none());
+        drop(second);
+        assert!(ContainerLock::try_acquire(&path).unwrap().is_some());
+    }
+}
