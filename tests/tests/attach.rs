@@ -281,3 +281,64 @@ fn a_container_without_the_annotation_is_left_alone() {
     assert_eq!(lan.leased(NET), 0);
     assert!(lan.records().is_empty());
 }
+
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn dual_stack_with_an_ipv6_slash_64_and_a_static_ip6() {
+    let lan = Lan::new();
+    lan.router
+        .ip(&["-6", "addr", "add", "fd77::1/64", "dev", "rtr", "nodad"]);
+    lan.create_network(
+        NET,
+        &["--ipv6", "--subnet", "fd77::/64", "--gateway", "fd77::1"],
+    );
+    let a = TestNetns::new("omt-ctr-");
+    let b = TestNetns::new("omt-ctr-");
+    let static_ip6 = [(ANN, NET), ("oci-macvlan.ip6", "fd77::ffff:a")];
+    lan.cli_ok(
+        &["hook"],
+        &lan.fake_bundle("a", &static_ip6, &a.path(), "creating"),
+    );
+    lan.cli_ok(
+        &["hook"],
+        &lan.fake_bundle("b", &[(ANN, NET)], &b.path(), "creating"),
+    );
+
+    assert_eq!(a.addresses("eth0"), ["192.168.77.2/24", "fd77::ffff:a/64"]);
+    assert_eq!(b.addresses("eth0"), ["192.168.77.3/24", "fd77::2/64"]);
+    for ns in [&a, &b] {
+        let default: Vec<Value> = ns
+            .routes(true)
+            .into_iter()
+            .filter(|r| r["dst"] == "default")
+            .collect();
+        assert_eq!(default.len(), 1, "{default:?}");
+        assert_eq!(default[0]["gateway"], "fd77::1");
+        assert_eq!(default[0]["dev"], "eth0");
+    }
+    assert!(
+        nsenter_ping(&a, "fd77::1"),
+        "a cannot reach the router over IPv6"
+    );
+    assert!(
+        nsenter_ping(&b, "fd77::ffff:a"),
+        "b cannot reach a over IPv6"
+    );
+    let usage = &lan.inspect(NET)[0]["Usage"];
+    assert_eq!(usage[1]["Subnet"], "fd77::/64");
+    assert_eq!(
+        usage[1]["InUse"],
+        serde_json::json!(["fd77::2", "fd77::ffff:a"])
+    );
+    // 2^64 addresses, less the subnet-router anycast, the gateway and the two leases.
+    assert_eq!(usage[1]["DynamicAvailable"], u64::MAX - 3);
+
+    for (id, ns) in [("a", &a), ("b", &b)] {
+        lan.cli_ok(&["hook"], &lan.fake_bundle(id, &[], &ns.path(), "stopped"));
+        assert!(ns.link("eth0").is_none(), "{id}: eth0 left after detach");
+    }
+    assert_eq!(lan.leased(NET), 0);
+}
