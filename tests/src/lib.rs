@@ -17,7 +17,7 @@ use std::{
 pub use lan::Lan;
 pub use netns::TestNetns;
 pub use process::ContainerProcess;
-pub use runc::{Bundle, Container};
+pub use runc::{Bundle, Container, Runtime};
 
 /// The `oci-macvlan` binary under test: `$OCI_MACVLAN_BIN` (set by `cargo xtask ci`), or the
 /// workspace's debug build.

@@ -9,8 +9,27 @@ use serde_json::{Value, json};
 
 use crate::{Lan, binary};
 
-/// A runc bundle: a busybox rootfs and a `config.json` that lists the oci-macvlan hook at
-/// createRuntime and poststop, with the given annotations.
+/// An OCI runtime the tests drive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runtime {
+    Runc,
+    /// Run in a private mount namespace with cgroup2 mounted and its cgroup manager disabled:
+    /// this machine's `/sys/fs/cgroup` is not what crun expects.
+    Crun,
+}
+
+impl Runtime {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Runc => "runc",
+            Self::Crun => "crun",
+        }
+    }
+}
+
+/// A bundle: a busybox rootfs and a `config.json` (from `runc spec`) that lists the oci-macvlan
+/// hook at an attach stage (`createRuntime` or the deprecated `prestart`) and at poststop, with
+/// the given annotations.
 #[derive(Debug)]
 pub struct Bundle {
     pub dir: PathBuf,
@@ -18,6 +37,10 @@ pub struct Bundle {
 
 impl Bundle {
     pub fn new(lan: &Lan, id: &str, annotations: &[(&str, &str)]) -> Self {
+        Self::with_stage(lan, id, annotations, "createRuntime")
+    }
+
+    pub fn with_stage(lan: &Lan, id: &str, annotations: &[(&str, &str)], stage: &str) -> Self {
         let dir = lan.tmp().join(format!("runc-bundle-{id}"));
         let bin = dir.join("rootfs/bin");
         fs::create_dir_all(&bin).unwrap();
@@ -54,28 +77,30 @@ impl Bundle {
         args.extend(lan.dir_args());
         args.push("hook".into());
         let hook = json!({"path": binary(), "args": args, "timeout": 10});
-        config["hooks"] = json!({"createRuntime": [hook.clone()], "poststop": [hook]});
+        config["hooks"] = json!({stage: [hook.clone()], "poststop": [hook]});
         fs::write(&path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
         Self { dir }
     }
 }
 
-/// A runc container started inside the LAN's host namespace; killed and deleted on drop.
+/// A container started inside the LAN's host namespace; killed and deleted on drop.
 #[derive(Debug)]
 pub struct Container {
     pub id: String,
+    runtime: Runtime,
     host_netns: PathBuf,
     root: PathBuf,
     deleted: bool,
 }
 
 impl Container {
-    /// `runc run -d`, from inside the host namespace. Returns runc's stderr on failure.
-    pub fn start(lan: &Lan, id: &str, bundle: &Bundle) -> Result<Self, String> {
-        let root = lan.tmp().join("runc-root");
-        let log = lan.tmp().join(format!("runc-{id}.stderr"));
+    /// `RUNTIME run -d`, from inside the host namespace. Returns the runtime's stderr on failure.
+    pub fn start(lan: &Lan, runtime: Runtime, id: &str, bundle: &Bundle) -> Result<Self, String> {
+        let root = lan.tmp().join(format!("{}-root", runtime.name()));
+        let log = lan.tmp().join(format!("{}-{id}.stderr", runtime.name()));
         let container = Self {
             id: id.to_owned(),
+            runtime,
             host_netns: lan.host.path(),
             root,
             deleted: false,
@@ -97,12 +122,27 @@ impl Container {
         }
     }
 
+    /// The runtime, with its state root, inside the host namespace; arguments follow.
     fn runc(&self) -> Command {
         let mut cmd = Command::new("nsenter");
-        cmd.arg(format!("--net={}", self.host_netns.display()))
-            .arg("runc")
-            .arg("--root")
-            .arg(&self.root);
+        cmd.arg(format!("--net={}", self.host_netns.display()));
+        match self.runtime {
+            Runtime::Runc => {
+                cmd.arg("runc");
+            }
+            Runtime::Crun => {
+                cmd.args([
+                    "unshare",
+                    "-m",
+                    "sh",
+                    "-c",
+                    "umount -l /sys/fs/cgroup 2>/dev/null; mount -t cgroup2 none /sys/fs/cgroup && \
+                     exec crun --cgroup-manager=disabled \"$@\"",
+                    "crun",
+                ]);
+            }
+        }
+        cmd.arg("--root").arg(&self.root);
         cmd
     }
 

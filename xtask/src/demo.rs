@@ -4,7 +4,7 @@
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
-use oci_macvlan_tests::{Bundle, Container, Lan};
+use oci_macvlan_tests::{Bundle, Container, Lan, Runtime};
 
 use crate::{cargo, is_root, missing_packages};
 
@@ -50,7 +50,7 @@ pub fn run() -> Result<()> {
             shown.join(" ")
         ));
         let bundle = Bundle::new(&lan, id, &annotations);
-        let container = Container::start(&lan, id, &bundle)
+        let container = Container::start(&lan, Runtime::Runc, id, &bundle)
             .map_err(|err| anyhow::anyhow!("runc run {id}: {err}"))?;
         for args in [
             &["ip", "-o", "-4", "addr", "show", "dev", "eth0"][..],

@@ -57,6 +57,8 @@ pub const PREREQUISITES: &[(&str, &str)] = &[
     ("/usr/sbin/ip", "iproute2"),
     ("/usr/bin/nsenter", "util-linux"),
     ("/usr/sbin/runc", "runc"),
+    ("/usr/bin/crun", "crun"),
+    ("/usr/bin/podman", "podman"),
     ("/bin/busybox", "busybox-static"),
 ];
 
