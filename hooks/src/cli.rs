@@ -53,6 +53,19 @@ pub enum Command {
     /// Release what containers that are gone still hold (decided from the pid, its start time and
     /// the namespace recorded at attach; a container it cannot judge keeps its leases).
     Gc,
+    /// Install the podman hooks.d file (oci-hooks(5)) that runs this hook for containers
+    /// annotated with oci-macvlan.networks, with this invocation's --config-dir and --state-dir.
+    Install(InstallArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    /// The hooks directory podman reads.
+    #[arg(long, default_value = "/etc/containers/oci/hooks.d")]
+    pub hooks_dir: PathBuf,
+    /// The oci-macvlan binary the hook runs (default: this one).
+    #[arg(long)]
+    pub binary: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -67,6 +67,10 @@ pub enum Error {
     Stdout(#[source] io::Error),
     #[error("verify found {0} problems (listed on stdout)")]
     Inconsistent(usize),
+    #[error("invalid --binary {path}: {reason}")]
+    InvalidBinary { path: PathBuf, reason: &'static str },
+    #[error("cannot find this program's own path (give --binary)")]
+    CurrentExe(#[source] io::Error),
     #[error(transparent)]
     Macvlan(#[from] macvlan::Error),
 }
@@ -97,12 +101,14 @@ impl Error {
             | Self::HostNetns { .. }
             | Self::UnknownStatus { .. }
             | Self::UnsupportedStage(_)
-            | Self::Annotation { .. } => exit::INVALID,
+            | Self::Annotation { .. }
+            | Self::InvalidBinary { .. } => exit::INVALID,
             Self::ReadStdin(_)
             | Self::ReadConfig { .. }
             | Self::Runtime(_)
             | Self::HostNetlink(_)
-            | Self::Stdout(_) => exit::SYSTEM,
+            | Self::Stdout(_)
+            | Self::CurrentExe(_) => exit::SYSTEM,
         }
     }
 }

@@ -9,6 +9,7 @@ mod annotations;
 mod cli;
 mod error;
 mod hook;
+mod install;
 mod log;
 mod network_cmd;
 mod oci;
@@ -54,6 +55,7 @@ fn main() -> ExitCode {
         Command::Hook { stage } => hook::run(&ctx, stage.as_deref()),
         Command::Verify => state_cmd::verify(&ctx),
         Command::Gc => state_cmd::gc(&ctx),
+        Command::Install(args) => install::run(&ctx, &args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

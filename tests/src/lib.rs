@@ -6,6 +6,7 @@
 
 mod lan;
 mod netns;
+mod podman;
 mod process;
 mod runc;
 
@@ -16,6 +17,7 @@ use std::{
 
 pub use lan::Lan;
 pub use netns::TestNetns;
+pub use podman::Podman;
 pub use process::ContainerProcess;
 pub use runc::{Bundle, Container, Runtime};
 

@@ -1,6 +1,6 @@
 use std::{
     fs,
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::{Command, Stdio},
     time::{Duration, Instant},
 };
@@ -8,6 +8,16 @@ use std::{
 use serde_json::{Value, json};
 
 use crate::{Lan, binary};
+
+/// A root filesystem holding only a static busybox and the applets the tests use.
+pub fn busybox_rootfs(dir: &Path) {
+    let bin = dir.join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    fs::copy("/bin/busybox", bin.join("busybox")).expect("busybox-static is installed");
+    for applet in ["sh", "sleep", "ping", "ip", "cat"] {
+        std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
+    }
+}
 
 /// An OCI runtime the tests drive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,12 +52,7 @@ impl Bundle {
 
     pub fn with_stage(lan: &Lan, id: &str, annotations: &[(&str, &str)], stage: &str) -> Self {
         let dir = lan.tmp().join(format!("runc-bundle-{id}"));
-        let bin = dir.join("rootfs/bin");
-        fs::create_dir_all(&bin).unwrap();
-        fs::copy("/bin/busybox", bin.join("busybox")).expect("busybox-static is installed");
-        for applet in ["sh", "sleep", "ping", "ip", "cat"] {
-            std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
-        }
+        busybox_rootfs(&dir.join("rootfs"));
         let spec = Command::new("runc")
             .args(["spec", "--bundle"])
             .arg(&dir)

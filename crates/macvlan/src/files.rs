@@ -14,7 +14,7 @@ const TEMP_MARK: &str = ".tmp-";
 /// Writes `contents` to `path` through a temporary file in the same directory, made durable
 /// before it is put in place. With `replace == false`, an existing `path` is an
 /// `io::ErrorKind::AlreadyExists` error and is left untouched (`link(2)` never replaces).
-pub(crate) fn write_atomic(path: &Path, contents: &[u8], replace: bool) -> Result<()> {
+pub fn write_atomic(path: &Path, contents: &[u8], replace: bool) -> Result<()> {
     let wrap = |source: io::Error| Error::WriteFile {
         path: path.to_path_buf(),
         source,

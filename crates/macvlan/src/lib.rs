@@ -20,6 +20,7 @@ mod verify;
 
 pub use endpoint::{AttachRequest, Attachment, Endpoint, attach, detach};
 pub use error::{Error, ErrorKind, Result, one_line};
+pub use files::write_atomic;
 pub use gc::{GcReport, gc};
 pub use lifecycle::{create_network, remove_network};
 pub use liveness::{Liveness, Process, Verdict};

@@ -1,0 +1,115 @@
+//! `oci-macvlan install`: the podman hooks.d file.
+
+use std::path::Path;
+
+use oci_macvlan_macvlan as macvlan;
+use serde_json::{Value, json};
+
+use crate::{
+    Context, annotations,
+    cli::InstallArgs,
+    error::{Error, Result},
+    network_cmd::print,
+};
+
+/// The file's name in the hooks directory.
+pub const FILE_NAME: &str = "oci-macvlan.json";
+
+pub fn run(ctx: &Context, args: &InstallArgs) -> Result<()> {
+    let binary = match &args.binary {
+        Some(path) => {
+            check_binary(path)?;
+            path.clone()
+        }
+        None => std::env::current_exe().map_err(Error::CurrentExe)?,
+    };
+    let config_dir = std::path::absolute(&ctx.config_dir).map_err(Error::CurrentExe)?;
+    let state_dir = std::path::absolute(&ctx.state_dir).map_err(Error::CurrentExe)?;
+    let hook = hook_file(&binary, &config_dir, &state_dir);
+    let mut text = serde_json::to_string_pretty(&hook).unwrap_or_default();
+    text.push('\n');
+    let path = args.hooks_dir.join(FILE_NAME);
+    // Podman may read the directory at any moment: it sees the old file or the new one.
+    macvlan::write_atomic(&path, text.as_bytes(), true)?;
+    print(format_args!("{}\n", path.display()))
+}
+
+fn check_binary(path: &Path) -> Result<()> {
+    let reason = if !path.is_absolute() {
+        Some("the runtime needs an absolute path")
+    } else if !path.is_file() {
+        Some("no such file")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(Error::InvalidBinary {
+            path: path.to_path_buf(),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// oci-hooks(5), version 1.0.0: run at createRuntime and poststop, only for containers that carry
+/// the networks annotation. The directories are given as flags because podman runs poststop with
+/// an empty environment.
+pub fn hook_file(binary: &Path, config_dir: &Path, state_dir: &Path) -> Value {
+    let args: Vec<String> = [
+        "oci-macvlan".into(),
+        "--config-dir".into(),
+        config_dir.display().to_string(),
+        "--state-dir".into(),
+        state_dir.display().to_string(),
+        "hook".into(),
+    ]
+    .into();
+    let key = format!("^{}$", annotations::NETWORKS.replace('.', "\\."));
+    json!({
+        "version": "1.0.0",
+        "hook": {"path": binary, "args": args},
+        "when": {"annotations": {key: ".+"}},
+        "stages": ["createRuntime", "poststop"],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    #[test]
+    fn hook_file_is_oci_hooks_1_0_0() {
+        let file = hook_file(
+            &PathBuf::from("/usr/local/bin/oci-macvlan"),
+            Path::new("/etc/oci-macvlan"),
+            Path::new("/run/oci-macvlan"),
+        );
+        insta::assert_json_snapshot!(file, @r#"
+        {
+          "version": "1.0.0",
+          "hook": {
+            "path": "/usr/local/bin/oci-macvlan",
+            "args": [
+              "oci-macvlan",
+              "--config-dir",
+              "/etc/oci-macvlan",
+              "--state-dir",
+              "/run/oci-macvlan",
+              "hook"
+            ]
+          },
+          "when": {
+            "annotations": {
+              "^oci-macvlan\\.networks$": ".+"
+            }
+          },
+          "stages": [
+            "createRuntime",
+            "poststop"
+          ]
+        }
+        "#);
+    }
+}

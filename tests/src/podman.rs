@@ -1,0 +1,113 @@
+use std::{
+    path::PathBuf,
+    process::{Command, Stdio},
+};
+
+use crate::{Lan, runc::busybox_rootfs};
+
+/// Podman with its own storage, run root and hooks directory under the LAN's temporary dir,
+/// running inside the LAN's host namespace. Every container is removed on drop.
+///
+/// This machine needs the cgroupfs manager, explicit ulimits (no CAP_SYS_RESOURCE) and runc
+/// (crun refuses the host's hybrid cgroup layout); `--rootfs` avoids pulling an image.
+#[derive(Debug)]
+pub struct Podman {
+    host_netns: PathBuf,
+    dir: PathBuf,
+}
+
+impl Podman {
+    pub fn new(lan: &Lan) -> Self {
+        let dir = lan.tmp().join("podman");
+        busybox_rootfs(&dir.join("rootfs"));
+        Self {
+            host_netns: lan.host.path(),
+            dir,
+        }
+    }
+
+    pub fn hooks_dir(&self) -> PathBuf {
+        self.dir.join("hooks.d")
+    }
+
+    fn podman(&self) -> Command {
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(format!("--net={}", self.host_netns.display()))
+            .arg("podman")
+            .arg("--root")
+            .arg(self.dir.join("root"))
+            .arg("--runroot")
+            .arg(self.dir.join("run"))
+            .args([
+                "--storage-driver",
+                "vfs",
+                "--runtime",
+                "/usr/sbin/runc",
+                "--cgroup-manager",
+                "cgroupfs",
+            ])
+            .arg("--hooks-dir")
+            .arg(self.hooks_dir())
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// `podman ARGS…`: (success, stdout + stderr).
+    pub fn run(&self, args: &[&str]) -> (bool, String) {
+        let out = self.podman().args(args).output().unwrap();
+        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.push_str(&String::from_utf8_lossy(&out.stderr));
+        (out.status.success(), text)
+    }
+
+    /// `podman run -d --network none` of `sleep` on the busybox rootfs, with annotations.
+    pub fn start(&self, name: &str, annotations: &[(&str, &str)]) -> Result<(), String> {
+        let rootfs = self.dir.join("rootfs").display().to_string();
+        let mut args = vec![
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            "none",
+            "--cap-add",
+            "NET_RAW",
+            "--ulimit",
+            "nofile=1024:1024",
+            "--ulimit",
+            "nproc=4096:4096",
+        ];
+        let pairs: Vec<String> = annotations
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        for pair in &pairs {
+            args.extend(["--annotation", pair]);
+        }
+        args.extend(["--rootfs", &rootfs, "sleep", "3600"]);
+        match self.run(&args) {
+            (true, _) => Ok(()),
+            (false, out) => Err(out),
+        }
+    }
+
+    pub fn exec(&self, name: &str, args: &[&str]) -> (bool, String) {
+        let mut full = vec!["exec", name];
+        full.extend(args);
+        self.run(&full)
+    }
+
+    /// `podman rm -f -t 0`: stops the container (podman runs the poststop hooks) and removes it.
+    pub fn rm(&self, name: &str) -> Result<(), String> {
+        match self.run(&["rm", "-f", "-t", "0", name]) {
+            (true, _) => Ok(()),
+            (false, out) => Err(out),
+        }
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        let _ = self.run(&["rm", "-a", "-f", "-t", "0"]);
+    }
+}
