@@ -69,6 +69,33 @@ impl TestNetns {
             .unwrap_or_default()
     }
 
+    /// Writes `/proc/sys/KEY` inside the namespace (KEY with slashes: `net/ipv4/conf/x/y`).
+    pub fn sysctl(&self, key: &str, value: &str) {
+        crate::run_ok(
+            "nsenter",
+            &[
+                &format!("--net={}", self.path().display()),
+                "sh",
+                "-c",
+                &format!("echo {value} > /proc/sys/{key}"),
+            ],
+        );
+    }
+
+    /// Reads `/proc/sys/KEY` inside the namespace.
+    pub fn sysctl_value(&self, key: &str) -> String {
+        crate::run_ok(
+            "nsenter",
+            &[
+                &format!("--net={}", self.path().display()),
+                "cat",
+                &format!("/proc/sys/{key}"),
+            ],
+        )
+        .trim()
+        .to_owned()
+    }
+
     /// The routes of the namespace's main table, IPv4 or IPv6.
     pub fn routes(&self, v6: bool) -> Vec<Value> {
         let family = if v6 { "-6" } else { "-4" };

@@ -214,40 +214,70 @@ fn inspect_shows_the_network_and_its_endpoints() {
 fn neighbours_learn_the_address_without_traffic() {
     let lan = Lan::new();
     let container = TestNetns::new("omt-ctr-");
-    // Accept gratuitous ARP on the router, as a switch or a LAN peer would learn from it.
+    // Let the router create entries from gratuitous ARP and unsolicited NA, as a LAN peer that
+    // tracks them would, and give it an IPv6 address on the LAN.
     lan.router.ip(&["link", "set", "rtr", "down"]);
-    oci_macvlan_tests::run_ok(
-        "nsenter",
-        &[
-            &format!("--net={}", lan.router.path().display()),
-            "sh",
-            "-c",
-            "echo 1 > /proc/sys/net/ipv4/conf/rtr/arp_accept",
-        ],
-    );
+    lan.router.sysctl("net/ipv4/conf/rtr/arp_accept", "1");
     lan.router.ip(&["link", "set", "rtr", "up"]);
-    lan.create_network(NET, &[]);
+    lan.router
+        .ip(&["-6", "addr", "add", "fd77::1/64", "dev", "rtr", "nodad"]);
+    // The kernel honours accept_untracked_na only on a forwarding interface (a router's).
+    lan.router.sysctl("net/ipv6/conf/rtr/forwarding", "1");
+    lan.router
+        .sysctl("net/ipv6/conf/rtr/accept_untracked_na", "1");
+    lan.create_network(NET, &["--subnet", "fd77::/64", "--gateway", "fd77::1"]);
+    let mac = "02:aa:bb:cc:dd:07";
     let state = lan.fake_bundle(
         "c1",
-        &[(ANN, NET), ("oci-macvlan.mac", "02:aa:bb:cc:dd:07")],
+        &[(ANN, NET), ("oci-macvlan.mac", mac)],
         &container.path(),
         "creating",
     );
     lan.cli_ok(&["hook"], &state);
-    let mut learned = String::new();
-    for _ in 0..50 {
-        learned = lan
-            .router
-            .ip(&["neigh", "show", "192.168.77.2", "dev", "rtr"]);
-        if learned.contains("02:aa:bb:cc:dd:07") {
-            break;
+    for (ip, what) in [
+        ("192.168.77.2", "gratuitous ARP"),
+        ("fd77::2", "unsolicited NA"),
+    ] {
+        let mut learned = String::new();
+        for _ in 0..50 {
+            learned = lan.router.ip(&["neigh", "show", ip, "dev", "rtr"]);
+            if learned.contains(mac) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert!(
+            learned.contains(mac),
+            "router did not learn {ip} from a {what}: {learned:?}"
+        );
     }
-    assert!(
-        learned.contains("02:aa:bb:cc:dd:07"),
-        "router did not learn the container: {learned:?}"
+    // The network's addresses are the configuration: no RA, no SLAAC.
+    assert_eq!(container.sysctl_value("net/ipv6/conf/eth0/accept_ra"), "0");
+    assert_eq!(container.sysctl_value("net/ipv6/conf/eth0/autoconf"), "0");
+    assert_eq!(
+        container.sysctl_value("net/ipv6/conf/eth0/disable_ipv6"),
+        "0"
     );
+    lan.cli_ok(&["hook", "poststop"], &state);
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn ipv6_is_off_on_a_link_whose_network_has_no_ipv6() {
+    let lan = Lan::new();
+    let container = TestNetns::new("omt-ctr-");
+    lan.create_network(NET, &[]);
+    let state = lan.fake_bundle("c1", &[(ANN, NET)], &container.path(), "creating");
+    lan.cli_ok(&["hook"], &state);
+    assert_eq!(
+        container.sysctl_value("net/ipv6/conf/eth0/disable_ipv6"),
+        "1"
+    );
+    let v6 = container.ip(&["-6", "-o", "addr", "show", "dev", "eth0"]);
+    assert_eq!(v6.trim(), "", "no IPv6 address, not even link-local");
     lan.cli_ok(&["hook", "poststop"], &state);
 }
 

@@ -6,7 +6,7 @@ use std::{
 
 use ipnetwork::IpNetwork;
 use oci_macvlan_ipam::{Lease, LeaseStore, Owner, Request, allocate};
-use oci_macvlan_netlink_core::{Errno, Handle, Link, MacAddr, Netns, NetnsId, NewMacvlan};
+use oci_macvlan_netlink_core::{Errno, Handle, Link, MacAddr, Netns, NetnsId, NewMacvlan, Sysctl};
 use oci_macvlan_vlan::{Parent, ifname_problem};
 use serde::Serialize;
 
@@ -236,13 +236,9 @@ async fn attach_all(
                         .await
                         .map_err(configure)?;
                 }
-                if leases.iter().any(|l| l.ip.is_ipv4()) {
-                    // The kernel then sends a gratuitous ARP when the link comes up: neighbours
-                    // (and switches) learn the new address at once, as CNI and Docker v28 do.
-                    netns
-                        .write_sysctl(&["net", "ipv4", "conf", &att.ifname, "arp_notify"], "1")
-                        .map_err(configure)?;
-                }
+                netns
+                    .write_sysctls(&link_sysctls(&att.ifname, &leases, net))
+                    .map_err(configure)?;
                 container.set_link_up(&link).await.map_err(configure)?;
                 for lease in &leases {
                     let Some(gateway) = net.gateway_for(lease.ip) else {
@@ -272,6 +268,34 @@ async fn attach_all(
         }
     }
     Ok(endpoints)
+}
+
+/// Per-link settings, made before the link comes up:
+/// - IPv4: `arp_notify`, so the kernel sends a gratuitous ARP when the link comes up and
+///   neighbours (and switches) learn the address at once, as CNI and Docker v28 do;
+/// - a network with IPv6: no router advertisements, no SLAAC addresses (the network's addresses
+///   and gateway are the configuration) and `ndisc_notify`, the IPv6 counterpart of
+///   `arp_notify` (unsolicited neighbour advertisements on link-up);
+/// - a network without IPv6: IPv6 off on the link (no link-local address, no RA, no SLAAC).
+fn link_sysctls<'a>(ifname: &'a str, leases: &[Lease], net: &Network) -> Vec<Sysctl<'a>> {
+    let set = |family, key, value, missing_ok| Sysctl {
+        key: vec!["net", family, "conf", ifname, key],
+        value,
+        missing_ok,
+    };
+    let mut sysctls = Vec::new();
+    if leases.iter().any(|l| l.ip.is_ipv4()) {
+        sysctls.push(set("ipv4", "arp_notify", "1", false));
+    }
+    if net.pools.iter().any(|p| !p.is_ipv4()) {
+        sysctls.push(set("ipv6", "accept_ra", "0", false));
+        sysctls.push(set("ipv6", "autoconf", "0", false));
+        sysctls.push(set("ipv6", "ndisc_notify", "1", false));
+    } else {
+        // A kernel without IPv6 has nothing to turn off.
+        sysctls.push(set("ipv6", "disable_ipv6", "1", true));
+    }
+    sysctls
 }
 
 fn endpoint(

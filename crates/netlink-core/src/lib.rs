@@ -16,5 +16,5 @@ mod route;
 pub use error::{Error, KernelError, Result};
 pub use handle::Handle;
 pub use link::{Link, MacAddr, MacvlanMode, NewMacvlan, ParseMacError};
-pub use netns::{Netns, NetnsId};
+pub use netns::{Netns, NetnsId, Sysctl};
 pub use nix::errno::Errno;

@@ -88,20 +88,38 @@ impl Netns {
         })
     }
 
-    /// Writes a sysctl under `/proc/sys/` inside this namespace, e.g.
-    /// `["net", "ipv4", "conf", "eth0", "arp_notify"]`. Segments are path components, so
+    /// Writes sysctls under `/proc/sys/` inside this namespace, in order, from one helper
+    /// thread. Keys are path segments, e.g. `["net", "ipv4", "conf", "eth0", "arp_notify"]`, so
     /// interface names containing dots (`eth0.50`) need no escaping.
-    pub fn write_sysctl(&self, key: &[&str], value: &str) -> Result<()> {
-        let mut path = PathBuf::from("/proc/sys");
-        path.extend(key);
+    pub fn write_sysctls(&self, sysctls: &[Sysctl<'_>]) -> Result<()> {
         self.run_inside(|| {
-            std::fs::write(&path, value).map_err(|source| Error::WriteSysctl {
-                key: key.join("."),
-                path: self.path.clone(),
-                source,
-            })
+            for sysctl in sysctls {
+                let mut path = PathBuf::from("/proc/sys");
+                path.extend(&sysctl.key);
+                match std::fs::write(&path, sysctl.value) {
+                    Err(err) if err.kind() == io::ErrorKind::NotFound && sysctl.missing_ok => {}
+                    Err(source) => {
+                        return Err(Error::WriteSysctl {
+                            key: sysctl.key.join("."),
+                            path: self.path.clone(),
+                            source,
+                        });
+                    }
+                    Ok(()) => {}
+                }
+            }
+            Ok(())
         })
     }
+}
+
+/// One sysctl to write; see [`Netns::write_sysctls`].
+#[derive(Debug, Clone)]
+pub struct Sysctl<'a> {
+    pub key: Vec<&'a str>,
+    pub value: &'a str,
+    /// A key the kernel does not have is skipped (e.g. IPv6 keys on a kernel booted without IPv6).
+    pub missing_ok: bool,
 }
 
 impl AsFd for Netns {
