@@ -175,7 +175,8 @@ impl Error {
         match self {
             Self::ParentNotFound(_)
             | Self::VlanParentNotFound { .. }
-            | Self::NetworkNotFound(_) => ErrorKind::NotFound,
+            | Self::NetworkNotFound(_)
+            | Self::ProcessGone { .. } => ErrorKind::NotFound,
             Self::ContainerNetns(err) if err.errno() == Some(netlink::Errno::ENOENT) => {
                 ErrorKind::NotFound
             }
