@@ -71,7 +71,7 @@ impl TestNetns {
 
     /// Writes `/proc/sys/KEY` inside the namespace (KEY with slashes: `net/ipv4/conf/x/y`).
     pub fn sysctl(&self, key: &str, value: &str) {
-        crate::run_ok(
+        run_ok(
             "nsenter",
             &[
                 &format!("--net={}", self.path().display()),
@@ -84,7 +84,7 @@ impl TestNetns {
 
     /// Reads `/proc/sys/KEY` inside the namespace.
     pub fn sysctl_value(&self, key: &str) -> String {
-        crate::run_ok(
+        run_ok(
             "nsenter",
             &[
                 &format!("--net={}", self.path().display()),
