@@ -1,0 +1,107 @@
+//! Privileged tier: endpoint options in the kernel's view — bridge against private mode between
+//! two containers on one parent, several networks per container with a custom interface name,
+//! and a network MTU.
+
+#![allow(clippy::unwrap_used)]
+
+use oci_macvlan_tests::{Lan, TestNetns};
+use serde_json::Value;
+
+const ANN: &str = "oci-macvlan.networks";
+
+fn ping(from: &TestNetns, target: &str) -> bool {
+    let net = format!("--net={}", from.path().display());
+    oci_macvlan_tests::run(
+        "nsenter",
+        &[&net, "/bin/busybox", "ping", "-c", "1", "-W", "1", target],
+    )
+    .status
+    .success()
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn bridge_mode_lets_siblings_talk_and_private_mode_does_not() {
+    for (mode, siblings_talk) in [("bridge", true), ("private", false)] {
+        let lan = Lan::new();
+        lan.create_network("m", &["-o", &format!("macvlan_mode={mode}")]);
+        let a = TestNetns::new("omt-ctr-");
+        let b = TestNetns::new("omt-ctr-");
+        lan.cli_ok(
+            &["hook"],
+            &lan.fake_bundle("a", &[(ANN, "m")], &a.path(), "creating"),
+        );
+        lan.cli_ok(
+            &["hook"],
+            &lan.fake_bundle("b", &[(ANN, "m")], &b.path(), "creating"),
+        );
+        // Both reach the LAN either way.
+        assert!(ping(&a, Lan::GATEWAY), "{mode}: a cannot reach the router");
+        assert!(ping(&b, Lan::GATEWAY), "{mode}: b cannot reach the router");
+        assert_eq!(
+            ping(&a, "192.168.77.3"),
+            siblings_talk,
+            "{mode}: a -> b on the same parent"
+        );
+    }
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn several_networks_per_container_with_a_custom_ifname_and_an_mtu() {
+    let lan = Lan::new();
+    lan.create_network("front", &[]);
+    lan.cli_ok(
+        &[
+            "network",
+            "create",
+            "--subnet",
+            "10.77.0.0/24",
+            "--gateway",
+            "10.77.0.1",
+            "-o",
+            "parent=lan0",
+            "-o",
+            "mtu=1400",
+            "back",
+        ],
+        "",
+    );
+    let c = TestNetns::new("omt-ctr-");
+    let annotations = [
+        (ANN, "front,back"),
+        ("oci-macvlan.back.ifname", "data0"),
+        ("oci-macvlan.back.ip", "10.77.0.9"),
+    ];
+    let state = lan.fake_bundle("c", &annotations, &c.path(), "creating");
+    lan.cli_ok(&["hook"], &state);
+
+    assert_eq!(c.addresses("eth0"), ["192.168.77.2/24"]);
+    assert_eq!(c.addresses("data0"), ["10.77.0.9/24"]);
+    assert_eq!(c.link("eth0").unwrap()["mtu"], 1500);
+    assert_eq!(c.link("data0").unwrap()["mtu"], 1400);
+    // Both are macvlans of lan0; the first network with a gateway gives the default route.
+    let parent = lan.parent_view()["ifindex"].clone();
+    for ifname in ["eth0", "data0"] {
+        assert_eq!(c.link(ifname).unwrap()["link_index"], parent, "{ifname}");
+    }
+    let defaults: Vec<Value> = c
+        .routes(false)
+        .into_iter()
+        .filter(|r| r["dst"] == "default")
+        .collect();
+    assert_eq!(defaults.len(), 1, "{defaults:?}");
+    assert_eq!(defaults[0]["dev"], "eth0");
+    assert_eq!(lan.leased("front"), 1);
+    assert_eq!(lan.leased("back"), 1);
+
+    lan.cli_ok(&["hook", "poststop"], &state);
+    assert!(c.link("eth0").is_none() && c.link("data0").is_none());
+    assert_eq!(lan.leased("front") + lan.leased("back"), 0);
+}
