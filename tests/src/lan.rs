@@ -47,11 +47,54 @@ impl Lan {
             "dev",
             "rtr",
         ]);
-        let dirs = tempfile::Builder::new()
+        Self {
+            host,
+            router,
+            dirs: Self::temp_dirs(),
+        }
+    }
+
+    /// Another host on the same LAN segment: its own namespace with its own `lan0`, its own
+    /// config and state dirs, and this LAN's router. On first use the router's `rtr` becomes a
+    /// port of a bridge `br0`, which takes over the gateway address: the segment's switch.
+    pub fn add_host(&self) -> Lan {
+        let gateway = format!("{}/24", Self::GATEWAY);
+        if self.router.link("br0").is_none() {
+            self.router.ip(&["link", "add", "br0", "type", "bridge"]);
+            self.router.ip(&["addr", "del", &gateway, "dev", "rtr"]);
+            self.router.ip(&["link", "set", "rtr", "master", "br0"]);
+            self.router.ip(&["addr", "add", &gateway, "dev", "br0"]);
+            self.router.ip(&["link", "set", "br0", "up"]);
+        }
+        let host = TestNetns::new("omt-host-");
+        let port = crate::unique("p");
+        host.ip(&[
+            "link",
+            "add",
+            Self::PARENT,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &port,
+            "netns",
+            &self.router.name,
+        ]);
+        host.ip(&["link", "set", Self::PARENT, "up"]);
+        self.router.ip(&["link", "set", &port, "master", "br0"]);
+        self.router.ip(&["link", "set", &port, "up"]);
+        Lan {
+            host,
+            router: self.router.shared(),
+            dirs: Self::temp_dirs(),
+        }
+    }
+
+    fn temp_dirs() -> tempfile::TempDir {
+        tempfile::Builder::new()
             .prefix("omt-dirs-")
             .tempdir()
-            .unwrap();
-        Self { host, router, dirs }
+            .unwrap()
     }
 
     pub fn config_dir(&self) -> PathBuf {

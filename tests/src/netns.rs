@@ -4,19 +4,28 @@ use serde_json::Value;
 
 use crate::{run, run_ok, unique};
 
-/// A network namespace made by the test (`ip netns add`), deleted on drop.
+/// A network namespace made by the test (`ip netns add`), deleted on drop by its owner.
 #[derive(Debug)]
 pub struct TestNetns {
     pub name: String,
+    owned: bool,
 }
 
 impl TestNetns {
     pub fn new(prefix: &str) -> Self {
         let name = unique(prefix);
         run_ok("ip", &["netns", "add", &name]);
-        let ns = Self { name };
+        let ns = Self { name, owned: true };
         ns.ip(&["link", "set", "lo", "up"]);
         ns
+    }
+
+    /// The same namespace, for another holder that must not delete it.
+    pub fn shared(&self) -> Self {
+        Self {
+            name: self.name.clone(),
+            owned: false,
+        }
     }
 
     pub fn path(&self) -> PathBuf {
@@ -110,6 +119,8 @@ impl TestNetns {
 
 impl Drop for TestNetns {
     fn drop(&mut self) {
-        let _ = run("ip", &["netns", "del", &self.name]);
+        if self.owned {
+            let _ = run("ip", &["netns", "del", &self.name]);
+        }
     }
 }

@@ -1,7 +1,8 @@
 //! Real-runtime tier: for runc and crun, two containers whose config.json lists the hook (one at
 //! createRuntime, one at the deprecated prestart) get their macvlan legs, reach each other and the
 //! router; after they stop nothing is leased, the parent is as it was, and the host namespace
-//! never saw a link of ours.
+//! never saw a link of ours. And two hosts on one LAN, each with its own runc and state, reach
+//! each other's containers.
 
 #![allow(clippy::unwrap_used)]
 
@@ -163,4 +164,50 @@ fn two_runc_containers_share_the_lan() {
 )]
 fn two_crun_containers_share_the_lan() {
     two_containers_share_the_lan(Runtime::Crun);
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn two_hosts_on_one_lan_each_with_runc_and_its_own_state() {
+    // One segment: host A, host B and the router, each on a port of the segment's bridge. The
+    // same network is defined on both hosts, with disjoint ip-ranges, as two Docker hosts would.
+    let host_a = Lan::new();
+    let host_b = host_a.add_host();
+    for (host, range) in [
+        (&host_a, "192.168.77.64/26"),
+        (&host_b, "192.168.77.128/26"),
+    ] {
+        host.create_network(NET, &["--ip-range", range]);
+    }
+    let id_a = oci_macvlan_tests::unique("omt-a-");
+    let id_b = oci_macvlan_tests::unique("omt-b-");
+    let a = Container::start(
+        &host_a,
+        Runtime::Runc,
+        &id_a,
+        &Bundle::new(&host_a, &id_a, &[(ANN, NET)]),
+    )
+    .unwrap_or_else(|e| panic!("runc run on host A: {e}"));
+    let b = Container::start(
+        &host_b,
+        Runtime::Runc,
+        &id_b,
+        &Bundle::new(&host_b, &id_b, &[(ANN, NET)]),
+    )
+    .unwrap_or_else(|e| panic!("runc run on host B: {e}"));
+
+    assert_eq!(address_of(&a), "192.168.77.64/24");
+    assert_eq!(address_of(&b), "192.168.77.128/24");
+    ping(&a, "192.168.77.128");
+    ping(&b, "192.168.77.64");
+    ping(&a, Lan::GATEWAY);
+    ping(&b, Lan::GATEWAY);
+
+    a.stop().unwrap();
+    b.stop().unwrap();
+    assert_eq!(host_a.leased(NET), 0);
+    assert_eq!(host_b.leased(NET), 0);
 }
