@@ -140,7 +140,7 @@ pub fn inspect_view(net: &Network, leases: &[Lease], usage: &[Usage]) -> Value {
             })
         })
         .collect();
-    json!({
+    let mut out = json!({
         "Name": net.name,
         "Id": net.id,
         "Created": net.created,
@@ -153,7 +153,11 @@ pub fn inspect_view(net: &Network, leases: &[Lease], usage: &[Usage]) -> Value {
         "Options": net.options,
         "Labels": {},
         "Usage": usage,
-    })
+    });
+    if !net.source_macs.is_empty() {
+        out["SourceMacs"] = json!(net.source_macs);
+    }
+    out
 }
 
 /// A count as a JSON number while it fits in 64 bits (what JSON readers handle), as a decimal

@@ -36,9 +36,23 @@ fn bad_input_fails_with_one_line_and_leaves_nothing() {
     lan.create_network(NET, &[]);
     let ns = container.path();
     let bundle = |id: &str, ann: &[(&str, &str)]| lan.fake_bundle(id, ann, &ns, "creating");
-    let holder = bundle("holder", &[(ANN, NET), ("oci-macvlan.ip", "192.168.77.20")]);
+    // Fixed MACs, so the kernel's refusals of a taken MAC read the same in every run.
+    lan.host
+        .ip(&["link", "set", Lan::PARENT, "address", "02:77:00:00:00:01"]);
+    let holder = bundle(
+        "holder",
+        &[
+            (ANN, NET),
+            ("oci-macvlan.ip", "192.168.77.20"),
+            ("oci-macvlan.mac", "02:77:00:00:00:20"),
+        ],
+    );
     lan.cli_ok(&["hook"], &holder);
     let holder_ns_links = container.links().len();
+    // Containers refused by the kernel need a namespace of their own: the holder has `eth0`.
+    let other = TestNetns::new("omt-ctr-");
+    let other_ns = other.path();
+    let in_other = |id: &str, ann: &[(&str, &str)]| lan.fake_bundle(id, ann, &other_ns, "creating");
 
     let missing_config = {
         let state = bundle("nocfg", &[(ANN, NET)]);
@@ -110,6 +124,30 @@ fn bad_input_fails_with_one_line_and_leaves_nothing() {
                 "c7",
                 &[(ANN, NET), ("oci-macvlan.mac", "01:00:5e:00:00:01")],
             ),
+            3,
+        ),
+        case(
+            "MAC of another container on the parent",
+            &["hook"],
+            in_other(
+                "c10",
+                &[(ANN, NET), ("oci-macvlan.mac", "02:77:00:00:00:20")],
+            ),
+            5,
+        ),
+        case(
+            "MAC of the parent",
+            &["hook"],
+            in_other(
+                "c11",
+                &[(ANN, NET), ("oci-macvlan.mac", "02:77:00:00:00:01")],
+            ),
+            5,
+        ),
+        case(
+            "MAC that is not a MAC",
+            &["hook"],
+            in_other("c12", &[(ANN, NET), ("oci-macvlan.mac", "02:77:00:00:00")]),
             3,
         ),
         case(
@@ -192,6 +230,56 @@ fn bad_input_fails_with_one_line_and_leaves_nothing() {
                 "-o",
                 "macvlan_mode=bridged",
                 "bad5",
+            ],
+            String::new(),
+            3,
+        ),
+        case(
+            "source mode without source MACs",
+            &[
+                "network",
+                "create",
+                "--subnet",
+                "10.5.0.0/24",
+                "-o",
+                "parent=lan0",
+                "-o",
+                "macvlan_mode=source",
+                "bad8",
+            ],
+            String::new(),
+            3,
+        ),
+        case(
+            "source MACs in bridge mode",
+            &[
+                "network",
+                "create",
+                "--subnet",
+                "10.5.0.0/24",
+                "-o",
+                "parent=lan0",
+                "-o",
+                "source_macs=02:00:00:00:00:01",
+                "bad9",
+            ],
+            String::new(),
+            3,
+        ),
+        case(
+            "multicast source MAC",
+            &[
+                "network",
+                "create",
+                "--subnet",
+                "10.5.0.0/24",
+                "-o",
+                "parent=lan0",
+                "-o",
+                "macvlan_mode=source",
+                "-o",
+                "source_macs=02:00:00:00:00:01,33:33:00:00:00:01",
+                "bad10",
             ],
             String::new(),
             3,
@@ -299,6 +387,12 @@ fn bad_input_fails_with_one_line_and_leaves_nothing() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(defined, ["lan77.json"]);
+    assert_eq!(
+        other.links().len(),
+        1,
+        "a refused MAC left a link: {:?}",
+        other.links()
+    );
     let host_links = lan.host_link_names();
     assert_eq!(host_links, ["lo", Lan::PARENT]);
 

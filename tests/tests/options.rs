@@ -105,3 +105,52 @@ fn several_networks_per_container_with_a_custom_ifname_and_an_mtu() {
     assert!(c.link("eth0").is_none() && c.link("data0").is_none());
     assert_eq!(lan.leased("front") + lan.leased("back"), 0);
 }
+
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn source_mode_receives_only_from_the_listed_macs() {
+    for (router_listed, reaches_router) in [(true, true), (false, false)] {
+        let lan = Lan::new();
+        let router_mac = lan.router.link("rtr").unwrap()["address"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let listed = if router_listed {
+            format!("02:00:00:00:00:99,{}", router_mac.to_uppercase())
+        } else {
+            "02:00:00:00:00:99".to_owned()
+        };
+        lan.create_network(
+            "src",
+            &[
+                "-o",
+                "macvlan_mode=source",
+                "-o",
+                &format!("source_macs={listed}"),
+            ],
+        );
+        let stored = &lan.inspect("src")[0];
+        let c = TestNetns::new("omt-ctr-");
+        let state = lan.fake_bundle("c", &[(ANN, "src")], &c.path(), "creating");
+        lan.cli_ok(&["hook"], &state);
+
+        let eth0 = c.link("eth0").unwrap();
+        assert_eq!(eth0["linkinfo"]["info_data"]["mode"], "source", "{eth0}");
+        let expected: Vec<&str> = if router_listed {
+            vec!["02:00:00:00:00:99", &router_mac]
+        } else {
+            vec!["02:00:00:00:00:99"]
+        };
+        assert_eq!(stored["SourceMacs"], serde_json::json!(expected), "{stored}");
+        assert_eq!(
+            ping(&c, Lan::GATEWAY),
+            reaches_router,
+            "router listed: {router_listed}"
+        );
+        lan.cli_ok(&["hook", "poststop"], &state);
+        assert!(c.link("eth0").is_none());
+    }
+}

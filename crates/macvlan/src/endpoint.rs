@@ -211,12 +211,14 @@ async fn attach_all(
                 });
             }
             None => {
+                let source_macs = net.source_macs()?;
                 let spec = NewMacvlan {
                     parent: &parent,
                     name: &att.ifname,
                     mode: net.mode.to_netlink(),
                     mac: planned.mac,
                     mtu: net.mtu,
+                    source_macs: &source_macs,
                     target: netns,
                 };
                 create_macvlan(host, container, &spec)
@@ -239,7 +241,18 @@ async fn attach_all(
                 netns
                     .write_sysctls(&link_sysctls(&att.ifname, &leases, net))
                     .map_err(configure)?;
-                container.set_link_up(&link).await.map_err(configure)?;
+                container.set_link_up(&link).await.map_err(|err| {
+                    // The kernel refuses, at link-up, a MAC that its parent or a sibling macvlan
+                    // already has; its EADDRINUSE alone does not say which address.
+                    match (err.errno(), planned.mac) {
+                        (Some(Errno::EADDRINUSE), Some(mac)) => Error::MacInUse {
+                            mac: mac.to_string(),
+                            network: net.name.clone(),
+                            parent: parent.name.clone(),
+                        },
+                        _ => configure(err),
+                    }
+                })?;
                 for lease in &leases {
                     let Some(gateway) = net.gateway_for(lease.ip) else {
                         continue;

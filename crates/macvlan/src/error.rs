@@ -40,16 +40,16 @@ pub enum Error {
     Duplicate { what: &'static str, subnet: String },
     #[error(transparent)]
     Pool(Box<ipam::Error>),
-    #[error("unknown option {key:?} (known: parent, macvlan_mode, mtu)")]
+    #[error("unknown option {key:?} (known: parent, macvlan_mode, mtu, source_macs)")]
     UnknownOption { key: String },
     #[error(
         "requested macvlan mode '{0}' is not valid, 'bridge' mode is the macvlan driver default"
     )]
     InvalidMode(String),
     #[error(
-        "macvlan mode 'source' needs a list of allowed source MACs, which oci-macvlan does not support yet"
+        "macvlan mode 'source' needs -o source_macs=MAC[,MAC...]: the MACs whose frames the container receives"
     )]
-    SourceModeUnsupported,
+    SourceMacsMissing,
     #[error(
         "-o parent=IF is required: parent-less (internal, dummy-backed) networks are not supported yet"
     )]
@@ -136,6 +136,14 @@ pub enum Error {
         network: String,
         reason: &'static str,
     },
+    #[error(
+        "MAC address {mac} for network {network} is already in use on parent interface {parent} (by the parent or another container's macvlan)"
+    )]
+    MacInUse {
+        mac: String,
+        network: String,
+        parent: String,
+    },
     #[error("interface {ifname} already exists in the container's network namespace")]
     InterfaceExists { ifname: String },
     #[error("cannot open the container's network namespace")]
@@ -180,9 +188,10 @@ impl Error {
             Self::ContainerNetns(err) if err.errno() == Some(netlink::Errno::ENOENT) => {
                 ErrorKind::NotFound
             }
-            Self::NetworkExists(_) | Self::NetworkInUse { .. } | Self::InterfaceExists { .. } => {
-                ErrorKind::Conflict
-            }
+            Self::NetworkExists(_)
+            | Self::NetworkInUse { .. }
+            | Self::InterfaceExists { .. }
+            | Self::MacInUse { .. } => ErrorKind::Conflict,
             Self::Lease { source, .. } | Self::Pool(source) if source.is_conflict() => {
                 ErrorKind::Conflict
             }
@@ -202,7 +211,7 @@ impl Error {
             | Self::Duplicate { .. }
             | Self::UnknownOption { .. }
             | Self::InvalidMode(_)
-            | Self::SourceModeUnsupported
+            | Self::SourceMacsMissing
             | Self::NoParent
             | Self::Parent(_)
             | Self::MtuAboveParent { .. }

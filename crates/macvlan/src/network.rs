@@ -2,7 +2,7 @@ use std::{collections::BTreeMap, fmt, net::IpAddr, str::FromStr};
 
 use ipnetwork::IpNetwork;
 use oci_macvlan_ipam::Pool;
-use oci_macvlan_netlink_core::MacvlanMode;
+use oci_macvlan_netlink_core::{MacAddr, MacvlanMode, ParseMacError};
 use oci_macvlan_vlan::Parent;
 use serde::{Deserialize, Serialize};
 
@@ -17,6 +17,8 @@ pub enum Mode {
     Private,
     Vepa,
     Passthru,
+    /// Receives only frames whose source MAC is in the network's `source_macs`.
+    Source,
 }
 
 impl Mode {
@@ -26,6 +28,7 @@ impl Mode {
             Self::Private => MacvlanMode::Private,
             Self::Vepa => MacvlanMode::Vepa,
             Self::Passthru => MacvlanMode::Passthru,
+            Self::Source => MacvlanMode::Source,
         }
     }
 }
@@ -37,6 +40,7 @@ impl fmt::Display for Mode {
             Self::Private => "private",
             Self::Vepa => "vepa",
             Self::Passthru => "passthru",
+            Self::Source => "source",
         })
     }
 }
@@ -50,7 +54,7 @@ impl FromStr for Mode {
             "private" => Ok(Self::Private),
             "vepa" => Ok(Self::Vepa),
             "passthru" => Ok(Self::Passthru),
-            "source" => Err(Error::SourceModeUnsupported),
+            "source" => Ok(Self::Source),
             other => Err(Error::InvalidMode(other.to_owned())),
         }
     }
@@ -72,6 +76,9 @@ pub struct Network {
     #[serde(default)]
     pub ipv6: bool,
     pub pools: Vec<Pool>,
+    /// Source mode's allowed source MACs (`-o source_macs=`), validated, lowercase.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub source_macs: Vec<String>,
     /// The `-o KEY=VALUE` options as given, for `inspect`.
     #[serde(default)]
     pub options: BTreeMap<String, String>,
@@ -80,6 +87,15 @@ pub struct Network {
 impl Network {
     pub fn parent(&self) -> Result<Parent> {
         Parent::parse(&self.parent).map_err(Error::Parent)
+    }
+
+    /// Source mode's allowed MACs, parsed (they were checked by `network create`; a hand-edited
+    /// file gets the same error).
+    pub fn source_macs(&self) -> Result<Vec<MacAddr>> {
+        self.source_macs
+            .iter()
+            .map(|mac| parse_source_mac(mac))
+            .collect()
     }
 
     /// The gateway of the pool that contains `ip`, unless the network is internal.
@@ -193,6 +209,7 @@ impl NetworkSpec {
                     })
             })
             .transpose()?;
+        let source_macs = source_macs(mode, options.get("source_macs"))?;
         let ipv6 = self.ipv6 || subnets.iter().any(IpNetwork::is_ipv6);
         Ok(Network {
             name: self.name.clone(),
@@ -205,6 +222,7 @@ impl NetworkSpec {
             internal: self.internal,
             ipv6,
             pools,
+            source_macs,
             options,
         })
     }
@@ -215,7 +233,7 @@ impl NetworkSpec {
             let (key, value) = opt
                 .split_once('=')
                 .ok_or_else(|| invalid("-o", opt, "expected KEY=VALUE"))?;
-            if !matches!(key, "parent" | "macvlan_mode" | "mtu") {
+            if !matches!(key, "parent" | "macvlan_mode" | "mtu" | "source_macs") {
                 return Err(Error::UnknownOption {
                     key: key.to_owned(),
                 });
@@ -224,6 +242,46 @@ impl NetworkSpec {
         }
         Ok(options)
     }
+}
+
+/// `-o source_macs=MAC[,MAC…]`: required by, and only allowed with, `macvlan_mode=source`.
+/// Returns the MACs lowercase and deduplicated, in the order given.
+fn source_macs(mode: Mode, value: Option<&String>) -> Result<Vec<String>> {
+    let Some(value) = value else {
+        return match mode {
+            Mode::Source => Err(Error::SourceMacsMissing),
+            _ => Ok(Vec::new()),
+        };
+    };
+    if mode != Mode::Source {
+        return Err(invalid(
+            "-o source_macs",
+            value,
+            "only a macvlan_mode=source network takes a list of source MACs",
+        ));
+    }
+    let mut macs: Vec<String> = Vec::new();
+    for item in value.split(',') {
+        let mac = parse_source_mac(item.trim())?.to_string();
+        if !macs.contains(&mac) {
+            macs.push(mac);
+        }
+    }
+    Ok(macs)
+}
+
+fn parse_source_mac(item: &str) -> Result<MacAddr> {
+    let mac: MacAddr = item
+        .parse()
+        .map_err(|err: ParseMacError| invalid("-o source_macs", item, &err.to_string()))?;
+    if mac.is_multicast() || mac.is_zero() {
+        return Err(invalid(
+            "-o source_macs",
+            item,
+            "a source MAC must be a unicast station address",
+        ));
+    }
+    Ok(mac)
 }
 
 /// Docker's rule: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`. A name becomes a file name and part of

@@ -4,7 +4,8 @@ use futures_util::TryStreamExt;
 use rtnetlink::{
     LinkMacVlan, LinkUnspec,
     packet_route::link::{
-        InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage, MacVlanMode as NlMode,
+        InfoKind, InfoMacVlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+        MacVlanMacAddressMode, MacVlanMode as NlMode,
     },
 };
 
@@ -137,6 +138,9 @@ pub struct NewMacvlan<'a> {
     pub mode: MacvlanMode,
     pub mac: Option<MacAddr>,
     pub mtu: Option<u32>,
+    /// For [`MacvlanMode::Source`]: the only source MACs whose frames the link receives
+    /// (`IFLA_MACVLAN_MACADDR_DATA`, set as a whole with `MACVLAN_MACADDR_SET`).
+    pub source_macs: &'a [MacAddr],
     pub target: &'a Netns,
 }
 
@@ -169,6 +173,12 @@ impl Handle {
         }
         if let Some(mtu) = spec.mtu {
             builder = builder.mtu(mtu);
+        }
+        if !spec.source_macs.is_empty() {
+            let list = spec.source_macs.iter().map(|m| InfoMacVlan::MacAddr(m.0));
+            builder = builder
+                .append_info_data(InfoMacVlan::MacAddrMode(MacVlanMacAddressMode::Set))
+                .append_info_data(InfoMacVlan::MacAddrData(list.collect()));
         }
         self.inner
             .link()
