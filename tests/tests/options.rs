@@ -144,7 +144,11 @@ fn source_mode_receives_only_from_the_listed_macs() {
         } else {
             vec!["02:00:00:00:00:99"]
         };
-        assert_eq!(stored["SourceMacs"], serde_json::json!(expected), "{stored}");
+        assert_eq!(
+            stored["SourceMacs"],
+            serde_json::json!(expected),
+            "{stored}"
+        );
         assert_eq!(
             ping(&c, Lan::GATEWAY),
             reaches_router,
