@@ -53,9 +53,22 @@ pub enum Command {
     /// Release what containers that are gone still hold (decided from the pid, its start time and
     /// the namespace recorded at attach; a container it cannot judge keeps its leases).
     Gc,
+    /// Check that this host can give containers macvlan legs: kernel, link kinds (tried in a
+    /// scratch namespace), and with -o parent=IF that parent. Exits 1 if a check fails.
+    Doctor(DoctorArgs),
     /// Install the podman hooks.d file (oci-hooks(5)) that runs this hook for containers
     /// annotated with oci-macvlan.networks, with this invocation's --config-dir and --state-dir.
     Install(InstallArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// parent=IF: also check this parent (plain or NAME.VID).
+    #[arg(short = 'o', long = "opt", value_name = "parent=IF")]
+    pub opt: Option<String>,
+    /// Print JSON for scripts instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -113,7 +126,8 @@ pub struct CreateArgs {
     /// No default route for containers.
     #[arg(long)]
     pub internal: bool,
-    /// Driver options: parent=IF, macvlan_mode=bridge|private|vepa|passthru, mtu=N.
+    /// Driver options: parent=IF, macvlan_mode=bridge|private|vepa|passthru|source,
+    /// source_macs=MAC[,MAC...], mtu=N.
     #[arg(short = 'o', long = "opt")]
     pub opt: Vec<String>,
 }

@@ -71,6 +71,10 @@ pub enum Error {
     InvalidBinary { path: PathBuf, reason: &'static str },
     #[error("cannot find this program's own path (give --binary)")]
     CurrentExe(#[source] io::Error),
+    #[error("doctor: {0} failed checks (see above)")]
+    DoctorFailed(usize),
+    #[error("invalid doctor option {0:?}: expected parent=IF")]
+    DoctorOption(String),
     #[error(transparent)]
     Macvlan(#[from] macvlan::Error),
 }
@@ -102,13 +106,15 @@ impl Error {
             | Self::UnknownStatus { .. }
             | Self::UnsupportedStage(_)
             | Self::Annotation { .. }
-            | Self::InvalidBinary { .. } => exit::INVALID,
+            | Self::InvalidBinary { .. }
+            | Self::DoctorOption(_) => exit::INVALID,
             Self::ReadStdin(_)
             | Self::ReadConfig { .. }
             | Self::Runtime(_)
             | Self::HostNetlink(_)
             | Self::Stdout(_)
-            | Self::CurrentExe(_) => exit::SYSTEM,
+            | Self::CurrentExe(_)
+            | Self::DoctorFailed(_) => exit::SYSTEM,
         }
     }
 }

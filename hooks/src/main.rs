@@ -7,6 +7,7 @@ use clap::Parser;
 
 mod annotations;
 mod cli;
+mod doctor;
 mod error;
 mod hook;
 mod install;
@@ -56,6 +57,11 @@ fn main() -> ExitCode {
         Command::Verify => state_cmd::verify(&ctx),
         Command::Gc => state_cmd::gc(&ctx),
         Command::Install(args) => install::run(&ctx, &args),
+        Command::Doctor(args) => match args.opt.as_deref().map(|o| o.split_once('=')) {
+            None => doctor::run(&ctx, None, args.json),
+            Some(Some(("parent", parent))) => doctor::run(&ctx, Some(parent), args.json),
+            Some(_) => Err(Error::DoctorOption(args.opt.unwrap_or_default())),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -68,6 +68,15 @@ pub enum Error {
         #[source]
         source: KernelError,
     },
+    #[error("cannot create {kind} link {name}")]
+    CreateLink {
+        kind: &'static str,
+        name: String,
+        #[source]
+        source: KernelError,
+    },
+    #[error("cannot create a network namespace")]
+    CreateNetns(#[source] Errno),
     #[error("cannot rename link {from} to {to}")]
     RenameLink {
         from: String,
@@ -119,12 +128,13 @@ impl Error {
         match self {
             Self::GetLink { source, .. }
             | Self::CreateMacvlan { source, .. }
+            | Self::CreateLink { source, .. }
             | Self::RenameLink { source, .. }
             | Self::SetLinkUp { source, .. }
             | Self::DeleteLink { source, .. }
             | Self::AddAddress { source, .. }
             | Self::AddDefaultRoute { source, .. } => source.errno(),
-            Self::EnterNetns { source, .. } => Some(*source),
+            Self::EnterNetns { source, .. } | Self::CreateNetns(source) => Some(*source),
             Self::OpenNetns { source, .. }
             | Self::OpenSocket { source, .. }
             | Self::WriteSysctl { source, .. } => source.raw_os_error().map(Errno::from_raw),

@@ -9,12 +9,14 @@
 
 mod error;
 mod handle;
+mod kinds;
 mod link;
 mod netns;
 mod route;
 
 pub use error::{Error, KernelError, Result};
 pub use handle::Handle;
+pub use kinds::NewVlan;
 pub use link::{Link, MacAddr, MacvlanMode, NewMacvlan, ParseMacError};
 pub use netns::{Netns, NetnsId, Sysctl};
 pub use nix::errno::Errno;

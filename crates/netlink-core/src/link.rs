@@ -4,7 +4,7 @@ use futures_util::TryStreamExt;
 use rtnetlink::{
     LinkMacVlan, LinkUnspec,
     packet_route::link::{
-        InfoKind, InfoMacVlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+        InfoData, InfoKind, InfoMacVlan, InfoVlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
         MacVlanMacAddressMode, MacVlanMode as NlMode,
     },
 };
@@ -96,6 +96,17 @@ pub struct Link {
     pub loopback: bool,
     /// `IFLA_INFO_KIND`, e.g. `macvlan`, `veth`, `vlan`; `None` for physical devices.
     pub kind: Option<String>,
+    /// `IFLA_IFALIAS` (`ip link set … alias …`).
+    pub alias: Option<String>,
+    /// The lower device's index (`IFLA_LINK`): a VLAN's base, a macvlan's parent.
+    pub lower: Option<u32>,
+    /// An 802.1q link's VLAN id.
+    pub vlan_id: Option<u16>,
+    /// The promiscuity count (`IFLA_PROMISCUITY`): non-zero while anything holds the link in
+    /// promiscuous mode.
+    pub promiscuity: u32,
+    /// `IFLA_CARRIER`: the link has a carrier (cable, peer).
+    pub carrier: Option<bool>,
 }
 
 impl Link {
@@ -108,6 +119,11 @@ impl Link {
             up: msg.header.flags.contains(LinkFlags::Up),
             loopback: msg.header.flags.contains(LinkFlags::Loopback),
             kind: None,
+            alias: None,
+            lower: None,
+            vlan_id: None,
+            promiscuity: 0,
+            carrier: None,
         };
         for attr in msg.attributes {
             match attr {
@@ -116,12 +132,24 @@ impl Link {
                 LinkAttribute::Address(bytes) => {
                     link.mac = <[u8; 6]>::try_from(bytes.as_slice()).ok().map(MacAddr);
                 }
+                LinkAttribute::IfAlias(alias) => link.alias = Some(alias),
+                LinkAttribute::Link(index) => link.lower = Some(index),
+                LinkAttribute::Promiscuity(count) => link.promiscuity = count,
+                LinkAttribute::Carrier(carrier) => link.carrier = Some(carrier != 0),
                 LinkAttribute::LinkInfo(infos) => {
-                    link.kind = infos.into_iter().find_map(|info| match info {
-                        LinkInfo::Kind(InfoKind::Other(kind)) => Some(kind),
-                        LinkInfo::Kind(kind) => Some(kind.to_string()),
-                        _ => None,
-                    });
+                    for info in infos {
+                        match info {
+                            LinkInfo::Kind(InfoKind::Other(kind)) => link.kind = Some(kind),
+                            LinkInfo::Kind(kind) => link.kind = Some(kind.to_string()),
+                            LinkInfo::Data(InfoData::Vlan(data)) => {
+                                link.vlan_id = data.into_iter().find_map(|d| match d {
+                                    InfoVlan::Id(id) => Some(id),
+                                    _ => None,
+                                });
+                            }
+                            _ => {}
+                        }
+                    }
                 }
                 _ => {}
             }

@@ -8,7 +8,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use nix::sched::{CloneFlags, setns};
+use nix::sched::{CloneFlags, setns, unshare};
 
 use crate::{Error, Result};
 
@@ -45,6 +45,31 @@ impl Netns {
             }
             Err(err) => Err(err),
         }
+    }
+
+    /// A new, empty network namespace that lives as long as the returned value: made by a helper
+    /// thread that unshares and exits, so the caller never leaves its own namespace. Nothing is
+    /// mounted; dropping it frees the namespace and every link in it (a scratch space for probes).
+    pub fn new_anonymous() -> Result<Self> {
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    unshare(CloneFlags::CLONE_NEWNET).map_err(Error::CreateNetns)?;
+                    let path = PathBuf::from("/proc/thread-self/ns/net");
+                    let file = File::open(&path).map_err(|source| Error::OpenNetns {
+                        path: path.clone(),
+                        source,
+                    })?;
+                    Ok(Self {
+                        file,
+                        path: PathBuf::from("(anonymous)"),
+                    })
+                })
+                .join()
+                .map_err(|_| Error::HelperPanicked {
+                    path: PathBuf::from("(anonymous)"),
+                })?
+        })
     }
 
     pub fn path(&self) -> &Path {

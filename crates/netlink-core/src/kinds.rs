@@ -1,0 +1,61 @@
+//! Creating the links a macvlan sits on: 802.1q VLANs and dummies (parents we own), and veth
+//! pairs (a probe parent in a scratch namespace).
+
+use rtnetlink::{LinkDummy, LinkVeth, LinkVlan};
+
+use crate::{Error, Handle, Link, Result};
+
+/// An 802.1q link `name` with `vid` on `base`, in this handle's namespace.
+#[derive(Debug)]
+pub struct NewVlan<'a> {
+    pub base: &'a Link,
+    pub name: &'a str,
+    pub vid: u16,
+    /// Stored as the link's alias (`IFLA_IFALIAS`), where `ip link` shows it.
+    pub alias: Option<&'a str>,
+}
+
+impl Handle {
+    /// Creates an 802.1q link. `EEXIST` when the name is taken, `EOPNOTSUPP` when the kernel
+    /// has no 802.1q support.
+    pub async fn create_vlan(&self, spec: &NewVlan<'_>) -> Result<()> {
+        let mut builder = LinkVlan::new(spec.name, spec.base.index, spec.vid);
+        if let Some(alias) = spec.alias {
+            builder = builder.alias(alias);
+        }
+        self.add(builder.build(), "vlan", spec.name).await
+    }
+
+    /// Creates a dummy link (a parent that leads nowhere: macvlans on it reach only each other).
+    pub async fn create_dummy(&self, name: &str, alias: Option<&str>) -> Result<()> {
+        let mut builder = LinkDummy::new(name);
+        if let Some(alias) = alias {
+            builder = builder.alias(alias);
+        }
+        self.add(builder.build(), "dummy", name).await
+    }
+
+    /// Creates a veth pair, both ends in this handle's namespace.
+    pub async fn create_veth(&self, name: &str, peer: &str) -> Result<()> {
+        self.add(LinkVeth::new(name, peer).build(), "veth", name)
+            .await
+    }
+
+    async fn add(
+        &self,
+        msg: rtnetlink::packet_route::link::LinkMessage,
+        kind: &'static str,
+        name: &str,
+    ) -> Result<()> {
+        self.inner
+            .link()
+            .add(msg)
+            .execute()
+            .await
+            .map_err(|err| Error::CreateLink {
+                kind,
+                name: name.to_owned(),
+                source: err.into(),
+            })
+    }
+}

@@ -1,0 +1,304 @@
+//! `oci-macvlan doctor`: can this host give containers macvlan legs, and on this parent?
+//!
+//! Link kinds are probed for real in an anonymous network namespace (a veth pair as the probe
+//! parent), which the kernel frees with every probe link when the command ends: nothing on the
+//! host is touched. The parent is only looked at.
+
+use std::{fmt::Write as _, path::Path};
+
+use oci_macvlan_netlink_core::{
+    self as netlink, Errno, Handle, Link, MacvlanMode, Netns, NewMacvlan, NewVlan,
+};
+use oci_macvlan_vlan::{MAX_IFNAME_LEN, Parent};
+use serde::Serialize;
+
+use crate::{
+    Context,
+    error::{Error, Result},
+    network_cmd::print,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Status {
+    Ok,
+    Info,
+    Warn,
+    Fail,
+}
+
+#[derive(Debug, Serialize)]
+struct Check {
+    check: &'static str,
+    status: Status,
+    detail: String,
+    /// What to do about a warning or failure.
+    advice: Option<String>,
+}
+
+impl Check {
+    fn new(check: &'static str, status: Status, detail: impl Into<String>) -> Self {
+        Self {
+            check,
+            status,
+            detail: detail.into(),
+            advice: None,
+        }
+    }
+
+    fn advice(mut self, advice: impl Into<String>) -> Self {
+        self.advice = Some(advice.into());
+        self
+    }
+}
+
+/// Runs every check, prints them (a table, or JSON with `json`), and fails when any failed.
+pub fn run(ctx: &Context, parent: Option<&str>, json: bool) -> Result<()> {
+    let parent = parent.map(Parent::parse);
+    let needs_vlan = match &parent {
+        Some(Ok(Parent::Vlan { name, .. })) => Some(name.clone()),
+        _ => None,
+    };
+    let mut checks = vec![kernel()];
+    checks.extend(ctx.block_on(probes(needs_vlan))?);
+    match parent {
+        Some(Ok(parent)) => checks.extend(ctx.block_on(parent_checks(parent))??),
+        Some(Err(err)) => checks.push(Check::new("parent", Status::Fail, err.to_string())),
+        None => {}
+    }
+    let failed = checks.iter().filter(|c| c.status == Status::Fail).count();
+    if json {
+        let out = serde_json::json!({ "checks": checks, "failed": failed });
+        print(format_args!("{out:#}\n"))?;
+    } else {
+        print(format_args!("{}", table(&checks)))?;
+    }
+    match failed {
+        0 => Ok(()),
+        n => Err(Error::DoctorFailed(n)),
+    }
+}
+
+fn table(checks: &[Check]) -> String {
+    let width = checks.iter().map(|c| c.check.len()).max().unwrap_or(0);
+    let mut out = format!("{:width$}  STATUS  DETAIL\n", "CHECK");
+    for c in checks {
+        let status = serde_json::to_value(c.status).unwrap_or_default();
+        let status = status.as_str().unwrap_or_default();
+        let _ = writeln!(out, "{:width$}  {status:6}  {}", c.check, c.detail);
+        if let Some(advice) = &c.advice {
+            let _ = writeln!(out, "{:width$}  {:6}  -> {advice}", "", "");
+        }
+    }
+    out
+}
+
+fn kernel() -> Check {
+    match std::fs::read_to_string("/proc/sys/kernel/osrelease") {
+        Ok(release) => Check::new("kernel", Status::Info, format!("Linux {}", release.trim())),
+        Err(err) => Check::new("kernel", Status::Warn, format!("unknown release: {err}")),
+    }
+}
+
+/// Tries each link kind oci-macvlan creates, in a namespace of its own.
+async fn probes(needs_vlan: Option<String>) -> Vec<Check> {
+    let scratch = match Netns::new_anonymous() {
+        Ok(ns) => ns,
+        Err(err) => {
+            return vec![
+                Check::new("namespaces", Status::Fail, error_line(&err)).advice(
+                    "run as root: the hook needs CAP_SYS_ADMIN and CAP_NET_ADMIN, as runc, crun and podman give it",
+                ),
+            ];
+        }
+    };
+    let handle = match Handle::open(&scratch) {
+        Ok(handle) => handle,
+        Err(err) => return vec![Check::new("namespaces", Status::Fail, error_line(&err))],
+    };
+    let mut checks = Vec::new();
+    let probe_parent = match probe_parent(&handle).await {
+        Ok(link) => link,
+        Err(err) => {
+            checks.push(
+                Check::new(
+                    "macvlan",
+                    Status::Warn,
+                    format!("not probed: {}", error_line(&err)),
+                )
+                .advice("the probe needs a veth pair (CONFIG_VETH) as a parent: modprobe veth"),
+            );
+            return checks;
+        }
+    };
+    let macvlan = handle
+        .create_macvlan(&NewMacvlan {
+            parent: &probe_parent,
+            name: "omd-macvlan",
+            mode: MacvlanMode::Bridge,
+            mac: None,
+            mtu: None,
+            source_macs: &[],
+            target: &scratch,
+        })
+        .await;
+    checks.push(kind_check(
+        "macvlan",
+        macvlan,
+        Status::Fail,
+        "the kernel has no macvlan driver: modprobe macvlan (CONFIG_MACVLAN); without it no container can be attached",
+    ));
+    let vlan = handle
+        .create_vlan(&NewVlan {
+            base: &probe_parent,
+            name: "omd-probe0.7",
+            vid: 7,
+            alias: None,
+        })
+        .await;
+    let (status, advice) = match &needs_vlan {
+        Some(name) => (
+            Status::Fail,
+            format!("the kernel has no 802.1q support, needed for parent {name}: modprobe 8021q (CONFIG_VLAN_8021Q)"),
+        ),
+        None => (
+            Status::Warn,
+            "the kernel has no 802.1q support: modprobe 8021q (CONFIG_VLAN_8021Q); needed only for NAME.VID parents"
+                .to_owned(),
+        ),
+    };
+    checks.push(kind_check("802.1q", vlan, status, &advice));
+    checks
+}
+
+/// A veth pair in the scratch namespace; its first end is the probe parent.
+async fn probe_parent(handle: &Handle) -> netlink::Result<Link> {
+    handle.create_veth("omd-probe0", "omd-probe1").await?;
+    handle
+        .link_by_name("omd-probe0")
+        .await?
+        .ok_or(netlink::Error::GetLink {
+            name: "omd-probe0".to_owned(),
+            source: netlink::KernelError::Errno(Errno::ENODEV),
+        })
+}
+
+fn kind_check(
+    name: &'static str,
+    result: netlink::Result<()>,
+    missing: Status,
+    advice: &str,
+) -> Check {
+    match result {
+        Ok(()) => Check::new(name, Status::Ok, "a link of this kind can be created"),
+        Err(err) if err.errno() == Some(Errno::EOPNOTSUPP) => {
+            Check::new(name, missing, error_line(&err)).advice(advice)
+        }
+        Err(err) => Check::new(name, Status::Fail, error_line(&err)),
+    }
+}
+
+/// The parent in the caller's namespace: present, up, carrier, promiscuity, VLAN name.
+async fn parent_checks(parent: Parent) -> Result<Vec<Check>> {
+    let host = Handle::current().map_err(Error::HostNetlink)?;
+    let mut checks = Vec::new();
+    if let Parent::Vlan { name, base, vid } = &parent {
+        checks.push(Check::new(
+            "vlan name",
+            Status::Ok,
+            format!(
+                "{name}: {} of {MAX_IFNAME_LEN} bytes (VLAN {vid} on {base})",
+                name.len()
+            ),
+        ));
+    }
+    let name = parent.name();
+    let link = host.link_by_name(name).await.map_err(Error::HostNetlink)?;
+    let Some(link) = link else {
+        checks.push(missing_parent(&host, &parent).await?);
+        return Ok(checks);
+    };
+    let kind = link.kind.as_deref().unwrap_or("device");
+    let mtu = link.mtu.map_or(String::new(), |mtu| format!(", mtu {mtu}"));
+    checks.push(Check::new(
+        "parent",
+        Status::Ok,
+        format!("{name}: {kind}{mtu}"),
+    ));
+    checks.push(if !link.up {
+        Check::new("parent up", Status::Fail, format!("{name} is down"))
+            .advice(format!("ip link set {name} up"))
+    } else if link.carrier == Some(false) {
+        Check::new(
+            "parent up",
+            Status::Warn,
+            format!("{name} is up but has no carrier"),
+        )
+        .advice("check the cable, the switch port or the peer of this link")
+    } else {
+        Check::new(
+            "parent up",
+            Status::Ok,
+            format!("{name} is up with a carrier"),
+        )
+    });
+    checks.push(promiscuity(&link));
+    if Path::new("/sys/class/net")
+        .join(name)
+        .join("wireless")
+        .exists()
+    {
+        checks.push(
+            Check::new("parent kind", Status::Fail, format!("{name} is a Wi-Fi link"))
+                .advice("an 802.11 station cannot send or receive for other MACs: use a wired parent, or ipvlan"),
+        );
+    }
+    Ok(checks)
+}
+
+async fn missing_parent(host: &Handle, parent: &Parent) -> Result<Check> {
+    let name = parent.name();
+    let Parent::Vlan { base, vid, .. } = parent else {
+        return Ok(Check::new(
+            "parent",
+            Status::Fail,
+            format!("parent interface {name} not found"),
+        )
+        .advice("give an existing link: see 'ip -br link'"));
+    };
+    let base_link = host.link_by_name(base).await.map_err(Error::HostNetlink)?;
+    Ok(match base_link {
+        Some(_) => Check::new(
+            "parent",
+            Status::Warn,
+            format!("{name} does not exist; its base {base} does"),
+        )
+        .advice(format!(
+            "create it: ip link add link {base} name {name} type vlan id {vid}"
+        )),
+        None => Check::new(
+            "parent",
+            Status::Fail,
+            format!("{name} does not exist, nor does its base interface {base}"),
+        )
+        .advice("give an existing link as the base: see 'ip -br link'"),
+    })
+}
+
+fn promiscuity(link: &Link) -> Check {
+    let detail = if link.promiscuity == 0 {
+        format!(
+            "{} is not promiscuous: the kernel adds each container's MAC to its unicast filter",
+            link.name
+        )
+    } else {
+        format!("{} is promiscuous (count {})", link.name, link.promiscuity)
+    };
+    Check::new("promiscuous", Status::Info, detail).advice(
+        "on a VM, the hypervisor's switch must pass frames for MACs it did not assign (VMware: promiscuous mode and forged transmits; Hyper-V: MAC address spoofing); most cloud networks drop them",
+    )
+}
+
+fn error_line(err: &netlink::Error) -> String {
+    crate::error::one_line(err)
+}

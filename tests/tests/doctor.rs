@@ -1,0 +1,127 @@
+//! Privileged tier: `oci-macvlan doctor` against a parent in a test host namespace. What it says
+//! about link kinds is compared with what `ip link add` can do in a namespace of the test's own.
+
+#![allow(clippy::unwrap_used)]
+
+use oci_macvlan_tests::{Lan, TestNetns};
+use serde_json::Value;
+
+/// Whether this kernel creates 802.1q links, asked independently of the tool under test.
+fn kernel_has_8021q() -> bool {
+    let ns = TestNetns::new("omt-probe-");
+    ns.ip(&["link", "add", "p0", "type", "veth", "peer", "name", "p1"]);
+    let net = format!("--net={}", ns.path().display());
+    oci_macvlan_tests::run(
+        "nsenter",
+        &[
+            &net, "ip", "link", "add", "link", "p0", "name", "p0.9", "type", "vlan", "id", "9",
+        ],
+    )
+    .status
+    .success()
+}
+
+fn doctor(lan: &Lan, args: &[&str]) -> (i32, Value) {
+    let mut all = vec!["doctor", "--json"];
+    all.extend_from_slice(args);
+    let out = lan.cli(&all, "");
+    let report: Value = serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|err| panic!("not JSON ({err}): {} {}", out.stdout, out.stderr));
+    (out.code, report)
+}
+
+fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == name)
+        .unwrap_or_else(|| panic!("no check {name}: {report:#}"))
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn doctor_reports_link_kinds_and_the_parent_and_touches_nothing() {
+    let lan = Lan::new();
+    let vlan_expected = if kernel_has_8021q() { "ok" } else { "warn" };
+
+    let (code, report) = doctor(&lan, &["-o", "parent=lan0"]);
+    assert_eq!(code, 0, "{report:#}");
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    assert_eq!(
+        check(&report, "kernel")["detail"],
+        format!("Linux {}", release.trim())
+    );
+    assert_eq!(check(&report, "macvlan")["status"], "ok");
+    assert_eq!(check(&report, "802.1q")["status"], vlan_expected);
+    assert_eq!(check(&report, "parent")["detail"], "lan0: veth, mtu 1500");
+    assert_eq!(check(&report, "parent up")["status"], "ok");
+    assert_eq!(check(&report, "promiscuous")["status"], "info");
+    assert_eq!(report["failed"], 0);
+    // The probes ran in a namespace of their own: the host namespace has what it had.
+    assert_eq!(lan.host_link_names(), ["lo", Lan::PARENT]);
+
+    // The table names the same checks, in the same order, with advice under a warning.
+    let table = lan.cli_ok(&["doctor", "-o", "parent=lan0"], "");
+    let names: Vec<&str> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["check"].as_str().unwrap())
+        .collect();
+    let rows: Vec<&str> = table.lines().filter(|l| !l.contains("  -> ")).collect();
+    assert!(rows[0].starts_with("CHECK "), "{table}");
+    assert_eq!(rows.len(), names.len() + 1, "{table}");
+    for (row, name) in rows[1..].iter().zip(&names) {
+        assert!(row.starts_with(name), "{row:?} is not {name}");
+    }
+
+    // A parent that is down fails, and says what to run.
+    lan.host.ip(&["link", "set", Lan::PARENT, "down"]);
+    let (code, report) = doctor(&lan, &["-o", "parent=lan0"]);
+    assert_eq!(code, 1);
+    let up = check(&report, "parent up");
+    assert_eq!(up["status"], "fail");
+    assert_eq!(up["advice"], "ip link set lan0 up");
+    assert_eq!(report["failed"], 1);
+    lan.host.ip(&["link", "set", Lan::PARENT, "up"]);
+
+    // A missing plain parent fails; a missing VLAN parent on an existing base is a warning,
+    // with the VLAN name's length, unless the kernel cannot make VLANs.
+    let (code, report) = doctor(&lan, &["-o", "parent=eth7"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        check(&report, "parent")["detail"],
+        "parent interface eth7 not found"
+    );
+    let (code, report) = doctor(&lan, &["-o", "parent=lan0.50"]);
+    assert_eq!(
+        check(&report, "vlan name")["detail"],
+        "lan0.50: 7 of 15 bytes (VLAN 50 on lan0)"
+    );
+    let parent = check(&report, "parent");
+    assert_eq!(parent["status"], "warn", "{parent}");
+    let vlan = check(&report, "802.1q");
+    if vlan_expected == "ok" {
+        assert_eq!(code, 0, "{report:#}");
+    } else {
+        assert_eq!(code, 1, "{report:#}");
+        assert_eq!(vlan["status"], "fail");
+        assert!(
+            vlan["advice"].as_str().unwrap().contains("modprobe 8021q"),
+            "{vlan}"
+        );
+    }
+    let (code, report) = doctor(&lan, &["-o", "parent=lo.5"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        check(&report, "parent")["detail"],
+        "loopback interface is not a valid macvlan parent link"
+    );
+    let out = lan.cli(&["doctor", "-o", "mode=bridge"], "");
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert_eq!(lan.host_link_names(), ["lo", Lan::PARENT]);
+}
