@@ -99,6 +99,24 @@ fn rejected_inputs() {
             "-o parent=eth0",
             "-o macvlan_mode=source",
         ],
+        &[
+            "--subnet 10.0.0.0/24",
+            "-o parent=eth0",
+            "-o macvlan_mode=source",
+            "-o source_macs=02:00:00:00:00:01,02:00:00:00:00",
+        ],
+        &[
+            "--subnet 10.0.0.0/24",
+            "-o parent=eth0",
+            "-o macvlan_mode=source",
+            "-o source_macs=00:00:00:00:00:00",
+        ],
+        &[
+            "--subnet 10.0.0.0/24",
+            "-o parent=eth0",
+            "-o macvlan_mode=private",
+            "-o source_macs=02:00:00:00:00:01",
+        ],
         &["--subnet 10.0.0.0/24", "-o parent=eth0", "-o mtu=9"],
         &["--subnet 10.0.0.0/24", "-o parent=eth0", "-o mtu=big"],
         &["--subnet 10.0.0.0/24", "-o parent=eth0", "-o vlan=5"],
@@ -152,4 +170,22 @@ fn gateways_match_subnets_by_containment_not_order() {
     .unwrap();
     assert_eq!(network.pools[0].gateway, Some("10.0.0.1".parse().unwrap()));
     assert_eq!(network.pools[1].gateway, Some("10.1.0.1".parse().unwrap()));
+}
+
+#[test]
+fn source_macs_are_normalised_and_deduplicated() {
+    let network = spec(&[
+        "--subnet 10.0.0.0/24",
+        "-o parent=eth0",
+        "-o macvlan_mode=source",
+        "-o source_macs=02:AA:bb:00:00:01, 02:aa:BB:00:00:01,02:00:00:00:00:02",
+    ])
+    .validate("id".into(), "now".into())
+    .unwrap();
+    assert_eq!(network.mode, Mode::Source);
+    assert_eq!(
+        network.source_macs,
+        ["02:aa:bb:00:00:01", "02:00:00:00:00:02"]
+    );
+    assert_eq!(network.source_macs().unwrap().len(), 2);
 }
