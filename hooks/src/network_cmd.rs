@@ -173,10 +173,13 @@ fn rm(ctx: &Context, networks: &Networks, names: &[String]) -> Result<()> {
     let mut store = SqliteStore::open(&ctx.state_dir).map_err(macvlan::Error::store)?;
     let mut first_error = None;
     for name in names {
-        match macvlan::remove_network(networks, &mut store, name) {
-            Ok(()) => print(format_args!("{name}\n"))?,
+        let removed = ctx.block_on(async {
+            let host = Handle::current().map_err(Error::HostNetlink)?;
+            Ok::<_, Error>(macvlan::remove_network(&host, networks, &mut store, name).await?)
+        })?;
+        match removed {
+            Ok(_) => print(format_args!("{name}\n"))?,
             Err(err) => {
-                let err = Error::from(err);
                 if names.len() > 1 {
                     eprintln!("oci-macvlan: error: {}", crate::error::one_line(&err));
                 }

@@ -191,14 +191,14 @@ fn bad_input_fails_with_one_line_and_leaves_nothing() {
             4,
         ),
         case(
-            "VLAN parent that does not exist",
+            "VLAN parent on a base that does not exist",
             &[
                 "network",
                 "create",
                 "--subnet",
                 "10.5.0.0/24",
                 "-o",
-                "parent=lan0.50",
+                "parent=eth9.50",
                 "bad3",
             ],
             String::new(),
@@ -385,6 +385,7 @@ fn bad_input_fails_with_one_line_and_leaves_nothing() {
     let defined: Vec<String> = std::fs::read_dir(lan.config_dir().join("networks"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".json"))
         .collect();
     assert_eq!(defined, ["lan77.json"]);
     assert_eq!(

@@ -7,12 +7,12 @@ use std::{
 use ipnetwork::IpNetwork;
 use oci_macvlan_ipam::{Lease, LeaseStore, Owner, Request, allocate};
 use oci_macvlan_netlink_core::{Errno, Handle, Link, MacAddr, Netns, NetnsId, NewMacvlan, Sysctl};
-use oci_macvlan_vlan::{Parent, ifname_problem};
+use oci_macvlan_vlan::ifname_problem;
 use serde::Serialize;
 
 use crate::{
-    Error, Liveness, Mode, Network, Records, Result, default_mac,
-    lock::ContainerLock,
+    Error, Liveness, Mode, Network, ParentLink, Records, Result, default_mac,
+    lock::FileLock,
     record::{Record, RecordedEndpoint, check_container_id},
     undo::{Step, Undo},
 };
@@ -338,21 +338,16 @@ fn vanished(ifname: &str) -> oci_macvlan_netlink_core::Error {
     }
 }
 
-/// The network's parent link in the host namespace, by name (never a dump of all links).
+/// The network's parent link in the host namespace, by name (never a dump of all links). A
+/// parent oci-macvlan owns is re-created if it is missing (after a reboot), so containers start
+/// without any boot-time step.
 pub(crate) async fn resolve_parent(host: &Handle, net: &Network) -> Result<Link> {
     let parent = net.parent()?;
-    let link = host
-        .link_by_name(parent.name())
+    let may_create = net.parent_link != ParentLink::Existing;
+    let ensured = oci_macvlan_vlan::ensure(host, &parent, may_create)
         .await
-        .map_err(Error::Netlink)?;
-    match (link, parent) {
-        (Some(link), _) if link.loopback => Err(Error::Parent(oci_macvlan_vlan::Error::Loopback)),
-        (Some(link), _) => Ok(link),
-        (None, Parent::Plain(name)) => Err(Error::ParentNotFound(name)),
-        (None, Parent::Vlan { name, base, vid }) => {
-            Err(Error::VlanParentNotFound { name, base, vid })
-        }
-    }
+        .map_err(Error::ParentLink)?;
+    Ok(ensured.link)
 }
 
 /// Creates the macvlan in the container's namespace under its final name; if the kernel reports
@@ -412,7 +407,7 @@ pub(crate) async fn detach_locked(
     records: &Records,
     container_id: &str,
     record: Option<&Record>,
-    lock: &ContainerLock,
+    lock: &FileLock,
 ) -> Result<Vec<Lease>> {
     if let Some(record) = record {
         if let Some(path) = &record.netns {

@@ -50,22 +50,18 @@ pub enum Error {
         "macvlan mode 'source' needs -o source_macs=MAC[,MAC...]: the MACs whose frames the container receives"
     )]
     SourceMacsMissing,
-    #[error(
-        "-o parent=IF is required: parent-less (internal, dummy-backed) networks are not supported yet"
-    )]
-    NoParent,
     #[error(transparent)]
     Parent(oci_macvlan_vlan::Error),
-    #[error("parent interface {0} not found")]
-    ParentNotFound(String),
+    #[error(transparent)]
+    ParentLink(oci_macvlan_vlan::LinkError),
     #[error(
-        "parent interface {name} not found: creating 802.1q parents is not supported yet (create it with 'ip link add link {base} name {name} type vlan id {vid}')"
+        "cannot use mode passthru, macvlan network {network} is already using parent interface {parent}"
     )]
-    VlanParentNotFound {
-        name: String,
-        base: String,
-        vid: u16,
-    },
+    PassthruTaken { network: String, parent: String },
+    #[error(
+        "macvlan network {network} is already using parent interface {parent} in mode passthru"
+    )]
+    ParentInPassthru { network: String, parent: String },
     #[error("mtu {mtu} is larger than the mtu {parent_mtu} of parent interface {parent}")]
     MtuAboveParent {
         mtu: u32,
@@ -181,10 +177,12 @@ impl Error {
 
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Self::ParentNotFound(_)
-            | Self::VlanParentNotFound { .. }
-            | Self::NetworkNotFound(_)
-            | Self::ProcessGone { .. } => ErrorKind::NotFound,
+            Self::ParentLink(err) if err.is_not_found() => ErrorKind::NotFound,
+            Self::ParentLink(oci_macvlan_vlan::LinkError::Conflict { .. })
+            | Self::PassthruTaken { .. }
+            | Self::ParentInPassthru { .. } => ErrorKind::Conflict,
+            Self::ParentLink(oci_macvlan_vlan::LinkError::Name(_)) => ErrorKind::Invalid,
+            Self::NetworkNotFound(_) | Self::ProcessGone { .. } => ErrorKind::NotFound,
             Self::ContainerNetns(err) if err.errno() == Some(netlink::Errno::ENOENT) => {
                 ErrorKind::NotFound
             }
@@ -212,7 +210,6 @@ impl Error {
             | Self::UnknownOption { .. }
             | Self::InvalidMode(_)
             | Self::SourceMacsMissing
-            | Self::NoParent
             | Self::Parent(_)
             | Self::MtuAboveParent { .. }
             | Self::InvalidContainerId { .. }

@@ -25,7 +25,7 @@ pub use gc::{GcReport, gc};
 pub use lifecycle::{create_network, remove_network};
 pub use liveness::{Liveness, Process, Verdict};
 pub use mac::default_mac;
-pub use network::{Mode, Network, NetworkSpec};
+pub use network::{Mode, Network, NetworkSpec, ParentLink};
 pub use networks::Networks;
 pub use oci_macvlan_netlink_core::MacAddr;
 pub use record::{Record, RecordedEndpoint, Records, check_container_id};

@@ -1,4 +1,4 @@
-//! One lock per container, held by attach, detach and `gc` for as long as they work on it: `gc`
+//! File locks. One per container, held by attach, detach and `gc` for as long as they work on it: `gc`
 //! can never judge a container from a record that an attach is rewriting. `flock(2)` locks die
 //! with their process, so a SIGKILLed hook never leaves a container locked.
 
@@ -17,12 +17,12 @@ use nix::{
 use crate::{Error, Result};
 
 #[derive(Debug)]
-pub(crate) struct ContainerLock {
+pub(crate) struct FileLock {
     _lock: Flock<File>,
     path: PathBuf,
 }
 
-impl ContainerLock {
+impl FileLock {
     /// Waits for the lock on `path`, creating the file if needed.
     pub(crate) fn acquire(path: &Path) -> Result<Self> {
         Self::take(path, FlockArg::LockExclusive)
@@ -101,16 +101,16 @@ mod tests {
     fn a_held_lock_excludes_and_a_removed_file_is_recreated() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c1.lock");
-        let first = ContainerLock::acquire(&path).unwrap();
-        assert!(ContainerLock::try_acquire(&path).unwrap().is_none());
+        let first = FileLock::acquire(&path).unwrap();
+        assert!(FileLock::try_acquire(&path).unwrap().is_none());
         first.remove_file().unwrap();
         // The path is free now; a new lock is on a new file, while `first` still holds the old.
-        let second = ContainerLock::try_acquire(&path).unwrap().unwrap();
+        let second = FileLock::try_acquire(&path).unwrap().unwrap();
         assert!(path.exists());
-        assert!(ContainerLock::try_acquire(&path).unwrap().is_none());
+        assert!(FileLock::try_acquire(&path).unwrap().is_none());
         drop(first);
-        assert!(ContainerLock::try_acquire(&path).unwrap().is_none());
+        assert!(FileLock::try_acquire(&path).unwrap().is_none());
         drop(second);
-        assert!(ContainerLock::try_acquire(&path).unwrap().is_some());
+        assert!(FileLock::try_acquire(&path).unwrap().is_some());
     }
 }

@@ -60,6 +60,27 @@ impl FromStr for Mode {
     }
 }
 
+/// Where a network's parent link comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ParentLink {
+    /// The host's link, used as it is: never created, changed or deleted.
+    #[default]
+    Existing,
+    /// An 802.1q link oci-macvlan created (for this network or another): re-created by attach
+    /// when missing (after a reboot), deleted by `network rm` of the last network on it.
+    Owned,
+    /// The network's own dummy link (`dm-` + 12 characters of the id): a network without
+    /// `-o parent`, internal, created and deleted with the network.
+    Dummy,
+}
+
+impl ParentLink {
+    fn is_existing(&self) -> bool {
+        *self == Self::Existing
+    }
+}
+
 /// A validated network definition, as stored in `<config-dir>/networks/<name>.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Network {
@@ -68,6 +89,8 @@ pub struct Network {
     pub created: String,
     pub driver: String,
     pub parent: String,
+    #[serde(default, skip_serializing_if = "ParentLink::is_existing")]
+    pub parent_link: ParentLink,
     pub mode: Mode,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mtu: Option<u32>,
@@ -86,7 +109,10 @@ pub struct Network {
 
 impl Network {
     pub fn parent(&self) -> Result<Parent> {
-        Parent::parse(&self.parent).map_err(Error::Parent)
+        match self.parent_link {
+            ParentLink::Dummy => Ok(Parent::Dummy(self.parent.clone())),
+            _ => Parent::parse(&self.parent).map_err(Error::Parent),
+        }
     }
 
     /// Source mode's allowed MACs, parsed (they were checked by `network create`; a hand-edited
@@ -190,8 +216,15 @@ impl NetworkSpec {
         }
 
         let options = self.parse_options()?;
-        let parent = options.get("parent").ok_or(Error::NoParent)?;
-        Parent::parse(parent).map_err(Error::Parent)?;
+        // No parent: an internal network on a dummy link of its own, as Docker does it.
+        let (parent, parent_link) = match options.get("parent") {
+            Some(parent) => {
+                Parent::parse(parent).map_err(Error::Parent)?;
+                (parent.clone(), ParentLink::Existing)
+            }
+            None => (Parent::dummy_for(&id).name().to_owned(), ParentLink::Dummy),
+        };
+        let internal = self.internal || parent_link == ParentLink::Dummy;
         let mode = options
             .get("macvlan_mode")
             .map(|m| m.parse::<Mode>())
@@ -216,10 +249,11 @@ impl NetworkSpec {
             id,
             created,
             driver: self.driver.clone(),
-            parent: parent.clone(),
+            parent,
+            parent_link,
             mode,
             mtu,
-            internal: self.internal,
+            internal,
             ipv6,
             pools,
             source_macs,

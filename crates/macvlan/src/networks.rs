@@ -6,6 +6,7 @@ use std::{
 use crate::{
     Error, Network, Result,
     files::{json_stems, write_atomic},
+    lock::FileLock,
     network::check_network_name,
 };
 
@@ -71,6 +72,20 @@ impl Networks {
         .iter()
         .map(|name| self.load(name))
         .collect()
+    }
+
+    /// Whether a definition of that name exists.
+    pub fn exists(&self, name: &str) -> Result<bool> {
+        let path = self.path_of(name)?;
+        path.try_exists()
+            .map_err(|source| Error::ReadNetwork { path, source })
+    }
+
+    /// Serialises `network create` and `network rm` on this host (a `flock` on
+    /// `networks/.lock`), so that two of them never both decide a shared parent is someone
+    /// else's to delete, or that a parent is free for passthru.
+    pub(crate) fn lock(&self) -> Result<FileLock> {
+        FileLock::acquire(&self.dir.join(".lock"))
     }
 
     /// Deletes a definition. The caller checks that no endpoint uses it.

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     Error, Liveness, Result,
     files::{json_stems, remove_stale_temps, stems, write_atomic},
-    lock::ContainerLock,
+    lock::FileLock,
 };
 
 /// What an attach did to a container, written before its first step so that a detach (or `gc`)
@@ -74,14 +74,14 @@ impl Records {
         Ok(self.dir.join(format!("{container_id}.json")))
     }
 
-    /// Waits for the container's lock (see [`ContainerLock`]).
-    pub(crate) fn lock(&self, container_id: &str) -> Result<ContainerLock> {
-        ContainerLock::acquire(&self.lock_path(container_id)?)
+    /// Waits for the container's lock (see [`FileLock`]).
+    pub(crate) fn lock(&self, container_id: &str) -> Result<FileLock> {
+        FileLock::acquire(&self.lock_path(container_id)?)
     }
 
     /// The container's lock, or `None` while an attach, detach or `gc` holds it.
-    pub(crate) fn try_lock(&self, container_id: &str) -> Result<Option<ContainerLock>> {
-        ContainerLock::try_acquire(&self.lock_path(container_id)?)
+    pub(crate) fn try_lock(&self, container_id: &str) -> Result<Option<FileLock>> {
+        FileLock::try_acquire(&self.lock_path(container_id)?)
     }
 
     /// The container ids that have a lock file, sorted.

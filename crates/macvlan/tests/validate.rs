@@ -2,7 +2,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use oci_macvlan_macvlan::{Mode, NetworkSpec};
+use oci_macvlan_macvlan::{Mode, NetworkSpec, ParentLink};
 
 fn spec(args: &[&str]) -> NetworkSpec {
     let mut spec = NetworkSpec {
@@ -86,7 +86,6 @@ fn rejected_inputs() {
             "--aux-address router2=10.9.0.2",
             "-o parent=eth0",
         ],
-        &["--subnet 10.0.0.0/24"],
         &["--subnet 10.0.0.0/24", "-o parent=lo"],
         &["--subnet 10.0.0.0/24", "-o parent=eth0.4095"],
         &[
@@ -188,4 +187,15 @@ fn source_macs_are_normalised_and_deduplicated() {
         ["02:aa:bb:00:00:01", "02:00:00:00:00:02"]
     );
     assert_eq!(network.source_macs().unwrap().len(), 2);
+}
+
+#[test]
+fn a_network_without_parent_is_internal_on_its_own_dummy() {
+    let network = spec(&["--subnet 10.0.0.0/24", "--gateway 10.0.0.1"])
+        .validate("0123456789abcdef0123".into(), "now".into())
+        .unwrap();
+    assert_eq!(network.parent, "dm-0123456789ab");
+    assert_eq!(network.parent_link, ParentLink::Dummy);
+    assert!(network.internal, "no parent means no way out: internal");
+    assert_eq!(network.gateway_for("10.0.0.2".parse().unwrap()), None);
 }

@@ -1,6 +1,11 @@
 //! Parents of macvlan networks: a plain link (`eth0`) or an 802.1q sub-interface (`eth0.50`).
 //!
 //! Names are checked here, before the kernel is asked, so that errors name the bad input.
+//! [`ensure`] and [`remove`] find, create and delete the parent links oci-macvlan owns.
+
+mod ensure;
+
+pub use ensure::{Ensured, LinkError, OWNER_ALIAS, ensure, remove};
 
 use std::fmt;
 
@@ -30,6 +35,8 @@ pub enum Parent {
         base: String,
         vid: u16,
     },
+    /// The dummy link of a network defined without a parent ([`Parent::dummy_for`]).
+    Dummy(String),
 }
 
 impl Parent {
@@ -58,9 +65,25 @@ impl Parent {
         })
     }
 
+    /// The dummy parent of the network with id `network_id`: `dm-` and the id's first 12
+    /// characters, as Docker names it (15 bytes, the kernel's limit).
+    pub fn dummy_for(network_id: &str) -> Self {
+        let short: String = network_id.chars().take(12).collect();
+        Self::Dummy(format!("dm-{short}"))
+    }
+
     pub fn name(&self) -> &str {
         match self {
-            Self::Plain(name) | Self::Vlan { name, .. } => name,
+            Self::Plain(name) | Self::Vlan { name, .. } | Self::Dummy(name) => name,
+        }
+    }
+
+    /// What a link must be to serve as this parent, for error messages.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Plain(name) => format!("link {name}"),
+            Self::Vlan { base, vid, .. } => format!("VLAN {vid} on {base}"),
+            Self::Dummy(_) => format!("a dummy link {OWNER_ALIAS}"),
         }
     }
 }

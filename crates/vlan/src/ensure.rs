@@ -1,0 +1,199 @@
+//! Finding, creating and deleting a network's parent link in the host namespace.
+//!
+//! oci-macvlan creates a parent only when the network asks for one that can be made: an 802.1q
+//! `base.vid` on an existing base, or a dummy for a network without a parent. A link it created
+//! carries [`OWNER_ALIAS`] as its alias, so ownership is visible (`ip link` shows it) and a link of
+//! the same name that someone else made is never taken for ours, nor deleted.
+
+use oci_macvlan_netlink_core::{self as netlink, Errno, Handle, Link, NewVlan};
+
+use crate::{Error as NameError, Parent};
+
+pub type Result<T, E = LinkError> = std::result::Result<T, E>;
+
+/// Why a parent link cannot be found, made or removed.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("parent interface {0} not found")]
+    NotFound(String),
+    #[error("parent interface {name} cannot be created: its base interface {base} not found")]
+    BaseNotFound { name: String, base: String },
+    #[error(
+        "parent interface {name} exists but is {found}, not {expected}: oci-macvlan will not use it"
+    )]
+    Conflict {
+        name: String,
+        expected: String,
+        found: String,
+    },
+    #[error(
+        "cannot create parent interface {name}: the kernel does not support it (modprobe {module})"
+    )]
+    Unsupported { name: String, module: &'static str },
+    #[error(transparent)]
+    Name(NameError),
+    #[error("kernel request failed")]
+    Kernel(#[source] netlink::Error),
+}
+
+impl LinkError {
+    /// The parent or its base is missing (not a conflict or a kernel failure).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Self::NotFound(_) | Self::BaseNotFound { .. })
+    }
+}
+
+/// The alias of every link oci-macvlan created.
+pub const OWNER_ALIAS: &str = "created by oci-macvlan";
+
+/// A parent link as found or made.
+#[derive(Debug, Clone)]
+pub struct Ensured {
+    pub link: Link,
+    /// The link carries [`OWNER_ALIAS`]: oci-macvlan made it (now, or for another network).
+    pub ours: bool,
+    /// This call created it (the caller undoes that if what follows fails).
+    pub created: bool,
+}
+
+/// Finds `parent`, or creates it when `may_create` and it is a kind oci-macvlan can make.
+///
+/// A link with the parent's name that is not what the name promises (a VLAN `d0.50` that is
+/// another kind, on another base, or with another id; a dummy parent that is not a dummy we made)
+/// is a conflict, never used. Concurrent callers that need the same missing parent all succeed:
+/// the kernel creates it once (`EEXIST` for the others), and the losers take the winner's link.
+pub async fn ensure(host: &Handle, parent: &Parent, may_create: bool) -> Result<Ensured> {
+    if let Some(link) = lookup(host, parent.name()).await? {
+        return found(host, parent, link).await;
+    }
+    if !may_create {
+        return Err(LinkError::NotFound(parent.name().to_owned()));
+    }
+    let created = match parent {
+        Parent::Plain(name) => return Err(LinkError::NotFound(name.clone())),
+        Parent::Vlan { name, base, vid } => {
+            let Some(base_link) = lookup(host, base).await? else {
+                return Err(LinkError::BaseNotFound {
+                    name: name.clone(),
+                    base: base.clone(),
+                });
+            };
+            if base_link.loopback {
+                return Err(LinkError::Name(NameError::Loopback));
+            }
+            host.create_vlan(&NewVlan {
+                base: &base_link,
+                name,
+                vid: *vid,
+                alias: Some(OWNER_ALIAS),
+            })
+            .await
+        }
+        Parent::Dummy(name) => host.create_dummy(name, Some(OWNER_ALIAS)).await,
+    };
+    let created = match created {
+        Ok(()) => true,
+        // Another caller made it between our lookup and our request: theirs is as good.
+        Err(err) if err.errno() == Some(Errno::EEXIST) => false,
+        Err(err) => return Err(create_failed(parent, err)),
+    };
+    let link = lookup(host, parent.name())
+        .await?
+        .ok_or_else(|| LinkError::NotFound(parent.name().to_owned()))?;
+    let mut ensured = found(host, parent, link).await?;
+    ensured.created = created;
+    Ok(ensured)
+}
+
+/// Deletes `parent` if oci-macvlan made it and it is still what its name promises. Returns
+/// whether a link was deleted. The caller decides that no other network uses it: deleting a
+/// parent deletes every macvlan on it.
+pub async fn remove(host: &Handle, parent: &Parent) -> Result<bool> {
+    let Some(link) = lookup(host, parent.name()).await? else {
+        return Ok(false);
+    };
+    if link.alias.as_deref() != Some(OWNER_ALIAS) || mismatch(host, parent, &link).await?.is_some()
+    {
+        return Ok(false);
+    }
+    host.delete_link(&link).await.map_err(LinkError::Kernel)?;
+    Ok(true)
+}
+
+async fn lookup(host: &Handle, name: &str) -> Result<Option<Link>> {
+    host.link_by_name(name).await.map_err(LinkError::Kernel)
+}
+
+/// Checks an existing link against what `parent` promises and brings a link of ours up.
+async fn found(host: &Handle, parent: &Parent, link: Link) -> Result<Ensured> {
+    if link.loopback {
+        return Err(LinkError::Name(NameError::Loopback));
+    }
+    if let Some(found) = mismatch(host, parent, &link).await? {
+        return Err(LinkError::Conflict {
+            name: parent.name().to_owned(),
+            expected: parent.describe(),
+            found,
+        });
+    }
+    let ours = link.alias.as_deref() == Some(OWNER_ALIAS);
+    // A parent of ours is ours to bring up (after creation, or if someone set it down); a link
+    // the host owns is used as it is.
+    if ours && !link.up {
+        host.set_link_up(&link).await.map_err(LinkError::Kernel)?;
+    }
+    let link = lookup(host, parent.name())
+        .await?
+        .ok_or_else(|| LinkError::NotFound(parent.name().to_owned()))?;
+    Ok(Ensured {
+        link,
+        ours,
+        created: false,
+    })
+}
+
+/// What `link` is instead of what `parent` promises, if it differs.
+async fn mismatch(host: &Handle, parent: &Parent, link: &Link) -> Result<Option<String>> {
+    let kind = link.kind.as_deref().unwrap_or("device");
+    Ok(match parent {
+        Parent::Plain(_) => None,
+        Parent::Vlan { base, vid, .. } => {
+            let base_index = lookup(host, base).await?.map(|b| b.index);
+            if link.kind.as_deref() != Some("vlan") {
+                Some(format!("a {kind} link"))
+            } else if link.vlan_id != Some(*vid) {
+                Some(format!("VLAN {}", link.vlan_id.unwrap_or(0)))
+            } else if link.lower.is_none() || link.lower != base_index {
+                Some(format!(
+                    "VLAN {vid} on another link (index {:?})",
+                    link.lower
+                ))
+            } else {
+                None
+            }
+        }
+        Parent::Dummy(_) => {
+            if link.kind.as_deref() != Some("dummy") {
+                Some(format!("a {kind} link"))
+            } else if link.alias.as_deref() != Some(OWNER_ALIAS) {
+                Some("a dummy link oci-macvlan did not create".to_owned())
+            } else {
+                None
+            }
+        }
+    })
+}
+
+fn create_failed(parent: &Parent, err: netlink::Error) -> LinkError {
+    if err.errno() == Some(Errno::EOPNOTSUPP) {
+        let module = match parent {
+            Parent::Dummy(_) => "dummy",
+            _ => "8021q",
+        };
+        return LinkError::Unsupported {
+            name: parent.name().to_owned(),
+            module,
+        };
+    }
+    LinkError::Kernel(err)
+}
