@@ -153,7 +153,6 @@ async fn probes(needs_vlan: Option<String>) -> Vec<Check> {
             base: &probe_parent,
             name: "omd-probe0.7",
             vid: 7,
-            alias: None,
         })
         .await;
     let (status, advice) = match &needs_vlan {
@@ -270,12 +269,9 @@ async fn missing_parent(host: &Handle, parent: &Parent) -> Result<Check> {
     Ok(match base_link {
         Some(_) => Check::new(
             "parent",
-            Status::Warn,
-            format!("{name} does not exist; its base {base} does"),
-        )
-        .advice(format!(
-            "create it: ip link add link {base} name {name} type vlan id {vid}"
-        )),
+            Status::Ok,
+            format!("{name} does not exist yet: network create makes it, VLAN {vid} on {base}"),
+        ),
         None => Check::new(
             "parent",
             Status::Fail,

@@ -1,4 +1,4 @@
-//! `cargo xtask demo` and `cargo xtask ci`.
+//! `cargo xtask demo`, `cargo xtask ci` and `cargo xtask vm`.
 
 use std::{
     path::{Path, PathBuf},
@@ -9,17 +9,20 @@ use anyhow::{Context, Result, bail};
 
 mod ci;
 mod demo;
+mod vm;
 
-const USAGE: &str = "usage: cargo xtask <demo|ci>
+const USAGE: &str = "usage: cargo xtask <demo|ci|vm [FILTER]>
 
   demo   build, then run two busybox containers with real runc on a throw-away LAN
-  ci     fmt check, clippy (warnings denied), unit + snapshot tests, privileged tier";
+  ci     fmt check, clippy (warnings denied), unit + snapshot tests, privileged tier, VM tier
+  vm     the VM tier alone: tests/tests/vm.rs inside Debian's kernel under qemu (802.1q, dummy)";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("demo") => demo::run(),
         Some("ci") => ci::run(),
+        Some("vm") => vm::run(args.get(1).map(String::as_str)),
         Some("-h" | "--help") => {
             println!("{USAGE}");
             Ok(())
@@ -60,6 +63,8 @@ pub const PREREQUISITES: &[(&str, &str)] = &[
     ("/usr/bin/crun", "crun"),
     ("/usr/bin/podman", "podman"),
     ("/bin/busybox", "busybox-static"),
+    ("/usr/bin/qemu-system-x86_64", "qemu-system-x86"),
+    ("/usr/bin/strip", "binutils"),
 ];
 
 /// Which prerequisites are missing, as Debian package names.

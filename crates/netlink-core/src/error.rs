@@ -84,6 +84,12 @@ pub enum Error {
         #[source]
         source: KernelError,
     },
+    #[error("cannot set the alias of link {name}")]
+    SetAlias {
+        name: String,
+        #[source]
+        source: KernelError,
+    },
     #[error("cannot set link {name} up")]
     SetLinkUp {
         name: String,
@@ -131,6 +137,7 @@ impl Error {
             | Self::CreateLink { source, .. }
             | Self::RenameLink { source, .. }
             | Self::SetLinkUp { source, .. }
+            | Self::SetAlias { source, .. }
             | Self::DeleteLink { source, .. }
             | Self::AddAddress { source, .. }
             | Self::AddDefaultRoute { source, .. } => source.errno(),

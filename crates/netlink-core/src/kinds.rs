@@ -1,7 +1,7 @@
 //! Creating the links a macvlan sits on: 802.1q VLANs and dummies (parents we own), and veth
 //! pairs (a probe parent in a scratch namespace).
 
-use rtnetlink::{LinkDummy, LinkVeth, LinkVlan};
+use rtnetlink::{LinkDummy, LinkUnspec, LinkVeth, LinkVlan};
 
 use crate::{Error, Handle, Link, Result};
 
@@ -11,28 +11,34 @@ pub struct NewVlan<'a> {
     pub base: &'a Link,
     pub name: &'a str,
     pub vid: u16,
-    /// Stored as the link's alias (`IFLA_IFALIAS`), where `ip link` shows it.
-    pub alias: Option<&'a str>,
 }
 
 impl Handle {
     /// Creates an 802.1q link. `EEXIST` when the name is taken, `EOPNOTSUPP` when the kernel
     /// has no 802.1q support.
     pub async fn create_vlan(&self, spec: &NewVlan<'_>) -> Result<()> {
-        let mut builder = LinkVlan::new(spec.name, spec.base.index, spec.vid);
-        if let Some(alias) = spec.alias {
-            builder = builder.alias(alias);
-        }
+        let builder = LinkVlan::new(spec.name, spec.base.index, spec.vid);
         self.add(builder.build(), "vlan", spec.name).await
     }
 
     /// Creates a dummy link (a parent that leads nowhere: macvlans on it reach only each other).
-    pub async fn create_dummy(&self, name: &str, alias: Option<&str>) -> Result<()> {
-        let mut builder = LinkDummy::new(name);
-        if let Some(alias) = alias {
-            builder = builder.alias(alias);
-        }
-        self.add(builder.build(), "dummy", name).await
+    pub async fn create_dummy(&self, name: &str) -> Result<()> {
+        self.add(LinkDummy::new(name).build(), "dummy", name).await
+    }
+
+    /// Sets a link's alias (`IFLA_IFALIAS`). The kernel ignores an alias in the request that
+    /// creates a link, so it is always set afterwards.
+    pub async fn set_alias(&self, link: &Link, alias: &str) -> Result<()> {
+        let msg = LinkUnspec::new_with_index(link.index).alias(alias).build();
+        self.inner
+            .link()
+            .set(msg)
+            .execute()
+            .await
+            .map_err(|err| Error::SetAlias {
+                name: link.name.clone(),
+                source: err.into(),
+            })
     }
 
     /// Creates a veth pair, both ends in this handle's namespace.

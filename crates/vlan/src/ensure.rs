@@ -85,11 +85,10 @@ pub async fn ensure(host: &Handle, parent: &Parent, may_create: bool) -> Result<
                 base: &base_link,
                 name,
                 vid: *vid,
-                alias: Some(OWNER_ALIAS),
             })
             .await
         }
-        Parent::Dummy(name) => host.create_dummy(name, Some(OWNER_ALIAS)).await,
+        Parent::Dummy(name) => host.create_dummy(name).await,
     };
     let created = match created {
         Ok(()) => true,
@@ -97,12 +96,42 @@ pub async fn ensure(host: &Handle, parent: &Parent, may_create: bool) -> Result<
         Err(err) if err.errno() == Some(Errno::EEXIST) => false,
         Err(err) => return Err(create_failed(parent, err)),
     };
-    let link = lookup(host, parent.name())
-        .await?
-        .ok_or_else(|| LinkError::NotFound(parent.name().to_owned()))?;
+    let link = if created {
+        // The kernel takes no alias at creation: the creator tags the link right after.
+        let link = lookup(host, parent.name())
+            .await?
+            .ok_or_else(|| LinkError::NotFound(parent.name().to_owned()))?;
+        host.set_alias(&link, OWNER_ALIAS)
+            .await
+            .map_err(LinkError::Kernel)?;
+        lookup(host, parent.name())
+            .await?
+            .ok_or_else(|| LinkError::NotFound(parent.name().to_owned()))?
+    } else {
+        tagged_by_winner(host, parent.name()).await?
+    };
     let mut ensured = found(host, parent, link).await?;
     ensured.created = created;
     Ok(ensured)
+}
+
+/// The link a concurrent creator made, once it carries our alias (set by the creator right after
+/// creation); after a short wait, the link as it is, for [`found`] to judge.
+async fn tagged_by_winner(host: &Handle, name: &str) -> Result<Link> {
+    for _ in 0..50 {
+        let link = lookup(host, name)
+            .await?
+            .ok_or_else(|| LinkError::NotFound(name.to_owned()))?;
+        if link.alias.as_deref() == Some(OWNER_ALIAS) {
+            return Ok(link);
+        }
+        // A blocking pause: the runtime's only other task is this handle's netlink connection,
+        // which has no request in flight between two lookups (and the hook enables no timers).
+        std::thread::sleep(std::time::Duration::from_millis(4));
+    }
+    lookup(host, name)
+        .await?
+        .ok_or_else(|| LinkError::NotFound(name.to_owned()))
 }
 
 /// Deletes `parent` if oci-macvlan made it and it is still what its name promises. Returns

@@ -1,0 +1,95 @@
+//! Privileged tier: what a parent allows, on this kernel (a veth parent): passthru has its parent
+//! to itself, and `--internal` takes the default route away but not the LAN. The VLAN and dummy
+//! parents are the VM tier's (`vm.rs`).
+
+#![allow(clippy::unwrap_used)]
+
+use oci_macvlan_tests::{Lan, TestNetns};
+
+const ANN: &str = "oci-macvlan.networks";
+
+fn create(lan: &Lan, name: &str, subnet: &str, extra: &[&str]) -> oci_macvlan_tests::Outcome {
+    let mut args = vec!["network", "create", "--subnet", subnet, "-o", "parent=lan0"];
+    args.extend_from_slice(extra);
+    args.push(name);
+    lan.cli(&args, "")
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn passthru_has_its_parent_to_itself_both_ways() {
+    let lan = Lan::new();
+    assert_eq!(create(&lan, "shared", "10.1.0.0/24", &[]).code, 0);
+    let out = create(&lan, "pt", "10.2.0.0/24", &["-o", "macvlan_mode=passthru"]);
+    assert_eq!(out.code, 5, "{}", out.stderr);
+    assert_eq!(
+        out.stderr.trim(),
+        "oci-macvlan: error: cannot use mode passthru, macvlan network shared is already using parent interface lan0"
+    );
+
+    lan.cli_ok(&["network", "rm", "shared"], "");
+    assert_eq!(
+        create(&lan, "pt", "10.2.0.0/24", &["-o", "macvlan_mode=passthru"]).code,
+        0
+    );
+    let out = create(&lan, "late", "10.3.0.0/24", &[]);
+    assert_eq!(out.code, 5, "{}", out.stderr);
+    assert_eq!(
+        out.stderr.trim(),
+        "oci-macvlan: error: macvlan network pt is already using parent interface lan0 in mode passthru"
+    );
+    let names: Vec<String> = lan
+        .cli_ok(&["network", "ls"], "")
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().nth(1).unwrap().to_owned())
+        .collect();
+    assert_eq!(names, ["pt"]);
+    // The veth parent is the host's: removing the network leaves it.
+    lan.cli_ok(&["network", "rm", "pt"], "");
+    assert_eq!(lan.host_link_names(), ["lo", Lan::PARENT]);
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn an_internal_network_has_no_default_route_and_peers_still_talk() {
+    let lan = Lan::new();
+    let out = create(
+        &lan,
+        "inner",
+        Lan::SUBNET,
+        &["--gateway", Lan::GATEWAY, "--internal"],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let a = TestNetns::new("omt-ctr-");
+    let b = TestNetns::new("omt-ctr-");
+    for (id, ns) in [("a", &a), ("b", &b)] {
+        lan.cli_ok(
+            &["hook"],
+            &lan.fake_bundle(id, &[(ANN, "inner")], &ns.path(), "creating"),
+        );
+        assert!(
+            ns.routes(false).iter().all(|r| r["dst"] != "default"),
+            "{id}: {:?}",
+            ns.routes(false)
+        );
+    }
+    let net = format!("--net={}", a.path().display());
+    let ping = |target: &str| {
+        oci_macvlan_tests::run(
+            "nsenter",
+            &[&net, "/bin/busybox", "ping", "-c", "1", "-W", "1", target],
+        )
+        .status
+        .success()
+    };
+    assert!(ping("192.168.77.3"), "a cannot reach b");
+    // The subnet is on the link, so the LAN itself stays reachable; only the way out is gone.
+    assert!(ping(Lan::GATEWAY), "a cannot reach its LAN");
+}

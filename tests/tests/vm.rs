@@ -1,0 +1,392 @@
+//! VM tier: 802.1q and dummy parents, on a kernel that has them. `cargo xtask vm` (and `cargo
+//! xtask ci`) boots Debian's kernel under qemu and runs this file inside; it is never built for
+//! the host, whose kernel has neither.
+//!
+//! The LAN is the usual one: the host namespace's `lan0` is a veth whose peer `rtr` sits in a
+//! router namespace. `lan0` is the trunk: VLAN parents are `lan0.VID`, and the router has
+//! `rtr.VID` with an address on each VLAN, so reaching it proves the VLAN carries frames.
+
+#![allow(clippy::unwrap_used)]
+
+use oci_macvlan_tests::{Lan, TestNetns};
+use serde_json::Value;
+
+const ANN: &str = "oci-macvlan.networks";
+const OWNER_ALIAS: &str = "created by oci-macvlan";
+
+fn ping(from: &TestNetns, target: &str) -> bool {
+    let net = format!("--net={}", from.path().display());
+    oci_macvlan_tests::run(
+        "nsenter",
+        &[&net, "/bin/busybox", "ping", "-c", "1", "-W", "2", target],
+    )
+    .status
+    .success()
+}
+
+/// The router's end of VLAN `vid` on the trunk, holding `cidr`.
+fn router_vlan(lan: &Lan, vid: u16, cidr: &str) {
+    let name = format!("rtr.{vid}");
+    lan.router.ip(&[
+        "link",
+        "add",
+        "link",
+        "rtr",
+        "name",
+        &name,
+        "type",
+        "vlan",
+        "id",
+        &vid.to_string(),
+    ]);
+    lan.router.ip(&["addr", "add", cidr, "dev", &name]);
+    lan.router.ip(&["link", "set", &name, "up"]);
+}
+
+/// `network create NAME --subnet SUBNET [--gateway GW] -o parent=PARENT EXTRA…`
+fn create(lan: &Lan, name: &str, subnet: &str, parent: Option<&str>, extra: &[&str]) -> String {
+    let mut args = vec!["network", "create", "--subnet", subnet];
+    let parent_opt = parent.map(|p| format!("parent={p}"));
+    if let Some(p) = &parent_opt {
+        args.extend(["-o", p]);
+    }
+    args.extend_from_slice(extra);
+    args.push(name);
+    lan.cli_ok(&args, "").trim().to_owned()
+}
+
+fn attach(lan: &Lan, id: &str, ann: &[(&str, &str)]) -> (TestNetns, String) {
+    let ns = TestNetns::new("omt-ctr-");
+    let state = lan.fake_bundle(id, ann, &ns.path(), "creating");
+    lan.cli_ok(&["hook"], &state);
+    (ns, state)
+}
+
+fn host_link(lan: &Lan, name: &str) -> Option<Value> {
+    lan.host.link(name)
+}
+
+/// `ip -d -j link show NAME` in the host namespace: kind, VLAN id, alias.
+fn details(lan: &Lan, name: &str) -> Value {
+    let out = lan.host.ip(&["-d", "-j", "link", "show", name]);
+    serde_json::from_str::<Vec<Value>>(&out).unwrap().remove(0)
+}
+
+#[test]
+fn an_owned_vlan_parent_is_created_and_recreated_after_a_reboot() {
+    let lan = Lan::new();
+    router_vlan(&lan, 60, "10.60.0.1/24");
+    create(
+        &lan,
+        "v60",
+        "10.60.0.0/24",
+        Some("lan0.60"),
+        &["--gateway", "10.60.0.1"],
+    );
+    let link = details(&lan, "lan0.60");
+    assert_eq!(link["linkinfo"]["info_kind"], "vlan", "{link}");
+    assert_eq!(link["linkinfo"]["info_data"]["id"], 60, "{link}");
+    assert_eq!(link["ifalias"], OWNER_ALIAS, "{link}");
+    assert!(link["flags"].as_array().unwrap().contains(&"UP".into()));
+
+    let (c1, state) = attach(&lan, "c1", &[(ANN, "v60")]);
+    assert_eq!(c1.addresses("eth0"), ["10.60.0.2/24"]);
+    assert!(ping(&c1, "10.60.0.1"), "no way to the router over VLAN 60");
+    lan.cli_ok(&["hook", "poststop"], &state);
+
+    // A reboot: the kernel forgets the link, the state dir (a tmpfs) is empty.
+    lan.host.ip(&["link", "del", "lan0.60"]);
+    std::fs::remove_dir_all(lan.state_dir()).unwrap();
+    let (c2, _) = attach(&lan, "c2", &[(ANN, "v60")]);
+    assert_eq!(details(&lan, "lan0.60")["ifalias"], OWNER_ALIAS);
+    assert_eq!(c2.addresses("eth0"), ["10.60.0.2/24"]);
+    assert!(
+        ping(&c2, "10.60.0.1"),
+        "no way to the router after the re-creation"
+    );
+}
+
+#[test]
+fn concurrent_attaches_that_need_the_same_missing_parent_all_succeed() {
+    let lan = Lan::new();
+    router_vlan(&lan, 61, "10.61.0.1/24");
+    create(&lan, "v61", "10.61.0.0/24", Some("lan0.61"), &[]);
+    lan.host.ip(&["link", "del", "lan0.61"]);
+    let namespaces: Vec<TestNetns> = (0..6).map(|_| TestNetns::new("omt-ctr-")).collect();
+    let children: Vec<_> = namespaces
+        .iter()
+        .enumerate()
+        .map(|(i, ns)| {
+            let state = lan.fake_bundle(&format!("c{i}"), &[(ANN, "v61")], &ns.path(), "creating");
+            let mut child = lan.spawn_cli(&["hook"], false);
+            std::io::Write::write_all(child.stdin.as_mut().unwrap(), state.as_bytes()).unwrap();
+            drop(child.stdin.take());
+            child
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let vlans: Vec<String> = lan
+        .host_link_names()
+        .into_iter()
+        .filter(|n| n.starts_with("lan0."))
+        .collect();
+    assert_eq!(vlans, ["lan0.61"]);
+    for ns in &namespaces {
+        assert!(ping(ns, "10.61.0.1"), "{} cannot reach the router", ns.name);
+    }
+    assert_eq!(lan.leased("v61"), 6);
+}
+
+#[test]
+fn a_preexisting_vlan_is_used_as_it_is_and_outlives_its_network() {
+    let lan = Lan::new();
+    router_vlan(&lan, 20, "10.20.0.1/24");
+    lan.host.ip(&[
+        "link", "add", "link", "lan0", "name", "lan0.20", "type", "vlan", "id", "20",
+    ]);
+    lan.host.ip(&["link", "set", "lan0.20", "up"]);
+    create(&lan, "v20", "10.20.0.0/24", Some("lan0.20"), &[]);
+    assert!(details(&lan, "lan0.20").get("ifalias").is_none());
+    let (c, state) = attach(&lan, "c", &[(ANN, "v20")]);
+    assert!(ping(&c, "10.20.0.1"));
+    lan.cli_ok(&["hook", "poststop"], &state);
+    lan.cli_ok(&["network", "rm", "v20"], "");
+    assert!(
+        host_link(&lan, "lan0.20").is_some(),
+        "the host's VLAN was deleted"
+    );
+
+    // Not ours, so never re-created: gone is an error that names it.
+    create(&lan, "v20b", "10.20.0.0/24", Some("lan0.20"), &[]);
+    lan.host.ip(&["link", "del", "lan0.20"]);
+    let ns = TestNetns::new("omt-ctr-");
+    let out = lan.cli(
+        &["hook"],
+        &lan.fake_bundle("d", &[(ANN, "v20b")], &ns.path(), "creating"),
+    );
+    assert_eq!(out.code, 4, "{}", out.stderr);
+    assert_eq!(
+        out.stderr.trim(),
+        "oci-macvlan: error: parent interface lan0.20 not found"
+    );
+    assert!(host_link(&lan, "lan0.20").is_none());
+    assert_eq!(lan.leased("v20b"), 0);
+}
+
+#[test]
+fn a_same_named_link_that_is_not_the_vlan_is_a_conflict() {
+    let lan = Lan::new();
+    // VLAN 31 named like VLAN 30, and a dummy named like a VLAN.
+    lan.host.ip(&[
+        "link", "add", "link", "lan0", "name", "lan0.30", "type", "vlan", "id", "31",
+    ]);
+    lan.host.ip(&["link", "add", "lan0.32", "type", "dummy"]);
+    let mut report = Vec::new();
+    for parent in ["lan0.30", "lan0.32"] {
+        let opt = format!("parent={parent}");
+        let out = lan.cli(
+            &[
+                "network",
+                "create",
+                "--subnet",
+                "10.30.0.0/24",
+                "-o",
+                &opt,
+                "bad",
+            ],
+            "",
+        );
+        assert_eq!(out.code, 5, "{}", out.stderr);
+        report.push(out.stderr.trim().to_owned());
+    }
+    assert_eq!(
+        report,
+        [
+            "oci-macvlan: error: parent interface lan0.30 exists but is VLAN 31, not VLAN 30 on lan0: oci-macvlan will not use it",
+            "oci-macvlan: error: parent interface lan0.32 exists but is a dummy link, not VLAN 32 on lan0: oci-macvlan will not use it",
+        ]
+    );
+    assert!(lan.cli_ok(&["network", "ls"], "").lines().count() == 1);
+    assert_eq!(details(&lan, "lan0.30")["linkinfo"]["info_data"]["id"], 31);
+}
+
+#[test]
+fn a_shared_owned_parent_goes_with_the_last_network_in_either_order() {
+    for creator_removed_first in [true, false] {
+        let lan = Lan::new();
+        create(&lan, "a", "10.40.0.0/24", Some("lan0.40"), &[]);
+        create(&lan, "b", "10.41.0.0/24", Some("lan0.40"), &[]);
+        let (first, second) = if creator_removed_first {
+            ("a", "b")
+        } else {
+            ("b", "a")
+        };
+        lan.cli_ok(&["network", "rm", first], "");
+        assert!(
+            host_link(&lan, "lan0.40").is_some(),
+            "removed with {second} still on it (creator first: {creator_removed_first})"
+        );
+        lan.cli_ok(&["network", "rm", second], "");
+        assert!(
+            host_link(&lan, "lan0.40").is_none(),
+            "left behind (creator first: {creator_removed_first})"
+        );
+        assert!(
+            host_link(&lan, "lan0").is_some(),
+            "the base link was deleted"
+        );
+    }
+}
+
+#[test]
+fn two_vlans_on_one_trunk_are_isolated() {
+    let lan = Lan::new();
+    // The same subnet on both VLANs, its addresses in two namespaces at the far end of the trunk
+    // (VLAN 60's end moved to a peer namespace): reaching an address means reaching its VLAN.
+    router_vlan(&lan, 50, "10.55.0.50/24");
+    router_vlan(&lan, 60, "10.55.0.60/24");
+    let peer = TestNetns::new("omt-peer-");
+    lan.router
+        .ip(&["link", "set", "rtr.60", "netns", &peer.name]);
+    peer.ip(&["addr", "add", "10.55.0.60/24", "dev", "rtr.60"]);
+    peer.ip(&["link", "set", "rtr.60", "up"]);
+    create(&lan, "v50", "10.55.0.0/24", Some("lan0.50"), &[]);
+    create(&lan, "v60", "10.55.0.0/24", Some("lan0.60"), &[]);
+    let (c50, _) = attach(
+        &lan,
+        "c50",
+        &[(ANN, "v50"), ("oci-macvlan.ip", "10.55.0.5")],
+    );
+    let (c60, _) = attach(
+        &lan,
+        "c60",
+        &[(ANN, "v60"), ("oci-macvlan.ip", "10.55.0.6")],
+    );
+    assert!(ping(&c50, "10.55.0.50"), "VLAN 50 to its far end");
+    assert!(ping(&c60, "10.55.0.60"), "VLAN 60 to its far end");
+    assert!(
+        !ping(&c50, "10.55.0.60"),
+        "VLAN 50 reached VLAN 60's far end"
+    );
+    assert!(
+        !ping(&c60, "10.55.0.50"),
+        "VLAN 60 reached VLAN 50's far end"
+    );
+    assert!(
+        !ping(&c50, "10.55.0.6"),
+        "VLAN 50 reached a container on VLAN 60"
+    );
+}
+
+#[test]
+fn a_network_without_parent_lives_on_its_own_dummy() {
+    let lan = Lan::new();
+    let id = create(
+        &lan,
+        "island",
+        "10.90.0.0/24",
+        None,
+        &["--gateway", "10.90.0.1"],
+    );
+    let dummy = format!("dm-{}", &id[..12]);
+    let link = details(&lan, &dummy);
+    assert_eq!(link["linkinfo"]["info_kind"], "dummy", "{link}");
+    assert_eq!(link["ifalias"], OWNER_ALIAS);
+    let inspect = &lan.inspect("island")[0];
+    assert_eq!(inspect["Internal"], true);
+
+    let (a, sa) = attach(&lan, "a", &[(ANN, "island")]);
+    let (b, sb) = attach(&lan, "b", &[(ANN, "island")]);
+    assert!(ping(&a, "10.90.0.3"), "a cannot reach b");
+    assert!(ping(&b, "10.90.0.2"), "b cannot reach a");
+    assert!(
+        a.routes(false).iter().all(|r| r["dst"] != "default"),
+        "an internal network has no default route"
+    );
+    lan.cli_ok(&["hook", "poststop"], &sa);
+    lan.cli_ok(&["hook", "poststop"], &sb);
+    lan.cli_ok(&["network", "rm", "island"], "");
+    assert!(
+        host_link(&lan, &dummy).is_none(),
+        "the dummy outlived its network"
+    );
+}
+
+#[test]
+fn dual_stack_static_addresses_on_a_vlan_parent_and_on_none() {
+    for parent in [Some("lan0.70"), None] {
+        let lan = Lan::new();
+        router_vlan(&lan, 70, "10.70.0.1/24");
+        lan.router
+            .ip(&["addr", "add", "fd70::1/64", "dev", "rtr.70", "nodad"]);
+        create(
+            &lan,
+            "ds",
+            "10.70.0.0/24",
+            parent,
+            &[
+                "--gateway",
+                "10.70.0.1",
+                "--subnet",
+                "fd70::/64",
+                "--gateway",
+                "fd70::1",
+            ],
+        );
+        let (c, state) = attach(
+            &lan,
+            "c",
+            &[
+                (ANN, "ds"),
+                ("oci-macvlan.ip", "10.70.0.7"),
+                ("oci-macvlan.ip6", "fd70::7"),
+            ],
+        );
+        let mut addresses = c.addresses("eth0");
+        addresses.retain(|a| !a.starts_with("fe80"));
+        assert_eq!(
+            addresses,
+            ["10.70.0.7/24", "fd70::7/64"],
+            "parent {parent:?}"
+        );
+        let on_vlan = parent.is_some();
+        assert_eq!(ping(&c, "10.70.0.1"), on_vlan, "parent {parent:?}");
+        assert_eq!(ping(&c, "fd70::1"), on_vlan, "parent {parent:?}");
+        assert_eq!(
+            c.routes(false).iter().any(|r| r["dst"] == "default"),
+            on_vlan,
+            "parent {parent:?}"
+        );
+        lan.cli_ok(&["hook", "poststop"], &state);
+        assert_eq!(lan.leased("ds"), 0);
+    }
+}
+
+#[test]
+fn doctor_on_a_kernel_with_8021q() {
+    let lan = Lan::new();
+    let out = lan.cli(&["doctor", "--json", "-o", "parent=lan0.80"], "");
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(out.code, 0, "{report:#}");
+    let status = |name: &str| {
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["check"] == name)
+            .map(|c| c["status"].clone())
+    };
+    assert_eq!(status("802.1q"), Some("ok".into()));
+    assert_eq!(status("macvlan"), Some("ok".into()));
+    assert!(
+        host_link(&lan, "lan0.80").is_none(),
+        "doctor created the parent"
+    );
+}
