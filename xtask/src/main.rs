@@ -1,4 +1,4 @@
-//! `cargo xtask demo`, `cargo xtask ci` and `cargo xtask vm`.
+//! `cargo xtask demo`, `ci`, `vm` and `bench`.
 
 use std::{
     path::{Path, PathBuf},
@@ -7,15 +7,18 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 
+mod bench;
 mod ci;
 mod demo;
+mod report;
 mod vm;
 
-const USAGE: &str = "usage: cargo xtask <demo|ci|vm [FILTER]>
+const USAGE: &str = "usage: cargo xtask <demo|ci|vm [FILTER]|bench [CYCLES]>
 
   demo   build, then run two busybox containers with real runc on a throw-away LAN
   ci     fmt check, clippy (warnings denied), unit + snapshot tests, privileged tier, VM tier
-  vm     the VM tier alone: tests/tests/vm.rs inside Debian's kernel under qemu (802.1q, dummy)";
+  vm     the VM tier alone: tests/tests/vm.rs inside Debian's kernel under qemu (802.1q, dummy)
+  bench  attach/detach against CNI macvlan + host-local and netavark; figures in target/bench/";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -23,6 +26,8 @@ fn main() -> Result<()> {
         Some("demo") => demo::run(),
         Some("ci") => ci::run(),
         Some("vm") => vm::run(args.get(1).map(String::as_str)),
+        Some("bench") => bench::run(args.get(1).map(String::as_str)),
+        Some("bench-inner") => bench::inner(),
         Some("-h" | "--help") => {
             println!("{USAGE}");
             Ok(())

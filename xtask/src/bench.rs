@@ -1,0 +1,395 @@
+//! `cargo xtask bench [CYCLES]`: attach and detach times of oci-macvlan against the CNI macvlan
+//! plugin with host-local IPAM and netavark's macvlan driver, in one run, on one topology.
+//!
+//! The outer process builds the release binary and a throw-away LAN (a host namespace whose veth
+//! end `lan0` is the parent), then re-runs itself inside the host namespace (`nsenter`), so that
+//! every tool is spawned there directly, as a runtime spawns a hook: no `nsenter` in any timing.
+//! Each cycle makes a fresh container namespace (not timed). Tools take turns within a cycle, so
+//! drift of the machine hits all of them alike.
+
+use std::{
+    io::Write,
+    net::{IpAddr, Ipv4Addr},
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result, bail};
+use oci_macvlan_ipam::{Lease, LeaseStore, Owner, SqliteStore};
+use oci_macvlan_tests::{Lan, TestNetns};
+
+use crate::{
+    cargo,
+    report::{Report, Row, ScalePoint},
+    root,
+};
+
+const CNI_MACVLAN: &str = "/usr/lib/cni/macvlan";
+const CNI_HOST_LOCAL: &str = "/usr/lib/cni/host-local";
+const NETAVARK: &str = "/usr/lib/podman/netavark";
+const DEFAULT_CYCLES: usize = 200;
+const SCALE_CYCLES: usize = 100;
+const SCALE_SERIES: [usize; 3] = [10, 1_000, 10_000];
+
+pub fn run(cycles: Option<&str>) -> Result<()> {
+    let cycles: usize = match cycles {
+        Some(n) => n.parse().context("usage: cargo xtask bench [CYCLES]")?,
+        None => DEFAULT_CYCLES,
+    };
+    for (path, package) in [
+        (CNI_MACVLAN, "containernetworking-plugins"),
+        (CNI_HOST_LOCAL, "containernetworking-plugins"),
+        (NETAVARK, "netavark"),
+    ] {
+        if !Path::new(path).exists() {
+            bail!("{path} is missing: apt-get install {package}");
+        }
+    }
+    cargo(&["build", "--release", "--package", "oci-macvlan"], &[])?;
+    let binary = root().join("target/release/oci-macvlan");
+    let lan = Lan::new();
+    // Every tool keeps its state on a tmpfs, as on a real host (`/run`; here `/run` is on disk,
+    // so `/dev/shm`): oci-macvlan's leases, host-local's data dir, netavark's config dir.
+    let shm = tempfile::Builder::new()
+        .prefix("omb-")
+        .tempdir_in("/dev/shm")
+        .context("a tmpfs at /dev/shm")?;
+    let state = shm.path().join("state");
+    let dirs = [
+        "--config-dir",
+        &lan.config_dir().to_string_lossy(),
+        "--state-dir",
+        &state.to_string_lossy(),
+    ]
+    .map(str::to_owned);
+    let host = format!("--net={}", lan.host.path().display());
+    for (name, subnet, gateway) in [
+        ("bench", "10.90.0.0/16", "10.90.0.1"),
+        ("scale", "10.96.0.0/16", "10.96.0.1"),
+    ] {
+        let status = Command::new("nsenter")
+            .arg(&host)
+            .arg(&binary)
+            .args(&dirs)
+            .args([
+                "network",
+                "create",
+                "--subnet",
+                subnet,
+                "--gateway",
+                gateway,
+            ])
+            .args(["-o", "parent=lan0", name])
+            .stdout(Stdio::null())
+            .status()?;
+        if !status.success() {
+            bail!("network create {name} failed");
+        }
+    }
+    let out = root().join("target/bench");
+    std::fs::create_dir_all(&out)?;
+    let status = Command::new("nsenter")
+        .arg(&host)
+        .arg(std::env::current_exe()?)
+        .arg("bench-inner")
+        .env("OMB_BIN", &binary)
+        .env("OMB_CONFIG", lan.config_dir())
+        .env("OMB_STATE", &state)
+        .env("OMB_TMP", shm.path())
+        .env("OMB_CYCLES", cycles.to_string())
+        .env("OMB_OUT", &out)
+        .status()?;
+    if !status.success() {
+        bail!("the benchmark failed ({status})");
+    }
+    Ok(())
+}
+
+/// What the inner process is told by the outer one.
+struct Setup {
+    binary: PathBuf,
+    config: PathBuf,
+    state: PathBuf,
+    tmp: PathBuf,
+    cycles: usize,
+    out: PathBuf,
+}
+
+fn env_path(key: &str) -> Result<PathBuf> {
+    std::env::var_os(key)
+        .map(PathBuf::from)
+        .with_context(|| format!("{key} is not set: run `cargo xtask bench`"))
+}
+
+/// `xtask bench-inner`: runs inside the host namespace.
+pub fn inner() -> Result<()> {
+    let setup = Setup {
+        binary: env_path("OMB_BIN")?,
+        config: env_path("OMB_CONFIG")?,
+        state: env_path("OMB_STATE")?,
+        tmp: env_path("OMB_TMP")?,
+        cycles: std::env::var("OMB_CYCLES")?.parse()?,
+        out: env_path("OMB_OUT")?,
+    };
+    let tools = [Tool::Ours, Tool::Cni, Tool::Netavark, Tool::Floor];
+    let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); tools.len() * 3];
+    // Warm-up: page cache, first-use costs of the store and of each binary.
+    for i in 0..5 {
+        for tool in tools {
+            let gone = tool != Tool::Netavark;
+            cycle(&setup, tool, "bench", &format!("warm{i}"), i, gone)?;
+        }
+    }
+    for i in 0..setup.cycles {
+        for (t, tool) in tools.into_iter().enumerate() {
+            let id = format!("c{i}");
+            // Detach as each tool is used: the namespace already gone (runc, crun and CNI
+            // runtimes call poststop/DEL after it died), except netavark, which podman always
+            // tears down with the namespace still there (it fails on a missing one).
+            let gone = tool != Tool::Netavark;
+            let (attach, detach) = cycle(&setup, tool, "bench", &id, i, gone)?;
+            samples[t * 3].push(attach);
+            samples[t * 3 + if gone { 1 } else { 2 }].push(detach);
+            if tool != Tool::Netavark {
+                let (attach, detach) = cycle(&setup, tool, "bench", &format!("{id}p"), i, false)?;
+                samples[t * 3].push(attach);
+                samples[t * 3 + 2].push(detach);
+            }
+        }
+    }
+    let mut rows = Vec::new();
+    for (t, tool) in tools.into_iter().enumerate() {
+        for (k, op) in [
+            "attach",
+            "detach, namespace gone",
+            "detach, namespace present",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            if !samples[t * 3 + k].is_empty() {
+                rows.push(Row::new(tool.name(), op, &mut samples[t * 3 + k]));
+            }
+        }
+    }
+    let scale = scale_series(&setup)?;
+    let report = Report {
+        cycles: setup.cycles,
+        rows,
+        scale,
+    };
+    report.write(&setup.out)?;
+    Ok(())
+}
+
+/// Attach with `existing` leases already in the store, for each size of the series.
+fn scale_series(setup: &Setup) -> Result<Vec<ScalePoint>> {
+    let mut points = Vec::new();
+    let mut filled = 0;
+    for existing in SCALE_SERIES {
+        fill(&setup.state, filled, existing)?;
+        filled = existing;
+        let mut attach = Vec::new();
+        for i in 0..SCALE_CYCLES {
+            let (a, _) = cycle(
+                setup,
+                Tool::Ours,
+                "scale",
+                &format!("s{existing}-{i}"),
+                i,
+                true,
+            )?;
+            attach.push(a);
+        }
+        points.push(ScalePoint::new(existing, &mut attach));
+    }
+    Ok(points)
+}
+
+/// Leases `from..to` of network `scale`, held by filler containers, inserted directly.
+fn fill(state: &Path, from: usize, to: usize) -> Result<()> {
+    let mut store = SqliteStore::open(state)?;
+    store.transaction(|txn| {
+        for i in from..to {
+            let offset = u32::try_from(i + 2).unwrap_or(u32::MAX);
+            let ip = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 96, 0, 0)) + offset);
+            txn.insert(&Lease {
+                ip: IpAddr::V4(ip),
+                subnet: "10.96.0.0/16".parse().expect("a CIDR"),
+                network: "scale".into(),
+                owner: Owner {
+                    container_id: format!("filler{i}"),
+                    ifname: "eth0".into(),
+                },
+            })?;
+        }
+        Ok(())
+    })?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tool {
+    Ours,
+    Cni,
+    Netavark,
+    /// `/bin/true`, spawned the same way: what starting any hook costs on this machine.
+    Floor,
+}
+
+impl Tool {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Ours => "oci-macvlan",
+            Self::Cni => "CNI macvlan + host-local",
+            Self::Netavark => "netavark macvlan",
+            Self::Floor => "floor: spawn /bin/true",
+        }
+    }
+}
+
+/// One attach and one detach in a fresh namespace; returns their times.
+fn cycle(
+    setup: &Setup,
+    tool: Tool,
+    network: &str,
+    id: &str,
+    i: usize,
+    gone: bool,
+) -> Result<(Duration, Duration)> {
+    let ns = TestNetns::new("omb-");
+    let path = ns.path();
+    let attach = invoke(setup, tool, network, id, i, &path, true)?;
+    let ns = if gone {
+        drop(ns);
+        None
+    } else {
+        Some(ns)
+    };
+    let detach = invoke(setup, tool, network, id, i, &path, false)?;
+    drop(ns);
+    Ok((attach, detach))
+}
+
+/// Spawns one tool the way its caller does and times it from spawn to exit.
+fn invoke(
+    setup: &Setup,
+    tool: Tool,
+    network: &str,
+    id: &str,
+    i: usize,
+    netns: &Path,
+    attach: bool,
+) -> Result<Duration> {
+    let (mut command, stdin) = match tool {
+        Tool::Ours => {
+            let bundle = setup.tmp.join(format!("bundle-{network}-{id}"));
+            if attach {
+                std::fs::create_dir_all(&bundle)?;
+                let config = serde_json::json!({
+                    "ociVersion": "1.0.2",
+                    "root": {"path": "rootfs"},
+                    "annotations": {"oci-macvlan.networks": network},
+                    "linux": {"namespaces": [{"type": "network", "path": netns}]},
+                });
+                std::fs::write(bundle.join("config.json"), config.to_string())?;
+            }
+            let state = serde_json::json!({
+                "ociVersion": "1.0.2",
+                "id": format!("{network}-{id}"),
+                "status": if attach { "creating" } else { "stopped" },
+                "bundle": bundle,
+            });
+            let mut command = Command::new(&setup.binary);
+            command
+                .arg("--config-dir")
+                .arg(&setup.config)
+                .arg("--state-dir")
+                .arg(&setup.state)
+                .arg("hook");
+            (command, state.to_string())
+        }
+        Tool::Cni => {
+            let conf = serde_json::json!({
+                "cniVersion": "1.0.0",
+                "name": "bench",
+                "type": "macvlan",
+                "master": "lan0",
+                "mode": "bridge",
+                "ipam": {
+                    "type": "host-local",
+                    "subnet": "10.91.0.0/16",
+                    "gateway": "10.91.0.1",
+                    "dataDir": setup.tmp.join("cni"),
+                },
+            });
+            let mut command = Command::new(CNI_MACVLAN);
+            command
+                .env_clear()
+                .env("CNI_COMMAND", if attach { "ADD" } else { "DEL" })
+                .env("CNI_CONTAINERID", id)
+                .env("CNI_NETNS", netns)
+                .env("CNI_IFNAME", "eth0")
+                .env("CNI_PATH", "/usr/lib/cni");
+            (command, conf.to_string())
+        }
+        Tool::Netavark => {
+            // Podman does the IPAM and hands netavark a static address.
+            let ip = Ipv4Addr::new(10, 92, (i / 250) as u8, (i % 250) as u8 + 2);
+            let options = serde_json::json!({
+                "container_id": format!("{id:0>64}"),
+                "container_name": id,
+                "networks": {"bench": {"interface_name": "eth0", "static_ips": [ip.to_string()]}},
+                "network_info": {"bench": {
+                    "dns_enabled": false,
+                    "driver": "macvlan",
+                    "id": "b".repeat(64),
+                    "internal": false,
+                    "ipv6_enabled": false,
+                    "name": "bench",
+                    "network_interface": "lan0",
+                    "subnets": [{"subnet": "10.92.0.0/16", "gateway": "10.92.0.1"}],
+                    "ipam_options": {"driver": "host-local"},
+                }},
+                "port_mappings": null,
+            });
+            let mut command = Command::new(NETAVARK);
+            command
+                .arg("--config")
+                .arg(setup.tmp.join("netavark"))
+                .arg(if attach { "setup" } else { "teardown" })
+                .arg(netns);
+            (command, options.to_string())
+        }
+        Tool::Floor => (Command::new("/bin/true"), String::new()),
+    };
+    command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let started = Instant::now();
+    let mut child = command.spawn().with_context(|| tool.name())?;
+    match child
+        .stdin
+        .take()
+        .context("stdin")?
+        .write_all(stdin.as_bytes())
+    {
+        // `/bin/true` may exit before reading.
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => {}
+        other => other?,
+    }
+    let out = child.wait_with_output()?;
+    let took = started.elapsed();
+    if !out.status.success() {
+        bail!(
+            "{} {} failed: {}{}",
+            tool.name(),
+            if attach { "attach" } else { "detach" },
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    Ok(took)
+}

@@ -1,0 +1,225 @@
+//! The benchmark's figures: median and p99 per tool and operation, our ratios to each peer, the
+//! scale series; written as JSON, a Markdown table and an SVG chart under `target/bench/`.
+
+use std::{fmt::Write as _, path::Path, time::Duration};
+
+use anyhow::Result;
+use serde_json::json;
+
+/// Median and p99 of one tool's operation.
+#[derive(Debug)]
+pub struct Row {
+    pub tool: &'static str,
+    pub op: &'static str,
+    pub n: usize,
+    pub median_ms: f64,
+    pub p99_ms: f64,
+}
+
+impl Row {
+    pub fn new(tool: &'static str, op: &'static str, samples: &mut [Duration]) -> Self {
+        let (median_ms, p99_ms) = quantiles(samples);
+        Self {
+            tool,
+            op,
+            n: samples.len(),
+            median_ms,
+            p99_ms,
+        }
+    }
+}
+
+/// Attach with `leases` existing leases.
+#[derive(Debug)]
+pub struct ScalePoint {
+    pub leases: usize,
+    pub n: usize,
+    pub median_ms: f64,
+    pub p99_ms: f64,
+}
+
+impl ScalePoint {
+    pub fn new(leases: usize, samples: &mut [Duration]) -> Self {
+        let (median_ms, p99_ms) = quantiles(samples);
+        Self {
+            leases,
+            n: samples.len(),
+            median_ms,
+            p99_ms,
+        }
+    }
+}
+
+/// Median and nearest-rank p99, in milliseconds.
+fn quantiles(samples: &mut [Duration]) -> (f64, f64) {
+    samples.sort_unstable();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let n = samples.len();
+    if n == 0 {
+        return (0.0, 0.0);
+    }
+    let median = if n % 2 == 1 {
+        ms(samples[n / 2])
+    } else {
+        (ms(samples[n / 2 - 1]) + ms(samples[n / 2])) / 2.0
+    };
+    let rank = (n * 99).div_ceil(100).max(1);
+    (median, ms(samples[rank - 1]))
+}
+
+#[derive(Debug)]
+pub struct Report {
+    pub cycles: usize,
+    pub rows: Vec<Row>,
+    pub scale: Vec<ScalePoint>,
+}
+
+const OURS: &str = "oci-macvlan";
+
+impl Report {
+    fn find(&self, tool: &str, op: &str) -> Option<&Row> {
+        self.rows.iter().find(|r| r.tool == tool && r.op == op)
+    }
+
+    /// `peer / ours` for each peer's attach and normal-case detach: how many times faster we are.
+    fn ratios(&self) -> Vec<(String, f64)> {
+        let mut out = Vec::new();
+        let peers: Vec<&str> = self
+            .rows
+            .iter()
+            .map(|r| r.tool)
+            .filter(|t| *t != OURS && !t.starts_with("floor"))
+            .fold(Vec::new(), |mut v, t| {
+                if !v.contains(&t) {
+                    v.push(t);
+                }
+                v
+            });
+        for peer in peers {
+            for op in [
+                "attach",
+                "detach, namespace gone",
+                "detach, namespace present",
+            ] {
+                if let (Some(ours), Some(theirs)) = (self.find(OURS, op), self.find(peer, op)) {
+                    out.push((
+                        format!("{peer} / oci-macvlan, {op} (median)"),
+                        theirs.median_ms / ours.median_ms,
+                    ));
+                }
+            }
+        }
+        if let (Some(small), Some(large)) = (self.scale.first(), self.scale.last()) {
+            out.push((
+                format!(
+                    "oci-macvlan attach at {} leases / at {} (median)",
+                    large.leases, small.leases
+                ),
+                large.median_ms / small.median_ms,
+            ));
+        }
+        out
+    }
+
+    pub fn write(&self, dir: &Path) -> Result<()> {
+        let ratios = self.ratios();
+        let json = json!({
+            "command": "cargo xtask bench",
+            "cycles": self.cycles,
+            "machine": machine(),
+            "results": self.rows.iter().map(|r| json!({
+                "tool": r.tool, "op": r.op, "n": r.n,
+                "median_ms": round(r.median_ms), "p99_ms": round(r.p99_ms),
+            })).collect::<Vec<_>>(),
+            "scale": self.scale.iter().map(|p| json!({
+                "existing_leases": p.leases, "n": p.n,
+                "median_ms": round(p.median_ms), "p99_ms": round(p.p99_ms),
+            })).collect::<Vec<_>>(),
+            "ratios": ratios.iter().map(|(k, v)| json!({"what": k, "ratio": round(*v)})).collect::<Vec<_>>(),
+        });
+        std::fs::write(dir.join("results.json"), format!("{json:#}\n"))?;
+        let markdown = self.markdown(&ratios);
+        std::fs::write(dir.join("results.md"), &markdown)?;
+        std::fs::write(dir.join("results.svg"), self.svg())?;
+        print!("{markdown}");
+        println!(
+            "\nwritten: {0}/results.json, {0}/results.md, {0}/results.svg",
+            dir.display()
+        );
+        Ok(())
+    }
+
+    fn markdown(&self, ratios: &[(String, f64)]) -> String {
+        let mut md = format!(
+            "## Attach and detach, {} cycles per tool ({})\n\n| tool | operation | n | median ms | p99 ms |\n|---|---|---:|---:|---:|\n",
+            self.cycles,
+            machine()
+        );
+        for r in &self.rows {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {:.3} | {:.3} |",
+                r.tool, r.op, r.n, r.median_ms, r.p99_ms
+            );
+        }
+        md.push_str("\n## oci-macvlan attach with existing leases\n\n| existing leases | n | median ms | p99 ms |\n|---:|---:|---:|---:|\n");
+        for p in &self.scale {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {:.3} | {:.3} |",
+                p.leases, p.n, p.median_ms, p.p99_ms
+            );
+        }
+        md.push_str("\n## Ratios\n\n| ratio | value |\n|---|---:|\n");
+        for (what, value) in ratios {
+            let _ = writeln!(md, "| {what} | {value:.2} |");
+        }
+        md
+    }
+
+    /// Horizontal bars: median, with a whisker to p99, one row per tool and operation.
+    fn svg(&self) -> String {
+        let max = self.rows.iter().map(|r| r.p99_ms).fold(1.0, f64::max);
+        let (label_w, bar_w, row_h) = (330.0, 520.0, 26.0);
+        let height = row_h * (self.rows.len() as f64 + 2.0);
+        let mut svg = format!(
+            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{height}" font-family="sans-serif" font-size="12">
+<rect width="100%" height="100%" fill="white"/>
+<text x="8" y="18" font-weight="bold">median (bar) and p99 (line), milliseconds, {cycles} cycles</text>
+"#,
+            w = label_w + bar_w + 80.0,
+            cycles = self.cycles
+        );
+        for (i, r) in self.rows.iter().enumerate() {
+            let y = row_h * (i as f64 + 1.0) + 8.0;
+            let color = if r.tool == OURS { "#2a7" } else { "#888" };
+            let median = bar_w * r.median_ms / max;
+            let p99 = bar_w * r.p99_ms / max;
+            let _ = writeln!(
+                svg,
+                r#"<text x="8" y="{ty}">{tool}: {op}</text><rect x="{label_w}" y="{y}" width="{median:.1}" height="16" fill="{color}"/><line x1="{label_w}" x2="{x2:.1}" y1="{ly}" y2="{ly}" stroke="black"/><text x="{tx:.1}" y="{ty}">{m:.2} / {p:.2}</text>"#,
+                ty = y + 12.0,
+                tool = r.tool,
+                op = r.op,
+                x2 = label_w + p99,
+                ly = y + 8.0,
+                tx = label_w + p99.max(median) + 6.0,
+                m = r.median_ms,
+                p = r.p99_ms,
+            );
+        }
+        svg.push_str("</svg>\n");
+        svg
+    }
+}
+
+fn round(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}
+
+/// Kernel release and CPU count, so figures are read against their machine.
+fn machine() -> String {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let cpus = std::thread::available_parallelism().map_or(0, usize::from);
+    format!("Linux {}, {cpus} CPUs", release.trim())
+}
