@@ -32,6 +32,18 @@ impl TestNetns {
         PathBuf::from(format!("/run/netns/{}", self.name))
     }
 
+    /// Whether one ping from inside this namespace (busybox's, the host has none) gets an answer
+    /// within 2 seconds.
+    pub fn ping(&self, target: &str) -> bool {
+        let net = format!("--net={}", self.path().display());
+        run(
+            "nsenter",
+            &[&net, "/bin/busybox", "ping", "-c", "1", "-W", "2", target],
+        )
+        .status
+        .success()
+    }
+
     /// `ip -n NAME ARGS…`, which must succeed.
     pub fn ip(&self, args: &[&str]) -> String {
         let mut full = vec!["-n", &self.name];

@@ -9,16 +9,6 @@ use serde_json::Value;
 const NET: &str = "lan77";
 const ANN: &str = "oci-macvlan.networks";
 
-fn nsenter_ping(netns: &TestNetns, target: &str) -> bool {
-    let path = format!("--net={}", netns.path().display());
-    oci_macvlan_tests::run(
-        "nsenter",
-        &[&path, "/bin/busybox", "ping", "-c", "1", "-W", "2", target],
-    )
-    .status
-    .success()
-}
-
 #[test]
 #[cfg_attr(
     not(feature = "privileged"),
@@ -70,7 +60,7 @@ fn attach_and_detach_in_each_mode() {
             "lo is up"
         );
         assert!(
-            nsenter_ping(&container, Lan::GATEWAY),
+            container.ping(Lan::GATEWAY),
             "{mode}: container cannot reach the router"
         );
 
@@ -349,14 +339,8 @@ fn dual_stack_with_an_ipv6_slash_64_and_a_static_ip6() {
         assert_eq!(default[0]["gateway"], "fd77::1");
         assert_eq!(default[0]["dev"], "eth0");
     }
-    assert!(
-        nsenter_ping(&a, "fd77::1"),
-        "a cannot reach the router over IPv6"
-    );
-    assert!(
-        nsenter_ping(&b, "fd77::ffff:a"),
-        "b cannot reach a over IPv6"
-    );
+    assert!(a.ping("fd77::1"), "a cannot reach the router over IPv6");
+    assert!(b.ping("fd77::ffff:a"), "b cannot reach a over IPv6");
     let usage = &lan.inspect(NET)[0]["Usage"];
     assert_eq!(usage[1]["Subnet"], "fd77::/64");
     assert_eq!(

@@ -9,16 +9,6 @@ use serde_json::Value;
 
 const ANN: &str = "oci-macvlan.networks";
 
-fn ping(from: &TestNetns, target: &str) -> bool {
-    let net = format!("--net={}", from.path().display());
-    oci_macvlan_tests::run(
-        "nsenter",
-        &[&net, "/bin/busybox", "ping", "-c", "1", "-W", "1", target],
-    )
-    .status
-    .success()
-}
-
 #[test]
 #[cfg_attr(
     not(feature = "privileged"),
@@ -39,10 +29,10 @@ fn bridge_mode_lets_siblings_talk_and_private_mode_does_not() {
             &lan.fake_bundle("b", &[(ANN, "m")], &b.path(), "creating"),
         );
         // Both reach the LAN either way.
-        assert!(ping(&a, Lan::GATEWAY), "{mode}: a cannot reach the router");
-        assert!(ping(&b, Lan::GATEWAY), "{mode}: b cannot reach the router");
+        assert!(a.ping(Lan::GATEWAY), "{mode}: a cannot reach the router");
+        assert!(b.ping(Lan::GATEWAY), "{mode}: b cannot reach the router");
         assert_eq!(
-            ping(&a, "192.168.77.3"),
+            a.ping("192.168.77.3"),
             siblings_talk,
             "{mode}: a -> b on the same parent"
         );
@@ -150,7 +140,7 @@ fn source_mode_receives_only_from_the_listed_macs() {
             "{stored}"
         );
         assert_eq!(
-            ping(&c, Lan::GATEWAY),
+            c.ping(Lan::GATEWAY),
             reaches_router,
             "router listed: {router_listed}"
         );

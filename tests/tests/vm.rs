@@ -14,16 +14,6 @@ use serde_json::Value;
 const ANN: &str = "oci-macvlan.networks";
 const OWNER_ALIAS: &str = "created by oci-macvlan";
 
-fn ping(from: &TestNetns, target: &str) -> bool {
-    let net = format!("--net={}", from.path().display());
-    oci_macvlan_tests::run(
-        "nsenter",
-        &[&net, "/bin/busybox", "ping", "-c", "1", "-W", "2", target],
-    )
-    .status
-    .success()
-}
-
 /// The router's end of VLAN `vid` on the trunk, holding `cidr`.
 fn router_vlan(lan: &Lan, vid: u16, cidr: &str) {
     let name = format!("rtr.{vid}");
@@ -91,7 +81,7 @@ fn an_owned_vlan_parent_is_created_and_recreated_after_a_reboot() {
 
     let (c1, state) = attach(&lan, "c1", &[(ANN, "v60")]);
     assert_eq!(c1.addresses("eth0"), ["10.60.0.2/24"]);
-    assert!(ping(&c1, "10.60.0.1"), "no way to the router over VLAN 60");
+    assert!(c1.ping("10.60.0.1"), "no way to the router over VLAN 60");
     lan.cli_ok(&["hook", "poststop"], &state);
 
     // A reboot: the kernel forgets the link, the state dir (a tmpfs) is empty.
@@ -101,7 +91,7 @@ fn an_owned_vlan_parent_is_created_and_recreated_after_a_reboot() {
     assert_eq!(details(&lan, "lan0.60")["ifalias"], OWNER_ALIAS);
     assert_eq!(c2.addresses("eth0"), ["10.60.0.2/24"]);
     assert!(
-        ping(&c2, "10.60.0.1"),
+        c2.ping("10.60.0.1"),
         "no way to the router after the re-creation"
     );
 }
@@ -139,7 +129,7 @@ fn concurrent_attaches_that_need_the_same_missing_parent_all_succeed() {
         .collect();
     assert_eq!(vlans, ["lan0.61"]);
     for ns in &namespaces {
-        assert!(ping(ns, "10.61.0.1"), "{} cannot reach the router", ns.name);
+        assert!(ns.ping("10.61.0.1"), "{} cannot reach the router", ns.name);
     }
     assert_eq!(lan.leased("v61"), 6);
 }
@@ -155,7 +145,7 @@ fn a_preexisting_vlan_is_used_as_it_is_and_outlives_its_network() {
     create(&lan, "v20", "10.20.0.0/24", Some("lan0.20"), &[]);
     assert!(details(&lan, "lan0.20").get("ifalias").is_none());
     let (c, state) = attach(&lan, "c", &[(ANN, "v20")]);
-    assert!(ping(&c, "10.20.0.1"));
+    assert!(c.ping("10.20.0.1"));
     lan.cli_ok(&["hook", "poststop"], &state);
     lan.cli_ok(&["network", "rm", "v20"], "");
     assert!(
@@ -269,18 +259,12 @@ fn two_vlans_on_one_trunk_are_isolated() {
         "c60",
         &[(ANN, "v60"), ("oci-macvlan.ip", "10.55.0.6")],
     );
-    assert!(ping(&c50, "10.55.0.50"), "VLAN 50 to its far end");
-    assert!(ping(&c60, "10.55.0.60"), "VLAN 60 to its far end");
+    assert!(c50.ping("10.55.0.50"), "VLAN 50 to its far end");
+    assert!(c60.ping("10.55.0.60"), "VLAN 60 to its far end");
+    assert!(!c50.ping("10.55.0.60"), "VLAN 50 reached VLAN 60's far end");
+    assert!(!c60.ping("10.55.0.50"), "VLAN 60 reached VLAN 50's far end");
     assert!(
-        !ping(&c50, "10.55.0.60"),
-        "VLAN 50 reached VLAN 60's far end"
-    );
-    assert!(
-        !ping(&c60, "10.55.0.50"),
-        "VLAN 60 reached VLAN 50's far end"
-    );
-    assert!(
-        !ping(&c50, "10.55.0.6"),
+        !c50.ping("10.55.0.6"),
         "VLAN 50 reached a container on VLAN 60"
     );
 }
@@ -304,8 +288,8 @@ fn a_network_without_parent_lives_on_its_own_dummy() {
 
     let (a, sa) = attach(&lan, "a", &[(ANN, "island")]);
     let (b, sb) = attach(&lan, "b", &[(ANN, "island")]);
-    assert!(ping(&a, "10.90.0.3"), "a cannot reach b");
-    assert!(ping(&b, "10.90.0.2"), "b cannot reach a");
+    assert!(a.ping("10.90.0.3"), "a cannot reach b");
+    assert!(b.ping("10.90.0.2"), "b cannot reach a");
     assert!(
         a.routes(false).iter().all(|r| r["dst"] != "default"),
         "an internal network has no default route"
@@ -357,8 +341,8 @@ fn dual_stack_static_addresses_on_a_vlan_parent_and_on_none() {
             "parent {parent:?}"
         );
         let on_vlan = parent.is_some();
-        assert_eq!(ping(&c, "10.70.0.1"), on_vlan, "parent {parent:?}");
-        assert_eq!(ping(&c, "fd70::1"), on_vlan, "parent {parent:?}");
+        assert_eq!(c.ping("10.70.0.1"), on_vlan, "parent {parent:?}");
+        assert_eq!(c.ping("fd70::1"), on_vlan, "parent {parent:?}");
         assert_eq!(
             c.routes(false).iter().any(|r| r["dst"] == "default"),
             on_vlan,
