@@ -168,12 +168,15 @@ async fn found(host: &Handle, parent: &Parent, link: Link) -> Result<Ensured> {
     let ours = link.alias.as_deref() == Some(OWNER_ALIAS);
     // A parent of ours is ours to bring up (after creation, or if someone set it down); a link
     // the host owns is used as it is.
-    if ours && !link.up {
+    let link = if ours && !link.up {
         host.set_link_up(&link).await.map_err(LinkError::Kernel)?;
-    }
-    let link = lookup(host, parent.name())
-        .await?
-        .ok_or_else(|| LinkError::NotFound(parent.name().to_owned()))?;
+        lookup(host, parent.name())
+            .await?
+            .ok_or_else(|| LinkError::NotFound(parent.name().to_owned()))?
+    } else {
+        // The hot path of every attach: one lookup, no second request.
+        link
+    };
     Ok(Ensured {
         link,
         ours,
