@@ -9,6 +9,7 @@ use oci_macvlan_netlink_core::Handle;
 use crate::{
     Context, annotations,
     error::{Error, Result},
+    journal::Invocation,
     log,
     oci::{Config, State},
 };
@@ -39,21 +40,30 @@ impl Stage {
     }
 }
 
-pub fn run(ctx: &Context, stage: Option<&str>) -> Result<()> {
+/// Runs the hook, telling `inv` (the journal's record) what it learns as it goes.
+pub fn run(ctx: &Context, stage: Option<&str>, inv: &mut Invocation) -> Result<()> {
     let state = State::read(io::stdin().lock())?;
+    inv.set_container(&state.id);
     macvlan::check_container_id(&state.id)?;
     let stage = match stage {
         Some(arg) => Stage::from_arg(arg)?,
         None => Stage::from_status(&state.status)?,
     };
     match stage {
-        Stage::Attach => attach(ctx, &state),
-        Stage::Detach => detach(ctx, &state),
+        Stage::Attach => {
+            inv.action = Some("attach");
+            attach(ctx, &state, inv)
+        }
+        Stage::Detach => {
+            inv.action = Some("detach");
+            detach(ctx, &state)
+        }
     }
 }
 
-fn attach(ctx: &Context, state: &State) -> Result<()> {
-    let not_ours = || {
+fn attach(ctx: &Context, state: &State, inv: &mut Invocation) -> Result<()> {
+    let mut not_ours = || {
+        inv.skipped = true;
         let key = annotations::NETWORKS;
         log::debug(
             ctx,
@@ -72,6 +82,7 @@ fn attach(ctx: &Context, state: &State) -> Result<()> {
     let Some(requests) = annotations::parse(&merged)? else {
         return not_ours();
     };
+    inv.networks = requests.iter().map(|r| r.network.clone()).collect();
     let networks = Networks::new(&ctx.config_dir);
     let definitions = requests
         .iter()

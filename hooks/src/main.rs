@@ -11,6 +11,7 @@ mod doctor;
 mod error;
 mod hook;
 mod install;
+mod journal;
 mod log;
 mod network_cmd;
 mod oci;
@@ -53,7 +54,12 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Network(command) => network_cmd::run(&ctx, command),
-        Command::Hook { stage } => hook::run(&ctx, stage.as_deref()),
+        Command::Hook { stage } => {
+            let mut invocation = journal::Invocation::start(stage.as_deref());
+            let result = hook::run(&ctx, stage.as_deref(), &mut invocation);
+            invocation.record(&ctx.state_dir, &result);
+            result
+        }
         Command::Verify => state_cmd::verify(&ctx),
         Command::Gc => state_cmd::gc(&ctx),
         Command::Install(args) => install::run(&ctx, &args),

@@ -123,12 +123,25 @@ impl Lan {
     /// podman runs poststop hooks), stdin and stderr piped, stdout piped or discarded. `nsenter`
     /// execs the binary: the child's pid is the binary's.
     pub fn spawn_cli(&self, args: &[&str], stdout: bool) -> Child {
+        self.spawn_with(&binary(), &[], args, stdout)
+    }
+
+    /// [`Lan::spawn_cli`] of another build of the binary (`program`), with `env` as its only
+    /// environment.
+    pub fn spawn_with(
+        &self,
+        program: &Path,
+        env: &[(&str, &str)],
+        args: &[&str],
+        stdout: bool,
+    ) -> Child {
         Command::new("nsenter")
             .arg(format!("--net={}", self.host.path().display()))
-            .arg(binary())
+            .arg(program)
             .args(self.dir_args())
             .args(args)
             .env_clear()
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(if stdout {
                 Stdio::piped()
@@ -142,13 +155,23 @@ impl Lan {
 
     /// Runs `oci-macvlan ARGS…` (see [`Lan::spawn_cli`]) with `stdin`.
     pub fn cli(&self, args: &[&str], stdin: &str) -> Outcome {
-        let mut child = self.spawn_cli(args, true);
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
+        self.cli_with(&binary(), &[], args, stdin.as_bytes())
+    }
+
+    /// Runs `program ARGS…` (see [`Lan::spawn_with`]) with `stdin`, which may be any bytes. A
+    /// process killed by a signal has `code` -1.
+    pub fn cli_with(
+        &self,
+        program: &Path,
+        env: &[(&str, &str)],
+        args: &[&str],
+        stdin: &[u8],
+    ) -> Outcome {
+        let mut child = self.spawn_with(program, env, args, true);
+        let mut input = child.stdin.take().unwrap();
+        // A hook may stop reading early (input too large, or killed): a broken pipe is its answer.
+        let _ = input.write_all(stdin);
+        drop(input);
         let out = child.wait_with_output().unwrap();
         Outcome {
             code: out.status.code().unwrap_or(-1),
@@ -212,6 +235,55 @@ impl Lan {
             }
             Err(_) => Vec::new(),
         }
+    }
+
+    /// Lock files left in the state dir.
+    pub fn locks(&self) -> Vec<String> {
+        match std::fs::read_dir(self.state_dir().join("locks")) {
+            Ok(dir) => dir
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// The hook journal (`<state-dir>/hooks.jsonl`), one JSON value per line.
+    pub fn journal(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.state_dir().join("hooks.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    }
+
+    /// Panics, saying what was left, unless nothing of any container is left: no lease on
+    /// `networks`, no endpoint record, no lock file, no link in the host namespace but `lo` and
+    /// the parent, and `verify` passes. `context` names the case in the message.
+    pub fn assert_no_residue(&self, networks: &[&str], context: &str) {
+        for net in networks {
+            assert_eq!(self.leased(net), 0, "{context}: a lease is left on {net}");
+        }
+        assert_eq!(
+            self.records(),
+            Vec::<String>::new(),
+            "{context}: records left"
+        );
+        assert_eq!(
+            self.locks(),
+            Vec::<String>::new(),
+            "{context}: lock files left"
+        );
+        assert_eq!(
+            self.host_link_names(),
+            ["lo", Self::PARENT],
+            "{context}: links left in the host namespace"
+        );
+        let verify = self.cli(&["verify"], "");
+        assert_eq!(
+            verify.code, 0,
+            "{context}: verify: {}{}",
+            verify.stdout, verify.stderr
+        );
     }
 
     /// The names of the links in the host namespace: `["lo", "lan0"]` unless something leaked.

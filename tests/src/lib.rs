@@ -36,6 +36,33 @@ pub fn binary() -> PathBuf {
     path
 }
 
+/// The `oci-macvlan` binary built with the `failpoints` feature: `$OCI_MACVLAN_FAILPOINTS_BIN`
+/// (built by `cargo xtask ci`), or built here into a target dir of its own, so that the binary
+/// other tests run is never replaced under them.
+pub fn failpoints_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("OCI_MACVLAN_FAILPOINTS_BIN") {
+        return PathBuf::from(path);
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let target = root.join("target/failpoints");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args([
+            "build",
+            "--package",
+            "oci-macvlan",
+            "--features",
+            "failpoints",
+        ])
+        .arg("--target-dir")
+        .arg(&target)
+        .current_dir(&root)
+        .status()
+        .unwrap();
+    assert!(status.success(), "cannot build oci-macvlan with failpoints");
+    target.join("debug/oci-macvlan")
+}
+
 /// Runs a program and returns its output; panics if it cannot be started.
 pub fn run(program: &str, args: &[&str]) -> Output {
     Command::new(program)

@@ -18,7 +18,7 @@ pub fn run() -> Result<()> {
             "--workspace",
             "--all-targets",
             "--features",
-            "oci-macvlan-tests/privileged,oci-macvlan-tests/vm",
+            "oci-macvlan-tests/privileged,oci-macvlan-tests/vm,oci-macvlan/failpoints",
             "--",
             "-D",
             "warnings",
@@ -37,6 +37,20 @@ pub fn run() -> Result<()> {
             missing.join(" ")
         );
     }
+    // The fault-injection suite's build, in a target dir of its own: the binary every other
+    // test runs never has failpoints.
+    cargo(
+        &[
+            "build",
+            "--package",
+            "oci-macvlan",
+            "--features",
+            "failpoints",
+            "--target-dir",
+            "target/failpoints",
+        ],
+        &[],
+    )?;
     cargo(&["build", "--package", "oci-macvlan"], &[])?;
     let mut totals = test_all()?;
     // The VM tier: what this kernel cannot do (802.1q, dummy), in Debian's kernel under qemu.
@@ -92,6 +106,10 @@ fn test_all() -> Result<Totals> {
     let mut child = Command::new(cargo)
         .args(args)
         .env("INSTA_UPDATE", "no")
+        .env(
+            "OCI_MACVLAN_FAILPOINTS_BIN",
+            root().join("target/failpoints/debug/oci-macvlan"),
+        )
         .env("CI", "true")
         .current_dir(root())
         .stdout(Stdio::piped())

@@ -11,7 +11,7 @@ use oci_macvlan_vlan::ifname_problem;
 use serde::Serialize;
 
 use crate::{
-    Error, Liveness, Mode, Network, ParentLink, Records, Result, default_mac,
+    Error, Liveness, Mode, Network, ParentLink, Records, Result, default_mac, failpoint,
     lock::FileLock,
     record::{Record, RecordedEndpoint, check_container_id},
     undo::{Step, Undo},
@@ -63,9 +63,24 @@ pub async fn attach(
 ) -> Result<Vec<Endpoint>> {
     let mut record = plan(req)?;
     let lock = records.lock(req.container_id)?;
-    let netns = Netns::open(req.netns).map_err(Error::ContainerNetns)?;
-    record.liveness = Some(Liveness::observe(req.pid, &netns)?);
-    let container = Handle::open(&netns).map_err(Error::ContainerNetns)?;
+    let opened = failpoint::hit("attach:locked").and_then(|()| {
+        let netns = Netns::open(req.netns).map_err(Error::ContainerNetns)?;
+        let liveness = Liveness::observe(req.pid, &netns)?;
+        let container = Handle::open(&netns).map_err(Error::ContainerNetns)?;
+        Ok((netns, liveness, container))
+    });
+    let (netns, liveness, container) = match opened {
+        Ok(opened) => opened,
+        Err(err) => {
+            // Nothing was done; a container without a record (a first attach) leaves no lock
+            // file either.
+            if matches!(records.read(req.container_id), Ok(None)) {
+                let _ = lock.remove_file();
+            }
+            return Err(err);
+        }
+    };
+    record.liveness = Some(liveness);
     let mut undo = Undo::default();
     let result = attach_all(
         host, &container, &netns, store, records, req, &record, &mut undo,
@@ -160,12 +175,14 @@ async fn attach_all(
 ) -> Result<Vec<Endpoint>> {
     records.write(record)?;
     undo.push(Step::WroteRecord);
+    failpoint::hit("attach:recorded")?;
 
     let mut endpoints = Vec::with_capacity(req.attachments.len());
     let mut default_route = [false, false]; // [v4, v6]: the first network with a gateway wins
     for (att, planned) in req.attachments.iter().zip(&record.endpoints) {
         let net = att.network;
         let parent = resolve_parent(host, net).await?;
+        failpoint::hit("attach:net:parent")?;
         let owner = Owner {
             container_id: req.container_id.to_owned(),
             ifname: att.ifname.clone(),
@@ -191,20 +208,21 @@ async fn attach_all(
                 network: net.name.clone(),
                 source: Box::new(source),
             })?;
+        failpoint::hit("attach:net:leased")?;
 
         let configure = |source| Error::Configure {
             network: net.name.clone(),
             ifname: att.ifname.clone(),
             source,
         };
-        let mut gateways = Vec::new();
-        match container
+        let link = match container
             .link_by_name(&att.ifname)
             .await
             .map_err(configure)?
         {
-            // A re-run createRuntime: the link with our MAC is there, configured by the first run.
-            Some(link) if planned.is(&link) => {}
+            // A re-run createRuntime, or one after a hook that died half-way: the link with our
+            // MAC is there; configuring it again completes what is missing.
+            Some(link) if planned.is(&link) => link,
             Some(_) => {
                 return Err(Error::InterfaceExists {
                     ifname: att.ifname.clone(),
@@ -224,55 +242,31 @@ async fn attach_all(
                 create_macvlan(host, container, &spec)
                     .await
                     .map_err(configure)?;
-                undo.push(Step::CreatedLink {
-                    ifname: att.ifname.clone(),
-                });
-                let link = container
+                container
                     .link_by_name(&att.ifname)
                     .await
                     .map_err(configure)?
-                    .ok_or_else(|| configure(vanished(&att.ifname)))?;
-                for lease in &leases {
-                    container
-                        .add_address(&link, lease.ip, lease.subnet.prefix())
-                        .await
-                        .map_err(configure)?;
-                }
-                netns
-                    .write_sysctls(&link_sysctls(&att.ifname, &leases, net))
-                    .map_err(configure)?;
-                container.set_link_up(&link).await.map_err(|err| {
-                    // The kernel refuses, at link-up, a MAC that its parent or a sibling macvlan
-                    // already has; its EADDRINUSE alone does not say which address.
-                    match (err.errno(), planned.mac) {
-                        (Some(Errno::EADDRINUSE), Some(mac)) => Error::MacInUse {
-                            mac: mac.to_string(),
-                            network: net.name.clone(),
-                            parent: parent.name.clone(),
-                        },
-                        _ => configure(err),
-                    }
-                })?;
-                for lease in &leases {
-                    let Some(gateway) = net.gateway_for(lease.ip) else {
-                        continue;
-                    };
-                    let family = usize::from(gateway.is_ipv6());
-                    if !default_route[family] {
-                        container
-                            .add_default_route(&link, gateway)
-                            .await
-                            .map_err(configure)?;
-                        default_route[family] = true;
-                    }
-                }
+                    .ok_or_else(|| configure(vanished(&att.ifname)))?
             }
-        }
-        for lease in &leases {
-            if let Some(gateway) = net.gateway_for(lease.ip) {
-                gateways.push(gateway);
-            }
-        }
+        };
+        undo.push(Step::CreatedLink {
+            ifname: att.ifname.clone(),
+        });
+        failpoint::hit("attach:net:created")?;
+        let wiring = Wiring {
+            container,
+            netns,
+            link: &link,
+            net,
+            parent: &parent,
+            planned,
+            leases: &leases,
+        };
+        wiring.configure(&mut default_route).await?;
+        let gateways = leases
+            .iter()
+            .filter_map(|lease| net.gateway_for(lease.ip))
+            .collect();
         endpoints.push(endpoint(net, planned, &leases, gateways));
     }
     if let Some(lo) = container.link_by_name("lo").await.map_err(Error::Netlink)? {
@@ -280,7 +274,78 @@ async fn attach_all(
             container.set_link_up(&lo).await.map_err(Error::Netlink)?;
         }
     }
+    failpoint::hit("attach:done")?;
     Ok(endpoints)
+}
+
+/// One macvlan in the container's namespace and what it is to carry.
+struct Wiring<'a> {
+    container: &'a Handle,
+    netns: &'a Netns,
+    link: &'a Link,
+    net: &'a Network,
+    parent: &'a Link,
+    planned: &'a RecordedEndpoint,
+    leases: &'a [Lease],
+}
+
+impl Wiring<'_> {
+    /// Addresses, link settings, link up, default routes (the first network with a gateway of a
+    /// family gets that family's: `default_route` is `[v4, v6]`). Idempotent: what a previous,
+    /// interrupted attach already did (`EEXIST`) counts as done.
+    async fn configure(&self, default_route: &mut [bool; 2]) -> Result<()> {
+        let (net, link) = (self.net, self.link);
+        let configure = |source| Error::Configure {
+            network: net.name.clone(),
+            ifname: link.name.clone(),
+            source,
+        };
+        for lease in self.leases {
+            exists_ok(
+                self.container
+                    .add_address(link, lease.ip, lease.subnet.prefix())
+                    .await,
+            )
+            .map_err(configure)?;
+        }
+        failpoint::hit("attach:net:addressed")?;
+        self.netns
+            .write_sysctls(&link_sysctls(&link.name, self.leases, net))
+            .map_err(configure)?;
+        failpoint::hit("attach:net:configured")?;
+        self.container.set_link_up(link).await.map_err(|err| {
+            // The kernel refuses, at link-up, a MAC that its parent or a sibling macvlan already
+            // has; its EADDRINUSE alone does not say which address.
+            match (err.errno(), self.planned.mac) {
+                (Some(Errno::EADDRINUSE), Some(mac)) => Error::MacInUse {
+                    mac: mac.to_string(),
+                    network: net.name.clone(),
+                    parent: self.parent.name.clone(),
+                },
+                _ => configure(err),
+            }
+        })?;
+        failpoint::hit("attach:net:up")?;
+        for lease in self.leases {
+            let Some(gateway) = net.gateway_for(lease.ip) else {
+                continue;
+            };
+            let family = usize::from(gateway.is_ipv6());
+            if !default_route[family] {
+                exists_ok(self.container.add_default_route(link, gateway).await)
+                    .map_err(configure)?;
+                default_route[family] = true;
+            }
+        }
+        failpoint::hit("attach:net:routed")
+    }
+}
+
+fn exists_ok(result: oci_macvlan_netlink_core::Result<()>) -> oci_macvlan_netlink_core::Result<()> {
+    match result {
+        Err(err) if err.errno() == Some(Errno::EEXIST) => Ok(()),
+        other => other,
+    }
 }
 
 /// Per-link settings, made before the link comes up:
@@ -397,6 +462,7 @@ pub async fn detach(
     container_id: &str,
 ) -> Result<Vec<Lease>> {
     let lock = records.lock(container_id)?;
+    failpoint::hit("detach:locked")?;
     let record = records.read(container_id)?;
     detach_locked(store, records, container_id, record.as_ref(), &lock).await
 }
@@ -415,10 +481,13 @@ pub(crate) async fn detach_locked(
             delete_recorded_links(path, expected, &record.endpoints).await?;
         }
     }
+    failpoint::hit("detach:links")?;
     let released = store
         .release_container(container_id)
         .map_err(Error::store)?;
+    failpoint::hit("detach:released")?;
     records.remove(container_id)?;
+    failpoint::hit("detach:unrecorded")?;
     lock.remove_file()?;
     Ok(released)
 }

@@ -167,6 +167,9 @@ pub enum Error {
         family: u8,
         key: String,
     },
+    /// A failpoint's `error` action (only in a `failpoints` build, for the fault-injection suite).
+    #[error("injected failure at failpoint {0}")]
+    Injected(&'static str),
 }
 
 impl Error {

@@ -6,6 +6,7 @@
 
 mod endpoint;
 mod error;
+pub mod failpoint;
 mod files;
 mod gc;
 mod lifecycle;

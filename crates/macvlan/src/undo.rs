@@ -35,6 +35,10 @@ impl Undo {
     ) -> bool {
         let mut clean = true;
         for step in self.steps.into_iter().rev() {
+            if crate::failpoint::hit("undo:step").is_err() {
+                clean = false;
+                continue;
+            }
             let undone = match step {
                 Step::CreatedLink { ifname } => match container {
                     Some(handle) => match handle.link_by_name(&ifname).await {

@@ -1,0 +1,80 @@
+//! Named failpoints at every step of attach, its undo, and detach, for the fault-injection suite
+//! (`tests/tests/failpoints.rs`). They exist only in a build with the `failpoints` feature, which
+//! no release build enables; without it [`hit`] is an empty inline function.
+//!
+//! `OCI_MACVLAN_FAILPOINTS=NAME=ACTION[@N][,…]`: at the N-th time (default: first) the step
+//! NAME is passed, ACTION happens: `kill` (the process SIGKILLs itself, as a runtime's timeout or
+//! the OOM killer would) or `error` (the step fails with [`Error::Injected`]).
+
+use crate::Result;
+#[cfg(feature = "failpoints")]
+use crate::error::Error;
+
+/// Every failpoint, in the order an attach (then its undo, then a detach) passes them. The
+/// `attach:net:*` points are passed once per network of the container.
+pub const ALL: &[&str] = &[
+    "attach:locked",
+    "attach:recorded",
+    "attach:net:parent",
+    "attach:net:leased",
+    "attach:net:created",
+    "attach:net:addressed",
+    "attach:net:configured",
+    "attach:net:up",
+    "attach:net:routed",
+    "attach:done",
+    "undo:step",
+    "detach:locked",
+    "detach:links",
+    "detach:released",
+    "detach:unrecorded",
+];
+
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub(crate) fn hit(_name: &'static str) -> Result<()> {
+    Ok(())
+}
+
+#[cfg(feature = "failpoints")]
+pub(crate) fn hit(name: &'static str) -> Result<()> {
+    use std::{collections::HashMap, sync::Mutex};
+
+    static HITS: Mutex<Option<HashMap<&'static str, u32>>> = Mutex::new(None);
+    debug_assert!(ALL.contains(&name), "undeclared failpoint {name}");
+    let Ok(spec) = std::env::var("OCI_MACVLAN_FAILPOINTS") else {
+        return Ok(());
+    };
+    let count = {
+        let mut hits = HITS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = hits
+            .get_or_insert_with(HashMap::new)
+            .entry(name)
+            .or_insert(0);
+        *n += 1;
+        *n
+    };
+    for entry in spec.split(',') {
+        let Some((point, action)) = entry.split_once('=') else {
+            continue;
+        };
+        let (action, nth) = match action.split_once('@') {
+            Some((action, nth)) => (action, nth.parse().unwrap_or(1)),
+            None => (action, 1),
+        };
+        if point != name || nth != count {
+            continue;
+        }
+        match action {
+            "kill" => {
+                let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+                unreachable!("SIGKILL returned");
+            }
+            "error" => return Err(Error::Injected(name)),
+            other => panic!("unknown failpoint action {other:?} for {name}"),
+        }
+    }
+    Ok(())
+}
