@@ -38,8 +38,15 @@ impl State {
         if bytes.len() as u64 > MAX_STATE {
             return Err(Error::StateTooLarge);
         }
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Err(Error::EmptyState);
+        match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+            None => return Err(Error::EmptyState),
+            // serde would take a JSON array for the struct's fields in order.
+            Some(b'{') => {}
+            Some(_) => {
+                return Err(Error::ParseState(serde::de::Error::custom(
+                    "expected a JSON object",
+                )));
+            }
         }
         serde_json::from_slice(&bytes).map_err(Error::ParseState)
     }

@@ -301,6 +301,34 @@ fn bad_input_fails_with_one_line_and_leaves_nothing() {
             3,
         ),
         case(
+            "network name with a slash",
+            &[
+                "network",
+                "create",
+                "--subnet",
+                "10.5.0.0/24",
+                "-o",
+                "parent=lan0",
+                "a/b",
+            ],
+            String::new(),
+            3,
+        ),
+        case(
+            "network name ..",
+            &[
+                "network",
+                "create",
+                "--subnet",
+                "10.5.0.0/24",
+                "-o",
+                "parent=lan0",
+                "..",
+            ],
+            String::new(),
+            3,
+        ),
+        case(
             "network name taken",
             &[
                 "network",

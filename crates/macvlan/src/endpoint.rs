@@ -64,7 +64,16 @@ pub async fn attach(
     let mut record = plan(req)?;
     let lock = records.lock(req.container_id)?;
     let opened = failpoint::hit("attach:locked").and_then(|()| {
-        let netns = Netns::open(req.netns).map_err(Error::ContainerNetns)?;
+        let netns = Netns::open(req.netns).map_err(|err| {
+            match (err.errno(), req.pid, req.persistent_netns) {
+                // The namespace was found through the pid: the process has exited.
+                (Some(Errno::ENOENT), Some(pid), false) => Error::ProcessGone {
+                    pid,
+                    path: req.netns.to_path_buf(),
+                },
+                _ => Error::ContainerNetns(err),
+            }
+        })?;
         let liveness = Liveness::observe(req.pid, &netns)?;
         let container = Handle::open(&netns).map_err(Error::ContainerNetns)?;
         Ok((netns, liveness, container))
