@@ -15,6 +15,8 @@ mod journal;
 mod log;
 mod network_cmd;
 mod oci;
+#[cfg(test)]
+mod properties;
 mod state_cmd;
 
 use cli::{Cli, Command, LogLevel};

@@ -8,8 +8,10 @@ use crate::{
     addr::{bounds, max_prefix, to_key},
 };
 
-/// One subnet of a network and the rules for handing out its addresses.
+/// One subnet of a network and the rules for handing out its addresses. Read from JSON through
+/// [`Pool::new`]: a hand-edited definition gets `network create`'s checks and errors.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "RawPool")]
 pub struct Pool {
     pub subnet: IpNetwork,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -18,6 +20,26 @@ pub struct Pool {
     pub ip_range: Option<IpNetwork>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub aux_addresses: BTreeMap<String, IpAddr>,
+}
+
+/// A pool as JSON has it, before [`Pool::new`] checks it.
+#[derive(Deserialize)]
+struct RawPool {
+    subnet: IpNetwork,
+    #[serde(default)]
+    gateway: Option<IpAddr>,
+    #[serde(default)]
+    ip_range: Option<IpNetwork>,
+    #[serde(default)]
+    aux_addresses: BTreeMap<String, IpAddr>,
+}
+
+impl TryFrom<RawPool> for Pool {
+    type Error = Error;
+
+    fn try_from(raw: RawPool) -> Result<Self> {
+        Self::new(raw.subnet, raw.gateway, raw.ip_range, raw.aux_addresses)
+    }
 }
 
 /// Why an address of a subnet is never handed out.
