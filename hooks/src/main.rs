@@ -35,6 +35,7 @@ impl Context {
     pub fn block_on<F: Future>(&self, fut: F) -> error::Result<F::Output> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
+            .enable_time()
             .build()
             .map_err(Error::Runtime)?;
         Ok(runtime.block_on(fut))

@@ -165,3 +165,29 @@ fn poststop_after_the_parent_is_gone() {
     let verify = lan.cli(&["verify"], "");
     assert_eq!(verify.code, 0, "verify: {}{}", verify.stdout, verify.stderr);
 }
+
+/// A container restarted at once (poststop, then createRuntime with the same id) gets the same
+/// MAC while the kernel may still be tearing down the old namespace's macvlan holding it: the
+/// attach waits for the MAC instead of failing.
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn a_container_restarted_at_once_gets_its_mac_back() {
+    let lan = Lan::new();
+    lan.create_network(NET, &[]);
+    let mut macs = Vec::new();
+    for round in 0..10 {
+        let ns = TestNetns::new("omt-ctr-");
+        let (_, stopped) = attached(&lan, "restarted", &ns);
+        macs.push(ns.link("eth0").unwrap()["address"].clone());
+        drop(ns); // the container exits; the kernel frees its macvlan in the background
+        poststop(&lan, &stopped, &format!("round {round}"));
+    }
+    assert!(
+        macs.windows(2).all(|w| w[0] == w[1]),
+        "MAC changed: {macs:?}"
+    );
+    lan.assert_no_residue(&[NET], "restarts");
+}

@@ -1,7 +1,7 @@
 use std::{
     net::IpAddr,
     path::Path,
-    time::{SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use ipnetwork::IpNetwork;
@@ -322,7 +322,7 @@ impl Wiring<'_> {
             .write_sysctls(&link_sysctls(&link.name, self.leases, net))
             .map_err(configure)?;
         failpoint::hit("attach:net:configured")?;
-        self.container.set_link_up(link).await.map_err(|err| {
+        self.link_up().await.map_err(|err| {
             // The kernel refuses, at link-up, a MAC that its parent or a sibling macvlan already
             // has; its EADDRINUSE alone does not say which address.
             match (err.errno(), self.planned.mac) {
@@ -349,6 +349,28 @@ impl Wiring<'_> {
         failpoint::hit("attach:net:routed")
     }
 }
+
+impl Wiring<'_> {
+    /// Sets the link up. A MAC still held by the macvlan of a namespace the kernel is tearing
+    /// down (a container restarted at once keeps its MAC) is `EADDRINUSE` until the kernel's
+    /// cleanup work gets to it, tens of milliseconds later: retried for [`MAC_SETTLE`].
+    async fn link_up(&self) -> oci_macvlan_netlink_core::Result<()> {
+        let deadline = Instant::now() + MAC_SETTLE;
+        let mut pause = Duration::from_millis(1);
+        loop {
+            match self.container.set_link_up(self.link).await {
+                Err(err) if err.errno() == Some(Errno::EADDRINUSE) && Instant::now() < deadline => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(50));
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+/// How long a MAC conflict at link-up is retried before it is an error.
+const MAC_SETTLE: Duration = Duration::from_secs(1);
 
 fn exists_ok(result: oci_macvlan_netlink_core::Result<()>) -> oci_macvlan_netlink_core::Result<()> {
     match result {
