@@ -37,7 +37,7 @@ pub enum Error {
     ParseConfig {
         path: PathBuf,
         #[source]
-        source: oci_spec::OciSpecError,
+        source: serde_json::Error,
     },
     #[error(
         "container {id} has no pid in its state, and its config names no network namespace path"
@@ -92,10 +92,6 @@ impl Error {
             Self::ReadConfig { source, .. } if source.kind() == io::ErrorKind::NotFound => {
                 exit::NOT_FOUND
             }
-            Self::ParseConfig {
-                source: oci_spec::OciSpecError::Io(source),
-                ..
-            } if source.kind() == io::ErrorKind::NotFound => exit::NOT_FOUND,
             Self::EmptyState
             | Self::StateTooLarge
             | Self::ParseState(_)

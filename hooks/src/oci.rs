@@ -6,7 +6,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use oci_spec::runtime::{LinuxNamespace, LinuxNamespaceType};
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
@@ -75,29 +75,44 @@ pub struct Config {
     netns_path: Option<PathBuf>,
 }
 
+/// The parts of `config.json` a hook reads. A real bundle config is mostly mounts, process and
+/// a seccomp profile of tens of kilobytes: serde skips those without building them, which a full
+/// `oci_spec::runtime::Spec` would do (and validate) at every hook start.
+#[derive(Debug, Deserialize)]
+struct ConfigJson {
+    #[serde(default)]
+    annotations: Option<HashMap<String, String>>,
+    #[serde(default)]
+    linux: Option<LinuxJson>,
+}
+
+#[derive(Debug, Deserialize)]
+struct LinuxJson {
+    #[serde(default)]
+    namespaces: Option<Vec<LinuxNamespace>>,
+}
+
 impl Config {
     pub fn load(path: &Path) -> Result<Self> {
-        if let Err(source) = std::fs::metadata(path) {
-            return Err(Error::ReadConfig {
-                path: path.to_path_buf(),
-                source,
-            });
-        }
-        let spec = Spec::load(path).map_err(|source| Error::ParseConfig {
+        let bytes = std::fs::read(path).map_err(|source| Error::ReadConfig {
             path: path.to_path_buf(),
             source,
         })?;
-        let network = spec
-            .linux()
-            .as_ref()
-            .and_then(|linux| linux.namespaces().as_ref())
+        let config: ConfigJson =
+            serde_json::from_slice(&bytes).map_err(|source| Error::ParseConfig {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        let network = config
+            .linux
+            .and_then(|linux| linux.namespaces)
             .and_then(|namespaces| {
                 namespaces
-                    .iter()
+                    .into_iter()
                     .find(|ns| ns.typ() == LinuxNamespaceType::Network)
             });
         Ok(Self {
-            annotations: spec.annotations().clone().unwrap_or_default(),
+            annotations: config.annotations.unwrap_or_default(),
             netns_path: match network {
                 None => Some(PathBuf::new()),
                 Some(ns) => ns.path().clone(),
@@ -125,6 +140,42 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The hook's partial reading of `config.json` agrees with oci-spec's full one, on a config
+    /// `runc spec` wrote (plus annotations and a namespace path).
+    #[test]
+    fn config_reads_what_oci_spec_reads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/runc-config.json");
+        let ours = Config::load(&path).unwrap();
+        let spec = oci_spec::runtime::Spec::load(&path).unwrap();
+        assert_eq!(Some(&ours.annotations), spec.annotations().as_ref());
+        assert_eq!(ours.netns_path, Some(PathBuf::from("/run/netns/ctr1")));
+
+        let dir = tempfile::tempdir().unwrap();
+        let write = |json: &str| {
+            let path = dir.path().join("config.json");
+            std::fs::write(&path, json).unwrap();
+            Config::load(&path)
+        };
+        // No network namespace: the host's, refused by `netns`.
+        let host = write(r#"{"linux":{"namespaces":[{"type":"pid"}]}}"#).unwrap();
+        assert_eq!(host.netns_path, Some(PathBuf::new()));
+        // A new namespace: found through the pid.
+        let new = write(r#"{"linux":{"namespaces":[{"type":"network"}]}}"#).unwrap();
+        assert_eq!(new.netns_path, None);
+        let errors: Vec<String> = [
+            r#"{"linux":{"namespaces":[{"type":"netz"}]}}"#,
+            r#"{"annotations":{"a":1}}"#,
+            "not json",
+        ]
+        .iter()
+        .map(|json| {
+            crate::error::one_line(&write(json).unwrap_err())
+                .replace(&dir.path().display().to_string(), "[DIR]")
+        })
+        .collect();
+        insta::assert_snapshot!(errors.join("\n"));
+    }
 
     #[test]
     fn state_parsing_is_lenient_and_errors_are_clear() {
