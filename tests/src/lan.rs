@@ -180,6 +180,27 @@ impl Lan {
         }
     }
 
+    /// Runs `oci-macvlan ARGS…` once per entry of `stdins`, all at once: every process is
+    /// started first and blocks on stdin until all run, then all are fed and awaited.
+    pub fn cli_together(&self, args: &[&str], stdins: &[String]) -> Vec<Outcome> {
+        let mut children: Vec<Child> = stdins.iter().map(|_| self.spawn_cli(args, true)).collect();
+        for (child, stdin) in children.iter_mut().zip(stdins) {
+            let mut input = child.stdin.take().unwrap();
+            let _ = input.write_all(stdin.as_bytes());
+        }
+        children
+            .into_iter()
+            .map(|child| {
+                let out = child.wait_with_output().unwrap();
+                Outcome {
+                    code: out.status.code().unwrap_or(-1),
+                    stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+                    stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+                }
+            })
+            .collect()
+    }
+
     /// Like [`Lan::cli`], and panics unless it exits 0.
     pub fn cli_ok(&self, args: &[&str], stdin: &str) -> String {
         let out = self.cli(args, stdin);

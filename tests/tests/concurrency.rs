@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::{collections::HashSet, io::Write};
+use std::collections::HashSet;
 
 use oci_macvlan_tests::{Lan, TestNetns};
 
@@ -46,27 +46,10 @@ fn sixty_four_hooks_race_for_sixty_two_addresses() {
 
     // Start every process first; each blocks on stdin until all are running, then all are
     // released together. The store does not exist yet: the first transactions create it.
-    let mut children: Vec<_> = states
-        .iter()
-        .map(|_| lan.spawn_cli(&["hook"], false))
-        .collect();
-    for (child, state) in children.iter_mut().zip(&states) {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(state.as_bytes())
-            .unwrap();
-    }
-    let outcomes: Vec<(i32, String)> = children
+    let outcomes: Vec<(i32, String)> = lan
+        .cli_together(&["hook"], &states)
         .into_iter()
-        .map(|child| {
-            let out = child.wait_with_output().unwrap();
-            (
-                out.status.code().unwrap_or(-1),
-                String::from_utf8_lossy(&out.stderr).into_owned(),
-            )
-        })
+        .map(|out| (out.code, out.stderr))
         .collect();
 
     let attached = outcomes.iter().filter(|(code, _)| *code == 0).count();

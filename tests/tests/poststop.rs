@@ -57,26 +57,8 @@ fn poststop_exits_0_and_leaves_nothing_whatever_it_finds() {
 
     // Eight at once.
     let (_, stopped) = attached(&lan, "eight", &ns);
-    let children: Vec<_> = (0..8)
-        .map(|_| {
-            let mut child = lan.spawn_cli(&["hook", "poststop"], false);
-            use std::io::Write;
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(stopped.as_bytes())
-                .unwrap();
-            child
-        })
-        .collect();
-    for child in children {
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "concurrent poststop: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+    for out in lan.cli_together(&["hook", "poststop"], &vec![stopped; 8]) {
+        assert_eq!(out.code, 0, "concurrent poststop: {}", out.stderr);
     }
     assert!(only_lo(&ns));
     lan.assert_no_residue(&[NET], "eight at once");

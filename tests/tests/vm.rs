@@ -103,24 +103,13 @@ fn concurrent_attaches_that_need_the_same_missing_parent_all_succeed() {
     create(&lan, "v61", "10.61.0.0/24", Some("lan0.61"), &[]);
     lan.host.ip(&["link", "del", "lan0.61"]);
     let namespaces: Vec<TestNetns> = (0..6).map(|_| TestNetns::new("omt-ctr-")).collect();
-    let children: Vec<_> = namespaces
+    let states: Vec<String> = namespaces
         .iter()
         .enumerate()
-        .map(|(i, ns)| {
-            let state = lan.fake_bundle(&format!("c{i}"), &[(ANN, "v61")], &ns.path(), "creating");
-            let mut child = lan.spawn_cli(&["hook"], false);
-            std::io::Write::write_all(child.stdin.as_mut().unwrap(), state.as_bytes()).unwrap();
-            drop(child.stdin.take());
-            child
-        })
+        .map(|(i, ns)| lan.fake_bundle(&format!("c{i}"), &[(ANN, "v61")], &ns.path(), "creating"))
         .collect();
-    for child in children {
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+    for out in lan.cli_together(&["hook"], &states) {
+        assert_eq!(out.code, 0, "{}", out.stderr);
     }
     let vlans: Vec<String> = lan
         .host_link_names()
