@@ -18,6 +18,7 @@ mod networks;
 mod record;
 mod undo;
 mod verify;
+mod wiring;
 
 pub use endpoint::{AttachRequest, Attachment, Endpoint, attach, detach};
 pub use error::{Error, ErrorKind, Result, one_line};
