@@ -150,3 +150,38 @@ fn a_hand_edited_index_is_reported_and_repaired_from_the_leases() {
     assert_eq!(lease(&mut store, &pools, 10), nth(10));
     assert_eq!(store.all_leases().unwrap().len(), 11);
 }
+
+/// `.cargo/config.toml` builds the bundled SQLite for short-lived processes (no preallocated
+/// caches, none of the unused extensions); a build that loses those options is slower at every
+/// hook, which nothing else would notice.
+#[test]
+fn built_with_the_hooks_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let mut stmt = store
+        .connection()
+        .prepare("PRAGMA compile_options")
+        .unwrap();
+    let options: Vec<String> = stmt
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    for wanted in [
+        "DEFAULT_PCACHE_INITSZ=0",
+        "DEFAULT_LOOKASIDE=0,0",
+        "DEFAULT_MEMSTATUS=0",
+        "OMIT_JSON",
+    ] {
+        assert!(
+            options.iter().any(|o| o == wanted),
+            "{wanted} not in {options:?}"
+        );
+    }
+    for unwanted in ["ENABLE_FTS5", "ENABLE_FTS3", "ENABLE_RTREE", "ENABLE_STAT4"] {
+        assert!(
+            !options.iter().any(|o| o == unwanted),
+            "{unwanted} in {options:?}"
+        );
+    }
+}
