@@ -21,17 +21,13 @@ impl Handle {
         Ok(Self { inner })
     }
 
-    /// A handle on `netns`. The socket is created by a helper thread that entered the namespace
-    /// for that one call; a netlink socket stays in the namespace it was created in.
+    /// A handle on `netns`: its socket is made with the thread inside the namespace for that
+    /// one call, and a netlink socket stays in the namespace it was made in.
     pub fn open(netns: &Netns) -> Result<Self> {
-        let runtime = tokio::runtime::Handle::current();
-        let path = netns.path().to_path_buf();
         let (conn, inner) = netns.run_inside(|| {
-            // Registering the socket with the reactor needs the runtime's context, not its thread.
-            let _ctx = runtime.enter();
             let (conn, inner, _) =
                 rtnetlink::new_connection().map_err(|source: io::Error| Error::OpenSocket {
-                    path: path.clone(),
+                    path: netns.path().to_path_buf(),
                     source,
                 })?;
             Ok((conn, inner))
