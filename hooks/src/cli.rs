@@ -1,4 +1,4 @@
-use std::path::PathBuf;
+use std::{ffi::OsString, path::PathBuf};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -27,6 +27,83 @@ pub struct Cli {
     pub log_level: LogLevel,
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// The command line, parsed. The argument lists a runtime passes a hook
+    /// (`[--config-dir D] [--state-dir D] [--log-level L] hook [STAGE]`) are read directly:
+    /// clap builds its whole command tree (every subcommand and its help) before it parses, about
+    /// 0.1 ms of every hook here. Anything else goes to clap, with its help, errors and
+    /// suggestions.
+    pub fn from_env() -> Result<Self, clap::Error> {
+        let args: Vec<OsString> = std::env::args_os().collect();
+        match hook_args(&args, |name| std::env::var_os(name).is_some()) {
+            Some(cli) => Ok(cli),
+            None => Self::try_parse_from(args),
+        }
+    }
+}
+
+/// The environment variables clap reads for the global options.
+const ENV_DIRS: [&str; 2] = ["OCI_MACVLAN_CONFIG_DIR", "OCI_MACVLAN_STATE_DIR"];
+
+/// `args` (the program name first) as the hook's `Cli`, if they are nothing but the global
+/// options, each once, as `--opt V` or `--opt=V`, then `hook` and at most a stage; `None` for
+/// anything else, and whenever one of [`ENV_DIRS`] is set. Every list this accepts, clap parses
+/// the same way (a property test in `properties.rs`); what it declines, clap decides.
+pub(crate) fn hook_args(args: &[OsString], env_is_set: impl Fn(&str) -> bool) -> Option<Cli> {
+    if ENV_DIRS.iter().any(|name| env_is_set(name)) {
+        return None;
+    }
+    let mut config_dir = None;
+    let mut state_dir = None;
+    let mut log_level = None;
+    let mut rest = args.get(1..)?.iter();
+    loop {
+        let arg = rest.next()?.to_str()?;
+        if arg == "hook" {
+            break;
+        }
+        let (name, value) = match arg.split_once('=') {
+            Some((name, value)) => (name, value),
+            None => (arg, rest.next()?.to_str()?),
+        };
+        if value.is_empty() || value.starts_with('-') {
+            return None;
+        }
+        let slot = match name {
+            "--config-dir" => &mut config_dir,
+            "--state-dir" => &mut state_dir,
+            "--log-level" => &mut log_level,
+            _ => return None,
+        };
+        if slot.replace(value).is_some() {
+            return None;
+        }
+    }
+    let stage = match rest.next() {
+        None => None,
+        Some(stage) => Some(
+            stage
+                .to_str()
+                .filter(|s| !s.is_empty() && !s.starts_with('-'))?,
+        ),
+    };
+    if rest.next().is_some() {
+        return None;
+    }
+    let log_level = match log_level {
+        None => LogLevel::Warn,
+        Some(level) => LogLevel::from_str(level, false).ok()?,
+    };
+    Some(Cli {
+        config_dir: PathBuf::from(config_dir.unwrap_or("/etc/oci-macvlan")),
+        state_dir: PathBuf::from(state_dir.unwrap_or("/run/oci-macvlan")),
+        log_level,
+        command: Command::Hook {
+            stage: stage.map(str::to_owned),
+        },
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]

@@ -3,8 +3,6 @@
 
 use std::{future::Future, path::PathBuf, process::ExitCode};
 
-use clap::Parser;
-
 mod annotations;
 mod cli;
 mod doctor;
@@ -43,7 +41,7 @@ impl Context {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::from_env() {
         Ok(cli) => cli,
         Err(err) => {
             let _ = err.print();

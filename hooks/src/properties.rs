@@ -1,11 +1,17 @@
 //! Property tests of the hook's parsers: the OCI state on stdin and the annotations take any
-//! input without a panic, and what they accept holds its promises.
+//! input without a panic, and what they accept holds its promises; the hook's own argument
+//! parser agrees with clap on everything it accepts.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, ffi::OsString};
 
+use clap::Parser;
 use proptest::prelude::*;
 
-use crate::{annotations, oci::State};
+use crate::{
+    annotations,
+    cli::{self, Cli},
+    oci::State,
+};
 
 /// JSON values of any shape, with the keys of an OCI state among the random ones.
 fn json() -> impl Strategy<Value = serde_json::Value> {
@@ -59,8 +65,138 @@ fn annotation_value() -> impl Strategy<Value = String> {
     ]
 }
 
+/// Command-line words: the hook's own, near misses, other subcommands, flags and random text.
+fn arg() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => prop::sample::select(vec![
+            "hook", "--config-dir", "--state-dir", "--log-level", "poststop", "createRuntime",
+            "/etc/x", "/run/y z", "info", "debug", "error", "warn",
+        ])
+        .prop_map(str::to_owned),
+        2 => (
+            prop::sample::select(vec!["--config-dir", "--state-dir", "--log-level", "--stage", "-x"]),
+            prop::sample::select(vec!["", "/d", "a=b", "-x", "info", "INFO", "trace"]),
+        )
+            .prop_map(|(name, value)| format!("{name}={value}")),
+        1 => prop::sample::select(vec![
+            "", "-", "--", "-h", "--help", "--version", "network", "ls", "verify", "gc", "HOOK",
+            "--config", "--state-dir-x", "--log-level=", "hook=1",
+        ])
+        .prop_map(str::to_owned),
+        1 => ".{0,8}",
+    ]
+}
+
+/// Argument lists shaped like a hook's, options from near-miss pools: most are read without
+/// clap, so the agreement below is tested on many accepted lists, not only on refusals.
+fn hook_shaped() -> impl Strategy<Value = Vec<String>> {
+    let option = (
+        prop::sample::select(vec!["--config-dir", "--state-dir", "--log-level"]),
+        prop::sample::select(vec![
+            "/d", "/run/x y", "info", "warn", "debug", "error", "Debug",
+        ]),
+        any::<bool>(),
+    )
+        .prop_map(|(name, value, joined)| {
+            if joined {
+                vec![format!("{name}={value}")]
+            } else {
+                vec![name.to_owned(), value.to_owned()]
+            }
+        });
+    (
+        prop::collection::vec(option, 0..4),
+        prop::collection::vec(
+            prop::sample::select(vec!["poststop", "createRuntime", "prestart", "x"]),
+            0..2,
+        ),
+    )
+        .prop_map(|(options, stage)| {
+            let mut words: Vec<String> = options.into_iter().flatten().collect();
+            words.push("hook".to_owned());
+            words.extend(stage.into_iter().map(str::to_owned));
+            words
+        })
+}
+
+/// `hook_args` as `main` calls it, with the test process's environment.
+fn fast(args: &[OsString]) -> Option<Cli> {
+    cli::hook_args(args, |name| std::env::var_os(name).is_some())
+}
+
+fn argv(words: &[&str]) -> Vec<OsString> {
+    std::iter::once("oci-macvlan")
+        .chain(words.iter().copied())
+        .map(OsString::from)
+        .collect()
+}
+
+/// What runtimes and `install` pass is read without clap, as clap would read it.
+#[test]
+fn the_hooks_own_command_lines_are_read_directly() {
+    for words in [
+        &["hook"][..],
+        &["hook", "poststop"],
+        &[
+            "--config-dir",
+            "/etc/om",
+            "--state-dir",
+            "/run/om",
+            "hook",
+            "createRuntime",
+        ],
+        &["--state-dir=/run/om", "--log-level=debug", "hook"],
+        &["--log-level", "info", "--config-dir=/e", "hook", "poststop"],
+    ] {
+        let args = argv(words);
+        let fast = fast(&args).unwrap_or_else(|| panic!("{words:?} went to clap"));
+        let clap = Cli::try_parse_from(&args).expect("clap accepts it");
+        assert_eq!(format!("{fast:?}"), format!("{clap:?}"), "{words:?}");
+    }
+}
+
+/// Help, errors, other subcommands, options after `hook`, and anything when the environment
+/// sets a directory: clap's.
+#[test]
+fn everything_else_goes_to_clap() {
+    for words in [
+        &[][..],
+        &["--help"],
+        &["hook", "--help"],
+        &["hook", "poststop", "extra"],
+        &["hook", "--state-dir", "/x"],
+        &["--state-dir", "/a", "--state-dir", "/b", "hook"],
+        &["--log-level", "INFO", "hook"],
+        &["--config-dir", "hook"],
+        &["--config-dir=", "hook"],
+        &["network", "ls"],
+        &["verify"],
+    ] {
+        assert!(fast(&argv(words)).is_none(), "{words:?}");
+    }
+    let with_env = cli::hook_args(&argv(&["hook"]), |name| name == "OCI_MACVLAN_STATE_DIR");
+    assert!(with_env.is_none());
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Every argument list the hook reads without clap, clap reads to the same `Cli`.
+    #[test]
+    fn the_hooks_argument_parser_agrees_with_clap(
+        words in prop_oneof![hook_shaped(), prop::collection::vec(arg(), 0..7)]
+    ) {
+        let args: Vec<OsString> = std::iter::once("oci-macvlan".to_owned())
+            .chain(words)
+            .map(OsString::from)
+            .collect();
+        if let Some(fast) = fast(&args) {
+            match Cli::try_parse_from(&args) {
+                Ok(clap) => prop_assert_eq!(format!("{fast:?}"), format!("{clap:?}")),
+                Err(err) => prop_assert!(false, "clap refuses {:?}: {}", args, err),
+            }
+        }
+    }
 
     #[test]
     fn oci_state_of_any_bytes_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
