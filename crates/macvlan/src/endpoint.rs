@@ -279,11 +279,10 @@ async fn attach_all(
             .collect();
         endpoints.push(endpoint(net, planned, &leases, gateways));
     }
-    if let Some(lo) = container.link_by_name("lo").await.map_err(Error::Netlink)? {
-        if !lo.up {
-            container.set_link_up(&lo).await.map_err(Error::Netlink)?;
-        }
-    }
+    container
+        .set_link_up_by_name("lo")
+        .await
+        .map_err(Error::Netlink)?;
     failpoint::hit("attach:done")?;
     Ok(endpoints)
 }

@@ -237,14 +237,28 @@ impl Handle {
     }
 
     pub async fn set_link_up(&self, link: &Link) -> Result<()> {
-        let msg = LinkUnspec::new_with_index(link.index).up().build();
+        self.set_up(
+            LinkUnspec::new_with_index(link.index).up().build(),
+            &link.name,
+        )
+        .await
+    }
+
+    /// Sets the link named `name` up, in one request: the kernel finds it by name (no lookup,
+    /// and no error if it is up already).
+    pub async fn set_link_up_by_name(&self, name: &str) -> Result<()> {
+        self.set_up(LinkUnspec::new_with_name(name).up().build(), name)
+            .await
+    }
+
+    async fn set_up(&self, msg: LinkMessage, name: &str) -> Result<()> {
         self.inner
             .link()
             .set(msg)
             .execute()
             .await
             .map_err(|err| Error::SetLinkUp {
-                name: link.name.clone(),
+                name: name.to_owned(),
                 source: err.into(),
             })
     }
