@@ -356,3 +356,52 @@ fn dual_stack_with_an_ipv6_slash_64_and_a_static_ip6() {
     }
     assert_eq!(lan.leased(NET), 0);
 }
+
+/// The container's interface name may be taken in the host namespace (this kernel creates the
+/// macvlan in the container's directly; one that checks the host's names too gets it under a
+/// temporary name, renamed inside) but not in the container: a link there that is not ours is
+/// refused, untouched, and nothing is left of the attach.
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn an_interface_name_taken_in_the_host_or_the_container() {
+    let lan = Lan::new();
+    lan.create_network(NET, &[]);
+    lan.host.ip(&[
+        "link", "add", "eth0", "type", "veth", "peer", "name", "eth0peer",
+    ]);
+    let a = TestNetns::new("omt-ctr-");
+    lan.cli_ok(
+        &["hook"],
+        &lan.fake_bundle("a", &[(ANN, NET)], &a.path(), "creating"),
+    );
+    let eth0 = a.link("eth0").expect("eth0 in the container");
+    assert_eq!(eth0["linkinfo"]["info_kind"], "macvlan", "{eth0}");
+    assert_eq!(a.addresses("eth0"), ["192.168.77.2/24"]);
+    assert_eq!(
+        lan.host.link("eth0").unwrap()["linkinfo"]["info_kind"],
+        "veth"
+    );
+    lan.cli_ok(&["hook"], &lan.fake_bundle("a", &[], &a.path(), "stopped"));
+    lan.host.ip(&["link", "del", "eth0"]);
+
+    let b = TestNetns::new("omt-ctr-");
+    b.ip(&[
+        "link", "add", "eth0", "type", "veth", "peer", "name", "other",
+    ]);
+    let out = lan.cli(
+        &["hook"],
+        &lan.fake_bundle("b", &[(ANN, NET)], &b.path(), "creating"),
+    );
+    assert_eq!(out.code, 5, "{}", out.stderr);
+    assert_eq!(
+        out.stderr.trim(),
+        "oci-macvlan: error: interface eth0 already exists in the container's network namespace"
+    );
+    assert_eq!(b.link("eth0").unwrap()["linkinfo"]["info_kind"], "veth");
+    let names: Vec<Value> = b.links().iter().map(|l| l["ifname"].clone()).collect();
+    assert_eq!(names, ["lo", "other", "eth0"]);
+    lan.assert_no_residue(&[NET], "eth0 taken in the container");
+}

@@ -225,40 +225,23 @@ async fn attach_all(
             ifname: att.ifname.clone(),
             source,
         };
-        let link = match container
-            .link_by_name(&att.ifname)
-            .await
-            .map_err(configure)?
-        {
-            // A re-run createRuntime, or one after a hook that died half-way: the link with our
-            // MAC is there; configuring it again completes what is missing.
-            Some(link) if planned.is(&link) => link,
-            Some(_) => {
-                return Err(Error::InterfaceExists {
-                    ifname: att.ifname.clone(),
-                });
-            }
-            None => {
-                let source_macs = net.source_macs()?;
-                let spec = NewMacvlan {
-                    parent: &parent,
-                    name: &att.ifname,
-                    mode: net.mode.to_netlink(),
-                    mac: planned.mac,
-                    mtu: net.mtu,
-                    source_macs: &source_macs,
-                    target: netns,
-                };
-                create_macvlan(host, container, &spec)
-                    .await
-                    .map_err(configure)?;
-                container
-                    .link_by_name(&att.ifname)
-                    .await
-                    .map_err(configure)?
-                    .ok_or_else(|| configure(vanished(&att.ifname)))?
-            }
+        let spec = NewMacvlan {
+            parent: &parent,
+            name: &att.ifname,
+            mode: net.mode.to_netlink(),
+            mac: planned.mac,
+            mtu: net.mtu,
+            source_macs: &net.source_macs()?,
+            target: netns,
         };
+        let link = create_or_adopt(host, container, &spec, planned)
+            .await
+            .map_err(|err| match err {
+                Created::NameTaken => Error::InterfaceExists {
+                    ifname: att.ifname.clone(),
+                },
+                Created::Netlink(source) => configure(source),
+            })?;
         undo.push(Step::CreatedLink {
             ifname: att.ifname.clone(),
         });
@@ -326,18 +309,55 @@ pub(crate) async fn resolve_parent(host: &Handle, net: &Network) -> Result<Link>
     Ok(ensured.link)
 }
 
-/// Creates the macvlan in the container's namespace under its final name; if the kernel reports
-/// the name taken (it may check it in the parent's namespace too), under a temporary name that is
-/// then renamed inside the container, as CNI and netavark do.
-async fn create_macvlan(
+/// Why [`create_or_adopt`] has no link for the container.
+enum Created {
+    /// The container has a link of that name that is not ours.
+    NameTaken,
+    Netlink(oci_macvlan_netlink_core::Error),
+}
+
+impl From<oci_macvlan_netlink_core::Error> for Created {
+    fn from(err: oci_macvlan_netlink_core::Error) -> Self {
+        Self::Netlink(err)
+    }
+}
+
+/// The container's macvlan for `spec`: created, or, when the container already has a link of
+/// that name with the planned MAC (a re-run createRuntime, or one after a hook that died
+/// half-way), adopted, so configuring it again completes what is missing. The name is looked up
+/// only when the kernel reports it taken: the usual attach makes one request fewer.
+async fn create_or_adopt(
+    host: &Handle,
+    container: &Handle,
+    spec: &NewMacvlan<'_>,
+    planned: &RecordedEndpoint,
+) -> Result<Link, Created> {
+    match host.create_macvlan(spec).await {
+        Ok(()) => {}
+        Err(err) if err.errno() == Some(Errno::EEXIST) => {
+            match container.link_by_name(spec.name).await? {
+                Some(link) if planned.is(&link) => return Ok(link),
+                Some(_) => return Err(Created::NameTaken),
+                // Taken in the parent's namespace, not in the container's.
+                None => create_renamed(host, container, spec).await?,
+            }
+        }
+        Err(err) => return Err(err.into()),
+    }
+    Ok(container
+        .link_by_name(spec.name)
+        .await?
+        .ok_or_else(|| vanished(spec.name))?)
+}
+
+/// Creates the macvlan whose name the kernel found taken in the parent's namespace (it may check
+/// there too) under a temporary name, then renames it inside the container, as CNI and netavark
+/// do.
+async fn create_renamed(
     host: &Handle,
     container: &Handle,
     spec: &NewMacvlan<'_>,
 ) -> oci_macvlan_netlink_core::Result<()> {
-    match host.create_macvlan(spec).await {
-        Err(err) if err.errno() == Some(Errno::EEXIST) => {}
-        other => return other,
-    }
     let temporary = temporary_name();
     host.create_macvlan(&NewMacvlan {
         name: &temporary,
