@@ -5,7 +5,8 @@
 //! end `lan0` is the parent), then re-runs itself inside the host namespace (`nsenter`), so that
 //! every tool is spawned there directly, as a runtime spawns a hook: no `nsenter` in any timing.
 //! Each cycle makes a fresh container namespace (not timed). Tools take turns within a cycle, so
-//! drift of the machine hits all of them alike.
+//! drift of the machine hits all of them alike. Three floors take their turns too: `/bin/true`,
+//! a static Rust program that does nothing, and a static program without libc.
 
 use std::{
     io::Write,
@@ -103,6 +104,8 @@ pub fn run(cycles: Option<&str>) -> Result<()> {
             bail!("network create {name} failed");
         }
     }
+    let floors = shm.path().join("floors");
+    build_floors(&floors)?;
     let out = root().join("target/bench");
     std::fs::create_dir_all(&out)?;
     let status = Command::new("nsenter")
@@ -113,6 +116,7 @@ pub fn run(cycles: Option<&str>) -> Result<()> {
         .env("OMB_CONFIG", lan.config_dir())
         .env("OMB_STATE", &state)
         .env("OMB_TMP", shm.path())
+        .env("OMB_FLOORS", &floors)
         .env("OMB_CYCLES", cycles.to_string())
         .env("OMB_OUT", &out)
         .status()?;
@@ -122,9 +126,69 @@ pub fn run(cycles: Option<&str>) -> Result<()> {
     Ok(())
 }
 
+/// The two static floors, compiled with this toolchain: a Rust program that does nothing (what
+/// starting oci-macvlan costs before its first line: the kernel's exec, glibc's and Rust's
+/// start-up), and one without any libc, whose `_start` exits at once (the kernel's exec alone).
+/// Their difference is glibc's start-up, which on a VM that traps CPUID dominates the floor.
+fn build_floors(dir: &Path) -> Result<()> {
+    const NOOP: &str = "fn main() {}\n";
+    const NO_LIBC: &str = r#"#![no_std]
+#![no_main]
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+#[unsafe(no_mangle)]
+pub extern "C" fn _start() -> ! {
+    // exit_group(0)
+    unsafe { core::arch::asm!("syscall", in("rax") 231, in("rdi") 0, options(noreturn)) }
+}
+"#;
+    std::fs::create_dir_all(dir)?;
+    for (name, source, flags) in [
+        (
+            "static-noop",
+            NOOP,
+            &["-C", "target-feature=+crt-static"][..],
+        ),
+        (
+            "no-libc",
+            NO_LIBC,
+            &[
+                "-C",
+                "panic=abort",
+                "-C",
+                "relocation-model=static",
+                "-C",
+                "link-arg=-nostartfiles",
+                "-C",
+                "link-arg=-nostdlib",
+                "-C",
+                "link-arg=-static",
+            ][..],
+        ),
+    ] {
+        let source_path = dir.join(format!("{name}.rs"));
+        std::fs::write(&source_path, source)?;
+        let status = Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into()))
+            .args(["-O", "--edition", "2024"])
+            .args(flags)
+            .arg(&source_path)
+            .arg("-o")
+            .arg(dir.join(name))
+            .status()
+            .context("rustc")?;
+        if !status.success() {
+            bail!("cannot build the {name} floor");
+        }
+    }
+    Ok(())
+}
+
 /// What the inner process is told by the outer one.
 struct Setup {
     binary: PathBuf,
+    floors: PathBuf,
     config: PathBuf,
     state: PathBuf,
     tmp: PathBuf,
@@ -142,23 +206,39 @@ fn env_path(key: &str) -> Result<PathBuf> {
 pub fn inner() -> Result<()> {
     let setup = Setup {
         binary: env_path("OMB_BIN")?,
+        floors: env_path("OMB_FLOORS")?,
         config: env_path("OMB_CONFIG")?,
         state: env_path("OMB_STATE")?,
         tmp: env_path("OMB_TMP")?,
         cycles: std::env::var("OMB_CYCLES")?.parse()?,
         out: env_path("OMB_OUT")?,
     };
-    let tools = [Tool::Ours, Tool::Cni, Tool::Netavark, Tool::Floor];
+    let tools = [
+        Tool::Ours,
+        Tool::Cni,
+        Tool::Netavark,
+        Tool::Floor(Floor::BinTrue),
+        Tool::Floor(Floor::StaticNoop),
+        Tool::Floor(Floor::NoLibc),
+    ];
     let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); tools.len() * 3];
     // Warm-up: page cache, first-use costs of the store and of each binary.
     for i in 0..5 {
         for tool in tools {
+            if let Tool::Floor(floor) = tool {
+                spawn_floor(&setup, floor)?;
+                continue;
+            }
             let gone = tool != Tool::Netavark;
             cycle(&setup, tool, "bench", &format!("warm{i}"), i, gone)?;
         }
     }
     for i in 0..setup.cycles {
         for (t, tool) in tools.into_iter().enumerate() {
+            if let Tool::Floor(floor) = tool {
+                samples[t * 3].push(spawn_floor(&setup, floor)?);
+                continue;
+            }
             let id = format!("c{i}");
             // Detach as each tool is used: the namespace already gone (runc, crun and CNI
             // runtimes call poststop/DEL after it died), except netavark, which podman always
@@ -176,14 +256,15 @@ pub fn inner() -> Result<()> {
     }
     let mut rows = Vec::new();
     for (t, tool) in tools.into_iter().enumerate() {
-        for (k, op) in [
-            "attach",
-            "detach, namespace gone",
-            "detach, namespace present",
-        ]
-        .into_iter()
-        .enumerate()
-        {
+        let ops = match tool {
+            Tool::Floor(_) => ["spawn", "", ""],
+            _ => [
+                "attach",
+                "detach, namespace gone",
+                "detach, namespace present",
+            ],
+        };
+        for (k, op) in ops.into_iter().enumerate() {
             if !samples[t * 3 + k].is_empty() {
                 rows.push(Row::new(tool.name(), op, &mut samples[t * 3 + k]));
             }
@@ -250,8 +331,18 @@ enum Tool {
     Ours,
     Cni,
     Netavark,
-    /// `/bin/true`, spawned the same way: what starting any hook costs on this machine.
-    Floor,
+    /// A program that does nothing, spawned the same way: what starting a hook costs.
+    Floor(Floor),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Floor {
+    /// `/bin/true`: dynamically linked, as most hooks are.
+    BinTrue,
+    /// A static Rust program with an empty `main`, built as oci-macvlan is.
+    StaticNoop,
+    /// A static program without libc: the kernel's exec and exit alone.
+    NoLibc,
 }
 
 impl Tool {
@@ -260,9 +351,24 @@ impl Tool {
             Self::Ours => "oci-macvlan",
             Self::Cni => "CNI macvlan + host-local",
             Self::Netavark => "netavark macvlan",
-            Self::Floor => "floor: spawn /bin/true",
+            Self::Floor(Floor::BinTrue) => "floor: /bin/true (dynamic, glibc)",
+            Self::Floor(Floor::StaticNoop) => "floor: static no-op (Rust, glibc)",
+            Self::Floor(Floor::NoLibc) => "floor: static no-op, no libc",
         }
     }
+}
+
+fn floor_path(setup: &Setup, floor: Floor) -> PathBuf {
+    match floor {
+        Floor::BinTrue => PathBuf::from("/bin/true"),
+        Floor::StaticNoop => setup.floors.join("static-noop"),
+        Floor::NoLibc => setup.floors.join("no-libc"),
+    }
+}
+
+/// One spawn of a floor program, fed and awaited as a hook is.
+fn spawn_floor(setup: &Setup, floor: Floor) -> Result<Duration> {
+    invoke(setup, Tool::Floor(floor), "", "", 0, Path::new(""), true)
 }
 
 /// One attach and one detach in a fresh namespace; returns their times.
@@ -378,7 +484,7 @@ fn invoke(
                 .arg(netns);
             (command, options.to_string())
         }
-        Tool::Floor => (Command::new("/bin/true"), String::new()),
+        Tool::Floor(floor) => (Command::new(floor_path(setup, floor)), String::new()),
     };
     command
         .stdin(Stdio::piped())
