@@ -7,20 +7,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(name = "oci-macvlan", version, disable_help_subcommand = true)]
 pub struct Cli {
     /// Where network definitions live.
-    #[arg(
-        long,
-        global = true,
-        env = "OCI_MACVLAN_CONFIG_DIR",
-        default_value = "/etc/oci-macvlan"
-    )]
+    #[arg(long, global = true, env = CONFIG_DIR_ENV, default_value = CONFIG_DIR)]
     pub config_dir: PathBuf,
     /// Where leases and endpoint records live (a tmpfs: a reboot starts clean).
-    #[arg(
-        long,
-        global = true,
-        env = "OCI_MACVLAN_STATE_DIR",
-        default_value = "/run/oci-macvlan"
-    )]
+    #[arg(long, global = true, env = STATE_DIR_ENV, default_value = STATE_DIR)]
     pub state_dir: PathBuf,
     /// What to print on stderr besides errors.
     #[arg(long, global = true, value_enum, default_value_t = LogLevel::Warn)]
@@ -44,8 +34,12 @@ impl Cli {
     }
 }
 
+const CONFIG_DIR: &str = "/etc/oci-macvlan";
+const CONFIG_DIR_ENV: &str = "OCI_MACVLAN_CONFIG_DIR";
+const STATE_DIR: &str = "/run/oci-macvlan";
+const STATE_DIR_ENV: &str = "OCI_MACVLAN_STATE_DIR";
 /// The environment variables clap reads for the global options.
-const ENV_DIRS: [&str; 2] = ["OCI_MACVLAN_CONFIG_DIR", "OCI_MACVLAN_STATE_DIR"];
+const ENV_DIRS: [&str; 2] = [CONFIG_DIR_ENV, STATE_DIR_ENV];
 
 /// `args` (the program name first) as the hook's `Cli`, if they are nothing but the global
 /// options, each once, as `--opt V` or `--opt=V`, then `hook` and at most a stage; `None` for
@@ -97,8 +91,8 @@ pub(crate) fn hook_args(args: &[OsString], env_is_set: impl Fn(&str) -> bool) ->
         Some(level) => LogLevel::from_str(level, false).ok()?,
     };
     Some(Cli {
-        config_dir: PathBuf::from(config_dir.unwrap_or("/etc/oci-macvlan")),
-        state_dir: PathBuf::from(state_dir.unwrap_or("/run/oci-macvlan")),
+        config_dir: PathBuf::from(config_dir.unwrap_or(CONFIG_DIR)),
+        state_dir: PathBuf::from(state_dir.unwrap_or(STATE_DIR)),
         log_level,
         command: Command::Hook {
             stage: stage.map(str::to_owned),

@@ -118,8 +118,9 @@ impl Netns {
         f()
     }
 
-    /// Writes sysctls under `/proc/sys/` inside this namespace, in order. Keys are path segments, e.g. `["net", "ipv4", "conf", "eth0", "arp_notify"]`, so
-    /// interface names containing dots (`eth0.50`) need no escaping.
+    /// Writes sysctls under `/proc/sys/` inside this namespace, in order. Keys are path
+    /// segments, e.g. `["net", "ipv4", "conf", "eth0", "arp_notify"]`, so interface names
+    /// containing dots (`eth0.50`) need no escaping.
     pub fn write_sysctls(&self, sysctls: &[Sysctl<'_>]) -> Result<()> {
         self.run_inside(|| {
             for sysctl in sysctls {
