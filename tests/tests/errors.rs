@@ -88,6 +88,12 @@ fn bad_input_fails_with_one_line_and_leaves_nothing() {
         ),
         case("missing config.json", &["hook"], missing_config, 4),
         case(
+            "network namespace is the host's",
+            &["hook"],
+            lan.fake_bundle("hostns", &[(ANN, NET)], &lan.host.path(), "creating"),
+            3,
+        ),
+        case(
             "unknown network",
             &["hook"],
             bundle("c2", &[(ANN, "nosuch")]),
@@ -363,6 +369,7 @@ fn bad_input_fails_with_one_line_and_leaves_nothing() {
     ];
 
     let tmp = lan.tmp().display().to_string();
+    let host_netns = lan.host.path().display().to_string();
     let mut report = Vec::new();
     for case in &cases {
         let args: Vec<&str> = case.args.iter().map(String::as_str).collect();
@@ -396,6 +403,7 @@ fn bad_input_fails_with_one_line_and_leaves_nothing() {
             case.name,
             case.code,
             line.replace(&tmp, "[TMP]")
+                .replace(&host_netns, "[HOST-NETNS]")
         ));
     }
     insta::assert_snapshot!(report.join("\n"));

@@ -76,6 +76,13 @@ pub async fn attach(
             }
         })?;
         let liveness = Liveness::observe(req.pid, &netns)?;
+        // A config.json that names the runtime's own namespace (`/proc/1/ns/net`, say) would get
+        // eth0, its addresses and a default route on the host.
+        if liveness.netns() == NetnsId::current().map_err(Error::Netlink)? {
+            return Err(Error::HostNetns {
+                path: req.netns.to_path_buf(),
+            });
+        }
         let container = Handle::open(&netns).map_err(Error::ContainerNetns)?;
         Ok((netns, liveness, container))
     });

@@ -144,6 +144,10 @@ pub enum Error {
     InterfaceExists { ifname: String },
     #[error("cannot open the container's network namespace")]
     ContainerNetns(#[source] netlink::Error),
+    #[error(
+        "network namespace {path} is the one oci-macvlan runs in, the host's: the container needs one of its own"
+    )]
+    HostNetns { path: PathBuf },
     #[error("cannot lease addresses on network {network}")]
     Lease {
         network: String,
@@ -218,6 +222,7 @@ impl Error {
             | Self::InvalidContainerId { .. }
             | Self::InvalidIfname { .. }
             | Self::InvalidMac { .. }
+            | Self::HostNetns { .. }
             | Self::WrongFamily { .. } => ErrorKind::Invalid,
             _ => ErrorKind::System,
         }

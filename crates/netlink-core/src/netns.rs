@@ -19,6 +19,13 @@ pub struct NetnsId {
     pub ino: u64,
 }
 
+impl NetnsId {
+    /// The namespace the calling thread is in.
+    pub fn current() -> Result<Self> {
+        Netns::open("/proc/thread-self/ns/net")?.identity()
+    }
+}
+
 /// An open network namespace: a file descriptor that keeps it alive while we hold it.
 #[derive(Debug)]
 pub struct Netns {
@@ -182,11 +189,8 @@ mod tests {
 
     use super::*;
 
-    /// The namespace the calling thread is in now.
     fn here() -> NetnsId {
-        Netns::open("/proc/thread-self/ns/net")
-            .and_then(|ns| ns.identity())
-            .expect("own namespace")
+        NetnsId::current().expect("own namespace")
     }
 
     #[test]
