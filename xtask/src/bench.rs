@@ -6,9 +6,7 @@
 //! every tool is spawned there directly, as a runtime spawns a hook: no `nsenter` in any timing.
 //! Each cycle makes a fresh container namespace (not timed). Tools take turns within a cycle, so
 //! drift of the machine hits all of them alike. Three floors take their turns too: `/bin/true`,
-//! a static Rust program that does nothing, and a static program without libc. Then each tool
-//! alone, cycle after cycle (no other tool's teardown in the kernel's background), and the scale
-//! series.
+//! a static Rust program that does nothing, and a static program without libc.
 
 use std::{
     io::Write,
@@ -34,7 +32,6 @@ const NETAVARK: &str = "/usr/lib/podman/netavark";
 const DEFAULT_CYCLES: usize = 200;
 const STATIC_TARGET: &str = "x86_64-unknown-linux-gnu";
 const SCALE_CYCLES: usize = 100;
-const ALONE_CYCLES: usize = 100;
 const SCALE_SERIES: [usize; 3] = [10, 1_000, 10_000];
 
 pub fn run(cycles: Option<&str>) -> Result<()> {
@@ -274,50 +271,12 @@ pub fn inner() -> Result<()> {
         }
     }
     let scale = scale_series(&setup)?;
-    rows.extend(alone_series(&setup)?);
     let report = Report {
         cycles: setup.cycles,
         rows,
         scale,
     };
     report.write(&setup.out)?;
-    Ok(())
-}
-
-/// Each tool's attach with no other tool's turn in between: `ALONE_CYCLES` cycles of one tool in
-/// a row, so the kernel is only ever busy with that tool's own teardowns. The interleaved loop
-/// above stays the comparison of record (drift hits all tools alike there); this shows how much
-/// the others' turns weigh on each.
-fn alone_series(setup: &Setup) -> Result<Vec<Row>> {
-    let mut rows = Vec::new();
-    for tool in [Tool::Ours, Tool::Cni, Tool::Netavark] {
-        settle(setup, tool)?;
-        let mut attach = Vec::new();
-        for i in 0..ALONE_CYCLES {
-            let gone = tool != Tool::Netavark;
-            let (a, _) = cycle(setup, tool, "bench", &format!("alone{i}"), i, gone)?;
-            attach.push(a);
-        }
-        rows.push(Row::new(tool.name(), "attach, alone", &mut attach));
-    }
-    Ok(rows)
-}
-
-/// Lets the kernel finish tearing down what earlier cycles left (dead namespaces are cleaned up
-/// in the background, tens of milliseconds each), then warms `tool` up with a few untimed cycles
-/// so that the pause itself (an idle vCPU) is not measured either.
-fn settle(setup: &Setup, tool: Tool) -> Result<()> {
-    std::thread::sleep(Duration::from_secs(1));
-    for i in 0..5 {
-        cycle(
-            setup,
-            tool,
-            "bench",
-            &format!("settle{i}"),
-            i,
-            tool != Tool::Netavark,
-        )?;
-    }
     Ok(())
 }
 
@@ -328,7 +287,6 @@ fn scale_series(setup: &Setup) -> Result<Vec<ScalePoint>> {
     for existing in SCALE_SERIES {
         fill(&setup.state, filled, existing)?;
         filled = existing;
-        settle(setup, Tool::Ours)?;
         let mut attach = Vec::new();
         for i in 0..SCALE_CYCLES {
             let (a, _) = cycle(

@@ -100,7 +100,6 @@ impl Report {
                 "attach",
                 "detach, namespace gone",
                 "detach, namespace present",
-                "attach, alone",
             ] {
                 if let (Some(ours), Some(theirs)) = (self.find(OURS, op), self.find(peer, op)) {
                     out.push((
