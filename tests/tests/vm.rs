@@ -363,3 +363,33 @@ fn doctor_on_a_kernel_with_8021q() {
         "doctor created the parent"
     );
 }
+
+/// On this kernel too, an interface name the host namespace also has is no obstacle for the
+/// container's macvlan (a kernel that checks the name where the link is made reports it taken,
+/// and the macvlan is made under a temporary name and renamed inside the container).
+#[test]
+fn an_interface_name_the_host_also_has() {
+    let lan = Lan::new();
+    create(
+        &lan,
+        "lan",
+        "10.91.0.0/24",
+        Some("lan0"),
+        &["--gateway", "10.91.0.1"],
+    );
+    lan.host.ip(&[
+        "link", "add", "eth0", "type", "veth", "peer", "name", "eth0peer",
+    ]);
+    let (ns, state) = attach(&lan, "a", &[(ANN, "lan")]);
+    let eth0 = ns.link("eth0").expect("eth0 in the container");
+    assert_eq!(eth0["linkinfo"]["info_kind"], "macvlan", "{eth0}");
+    assert_eq!(ns.addresses("eth0"), ["10.91.0.2/24"]);
+    assert_eq!(
+        host_link(&lan, "eth0").unwrap()["linkinfo"]["info_kind"],
+        "veth"
+    );
+    let names: Vec<Value> = ns.links().iter().map(|l| l["ifname"].clone()).collect();
+    assert_eq!(names, ["lo", "eth0"], "no temporary name left");
+    lan.cli_ok(&["hook", "poststop"], &state);
+    lan.host.ip(&["link", "del", "eth0"]);
+}
