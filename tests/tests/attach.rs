@@ -358,8 +358,8 @@ fn dual_stack_with_an_ipv6_slash_64_and_a_static_ip6() {
 }
 
 /// The container's interface name may be taken in the host namespace (this kernel creates the
-/// macvlan in the container's directly; one that checks the host's names too gets it under a
-/// temporary name, renamed inside) but not in the container: a link there that is not ours is
+/// macvlan in the container's directly; one that checks the host's names too, as Debian's 6.1 in
+/// the VM tier does, gets it under a temporary name, renamed inside) but not in the container: a link there that is not ours is
 /// refused, untouched, and nothing is left of the attach.
 #[test]
 #[cfg_attr(
