@@ -2,7 +2,7 @@
 
 use std::io;
 
-use oci_macvlan_ipam::SqliteStore;
+use oci_macvlan_ipam::LmdbStore;
 use oci_macvlan_macvlan::{self as macvlan, AttachRequest, Attachment, Networks, Records};
 use oci_macvlan_netlink_core::Handle;
 
@@ -105,7 +105,7 @@ fn attach(ctx: &Context, state: &State, inv: &mut Invocation) -> Result<()> {
             })
             .collect(),
     };
-    let mut store = SqliteStore::open(&ctx.state_dir).map_err(macvlan::Error::store)?;
+    let mut store = LmdbStore::open(&ctx.state_dir).map_err(macvlan::Error::store)?;
     let records = Records::new(&ctx.state_dir);
     let endpoints = ctx.block_on(async {
         let host = Handle::current().map_err(Error::HostNetlink)?;
@@ -130,7 +130,7 @@ fn attach(ctx: &Context, state: &State, inv: &mut Invocation) -> Result<()> {
 
 fn detach(ctx: &Context, state: &State) -> Result<()> {
     let records = Records::new(&ctx.state_dir);
-    let mut store = SqliteStore::open(&ctx.state_dir).map_err(macvlan::Error::store)?;
+    let mut store = LmdbStore::open(&ctx.state_dir).map_err(macvlan::Error::store)?;
     let released = ctx.block_on(macvlan::detach(&mut store, &records, &state.id))??;
     for lease in released {
         log::info(

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use oci_macvlan_ipam::{Lease, LeaseStore, SqliteStore, Usage};
+use oci_macvlan_ipam::{Lease, LeaseStore, LmdbStore, Usage};
 use oci_macvlan_macvlan::{self as macvlan, Network, NetworkSpec, Networks};
 use oci_macvlan_netlink_core::Handle;
 use serde_json::{Map, Value, json};
@@ -63,7 +63,7 @@ fn ls(networks: &Networks) -> Result<()> {
 }
 
 fn inspect(ctx: &Context, networks: &Networks, names: &[String]) -> Result<()> {
-    let mut store = SqliteStore::open(&ctx.state_dir).map_err(macvlan::Error::store)?;
+    let mut store = LmdbStore::open(&ctx.state_dir).map_err(macvlan::Error::store)?;
     let mut views = Vec::new();
     for name in names {
         let network = networks.load(name)?;
@@ -170,7 +170,7 @@ fn big_number(n: u128) -> Value {
 }
 
 fn rm(ctx: &Context, networks: &Networks, names: &[String]) -> Result<()> {
-    let mut store = SqliteStore::open(&ctx.state_dir).map_err(macvlan::Error::store)?;
+    let mut store = LmdbStore::open(&ctx.state_dir).map_err(macvlan::Error::store)?;
     let mut first_error = None;
     for name in names {
         let removed = ctx.block_on(async {
@@ -219,7 +219,7 @@ mod tests {
         .validate("f".repeat(64), "2026-11-23T00:00:00Z".into())
         .unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let mut store = SqliteStore::open(dir.path()).unwrap();
+        let mut store = LmdbStore::open(dir.path()).unwrap();
         let owner = Owner {
             container_id: "c1".into(),
             ifname: "eth0".into(),

@@ -1,6 +1,6 @@
 //! Operator tools over the state dir: `verify` (read-only) and `gc`.
 
-use oci_macvlan_ipam::SqliteStore;
+use oci_macvlan_ipam::LmdbStore;
 use oci_macvlan_macvlan::{self as macvlan, Networks, Records};
 
 use crate::{
@@ -13,7 +13,7 @@ use crate::{
 pub fn verify(ctx: &Context) -> Result<()> {
     let networks = Networks::new(&ctx.config_dir);
     let records = Records::new(&ctx.state_dir);
-    let mut store = SqliteStore::open(&ctx.state_dir).map_err(macvlan::Error::store)?;
+    let mut store = LmdbStore::open(&ctx.state_dir).map_err(macvlan::Error::store)?;
     let report = macvlan::verify(&networks, &mut store, &records)?;
     for problem in &report.problems {
         print(format_args!("{problem}\n"))?;
@@ -31,11 +31,17 @@ pub fn verify(ctx: &Context) -> Result<()> {
 /// `oci-macvlan gc`: one line per container taken back or left undecided, then a summary.
 pub fn gc(ctx: &Context) -> Result<()> {
     let records = Records::new(&ctx.state_dir);
-    let mut store = SqliteStore::open(&ctx.state_dir).map_err(macvlan::Error::store)?;
+    let mut store = LmdbStore::open(&ctx.state_dir).map_err(macvlan::Error::store)?;
     let report = ctx.block_on(macvlan::gc(&mut store, &records))??;
     let mut out = String::new();
     if report.index_rebuilt {
-        out.push_str("rebuilt the index of free addresses from the leases\n");
+        out.push_str("rebuilt the lease store's indexes from the leases\n");
+    }
+    let stale = store.clear_stale_readers().map_err(macvlan::Error::store)?;
+    if stale > 0 {
+        out.push_str(&format!(
+            "cleared {stale} read transactions of killed processes from the lease store\n"
+        ));
     }
     let mut leases = 0;
     for (id, why, released) in &report.released {

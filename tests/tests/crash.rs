@@ -10,7 +10,7 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use oci_macvlan_ipam::{LeaseStore, SqliteStore};
+use oci_macvlan_ipam::{LeaseStore, LmdbStore};
 use oci_macvlan_tests::{ContainerProcess, Lan};
 
 const NET: &str = "crash";
@@ -45,7 +45,7 @@ fn timed_attach(lan: &Lan, state: &str) -> Duration {
 }
 
 fn lease_holders(lan: &Lan) -> BTreeSet<String> {
-    let mut store = SqliteStore::open(&lan.state_dir()).unwrap();
+    let mut store = LmdbStore::open(&lan.state_dir()).unwrap();
     store
         .all_leases()
         .unwrap()

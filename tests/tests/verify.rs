@@ -3,10 +3,10 @@
 
 #![allow(clippy::unwrap_used)]
 
-use oci_macvlan_ipam::{Lease, LeaseStore, Owner, SqliteStore};
+use oci_macvlan_ipam::{Lease, LeaseStore, LmdbStore, Owner};
 use oci_macvlan_tests::{Lan, TestNetns};
 
-fn plant(store: &mut SqliteStore, ip: &str, subnet: &str, network: &str, container_id: &str) {
+fn plant(store: &mut LmdbStore, ip: &str, subnet: &str, network: &str, container_id: &str) {
     let lease = Lease {
         ip: ip.parse().unwrap(),
         subnet: subnet.parse::<ipnetwork::IpNetwork>().unwrap(),
@@ -40,7 +40,7 @@ fn verify_passes_on_a_sound_store_and_reports_each_planted_problem() {
         "ok: 1 leases, 1 endpoint records, no problems\n"
     );
 
-    let mut store = SqliteStore::open(&lan.state_dir()).unwrap();
+    let mut store = LmdbStore::open(&lan.state_dir()).unwrap();
     plant(
         &mut store,
         Lan::GATEWAY,

@@ -17,7 +17,7 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail};
-use oci_macvlan_ipam::{Lease, LeaseStore, Owner, SqliteStore};
+use oci_macvlan_ipam::{Lease, LeaseStore, LmdbStore, Owner};
 use oci_macvlan_tests::{Lan, TestNetns};
 
 use crate::{
@@ -306,7 +306,7 @@ fn scale_series(setup: &Setup) -> Result<Vec<ScalePoint>> {
 
 /// Leases `from..to` of network `scale`, held by filler containers, inserted directly.
 fn fill(state: &Path, from: usize, to: usize) -> Result<()> {
-    let mut store = SqliteStore::open(state)?;
+    let mut store = LmdbStore::open(state)?;
     store.transaction(|txn| {
         for i in from..to {
             let offset = u32::try_from(i + 2).unwrap_or(u32::MAX);

@@ -74,16 +74,21 @@ pub enum Error {
     OpenStore {
         path: PathBuf,
         #[source]
-        source: rusqlite::Error,
+        source: heed::Error,
     },
+    #[error(
+        "cannot take over the leases of {path}, an earlier oci-macvlan's store: {reason} (the \
+         file is left as it is; an address it holds would otherwise be handed out twice)"
+    )]
+    Legacy { path: PathBuf, reason: String },
     #[error("cannot create the state directory {path}")]
     CreateStateDir {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("lease store query failed")]
-    Query(#[from] rusqlite::Error),
+    #[error("lease store operation failed")]
+    Store(#[from] heed::Error),
     #[error("lease store holds a malformed row: {0}")]
     Corrupt(String),
 }

@@ -7,17 +7,18 @@
 mod addr;
 mod allocator;
 mod error;
+mod legacy;
+mod lmdb;
 mod pool;
 mod runs;
-mod sqlite;
-#[cfg(test)]
-mod sqlite_tests;
 mod store;
+#[cfg(test)]
+mod store_tests;
 mod usage;
 
 pub use allocator::{Request, allocate};
 pub use error::{Error, Result};
+pub use lmdb::LmdbStore;
 pub use pool::{Pool, Reserved};
-pub use sqlite::SqliteStore;
 pub use store::{Lease, LeaseStore, Owner, Txn};
 pub use usage::Usage;

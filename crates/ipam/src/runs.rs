@@ -1,34 +1,20 @@
-//! Runs of leased addresses: the `runs` table holds every maximal interval `[first, last]` of
-//! consecutive leased keys, kept in step with `leases` inside the same transaction. The lowest free
-//! address at or above a key is then one index probe away (the end of the run that covers the key,
-//! plus one) instead of a walk over every lease below it, so allocation and release cost
-//! O(log n) in the number of leases.
+//! Runs of leased addresses: the `runs` table maps the first key of every maximal interval
+//! `[first, last]` of consecutive leased keys to its last key, kept in step with the leases inside
+//! the same transaction. The lowest free address at or above a key is then one B-tree probe away
+//! (the end of the run that covers the key, plus one) instead of a walk over every lease below
+//! it, so allocation and release cost O(log n) in the number of leases.
 //!
-//! Keys are global, like the leases' primary key: overlapping networks share one address space,
-//! and a run may cross a subnet's edge, which is harmless because callers bound the answer.
+//! Keys are global, like the leases' keys: overlapping networks share one address space, and a
+//! run may cross a subnet's edge, which is harmless because callers bound the answer.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use std::ops::Bound;
+
+use heed::{Database, RoTxn, RwTxn, types::Bytes};
 
 use crate::{Error, Result};
 
-pub(crate) const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS runs (
-    first BLOB NOT NULL PRIMARY KEY,  -- 16-byte keys, as leases.ip
-    last  BLOB NOT NULL
-) WITHOUT ROWID;
-CREATE UNIQUE INDEX IF NOT EXISTS runs_by_last ON runs (last);
-";
-
-/// The statements of the hot path, which must each be an index search (see the tests).
-pub(crate) const COVERING: &str =
-    "SELECT first, last FROM runs WHERE first <= ?1 ORDER BY first DESC LIMIT 1";
-const ENDING_AT: &str = "SELECT first FROM runs WHERE last = ?1";
-const TAKE_STARTING_AT: &str = "DELETE FROM runs WHERE first = ?1 RETURNING last";
-const SET_LAST: &str = "UPDATE runs SET last = ?2 WHERE first = ?1";
-const DELETE_RUN: &str = "DELETE FROM runs WHERE first = ?1";
-const INSERT_RUN: &str = "INSERT INTO runs (first, last) VALUES (?1, ?2)";
-#[cfg(test)]
-pub(crate) const HOT: &[&str] = &[COVERING, ENDING_AT, TAKE_STARTING_AT, SET_LAST, DELETE_RUN];
+/// First key (16 bytes, big-endian) to last key of one run.
+pub(crate) type Runs = Database<Bytes, Bytes>;
 
 fn blob(key: u128) -> [u8; 16] {
     key.to_be_bytes()
@@ -37,22 +23,24 @@ fn blob(key: u128) -> [u8; 16] {
 pub(crate) fn key_of(blob: &[u8]) -> Result<u128> {
     let bytes: [u8; 16] = blob
         .try_into()
-        .map_err(|_| Error::Corrupt(format!("address blob of {} bytes", blob.len())))?;
+        .map_err(|_| Error::Corrupt(format!("address key of {} bytes", blob.len())))?;
     Ok(u128::from_be_bytes(bytes))
 }
 
+#[cfg(test)]
+thread_local! {
+    /// B-tree probes made by [`covering`], for tests that count what an allocation costs.
+    pub(crate) static PROBES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
 /// The run that covers `key`, if any.
-pub(crate) fn covering(conn: &Connection, key: u128) -> Result<Option<(u128, u128)>> {
-    let mut stmt = conn.prepare_cached(COVERING)?;
-    let row = stmt
-        .query_row(params![blob(key)], |row| {
-            Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, Vec<u8>>(1)?))
-        })
-        .optional()?;
-    let Some((first, last)) = row else {
+pub(crate) fn covering(runs: Runs, txn: &RoTxn, key: u128) -> Result<Option<(u128, u128)>> {
+    #[cfg(test)]
+    PROBES.with(|p| p.set(p.get() + 1));
+    let Some((first, last)) = runs.get_lower_than_or_equal_to(txn, &blob(key))? else {
         return Ok(None);
     };
-    let (first, last) = (key_of(&first)?, key_of(&last)?);
+    let (first, last) = (key_of(first)?, key_of(last)?);
     Ok((last >= key).then_some((first, last)))
 }
 
@@ -60,7 +48,8 @@ pub(crate) fn covering(conn: &Connection, key: u128) -> Result<Option<(u128, u12
 /// jumps over a whole run or one reserved key, so the cost depends on the number of reserved
 /// keys, not on the number of leases.
 pub(crate) fn lowest_free(
-    conn: &Connection,
+    runs: Runs,
+    txn: &RoTxn,
     lo: u128,
     hi: u128,
     reserved: &[u128],
@@ -72,7 +61,7 @@ pub(crate) fn lowest_free(
         }
         let next = if reserved.binary_search(&candidate).is_ok() {
             candidate
-        } else if let Some((_, last)) = covering(conn, candidate)? {
+        } else if let Some((_, last)) = covering(runs, txn, candidate)? {
             last
         } else {
             return Ok(Some(candidate));
@@ -84,102 +73,100 @@ pub(crate) fn lowest_free(
     }
 }
 
+/// How many keys in `lo..=hi` are leased: the overlap of the runs with the interval.
+pub(crate) fn count(runs: Runs, txn: &RoTxn, lo: u128, hi: u128) -> Result<u128> {
+    let overlap = |first: u128, last: u128| last.min(hi).saturating_sub(first.max(lo)) + 1;
+    let mut total = 0;
+    // A run that starts below `lo` and reaches into the interval.
+    if let Some((first, last)) = covering(runs, txn, lo)? {
+        if first < lo {
+            total += overlap(first, last);
+        }
+    }
+    let (lo_key, hi_key) = (blob(lo), blob(hi));
+    let range = (Bound::Included(&lo_key[..]), Bound::Included(&hi_key[..]));
+    for run in runs.range(txn, &range)? {
+        let (first, last) = run?;
+        total += overlap(key_of(first)?, key_of(last)?);
+    }
+    Ok(total)
+}
+
 /// Records that `key` became leased: joins the runs ending just below and starting just above.
-pub(crate) fn add(conn: &Connection, key: u128) -> Result<()> {
+pub(crate) fn add(runs: Runs, txn: &mut RwTxn, key: u128) -> Result<()> {
+    if covering(runs, txn, key)?.is_some() {
+        return Err(Error::Corrupt(format!(
+            "newly leased key {key:#x} is already in a run of leased addresses"
+        )));
+    }
+    // Runs are disjoint, so a run that covers `key - 1` ends there.
     let below = match key.checked_sub(1) {
-        Some(prev) => conn
-            .prepare_cached(ENDING_AT)?
-            .query_row(params![blob(prev)], |row| row.get::<_, Vec<u8>>(0))
-            .optional()?
-            .map(|first| key_of(&first))
-            .transpose()?,
+        Some(prev) => covering(runs, txn, prev)?.map(|(first, _)| first),
         None => None,
     };
     let above = match key.checked_add(1) {
-        Some(next) => conn
-            .prepare_cached(TAKE_STARTING_AT)?
-            .query_row(params![blob(next)], |row| row.get::<_, Vec<u8>>(0))
-            .optional()?
-            .map(|last| key_of(&last))
-            .transpose()?,
+        Some(next) => match runs.get(txn, &blob(next))? {
+            Some(last) => {
+                let last = key_of(last)?;
+                runs.delete(txn, &blob(next))?;
+                Some(last)
+            }
+            None => None,
+        },
         None => None,
     };
-    let last = above.unwrap_or(key);
-    match below {
-        Some(first) => conn
-            .prepare_cached(SET_LAST)?
-            .execute(params![blob(first), blob(last)])?,
-        None => insert(conn, key, last)?,
-    };
+    runs.put(
+        txn,
+        &blob(below.unwrap_or(key)),
+        &blob(above.unwrap_or(key)),
+    )?;
     Ok(())
 }
 
 /// Records that `key` is no longer leased: splits the run that covered it.
-pub(crate) fn remove(conn: &Connection, key: u128) -> Result<()> {
-    let Some((first, last)) = covering(conn, key)? else {
+pub(crate) fn remove(runs: Runs, txn: &mut RwTxn, key: u128) -> Result<()> {
+    let Some((first, last)) = covering(runs, txn, key)? else {
         return Err(Error::Corrupt(format!(
             "released key {key:#x} is in no run of leased addresses"
         )));
     };
-    conn.prepare_cached(DELETE_RUN)?
-        .execute(params![blob(first)])?;
+    runs.delete(txn, &blob(first))?;
     if first < key {
-        insert(conn, first, key - 1)?;
+        runs.put(txn, &blob(first), &blob(key - 1))?;
     }
     if key < last {
-        insert(conn, key + 1, last)?;
+        runs.put(txn, &blob(key + 1), &blob(last))?;
     }
     Ok(())
 }
 
-fn insert(conn: &Connection, first: u128, last: u128) -> rusqlite::Result<usize> {
-    conn.prepare_cached(INSERT_RUN)?
-        .execute(params![blob(first), blob(last)])
-}
-
-/// The runs that the leases imply, in order: what `runs` must hold.
-fn expected(conn: &Connection) -> Result<Vec<(u128, u128)>> {
-    let mut stmt = conn.prepare("SELECT ip FROM leases ORDER BY ip")?;
-    let mut rows = stmt.query([])?;
-    let mut runs: Vec<(u128, u128)> = Vec::new();
-    while let Some(row) = rows.next()? {
-        let key = key_of(&row.get::<_, Vec<u8>>(0)?)?;
-        match runs.last_mut() {
+/// The runs that `keys` (sorted) make: what `runs` must hold.
+pub(crate) fn expected(keys: impl IntoIterator<Item = u128>) -> Vec<(u128, u128)> {
+    let mut out: Vec<(u128, u128)> = Vec::new();
+    for key in keys {
+        match out.last_mut() {
             Some((_, last)) if last.checked_add(1) == Some(key) => *last = key,
-            _ => runs.push((key, key)),
+            _ => out.push((key, key)),
         }
     }
-    Ok(runs)
+    out
 }
 
-/// Rebuilds `runs` from `leases` (a schema upgrade).
-pub(crate) fn rebuild(conn: &Connection) -> Result<()> {
-    conn.execute("DELETE FROM runs", [])?;
-    for (first, last) in expected(conn)? {
-        insert(conn, first, last)?;
+/// What `runs` holds, in order.
+pub(crate) fn stored(runs: Runs, txn: &RoTxn) -> Result<Vec<(u128, u128)>> {
+    runs.iter(txn)?
+        .map(|run| {
+            let (first, last) = run?;
+            Ok((key_of(first)?, key_of(last)?))
+        })
+        .collect()
+}
+
+/// Replaces `runs` with `wanted`.
+pub(crate) fn rebuild(runs: Runs, txn: &mut RwTxn, wanted: &[(u128, u128)]) -> Result<()> {
+    runs.clear(txn)?;
+    for (first, last) in wanted {
+        runs.put(txn, &blob(*first), &blob(*last))?;
     }
     Ok(())
-}
-
-/// Whether `runs` matches `leases`; a description of the first difference if not.
-pub(crate) fn mismatch(conn: &Connection) -> Result<Option<String>> {
-    let mut stmt = conn.prepare("SELECT first, last FROM runs ORDER BY first")?;
-    let mut rows = stmt.query([])?;
-    let mut stored = Vec::new();
-    while let Some(row) = rows.next()? {
-        stored.push((
-            key_of(&row.get::<_, Vec<u8>>(0)?)?,
-            key_of(&row.get::<_, Vec<u8>>(1)?)?,
-        ));
-    }
-    let expected = expected(conn)?;
-    if stored == expected {
-        return Ok(None);
-    }
-    Ok(Some(format!(
-        "the index of free addresses disagrees with the leases ({} runs stored, {} expected); \
-         `oci-macvlan gc` rebuilds it",
-        stored.len(),
-        expected.len()
-    )))
 }

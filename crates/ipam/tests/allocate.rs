@@ -4,7 +4,7 @@
 
 use std::{collections::BTreeMap, net::IpAddr};
 
-use oci_macvlan_ipam::{Error, LeaseStore, Owner, Pool, Request, SqliteStore, allocate};
+use oci_macvlan_ipam::{Error, LeaseStore, LmdbStore, Owner, Pool, Request, allocate};
 
 fn pool(subnet: &str, gateway: Option<&str>, range: Option<&str>, aux: &[(&str, &str)]) -> Pool {
     Pool::new(
@@ -27,13 +27,13 @@ fn owner(id: &str) -> Owner {
 
 struct Fixture {
     _dir: tempfile::TempDir,
-    store: SqliteStore,
+    store: LmdbStore,
 }
 
 impl Fixture {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(dir.path()).unwrap();
+        let store = LmdbStore::open(dir.path()).unwrap();
         Self { _dir: dir, store }
     }
 
@@ -242,14 +242,16 @@ fn point_to_point_subnet_uses_both_addresses() {
 #[test]
 fn unreadable_store_fails_closed() {
     let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join(LmdbStore::DIR_NAME).join("data.mdb");
+    std::fs::create_dir(data.parent().unwrap()).unwrap();
     std::fs::write(
-        dir.path().join(SqliteStore::FILE_NAME),
-        b"this is not a database, it is a text file of some length.......",
+        &data,
+        b"this is not a database, it is a text file of some length.......".repeat(100),
     )
     .unwrap();
-    let err = SqliteStore::open(dir.path()).unwrap_err();
+    let err = LmdbStore::open(dir.path()).unwrap_err();
     assert!(matches!(err, Error::OpenStore { .. }), "{err}");
-    let kept = std::fs::read(dir.path().join(SqliteStore::FILE_NAME)).unwrap();
+    let kept = std::fs::read(&data).unwrap();
     assert!(
         kept.starts_with(b"this is not a database"),
         "the file must not be replaced"

@@ -10,7 +10,7 @@ use std::{
 };
 
 use ipnetwork::IpNetwork;
-use oci_macvlan_ipam::{Error, LeaseStore, Owner, Pool, Request, SqliteStore, allocate};
+use oci_macvlan_ipam::{Error, LeaseStore, LmdbStore, Owner, Pool, Request, allocate};
 use proptest::prelude::*;
 
 fn ip(v4: bool, bits: u128) -> IpAddr {
@@ -124,7 +124,7 @@ proptest! {
         prop_assert_eq!(&serde_json::from_str::<Pool>(&json).unwrap(), &pool);
 
         let dir = tempfile::tempdir().unwrap();
-        let mut store = SqliteStore::open(dir.path()).unwrap();
+        let mut store = LmdbStore::open(dir.path()).unwrap();
         let pools = [pool.clone()];
         let before = store.transaction(|txn| pool.usage(txn)).unwrap();
         let mut seen = BTreeSet::new();

@@ -1,0 +1,452 @@
+use std::{
+    collections::{HashMap, hash_map::Entry},
+    net::IpAddr,
+    path::{Path, PathBuf},
+    sync::{Mutex, PoisonError},
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use heed::{
+    Database, Env, EnvFlags, EnvOpenOptions, RoTxn, RwTxn,
+    types::{Bytes, Unit},
+};
+use ipnetwork::IpNetwork;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    Error, Lease, LeaseStore, Owner, Result, Txn,
+    addr::{from_blob, to_blob, to_key},
+    legacy,
+    runs::{self, Runs},
+};
+
+/// 1: leases, owners, runs (LMDB).
+const SCHEMA_VERSION: u32 = 1;
+/// The most the store may grow to. It is address space, not memory or disk: the file grows with
+/// its pages (a lease takes ~200 bytes; 10,000 leases ~4 MiB).
+const MAP_SIZE: usize = 1 << 30;
+
+/// The lease store: an LMDB environment in `state_dir/leases/`.
+///
+/// - LMDB serialises writers across processes with a robust mutex in its lock file (a writer
+///   killed while holding it does not block the next one), and readers never wait.
+/// - Every write is one copy-on-write transaction that a new meta page makes visible, so a
+///   process killed at any instant leaves the store as it was before or after that transaction.
+///   The meta page is not flushed at each commit (`NO_META_SYNC`): after a power loss, a disk
+///   store may lose its last transactions, never its integrity; the default state dir is a tmpfs.
+/// - A hook opens the store, runs one transaction and exits: opening is a few system calls and
+///   two `mmap`s, with nothing to parse or compile (README, Performance).
+#[derive(Debug)]
+pub struct LmdbStore {
+    env: Env,
+    dbs: Dbs,
+    dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Dbs {
+    /// Address key (16 bytes) to the lease's JSON.
+    leases: Database<Bytes, Bytes>,
+    /// Container id's hash (8 bytes) and address key: the leases of a container.
+    owners: Database<Bytes, Unit>,
+    runs: Runs,
+    meta: Database<Bytes, Bytes>,
+}
+
+/// A lease as the store keeps it, under its address.
+#[derive(Serialize, Deserialize)]
+struct Row {
+    network: String,
+    subnet: IpNetwork,
+    container_id: String,
+    ifname: String,
+    created_unix: u64,
+}
+
+/// Environments this process has open, by directory: LMDB forbids opening one twice in a
+/// process (closing either would drop the other's locks), so stores of one directory share it.
+static OPEN: Mutex<Option<HashMap<PathBuf, (Env, usize)>>> = Mutex::new(None);
+
+impl LmdbStore {
+    pub const DIR_NAME: &'static str = "leases";
+
+    /// Opens (or, on first use, creates) the store in `state_dir`, taking over the leases of an
+    /// earlier version's SQLite store (`leases.db`) if one is there. A store that exists but
+    /// cannot be read is an error, never silently replaced.
+    pub fn open(state_dir: &Path) -> Result<Self> {
+        let dir = state_dir.join(Self::DIR_NAME);
+        std::fs::create_dir_all(&dir).map_err(|source| Error::CreateStateDir {
+            path: dir.clone(),
+            source,
+        })?;
+        let env = acquire(&dir)?;
+        let opened = Self::open_dbs(&env, state_dir);
+        let dbs = match opened {
+            Ok(dbs) => dbs,
+            Err(err) => {
+                release(&dir);
+                return Err(err);
+            }
+        };
+        Ok(Self { env, dbs, dir })
+    }
+
+    fn open_dbs(env: &Env, state_dir: &Path) -> Result<Dbs> {
+        let mut wtxn = env.write_txn()?;
+        let dbs = Dbs {
+            leases: env.create_database(&mut wtxn, Some("leases"))?,
+            owners: env.create_database(&mut wtxn, Some("owners"))?,
+            runs: env.create_database(&mut wtxn, Some("runs"))?,
+            meta: env.create_database(&mut wtxn, Some("meta"))?,
+        };
+        match dbs.meta.get(&wtxn, b"version")? {
+            None => {
+                dbs.meta
+                    .put(&mut wtxn, b"version", &SCHEMA_VERSION.to_be_bytes())?;
+            }
+            Some(v) if v == SCHEMA_VERSION.to_be_bytes() => {}
+            Some(other) => {
+                return Err(Error::Corrupt(format!(
+                    "lease store schema version {other:?} is not the one this oci-macvlan \
+                     understands ({SCHEMA_VERSION})"
+                )));
+            }
+        }
+        // An earlier version's SQLite store: its leases are copied in the same transaction that
+        // records its identity, so many hooks starting at once after an upgrade copy it once.
+        let legacy = legacy::Legacy::find(state_dir)?;
+        if let Some(legacy) = &legacy {
+            if dbs.meta.get(&wtxn, b"imported")? != Some(&legacy.identity[..]) {
+                for lease in legacy.leases()? {
+                    if dbs.leases.get(&wtxn, &to_blob(lease.ip))?.is_none() {
+                        insert(dbs, &mut wtxn, &lease)?;
+                    }
+                }
+                dbs.meta.put(&mut wtxn, b"imported", &legacy.identity)?;
+            }
+        }
+        wtxn.commit()?;
+        if let Some(legacy) = legacy {
+            legacy.retire();
+        }
+        Ok(dbs)
+    }
+
+    /// Drops what processes killed in a read transaction left in the lock file's reader table
+    /// (they would keep the store from reusing pages); returns how many.
+    pub fn clear_stale_readers(&self) -> Result<usize> {
+        Ok(self.env.clear_stale_readers()?)
+    }
+
+    fn write<T>(&self, f: impl FnOnce(&mut RwTxn) -> Result<T>) -> Result<T> {
+        let mut wtxn = self.env.write_txn()?;
+        let out = f(&mut wtxn)?;
+        wtxn.commit()?;
+        Ok(out)
+    }
+
+    /// Deletes the leases of `container_id` that `keep` selects, with their index entries.
+    fn delete(&mut self, container_id: &str, keep: impl Fn(&Lease) -> bool) -> Result<Vec<Lease>> {
+        let dbs = self.dbs;
+        self.write(|wtxn| {
+            let deleted: Vec<Lease> = owned(dbs, wtxn, container_id)?
+                .into_iter()
+                .filter(|lease| keep(lease))
+                .collect();
+            for lease in &deleted {
+                let key = to_key(lease.ip);
+                dbs.leases.delete(wtxn, &key.to_be_bytes())?;
+                dbs.owners
+                    .delete(wtxn, &owner_key(&lease.owner.container_id, key))?;
+                runs::remove(dbs.runs, wtxn, key)?;
+            }
+            Ok(deleted)
+        })
+    }
+
+    /// Empties the index of runs, as a hand edit of the store might.
+    #[cfg(test)]
+    pub(crate) fn damage_runs(&mut self) {
+        let dbs = self.dbs;
+        self.write(|wtxn| Ok(dbs.runs.clear(wtxn)?))
+            .unwrap_or_else(|err| panic!("{err}"));
+    }
+
+    /// Drops the index entry of `container_id`'s lease on `ip`.
+    #[cfg(test)]
+    pub(crate) fn damage_owners(&mut self, container_id: &str, ip: IpAddr) {
+        let dbs = self.dbs;
+        let key = owner_key(container_id, to_key(ip));
+        self.write(|wtxn| Ok(dbs.owners.delete(wtxn, &key)?))
+            .unwrap_or_else(|err| panic!("{err}"));
+    }
+
+    fn leases(&self, keep: impl Fn(&Lease) -> bool) -> Result<Vec<Lease>> {
+        let rtxn = self.env.read_txn()?;
+        let mut out = Vec::new();
+        for row in self.dbs.leases.iter(&rtxn)? {
+            let (key, value) = row?;
+            let lease = decode(key, value)?;
+            if keep(&lease) {
+                out.push(lease);
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Drop for LmdbStore {
+    fn drop(&mut self) {
+        release(&self.dir);
+    }
+}
+
+fn acquire(dir: &Path) -> Result<Env> {
+    let mut open = OPEN.lock().unwrap_or_else(PoisonError::into_inner);
+    let open = open.get_or_insert_with(HashMap::new);
+    match open.entry(dir.to_path_buf()) {
+        Entry::Occupied(mut entry) => {
+            entry.get_mut().1 += 1;
+            Ok(entry.get().0.clone())
+        }
+        Entry::Vacant(entry) => {
+            let mut options = EnvOpenOptions::new();
+            options.map_size(MAP_SIZE).max_dbs(4);
+            // SAFETY: heed asks the caller to keep the memory-mapped files from being changed
+            // behind LMDB's back: `OPEN` keeps this process from opening the environment twice,
+            // and only LMDB itself writes the store's files.
+            #[allow(unsafe_code)]
+            let env = unsafe {
+                options.flags(EnvFlags::NO_META_SYNC);
+                options.open(dir)
+            }
+            .map_err(|source| Error::OpenStore {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+            entry.insert((env.clone(), 1));
+            Ok(env)
+        }
+    }
+}
+
+fn release(dir: &Path) {
+    let mut open = OPEN.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(open) = open.as_mut() {
+        if let Entry::Occupied(mut entry) = open.entry(dir.to_path_buf()) {
+            entry.get_mut().1 -= 1;
+            if entry.get().1 == 0 {
+                entry.remove();
+            }
+        }
+    }
+}
+
+/// FNV-1a: a container id may be 1,024 bytes, more than an LMDB key holds. A collision only
+/// puts two containers' entries side by side; every reader checks the lease's owner.
+fn id_hash(container_id: &str) -> [u8; 8] {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in container_id.bytes() {
+        hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+    }
+    hash.to_be_bytes()
+}
+
+fn owner_key(container_id: &str, key: u128) -> [u8; 24] {
+    let mut out = [0; 24];
+    out[..8].copy_from_slice(&id_hash(container_id));
+    out[8..].copy_from_slice(&key.to_be_bytes());
+    out
+}
+
+fn decode(key: &[u8], value: &[u8]) -> Result<Lease> {
+    let ip = from_blob(key)
+        .ok_or_else(|| Error::Corrupt(format!("address key of {} bytes", key.len())))?;
+    let row: Row = serde_json::from_slice(value)
+        .map_err(|err| Error::Corrupt(format!("lease of {ip}: {err}")))?;
+    Ok(Lease {
+        ip,
+        subnet: row.subnet,
+        network: row.network,
+        owner: Owner {
+            container_id: row.container_id,
+            ifname: row.ifname,
+        },
+    })
+}
+
+fn insert(dbs: Dbs, wtxn: &mut RwTxn, lease: &Lease) -> Result<()> {
+    let row = Row {
+        network: lease.network.clone(),
+        subnet: lease.subnet,
+        container_id: lease.owner.container_id.clone(),
+        ifname: lease.owner.ifname.clone(),
+        created_unix: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    };
+    let value = serde_json::to_vec(&row).map_err(|err| Error::Corrupt(err.to_string()))?;
+    let key = to_key(lease.ip);
+    dbs.leases.put(wtxn, &key.to_be_bytes(), &value)?;
+    dbs.owners
+        .put(wtxn, &owner_key(&lease.owner.container_id, key), &())?;
+    runs::add(dbs.runs, wtxn, key)
+}
+
+/// Every lease `container_id` holds, in address order.
+fn owned(dbs: Dbs, txn: &RoTxn, container_id: &str) -> Result<Vec<Lease>> {
+    let mut keys = Vec::new();
+    for entry in dbs.owners.prefix_iter(txn, &id_hash(container_id))? {
+        let (owner_key, ()) = entry?;
+        keys.push(owner_key[8..].to_vec());
+    }
+    let mut out = Vec::new();
+    for key in keys {
+        if let Some(value) = dbs.leases.get(txn, &key)? {
+            let lease = decode(&key, value)?;
+            if lease.owner.container_id == container_id {
+                out.push(lease);
+            }
+        }
+    }
+    Ok(out)
+}
+
+struct LmdbTxn<'t, 'e> {
+    wtxn: &'t mut RwTxn<'e>,
+    dbs: Dbs,
+}
+
+impl Txn for LmdbTxn<'_, '_> {
+    fn owner_leases(&mut self, network: &str, owner: &Owner) -> Result<Vec<Lease>> {
+        let mut leases = owned(self.dbs, self.wtxn, &owner.container_id)?;
+        leases.retain(|l| l.network == network && l.owner.ifname == owner.ifname);
+        Ok(leases)
+    }
+
+    fn lease_of(&mut self, ip: IpAddr) -> Result<Option<Lease>> {
+        let key = to_blob(ip);
+        match self.dbs.leases.get(self.wtxn, &key)? {
+            Some(value) => decode(&key, value).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn lowest_free(&mut self, lo: u128, hi: u128, reserved: &[u128]) -> Result<Option<u128>> {
+        runs::lowest_free(self.dbs.runs, self.wtxn, lo, hi, reserved)
+    }
+
+    fn insert(&mut self, lease: &Lease) -> Result<()> {
+        insert(self.dbs, self.wtxn, lease)
+    }
+
+    fn count_leased(&mut self, lo: u128, hi: u128) -> Result<u128> {
+        runs::count(self.dbs.runs, self.wtxn, lo, hi)
+    }
+}
+
+impl LeaseStore for LmdbStore {
+    fn transaction<T>(&mut self, f: impl FnOnce(&mut dyn Txn) -> Result<T>) -> Result<T> {
+        let dbs = self.dbs;
+        self.write(|wtxn| f(&mut LmdbTxn { wtxn, dbs }))
+    }
+
+    fn release_container(&mut self, container_id: &str) -> Result<Vec<Lease>> {
+        self.delete(container_id, |_| true)
+    }
+
+    fn release(&mut self, network: &str, owner: &Owner) -> Result<Vec<Lease>> {
+        self.delete(&owner.container_id, |l| {
+            l.network == network && l.owner.ifname == owner.ifname
+        })
+    }
+
+    fn network_leases(&mut self, network: &str) -> Result<Vec<Lease>> {
+        self.leases(|l| l.network == network)
+    }
+
+    fn all_leases(&mut self) -> Result<Vec<Lease>> {
+        self.leases(|_| true)
+    }
+
+    fn integrity_problems(&mut self) -> Result<Vec<String>> {
+        let rtxn = self.env.read_txn()?;
+        let mut problems = Vec::new();
+        let mut keys = Vec::new();
+        for row in self.dbs.leases.iter(&rtxn)? {
+            let (key, value) = row?;
+            match decode(key, value) {
+                Ok(lease) => {
+                    let key = to_key(lease.ip);
+                    keys.push(key);
+                    let indexed = owner_key(&lease.owner.container_id, key);
+                    if self.dbs.owners.get(&rtxn, &indexed)?.is_none() {
+                        problems.push(format!(
+                            "lease {} of container {} is missing from the index of owners; \
+                             `oci-macvlan gc` rebuilds it",
+                            lease.ip, lease.owner.container_id
+                        ));
+                    }
+                }
+                Err(err) => problems.push(err.to_string()),
+            }
+        }
+        let dangling = self
+            .dbs
+            .owners
+            .len(&rtxn)?
+            .saturating_sub(keys.len() as u64);
+        if dangling > 0 {
+            problems.push(format!(
+                "the index of owners has {dangling} entries without a lease; `oci-macvlan gc` \
+                 rebuilds it"
+            ));
+        }
+        let (stored, expected) = (runs::stored(self.dbs.runs, &rtxn)?, runs::expected(keys));
+        if stored != expected {
+            problems.push(format!(
+                "the index of free addresses disagrees with the leases ({} runs stored, {} \
+                 expected); `oci-macvlan gc` rebuilds it",
+                stored.len(),
+                expected.len()
+            ));
+        }
+        Ok(problems)
+    }
+
+    fn repair_index(&mut self) -> Result<bool> {
+        let dbs = self.dbs;
+        self.write(|wtxn| {
+            let mut leases = Vec::new();
+            for row in dbs.leases.iter(wtxn)? {
+                let (key, value) = row?;
+                leases.push(decode(key, value)?);
+            }
+            let mut owners: Vec<[u8; 24]> = leases
+                .iter()
+                .map(|l| owner_key(&l.owner.container_id, to_key(l.ip)))
+                .collect();
+            owners.sort_unstable();
+            let mut stored_owners = Vec::new();
+            for entry in dbs.owners.iter(wtxn)? {
+                stored_owners.push(entry?.0.to_vec());
+            }
+            let wanted_runs = runs::expected(leases.iter().map(|l| to_key(l.ip)));
+            let owners_ok = stored_owners
+                .iter()
+                .map(Vec::as_slice)
+                .eq(owners.iter().map(|k| &k[..]));
+            let runs_ok = runs::stored(dbs.runs, wtxn)? == wanted_runs;
+            if !owners_ok {
+                dbs.owners.clear(wtxn)?;
+                for key in &owners {
+                    dbs.owners.put(wtxn, key, &())?;
+                }
+            }
+            if !runs_ok {
+                runs::rebuild(dbs.runs, wtxn, &wanted_runs)?;
+            }
+            Ok(!(owners_ok && runs_ok))
+        })
+    }
+}
