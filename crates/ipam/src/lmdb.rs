@@ -75,10 +75,13 @@ impl LmdbStore {
     /// cannot be read is an error, never silently replaced.
     pub fn open(state_dir: &Path) -> Result<Self> {
         let dir = state_dir.join(Self::DIR_NAME);
-        std::fs::create_dir_all(&dir).map_err(|source| Error::CreateStateDir {
-            path: dir.clone(),
+        let create = |source| Error::CreateStateDir {
+            path: state_dir.join(Self::DIR_NAME),
             source,
-        })?;
+        };
+        std::fs::create_dir_all(&dir).map_err(create)?;
+        // One name per directory, however the caller spells it: see `OPEN`.
+        let dir = std::fs::canonicalize(&dir).map_err(create)?;
         let env = acquire(&dir)?;
         let opened = Self::open_dbs(&env, state_dir);
         let dbs = match opened {
