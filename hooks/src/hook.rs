@@ -84,6 +84,8 @@ fn attach(ctx: &Context, state: &State, inv: &mut Invocation) -> Result<()> {
     };
     inv.networks = requests.iter().map(|r| r.network.clone()).collect();
     let networks = Networks::new(&ctx.config_dir);
+    // Held until the attach is done: `network rm` waits for it, then sees the leases.
+    let _hold = networks.hold()?;
     let definitions = requests
         .iter()
         .map(|r| networks.load(&r.network))

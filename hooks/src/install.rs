@@ -30,7 +30,12 @@ pub fn run(ctx: &Context, args: &InstallArgs) -> Result<()> {
     text.push('\n');
     let path = args.hooks_dir.join(FILE_NAME);
     // Podman may read the directory at any moment: it sees the old file or the new one.
-    macvlan::write_atomic(&path, text.as_bytes(), true)?;
+    macvlan::write_atomic(
+        &path,
+        text.as_bytes(),
+        macvlan::Put::Replace,
+        macvlan::Durability::Durable,
+    )?;
     print(format_args!("{}\n", path.display()))
 }
 

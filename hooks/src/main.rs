@@ -29,6 +29,14 @@ pub struct Context {
 }
 
 impl Context {
+    /// Refuses config and state dirs that others than root could change (they decide which
+    /// addresses and links containers get, and root's hooks write in them).
+    fn check_dirs(&self) -> error::Result<()> {
+        oci_macvlan_macvlan::check_private_dir(&self.config_dir, "config dir")?;
+        oci_macvlan_macvlan::check_private_dir(&self.state_dir, "state dir")?;
+        Ok(())
+    }
+
     /// Runs `fut` on a current-thread runtime: one process, one thread, no worker pool.
     pub fn block_on<F: Future>(&self, fut: F) -> error::Result<F::Output> {
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -41,6 +49,9 @@ impl Context {
 }
 
 fn main() -> ExitCode {
+    // Every file and dir is made with a fixed mode, whatever umask the runtime or the operator
+    // left (files.rs sets the exact modes; this keeps LMDB's files from being group-writable).
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
     let cli = match Cli::from_env() {
         Ok(cli) => cli,
         Err(err) => {
@@ -54,6 +65,10 @@ fn main() -> ExitCode {
         log_level: cli.log_level,
     };
     let result = match cli.command {
+        Command::Install(_) | Command::Doctor(_) => Ok(()),
+        _ => ctx.check_dirs(),
+    }
+    .and_then(|()| match cli.command {
         Command::Network(command) => network_cmd::run(&ctx, command),
         Command::Hook { stage } => {
             let mut invocation = journal::Invocation::start(stage.as_deref());
@@ -69,7 +84,7 @@ fn main() -> ExitCode {
             Some(Some(("parent", parent))) => doctor::run(&ctx, Some(parent), args.json),
             Some(_) => Err(Error::DoctorOption(args.opt.unwrap_or_default())),
         },
-    };
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

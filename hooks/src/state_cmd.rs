@@ -31,9 +31,16 @@ pub fn verify(ctx: &Context) -> Result<()> {
 /// `oci-macvlan gc`: one line per container taken back or left undecided, then a summary.
 pub fn gc(ctx: &Context) -> Result<()> {
     let records = Records::new(&ctx.state_dir);
+    let networks = Networks::new(&ctx.config_dir);
     let mut store = LmdbStore::open(&ctx.state_dir).map_err(macvlan::Error::store)?;
-    let report = ctx.block_on(macvlan::gc(&mut store, &records))??;
+    let report = ctx.block_on(macvlan::gc(&mut store, &records, &networks))??;
     let mut out = String::new();
+    if report.temps_removed > 0 {
+        out.push_str(&format!(
+            "removed {} temporary files of writers killed half-way\n",
+            report.temps_removed
+        ));
+    }
     if report.index_rebuilt {
         out.push_str("rebuilt the lease store's indexes from the leases\n");
     }

@@ -364,6 +364,12 @@ impl LeaseStore for LmdbStore {
         })
     }
 
+    fn release_ips(&mut self, owner: &Owner, ips: &[IpAddr]) -> Result<Vec<Lease>> {
+        self.delete(&owner.container_id, |l| {
+            l.owner == *owner && ips.contains(&l.ip)
+        })
+    }
+
     fn network_leases(&mut self, network: &str) -> Result<Vec<Lease>> {
         self.leases(|l| l.network == network)
     }

@@ -44,6 +44,9 @@ pub trait LeaseStore {
     fn release_container(&mut self, container_id: &str) -> Result<Vec<Lease>>;
     /// Releases the leases of one interface of a container on one network.
     fn release(&mut self, network: &str, owner: &Owner) -> Result<Vec<Lease>>;
+    /// Releases the leases of `owner` on exactly these addresses (what one attach leased);
+    /// any other lease of the owner stays.
+    fn release_ips(&mut self, owner: &Owner, ips: &[IpAddr]) -> Result<Vec<Lease>>;
     /// Every lease on `network`, in address order.
     fn network_leases(&mut self, network: &str) -> Result<Vec<Lease>>;
     /// Every lease, in address order.

@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::{
     Error, Liveness, Mode, Network, ParentLink, Records, Result, default_mac, failpoint,
+    liveness::{Verdict, judge},
     lock::FileLock,
     record::{Record, RecordedEndpoint, check_container_id},
     undo::{Step, Undo},
@@ -53,9 +54,11 @@ pub struct Endpoint {
 
 /// Gives the container its macvlan legs: for each attachment, leases addresses, creates the
 /// macvlan on the network's parent straight into the container's namespace, addresses it, sets
-/// it up and adds default routes. All or nothing: on failure every step taken is undone.
+/// it up and adds default routes. All or nothing: on failure every step this run took is undone,
+/// and nothing an earlier run (or another container) made is touched.
 ///
-/// Re-running it for a container that is already attached returns the same endpoints.
+/// Re-running it for a container that is already attached returns the same endpoints. An id
+/// whose record belongs to another container that still lives is refused.
 pub async fn attach(
     host: &Handle,
     store: &mut impl LeaseStore,
@@ -86,11 +89,17 @@ pub async fn attach(
         let container = Handle::open(&netns).map_err(Error::ContainerNetns)?;
         Ok((netns, liveness, container))
     });
-    let (netns, liveness, container) = match opened {
-        Ok(opened) => opened,
+    let claimed = match opened {
+        Ok((netns, liveness, container)) => claim(store, records, req.container_id, &liveness)
+            .await
+            .map(|previous| (netns, liveness, container, previous)),
+        Err(err) => Err(err),
+    };
+    let (netns, liveness, container, previous) = match claimed {
+        Ok(claimed) => claimed,
         Err(err) => {
             // Nothing was done; a container without a record (a first attach) leaves no lock
-            // file either.
+            // file either. A record of another container stays as it is, lock file and all.
             if matches!(records.read(req.container_id), Ok(None)) {
                 let _ = lock.remove_file();
             }
@@ -99,20 +108,81 @@ pub async fn attach(
     };
     record.liveness = Some(liveness);
     let mut undo = Undo::default();
-    let result = attach_all(
-        host, &container, &netns, store, records, req, &record, &mut undo,
-    )
-    .await;
+    let ctx = Apply {
+        host,
+        container: &container,
+        netns: &netns,
+        records,
+        req,
+        previous: previous.as_ref(),
+    };
+    let result = ctx.attach_all(store, &mut record, &mut undo).await;
     if result.is_err()
         && undo
             .run(req.container_id, Some(&container), store, records)
             .await
+        && previous.is_none()
     {
         // Nothing is left of the container: neither is its lock file. An error here changes
         // nothing for the caller, whose attach failed anyway.
         let _ = lock.remove_file();
     }
     result
+}
+
+/// Whose the container id is, judged under its lock: `Ok(None)` when it has no record (a first
+/// attach), `Ok(Some(record))` when the record is this very container's (a re-run
+/// createRuntime, or one after a hook that died half-way: the same pid and start time, or the
+/// same namespace), and an error when it belongs to another container that lives (or cannot be
+/// judged): that container's lease, link, record and lock are not touched. The record of an
+/// earlier container of that id that is gone without its poststop is taken back first, as `gc`
+/// would.
+async fn claim(
+    store: &mut impl LeaseStore,
+    records: &Records,
+    container_id: &str,
+    facts: &Liveness,
+) -> Result<Option<Record>> {
+    let Some(previous) = records.read(container_id)? else {
+        return Ok(None);
+    };
+    if previous
+        .liveness
+        .as_ref()
+        .is_some_and(|recorded| same_container(recorded, facts))
+    {
+        return Ok(Some(previous));
+    }
+    let why = match judge(previous.liveness.as_ref(), previous.netns.as_ref()) {
+        Verdict::Gone(_) => {
+            take_back(store, records, container_id, &previous).await?;
+            return Ok(None);
+        }
+        Verdict::Alive(why) | Verdict::Undecided(why) => why,
+    };
+    let addresses = store
+        .all_leases()
+        .map_err(Error::store)?
+        .into_iter()
+        .filter(|l| l.owner.container_id == container_id)
+        .map(|l| format!("{} on {}", l.ip, l.network))
+        .collect::<Vec<_>>();
+    Err(Error::IdInUse {
+        container_id: container_id.to_owned(),
+        holder: why,
+        addresses: if addresses.is_empty() {
+            "no address".to_owned()
+        } else {
+            addresses.join(", ")
+        },
+    })
+}
+
+/// Whether facts observed now and facts recorded earlier are of one container: the same
+/// process (pid and start time) in the same namespace, or, without a process, the same
+/// namespace.
+fn same_container(recorded: &Liveness, now: &Liveness) -> bool {
+    recorded.netns() == now.netns() && recorded.process == now.process
 }
 
 /// The MAC an endpoint gets. A passthru macvlan carries its parent's MAC: setting another would
@@ -169,6 +239,8 @@ fn plan(req: &AttachRequest<'_>) -> Result<Record> {
             network: network.clone(),
             ifname: att.ifname.clone(),
             mac,
+            kind: Some(MACVLAN.to_owned()),
+            lower: None,
         });
     }
     Ok(Record {
@@ -179,102 +251,253 @@ fn plan(req: &AttachRequest<'_>) -> Result<Record> {
     })
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn attach_all(
-    host: &Handle,
-    container: &Handle,
-    netns: &Netns,
-    store: &mut impl LeaseStore,
-    records: &Records,
-    req: &AttachRequest<'_>,
-    record: &Record,
-    undo: &mut Undo,
-) -> Result<Vec<Endpoint>> {
-    records.write(record)?;
-    undo.push(Step::WroteRecord);
-    failpoint::hit("attach:recorded")?;
+/// The kind of link this crate makes.
+const MACVLAN: &str = "macvlan";
 
-    let mut endpoints = Vec::with_capacity(req.attachments.len());
-    let mut default_route = [false, false]; // [v4, v6]: the first network with a gateway wins
-    for (att, planned) in req.attachments.iter().zip(&record.endpoints) {
-        let net = att.network;
-        let parent = resolve_parent(host, net).await?;
-        failpoint::hit("attach:net:parent")?;
-        let owner = Owner {
-            container_id: req.container_id.to_owned(),
-            ifname: att.ifname.clone(),
-        };
-        undo.push(Step::Leased {
-            network: net.name.clone(),
-            owner: owner.clone(),
+/// What applying a planned attach works with.
+struct Apply<'a> {
+    host: &'a Handle,
+    container: &'a Handle,
+    netns: &'a Netns,
+    records: &'a Records,
+    req: &'a AttachRequest<'a>,
+    /// This container's record from an earlier run, if any (see [`claim`]).
+    previous: Option<&'a Record>,
+}
+
+impl Apply<'_> {
+    async fn attach_all(
+        &self,
+        store: &mut impl LeaseStore,
+        record: &mut Record,
+        undo: &mut Undo,
+    ) -> Result<Vec<Endpoint>> {
+        let req = self.req;
+        // Every parent first: a missing one changes nothing at all.
+        let mut parents = Vec::with_capacity(req.attachments.len());
+        for (att, planned) in req.attachments.iter().zip(record.endpoints.iter_mut()) {
+            let parent = resolve_parent(self.host, att.network).await?;
+            failpoint::hit("attach:net:parent")?;
+            planned.lower = Some(parent.index);
+            parents.push(parent);
+        }
+        // What an earlier run recorded and this one does not ask for stays on record, so that
+        // detach still finds it.
+        if let Some(previous) = self.previous {
+            for old in &previous.endpoints {
+                if !record
+                    .endpoints
+                    .iter()
+                    .any(|e| e.network == old.network && e.ifname == old.ifname)
+                {
+                    record.endpoints.push(old.clone());
+                }
+            }
+        }
+        self.records.write(record)?;
+        undo.push(Step::WroteRecord {
+            previous: self.previous.cloned(),
         });
-        let leases = store
-            .transaction(|txn| {
-                allocate(
-                    txn,
-                    &Request {
-                        network: &net.name,
-                        owner: &owner,
-                        pools: &net.pools,
-                        static_ips: &att.static_ips,
-                        ipv6: net.ipv6,
-                    },
-                )
-            })
-            .map_err(|source| Error::Lease {
+        failpoint::hit("attach:recorded")?;
+
+        let mut endpoints = Vec::with_capacity(req.attachments.len());
+        let mut default_route = [false, false]; // [v4, v6]: the first network with a gateway wins
+        for ((att, planned), parent) in req.attachments.iter().zip(&record.endpoints).zip(&parents)
+        {
+            let net = att.network;
+            if net.mode == Mode::Passthru {
+                check_passthru_free(store, net, req.container_id)?;
+            }
+            let owner = Owner {
+                container_id: req.container_id.to_owned(),
+                ifname: att.ifname.clone(),
+            };
+            let (held, leases) = store
+                .transaction(|txn| {
+                    let held = txn.owner_leases(&net.name, &owner)?;
+                    let leases = allocate(
+                        txn,
+                        &Request {
+                            network: &net.name,
+                            owner: &owner,
+                            pools: &net.pools,
+                            static_ips: &att.static_ips,
+                            ipv6: net.ipv6,
+                        },
+                    )?;
+                    Ok((held, leases))
+                })
+                .map_err(|source| Error::Lease {
+                    network: net.name.clone(),
+                    source: Box::new(source),
+                })?;
+            // Only what this run leased is this run's to release.
+            let new: Vec<IpAddr> = leases
+                .iter()
+                .filter(|l| !held.contains(l))
+                .map(|l| l.ip)
+                .collect();
+            if !new.is_empty() {
+                undo.push(Step::Leased { owner, ips: new });
+            }
+            failpoint::hit("attach:net:leased")?;
+
+            let configure = |source| Error::Configure {
                 network: net.name.clone(),
-                source: Box::new(source),
-            })?;
-        failpoint::hit("attach:net:leased")?;
-
-        let configure = |source| Error::Configure {
-            network: net.name.clone(),
-            ifname: att.ifname.clone(),
-            source,
-        };
-        let spec = NewMacvlan {
-            parent: &parent,
-            name: &att.ifname,
-            mode: net.mode.to_netlink(),
-            mac: planned.mac,
-            mtu: net.mtu,
-            source_macs: &net.source_macs()?,
-            target: netns,
-        };
-        let link = create_or_adopt(host, container, &spec, planned)
-            .await
-            .map_err(|err| match err {
-                Created::NameTaken => Error::InterfaceExists {
+                ifname: att.ifname.clone(),
+                source,
+            };
+            let spec = NewMacvlan {
+                parent,
+                name: &att.ifname,
+                mode: net.mode.to_netlink(),
+                mac: planned.mac,
+                mtu: net.mtu,
+                source_macs: &net.source_macs()?,
+                target: self.netns,
+            };
+            let (link, created) =
+                self.create_or_adopt(&spec, planned)
+                    .await
+                    .map_err(|err| match err {
+                        Created::NameTaken => Error::InterfaceExists {
+                            ifname: att.ifname.clone(),
+                        },
+                        Created::Netlink(source)
+                            if net.mode == Mode::Passthru
+                                && source.errno() == Some(Errno::EINVAL) =>
+                        {
+                            passthru_busy(store, net, req.container_id)
+                        }
+                        Created::Netlink(source) => configure(source),
+                        Created::Other(err) => *err,
+                    })?;
+            if created {
+                undo.push(Step::CreatedLink {
                     ifname: att.ifname.clone(),
-                },
-                Created::Netlink(source) => configure(source),
-            })?;
-        undo.push(Step::CreatedLink {
-            ifname: att.ifname.clone(),
-        });
-        failpoint::hit("attach:net:created")?;
-        let wiring = Wiring {
-            container,
-            netns,
-            link: &link,
-            net,
-            parent: &parent,
-            planned,
-            leases: &leases,
-        };
-        wiring.configure(&mut default_route).await?;
-        let gateways = leases
-            .iter()
-            .filter_map(|lease| net.gateway_for(lease.ip))
-            .collect();
-        endpoints.push(endpoint(net, planned, &leases, gateways));
+                    index: link.index,
+                });
+            }
+            failpoint::hit("attach:net:created")?;
+            let wiring = Wiring {
+                container: self.container,
+                netns: self.netns,
+                link: &link,
+                net,
+                parent,
+                planned,
+                leases: &leases,
+            };
+            wiring.configure(&mut default_route).await?;
+            let gateways = leases
+                .iter()
+                .filter_map(|lease| net.gateway_for(lease.ip))
+                .collect();
+            endpoints.push(endpoint(net, planned, &leases, gateways));
+        }
+        self.container
+            .set_link_up_by_name("lo")
+            .await
+            .map_err(Error::Netlink)?;
+        failpoint::hit("attach:done")?;
+        Ok(endpoints)
     }
-    container
-        .set_link_up_by_name("lo")
-        .await
-        .map_err(Error::Netlink)?;
-    failpoint::hit("attach:done")?;
-    Ok(endpoints)
+
+    /// The container's macvlan for `spec`: created (`true`), or adopted (`false`) when the
+    /// container already has a link of that name that this container's own earlier run made —
+    /// its record lists it, its kind, parent and MAC match, and no other container's record
+    /// claims that name in this namespace — so configuring it again completes what is missing.
+    /// Any other link of that name is someone else's: never adopted. The name is looked up only
+    /// when the kernel reports it taken: the usual attach makes one request fewer.
+    async fn create_or_adopt(
+        &self,
+        spec: &NewMacvlan<'_>,
+        planned: &RecordedEndpoint,
+    ) -> Result<(Link, bool), Created> {
+        let container = self.container;
+        match self.host.create_macvlan(spec).await {
+            Ok(()) => {}
+            Err(err) if err.errno() == Some(Errno::EEXIST) => {
+                match container.link_by_name(spec.name).await? {
+                    Some(link) if self.adoptable(&link, planned)? => return Ok((link, false)),
+                    Some(_) => return Err(Created::NameTaken),
+                    // Taken in the parent's namespace, not in the container's.
+                    None => create_renamed(self.host, container, spec).await?,
+                }
+            }
+            Err(err) => return Err(err.into()),
+        }
+        let link = container
+            .link_by_name(spec.name)
+            .await?
+            .ok_or_else(|| vanished(spec.name))?;
+        Ok((link, true))
+    }
+
+    fn adoptable(&self, link: &Link, planned: &RecordedEndpoint) -> Result<bool, Created> {
+        let recorded_before = self.previous.is_some_and(|previous| {
+            previous
+                .endpoints
+                .iter()
+                .any(|e| e.network == planned.network && e.ifname == planned.ifname)
+        });
+        if !recorded_before || !planned.is(link) {
+            return Ok(false);
+        }
+        let netns = self.netns.identity().map_err(Created::Netlink)?;
+        let others = self
+            .records
+            .claims_of_others(self.req.container_id, netns, &planned.ifname)
+            .map_err(|err| Created::Other(Box::new(err)))?;
+        Ok(others.is_empty())
+    }
+}
+
+/// A passthru network's parent takes one macvlan: refused, naming who has it, before the
+/// kernel answers a bare `EINVAL`.
+fn check_passthru_free(
+    store: &mut impl LeaseStore,
+    net: &Network,
+    container_id: &str,
+) -> Result<()> {
+    let holders = passthru_holders(store, net, container_id)?;
+    if holders.is_empty() {
+        return Ok(());
+    }
+    Err(Error::PassthruBusy {
+        network: net.name.clone(),
+        parent: net.parent.clone(),
+        holder: holders,
+    })
+}
+
+/// The `EINVAL` the kernel gives a second macvlan on a parent in passthru mode, said plainly.
+fn passthru_busy(store: &mut impl LeaseStore, net: &Network, container_id: &str) -> Error {
+    let holder = passthru_holders(store, net, container_id)
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "a macvlan that is not one of oci-macvlan's containers".to_owned());
+    Error::PassthruBusy {
+        network: net.name.clone(),
+        parent: net.parent.clone(),
+        holder,
+    }
+}
+
+fn passthru_holders(
+    store: &mut impl LeaseStore,
+    net: &Network,
+    container_id: &str,
+) -> Result<String> {
+    let mut holders: Vec<String> = store
+        .network_leases(&net.name)
+        .map_err(Error::store)?
+        .into_iter()
+        .filter(|l| l.owner.container_id != container_id)
+        .map(|l| format!("container {}", l.owner.container_id))
+        .collect();
+    holders.dedup();
+    Ok(holders.join(", "))
 }
 
 fn endpoint(
@@ -316,45 +539,18 @@ pub(crate) async fn resolve_parent(host: &Handle, net: &Network) -> Result<Link>
     Ok(ensured.link)
 }
 
-/// Why [`create_or_adopt`] has no link for the container.
+/// Why [`Apply::create_or_adopt`] has no link for the container.
 enum Created {
     /// The container has a link of that name that is not ours.
     NameTaken,
     Netlink(oci_macvlan_netlink_core::Error),
+    Other(Box<Error>),
 }
 
 impl From<oci_macvlan_netlink_core::Error> for Created {
     fn from(err: oci_macvlan_netlink_core::Error) -> Self {
         Self::Netlink(err)
     }
-}
-
-/// The container's macvlan for `spec`: created, or, when the container already has a link of
-/// that name with the planned MAC (a re-run createRuntime, or one after a hook that died
-/// half-way), adopted, so configuring it again completes what is missing. The name is looked up
-/// only when the kernel reports it taken: the usual attach makes one request fewer.
-async fn create_or_adopt(
-    host: &Handle,
-    container: &Handle,
-    spec: &NewMacvlan<'_>,
-    planned: &RecordedEndpoint,
-) -> Result<Link, Created> {
-    match host.create_macvlan(spec).await {
-        Ok(()) => {}
-        Err(err) if err.errno() == Some(Errno::EEXIST) => {
-            match container.link_by_name(spec.name).await? {
-                Some(link) if planned.is(&link) => return Ok(link),
-                Some(_) => return Err(Created::NameTaken),
-                // Taken in the parent's namespace, not in the container's.
-                None => create_renamed(host, container, spec).await?,
-            }
-        }
-        Err(err) => return Err(err.into()),
-    }
-    Ok(container
-        .link_by_name(spec.name)
-        .await?
-        .ok_or_else(|| vanished(spec.name))?)
 }
 
 /// Creates the macvlan whose name the kernel found taken in the parent's namespace (it may check
@@ -413,26 +609,48 @@ pub(crate) async fn detach_locked(
     record: Option<&Record>,
     lock: &FileLock,
 ) -> Result<Vec<Lease>> {
-    if let Some(record) = record {
-        if let Some(path) = &record.netns {
-            let expected = record.liveness.as_ref().map(Liveness::netns);
-            delete_recorded_links(path, expected, &record.endpoints).await?;
-        }
-    }
-    failpoint::hit("detach:links")?;
-    let released = store
-        .release_container(container_id)
-        .map_err(Error::store)?;
-    failpoint::hit("detach:released")?;
-    records.remove(container_id)?;
+    let released = match record {
+        Some(record) => take_back(store, records, container_id, record).await?,
+        None => release(store, container_id)?,
+    };
     failpoint::hit("detach:unrecorded")?;
     lock.remove_file()?;
     Ok(released)
 }
 
+/// Deletes the recorded links (where the namespace outlives the container), releases the
+/// container's leases and removes its record.
+async fn take_back(
+    store: &mut impl LeaseStore,
+    records: &Records,
+    container_id: &str,
+    record: &Record,
+) -> Result<Vec<Lease>> {
+    if let Some(path) = &record.netns {
+        let expected = record.liveness.as_ref().map(Liveness::netns);
+        delete_recorded_links(records, container_id, path, expected, &record.endpoints).await?;
+    }
+    let released = release(store, container_id)?;
+    records.remove(container_id)?;
+    Ok(released)
+}
+
+fn release(store: &mut impl LeaseStore, container_id: &str) -> Result<Vec<Lease>> {
+    failpoint::hit("detach:links")?;
+    let released = store
+        .release_container(container_id)
+        .map_err(Error::store)?;
+    failpoint::hit("detach:released")?;
+    Ok(released)
+}
+
 /// Deletes the recorded links from the namespace at `path`, if it is still there and is the
 /// one they were created in (`expected`; a path re-mounted with another namespace is not ours).
+/// A link is deleted only if it is the one the record describes (kind, parent, MAC) and no
+/// other container's record claims its name in that namespace.
 async fn delete_recorded_links(
+    records: &Records,
+    container_id: &str,
     path: &Path,
     expected: Option<NetnsId>,
     endpoints: &[RecordedEndpoint],
@@ -440,10 +658,9 @@ async fn delete_recorded_links(
     let Some(netns) = Netns::open_if_exists(path).map_err(Error::ContainerNetns)? else {
         return Ok(());
     };
-    if let Some(expected) = expected {
-        if netns.identity().map_err(Error::ContainerNetns)? != expected {
-            return Ok(());
-        }
+    let identity = netns.identity().map_err(Error::ContainerNetns)?;
+    if expected.is_some_and(|expected| identity != expected) {
+        return Ok(());
     }
     let handle = match Handle::open(&netns) {
         Ok(handle) => handle,
@@ -452,14 +669,19 @@ async fn delete_recorded_links(
         Err(err) => return Err(Error::ContainerNetns(err)),
     };
     for ep in endpoints {
-        if let Some(link) = handle
+        let Some(link) = handle
             .link_by_name(&ep.ifname)
             .await
             .map_err(Error::Netlink)?
+        else {
+            continue;
+        };
+        if ep.is(&link)
+            && records
+                .claims_of_others(container_id, identity, &ep.ifname)?
+                .is_empty()
         {
-            if ep.is(&link) {
-                handle.delete_link(&link).await.map_err(Error::Netlink)?;
-            }
+            handle.delete_link(&link).await.map_err(Error::Netlink)?;
         }
     }
     Ok(())

@@ -174,6 +174,43 @@ pub enum Error {
     /// A failpoint's `error` action (only in a `failpoints` build, for the fault-injection suite).
     #[error("injected failure at failpoint {0}")]
     Injected(&'static str),
+    #[error("cannot write endpoint record {path}")]
+    SerializeRecord {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("cannot write network definition {path}")]
+    SerializeNetwork {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("endpoint record {path} belongs to container {container_id}, not to the one looked up")]
+    RecordOfAnother { path: PathBuf, container_id: String },
+    #[error("refusing {what} {path}")]
+    UnsafeDir {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "container id {container_id} is in use by another live container ({holder}), which holds {addresses}: nothing of it was touched"
+    )]
+    IdInUse {
+        container_id: String,
+        holder: String,
+        addresses: String,
+    },
+    #[error(
+        "network {network} is in mode passthru and its parent interface {parent} has a container already ({holder}): passthru takes one container per parent"
+    )]
+    PassthruBusy {
+        network: String,
+        parent: String,
+        holder: String,
+    },
 }
 
 impl Error {
@@ -196,7 +233,9 @@ impl Error {
             Self::NetworkExists(_)
             | Self::NetworkInUse { .. }
             | Self::InterfaceExists { .. }
-            | Self::MacInUse { .. } => ErrorKind::Conflict,
+            | Self::MacInUse { .. }
+            | Self::IdInUse { .. }
+            | Self::PassthruBusy { .. } => ErrorKind::Conflict,
             Self::Lease { source, .. } | Self::Pool(source) if source.is_conflict() => {
                 ErrorKind::Conflict
             }

@@ -1,41 +1,189 @@
-//! Atomic file writes: a reader sees the old file or the new one, never a torn one.
+//! Files in the config and state dirs. Those dirs are root's alone: every file and dir is made
+//! with a fixed mode whatever the umask, nothing in them is followed through a symlink (the last
+//! component of every path is opened `O_NOFOLLOW`, and every dir we make is checked to be a real
+//! dir), and reads are bounded. Writes are atomic: a reader sees the old file or the new one,
+//! never a torn one.
 
 use std::{
-    fs::{self, File},
-    io::{self, Write},
+    fs::{self, DirBuilder, File, OpenOptions},
+    io::{self, Read, Write},
+    os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt},
     path::{Path, PathBuf},
 };
+
+use nix::libc;
 
 use crate::{Error, Result};
 
 /// Temporary files are `.NAME.tmp-PID`: the pid tells whether their writer may still run.
 const TEMP_MARK: &str = ".tmp-";
+/// Mode of every dir oci-macvlan makes.
+pub const DIR_MODE: u32 = 0o755;
+/// Mode of every file oci-macvlan writes.
+pub const FILE_MODE: u32 = 0o644;
+/// The largest definition or record oci-macvlan reads (they are a few hundred bytes).
+const MAX_FILE: u64 = 1 << 20;
 
-/// Writes `contents` to `path` through a temporary file in the same directory, made durable
-/// before it is put in place. With `replace == false`, an existing `path` is an
-/// `io::ErrorKind::AlreadyExists` error and is left untouched (`link(2)` never replaces).
-pub fn write_atomic(path: &Path, contents: &[u8], replace: bool) -> Result<()> {
+/// Whether a write must survive a power loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Flushed to disk before it is put in place: network definitions, the hooks.d file.
+    Durable,
+    /// What only means something while containers run (the state dir): no container outlives
+    /// a reboot, so no `fsync` is paid. A process killed at any instant still leaves the old
+    /// file or the new one.
+    UntilReboot,
+}
+
+/// Whether a write may replace an existing file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Put {
+    Replace,
+    /// An existing file is an `io::ErrorKind::AlreadyExists` error and is left untouched
+    /// (`link(2)` never replaces).
+    CreateNew,
+}
+
+/// Writes `contents` to `path` through a temporary file in the same directory (made with
+/// [`FILE_MODE`], never through a symlink), then renames or links it into place.
+pub fn write_atomic(path: &Path, contents: &[u8], put: Put, durability: Durability) -> Result<()> {
     let wrap = |source: io::Error| Error::WriteFile {
         path: path.to_path_buf(),
         source,
     };
     let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(wrap)?;
+    ensure_dir(dir).map_err(wrap)?;
     let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = dir.join(format!(".{file_name}{TEMP_MARK}{}", std::process::id()));
+    // A temporary file of an earlier process that had this pid: ours to replace.
+    let _ = fs::remove_file(&tmp);
     let result = (|| {
-        let mut file = File::create(&tmp)?;
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(FILE_MODE)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&tmp)?;
         file.write_all(contents)?;
-        file.sync_all()?;
-        if replace {
-            fs::rename(&tmp, path)
-        } else {
-            fs::hard_link(&tmp, path)
+        fix_mode(&file, FILE_MODE)?;
+        if durability == Durability::Durable {
+            file.sync_all()?;
+        }
+        match put {
+            // rename(2) replaces a symlink at `path` itself, never its target.
+            Put::Replace => fs::rename(&tmp, path),
+            Put::CreateNew => fs::hard_link(&tmp, path),
         }
     })();
     // After a rename the temporary name is gone already; after link, or an error, remove it.
     let _ = fs::remove_file(&tmp);
     result.map_err(wrap)
+}
+
+/// Reads a file of ours: not through a symlink, a regular file, at most 1 MiB. `Ok(None)` when
+/// it does not exist.
+pub(crate) fn read_own(path: &Path) -> io::Result<Option<Vec<u8>>> {
+    let file = match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+    {
+        Ok(file) => file,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(err) if err.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(io::Error::other(
+                "it is a symlink, which oci-macvlan never follows in its own dirs",
+            ));
+        }
+        Err(err) => return Err(err),
+    };
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::other("it is not a regular file"));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_FILE {
+        return Err(io::Error::other("it is larger than 1 MiB"));
+    }
+    Ok(Some(bytes))
+}
+
+/// Makes `dir` (and missing parents) with [`DIR_MODE`] and checks that it is a real dir, not a
+/// symlink to somewhere else. Cheap enough for every hook: one `mkdir` and one `lstat`.
+pub(crate) fn ensure_dir(dir: &Path) -> io::Result<()> {
+    match DirBuilder::new().mode(DIR_MODE).create(dir) {
+        Ok(()) => {}
+        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {
+            DirBuilder::new()
+                .mode(DIR_MODE)
+                .recursive(true)
+                .create(dir)?;
+        }
+        Err(err) => return Err(err),
+    }
+    let meta = fs::symlink_metadata(dir)?;
+    if meta.file_type().is_symlink() {
+        return Err(io::Error::other(
+            "it is a symlink, which oci-macvlan never follows in its own dirs",
+        ));
+    }
+    if !meta.is_dir() {
+        return Err(io::Error::other("it is not a directory"));
+    }
+    Ok(())
+}
+
+/// Sets `file`'s mode to `mode` exactly (the umask may have taken bits away, or a caller's
+/// umask of 0 would have added none: either way the result is fixed).
+pub(crate) fn fix_mode(file: &File, mode: u32) -> io::Result<()> {
+    if file.metadata()?.permissions().mode() & 0o7777 != mode {
+        file.set_permissions(fs::Permissions::from_mode(mode))?;
+    }
+    Ok(())
+}
+
+/// Refuses a config or state dir that someone other than root could change: not owned by the
+/// user oci-macvlan runs as (root), or writable by its group or by others. Makes it (mode
+/// [`DIR_MODE`]) when it is missing. `what` names it in the error ("state dir").
+pub fn check_private_dir(dir: &Path, what: &'static str) -> Result<()> {
+    let wrap = |source: io::Error| Error::UnsafeDir {
+        what,
+        path: dir.to_path_buf(),
+        source,
+    };
+    if let Err(err) = fs::metadata(dir) {
+        if err.kind() != io::ErrorKind::NotFound {
+            return Err(wrap(err));
+        }
+        DirBuilder::new()
+            .mode(DIR_MODE)
+            .recursive(true)
+            .create(dir)
+            .map_err(wrap)?;
+    }
+    // The dir itself may be reached through a symlink (`/var/run` is one); what is in it never is.
+    let meta = fs::metadata(dir).map_err(wrap)?;
+    let euid = nix::unistd::geteuid().as_raw();
+    let problem = if !meta.is_dir() {
+        Some("it is not a directory".to_owned())
+    } else if std::os::unix::fs::MetadataExt::uid(&meta) != euid {
+        Some(format!(
+            "it is owned by uid {}, not by uid {euid} that oci-macvlan runs as",
+            std::os::unix::fs::MetadataExt::uid(&meta)
+        ))
+    } else if meta.permissions().mode() & 0o022 != 0 {
+        Some(format!(
+            "its mode {:o} lets others than its owner write in it (chmod go-w)",
+            meta.permissions().mode() & 0o7777
+        ))
+    } else {
+        None
+    };
+    match problem {
+        Some(problem) => Err(wrap(io::Error::other(problem))),
+        None => Ok(()),
+    }
 }
 
 /// The stems of the `*.json` files in `dir` (temporary `.name…` files excluded), sorted. A
@@ -74,17 +222,19 @@ pub(crate) fn stems(
 }
 
 /// Removes the temporary files in `dir` whose writer is gone (a process killed between creating
-/// and renaming one). A file whose pid was reused by another process is left for a later run.
-pub(crate) fn remove_stale_temps(dir: &Path) -> Result<()> {
+/// and renaming one); returns how many. A file whose pid runs is left for a later run: its
+/// writer may still be at work, or the pid was reused.
+pub(crate) fn remove_stale_temps(dir: &Path) -> Result<usize> {
     let wrap = |source: io::Error| Error::WriteFile {
         path: dir.to_path_buf(),
         source,
     };
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(0),
         Err(err) => return Err(wrap(err)),
     };
+    let mut removed = 0;
     for entry in entries {
         let name = entry.map_err(wrap)?.file_name();
         let Some(pid) = name
@@ -97,10 +247,106 @@ pub(crate) fn remove_stale_temps(dir: &Path) -> Result<()> {
         };
         if !Path::new(&format!("/proc/{pid}")).exists() {
             match fs::remove_file(dir.join(&name)) {
-                Err(err) if err.kind() != io::ErrorKind::NotFound => return Err(wrap(err)),
-                _ => {}
+                Ok(()) => removed += 1,
+                Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+                Err(err) => return Err(wrap(err)),
             }
         }
     }
-    Ok(())
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::os::unix::fs::symlink;
+
+    use super::*;
+
+    #[test]
+    fn writes_have_fixed_modes_and_never_follow_a_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+        let sub = dir.path().join("a/b");
+        let path = sub.join("x.json");
+        let written = write_atomic(&path, b"{}", Put::Replace, Durability::UntilReboot);
+        nix::sys::stat::umask(old);
+        written.unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode(&path), FILE_MODE);
+        assert_eq!(mode(&sub), DIR_MODE);
+        assert_eq!(mode(&dir.path().join("a")), DIR_MODE);
+
+        // A symlink planted where a file of ours goes is replaced, its target untouched.
+        let target = dir.path().join("target");
+        fs::write(&target, b"keep").unwrap();
+        let planted = sub.join("y.json");
+        symlink(&target, &planted).unwrap();
+        let err = read_own(&planted).unwrap_err();
+        assert!(err.to_string().contains("symlink"), "{err}");
+        write_atomic(&planted, b"{}", Put::Replace, Durability::Durable).unwrap();
+        assert_eq!(fs::read(&target).unwrap(), b"keep");
+        assert!(
+            !fs::symlink_metadata(&planted)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+
+        // A dir of ours that is a symlink is refused.
+        let elsewhere = dir.path().join("elsewhere");
+        fs::create_dir(&elsewhere).unwrap();
+        symlink(&elsewhere, dir.path().join("c")).unwrap();
+        let err = write_atomic(
+            &dir.path().join("c/z.json"),
+            b"{}",
+            Put::Replace,
+            Durability::UntilReboot,
+        )
+        .unwrap_err();
+        assert!(crate::one_line(&err).contains("symlink"), "{err}");
+        assert_eq!(fs::read_dir(&elsewhere).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn reads_are_bounded_and_of_regular_files_only() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(read_own(&dir.path().join("missing")).unwrap().is_none());
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        assert!(read_own(&fifo).unwrap_err().to_string().contains("regular"));
+        assert!(read_own(dir.path()).is_err());
+        let big = dir.path().join("big");
+        File::create(&big).unwrap().set_len(MAX_FILE + 1).unwrap();
+        assert!(read_own(&big).unwrap_err().to_string().contains("1 MiB"));
+    }
+
+    #[test]
+    fn a_dir_others_may_write_or_another_user_owns_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        check_private_dir(&state, "state dir").unwrap();
+        assert!(state.is_dir());
+        fs::set_permissions(&state, fs::Permissions::from_mode(0o777)).unwrap();
+        let err = crate::one_line(&check_private_dir(&state, "state dir").unwrap_err());
+        assert!(err.contains("777") && err.contains("state dir"), "{err}");
+        fs::set_permissions(&state, fs::Permissions::from_mode(0o755)).unwrap();
+        nix::unistd::chown(&state, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
+        let err = crate::one_line(&check_private_dir(&state, "state dir").unwrap_err());
+        assert!(err.contains("owned by uid 65534"), "{err}");
+    }
+
+    #[test]
+    fn stale_temporary_files_go_and_a_live_writer_keeps_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let dead = dir.path().join(".n.json.tmp-999999999");
+        let live = dir
+            .path()
+            .join(format!(".n.json.tmp-{}", std::process::id()));
+        fs::write(&dead, b"").unwrap();
+        fs::write(&live, b"").unwrap();
+        assert_eq!(remove_stale_temps(dir.path()).unwrap(), 1);
+        assert!(!dead.exists() && live.exists());
+    }
 }

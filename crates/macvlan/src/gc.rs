@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use oci_macvlan_ipam::{Lease, LeaseStore};
 
 use crate::{
-    Error, Records, Result,
+    Error, Networks, Records, Result,
     endpoint::detach_locked,
     liveness::{Verdict, judge},
 };
@@ -26,14 +26,20 @@ pub struct GcReport {
     pub unrecorded: Vec<String>,
     /// Whether the store's derived index had to be rebuilt from the leases.
     pub index_rebuilt: bool,
+    /// Temporary files of writers killed half-way (records, `network create`) removed.
+    pub temps_removed: usize,
 }
 
-pub async fn gc(store: &mut impl LeaseStore, records: &Records) -> Result<GcReport> {
+pub async fn gc(
+    store: &mut impl LeaseStore,
+    records: &Records,
+    networks: &Networks,
+) -> Result<GcReport> {
     let mut report = GcReport {
         index_rebuilt: store.repair_index().map_err(Error::store)?,
         ..GcReport::default()
     };
-    records.remove_stale_temps()?;
+    report.temps_removed = records.remove_stale_temps()? + networks.remove_stale_temps()?;
     let recorded = records.list()?;
     for id in &recorded {
         let Some(lock) = records.try_lock(id)? else {
@@ -56,14 +62,9 @@ pub async fn gc(store: &mut impl LeaseStore, records: &Records) -> Result<GcRepo
     }
     // A hook killed after taking a container's lock and before writing its record leaves a lock
     // file and nothing else.
-    for id in records.locked()? {
-        if recorded.contains(&id) {
-            continue;
-        }
-        if let Some(lock) = records.try_lock(&id)? {
-            if records.read(&id)?.is_none() {
-                lock.remove_file()?;
-            }
+    for stem in records.unrecorded_locks()? {
+        if let Some((lock, true)) = records.try_lock_stem(&stem)? {
+            lock.remove_file()?;
         }
     }
     let recorded: BTreeSet<&String> = recorded.iter().collect();

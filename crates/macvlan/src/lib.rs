@@ -22,13 +22,13 @@ mod wiring;
 
 pub use endpoint::{AttachRequest, Attachment, Endpoint, attach, detach};
 pub use error::{Error, ErrorKind, Result, one_line};
-pub use files::write_atomic;
+pub use files::{Durability, Put, check_private_dir, write_atomic};
 pub use gc::{GcReport, gc};
 pub use lifecycle::{create_network, remove_network};
 pub use liveness::{Liveness, Process, Verdict};
 pub use mac::default_mac;
 pub use network::{Mode, Network, NetworkSpec, ParentLink};
-pub use networks::Networks;
+pub use networks::{Networks, NetworksHold};
 pub use oci_macvlan_netlink_core::MacAddr;
 pub use record::{Record, RecordedEndpoint, Records, check_container_id};
 pub use verify::{Report, verify};

@@ -5,16 +5,20 @@
 use std::{
     fs::{self, File, OpenOptions},
     io,
-    os::unix::fs::MetadataExt,
+    os::unix::fs::{MetadataExt, OpenOptionsExt},
     path::{Path, PathBuf},
 };
 
 use nix::{
     errno::Errno,
     fcntl::{Flock, FlockArg},
+    libc,
 };
 
-use crate::{Error, Result};
+use crate::{
+    Error, Result,
+    files::{FILE_MODE, ensure_dir, fix_mode},
+};
 
 #[derive(Debug)]
 pub(crate) struct FileLock {
@@ -34,21 +38,34 @@ impl FileLock {
         Self::take(path, FlockArg::LockExclusiveNonblock)
     }
 
+    /// Waits for a shared hold on `path`: many may share it, while an exclusive holder
+    /// ([`Self::acquire`]) waits for all of them and they for it.
+    pub(crate) fn acquire_shared(path: &Path) -> Result<Self> {
+        Self::take(path, FlockArg::LockShared).map(|lock| lock.ok_or_else(|| would_block(path)))?
+    }
+
     fn take(path: &Path, how: FlockArg) -> Result<Option<Self>> {
         let wrap = |source: io::Error| Error::Lock {
             path: path.to_path_buf(),
             source,
         };
         if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir).map_err(wrap)?;
+            ensure_dir(dir).map_err(wrap)?;
         }
         loop {
+            // Never through a symlink planted where a lock goes (ELOOP).
             let file = OpenOptions::new()
                 .create(true)
                 .truncate(false)
                 .write(true)
+                .mode(FILE_MODE)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
                 .open(path)
                 .map_err(wrap)?;
+            if !file.metadata().map_err(wrap)?.is_file() {
+                return Err(wrap(io::Error::other("it is not a regular file")));
+            }
+            fix_mode(&file, FILE_MODE).map_err(wrap)?;
             let lock = match Flock::lock(file, how) {
                 Ok(lock) => lock,
                 Err((_, Errno::EWOULDBLOCK)) => return Ok(None),
@@ -112,5 +129,29 @@ mod tests {
         assert!(FileLock::try_acquire(&path).unwrap().is_none());
         drop(second);
         assert!(FileLock::try_acquire(&path).unwrap().is_some());
+    }
+
+    #[test]
+    fn shared_holders_exclude_an_exclusive_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".lock");
+        let a = FileLock::acquire_shared(&path).unwrap();
+        let b = FileLock::acquire_shared(&path).unwrap();
+        assert!(FileLock::try_acquire(&path).unwrap().is_none());
+        drop(a);
+        assert!(FileLock::try_acquire(&path).unwrap().is_none());
+        drop(b);
+        assert!(FileLock::try_acquire(&path).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_symlink_where_a_lock_goes_is_refused_and_its_target_never_made() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("evil-target");
+        let path = dir.path().join("locks/evil.lock");
+        fs::create_dir(dir.path().join("locks")).unwrap();
+        std::os::unix::fs::symlink(&target, &path).unwrap();
+        assert!(FileLock::acquire(&path).is_err());
+        assert!(!target.exists());
     }
 }

@@ -5,10 +5,14 @@ use std::{
 
 use crate::{
     Error, Network, Result,
-    files::{json_stems, write_atomic},
+    files::{Durability, Put, json_stems, read_own, remove_stale_temps, write_atomic},
     lock::FileLock,
     network::check_network_name,
 };
+
+/// A shared hold on the network definitions (see [`Networks::hold`]), released on drop.
+#[derive(Debug)]
+pub struct NetworksHold(#[allow(dead_code)] FileLock);
 
 /// The network definitions of a host: one JSON file per network in `<config-dir>/networks/`.
 #[derive(Debug, Clone)]
@@ -23,10 +27,6 @@ impl Networks {
         }
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     fn path_of(&self, name: &str) -> Result<PathBuf> {
         check_network_name(name)?;
         Ok(self.dir.join(format!("{name}.json")))
@@ -36,12 +36,12 @@ impl Networks {
     pub fn create(&self, network: &Network) -> Result<()> {
         let path = self.path_of(&network.name)?;
         let mut json =
-            serde_json::to_vec_pretty(network).map_err(|source| Error::ParseNetwork {
+            serde_json::to_vec_pretty(network).map_err(|source| Error::SerializeNetwork {
                 path: path.clone(),
                 source,
             })?;
         json.push(b'\n');
-        match write_atomic(&path, &json, false) {
+        match write_atomic(&path, &json, Put::CreateNew, Durability::Durable) {
             Err(Error::WriteFile { source, .. })
                 if source.kind() == io::ErrorKind::AlreadyExists =>
             {
@@ -53,13 +53,11 @@ impl Networks {
 
     pub fn load(&self, name: &str) -> Result<Network> {
         let path = self.path_of(name)?;
-        let bytes = fs::read(&path).map_err(|source| match source.kind() {
-            io::ErrorKind::NotFound => Error::NetworkNotFound(name.to_owned()),
-            _ => Error::ReadNetwork {
-                path: path.clone(),
-                source,
-            },
-        })?;
+        let bytes = match read_own(&path) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return Err(Error::NetworkNotFound(name.to_owned())),
+            Err(source) => return Err(Error::ReadNetwork { path, source }),
+        };
         serde_json::from_slice(&bytes).map_err(|source| Error::ParseNetwork { path, source })
     }
 
@@ -86,6 +84,20 @@ impl Networks {
     /// else's to delete, or that a parent is free for passthru.
     pub(crate) fn lock(&self) -> Result<FileLock> {
         FileLock::acquire(&self.dir.join(".lock"))
+    }
+
+    /// The hold an attach keeps on the definitions it uses, from before it reads them until it
+    /// is done: `network rm` (which takes [`Self::lock`]) waits for it, so a network is never
+    /// removed between an attach's reading of its definition and its lease (which `rm` then
+    /// sees, and refuses). Attaches share it and never wait for each other.
+    pub fn hold(&self) -> Result<NetworksHold> {
+        FileLock::acquire_shared(&self.dir.join(".lock")).map(NetworksHold)
+    }
+
+    /// Removes the `.NAME.json.tmp-PID` files of `network create`s killed half-way, unless their
+    /// writer still runs; returns how many.
+    pub fn remove_stale_temps(&self) -> Result<usize> {
+        remove_stale_temps(&self.dir)
     }
 
     /// Deletes a definition. The caller checks that no endpoint uses it.

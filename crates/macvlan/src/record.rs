@@ -1,16 +1,24 @@
 use std::{
+    borrow::Cow,
     fs, io,
     path::{Path, PathBuf},
 };
 
-use oci_macvlan_netlink_core::{Link, MacAddr};
+use oci_macvlan_netlink_core::{Link, MacAddr, NetnsId};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::{
     Error, Liveness, Result,
-    files::{json_stems, remove_stale_temps, stems, write_atomic},
+    files::{Durability, Put, json_stems, read_own, remove_stale_temps, stems, write_atomic},
     lock::FileLock,
 };
+
+/// The longest container id used as a file name as it is. With the `.json` of a record and the
+/// `.…tmp-PID` of its temporary file, a longer one would pass NAME_MAX (255 bytes).
+const MAX_PLAIN_STEM: usize = 200;
+/// What starts the file name of a longer id: never in an id (see [`check_container_id`]).
+const HASHED_MARK: char = '=';
 
 /// What an attach did to a container, written before its first step so that a detach (or `gc`)
 /// after a crash at any point knows what to undo.
@@ -33,18 +41,26 @@ pub struct RecordedEndpoint {
     pub network: String,
     pub ifname: String,
     /// Only a link with this MAC is ours to delete. `None` for passthru, whose macvlan carries
-    /// its parent's MAC: there a macvlan of that name is ours.
+    /// its parent's MAC.
     #[serde(default, with = "mac_string")]
     pub mac: Option<MacAddr>,
+    /// The link's kind (`macvlan`). Records written before it was kept mean `macvlan`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// The index of the parent link in the host namespace when the record was written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lower: Option<u32>,
 }
 
 impl RecordedEndpoint {
-    /// Whether `link` is the one this endpoint created.
+    /// Whether `link` is the one this endpoint made: its kind, its lower device (the network's
+    /// parent) and its MAC all match. A name, or a name and a MAC, prove nothing: another
+    /// container sharing the namespace may have asked for both.
     pub fn is(&self, link: &Link) -> bool {
-        match self.mac {
-            Some(mac) => link.mac == Some(mac),
-            None => link.kind.as_deref() == Some("macvlan"),
-        }
+        let kind = self.kind.as_deref().unwrap_or("macvlan");
+        link.kind.as_deref() == Some(kind)
+            && self.lower.is_none_or(|lower| link.lower == Some(lower))
+            && self.mac.is_none_or(|mac| link.mac == Some(mac))
     }
 }
 
@@ -65,13 +81,12 @@ impl Records {
     }
 
     /// Removes what writers killed halfway left behind (see [`crate::files::remove_stale_temps`]).
-    pub(crate) fn remove_stale_temps(&self) -> Result<()> {
+    pub(crate) fn remove_stale_temps(&self) -> Result<usize> {
         remove_stale_temps(&self.dir)
     }
 
     fn path_of(&self, container_id: &str) -> Result<PathBuf> {
-        check_container_id(container_id)?;
-        Ok(self.dir.join(format!("{container_id}.json")))
+        Ok(self.dir.join(format!("{}.json", file_stem(container_id)?)))
     }
 
     /// Waits for the container's lock (see [`FileLock`]).
@@ -84,42 +99,125 @@ impl Records {
         FileLock::try_acquire(&self.lock_path(container_id)?)
     }
 
-    /// The container ids that have a lock file, sorted.
-    pub(crate) fn locked(&self) -> Result<Vec<String>> {
-        stems(&self.locks, ".lock", |path, source| Error::Lock {
+    /// The file stems of the lock files whose container has no record, sorted: what a hook
+    /// killed after taking a lock and before writing the record leaves.
+    pub(crate) fn unrecorded_locks(&self) -> Result<Vec<String>> {
+        let records = json_stems(&self.dir, |path, source| Error::ReadRecord { path, source })?;
+        let mut locks = stems(&self.locks, ".lock", |path, source| Error::Lock {
             path,
             source,
-        })
+        })?;
+        locks.retain(|stem| records.binary_search(stem).is_err());
+        Ok(locks)
+    }
+
+    /// The lock of the lock file `stem` (from [`Self::unrecorded_locks`]) if nobody holds it,
+    /// with whether the container still has no record.
+    pub(crate) fn try_lock_stem(&self, stem: &str) -> Result<Option<(FileLock, bool)>> {
+        let Some(lock) = FileLock::try_acquire(&self.locks.join(format!("{stem}.lock")))? else {
+            return Ok(None);
+        };
+        let path = self.dir.join(format!("{stem}.json"));
+        let unrecorded = !path
+            .try_exists()
+            .map_err(|source| Error::ReadRecord { path, source })?;
+        Ok(Some((lock, unrecorded)))
     }
 
     fn lock_path(&self, container_id: &str) -> Result<PathBuf> {
-        check_container_id(container_id)?;
-        Ok(self.locks.join(format!("{container_id}.lock")))
+        Ok(self
+            .locks
+            .join(format!("{}.lock", file_stem(container_id)?)))
     }
 
+    /// Writes the record. The state dir lives until the next boot only, as do containers:
+    /// no `fsync` (see [`Durability::UntilReboot`]).
     pub(crate) fn write(&self, record: &Record) -> Result<()> {
         let path = self.path_of(&record.container_id)?;
-        let json = serde_json::to_vec(record).map_err(|source| Error::ParseRecord {
+        let json = serde_json::to_vec(record).map_err(|source| Error::SerializeRecord {
             path: path.clone(),
             source,
         })?;
-        write_atomic(&path, &json, true)
+        write_atomic(&path, &json, Put::Replace, Durability::UntilReboot)
     }
 
     pub fn read(&self, container_id: &str) -> Result<Option<Record>> {
         let path = self.path_of(container_id)?;
-        match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|source| Error::ParseRecord { path, source }),
-            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(Error::ReadRecord { path, source }),
+        let record = self.read_path(&path)?;
+        match record {
+            // Two long ids whose names share a hash: never read one as the other.
+            Some(record) if record.container_id != container_id => Err(Error::RecordOfAnother {
+                path,
+                container_id: record.container_id,
+            }),
+            other => Ok(other),
+        }
+    }
+
+    fn read_path(&self, path: &Path) -> Result<Option<Record>> {
+        match read_own(path) {
+            Ok(Some(bytes)) => {
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|source| Error::ParseRecord {
+                        path: path.to_path_buf(),
+                        source,
+                    })
+            }
+            Ok(None) => Ok(None),
+            Err(source) => Err(Error::ReadRecord {
+                path: path.to_path_buf(),
+                source,
+            }),
         }
     }
 
     /// The container ids that have a record, sorted.
     pub fn list(&self) -> Result<Vec<String>> {
-        json_stems(&self.dir, |path, source| Error::ReadRecord { path, source })
+        let stems = json_stems(&self.dir, |path, source| Error::ReadRecord { path, source })?;
+        let mut ids = Vec::with_capacity(stems.len());
+        for stem in stems {
+            if !stem.starts_with(HASHED_MARK) {
+                ids.push(stem);
+                continue;
+            }
+            // A long id: its record names it (a record removed meanwhile is gone from the list).
+            let path = self.dir.join(format!("{stem}.json"));
+            if let Some(record) = self.read_path(&path)? {
+                ids.push(record.container_id);
+            }
+        }
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// The records of other containers whose links live in the namespace `netns` and that
+    /// name the interface `ifname`: a link such a record claims is never adopted or deleted for
+    /// `container_id`. Read only on the rare paths that need it (a name taken, a link to delete
+    /// in a namespace that outlives the container).
+    pub(crate) fn claims_of_others(
+        &self,
+        container_id: &str,
+        netns: NetnsId,
+        ifname: &str,
+    ) -> Result<Vec<String>> {
+        let mut others = Vec::new();
+        for id in self.list()? {
+            if id == container_id {
+                continue;
+            }
+            let Ok(Some(record)) = self.read(&id) else {
+                continue;
+            };
+            let same_netns = record
+                .liveness
+                .as_ref()
+                .is_some_and(|facts| facts.netns() == netns);
+            if same_netns && record.endpoints.iter().any(|e| e.ifname == ifname) {
+                others.push(id);
+            }
+        }
+        Ok(others)
     }
 
     pub(crate) fn remove(&self, container_id: &str) -> Result<()> {
@@ -131,6 +229,23 @@ impl Records {
             _ => Ok(()),
         }
     }
+}
+
+/// The file name (without suffix) of a container's record and lock: the id itself, or for an
+/// id longer than [`MAX_PLAIN_STEM`], `=` and the SHA-256 of the id (a record names its id, and
+/// [`Records::read`] checks it).
+fn file_stem(container_id: &str) -> Result<Cow<'_, str>> {
+    check_container_id(container_id)?;
+    if container_id.len() <= MAX_PLAIN_STEM {
+        return Ok(Cow::Borrowed(container_id));
+    }
+    let digest = Sha256::digest(container_id.as_bytes());
+    let mut stem = String::with_capacity(65);
+    stem.push(HASHED_MARK);
+    for byte in digest {
+        stem.push_str(&format!("{byte:02x}"));
+    }
+    Ok(Cow::Owned(stem))
 }
 
 /// Container ids become file names: runc's rule (`[A-Za-z0-9_+.-]+`), and never `.` or `..`.
@@ -155,6 +270,96 @@ pub fn check_container_id(id: &str) -> Result<()> {
             reason,
         }),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn record(id: &str) -> Record {
+        Record {
+            container_id: id.to_owned(),
+            netns: None,
+            liveness: None,
+            endpoints: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn every_id_up_to_the_limit_has_a_record_and_a_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let records = Records::new(dir.path());
+        let ids: Vec<String> = [1, 200, 201, 240, 251, 1024]
+            .iter()
+            .map(|&n| "a".repeat(n))
+            .collect();
+        for id in &ids {
+            let lock = records.lock(id).unwrap();
+            records.write(&record(id)).unwrap();
+            assert_eq!(records.read(id).unwrap(), Some(record(id)));
+            lock.remove_file().unwrap();
+        }
+        let mut listed = records.list().unwrap();
+        listed.sort();
+        let mut expected = ids.clone();
+        expected.sort();
+        assert_eq!(listed, expected);
+        for id in &ids {
+            records.remove(id).unwrap();
+            assert_eq!(records.read(id).unwrap(), None);
+        }
+        assert!(records.list().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_record_under_another_ids_name_is_not_read_as_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let records = Records::new(dir.path());
+        let long = "b".repeat(300);
+        records.write(&record(&long)).unwrap();
+        // Planted: the file of `long` holds another id.
+        let path = records.path_of(&long).unwrap();
+        fs::write(&path, serde_json::to_vec(&record("intruder")).unwrap()).unwrap();
+        let err = crate::one_line(&records.read(&long).unwrap_err());
+        assert!(err.contains("intruder"), "{err}");
+    }
+
+    #[test]
+    fn a_link_is_ours_only_if_kind_parent_and_mac_match() {
+        let mac: MacAddr = "02:00:00:00:00:01".parse().unwrap();
+        let ep = RecordedEndpoint {
+            network: "n".into(),
+            ifname: "eth0".into(),
+            mac: Some(mac),
+            kind: Some("macvlan".into()),
+            lower: Some(7),
+        };
+        let link = |kind: &str, lower: u32, mac: MacAddr| Link {
+            index: 3,
+            name: "eth0".into(),
+            mac: Some(mac),
+            mtu: None,
+            up: true,
+            loopback: false,
+            kind: Some(kind.into()),
+            alias: None,
+            lower: Some(lower),
+            vlan_id: None,
+            promiscuity: 0,
+            carrier: None,
+        };
+        let other: MacAddr = "02:00:00:00:00:02".parse().unwrap();
+        assert!(ep.is(&link("macvlan", 7, mac)));
+        assert!(!ep.is(&link("veth", 7, mac)));
+        assert!(!ep.is(&link("macvlan", 8, mac)));
+        assert!(!ep.is(&link("macvlan", 7, other)));
+        // Passthru: no MAC of its own, kind and parent decide.
+        let passthru = RecordedEndpoint { mac: None, ..ep };
+        assert!(passthru.is(&link("macvlan", 7, other)));
+        assert!(!passthru.is(&link("macvlan", 9, other)));
     }
 }
 

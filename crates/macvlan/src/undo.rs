@@ -1,14 +1,22 @@
+use std::net::IpAddr;
+
 use oci_macvlan_ipam::{LeaseStore, Owner};
 use oci_macvlan_netlink_core::Handle;
 
-use crate::Records;
+use crate::{Record, Records};
 
-/// One step an attach took, recorded with what undoes it.
+/// One step an attach took, recorded with what undoes it. Only what this run made is here: a
+/// lease or link an earlier run of the container made (and this one adopted) is not, so a
+/// failed re-run never takes away what the container already had.
 #[derive(Debug)]
 pub(crate) enum Step {
-    WroteRecord,
-    Leased { network: String, owner: Owner },
-    CreatedLink { ifname: String },
+    /// The record was written over `previous` (this container's record of an earlier run).
+    WroteRecord { previous: Option<Record> },
+    /// Addresses this run leased (not those the owner held already).
+    Leased { owner: Owner, ips: Vec<IpAddr> },
+    /// A link this run created, by name and index (a link that has taken its name since is not
+    /// this one).
+    CreatedLink { ifname: String, index: u32 },
 }
 
 /// The undo log of one attach: steps are pushed as they are taken and, on failure, undone in
@@ -40,16 +48,24 @@ impl Undo {
                 continue;
             }
             let undone = match step {
-                Step::CreatedLink { ifname } => match container {
+                Step::CreatedLink { ifname, index } => match container {
                     Some(handle) => match handle.link_by_name(&ifname).await {
-                        Ok(Some(link)) => handle.delete_link(&link).await.is_ok(),
-                        Ok(None) => true,
+                        Ok(Some(link)) if link.index == index => {
+                            handle.delete_link(&link).await.is_ok()
+                        }
+                        Ok(_) => true,
                         Err(_) => false,
                     },
                     None => false,
                 },
-                Step::Leased { network, owner } => store.release(&network, &owner).is_ok(),
-                Step::WroteRecord => clean && records.remove(container_id).is_ok(),
+                Step::Leased { owner, ips } => store.release_ips(&owner, &ips).is_ok(),
+                Step::WroteRecord { previous } => {
+                    clean
+                        && match previous {
+                            Some(previous) => records.write(&previous).is_ok(),
+                            None => records.remove(container_id).is_ok(),
+                        }
+                }
             };
             clean &= undone;
         }
