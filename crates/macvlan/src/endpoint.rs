@@ -160,22 +160,7 @@ async fn claim(
         }
         Verdict::Alive(why) | Verdict::Undecided(why) => why,
     };
-    let addresses = store
-        .all_leases()
-        .map_err(Error::store)?
-        .into_iter()
-        .filter(|l| l.owner.container_id == container_id)
-        .map(|l| format!("{} on {}", l.ip, l.network))
-        .collect::<Vec<_>>();
-    Err(Error::IdInUse {
-        container_id: container_id.to_owned(),
-        holder: why,
-        addresses: if addresses.is_empty() {
-            "no address".to_owned()
-        } else {
-            addresses.join(", ")
-        },
-    })
+    Err(id_in_use(store, container_id, why))
 }
 
 /// Whether facts observed now and facts recorded earlier are of one container: the same
@@ -598,7 +583,49 @@ pub async fn detach(
     let lock = records.lock(container_id)?;
     failpoint::hit("detach:locked")?;
     let record = records.read(container_id)?;
+    if let Some(record) = &record {
+        refuse_if_its_process_lives(store, record)?;
+    }
     detach_locked(store, records, container_id, record.as_ref(), &lock).await
+}
+
+/// A container's poststop runs after its process has exited. So the poststop of an id whose
+/// recorded process still runs is another container's (the same id under another runtime root,
+/// refused at its attach): nothing of the one that runs is touched.
+fn refuse_if_its_process_lives(store: &mut impl LeaseStore, record: &Record) -> Result<()> {
+    let Some(facts) = &record.liveness else {
+        return Ok(());
+    };
+    if facts.process.is_none() {
+        return Ok(());
+    }
+    match judge(Some(facts), None) {
+        Verdict::Alive(why) => Err(id_in_use(store, &record.container_id, why)),
+        Verdict::Gone(_) | Verdict::Undecided(_) => Ok(()),
+    }
+}
+
+/// [`Error::IdInUse`], with the addresses the holder has.
+fn id_in_use(store: &mut impl LeaseStore, container_id: &str, holder: String) -> Error {
+    let addresses = store
+        .all_leases()
+        .map(|leases| {
+            leases
+                .into_iter()
+                .filter(|l| l.owner.container_id == container_id)
+                .map(|l| format!("{} on {}", l.ip, l.network))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    Error::IdInUse {
+        container_id: container_id.to_owned(),
+        holder,
+        addresses: if addresses.is_empty() {
+            "no address".to_owned()
+        } else {
+            addresses.join(", ")
+        },
+    }
 }
 
 /// [`detach`] for a caller that holds the container's lock and has read its record.

@@ -83,6 +83,18 @@ pub fn write_atomic(path: &Path, contents: &[u8], put: Put, durability: Durabili
 /// Reads a file of ours: not through a symlink, a regular file, at most 1 MiB. `Ok(None)` when
 /// it does not exist.
 pub(crate) fn read_own(path: &Path) -> io::Result<Option<Vec<u8>>> {
+    if let Some(dir) = path.parent() {
+        match fs::symlink_metadata(dir) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                return Err(io::Error::other(format!(
+                    "{} is a symlink, which oci-macvlan never follows in its own dirs",
+                    dir.display()
+                )));
+            }
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+            _ => {}
+        }
+    }
     let file = match OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
