@@ -162,6 +162,10 @@ fn attach_points() -> Vec<String> {
         if point.starts_with("attach:net:") {
             points.push(format!("{point}=@1"));
             points.push(format!("{point}=@2"));
+        } else if *point == "attach:claimed" {
+            // Passed by every attach; what it guards (taking back a gone container's record) has
+            // its own test below.
+            points.push(format!("{point}=@1"));
         } else if point.starts_with("attach:") {
             points.push(format!("{point}=@1"));
         }
@@ -250,6 +254,48 @@ fn detach_dies_or_fails_at_every_step_and_every_continuation_cleans_up() {
                 suite.lan.cli_ok(&["hook"], &c.creating);
                 let stopped = c.stopped.clone();
                 suite.run_faulty(&c, &["hook", "poststop"], &stopped, &spec, kill);
+                suite.carry_on(&mut c, then);
+            }
+        }
+    }
+}
+
+/// An attach for an id whose record is of an earlier container that is gone without its
+/// poststop (its namespace path is gone): the attach takes that record back first, as `gc`
+/// would. Interrupted at each step of that take-back, and right after it; then each
+/// continuation leaves nothing.
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn an_attach_taking_back_a_gone_containers_record_dies_or_fails_at_every_step() {
+    let mut suite = Suite::new();
+    for point in ["detach:links", "detach:released", "attach:claimed"] {
+        for kill in [true, false] {
+            let spec = format!("{point}={}", if kill { "kill" } else { "error" });
+            for then in THEN {
+                let mut c = suite.container(&format!("stale record, {spec} then {then:?}"));
+                // The earlier container of that id: attached in a namespace that is gone now.
+                let earlier = TestNetns::new("omt-old-");
+                let id = c
+                    .name
+                    .rsplit('(')
+                    .next()
+                    .unwrap()
+                    .trim_end_matches(')')
+                    .to_owned();
+                let annotations = [("oci-macvlan.networks", "fpa,fpb")];
+                let old = suite
+                    .lan
+                    .fake_bundle(&id, &annotations, &earlier.path(), "creating");
+                suite.lan.cli_ok(&["hook"], &old);
+                drop(earlier);
+                // The bundle of the new container of that id (a new namespace).
+                let ns = c.ns.as_ref().unwrap().path();
+                c.creating = suite.lan.fake_bundle(&id, &annotations, &ns, "creating");
+                let creating = c.creating.clone();
+                suite.run_faulty(&c, &["hook"], &creating, &spec, kill);
                 suite.carry_on(&mut c, then);
             }
         }

@@ -92,7 +92,10 @@ pub async fn attach(
     let claimed = match opened {
         Ok((netns, liveness, container)) => claim(store, records, req.container_id, &liveness)
             .await
-            .map(|previous| (netns, liveness, container, previous)),
+            .and_then(|previous| {
+                failpoint::hit("attach:claimed")?;
+                Ok((netns, liveness, container, previous))
+            }),
         Err(err) => Err(err),
     };
     let (netns, liveness, container, previous) = match claimed {

@@ -14,6 +14,7 @@ use crate::error::Error;
 /// `attach:net:*` points are passed once per network of the container.
 pub const ALL: &[&str] = &[
     "attach:locked",
+    "attach:claimed",
     "attach:recorded",
     "attach:net:parent",
     "attach:net:leased",
