@@ -198,6 +198,7 @@ fn a_state_or_config_dir_others_could_change_is_refused() {
             ("mode 775", 0o775),
             ("another owner", 0o755),
         ] {
+            fs::create_dir_all(&dir).unwrap();
             fs::set_permissions(&dir, fs::Permissions::from_mode(set)).unwrap();
             let owner = (case == "another owner").then_some(65534);
             std::os::unix::fs::chown(&dir, owner, None).unwrap();
