@@ -168,6 +168,44 @@ fn bad_input_fails_with_one_line_and_leaves_nothing() {
             ),
             3,
         ),
+        // Names the kernel would reinterpret or refuse, each in a namespace of its own: `eth%d`
+        // would become `eth0` there.
+        case(
+            "ifname eth%d",
+            &["hook"],
+            in_other("c13", &[(ANN, NET), ("oci-macvlan.lan77.ifname", "eth%d")]),
+            3,
+        ),
+        case(
+            "ifname a%sb",
+            &["hook"],
+            in_other("c14", &[(ANN, NET), ("oci-macvlan.lan77.ifname", "a%sb")]),
+            3,
+        ),
+        case(
+            "ifname all",
+            &["hook"],
+            in_other("c15", &[(ANN, NET), ("oci-macvlan.lan77.ifname", "all")]),
+            3,
+        ),
+        case(
+            "ifname default",
+            &["hook"],
+            in_other(
+                "c16",
+                &[(ANN, NET), ("oci-macvlan.lan77.ifname", "default")],
+            ),
+            3,
+        ),
+        case(
+            "ifname with a non-ASCII letter",
+            &["hook"],
+            in_other(
+                "c17",
+                &[(ANN, NET), ("oci-macvlan.lan77.ifname", "eth\u{e9}")],
+            ),
+            3,
+        ),
         case(
             "bad CIDR",
             &[
