@@ -174,6 +174,16 @@ pub enum Error {
     /// A failpoint's `error` action (only in a `failpoints` build, for the fault-injection suite).
     #[error("injected failure at failpoint {0}")]
     Injected(&'static str),
+    #[error("-o {key} is given more than once: each option takes one value")]
+    RepeatedOption { key: String },
+    #[error("--aux-address name {name} is given more than once: each name reserves one address")]
+    RepeatedAuxName { name: String },
+    #[error("--aux-address {ip} is given twice, as {first} and as {second}")]
+    RepeatedAuxAddress {
+        ip: IpAddr,
+        first: String,
+        second: String,
+    },
 }
 
 impl Error {
@@ -224,6 +234,9 @@ impl Error {
             | Self::InvalidMac { .. }
             | Self::HostNetns { .. }
             | Self::WrongFamily { .. } => ErrorKind::Invalid,
+            Self::RepeatedOption { .. }
+            | Self::RepeatedAuxName { .. }
+            | Self::RepeatedAuxAddress { .. } => ErrorKind::Invalid,
             _ => ErrorKind::System,
         }
     }

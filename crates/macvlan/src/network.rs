@@ -191,6 +191,20 @@ impl NetworkSpec {
                 .filter(|(name, _)| !name.is_empty())
                 .ok_or_else(|| invalid("--aux-address", value, "expected NAME=IP"))?;
             let ip = parse_ip("--aux-address", ip)?;
+            // Names are keys, as in Docker's map of auxiliary addresses: one name, one address,
+            // across all subnets. One address under two names is a slip as well.
+            if aux.iter().any(|pool| pool.contains_key(name)) {
+                return Err(Error::RepeatedAuxName {
+                    name: name.to_owned(),
+                });
+            }
+            if let Some((first, _)) = aux.iter().flatten().find(|(_, held)| **held == ip) {
+                return Err(Error::RepeatedAuxAddress {
+                    ip,
+                    first: first.clone(),
+                    second: name.to_owned(),
+                });
+            }
             let at = assign(&subnets, ip, "auxiliary address", value)?;
             aux[at].insert(name.to_owned(), ip);
         }
@@ -272,7 +286,11 @@ impl NetworkSpec {
                     key: key.to_owned(),
                 });
             }
-            options.insert(key.to_owned(), value.to_owned());
+            if options.insert(key.to_owned(), value.to_owned()).is_some() {
+                return Err(Error::RepeatedOption {
+                    key: key.to_owned(),
+                });
+            }
         }
         Ok(options)
     }

@@ -120,6 +120,40 @@ fn rejected_inputs() {
         &["--subnet 10.0.0.0/24", "-o parent=eth0", "-o mtu=big"],
         &["--subnet 10.0.0.0/24", "-o parent=eth0", "-o vlan=5"],
         &["--subnet 10.0.0.0/24", "-o parent"],
+        // A key given twice is an error, never last-wins.
+        &["--subnet 10.0.0.0/24", "-o parent=eth0", "-o parent=eth1"],
+        &["--subnet 10.0.0.0/24", "-o parent=eth0", "-o parent=eth0"],
+        &[
+            "--subnet 10.0.0.0/24",
+            "-o parent=eth0",
+            "-o macvlan_mode=private",
+            "-o macvlan_mode=bridge",
+        ],
+        &[
+            "--subnet 10.0.0.0/24",
+            "-o parent=eth0",
+            "-o mtu=1400",
+            "-o mtu=1500",
+        ],
+        &[
+            "--subnet 10.0.0.0/24",
+            "--aux-address router2=10.0.0.2",
+            "--aux-address router2=10.0.0.3",
+            "-o parent=eth0",
+        ],
+        &[
+            "--subnet 10.0.0.0/24",
+            "--subnet fd00::/64",
+            "--aux-address router=10.0.0.2",
+            "--aux-address router=fd00::2",
+            "-o parent=eth0",
+        ],
+        &[
+            "--subnet 10.0.0.0/24",
+            "--aux-address router2=10.0.0.2",
+            "--aux-address printer=10.0.0.2",
+            "-o parent=eth0",
+        ],
     ];
     let mut report = Vec::new();
     for args in cases {
@@ -198,4 +232,24 @@ fn a_network_without_parent_is_internal_on_its_own_dummy() {
     assert_eq!(network.parent_link, ParentLink::Dummy);
     assert!(network.internal, "no parent means no way out: internal");
     assert_eq!(network.gateway_for("10.0.0.2".parse().unwrap()), None);
+}
+
+#[test]
+fn distinct_aux_names_and_addresses_are_kept_all() {
+    let network = spec(&[
+        "--subnet 10.0.0.0/24",
+        "--subnet fd00::/64",
+        "--aux-address router2=10.0.0.2",
+        "--aux-address printer=10.0.0.3",
+        "--aux-address router6=fd00::2",
+        "-o parent=eth0",
+    ])
+    .validate("id".into(), "now".into())
+    .unwrap();
+    let names: Vec<Vec<&str>> = network
+        .pools
+        .iter()
+        .map(|p| p.aux_addresses.keys().map(String::as_str).collect())
+        .collect();
+    assert_eq!(names, [vec!["printer", "router2"], vec!["router6"]]);
 }
