@@ -1,12 +1,63 @@
-use std::{collections::BTreeMap, fmt, net::IpAddr};
+use std::{
+    collections::BTreeMap,
+    fmt,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+};
 
-use ipnetwork::IpNetwork;
+use ipnetwork::{IpNetwork, Ipv4Network, Ipv6Network};
 use serde::{Deserialize, Serialize};
 
 use crate::{
     Error, Result,
     addr::{bounds, max_prefix, to_key},
 };
+
+/// Address blocks no LAN can use, in the order a subnet overlapping several is told about.
+const UNUSABLE: [(IpNetwork, &str); 8] = [
+    (v4(0, 0, 0, 0, 8), "\"this network\", a source address only"),
+    (v4(127, 0, 0, 0, 8), "loopback"),
+    (v4(224, 0, 0, 0, 4), "multicast"),
+    (
+        v4(240, 0, 0, 0, 4),
+        "reserved, with the limited broadcast address",
+    ),
+    (
+        v6([0, 0, 0, 0, 0, 0, 0, 0], 96),
+        "the unspecified, loopback and IPv4-compatible addresses",
+    ),
+    (
+        v6([0, 0, 0, 0, 0, 0xffff, 0, 0], 96),
+        "IPv4-mapped addresses",
+    ),
+    (
+        v6([0xfe80, 0, 0, 0, 0, 0, 0, 0], 10),
+        "link-local: every interface has its own",
+    ),
+    (v6([0xff00, 0, 0, 0, 0, 0, 0, 0], 8), "multicast"),
+];
+
+const fn v4(a: u8, b: u8, c: u8, d: u8, prefix: u8) -> IpNetwork {
+    match Ipv4Network::new_checked(Ipv4Addr::new(a, b, c, d), prefix) {
+        Some(net) => IpNetwork::V4(net),
+        None => panic!("invalid IPv4 block"),
+    }
+}
+
+const fn v6(s: [u16; 8], prefix: u8) -> IpNetwork {
+    let addr = Ipv6Addr::new(s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]);
+    match Ipv6Network::new_checked(addr, prefix) {
+        Some(net) => IpNetwork::V6(net),
+        None => panic!("invalid IPv6 block"),
+    }
+}
+
+/// The first block of [`UNUSABLE`] that `subnet` overlaps, with why no LAN can use it.
+fn unusable_block(subnet: IpNetwork) -> Option<(IpNetwork, &'static str)> {
+    UNUSABLE.iter().copied().find(|(block, _)| {
+        block.is_ipv4() == subnet.is_ipv4()
+            && (block.contains(subnet.network()) || subnet.contains(block.network()))
+    })
+}
 
 /// One subnet of a network and the rules for handing out its addresses. Read from JSON through
 /// [`Pool::new`]: a hand-edited definition gets `network create`'s checks and errors.
@@ -79,6 +130,9 @@ impl Pool {
                 given: subnet,
                 canonical,
             });
+        }
+        if let Some((block, why)) = unusable_block(subnet) {
+            return Err(Error::SubnetUnusable { subnet, block, why });
         }
         if subnet.prefix() == max_prefix(subnet) {
             return Err(Error::SubnetTooSmall(subnet));
@@ -269,6 +323,72 @@ mod tests {
             })
             .collect();
         insta::assert_snapshot!(report.join("\n"));
+    }
+
+    #[test]
+    fn subnets_no_lan_can_use_are_refused_naming_the_block() {
+        let refused = [
+            "::ffff:10.1.0.0/120",
+            "::/0",
+            "0.0.0.0/0",
+            "127.0.0.0/8",
+            "224.0.0.0/24",
+            "0.0.0.0/8",
+            "0.1.2.0/24",
+            "127.0.0.0/30",
+            "192.0.0.0/2",
+            "239.255.255.0/24",
+            "240.0.0.0/4",
+            "255.255.255.254/31",
+            "::/128",
+            "::1/128",
+            "::/64",
+            "::a01:200/120",
+            "::ffff:0:0/96",
+            "fe80::/64",
+            "febf:ffff::/32",
+            "fe00::/7",
+            "ff02::/16",
+            "ff00::/8",
+        ];
+        let report: Vec<String> = refused
+            .iter()
+            .map(|s| {
+                let err = pool(s, None, None, &[]).expect_err("must be refused");
+                assert!(err.is_invalid_input(), "{s}: {err}");
+                format!("{s} -> {err}")
+            })
+            .collect();
+        insta::assert_snapshot!(report.join("\n"));
+        // Their neighbours are fine.
+        for s in [
+            "1.0.0.0/8",
+            "126.255.255.0/24",
+            "128.0.0.0/8",
+            "223.255.255.0/24",
+            "::1:0:0/96",
+            "::1:0:0:0/96",
+            "fc00::/7",
+            "fec0::/10",
+            "2001:db8::/64",
+        ] {
+            assert!(pool(s, None, None, &[]).is_ok(), "{s}");
+        }
+    }
+
+    #[test]
+    fn a_definition_on_disk_gets_the_same_subnet_check() {
+        for (json, block) in [
+            (r#"{"subnet":"127.0.0.0/8"}"#, "127.0.0.0/8 (loopback)"),
+            (
+                r#"{"subnet":"::ffff:10.1.0.0/120","gateway":"::ffff:10.1.0.1"}"#,
+                "::ffff:0.0.0.0/96 (IPv4-mapped addresses)",
+            ),
+            (r#"{"subnet":"fe80::/64"}"#, "fe80::/10 (link-local"),
+        ] {
+            let err = serde_json::from_str::<Pool>(json).unwrap_err().to_string();
+            assert!(err.contains(block), "{json}: {err}");
+        }
     }
 
     #[test]

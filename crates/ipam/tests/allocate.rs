@@ -287,12 +287,16 @@ fn ipv6_slash_64_is_allocated_without_sizing_anything_by_the_subnet() {
 }
 
 #[test]
-fn ipv6_range_at_the_very_top_of_the_address_space_is_exhausted_cleanly() {
+fn ipv6_range_at_the_top_of_the_usable_address_space_is_exhausted_cleanly() {
+    // Above fec0::/10 lie link-local fe80::/10 and multicast ff00::/8, which no pool may overlap.
+    let top = "ffff:ffff:ffff:ffff::/64".parse().unwrap();
+    let err = Pool::new(top, None, None, BTreeMap::new()).unwrap_err();
+    insta::assert_snapshot!(err.to_string(), @"invalid subnet ffff:ffff:ffff:ffff::/64: it overlaps ff00::/8 (multicast), which no LAN can use");
     let mut f = Fixture::new();
     let pools = [pool(
-        "ffff:ffff:ffff:ffff::/64",
+        "feff:ffff:ffff:ffff::/64",
         None,
-        Some("ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffc/126"),
+        Some("feff:ffff:ffff:ffff:ffff:ffff:ffff:fffc/126"),
         &[],
     )];
     let mut got = Vec::new();
@@ -302,12 +306,12 @@ fn ipv6_range_at_the_very_top_of_the_address_space_is_exhausted_cleanly() {
     assert_eq!(
         got,
         ips(&[
-            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffc",
-            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffd",
-            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe",
-            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+            "feff:ffff:ffff:ffff:ffff:ffff:ffff:fffc",
+            "feff:ffff:ffff:ffff:ffff:ffff:ffff:fffd",
+            "feff:ffff:ffff:ffff:ffff:ffff:ffff:fffe",
+            "feff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
         ])
     );
     let err = f.lease("top", &pools, "e", &[], true).unwrap_err();
-    insta::assert_snapshot!(err.to_string(), @"no available IPv6 addresses on this network's address pools: top (ffff:ffff:ffff:ffff::/64)");
+    insta::assert_snapshot!(err.to_string(), @"no available IPv6 addresses on this network's address pools: top (feff:ffff:ffff:ffff::/64)");
 }

@@ -1,6 +1,7 @@
 //! Property tests: any pool, valid or not, of any prefix length in either family (a /0 and a
-//! /127 included), is checked without a panic; a pool that passes hands out, lowest first, only
-//! its own unreserved addresses of its range, each once, and `usage` counts them down.
+//! /127 included), is checked without a panic; a pool that passes overlaps no block a LAN cannot
+//! use, and hands out, lowest first, only its own unreserved addresses of its range, each once,
+//! and `usage` counts them down.
 
 #![allow(clippy::unwrap_used)]
 
@@ -126,6 +127,13 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let mut store = LmdbStore::open(dir.path()).unwrap();
         let pools = [pool.clone()];
+        for block in ["0.0.0.0/8", "127.0.0.0/8", "224.0.0.0/3", "::/96", "::ffff:0:0/96", "fe80::/10", "ff00::/8"] {
+            let block: IpNetwork = block.parse().unwrap();
+            prop_assert!(
+                !block.contains(pool.subnet.network()) && !pool.subnet.contains(block.network()),
+                "{} overlaps {block}", pool.subnet
+            );
+        }
         let before = store.transaction(|txn| pool.usage(txn)).unwrap();
         let mut seen = BTreeSet::new();
         let mut previous: Option<u128> = None;

@@ -120,6 +120,23 @@ fn rejected_inputs() {
         &["--subnet 10.0.0.0/24", "-o parent=eth0", "-o mtu=big"],
         &["--subnet 10.0.0.0/24", "-o parent=eth0", "-o vlan=5"],
         &["--subnet 10.0.0.0/24", "-o parent"],
+        // Blocks no LAN can use, and subnets that overlap one.
+        &["--subnet ::ffff:10.1.0.0/120", "-o parent=eth0"],
+        &["--subnet ::/0", "-o parent=eth0"],
+        &["--subnet 0.0.0.0/0", "-o parent=eth0"],
+        &["--subnet 127.0.0.0/8", "-o parent=eth0"],
+        &["--subnet 224.0.0.0/24", "-o parent=eth0"],
+        &["--subnet 240.0.0.0/24", "-o parent=eth0"],
+        &["--subnet 0.0.0.0/24", "--gateway 0.0.0.1", "-o parent=eth0"],
+        &["--subnet fe80::/64", "-o parent=eth0"],
+        &["--subnet ff02::/64", "-o parent=eth0"],
+        &["--subnet ::1/128", "-o parent=eth0"],
+        &[
+            "--subnet 10.0.0.0/24",
+            "--subnet 127.0.0.0/24",
+            "--gateway 127.0.0.1",
+            "-o parent=eth0",
+        ],
         // A key given twice is an error, never last-wins.
         &["--subnet 10.0.0.0/24", "-o parent=eth0", "-o parent=eth1"],
         &["--subnet 10.0.0.0/24", "-o parent=eth0", "-o parent=eth0"],
@@ -252,4 +269,18 @@ fn distinct_aux_names_and_addresses_are_kept_all() {
         .map(|p| p.aux_addresses.keys().map(String::as_str).collect())
         .collect();
     assert_eq!(names, [vec!["printer", "router2"], vec!["router6"]]);
+}
+
+#[test]
+fn a_definition_on_disk_with_a_subnet_no_lan_can_use_is_refused() {
+    let json = serde_json::json!({
+        "name": "lan", "id": "x", "created": "now", "driver": "macvlan",
+        "parent": "eth0", "mode": "bridge",
+        "pools": [
+            {"subnet": "10.0.0.0/24", "gateway": "10.0.0.1"},
+            {"subnet": "224.0.0.0/24"},
+        ],
+    });
+    let err = serde_json::from_value::<oci_macvlan_macvlan::Network>(json).unwrap_err();
+    insta::assert_snapshot!(err.to_string(), @"invalid subnet 224.0.0.0/24: it overlaps 224.0.0.0/4 (multicast), which no LAN can use");
 }
