@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     Error, Result,
-    addr::{bounds, max_prefix, to_key},
+    addr::{bounds, from_key, max_prefix, to_key},
 };
 
 /// Address blocks no LAN can use, in the order a subnet overlapping several is told about.
@@ -243,18 +243,39 @@ impl Pool {
         }
     }
 
+    /// The subnet's first host address (`.1`, `::1`; on an IPv4 /31 its first address): where
+    /// a LAN's router usually is.
+    pub fn first_host(&self) -> IpAddr {
+        let (first, _) = bounds(self.subnet);
+        let point_to_point = self.is_ipv4() && self.subnet.prefix() == 31;
+        // `Pool::new` refuses a /32 and a /128, so the subnet has an address after its first.
+        from_key(
+            if point_to_point { first } else { first + 1 },
+            self.is_ipv4(),
+        )
+    }
+
+    /// The address kept free for a router the network was not told about: the first host
+    /// address of a pool without a gateway, when `undeclared_router` says the LAN may have one
+    /// (see [`crate::Request::undeclared_router`]). Only dynamic allocation avoids it.
+    pub fn kept_for_router(&self, undeclared_router: bool) -> Option<IpAddr> {
+        (undeclared_router && self.gateway.is_none()).then(|| self.first_host())
+    }
+
     /// Inclusive key bounds of the dynamic range (the ip-range, or the whole subnet).
     pub(crate) fn dynamic_bounds(&self) -> (u128, u128) {
         bounds(self.ip_range.unwrap_or(self.subnet))
     }
 
-    /// Keys inside the dynamic range that are never handed out, sorted.
-    pub(crate) fn reserved_keys(&self) -> Vec<u128> {
+    /// Keys that dynamic allocation never hands out, sorted: the reserved addresses and the one
+    /// [`Pool::kept_for_router`].
+    pub(crate) fn reserved_keys(&self, undeclared_router: bool) -> Vec<u128> {
         let (first, last) = bounds(self.subnet);
         let mut keys: Vec<u128> = self
             .gateway
             .iter()
             .chain(self.aux_addresses.values())
+            .chain(self.kept_for_router(undeclared_router).as_ref())
             .map(|ip| to_key(*ip))
             .collect();
         if !(self.is_ipv4() && self.subnet.prefix() == 31) {
@@ -388,6 +409,29 @@ mod tests {
         ] {
             let err = serde_json::from_str::<Pool>(json).unwrap_err().to_string();
             assert!(err.contains(block), "{json}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_first_host_is_kept_only_without_gateway_on_a_lan() {
+        // (subnet, gateway, first host, kept on a LAN)
+        let cases = [
+            ("10.0.0.0/24", None, "10.0.0.1", Some("10.0.0.1")),
+            ("10.0.0.0/24", Some("10.0.0.254"), "10.0.0.1", None),
+            ("10.0.0.0/31", None, "10.0.0.0", Some("10.0.0.0")),
+            ("10.0.0.0/30", None, "10.0.0.1", Some("10.0.0.1")),
+            ("2001:db8::/64", None, "2001:db8::1", Some("2001:db8::1")),
+            ("2001:db8::/127", None, "2001:db8::1", Some("2001:db8::1")),
+            ("2001:db8::/64", Some("2001:db8::1"), "2001:db8::1", None),
+        ];
+        for (subnet, gateway, first, kept) in cases {
+            let p = pool(subnet, gateway, None, &[]).unwrap();
+            let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+            assert_eq!(p.first_host(), ip(first), "{subnet}");
+            assert_eq!(p.kept_for_router(true), kept.map(ip), "{subnet}");
+            assert_eq!(p.kept_for_router(false), None, "{subnet}: no LAN router");
+            // Only dynamic allocation avoids it: a static request may take it.
+            assert_eq!(p.reservation(ip(first)).is_some(), gateway == Some(first));
         }
     }
 

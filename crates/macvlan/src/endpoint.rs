@@ -218,6 +218,7 @@ async fn attach_all(
                         pools: &net.pools,
                         static_ips: &att.static_ips,
                         ipv6: net.ipv6,
+                        undeclared_router: net.undeclared_router(),
                     },
                 )
             })

@@ -124,6 +124,22 @@ impl Network {
             .collect()
     }
 
+    /// Whether the network's LAN may have a router it was not told about: it has a parent link
+    /// (not its own dummy) and is not internal. Where no router can be, nothing is kept for one
+    /// (a /31 without parent holds two containers). See [`oci_macvlan_ipam::Request`].
+    pub fn undeclared_router(&self) -> bool {
+        self.parent_link != ParentLink::Dummy && !self.internal
+    }
+
+    /// The pools whose first host address is kept free for a router the network was not told
+    /// about ([`Pool::kept_for_router`]): their containers get no default route from this network.
+    pub fn pools_without_gateway(&self) -> impl Iterator<Item = &Pool> {
+        let undeclared = self.undeclared_router();
+        self.pools
+            .iter()
+            .filter(move |p| p.kept_for_router(undeclared).is_some())
+    }
+
     /// The gateway of the pool that contains `ip`, unless the network is internal.
     pub fn gateway_for(&self, ip: IpAddr) -> Option<IpAddr> {
         if self.internal {

@@ -272,6 +272,60 @@ fn distinct_aux_names_and_addresses_are_kept_all() {
 }
 
 #[test]
+fn only_a_network_on_a_lan_keeps_the_first_host_of_a_subnet_without_gateway() {
+    // (flags, subnets whose first host is kept)
+    let cases: &[(&[&str], &[&str])] = &[
+        (
+            &[
+                "--subnet 10.0.0.0/24",
+                "--subnet fd00::/64",
+                "-o parent=eth0",
+            ],
+            &["10.0.0.0/24", "fd00::/64"],
+        ),
+        (
+            &[
+                "--subnet 10.0.0.0/24",
+                "--subnet fd00::/64",
+                "--gateway fd00::1",
+                "-o parent=eth0",
+            ],
+            &["10.0.0.0/24"],
+        ),
+        (
+            &["--subnet 10.0.0.0/31", "-o parent=eth0"],
+            &["10.0.0.0/31"],
+        ),
+        (
+            &["--subnet 10.0.0.0/24", "-o parent=eth0", "--internal"],
+            &[],
+        ),
+        // No parent: the network's own dummy, where no router can be.
+        (&["--subnet 10.0.0.0/31"], &[]),
+        (
+            &[
+                "--subnet 10.0.0.0/24",
+                "--gateway 10.0.0.1",
+                "-o parent=eth0",
+            ],
+            &[],
+        ),
+    ];
+    for (args, kept) in cases {
+        let network = spec(args).validate("id".into(), "now".into()).unwrap();
+        let subnets: Vec<String> = network
+            .pools_without_gateway()
+            .map(|p| p.subnet.to_string())
+            .collect();
+        assert_eq!(&subnets, kept, "{args:?}");
+        assert_eq!(
+            network.undeclared_router(),
+            args.contains(&"-o parent=eth0") && !network.internal
+        );
+    }
+}
+
+#[test]
 fn a_definition_on_disk_with_a_subnet_no_lan_can_use_is_refused() {
     let json = serde_json::json!({
         "name": "lan", "id": "x", "created": "now", "driver": "macvlan",
