@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 
 use crate::{
     Context,
-    cli::{CreateArgs, NetworkCommand},
+    cli::{CreateArgs, LogLevel, NetworkCommand},
     error::{Error, Result},
 };
 
@@ -39,7 +39,32 @@ fn create(ctx: &Context, networks: &Networks, args: CreateArgs) -> Result<()> {
         let host = Handle::current().map_err(Error::HostNetlink)?;
         Ok::<_, Error>(macvlan::create_network(&host, networks, &spec).await?)
     })??;
+    if let Some(warning) = no_gateway_warning(&network) {
+        if ctx.log_level >= LogLevel::Warn {
+            eprintln!("oci-macvlan: warning: {warning}");
+        }
+    }
     print(format_args!("{}\n", network.id))
+}
+
+/// What `network create` says when a subnet of a network that reaches a LAN has no gateway:
+/// its containers get no default route from it, and its first host address, where the LAN's
+/// router usually is, is never handed out dynamically.
+pub fn no_gateway_warning(network: &Network) -> Option<String> {
+    let (subnets, kept): (Vec<String>, Vec<String>) = network
+        .pools_without_gateway()
+        .map(|p| (p.subnet.to_string(), p.first_host().to_string()))
+        .unzip();
+    if subnets.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "no --gateway for {}: containers get no default route from network {}; {} \
+         (where a LAN's router usually is) will not be handed out dynamically",
+        subnets.join(", "),
+        network.name,
+        kept.join(", ")
+    ))
 }
 
 fn ls(networks: &Networks) -> Result<()> {
@@ -73,7 +98,7 @@ fn inspect(ctx: &Context, networks: &Networks, names: &[String]) -> Result<()> {
                 network
                     .pools
                     .iter()
-                    .map(|p| p.usage(txn))
+                    .map(|p| p.usage(txn, network.undeclared_router()))
                     .collect::<Result<Vec<_>, _>>()
             })
             .map_err(macvlan::Error::store)?;
@@ -203,6 +228,62 @@ mod tests {
 
     use super::*;
 
+    fn network(args: &[&str], internal: bool) -> Network {
+        let mut spec = NetworkSpec {
+            name: "lan50".into(),
+            driver: "macvlan".into(),
+            internal,
+            ..Default::default()
+        };
+        for arg in args {
+            match arg.split_once(' ') {
+                Some(("--subnet", v)) => spec.subnets.push(v.into()),
+                Some(("--gateway", v)) => spec.gateways.push(v.into()),
+                Some(("-o", v)) => spec.options.push(v.into()),
+                _ => panic!("unknown flag {arg}"),
+            }
+        }
+        spec.validate("f".repeat(64), "now".into()).unwrap()
+    }
+
+    #[test]
+    fn create_warns_of_subnets_without_gateway_on_a_lan() {
+        let both = network(
+            &[
+                "--subnet 192.168.50.0/24",
+                "--subnet fd00:50::/64",
+                "-o parent=eth0",
+            ],
+            false,
+        );
+        insta::assert_snapshot!(no_gateway_warning(&both).unwrap(), @"no --gateway for 192.168.50.0/24, fd00:50::/64: containers get no default route from network lan50; 192.168.50.1, fd00:50::1 (where a LAN's router usually is) will not be handed out dynamically");
+        let one = network(
+            &[
+                "--subnet 192.168.50.0/24",
+                "--gateway 192.168.50.254",
+                "--subnet fd00:50::/64",
+                "-o parent=eth0",
+            ],
+            false,
+        );
+        insta::assert_snapshot!(no_gateway_warning(&one).unwrap(), @"no --gateway for fd00:50::/64: containers get no default route from network lan50; fd00:50::1 (where a LAN's router usually is) will not be handed out dynamically");
+        // Where no router can be, or it is declared, there is nothing to say.
+        for quiet in [
+            network(&["--subnet 192.168.50.0/24", "-o parent=eth0"], true),
+            network(&["--subnet 192.168.50.0/24"], false),
+            network(
+                &[
+                    "--subnet 192.168.50.0/24",
+                    "--gateway 192.168.50.1",
+                    "-o parent=eth0",
+                ],
+                false,
+            ),
+        ] {
+            assert_eq!(no_gateway_warning(&quiet), None, "{quiet:?}");
+        }
+    }
+
     #[test]
     fn inspect_has_dockers_shape() {
         let network = NetworkSpec {
@@ -232,12 +313,13 @@ mod tests {
                     pools: &network.pools,
                     static_ips: &[],
                     ipv6: network.ipv6,
+                    undeclared_router: network.undeclared_router(),
                 };
                 let leases = allocate(txn, &request)?;
                 let usage = network
                     .pools
                     .iter()
-                    .map(|p| p.usage(txn))
+                    .map(|p| p.usage(txn, network.undeclared_router()))
                     .collect::<Result<Vec<_>, _>>()?;
                 Ok((leases, usage))
             })

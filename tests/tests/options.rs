@@ -1,6 +1,7 @@
 //! Privileged tier: endpoint options in the kernel's view — bridge against private mode between
 //! two containers on one parent, several networks per container with a custom interface name,
-//! and a network MTU.
+//! a network MTU, and the first host address of a subnet without gateway kept for the LAN's
+//! router.
 
 #![allow(clippy::unwrap_used)]
 
@@ -146,5 +147,73 @@ fn source_mode_receives_only_from_the_listed_macs() {
         );
         lan.cli_ok(&["hook", "poststop"], &state);
         assert!(c.link("eth0").is_none());
+    }
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn without_gateway_the_first_host_is_kept_for_the_lans_router_unless_internal() {
+    // (--internal, what the first container gets, what is left of the /24's dynamic range)
+    for (internal, first, available) in [
+        (false, ["10.77.0.2/24", "fd77::2/64"], 252),
+        (true, ["10.77.0.1/24", "fd77::1/64"], 253),
+    ] {
+        let lan = Lan::new();
+        let mut args = vec![
+            "network",
+            "create",
+            "--subnet",
+            "10.77.0.0/24",
+            "--subnet",
+            "fd77::/64",
+            "-o",
+            "parent=lan0",
+        ];
+        if internal {
+            args.push("--internal");
+        }
+        args.push("n");
+        let out = lan.cli(&args, "");
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        if internal {
+            assert_eq!(out.stderr, "", "internal: nothing to warn of");
+        } else {
+            assert_eq!(
+                out.stderr,
+                "oci-macvlan: warning: no --gateway for 10.77.0.0/24, fd77::/64: containers get \
+                 no default route from network n; 10.77.0.1, fd77::1 (where a LAN's router \
+                 usually is) will not be handed out dynamically\n"
+            );
+        }
+        let a = TestNetns::new("omt-ctr-");
+        let state = lan.fake_bundle("a", &[(ANN, "n")], &a.path(), "creating");
+        lan.cli_ok(&["hook"], &state);
+        let mut got = a.addresses("eth0");
+        got.sort();
+        assert_eq!(got, first, "internal: {internal}");
+        let usage = &lan.inspect("n")[0]["Usage"][0];
+        assert_eq!(usage["DynamicAvailable"], available, "internal: {internal}");
+
+        // A static request may still take the first host: the admin says there is no router.
+        let b = TestNetns::new("omt-ctr-");
+        let statics = [(ANN, "n"), ("oci-macvlan.ip", "10.77.0.1")];
+        let static_state = lan.fake_bundle("b", &statics, &b.path(), "creating");
+        let out = lan.cli(&["hook"], &static_state);
+        if internal {
+            assert_eq!(out.code, 5, "taken by a: {}", out.stderr);
+        } else {
+            assert_eq!(out.code, 0, "{}", out.stderr);
+            assert!(
+                b.addresses("eth0").contains(&"10.77.0.1/24".to_owned()),
+                "{:?}",
+                b.addresses("eth0")
+            );
+            lan.cli_ok(&["hook", "poststop"], &static_state);
+        }
+        lan.cli_ok(&["hook", "poststop"], &state);
+        lan.assert_no_residue(&["n"], &format!("internal: {internal}"));
     }
 }

@@ -16,6 +16,12 @@ pub struct Request<'a> {
     pub static_ips: &'a [IpAddr],
     /// Whether the network hands out IPv6 addresses dynamically.
     pub ipv6: bool,
+    /// Whether the network's LAN may have a router it was not told about (a network with a
+    /// parent link that is not internal): in each pool without a gateway, the first host address
+    /// is where that router usually is, so it is never handed out dynamically (a static request
+    /// may still take it). Decided from the network at each request, so definitions written
+    /// before this rule get it too.
+    pub undeclared_router: bool,
 }
 
 /// Leases one address per family for `req`, inside the caller's transaction.
@@ -88,7 +94,7 @@ fn lease_static(
 fn lease_dynamic(txn: &mut dyn Txn, req: &Request<'_>, pools: &[&Pool], v4: bool) -> Result<Lease> {
     for pool in pools {
         let (lo, hi) = pool.dynamic_bounds();
-        if let Some(key) = txn.lowest_free(lo, hi, &pool.reserved_keys())? {
+        if let Some(key) = txn.lowest_free(lo, hi, &pool.reserved_keys(req.undeclared_router))? {
             return Ok(new_lease(req, pool, from_key(key, v4)));
         }
     }

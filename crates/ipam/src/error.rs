@@ -91,6 +91,12 @@ pub enum Error {
     Store(#[from] heed::Error),
     #[error("lease store holds a malformed row: {0}")]
     Corrupt(String),
+    #[error("invalid subnet {subnet}: it overlaps {block} ({why}), which no LAN can use")]
+    SubnetUnusable {
+        subnet: IpNetwork,
+        block: IpNetwork,
+        why: &'static str,
+    },
 }
 
 impl Error {
@@ -116,6 +122,7 @@ impl Error {
                 | Self::AuxOutsideSubnet { .. }
                 | Self::NoSubnetContains(_)
                 | Self::AddressReserved { .. }
+                | Self::SubnetUnusable { .. }
         )
     }
 }

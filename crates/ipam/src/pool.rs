@@ -1,12 +1,63 @@
-use std::{collections::BTreeMap, fmt, net::IpAddr};
+use std::{
+    collections::BTreeMap,
+    fmt,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+};
 
-use ipnetwork::IpNetwork;
+use ipnetwork::{IpNetwork, Ipv4Network, Ipv6Network};
 use serde::{Deserialize, Serialize};
 
 use crate::{
     Error, Result,
-    addr::{bounds, max_prefix, to_key},
+    addr::{bounds, from_key, max_prefix, to_key},
 };
+
+/// Address blocks no LAN can use, in the order a subnet overlapping several is told about.
+const UNUSABLE: [(IpNetwork, &str); 8] = [
+    (v4(0, 0, 0, 0, 8), "\"this network\", a source address only"),
+    (v4(127, 0, 0, 0, 8), "loopback"),
+    (v4(224, 0, 0, 0, 4), "multicast"),
+    (
+        v4(240, 0, 0, 0, 4),
+        "reserved, with the limited broadcast address",
+    ),
+    (
+        v6([0, 0, 0, 0, 0, 0, 0, 0], 96),
+        "the unspecified, loopback and IPv4-compatible addresses",
+    ),
+    (
+        v6([0, 0, 0, 0, 0, 0xffff, 0, 0], 96),
+        "IPv4-mapped addresses",
+    ),
+    (
+        v6([0xfe80, 0, 0, 0, 0, 0, 0, 0], 10),
+        "link-local: every interface has its own",
+    ),
+    (v6([0xff00, 0, 0, 0, 0, 0, 0, 0], 8), "multicast"),
+];
+
+const fn v4(a: u8, b: u8, c: u8, d: u8, prefix: u8) -> IpNetwork {
+    match Ipv4Network::new_checked(Ipv4Addr::new(a, b, c, d), prefix) {
+        Some(net) => IpNetwork::V4(net),
+        None => panic!("invalid IPv4 block"),
+    }
+}
+
+const fn v6(s: [u16; 8], prefix: u8) -> IpNetwork {
+    let addr = Ipv6Addr::new(s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]);
+    match Ipv6Network::new_checked(addr, prefix) {
+        Some(net) => IpNetwork::V6(net),
+        None => panic!("invalid IPv6 block"),
+    }
+}
+
+/// The first block of [`UNUSABLE`] that `subnet` overlaps, with why no LAN can use it.
+fn unusable_block(subnet: IpNetwork) -> Option<(IpNetwork, &'static str)> {
+    UNUSABLE.iter().copied().find(|(block, _)| {
+        block.is_ipv4() == subnet.is_ipv4()
+            && (block.contains(subnet.network()) || subnet.contains(block.network()))
+    })
+}
 
 /// One subnet of a network and the rules for handing out its addresses. Read from JSON through
 /// [`Pool::new`]: a hand-edited definition gets `network create`'s checks and errors.
@@ -79,6 +130,9 @@ impl Pool {
                 given: subnet,
                 canonical,
             });
+        }
+        if let Some((block, why)) = unusable_block(subnet) {
+            return Err(Error::SubnetUnusable { subnet, block, why });
         }
         if subnet.prefix() == max_prefix(subnet) {
             return Err(Error::SubnetTooSmall(subnet));
@@ -189,18 +243,39 @@ impl Pool {
         }
     }
 
+    /// The subnet's first host address (`.1`, `::1`; on an IPv4 /31 its first address): where
+    /// a LAN's router usually is.
+    pub fn first_host(&self) -> IpAddr {
+        let (first, _) = bounds(self.subnet);
+        let point_to_point = self.is_ipv4() && self.subnet.prefix() == 31;
+        // `Pool::new` refuses a /32 and a /128, so the subnet has an address after its first.
+        from_key(
+            if point_to_point { first } else { first + 1 },
+            self.is_ipv4(),
+        )
+    }
+
+    /// The address kept free for a router the network was not told about: the first host
+    /// address of a pool without a gateway, when `undeclared_router` says the LAN may have one
+    /// (see [`crate::Request::undeclared_router`]). Only dynamic allocation avoids it.
+    pub fn kept_for_router(&self, undeclared_router: bool) -> Option<IpAddr> {
+        (undeclared_router && self.gateway.is_none()).then(|| self.first_host())
+    }
+
     /// Inclusive key bounds of the dynamic range (the ip-range, or the whole subnet).
     pub(crate) fn dynamic_bounds(&self) -> (u128, u128) {
         bounds(self.ip_range.unwrap_or(self.subnet))
     }
 
-    /// Keys inside the dynamic range that are never handed out, sorted.
-    pub(crate) fn reserved_keys(&self) -> Vec<u128> {
+    /// Keys that dynamic allocation never hands out, sorted: the reserved addresses and the one
+    /// [`Pool::kept_for_router`].
+    pub(crate) fn reserved_keys(&self, undeclared_router: bool) -> Vec<u128> {
         let (first, last) = bounds(self.subnet);
         let mut keys: Vec<u128> = self
             .gateway
             .iter()
             .chain(self.aux_addresses.values())
+            .chain(self.kept_for_router(undeclared_router).as_ref())
             .map(|ip| to_key(*ip))
             .collect();
         if !(self.is_ipv4() && self.subnet.prefix() == 31) {
@@ -269,6 +344,95 @@ mod tests {
             })
             .collect();
         insta::assert_snapshot!(report.join("\n"));
+    }
+
+    #[test]
+    fn subnets_no_lan_can_use_are_refused_naming_the_block() {
+        let refused = [
+            "::ffff:10.1.0.0/120",
+            "::/0",
+            "0.0.0.0/0",
+            "127.0.0.0/8",
+            "224.0.0.0/24",
+            "0.0.0.0/8",
+            "0.1.2.0/24",
+            "127.0.0.0/30",
+            "192.0.0.0/2",
+            "239.255.255.0/24",
+            "240.0.0.0/4",
+            "255.255.255.254/31",
+            "::/128",
+            "::1/128",
+            "::/64",
+            "::a01:200/120",
+            "::ffff:0:0/96",
+            "fe80::/64",
+            "febf:ffff::/32",
+            "fe00::/7",
+            "ff02::/16",
+            "ff00::/8",
+        ];
+        let report: Vec<String> = refused
+            .iter()
+            .map(|s| {
+                let err = pool(s, None, None, &[]).expect_err("must be refused");
+                assert!(err.is_invalid_input(), "{s}: {err}");
+                format!("{s} -> {err}")
+            })
+            .collect();
+        insta::assert_snapshot!(report.join("\n"));
+        // Their neighbours are fine.
+        for s in [
+            "1.0.0.0/8",
+            "126.255.255.0/24",
+            "128.0.0.0/8",
+            "223.255.255.0/24",
+            "::1:0:0/96",
+            "::1:0:0:0/96",
+            "fc00::/7",
+            "fec0::/10",
+            "2001:db8::/64",
+        ] {
+            assert!(pool(s, None, None, &[]).is_ok(), "{s}");
+        }
+    }
+
+    #[test]
+    fn a_definition_on_disk_gets_the_same_subnet_check() {
+        for (json, block) in [
+            (r#"{"subnet":"127.0.0.0/8"}"#, "127.0.0.0/8 (loopback)"),
+            (
+                r#"{"subnet":"::ffff:10.1.0.0/120","gateway":"::ffff:10.1.0.1"}"#,
+                "::ffff:0.0.0.0/96 (IPv4-mapped addresses)",
+            ),
+            (r#"{"subnet":"fe80::/64"}"#, "fe80::/10 (link-local"),
+        ] {
+            let err = serde_json::from_str::<Pool>(json).unwrap_err().to_string();
+            assert!(err.contains(block), "{json}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_first_host_is_kept_only_without_gateway_on_a_lan() {
+        // (subnet, gateway, first host, kept on a LAN)
+        let cases = [
+            ("10.0.0.0/24", None, "10.0.0.1", Some("10.0.0.1")),
+            ("10.0.0.0/24", Some("10.0.0.254"), "10.0.0.1", None),
+            ("10.0.0.0/31", None, "10.0.0.0", Some("10.0.0.0")),
+            ("10.0.0.0/30", None, "10.0.0.1", Some("10.0.0.1")),
+            ("2001:db8::/64", None, "2001:db8::1", Some("2001:db8::1")),
+            ("2001:db8::/127", None, "2001:db8::1", Some("2001:db8::1")),
+            ("2001:db8::/64", Some("2001:db8::1"), "2001:db8::1", None),
+        ];
+        for (subnet, gateway, first, kept) in cases {
+            let p = pool(subnet, gateway, None, &[]).unwrap();
+            let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+            assert_eq!(p.first_host(), ip(first), "{subnet}");
+            assert_eq!(p.kept_for_router(true), kept.map(ip), "{subnet}");
+            assert_eq!(p.kept_for_router(false), None, "{subnet}: no LAN router");
+            // Only dynamic allocation avoids it: a static request may take it.
+            assert_eq!(p.reservation(ip(first)).is_some(), gateway == Some(first));
+        }
     }
 
     #[test]

@@ -35,6 +35,7 @@ fn lease(store: &mut LmdbStore, pools: &[Pool], i: usize) -> IpAddr {
         pools,
         static_ips: &[],
         ipv6: false,
+        undeclared_router: false,
     };
     let leases = store.transaction(|txn| allocate(txn, &req)).unwrap();
     assert_eq!(leases.len(), 1);

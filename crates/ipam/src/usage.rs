@@ -14,12 +14,14 @@ pub struct Usage {
 
 impl Pool {
     /// What is left of the pool's dynamic range, read inside the caller's transaction.
-    pub fn usage(&self, txn: &mut dyn Txn) -> Result<Usage> {
+    /// `undeclared_router` is the network's, as [`crate::Request`] has it: the address
+    /// [`Pool::kept_for_router`] is not available.
+    pub fn usage(&self, txn: &mut dyn Txn, undeclared_router: bool) -> Result<Usage> {
         let (lo, hi) = self.dynamic_bounds();
         let total = (hi - lo).saturating_add(1);
         let leased = txn.count_leased(lo, hi)?;
         let mut unusable = leased;
-        for key in self.reserved_keys() {
+        for key in self.reserved_keys(undeclared_router) {
             if key < lo || key > hi {
                 continue;
             }

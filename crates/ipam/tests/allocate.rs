@@ -28,13 +28,35 @@ fn owner(id: &str) -> Owner {
 struct Fixture {
     _dir: tempfile::TempDir,
     store: LmdbStore,
+    /// What the network tells `allocate`: a parent link and not internal.
+    undeclared_router: bool,
 }
 
 impl Fixture {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = LmdbStore::open(dir.path()).unwrap();
-        Self { _dir: dir, store }
+        Self {
+            _dir: dir,
+            store,
+            undeclared_router: false,
+        }
+    }
+
+    /// A store for a network on a LAN that may have a router it was not told about.
+    fn on_a_lan() -> Self {
+        Self {
+            undeclared_router: true,
+            ..Self::new()
+        }
+    }
+
+    fn available(&mut self, pool: &Pool) -> u128 {
+        let undeclared = self.undeclared_router;
+        self.store
+            .transaction(|txn| pool.usage(txn, undeclared))
+            .unwrap()
+            .dynamic_available
     }
 
     fn lease(
@@ -53,6 +75,7 @@ impl Fixture {
             pools,
             static_ips: &statics,
             ipv6,
+            undeclared_router: self.undeclared_router,
         };
         self.store
             .transaction(|txn| allocate(txn, &req))
@@ -287,12 +310,16 @@ fn ipv6_slash_64_is_allocated_without_sizing_anything_by_the_subnet() {
 }
 
 #[test]
-fn ipv6_range_at_the_very_top_of_the_address_space_is_exhausted_cleanly() {
+fn ipv6_range_at_the_top_of_the_usable_address_space_is_exhausted_cleanly() {
+    // Above fec0::/10 lie link-local fe80::/10 and multicast ff00::/8, which no pool may overlap.
+    let top = "ffff:ffff:ffff:ffff::/64".parse().unwrap();
+    let err = Pool::new(top, None, None, BTreeMap::new()).unwrap_err();
+    insta::assert_snapshot!(err.to_string(), @"invalid subnet ffff:ffff:ffff:ffff::/64: it overlaps ff00::/8 (multicast), which no LAN can use");
     let mut f = Fixture::new();
     let pools = [pool(
-        "ffff:ffff:ffff:ffff::/64",
+        "feff:ffff:ffff:ffff::/64",
         None,
-        Some("ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffc/126"),
+        Some("feff:ffff:ffff:ffff:ffff:ffff:ffff:fffc/126"),
         &[],
     )];
     let mut got = Vec::new();
@@ -302,12 +329,136 @@ fn ipv6_range_at_the_very_top_of_the_address_space_is_exhausted_cleanly() {
     assert_eq!(
         got,
         ips(&[
-            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffc",
-            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffd",
-            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe",
-            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+            "feff:ffff:ffff:ffff:ffff:ffff:ffff:fffc",
+            "feff:ffff:ffff:ffff:ffff:ffff:ffff:fffd",
+            "feff:ffff:ffff:ffff:ffff:ffff:ffff:fffe",
+            "feff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
         ])
     );
     let err = f.lease("top", &pools, "e", &[], true).unwrap_err();
-    insta::assert_snapshot!(err.to_string(), @"no available IPv6 addresses on this network's address pools: top (ffff:ffff:ffff:ffff::/64)");
+    insta::assert_snapshot!(err.to_string(), @"no available IPv6 addresses on this network's address pools: top (feff:ffff:ffff:ffff::/64)");
+}
+
+#[test]
+fn on_a_lan_without_gateway_the_first_host_is_kept_for_the_router() {
+    // (subnet, ip-range, the first three dynamic leases on a LAN, and where no router can be)
+    type Case<'a> = (&'a str, Option<&'a str>, [&'a str; 3], [&'a str; 3]);
+    let cases: &[Case<'_>] = &[
+        (
+            "10.0.0.0/24",
+            None,
+            ["10.0.0.2", "10.0.0.3", "10.0.0.4"],
+            ["10.0.0.1", "10.0.0.2", "10.0.0.3"],
+        ),
+        (
+            "2001:db8::/64",
+            None,
+            ["2001:db8::2", "2001:db8::3", "2001:db8::4"],
+            ["2001:db8::1", "2001:db8::2", "2001:db8::3"],
+        ),
+        // An ip-range that starts at the subnet's first address.
+        (
+            "10.0.0.0/24",
+            Some("10.0.0.0/25"),
+            ["10.0.0.2", "10.0.0.3", "10.0.0.4"],
+            ["10.0.0.1", "10.0.0.2", "10.0.0.3"],
+        ),
+        // An ip-range away from the first host is not touched.
+        (
+            "10.0.0.0/24",
+            Some("10.0.0.128/25"),
+            ["10.0.0.128", "10.0.0.129", "10.0.0.130"],
+            ["10.0.0.128", "10.0.0.129", "10.0.0.130"],
+        ),
+    ];
+    for (subnet, range, on_lan, without_router) in cases {
+        for (mut f, expected) in [
+            (Fixture::on_a_lan(), on_lan),
+            (Fixture::new(), without_router),
+        ] {
+            let pools = [pool(subnet, None, *range, &[])];
+            let v6 = !pools[0].is_ipv4();
+            let got: Vec<IpAddr> = ["a", "b", "c"]
+                .iter()
+                .flat_map(|id| f.lease("n", &pools, id, &[], v6).unwrap())
+                .collect();
+            assert_eq!(
+                got,
+                ips(expected),
+                "{subnet} range {range:?} on a LAN: {}",
+                f.undeclared_router
+            );
+        }
+    }
+}
+
+#[test]
+fn point_to_point_subnet_on_a_lan_keeps_its_first_address_for_the_router() {
+    let mut f = Fixture::on_a_lan();
+    let pools = [pool("10.0.0.0/31", None, None, &[])];
+    assert_eq!(
+        f.lease("n", &pools, "a", &[], false).unwrap(),
+        ips(&["10.0.0.1"])
+    );
+    let err = f.lease("n", &pools, "b", &[], false).unwrap_err();
+    assert!(matches!(err, Error::Exhausted { .. }), "{err}");
+    // Where no router can be, both addresses are the containers' (Docker's /31 test).
+    let mut f = Fixture::new();
+    for (id, ip) in [("a", "10.0.0.0"), ("b", "10.0.0.1")] {
+        assert_eq!(f.lease("n", &pools, id, &[], false).unwrap(), ips(&[ip]));
+    }
+}
+
+#[test]
+fn a_small_ip_range_at_the_first_host_on_a_lan() {
+    let mut f = Fixture::on_a_lan();
+    let pools = [pool("10.0.0.0/24", None, Some("10.0.0.0/30"), &[])];
+    assert_eq!(f.available(&pools[0]), 2, "10.0.0.0 and 10.0.0.1 are not");
+    for (id, ip) in [("a", "10.0.0.2"), ("b", "10.0.0.3")] {
+        assert_eq!(f.lease("n", &pools, id, &[], false).unwrap(), ips(&[ip]));
+    }
+    let err = f.lease("n", &pools, "c", &[], false).unwrap_err();
+    assert!(matches!(err, Error::Exhausted { .. }), "{err}");
+    assert_eq!(f.available(&pools[0]), 0);
+}
+
+#[test]
+fn a_static_request_may_take_the_first_host_kept_for_the_router() {
+    let mut f = Fixture::on_a_lan();
+    let pools = [pool("10.0.0.0/29", None, None, &[])];
+    // 8 addresses: network, broadcast and the router's .1 are not available.
+    assert_eq!(f.available(&pools[0]), 5);
+    assert_eq!(
+        f.lease("n", &pools, "dyn", &[], false).unwrap(),
+        ips(&["10.0.0.2"])
+    );
+    assert_eq!(f.available(&pools[0]), 4);
+    assert_eq!(
+        f.lease("n", &pools, "router", &["10.0.0.1"], false)
+            .unwrap(),
+        ips(&["10.0.0.1"])
+    );
+    // The kept address counts once, leased or not.
+    assert_eq!(f.available(&pools[0]), 4);
+    let v6 = [pool("2001:db8::/64", None, None, &[])];
+    assert_eq!(
+        f.lease("n6", &v6, "router6", &["2001:db8::1"], true)
+            .unwrap(),
+        ips(&["2001:db8::1"])
+    );
+}
+
+#[test]
+fn a_declared_gateway_frees_the_first_host() {
+    let mut f = Fixture::on_a_lan();
+    let pools = [pool("10.0.0.0/24", Some("10.0.0.254"), None, &[])];
+    assert_eq!(f.available(&pools[0]), 253);
+    assert_eq!(
+        f.lease("n", &pools, "a", &[], false).unwrap(),
+        ips(&["10.0.0.1"])
+    );
+    // Without a gateway, the same subnet keeps .1: one address fewer.
+    let bare = pool("10.0.0.0/24", None, None, &[]);
+    assert_eq!(Fixture::on_a_lan().available(&bare), 253);
+    assert_eq!(Fixture::new().available(&bare), 254);
 }

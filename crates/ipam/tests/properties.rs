@@ -1,6 +1,8 @@
 //! Property tests: any pool, valid or not, of any prefix length in either family (a /0 and a
-//! /127 included), is checked without a panic; a pool that passes hands out, lowest first, only
-//! its own unreserved addresses of its range, each once, and `usage` counts them down.
+//! /127 included), is checked without a panic; a pool that passes overlaps no block a LAN cannot
+//! use, and hands out, lowest first, only its own unreserved addresses of its range (never the
+//! first host it keeps for a router it was not told about), each once, and `usage` counts them
+//! down.
 
 #![allow(clippy::unwrap_used)]
 
@@ -64,6 +66,7 @@ struct Shape {
     gateway: Option<u128>,
     range: Option<(u8, u128)>,
     aux: Vec<u128>,
+    undeclared_router: bool,
 }
 
 fn shape() -> impl Strategy<Value = Shape> {
@@ -75,16 +78,20 @@ fn shape() -> impl Strategy<Value = Shape> {
         prop::option::of(any::<u128>()),
         prop::option::of((0u8..6, any::<u128>())),
         prop::collection::vec(any::<u128>(), 0..3),
+        any::<bool>(),
     )
-        .prop_map(|(v4, bits, prefix, canonical, gateway, range, aux)| Shape {
-            v4,
-            bits,
-            prefix,
-            canonical,
-            gateway,
-            range,
-            aux,
-        })
+        .prop_map(
+            |(v4, bits, prefix, canonical, gateway, range, aux, undeclared_router)| Shape {
+                v4,
+                bits,
+                prefix,
+                canonical,
+                gateway,
+                range,
+                aux,
+                undeclared_router,
+            },
+        )
 }
 
 fn pool_of(s: &Shape) -> Result<Pool, Error> {
@@ -126,7 +133,15 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let mut store = LmdbStore::open(dir.path()).unwrap();
         let pools = [pool.clone()];
-        let before = store.transaction(|txn| pool.usage(txn)).unwrap();
+        let undeclared = s.undeclared_router;
+        for block in ["0.0.0.0/8", "127.0.0.0/8", "224.0.0.0/3", "::/96", "::ffff:0:0/96", "fe80::/10", "ff00::/8"] {
+            let block: IpNetwork = block.parse().unwrap();
+            prop_assert!(
+                !block.contains(pool.subnet.network()) && !pool.subnet.contains(block.network()),
+                "{} overlaps {block}", pool.subnet
+            );
+        }
+        let before = store.transaction(|txn| pool.usage(txn, undeclared)).unwrap();
         let mut seen = BTreeSet::new();
         let mut previous: Option<u128> = None;
         for i in 0..wanted {
@@ -137,6 +152,7 @@ proptest! {
                 pools: &pools,
                 static_ips: &[],
                 ipv6: !s.v4,
+                undeclared_router: undeclared,
             };
             match store.transaction(|txn| allocate(txn, &request)) {
                 Ok(leases) => {
@@ -144,6 +160,7 @@ proptest! {
                     let got = leases[0].ip;
                     prop_assert!(pool.contains(got), "{got} outside {}", pool.subnet);
                     prop_assert!(pool.reservation(got).is_none(), "{got} is reserved");
+                    prop_assert!(pool.kept_for_router(undeclared) != Some(got), "{got} is kept");
                     if let Some(range) = pool.ip_range {
                         prop_assert!(range.contains(got), "{got} outside range {range}");
                     }
@@ -154,14 +171,14 @@ proptest! {
                     previous = Some(bits_of(got));
                 }
                 Err(Error::Exhausted { .. }) => {
-                    let usage = store.transaction(|txn| pool.usage(txn)).unwrap();
+                    let usage = store.transaction(|txn| pool.usage(txn, undeclared)).unwrap();
                     prop_assert_eq!(usage.dynamic_available, 0);
                     break;
                 }
                 Err(other) => prop_assert!(false, "unexpected error: {other}"),
             }
         }
-        let after = store.transaction(|txn| pool.usage(txn)).unwrap();
+        let after = store.transaction(|txn| pool.usage(txn, undeclared)).unwrap();
         prop_assert_eq!(after.dynamic_total, before.dynamic_total);
         prop_assert_eq!(
             before.dynamic_available - after.dynamic_available,

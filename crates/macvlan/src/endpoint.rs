@@ -311,6 +311,7 @@ impl Apply<'_> {
                             pools: &net.pools,
                             static_ips: &att.static_ips,
                             ipv6: net.ipv6,
+                            undeclared_router: net.undeclared_router(),
                         },
                     )?;
                     Ok((held, leases))

@@ -211,6 +211,16 @@ pub enum Error {
         parent: String,
         holder: String,
     },
+    #[error("-o {key} is given more than once: each option takes one value")]
+    RepeatedOption { key: String },
+    #[error("--aux-address name {name} is given more than once: each name reserves one address")]
+    RepeatedAuxName { name: String },
+    #[error("--aux-address {ip} is given twice, as {first} and as {second}")]
+    RepeatedAuxAddress {
+        ip: IpAddr,
+        first: String,
+        second: String,
+    },
 }
 
 impl Error {
@@ -263,6 +273,9 @@ impl Error {
             | Self::InvalidMac { .. }
             | Self::HostNetns { .. }
             | Self::WrongFamily { .. } => ErrorKind::Invalid,
+            Self::RepeatedOption { .. }
+            | Self::RepeatedAuxName { .. }
+            | Self::RepeatedAuxAddress { .. } => ErrorKind::Invalid,
             _ => ErrorKind::System,
         }
     }

@@ -124,6 +124,22 @@ impl Network {
             .collect()
     }
 
+    /// Whether the network's LAN may have a router it was not told about: it has a parent link
+    /// (not its own dummy) and is not internal. Where no router can be, nothing is kept for one
+    /// (a /31 without parent holds two containers). See [`oci_macvlan_ipam::Request`].
+    pub fn undeclared_router(&self) -> bool {
+        self.parent_link != ParentLink::Dummy && !self.internal
+    }
+
+    /// The pools whose first host address is kept free for a router the network was not told
+    /// about ([`Pool::kept_for_router`]): their containers get no default route from this network.
+    pub fn pools_without_gateway(&self) -> impl Iterator<Item = &Pool> {
+        let undeclared = self.undeclared_router();
+        self.pools
+            .iter()
+            .filter(move |p| p.kept_for_router(undeclared).is_some())
+    }
+
     /// The gateway of the pool that contains `ip`, unless the network is internal.
     pub fn gateway_for(&self, ip: IpAddr) -> Option<IpAddr> {
         if self.internal {
@@ -191,6 +207,20 @@ impl NetworkSpec {
                 .filter(|(name, _)| !name.is_empty())
                 .ok_or_else(|| invalid("--aux-address", value, "expected NAME=IP"))?;
             let ip = parse_ip("--aux-address", ip)?;
+            // Names are keys, as in Docker's map of auxiliary addresses: one name, one address,
+            // across all subnets. One address under two names is a slip as well.
+            if aux.iter().any(|pool| pool.contains_key(name)) {
+                return Err(Error::RepeatedAuxName {
+                    name: name.to_owned(),
+                });
+            }
+            if let Some((first, _)) = aux.iter().flatten().find(|(_, held)| **held == ip) {
+                return Err(Error::RepeatedAuxAddress {
+                    ip,
+                    first: first.clone(),
+                    second: name.to_owned(),
+                });
+            }
             let at = assign(&subnets, ip, "auxiliary address", value)?;
             aux[at].insert(name.to_owned(), ip);
         }
@@ -272,7 +302,11 @@ impl NetworkSpec {
                     key: key.to_owned(),
                 });
             }
-            options.insert(key.to_owned(), value.to_owned());
+            if options.insert(key.to_owned(), value.to_owned()).is_some() {
+                return Err(Error::RepeatedOption {
+                    key: key.to_owned(),
+                });
+            }
         }
         Ok(options)
     }

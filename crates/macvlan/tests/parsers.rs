@@ -159,7 +159,9 @@ proptest! {
             prop_assert!(!mac.is_multicast() && !mac.is_zero());
         }
         if ifname_problem(&s).is_none() {
-            prop_assert!(!s.is_empty() && s.len() <= 15 && !s.contains('/'));
+            prop_assert!(!s.is_empty() && s.len() <= 15 && !s.contains(['/', ':', '%']));
+            prop_assert!(s.bytes().all(|b| b.is_ascii_graphic()), "{s:?}");
+            prop_assert!(!["all", "default", ".", ".."].contains(&s.as_str()), "{s:?}");
         }
         if let Ok(parent) = Parent::parse(&s) {
             prop_assert!(ifname_problem(&s).is_none(), "{parent:?}");

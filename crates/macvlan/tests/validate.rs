@@ -120,6 +120,57 @@ fn rejected_inputs() {
         &["--subnet 10.0.0.0/24", "-o parent=eth0", "-o mtu=big"],
         &["--subnet 10.0.0.0/24", "-o parent=eth0", "-o vlan=5"],
         &["--subnet 10.0.0.0/24", "-o parent"],
+        // Blocks no LAN can use, and subnets that overlap one.
+        &["--subnet ::ffff:10.1.0.0/120", "-o parent=eth0"],
+        &["--subnet ::/0", "-o parent=eth0"],
+        &["--subnet 0.0.0.0/0", "-o parent=eth0"],
+        &["--subnet 127.0.0.0/8", "-o parent=eth0"],
+        &["--subnet 224.0.0.0/24", "-o parent=eth0"],
+        &["--subnet 240.0.0.0/24", "-o parent=eth0"],
+        &["--subnet 0.0.0.0/24", "--gateway 0.0.0.1", "-o parent=eth0"],
+        &["--subnet fe80::/64", "-o parent=eth0"],
+        &["--subnet ff02::/64", "-o parent=eth0"],
+        &["--subnet ::1/128", "-o parent=eth0"],
+        &[
+            "--subnet 10.0.0.0/24",
+            "--subnet 127.0.0.0/24",
+            "--gateway 127.0.0.1",
+            "-o parent=eth0",
+        ],
+        // A key given twice is an error, never last-wins.
+        &["--subnet 10.0.0.0/24", "-o parent=eth0", "-o parent=eth1"],
+        &["--subnet 10.0.0.0/24", "-o parent=eth0", "-o parent=eth0"],
+        &[
+            "--subnet 10.0.0.0/24",
+            "-o parent=eth0",
+            "-o macvlan_mode=private",
+            "-o macvlan_mode=bridge",
+        ],
+        &[
+            "--subnet 10.0.0.0/24",
+            "-o parent=eth0",
+            "-o mtu=1400",
+            "-o mtu=1500",
+        ],
+        &[
+            "--subnet 10.0.0.0/24",
+            "--aux-address router2=10.0.0.2",
+            "--aux-address router2=10.0.0.3",
+            "-o parent=eth0",
+        ],
+        &[
+            "--subnet 10.0.0.0/24",
+            "--subnet fd00::/64",
+            "--aux-address router=10.0.0.2",
+            "--aux-address router=fd00::2",
+            "-o parent=eth0",
+        ],
+        &[
+            "--subnet 10.0.0.0/24",
+            "--aux-address router2=10.0.0.2",
+            "--aux-address printer=10.0.0.2",
+            "-o parent=eth0",
+        ],
     ];
     let mut report = Vec::new();
     for args in cases {
@@ -198,4 +249,92 @@ fn a_network_without_parent_is_internal_on_its_own_dummy() {
     assert_eq!(network.parent_link, ParentLink::Dummy);
     assert!(network.internal, "no parent means no way out: internal");
     assert_eq!(network.gateway_for("10.0.0.2".parse().unwrap()), None);
+}
+
+#[test]
+fn distinct_aux_names_and_addresses_are_kept_all() {
+    let network = spec(&[
+        "--subnet 10.0.0.0/24",
+        "--subnet fd00::/64",
+        "--aux-address router2=10.0.0.2",
+        "--aux-address printer=10.0.0.3",
+        "--aux-address router6=fd00::2",
+        "-o parent=eth0",
+    ])
+    .validate("id".into(), "now".into())
+    .unwrap();
+    let names: Vec<Vec<&str>> = network
+        .pools
+        .iter()
+        .map(|p| p.aux_addresses.keys().map(String::as_str).collect())
+        .collect();
+    assert_eq!(names, [vec!["printer", "router2"], vec!["router6"]]);
+}
+
+#[test]
+fn only_a_network_on_a_lan_keeps_the_first_host_of_a_subnet_without_gateway() {
+    // (flags, subnets whose first host is kept)
+    let cases: &[(&[&str], &[&str])] = &[
+        (
+            &[
+                "--subnet 10.0.0.0/24",
+                "--subnet fd00::/64",
+                "-o parent=eth0",
+            ],
+            &["10.0.0.0/24", "fd00::/64"],
+        ),
+        (
+            &[
+                "--subnet 10.0.0.0/24",
+                "--subnet fd00::/64",
+                "--gateway fd00::1",
+                "-o parent=eth0",
+            ],
+            &["10.0.0.0/24"],
+        ),
+        (
+            &["--subnet 10.0.0.0/31", "-o parent=eth0"],
+            &["10.0.0.0/31"],
+        ),
+        (
+            &["--subnet 10.0.0.0/24", "-o parent=eth0", "--internal"],
+            &[],
+        ),
+        // No parent: the network's own dummy, where no router can be.
+        (&["--subnet 10.0.0.0/31"], &[]),
+        (
+            &[
+                "--subnet 10.0.0.0/24",
+                "--gateway 10.0.0.1",
+                "-o parent=eth0",
+            ],
+            &[],
+        ),
+    ];
+    for (args, kept) in cases {
+        let network = spec(args).validate("id".into(), "now".into()).unwrap();
+        let subnets: Vec<String> = network
+            .pools_without_gateway()
+            .map(|p| p.subnet.to_string())
+            .collect();
+        assert_eq!(&subnets, kept, "{args:?}");
+        assert_eq!(
+            network.undeclared_router(),
+            args.contains(&"-o parent=eth0") && !network.internal
+        );
+    }
+}
+
+#[test]
+fn a_definition_on_disk_with_a_subnet_no_lan_can_use_is_refused() {
+    let json = serde_json::json!({
+        "name": "lan", "id": "x", "created": "now", "driver": "macvlan",
+        "parent": "eth0", "mode": "bridge",
+        "pools": [
+            {"subnet": "10.0.0.0/24", "gateway": "10.0.0.1"},
+            {"subnet": "224.0.0.0/24"},
+        ],
+    });
+    let err = serde_json::from_value::<oci_macvlan_macvlan::Network>(json).unwrap_err();
+    insta::assert_snapshot!(err.to_string(), @"invalid subnet 224.0.0.0/24: it overlaps 224.0.0.0/4 (multicast), which no LAN can use");
 }

@@ -95,7 +95,9 @@ impl fmt::Display for Parent {
 }
 
 /// Why `name` cannot be a Linux interface name, if it cannot. Checked before the kernel is asked,
-/// for parents and container interfaces alike.
+/// for parents and container interfaces alike: besides what the kernel refuses itself, a name the
+/// kernel would reinterpret (`eth%d` becomes `eth0`) or that names its per-protocol settings
+/// (`all`, `default`) rather than a link, and anything but printable ASCII.
 pub fn ifname_problem(name: &str) -> Option<&'static str> {
     if name.is_empty() {
         Some("it is empty")
@@ -103,11 +105,17 @@ pub fn ifname_problem(name: &str) -> Option<&'static str> {
         Some("it is longer than 15 bytes")
     } else if name == "." || name == ".." {
         Some("'.' and '..' are not interface names")
+    } else if name == "all" || name == "default" {
+        Some("'all' and 'default' name the kernel's settings for every interface")
+    } else if name.contains('%') {
+        Some("'%' makes the kernel pick a name of its own (eth%d becomes eth0)")
     } else if name
         .chars()
-        .any(|c| c == '/' || c == ':' || c == '\0' || c.is_whitespace())
+        .any(|c| c == '/' || c == ':' || c.is_whitespace())
     {
         Some("it contains '/', ':' or whitespace")
+    } else if !name.bytes().all(|b| b.is_ascii_graphic()) {
+        Some("only printable ASCII is allowed: no control or non-ASCII characters")
     } else {
         None
     }
@@ -153,6 +161,23 @@ mod tests {
     }
 
     #[test]
+    fn ifname_problem_accepts_what_links_are_called() {
+        for name in [
+            "eth0",
+            "eth0.50",
+            "enp3s0f1",
+            "wlp2s0",
+            "br-lan_1",
+            "fifteen-bytes-x",
+            "alle",
+            "defaults",
+            "x.all",
+        ] {
+            assert_eq!(ifname_problem(name), None, "{name}");
+        }
+    }
+
+    #[test]
     fn rejects_bad_parents() {
         let report: Vec<String> = [
             "",
@@ -165,6 +190,18 @@ mod tests {
             "a/b",
             "a b",
             "..",
+            ".",
+            "a:b",
+            "eth%d",
+            "a%sb",
+            "all",
+            "default",
+            "a\tb",
+            "a\nb",
+            "a\u{7f}b",
+            "a\0b",
+            "eth\u{e9}",
+            "sixteen-bytes-xx",
         ]
         .iter()
         .map(|name| format!("{name:?} -> {}", Parent::parse(name).unwrap_err()))
