@@ -3,16 +3,21 @@
 //! `oci-macvlan.{ip,ip6,mac}` for the first network.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
 };
 
 use oci_macvlan_macvlan::MacAddr;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, echo};
 
 pub const PREFIX: &str = "oci-macvlan.";
 pub const NETWORKS: &str = "oci-macvlan.networks";
+/// Longest value of any `oci-macvlan.*` annotation: the longest meaningful one is a list of
+/// [`MAX_NETWORKS`] names; anything near a page is a mistake or an attack, refused before use.
+pub const MAX_VALUE: usize = 4096;
+/// Most networks one container may join: each becomes an interface in its namespace.
+pub const MAX_NETWORKS: usize = 32;
 
 /// What a container asks of one network.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,18 +29,46 @@ pub struct NetworkRequest {
 }
 
 /// The container's requests, or `None` when it did not opt in (no `oci-macvlan.networks`).
+///
+/// Annotations come from a less-trusted party, so every bound is checked before the work it
+/// bounds: each value's length before any value is read, the number of networks before any name
+/// is; and the work is linear in the number of names and keys (hash lookups).
 pub fn parse(annotations: &HashMap<String, String>) -> Result<Option<Vec<NetworkRequest>>> {
     let Some(list) = annotations.get(NETWORKS) else {
         return Ok(None);
     };
+    let mut keys: Vec<(&str, &str)> = annotations
+        .iter()
+        .filter(|(k, _)| k.starts_with(PREFIX))
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    // The order of the report, whatever the map's order: the first bad key by name.
+    keys.sort_unstable();
+    if let Some((key, value)) = keys.iter().find(|(_, value)| value.len() > MAX_VALUE) {
+        return Err(bad(key, value, &format!("longer than {MAX_VALUE} bytes")));
+    }
+    if list.split(',').nth(MAX_NETWORKS).is_some() {
+        return Err(bad(
+            NETWORKS,
+            list,
+            &format!(
+                "more than {MAX_NETWORKS} networks (each one is an interface of the container)"
+            ),
+        ));
+    }
+
     let mut requests: Vec<NetworkRequest> = Vec::new();
+    let mut index: HashMap<&str, usize> = HashMap::new();
     for (n, name) in list.split(',').map(str::trim).enumerate() {
-        let bad = |reason: &str| bad(NETWORKS, list, reason);
         if name.is_empty() {
-            return Err(bad("a network name is empty"));
+            return Err(bad(NETWORKS, list, "a network name is empty"));
         }
-        if requests.iter().any(|r| r.network == name) {
-            return Err(bad(&format!("network {name} is listed twice")));
+        if index.insert(name, n).is_some() {
+            return Err(bad(
+                NETWORKS,
+                list,
+                &format!("network {} is listed twice", echo(name)),
+            ));
         }
         requests.push(NetworkRequest {
             network: name.to_owned(),
@@ -45,13 +78,11 @@ pub fn parse(annotations: &HashMap<String, String>) -> Result<Option<Vec<Network
         });
     }
 
-    let mut keys: Vec<(&String, &String)> = annotations
-        .iter()
-        .filter(|(k, _)| k.starts_with(PREFIX) && k.as_str() != NETWORKS)
-        .collect();
-    keys.sort();
-    let mut seen: Vec<(usize, &str)> = Vec::new();
+    let mut seen: HashSet<(usize, &str)> = HashSet::new();
     for (key, value) in keys {
+        if key == NETWORKS {
+            continue;
+        }
         let rest = &key[PREFIX.len()..];
         let (index, field) = match rest {
             "ip" | "ip6" | "mac" => (0, rest),
@@ -66,18 +97,18 @@ pub fn parse(annotations: &HashMap<String, String>) -> Result<Option<Vec<Network
                         "unknown oci-macvlan annotation (known fields: ip, ip6, mac, ifname)",
                     ));
                 }
-                let Some(index) = requests.iter().position(|r| r.network == network) else {
+                let Some(&index) = index.get(network) else {
                     return Err(bad(
                         key,
                         value,
-                        &format!("network {network} is not in {NETWORKS}"),
+                        &format!("network {} is not in {NETWORKS}", echo(network)),
                     ));
                 };
                 (index, field)
             }
         };
-        if seen.contains(&(index, field)) {
-            let network = &requests[index].network;
+        if !seen.insert((index, field)) {
+            let network = echo(&requests[index].network);
             return Err(bad(
                 key,
                 value,
@@ -86,7 +117,6 @@ pub fn parse(annotations: &HashMap<String, String>) -> Result<Option<Vec<Network
                 ),
             ));
         }
-        seen.push((index, field));
         let request = &mut requests[index];
         match field {
             "ip" => {
@@ -111,16 +141,17 @@ pub fn parse(annotations: &HashMap<String, String>) -> Result<Option<Vec<Network
                 })?;
                 request.mac = Some(mac);
             }
-            _ => request.ifname = value.clone(),
+            _ => request.ifname = value.to_owned(),
         }
     }
     Ok(Some(requests))
 }
 
+/// The error for annotation `key`: both it and its value are cut to what a person can read.
 fn bad(key: &str, value: &str, reason: &str) -> Error {
     Error::Annotation {
-        key: key.to_owned(),
-        value: value.to_owned(),
+        key: echo(key).into_owned(),
+        value: echo(value).into_owned(),
         reason: reason.to_owned(),
     }
 }
@@ -219,5 +250,106 @@ mod tests {
             .map(|pairs| format!("{pairs:?}\n  -> {}", parse(&ann(pairs)).unwrap_err()))
             .collect();
         insta::assert_snapshot!(report.join("\n"));
+    }
+
+    /// A value past the cap is refused before it is read, and errors repeat only the start of
+    /// a key or value: a 20 MiB annotation makes a short line.
+    #[test]
+    fn long_values_are_refused_and_errors_repeat_only_their_start() {
+        let huge = "9".repeat(20 << 20);
+        let err = parse(&ann(&[
+            ("oci-macvlan.networks", "a"),
+            ("oci-macvlan.ip", &huge),
+        ]))
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(text.len() < 200, "{}", text.len());
+        assert!(
+            text.ends_with(&format!("…\": longer than {MAX_VALUE} bytes")),
+            "{text}"
+        );
+
+        // At the cap, the value is read (and is not an address); the error repeats its start.
+        let at_cap = "9".repeat(MAX_VALUE);
+        let err = parse(&ann(&[
+            ("oci-macvlan.networks", "a"),
+            ("oci-macvlan.ip", &at_cap),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(err.ends_with("…\": not an IPv4 address"), "{err}");
+        assert!(err.len() < 200, "{err}");
+
+        // A long key or network name is cut too.
+        let long_name = "n".repeat(1000);
+        let key = format!("oci-macvlan.{long_name}.ip");
+        let err = parse(&ann(&[("oci-macvlan.networks", "a"), (&key, "10.0.0.1")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.len() < 300, "{err}");
+        assert!(err.contains("n… is not in oci-macvlan.networks"), "{err}");
+        let twice = format!("{long_name},{long_name}");
+        let err = parse(&ann(&[("oci-macvlan.networks", &twice)]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.len() < 300, "{err}");
+    }
+
+    /// The number of networks is checked before any name is: 33 names of which the first two
+    /// are the same (and one is empty) are refused by the cap, not by a per-name check.
+    #[test]
+    fn the_number_of_networks_is_capped_before_any_name_is_read() {
+        let names: Vec<String> = (0..MAX_NETWORKS).map(|n| format!("net{n}")).collect();
+        let requests = parse(&ann(&[("oci-macvlan.networks", &names.join(","))]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(requests.len(), MAX_NETWORKS);
+        assert_eq!(requests[MAX_NETWORKS - 1].ifname, "eth31");
+
+        let mut over = vec!["a".to_owned(), "a".to_owned(), String::new()];
+        over.extend((3..=MAX_NETWORKS).map(|n| format!("net{n}")));
+        assert_eq!(over.len(), MAX_NETWORKS + 1);
+        let err = parse(&ann(&[("oci-macvlan.networks", &over.join(","))])).unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with(": more than 32 networks (each one is an interface of the container)"),
+            "{err}"
+        );
+        assert_eq!(err.exit_code(), crate::error::exit::INVALID);
+
+        // 40,000 names are over the value cap already.
+        let many: Vec<String> = (0..40_000).map(|n| format!("n{n}")).collect();
+        let err = parse(&ann(&[("oci-macvlan.networks", &many.join(","))])).unwrap_err();
+        assert!(
+            err.to_string().ends_with(": longer than 4096 bytes"),
+            "{err}"
+        );
+    }
+
+    /// Per-network requests are found by name among many networks, and a field set twice (by
+    /// the shorthand and by the network's own key) is still caught.
+    #[test]
+    fn per_network_fields_find_their_network_among_many() {
+        let names: Vec<String> = (0..MAX_NETWORKS).map(|n| format!("net{n}")).collect();
+        let mut pairs: Vec<(String, String)> =
+            vec![("oci-macvlan.networks".into(), names.join(","))];
+        for (n, name) in names.iter().enumerate() {
+            pairs.push((format!("oci-macvlan.{name}.ip"), format!("10.0.{n}.1")));
+            pairs.push((format!("oci-macvlan.{name}.ifname"), format!("if{n}")));
+        }
+        let annotations: HashMap<String, String> = pairs.iter().cloned().collect();
+        let requests = parse(&annotations).unwrap().unwrap();
+        for (n, request) in requests.iter().enumerate() {
+            assert_eq!(request.network, format!("net{n}"));
+            assert_eq!(request.ifname, format!("if{n}"));
+            assert_eq!(
+                request.static_ips,
+                [format!("10.0.{n}.1").parse::<IpAddr>().unwrap()]
+            );
+        }
+        let mut twice = annotations.clone();
+        twice.insert("oci-macvlan.ip".into(), "10.0.0.2".into());
+        let err = parse(&twice).unwrap_err().to_string();
+        assert!(err.ends_with("both set it for network net0"), "{err}");
     }
 }

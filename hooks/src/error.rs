@@ -1,4 +1,4 @@
-use std::{io, path::PathBuf};
+use std::{borrow::Cow, io, path::PathBuf};
 
 use oci_macvlan_macvlan::{self as macvlan, ErrorKind};
 
@@ -21,7 +21,7 @@ pub enum Error {
         "no OCI state on stdin (the runtime passes it; to run by hand: oci-macvlan hook < state.json)"
     )]
     EmptyState,
-    #[error("OCI state on stdin is larger than 1 MiB")]
+    #[error("OCI state on stdin is larger than {} MiB", crate::oci::MAX_STATE >> 20)]
     StateTooLarge,
     #[error("invalid OCI state on stdin")]
     ParseState(#[source] serde_json::Error),
@@ -33,6 +33,10 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    #[error("bundle config {path} is {what}: only a regular file is read")]
+    ConfigNotFile { path: PathBuf, what: &'static str },
+    #[error("bundle config {path} is larger than {} MiB", crate::oci::MAX_CONFIG >> 20)]
+    ConfigTooLarge { path: PathBuf },
     #[error("invalid bundle config {path}")]
     ParseConfig {
         path: PathBuf,
@@ -43,15 +47,25 @@ pub enum Error {
         "container {id} has no pid in its state, and its config names no network namespace path"
     )]
     NoPid { id: String },
+    #[error("invalid network namespace path for container {id}")]
+    NetnsPath {
+        id: String,
+        #[source]
+        source: oci_macvlan_netlink_core::Error,
+    },
     #[error(
         "container {id} shares the host's network namespace: oci-macvlan needs one of its own (add {{\"type\": \"network\"}} to linux.namespaces)"
     )]
     HostNetns { id: String },
     #[error(
-        "cannot tell the hook stage from status {status:?}: pass it as an argument, e.g. 'oci-macvlan hook poststop'"
+        "cannot tell the hook stage from status {:?}: pass it as an argument, e.g. 'oci-macvlan hook poststop'",
+        echo(status)
     )]
     UnknownStatus { status: String },
-    #[error("hook stage {0:?} is not supported: use createRuntime (or prestart) and poststop")]
+    #[error(
+        "hook stage {:?} is not supported: use createRuntime (or prestart) and poststop",
+        echo(.0)
+    )]
     UnsupportedStage(String),
     #[error("invalid annotation {key}={value:?}: {reason}")]
     Annotation {
@@ -96,7 +110,10 @@ impl Error {
             | Self::StateTooLarge
             | Self::ParseState(_)
             | Self::NoBundle { .. }
+            | Self::ConfigNotFile { .. }
+            | Self::ConfigTooLarge { .. }
             | Self::ParseConfig { .. }
+            | Self::NetnsPath { .. }
             | Self::NoPid { .. }
             | Self::HostNetns { .. }
             | Self::UnknownStatus { .. }
@@ -118,3 +135,76 @@ impl Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 pub use oci_macvlan_macvlan::one_line;
+
+/// Longest part of an input (an annotation's key or value, a stage, a status) that an error
+/// repeats: enough to recognise it, never a whole 20 MiB value.
+pub const MAX_ECHO: usize = 80;
+/// Longest error line the binary prints and journals: the backstop for an input that reaches
+/// an error deeper down (an interface name checked by the macvlan crate, say) whole.
+pub const MAX_LINE: usize = 1024;
+
+/// `text` cut to at most `max` bytes (at a character boundary), with `…` when it was cut.
+pub fn cut(text: &str, max: usize) -> Cow<'_, str> {
+    if text.len() <= max {
+        return Cow::Borrowed(text);
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    Cow::Owned(format!("{}…", &text[..end]))
+}
+
+/// An input as an error repeats it: cut to [`MAX_ECHO`].
+pub fn echo(text: &str) -> Cow<'_, str> {
+    cut(text, MAX_ECHO)
+}
+
+/// The line the binary prints on stderr after `oci-macvlan: error: ` and appends to the
+/// journal: the whole chain ([`one_line`]), cut to [`MAX_LINE`].
+pub fn line(err: &Error) -> String {
+    let line = one_line(err);
+    match cut(&line, MAX_LINE) {
+        Cow::Borrowed(_) => line,
+        Cow::Owned(cut) => cut,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inputs_are_cut_at_a_character_boundary() {
+        assert_eq!(cut("abc", 3), "abc");
+        assert_eq!(cut("abcd", 3), "abc…");
+        // 'é' is two bytes: a cut inside it moves back before it.
+        assert_eq!(cut("aébc", 2), "a…");
+        assert_eq!(cut("", 0), "");
+        assert_eq!(
+            echo(&"x".repeat(MAX_ECHO + 1)).len(),
+            MAX_ECHO + '…'.len_utf8()
+        );
+    }
+
+    /// An input that reaches an error whole (here an interface name, which the macvlan crate
+    /// checks and repeats) still makes a line a person can read.
+    #[test]
+    fn the_error_line_is_capped() {
+        let huge = "x".repeat(20 << 20);
+        let err = Error::Macvlan(macvlan::Error::InvalidIfname {
+            name: huge.clone(),
+            network: "lan50".into(),
+            reason: "too long",
+        });
+        let printed = line(&err);
+        assert_eq!(printed.len(), MAX_LINE + '…'.len_utf8());
+        assert!(printed.starts_with("invalid interface name \"xxx"));
+        assert!(printed.ends_with('…'));
+
+        // A stage or status is cut where the error repeats it.
+        let stage = line(&Error::UnsupportedStage(huge));
+        assert!(stage.len() < 200, "{stage}");
+        assert!(stage.contains("xxx…\" is not supported"), "{stage}");
+    }
+}

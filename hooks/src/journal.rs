@@ -2,22 +2,32 @@
 //! output away when it succeeds (and often when it fails), so this is where an operator finds
 //! what each hook did, how long it took and why it failed.
 //!
-//! Appends are single `write(2)`s to an `O_APPEND` file, so concurrent hooks never interleave
-//! inside a line. Past [`ROTATE_AT`] bytes the file becomes `hooks.jsonl.1` (replacing the older
-//! one): the state dir is a tmpfs and must not grow without bound. Rotation happens under an
-//! exclusive `flock` on the file, and only if the path still names the file this hook opened, so
-//! two hooks never both rotate. Failing to write the journal never fails the hook: it says so on
-//! stderr.
+//! Each line is written whole or not at all: appends are single `write(2)`s to an `O_APPEND`
+//! file under an exclusive `flock`, and a write that fails part-way (a full state dir) is cut
+//! back to where it started, so the next record never lands glued to a torn one. A tail without
+//! its newline (a hook killed inside its write) is cut off by the next hook to append. Past
+//! [`ROTATE_AT`] bytes the file becomes `hooks.jsonl.1` (replacing the older one): the state dir
+//! is a tmpfs and must not grow without bound. Rotation happens under the lock, and only if the
+//! path still names the file this hook opened, so two hooks never both rotate.
+//!
+//! The state dir may hold what someone planted there: the journal is opened with `O_NOFOLLOW`
+//! (a symlink is refused, its target untouched) and `O_NONBLOCK` (a FIFO never blocks), must be
+//! a regular file with no other hard link, and has mode [`MODE`] (0640: root writes, the admin
+//! group reads) whatever the umask; a state dir the journal creates gets [`DIR_MODE`]. Failing
+//! to write the journal never fails the hook: it says so on stderr.
 
 use std::{
-    fs::{self, File, OpenOptions},
-    io::Write,
-    os::unix::fs::{MetadataExt, OpenOptionsExt},
+    fs::{self, DirBuilder, File, OpenOptions, Permissions},
+    io::{self, Write},
+    os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt, PermissionsExt},
     path::{Path, PathBuf},
     time::{Instant, SystemTime},
 };
 
-use nix::fcntl::{Flock, FlockArg};
+use nix::{
+    fcntl::{Flock, FlockArg},
+    libc,
+};
 use serde::Serialize;
 
 use crate::error::{self, Error};
@@ -25,6 +35,10 @@ use crate::error::{self, Error};
 pub const FILE: &str = "hooks.jsonl";
 /// Size past which the journal is rotated.
 pub const ROTATE_AT: u64 = 4 << 20;
+/// Mode of the journal and its rotation.
+pub const MODE: u32 = 0o640;
+/// Mode of a state dir (and of its missing parents) that the journal creates.
+pub const DIR_MODE: u32 = 0o755;
 /// Longest container id kept in a record: the id comes from stdin, which may hold anything.
 const MAX_ID: usize = 256;
 
@@ -63,7 +77,7 @@ impl Invocation {
         Self {
             started: Instant::now(),
             container: None,
-            stage: stage.map(str::to_owned),
+            stage: stage.map(|stage| error::echo(stage).into_owned()),
             action: None,
             skipped: false,
             networks: Vec::new(),
@@ -83,7 +97,7 @@ impl Invocation {
         let (outcome, exit, error) = match result {
             Ok(()) if self.skipped => ("skipped", 0, None),
             Ok(()) => ("ok", 0, None),
-            Err(err) => ("error", err.exit_code(), Some(error::one_line(err))),
+            Err(err) => ("error", err.exit_code(), Some(error::line(err))),
         };
         let record = Record {
             time: humantime::format_rfc3339_micros(SystemTime::now()).to_string(),
@@ -113,32 +127,114 @@ impl Invocation {
     }
 }
 
-fn append(state_dir: &Path, line: &str) -> std::io::Result<()> {
+fn append(state_dir: &Path, line: &str) -> io::Result<()> {
     let path = state_dir.join(FILE);
     let file = match open(&path) {
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            fs::create_dir_all(state_dir)?;
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {
+            create_dirs(state_dir)?;
             open(&path)?
         }
         other => other?,
     };
-    let mut file = Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, errno)| errno)?;
+    let file = Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, errno)| errno)?;
     let meta = file.metadata()?;
     if meta.len() >= ROTATE_AT && same_file(&path, &meta) {
         fs::rename(&path, rotated(&path))?;
         // The lock on the old file is held until the new one has its first line.
-        return open(&path)?.write_all(line.as_bytes());
+        let new = Flock::lock(open(&path)?, FlockArg::LockExclusive).map_err(|(_, errno)| errno)?;
+        return write_whole(&new, line);
     }
-    file.write_all(line.as_bytes())
+    write_whole(&file, line)
 }
 
-fn open(path: &Path) -> std::io::Result<File> {
-    OpenOptions::new()
+/// Appends `line` to `file`, whose lock the caller holds: whole, or not at all.
+fn write_whole(mut file: &File, line: &str) -> io::Result<()> {
+    let len = file.metadata()?.len();
+    let start = whole_lines_len(file, len)?;
+    if start < len {
+        file.set_len(start)?;
+    }
+    file.write_all(line.as_bytes()).inspect_err(|_| {
+        // Nothing better to do if this fails too: the next append cuts the torn tail.
+        let _ = file.set_len(start);
+    })
+}
+
+/// The length of the first `len` bytes of `file` up to and with its last newline: a tail
+/// after it is a line torn by a hook that was killed while writing it.
+fn whole_lines_len(file: &File, len: u64) -> io::Result<u64> {
+    let mut buf = [0; 4096];
+    let mut end = len;
+    while end > 0 {
+        let start = end.saturating_sub(buf.len() as u64);
+        let chunk = &mut buf[..usize::try_from(end - start).unwrap_or(0)];
+        file.read_exact_at(chunk, start)?;
+        if let Some(newline) = chunk.iter().rposition(|&b| b == b'\n') {
+            return Ok(start + newline as u64 + 1);
+        }
+        end = start;
+    }
+    Ok(0)
+}
+
+/// Opens (creating it if need be) the journal at `path` for appending, never through a
+/// symlink, never blocking, and only a regular file with one link; with mode [`MODE`].
+fn open(path: &Path) -> io::Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
         .append(true)
         .create(true)
-        .mode(0o640)
-        .custom_flags(nix::libc::O_CLOEXEC)
+        .mode(MODE)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(path)
+        .map_err(|err| match err.raw_os_error() {
+            Some(libc::ELOOP) => io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "it is a symbolic link, which is never followed",
+            ),
+            _ => err,
+        })?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "it is not a regular file",
+        ));
+    }
+    if meta.nlink() != 1 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "it has other hard links",
+        ));
+    }
+    // The umask may have taken bits off a new file; a planted file may have more.
+    if meta.mode() & 0o7777 != MODE {
+        file.set_permissions(Permissions::from_mode(MODE))?;
+    }
+    Ok(file)
+}
+
+/// Creates `dir` and its missing parents, each with mode [`DIR_MODE`] whatever the umask.
+fn create_dirs(dir: &Path) -> io::Result<()> {
+    if dir.as_os_str().is_empty() {
+        return Ok(());
+    }
+    match fs::symlink_metadata(dir) {
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+        other => return other.map(drop),
+    }
+    if let Some(parent) = dir.parent() {
+        create_dirs(parent)?;
+    }
+    match DirBuilder::new().mode(DIR_MODE).create(dir) {
+        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(err) => Err(err),
+        Ok(()) => OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(dir)?
+            .set_permissions(Permissions::from_mode(DIR_MODE)),
+    }
 }
 
 fn same_file(path: &Path, meta: &fs::Metadata) -> bool {
@@ -203,5 +299,104 @@ mod tests {
                 .count(),
             2
         );
+    }
+
+    /// A symlink planted as the journal (or as its rotation) is never followed: the hook's
+    /// record is refused, and the target keeps its bytes and its mode.
+    #[test]
+    fn a_planted_symlink_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("run");
+        fs::create_dir(&state).unwrap();
+        let target = dir.path().join("target");
+        fs::write(&target, b"precious\n").unwrap();
+        fs::set_permissions(&target, Permissions::from_mode(0o600)).unwrap();
+        std::os::unix::fs::symlink(&target, state.join(FILE)).unwrap();
+
+        let err = append(&state, "{}\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "it is a symbolic link, which is never followed"
+        );
+        Invocation::start(None).record(&state, &Err(Error::EmptyState));
+        assert_eq!(fs::read(&target).unwrap(), b"precious\n");
+        assert_eq!(fs::metadata(&target).unwrap().mode() & 0o7777, 0o600);
+
+        // The rotation's name is replaced by the rename, never written through.
+        fs::remove_file(state.join(FILE)).unwrap();
+        std::os::unix::fs::symlink(&target, rotated(&state.join(FILE))).unwrap();
+        append(&state, "{}\n").unwrap();
+        let file = OpenOptions::new()
+            .append(true)
+            .open(state.join(FILE))
+            .unwrap();
+        file.set_len(ROTATE_AT).unwrap();
+        append(&state, "{}\n").unwrap();
+        assert_eq!(fs::read(&target).unwrap(), b"precious\n");
+        assert!(
+            fs::symlink_metadata(rotated(&state.join(FILE)))
+                .unwrap()
+                .is_file()
+        );
+        assert_eq!(fs::read(state.join(FILE)).unwrap(), b"{}\n");
+
+        // Nor is a FIFO written to (opened read-write, it never blocks), or a hard link.
+        fs::remove_file(state.join(FILE)).unwrap();
+        nix::unistd::mkfifo(&state.join(FILE), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        assert_eq!(
+            append(&state, "{}\n").unwrap_err().to_string(),
+            "it is not a regular file"
+        );
+        fs::remove_file(state.join(FILE)).unwrap();
+        fs::hard_link(&target, state.join(FILE)).unwrap();
+        assert_eq!(
+            append(&state, "{}\n").unwrap_err().to_string(),
+            "it has other hard links"
+        );
+        assert_eq!(fs::read(&target).unwrap(), b"precious\n");
+    }
+
+    /// The journal and a state dir it creates have fixed modes whatever the umask.
+    #[test]
+    fn modes_are_fixed_whatever_the_umask() {
+        use nix::sys::stat::{Mode, umask};
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("a/b/run");
+        let old = umask(Mode::from_bits_truncate(0o077));
+        let appended = append(&state, "{}\n");
+        umask(old);
+        appended.unwrap();
+        for dir in [dir.path().join("a"), dir.path().join("a/b"), state.clone()] {
+            let mode = fs::metadata(&dir).unwrap().mode() & 0o7777;
+            assert_eq!(mode, DIR_MODE, "{}", dir.display());
+        }
+        assert_eq!(
+            fs::metadata(state.join(FILE)).unwrap().mode() & 0o7777,
+            MODE
+        );
+
+        // A journal left with other bits gets the journal's mode back.
+        fs::set_permissions(state.join(FILE), Permissions::from_mode(0o666)).unwrap();
+        append(&state, "{}\n").unwrap();
+        assert_eq!(
+            fs::metadata(state.join(FILE)).unwrap().mode() & 0o7777,
+            MODE
+        );
+    }
+
+    /// A line torn by a hook killed inside its write is cut off by the next append, which then
+    /// starts on a line of its own.
+    #[test]
+    fn a_torn_tail_is_cut_before_the_next_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE);
+        let torn = format!("{{\"a\":1}}\n{{\"pad\":\"{}", "x".repeat(10_000));
+        fs::write(&path, &torn).unwrap();
+        append(dir.path(), "{\"b\":2}\n").unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "{\"a\":1}\n{\"b\":2}\n");
+        // A file that is one torn line and nothing else.
+        fs::write(&path, "{\"a\"").unwrap();
+        append(dir.path(), "{\"b\":2}\n").unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "{\"b\":2}\n");
     }
 }

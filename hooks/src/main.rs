@@ -88,7 +88,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("oci-macvlan: error: {}", error::one_line(&err));
+            eprintln!("oci-macvlan: error: {}", error::line(&err));
             ExitCode::from(err.exit_code())
         }
     }

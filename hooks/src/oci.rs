@@ -2,16 +2,24 @@
 
 use std::{
     collections::HashMap,
-    io::Read,
+    fs::{self, OpenOptions},
+    io::{self, Read},
+    os::unix::fs::{FileTypeExt, OpenOptionsExt},
     path::{Path, PathBuf},
 };
 
+use nix::libc;
+use oci_macvlan_netlink_core::{self as netlink, Netns};
 use oci_spec::runtime::{LinuxNamespace, LinuxNamespaceType};
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
 
-const MAX_STATE: u64 = 1 << 20;
+/// Largest OCI state read from stdin.
+pub const MAX_STATE: u64 = 1 << 20;
+/// Largest bundle `config.json` read: runtimes write tens of kilobytes (a seccomp profile is the
+/// bulk of it), and the file may come from a less-trusted party.
+pub const MAX_CONFIG: u64 = 4 << 20;
 
 /// The OCI state, parsed leniently: runtimes add status values (`paused`, …) and fields that a
 /// closed enum would reject, and podman's poststop has no pid.
@@ -94,10 +102,7 @@ struct LinuxJson {
 
 impl Config {
     pub fn load(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|source| Error::ReadConfig {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let bytes = read_config(path)?;
         let config: ConfigJson =
             serde_json::from_slice(&bytes).map_err(|source| Error::ParseConfig {
                 path: path.to_path_buf(),
@@ -121,19 +126,95 @@ impl Config {
     }
 
     /// The container's network namespace, and whether it outlives the container.
+    ///
+    /// A path that names something other than a namespace file (a FIFO, a regular file, a
+    /// directory) is the bundle's fault and refused here, without opening it. Attach makes the
+    /// same check again when it opens the namespace; a path that does not exist is its to report.
     pub fn netns(&self, state: &State) -> Result<(PathBuf, bool)> {
-        match &self.netns_path {
-            Some(path) if path.as_os_str().is_empty() => Err(Error::HostNetns {
-                id: state.id.clone(),
-            }),
-            Some(path) => Ok((path.clone(), true)),
-            None => match state.pid() {
-                Some(pid) => Ok((PathBuf::from(format!("/proc/{pid}/ns/net")), false)),
-                None => Err(Error::NoPid {
+        let (path, persistent) = match &self.netns_path {
+            Some(path) if path.as_os_str().is_empty() => {
+                return Err(Error::HostNetns {
                     id: state.id.clone(),
-                }),
+                });
+            }
+            Some(path) => (path.clone(), true),
+            None => match state.pid() {
+                Some(pid) => (PathBuf::from(format!("/proc/{pid}/ns/net")), false),
+                None => {
+                    return Err(Error::NoPid {
+                        id: state.id.clone(),
+                    });
+                }
             },
+        };
+        match Netns::open(&path) {
+            Err(source @ netlink::Error::NotNamespace { .. }) => Err(Error::NetnsPath {
+                id: state.id.clone(),
+                source,
+            }),
+            _ => Ok((path, persistent)),
         }
+    }
+}
+
+/// Reads `config.json`: a regular file of at most [`MAX_CONFIG`] bytes. The path is checked
+/// before it is opened (opening a FIFO blocks for ever, opening a device may act on it), and the
+/// file again once open, non-blocking, in case the path was swapped in between; the read stops
+/// past the cap whatever the size said.
+fn read_config(path: &Path) -> Result<Vec<u8>> {
+    let read_error = |source: io::Error| Error::ReadConfig {
+        path: path.to_path_buf(),
+        source,
+    };
+    let check = |meta: &fs::Metadata| {
+        if !meta.is_file() {
+            return Err(Error::ConfigNotFile {
+                path: path.to_path_buf(),
+                what: describe(meta),
+            });
+        }
+        if meta.len() > MAX_CONFIG {
+            return Err(Error::ConfigTooLarge {
+                path: path.to_path_buf(),
+            });
+        }
+        Ok(())
+    };
+    check(&fs::metadata(path).map_err(read_error)?)?;
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY)
+        .open(path)
+        .map_err(read_error)?;
+    let meta = file.metadata().map_err(read_error)?;
+    check(&meta)?;
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.take(MAX_CONFIG + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    if bytes.len() as u64 > MAX_CONFIG {
+        return Err(Error::ConfigTooLarge {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(bytes)
+}
+
+/// What a file that is not a regular file is, for an error.
+fn describe(meta: &fs::Metadata) -> &'static str {
+    let kind = meta.file_type();
+    if kind.is_dir() {
+        "a directory"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else {
+        "not a regular file"
     }
 }
 
@@ -154,7 +235,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let write = |json: &str| {
             let path = dir.path().join("config.json");
-            std::fs::write(&path, json).unwrap();
+            fs::write(&path, json).unwrap();
             Config::load(&path)
         };
         // No network namespace: the host's, refused by `netns`.
@@ -175,6 +256,72 @@ mod tests {
         })
         .collect();
         insta::assert_snapshot!(errors.join("\n"));
+    }
+
+    /// `config.json` is read only if it is a regular file of at most [`MAX_CONFIG`] bytes: a
+    /// FIFO is refused without being opened (opening it would block the hook for ever), and
+    /// neither `/dev/zero` nor a huge sparse file is read. A namespace path that is not a
+    /// namespace file is refused the same way; one that does not exist is left to attach.
+    #[test]
+    fn only_a_small_regular_config_is_read_and_the_netns_must_be_a_namespace_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let zero = dir.path().join("zero");
+        std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+        let sparse = dir.path().join("sparse");
+        fs::File::create(&sparse)
+            .unwrap()
+            .set_len(300 << 20)
+            .unwrap();
+        let at_cap = dir.path().join("at-cap");
+        let mut json = vec![b' '; MAX_CONFIG as usize];
+        json[0] = b'{';
+        json[MAX_CONFIG as usize - 1] = b'}';
+        fs::write(&at_cap, &json).unwrap();
+        assert!(Config::load(&at_cap).is_ok(), "a config of exactly the cap");
+
+        let mut report = Vec::new();
+        for path in [&fifo, &zero, &sparse, &dir.path().to_path_buf()] {
+            // On its own thread, so that a regression hangs that thread, not the test.
+            let (tx, rx) = std::sync::mpsc::channel();
+            let opening = path.clone();
+            std::thread::spawn(move || tx.send(Config::load(&opening).map(|_| ())));
+            let err = rx
+                .recv_timeout(std::time::Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("reading {} blocked", path.display()))
+                .unwrap_err();
+            assert_eq!(err.exit_code(), crate::error::exit::INVALID, "{err}");
+            report.push(crate::error::line(&err));
+        }
+
+        let state = State::read(br#"{"id":"c1","status":"creating","pid":1}"#.as_slice()).unwrap();
+        for path in [&fifo, &sparse, &dir.path().to_path_buf()] {
+            let config = Config {
+                annotations: HashMap::new(),
+                netns_path: Some(path.clone()),
+            };
+            let err = config.netns(&state).unwrap_err();
+            assert_eq!(err.exit_code(), crate::error::exit::INVALID, "{err}");
+            report.push(crate::error::line(&err));
+        }
+        let missing = Config {
+            annotations: HashMap::new(),
+            netns_path: Some(dir.path().join("missing")),
+        };
+        assert!(missing.netns(&state).is_ok(), "attach reports it");
+        let own = Config {
+            annotations: HashMap::new(),
+            netns_path: None,
+        };
+        assert_eq!(
+            own.netns(&state).unwrap(),
+            (PathBuf::from("/proc/1/ns/net"), false)
+        );
+        let report = report
+            .join("\n")
+            .replace(&dir.path().display().to_string(), "[DIR]");
+        insta::assert_snapshot!(report);
     }
 
     #[test]

@@ -1,14 +1,74 @@
 //! Privileged tier: the malformed-input corpus of the hook (the CLI's and the rest of the hook's
 //! bad inputs are in `errors.rs`). Each input exits with its documented code and one line on
 //! stderr naming what is wrong (snapshotted), appends one `error` record with that line to the
-//! hook journal, and leaves nothing: no lease, record, lock, or link anywhere.
+//! hook journal, and leaves nothing: no lease, record, lock, or link anywhere. No input makes the
+//! hook wait: each run has a deadline far beyond any real run, and a hook past it fails the test.
+//!
+//! The journal's own hostile conditions follow: a state dir that is full, and a symlink planted
+//! as the journal.
 
 #![allow(clippy::unwrap_used)]
 
-use oci_macvlan_tests::{Lan, TestNetns, binary};
+use std::{
+    fs,
+    io::Write,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    sync::mpsc,
+    time::Duration,
+};
+
+use oci_macvlan_tests::{Lan, Outcome, TestNetns, binary, run, run_ok};
 
 const NET: &str = "lan77";
 const ANN: &str = "oci-macvlan.networks";
+/// A hook that has not exited after this long is taken to hang on its input: real runs take
+/// milliseconds, and a hang is for ever.
+const HANG: Duration = Duration::from_secs(120);
+/// The longest error line the hook prints: its prefix and 1 KiB of error, cut with `…`.
+const MAX_LINE: usize = "oci-macvlan: error: ".len() + 1024 + '…'.len_utf8();
+
+/// Runs `oci-macvlan hook` as [`Lan::cli_with`] does, but kills it and fails the test if it has
+/// not exited within [`HANG`].
+fn hook_within_deadline(lan: &Lan, name: &str, stdin: &[u8]) -> Outcome {
+    let mut child = lan.spawn_with(&binary(), &[], &["hook"], true);
+    let pid = child.id();
+    let mut input = child.stdin.take().unwrap();
+    // A hook may stop reading early (input too large): a broken pipe is its answer.
+    let _ = input.write_all(stdin);
+    drop(input);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(HANG) {
+        Ok(out) => {
+            let out = out.unwrap();
+            Outcome {
+                code: out.status.code().unwrap_or(-1),
+                stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            }
+        }
+        Err(_) => {
+            // `nsenter` execs the binary: the child's pid is the hook's.
+            let _ = run("kill", &["-KILL", &pid.to_string()]);
+            panic!("{name}: the hook still runs after {HANG:?}: it blocks on its input");
+        }
+    }
+}
+
+/// Unmounts a mount the test made, when dropped (also when the test fails).
+struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let done = run("umount", &[&self.0.display().to_string()]);
+        if !done.status.success() {
+            let _ = run("umount", &["-l", &self.0.display().to_string()]);
+        }
+    }
+}
 
 #[test]
 #[cfg_attr(
@@ -27,6 +87,31 @@ fn malformed_hook_input_fails_with_one_line_and_one_journal_record_and_leaves_no
         r#"{{"ociVersion":"1.0.2","id":"big","status":"creating","pad":"{}"}}"#,
         "x".repeat(1 << 20)
     );
+    // A bundle whose `config.json` is replaced by what `make` puts at its path.
+    let config_is = |id: &str, make: &dyn Fn(&Path)| {
+        let state = bundle(id, &[(ANN, NET)]);
+        let config = lan.tmp().join(format!("bundle-{id}/config.json"));
+        fs::remove_file(&config).unwrap();
+        make(&config);
+        state.into_bytes()
+    };
+    let mkfifo = |path: &Path| {
+        run_ok("mkfifo", &[&path.display().to_string()]);
+    };
+    // A bundle whose config names as the namespace what `make` puts at a path of the test's.
+    let netns_is = |id: &str, make: &dyn Fn(&Path)| {
+        let path = lan.tmp().join(format!("netns-{id}"));
+        make(&path);
+        lan.fake_bundle(id, &[(ANN, NET)], &path, "creating")
+            .into_bytes()
+    };
+    let huge = "9".repeat(20 << 20);
+    let long = "9".repeat(3 << 20);
+    let long_ifname = "i".repeat(4000);
+    let many: Vec<String> = (0..40_000).map(|n| format!("lan{n}")).collect();
+    let many = many.join(",");
+    let over_cap: Vec<String> = (0..33).map(|n| format!("lan{n}")).collect();
+    let over_cap = over_cap.join(",");
 
     let cases: Vec<(&str, Vec<u8>, i32)> = vec![
         ("stdin empty", Vec::new(), 3),
@@ -170,17 +255,93 @@ fn malformed_hook_input_fails_with_one_line_and_one_journal_record_and_leaves_no
             .into_bytes(),
             3,
         ),
+        (
+            "config.json a FIFO",
+            config_is("c20", &|path| mkfifo(path)),
+            3,
+        ),
+        (
+            "config.json a symlink to /dev/zero",
+            config_is("c21", &|path| {
+                std::os::unix::fs::symlink("/dev/zero", path).unwrap();
+            }),
+            3,
+        ),
+        (
+            "config.json a 300 MiB sparse file",
+            config_is("c22", &|path| {
+                fs::File::create(path).unwrap().set_len(300 << 20).unwrap();
+            }),
+            3,
+        ),
+        (
+            "config.json a directory",
+            config_is("c23", &|path| fs::create_dir(path).unwrap()),
+            3,
+        ),
+        (
+            "netns path a FIFO",
+            netns_is("c24", &|path| mkfifo(path)),
+            3,
+        ),
+        (
+            "netns path a regular file",
+            netns_is("c25", &|path| fs::write(path, b"").unwrap()),
+            3,
+        ),
+        (
+            "netns path a directory",
+            netns_is("c26", &|path| fs::create_dir(path).unwrap()),
+            3,
+        ),
+        (
+            "annotation value of 20 MiB (config.json past its cap)",
+            bundle("c27", &[(ANN, NET), ("oci-macvlan.ip", &huge)]).into_bytes(),
+            3,
+        ),
+        (
+            "annotation value of 3 MiB",
+            bundle("c28", &[(ANN, NET), ("oci-macvlan.ip", &long)]).into_bytes(),
+            3,
+        ),
+        (
+            "ifname of 4000 bytes (the line's cap)",
+            bundle(
+                "c29",
+                &[
+                    (ANN, NET),
+                    (&format!("oci-macvlan.{NET}.ifname"), &long_ifname),
+                ],
+            )
+            .into_bytes(),
+            3,
+        ),
+        (
+            "40,000 network names",
+            bundle("c30", &[(ANN, &many)]).into_bytes(),
+            3,
+        ),
+        (
+            "33 network names",
+            bundle("c31", &[(ANN, &over_cap)]).into_bytes(),
+            3,
+        ),
     ];
 
     let tmp = lan.tmp().display().to_string();
     let mut report = Vec::new();
     for (name, stdin, code) in &cases {
         let before = lan.journal().len();
-        let out = lan.cli_with(&binary(), &[], &["hook"], stdin);
+        let out = hook_within_deadline(&lan, name, stdin);
         assert_eq!(out.code, *code, "{name}: exit code; stderr: {}", out.stderr);
         assert!(out.stdout.is_empty(), "{name}: wrote to stdout");
         assert_eq!(out.stderr.lines().count(), 1, "{name}: {}", out.stderr);
         let line = out.stderr.trim_end();
+        assert!(
+            line.len() <= MAX_LINE,
+            "{name}: a line of {} bytes",
+            line.len()
+        );
         let journal = lan.journal();
         assert_eq!(journal.len(), before + 1, "{name}: one journal record");
         let record = &journal[before];
@@ -193,9 +354,16 @@ fn malformed_hook_input_fails_with_one_line_and_one_journal_record_and_leaves_no
             Some(line.to_owned()),
             "{name}: the journal's error is stderr's"
         );
+        // A line at the cap is shown by its start and its length.
+        let shown = match line.char_indices().nth(160) {
+            Some((end, _)) if line.len() > 300 => {
+                format!("{}[…] ({} bytes)", &line[..end], line.len())
+            }
+            _ => line.to_owned(),
+        };
         report.push(format!(
             "{name} (exit {code})\n  {}",
-            line.replace(&tmp, "[TMP]")
+            shown.replace(&tmp, "[TMP]")
         ));
         lan.assert_no_residue(&[NET], name);
     }
@@ -209,5 +377,133 @@ fn malformed_hook_input_fails_with_one_line_and_one_journal_record_and_leaves_no
         links,
         ["lo"],
         "a failed attach left a link in the container"
+    );
+}
+
+/// A journal line is written whole or not at all: on a state dir with no room left, a record
+/// that does not fit is cut back (the hook warns and keeps its exit code), and once there is
+/// room again the next record starts on a line of its own.
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn a_full_state_dir_never_tears_a_journal_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("run");
+    fs::create_dir(&state).unwrap();
+    let mounted = state.display().to_string();
+    run_ok(
+        "mount",
+        &[
+            "-t",
+            "tmpfs",
+            "-o",
+            "size=64k,mode=0755",
+            "omt-journal",
+            &mounted,
+        ],
+    );
+    let _unmount = Unmount(state.clone());
+
+    // Whole lines that end 150 bytes before a page boundary: a record (~230 bytes) fits only
+    // in part once no page is left.
+    let journal = state.join("hooks.jsonl");
+    let mut text = String::new();
+    while text.len() < 2 * 4096 - 150 {
+        let pad = (2 * 4096 - 150 - text.len()).clamp(20, 1000);
+        text.push_str(&format!("{{\"pad\":\"{}\"}}\n", "x".repeat(pad - 11)));
+    }
+    assert_eq!(text.len(), 2 * 4096 - 150);
+    fs::write(&journal, &text).unwrap();
+    let filler = state.join("filler");
+    let mut file = fs::File::create(&filler).unwrap();
+    while file.write_all(&[0; 4096]).is_ok() {}
+    drop(file);
+
+    let hook = |n: usize| {
+        let out = Command::new(binary())
+            .args(["--config-dir"])
+            .arg(dir.path().join("etc"))
+            .arg("--state-dir")
+            .arg(&state)
+            .arg("hook")
+            .env_clear()
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3), "hook {n}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    for n in 0..5 {
+        let stderr = hook(n);
+        assert!(
+            stderr.contains("warning: cannot write the hook journal"),
+            "hook {n}: {stderr}"
+        );
+        let now = fs::read_to_string(&journal).unwrap();
+        assert!(
+            now == text,
+            "hook {n}: the journal changed to {} bytes, ending {:?}",
+            now.len(),
+            now.get(text.len().min(now.len())..)
+        );
+    }
+
+    fs::remove_file(&filler).unwrap();
+    let stderr = hook(5);
+    assert!(!stderr.contains("warning"), "{stderr}");
+    let now = fs::read_to_string(&journal).unwrap();
+    let lines: Vec<serde_json::Value> = now
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|err| panic!("{err}: {line}")))
+        .collect();
+    assert!(now.starts_with(&text));
+    assert_eq!(lines.len(), text.lines().count() + 1);
+    assert_eq!(lines.last().unwrap()["exit"], 3);
+}
+
+/// A symlink planted in the state dir as the journal is not followed: the hook keeps its exit
+/// code, says on stderr that it could not write the journal, and the target is untouched.
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn a_journal_symlink_planted_in_the_state_dir_is_not_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("run");
+    fs::create_dir(&state).unwrap();
+    let target = dir.path().join("target");
+    fs::write(&target, "precious\n").unwrap();
+    std::os::unix::fs::symlink(&target, state.join("hooks.jsonl")).unwrap();
+
+    let out = Command::new(binary())
+        .arg("--config-dir")
+        .arg(dir.path().join("etc"))
+        .arg("--state-dir")
+        .arg(&state)
+        .args(["hook", "poststop"])
+        .env_clear()
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "{stderr}");
+    assert!(
+        lines[0].ends_with("hooks.jsonl: it is a symbolic link, which is never followed"),
+        "{stderr}"
+    );
+    assert!(
+        lines[1].starts_with("oci-macvlan: error: no OCI state"),
+        "{stderr}"
+    );
+    assert_eq!(fs::read_to_string(&target).unwrap(), "precious\n");
+    assert!(
+        fs::symlink_metadata(state.join("hooks.jsonl"))
+            .unwrap()
+            .is_symlink()
     );
 }

@@ -43,6 +43,10 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// The path names something that is not a namespace file of the kernel (nsfs); `what`
+    /// says what it is (`a FIFO`, `a directory`, …).
+    #[error("{path} is {what}, not a network namespace file")]
+    NotNamespace { path: PathBuf, what: &'static str },
     #[error("cannot enter network namespace {path}")]
     EnterNetns {
         path: PathBuf,
@@ -145,7 +149,7 @@ impl Error {
             Self::OpenNetns { source, .. }
             | Self::OpenSocket { source, .. }
             | Self::WriteSysctl { source, .. } => source.raw_os_error().map(Errno::from_raw),
-            Self::HelperPanicked { .. } => None,
+            Self::HelperPanicked { .. } | Self::NotNamespace { .. } => None,
         }
     }
 }

@@ -1,14 +1,18 @@
 use std::{
-    fs::File,
+    fs::{self, File, OpenOptions},
     io,
     os::{
         fd::{AsFd, AsRawFd, BorrowedFd, RawFd},
-        unix::fs::MetadataExt,
+        unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt},
     },
     path::{Path, PathBuf},
 };
 
-use nix::sched::{CloneFlags, setns, unshare};
+use nix::{
+    libc,
+    sched::{CloneFlags, setns, unshare},
+    sys::statfs::{NSFS_MAGIC, fstatfs, statfs},
+};
 
 use crate::{Error, Result};
 
@@ -35,21 +39,49 @@ pub struct Netns {
 
 impl Netns {
     /// Opens the namespace at `path` (`/run/netns/NAME`, `/proc/PID/ns/net`, a bind mount).
+    ///
+    /// The path comes from a bundle, so it may name anything: only a file of the kernel's
+    /// namespace filesystem (nsfs) is opened. The path is checked with `statfs(2)` before it is
+    /// opened (opening a FIFO blocks, opening a device may act on it), then opened with
+    /// `O_NONBLOCK` and checked again through the descriptor, in case the path was swapped in
+    /// between. Anything else is [`Error::NotNamespace`].
     pub fn open(path: impl Into<PathBuf>) -> Result<Self> {
         let path = path.into();
-        match File::open(&path) {
-            Ok(file) => Ok(Self { file, path }),
-            Err(source) => Err(Error::OpenNetns { path, source }),
+        let open_error = |source: io::Error| Error::OpenNetns {
+            path: path.clone(),
+            source,
+        };
+        let before = statfs(&path).map_err(|errno| open_error(errno.into()))?;
+        if before.filesystem_type() != NSFS_MAGIC {
+            return Err(Error::NotNamespace {
+                what: describe(fs::metadata(&path)),
+                path,
+            });
         }
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY)
+            .open(&path)
+            .map_err(open_error)?;
+        let after = fstatfs(&file).map_err(|errno| open_error(errno.into()))?;
+        if after.filesystem_type() != NSFS_MAGIC {
+            return Err(Error::NotNamespace {
+                what: describe(file.metadata()),
+                path,
+            });
+        }
+        Ok(Self { file, path })
     }
 
-    /// Like [`Netns::open`], but a namespace that no longer exists is `Ok(None)`.
+    /// Like [`Netns::open`], but a path that no longer holds a namespace is `Ok(None)`: it is
+    /// gone, or it is something else now (an unmounted `/run/netns/NAME` is an empty file).
     pub fn open_if_exists(path: impl Into<PathBuf>) -> Result<Option<Self>> {
         match Self::open(path) {
             Ok(ns) => Ok(Some(ns)),
             Err(Error::OpenNetns { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
                 Ok(None)
             }
+            Err(Error::NotNamespace { .. }) => Ok(None),
             Err(err) => Err(err),
         }
     }
@@ -133,7 +165,7 @@ impl Netns {
             for sysctl in sysctls {
                 let mut path = PathBuf::from("/proc/sys");
                 path.extend(&sysctl.key);
-                match std::fs::write(&path, sysctl.value) {
+                match fs::write(&path, sysctl.value) {
                     Err(err) if err.kind() == io::ErrorKind::NotFound && sysctl.missing_ok => {}
                     Err(source) => {
                         return Err(Error::WriteSysctl {
@@ -147,6 +179,29 @@ impl Netns {
             }
             Ok(())
         })
+    }
+}
+
+/// What a file that is not a namespace file is, for [`Error::NotNamespace`].
+fn describe(meta: io::Result<fs::Metadata>) -> &'static str {
+    let Ok(meta) = meta else {
+        return "a file of unknown kind";
+    };
+    let kind = meta.file_type();
+    if kind.is_file() {
+        "a regular file"
+    } else if kind.is_dir() {
+        "a directory"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else {
+        "a file of unknown kind"
     }
 }
 
@@ -211,6 +266,93 @@ mod tests {
             std::panic::catch_unwind(|| other.run_inside(|| -> Result<()> { panic!("inside") }));
         assert!(panicked.is_err());
         assert_eq!(here(), home, "back after a panic");
+    }
+
+    /// A bundle may name anything as its namespace path: what is not a namespace file is refused
+    /// before it is opened (a FIFO would block the hook for ever), and `open_if_exists` takes it
+    /// for a namespace that is gone. Namespace files (the process's own, a bind mount of one) open.
+    #[test]
+    fn only_namespace_files_are_opened_and_a_fifo_never_blocks() {
+        let dir = std::env::temp_dir().join(format!("omt-netns-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir(&dir).expect("temp dir");
+        // Guards drop in reverse: the bind mount goes before the directory.
+        let _cleanup = Cleanup(&dir);
+        let file = dir.join("file");
+        fs::write(&file, b"").expect("regular file");
+        let fifo = dir.join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).expect("fifo");
+        let cases = [
+            (fifo.clone(), "a FIFO"),
+            (file.clone(), "a regular file"),
+            (dir.clone(), "a directory"),
+            (PathBuf::from("/dev/null"), "a character device"),
+        ];
+        for (path, what) in cases {
+            // On its own thread, so that a regression hangs that thread, not the test.
+            let (tx, rx) = std::sync::mpsc::channel();
+            let opening = path.clone();
+            std::thread::spawn(move || {
+                let _ = tx.send((
+                    Netns::open(&opening).map(|_| ()),
+                    Netns::open_if_exists(&opening).map(|ns| ns.is_some()),
+                ));
+            });
+            let (open, if_exists) = rx
+                .recv_timeout(std::time::Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("opening {} blocked", path.display()));
+            match open {
+                Err(Error::NotNamespace { path: p, what: w }) => {
+                    assert_eq!((p, w), (path.clone(), what));
+                }
+                other => panic!("{}: {other:?}", path.display()),
+            }
+            assert!(matches!(if_exists, Ok(false)), "{}", path.display());
+        }
+        let err = Netns::open(&fifo).expect_err("a FIFO");
+        assert_eq!(
+            err.to_string(),
+            format!("{} is a FIFO, not a network namespace file", fifo.display())
+        );
+        assert!(matches!(
+            Netns::open_if_exists(dir.join("missing")),
+            Ok(None)
+        ));
+
+        Netns::open("/proc/self/ns/net").expect("a process's namespace");
+        // A bind mount of a namespace file, as `ip netns add` makes under /run/netns.
+        let mounted = dir.join("mounted");
+        fs::write(&mounted, b"").expect("mount point");
+        let status = std::process::Command::new("mount")
+            .args(["--bind", "/proc/self/ns/net"])
+            .arg(&mounted)
+            .status()
+            .expect("mount");
+        assert!(status.success(), "needs root: mount --bind");
+        let _unmount = Unmount(&mounted);
+        assert_eq!(
+            Netns::open(&mounted)
+                .expect("a bind mount")
+                .identity()
+                .expect("id"),
+            here()
+        );
+    }
+
+    struct Cleanup<'a>(&'a Path);
+
+    impl Drop for Cleanup<'_> {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(self.0);
+        }
+    }
+
+    struct Unmount<'a>(&'a Path);
+
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(self.0).status();
+        }
     }
 
     #[test]
