@@ -240,6 +240,8 @@ impl Error {
             Self::ContainerNetns(err) if err.errno() == Some(netlink::Errno::ENOENT) => {
                 ErrorKind::NotFound
             }
+            // The path named something else than a namespace (swapped after the hook's check).
+            Self::ContainerNetns(netlink::Error::NotNamespace { .. }) => ErrorKind::Invalid,
             Self::NetworkExists(_)
             | Self::NetworkInUse { .. }
             | Self::InterfaceExists { .. }
