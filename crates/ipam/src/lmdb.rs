@@ -33,11 +33,13 @@ const MAP_SIZE: usize = 1 << 30;
 /// - LMDB serialises writers across processes with a robust mutex in its lock file (a writer
 ///   killed while holding it does not block the next one), and readers never wait.
 /// - Every write is one copy-on-write transaction that a new meta page makes visible, so a
-///   process killed at any instant leaves the store as it was before or after that transaction.
-///   The meta page is not flushed at each commit (`NO_META_SYNC`): after a power loss, a disk
-///   store may lose its last transactions; and no container of the store is alive after a power
-///   loss or a reboot: a store knows the boot it was made in, and a store of an earlier boot is
-///   set aside and never read (`boot.rs`).
+///   process killed at any instant leaves the store as it was before or after that transaction:
+///   what it wrote is in the kernel's page cache, which outlives the process.
+/// - Nothing is flushed to disk at a commit (`NO_SYNC`): on a state dir on disk a hook would
+///   otherwise wait for the disk at every attach and detach. What a flush would protect against
+///   is a power loss or a reboot, after which no container of the store is alive: a store knows
+///   the boot it was made in, and a store of an earlier boot is set aside, whole or torn, and
+///   never read (`boot.rs`).
 /// - A store is created whole under a temporary name and renamed into place, so an existing
 ///   store is never re-created: its files are checked with plain reads before LMDB maps them,
 ///   and a damaged one (empty, truncated, not LMDB's, not a regular file) fails every command
@@ -290,7 +292,7 @@ fn open_env(dir: &Path) -> Result<Env> {
     // end is SIGBUS), and `fault` answers a SIGBUS that a damaged page inside them leads to.
     #[allow(unsafe_code)]
     unsafe {
-        options.flags(EnvFlags::NO_META_SYNC);
+        options.flags(EnvFlags::NO_SYNC);
         options.open(dir)
     }
     .map_err(|source| Error::OpenStore {

@@ -11,9 +11,13 @@ use crate::{Error, Result};
 /// Temporary files are `.NAME.tmp-PID`: the pid tells whether their writer may still run.
 const TEMP_MARK: &str = ".tmp-";
 
-/// Writes `contents` to `path` through a temporary file in the same directory, made durable
-/// before it is put in place. With `replace == false`, an existing `path` is an
-/// `io::ErrorKind::AlreadyExists` error and is left untouched (`link(2)` never replaces).
+/// Writes `contents` to `path` through a temporary file in the same directory. With
+/// `replace == false` (network definitions), the file is made durable before it is put in
+/// place, and an existing `path` is an `io::ErrorKind::AlreadyExists` error and is left untouched
+/// (`link(2)` never replaces). With `replace == true` (endpoint records in the state dir; also
+/// `install`'s hooks.d file) it is not flushed: a process killed after the rename leaves it in
+/// the page cache, but after a power loss it may be empty. A record describes containers of one
+/// boot, and a hook must not wait for the disk.
 pub fn write_atomic(path: &Path, contents: &[u8], replace: bool) -> Result<()> {
     let wrap = |source: io::Error| Error::WriteFile {
         path: path.to_path_buf(),
@@ -26,10 +30,10 @@ pub fn write_atomic(path: &Path, contents: &[u8], replace: bool) -> Result<()> {
     let result = (|| {
         let mut file = File::create(&tmp)?;
         file.write_all(contents)?;
-        file.sync_all()?;
         if replace {
             fs::rename(&tmp, path)
         } else {
+            file.sync_all()?;
             fs::hard_link(&tmp, path)
         }
     })();
