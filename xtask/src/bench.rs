@@ -7,6 +7,10 @@
 //! Each cycle makes a fresh container namespace (not timed). Tools take turns within a cycle, so
 //! drift of the machine hits all of them alike. Three floors take their turns too: `/bin/true`,
 //! a static Rust program that does nothing, and a static program without libc.
+//!
+//! oci-macvlan runs twice in each cycle: with its state dir on a tmpfs (as `/run` is on most
+//! hosts) and with its state dir on disk (a directory under `target/bench/`, on the workspace's
+//! filesystem: hosts whose `/run` is not a tmpfs). The report gives the ratio of the two.
 
 use std::{
     io::Write,
@@ -73,6 +77,13 @@ pub fn run(cycles: Option<&str>) -> Result<()> {
         .tempdir_in("/dev/shm")
         .context("a tmpfs at /dev/shm")?;
     let state = shm.path().join("state");
+    // The same binary with its state on disk: the filesystem the workspace is on.
+    let out = root().join("target/bench");
+    std::fs::create_dir_all(&out)?;
+    let disk = tempfile::Builder::new()
+        .prefix("state-disk-")
+        .tempdir_in(&out)
+        .context("a directory under target/bench")?;
     let dirs = [
         "--config-dir",
         &lan.config_dir().to_string_lossy(),
@@ -106,8 +117,6 @@ pub fn run(cycles: Option<&str>) -> Result<()> {
     }
     let floors = shm.path().join("floors");
     build_floors(&floors)?;
-    let out = root().join("target/bench");
-    std::fs::create_dir_all(&out)?;
     let status = Command::new("nsenter")
         .arg(&host)
         .arg(std::env::current_exe()?)
@@ -115,6 +124,7 @@ pub fn run(cycles: Option<&str>) -> Result<()> {
         .env("OMB_BIN", &binary)
         .env("OMB_CONFIG", lan.config_dir())
         .env("OMB_STATE", &state)
+        .env("OMB_DISK_STATE", disk.path())
         .env("OMB_TMP", shm.path())
         .env("OMB_FLOORS", &floors)
         .env("OMB_CYCLES", cycles.to_string())
@@ -190,7 +200,10 @@ struct Setup {
     binary: PathBuf,
     floors: PathBuf,
     config: PathBuf,
+    /// oci-macvlan's state dir on a tmpfs.
     state: PathBuf,
+    /// oci-macvlan's state dir on disk.
+    disk_state: PathBuf,
     tmp: PathBuf,
     cycles: usize,
     out: PathBuf,
@@ -209,12 +222,14 @@ pub fn inner() -> Result<()> {
         floors: env_path("OMB_FLOORS")?,
         config: env_path("OMB_CONFIG")?,
         state: env_path("OMB_STATE")?,
+        disk_state: env_path("OMB_DISK_STATE")?,
         tmp: env_path("OMB_TMP")?,
         cycles: std::env::var("OMB_CYCLES")?.parse()?,
         out: env_path("OMB_OUT")?,
     };
     let tools = [
         Tool::Ours,
+        Tool::OursOnDisk,
         Tool::Cni,
         Tool::Netavark,
         Tool::Floor(Floor::BinTrue),
@@ -329,6 +344,8 @@ fn fill(state: &Path, from: usize, to: usize) -> Result<()> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Tool {
     Ours,
+    /// oci-macvlan with its state dir on disk.
+    OursOnDisk,
     Cni,
     Netavark,
     /// A program that does nothing, spawned the same way: what starting a hook costs.
@@ -349,6 +366,7 @@ impl Tool {
     fn name(self) -> &'static str {
         match self {
             Self::Ours => "oci-macvlan",
+            Self::OursOnDisk => "oci-macvlan, state dir on disk",
             Self::Cni => "CNI macvlan + host-local",
             Self::Netavark => "netavark macvlan",
             Self::Floor(Floor::BinTrue) => "floor: /bin/true (dynamic, glibc)",
@@ -419,8 +437,13 @@ fn invoke(
     attach: bool,
 ) -> Result<Duration> {
     let (mut command, stdin) = match tool {
-        Tool::Ours => {
-            let bundle = setup.tmp.join(format!("bundle-{network}-{id}"));
+        Tool::Ours | Tool::OursOnDisk => {
+            let (state_dir, tag) = if tool == Tool::Ours {
+                (&setup.state, "")
+            } else {
+                (&setup.disk_state, "disk-")
+            };
+            let bundle = setup.tmp.join(format!("bundle-{tag}{network}-{id}"));
             if attach {
                 std::fs::create_dir_all(&bundle)?;
                 let config = serde_json::json!({
@@ -442,7 +465,7 @@ fn invoke(
                 .arg("--config-dir")
                 .arg(&setup.config)
                 .arg("--state-dir")
-                .arg(&setup.state)
+                .arg(state_dir)
                 .arg("hook");
             (command, state.to_string())
         }

@@ -75,6 +75,13 @@ pub struct Report {
 }
 
 const OURS: &str = "oci-macvlan";
+/// oci-macvlan with its state dir on disk (`bench.rs`, `Tool::OursOnDisk`): not a peer.
+const OURS_ON_DISK: &str = "oci-macvlan, state dir on disk";
+const OPS: [&str; 3] = [
+    "attach",
+    "detach, namespace gone",
+    "detach, namespace present",
+];
 
 impl Report {
     fn find(&self, tool: &str, op: &str) -> Option<&Row> {
@@ -88,7 +95,7 @@ impl Report {
             .rows
             .iter()
             .map(|r| r.tool)
-            .filter(|t| *t != OURS && !t.starts_with("floor"))
+            .filter(|t| *t != OURS && *t != OURS_ON_DISK && !t.starts_with("floor"))
             .fold(Vec::new(), |mut v, t| {
                 if !v.contains(&t) {
                     v.push(t);
@@ -96,11 +103,7 @@ impl Report {
                 v
             });
         for peer in peers {
-            for op in [
-                "attach",
-                "detach, namespace gone",
-                "detach, namespace present",
-            ] {
+            for op in OPS {
                 if let (Some(ours), Some(theirs)) = (self.find(OURS, op), self.find(peer, op)) {
                     out.push((
                         format!("{peer} / oci-macvlan, {op} (median)"),
@@ -108,6 +111,12 @@ impl Report {
                     ));
                 }
             }
+        }
+        for (op, ratio) in self.disk_over_tmpfs() {
+            out.push((
+                format!("oci-macvlan, state dir on disk / on a tmpfs, {op} (median)"),
+                ratio,
+            ));
         }
         if let (Some(small), Some(large)) = (self.scale.first(), self.scale.last()) {
             out.push((
@@ -119,6 +128,17 @@ impl Report {
             ));
         }
         out
+    }
+
+    /// `on disk / on a tmpfs` of oci-macvlan's median for each operation: what a state dir on
+    /// disk costs (1.0 is nothing).
+    fn disk_over_tmpfs(&self) -> Vec<(&'static str, f64)> {
+        OPS.into_iter()
+            .filter_map(|op| {
+                let (tmpfs, disk) = (self.find(OURS, op)?, self.find(OURS_ON_DISK, op)?);
+                Some((op, disk.median_ms / tmpfs.median_ms))
+            })
+            .collect()
     }
 
     pub fn write(&self, dir: &Path) -> Result<()> {
@@ -136,6 +156,9 @@ impl Report {
                 "median_ms": round(p.median_ms), "p99_ms": round(p.p99_ms),
             })).collect::<Vec<_>>(),
             "ratios": ratios.iter().map(|(k, v)| json!({"what": k, "ratio": round(*v)})).collect::<Vec<_>>(),
+            "state_dir_on_disk_over_tmpfs": self.disk_over_tmpfs().into_iter()
+                .map(|(op, v)| (op.to_owned(), json!(round(v))))
+                .collect::<serde_json::Map<_, _>>(),
         });
         std::fs::write(dir.join("results.json"), format!("{json:#}\n"))?;
         let markdown = self.markdown(&ratios);
@@ -192,7 +215,11 @@ impl Report {
         );
         for (i, r) in self.rows.iter().enumerate() {
             let y = row_h * (i as f64 + 1.0) + 8.0;
-            let color = if r.tool == OURS { "#2a7" } else { "#888" };
+            let color = if r.tool.starts_with(OURS) {
+                "#2a7"
+            } else {
+                "#888"
+            };
             let median = bar_w * r.median_ms / max;
             let p99 = bar_w * r.p99_ms / max;
             let _ = writeln!(

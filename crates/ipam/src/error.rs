@@ -2,7 +2,7 @@ use std::{net::IpAddr, path::PathBuf};
 
 use ipnetwork::IpNetwork;
 
-use crate::pool::Reserved;
+use crate::{damage::Damage, pool::Reserved};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -83,6 +83,42 @@ pub enum Error {
     Legacy { path: PathBuf, reason: String },
     #[error("cannot create the state directory {path}")]
     CreateStateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "lease store {path} is damaged ({damage}): stop the containers that use oci-macvlan, move {store} aside, and the next attach starts an empty store"
+    )]
+    Damaged {
+        /// The file or directory at fault.
+        path: PathBuf,
+        /// The store's directory, `<state-dir>/leases`.
+        store: PathBuf,
+        damage: Damage,
+    },
+    #[error("cannot read the lease store {path}")]
+    ReadStore {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot create the lease store {path}")]
+    CreateStore {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read this boot's id from {path}")]
+    BootId {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("lease store {path} kept changing while it was opened")]
+    StoreChanging { path: PathBuf },
+    #[error("cannot set aside {path}, the lease store of an earlier boot")]
+    SetAside {
         path: PathBuf,
         #[source]
         source: std::io::Error,

@@ -6,7 +6,10 @@
 
 mod addr;
 mod allocator;
+mod boot;
+mod damage;
 mod error;
+mod fault;
 mod legacy;
 mod lmdb;
 mod pool;
@@ -17,6 +20,7 @@ mod store_tests;
 mod usage;
 
 pub use allocator::{Request, allocate};
+pub use damage::Damage;
 pub use error::{Error, Result};
 pub use lmdb::LmdbStore;
 pub use pool::{Pool, Reserved};

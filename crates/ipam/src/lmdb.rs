@@ -1,6 +1,7 @@
 use std::{
     collections::{HashMap, hash_map::Entry},
     net::IpAddr,
+    os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
     sync::{Mutex, PoisonError},
     time::{SystemTime, UNIX_EPOCH},
@@ -14,9 +15,10 @@ use ipnetwork::IpNetwork;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Error, Lease, LeaseStore, Owner, Result, Txn,
+    Damage, Error, Lease, LeaseStore, Owner, Result, Txn,
     addr::{from_blob, to_blob, to_key},
-    legacy,
+    boot::{self, Found},
+    damage, fault, legacy,
     runs::{self, Runs},
 };
 
@@ -31,9 +33,17 @@ const MAP_SIZE: usize = 1 << 30;
 /// - LMDB serialises writers across processes with a robust mutex in its lock file (a writer
 ///   killed while holding it does not block the next one), and readers never wait.
 /// - Every write is one copy-on-write transaction that a new meta page makes visible, so a
-///   process killed at any instant leaves the store as it was before or after that transaction.
-///   The meta page is not flushed at each commit (`NO_META_SYNC`): after a power loss, a disk
-///   store may lose its last transactions, never its integrity; the default state dir is a tmpfs.
+///   process killed at any instant leaves the store as it was before or after that transaction:
+///   what it wrote is in the kernel's page cache, which outlives the process.
+/// - Nothing is flushed to disk at a commit (`NO_SYNC`): on a state dir on disk a hook would
+///   otherwise wait for the disk at every attach and detach. What a flush would protect against
+///   is a power loss or a reboot, after which no container of the store is alive: a store knows
+///   the boot it was made in, and a store of an earlier boot is set aside, whole or torn, and
+///   never read (`boot.rs`).
+/// - A store is created whole under a temporary name and renamed into place, so an existing
+///   store is never re-created: its files are checked with plain reads before LMDB maps them,
+///   and a damaged one (empty, truncated, not LMDB's, not a regular file) fails every command
+///   with [`Error::Damaged`] (`damage.rs`).
 /// - A hook opens the store, runs one transaction and exits: opening is a few system calls and
 ///   two `mmap`s, with nothing to parse or compile (README, Performance).
 #[derive(Debug)]
@@ -41,6 +51,8 @@ pub struct LmdbStore {
     env: Env,
     dbs: Dbs,
     dir: PathBuf,
+    /// The inode of `data.mdb`, whose map `fault` guards while the environment is open.
+    guarded: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -71,27 +83,52 @@ impl LmdbStore {
     pub const DIR_NAME: &'static str = "leases";
 
     /// Opens (or, on first use, creates) the store in `state_dir`, taking over the leases of an
-    /// earlier version's SQLite store (`leases.db`) if one is there. A store that exists but
-    /// cannot be read is an error, never silently replaced.
+    /// earlier version's SQLite store (`leases.db`) if one is there. A store of an earlier boot
+    /// is set aside and a new one created. A store that exists but is damaged or cannot be read
+    /// is an error, never silently replaced.
     pub fn open(state_dir: &Path) -> Result<Self> {
-        let dir = state_dir.join(Self::DIR_NAME);
+        let store = state_dir.join(Self::DIR_NAME);
         let create = |source| Error::CreateStateDir {
-            path: state_dir.join(Self::DIR_NAME),
+            path: store.clone(),
             source,
         };
-        std::fs::create_dir_all(&dir).map_err(create)?;
+        std::fs::create_dir_all(state_dir).map_err(create)?;
+        let this_boot = boot::current()?;
+        let found = boot::prepare(state_dir, &store, &this_boot, &init)?;
+        damage::check(&store)?;
+        if found == Found::Unmarked {
+            boot::adopt(&store, &this_boot)?;
+        }
         // One name per directory, however the caller spells it: see `OPEN`.
-        let dir = std::fs::canonicalize(&dir).map_err(create)?;
+        let dir = std::fs::canonicalize(&store).map_err(create)?;
         let env = acquire(&dir)?;
+        let guarded = std::fs::metadata(dir.join(damage::DATA_FILE))
+            .ok()
+            .map(|meta| meta.ino());
+        if let Some(inode) = guarded {
+            let damaged = Error::Damaged {
+                path: store.join(damage::DATA_FILE),
+                store: store.clone(),
+                damage: Damage::Fault,
+            };
+            // In the binary's own format for an error (`oci-macvlan: error: …`): the only line
+            // a process that faults there writes.
+            fault::guard(inode, &format!("oci-macvlan: error: {damaged}"));
+        }
         let opened = Self::open_dbs(&env, state_dir);
         let dbs = match opened {
             Ok(dbs) => dbs,
             Err(err) => {
-                release(&dir);
+                release(&dir, guarded);
                 return Err(err);
             }
         };
-        Ok(Self { env, dbs, dir })
+        Ok(Self {
+            env,
+            dbs,
+            dir,
+            guarded,
+        })
     }
 
     fn open_dbs(env: &Env, state_dir: &Path) -> Result<Dbs> {
@@ -184,6 +221,29 @@ impl LmdbStore {
             .unwrap_or_else(|err| panic!("{err}"));
     }
 
+    /// The newest snapshot as LMDB reports it: last page, transaction id, page size, and the
+    /// pages of the main tree and of the four databases' trees.
+    #[cfg(test)]
+    pub(crate) fn layout(&self) -> (u64, u64, u32, u64) {
+        let info = self.env.info();
+        let stat = self.env.stat();
+        let rtxn = self.env.read_txn().unwrap_or_else(|err| panic!("{err}"));
+        let pages =
+            |s: heed::DatabaseStat| (s.branch_pages + s.leaf_pages + s.overflow_pages) as u64;
+        let stat_of = |r: heed::Result<heed::DatabaseStat>| r.unwrap_or_else(|err| panic!("{err}"));
+        let trees = (stat.branch_pages + stat.leaf_pages + stat.overflow_pages) as u64
+            + pages(stat_of(self.dbs.leases.stat(&rtxn)))
+            + pages(stat_of(self.dbs.owners.stat(&rtxn)))
+            + pages(stat_of(self.dbs.runs.stat(&rtxn)))
+            + pages(stat_of(self.dbs.meta.stat(&rtxn)));
+        (
+            info.last_page_number as u64,
+            info.last_txn_id as u64,
+            stat.page_size,
+            trees,
+        )
+    }
+
     fn leases(&self, keep: impl Fn(&Lease) -> bool) -> Result<Vec<Lease>> {
         let rtxn = self.env.read_txn()?;
         let mut out = Vec::new();
@@ -200,7 +260,7 @@ impl LmdbStore {
 
 impl Drop for LmdbStore {
     fn drop(&mut self) {
-        release(&self.dir);
+        release(&self.dir, self.guarded);
     }
 }
 
@@ -213,33 +273,60 @@ fn acquire(dir: &Path) -> Result<Env> {
             Ok(entry.get().0.clone())
         }
         Entry::Vacant(entry) => {
-            let mut options = EnvOpenOptions::new();
-            options.map_size(MAP_SIZE).max_dbs(4);
-            // SAFETY: heed asks the caller to keep the memory-mapped files from being changed
-            // behind LMDB's back: `OPEN` keeps this process from opening the environment twice,
-            // and only LMDB itself writes the store's files.
-            #[allow(unsafe_code)]
-            let env = unsafe {
-                options.flags(EnvFlags::NO_META_SYNC);
-                options.open(dir)
-            }
-            .map_err(|source| Error::OpenStore {
-                path: dir.to_path_buf(),
-                source,
-            })?;
+            let env = open_env(dir)?;
             entry.insert((env.clone(), 1));
             Ok(env)
         }
     }
 }
 
-fn release(dir: &Path) {
+/// Opens the environment in `dir`; callers go through `acquire` (or `init`, for a directory
+/// no other process knows yet).
+fn open_env(dir: &Path) -> Result<Env> {
+    let mut options = EnvOpenOptions::new();
+    options.map_size(MAP_SIZE).max_dbs(4);
+    // SAFETY: heed asks the caller to keep the memory-mapped files from being changed behind
+    // LMDB's back: `OPEN` keeps this process from opening the environment twice, and only LMDB
+    // itself writes the store's files. A damaged file is a fault of another kind: `damage::check`
+    // has made sure that the file holds the pages its meta pages and trees name (a page past its
+    // end is SIGBUS), and `fault` answers a SIGBUS that a damaged page inside them leads to.
+    #[allow(unsafe_code)]
+    unsafe {
+        options.flags(EnvFlags::NO_SYNC);
+        options.open(dir)
+    }
+    .map_err(|source| Error::OpenStore {
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
+/// Makes the databases of a new store in `dir`, the temporary directory `boot::prepare` renames
+/// into place once this returns, and closes it.
+fn init(dir: &Path) -> Result<()> {
+    let env = open_env(dir)?;
+    let mut wtxn = env.write_txn()?;
+    for name in ["leases", "owners", "runs"] {
+        env.create_database::<Bytes, Bytes>(&mut wtxn, Some(name))?;
+    }
+    let meta: Database<Bytes, Bytes> = env.create_database(&mut wtxn, Some("meta"))?;
+    meta.put(&mut wtxn, b"version", &SCHEMA_VERSION.to_be_bytes())?;
+    wtxn.commit()?;
+    Ok(())
+}
+
+/// Drops a handle of the environment in `dir`; with the last one, `fault` stops guarding the
+/// map of `data.mdb` (inode `guarded`), which closes with it.
+fn release(dir: &Path, guarded: Option<u64>) {
     let mut open = OPEN.lock().unwrap_or_else(PoisonError::into_inner);
     if let Some(open) = open.as_mut() {
         if let Entry::Occupied(mut entry) = open.entry(dir.to_path_buf()) {
             entry.get_mut().1 -= 1;
             if entry.get().1 == 0 {
                 entry.remove();
+                if let Some(inode) = guarded {
+                    fault::forget(inode);
+                }
             }
         }
     }

@@ -273,7 +273,7 @@ fn unreadable_store_fails_closed() {
     )
     .unwrap();
     let err = LmdbStore::open(dir.path()).unwrap_err();
-    assert!(matches!(err, Error::OpenStore { .. }), "{err}");
+    assert!(matches!(err, Error::Damaged { .. }), "{err}");
     let kept = std::fs::read(&data).unwrap();
     assert!(
         kept.starts_with(b"this is not a database"),
