@@ -34,6 +34,7 @@ impl Context {
     fn check_dirs(&self) -> error::Result<()> {
         oci_macvlan_macvlan::check_private_dir(&self.config_dir, "config dir")?;
         oci_macvlan_macvlan::check_private_dir(&self.state_dir, "state dir")?;
+        oci_macvlan_macvlan::Records::new(&self.state_dir).settle_boot()?;
         Ok(())
     }
 

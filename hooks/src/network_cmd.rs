@@ -88,7 +88,7 @@ fn ls(networks: &Networks) -> Result<()> {
 }
 
 fn inspect(ctx: &Context, networks: &Networks, names: &[String]) -> Result<()> {
-    let mut store = LmdbStore::open(&ctx.state_dir).map_err(macvlan::Error::store)?;
+    let mut store = LmdbStore::open_thorough(&ctx.state_dir).map_err(macvlan::Error::store)?;
     let mut views = Vec::new();
     for name in names {
         let network = networks.load(name)?;
@@ -195,7 +195,7 @@ fn big_number(n: u128) -> Value {
 }
 
 fn rm(ctx: &Context, networks: &Networks, names: &[String]) -> Result<()> {
-    let mut store = LmdbStore::open(&ctx.state_dir).map_err(macvlan::Error::store)?;
+    let mut store = LmdbStore::open_thorough(&ctx.state_dir).map_err(macvlan::Error::store)?;
     let mut first_error = None;
     for name in names {
         let removed = ctx.block_on(async {

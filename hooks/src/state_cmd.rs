@@ -13,7 +13,7 @@ use crate::{
 pub fn verify(ctx: &Context) -> Result<()> {
     let networks = Networks::new(&ctx.config_dir);
     let records = Records::new(&ctx.state_dir);
-    let mut store = LmdbStore::open(&ctx.state_dir).map_err(macvlan::Error::store)?;
+    let mut store = LmdbStore::open_thorough(&ctx.state_dir).map_err(macvlan::Error::store)?;
     let report = macvlan::verify(&networks, &mut store, &records)?;
     for problem in &report.problems {
         print(format_args!("{problem}\n"))?;
@@ -32,7 +32,7 @@ pub fn verify(ctx: &Context) -> Result<()> {
 pub fn gc(ctx: &Context) -> Result<()> {
     let records = Records::new(&ctx.state_dir);
     let networks = Networks::new(&ctx.config_dir);
-    let mut store = LmdbStore::open(&ctx.state_dir).map_err(macvlan::Error::store)?;
+    let mut store = LmdbStore::open_thorough(&ctx.state_dir).map_err(macvlan::Error::store)?;
     let report = ctx.block_on(macvlan::gc(&mut store, &records, &networks))??;
     let mut out = String::new();
     if report.temps_removed > 0 {

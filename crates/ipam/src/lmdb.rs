@@ -87,6 +87,18 @@ impl LmdbStore {
     /// is set aside and a new one created. A store that exists but is damaged or cannot be read
     /// is an error, never silently replaced.
     pub fn open(state_dir: &Path) -> Result<Self> {
+        Self::open_checked(state_dir, false)
+    }
+
+    /// [`Self::open`] for a command that reads every lease (`verify`, `gc`, `network inspect`,
+    /// `network rm`): every page the store's trees reach is checked first, so a page of garbage
+    /// inside them is an error naming the file rather than a crash. A hook, which touches a few
+    /// pages, checks only what LMDB trusts before it maps the file.
+    pub fn open_thorough(state_dir: &Path) -> Result<Self> {
+        Self::open_checked(state_dir, true)
+    }
+
+    fn open_checked(state_dir: &Path, thorough: bool) -> Result<Self> {
         let store = state_dir.join(Self::DIR_NAME);
         let create = |source| Error::CreateStateDir {
             path: store.clone(),
@@ -95,7 +107,7 @@ impl LmdbStore {
         std::fs::create_dir_all(state_dir).map_err(create)?;
         let this_boot = boot::current()?;
         let found = boot::prepare(state_dir, &store, &this_boot, &init)?;
-        damage::check(&store)?;
+        damage::check(&store, thorough)?;
         if found == Found::Unmarked {
             boot::adopt(&store, &this_boot)?;
         }

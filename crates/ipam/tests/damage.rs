@@ -395,3 +395,71 @@ fn a_garbage_page_inside_the_trees_never_kills_with_a_signal() {
     }
     assert!(faulted > 0, "no page led LMDB past the end of the file");
 }
+
+/// Set in the processes the test below starts: the state dir whose store they read thoroughly.
+const CHILD_THOROUGH: &str = "OCI_MACVLAN_IPAM_TEST_THOROUGH_STATE";
+
+/// What `verify`, `gc`, `network inspect` and `rm` open with: every page the trees reach is
+/// checked before LMDB reads it. Each page in turn filled with zeros (which LMDB follows into a
+/// segmentation fault, or an assertion, rather than a SIGBUS) or garbage: reading every lease
+/// never dies of a signal, and every page the trees use is reported as damage naming the file.
+#[test]
+fn a_thorough_open_reports_any_page_of_the_trees_and_never_dies_of_a_signal() {
+    if let Some(state) = std::env::var_os(CHILD_THOROUGH) {
+        match LmdbStore::open_thorough(Path::new(&state)) {
+            Ok(mut store) => {
+                let _ = store.all_leases();
+                let _ = store.integrity_problems();
+                println!("opened");
+            }
+            Err(err) => println!("error: {err}"),
+        }
+        return;
+    }
+    let mut reported = 0;
+    for pattern in [0x00_u8, 0xa5, 0xff] {
+        let pages = fs::metadata(data(state_dir().path())).unwrap().len() / PAGE;
+        for page in 2..pages {
+            let state = state_dir();
+            garbage_with(&data(state.path()), page * PAGE, pattern);
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--exact",
+                    "a_thorough_open_reports_any_page_of_the_trees_and_never_dies_of_a_signal",
+                    "--test-threads=1",
+                    "--nocapture",
+                ])
+                .env(CHILD_THOROUGH, state.path())
+                .output()
+                .unwrap();
+            let case = format!("page {page} of {pages} filled with {pattern:#x}");
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{case}: {:?} {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+            if stdout.contains("error: ") {
+                assert!(
+                    stdout.contains(&format!(
+                        "lease store {} is damaged",
+                        data(state.path()).display()
+                    )),
+                    "{case}: {stdout}"
+                );
+                reported += 1;
+            } else {
+                assert!(stdout.contains("opened"), "{case}: {stdout}");
+            }
+        }
+    }
+    assert!(reported > 0, "no page was reported");
+}
+
+fn garbage_with(path: &Path, at: u64, pattern: u8) {
+    let mut file = fs::OpenOptions::new().write(true).open(path).unwrap();
+    file.seek(SeekFrom::Start(at)).unwrap();
+    file.write_all(&[pattern; PAGE as usize]).unwrap();
+}
