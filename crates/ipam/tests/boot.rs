@@ -49,6 +49,7 @@ fn lease(store: &mut LmdbStore, id: &str) -> IpAddr {
         pools: &pools,
         static_ips: &[],
         ipv6: false,
+        undeclared_router: false,
     };
     let leases = store.transaction(|txn| allocate(txn, &request)).unwrap();
     assert_eq!(leases.len(), 1);
