@@ -273,9 +273,82 @@ fn containers_sharing_a_namespace_each_keep_their_own_link() {
     assert_eq!(pod.link("eth0").unwrap()["ifindex"], eth0["ifindex"]);
     assert_eq!(pod.addresses("eth0"), ["192.168.77.2/24"]);
 
+    // Another member's attach in progress (killed right after its record named eth0, with no
+    // link of its own) does not keep a's poststop from deleting a's link: a's record holds the
+    // link's index, the other only its name.
+    let out = lan.cli_with(
+        &failpoints_binary(),
+        &[("OCI_MACVLAN_FAILPOINTS", "attach:recorded=kill")],
+        &["hook"],
+        bundle("k2", &[], "creating").as_bytes(),
+    );
+    assert_eq!(out.code, -1, "not killed: {}", out.stderr);
     lan.cli_ok(&["hook"], &bundle("a", &[], "stopped"));
     assert!(pod.link("eth0").is_none());
+    assert!(!pod.ip(&["-o", "addr", "show"]).contains("192.168.77.2"));
+    lan.cli_ok(&["hook"], &bundle("k2", &[], "stopped"));
     lan.assert_no_residue(&[NET], "after the pod's poststops");
+}
+
+/// A container that changes its own link (another MAC, another name) in a namespace that
+/// outlives it: poststop no longer knows the link as its own and leaves it, but never with the
+/// address it releases, so the next container's address is nobody else's.
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn a_link_the_container_changed_keeps_no_released_address() {
+    let lan = Lan::new();
+    lan.create_network(NET, &[]);
+    for (case, change) in [
+        (
+            "new MAC",
+            &["link", "set", "eth0", "address", "02:11:22:33:44:55"][..],
+        ),
+        ("renamed", &["link", "set", "eth0", "name", "lanleg"]),
+    ] {
+        let pod = TestNetns::new("omt-pod-");
+        let state = |status| lan.fake_bundle("changer", &[(ANN, NET)], &pod.path(), status);
+        lan.cli_ok(&["hook"], &state("creating"));
+        assert_eq!(pod.addresses("eth0"), ["192.168.77.2/24"], "{case}");
+        if case == "renamed" {
+            pod.ip(&["link", "set", "eth0", "down"]);
+        }
+        pod.ip(change);
+        lan.cli_ok(&["hook"], &state("stopped"));
+        let left = pod.ip(&["-o", "addr", "show"]);
+        assert!(!left.contains("192.168.77.2"), "{case}: {left}");
+        assert_eq!(lan.leased(NET), 0, "{case}");
+        let next = TestNetns::new("omt-ctr-");
+        let other = |status| lan.fake_bundle("next", &[(ANN, NET)], &next.path(), status);
+        lan.cli_ok(&["hook"], &other("creating"));
+        assert_eq!(next.addresses("eth0"), ["192.168.77.2/24"], "{case}");
+        lan.cli_ok(&["hook"], &other("stopped"));
+        lan.assert_no_residue(&[NET], case);
+    }
+}
+
+/// A namespace path that names a namespace of another kind (mount, user) is invalid input.
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn a_namespace_of_another_kind_is_invalid_input() {
+    let lan = Lan::new();
+    lan.create_network(NET, &[]);
+    let process = ContainerProcess::start();
+    for kind in ["mnt", "user", "uts"] {
+        let path = format!("/proc/{}/ns/{kind}", process.pid());
+        let out = lan.cli(
+            &["hook"],
+            &lan.fake_bundle("wrongkind", &[(ANN, NET)], Path::new(&path), "creating"),
+        );
+        assert_eq!(out.code, 3, "{kind}: {}", out.stderr);
+        assert_eq!(out.stderr.lines().count(), 1, "{kind}: {}", out.stderr);
+    }
+    lan.assert_no_residue(&[NET], "namespaces of other kinds");
 }
 
 /// A second parent in the host namespace for a passthru network: a veth whose peer stays there.

@@ -469,6 +469,11 @@ impl LeaseStore for LmdbStore {
         })
     }
 
+    fn container_leases(&mut self, container_id: &str) -> Result<Vec<Lease>> {
+        let rtxn = self.env.read_txn()?;
+        owned(self.dbs, &rtxn, container_id)
+    }
+
     fn network_leases(&mut self, network: &str) -> Result<Vec<Lease>> {
         self.leases(|l| l.network == network)
     }

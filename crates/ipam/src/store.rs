@@ -47,6 +47,8 @@ pub trait LeaseStore {
     /// Releases the leases of `owner` on exactly these addresses (what one attach leased);
     /// any other lease of the owner stays.
     fn release_ips(&mut self, owner: &Owner, ips: &[IpAddr]) -> Result<Vec<Lease>>;
+    /// Every lease `container_id` holds, in address order.
+    fn container_leases(&mut self, container_id: &str) -> Result<Vec<Lease>>;
     /// Every lease on `network`, in address order.
     fn network_leases(&mut self, network: &str) -> Result<Vec<Lease>>;
     /// Every lease, in address order.

@@ -229,6 +229,7 @@ fn plan(req: &AttachRequest<'_>) -> Result<Record> {
             mac,
             kind: Some(MACVLAN.to_owned()),
             lower: None,
+            index: None,
         });
     }
     Ok(Record {
@@ -290,8 +291,9 @@ impl Apply<'_> {
 
         let mut endpoints = Vec::with_capacity(req.attachments.len());
         let mut default_route = [false, false]; // [v4, v6]: the first network with a gateway wins
-        for ((att, planned), parent) in req.attachments.iter().zip(&record.endpoints).zip(&parents)
-        {
+        for (i, (att, parent)) in req.attachments.iter().zip(&parents).enumerate() {
+            let planned = record.endpoints[i].clone();
+            let planned = &planned;
             let net = att.network;
             if net.mode == Mode::Passthru {
                 check_passthru_free(store, net, req.container_id)?;
@@ -368,6 +370,12 @@ impl Apply<'_> {
                 });
             }
             failpoint::hit("attach:net:created")?;
+            // Where detach will delete the link (a namespace that outlives the container), the
+            // record names it by index: a link of that name made by anyone else is not this one.
+            if record.netns.is_some() && record.endpoints[i].index != Some(link.index) {
+                record.endpoints[i].index = Some(link.index);
+                self.records.write(record)?;
+            }
             let wiring = Wiring {
                 container: self.container,
                 netns: self.netns,
@@ -424,19 +432,27 @@ impl Apply<'_> {
     }
 
     fn adoptable(&self, link: &Link, planned: &RecordedEndpoint) -> Result<bool, Created> {
-        let recorded_before = self.previous.is_some_and(|previous| {
+        let recorded = self.previous.and_then(|previous| {
             previous
                 .endpoints
                 .iter()
-                .any(|e| e.network == planned.network && e.ifname == planned.ifname)
+                .find(|e| e.network == planned.network && e.ifname == planned.ifname)
         });
-        if !recorded_before || !planned.is(link) {
+        let Some(recorded) = recorded else {
+            return Ok(false);
+        };
+        if !recorded.is(link) || !planned.is(link) {
             return Ok(false);
         }
         let netns = self.netns.identity().map_err(Created::Netlink)?;
         let others = self
             .records
-            .claims_of_others(self.req.container_id, netns, &planned.ifname)
+            .claims_of_others(
+                self.req.container_id,
+                netns,
+                link,
+                recorded.index == Some(link.index),
+            )
             .map_err(|err| Created::Other(Box::new(err)))?;
         Ok(others.is_empty())
     }
@@ -659,7 +675,19 @@ async fn take_back(
 ) -> Result<Vec<Lease>> {
     if let Some(path) = &record.netns {
         let expected = record.liveness.as_ref().map(Liveness::netns);
-        delete_recorded_links(records, container_id, path, expected, &record.endpoints).await?;
+        let held: Vec<IpAddr> = store
+            .container_leases(container_id)
+            .map_err(Error::store)?
+            .iter()
+            .map(|l| l.ip)
+            .collect();
+        let ours = Ours {
+            records,
+            container_id,
+            endpoints: &record.endpoints,
+            held: &held,
+        };
+        ours.delete_from(path, expected).await?;
     }
     let released = release(store, container_id)?;
     records.remove(container_id)?;
@@ -675,45 +703,61 @@ fn release(store: &mut impl LeaseStore, container_id: &str) -> Result<Vec<Lease>
     Ok(released)
 }
 
-/// Deletes the recorded links from the namespace at `path`, if it is still there and is the
-/// one they were created in (`expected`; a path re-mounted with another namespace is not ours).
-/// A link is deleted only if it is the one the record describes (kind, parent, MAC) and no
-/// other container's record claims its name in that namespace.
-async fn delete_recorded_links(
-    records: &Records,
-    container_id: &str,
-    path: &Path,
-    expected: Option<NetnsId>,
-    endpoints: &[RecordedEndpoint],
-) -> Result<()> {
-    let Some(netns) = Netns::open_if_exists(path).map_err(Error::ContainerNetns)? else {
-        return Ok(());
-    };
-    let identity = netns.identity().map_err(Error::ContainerNetns)?;
-    if expected.is_some_and(|expected| identity != expected) {
-        return Ok(());
-    }
-    let handle = match Handle::open(&netns) {
-        Ok(handle) => handle,
-        // The path survives but no namespace is mounted on it any more.
-        Err(err) if err.errno() == Some(Errno::EINVAL) => return Ok(()),
-        Err(err) => return Err(Error::ContainerNetns(err)),
-    };
-    for ep in endpoints {
-        let Some(link) = handle
-            .link_by_name(&ep.ifname)
-            .await
-            .map_err(Error::Netlink)?
-        else {
-            continue;
+/// What a container left in a namespace that outlives it.
+struct Ours<'a> {
+    records: &'a Records,
+    container_id: &'a str,
+    endpoints: &'a [RecordedEndpoint],
+    /// The addresses it leased.
+    held: &'a [IpAddr],
+}
+
+impl Ours<'_> {
+    /// Deletes the recorded links from the namespace at `path`, if it is still there and is the
+    /// one they were created in (`expected`; a path re-mounted with another namespace is not
+    /// ours). A link is deleted only if it is the one the record describes (kind, parent, MAC,
+    /// and index once recorded) and no other container's record claims it. Then no link left
+    /// there may keep an address the container leased, which is about to be free: a link it
+    /// changed (another MAC, another name) or one another record claims keeps its place, never
+    /// the address.
+    async fn delete_from(&self, path: &Path, expected: Option<NetnsId>) -> Result<()> {
+        let Some(netns) = Netns::open_if_exists(path).map_err(Error::ContainerNetns)? else {
+            return Ok(());
         };
-        if ep.is(&link)
-            && records
-                .claims_of_others(container_id, identity, &ep.ifname)?
-                .is_empty()
-        {
-            handle.delete_link(&link).await.map_err(Error::Netlink)?;
+        let identity = netns.identity().map_err(Error::ContainerNetns)?;
+        if expected.is_some_and(|expected| identity != expected) {
+            return Ok(());
         }
+        let handle = match Handle::open(&netns) {
+            Ok(handle) => handle,
+            // The path survives but no namespace is mounted on it any more.
+            Err(err) if err.errno() == Some(Errno::EINVAL) => return Ok(()),
+            Err(err) => return Err(Error::ContainerNetns(err)),
+        };
+        for ep in self.endpoints {
+            let Some(link) = handle
+                .link_by_name(&ep.ifname)
+                .await
+                .map_err(Error::Netlink)?
+            else {
+                continue;
+            };
+            let confirmed = ep.index == Some(link.index);
+            if ep.is(&link)
+                && self
+                    .records
+                    .claims_of_others(self.container_id, identity, &link, confirmed)?
+                    .is_empty()
+            {
+                handle.delete_link(&link).await.map_err(Error::Netlink)?;
+            }
+        }
+        if !self.held.is_empty() {
+            handle
+                .remove_addresses(self.held)
+                .await
+                .map_err(Error::Netlink)?;
+        }
+        Ok(())
     }
-    Ok(())
 }

@@ -240,8 +240,12 @@ impl Error {
             Self::ContainerNetns(err) if err.errno() == Some(netlink::Errno::ENOENT) => {
                 ErrorKind::NotFound
             }
-            // The path named something else than a namespace (swapped after the hook's check).
+            // The path named something else than a network namespace: another file (swapped
+            // after the hook's check), or a namespace of another kind (setns says EINVAL).
             Self::ContainerNetns(netlink::Error::NotNamespace { .. }) => ErrorKind::Invalid,
+            Self::ContainerNetns(err) if err.errno() == Some(netlink::Errno::EINVAL) => {
+                ErrorKind::Invalid
+            }
             Self::NetworkExists(_)
             | Self::NetworkInUse { .. }
             | Self::InterfaceExists { .. }

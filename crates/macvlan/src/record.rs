@@ -50,6 +50,11 @@ pub struct RecordedEndpoint {
     /// The index of the parent link in the host namespace when the record was written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lower: Option<u32>,
+    /// The link's own index in the container's namespace, recorded once the link exists (for a
+    /// namespace that outlives the container, where detach deletes it): a link of another index
+    /// is not this one, whatever its name and MAC. `None` until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<u32>,
 }
 
 impl RecordedEndpoint {
@@ -58,7 +63,8 @@ impl RecordedEndpoint {
     /// container sharing the namespace may have asked for both.
     pub fn is(&self, link: &Link) -> bool {
         let kind = self.kind.as_deref().unwrap_or("macvlan");
-        link.kind.as_deref() == Some(kind)
+        self.index.is_none_or(|index| link.index == index)
+            && link.kind.as_deref() == Some(kind)
             && self.lower.is_none_or(|lower| link.lower == Some(lower))
             && self.mac.is_none_or(|mac| link.mac == Some(mac))
     }
@@ -262,15 +268,21 @@ impl Records {
         Ok(ids)
     }
 
-    /// The records of other containers whose links live in the namespace `netns` and that
-    /// name the interface `ifname`: a link such a record claims is never adopted or deleted for
-    /// `container_id`. Read only on the rare paths that need it (a name taken, a link to delete
-    /// in a namespace that outlives the container).
+    /// The records of other containers that claim `link` in the namespace `netns`: a link such a
+    /// record claims is never adopted or deleted for `container_id`. A record claims the link if
+    /// it recorded that index for that name; and, when `ours_confirmed` is false (this
+    /// container's own record has not recorded the index either: a hook died between creating
+    /// the link and recording it), if it names that interface with no index yet. A record that
+    /// merely names the interface (another container's attach in progress, which will find the
+    /// name taken) never outweighs a record that holds the link's index. Read only on the rare
+    /// paths that need it (a name taken, a link to delete in a namespace that outlives the
+    /// container).
     pub(crate) fn claims_of_others(
         &self,
         container_id: &str,
         netns: NetnsId,
-        ifname: &str,
+        link: &Link,
+        ours_confirmed: bool,
     ) -> Result<Vec<String>> {
         let mut others = Vec::new();
         for id in self.list()? {
@@ -284,7 +296,14 @@ impl Records {
                 .liveness
                 .as_ref()
                 .is_some_and(|facts| facts.netns() == netns);
-            if same_netns && record.endpoints.iter().any(|e| e.ifname == ifname) {
+            let claims = record.endpoints.iter().any(|e| {
+                e.ifname == link.name
+                    && match e.index {
+                        Some(index) => index == link.index,
+                        None => !ours_confirmed,
+                    }
+            });
+            if same_netns && claims {
                 others.push(id);
             }
         }
@@ -436,6 +455,7 @@ mod tests {
             mac: Some(mac),
             kind: Some("macvlan".into()),
             lower: Some(7),
+            index: None,
         };
         let link = |kind: &str, lower: u32, mac: MacAddr| Link {
             index: 3,
@@ -457,9 +477,23 @@ mod tests {
         assert!(!ep.is(&link("macvlan", 8, mac)));
         assert!(!ep.is(&link("macvlan", 7, other)));
         // Passthru: no MAC of its own, kind and parent decide.
-        let passthru = RecordedEndpoint { mac: None, ..ep };
+        let passthru = RecordedEndpoint {
+            mac: None,
+            ..ep.clone()
+        };
         assert!(passthru.is(&link("macvlan", 7, other)));
         assert!(!passthru.is(&link("macvlan", 9, other)));
+        // Once the index is recorded, a link of another index is not this one.
+        let indexed = RecordedEndpoint {
+            index: Some(3),
+            ..ep.clone()
+        };
+        assert!(indexed.is(&link("macvlan", 7, mac)));
+        let moved = RecordedEndpoint {
+            index: Some(4),
+            ..ep
+        };
+        assert!(!moved.is(&link("macvlan", 7, mac)));
     }
 }
 

@@ -114,6 +114,18 @@ pub enum Error {
         #[source]
         source: KernelError,
     },
+    #[error("cannot list the addresses of the namespace")]
+    ListAddresses {
+        #[source]
+        source: KernelError,
+    },
+    #[error("cannot remove address {address} from link {index}")]
+    DeleteAddress {
+        index: u32,
+        address: IpAddr,
+        #[source]
+        source: KernelError,
+    },
     #[error("cannot add default route via {gateway} on {link}")]
     AddDefaultRoute {
         link: String,
@@ -144,6 +156,8 @@ impl Error {
             | Self::SetAlias { source, .. }
             | Self::DeleteLink { source, .. }
             | Self::AddAddress { source, .. }
+            | Self::ListAddresses { source }
+            | Self::DeleteAddress { source, .. }
             | Self::AddDefaultRoute { source, .. } => source.errno(),
             Self::EnterNetns { source, .. } | Self::CreateNetns(source) => Some(*source),
             Self::OpenNetns { source, .. }

@@ -1,11 +1,12 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use futures_util::TryStreamExt;
 use rtnetlink::{
     RouteMessageBuilder,
     packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags},
 };
 
-use crate::{Error, Handle, Link, Result};
+use crate::{Errno, Error, Handle, KernelError, Link, Result};
 
 impl Handle {
     /// Adds `address/prefix_len` to `link`. IPv6 addresses skip duplicate address detection
@@ -25,6 +26,43 @@ impl Handle {
             prefix_len,
             source: err.into(),
         })
+    }
+
+    /// Removes each of `addresses` from whatever link of this handle's namespace carries it, and
+    /// returns what was removed, as `(link index, address)`. One dump of the namespace's
+    /// addresses: meant for a container's namespace, never the host's.
+    pub async fn remove_addresses(&self, addresses: &[IpAddr]) -> Result<Vec<(u32, IpAddr)>> {
+        let list = |err: rtnetlink::Error| Error::ListAddresses { source: err.into() };
+        let mut found = Vec::new();
+        let mut dump = self.inner.address().get().execute();
+        while let Some(msg) = dump.try_next().await.map_err(list)? {
+            let carried = msg.attributes.iter().find_map(|attr| match attr {
+                AddressAttribute::Address(ip) => Some(*ip),
+                _ => None,
+            });
+            if let Some(ip) = carried.filter(|ip| addresses.contains(ip)) {
+                found.push((ip, msg));
+            }
+        }
+        let mut removed = Vec::with_capacity(found.len());
+        for (address, msg) in found {
+            let index = msg.header.index;
+            match self.inner.address().del(msg).execute().await {
+                Ok(()) => removed.push((index, address)),
+                Err(err) => match KernelError::from(err) {
+                    // Gone meanwhile (the link with it).
+                    KernelError::Errno(Errno::EADDRNOTAVAIL | Errno::ENODEV) => {}
+                    source => {
+                        return Err(Error::DeleteAddress {
+                            index,
+                            address,
+                            source,
+                        });
+                    }
+                },
+            }
+        }
+        Ok(removed)
     }
 
     /// Adds the default route of `gateway`'s family via `gateway` on `link`.
