@@ -86,6 +86,20 @@ pub async fn attach(
                 path: req.netns.to_path_buf(),
             });
         }
+        // A path from config.json names the namespace the runtime put the container in: its
+        // process is there by now. Any other namespace (another process's, one its author made)
+        // is not this container's to give a leg on the LAN.
+        if let (true, Some(pid)) = (req.persistent_netns, req.pid) {
+            let own = Netns::open(format!("/proc/{pid}/ns/net"))
+                .and_then(|ns| ns.identity())
+                .map_err(Error::ContainerNetns)?;
+            if own != liveness.netns() {
+                return Err(Error::NetnsNotTheContainers {
+                    path: req.netns.to_path_buf(),
+                    pid,
+                });
+            }
+        }
         let container = Handle::open(&netns).map_err(Error::ContainerNetns)?;
         Ok((netns, liveness, container))
     });

@@ -211,6 +211,10 @@ pub enum Error {
         parent: String,
         holder: String,
     },
+    #[error(
+        "network namespace {path} is not the one container process {pid} is in: a container gets links only in its own"
+    )]
+    NetnsNotTheContainers { path: PathBuf, pid: i32 },
     #[error("-o {key} is given more than once: each option takes one value")]
     RepeatedOption { key: String },
     #[error("--aux-address name {name} is given more than once: each name reserves one address")]
@@ -278,6 +282,7 @@ impl Error {
             | Self::InvalidIfname { .. }
             | Self::InvalidMac { .. }
             | Self::HostNetns { .. }
+            | Self::NetnsNotTheContainers { .. }
             | Self::WrongFamily { .. } => ErrorKind::Invalid,
             Self::RepeatedOption { .. }
             | Self::RepeatedAuxName { .. }
