@@ -4,7 +4,7 @@ use std::{
     collections::HashMap,
     fs::{self, OpenOptions},
     io::{self, Read},
-    os::unix::fs::{FileTypeExt, OpenOptionsExt},
+    os::unix::fs::OpenOptionsExt,
     path::{Path, PathBuf},
 };
 
@@ -170,7 +170,7 @@ fn read_config(path: &Path) -> Result<Vec<u8>> {
         if !meta.is_file() {
             return Err(Error::ConfigNotFile {
                 path: path.to_path_buf(),
-                what: describe(meta),
+                what: oci_macvlan_netlink_core::file_kind(meta),
             });
         }
         if meta.len() > MAX_CONFIG {
@@ -198,24 +198,6 @@ fn read_config(path: &Path) -> Result<Vec<u8>> {
         });
     }
     Ok(bytes)
-}
-
-/// What a file that is not a regular file is, for an error.
-fn describe(meta: &fs::Metadata) -> &'static str {
-    let kind = meta.file_type();
-    if kind.is_dir() {
-        "a directory"
-    } else if kind.is_fifo() {
-        "a FIFO"
-    } else if kind.is_socket() {
-        "a socket"
-    } else if kind.is_char_device() {
-        "a character device"
-    } else if kind.is_block_device() {
-        "a block device"
-    } else {
-        "not a regular file"
-    }
 }
 
 #[cfg(test)]

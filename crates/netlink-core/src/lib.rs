@@ -18,5 +18,5 @@ pub use error::{Error, KernelError, Result};
 pub use handle::Handle;
 pub use kinds::NewVlan;
 pub use link::{Link, MacAddr, MacvlanMode, NewMacvlan, ParseMacError};
-pub use netns::{Netns, NetnsId, Sysctl};
+pub use netns::{Netns, NetnsId, Sysctl, file_kind};
 pub use nix::errno::Errno;

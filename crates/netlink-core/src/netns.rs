@@ -184,9 +184,12 @@ impl Netns {
 
 /// What a file that is not a namespace file is, for [`Error::NotNamespace`].
 fn describe(meta: io::Result<fs::Metadata>) -> &'static str {
-    let Ok(meta) = meta else {
-        return "a file of unknown kind";
-    };
+    meta.map_or("a file of unknown kind", |meta| file_kind(&meta))
+}
+
+/// What kind of file `meta` describes, for a message ("a FIFO", "a directory", …): what the
+/// hook's bounded readers say of a file they refuse.
+pub fn file_kind(meta: &fs::Metadata) -> &'static str {
     let kind = meta.file_type();
     if kind.is_file() {
         "a regular file"
@@ -200,6 +203,8 @@ fn describe(meta: io::Result<fs::Metadata>) -> &'static str {
         "a character device"
     } else if kind.is_block_device() {
         "a block device"
+    } else if kind.is_symlink() {
+        "a symbolic link"
     } else {
         "a file of unknown kind"
     }
