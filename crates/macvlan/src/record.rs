@@ -96,10 +96,13 @@ impl Records {
     /// reboot ended, and, written without `fsync`, may come back empty after a power loss: an
     /// attach for a reused id must not trip over one. `<state-dir>/boot_id` names the boot they
     /// belong to; when it names another, `endpoints/` and `locks/` are renamed
-    /// `endpoints.boot-<8 characters of that boot id>-<unix seconds>` (and `locks.boot-…`),
-    /// never deleted, once, under a lock. A state dir without the marker (new, or of a version
-    /// that did not keep it) is taken as this boot's. The lease store sets its own aside
-    /// (`LmdbStore::open`). Costs one small read when the boot is this one.
+    /// `endpoints.boot-<that boot id>` (and `locks.boot-…`), never deleted, under a lock. The
+    /// move happens once per earlier boot: where that name is taken already, the dirs there
+    /// were set aside before and the ones in place are this boot's (the marker could not be
+    /// written then: a full disk), so they stay. A state dir without the marker (new, or of a
+    /// version that did not keep it) is taken as this boot's. The lease store sets its own aside
+    /// (`LmdbStore::open`). Costs one small read when the boot is this one; a marker that cannot
+    /// be written is written by a later command.
     pub fn settle_boot(&self) -> Result<Option<String>> {
         let marker = self.state.join(BOOT_MARKER);
         let now = fs::read_to_string(BOOT_ID_SOURCE)
@@ -125,17 +128,17 @@ impl Records {
         };
         let mut set_aside = None;
         if let Some(earlier) = earlier {
-            let secs = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
             let tag: String = earlier
                 .chars()
-                .filter(char::is_ascii_hexdigit)
-                .take(8)
+                .filter(|c| c.is_ascii_hexdigit() || *c == '-')
+                .take(36)
                 .collect();
             for dir in [&self.dir, &self.locks] {
                 let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("dir");
-                let aside = self.state.join(format!("{name}.boot-{tag}-{secs}"));
+                let aside = self.state.join(format!("{name}.boot-{tag}"));
+                if fs::symlink_metadata(&aside).is_ok() {
+                    continue;
+                }
                 match fs::rename(dir, &aside) {
                     Ok(()) => set_aside = Some(earlier.clone()),
                     Err(err) if err.kind() == io::ErrorKind::NotFound => {}
@@ -148,12 +151,14 @@ impl Records {
                 }
             }
         }
-        write_atomic(
+        // Best effort: on a full disk the next command writes it; the moves above are done once
+        // per earlier boot whatever happens to it.
+        let _ = write_atomic(
             &marker,
             format!("{now}\n").as_bytes(),
             Put::Replace,
             Durability::Durable,
-        )?;
+        );
         Ok(set_aside)
     }
 
@@ -414,23 +419,38 @@ mod tests {
         assert_eq!(records.list().unwrap(), ["kept"]);
         assert_eq!(records.settle_boot().unwrap(), None);
         // The marker names another boot, and a record came back empty after a power loss.
-        fs::write(dir.path().join(BOOT_MARKER), "0123abcd-other-boot\n").unwrap();
+        fs::write(
+            dir.path().join(BOOT_MARKER),
+            "0123abcd-0000-4000-8000-000000000001\n",
+        )
+        .unwrap();
         fs::write(records.path_of("torn").unwrap(), b"").unwrap();
         assert!(records.read("torn").is_err());
         assert_eq!(
             records.settle_boot().unwrap().as_deref(),
-            Some("0123abcd-other-boot")
+            Some("0123abcd-0000-4000-8000-000000000001")
         );
         assert!(records.list().unwrap().is_empty());
         assert_eq!(records.read("torn").unwrap(), None);
         let aside: Vec<String> = fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n.starts_with("endpoints.boot-0123abcd-"))
+            .filter(|n| n == "endpoints.boot-0123abcd-0000-4000-8000-000000000001")
             .collect();
         assert_eq!(aside.len(), 1, "{aside:?}");
         assert!(dir.path().join(&aside[0]).join("kept.json").exists());
         assert_eq!(records.settle_boot().unwrap(), None);
+
+        // The marker could not be written after a move (a full disk): the records of this boot
+        // made since are not moved by the next command.
+        fs::write(
+            dir.path().join(BOOT_MARKER),
+            "0123abcd-0000-4000-8000-000000000001\n",
+        )
+        .unwrap();
+        records.write(&record("live")).unwrap();
+        assert_eq!(records.settle_boot().unwrap(), None);
+        assert_eq!(records.list().unwrap(), ["live"]);
     }
 
     #[test]
