@@ -1,5 +1,7 @@
 //! Privileged tier: what a parent allows, on this kernel (a veth parent): passthru has its parent
-//! to itself, and `--internal` takes the default route away but not the LAN. The VLAN and dummy
+//! to itself, macvlan and ipvlan networks do not share one (`network create` refuses it before
+//! any container needs a link, so this runs on a kernel without ipvlan), and `--internal` takes
+//! the default route away but not the LAN. The VLAN and dummy
 //! parents are the VM tier's (`vm.rs`).
 
 #![allow(clippy::unwrap_used)]
@@ -13,6 +15,42 @@ fn create(lan: &Lan, name: &str, subnet: &str, extra: &[&str]) -> oci_macvlan_te
     args.extend_from_slice(extra);
     args.push(name);
     lan.cli(&args, "")
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn macvlan_and_ipvlan_networks_do_not_share_a_parent_either_way() {
+    let lan = Lan::new();
+    let ipvlan = ["-d", "ipvlan"];
+    for (first, second, other_name) in [
+        (&[][..], &ipvlan[..], "macvlan"),
+        (&ipvlan[..], &[][..], "ipvlan"),
+    ] {
+        assert_eq!(create(&lan, "one", "10.1.0.0/24", first).code, 0);
+        assert_eq!(create(&lan, "two", "10.2.0.0/24", first).code, 0);
+        let out = create(&lan, "three", "10.3.0.0/24", second);
+        assert_eq!(out.code, 5, "{}", out.stderr);
+        let this_name = if other_name == "macvlan" {
+            "ipvlan"
+        } else {
+            "macvlan"
+        };
+        assert_eq!(
+            out.stderr.trim(),
+            format!(
+                "oci-macvlan: error: parent interface lan0 has {other_name} network(s) one, two: the kernel gives a parent {other_name} or {this_name} links, not both"
+            )
+        );
+        // Nothing made: no definition, no link.
+        let listed = lan.cli_ok(&["network", "ls"], "");
+        assert!(!listed.contains("three"), "{listed}");
+        assert!(!lan.config_dir().join("networks/three.json").exists());
+        assert_eq!(lan.host_link_names(), ["lo", Lan::PARENT]);
+        lan.cli_ok(&["network", "rm", "one", "two"], "");
+    }
 }
 
 #[test]
