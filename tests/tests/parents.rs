@@ -122,3 +122,35 @@ fn an_internal_network_has_no_default_route_and_peers_still_talk() {
     // The subnet is on the link, so the LAN itself stays reachable; only the way out is gone.
     assert!(a.ping(Lan::GATEWAY), "a cannot reach its LAN");
 }
+
+/// An ipvlan has its parent's MAC: a container's static MAC on an ipvlan network is invalid input
+/// (exit 3), refused before anything is made. This kernel has no ipvlan: the refusal comes first.
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn a_static_mac_on_an_ipvlan_network_is_refused_before_anything_is_made() {
+    let lan = Lan::new();
+    assert_eq!(
+        create(&lan, "ipv", "10.5.0.0/24", &["-d", "ipvlan"]).code,
+        0
+    );
+    let ns = TestNetns::new("omt-ctr-");
+    for (key, net) in [("oci-macvlan.mac", "ipv"), ("oci-macvlan.ipv.mac", "ipv")] {
+        let state = lan.fake_bundle(
+            "c1",
+            &[(ANN, net), (key, "02:00:00:00:00:42")],
+            &ns.path(),
+            "creating",
+        );
+        let out = lan.cli(&["hook"], &state);
+        assert_eq!(out.code, 3, "{}", out.stderr);
+        assert_eq!(
+            out.stderr.trim(),
+            "oci-macvlan: error: invalid MAC address 02:00:00:00:00:42 for network ipv: an ipvlan network's container shares its parent's MAC"
+        );
+        lan.assert_no_residue(&["ipv"], key);
+        assert_eq!(ns.links().len(), 1, "only lo in the container");
+    }
+}

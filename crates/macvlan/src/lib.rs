@@ -1,8 +1,10 @@
-//! macvlan networks and their endpoints.
+//! Networks on the host's LAN and their endpoints: the core, and the drivers ([`driver`]:
+//! macvlan, ipvlan) behind one trait.
 //!
 //! A [`Network`] is a validated definition (`network create`), kept as JSON in the config dir
-//! by [`Networks`]. [`attach`] gives a container its macvlan legs and [`detach`] takes them
-//! back; a failed attach undoes every step it took, so it leaves no link, no lease, no record.
+//! by [`Networks`]. [`attach`] gives a container its legs (links of the network's driver) and
+//! [`detach`] takes them back; a failed attach undoes every step it took, so it leaves no link,
+//! no lease, no record.
 
 pub mod driver;
 mod endpoint;
