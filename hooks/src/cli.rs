@@ -176,7 +176,7 @@ pub enum NetworkCommand {
 pub struct CreateArgs {
     /// Network name.
     pub name: String,
-    /// Driver (only macvlan).
+    /// Driver: macvlan or ipvlan.
     #[arg(short = 'd', long, default_value = "macvlan")]
     pub driver: String,
     /// Subnet in CIDR form; repeat for several (IPv4 and IPv6).
@@ -197,8 +197,8 @@ pub struct CreateArgs {
     /// No default route for containers.
     #[arg(long)]
     pub internal: bool,
-    /// Driver options: parent=IF, macvlan_mode=bridge|private|vepa|passthru|source,
-    /// source_macs=MAC[,MAC...], mtu=N.
+    /// Driver options: parent=IF, mtu=N; macvlan: macvlan_mode=bridge|private|vepa|passthru|source,
+    /// source_macs=MAC[,MAC...]; ipvlan: ipvlan_mode=l2|l3|l3s, ipvlan_flag=bridge|private|vepa.
     #[arg(short = 'o', long = "opt")]
     pub opt: Vec<String>,
 }

@@ -7,7 +7,8 @@
 use std::{fmt::Write as _, path::Path};
 
 use oci_macvlan_netlink_core::{
-    self as netlink, Errno, Handle, Link, MacvlanMode, Netns, NewMacvlan, NewVlan,
+    self as netlink, ChildKind, Errno, Handle, IpvlanFlag, IpvlanMode, Link, MacvlanMode, Netns,
+    NewChild, NewVlan,
 };
 use oci_macvlan_vlan::{MAX_IFNAME_LEN, Parent};
 use serde::Serialize;
@@ -132,14 +133,16 @@ async fn probes(needs_vlan: Option<String>) -> Vec<Check> {
         }
     };
     let macvlan = handle
-        .create_macvlan(&NewMacvlan {
+        .create_child(&NewChild {
             parent: &probe_parent,
             name: "omd-macvlan",
-            mode: MacvlanMode::Bridge,
             mac: None,
             mtu: None,
-            source_macs: &[],
             target: &scratch,
+            kind: ChildKind::Macvlan {
+                mode: MacvlanMode::Bridge,
+                source_macs: &[],
+            },
         })
         .await;
     checks.push(kind_check(
@@ -167,6 +170,35 @@ async fn probes(needs_vlan: Option<String>) -> Vec<Check> {
         ),
     };
     checks.push(kind_check("802.1q", vlan, status, &advice));
+    // On the veth's other end: the kernel gives a parent macvlan or ipvlan children, not both.
+    let ipvlan = match handle.link_by_name("omd-probe1").await {
+        Ok(Some(parent)) => {
+            handle
+                .create_child(&NewChild {
+                    parent: &parent,
+                    name: "omd-ipvlan",
+                    mac: None,
+                    mtu: None,
+                    target: &scratch,
+                    kind: ChildKind::Ipvlan {
+                        mode: IpvlanMode::L2,
+                        flag: IpvlanFlag::Bridge,
+                    },
+                })
+                .await
+        }
+        Ok(None) => Err(netlink::Error::GetLink {
+            name: "omd-probe1".to_owned(),
+            source: netlink::KernelError::Errno(Errno::ENODEV),
+        }),
+        Err(err) => Err(err),
+    };
+    checks.push(kind_check(
+        "ipvlan",
+        ipvlan,
+        Status::Warn,
+        "the kernel has no ipvlan driver: modprobe ipvlan (CONFIG_IPVLAN); needed only for -d ipvlan networks",
+    ));
     checks
 }
 

@@ -78,9 +78,9 @@ fn ls(networks: &Networks) -> Result<()> {
             "{:<12}  {:<20}  {:<8}  {:<15}  {:<8}  {}\n",
             net.id.get(..12).unwrap_or(&net.id),
             net.name,
-            net.driver,
+            net.driver().name(),
             net.parent,
-            net.mode,
+            net.driver().mode(),
             subnets.join(",")
         ));
     }
@@ -170,7 +170,7 @@ pub fn inspect_view(net: &Network, leases: &[Lease], usage: &[Usage]) -> Value {
         "Id": net.id,
         "Created": net.created,
         "Scope": "local",
-        "Driver": net.driver,
+        "Driver": net.driver().name(),
         "EnableIPv6": net.ipv6,
         "IPAM": { "Driver": "default", "Options": {}, "Config": config },
         "Internal": net.internal,
@@ -179,8 +179,11 @@ pub fn inspect_view(net: &Network, leases: &[Lease], usage: &[Usage]) -> Value {
         "Labels": {},
         "Usage": usage,
     });
-    if !net.source_macs.is_empty() {
-        out["SourceMacs"] = json!(net.source_macs);
+    if let macvlan::driver::Options::Macvlan(options) = &net.driver {
+        if !options.source_macs.is_empty() {
+            let macs: Vec<String> = options.source_macs.iter().map(|m| m.to_string()).collect();
+            out["SourceMacs"] = json!(macs);
+        }
     }
     out
 }

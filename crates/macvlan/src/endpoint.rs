@@ -6,12 +6,12 @@ use std::{
 
 use ipnetwork::IpNetwork;
 use oci_macvlan_ipam::{Lease, LeaseStore, Owner, Request, allocate};
-use oci_macvlan_netlink_core::{Errno, Handle, Link, MacAddr, Netns, NetnsId, NewMacvlan};
+use oci_macvlan_netlink_core::{Errno, Handle, Link, MacAddr, Netns, NetnsId, NewChild};
 use oci_macvlan_vlan::ifname_problem;
 use serde::Serialize;
 
 use crate::{
-    Error, Liveness, Mode, Network, ParentLink, Records, Result, default_mac, failpoint,
+    Error, Liveness, Network, ParentLink, Records, Result, failpoint,
     liveness::{Verdict, judge},
     lock::FileLock,
     record::{Record, RecordedEndpoint, check_container_id},
@@ -187,37 +187,6 @@ fn same_container(recorded: &Liveness, now: &Liveness) -> bool {
     recorded.netns() == now.netns() && recorded.process == now.process
 }
 
-/// The MAC an endpoint gets. A passthru macvlan carries its parent's MAC: setting another would
-/// rewrite the parent's, so none is set, and asking for one is an error.
-fn planned_mac(container_id: &str, att: &Attachment<'_>) -> Result<Option<MacAddr>> {
-    let network = &att.network.name;
-    if att.network.mode == Mode::Passthru {
-        return match att.mac {
-            Some(mac) => Err(Error::InvalidMac {
-                mac: mac.to_string(),
-                network: network.clone(),
-                reason: "a passthru network's container uses its parent's MAC",
-            }),
-            None => Ok(None),
-        };
-    }
-    let mac = att
-        .mac
-        .unwrap_or_else(|| default_mac(container_id, network));
-    if mac.is_multicast() || mac.is_zero() {
-        return Err(Error::InvalidMac {
-            mac: mac.to_string(),
-            network: network.clone(),
-            reason: if mac.is_zero() {
-                "the all-zero address is not a station address"
-            } else {
-                "it is a multicast address"
-            },
-        });
-    }
-    Ok(Some(mac))
-}
-
 /// Checks the request and decides names and MACs before anything is touched.
 fn plan(req: &AttachRequest<'_>) -> Result<Record> {
     check_container_id(req.container_id)?;
@@ -236,12 +205,13 @@ fn plan(req: &AttachRequest<'_>) -> Result<Record> {
                 reason,
             });
         }
-        let mac = planned_mac(req.container_id, att)?;
+        let driver = att.network.driver();
+        let mac = driver.mac(network, req.container_id, att.mac)?;
         endpoints.push(RecordedEndpoint {
             network: network.clone(),
             ifname: att.ifname.clone(),
             mac,
-            kind: Some(MACVLAN.to_owned()),
+            kind: Some(driver.name().to_owned()),
             lower: None,
             index: None,
         });
@@ -253,9 +223,6 @@ fn plan(req: &AttachRequest<'_>) -> Result<Record> {
         endpoints,
     })
 }
-
-/// The kind of link this crate makes.
-const MACVLAN: &str = "macvlan";
 
 /// What applying a planned attach works with.
 struct Apply<'a> {
@@ -309,8 +276,9 @@ impl Apply<'_> {
             let planned = record.endpoints[i].clone();
             let planned = &planned;
             let net = att.network;
-            if net.mode == Mode::Passthru {
-                check_passthru_free(store, net, req.container_id)?;
+            let driver = net.driver();
+            if let Some(mode) = driver.exclusive_parent() {
+                check_parent_free(store, net, mode, req.container_id)?;
             }
             let owner = Owner {
                 container_id: req.container_id.to_owned(),
@@ -352,14 +320,13 @@ impl Apply<'_> {
                 ifname: att.ifname.clone(),
                 source,
             };
-            let spec = NewMacvlan {
+            let spec = NewChild {
                 parent,
                 name: &att.ifname,
-                mode: net.mode.to_netlink(),
                 mac: planned.mac,
                 mtu: net.mtu,
-                source_macs: &net.source_macs()?,
                 target: self.netns,
+                kind: driver.child(),
             };
             let (link, created) =
                 self.create_or_adopt(&spec, planned)
@@ -368,11 +335,11 @@ impl Apply<'_> {
                         Created::NameTaken => Error::InterfaceExists {
                             ifname: att.ifname.clone(),
                         },
-                        Created::Netlink(source)
-                            if net.mode == Mode::Passthru
-                                && source.errno() == Some(Errno::EINVAL) =>
-                        {
-                            passthru_busy(store, net, req.container_id)
+                        Created::Netlink(source) if source.errno() == Some(Errno::EINVAL) => {
+                            match driver.exclusive_parent() {
+                                Some(mode) => parent_busy(store, net, mode, req.container_id),
+                                None => configure(source),
+                            }
                         }
                         Created::Netlink(source) => configure(source),
                         Created::Other(err) => *err,
@@ -422,11 +389,11 @@ impl Apply<'_> {
     /// when the kernel reports it taken: the usual attach makes one request fewer.
     async fn create_or_adopt(
         &self,
-        spec: &NewMacvlan<'_>,
+        spec: &NewChild<'_>,
         planned: &RecordedEndpoint,
     ) -> Result<(Link, bool), Created> {
         let container = self.container;
-        match self.host.create_macvlan(spec).await {
+        match self.host.create_child(spec).await {
             Ok(()) => {}
             Err(err) if err.errno() == Some(Errno::EEXIST) => {
                 match container.link_by_name(spec.name).await? {
@@ -472,38 +439,46 @@ impl Apply<'_> {
     }
 }
 
-/// A passthru network's parent takes one macvlan: refused, naming who has it, before the
-/// kernel answers a bare `EINVAL`.
-fn check_passthru_free(
+/// A parent that takes one container link (macvlan's passthru): a second container is refused,
+/// naming who has it, before the kernel answers a bare `EINVAL`.
+fn check_parent_free(
     store: &mut impl LeaseStore,
     net: &Network,
+    mode: &'static str,
     container_id: &str,
 ) -> Result<()> {
-    let holders = passthru_holders(store, net, container_id)?;
+    let holders = parent_holders(store, net, container_id)?;
     if holders.is_empty() {
         return Ok(());
     }
-    Err(Error::PassthruBusy {
+    Err(Error::ParentHeldAlone {
         network: net.name.clone(),
         parent: net.parent.clone(),
+        mode,
         holder: holders,
     })
 }
 
-/// The `EINVAL` the kernel gives a second macvlan on a parent in passthru mode, said plainly.
-fn passthru_busy(store: &mut impl LeaseStore, net: &Network, container_id: &str) -> Error {
-    let holder = passthru_holders(store, net, container_id)
+/// The `EINVAL` the kernel gives a second link on a parent that takes one, said plainly.
+fn parent_busy(
+    store: &mut impl LeaseStore,
+    net: &Network,
+    mode: &'static str,
+    container_id: &str,
+) -> Error {
+    let holder = parent_holders(store, net, container_id)
         .ok()
         .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "a macvlan that is not one of oci-macvlan's containers".to_owned());
-    Error::PassthruBusy {
+        .unwrap_or_else(|| "a link that is not one of oci-macvlan's containers".to_owned());
+    Error::ParentHeldAlone {
         network: net.name.clone(),
         parent: net.parent.clone(),
+        mode,
         holder,
     }
 }
 
-fn passthru_holders(
+fn parent_holders(
     store: &mut impl LeaseStore,
     net: &Network,
     container_id: &str,
@@ -578,10 +553,10 @@ impl From<oci_macvlan_netlink_core::Error> for Created {
 async fn create_renamed(
     host: &Handle,
     container: &Handle,
-    spec: &NewMacvlan<'_>,
+    spec: &NewChild<'_>,
 ) -> oci_macvlan_netlink_core::Result<()> {
     let temporary = temporary_name();
-    host.create_macvlan(&NewMacvlan {
+    host.create_child(&NewChild {
         name: &temporary,
         ..*spec
     })

@@ -22,8 +22,8 @@ pub enum ErrorKind {
 pub enum Error {
     #[error("invalid network name {name:?}: {reason}")]
     InvalidNetworkName { name: String, reason: &'static str },
-    #[error("driver {0:?} is not supported: only macvlan is")]
-    UnsupportedDriver(String),
+    #[error("driver {driver:?} is not supported (known: {known})")]
+    UnsupportedDriver { driver: String, known: String },
     #[error("invalid {flag} {value:?}: {reason}")]
     InvalidFlag {
         flag: &'static str,
@@ -31,37 +31,35 @@ pub enum Error {
         reason: String,
     },
     #[error(
-        "at least one --subnet is required: a macvlan network joins an existing LAN, give its subnet"
+        "at least one --subnet is required: {} {driver} network joins an existing LAN, give its subnet",
+        article(driver)
     )]
-    NoSubnet,
+    NoSubnet { driver: &'static str },
+    #[error("loopback interface is not a valid {driver} parent link")]
+    LoopbackParent { driver: &'static str },
     #[error("no configured subnet contains {what} {value}")]
     NoSubnetFor { what: &'static str, value: String },
     #[error("subnet {subnet} has more than one {what}")]
     Duplicate { what: &'static str, subnet: String },
     #[error(transparent)]
     Pool(Box<ipam::Error>),
-    #[error("unknown option {key:?} (known: parent, macvlan_mode, mtu, source_macs)")]
-    UnknownOption { key: String },
-    #[error(
-        "requested macvlan mode '{0}' is not valid, 'bridge' mode is the macvlan driver default"
-    )]
-    InvalidMode(String),
-    #[error(
-        "macvlan mode 'source' needs -o source_macs=MAC[,MAC...]: the MACs whose frames the container receives"
-    )]
-    SourceMacsMissing,
+    #[error("unknown option {key:?} (known: {known})")]
+    UnknownOption { key: String, known: String },
+    #[error(transparent)]
+    Driver(crate::driver::Error),
     #[error(transparent)]
     Parent(oci_macvlan_vlan::Error),
     #[error(transparent)]
     ParentLink(oci_macvlan_vlan::LinkError),
     #[error(
-        "cannot use mode passthru, macvlan network {network} is already using parent interface {parent}"
+        "parent interface {parent} has {other_driver} network(s) {networks}: the kernel gives a parent {other_driver} or {driver} links, not both"
     )]
-    PassthruTaken { network: String, parent: String },
-    #[error(
-        "macvlan network {network} is already using parent interface {parent} in mode passthru"
-    )]
-    ParentInPassthru { network: String, parent: String },
+    ParentOfOtherDriver {
+        parent: String,
+        driver: &'static str,
+        other_driver: &'static str,
+        networks: String,
+    },
     #[error("mtu {mtu} is larger than the mtu {parent_mtu} of parent interface {parent}")]
     MtuAboveParent {
         mtu: u32,
@@ -86,6 +84,8 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    #[error("cannot read /dev/urandom")]
+    Random(#[source] io::Error),
     #[error("cannot write {path}")]
     WriteFile {
         path: PathBuf,
@@ -204,11 +204,12 @@ pub enum Error {
         addresses: String,
     },
     #[error(
-        "network {network} is in mode passthru and its parent interface {parent} has a container already ({holder}): passthru takes one container per parent"
+        "network {network} is in mode {mode} and its parent interface {parent} has a container already ({holder}): {mode} takes one container per parent"
     )]
-    PassthruBusy {
+    ParentHeldAlone {
         network: String,
         parent: String,
+        mode: &'static str,
         holder: String,
     },
     #[error(
@@ -237,8 +238,8 @@ impl Error {
         match self {
             Self::ParentLink(err) if err.is_not_found() => ErrorKind::NotFound,
             Self::ParentLink(oci_macvlan_vlan::LinkError::Conflict { .. })
-            | Self::PassthruTaken { .. }
-            | Self::ParentInPassthru { .. } => ErrorKind::Conflict,
+            | Self::ParentOfOtherDriver { .. } => ErrorKind::Conflict,
+            Self::Driver(err) => err.kind(),
             Self::ParentLink(oci_macvlan_vlan::LinkError::Name(_)) => ErrorKind::Invalid,
             Self::NetworkNotFound(_) | Self::ProcessGone { .. } => ErrorKind::NotFound,
             Self::ContainerNetns(err) if err.errno() == Some(netlink::Errno::ENOENT) => {
@@ -255,7 +256,7 @@ impl Error {
             | Self::InterfaceExists { .. }
             | Self::MacInUse { .. }
             | Self::IdInUse { .. }
-            | Self::PassthruBusy { .. } => ErrorKind::Conflict,
+            | Self::ParentHeldAlone { .. } => ErrorKind::Conflict,
             Self::Lease { source, .. } | Self::Pool(source) if source.is_conflict() => {
                 ErrorKind::Conflict
             }
@@ -268,14 +269,13 @@ impl Error {
                 ErrorKind::Conflict
             }
             Self::InvalidNetworkName { .. }
-            | Self::UnsupportedDriver(_)
+            | Self::UnsupportedDriver { .. }
             | Self::InvalidFlag { .. }
-            | Self::NoSubnet
+            | Self::NoSubnet { .. }
+            | Self::LoopbackParent { .. }
             | Self::NoSubnetFor { .. }
             | Self::Duplicate { .. }
             | Self::UnknownOption { .. }
-            | Self::InvalidMode(_)
-            | Self::SourceMacsMissing
             | Self::Parent(_)
             | Self::MtuAboveParent { .. }
             | Self::InvalidContainerId { .. }
@@ -289,6 +289,14 @@ impl Error {
             | Self::RepeatedAuxAddress { .. } => ErrorKind::Invalid,
             _ => ErrorKind::System,
         }
+    }
+}
+
+/// "a macvlan", "an ipvlan".
+fn article(word: &str) -> &'static str {
+    match word.chars().next() {
+        Some('a' | 'e' | 'i' | 'o' | 'u') => "an",
+        _ => "a",
     }
 }
 

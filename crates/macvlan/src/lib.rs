@@ -1,9 +1,12 @@
-//! macvlan networks and their endpoints.
+//! Networks on the host's LAN and their endpoints: the core, and the drivers ([`driver`]:
+//! macvlan, ipvlan) behind one trait.
 //!
 //! A [`Network`] is a validated definition (`network create`), kept as JSON in the config dir
-//! by [`Networks`]. [`attach`] gives a container its macvlan legs and [`detach`] takes them
-//! back; a failed attach undoes every step it took, so it leaves no link, no lease, no record.
+//! by [`Networks`]. [`attach`] gives a container its legs (links of the network's driver) and
+//! [`detach`] takes them back; a failed attach undoes every step it took, so it leaves no link,
+//! no lease, no record.
 
+pub mod driver;
 mod endpoint;
 mod error;
 pub mod failpoint;
@@ -27,7 +30,7 @@ pub use gc::{GcReport, gc};
 pub use lifecycle::{create_network, remove_network};
 pub use liveness::{Liveness, Process, Verdict};
 pub use mac::default_mac;
-pub use network::{Mode, Network, NetworkSpec, ParentLink};
+pub use network::{Network, NetworkSpec, ParentLink};
 pub use networks::{Networks, NetworksHold};
 pub use oci_macvlan_netlink_core::MacAddr;
 pub use record::{Record, RecordedEndpoint, Records, check_container_id};

@@ -4,9 +4,10 @@ use oci_macvlan_ipam::LeaseStore;
 use oci_macvlan_netlink_core::{Handle, Link};
 use oci_macvlan_vlan::{self as vlan, Parent};
 
-use crate::{Error, Mode, Network, NetworkSpec, Networks, ParentLink, Result};
+use crate::{Error, Network, NetworkSpec, Networks, ParentLink, Result};
 
-/// `network create`: validates `spec`; checks that no passthru network shares the parent; finds
+/// `network create`: validates `spec`; checks the parent may be shared with the networks already
+/// on it (another driver's, or a passthru one, may not: [`check_parent`]); finds
 /// the parent in the host namespace or creates the one the network asks for (an 802.1q
 /// `base.vid`, or the dummy of a network without parent); checks the MTU; stores the definition.
 /// A parent this call created is deleted again if anything after it fails.
@@ -21,7 +22,7 @@ pub async fn create_network(
     if networks.exists(&network.name)? {
         return Err(Error::NetworkExists(network.name));
     }
-    check_passthru(&network, &networks.list()?)?;
+    check_parent(&network, &networks.list()?)?;
     let parent = network.parent()?;
     let ensured = vlan::ensure(
         host,
@@ -56,27 +57,29 @@ fn check_mtu(network: &Network, parent: &Link) -> Result<()> {
     }
 }
 
-/// A passthru network has its parent to itself (Docker's rule and wording, both ways).
-fn check_passthru(network: &Network, others: &[Network]) -> Result<()> {
-    let Some(other) = others.iter().find(|o| o.parent == network.parent) else {
-        return Ok(());
-    };
-    if network.mode == Mode::Passthru {
-        return Err(Error::PassthruTaken {
-            network: other.name.clone(),
-            parent: network.parent.clone(),
-        });
-    }
-    if let Some(passthru) = others
+/// Whether `network` may use its parent beside the networks already on it. The kernel gives a
+/// parent's children one receive handler, so the networks of drivers with different ones (a
+/// macvlan and an ipvlan) are refused here, naming them, rather than failing the first container
+/// with `EBUSY`. Among networks of one handler, the driver decides (macvlan's passthru).
+fn check_parent(network: &Network, others: &[Network]) -> Result<()> {
+    let driver = network.driver();
+    let (same, other): (Vec<&Network>, Vec<&Network>) = others
         .iter()
-        .find(|o| o.parent == network.parent && o.mode == Mode::Passthru)
-    {
-        return Err(Error::ParentInPassthru {
-            network: passthru.name.clone(),
+        .filter(|o| o.parent == network.parent)
+        .partition(|o| o.driver().parent_handler() == driver.parent_handler());
+    if let Some(first) = other.first() {
+        return Err(Error::ParentOfOtherDriver {
             parent: network.parent.clone(),
+            driver: driver.name(),
+            other_driver: first.driver().name(),
+            networks: other
+                .iter()
+                .map(|o| o.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
         });
     }
-    Ok(())
+    driver.check_shared_parent(network, &same)
 }
 
 /// `network rm`: refuses while any container holds an address on the network. Then deletes the
@@ -118,9 +121,69 @@ fn random_id() -> Result<String> {
     let mut bytes = [0u8; 32];
     File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut bytes))
-        .map_err(|source| Error::ReadNetwork {
-            path: "/dev/urandom".into(),
-            source,
-        })?;
+        .map_err(Error::Random)?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn network(name: &str, args: &[&str]) -> Network {
+        let mut spec = NetworkSpec {
+            name: name.to_owned(),
+            driver: "macvlan".to_owned(),
+            subnets: vec!["10.0.0.0/24".to_owned()],
+            ..Default::default()
+        };
+        for arg in args {
+            match arg.strip_prefix("-d ") {
+                Some(driver) => spec.driver = driver.to_owned(),
+                None => spec.options.push((*arg).to_owned()),
+            }
+        }
+        spec.validate(name.to_owned(), "now".to_owned())
+            .expect("a valid spec")
+    }
+
+    /// Who may join a parent that other networks use: each case is the networks already on
+    /// `eth0` (or elsewhere), then the one created, and the answer with its exit class.
+    #[test]
+    fn a_parent_is_shared_only_by_networks_that_can_share_it() {
+        let bridge = &["parent=eth0"][..];
+        let passthru = &["parent=eth0", "macvlan_mode=passthru"][..];
+        let ipvlan = &["-d ipvlan", "parent=eth0"][..];
+        let ipvlan_l3 = &["-d ipvlan", "parent=eth0", "ipvlan_mode=l3"][..];
+        let elsewhere = &["-d ipvlan", "parent=eth1"][..];
+        let cases: &[(&[&[&str]], &[&str])] = &[
+            (&[bridge], bridge),
+            (&[bridge], passthru),
+            (&[passthru], bridge),
+            (&[bridge], ipvlan),
+            (&[bridge, bridge], ipvlan_l3),
+            (&[ipvlan], bridge),
+            (&[ipvlan], passthru),
+            (&[ipvlan], ipvlan_l3),
+            (&[ipvlan], ipvlan),
+            (
+                &[ipvlan],
+                &["-d ipvlan", "parent=eth0", "ipvlan_flag=private"],
+            ),
+            (&[elsewhere], bridge),
+        ];
+        let mut report = Vec::new();
+        for (existing, new) in cases {
+            let others: Vec<Network> = existing
+                .iter()
+                .enumerate()
+                .map(|(i, args)| network(&format!("old{i}"), args))
+                .collect();
+            let answer = match check_parent(&network("new", new), &others) {
+                Ok(()) => "ok".to_owned(),
+                Err(err) => format!("{:?}: {}", err.kind(), crate::one_line(&err)),
+            };
+            report.push(format!("{existing:?} + {new:?}\n  -> {answer}"));
+        }
+        insta::assert_snapshot!(report.join("\n"));
+    }
 }

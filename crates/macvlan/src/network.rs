@@ -1,64 +1,17 @@
-use std::{collections::BTreeMap, fmt, net::IpAddr, str::FromStr};
+use std::{collections::BTreeMap, net::IpAddr};
 
 use ipnetwork::IpNetwork;
 use oci_macvlan_ipam::Pool;
-use oci_macvlan_netlink_core::{MacAddr, MacvlanMode, ParseMacError};
 use oci_macvlan_vlan::Parent;
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, Result};
+use crate::{
+    Error, Result,
+    driver::{self, DefaultRoute, Driver},
+};
 
-/// The macvlan modes a network may use (`-o macvlan_mode=`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    #[default]
-    Bridge,
-    Private,
-    Vepa,
-    Passthru,
-    /// Receives only frames whose source MAC is in the network's `source_macs`.
-    Source,
-}
-
-impl Mode {
-    pub fn to_netlink(self) -> MacvlanMode {
-        match self {
-            Self::Bridge => MacvlanMode::Bridge,
-            Self::Private => MacvlanMode::Private,
-            Self::Vepa => MacvlanMode::Vepa,
-            Self::Passthru => MacvlanMode::Passthru,
-            Self::Source => MacvlanMode::Source,
-        }
-    }
-}
-
-impl fmt::Display for Mode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(match self {
-            Self::Bridge => "bridge",
-            Self::Private => "private",
-            Self::Vepa => "vepa",
-            Self::Passthru => "passthru",
-            Self::Source => "source",
-        })
-    }
-}
-
-impl FromStr for Mode {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "bridge" => Ok(Self::Bridge),
-            "private" => Ok(Self::Private),
-            "vepa" => Ok(Self::Vepa),
-            "passthru" => Ok(Self::Passthru),
-            "source" => Ok(Self::Source),
-            other => Err(Error::InvalidMode(other.to_owned())),
-        }
-    }
-}
+/// The `-o` keys every driver takes; the rest are the driver's own.
+pub(crate) const CORE_OPTIONS: &[&str] = &["parent", "mtu"];
 
 /// Where a network's parent link comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -87,11 +40,12 @@ pub struct Network {
     pub name: String,
     pub id: String,
     pub created: String,
-    pub driver: String,
+    /// `"driver"` and the driver's typed options, beside the core's fields.
+    #[serde(flatten)]
+    pub driver: driver::Options,
     pub parent: String,
     #[serde(default, skip_serializing_if = "ParentLink::is_existing")]
     pub parent_link: ParentLink,
-    pub mode: Mode,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mtu: Option<u32>,
     #[serde(default)]
@@ -99,9 +53,6 @@ pub struct Network {
     #[serde(default)]
     pub ipv6: bool,
     pub pools: Vec<Pool>,
-    /// Source mode's allowed source MACs (`-o source_macs=`), validated, lowercase.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub source_macs: Vec<String>,
     /// The `-o KEY=VALUE` options as given, for `inspect`.
     #[serde(default)]
     pub options: BTreeMap<String, String>,
@@ -115,13 +66,9 @@ impl Network {
         }
     }
 
-    /// Source mode's allowed MACs, parsed (they were checked by `network create`; a hand-edited
-    /// file gets the same error).
-    pub fn source_macs(&self) -> Result<Vec<MacAddr>> {
-        self.source_macs
-            .iter()
-            .map(|mac| parse_source_mac(mac))
-            .collect()
+    /// The network's driver.
+    pub fn driver(&self) -> &dyn Driver {
+        self.driver.driver()
     }
 
     /// Whether the network's LAN may have a router it was not told about: it has a parent link
@@ -140,9 +87,11 @@ impl Network {
             .filter(move |p| p.kept_for_router(undeclared).is_some())
     }
 
-    /// The gateway of the pool that contains `ip`, unless the network is internal.
+    /// The gateway a container's default route goes via, for its address `ip`: that of the pool
+    /// that contains `ip`, unless the network is internal or its driver routes straight onto
+    /// the link (ipvlan L3: [`DefaultRoute::OnLink`]).
     pub fn gateway_for(&self, ip: IpAddr) -> Option<IpAddr> {
-        if self.internal {
+        if self.internal || self.driver().default_route() != DefaultRoute::ViaGateway {
             return None;
         }
         self.pools
@@ -173,11 +122,16 @@ impl NetworkSpec {
     /// is clear. `id` and `created` are the caller's (random and clock-derived).
     pub fn validate(&self, id: String, created: String) -> Result<Network> {
         check_network_name(&self.name)?;
-        if self.driver != "macvlan" {
-            return Err(Error::UnsupportedDriver(self.driver.clone()));
-        }
+        let Some(driver_name) = driver::NAMES.iter().copied().find(|n| *n == self.driver) else {
+            return Err(Error::UnsupportedDriver {
+                driver: self.driver.clone(),
+                known: driver::NAMES.join(", "),
+            });
+        };
         if self.subnets.is_empty() {
-            return Err(Error::NoSubnet);
+            return Err(Error::NoSubnet {
+                driver: driver_name,
+            });
         }
         let subnets = self
             .subnets
@@ -246,8 +200,21 @@ impl NetworkSpec {
         }
 
         let options = self.parse_options()?;
+        // The core's keys out, the driver's left: the driver refuses what it does not know.
+        let driver_options = options
+            .iter()
+            .filter(|(key, _)| !CORE_OPTIONS.contains(&key.as_str()))
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect();
+        let driver = driver::Options::parse(&self.driver, &driver_options)?;
         // No parent: an internal network on a dummy link of its own, as Docker does it.
         let (parent, parent_link) = match options.get("parent") {
+            // Docker's words, which name the driver.
+            Some(parent) if parent == "lo" => {
+                return Err(Error::LoopbackParent {
+                    driver: driver_name,
+                });
+            }
             Some(parent) => {
                 Parent::parse(parent).map_err(Error::Parent)?;
                 (parent.clone(), ParentLink::Existing)
@@ -255,11 +222,6 @@ impl NetworkSpec {
             None => (Parent::dummy_for(&id).name().to_owned(), ParentLink::Dummy),
         };
         let internal = self.internal || parent_link == ParentLink::Dummy;
-        let mode = options
-            .get("macvlan_mode")
-            .map(|m| m.parse::<Mode>())
-            .transpose()?
-            .unwrap_or_default();
         let mtu = options
             .get("mtu")
             .map(|value| {
@@ -272,21 +234,18 @@ impl NetworkSpec {
                     })
             })
             .transpose()?;
-        let source_macs = source_macs(mode, options.get("source_macs"))?;
         let ipv6 = self.ipv6 || subnets.iter().any(IpNetwork::is_ipv6);
         Ok(Network {
             name: self.name.clone(),
             id,
             created,
-            driver: self.driver.clone(),
+            driver,
             parent,
             parent_link,
-            mode,
             mtu,
             internal,
             ipv6,
             pools,
-            source_macs,
             options,
         })
     }
@@ -297,11 +256,6 @@ impl NetworkSpec {
             let (key, value) = opt
                 .split_once('=')
                 .ok_or_else(|| invalid("-o", opt, "expected KEY=VALUE"))?;
-            if !matches!(key, "parent" | "macvlan_mode" | "mtu" | "source_macs") {
-                return Err(Error::UnknownOption {
-                    key: key.to_owned(),
-                });
-            }
             if options.insert(key.to_owned(), value.to_owned()).is_some() {
                 return Err(Error::RepeatedOption {
                     key: key.to_owned(),
@@ -310,46 +264,6 @@ impl NetworkSpec {
         }
         Ok(options)
     }
-}
-
-/// `-o source_macs=MAC[,MAC…]`: required by, and only allowed with, `macvlan_mode=source`.
-/// Returns the MACs lowercase and deduplicated, in the order given.
-fn source_macs(mode: Mode, value: Option<&String>) -> Result<Vec<String>> {
-    let Some(value) = value else {
-        return match mode {
-            Mode::Source => Err(Error::SourceMacsMissing),
-            _ => Ok(Vec::new()),
-        };
-    };
-    if mode != Mode::Source {
-        return Err(invalid(
-            "-o source_macs",
-            value,
-            "only a macvlan_mode=source network takes a list of source MACs",
-        ));
-    }
-    let mut macs: Vec<String> = Vec::new();
-    for item in value.split(',') {
-        let mac = parse_source_mac(item.trim())?.to_string();
-        if !macs.contains(&mac) {
-            macs.push(mac);
-        }
-    }
-    Ok(macs)
-}
-
-fn parse_source_mac(item: &str) -> Result<MacAddr> {
-    let mac: MacAddr = item
-        .parse()
-        .map_err(|err: ParseMacError| invalid("-o source_macs", item, &err.to_string()))?;
-    if mac.is_multicast() || mac.is_zero() {
-        return Err(invalid(
-            "-o source_macs",
-            item,
-            "a source MAC must be a unicast station address",
-        ));
-    }
-    Ok(mac)
 }
 
 /// Docker's rule: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`. A name becomes a file name and part of
@@ -378,7 +292,7 @@ pub(crate) fn check_network_name(name: &str) -> Result<()> {
     }
 }
 
-fn invalid(flag: &'static str, value: &str, reason: &str) -> Error {
+pub(crate) fn invalid(flag: &'static str, value: &str, reason: &str) -> Error {
     Error::InvalidFlag {
         flag,
         value: value.to_owned(),

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use oci_macvlan_ipam::Lease;
 use oci_macvlan_netlink_core::{Errno, Handle, Link, Netns, Sysctl};
 
-use crate::{Error, Network, Result, failpoint, record::RecordedEndpoint};
+use crate::{Error, Network, Result, driver::DefaultRoute, failpoint, record::RecordedEndpoint};
 
 /// One macvlan in the container's namespace and what it is to carry.
 pub(crate) struct Wiring<'a> {
@@ -57,15 +57,25 @@ impl Wiring<'_> {
         })?;
         failpoint::hit("attach:net:up")?;
         for lease in self.leases {
-            let Some(gateway) = net.gateway_for(lease.ip) else {
+            let family = usize::from(lease.ip.is_ipv6());
+            if default_route[family] {
                 continue;
-            };
-            let family = usize::from(gateway.is_ipv6());
-            if !default_route[family] {
-                exists_ok(self.container.add_default_route(link, gateway).await)
-                    .map_err(configure)?;
-                default_route[family] = true;
             }
+            let added = match net.driver().default_route() {
+                DefaultRoute::ViaGateway => match net.gateway_for(lease.ip) {
+                    Some(gateway) => self.container.add_default_route(link, gateway).await,
+                    None => continue,
+                },
+                // An internal network leads nowhere: no default route onto it either.
+                DefaultRoute::OnLink if net.internal => continue,
+                DefaultRoute::OnLink => {
+                    self.container
+                        .add_default_route_on_link(link, lease.ip.is_ipv6())
+                        .await
+                }
+            };
+            exists_ok(added).map_err(configure)?;
+            default_route[family] = true;
         }
         failpoint::hit("attach:net:routed")
     }

@@ -16,7 +16,7 @@ fn wordish() -> impl Strategy<Value = String> {
         "fd[0-9]{2}::(/6[0-9]|/12[0-8]|[0-9a-f]{1,4})",
         "[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}(/[0-9]{1,3})?",
         "[0-9a-f]{0,4}(:[0-9a-f]{0,4}){1,8}(/[0-9]{1,3})?",
-        "(parent|macvlan_mode|mtu|source_macs|x)=[a-z0-9.:,/-]{0,20}",
+        "(parent|macvlan_mode|mtu|source_macs|ipvlan_mode|ipvlan_flag|x)=[a-z0-9.:,/-]{0,20}",
         "[a-z]{1,4}=[0-9.:]{0,16}",
         ".{0,24}",
     ]
@@ -55,6 +55,9 @@ const OPTIONS: &[&str] = &[
     "macvlan_mode=passthru",
     "macvlan_mode=source",
     "source_macs=02:00:00:00:00:01",
+    "ipvlan_mode=l3",
+    "ipvlan_mode=l3s",
+    "ipvlan_flag=private",
     "mtu=1400",
     "mtu=70000",
 ];
@@ -62,7 +65,11 @@ const OPTIONS: &[&str] = &[
 fn spec() -> impl Strategy<Value = NetworkSpec> {
     (
         prop_oneof!["[a-z][a-z0-9_.-]{0,12}", ".{0,16}"],
-        prop_oneof![4 => Just("macvlan".to_owned()), 1 => ".{0,8}"],
+        prop_oneof![
+            3 => Just("macvlan".to_owned()),
+            2 => Just("ipvlan".to_owned()),
+            1 => ".{0,8}",
+        ],
         prop::collection::vec(plausible(SUBNETS), 1..3),
         prop::collection::vec(plausible(ADDRESSES), 0..2),
         prop::collection::vec(plausible(RANGES), 0..2),
@@ -124,7 +131,8 @@ proptest! {
     fn a_mutated_definition_is_parsed_or_refused_never_panics(
         field in prop::sample::select(vec![
             "name", "parent", "parent_link", "mode", "mtu", "pools", "subnet", "gateway",
-            "ip_range", "aux_addresses", "source_macs", "ipv6",
+            "ip_range", "aux_addresses", "source_macs", "ipv6", "driver", "ipvlan_mode",
+            "ipvlan_flag",
         ]),
         value in prop_oneof![
             Just(serde_json::Value::Null),
@@ -139,14 +147,18 @@ proptest! {
             "parent": "eth0", "mode": "bridge",
             "pools": [{"subnet": "10.0.0.0/24", "gateway": "10.0.0.1"}],
         });
-        if json.get(field).is_some() || ["parent_link", "mtu", "source_macs", "ipv6"].contains(&field) {
+        if json.get(field).is_some()
+            || ["parent_link", "mtu", "source_macs", "ipv6", "ipvlan_mode", "ipvlan_flag"]
+                .contains(&field)
+        {
             json[field] = value;
         } else {
             json["pools"][0][field] = value;
         }
         if let Ok(network) = serde_json::from_value::<Network>(json) {
             let _ = network.parent();
-            let _ = network.source_macs();
+            let driver = network.driver();
+            let _ = (driver.child(), driver.mode(), driver.mac("lan", "c", None));
         }
     }
 

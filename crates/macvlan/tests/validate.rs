@@ -2,7 +2,10 @@
 
 #![allow(clippy::unwrap_used)]
 
-use oci_macvlan_macvlan::{Mode, NetworkSpec, ParentLink};
+use oci_macvlan_macvlan::{
+    NetworkSpec, ParentLink,
+    driver::{self, DefaultRoute, ipvlan, macvlan::Mode},
+};
 
 fn spec(args: &[&str]) -> NetworkSpec {
     let mut spec = NetworkSpec {
@@ -171,6 +174,33 @@ fn rejected_inputs() {
             "--aux-address printer=10.0.0.2",
             "-o parent=eth0",
         ],
+        // ipvlan: Docker's words for its modes and flags; the other driver's keys are unknown.
+        &["-d ipvlan", "--subnet 10.0.0.0/24", "-o ipvlan_mode=l4"],
+        &["-d ipvlan", "--subnet 10.0.0.0/24", "-o ipvlan_flag=open"],
+        &["-d ipvlan", "--subnet 10.0.0.0/24", "-o ipvlan_mode=L2"],
+        &[
+            "-d ipvlan",
+            "--subnet 10.0.0.0/24",
+            "-o ipvlan_mode=l2",
+            "-o ipvlan_mode=l3",
+        ],
+        &[
+            "-d ipvlan",
+            "--subnet 10.0.0.0/24",
+            "-o macvlan_mode=bridge",
+        ],
+        &[
+            "-d ipvlan",
+            "--subnet 10.0.0.0/24",
+            "-o source_macs=02:00:00:00:00:01",
+        ],
+        &[
+            "--subnet 10.0.0.0/24",
+            "-o parent=eth0",
+            "-o ipvlan_mode=l2",
+        ],
+        &["-d ipvlan", "--subnet 10.0.0.0/24", "-o parent=lo"],
+        &["-d ipvlan", "-o parent=eth0"],
     ];
     let mut report = Vec::new();
     for args in cases {
@@ -202,7 +232,13 @@ fn accepted_definition() {
     ])
     .validate("0123".into(), "2026-01-01T00:00:00Z".into())
     .unwrap();
-    assert_eq!(network.mode, Mode::Private);
+    assert_eq!(
+        network.driver,
+        driver::Options::Macvlan(driver::macvlan::Options {
+            mode: Mode::Private,
+            source_macs: Vec::new(),
+        })
+    );
     assert!(network.ipv6, "an IPv6 subnet enables IPv6");
     insta::assert_json_snapshot!(network);
 }
@@ -232,12 +268,12 @@ fn source_macs_are_normalised_and_deduplicated() {
     ])
     .validate("id".into(), "now".into())
     .unwrap();
-    assert_eq!(network.mode, Mode::Source);
-    assert_eq!(
-        network.source_macs,
-        ["02:aa:bb:00:00:01", "02:00:00:00:00:02"]
-    );
-    assert_eq!(network.source_macs().unwrap().len(), 2);
+    let driver::Options::Macvlan(options) = &network.driver else {
+        panic!("{:?}", network.driver);
+    };
+    assert_eq!(options.mode, Mode::Source);
+    let macs: Vec<String> = options.source_macs.iter().map(|m| m.to_string()).collect();
+    assert_eq!(macs, ["02:aa:bb:00:00:01", "02:00:00:00:00:02"]);
 }
 
 #[test]
@@ -337,4 +373,104 @@ fn a_definition_on_disk_with_a_subnet_no_lan_can_use_is_refused() {
     });
     let err = serde_json::from_value::<oci_macvlan_macvlan::Network>(json).unwrap_err();
     insta::assert_snapshot!(err.to_string(), @"invalid subnet 224.0.0.0/24: it overlaps 224.0.0.0/4 (multicast), which no LAN can use");
+}
+
+/// The guide's ipvlan example (two subnets, each with its gateway), and each mode and flag: the
+/// definition as stored, and what the driver makes of it.
+#[test]
+fn accepted_ipvlan_definitions() {
+    let guide = spec(&[
+        "-d ipvlan",
+        "--subnet 192.168.210.0/24",
+        "--subnet 192.168.212.0/24",
+        "--gateway 192.168.210.254",
+        "--gateway 192.168.212.254",
+        "-o ipvlan_mode=l2",
+        "-o parent=eth0",
+    ])
+    .validate("0123".into(), "2026-01-01T00:00:00Z".into())
+    .unwrap();
+    insta::assert_json_snapshot!(guide);
+    assert_eq!(
+        guide.gateway_for("192.168.212.9".parse().unwrap()),
+        Some("192.168.212.254".parse().unwrap())
+    );
+
+    let mut table = Vec::new();
+    for opts in [
+        &[][..],
+        &["-o ipvlan_mode=l3"],
+        &["-o ipvlan_mode=l3s", "-o ipvlan_flag=private"],
+        &["-o ipvlan_flag=vepa"],
+        &["-o ipvlan_mode=l2", "-o ipvlan_flag=bridge"],
+    ] {
+        let mut args = vec!["-d ipvlan", "--subnet 10.0.0.0/24", "--gateway 10.0.0.1"];
+        args.push("-o parent=eth0");
+        args.extend_from_slice(opts);
+        let network = spec(&args).validate("id".into(), "now".into()).unwrap();
+        let driver = network.driver();
+        table.push(format!(
+            "{:<45} -> {} {:?} mode {} route {:?} gateway {:?} mac {:?}",
+            opts.join(" "),
+            driver.name(),
+            driver.child(),
+            driver.mode(),
+            driver.default_route(),
+            network.gateway_for("10.0.0.5".parse().unwrap()),
+            driver.mac("n", "c1", None).unwrap(),
+        ));
+    }
+    insta::assert_snapshot!(table.join("\n"));
+}
+
+/// Each driver's answer to a container's static MAC: macvlan takes a station address, passthru
+/// and ipvlan (whose links have their parent's MAC) refuse any.
+#[test]
+fn a_static_mac_per_driver() {
+    let mac = "02:00:00:00:00:10".parse().unwrap();
+    let multicast = "01:00:5e:00:00:10".parse().unwrap();
+    let mut table = Vec::new();
+    for opts in [
+        &["-o macvlan_mode=bridge"][..],
+        &["-o macvlan_mode=passthru"],
+        &["-d ipvlan"],
+        &["-d ipvlan", "-o ipvlan_mode=l3"],
+    ] {
+        let mut args = vec!["--subnet 10.0.0.0/24", "-o parent=eth0"];
+        args.extend_from_slice(opts);
+        let network = spec(&args).validate("id".into(), "now".into()).unwrap();
+        for requested in [None, Some(mac), Some(multicast)] {
+            let answer = match network.driver().mac("lan50", "c1", requested) {
+                Ok(mac) => format!("{mac:?}"),
+                Err(err) => format!("{:?}: {}", err.kind(), oci_macvlan_macvlan::one_line(&err)),
+            };
+            table.push(format!("{:<40} {requested:?} -> {answer}", opts.join(" ")));
+        }
+    }
+    insta::assert_snapshot!(table.join("\n"));
+}
+
+#[test]
+fn an_l3_network_routes_on_the_link_whatever_gateway_was_given() {
+    let network = spec(&[
+        "-d ipvlan",
+        "--subnet 10.0.0.0/24",
+        "--gateway 10.0.0.1",
+        "--subnet fd00::/64",
+        "--gateway fd00::1",
+        "-o parent=eth0",
+        "-o ipvlan_mode=l3",
+    ])
+    .validate("id".into(), "now".into())
+    .unwrap();
+    assert_eq!(network.driver().default_route(), DefaultRoute::OnLink);
+    assert_eq!(network.gateway_for("10.0.0.5".parse().unwrap()), None);
+    assert_eq!(network.gateway_for("fd00::5".parse().unwrap()), None);
+    assert_eq!(
+        network.driver,
+        driver::Options::Ipvlan(ipvlan::Options {
+            ipvlan_mode: ipvlan::Mode::L3,
+            ipvlan_flag: ipvlan::Flag::Bridge,
+        })
+    );
 }

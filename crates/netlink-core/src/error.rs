@@ -65,8 +65,9 @@ pub enum Error {
         #[source]
         source: KernelError,
     },
-    #[error("cannot create macvlan {name} on parent {parent}")]
-    CreateMacvlan {
+    #[error("cannot create {kind} {name} on parent {parent}")]
+    CreateChild {
+        kind: crate::link::ChildTag,
         name: String,
         parent: String,
         #[source]
@@ -133,6 +134,13 @@ pub enum Error {
         #[source]
         source: KernelError,
     },
+    #[error("cannot add the IPv{family} default route on {link}")]
+    AddDeviceRoute {
+        link: String,
+        family: u8,
+        #[source]
+        source: KernelError,
+    },
     #[error("cannot write sysctl {key} in network namespace {path}")]
     WriteSysctl {
         key: String,
@@ -149,7 +157,7 @@ impl Error {
     pub fn errno(&self) -> Option<Errno> {
         match self {
             Self::GetLink { source, .. }
-            | Self::CreateMacvlan { source, .. }
+            | Self::CreateChild { source, .. }
             | Self::CreateLink { source, .. }
             | Self::RenameLink { source, .. }
             | Self::SetLinkUp { source, .. }
@@ -158,7 +166,8 @@ impl Error {
             | Self::AddAddress { source, .. }
             | Self::ListAddresses { source }
             | Self::DeleteAddress { source, .. }
-            | Self::AddDefaultRoute { source, .. } => source.errno(),
+            | Self::AddDefaultRoute { source, .. }
+            | Self::AddDeviceRoute { source, .. } => source.errno(),
             Self::EnterNetns { source, .. } | Self::CreateNetns(source) => Some(*source),
             Self::OpenNetns { source, .. }
             | Self::OpenSocket { source, .. }

@@ -17,6 +17,9 @@ mod route;
 pub use error::{Error, KernelError, Result};
 pub use handle::Handle;
 pub use kinds::NewVlan;
-pub use link::{Link, MacAddr, MacvlanMode, NewMacvlan, ParseMacError};
+pub use link::{
+    ChildKind, ChildTag, IpvlanFlag, IpvlanMode, Link, MacAddr, MacvlanMode, NewChild,
+    ParseMacError,
+};
 pub use netns::{Netns, NetnsId, Sysctl, file_kind};
 pub use nix::errno::Errno;

@@ -2,10 +2,11 @@ use std::{fmt, str::FromStr};
 
 use futures_util::TryStreamExt;
 use rtnetlink::{
-    LinkMacVlan, LinkUnspec,
+    LinkIpVlan, LinkMacVlan, LinkMessageBuilder, LinkUnspec,
     packet_route::link::{
-        InfoData, InfoKind, InfoMacVlan, InfoVlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
-        MacVlanMacAddressMode, MacVlanMode as NlMode,
+        InfoData, InfoKind, InfoMacVlan, InfoVlan, IpVlanFlags, IpVlanMode as NlIpvlanMode,
+        LinkAttribute, LinkFlags, LinkInfo, LinkMessage, MacVlanMacAddressMode,
+        MacVlanMode as NlMode,
     },
 };
 
@@ -85,6 +86,47 @@ impl MacvlanMode {
     }
 }
 
+/// The ipvlan modes of `ip link add … type ipvlan mode …` (`IFLA_IPVLAN_MODE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IpvlanMode {
+    L2,
+    L3,
+    /// L3 with netfilter on the host side (`l3s`).
+    L3s,
+}
+
+impl IpvlanMode {
+    fn to_netlink(self) -> NlIpvlanMode {
+        match self {
+            Self::L2 => NlIpvlanMode::L2,
+            Self::L3 => NlIpvlanMode::L3,
+            Self::L3s => NlIpvlanMode::L3S,
+        }
+    }
+}
+
+/// The ipvlan flags of `ip link add … type ipvlan mode … bridge|private|vepa`
+/// (`IFLA_IPVLAN_FLAGS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IpvlanFlag {
+    /// Children of one parent reach each other inside the kernel (no flag bit).
+    Bridge,
+    /// Children of one parent do not reach each other (`IPVLAN_F_PRIVATE`).
+    Private,
+    /// Traffic between children goes out to the parent's switch (`IPVLAN_F_VEPA`).
+    Vepa,
+}
+
+impl IpvlanFlag {
+    fn to_netlink(self) -> IpVlanFlags {
+        match self {
+            Self::Bridge => IpVlanFlags::empty(),
+            Self::Private => IpVlanFlags::Private,
+            Self::Vepa => IpVlanFlags::Vepa,
+        }
+    }
+}
+
 /// What the kernel says about one link.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Link {
@@ -158,18 +200,81 @@ impl Link {
     }
 }
 
-/// A macvlan to create on a parent in this handle's namespace, straight into `target`.
+/// A child link to create on a parent (its lower device) in this handle's namespace, straight
+/// into `target`: a macvlan or an ipvlan.
 #[derive(Debug)]
-pub struct NewMacvlan<'a> {
+pub struct NewChild<'a> {
     pub parent: &'a Link,
     pub name: &'a str,
-    pub mode: MacvlanMode,
+    /// `None`: the kernel's choice (a random MAC for a macvlan; an ipvlan always has its
+    /// parent's).
     pub mac: Option<MacAddr>,
     pub mtu: Option<u32>,
-    /// For [`MacvlanMode::Source`]: the only source MACs whose frames the link receives
-    /// (`IFLA_MACVLAN_MACADDR_DATA`, set as a whole with `MACVLAN_MACADDR_SET`).
-    pub source_macs: &'a [MacAddr],
     pub target: &'a Netns,
+    pub kind: ChildKind<'a>,
+}
+
+/// The kind of a [`NewChild`] and its kind's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChildKind<'a> {
+    Macvlan {
+        mode: MacvlanMode,
+        /// For [`MacvlanMode::Source`]: the only source MACs whose frames the link receives
+        /// (`IFLA_MACVLAN_MACADDR_DATA`, set as a whole with `MACVLAN_MACADDR_SET`).
+        source_macs: &'a [MacAddr],
+    },
+    Ipvlan {
+        mode: IpvlanMode,
+        flag: IpvlanFlag,
+    },
+}
+
+impl ChildKind<'_> {
+    /// `IFLA_INFO_KIND` of the link this makes.
+    pub fn name(&self) -> &'static str {
+        self.tag().name()
+    }
+
+    fn tag(&self) -> ChildTag {
+        match self {
+            Self::Macvlan { .. } => ChildTag::Macvlan,
+            Self::Ipvlan { .. } => ChildTag::Ipvlan,
+        }
+    }
+}
+
+/// The kind of a child link alone, as an error names it (one byte: errors stay small).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChildTag {
+    Macvlan,
+    Ipvlan,
+}
+
+impl ChildTag {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Macvlan => "macvlan",
+            Self::Ipvlan => "ipvlan",
+        }
+    }
+}
+
+impl fmt::Display for ChildTag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The attributes every child takes, whatever its kind.
+fn common<T>(mut builder: LinkMessageBuilder<T>, spec: &NewChild<'_>) -> LinkMessageBuilder<T> {
+    builder = builder.setns_by_fd(spec.target.raw_fd());
+    if let Some(mac) = spec.mac {
+        builder = builder.address(mac.0.to_vec());
+    }
+    if let Some(mtu) = spec.mtu {
+        builder = builder.mtu(mtu);
+    }
+    builder
 }
 
 impl Handle {
@@ -188,32 +293,40 @@ impl Handle {
         }
     }
 
-    /// Creates a macvlan on `spec.parent` directly inside `spec.target` (`IFLA_NET_NS_FD`): the
-    /// link never lives in this handle's namespace, and there is nothing to move afterwards.
+    /// Creates a child link on `spec.parent` directly inside `spec.target` (`IFLA_NET_NS_FD`):
+    /// the link never lives in this handle's namespace, and there is nothing to move afterwards.
     ///
-    /// Returns `EEXIST` (as [`Error::CreateMacvlan`]) when the name is taken, which the caller
+    /// Returns `EEXIST` (as [`Error::CreateChild`]) when the name is taken, which the caller
     /// resolves by creating under a temporary name and renaming inside the target.
-    pub async fn create_macvlan(&self, spec: &NewMacvlan<'_>) -> Result<()> {
-        let mut builder = LinkMacVlan::new(spec.name, spec.parent.index, spec.mode.to_netlink())
-            .setns_by_fd(spec.target.raw_fd());
-        if let Some(mac) = spec.mac {
-            builder = builder.address(mac.0.to_vec());
-        }
-        if let Some(mtu) = spec.mtu {
-            builder = builder.mtu(mtu);
-        }
-        if !spec.source_macs.is_empty() {
-            let list = spec.source_macs.iter().map(|m| InfoMacVlan::MacAddr(m.0));
-            builder = builder
-                .append_info_data(InfoMacVlan::MacAddrMode(MacVlanMacAddressMode::Set))
-                .append_info_data(InfoMacVlan::MacAddrData(list.collect()));
-        }
+    pub async fn create_child(&self, spec: &NewChild<'_>) -> Result<()> {
+        let message = match spec.kind {
+            ChildKind::Macvlan { mode, source_macs } => {
+                let mut builder = common(
+                    LinkMacVlan::new(spec.name, spec.parent.index, mode.to_netlink()),
+                    spec,
+                );
+                if !source_macs.is_empty() {
+                    let list = source_macs.iter().map(|m| InfoMacVlan::MacAddr(m.0));
+                    builder = builder
+                        .append_info_data(InfoMacVlan::MacAddrMode(MacVlanMacAddressMode::Set))
+                        .append_info_data(InfoMacVlan::MacAddrData(list.collect()));
+                }
+                builder.build()
+            }
+            ChildKind::Ipvlan { mode, flag } => common(
+                LinkIpVlan::new(spec.name, spec.parent.index, mode.to_netlink())
+                    .flag(flag.to_netlink()),
+                spec,
+            )
+            .build(),
+        };
         self.inner
             .link()
-            .add(builder.build())
+            .add(message)
             .execute()
             .await
-            .map_err(|err| Error::CreateMacvlan {
+            .map_err(|err| Error::CreateChild {
+                kind: spec.kind.tag(),
                 name: spec.name.to_owned(),
                 parent: spec.parent.name.clone(),
                 source: err.into(),

@@ -3,7 +3,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use futures_util::TryStreamExt;
 use rtnetlink::{
     RouteMessageBuilder,
-    packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags},
+    packet_route::{
+        address::{AddressAttribute, AddressFlags, AddressHeaderFlags},
+        route::RouteScope,
+    },
 };
 
 use crate::{Errno, Error, Handle, KernelError, Link, Result};
@@ -85,6 +88,32 @@ impl Handle {
             .map_err(|err| Error::AddDefaultRoute {
                 link: link.name.clone(),
                 gateway,
+                source: err.into(),
+            })
+    }
+
+    /// Adds the default route of a family straight onto `link`, without gateway (`ip route add
+    /// default dev LINK`, scope link): every destination is a neighbour of the link, as on an
+    /// ipvlan in L3 mode, where the parent's host routes for the container.
+    pub async fn add_default_route_on_link(&self, link: &Link, ipv6: bool) -> Result<()> {
+        let route = if ipv6 {
+            RouteMessageBuilder::<Ipv6Addr>::new()
+                .output_interface(link.index)
+                .build()
+        } else {
+            RouteMessageBuilder::<Ipv4Addr>::new()
+                .output_interface(link.index)
+                .scope(RouteScope::Link)
+                .build()
+        };
+        self.inner
+            .route()
+            .add(route)
+            .execute()
+            .await
+            .map_err(|err| Error::AddDeviceRoute {
+                link: link.name.clone(),
+                family: if ipv6 { 6 } else { 4 },
                 source: err.into(),
             })
     }

@@ -1,0 +1,191 @@
+//! The ipvlan driver: container links share their parent's MAC and the parent tells them apart
+//! by IP address (`-o ipvlan_mode=l2|l3|l3s`, `-o ipvlan_flag=bridge|private|vepa`): what a
+//! switch port or a Wi-Fi link that allows one MAC needs.
+
+use std::{collections::BTreeMap, fmt};
+
+use oci_macvlan_netlink_core::{ChildKind, IpvlanFlag, IpvlanMode, MacAddr};
+use serde::{Deserialize, Serialize};
+
+use super::{DefaultRoute, Driver, refuse_unknown};
+use crate::{ErrorKind, Network, Result};
+
+const KEYS: &[&str] = &["ipvlan_mode", "ipvlan_flag"];
+
+/// `-o ipvlan_mode=` (Docker's names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// The parent switches frames: containers are on the LAN's subnets, ARP and all.
+    #[default]
+    L2,
+    /// The parent routes: no broadcast, no ARP on the LAN; the LAN reaches the containers'
+    /// subnets through routes via the host.
+    L3,
+    /// L3, with the host's netfilter seeing the containers' traffic.
+    L3s,
+}
+
+/// `-o ipvlan_flag=` (Docker's names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Flag {
+    /// Containers on one parent reach each other inside the kernel.
+    #[default]
+    Bridge,
+    /// Containers on one parent do not reach each other.
+    Private,
+    /// Containers on one parent reach each other through the LAN's switch.
+    Vepa,
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(match self {
+            Self::L2 => "l2",
+            Self::L3 => "l3",
+            Self::L3s => "l3s",
+        })
+    }
+}
+
+impl fmt::Display for Flag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(match self {
+            Self::Bridge => "bridge",
+            Self::Private => "private",
+            Self::Vepa => "vepa",
+        })
+    }
+}
+
+/// An ipvlan network's options, as its definition stores them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Options {
+    pub ipvlan_mode: Mode,
+    pub ipvlan_flag: Flag,
+}
+
+impl Options {
+    pub(super) fn parse(options: &BTreeMap<String, String>) -> Result<Self> {
+        refuse_unknown(options, KEYS)?;
+        let ipvlan_mode = match options.get("ipvlan_mode").map(String::as_str) {
+            None => Mode::default(),
+            Some("l2") => Mode::L2,
+            Some("l3") => Mode::L3,
+            Some("l3s") => Mode::L3s,
+            Some(other) => return Err(Error::InvalidMode(other.to_owned()).into()),
+        };
+        let ipvlan_flag = match options.get("ipvlan_flag").map(String::as_str) {
+            None => Flag::default(),
+            Some("bridge") => Flag::Bridge,
+            Some("private") => Flag::Private,
+            Some("vepa") => Flag::Vepa,
+            Some(other) => return Err(Error::InvalidFlag(other.to_owned()).into()),
+        };
+        Ok(Self {
+            ipvlan_mode,
+            ipvlan_flag,
+        })
+    }
+}
+
+impl Driver for Options {
+    fn name(&self) -> &'static str {
+        "ipvlan"
+    }
+
+    fn mode(&self) -> String {
+        format!("{}/{}", self.ipvlan_mode, self.ipvlan_flag)
+    }
+
+    fn child(&self) -> ChildKind<'_> {
+        ChildKind::Ipvlan {
+            mode: match self.ipvlan_mode {
+                Mode::L2 => IpvlanMode::L2,
+                Mode::L3 => IpvlanMode::L3,
+                Mode::L3s => IpvlanMode::L3s,
+            },
+            flag: match self.ipvlan_flag {
+                Flag::Bridge => IpvlanFlag::Bridge,
+                Flag::Private => IpvlanFlag::Private,
+                Flag::Vepa => IpvlanFlag::Vepa,
+            },
+        }
+    }
+
+    /// An ipvlan has its parent's MAC, always: a request for another is refused.
+    fn mac(
+        &self,
+        network: &str,
+        _container_id: &str,
+        requested: Option<MacAddr>,
+    ) -> Result<Option<MacAddr>> {
+        match requested {
+            Some(mac) => Err(crate::Error::InvalidMac {
+                mac: mac.to_string(),
+                network: network.to_owned(),
+                reason: "an ipvlan network's container shares its parent's MAC",
+            }),
+            None => Ok(None),
+        }
+    }
+
+    /// The kernel keeps one mode and one flag per parent (its ipvlan "port"): an ipvlan made in
+    /// another mode switches every ipvlan on that parent to it. So the ipvlan networks of one
+    /// parent agree on both.
+    fn check_shared_parent(&self, network: &Network, others: &[&Network]) -> Result<()> {
+        let differs = others.iter().find(|o| match &o.driver {
+            super::Options::Ipvlan(theirs) => theirs != self,
+            _ => false,
+        });
+        match differs {
+            Some(other) => Err(Error::ParentInOtherMode {
+                network: other.name.clone(),
+                parent: network.parent.clone(),
+                mode: other.driver().mode(),
+            }
+            .into()),
+            None => Ok(()),
+        }
+    }
+
+    fn default_route(&self) -> DefaultRoute {
+        match self.ipvlan_mode {
+            Mode::L2 => DefaultRoute::ViaGateway,
+            Mode::L3 | Mode::L3s => DefaultRoute::OnLink,
+        }
+    }
+}
+
+/// The ipvlan driver's own failures.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("requested ipvlan mode '{0}' is not valid, 'l2' mode is the ipvlan driver default")]
+    InvalidMode(String),
+    #[error("requested ipvlan flag '{0}' is not valid, 'bridge' is the ipvlan driver default")]
+    InvalidFlag(String),
+    #[error(
+        "ipvlan network {network} is already using parent interface {parent} in mode {mode}: the kernel keeps one ipvlan mode and flag per parent"
+    )]
+    ParentInOtherMode {
+        network: String,
+        parent: String,
+        mode: String,
+    },
+}
+
+impl Error {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::InvalidMode(_) | Self::InvalidFlag(_) => ErrorKind::Invalid,
+            Self::ParentInOtherMode { .. } => ErrorKind::Conflict,
+        }
+    }
+}
+
+impl From<Error> for crate::Error {
+    fn from(err: Error) -> Self {
+        Self::Driver(err.into())
+    }
+}

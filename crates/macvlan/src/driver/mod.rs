@@ -1,0 +1,165 @@
+//! The seam between the core (definitions, records, locks, attach, detach, gc, verify) and the
+//! kinds of link a network gives its containers. A driver is one module of this directory
+//! behind [`Driver`]: it validates its `-o` options into a typed value, says which link it
+//! creates and which MAC that link has, how its containers' default routes go, and its policy on
+//! a parent that other networks use. The core never names a driver: it asks [`Options::driver`].
+//!
+//! This file is the registry, the one place that lists the drivers: [`Options`] (what a
+//! definition stores), [`NAMES`], [`Options::parse`], [`Options::driver`] and [`Error`].
+//!
+//! How a link is recognised as a container's own is not the driver's to say: the endpoint
+//! record holds the kind, the parent's index and, where the link has a MAC of its own, that MAC
+//! ([`crate::RecordedEndpoint::is`]), so detach works without the definitions.
+
+use std::{collections::BTreeMap, fmt};
+
+use oci_macvlan_netlink_core::{ChildKind, MacAddr};
+use serde::{Deserialize, Serialize};
+
+use crate::{ErrorKind, Network, Result};
+
+pub mod ipvlan;
+pub mod macvlan;
+
+/// The driver names `network create -d` takes.
+pub const NAMES: &[&str] = &["macvlan", "ipvlan"];
+
+/// What one kind of network does with its containers' links.
+pub trait Driver: fmt::Debug + Sync {
+    /// The driver's name (`-d`), which is also the kind (`IFLA_INFO_KIND`) of the links it makes.
+    fn name(&self) -> &'static str;
+
+    /// The `MODE` column of `network ls`.
+    fn mode(&self) -> String;
+
+    /// The link to create, kind and settings.
+    fn child(&self) -> ChildKind<'_>;
+
+    /// The MAC a container's link gets: `requested` is the annotation's. `None` leaves the
+    /// kernel's (an ipvlan, or a passthru macvlan, has its parent's). Input is hostile: a
+    /// request the driver cannot honour is an error, never ignored.
+    fn mac(
+        &self,
+        network: &str,
+        container_id: &str,
+        requested: Option<MacAddr>,
+    ) -> Result<Option<MacAddr>>;
+
+    /// How a container's default routes go.
+    fn default_route(&self) -> DefaultRoute {
+        DefaultRoute::ViaGateway
+    }
+
+    /// What the driver's links take on the parent: the kernel gives a link one receive handler,
+    /// so children of drivers with different handlers cannot share a parent (`EBUSY`).
+    fn parent_handler(&self) -> &'static str {
+        self.name()
+    }
+
+    /// Refuses `network` on its parent when `others` (the networks with the same handler already
+    /// on that parent) forbid sharing it, or it forbids them (macvlan's passthru).
+    fn check_shared_parent(&self, _network: &Network, _others: &[&Network]) -> Result<()> {
+        Ok(())
+    }
+
+    /// The mode's name when a parent takes exactly one container link (macvlan's passthru):
+    /// attach then refuses a second container by name before the kernel answers `EINVAL`.
+    fn exclusive_parent(&self) -> Option<&'static str> {
+        None
+    }
+}
+
+/// Where a container's default route of a family points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DefaultRoute {
+    /// Via the gateway of the subnet of its address, when the subnet has one (`default via GW`).
+    ViaGateway,
+    /// Straight onto the link whatever gateway was given (`default dev eth0`): the parent's host
+    /// routes (ipvlan L3).
+    OnLink,
+}
+
+/// A network's driver and its typed options, as the definition stores them: `"driver"` names
+/// the driver and its options sit beside it (the shape every earlier definition has).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "driver", rename_all = "lowercase")]
+pub enum Options {
+    Macvlan(macvlan::Options),
+    Ipvlan(ipvlan::Options),
+}
+
+impl Options {
+    /// Validates the driver's `-o` options (`options` holds only the keys the core does not
+    /// take: every key left is the driver's or an error).
+    pub(crate) fn parse(driver: &str, options: &BTreeMap<String, String>) -> Result<Self> {
+        match driver {
+            "macvlan" => Ok(Self::Macvlan(macvlan::Options::parse(options)?)),
+            "ipvlan" => Ok(Self::Ipvlan(ipvlan::Options::parse(options)?)),
+            other => Err(crate::Error::UnsupportedDriver {
+                driver: other.to_owned(),
+                known: NAMES.join(", "),
+            }),
+        }
+    }
+
+    pub fn driver(&self) -> &dyn Driver {
+        match self {
+            Self::Macvlan(options) => options,
+            Self::Ipvlan(options) => options,
+        }
+    }
+}
+
+/// A driver's own failures.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Macvlan(#[from] macvlan::Error),
+    #[error(transparent)]
+    Ipvlan(#[from] ipvlan::Error),
+}
+
+impl Error {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Macvlan(err) => err.kind(),
+            Self::Ipvlan(err) => err.kind(),
+        }
+    }
+}
+
+/// The keys in `options` that `known` does not list, as the error the core reports.
+pub(crate) fn refuse_unknown(
+    options: &BTreeMap<String, String>,
+    known: &[&'static str],
+) -> Result<()> {
+    match options.keys().find(|key| !known.contains(&key.as_str())) {
+        Some(key) => Err(crate::Error::UnknownOption {
+            key: key.clone(),
+            known: crate::network::CORE_OPTIONS
+                .iter()
+                .chain(known)
+                .copied()
+                .collect::<Vec<_>>()
+                .join(", "),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// A MAC a container may be given: a unicast station address.
+pub(crate) fn check_station_mac(network: &str, mac: MacAddr) -> Result<MacAddr> {
+    if mac.is_multicast() || mac.is_zero() {
+        return Err(crate::Error::InvalidMac {
+            mac: mac.to_string(),
+            network: network.to_owned(),
+            reason: if mac.is_zero() {
+                "the all-zero address is not a station address"
+            } else {
+                "it is a multicast address"
+            },
+        });
+    }
+    Ok(mac)
+}

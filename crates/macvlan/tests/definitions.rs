@@ -1,0 +1,90 @@
+//! Definition files on disk: those written before the driver seam (`fixtures/definitions-0.1`,
+//! written by that version's `NetworkSpec::validate` and serialisation) still load, typed, and
+//! are written back with the same content.
+
+#![allow(clippy::unwrap_used)]
+
+use std::{fs, path::Path};
+
+use oci_macvlan_macvlan::{
+    Networks, ParentLink,
+    driver::{self, macvlan::Mode},
+};
+use serde_json::Value;
+
+fn fixtures() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/definitions-0.1")
+}
+
+/// A config dir holding the fixture files, as `network create` of that version left them.
+fn config_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    fs::create_dir(dir.path().join("networks")).unwrap();
+    for entry in fs::read_dir(fixtures()).unwrap() {
+        let path = entry.unwrap().path();
+        fs::copy(
+            &path,
+            dir.path().join("networks").join(path.file_name().unwrap()),
+        )
+        .unwrap();
+    }
+    dir
+}
+
+#[test]
+fn definitions_of_the_version_before_the_driver_seam_load_typed() {
+    let dir = config_dir();
+    let networks = Networks::new(dir.path());
+    let listed: Vec<String> = networks
+        .list()
+        .unwrap()
+        .into_iter()
+        .map(|n| n.name)
+        .collect();
+    assert_eq!(listed, ["inner", "lan50", "pt", "src"]);
+
+    let macvlan = |name: &str| match networks.load(name).unwrap().driver {
+        driver::Options::Macvlan(options) => options,
+        other => panic!("{name}: {other:?}"),
+    };
+    assert_eq!(macvlan("lan50").mode, Mode::Private);
+    assert_eq!(macvlan("pt").mode, Mode::Passthru);
+    assert_eq!(macvlan("inner").mode, Mode::Bridge);
+    let src = macvlan("src");
+    assert_eq!(src.mode, Mode::Source);
+    let macs: Vec<String> = src.source_macs.iter().map(|m| m.to_string()).collect();
+    assert_eq!(macs, ["02:aa:bb:00:00:01", "02:00:00:00:00:02"]);
+
+    let lan50 = networks.load("lan50").unwrap();
+    assert_eq!(lan50.parent_link, ParentLink::Owned);
+    assert_eq!(lan50.mtu, Some(1400));
+    assert_eq!(lan50.driver().name(), "macvlan");
+    assert_eq!(
+        networks.load("inner").unwrap().parent_link,
+        ParentLink::Dummy
+    );
+}
+
+#[test]
+fn a_loaded_old_definition_is_written_back_with_the_same_content() {
+    let dir = config_dir();
+    let networks = Networks::new(dir.path());
+    for network in networks.list().unwrap() {
+        let old: Value = serde_json::from_slice(
+            &fs::read(fixtures().join(format!("{}.json", network.name))).unwrap(),
+        )
+        .unwrap();
+        let new = serde_json::to_value(&network).unwrap();
+        assert_eq!(new, old, "{}", network.name);
+    }
+}
+
+/// A hand-edited source MAC gets the check `network create` makes.
+#[test]
+fn a_definition_with_a_bad_source_mac_is_refused() {
+    let mut json: Value =
+        serde_json::from_slice(&fs::read(fixtures().join("src.json")).unwrap()).unwrap();
+    json["source_macs"][0] = "01:00:5e:00:00:01".into();
+    let err = serde_json::from_value::<oci_macvlan_macvlan::Network>(json).unwrap_err();
+    insta::assert_snapshot!(err.to_string(), @r#"invalid -o source_macs "01:00:5e:00:00:01": a source MAC must be a unicast station address"#);
+}
