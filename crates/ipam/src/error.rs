@@ -76,11 +76,6 @@ pub enum Error {
         #[source]
         source: heed::Error,
     },
-    #[error(
-        "cannot take over the leases of {path}, an earlier oci-macvlan's store: {reason} (the \
-         file is left as it is; an address it holds would otherwise be handed out twice)"
-    )]
-    Legacy { path: PathBuf, reason: String },
     #[error("cannot create the state directory {path}")]
     CreateStateDir {
         path: PathBuf,

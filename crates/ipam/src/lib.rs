@@ -10,7 +10,6 @@ mod boot;
 mod damage;
 mod error;
 mod fault;
-mod legacy;
 mod lmdb;
 mod pool;
 mod runs;

@@ -18,7 +18,7 @@ use crate::{
     Damage, Error, Lease, LeaseStore, Owner, Result, Txn,
     addr::{from_blob, to_blob, to_key},
     boot::{self, Found},
-    damage, fault, legacy,
+    damage, fault,
     runs::{self, Runs},
 };
 
@@ -82,8 +82,7 @@ static OPEN: Mutex<Option<HashMap<PathBuf, (Env, usize)>>> = Mutex::new(None);
 impl LmdbStore {
     pub const DIR_NAME: &'static str = "leases";
 
-    /// Opens (or, on first use, creates) the store in `state_dir`, taking over the leases of an
-    /// earlier version's SQLite store (`leases.db`) if one is there. A store of an earlier boot
+    /// Opens (or, on first use, creates) the store in `state_dir`. A store of an earlier boot
     /// is set aside and a new one created. A store that exists but is damaged or cannot be read
     /// is an error, never silently replaced.
     pub fn open(state_dir: &Path) -> Result<Self> {
@@ -127,7 +126,7 @@ impl LmdbStore {
             // a process that faults there writes.
             fault::guard(inode, &format!("oci-macvlan: error: {damaged}"));
         }
-        let opened = Self::open_dbs(&env, state_dir);
+        let opened = Self::open_dbs(&env);
         let dbs = match opened {
             Ok(dbs) => dbs,
             Err(err) => {
@@ -143,7 +142,7 @@ impl LmdbStore {
         })
     }
 
-    fn open_dbs(env: &Env, state_dir: &Path) -> Result<Dbs> {
+    fn open_dbs(env: &Env) -> Result<Dbs> {
         let mut wtxn = env.write_txn()?;
         let dbs = Dbs {
             leases: env.create_database(&mut wtxn, Some("leases"))?,
@@ -164,23 +163,7 @@ impl LmdbStore {
                 )));
             }
         }
-        // An earlier version's SQLite store: its leases are copied in the same transaction that
-        // records its identity, so many hooks starting at once after an upgrade copy it once.
-        let legacy = legacy::Legacy::find(state_dir)?;
-        if let Some(legacy) = &legacy {
-            if dbs.meta.get(&wtxn, b"imported")? != Some(&legacy.identity[..]) {
-                for lease in legacy.leases()? {
-                    if dbs.leases.get(&wtxn, &to_blob(lease.ip))?.is_none() {
-                        insert(dbs, &mut wtxn, &lease)?;
-                    }
-                }
-                dbs.meta.put(&mut wtxn, b"imported", &legacy.identity)?;
-            }
-        }
         wtxn.commit()?;
-        if let Some(legacy) = legacy {
-            legacy.retire();
-        }
         Ok(dbs)
     }
 

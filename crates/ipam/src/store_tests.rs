@@ -1,6 +1,6 @@
 //! The store from inside: a /16 holding 10,000 leases, what one allocation costs as the store
 //! grows (counted in B-tree probes, which are deterministic, never in time), the indexes kept in
-//! step with the leases, and the take-over of an earlier version's SQLite store.
+//! step with the leases.
 
 #![allow(clippy::unwrap_used)]
 
@@ -149,90 +149,5 @@ fn one_process_may_hold_two_handles_of_one_store() {
             .unwrap()
             .len(),
         3
-    );
-}
-
-/// A state dir of oci-macvlan 0.1: leases in SQLite's `leases.db`, as that version wrote them.
-fn legacy_store(dir: &std::path::Path, leases: &[(&str, &str)]) {
-    let conn = rusqlite::Connection::open(dir.join("leases.db")).unwrap();
-    conn.execute_batch(
-        "CREATE TABLE leases (ip BLOB NOT NULL PRIMARY KEY, network TEXT NOT NULL,
-           subnet TEXT NOT NULL, container_id TEXT NOT NULL, ifname TEXT NOT NULL,
-           created_unix INTEGER NOT NULL) WITHOUT ROWID;",
-    )
-    .unwrap();
-    for (ip, container_id) in leases {
-        let ip: IpAddr = ip.parse().unwrap();
-        conn.execute(
-            "INSERT INTO leases VALUES (?1, 'big', '10.20.0.0/16', ?2, 'eth0', 0)",
-            rusqlite::params![crate::addr::to_blob(ip), container_id],
-        )
-        .unwrap();
-    }
-}
-
-#[test]
-fn the_leases_of_an_earlier_sqlite_store_are_taken_over_once() {
-    let dir = tempfile::tempdir().unwrap();
-    legacy_store(
-        dir.path(),
-        &[("10.20.0.2", "old-a"), ("10.20.0.4", "old-b")],
-    );
-    let mut store = LmdbStore::open(dir.path()).unwrap();
-    let held: Vec<(IpAddr, String)> = store
-        .all_leases()
-        .unwrap()
-        .into_iter()
-        .map(|l| (l.ip, l.owner.container_id))
-        .collect();
-    assert_eq!(held, [(nth(0), "old-a".into()), (nth(2), "old-b".into())]);
-    assert_eq!(store.integrity_problems().unwrap(), Vec::<String>::new());
-    assert!(!dir.path().join("leases.db").exists());
-    assert!(dir.path().join("leases.db.imported").exists());
-    // The taken-over addresses are never handed out again; the hole between them is.
-    let pools = slash16();
-    assert_eq!(lease(&mut store, &pools, 0), nth(1));
-    assert_eq!(lease(&mut store, &pools, 1), nth(3));
-    // Released after the take-over, a lease stays released: the old file is not read twice.
-    assert_eq!(store.release_container("old-a").unwrap().len(), 1);
-    drop(store);
-    let mut store = LmdbStore::open(dir.path()).unwrap();
-    assert_eq!(store.all_leases().unwrap().len(), 3);
-}
-
-#[test]
-fn a_copy_of_the_old_store_put_back_is_not_taken_over_twice() {
-    let dir = tempfile::tempdir().unwrap();
-    legacy_store(dir.path(), &[("10.20.0.2", "old-a")]);
-    drop(LmdbStore::open(dir.path()).unwrap());
-    // The rename back, as an admin undoing the upgrade by hand might: same file, same identity.
-    std::fs::rename(
-        dir.path().join("leases.db.imported"),
-        dir.path().join("leases.db"),
-    )
-    .unwrap();
-    let mut store = LmdbStore::open(dir.path()).unwrap();
-    assert_eq!(store.release_container("old-a").unwrap().len(), 1);
-    drop(store);
-    std::fs::rename(
-        dir.path().join("leases.db.imported"),
-        dir.path().join("leases.db"),
-    )
-    .unwrap();
-    assert_eq!(
-        LmdbStore::open(dir.path()).unwrap().all_leases().unwrap(),
-        []
-    );
-}
-
-#[test]
-fn an_unreadable_old_store_fails_the_open_and_is_kept() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("leases.db"), b"not a database").unwrap();
-    let err = LmdbStore::open(dir.path()).unwrap_err();
-    assert!(matches!(err, crate::Error::Legacy { .. }), "{err}");
-    assert_eq!(
-        std::fs::read(dir.path().join("leases.db")).unwrap(),
-        b"not a database"
     );
 }

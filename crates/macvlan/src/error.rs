@@ -165,12 +165,6 @@ pub enum Error {
     },
     #[error("kernel request failed")]
     Netlink(#[source] netlink::Error),
-    #[error("{static_ip} is an IPv{family} address but was given as oci-macvlan.{key}")]
-    WrongFamily {
-        static_ip: IpAddr,
-        family: u8,
-        key: String,
-    },
     /// A failpoint's `error` action (only in a `failpoints` build, for the fault-injection suite).
     #[error("injected failure at failpoint {0}")]
     Injected(&'static str),
@@ -282,12 +276,32 @@ impl Error {
             | Self::InvalidIfname { .. }
             | Self::InvalidMac { .. }
             | Self::HostNetns { .. }
-            | Self::NetnsNotTheContainers { .. }
-            | Self::WrongFamily { .. } => ErrorKind::Invalid,
+            | Self::NetnsNotTheContainers { .. } => ErrorKind::Invalid,
             Self::RepeatedOption { .. }
             | Self::RepeatedAuxName { .. }
             | Self::RepeatedAuxAddress { .. } => ErrorKind::Invalid,
-            _ => ErrorKind::System,
+            // Every variant is named: a new one must be placed here, never fall into a
+            // catch-all.
+            Self::ParentLink(_)
+            | Self::ContainerNetns(_)
+            | Self::Lease { .. }
+            | Self::Pool(_)
+            | Self::Configure { .. }
+            | Self::Netlink(_)
+            | Self::Store(_)
+            | Self::ReadNetwork { .. }
+            | Self::ParseNetwork { .. }
+            | Self::SerializeNetwork { .. }
+            | Self::WriteFile { .. }
+            | Self::ReadRecord { .. }
+            | Self::ParseRecord { .. }
+            | Self::SerializeRecord { .. }
+            | Self::RecordOfAnother { .. }
+            | Self::Lock { .. }
+            | Self::ReadProc { .. }
+            | Self::UnsafeDir { .. }
+            | Self::Random(_)
+            | Self::Injected(_) => ErrorKind::System,
         }
     }
 }
