@@ -85,6 +85,12 @@ pub enum Error {
     InvalidBinary { path: PathBuf, reason: &'static str },
     #[error("cannot find this program's own path (give --binary)")]
     CurrentExe(#[source] io::Error),
+    #[error("cannot make {path} an absolute path for the hooks.d file")]
+    AbsolutePath {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error("doctor: {0} failed checks (see above)")]
     DoctorFailed(usize),
     #[error("invalid doctor option {0:?}: expected parent=IF")]
@@ -127,6 +133,7 @@ impl Error {
             | Self::HostNetlink(_)
             | Self::Stdout(_)
             | Self::CurrentExe(_)
+            | Self::AbsolutePath { .. }
             | Self::DoctorFailed(_) => exit::SYSTEM,
         }
     }

@@ -23,8 +23,14 @@ pub fn run(ctx: &Context, args: &InstallArgs) -> Result<()> {
         }
         None => std::env::current_exe().map_err(Error::CurrentExe)?,
     };
-    let config_dir = std::path::absolute(&ctx.config_dir).map_err(Error::CurrentExe)?;
-    let state_dir = std::path::absolute(&ctx.state_dir).map_err(Error::CurrentExe)?;
+    let absolute = |path: &Path| {
+        std::path::absolute(path).map_err(|source| Error::AbsolutePath {
+            path: path.to_path_buf(),
+            source,
+        })
+    };
+    let config_dir = absolute(&ctx.config_dir)?;
+    let state_dir = absolute(&ctx.state_dir)?;
     let hook = hook_file(&binary, &config_dir, &state_dir);
     let mut text = serde_json::to_string_pretty(&hook).unwrap_or_default();
     text.push('\n');
