@@ -1,9 +1,10 @@
 //! A typed layer over rtnetlink, bound to one network namespace.
 //!
 //! A [`Handle`] talks to exactly one network namespace for its whole life. For a namespace other
-//! than the caller's, its netlink socket is opened on a short-lived thread that entered the
-//! namespace for the `socket()` call only: no tokio worker ever runs inside a foreign namespace
-//! (rtnetlink#68, kata-containers#5729).
+//! than the caller's, the calling thread enters the namespace for the `socket()` call only and
+//! returns at once (`Netns::run_inside`, which aborts the process if it cannot return): no
+//! thread, tokio's included, ever stays in a foreign namespace (rtnetlink#68,
+//! kata-containers#5729).
 //!
 //! This crate knows nothing about containers, networks or leases.
 

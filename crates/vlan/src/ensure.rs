@@ -126,7 +126,8 @@ async fn tagged_by_winner(host: &Handle, name: &str) -> Result<Link> {
             return Ok(link);
         }
         // A blocking pause: the runtime's only other task is this handle's netlink connection,
-        // which has no request in flight between two lookups (and the hook enables no timers).
+        // which has no request in flight between two lookups, and nothing else is scheduled
+        // (the hook's runtime has timers, for the MAC retry at link-up, but none is armed here).
         std::thread::sleep(std::time::Duration::from_millis(4));
     }
     lookup(host, name)
