@@ -95,15 +95,29 @@ impl Suite {
             assert_eq!(out.code, -1, "{}: not killed: {}", c.name, out.stderr);
         } else {
             let point = spec.split(',').next().unwrap().split('=').next().unwrap();
-            assert_eq!(
-                (out.code, out.stderr.as_str()),
-                (
-                    1,
-                    format!("oci-macvlan: error: injected failure at failpoint {point}\n").as_str()
-                ),
-                "{}",
-                c.name
-            );
+            let failed = format!("oci-macvlan: error: injected failure at failpoint {point}");
+            if spec.contains("undo:step=error") {
+                // A rollback that fails is said on the same line, with what it left.
+                let line = out.stderr.trim_end();
+                assert_eq!(out.code, 1, "{}: {line}", c.name);
+                assert_eq!(out.stderr.lines().count(), 1, "{}: {line}", c.name);
+                assert!(
+                    line.starts_with(&format!("{failed}; the rollback left "))
+                        && line.contains("(injected failure at failpoint undo:step)")
+                        // The record stays whatever failed: poststop and gc work from it.
+                        && line.contains("the endpoint record (")
+                        && line.ends_with(": poststop or `oci-macvlan gc` takes it back"),
+                    "{}: {line}",
+                    c.name
+                );
+            } else {
+                assert_eq!(
+                    (out.code, out.stderr.as_str()),
+                    (1, format!("{failed}\n").as_str()),
+                    "{}",
+                    c.name
+                );
+            }
         }
         for entry in spec.split(',') {
             self.reached

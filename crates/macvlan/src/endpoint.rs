@@ -133,18 +133,27 @@ pub async fn attach(
         req,
         previous: previous.as_ref(),
     };
-    let result = ctx.attach_all(store, &mut record, &mut undo).await;
-    if result.is_err()
-        && undo
-            .run(req.container_id, Some(&container), store, records)
-            .await
-        && previous.is_none()
-    {
+    let err = match ctx.attach_all(store, &mut record, &mut undo).await {
+        Ok(endpoints) => return Ok(endpoints),
+        Err(err) => err,
+    };
+    let left = undo
+        .run(req.container_id, Some(&container), store, records)
+        .await;
+    if !left.is_empty() {
+        // Said, not swallowed: the caller's error line (and the journal) name what is left.
+        return Err(Error::RollbackIncomplete {
+            line: crate::one_line(&err),
+            failed: Box::new(err),
+            left: left.join("; "),
+        });
+    }
+    if previous.is_none() {
         // Nothing is left of the container: neither is its lock file. An error here changes
         // nothing for the caller, whose attach failed anyway.
         let _ = lock.remove_file();
     }
-    result
+    Err(err)
 }
 
 /// Whose the container id is, judged under its lock: `Ok(None)` when it has no record (a first

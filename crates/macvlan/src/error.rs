@@ -165,6 +165,14 @@ pub enum Error {
     },
     #[error("kernel request failed")]
     Netlink(#[source] netlink::Error),
+    /// `failed` (with its causes, in `line`) made an attach undo itself, and the undo left
+    /// something: both are said.
+    #[error("{line}; the rollback left {left}: poststop or `oci-macvlan gc` takes it back")]
+    RollbackIncomplete {
+        failed: Box<Error>,
+        line: String,
+        left: String,
+    },
     /// A failpoint's `error` action (only in a `failpoints` build, for the fault-injection suite).
     #[error("injected failure at failpoint {0}")]
     Injected(&'static str),
@@ -230,6 +238,8 @@ impl Error {
 
     pub fn kind(&self) -> ErrorKind {
         match self {
+            // What failed decides, not what was left of it.
+            Self::RollbackIncomplete { failed, .. } => failed.kind(),
             Self::ParentLink(err) if err.is_not_found() => ErrorKind::NotFound,
             Self::ParentLink(oci_macvlan_vlan::LinkError::Conflict { .. })
             | Self::ParentOfOtherDriver { .. } => ErrorKind::Conflict,

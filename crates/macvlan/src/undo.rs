@@ -33,42 +33,65 @@ impl Undo {
     }
 
     /// Undoes every step, newest first. If a step cannot be undone the record is kept, so that
-    /// poststop or `gc` can finish the job; returns whether everything was undone.
+    /// poststop or `gc` can finish the job; returns what could not be undone (empty when
+    /// everything was), each said in a few words with why.
     pub(crate) async fn run(
         self,
         container_id: &str,
         container: Option<&Handle>,
         store: &mut impl LeaseStore,
         records: &Records,
-    ) -> bool {
-        let mut clean = true;
+    ) -> Vec<String> {
+        let mut left = Vec::new();
         for step in self.steps.into_iter().rev() {
-            if crate::failpoint::hit("undo:step").is_err() {
-                clean = false;
+            let what = step.to_string();
+            if let Err(err) = crate::failpoint::hit("undo:step") {
+                left.push(format!("{what} ({})", crate::one_line(&err)));
                 continue;
             }
             let undone = match step {
                 Step::CreatedLink { ifname, index } => match container {
                     Some(handle) => match handle.link_by_name(&ifname).await {
-                        Ok(Some(link)) if link.index == index => {
-                            handle.delete_link(&link).await.is_ok()
-                        }
-                        Ok(_) => true,
-                        Err(_) => false,
+                        Ok(Some(link)) if link.index == index => handle
+                            .delete_link(&link)
+                            .await
+                            .map_err(|err| crate::one_line(&err)),
+                        Ok(_) => Ok(()),
+                        Err(err) => Err(crate::one_line(&err)),
                     },
-                    None => false,
+                    None => Err("the container's namespace is not open".to_owned()),
                 },
-                Step::Leased { owner, ips } => store.release_ips(&owner, &ips).is_ok(),
-                Step::WroteRecord { previous } => {
-                    clean
-                        && match previous {
-                            Some(previous) => records.write(&previous).is_ok(),
-                            None => records.remove(container_id).is_ok(),
-                        }
+                Step::Leased { owner, ips } => store
+                    .release_ips(&owner, &ips)
+                    .map(drop)
+                    .map_err(|err| crate::one_line(&err)),
+                // Kept while anything else is left: poststop and gc work from it.
+                Step::WroteRecord { .. } if !left.is_empty() => {
+                    Err("kept, for poststop or gc to finish".to_owned())
                 }
+                Step::WroteRecord { previous } => match previous {
+                    Some(previous) => records.write(&previous),
+                    None => records.remove(container_id),
+                }
+                .map_err(|err| crate::one_line(&err)),
             };
-            clean &= undone;
+            if let Err(why) = undone {
+                left.push(format!("{what} ({why})"));
+            }
         }
-        clean
+        left
+    }
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::WroteRecord { .. } => f.write_str("the endpoint record"),
+            Self::Leased { owner, ips } => {
+                let ips: Vec<String> = ips.iter().map(ToString::to_string).collect();
+                write!(f, "the lease of {} for {}", ips.join(", "), owner.ifname)
+            }
+            Self::CreatedLink { ifname, .. } => write!(f, "link {ifname}"),
+        }
     }
 }
