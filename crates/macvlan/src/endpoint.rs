@@ -7,14 +7,14 @@ use std::{
 use ipnetwork::IpNetwork;
 use oci_macvlan_ipam::{Lease, LeaseStore, Owner, Request, allocate};
 use oci_macvlan_netlink_core::{Errno, Handle, Link, MacAddr, Netns, NetnsId, NewChild};
-use oci_macvlan_vlan::ifname_problem;
+use oci_macvlan_vlan::Parent;
 use serde::Serialize;
 
 use crate::{
     Error, Liveness, Network, ParentLink, Records, Result, failpoint,
     liveness::{Verdict, judge},
     lock::FileLock,
-    record::{Record, RecordedEndpoint, check_container_id},
+    record::{Record, RecordedEndpoint},
     undo::{Step, Undo},
     wiring::Wiring,
 };
@@ -65,7 +65,7 @@ pub async fn attach(
     records: &Records,
     req: &AttachRequest<'_>,
 ) -> Result<Vec<Endpoint>> {
-    let mut record = plan(req)?;
+    let mut record = crate::plan::plan(req)?.record();
     let lock = records.lock(req.container_id)?;
     let opened = failpoint::hit("attach:locked").and_then(|()| {
         let netns = Netns::open(req.netns).map_err(|err| {
@@ -196,43 +196,6 @@ fn same_container(recorded: &Liveness, now: &Liveness) -> bool {
     recorded.netns() == now.netns() && recorded.process == now.process
 }
 
-/// Checks the request and decides names and MACs before anything is touched.
-fn plan(req: &AttachRequest<'_>) -> Result<Record> {
-    check_container_id(req.container_id)?;
-    let mut endpoints: Vec<RecordedEndpoint> = Vec::new();
-    for att in &req.attachments {
-        let network = &att.network.name;
-        if let Some(reason) = ifname_problem(&att.ifname).or_else(|| {
-            endpoints
-                .iter()
-                .any(|e| e.ifname == att.ifname)
-                .then_some("two networks of the container ask for it")
-        }) {
-            return Err(Error::InvalidIfname {
-                name: att.ifname.clone(),
-                network: network.clone(),
-                reason,
-            });
-        }
-        let driver = att.network.driver();
-        let mac = driver.mac(network, req.container_id, att.mac)?;
-        endpoints.push(RecordedEndpoint {
-            network: network.clone(),
-            ifname: att.ifname.clone(),
-            mac,
-            kind: Some(driver.name().to_owned()),
-            lower: None,
-            index: None,
-        });
-    }
-    Ok(Record {
-        container_id: req.container_id.to_owned(),
-        netns: req.persistent_netns.then(|| req.netns.to_path_buf()),
-        liveness: None,
-        endpoints,
-    })
-}
-
 /// What applying a planned attach works with.
 struct Apply<'a> {
     host: &'a Handle,
@@ -253,12 +216,11 @@ impl Apply<'_> {
     ) -> Result<Vec<Endpoint>> {
         let req = self.req;
         // Every parent first: a missing one changes nothing at all.
-        let mut parents = Vec::with_capacity(req.attachments.len());
-        for (att, planned) in req.attachments.iter().zip(record.endpoints.iter_mut()) {
-            let parent = resolve_parent(self.host, att.network).await?;
+        let networks: Vec<&Network> = req.attachments.iter().map(|a| a.network).collect();
+        let parents = resolve_parents(self.host, &networks).await?;
+        for (planned, parent) in record.endpoints.iter_mut().zip(&parents) {
             failpoint::hit("attach:net:parent")?;
             planned.lower = Some(parent.index);
-            parents.push(parent);
         }
         // What an earlier run recorded and this one does not ask for stays on record, so that
         // detach still finds it.
@@ -530,16 +492,52 @@ fn vanished(ifname: &str) -> oci_macvlan_netlink_core::Error {
     }
 }
 
-/// The network's parent link in the host namespace, by name (never a dump of all links). A
-/// parent oci-macvlan owns is re-created if it is missing (after a reboot), so containers start
-/// without any boot-time step.
-pub(crate) async fn resolve_parent(host: &Handle, net: &Network) -> Result<Link> {
-    let parent = net.parent()?;
-    let may_create = net.parent_link != ParentLink::Existing;
-    let ensured = oci_macvlan_vlan::ensure(host, &parent, may_create)
-        .await
-        .map_err(Error::ParentLink)?;
-    Ok(ensured.link)
+/// The parents of `networks` in the host namespace, by name (never a dump of all links). All
+/// are looked up before any is made: a parent oci-macvlan owns (an 802.1q link, a dummy) is
+/// re-created when missing (after a reboot), so containers start without any boot-time step,
+/// but only once every other parent is found or may be made too (an 802.1q link's base is
+/// there): a parent missing for the second network makes nothing for the first.
+pub(crate) async fn resolve_parents(host: &Handle, networks: &[&Network]) -> Result<Vec<Link>> {
+    let mut found: Vec<Option<Link>> = Vec::with_capacity(networks.len());
+    for net in networks {
+        let parent = net.parent()?;
+        match oci_macvlan_vlan::ensure(host, &parent, false).await {
+            Ok(ensured) => found.push(Some(ensured.link)),
+            Err(err) if err.is_not_found() && net.parent_link != ParentLink::Existing => {
+                if let Parent::Vlan { name, base, .. } = &parent {
+                    if host
+                        .link_by_name(base)
+                        .await
+                        .map_err(Error::Netlink)?
+                        .is_none()
+                    {
+                        return Err(Error::ParentLink(
+                            oci_macvlan_vlan::LinkError::BaseNotFound {
+                                name: name.clone(),
+                                base: base.clone(),
+                            },
+                        ));
+                    }
+                }
+                found.push(None);
+            }
+            Err(err) => return Err(Error::ParentLink(err)),
+        }
+    }
+    let mut parents = Vec::with_capacity(networks.len());
+    for (net, link) in networks.iter().zip(found) {
+        let link = match link {
+            Some(link) => link,
+            None => {
+                oci_macvlan_vlan::ensure(host, &net.parent()?, true)
+                    .await
+                    .map_err(Error::ParentLink)?
+                    .link
+            }
+        };
+        parents.push(link);
+    }
+    Ok(parents)
 }
 
 /// Why [`Apply::create_or_adopt`] has no link for the container.

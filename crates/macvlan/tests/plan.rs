@@ -1,0 +1,168 @@
+//! Plan, then apply: the plan of an attach, for each driver, decided without root, the kernel or
+//! the store; and the requests refused whole before anything is touched.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+
+use oci_macvlan_macvlan::{
+    AttachRequest, Attachment, MacAddr, Network, NetworkSpec, one_line, plan,
+};
+
+fn network(name: &str, driver: &str, flags: &[&str]) -> Network {
+    let mut spec = NetworkSpec {
+        name: name.into(),
+        driver: driver.into(),
+        ..Default::default()
+    };
+    for arg in flags {
+        let (flag, value) = arg.split_once(' ').unwrap_or((arg, ""));
+        let value = value.to_owned();
+        match flag {
+            "--subnet" => spec.subnets.push(value),
+            "--gateway" => spec.gateways.push(value),
+            "-o" => spec.options.push(value),
+            "--internal" => spec.internal = true,
+            other => panic!("unknown flag {other}"),
+        }
+    }
+    spec.validate(format!("{name:0>64}"), "2026-11-30T00:00:00Z".into())
+        .unwrap()
+}
+
+fn attachment<'a>(
+    network: &'a Network,
+    ifname: &str,
+    ips: &[&str],
+    mac: Option<&str>,
+) -> Attachment<'a> {
+    Attachment {
+        network,
+        ifname: ifname.into(),
+        static_ips: ips.iter().map(|ip| ip.parse().unwrap()).collect(),
+        mac: mac.map(|m| m.parse::<MacAddr>().unwrap()),
+    }
+}
+
+fn request<'a>(attachments: Vec<Attachment<'a>>, netns: &'a Path) -> AttachRequest<'a> {
+    AttachRequest {
+        container_id: "c1",
+        netns,
+        persistent_netns: true,
+        pid: None,
+        attachments,
+    }
+}
+
+#[test]
+fn the_plan_of_an_attach_on_each_driver() {
+    let lan = network(
+        "lan50",
+        "macvlan",
+        &[
+            "--subnet 192.168.50.0/24",
+            "--gateway 192.168.50.1",
+            "-o parent=eth0.50",
+        ],
+    );
+    let passthru = network(
+        "pt",
+        "macvlan",
+        &[
+            "--subnet 10.9.0.0/24",
+            "-o parent=eth2",
+            "-o macvlan_mode=passthru",
+        ],
+    );
+    let l2 = network(
+        "ipvlan210",
+        "ipvlan",
+        &[
+            "--subnet 192.168.210.0/24",
+            "--subnet 192.168.212.0/24",
+            "--gateway 192.168.210.254",
+            "--gateway 192.168.212.254",
+            "-o parent=eth0",
+        ],
+    );
+    let l3 = network(
+        "ipvl3",
+        "ipvlan",
+        &[
+            "--subnet 10.30.0.0/24",
+            "--gateway 10.30.0.1",
+            "-o parent=eth1",
+            "-o ipvlan_mode=l3",
+        ],
+    );
+    let internal = network("inside", "ipvlan", &["--subnet 10.40.0.0/24"]);
+    let netns = Path::new("/run/netns/c1");
+    let req = request(
+        vec![
+            attachment(&lan, "eth0", &["192.168.50.10"], Some("02:42:c0:a8:32:0a")),
+            attachment(&passthru, "eth1", &[], None),
+            attachment(&l2, "eth2", &["192.168.212.9"], None),
+            attachment(&l3, "eth3", &[], None),
+            attachment(&internal, "eth4", &[], None),
+        ],
+        netns,
+    );
+    insta::assert_json_snapshot!(plan(&req).unwrap());
+}
+
+#[test]
+fn a_request_that_cannot_be_carried_out_is_refused_whole() {
+    let lan = network(
+        "lan50",
+        "macvlan",
+        &[
+            "--subnet 192.168.50.0/24",
+            "--gateway 192.168.50.1",
+            "-o parent=eth0",
+        ],
+    );
+    let l2 = network(
+        "ipvlan210",
+        "ipvlan",
+        &["--subnet 192.168.210.0/24", "-o parent=eth0"],
+    );
+    let netns = Path::new("/run/netns/c1");
+    let cases: Vec<(&str, AttachRequest<'_>)> = vec![
+        (
+            "the second network asks for the first's interface name",
+            request(
+                vec![
+                    attachment(&lan, "eth0", &[], None),
+                    attachment(&l2, "eth0", &[], None),
+                ],
+                netns,
+            ),
+        ),
+        (
+            "a MAC on an ipvlan network, after a good macvlan one",
+            request(
+                vec![
+                    attachment(&lan, "eth0", &[], None),
+                    attachment(&l2, "eth1", &[], Some("02:00:00:00:00:01")),
+                ],
+                netns,
+            ),
+        ),
+        (
+            "a name the kernel would reinterpret",
+            request(vec![attachment(&lan, "eth%d", &[], None)], netns),
+        ),
+        (
+            "a multicast MAC",
+            request(
+                vec![attachment(&lan, "eth0", &[], Some("01:00:5e:00:00:01"))],
+                netns,
+            ),
+        ),
+    ];
+    let report: Vec<String> = cases
+        .iter()
+        .map(|(case, req)| format!("{case}\n  -> {}", one_line(&plan(req).unwrap_err())))
+        .collect();
+    insta::assert_snapshot!(report.join("\n"));
+}
