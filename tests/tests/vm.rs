@@ -14,6 +14,9 @@ use serde_json::Value;
 /// ipvlan on this kernel: the driver's own cases and Docker's ipvlan integration cases.
 #[path = "vm/ipvlan.rs"]
 mod ipvlan;
+/// The fault-injection and poststop suites for ipvlan.
+#[path = "vm/suites.rs"]
+mod suites;
 
 const ANN: &str = "oci-macvlan.networks";
 const OWNER_ALIAS: &str = "created by oci-macvlan";
