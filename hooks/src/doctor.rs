@@ -6,6 +6,7 @@
 
 use std::{fmt::Write as _, path::Path};
 
+use oci_macvlan_macvlan::{LanRoute, Network, Networks};
 use oci_macvlan_netlink_core::{
     self as netlink, ChildKind, Errno, Handle, IpvlanFlag, IpvlanMode, Link, MacvlanMode, Netns,
     NewChild, NewVlan,
@@ -63,7 +64,12 @@ pub fn run(ctx: &Context, parent: Option<&str>, json: bool) -> Result<()> {
     let mut checks = vec![kernel()];
     checks.extend(ctx.block_on(probes(needs_vlan))?);
     match parent {
-        Some(Ok(parent)) => checks.extend(ctx.block_on(parent_checks(parent))??),
+        Some(Ok(parent)) => {
+            let networks = Networks::new(&ctx.config_dir).list()?;
+            let name = parent.name().to_owned();
+            checks.extend(ctx.block_on(parent_checks(parent))??);
+            checks.extend(ctx.block_on(lan_route_checks(&networks, &name))??);
+        }
         Some(Err(err)) => checks.push(Check::new("parent", Status::Fail, err.to_string())),
         None => {}
     }
@@ -287,6 +293,54 @@ async fn parent_checks(parent: Parent) -> Result<Vec<Check>> {
     Ok(checks)
 }
 
+/// For each network on `parent` that the host routes (ipvlan L3), one check per subnet: the
+/// route the LAN's router needs, via the host's address on the parent.
+async fn lan_route_checks(networks: &[Network], parent: &str) -> Result<Vec<Check>> {
+    let host = Handle::current().map_err(Error::HostNetlink)?;
+    let mut checks = Vec::new();
+    for network in networks.iter().filter(|n| n.parent == parent) {
+        for route in crate::network_cmd::lan_routes(&host, network).await? {
+            checks.push(lan_route_check(network, &route));
+        }
+    }
+    Ok(checks)
+}
+
+/// What doctor says of one route the LAN's router needs.
+fn lan_route_check(network: &Network, route: &LanRoute) -> Check {
+    let who = format!(
+        "network {} ({} {})",
+        network.name,
+        network.driver().name(),
+        network.driver().mode()
+    );
+    match route.via {
+        Some(via) => Check::new(
+            "lan route",
+            Status::Info,
+            format!(
+                "{who}: the LAN's router needs: ip route add {} via {via}",
+                route.subnet
+            ),
+        ),
+        None => {
+            let family = if route.subnet.is_ipv4() { 4 } else { 6 };
+            Check::new(
+                "lan route",
+                Status::Warn,
+                format!(
+                    "{who}: {} has no IPv{family} address, so the LAN cannot reach {}",
+                    network.parent, route.subnet
+                ),
+            )
+            .advice(format!(
+                "give {} an IPv{family} address on the LAN, then on the LAN's router: ip route add {} via THAT_ADDRESS",
+                network.parent, route.subnet
+            ))
+        }
+    }
+}
+
 async fn missing_parent(host: &Handle, parent: &Parent) -> Result<Check> {
     let name = parent.name();
     let Parent::Vlan { base, vid, .. } = parent else {
@@ -329,4 +383,38 @@ fn promiscuity(link: &Link) -> Check {
 
 fn error_line(err: &netlink::Error) -> String {
     crate::error::one_line(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use oci_macvlan_macvlan::NetworkSpec;
+
+    use super::*;
+
+    /// Doctor's lines for an ipvlan L3 network on its parent: the route the LAN's router needs
+    /// per subnet, or a warning (and what to do) where the parent has no address of its family.
+    #[test]
+    fn doctor_says_which_routes_the_lan_router_needs() {
+        let network = NetworkSpec {
+            name: "routed".into(),
+            driver: "ipvlan".into(),
+            subnets: vec!["10.30.0.0/24".into(), "fd30::/64".into()],
+            options: vec!["parent=eth0".into(), "ipvlan_mode=l3".into()],
+            ..Default::default()
+        }
+        .validate("f".repeat(64), "now".into())
+        .unwrap();
+        let parent = ["192.168.1.5".parse().unwrap()];
+        let checks: Vec<Check> = network
+            .lan_routes(&parent)
+            .iter()
+            .map(|route| lan_route_check(&network, route))
+            .collect();
+        insta::assert_snapshot!(table(&checks), @r"
+        CHECK      STATUS  DETAIL
+        lan route  info    network routed (ipvlan l3/bridge): the LAN's router needs: ip route add 10.30.0.0/24 via 192.168.1.5
+        lan route  warn    network routed (ipvlan l3/bridge): eth0 has no IPv6 address, so the LAN cannot reach fd30::/64
+                           -> give eth0 an IPv6 address on the LAN, then on the LAN's router: ip route add fd30::/64 via THAT_ADDRESS
+        ");
+    }
 }

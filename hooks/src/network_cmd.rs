@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use oci_macvlan_ipam::{Lease, LeaseStore, LmdbStore, Usage};
-use oci_macvlan_macvlan::{self as macvlan, Network, NetworkSpec, Networks};
+use oci_macvlan_macvlan::{self as macvlan, LanRoute, Network, NetworkSpec, Networks};
 use oci_macvlan_netlink_core::Handle;
 use serde_json::{Map, Value, json};
 
@@ -102,16 +102,47 @@ fn inspect(ctx: &Context, networks: &Networks, names: &[String]) -> Result<()> {
                     .collect::<Result<Vec<_>, _>>()
             })
             .map_err(macvlan::Error::store)?;
-        views.push(inspect_view(&network, &leases, &usage));
+        let routes = ctx.block_on(async {
+            let host = Handle::current().map_err(Error::HostNetlink)?;
+            lan_routes(&host, &network).await
+        })??;
+        views.push(inspect_view(&network, &leases, &usage, &routes));
     }
     let text = serde_json::to_string_pretty(&views).unwrap_or_default();
     print(format_args!("{text}\n"))
 }
 
+/// The routes the LAN's router needs to reach `network`'s subnets (ipvlan L3), via the host's
+/// addresses on its parent as the kernel has them now (none when the parent is missing).
+pub(crate) async fn lan_routes(host: &Handle, network: &Network) -> Result<Vec<LanRoute>> {
+    if network.lan_routes(&[]).is_empty() {
+        return Ok(Vec::new());
+    }
+    let parent = host
+        .link_by_name(&network.parent)
+        .await
+        .map_err(Error::HostNetlink)?;
+    let addresses = match parent {
+        Some(link) => host
+            .global_addresses(&link)
+            .await
+            .map_err(Error::HostNetlink)?,
+        None => Vec::new(),
+    };
+    Ok(network.lan_routes(&addresses))
+}
+
 /// `inspect` output in Docker's shape, so scripts written for `docker network inspect` work,
 /// plus `Usage`: per subnet, the addresses this network's containers hold and how many dynamic
-/// addresses are left (`usage` is in the order of the network's pools).
-pub fn inspect_view(net: &Network, leases: &[Lease], usage: &[Usage]) -> Value {
+/// addresses are left (`usage` is in the order of the network's pools); and, for a network the
+/// host routes (ipvlan L3), `LanRouterRoutes`: per subnet, the route the LAN's router needs
+/// (`ip route add SUBNET via VIA`; `Via` is null while the parent has no address of its family).
+pub fn inspect_view(
+    net: &Network,
+    leases: &[Lease],
+    usage: &[Usage],
+    routes: &[LanRoute],
+) -> Value {
     let config: Vec<Value> = net
         .pools
         .iter()
@@ -179,6 +210,9 @@ pub fn inspect_view(net: &Network, leases: &[Lease], usage: &[Usage]) -> Value {
         "Labels": {},
         "Usage": usage,
     });
+    if !routes.is_empty() {
+        out["LanRouterRoutes"] = json!(routes);
+    }
     if let macvlan::driver::Options::Macvlan(options) = &net.driver {
         if !options.source_macs.is_empty() {
             let macs: Vec<String> = options.source_macs.iter().map(|m| m.to_string()).collect();
@@ -238,11 +272,15 @@ mod tests {
             internal,
             ..Default::default()
         };
+        if let Some(driver) = args.iter().find_map(|a| a.strip_prefix("-d ")) {
+            spec.driver = driver.into();
+        }
         for arg in args {
             match arg.split_once(' ') {
                 Some(("--subnet", v)) => spec.subnets.push(v.into()),
                 Some(("--gateway", v)) => spec.gateways.push(v.into()),
                 Some(("-o", v)) => spec.options.push(v.into()),
+                Some(("-d", _)) => {}
                 _ => panic!("unknown flag {arg}"),
             }
         }
@@ -327,6 +365,98 @@ mod tests {
                 Ok((leases, usage))
             })
             .unwrap();
-        insta::assert_json_snapshot!(inspect_view(&network, &leases, &usage));
+        insta::assert_json_snapshot!(inspect_view(&network, &leases, &usage, &[]));
+    }
+
+    /// An ipvlan L3 network's `inspect` says, per subnet, the route the LAN's router needs via
+    /// the host's address of that family on the parent, and `null` where the parent has none;
+    /// networks the LAN does not reach through the host have no such field.
+    #[test]
+    fn inspect_of_an_l3_ipvlan_network_gives_the_lan_routers_routes() {
+        let routed = network(
+            &[
+                "-d ipvlan",
+                "--subnet 10.30.0.0/24",
+                "--gateway 10.30.0.1",
+                "--subnet 10.31.0.0/24",
+                "--subnet fd30::/64",
+                "-o parent=eth0",
+                "-o ipvlan_mode=l3",
+            ],
+            false,
+        );
+        let parent: Vec<std::net::IpAddr> = vec![
+            "2001:db8::5".parse().unwrap(),
+            "192.168.1.5".parse().unwrap(),
+            "192.168.1.6".parse().unwrap(),
+        ];
+        let routes = routed.lan_routes(&parent);
+        let view = inspect_view(&routed, &[], &[], &routes);
+        insta::assert_json_snapshot!(view["LanRouterRoutes"], @r#"
+        [
+          {
+            "Subnet": "10.30.0.0/24",
+            "Via": "192.168.1.5"
+          },
+          {
+            "Subnet": "10.31.0.0/24",
+            "Via": "192.168.1.5"
+          },
+          {
+            "Subnet": "fd30::/64",
+            "Via": "2001:db8::5"
+          }
+        ]
+        "#);
+        let v4_only = routed.lan_routes(&parent[1..]);
+        insta::assert_json_snapshot!(inspect_view(&routed, &[], &[], &v4_only)["LanRouterRoutes"][2], @r#"
+        {
+          "Subnet": "fd30::/64",
+          "Via": null
+        }
+        "#);
+        for quiet in [
+            network(
+                &[
+                    "-d ipvlan",
+                    "--subnet 10.30.0.0/24",
+                    "-o parent=eth0",
+                    "-o ipvlan_mode=l2",
+                ],
+                false,
+            ),
+            network(
+                &[
+                    "-d ipvlan",
+                    "--subnet 10.30.0.0/24",
+                    "-o parent=eth0",
+                    "-o ipvlan_mode=l3",
+                ],
+                true,
+            ),
+            network(
+                &["-d ipvlan", "--subnet 10.30.0.0/24", "-o ipvlan_mode=l3s"],
+                false,
+            ),
+            network(&["--subnet 10.30.0.0/24", "-o parent=eth0"], false),
+        ] {
+            assert_eq!(quiet.lan_routes(&parent), [], "{quiet:?}");
+            let view = inspect_view(&quiet, &[], &[], &quiet.lan_routes(&parent));
+            assert!(view.get("LanRouterRoutes").is_none(), "{view}");
+        }
+        // The LAN's router is not on an L3 network's subnets: no first host is kept for it
+        // (an L3 /31 holds two containers), and there is nothing to warn of.
+        assert!(!routed.undeclared_router());
+        assert_eq!(no_gateway_warning(&routed), None);
+        let l3s = network(
+            &[
+                "-d ipvlan",
+                "--subnet 10.30.0.0/24",
+                "-o parent=eth0",
+                "-o ipvlan_mode=l3s",
+            ],
+            false,
+        );
+        assert_eq!(l3s.lan_routes(&parent).len(), 1);
     }
 }

@@ -4,17 +4,20 @@
 
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
+mod driver;
 mod lan;
 mod netns;
 mod podman;
 mod process;
 mod runc;
+pub mod suites;
 
 use std::{
     path::{Path, PathBuf},
     process::{Command, Output, Stdio},
 };
 
+pub use driver::{DRIVERS, Driver, IPVLAN, MACVLAN};
 pub use lan::Lan;
 pub use netns::TestNetns;
 pub use podman::Podman;

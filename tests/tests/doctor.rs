@@ -129,3 +129,88 @@ fn doctor_reports_link_kinds_and_the_parent_and_touches_nothing() {
     assert_eq!(out.code, 3, "{}", out.stderr);
     assert_eq!(lan.host_link_names(), ["lo", Lan::PARENT]);
 }
+
+/// An ipvlan L3 network (created without any ipvlan link, so on this kernel too): `inspect` gives
+/// the route the LAN's router needs per subnet, via the host's address of its family on the
+/// parent as the kernel has it now, and `doctor -o parent=` says the same; where the parent has
+/// no address of a family, `inspect` says `null` and doctor warns.
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn inspect_and_doctor_give_the_routes_the_lan_router_needs_for_ipvlan_l3() {
+    let lan = Lan::new();
+    lan.host
+        .ip(&["addr", "add", "192.168.77.2/24", "dev", "lan0"]);
+    lan.host
+        .ip(&["addr", "add", "fd77::2/64", "dev", "lan0", "nodad"]);
+    lan.cli_ok(
+        &[
+            "network",
+            "create",
+            "-d",
+            "ipvlan",
+            "--subnet",
+            "10.30.0.0/24",
+            "--gateway",
+            "10.30.0.1",
+            "--subnet",
+            "fd30::/64",
+            "-o",
+            "ipvlan_mode=l3",
+            "-o",
+            "parent=lan0",
+            "routed",
+        ],
+        "",
+    );
+    let routes = &lan.inspect("routed")[0]["LanRouterRoutes"];
+    assert_eq!(
+        *routes,
+        serde_json::json!([
+            {"Subnet": "10.30.0.0/24", "Via": "192.168.77.2"},
+            {"Subnet": "fd30::/64", "Via": "fd77::2"},
+        ])
+    );
+    let lan_routes = |report: &Value| -> Vec<(String, String)> {
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["check"] == "lan route")
+            .map(|c| {
+                (
+                    c["status"].as_str().unwrap().to_owned(),
+                    c["detail"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let (code, report) = doctor(&lan, &["-o", "parent=lan0"]);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(
+        lan_routes(&report),
+        [
+            ("info".to_owned(), "network routed (ipvlan l3/bridge): the LAN's router needs: ip route add 10.30.0.0/24 via 192.168.77.2".to_owned()),
+            ("info".to_owned(), "network routed (ipvlan l3/bridge): the LAN's router needs: ip route add fd30::/64 via fd77::2".to_owned()),
+        ]
+    );
+    // Another parent's doctor says nothing of this network.
+    let (_, report) = doctor(&lan, &["-o", "parent=lan0.9"]);
+    assert_eq!(lan_routes(&report), []);
+
+    lan.host.ip(&["addr", "del", "fd77::2/64", "dev", "lan0"]);
+    let routes = &lan.inspect("routed")[0]["LanRouterRoutes"];
+    assert_eq!(
+        routes[1],
+        serde_json::json!({"Subnet": "fd30::/64", "Via": null})
+    );
+    let (code, report) = doctor(&lan, &["-o", "parent=lan0"]);
+    assert_eq!(code, 0, "a warning is no failure: {report:#}");
+    assert_eq!(
+        lan_routes(&report)[1],
+        ("warn".to_owned(), "network routed (ipvlan l3/bridge): lan0 has no IPv6 address, so the LAN cannot reach fd30::/64".to_owned())
+    );
+    assert_eq!(lan.host_link_names(), ["lo", Lan::PARENT]);
+}

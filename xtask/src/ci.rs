@@ -37,20 +37,7 @@ pub fn run() -> Result<()> {
             missing.join(" ")
         );
     }
-    // The fault-injection suite's build, in a target dir of its own: the binary every other
-    // test runs never has failpoints.
-    cargo(
-        &[
-            "build",
-            "--package",
-            "oci-macvlan",
-            "--features",
-            "failpoints",
-            "--target-dir",
-            "target/failpoints",
-        ],
-        &[],
-    )?;
+    build_failpoints()?;
     cargo(&["build", "--package", "oci-macvlan"], &[])?;
     let mut totals = test_all()?;
     // The VM tier: what this kernel cannot do (802.1q, dummy), in Debian's kernel under qemu.
@@ -144,4 +131,21 @@ pub(crate) fn count(summary: &str, word: &str) -> u64 {
         .find(|pair| pair[1] == word)
         .and_then(|pair| pair[0].parse().ok())
         .unwrap_or(0)
+}
+
+/// The fault-injection suite's build, in a target dir of its own: the binary every other test
+/// runs never has failpoints.
+pub fn build_failpoints() -> Result<()> {
+    cargo(
+        &[
+            "build",
+            "--package",
+            "oci-macvlan",
+            "--features",
+            "failpoints",
+            "--target-dir",
+            "target/failpoints",
+        ],
+        &[],
+    )
 }

@@ -69,6 +69,7 @@ pub fn run_tier(filter: Option<&str>) -> Result<Totals> {
     fs::create_dir_all(&work)?;
     let kernel = kernel(&work)?;
     cargo(&["build", "--package", "oci-macvlan"], &[])?;
+    crate::ci::build_failpoints()?;
     let tests = test_binary()?;
     let initrd = initramfs(&work, &kernel, &tests, filter)?;
     boot(&kernel.vmlinuz, &initrd)
@@ -197,6 +198,12 @@ fn initramfs(work: &Path, kernel: &Kernel, tests: &Path, filter: Option<&str>) -
         &dir.join("omt/oci-macvlan"),
         &dir,
     )?;
+    // The fault-injection suite's build, for the ipvlan sample of that suite.
+    copy_stripped(
+        &root().join("target/failpoints/debug/oci-macvlan"),
+        &dir.join("omt/oci-macvlan-failpoints"),
+        &dir,
+    )?;
     let filter = filter.map(|f| format!(" '{f}'")).unwrap_or_default();
     let init = format!(
         r#"#!/bin/busybox sh
@@ -211,7 +218,7 @@ mount -t tmpfs run /run
 for m in {modules}; do insmod /mods/$m.ko || echo "OMT-VM: insmod $m failed"; done
 echo "OMT-VM: kernel $(cat /proc/sys/kernel/osrelease)"
 cd /tmp
-OCI_MACVLAN_BIN=/omt/oci-macvlan RUST_BACKTRACE=1 /omt/vm-tests --test-threads=2{filter}
+OCI_MACVLAN_BIN=/omt/oci-macvlan OCI_MACVLAN_FAILPOINTS_BIN=/omt/oci-macvlan-failpoints RUST_BACKTRACE=1 /omt/vm-tests --test-threads=2{filter}
 echo "OMT-VM-EXIT $?"
 poweroff -f
 "#,

@@ -71,11 +71,18 @@ impl Network {
         self.driver.driver()
     }
 
-    /// Whether the network's LAN may have a router it was not told about: it has a parent link
-    /// (not its own dummy) and is not internal. Where no router can be, nothing is kept for one
-    /// (a /31 without parent holds two containers). See [`oci_macvlan_ipam::Request`].
-    pub fn undeclared_router(&self) -> bool {
+    /// Whether the network reaches a LAN: it has a parent link (not its own dummy) and is not
+    /// internal.
+    pub fn reaches_lan(&self) -> bool {
         self.parent_link != ParentLink::Dummy && !self.internal
+    }
+
+    /// Whether a subnet of the network may hold a router of the LAN it was not told about: it
+    /// reaches a LAN, and its containers are on the LAN's subnets (not routed to by the host,
+    /// as ipvlan L3's are). Where no router can be, nothing is kept for one (a /31 without
+    /// parent, or an L3 /31, holds two containers). See [`oci_macvlan_ipam::Request`].
+    pub fn undeclared_router(&self) -> bool {
+        self.reaches_lan() && !self.driver().routed_by_host()
     }
 
     /// The pools whose first host address is kept free for a router the network was not told
@@ -85,6 +92,26 @@ impl Network {
         self.pools
             .iter()
             .filter(move |p| p.kept_for_router(undeclared).is_some())
+    }
+
+    /// The routes the LAN's router needs to reach this network's subnets, one per subnet, via
+    /// the first of `parent_addresses` (the host's global addresses on the parent, the kernel's
+    /// primary first) of the subnet's family. Empty unless the driver routes through the host
+    /// (ipvlan L3) and the network reaches a LAN (a parent of the host's or ours, not internal).
+    pub fn lan_routes(&self, parent_addresses: &[IpAddr]) -> Vec<LanRoute> {
+        if !self.driver().routed_by_host() || !self.reaches_lan() {
+            return Vec::new();
+        }
+        self.pools
+            .iter()
+            .map(|pool| LanRoute {
+                subnet: pool.subnet,
+                via: parent_addresses
+                    .iter()
+                    .find(|a| a.is_ipv4() == pool.subnet.is_ipv4())
+                    .copied(),
+            })
+            .collect()
     }
 
     /// The gateway a container's default route goes via, for its address `ip`: that of the pool
@@ -99,6 +126,17 @@ impl Network {
             .find(|p| p.contains(ip))
             .and_then(|p| p.gateway)
     }
+}
+
+/// A route the LAN's router needs to reach a subnet of a network whose driver routes through
+/// the host ([`Driver::routed_by_host`]): `ip route add SUBNET via VIA` on the router.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct LanRoute {
+    pub subnet: IpNetwork,
+    /// The host's address of the subnet's family on the parent; `None` when it has none (the
+    /// LAN cannot reach that subnet until the parent has one).
+    pub via: Option<IpAddr>,
 }
 
 /// `network create` input as typed by the user, before validation.

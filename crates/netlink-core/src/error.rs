@@ -120,6 +120,12 @@ pub enum Error {
         #[source]
         source: KernelError,
     },
+    #[error("cannot list the addresses of link {link}")]
+    ListLinkAddresses {
+        link: String,
+        #[source]
+        source: KernelError,
+    },
     #[error("cannot remove address {address} from link {index}")]
     DeleteAddress {
         index: u32,
@@ -165,6 +171,7 @@ impl Error {
             | Self::DeleteLink { source, .. }
             | Self::AddAddress { source, .. }
             | Self::ListAddresses { source }
+            | Self::ListLinkAddresses { source, .. }
             | Self::DeleteAddress { source, .. }
             | Self::AddDefaultRoute { source, .. }
             | Self::AddDeviceRoute { source, .. } => source.errno(),

@@ -4,7 +4,7 @@ use futures_util::TryStreamExt;
 use rtnetlink::{
     RouteMessageBuilder,
     packet_route::{
-        address::{AddressAttribute, AddressFlags, AddressHeaderFlags},
+        address::{AddressAttribute, AddressFlags, AddressHeaderFlags, AddressScope},
         route::RouteScope,
     },
 };
@@ -66,6 +66,34 @@ impl Handle {
             }
         }
         Ok(removed)
+    }
+
+    /// The addresses of global scope on `link`, in the kernel's order (a family's primary
+    /// address first): those another host on the link can use as a next hop. The kernel answers
+    /// with every address of the namespace and the link's are kept: for the host's parent, read by
+    /// `network inspect` and `doctor`, never on a hook's path.
+    pub async fn global_addresses(&self, link: &Link) -> Result<Vec<IpAddr>> {
+        let list = |err: rtnetlink::Error| Error::ListLinkAddresses {
+            link: link.name.clone(),
+            source: err.into(),
+        };
+        let mut dump = self
+            .inner
+            .address()
+            .get()
+            .set_link_index_filter(link.index)
+            .execute();
+        let mut found = Vec::new();
+        while let Some(msg) = dump.try_next().await.map_err(list)? {
+            if msg.header.scope != AddressScope::Universe {
+                continue;
+            }
+            found.extend(msg.attributes.iter().find_map(|attr| match attr {
+                AddressAttribute::Address(ip) => Some(*ip),
+                _ => None,
+            }));
+        }
+        Ok(found)
     }
 
     /// Adds the default route of `gateway`'s family via `gateway` on `link`.

@@ -150,6 +150,10 @@ impl Driver for Options {
         }
     }
 
+    fn routed_by_host(&self) -> bool {
+        self.default_route() == DefaultRoute::OnLink
+    }
+
     fn default_route(&self) -> DefaultRoute {
         match self.ipvlan_mode {
             Mode::L2 => DefaultRoute::ViaGateway,

@@ -50,6 +50,14 @@ pub trait Driver: fmt::Debug + Sync {
         DefaultRoute::ViaGateway
     }
 
+    /// Whether the LAN reaches the containers' subnets through the host (ipvlan L3): the
+    /// parent answers for them at the host's MAC and neither ARP nor NDP for a container's
+    /// address crosses it, so the LAN's router needs a route to each subnet via the host's
+    /// address on the parent ([`crate::Network::lan_routes`]).
+    fn routed_by_host(&self) -> bool {
+        false
+    }
+
     /// What the driver's links take on the parent: the kernel gives a link one receive handler,
     /// so children of drivers with different handlers cannot share a parent (`EBUSY`).
     fn parent_handler(&self) -> &'static str {
