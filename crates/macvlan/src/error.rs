@@ -20,35 +20,11 @@ pub enum ErrorKind {
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("invalid network name {name:?}: {reason}")]
-    InvalidNetworkName { name: String, reason: &'static str },
-    #[error("driver {driver:?} is not supported (known: {known})")]
-    UnsupportedDriver { driver: String, known: String },
-    #[error("invalid {flag} {value:?}: {reason}")]
-    InvalidFlag {
-        flag: &'static str,
-        value: String,
-        reason: String,
-    },
-    #[error(
-        "at least one --subnet is required: {} {driver} network joins an existing LAN, give its subnet",
-        article(driver)
-    )]
-    NoSubnet { driver: &'static str },
-    #[error("loopback interface is not a valid {driver} parent link")]
-    LoopbackParent { driver: &'static str },
-    #[error("no configured subnet contains {what} {value}")]
-    NoSubnetFor { what: &'static str, value: String },
-    #[error("subnet {subnet} has more than one {what}")]
-    Duplicate { what: &'static str, subnet: String },
+    /// What `network create` refuses (and a definition on disk that would not pass it).
     #[error(transparent)]
-    Pool(Box<ipam::Error>),
-    #[error("unknown option {key:?} (known: {known})")]
-    UnknownOption { key: String, known: String },
+    Definition(#[from] DefinitionError),
     #[error(transparent)]
     Driver(crate::driver::Error),
-    #[error(transparent)]
-    Parent(oci_macvlan_vlan::Error),
     #[error(transparent)]
     ParentLink(oci_macvlan_vlan::LinkError),
     #[error(
@@ -218,6 +194,35 @@ pub enum Error {
         "network namespace {path} is not the one container process {pid} is in: a container gets links only in its own"
     )]
     NetnsNotTheContainers { path: PathBuf, pid: i32 },
+}
+
+/// What `network create` refuses, and a definition on disk that would not pass it: the input is
+/// wrong (exit 3), but for a pool's conflicts.
+#[derive(Debug, thiserror::Error)]
+pub enum DefinitionError {
+    #[error("invalid network name {name:?}: {reason}")]
+    InvalidNetworkName { name: String, reason: &'static str },
+    #[error("driver {driver:?} is not supported (known: {known})")]
+    UnsupportedDriver { driver: String, known: String },
+    #[error("invalid {flag} {value:?}: {reason}")]
+    InvalidFlag {
+        flag: &'static str,
+        value: String,
+        reason: String,
+    },
+    #[error(
+        "at least one --subnet is required: {} {driver} network joins an existing LAN, give its subnet",
+        article(driver)
+    )]
+    NoSubnet { driver: &'static str },
+    #[error("no configured subnet contains {what} {value}")]
+    NoSubnetFor { what: &'static str, value: String },
+    #[error("subnet {subnet} has more than one {what}")]
+    Duplicate { what: &'static str, subnet: String },
+    #[error("unknown option {key:?} (known: {known})")]
+    UnknownOption { key: String, known: String },
+    #[error("loopback interface is not a valid {driver} parent link")]
+    LoopbackParent { driver: &'static str },
     #[error("-o {key} is given more than once: each option takes one value")]
     RepeatedOption { key: String },
     #[error("--aux-address name {name} is given more than once: each name reserves one address")]
@@ -228,6 +233,32 @@ pub enum Error {
         first: String,
         second: String,
     },
+    #[error(transparent)]
+    Pool(Box<ipam::Error>),
+    #[error(transparent)]
+    Parent(oci_macvlan_vlan::Error),
+}
+
+impl DefinitionError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Pool(source) if source.is_conflict() => ErrorKind::Conflict,
+            Self::Pool(source) if !source.is_invalid_input() => ErrorKind::System,
+            Self::Pool(_)
+            | Self::InvalidNetworkName { .. }
+            | Self::UnsupportedDriver { .. }
+            | Self::InvalidFlag { .. }
+            | Self::NoSubnet { .. }
+            | Self::NoSubnetFor { .. }
+            | Self::Duplicate { .. }
+            | Self::UnknownOption { .. }
+            | Self::LoopbackParent { .. }
+            | Self::RepeatedOption { .. }
+            | Self::RepeatedAuxName { .. }
+            | Self::RepeatedAuxAddress { .. }
+            | Self::Parent(_) => ErrorKind::Invalid,
+        }
+    }
 }
 
 impl Error {
@@ -240,6 +271,7 @@ impl Error {
         match self {
             // What failed decides, not what was left of it.
             Self::RollbackIncomplete { failed, .. } => failed.kind(),
+            Self::Definition(err) => err.kind(),
             Self::ParentLink(err) if err.is_not_found() => ErrorKind::NotFound,
             Self::ParentLink(oci_macvlan_vlan::LinkError::Conflict { .. })
             | Self::ParentOfOtherDriver { .. } => ErrorKind::Conflict,
@@ -261,41 +293,24 @@ impl Error {
             | Self::MacInUse { .. }
             | Self::IdInUse { .. }
             | Self::ParentHeldAlone { .. } => ErrorKind::Conflict,
-            Self::Lease { source, .. } | Self::Pool(source) if source.is_conflict() => {
-                ErrorKind::Conflict
-            }
-            Self::Lease { source, .. } | Self::Pool(source) if source.is_invalid_input() => {
-                ErrorKind::Invalid
-            }
+            Self::Lease { source, .. } if source.is_conflict() => ErrorKind::Conflict,
+            Self::Lease { source, .. } if source.is_invalid_input() => ErrorKind::Invalid,
             Self::Configure { source, .. }
                 if source.errno() == Some(netlink::Errno::EADDRINUSE) =>
             {
                 ErrorKind::Conflict
             }
-            Self::InvalidNetworkName { .. }
-            | Self::UnsupportedDriver { .. }
-            | Self::InvalidFlag { .. }
-            | Self::NoSubnet { .. }
-            | Self::LoopbackParent { .. }
-            | Self::NoSubnetFor { .. }
-            | Self::Duplicate { .. }
-            | Self::UnknownOption { .. }
-            | Self::Parent(_)
-            | Self::MtuAboveParent { .. }
+            Self::MtuAboveParent { .. }
             | Self::InvalidContainerId { .. }
             | Self::InvalidIfname { .. }
             | Self::InvalidMac { .. }
             | Self::HostNetns { .. }
             | Self::NetnsNotTheContainers { .. } => ErrorKind::Invalid,
-            Self::RepeatedOption { .. }
-            | Self::RepeatedAuxName { .. }
-            | Self::RepeatedAuxAddress { .. } => ErrorKind::Invalid,
             // Every variant is named: a new one must be placed here, never fall into a
             // catch-all.
             Self::ParentLink(_)
             | Self::ContainerNetns(_)
             | Self::Lease { .. }
-            | Self::Pool(_)
             | Self::Configure { .. }
             | Self::Netlink(_)
             | Self::Store(_)

@@ -25,7 +25,7 @@ mod verify;
 mod wiring;
 
 pub use endpoint::{AttachRequest, Attachment, Endpoint, attach, detach};
-pub use error::{Error, ErrorKind, Result, one_line};
+pub use error::{DefinitionError, Error, ErrorKind, Result, one_line};
 pub use files::{Durability, Put, check_private_dir, write_atomic};
 pub use gc::{GcReport, gc};
 pub use lifecycle::{create_network, remove_network};

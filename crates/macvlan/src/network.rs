@@ -6,7 +6,7 @@ use oci_macvlan_vlan::Parent;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Error, Result,
+    DefinitionError, Error, Result,
     driver::{self, DefaultRoute, Driver},
 };
 
@@ -62,7 +62,9 @@ impl Network {
     pub fn parent(&self) -> Result<Parent> {
         match self.parent_link {
             ParentLink::Dummy => Ok(Parent::Dummy(self.parent.clone())),
-            _ => Parent::parse(&self.parent).map_err(Error::Parent),
+            _ => {
+                Parent::parse(&self.parent).map_err(|err| Error::from(DefinitionError::Parent(err)))
+            }
         }
     }
 
@@ -161,15 +163,17 @@ impl NetworkSpec {
     pub fn validate(&self, id: String, created: String) -> Result<Network> {
         check_network_name(&self.name)?;
         let Some(driver_name) = driver::NAMES.iter().copied().find(|n| *n == self.driver) else {
-            return Err(Error::UnsupportedDriver {
+            return Err(DefinitionError::UnsupportedDriver {
                 driver: self.driver.clone(),
                 known: driver::NAMES.join(", "),
-            });
+            }
+            .into());
         };
         if self.subnets.is_empty() {
-            return Err(Error::NoSubnet {
+            return Err(DefinitionError::NoSubnet {
                 driver: driver_name,
-            });
+            }
+            .into());
         }
         let subnets = self
             .subnets
@@ -202,16 +206,18 @@ impl NetworkSpec {
             // Names are keys, as in Docker's map of auxiliary addresses: one name, one address,
             // across all subnets. One address under two names is a slip as well.
             if aux.iter().any(|pool| pool.contains_key(name)) {
-                return Err(Error::RepeatedAuxName {
+                return Err(DefinitionError::RepeatedAuxName {
                     name: name.to_owned(),
-                });
+                }
+                .into());
             }
             if let Some((first, _)) = aux.iter().flatten().find(|(_, held)| **held == ip) {
-                return Err(Error::RepeatedAuxAddress {
+                return Err(DefinitionError::RepeatedAuxAddress {
                     ip,
                     first: first.clone(),
                     second: name.to_owned(),
-                });
+                }
+                .into());
             }
             let at = assign(&subnets, ip, "auxiliary address", value)?;
             aux[at].insert(name.to_owned(), ip);
@@ -223,7 +229,7 @@ impl NetworkSpec {
             .zip(aux)
             .map(|(((subnet, gw), range), aux)| Pool::new(*subnet, gw, range, aux))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|err| Error::Pool(Box::new(err)))?;
+            .map_err(|err| DefinitionError::Pool(Box::new(err)))?;
         for (i, a) in subnets.iter().enumerate() {
             if subnets[..i]
                 .iter()
@@ -249,12 +255,13 @@ impl NetworkSpec {
         let (parent, parent_link) = match options.get("parent") {
             // Docker's words, which name the driver.
             Some(parent) if parent == "lo" => {
-                return Err(Error::LoopbackParent {
+                return Err(DefinitionError::LoopbackParent {
                     driver: driver_name,
-                });
+                }
+                .into());
             }
             Some(parent) => {
-                Parent::parse(parent).map_err(Error::Parent)?;
+                Parent::parse(parent).map_err(|err| Error::from(DefinitionError::Parent(err)))?;
                 (parent.clone(), ParentLink::Existing)
             }
             None => (Parent::dummy_for(&id).name().to_owned(), ParentLink::Dummy),
@@ -295,9 +302,10 @@ impl NetworkSpec {
                 .split_once('=')
                 .ok_or_else(|| invalid("-o", opt, "expected KEY=VALUE"))?;
             if options.insert(key.to_owned(), value.to_owned()).is_some() {
-                return Err(Error::RepeatedOption {
+                return Err(DefinitionError::RepeatedOption {
                     key: key.to_owned(),
-                });
+                }
+                .into());
             }
         }
         Ok(options)
@@ -322,27 +330,30 @@ pub(crate) fn check_network_name(name: &str) -> Result<()> {
         None
     };
     match reason {
-        Some(reason) => Err(Error::InvalidNetworkName {
+        Some(reason) => Err(DefinitionError::InvalidNetworkName {
             name: name.to_owned(),
             reason,
-        }),
+        }
+        .into()),
         None => Ok(()),
     }
 }
 
 pub(crate) fn invalid(flag: &'static str, value: &str, reason: &str) -> Error {
-    Error::InvalidFlag {
+    DefinitionError::InvalidFlag {
         flag,
         value: value.to_owned(),
         reason: reason.to_owned(),
     }
+    .into()
 }
 
 fn duplicate(what: &'static str, subnet: IpNetwork) -> Error {
-    Error::Duplicate {
+    DefinitionError::Duplicate {
         what,
         subnet: subnet.to_string(),
     }
+    .into()
 }
 
 fn parse_cidr(flag: &'static str, value: &str) -> Result<IpNetwork> {
@@ -375,9 +386,10 @@ fn assign(subnets: &[IpNetwork], ip: IpAddr, what: &'static str, value: &str) ->
         .collect();
     match same_family.as_slice() {
         [only] => Ok(*only),
-        _ => Err(Error::NoSubnetFor {
+        _ => Err(DefinitionError::NoSubnetFor {
             what,
             value: value.to_owned(),
-        }),
+        }
+        .into()),
     }
 }

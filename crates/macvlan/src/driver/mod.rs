@@ -104,10 +104,11 @@ impl Options {
         match driver {
             "macvlan" => Ok(Self::Macvlan(macvlan::Options::parse(options)?)),
             "ipvlan" => Ok(Self::Ipvlan(ipvlan::Options::parse(options)?)),
-            other => Err(crate::Error::UnsupportedDriver {
+            other => Err(crate::DefinitionError::UnsupportedDriver {
                 driver: other.to_owned(),
                 known: NAMES.join(", "),
-            }),
+            }
+            .into()),
         }
     }
 
@@ -143,7 +144,7 @@ pub(crate) fn refuse_unknown(
     known: &[&'static str],
 ) -> Result<()> {
     match options.keys().find(|key| !known.contains(&key.as_str())) {
-        Some(key) => Err(crate::Error::UnknownOption {
+        Some(key) => Err(crate::DefinitionError::UnknownOption {
             key: key.clone(),
             known: crate::network::CORE_OPTIONS
                 .iter()
@@ -151,7 +152,8 @@ pub(crate) fn refuse_unknown(
                 .copied()
                 .collect::<Vec<_>>()
                 .join(", "),
-        }),
+        }
+        .into()),
         None => Ok(()),
     }
 }
