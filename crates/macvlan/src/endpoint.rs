@@ -7,13 +7,12 @@ use std::{
 use ipnetwork::IpNetwork;
 use oci_macvlan_ipam::{Lease, LeaseStore, Owner, Request, allocate};
 use oci_macvlan_netlink_core::{Errno, Handle, Link, MacAddr, Netns, NetnsId, NewChild};
-use oci_macvlan_vlan::Parent;
 use serde::Serialize;
 
 use crate::{
-    Error, Liveness, Network, ParentLink, Records, Result, failpoint,
-    liveness::{Verdict, judge},
-    lock::FileLock,
+    Error, Liveness, Network, Records, Result, failpoint,
+    ownership::claim,
+    parents::{check_parent_free, parent_busy, resolve_parents},
     record::{Record, RecordedEndpoint},
     undo::{Step, Undo},
     wiring::Wiring,
@@ -154,46 +153,6 @@ pub async fn attach(
         let _ = lock.remove_file();
     }
     Err(err)
-}
-
-/// Whose the container id is, judged under its lock: `Ok(None)` when it has no record (a first
-/// attach), `Ok(Some(record))` when the record is this very container's (a re-run
-/// createRuntime, or one after a hook that died half-way: the same pid and start time, or the
-/// same namespace), and an error when it belongs to another container that lives (or cannot be
-/// judged): that container's lease, link, record and lock are not touched. The record of an
-/// earlier container of that id that is gone without its poststop is taken back first, as `gc`
-/// would.
-async fn claim(
-    store: &mut impl LeaseStore,
-    records: &Records,
-    container_id: &str,
-    facts: &Liveness,
-) -> Result<Option<Record>> {
-    let Some(previous) = records.read(container_id)? else {
-        return Ok(None);
-    };
-    if previous
-        .liveness
-        .as_ref()
-        .is_some_and(|recorded| same_container(recorded, facts))
-    {
-        return Ok(Some(previous));
-    }
-    let why = match judge(previous.liveness.as_ref(), previous.netns.as_ref()) {
-        Verdict::Gone(_) => {
-            take_back(store, records, container_id, &previous).await?;
-            return Ok(None);
-        }
-        Verdict::Alive(why) | Verdict::Undecided(why) => why,
-    };
-    Err(id_in_use(store, container_id, why))
-}
-
-/// Whether facts observed now and facts recorded earlier are of one container: the same
-/// process (pid and start time) in the same namespace, or, without a process, the same
-/// namespace.
-fn same_container(recorded: &Liveness, now: &Liveness) -> bool {
-    recorded.netns() == now.netns() && recorded.process == now.process
 }
 
 /// What applying a planned attach works with.
@@ -410,61 +369,6 @@ impl Apply<'_> {
     }
 }
 
-/// A parent that takes one container link (macvlan's passthru): a second container is refused,
-/// naming who has it, before the kernel answers a bare `EINVAL`.
-fn check_parent_free(
-    store: &mut impl LeaseStore,
-    net: &Network,
-    mode: &'static str,
-    container_id: &str,
-) -> Result<()> {
-    let holders = parent_holders(store, net, container_id)?;
-    if holders.is_empty() {
-        return Ok(());
-    }
-    Err(Error::ParentHeldAlone {
-        network: net.name.clone(),
-        parent: net.parent.clone(),
-        mode,
-        holder: holders,
-    })
-}
-
-/// The `EINVAL` the kernel gives a second link on a parent that takes one, said plainly.
-fn parent_busy(
-    store: &mut impl LeaseStore,
-    net: &Network,
-    mode: &'static str,
-    container_id: &str,
-) -> Error {
-    let holder = parent_holders(store, net, container_id)
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "a link that is not one of oci-macvlan's containers".to_owned());
-    Error::ParentHeldAlone {
-        network: net.name.clone(),
-        parent: net.parent.clone(),
-        mode,
-        holder,
-    }
-}
-
-fn parent_holders(
-    store: &mut impl LeaseStore,
-    net: &Network,
-    container_id: &str,
-) -> Result<String> {
-    let mut holders: Vec<String> = store
-        .network_leases(&net.name)
-        .map_err(Error::store)?
-        .into_iter()
-        .filter(|l| l.owner.container_id != container_id)
-        .map(|l| format!("container {}", l.owner.container_id))
-        .collect();
-    holders.dedup();
-    Ok(holders.join(", "))
-}
-
 fn endpoint(
     net: &Network,
     planned: &RecordedEndpoint,
@@ -490,54 +394,6 @@ fn vanished(ifname: &str) -> oci_macvlan_netlink_core::Error {
         name: ifname.to_owned(),
         source: oci_macvlan_netlink_core::KernelError::Errno(Errno::ENODEV),
     }
-}
-
-/// The parents of `networks` in the host namespace, by name (never a dump of all links). All
-/// are looked up before any is made: a parent oci-macvlan owns (an 802.1q link, a dummy) is
-/// re-created when missing (after a reboot), so containers start without any boot-time step,
-/// but only once every other parent is found or may be made too (an 802.1q link's base is
-/// there): a parent missing for the second network makes nothing for the first.
-pub(crate) async fn resolve_parents(host: &Handle, networks: &[&Network]) -> Result<Vec<Link>> {
-    let mut found: Vec<Option<Link>> = Vec::with_capacity(networks.len());
-    for net in networks {
-        let parent = net.parent()?;
-        match oci_macvlan_vlan::ensure(host, &parent, false).await {
-            Ok(ensured) => found.push(Some(ensured.link)),
-            Err(err) if err.is_not_found() && net.parent_link != ParentLink::Existing => {
-                if let Parent::Vlan { name, base, .. } = &parent {
-                    if host
-                        .link_by_name(base)
-                        .await
-                        .map_err(Error::Netlink)?
-                        .is_none()
-                    {
-                        return Err(Error::ParentLink(
-                            oci_macvlan_vlan::LinkError::BaseNotFound {
-                                name: name.clone(),
-                                base: base.clone(),
-                            },
-                        ));
-                    }
-                }
-                found.push(None);
-            }
-            Err(err) => return Err(Error::ParentLink(err)),
-        }
-    }
-    let mut parents = Vec::with_capacity(networks.len());
-    for (net, link) in networks.iter().zip(found) {
-        let link = match link {
-            Some(link) => link,
-            None => {
-                oci_macvlan_vlan::ensure(host, &net.parent()?, true)
-                    .await
-                    .map_err(Error::ParentLink)?
-                    .link
-            }
-        };
-        parents.push(link);
-    }
-    Ok(parents)
 }
 
 /// Why [`Apply::create_or_adopt`] has no link for the container.
@@ -585,175 +441,4 @@ fn temporary_name() -> String {
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     format!("omv{:08x}", nanos ^ std::process::id().rotate_left(16))
-}
-
-/// Takes back what a container holds: deletes its links when its namespace outlives it (a
-/// namespace that dies takes its macvlans along, at no cost), releases its leases, and removes
-/// its record. Idempotent: it may run twice, after a crash, without any attach, or with the
-/// namespace or parent gone; it needs neither the network definitions nor a pid.
-pub async fn detach(
-    store: &mut impl LeaseStore,
-    records: &Records,
-    container_id: &str,
-) -> Result<Vec<Lease>> {
-    let lock = records.lock(container_id)?;
-    failpoint::hit("detach:locked")?;
-    let record = records.read(container_id)?;
-    if let Some(record) = &record {
-        refuse_if_its_process_lives(store, record)?;
-    }
-    detach_locked(store, records, container_id, record.as_ref(), &lock).await
-}
-
-/// A container's poststop runs after its process has exited. So the poststop of an id whose
-/// recorded process still runs is another container's (the same id under another runtime root,
-/// refused at its attach): nothing of the one that runs is touched.
-fn refuse_if_its_process_lives(store: &mut impl LeaseStore, record: &Record) -> Result<()> {
-    let Some(facts) = &record.liveness else {
-        return Ok(());
-    };
-    if facts.process.is_none() {
-        return Ok(());
-    }
-    match judge(Some(facts), None) {
-        Verdict::Alive(why) => Err(id_in_use(store, &record.container_id, why)),
-        Verdict::Gone(_) | Verdict::Undecided(_) => Ok(()),
-    }
-}
-
-/// [`Error::IdInUse`], with the addresses the holder has.
-fn id_in_use(store: &mut impl LeaseStore, container_id: &str, holder: String) -> Error {
-    let addresses = store
-        .all_leases()
-        .map(|leases| {
-            leases
-                .into_iter()
-                .filter(|l| l.owner.container_id == container_id)
-                .map(|l| format!("{} on {}", l.ip, l.network))
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default();
-    Error::IdInUse {
-        container_id: container_id.to_owned(),
-        holder,
-        addresses: if addresses.is_empty() {
-            "no address".to_owned()
-        } else {
-            addresses.join(", ")
-        },
-    }
-}
-
-/// [`detach`] for a caller that holds the container's lock and has read its record.
-pub(crate) async fn detach_locked(
-    store: &mut impl LeaseStore,
-    records: &Records,
-    container_id: &str,
-    record: Option<&Record>,
-    lock: &FileLock,
-) -> Result<Vec<Lease>> {
-    let released = match record {
-        Some(record) => take_back(store, records, container_id, record).await?,
-        None => release(store, container_id)?,
-    };
-    failpoint::hit("detach:unrecorded")?;
-    lock.remove_file()?;
-    Ok(released)
-}
-
-/// Deletes the recorded links (where the namespace outlives the container), releases the
-/// container's leases and removes its record.
-async fn take_back(
-    store: &mut impl LeaseStore,
-    records: &Records,
-    container_id: &str,
-    record: &Record,
-) -> Result<Vec<Lease>> {
-    if let Some(path) = &record.netns {
-        let expected = record.liveness.as_ref().map(Liveness::netns);
-        let held: Vec<IpAddr> = store
-            .container_leases(container_id)
-            .map_err(Error::store)?
-            .iter()
-            .map(|l| l.ip)
-            .collect();
-        let ours = Ours {
-            records,
-            container_id,
-            endpoints: &record.endpoints,
-            held: &held,
-        };
-        ours.delete_from(path, expected).await?;
-    }
-    let released = release(store, container_id)?;
-    records.remove(container_id)?;
-    Ok(released)
-}
-
-fn release(store: &mut impl LeaseStore, container_id: &str) -> Result<Vec<Lease>> {
-    failpoint::hit("detach:links")?;
-    let released = store
-        .release_container(container_id)
-        .map_err(Error::store)?;
-    failpoint::hit("detach:released")?;
-    Ok(released)
-}
-
-/// What a container left in a namespace that outlives it.
-struct Ours<'a> {
-    records: &'a Records,
-    container_id: &'a str,
-    endpoints: &'a [RecordedEndpoint],
-    /// The addresses it leased.
-    held: &'a [IpAddr],
-}
-
-impl Ours<'_> {
-    /// Deletes the recorded links from the namespace at `path`, if it is still there and is the
-    /// one they were created in (`expected`; a path re-mounted with another namespace is not
-    /// ours). A link is deleted only if it is the one the record describes (kind, parent, MAC,
-    /// and index once recorded) and no other container's record claims it. Then no link left
-    /// there may keep an address the container leased, which is about to be free: a link it
-    /// changed (another MAC, another name) or one another record claims keeps its place, never
-    /// the address.
-    async fn delete_from(&self, path: &Path, expected: Option<NetnsId>) -> Result<()> {
-        let Some(netns) = Netns::open_if_exists(path).map_err(Error::ContainerNetns)? else {
-            return Ok(());
-        };
-        let identity = netns.identity().map_err(Error::ContainerNetns)?;
-        if expected.is_some_and(|expected| identity != expected) {
-            return Ok(());
-        }
-        let handle = match Handle::open(&netns) {
-            Ok(handle) => handle,
-            // The path survives but no namespace is mounted on it any more.
-            Err(err) if err.errno() == Some(Errno::EINVAL) => return Ok(()),
-            Err(err) => return Err(Error::ContainerNetns(err)),
-        };
-        for ep in self.endpoints {
-            let Some(link) = handle
-                .link_by_name(&ep.ifname)
-                .await
-                .map_err(Error::Netlink)?
-            else {
-                continue;
-            };
-            let confirmed = ep.index == Some(link.index);
-            if ep.is(&link)
-                && self
-                    .records
-                    .claims_of_others(self.container_id, identity, &link, confirmed)?
-                    .is_empty()
-            {
-                handle.delete_link(&link).await.map_err(Error::Netlink)?;
-            }
-        }
-        if !self.held.is_empty() {
-            handle
-                .remove_addresses(self.held)
-                .await
-                .map_err(Error::Netlink)?;
-        }
-        Ok(())
-    }
 }

@@ -7,7 +7,7 @@ use oci_macvlan_ipam::{Lease, LeaseStore};
 
 use crate::{
     Error, Networks, Records, Result,
-    endpoint::detach_locked,
+    detach::detach_locked,
     liveness::{Verdict, judge},
 };
 

@@ -6,6 +6,8 @@
 //! [`detach`] takes them back; a failed attach undoes every step it took, so it leaves no link,
 //! no lease, no record.
 
+mod boot;
+mod detach;
 pub mod driver;
 mod endpoint;
 mod error;
@@ -18,13 +20,16 @@ mod lock;
 mod mac;
 mod network;
 mod networks;
+mod ownership;
+mod parents;
 mod plan;
 mod record;
 mod undo;
 mod verify;
 mod wiring;
 
-pub use endpoint::{AttachRequest, Attachment, Endpoint, attach, detach};
+pub use detach::detach;
+pub use endpoint::{AttachRequest, Attachment, Endpoint, attach};
 pub use error::{DefinitionError, Error, ErrorKind, Result, one_line};
 pub use files::{Durability, Put, check_private_dir, write_atomic};
 pub use gc::{GcReport, gc};

@@ -1,0 +1,146 @@
+//! Detach: a container's links (where its namespace outlives it), leases and record taken back,
+//! from the record and the lease store alone.
+
+use std::{net::IpAddr, path::Path};
+
+use oci_macvlan_ipam::{Lease, LeaseStore};
+use oci_macvlan_netlink_core::{Errno, Handle, Netns, NetnsId};
+
+use crate::{
+    Error, Liveness, Records, Result, failpoint,
+    lock::FileLock,
+    ownership::refuse_if_its_process_lives,
+    record::{Record, RecordedEndpoint},
+};
+
+/// Takes back what a container holds: deletes its links when its namespace outlives it (a
+/// namespace that dies takes its macvlans along, at no cost), releases its leases, and removes
+/// its record. Idempotent: it may run twice, after a crash, without any attach, or with the
+/// namespace or parent gone; it needs neither the network definitions nor a pid.
+pub async fn detach(
+    store: &mut impl LeaseStore,
+    records: &Records,
+    container_id: &str,
+) -> Result<Vec<Lease>> {
+    let lock = records.lock(container_id)?;
+    failpoint::hit("detach:locked")?;
+    let record = records.read(container_id)?;
+    if let Some(record) = &record {
+        refuse_if_its_process_lives(store, record)?;
+    }
+    detach_locked(store, records, container_id, record.as_ref(), &lock).await
+}
+
+/// [`detach`] for a caller that holds the container's lock and has read its record.
+pub(crate) async fn detach_locked(
+    store: &mut impl LeaseStore,
+    records: &Records,
+    container_id: &str,
+    record: Option<&Record>,
+    lock: &FileLock,
+) -> Result<Vec<Lease>> {
+    let released = match record {
+        Some(record) => take_back(store, records, container_id, record).await?,
+        None => release(store, container_id)?,
+    };
+    failpoint::hit("detach:unrecorded")?;
+    lock.remove_file()?;
+    Ok(released)
+}
+
+/// Deletes the recorded links (where the namespace outlives the container), releases the
+/// container's leases and removes its record.
+pub(crate) async fn take_back(
+    store: &mut impl LeaseStore,
+    records: &Records,
+    container_id: &str,
+    record: &Record,
+) -> Result<Vec<Lease>> {
+    if let Some(path) = &record.netns {
+        let expected = record.liveness.as_ref().map(Liveness::netns);
+        let held: Vec<IpAddr> = store
+            .container_leases(container_id)
+            .map_err(Error::store)?
+            .iter()
+            .map(|l| l.ip)
+            .collect();
+        let ours = Ours {
+            records,
+            container_id,
+            endpoints: &record.endpoints,
+            held: &held,
+        };
+        ours.delete_from(path, expected).await?;
+    }
+    let released = release(store, container_id)?;
+    records.remove(container_id)?;
+    Ok(released)
+}
+
+fn release(store: &mut impl LeaseStore, container_id: &str) -> Result<Vec<Lease>> {
+    failpoint::hit("detach:links")?;
+    let released = store
+        .release_container(container_id)
+        .map_err(Error::store)?;
+    failpoint::hit("detach:released")?;
+    Ok(released)
+}
+
+/// What a container left in a namespace that outlives it.
+struct Ours<'a> {
+    records: &'a Records,
+    container_id: &'a str,
+    endpoints: &'a [RecordedEndpoint],
+    /// The addresses it leased.
+    held: &'a [IpAddr],
+}
+
+impl Ours<'_> {
+    /// Deletes the recorded links from the namespace at `path`, if it is still there and is the
+    /// one they were created in (`expected`; a path re-mounted with another namespace is not
+    /// ours). A link is deleted only if it is the one the record describes (kind, parent, MAC,
+    /// and index once recorded) and no other container's record claims it. Then no link left
+    /// there may keep an address the container leased, which is about to be free: a link it
+    /// changed (another MAC, another name) or one another record claims keeps its place, never
+    /// the address.
+    async fn delete_from(&self, path: &Path, expected: Option<NetnsId>) -> Result<()> {
+        let Some(netns) = Netns::open_if_exists(path).map_err(Error::ContainerNetns)? else {
+            return Ok(());
+        };
+        let identity = netns.identity().map_err(Error::ContainerNetns)?;
+        if expected.is_some_and(|expected| identity != expected) {
+            return Ok(());
+        }
+        let handle = match Handle::open(&netns) {
+            Ok(handle) => handle,
+            // The path survives but no namespace is mounted on it any more.
+            Err(err) if err.errno() == Some(Errno::EINVAL) => return Ok(()),
+            Err(err) => return Err(Error::ContainerNetns(err)),
+        };
+        for ep in self.endpoints {
+            let Some(link) = handle
+                .link_by_name(&ep.ifname)
+                .await
+                .map_err(Error::Netlink)?
+            else {
+                continue;
+            };
+            let confirmed = ep.index == Some(link.index);
+            if ep.is(&link)
+                && self
+                    .records
+                    .claims_of_others(self.container_id, identity, &link, confirmed)?
+                    .is_empty()
+            {
+                handle.delete_link(&link).await.map_err(Error::Netlink)?;
+            }
+        }
+        if !self.held.is_empty() {
+            handle
+                .remove_addresses(self.held)
+                .await
+                .map_err(Error::Netlink)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,93 @@
+//! Whose a container id is. Ownership is proven from facts recorded at attach (the process
+//! and its start time, the namespace's device and inode), never guessed: an attach or a
+//! poststop for an id that another living container holds is refused and touches nothing of it.
+
+use oci_macvlan_ipam::LeaseStore;
+
+use crate::{
+    Error, Liveness, Records, Result,
+    detach::take_back,
+    liveness::{Verdict, judge},
+    record::Record,
+};
+
+/// Whose the container id is, judged under its lock: `Ok(None)` when it has no record (a first
+/// attach), `Ok(Some(record))` when the record is this very container's (a re-run
+/// createRuntime, or one after a hook that died half-way: the same pid and start time, or the
+/// same namespace), and an error when it belongs to another container that lives (or cannot be
+/// judged): that container's lease, link, record and lock are not touched. The record of an
+/// earlier container of that id that is gone without its poststop is taken back first, as `gc`
+/// would.
+pub(crate) async fn claim(
+    store: &mut impl LeaseStore,
+    records: &Records,
+    container_id: &str,
+    facts: &Liveness,
+) -> Result<Option<Record>> {
+    let Some(previous) = records.read(container_id)? else {
+        return Ok(None);
+    };
+    if previous
+        .liveness
+        .as_ref()
+        .is_some_and(|recorded| same_container(recorded, facts))
+    {
+        return Ok(Some(previous));
+    }
+    let why = match judge(previous.liveness.as_ref(), previous.netns.as_ref()) {
+        Verdict::Gone(_) => {
+            take_back(store, records, container_id, &previous).await?;
+            return Ok(None);
+        }
+        Verdict::Alive(why) | Verdict::Undecided(why) => why,
+    };
+    Err(id_in_use(store, container_id, why))
+}
+
+/// Whether facts observed now and facts recorded earlier are of one container: the same
+/// process (pid and start time) in the same namespace, or, without a process, the same
+/// namespace.
+fn same_container(recorded: &Liveness, now: &Liveness) -> bool {
+    recorded.netns() == now.netns() && recorded.process == now.process
+}
+
+/// A container's poststop runs after its process has exited. So the poststop of an id whose
+/// recorded process still runs is another container's (the same id under another runtime root,
+/// refused at its attach): nothing of the one that runs is touched.
+pub(crate) fn refuse_if_its_process_lives(
+    store: &mut impl LeaseStore,
+    record: &Record,
+) -> Result<()> {
+    let Some(facts) = &record.liveness else {
+        return Ok(());
+    };
+    if facts.process.is_none() {
+        return Ok(());
+    }
+    match judge(Some(facts), None) {
+        Verdict::Alive(why) => Err(id_in_use(store, &record.container_id, why)),
+        Verdict::Gone(_) | Verdict::Undecided(_) => Ok(()),
+    }
+}
+
+/// [`Error::IdInUse`], with the addresses the holder has.
+fn id_in_use(store: &mut impl LeaseStore, container_id: &str, holder: String) -> Error {
+    let addresses = store
+        .container_leases(container_id)
+        .map(|leases| {
+            leases
+                .iter()
+                .map(|l| format!("{} on {}", l.ip, l.network))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    Error::IdInUse {
+        container_id: container_id.to_owned(),
+        holder,
+        addresses: if addresses.is_empty() {
+            "no address".to_owned()
+        } else {
+            addresses.join(", ")
+        },
+    }
+}

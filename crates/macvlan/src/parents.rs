@@ -1,0 +1,111 @@
+//! A network's parent in the host namespace: found, or made where oci-macvlan owns it, before
+//! any container link goes on it; and who holds a parent that takes one container alone.
+
+use oci_macvlan_ipam::LeaseStore;
+use oci_macvlan_netlink_core::{Handle, Link};
+use oci_macvlan_vlan::Parent;
+
+use crate::{Error, Network, ParentLink, Result};
+
+/// The parents of `networks` in the host namespace, by name (never a dump of all links). All
+/// are looked up before any is made: a parent oci-macvlan owns (an 802.1q link, a dummy) is
+/// re-created when missing (after a reboot), so containers start without any boot-time step,
+/// but only once every other parent is found or may be made too (an 802.1q link's base is
+/// there): a parent missing for the second network makes nothing for the first.
+pub(crate) async fn resolve_parents(host: &Handle, networks: &[&Network]) -> Result<Vec<Link>> {
+    let mut found: Vec<Option<Link>> = Vec::with_capacity(networks.len());
+    for net in networks {
+        let parent = net.parent()?;
+        match oci_macvlan_vlan::ensure(host, &parent, false).await {
+            Ok(ensured) => found.push(Some(ensured.link)),
+            Err(err) if err.is_not_found() && net.parent_link != ParentLink::Existing => {
+                if let Parent::Vlan { name, base, .. } = &parent {
+                    if host
+                        .link_by_name(base)
+                        .await
+                        .map_err(Error::Netlink)?
+                        .is_none()
+                    {
+                        return Err(Error::ParentLink(
+                            oci_macvlan_vlan::LinkError::BaseNotFound {
+                                name: name.clone(),
+                                base: base.clone(),
+                            },
+                        ));
+                    }
+                }
+                found.push(None);
+            }
+            Err(err) => return Err(Error::ParentLink(err)),
+        }
+    }
+    let mut parents = Vec::with_capacity(networks.len());
+    for (net, link) in networks.iter().zip(found) {
+        let link = match link {
+            Some(link) => link,
+            None => {
+                oci_macvlan_vlan::ensure(host, &net.parent()?, true)
+                    .await
+                    .map_err(Error::ParentLink)?
+                    .link
+            }
+        };
+        parents.push(link);
+    }
+    Ok(parents)
+}
+
+/// A parent that takes one container link (macvlan's passthru): a second container is refused,
+/// naming who has it, before the kernel answers a bare `EINVAL`.
+pub(crate) fn check_parent_free(
+    store: &mut impl LeaseStore,
+    net: &Network,
+    mode: &'static str,
+    container_id: &str,
+) -> Result<()> {
+    let holders = parent_holders(store, net, container_id)?;
+    if holders.is_empty() {
+        return Ok(());
+    }
+    Err(Error::ParentHeldAlone {
+        network: net.name.clone(),
+        parent: net.parent.clone(),
+        mode,
+        holder: holders,
+    })
+}
+
+/// The `EINVAL` the kernel gives a second link on a parent that takes one, said plainly.
+pub(crate) fn parent_busy(
+    store: &mut impl LeaseStore,
+    net: &Network,
+    mode: &'static str,
+    container_id: &str,
+) -> Error {
+    let holder = parent_holders(store, net, container_id)
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "a link that is not one of oci-macvlan's containers".to_owned());
+    Error::ParentHeldAlone {
+        network: net.name.clone(),
+        parent: net.parent.clone(),
+        mode,
+        holder,
+    }
+}
+
+fn parent_holders(
+    store: &mut impl LeaseStore,
+    net: &Network,
+    container_id: &str,
+) -> Result<String> {
+    let mut holders: Vec<String> = store
+        .network_leases(&net.name)
+        .map_err(Error::store)?
+        .into_iter()
+        .filter(|l| l.owner.container_id != container_id)
+        .map(|l| format!("container {}", l.owner.container_id))
+        .collect();
+    holders.dedup();
+    Ok(holders.join(", "))
+}
