@@ -8,6 +8,7 @@ mod addr;
 mod allocator;
 mod boot;
 mod damage;
+mod env;
 mod error;
 mod fault;
 mod lmdb;

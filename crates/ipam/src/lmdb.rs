@@ -1,14 +1,12 @@
 use std::{
-    collections::{HashMap, hash_map::Entry},
     net::IpAddr,
     os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
-    sync::{Mutex, PoisonError},
     time::{SystemTime, UNIX_EPOCH},
 };
 
 use heed::{
-    Database, Env, EnvFlags, EnvOpenOptions, RoTxn, RwTxn,
+    Database, Env, RoTxn, RwTxn,
     types::{Bytes, Unit},
 };
 use ipnetwork::IpNetwork;
@@ -18,15 +16,17 @@ use crate::{
     Damage, Error, Lease, LeaseStore, Owner, Result, Txn,
     addr::{from_blob, to_blob, to_key},
     boot::{self, Found},
-    damage, fault,
+    damage,
+    env::{acquire, init, release},
+    fault,
     runs::{self, Runs},
 };
 
 /// 1: leases, owners, runs (LMDB).
-const SCHEMA_VERSION: u32 = 1;
+pub(crate) const SCHEMA_VERSION: u32 = 1;
 /// The most the store may grow to. It is address space, not memory or disk: the file grows with
 /// its pages (a lease takes ~200 bytes; 10,000 leases ~4 MiB).
-const MAP_SIZE: usize = 1 << 30;
+pub(crate) const MAP_SIZE: usize = 1 << 30;
 
 /// The lease store: an LMDB environment in `state_dir/leases/`.
 ///
@@ -74,10 +74,6 @@ struct Row {
     ifname: String,
     created_unix: u64,
 }
-
-/// Environments this process has open, by directory: LMDB forbids opening one twice in a
-/// process (closing either would drop the other's locks), so stores of one directory share it.
-static OPEN: Mutex<Option<HashMap<PathBuf, (Env, usize)>>> = Mutex::new(None);
 
 impl LmdbStore {
     pub const DIR_NAME: &'static str = "leases";
@@ -256,74 +252,6 @@ impl LmdbStore {
 impl Drop for LmdbStore {
     fn drop(&mut self) {
         release(&self.dir, self.guarded);
-    }
-}
-
-fn acquire(dir: &Path) -> Result<Env> {
-    let mut open = OPEN.lock().unwrap_or_else(PoisonError::into_inner);
-    let open = open.get_or_insert_with(HashMap::new);
-    match open.entry(dir.to_path_buf()) {
-        Entry::Occupied(mut entry) => {
-            entry.get_mut().1 += 1;
-            Ok(entry.get().0.clone())
-        }
-        Entry::Vacant(entry) => {
-            let env = open_env(dir)?;
-            entry.insert((env.clone(), 1));
-            Ok(env)
-        }
-    }
-}
-
-/// Opens the environment in `dir`; callers go through `acquire` (or `init`, for a directory
-/// no other process knows yet).
-fn open_env(dir: &Path) -> Result<Env> {
-    let mut options = EnvOpenOptions::new();
-    options.map_size(MAP_SIZE).max_dbs(4);
-    // SAFETY: heed asks the caller to keep the memory-mapped files from being changed behind
-    // LMDB's back: `OPEN` keeps this process from opening the environment twice, and only LMDB
-    // itself writes the store's files. A damaged file is a fault of another kind: `damage::check`
-    // has made sure that the file holds the pages its meta pages and trees name (a page past its
-    // end is SIGBUS), and `fault` answers a SIGBUS that a damaged page inside them leads to.
-    #[allow(unsafe_code)]
-    unsafe {
-        options.flags(EnvFlags::NO_SYNC);
-        options.open(dir)
-    }
-    .map_err(|source| Error::OpenStore {
-        path: dir.to_path_buf(),
-        source,
-    })
-}
-
-/// Makes the databases of a new store in `dir`, the temporary directory `boot::prepare` renames
-/// into place once this returns, and closes it.
-fn init(dir: &Path) -> Result<()> {
-    let env = open_env(dir)?;
-    let mut wtxn = env.write_txn()?;
-    for name in ["leases", "owners", "runs"] {
-        env.create_database::<Bytes, Bytes>(&mut wtxn, Some(name))?;
-    }
-    let meta: Database<Bytes, Bytes> = env.create_database(&mut wtxn, Some("meta"))?;
-    meta.put(&mut wtxn, b"version", &SCHEMA_VERSION.to_be_bytes())?;
-    wtxn.commit()?;
-    Ok(())
-}
-
-/// Drops a handle of the environment in `dir`; with the last one, `fault` stops guarding the
-/// map of `data.mdb` (inode `guarded`), which closes with it.
-fn release(dir: &Path, guarded: Option<u64>) {
-    let mut open = OPEN.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(open) = open.as_mut() {
-        if let Entry::Occupied(mut entry) = open.entry(dir.to_path_buf()) {
-            entry.get_mut().1 -= 1;
-            if entry.get().1 == 0 {
-                entry.remove();
-                if let Some(inode) = guarded {
-                    fault::forget(inode);
-                }
-            }
-        }
     }
 }
 
