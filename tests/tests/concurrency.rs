@@ -1,13 +1,15 @@
 //! Privileged tier: many hook processes at once against one small pool. The lease store must
-//! hand out each address once, fail the surplus cleanly, and leave nothing behind for them.
+//! hand out each address once, fail the surplus cleanly, and leave nothing behind for them. And
+//! `network rm` racing an attach: never both, never a lease of an undefined network.
 
 #![allow(clippy::unwrap_used)]
 
-use std::collections::HashSet;
+use std::{collections::HashSet, io::Write};
 
 use oci_macvlan_tests::{Lan, TestNetns};
 
 const NET: &str = "small";
+const ANN: &str = "oci-macvlan.networks";
 
 #[test]
 #[cfg_attr(
@@ -112,4 +114,58 @@ fn sixty_four_hooks_race_for_sixty_two_addresses() {
         verify.stdout,
         "ok: 62 leases, 62 endpoint records, no problems\n"
     );
+}
+
+/// `network rm` racing an attach, 200 rounds: never both succeed, and nothing is ever left of
+/// a network that is no longer defined.
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn network_rm_racing_attach_never_leaves_a_lease_of_an_undefined_network() {
+    let lan = Lan::new();
+    let ns = TestNetns::new("omt-ctr-");
+    let state = lan.fake_bundle("racer", &[(ANN, "race")], &ns.path(), "creating");
+    let stopped = lan.fake_bundle("racer", &[(ANN, "race")], &ns.path(), "stopped");
+    let (mut attached, mut removed) = (0, 0);
+    for round in 0..200 {
+        lan.create_network("race", &[]);
+        let mut attach = lan.spawn_cli(&["hook"], false);
+        let mut rm = lan.spawn_cli(&["network", "rm", "race"], false);
+        drop(rm.stdin.take());
+        attach
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(state.as_bytes())
+            .unwrap();
+        let attach = attach.wait_with_output().unwrap();
+        let rm = rm.wait_with_output().unwrap();
+        let (a, r) = (attach.status.success(), rm.status.success());
+        assert!(
+            !(a && r),
+            "round {round}: both the attach and the rm succeeded"
+        );
+        assert!(
+            a || r,
+            "round {round}: neither succeeded: {} / {}",
+            String::from_utf8_lossy(&attach.stderr),
+            String::from_utf8_lossy(&rm.stderr)
+        );
+        attached += usize::from(a);
+        removed += usize::from(r);
+        let verify = lan.cli(&["verify"], "");
+        assert_eq!(
+            verify.code, 0,
+            "round {round}: {}{}",
+            verify.stdout, verify.stderr
+        );
+        if a {
+            lan.cli_ok(&["hook"], &stopped);
+            lan.cli_ok(&["network", "rm", "race"], "");
+        }
+    }
+    eprintln!("200 rounds: attach first {attached}, rm first {removed}");
+    lan.assert_no_residue(&[], "after 200 rounds");
 }

@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::{io::Write, path::Path};
+use std::path::Path;
 
 use oci_macvlan_tests::{
     Bundle, Container, ContainerProcess, Lan, Runtime, TestNetns, binary, failpoints_binary,
@@ -329,28 +329,6 @@ fn a_link_the_container_changed_keeps_no_released_address() {
     }
 }
 
-/// A namespace path that names a namespace of another kind (mount, user) is invalid input.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
-fn a_namespace_of_another_kind_is_invalid_input() {
-    let lan = Lan::new();
-    lan.create_network(NET, &[]);
-    let process = ContainerProcess::start();
-    for kind in ["mnt", "user", "uts"] {
-        let path = format!("/proc/{}/ns/{kind}", process.pid());
-        let out = lan.cli(
-            &["hook"],
-            &lan.fake_bundle("wrongkind", &[(ANN, NET)], Path::new(&path), "creating"),
-        );
-        assert_eq!(out.code, 3, "{kind}: {}", out.stderr);
-        assert_eq!(out.stderr.lines().count(), 1, "{kind}: {}", out.stderr);
-    }
-    lan.assert_no_residue(&[NET], "namespaces of other kinds");
-}
-
 /// A second parent in the host namespace for a passthru network: a veth whose peer stays there.
 fn add_passthru_parent(lan: &Lan) {
     lan.host.ip(&[
@@ -428,60 +406,6 @@ fn passthru_neither_adopts_another_containers_link_nor_takes_a_second_container(
     lan.assert_no_residue(&[NET, "pt"], "after the passthru cases");
 }
 
-/// `network rm` racing an attach, 200 rounds: never both succeed, and nothing is ever left of
-/// a network that is no longer defined.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
-fn network_rm_racing_attach_never_leaves_a_lease_of_an_undefined_network() {
-    let lan = Lan::new();
-    let ns = TestNetns::new("omt-ctr-");
-    let state = lan.fake_bundle("racer", &[(ANN, "race")], &ns.path(), "creating");
-    let stopped = lan.fake_bundle("racer", &[(ANN, "race")], &ns.path(), "stopped");
-    let (mut attached, mut removed) = (0, 0);
-    for round in 0..200 {
-        lan.create_network("race", &[]);
-        let mut attach = lan.spawn_cli(&["hook"], false);
-        let mut rm = lan.spawn_cli(&["network", "rm", "race"], false);
-        drop(rm.stdin.take());
-        attach
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(state.as_bytes())
-            .unwrap();
-        let attach = attach.wait_with_output().unwrap();
-        let rm = rm.wait_with_output().unwrap();
-        let (a, r) = (attach.status.success(), rm.status.success());
-        assert!(
-            !(a && r),
-            "round {round}: both the attach and the rm succeeded"
-        );
-        assert!(
-            a || r,
-            "round {round}: neither succeeded: {} / {}",
-            String::from_utf8_lossy(&attach.stderr),
-            String::from_utf8_lossy(&rm.stderr)
-        );
-        attached += usize::from(a);
-        removed += usize::from(r);
-        let verify = lan.cli(&["verify"], "");
-        assert_eq!(
-            verify.code, 0,
-            "round {round}: {}{}",
-            verify.stdout, verify.stderr
-        );
-        if a {
-            lan.cli_ok(&["hook"], &stopped);
-            lan.cli_ok(&["network", "rm", "race"], "");
-        }
-    }
-    eprintln!("200 rounds: attach first {attached}, rm first {removed}");
-    lan.assert_no_residue(&[], "after 200 rounds");
-}
-
 /// Every id the hook accepts (runc's characters, up to 1024 of them) can be attached, detached
 /// and taken back by `gc`: records and locks of long ids are named by their hash.
 #[test]
@@ -534,47 +458,4 @@ fn ids_up_to_the_documented_limit_work_end_to_end() {
         lan.assert_no_residue(&[NET], &format!("gc of an id of {len}"));
     }
     assert!(Path::new(&binary()).exists());
-}
-
-/// A bundle naming a namespace that is not the one the container's process is in (another
-/// container's, one its author made) is refused, exit 3, and nothing appears there.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
-fn a_namespace_the_containers_process_is_not_in_is_refused() {
-    let lan = Lan::new();
-    lan.create_network(NET, &[]);
-    let victim = ContainerProcess::start();
-    let container = ContainerProcess::start();
-    let bundle = lan.tmp().join("bundle-elsewhere");
-    std::fs::create_dir_all(&bundle).unwrap();
-    let path = format!("/proc/{}/ns/net", victim.pid());
-    let config = serde_json::json!({
-        "ociVersion": "1.0.2",
-        "annotations": {ANN: NET, "oci-macvlan.lan77.ifname": "eth1"},
-        "linux": {"namespaces": [{"type": "network", "path": path}]},
-    });
-    std::fs::write(bundle.join("config.json"), config.to_string()).unwrap();
-    let state = serde_json::json!({
-        "ociVersion": "1.0.2", "id": "elsewhere", "status": "creating",
-        "bundle": bundle, "pid": container.pid(),
-    });
-    let out = lan.cli(&["hook"], &state.to_string());
-    assert_eq!(out.code, 3, "{}", out.stderr);
-    assert!(
-        out.stderr.contains(&format!(
-            "is not the one container process {} is in",
-            container.pid()
-        )),
-        "{}",
-        out.stderr
-    );
-    let links = oci_macvlan_tests::run_ok(
-        "nsenter",
-        &[&format!("--net={path}"), "ip", "-o", "link", "show"],
-    );
-    assert!(!links.contains("eth1"), "{links}");
-    lan.assert_no_residue(&[NET], "a namespace of another process");
 }
