@@ -7,6 +7,7 @@
 
 use std::{net::IpAddr, path::PathBuf};
 
+use ipnetwork::IpNetwork;
 use oci_macvlan_vlan::ifname_problem;
 use serde::Serialize;
 
@@ -58,6 +59,10 @@ pub enum Routes {
     Via(Vec<IpAddr>),
     /// Straight onto the link (`default dev IFNAME`), whatever gateway was given.
     OnLink,
+    /// An internal network whose driver routes on the link (ipvlan L3): no default route, but
+    /// one onto the link for each of its subnets (`SUBNET dev IFNAME`), so containers on its
+    /// different subnets reach each other and nothing else, as in Docker.
+    Subnets(Vec<IpNetwork>),
 }
 
 fn mac_text<S: serde::Serializer>(
@@ -113,10 +118,11 @@ pub fn plan(req: &AttachRequest<'_>) -> Result<Plan> {
 }
 
 fn routes(net: &Network) -> Routes {
-    if net.internal {
-        return Routes::None;
-    }
     match net.driver().default_route() {
+        DefaultRoute::OnLink if net.internal => {
+            Routes::Subnets(net.pools.iter().map(|p| p.subnet).collect())
+        }
+        _ if net.internal => Routes::None,
         DefaultRoute::OnLink => Routes::OnLink,
         DefaultRoute::ViaGateway => {
             Routes::Via(net.pools.iter().filter_map(|p| p.gateway).collect())

@@ -66,8 +66,23 @@ impl Wiring<'_> {
                     Some(gateway) => self.container.add_default_route(link, gateway).await,
                     None => continue,
                 },
-                // An internal network leads nowhere: no default route onto it either.
-                DefaultRoute::OnLink if net.internal => continue,
+                // An internal network leads nowhere: no default route onto it either, but a
+                // route onto the link to each of its other subnets of the family (the parent
+                // routes between them), as Docker's internal L3 networks reach across subnets.
+                DefaultRoute::OnLink if net.internal => {
+                    for pool in net.pools.iter().filter(|p| {
+                        p.subnet.is_ipv4() == lease.ip.is_ipv4() && !p.contains(lease.ip)
+                    }) {
+                        let subnet = pool.subnet;
+                        exists_ok(
+                            self.container
+                                .add_route_on_link(link, subnet.network(), subnet.prefix())
+                                .await,
+                        )
+                        .map_err(configure)?;
+                    }
+                    continue;
+                }
                 DefaultRoute::OnLink => {
                     self.container
                         .add_default_route_on_link(link, lease.ip.is_ipv6())

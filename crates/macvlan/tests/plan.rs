@@ -96,6 +96,16 @@ fn the_plan_of_an_attach_on_each_driver() {
         ],
     );
     let internal = network("inside", "ipvlan", &["--subnet 10.40.0.0/24"]);
+    let internal_l3 = network(
+        "inside3",
+        "ipvlan",
+        &[
+            "--subnet 10.41.0.0/24",
+            "--subnet 10.42.0.0/24",
+            "--gateway 10.42.0.1",
+            "-o ipvlan_mode=l3",
+        ],
+    );
     let netns = Path::new("/run/netns/c1");
     let req = request(
         vec![
@@ -104,6 +114,7 @@ fn the_plan_of_an_attach_on_each_driver() {
             attachment(&l2, "eth2", &["192.168.212.9"], None),
             attachment(&l3, "eth3", &[], None),
             attachment(&internal, "eth4", &[], None),
+            attachment(&internal_l3, "eth5", &[], None),
         ],
         netns,
     );

@@ -140,10 +140,11 @@ pub enum Error {
         #[source]
         source: KernelError,
     },
-    #[error("cannot add the IPv{family} default route on {link}")]
+    #[error("cannot add the route to {destination}/{prefix_len} on {link}")]
     AddDeviceRoute {
         link: String,
-        family: u8,
+        destination: IpAddr,
+        prefix_len: u8,
         #[source]
         source: KernelError,
     },

@@ -124,15 +124,32 @@ impl Handle {
     /// default dev LINK`, scope link): every destination is a neighbour of the link, as on an
     /// ipvlan in L3 mode, where the parent's host routes for the container.
     pub async fn add_default_route_on_link(&self, link: &Link, ipv6: bool) -> Result<()> {
-        let route = if ipv6 {
-            RouteMessageBuilder::<Ipv6Addr>::new()
-                .output_interface(link.index)
-                .build()
+        let any = if ipv6 {
+            IpAddr::V6(Ipv6Addr::UNSPECIFIED)
         } else {
-            RouteMessageBuilder::<Ipv4Addr>::new()
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+        };
+        self.add_route_on_link(link, any, 0).await
+    }
+
+    /// Adds a route to `destination/prefix_len` straight onto `link`, without gateway (`ip route
+    /// add DEST dev LINK`, scope link): the destinations are neighbours of the link.
+    pub async fn add_route_on_link(
+        &self,
+        link: &Link,
+        destination: IpAddr,
+        prefix_len: u8,
+    ) -> Result<()> {
+        let route = match destination {
+            IpAddr::V6(dest) => RouteMessageBuilder::<Ipv6Addr>::new()
+                .destination_prefix(dest, prefix_len)
+                .output_interface(link.index)
+                .build(),
+            IpAddr::V4(dest) => RouteMessageBuilder::<Ipv4Addr>::new()
+                .destination_prefix(dest, prefix_len)
                 .output_interface(link.index)
                 .scope(RouteScope::Link)
-                .build()
+                .build(),
         };
         self.inner
             .route()
@@ -141,7 +158,8 @@ impl Handle {
             .await
             .map_err(|err| Error::AddDeviceRoute {
                 link: link.name.clone(),
-                family: if ipv6 { 6 } else { 4 },
+                destination,
+                prefix_len,
                 source: err.into(),
             })
     }

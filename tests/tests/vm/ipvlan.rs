@@ -404,9 +404,10 @@ fn ipvlan_l2_and_l3_multi_subnet_dual_stack_with_and_without_a_parent() {
                 assert!(a.ping(ip6), "{case}: {} cannot reach {ip6}", a.name);
             }
             // Across subnets through the parent (L3). Without a parent the network is internal:
-            // no default route, so no way off a container's own subnet (Docker, whose parent-less
-            // L3 keeps `default dev eth0`, differs here).
-            if mode == "l3" && parent.is_some() {
+            // no default route, but one onto the link to each other subnet of the network, so
+            // its containers reach each other across subnets and nothing else (Docker's
+            // L3NilParent and L3InternalMode).
+            if mode == "l3" {
                 let (a1, b1) = (&containers[0].0, &containers[2]);
                 assert!(
                     a1.ping(b1.2),
@@ -429,26 +430,35 @@ fn ipvlan_l2_and_l3_multi_subnet_dual_stack_with_and_without_a_parent() {
 }
 
 /// Docker's internal-mode cases (L2 and L3 with `--internal`): containers on one network reach
-/// each other and nothing off their subnet (no default route). Its point-to-point case: an L3
-/// /31 holds two containers (no address kept for a gateway) that ping each other. And a custom
-/// interface name: the second container's ipvlan is `p2p0`.
+/// each other and nothing off the network (no default route); in L3, across the network's two
+/// subnets too. Its point-to-point case: an L3 /31 holds two containers (no address kept for a
+/// gateway) that ping each other. And a custom interface name: the second container's ipvlan is
+/// `p2p0`.
 #[test]
 fn ipvlan_internal_modes_point_to_point_and_a_custom_ifname() {
     let lan = Lan::new();
     for mode in ["l2", "l3"] {
         let name = format!("int{mode}");
+        // L3 routes between subnets on the parent; L2 would need a router.
+        let (subnets, b_ip): (&[&str], &str) = if mode == "l3" {
+            (
+                &["--subnet", "10.34.0.0/24", "--subnet", "10.35.0.0/24"],
+                "10.35.0.9",
+            )
+        } else {
+            (&["--subnet", "10.34.0.0/24"], "10.34.0.9")
+        };
         ipvlan(
             &lan,
             &name,
             mode,
             Some("lan0"),
-            &["--subnet", "10.34.0.0/24", "--internal"],
+            &[subnets, &["--internal"]].concat(),
         );
         assert_eq!(lan.inspect(&name)[0]["Internal"], true);
         let (a, sa) = attach(&lan, "a", &[(ANN, &name)]);
-        let (b, sb) = attach(&lan, "b", &[(ANN, &name)]);
-        let b_ip = b.addresses("eth0")[0].split('/').next().unwrap().to_owned();
-        assert!(a.ping(&b_ip), "{mode} internal: a cannot reach b");
+        let (b, sb) = attach(&lan, "b", &[(ANN, &name), ("oci-macvlan.ip", b_ip)]);
+        assert!(a.ping(b_ip), "{mode} internal: a cannot reach b");
         assert_eq!(default_of(&a, false), None, "{mode} internal");
         assert!(
             !a.ping(Lan::GATEWAY),
