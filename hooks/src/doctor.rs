@@ -298,7 +298,7 @@ async fn parent_checks(parent: Parent) -> Result<Vec<Check>> {
 async fn lan_route_checks(networks: &[Network], parent: &str) -> Result<Vec<Check>> {
     let host = Handle::current().map_err(Error::HostNetlink)?;
     let mut checks = Vec::new();
-    for network in networks.iter().filter(|n| n.parent == parent) {
+    for network in networks.iter().filter(|n| n.parent == *parent) {
         for route in crate::network_cmd::lan_routes(&host, network).await? {
             checks.push(lan_route_check(network, &route));
         }

@@ -119,7 +119,7 @@ pub(crate) async fn lan_routes(host: &Handle, network: &Network) -> Result<Vec<L
         return Ok(Vec::new());
     }
     let parent = host
-        .link_by_name(&network.parent)
+        .link_by_name(network.parent.as_str())
         .await
         .map_err(Error::HostNetlink)?;
     let addresses = match parent {

@@ -23,7 +23,7 @@ pub async fn create_network(
         return Err(Error::NetworkExists(network.name));
     }
     check_parent(&network, &networks.list()?)?;
-    let parent = network.parent()?;
+    let parent = network.parent();
     let ensured = vlan::ensure(
         host,
         &parent,
@@ -69,7 +69,7 @@ fn check_parent(network: &Network, others: &[Network]) -> Result<()> {
         .partition(|o| o.driver().parent_handler() == driver.parent_handler());
     if let Some(first) = other.first() {
         return Err(Error::ParentOfOtherDriver {
-            parent: network.parent.clone(),
+            parent: network.parent.to_string(),
             driver: driver.name(),
             other_driver: first.driver().name(),
             networks: other
@@ -111,7 +111,7 @@ pub async fn remove_network(
     {
         return Ok(false);
     }
-    vlan::remove(host, &network.parent()?)
+    vlan::remove(host, &network.parent())
         .await
         .map_err(Error::ParentLink)
 }

@@ -34,6 +34,52 @@ impl ParentLink {
     }
 }
 
+/// A parent's name, parsed once: by `network create`, or when a definition file is read (a
+/// hand-edited one that `network create` would have refused fails to load, with create's
+/// words). Stored as the name, the shape every earlier definition has.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ParentName(Parent);
+
+impl ParentName {
+    /// `eth0`, `eth0.50` or a dummy's name, checked as `-o parent` is.
+    pub fn parse(name: &str) -> Result<Self> {
+        Parent::parse(name)
+            .map(Self)
+            .map_err(|err| DefinitionError::Parent(err).into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.0.name()
+    }
+}
+
+impl TryFrom<String> for ParentName {
+    type Error = oci_macvlan_vlan::Error;
+
+    fn try_from(name: String) -> std::result::Result<Self, Self::Error> {
+        Parent::parse(&name).map(Self)
+    }
+}
+
+impl From<ParentName> for String {
+    fn from(parent: ParentName) -> Self {
+        parent.as_str().to_owned()
+    }
+}
+
+impl std::fmt::Display for ParentName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<str> for ParentName {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
 /// A validated network definition, as stored in `<config-dir>/networks/<name>.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Network {
@@ -43,7 +89,7 @@ pub struct Network {
     /// `"driver"` and the driver's typed options, beside the core's fields.
     #[serde(flatten)]
     pub driver: driver::Options,
-    pub parent: String,
+    pub parent: ParentName,
     #[serde(default, skip_serializing_if = "ParentLink::is_existing")]
     pub parent_link: ParentLink,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -59,12 +105,11 @@ pub struct Network {
 }
 
 impl Network {
-    pub fn parent(&self) -> Result<Parent> {
+    /// The parent, as attach finds or makes it: the network's own dummy, or the parsed name.
+    pub fn parent(&self) -> Parent {
         match self.parent_link {
-            ParentLink::Dummy => Ok(Parent::Dummy(self.parent.clone())),
-            _ => {
-                Parent::parse(&self.parent).map_err(|err| Error::from(DefinitionError::Parent(err)))
-            }
+            ParentLink::Dummy => Parent::Dummy(self.parent.as_str().to_owned()),
+            _ => self.parent.0.clone(),
         }
     }
 
@@ -260,11 +305,11 @@ impl NetworkSpec {
                 }
                 .into());
             }
-            Some(parent) => {
-                Parent::parse(parent).map_err(|err| Error::from(DefinitionError::Parent(err)))?;
-                (parent.clone(), ParentLink::Existing)
-            }
-            None => (Parent::dummy_for(&id).name().to_owned(), ParentLink::Dummy),
+            Some(parent) => (ParentName::parse(parent)?, ParentLink::Existing),
+            None => (
+                ParentName::parse(Parent::dummy_for(&id).name())?,
+                ParentLink::Dummy,
+            ),
         };
         let internal = self.internal || parent_link == ParentLink::Dummy;
         let mtu = options

@@ -15,7 +15,7 @@ use crate::{Error, Network, ParentLink, Result};
 pub(crate) async fn resolve_parents(host: &Handle, networks: &[&Network]) -> Result<Vec<Link>> {
     let mut found: Vec<Option<Link>> = Vec::with_capacity(networks.len());
     for net in networks {
-        let parent = net.parent()?;
+        let parent = net.parent();
         match oci_macvlan_vlan::ensure(host, &parent, false).await {
             Ok(ensured) => found.push(Some(ensured.link)),
             Err(err) if err.is_not_found() && net.parent_link != ParentLink::Existing => {
@@ -44,7 +44,7 @@ pub(crate) async fn resolve_parents(host: &Handle, networks: &[&Network]) -> Res
         let link = match link {
             Some(link) => link,
             None => {
-                oci_macvlan_vlan::ensure(host, &net.parent()?, true)
+                oci_macvlan_vlan::ensure(host, &net.parent(), true)
                     .await
                     .map_err(Error::ParentLink)?
                     .link
@@ -69,7 +69,7 @@ pub(crate) fn check_parent_free(
     }
     Err(Error::ParentHeldAlone {
         network: net.name.clone(),
-        parent: net.parent.clone(),
+        parent: net.parent.to_string(),
         mode,
         holder: holders,
     })
@@ -88,7 +88,7 @@ pub(crate) fn parent_busy(
         .unwrap_or_else(|| "a link that is not one of oci-macvlan's containers".to_owned());
     Error::ParentHeldAlone {
         network: net.name.clone(),
-        parent: net.parent.clone(),
+        parent: net.parent.to_string(),
         mode,
         holder,
     }

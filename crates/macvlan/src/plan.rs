@@ -94,8 +94,6 @@ pub fn plan(req: &AttachRequest<'_>) -> Result<Plan> {
                 reason,
             });
         }
-        // The parent's name is checked here too: a hand-edited definition gets the same error.
-        net.parent()?;
         let driver = net.driver();
         networks.push(PlannedNetwork {
             network: net.name.clone(),
@@ -103,7 +101,7 @@ pub fn plan(req: &AttachRequest<'_>) -> Result<Plan> {
             mode: driver.mode(),
             ifname: att.ifname.clone(),
             mac: driver.mac(&net.name, req.container_id, att.mac)?,
-            parent: net.parent.clone(),
+            parent: net.parent.to_string(),
             parent_made_if_missing: net.parent_link != ParentLink::Existing,
             mtu: net.mtu,
             static_ips: att.static_ips.clone(),

@@ -88,3 +88,39 @@ fn a_definition_with_a_bad_source_mac_is_refused() {
     let err = serde_json::from_value::<oci_macvlan_macvlan::Network>(json).unwrap_err();
     insta::assert_snapshot!(err.to_string(), @r#"invalid -o source_macs "01:00:5e:00:00:01": a source MAC must be a unicast station address"#);
 }
+
+/// The parent is typed too: read once with the definition, never re-parsed by attach. A
+/// hand-edited parent that `network create` refuses fails to load with create's words, and the
+/// 802.1q parent of the fixture is known as one.
+#[test]
+fn a_definitions_parent_is_parsed_when_it_is_read() {
+    let dir = config_dir();
+    let networks = Networks::new(dir.path());
+    assert_eq!(
+        networks.load("lan50").unwrap().parent(),
+        oci_macvlan_vlan::Parent::parse("eth0.50").unwrap()
+    );
+    assert!(matches!(
+        networks.load("inner").unwrap().parent(),
+        oci_macvlan_vlan::Parent::Dummy(_)
+    ));
+    for (parent, words) in [
+        (
+            "eth0.5000",
+            "vlan id must be between 1-4094, received: 5000",
+        ),
+        (
+            "lo.5",
+            "loopback interface is not a valid macvlan parent link",
+        ),
+        ("eth%d", "'%' makes the kernel pick a name of its own"),
+    ] {
+        let mut json: Value =
+            serde_json::from_slice(&fs::read(fixtures().join("lan50.json")).unwrap()).unwrap();
+        json["parent"] = parent.into();
+        let err = serde_json::from_value::<oci_macvlan_macvlan::Network>(json)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(words), "{parent}: {err}");
+    }
+}

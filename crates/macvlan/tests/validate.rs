@@ -281,7 +281,7 @@ fn a_network_without_parent_is_internal_on_its_own_dummy() {
     let network = spec(&["--subnet 10.0.0.0/24", "--gateway 10.0.0.1"])
         .validate("0123456789abcdef0123".into(), "now".into())
         .unwrap();
-    assert_eq!(network.parent, "dm-0123456789ab");
+    assert_eq!(network.parent.as_str(), "dm-0123456789ab");
     assert_eq!(network.parent_link, ParentLink::Dummy);
     assert!(network.internal, "no parent means no way out: internal");
     assert_eq!(network.gateway_for("10.0.0.2".parse().unwrap()), None);

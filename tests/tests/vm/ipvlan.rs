@@ -458,6 +458,11 @@ fn ipvlan_internal_modes_point_to_point_and_a_custom_ifname() {
         assert_eq!(lan.inspect(&name)[0]["Internal"], true);
         let (a, sa) = attach(&lan, "a", &[(ANN, &name)]);
         let (b, sb) = attach(&lan, "b", &[(ANN, &name), ("oci-macvlan.ip", b_ip)]);
+        assert_eq!(
+            b.addresses("eth0"),
+            [format!("{b_ip}/24")],
+            "{mode} internal"
+        );
         assert!(a.ping(b_ip), "{mode} internal: a cannot reach b");
         assert_eq!(default_of(&a, false), None, "{mode} internal");
         assert!(

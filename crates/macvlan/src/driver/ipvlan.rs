@@ -142,7 +142,7 @@ impl Driver for Options {
         match differs {
             Some(other) => Err(Error::ParentInOtherMode {
                 network: other.name.clone(),
-                parent: network.parent.clone(),
+                parent: network.parent.to_string(),
                 mode: other.driver().mode(),
             }
             .into()),

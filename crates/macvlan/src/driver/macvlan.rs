@@ -133,7 +133,7 @@ impl Driver for Options {
         if self.mode == Mode::Passthru {
             return Err(Error::PassthruTaken {
                 network: other.name.clone(),
-                parent: network.parent.clone(),
+                parent: network.parent.to_string(),
             }
             .into());
         }
@@ -143,7 +143,7 @@ impl Driver for Options {
         if let Some(passthru) = passthru {
             return Err(Error::ParentInPassthru {
                 network: passthru.name.clone(),
-                parent: network.parent.clone(),
+                parent: network.parent.to_string(),
             }
             .into());
         }
