@@ -130,6 +130,57 @@ fn concurrent_attaches_that_need_the_same_missing_parent_all_succeed() {
     assert_eq!(lan.leased("v61"), 6);
 }
 
+/// Plan, then apply: every parent of a request is found (or known to be makeable) before any is
+/// made. A container asks for an owned 802.1q network whose VLAN is gone (attach would re-create
+/// it) and, second, a network whose parent is missing: the host's link, or the base of another
+/// owned VLAN. The attach fails naming the missing link, and nothing at all changed: no VLAN
+/// re-created, no lease, no link in the container, no record, no lock. Once the link is back the
+/// same request succeeds.
+#[test]
+fn a_missing_parent_on_a_later_network_changes_nothing() {
+    let lan = Lan::new();
+    router_vlan(&lan, 62, "10.62.0.1/24");
+    create(&lan, "v62", "10.62.0.0/24", Some("lan0.62"), &[]);
+    lan.host.ip(&["link", "add", "ex0", "type", "dummy"]);
+    create(&lan, "onex", "10.65.0.0/24", Some("ex0"), &[]);
+    lan.host.ip(&["link", "add", "tr7", "type", "dummy"]);
+    create(&lan, "v64", "10.64.0.0/24", Some("tr7.64"), &[]);
+    // A reboot took the VLANs; the host's ex0 and the trunk tr7 are gone too.
+    for link in ["lan0.62", "ex0", "tr7.64", "tr7"] {
+        lan.host.ip(&["link", "del", link]);
+    }
+    let before = lan.host_link_names();
+    for (second, missing) in [("onex", "ex0"), ("v64", "tr7")] {
+        let ns = TestNetns::new("omt-ctr-");
+        let state = lan.fake_bundle(
+            "c1",
+            &[(ANN, &format!("v62,{second}"))],
+            &ns.path(),
+            "creating",
+        );
+        let out = lan.cli(&["hook"], &state);
+        assert_ne!(out.code, 0, "{second}: the attach succeeded");
+        assert!(out.stderr.contains(missing), "{second}: {}", out.stderr);
+        assert_eq!(lan.host_link_names(), before, "{second}: a link was made");
+        for net in ["v62", second] {
+            assert_eq!(lan.leased(net), 0, "{second}: a lease is left on {net}");
+        }
+        let links: Vec<Value> = ns.links();
+        assert_eq!(
+            links.len(),
+            1,
+            "{second}: the container got a link: {links:?}"
+        );
+        assert_eq!(lan.records(), Vec::<String>::new(), "{second}: a record");
+        assert_eq!(lan.locks(), Vec::<String>::new(), "{second}: a lock");
+    }
+    lan.host.ip(&["link", "add", "ex0", "type", "dummy"]);
+    let (c1, _) = attach(&lan, "c1", &[(ANN, "v62,onex")]);
+    assert_eq!(c1.addresses("eth0"), ["10.62.0.2/24"]);
+    assert_eq!(c1.addresses("eth1"), ["10.65.0.2/24"]);
+    assert!(c1.ping("10.62.0.1"), "no way to the router over VLAN 62");
+}
+
 #[test]
 fn a_preexisting_vlan_is_used_as_it_is_and_outlives_its_network() {
     let lan = Lan::new();
