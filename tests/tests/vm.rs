@@ -141,9 +141,13 @@ fn a_missing_parent_on_a_later_network_changes_nothing() {
     let lan = Lan::new();
     router_vlan(&lan, 62, "10.62.0.1/24");
     create(&lan, "v62", "10.62.0.0/24", Some("lan0.62"), &[]);
-    lan.host.ip(&["link", "add", "ex0", "type", "dummy"]);
+    let dummy_up = |name: &str| {
+        lan.host.ip(&["link", "add", name, "type", "dummy"]);
+        lan.host.ip(&["link", "set", name, "up"]);
+    };
+    dummy_up("ex0");
     create(&lan, "onex", "10.65.0.0/24", Some("ex0"), &[]);
-    lan.host.ip(&["link", "add", "tr7", "type", "dummy"]);
+    dummy_up("tr7");
     create(&lan, "v64", "10.64.0.0/24", Some("tr7.64"), &[]);
     // A reboot took the VLANs; the host's ex0 and the trunk tr7 are gone too.
     for link in ["lan0.62", "ex0", "tr7.64", "tr7"] {
@@ -174,7 +178,7 @@ fn a_missing_parent_on_a_later_network_changes_nothing() {
         assert_eq!(lan.records(), Vec::<String>::new(), "{second}: a record");
         assert_eq!(lan.locks(), Vec::<String>::new(), "{second}: a lock");
     }
-    lan.host.ip(&["link", "add", "ex0", "type", "dummy"]);
+    dummy_up("ex0");
     let (c1, _) = attach(&lan, "c1", &[(ANN, "v62,onex")]);
     assert_eq!(c1.addresses("eth0"), ["10.62.0.2/24"]);
     assert_eq!(c1.addresses("eth1"), ["10.65.0.2/24"]);
