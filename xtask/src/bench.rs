@@ -11,6 +11,11 @@
 //! oci-macvlan runs twice in each cycle: with its state dir on a tmpfs (as `/run` is on most
 //! hosts) and with its state dir on disk (a directory under `target/bench/`, on the workspace's
 //! filesystem: hosts whose `/run` is not a tmpfs). The report gives the ratio of the two.
+//!
+//! Before and after: with `OCI_MACVLAN_BENCH_BASELINE=PATH` (another oci-macvlan binary, say the
+//! static build of main before a change), that binary takes its turn in every cycle too, with a
+//! state dir of its own on the tmpfs and the same definitions, and the report gives
+//! `baseline / oci-macvlan` beside the peers' ratios: the change's cost, measured in one run.
 
 use std::{
     io::Write,
@@ -37,6 +42,8 @@ const DEFAULT_CYCLES: usize = 200;
 const STATIC_TARGET: &str = "x86_64-unknown-linux-gnu";
 const SCALE_CYCLES: usize = 100;
 const SCALE_SERIES: [usize; 3] = [10, 1_000, 10_000];
+/// Another oci-macvlan binary to measure beside this one (before and after a change).
+const BASELINE_VAR: &str = "OCI_MACVLAN_BENCH_BASELINE";
 
 pub fn run(cycles: Option<&str>) -> Result<()> {
     let cycles: usize = match cycles {
@@ -117,7 +124,17 @@ pub fn run(cycles: Option<&str>) -> Result<()> {
     }
     let floors = shm.path().join("floors");
     build_floors(&floors)?;
-    let status = Command::new("nsenter")
+    let mut inner = Command::new("nsenter");
+    if let Some(baseline) = std::env::var_os(BASELINE_VAR) {
+        let baseline = PathBuf::from(baseline);
+        if !baseline.is_file() {
+            bail!("{BASELINE_VAR}={}: no such file", baseline.display());
+        }
+        inner
+            .env("OMB_BASELINE", baseline)
+            .env("OMB_BASELINE_STATE", shm.path().join("baseline-state"));
+    }
+    let status = inner
         .arg(&host)
         .arg(std::env::current_exe()?)
         .arg("bench-inner")
@@ -204,6 +221,8 @@ struct Setup {
     state: PathBuf,
     /// oci-macvlan's state dir on disk.
     disk_state: PathBuf,
+    /// The baseline binary and its state dir (on the tmpfs), when one is measured.
+    baseline: Option<(PathBuf, PathBuf)>,
     tmp: PathBuf,
     cycles: usize,
     out: PathBuf,
@@ -223,23 +242,29 @@ pub fn inner() -> Result<()> {
         config: env_path("OMB_CONFIG")?,
         state: env_path("OMB_STATE")?,
         disk_state: env_path("OMB_DISK_STATE")?,
+        baseline: match std::env::var_os("OMB_BASELINE") {
+            Some(binary) => Some((binary.into(), env_path("OMB_BASELINE_STATE")?)),
+            None => None,
+        },
         tmp: env_path("OMB_TMP")?,
         cycles: std::env::var("OMB_CYCLES")?.parse()?,
         out: env_path("OMB_OUT")?,
     };
-    let tools = [
-        Tool::Ours,
-        Tool::OursOnDisk,
+    let mut tools = vec![Tool::Ours, Tool::OursOnDisk];
+    if setup.baseline.is_some() {
+        tools.push(Tool::Baseline);
+    }
+    tools.extend([
         Tool::Cni,
         Tool::Netavark,
         Tool::Floor(Floor::BinTrue),
         Tool::Floor(Floor::StaticNoop),
         Tool::Floor(Floor::NoLibc),
-    ];
+    ]);
     let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); tools.len() * 3];
     // Warm-up: page cache, first-use costs of the store and of each binary.
     for i in 0..5 {
-        for tool in tools {
+        for &tool in &tools {
             if let Tool::Floor(floor) = tool {
                 spawn_floor(&setup, floor)?;
                 continue;
@@ -249,7 +274,7 @@ pub fn inner() -> Result<()> {
         }
     }
     for i in 0..setup.cycles {
-        for (t, tool) in tools.into_iter().enumerate() {
+        for (t, &tool) in tools.iter().enumerate() {
             if let Tool::Floor(floor) = tool {
                 samples[t * 3].push(spawn_floor(&setup, floor)?);
                 continue;
@@ -270,7 +295,7 @@ pub fn inner() -> Result<()> {
         }
     }
     let mut rows = Vec::new();
-    for (t, tool) in tools.into_iter().enumerate() {
+    for (t, &tool) in tools.iter().enumerate() {
         let ops = match tool {
             Tool::Floor(_) => ["spawn", "", ""],
             _ => [
@@ -346,6 +371,8 @@ enum Tool {
     Ours,
     /// oci-macvlan with its state dir on disk.
     OursOnDisk,
+    /// Another oci-macvlan binary ([`BASELINE_VAR`]), state dir on the tmpfs.
+    Baseline,
     Cni,
     Netavark,
     /// A program that does nothing, spawned the same way: what starting a hook costs.
@@ -367,6 +394,7 @@ impl Tool {
         match self {
             Self::Ours => "oci-macvlan",
             Self::OursOnDisk => "oci-macvlan, state dir on disk",
+            Self::Baseline => "oci-macvlan baseline (OCI_MACVLAN_BENCH_BASELINE)",
             Self::Cni => "CNI macvlan + host-local",
             Self::Netavark => "netavark macvlan",
             Self::Floor(Floor::BinTrue) => "floor: /bin/true (dynamic, glibc)",
@@ -437,11 +465,11 @@ fn invoke(
     attach: bool,
 ) -> Result<Duration> {
     let (mut command, stdin) = match tool {
-        Tool::Ours | Tool::OursOnDisk => {
-            let (state_dir, tag) = if tool == Tool::Ours {
-                (&setup.state, "")
-            } else {
-                (&setup.disk_state, "disk-")
+        Tool::Ours | Tool::OursOnDisk | Tool::Baseline => {
+            let (binary, state_dir, tag) = match (tool, &setup.baseline) {
+                (Tool::Baseline, Some((binary, state))) => (binary, state, "base-"),
+                (Tool::OursOnDisk, _) => (&setup.binary, &setup.disk_state, "disk-"),
+                _ => (&setup.binary, &setup.state, ""),
             };
             let bundle = setup.tmp.join(format!("bundle-{tag}{network}-{id}"));
             if attach {
@@ -460,7 +488,7 @@ fn invoke(
                 "status": if attach { "creating" } else { "stopped" },
                 "bundle": bundle,
             });
-            let mut command = hook_command(&setup.binary);
+            let mut command = hook_command(binary);
             command
                 .arg("--config-dir")
                 .arg(&setup.config)
