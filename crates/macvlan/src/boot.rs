@@ -3,7 +3,7 @@
 use std::{fs, io, path::Path};
 
 use crate::{
-    Error, Records, Result,
+    Error, Records, Result, StateError,
     files::{Durability, Put, read_own, write_atomic},
     lock::FileLock,
 };
@@ -34,10 +34,10 @@ impl Records {
             })?;
         let recorded = |path: &Path| match read_own(path) {
             Ok(bytes) => Ok(bytes.map(|b| String::from_utf8_lossy(&b).trim().to_owned())),
-            Err(source) => Err(Error::ReadRecord {
+            Err(source) => Err(Error::from(StateError::ReadRecord {
                 path: path.to_path_buf(),
                 source,
-            }),
+            })),
         };
         if recorded(&marker)?.as_deref() == Some(now.as_str()) {
             return Ok(None);
@@ -64,10 +64,10 @@ impl Records {
                     Ok(()) => set_aside = Some(earlier.clone()),
                     Err(err) if err.kind() == io::ErrorKind::NotFound => {}
                     Err(source) => {
-                        return Err(Error::WriteFile {
+                        return Err(Error::from(StateError::WriteFile {
                             path: dir.clone(),
                             source,
-                        });
+                        }));
                     }
                 }
             }

@@ -48,44 +48,6 @@ pub enum Error {
     NetworkNotFound(String),
     #[error("network {name} has active endpoints: {endpoints}")]
     NetworkInUse { name: String, endpoints: String },
-    #[error("cannot read network definition {path}")]
-    ReadNetwork {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    #[error("network definition {path} is not valid JSON for oci-macvlan")]
-    ParseNetwork {
-        path: PathBuf,
-        #[source]
-        source: serde_json::Error,
-    },
-    #[error("cannot read /dev/urandom")]
-    Random(#[source] io::Error),
-    #[error("cannot write {path}")]
-    WriteFile {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    #[error("cannot read endpoint record {path}")]
-    ReadRecord {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    #[error("endpoint record {path} is corrupt")]
-    ParseRecord {
-        path: PathBuf,
-        #[source]
-        source: serde_json::Error,
-    },
-    #[error("cannot lock {path}")]
-    Lock {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
     #[error("container process {pid} is gone (read {path})")]
     ProcessGone { pid: i32, path: PathBuf },
     #[error("cannot read {path}")]
@@ -152,27 +114,6 @@ pub enum Error {
     /// A failpoint's `error` action (only in a `failpoints` build, for the fault-injection suite).
     #[error("injected failure at failpoint {0}")]
     Injected(&'static str),
-    #[error("cannot write endpoint record {path}")]
-    SerializeRecord {
-        path: PathBuf,
-        #[source]
-        source: serde_json::Error,
-    },
-    #[error("cannot write network definition {path}")]
-    SerializeNetwork {
-        path: PathBuf,
-        #[source]
-        source: serde_json::Error,
-    },
-    #[error("endpoint record {path} belongs to container {container_id}, not to the one looked up")]
-    RecordOfAnother { path: PathBuf, container_id: String },
-    #[error("refusing {what} {path}")]
-    UnsafeDir {
-        what: &'static str,
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
     #[error(
         "container id {container_id} is in use by another live container ({holder}), which holds {addresses}: nothing of it was touched"
     )]
@@ -194,6 +135,74 @@ pub enum Error {
         "network namespace {path} is not the one container process {pid} is in: a container gets links only in its own"
     )]
     NetnsNotTheContainers { path: PathBuf, pid: i32 },
+    /// Files of the config and state dirs: definitions, records, locks.
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+/// What the files of the config and state dirs (definitions, endpoint records, locks) and the
+/// system's randomness can fail with: the system failed (exit 1), whatever the file.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("cannot read network definition {path}")]
+    ReadNetwork {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("network definition {path} is not valid JSON for oci-macvlan")]
+    ParseNetwork {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("cannot read /dev/urandom")]
+    Random(#[source] io::Error),
+    #[error("cannot write {path}")]
+    WriteFile {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot read endpoint record {path}")]
+    ReadRecord {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("endpoint record {path} is corrupt")]
+    ParseRecord {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("cannot lock {path}")]
+    Lock {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot write endpoint record {path}")]
+    SerializeRecord {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("cannot write network definition {path}")]
+    SerializeNetwork {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("endpoint record {path} belongs to container {container_id}, not to the one looked up")]
+    RecordOfAnother { path: PathBuf, container_id: String },
+    #[error("refusing {what} {path}")]
+    UnsafeDir {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
 }
 
 /// What `network create` refuses, and a definition on disk that would not pass it: the input is
@@ -314,18 +323,8 @@ impl Error {
             | Self::Configure { .. }
             | Self::Netlink(_)
             | Self::Store(_)
-            | Self::ReadNetwork { .. }
-            | Self::ParseNetwork { .. }
-            | Self::SerializeNetwork { .. }
-            | Self::WriteFile { .. }
-            | Self::ReadRecord { .. }
-            | Self::ParseRecord { .. }
-            | Self::SerializeRecord { .. }
-            | Self::RecordOfAnother { .. }
-            | Self::Lock { .. }
+            | Self::State(_)
             | Self::ReadProc { .. }
-            | Self::UnsafeDir { .. }
-            | Self::Random(_)
             | Self::Injected(_) => ErrorKind::System,
         }
     }

@@ -13,7 +13,7 @@ use std::{
 
 use nix::libc;
 
-use crate::{Error, Result};
+use crate::{Error, Result, StateError};
 
 /// Temporary files are `.NAME.tmp-PID`: the pid tells whether their writer may still run.
 const TEMP_MARK: &str = ".tmp-";
@@ -47,9 +47,11 @@ pub enum Put {
 /// Writes `contents` to `path` through a temporary file in the same directory (made with
 /// [`FILE_MODE`], never through a symlink), then renames or links it into place.
 pub fn write_atomic(path: &Path, contents: &[u8], put: Put, durability: Durability) -> Result<()> {
-    let wrap = |source: io::Error| Error::WriteFile {
-        path: path.to_path_buf(),
-        source,
+    let wrap = |source: io::Error| {
+        Error::from(StateError::WriteFile {
+            path: path.to_path_buf(),
+            source,
+        })
     };
     let dir = path.parent().unwrap_or(Path::new("."));
     ensure_dir(dir).map_err(wrap)?;
@@ -176,10 +178,12 @@ pub(crate) fn fix_mode(file: &File, mode: u32) -> io::Result<()> {
 /// user oci-macvlan runs as (root), or writable by its group or by others. Makes it (mode
 /// [`DIR_MODE`]) when it is missing. `what` names it in the error ("state dir").
 pub fn check_private_dir(dir: &Path, what: &'static str) -> Result<()> {
-    let wrap = |source: io::Error| Error::UnsafeDir {
-        what,
-        path: dir.to_path_buf(),
-        source,
+    let wrap = |source: io::Error| {
+        Error::from(StateError::UnsafeDir {
+            what,
+            path: dir.to_path_buf(),
+            source,
+        })
     };
     if let Err(err) = fs::metadata(dir) {
         if err.kind() != io::ErrorKind::NotFound {
@@ -254,9 +258,11 @@ pub(crate) fn stems(
 /// and renaming one); returns how many. A file whose pid runs is left for a later run: its
 /// writer may still be at work, or the pid was reused.
 pub(crate) fn remove_stale_temps(dir: &Path) -> Result<usize> {
-    let wrap = |source: io::Error| Error::WriteFile {
-        path: dir.to_path_buf(),
-        source,
+    let wrap = |source: io::Error| {
+        Error::from(StateError::WriteFile {
+            path: dir.to_path_buf(),
+            source,
+        })
     };
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,

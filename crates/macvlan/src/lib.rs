@@ -30,7 +30,7 @@ mod wiring;
 
 pub use detach::detach;
 pub use endpoint::{AttachRequest, Attachment, Endpoint, attach};
-pub use error::{DefinitionError, Error, ErrorKind, Result, one_line};
+pub use error::{DefinitionError, Error, ErrorKind, Result, StateError, one_line};
 pub use files::{Durability, Put, check_private_dir, write_atomic};
 pub use gc::{GcReport, gc};
 pub use lifecycle::{create_network, remove_network};

@@ -4,7 +4,7 @@ use oci_macvlan_ipam::LeaseStore;
 use oci_macvlan_netlink_core::{Handle, Link};
 use oci_macvlan_vlan::{self as vlan, Parent};
 
-use crate::{Error, Network, NetworkSpec, Networks, ParentLink, Result};
+use crate::{Error, Network, NetworkSpec, Networks, ParentLink, Result, StateError};
 
 /// `network create`: validates `spec`; checks the parent may be shared with the networks already
 /// on it (another driver's, or a passthru one, may not: [`check_parent`]); finds
@@ -121,7 +121,7 @@ fn random_id() -> Result<String> {
     let mut bytes = [0u8; 32];
     File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut bytes))
-        .map_err(Error::Random)?;
+        .map_err(StateError::Random)?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 

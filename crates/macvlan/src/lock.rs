@@ -16,7 +16,7 @@ use nix::{
 };
 
 use crate::{
-    Error, Result,
+    Error, Result, StateError,
     files::{FILE_MODE, ensure_dir, fix_mode},
 };
 
@@ -45,9 +45,11 @@ impl FileLock {
     }
 
     fn take(path: &Path, how: FlockArg) -> Result<Option<Self>> {
-        let wrap = |source: io::Error| Error::Lock {
-            path: path.to_path_buf(),
-            source,
+        let wrap = |source: io::Error| {
+            Error::from(StateError::Lock {
+                path: path.to_path_buf(),
+                source,
+            })
         };
         if let Some(dir) = path.parent() {
             ensure_dir(dir).map_err(wrap)?;
@@ -92,20 +94,23 @@ impl FileLock {
     /// it unlinked and starts again.
     pub(crate) fn remove_file(&self) -> Result<()> {
         match fs::remove_file(&self.path) {
-            Err(err) if err.kind() != io::ErrorKind::NotFound => Err(Error::Lock {
-                path: self.path.clone(),
-                source: err,
-            }),
+            Err(err) if err.kind() != io::ErrorKind::NotFound => {
+                Err(Error::from(StateError::Lock {
+                    path: self.path.clone(),
+                    source: err,
+                }))
+            }
             _ => Ok(()),
         }
     }
 }
 
 fn would_block(path: &Path) -> Error {
-    Error::Lock {
+    StateError::Lock {
         path: path.to_path_buf(),
         source: io::Error::from(io::ErrorKind::WouldBlock),
     }
+    .into()
 }
 
 #[cfg(test)]

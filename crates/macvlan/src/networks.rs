@@ -4,7 +4,7 @@ use std::{
 };
 
 use crate::{
-    Error, Network, Result,
+    Error, Network, Result, StateError,
     files::{Durability, Put, json_stems, read_own, remove_stale_temps, write_atomic},
     lock::FileLock,
     network::check_network_name,
@@ -35,14 +35,15 @@ impl Networks {
     /// Stores a new definition; fails if the name is taken, even by a concurrent `create`.
     pub fn create(&self, network: &Network) -> Result<()> {
         let path = self.path_of(&network.name)?;
-        let mut json =
-            serde_json::to_vec_pretty(network).map_err(|source| Error::SerializeNetwork {
+        let mut json = serde_json::to_vec_pretty(network).map_err(|source| {
+            Error::from(StateError::SerializeNetwork {
                 path: path.clone(),
                 source,
-            })?;
+            })
+        })?;
         json.push(b'\n');
         match write_atomic(&path, &json, Put::CreateNew, Durability::Durable) {
-            Err(Error::WriteFile { source, .. })
+            Err(Error::State(StateError::WriteFile { source, .. }))
                 if source.kind() == io::ErrorKind::AlreadyExists =>
             {
                 Err(Error::NetworkExists(network.name.clone()))
@@ -56,16 +57,16 @@ impl Networks {
         let bytes = match read_own(&path) {
             Ok(Some(bytes)) => bytes,
             Ok(None) => return Err(Error::NetworkNotFound(name.to_owned())),
-            Err(source) => return Err(Error::ReadNetwork { path, source }),
+            Err(source) => return Err(Error::from(StateError::ReadNetwork { path, source })),
         };
-        serde_json::from_slice(&bytes).map_err(|source| Error::ParseNetwork { path, source })
+        serde_json::from_slice(&bytes)
+            .map_err(|source| Error::from(StateError::ParseNetwork { path, source }))
     }
 
     /// Every definition, sorted by name. A missing directory is an empty list.
     pub fn list(&self) -> Result<Vec<Network>> {
-        json_stems(&self.dir, |path, source| Error::ReadNetwork {
-            path,
-            source,
+        json_stems(&self.dir, |path, source| {
+            Error::from(StateError::ReadNetwork { path, source })
         })?
         .iter()
         .map(|name| self.load(name))
@@ -76,7 +77,7 @@ impl Networks {
     pub fn exists(&self, name: &str) -> Result<bool> {
         let path = self.path_of(name)?;
         path.try_exists()
-            .map_err(|source| Error::ReadNetwork { path, source })
+            .map_err(|source| Error::from(StateError::ReadNetwork { path, source }))
     }
 
     /// Serialises `network create` and `network rm` on this host (a `flock` on
@@ -105,7 +106,7 @@ impl Networks {
         let path = self.path_of(name)?;
         fs::remove_file(&path).map_err(|source| match source.kind() {
             io::ErrorKind::NotFound => Error::NetworkNotFound(name.to_owned()),
-            _ => Error::WriteFile { path, source },
+            _ => Error::from(StateError::WriteFile { path, source }),
         })
     }
 }

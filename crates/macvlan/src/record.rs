@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::{
-    Error, Liveness, Result,
+    Error, Liveness, Result, StateError,
     files::{Durability, Put, json_stems, read_own, remove_stale_temps, stems, write_atomic},
     lock::FileLock,
 };
@@ -110,10 +110,11 @@ impl Records {
     /// The file stems of the lock files whose container has no record, sorted: what a hook
     /// killed after taking a lock and before writing the record leaves.
     pub(crate) fn unrecorded_locks(&self) -> Result<Vec<String>> {
-        let records = json_stems(&self.dir, |path, source| Error::ReadRecord { path, source })?;
-        let mut locks = stems(&self.locks, ".lock", |path, source| Error::Lock {
-            path,
-            source,
+        let records = json_stems(&self.dir, |path, source| {
+            Error::from(StateError::ReadRecord { path, source })
+        })?;
+        let mut locks = stems(&self.locks, ".lock", |path, source| {
+            Error::from(StateError::Lock { path, source })
         })?;
         locks.retain(|stem| records.binary_search(stem).is_err());
         Ok(locks)
@@ -128,7 +129,7 @@ impl Records {
         let path = self.dir.join(format!("{stem}.json"));
         let unrecorded = !path
             .try_exists()
-            .map_err(|source| Error::ReadRecord { path, source })?;
+            .map_err(|source| Error::from(StateError::ReadRecord { path, source }))?;
         Ok(Some((lock, unrecorded)))
     }
 
@@ -142,9 +143,11 @@ impl Records {
     /// no `fsync` (see [`Durability::UntilReboot`]).
     pub(crate) fn write(&self, record: &Record) -> Result<()> {
         let path = self.path_of(&record.container_id)?;
-        let json = serde_json::to_vec(record).map_err(|source| Error::SerializeRecord {
-            path: path.clone(),
-            source,
+        let json = serde_json::to_vec(record).map_err(|source| {
+            Error::from(StateError::SerializeRecord {
+                path: path.clone(),
+                source,
+            })
         })?;
         write_atomic(&path, &json, Put::Replace, Durability::UntilReboot)
     }
@@ -154,35 +157,37 @@ impl Records {
         let record = self.read_path(&path)?;
         match record {
             // Two long ids whose names share a hash: never read one as the other.
-            Some(record) if record.container_id != container_id => Err(Error::RecordOfAnother {
-                path,
-                container_id: record.container_id,
-            }),
+            Some(record) if record.container_id != container_id => {
+                Err(Error::from(StateError::RecordOfAnother {
+                    path,
+                    container_id: record.container_id,
+                }))
+            }
             other => Ok(other),
         }
     }
 
     fn read_path(&self, path: &Path) -> Result<Option<Record>> {
         match read_own(path) {
-            Ok(Some(bytes)) => {
-                serde_json::from_slice(&bytes)
-                    .map(Some)
-                    .map_err(|source| Error::ParseRecord {
-                        path: path.to_path_buf(),
-                        source,
-                    })
-            }
+            Ok(Some(bytes)) => serde_json::from_slice(&bytes).map(Some).map_err(|source| {
+                Error::from(StateError::ParseRecord {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }),
             Ok(None) => Ok(None),
-            Err(source) => Err(Error::ReadRecord {
+            Err(source) => Err(Error::from(StateError::ReadRecord {
                 path: path.to_path_buf(),
                 source,
-            }),
+            })),
         }
     }
 
     /// The container ids that have a record, sorted.
     pub fn list(&self) -> Result<Vec<String>> {
-        let stems = json_stems(&self.dir, |path, source| Error::ReadRecord { path, source })?;
+        let stems = json_stems(&self.dir, |path, source| {
+            Error::from(StateError::ReadRecord { path, source })
+        })?;
         let mut ids = Vec::with_capacity(stems.len());
         for stem in stems {
             if !stem.starts_with(HASHED_MARK) {
@@ -245,7 +250,7 @@ impl Records {
         let path = self.path_of(container_id)?;
         match fs::remove_file(&path) {
             Err(err) if err.kind() != io::ErrorKind::NotFound => {
-                Err(Error::WriteFile { path, source: err })
+                Err(Error::from(StateError::WriteFile { path, source: err }))
             }
             _ => Ok(()),
         }
