@@ -35,9 +35,10 @@ fn create(ctx: &Context, networks: &Networks, args: CreateArgs) -> Result<()> {
         internal: args.internal,
         options: args.opt,
     };
+    let mut store = LmdbStore::open(&ctx.state_dir).map_err(macvlan::Error::store)?;
     let network = ctx.block_on(async {
         let host = Handle::current().map_err(Error::HostNetlink)?;
-        Ok::<_, Error>(macvlan::create_network(&host, networks, &spec).await?)
+        Ok::<_, Error>(macvlan::create_network(&host, networks, &mut store, &spec).await?)
     })??;
     if let Some(warning) = no_gateway_warning(&network) {
         if ctx.log_level >= LogLevel::Warn {
@@ -212,6 +213,10 @@ pub fn inspect_view(
     });
     if !routes.is_empty() {
         out["LanRouterRoutes"] = json!(routes);
+    }
+    if let Some(link) = net.host_link() {
+        let addresses: Vec<String> = net.host_access.iter().map(ToString::to_string).collect();
+        out["HostAccess"] = json!({ "Addresses": addresses, "Link": link });
     }
     if let macvlan::driver::Options::Macvlan(options) = &net.driver {
         if !options.source_macs.is_empty() {

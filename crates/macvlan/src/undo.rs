@@ -1,7 +1,7 @@
 use std::net::IpAddr;
 
 use oci_macvlan_ipam::{LeaseStore, Owner};
-use oci_macvlan_netlink_core::Handle;
+use oci_macvlan_netlink_core::{Handle, Link};
 
 use crate::{Record, Records};
 
@@ -17,6 +17,11 @@ pub(crate) enum Step {
     /// A link this run created, by name and index (a link that has taken its name since is not
     /// this one).
     CreatedLink { ifname: String, index: u32 },
+    /// Host routes through a network's host link (`-o host_access`) to these addresses: those
+    /// this run added and those to addresses it leased. The link itself stays: it is the
+    /// network's, made at `network create` (an attach that made it again restored the routes
+    /// of the network's other containers through it).
+    HostRoutes { link: Link, ips: Vec<IpAddr> },
 }
 
 /// The undo log of one attach: steps are pushed as they are taken and, on failure, undone in
@@ -61,6 +66,9 @@ impl Undo {
                     },
                     None => Err("the container's namespace is not open".to_owned()),
                 },
+                Step::HostRoutes { link, ips } => {
+                    crate::host_access::undo_routes(&link, &ips).await
+                }
                 Step::Leased { owner, ips } => store
                     .release_ips(&owner, &ips)
                     .map(drop)
@@ -92,6 +100,10 @@ impl std::fmt::Display for Step {
                 write!(f, "the lease of {} for {}", ips.join(", "), owner.ifname)
             }
             Self::CreatedLink { ifname, .. } => write!(f, "link {ifname}"),
+            Self::HostRoutes { link, ips } => {
+                let ips: Vec<String> = ips.iter().map(ToString::to_string).collect();
+                write!(f, "the host routes to {} via {}", ips.join(", "), link.name)
+            }
         }
     }
 }
