@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use oci_macvlan_tests::{Bundle, Container, Lan, Runtime, TestNetns, unique};
+use oci_macvlan_tests::{Bundle, Container, Lan, Monitor, Runtime, TestNetns, unique};
 use serde_json::Value;
 
 const NET: &str = "lan77";
@@ -36,6 +36,18 @@ fn lan_with_host_addresses() -> Lan {
         "rtr",
         "nodad",
     ]);
+    // The parent's link-local address comes after its DAD: before the test watches the host.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = lan
+            .host
+            .ip(&["-6", "addr", "show", "dev", p, "scope", "link"]);
+        if text.contains("fe80") && !text.contains("tentative") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{p}: {text}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     lan
 }
 
@@ -62,23 +74,6 @@ fn host_own_routes(ns: &TestNetns) -> Vec<Value> {
         .into_iter()
         .filter(|r| !r["dev"].as_str().unwrap_or("").starts_with("ha-"))
         .collect()
-}
-
-/// The destinations of the non-kernel host routes through `link`.
-fn routes_via(ns: &TestNetns, link: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for v6 in [false, true] {
-        let family = if v6 { "-6" } else { "-4" };
-        let text = ns.ip(&[family, "-j", "route", "show", "dev", link]);
-        let routes: Value = serde_json::from_str(&text).unwrap();
-        for r in routes.as_array().unwrap() {
-            if r["protocol"] != "kernel" && r["dst"] != "fe80::/64" {
-                out.push(r["dst"].as_str().unwrap().to_owned());
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 fn assert_lan_and_host_reach_each_other(lan: &Lan, when: &str) {
@@ -122,6 +117,7 @@ fn the_host_and_its_runc_container_reach_each_other_and_the_lan_is_untouched() {
     let addresses_before = lan.host.addresses(Lan::PARENT);
     let parent_before = lan.parent_view();
     assert_lan_and_host_reach_each_other(&lan, "before");
+    let monitor = Monitor::start(&lan, &["link", "address", "route"]);
 
     create_dual_stack(&lan, NET, &["-o", ACCESS]);
     let link = host_link(&lan, NET);
@@ -147,7 +143,7 @@ fn the_host_and_its_runc_container_reach_each_other_and_the_lan_is_untouched() {
         ok && addrs.contains("192.168.77.2/24") && addrs.contains("fd00:77::2/64"),
         "{addrs}"
     );
-    assert_eq!(routes_via(&lan.host, &link), ["192.168.77.2", "fd00:77::2"]);
+    assert_eq!(lan.host.routes_via(&link), ["192.168.77.2", "fd00:77::2"]);
     assert!(
         lan.host.ping("192.168.77.2"),
         "the host cannot ping its container"
@@ -171,7 +167,7 @@ fn the_host_and_its_runc_container_reach_each_other_and_the_lan_is_untouched() {
 
     c.stop().unwrap();
     assert_eq!(
-        routes_via(&lan.host, &link),
+        lan.host.routes_via(&link),
         Vec::<String>::new(),
         "poststop left routes"
     );
@@ -191,6 +187,18 @@ fn the_host_and_its_runc_container_reach_each_other_and_the_lan_is_untouched() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(lan.parent_view(), parent_before, "the parent was modified");
+    // Nothing appeared in the host namespace but the host link, its addresses and routes (and
+    // the parent's promiscuity, which its macvlans change).
+    let events = monitor.events();
+    assert!(events.iter().any(|e| e.contains(&link)), "{events:#?}");
+    let others: Vec<&String> = events
+        .iter()
+        .filter(|e| !e.contains(&link) && !e.contains(&format!(": {}@", Lan::PARENT)))
+        .collect();
+    assert!(
+        others.is_empty(),
+        "events beside the host link's: {others:#?}"
+    );
 }
 
 #[test]
@@ -219,8 +227,8 @@ fn two_networks_with_host_access_on_one_parent_and_a_container_on_both() {
     assert_ne!(a, b);
     let both = runc(&lan, &format!("{NET},lan10"));
     let one = runc(&lan, "lan10");
-    assert_eq!(routes_via(&lan.host, &a), ["192.168.77.2", "fd00:77::2"]);
-    assert_eq!(routes_via(&lan.host, &b), ["10.77.0.2", "10.77.0.4"]);
+    assert_eq!(lan.host.routes_via(&a), ["192.168.77.2", "fd00:77::2"]);
+    assert_eq!(lan.host.routes_via(&b), ["10.77.0.2", "10.77.0.4"]);
     for ip in ["192.168.77.2", "fd00:77::2", "10.77.0.2", "10.77.0.4"] {
         assert!(lan.host.ping(ip), "the host cannot ping {ip}");
     }
@@ -228,10 +236,10 @@ fn two_networks_with_host_access_on_one_parent_and_a_container_on_both() {
     ping(&both, "10.77.0.3");
     ping(&one, "10.77.0.3");
     both.stop().unwrap();
-    assert_eq!(routes_via(&lan.host, &a), Vec::<String>::new());
-    assert_eq!(routes_via(&lan.host, &b), ["10.77.0.4"]);
+    assert_eq!(lan.host.routes_via(&a), Vec::<String>::new());
+    assert_eq!(lan.host.routes_via(&b), ["10.77.0.4"]);
     one.stop().unwrap();
-    assert_eq!(routes_via(&lan.host, &b), Vec::<String>::new());
+    assert_eq!(lan.host.routes_via(&b), Vec::<String>::new());
     lan.cli_ok(&["network", "rm", NET, "lan10"], "");
     assert_eq!(lan.host_link_names(), ["lo", Lan::PARENT]);
 }
@@ -250,7 +258,7 @@ fn a_lost_host_link_is_restored_with_every_route_by_attach_and_by_gc() {
     let link = host_link(&lan, NET);
     let (a, b) = (runc(&lan, NET), runc(&lan, NET));
     let two = ["192.168.77.2", "192.168.77.4", "fd00:77::2", "fd00:77::4"];
-    assert_eq!(routes_via(&lan.host, &link), two);
+    assert_eq!(lan.host.routes_via(&link), two);
 
     lan.host.ip(&["link", "del", &link]);
     let verify = lan.cli(&["verify"], "");
@@ -273,7 +281,7 @@ fn a_lost_host_link_is_restored_with_every_route_by_attach_and_by_gc() {
     let mut three = two.to_vec();
     three.extend(["192.168.77.5", "fd00:77::5"]);
     three.sort_unstable();
-    assert_eq!(routes_via(&lan.host, &link), three, "attach restored");
+    assert_eq!(lan.host.routes_via(&link), three, "attach restored");
     assert_eq!(lan.cli(&["verify"], "").code, 0);
     for ip in &three {
         assert!(lan.host.ping(ip), "the host cannot ping {ip}");
@@ -287,7 +295,7 @@ fn a_lost_host_link_is_restored_with_every_route_by_attach_and_by_gc() {
         gc.contains(&format!("made host link {link} of network {NET} again")),
         "{gc}"
     );
-    assert_eq!(routes_via(&lan.host, &link), three, "gc restored");
+    assert_eq!(lan.host.routes_via(&link), three, "gc restored");
     assert_eq!(lan.cli(&["verify"], "").code, 0);
     assert!(lan.host.ping("192.168.77.4"));
 
@@ -302,12 +310,12 @@ fn a_lost_host_link_is_restored_with_every_route_by_attach_and_by_gc() {
     );
     let gc = lan.cli_ok(&["gc"], "");
     assert!(gc.contains("deleted host route 192.168.77.99"), "{gc}");
-    assert_eq!(routes_via(&lan.host, &link), three);
+    assert_eq!(lan.host.routes_via(&link), three);
 
     for container in [a, b, c] {
         container.stop().unwrap();
     }
-    assert_eq!(routes_via(&lan.host, &link), Vec::<String>::new());
+    assert_eq!(lan.host.routes_via(&link), Vec::<String>::new());
     assert_eq!(lan.cli(&["verify"], "").code, 0);
 }
 
@@ -421,4 +429,53 @@ fn network_create_refuses_what_cannot_work_and_makes_nothing() {
             "stopped",
         ),
     );
+}
+
+/// 64 attaches at once, with the host link deleted beforehand: every one succeeds, the link is
+/// made once, and the host has exactly 64 routes through it; 64 detaches at once leave none.
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn sixty_four_concurrent_attaches_and_detaches_leave_exactly_their_routes() {
+    const HOOKS: usize = 64;
+    let lan = lan_with_host_addresses();
+    lan.create_network(NET, &["-o", "host_access=192.168.77.3"]);
+    let link = host_link(&lan, NET);
+    lan.host.ip(&["link", "del", &link]);
+    let containers: Vec<TestNetns> = (0..HOOKS).map(|_| TestNetns::new("omt-race-")).collect();
+    let states = |status: &str| -> Vec<String> {
+        containers
+            .iter()
+            .enumerate()
+            .map(|(i, ns)| {
+                lan.fake_bundle(
+                    &format!("race{i}"),
+                    &[("oci-macvlan.networks", NET)],
+                    &ns.path(),
+                    status,
+                )
+            })
+            .collect()
+    };
+    for out in lan.cli_together(&["hook"], &states("creating")) {
+        assert_eq!(out.code, 0, "{}", out.stderr);
+    }
+    let routes = lan.host.routes_via(&link);
+    assert_eq!(routes.len(), HOOKS, "{routes:?}");
+    assert_eq!(
+        routes
+            .iter()
+            .collect::<std::collections::HashSet<_>>()
+            .len(),
+        HOOKS
+    );
+    assert_eq!(lan.cli(&["verify"], "").code, 0);
+    for out in lan.cli_together(&["hook", "poststop"], &states("stopped")) {
+        assert_eq!(out.code, 0, "{}", out.stderr);
+    }
+    assert_eq!(lan.host.routes_via(&link), Vec::<String>::new());
+    assert!(lan.host.link(&link).is_some());
+    assert_eq!(lan.cli(&["verify"], "").code, 0);
 }

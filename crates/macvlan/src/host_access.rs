@@ -155,7 +155,8 @@ pub(crate) async fn remove(host: &Handle, net: &Network) -> Result<()> {
 
 /// In an attach: the network's host link on `parent`. The usual case is one lookup. A missing
 /// link is made again under the network's host-access lock, and then the routes of every
-/// container on record for the network are restored.
+/// container on record for the network are restored; a link that is not ours is judged under
+/// that lock too (the maker tags it right after making it).
 pub(crate) async fn link_for_attach(
     host: &Handle,
     net: &Network,
@@ -164,7 +165,11 @@ pub(crate) async fn link_for_attach(
     records: &Records,
 ) -> Result<Link> {
     if let Some(link) = lookup(host, net).await? {
-        return adopt(host, net, parent, link).await;
+        // A link that is not (yet) ours may be one another attach is making, under the lock,
+        // and has not tagged yet: judged again once the lock is ours.
+        if let Ok(link) = adopt(host, net, parent, link).await {
+            return Ok(link);
+        }
     }
     let _lock = lock(records, net)?;
     let (link, made) = ensure_link(host, net, parent).await?;

@@ -48,10 +48,16 @@ impl Undo {
         records: &Records,
     ) -> Vec<String> {
         let mut left = Vec::new();
+        // Addresses whose host routes could not be deleted: their leases stay too, so that
+        // poststop or gc, which find a container's routes through its leases, delete them.
+        let mut routed: Vec<IpAddr> = Vec::new();
         for step in self.steps.into_iter().rev() {
             let what = step.to_string();
             if let Err(err) = crate::failpoint::hit("undo:step") {
                 left.push(format!("{what} ({})", crate::one_line(&err)));
+                if let Step::HostRoutes { ips, .. } = step {
+                    routed.extend(ips);
+                }
                 continue;
             }
             let undone = match step {
@@ -67,12 +73,23 @@ impl Undo {
                     None => Err("the container's namespace is not open".to_owned()),
                 },
                 Step::HostRoutes { link, ips } => {
-                    crate::host_access::undo_routes(&link, &ips).await
+                    let undone = crate::host_access::undo_routes(&link, &ips).await;
+                    if undone.is_err() {
+                        routed.extend(ips);
+                    }
+                    undone
                 }
-                Step::Leased { owner, ips } => store
-                    .release_ips(&owner, &ips)
-                    .map(drop)
-                    .map_err(|err| crate::one_line(&err)),
+                Step::Leased { owner, ips } => {
+                    let (kept, free): (Vec<IpAddr>, Vec<IpAddr>) =
+                        ips.into_iter().partition(|ip| routed.contains(ip));
+                    match store.release_ips(&owner, &free) {
+                        Err(err) => Err(crate::one_line(&err)),
+                        Ok(_) if !kept.is_empty() => {
+                            Err("kept while a host route to it is left".to_owned())
+                        }
+                        Ok(_) => Ok(()),
+                    }
+                }
                 // Kept while anything else is left: poststop and gc work from it.
                 Step::WroteRecord { .. } if !left.is_empty() => {
                     Err("kept, for poststop or gc to finish".to_owned())
