@@ -373,6 +373,26 @@ mod tests {
         insta::assert_json_snapshot!(inspect_view(&network, &leases, &usage, &[]));
     }
 
+    /// A network with host access shows its addresses and its host link; one without, nothing.
+    #[test]
+    fn inspect_shows_the_host_access_addresses_and_link() {
+        let net = network(
+            &[
+                "--subnet 192.168.50.0/24",
+                "--subnet fd00:50::/64",
+                "-o parent=eth0",
+                "-o host_access=192.168.50.3,fd00:50::3",
+            ],
+            false,
+        );
+        assert_eq!(
+            inspect_view(&net, &[], &[], &[])["HostAccess"],
+            json!({"Addresses": ["192.168.50.3", "fd00:50::3"], "Link": "ha-ffffffffffff"})
+        );
+        let plain = network(&["--subnet 192.168.50.0/24", "-o parent=eth0"], false);
+        assert!(inspect_view(&plain, &[], &[], &[]).get("HostAccess").is_none());
+    }
+
     /// An ipvlan L3 network's `inspect` says, per subnet, the route the LAN's router needs via
     /// the host's address of that family on the parent, and `null` where the parent has none;
     /// networks the LAN does not reach through the host have no such field.

@@ -76,6 +76,19 @@ fn host_own_routes(ns: &TestNetns) -> Vec<Value> {
         .collect()
 }
 
+/// The `host access` and `rp_filter` checks of `doctor -o parent=lan0 --json`.
+fn host_access_doctor(lan: &Lan) -> Vec<Value> {
+    let out = lan.cli(&["doctor", "-o", "parent=lan0", "--json"], "");
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["check"] == "host access" || c["check"] == "rp_filter")
+        .cloned()
+        .collect()
+}
+
 fn assert_lan_and_host_reach_each_other(lan: &Lan, when: &str) {
     assert!(
         lan.router.ping(HOST_V4),
@@ -290,6 +303,14 @@ fn a_lost_host_link_is_restored_with_every_route_by_attach_and_by_gc() {
 
     lan.host.ip(&["link", "del", &link]);
     assert_eq!(lan.cli(&["verify"], "").code, 6);
+    lan.host.sysctl("net/ipv4/conf/all/rp_filter", "1");
+    let doctor = host_access_doctor(&lan);
+    assert_eq!(doctor[0]["status"], "fail", "{doctor:#?}");
+    assert!(
+        doctor[0]["detail"].as_str().unwrap().contains("is missing"),
+        "{doctor:#?}"
+    );
+    assert_eq!(doctor[1]["status"], "warn", "{doctor:#?}");
     let gc = lan.cli_ok(&["gc"], "");
     assert!(
         gc.contains(&format!("made host link {link} of network {NET} again")),
@@ -297,6 +318,12 @@ fn a_lost_host_link_is_restored_with_every_route_by_attach_and_by_gc() {
     );
     assert_eq!(lan.host.routes_via(&link), three, "gc restored");
     assert_eq!(lan.cli(&["verify"], "").code, 0);
+    let doctor = host_access_doctor(&lan);
+    assert_eq!(
+        (&doctor[0]["status"], &doctor[1]["status"]),
+        (&Value::from("ok"), &Value::from("ok")),
+        "{doctor:#?}"
+    );
     assert!(lan.host.ping("192.168.77.4"));
 
     // A route no container holds (a hook killed between its route and its record's removal).
