@@ -390,7 +390,11 @@ mod tests {
             json!({"Addresses": ["192.168.50.3", "fd00:50::3"], "Link": "ha-ffffffffffff"})
         );
         let plain = network(&["--subnet 192.168.50.0/24", "-o parent=eth0"], false);
-        assert!(inspect_view(&plain, &[], &[], &[]).get("HostAccess").is_none());
+        assert!(
+            inspect_view(&plain, &[], &[], &[])
+                .get("HostAccess")
+                .is_none()
+        );
     }
 
     /// An ipvlan L3 network's `inspect` says, per subnet, the route the LAN's router needs via
