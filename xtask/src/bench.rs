@@ -92,9 +92,15 @@ pub fn run(cycles: Option<&str>) -> Result<()> {
     ]
     .map(str::to_owned);
     let host = format!("--net={}", lan.host.path().display());
-    for (name, subnet, gateway) in [
-        ("bench", "10.90.0.0/16", "10.90.0.1"),
-        ("scale", "10.96.0.0/16", "10.96.0.1"),
+    for (name, subnet, gateway, extra) in [
+        ("bench", "10.90.0.0/16", "10.90.0.1", None),
+        ("scale", "10.96.0.0/16", "10.96.0.1", None),
+        (
+            "benchha",
+            "10.91.0.0/16",
+            "10.91.0.1",
+            Some("host_access=10.91.0.3"),
+        ),
     ] {
         let status = Command::new("nsenter")
             .arg(&host)
@@ -108,6 +114,7 @@ pub fn run(cycles: Option<&str>) -> Result<()> {
                 "--gateway",
                 gateway,
             ])
+            .args(extra.iter().flat_map(|opt| ["-o", opt]))
             .args(["-o", "parent=lan0", name])
             .stdout(Stdio::null())
             .status()?;
@@ -230,6 +237,7 @@ pub fn inner() -> Result<()> {
     let tools = [
         Tool::Ours,
         Tool::OursOnDisk,
+        Tool::OursHostAccess,
         Tool::Cni,
         Tool::Netavark,
         Tool::Floor(Floor::BinTrue),
@@ -245,7 +253,7 @@ pub fn inner() -> Result<()> {
                 continue;
             }
             let gone = tool != Tool::Netavark;
-            cycle(&setup, tool, "bench", &format!("warm{i}"), i, gone)?;
+            cycle(&setup, tool, tool.network(), &format!("warm{i}"), i, gone)?;
         }
     }
     for i in 0..setup.cycles {
@@ -259,11 +267,12 @@ pub fn inner() -> Result<()> {
             // runtimes call poststop/DEL after it died), except netavark, which podman always
             // tears down with the namespace still there (it fails on a missing one).
             let gone = tool != Tool::Netavark;
-            let (attach, detach) = cycle(&setup, tool, "bench", &id, i, gone)?;
+            let (attach, detach) = cycle(&setup, tool, tool.network(), &id, i, gone)?;
             samples[t * 3].push(attach);
             samples[t * 3 + if gone { 1 } else { 2 }].push(detach);
             if tool != Tool::Netavark {
-                let (attach, detach) = cycle(&setup, tool, "bench", &format!("{id}p"), i, false)?;
+                let (attach, detach) =
+                    cycle(&setup, tool, tool.network(), &format!("{id}p"), i, false)?;
                 samples[t * 3].push(attach);
                 samples[t * 3 + 2].push(detach);
             }
@@ -346,6 +355,8 @@ enum Tool {
     Ours,
     /// oci-macvlan with its state dir on disk.
     OursOnDisk,
+    /// oci-macvlan on a network with `-o host_access` (a host route per container address).
+    OursHostAccess,
     Cni,
     Netavark,
     /// A program that does nothing, spawned the same way: what starting a hook costs.
@@ -363,10 +374,19 @@ enum Floor {
 }
 
 impl Tool {
+    /// The network the tool's containers join.
+    fn network(self) -> &'static str {
+        match self {
+            Self::OursHostAccess => "benchha",
+            _ => "bench",
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Self::Ours => "oci-macvlan",
             Self::OursOnDisk => "oci-macvlan, state dir on disk",
+            Self::OursHostAccess => "oci-macvlan, host access",
             Self::Cni => "CNI macvlan + host-local",
             Self::Netavark => "netavark macvlan",
             Self::Floor(Floor::BinTrue) => "floor: /bin/true (dynamic, glibc)",
@@ -437,11 +457,11 @@ fn invoke(
     attach: bool,
 ) -> Result<Duration> {
     let (mut command, stdin) = match tool {
-        Tool::Ours | Tool::OursOnDisk => {
-            let (state_dir, tag) = if tool == Tool::Ours {
-                (&setup.state, "")
-            } else {
+        Tool::Ours | Tool::OursOnDisk | Tool::OursHostAccess => {
+            let (state_dir, tag) = if tool == Tool::OursOnDisk {
                 (&setup.disk_state, "disk-")
+            } else {
+                (&setup.state, "")
             };
             let bundle = setup.tmp.join(format!("bundle-{tag}{network}-{id}"));
             if attach {
