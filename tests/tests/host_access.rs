@@ -51,6 +51,16 @@ fn lan_with_host_addresses() -> Lan {
     lan
 }
 
+/// `network create --subnet SUBNET -o parent=lan0 -o OPTION… NAME` (no gateway).
+fn on_lan0<'a>(name: &'a str, subnet: &'a str, options: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["network", "create", "--subnet", subnet, "-o", "parent=lan0"];
+    for option in options {
+        args.extend(["-o", option]);
+    }
+    args.push(name);
+    args
+}
+
 fn create_dual_stack(lan: &Lan, name: &str, extra: &[&str]) {
     let mut args = vec!["--subnet", V6_SUBNET, "--gateway", V6_GATEWAY];
     args.extend_from_slice(extra);
@@ -223,17 +233,7 @@ fn two_networks_with_host_access_on_one_parent_and_a_container_on_both() {
     let lan = lan_with_host_addresses();
     create_dual_stack(&lan, NET, &["-o", ACCESS]);
     lan.cli_ok(
-        &[
-            "network",
-            "create",
-            "--subnet",
-            "10.77.0.0/24",
-            "-o",
-            "parent=lan0",
-            "-o",
-            "host_access=10.77.0.3",
-            "lan10",
-        ],
+        &on_lan0("lan10", "10.77.0.0/24", &["host_access=10.77.0.3"]),
         "",
     );
     let (a, b) = (host_link(&lan, NET), host_link(&lan, "lan10"));
@@ -357,18 +357,7 @@ fn network_create_refuses_what_cannot_work_and_makes_nothing() {
     let lan = lan_with_host_addresses();
     create_dual_stack(&lan, NET, &["-o", ACCESS]);
     // A container on an overlapping network holds .2 in the shared address space.
-    lan.cli_ok(
-        &[
-            "network",
-            "create",
-            "--subnet",
-            "192.168.77.0/25",
-            "-o",
-            "parent=lan0",
-            "plain",
-        ],
-        "",
-    );
+    lan.cli_ok(&on_lan0("plain", "192.168.77.0/25", &[]), "");
     let ns = TestNetns::new("omt-ctr-");
     let state = lan.fake_bundle(
         "holder",

@@ -418,6 +418,12 @@ pub(crate) async fn undo_routes(link: &Link, ips: &[IpAddr]) -> Result<(), Strin
     Ok(())
 }
 
+fn with_host_access(networks: &Networks) -> Result<Vec<Network>> {
+    let mut nets = networks.list()?;
+    nets.retain(|n| !n.host_access.is_empty());
+    Ok(nets)
+}
+
 /// `gc`: for each network with host access, makes its link again if it is missing (with its
 /// parent, if that is ours to make), adds the routes of containers on record that lack one and
 /// deletes the routes through it to addresses no container on record holds. Returns one line
@@ -427,11 +433,7 @@ pub(crate) async fn repair(
     records: &Records,
     networks: &Networks,
 ) -> Result<Vec<String>> {
-    let nets: Vec<Network> = networks
-        .list()?
-        .into_iter()
-        .filter(|n| !n.host_access.is_empty())
-        .collect();
+    let nets = with_host_access(networks)?;
     if nets.is_empty() {
         return Ok(Vec::new());
     }
@@ -504,11 +506,7 @@ pub async fn verify(
     records: &Records,
 ) -> Result<Vec<String>> {
     let mut problems = Vec::new();
-    let nets: Vec<Network> = networks
-        .list()?
-        .into_iter()
-        .filter(|n| !n.host_access.is_empty())
-        .collect();
+    let nets = with_host_access(networks)?;
     if nets.is_empty() {
         return Ok(problems);
     }
