@@ -273,6 +273,7 @@ fn a_lost_host_link_is_restored_with_every_route_by_attach_and_by_gc() {
     let two = ["192.168.77.2", "192.168.77.4", "fd00:77::2", "fd00:77::4"];
     assert_eq!(lan.host.routes_via(&link), two);
 
+    let mac = lan.host.link(&link).unwrap()["address"].clone();
     lan.host.ip(&["link", "del", &link]);
     let verify = lan.cli(&["verify"], "");
     assert_eq!(verify.code, 6, "{}", verify.stdout);
@@ -295,6 +296,8 @@ fn a_lost_host_link_is_restored_with_every_route_by_attach_and_by_gc() {
     three.extend(["192.168.77.5", "fd00:77::5"]);
     three.sort_unstable();
     assert_eq!(lan.host.routes_via(&link), three, "attach restored");
+    // Made again with its MAC: the containers' neighbour entries for the host stay right.
+    assert_eq!(lan.host.link(&link).unwrap()["address"], mac);
     assert_eq!(lan.cli(&["verify"], "").code, 0);
     for ip in &three {
         assert!(lan.host.ping(ip), "the host cannot ping {ip}");
