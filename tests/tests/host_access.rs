@@ -342,9 +342,23 @@ fn a_lost_host_link_is_restored_with_every_route_by_attach_and_by_gc() {
     assert!(gc.contains("deleted host route 192.168.77.99"), "{gc}");
     assert_eq!(lan.host.routes_via(&link), three);
 
-    for container in [a, b, c] {
+    a.stop().unwrap();
+    assert_eq!(
+        lan.host.routes_via(&link),
+        ["192.168.77.4", "192.168.77.5", "fd00:77::4", "fd00:77::5"]
+    );
+    // Poststop with the link gone (it took the routes along): nothing to delete, nothing left.
+    lan.host.ip(&["link", "del", &link]);
+    for container in [b, c] {
         container.stop().unwrap();
     }
+    assert_eq!(lan.records(), Vec::<String>::new());
+    assert_eq!(
+        lan.cli(&["verify"], "").code,
+        6,
+        "the link is still missing"
+    );
+    lan.cli_ok(&["gc"], "");
     assert_eq!(lan.host.routes_via(&link), Vec::<String>::new());
     assert_eq!(lan.cli(&["verify"], "").code, 0);
 }
