@@ -155,6 +155,15 @@ fn the_host_and_its_runc_container_reach_each_other_and_the_lan_is_untouched() {
         lan.host.addresses(&link),
         ["192.168.77.3/32", "fd00:77::3/128"]
     );
+    for (key, value) in [
+        ("ipv4/conf/LINK/arp_ignore", "1"),
+        ("ipv4/conf/LINK/arp_notify", "1"),
+        ("ipv6/conf/LINK/accept_ra", "0"),
+        ("ipv6/conf/LINK/autoconf", "0"),
+    ] {
+        let key = format!("net/{}", key.replace("LINK", &link));
+        assert_eq!(lan.host.sysctl_value(&key), value, "{key}");
+    }
     assert_eq!(
         lan.inspect(NET)[0]["HostAccess"]["Addresses"],
         serde_json::json!(["192.168.77.3", "fd00:77::3"])

@@ -22,7 +22,11 @@ use oci_macvlan_netlink_core::{Errno, Handle, Link, Netns, NewChild, Sysctl};
 use oci_macvlan_vlan::OWNER_ALIAS;
 
 use crate::{
-    Error, Network, Records, Result, lock::FileLock, network::invalid, record::RecordedEndpoint,
+    Error, Network, Records, Result,
+    lock::FileLock,
+    network::invalid,
+    record::RecordedEndpoint,
+    wiring::{conf, ipv6_sysctls},
 };
 
 mod health;
@@ -274,22 +278,14 @@ async fn configure(
 /// gratuitous ARP (unsolicited NA) when it comes up, as a container's link has; no router
 /// advertisements or SLAAC on it; IPv6 off without an IPv6 host address.
 fn sysctls<'a>(ifname: &'a str, net: &Network) -> Vec<Sysctl<'a>> {
-    let set = |family, key, value, missing_ok| Sysctl {
-        key: vec!["net", family, "conf", ifname, key],
-        value,
-        missing_ok,
-    };
     let mut sysctls = vec![
-        set("ipv4", "arp_ignore", "1", false),
-        set("ipv4", "arp_notify", "1", false),
+        conf(ifname, "ipv4", "arp_ignore", "1", false),
+        conf(ifname, "ipv4", "arp_notify", "1", false),
     ];
-    if net.host_access.iter().any(IpAddr::is_ipv6) {
-        sysctls.push(set("ipv6", "accept_ra", "0", false));
-        sysctls.push(set("ipv6", "autoconf", "0", false));
-        sysctls.push(set("ipv6", "ndisc_notify", "1", false));
-    } else {
-        sysctls.push(set("ipv6", "disable_ipv6", "1", true));
-    }
+    sysctls.extend(ipv6_sysctls(
+        ifname,
+        net.host_access.iter().any(IpAddr::is_ipv6),
+    ));
     sysctls
 }
 
