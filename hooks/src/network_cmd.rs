@@ -35,9 +35,10 @@ fn create(ctx: &Context, networks: &Networks, args: CreateArgs) -> Result<()> {
         internal: args.internal,
         options: args.opt,
     };
+    let mut store = LmdbStore::open(&ctx.state_dir).map_err(macvlan::Error::store)?;
     let network = ctx.block_on(async {
         let host = Handle::current().map_err(Error::HostNetlink)?;
-        Ok::<_, Error>(macvlan::create_network(&host, networks, &spec).await?)
+        Ok::<_, Error>(macvlan::create_network(&host, networks, &mut store, &spec).await?)
     })??;
     if let Some(warning) = no_gateway_warning(&network) {
         if ctx.log_level >= LogLevel::Warn {
@@ -213,6 +214,10 @@ pub fn inspect_view(
     if !routes.is_empty() {
         out["LanRouterRoutes"] = json!(routes);
     }
+    if let Some(link) = net.host_link() {
+        let addresses: Vec<String> = net.host_access.iter().map(ToString::to_string).collect();
+        out["HostAccess"] = json!({ "Addresses": addresses, "Link": link });
+    }
     if let macvlan::driver::Options::Macvlan(options) = &net.driver {
         if !options.source_macs.is_empty() {
             let macs: Vec<String> = options.source_macs.iter().map(|m| m.to_string()).collect();
@@ -366,6 +371,30 @@ mod tests {
             })
             .unwrap();
         insta::assert_json_snapshot!(inspect_view(&network, &leases, &usage, &[]));
+    }
+
+    /// A network with host access shows its addresses and its host link; one without, nothing.
+    #[test]
+    fn inspect_shows_the_host_access_addresses_and_link() {
+        let net = network(
+            &[
+                "--subnet 192.168.50.0/24",
+                "--subnet fd00:50::/64",
+                "-o parent=eth0",
+                "-o host_access=192.168.50.3,fd00:50::3",
+            ],
+            false,
+        );
+        assert_eq!(
+            inspect_view(&net, &[], &[], &[])["HostAccess"],
+            json!({"Addresses": ["192.168.50.3", "fd00:50::3"], "Link": "ha-ffffffffffff"})
+        );
+        let plain = network(&["--subnet 192.168.50.0/24", "-o parent=eth0"], false);
+        assert!(
+            inspect_view(&plain, &[], &[], &[])
+                .get("HostAccess")
+                .is_none()
+        );
     }
 
     /// An ipvlan L3 network's `inspect` says, per subnet, the route the LAN's router needs via

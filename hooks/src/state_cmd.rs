@@ -14,7 +14,12 @@ pub fn verify(ctx: &Context) -> Result<()> {
     let networks = Networks::new(&ctx.config_dir);
     let records = Records::new(&ctx.state_dir);
     let mut store = LmdbStore::open_thorough(&ctx.state_dir).map_err(macvlan::Error::store)?;
-    let report = macvlan::verify(&networks, &mut store, &records)?;
+    let mut report = macvlan::verify(&networks, &mut store, &records)?;
+    report
+        .problems
+        .extend(ctx.block_on(macvlan::host_access::verify(
+            &networks, &mut store, &records,
+        ))??);
     for problem in &report.problems {
         print(format_args!("{problem}\n"))?;
     }
@@ -49,6 +54,10 @@ pub fn gc(ctx: &Context) -> Result<()> {
         out.push_str(&format!(
             "cleared {stale} read transactions of killed processes from the lease store\n"
         ));
+    }
+    for line in &report.host_access {
+        out.push_str(line);
+        out.push('\n');
     }
     let mut leases = 0;
     for (id, why, released) in &report.released {

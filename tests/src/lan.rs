@@ -278,8 +278,9 @@ impl Lan {
     }
 
     /// Panics, saying what was left, unless nothing of any container is left: no lease on
-    /// `networks`, no endpoint record, no lock file, no link in the host namespace but `lo` and
-    /// the parent, and `verify` passes. `context` names the case in the message.
+    /// `networks`, no endpoint record, no lock file, no link in the host namespace but `lo`, the
+    /// parent and the networks' host links (`ha-…`, the networks' own), no route through those,
+    /// and `verify` passes. `context` names the case in the message.
     pub fn assert_no_residue(&self, networks: &[&str], context: &str) {
         for net in networks {
             assert_eq!(self.leased(net), 0, "{context}: a lease is left on {net}");
@@ -294,11 +295,22 @@ impl Lan {
             Vec::<String>::new(),
             "{context}: lock files left"
         );
+        let (host_links, others): (Vec<String>, Vec<String>) = self
+            .host_link_names()
+            .into_iter()
+            .partition(|name| name.starts_with("ha-"));
         assert_eq!(
-            self.host_link_names(),
+            others,
             ["lo", Self::PARENT],
             "{context}: links left in the host namespace"
         );
+        for link in host_links {
+            assert_eq!(
+                self.host.routes_via(&link),
+                Vec::<String>::new(),
+                "{context}: host routes left via {link}"
+            );
+        }
         let verify = self.cli(&["verify"], "");
         assert_eq!(
             verify.code, 0,

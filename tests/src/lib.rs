@@ -6,6 +6,7 @@
 
 mod driver;
 mod lan;
+mod monitor;
 mod netns;
 mod podman;
 mod process;
@@ -19,6 +20,7 @@ use std::{
 
 pub use driver::{DRIVERS, Driver, IPVLAN, MACVLAN};
 pub use lan::Lan;
+pub use monitor::Monitor;
 pub use netns::TestNetns;
 pub use podman::Podman;
 pub use process::ContainerProcess;

@@ -117,6 +117,23 @@ impl TestNetns {
         .to_owned()
     }
 
+    /// The destinations of the routes through `link` that the kernel did not add itself (IPv4
+    /// and IPv6, sorted): a host link's routes to containers.
+    pub fn routes_via(&self, link: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        for family in ["-4", "-6"] {
+            let text = self.ip(&[family, "-j", "route", "show", "dev", link]);
+            let routes: Value = serde_json::from_str(&text).unwrap();
+            for route in routes.as_array().into_iter().flatten() {
+                if route["protocol"] != "kernel" {
+                    out.extend(route["dst"].as_str().map(str::to_owned));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
     /// The routes of the namespace's main table, IPv4 or IPv6.
     pub fn routes(&self, v6: bool) -> Vec<Value> {
         let family = if v6 { "-6" } else { "-4" };

@@ -6,71 +6,12 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::{
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::time::Duration;
 
-use oci_macvlan_tests::{Bundle, Container, Lan, Runtime};
+use oci_macvlan_tests::{Bundle, Container, Lan, Monitor, Runtime};
 
 const NET: &str = "lan77";
 const ANN: &str = "oci-macvlan.networks";
-
-/// `ip monitor link` in the host namespace for the test's duration: every link event there.
-struct LinkMonitor {
-    child: Child,
-    log: std::path::PathBuf,
-}
-
-impl LinkMonitor {
-    fn start(lan: &Lan) -> Self {
-        let log = lan.tmp().join("host-link-events");
-        let child = Command::new("ip")
-            .args(["-n", &lan.host.name, "-o", "monitor", "link"])
-            .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let monitor = Self { child, log };
-        // Prove the monitor sees link events before relying on it seeing none of ours.
-        for _ in 0..50 {
-            lan.host.ip(&[
-                "link", "add", "probe0", "type", "veth", "peer", "name", "probe1",
-            ]);
-            lan.host.ip(&["link", "del", "probe0"]);
-            std::thread::sleep(Duration::from_millis(20));
-            if monitor.read().iter().any(|e| e.contains("probe0")) {
-                return monitor;
-            }
-        }
-        panic!("ip monitor link saw no event in the host namespace");
-    }
-
-    fn read(&self) -> Vec<String> {
-        std::fs::read_to_string(&self.log)
-            .unwrap()
-            .lines()
-            .map(str::to_owned)
-            .collect()
-    }
-
-    /// Events after the probe, once the monitor has stopped.
-    fn events(mut self) -> Vec<String> {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        self.read()
-            .into_iter()
-            .filter(|e| !e.contains("probe"))
-            .collect()
-    }
-}
-
-impl Drop for LinkMonitor {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn address_of(container: &Container) -> String {
     let (ok, out) = container.exec(&["ip", "-o", "-4", "addr", "show", "dev", "eth0"]);
@@ -93,7 +34,7 @@ fn two_containers_share_the_lan(runtime: Runtime) {
     let lan = Lan::new();
     lan.create_network(NET, &[]);
     let parent_before = lan.parent_view();
-    let monitor = LinkMonitor::start(&lan);
+    let monitor = Monitor::start(&lan, &["link"]);
 
     let id_a = oci_macvlan_tests::unique("omt-a-");
     let id_b = oci_macvlan_tests::unique("omt-b-");

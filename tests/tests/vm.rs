@@ -455,3 +455,53 @@ fn an_interface_name_the_host_also_has() {
     lan.cli_ok(&["hook", "poststop"], &state);
     lan.host.ip(&["link", "del", "eth0"]);
 }
+
+/// Host access on an 802.1q parent that `network create` makes: the host link goes on the VLAN;
+/// after a reboot (the VLAN, the host link and the state dir gone) the first attach makes the
+/// VLAN, then the host link, then the container's route, and the host reaches the container
+/// again; `network rm` of the last network deletes both links.
+#[test]
+fn host_access_on_an_owned_vlan_parent_is_made_again_after_a_reboot() {
+    let lan = Lan::new();
+    router_vlan(&lan, 61, "10.61.0.1/24");
+    let id = create(
+        &lan,
+        "v61",
+        "10.61.0.0/24",
+        Some("lan0.61"),
+        &["--gateway", "10.61.0.1", "-o", "host_access=10.61.0.3"],
+    );
+    let link = format!("ha-{}", &id[..12]);
+    let made = details(&lan, &link);
+    assert_eq!(made["link"], "lan0.61", "{made}");
+    assert_eq!(made["ifalias"], OWNER_ALIAS, "{made}");
+    let (c1, state) = attach(&lan, "c1", &[(ANN, "v61")]);
+    assert!(
+        lan.host.ping("10.61.0.2"),
+        "the host cannot ping its container"
+    );
+    assert!(c1.ping("10.61.0.3"), "the container cannot ping the host");
+    lan.cli_ok(&["hook", "poststop"], &state);
+
+    // A reboot: the kernel forgets both links, the state dir (a tmpfs) is empty.
+    lan.host.ip(&["link", "del", "lan0.61"]);
+    assert!(host_link(&lan, &link).is_none());
+    std::fs::remove_dir_all(lan.state_dir()).unwrap();
+    let (c2, _) = attach(&lan, "c2", &[(ANN, "v61")]);
+    assert_eq!(details(&lan, "lan0.61")["ifalias"], OWNER_ALIAS);
+    let again = details(&lan, &link);
+    assert_eq!(again["link"], "lan0.61", "{again}");
+    assert_eq!(lan.host.routes_via(&link), ["10.61.0.2"]);
+    assert!(
+        lan.host.ping("10.61.0.2"),
+        "the host cannot ping after the reboot"
+    );
+    assert!(
+        c2.ping("10.61.0.3"),
+        "the container cannot ping the host after the reboot"
+    );
+    let stopped = lan.fake_bundle("c2", &[(ANN, "v61")], &c2.path(), "stopped");
+    lan.cli_ok(&["hook", "poststop"], &stopped);
+    lan.cli_ok(&["network", "rm", "v61"], "");
+    assert_eq!(lan.host_link_names(), ["lo", Lan::PARENT]);
+}

@@ -99,9 +99,15 @@ pub fn run(cycles: Option<&str>) -> Result<()> {
     ]
     .map(str::to_owned);
     let host = format!("--net={}", lan.host.path().display());
-    for (name, subnet, gateway) in [
-        ("bench", "10.90.0.0/16", "10.90.0.1"),
-        ("scale", "10.96.0.0/16", "10.96.0.1"),
+    for (name, subnet, gateway, extra) in [
+        ("bench", "10.90.0.0/16", "10.90.0.1", None),
+        ("scale", "10.96.0.0/16", "10.96.0.1", None),
+        (
+            "benchha",
+            "10.91.0.0/16",
+            "10.91.0.1",
+            Some("host_access=10.91.0.3"),
+        ),
     ] {
         let status = Command::new("nsenter")
             .arg(&host)
@@ -115,6 +121,7 @@ pub fn run(cycles: Option<&str>) -> Result<()> {
                 "--gateway",
                 gateway,
             ])
+            .args(extra.iter().flat_map(|opt| ["-o", opt]))
             .args(["-o", "parent=lan0", name])
             .stdout(Stdio::null())
             .status()?;
@@ -250,7 +257,7 @@ pub fn inner() -> Result<()> {
         cycles: std::env::var("OMB_CYCLES")?.parse()?,
         out: env_path("OMB_OUT")?,
     };
-    let mut tools = vec![Tool::Ours, Tool::OursOnDisk];
+    let mut tools = vec![Tool::Ours, Tool::OursOnDisk, Tool::OursHostAccess];
     if setup.baseline.is_some() {
         tools.push(Tool::Baseline);
     }
@@ -270,7 +277,7 @@ pub fn inner() -> Result<()> {
                 continue;
             }
             let gone = tool != Tool::Netavark;
-            cycle(&setup, tool, "bench", &format!("warm{i}"), i, gone)?;
+            cycle(&setup, tool, tool.network(), &format!("warm{i}"), i, gone)?;
         }
     }
     for i in 0..setup.cycles {
@@ -284,11 +291,12 @@ pub fn inner() -> Result<()> {
             // runtimes call poststop/DEL after it died), except netavark, which podman always
             // tears down with the namespace still there (it fails on a missing one).
             let gone = tool != Tool::Netavark;
-            let (attach, detach) = cycle(&setup, tool, "bench", &id, i, gone)?;
+            let (attach, detach) = cycle(&setup, tool, tool.network(), &id, i, gone)?;
             samples[t * 3].push(attach);
             samples[t * 3 + if gone { 1 } else { 2 }].push(detach);
             if tool != Tool::Netavark {
-                let (attach, detach) = cycle(&setup, tool, "bench", &format!("{id}p"), i, false)?;
+                let (attach, detach) =
+                    cycle(&setup, tool, tool.network(), &format!("{id}p"), i, false)?;
                 samples[t * 3].push(attach);
                 samples[t * 3 + 2].push(detach);
             }
@@ -371,6 +379,8 @@ enum Tool {
     Ours,
     /// oci-macvlan with its state dir on disk.
     OursOnDisk,
+    /// oci-macvlan on a network with `-o host_access` (a host route per container address).
+    OursHostAccess,
     /// Another oci-macvlan binary ([`BASELINE_VAR`]), state dir on the tmpfs.
     Baseline,
     Cni,
@@ -390,10 +400,19 @@ enum Floor {
 }
 
 impl Tool {
+    /// The network the tool's containers join.
+    fn network(self) -> &'static str {
+        match self {
+            Self::OursHostAccess => "benchha",
+            _ => "bench",
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Self::Ours => "oci-macvlan",
             Self::OursOnDisk => "oci-macvlan, state dir on disk",
+            Self::OursHostAccess => "oci-macvlan, host access",
             Self::Baseline => "oci-macvlan baseline (OCI_MACVLAN_BENCH_BASELINE)",
             Self::Cni => "CNI macvlan + host-local",
             Self::Netavark => "netavark macvlan",
@@ -465,7 +484,7 @@ fn invoke(
     attach: bool,
 ) -> Result<Duration> {
     let (mut command, stdin) = match tool {
-        Tool::Ours | Tool::OursOnDisk | Tool::Baseline => {
+        Tool::Ours | Tool::OursOnDisk | Tool::OursHostAccess | Tool::Baseline => {
             let (binary, state_dir, tag) = match (tool, &setup.baseline) {
                 (Tool::Baseline, Some((binary, state))) => (binary, state, "base-"),
                 (Tool::OursOnDisk, _) => (&setup.binary, &setup.disk_state, "disk-"),

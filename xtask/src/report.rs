@@ -77,6 +77,8 @@ pub struct Report {
 const OURS: &str = "oci-macvlan";
 /// oci-macvlan with its state dir on disk (`bench.rs`, `Tool::OursOnDisk`): not a peer.
 const OURS_ON_DISK: &str = "oci-macvlan, state dir on disk";
+/// oci-macvlan on a network with `-o host_access` (`Tool::OursHostAccess`): not a peer.
+const OURS_HOST_ACCESS: &str = "oci-macvlan, host access";
 const OPS: [&str; 3] = [
     "attach",
     "detach, namespace gone",
@@ -95,7 +97,12 @@ impl Report {
             .rows
             .iter()
             .map(|r| r.tool)
-            .filter(|t| *t != OURS && *t != OURS_ON_DISK && !t.starts_with("floor"))
+            .filter(|t| {
+                *t != OURS
+                    && *t != OURS_ON_DISK
+                    && *t != OURS_HOST_ACCESS
+                    && !t.starts_with("floor")
+            })
             .fold(Vec::new(), |mut v, t| {
                 if !v.contains(&t) {
                     v.push(t);
@@ -112,9 +119,15 @@ impl Report {
                 }
             }
         }
-        for (op, ratio) in self.disk_over_tmpfs() {
+        for (op, ratio) in self.over_ours(OURS_ON_DISK) {
             out.push((
                 format!("oci-macvlan, state dir on disk / on a tmpfs, {op} (median)"),
+                ratio,
+            ));
+        }
+        for (op, ratio) in self.over_ours(OURS_HOST_ACCESS) {
+            out.push((
+                format!("oci-macvlan with host access / without, {op} (median)"),
                 ratio,
             ));
         }
@@ -130,13 +143,13 @@ impl Report {
         out
     }
 
-    /// `on disk / on a tmpfs` of oci-macvlan's median for each operation: what a state dir on
-    /// disk costs (1.0 is nothing).
-    fn disk_over_tmpfs(&self) -> Vec<(&'static str, f64)> {
+    /// `variant / oci-macvlan` of the medians for each operation: what a state dir on disk, or
+    /// host access, costs (1.0 is nothing).
+    fn over_ours(&self, variant: &str) -> Vec<(&'static str, f64)> {
         OPS.into_iter()
             .filter_map(|op| {
-                let (tmpfs, disk) = (self.find(OURS, op)?, self.find(OURS_ON_DISK, op)?);
-                Some((op, disk.median_ms / tmpfs.median_ms))
+                let (ours, other) = (self.find(OURS, op)?, self.find(variant, op)?);
+                Some((op, other.median_ms / ours.median_ms))
             })
             .collect()
     }
@@ -156,7 +169,10 @@ impl Report {
                 "median_ms": round(p.median_ms), "p99_ms": round(p.p99_ms),
             })).collect::<Vec<_>>(),
             "ratios": ratios.iter().map(|(k, v)| json!({"what": k, "ratio": round(*v)})).collect::<Vec<_>>(),
-            "state_dir_on_disk_over_tmpfs": self.disk_over_tmpfs().into_iter()
+            "state_dir_on_disk_over_tmpfs": self.over_ours(OURS_ON_DISK).into_iter()
+                .map(|(op, v)| (op.to_owned(), json!(round(v))))
+                .collect::<serde_json::Map<_, _>>(),
+            "host_access_over_without": self.over_ours(OURS_HOST_ACCESS).into_iter()
                 .map(|(op, v)| (op.to_owned(), json!(round(v))))
                 .collect::<serde_json::Map<_, _>>(),
         });

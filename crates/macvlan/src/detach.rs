@@ -72,6 +72,10 @@ pub(crate) async fn take_back(
         };
         ours.delete_from(path, expected).await?;
     }
+    crate::host_access::unroute(store, container_id, &record.endpoints).await?;
+    if record.endpoints.iter().any(|e| e.host_link.is_some()) {
+        failpoint::hit("detach:host-unrouted")?;
+    }
     let released = release(store, container_id)?;
     records.remove(container_id)?;
     Ok(released)

@@ -10,7 +10,7 @@ use oci_macvlan_netlink_core::{Errno, Handle, Link, MacAddr, Netns, NetnsId, New
 use serde::Serialize;
 
 use crate::{
-    Error, Liveness, Network, Records, Result, failpoint,
+    Error, Liveness, Network, Records, Result, failpoint, host_access,
     ownership::claim,
     parents::{check_parent_free, parent_busy, resolve_parents},
     record::{Record, RecordedEndpoint},
@@ -241,7 +241,10 @@ impl Apply<'_> {
                 .map(|l| l.ip)
                 .collect();
             if !new.is_empty() {
-                undo.push(Step::Leased { owner, ips: new });
+                undo.push(Step::Leased {
+                    owner,
+                    ips: new.clone(),
+                });
             }
             failpoint::hit("attach:net:leased")?;
 
@@ -297,6 +300,10 @@ impl Apply<'_> {
                 leases: &leases,
             };
             wiring.configure(&mut default_route).await?;
+            if net.host_link().is_some() {
+                self.route_host(store, net, parent, &leases, &new, undo)
+                    .await?;
+            }
             let gateways = leases
                 .iter()
                 .filter_map(|lease| net.gateway_for(lease.ip))
@@ -309,6 +316,37 @@ impl Apply<'_> {
             .map_err(Error::Netlink)?;
         failpoint::hit("attach:done")?;
         Ok(endpoints)
+    }
+
+    /// Host access: the host's routes to the container's addresses through the network's host
+    /// link (made again if it is missing; see [`crate::host_access`]). The undo deletes the
+    /// routes this run added and those to addresses it leased.
+    async fn route_host(
+        &self,
+        store: &mut impl LeaseStore,
+        net: &Network,
+        parent: &Link,
+        leases: &[Lease],
+        new: &[IpAddr],
+        undo: &mut Undo,
+    ) -> Result<()> {
+        let link =
+            host_access::link_for_attach(self.host, net, parent, store, self.records).await?;
+        failpoint::hit("attach:net:host-link")?;
+        let ips: Vec<IpAddr> = leases.iter().map(|l| l.ip).collect();
+        let mut added = Vec::new();
+        let routed = host_access::add_routes(self.host, net, &link, &ips, &mut added).await;
+        let leased: Vec<IpAddr> = new
+            .iter()
+            .filter(|ip| !added.contains(ip))
+            .copied()
+            .collect();
+        added.extend(leased);
+        if !added.is_empty() {
+            undo.push(Step::HostRoutes { link, ips: added });
+        }
+        routed?;
+        failpoint::hit("attach:net:host-routed")
     }
 
     /// The container's macvlan for `spec`: created (`true`), or adopted (`false`) when the

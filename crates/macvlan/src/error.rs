@@ -135,6 +135,33 @@ pub enum Error {
         "network namespace {path} is not the one container process {pid} is in: a container gets links only in its own"
     )]
     NetnsNotTheContainers { path: PathBuf, pid: i32 },
+    #[error("-o host_access {ip} of network {network} is in use: {holder}")]
+    HostAccessInUse {
+        ip: IpAddr,
+        network: String,
+        holder: String,
+    },
+    #[error(
+        "host link {name} of network {network} exists but is {found}: oci-macvlan will not use it"
+    )]
+    HostLinkConflict {
+        name: String,
+        network: String,
+        found: String,
+    },
+    #[error("cannot set up host link {name} of network {network}")]
+    HostLink {
+        name: String,
+        network: String,
+        #[source]
+        source: Box<netlink::Error>,
+    },
+    #[error("cannot route the host to its containers on network {network}")]
+    HostRoutes {
+        network: String,
+        #[source]
+        source: netlink::Error,
+    },
     /// Files of the config and state dirs: definitions, records, locks.
     #[error(transparent)]
     State(#[from] StateError),
@@ -301,7 +328,9 @@ impl Error {
             | Self::InterfaceExists { .. }
             | Self::MacInUse { .. }
             | Self::IdInUse { .. }
-            | Self::ParentHeldAlone { .. } => ErrorKind::Conflict,
+            | Self::ParentHeldAlone { .. }
+            | Self::HostAccessInUse { .. }
+            | Self::HostLinkConflict { .. } => ErrorKind::Conflict,
             Self::Lease { source, .. } if source.is_conflict() => ErrorKind::Conflict,
             Self::Lease { source, .. } if source.is_invalid_input() => ErrorKind::Invalid,
             Self::Configure { source, .. }
@@ -325,6 +354,8 @@ impl Error {
             | Self::Store(_)
             | Self::State(_)
             | Self::ReadProc { .. }
+            | Self::HostLink { .. }
+            | Self::HostRoutes { .. }
             | Self::Injected(_) => ErrorKind::System,
         }
     }

@@ -11,7 +11,8 @@ use crate::Result;
 use crate::error::Error;
 
 /// Every failpoint, in the order an attach (then its undo, then a detach) passes them. The
-/// `attach:net:*` points are passed once per network of the container.
+/// `attach:net:*` points are passed once per network of the container (`attach:net:host-*`
+/// once per network with host access).
 pub const ALL: &[&str] = &[
     "attach:locked",
     "attach:claimed",
@@ -23,9 +24,12 @@ pub const ALL: &[&str] = &[
     "attach:net:configured",
     "attach:net:up",
     "attach:net:routed",
+    "attach:net:host-link",
+    "attach:net:host-routed",
     "attach:done",
     "undo:step",
     "detach:locked",
+    "detach:host-unrouted",
     "detach:links",
     "detach:released",
     "detach:unrecorded",

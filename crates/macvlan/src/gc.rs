@@ -28,6 +28,8 @@ pub struct GcReport {
     pub index_rebuilt: bool,
     /// Temporary files of writers killed half-way (records, `network create`) removed.
     pub temps_removed: usize,
+    /// What was repaired of the networks' host access (`-o host_access`), a line each.
+    pub host_access: Vec<String>,
 }
 
 pub async fn gc(
@@ -67,6 +69,7 @@ pub async fn gc(
             lock.remove_file()?;
         }
     }
+    report.host_access = crate::host_access::repair(store, records, networks).await?;
     let recorded: BTreeSet<&String> = recorded.iter().collect();
     let holders: BTreeSet<String> = store
         .all_leases()

@@ -14,6 +14,7 @@ mod error;
 pub mod failpoint;
 mod files;
 mod gc;
+pub mod host_access;
 mod lifecycle;
 mod liveness;
 mod lock;

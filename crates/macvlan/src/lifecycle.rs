@@ -4,16 +4,19 @@ use oci_macvlan_ipam::LeaseStore;
 use oci_macvlan_netlink_core::{Handle, Link};
 use oci_macvlan_vlan::{self as vlan, Parent};
 
-use crate::{Error, Network, NetworkSpec, Networks, ParentLink, Result, StateError};
+use crate::{Error, Network, NetworkSpec, Networks, ParentLink, Result, StateError, host_access};
 
 /// `network create`: validates `spec`; checks the parent may be shared with the networks already
 /// on it (another driver's, or a passthru one, may not: [`check_parent`]); finds
 /// the parent in the host namespace or creates the one the network asks for (an 802.1q
-/// `base.vid`, or the dummy of a network without parent); checks the MTU; stores the definition.
-/// A parent this call created is deleted again if anything after it fails.
+/// `base.vid`, or the dummy of a network without parent); checks the MTU; makes the host link
+/// of a network with `-o host_access` (refusing addresses the host or a container has already,
+/// `store` says which are leased); stores the definition. A parent or host link this call
+/// created is deleted again if anything after it fails.
 pub async fn create_network(
     host: &Handle,
     networks: &Networks,
+    store: &mut impl LeaseStore,
     spec: &NetworkSpec,
 ) -> Result<Network> {
     let created = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
@@ -22,7 +25,8 @@ pub async fn create_network(
     if networks.exists(&network.name)? {
         return Err(Error::NetworkExists(network.name));
     }
-    check_parent(&network, &networks.list()?)?;
+    let others = networks.list()?;
+    check_parent(&network, &others)?;
     let parent = network.parent();
     let ensured = vlan::ensure(
         host,
@@ -34,8 +38,18 @@ pub async fn create_network(
     if network.parent_link == ParentLink::Existing && ensured.ours {
         network.parent_link = ParentLink::Owned;
     }
-    let stored = check_mtu(&network, &ensured.link).and_then(|()| networks.create(&network));
+    let mut host_link = None;
+    let mut stored = check_mtu(&network, &ensured.link);
+    if stored.is_ok() {
+        stored = host_access::create(host, &network, &others, store, &ensured.link)
+            .await
+            .map(|made| host_link = made);
+    }
+    let stored = stored.and_then(|()| networks.create(&network));
     if let Err(err) = stored {
+        if let Some(link) = host_link {
+            let _ = host.delete_link(&link).await;
+        }
         if ensured.created {
             // Nothing half-done: the link this call made goes with the failed definition. A
             // failure to delete it changes nothing for the caller, whose create failed anyway.
@@ -105,6 +119,7 @@ pub async fn remove_network(
             endpoints,
         });
     }
+    host_access::remove(host, &network).await?;
     networks.remove(name)?;
     if network.parent_link == ParentLink::Existing
         || networks.list()?.iter().any(|o| o.parent == network.parent)

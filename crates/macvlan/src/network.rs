@@ -11,7 +11,7 @@ use crate::{
 };
 
 /// The `-o` keys every driver takes; the rest are the driver's own.
-pub(crate) const CORE_OPTIONS: &[&str] = &["parent", "mtu"];
+pub(crate) const CORE_OPTIONS: &[&str] = &["parent", "mtu", "host_access"];
 
 /// Where a network's parent link comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -80,6 +80,12 @@ impl PartialEq<str> for ParentName {
     }
 }
 
+impl PartialEq<&str> for ParentName {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// A validated network definition, as stored in `<config-dir>/networks/<name>.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Network {
@@ -99,6 +105,10 @@ pub struct Network {
     #[serde(default)]
     pub ipv6: bool,
     pub pools: Vec<Pool>,
+    /// The host's own addresses on the network (`-o host_access`, at most one per family),
+    /// held by its host-side link ([`crate::host_access`]); reserved in their pools.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub host_access: Vec<IpAddr>,
     /// The `-o KEY=VALUE` options as given, for `inspect`.
     #[serde(default)]
     pub options: BTreeMap<String, String>,
@@ -267,7 +277,7 @@ impl NetworkSpec {
             let at = assign(&subnets, ip, "auxiliary address", value)?;
             aux[at].insert(name.to_owned(), ip);
         }
-        let pools = subnets
+        let mut pools = subnets
             .iter()
             .zip(gateways)
             .zip(ranges)
@@ -287,8 +297,9 @@ impl NetworkSpec {
                 ));
             }
         }
-
         let options = self.parse_options()?;
+        let host_access = crate::host_access::reserve(options.get("host_access"), &mut pools)?;
+
         // The core's keys out, the driver's left: the driver refuses what it does not know.
         let driver_options = options
             .iter()
@@ -296,6 +307,9 @@ impl NetworkSpec {
             .map(|(key, value)| (key.clone(), value.clone()))
             .collect();
         let driver = driver::Options::parse(&self.driver, &driver_options)?;
+        if !host_access.is_empty() {
+            driver.driver().host_child()?;
+        }
         // No parent: an internal network on a dummy link of its own, as Docker does it.
         let (parent, parent_link) = match options.get("parent") {
             // Docker's words, which name the driver.
@@ -336,6 +350,7 @@ impl NetworkSpec {
             internal,
             ipv6,
             pools,
+            host_access,
             options,
         })
     }

@@ -47,6 +47,10 @@ pub struct PlannedNetwork {
     pub mtu: Option<u32>,
     pub static_ips: Vec<IpAddr>,
     pub default_routes: Routes,
+    /// The network's host-side link (`-o host_access`): the host gets a route to each of the
+    /// container's addresses through it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_link: Option<String>,
 }
 
 /// Where the container's default routes on a network go.
@@ -106,6 +110,7 @@ pub fn plan(req: &AttachRequest<'_>) -> Result<Plan> {
             mtu: net.mtu,
             static_ips: att.static_ips.clone(),
             default_routes: routes(net),
+            host_link: net.host_link(),
         });
     }
     Ok(Plan {
@@ -146,6 +151,7 @@ impl Plan {
                     kind: Some(p.driver.to_owned()),
                     lower: None,
                     index: None,
+                    host_link: p.host_link.clone(),
                 })
                 .collect(),
         }

@@ -55,6 +55,10 @@ pub struct RecordedEndpoint {
     /// is not this one, whatever its name and MAC. `None` until then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub index: Option<u32>,
+    /// The network's host-side link in the host namespace (`-o host_access`), through which
+    /// attach routed the host to this endpoint's addresses: detach deletes those routes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_link: Option<String>,
 }
 
 impl RecordedEndpoint {
@@ -363,6 +367,7 @@ mod tests {
             kind: Some("macvlan".into()),
             lower: Some(7),
             index: None,
+            host_link: None,
         };
         let link = |kind: &str, lower: u32, mac: MacAddr| Link {
             index: 3,

@@ -1,7 +1,7 @@
 use std::net::IpAddr;
 
 use oci_macvlan_ipam::{LeaseStore, Owner};
-use oci_macvlan_netlink_core::Handle;
+use oci_macvlan_netlink_core::{Handle, Link};
 
 use crate::{Record, Records};
 
@@ -17,6 +17,11 @@ pub(crate) enum Step {
     /// A link this run created, by name and index (a link that has taken its name since is not
     /// this one).
     CreatedLink { ifname: String, index: u32 },
+    /// Host routes through a network's host link (`-o host_access`) to these addresses: those
+    /// this run added and those to addresses it leased. The link itself stays: it is the
+    /// network's, made at `network create` (an attach that made it again restored the routes
+    /// of the network's other containers through it).
+    HostRoutes { link: Link, ips: Vec<IpAddr> },
 }
 
 /// The undo log of one attach: steps are pushed as they are taken and, on failure, undone in
@@ -43,10 +48,16 @@ impl Undo {
         records: &Records,
     ) -> Vec<String> {
         let mut left = Vec::new();
+        // Addresses whose host routes could not be deleted: their leases stay too, so that
+        // poststop or gc, which find a container's routes through its leases, delete them.
+        let mut routed: Vec<IpAddr> = Vec::new();
         for step in self.steps.into_iter().rev() {
             let what = step.to_string();
             if let Err(err) = crate::failpoint::hit("undo:step") {
                 left.push(format!("{what} ({})", crate::one_line(&err)));
+                if let Step::HostRoutes { ips, .. } = step {
+                    routed.extend(ips);
+                }
                 continue;
             }
             let undone = match step {
@@ -61,10 +72,24 @@ impl Undo {
                     },
                     None => Err("the container's namespace is not open".to_owned()),
                 },
-                Step::Leased { owner, ips } => store
-                    .release_ips(&owner, &ips)
-                    .map(drop)
-                    .map_err(|err| crate::one_line(&err)),
+                Step::HostRoutes { link, ips } => {
+                    let undone = crate::host_access::undo_routes(&link, &ips).await;
+                    if undone.is_err() {
+                        routed.extend(ips);
+                    }
+                    undone
+                }
+                Step::Leased { owner, ips } => {
+                    let (kept, free): (Vec<IpAddr>, Vec<IpAddr>) =
+                        ips.into_iter().partition(|ip| routed.contains(ip));
+                    match store.release_ips(&owner, &free) {
+                        Err(err) => Err(crate::one_line(&err)),
+                        Ok(_) if !kept.is_empty() => {
+                            Err("kept while a host route to it is left".to_owned())
+                        }
+                        Ok(_) => Ok(()),
+                    }
+                }
                 // Kept while anything else is left: poststop and gc work from it.
                 Step::WroteRecord { .. } if !left.is_empty() => {
                     Err("kept, for poststop or gc to finish".to_owned())
@@ -92,6 +117,10 @@ impl std::fmt::Display for Step {
                 write!(f, "the lease of {} for {}", ips.join(", "), owner.ifname)
             }
             Self::CreatedLink { ifname, .. } => write!(f, "link {ifname}"),
+            Self::HostRoutes { link, ips } => {
+                let ips: Vec<String> = ips.iter().map(ToString::to_string).collect();
+                write!(f, "the host routes to {} via {}", ips.join(", "), link.name)
+            }
         }
     }
 }

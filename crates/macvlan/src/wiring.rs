@@ -131,22 +131,40 @@ fn exists_ok(result: oci_macvlan_netlink_core::Result<()>) -> oci_macvlan_netlin
 ///   `arp_notify` (unsolicited neighbour advertisements on link-up);
 /// - a network without IPv6: IPv6 off on the link (no link-local address, no RA, no SLAAC).
 fn link_sysctls<'a>(ifname: &'a str, leases: &[Lease], net: &Network) -> Vec<Sysctl<'a>> {
-    let set = |family, key, value, missing_ok| Sysctl {
+    let mut sysctls = Vec::new();
+    if leases.iter().any(|l| l.ip.is_ipv4()) {
+        sysctls.push(conf(ifname, "ipv4", "arp_notify", "1", false));
+    }
+    sysctls.extend(ipv6_sysctls(ifname, net.pools.iter().any(|p| !p.is_ipv4())));
+    sysctls
+}
+
+/// A link with IPv6 addresses: no router advertisements, no SLAAC, unsolicited neighbour
+/// advertisements on link-up. Without: IPv6 off on the link.
+pub(crate) fn ipv6_sysctls(ifname: &str, ipv6: bool) -> Vec<Sysctl<'_>> {
+    if ipv6 {
+        vec![
+            conf(ifname, "ipv6", "accept_ra", "0", false),
+            conf(ifname, "ipv6", "autoconf", "0", false),
+            conf(ifname, "ipv6", "ndisc_notify", "1", false),
+        ]
+    } else {
+        // A kernel without IPv6 has nothing to turn off.
+        vec![conf(ifname, "ipv6", "disable_ipv6", "1", true)]
+    }
+}
+
+/// `net.FAMILY.conf.IFNAME.KEY = VALUE`.
+pub(crate) fn conf<'a>(
+    ifname: &'a str,
+    family: &'a str,
+    key: &'a str,
+    value: &'a str,
+    missing_ok: bool,
+) -> Sysctl<'a> {
+    Sysctl {
         key: vec!["net", family, "conf", ifname, key],
         value,
         missing_ok,
-    };
-    let mut sysctls = Vec::new();
-    if leases.iter().any(|l| l.ip.is_ipv4()) {
-        sysctls.push(set("ipv4", "arp_notify", "1", false));
     }
-    if net.pools.iter().any(|p| !p.is_ipv4()) {
-        sysctls.push(set("ipv6", "accept_ra", "0", false));
-        sysctls.push(set("ipv6", "autoconf", "0", false));
-        sysctls.push(set("ipv6", "ndisc_notify", "1", false));
-    } else {
-        // A kernel without IPv6 has nothing to turn off.
-        sysctls.push(set("ipv6", "disable_ipv6", "1", true));
-    }
-    sysctls
 }

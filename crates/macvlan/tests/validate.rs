@@ -474,3 +474,95 @@ fn an_l3_network_routes_on_the_link_whatever_gateway_was_given() {
         })
     );
 }
+
+/// `-o host_access`: refused where the kernel cannot pass frames between the host's link and
+/// the containers' (macvlan modes but bridge, ipvlan's private flag) and for addresses the host
+/// cannot take (outside the subnets, reserved, two of a family); accepted, the addresses are
+/// reserved in their pools (never leased) and the link is named after the network id.
+#[test]
+fn host_access_is_refused_where_it_cannot_work() {
+    let base = [
+        "--subnet 192.168.50.0/24",
+        "--gateway 192.168.50.1",
+        "--aux-address router2=192.168.50.2",
+        "--subnet fd00:50::/64",
+        "-o parent=eth0",
+    ];
+    let cases: &[&[&str]] = &[
+        &["-o host_access=192.168.50.3", "-o macvlan_mode=private"],
+        &["-o host_access=192.168.50.3", "-o macvlan_mode=vepa"],
+        &["-o host_access=192.168.50.3", "-o macvlan_mode=passthru"],
+        &[
+            "-o host_access=192.168.50.3",
+            "-o macvlan_mode=source",
+            "-o source_macs=02:00:00:00:00:01",
+        ],
+        &[
+            "-d ipvlan",
+            "-o host_access=192.168.50.3",
+            "-o ipvlan_flag=private",
+        ],
+        &["-o host_access=10.0.0.3"],
+        &["-o host_access=192.168.50.1"],
+        &["-o host_access=192.168.50.2"],
+        &["-o host_access=192.168.50.0"],
+        &["-o host_access=192.168.50.255"],
+        &["-o host_access=fd00:50::"],
+        &["-o host_access=192.168.50.3,192.168.50.4"],
+        &["-o host_access=banana"],
+        &["-o host_access="],
+        &[
+            "-o host_access=192.168.50.3",
+            "--aux-address host_access=192.168.50.9",
+        ],
+    ];
+    let mut report = Vec::new();
+    for extra in cases {
+        let mut args: Vec<&str> = base.to_vec();
+        args.extend_from_slice(extra);
+        let err = spec(&args)
+            .validate("id".into(), "now".into())
+            .expect_err(&format!("{extra:?} must be rejected"));
+        report.push(format!(
+            "{}\n  -> {:?}: {}",
+            extra.join(" "),
+            err.kind(),
+            oci_macvlan_macvlan::one_line(&err)
+        ));
+    }
+    insta::assert_snapshot!(report.join("\n"));
+
+    let mut args: Vec<&str> = base.to_vec();
+    args.push("-o host_access=192.168.50.3,fd00:50::3");
+    let network = spec(&args)
+        .validate("0123456789abcdef".into(), "now".into())
+        .unwrap();
+    assert_eq!(
+        network.host_access,
+        [
+            "192.168.50.3".parse::<std::net::IpAddr>().unwrap(),
+            "fd00:50::3".parse().unwrap()
+        ]
+    );
+    assert_eq!(network.host_link().as_deref(), Some("ha-0123456789ab"));
+    for (pool, ip) in network.pools.iter().zip(&network.host_access) {
+        assert_eq!(
+            pool.reservation(*ip).map(|r| r.to_string()).as_deref(),
+            Some("auxiliary address host_access")
+        );
+    }
+    let mut ipvlan: Vec<&str> = base.to_vec();
+    ipvlan.extend([
+        "-d ipvlan",
+        "-o ipvlan_mode=l3",
+        "-o host_access=192.168.50.3",
+    ]);
+    assert!(spec(&ipvlan).validate("id".into(), "now".into()).is_ok());
+    assert_eq!(
+        spec(&base)
+            .validate("id".into(), "now".into())
+            .unwrap()
+            .host_link(),
+        None
+    );
+}

@@ -148,6 +148,26 @@ pub enum Error {
         #[source]
         source: KernelError,
     },
+    #[error("cannot add host route {destination} via link {link}")]
+    AddHostRoute {
+        link: String,
+        destination: IpAddr,
+        #[source]
+        source: KernelError,
+    },
+    #[error("cannot delete host route {destination} via link {link}")]
+    DeleteHostRoute {
+        link: String,
+        destination: IpAddr,
+        #[source]
+        source: KernelError,
+    },
+    #[error("cannot list the routes of link {link}")]
+    ListRoutes {
+        link: String,
+        #[source]
+        source: KernelError,
+    },
     #[error("cannot write sysctl {key} in network namespace {path}")]
     WriteSysctl {
         key: String,
@@ -175,7 +195,10 @@ impl Error {
             | Self::ListLinkAddresses { source, .. }
             | Self::DeleteAddress { source, .. }
             | Self::AddDefaultRoute { source, .. }
-            | Self::AddDeviceRoute { source, .. } => source.errno(),
+            | Self::AddDeviceRoute { source, .. }
+            | Self::AddHostRoute { source, .. }
+            | Self::DeleteHostRoute { source, .. }
+            | Self::ListRoutes { source, .. } => source.errno(),
             Self::EnterNetns { source, .. } | Self::CreateNetns(source) => Some(*source),
             Self::OpenNetns { source, .. }
             | Self::OpenSocket { source, .. }

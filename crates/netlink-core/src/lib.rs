@@ -10,6 +10,7 @@
 
 mod error;
 mod handle;
+mod host_route;
 mod kinds;
 mod link;
 mod netns;

@@ -77,7 +77,10 @@ struct Container {
 impl Suite {
     fn new(driver: Driver) -> Self {
         let lan = Lan::new();
-        lan.create_network(NETS[0], driver.create);
+        // Both networks with host access: the steps of its link and routes are failpoints too.
+        let mut first = driver.create.to_vec();
+        first.extend(["-o", "host_access=192.168.77.3"]);
+        lan.create_network(NETS[0], &first);
         let mut second = vec![
             "network",
             "create",
@@ -87,6 +90,8 @@ impl Suite {
             "10.77.0.1",
             "-o",
             "parent=lan0",
+            "-o",
+            "host_access=10.77.0.3",
         ];
         second.extend_from_slice(driver.create);
         second.push(NETS[1]);
@@ -271,15 +276,16 @@ pub fn attach_dies_or_fails_at_every_step_and_every_continuation_cleans_up(
     }
 }
 
-/// The undo of an attach that failed at its last step (5 steps: the record, and a lease and a
-/// link per network), interrupted at each of its steps.
+/// The undo of an attach that failed at the second network's last step before its host routes
+/// (6 steps: the record, a lease and a link per network, and the first network's host
+/// routes), interrupted at each of its steps.
 pub fn undo_dies_or_fails_at_every_step_and_every_continuation_cleans_up(
     driver: Driver,
     scope: Scope,
 ) {
     let mut suite = Suite::new(driver);
     let mut n = 0;
-    for step in 1..=5 {
+    for step in 1..=6 {
         let kills = match scope {
             Scope::Every => vec![true, false],
             Scope::Sample => vec![true],

@@ -591,3 +591,99 @@ fn ipvlan_on_an_owned_vlan_parent_shared_and_removed_with_the_last_network() {
         "the base link was deleted"
     );
 }
+
+/// Host access on ipvlan networks, L2 and L3, dual stack: the host link is an ipvlan in the
+/// network's mode on the parent, tagged ours; the host reaches a container on each family, the
+/// container reaches the host's host_access addresses, and poststop takes the routes back.
+#[test]
+fn ipvlan_host_access_in_l2_and_l3() {
+    for mode in ["l2", "l3"] {
+        let lan = Lan::new();
+        let id = ipvlan(
+            &lan,
+            "ha",
+            mode,
+            Some("lan0"),
+            &[
+                "--subnet",
+                "10.40.0.0/24",
+                "--subnet",
+                "fd40::/64",
+                "-o",
+                "host_access=10.40.0.3,fd40::3",
+            ],
+        );
+        let link = format!("ha-{}", &id[..12]);
+        let info = details(&lan, &link);
+        assert_eq!(info["ifalias"], OWNER_ALIAS, "{mode}: {info}");
+        assert_eq!(info["linkinfo"]["info_kind"], "ipvlan", "{mode}: {info}");
+        assert_eq!(
+            info["linkinfo"]["info_data"]["mode"], mode,
+            "{mode}: {info}"
+        );
+        let ann = [(ANN, "ha"), ("oci-macvlan.ip", "10.40.0.10")];
+        let (ns, _) = attach(&lan, "c1", &ann);
+        let v6 = ns
+            .addresses("eth0")
+            .into_iter()
+            .find(|a| a.contains(':'))
+            .unwrap();
+        let v6 = v6.split('/').next().unwrap().to_owned();
+        assert_eq!(
+            lan.host.routes_via(&link),
+            vec!["10.40.0.10".to_owned(), v6.clone()]
+        );
+        assert!(
+            lan.host.ping("10.40.0.10"),
+            "{mode}: the host cannot ping its container"
+        );
+        assert!(
+            lan.host.ping(&v6),
+            "{mode}: the host cannot ping its container (v6)"
+        );
+        assert!(
+            ns.ping("10.40.0.3"),
+            "{mode}: the container cannot ping the host"
+        );
+        assert!(
+            ns.ping("fd40::3"),
+            "{mode}: the container cannot ping the host (v6)"
+        );
+        let stopped = lan.fake_bundle("c1", &ann, &ns.path(), "stopped");
+        lan.cli_ok(&["hook", "poststop"], &stopped);
+        assert_eq!(lan.host.routes_via(&link), Vec::<String>::new(), "{mode}");
+        lan.cli_ok(&["network", "rm", "ha"], "");
+        assert!(
+            lan.host.link(&link).is_none(),
+            "{mode}: network rm left {link}"
+        );
+    }
+}
+
+/// `-o host_access` with ipvlan's private flag is refused (the kernel keeps a parent's
+/// ipvlans, the host's among them, from reaching each other), and nothing is made.
+#[test]
+fn ipvlan_host_access_with_the_private_flag_is_refused() {
+    let lan = Lan::new();
+    let out = lan.cli(
+        &[
+            "network",
+            "create",
+            "-d",
+            "ipvlan",
+            "--subnet",
+            "10.40.0.0/24",
+            "-o",
+            "parent=lan0",
+            "-o",
+            "ipvlan_flag=private",
+            "-o",
+            "host_access=10.40.0.3",
+            "ha",
+        ],
+        "",
+    );
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(out.stderr.contains("ipvlan_flag=private"), "{}", out.stderr);
+    assert_eq!(lan.host_link_names(), ["lo", Lan::PARENT]);
+}

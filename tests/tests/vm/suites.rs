@@ -1,7 +1,7 @@
 //! The driver-generic suites (`oci_macvlan_tests::suites`) for ipvlan, which this host's kernel
 //! lacks. For the VM tier's time (qemu without KVM), a chosen part of them:
 //! - fault injection, [`Scope::Sample`]: each per-network attach step killed (failed too at its
-//!   last step, which runs the whole undo), the undo killed at each of its 5 steps, each detach
+//!   last step, which runs the whole undo), the undo killed at each of its 6 steps, each detach
 //!   step killed, each scenario with one continuation (poststop, re-attach, gc) in turn. These
 //!   are the steps where an ipvlan exists, is recognised as the container's own and is deleted;
 //!   the record, lock and lease steps before them do not depend on the driver, and the host runs

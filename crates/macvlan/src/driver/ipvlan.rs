@@ -114,6 +114,15 @@ impl Driver for Options {
         }
     }
 
+    /// An ipvlan in the network's mode and flag (the kernel keeps one of each per parent); the
+    /// private flag keeps a parent's ipvlans from reaching each other, the host's among them.
+    fn host_child(&self) -> Result<ChildKind<'_>> {
+        if self.ipvlan_flag == Flag::Private {
+            return Err(Error::HostAccessPrivate.into());
+        }
+        Ok(self.child())
+    }
+
     /// An ipvlan has its parent's MAC, always: a request for another is refused.
     fn mac(
         &self,
@@ -177,12 +186,18 @@ pub enum Error {
         parent: String,
         mode: String,
     },
+    #[error(
+        "-o host_access cannot work with ipvlan_flag=private: the kernel keeps a parent's ipvlans, the host's among them, from reaching each other"
+    )]
+    HostAccessPrivate,
 }
 
 impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Self::InvalidMode(_) | Self::InvalidFlag(_) => ErrorKind::Invalid,
+            Self::InvalidMode(_) | Self::InvalidFlag(_) | Self::HostAccessPrivate => {
+                ErrorKind::Invalid
+            }
             Self::ParentInOtherMode { .. } => ErrorKind::Conflict,
         }
     }

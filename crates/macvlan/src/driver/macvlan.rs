@@ -102,6 +102,19 @@ impl Driver for Options {
         }
     }
 
+    /// Only bridge mode: the kernel passes frames between macvlans of one parent in bridge mode
+    /// alone (private never, vepa through the switch, which sends them back only if it
+    /// hairpins; passthru and source take no sibling).
+    fn host_child(&self) -> Result<ChildKind<'_>> {
+        match self.mode {
+            Mode::Bridge => Ok(ChildKind::Macvlan {
+                mode: MacvlanMode::Bridge,
+                source_macs: &[],
+            }),
+            mode => Err(Error::HostAccessMode(mode).into()),
+        }
+    }
+
     /// A passthru macvlan carries its parent's MAC: setting another would rewrite the parent's,
     /// so none is set, and asking for one is an error. Otherwise the requested MAC, or one
     /// derived from the container id and the network (stable across restarts).
@@ -213,12 +226,18 @@ pub enum Error {
         "macvlan network {network} is already using parent interface {parent} in mode passthru"
     )]
     ParentInPassthru { network: String, parent: String },
+    #[error(
+        "-o host_access needs macvlan_mode=bridge, not {0}: the kernel passes frames between a parent's macvlans only in bridge mode"
+    )]
+    HostAccessMode(Mode),
 }
 
 impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Self::InvalidMode(_) | Self::SourceMacsMissing => ErrorKind::Invalid,
+            Self::InvalidMode(_) | Self::SourceMacsMissing | Self::HostAccessMode(_) => {
+                ErrorKind::Invalid
+            }
             Self::PassthruTaken { .. } | Self::ParentInPassthru { .. } => ErrorKind::Conflict,
         }
     }

@@ -45,6 +45,11 @@ pub trait Driver: fmt::Debug + Sync {
         requested: Option<MacAddr>,
     ) -> Result<Option<MacAddr>>;
 
+    /// The host's own link on the parent for `-o host_access` (see [`crate::host_access`]): a
+    /// sibling of the containers' links that the kernel lets talk to them. A mode in which
+    /// siblings do not reach each other is refused, saying why.
+    fn host_child(&self) -> Result<ChildKind<'_>>;
+
     /// How a container's default routes go.
     fn default_route(&self) -> DefaultRoute {
         DefaultRoute::ViaGateway

@@ -1,0 +1,187 @@
+//! The state of the networks' host access, read (`verify`, `doctor`) and repaired (`gc`).
+
+use std::net::IpAddr;
+
+use oci_macvlan_ipam::LeaseStore;
+use oci_macvlan_netlink_core::Handle;
+use oci_macvlan_vlan::OWNER_ALIAS;
+
+use super::{add_routes, ensure_link, link_name, lock, lookup, wanted};
+use crate::{Error, Network, Networks, Records, Result, parents::resolve_parents};
+
+fn with_host_access(networks: &Networks) -> Result<Vec<Network>> {
+    let mut nets = networks.list()?;
+    nets.retain(|n| !n.host_access.is_empty());
+    Ok(nets)
+}
+
+/// `gc`: for each network with host access, makes its link again if it is missing (with its
+/// parent, if that is ours to make), adds the routes of containers on record that lack one and
+/// deletes the routes through it to addresses no container on record holds. Returns one line
+/// per change.
+pub(crate) async fn repair(
+    store: &mut impl LeaseStore,
+    records: &Records,
+    networks: &Networks,
+) -> Result<Vec<String>> {
+    let nets = with_host_access(networks)?;
+    if nets.is_empty() {
+        return Ok(Vec::new());
+    }
+    let host = Handle::current().map_err(Error::Netlink)?;
+    let mut lines = Vec::new();
+    for net in &nets {
+        let parent = match resolve_parents(&host, &[net]).await {
+            Ok(mut parents) => parents.remove(0),
+            Err(err) => {
+                lines.push(format!(
+                    "network {}: no host link: {}",
+                    net.name,
+                    crate::one_line(&err)
+                ));
+                continue;
+            }
+        };
+        let _lock = lock(records, net)?;
+        let (link, made) = ensure_link(&host, net, &parent).await?;
+        if made {
+            lines.push(format!(
+                "made host link {} of network {} again",
+                link.name, net.name
+            ));
+        }
+        // The routes first, then the leases: a route an attach adds follows its lease, so
+        // every route read here whose container is on record has its lease read below.
+        let have = host
+            .host_routes(&link)
+            .await
+            .map_err(|source| Error::HostRoutes {
+                network: net.name.clone(),
+                source,
+            })?;
+        let wanted = wanted(net, store, records)?;
+        let missing: Vec<IpAddr> = wanted
+            .iter()
+            .filter(|ip| !have.contains(ip))
+            .copied()
+            .collect();
+        let mut added = Vec::new();
+        add_routes(&host, net, &link, &missing, &mut added).await?;
+        for ip in added {
+            lines.push(format!(
+                "restored host route {ip} via {} (network {})",
+                link.name, net.name
+            ));
+        }
+        for ip in have.iter().filter(|ip| !wanted.contains(ip)) {
+            host.delete_host_route(&link, *ip)
+                .await
+                .map_err(|source| Error::HostRoutes {
+                    network: net.name.clone(),
+                    source,
+                })?;
+            lines.push(format!(
+                "deleted host route {ip} via {} (network {}): no container on record holds it",
+                link.name, net.name
+            ));
+        }
+    }
+    Ok(lines)
+}
+
+/// What is wrong with the host access of the networks, read only: a missing or foreign link,
+/// a container address on record without its route, a route to an address none holds.
+pub async fn verify(
+    networks: &Networks,
+    store: &mut impl LeaseStore,
+    records: &Records,
+) -> Result<Vec<String>> {
+    let mut problems = Vec::new();
+    let nets = with_host_access(networks)?;
+    if nets.is_empty() {
+        return Ok(problems);
+    }
+    let host = Handle::current().map_err(Error::Netlink)?;
+    for net in &nets {
+        let health = health(&host, net, store, records).await?;
+        problems.extend(health.problems());
+    }
+    Ok(problems)
+}
+
+/// The state of one network's host access, as `verify` and `doctor` report it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    pub network: String,
+    pub link: String,
+    /// The link is there, ours.
+    pub present: bool,
+    /// Addresses of containers on record without a host route.
+    pub missing: Vec<IpAddr>,
+    /// Host routes through the link to addresses no container on record holds.
+    pub stale: Vec<IpAddr>,
+}
+
+impl Health {
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if !self.present {
+            problems.push(format!(
+                "network {}: host link {} is missing (the next attach or `oci-macvlan gc` makes it again)",
+                self.network, self.link
+            ));
+        }
+        for ip in &self.missing {
+            problems.push(format!(
+                "network {}: no host route to container address {ip} via {}",
+                self.network, self.link
+            ));
+        }
+        for ip in &self.stale {
+            problems.push(format!(
+                "network {}: host route {ip} via {} leads to no container on record",
+                self.network, self.link
+            ));
+        }
+        problems
+    }
+}
+
+/// Reads the host access state of `net` (which has host access).
+pub async fn health(
+    host: &Handle,
+    net: &Network,
+    store: &mut impl LeaseStore,
+    records: &Records,
+) -> Result<Health> {
+    let name = link_name(&net.id);
+    let link = lookup(host, net)
+        .await?
+        .filter(|l| l.alias.as_deref() == Some(OWNER_ALIAS));
+    let have = match &link {
+        Some(link) => host
+            .host_routes(link)
+            .await
+            .map_err(|source| Error::HostRoutes {
+                network: net.name.clone(),
+                source,
+            })?,
+        None => Vec::new(),
+    };
+    let wanted = wanted(net, store, records)?;
+    Ok(Health {
+        network: net.name.clone(),
+        link: name,
+        present: link.is_some(),
+        missing: wanted
+            .iter()
+            .filter(|ip| !have.contains(ip))
+            .copied()
+            .collect(),
+        stale: have
+            .iter()
+            .filter(|ip| !wanted.contains(ip))
+            .copied()
+            .collect(),
+    })
+}

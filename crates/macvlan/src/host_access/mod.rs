@@ -1,0 +1,427 @@
+//! Host access (`-o host_access=IP[,IP6]`): the host reaches its own containers, and they reach
+//! it. The kernel hands a parent's macvlan (or ipvlan) children the frames of their siblings,
+//! never those of the parent's own stack, so a host cannot reach its containers through the
+//! parent. A network with host access gets a sibling of its own in the host namespace (the one
+//! the hook and the CLI run in, which owns the parent): a link of the network's driver on the
+//! parent (macvlan in bridge mode; ipvlan in the network's mode and flag), named `ha-` and 12
+//! characters of the network id, tagged `created by oci-macvlan`, holding the host's addresses
+//! on the network as a /32 and a /128 (so it adds no subnet route beside the parent's). Each
+//! container address gets a host route through it. The host's own addresses, its default route,
+//! its other routes and the parent are never touched.
+//!
+//! The link is made at `network create`, and made again by an attach (or `gc`) that finds it
+//! missing (after a reboot; a network manager deleted it), which then restores the routes of
+//! every container on record for the network, under the network's host-access lock
+//! (`<state-dir>/host-access/<network-id>.lock`) so that concurrent attaches make it once. An
+//! attach that finds it (the usual case) takes no lock: one lookup and a route per address.
+
+use std::{collections::BTreeSet, net::IpAddr};
+
+use oci_macvlan_ipam::{LeaseStore, Pool};
+use oci_macvlan_netlink_core::{Errno, Handle, Link, Netns, NewChild, Sysctl};
+use oci_macvlan_vlan::OWNER_ALIAS;
+
+use crate::{
+    Error, Network, Records, Result,
+    lock::FileLock,
+    network::invalid,
+    record::RecordedEndpoint,
+    wiring::{conf, ipv6_sysctls},
+};
+
+mod health;
+
+pub(crate) use health::repair;
+pub use health::{Health, health, verify};
+
+/// The name under which a host access address is reserved in its pool: never leased, refused
+/// as a static address, and a lease on it is what `verify` reports, as for any aux address.
+pub(crate) const AUX_NAME: &str = "host_access";
+
+/// The host-side link of the network with id `network_id`: `ha-` and its first 12 characters
+/// (15 bytes, the kernel's limit), stable for the network's life.
+pub fn link_name(network_id: &str) -> String {
+    format!("ha-{}", network_id.get(..12).unwrap_or(network_id))
+}
+
+impl Network {
+    /// The name of the network's host-side link, when it has host access.
+    pub fn host_link(&self) -> Option<String> {
+        (!self.host_access.is_empty()).then(|| link_name(&self.id))
+    }
+}
+
+/// Parses `-o host_access=IP[,IP6]` and reserves each address in the pool that contains it.
+/// Refused: an address outside every subnet, a reserved one (network address, broadcast,
+/// gateway, an aux address), two of one family.
+pub(crate) fn reserve(value: Option<&String>, pools: &mut [Pool]) -> Result<Vec<IpAddr>> {
+    const FLAG: &str = "-o host_access";
+    let Some(value) = value else {
+        return Ok(Vec::new());
+    };
+    let mut addresses: Vec<IpAddr> = Vec::new();
+    for item in value.split(',') {
+        let item = item.trim();
+        let ip: IpAddr = item
+            .parse()
+            .map_err(|_| invalid(FLAG, item, "not an IPv4 or IPv6 address"))?;
+        if addresses.iter().any(|a| a.is_ipv4() == ip.is_ipv4()) {
+            return Err(invalid(
+                FLAG,
+                value,
+                "the host takes at most one address per family",
+            ));
+        }
+        let Some(pool) = pools.iter_mut().find(|p| p.contains(ip)) else {
+            return Err(invalid(FLAG, item, "it is outside every --subnet"));
+        };
+        if let Some(reserved) = pool.reservation(ip) {
+            return Err(invalid(
+                FLAG,
+                item,
+                &format!("it is the {reserved} of {}", pool.subnet),
+            ));
+        }
+        if pool.aux_addresses.contains_key(AUX_NAME) {
+            return Err(invalid(
+                "--aux-address",
+                AUX_NAME,
+                "the name is the one -o host_access reserves its address under",
+            ));
+        }
+        pool.aux_addresses.insert(AUX_NAME.to_owned(), ip);
+        addresses.push(ip);
+    }
+    Ok(addresses)
+}
+
+/// `network create`: refuses host access addresses the host or a container has already (another
+/// network's host access, a lease in the shared address space, an address on a link of the
+/// host), then makes the link. Returns the link it made, which the caller deletes if storing
+/// the definition fails.
+pub(crate) async fn create(
+    host: &Handle,
+    net: &Network,
+    others: &[Network],
+    store: &mut impl LeaseStore,
+    parent: &Link,
+) -> Result<Option<Link>> {
+    if net.host_access.is_empty() {
+        return Ok(None);
+    }
+    let in_use = |ip: IpAddr, holder: String| Error::HostAccessInUse {
+        ip,
+        network: net.name.clone(),
+        holder,
+    };
+    for ip in &net.host_access {
+        if let Some(other) = others.iter().find(|o| o.host_access.contains(ip)) {
+            return Err(in_use(
+                *ip,
+                format!("it is the host_access of network {}", other.name),
+            ));
+        }
+        let lease = store
+            .transaction(|txn| txn.lease_of(*ip))
+            .map_err(Error::store)?;
+        if let Some(lease) = lease {
+            return Err(in_use(
+                *ip,
+                format!(
+                    "container {} holds it on network {}",
+                    lease.owner.container_id, lease.network
+                ),
+            ));
+        }
+    }
+    let held = host
+        .address_holders(&net.host_access)
+        .await
+        .map_err(Error::Netlink)?;
+    if let Some((index, ip)) = held.first() {
+        return Err(in_use(
+            *ip,
+            format!("a link of the host (index {index}) has it"),
+        ));
+    }
+    let (link, made) = ensure_link(host, net, parent).await?;
+    Ok(made.then_some(link))
+}
+
+/// `network rm`: deletes the network's host link (its routes go with it) if it is ours.
+pub(crate) async fn remove(host: &Handle, net: &Network) -> Result<()> {
+    let Some(name) = net.host_link() else {
+        return Ok(());
+    };
+    match host.link_by_name(&name).await.map_err(Error::Netlink)? {
+        Some(link) if link.alias.as_deref() == Some(OWNER_ALIAS) => {
+            host.delete_link(&link).await.map_err(Error::Netlink)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// In an attach: the network's host link on `parent`. The usual case is one lookup. A missing
+/// link is made again under the network's host-access lock, and then the routes of every
+/// container on record for the network are restored; a link that is not ours is judged under
+/// that lock too (the maker tags it right after making it).
+pub(crate) async fn link_for_attach(
+    host: &Handle,
+    net: &Network,
+    parent: &Link,
+    store: &mut impl LeaseStore,
+    records: &Records,
+) -> Result<Link> {
+    if let Some(link) = lookup(host, net).await? {
+        // A link that is not (yet) ours may be one another attach is making, under the lock,
+        // and has not tagged yet: judged again once the lock is ours.
+        if let Ok(link) = adopt(host, net, parent, link).await {
+            return Ok(link);
+        }
+    }
+    let _lock = lock(records, net)?;
+    let (link, made) = ensure_link(host, net, parent).await?;
+    if made {
+        restore(host, net, &link, store, records).await?;
+    }
+    Ok(link)
+}
+
+fn lock(records: &Records, net: &Network) -> Result<FileLock> {
+    FileLock::acquire(
+        &records
+            .state
+            .join("host-access")
+            .join(format!("{}.lock", net.id)),
+    )
+}
+
+async fn lookup(host: &Handle, net: &Network) -> Result<Option<Link>> {
+    let name = link_name(&net.id);
+    host.link_by_name(&name)
+        .await
+        .map_err(|source| Error::HostLink {
+            name,
+            network: net.name.clone(),
+            source: Box::new(source),
+        })
+}
+
+/// The network's host link, found (`false`) or made (`true`).
+async fn ensure_link(host: &Handle, net: &Network, parent: &Link) -> Result<(Link, bool)> {
+    if let Some(link) = lookup(host, net).await? {
+        return Ok((adopt(host, net, parent, link).await?, false));
+    }
+    let name = link_name(&net.id);
+    let failed = |source: oci_macvlan_netlink_core::Error| Error::HostLink {
+        name: name.clone(),
+        network: net.name.clone(),
+        source: Box::new(source),
+    };
+    let here = Netns::open("/proc/thread-self/ns/net").map_err(failed)?;
+    let spec = NewChild {
+        parent,
+        name: &name,
+        // The driver's MAC for a link of that name on the network: stable (derived from both),
+        // so a link made again answers with the MAC the containers' neighbour tables hold;
+        // none for an ipvlan, which has its parent's.
+        mac: net.driver().mac(&net.name, &name, None)?,
+        mtu: net.mtu,
+        target: &here,
+        kind: net.driver().host_child()?,
+    };
+    match host.create_child(&spec).await {
+        Ok(()) => {}
+        // Made meanwhile by someone who does not hold our lock: judged as found.
+        Err(err) if err.errno() == Some(Errno::EEXIST) => {
+            let link = lookup(host, net).await?.ok_or_else(|| failed(err))?;
+            return Ok((adopt(host, net, parent, link).await?, false));
+        }
+        Err(err) => return Err(failed(err)),
+    }
+    let link = lookup(host, net).await?.ok_or_else(|| {
+        failed(oci_macvlan_netlink_core::Error::GetLink {
+            name: name.clone(),
+            source: oci_macvlan_netlink_core::KernelError::Errno(Errno::ENODEV),
+        })
+    })?;
+    // Nothing half-done: a link that cannot be configured goes again.
+    if let Err(err) = configure(host, &here, net, &link).await {
+        let _ = host.delete_link(&link).await;
+        return Err(failed(err));
+    }
+    let link = lookup(host, net).await?.unwrap_or(link);
+    Ok((link, true))
+}
+
+/// Tags the new link as ours, sets its sysctls, gives it the host's addresses and sets it up.
+async fn configure(
+    host: &Handle,
+    here: &Netns,
+    net: &Network,
+    link: &Link,
+) -> oci_macvlan_netlink_core::Result<()> {
+    host.set_alias(link, OWNER_ALIAS).await?;
+    here.write_sysctls(&sysctls(&link.name, net))?;
+    for ip in &net.host_access {
+        let prefix = if ip.is_ipv4() { 32 } else { 128 };
+        match host.add_address(link, *ip, prefix).await {
+            Err(err) if err.errno() != Some(Errno::EEXIST) => return Err(err),
+            _ => {}
+        }
+    }
+    host.set_link_up(link).await
+}
+
+/// The host link's own settings (never the host's others): ARP answers only for the link's own
+/// addresses (`arp_ignore=1`: the host's parent address is not announced through it), and a
+/// gratuitous ARP (unsolicited NA) when it comes up, as a container's link has; no router
+/// advertisements or SLAAC on it; IPv6 off without an IPv6 host address.
+fn sysctls<'a>(ifname: &'a str, net: &Network) -> Vec<Sysctl<'a>> {
+    let mut sysctls = vec![
+        conf(ifname, "ipv4", "arp_ignore", "1", false),
+        conf(ifname, "ipv4", "arp_notify", "1", false),
+    ];
+    sysctls.extend(ipv6_sysctls(
+        ifname,
+        net.host_access.iter().any(IpAddr::is_ipv6),
+    ));
+    sysctls
+}
+
+/// A link of the host link's name is ours only if it carries our alias, is of the network's
+/// driver and sits on its parent; one we set down is set up again.
+async fn adopt(host: &Handle, net: &Network, parent: &Link, link: Link) -> Result<Link> {
+    let kind = net.driver().name();
+    let found = if link.alias.as_deref() != Some(OWNER_ALIAS) {
+        Some("a link oci-macvlan did not create".to_owned())
+    } else if link.kind.as_deref() != Some(kind) {
+        Some(format!(
+            "a {} link",
+            link.kind.as_deref().unwrap_or("device")
+        ))
+    } else if link.lower != Some(parent.index) {
+        Some(format!("on another parent than {}", parent.name))
+    } else {
+        None
+    };
+    if let Some(found) = found {
+        return Err(Error::HostLinkConflict {
+            name: link.name,
+            network: net.name.clone(),
+            found,
+        });
+    }
+    if !link.up {
+        host.set_link_up(&link)
+            .await
+            .map_err(|source| Error::HostLink {
+                name: link.name.clone(),
+                network: net.name.clone(),
+                source: Box::new(source),
+            })?;
+    }
+    Ok(link)
+}
+
+/// Adds a host route to each of `ips` through `link`, pushing onto `added` those this call
+/// added (a route already there is not this call's).
+pub(crate) async fn add_routes(
+    host: &Handle,
+    net: &Network,
+    link: &Link,
+    ips: &[IpAddr],
+    added: &mut Vec<IpAddr>,
+) -> Result<()> {
+    for ip in ips {
+        match host.add_host_route(link, *ip).await {
+            Ok(()) => added.push(*ip),
+            Err(err) if err.errno() == Some(Errno::EEXIST) => {}
+            Err(source) => {
+                return Err(Error::HostRoutes {
+                    network: net.name.clone(),
+                    source,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The routes of every container on record for the network, through its host link.
+async fn restore(
+    host: &Handle,
+    net: &Network,
+    link: &Link,
+    store: &mut impl LeaseStore,
+    records: &Records,
+) -> Result<Vec<IpAddr>> {
+    let wanted = wanted(net, store, records)?;
+    let mut added = Vec::new();
+    add_routes(host, net, link, &wanted, &mut added).await?;
+    Ok(added)
+}
+
+/// The addresses the network's containers on record hold: those the host routes to.
+fn wanted(net: &Network, store: &mut impl LeaseStore, records: &Records) -> Result<Vec<IpAddr>> {
+    let leases = store.network_leases(&net.name).map_err(Error::store)?;
+    let mut recorded = BTreeSet::new();
+    let mut wanted = Vec::new();
+    for lease in leases {
+        let id = &lease.owner.container_id;
+        if recorded.contains(id) || records.read(id)?.is_some() {
+            recorded.insert(id.clone());
+            wanted.push(lease.ip);
+        }
+    }
+    Ok(wanted)
+}
+
+/// Detach: deletes the host routes to the addresses the container holds on networks with host
+/// access (its record names their host links). A host link that is gone took its routes along;
+/// a link of that name that is not ours is not touched.
+pub(crate) async fn unroute(
+    store: &mut impl LeaseStore,
+    container_id: &str,
+    endpoints: &[RecordedEndpoint],
+) -> Result<()> {
+    if endpoints.iter().all(|e| e.host_link.is_none()) {
+        return Ok(());
+    }
+    let leases = store.container_leases(container_id).map_err(Error::store)?;
+    let host = Handle::current().map_err(Error::Netlink)?;
+    for ep in endpoints {
+        let Some(name) = &ep.host_link else {
+            continue;
+        };
+        let routes = |source| Error::HostRoutes {
+            network: ep.network.clone(),
+            source,
+        };
+        let link = host.link_by_name(name).await.map_err(routes)?;
+        let Some(link) = link.filter(|l| l.alias.as_deref() == Some(OWNER_ALIAS)) else {
+            continue;
+        };
+        for lease in leases
+            .iter()
+            .filter(|l| l.network == ep.network && l.owner.ifname == ep.ifname)
+        {
+            host.delete_host_route(&link, lease.ip)
+                .await
+                .map_err(routes)?;
+        }
+    }
+    Ok(())
+}
+
+/// Undo of an attach's routes: deletes those of `ips` through `link` (by index: a link made
+/// since is not this one).
+pub(crate) async fn undo_routes(link: &Link, ips: &[IpAddr]) -> Result<(), String> {
+    let host = Handle::current().map_err(|err| crate::one_line(&err))?;
+    for ip in ips {
+        host.delete_host_route(link, *ip)
+            .await
+            .map_err(|err| crate::one_line(&err))?;
+    }
+    Ok(())
+}

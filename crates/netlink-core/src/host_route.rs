@@ -1,0 +1,137 @@
+//! Host routes (`/32`, `/128`) through one link, and which links of a namespace carry an
+//! address: what a network's host-side link needs (the host reaching its own containers).
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use futures_util::TryStreamExt;
+use rtnetlink::{
+    RouteMessageBuilder,
+    packet_route::{
+        AddressFamily,
+        address::AddressAttribute,
+        route::{RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteScope, RouteType},
+    },
+};
+
+use crate::{Errno, Error, Handle, KernelError, Link, Result};
+
+/// The main routing table (`RT_TABLE_MAIN`).
+const MAIN_TABLE: u8 = 254;
+
+fn host_route(link: &Link, destination: IpAddr) -> RouteMessage {
+    match destination {
+        IpAddr::V4(ip) => RouteMessageBuilder::<Ipv4Addr>::new()
+            .destination_prefix(ip, 32)
+            .output_interface(link.index)
+            .scope(RouteScope::Link)
+            .protocol(RouteProtocol::Static)
+            .build(),
+        IpAddr::V6(ip) => RouteMessageBuilder::<Ipv6Addr>::new()
+            .destination_prefix(ip, 128)
+            .output_interface(link.index)
+            .protocol(RouteProtocol::Static)
+            .build(),
+    }
+}
+
+impl Handle {
+    /// Adds `ip route add DESTINATION/32 (/128) dev LINK scope link proto static`. `EEXIST` when
+    /// the route is there already (the caller decides whether that is done).
+    pub async fn add_host_route(&self, link: &Link, destination: IpAddr) -> Result<()> {
+        self.inner
+            .route()
+            .add(host_route(link, destination))
+            .execute()
+            .await
+            .map_err(|err| Error::AddHostRoute {
+                link: link.name.clone(),
+                destination,
+                source: err.into(),
+            })
+    }
+
+    /// Deletes the host route to `destination` through `link` (and no route through another
+    /// link). A route that is already gone, or a link that is, is not an error.
+    pub async fn delete_host_route(&self, link: &Link, destination: IpAddr) -> Result<()> {
+        // As `ip route del` asks: any protocol and scope, so a route someone else added
+        // through the link matches too.
+        let mut route = host_route(link, destination);
+        route.header.protocol = RouteProtocol::Unspec;
+        route.header.scope = RouteScope::NoWhere;
+        match self.inner.route().del(route).execute().await {
+            Ok(()) => Ok(()),
+            Err(err) => match KernelError::from(err) {
+                KernelError::Errno(Errno::ESRCH | Errno::ENODEV | Errno::ENOENT) => Ok(()),
+                source => Err(Error::DeleteHostRoute {
+                    link: link.name.clone(),
+                    destination,
+                    source,
+                }),
+            },
+        }
+    }
+
+    /// The destinations of the host routes (`/32`, `/128`, main table, not the kernel's own)
+    /// through `link`, both families. The kernel answers with every route of the namespace and
+    /// the link's are kept: for `gc`, `verify` and `doctor`, never on a hook's path.
+    pub async fn host_routes(&self, link: &Link) -> Result<Vec<IpAddr>> {
+        let mut found = Vec::new();
+        for family in [
+            RouteMessageBuilder::<Ipv4Addr>::new().build(),
+            RouteMessageBuilder::<Ipv6Addr>::new().build(),
+        ] {
+            let mut dump = self.inner.route().get(family).execute();
+            while let Some(msg) = dump.try_next().await.map_err(|err| Error::ListRoutes {
+                link: link.name.clone(),
+                source: err.into(),
+            })? {
+                let full = match msg.header.address_family {
+                    AddressFamily::Inet => 32,
+                    _ => 128,
+                };
+                if msg.header.destination_prefix_length != full
+                    || msg.header.table != MAIN_TABLE
+                    || msg.header.kind != RouteType::Unicast
+                    || msg.header.protocol == RouteProtocol::Kernel
+                    || !msg
+                        .attributes
+                        .iter()
+                        .any(|a| matches!(a, RouteAttribute::Oif(index) if *index == link.index))
+                {
+                    continue;
+                }
+                found.extend(msg.attributes.iter().find_map(|a| match a {
+                    RouteAttribute::Destination(dst) => ip_of(dst),
+                    _ => None,
+                }));
+            }
+        }
+        Ok(found)
+    }
+
+    /// Which of `addresses` a link of this namespace carries, as `(link index, address)`. One
+    /// dump of the namespace's addresses: for `network create`, never on a hook's path.
+    pub async fn address_holders(&self, addresses: &[IpAddr]) -> Result<Vec<(u32, IpAddr)>> {
+        let list = |err: rtnetlink::Error| Error::ListAddresses { source: err.into() };
+        let mut found = Vec::new();
+        let mut dump = self.inner.address().get().execute();
+        while let Some(msg) = dump.try_next().await.map_err(list)? {
+            let carried = msg.attributes.iter().find_map(|attr| match attr {
+                AddressAttribute::Address(ip) => Some(*ip),
+                _ => None,
+            });
+            if let Some(ip) = carried.filter(|ip| addresses.contains(ip)) {
+                found.push((msg.header.index, ip));
+            }
+        }
+        Ok(found)
+    }
+}
+
+fn ip_of(address: &RouteAddress) -> Option<IpAddr> {
+    match address {
+        RouteAddress::Inet(ip) => Some(IpAddr::V4(*ip)),
+        RouteAddress::Inet6(ip) => Some(IpAddr::V6(*ip)),
+        _ => None,
+    }
+}

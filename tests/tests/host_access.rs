@@ -1,0 +1,523 @@
+//! Host access (`-o host_access`): in the simulated host (the namespace that runs runc and owns
+//! the parent, with its own addresses on it), the host and its containers reach each other
+//! through the network's host link, while the LAN's router and the host reach each other as
+//! before; the host's own addresses and routes are never changed. Two networks on one parent;
+//! the link lost and restored by attach and by `gc`, `verify` saying so before and not after;
+//! 64 concurrent attaches and detaches; refusals at `network create`.
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use oci_macvlan_tests::{Bundle, Container, Lan, Monitor, Runtime, TestNetns, unique};
+use serde_json::Value;
+
+const NET: &str = "lan77";
+const V6_SUBNET: &str = "fd00:77::/64";
+const V6_GATEWAY: &str = "fd00:77::1";
+/// The host's own addresses on the parent (not the network's business).
+const HOST_V4: &str = "192.168.77.254";
+const HOST_V6: &str = "fd00:77::fe";
+const ACCESS: &str = "host_access=192.168.77.3,fd00:77::3";
+
+/// A LAN whose host has addresses of its own on the parent, and whose router has an IPv6 one.
+fn lan_with_host_addresses() -> Lan {
+    let lan = Lan::new();
+    let p = Lan::PARENT;
+    lan.host
+        .ip(&["addr", "add", &format!("{HOST_V4}/24"), "dev", p]);
+    lan.host
+        .ip(&["addr", "add", &format!("{HOST_V6}/64"), "dev", p, "nodad"]);
+    lan.router.ip(&[
+        "addr",
+        "add",
+        &format!("{V6_GATEWAY}/64"),
+        "dev",
+        "rtr",
+        "nodad",
+    ]);
+    // The parent's link-local address comes after its DAD: before the test watches the host.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = lan
+            .host
+            .ip(&["-6", "addr", "show", "dev", p, "scope", "link"]);
+        if text.contains("fe80") && !text.contains("tentative") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{p}: {text}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    lan
+}
+
+/// `network create --subnet SUBNET -o parent=lan0 -o OPTION… NAME` (no gateway).
+fn on_lan0<'a>(name: &'a str, subnet: &'a str, options: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["network", "create", "--subnet", subnet, "-o", "parent=lan0"];
+    for option in options {
+        args.extend(["-o", option]);
+    }
+    args.push(name);
+    args
+}
+
+fn create_dual_stack(lan: &Lan, name: &str, extra: &[&str]) {
+    let mut args = vec!["--subnet", V6_SUBNET, "--gateway", V6_GATEWAY];
+    args.extend_from_slice(extra);
+    lan.create_network(name, &args);
+}
+
+/// The network's host link name, from `inspect`.
+fn host_link(lan: &Lan, net: &str) -> String {
+    lan.inspect(net)[0]["HostAccess"]["Link"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// The host namespace's routes of both families that do not go through a host link of ours:
+/// what must never change.
+fn host_own_routes(ns: &TestNetns) -> Vec<Value> {
+    let mut routes: Vec<Value> = ns.routes(false);
+    routes.extend(ns.routes(true));
+    routes
+        .into_iter()
+        .filter(|r| !r["dev"].as_str().unwrap_or("").starts_with("ha-"))
+        .collect()
+}
+
+/// The `host access` and `rp_filter` checks of `doctor -o parent=lan0 --json`.
+fn host_access_doctor(lan: &Lan) -> Vec<Value> {
+    let out = lan.cli(&["doctor", "-o", "parent=lan0", "--json"], "");
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["check"] == "host access" || c["check"] == "rp_filter")
+        .cloned()
+        .collect()
+}
+
+fn assert_lan_and_host_reach_each_other(lan: &Lan, when: &str) {
+    assert!(
+        lan.router.ping(HOST_V4),
+        "{when}: router cannot ping the host"
+    );
+    assert!(
+        lan.router.ping(HOST_V6),
+        "{when}: router cannot ping the host (v6)"
+    );
+    assert!(
+        lan.host.ping(Lan::GATEWAY),
+        "{when}: host cannot ping the router"
+    );
+    assert!(
+        lan.host.ping(V6_GATEWAY),
+        "{when}: host cannot ping the router (v6)"
+    );
+}
+
+fn ping(from: &Container, to: &str) {
+    let (ok, out) = from.exec(&["ping", "-c", "1", "-W", "2", to]);
+    assert!(ok, "{} cannot ping {to}: {out}", from.id);
+}
+
+fn runc(lan: &Lan, networks: &str) -> Container {
+    let id = unique("omt-ha-");
+    let bundle = Bundle::new(lan, &id, &[("oci-macvlan.networks", networks)]);
+    Container::start(lan, Runtime::Runc, &id, &bundle).unwrap_or_else(|e| panic!("runc: {e}"))
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn the_host_and_its_runc_container_reach_each_other_and_the_lan_is_untouched() {
+    let lan = lan_with_host_addresses();
+    let routes_before = host_own_routes(&lan.host);
+    let addresses_before = lan.host.addresses(Lan::PARENT);
+    let parent_before = lan.parent_view();
+    assert_lan_and_host_reach_each_other(&lan, "before");
+    let monitor = Monitor::start(&lan, &["link", "address", "route"]);
+
+    create_dual_stack(&lan, NET, &["-o", ACCESS]);
+    let link = host_link(&lan, NET);
+    let view = lan
+        .host
+        .link(&link)
+        .expect("network create makes the host link");
+    assert_eq!(view["ifalias"], "created by oci-macvlan", "{view}");
+    assert_eq!(view["linkinfo"]["info_kind"], "macvlan", "{view}");
+    assert_eq!(view["linkinfo"]["info_data"]["mode"], "bridge", "{view}");
+    assert_eq!(
+        lan.host.addresses(&link),
+        ["192.168.77.3/32", "fd00:77::3/128"]
+    );
+    for (key, value) in [
+        ("ipv4/conf/LINK/arp_ignore", "1"),
+        ("ipv4/conf/LINK/arp_notify", "1"),
+        ("ipv6/conf/LINK/accept_ra", "0"),
+        ("ipv6/conf/LINK/autoconf", "0"),
+    ] {
+        let key = format!("net/{}", key.replace("LINK", &link));
+        assert_eq!(lan.host.sysctl_value(&key), value, "{key}");
+    }
+    assert_eq!(
+        lan.inspect(NET)[0]["HostAccess"]["Addresses"],
+        serde_json::json!(["192.168.77.3", "fd00:77::3"])
+    );
+
+    let c = runc(&lan, NET);
+    let (ok, addrs) = c.exec(&["ip", "addr", "show", "dev", "eth0"]);
+    assert!(
+        ok && addrs.contains("192.168.77.2/24") && addrs.contains("fd00:77::2/64"),
+        "{addrs}"
+    );
+    assert_eq!(lan.host.routes_via(&link), ["192.168.77.2", "fd00:77::2"]);
+    assert!(
+        lan.host.ping("192.168.77.2"),
+        "the host cannot ping its container"
+    );
+    assert!(
+        lan.host.ping("fd00:77::2"),
+        "the host cannot ping its container (v6)"
+    );
+    ping(&c, "192.168.77.3");
+    ping(&c, "fd00:77::3");
+    ping(&c, Lan::GATEWAY);
+    assert_lan_and_host_reach_each_other(&lan, "during");
+    assert_eq!(
+        host_own_routes(&lan.host),
+        routes_before,
+        "the host's routes changed"
+    );
+    assert_eq!(lan.host.addresses(Lan::PARENT), addresses_before);
+    let verify = lan.cli(&["verify"], "");
+    assert_eq!(verify.code, 0, "{}", verify.stdout);
+
+    c.stop().unwrap();
+    assert_eq!(
+        lan.host.routes_via(&link),
+        Vec::<String>::new(),
+        "poststop left routes"
+    );
+    assert!(!lan.host.ping("192.168.77.2"));
+    assert_lan_and_host_reach_each_other(&lan, "after");
+
+    lan.cli_ok(&["network", "rm", NET], "");
+    assert!(
+        lan.host.link(&link).is_none(),
+        "network rm left the host link"
+    );
+    assert_eq!(lan.host_link_names(), ["lo", Lan::PARENT]);
+    assert_eq!(host_own_routes(&lan.host), routes_before);
+    assert_eq!(lan.host.addresses(Lan::PARENT), addresses_before);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while lan.parent_view() != parent_before && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(lan.parent_view(), parent_before, "the parent was modified");
+    // Nothing appeared in the host namespace but the host link, its addresses and routes (and
+    // the parent's promiscuity, which its macvlans change).
+    let events = monitor.events();
+    assert!(events.iter().any(|e| e.contains(&link)), "{events:#?}");
+    let others: Vec<&String> = events
+        .iter()
+        .filter(|e| !e.contains(&link) && !e.contains(&format!(": {}@", Lan::PARENT)))
+        .collect();
+    assert!(
+        others.is_empty(),
+        "events beside the host link's: {others:#?}"
+    );
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn two_networks_with_host_access_on_one_parent_and_a_container_on_both() {
+    let lan = lan_with_host_addresses();
+    create_dual_stack(&lan, NET, &["-o", ACCESS]);
+    lan.cli_ok(
+        &on_lan0("lan10", "10.77.0.0/24", &["host_access=10.77.0.3"]),
+        "",
+    );
+    let (a, b) = (host_link(&lan, NET), host_link(&lan, "lan10"));
+    assert_ne!(a, b);
+    let both = runc(&lan, &format!("{NET},lan10"));
+    let one = runc(&lan, "lan10");
+    assert_eq!(lan.host.routes_via(&a), ["192.168.77.2", "fd00:77::2"]);
+    assert_eq!(lan.host.routes_via(&b), ["10.77.0.2", "10.77.0.4"]);
+    for ip in ["192.168.77.2", "fd00:77::2", "10.77.0.2", "10.77.0.4"] {
+        assert!(lan.host.ping(ip), "the host cannot ping {ip}");
+    }
+    ping(&both, "192.168.77.3");
+    ping(&both, "10.77.0.3");
+    ping(&one, "10.77.0.3");
+    both.stop().unwrap();
+    assert_eq!(lan.host.routes_via(&a), Vec::<String>::new());
+    assert_eq!(lan.host.routes_via(&b), ["10.77.0.4"]);
+    one.stop().unwrap();
+    assert_eq!(lan.host.routes_via(&b), Vec::<String>::new());
+    lan.cli_ok(&["network", "rm", NET, "lan10"], "");
+    assert_eq!(lan.host_link_names(), ["lo", Lan::PARENT]);
+}
+
+/// The link deleted by hand while two containers run: `verify` reports it; the next attach (of
+/// a third container) makes it again with the routes of all three; `verify` is clean. Then
+/// again, and `gc` restores it; and `gc` removes a route to an address no container holds.
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn a_lost_host_link_is_restored_with_every_route_by_attach_and_by_gc() {
+    let lan = lan_with_host_addresses();
+    create_dual_stack(&lan, NET, &["-o", ACCESS]);
+    let link = host_link(&lan, NET);
+    let (a, b) = (runc(&lan, NET), runc(&lan, NET));
+    let two = ["192.168.77.2", "192.168.77.4", "fd00:77::2", "fd00:77::4"];
+    assert_eq!(lan.host.routes_via(&link), two);
+
+    let mac = lan.host.link(&link).unwrap()["address"].clone();
+    lan.host.ip(&["link", "del", &link]);
+    let verify = lan.cli(&["verify"], "");
+    assert_eq!(verify.code, 6, "{}", verify.stdout);
+    assert!(
+        verify
+            .stdout
+            .contains(&format!("host link {link} is missing")),
+        "{}",
+        verify.stdout
+    );
+    assert!(
+        verify
+            .stdout
+            .contains("no host route to container address 192.168.77.4"),
+        "{}",
+        verify.stdout
+    );
+    let c = runc(&lan, NET);
+    let mut three = two.to_vec();
+    three.extend(["192.168.77.5", "fd00:77::5"]);
+    three.sort_unstable();
+    assert_eq!(lan.host.routes_via(&link), three, "attach restored");
+    // Made again with its MAC: the containers' neighbour entries for the host stay right.
+    assert_eq!(lan.host.link(&link).unwrap()["address"], mac);
+    assert_eq!(lan.cli(&["verify"], "").code, 0);
+    for ip in &three {
+        assert!(lan.host.ping(ip), "the host cannot ping {ip}");
+    }
+    ping(&a, "192.168.77.3");
+
+    lan.host.ip(&["link", "del", &link]);
+    assert_eq!(lan.cli(&["verify"], "").code, 6);
+    lan.host.sysctl("net/ipv4/conf/all/rp_filter", "1");
+    let doctor = host_access_doctor(&lan);
+    assert_eq!(doctor[0]["status"], "fail", "{doctor:#?}");
+    assert!(
+        doctor[0]["detail"].as_str().unwrap().contains("is missing"),
+        "{doctor:#?}"
+    );
+    assert_eq!(doctor[1]["status"], "warn", "{doctor:#?}");
+    let gc = lan.cli_ok(&["gc"], "");
+    assert!(
+        gc.contains(&format!("made host link {link} of network {NET} again")),
+        "{gc}"
+    );
+    assert_eq!(lan.host.routes_via(&link), three, "gc restored");
+    assert_eq!(lan.cli(&["verify"], "").code, 0);
+    let doctor = host_access_doctor(&lan);
+    assert_eq!(
+        (&doctor[0]["status"], &doctor[1]["status"]),
+        (&Value::from("ok"), &Value::from("ok")),
+        "{doctor:#?}"
+    );
+    assert!(lan.host.ping("192.168.77.4"));
+
+    // A route no container holds (a hook killed between its route and its record's removal).
+    lan.host
+        .ip(&["route", "add", "192.168.77.99/32", "dev", &link]);
+    let verify = lan.cli(&["verify"], "");
+    assert!(
+        verify.stdout.contains("host route 192.168.77.99 via"),
+        "{}",
+        verify.stdout
+    );
+    let gc = lan.cli_ok(&["gc"], "");
+    assert!(gc.contains("deleted host route 192.168.77.99"), "{gc}");
+    assert_eq!(lan.host.routes_via(&link), three);
+
+    a.stop().unwrap();
+    assert_eq!(
+        lan.host.routes_via(&link),
+        ["192.168.77.4", "192.168.77.5", "fd00:77::4", "fd00:77::5"]
+    );
+    // Poststop with the link gone (it took the routes along): nothing to delete, nothing left.
+    lan.host.ip(&["link", "del", &link]);
+    for container in [b, c] {
+        container.stop().unwrap();
+    }
+    assert_eq!(lan.records(), Vec::<String>::new());
+    assert_eq!(
+        lan.cli(&["verify"], "").code,
+        6,
+        "the link is still missing"
+    );
+    lan.cli_ok(&["gc"], "");
+    assert_eq!(lan.host.routes_via(&link), Vec::<String>::new());
+    assert_eq!(lan.cli(&["verify"], "").code, 0);
+}
+
+/// `network create` refuses a host access address the host or a container has already, and
+/// the modes where it cannot work, with the exit code of each, and makes nothing.
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn network_create_refuses_what_cannot_work_and_makes_nothing() {
+    let lan = lan_with_host_addresses();
+    create_dual_stack(&lan, NET, &["-o", ACCESS]);
+    // A container on an overlapping network holds .2 in the shared address space.
+    lan.cli_ok(&on_lan0("plain", "192.168.77.0/25", &[]), "");
+    let ns = TestNetns::new("omt-ctr-");
+    let state = lan.fake_bundle(
+        "holder",
+        &[
+            ("oci-macvlan.networks", "plain"),
+            ("oci-macvlan.ip", "192.168.77.20"),
+        ],
+        &ns.path(),
+        "creating",
+    );
+    lan.cli_ok(&["hook"], &state);
+    let cases: &[(&str, &[&str], i32, &str)] = &[
+        (
+            "on the host",
+            &["-o", "host_access=192.168.77.254"],
+            5,
+            "a link of the host",
+        ),
+        (
+            "another network's",
+            &["-o", "host_access=192.168.77.3"],
+            5,
+            "it is the host_access of network lan77",
+        ),
+        (
+            "leased",
+            &["-o", "host_access=192.168.77.20"],
+            5,
+            "container holder holds it on network plain",
+        ),
+        (
+            "private",
+            &[
+                "-o",
+                "host_access=192.168.77.9",
+                "-o",
+                "macvlan_mode=private",
+            ],
+            3,
+            "needs macvlan_mode=bridge",
+        ),
+        (
+            "outside",
+            &["-o", "host_access=10.9.9.9"],
+            3,
+            "outside every --subnet",
+        ),
+        (
+            "gateway",
+            &["-o", "host_access=192.168.77.1"],
+            3,
+            "it is the gateway",
+        ),
+    ];
+    let links = lan.host_link_names();
+    for (what, extra, code, says) in cases {
+        let mut args = vec![
+            "network",
+            "create",
+            "--subnet",
+            "192.168.77.0/24",
+            "--gateway",
+            Lan::GATEWAY,
+            "-o",
+            "parent=lan0",
+        ];
+        args.extend_from_slice(extra);
+        args.push("refused");
+        let out = lan.cli(&args, "");
+        assert_eq!(out.code, *code, "{what}: {}", out.stderr);
+        assert!(out.stderr.contains(says), "{what}: {}", out.stderr);
+        assert_eq!(out.stderr.lines().count(), 1, "{what}: {}", out.stderr);
+        assert_eq!(lan.host_link_names(), links, "{what}: a link was left");
+        assert!(
+            !lan.config_dir().join("networks/refused.json").exists(),
+            "{what}"
+        );
+    }
+    lan.cli_ok(
+        &["hook", "poststop"],
+        &lan.fake_bundle(
+            "holder",
+            &[("oci-macvlan.networks", "plain")],
+            &ns.path(),
+            "stopped",
+        ),
+    );
+}
+
+/// 64 attaches at once, with the host link deleted beforehand: every one succeeds, the link is
+/// made once, and the host has exactly 64 routes through it; 64 detaches at once leave none.
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn sixty_four_concurrent_attaches_and_detaches_leave_exactly_their_routes() {
+    const HOOKS: usize = 64;
+    let lan = lan_with_host_addresses();
+    lan.create_network(NET, &["-o", "host_access=192.168.77.3"]);
+    let link = host_link(&lan, NET);
+    lan.host.ip(&["link", "del", &link]);
+    let containers: Vec<TestNetns> = (0..HOOKS).map(|_| TestNetns::new("omt-race-")).collect();
+    let states = |status: &str| -> Vec<String> {
+        containers
+            .iter()
+            .enumerate()
+            .map(|(i, ns)| {
+                lan.fake_bundle(
+                    &format!("race{i}"),
+                    &[("oci-macvlan.networks", NET)],
+                    &ns.path(),
+                    status,
+                )
+            })
+            .collect()
+    };
+    for out in lan.cli_together(&["hook"], &states("creating")) {
+        assert_eq!(out.code, 0, "{}", out.stderr);
+    }
+    let routes = lan.host.routes_via(&link);
+    assert_eq!(routes.len(), HOOKS, "{routes:?}");
+    assert_eq!(
+        routes
+            .iter()
+            .collect::<std::collections::HashSet<_>>()
+            .len(),
+        HOOKS
+    );
+    assert_eq!(lan.cli(&["verify"], "").code, 0);
+    for out in lan.cli_together(&["hook", "poststop"], &states("stopped")) {
+        assert_eq!(out.code, 0, "{}", out.stderr);
+    }
+    assert_eq!(lan.host.routes_via(&link), Vec::<String>::new());
+    assert!(lan.host.link(&link).is_some());
+    assert_eq!(lan.cli(&["verify"], "").code, 0);
+}
