@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
 mod driver;
+mod etcd;
 mod lan;
 mod netns;
 mod podman;
@@ -18,6 +19,7 @@ use std::{
 };
 
 pub use driver::{DRIVERS, Driver, IPVLAN, MACVLAN};
+pub use etcd::Etcd;
 pub use lan::Lan;
 pub use netns::TestNetns;
 pub use podman::Podman;

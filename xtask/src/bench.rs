@@ -21,7 +21,7 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail};
-use oci_macvlan_ipam::{Lease, LeaseStore, LmdbStore, Owner};
+use oci_macvlan_ipam::{Lease, LeaseStoreExt, LmdbStore, Owner};
 use oci_macvlan_tests::{Lan, TestNetns};
 
 use crate::{
@@ -334,6 +334,7 @@ fn fill(state: &Path, from: usize, to: usize) -> Result<()> {
                     container_id: format!("filler{i}"),
                     ifname: "eth0".into(),
                 },
+                host: None,
             })?;
         }
         Ok(())

@@ -44,11 +44,15 @@ pub enum Error {
     NoSubnetContains(IpAddr),
     #[error("IP address {ip} is reserved on this network ({reserved})")]
     AddressReserved { ip: IpAddr, reserved: Reserved },
-    #[error("Address already in use: {ip} is leased to container {container_id} ({ifname})")]
+    #[error(
+        "Address already in use: {ip} is leased to container {container_id} ({ifname}){}",
+        host.as_ref().map(|h| format!(" on host {h}")).unwrap_or_default()
+    )]
     AddressInUse {
         ip: IpAddr,
         container_id: String,
         ifname: String,
+        host: Option<String>,
     },
     #[error(
         "container {container_id} already holds {held} on {ifname} of network {network}, not the requested {requested}"
@@ -122,6 +126,20 @@ pub enum Error {
     Store(#[from] heed::Error),
     #[error("lease store holds a malformed row: {0}")]
     Corrupt(String),
+    /// A networked store could not be reached, or could not decide, in time: nothing was
+    /// changed and nothing may be assumed (never a fallback to another store).
+    #[error("lease store {store} unavailable: {what}")]
+    Unavailable {
+        /// The store, as its user named it (etcd's endpoints).
+        store: String,
+        /// What was tried, and for how long.
+        what: String,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+    /// An `--ipam-opt` (or the definition's `ipam` options) that cannot be used.
+    #[error("invalid --ipam-opt {key}: {reason}")]
+    IpamOption { key: String, reason: String },
     #[error("invalid subnet {subnet}: it overlaps {block} ({why}), which no LAN can use")]
     SubnetUnusable {
         subnet: IpNetwork,
@@ -154,6 +172,7 @@ impl Error {
                 | Self::NoSubnetContains(_)
                 | Self::AddressReserved { .. }
                 | Self::SubnetUnusable { .. }
+                | Self::IpamOption { .. }
         )
     }
 }

@@ -5,7 +5,7 @@ use std::{
 };
 
 use ipnetwork::IpNetwork;
-use oci_macvlan_ipam::{Lease, LeaseStore, Owner, Request, allocate};
+use oci_macvlan_ipam::{Lease, LeaseStore, LeaseStoreExt, Owner, Request, allocate};
 use oci_macvlan_netlink_core::{Errno, Handle, Link, MacAddr, Netns, NetnsId, NewChild};
 use serde::Serialize;
 
@@ -60,7 +60,7 @@ pub struct Endpoint {
 /// whose record belongs to another container that still lives is refused.
 pub async fn attach(
     host: &Handle,
-    store: &mut impl LeaseStore,
+    store: &mut dyn LeaseStore,
     records: &Records,
     req: &AttachRequest<'_>,
 ) -> Result<Vec<Endpoint>> {
@@ -169,7 +169,7 @@ struct Apply<'a> {
 impl Apply<'_> {
     async fn attach_all(
         &self,
-        store: &mut impl LeaseStore,
+        store: &mut dyn LeaseStore,
         record: &mut Record,
         undo: &mut Undo,
     ) -> Result<Vec<Endpoint>> {

@@ -1,7 +1,7 @@
 use std::{collections::BTreeMap, net::IpAddr};
 
 use ipnetwork::IpNetwork;
-use oci_macvlan_ipam::Pool;
+use oci_macvlan_ipam::{EtcdConfig, Pool, StoreChoice, parse_ipam_options};
 use oci_macvlan_vlan::Parent;
 use serde::{Deserialize, Serialize};
 
@@ -56,6 +56,10 @@ pub struct Network {
     /// The `-o KEY=VALUE` options as given, for `inspect`.
     #[serde(default)]
     pub options: BTreeMap<String, String>,
+    /// The etcd cluster the leases live in (`--ipam-opt etcd_endpoints=…`); none: this host's
+    /// store. Definitions written before it load as local networks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etcd: Option<EtcdConfig>,
 }
 
 impl Network {
@@ -65,6 +69,14 @@ impl Network {
             _ => {
                 Parent::parse(&self.parent).map_err(|err| Error::from(DefinitionError::Parent(err)))
             }
+        }
+    }
+
+    /// Where the network's leases live.
+    pub fn store_choice(&self) -> StoreChoice {
+        match &self.etcd {
+            Some(config) => StoreChoice::Etcd(config.clone()),
+            None => StoreChoice::Local,
         }
     }
 
@@ -155,6 +167,8 @@ pub struct NetworkSpec {
     pub internal: bool,
     /// `KEY=VALUE`
     pub options: Vec<String>,
+    /// `--ipam-opt KEY=VALUE`: where the leases live (`oci_macvlan_ipam::parse_ipam_options`).
+    pub ipam_options: Vec<String>,
 }
 
 impl NetworkSpec {
@@ -244,6 +258,12 @@ impl NetworkSpec {
         }
 
         let options = self.parse_options()?;
+        let etcd = match parse_ipam_options(&self.ipam_options)
+            .map_err(|err| DefinitionError::Pool(Box::new(err)))?
+        {
+            StoreChoice::Local => None,
+            StoreChoice::Etcd(config) => Some(config),
+        };
         // The core's keys out, the driver's left: the driver refuses what it does not know.
         let driver_options = options
             .iter()
@@ -292,6 +312,7 @@ impl NetworkSpec {
             ipv6,
             pools,
             options,
+            etcd,
         })
     }
 

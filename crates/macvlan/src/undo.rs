@@ -39,7 +39,7 @@ impl Undo {
         self,
         container_id: &str,
         container: Option<&Handle>,
-        store: &mut impl LeaseStore,
+        store: &mut dyn LeaseStore,
         records: &Records,
     ) -> Vec<String> {
         let mut left = Vec::new();
