@@ -169,10 +169,12 @@ impl Etcd {
         }
     }
 
-    /// Starts member `i` again on its data.
+    /// Starts member `i` again on its data, and waits until it is healthy (a member alone
+    /// is not: it needs a quorum).
     pub fn restart(&mut self, i: usize) {
         self.kill(i);
         self.spawn(i);
+        self.wait_healthy(i);
     }
 
     fn etcdctl_at(&self, i: usize, args: &[&str]) -> (bool, String) {
