@@ -18,7 +18,7 @@ use std::{
     process::{Command, Output, Stdio},
 };
 
-pub use driver::{DRIVERS, Driver, IPVLAN, MACVLAN};
+pub use driver::{DRIVERS, Driver, IPVLAN, MACVLAN, MACVLAN_ON_ETCD};
 pub use etcd::Etcd;
 pub use lan::Lan;
 pub use netns::TestNetns;

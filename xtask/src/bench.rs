@@ -11,6 +11,10 @@
 //! oci-macvlan runs twice in each cycle: with its state dir on a tmpfs (as `/run` is on most
 //! hosts) and with its state dir on disk (a directory under `target/bench/`, on the workspace's
 //! filesystem: hosts whose `/run` is not a tmpfs). The report gives the ratio of the two.
+//!
+//! And a third time, on a network whose leases are in etcd (`--ipam-opt etcd_endpoints`): one
+//! member, started here on the LAN's router (a veth hop away, as a cluster on the LAN is), its
+//! data on a tmpfs. The report gives its ratio to the local attach and detach of the same run.
 
 use std::{
     io::Write,
@@ -22,7 +26,7 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 use oci_macvlan_ipam::{Lease, LeaseStoreExt, LmdbStore, Owner};
-use oci_macvlan_tests::{Lan, TestNetns};
+use oci_macvlan_tests::{Etcd, Lan, TestNetns};
 
 use crate::{
     cargo,
@@ -92,9 +96,13 @@ pub fn run(cycles: Option<&str>) -> Result<()> {
     ]
     .map(str::to_owned);
     let host = format!("--net={}", lan.host.path().display());
-    for (name, subnet, gateway) in [
-        ("bench", "10.90.0.0/16", "10.90.0.1"),
-        ("scale", "10.96.0.0/16", "10.96.0.1"),
+    let etcd = Etcd::start(&lan, 1);
+    etcd.reach_from(&lan, "192.168.77.250");
+    let etcd_endpoints = format!("etcd_endpoints={}", etcd.endpoints());
+    for (name, subnet, gateway, ipam) in [
+        ("bench", "10.90.0.0/16", "10.90.0.1", None),
+        ("scale", "10.96.0.0/16", "10.96.0.1", None),
+        ("etcd", "10.93.0.0/16", "10.93.0.1", Some(&etcd_endpoints)),
     ] {
         let status = Command::new("nsenter")
             .arg(&host)
@@ -109,6 +117,10 @@ pub fn run(cycles: Option<&str>) -> Result<()> {
                 gateway,
             ])
             .args(["-o", "parent=lan0", name])
+            .args(
+                ipam.into_iter()
+                    .flat_map(|opt| ["--ipam-opt", opt.as_str()]),
+            )
             .stdout(Stdio::null())
             .status()?;
         if !status.success() {
@@ -130,6 +142,7 @@ pub fn run(cycles: Option<&str>) -> Result<()> {
         .env("OMB_CYCLES", cycles.to_string())
         .env("OMB_OUT", &out)
         .status()?;
+    drop(etcd);
     if !status.success() {
         bail!("the benchmark failed ({status})");
     }
@@ -230,6 +243,7 @@ pub fn inner() -> Result<()> {
     let tools = [
         Tool::Ours,
         Tool::OursOnDisk,
+        Tool::OursOnEtcd,
         Tool::Cni,
         Tool::Netavark,
         Tool::Floor(Floor::BinTrue),
@@ -347,6 +361,8 @@ enum Tool {
     Ours,
     /// oci-macvlan with its state dir on disk.
     OursOnDisk,
+    /// oci-macvlan on network `etcd`, whose leases are in etcd.
+    OursOnEtcd,
     Cni,
     Netavark,
     /// A program that does nothing, spawned the same way: what starting a hook costs.
@@ -368,6 +384,7 @@ impl Tool {
         match self {
             Self::Ours => "oci-macvlan",
             Self::OursOnDisk => "oci-macvlan, state dir on disk",
+            Self::OursOnEtcd => "oci-macvlan, leases on etcd",
             Self::Cni => "CNI macvlan + host-local",
             Self::Netavark => "netavark macvlan",
             Self::Floor(Floor::BinTrue) => "floor: /bin/true (dynamic, glibc)",
@@ -438,11 +455,11 @@ fn invoke(
     attach: bool,
 ) -> Result<Duration> {
     let (mut command, stdin) = match tool {
-        Tool::Ours | Tool::OursOnDisk => {
-            let (state_dir, tag) = if tool == Tool::Ours {
-                (&setup.state, "")
-            } else {
-                (&setup.disk_state, "disk-")
+        Tool::Ours | Tool::OursOnDisk | Tool::OursOnEtcd => {
+            let (state_dir, tag, network) = match tool {
+                Tool::OursOnDisk => (&setup.disk_state, "disk-", network),
+                Tool::OursOnEtcd => (&setup.state, "etcd-", "etcd"),
+                _ => (&setup.state, "", network),
             };
             let bundle = setup.tmp.join(format!("bundle-{tag}{network}-{id}"));
             if attach {
@@ -466,8 +483,11 @@ fn invoke(
                 .arg("--config-dir")
                 .arg(&setup.config)
                 .arg("--state-dir")
-                .arg(state_dir)
-                .arg("hook");
+                .arg(state_dir);
+            if tool == Tool::OursOnEtcd {
+                command.args(["--host-id", "bench"]);
+            }
+            command.arg("hook");
             (command, state.to_string())
         }
         Tool::Cni => {

@@ -77,6 +77,8 @@ pub struct Report {
 const OURS: &str = "oci-macvlan";
 /// oci-macvlan with its state dir on disk (`bench.rs`, `Tool::OursOnDisk`): not a peer.
 const OURS_ON_DISK: &str = "oci-macvlan, state dir on disk";
+/// oci-macvlan on a network whose leases are in etcd (`Tool::OursOnEtcd`): not a peer.
+const OURS_ON_ETCD: &str = "oci-macvlan, leases on etcd";
 const OPS: [&str; 3] = [
     "attach",
     "detach, namespace gone",
@@ -95,7 +97,7 @@ impl Report {
             .rows
             .iter()
             .map(|r| r.tool)
-            .filter(|t| *t != OURS && *t != OURS_ON_DISK && !t.starts_with("floor"))
+            .filter(|t| ![OURS, OURS_ON_DISK, OURS_ON_ETCD].contains(t) && !t.starts_with("floor"))
             .fold(Vec::new(), |mut v, t| {
                 if !v.contains(&t) {
                     v.push(t);
@@ -117,6 +119,14 @@ impl Report {
                 format!("oci-macvlan, state dir on disk / on a tmpfs, {op} (median)"),
                 ratio,
             ));
+        }
+        for op in OPS {
+            if let (Some(local), Some(etcd)) = (self.find(OURS, op), self.find(OURS_ON_ETCD, op)) {
+                out.push((
+                    format!("oci-macvlan, leases on etcd / local, {op} (median)"),
+                    etcd.median_ms / local.median_ms,
+                ));
+            }
         }
         if let (Some(small), Some(large)) = (self.scale.first(), self.scale.last()) {
             out.push((

@@ -62,6 +62,7 @@ impl Client {
         Error::Unavailable {
             store: self.describe.clone(),
             what,
+            maybe_written: false,
             source,
         }
     }
@@ -82,8 +83,10 @@ impl Client {
     }
 
     /// POSTs `body` to `path`, trying each endpoint in turn (the one that answered last
-    /// first) until one answers or the deadline passes.
-    fn call(&mut self, path: &str, body: &Value) -> Result<Value> {
+    /// first) until one answers or the deadline passes. A write (`writes`) that reached a
+    /// member and got no answer may still be applied: it is not sent again elsewhere (a retry
+    /// would find its own lease and take it for an earlier one), and the error says so.
+    fn call(&mut self, path: &str, body: &Value, writes: bool) -> Result<Value> {
         let body = body.to_string();
         let mut tried = Vec::new();
         let n = self.endpoints.len();
@@ -119,6 +122,9 @@ impl Client {
                         .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_owned))
                         .unwrap_or(text);
                     tried.push(format!("{}: HTTP {code} {message}", self.endpoints[at]));
+                    if writes {
+                        return Err(self.unknown_outcome(path, &tried));
+                    }
                 }
                 Err(ureq::Error::Transport(err)) => {
                     tried.push(format!(
@@ -126,6 +132,13 @@ impl Client {
                         self.endpoints[at],
                         transport_reason(&err)
                     ));
+                    let unsent = matches!(
+                        err.kind(),
+                        ureq::ErrorKind::ConnectionFailed | ureq::ErrorKind::Dns
+                    );
+                    if writes && !unsent {
+                        return Err(self.unknown_outcome(path, &tried));
+                    }
                 }
             }
         }
@@ -139,11 +152,25 @@ impl Client {
         ))
     }
 
+    fn unknown_outcome(&self, path: &str, tried: &[String]) -> Error {
+        Error::Unavailable {
+            store: self.describe.clone(),
+            what: format!(
+                "{path} sent, no answer within etcd_timeout {} ms: it may still be applied ({})",
+                self.timeout.as_millis(),
+                tried.join("; ")
+            ),
+            maybe_written: true,
+            source: None,
+        }
+    }
+
     /// Every key in `[start, end)`, in key order, at one revision (linearizable).
     pub(crate) fn range(&mut self, start: &[u8], end: &[u8]) -> Result<Vec<Kv>> {
         let answer = self.call(
             "kv/range",
             &json!({ "key": STANDARD.encode(start), "range_end": STANDARD.encode(end) }),
+            false,
         )?;
         kvs(answer.get("kvs"))
     }
@@ -154,6 +181,7 @@ impl Client {
         let answer = self.call(
             "kv/txn",
             &json!({ "compare": compare, "success": success, "failure": [] }),
+            true,
         )?;
         Ok(answer.get("succeeded").and_then(Value::as_bool) == Some(true))
     }

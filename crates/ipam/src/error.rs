@@ -134,6 +134,8 @@ pub enum Error {
         store: String,
         /// What was tried, and for how long.
         what: String,
+        /// Whether a write was sent and not answered: it may still take effect.
+        maybe_written: bool,
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
@@ -155,6 +157,19 @@ impl Error {
         matches!(
             self,
             Self::AddressInUse { .. } | Self::OwnerHoldsOther { .. } | Self::Exhausted { .. }
+        )
+    }
+
+    /// True when a write was sent to a networked store and its outcome is unknown: the
+    /// caller must treat what it asked for as possibly done (and undo it, or keep a record
+    /// that lets `gc` undo it).
+    pub fn maybe_written(&self) -> bool {
+        matches!(
+            self,
+            Self::Unavailable {
+                maybe_written: true,
+                ..
+            }
         )
     }
 
