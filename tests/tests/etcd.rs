@@ -11,9 +11,9 @@ use oci_macvlan_tests::{Etcd, Lan, Outcome, TestNetns};
 const NET: &str = "shared";
 const ANN: &str = "oci-macvlan.networks";
 
-/// `network create` of the shared /26 on `lan`, leases in `etcd`.
-fn create_shared(lan: &Lan, etcd: &Etcd, extra: &[&str]) {
-    let endpoints = format!("etcd_endpoints={}", etcd.endpoints());
+/// `network create` of the shared /26 on `lan`, leases in the cluster at `endpoints`.
+fn create_shared(lan: &Lan, endpoints: &str, extra: &[&str]) {
+    let endpoints = format!("etcd_endpoints={endpoints}");
     let mut args = vec![
         "network",
         "create",
@@ -29,6 +29,19 @@ fn create_shared(lan: &Lan, etcd: &Etcd, extra: &[&str]) {
     args.extend_from_slice(extra);
     args.push(NET);
     lan.cli_ok(&args, "");
+}
+
+/// Hosts A and B on one LAN, a one-member etcd both reach, and the shared network defined on
+/// both (with `extra`).
+fn two_hosts(extra: &[&str]) -> (Lan, Lan, Etcd) {
+    let host_a = Lan::new();
+    let host_b = host_a.add_host();
+    let etcd = Etcd::start(&host_a, 1);
+    etcd.reach_from(&host_a, "192.168.77.250");
+    etcd.reach_from(&host_b, "192.168.77.251");
+    create_shared(&host_a, &etcd.endpoints(), extra);
+    create_shared(&host_b, &etcd.endpoints(), extra);
+    (host_a, host_b, etcd)
 }
 
 /// `oci-macvlan --host-id HOST ARGS…` on `lan`.
@@ -89,7 +102,7 @@ fn one_host_attaches_inspects_and_detaches_on_etcd() {
     let lan = Lan::new();
     let etcd = Etcd::start(&lan, 1);
     etcd.reach_from(&lan, "192.168.77.250");
-    create_shared(&lan, &etcd, &["--ipam-opt", "etcd_timeout=5s"]);
+    create_shared(&lan, &etcd.endpoints(), &["--ipam-opt", "etcd_timeout=5s"]);
     let ns = TestNetns::new("omt-etcd-");
     let out = attach(&lan, "hostA", "c1", &ns, &[]);
     assert_eq!(out.code, 0, "{}", out.stderr);
@@ -132,22 +145,7 @@ fn one_host_attaches_inspects_and_detaches_on_etcd() {
 fn unreachable_etcd_fails_the_attach_naming_the_endpoints_and_leaves_nothing() {
     let lan = Lan::new();
     // Nothing listens there: the connection is refused.
-    lan.cli_ok(
-        &[
-            "network",
-            "create",
-            "--subnet",
-            "192.168.77.0/26",
-            "--gateway",
-            Lan::GATEWAY,
-            "-o",
-            "parent=lan0",
-            "--ipam-opt",
-            "etcd_endpoints=http://127.0.0.1:9,http://127.0.0.1:10",
-            NET,
-        ],
-        "",
-    );
+    create_shared(&lan, "http://127.0.0.1:9,http://127.0.0.1:10", &[]);
     // A network without --ipam-opt beside it never waits on etcd.
     lan.create_network("local", &[]);
     let ns = TestNetns::new("omt-etcd-");
@@ -248,15 +246,8 @@ fn spawn_hook(lan: &Lan, host: &str, stdin: &str) -> (Child, String) {
 )]
 fn two_hosts_share_one_address_space_without_split_ranges() {
     const PER_HOST: usize = 32;
-    let host_a = Lan::new();
-    let host_b = host_a.add_host();
-    let etcd = Etcd::start(&host_a, 1);
-    etcd.reach_from(&host_a, "192.168.77.250");
-    etcd.reach_from(&host_b, "192.168.77.251");
     // The same definition on both hosts, no --ip-range; contention is long, so the deadline too.
-    for host in [&host_a, &host_b] {
-        create_shared(host, &etcd, &["--ipam-opt", "etcd_timeout=30s"]);
-    }
+    let (host_a, host_b, etcd) = two_hosts(&["--ipam-opt", "etcd_timeout=30s"]);
     let hosts = [(&host_a, "hostA"), (&host_b, "hostB")];
     let containers: Vec<(usize, TestNetns)> = (0..2 * PER_HOST)
         .map(|i| (i % 2, TestNetns::new("omt-share-")))
@@ -359,13 +350,7 @@ fn two_hosts_share_one_address_space_without_split_ranges() {
     ignore = "privileged tier: run `cargo xtask ci` as root"
 )]
 fn a_static_address_held_on_one_host_is_refused_on_the_other_until_released() {
-    let host_a = Lan::new();
-    let host_b = host_a.add_host();
-    let etcd = Etcd::start(&host_a, 1);
-    etcd.reach_from(&host_a, "192.168.77.250");
-    etcd.reach_from(&host_b, "192.168.77.251");
-    create_shared(&host_a, &etcd, &[]);
-    create_shared(&host_b, &etcd, &[]);
+    let (host_a, host_b, etcd) = two_hosts(&[]);
     let (ns_a, ns_b) = (TestNetns::new("omt-sa-"), TestNetns::new("omt-sb-"));
     let wanted = [("oci-macvlan.ip", "192.168.77.20")];
     let out = attach(&host_a, "hostA", "web", &ns_a, &wanted);
@@ -404,13 +389,7 @@ fn a_static_address_held_on_one_host_is_refused_on_the_other_until_released() {
     ignore = "privileged tier: run `cargo xtask ci` as root"
 )]
 fn gc_judges_only_this_hosts_leases_and_forget_host_releases_another_hosts() {
-    let host_a = Lan::new();
-    let host_b = host_a.add_host();
-    let etcd = Etcd::start(&host_a, 1);
-    etcd.reach_from(&host_a, "192.168.77.250");
-    etcd.reach_from(&host_b, "192.168.77.251");
-    create_shared(&host_a, &etcd, &[]);
-    create_shared(&host_b, &etcd, &[]);
+    let (host_a, host_b, etcd) = two_hosts(&[]);
     let ns_a = TestNetns::new("omt-ga-");
     let ns_b = TestNetns::new("omt-gb-");
     assert_eq!(attach(&host_a, "hostA", "a1", &ns_a, &[]).code, 0);
@@ -448,7 +427,7 @@ fn three_members_go_on_without_one_and_fail_cleanly_without_quorum() {
     let lan = Lan::new();
     let mut etcd = Etcd::start(&lan, 3);
     etcd.reach_from(&lan, "192.168.77.250");
-    create_shared(&lan, &etcd, &[]);
+    create_shared(&lan, &etcd.endpoints(), &[]);
     let ns: Vec<TestNetns> = (0..3).map(|_| TestNetns::new("omt-q-")).collect();
     let out = attach(&lan, "hostA", "q0", &ns[0], &[]);
     assert_eq!(out.code, 0, "{}", out.stderr);
@@ -608,7 +587,7 @@ fn tls_with_client_certificates_and_a_wrong_ca_is_a_clear_error() {
     let good = tls(&ca);
     create_shared(
         &lan,
-        &etcd,
+        &etcd.endpoints(),
         &[
             "--ipam-opt",
             &good[0],
@@ -632,7 +611,7 @@ fn tls_with_client_certificates_and_a_wrong_ca_is_a_clear_error() {
     let bad = tls(&other_ca);
     create_shared(
         &lan,
-        &etcd,
+        &etcd.endpoints(),
         &[
             "--ipam-opt",
             &bad[0],

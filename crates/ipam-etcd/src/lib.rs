@@ -23,11 +23,9 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use ipnetwork::IpNetwork;
 use oci_macvlan_ipam::{
-    Error, EtcdConfig, Lease, LeaseStore, Owner, Result, Txn, View, ip_of_key, to_key,
+    Error, EtcdConfig, Lease, LeaseStore, Owner, Result, StoredLease, Txn, View, ip_of_key, to_key,
 };
-use serde::{Deserialize, Serialize};
 
 use client::{Client, absent, delete, put, unchanged};
 
@@ -38,18 +36,6 @@ pub struct EtcdStore {
     /// `PREFIX/leases/`
     leases: Vec<u8>,
     host: String,
-}
-
-/// A lease as etcd keeps it.
-#[derive(Serialize, Deserialize)]
-struct Row {
-    network: String,
-    subnet: IpNetwork,
-    host: String,
-    container_id: String,
-    ifname: String,
-    #[serde(default)]
-    created_unix: u64,
 }
 
 /// Every lease at one revision, by address key, with the revision that last wrote it.
@@ -93,32 +79,15 @@ impl EtcdStore {
             .and_then(|hex| u128::from_str_radix(hex, 16).ok())
             .map(ip_of_key)
             .ok_or_else(|| Error::Corrupt(format!("etcd key {name} is not an address")))?;
-        let row: Row = serde_json::from_slice(value)
-            .map_err(|err| Error::Corrupt(format!("etcd key {name}: {err}")))?;
-        Ok(Lease {
-            ip,
-            subnet: row.subnet,
-            network: row.network,
-            owner: Owner {
-                container_id: row.container_id,
-                ifname: row.ifname,
-            },
-            host: Some(row.host),
-        })
+        let lease = StoredLease::decode(ip, value, &format!("etcd key {name}"))?;
+        if lease.host.is_none() {
+            return Err(Error::Corrupt(format!("etcd key {name}: no host")));
+        }
+        Ok(lease)
     }
 
     fn encode(&self, lease: &Lease) -> Result<Vec<u8>> {
-        serde_json::to_vec(&Row {
-            network: lease.network.clone(),
-            subnet: lease.subnet,
-            host: self.host.clone(),
-            container_id: lease.owner.container_id.clone(),
-            ifname: lease.owner.ifname.clone(),
-            created_unix: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
-        })
-        .map_err(|err| Error::Corrupt(err.to_string()))
+        StoredLease::of(lease, Some(&self.host)).encode()
     }
 
     /// Releases the leases `pick` selects, each only if nobody wrote it since it was read.

@@ -31,6 +31,6 @@ pub use options::{
     parse_ipam_options,
 };
 pub use pool::{Pool, Reserved};
-pub use store::{Lease, LeaseStore, LeaseStoreExt, Owner, Txn, View};
+pub use store::{Lease, LeaseStore, LeaseStoreExt, Owner, StoredLease, Txn, View};
 pub use union::Union;
 pub use usage::Usage;

@@ -2,18 +2,15 @@ use std::{
     net::IpAddr,
     os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
-    time::{SystemTime, UNIX_EPOCH},
 };
 
 use heed::{
     Database, Env, RoTxn, RwTxn,
     types::{Bytes, Unit},
 };
-use ipnetwork::IpNetwork;
-use serde::{Deserialize, Serialize};
 
 use crate::{
-    Damage, Error, Lease, LeaseStore, Owner, Result, Txn, View,
+    Damage, Error, Lease, LeaseStore, Owner, Result, StoredLease, Txn, View,
     addr::{from_blob, to_blob, to_key},
     boot::{self, Found},
     damage,
@@ -63,16 +60,6 @@ struct Dbs {
     owners: Database<Bytes, Unit>,
     runs: Runs,
     meta: Database<Bytes, Bytes>,
-}
-
-/// A lease as the store keeps it, under its address.
-#[derive(Serialize, Deserialize)]
-struct Row {
-    network: String,
-    subnet: IpNetwork,
-    container_id: String,
-    ifname: String,
-    created_unix: u64,
 }
 
 impl LmdbStore {
@@ -275,31 +262,11 @@ fn owner_key(container_id: &str, key: u128) -> [u8; 24] {
 fn decode(key: &[u8], value: &[u8]) -> Result<Lease> {
     let ip = from_blob(key)
         .ok_or_else(|| Error::Corrupt(format!("address key of {} bytes", key.len())))?;
-    let row: Row = serde_json::from_slice(value)
-        .map_err(|err| Error::Corrupt(format!("lease of {ip}: {err}")))?;
-    Ok(Lease {
-        ip,
-        subnet: row.subnet,
-        network: row.network,
-        owner: Owner {
-            container_id: row.container_id,
-            ifname: row.ifname,
-        },
-        host: None,
-    })
+    StoredLease::decode(ip, value, &format!("lease of {ip}"))
 }
 
 fn insert(dbs: Dbs, wtxn: &mut RwTxn, lease: &Lease) -> Result<()> {
-    let row = Row {
-        network: lease.network.clone(),
-        subnet: lease.subnet,
-        container_id: lease.owner.container_id.clone(),
-        ifname: lease.owner.ifname.clone(),
-        created_unix: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
-    };
-    let value = serde_json::to_vec(&row).map_err(|err| Error::Corrupt(err.to_string()))?;
+    let value = StoredLease::of(lease, None).encode()?;
     let key = to_key(lease.ip);
     dbs.leases.put(wtxn, &key.to_be_bytes(), &value)?;
     dbs.owners

@@ -1,7 +1,10 @@
-use std::net::IpAddr;
+use std::{
+    net::IpAddr,
+    time::{SystemTime, UNIX_EPOCH},
+};
 
 use ipnetwork::IpNetwork;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
@@ -24,6 +27,56 @@ pub struct Lease {
     /// store of this host alone). A store fills it in: what a caller sets is ignored.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
+}
+
+/// A lease as every store keeps it under its address (the key): JSON. A store of one host
+/// leaves `host` out, as the LMDB store has always written it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct StoredLease {
+    pub network: String,
+    pub subnet: IpNetwork,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    pub container_id: String,
+    pub ifname: String,
+    #[serde(default)]
+    pub created_unix: u64,
+}
+
+impl StoredLease {
+    /// `lease` as `host`'s (none: a store of one host), created now.
+    pub fn of(lease: &Lease, host: Option<&str>) -> Self {
+        Self {
+            network: lease.network.clone(),
+            subnet: lease.subnet,
+            host: host.map(str::to_owned),
+            container_id: lease.owner.container_id.clone(),
+            ifname: lease.owner.ifname.clone(),
+            created_unix: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        }
+    }
+
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        serde_json::to_vec(self).map_err(|err| Error::Corrupt(err.to_string()))
+    }
+
+    /// The lease of `ip` stored as `value`; `what` names it in the error.
+    pub fn decode(ip: IpAddr, value: &[u8], what: &str) -> Result<Lease> {
+        let row: Self = serde_json::from_slice(value)
+            .map_err(|err| Error::Corrupt(format!("{what}: {err}")))?;
+        Ok(Lease {
+            ip,
+            subnet: row.subnet,
+            network: row.network,
+            owner: Owner {
+                container_id: row.container_id,
+                ifname: row.ifname,
+            },
+            host: row.host,
+        })
+    }
 }
 
 /// What a transaction reads: the whole view of the store the allocator and `inspect` need.
