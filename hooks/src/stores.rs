@@ -118,3 +118,34 @@ pub fn all(ctx: &Context, networks: &Networks) -> Result<Union> {
     }
     Ok(Union::new(members))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::cli::LogLevel;
+
+    fn ctx(host_id: &str) -> Context {
+        Context {
+            config_dir: "/nonexistent".into(),
+            state_dir: "/nonexistent".into(),
+            log_level: LogLevel::Warn,
+            host_id: Some(host_id.into()),
+        }
+    }
+
+    #[test]
+    fn host_ids_are_checked() {
+        assert_eq!(ctx("hostA.lan-1_b").host_id().unwrap(), "hostA.lan-1_b");
+        for bad in ["", "a/b", "a b", &"x".repeat(65), "é"] {
+            let err = ctx(bad).host_id().unwrap_err();
+            assert!(
+                err.to_string().starts_with("invalid host id ")
+                    && err.to_string().contains("(from --host-id)"),
+                "{err}"
+            );
+            assert_eq!(err.exit_code(), crate::error::exit::INVALID);
+        }
+    }
+}

@@ -314,3 +314,73 @@ impl LeaseStore for EtcdStore {
         self.release_where(|l| l.host.as_deref() == Some(host))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn lease(ip: &str, host: &str, container: &str) -> Lease {
+        Lease {
+            ip: ip.parse().unwrap(),
+            subnet: "10.0.0.0/24".parse().unwrap(),
+            network: "n".into(),
+            owner: Owner {
+                container_id: container.into(),
+                ifname: "eth0".into(),
+            },
+            host: Some(host.into()),
+        }
+    }
+
+    fn key(ip: &str) -> u128 {
+        to_key(ip.parse().unwrap())
+    }
+
+    #[test]
+    fn an_attempt_sees_the_snapshot_and_its_own_inserts() {
+        let mut snapshot = Snapshot::new();
+        for (ip, host, c) in [("10.0.0.2", "a", "c1"), ("10.0.0.3", "b", "c1")] {
+            snapshot.insert(key(ip), (lease(ip, host, c), 7));
+        }
+        let mut attempt = Attempt {
+            snapshot: &snapshot,
+            pending: BTreeMap::new(),
+            host: "a",
+        };
+        let (lo, hi) = (key("10.0.0.1"), key("10.0.0.254"));
+        // .1 reserved, .2 and .3 leased (by either host).
+        assert_eq!(
+            attempt.lowest_free(lo, hi, &[key("10.0.0.1")]).unwrap(),
+            Some(key("10.0.0.4"))
+        );
+        attempt.insert(&lease("10.0.0.4", "ignored", "c2")).unwrap();
+        assert_eq!(
+            attempt.lowest_free(lo, hi, &[key("10.0.0.1")]).unwrap(),
+            Some(key("10.0.0.5"))
+        );
+        assert_eq!(attempt.count_leased(lo, hi).unwrap(), 3);
+        // The insert is this host's, whatever the caller said.
+        let held = attempt
+            .lease_of("10.0.0.4".parse().unwrap())
+            .unwrap()
+            .unwrap();
+        assert_eq!(held.host.as_deref(), Some("a"));
+        // Host b's c1 is not this host's c1.
+        let owner = Owner {
+            container_id: "c1".into(),
+            ifname: "eth0".into(),
+        };
+        let mine = attempt.owner_leases("n", &owner).unwrap();
+        assert_eq!(mine.len(), 1);
+        assert_eq!(mine[0].ip.to_string(), "10.0.0.2");
+        // A full range has nothing free.
+        assert_eq!(
+            attempt
+                .lowest_free(key("10.0.0.2"), key("10.0.0.4"), &[])
+                .unwrap(),
+            None
+        );
+    }
+}
