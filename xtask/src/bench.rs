@@ -15,6 +15,10 @@
 //! And a third time, on a network whose leases are in etcd (`--ipam-opt etcd_endpoints`): one
 //! member, started here on the LAN's router (a veth hop away, as a cluster on the LAN is), its
 //! data on a tmpfs. The report gives its ratio to the local attach and detach of the same run.
+//!
+//! `OCI_MACVLAN_BENCH_BASELINE=PATH` adds another build of oci-macvlan (an earlier commit's)
+//! on the same local network, with a state dir of its own: the report gives ours / its, so a
+//! change is measured before/after in one run.
 
 use std::{
     io::Write,
@@ -41,6 +45,7 @@ const DEFAULT_CYCLES: usize = 200;
 const STATIC_TARGET: &str = "x86_64-unknown-linux-gnu";
 const SCALE_CYCLES: usize = 100;
 const SCALE_SERIES: [usize; 3] = [10, 1_000, 10_000];
+const BASELINE_ENV: &str = "OCI_MACVLAN_BENCH_BASELINE";
 
 pub fn run(cycles: Option<&str>) -> Result<()> {
     let cycles: usize = match cycles {
@@ -129,7 +134,19 @@ pub fn run(cycles: Option<&str>) -> Result<()> {
     }
     let floors = shm.path().join("floors");
     build_floors(&floors)?;
-    let status = Command::new("nsenter")
+    let baseline = std::env::var_os(BASELINE_ENV).map(PathBuf::from);
+    if let Some(path) = &baseline {
+        if !path.is_file() {
+            bail!("{BASELINE_ENV}={} is not a file", path.display());
+        }
+    }
+    let mut inner = Command::new("nsenter");
+    if let Some(path) = &baseline {
+        inner
+            .env("OMB_BASELINE", path)
+            .env("OMB_BASELINE_STATE", shm.path().join("baseline-state"));
+    }
+    let status = inner
         .arg(&host)
         .arg(std::env::current_exe()?)
         .arg("bench-inner")
@@ -217,6 +234,8 @@ struct Setup {
     state: PathBuf,
     /// oci-macvlan's state dir on disk.
     disk_state: PathBuf,
+    /// Another build to compare with, and its state dir (`OCI_MACVLAN_BENCH_BASELINE`).
+    baseline: Option<(PathBuf, PathBuf)>,
     tmp: PathBuf,
     cycles: usize,
     out: PathBuf,
@@ -236,11 +255,14 @@ pub fn inner() -> Result<()> {
         config: env_path("OMB_CONFIG")?,
         state: env_path("OMB_STATE")?,
         disk_state: env_path("OMB_DISK_STATE")?,
+        baseline: env_path("OMB_BASELINE")
+            .ok()
+            .zip(env_path("OMB_BASELINE_STATE").ok()),
         tmp: env_path("OMB_TMP")?,
         cycles: std::env::var("OMB_CYCLES")?.parse()?,
         out: env_path("OMB_OUT")?,
     };
-    let tools = [
+    let mut tools = vec![
         Tool::Ours,
         Tool::OursOnDisk,
         Tool::OursOnEtcd,
@@ -250,10 +272,13 @@ pub fn inner() -> Result<()> {
         Tool::Floor(Floor::StaticNoop),
         Tool::Floor(Floor::NoLibc),
     ];
+    if setup.baseline.is_some() {
+        tools.insert(1, Tool::Baseline);
+    }
     let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); tools.len() * 3];
     // Warm-up: page cache, first-use costs of the store and of each binary.
     for i in 0..5 {
-        for tool in tools {
+        for &tool in &tools {
             if let Tool::Floor(floor) = tool {
                 spawn_floor(&setup, floor)?;
                 continue;
@@ -263,7 +288,7 @@ pub fn inner() -> Result<()> {
         }
     }
     for i in 0..setup.cycles {
-        for (t, tool) in tools.into_iter().enumerate() {
+        for (t, &tool) in tools.iter().enumerate() {
             if let Tool::Floor(floor) = tool {
                 samples[t * 3].push(spawn_floor(&setup, floor)?);
                 continue;
@@ -363,6 +388,8 @@ enum Tool {
     OursOnDisk,
     /// oci-macvlan on network `etcd`, whose leases are in etcd.
     OursOnEtcd,
+    /// The `OCI_MACVLAN_BENCH_BASELINE` build on the local network.
+    Baseline,
     Cni,
     Netavark,
     /// A program that does nothing, spawned the same way: what starting a hook costs.
@@ -385,6 +412,7 @@ impl Tool {
             Self::Ours => "oci-macvlan",
             Self::OursOnDisk => "oci-macvlan, state dir on disk",
             Self::OursOnEtcd => "oci-macvlan, leases on etcd",
+            Self::Baseline => "oci-macvlan, baseline build",
             Self::Cni => "CNI macvlan + host-local",
             Self::Netavark => "netavark macvlan",
             Self::Floor(Floor::BinTrue) => "floor: /bin/true (dynamic, glibc)",
@@ -455,11 +483,16 @@ fn invoke(
     attach: bool,
 ) -> Result<Duration> {
     let (mut command, stdin) = match tool {
-        Tool::Ours | Tool::OursOnDisk | Tool::OursOnEtcd => {
-            let (state_dir, tag, network) = match tool {
-                Tool::OursOnDisk => (&setup.disk_state, "disk-", network),
-                Tool::OursOnEtcd => (&setup.state, "etcd-", "etcd"),
+        Tool::Ours | Tool::OursOnDisk | Tool::OursOnEtcd | Tool::Baseline => {
+            let (state_dir, tag, network) = match (tool, &setup.baseline) {
+                (Tool::OursOnDisk, _) => (&setup.disk_state, "disk-", network),
+                (Tool::OursOnEtcd, _) => (&setup.state, "etcd-", "etcd"),
+                (Tool::Baseline, Some((_, state))) => (state, "baseline-", network),
                 _ => (&setup.state, "", network),
+            };
+            let binary = match (tool, &setup.baseline) {
+                (Tool::Baseline, Some((binary, _))) => binary,
+                _ => &setup.binary,
             };
             let bundle = setup.tmp.join(format!("bundle-{tag}{network}-{id}"));
             if attach {
@@ -478,7 +511,7 @@ fn invoke(
                 "status": if attach { "creating" } else { "stopped" },
                 "bundle": bundle,
             });
-            let mut command = hook_command(&setup.binary);
+            let mut command = hook_command(binary);
             command
                 .arg("--config-dir")
                 .arg(&setup.config)

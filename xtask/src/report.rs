@@ -79,6 +79,8 @@ const OURS: &str = "oci-macvlan";
 const OURS_ON_DISK: &str = "oci-macvlan, state dir on disk";
 /// oci-macvlan on a network whose leases are in etcd (`Tool::OursOnEtcd`): not a peer.
 const OURS_ON_ETCD: &str = "oci-macvlan, leases on etcd";
+/// Another build of oci-macvlan (`OCI_MACVLAN_BENCH_BASELINE`): not a peer.
+const BASELINE: &str = "oci-macvlan, baseline build";
 const OPS: [&str; 3] = [
     "attach",
     "detach, namespace gone",
@@ -125,6 +127,12 @@ impl Report {
                 out.push((
                     format!("oci-macvlan, leases on etcd / local, {op} (median)"),
                     etcd.median_ms / local.median_ms,
+                ));
+            }
+            if let (Some(ours), Some(base)) = (self.find(OURS, op), self.find(BASELINE, op)) {
+                out.push((
+                    format!("oci-macvlan / baseline build, local network, {op} (median)"),
+                    ours.median_ms / base.median_ms,
                 ));
             }
         }
