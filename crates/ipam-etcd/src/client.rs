@@ -8,6 +8,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use crate::http::{Endpoint, Failure};
+
 use base64::{Engine, engine::general_purpose::STANDARD};
 use oci_macvlan_ipam::{Error, EtcdConfig, Result};
 use serde_json::{Value, json};
@@ -16,8 +18,7 @@ use serde_json::{Value, json};
 /// retries included, ends by then.
 #[derive(Debug)]
 pub(crate) struct Client {
-    agent: ureq::Agent,
-    endpoints: Vec<String>,
+    endpoints: Vec<Endpoint>,
     /// The endpoint that answered last: tried first next time.
     current: usize,
     deadline: Instant,
@@ -36,17 +37,16 @@ pub(crate) struct Kv {
 impl Client {
     pub(crate) fn new(config: &EtcdConfig) -> Result<Self> {
         let timeout = config.timeout();
-        let mut builder = ureq::AgentBuilder::new()
-            .timeout_connect(timeout)
-            .timeout(timeout)
-            .max_idle_connections(config.endpoints.len().max(1))
-            .no_delay(true);
-        if let Some(ca) = &config.cacert {
-            builder = builder.tls_config(Arc::new(tls_config(config, ca)?));
-        }
+        let tls = match &config.cacert {
+            Some(ca) => Some(Arc::new(tls_config(config, ca)?)),
+            None => None,
+        };
         Ok(Self {
-            agent: builder.build(),
-            endpoints: config.endpoints.clone(),
+            endpoints: config
+                .endpoints
+                .iter()
+                .map(|url| Endpoint::new(url, tls.clone()))
+                .collect(),
             current: 0,
             deadline: Instant::now() + timeout,
             timeout,
@@ -93,50 +93,33 @@ impl Client {
         for i in 0..n {
             let at = (self.current + i) % n;
             let left = self.deadline.saturating_duration_since(Instant::now());
+            let url = self.endpoints[at].url.clone();
             if left.is_zero() {
-                tried.push(format!("{}: not tried, time was up", self.endpoints[at]));
+                tried.push(format!("{url}: not tried, time was up"));
                 continue;
             }
-            let url = format!("{}/v3/{path}", self.endpoints[at]);
-            match self
-                .agent
-                .post(&url)
-                .timeout(left)
-                .set("content-type", "application/json")
-                .send_string(&body)
-            {
-                Ok(response) => {
-                    let text = response.into_string().map_err(|err| {
-                        self.unavailable(format!("reading {url}"), Some(Box::new(err)))
-                    })?;
+            match self.endpoints[at].post(&format!("/v3/{path}"), &body, left) {
+                Ok(text) => {
                     self.current = at;
                     return serde_json::from_str(&text).map_err(|err| {
                         self.unavailable(format!("{url} answered {text:.200}"), Some(Box::new(err)))
                     });
                 }
                 // etcd answered with an error of its own (no leader, request timed out, …).
-                Err(ureq::Error::Status(code, response)) => {
-                    let text = response.into_string().unwrap_or_default();
+                Err(Failure::Status(code, text)) => {
                     let message = serde_json::from_str::<Value>(&text)
                         .ok()
                         .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_owned))
                         .unwrap_or(text);
-                    tried.push(format!("{}: HTTP {code} {message}", self.endpoints[at]));
+                    tried.push(format!("{url}: HTTP {code} {message}"));
                     if writes {
                         return Err(self.unknown_outcome(path, &tried));
                     }
                 }
-                Err(ureq::Error::Transport(err)) => {
-                    tried.push(format!(
-                        "{}: {}",
-                        self.endpoints[at],
-                        transport_reason(&err)
-                    ));
-                    let unsent = matches!(
-                        err.kind(),
-                        ureq::ErrorKind::ConnectionFailed | ureq::ErrorKind::Dns
-                    );
-                    if writes && !unsent {
+                Err(Failure::Unsent(why)) => tried.push(format!("{url}: {why}")),
+                Err(Failure::Unanswered(why)) => {
+                    tried.push(format!("{url}: {why}"));
+                    if writes {
                         return Err(self.unknown_outcome(path, &tried));
                     }
                 }
@@ -230,16 +213,6 @@ fn kvs(list: Option<&Value>) -> Result<Vec<Kv>> {
             })
         })
         .collect()
-}
-
-fn transport_reason(err: &ureq::Transport) -> String {
-    let mut out = err.kind().to_string();
-    let mut source = std::error::Error::source(err);
-    while let Some(cause) = source {
-        out = format!("{out}: {cause}");
-        source = cause.source();
-    }
-    out
 }
 
 fn tls_config(config: &EtcdConfig, ca: &std::path::Path) -> Result<rustls::ClientConfig> {

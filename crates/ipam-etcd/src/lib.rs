@@ -16,6 +16,7 @@
 //! network's `etcd_timeout` is spent.
 
 mod client;
+mod http;
 
 use std::{
     collections::BTreeMap,
