@@ -99,7 +99,9 @@ impl Report {
             .rows
             .iter()
             .map(|r| r.tool)
-            .filter(|t| ![OURS, OURS_ON_DISK, OURS_ON_ETCD].contains(t) && !t.starts_with("floor"))
+            .filter(|t| {
+                ![OURS, OURS_ON_DISK, OURS_ON_ETCD, BASELINE].contains(t) && !t.starts_with("floor")
+            })
             .fold(Vec::new(), |mut v, t| {
                 if !v.contains(&t) {
                     v.push(t);
