@@ -15,6 +15,9 @@ pub struct Cli {
     /// What to print on stderr besides errors.
     #[arg(long, global = true, value_enum, default_value_t = LogLevel::Warn)]
     pub log_level: LogLevel,
+    /// This host's name in stores several hosts share (etcd); default: /etc/machine-id.
+    #[arg(long, global = true, env = HOST_ID_ENV)]
+    pub host_id: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -38,8 +41,9 @@ const CONFIG_DIR: &str = "/etc/oci-macvlan";
 const CONFIG_DIR_ENV: &str = "OCI_MACVLAN_CONFIG_DIR";
 const STATE_DIR: &str = "/run/oci-macvlan";
 const STATE_DIR_ENV: &str = "OCI_MACVLAN_STATE_DIR";
+const HOST_ID_ENV: &str = "OCI_MACVLAN_HOST_ID";
 /// The environment variables clap reads for the global options.
-const ENV_DIRS: [&str; 2] = [CONFIG_DIR_ENV, STATE_DIR_ENV];
+const ENV_DIRS: [&str; 3] = [CONFIG_DIR_ENV, STATE_DIR_ENV, HOST_ID_ENV];
 
 /// `args` (the program name first) as the hook's `Cli`, if they are nothing but the global
 /// options, each once, as `--opt V` or `--opt=V`, then `hook` and at most a stage; `None` for
@@ -52,6 +56,7 @@ pub(crate) fn hook_args(args: &[OsString], env_is_set: impl Fn(&str) -> bool) ->
     let mut config_dir = None;
     let mut state_dir = None;
     let mut log_level = None;
+    let mut host_id = None;
     let mut rest = args.get(1..)?.iter();
     loop {
         let arg = rest.next()?.to_str()?;
@@ -69,6 +74,7 @@ pub(crate) fn hook_args(args: &[OsString], env_is_set: impl Fn(&str) -> bool) ->
             "--config-dir" => &mut config_dir,
             "--state-dir" => &mut state_dir,
             "--log-level" => &mut log_level,
+            "--host-id" => &mut host_id,
             _ => return None,
         };
         if slot.replace(value).is_some() {
@@ -94,6 +100,7 @@ pub(crate) fn hook_args(args: &[OsString], env_is_set: impl Fn(&str) -> bool) ->
         config_dir: PathBuf::from(config_dir.unwrap_or(CONFIG_DIR)),
         state_dir: PathBuf::from(state_dir.unwrap_or(STATE_DIR)),
         log_level,
+        host_id: host_id.map(str::to_owned),
         command: Command::Hook {
             stage: stage.map(str::to_owned),
         },
@@ -123,7 +130,12 @@ pub enum Command {
     Verify,
     /// Release what containers that are gone still hold (decided from the pid, its start time and
     /// the namespace recorded at attach; a container it cannot judge keeps its leases).
-    Gc,
+    Gc {
+        /// Instead: release every lease host ID holds in the shared (etcd) stores of the
+        /// networks defined here: for a host gone for good, never automatic.
+        #[arg(long, value_name = "ID")]
+        forget_host: Option<String>,
+    },
     /// Check that this host can give containers macvlan legs: kernel, link kinds (tried in a
     /// scratch namespace), and with -o parent=IF that parent. Exits 1 if a check fails.
     Doctor(DoctorArgs),
@@ -201,4 +213,8 @@ pub struct CreateArgs {
     /// source_macs=MAC[,MAC...]; ipvlan: ipvlan_mode=l2|l3|l3s, ipvlan_flag=bridge|private|vepa.
     #[arg(short = 'o', long = "opt")]
     pub opt: Vec<String>,
+    /// Address manager options: etcd_endpoints=URL[,URL...] (leases shared by several hosts),
+    /// etcd_prefix=/PATH, etcd_cacert=FILE, etcd_cert=FILE, etcd_key=FILE, etcd_timeout=2s.
+    #[arg(long = "ipam-opt")]
+    pub ipam_opt: Vec<String>,
 }

@@ -496,6 +496,7 @@ mod tests {
             driver: "ipvlan".into(),
             subnets: vec!["10.30.0.0/24".into(), "fd30::/64".into()],
             options: vec!["parent=eth0".into(), "ipvlan_mode=l3".into()],
+            ipam_options: Vec::new(),
             ..Default::default()
         }
         .validate("f".repeat(64), "now".into())

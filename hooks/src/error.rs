@@ -95,6 +95,23 @@ pub enum Error {
     DoctorFailed(usize),
     #[error("invalid doctor option {0:?}: expected parent=IF")]
     DoctorOption(String),
+    #[error("cannot read this host's id from {path} (give --host-id)")]
+    ReadHostId {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "invalid host id {id:?} (from {from}): expected 1 to 64 letters, digits, '.', '-' or '_'"
+    )]
+    InvalidHostId { id: String, from: &'static str },
+    #[error(
+        "networks {first} and {second} keep their leases in different stores (local or etcd): \
+         a container joins networks of one store"
+    )]
+    MixedStores { first: String, second: String },
+    #[error("--forget-host {host} is this host: its containers are gc's to judge")]
+    ForgetSelf { host: String },
     #[error(transparent)]
     Macvlan(#[from] macvlan::Error),
 }
@@ -126,7 +143,10 @@ impl Error {
             | Self::UnsupportedStage(_)
             | Self::Annotation { .. }
             | Self::InvalidBinary { .. }
-            | Self::DoctorOption(_) => exit::INVALID,
+            | Self::DoctorOption(_)
+            | Self::InvalidHostId { .. }
+            | Self::MixedStores { .. }
+            | Self::ForgetSelf { .. } => exit::INVALID,
             Self::ReadStdin(_)
             | Self::ReadConfig { .. }
             | Self::Runtime(_)
@@ -134,7 +154,8 @@ impl Error {
             | Self::Stdout(_)
             | Self::CurrentExe(_)
             | Self::AbsolutePath { .. }
-            | Self::DoctorFailed(_) => exit::SYSTEM,
+            | Self::DoctorFailed(_)
+            | Self::ReadHostId { .. } => exit::SYSTEM,
         }
     }
 }

@@ -2,8 +2,7 @@
 
 use std::io;
 
-use oci_macvlan_ipam::LmdbStore;
-use oci_macvlan_macvlan::{self as macvlan, AttachRequest, Attachment, Networks, Records};
+use oci_macvlan_macvlan::{self as macvlan, AttachRequest, Attachment, Network, Networks, Records};
 use oci_macvlan_netlink_core::Handle;
 
 use crate::{
@@ -12,6 +11,7 @@ use crate::{
     journal::Invocation,
     log,
     oci::{Config, State},
+    stores,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,11 +107,12 @@ fn attach(ctx: &Context, state: &State, inv: &mut Invocation) -> Result<()> {
             })
             .collect(),
     };
-    let mut store = LmdbStore::open(&ctx.state_dir).map_err(macvlan::Error::store)?;
+    let networks: Vec<&Network> = definitions.iter().collect();
+    let mut store = stores::for_networks(ctx, &networks, false)?;
     let records = Records::new(&ctx.state_dir);
     let endpoints = ctx.block_on(async {
         let host = Handle::current().map_err(Error::HostNetlink)?;
-        Ok::<_, Error>(macvlan::attach(&host, &mut store, &records, &request).await?)
+        Ok::<_, Error>(macvlan::attach(&host, store.as_mut(), &records, &request).await?)
     })??;
     for ep in endpoints {
         let addresses: Vec<String> = ep.addresses.iter().map(ToString::to_string).collect();
@@ -132,8 +133,10 @@ fn attach(ctx: &Context, state: &State, inv: &mut Invocation) -> Result<()> {
 
 fn detach(ctx: &Context, state: &State) -> Result<()> {
     let records = Records::new(&ctx.state_dir);
-    let mut store = LmdbStore::open(&ctx.state_dir).map_err(macvlan::Error::store)?;
-    let released = ctx.block_on(macvlan::detach(&mut store, &records, &state.id))??;
+    // Read without the lock, only to choose the stores: detach reads it again under the lock.
+    let record = records.read(&state.id).ok().flatten();
+    let mut store = stores::for_record(ctx, record.as_ref())?;
+    let released = ctx.block_on(macvlan::detach(store.as_mut(), &records, &state.id))??;
     for lease in released {
         log::info(
             ctx,

@@ -16,6 +16,7 @@ mod oci;
 #[cfg(test)]
 mod properties;
 mod state_cmd;
+mod stores;
 
 use cli::{Cli, Command, LogLevel};
 use error::{Error, exit};
@@ -26,6 +27,8 @@ pub struct Context {
     pub config_dir: PathBuf,
     pub state_dir: PathBuf,
     pub log_level: LogLevel,
+    /// `--host-id`, if given: see [`Context::host_id`].
+    pub host_id: Option<String>,
 }
 
 impl Context {
@@ -64,6 +67,7 @@ fn main() -> ExitCode {
         config_dir: cli.config_dir,
         state_dir: cli.state_dir,
         log_level: cli.log_level,
+        host_id: cli.host_id,
     };
     let result = match cli.command {
         Command::Install(_) | Command::Doctor(_) => Ok(()),
@@ -78,7 +82,10 @@ fn main() -> ExitCode {
             result
         }
         Command::Verify => state_cmd::verify(&ctx),
-        Command::Gc => state_cmd::gc(&ctx),
+        Command::Gc { forget_host: None } => state_cmd::gc(&ctx),
+        Command::Gc {
+            forget_host: Some(host),
+        } => state_cmd::forget_host(&ctx, &host),
         Command::Install(args) => install::run(&ctx, &args),
         Command::Doctor(args) => match args.opt.as_deref().map(|o| o.split_once('=')) {
             None => doctor::run(&ctx, None, args.json),

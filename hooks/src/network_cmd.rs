@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use oci_macvlan_ipam::{Lease, LeaseStore, LmdbStore, Usage};
+use oci_macvlan_ipam::{Lease, LeaseStoreExt, Usage};
 use oci_macvlan_macvlan::{self as macvlan, LanRoute, Network, NetworkSpec, Networks};
 use oci_macvlan_netlink_core::Handle;
 use serde_json::{Map, Value, json};
@@ -11,6 +11,7 @@ use crate::{
     Context,
     cli::{CreateArgs, LogLevel, NetworkCommand},
     error::{Error, Result},
+    stores,
 };
 
 pub fn run(ctx: &Context, command: NetworkCommand) -> Result<()> {
@@ -34,11 +35,12 @@ fn create(ctx: &Context, networks: &Networks, args: CreateArgs) -> Result<()> {
         ipv6: args.ipv6,
         internal: args.internal,
         options: args.opt,
+        ipam_options: args.ipam_opt,
     };
-    let mut store = LmdbStore::open(&ctx.state_dir).map_err(macvlan::Error::store)?;
+    let mut store = stores::for_ipam_options(ctx, &spec.ipam_options)?;
     let network = ctx.block_on(async {
         let host = Handle::current().map_err(Error::HostNetlink)?;
-        Ok::<_, Error>(macvlan::create_network(&host, networks, &mut store, &spec).await?)
+        Ok::<_, Error>(macvlan::create_network(&host, networks, store.as_mut(), &spec).await?)
     })??;
     if let Some(warning) = no_gateway_warning(&network) {
         if ctx.log_level >= LogLevel::Warn {
@@ -89,17 +91,17 @@ fn ls(networks: &Networks) -> Result<()> {
 }
 
 fn inspect(ctx: &Context, networks: &Networks, names: &[String]) -> Result<()> {
-    let mut store = LmdbStore::open_thorough(&ctx.state_dir).map_err(macvlan::Error::store)?;
     let mut views = Vec::new();
     for name in names {
         let network = networks.load(name)?;
+        let mut store = stores::for_networks(ctx, &[&network], true)?;
         let leases = store.network_leases(name).map_err(macvlan::Error::store)?;
         let usage = store
-            .transaction(|txn| {
+            .read(|view| {
                 network
                     .pools
                     .iter()
-                    .map(|p| p.usage(txn, network.undeclared_router()))
+                    .map(|p| p.usage(view, network.undeclared_router()))
                     .collect::<Result<Vec<_>, _>>()
             })
             .map_err(macvlan::Error::store)?;
@@ -164,13 +166,21 @@ pub fn inspect_view(
         .collect();
     let mut containers = Map::new();
     for lease in leases {
-        let key = format!("{}/{}", lease.owner.container_id, lease.owner.ifname);
+        // A shared store's containers are named with their host: ids are unique per host.
+        let key = match &lease.host {
+            Some(host) => format!("{host}/{}/{}", lease.owner.container_id, lease.owner.ifname),
+            None => format!("{}/{}", lease.owner.container_id, lease.owner.ifname),
+        };
         let entry = containers.entry(key).or_insert_with(|| {
-            json!({
+            let mut entry = json!({
                 "Interface": lease.owner.ifname,
                 "IPv4Address": "",
                 "IPv6Address": "",
-            })
+            });
+            if let Some(host) = &lease.host {
+                entry["Host"] = json!(host);
+            }
+            entry
         });
         let field = if lease.ip.is_ipv4() {
             "IPv4Address"
@@ -204,7 +214,11 @@ pub fn inspect_view(
         "Scope": "local",
         "Driver": net.driver().name(),
         "EnableIPv6": net.ipv6,
-        "IPAM": { "Driver": "default", "Options": {}, "Config": config },
+        "IPAM": {
+            "Driver": "default",
+            "Options": net.etcd.as_ref().map(|etcd| etcd.options()).unwrap_or_default(),
+            "Config": config,
+        },
         "Internal": net.internal,
         "Containers": containers,
         "Options": net.options,
@@ -237,13 +251,20 @@ fn big_number(n: u128) -> Value {
 }
 
 fn rm(ctx: &Context, networks: &Networks, names: &[String]) -> Result<()> {
-    let mut store = LmdbStore::open_thorough(&ctx.state_dir).map_err(macvlan::Error::store)?;
     let mut first_error = None;
     for name in names {
-        let removed = ctx.block_on(async {
-            let host = Handle::current().map_err(Error::HostNetlink)?;
-            Ok::<_, Error>(macvlan::remove_network(&host, networks, &mut store, name).await?)
-        })?;
+        // The store of the network's definition; one that does not load is for
+        // `remove_network` to report, with the local store.
+        let definition: Vec<Network> = networks.load(name).into_iter().collect();
+        let removed = stores::for_networks(ctx, &definition.iter().collect::<Vec<_>>(), true)
+            .and_then(|mut store| {
+                ctx.block_on(async {
+                    let host = Handle::current().map_err(Error::HostNetlink)?;
+                    Ok::<_, Error>(
+                        macvlan::remove_network(&host, networks, store.as_mut(), name).await?,
+                    )
+                })?
+            });
         match removed {
             Ok(_) => print(format_args!("{name}\n"))?,
             Err(err) => {
@@ -340,13 +361,14 @@ mod tests {
             ip_ranges: vec!["192.168.50.128/25".into()],
             aux_addresses: vec!["router2=192.168.50.2".into()],
             options: vec!["parent=eth0".into(), "macvlan_mode=bridge".into()],
+            ipam_options: Vec::new(),
             ipv6: true,
             ..Default::default()
         }
         .validate("f".repeat(64), "2026-11-23T00:00:00Z".into())
         .unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let mut store = LmdbStore::open(dir.path()).unwrap();
+        let mut store = oci_macvlan_ipam::LmdbStore::open(dir.path()).unwrap();
         let owner = Owner {
             container_id: "c1".into(),
             ifname: "eth0".into(),

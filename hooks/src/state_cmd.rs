@@ -1,19 +1,20 @@
 //! Operator tools over the state dir: `verify` (read-only) and `gc`.
 
-use oci_macvlan_ipam::LmdbStore;
+use oci_macvlan_ipam::LeaseStore;
 use oci_macvlan_macvlan::{self as macvlan, Networks, Records};
 
 use crate::{
     Context,
     error::{Error, Result},
     network_cmd::print,
+    stores,
 };
 
 /// `oci-macvlan verify`: each problem on a line of stdout; exit 6 when there is any.
 pub fn verify(ctx: &Context) -> Result<()> {
     let networks = Networks::new(&ctx.config_dir);
     let records = Records::new(&ctx.state_dir);
-    let mut store = LmdbStore::open_thorough(&ctx.state_dir).map_err(macvlan::Error::store)?;
+    let mut store = stores::all(ctx, &networks)?;
     let mut report = macvlan::verify(&networks, &mut store, &records)?;
     report
         .problems
@@ -37,7 +38,7 @@ pub fn verify(ctx: &Context) -> Result<()> {
 pub fn gc(ctx: &Context) -> Result<()> {
     let records = Records::new(&ctx.state_dir);
     let networks = Networks::new(&ctx.config_dir);
-    let mut store = LmdbStore::open_thorough(&ctx.state_dir).map_err(macvlan::Error::store)?;
+    let mut store = stores::all(ctx, &networks)?;
     let report = ctx.block_on(macvlan::gc(&mut store, &records, &networks))??;
     let mut out = String::new();
     if report.temps_removed > 0 {
@@ -46,14 +47,9 @@ pub fn gc(ctx: &Context) -> Result<()> {
             report.temps_removed
         ));
     }
-    if report.index_rebuilt {
-        out.push_str("rebuilt the lease store's indexes from the leases\n");
-    }
-    let stale = store.clear_stale_readers().map_err(macvlan::Error::store)?;
-    if stale > 0 {
-        out.push_str(&format!(
-            "cleared {stale} read transactions of killed processes from the lease store\n"
-        ));
+    for line in &report.maintenance {
+        out.push_str(line);
+        out.push('\n');
     }
     for line in &report.host_access {
         out.push_str(line);
@@ -95,6 +91,32 @@ pub fn gc(ctx: &Context) -> Result<()> {
         report.alive.len(),
         report.undecided.len() + report.unrecorded.len(),
         report.busy.len()
+    ));
+    print(format_args!("{out}"))
+}
+
+/// `oci-macvlan gc --forget-host ID`: releases every lease host ID holds in the shared stores
+/// of the networks defined here (an operator's decision for a host gone for good); one line
+/// per lease, then a summary. This host's own leases are `gc`'s to judge, never forgotten.
+pub fn forget_host(ctx: &Context, host: &str) -> Result<()> {
+    if ctx.host_id().ok().as_deref() == Some(host) {
+        return Err(Error::ForgetSelf {
+            host: host.to_owned(),
+        });
+    }
+    let networks = Networks::new(&ctx.config_dir);
+    let mut store = stores::all(ctx, &networks)?;
+    let released = store.forget_host(host).map_err(macvlan::Error::store)?;
+    let mut out = String::new();
+    for lease in &released {
+        out.push_str(&format!(
+            "released {} on {} (container {} of host {host})\n",
+            lease.ip, lease.network, lease.owner.container_id
+        ));
+    }
+    out.push_str(&format!(
+        "gc: released {} leases of host {host}\n",
+        released.len()
     ));
     print(format_args!("{out}"))
 }

@@ -25,5 +25,19 @@ pub const IPVLAN: Driver = Driver {
     own_mac: false,
 };
 
+/// macvlan with its leases on etcd (`--ipam-opt`): the suites start a one-member cluster in
+/// the LAN's router namespace (`Etcd`, whose first client URL this is) when a driver's `create`
+/// names it.
+pub const MACVLAN_ON_ETCD: Driver = Driver {
+    name: "macvlan on etcd",
+    create: &[
+        "-d",
+        "macvlan",
+        "--ipam-opt",
+        "etcd_endpoints=http://192.168.77.1:2379",
+    ],
+    own_mac: true,
+};
+
 /// Every driver, for the suites that run for each on this kernel.
 pub const DRIVERS: [Driver; 2] = [MACVLAN, IPVLAN];

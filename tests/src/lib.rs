@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
 mod driver;
+mod etcd;
 mod lan;
 mod monitor;
 mod netns;
@@ -18,7 +19,8 @@ use std::{
     process::{Command, Output, Stdio},
 };
 
-pub use driver::{DRIVERS, Driver, IPVLAN, MACVLAN};
+pub use driver::{DRIVERS, Driver, IPVLAN, MACVLAN, MACVLAN_ON_ETCD};
+pub use etcd::Etcd;
 pub use lan::Lan;
 pub use monitor::Monitor;
 pub use netns::TestNetns;

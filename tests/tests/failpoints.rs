@@ -2,7 +2,7 @@
 //! says what it checks), every scenario, for macvlan; the VM tier runs a sample for ipvlan.
 
 use oci_macvlan_tests::{
-    MACVLAN,
+    MACVLAN, MACVLAN_ON_ETCD,
     suites::failpoints::{self, Scope},
 };
 
@@ -49,4 +49,27 @@ fn detach_dies_or_fails_at_every_step_and_every_continuation_cleans_up() {
 )]
 fn an_attach_taking_back_a_gone_containers_record_dies_or_fails_at_every_step() {
     failpoints::an_attach_taking_back_a_gone_containers_record_dies_or_fails_at_every_step(MACVLAN);
+}
+
+/// The etcd path (`--ipam-opt etcd_endpoints`): the hook killed or failed at every step of an
+/// attach, of its undo and of a detach, on networks whose leases are in etcd; each continuation
+/// leaves no lease in etcd, no record, no link.
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn on_etcd_attach_undo_and_detach_die_or_fail_at_every_step_and_leave_nothing() {
+    failpoints::attach_dies_or_fails_at_every_step_and_every_continuation_cleans_up(
+        MACVLAN_ON_ETCD,
+        Scope::Every,
+    );
+    failpoints::undo_dies_or_fails_at_every_step_and_every_continuation_cleans_up(
+        MACVLAN_ON_ETCD,
+        Scope::Sample,
+    );
+    failpoints::detach_dies_or_fails_at_every_step_and_every_continuation_cleans_up(
+        MACVLAN_ON_ETCD,
+        Scope::Every,
+    );
 }

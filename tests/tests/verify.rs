@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use oci_macvlan_ipam::{Lease, LeaseStore, LmdbStore, Owner};
+use oci_macvlan_ipam::{Lease, LeaseStoreExt, LmdbStore, Owner};
 use oci_macvlan_tests::{Lan, TestNetns};
 
 fn plant(store: &mut LmdbStore, ip: &str, subnet: &str, network: &str, container_id: &str) {
@@ -15,6 +15,7 @@ fn plant(store: &mut LmdbStore, ip: &str, subnet: &str, network: &str, container
             container_id: container_id.into(),
             ifname: "eth0".into(),
         },
+        host: None,
     };
     store.transaction(|txn| txn.insert(&lease)).unwrap();
 }

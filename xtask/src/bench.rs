@@ -12,10 +12,13 @@
 //! hosts) and with its state dir on disk (a directory under `target/bench/`, on the workspace's
 //! filesystem: hosts whose `/run` is not a tmpfs). The report gives the ratio of the two.
 //!
-//! Before and after: with `OCI_MACVLAN_BENCH_BASELINE=PATH` (another oci-macvlan binary, say the
-//! static build of main before a change), that binary takes its turn in every cycle too, with a
-//! state dir of its own on the tmpfs and the same definitions, and the report gives
-//! `baseline / oci-macvlan` beside the peers' ratios: the change's cost, measured in one run.
+//! And a third time, on a network whose leases are in etcd (`--ipam-opt etcd_endpoints`): one
+//! member, started here on the LAN's router (a veth hop away, as a cluster on the LAN is), its
+//! data on a tmpfs. The report gives its ratio to the local attach and detach of the same run.
+//!
+//! `OCI_MACVLAN_BENCH_BASELINE=PATH` adds another build of oci-macvlan (an earlier commit's)
+//! on the same local network, with a state dir of its own: the report gives ours / its, so a
+//! change is measured before/after in one run.
 
 use std::{
     io::Write,
@@ -26,8 +29,8 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail};
-use oci_macvlan_ipam::{Lease, LeaseStore, LmdbStore, Owner};
-use oci_macvlan_tests::{Lan, TestNetns};
+use oci_macvlan_ipam::{Lease, LeaseStoreExt, LmdbStore, Owner};
+use oci_macvlan_tests::{Etcd, Lan, TestNetns};
 
 use crate::{
     cargo,
@@ -42,8 +45,7 @@ const DEFAULT_CYCLES: usize = 200;
 const STATIC_TARGET: &str = "x86_64-unknown-linux-gnu";
 const SCALE_CYCLES: usize = 100;
 const SCALE_SERIES: [usize; 3] = [10, 1_000, 10_000];
-/// Another oci-macvlan binary to measure beside this one (before and after a change).
-const BASELINE_VAR: &str = "OCI_MACVLAN_BENCH_BASELINE";
+const BASELINE_ENV: &str = "OCI_MACVLAN_BENCH_BASELINE";
 
 pub fn run(cycles: Option<&str>) -> Result<()> {
     let cycles: usize = match cycles {
@@ -99,14 +101,23 @@ pub fn run(cycles: Option<&str>) -> Result<()> {
     ]
     .map(str::to_owned);
     let host = format!("--net={}", lan.host.path().display());
+    let etcd = Etcd::start(&lan, 1);
+    etcd.reach_from(&lan, "192.168.77.250");
+    let etcd_endpoints = format!("etcd_endpoints={}", etcd.endpoints());
     for (name, subnet, gateway, extra) in [
         ("bench", "10.90.0.0/16", "10.90.0.1", None),
         ("scale", "10.96.0.0/16", "10.96.0.1", None),
         (
+            "etcd",
+            "10.93.0.0/16",
+            "10.93.0.1",
+            Some(["--ipam-opt", &etcd_endpoints]),
+        ),
+        (
             "benchha",
             "10.91.0.0/16",
             "10.91.0.1",
-            Some("host_access=10.91.0.3"),
+            Some(["-o", "host_access=10.91.0.3"]),
         ),
     ] {
         let status = Command::new("nsenter")
@@ -121,8 +132,8 @@ pub fn run(cycles: Option<&str>) -> Result<()> {
                 "--gateway",
                 gateway,
             ])
-            .args(extra.iter().flat_map(|opt| ["-o", opt]))
             .args(["-o", "parent=lan0", name])
+            .args(extra.into_iter().flatten())
             .stdout(Stdio::null())
             .status()?;
         if !status.success() {
@@ -131,14 +142,16 @@ pub fn run(cycles: Option<&str>) -> Result<()> {
     }
     let floors = shm.path().join("floors");
     build_floors(&floors)?;
-    let mut inner = Command::new("nsenter");
-    if let Some(baseline) = std::env::var_os(BASELINE_VAR) {
-        let baseline = PathBuf::from(baseline);
-        if !baseline.is_file() {
-            bail!("{BASELINE_VAR}={}: no such file", baseline.display());
+    let baseline = std::env::var_os(BASELINE_ENV).map(PathBuf::from);
+    if let Some(path) = &baseline {
+        if !path.is_file() {
+            bail!("{BASELINE_ENV}={} is not a file", path.display());
         }
+    }
+    let mut inner = Command::new("nsenter");
+    if let Some(path) = &baseline {
         inner
-            .env("OMB_BASELINE", baseline)
+            .env("OMB_BASELINE", path)
             .env("OMB_BASELINE_STATE", shm.path().join("baseline-state"));
     }
     let status = inner
@@ -154,6 +167,7 @@ pub fn run(cycles: Option<&str>) -> Result<()> {
         .env("OMB_CYCLES", cycles.to_string())
         .env("OMB_OUT", &out)
         .status()?;
+    drop(etcd);
     if !status.success() {
         bail!("the benchmark failed ({status})");
     }
@@ -228,7 +242,7 @@ struct Setup {
     state: PathBuf,
     /// oci-macvlan's state dir on disk.
     disk_state: PathBuf,
-    /// The baseline binary and its state dir (on the tmpfs), when one is measured.
+    /// Another build to compare with, and its state dir (`OCI_MACVLAN_BENCH_BASELINE`).
     baseline: Option<(PathBuf, PathBuf)>,
     tmp: PathBuf,
     cycles: usize,
@@ -249,25 +263,27 @@ pub fn inner() -> Result<()> {
         config: env_path("OMB_CONFIG")?,
         state: env_path("OMB_STATE")?,
         disk_state: env_path("OMB_DISK_STATE")?,
-        baseline: match std::env::var_os("OMB_BASELINE") {
-            Some(binary) => Some((binary.into(), env_path("OMB_BASELINE_STATE")?)),
-            None => None,
-        },
+        baseline: env_path("OMB_BASELINE")
+            .ok()
+            .zip(env_path("OMB_BASELINE_STATE").ok()),
         tmp: env_path("OMB_TMP")?,
         cycles: std::env::var("OMB_CYCLES")?.parse()?,
         out: env_path("OMB_OUT")?,
     };
-    let mut tools = vec![Tool::Ours, Tool::OursOnDisk, Tool::OursHostAccess];
-    if setup.baseline.is_some() {
-        tools.push(Tool::Baseline);
-    }
-    tools.extend([
+    let mut tools = vec![
+        Tool::Ours,
+        Tool::OursOnDisk,
+        Tool::OursHostAccess,
+        Tool::OursOnEtcd,
         Tool::Cni,
         Tool::Netavark,
         Tool::Floor(Floor::BinTrue),
         Tool::Floor(Floor::StaticNoop),
         Tool::Floor(Floor::NoLibc),
-    ]);
+    ];
+    if setup.baseline.is_some() {
+        tools.insert(1, Tool::Baseline);
+    }
     let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); tools.len() * 3];
     // Warm-up: page cache, first-use costs of the store and of each binary.
     for i in 0..5 {
@@ -277,7 +293,7 @@ pub fn inner() -> Result<()> {
                 continue;
             }
             let gone = tool != Tool::Netavark;
-            cycle(&setup, tool, tool.network(), &format!("warm{i}"), i, gone)?;
+            cycle(&setup, tool, "bench", &format!("warm{i}"), i, gone)?;
         }
     }
     for i in 0..setup.cycles {
@@ -291,19 +307,18 @@ pub fn inner() -> Result<()> {
             // runtimes call poststop/DEL after it died), except netavark, which podman always
             // tears down with the namespace still there (it fails on a missing one).
             let gone = tool != Tool::Netavark;
-            let (attach, detach) = cycle(&setup, tool, tool.network(), &id, i, gone)?;
+            let (attach, detach) = cycle(&setup, tool, "bench", &id, i, gone)?;
             samples[t * 3].push(attach);
             samples[t * 3 + if gone { 1 } else { 2 }].push(detach);
             if tool != Tool::Netavark {
-                let (attach, detach) =
-                    cycle(&setup, tool, tool.network(), &format!("{id}p"), i, false)?;
+                let (attach, detach) = cycle(&setup, tool, "bench", &format!("{id}p"), i, false)?;
                 samples[t * 3].push(attach);
                 samples[t * 3 + 2].push(detach);
             }
         }
     }
     let mut rows = Vec::new();
-    for (t, &tool) in tools.iter().enumerate() {
+    for (t, tool) in tools.into_iter().enumerate() {
         let ops = match tool {
             Tool::Floor(_) => ["spawn", "", ""],
             _ => [
@@ -367,6 +382,7 @@ fn fill(state: &Path, from: usize, to: usize) -> Result<()> {
                     container_id: format!("filler{i}"),
                     ifname: "eth0".into(),
                 },
+                host: None,
             })?;
         }
         Ok(())
@@ -379,9 +395,11 @@ enum Tool {
     Ours,
     /// oci-macvlan with its state dir on disk.
     OursOnDisk,
+    /// oci-macvlan on network `etcd`, whose leases are in etcd.
+    OursOnEtcd,
     /// oci-macvlan on a network with `-o host_access` (a host route per container address).
     OursHostAccess,
-    /// Another oci-macvlan binary ([`BASELINE_VAR`]), state dir on the tmpfs.
+    /// The `OCI_MACVLAN_BENCH_BASELINE` build on the local network.
     Baseline,
     Cni,
     Netavark,
@@ -400,20 +418,13 @@ enum Floor {
 }
 
 impl Tool {
-    /// The network the tool's containers join.
-    fn network(self) -> &'static str {
-        match self {
-            Self::OursHostAccess => "benchha",
-            _ => "bench",
-        }
-    }
-
     fn name(self) -> &'static str {
         match self {
             Self::Ours => "oci-macvlan",
             Self::OursOnDisk => "oci-macvlan, state dir on disk",
+            Self::OursOnEtcd => "oci-macvlan, leases on etcd",
             Self::OursHostAccess => "oci-macvlan, host access",
-            Self::Baseline => "oci-macvlan baseline (OCI_MACVLAN_BENCH_BASELINE)",
+            Self::Baseline => "oci-macvlan, baseline build",
             Self::Cni => "CNI macvlan + host-local",
             Self::Netavark => "netavark macvlan",
             Self::Floor(Floor::BinTrue) => "floor: /bin/true (dynamic, glibc)",
@@ -484,11 +495,21 @@ fn invoke(
     attach: bool,
 ) -> Result<Duration> {
     let (mut command, stdin) = match tool {
-        Tool::Ours | Tool::OursOnDisk | Tool::OursHostAccess | Tool::Baseline => {
-            let (binary, state_dir, tag) = match (tool, &setup.baseline) {
-                (Tool::Baseline, Some((binary, state))) => (binary, state, "base-"),
-                (Tool::OursOnDisk, _) => (&setup.binary, &setup.disk_state, "disk-"),
-                _ => (&setup.binary, &setup.state, ""),
+        Tool::Ours
+        | Tool::OursOnDisk
+        | Tool::OursOnEtcd
+        | Tool::OursHostAccess
+        | Tool::Baseline => {
+            let (state_dir, tag, network) = match (tool, &setup.baseline) {
+                (Tool::OursOnDisk, _) => (&setup.disk_state, "disk-", network),
+                (Tool::OursOnEtcd, _) => (&setup.state, "etcd-", "etcd"),
+                (Tool::OursHostAccess, _) => (&setup.state, "ha-", "benchha"),
+                (Tool::Baseline, Some((_, state))) => (state, "baseline-", network),
+                _ => (&setup.state, "", network),
+            };
+            let binary = match (tool, &setup.baseline) {
+                (Tool::Baseline, Some((binary, _))) => binary,
+                _ => &setup.binary,
             };
             let bundle = setup.tmp.join(format!("bundle-{tag}{network}-{id}"));
             if attach {
@@ -512,8 +533,11 @@ fn invoke(
                 .arg("--config-dir")
                 .arg(&setup.config)
                 .arg("--state-dir")
-                .arg(state_dir)
-                .arg("hook");
+                .arg(state_dir);
+            if tool == Tool::OursOnEtcd {
+                command.args(["--host-id", "bench"]);
+            }
+            command.arg("hook");
             (command, state.to_string())
         }
         Tool::Cni => {

@@ -70,6 +70,11 @@ pub const PREREQUISITES: &[(&str, &str)] = &[
     ("/bin/busybox", "busybox-static"),
     ("/usr/bin/qemu-system-x86_64", "qemu-system-x86"),
     ("/usr/bin/strip", "binutils"),
+    // Networks shared by several hosts (`tests/tests/etcd.rs`): etcd members, etcdctl to read
+    // them, openssl for the TLS test's CA and certificates.
+    ("/usr/bin/etcd", "etcd-server"),
+    ("/usr/bin/etcdctl", "etcd-client"),
+    ("/usr/bin/openssl", "openssl"),
 ];
 
 /// Which prerequisites are missing, as Debian package names.

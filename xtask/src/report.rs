@@ -79,6 +79,10 @@ const OURS: &str = "oci-macvlan";
 const OURS_ON_DISK: &str = "oci-macvlan, state dir on disk";
 /// oci-macvlan on a network with `-o host_access` (`Tool::OursHostAccess`): not a peer.
 const OURS_HOST_ACCESS: &str = "oci-macvlan, host access";
+/// oci-macvlan on a network whose leases are in etcd (`Tool::OursOnEtcd`): not a peer.
+const OURS_ON_ETCD: &str = "oci-macvlan, leases on etcd";
+/// Another build of oci-macvlan (`OCI_MACVLAN_BENCH_BASELINE`): not a peer.
+const BASELINE: &str = "oci-macvlan, baseline build";
 const OPS: [&str; 3] = [
     "attach",
     "detach, namespace gone",
@@ -98,9 +102,7 @@ impl Report {
             .iter()
             .map(|r| r.tool)
             .filter(|t| {
-                *t != OURS
-                    && *t != OURS_ON_DISK
-                    && *t != OURS_HOST_ACCESS
+                ![OURS, OURS_ON_DISK, OURS_HOST_ACCESS, OURS_ON_ETCD, BASELINE].contains(t)
                     && !t.starts_with("floor")
             })
             .fold(Vec::new(), |mut v, t| {
@@ -130,6 +132,20 @@ impl Report {
                 format!("oci-macvlan with host access / without, {op} (median)"),
                 ratio,
             ));
+        }
+        for op in OPS {
+            if let (Some(local), Some(etcd)) = (self.find(OURS, op), self.find(OURS_ON_ETCD, op)) {
+                out.push((
+                    format!("oci-macvlan, leases on etcd / local, {op} (median)"),
+                    etcd.median_ms / local.median_ms,
+                ));
+            }
+            if let (Some(ours), Some(base)) = (self.find(OURS, op), self.find(BASELINE, op)) {
+                out.push((
+                    format!("oci-macvlan / baseline build, local network, {op} (median)"),
+                    ours.median_ms / base.median_ms,
+                ));
+            }
         }
         if let (Some(small), Some(large)) = (self.scale.first(), self.scale.last()) {
             out.push((

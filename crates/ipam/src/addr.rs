@@ -5,7 +5,8 @@ use std::net::{IpAddr, Ipv6Addr};
 
 use ipnetwork::IpNetwork;
 
-pub(crate) fn to_key(ip: IpAddr) -> u128 {
+/// An address as one number of one order for both families (IPv4 mapped into ::ffff:0:0/96).
+pub fn to_key(ip: IpAddr) -> u128 {
     match ip {
         IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),
         IpAddr::V6(v6) => u128::from(v6),
@@ -26,12 +27,16 @@ pub(crate) fn to_blob(ip: IpAddr) -> [u8; 16] {
 
 pub(crate) fn from_blob(blob: &[u8]) -> Option<IpAddr> {
     let bytes: [u8; 16] = blob.try_into().ok()?;
-    let key = u128::from_be_bytes(bytes);
+    Some(ip_of_key(u128::from_be_bytes(bytes)))
+}
+
+/// The address [`to_key`] made `key` of (a mapped IPv4 address is IPv4).
+pub fn ip_of_key(key: u128) -> IpAddr {
     let v6 = Ipv6Addr::from(key);
-    Some(match v6.to_ipv4_mapped() {
+    match v6.to_ipv4_mapped() {
         Some(v4) => IpAddr::V4(v4),
         None => IpAddr::V6(v6),
-    })
+    }
 }
 
 /// First and last address of a network, as keys.

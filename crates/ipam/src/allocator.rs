@@ -86,6 +86,7 @@ fn lease_static(
             ip,
             container_id: holder.owner.container_id,
             ifname: holder.owner.ifname,
+            host: holder.host,
         });
     }
     Ok(new_lease(req, pool, ip))
@@ -116,5 +117,6 @@ fn new_lease(req: &Request<'_>, pool: &Pool, ip: IpAddr) -> Lease {
         subnet: pool.subnet,
         network: req.network.to_owned(),
         owner: req.owner.clone(),
+        host: None,
     }
 }

@@ -4,7 +4,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use super::*;
-use crate::{Lease, LeaseStore, LmdbStore, Owner};
+use crate::{Lease, LeaseStore, LeaseStoreExt, LmdbStore, Owner};
 
 /// A store in a temporary state dir holding `n` leases.
 fn store(n: u32) -> (tempfile::TempDir, LmdbStore) {
@@ -21,6 +21,7 @@ fn store(n: u32) -> (tempfile::TempDir, LmdbStore) {
                         container_id: format!("c-{i}"),
                         ifname: "eth0".into(),
                     },
+                    host: None,
                 })?;
             }
             Ok(())

@@ -44,11 +44,15 @@ pub enum Error {
     NoSubnetContains(IpAddr),
     #[error("IP address {ip} is reserved on this network ({reserved})")]
     AddressReserved { ip: IpAddr, reserved: Reserved },
-    #[error("Address already in use: {ip} is leased to container {container_id} ({ifname})")]
+    #[error(
+        "Address already in use: {ip} is leased to container {container_id} ({ifname}){}",
+        host.as_ref().map(|h| format!(" on host {h}")).unwrap_or_default()
+    )]
     AddressInUse {
         ip: IpAddr,
         container_id: String,
         ifname: String,
+        host: Option<String>,
     },
     #[error(
         "container {container_id} already holds {held} on {ifname} of network {network}, not the requested {requested}"
@@ -122,6 +126,22 @@ pub enum Error {
     Store(#[from] heed::Error),
     #[error("lease store holds a malformed row: {0}")]
     Corrupt(String),
+    /// A networked store could not be reached, or could not decide, in time: nothing was
+    /// changed and nothing may be assumed (never a fallback to another store).
+    #[error("lease store {store} unavailable: {what}")]
+    Unavailable {
+        /// The store, as its user named it (etcd's endpoints).
+        store: String,
+        /// What was tried, and for how long.
+        what: String,
+        /// Whether a write was sent and not answered: it may still take effect.
+        maybe_written: bool,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+    /// An `--ipam-opt` (or the definition's `ipam` options) that cannot be used.
+    #[error("invalid --ipam-opt {key}: {reason}")]
+    IpamOption { key: String, reason: String },
     #[error("invalid subnet {subnet}: it overlaps {block} ({why}), which no LAN can use")]
     SubnetUnusable {
         subnet: IpNetwork,
@@ -140,6 +160,19 @@ impl Error {
         )
     }
 
+    /// True when a write was sent to a networked store and its outcome is unknown: the
+    /// caller must treat what it asked for as possibly done (and undo it, or keep a record
+    /// that lets `gc` undo it).
+    pub fn maybe_written(&self) -> bool {
+        matches!(
+            self,
+            Self::Unavailable {
+                maybe_written: true,
+                ..
+            }
+        )
+    }
+
     pub fn is_invalid_input(&self) -> bool {
         matches!(
             self,
@@ -154,6 +187,7 @@ impl Error {
                 | Self::NoSubnetContains(_)
                 | Self::AddressReserved { .. }
                 | Self::SubnetUnusable { .. }
+                | Self::IpamOption { .. }
         )
     }
 }

@@ -12,17 +12,25 @@ mod env;
 mod error;
 mod fault;
 mod lmdb;
+mod options;
 mod pool;
 mod runs;
 mod store;
 #[cfg(test)]
 mod store_tests;
+mod union;
 mod usage;
 
+pub use addr::{ip_of_key, to_key};
 pub use allocator::{Request, allocate};
 pub use damage::Damage;
 pub use error::{Error, Result};
 pub use lmdb::LmdbStore;
+pub use options::{
+    DEFAULT_ETCD_PREFIX, DEFAULT_ETCD_TIMEOUT, EtcdConfig, IPAM_OPTION_KEYS, StoreChoice,
+    parse_ipam_options,
+};
 pub use pool::{Pool, Reserved};
-pub use store::{Lease, LeaseStore, Owner, Txn};
+pub use store::{Lease, LeaseStore, LeaseStoreExt, Owner, StoredLease, Txn, View};
+pub use union::Union;
 pub use usage::Usage;

@@ -2,18 +2,15 @@ use std::{
     net::IpAddr,
     os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
-    time::{SystemTime, UNIX_EPOCH},
 };
 
 use heed::{
     Database, Env, RoTxn, RwTxn,
     types::{Bytes, Unit},
 };
-use ipnetwork::IpNetwork;
-use serde::{Deserialize, Serialize};
 
 use crate::{
-    Damage, Error, Lease, LeaseStore, Owner, Result, Txn,
+    Damage, Error, Lease, LeaseStore, Owner, Result, StoredLease, Txn, View,
     addr::{from_blob, to_blob, to_key},
     boot::{self, Found},
     damage,
@@ -63,16 +60,6 @@ struct Dbs {
     owners: Database<Bytes, Unit>,
     runs: Runs,
     meta: Database<Bytes, Bytes>,
-}
-
-/// A lease as the store keeps it, under its address.
-#[derive(Serialize, Deserialize)]
-struct Row {
-    network: String,
-    subnet: IpNetwork,
-    container_id: String,
-    ifname: String,
-    created_unix: u64,
 }
 
 impl LmdbStore {
@@ -275,30 +262,11 @@ fn owner_key(container_id: &str, key: u128) -> [u8; 24] {
 fn decode(key: &[u8], value: &[u8]) -> Result<Lease> {
     let ip = from_blob(key)
         .ok_or_else(|| Error::Corrupt(format!("address key of {} bytes", key.len())))?;
-    let row: Row = serde_json::from_slice(value)
-        .map_err(|err| Error::Corrupt(format!("lease of {ip}: {err}")))?;
-    Ok(Lease {
-        ip,
-        subnet: row.subnet,
-        network: row.network,
-        owner: Owner {
-            container_id: row.container_id,
-            ifname: row.ifname,
-        },
-    })
+    StoredLease::decode(ip, value, &format!("lease of {ip}"))
 }
 
 fn insert(dbs: Dbs, wtxn: &mut RwTxn, lease: &Lease) -> Result<()> {
-    let row = Row {
-        network: lease.network.clone(),
-        subnet: lease.subnet,
-        container_id: lease.owner.container_id.clone(),
-        ifname: lease.owner.ifname.clone(),
-        created_unix: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
-    };
-    let value = serde_json::to_vec(&row).map_err(|err| Error::Corrupt(err.to_string()))?;
+    let value = StoredLease::of(lease, None).encode()?;
     let key = to_key(lease.ip);
     dbs.leases.put(wtxn, &key.to_be_bytes(), &value)?;
     dbs.owners
@@ -330,27 +298,55 @@ struct LmdbTxn<'t, 'e> {
     dbs: Dbs,
 }
 
-impl Txn for LmdbTxn<'_, '_> {
+/// A read-only snapshot: LMDB's readers never wait for the writer nor block it.
+struct LmdbView<'t, 'e> {
+    rtxn: &'t RoTxn<'e>,
+    dbs: Dbs,
+}
+
+fn lease_at(dbs: Dbs, txn: &RoTxn, ip: IpAddr) -> Result<Option<Lease>> {
+    let key = to_blob(ip);
+    match dbs.leases.get(txn, &key)? {
+        Some(value) => decode(&key, value).map(Some),
+        None => Ok(None),
+    }
+}
+
+fn held_by(dbs: Dbs, txn: &RoTxn, network: &str, owner: &Owner) -> Result<Vec<Lease>> {
+    let mut leases = owned(dbs, txn, &owner.container_id)?;
+    leases.retain(|l| l.network == network && l.owner.ifname == owner.ifname);
+    Ok(leases)
+}
+
+impl View for LmdbView<'_, '_> {
     fn owner_leases(&mut self, network: &str, owner: &Owner) -> Result<Vec<Lease>> {
-        let mut leases = owned(self.dbs, self.wtxn, &owner.container_id)?;
-        leases.retain(|l| l.network == network && l.owner.ifname == owner.ifname);
-        Ok(leases)
+        held_by(self.dbs, self.rtxn, network, owner)
     }
 
     fn lease_of(&mut self, ip: IpAddr) -> Result<Option<Lease>> {
-        let key = to_blob(ip);
-        match self.dbs.leases.get(self.wtxn, &key)? {
-            Some(value) => decode(&key, value).map(Some),
-            None => Ok(None),
-        }
+        lease_at(self.dbs, self.rtxn, ip)
+    }
+
+    fn lowest_free(&mut self, lo: u128, hi: u128, reserved: &[u128]) -> Result<Option<u128>> {
+        runs::lowest_free(self.dbs.runs, self.rtxn, lo, hi, reserved)
+    }
+
+    fn count_leased(&mut self, lo: u128, hi: u128) -> Result<u128> {
+        runs::count(self.dbs.runs, self.rtxn, lo, hi)
+    }
+}
+
+impl View for LmdbTxn<'_, '_> {
+    fn owner_leases(&mut self, network: &str, owner: &Owner) -> Result<Vec<Lease>> {
+        held_by(self.dbs, self.wtxn, network, owner)
+    }
+
+    fn lease_of(&mut self, ip: IpAddr) -> Result<Option<Lease>> {
+        lease_at(self.dbs, self.wtxn, ip)
     }
 
     fn lowest_free(&mut self, lo: u128, hi: u128, reserved: &[u128]) -> Result<Option<u128>> {
         runs::lowest_free(self.dbs.runs, self.wtxn, lo, hi, reserved)
-    }
-
-    fn insert(&mut self, lease: &Lease) -> Result<()> {
-        insert(self.dbs, self.wtxn, lease)
     }
 
     fn count_leased(&mut self, lo: u128, hi: u128) -> Result<u128> {
@@ -358,10 +354,48 @@ impl Txn for LmdbTxn<'_, '_> {
     }
 }
 
+impl Txn for LmdbTxn<'_, '_> {
+    fn insert(&mut self, lease: &Lease) -> Result<()> {
+        insert(self.dbs, self.wtxn, lease)
+    }
+}
+
 impl LeaseStore for LmdbStore {
-    fn transaction<T>(&mut self, f: impl FnOnce(&mut dyn Txn) -> Result<T>) -> Result<T> {
+    /// One LMDB write transaction: writers are serialised, so `f` runs once.
+    fn run(&mut self, f: &mut dyn FnMut(&mut dyn Txn) -> Result<()>) -> Result<()> {
         let dbs = self.dbs;
         self.write(|wtxn| f(&mut LmdbTxn { wtxn, dbs }))
+    }
+
+    fn view(&mut self, f: &mut dyn FnMut(&mut dyn View) -> Result<()>) -> Result<()> {
+        let rtxn = self.env.read_txn()?;
+        f(&mut LmdbView {
+            rtxn: &rtxn,
+            dbs: self.dbs,
+        })
+    }
+
+    /// Every lease of this store is this host's; one a shared store read has its host.
+    fn is_ours(&self, lease: &Lease) -> bool {
+        lease.host.is_none()
+    }
+
+    fn forget_host(&mut self, _host: &str) -> Result<Vec<Lease>> {
+        Ok(Vec::new())
+    }
+
+    fn maintain(&mut self) -> Result<Vec<String>> {
+        let mut done = Vec::new();
+        if self.repair_index()? {
+            done.push("rebuilt the lease store's indexes from the leases".to_owned());
+        }
+        let stale = self.clear_stale_readers()?;
+        if stale > 0 {
+            done.push(format!(
+                "cleared {stale} read transactions of killed processes from the lease store"
+            ));
+        }
+        Ok(done)
     }
 
     fn release_container(&mut self, container_id: &str) -> Result<Vec<Lease>> {
@@ -437,8 +471,12 @@ impl LeaseStore for LmdbStore {
         }
         Ok(problems)
     }
+}
 
-    fn repair_index(&mut self) -> Result<bool> {
+impl LmdbStore {
+    /// Rebuilds derived indexes that disagree with the leases (after a hand edit of the store);
+    /// returns whether anything was rebuilt. The leases themselves are never changed.
+    pub fn repair_index(&mut self) -> Result<bool> {
         let dbs = self.dbs;
         self.write(|wtxn| {
             let mut leases = Vec::new();

@@ -1,6 +1,6 @@
 use std::net::IpAddr;
 
-use crate::{Pool, Result, Txn, addr::from_key};
+use crate::{Pool, Result, View, addr::from_key};
 
 /// How much of one pool's dynamic range is taken, for `network inspect`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,10 +13,10 @@ pub struct Usage {
 }
 
 impl Pool {
-    /// What is left of the pool's dynamic range, read inside the caller's transaction.
+    /// What is left of the pool's dynamic range, read in the caller's view of the store.
     /// `undeclared_router` is the network's, as [`crate::Request`] has it: the address
     /// [`Pool::kept_for_router`] is not available.
-    pub fn usage(&self, txn: &mut dyn Txn, undeclared_router: bool) -> Result<Usage> {
+    pub fn usage(&self, txn: &mut dyn View, undeclared_router: bool) -> Result<Usage> {
         let (lo, hi) = self.dynamic_bounds();
         let total = (hi - lo).saturating_add(1);
         let leased = txn.count_leased(lo, hi)?;

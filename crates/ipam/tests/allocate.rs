@@ -4,7 +4,9 @@
 
 use std::{collections::BTreeMap, net::IpAddr};
 
-use oci_macvlan_ipam::{Error, LeaseStore, LmdbStore, Owner, Pool, Request, allocate};
+use oci_macvlan_ipam::{
+    Error, LeaseStore, LeaseStoreExt, LmdbStore, Owner, Pool, Request, allocate,
+};
 
 fn pool(subnet: &str, gateway: Option<&str>, range: Option<&str>, aux: &[(&str, &str)]) -> Pool {
     Pool::new(
@@ -54,7 +56,7 @@ impl Fixture {
     fn available(&mut self, pool: &Pool) -> u128 {
         let undeclared = self.undeclared_router;
         self.store
-            .transaction(|txn| pool.usage(txn, undeclared))
+            .read(|view| pool.usage(view, undeclared))
             .unwrap()
             .dynamic_available
     }

@@ -14,7 +14,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use oci_macvlan_ipam::{Damage, Error, Lease, LeaseStore, LmdbStore, Owner};
+use oci_macvlan_ipam::{Damage, Error, Lease, LeaseStore, LeaseStoreExt, LmdbStore, Owner};
 
 const LEASES: u32 = 200;
 
@@ -33,6 +33,7 @@ fn state_dir() -> tempfile::TempDir {
                         container_id: format!("c-{i}"),
                         ifname: "eth0".into(),
                     },
+                    host: None,
                 })?;
             }
             Ok(())

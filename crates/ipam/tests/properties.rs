@@ -12,7 +12,7 @@ use std::{
 };
 
 use ipnetwork::IpNetwork;
-use oci_macvlan_ipam::{Error, LeaseStore, LmdbStore, Owner, Pool, Request, allocate};
+use oci_macvlan_ipam::{Error, LeaseStoreExt, LmdbStore, Owner, Pool, Request, allocate};
 use proptest::prelude::*;
 
 fn ip(v4: bool, bits: u128) -> IpAddr {
@@ -141,7 +141,7 @@ proptest! {
                 "{} overlaps {block}", pool.subnet
             );
         }
-        let before = store.transaction(|txn| pool.usage(txn, undeclared)).unwrap();
+        let before = store.read(|view| pool.usage(view, undeclared)).unwrap();
         let mut seen = BTreeSet::new();
         let mut previous: Option<u128> = None;
         for i in 0..wanted {
@@ -171,14 +171,14 @@ proptest! {
                     previous = Some(bits_of(got));
                 }
                 Err(Error::Exhausted { .. }) => {
-                    let usage = store.transaction(|txn| pool.usage(txn, undeclared)).unwrap();
+                    let usage = store.read(|view| pool.usage(view, undeclared)).unwrap();
                     prop_assert_eq!(usage.dynamic_available, 0);
                     break;
                 }
                 Err(other) => prop_assert!(false, "unexpected error: {other}"),
             }
         }
-        let after = store.transaction(|txn| pool.usage(txn, undeclared)).unwrap();
+        let after = store.read(|view| pool.usage(view, undeclared)).unwrap();
         prop_assert_eq!(after.dynamic_total, before.dynamic_total);
         prop_assert_eq!(
             before.dynamic_available - after.dynamic_available,

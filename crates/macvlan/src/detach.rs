@@ -18,7 +18,7 @@ use crate::{
 /// its record. Idempotent: it may run twice, after a crash, without any attach, or with the
 /// namespace or parent gone; it needs neither the network definitions nor a pid.
 pub async fn detach(
-    store: &mut impl LeaseStore,
+    store: &mut dyn LeaseStore,
     records: &Records,
     container_id: &str,
 ) -> Result<Vec<Lease>> {
@@ -33,7 +33,7 @@ pub async fn detach(
 
 /// [`detach`] for a caller that holds the container's lock and has read its record.
 pub(crate) async fn detach_locked(
-    store: &mut impl LeaseStore,
+    store: &mut dyn LeaseStore,
     records: &Records,
     container_id: &str,
     record: Option<&Record>,
@@ -51,7 +51,7 @@ pub(crate) async fn detach_locked(
 /// Deletes the recorded links (where the namespace outlives the container), releases the
 /// container's leases and removes its record.
 pub(crate) async fn take_back(
-    store: &mut impl LeaseStore,
+    store: &mut dyn LeaseStore,
     records: &Records,
     container_id: &str,
     record: &Record,
@@ -81,7 +81,7 @@ pub(crate) async fn take_back(
     Ok(released)
 }
 
-fn release(store: &mut impl LeaseStore, container_id: &str) -> Result<Vec<Lease>> {
+fn release(store: &mut dyn LeaseStore, container_id: &str) -> Result<Vec<Lease>> {
     failpoint::hit("detach:links")?;
     let released = store
         .release_container(container_id)

@@ -5,7 +5,7 @@ use std::{
 };
 
 use ipnetwork::IpNetwork;
-use oci_macvlan_ipam::{Lease, LeaseStore, Owner, Request, allocate};
+use oci_macvlan_ipam::{Lease, LeaseStore, LeaseStoreExt, Owner, Request, allocate};
 use oci_macvlan_netlink_core::{Errno, Handle, Link, MacAddr, Netns, NetnsId, NewChild};
 use serde::Serialize;
 
@@ -60,7 +60,7 @@ pub struct Endpoint {
 /// whose record belongs to another container that still lives is refused.
 pub async fn attach(
     host: &Handle,
-    store: &mut impl LeaseStore,
+    store: &mut dyn LeaseStore,
     records: &Records,
     req: &AttachRequest<'_>,
 ) -> Result<Vec<Endpoint>> {
@@ -169,7 +169,7 @@ struct Apply<'a> {
 impl Apply<'_> {
     async fn attach_all(
         &self,
-        store: &mut impl LeaseStore,
+        store: &mut dyn LeaseStore,
         record: &mut Record,
         undo: &mut Undo,
     ) -> Result<Vec<Endpoint>> {
@@ -214,26 +214,43 @@ impl Apply<'_> {
                 container_id: req.container_id.to_owned(),
                 ifname: att.ifname.clone(),
             };
-            let (held, leases) = store
-                .transaction(|txn| {
-                    let held = txn.owner_leases(&net.name, &owner)?;
-                    let leases = allocate(
-                        txn,
-                        &Request {
-                            network: &net.name,
-                            owner: &owner,
-                            pools: &net.pools,
-                            static_ips: &att.static_ips,
-                            ipv6: net.ipv6,
-                            undeclared_router: net.undeclared_router(),
-                        },
-                    )?;
-                    Ok((held, leases))
-                })
-                .map_err(|source| Error::Lease {
-                    network: net.name.clone(),
-                    source: Box::new(source),
-                })?;
+            let leased = store.transaction(|txn| {
+                let held = txn.owner_leases(&net.name, &owner)?;
+                let leases = allocate(
+                    txn,
+                    &Request {
+                        network: &net.name,
+                        owner: &owner,
+                        pools: &net.pools,
+                        static_ips: &att.static_ips,
+                        ipv6: net.ipv6,
+                        undeclared_router: net.undeclared_router(),
+                    },
+                )?;
+                Ok((held, leases))
+            });
+            let (held, leases) = match leased {
+                Ok(leased) => leased,
+                Err(source) => {
+                    // A write whose outcome is unknown: undone as if it was taken, unless the
+                    // owner held something there already (then its record keeps it owned).
+                    let held_before = self.previous.is_some_and(|p| {
+                        p.endpoints
+                            .iter()
+                            .any(|e| e.network == net.name && e.ifname == att.ifname)
+                    });
+                    if source.maybe_written() && !held_before {
+                        undo.push(Step::MaybeLeased {
+                            network: net.name.clone(),
+                            owner: owner.clone(),
+                        });
+                    }
+                    return Err(Error::Lease {
+                        network: net.name.clone(),
+                        source: Box::new(source),
+                    });
+                }
+            };
             // Only what this run leased is this run's to release.
             let new: Vec<IpAddr> = leases
                 .iter()
@@ -323,7 +340,7 @@ impl Apply<'_> {
     /// routes this run added and those to addresses it leased.
     async fn route_host(
         &self,
-        store: &mut impl LeaseStore,
+        store: &mut dyn LeaseStore,
         net: &Network,
         parent: &Link,
         leases: &[Lease],

@@ -24,8 +24,8 @@ pub struct GcReport {
     pub busy: Vec<String>,
     /// Containers that hold leases but have no record: no facts, so nothing is released.
     pub unrecorded: Vec<String>,
-    /// Whether the store's derived index had to be rebuilt from the leases.
-    pub index_rebuilt: bool,
+    /// What the store's own upkeep did (`LeaseStore::maintain`), a line each.
+    pub maintenance: Vec<String>,
     /// Temporary files of writers killed half-way (records, `network create`) removed.
     pub temps_removed: usize,
     /// What was repaired of the networks' host access (`-o host_access`), a line each.
@@ -33,12 +33,12 @@ pub struct GcReport {
 }
 
 pub async fn gc(
-    store: &mut impl LeaseStore,
+    store: &mut dyn LeaseStore,
     records: &Records,
     networks: &Networks,
 ) -> Result<GcReport> {
     let mut report = GcReport {
-        index_rebuilt: store.repair_index().map_err(Error::store)?,
+        maintenance: store.maintain().map_err(Error::store)?,
         ..GcReport::default()
     };
     report.temps_removed = records.remove_stale_temps()? + networks.remove_stale_temps()?;
@@ -75,6 +75,8 @@ pub async fn gc(
         .all_leases()
         .map_err(Error::store)?
         .into_iter()
+        // Another host's containers are that host's to judge.
+        .filter(|lease| store.is_ours(lease))
         .map(|lease| lease.owner.container_id)
         .collect();
     for id in holders {

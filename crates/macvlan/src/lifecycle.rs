@@ -16,7 +16,7 @@ use crate::{Error, Network, NetworkSpec, Networks, ParentLink, Result, StateErro
 pub async fn create_network(
     host: &Handle,
     networks: &Networks,
-    store: &mut impl LeaseStore,
+    store: &mut dyn LeaseStore,
     spec: &NetworkSpec,
 ) -> Result<Network> {
     let created = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
@@ -102,12 +102,14 @@ fn check_parent(network: &Network, others: &[Network]) -> Result<()> {
 pub async fn remove_network(
     host: &Handle,
     networks: &Networks,
-    store: &mut impl LeaseStore,
+    store: &mut dyn LeaseStore,
     name: &str,
 ) -> Result<bool> {
     let _lock = networks.lock()?;
     let network = networks.load(name)?;
-    let leases = store.network_leases(name).map_err(Error::store)?;
+    // Another host's containers on a shared store keep that host's definition in use, not this.
+    let mut leases = store.network_leases(name).map_err(Error::store)?;
+    leases.retain(|l| store.is_ours(l));
     if !leases.is_empty() {
         let endpoints = leases
             .iter()

@@ -1,7 +1,7 @@
 use std::{collections::BTreeMap, net::IpAddr};
 
 use ipnetwork::IpNetwork;
-use oci_macvlan_ipam::Pool;
+use oci_macvlan_ipam::{EtcdConfig, Pool, StoreChoice, parse_ipam_options};
 use oci_macvlan_vlan::Parent;
 use serde::{Deserialize, Serialize};
 
@@ -112,6 +112,10 @@ pub struct Network {
     /// The `-o KEY=VALUE` options as given, for `inspect`.
     #[serde(default)]
     pub options: BTreeMap<String, String>,
+    /// The etcd cluster the leases live in (`--ipam-opt etcd_endpoints=…`); none: this host's
+    /// store. Definitions written before it load as local networks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etcd: Option<EtcdConfig>,
 }
 
 impl Network {
@@ -120,6 +124,14 @@ impl Network {
         match self.parent_link {
             ParentLink::Dummy => Parent::Dummy(self.parent.as_str().to_owned()),
             _ => self.parent.0.clone(),
+        }
+    }
+
+    /// Where the network's leases live.
+    pub fn store_choice(&self) -> StoreChoice {
+        match &self.etcd {
+            Some(config) => StoreChoice::Etcd(config.clone()),
+            None => StoreChoice::Local,
         }
     }
 
@@ -210,6 +222,8 @@ pub struct NetworkSpec {
     pub internal: bool,
     /// `KEY=VALUE`
     pub options: Vec<String>,
+    /// `--ipam-opt KEY=VALUE`: where the leases live (`oci_macvlan_ipam::parse_ipam_options`).
+    pub ipam_options: Vec<String>,
 }
 
 impl NetworkSpec {
@@ -299,7 +313,12 @@ impl NetworkSpec {
         }
         let options = self.parse_options()?;
         let host_access = crate::host_access::reserve(options.get("host_access"), &mut pools)?;
-
+        let etcd = match parse_ipam_options(&self.ipam_options)
+            .map_err(|err| DefinitionError::Pool(Box::new(err)))?
+        {
+            StoreChoice::Local => None,
+            StoreChoice::Etcd(config) => Some(config),
+        };
         // The core's keys out, the driver's left: the driver refuses what it does not know.
         let driver_options = options
             .iter()
@@ -352,6 +371,7 @@ impl NetworkSpec {
             pools,
             host_access,
             options,
+            etcd,
         })
     }
 

@@ -19,7 +19,7 @@ use crate::{
 /// earlier container of that id that is gone without its poststop is taken back first, as `gc`
 /// would.
 pub(crate) async fn claim(
-    store: &mut impl LeaseStore,
+    store: &mut dyn LeaseStore,
     records: &Records,
     container_id: &str,
     facts: &Liveness,
@@ -55,7 +55,7 @@ fn same_container(recorded: &Liveness, now: &Liveness) -> bool {
 /// recorded process still runs is another container's (the same id under another runtime root,
 /// refused at its attach): nothing of the one that runs is touched.
 pub(crate) fn refuse_if_its_process_lives(
-    store: &mut impl LeaseStore,
+    store: &mut dyn LeaseStore,
     record: &Record,
 ) -> Result<()> {
     let Some(facts) = &record.liveness else {
@@ -71,7 +71,7 @@ pub(crate) fn refuse_if_its_process_lives(
 }
 
 /// [`Error::IdInUse`], with the addresses the holder has.
-fn id_in_use(store: &mut impl LeaseStore, container_id: &str, holder: String) -> Error {
+fn id_in_use(store: &mut dyn LeaseStore, container_id: &str, holder: String) -> Error {
     let addresses = store
         .container_leases(container_id)
         .map(|leases| {

@@ -58,7 +58,7 @@ pub(crate) async fn resolve_parents(host: &Handle, networks: &[&Network]) -> Res
 /// A parent that takes one container link (macvlan's passthru): a second container is refused,
 /// naming who has it, before the kernel answers a bare `EINVAL`.
 pub(crate) fn check_parent_free(
-    store: &mut impl LeaseStore,
+    store: &mut dyn LeaseStore,
     net: &Network,
     mode: &'static str,
     container_id: &str,
@@ -77,7 +77,7 @@ pub(crate) fn check_parent_free(
 
 /// The `EINVAL` the kernel gives a second link on a parent that takes one, said plainly.
 pub(crate) fn parent_busy(
-    store: &mut impl LeaseStore,
+    store: &mut dyn LeaseStore,
     net: &Network,
     mode: &'static str,
     container_id: &str,
@@ -94,11 +94,7 @@ pub(crate) fn parent_busy(
     }
 }
 
-fn parent_holders(
-    store: &mut impl LeaseStore,
-    net: &Network,
-    container_id: &str,
-) -> Result<String> {
+fn parent_holders(store: &mut dyn LeaseStore, net: &Network, container_id: &str) -> Result<String> {
     let mut holders: Vec<String> = store
         .network_leases(&net.name)
         .map_err(Error::store)?

@@ -14,6 +14,10 @@ pub(crate) enum Step {
     WroteRecord { previous: Option<Record> },
     /// Addresses this run leased (not those the owner held already).
     Leased { owner: Owner, ips: Vec<IpAddr> },
+    /// A lease written to a networked store that gave no answer: it may have been taken. The
+    /// owner held nothing on the network before this run, so whatever it holds there now is
+    /// this run's.
+    MaybeLeased { network: String, owner: Owner },
     /// A link this run created, by name and index (a link that has taken its name since is not
     /// this one).
     CreatedLink { ifname: String, index: u32 },
@@ -44,7 +48,7 @@ impl Undo {
         self,
         container_id: &str,
         container: Option<&Handle>,
-        store: &mut impl LeaseStore,
+        store: &mut dyn LeaseStore,
         records: &Records,
     ) -> Vec<String> {
         let mut left = Vec::new();
@@ -90,6 +94,10 @@ impl Undo {
                         Ok(_) => Ok(()),
                     }
                 }
+                Step::MaybeLeased { network, owner } => store
+                    .release(&network, &owner)
+                    .map(drop)
+                    .map_err(|err| crate::one_line(&err)),
                 // Kept while anything else is left: poststop and gc work from it.
                 Step::WroteRecord { .. } if !left.is_empty() => {
                     Err("kept, for poststop or gc to finish".to_owned())
@@ -115,6 +123,9 @@ impl std::fmt::Display for Step {
             Self::Leased { owner, ips } => {
                 let ips: Vec<String> = ips.iter().map(ToString::to_string).collect();
                 write!(f, "the lease of {} for {}", ips.join(", "), owner.ifname)
+            }
+            Self::MaybeLeased { network, owner } => {
+                write!(f, "the lease {} may hold on {network}", owner.ifname)
             }
             Self::CreatedLink { ifname, .. } => write!(f, "link {ifname}"),
             Self::HostRoutes { link, ips } => {

@@ -20,7 +20,7 @@ pub struct Report {
 /// family; every record's container holds a lease and every lease has a record.
 pub fn verify(
     networks: &Networks,
-    store: &mut impl LeaseStore,
+    store: &mut dyn LeaseStore,
     records: &Records,
 ) -> Result<Report> {
     let mut report = Report::default();
@@ -32,11 +32,20 @@ pub fn verify(
     let mut definitions = BTreeMap::new();
     let mut per_interface = BTreeMap::new();
     for lease in &leases {
+        let host = match &lease.host {
+            Some(host) => format!(" of host {host}"),
+            None => String::new(),
+        };
         let who = format!(
-            "lease {} ({} {} on {})",
+            "lease {} ({} {}{host} on {})",
             lease.ip, lease.owner.container_id, lease.owner.ifname, lease.network
         );
-        let key = (&lease.owner, &lease.network, lease.ip.is_ipv4());
+        let key = (
+            &lease.host,
+            &lease.owner,
+            &lease.network,
+            lease.ip.is_ipv4(),
+        );
         if let Some(other) = per_interface.insert(key, lease.ip) {
             report.problems.push(format!(
                 "{who}: the interface also holds {other} of the same family"
@@ -73,8 +82,10 @@ pub fn verify(
             }
         }
     }
+    // Records are this host's: another host's leases are checked against its own.
     let holders: BTreeSet<&str> = leases
         .iter()
+        .filter(|l| store.is_ours(l))
         .map(|l| l.owner.container_id.as_str())
         .collect();
     let recorded = records.list()?;

@@ -100,6 +100,7 @@ fn spec() -> impl Strategy<Value = NetworkSpec> {
                     ipv6,
                     internal,
                     options,
+                    ipam_options: Vec::new(),
                 }
             },
         )

@@ -12,7 +12,7 @@
 
 use std::path::PathBuf;
 
-use crate::{Driver, Lan, TestNetns, failpoints_binary};
+use crate::{Driver, Etcd, Lan, TestNetns, failpoints_binary};
 
 const NETS: [&str; 2] = ["fpa", "fpb"];
 const ENV: &str = "OCI_MACVLAN_FAILPOINTS";
@@ -59,6 +59,8 @@ impl Scope {
 
 #[derive(Debug)]
 struct Suite {
+    /// The cluster of a driver whose networks keep their leases on etcd.
+    _etcd: Option<Etcd>,
     lan: Lan,
     faulty: PathBuf,
     next: usize,
@@ -77,6 +79,11 @@ struct Container {
 impl Suite {
     fn new(driver: Driver) -> Self {
         let lan = Lan::new();
+        let etcd = driver.create.contains(&"--ipam-opt").then(|| {
+            let etcd = Etcd::start(&lan, 1);
+            etcd.reach_from(&lan, "192.168.77.250");
+            etcd
+        });
         // Both networks with host access: the steps of its link and routes are failpoints too.
         let mut first = driver.create.to_vec();
         first.extend(["-o", "host_access=192.168.77.3"]);
@@ -97,6 +104,7 @@ impl Suite {
         second.push(NETS[1]);
         lan.cli_ok(&second, "");
         Self {
+            _etcd: etcd,
             lan,
             faulty: failpoints_binary(),
             next: 0,

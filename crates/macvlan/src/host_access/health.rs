@@ -20,7 +20,7 @@ fn with_host_access(networks: &Networks) -> Result<Vec<Network>> {
 /// deletes the routes through it to addresses no container on record holds. Returns one line
 /// per change.
 pub(crate) async fn repair(
-    store: &mut impl LeaseStore,
+    store: &mut dyn LeaseStore,
     records: &Records,
     networks: &Networks,
 ) -> Result<Vec<String>> {
@@ -93,7 +93,7 @@ pub(crate) async fn repair(
 /// a container address on record without its route, a route to an address none holds.
 pub async fn verify(
     networks: &Networks,
-    store: &mut impl LeaseStore,
+    store: &mut dyn LeaseStore,
     records: &Records,
 ) -> Result<Vec<String>> {
     let mut problems = Vec::new();
@@ -151,7 +151,7 @@ impl Health {
 pub async fn health(
     host: &Handle,
     net: &Network,
-    store: &mut impl LeaseStore,
+    store: &mut dyn LeaseStore,
     records: &Records,
 ) -> Result<Health> {
     let name = link_name(&net.id);

@@ -17,7 +17,7 @@
 
 use std::{collections::BTreeSet, net::IpAddr};
 
-use oci_macvlan_ipam::{LeaseStore, Pool};
+use oci_macvlan_ipam::{LeaseStore, LeaseStoreExt, Pool};
 use oci_macvlan_netlink_core::{Errno, Handle, Link, Netns, NewChild, Sysctl};
 use oci_macvlan_vlan::OWNER_ALIAS;
 
@@ -103,7 +103,7 @@ pub(crate) async fn create(
     host: &Handle,
     net: &Network,
     others: &[Network],
-    store: &mut impl LeaseStore,
+    store: &mut dyn LeaseStore,
     parent: &Link,
 ) -> Result<Option<Link>> {
     if net.host_access.is_empty() {
@@ -122,7 +122,7 @@ pub(crate) async fn create(
             ));
         }
         let lease = store
-            .transaction(|txn| txn.lease_of(*ip))
+            .read(|view| view.lease_of(*ip))
             .map_err(Error::store)?;
         if let Some(lease) = lease {
             return Err(in_use(
@@ -169,7 +169,7 @@ pub(crate) async fn link_for_attach(
     host: &Handle,
     net: &Network,
     parent: &Link,
-    store: &mut impl LeaseStore,
+    store: &mut dyn LeaseStore,
     records: &Records,
 ) -> Result<Link> {
     if let Some(link) = lookup(host, net).await? {
@@ -353,7 +353,7 @@ async fn restore(
     host: &Handle,
     net: &Network,
     link: &Link,
-    store: &mut impl LeaseStore,
+    store: &mut dyn LeaseStore,
     records: &Records,
 ) -> Result<Vec<IpAddr>> {
     let wanted = wanted(net, store, records)?;
@@ -363,7 +363,7 @@ async fn restore(
 }
 
 /// The addresses the network's containers on record hold: those the host routes to.
-fn wanted(net: &Network, store: &mut impl LeaseStore, records: &Records) -> Result<Vec<IpAddr>> {
+fn wanted(net: &Network, store: &mut dyn LeaseStore, records: &Records) -> Result<Vec<IpAddr>> {
     let leases = store.network_leases(&net.name).map_err(Error::store)?;
     let mut recorded = BTreeSet::new();
     let mut wanted = Vec::new();
@@ -381,7 +381,7 @@ fn wanted(net: &Network, store: &mut impl LeaseStore, records: &Records) -> Resu
 /// access (its record names their host links). A host link that is gone took its routes along;
 /// a link of that name that is not ours is not touched.
 pub(crate) async fn unroute(
-    store: &mut impl LeaseStore,
+    store: &mut dyn LeaseStore,
     container_id: &str,
     endpoints: &[RecordedEndpoint],
 ) -> Result<()> {

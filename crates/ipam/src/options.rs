@@ -1,0 +1,366 @@
+//! `--ipam-opt KEY=VALUE`: where a network's leases live. Parsed and checked once, at
+//! `network create`, into [`StoreChoice`], which the definition keeps; the binary's factory
+//! opens the store it names.
+
+use std::{collections::BTreeMap, path::PathBuf, time::Duration};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// The keys `--ipam-opt` takes, in the order the error for an unknown one lists them.
+pub const IPAM_OPTION_KEYS: [&str; 6] = [
+    "etcd_endpoints",
+    "etcd_prefix",
+    "etcd_cacert",
+    "etcd_cert",
+    "etcd_key",
+    "etcd_timeout",
+];
+
+pub const DEFAULT_ETCD_PREFIX: &str = "/oci-macvlan";
+pub const DEFAULT_ETCD_TIMEOUT: Duration = Duration::from_secs(2);
+/// The longest `etcd_timeout`: a hook that waits longer than this is one a runtime kills.
+const MAX_ETCD_TIMEOUT: Duration = Duration::from_secs(60);
+/// A certificate or key larger than this is not one.
+const MAX_PEM: u64 = 1 << 20;
+
+/// Where a network's leases live.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum StoreChoice {
+    /// This host's LMDB store in the state dir.
+    #[default]
+    Local,
+    /// An etcd cluster that several hosts share.
+    Etcd(EtcdConfig),
+}
+
+/// An etcd cluster, as `--ipam-opt` named it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct EtcdConfig {
+    /// `http://host:port` or `https://host:port`, tried in order.
+    pub endpoints: Vec<String>,
+    /// The first byte of every key oci-macvlan writes, without a trailing `/`.
+    pub prefix: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cacert: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<PathBuf>,
+    /// How long one command may wait for the cluster, in all.
+    pub timeout_ms: u64,
+}
+
+impl EtcdConfig {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+
+    /// The endpoints as an error names them.
+    pub fn describe(&self) -> String {
+        format!("etcd {}", self.endpoints.join(","))
+    }
+
+    /// The options as `inspect` shows them (Docker's `IPAM.Options`).
+    pub fn options(&self) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        out.insert("etcd_endpoints".into(), self.endpoints.join(","));
+        out.insert("etcd_prefix".into(), self.prefix.clone());
+        for (key, path) in [
+            ("etcd_cacert", &self.cacert),
+            ("etcd_cert", &self.cert),
+            ("etcd_key", &self.key),
+        ] {
+            if let Some(path) = path {
+                out.insert(key.into(), path.display().to_string());
+            }
+        }
+        out.insert("etcd_timeout".into(), format!("{}ms", self.timeout_ms));
+        out
+    }
+}
+
+fn bad(key: &str, reason: impl Into<String>) -> Error {
+    Error::IpamOption {
+        key: key.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+/// Parses `--ipam-opt KEY=VALUE` options (each key at most once) into the store they choose.
+/// Certificate files must be readable regular files now: a typo is found at `network create`,
+/// not at the first attach.
+pub fn parse_ipam_options(options: &[String]) -> Result<StoreChoice> {
+    let mut given: BTreeMap<&str, &str> = BTreeMap::new();
+    for option in options {
+        let (key, value) = option
+            .split_once('=')
+            .ok_or_else(|| bad(option, "expected KEY=VALUE"))?;
+        if !IPAM_OPTION_KEYS.contains(&key) {
+            return Err(bad(
+                key,
+                format!("unknown option; known: {}", IPAM_OPTION_KEYS.join(", ")),
+            ));
+        }
+        if value.is_empty() {
+            return Err(bad(key, "empty value"));
+        }
+        if given.insert(key, value).is_some() {
+            return Err(bad(key, "given twice"));
+        }
+    }
+    let Some(endpoints) = given.get("etcd_endpoints") else {
+        return match given.keys().next() {
+            Some(key) => Err(bad(key, "needs etcd_endpoints")),
+            None => Ok(StoreChoice::Local),
+        };
+    };
+    let endpoints = endpoints
+        .split(',')
+        .map(|url| check_endpoint(url).map(str::to_owned))
+        .collect::<Result<Vec<_>>>()?;
+    let prefix = match given.get("etcd_prefix") {
+        None => DEFAULT_ETCD_PREFIX.to_owned(),
+        Some(prefix) => check_prefix(prefix)?,
+    };
+    let file = |key: &str| -> Result<Option<PathBuf>> {
+        given.get(key).map(|path| check_pem(key, path)).transpose()
+    };
+    let (cacert, cert, key) = (file("etcd_cacert")?, file("etcd_cert")?, file("etcd_key")?);
+    if cert.is_some() != key.is_some() {
+        let missing = if cert.is_some() {
+            "etcd_key"
+        } else {
+            "etcd_cert"
+        };
+        return Err(bad(missing, "etcd_cert and etcd_key go together"));
+    }
+    let tls = endpoints.iter().any(|url| url.starts_with("https://"));
+    if (cacert.is_some() || cert.is_some()) && !tls {
+        return Err(bad(
+            "etcd_endpoints",
+            "certificates are given but no endpoint is https://",
+        ));
+    }
+    if tls && endpoints.iter().any(|url| url.starts_with("http://")) {
+        return Err(bad(
+            "etcd_endpoints",
+            "mixes http:// and https:// endpoints of one cluster",
+        ));
+    }
+    if tls && cacert.is_none() {
+        return Err(bad(
+            "etcd_cacert",
+            "https:// endpoints need the cluster's CA certificate",
+        ));
+    }
+    let timeout = match given.get("etcd_timeout") {
+        None => DEFAULT_ETCD_TIMEOUT,
+        Some(value) => parse_timeout(value)?,
+    };
+    Ok(StoreChoice::Etcd(EtcdConfig {
+        endpoints,
+        prefix,
+        cacert,
+        cert,
+        key,
+        timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+    }))
+}
+
+fn check_endpoint(url: &str) -> Result<&str> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| {
+            bad(
+                "etcd_endpoints",
+                format!("{url:?}: expected http://HOST:PORT or https://HOST:PORT"),
+            )
+        })?;
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    let (host, port) = rest
+        .rsplit_once(':')
+        .ok_or_else(|| bad("etcd_endpoints", format!("{url:?}: no port")))?;
+    let host_ok = !host.is_empty()
+        && (host.starts_with('[') && host.ends_with(']')
+            || host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-'));
+    if !host_ok {
+        return Err(bad(
+            "etcd_endpoints",
+            format!("{url:?}: invalid host {host:?}"),
+        ));
+    }
+    if port.parse::<u16>().map_or(true, |p| p == 0) {
+        return Err(bad(
+            "etcd_endpoints",
+            format!("{url:?}: invalid port {port:?}"),
+        ));
+    }
+    Ok(url.strip_suffix('/').unwrap_or(url))
+}
+
+fn check_prefix(prefix: &str) -> Result<String> {
+    let trimmed = prefix.trim_end_matches('/');
+    if !trimmed.starts_with('/')
+        || trimmed.len() > 256
+        || !trimmed.bytes().all(|b| b.is_ascii_graphic() && b != b'\\')
+    {
+        return Err(bad(
+            "etcd_prefix",
+            format!(
+                "{prefix:?}: expected a path such as /oci-macvlan (printable, at most 256 bytes)"
+            ),
+        ));
+    }
+    Ok(trimmed.to_owned())
+}
+
+fn check_pem(key: &str, path: &str) -> Result<PathBuf> {
+    let path = PathBuf::from(path);
+    if !path.is_absolute() {
+        return Err(bad(
+            key,
+            format!("{}: not an absolute path", path.display()),
+        ));
+    }
+    let meta = std::fs::metadata(&path)
+        .map_err(|err| bad(key, format!("cannot read {}: {err}", path.display())))?;
+    if !meta.is_file() || meta.len() > MAX_PEM {
+        return Err(bad(key, format!("{}: not a PEM file", path.display())));
+    }
+    let text = std::fs::read(&path)
+        .map_err(|err| bad(key, format!("cannot read {}: {err}", path.display())))?;
+    if !text.windows(11).any(|w| w == b"-----BEGIN ") {
+        return Err(bad(key, format!("{}: not a PEM file", path.display())));
+    }
+    Ok(path)
+}
+
+fn parse_timeout(value: &str) -> Result<Duration> {
+    let (number, unit) = match value.strip_suffix("ms") {
+        Some(number) => (number, Duration::from_millis(1)),
+        None => match value.strip_suffix('s') {
+            Some(number) => (number, Duration::from_secs(1)),
+            None => (value, Duration::from_secs(1)),
+        },
+    };
+    let timeout = number
+        .parse::<u32>()
+        .ok()
+        .map(|n| unit * n)
+        .filter(|t| !t.is_zero() && *t <= MAX_ETCD_TIMEOUT)
+        .ok_or_else(|| {
+            bad(
+                "etcd_timeout",
+                format!("{value:?}: expected a duration such as 2s or 500ms, at most 60s"),
+            )
+        })?;
+    Ok(timeout)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(opts: &[&str]) -> Result<StoreChoice> {
+        parse_ipam_options(&opts.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn no_options_is_the_local_store() {
+        assert_eq!(parse(&[]).unwrap(), StoreChoice::Local);
+    }
+
+    #[test]
+    fn endpoints_with_defaults() {
+        let StoreChoice::Etcd(cfg) =
+            parse(&["etcd_endpoints=http://10.0.0.5:2379,http://[fd00::5]:2379/"]).unwrap()
+        else {
+            panic!("not etcd")
+        };
+        assert_eq!(
+            cfg.endpoints,
+            ["http://10.0.0.5:2379", "http://[fd00::5]:2379"]
+        );
+        assert_eq!(cfg.prefix, "/oci-macvlan");
+        assert_eq!(cfg.timeout_ms, 2000);
+    }
+
+    #[test]
+    fn bad_options_are_named() {
+        let cases: &[(&[&str], &str)] = &[
+            (
+                &["etcd_endpont=http://a:1"],
+                "invalid --ipam-opt etcd_endpont: unknown option; known: etcd_endpoints, etcd_prefix, etcd_cacert, etcd_cert, etcd_key, etcd_timeout",
+            ),
+            (
+                &["etcd_endpoints"],
+                "invalid --ipam-opt etcd_endpoints: expected KEY=VALUE",
+            ),
+            (
+                &["etcd_endpoints=10.0.0.5:2379"],
+                "invalid --ipam-opt etcd_endpoints: \"10.0.0.5:2379\": expected http://HOST:PORT or https://HOST:PORT",
+            ),
+            (
+                &["etcd_endpoints=http://10.0.0.5"],
+                "invalid --ipam-opt etcd_endpoints: \"http://10.0.0.5\": no port",
+            ),
+            (
+                &["etcd_endpoints=http://a b:1"],
+                "invalid --ipam-opt etcd_endpoints: \"http://a b:1\": invalid host \"a b\"",
+            ),
+            (
+                &["etcd_endpoints=http://a:99999"],
+                "invalid --ipam-opt etcd_endpoints: \"http://a:99999\": invalid port \"99999\"",
+            ),
+            (
+                &["etcd_endpoints=http://a:1", "etcd_endpoints=http://b:1"],
+                "invalid --ipam-opt etcd_endpoints: given twice",
+            ),
+            (
+                &["etcd_prefix=/x"],
+                "invalid --ipam-opt etcd_prefix: needs etcd_endpoints",
+            ),
+            (
+                &["etcd_endpoints=http://a:1", "etcd_prefix=x"],
+                "invalid --ipam-opt etcd_prefix: \"x\": expected a path such as /oci-macvlan (printable, at most 256 bytes)",
+            ),
+            (
+                &["etcd_endpoints=http://a:1", "etcd_timeout=0s"],
+                "invalid --ipam-opt etcd_timeout: \"0s\": expected a duration such as 2s or 500ms, at most 60s",
+            ),
+            (
+                &["etcd_endpoints=http://a:1", "etcd_timeout=2h"],
+                "invalid --ipam-opt etcd_timeout: \"2h\": expected a duration such as 2s or 500ms, at most 60s",
+            ),
+            (
+                &[
+                    "etcd_endpoints=https://a:1",
+                    "etcd_cacert=/nonexistent/ca.pem",
+                ],
+                "invalid --ipam-opt etcd_cacert: cannot read /nonexistent/ca.pem: No such file or directory (os error 2)",
+            ),
+            (
+                &["etcd_endpoints=https://a:1", "etcd_cacert=ca.pem"],
+                "invalid --ipam-opt etcd_cacert: ca.pem: not an absolute path",
+            ),
+            (
+                &["etcd_endpoints=https://a:1", "etcd_cacert=/etc/hostname"],
+                "invalid --ipam-opt etcd_cacert: /etc/hostname: not a PEM file",
+            ),
+            (
+                &["etcd_endpoints=http://a:1,https://b:1"],
+                "invalid --ipam-opt etcd_endpoints: mixes http:// and https:// endpoints of one cluster",
+            ),
+        ];
+        for (opts, want) in cases {
+            let err = parse(opts).unwrap_err();
+            assert_eq!(err.to_string(), *want, "{opts:?}");
+            assert!(err.is_invalid_input());
+        }
+    }
+}

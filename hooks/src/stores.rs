@@ -1,0 +1,161 @@
+//! The one place that picks a lease store: from the network definitions a command works on.
+//! A network without `--ipam-opt` is on this host's LMDB store and never waits on etcd; a
+//! network with `etcd_endpoints` is on that cluster, and an error reaching it is an error
+//! (never a fallback to the local store: that is how duplicate addresses happen).
+
+use oci_macvlan_ipam::{EtcdConfig, LeaseStore, LmdbStore, StoreChoice, Union};
+use oci_macvlan_ipam_etcd::EtcdStore;
+use oci_macvlan_macvlan::{self as macvlan, Network, Networks, Record};
+
+use crate::{
+    Context,
+    error::{Error, Result},
+};
+
+/// Where `--host-id` comes from when it is not given.
+const MACHINE_ID: &str = "/etc/machine-id";
+
+impl Context {
+    /// This host's name in a shared store: `--host-id` (`OCI_MACVLAN_HOST_ID`), else
+    /// `/etc/machine-id`. Read only when a shared store is opened.
+    pub fn host_id(&self) -> Result<String> {
+        let (id, from) = match &self.host_id {
+            Some(id) => (id.clone(), "--host-id"),
+            None => {
+                let text =
+                    std::fs::read_to_string(MACHINE_ID).map_err(|source| Error::ReadHostId {
+                        path: MACHINE_ID.into(),
+                        source,
+                    })?;
+                (text.trim().to_owned(), MACHINE_ID)
+            }
+        };
+        let valid = !id.is_empty()
+            && id.len() <= 64
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+        if !valid {
+            return Err(Error::InvalidHostId { id, from });
+        }
+        Ok(id)
+    }
+}
+
+fn open_etcd(ctx: &Context, config: &EtcdConfig) -> Result<Box<dyn LeaseStore>> {
+    let store = EtcdStore::open(config, &ctx.host_id()?).map_err(macvlan::Error::store)?;
+    Ok(Box::new(store))
+}
+
+fn open_local(ctx: &Context, thorough: bool) -> Result<Box<dyn LeaseStore>> {
+    let store = if thorough {
+        LmdbStore::open_thorough(&ctx.state_dir)
+    } else {
+        LmdbStore::open(&ctx.state_dir)
+    };
+    Ok(Box::new(store.map_err(macvlan::Error::store)?))
+}
+
+/// The store of `networks` (an attach, `inspect`): they must agree on it.
+pub fn for_networks(
+    ctx: &Context,
+    networks: &[&Network],
+    thorough: bool,
+) -> Result<Box<dyn LeaseStore>> {
+    let Some(first) = networks.first() else {
+        return open_local(ctx, thorough);
+    };
+    let choice = first.store_choice();
+    if let Some(other) = networks.iter().find(|n| n.store_choice() != choice) {
+        return Err(Error::MixedStores {
+            first: first.name.clone(),
+            second: other.name.clone(),
+        });
+    }
+    match choice {
+        StoreChoice::Local => open_local(ctx, thorough),
+        StoreChoice::Etcd(config) => open_etcd(ctx, &config),
+    }
+}
+
+/// The store a network about to be created will use, from its `--ipam-opt` (`network create`
+/// checks that no lease holds its `host_access` addresses). An option the definition would
+/// refuse is left to `network create`'s own validation, which names it: the local store then.
+pub fn for_ipam_options(ctx: &Context, ipam_options: &[String]) -> Result<Box<dyn LeaseStore>> {
+    match oci_macvlan_ipam::parse_ipam_options(ipam_options) {
+        Ok(StoreChoice::Etcd(config)) => open_etcd(ctx, &config),
+        _ => open_local(ctx, false),
+    }
+}
+
+/// The stores that may hold `record`'s leases (a detach): the local store, and the cluster of
+/// each recorded network that is defined on one. A definition that is gone leaves the local
+/// store alone to look in.
+pub fn for_record(ctx: &Context, record: Option<&Record>) -> Result<Box<dyn LeaseStore>> {
+    let networks = Networks::new(&ctx.config_dir);
+    let mut clusters: Vec<EtcdConfig> = Vec::new();
+    for endpoint in record.map(|r| r.endpoints.as_slice()).unwrap_or_default() {
+        if let Ok(network) = networks.load(&endpoint.network) {
+            if let StoreChoice::Etcd(config) = network.store_choice() {
+                if !clusters.contains(&config) {
+                    clusters.push(config);
+                }
+            }
+        }
+    }
+    if clusters.is_empty() {
+        return open_local(ctx, false);
+    }
+    let mut members = vec![open_local(ctx, false)?];
+    for config in &clusters {
+        members.push(open_etcd(ctx, config)?);
+    }
+    Ok(Box::new(Union::new(members)))
+}
+
+/// Every store the defined networks use (`verify`, `gc`): the local store, and each etcd
+/// cluster (by endpoints and prefix) once.
+pub fn all(ctx: &Context, networks: &Networks) -> Result<Union> {
+    let mut members = vec![open_local(ctx, true)?];
+    let mut clusters: Vec<EtcdConfig> = Vec::new();
+    for network in networks.list()? {
+        if let StoreChoice::Etcd(config) = network.store_choice() {
+            if !clusters.contains(&config) {
+                members.push(open_etcd(ctx, &config)?);
+                clusters.push(config);
+            }
+        }
+    }
+    Ok(Union::new(members))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::cli::LogLevel;
+
+    fn ctx(host_id: &str) -> Context {
+        Context {
+            config_dir: "/nonexistent".into(),
+            state_dir: "/nonexistent".into(),
+            log_level: LogLevel::Warn,
+            host_id: Some(host_id.into()),
+        }
+    }
+
+    #[test]
+    fn host_ids_are_checked() {
+        assert_eq!(ctx("hostA.lan-1_b").host_id().unwrap(), "hostA.lan-1_b");
+        for bad in ["", "a/b", "a b", &"x".repeat(65), "é"] {
+            let err = ctx(bad).host_id().unwrap_err();
+            assert!(
+                err.to_string().starts_with("invalid host id ")
+                    && err.to_string().contains("(from --host-id)"),
+                "{err}"
+            );
+            assert_eq!(err.exit_code(), crate::error::exit::INVALID);
+        }
+    }
+}
