@@ -95,6 +95,50 @@ pub enum Error {
     DoctorFailed(usize),
     #[error("invalid doctor option {0:?}: expected parent=IF")]
     DoctorOption(String),
+    #[error("invalid --format {:?}", echo(format))]
+    Format {
+        format: String,
+        #[source]
+        source: gotmpl::TemplateError,
+    },
+    #[error("cannot render --format")]
+    FormatRender {
+        #[source]
+        source: gotmpl::TemplateError,
+    },
+    #[error("invalid filter {:?}: {reason}", echo(filter))]
+    Filter { filter: String, reason: String },
+    #[error("invalid {flag} {:?}: {reason}", echo(value))]
+    Flag {
+        flag: &'static str,
+        value: String,
+        reason: &'static str,
+    },
+    #[error(
+        "container {id} has no record here (it was not started with the hook): say where it runs with --pid, --netns or --runtime and --root"
+    )]
+    Unlocated { id: String },
+    #[error("cannot run {runtime} state {id}")]
+    RuntimeState {
+        runtime: &'static str,
+        id: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{runtime} state {id} failed: {stderr}")]
+    RuntimeStateFailed {
+        runtime: &'static str,
+        id: String,
+        stderr: String,
+    },
+    #[error("{runtime} state {id}: container is {status}, not running")]
+    NotRunning {
+        runtime: &'static str,
+        id: String,
+        status: String,
+    },
+    #[error("cannot read the answer from stdin")]
+    Prompt(#[source] io::Error),
     #[error(transparent)]
     Macvlan(#[from] macvlan::Error),
 }
@@ -126,7 +170,13 @@ impl Error {
             | Self::UnsupportedStage(_)
             | Self::Annotation { .. }
             | Self::InvalidBinary { .. }
-            | Self::DoctorOption(_) => exit::INVALID,
+            | Self::DoctorOption(_)
+            | Self::Format { .. }
+            | Self::FormatRender { .. }
+            | Self::Filter { .. }
+            | Self::Flag { .. }
+            | Self::Unlocated { .. } => exit::INVALID,
+            Self::RuntimeStateFailed { .. } | Self::NotRunning { .. } => exit::NOT_FOUND,
             Self::ReadStdin(_)
             | Self::ReadConfig { .. }
             | Self::Runtime(_)
@@ -134,7 +184,9 @@ impl Error {
             | Self::Stdout(_)
             | Self::CurrentExe(_)
             | Self::AbsolutePath { .. }
-            | Self::DoctorFailed(_) => exit::SYSTEM,
+            | Self::DoctorFailed(_)
+            | Self::Prompt(_)
+            | Self::RuntimeState { .. } => exit::SYSTEM,
         }
     }
 }

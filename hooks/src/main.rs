@@ -5,13 +5,16 @@ use std::{future::Future, path::PathBuf, process::ExitCode};
 
 mod annotations;
 mod cli;
+mod connect;
 mod doctor;
 mod error;
+mod format;
 mod hook;
 mod install;
 mod journal;
 mod log;
 mod network_cmd;
+mod network_ls;
 mod oci;
 #[cfg(test)]
 mod properties;
