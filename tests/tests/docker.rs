@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use oci_macvlan_tests::{ContainerProcess, Lan, TestNetns, run_ok};
+use oci_macvlan_tests::{Bundle, Container, ContainerProcess, Lan, Runtime, TestNetns, run_ok};
 use serde_json::Value;
 
 const ANN: &str = "oci-macvlan.networks";
@@ -274,4 +274,53 @@ fn connect_finds_a_container_by_pid_and_gc_releases_it_when_gone() {
     process.kill();
     lan.cli_ok(&["gc"], "");
     assert_eq!(lan.leased("solo"), 0);
+}
+
+/// A runc container started with no oci-macvlan network (its hook skips it) joins one through
+/// `--runtime runc --root`, reaches the LAN's router, and its poststop (runc delete) releases it.
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn connect_a_runc_container_through_its_runtime_state() {
+    let lan = Lan::new();
+    lan.create_network("lan77", &[]);
+    let bundle = Bundle::new(&lan, "late", &[]);
+    let container = Container::start(&lan, Runtime::Runc, "late", &bundle).unwrap();
+    let root = lan.tmp().join("runc-root");
+    let root = root.to_str().unwrap();
+    let missing = lan.cli(
+        &[
+            "network",
+            "connect",
+            "--runtime",
+            "runc",
+            "--root",
+            root,
+            "lan77",
+            "nosuch",
+        ],
+        "",
+    );
+    assert_eq!(missing.code, 4, "{}", missing.stderr);
+    lan.cli_ok(
+        &[
+            "network",
+            "connect",
+            "--runtime",
+            "runc",
+            "--root",
+            root,
+            "lan77",
+            "late",
+        ],
+        "",
+    );
+    let (ok, out) = container.exec(&["ping", "-c", "1", "-W", "5", Lan::GATEWAY]);
+    assert!(ok, "{out}");
+    assert_eq!(lan.leased("lan77"), 1);
+    container.stop().unwrap();
+    assert_eq!(lan.leased("lan77"), 0);
+    assert!(lan.records().is_empty(), "{:?}", lan.records());
 }
