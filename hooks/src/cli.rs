@@ -34,9 +34,9 @@ impl Cli {
     }
 }
 
-const CONFIG_DIR: &str = "/etc/oci-macvlan";
+pub const CONFIG_DIR: &str = "/etc/oci-macvlan";
 const CONFIG_DIR_ENV: &str = "OCI_MACVLAN_CONFIG_DIR";
-const STATE_DIR: &str = "/run/oci-macvlan";
+pub const STATE_DIR: &str = "/run/oci-macvlan";
 const STATE_DIR_ENV: &str = "OCI_MACVLAN_STATE_DIR";
 /// The environment variables clap reads for the global options.
 const ENV_DIRS: [&str; 2] = [CONFIG_DIR_ENV, STATE_DIR_ENV];
@@ -130,6 +130,16 @@ pub enum Command {
     /// Install the podman hooks.d file (oci-hooks(5)) that runs this hook for containers
     /// annotated with oci-macvlan.networks, with this invocation's --config-dir and --state-dir.
     Install(InstallArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write what a package installs besides the binary into DIR: man pages (man/), completions
+    /// (completions/) and the podman hooks.d file for /usr/bin/oci-macvlan (hooks.d/). Used by
+    /// `cargo xtask dist`.
+    #[command(hide = true)]
+    DistFiles { dir: PathBuf },
 }
 
 #[derive(Debug, Args)]

@@ -137,6 +137,12 @@ pub enum Error {
         id: String,
         status: String,
     },
+    #[error("cannot write {path}")]
+    Generate {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error("cannot read the answer from stdin")]
     Prompt(#[source] io::Error),
     #[error(transparent)]
@@ -186,7 +192,8 @@ impl Error {
             | Self::AbsolutePath { .. }
             | Self::DoctorFailed(_)
             | Self::Prompt(_)
-            | Self::RuntimeState { .. } => exit::SYSTEM,
+            | Self::RuntimeState { .. }
+            | Self::Generate { .. } => exit::SYSTEM,
         }
     }
 }

@@ -9,6 +9,7 @@ mod connect;
 mod doctor;
 mod error;
 mod format;
+mod generate;
 mod hook;
 mod install;
 mod journal;
@@ -69,7 +70,10 @@ fn main() -> ExitCode {
         log_level: cli.log_level,
     };
     let result = match cli.command {
-        Command::Install(_) | Command::Doctor(_) => Ok(()),
+        Command::Install(_)
+        | Command::Doctor(_)
+        | Command::Completion { .. }
+        | Command::DistFiles { .. } => Ok(()),
         _ => ctx.check_dirs(),
     }
     .and_then(|()| match cli.command {
@@ -83,6 +87,8 @@ fn main() -> ExitCode {
         Command::Verify => state_cmd::verify(&ctx),
         Command::Gc => state_cmd::gc(&ctx),
         Command::Install(args) => install::run(&ctx, &args),
+        Command::Completion { shell } => generate::completion(shell),
+        Command::DistFiles { dir } => generate::dist_files(&dir),
         Command::Doctor(args) => match args.opt.as_deref().map(|o| o.split_once('=')) {
             None => doctor::run(&ctx, None, args.json),
             Some(Some(("parent", parent))) => doctor::run(&ctx, Some(parent), args.json),

@@ -1,4 +1,4 @@
-//! `cargo xtask demo`, `ci`, `vm` and `bench`.
+//! `cargo xtask demo`, `ci`, `dist`, `vm` and `bench`.
 
 use std::{
     path::{Path, PathBuf},
@@ -10,13 +10,16 @@ use anyhow::{Context, Result, bail};
 mod bench;
 mod ci;
 mod demo;
+mod dist;
 mod report;
 mod vm;
 
-const USAGE: &str = "usage: cargo xtask <demo|ci|vm [FILTER]|bench [CYCLES]>
+const USAGE: &str = "usage: cargo xtask <demo|ci|dist|vm [FILTER]|bench [CYCLES]>
 
   demo   build, then run two busybox containers with real runc on a throw-away LAN
-  ci     fmt check, clippy (warnings denied), unit + snapshot tests, privileged tier, VM tier
+  ci     fmt check, clippy (warnings denied), unit + snapshot tests, privileged tier, the Debian
+         package (dist, lintian, dpkg -i, podman, dpkg --purge), VM tier
+  dist   the static binary and the Debian package (cargo-deb, checked by lintian) in target/dist/
   vm     the VM tier alone: tests/tests/vm.rs inside Debian's kernel under qemu (802.1q, dummy)
   bench  attach/detach against CNI macvlan + host-local and netavark; figures in target/bench/";
 
@@ -25,6 +28,7 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("demo") => demo::run(),
         Some("ci") => ci::run(),
+        Some("dist") => dist::run().map(drop),
         Some("vm") => vm::run(args.get(1).map(String::as_str)),
         Some("bench") => bench::run(args.get(1).map(String::as_str)),
         Some("bench-inner") => bench::inner(),
@@ -70,6 +74,8 @@ pub const PREREQUISITES: &[(&str, &str)] = &[
     ("/bin/busybox", "busybox-static"),
     ("/usr/bin/qemu-system-x86_64", "qemu-system-x86"),
     ("/usr/bin/strip", "binutils"),
+    // `cargo xtask dist` checks the package with lintian.
+    ("/usr/bin/lintian", "lintian"),
 ];
 
 /// Which prerequisites are missing, as Debian package names.
