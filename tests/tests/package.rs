@@ -1,4 +1,5 @@
-//! The Debian package of `cargo xtask dist` ($OCI_MACVLAN_DEB), installed as a user would: dpkg
+//! The Debian package of `cargo xtask dist` ($OCI_MACVLAN_DEB), installed as a user would: the
+//! README's quick start, run as written (it installs, uses and purges the package); then dpkg
 //! puts the podman hooks.d file in place, so a podman container with the annotation gets its
 //! leg with no `install` step; `dpkg --purge` then leaves nothing of the package behind.
 //!
@@ -8,12 +9,22 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    sync::{Mutex, MutexGuard, PoisonError},
+};
 
 use oci_macvlan_tests::{Lan, Podman, run, run_ok};
 
 const PACKAGE: &str = "oci-macvlan";
 const BINARY: &str = "/usr/bin/oci-macvlan";
+
+/// Both tests install and purge the one package: one at a time.
+static SYSTEM: Mutex<()> = Mutex::new(());
+
+fn alone() -> MutexGuard<'static, ()> {
+    SYSTEM.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// Purges the package on drop, so that a failing test leaves the system as it found it.
 struct Installed;
@@ -32,19 +43,81 @@ fn packaged(lan: &Lan, args: &[&str]) -> String {
     run_ok("nsenter", &all)
 }
 
-#[test]
-fn the_package_installs_works_with_podman_unaided_and_purges_clean() {
-    let deb = PathBuf::from(
+fn deb() -> PathBuf {
+    PathBuf::from(
         std::env::var_os("OCI_MACVLAN_DEB")
             .expect("OCI_MACVLAN_DEB: the .deb of `cargo xtask dist` (cargo xtask ci sets it)"),
-    );
+    )
+}
+
+/// Nothing of the package is on the system.
+fn assert_not_installed(when: &str) {
     assert!(
         !run("dpkg", &["-s", PACKAGE]).status.success(),
-        "{PACKAGE} is already installed: this test installs and purges it"
+        "{PACKAGE} is installed {when}"
     );
-    for dir in ["/etc/oci-macvlan", "/run/oci-macvlan"] {
-        assert!(!Path::new(dir).exists(), "{dir} exists before the install");
+    for path in [BINARY, "/etc/oci-macvlan", "/run/oci-macvlan"] {
+        assert!(!Path::new(path).exists(), "{path} exists {when}");
     }
+}
+
+/// The shell block of README.md between `<!-- quick-start -->` and `<!-- /quick-start -->`.
+fn quick_start() -> String {
+    let readme = Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md");
+    let text = std::fs::read_to_string(readme).unwrap();
+    let (_, rest) = text.split_once("<!-- quick-start -->\n").unwrap();
+    let (block, _) = rest.split_once("<!-- /quick-start -->").unwrap();
+    let block = block.trim();
+    let body = block
+        .strip_prefix("```sh\n")
+        .and_then(|b| b.strip_suffix("```"))
+        .unwrap_or_else(|| panic!("the quick start is not one sh block: {block}"));
+    body.to_owned()
+}
+
+/// README.md's quick start, as written, as root in a namespace whose `eth0` leads to a router
+/// at `192.168.1.1`, from the directory holding `target/dist/` (where `cargo xtask dist` put
+/// the package).
+#[test]
+fn the_readmes_quick_start_runs_as_written() {
+    let _alone = alone();
+    let deb = deb();
+    assert_not_installed("before the quick start");
+    let lan = Lan::with("eth0", "192.168.1.1/24");
+    let _installed = Installed;
+    let workspace = deb.parent().unwrap().parent().unwrap().parent().unwrap();
+    let script = quick_start();
+    let out = std::process::Command::new("nsenter")
+        .arg(format!("--net={}", lan.host.path().display()))
+        .args(["bash", "-euo", "pipefail", "-c", &script])
+        .current_dir(workspace)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}");
+    assert!(
+        out.status.success(),
+        "the quick start failed:\n{stdout}\n{stderr}"
+    );
+    // What the container had, as `inspect` said it.
+    let endpoint = stdout
+        .lines()
+        .find(|l| l.starts_with("web "))
+        .unwrap_or_else(|| panic!("no inspect line: {stdout}"));
+    let fields: Vec<&str> = endpoint.split(' ').collect();
+    assert_eq!(fields[..2], ["web", "192.168.1.200/24"], "{endpoint}");
+    assert_eq!(fields[2].len(), 17, "{endpoint}");
+    assert!(stdout.contains("1 packets received"), "{stdout}");
+    assert_not_installed("after the quick start");
+}
+
+#[test]
+fn the_package_installs_works_with_podman_unaided_and_purges_clean() {
+    let _alone = alone();
+    let deb = deb();
+    assert_not_installed("before the install");
     run_ok("dpkg", &["-i", deb.to_str().unwrap()]);
     let installed = Installed;
     let files: Vec<String> = run_ok("dpkg", &["-L", PACKAGE])

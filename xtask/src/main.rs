@@ -76,6 +76,8 @@ pub const PREREQUISITES: &[(&str, &str)] = &[
     ("/usr/bin/strip", "binutils"),
     // `cargo xtask dist` checks the package with lintian.
     ("/usr/bin/lintian", "lintian"),
+    // The package test runs README.md's quick start, which edits config.json with jq.
+    ("/usr/bin/jq", "jq"),
 ];
 
 /// Which prerequisites are missing, as Debian package names.

@@ -203,14 +203,22 @@ impl Report {
     /// Horizontal bars: median, with a whisker to p99, one row per tool and operation.
     fn svg(&self) -> String {
         let max = self.rows.iter().map(|r| r.p99_ms).fold(1.0, f64::max);
-        let (label_w, bar_w, row_h) = (330.0, 520.0, 26.0);
+        // Wide enough for the longest label at ~7 px a character of 12 px sans-serif, and for
+        // the figures after the longest whisker: no label runs into its bar, none is cut.
+        let longest = self
+            .rows
+            .iter()
+            .map(|r| r.tool.chars().count() + r.op.chars().count() + 2)
+            .max()
+            .unwrap_or(0);
+        let (label_w, bar_w, row_h) = (16.0 + 7.0 * longest as f64, 520.0, 26.0);
         let height = row_h * (self.rows.len() as f64 + 2.0);
         let mut svg = format!(
             r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{height}" font-family="sans-serif" font-size="12">
 <rect width="100%" height="100%" fill="white"/>
 <text x="8" y="18" font-weight="bold">median (bar) and p99 (line), milliseconds, {cycles} cycles</text>
 "#,
-            w = label_w + bar_w + 80.0,
+            w = label_w + bar_w + 120.0,
             cycles = self.cycles
         );
         for (i, r) in self.rows.iter().enumerate() {
