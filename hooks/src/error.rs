@@ -143,6 +143,15 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    #[error(
+        "{}: looked in {netns}, whose links are {links}",
+        macvlan::one_line(missing)
+    )]
+    ParentMissing {
+        missing: macvlan::Error,
+        netns: String,
+        links: String,
+    },
     #[error("cannot read the answer from stdin")]
     Prompt(#[source] io::Error),
     #[error(transparent)]
@@ -182,7 +191,9 @@ impl Error {
             | Self::Filter { .. }
             | Self::Flag { .. }
             | Self::Unlocated { .. } => exit::INVALID,
-            Self::RuntimeStateFailed { .. } | Self::NotRunning { .. } => exit::NOT_FOUND,
+            Self::RuntimeStateFailed { .. }
+            | Self::NotRunning { .. }
+            | Self::ParentMissing { .. } => exit::NOT_FOUND,
             Self::ReadStdin(_)
             | Self::ReadConfig { .. }
             | Self::Runtime(_)

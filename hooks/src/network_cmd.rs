@@ -60,16 +60,75 @@ fn create(ctx: &Context, networks: &Networks, args: CreateArgs) -> Result<()> {
         internal: args.internal,
         options: args.opt,
     };
-    let network = ctx.block_on(async {
+    // A first create makes the definitions' dir (for its lock): a failed one takes it back.
+    let dir = ctx.config_dir.join("networks");
+    let dir_existed = dir.exists();
+    let created = ctx.block_on(async {
         let host = Handle::current().map_err(Error::HostNetlink)?;
-        Ok::<_, Error>(macvlan::create_network(&host, networks, &spec).await?)
-    })??;
+        match macvlan::create_network(&host, networks, &spec).await {
+            Ok(network) => Ok(network),
+            Err(macvlan::Error::ParentLink(err)) if err.is_not_found() => {
+                Err(parent_missing(&host, macvlan::Error::ParentLink(err)).await)
+            }
+            Err(err) => Err(err.into()),
+        }
+    })?;
+    let network = match created {
+        Ok(network) => network,
+        Err(err) => {
+            if !dir_existed {
+                let _ = std::fs::remove_file(dir.join(".lock"));
+                let _ = std::fs::remove_dir(&dir);
+            }
+            return Err(err);
+        }
+    };
     if let Some(warning) = no_gateway_warning(&network) {
         if ctx.log_level >= LogLevel::Warn {
             eprintln!("oci-macvlan: warning: {warning}");
         }
     }
     print(format_args!("{}\n", network.id))
+}
+
+/// A missing parent, with where it was looked for: the namespace `network create` runs in (a
+/// parent is another namespace's link more often than a typo) and the links that are there.
+async fn parent_missing(host: &Handle, missing: macvlan::Error) -> Error {
+    let links = match host.links().await {
+        Ok(links) => links
+            .into_iter()
+            .map(|l| l.name)
+            .collect::<Vec<_>>()
+            .join(", "),
+        Err(_) => "unknown (they cannot be listed)".to_owned(),
+    };
+    Error::ParentMissing {
+        missing,
+        netns: this_netns(),
+        links,
+    }
+}
+
+/// This process's network namespace, as a person knows it: the host's (pid 1's), one named
+/// under /run/netns (`ip netns`), or its inode.
+fn this_netns() -> String {
+    use std::os::unix::fs::MetadataExt;
+    let id = |path: &std::path::Path| std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()));
+    let Some(ours) = id(std::path::Path::new("/proc/self/ns/net")) else {
+        return "this process's network namespace".to_owned();
+    };
+    if id(std::path::Path::new("/proc/1/ns/net")) == Some(ours) {
+        return "the host's network namespace".to_owned();
+    }
+    let named = std::fs::read_dir("/run/netns").ok().and_then(|dir| {
+        dir.filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .find(|path| id(path) == Some(ours))
+    });
+    match named {
+        Some(path) => format!("network namespace {}", path.display()),
+        None => format!("network namespace net:[{}] (not pid 1's)", ours.1),
+    }
 }
 
 /// What `network create` says when a subnet of a network that reaches a LAN has no gateway:

@@ -324,3 +324,38 @@ fn connect_a_runc_container_through_its_runtime_state() {
     assert_eq!(lan.leased("lan77"), 0);
     assert!(lan.records().is_empty(), "{:?}", lan.records());
 }
+
+/// A parent missing where `network create` runs: the error says which namespace it looked in
+/// and the links there, and a first create that fails leaves no empty `networks/` dir.
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn a_missing_parent_is_looked_for_where_it_says_and_leaves_nothing() {
+    let lan = Lan::new();
+    let out = lan.cli(
+        &[
+            "network",
+            "create",
+            "--subnet",
+            "10.7.0.0/24",
+            "-o",
+            "parent=p0",
+            "n",
+        ],
+        "",
+    );
+    assert_eq!(out.code, 4, "{}", out.stderr);
+    assert_eq!(
+        out.stderr.trim(),
+        format!(
+            "oci-macvlan: error: parent interface p0 not found: looked in network namespace {}, whose links are lo, lan0",
+            lan.host.path().display()
+        )
+    );
+    assert!(
+        !lan.config_dir().join("networks").exists(),
+        "a failed first create left the networks dir"
+    );
+}
