@@ -13,7 +13,6 @@ use oci_macvlan_ipam::LmdbStore;
 use oci_macvlan_macvlan::{
     self as macvlan, AttachRequest, Attachment, MacAddr, Networks, Record, Records,
 };
-use oci_macvlan_netlink_core::Handle;
 use serde::Deserialize;
 
 use crate::{
@@ -95,11 +94,7 @@ pub fn connect(
             mac,
         }],
     };
-    let mut store = LmdbStore::open(&ctx.state_dir).map_err(macvlan::Error::store)?;
-    let endpoints = ctx.block_on(async {
-        let host = Handle::current().map_err(Error::HostNetlink)?;
-        Ok::<_, Error>(macvlan::attach(&host, &mut store, &records, &request).await?)
-    })??;
+    let endpoints = crate::hook::attach_now(ctx, &records, &request)?;
     for ep in endpoints {
         let addresses: Vec<String> = ep.addresses.iter().map(ToString::to_string).collect();
         print(format_args!(

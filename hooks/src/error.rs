@@ -148,7 +148,7 @@ pub enum Error {
         macvlan::one_line(missing)
     )]
     ParentMissing {
-        missing: macvlan::Error,
+        missing: Box<macvlan::Error>,
         netns: String,
         links: String,
     },

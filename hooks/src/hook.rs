@@ -3,7 +3,9 @@
 use std::io;
 
 use oci_macvlan_ipam::LmdbStore;
-use oci_macvlan_macvlan::{self as macvlan, AttachRequest, Attachment, Networks, Records};
+use oci_macvlan_macvlan::{
+    self as macvlan, AttachRequest, Attachment, Endpoint, Networks, Records,
+};
 use oci_macvlan_netlink_core::Handle;
 
 use crate::{
@@ -107,12 +109,8 @@ fn attach(ctx: &Context, state: &State, inv: &mut Invocation) -> Result<()> {
             })
             .collect(),
     };
-    let mut store = LmdbStore::open(&ctx.state_dir).map_err(macvlan::Error::store)?;
     let records = Records::new(&ctx.state_dir);
-    let endpoints = ctx.block_on(async {
-        let host = Handle::current().map_err(Error::HostNetlink)?;
-        Ok::<_, Error>(macvlan::attach(&host, &mut store, &records, &request).await?)
-    })??;
+    let endpoints = attach_now(ctx, &records, &request)?;
     for ep in endpoints {
         let addresses: Vec<String> = ep.addresses.iter().map(ToString::to_string).collect();
         log::info(
@@ -128,6 +126,20 @@ fn attach(ctx: &Context, state: &State, inv: &mut Invocation) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The core's attach of `request`, with this host's lease store: the hook's, and `network
+/// connect`'s.
+pub(crate) fn attach_now(
+    ctx: &Context,
+    records: &Records,
+    request: &AttachRequest<'_>,
+) -> Result<Vec<Endpoint>> {
+    let mut store = LmdbStore::open(&ctx.state_dir).map_err(macvlan::Error::store)?;
+    ctx.block_on(async {
+        let host = Handle::current().map_err(Error::HostNetlink)?;
+        Ok::<_, Error>(macvlan::attach(&host, &mut store, records, request).await?)
+    })?
 }
 
 fn detach(ctx: &Context, state: &State) -> Result<()> {

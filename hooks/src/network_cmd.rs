@@ -103,7 +103,7 @@ async fn parent_missing(host: &Handle, missing: macvlan::Error) -> Error {
         Err(_) => "unknown (they cannot be listed)".to_owned(),
     };
     Error::ParentMissing {
-        missing,
+        missing: Box::new(missing),
         netns: this_netns(),
         links,
     }
