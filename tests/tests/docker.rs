@@ -271,6 +271,11 @@ fn connect_finds_a_container_by_pid_and_gc_releases_it_when_gone() {
         addresses_of(process.pid()),
         [("lan".to_owned(), "192.168.77.2".to_owned())]
     );
+    // Disconnected from its only network, it has nothing left: no record, and verify agrees.
+    lan.cli_ok(&["network", "disconnect", "solo", "bare"], "");
+    assert!(lan.records().is_empty(), "{:?}", lan.records());
+    assert_eq!(lan.cli(&["verify"], "").code, 0);
+    lan.cli_ok(&["network", "connect", "--pid", &pid, "solo", "bare"], "");
     process.kill();
     lan.cli_ok(&["gc"], "");
     assert_eq!(lan.leased("solo"), 0);

@@ -9,7 +9,8 @@ use oci_macvlan_ipam::{Lease, LeaseStore, Owner};
 
 use crate::{Error, Liveness, Records, Result, detach::Ours};
 
-/// Takes `network`'s endpoints back from `container_id`. Each step may be re-run: a disconnect
+/// Takes `network`'s endpoints back from `container_id`; a container left with none has no
+/// record either. Each step may be re-run: a disconnect
 /// that failed half-way (a link deleted, its lease not yet released) completes when run again,
 /// since the record still names the endpoint until the end.
 pub async fn disconnect(
@@ -18,7 +19,7 @@ pub async fn disconnect(
     container_id: &str,
     network: &str,
 ) -> Result<Vec<Lease>> {
-    let _lock = records.lock(container_id)?;
+    let lock = records.lock(container_id)?;
     let not_connected = || Error::NotConnected {
         container_id: container_id.to_owned(),
         network: network.to_owned(),
@@ -72,7 +73,14 @@ pub async fn disconnect(
     for owner in &owners {
         released.extend(store.release(network, owner).map_err(Error::store)?);
     }
-    record.endpoints = kept;
-    records.write(&record)?;
+    if kept.is_empty() {
+        // Nothing is left to the container: no record (a record holds leases, `verify` says),
+        // no lock file, as after a detach.
+        records.remove(container_id)?;
+        lock.remove_file()?;
+    } else {
+        record.endpoints = kept;
+        records.write(&record)?;
+    }
     Ok(released)
 }
