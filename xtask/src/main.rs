@@ -21,7 +21,8 @@ const USAGE: &str = "usage: cargo xtask <demo|ci|dist|vm [FILTER]|bench [CYCLES]
          package (dist, lintian, dpkg -i, podman, dpkg --purge), VM tier
   dist   the static binary and the Debian package (cargo-deb, checked by lintian) in target/dist/
   vm     the VM tier alone: tests/tests/vm.rs inside Debian's kernel under qemu (802.1q, dummy)
-  bench  attach/detach against CNI macvlan + host-local and netavark; figures in target/bench/";
+  bench  attach/detach against CNI macvlan + host-local and netavark; figures in target/bench/
+  bench-plot RESULTS.json OUT.svg   the chart of an earlier run's results.json";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -32,12 +33,26 @@ fn main() -> Result<()> {
         Some("vm") => vm::run(args.get(1).map(String::as_str)),
         Some("bench") => bench::run(args.get(1).map(String::as_str)),
         Some("bench-inner") => bench::inner(),
+        Some("bench-plot") => bench_plot(args.get(1), args.get(2)),
         Some("-h" | "--help") => {
             println!("{USAGE}");
             Ok(())
         }
         _ => bail!("{USAGE}"),
     }
+}
+
+/// `bench-plot RESULTS.json OUT.svg`: the chart of a run, without running it again.
+fn bench_plot(json: Option<&String>, out: Option<&String>) -> Result<()> {
+    let (Some(json), Some(out)) = (json, out) else {
+        bail!("usage: cargo xtask bench-plot RESULTS.json OUT.svg");
+    };
+    let text = std::fs::read_to_string(json).with_context(|| format!("cannot read {json}"))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{json} is not JSON"))?;
+    let report = report::Report::from_json(&value)
+        .with_context(|| format!("{json} is not a results.json of cargo xtask bench"))?;
+    std::fs::write(out, report.svg()).with_context(|| format!("cannot write {out}"))
 }
 
 /// The workspace root.
