@@ -206,6 +206,7 @@ pub struct LsArgs {
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
+    /// The networks' names.
     #[arg(required = true)]
     pub names: Vec<String>,
     /// A Go template per network over `inspect`'s JSON ({{.Name}}, {{json .IPAM}},
@@ -245,6 +246,7 @@ pub enum Runtime {
 
 #[derive(Debug, Args)]
 pub struct ConnectArgs {
+    /// The network's name.
     pub network: String,
     /// The container's id (as its runtime names it).
     pub container: String,
@@ -269,6 +271,7 @@ pub struct ConnectArgs {
 
 #[derive(Debug, Args)]
 pub struct DisconnectArgs {
+    /// The network's name.
     pub network: String,
     /// The container's id (as its runtime names it).
     pub container: String,
