@@ -61,3 +61,42 @@ pub fn dist_files(dir: &Path) -> Result<()> {
     text.push('\n');
     fs::write(&path, text).map_err(failed(&path))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a package installs besides the binary, generated from the CLI: a page per command,
+    /// the three shells' completions knowing the subcommands, and the hooks.d file for
+    /// /usr/bin/oci-macvlan with the default dirs.
+    #[test]
+    fn dist_files_cover_every_command() {
+        let dir = tempfile::tempdir().unwrap();
+        dist_files(dir.path()).unwrap();
+        for page in [
+            "oci-macvlan.1",
+            "oci-macvlan-network-ls.1",
+            "oci-macvlan-network-connect.1",
+            "oci-macvlan-network-prune.1",
+            "oci-macvlan-gc.1",
+        ] {
+            let text = fs::read_to_string(dir.path().join("man").join(page)).unwrap();
+            assert!(text.starts_with(".ie"), "{page}: {}", &text[..40]);
+        }
+        // Hidden commands get no page.
+        assert!(!dir.path().join("man/oci-macvlan-dist-files.1").exists());
+        for script in ["oci-macvlan.bash", "_oci-macvlan", "oci-macvlan.fish"] {
+            let text = fs::read_to_string(dir.path().join("completions").join(script)).unwrap();
+            assert!(
+                text.contains("disconnect") && text.contains("prune"),
+                "{script}"
+            );
+        }
+        let hook: serde_json::Value =
+            serde_json::from_slice(&fs::read(dir.path().join("hooks.d/oci-macvlan.json")).unwrap())
+                .unwrap();
+        assert_eq!(hook["hook"]["path"], PACKAGED_BINARY);
+        assert_eq!(hook["hook"]["args"][2], "/etc/oci-macvlan");
+        assert_eq!(hook["hook"]["args"][4], "/run/oci-macvlan");
+    }
+}
