@@ -37,9 +37,9 @@ impl Cli {
     }
 }
 
-const CONFIG_DIR: &str = "/etc/oci-macvlan";
+pub const CONFIG_DIR: &str = "/etc/oci-macvlan";
 const CONFIG_DIR_ENV: &str = "OCI_MACVLAN_CONFIG_DIR";
-const STATE_DIR: &str = "/run/oci-macvlan";
+pub const STATE_DIR: &str = "/run/oci-macvlan";
 const STATE_DIR_ENV: &str = "OCI_MACVLAN_STATE_DIR";
 const HOST_ID_ENV: &str = "OCI_MACVLAN_HOST_ID";
 /// The environment variables clap reads for the global options.
@@ -142,6 +142,16 @@ pub enum Command {
     /// Install the podman hooks.d file (oci-hooks(5)) that runs this hook for containers
     /// annotated with oci-macvlan.networks, with this invocation's --config-dir and --state-dir.
     Install(InstallArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write what a package installs besides the binary into DIR: man pages (man/), completions
+    /// (completions/) and the podman hooks.d file for /usr/bin/oci-macvlan (hooks.d/). Used by
+    /// `cargo xtask dist`.
+    #[command(hide = true)]
+    DistFiles { dir: PathBuf },
 }
 
 #[derive(Debug, Args)]
@@ -170,18 +180,113 @@ pub enum NetworkCommand {
     Create(CreateArgs),
     /// List networks.
     #[command(alias = "list")]
-    Ls,
-    /// Show networks as JSON.
-    Inspect {
-        #[arg(required = true)]
-        names: Vec<String>,
-    },
+    Ls(LsArgs),
+    /// Show networks as JSON, or through a Go template.
+    Inspect(InspectArgs),
     /// Remove networks that no container uses.
     #[command(alias = "remove")]
     Rm {
         #[arg(required = true)]
         names: Vec<String>,
     },
+    /// Remove every network that no container uses.
+    Prune(PruneArgs),
+    /// Give a running container a leg on one more network.
+    Connect(ConnectArgs),
+    /// Take a running container's leg on a network away.
+    Disconnect(DisconnectArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// Only the network IDs.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// KEY=VALUE: name (part of the name), id (start of the id), driver (exact); a key given
+    /// twice matches either value, different keys must all match.
+    #[arg(short, long, value_name = "KEY=VALUE")]
+    pub filter: Vec<String>,
+    /// A Go template per network ({{.ID}} {{.Name}} {{.Driver}} {{.Scope}} {{.IPv6}}
+    /// {{.Internal}} {{.Parent}} {{.Mode}} {{.Subnets}} {{.CreatedAt}}), `table TEMPLATE` for
+    /// columns under a header, or `json`.
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Full network IDs.
+    #[arg(long)]
+    pub no_trunc: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The networks' names.
+    #[arg(required = true)]
+    pub names: Vec<String>,
+    /// A Go template per network over `inspect`'s JSON ({{.Name}}, {{json .IPAM}},
+    /// {{range .Containers}}{{.IPv4Address}} {{end}}), or `json` for one line each.
+    #[arg(short, long)]
+    pub format: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Do not ask for confirmation.
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+/// Where the running container's network namespace is: at most one of these; none for a
+/// container the hook attached (its record says where it runs).
+#[derive(Debug, Args)]
+#[group(required = false, multiple = false)]
+pub struct Locate {
+    /// The container's process: its namespace is /proc/PID/ns/net.
+    #[arg(long)]
+    pub pid: Option<i32>,
+    /// A network namespace path the container runs in (e.g. /run/netns/NAME).
+    #[arg(long)]
+    pub netns: Option<PathBuf>,
+    /// The container's runtime, whose state gives its process.
+    #[arg(long, value_enum)]
+    pub runtime: Option<Runtime>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Runtime {
+    Runc,
+    Crun,
+}
+
+#[derive(Debug, Args)]
+pub struct ConnectArgs {
+    /// The network's name.
+    pub network: String,
+    /// The container's id (as its runtime names it).
+    pub container: String,
+    /// A static IPv4 address.
+    #[arg(long)]
+    pub ip: Option<String>,
+    /// A static IPv6 address.
+    #[arg(long)]
+    pub ip6: Option<String>,
+    /// The MAC address of the new link.
+    #[arg(long)]
+    pub mac: Option<String>,
+    /// The interface name in the container (default: the first free ethN).
+    #[arg(long)]
+    pub ifname: Option<String>,
+    #[command(flatten)]
+    pub locate: Locate,
+    /// The runtime's state dir (with --runtime; default: the runtime's own, /run/runc or /run/crun).
+    #[arg(long)]
+    pub root: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DisconnectArgs {
+    /// The network's name.
+    pub network: String,
+    /// The container's id (as its runtime names it).
+    pub container: String,
 }
 
 #[derive(Debug, Args)]

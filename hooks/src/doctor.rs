@@ -6,7 +6,6 @@
 
 use std::{fmt::Write as _, path::Path};
 
-use oci_macvlan_ipam::LmdbStore;
 use oci_macvlan_macvlan::{
     self as macvlan, LanRoute, Network, Networks, Records, host_access::Health as HostAccessHealth,
 };
@@ -322,13 +321,13 @@ fn host_access_checks(ctx: &Context, networks: &[Network], parent: &str) -> Resu
         return Ok(Vec::new());
     }
     let records = Records::new(&ctx.state_dir);
-    let mut store = LmdbStore::open(&ctx.state_dir).map_err(macvlan::Error::store)?;
     let mut checks = Vec::new();
     for network in with_access {
+        let mut store = crate::stores::for_networks(ctx, &[network], false)?;
         let health = ctx.block_on(async {
             let host = Handle::current().map_err(Error::HostNetlink)?;
             Ok::<_, Error>(
-                macvlan::host_access::health(&host, network, &mut store, &records).await?,
+                macvlan::host_access::health(&host, network, store.as_mut(), &records).await?,
             )
         })??;
         checks.push(host_access_check(&health));

@@ -95,6 +95,54 @@ pub enum Error {
     DoctorFailed(usize),
     #[error("invalid doctor option {0:?}: expected parent=IF")]
     DoctorOption(String),
+    #[error("invalid --format {:?}", echo(format))]
+    Format {
+        format: String,
+        #[source]
+        source: gotmpl::TemplateError,
+    },
+    #[error("cannot render --format")]
+    FormatRender {
+        #[source]
+        source: gotmpl::TemplateError,
+    },
+    #[error("invalid filter {:?}: {reason}", echo(filter))]
+    Filter { filter: String, reason: String },
+    #[error("invalid {flag} {:?}: {reason}", echo(value))]
+    Flag {
+        flag: &'static str,
+        value: String,
+        reason: &'static str,
+    },
+    #[error(
+        "container {id} has no record here (it was not started with the hook): say where it runs with --pid, --netns or --runtime and --root"
+    )]
+    Unlocated { id: String },
+    #[error("cannot run {runtime} state {id}")]
+    RuntimeState {
+        runtime: &'static str,
+        id: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{runtime} state {id} failed: {stderr}")]
+    RuntimeStateFailed {
+        runtime: &'static str,
+        id: String,
+        stderr: String,
+    },
+    #[error("{runtime} state {id}: container is {status}, not running")]
+    NotRunning {
+        runtime: &'static str,
+        id: String,
+        status: String,
+    },
+    #[error("cannot write {path}")]
+    Generate {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error("cannot read this host's id from {path} (give --host-id)")]
     ReadHostId {
         path: PathBuf,
@@ -112,6 +160,17 @@ pub enum Error {
     MixedStores { first: String, second: String },
     #[error("--forget-host {host} is this host: its containers are gc's to judge")]
     ForgetSelf { host: String },
+    #[error(
+        "{}: looked in {netns}, whose links are {links}",
+        macvlan::one_line(missing)
+    )]
+    ParentMissing {
+        missing: Box<macvlan::Error>,
+        netns: String,
+        links: String,
+    },
+    #[error("cannot read the answer from stdin")]
+    Prompt(#[source] io::Error),
     #[error(transparent)]
     Macvlan(#[from] macvlan::Error),
 }
@@ -146,7 +205,15 @@ impl Error {
             | Self::DoctorOption(_)
             | Self::InvalidHostId { .. }
             | Self::MixedStores { .. }
-            | Self::ForgetSelf { .. } => exit::INVALID,
+            | Self::ForgetSelf { .. }
+            | Self::Format { .. }
+            | Self::FormatRender { .. }
+            | Self::Filter { .. }
+            | Self::Flag { .. }
+            | Self::Unlocated { .. } => exit::INVALID,
+            Self::RuntimeStateFailed { .. }
+            | Self::NotRunning { .. }
+            | Self::ParentMissing { .. } => exit::NOT_FOUND,
             Self::ReadStdin(_)
             | Self::ReadConfig { .. }
             | Self::Runtime(_)
@@ -155,7 +222,10 @@ impl Error {
             | Self::CurrentExe(_)
             | Self::AbsolutePath { .. }
             | Self::DoctorFailed(_)
-            | Self::ReadHostId { .. } => exit::SYSTEM,
+            | Self::ReadHostId { .. }
+            | Self::Prompt(_)
+            | Self::RuntimeState { .. }
+            | Self::Generate { .. } => exit::SYSTEM,
         }
     }
 }

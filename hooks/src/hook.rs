@@ -2,7 +2,9 @@
 
 use std::io;
 
-use oci_macvlan_macvlan::{self as macvlan, AttachRequest, Attachment, Network, Networks, Records};
+use oci_macvlan_macvlan::{
+    self as macvlan, AttachRequest, Attachment, Endpoint, Network, Networks, Records,
+};
 use oci_macvlan_netlink_core::Handle;
 
 use crate::{
@@ -107,13 +109,8 @@ fn attach(ctx: &Context, state: &State, inv: &mut Invocation) -> Result<()> {
             })
             .collect(),
     };
-    let networks: Vec<&Network> = definitions.iter().collect();
-    let mut store = stores::for_networks(ctx, &networks, false)?;
     let records = Records::new(&ctx.state_dir);
-    let endpoints = ctx.block_on(async {
-        let host = Handle::current().map_err(Error::HostNetlink)?;
-        Ok::<_, Error>(macvlan::attach(&host, store.as_mut(), &records, &request).await?)
-    })??;
+    let endpoints = attach_now(ctx, &records, &request)?;
     for ep in endpoints {
         let addresses: Vec<String> = ep.addresses.iter().map(ToString::to_string).collect();
         log::info(
@@ -129,6 +126,21 @@ fn attach(ctx: &Context, state: &State, inv: &mut Invocation) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The core's attach of `request`, with this host's lease store: the hook's, and `network
+/// connect`'s.
+pub(crate) fn attach_now(
+    ctx: &Context,
+    records: &Records,
+    request: &AttachRequest<'_>,
+) -> Result<Vec<Endpoint>> {
+    let networks: Vec<&Network> = request.attachments.iter().map(|a| a.network).collect();
+    let mut store = stores::for_networks(ctx, &networks, false)?;
+    ctx.block_on(async {
+        let host = Handle::current().map_err(Error::HostNetlink)?;
+        Ok::<_, Error>(macvlan::attach(&host, store.as_mut(), records, request).await?)
+    })?
 }
 
 fn detach(ctx: &Context, state: &State) -> Result<()> {

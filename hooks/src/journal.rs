@@ -72,6 +72,11 @@ struct Record<'a> {
     hook_pid: u32,
 }
 
+/// A duration in milliseconds to the microsecond (`2.561`, not `2.5609610000000003`).
+fn millis(duration: std::time::Duration) -> f64 {
+    (duration.as_secs_f64() * 1e6).round() / 1e3
+}
+
 impl Invocation {
     pub fn start(stage: Option<&str>) -> Self {
         Self {
@@ -106,7 +111,7 @@ impl Invocation {
             action: self.action,
             outcome,
             exit,
-            duration_ms: self.started.elapsed().as_secs_f64() * 1e3,
+            duration_ms: millis(self.started.elapsed()),
             networks: &self.networks,
             error,
             hook_pid: std::process::id(),
@@ -250,6 +255,13 @@ pub fn rotated(path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_are_kept_to_the_microsecond() {
+        let d = std::time::Duration::from_nanos(2_560_961);
+        assert_eq!(serde_json::json!(millis(d)).to_string(), "2.561");
+        assert_eq!(millis(std::time::Duration::from_micros(1500)), 1.5);
+    }
 
     #[test]
     fn records_are_lines_and_the_file_rotates_once_past_the_limit() {

@@ -5,13 +5,17 @@ use std::{future::Future, path::PathBuf, process::ExitCode};
 
 mod annotations;
 mod cli;
+mod connect;
 mod doctor;
 mod error;
+mod format;
+mod generate;
 mod hook;
 mod install;
 mod journal;
 mod log;
 mod network_cmd;
+mod network_ls;
 mod oci;
 #[cfg(test)]
 mod properties;
@@ -70,7 +74,10 @@ fn main() -> ExitCode {
         host_id: cli.host_id,
     };
     let result = match cli.command {
-        Command::Install(_) | Command::Doctor(_) => Ok(()),
+        Command::Install(_)
+        | Command::Doctor(_)
+        | Command::Completion { .. }
+        | Command::DistFiles { .. } => Ok(()),
         _ => ctx.check_dirs(),
     }
     .and_then(|()| match cli.command {
@@ -87,6 +94,8 @@ fn main() -> ExitCode {
             forget_host: Some(host),
         } => state_cmd::forget_host(&ctx, &host),
         Command::Install(args) => install::run(&ctx, &args),
+        Command::Completion { shell } => generate::completion(shell),
+        Command::DistFiles { dir } => generate::dist_files(&dir),
         Command::Doctor(args) => match args.opt.as_deref().map(|o| o.split_once('=')) {
             None => doctor::run(&ctx, None, args.json),
             Some(Some(("parent", parent))) => doctor::run(&ctx, Some(parent), args.json),

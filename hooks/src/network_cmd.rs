@@ -1,27 +1,51 @@
-//! `oci-macvlan network create | ls | inspect | rm`.
+//! `oci-macvlan network create | inspect | rm | prune` (`ls` is in network_ls.rs, `connect`
+//! and `disconnect` in connect.rs).
 
-use std::io::Write;
+use std::{
+    collections::BTreeMap,
+    io::{BufRead, Read, Write},
+};
 
-use oci_macvlan_ipam::{Lease, LeaseStoreExt, Usage};
-use oci_macvlan_macvlan::{self as macvlan, LanRoute, Network, NetworkSpec, Networks};
+use oci_macvlan_ipam::{Lease, LeaseStoreExt, Owner, Usage};
+use oci_macvlan_macvlan::{self as macvlan, LanRoute, Network, NetworkSpec, Networks, Records};
 use oci_macvlan_netlink_core::Handle;
 use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
 
 use crate::{
     Context,
-    cli::{CreateArgs, LogLevel, NetworkCommand},
+    cli::{CreateArgs, InspectArgs, LogLevel, NetworkCommand, PruneArgs},
+    connect,
     error::{Error, Result},
-    stores,
+    format::Format,
+    journal::Invocation,
+    network_ls, stores,
 };
 
 pub fn run(ctx: &Context, command: NetworkCommand) -> Result<()> {
     let networks = Networks::new(&ctx.config_dir);
     match command {
         NetworkCommand::Create(args) => create(ctx, &networks, args),
-        NetworkCommand::Ls => ls(&networks),
-        NetworkCommand::Inspect { names } => inspect(ctx, &networks, &names),
+        NetworkCommand::Ls(args) => network_ls::ls(&networks, &args),
+        NetworkCommand::Inspect(args) => inspect(ctx, &networks, &args),
         NetworkCommand::Rm { names } => rm(ctx, &networks, &names),
+        NetworkCommand::Prune(args) => prune(ctx, &networks, &args),
+        NetworkCommand::Connect(args) => {
+            journaled(ctx, |inv| connect::connect(ctx, &networks, &args, inv))
+        }
+        NetworkCommand::Disconnect(args) => {
+            journaled(ctx, |inv| connect::disconnect(ctx, &args, inv))
+        }
     }
+}
+
+/// Runs `f` with a journal record, as a hook is: `connect` and `disconnect` change what a
+/// container holds, and the journal is where an operator reads what happened to it.
+fn journaled(ctx: &Context, f: impl FnOnce(&mut Invocation) -> Result<()>) -> Result<()> {
+    let mut invocation = Invocation::start(None);
+    let result = f(&mut invocation);
+    invocation.record(&ctx.state_dir, &result);
+    result
 }
 
 fn create(ctx: &Context, networks: &Networks, args: CreateArgs) -> Result<()> {
@@ -37,17 +61,76 @@ fn create(ctx: &Context, networks: &Networks, args: CreateArgs) -> Result<()> {
         options: args.opt,
         ipam_options: args.ipam_opt,
     };
+    // A first create makes the definitions' dir (for its lock): a failed one takes it back.
+    let dir = ctx.config_dir.join("networks");
+    let dir_existed = dir.exists();
     let mut store = stores::for_ipam_options(ctx, &spec.ipam_options)?;
-    let network = ctx.block_on(async {
+    let created = ctx.block_on(async {
         let host = Handle::current().map_err(Error::HostNetlink)?;
-        Ok::<_, Error>(macvlan::create_network(&host, networks, store.as_mut(), &spec).await?)
-    })??;
+        match macvlan::create_network(&host, networks, store.as_mut(), &spec).await {
+            Ok(network) => Ok(network),
+            Err(macvlan::Error::ParentLink(err)) if err.is_not_found() => {
+                Err(parent_missing(&host, macvlan::Error::ParentLink(err)).await)
+            }
+            Err(err) => Err(err.into()),
+        }
+    })?;
+    let network = match created {
+        Ok(network) => network,
+        Err(err) => {
+            if !dir_existed {
+                let _ = std::fs::remove_file(dir.join(".lock"));
+                let _ = std::fs::remove_dir(&dir);
+            }
+            return Err(err);
+        }
+    };
     if let Some(warning) = no_gateway_warning(&network) {
         if ctx.log_level >= LogLevel::Warn {
             eprintln!("oci-macvlan: warning: {warning}");
         }
     }
     print(format_args!("{}\n", network.id))
+}
+
+/// A missing parent, with where it was looked for: the namespace `network create` runs in (a
+/// parent is another namespace's link more often than a typo) and the links that are there.
+async fn parent_missing(host: &Handle, missing: macvlan::Error) -> Error {
+    let links = match host.links().await {
+        Ok(links) => links
+            .into_iter()
+            .map(|l| l.name)
+            .collect::<Vec<_>>()
+            .join(", "),
+        Err(_) => "unknown (they cannot be listed)".to_owned(),
+    };
+    Error::ParentMissing {
+        missing: Box::new(missing),
+        netns: this_netns(),
+        links,
+    }
+}
+
+/// This process's network namespace, as a person knows it: the host's (pid 1's), one named
+/// under /run/netns (`ip netns`), or its inode.
+fn this_netns() -> String {
+    use std::os::unix::fs::MetadataExt;
+    let id = |path: &std::path::Path| std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()));
+    let Some(ours) = id(std::path::Path::new("/proc/self/ns/net")) else {
+        return "this process's network namespace".to_owned();
+    };
+    if id(std::path::Path::new("/proc/1/ns/net")) == Some(ours) {
+        return "the host's network namespace".to_owned();
+    }
+    let named = std::fs::read_dir("/run/netns").ok().and_then(|dir| {
+        dir.filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .find(|path| id(path) == Some(ours))
+    });
+    match named {
+        Some(path) => format!("network namespace {}", path.display()),
+        None => format!("network namespace net:[{}] (not pid 1's)", ours.1),
+    }
 }
 
 /// What `network create` says when a subnet of a network that reaches a LAN has no gateway:
@@ -70,29 +153,12 @@ pub fn no_gateway_warning(network: &Network) -> Option<String> {
     ))
 }
 
-fn ls(networks: &Networks) -> Result<()> {
-    let mut out = format!(
-        "{:<12}  {:<20}  {:<8}  {:<15}  {:<8}  SUBNETS\n",
-        "NETWORK ID", "NAME", "DRIVER", "PARENT", "MODE"
-    );
-    for net in networks.list()? {
-        let subnets: Vec<String> = net.pools.iter().map(|p| p.subnet.to_string()).collect();
-        out.push_str(&format!(
-            "{:<12}  {:<20}  {:<8}  {:<15}  {:<8}  {}\n",
-            net.id.get(..12).unwrap_or(&net.id),
-            net.name,
-            net.driver().name(),
-            net.parent,
-            net.driver().mode(),
-            subnets.join(",")
-        ));
-    }
-    print(format_args!("{out}"))
-}
-
-fn inspect(ctx: &Context, networks: &Networks, names: &[String]) -> Result<()> {
+fn inspect(ctx: &Context, networks: &Networks, args: &InspectArgs) -> Result<()> {
+    // A bad template is said before anything is read.
+    let format = args.format.as_deref().map(Format::parse).transpose()?;
+    let records = Records::new(&ctx.state_dir);
     let mut views = Vec::new();
-    for name in names {
+    for name in &args.names {
         let network = networks.load(name)?;
         let mut store = stores::for_networks(ctx, &[&network], true)?;
         let leases = store.network_leases(name).map_err(macvlan::Error::store)?;
@@ -109,10 +175,56 @@ fn inspect(ctx: &Context, networks: &Networks, names: &[String]) -> Result<()> {
             let host = Handle::current().map_err(Error::HostNetlink)?;
             lan_routes(&host, &network).await
         })??;
-        views.push(inspect_view(&network, &leases, &usage, &routes));
+        let macs = recorded_macs(&records, &leases);
+        views.push(inspect_view(&network, &leases, &macs, &usage, &routes));
     }
-    let text = serde_json::to_string_pretty(&views).unwrap_or_default();
-    print(format_args!("{text}\n"))
+    let text = match format {
+        Some(format) => format.render(&views, None)?,
+        None => format!(
+            "{}\n",
+            serde_json::to_string_pretty(&views).unwrap_or_default()
+        ),
+    };
+    print(format_args!("{text}"))
+}
+
+/// The MAC each endpoint of `leases` was given, from its container's record: keyed by
+/// (container id, interface). An endpoint whose record is gone or unreadable has none (its
+/// lease still shows).
+fn recorded_macs(records: &Records, leases: &[Lease]) -> BTreeMap<(String, String), String> {
+    let mut macs = BTreeMap::new();
+    let mut ids: Vec<&str> = leases
+        .iter()
+        .map(|l| l.owner.container_id.as_str())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    for id in ids {
+        let Ok(Some(record)) = records.read(id) else {
+            continue;
+        };
+        for ep in record.endpoints {
+            if let Some(mac) = ep.mac {
+                macs.insert((id.to_owned(), ep.ifname), mac.to_string());
+            }
+        }
+    }
+    macs
+}
+
+/// A stable id for a container's endpoint on a network, in the shape of Docker's endpoint ids:
+/// 64 hex digits, the SHA-256 of the network's id, the container's id and its interface.
+pub fn endpoint_id(network_id: &str, host: Option<&str>, owner: &Owner) -> String {
+    // Ids are unique per host: a shared store's endpoints are told apart by their host too.
+    let host = host.map(|h| format!("\0{h}")).unwrap_or_default();
+    let digest = Sha256::digest(
+        format!(
+            "{network_id}\0{}\0{}{host}",
+            owner.container_id, owner.ifname
+        )
+        .as_bytes(),
+    );
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The routes the LAN's router needs to reach `network`'s subnets (ipvlan L3), via the host's
@@ -135,14 +247,18 @@ pub(crate) async fn lan_routes(host: &Handle, network: &Network) -> Result<Vec<L
     Ok(network.lan_routes(&addresses))
 }
 
-/// `inspect` output in Docker's shape, so scripts written for `docker network inspect` work,
-/// plus `Usage`: per subnet, the addresses this network's containers hold and how many dynamic
+/// `inspect` output in Docker's shape, so scripts written for `docker network inspect` work:
+/// `Containers` keyed by endpoint id ([`endpoint_id`]), each with `Name` (the container's id:
+/// containers have no other name here), `EndpointID`, `MacAddress` (from `macs`, keyed by
+/// container id and interface; empty for a passthru link, which has its parent's),
+/// `IPv4Address`, `IPv6Address` and, beyond Docker, `Interface`; plus `Usage`: per subnet, the addresses this network's containers hold and how many dynamic
 /// addresses are left (`usage` is in the order of the network's pools); and, for a network the
 /// host routes (ipvlan L3), `LanRouterRoutes`: per subnet, the route the LAN's router needs
 /// (`ip route add SUBNET via VIA`; `Via` is null while the parent has no address of its family).
 pub fn inspect_view(
     net: &Network,
     leases: &[Lease],
+    macs: &BTreeMap<(String, String), String>,
     usage: &[Usage],
     routes: &[LanRoute],
 ) -> Value {
@@ -166,16 +282,19 @@ pub fn inspect_view(
         .collect();
     let mut containers = Map::new();
     for lease in leases {
-        // A shared store's containers are named with their host: ids are unique per host.
-        let key = match &lease.host {
-            Some(host) => format!("{host}/{}/{}", lease.owner.container_id, lease.owner.ifname),
-            None => format!("{}/{}", lease.owner.container_id, lease.owner.ifname),
-        };
-        let entry = containers.entry(key).or_insert_with(|| {
+        let key = endpoint_id(&net.id, lease.host.as_deref(), &lease.owner);
+        let entry = containers.entry(key.clone()).or_insert_with(|| {
+            let mac = macs
+                .get(&(lease.owner.container_id.clone(), lease.owner.ifname.clone()))
+                .cloned()
+                .unwrap_or_default();
             let mut entry = json!({
-                "Interface": lease.owner.ifname,
+                "Name": lease.owner.container_id,
+                "EndpointID": key,
+                "MacAddress": mac,
                 "IPv4Address": "",
                 "IPv6Address": "",
+                "Interface": lease.owner.ifname,
             });
             if let Some(host) = &lease.host {
                 entry["Host"] = json!(host);
@@ -276,6 +395,46 @@ fn rm(ctx: &Context, networks: &Networks, names: &[String]) -> Result<()> {
         }
     }
     first_error.map_or(Ok(()), Err)
+}
+
+/// Removes every network no container holds an address on, each as `network rm` would (under
+/// the networks' lock: one that a container joins meanwhile is kept). Asks first unless
+/// `--force`, as Docker does.
+fn prune(ctx: &Context, networks: &Networks, args: &PruneArgs) -> Result<()> {
+    if !args.force {
+        eprint!(
+            "WARNING! This will remove all networks not used by at least one container.\n\
+             Are you sure you want to continue? [y/N] "
+        );
+        let mut answer = String::new();
+        std::io::stdin()
+            .lock()
+            .take(64)
+            .read_line(&mut answer)
+            .map_err(Error::Prompt)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes" | "Yes") {
+            return Ok(());
+        }
+    }
+    let mut deleted = Vec::new();
+    for network in networks.list()? {
+        let mut store = stores::for_networks(ctx, &[&network], true)?;
+        let removed = ctx.block_on(async {
+            let host = Handle::current().map_err(Error::HostNetlink)?;
+            Ok::<_, Error>(
+                macvlan::remove_network(&host, networks, store.as_mut(), &network.name).await,
+            )
+        })??;
+        match removed {
+            Ok(_) => deleted.push(network.name),
+            Err(macvlan::Error::NetworkInUse { .. }) => {}
+            Err(err) => return Err(err.into()),
+        }
+    }
+    if deleted.is_empty() {
+        return Ok(());
+    }
+    print(format_args!("Deleted Networks:\n{}\n", deleted.join("\n")))
 }
 
 pub(crate) fn print(args: std::fmt::Arguments<'_>) -> Result<()> {
@@ -392,7 +551,11 @@ mod tests {
                 Ok((leases, usage))
             })
             .unwrap();
-        insta::assert_json_snapshot!(inspect_view(&network, &leases, &usage, &[]));
+        let macs = BTreeMap::from([(
+            ("c1".to_owned(), "eth0".to_owned()),
+            "02:42:c0:a8:32:80".to_owned(),
+        )]);
+        insta::assert_json_snapshot!(inspect_view(&network, &leases, &macs, &usage, &[]));
     }
 
     /// A network with host access shows its addresses and its host link; one without, nothing.
@@ -408,12 +571,12 @@ mod tests {
             false,
         );
         assert_eq!(
-            inspect_view(&net, &[], &[], &[])["HostAccess"],
+            inspect_view(&net, &[], &BTreeMap::new(), &[], &[])["HostAccess"],
             json!({"Addresses": ["192.168.50.3", "fd00:50::3"], "Link": "ha-ffffffffffff"})
         );
         let plain = network(&["--subnet 192.168.50.0/24", "-o parent=eth0"], false);
         assert!(
-            inspect_view(&plain, &[], &[], &[])
+            inspect_view(&plain, &[], &BTreeMap::new(), &[], &[])
                 .get("HostAccess")
                 .is_none()
         );
@@ -442,7 +605,7 @@ mod tests {
             "192.168.1.6".parse().unwrap(),
         ];
         let routes = routed.lan_routes(&parent);
-        let view = inspect_view(&routed, &[], &[], &routes);
+        let view = inspect_view(&routed, &[], &BTreeMap::new(), &[], &routes);
         insta::assert_json_snapshot!(view["LanRouterRoutes"], @r#"
         [
           {
@@ -460,7 +623,7 @@ mod tests {
         ]
         "#);
         let v4_only = routed.lan_routes(&parent[1..]);
-        insta::assert_json_snapshot!(inspect_view(&routed, &[], &[], &v4_only)["LanRouterRoutes"][2], @r#"
+        insta::assert_json_snapshot!(inspect_view(&routed, &[], &BTreeMap::new(), &[], &v4_only)["LanRouterRoutes"][2], @r#"
         {
           "Subnet": "fd30::/64",
           "Via": null
@@ -492,7 +655,13 @@ mod tests {
             network(&["--subnet 10.30.0.0/24", "-o parent=eth0"], false),
         ] {
             assert_eq!(quiet.lan_routes(&parent), [], "{quiet:?}");
-            let view = inspect_view(&quiet, &[], &[], &quiet.lan_routes(&parent));
+            let view = inspect_view(
+                &quiet,
+                &[],
+                &BTreeMap::new(),
+                &[],
+                &quiet.lan_routes(&parent),
+            );
             assert!(view.get("LanRouterRoutes").is_none(), "{view}");
         }
         // The LAN's router is not on an L3 network's subnets: no first host is kept for it

@@ -24,12 +24,18 @@ impl Lan {
     pub const GATEWAY: &'static str = "192.168.77.1";
 
     pub fn new() -> Self {
+        Self::with(Self::PARENT, &format!("{}/24", Self::GATEWAY))
+    }
+
+    /// A LAN whose host's parent is `parent` and whose router holds `gateway` (`IP/PREFIX`):
+    /// for a script written for a real host (`-o parent=eth0`, the LAN's own router).
+    pub fn with(parent: &str, gateway: &str) -> Self {
         let host = TestNetns::new("omt-host-");
         let router = TestNetns::new("omt-rtr-");
         host.ip(&[
             "link",
             "add",
-            Self::PARENT,
+            parent,
             "type",
             "veth",
             "peer",
@@ -38,15 +44,9 @@ impl Lan {
             "netns",
             &router.name,
         ]);
-        host.ip(&["link", "set", Self::PARENT, "up"]);
+        host.ip(&["link", "set", parent, "up"]);
         router.ip(&["link", "set", "rtr", "up"]);
-        router.ip(&[
-            "addr",
-            "add",
-            &format!("{}/24", Self::GATEWAY),
-            "dev",
-            "rtr",
-        ]);
+        router.ip(&["addr", "add", gateway, "dev", "rtr"]);
         Self {
             host,
             router,

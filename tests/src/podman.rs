@@ -14,6 +14,9 @@ use crate::{Lan, runc::busybox_rootfs};
 pub struct Podman {
     host_netns: PathBuf,
     dir: PathBuf,
+    /// Read the system's hooks directories (what an installed package put there) instead of
+    /// [`Podman::hooks_dir`].
+    system_hooks: bool,
 }
 
 impl Podman {
@@ -23,7 +26,17 @@ impl Podman {
         Self {
             host_netns: lan.host.path(),
             dir,
+            system_hooks: false,
         }
+    }
+
+    /// Like [`Podman::new`], but podman reads the system's hooks directories
+    /// (`/usr/share/containers/oci/hooks.d`, `/etc/containers/oci/hooks.d`), as it does when a
+    /// user runs it.
+    pub fn with_system_hooks(lan: &Lan) -> Self {
+        let mut podman = Self::new(lan);
+        podman.system_hooks = true;
+        podman
     }
 
     pub fn hooks_dir(&self) -> PathBuf {
@@ -46,9 +59,10 @@ impl Podman {
                 "--cgroup-manager",
                 "cgroupfs",
             ])
-            .arg("--hooks-dir")
-            .arg(self.hooks_dir())
             .stdin(Stdio::null());
+        if !self.system_hooks {
+            cmd.arg("--hooks-dir").arg(self.hooks_dir());
+        }
         cmd
     }
 

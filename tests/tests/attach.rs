@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 use oci_macvlan_tests::{Lan, TestNetns};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 const NET: &str = "lan77";
 const ANN: &str = "oci-macvlan.networks";
@@ -184,10 +184,24 @@ fn inspect_shows_the_network_and_its_endpoints() {
     );
     let state = lan.fake_bundle("c1", &[(ANN, NET)], &container.path(), "creating");
     lan.cli_ok(&["hook"], &state);
-    let inspect = lan.inspect(NET);
+    let mut inspect = lan.inspect(NET);
+    // Docker's shape: keyed by endpoint id (which hashes the random network id), with the
+    // container's MAC as its record has it.
+    let containers = inspect[0]["Containers"].as_object().unwrap().clone();
+    let (key, endpoint) = containers.iter().next().unwrap();
+    assert_eq!(
+        (containers.len(), &endpoint["EndpointID"]),
+        (1, &json!(key))
+    );
+    assert_eq!(
+        endpoint["MacAddress"],
+        container.link("eth0").unwrap()["address"]
+    );
+    inspect[0]["Containers"] = json!({ "[endpoint-id]": endpoint });
     insta::assert_json_snapshot!(inspect, {
         "[].Id" => "[id]",
         "[].Created" => "[created]",
+        "[].Containers.*.EndpointID" => "[endpoint-id]",
     });
     let ls = lan.cli_ok(&["network", "ls"], "");
     assert!(ls.lines().nth(1).unwrap().contains("lan77"), "{ls}");

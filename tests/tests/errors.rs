@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use oci_macvlan_tests::{Lan, TestNetns};
+use serde_json::{Value, json};
 
 const NET: &str = "lan77";
 const ANN: &str = "oci-macvlan.networks";
@@ -603,7 +604,11 @@ fn bad_input_fails_with_one_line_and_leaves_nothing() {
     // Nothing left behind: only the holder's lease, record and link; only the one definition.
     let inspect = lan.inspect(NET);
     let containers = inspect[0]["Containers"].as_object().unwrap();
-    assert_eq!(containers.keys().collect::<Vec<_>>(), ["holder/eth0"]);
+    let endpoints: Vec<(&Value, &Value)> = containers
+        .values()
+        .map(|c| (&c["Name"], &c["Interface"]))
+        .collect();
+    assert_eq!(endpoints, [(&json!("holder"), &json!("eth0"))]);
     assert_eq!(lan.records(), ["holder.json"]);
     assert_eq!(
         container.links().len(),

@@ -124,8 +124,14 @@ fn one_host_attaches_inspects_and_detaches_on_etcd() {
     );
     assert_eq!(view[0]["IPAM"]["Options"]["etcd_timeout"], "5000ms");
     assert_eq!(view[0]["Usage"][0]["DynamicAvailable"], 60, "{view:#}");
+    let endpoints: Vec<&serde_json::Value> = view[0]["Containers"]
+        .as_object()
+        .map(|c| c.values().collect())
+        .unwrap_or_default();
+    assert_eq!(endpoints.len(), 1, "{view:#}");
     assert_eq!(
-        view[0]["Containers"]["hostA/c1/eth0"]["Host"], "hostA",
+        (&endpoints[0]["Name"], &endpoints[0]["Host"]),
+        (&"c1".into(), &"hostA".into()),
         "{view:#}"
     );
     assert!(on_ok(&lan, "hostA", &["verify"], "").starts_with("ok: 1 leases"));

@@ -21,11 +21,11 @@ fn leases(lan: &Lan) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = inspect[0]["Containers"]
         .as_object()
         .map(|c| {
-            c.iter()
-                .map(|(key, e)| {
+            c.values()
+                .map(|e| {
                     (
                         e["IPv4Address"].as_str().unwrap_or_default().to_owned(),
-                        key.split('/').next().unwrap_or_default().to_owned(),
+                        e["Name"].as_str().unwrap_or_default().to_owned(),
                     )
                 })
                 .collect()

@@ -18,7 +18,7 @@ pub fn run() -> Result<()> {
             "--workspace",
             "--all-targets",
             "--features",
-            "oci-macvlan-tests/privileged,oci-macvlan-tests/vm,oci-macvlan/failpoints",
+            "oci-macvlan-tests/privileged,oci-macvlan-tests/vm,oci-macvlan-tests/package,oci-macvlan/failpoints",
             "--",
             "-D",
             "warnings",
@@ -40,6 +40,13 @@ pub fn run() -> Result<()> {
     build_failpoints()?;
     cargo(&["build", "--package", "oci-macvlan"], &[])?;
     let mut totals = test_all()?;
+    // The Debian package: built and checked by lintian, then installed, used by podman with no
+    // `install` step, and purged. It changes the system, so it runs alone, after the rest.
+    let deb = crate::dist::run()?;
+    let package = test_package(&deb)?;
+    totals.passed += package.passed;
+    totals.failed += package.failed;
+    totals.ignored += package.ignored;
     // The VM tier: what this kernel cannot do (802.1q, dummy), in Debian's kernel under qemu.
     let vm = crate::vm::run_tier(None)?;
     println!(
@@ -75,6 +82,20 @@ struct Totals {
     ignored: u64,
 }
 
+/// `tests/tests/package.rs` with the package `deb`.
+fn test_package(deb: &std::path::Path) -> Result<Totals> {
+    let args = [
+        "test",
+        "--package",
+        "oci-macvlan-tests",
+        "--test",
+        "package",
+        "--features",
+        "oci-macvlan-tests/privileged,oci-macvlan-tests/package",
+    ];
+    cargo_test(&args, &[("OCI_MACVLAN_DEB", deb.as_os_str())])
+}
+
 /// One `cargo test` for every tier: unit and snapshot tests, then the privileged ones (own
 /// namespaces, real runc). INSTA_UPDATE=no: a changed snapshot fails instead of being written.
 /// Each test binary's summary line is echoed and added up.
@@ -88,15 +109,21 @@ fn test_all() -> Result<Totals> {
         "--features",
         "oci-macvlan-tests/privileged",
     ];
+    let failpoints = root().join("target/failpoints/debug/oci-macvlan");
+    cargo_test(
+        &args,
+        &[("OCI_MACVLAN_FAILPOINTS_BIN", failpoints.as_os_str())],
+    )
+}
+
+/// `cargo ARGS…` (a `cargo test`) with `env`, its summary lines echoed and added up.
+fn cargo_test(args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Result<Totals> {
     eprintln!("==> cargo {}", args.join(" "));
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut child = Command::new(cargo)
         .args(args)
         .env("INSTA_UPDATE", "no")
-        .env(
-            "OCI_MACVLAN_FAILPOINTS_BIN",
-            root().join("target/failpoints/debug/oci-macvlan"),
-        )
+        .envs(env.iter().copied())
         .env("CI", "true")
         .current_dir(root())
         .stdout(Stdio::piped())

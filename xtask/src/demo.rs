@@ -19,9 +19,11 @@ pub fn run() -> Result<()> {
 
     let lan = Lan::new();
     say(&format!(
-        "LAN: router {} on 'rtr' in netns {}; host netns {} has parent '{}'",
-        Lan::GATEWAY,
+        "a LAN made of two network namespaces, removed at the end (no link of this machine is \
+         touched):\n    {} plays the LAN's router, holding {} on its link 'rtr';\n    {} \
+         plays this host, whose link '{}' (the other end of 'rtr') stands for eth0",
         lan.router.name,
+        Lan::GATEWAY,
         lan.host.name,
         Lan::PARENT
     ));
@@ -50,10 +52,13 @@ pub fn run() -> Result<()> {
             shown.join(" ")
         ));
         let bundle = Bundle::new(&lan, id, &annotations);
+        if containers.is_empty() {
+            show_config(&bundle)?;
+        }
         let container = Container::start(&lan, Runtime::Runc, id, &bundle)
             .map_err(|err| anyhow::anyhow!("runc run {id}: {err}"))?;
         for args in [
-            &["ip", "-o", "-4", "addr", "show", "dev", "eth0"][..],
+            &["ip", "-4", "addr", "show", "dev", "eth0"][..],
             &["ip", "route"][..],
         ] {
             let (_, out) = container.exec(args);
@@ -100,6 +105,23 @@ pub fn run() -> Result<()> {
     say(&format!("leases left on {NET}: {}", lan.leased(NET)));
     lan.cli_ok(&["network", "rm", NET], "");
     say("removed the network; the LAN's namespaces go with the demo");
+    Ok(())
+}
+
+/// What the bundle's `config.json` says to oci-macvlan: its annotations and hooks.
+fn show_config(bundle: &Bundle) -> Result<()> {
+    let path = bundle.dir.join("config.json");
+    let config: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?,
+    )?;
+    let shown = serde_json::json!({
+        "annotations": config["annotations"],
+        "hooks": config["hooks"],
+    });
+    println!("    config.json (the parts oci-macvlan reads):");
+    for line in serde_json::to_string_pretty(&shown)?.lines() {
+        println!("    {line}");
+    }
     Ok(())
 }
 

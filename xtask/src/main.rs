@@ -1,4 +1,4 @@
-//! `cargo xtask demo`, `ci`, `vm` and `bench`.
+//! `cargo xtask demo`, `ci`, `dist`, `vm` and `bench`.
 
 use std::{
     path::{Path, PathBuf},
@@ -10,30 +10,49 @@ use anyhow::{Context, Result, bail};
 mod bench;
 mod ci;
 mod demo;
+mod dist;
 mod report;
 mod vm;
 
-const USAGE: &str = "usage: cargo xtask <demo|ci|vm [FILTER]|bench [CYCLES]>
+const USAGE: &str = "usage: cargo xtask <demo|ci|dist|vm [FILTER]|bench [CYCLES]>
 
   demo   build, then run two busybox containers with real runc on a throw-away LAN
-  ci     fmt check, clippy (warnings denied), unit + snapshot tests, privileged tier, VM tier
+  ci     fmt check, clippy (warnings denied), unit + snapshot tests, privileged tier, the Debian
+         package (dist, lintian, dpkg -i, podman, dpkg --purge), VM tier
+  dist   the static binary and the Debian package (cargo-deb, checked by lintian) in target/dist/
   vm     the VM tier alone: tests/tests/vm.rs inside Debian's kernel under qemu (802.1q, dummy)
-  bench  attach/detach against CNI macvlan + host-local and netavark; figures in target/bench/";
+  bench  attach/detach against CNI macvlan + host-local and netavark; figures in target/bench/
+  bench-plot RESULTS.json OUT.svg   the chart of an earlier run's results.json";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("demo") => demo::run(),
         Some("ci") => ci::run(),
+        Some("dist") => dist::run().map(drop),
         Some("vm") => vm::run(args.get(1).map(String::as_str)),
         Some("bench") => bench::run(args.get(1).map(String::as_str)),
         Some("bench-inner") => bench::inner(),
+        Some("bench-plot") => bench_plot(args.get(1), args.get(2)),
         Some("-h" | "--help") => {
             println!("{USAGE}");
             Ok(())
         }
         _ => bail!("{USAGE}"),
     }
+}
+
+/// `bench-plot RESULTS.json OUT.svg`: the chart of a run, without running it again.
+fn bench_plot(json: Option<&String>, out: Option<&String>) -> Result<()> {
+    let (Some(json), Some(out)) = (json, out) else {
+        bail!("usage: cargo xtask bench-plot RESULTS.json OUT.svg");
+    };
+    let text = std::fs::read_to_string(json).with_context(|| format!("cannot read {json}"))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{json} is not JSON"))?;
+    let report = report::Report::from_json(&value)
+        .with_context(|| format!("{json} is not a results.json of cargo xtask bench"))?;
+    std::fs::write(out, report.svg()).with_context(|| format!("cannot write {out}"))
 }
 
 /// The workspace root.
@@ -75,6 +94,10 @@ pub const PREREQUISITES: &[(&str, &str)] = &[
     ("/usr/bin/etcd", "etcd-server"),
     ("/usr/bin/etcdctl", "etcd-client"),
     ("/usr/bin/openssl", "openssl"),
+    // `cargo xtask dist` checks the package with lintian.
+    ("/usr/bin/lintian", "lintian"),
+    // The package test runs README.md's quick start, which edits config.json with jq.
+    ("/usr/bin/jq", "jq"),
 ];
 
 /// Which prerequisites are missing, as Debian package names.

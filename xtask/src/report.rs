@@ -9,19 +9,19 @@ use serde_json::json;
 /// Median and p99 of one tool's operation.
 #[derive(Debug)]
 pub struct Row {
-    pub tool: &'static str,
-    pub op: &'static str,
+    pub tool: String,
+    pub op: String,
     pub n: usize,
     pub median_ms: f64,
     pub p99_ms: f64,
 }
 
 impl Row {
-    pub fn new(tool: &'static str, op: &'static str, samples: &mut [Duration]) -> Self {
+    pub fn new(tool: &str, op: &str, samples: &mut [Duration]) -> Self {
         let (median_ms, p99_ms) = quantiles(samples);
         Self {
-            tool,
-            op,
+            tool: tool.to_owned(),
+            op: op.to_owned(),
             n: samples.len(),
             median_ms,
             p99_ms,
@@ -90,6 +90,29 @@ const OPS: [&str; 3] = [
 ];
 
 impl Report {
+    /// The rows of a `results.json` this module wrote (the scale series is left out): to plot
+    /// a run again without running it.
+    pub fn from_json(json: &serde_json::Value) -> Option<Self> {
+        let rows = json["results"]
+            .as_array()?
+            .iter()
+            .map(|r| {
+                Some(Row {
+                    tool: r["tool"].as_str()?.to_owned(),
+                    op: r["op"].as_str()?.to_owned(),
+                    n: usize::try_from(r["n"].as_u64()?).ok()?,
+                    median_ms: r["median_ms"].as_f64()?,
+                    p99_ms: r["p99_ms"].as_f64()?,
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(Self {
+            cycles: usize::try_from(json["cycles"].as_u64()?).ok()?,
+            rows,
+            scale: Vec::new(),
+        })
+    }
+
     fn find(&self, tool: &str, op: &str) -> Option<&Row> {
         self.rows.iter().find(|r| r.tool == tool && r.op == op)
     }
@@ -100,7 +123,7 @@ impl Report {
         let peers: Vec<&str> = self
             .rows
             .iter()
-            .map(|r| r.tool)
+            .map(|r| r.tool.as_str())
             .filter(|t| {
                 ![OURS, OURS_ON_DISK, OURS_HOST_ACCESS, OURS_ON_ETCD, BASELINE].contains(t)
                     && !t.starts_with("floor")
@@ -233,16 +256,24 @@ impl Report {
     }
 
     /// Horizontal bars: median, with a whisker to p99, one row per tool and operation.
-    fn svg(&self) -> String {
+    pub fn svg(&self) -> String {
         let max = self.rows.iter().map(|r| r.p99_ms).fold(1.0, f64::max);
-        let (label_w, bar_w, row_h) = (330.0, 520.0, 26.0);
+        // Wide enough for the longest label at ~7 px a character of 12 px sans-serif, and for
+        // the figures after the longest whisker: no label runs into its bar, none is cut.
+        let longest = self
+            .rows
+            .iter()
+            .map(|r| r.tool.chars().count() + r.op.chars().count() + 2)
+            .max()
+            .unwrap_or(0);
+        let (label_w, bar_w, row_h) = (16.0 + 7.0 * longest as f64, 520.0, 26.0);
         let height = row_h * (self.rows.len() as f64 + 2.0);
         let mut svg = format!(
             r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{height}" font-family="sans-serif" font-size="12">
 <rect width="100%" height="100%" fill="white"/>
 <text x="8" y="18" font-weight="bold">median (bar) and p99 (line), milliseconds, {cycles} cycles</text>
 "#,
-            w = label_w + bar_w + 80.0,
+            w = label_w + bar_w + 120.0,
             cycles = self.cycles
         );
         for (i, r) in self.rows.iter().enumerate() {

@@ -86,7 +86,13 @@ fn kernel(work: &Path) -> Result<Kernel> {
     if find_kernel(&unpacked).is_err() {
         let package = kernel_package()?;
         eprintln!("==> apt-get download {package}");
-        run_in(work, "apt-get", &["download", &package])?;
+        // apt's download user (_apt) cannot write in a root-owned work dir: download as root
+        // rather than have apt warn that it does so unsandboxed.
+        run_in(
+            work,
+            "apt-get",
+            &["-o", "APT::Sandbox::User=root", "download", &package],
+        )?;
         let deb = fs::read_dir(work)?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .find(|p| {
@@ -332,7 +338,8 @@ fn boot(vmlinuz: &Path, initrd: &Path) -> Result<Totals> {
         let left = GUEST_TIMEOUT.saturating_sub(started.elapsed());
         match rx.recv_timeout(left) {
             Ok(line) => {
-                // The serial console ends lines with CR LF and may carry terminal escapes.
+                // The serial console ends lines with CR LF and carries terminal escapes.
+                let line = plain(&line);
                 let line = line.trim_end_matches('\r');
                 println!("[vm] {line}");
                 if let Some(summary) = line.find("test result: ").map(|at| &line[at + 13..]) {
@@ -367,6 +374,39 @@ fn boot(vmlinuz: &Path, initrd: &Path) -> Result<Totals> {
     }
 }
 
+/// `line` without terminal escape sequences (CSI `ESC [ … final`, OSC `ESC ] … BEL`, and
+/// two-character `ESC X`): what a log keeps of a serial console.
+fn plain(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\x1b' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            // CSI: parameters and intermediates up to a final byte in '@'..='~'.
+            Some('[') => {
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            }
+            // OSC: up to BEL or ESC \.
+            Some(']') => {
+                while let Some(c) = chars.next() {
+                    if c == '\x07' || (c == '\x1b' && chars.next_if_eq(&'\\').is_some()) {
+                        break;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
 fn run_in(dir: &Path, program: &str, args: &[&str]) -> Result<()> {
     let status = Command::new(program)
         .args(args)
@@ -377,4 +417,25 @@ fn run_in(dir: &Path, program: &str, args: &[&str]) -> Result<()> {
         bail!("{program} {} failed ({status})", args.join(" "));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain;
+
+    #[test]
+    fn console_lines_lose_their_escapes() {
+        let cases = [
+            ("test result: ok.", "test result: ok."),
+            ("\x1b[0m\x1b[1;32mok\x1b[0m", "ok"),
+            ("\x1b[?25l\x1b[2J\x1b[Hboot", "boot"),
+            ("\x1b]0;title\x07after", "after"),
+            ("\x1b]0;title\x1b\\after", "after"),
+            ("\x1bcreset", "reset"),
+            ("é\x1b[31m€", "é€"),
+        ];
+        for (raw, expected) in cases {
+            assert_eq!(plain(raw), expected, "{raw:?}");
+        }
+    }
 }

@@ -91,12 +91,12 @@ fn release(store: &mut dyn LeaseStore, container_id: &str) -> Result<Vec<Lease>>
 }
 
 /// What a container left in a namespace that outlives it.
-struct Ours<'a> {
-    records: &'a Records,
-    container_id: &'a str,
-    endpoints: &'a [RecordedEndpoint],
+pub(crate) struct Ours<'a> {
+    pub(crate) records: &'a Records,
+    pub(crate) container_id: &'a str,
+    pub(crate) endpoints: &'a [RecordedEndpoint],
     /// The addresses it leased.
-    held: &'a [IpAddr],
+    pub(crate) held: &'a [IpAddr],
 }
 
 impl Ours<'_> {
@@ -107,7 +107,7 @@ impl Ours<'_> {
     /// there may keep an address the container leased, which is about to be free: a link it
     /// changed (another MAC, another name) or one another record claims keeps its place, never
     /// the address.
-    async fn delete_from(&self, path: &Path, expected: Option<NetnsId>) -> Result<()> {
+    pub(crate) async fn delete_from(&self, path: &Path, expected: Option<NetnsId>) -> Result<()> {
         let Some(netns) = Netns::open_if_exists(path).map_err(Error::ContainerNetns)? else {
             return Ok(());
         };

@@ -48,6 +48,17 @@ pub enum Error {
     NetworkNotFound(String),
     #[error("network {name} has active endpoints: {endpoints}")]
     NetworkInUse { name: String, endpoints: String },
+    #[error("container {container_id} is not connected to network {network}")]
+    NotConnected {
+        container_id: String,
+        network: String,
+    },
+    #[error("container {container_id} is already connected to network {network} (as {ifname})")]
+    AlreadyConnected {
+        container_id: String,
+        network: String,
+        ifname: String,
+    },
     #[error("container process {pid} is gone (read {path})")]
     ProcessGone { pid: i32, path: PathBuf },
     #[error("cannot read {path}")]
@@ -313,7 +324,9 @@ impl Error {
             | Self::ParentOfOtherDriver { .. } => ErrorKind::Conflict,
             Self::Driver(err) => err.kind(),
             Self::ParentLink(oci_macvlan_vlan::LinkError::Name(_)) => ErrorKind::Invalid,
-            Self::NetworkNotFound(_) | Self::ProcessGone { .. } => ErrorKind::NotFound,
+            Self::NetworkNotFound(_) | Self::ProcessGone { .. } | Self::NotConnected { .. } => {
+                ErrorKind::NotFound
+            }
             Self::ContainerNetns(err) if err.errno() == Some(netlink::Errno::ENOENT) => {
                 ErrorKind::NotFound
             }
@@ -325,6 +338,7 @@ impl Error {
             }
             Self::NetworkExists(_)
             | Self::NetworkInUse { .. }
+            | Self::AlreadyConnected { .. }
             | Self::InterfaceExists { .. }
             | Self::MacInUse { .. }
             | Self::IdInUse { .. }

@@ -8,6 +8,7 @@
 
 mod boot;
 mod detach;
+mod disconnect;
 pub mod driver;
 mod endpoint;
 mod error;
@@ -30,6 +31,7 @@ mod verify;
 mod wiring;
 
 pub use detach::detach;
+pub use disconnect::disconnect;
 pub use endpoint::{AttachRequest, Attachment, Endpoint, attach};
 pub use error::{DefinitionError, Error, ErrorKind, Result, StateError, one_line};
 pub use files::{Durability, Put, check_private_dir, write_atomic};

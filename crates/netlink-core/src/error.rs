@@ -115,6 +115,11 @@ pub enum Error {
         #[source]
         source: KernelError,
     },
+    #[error("cannot list the links of the namespace")]
+    ListLinks {
+        #[source]
+        source: KernelError,
+    },
     #[error("cannot list the addresses of the namespace")]
     ListAddresses {
         #[source]
@@ -192,6 +197,7 @@ impl Error {
             | Self::DeleteLink { source, .. }
             | Self::AddAddress { source, .. }
             | Self::ListAddresses { source }
+            | Self::ListLinks { source }
             | Self::ListLinkAddresses { source, .. }
             | Self::DeleteAddress { source, .. }
             | Self::AddDefaultRoute { source, .. }

@@ -278,6 +278,18 @@ fn common<T>(mut builder: LinkMessageBuilder<T>, spec: &NewChild<'_>) -> LinkMes
 }
 
 impl Handle {
+    /// Every link of this handle's namespace (one dump): for messages and checks a person asked
+    /// for, never on a hook's path.
+    pub async fn links(&self) -> Result<Vec<Link>> {
+        let list = |err: rtnetlink::Error| Error::ListLinks { source: err.into() };
+        let mut dump = self.inner.link().get().execute();
+        let mut links = Vec::new();
+        while let Some(msg) = dump.try_next().await.map_err(list)? {
+            links.push(Link::from_message(msg));
+        }
+        Ok(links)
+    }
+
     /// Looks a link up by name (one `RTM_GETLINK`, never a dump). A missing link is `Ok(None)`.
     pub async fn link_by_name(&self, name: &str) -> Result<Option<Link>> {
         let request = self.inner.link().get().match_name(name.to_owned());
