@@ -222,6 +222,39 @@ fn a_rerun_with_another_static_ip_is_refused_and_changes_nothing() {
     lan.assert_no_residue(&[NET], "after poststop");
 }
 
+/// One network, one link: a re-run (or a `network connect` racing another, both past its own
+/// check) asking for a network the container's record already has under another interface name
+/// is refused before anything is made (exit 5, naming the interface it has), never a second link
+/// and lease on that network.
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn a_rerun_asking_for_a_network_under_another_name_is_refused_and_changes_nothing() {
+    let lan = Lan::new();
+    lan.create_network(NET, &[]);
+    let ns = TestNetns::new("omt-ctr-");
+    let first = lan.fake_bundle("c1", &[(ANN, NET)], &ns.path(), "created");
+    lan.cli_ok(&["hook", "createRuntime"], &first);
+    let record = record_bytes(&lan, "c1");
+    let held = leases(&lan);
+    let second = lan.fake_bundle(
+        "c1",
+        &[(ANN, NET), (&format!("oci-macvlan.{NET}.ifname"), "eth7")],
+        &ns.path(),
+        "created",
+    );
+    let out = lan.cli(&["hook", "createRuntime"], &second);
+    assert_eq!(out.code, 5, "{}", out.stderr);
+    assert!(out.stderr.contains("as eth0"), "{}", out.stderr);
+    assert!(ns.link("eth7").is_none(), "a second link on the network");
+    assert_eq!(leases(&lan), held);
+    assert_eq!(record_bytes(&lan, "c1"), record);
+    lan.cli_ok(&["hook", "poststop"], &first);
+    lan.assert_no_residue(&[NET], "after poststop");
+}
+
 /// Containers sharing one namespace (a pod): the second asking for the first's name and MAC is
 /// refused and the first's link stays; with a name of its own it gets its own link; one's
 /// poststop never deletes the other's link, even when the other was killed right after writing

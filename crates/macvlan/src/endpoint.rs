@@ -174,6 +174,24 @@ impl Apply<'_> {
         undo: &mut Undo,
     ) -> Result<Vec<Endpoint>> {
         let req = self.req;
+        // A network the container is on already under another name (a second `network connect`
+        // racing the first, which checked before either held the container's lock): refused
+        // before anything is made, never a second link and lease on one network.
+        if let Some(previous) = self.previous {
+            for att in &req.attachments {
+                if let Some(old) = previous
+                    .endpoints
+                    .iter()
+                    .find(|e| e.network == att.network.name && e.ifname != att.ifname)
+                {
+                    return Err(Error::AlreadyConnected {
+                        container_id: req.container_id.to_owned(),
+                        network: old.network.clone(),
+                        ifname: old.ifname.clone(),
+                    });
+                }
+            }
+        }
         // Every parent first: a missing one changes nothing at all.
         let networks: Vec<&Network> = req.attachments.iter().map(|a| a.network).collect();
         let parents = resolve_parents(self.host, &networks).await?;
