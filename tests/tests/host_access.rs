@@ -521,3 +521,38 @@ fn sixty_four_concurrent_attaches_and_detaches_leave_exactly_their_routes() {
     assert!(lan.host.link(&link).is_some());
     assert_eq!(lan.cli(&["verify"], "").code, 0);
 }
+
+/// `gc` goes on when one network's host link cannot be made (a link of its name that is not
+/// ours): it says so in a line, repairs the other networks and finishes its report.
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn gc_goes_on_past_a_host_link_it_cannot_make() {
+    let lan = lan_with_host_addresses();
+    lan.create_network("a-blocked", &["-o", "host_access=192.168.77.3"]);
+    lan.cli_ok(
+        &on_lan0("b-fine", "192.168.77.0/24", &["host_access=192.168.77.9"]),
+        "",
+    );
+    let (blocked, fine) = (host_link(&lan, "a-blocked"), host_link(&lan, "b-fine"));
+    lan.host.ip(&["link", "del", &blocked]);
+    lan.host.ip(&["link", "del", &fine]);
+    // Someone else's link takes the name.
+    lan.host.ip(&[
+        "link", "add", &blocked, "link", "lan0", "type", "macvlan", "mode", "bridge",
+    ]);
+    let gc = lan.cli(&["gc"], "");
+    assert_eq!(gc.code, 0, "{}", gc.stderr);
+    assert!(gc.stdout.contains("network a-blocked"), "{}", gc.stdout);
+    assert!(
+        gc.stdout
+            .contains(&format!("made host link {fine} of network b-fine again")),
+        "{}",
+        gc.stdout
+    );
+    assert!(lan.host.link(&fine).is_some());
+    let foreign = lan.host.link(&blocked).unwrap();
+    assert!(foreign.get("ifalias").is_none(), "{foreign}");
+}

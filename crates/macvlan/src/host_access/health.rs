@@ -31,62 +31,73 @@ pub(crate) async fn repair(
     let host = Handle::current().map_err(Error::Netlink)?;
     let mut lines = Vec::new();
     for net in &nets {
-        let parent = match resolve_parents(&host, &[net]).await {
-            Ok(mut parents) => parents.remove(0),
-            Err(err) => {
-                lines.push(format!(
-                    "network {}: no host link: {}",
-                    net.name,
-                    crate::one_line(&err)
-                ));
-                continue;
-            }
-        };
-        let _lock = lock(records, net)?;
-        let (link, made) = ensure_link(&host, net, &parent).await?;
-        if made {
+        // One network's host access that cannot be repaired (its link's name taken by a link
+        // that is not ours, a parent that refuses the link) is a line: the other networks
+        // and the rest of gc go on.
+        if let Err(err) = repair_one(&host, store, records, net, &mut lines).await {
             lines.push(format!(
-                "made host link {} of network {} again",
-                link.name, net.name
+                "network {}: host access not repaired: {}",
+                net.name,
+                crate::one_line(&err)
             ));
         }
-        // The routes first, then the leases: a route an attach adds follows its lease, so
-        // every route read here whose container is on record has its lease read below.
-        let have = host
-            .host_routes(&link)
+    }
+    Ok(lines)
+}
+
+/// `gc`'s repair of one network's host access, its changes pushed onto `lines`.
+async fn repair_one(
+    host: &Handle,
+    store: &mut impl LeaseStore,
+    records: &Records,
+    net: &Network,
+    lines: &mut Vec<String>,
+) -> Result<()> {
+    let parent = resolve_parents(host, &[net]).await?.remove(0);
+    let _lock = lock(records, net)?;
+    let (link, made) = ensure_link(host, net, &parent).await?;
+    if made {
+        lines.push(format!(
+            "made host link {} of network {} again",
+            link.name, net.name
+        ));
+    }
+    // The routes first, then the leases: a route an attach adds follows its lease, so
+    // every route read here whose container is on record has its lease read below.
+    let have = host
+        .host_routes(&link)
+        .await
+        .map_err(|source| Error::HostRoutes {
+            network: net.name.clone(),
+            source,
+        })?;
+    let wanted = wanted(net, store, records)?;
+    let missing: Vec<IpAddr> = wanted
+        .iter()
+        .filter(|ip| !have.contains(ip))
+        .copied()
+        .collect();
+    let mut added = Vec::new();
+    add_routes(host, net, &link, &missing, &mut added).await?;
+    for ip in added {
+        lines.push(format!(
+            "restored host route {ip} via {} (network {})",
+            link.name, net.name
+        ));
+    }
+    for ip in have.iter().filter(|ip| !wanted.contains(ip)) {
+        host.delete_host_route(&link, *ip)
             .await
             .map_err(|source| Error::HostRoutes {
                 network: net.name.clone(),
                 source,
             })?;
-        let wanted = wanted(net, store, records)?;
-        let missing: Vec<IpAddr> = wanted
-            .iter()
-            .filter(|ip| !have.contains(ip))
-            .copied()
-            .collect();
-        let mut added = Vec::new();
-        add_routes(&host, net, &link, &missing, &mut added).await?;
-        for ip in added {
-            lines.push(format!(
-                "restored host route {ip} via {} (network {})",
-                link.name, net.name
-            ));
-        }
-        for ip in have.iter().filter(|ip| !wanted.contains(ip)) {
-            host.delete_host_route(&link, *ip)
-                .await
-                .map_err(|source| Error::HostRoutes {
-                    network: net.name.clone(),
-                    source,
-                })?;
-            lines.push(format!(
-                "deleted host route {ip} via {} (network {}): no container on record holds it",
-                link.name, net.name
-            ));
-        }
+        lines.push(format!(
+            "deleted host route {ip} via {} (network {}): no container on record holds it",
+            link.name, net.name
+        ));
     }
-    Ok(lines)
+    Ok(())
 }
 
 /// What is wrong with the host access of the networks, read only: a missing or foreign link,
