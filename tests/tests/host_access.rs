@@ -522,6 +522,52 @@ fn sixty_four_concurrent_attaches_and_detaches_leave_exactly_their_routes() {
     assert_eq!(lan.cli(&["verify"], "").code, 0);
 }
 
+/// A host link set down (by hand, or by a network manager) lost its IPv6 address and every
+/// route through it: `verify` says so, and the next attach brings it back with both addresses
+/// and the routes of every container on record, as for a link made again.
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn a_host_link_set_down_comes_back_with_its_addresses_and_every_route() {
+    let lan = lan_with_host_addresses();
+    create_dual_stack(&lan, NET, &["-o", ACCESS]);
+    let link = host_link(&lan, NET);
+    let a = runc(&lan, NET);
+    let addresses = lan.host.addresses(&link);
+    assert_eq!(addresses, ["192.168.77.3/32", "fd00:77::3/128"]);
+
+    lan.host.ip(&["link", "set", &link, "down"]);
+    let verify = lan.cli(&["verify"], "");
+    assert_eq!(verify.code, 6, "{}", verify.stdout);
+    for says in [
+        format!("host link {link} is down"),
+        format!("host link {link} lacks the host access address fd00:77::3"),
+    ] {
+        assert!(verify.stdout.contains(&says), "{}", verify.stdout);
+    }
+    let b = runc(&lan, NET);
+    assert_eq!(lan.host.addresses(&link), addresses, "attach");
+    assert_eq!(
+        lan.host.routes_via(&link),
+        ["192.168.77.2", "192.168.77.4", "fd00:77::2", "fd00:77::4"],
+        "attach"
+    );
+    ping(&a, "fd00:77::3");
+
+    lan.host.ip(&["link", "set", &link, "down"]);
+    let gc = lan.cli_ok(&["gc"], "");
+    assert!(
+        gc.contains(&format!("set up host link {link} of network {NET} again")),
+        "{gc}"
+    );
+    assert_eq!(lan.host.addresses(&link), addresses, "gc");
+    assert_eq!(lan.cli(&["verify"], "").code, 0);
+    ping(&b, "fd00:77::3");
+    assert!(lan.host.ping("fd00:77::2"));
+}
+
 /// `gc` goes on when one network's host link cannot be made (a link of its name that is not
 /// ours): it says so in a line, repairs the other networks and finishes its report.
 #[test]

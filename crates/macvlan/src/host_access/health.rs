@@ -6,7 +6,7 @@ use oci_macvlan_ipam::LeaseStore;
 use oci_macvlan_netlink_core::Handle;
 use oci_macvlan_vlan::OWNER_ALIAS;
 
-use super::{add_routes, ensure_link, link_name, lock, lookup, wanted};
+use super::{Ensured, add_routes, ensure_link, link_name, lock, lookup, wanted};
 use crate::{Error, Network, Networks, Records, Result, parents::resolve_parents};
 
 fn with_host_access(networks: &Networks) -> Result<Vec<Network>> {
@@ -55,10 +55,15 @@ async fn repair_one(
 ) -> Result<()> {
     let parent = resolve_parents(host, &[net]).await?.remove(0);
     let _lock = lock(records, net)?;
-    let (link, made) = ensure_link(host, net, &parent).await?;
-    if made {
+    let (link, ensured) = ensure_link(host, net, &parent).await?;
+    let done = match ensured {
+        Ensured::Found => None,
+        Ensured::Made => Some("made"),
+        Ensured::SetUp => Some("set up"),
+    };
+    if let Some(done) = done {
         lines.push(format!(
-            "made host link {} of network {} again",
+            "{done} host link {} of network {} again",
             link.name, net.name
         ));
     }
@@ -127,6 +132,10 @@ pub struct Health {
     pub link: String,
     /// The link is there, ours.
     pub present: bool,
+    /// The link is there and down (which cost it its routes and its IPv6 address).
+    pub down: bool,
+    /// Host access addresses the link, there, does not hold.
+    pub lacking: Vec<IpAddr>,
     /// Addresses of containers on record without a host route.
     pub missing: Vec<IpAddr>,
     /// Host routes through the link to addresses no container on record holds.
@@ -139,6 +148,18 @@ impl Health {
         if !self.present {
             problems.push(format!(
                 "network {}: host link {} is missing (the next attach or `oci-macvlan gc` makes it again)",
+                self.network, self.link
+            ));
+        }
+        if self.down {
+            problems.push(format!(
+                "network {}: host link {} is down (the next attach or `oci-macvlan gc` sets it up again)",
+                self.network, self.link
+            ));
+        }
+        for ip in &self.lacking {
+            problems.push(format!(
+                "network {}: host link {} lacks the host access address {ip}",
                 self.network, self.link
             ));
         }
@@ -169,21 +190,33 @@ pub async fn health(
     let link = lookup(host, net)
         .await?
         .filter(|l| l.alias.as_deref() == Some(OWNER_ALIAS));
-    let have = match &link {
-        Some(link) => host
-            .host_routes(link)
-            .await
-            .map_err(|source| Error::HostRoutes {
-                network: net.name.clone(),
-                source,
-            })?,
-        None => Vec::new(),
+    let routes = |source| Error::HostRoutes {
+        network: net.name.clone(),
+        source,
+    };
+    let (have, lacking) = match &link {
+        Some(link) => {
+            let held = host
+                .address_holders(&net.host_access)
+                .await
+                .map_err(routes)?;
+            let lacking = net
+                .host_access
+                .iter()
+                .filter(|ip| !held.contains(&(link.index, **ip)))
+                .copied()
+                .collect();
+            (host.host_routes(link).await.map_err(routes)?, lacking)
+        }
+        None => (Vec::new(), Vec::new()),
     };
     let wanted = wanted(net, store, records)?;
     Ok(Health {
         network: net.name.clone(),
         link: name,
         present: link.is_some(),
+        down: link.as_ref().is_some_and(|l| !l.up),
+        lacking,
         missing: wanted
             .iter()
             .filter(|ip| !have.contains(ip))

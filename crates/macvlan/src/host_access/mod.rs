@@ -144,8 +144,8 @@ pub(crate) async fn create(
             format!("a link of the host (index {index}) has it"),
         ));
     }
-    let (link, made) = ensure_link(host, net, parent).await?;
-    Ok(made.then_some(link))
+    let (link, ensured) = ensure_link(host, net, parent).await?;
+    Ok((ensured == Ensured::Made).then_some(link))
 }
 
 /// `network rm`: deletes the network's host link (its routes go with it) if it is ours.
@@ -162,9 +162,9 @@ pub(crate) async fn remove(host: &Handle, net: &Network) -> Result<()> {
 }
 
 /// In an attach: the network's host link on `parent`. The usual case is one lookup. A missing
-/// link is made again under the network's host-access lock, and then the routes of every
-/// container on record for the network are restored; a link that is not ours is judged under
-/// that lock too (the maker tags it right after making it).
+/// link is made again (a down one set up again) under the network's host-access lock, and then
+/// the routes of every container on record for the network are restored; a link that is not
+/// ours is judged under that lock too (the maker tags it right after making it).
 pub(crate) async fn link_for_attach(
     host: &Handle,
     net: &Network,
@@ -175,16 +175,31 @@ pub(crate) async fn link_for_attach(
     if let Some(link) = lookup(host, net).await? {
         // A link that is not (yet) ours may be one another attach is making, under the lock,
         // and has not tagged yet: judged again once the lock is ours.
-        if let Ok(link) = adopt(host, net, parent, link).await {
-            return Ok(link);
+        // A down one lost its routes and its IPv6 address: set up again under the lock.
+        if let Ok(link) = adopt(net, parent, link) {
+            if link.up {
+                return Ok(link);
+            }
         }
     }
     let _lock = lock(records, net)?;
-    let (link, made) = ensure_link(host, net, parent).await?;
-    if made {
+    let (link, ensured) = ensure_link(host, net, parent).await?;
+    if ensured != Ensured::Found {
         restore(host, net, &link, store, records).await?;
     }
     Ok(link)
+}
+
+/// What [`ensure_link`] did to the network's host link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ensured {
+    /// Found up: nothing.
+    Found,
+    /// Made (again).
+    Made,
+    /// Found down (by hand, a network manager), which cost it its routes and its IPv6 address
+    /// (the kernel drops both): given its addresses again and set up.
+    SetUp,
 }
 
 fn lock(records: &Records, net: &Network) -> Result<FileLock> {
@@ -207,17 +222,19 @@ async fn lookup(host: &Handle, net: &Network) -> Result<Option<Link>> {
         })
 }
 
-/// The network's host link, found (`false`) or made (`true`).
-async fn ensure_link(host: &Handle, net: &Network, parent: &Link) -> Result<(Link, bool)> {
-    if let Some(link) = lookup(host, net).await? {
-        return Ok((adopt(host, net, parent, link).await?, false));
-    }
+/// The network's host link, found, made, or set up again.
+async fn ensure_link(host: &Handle, net: &Network, parent: &Link) -> Result<(Link, Ensured)> {
     let name = link_name(&net.id);
     let failed = |source: oci_macvlan_netlink_core::Error| Error::HostLink {
         name: name.clone(),
         network: net.name.clone(),
         source: Box::new(source),
     };
+    if let Some(link) = lookup(host, net).await? {
+        return set_up(host, net, adopt(net, parent, link)?)
+            .await
+            .map_err(failed);
+    }
     let here = Netns::open("/proc/thread-self/ns/net").map_err(failed)?;
     let spec = NewChild {
         parent,
@@ -235,7 +252,9 @@ async fn ensure_link(host: &Handle, net: &Network, parent: &Link) -> Result<(Lin
         // Made meanwhile by someone who does not hold our lock: judged as found.
         Err(err) if err.errno() == Some(Errno::EEXIST) => {
             let link = lookup(host, net).await?.ok_or_else(|| failed(err))?;
-            return Ok((adopt(host, net, parent, link).await?, false));
+            return set_up(host, net, adopt(net, parent, link)?)
+                .await
+                .map_err(failed);
         }
         Err(err) => return Err(failed(err)),
     }
@@ -251,7 +270,22 @@ async fn ensure_link(host: &Handle, net: &Network, parent: &Link) -> Result<(Lin
         return Err(failed(err));
     }
     let link = lookup(host, net).await?.unwrap_or(link);
-    Ok((link, true))
+    Ok((link, Ensured::Made))
+}
+
+/// A found link of ours that is down is configured again (its addresses, its sysctls) and set
+/// up.
+async fn set_up(
+    host: &Handle,
+    net: &Network,
+    link: Link,
+) -> oci_macvlan_netlink_core::Result<(Link, Ensured)> {
+    if link.up {
+        return Ok((link, Ensured::Found));
+    }
+    let here = Netns::open("/proc/thread-self/ns/net")?;
+    configure(host, &here, net, &link).await?;
+    Ok((link, Ensured::SetUp))
 }
 
 /// Tags the new link as ours, sets its sysctls, gives it the host's addresses and sets it up.
@@ -290,8 +324,8 @@ fn sysctls<'a>(ifname: &'a str, net: &Network) -> Vec<Sysctl<'a>> {
 }
 
 /// A link of the host link's name is ours only if it carries our alias, is of the network's
-/// driver and sits on its parent; one we set down is set up again.
-async fn adopt(host: &Handle, net: &Network, parent: &Link, link: Link) -> Result<Link> {
+/// driver and sits on its parent.
+fn adopt(net: &Network, parent: &Link, link: Link) -> Result<Link> {
     let kind = net.driver().name();
     let found = if link.alias.as_deref() != Some(OWNER_ALIAS) {
         Some("a link oci-macvlan did not create".to_owned())
@@ -311,15 +345,6 @@ async fn adopt(host: &Handle, net: &Network, parent: &Link, link: Link) -> Resul
             network: net.name.clone(),
             found,
         });
-    }
-    if !link.up {
-        host.set_link_up(&link)
-            .await
-            .map_err(|source| Error::HostLink {
-                name: link.name.clone(),
-                network: net.name.clone(),
-                source: Box::new(source),
-            })?;
     }
     Ok(link)
 }
