@@ -602,3 +602,78 @@ fn gc_goes_on_past_a_host_link_it_cannot_make() {
     let foreign = lan.host.link(&blocked).unwrap();
     assert!(foreign.get("ifalias").is_none(), "{foreign}");
 }
+
+/// On a network with host access and no `--gateway`, a container may not ask for the address
+/// of a router the host sends through (its default route's): the host route to the container
+/// would take the host's own traffic to that router. Refused, and nothing is left.
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn a_container_may_not_take_the_address_of_the_hosts_router() {
+    let lan = lan_with_host_addresses();
+    lan.host.ip(&[
+        "route",
+        "add",
+        "default",
+        "via",
+        Lan::GATEWAY,
+        "dev",
+        Lan::PARENT,
+    ]);
+    lan.cli_ok(
+        &on_lan0(NET, "192.168.77.0/24", &["host_access=192.168.77.3"]),
+        "",
+    );
+    let link = host_link(&lan, NET);
+    let ns = TestNetns::new("omt-ctr-");
+    let state = |status| {
+        lan.fake_bundle(
+            "thief",
+            &[
+                ("oci-macvlan.networks", NET),
+                ("oci-macvlan.ip", Lan::GATEWAY),
+            ],
+            &ns.path(),
+            status,
+        )
+    };
+    let out = lan.cli(&["hook"], &state("creating"));
+    assert_eq!(out.code, 5, "{}", out.stderr);
+    assert!(out.stderr.contains(Lan::GATEWAY), "{}", out.stderr);
+    assert_eq!(lan.host.routes_via(&link), Vec::<String>::new());
+    assert!(
+        lan.host
+            .ip(&["route", "get", Lan::GATEWAY])
+            .contains("dev lan0")
+    );
+    assert_eq!(lan.leased(NET), 0);
+    assert_eq!(lan.records(), Vec::<String>::new());
+
+    // A router the host's operator reaches through the host link is a container: its own.
+    lan.host.ip(&[
+        "route",
+        "add",
+        "10.8.0.0/24",
+        "via",
+        "192.168.77.50",
+        "dev",
+        &link,
+        "onlink",
+    ]);
+    let router = |status| {
+        lan.fake_bundle(
+            "router",
+            &[
+                ("oci-macvlan.networks", NET),
+                ("oci-macvlan.ip", "192.168.77.50"),
+            ],
+            &ns.path(),
+            status,
+        )
+    };
+    lan.cli_ok(&["hook"], &router("creating"));
+    assert_eq!(lan.host.routes_via(&link), ["10.8.0.0/24", "192.168.77.50"]);
+    lan.cli_ok(&["hook", "poststop"], &router("stopped"));
+}

@@ -210,6 +210,7 @@ impl Apply<'_> {
             if let Some(mode) = driver.exclusive_parent() {
                 check_parent_free(store, net, mode, req.container_id)?;
             }
+            host_access::check_static(self.host, net, &att.static_ips).await?;
             let owner = Owner {
                 container_id: req.container_id.to_owned(),
                 ifname: att.ifname.clone(),

@@ -109,6 +109,53 @@ impl Handle {
         Ok(found)
     }
 
+    /// The next hops (gateways) of every route of the namespace, every table, both families,
+    /// multipath routes' included, each with the index of the link it goes out of (0 for
+    /// none): the routers the host sends through. For an attach that asks for a static address
+    /// on a network with host access: the host route to a container holding one of these would
+    /// take the host's traffic to that router.
+    pub async fn route_gateways(&self) -> Result<Vec<(IpAddr, u32)>> {
+        let mut found = Vec::new();
+        for family in [
+            RouteMessageBuilder::<Ipv4Addr>::new().build(),
+            RouteMessageBuilder::<Ipv6Addr>::new().build(),
+        ] {
+            let mut dump = self.inner.route().get(family).execute();
+            while let Some(msg) = dump.try_next().await.map_err(|err| Error::ListRoutes {
+                link: "(all)".to_owned(),
+                source: err.into(),
+            })? {
+                let oif = msg
+                    .attributes
+                    .iter()
+                    .find_map(|a| match a {
+                        RouteAttribute::Oif(index) => Some(*index),
+                        _ => None,
+                    })
+                    .unwrap_or(0);
+                for attribute in &msg.attributes {
+                    match attribute {
+                        RouteAttribute::Gateway(gateway) => {
+                            found.extend(ip_of(gateway).map(|ip| (ip, oif)));
+                        }
+                        RouteAttribute::MultiPath(hops) => {
+                            found.extend(hops.iter().flat_map(|hop| {
+                                hop.attributes.iter().filter_map(|a| match a {
+                                    RouteAttribute::Gateway(gateway) => {
+                                        ip_of(gateway).map(|ip| (ip, hop.interface_index))
+                                    }
+                                    _ => None,
+                                })
+                            }));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        Ok(found)
+    }
+
     /// Which of `addresses` a link of this namespace carries, as `(link index, address)`. One
     /// dump of the namespace's addresses: for `network create`, never on a hook's path.
     pub async fn address_holders(&self, addresses: &[IpAddr]) -> Result<Vec<(u32, IpAddr)>> {

@@ -349,6 +349,42 @@ fn adopt(net: &Network, parent: &Link, link: Link) -> Result<Link> {
     Ok(link)
 }
 
+/// In an attach, before any lease: refuses a static address that is a router the host sends
+/// through (a gateway of one of its routes, but for routes through the network's own host
+/// link: the host's operator routing through a container). The host route to the container
+/// would take the host's own traffic to that router: a container could capture the host's DNS
+/// queries to its router, say. One lookup and one dump of the host's routes, only when the
+/// container asks for an address.
+pub(crate) async fn check_static(
+    host: &Handle,
+    net: &Network,
+    static_ips: &[IpAddr],
+) -> Result<()> {
+    if static_ips.is_empty() || net.host_access.is_empty() {
+        return Ok(());
+    }
+    let own = lookup(host, net).await?.map(|link| link.index);
+    let gateways = host
+        .route_gateways()
+        .await
+        .map_err(|source| Error::HostRoutes {
+            network: net.name.clone(),
+            source,
+        })?;
+    let router = |ip: &&IpAddr| {
+        gateways
+            .iter()
+            .any(|(gateway, oif)| gateway == *ip && Some(*oif) != own)
+    };
+    match static_ips.iter().find(router) {
+        Some(ip) => Err(Error::HostRouterAddress {
+            ip: *ip,
+            network: net.name.clone(),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// Adds a host route to each of `ips` through `link`, pushing onto `added` those this call
 /// added (a route already there is not this call's).
 pub(crate) async fn add_routes(
