@@ -677,3 +677,29 @@ fn a_container_may_not_take_the_address_of_the_hosts_router() {
     assert_eq!(lan.host.routes_via(&link), ["10.8.0.0/24", "192.168.77.50"]);
     lan.cli_ok(&["hook", "poststop"], &router("stopped"));
 }
+
+/// A dual-stack network with an IPv4 host access address only: its containers attach (the
+/// host link, without IPv6, takes no IPv6 route: the kernel refuses one there), the host
+/// reaches them over IPv4, and `verify` and `gc` ask for no IPv6 route.
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn a_dual_stack_network_with_ipv4_host_access_only() {
+    let lan = lan_with_host_addresses();
+    create_dual_stack(&lan, NET, &["-o", "host_access=192.168.77.3"]);
+    let link = host_link(&lan, NET);
+    let a = runc(&lan, NET);
+    assert_eq!(lan.host.routes_via(&link), ["192.168.77.2"]);
+    assert!(lan.host.ping("192.168.77.2"));
+    ping(&a, "192.168.77.3");
+    let verify = lan.cli(&["verify"], "");
+    assert_eq!(verify.code, 0, "{}", verify.stdout);
+    lan.cli_ok(&["gc"], "");
+    assert_eq!(lan.host.routes_via(&link), ["192.168.77.2"]);
+    a.stop().unwrap();
+    assert_eq!(lan.host.routes_via(&link), Vec::<String>::new());
+    assert_eq!(lan.records(), Vec::<String>::new());
+    assert_eq!(lan.leased(NET), 0);
+}

@@ -334,12 +334,16 @@ impl Apply<'_> {
         let link =
             host_access::link_for_attach(self.host, net, parent, store, self.records).await?;
         failpoint::hit("attach:net:host-link")?;
-        let ips: Vec<IpAddr> = leases.iter().map(|l| l.ip).collect();
+        let ips: Vec<IpAddr> = leases
+            .iter()
+            .map(|l| l.ip)
+            .filter(|ip| net.host_routes_to(*ip))
+            .collect();
         let mut added = Vec::new();
         let routed = host_access::add_routes(self.host, net, &link, &ips, &mut added).await;
         let leased: Vec<IpAddr> = new
             .iter()
-            .filter(|ip| !added.contains(ip))
+            .filter(|ip| ips.contains(ip) && !added.contains(ip))
             .copied()
             .collect();
         added.extend(leased);

@@ -49,6 +49,13 @@ impl Network {
     pub fn host_link(&self) -> Option<String> {
         (!self.host_access.is_empty()).then(|| link_name(&self.id))
     }
+
+    /// Whether the host routes to a container address `ip` through its host link: only in a
+    /// family the link has an address of (without one, the host could not be answered, and the
+    /// kernel refuses an IPv6 route on a link with IPv6 off).
+    pub(crate) fn host_routes_to(&self, ip: IpAddr) -> bool {
+        self.host_access.iter().any(|a| a.is_ipv4() == ip.is_ipv4())
+    }
 }
 
 /// Parses `-o host_access=IP[,IP6]` and reserves each address in the pool that contains it.
@@ -432,7 +439,9 @@ fn wanted(net: &Network, store: &mut impl LeaseStore, records: &Records) -> Resu
         let id = &lease.owner.container_id;
         if recorded.contains(id) || records.read(id)?.is_some() {
             recorded.insert(id.clone());
-            wanted.push(lease.ip);
+            if net.host_routes_to(lease.ip) {
+                wanted.push(lease.ip);
+            }
         }
     }
     Ok(wanted)
