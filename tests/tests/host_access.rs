@@ -703,3 +703,41 @@ fn a_dual_stack_network_with_ipv4_host_access_only() {
     assert_eq!(lan.records(), Vec::<String>::new());
     assert_eq!(lan.leased(NET), 0);
 }
+
+/// A host link whose addresses were flushed (by hand, or by a network manager) stays up but
+/// cannot answer for the host: `verify` says which address it lacks, and `gc` gives it back.
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn gc_gives_a_flushed_host_link_its_addresses_again() {
+    let lan = lan_with_host_addresses();
+    create_dual_stack(&lan, NET, &["-o", ACCESS]);
+    let link = host_link(&lan, NET);
+    let a = runc(&lan, NET);
+    lan.host
+        .ip(&["addr", "flush", "dev", &link, "scope", "global"]);
+    let verify = lan.cli(&["verify"], "");
+    assert!(
+        verify.stdout.contains(&format!(
+            "host link {link} lacks the host access address 192.168.77.3"
+        )),
+        "{}",
+        verify.stdout
+    );
+    let gc = lan.cli_ok(&["gc"], "");
+    assert!(
+        gc.contains(&format!(
+            "gave host link {link} of network {NET} its address 192.168.77.3, fd00:77::3 again"
+        )),
+        "{gc}"
+    );
+    assert_eq!(
+        lan.host.addresses(&link),
+        ["192.168.77.3/32", "fd00:77::3/128"]
+    );
+    assert_eq!(lan.cli(&["verify"], "").code, 0);
+    ping(&a, "192.168.77.3");
+    assert!(lan.host.ping("192.168.77.2"));
+}

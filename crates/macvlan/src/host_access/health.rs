@@ -6,7 +6,9 @@ use oci_macvlan_ipam::LeaseStore;
 use oci_macvlan_netlink_core::Handle;
 use oci_macvlan_vlan::OWNER_ALIAS;
 
-use super::{Ensured, add_routes, ensure_link, link_name, lock, lookup, wanted};
+use super::{
+    Ensured, add_routes, ensure_link, lacking, link_name, lock, lookup, reconfigure, wanted,
+};
 use crate::{Error, Network, Networks, Records, Result, parents::resolve_parents};
 
 fn with_host_access(networks: &Networks) -> Result<Vec<Network>> {
@@ -65,6 +67,25 @@ async fn repair_one(
         lines.push(format!(
             "{done} host link {} of network {} again",
             link.name, net.name
+        ));
+    }
+    // Up but without an address of its own (flushed by hand or by a network manager): the
+    // host cannot be answered through it.
+    let lacking = lacking(host, net, &link).await?;
+    if !lacking.is_empty() {
+        reconfigure(host, net, &link)
+            .await
+            .map_err(|source| Error::HostLink {
+                name: link.name.clone(),
+                network: net.name.clone(),
+                source: Box::new(source),
+            })?;
+        let lacking: Vec<String> = lacking.iter().map(ToString::to_string).collect();
+        lines.push(format!(
+            "gave host link {} of network {} its address {} again",
+            link.name,
+            net.name,
+            lacking.join(", ")
         ));
     }
     // The routes first, then the leases: a route an attach adds follows its lease, so
@@ -195,19 +216,10 @@ pub async fn health(
         source,
     };
     let (have, lacking) = match &link {
-        Some(link) => {
-            let held = host
-                .address_holders(&net.host_access)
-                .await
-                .map_err(routes)?;
-            let lacking = net
-                .host_access
-                .iter()
-                .filter(|ip| !held.contains(&(link.index, **ip)))
-                .copied()
-                .collect();
-            (host.host_routes(link).await.map_err(routes)?, lacking)
-        }
+        Some(link) => (
+            host.host_routes(link).await.map_err(routes)?,
+            lacking(host, net, link).await?,
+        ),
         None => (Vec::new(), Vec::new()),
     };
     let wanted = wanted(net, store, records)?;

@@ -290,9 +290,38 @@ async fn set_up(
     if link.up {
         return Ok((link, Ensured::Found));
     }
-    let here = Netns::open("/proc/thread-self/ns/net")?;
-    configure(host, &here, net, &link).await?;
+    reconfigure(host, net, &link).await?;
     Ok((link, Ensured::SetUp))
+}
+
+/// [`configure`] on a link of ours found down or lacking an address: what it lacks is added
+/// again, what it has is left.
+pub(crate) async fn reconfigure(
+    host: &Handle,
+    net: &Network,
+    link: &Link,
+) -> oci_macvlan_netlink_core::Result<()> {
+    let here = Netns::open("/proc/thread-self/ns/net")?;
+    configure(host, &here, net, link).await
+}
+
+/// The host access addresses `link` does not hold (one dump of the host's addresses: for
+/// `gc`, `verify` and `doctor`, never on a hook's path).
+pub(crate) async fn lacking(host: &Handle, net: &Network, link: &Link) -> Result<Vec<IpAddr>> {
+    let held = host
+        .address_holders(&net.host_access)
+        .await
+        .map_err(|source| Error::HostLink {
+            name: link.name.clone(),
+            network: net.name.clone(),
+            source: Box::new(source),
+        })?;
+    Ok(net
+        .host_access
+        .iter()
+        .filter(|ip| !held.contains(&(link.index, **ip)))
+        .copied()
+        .collect())
 }
 
 /// Tags the new link as ours, sets its sysctls, gives it the host's addresses and sets it up.
