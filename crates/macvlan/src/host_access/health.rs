@@ -7,7 +7,7 @@ use oci_macvlan_netlink_core::Handle;
 use oci_macvlan_vlan::OWNER_ALIAS;
 
 use super::{
-    Ensured, add_routes, ensure_link, lacking, link_name, lock, lookup, reconfigure, wanted,
+    Ensured, add_routes, ensure_link, lacking, link_name, lock, lookup, readdress, wanted,
 };
 use crate::{Error, Network, Networks, Records, Result, parents::resolve_parents};
 
@@ -71,15 +71,8 @@ async fn repair_one(
     }
     // Up but without an address of its own (flushed by hand or by a network manager): the
     // host cannot be answered through it.
-    let lacking = lacking(host, net, &link).await?;
+    let lacking = readdress(host, net, &link).await?;
     if !lacking.is_empty() {
-        reconfigure(host, net, &link)
-            .await
-            .map_err(|source| Error::HostLink {
-                name: link.name.clone(),
-                network: net.name.clone(),
-                source: Box::new(source),
-            })?;
         let lacking: Vec<String> = lacking.iter().map(ToString::to_string).collect();
         lines.push(format!(
             "gave host link {} of network {} its address {} again",

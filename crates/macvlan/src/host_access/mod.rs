@@ -222,11 +222,7 @@ async fn lookup(host: &Handle, net: &Network) -> Result<Option<Link>> {
     let name = link_name(&net.id);
     host.link_by_name(&name)
         .await
-        .map_err(|source| Error::HostLink {
-            name,
-            network: net.name.clone(),
-            source: Box::new(source),
-        })
+        .map_err(link_failed(&name, net))
 }
 
 /// The network's host link, found, made, or set up again.
@@ -296,7 +292,7 @@ async fn set_up(
 
 /// [`configure`] on a link of ours found down or lacking an address: what it lacks is added
 /// again, what it has is left.
-pub(crate) async fn reconfigure(
+async fn reconfigure(
     host: &Handle,
     net: &Network,
     link: &Link,
@@ -305,17 +301,35 @@ pub(crate) async fn reconfigure(
     configure(host, &here, net, link).await
 }
 
+/// `gc`: gives a link of ours that is up without some of its addresses (flushed by hand or by
+/// a network manager) what it lacks; returns that.
+pub(crate) async fn readdress(host: &Handle, net: &Network, link: &Link) -> Result<Vec<IpAddr>> {
+    let lacking = lacking(host, net, link).await?;
+    if !lacking.is_empty() {
+        reconfigure(host, net, link)
+            .await
+            .map_err(link_failed(&link.name, net))?;
+    }
+    Ok(lacking)
+}
+
+/// The error of a netlink request about the network's host link `name`.
+fn link_failed(name: &str, net: &Network) -> impl FnOnce(oci_macvlan_netlink_core::Error) -> Error {
+    let (name, network) = (name.to_owned(), net.name.clone());
+    move |source| Error::HostLink {
+        name,
+        network,
+        source: Box::new(source),
+    }
+}
+
 /// The host access addresses `link` does not hold (one dump of the host's addresses: for
 /// `gc`, `verify` and `doctor`, never on a hook's path).
 pub(crate) async fn lacking(host: &Handle, net: &Network, link: &Link) -> Result<Vec<IpAddr>> {
     let held = host
         .address_holders(&net.host_access)
         .await
-        .map_err(|source| Error::HostLink {
-            name: link.name.clone(),
-            network: net.name.clone(),
-            source: Box::new(source),
-        })?;
+        .map_err(link_failed(&link.name, net))?;
     Ok(net
         .host_access
         .iter()
