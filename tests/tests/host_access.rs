@@ -521,3 +521,223 @@ fn sixty_four_concurrent_attaches_and_detaches_leave_exactly_their_routes() {
     assert!(lan.host.link(&link).is_some());
     assert_eq!(lan.cli(&["verify"], "").code, 0);
 }
+
+/// A host link set down (by hand, or by a network manager) lost its IPv6 address and every
+/// route through it: `verify` says so, and the next attach brings it back with both addresses
+/// and the routes of every container on record, as for a link made again.
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn a_host_link_set_down_comes_back_with_its_addresses_and_every_route() {
+    let lan = lan_with_host_addresses();
+    create_dual_stack(&lan, NET, &["-o", ACCESS]);
+    let link = host_link(&lan, NET);
+    let a = runc(&lan, NET);
+    let addresses = lan.host.addresses(&link);
+    assert_eq!(addresses, ["192.168.77.3/32", "fd00:77::3/128"]);
+
+    lan.host.ip(&["link", "set", &link, "down"]);
+    let verify = lan.cli(&["verify"], "");
+    assert_eq!(verify.code, 6, "{}", verify.stdout);
+    for says in [
+        format!("host link {link} is down"),
+        format!("host link {link} lacks the host access address fd00:77::3"),
+    ] {
+        assert!(verify.stdout.contains(&says), "{}", verify.stdout);
+    }
+    let b = runc(&lan, NET);
+    assert_eq!(lan.host.addresses(&link), addresses, "attach");
+    assert_eq!(
+        lan.host.routes_via(&link),
+        ["192.168.77.2", "192.168.77.4", "fd00:77::2", "fd00:77::4"],
+        "attach"
+    );
+    ping(&a, "fd00:77::3");
+
+    lan.host.ip(&["link", "set", &link, "down"]);
+    let gc = lan.cli_ok(&["gc"], "");
+    assert!(
+        gc.contains(&format!("set up host link {link} of network {NET} again")),
+        "{gc}"
+    );
+    assert_eq!(lan.host.addresses(&link), addresses, "gc");
+    assert_eq!(lan.cli(&["verify"], "").code, 0);
+    ping(&b, "fd00:77::3");
+    assert!(lan.host.ping("fd00:77::2"));
+}
+
+/// `gc` goes on when one network's host link cannot be made (a link of its name that is not
+/// ours): it says so in a line, repairs the other networks and finishes its report.
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn gc_goes_on_past_a_host_link_it_cannot_make() {
+    let lan = lan_with_host_addresses();
+    lan.create_network("a-blocked", &["-o", "host_access=192.168.77.3"]);
+    lan.cli_ok(
+        &on_lan0("b-fine", "192.168.77.0/24", &["host_access=192.168.77.9"]),
+        "",
+    );
+    let (blocked, fine) = (host_link(&lan, "a-blocked"), host_link(&lan, "b-fine"));
+    lan.host.ip(&["link", "del", &blocked]);
+    lan.host.ip(&["link", "del", &fine]);
+    // Someone else's link takes the name.
+    lan.host.ip(&[
+        "link", "add", &blocked, "link", "lan0", "type", "macvlan", "mode", "bridge",
+    ]);
+    let gc = lan.cli(&["gc"], "");
+    assert_eq!(gc.code, 0, "{}", gc.stderr);
+    assert!(gc.stdout.contains("network a-blocked"), "{}", gc.stdout);
+    assert!(
+        gc.stdout
+            .contains(&format!("made host link {fine} of network b-fine again")),
+        "{}",
+        gc.stdout
+    );
+    assert!(lan.host.link(&fine).is_some());
+    let foreign = lan.host.link(&blocked).unwrap();
+    assert!(foreign.get("ifalias").is_none(), "{foreign}");
+}
+
+/// On a network with host access and no `--gateway`, a container may not ask for the address
+/// of a router the host sends through (its default route's): the host route to the container
+/// would take the host's own traffic to that router. Refused, and nothing is left.
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn a_container_may_not_take_the_address_of_the_hosts_router() {
+    let lan = lan_with_host_addresses();
+    lan.host.ip(&[
+        "route",
+        "add",
+        "default",
+        "via",
+        Lan::GATEWAY,
+        "dev",
+        Lan::PARENT,
+    ]);
+    lan.cli_ok(
+        &on_lan0(NET, "192.168.77.0/24", &["host_access=192.168.77.3"]),
+        "",
+    );
+    let link = host_link(&lan, NET);
+    let ns = TestNetns::new("omt-ctr-");
+    let state = |status| {
+        lan.fake_bundle(
+            "thief",
+            &[
+                ("oci-macvlan.networks", NET),
+                ("oci-macvlan.ip", Lan::GATEWAY),
+            ],
+            &ns.path(),
+            status,
+        )
+    };
+    let out = lan.cli(&["hook"], &state("creating"));
+    assert_eq!(out.code, 5, "{}", out.stderr);
+    assert!(out.stderr.contains(Lan::GATEWAY), "{}", out.stderr);
+    assert_eq!(lan.host.routes_via(&link), Vec::<String>::new());
+    assert!(
+        lan.host
+            .ip(&["route", "get", Lan::GATEWAY])
+            .contains("dev lan0")
+    );
+    assert_eq!(lan.leased(NET), 0);
+    assert_eq!(lan.records(), Vec::<String>::new());
+
+    // A router the host's operator reaches through the host link is a container: its own.
+    lan.host.ip(&[
+        "route",
+        "add",
+        "10.8.0.0/24",
+        "via",
+        "192.168.77.50",
+        "dev",
+        &link,
+        "onlink",
+    ]);
+    let router = |status| {
+        lan.fake_bundle(
+            "router",
+            &[
+                ("oci-macvlan.networks", NET),
+                ("oci-macvlan.ip", "192.168.77.50"),
+            ],
+            &ns.path(),
+            status,
+        )
+    };
+    lan.cli_ok(&["hook"], &router("creating"));
+    assert_eq!(lan.host.routes_via(&link), ["10.8.0.0/24", "192.168.77.50"]);
+    lan.cli_ok(&["hook", "poststop"], &router("stopped"));
+}
+
+/// A dual-stack network with an IPv4 host access address only: its containers attach (the
+/// host link, without IPv6, takes no IPv6 route: the kernel refuses one there), the host
+/// reaches them over IPv4, and `verify` and `gc` ask for no IPv6 route.
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn a_dual_stack_network_with_ipv4_host_access_only() {
+    let lan = lan_with_host_addresses();
+    create_dual_stack(&lan, NET, &["-o", "host_access=192.168.77.3"]);
+    let link = host_link(&lan, NET);
+    let a = runc(&lan, NET);
+    assert_eq!(lan.host.routes_via(&link), ["192.168.77.2"]);
+    assert!(lan.host.ping("192.168.77.2"));
+    ping(&a, "192.168.77.3");
+    let verify = lan.cli(&["verify"], "");
+    assert_eq!(verify.code, 0, "{}", verify.stdout);
+    lan.cli_ok(&["gc"], "");
+    assert_eq!(lan.host.routes_via(&link), ["192.168.77.2"]);
+    a.stop().unwrap();
+    assert_eq!(lan.host.routes_via(&link), Vec::<String>::new());
+    assert_eq!(lan.records(), Vec::<String>::new());
+    assert_eq!(lan.leased(NET), 0);
+}
+
+/// A host link whose addresses were flushed (by hand, or by a network manager) stays up but
+/// cannot answer for the host: `verify` says which address it lacks, and `gc` gives it back.
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn gc_gives_a_flushed_host_link_its_addresses_again() {
+    let lan = lan_with_host_addresses();
+    create_dual_stack(&lan, NET, &["-o", ACCESS]);
+    let link = host_link(&lan, NET);
+    let a = runc(&lan, NET);
+    lan.host
+        .ip(&["addr", "flush", "dev", &link, "scope", "global"]);
+    let verify = lan.cli(&["verify"], "");
+    assert!(
+        verify.stdout.contains(&format!(
+            "host link {link} lacks the host access address 192.168.77.3"
+        )),
+        "{}",
+        verify.stdout
+    );
+    let gc = lan.cli_ok(&["gc"], "");
+    assert!(
+        gc.contains(&format!(
+            "gave host link {link} of network {NET} its address 192.168.77.3, fd00:77::3 again"
+        )),
+        "{gc}"
+    );
+    assert_eq!(
+        lan.host.addresses(&link),
+        ["192.168.77.3/32", "fd00:77::3/128"]
+    );
+    assert_eq!(lan.cli(&["verify"], "").code, 0);
+    ping(&a, "192.168.77.3");
+    assert!(lan.host.ping("192.168.77.2"));
+}

@@ -228,6 +228,7 @@ impl Apply<'_> {
             if let Some(mode) = driver.exclusive_parent() {
                 check_parent_free(store, net, mode, req.container_id)?;
             }
+            host_access::check_static(self.host, net, &att.static_ips).await?;
             let owner = Owner {
                 container_id: req.container_id.to_owned(),
                 ifname: att.ifname.clone(),
@@ -368,12 +369,16 @@ impl Apply<'_> {
         let link =
             host_access::link_for_attach(self.host, net, parent, store, self.records).await?;
         failpoint::hit("attach:net:host-link")?;
-        let ips: Vec<IpAddr> = leases.iter().map(|l| l.ip).collect();
+        let ips: Vec<IpAddr> = leases
+            .iter()
+            .map(|l| l.ip)
+            .filter(|ip| net.host_routes_to(*ip))
+            .collect();
         let mut added = Vec::new();
         let routed = host_access::add_routes(self.host, net, &link, &ips, &mut added).await;
         let leased: Vec<IpAddr> = new
             .iter()
-            .filter(|ip| !added.contains(ip))
+            .filter(|ip| ips.contains(ip) && !added.contains(ip))
             .copied()
             .collect();
         added.extend(leased);

@@ -153,6 +153,10 @@ pub enum Error {
         holder: String,
     },
     #[error(
+        "address {ip} on network {network} is a router the host sends through (the gateway of one of its routes): with -o host_access the host's route to the container would take the host's traffic to that router"
+    )]
+    HostRouterAddress { ip: IpAddr, network: String },
+    #[error(
         "host link {name} of network {network} exists but is {found}: oci-macvlan will not use it"
     )]
     HostLinkConflict {
@@ -344,6 +348,7 @@ impl Error {
             | Self::IdInUse { .. }
             | Self::ParentHeldAlone { .. }
             | Self::HostAccessInUse { .. }
+            | Self::HostRouterAddress { .. }
             | Self::HostLinkConflict { .. } => ErrorKind::Conflict,
             Self::Lease { source, .. } if source.is_conflict() => ErrorKind::Conflict,
             Self::Lease { source, .. } if source.is_invalid_input() => ErrorKind::Invalid,

@@ -76,37 +76,85 @@ impl Handle {
     /// the link's are kept: for `gc`, `verify` and `doctor`, never on a hook's path.
     pub async fn host_routes(&self, link: &Link) -> Result<Vec<IpAddr>> {
         let mut found = Vec::new();
+        for msg in self.all_routes(&link.name).await? {
+            let full = match msg.header.address_family {
+                AddressFamily::Inet => 32,
+                _ => 128,
+            };
+            if msg.header.destination_prefix_length != full
+                || msg.header.table != MAIN_TABLE
+                || msg.header.kind != RouteType::Unicast
+                || msg.header.protocol == RouteProtocol::Kernel
+                || !msg
+                    .attributes
+                    .iter()
+                    .any(|a| matches!(a, RouteAttribute::Oif(index) if *index == link.index))
+            {
+                continue;
+            }
+            found.extend(msg.attributes.iter().find_map(|a| match a {
+                RouteAttribute::Destination(dst) => ip_of(dst),
+                _ => None,
+            }));
+        }
+        Ok(found)
+    }
+
+    /// The next hops (gateways) of every route of the namespace, every table, both families,
+    /// multipath routes' included, each with the index of the link it goes out of (0 for
+    /// none): the routers the host sends through. For an attach that asks for a static address
+    /// on a network with host access: the host route to a container holding one of these would
+    /// take the host's traffic to that router.
+    pub async fn route_gateways(&self) -> Result<Vec<(IpAddr, u32)>> {
+        let mut found = Vec::new();
+        for msg in self.all_routes("(all)").await? {
+            let oif = msg
+                .attributes
+                .iter()
+                .find_map(|a| match a {
+                    RouteAttribute::Oif(index) => Some(*index),
+                    _ => None,
+                })
+                .unwrap_or(0);
+            for attribute in &msg.attributes {
+                match attribute {
+                    RouteAttribute::Gateway(gateway) => {
+                        found.extend(ip_of(gateway).map(|ip| (ip, oif)));
+                    }
+                    RouteAttribute::MultiPath(hops) => {
+                        found.extend(hops.iter().flat_map(|hop| {
+                            hop.attributes.iter().filter_map(|a| match a {
+                                RouteAttribute::Gateway(gateway) => {
+                                    ip_of(gateway).map(|ip| (ip, hop.interface_index))
+                                }
+                                _ => None,
+                            })
+                        }));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Every route of the namespace, both families, every table (one dump per family); `link`
+    /// names what the caller looks for, in the error.
+    async fn all_routes(&self, link: &str) -> Result<Vec<RouteMessage>> {
+        let mut routes = Vec::new();
         for family in [
             RouteMessageBuilder::<Ipv4Addr>::new().build(),
             RouteMessageBuilder::<Ipv6Addr>::new().build(),
         ] {
             let mut dump = self.inner.route().get(family).execute();
             while let Some(msg) = dump.try_next().await.map_err(|err| Error::ListRoutes {
-                link: link.name.clone(),
+                link: link.to_owned(),
                 source: err.into(),
             })? {
-                let full = match msg.header.address_family {
-                    AddressFamily::Inet => 32,
-                    _ => 128,
-                };
-                if msg.header.destination_prefix_length != full
-                    || msg.header.table != MAIN_TABLE
-                    || msg.header.kind != RouteType::Unicast
-                    || msg.header.protocol == RouteProtocol::Kernel
-                    || !msg
-                        .attributes
-                        .iter()
-                        .any(|a| matches!(a, RouteAttribute::Oif(index) if *index == link.index))
-                {
-                    continue;
-                }
-                found.extend(msg.attributes.iter().find_map(|a| match a {
-                    RouteAttribute::Destination(dst) => ip_of(dst),
-                    _ => None,
-                }));
+                routes.push(msg);
             }
         }
-        Ok(found)
+        Ok(routes)
     }
 
     /// Which of `addresses` a link of this namespace carries, as `(link index, address)`. One

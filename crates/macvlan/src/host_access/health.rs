@@ -6,7 +6,9 @@ use oci_macvlan_ipam::LeaseStore;
 use oci_macvlan_netlink_core::Handle;
 use oci_macvlan_vlan::OWNER_ALIAS;
 
-use super::{add_routes, ensure_link, link_name, lock, lookup, wanted};
+use super::{
+    Ensured, add_routes, ensure_link, lacking, link_name, lock, lookup, readdress, wanted,
+};
 use crate::{Error, Network, Networks, Records, Result, parents::resolve_parents};
 
 fn with_host_access(networks: &Networks) -> Result<Vec<Network>> {
@@ -31,62 +33,90 @@ pub(crate) async fn repair(
     let host = Handle::current().map_err(Error::Netlink)?;
     let mut lines = Vec::new();
     for net in &nets {
-        let parent = match resolve_parents(&host, &[net]).await {
-            Ok(mut parents) => parents.remove(0),
-            Err(err) => {
-                lines.push(format!(
-                    "network {}: no host link: {}",
-                    net.name,
-                    crate::one_line(&err)
-                ));
-                continue;
-            }
-        };
-        let _lock = lock(records, net)?;
-        let (link, made) = ensure_link(&host, net, &parent).await?;
-        if made {
+        // One network's host access that cannot be repaired (its link's name taken by a link
+        // that is not ours, a parent that refuses the link) is a line: the other networks
+        // and the rest of gc go on.
+        if let Err(err) = repair_one(&host, store, records, net, &mut lines).await {
             lines.push(format!(
-                "made host link {} of network {} again",
-                link.name, net.name
+                "network {}: host access not repaired: {}",
+                net.name,
+                crate::one_line(&err)
             ));
         }
-        // The routes first, then the leases: a route an attach adds follows its lease, so
-        // every route read here whose container is on record has its lease read below.
-        let have = host
-            .host_routes(&link)
+    }
+    Ok(lines)
+}
+
+/// `gc`'s repair of one network's host access, its changes pushed onto `lines`.
+async fn repair_one(
+    host: &Handle,
+    store: &mut impl LeaseStore,
+    records: &Records,
+    net: &Network,
+    lines: &mut Vec<String>,
+) -> Result<()> {
+    let parent = resolve_parents(host, &[net]).await?.remove(0);
+    let _lock = lock(records, net)?;
+    let (link, ensured) = ensure_link(host, net, &parent).await?;
+    let done = match ensured {
+        Ensured::Found => None,
+        Ensured::Made => Some("made"),
+        Ensured::SetUp => Some("set up"),
+    };
+    if let Some(done) = done {
+        lines.push(format!(
+            "{done} host link {} of network {} again",
+            link.name, net.name
+        ));
+    }
+    // Up but without an address of its own (flushed by hand or by a network manager): the
+    // host cannot be answered through it.
+    let lacking = readdress(host, net, &link).await?;
+    if !lacking.is_empty() {
+        let lacking: Vec<String> = lacking.iter().map(ToString::to_string).collect();
+        lines.push(format!(
+            "gave host link {} of network {} its address {} again",
+            link.name,
+            net.name,
+            lacking.join(", ")
+        ));
+    }
+    // The routes first, then the leases: a route an attach adds follows its lease, so
+    // every route read here whose container is on record has its lease read below.
+    let have = host
+        .host_routes(&link)
+        .await
+        .map_err(|source| Error::HostRoutes {
+            network: net.name.clone(),
+            source,
+        })?;
+    let wanted = wanted(net, store, records)?;
+    let missing: Vec<IpAddr> = wanted
+        .iter()
+        .filter(|ip| !have.contains(ip))
+        .copied()
+        .collect();
+    let mut added = Vec::new();
+    add_routes(host, net, &link, &missing, &mut added).await?;
+    for ip in added {
+        lines.push(format!(
+            "restored host route {ip} via {} (network {})",
+            link.name, net.name
+        ));
+    }
+    for ip in have.iter().filter(|ip| !wanted.contains(ip)) {
+        host.delete_host_route(&link, *ip)
             .await
             .map_err(|source| Error::HostRoutes {
                 network: net.name.clone(),
                 source,
             })?;
-        let wanted = wanted(net, store, records)?;
-        let missing: Vec<IpAddr> = wanted
-            .iter()
-            .filter(|ip| !have.contains(ip))
-            .copied()
-            .collect();
-        let mut added = Vec::new();
-        add_routes(&host, net, &link, &missing, &mut added).await?;
-        for ip in added {
-            lines.push(format!(
-                "restored host route {ip} via {} (network {})",
-                link.name, net.name
-            ));
-        }
-        for ip in have.iter().filter(|ip| !wanted.contains(ip)) {
-            host.delete_host_route(&link, *ip)
-                .await
-                .map_err(|source| Error::HostRoutes {
-                    network: net.name.clone(),
-                    source,
-                })?;
-            lines.push(format!(
-                "deleted host route {ip} via {} (network {}): no container on record holds it",
-                link.name, net.name
-            ));
-        }
+        lines.push(format!(
+            "deleted host route {ip} via {} (network {}): no container on record holds it",
+            link.name, net.name
+        ));
     }
-    Ok(lines)
+    Ok(())
 }
 
 /// What is wrong with the host access of the networks, read only: a missing or foreign link,
@@ -116,6 +146,10 @@ pub struct Health {
     pub link: String,
     /// The link is there, ours.
     pub present: bool,
+    /// The link is there and down (which cost it its routes and its IPv6 address).
+    pub down: bool,
+    /// Host access addresses the link, there, does not hold.
+    pub lacking: Vec<IpAddr>,
     /// Addresses of containers on record without a host route.
     pub missing: Vec<IpAddr>,
     /// Host routes through the link to addresses no container on record holds.
@@ -128,6 +162,18 @@ impl Health {
         if !self.present {
             problems.push(format!(
                 "network {}: host link {} is missing (the next attach or `oci-macvlan gc` makes it again)",
+                self.network, self.link
+            ));
+        }
+        if self.down {
+            problems.push(format!(
+                "network {}: host link {} is down (the next attach or `oci-macvlan gc` sets it up again)",
+                self.network, self.link
+            ));
+        }
+        for ip in &self.lacking {
+            problems.push(format!(
+                "network {}: host link {} lacks the host access address {ip}",
                 self.network, self.link
             ));
         }
@@ -158,21 +204,24 @@ pub async fn health(
     let link = lookup(host, net)
         .await?
         .filter(|l| l.alias.as_deref() == Some(OWNER_ALIAS));
-    let have = match &link {
-        Some(link) => host
-            .host_routes(link)
-            .await
-            .map_err(|source| Error::HostRoutes {
-                network: net.name.clone(),
-                source,
-            })?,
-        None => Vec::new(),
+    let routes = |source| Error::HostRoutes {
+        network: net.name.clone(),
+        source,
+    };
+    let (have, lacking) = match &link {
+        Some(link) => (
+            host.host_routes(link).await.map_err(routes)?,
+            lacking(host, net, link).await?,
+        ),
+        None => (Vec::new(), Vec::new()),
     };
     let wanted = wanted(net, store, records)?;
     Ok(Health {
         network: net.name.clone(),
         link: name,
         present: link.is_some(),
+        down: link.as_ref().is_some_and(|l| !l.up),
+        lacking,
         missing: wanted
             .iter()
             .filter(|ip| !have.contains(ip))

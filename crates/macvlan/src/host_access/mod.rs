@@ -49,6 +49,13 @@ impl Network {
     pub fn host_link(&self) -> Option<String> {
         (!self.host_access.is_empty()).then(|| link_name(&self.id))
     }
+
+    /// Whether the host routes to a container address `ip` through its host link: only in a
+    /// family the link has an address of (without one, the host could not be answered, and the
+    /// kernel refuses an IPv6 route on a link with IPv6 off).
+    pub(crate) fn host_routes_to(&self, ip: IpAddr) -> bool {
+        self.host_access.iter().any(|a| a.is_ipv4() == ip.is_ipv4())
+    }
 }
 
 /// Parses `-o host_access=IP[,IP6]` and reserves each address in the pool that contains it.
@@ -144,8 +151,8 @@ pub(crate) async fn create(
             format!("a link of the host (index {index}) has it"),
         ));
     }
-    let (link, made) = ensure_link(host, net, parent).await?;
-    Ok(made.then_some(link))
+    let (link, ensured) = ensure_link(host, net, parent).await?;
+    Ok((ensured == Ensured::Made).then_some(link))
 }
 
 /// `network rm`: deletes the network's host link (its routes go with it) if it is ours.
@@ -162,9 +169,9 @@ pub(crate) async fn remove(host: &Handle, net: &Network) -> Result<()> {
 }
 
 /// In an attach: the network's host link on `parent`. The usual case is one lookup. A missing
-/// link is made again under the network's host-access lock, and then the routes of every
-/// container on record for the network are restored; a link that is not ours is judged under
-/// that lock too (the maker tags it right after making it).
+/// link is made again (a down one set up again) under the network's host-access lock, and then
+/// the routes of every container on record for the network are restored; a link that is not
+/// ours is judged under that lock too (the maker tags it right after making it).
 pub(crate) async fn link_for_attach(
     host: &Handle,
     net: &Network,
@@ -175,16 +182,31 @@ pub(crate) async fn link_for_attach(
     if let Some(link) = lookup(host, net).await? {
         // A link that is not (yet) ours may be one another attach is making, under the lock,
         // and has not tagged yet: judged again once the lock is ours.
-        if let Ok(link) = adopt(host, net, parent, link).await {
-            return Ok(link);
+        // A down one lost its routes and its IPv6 address: set up again under the lock.
+        if let Ok(link) = adopt(net, parent, link) {
+            if link.up {
+                return Ok(link);
+            }
         }
     }
     let _lock = lock(records, net)?;
-    let (link, made) = ensure_link(host, net, parent).await?;
-    if made {
+    let (link, ensured) = ensure_link(host, net, parent).await?;
+    if ensured != Ensured::Found {
         restore(host, net, &link, store, records).await?;
     }
     Ok(link)
+}
+
+/// What [`ensure_link`] did to the network's host link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ensured {
+    /// Found up: nothing.
+    Found,
+    /// Made (again).
+    Made,
+    /// Found down (by hand, a network manager), which cost it its routes and its IPv6 address
+    /// (the kernel drops both): given its addresses again and set up.
+    SetUp,
 }
 
 fn lock(records: &Records, net: &Network) -> Result<FileLock> {
@@ -200,24 +222,22 @@ async fn lookup(host: &Handle, net: &Network) -> Result<Option<Link>> {
     let name = link_name(&net.id);
     host.link_by_name(&name)
         .await
-        .map_err(|source| Error::HostLink {
-            name,
-            network: net.name.clone(),
-            source: Box::new(source),
-        })
+        .map_err(link_failed(&name, net))
 }
 
-/// The network's host link, found (`false`) or made (`true`).
-async fn ensure_link(host: &Handle, net: &Network, parent: &Link) -> Result<(Link, bool)> {
-    if let Some(link) = lookup(host, net).await? {
-        return Ok((adopt(host, net, parent, link).await?, false));
-    }
+/// The network's host link, found, made, or set up again.
+async fn ensure_link(host: &Handle, net: &Network, parent: &Link) -> Result<(Link, Ensured)> {
     let name = link_name(&net.id);
     let failed = |source: oci_macvlan_netlink_core::Error| Error::HostLink {
         name: name.clone(),
         network: net.name.clone(),
         source: Box::new(source),
     };
+    if let Some(link) = lookup(host, net).await? {
+        return set_up(host, net, adopt(net, parent, link)?)
+            .await
+            .map_err(failed);
+    }
     let here = Netns::open("/proc/thread-self/ns/net").map_err(failed)?;
     let spec = NewChild {
         parent,
@@ -235,7 +255,9 @@ async fn ensure_link(host: &Handle, net: &Network, parent: &Link) -> Result<(Lin
         // Made meanwhile by someone who does not hold our lock: judged as found.
         Err(err) if err.errno() == Some(Errno::EEXIST) => {
             let link = lookup(host, net).await?.ok_or_else(|| failed(err))?;
-            return Ok((adopt(host, net, parent, link).await?, false));
+            return set_up(host, net, adopt(net, parent, link)?)
+                .await
+                .map_err(failed);
         }
         Err(err) => return Err(failed(err)),
     }
@@ -251,7 +273,69 @@ async fn ensure_link(host: &Handle, net: &Network, parent: &Link) -> Result<(Lin
         return Err(failed(err));
     }
     let link = lookup(host, net).await?.unwrap_or(link);
-    Ok((link, true))
+    Ok((link, Ensured::Made))
+}
+
+/// A found link of ours that is down is configured again (its addresses, its sysctls) and set
+/// up.
+async fn set_up(
+    host: &Handle,
+    net: &Network,
+    link: Link,
+) -> oci_macvlan_netlink_core::Result<(Link, Ensured)> {
+    if link.up {
+        return Ok((link, Ensured::Found));
+    }
+    reconfigure(host, net, &link).await?;
+    Ok((link, Ensured::SetUp))
+}
+
+/// [`configure`] on a link of ours found down or lacking an address: what it lacks is added
+/// again, what it has is left.
+async fn reconfigure(
+    host: &Handle,
+    net: &Network,
+    link: &Link,
+) -> oci_macvlan_netlink_core::Result<()> {
+    let here = Netns::open("/proc/thread-self/ns/net")?;
+    configure(host, &here, net, link).await
+}
+
+/// `gc`: gives a link of ours that is up without some of its addresses (flushed by hand or by
+/// a network manager) what it lacks; returns that.
+pub(crate) async fn readdress(host: &Handle, net: &Network, link: &Link) -> Result<Vec<IpAddr>> {
+    let lacking = lacking(host, net, link).await?;
+    if !lacking.is_empty() {
+        reconfigure(host, net, link)
+            .await
+            .map_err(link_failed(&link.name, net))?;
+    }
+    Ok(lacking)
+}
+
+/// The error of a netlink request about the network's host link `name`.
+fn link_failed(name: &str, net: &Network) -> impl FnOnce(oci_macvlan_netlink_core::Error) -> Error {
+    let (name, network) = (name.to_owned(), net.name.clone());
+    move |source| Error::HostLink {
+        name,
+        network,
+        source: Box::new(source),
+    }
+}
+
+/// The host access addresses `link` does not hold (one dump of the host's addresses: for
+/// `gc`, `verify` and `doctor`, never on a hook's path).
+pub(crate) async fn lacking(host: &Handle, net: &Network, link: &Link) -> Result<Vec<IpAddr>> {
+    let held = host
+        .address_holders(&net.host_access)
+        .await
+        .map_err(link_failed(&link.name, net))?;
+    Ok(net
+        .host_access
+        .iter()
+        .filter(|ip| !held.contains(&(link.index, **ip)))
+        .copied()
+        .collect())
 }
 
 /// Tags the new link as ours, sets its sysctls, gives it the host's addresses and sets it up.
@@ -290,8 +374,8 @@ fn sysctls<'a>(ifname: &'a str, net: &Network) -> Vec<Sysctl<'a>> {
 }
 
 /// A link of the host link's name is ours only if it carries our alias, is of the network's
-/// driver and sits on its parent; one we set down is set up again.
-async fn adopt(host: &Handle, net: &Network, parent: &Link, link: Link) -> Result<Link> {
+/// driver and sits on its parent.
+fn adopt(net: &Network, parent: &Link, link: Link) -> Result<Link> {
     let kind = net.driver().name();
     let found = if link.alias.as_deref() != Some(OWNER_ALIAS) {
         Some("a link oci-macvlan did not create".to_owned())
@@ -312,16 +396,43 @@ async fn adopt(host: &Handle, net: &Network, parent: &Link, link: Link) -> Resul
             found,
         });
     }
-    if !link.up {
-        host.set_link_up(&link)
-            .await
-            .map_err(|source| Error::HostLink {
-                name: link.name.clone(),
-                network: net.name.clone(),
-                source: Box::new(source),
-            })?;
-    }
     Ok(link)
+}
+
+/// In an attach, before any lease: refuses a static address that is a router the host sends
+/// through (a gateway of one of its routes, but for routes through the network's own host
+/// link: the host's operator routing through a container). The host route to the container
+/// would take the host's own traffic to that router: a container could capture the host's DNS
+/// queries to its router, say. One lookup and one dump of the host's routes, only when the
+/// container asks for an address.
+pub(crate) async fn check_static(
+    host: &Handle,
+    net: &Network,
+    static_ips: &[IpAddr],
+) -> Result<()> {
+    if static_ips.is_empty() || net.host_access.is_empty() {
+        return Ok(());
+    }
+    let own = lookup(host, net).await?.map(|link| link.index);
+    let gateways = host
+        .route_gateways()
+        .await
+        .map_err(|source| Error::HostRoutes {
+            network: net.name.clone(),
+            source,
+        })?;
+    let router = |ip: &&IpAddr| {
+        gateways
+            .iter()
+            .any(|(gateway, oif)| gateway == *ip && Some(*oif) != own)
+    };
+    match static_ips.iter().find(router) {
+        Some(ip) => Err(Error::HostRouterAddress {
+            ip: *ip,
+            network: net.name.clone(),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Adds a host route to each of `ips` through `link`, pushing onto `added` those this call
@@ -371,7 +482,9 @@ fn wanted(net: &Network, store: &mut dyn LeaseStore, records: &Records) -> Resul
         let id = &lease.owner.container_id;
         if recorded.contains(id) || records.read(id)?.is_some() {
             recorded.insert(id.clone());
-            wanted.push(lease.ip);
+            if net.host_routes_to(lease.ip) {
+                wanted.push(lease.ip);
+            }
         }
     }
     Ok(wanted)
