@@ -50,7 +50,7 @@ pub(crate) async fn repair(
 /// `gc`'s repair of one network's host access, its changes pushed onto `lines`.
 async fn repair_one(
     host: &Handle,
-    store: &mut impl LeaseStore,
+    store: &mut dyn LeaseStore,
     records: &Records,
     net: &Network,
     lines: &mut Vec<String>,
