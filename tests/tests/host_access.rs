@@ -741,3 +741,29 @@ fn gc_gives_a_flushed_host_link_its_addresses_again() {
     ping(&a, "192.168.77.3");
     assert!(lan.host.ping("192.168.77.2"));
 }
+
+/// A container id is the caller's to choose: one named like a network's host link (`ha-` and 12
+/// characters of the id), on that network, gets a MAC of its own, not the host link's (which
+/// would keep its link from coming up, or the host link from being made again).
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn a_container_named_like_the_host_link_does_not_get_its_mac() {
+    let lan = Lan::new();
+    lan.create_network(NET, &["-o", "host_access=192.168.77.3"]);
+    let link = host_link(&lan, NET);
+    let host_mac = lan.host.link(&link).unwrap()["address"].clone();
+    let ns = TestNetns::new("omt-ctr-");
+    let state = lan.fake_bundle(
+        &link,
+        &[("oci-macvlan.networks", NET)],
+        &ns.path(),
+        "creating",
+    );
+    let out = lan.cli(&["hook"], &state);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_ne!(ns.link("eth0").unwrap()["address"], host_mac);
+    lan.cli_ok(&["hook", "poststop"], &state);
+}

@@ -244,8 +244,9 @@ async fn ensure_link(host: &Handle, net: &Network, parent: &Link) -> Result<(Lin
         name: &name,
         // The driver's MAC for a link of that name on the network: stable (derived from both),
         // so a link made again answers with the MAC the containers' neighbour tables hold;
-        // none for an ipvlan, which has its parent's.
-        mac: net.driver().mac(&net.name, &name, None)?,
+        // none for an ipvlan, which has its parent's. Seeded with a '/', which no container id
+        // has: a container named like the link never gets its MAC.
+        mac: net.driver().mac(&net.name, &format!("{name}/host"), None)?,
         mtu: net.mtu,
         target: &here,
         kind: net.driver().host_child()?,
