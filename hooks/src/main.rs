@@ -15,6 +15,7 @@ mod install;
 mod journal;
 mod log;
 mod network_cmd;
+mod network_inspect;
 mod network_ls;
 mod oci;
 #[cfg(test)]

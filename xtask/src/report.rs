@@ -75,7 +75,7 @@ pub struct Report {
 }
 
 const OURS: &str = "oci-macvlan";
-/// oci-macvlan with its state dir on disk (`bench.rs`, `Tool::OursOnDisk`): not a peer.
+/// oci-macvlan with its state dir on disk (`bench/tools.rs`, `Tool::OursOnDisk`): not a peer.
 const OURS_ON_DISK: &str = "oci-macvlan, state dir on disk";
 /// oci-macvlan on a network with `-o host_access` (`Tool::OursHostAccess`): not a peer.
 const OURS_HOST_ACCESS: &str = "oci-macvlan, host access";

@@ -1,0 +1,109 @@
+//! Doctor's checks of host access: for each network on the parent with host access, its host
+//! link, the host's routes to its containers and the reverse-path filter.
+
+use oci_macvlan_macvlan::{
+    self as macvlan, Network, Records, host_access::Health as HostAccessHealth,
+};
+use oci_macvlan_netlink_core::Handle;
+
+use super::{Check, Status};
+use crate::{
+    Context,
+    error::{Error, Result},
+};
+
+/// For each network on `parent` with host access: its host link present, the host's routes to
+/// its containers complete (none left of gone ones), and the reverse-path filter, which in
+/// strict mode drops a container's packets to the host that no route leads back through.
+pub(super) fn host_access_checks(
+    ctx: &Context,
+    networks: &[Network],
+    parent: &str,
+) -> Result<Vec<Check>> {
+    let with_access: Vec<&Network> = networks
+        .iter()
+        .filter(|n| n.parent == parent && !n.host_access.is_empty())
+        .collect();
+    if with_access.is_empty() {
+        return Ok(Vec::new());
+    }
+    let records = Records::new(&ctx.state_dir);
+    let mut checks = Vec::new();
+    for network in with_access {
+        let mut store = crate::stores::for_networks(ctx, &[network], false)?;
+        let health = ctx.block_on(async {
+            let host = Handle::current().map_err(Error::HostNetlink)?;
+            Ok::<_, Error>(
+                macvlan::host_access::health(&host, network, store.as_mut(), &records).await?,
+            )
+        })??;
+        checks.push(host_access_check(&health));
+        let rp_filter = ["all", health.link.as_str()]
+            .iter()
+            .filter_map(|conf| {
+                std::fs::read_to_string(format!("/proc/sys/net/ipv4/conf/{conf}/rp_filter")).ok()
+            })
+            .filter_map(|value| value.trim().parse::<u8>().ok())
+            .max();
+        checks.push(rp_filter_check(&health, rp_filter));
+    }
+    Ok(checks)
+}
+
+fn host_access_check(health: &HostAccessHealth) -> Check {
+    let who = format!("network {}", health.network);
+    if !health.present {
+        return Check::new(
+            "host access",
+            Status::Fail,
+            format!("{who}: host link {} is missing", health.link),
+        )
+        .advice("run `oci-macvlan gc` (or start a container on the network): it makes the link again with every route");
+    }
+    let problems = health.problems();
+    if problems.is_empty() {
+        return Check::new(
+            "host access",
+            Status::Ok,
+            format!(
+                "{who}: host link {} is up, with a route to each of its containers",
+                health.link
+            ),
+        );
+    }
+    Check::new("host access", Status::Warn, problems.join("; "))
+        .advice("run `oci-macvlan gc`: it adds the missing routes and deletes the stale ones")
+}
+
+fn rp_filter_check(health: &HostAccessHealth, rp_filter: Option<u8>) -> Check {
+    let who = format!("network {}", health.network);
+    match rp_filter {
+        Some(1) if !health.missing.is_empty() => Check::new(
+            "rp_filter",
+            Status::Warn,
+            format!(
+                "{who}: strict reverse-path filtering drops what containers without a host route send to the host through {}",
+                health.link
+            ),
+        )
+        .advice("run `oci-macvlan gc` to restore the routes"),
+        Some(1) => Check::new(
+            "rp_filter",
+            Status::Ok,
+            format!(
+                "{who}: strict, and every container has its route back through {}",
+                health.link
+            ),
+        ),
+        Some(mode) => Check::new(
+            "rp_filter",
+            Status::Ok,
+            format!("{who}: mode {mode} on {} lets replies through", health.link),
+        ),
+        None => Check::new(
+            "rp_filter",
+            Status::Info,
+            format!("{who}: /proc/sys/net/ipv4/conf/*/rp_filter could not be read"),
+        ),
+    }
+}

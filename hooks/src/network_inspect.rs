@@ -1,0 +1,414 @@
+//! `oci-macvlan network inspect`: a network's definition, its containers' endpoints and what
+//! its pools have left, in Docker's JSON shape.
+
+use std::collections::BTreeMap;
+
+use oci_macvlan_ipam::{Lease, LeaseStoreExt, Owner, Usage};
+use oci_macvlan_macvlan::{self as macvlan, LanRoute, Network, Networks, Records};
+use oci_macvlan_netlink_core::Handle;
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::{
+    Context,
+    cli::InspectArgs,
+    error::{Error, Result},
+    format::Format,
+    network_cmd::print,
+    stores,
+};
+
+pub(crate) fn inspect(ctx: &Context, networks: &Networks, args: &InspectArgs) -> Result<()> {
+    // A bad template is said before anything is read.
+    let format = args.format.as_deref().map(Format::parse).transpose()?;
+    let records = Records::new(&ctx.state_dir);
+    let mut views = Vec::new();
+    for name in &args.names {
+        let network = networks.load(name)?;
+        let mut store = stores::for_networks(ctx, &[&network], true)?;
+        let leases = store.network_leases(name).map_err(macvlan::Error::store)?;
+        let usage = store
+            .read(|view| {
+                network
+                    .pools
+                    .iter()
+                    .map(|p| p.usage(view, network.undeclared_router()))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .map_err(macvlan::Error::store)?;
+        let routes = ctx.block_on(async {
+            let host = Handle::current().map_err(Error::HostNetlink)?;
+            lan_routes(&host, &network).await
+        })??;
+        let macs = recorded_macs(&records, &leases);
+        views.push(inspect_view(&network, &leases, &macs, &usage, &routes));
+    }
+    let text = match format {
+        Some(format) => format.render(&views, None)?,
+        None => format!(
+            "{}\n",
+            serde_json::to_string_pretty(&views).unwrap_or_default()
+        ),
+    };
+    print(format_args!("{text}"))
+}
+
+/// The MAC each endpoint of `leases` was given, from its container's record: keyed by
+/// (container id, interface). An endpoint whose record is gone or unreadable has none (its
+/// lease still shows).
+fn recorded_macs(records: &Records, leases: &[Lease]) -> BTreeMap<(String, String), String> {
+    let mut macs = BTreeMap::new();
+    let mut ids: Vec<&str> = leases
+        .iter()
+        .map(|l| l.owner.container_id.as_str())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    for id in ids {
+        let Ok(Some(record)) = records.read(id) else {
+            continue;
+        };
+        for ep in record.endpoints {
+            if let Some(mac) = ep.mac {
+                macs.insert((id.to_owned(), ep.ifname), mac.to_string());
+            }
+        }
+    }
+    macs
+}
+
+/// A stable id for a container's endpoint on a network, in the shape of Docker's endpoint ids:
+/// 64 hex digits, the SHA-256 of the network's id, the container's id and its interface.
+pub fn endpoint_id(network_id: &str, host: Option<&str>, owner: &Owner) -> String {
+    // Ids are unique per host: a shared store's endpoints are told apart by their host too.
+    let host = host.map(|h| format!("\0{h}")).unwrap_or_default();
+    let digest = Sha256::digest(
+        format!(
+            "{network_id}\0{}\0{}{host}",
+            owner.container_id, owner.ifname
+        )
+        .as_bytes(),
+    );
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The routes the LAN's router needs to reach `network`'s subnets (ipvlan L3), via the host's
+/// addresses on its parent as the kernel has them now (none when the parent is missing).
+pub(crate) async fn lan_routes(host: &Handle, network: &Network) -> Result<Vec<LanRoute>> {
+    if network.lan_routes(&[]).is_empty() {
+        return Ok(Vec::new());
+    }
+    let parent = host
+        .link_by_name(network.parent.as_str())
+        .await
+        .map_err(Error::HostNetlink)?;
+    let addresses = match parent {
+        Some(link) => host
+            .global_addresses(&link)
+            .await
+            .map_err(Error::HostNetlink)?,
+        None => Vec::new(),
+    };
+    Ok(network.lan_routes(&addresses))
+}
+
+/// `inspect` output in Docker's shape, so scripts written for `docker network inspect` work:
+/// `Containers` keyed by endpoint id ([`endpoint_id`]), each with `Name` (the container's id:
+/// containers have no other name here), `EndpointID`, `MacAddress` (from `macs`, keyed by
+/// container id and interface; empty for a passthru link, which has its parent's),
+/// `IPv4Address`, `IPv6Address` and, beyond Docker, `Interface`; plus `Usage`: per subnet, the addresses this network's containers hold and how many dynamic
+/// addresses are left (`usage` is in the order of the network's pools); and, for a network the
+/// host routes (ipvlan L3), `LanRouterRoutes`: per subnet, the route the LAN's router needs
+/// (`ip route add SUBNET via VIA`; `Via` is null while the parent has no address of its family).
+pub fn inspect_view(
+    net: &Network,
+    leases: &[Lease],
+    macs: &BTreeMap<(String, String), String>,
+    usage: &[Usage],
+    routes: &[LanRoute],
+) -> Value {
+    let config: Vec<Value> = net
+        .pools
+        .iter()
+        .map(|pool| {
+            let mut entry = Map::new();
+            entry.insert("Subnet".into(), json!(pool.subnet.to_string()));
+            if let Some(range) = pool.ip_range {
+                entry.insert("IPRange".into(), json!(range.to_string()));
+            }
+            if let Some(gateway) = pool.gateway {
+                entry.insert("Gateway".into(), json!(gateway.to_string()));
+            }
+            if !pool.aux_addresses.is_empty() {
+                entry.insert("AuxiliaryAddresses".into(), json!(pool.aux_addresses));
+            }
+            Value::Object(entry)
+        })
+        .collect();
+    let mut containers = Map::new();
+    for lease in leases {
+        let key = endpoint_id(&net.id, lease.host.as_deref(), &lease.owner);
+        let entry = containers.entry(key.clone()).or_insert_with(|| {
+            let mac = macs
+                .get(&(lease.owner.container_id.clone(), lease.owner.ifname.clone()))
+                .cloned()
+                .unwrap_or_default();
+            let mut entry = json!({
+                "Name": lease.owner.container_id,
+                "EndpointID": key,
+                "MacAddress": mac,
+                "IPv4Address": "",
+                "IPv6Address": "",
+                "Interface": lease.owner.ifname,
+            });
+            if let Some(host) = &lease.host {
+                entry["Host"] = json!(host);
+            }
+            entry
+        });
+        let field = if lease.ip.is_ipv4() {
+            "IPv4Address"
+        } else {
+            "IPv6Address"
+        };
+        entry[field] = json!(format!("{}/{}", lease.ip, lease.subnet.prefix()));
+    }
+    let usage: Vec<Value> = net
+        .pools
+        .iter()
+        .zip(usage)
+        .map(|(pool, usage)| {
+            let in_use: Vec<String> = leases
+                .iter()
+                .filter(|l| l.subnet == pool.subnet)
+                .map(|l| l.ip.to_string())
+                .collect();
+            json!({
+                "Subnet": pool.subnet.to_string(),
+                "InUse": in_use,
+                "DynamicTotal": big_number(usage.dynamic_total),
+                "DynamicAvailable": big_number(usage.dynamic_available),
+            })
+        })
+        .collect();
+    let mut out = json!({
+        "Name": net.name,
+        "Id": net.id,
+        "Created": net.created,
+        "Scope": "local",
+        "Driver": net.driver().name(),
+        "EnableIPv6": net.ipv6,
+        "IPAM": {
+            "Driver": "default",
+            "Options": net.etcd.as_ref().map(|etcd| etcd.options()).unwrap_or_default(),
+            "Config": config,
+        },
+        "Internal": net.internal,
+        "Containers": containers,
+        "Options": net.options,
+        "Labels": {},
+        "Usage": usage,
+    });
+    if !routes.is_empty() {
+        out["LanRouterRoutes"] = json!(routes);
+    }
+    if let Some(link) = net.host_link() {
+        let addresses: Vec<String> = net.host_access.iter().map(ToString::to_string).collect();
+        out["HostAccess"] = json!({ "Addresses": addresses, "Link": link });
+    }
+    if let macvlan::driver::Options::Macvlan(options) = &net.driver {
+        if !options.source_macs.is_empty() {
+            let macs: Vec<String> = options.source_macs.iter().map(|m| m.to_string()).collect();
+            out["SourceMacs"] = json!(macs);
+        }
+    }
+    out
+}
+
+/// A count as a JSON number while it fits in 64 bits (what JSON readers handle), as a decimal
+/// string beyond (the dynamic range of an IPv6 subnet larger than a /64).
+fn big_number(n: u128) -> Value {
+    match u64::try_from(n) {
+        Ok(n) => json!(n),
+        Err(_) => json!(n.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use oci_macvlan_ipam::{Owner, Request, allocate};
+    use oci_macvlan_macvlan::NetworkSpec;
+
+    use super::*;
+    use crate::network_cmd::{no_gateway_warning, tests::network};
+
+    #[test]
+    fn inspect_has_dockers_shape() {
+        let network = NetworkSpec {
+            name: "lan50".into(),
+            driver: "macvlan".into(),
+            subnets: vec!["192.168.50.0/24".into(), "2001:db8:50::/64".into()],
+            gateways: vec!["192.168.50.1".into()],
+            ip_ranges: vec!["192.168.50.128/25".into()],
+            aux_addresses: vec!["router2=192.168.50.2".into()],
+            options: vec!["parent=eth0".into(), "macvlan_mode=bridge".into()],
+            ipam_options: Vec::new(),
+            ipv6: true,
+            ..Default::default()
+        }
+        .validate("f".repeat(64), "2026-11-23T00:00:00Z".into())
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = oci_macvlan_ipam::LmdbStore::open(dir.path()).unwrap();
+        let owner = Owner {
+            container_id: "c1".into(),
+            ifname: "eth0".into(),
+        };
+        let (leases, usage) = store
+            .transaction(|txn| {
+                let request = Request {
+                    network: "lan50",
+                    owner: &owner,
+                    pools: &network.pools,
+                    static_ips: &[],
+                    ipv6: network.ipv6,
+                    undeclared_router: network.undeclared_router(),
+                };
+                let leases = allocate(txn, &request)?;
+                let usage = network
+                    .pools
+                    .iter()
+                    .map(|p| p.usage(txn, network.undeclared_router()))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok((leases, usage))
+            })
+            .unwrap();
+        let macs = BTreeMap::from([(
+            ("c1".to_owned(), "eth0".to_owned()),
+            "02:42:c0:a8:32:80".to_owned(),
+        )]);
+        insta::assert_json_snapshot!(inspect_view(&network, &leases, &macs, &usage, &[]));
+    }
+
+    /// A network with host access shows its addresses and its host link; one without, nothing.
+    #[test]
+    fn inspect_shows_the_host_access_addresses_and_link() {
+        let net = network(
+            &[
+                "--subnet 192.168.50.0/24",
+                "--subnet fd00:50::/64",
+                "-o parent=eth0",
+                "-o host_access=192.168.50.3,fd00:50::3",
+            ],
+            false,
+        );
+        assert_eq!(
+            inspect_view(&net, &[], &BTreeMap::new(), &[], &[])["HostAccess"],
+            json!({"Addresses": ["192.168.50.3", "fd00:50::3"], "Link": "ha-ffffffffffff"})
+        );
+        let plain = network(&["--subnet 192.168.50.0/24", "-o parent=eth0"], false);
+        assert!(
+            inspect_view(&plain, &[], &BTreeMap::new(), &[], &[])
+                .get("HostAccess")
+                .is_none()
+        );
+    }
+
+    /// An ipvlan L3 network's `inspect` says, per subnet, the route the LAN's router needs via
+    /// the host's address of that family on the parent, and `null` where the parent has none;
+    /// networks the LAN does not reach through the host have no such field.
+    #[test]
+    fn inspect_of_an_l3_ipvlan_network_gives_the_lan_routers_routes() {
+        let routed = network(
+            &[
+                "-d ipvlan",
+                "--subnet 10.30.0.0/24",
+                "--gateway 10.30.0.1",
+                "--subnet 10.31.0.0/24",
+                "--subnet fd30::/64",
+                "-o parent=eth0",
+                "-o ipvlan_mode=l3",
+            ],
+            false,
+        );
+        let parent: Vec<std::net::IpAddr> = vec![
+            "2001:db8::5".parse().unwrap(),
+            "192.168.1.5".parse().unwrap(),
+            "192.168.1.6".parse().unwrap(),
+        ];
+        let routes = routed.lan_routes(&parent);
+        let view = inspect_view(&routed, &[], &BTreeMap::new(), &[], &routes);
+        insta::assert_json_snapshot!(view["LanRouterRoutes"], @r#"
+        [
+          {
+            "Subnet": "10.30.0.0/24",
+            "Via": "192.168.1.5"
+          },
+          {
+            "Subnet": "10.31.0.0/24",
+            "Via": "192.168.1.5"
+          },
+          {
+            "Subnet": "fd30::/64",
+            "Via": "2001:db8::5"
+          }
+        ]
+        "#);
+        let v4_only = routed.lan_routes(&parent[1..]);
+        insta::assert_json_snapshot!(inspect_view(&routed, &[], &BTreeMap::new(), &[], &v4_only)["LanRouterRoutes"][2], @r#"
+        {
+          "Subnet": "fd30::/64",
+          "Via": null
+        }
+        "#);
+        for quiet in [
+            network(
+                &[
+                    "-d ipvlan",
+                    "--subnet 10.30.0.0/24",
+                    "-o parent=eth0",
+                    "-o ipvlan_mode=l2",
+                ],
+                false,
+            ),
+            network(
+                &[
+                    "-d ipvlan",
+                    "--subnet 10.30.0.0/24",
+                    "-o parent=eth0",
+                    "-o ipvlan_mode=l3",
+                ],
+                true,
+            ),
+            network(
+                &["-d ipvlan", "--subnet 10.30.0.0/24", "-o ipvlan_mode=l3s"],
+                false,
+            ),
+            network(&["--subnet 10.30.0.0/24", "-o parent=eth0"], false),
+        ] {
+            assert_eq!(quiet.lan_routes(&parent), [], "{quiet:?}");
+            let view = inspect_view(
+                &quiet,
+                &[],
+                &BTreeMap::new(),
+                &[],
+                &quiet.lan_routes(&parent),
+            );
+            assert!(view.get("LanRouterRoutes").is_none(), "{view}");
+        }
+        // The LAN's router is not on an L3 network's subnets: no first host is kept for it
+        // (an L3 /31 holds two containers), and there is nothing to warn of.
+        assert!(!routed.undeclared_router());
+        assert_eq!(no_gateway_warning(&routed), None);
+        let l3s = network(
+            &[
+                "-d ipvlan",
+                "--subnet 10.30.0.0/24",
+                "-o parent=eth0",
+                "-o ipvlan_mode=l3s",
+            ],
+            false,
+        );
+        assert_eq!(l3s.lan_routes(&parent).len(), 1);
+    }
+}

@@ -1,0 +1,248 @@
+//! How the benchmark spawns each tool: oci-macvlan (and its variants), the CNI plugin, netavark
+//! and the floors, each as its caller does, timed from spawn to exit.
+
+use std::{
+    io::Write,
+    net::Ipv4Addr,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result, bail};
+use oci_macvlan_tests::TestNetns;
+
+use super::{CNI_MACVLAN, NETAVARK, Setup};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Tool {
+    Ours,
+    /// oci-macvlan with its state dir on disk.
+    OursOnDisk,
+    /// oci-macvlan on network `etcd`, whose leases are in etcd.
+    OursOnEtcd,
+    /// oci-macvlan on a network with `-o host_access` (a host route per container address).
+    OursHostAccess,
+    /// The `OCI_MACVLAN_BENCH_BASELINE` build on the local network.
+    Baseline,
+    Cni,
+    Netavark,
+    /// A program that does nothing, spawned the same way: what starting a hook costs.
+    Floor(Floor),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Floor {
+    /// `/bin/true`: dynamically linked, as most hooks are.
+    BinTrue,
+    /// A static Rust program with an empty `main`, built as oci-macvlan is.
+    StaticNoop,
+    /// A static program without libc: the kernel's exec and exit alone.
+    NoLibc,
+}
+
+impl Tool {
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Self::Ours => "oci-macvlan",
+            Self::OursOnDisk => "oci-macvlan, state dir on disk",
+            Self::OursOnEtcd => "oci-macvlan, leases on etcd",
+            Self::OursHostAccess => "oci-macvlan, host access",
+            Self::Baseline => "oci-macvlan, baseline build",
+            Self::Cni => "CNI macvlan + host-local",
+            Self::Netavark => "netavark macvlan",
+            Self::Floor(Floor::BinTrue) => "floor: /bin/true (dynamic, glibc)",
+            Self::Floor(Floor::StaticNoop) => "floor: static no-op (Rust, glibc)",
+            Self::Floor(Floor::NoLibc) => "floor: static no-op, no libc",
+        }
+    }
+}
+
+fn floor_path(setup: &Setup, floor: Floor) -> PathBuf {
+    match floor {
+        Floor::BinTrue => PathBuf::from("/bin/true"),
+        Floor::StaticNoop => setup.floors.join("static-noop"),
+        Floor::NoLibc => setup.floors.join("no-libc"),
+    }
+}
+
+/// One spawn of a floor program, fed and awaited as a hook is.
+pub(super) fn spawn_floor(setup: &Setup, floor: Floor) -> Result<Duration> {
+    invoke(setup, Tool::Floor(floor), "", "", 0, Path::new(""), true)
+}
+
+/// A command with the environment a runtime gives a hook: runc and crun pass exactly the `env`
+/// of its config.json entry (often empty), here `PATH` alone. With this process's environment
+/// (cargo's dozens of variables), glibc's start-up is slower (a static no-op: 0.71 -> 1.01 ms
+/// with 95 variables, measured here), which would weigh on oci-macvlan and netavark and much
+/// less on CNI's Go binaries.
+fn hook_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut command = Command::new(program);
+    command.env_clear().env(
+        "PATH",
+        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    );
+    command
+}
+
+/// One attach and one detach in a fresh namespace; returns their times.
+pub(super) fn cycle(
+    setup: &Setup,
+    tool: Tool,
+    network: &str,
+    id: &str,
+    i: usize,
+    gone: bool,
+) -> Result<(Duration, Duration)> {
+    let ns = TestNetns::new("omb-");
+    let path = ns.path();
+    let attach = invoke(setup, tool, network, id, i, &path, true)?;
+    let ns = if gone {
+        drop(ns);
+        None
+    } else {
+        Some(ns)
+    };
+    let detach = invoke(setup, tool, network, id, i, &path, false)?;
+    drop(ns);
+    Ok((attach, detach))
+}
+
+/// Spawns one tool the way its caller does and times it from spawn to exit.
+fn invoke(
+    setup: &Setup,
+    tool: Tool,
+    network: &str,
+    id: &str,
+    i: usize,
+    netns: &Path,
+    attach: bool,
+) -> Result<Duration> {
+    let (mut command, stdin) = match tool {
+        Tool::Ours
+        | Tool::OursOnDisk
+        | Tool::OursOnEtcd
+        | Tool::OursHostAccess
+        | Tool::Baseline => {
+            let (state_dir, tag, network) = match (tool, &setup.baseline) {
+                (Tool::OursOnDisk, _) => (&setup.disk_state, "disk-", network),
+                (Tool::OursOnEtcd, _) => (&setup.state, "etcd-", "etcd"),
+                (Tool::OursHostAccess, _) => (&setup.state, "ha-", "benchha"),
+                (Tool::Baseline, Some((_, state))) => (state, "baseline-", network),
+                _ => (&setup.state, "", network),
+            };
+            let binary = match (tool, &setup.baseline) {
+                (Tool::Baseline, Some((binary, _))) => binary,
+                _ => &setup.binary,
+            };
+            let bundle = setup.tmp.join(format!("bundle-{tag}{network}-{id}"));
+            if attach {
+                std::fs::create_dir_all(&bundle)?;
+                let config = serde_json::json!({
+                    "ociVersion": "1.0.2",
+                    "root": {"path": "rootfs"},
+                    "annotations": {"oci-macvlan.networks": network},
+                    "linux": {"namespaces": [{"type": "network", "path": netns}]},
+                });
+                std::fs::write(bundle.join("config.json"), config.to_string())?;
+            }
+            let state = serde_json::json!({
+                "ociVersion": "1.0.2",
+                "id": format!("{network}-{id}"),
+                "status": if attach { "creating" } else { "stopped" },
+                "bundle": bundle,
+            });
+            let mut command = hook_command(binary);
+            command
+                .arg("--config-dir")
+                .arg(&setup.config)
+                .arg("--state-dir")
+                .arg(state_dir);
+            if tool == Tool::OursOnEtcd {
+                command.args(["--host-id", "bench"]);
+            }
+            command.arg("hook");
+            (command, state.to_string())
+        }
+        Tool::Cni => {
+            let conf = serde_json::json!({
+                "cniVersion": "1.0.0",
+                "name": "bench",
+                "type": "macvlan",
+                "master": "lan0",
+                "mode": "bridge",
+                "ipam": {
+                    "type": "host-local",
+                    "subnet": "10.91.0.0/16",
+                    "gateway": "10.91.0.1",
+                    "dataDir": setup.tmp.join("cni"),
+                },
+            });
+            let mut command = hook_command(CNI_MACVLAN);
+            command
+                .env("CNI_COMMAND", if attach { "ADD" } else { "DEL" })
+                .env("CNI_CONTAINERID", id)
+                .env("CNI_NETNS", netns)
+                .env("CNI_IFNAME", "eth0")
+                .env("CNI_PATH", "/usr/lib/cni");
+            (command, conf.to_string())
+        }
+        Tool::Netavark => {
+            // Podman does the IPAM and hands netavark a static address.
+            let ip = Ipv4Addr::new(10, 92, (i / 250) as u8, (i % 250) as u8 + 2);
+            let options = serde_json::json!({
+                "container_id": format!("{id:0>64}"),
+                "container_name": id,
+                "networks": {"bench": {"interface_name": "eth0", "static_ips": [ip.to_string()]}},
+                "network_info": {"bench": {
+                    "dns_enabled": false,
+                    "driver": "macvlan",
+                    "id": "b".repeat(64),
+                    "internal": false,
+                    "ipv6_enabled": false,
+                    "name": "bench",
+                    "network_interface": "lan0",
+                    "subnets": [{"subnet": "10.92.0.0/16", "gateway": "10.92.0.1"}],
+                    "ipam_options": {"driver": "host-local"},
+                }},
+                "port_mappings": null,
+            });
+            let mut command = hook_command(NETAVARK);
+            command
+                .arg("--config")
+                .arg(setup.tmp.join("netavark"))
+                .arg(if attach { "setup" } else { "teardown" })
+                .arg(netns);
+            (command, options.to_string())
+        }
+        Tool::Floor(floor) => (hook_command(floor_path(setup, floor)), String::new()),
+    };
+    command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let started = Instant::now();
+    let mut child = command.spawn().with_context(|| tool.name())?;
+    match child
+        .stdin
+        .take()
+        .context("stdin")?
+        .write_all(stdin.as_bytes())
+    {
+        // `/bin/true` may exit before reading.
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => {}
+        other => other?,
+    }
+    let out = child.wait_with_output()?;
+    let took = started.elapsed();
+    if !out.status.success() {
+        bail!(
+            "{} {} failed: {}{}",
+            tool.name(),
+            if attach { "attach" } else { "detach" },
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    Ok(took)
+}
