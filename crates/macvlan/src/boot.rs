@@ -89,16 +89,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::record::Record;
-
-    fn record(id: &str) -> Record {
-        Record {
-            container_id: id.to_owned(),
-            netns: None,
-            liveness: None,
-            endpoints: Vec::new(),
-        }
-    }
+    use crate::record::tests::record;
 
     #[test]
     fn records_of_an_earlier_boot_are_set_aside_once_and_never_block_an_attach() {

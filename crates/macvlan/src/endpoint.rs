@@ -1,8 +1,4 @@
-use std::{
-    net::IpAddr,
-    path::Path,
-    time::{SystemTime, UNIX_EPOCH},
-};
+use std::{net::IpAddr, path::Path};
 
 use ipnetwork::IpNetwork;
 use oci_macvlan_ipam::{Lease, LeaseStore, LeaseStoreExt, Owner, Request, allocate};
@@ -17,6 +13,10 @@ use crate::{
     undo::{Step, Undo},
     wiring::Wiring,
 };
+
+mod adopt;
+
+use adopt::Created;
 
 /// One network a container joins, with its per-network requests.
 #[derive(Debug)]
@@ -388,63 +388,6 @@ impl Apply<'_> {
         routed?;
         failpoint::hit("attach:net:host-routed")
     }
-
-    /// The container's macvlan for `spec`: created (`true`), or adopted (`false`) when the
-    /// container already has a link of that name that this container's own earlier run made —
-    /// its record lists it, its kind, parent and MAC match, and no other container's record
-    /// claims that name in this namespace — so configuring it again completes what is missing.
-    /// Any other link of that name is someone else's: never adopted. The name is looked up only
-    /// when the kernel reports it taken: the usual attach makes one request fewer.
-    async fn create_or_adopt(
-        &self,
-        spec: &NewChild<'_>,
-        planned: &RecordedEndpoint,
-    ) -> Result<(Link, bool), Created> {
-        let container = self.container;
-        match self.host.create_child(spec).await {
-            Ok(()) => {}
-            Err(err) if err.errno() == Some(Errno::EEXIST) => {
-                match container.link_by_name(spec.name).await? {
-                    Some(link) if self.adoptable(&link, planned)? => return Ok((link, false)),
-                    Some(_) => return Err(Created::NameTaken),
-                    // Taken in the parent's namespace, not in the container's.
-                    None => create_renamed(self.host, container, spec).await?,
-                }
-            }
-            Err(err) => return Err(err.into()),
-        }
-        let link = container
-            .link_by_name(spec.name)
-            .await?
-            .ok_or_else(|| vanished(spec.name))?;
-        Ok((link, true))
-    }
-
-    fn adoptable(&self, link: &Link, planned: &RecordedEndpoint) -> Result<bool, Created> {
-        let recorded = self.previous.and_then(|previous| {
-            previous
-                .endpoints
-                .iter()
-                .find(|e| e.network == planned.network && e.ifname == planned.ifname)
-        });
-        let Some(recorded) = recorded else {
-            return Ok(false);
-        };
-        if !recorded.is(link) || !planned.is(link) {
-            return Ok(false);
-        }
-        let netns = self.netns.identity().map_err(Created::Netlink)?;
-        let others = self
-            .records
-            .claims_of_others(
-                self.req.container_id,
-                netns,
-                link,
-                recorded.index == Some(link.index),
-            )
-            .map_err(|err| Created::Other(Box::new(err)))?;
-        Ok(others.is_empty())
-    }
 }
 
 fn endpoint(
@@ -465,58 +408,4 @@ fn endpoint(
             .collect(),
         gateways,
     }
-}
-
-fn vanished(ifname: &str) -> oci_macvlan_netlink_core::Error {
-    oci_macvlan_netlink_core::Error::GetLink {
-        name: ifname.to_owned(),
-        source: oci_macvlan_netlink_core::KernelError::Errno(Errno::ENODEV),
-    }
-}
-
-/// Why [`Apply::create_or_adopt`] has no link for the container.
-enum Created {
-    /// The container has a link of that name that is not ours.
-    NameTaken,
-    Netlink(oci_macvlan_netlink_core::Error),
-    Other(Box<Error>),
-}
-
-impl From<oci_macvlan_netlink_core::Error> for Created {
-    fn from(err: oci_macvlan_netlink_core::Error) -> Self {
-        Self::Netlink(err)
-    }
-}
-
-/// Creates the macvlan whose name the kernel found taken in the parent's namespace (it may check
-/// there too) under a temporary name, then renames it inside the container, as CNI and netavark
-/// do.
-async fn create_renamed(
-    host: &Handle,
-    container: &Handle,
-    spec: &NewChild<'_>,
-) -> oci_macvlan_netlink_core::Result<()> {
-    let temporary = temporary_name();
-    host.create_child(&NewChild {
-        name: &temporary,
-        ..*spec
-    })
-    .await?;
-    let link = container
-        .link_by_name(&temporary)
-        .await?
-        .ok_or_else(|| vanished(&temporary))?;
-    if let Err(err) = container.rename_link(&link, spec.name).await {
-        let _ = container.delete_link(&link).await;
-        return Err(err);
-    }
-    Ok(())
-}
-
-fn temporary_name() -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!("omv{:08x}", nanos ^ std::process::id().rotate_left(16))
 }

@@ -304,12 +304,13 @@ pub fn check_container_id(id: &str) -> Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
 
-    fn record(id: &str) -> Record {
+    /// A record of `id` with no endpoints.
+    pub(crate) fn record(id: &str) -> Record {
         Record {
             container_id: id.to_owned(),
             netns: None,

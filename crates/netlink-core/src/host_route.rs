@@ -38,15 +38,12 @@ impl Handle {
     /// Adds `ip route add DESTINATION/32 (/128) dev LINK scope link proto static`. `EEXIST` when
     /// the route is there already (the caller decides whether that is done).
     pub async fn add_host_route(&self, link: &Link, destination: IpAddr) -> Result<()> {
-        self.inner
-            .route()
-            .add(host_route(link, destination))
-            .execute()
+        self.add_route(host_route(link, destination))
             .await
-            .map_err(|err| Error::AddHostRoute {
+            .map_err(|source| Error::AddHostRoute {
                 link: link.name.clone(),
                 destination,
-                source: err.into(),
+                source,
             })
     }
 

@@ -5,7 +5,7 @@ use rtnetlink::{
     RouteMessageBuilder,
     packet_route::{
         address::{AddressAttribute, AddressFlags, AddressHeaderFlags, AddressScope},
-        route::RouteScope,
+        route::{RouteMessage, RouteScope},
     },
 };
 
@@ -108,15 +108,12 @@ impl Handle {
                 .output_interface(link.index)
                 .build(),
         };
-        self.inner
-            .route()
-            .add(route)
-            .execute()
+        self.add_route(route)
             .await
-            .map_err(|err| Error::AddDefaultRoute {
+            .map_err(|source| Error::AddDefaultRoute {
                 link: link.name.clone(),
                 gateway,
-                source: err.into(),
+                source,
             })
     }
 
@@ -151,16 +148,18 @@ impl Handle {
                 .scope(RouteScope::Link)
                 .build(),
         };
-        self.inner
-            .route()
-            .add(route)
-            .execute()
+        self.add_route(route)
             .await
-            .map_err(|err| Error::AddDeviceRoute {
+            .map_err(|source| Error::AddDeviceRoute {
                 link: link.name.clone(),
                 destination,
                 prefix_len,
-                source: err.into(),
+                source,
             })
+    }
+
+    /// `ip route add` of `route`; the caller names what failed.
+    pub(crate) async fn add_route(&self, route: RouteMessage) -> Result<(), KernelError> {
+        Ok(self.inner.route().add(route).execute().await?)
     }
 }

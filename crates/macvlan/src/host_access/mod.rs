@@ -15,7 +15,7 @@
 //! (`<state-dir>/host-access/<network-id>.lock`) so that concurrent attaches make it once. An
 //! attach that finds it (the usual case) takes no lock: one lookup and a route per address.
 
-use std::{collections::BTreeSet, net::IpAddr};
+use std::net::IpAddr;
 
 use oci_macvlan_ipam::{LeaseStore, LeaseStoreExt, Pool};
 use oci_macvlan_netlink_core::{Errno, Handle, Link, Netns, NewChild, Sysctl};
@@ -25,14 +25,16 @@ use crate::{
     Error, Network, Records, Result,
     lock::FileLock,
     network::invalid,
-    record::RecordedEndpoint,
     wiring::{conf, ipv6_sysctls},
 };
 
 mod health;
+mod route;
 
 pub(crate) use health::repair;
 pub use health::{Health, health, verify};
+pub(crate) use route::{add_routes, check_static, undo_routes, unroute};
+use route::{restore, wanted};
 
 /// The name under which a host access address is reserved in its pool: never leased, refused
 /// as a static address, and a lease on it is what `verify` reports, as for any aux address.
@@ -398,144 +400,4 @@ fn adopt(net: &Network, parent: &Link, link: Link) -> Result<Link> {
         });
     }
     Ok(link)
-}
-
-/// In an attach, before any lease: refuses a static address that is a router the host sends
-/// through (a gateway of one of its routes, but for routes through the network's own host
-/// link: the host's operator routing through a container). The host route to the container
-/// would take the host's own traffic to that router: a container could capture the host's DNS
-/// queries to its router, say. One lookup and one dump of the host's routes, only when the
-/// container asks for an address.
-pub(crate) async fn check_static(
-    host: &Handle,
-    net: &Network,
-    static_ips: &[IpAddr],
-) -> Result<()> {
-    if static_ips.is_empty() || net.host_access.is_empty() {
-        return Ok(());
-    }
-    let own = lookup(host, net).await?.map(|link| link.index);
-    let gateways = host
-        .route_gateways()
-        .await
-        .map_err(|source| Error::HostRoutes {
-            network: net.name.clone(),
-            source,
-        })?;
-    let router = |ip: &&IpAddr| {
-        gateways
-            .iter()
-            .any(|(gateway, oif)| gateway == *ip && Some(*oif) != own)
-    };
-    match static_ips.iter().find(router) {
-        Some(ip) => Err(Error::HostRouterAddress {
-            ip: *ip,
-            network: net.name.clone(),
-        }),
-        None => Ok(()),
-    }
-}
-
-/// Adds a host route to each of `ips` through `link`, pushing onto `added` those this call
-/// added (a route already there is not this call's).
-pub(crate) async fn add_routes(
-    host: &Handle,
-    net: &Network,
-    link: &Link,
-    ips: &[IpAddr],
-    added: &mut Vec<IpAddr>,
-) -> Result<()> {
-    for ip in ips {
-        match host.add_host_route(link, *ip).await {
-            Ok(()) => added.push(*ip),
-            Err(err) if err.errno() == Some(Errno::EEXIST) => {}
-            Err(source) => {
-                return Err(Error::HostRoutes {
-                    network: net.name.clone(),
-                    source,
-                });
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The routes of every container on record for the network, through its host link.
-async fn restore(
-    host: &Handle,
-    net: &Network,
-    link: &Link,
-    store: &mut dyn LeaseStore,
-    records: &Records,
-) -> Result<Vec<IpAddr>> {
-    let wanted = wanted(net, store, records)?;
-    let mut added = Vec::new();
-    add_routes(host, net, link, &wanted, &mut added).await?;
-    Ok(added)
-}
-
-/// The addresses the network's containers on record hold: those the host routes to.
-fn wanted(net: &Network, store: &mut dyn LeaseStore, records: &Records) -> Result<Vec<IpAddr>> {
-    let leases = store.network_leases(&net.name).map_err(Error::store)?;
-    let mut recorded = BTreeSet::new();
-    let mut wanted = Vec::new();
-    for lease in leases {
-        let id = &lease.owner.container_id;
-        if recorded.contains(id) || records.read(id)?.is_some() {
-            recorded.insert(id.clone());
-            if net.host_routes_to(lease.ip) {
-                wanted.push(lease.ip);
-            }
-        }
-    }
-    Ok(wanted)
-}
-
-/// Detach: deletes the host routes to the addresses the container holds on networks with host
-/// access (its record names their host links). A host link that is gone took its routes along;
-/// a link of that name that is not ours is not touched.
-pub(crate) async fn unroute(
-    store: &mut dyn LeaseStore,
-    container_id: &str,
-    endpoints: &[RecordedEndpoint],
-) -> Result<()> {
-    if endpoints.iter().all(|e| e.host_link.is_none()) {
-        return Ok(());
-    }
-    let leases = store.container_leases(container_id).map_err(Error::store)?;
-    let host = Handle::current().map_err(Error::Netlink)?;
-    for ep in endpoints {
-        let Some(name) = &ep.host_link else {
-            continue;
-        };
-        let routes = |source| Error::HostRoutes {
-            network: ep.network.clone(),
-            source,
-        };
-        let link = host.link_by_name(name).await.map_err(routes)?;
-        let Some(link) = link.filter(|l| l.alias.as_deref() == Some(OWNER_ALIAS)) else {
-            continue;
-        };
-        for lease in leases
-            .iter()
-            .filter(|l| l.network == ep.network && l.owner.ifname == ep.ifname)
-        {
-            host.delete_host_route(&link, lease.ip)
-                .await
-                .map_err(routes)?;
-        }
-    }
-    Ok(())
-}
-
-/// Undo of an attach's routes: deletes those of `ips` through `link` (by index: a link made
-/// since is not this one).
-pub(crate) async fn undo_routes(link: &Link, ips: &[IpAddr]) -> Result<(), String> {
-    let host = Handle::current().map_err(|err| crate::one_line(&err))?;
-    for ip in ips {
-        host.delete_host_route(link, *ip)
-            .await
-            .map_err(|err| crate::one_line(&err))?;
-    }
-    Ok(())
 }
