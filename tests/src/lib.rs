@@ -6,6 +6,7 @@
 
 mod driver;
 mod etcd;
+pub mod host_access;
 mod lan;
 mod monitor;
 mod netns;
