@@ -6,6 +6,7 @@
 
 mod driver;
 mod etcd;
+pub mod etcd_network;
 pub mod host_access;
 mod lan;
 mod monitor;
