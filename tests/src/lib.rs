@@ -6,6 +6,8 @@
 
 mod driver;
 mod etcd;
+pub mod etcd_network;
+pub mod host_access;
 mod lan;
 mod monitor;
 mod netns;

@@ -2,132 +2,19 @@
 //! the parent, with its own addresses on it), the host and its containers reach each other
 //! through the network's host link, while the LAN's router and the host reach each other as
 //! before; the host's own addresses and routes are never changed. Two networks on one parent;
-//! the link lost and restored by attach and by `gc`, `verify` saying so before and not after;
-//! 64 concurrent attaches and detaches; refusals at `network create`.
+//! 64 concurrent attaches and detaches; refusals at `network create`. The link lost, set down or
+//! flushed and repaired is in `host_access_repair.rs`; the shared setup in
+//! `oci_macvlan_tests::host_access`.
 
 #![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
 
-use oci_macvlan_tests::{Bundle, Container, Lan, Monitor, Runtime, TestNetns, unique};
-use serde_json::Value;
-
-const NET: &str = "lan77";
-const V6_SUBNET: &str = "fd00:77::/64";
-const V6_GATEWAY: &str = "fd00:77::1";
-/// The host's own addresses on the parent (not the network's business).
-const HOST_V4: &str = "192.168.77.254";
-const HOST_V6: &str = "fd00:77::fe";
-const ACCESS: &str = "host_access=192.168.77.3,fd00:77::3";
-
-/// A LAN whose host has addresses of its own on the parent, and whose router has an IPv6 one.
-fn lan_with_host_addresses() -> Lan {
-    let lan = Lan::new();
-    let p = Lan::PARENT;
-    lan.host
-        .ip(&["addr", "add", &format!("{HOST_V4}/24"), "dev", p]);
-    lan.host
-        .ip(&["addr", "add", &format!("{HOST_V6}/64"), "dev", p, "nodad"]);
-    lan.router.ip(&[
-        "addr",
-        "add",
-        &format!("{V6_GATEWAY}/64"),
-        "dev",
-        "rtr",
-        "nodad",
-    ]);
-    // The parent's link-local address comes after its DAD: before the test watches the host.
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let text = lan
-            .host
-            .ip(&["-6", "addr", "show", "dev", p, "scope", "link"]);
-        if text.contains("fe80") && !text.contains("tentative") {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "{p}: {text}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    lan
-}
-
-/// `network create --subnet SUBNET -o parent=lan0 -o OPTION… NAME` (no gateway).
-fn on_lan0<'a>(name: &'a str, subnet: &'a str, options: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec!["network", "create", "--subnet", subnet, "-o", "parent=lan0"];
-    for option in options {
-        args.extend(["-o", option]);
-    }
-    args.push(name);
-    args
-}
-
-fn create_dual_stack(lan: &Lan, name: &str, extra: &[&str]) {
-    let mut args = vec!["--subnet", V6_SUBNET, "--gateway", V6_GATEWAY];
-    args.extend_from_slice(extra);
-    lan.create_network(name, &args);
-}
-
-/// The network's host link name, from `inspect`.
-fn host_link(lan: &Lan, net: &str) -> String {
-    lan.inspect(net)[0]["HostAccess"]["Link"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
-/// The host namespace's routes of both families that do not go through a host link of ours:
-/// what must never change.
-fn host_own_routes(ns: &TestNetns) -> Vec<Value> {
-    let mut routes: Vec<Value> = ns.routes(false);
-    routes.extend(ns.routes(true));
-    routes
-        .into_iter()
-        .filter(|r| !r["dev"].as_str().unwrap_or("").starts_with("ha-"))
-        .collect()
-}
-
-/// The `host access` and `rp_filter` checks of `doctor -o parent=lan0 --json`.
-fn host_access_doctor(lan: &Lan) -> Vec<Value> {
-    let out = lan.cli(&["doctor", "-o", "parent=lan0", "--json"], "");
-    let report: Value = serde_json::from_str(&out.stdout).unwrap();
-    report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["check"] == "host access" || c["check"] == "rp_filter")
-        .cloned()
-        .collect()
-}
-
-fn assert_lan_and_host_reach_each_other(lan: &Lan, when: &str) {
-    assert!(
-        lan.router.ping(HOST_V4),
-        "{when}: router cannot ping the host"
-    );
-    assert!(
-        lan.router.ping(HOST_V6),
-        "{when}: router cannot ping the host (v6)"
-    );
-    assert!(
-        lan.host.ping(Lan::GATEWAY),
-        "{when}: host cannot ping the router"
-    );
-    assert!(
-        lan.host.ping(V6_GATEWAY),
-        "{when}: host cannot ping the router (v6)"
-    );
-}
-
-fn ping(from: &Container, to: &str) {
-    let (ok, out) = from.exec(&["ping", "-c", "1", "-W", "2", to]);
-    assert!(ok, "{} cannot ping {to}: {out}", from.id);
-}
-
-fn runc(lan: &Lan, networks: &str) -> Container {
-    let id = unique("omt-ha-");
-    let bundle = Bundle::new(lan, &id, &[("oci-macvlan.networks", networks)]);
-    Container::start(lan, Runtime::Runc, &id, &bundle).unwrap_or_else(|e| panic!("runc: {e}"))
-}
+use oci_macvlan_tests::host_access::{
+    ACCESS, NET, assert_lan_and_host_reach_each_other, create_dual_stack, host_link,
+    host_own_routes, lan_with_host_addresses, on_lan0, ping, runc,
+};
+use oci_macvlan_tests::{Lan, Monitor, TestNetns};
 
 #[test]
 #[cfg_attr(
@@ -264,112 +151,6 @@ fn two_networks_with_host_access_on_one_parent_and_a_container_on_both() {
     assert_eq!(lan.host.routes_via(&b), Vec::<String>::new());
     lan.cli_ok(&["network", "rm", NET, "lan10"], "");
     assert_eq!(lan.host_link_names(), ["lo", Lan::PARENT]);
-}
-
-/// The link deleted by hand while two containers run: `verify` reports it; the next attach (of
-/// a third container) makes it again with the routes of all three; `verify` is clean. Then
-/// again, and `gc` restores it; and `gc` removes a route to an address no container holds.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
-fn a_lost_host_link_is_restored_with_every_route_by_attach_and_by_gc() {
-    let lan = lan_with_host_addresses();
-    create_dual_stack(&lan, NET, &["-o", ACCESS]);
-    let link = host_link(&lan, NET);
-    let (a, b) = (runc(&lan, NET), runc(&lan, NET));
-    let two = ["192.168.77.2", "192.168.77.4", "fd00:77::2", "fd00:77::4"];
-    assert_eq!(lan.host.routes_via(&link), two);
-
-    let mac = lan.host.link(&link).unwrap()["address"].clone();
-    lan.host.ip(&["link", "del", &link]);
-    let verify = lan.cli(&["verify"], "");
-    assert_eq!(verify.code, 6, "{}", verify.stdout);
-    assert!(
-        verify
-            .stdout
-            .contains(&format!("host link {link} is missing")),
-        "{}",
-        verify.stdout
-    );
-    assert!(
-        verify
-            .stdout
-            .contains("no host route to container address 192.168.77.4"),
-        "{}",
-        verify.stdout
-    );
-    let c = runc(&lan, NET);
-    let mut three = two.to_vec();
-    three.extend(["192.168.77.5", "fd00:77::5"]);
-    three.sort_unstable();
-    assert_eq!(lan.host.routes_via(&link), three, "attach restored");
-    // Made again with its MAC: the containers' neighbour entries for the host stay right.
-    assert_eq!(lan.host.link(&link).unwrap()["address"], mac);
-    assert_eq!(lan.cli(&["verify"], "").code, 0);
-    for ip in &three {
-        assert!(lan.host.ping(ip), "the host cannot ping {ip}");
-    }
-    ping(&a, "192.168.77.3");
-
-    lan.host.ip(&["link", "del", &link]);
-    assert_eq!(lan.cli(&["verify"], "").code, 6);
-    lan.host.sysctl("net/ipv4/conf/all/rp_filter", "1");
-    let doctor = host_access_doctor(&lan);
-    assert_eq!(doctor[0]["status"], "fail", "{doctor:#?}");
-    assert!(
-        doctor[0]["detail"].as_str().unwrap().contains("is missing"),
-        "{doctor:#?}"
-    );
-    assert_eq!(doctor[1]["status"], "warn", "{doctor:#?}");
-    let gc = lan.cli_ok(&["gc"], "");
-    assert!(
-        gc.contains(&format!("made host link {link} of network {NET} again")),
-        "{gc}"
-    );
-    assert_eq!(lan.host.routes_via(&link), three, "gc restored");
-    assert_eq!(lan.cli(&["verify"], "").code, 0);
-    let doctor = host_access_doctor(&lan);
-    assert_eq!(
-        (&doctor[0]["status"], &doctor[1]["status"]),
-        (&Value::from("ok"), &Value::from("ok")),
-        "{doctor:#?}"
-    );
-    assert!(lan.host.ping("192.168.77.4"));
-
-    // A route no container holds (a hook killed between its route and its record's removal).
-    lan.host
-        .ip(&["route", "add", "192.168.77.99/32", "dev", &link]);
-    let verify = lan.cli(&["verify"], "");
-    assert!(
-        verify.stdout.contains("host route 192.168.77.99 via"),
-        "{}",
-        verify.stdout
-    );
-    let gc = lan.cli_ok(&["gc"], "");
-    assert!(gc.contains("deleted host route 192.168.77.99"), "{gc}");
-    assert_eq!(lan.host.routes_via(&link), three);
-
-    a.stop().unwrap();
-    assert_eq!(
-        lan.host.routes_via(&link),
-        ["192.168.77.4", "192.168.77.5", "fd00:77::4", "fd00:77::5"]
-    );
-    // Poststop with the link gone (it took the routes along): nothing to delete, nothing left.
-    lan.host.ip(&["link", "del", &link]);
-    for container in [b, c] {
-        container.stop().unwrap();
-    }
-    assert_eq!(lan.records(), Vec::<String>::new());
-    assert_eq!(
-        lan.cli(&["verify"], "").code,
-        6,
-        "the link is still missing"
-    );
-    lan.cli_ok(&["gc"], "");
-    assert_eq!(lan.host.routes_via(&link), Vec::<String>::new());
-    assert_eq!(lan.cli(&["verify"], "").code, 0);
 }
 
 /// `network create` refuses a host access address the host or a container has already, and
@@ -522,87 +303,6 @@ fn sixty_four_concurrent_attaches_and_detaches_leave_exactly_their_routes() {
     assert_eq!(lan.cli(&["verify"], "").code, 0);
 }
 
-/// A host link set down (by hand, or by a network manager) lost its IPv6 address and every
-/// route through it: `verify` says so, and the next attach brings it back with both addresses
-/// and the routes of every container on record, as for a link made again.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
-fn a_host_link_set_down_comes_back_with_its_addresses_and_every_route() {
-    let lan = lan_with_host_addresses();
-    create_dual_stack(&lan, NET, &["-o", ACCESS]);
-    let link = host_link(&lan, NET);
-    let a = runc(&lan, NET);
-    let addresses = lan.host.addresses(&link);
-    assert_eq!(addresses, ["192.168.77.3/32", "fd00:77::3/128"]);
-
-    lan.host.ip(&["link", "set", &link, "down"]);
-    let verify = lan.cli(&["verify"], "");
-    assert_eq!(verify.code, 6, "{}", verify.stdout);
-    for says in [
-        format!("host link {link} is down"),
-        format!("host link {link} lacks the host access address fd00:77::3"),
-    ] {
-        assert!(verify.stdout.contains(&says), "{}", verify.stdout);
-    }
-    let b = runc(&lan, NET);
-    assert_eq!(lan.host.addresses(&link), addresses, "attach");
-    assert_eq!(
-        lan.host.routes_via(&link),
-        ["192.168.77.2", "192.168.77.4", "fd00:77::2", "fd00:77::4"],
-        "attach"
-    );
-    ping(&a, "fd00:77::3");
-
-    lan.host.ip(&["link", "set", &link, "down"]);
-    let gc = lan.cli_ok(&["gc"], "");
-    assert!(
-        gc.contains(&format!("set up host link {link} of network {NET} again")),
-        "{gc}"
-    );
-    assert_eq!(lan.host.addresses(&link), addresses, "gc");
-    assert_eq!(lan.cli(&["verify"], "").code, 0);
-    ping(&b, "fd00:77::3");
-    assert!(lan.host.ping("fd00:77::2"));
-}
-
-/// `gc` goes on when one network's host link cannot be made (a link of its name that is not
-/// ours): it says so in a line, repairs the other networks and finishes its report.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
-fn gc_goes_on_past_a_host_link_it_cannot_make() {
-    let lan = lan_with_host_addresses();
-    lan.create_network("a-blocked", &["-o", "host_access=192.168.77.3"]);
-    lan.cli_ok(
-        &on_lan0("b-fine", "192.168.77.0/24", &["host_access=192.168.77.9"]),
-        "",
-    );
-    let (blocked, fine) = (host_link(&lan, "a-blocked"), host_link(&lan, "b-fine"));
-    lan.host.ip(&["link", "del", &blocked]);
-    lan.host.ip(&["link", "del", &fine]);
-    // Someone else's link takes the name.
-    lan.host.ip(&[
-        "link", "add", &blocked, "link", "lan0", "type", "macvlan", "mode", "bridge",
-    ]);
-    let gc = lan.cli(&["gc"], "");
-    assert_eq!(gc.code, 0, "{}", gc.stderr);
-    assert!(gc.stdout.contains("network a-blocked"), "{}", gc.stdout);
-    assert!(
-        gc.stdout
-            .contains(&format!("made host link {fine} of network b-fine again")),
-        "{}",
-        gc.stdout
-    );
-    assert!(lan.host.link(&fine).is_some());
-    let foreign = lan.host.link(&blocked).unwrap();
-    assert!(foreign.get("ifalias").is_none(), "{foreign}");
-}
-
 /// On a network with host access and no `--gateway`, a container may not ask for the address
 /// of a router the host sends through (its default route's): the host route to the container
 /// would take the host's own traffic to that router. Refused, and nothing is left.
@@ -702,44 +402,6 @@ fn a_dual_stack_network_with_ipv4_host_access_only() {
     assert_eq!(lan.host.routes_via(&link), Vec::<String>::new());
     assert_eq!(lan.records(), Vec::<String>::new());
     assert_eq!(lan.leased(NET), 0);
-}
-
-/// A host link whose addresses were flushed (by hand, or by a network manager) stays up but
-/// cannot answer for the host: `verify` says which address it lacks, and `gc` gives it back.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
-fn gc_gives_a_flushed_host_link_its_addresses_again() {
-    let lan = lan_with_host_addresses();
-    create_dual_stack(&lan, NET, &["-o", ACCESS]);
-    let link = host_link(&lan, NET);
-    let a = runc(&lan, NET);
-    lan.host
-        .ip(&["addr", "flush", "dev", &link, "scope", "global"]);
-    let verify = lan.cli(&["verify"], "");
-    assert!(
-        verify.stdout.contains(&format!(
-            "host link {link} lacks the host access address 192.168.77.3"
-        )),
-        "{}",
-        verify.stdout
-    );
-    let gc = lan.cli_ok(&["gc"], "");
-    assert!(
-        gc.contains(&format!(
-            "gave host link {link} of network {NET} its address 192.168.77.3, fd00:77::3 again"
-        )),
-        "{gc}"
-    );
-    assert_eq!(
-        lan.host.addresses(&link),
-        ["192.168.77.3/32", "fd00:77::3/128"]
-    );
-    assert_eq!(lan.cli(&["verify"], "").code, 0);
-    ping(&a, "192.168.77.3");
-    assert!(lan.host.ping("192.168.77.2"));
 }
 
 /// A container id is the caller's to choose: one named like a network's host link (`ha-` and 12

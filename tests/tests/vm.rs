@@ -11,63 +11,20 @@
 use oci_macvlan_tests::{Lan, TestNetns};
 use serde_json::Value;
 
-/// ipvlan on this kernel: the driver's own cases and Docker's ipvlan integration cases.
+/// What the modules share.
+#[path = "vm/common.rs"]
+mod common;
+/// ipvlan on this kernel: the driver's own cases.
 #[path = "vm/ipvlan.rs"]
 mod ipvlan;
+/// Docker's ipvlan integration cases.
+#[path = "vm/ipvlan_docker.rs"]
+mod ipvlan_docker;
 /// The fault-injection and poststop suites for ipvlan.
 #[path = "vm/suites.rs"]
 mod suites;
 
-const ANN: &str = "oci-macvlan.networks";
-const OWNER_ALIAS: &str = "created by oci-macvlan";
-
-/// The router's end of VLAN `vid` on the trunk, holding `cidr`.
-fn router_vlan(lan: &Lan, vid: u16, cidr: &str) {
-    let name = format!("rtr.{vid}");
-    lan.router.ip(&[
-        "link",
-        "add",
-        "link",
-        "rtr",
-        "name",
-        &name,
-        "type",
-        "vlan",
-        "id",
-        &vid.to_string(),
-    ]);
-    lan.router.ip(&["addr", "add", cidr, "dev", &name]);
-    lan.router.ip(&["link", "set", &name, "up"]);
-}
-
-/// `network create NAME --subnet SUBNET [--gateway GW] -o parent=PARENT EXTRA…`
-fn create(lan: &Lan, name: &str, subnet: &str, parent: Option<&str>, extra: &[&str]) -> String {
-    let mut args = vec!["network", "create", "--subnet", subnet];
-    let parent_opt = parent.map(|p| format!("parent={p}"));
-    if let Some(p) = &parent_opt {
-        args.extend(["-o", p]);
-    }
-    args.extend_from_slice(extra);
-    args.push(name);
-    lan.cli_ok(&args, "").trim().to_owned()
-}
-
-fn attach(lan: &Lan, id: &str, ann: &[(&str, &str)]) -> (TestNetns, String) {
-    let ns = TestNetns::new("omt-ctr-");
-    let state = lan.fake_bundle(id, ann, &ns.path(), "creating");
-    lan.cli_ok(&["hook"], &state);
-    (ns, state)
-}
-
-fn host_link(lan: &Lan, name: &str) -> Option<Value> {
-    lan.host.link(name)
-}
-
-/// `ip -d -j link show NAME` in the host namespace: kind, VLAN id, alias.
-fn details(lan: &Lan, name: &str) -> Value {
-    let out = lan.host.ip(&["-d", "-j", "link", "show", name]);
-    serde_json::from_str::<Vec<Value>>(&out).unwrap().remove(0)
-}
+use common::{ANN, OWNER_ALIAS, attach, create, details, host_link, router_vlan};
 
 #[test]
 fn an_owned_vlan_parent_is_created_and_recreated_after_a_reboot() {
