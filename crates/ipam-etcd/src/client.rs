@@ -91,33 +91,37 @@ impl Client {
     /// would find its own lease and take it for an earlier one), and the error says so.
     fn call(&mut self, path: &str, body: &Value, writes: bool) -> Result<Value> {
         let body = body.to_string();
-        if let Some((at, ahead_path, ahead_body)) = self.ahead.take() {
-            if !writes && ahead_path == path && ahead_body == body {
-                let left = self.deadline.saturating_duration_since(Instant::now());
-                if let Ok(text) = self.endpoints[at].receive(left) {
-                    self.current = at;
-                    let url = &self.endpoints[at].url;
-                    return serde_json::from_str(&text).map_err(|err| {
-                        self.unavailable(format!("{url} answered {text:.200}"), Some(Box::new(err)))
-                    });
-                }
-                // No answer to the read sent ahead: asked again below, as any read is.
-            } else {
+        // The read sent ahead, if this is it: its answer is read first, as the first try.
+        let ahead = match self.ahead.take() {
+            Some((at, ahead_path, ahead_body))
+                if !writes && ahead_path == path && ahead_body == body =>
+            {
+                Some(at)
+            }
+            Some((at, _, _)) => {
                 // Its answer would come first on that connection: a new one instead.
                 self.endpoints[at].disconnect();
+                None
             }
-        }
+            None => None,
+        };
+        let start = ahead.unwrap_or(self.current);
         let mut tried = Vec::new();
         let n = self.endpoints.len();
         for i in 0..n {
-            let at = (self.current + i) % n;
+            let at = (start + i) % n;
             let left = self.deadline.saturating_duration_since(Instant::now());
             let url = self.endpoints[at].url.clone();
             if left.is_zero() {
                 tried.push(format!("{url}: not tried, time was up"));
                 continue;
             }
-            match self.endpoints[at].post(&format!("/v3/{path}"), &body, left) {
+            let answer = if i == 0 && ahead.is_some() {
+                self.endpoints[at].receive(left)
+            } else {
+                self.endpoints[at].post(&format!("/v3/{path}"), &body, left)
+            };
+            match answer {
                 Ok(text) => {
                     self.current = at;
                     return serde_json::from_str(&text).map_err(|err| {
