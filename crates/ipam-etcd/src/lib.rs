@@ -16,6 +16,8 @@
 //! network's `etcd_timeout` is spent.
 
 mod client;
+#[cfg(test)]
+mod client_tests;
 mod http;
 
 use std::{
