@@ -9,27 +9,13 @@
 
 use std::path::PathBuf;
 
-use oci_macvlan_tests::etcd_network::{ANN, NET, attach, create_shared, detach, etcd_leases, on};
-use oci_macvlan_tests::{Etcd, Lan, TestNetns};
+use oci_macvlan_tests::etcd_network::{
+    ANN, NET, assert_nothing_left, attach, detach, etcd_leases, on, one_host,
+};
+use oci_macvlan_tests::{Lan, TestNetns};
 
 fn definition(lan: &Lan, network: &str) -> PathBuf {
     lan.config_dir().join(format!("networks/{network}.json"))
-}
-
-/// A lan with one etcd member it reaches, and the shared network on it.
-fn on_etcd() -> (Lan, Etcd) {
-    let lan = Lan::new();
-    let etcd = Etcd::start(&lan, 1);
-    etcd.reach_from(&lan, "192.168.77.250");
-    create_shared(&lan, &etcd.endpoints(), &[]);
-    (lan, etcd)
-}
-
-fn assert_gone(lan: &Lan, etcd: &Etcd, ns: &TestNetns, context: &str) {
-    assert_eq!(etcd_leases(etcd), [], "{context}: a lease is left in etcd");
-    assert!(ns.link("eth0").is_none(), "{context}: eth0 left");
-    assert!(lan.records().is_empty(), "{context}: {:?}", lan.records());
-    assert!(lan.locks().is_empty(), "{context}: {:?}", lan.locks());
 }
 
 /// The definition of an etcd network removed by hand while a container holds a lease there:
@@ -41,7 +27,7 @@ fn assert_gone(lan: &Lan, etcd: &Etcd, ns: &TestNetns, context: &str) {
     ignore = "privileged tier: run `cargo xtask ci` as root"
 )]
 fn an_etcd_lease_is_released_when_its_definition_is_gone() {
-    let (lan, etcd) = on_etcd();
+    let (lan, etcd) = one_host();
     let [poststopped, disconnected, collected] =
         ["c1", "c2", "c3"].map(|_| TestNetns::new("omt-rec-"));
     for (id, ns) in [
@@ -71,7 +57,7 @@ fn an_etcd_lease_is_released_when_its_definition_is_gone() {
     let out = on(&lan, "hostA", &["gc"], "");
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(out.stdout.contains("(container c3: "), "{}", out.stdout);
-    assert_gone(&lan, &etcd, &poststopped, "definition gone");
+    assert_nothing_left(&lan, &etcd, &poststopped, "definition gone");
 }
 
 /// A local network's definition edited by hand, after an attach, to name an etcd cluster that
@@ -117,7 +103,7 @@ fn a_local_detach_reads_no_definition() {
     ignore = "privileged tier: run `cargo xtask ci` as root"
 )]
 fn a_record_of_an_earlier_build_is_detached_through_the_definition() {
-    let (lan, etcd) = on_etcd();
+    let (lan, etcd) = one_host();
     let ns = TestNetns::new("omt-rec-");
     let out = attach(&lan, "hostA", "c1", &ns, &[]);
     assert_eq!(out.code, 0, "{}", out.stderr);
@@ -132,5 +118,5 @@ fn a_record_of_an_earlier_build_is_detached_through_the_definition() {
 
     let out = detach(&lan, "hostA", "c1", &ns);
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert_gone(&lan, &etcd, &ns, "record without store");
+    assert_nothing_left(&lan, &etcd, &ns, "record without store");
 }
