@@ -106,7 +106,7 @@ pub fn for_endpoints(ctx: &Context, endpoints: &[RecordedEndpoint]) -> Result<Bo
                 .map(|network| network.store_choice()),
         };
         if let Some(StoreChoice::Etcd(config)) = choice {
-            if !clusters.contains(&config) {
+            if !clusters.iter().any(|c| same_cluster(c, &config)) {
                 clusters.push(config);
             }
         }
@@ -119,6 +119,13 @@ pub fn for_endpoints(ctx: &Context, endpoints: &[RecordedEndpoint]) -> Result<Bo
         members.push(open_etcd(ctx, config)?);
     }
     Ok(Box::new(Union::new(members)))
+}
+
+/// Whether two configs name one cluster's leases (the same endpoints and prefix): a record keeps
+/// the config of its attach, which a definition edited since (a timeout, a certificate's path)
+/// may word differently. Opened once, a cluster's leases are counted once.
+fn same_cluster(a: &EtcdConfig, b: &EtcdConfig) -> bool {
+    a.endpoints == b.endpoints && a.prefix == b.prefix
 }
 
 /// Every store the defined networks and the endpoint records use (`verify`, `gc`, `gc
@@ -138,7 +145,7 @@ pub fn all(ctx: &Context, networks: &Networks, records: &Records) -> Result<Unio
         .filter_map(|endpoint| endpoint.store);
     for choice in defined.chain(recorded) {
         if let StoreChoice::Etcd(config) = choice {
-            if !clusters.contains(&config) {
+            if !clusters.iter().any(|c| same_cluster(c, &config)) {
                 members.push(open_etcd(ctx, &config)?);
                 clusters.push(config);
             }
