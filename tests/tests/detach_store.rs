@@ -3,7 +3,8 @@
 //! have been removed or edited by hand since: poststop, `network disconnect` and `gc` release an
 //! etcd lease whose definition is gone, a local detach never waits on a cluster its definition
 //! names now, and a record an earlier build wrote (no store) is still detached through the
-//! definition.
+//! definition. And `network disconnect` from an etcd network, which opens the local store and the
+//! cluster together, finds the container's leases in both.
 
 #![allow(clippy::unwrap_used)]
 
@@ -119,4 +120,22 @@ fn a_record_of_an_earlier_build_is_detached_through_the_definition() {
     let out = detach(&lan, "hostA", "c1", &ns);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_nothing_left(&lan, &etcd, &ns, "record without store");
+}
+
+/// `network disconnect` from an etcd network, its definition in place: the local store and the
+/// cluster are opened together (a container may hold leases in both), and the leases it had are
+/// found in both without a transaction over the two (which a union of stores refuses).
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn a_disconnect_from_an_etcd_network_releases_its_lease() {
+    let (lan, etcd) = one_host();
+    let ns = TestNetns::new("omt-rec-");
+    let out = attach(&lan, "hostA", "c1", &ns, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = on(&lan, "hostA", &["network", "disconnect", NET, "c1"], "");
+    assert_eq!((out.code, out.stderr.as_str()), (0, ""));
+    assert_nothing_left(&lan, &etcd, &ns, "disconnected");
 }
