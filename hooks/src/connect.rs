@@ -113,11 +113,9 @@ pub fn disconnect(ctx: &Context, args: &DisconnectArgs, inv: &mut Invocation) ->
     inv.networks = vec![args.network.clone()];
     macvlan::check_container_id(&args.container)?;
     let records = Records::new(&ctx.state_dir);
-    // Read without the lock, only to choose the stores: disconnect reads it again under the lock.
-    let record = records.read(&args.container).ok().flatten();
-    let mut store = crate::stores::for_record(ctx, record.as_ref())?;
+    let open = |endpoints: &[_]| crate::stores::for_endpoints(ctx, endpoints);
     let released = ctx.block_on(macvlan::disconnect(
-        store.as_mut(),
+        open,
         &records,
         &args.container,
         &args.network,
@@ -280,6 +278,7 @@ mod tests {
                     lower: None,
                     index: None,
                     host_link: None,
+                    store: None,
                 })
                 .collect(),
         }

@@ -145,10 +145,8 @@ pub(crate) fn attach_now(
 
 fn detach(ctx: &Context, state: &State) -> Result<()> {
     let records = Records::new(&ctx.state_dir);
-    // Read without the lock, only to choose the stores: detach reads it again under the lock.
-    let record = records.read(&state.id).ok().flatten();
-    let mut store = stores::for_record(ctx, record.as_ref())?;
-    let released = ctx.block_on(macvlan::detach(store.as_mut(), &records, &state.id))??;
+    let open = |endpoints: &[_]| stores::for_endpoints(ctx, endpoints);
+    let released = ctx.block_on(macvlan::detach(open, &records, &state.id))??;
     for lease in released {
         log::info(
             ctx,

@@ -14,7 +14,7 @@ use crate::{
 pub fn verify(ctx: &Context) -> Result<()> {
     let networks = Networks::new(&ctx.config_dir);
     let records = Records::new(&ctx.state_dir);
-    let mut store = stores::all(ctx, &networks)?;
+    let mut store = stores::all(ctx, &networks, &records)?;
     let mut report = macvlan::verify(&networks, &mut store, &records)?;
     report
         .problems
@@ -38,7 +38,7 @@ pub fn verify(ctx: &Context) -> Result<()> {
 pub fn gc(ctx: &Context) -> Result<()> {
     let records = Records::new(&ctx.state_dir);
     let networks = Networks::new(&ctx.config_dir);
-    let mut store = stores::all(ctx, &networks)?;
+    let mut store = stores::all(ctx, &networks, &records)?;
     let report = ctx.block_on(macvlan::gc(&mut store, &records, &networks))??;
     let mut out = String::new();
     if report.temps_removed > 0 {
@@ -105,7 +105,8 @@ pub fn forget_host(ctx: &Context, host: &str) -> Result<()> {
         });
     }
     let networks = Networks::new(&ctx.config_dir);
-    let mut store = stores::all(ctx, &networks)?;
+    let records = Records::new(&ctx.state_dir);
+    let mut store = stores::all(ctx, &networks, &records)?;
     let released = store.forget_host(host).map_err(macvlan::Error::store)?;
     let mut out = String::new();
     for lease in &released {

@@ -5,7 +5,7 @@
 
 use oci_macvlan_ipam::{EtcdConfig, LeaseStore, LmdbStore, StoreChoice, Union};
 use oci_macvlan_ipam_etcd::EtcdStore;
-use oci_macvlan_macvlan::{self as macvlan, Network, Networks, Record};
+use oci_macvlan_macvlan::{self as macvlan, Network, Networks, RecordedEndpoint, Records};
 
 use crate::{
     Context,
@@ -88,18 +88,26 @@ pub fn for_ipam_options(ctx: &Context, ipam_options: &[String]) -> Result<Box<dy
     }
 }
 
-/// The stores that may hold `record`'s leases (a detach): the local store, and the cluster of
-/// each recorded network that is defined on one. A definition that is gone leaves the local
-/// store alone to look in.
-pub fn for_record(ctx: &Context, record: Option<&Record>) -> Result<Box<dyn LeaseStore>> {
-    let networks = Networks::new(&ctx.config_dir);
+/// The stores that may hold the leases of recorded `endpoints` (a detach, a disconnect): the
+/// local store, and each etcd cluster they name, once. The record says where each endpoint's
+/// leases are, so no definition is read: one removed or edited since the attach changes
+/// nothing. Only an endpoint an earlier build recorded, without its store, has its network's
+/// definition asked (and a definition that is gone leaves the local store alone to look in).
+pub fn for_endpoints(ctx: &Context, endpoints: &[RecordedEndpoint]) -> Result<Box<dyn LeaseStore>> {
+    let mut networks = None;
     let mut clusters: Vec<EtcdConfig> = Vec::new();
-    for endpoint in record.map(|r| r.endpoints.as_slice()).unwrap_or_default() {
-        if let Ok(network) = networks.load(&endpoint.network) {
-            if let StoreChoice::Etcd(config) = network.store_choice() {
-                if !clusters.contains(&config) {
-                    clusters.push(config);
-                }
+    for endpoint in endpoints {
+        let choice = match &endpoint.store {
+            Some(choice) => Some(choice.clone()),
+            None => networks
+                .get_or_insert_with(|| Networks::new(&ctx.config_dir))
+                .load(&endpoint.network)
+                .ok()
+                .map(|network| network.store_choice()),
+        };
+        if let Some(StoreChoice::Etcd(config)) = choice {
+            if !clusters.iter().any(|c| same_cluster(c, &config)) {
+                clusters.push(config);
             }
         }
     }
@@ -113,14 +121,31 @@ pub fn for_record(ctx: &Context, record: Option<&Record>) -> Result<Box<dyn Leas
     Ok(Box::new(Union::new(members)))
 }
 
-/// Every store the defined networks use (`verify`, `gc`): the local store, and each etcd
-/// cluster (by endpoints and prefix) once.
-pub fn all(ctx: &Context, networks: &Networks) -> Result<Union> {
+/// Whether two configs name one cluster's leases (the same endpoints and prefix): a record keeps
+/// the config of its attach, which a definition edited since (a timeout, a certificate's path)
+/// may word differently. Opened once, a cluster's leases are counted once.
+fn same_cluster(a: &EtcdConfig, b: &EtcdConfig) -> bool {
+    a.endpoints == b.endpoints && a.prefix == b.prefix
+}
+
+/// Every store the defined networks and the endpoint records use (`verify`, `gc`, `gc
+/// --forget-host`): the local store, and each etcd cluster (by endpoints and prefix) once. A
+/// record names its cluster even when the network's definition is gone, so `gc` still takes
+/// back a gone container's leases there.
+pub fn all(ctx: &Context, networks: &Networks, records: &Records) -> Result<Union> {
     let mut members = vec![open_local(ctx, true)?];
     let mut clusters: Vec<EtcdConfig> = Vec::new();
-    for network in networks.list()? {
-        if let StoreChoice::Etcd(config) = network.store_choice() {
-            if !clusters.contains(&config) {
+    let defined = networks.list()?.into_iter().map(|n| n.store_choice());
+    // A record that cannot be read here is the core's to report, when it reads it.
+    let recorded = records
+        .list()?
+        .into_iter()
+        .filter_map(|id| records.read(&id).ok().flatten())
+        .flat_map(|record| record.endpoints)
+        .filter_map(|endpoint| endpoint.store);
+    for choice in defined.chain(recorded) {
+        if let StoreChoice::Etcd(config) = choice {
+            if !clusters.iter().any(|c| same_cluster(c, &config)) {
                 members.push(open_etcd(ctx, &config)?);
                 clusters.push(config);
             }

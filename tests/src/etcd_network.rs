@@ -26,6 +26,15 @@ pub fn create_shared(lan: &Lan, endpoints: &str, extra: &[&str]) {
     lan.cli_ok(&args, "");
 }
 
+/// One host on a LAN with a one-member etcd it reaches, and the shared network defined there.
+pub fn one_host() -> (Lan, Etcd) {
+    let lan = Lan::new();
+    let etcd = Etcd::start(&lan, 1);
+    etcd.reach_from(&lan, "192.168.77.250");
+    create_shared(&lan, &etcd.endpoints(), &[]);
+    (lan, etcd)
+}
+
 /// Hosts A and B on one LAN, a one-member etcd both reach, and the shared network defined on
 /// both (with `extra`).
 pub fn two_hosts(extra: &[&str]) -> (Lan, Lan, Etcd) {
@@ -86,4 +95,13 @@ pub fn etcd_leases(etcd: &Etcd) -> Vec<(String, String, String)> {
             )
         })
         .collect()
+}
+
+/// Panics, naming `context`, unless nothing of container namespace `ns` is left: no lease in
+/// etcd, no `eth0` in `ns`, no endpoint record, no lock file.
+pub fn assert_nothing_left(lan: &Lan, etcd: &Etcd, ns: &TestNetns, context: &str) {
+    assert_eq!(etcd_leases(etcd), [], "{context}: a lease is left in etcd");
+    assert!(ns.link("eth0").is_none(), "{context}: eth0 left");
+    assert!(lan.records().is_empty(), "{context}: {:?}", lan.records());
+    assert!(lan.locks().is_empty(), "{context}: {:?}", lan.locks());
 }

@@ -14,6 +14,10 @@ use base64::{Engine, engine::general_purpose::STANDARD};
 use oci_macvlan_ipam::{Error, EtcdConfig, Result};
 use serde_json::{Value, json};
 
+/// The failpoint (feature `failpoints`) at which a write etcd applied gets no answer: the
+/// command then fails as if the member had gone silent after the write reached it.
+pub const WRITE_UNANSWERED: &str = "etcd:write-unanswered";
+
 /// A connection to one cluster, with the deadline of the command that uses it: every request,
 /// retries included, ends by then.
 #[derive(Debug)]
@@ -116,11 +120,17 @@ impl Client {
                 tried.push(format!("{url}: not tried, time was up"));
                 continue;
             }
-            let answer = if i == 0 && ahead.is_some() {
+            let mut answer = if i == 0 && ahead.is_some() {
                 self.endpoints[at].receive(left)
             } else {
                 self.endpoints[at].post(&format!("/v3/{path}"), &body, left)
             };
+            // The fault-injection suite's lost answer: etcd applied the write, no answer came.
+            if writes && answer.is_ok() && oci_macvlan_ipam::failpoint::fails(WRITE_UNANSWERED) {
+                answer = Err(Failure::Unanswered(format!(
+                    "answer lost (failpoint {WRITE_UNANSWERED})"
+                )));
+            }
             match answer {
                 Ok(text) => {
                     self.current = at;

@@ -30,6 +30,7 @@ use oci_macvlan_ipam::{
     Error, EtcdConfig, Lease, LeaseStore, Owner, Result, StoredLease, Txn, View, ip_of_key, to_key,
 };
 
+pub use client::WRITE_UNANSWERED;
 use client::{Client, absent, delete, put, unchanged};
 
 /// Leases of one etcd cluster (one prefix), seen from one host.

@@ -10,6 +10,7 @@ mod boot;
 mod damage;
 mod env;
 mod error;
+pub mod failpoint;
 mod fault;
 mod lmdb;
 mod options;

@@ -25,8 +25,10 @@ const MAX_ETCD_TIMEOUT: Duration = Duration::from_secs(60);
 /// A certificate or key larger than this is not one.
 const MAX_PEM: u64 = 1 << 20;
 
-/// Where a network's leases live.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// Where a network's leases live. An endpoint record keeps it too (`"local"`, or
+/// `{"etcd": {…}}`), so that a detach opens the store the leases were taken from.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum StoreChoice {
     /// This host's LMDB store in the state dir.
     #[default]
@@ -50,6 +52,12 @@ pub struct EtcdConfig {
     pub key: Option<PathBuf>,
     /// How long one command may wait for the cluster, in all.
     pub timeout_ms: u64,
+}
+
+impl StoreChoice {
+    pub fn is_local(&self) -> bool {
+        matches!(self, Self::Local)
+    }
 }
 
 impl EtcdConfig {

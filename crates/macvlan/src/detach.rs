@@ -17,18 +17,45 @@ use crate::{
 /// namespace that dies takes its macvlans along, at no cost), releases its leases, and removes
 /// its record. Idempotent: it may run twice, after a crash, without any attach, or with the
 /// namespace or parent gone; it needs neither the network definitions nor a pid.
-pub async fn detach(
-    store: &mut dyn LeaseStore,
+///
+/// The record is read once, under the container's lock; `open` gets its endpoints (none
+/// without a record) and opens the lease stores they name (see [`StoreOpener`]).
+pub async fn detach<E: From<Error>>(
+    open: impl StoreOpener<E>,
     records: &Records,
     container_id: &str,
-) -> Result<Vec<Lease>> {
+) -> std::result::Result<Vec<Lease>, E> {
     let lock = records.lock(container_id)?;
     failpoint::hit("detach:locked")?;
     let record = records.read(container_id)?;
+    let endpoints = record.as_ref().map_or(&[][..], |r| r.endpoints.as_slice());
+    let mut store = open(endpoints)?;
+    // A networked store reads while the process and the namespace are looked at.
+    store.read_ahead();
     if let Some(record) = &record {
-        refuse_if_its_process_lives(store, record)?;
+        refuse_if_its_process_lives(store.as_mut(), record)?;
     }
-    detach_locked(store, records, container_id, record.as_ref(), &lock).await
+    Ok(detach_locked(
+        store.as_mut(),
+        records,
+        container_id,
+        record.as_ref(),
+        &lock,
+    )
+    .await?)
+}
+
+/// Opens the lease stores that may hold the leases of the recorded `endpoints` (of a detach,
+/// a disconnect), as one store: the caller's factory (only the binary opens stores). Called
+/// under the container's lock, with the record read there.
+pub trait StoreOpener<E>:
+    FnOnce(&[RecordedEndpoint]) -> std::result::Result<Box<dyn LeaseStore>, E>
+{
+}
+
+impl<E, F> StoreOpener<E> for F where
+    F: FnOnce(&[RecordedEndpoint]) -> std::result::Result<Box<dyn LeaseStore>, E>
+{
 }
 
 /// [`detach`] for a caller that holds the container's lock and has read its record.

@@ -3,22 +3,28 @@
 //! namespace (only those the record proves its own), the leases released, the record rewritten
 //! without them. A container's later poststop (or `gc`) then takes back the rest.
 
-use std::{net::IpAddr, path::PathBuf};
+use std::path::PathBuf;
 
-use oci_macvlan_ipam::{Lease, LeaseStore, LeaseStoreExt, Owner};
+use oci_macvlan_ipam::{Lease, Owner};
 
-use crate::{Error, Liveness, Records, Result, detach::Ours};
+use crate::{
+    Error, Liveness, Records,
+    detach::{Ours, StoreOpener},
+};
 
 /// Takes `network`'s endpoints back from `container_id`; a container left with none has no
 /// record either. Each step may be re-run: a disconnect
 /// that failed half-way (a link deleted, its lease not yet released) completes when run again,
 /// since the record still names the endpoint until the end.
-pub async fn disconnect(
-    store: &mut dyn LeaseStore,
+///
+/// The record is read once, under the container's lock; `open` gets the endpoints on `network`
+/// and opens the lease stores they name.
+pub async fn disconnect<E: From<Error>>(
+    open: impl StoreOpener<E>,
     records: &Records,
     container_id: &str,
     network: &str,
-) -> Result<Vec<Lease>> {
+) -> Result<Vec<Lease>, E> {
     let lock = records.lock(container_id)?;
     let not_connected = || Error::NotConnected {
         container_id: container_id.to_owned(),
@@ -31,8 +37,9 @@ pub async fn disconnect(
         .cloned()
         .partition(|e| e.network == network);
     if gone.is_empty() {
-        return Err(not_connected());
+        return Err(not_connected().into());
     }
+    let mut store = open(&gone)?;
     let owners: Vec<Owner> = gone
         .iter()
         .map(|e| Owner {
@@ -59,15 +66,15 @@ pub async fn disconnect(
             container_id,
             endpoints: &gone,
         };
+        // Asked of every store `open` gave (a transaction would need a single one).
         let held = || {
-            let mut held: Vec<IpAddr> = Vec::new();
-            for owner in &owners {
-                let leases = store
-                    .read(|view| view.owner_leases(network, owner))
-                    .map_err(Error::store)?;
-                held.extend(leases.iter().map(|l| l.ip));
-            }
-            Ok(held)
+            Ok(store
+                .container_leases(container_id)
+                .map_err(Error::store)?
+                .into_iter()
+                .filter(|l| l.network == network && owners.contains(&l.owner))
+                .map(|l| l.ip)
+                .collect())
         };
         ours.delete_from(&path, expected, held).await?;
     }

@@ -2,9 +2,10 @@
 //! (`tests/tests/failpoints.rs`). They exist only in a build with the `failpoints` feature, which
 //! no release build enables; without it [`hit`] is an empty inline function.
 //!
-//! `OCI_MACVLAN_FAILPOINTS=NAME=ACTION[@N][,…]`: at the N-th time (default: first) the step
-//! NAME is passed, ACTION happens: `kill` (the process SIGKILLs itself, as a runtime's timeout or
-//! the OOM killer would) or `error` (the step fails with [`Error::Injected`]).
+//! `OCI_MACVLAN_FAILPOINTS=NAME=ACTION[@N][,…]` (read by `oci_macvlan_ipam::failpoint`, the
+//! switch every crate's failpoints share): at the N-th time (default: first) the step NAME is
+//! passed, ACTION happens: `kill` (the process SIGKILLs itself, as a runtime's timeout or the OOM
+//! killer would) or `error` (the step fails with [`Error::Injected`]).
 
 use crate::Result;
 #[cfg(feature = "failpoints")]
@@ -43,43 +44,9 @@ pub(crate) fn hit(_name: &'static str) -> Result<()> {
 
 #[cfg(feature = "failpoints")]
 pub(crate) fn hit(name: &'static str) -> Result<()> {
-    use std::{collections::HashMap, sync::Mutex};
-
-    static HITS: Mutex<Option<HashMap<&'static str, u32>>> = Mutex::new(None);
     debug_assert!(ALL.contains(&name), "undeclared failpoint {name}");
-    let Ok(spec) = std::env::var("OCI_MACVLAN_FAILPOINTS") else {
-        return Ok(());
-    };
-    let count = {
-        let mut hits = HITS
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let n = hits
-            .get_or_insert_with(HashMap::new)
-            .entry(name)
-            .or_insert(0);
-        *n += 1;
-        *n
-    };
-    for entry in spec.split(',') {
-        let Some((point, action)) = entry.split_once('=') else {
-            continue;
-        };
-        let (action, nth) = match action.split_once('@') {
-            Some((action, nth)) => (action, nth.parse().unwrap_or(1)),
-            None => (action, 1),
-        };
-        if point != name || nth != count {
-            continue;
-        }
-        match action {
-            "kill" => {
-                let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
-                unreachable!("SIGKILL returned");
-            }
-            "error" => return Err(Error::Injected(name)),
-            other => panic!("unknown failpoint action {other:?} for {name}"),
-        }
+    if oci_macvlan_ipam::failpoint::fails(name) {
+        return Err(Error::Injected(name));
     }
     Ok(())
 }

@@ -30,7 +30,7 @@ mod undo;
 mod verify;
 mod wiring;
 
-pub use detach::detach;
+pub use detach::{StoreOpener, detach};
 pub use disconnect::disconnect;
 pub use endpoint::{AttachRequest, Attachment, Endpoint, attach};
 pub use error::{DefinitionError, Error, ErrorKind, Result, StateError, one_line};

@@ -8,6 +8,7 @@
 use std::{net::IpAddr, path::PathBuf};
 
 use ipnetwork::IpNetwork;
+use oci_macvlan_ipam::StoreChoice;
 use oci_macvlan_vlan::ifname_problem;
 use serde::Serialize;
 
@@ -51,6 +52,9 @@ pub struct PlannedNetwork {
     /// container's addresses through it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub host_link: Option<String>,
+    /// Where the leases live (the network's `--ipam-opt`); the record keeps it for detach.
+    #[serde(skip_serializing_if = "StoreChoice::is_local")]
+    pub store: StoreChoice,
 }
 
 /// Where the container's default routes on a network go.
@@ -111,6 +115,7 @@ pub fn plan(req: &AttachRequest<'_>) -> Result<Plan> {
             static_ips: att.static_ips.clone(),
             default_routes: routes(net),
             host_link: net.host_link(),
+            store: net.store_choice(),
         });
     }
     Ok(Plan {
@@ -152,6 +157,7 @@ impl Plan {
                     lower: None,
                     index: None,
                     host_link: p.host_link.clone(),
+                    store: Some(p.store.clone()),
                 })
                 .collect(),
         }

@@ -4,6 +4,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use oci_macvlan_ipam::StoreChoice;
 use oci_macvlan_netlink_core::{Link, MacAddr, NetnsId};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -59,6 +60,12 @@ pub struct RecordedEndpoint {
     /// attach routed the host to this endpoint's addresses: detach deletes those routes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_link: Option<String>,
+    /// The lease store the endpoint's leases were taken from (the network's `--ipam-opt` at
+    /// attach): a detach opens it from here, never from the definition, which may have been
+    /// removed or edited since. `None` only in a record an earlier build wrote: that network's
+    /// definition is asked then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<StoreChoice>,
 }
 
 impl RecordedEndpoint {
@@ -358,6 +365,37 @@ pub(crate) mod tests {
         assert!(err.contains("intruder"), "{err}");
     }
 
+    /// A record an earlier build wrote has no `store`: it still reads, the store unknown (detach
+    /// asks the network's definition then). One written now names it on each endpoint: the
+    /// only change to a local record is `"store":"local"` (without it, a local endpoint could not
+    /// be told from an earlier build's, which may be on etcd).
+    #[test]
+    fn each_endpoint_names_its_store_and_an_earlier_builds_record_still_reads() {
+        let earlier = r#"{"container_id":"c1","endpoints":[{"network":"lan50","ifname":"eth0","mac":"02:42:c0:a8:32:0a","kind":"macvlan","lower":7}]}"#;
+        let read: Record = serde_json::from_str(earlier).unwrap();
+        assert_eq!(read.endpoints[0].store, None);
+        let mut local = read.clone();
+        local.endpoints[0].store = Some(StoreChoice::Local);
+        assert_eq!(
+            serde_json::to_string(&local).unwrap(),
+            earlier.replace(r#""lower":7}"#, r#""lower":7,"store":"local"}"#)
+        );
+        let etcd = oci_macvlan_ipam::parse_ipam_options(&[
+            "etcd_endpoints=http://10.0.0.5:2379".to_owned()
+        ])
+        .unwrap();
+        let mut shared = read;
+        shared.endpoints[0].store = Some(etcd);
+        let json = serde_json::to_string(&shared).unwrap();
+        assert!(
+            json.contains(
+                r#""store":{"etcd":{"endpoints":["http://10.0.0.5:2379"],"prefix":"/oci-macvlan","timeout_ms":2000}}"#
+            ),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_str::<Record>(&json).unwrap(), shared);
+    }
+
     #[test]
     fn a_link_is_ours_only_if_kind_parent_and_mac_match() {
         let mac: MacAddr = "02:00:00:00:00:01".parse().unwrap();
@@ -369,6 +407,7 @@ pub(crate) mod tests {
             lower: Some(7),
             index: None,
             host_link: None,
+            store: Some(StoreChoice::Local),
         };
         let link = |kind: &str, lower: u32, mac: MacAddr| Link {
             index: 3,
