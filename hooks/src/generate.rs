@@ -18,7 +18,7 @@ fn completion_text(shell: Shell) -> &'static str {
         Shell::Bash => include_str!(concat!(env!("OUT_DIR"), "/completion.bash")),
         Shell::Elvish => include_str!(concat!(env!("OUT_DIR"), "/completion.elvish")),
         Shell::Fish => include_str!(concat!(env!("OUT_DIR"), "/completion.fish")),
-        Shell::PowerShell => include_str!(concat!(env!("OUT_DIR"), "/completion.powershell")),
+        Shell::Powershell => include_str!(concat!(env!("OUT_DIR"), "/completion.powershell")),
         Shell::Zsh => include_str!(concat!(env!("OUT_DIR"), "/completion.zsh")),
     }
 }
