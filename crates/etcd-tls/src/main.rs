@@ -265,68 +265,37 @@ fn drain(conn: &mut ClientConnection, output: &mut File, buf: &mut [u8]) -> std:
 mod tests {
     use super::*;
 
-    fn args(list: &[&str]) -> Result<Args, String> {
-        parse_args(list.iter().map(|s| (*s).to_owned()))
+    fn args(line: &str) -> Result<Args, String> {
+        parse_args(line.split_whitespace().map(str::to_owned))
     }
 
     #[test]
     fn arguments_name_paths_never_key_material() {
-        let parsed = args(&[
-            "--host",
-            "10.0.0.5",
-            "--port",
-            "2379",
-            "--timeout-ms",
-            "1500",
-            "--cacert",
-            "/etc/etcd/ca.pem",
-            "--cert",
-            "/etc/etcd/client.pem",
-            "--key",
-            "/etc/etcd/client-key.pem",
-        ])
+        let parsed = args(
+            "--host 10.0.0.5 --port 2379 --timeout-ms 1500 --cacert /etc/etcd/ca.pem \
+             --cert /etc/etcd/client.pem --key /etc/etcd/client-key.pem",
+        )
         .unwrap();
         assert_eq!(parsed.server_name, "10.0.0.5");
         assert_eq!(parsed.timeout, Duration::from_millis(1500));
         assert_eq!(parsed.key, Some(PathBuf::from("/etc/etcd/client-key.pem")));
         for (bad, why) in [
-            (&["--host", "a"][..], "required"),
-            (&["--port"][..], "no value"),
-            (&["--secret", "x"][..], "unknown argument"),
+            ("--host a", "required"),
+            ("--port", "no value"),
+            ("--secret x", "unknown argument"),
             (
-                &[
-                    "--host",
-                    "a",
-                    "--port",
-                    "1",
-                    "--timeout-ms",
-                    "1",
-                    "--cacert",
-                    "/c",
-                    "--cert",
-                    "/x",
-                ][..],
+                "--host a --port 1 --timeout-ms 1 --cacert /c --cert /x",
                 "go together",
             ),
         ] {
             let err = args(bad).unwrap_err();
-            assert!(err.contains(why), "{bad:?}: {err}");
+            assert!(err.contains(why), "{bad}: {err}");
         }
     }
 
     #[test]
     fn unreadable_files_name_the_option_and_the_path() {
-        let parsed = args(&[
-            "--host",
-            "a",
-            "--port",
-            "1",
-            "--timeout-ms",
-            "1",
-            "--cacert",
-            "/nonexistent/ca.pem",
-        ])
-        .unwrap();
+        let parsed = args("--host a --port 1 --timeout-ms 1 --cacert /nonexistent/ca.pem").unwrap();
         let err = config(&parsed).unwrap_err();
         assert!(
             err.starts_with("invalid --ipam-opt etcd_cacert: /nonexistent/ca.pem: "),
