@@ -195,7 +195,8 @@ fn the_package_installs_works_with_podman_unaided_and_purges_clean() {
     }
 }
 
-/// A network on an https etcd endpoint: the installed binary finds its helper, which reads the
+/// A network on an https etcd endpoint (in dirs of its own: a store that cannot be reached
+/// keeps `network rm` from removing it): the installed binary finds its helper, which reads the
 /// CA file (a PEM that is no certificate) and says what is wrong with it.
 fn https_network_runs_the_packaged_helper(lan: &Lan) {
     let dir = tempfile::tempdir().unwrap();
@@ -206,24 +207,33 @@ fn https_network_runs_the_packaged_helper(lan: &Lan) {
     )
     .unwrap();
     let cacert = format!("etcd_cacert={}", ca.display());
-    packaged(
-        lan,
-        &[
-            "network",
-            "create",
-            "--subnet",
-            Lan::SUBNET,
-            "-o",
-            "parent=lan0",
-            "--ipam-opt",
-            "etcd_endpoints=https://127.0.0.1:1",
-            "--ipam-opt",
-            &cacert,
-            "pkgtls",
-        ],
-    );
+    let (config, state) = (dir.path().join("config"), dir.path().join("state"));
+    let dirs = [
+        "--config-dir",
+        config.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+    ];
+    let create = [
+        "network",
+        "create",
+        "--subnet",
+        Lan::SUBNET,
+        "-o",
+        "parent=lan0",
+        "--ipam-opt",
+        "etcd_endpoints=https://127.0.0.1:1",
+        "--ipam-opt",
+        &cacert,
+        "pkgtls",
+    ];
+    packaged(lan, &[&dirs[..], &create[..]].concat());
     let net = format!("--net={}", lan.host.path().display());
-    let out = run("nsenter", &[&net, BINARY, "network", "inspect", "pkgtls"]);
+    let inspect = [&net, BINARY, "network", "inspect", "pkgtls"];
+    let out = run(
+        "nsenter",
+        &[&inspect[..2], &dirs[..], &inspect[2..]].concat(),
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
@@ -233,5 +243,4 @@ fn https_network_runs_the_packaged_helper(lan: &Lan) {
         )) && !stderr.contains("not found"),
         "{stderr}"
     );
-    packaged(lan, &["network", "rm", "pkgtls"]);
 }
