@@ -196,6 +196,25 @@ impl Etcd {
         )
     }
 
+    /// How many requests of gRPC method `method` (`Range`, `Txn`) member `i` has answered: its
+    /// JSON gateway's requests included, which it serves through its own gRPC server.
+    pub fn handled(&self, i: usize, method: &str) -> u64 {
+        let out = Command::new("nsenter")
+            .arg(format!("--net={}", self.router.display()))
+            .args(["busybox", "wget", "-q", "-O", "-"])
+            .arg(format!("{}/metrics", self.members[i].client))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "metrics of member {i}");
+        let needle = format!("grpc_method=\"{method}\"");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.starts_with("grpc_server_handled_total{") && l.contains(&needle))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    }
+
     /// Every lease under the default prefix, as (key, value) with the value's JSON, read from
     /// the first member that answers.
     pub fn leases(&self) -> Vec<(String, Value)> {

@@ -284,8 +284,10 @@ pub fn inner() -> Result<()> {
         Tool::Floor(Floor::StaticNoop),
         Tool::Floor(Floor::NoLibc),
     ];
+    tools.insert(tools.len() - 3, Tool::Floor(Floor::Idle));
     if setup.baseline.is_some() {
         tools.insert(1, Tool::Baseline);
+        tools.insert(tools.len() - 3, Tool::Floor(Floor::BaselineIdle));
     }
     let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); tools.len() * 3];
     // Warm-up: page cache, first-use costs of the store and of each binary.

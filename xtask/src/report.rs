@@ -83,6 +83,10 @@ const OURS_HOST_ACCESS: &str = "oci-macvlan, host access";
 const OURS_ON_ETCD: &str = "oci-macvlan, leases on etcd";
 /// Another build of oci-macvlan (`OCI_MACVLAN_BENCH_BASELINE`): not a peer.
 const BASELINE: &str = "oci-macvlan, baseline build";
+/// The hook for a container not its own, this build and the baseline (`Floor::Idle`,
+/// `Floor::BaselineIdle`): start-up alone, not peers.
+const IDLE: &str = "oci-macvlan hook, a container not its own";
+const BASELINE_IDLE: &str = "baseline build hook, a container not its own";
 const OPS: [&str; 3] = [
     "attach",
     "detach, namespace gone",
@@ -125,7 +129,16 @@ impl Report {
             .iter()
             .map(|r| r.tool.as_str())
             .filter(|t| {
-                ![OURS, OURS_ON_DISK, OURS_HOST_ACCESS, OURS_ON_ETCD, BASELINE].contains(t)
+                ![
+                    OURS,
+                    OURS_ON_DISK,
+                    OURS_HOST_ACCESS,
+                    OURS_ON_ETCD,
+                    BASELINE,
+                    IDLE,
+                    BASELINE_IDLE,
+                ]
+                .contains(t)
                     && !t.starts_with("floor")
             })
             .fold(Vec::new(), |mut v, t| {
@@ -169,6 +182,14 @@ impl Report {
                     ours.median_ms / base.median_ms,
                 ));
             }
+        }
+        if let (Some(ours), Some(base)) =
+            (self.find(IDLE, "spawn"), self.find(BASELINE_IDLE, "spawn"))
+        {
+            out.push((
+                "oci-macvlan / baseline build, hook for a container not its own (median)".into(),
+                ours.median_ms / base.median_ms,
+            ));
         }
         if let (Some(small), Some(large)) = (self.scale.first(), self.scale.last()) {
             out.push((

@@ -49,15 +49,23 @@ enum Transport {
 }
 
 impl Transport {
-    fn set_timeouts(&self, left: Duration) -> std::io::Result<()> {
+    fn set_read_timeout(&self, left: Duration) -> std::io::Result<()> {
         match self {
-            Self::Tcp(socket) => socket
-                .set_read_timeout(Some(left))
-                .and_then(|()| socket.set_write_timeout(Some(left))),
-            Self::Helper(socket, _) => socket
-                .set_read_timeout(Some(left))
-                .and_then(|()| socket.set_write_timeout(Some(left))),
+            Self::Tcp(socket) => socket.set_read_timeout(Some(left)),
+            Self::Helper(socket, _) => socket.set_read_timeout(Some(left)),
         }
+    }
+
+    fn set_write_timeout(&self, left: Duration) -> std::io::Result<()> {
+        match self {
+            Self::Tcp(socket) => socket.set_write_timeout(Some(left)),
+            Self::Helper(socket, _) => socket.set_write_timeout(Some(left)),
+        }
+    }
+
+    fn set_timeouts(&self, left: Duration) -> std::io::Result<()> {
+        self.set_read_timeout(left)
+            .and_then(|()| self.set_write_timeout(left))
     }
 }
 
@@ -136,14 +144,35 @@ impl Endpoint {
         body: &str,
         left: Duration,
     ) -> Result<String, Failure> {
+        self.send(path, body, left)?;
+        self.receive(left)
+    }
+
+    /// Sends the request of [`post`](Self::post) without waiting for its answer, which
+    /// [`receive`](Self::receive) reads (HTTP/1.1 answers come in the order of the requests).
+    pub(crate) fn send(&mut self, path: &str, body: &str, left: Duration) -> Result<(), Failure> {
         if self.conn.is_none() {
             self.conn = Some(self.connect(left)?);
         }
-        let result = self.exchange(path, body, left);
+        let result = self.write_request(path, body, left);
         if result.is_err() {
             self.conn = None;
         }
         result
+    }
+
+    /// The answer to the request [`send`](Self::send) sent.
+    pub(crate) fn receive(&mut self, left: Duration) -> Result<String, Failure> {
+        let result = self.read_answer(left);
+        if result.is_err() {
+            self.conn = None;
+        }
+        result
+    }
+
+    /// Forgets the connection (and any answer still to come on it).
+    pub(crate) fn disconnect(&mut self) {
+        self.conn = None;
     }
 
     fn connect(&self, left: Duration) -> Result<BufReader<Transport>, Failure> {
@@ -239,11 +268,11 @@ impl Endpoint {
         }
     }
 
-    fn exchange(&mut self, path: &str, body: &str, left: Duration) -> Result<String, Failure> {
+    fn write_request(&mut self, path: &str, body: &str, left: Duration) -> Result<(), Failure> {
         let Some(reader) = self.conn.as_mut() else {
             return Err(Failure::Unsent("no connection".into()));
         };
-        let _ = reader.get_ref().set_timeouts(left);
+        let _ = reader.get_ref().set_write_timeout(left);
         let request = format!(
             "POST {path} HTTP/1.1\r\nHost: {}:{}\r\nContent-Type: application/json\r\n\
              Content-Length: {}\r\n\r\n{body}",
@@ -255,7 +284,14 @@ impl Endpoint {
         stream
             .write_all(request.as_bytes())
             .and_then(|()| stream.flush())
-            .map_err(|err| Failure::Unsent(format!("cannot send: {err}")))?;
+            .map_err(|err| Failure::Unsent(format!("cannot send: {err}")))
+    }
+
+    fn read_answer(&mut self, left: Duration) -> Result<String, Failure> {
+        let Some(reader) = self.conn.as_mut() else {
+            return Err(Failure::Unanswered("no connection".into()));
+        };
+        let _ = reader.get_ref().set_read_timeout(left);
         let unanswered = |err: std::io::Error| Failure::Unanswered(format!("no answer: {err}"));
         let status_line = read_line(reader).map_err(unanswered)?;
         let status: u16 = status_line

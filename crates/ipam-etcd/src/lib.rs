@@ -16,6 +16,8 @@
 //! network's `etcd_timeout` is spent.
 
 mod client;
+#[cfg(test)]
+mod client_tests;
 mod http;
 
 use std::{
@@ -53,6 +55,14 @@ impl EtcdStore {
         })
     }
 
+    fn leases_end(&self) -> Vec<u8> {
+        let mut end = self.leases.clone();
+        if let Some(last) = end.last_mut() {
+            *last += 1; // '/' + 1: every key under the prefix
+        }
+        end
+    }
+
     fn key(&self, ip: IpAddr) -> Vec<u8> {
         let mut key = self.leases.clone();
         key.extend_from_slice(format!("{:032x}", to_key(ip)).as_bytes());
@@ -60,10 +70,7 @@ impl EtcdStore {
     }
 
     fn snapshot(&mut self) -> Result<Snapshot> {
-        let mut end = self.leases.clone();
-        if let Some(last) = end.last_mut() {
-            *last += 1; // '/' + 1: every key under the prefix
-        }
+        let end = self.leases_end();
         let mut out = Snapshot::new();
         for kv in self.client.range(&self.leases, &end)? {
             let lease = self.decode(&kv.key, &kv.value)?;
@@ -313,6 +320,15 @@ impl LeaseStore for EtcdStore {
 
     fn forget_host(&mut self, host: &str) -> Result<Vec<Lease>> {
         self.release_where(|l| l.host.as_deref() == Some(host))
+    }
+
+    /// Sends the read of every lease now: the member answers it while the caller does its
+    /// local work (an attach: the namespace, the record, the parents), and the first read of
+    /// the store takes that answer, a linearizable read made under the caller's lock. The
+    /// compare that decides a write is the same.
+    fn read_ahead(&mut self) {
+        let end = self.leases_end();
+        self.client.send_ahead(&self.leases, &end);
     }
 }
 

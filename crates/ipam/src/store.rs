@@ -145,6 +145,11 @@ pub trait LeaseStore {
     /// Releases every lease `host` holds: `gc --forget-host`, for a host gone for good. A
     /// store of one host has no other host's leases and returns none.
     fn forget_host(&mut self, host: &str) -> Result<Vec<Lease>>;
+    /// A hint that a transaction follows after some local work: a networked store may send
+    /// the read it will decide on now, so that its answer comes during that work. Called
+    /// under the caller's lock on what the transaction is about (the container's), so the
+    /// read sees every earlier change of that caller. A store on this host ignores it.
+    fn read_ahead(&mut self) {}
 }
 
 /// The typed face of [`LeaseStore`]: closures that return a value.

@@ -76,6 +76,12 @@ impl LeaseStore for Union {
         self.each(|s| s.all_leases())
     }
 
+    fn read_ahead(&mut self) {
+        for member in &mut self.members {
+            member.read_ahead();
+        }
+    }
+
     fn is_ours(&self, lease: &Lease) -> bool {
         self.members.iter().any(|s| s.is_ours(lease))
     }

@@ -58,19 +58,22 @@ pub(crate) async fn take_back(
 ) -> Result<Vec<Lease>> {
     if let Some(path) = &record.netns {
         let expected = record.liveness.as_ref().map(Liveness::netns);
-        let held: Vec<IpAddr> = store
-            .container_leases(container_id)
-            .map_err(Error::store)?
-            .iter()
-            .map(|l| l.ip)
-            .collect();
         let ours = Ours {
             records,
             container_id,
             endpoints: &record.endpoints,
-            held: &held,
         };
-        ours.delete_from(path, expected).await?;
+        // The leases are read only for a namespace that is still there: a namespace that died
+        // with its container (runc's, crun's) costs no read of the store.
+        let held = || {
+            Ok(store
+                .container_leases(container_id)
+                .map_err(Error::store)?
+                .iter()
+                .map(|l| l.ip)
+                .collect())
+        };
+        ours.delete_from(path, expected, held).await?;
     }
     crate::host_access::unroute(store, container_id, &record.endpoints).await?;
     if record.endpoints.iter().any(|e| e.host_link.is_some()) {
@@ -95,8 +98,6 @@ pub(crate) struct Ours<'a> {
     pub(crate) records: &'a Records,
     pub(crate) container_id: &'a str,
     pub(crate) endpoints: &'a [RecordedEndpoint],
-    /// The addresses it leased.
-    pub(crate) held: &'a [IpAddr],
 }
 
 impl Ours<'_> {
@@ -106,8 +107,14 @@ impl Ours<'_> {
     /// and index once recorded) and no other container's record claims it. Then no link left
     /// there may keep an address the container leased, which is about to be free: a link it
     /// changed (another MAC, another name) or one another record claims keeps its place, never
-    /// the address.
-    pub(crate) async fn delete_from(&self, path: &Path, expected: Option<NetnsId>) -> Result<()> {
+    /// the address. `held` gives the addresses the container leased; it is called only once
+    /// the namespace is found.
+    pub(crate) async fn delete_from(
+        &self,
+        path: &Path,
+        expected: Option<NetnsId>,
+        held: impl FnOnce() -> Result<Vec<IpAddr>>,
+    ) -> Result<()> {
         let Some(netns) = Netns::open_if_exists(path).map_err(Error::ContainerNetns)? else {
             return Ok(());
         };
@@ -121,6 +128,7 @@ impl Ours<'_> {
             Err(err) if err.errno() == Some(Errno::EINVAL) => return Ok(()),
             Err(err) => return Err(Error::ContainerNetns(err)),
         };
+        let held = held()?;
         for ep in self.endpoints {
             let Some(link) = handle
                 .link_by_name(&ep.ifname)
@@ -139,9 +147,9 @@ impl Ours<'_> {
                 handle.delete_link(&link).await.map_err(Error::Netlink)?;
             }
         }
-        if !self.held.is_empty() {
+        if !held.is_empty() {
             handle
-                .remove_addresses(self.held)
+                .remove_addresses(&held)
                 .await
                 .map_err(Error::Netlink)?;
         }

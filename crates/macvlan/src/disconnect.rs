@@ -40,13 +40,6 @@ pub async fn disconnect(
             ifname: e.ifname.clone(),
         })
         .collect();
-    let mut held: Vec<IpAddr> = Vec::new();
-    for owner in &owners {
-        let leases = store
-            .read(|view| view.owner_leases(network, owner))
-            .map_err(Error::store)?;
-        held.extend(leases.iter().map(|l| l.ip));
-    }
     // The namespace the links are in: the recorded path, or the recorded process's, and only
     // if it is still the one they were made in.
     let expected = record.liveness.as_ref().map(Liveness::netns);
@@ -65,9 +58,18 @@ pub async fn disconnect(
             records,
             container_id,
             endpoints: &gone,
-            held: &held,
         };
-        ours.delete_from(&path, expected).await?;
+        let held = || {
+            let mut held: Vec<IpAddr> = Vec::new();
+            for owner in &owners {
+                let leases = store
+                    .read(|view| view.owner_leases(network, owner))
+                    .map_err(Error::store)?;
+                held.extend(leases.iter().map(|l| l.ip));
+            }
+            Ok(held)
+        };
+        ours.delete_from(&path, expected, held).await?;
     }
     let mut released = Vec::new();
     for owner in &owners {

@@ -66,6 +66,8 @@ pub async fn attach(
 ) -> Result<Vec<Endpoint>> {
     let mut record = crate::plan::plan(req)?.record();
     let lock = records.lock(req.container_id)?;
+    // A networked store reads while the namespace is opened and the parents are checked.
+    store.read_ahead();
     let opened = failpoint::hit("attach:locked").and_then(|()| {
         let netns = Netns::open(req.netns).map_err(|err| {
             match (err.errno(), req.pid, req.persistent_netns) {

@@ -39,6 +39,12 @@ pub(super) enum Floor {
     StaticNoop,
     /// A static program without libc: the kernel's exec and exit alone.
     NoLibc,
+    /// oci-macvlan's hook for a container that is not its own (annotations without
+    /// `oci-macvlan.networks`): it reads the state and exits. What the hook's start-up costs
+    /// every container on a host, linked code and relocations included.
+    Idle,
+    /// The same with the `OCI_MACVLAN_BENCH_BASELINE` build.
+    BaselineIdle,
 }
 
 impl Tool {
@@ -54,6 +60,8 @@ impl Tool {
             Self::Floor(Floor::BinTrue) => "floor: /bin/true (dynamic, glibc)",
             Self::Floor(Floor::StaticNoop) => "floor: static no-op (Rust, glibc)",
             Self::Floor(Floor::NoLibc) => "floor: static no-op, no libc",
+            Self::Floor(Floor::Idle) => "oci-macvlan hook, a container not its own",
+            Self::Floor(Floor::BaselineIdle) => "baseline build hook, a container not its own",
         }
     }
 }
@@ -63,6 +71,11 @@ fn floor_path(setup: &Setup, floor: Floor) -> PathBuf {
         Floor::BinTrue => PathBuf::from("/bin/true"),
         Floor::StaticNoop => setup.floors.join("static-noop"),
         Floor::NoLibc => setup.floors.join("no-libc"),
+        Floor::Idle => setup.binary.clone(),
+        Floor::BaselineIdle => setup
+            .baseline
+            .as_ref()
+            .map_or_else(|| setup.binary.clone(), |(binary, _)| binary.clone()),
     }
 }
 
@@ -214,6 +227,23 @@ fn invoke(
                 .arg(if attach { "setup" } else { "teardown" })
                 .arg(netns);
             (command, options.to_string())
+        }
+        Tool::Floor(floor @ (Floor::Idle | Floor::BaselineIdle)) => {
+            let mut command = hook_command(floor_path(setup, floor));
+            command
+                .arg("--config-dir")
+                .arg(&setup.config)
+                .arg("--state-dir")
+                .arg(setup.tmp.join("idle-state"))
+                .arg("hook");
+            let state = serde_json::json!({
+                "ociVersion": "1.0.2",
+                "id": "idle",
+                "status": "creating",
+                "bundle": setup.tmp.join("idle-bundle"),
+                "annotations": {"io.example.other": "x"},
+            });
+            (command, state.to_string())
         }
         Tool::Floor(floor) => (hook_command(floor_path(setup, floor)), String::new()),
     };
