@@ -1,24 +1,37 @@
 //! Text generated from the CLI's own definition, so it never drifts from it: shell completions
 //! (`clap_complete`, clap's own generator) and man pages (`clap_mangen`, likewise), one page per
-//! command and subcommand as git and podman ship them
-//! (`oci-macvlan-network-create.1`); and the podman hooks.d file a package installs.
+//! command and subcommand as git and podman ship them (`oci-macvlan-network-create.1`), both
+//! made by build.rs at build time (the generators are not linked in); and the podman hooks.d
+//! file a package installs.
 
 use std::{fs, path::Path};
 
-use clap::CommandFactory;
-use clap_complete::Shell;
-
 use crate::{
-    cli::{self, Cli},
+    cli::{self, Shell},
     error::{Error, Result},
     install,
 };
 
+/// The completion script of `shell`.
+fn completion_text(shell: Shell) -> &'static str {
+    match shell {
+        Shell::Bash => include_str!(concat!(env!("OUT_DIR"), "/completion.bash")),
+        Shell::Elvish => include_str!(concat!(env!("OUT_DIR"), "/completion.elvish")),
+        Shell::Fish => include_str!(concat!(env!("OUT_DIR"), "/completion.fish")),
+        Shell::Powershell => include_str!(concat!(env!("OUT_DIR"), "/completion.powershell")),
+        Shell::Zsh => include_str!(concat!(env!("OUT_DIR"), "/completion.zsh")),
+    }
+}
+
+/// Every man page as (file name, text).
+fn man_pages() -> impl Iterator<Item = (&'static str, &'static str)> {
+    let bundle = include_str!(concat!(env!("OUT_DIR"), "/man.pages"));
+    let mut parts = bundle.split('\0');
+    std::iter::from_fn(move || Some((parts.next()?, parts.next()?)))
+}
+
 pub fn completion(shell: Shell) -> Result<()> {
-    let mut command = Cli::command();
-    let mut out = Vec::new();
-    clap_complete::generate(shell, &mut command, "oci-macvlan", &mut out);
-    crate::network_cmd::print(format_args!("{}", String::from_utf8_lossy(&out)))
+    crate::network_cmd::print(format_args!("{}", completion_text(shell)))
 }
 
 /// Where a package puts the binary: what its hooks.d file runs.
@@ -34,7 +47,10 @@ pub fn dist_files(dir: &Path) -> Result<()> {
     };
     let man = dir.join("man");
     fs::create_dir_all(&man).map_err(failed(&man))?;
-    clap_mangen::generate_to(Cli::command(), &man).map_err(failed(&man))?;
+    for (name, text) in man_pages() {
+        let path = man.join(name);
+        fs::write(&path, text).map_err(failed(&path))?;
+    }
 
     let completions = dir.join("completions");
     fs::create_dir_all(&completions).map_err(failed(&completions))?;
@@ -44,9 +60,7 @@ pub fn dist_files(dir: &Path) -> Result<()> {
         (Shell::Fish, "oci-macvlan.fish"),
     ] {
         let path = completions.join(name);
-        let mut out = Vec::new();
-        clap_complete::generate(shell, &mut Cli::command(), "oci-macvlan", &mut out);
-        fs::write(&path, out).map_err(failed(&path))?;
+        fs::write(&path, completion_text(shell)).map_err(failed(&path))?;
     }
 
     let hooks = dir.join("hooks.d");

@@ -31,7 +31,7 @@ pub use process::ContainerProcess;
 pub use runc::{Bundle, Container, Runtime};
 
 /// The `oci-macvlan` binary under test: `$OCI_MACVLAN_BIN` (set by `cargo xtask ci`), or the
-/// workspace's debug build.
+/// workspace's debug build. Its TLS helper `oci-macvlan-tls` is beside it (https etcd).
 pub fn binary() -> PathBuf {
     if let Some(path) = std::env::var_os("OCI_MACVLAN_BIN") {
         return PathBuf::from(path);
@@ -39,7 +39,7 @@ pub fn binary() -> PathBuf {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/oci-macvlan");
     assert!(
         path.exists(),
-        "{} is missing: run `cargo build -p oci-macvlan` or `cargo xtask ci`",
+        "{} is missing: run `cargo build -p oci-macvlan -p oci-macvlan-etcd-tls` or `cargo xtask ci`",
         path.display()
     );
     path

@@ -4,8 +4,10 @@
 
 #![allow(clippy::unwrap_used)]
 
-use oci_macvlan_tests::etcd_network::{NET, attach, create_shared, detach, etcd_leases, on_ok};
-use oci_macvlan_tests::{Etcd, Lan, TestNetns};
+use oci_macvlan_tests::etcd_network::{
+    ANN, NET, attach, create_shared, detach, etcd_leases, on_ok,
+};
+use oci_macvlan_tests::{Etcd, Lan, TestNetns, binary};
 
 #[test]
 #[cfg_attr(
@@ -215,5 +217,73 @@ fn tls_with_client_certificates_and_a_wrong_ca_is_a_clear_error() {
     assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
     assert!(out.stderr.contains("unavailable"), "{}", out.stderr);
     assert!(out.stderr.contains("UnknownIssuer"), "{}", out.stderr);
+    assert!(ns.link("eth0").is_none() && lan.records().is_empty());
+}
+
+/// The hook finds its TLS helper beside its own executable or in `../libexec/oci-macvlan/`,
+/// never elsewhere: a copy of the binary alone in a directory fails an https network's attach at
+/// once, naming where it looked, and leaves nothing; with the helper in the Debian layout's
+/// place it goes on to the member (here none listens).
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn an_https_network_without_the_tls_helper_fails_naming_where_it_looked() {
+    let lan = Lan::new();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = make_ca(dir.path(), "ca");
+    create_shared(
+        &lan,
+        "https://192.168.77.250:2379",
+        &[
+            "--ipam-opt",
+            &format!("etcd_cacert={ca}"),
+            "--ipam-opt",
+            "etcd_timeout=500ms",
+        ],
+    );
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let alone = bin.join("oci-macvlan");
+    std::fs::copy(binary(), &alone).unwrap();
+    let ns = TestNetns::new("omt-tlsh-");
+    let state = lan.fake_bundle("t1", &[(ANN, NET)], &ns.path(), "creating");
+    let hook = |lan: &Lan| {
+        lan.cli_with(
+            &alone,
+            &[],
+            &["--host-id", "hostA", "hook"],
+            state.as_bytes(),
+        )
+    };
+    let out = hook(&lan);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    let root = dir.path().display();
+    assert!(
+        out.stderr.contains(&format!(
+            "oci-macvlan-tls helper, not found (looked for {root}/bin/oci-macvlan-tls and \
+             {root}/libexec/oci-macvlan/oci-macvlan-tls)"
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(ns.link("eth0").is_none() && lan.records().is_empty());
+
+    let libexec = dir.path().join("libexec/oci-macvlan");
+    std::fs::create_dir_all(&libexec).unwrap();
+    std::fs::copy(
+        binary().with_file_name("oci-macvlan-tls"),
+        libexec.join("oci-macvlan-tls"),
+    )
+    .unwrap();
+    let out = hook(&lan);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        !out.stderr.contains("not found") && out.stderr.contains("https://192.168.77.250:2379: "),
+        "{}",
+        out.stderr
+    );
     assert!(ns.link("eth0").is_none() && lan.records().is_empty());
 }

@@ -18,6 +18,8 @@ use oci_macvlan_tests::{Lan, Podman, run, run_ok};
 
 const PACKAGE: &str = "oci-macvlan";
 const BINARY: &str = "/usr/bin/oci-macvlan";
+/// Where the installed binary finds its TLS helper (`../libexec/oci-macvlan/`).
+const TLS_HELPER: &str = "/usr/libexec/oci-macvlan/oci-macvlan-tls";
 
 /// Both tests install and purge the one package: one at a time.
 static SYSTEM: Mutex<()> = Mutex::new(());
@@ -126,6 +128,7 @@ fn the_package_installs_works_with_podman_unaided_and_purges_clean() {
         .collect();
     for expected in [
         BINARY,
+        TLS_HELPER,
         "/usr/share/containers/oci/hooks.d/oci-macvlan.json",
         "/usr/share/man/man1/oci-macvlan-network-create.1.gz",
         "/usr/share/bash-completion/completions/oci-macvlan",
@@ -177,6 +180,7 @@ fn the_package_installs_works_with_podman_unaided_and_purges_clean() {
     assert_eq!(inspect, "192.168.77.30/24\n");
     podman.rm("pkg").unwrap();
     packaged(&lan, &["network", "rm", "pkgnet"]);
+    https_network_runs_the_packaged_helper(&lan);
 
     run_ok("dpkg", &["--purge", PACKAGE]);
     std::mem::forget(installed);
@@ -189,4 +193,54 @@ fn the_package_installs_works_with_podman_unaided_and_purges_clean() {
     for dir in ["/etc/oci-macvlan", "/run/oci-macvlan"] {
         assert!(!Path::new(dir).exists(), "{dir} is left after the purge");
     }
+}
+
+/// A network on an https etcd endpoint (in dirs of its own: a store that cannot be reached
+/// keeps `network rm` from removing it): the installed binary finds its helper, which reads the
+/// CA file (a PEM that is no certificate) and says what is wrong with it.
+fn https_network_runs_the_packaged_helper(lan: &Lan) {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(
+        &ca,
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let cacert = format!("etcd_cacert={}", ca.display());
+    let (config, state) = (dir.path().join("config"), dir.path().join("state"));
+    let dirs = [
+        "--config-dir",
+        config.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+    ];
+    let create = [
+        "network",
+        "create",
+        "--subnet",
+        Lan::SUBNET,
+        "-o",
+        "parent=lan0",
+        "--ipam-opt",
+        "etcd_endpoints=https://127.0.0.1:1",
+        "--ipam-opt",
+        &cacert,
+        "pkgtls",
+    ];
+    packaged(lan, &[&dirs[..], &create[..]].concat());
+    let net = format!("--net={}", lan.host.path().display());
+    let inspect = [&net, BINARY, "network", "inspect", "pkgtls"];
+    let out = run(
+        "nsenter",
+        &[&inspect[..2], &dirs[..], &inspect[2..]].concat(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "invalid --ipam-opt etcd_cacert: {}: ",
+            ca.display()
+        )) && !stderr.contains("not found"),
+        "{stderr}"
+    );
 }

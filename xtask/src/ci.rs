@@ -25,6 +25,7 @@ pub fn run() -> Result<()> {
         ],
         &[],
     )?;
+    crate::dist::check_lean()?;
 
     if !is_root() {
         bail!("the privileged tier cannot run: it needs root (network namespaces, links, runc)");
@@ -38,7 +39,17 @@ pub fn run() -> Result<()> {
         );
     }
     build_failpoints()?;
-    cargo(&["build", "--package", "oci-macvlan"], &[])?;
+    // The tests run target/debug/oci-macvlan, which finds its TLS helper beside it.
+    cargo(
+        &[
+            "build",
+            "--package",
+            "oci-macvlan",
+            "--package",
+            "oci-macvlan-etcd-tls",
+        ],
+        &[],
+    )?;
     let mut totals = test_all()?;
     // The Debian package: built and checked by lintian, then installed, used by podman with no
     // `install` step, and purged. It changes the system, so it runs alone, after the rest.

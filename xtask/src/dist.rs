@@ -1,9 +1,9 @@
-//! `cargo xtask dist`: the static binary and the Debian package, in `target/dist/`.
+//! `cargo xtask dist`: the static binaries and the Debian package, in `target/dist/`.
 //!
 //! The package is built by cargo-deb (`[package.metadata.deb]` in hooks/Cargo.toml) from the
-//! static binary and the files the binary itself generates from its CLI definition (`oci-macvlan
-//! dist-files`: man pages, completions, the podman hooks.d file), then checked by lintian, which
-//! must report no error.
+//! static binary, its TLS helper (`oci-macvlan-tls`, in `/usr/libexec/oci-macvlan/`) and the
+//! files the binary writes from its CLI definition (`oci-macvlan dist-files`: man pages,
+//! completions, the podman hooks.d file), then checked by lintian, which must report no error.
 
 use std::{
     path::{Path, PathBuf},
@@ -34,14 +34,22 @@ pub fn run() -> Result<PathBuf> {
             "--locked",
             "--package",
             "oci-macvlan",
+            "--package",
+            "oci-macvlan-etcd-tls",
             "--target",
             &target,
         ],
         &[("RUSTFLAGS", "-C target-feature=+crt-static")],
     )?;
-    let binary = root().join(format!("target/{target}/release/oci-macvlan"));
-    check_static(&binary)?;
-    std::fs::copy(&binary, dist.join("oci-macvlan")).context("cannot copy the binary")?;
+    let release = root().join(format!("target/{target}/release"));
+    for name in ["oci-macvlan", "oci-macvlan-tls"] {
+        let binary = release.join(name);
+        check_static(&binary)?;
+        std::fs::copy(&binary, dist.join(name))
+            .with_context(|| format!("cannot copy {}", binary.display()))?;
+    }
+    let binary = release.join("oci-macvlan");
+    check_lean_binary(&binary)?;
     run_ok(
         Command::new(&binary)
             .arg("dist-files")
@@ -80,6 +88,55 @@ fn check_static(binary: &Path) -> Result<()> {
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     if !(text.contains("not a dynamic executable") || text.contains("statically linked")) {
         bail!("{} is not static: ldd says {text}", binary.display());
+    }
+    Ok(())
+}
+
+/// What the hook's binary must not link: every hook (a static PIE) relocates its whole image at
+/// each start, so TLS (rustls, ring: the `oci-macvlan-tls` helper's) and the generators of
+/// completions and man pages (build.rs's) would slow every attach, local networks included.
+const NOT_IN_THE_HOOK: &[&str] = &["rustls", "ring", "clap_complete", "clap_mangen", "roff"];
+
+/// None of [`NOT_IN_THE_HOOK`] is a dependency of the `oci-macvlan` binary (build scripts
+/// aside): cheap, so `cargo xtask ci` checks it first.
+pub fn check_lean() -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["tree", "--package", "oci-macvlan", "--edges", "normal"])
+        .args(["--prefix", "none", "--format", "{p}"])
+        .current_dir(root())
+        .output()
+        .context("cannot run cargo tree")?;
+    if !out.status.success() {
+        bail!(
+            "cargo tree failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let tree = String::from_utf8_lossy(&out.stdout);
+    let linked: Vec<&str> = tree
+        .lines()
+        .filter_map(|line| line.split(' ').next())
+        .filter(|name| NOT_IN_THE_HOOK.contains(name))
+        .collect();
+    if !linked.is_empty() {
+        bail!(
+            "oci-macvlan depends on {} (keep TLS in oci-macvlan-tls, generators in build.rs)",
+            linked.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// The static release binary names none of the crates [`check_lean`] keeps out (their panic
+/// locations and type names would be in it).
+fn check_lean_binary(binary: &Path) -> Result<()> {
+    let bytes =
+        std::fs::read(binary).with_context(|| format!("cannot read {}", binary.display()))?;
+    for name in ["rustls", "clap_complete", "clap_mangen"] {
+        if bytes.windows(name.len()).any(|w| w == name.as_bytes()) {
+            bail!("{} holds {name}: it must not link it", binary.display());
+        }
     }
     Ok(())
 }

@@ -3,12 +3,12 @@
 
 use std::{
     fs::File,
-    io::BufReader,
+    path::{Path, PathBuf},
     sync::Arc,
     time::{Duration, Instant},
 };
 
-use crate::http::{Endpoint, Failure};
+use crate::http::{Endpoint, Failure, Tls};
 
 use base64::{Engine, engine::general_purpose::STANDARD};
 use oci_macvlan_ipam::{Error, EtcdConfig, Result};
@@ -42,9 +42,17 @@ pub(crate) struct Kv {
 
 impl Client {
     pub(crate) fn new(config: &EtcdConfig) -> Result<Self> {
+        Self::with_helper(config, tls_helper)
+    }
+
+    /// [`Client::new`] with the TLS helper `find_helper` finds (a test's stand-in).
+    pub(crate) fn with_helper(
+        config: &EtcdConfig,
+        find_helper: impl FnOnce() -> std::result::Result<PathBuf, String>,
+    ) -> Result<Self> {
         let timeout = config.timeout();
         let tls = match &config.cacert {
-            Some(ca) => Some(Arc::new(tls_config(config, ca)?)),
+            Some(ca) => Some(Arc::new(tls(config, ca, find_helper)?)),
             None => None,
         };
         Ok(Self {
@@ -264,39 +272,68 @@ fn kvs(list: Option<&Value>) -> Result<Vec<Kv>> {
         .collect()
 }
 
-fn tls_config(config: &EtcdConfig, ca: &std::path::Path) -> Result<rustls::ClientConfig> {
-    let bad = |key: &str, path: &std::path::Path, why: String| Error::IpamOption {
-        key: key.to_owned(),
-        reason: format!("{}: {why}", path.display()),
-    };
-    let read_certs = |key: &str, path: &std::path::Path| {
-        let file = File::open(path).map_err(|err| bad(key, path, err.to_string()))?;
-        rustls_pemfile::certs(&mut BufReader::new(file))
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|err| bad(key, path, err.to_string()))
-    };
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in read_certs("etcd_cacert", ca)? {
-        roots
-            .add(cert)
-            .map_err(|err| bad("etcd_cacert", ca, err.to_string()))?;
+/// The helper's file name, and where it is looked for beside the running executable: the same
+/// directory (a build's `target/debug/`, `/usr/local/bin`), then `../libexec/oci-macvlan/`
+/// (Debian's `/usr/libexec/oci-macvlan/` for `/usr/bin/oci-macvlan`). Never from the
+/// environment or the definition: the hook runs as root on input from less trusted bundles.
+pub(crate) const TLS_HELPER: &str = "oci-macvlan-tls";
+
+pub(crate) fn helper_candidates(exe: &Path) -> Vec<PathBuf> {
+    let dir = exe.parent().unwrap_or(Path::new("/"));
+    let mut list = vec![dir.join(TLS_HELPER)];
+    if let Some(prefix) = dir.parent() {
+        list.push(prefix.join("libexec/oci-macvlan").join(TLS_HELPER));
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|err| bad("etcd_cacert", ca, err.to_string()))?
-        .with_root_certificates(roots);
-    match (&config.cert, &config.key) {
+    list
+}
+
+/// The TLS helper of the running executable, or an error naming where it was looked for.
+fn tls_helper() -> std::result::Result<PathBuf, String> {
+    let exe = std::fs::read_link("/proc/self/exe")
+        .map_err(|err| format!("cannot find the {TLS_HELPER} helper: /proc/self/exe: {err}"))?;
+    let candidates = helper_candidates(&exe);
+    if let Some(found) = candidates.iter().find(|path| path.is_file()) {
+        return Ok(found.clone());
+    }
+    let looked: Vec<_> = candidates.iter().map(|p| p.display().to_string()).collect();
+    Err(format!(
+        "https endpoints need the {TLS_HELPER} helper, not found (looked for {})",
+        looked.join(" and ")
+    ))
+}
+
+/// What the TLS helper needs, checked here so that an unreadable file is named at once (the
+/// helper parses them, and names the option and path of what it cannot use).
+fn tls(
+    config: &EtcdConfig,
+    ca: &Path,
+    find_helper: impl FnOnce() -> std::result::Result<PathBuf, String>,
+) -> Result<Tls> {
+    let readable = |key: &str, path: &Path| {
+        File::open(path).map(drop).map_err(|err| Error::IpamOption {
+            key: key.to_owned(),
+            reason: format!("{}: {err}", path.display()),
+        })
+    };
+    readable("etcd_cacert", ca)?;
+    let (cert, key) = match (&config.cert, &config.key) {
         (Some(cert), Some(key)) => {
-            let chain = read_certs("etcd_cert", cert)?;
-            let file = File::open(key).map_err(|err| bad("etcd_key", key, err.to_string()))?;
-            let private = rustls_pemfile::private_key(&mut BufReader::new(file))
-                .map_err(|err| bad("etcd_key", key, err.to_string()))?
-                .ok_or_else(|| bad("etcd_key", key, "no private key in it".into()))?;
-            builder
-                .with_client_auth_cert(chain, private)
-                .map_err(|err| bad("etcd_key", key, err.to_string()))
+            readable("etcd_cert", cert)?;
+            readable("etcd_key", key)?;
+            (Some(cert.clone()), Some(key.clone()))
         }
-        _ => Ok(builder.with_no_client_auth()),
-    }
+        _ => (None, None),
+    };
+    let helper = find_helper().map_err(|what| Error::Unavailable {
+        store: config.describe(),
+        what,
+        maybe_written: false,
+        source: None,
+    })?;
+    Ok(Tls {
+        helper,
+        cacert: ca.to_owned(),
+        cert,
+        key,
+    })
 }

@@ -1,17 +1,20 @@
 //! The little of HTTP/1.1 etcd's JSON gateway needs: `POST` with a body, an answer with a
-//! `Content-Length` or chunked body, one kept-alive connection per endpoint, optionally over
-//! TLS. Written here rather than taken from an HTTP client crate: those bring URL parsing with
-//! IDNA tables and a bundle of web root certificates, whose relocations every hook (a static
-//! PIE) would pay at each start, local networks included.
+//! `Content-Length` or chunked body, one kept-alive connection per endpoint. Written here rather
+//! than taken from an HTTP client crate: those bring URL parsing with IDNA tables and a bundle
+//! of web root certificates, whose relocations every hook (a static PIE) would pay at each
+//! start, local networks included. For the same reason TLS is not linked in: an `https://`
+//! endpoint is reached through the `oci-macvlan-tls` helper (crates/etcd-tls), a program of its
+//! own that does the handshake and then carries this module's plain HTTP both ways.
 
 use std::{
     io::{BufRead, BufReader, Read, Write},
     net::{TcpStream, ToSocketAddrs},
+    os::{fd::OwnedFd, unix::net::UnixStream},
+    path::PathBuf,
+    process::{Child, Command, Stdio},
     sync::Arc,
     time::Duration,
 };
-
-use rustls::{ClientConfig, ClientConnection, StreamOwned, pki_types::ServerName};
 
 /// The most a gateway answer may hold (a range of every lease of a large network fits).
 const MAX_BODY: usize = 64 << 20;
@@ -29,17 +32,81 @@ pub(crate) enum Failure {
     Status(u16, String),
 }
 
-trait Stream: Read + Write + Send {}
-impl<T: Read + Write + Send> Stream for T {}
+/// How an `https://` endpoint is reached: the helper program and the files it reads.
+#[derive(Debug)]
+pub(crate) struct Tls {
+    pub helper: PathBuf,
+    pub cacert: PathBuf,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+/// The byte stream under HTTP: the member's socket, or the socket to a TLS helper that
+/// carries it to the member (killed and reaped when the connection is dropped).
+enum Transport {
+    Tcp(TcpStream),
+    Helper(UnixStream, Child),
+}
+
+impl Transport {
+    fn set_read_timeout(&self, left: Duration) -> std::io::Result<()> {
+        match self {
+            Self::Tcp(socket) => socket.set_read_timeout(Some(left)),
+            Self::Helper(socket, _) => socket.set_read_timeout(Some(left)),
+        }
+    }
+
+    fn set_write_timeout(&self, left: Duration) -> std::io::Result<()> {
+        match self {
+            Self::Tcp(socket) => socket.set_write_timeout(Some(left)),
+            Self::Helper(socket, _) => socket.set_write_timeout(Some(left)),
+        }
+    }
+
+    fn set_timeouts(&self, left: Duration) -> std::io::Result<()> {
+        self.set_read_timeout(left)
+            .and_then(|()| self.set_write_timeout(left))
+    }
+}
+
+impl Read for Transport {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Self::Tcp(socket) => socket.read(buf),
+            Self::Helper(socket, _) => socket.read(buf),
+        }
+    }
+}
+
+impl Write for Transport {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Self::Tcp(socket) => socket.write(buf),
+            Self::Helper(socket, _) => socket.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for Transport {
+    fn drop(&mut self) {
+        if let Self::Helper(_, child) = self {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
 
 /// One endpoint, `http://HOST:PORT` or `https://HOST:PORT`, and its open connection.
 pub(crate) struct Endpoint {
     pub url: String,
     host: String,
     port: u16,
-    tls: Option<Arc<ClientConfig>>,
-    /// The connection, and the socket under it (for its timeouts).
-    conn: Option<(BufReader<Box<dyn Stream>>, TcpStream)>,
+    tls: Option<Arc<Tls>>,
+    conn: Option<BufReader<Transport>>,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -50,7 +117,7 @@ impl std::fmt::Debug for Endpoint {
 
 impl Endpoint {
     /// `url` as `options.rs` checked it (scheme, host, port).
-    pub(crate) fn new(url: &str, tls: Option<Arc<ClientConfig>>) -> Self {
+    pub(crate) fn new(url: &str, tls: Option<Arc<Tls>>) -> Self {
         let rest = url
             .strip_prefix("https://")
             .or_else(|| url.strip_prefix("http://"))
@@ -108,7 +175,14 @@ impl Endpoint {
         self.conn = None;
     }
 
-    fn connect(&self, left: Duration) -> Result<(BufReader<Box<dyn Stream>>, TcpStream), Failure> {
+    fn connect(&self, left: Duration) -> Result<BufReader<Transport>, Failure> {
+        match &self.tls {
+            None => self.connect_tcp(left),
+            Some(tls) => self.connect_helper(tls, left),
+        }
+    }
+
+    fn connect_tcp(&self, left: Duration) -> Result<BufReader<Transport>, Failure> {
         let unsent =
             |what: &str, err: &dyn std::fmt::Display| Failure::Unsent(format!("{what}: {err}"));
         let addrs: Vec<_> = (self.host.as_str(), self.port)
@@ -132,35 +206,73 @@ impl Endpoint {
             (None, None) => return Err(Failure::Unsent("no address".into())),
         };
         let _ = tcp.set_nodelay(true);
-        let timeouts = tcp
-            .set_read_timeout(Some(left))
-            .and_then(|()| tcp.set_write_timeout(Some(left)));
-        timeouts.map_err(|err| unsent("cannot set timeouts", &err))?;
-        let socket = tcp.try_clone().map_err(|err| unsent("socket", &err))?;
-        let stream: Box<dyn Stream> = match &self.tls {
-            None => Box::new(tcp),
-            Some(config) => {
-                let name = ServerName::try_from(self.host.clone())
-                    .map_err(|err| unsent("TLS server name", &err))?;
-                let mut session = ClientConnection::new(config.clone(), name)
-                    .map_err(|err| unsent("TLS", &err))?;
-                let mut tcp = tcp;
-                while session.is_handshaking() {
-                    session
-                        .complete_io(&mut tcp)
-                        .map_err(|err| unsent("TLS handshake", &err))?;
-                }
-                Box::new(StreamOwned::new(session, tcp))
-            }
+        let transport = Transport::Tcp(tcp);
+        transport
+            .set_timeouts(left)
+            .map_err(|err| unsent("cannot set timeouts", &err))?;
+        Ok(BufReader::new(transport))
+    }
+
+    /// Starts the TLS helper for this endpoint and waits for its status line: the request is
+    /// written only once the handshake is done, so a failure until then is [`Failure::Unsent`].
+    /// The helper ends by the deadline of its own, and is killed when the connection is dropped.
+    fn connect_helper(&self, tls: &Tls, left: Duration) -> Result<BufReader<Transport>, Failure> {
+        let helper = tls.helper.display();
+        let unsent = |what: &str, err: &dyn std::fmt::Display| {
+            Failure::Unsent(format!("{what} {helper}: {err}"))
         };
-        Ok((BufReader::new(stream), socket))
+        let (ours, theirs) = UnixStream::pair().map_err(|err| unsent("cannot start", &err))?;
+        let theirs_out = theirs
+            .try_clone()
+            .map_err(|err| unsent("cannot start", &err))?;
+        let mut command = Command::new(&tls.helper);
+        command
+            .arg("--host")
+            .arg(&self.host)
+            .arg("--port")
+            .arg(self.port.to_string())
+            .arg("--server-name")
+            .arg(&self.host)
+            .arg("--timeout-ms")
+            .arg(left.as_millis().max(1).to_string())
+            .arg("--cacert")
+            .arg(&tls.cacert);
+        if let (Some(cert), Some(key)) = (&tls.cert, &tls.key) {
+            command.arg("--cert").arg(cert).arg("--key").arg(key);
+        }
+        let child = command
+            .env_clear()
+            .stdin(Stdio::from(OwnedFd::from(theirs)))
+            .stdout(Stdio::from(OwnedFd::from(theirs_out)))
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|err| unsent("cannot start", &err))?;
+        let transport = Transport::Helper(ours, child);
+        transport
+            .set_timeouts(left)
+            .map_err(|err| unsent("cannot set timeouts on", &err))?;
+        let mut reader = BufReader::new(transport);
+        let status = read_line(&mut reader).map_err(|err| match err.kind() {
+            std::io::ErrorKind::UnexpectedEof => {
+                Failure::Unsent(format!("{helper} exited before the TLS handshake"))
+            }
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+                Failure::Unsent("TLS handshake: timed out".into())
+            }
+            _ => Failure::Unsent(format!("TLS handshake: {err}")),
+        })?;
+        match status.strip_prefix("ERR ") {
+            None if status == "OK" => Ok(reader),
+            None => Err(Failure::Unsent(format!("{helper} said {status:.80}"))),
+            Some(why) => Err(Failure::Unsent(why.to_owned())),
+        }
     }
 
     fn write_request(&mut self, path: &str, body: &str, left: Duration) -> Result<(), Failure> {
-        let Some((reader, socket)) = self.conn.as_mut() else {
+        let Some(reader) = self.conn.as_mut() else {
             return Err(Failure::Unsent("no connection".into()));
         };
-        let _ = socket.set_write_timeout(Some(left));
+        let _ = reader.get_ref().set_write_timeout(left);
         let request = format!(
             "POST {path} HTTP/1.1\r\nHost: {}:{}\r\nContent-Type: application/json\r\n\
              Content-Length: {}\r\n\r\n{body}",
@@ -176,10 +288,10 @@ impl Endpoint {
     }
 
     fn read_answer(&mut self, left: Duration) -> Result<String, Failure> {
-        let Some((reader, socket)) = self.conn.as_mut() else {
+        let Some(reader) = self.conn.as_mut() else {
             return Err(Failure::Unanswered("no connection".into()));
         };
-        let _ = socket.set_read_timeout(Some(left));
+        let _ = reader.get_ref().set_read_timeout(left);
         let unanswered = |err: std::io::Error| Failure::Unanswered(format!("no answer: {err}"));
         let status_line = read_line(reader).map_err(unanswered)?;
         let status: u16 = status_line
@@ -273,5 +385,130 @@ fn read_chunked(reader: &mut impl BufRead) -> std::io::Result<Vec<u8>> {
         }
         out.extend(read_exact(reader, size)?);
         read_line(reader)?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The client's side of the TLS helper, against stand-in helpers (shell scripts) that log
+    //! each start and then behave as a helper whose member hangs up, or that dies mid-request.
+
+    use std::{os::unix::fs::PermissionsExt, path::Path};
+
+    use oci_macvlan_ipam::EtcdConfig;
+
+    use crate::client::{Client, absent, put};
+
+    /// A helper script in `dir` that appends its pid and arguments to `dir/log`, then `body`.
+    fn helper(dir: &Path, body: &str) -> std::path::PathBuf {
+        let path = dir.join("oci-macvlan-tls");
+        let log = dir.join("log");
+        let script = format!("#!/bin/sh\necho \"$$ $*\" >> {}\n{body}\n", log.display());
+        std::fs::write(&path, script).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    fn starts(dir: &Path) -> Vec<String> {
+        std::fs::read_to_string(dir.join("log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Two https endpoints reached through `helper`, the helper itself standing in for the CA.
+    fn client(helper: &Path, timeout_ms: u64) -> Client {
+        let config = EtcdConfig {
+            endpoints: vec!["https://127.0.0.1:1".into(), "https://127.0.0.1:2".into()],
+            prefix: "/t".into(),
+            cacert: Some(helper.to_owned()),
+            cert: Some(helper.to_owned()),
+            key: Some(helper.to_owned()),
+            timeout_ms,
+        };
+        let path = helper.to_owned();
+        Client::with_helper(&config, move || Ok(path)).unwrap()
+    }
+
+    fn write(client: &mut Client) -> oci_macvlan_ipam::Result<bool> {
+        client.txn(vec![absent(b"/t/k")], vec![put(b"/t/k", b"v")])
+    }
+
+    #[test]
+    fn a_helper_killed_mid_request_is_an_unanswered_write_never_resent() {
+        let dir = tempfile::tempdir().unwrap();
+        // The handshake succeeds; the helper takes the request's first line and is killed.
+        let helper = helper(dir.path(), "echo OK\nread -r line\nkill -9 $$");
+        let mut client = client(&helper, 2000);
+        let err = write(&mut client).unwrap_err();
+        assert!(err.maybe_written(), "{err}");
+        assert!(err.to_string().contains("it may still be applied"), "{err}");
+        assert_eq!(
+            starts(dir.path()).len(),
+            1,
+            "the write was sent again elsewhere"
+        );
+        // A read is retried on the next member.
+        let mut client = self::client(&helper, 2000);
+        let err = client.range(b"/t/", b"/t0").unwrap_err();
+        assert!(!err.maybe_written(), "{err}");
+        assert_eq!(starts(dir.path()).len(), 3);
+    }
+
+    #[test]
+    fn a_failed_handshake_is_unsent_so_the_write_goes_to_the_next_member() {
+        let dir = tempfile::tempdir().unwrap();
+        let helper = helper(
+            dir.path(),
+            "echo 'ERR TLS handshake: invalid peer certificate: UnknownIssuer'\nexit 1",
+        );
+        let mut client = client(&helper, 2000);
+        let err = write(&mut client).unwrap_err();
+        assert!(!err.maybe_written(), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains(
+                "https://127.0.0.1:2: TLS handshake: invalid peer certificate: UnknownIssuer"
+            ),
+            "{text}"
+        );
+        let starts = starts(dir.path());
+        assert_eq!(starts.len(), 2, "{starts:?}");
+        // Paths, never key material, on the helper's command line.
+        let helper = helper.display().to_string();
+        assert!(
+            starts[0].ends_with(&format!(
+                "--host 127.0.0.1 --port 1 --server-name 127.0.0.1 --timeout-ms {} \
+                 --cacert {helper} --cert {helper} --key {helper}",
+                starts[0].split(' ').nth(8).unwrap_or_default()
+            )),
+            "{starts:?}"
+        );
+    }
+
+    #[test]
+    fn a_helper_that_never_answers_is_killed_when_the_time_is_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let helper = helper(dir.path(), "echo OK\nexec sleep 60");
+        let mut client = client(&helper, 300);
+        let err = write(&mut client).unwrap_err();
+        assert!(err.maybe_written(), "{err}");
+        let pid = starts(dir.path())[0].split(' ').next().unwrap().to_owned();
+        assert!(
+            !Path::new("/proc").join(&pid).exists(),
+            "helper {pid} outlived the request"
+        );
+    }
+
+    #[test]
+    fn the_helper_is_looked_for_beside_the_executable_then_in_libexec() {
+        assert_eq!(
+            crate::client::helper_candidates(Path::new("/usr/bin/oci-macvlan")),
+            [
+                Path::new("/usr/bin/oci-macvlan-tls"),
+                Path::new("/usr/libexec/oci-macvlan/oci-macvlan-tls")
+            ]
+        );
     }
 }
