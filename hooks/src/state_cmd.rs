@@ -120,20 +120,32 @@ pub fn gc(ctx: &Context) -> Result<()> {
     }
     out.push_str(&unreached_lines(&unreachable));
     out.push_str(&format!(
-        "gc: released {leases} leases of {} gone containers; {} still run; {} undecided; {} busy; {} unreached\n",
+        "gc: released {leases} leases of {} gone containers; {} still run; {} undecided; {} busy",
         report.released.len(),
         report.alive.len(),
         report.undecided.len() + report.unrecorded.len(),
-        report.busy.len(),
-        report.unreached.len()
+        report.busy.len()
     ));
+    // A cluster that stopped answering during gc counts too.
+    let unreached = if report.unreached.is_empty() {
+        unreachable.len()
+    } else {
+        unreachable.len().max(1)
+    };
+    if unreached > 0 {
+        out.push_str(&format!(
+            "; {} kept for lease stores that did not answer",
+            report.unreached.len()
+        ));
+    }
+    out.push('\n');
     print(format_args!("{out}"))?;
-    if unreachable.is_empty() {
+    if unreached == 0 {
         Ok(())
     } else {
         Err(Error::Unreached {
             command: "gc",
-            count: unreachable.len(),
+            count: unreached,
         })
     }
 }
