@@ -40,7 +40,8 @@ fn assert_unreached(out: &Outcome, etcd: &Etcd, command: &str) {
 }
 
 /// Both containers gone and etcd killed: gc takes the local one back (lease, record, lock),
-/// keeps the etcd one's record, names the cluster once and exits 1; etcd back, gc takes the
+/// keeps the etcd one's record, names the cluster once and exits 1 (`gc --forget-host`, which
+/// needs the cluster, fails naming it); etcd back, gc takes the
 /// etcd one back and verify is clean.
 #[test]
 #[cfg_attr(
@@ -77,6 +78,12 @@ fn gc_takes_back_local_containers_while_etcd_is_down() {
         "{:?}",
         lan.locks()
     );
+
+    // Forgetting a host needs its cluster: it fails, naming it.
+    let out = on(&lan, "hostA", &["gc", "--forget-host", "hostB"], "");
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let named = format!("lease store etcd {} unavailable", etcd.endpoints());
+    assert!(out.stderr.contains(&named), "{}", out.stderr);
 
     etcd.restart(0);
     let out = on(&lan, "hostA", &["gc"], "");
