@@ -81,6 +81,10 @@ pub enum Error {
     Stdout(#[source] io::Error),
     #[error("verify found {0} problems (listed on stdout)")]
     Inconsistent(usize),
+    #[error(
+        "{command} could not reach {count} lease stores (listed on stdout): it did all it could without them; run it again once they answer"
+    )]
+    Unreached { command: &'static str, count: usize },
     #[error("invalid --binary {path}: {reason}")]
     InvalidBinary { path: PathBuf, reason: &'static str },
     #[error("cannot find this program's own path (give --binary)")]
@@ -224,6 +228,7 @@ impl Error {
             | Self::DoctorFailed(_)
             | Self::ReadHostId { .. }
             | Self::Prompt(_)
+            | Self::Unreached { .. }
             | Self::RuntimeState { .. }
             | Self::Generate { .. } => exit::SYSTEM,
         }

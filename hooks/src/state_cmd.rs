@@ -1,7 +1,7 @@
 //! Operator tools over the state dir: `verify` (read-only) and `gc`.
 
 use oci_macvlan_ipam::LeaseStore;
-use oci_macvlan_macvlan::{self as macvlan, Networks, Records};
+use oci_macvlan_macvlan::{self as macvlan, Networks, Records, Unreachable};
 
 use crate::{
     Context,
@@ -10,21 +10,32 @@ use crate::{
     stores,
 };
 
-/// `oci-macvlan verify`: each problem on a line of stdout; exit 6 when there is any.
+/// `oci-macvlan verify`: each problem on a line of stdout; exit 6 when there is any. A cluster
+/// that does not answer is a line, and what needs it is not checked: exit 1 then (a system
+/// failure, as for an attach), whatever else was found, for the check is not whole.
 pub fn verify(ctx: &Context) -> Result<()> {
     let networks = Networks::new(&ctx.config_dir);
     let records = Records::new(&ctx.state_dir);
-    let mut store = stores::all(ctx, &networks, &records)?;
-    let mut report = macvlan::verify(&networks, &mut store, &records)?;
+    let (mut store, unreachable) = stores::answering(ctx, &networks, &records)?;
+    let mut report = macvlan::verify(&networks, &mut store, &unreachable, &records)?;
     report
         .problems
         .extend(ctx.block_on(macvlan::host_access::verify(
-            &networks, &mut store, &records,
+            &networks,
+            &mut store,
+            &unreachable,
+            &records,
         ))??);
     for problem in &report.problems {
         print(format_args!("{problem}\n"))?;
     }
-    if report.problems.is_empty() {
+    print(format_args!("{}", unreached_lines(&unreachable)))?;
+    if !unreachable.is_empty() {
+        Err(Error::Unreached {
+            command: "verify",
+            count: unreachable.len(),
+        })
+    } else if report.problems.is_empty() {
         print(format_args!(
             "ok: {} leases, {} endpoint records, no problems\n",
             report.leases, report.records
@@ -34,12 +45,29 @@ pub fn verify(ctx: &Context) -> Result<()> {
     }
 }
 
-/// `oci-macvlan gc`: one line per container taken back or left undecided, then a summary.
+/// One line per cluster that did not answer.
+fn unreached_lines(unreachable: &[Unreachable]) -> String {
+    unreachable
+        .iter()
+        .map(|u| format!("not reached: {}\n", u.error))
+        .collect()
+}
+
+/// `oci-macvlan gc`: one line per container taken back or left undecided, then a summary. A
+/// cluster that does not answer is a line, and so is each gone container whose record names
+/// it (kept for the next gc); the rest is done, and the exit is 1.
 pub fn gc(ctx: &Context) -> Result<()> {
     let records = Records::new(&ctx.state_dir);
     let networks = Networks::new(&ctx.config_dir);
-    let mut store = stores::all(ctx, &networks, &records)?;
-    let report = ctx.block_on(macvlan::gc(&mut store, &records, &networks))??;
+    let (mut store, unreachable) = stores::answering(ctx, &networks, &records)?;
+    let open = |endpoints: &[_]| stores::for_endpoints(ctx, endpoints);
+    let report = ctx.block_on(macvlan::gc(
+        &mut store,
+        &unreachable,
+        open,
+        &records,
+        &networks,
+    ))??;
     let mut out = String::new();
     if report.temps_removed > 0 {
         out.push_str(&format!(
@@ -75,6 +103,11 @@ pub fn gc(ctx: &Context) -> Result<()> {
             "kept container {id}: cannot tell whether it is gone: {why}\n"
         ));
     }
+    for (id, why) in &report.unreached {
+        out.push_str(&format!(
+            "kept container {id}: it is gone, but its lease store did not answer: {why}\n"
+        ));
+    }
     for id in &report.busy {
         out.push_str(&format!(
             "skipped container {id}: an attach or detach holds it; run gc again\n"
@@ -85,14 +118,36 @@ pub fn gc(ctx: &Context) -> Result<()> {
             "kept the leases of container {id}: it has no endpoint record to judge it by\n"
         ));
     }
+    out.push_str(&unreached_lines(&unreachable));
     out.push_str(&format!(
-        "gc: released {leases} leases of {} gone containers; {} still run; {} undecided; {} busy\n",
+        "gc: released {leases} leases of {} gone containers; {} still run; {} undecided; {} busy",
         report.released.len(),
         report.alive.len(),
         report.undecided.len() + report.unrecorded.len(),
         report.busy.len()
     ));
-    print(format_args!("{out}"))
+    // A cluster that stopped answering during gc counts too.
+    let unreached = if report.unreached.is_empty() {
+        unreachable.len()
+    } else {
+        unreachable.len().max(1)
+    };
+    if unreached > 0 {
+        out.push_str(&format!(
+            "; {} kept for lease stores that did not answer",
+            report.unreached.len()
+        ));
+    }
+    out.push('\n');
+    print(format_args!("{out}"))?;
+    if unreached == 0 {
+        Ok(())
+    } else {
+        Err(Error::Unreached {
+            command: "gc",
+            count: unreached,
+        })
+    }
 }
 
 /// `oci-macvlan gc --forget-host ID`: releases every lease host ID holds in the shared stores

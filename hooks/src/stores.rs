@@ -5,7 +5,9 @@
 
 use oci_macvlan_ipam::{EtcdConfig, LeaseStore, LmdbStore, StoreChoice, Union};
 use oci_macvlan_ipam_etcd::EtcdStore;
-use oci_macvlan_macvlan::{self as macvlan, Network, Networks, RecordedEndpoint, Records};
+use oci_macvlan_macvlan::{
+    self as macvlan, Network, Networks, RecordedEndpoint, Records, Unreachable,
+};
 
 use crate::{
     Context,
@@ -94,22 +96,10 @@ pub fn for_ipam_options(ctx: &Context, ipam_options: &[String]) -> Result<Box<dy
 /// nothing. Only an endpoint an earlier build recorded, without its store, has its network's
 /// definition asked (and a definition that is gone leaves the local store alone to look in).
 pub fn for_endpoints(ctx: &Context, endpoints: &[RecordedEndpoint]) -> Result<Box<dyn LeaseStore>> {
-    let mut networks = None;
+    let networks = Networks::new(&ctx.config_dir);
     let mut clusters: Vec<EtcdConfig> = Vec::new();
     for endpoint in endpoints {
-        let choice = match &endpoint.store {
-            Some(choice) => Some(choice.clone()),
-            None => networks
-                .get_or_insert_with(|| Networks::new(&ctx.config_dir))
-                .load(&endpoint.network)
-                .ok()
-                .map(|network| network.store_choice()),
-        };
-        if let Some(StoreChoice::Etcd(config)) = choice {
-            if !clusters.iter().any(|c| same_cluster(c, &config)) {
-                clusters.push(config);
-            }
-        }
+        add_cluster(&mut clusters, macvlan::store_of(endpoint, &networks));
     }
     if clusters.is_empty() {
         return open_local(ctx, false);
@@ -121,19 +111,10 @@ pub fn for_endpoints(ctx: &Context, endpoints: &[RecordedEndpoint]) -> Result<Bo
     Ok(Box::new(Union::new(members)))
 }
 
-/// Whether two configs name one cluster's leases (the same endpoints and prefix): a record keeps
-/// the config of its attach, which a definition edited since (a timeout, a certificate's path)
-/// may word differently. Opened once, a cluster's leases are counted once.
-fn same_cluster(a: &EtcdConfig, b: &EtcdConfig) -> bool {
-    a.endpoints == b.endpoints && a.prefix == b.prefix
-}
-
-/// Every store the defined networks and the endpoint records use (`verify`, `gc`, `gc
-/// --forget-host`): the local store, and each etcd cluster (by endpoints and prefix) once. A
-/// record names its cluster even when the network's definition is gone, so `gc` still takes
-/// back a gone container's leases there.
-pub fn all(ctx: &Context, networks: &Networks, records: &Records) -> Result<Union> {
-    let mut members = vec![open_local(ctx, true)?];
+/// Every cluster (by endpoints and prefix, once) the defined networks and the endpoint
+/// records use. A record names its cluster even when the network's definition is gone, so
+/// `gc` still takes back a gone container's leases there.
+fn clusters(networks: &Networks, records: &Records) -> Result<Vec<EtcdConfig>> {
     let mut clusters: Vec<EtcdConfig> = Vec::new();
     let defined = networks.list()?.into_iter().map(|n| n.store_choice());
     // A record that cannot be read here is the core's to report, when it reads it.
@@ -144,14 +125,53 @@ pub fn all(ctx: &Context, networks: &Networks, records: &Records) -> Result<Unio
         .flat_map(|record| record.endpoints)
         .filter_map(|endpoint| endpoint.store);
     for choice in defined.chain(recorded) {
-        if let StoreChoice::Etcd(config) = choice {
-            if !clusters.iter().any(|c| same_cluster(c, &config)) {
-                members.push(open_etcd(ctx, &config)?);
-                clusters.push(config);
-            }
+        add_cluster(&mut clusters, Some(choice));
+    }
+    Ok(clusters)
+}
+
+/// Adds the cluster of `choice` to `clusters`, unless it is there (by endpoints and prefix):
+/// opened once, a cluster's leases are counted once.
+fn add_cluster(clusters: &mut Vec<EtcdConfig>, choice: Option<StoreChoice>) {
+    if let Some(StoreChoice::Etcd(config)) = choice {
+        if !clusters.iter().any(|c| c.same_cluster(&config)) {
+            clusters.push(config);
         }
     }
+}
+
+/// Every store the defined networks and the endpoint records use (`gc --forget-host`, which
+/// needs them all): the local store, and each cluster once.
+pub fn all(ctx: &Context, networks: &Networks, records: &Records) -> Result<Union> {
+    let mut members = vec![open_local(ctx, true)?];
+    for config in clusters(networks, records)? {
+        members.push(open_etcd(ctx, &config)?);
+    }
     Ok(Union::new(members))
+}
+
+/// The stores of [`all`] that answer (`gc`, `verify`), and the clusters that do not, each
+/// with its error. A cluster is asked for its leases once here; one that cannot be reached in
+/// its `etcd_timeout` is left out of the union and named, never read as "no leases". Any other
+/// error is left to the command's own read of that store, which reports it as it always has.
+pub fn answering(
+    ctx: &Context,
+    networks: &Networks,
+    records: &Records,
+) -> Result<(Union, Vec<Unreachable>)> {
+    let mut members = vec![open_local(ctx, true)?];
+    let mut unreachable = Vec::new();
+    for config in clusters(networks, records)? {
+        let mut store = open_etcd(ctx, &config)?;
+        match store.all_leases() {
+            Err(err) if err.is_unavailable() => unreachable.push(Unreachable {
+                config,
+                error: macvlan::one_line(&err),
+            }),
+            _ => members.push(store),
+        }
+    }
+    Ok((Union::new(members), unreachable))
 }
 
 #[cfg(test)]

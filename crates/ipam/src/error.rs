@@ -160,6 +160,11 @@ impl Error {
         )
     }
 
+    /// True when a networked store could not be reached, or could not decide, in time.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Unavailable { .. })
+    }
+
     /// True when a write was sent to a networked store and its outcome is unknown: the
     /// caller must treat what it asked for as possibly done (and undo it, or keep a record
     /// that lets `gc` undo it).

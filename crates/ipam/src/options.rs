@@ -65,6 +65,13 @@ impl EtcdConfig {
         Duration::from_millis(self.timeout_ms)
     }
 
+    /// Whether `other` names this cluster's leases (the same endpoints and prefix): a record
+    /// keeps the config of its attach, which a definition edited since (a timeout, a
+    /// certificate's path) may word differently.
+    pub fn same_cluster(&self, other: &Self) -> bool {
+        self.endpoints == other.endpoints && self.prefix == other.prefix
+    }
+
     /// The endpoints as an error names them.
     pub fn describe(&self) -> String {
         format!("etcd {}", self.endpoints.join(","))

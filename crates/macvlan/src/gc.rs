@@ -6,9 +6,10 @@ use std::collections::BTreeSet;
 use oci_macvlan_ipam::{Lease, LeaseStore};
 
 use crate::{
-    Error, Networks, Records, Result,
+    Error, Networks, RecordedEndpoint, Records,
     detach::detach_locked,
     liveness::{Verdict, judge},
+    reach::{Unreachable, unreachable_for},
 };
 
 /// What `gc` did and why, container by container.
@@ -22,6 +23,9 @@ pub struct GcReport {
     pub undecided: Vec<(String, String)>,
     /// Containers left alone because an attach or detach holds their lock right now.
     pub busy: Vec<String>,
+    /// Gone containers left alone, record and all, because a store their record names did not
+    /// answer, with that store's error: the next `gc` takes them back.
+    pub unreached: Vec<(String, String)>,
     /// Containers that hold leases but have no record: no facts, so nothing is released.
     pub unrecorded: Vec<String>,
     /// What the store's own upkeep did (`LeaseStore::maintain`), a line each.
@@ -32,11 +36,17 @@ pub struct GcReport {
     pub host_access: Vec<String>,
 }
 
-pub async fn gc(
+/// `store` is every store that answered, as one (the maintenance, the host access, the
+/// leases nobody recorded); `unreachable`, the clusters that did not, whose containers and
+/// networks are left alone. Each gone container is taken back with the stores its own record
+/// names, which `open` opens (a local container's, then, never waits on a cluster).
+pub async fn gc<E: From<Error>>(
     store: &mut dyn LeaseStore,
+    unreachable: &[Unreachable],
+    mut open: impl FnMut(&[RecordedEndpoint]) -> Result<Box<dyn LeaseStore>, E>,
     records: &Records,
     networks: &Networks,
-) -> Result<GcReport> {
+) -> Result<GcReport, E> {
     let mut report = GcReport {
         maintenance: store.maintain().map_err(Error::store)?,
         ..GcReport::default()
@@ -57,8 +67,22 @@ pub async fn gc(
             Verdict::Alive(why) => report.alive.push((id.clone(), why)),
             Verdict::Undecided(why) => report.undecided.push((id.clone(), why)),
             Verdict::Gone(why) => {
-                let leases = detach_locked(store, records, id, Some(&record), &lock).await?;
-                report.released.push((id.clone(), why, leases));
+                if let Some(u) = unreachable_for(unreachable, &record.endpoints, networks) {
+                    report.unreached.push((id.clone(), u.error.clone()));
+                    continue;
+                }
+                let mut own = open(&record.endpoints)?;
+                match detach_locked(own.as_mut(), records, id, Some(&record), &lock).await {
+                    Ok(leases) => report.released.push((id.clone(), why, leases)),
+                    // A cluster that stopped answering since it was asked: the record stays,
+                    // and the take-back, which may run again, is the next gc's.
+                    Err(Error::Store(err)) if err.is_unavailable() => {
+                        report
+                            .unreached
+                            .push((id.clone(), crate::one_line(err.as_ref())));
+                    }
+                    Err(err) => return Err(err.into()),
+                }
             }
         }
     }
@@ -69,7 +93,7 @@ pub async fn gc(
             lock.remove_file()?;
         }
     }
-    report.host_access = crate::host_access::repair(store, records, networks).await?;
+    report.host_access = crate::host_access::repair(store, unreachable, records, networks).await?;
     let recorded: BTreeSet<&String> = recorded.iter().collect();
     let holders: BTreeSet<String> = store
         .all_leases()

@@ -5,7 +5,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use oci_macvlan_ipam::LeaseStore;
 
-use crate::{Error, Networks, Records, Result};
+use crate::{
+    Error, Networks, Records, Result,
+    reach::{Unreachable, unreachable_for},
+};
 
 /// What `verify` looked at and what it found wrong.
 #[derive(Debug, Default)]
@@ -17,10 +20,13 @@ pub struct Report {
 
 /// Checks: the store's own integrity; every lease is on a defined network, in one of its
 /// subnets, not a reserved address of that subnet; one lease per interface, network and address
-/// family; every record's container holds a lease and every lease has a record.
+/// family; every record's container holds a lease and every lease has a record. `store` is
+/// every store that answered, as one; a record that names a cluster among `unreachable` is not
+/// checked for a lease (the silence of its cluster says nothing of it).
 pub fn verify(
     networks: &Networks,
     store: &mut dyn LeaseStore,
+    unreachable: &[Unreachable],
     records: &Records,
 ) -> Result<Report> {
     let mut report = Report::default();
@@ -90,8 +96,12 @@ pub fn verify(
         .collect();
     let recorded = records.list()?;
     report.records = recorded.len();
+    let unreached = |id: &str| {
+        let record = records.read(id).ok().flatten();
+        record.is_some_and(|r| unreachable_for(unreachable, &r.endpoints, networks).is_some())
+    };
     for id in &recorded {
-        if !holders.contains(id.as_str()) {
+        if !holders.contains(id.as_str()) && !unreached(id) {
             report
                 .problems
                 .push(format!("record of container {id}: it holds no lease"));

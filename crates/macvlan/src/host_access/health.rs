@@ -9,7 +9,11 @@ use oci_macvlan_vlan::OWNER_ALIAS;
 use super::{
     Ensured, add_routes, ensure_link, lacking, link_name, lock, lookup, readdress, wanted,
 };
-use crate::{Error, Network, Networks, Records, Result, parents::resolve_parents};
+use crate::{
+    Error, Network, Networks, Records, Result,
+    parents::resolve_parents,
+    reach::{Unreachable, unreachable_of},
+};
 
 fn with_host_access(networks: &Networks) -> Result<Vec<Network>> {
     let mut nets = networks.list()?;
@@ -20,9 +24,11 @@ fn with_host_access(networks: &Networks) -> Result<Vec<Network>> {
 /// `gc`: for each network with host access, makes its link again if it is missing (with its
 /// parent, if that is ours to make), adds the routes of containers on record that lack one and
 /// deletes the routes through it to addresses no container on record holds. Returns one line
-/// per change.
+/// per change. A network whose cluster is `unreachable` is left alone (its leases unknown, no
+/// route is known to be wrong), a line saying so.
 pub(crate) async fn repair(
     store: &mut dyn LeaseStore,
+    unreachable: &[Unreachable],
     records: &Records,
     networks: &Networks,
 ) -> Result<Vec<String>> {
@@ -33,6 +39,13 @@ pub(crate) async fn repair(
     let host = Handle::current().map_err(Error::Netlink)?;
     let mut lines = Vec::new();
     for net in &nets {
+        if let Some(u) = unreachable_of(unreachable, net) {
+            lines.push(format!(
+                "network {}: host access not repaired: {}",
+                net.name, u.error
+            ));
+            continue;
+        }
         // One network's host access that cannot be repaired (its link's name taken by a link
         // that is not ours, a parent that refuses the link) is a line: the other networks
         // and the rest of gc go on.
@@ -120,10 +133,12 @@ async fn repair_one(
 }
 
 /// What is wrong with the host access of the networks, read only: a missing or foreign link,
-/// a container address on record without its route, a route to an address none holds.
+/// a container address on record without its route, a route to an address none holds. A
+/// network whose cluster is `unreachable` is not checked.
 pub async fn verify(
     networks: &Networks,
     store: &mut dyn LeaseStore,
+    unreachable: &[Unreachable],
     records: &Records,
 ) -> Result<Vec<String>> {
     let mut problems = Vec::new();
@@ -132,7 +147,10 @@ pub async fn verify(
         return Ok(problems);
     }
     let host = Handle::current().map_err(Error::Netlink)?;
-    for net in &nets {
+    for net in nets
+        .iter()
+        .filter(|n| unreachable_of(unreachable, n).is_none())
+    {
         let health = health(&host, net, store, records).await?;
         problems.extend(health.problems());
     }
