@@ -105,17 +105,18 @@ fn log_of(log: &Log) -> Vec<(usize, String)> {
     log.lock().unwrap().clone()
 }
 
+/// Sends the read of the leases ahead, then reads them: the answer is the empty list.
+fn read_leases_ahead(client: &mut Client) {
+    client.send_ahead(b"/t/leases/", b"/t/leases0");
+    let leases = client.range(b"/t/leases/", b"/t/leases0").unwrap();
+    assert!(leases.is_empty());
+}
+
 #[test]
 fn the_read_sent_ahead_is_the_read() {
     let (url, log) = serve(|_, _| Reply::Answer);
     let mut client = client(&[&url]);
-    client.send_ahead(b"/t/leases/", b"/t/leases0");
-    assert!(
-        client
-            .range(b"/t/leases/", b"/t/leases0")
-            .unwrap()
-            .is_empty()
-    );
+    read_leases_ahead(&mut client);
     // The next request goes on the same connection, after the answer was read.
     assert!(client.txn(Vec::new(), Vec::new()).unwrap());
     assert_eq!(
@@ -147,13 +148,7 @@ fn a_read_ahead_without_an_answer_is_asked_of_the_next_member() {
     let (first, first_log) = serve(|_, _| Reply::Hangup);
     let (second, second_log) = serve(|_, _| Reply::Answer);
     let mut client = client(&[&first, &second]);
-    client.send_ahead(b"/t/leases/", b"/t/leases0");
-    assert!(
-        client
-            .range(b"/t/leases/", b"/t/leases0")
-            .unwrap()
-            .is_empty()
-    );
+    read_leases_ahead(&mut client);
     assert_eq!(log_of(&first_log), [(0, "/v3/kv/range".into())]);
     assert_eq!(log_of(&second_log), [(0, "/v3/kv/range".into())]);
     // The member that answered is the one asked first from now on.
