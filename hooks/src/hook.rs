@@ -128,7 +128,8 @@ fn attach(ctx: &Context, state: &State, inv: &mut Invocation) -> Result<()> {
     Ok(())
 }
 
-/// The core's attach of `request`, with this host's lease store: the hook's, and `network
+/// The core's attach of `request`, with the lease store of its networks (and those an earlier
+/// container of its id, gone without its poststop, recorded): the hook's, and `network
 /// connect`'s.
 pub(crate) fn attach_now(
     ctx: &Context,
@@ -137,9 +138,10 @@ pub(crate) fn attach_now(
 ) -> Result<Vec<Endpoint>> {
     let networks: Vec<&Network> = request.attachments.iter().map(|a| a.network).collect();
     let mut store = stores::for_networks(ctx, &networks, false)?;
+    let open = |endpoints: &[_]| stores::for_endpoints(ctx, endpoints);
     ctx.block_on(async {
         let host = Handle::current().map_err(Error::HostNetlink)?;
-        Ok::<_, Error>(macvlan::attach(&host, store.as_mut(), records, request).await?)
+        macvlan::attach(&host, store.as_mut(), open, records, request).await
     })?
 }
 

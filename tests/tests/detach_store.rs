@@ -4,14 +4,16 @@
 //! etcd lease whose definition is gone, a local detach never waits on a cluster its definition
 //! names now, and a record an earlier build wrote (no store) is still detached through the
 //! definition. And `network disconnect` from an etcd network, which opens the local store and the
-//! cluster together, finds the container's leases in both.
+//! cluster together, finds the container's leases in both. An attach that takes back the record
+//! of an earlier container of its id, gone without its poststop, releases that one's leases in
+//! the store its record names, not in the new attach's.
 
 #![allow(clippy::unwrap_used)]
 
 use std::path::PathBuf;
 
 use oci_macvlan_tests::etcd_network::{
-    ANN, NET, assert_nothing_left, attach, detach, etcd_leases, on, one_host,
+    ANN, NET, assert_nothing_left, attach, detach, etcd_leases, on, on_ok, one_host,
 };
 use oci_macvlan_tests::{Lan, TestNetns};
 
@@ -138,4 +140,47 @@ fn a_disconnect_from_an_etcd_network_releases_its_lease() {
     let out = on(&lan, "hostA", &["network", "disconnect", NET, "c1"], "");
     assert_eq!((out.code, out.stderr.as_str()), (0, ""));
     assert_nothing_left(&lan, &etcd, &ns, "disconnected");
+}
+
+/// Container `c1` on the etcd network, gone without its poststop (its namespace deleted), then a
+/// new `c1` on a local network: its attach takes the earlier record back and releases the lease
+/// in etcd (not only in the local store it leases from), and `verify` finds nothing amiss. Then
+/// the reverse: that one gone too, a `c1` on the etcd network releases the local lease.
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn an_attach_takes_back_a_gone_containers_leases_from_the_store_it_recorded() {
+    let (lan, etcd) = one_host();
+    lan.create_network("local", &[]);
+    let hook = |ns: &TestNetns, network: &str| {
+        let state = lan.fake_bundle("c1", &[(ANN, network)], &ns.path(), "creating");
+        on(&lan, "hostA", &["hook"], &state)
+    };
+    let on_etcd = TestNetns::new("omt-rec-");
+    let out = hook(&on_etcd, NET);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(etcd_leases(&etcd).len(), 1);
+    drop(on_etcd);
+
+    let on_local = TestNetns::new("omt-rec-");
+    let out = hook(&on_local, "local");
+    assert_eq!((out.code, out.stderr.as_str()), (0, ""));
+    assert_eq!(etcd_leases(&etcd), [], "the gone container's etcd lease");
+    assert_eq!(lan.leased("local"), 1);
+    assert!(on_ok(&lan, "hostA", &["verify"], "").starts_with("ok: 1 leases"));
+    drop(on_local);
+
+    let on_etcd = TestNetns::new("omt-rec-");
+    let out = hook(&on_etcd, NET);
+    assert_eq!((out.code, out.stderr.as_str()), (0, ""));
+    assert_eq!(lan.leased("local"), 0, "the gone container's local lease");
+    let holders: Vec<String> = etcd_leases(&etcd).into_iter().map(|l| l.2).collect();
+    assert_eq!(holders, ["c1"]);
+    assert!(on_ok(&lan, "hostA", &["verify"], "").starts_with("ok: 1 leases"));
+
+    let out = detach(&lan, "hostA", "c1", &on_etcd);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_nothing_left(&lan, &etcd, &on_etcd, "taken back across stores");
 }

@@ -6,7 +6,9 @@ use oci_macvlan_netlink_core::{Errno, Handle, Link, MacAddr, Netns, NetnsId, New
 use serde::Serialize;
 
 use crate::{
-    Error, Liveness, Network, Records, Result, failpoint, host_access,
+    Error, Liveness, Network, Records, Result,
+    detach::StoreOpener,
+    failpoint, host_access,
     ownership::claim,
     parents::{check_parent_free, parent_busy, resolve_parents},
     record::{Record, RecordedEndpoint},
@@ -57,13 +59,17 @@ pub struct Endpoint {
 /// and nothing an earlier run (or another container) made is touched.
 ///
 /// Re-running it for a container that is already attached returns the same endpoints. An id
-/// whose record belongs to another container that still lives is refused.
-pub async fn attach(
+/// whose record belongs to another container that still lives is refused. The record of an
+/// earlier container of that id, gone without its poststop, is taken back first; `open` opens
+/// the lease stores it names when they are not `store` (see [`StoreOpener`]): called, if at
+/// all, under the container's lock and before anything is made, its error is the attach's.
+pub async fn attach<E: From<Error>>(
     host: &Handle,
     store: &mut dyn LeaseStore,
+    open: impl StoreOpener<E>,
     records: &Records,
     req: &AttachRequest<'_>,
-) -> Result<Vec<Endpoint>> {
+) -> std::result::Result<Vec<Endpoint>, E> {
     let mut record = crate::plan::plan(req)?.record();
     let lock = records.lock(req.container_id)?;
     // A networked store reads while the namespace is opened and the parents are checked.
@@ -105,13 +111,20 @@ pub async fn attach(
         Ok((netns, liveness, container))
     });
     let claimed = match opened {
-        Ok((netns, liveness, container)) => claim(store, records, req.container_id, &liveness)
-            .await
-            .and_then(|previous| {
-                failpoint::hit("attach:claimed")?;
-                Ok((netns, liveness, container, previous))
-            }),
-        Err(err) => Err(err),
+        Ok((netns, liveness, container)) => claim(
+            store,
+            open,
+            &record.endpoints,
+            records,
+            req.container_id,
+            &liveness,
+        )
+        .await
+        .and_then(|previous| {
+            failpoint::hit("attach:claimed")?;
+            Ok((netns, liveness, container, previous))
+        }),
+        Err(err) => Err(err.into()),
     };
     let (netns, liveness, container, previous) = match claimed {
         Ok(claimed) => claimed,
@@ -147,14 +160,15 @@ pub async fn attach(
             line: crate::one_line(&err),
             failed: Box::new(err),
             left: left.join("; "),
-        });
+        }
+        .into());
     }
     if previous.is_none() {
         // Nothing is left of the container: neither is its lock file. An error here changes
         // nothing for the caller, whose attach failed anyway.
         let _ = lock.remove_file();
     }
-    Err(err)
+    Err(err.into())
 }
 
 /// What applying a planned attach works with.

@@ -6,9 +6,9 @@ use oci_macvlan_ipam::LeaseStore;
 
 use crate::{
     Error, Liveness, Records, Result,
-    detach::take_back,
+    detach::{StoreOpener, take_back},
     liveness::{Verdict, judge},
-    record::Record,
+    record::{Record, RecordedEndpoint},
 };
 
 /// Whose the container id is, judged under its lock: `Ok(None)` when it has no record (a first
@@ -17,13 +17,18 @@ use crate::{
 /// same namespace), and an error when it belongs to another container that lives (or cannot be
 /// judged): that container's lease, link, record and lock are not touched. The record of an
 /// earlier container of that id that is gone without its poststop is taken back first, as `gc`
-/// would.
-pub(crate) async fn claim(
+/// would, from the stores it names: `store` (the attach's, whose endpoints are `planned`) when
+/// every endpoint it records is on that store, else the stores `open` gives for them (an earlier
+/// container on another cluster, or on the local store while this one is on a cluster, or the
+/// reverse; a record of an earlier build, which names no store).
+pub(crate) async fn claim<E: From<Error>>(
     store: &mut dyn LeaseStore,
+    open: impl StoreOpener<E>,
+    planned: &[RecordedEndpoint],
     records: &Records,
     container_id: &str,
     facts: &Liveness,
-) -> Result<Option<Record>> {
+) -> std::result::Result<Option<Record>, E> {
     let Some(previous) = records.read(container_id)? else {
         return Ok(None);
     };
@@ -36,12 +41,28 @@ pub(crate) async fn claim(
     }
     let why = match judge(previous.liveness.as_ref(), previous.netns.as_ref()) {
         Verdict::Gone(_) => {
-            take_back(store, records, container_id, &previous).await?;
+            if on_the_same_store(&previous.endpoints, planned) {
+                take_back(store, records, container_id, &previous).await?;
+            } else {
+                let mut theirs = open(&previous.endpoints)?;
+                // A networked store reads while the namespace is looked at.
+                theirs.read_ahead();
+                take_back(theirs.as_mut(), records, container_id, &previous).await?;
+            }
             return Ok(None);
         }
         Verdict::Alive(why) | Verdict::Undecided(why) => why,
     };
-    Err(id_in_use(store, container_id, why))
+    Err(id_in_use(store, container_id, why).into())
+}
+
+/// Whether every `recorded` endpoint names the store of the `planned` ones (an attach's
+/// networks agree on one store). An endpoint recorded without a store (by an earlier build) is
+/// not known to be there.
+fn on_the_same_store(recorded: &[RecordedEndpoint], planned: &[RecordedEndpoint]) -> bool {
+    recorded
+        .iter()
+        .all(|old| old.store.is_some() && planned.iter().any(|new| new.store == old.store))
 }
 
 /// Whether facts observed now and facts recorded earlier are of one container: the same
