@@ -120,15 +120,7 @@ pub fn disconnect(ctx: &Context, args: &DisconnectArgs, inv: &mut Invocation) ->
         &args.container,
         &args.network,
     ))??;
-    for lease in released {
-        log::info(
-            ctx,
-            format_args!(
-                "container {}: released {} on {}",
-                args.container, lease.ip, lease.network
-            ),
-        );
-    }
+    log::released(ctx, &args.container, &released);
     Ok(())
 }
 

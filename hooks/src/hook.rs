@@ -149,14 +149,6 @@ fn detach(ctx: &Context, state: &State) -> Result<()> {
     let records = Records::new(&ctx.state_dir);
     let open = |endpoints: &[_]| stores::for_endpoints(ctx, endpoints);
     let released = ctx.block_on(macvlan::detach(open, &records, &state.id))??;
-    for lease in released {
-        log::info(
-            ctx,
-            format_args!(
-                "container {}: released {} on {}",
-                state.id, lease.ip, lease.network
-            ),
-        );
-    }
+    log::released(ctx, &state.id, &released);
     Ok(())
 }

@@ -18,3 +18,16 @@ pub fn info(ctx: &Context, args: Arguments<'_>) {
 pub fn debug(ctx: &Context, args: Arguments<'_>) {
     emit(ctx, LogLevel::Debug, "debug", args);
 }
+
+/// One info line per lease a detach or disconnect of `container` released.
+pub fn released(ctx: &Context, container: &str, released: &[oci_macvlan_ipam::Lease]) {
+    for lease in released {
+        info(
+            ctx,
+            format_args!(
+                "container {container}: released {} on {}",
+                lease.ip, lease.network
+            ),
+        );
+    }
+}

@@ -19,6 +19,8 @@ mod client;
 #[cfg(test)]
 mod client_tests;
 mod http;
+#[cfg(test)]
+mod http_tests;
 
 use std::{
     collections::BTreeMap,
