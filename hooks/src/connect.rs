@@ -203,18 +203,24 @@ struct RuntimeState {
     pid: i32,
 }
 
-/// The container's process, from `RUNTIME --root ROOT state ID`.
+/// `RUNTIME [--root ROOT] state -- ID`: the `--` keeps an id that starts with `-` an id, never
+/// a flag of the runtime's.
+fn state_command(runtime: &str, root: Option<&Path>, id: &str) -> Command {
+    let mut command = Command::new(runtime);
+    if let Some(root) = root {
+        command.arg("--root").arg(root);
+    }
+    command.args(["state", "--", id]);
+    command
+}
+
+/// The container's process, from `RUNTIME --root ROOT state -- ID`.
 fn runtime_pid(runtime: Runtime, root: Option<&Path>, id: &str) -> Result<i32> {
     let name = match runtime {
         Runtime::Runc => "runc",
         Runtime::Crun => "crun",
     };
-    let mut command = Command::new(name);
-    if let Some(root) = root {
-        command.arg("--root").arg(root);
-    }
-    let out = command
-        .args(["state", id])
+    let out = state_command(name, root, id)
         .output()
         .map_err(|source| Error::RuntimeState {
             runtime: name,
@@ -317,6 +323,18 @@ mod tests {
                 persistent: true,
                 pid: Some(9)
             })
+        );
+    }
+
+    #[test]
+    fn an_id_is_never_a_flag_of_the_runtime() {
+        let command = state_command("runc", Some(Path::new("/run/r")), "--help");
+        let args: Vec<_> = command.get_args().collect();
+        assert_eq!(args, ["--root", "/run/r", "state", "--", "--help"]);
+        let command = state_command("crun", None, "-x");
+        assert_eq!(
+            command.get_args().collect::<Vec<_>>(),
+            ["state", "--", "-x"]
         );
     }
 

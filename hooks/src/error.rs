@@ -110,6 +110,8 @@ pub enum Error {
         #[source]
         source: gotmpl::TemplateError,
     },
+    #[error("--format printed more than {limit} bytes: refused")]
+    FormatTooLong { limit: usize },
     #[error("invalid filter {:?}: {reason}", echo(filter))]
     Filter { filter: String, reason: String },
     #[error("invalid {flag} {:?}: {reason}", echo(value))]
@@ -212,6 +214,7 @@ impl Error {
             | Self::ForgetSelf { .. }
             | Self::Format { .. }
             | Self::FormatRender { .. }
+            | Self::FormatTooLong { .. }
             | Self::Filter { .. }
             | Self::Flag { .. }
             | Self::Unlocated { .. } => exit::INVALID,

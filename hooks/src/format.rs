@@ -67,11 +67,12 @@ impl Format {
             }
             Self::Template { template, table } => {
                 let mut rows = Vec::with_capacity(items.len() + 1);
-                if let (true, Some(header)) = (table, header) {
-                    rows.push(execute(template, header)?);
-                }
-                for item in items {
-                    rows.push(execute(template, item)?);
+                let mut total = 0;
+                let header = header.filter(|_| *table);
+                for item in header.into_iter().chain(items) {
+                    let row = execute(template, item)?;
+                    count(&mut total, &row)?;
+                    rows.push(row);
                 }
                 if *table {
                     out = align(&rows);
@@ -87,10 +88,27 @@ impl Format {
     }
 }
 
+/// The widest `pad` a template may ask for, on each side: a table's column is never wider, and
+/// a larger count is a typo or an attempt to make the command allocate without bound.
+const MAX_PAD: usize = 4096;
+
+/// The most a `--format` may print in all: far above any listing of real networks, and small
+/// enough that a template cannot make a command fill a disk or a terminal's scrollback.
+pub const MAX_OUTPUT: usize = 16 << 20;
+
 fn execute(template: &Template, item: &Json) -> Result<String> {
     let render = |source| Error::FormatRender { source };
     let data = gotmpl::to_value(item).map_err(render)?;
     template.execute_to_string(&data).map_err(render)
+}
+
+/// Adds `row`'s length to `total`, refusing output past [`MAX_OUTPUT`].
+fn count(total: &mut usize, row: &str) -> Result<()> {
+    *total += row.len() + 1;
+    if *total > MAX_OUTPUT {
+        return Err(Error::FormatTooLong { limit: MAX_OUTPUT });
+    }
+    Ok(())
 }
 
 /// Rows cut at their tabs into columns padded to the widest cell plus three spaces, as Docker's
@@ -255,6 +273,11 @@ fn pad(args: &[Value]) -> gotmpl::Result<Value> {
     arity("pad", args, 3)?;
     let before = number_arg("pad", &args[1])?;
     let after = number_arg("pad", &args[2])?;
+    if let Some(width) = [before, after].into_iter().find(|w| *w > MAX_PAD) {
+        return Err(TemplateError::Exec(format!(
+            "pad: {width} spaces is more than the {MAX_PAD} allowed"
+        )));
+    }
     Ok(string(format!(
         "{}{}{}",
         " ".repeat(before),
@@ -351,5 +374,31 @@ mod tests {
             .render(&[json!({})], None)
             .unwrap_err();
         assert!(crate::error::line(&err).contains("json"), "{err}");
+    }
+
+    #[test]
+    fn widths_and_output_are_capped() {
+        let name = json!({"Name": "lan50"});
+        for format in ["{{pad .Name 100000000000 1}}", "{{pad .Name 1 4097}}"] {
+            let err = Format::parse(format)
+                .unwrap()
+                .render(std::slice::from_ref(&name), None)
+                .unwrap_err();
+            let line = crate::error::line(&err);
+            assert!(
+                line.contains("more than the 4096 allowed"),
+                "{format}: {line}"
+            );
+            assert_eq!(err.exit_code(), crate::error::exit::INVALID, "{format}");
+        }
+        assert_eq!(render("{{pad .Name 4096 0}}", &name).len(), 4096 + 5 + 1);
+        // Widths under the cap, but output past MAX_OUTPUT in all.
+        let items = vec![name; MAX_OUTPUT / 8193 + 2];
+        let err = Format::parse("{{pad .Name 4096 4096}}")
+            .unwrap()
+            .render(&items, None)
+            .unwrap_err();
+        assert!(matches!(err, Error::FormatTooLong { .. }), "{err}");
+        assert_eq!(err.exit_code(), crate::error::exit::INVALID);
     }
 }

@@ -214,3 +214,52 @@ fn inspect_and_doctor_give_the_routes_the_lan_router_needs_for_ipvlan_l3() {
     );
     assert_eq!(lan.host_link_names(), ["lo", Lan::PARENT]);
 }
+
+/// On a network with host access, doctor says whether the host forwards (its containers can then
+/// use it as a router to its other networks), per family the network has a host address in.
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn doctor_says_whether_a_host_with_host_access_forwards() {
+    use oci_macvlan_tests::host_access::{ACCESS, NET, create_dual_stack, lan_with_host_addresses};
+    let lan = lan_with_host_addresses();
+    create_dual_stack(&lan, NET, &["-o", ACCESS]);
+    let forwarding = |lan: &Lan| -> (String, String) {
+        let (_, report) = doctor(lan, &["-o", "parent=lan0"]);
+        let c = check(&report, "ip_forward");
+        (
+            c["status"].as_str().unwrap().to_owned(),
+            c["detail"].as_str().unwrap().to_owned(),
+        )
+    };
+    lan.host.sysctl("net/ipv4/ip_forward", "0");
+    lan.host.sysctl("net/ipv6/conf/all/forwarding", "0");
+    let (status, detail) = forwarding(&lan);
+    assert_eq!(status, "ok", "{detail}");
+    assert!(detail.contains("forwarding is off"), "{detail}");
+    lan.host.sysctl("net/ipv4/ip_forward", "1");
+    let (status, detail) = forwarding(&lan);
+    assert_eq!(status, "warn", "{detail}");
+    assert!(
+        detail.contains("on for IPv4 (net.ipv4.ip_forward)") && !detail.contains("IPv6"),
+        "{detail}"
+    );
+    lan.host.sysctl("net/ipv6/conf/all/forwarding", "1");
+    let (_, detail) = forwarding(&lan);
+    assert!(
+        detail.contains("IPv4 (net.ipv4.ip_forward) and IPv6"),
+        "{detail}"
+    );
+    // A parent without host-access networks gets no such check.
+    let (_, report) = doctor(&lan, &["-o", "parent=lan0.9"]);
+    assert!(
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["check"] != "ip_forward"),
+        "{report:#}"
+    );
+}

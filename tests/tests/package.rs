@@ -195,6 +195,27 @@ fn the_package_installs_works_with_podman_unaided_and_purges_clean() {
     }
 }
 
+/// The gc timer is enabled and started by the install itself (not only at the next boot): the
+/// package's postinst starts it. This machine runs no systemd, so the script is read.
+#[test]
+fn the_package_starts_its_gc_timer_at_install() {
+    let dir = tempfile::tempdir().unwrap();
+    run_ok(
+        "dpkg-deb",
+        &["-e", deb().to_str().unwrap(), dir.path().to_str().unwrap()],
+    );
+    let postinst = std::fs::read_to_string(dir.path().join("postinst")).unwrap();
+    let starts = postinst
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .any(|l| {
+            l.contains("deb-systemd-invoke")
+                && l.contains("start")
+                && l.contains("oci-macvlan-gc.timer")
+        });
+    assert!(starts, "postinst does not start the timer:\n{postinst}");
+}
+
 /// A network on an https etcd endpoint (in dirs of its own: a store that cannot be reached
 /// keeps `network rm` from removing it): the installed binary finds its helper, which reads the
 /// CA file (a PEM that is no certificate) and says what is wrong with it.

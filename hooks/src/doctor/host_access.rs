@@ -46,8 +46,74 @@ pub(super) fn host_access_checks(
             .filter_map(|value| value.trim().parse::<u8>().ok())
             .max();
         checks.push(rp_filter_check(&health, rp_filter));
+        checks.push(forwarding_check(&health, network, forwarding()));
     }
     Ok(checks)
+}
+
+/// The host's forwarding switches in its own namespace: IPv4's `ip_forward`, IPv6's
+/// `conf/all/forwarding` (`None` where unreadable).
+fn forwarding() -> [Option<bool>; 2] {
+    [
+        "/proc/sys/net/ipv4/ip_forward",
+        "/proc/sys/net/ipv6/conf/all/forwarding",
+    ]
+    .map(|path| {
+        std::fs::read_to_string(path)
+            .ok()
+            .map(|value| value.trim() != "0")
+    })
+}
+
+/// Whether the host forwards: with host access its containers have a route to the host, so
+/// with forwarding on, the host routes what they send it on to its other networks (a
+/// container may then reach what only the host should); off, the host only answers them.
+fn forwarding_check(health: &HostAccessHealth, network: &Network, on: [Option<bool>; 2]) -> Check {
+    let who = format!("network {}", health.network);
+    let families = [
+        (0, "IPv4 (net.ipv4.ip_forward)"),
+        (1, "IPv6 (net.ipv6.conf.all.forwarding)"),
+    ];
+    let mut routed = Vec::new();
+    let mut unknown = Vec::new();
+    for (i, name) in families {
+        let used = network.host_access.iter().any(|a| a.is_ipv4() == (i == 0));
+        match on[i] {
+            _ if !used => {}
+            Some(true) => routed.push(name),
+            Some(false) => {}
+            None => unknown.push(name),
+        }
+    }
+    if !routed.is_empty() {
+        return Check::new(
+            "ip_forward",
+            Status::Warn,
+            format!(
+                "{who}: forwarding is on for {}: the host routes what its containers send through {} on to its other networks",
+                routed.join(" and "),
+                health.link
+            ),
+        )
+        .advice("turn forwarding off unless this host is meant to route for its containers (and filter what it forwards)");
+    }
+    if !unknown.is_empty() {
+        return Check::new(
+            "ip_forward",
+            Status::Info,
+            format!(
+                "{who}: forwarding could not be read for {}",
+                unknown.join(" and ")
+            ),
+        );
+    }
+    Check::new(
+        "ip_forward",
+        Status::Ok,
+        format!(
+            "{who}: forwarding is off: the host answers its containers and routes nothing for them"
+        ),
+    )
 }
 
 fn host_access_check(health: &HostAccessHealth) -> Check {
