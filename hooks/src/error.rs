@@ -110,6 +110,8 @@ pub enum Error {
         #[source]
         source: gotmpl::TemplateError,
     },
+    #[error("--format table needs a template here: table {{{{.Name}}}}, say")]
+    FormatEmptyTable,
     #[error("--format printed more than {limit} bytes: refused")]
     FormatTooLong { limit: usize },
     #[error("invalid filter {:?}: {reason}", echo(filter))]
@@ -215,6 +217,7 @@ impl Error {
             | Self::Format { .. }
             | Self::FormatRender { .. }
             | Self::FormatTooLong { .. }
+            | Self::FormatEmptyTable
             | Self::Filter { .. }
             | Self::Flag { .. }
             | Self::Unlocated { .. } => exit::INVALID,

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use gotmpl::{Template, TemplateError, Value};
+use gotmpl::{MissingKey, Template, TemplateError, Value};
 use serde_json::Value as Json;
 
 use crate::error::{Error, Result};
@@ -45,6 +45,11 @@ impl Format {
             }
             _ => (text, false),
         };
+        // `ls` gives its default table for a bare `table`, as Docker does; elsewhere there is
+        // none, and rows of nothing would print blank lines.
+        if table && body.is_empty() {
+            return Err(Error::FormatEmptyTable);
+        }
         // A template's `\t` in a shell argument arrives as two characters: Docker reads it as a tab.
         let body = body.replace("\\t", "\t").replace("\\n", "\n");
         let template = template(&body).map_err(|source| Error::Format {
@@ -142,7 +147,11 @@ fn align(rows: &[String]) -> String {
 }
 
 fn template(text: &str) -> Result<Template, TemplateError> {
+    // A field that is not there is an error, as in Docker (whose templates run on structs): a
+    // typo never prints `<no value>` with exit 0. A key that may be missing is read with
+    // `index` (`{{index .Options "parent"}}`), which gives nothing instead.
     Template::new("format")
+        .missing_key(MissingKey::Error)
         .func("json", json)
         .func("join", join)
         .func("split", split)
@@ -313,7 +322,10 @@ mod tests {
         });
         let cases = [
             ("{{.Name}}", "lan50\n"),
-            ("{{.Id}} {{.Nope}}", "0123456789abcdef <no value>\n"),
+            (
+                "{{.Id}} {{index .Options \"nope\"}}",
+                "0123456789abcdef <no value>\n",
+            ),
             (
                 "{{json .IPAM}}",
                 "{\"Config\":[{\"Subnet\":\"192.168.50.0/24\"}],\"Driver\":\"default\"}\n",
@@ -399,6 +411,30 @@ mod tests {
             .render(&items, None)
             .unwrap_err();
         assert!(matches!(err, Error::FormatTooLong { .. }), "{err}");
+        assert_eq!(err.exit_code(), crate::error::exit::INVALID);
+    }
+
+    #[test]
+    fn a_missing_field_or_a_bare_table_is_an_error() {
+        let net = json!({"Name": "lan50", "Options": {"parent": "eth0"}});
+        for format in ["{{.Nope}}", "{{.Options.nope}}", "{{.Name}} {{.name}}"] {
+            let err = Format::parse(format)
+                .unwrap()
+                .render(std::slice::from_ref(&net), None)
+                .unwrap_err();
+            let line = crate::error::line(&err);
+            assert!(
+                line.starts_with("cannot render --format"),
+                "{format}: {line}"
+            );
+            assert!(line.contains("no entry for key"), "{format}: {line}");
+            assert_eq!(err.exit_code(), crate::error::exit::INVALID);
+        }
+        let err = Format::parse("table").unwrap_err();
+        assert_eq!(
+            crate::error::line(&err),
+            "--format table needs a template here: table {{.Name}}, say"
+        );
         assert_eq!(err.exit_code(), crate::error::exit::INVALID);
     }
 }

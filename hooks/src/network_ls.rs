@@ -18,6 +18,8 @@ pub fn ls(networks: &Networks, args: &LsArgs) -> Result<()> {
     let filters = Filters::parse(&args.filter)?;
     let format = match (&args.format, args.quiet) {
         (_, true) => None,
+        // A bare `table` is the default table, as in Docker.
+        (Some(format), false) if format.trim() == "table" => Some(Format::parse(DEFAULT_FORMAT)?),
         (Some(format), false) => Some(Format::parse(format)?),
         (None, false) => Some(Format::parse(DEFAULT_FORMAT)?),
     };
