@@ -18,6 +18,7 @@ use clap_complete::Shell;
 
 fn main() -> std::io::Result<()> {
     println!("cargo::rerun-if-changed=src/cli.rs");
+    println!("cargo::rerun-if-changed=completion");
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     for (shell, name) in [
         (Shell::Bash, "bash"),
@@ -28,7 +29,8 @@ fn main() -> std::io::Result<()> {
     ] {
         let mut text = Vec::new();
         clap_complete::generate(shell, &mut cli::Cli::command(), "oci-macvlan", &mut text);
-        fs::write(out.join(format!("completion.{name}")), text)?;
+        let text = String::from_utf8(text).expect("clap_complete writes UTF-8");
+        fs::write(out.join(format!("completion.{name}")), finish(shell, text))?;
     }
 
     let man = out.join("man");
@@ -50,4 +52,68 @@ fn main() -> std::io::Result<()> {
         bundle.push(0);
     }
     fs::write(out.join("man.pages"), bundle)
+}
+
+/// What clap_complete's script lacks or gets wrong, mended: bash's dispatcher named its cases
+/// `oci__subcmd__macvlan__…` while its walker sets `oci__macvlan__…` (the `-` of the binary's
+/// name), so nothing past the first word completed; hidden commands (`dist-files`) are offered;
+/// and network names are completed by asking the binary (`completion/`, one snippet a shell).
+/// A pattern that is no longer found fails the build: a new clap_complete is looked at, not
+/// trusted.
+fn finish(shell: Shell, text: String) -> String {
+    fn must(text: &str, pattern: &str) {
+        assert!(
+            text.contains(pattern),
+            "clap_complete's script lacks {pattern:?}"
+        );
+    }
+    let hidden = |line: &str| line.contains("dist-files") && !line.contains("case");
+    match shell {
+        Shell::Bash => {
+            must(&text, "oci__subcmd__macvlan");
+            must(&text, " dist-files\"");
+            let text = text
+                .replace("oci__subcmd__macvlan", "oci__macvlan")
+                .replace(" dist-files\"", "\"");
+            text + include_str!("completion/oci-macvlan.bash")
+        }
+        Shell::Zsh => {
+            let mut out = String::with_capacity(text.len());
+            let mut names = 0;
+            for line in text.lines() {
+                if line.starts_with("'dist-files:") {
+                    continue;
+                }
+                let network = line.starts_with("'*::names") || line.starts_with("':network -- ");
+                if network && line.ends_with(":_default' \\") {
+                    names += 1;
+                    out.push_str(&line.replace(":_default' \\", ":_oci_macvlan_networks' \\"));
+                } else {
+                    out.push_str(line);
+                }
+                out.push('\n');
+            }
+            assert_eq!(
+                names, 4,
+                "zsh: the network arguments of inspect, rm, connect, disconnect"
+            );
+            // Defined before the script's last lines, which run the completion when autoloaded.
+            let last = "if [ \"$funcstack[1]\" = \"_oci-macvlan\" ]; then";
+            must(&out, last);
+            out.replacen(
+                last,
+                &format!("{}\n{last}", include_str!("completion/oci-macvlan.zsh")),
+                1,
+            )
+        }
+        Shell::Fish => {
+            must(&text, "-a \"dist-files\"");
+            let kept: Vec<&str> = text
+                .lines()
+                .filter(|line| !(hidden(line) && line.contains("-a \"dist-files\"")))
+                .collect();
+            kept.join("\n") + "\n" + include_str!("completion/oci-macvlan.fish")
+        }
+        _ => text,
+    }
 }

@@ -98,6 +98,10 @@ pub const PREREQUISITES: &[(&str, &str)] = &[
     ("/usr/bin/lintian", "lintian"),
     // The package test runs README.md's quick start, which edits config.json with jq.
     ("/usr/bin/jq", "jq"),
+    // Completion tests drive the shells themselves; man pages are rendered with `man -l`.
+    ("/usr/bin/zsh", "zsh"),
+    ("/usr/bin/fish", "fish"),
+    ("/usr/bin/man", "man-db"),
 ];
 
 /// Which prerequisites are missing, as Debian package names.
