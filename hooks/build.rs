@@ -10,6 +10,8 @@
 #[allow(dead_code)]
 #[path = "src/cli.rs"]
 mod cli;
+#[path = "src/man_extra.rs"]
+mod man_extra;
 
 use std::{fs, path::PathBuf};
 
@@ -19,6 +21,7 @@ use clap_complete::Shell;
 fn main() -> std::io::Result<()> {
     println!("cargo::rerun-if-changed=src/cli.rs");
     println!("cargo::rerun-if-changed=completion");
+    println!("cargo::rerun-if-changed=src/man_extra.rs");
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     for (shell, name) in [
         (Shell::Bash, "bash"),
@@ -33,25 +36,70 @@ fn main() -> std::io::Result<()> {
         fs::write(out.join(format!("completion.{name}")), finish(shell, text))?;
     }
 
-    let man = out.join("man");
-    let _ = fs::remove_dir_all(&man);
-    fs::create_dir_all(&man)?;
-    clap_mangen::generate_to(cli::Cli::command(), &man)?;
-    let mut pages: Vec<_> = fs::read_dir(&man)?
-        .map(|entry| entry.map(|e| e.path()))
-        .collect::<Result<_, _>>()?;
+    let mut command = cli::Cli::command().disable_help_subcommand(true);
+    command.build();
+    let mut pages = Vec::new();
+    man_pages(&command, &mut pages)?;
     pages.sort();
     let mut bundle = Vec::new();
-    for page in pages {
-        let text = fs::read(&page)?;
-        assert!(!text.contains(&0), "{} holds a NUL", page.display());
-        let name = page.file_name().unwrap_or_default().to_string_lossy();
+    for (name, text) in pages {
+        assert!(!text.contains(&0), "{name} holds a NUL");
         bundle.extend_from_slice(name.as_bytes());
         bundle.push(0);
         bundle.extend_from_slice(&text);
         bundle.push(0);
     }
     fs::write(out.join("man.pages"), bundle)
+}
+
+/// A page for `command` and each visible subcommand, as clap_mangen names them
+/// (`oci-macvlan-network-create.1`): clap_mangen's sections, then EXAMPLES, EXIT STATUS and FILES
+/// (`src/man_extra.rs`).
+fn man_pages(command: &clap::Command, pages: &mut Vec<(String, Vec<u8>)>) -> std::io::Result<()> {
+    for sub in command.get_subcommands().filter(|s| !s.is_hide_set()) {
+        man_pages(sub, pages)?;
+    }
+    let man = clap_mangen::Man::new(command.clone());
+    let name = man.get_filename();
+    let mut text = Vec::new();
+    man.render(&mut text)?;
+    let mut text = String::from_utf8(text).expect("clap_mangen writes UTF-8");
+    let page = name.trim_end_matches(".1");
+    let examples = man_extra::examples(page);
+    assert!(
+        !examples.is_empty(),
+        "{page}: no EXAMPLES in src/man_extra.rs"
+    );
+    text.push_str(".SH EXAMPLES\n");
+    for (what, commands) in examples {
+        text.push_str(&format!(".PP\n{}\n.PP\n.RS 4\n.nf\n", roff(what)));
+        for line in commands.lines() {
+            text.push_str(&roff(line));
+            text.push('\n');
+        }
+        text.push_str(".fi\n.RE\n");
+    }
+    text.push_str(".SH \"EXIT STATUS\"\n");
+    for (code, meaning) in man_extra::EXIT_STATUS {
+        text.push_str(&format!(".TP\n.B {code}\n{}\n", roff(meaning)));
+    }
+    text.push_str(".SH FILES\n");
+    for (path, what) in man_extra::FILES {
+        text.push_str(&format!(".TP\n.I {}\n{}\n", roff(path), roff(what)));
+    }
+    pages.push((name, text.into_bytes()));
+    Ok(())
+}
+
+/// `text` as one roff text line: backslashes and minus signs escaped, a leading `.` or `'`
+/// (a request) made plain text.
+fn roff(text: &str) -> String {
+    let escaped = text.replace('\\', "\\e").replace('-', "\\-");
+    if escaped.starts_with('.') || escaped.starts_with('\'') {
+        format!("\\&{escaped}")
+    } else {
+        escaped
+    }
 }
 
 /// What clap_complete's script lacks or gets wrong, mended: bash's dispatcher named its cases

@@ -3,20 +3,27 @@ use std::{ffi::OsString, path::PathBuf};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Docker-style macvlan networks for runc, crun and podman, through an OCI hook.
+///
+/// Containers started by runc, crun or podman get what `docker network create -d macvlan` (or
+/// `-d ipvlan`) gives Docker users: their own address directly on the host's LAN or on an
+/// 802.1q VLAN of it, with no bridge, no NAT, no port mapping and no daemon. `network create`
+/// defines a network with Docker's flags; the runtime runs `oci-macvlan hook` when a container
+/// is created (attach) and after it stops (detach), for containers whose annotations name
+/// networks (`oci-macvlan.networks`).
 #[derive(Debug, Parser)]
 #[command(name = "oci-macvlan", version, disable_help_subcommand = true)]
 pub struct Cli {
     /// Where network definitions live.
-    #[arg(long, global = true, env = CONFIG_DIR_ENV, default_value = CONFIG_DIR)]
+    #[arg(long, global = true, help_heading = GLOBAL, display_order = 1000, env = CONFIG_DIR_ENV, default_value = CONFIG_DIR)]
     pub config_dir: PathBuf,
     /// Where leases and endpoint records live (a tmpfs: a reboot starts clean).
-    #[arg(long, global = true, env = STATE_DIR_ENV, default_value = STATE_DIR)]
+    #[arg(long, global = true, help_heading = GLOBAL, display_order = 1000, env = STATE_DIR_ENV, default_value = STATE_DIR)]
     pub state_dir: PathBuf,
     /// What to print on stderr besides errors.
-    #[arg(long, global = true, value_enum, default_value_t = LogLevel::Warn)]
+    #[arg(long, global = true, help_heading = GLOBAL, display_order = 1000, value_enum, default_value_t = LogLevel::Warn)]
     pub log_level: LogLevel,
     /// This host's name in stores several hosts share (etcd); default: /etc/machine-id.
-    #[arg(long, global = true, env = HOST_ID_ENV)]
+    #[arg(long, global = true, help_heading = GLOBAL, display_order = 1000, env = HOST_ID_ENV)]
     pub host_id: Option<String>,
     #[command(subcommand)]
     pub command: Command,
@@ -36,6 +43,9 @@ impl Cli {
         }
     }
 }
+
+/// The heading global options are listed under, after each command's own.
+const GLOBAL: &str = "Global Options";
 
 pub const CONFIG_DIR: &str = "/etc/oci-macvlan";
 const CONFIG_DIR_ENV: &str = "OCI_MACVLAN_CONFIG_DIR";
@@ -129,18 +139,38 @@ pub enum Shell {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Manage networks.
+    ///
+    /// Define, list, inspect and remove networks, and connect or disconnect running containers,
+    /// with Docker's `docker network` commands and flags.
     #[command(subcommand)]
     Network(NetworkCommand),
     /// The OCI hook: reads the container state on stdin; attaches at createRuntime/prestart,
     /// detaches at poststop.
+    ///
+    /// The runtime runs it with the OCI state JSON on stdin. Status `creating` or `created` (with
+    /// a pid) attaches: for each network the container's `oci-macvlan.networks` annotation names,
+    /// it leases addresses and creates the container's macvlan or ipvlan link straight in its
+    /// network namespace; all or nothing. Status `stopped` detaches: it releases what the
+    /// container's record holds. It never writes to stdout; on failure its last line on stderr
+    /// is the error, and the hook journal in the state dir keeps a line per run. Give
+    /// --config-dir and --state-dir in the hook's args: runtimes may clear its environment.
     Hook {
         /// The hook stage, when the runtime's status is not enough to tell (e.g. `poststop`).
         stage: Option<String>,
     },
     /// Check, read-only, that leases, networks and endpoint records agree; exit 6 if not.
+    ///
+    /// Every lease on a defined network, inside one of its subnets and not reserved; one lease
+    /// per interface, network and family; a record for every container holding leases and a
+    /// lease for every record; the store's index of free addresses; for each network with
+    /// host access, its host link and its routes. Prints `ok: …`, or each problem on stdout.
     Verify,
     /// Release what containers that are gone still hold (decided from the pid, its start time and
     /// the namespace recorded at attach; a container it cannot judge keeps its leases).
+    ///
+    /// Takes each container's lock, so it never judges one an attach is writing; removes what a
+    /// killed hook can leave; makes a missing host link again with its routes. Safe at any time
+    /// and twice: the Debian package's timer runs it every 15 minutes.
     Gc {
         /// Instead: release every lease host ID holds in the shared (etcd) stores of the
         /// networks defined here: for a host gone for good, never automatic.
@@ -149,11 +179,23 @@ pub enum Command {
     },
     /// Check that this host can give containers macvlan legs: kernel, link kinds (tried in a
     /// scratch namespace), and with -o parent=IF that parent. Exits 1 if a check fails.
+    ///
+    /// Each check is a line: ok, info, warn or fail, with what to do about a warning or a
+    /// failure. With a parent: whether it is up, promiscuous, shared by networks of other
+    /// drivers, and for networks with host access their host link, routes, reverse-path filter
+    /// and forwarding.
     Doctor(DoctorArgs),
     /// Install the podman hooks.d file (oci-hooks(5)) that runs this hook for containers
     /// annotated with oci-macvlan.networks, with this invocation's --config-dir and --state-dir.
+    ///
+    /// Written to a temporary file and renamed into place; running it again replaces it. The
+    /// Debian package installs the same file where podman looks by default, so a packaged host
+    /// needs no `install`.
     Install(InstallArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    ///
+    /// The scripts complete commands, flags and the names of defined networks (asked of
+    /// `oci-macvlan network ls` with the --config-dir the command line gives).
     Completion {
         #[arg(value_enum)]
         shell: Shell,
@@ -188,23 +230,47 @@ pub struct InstallArgs {
 #[derive(Debug, Subcommand)]
 pub enum NetworkCommand {
     /// Define a network.
+    ///
+    /// Docker's flags with Docker's meaning: subnets, gateways, ranges and auxiliary addresses
+    /// (several, IPv4 and IPv6), the parent link and driver options. The definition is checked
+    /// whole (parent, modes, overlaps, other networks on the parent) and written to the config
+    /// dir; a parent like `eth0.50` is an 802.1q VLAN made at the first attach.
     Create(CreateArgs),
     /// List networks.
+    ///
+    /// A table of ID, name, driver, parent, mode and subnets, or what --format asks for.
     #[command(alias = "list")]
     Ls(LsArgs),
     /// Show networks as JSON, or through a Go template.
+    ///
+    /// Docker's fields (Name, Id, Driver, IPAM, Containers, Options, …) with each container's
+    /// address and MAC, how much of each range is used, and host access.
     Inspect(InspectArgs),
     /// Remove networks that no container uses.
+    ///
+    /// A network a container still holds an address on is refused (exit 5); each network is
+    /// removed or refused on its own, as in Docker.
     #[command(alias = "remove")]
     Rm {
-        #[arg(required = true)]
+        /// The networks' names.
+        #[arg(required = true, value_name = "NETWORK")]
         names: Vec<String>,
     },
     /// Remove every network that no container uses.
+    ///
+    /// Lists the networks it would remove and asks first, unless -f; a network a container
+    /// holds an address on is kept. Prints the name of each network removed.
     Prune(PruneArgs),
     /// Give a running container a leg on one more network.
+    ///
+    /// The same attach as the hook's: the same leases, record, lock and rollback. A container
+    /// the hook attached is found through its record; any other with --pid, --netns or
+    /// --runtime. The new interface is the first free ethN, or --ifname.
     Connect(ConnectArgs),
     /// Take a running container's leg on a network away.
+    ///
+    /// Deletes the link the record proves the container's own, releases its addresses and
+    /// takes the network off the record.
     Disconnect(DisconnectArgs),
 }
 
@@ -325,7 +391,8 @@ pub struct CreateArgs {
     /// No default route for containers.
     #[arg(long)]
     pub internal: bool,
-    /// Driver options: parent=IF, mtu=N; macvlan: macvlan_mode=bridge|private|vepa|passthru|source,
+    /// Driver options: parent=IF, mtu=N, host_access=IP[,IP6] (the host's own address on the
+    /// network, to reach its containers); macvlan: macvlan_mode=bridge|private|vepa|passthru|source,
     /// source_macs=MAC[,MAC...]; ipvlan: ipvlan_mode=l2|l3|l3s, ipvlan_flag=bridge|private|vepa.
     #[arg(short = 'o', long = "opt")]
     pub opt: Vec<String>,

@@ -113,4 +113,164 @@ mod tests {
         assert_eq!(hook["hook"]["args"][2], "/etc/oci-macvlan");
         assert_eq!(hook["hook"]["args"][4], "/run/oci-macvlan");
     }
+
+    /// The text `man -l` renders of `page`, without overstrike.
+    fn rendered(page: &Path) -> String {
+        let out = std::process::Command::new("man")
+            .arg("-l")
+            .arg(page)
+            .env("MANWIDTH", "200")
+            .env("MAN_KEEP_FORMATTING", "0")
+            .output()
+            .expect("man -l (apt-get install man-db)");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut plain = String::new();
+        for c in text.chars() {
+            if c == '\u{8}' {
+                plain.pop();
+            } else {
+                plain.push(c);
+            }
+        }
+        plain
+    }
+
+    /// The body of section `name` in a rendered page (to the next heading).
+    fn section<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+        let start = text.find(&format!("\n{name}\n"))? + name.len() + 2;
+        let rest = &text[start..];
+        let end = rest
+            .match_indices('\n')
+            .map(|(i, _)| i + 1)
+            .find(|i| rest[*i..].starts_with(|c: char| c.is_ascii_uppercase()))
+            .unwrap_or(rest.len());
+        Some(&rest[..end])
+    }
+
+    /// Every page, rendered by man itself, has a DESCRIPTION beyond its one-line summary,
+    /// OPTIONS, EXAMPLES, EXIT STATUS (README's table) and FILES; the hook's shows the wiring
+    /// of a config.json.
+    #[test]
+    fn man_pages_have_every_section() {
+        let dir = tempfile::tempdir().unwrap();
+        dist_files(dir.path()).unwrap();
+        let mut pages: Vec<_> = fs::read_dir(dir.path().join("man"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        pages.sort();
+        assert!(pages.len() >= 15, "{pages:?}");
+        for page in &pages {
+            let text = rendered(page);
+            let name = page.display();
+            for heading in [
+                "NAME",
+                "SYNOPSIS",
+                "DESCRIPTION",
+                "OPTIONS",
+                "EXAMPLES",
+                "EXIT STATUS",
+                "FILES",
+            ] {
+                assert!(
+                    section(&text, heading).is_some(),
+                    "{name}: no {heading}:\n{text}"
+                );
+            }
+            let summary = section(&text, "NAME").unwrap().trim().len();
+            let description = section(&text, "DESCRIPTION").unwrap().trim();
+            assert!(
+                description.len() > summary + 60,
+                "{name}: DESCRIPTION is no more than its summary: {description}"
+            );
+            let examples = section(&text, "EXAMPLES").unwrap();
+            assert!(
+                examples.contains("oci-macvlan") || examples.contains("oci\u{2010}macvlan"),
+                "{name}: {examples}"
+            );
+            let status = section(&text, "EXIT STATUS").unwrap();
+            for (code, _) in crate::man_extra::EXIT_STATUS {
+                assert!(
+                    status.contains(&format!("{code} ")),
+                    "{name}: {code}: {status}"
+                );
+            }
+            assert!(
+                section(&text, "FILES")
+                    .unwrap()
+                    .contains("/etc/oci-macvlan/networks/"),
+                "{name}"
+            );
+        }
+        let hook = rendered(&dir.path().join("man/oci-macvlan-hook.1"));
+        let examples = section(&hook, "EXAMPLES").unwrap();
+        for wiring in [
+            "\"createRuntime\"",
+            "\"poststop\"",
+            "\"oci-macvlan.networks\"",
+            "\"hook\"]",
+        ] {
+            assert!(examples.contains(wiring), "{wiring}: {examples}");
+        }
+    }
+
+    /// README's exit code table and the man pages' EXIT STATUS say the same codes and meanings.
+    #[test]
+    fn the_exit_status_is_readmes_table() {
+        let readme = include_str!("../../README.md");
+        let table = &readme[readme.find("## Exit codes").unwrap()..];
+        let rows: Vec<(u8, &str)> = table
+            .lines()
+            .filter_map(|l| {
+                let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+                Some((cells.get(1)?.parse().ok()?, *cells.get(2)?))
+            })
+            .collect();
+        assert_eq!(rows, crate::man_extra::EXIT_STATUS);
+    }
+
+    /// A command's help lists its own options first, then the global ones under their heading;
+    /// `-o` names every driver option; `rm`'s argument is described.
+    #[test]
+    fn help_puts_a_commands_own_flags_first() {
+        use clap::CommandFactory;
+        let mut cli = cli::Cli::command();
+        cli.build();
+        let network = cli.find_subcommand_mut("network").unwrap();
+        let help = network
+            .find_subcommand_mut("create")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        let at = |s: &str| help.find(s).unwrap_or_else(|| panic!("{s}: {help}"));
+        assert!(
+            at("--subnet") < at("Global Options:") && at("Global Options:") < at("--config-dir"),
+            "{help}"
+        );
+        for option in [
+            "parent=",
+            "mtu=",
+            "host_access=",
+            "macvlan_mode=",
+            "source_macs=",
+            "ipvlan_mode=",
+            "ipvlan_flag=",
+        ] {
+            assert!(help.contains(option), "{option}: {help}");
+        }
+        let rm = network
+            .find_subcommand_mut("rm")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        assert!(
+            rm.contains("<NETWORK>...") && rm.contains("The networks' names"),
+            "{rm}"
+        );
+    }
 }

@@ -14,6 +14,10 @@ mod hook;
 mod install;
 mod journal;
 mod log;
+/// Read by build.rs for the man pages; here only for the test that keeps it equal to README.
+#[cfg(test)]
+#[allow(dead_code)]
+mod man_extra;
 mod network_cmd;
 mod network_inspect;
 mod network_ls;
