@@ -279,8 +279,10 @@ pub struct LsArgs {
     /// Only the network IDs.
     #[arg(short, long)]
     pub quiet: bool,
-    /// KEY=VALUE: name (part of the name), id (start of the id), driver (exact); a key given
-    /// twice matches either value, different keys must all match.
+    /// KEY=VALUE: name and id (regular expressions, as in Docker: name=^lan$ is that name
+    /// alone, id=77dd a part of the id), driver (exact), label=KEY or label=KEY=VALUE; a name,
+    /// id or driver given twice matches either value, labels must all match, and different
+    /// keys must all match.
     #[arg(short, long, value_name = "KEY=VALUE")]
     pub filter: Vec<String>,
     /// A Go template per network ({{.ID}} {{.Name}} {{.Driver}} {{.Scope}} {{.IPv6}}
@@ -396,6 +398,10 @@ pub struct CreateArgs {
     /// source_macs=MAC[,MAC...]; ipvlan: ipvlan_mode=l2|l3|l3s, ipvlan_flag=bridge|private|vepa.
     #[arg(short = 'o', long = "opt")]
     pub opt: Vec<String>,
+    /// KEY=VALUE (or KEY): metadata on the network, for `ls --filter label=…` and `inspect`;
+    /// repeat for several.
+    #[arg(long)]
+    pub label: Vec<String>,
     /// Address manager options: etcd_endpoints=URL[,URL...] (leases shared by several hosts),
     /// etcd_prefix=/PATH, etcd_cacert=FILE, etcd_cert=FILE, etcd_key=FILE, etcd_timeout=2s.
     #[arg(long = "ipam-opt")]

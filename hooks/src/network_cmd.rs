@@ -22,14 +22,34 @@ pub fn run(ctx: &Context, command: NetworkCommand) -> Result<()> {
         NetworkCommand::Create(args) => create(ctx, &networks, args),
         NetworkCommand::Ls(args) => network_ls::ls(&networks, &args),
         NetworkCommand::Inspect(args) => inspect(ctx, &networks, &args),
-        NetworkCommand::Rm { names } => rm(ctx, &networks, &names),
+        NetworkCommand::Rm { names } => {
+            // Each name, id or id prefix as its network's name; one that names none stays as
+            // given, for `rm` to report among the others.
+            let names = names
+                .iter()
+                .map(|given| or_given(networks.resolve(given), given))
+                .collect::<Result<Vec<_>>>()?;
+            rm(ctx, &networks, &names)
+        }
         NetworkCommand::Prune(args) => prune(ctx, &networks, &args),
-        NetworkCommand::Connect(args) => {
+        NetworkCommand::Connect(mut args) => {
+            args.network = networks.resolve(&args.network)?;
             journaled(ctx, |inv| connect::connect(ctx, &networks, &args, inv))
         }
-        NetworkCommand::Disconnect(args) => {
+        NetworkCommand::Disconnect(mut args) => {
+            // A network whose definition is gone is still on the record by its name.
+            args.network = or_given(networks.resolve(&args.network), &args.network)?;
             journaled(ctx, |inv| connect::disconnect(ctx, &args, inv))
         }
+    }
+}
+
+/// A network's name from [`Networks::resolve`], or `given` itself where no network has it.
+fn or_given(resolved: macvlan::Result<String>, given: &str) -> Result<String> {
+    match resolved {
+        Ok(name) => Ok(name),
+        Err(macvlan::Error::NetworkNotFound(_)) => Ok(given.to_owned()),
+        Err(err) => Err(err.into()),
     }
 }
 
@@ -54,6 +74,7 @@ fn create(ctx: &Context, networks: &Networks, args: CreateArgs) -> Result<()> {
         internal: args.internal,
         options: args.opt,
         ipam_options: args.ipam_opt,
+        labels: args.label,
     };
     // A first create makes the definitions' dir (for its lock): a failed one takes it back.
     let dir = ctx.config_dir.join("networks");

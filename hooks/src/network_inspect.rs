@@ -23,10 +23,40 @@ pub(crate) fn inspect(ctx: &Context, networks: &Networks, args: &InspectArgs) ->
     let format = args.format.as_deref().map(Format::parse).transpose()?;
     let records = Records::new(&ctx.state_dir);
     let mut views = Vec::new();
-    for name in &args.names {
-        let network = networks.load(name)?;
-        let mut store = stores::for_networks(ctx, &[&network], true)?;
-        let leases = store.network_leases(name).map_err(macvlan::Error::store)?;
+    // As Docker: each network found is shown, then the first error (the others on stderr).
+    let mut first_error = None;
+    for given in &args.names {
+        match view(ctx, networks, &records, given) {
+            Ok(view) => views.push(view),
+            Err(err) => {
+                if first_error.is_some() {
+                    eprintln!("oci-macvlan: error: {}", crate::error::one_line(&err));
+                }
+                first_error.get_or_insert(err);
+            }
+        }
+    }
+    if !views.is_empty() || first_error.is_none() {
+        let text = match format {
+            Some(format) => format.render(&views, None)?,
+            None => format!(
+                "{}\n",
+                serde_json::to_string_pretty(&views).unwrap_or_default()
+            ),
+        };
+        print(format_args!("{text}"))?;
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+/// What `inspect` shows of the network `given` (a name, an id or an id prefix). A lease store
+/// that cannot be read (an etcd cluster that does not answer, say) leaves the definition shown,
+/// without containers and usage, and `"Store": {"State": "unreachable", "Error": …}` saying why.
+fn view(ctx: &Context, networks: &Networks, records: &Records, given: &str) -> Result<Value> {
+    let name = networks.resolve(given)?;
+    let network = networks.load(&name)?;
+    let read = stores::for_networks(ctx, &[&network], true).and_then(|mut store| {
+        let leases = store.network_leases(&name).map_err(macvlan::Error::store)?;
         let usage = store
             .read(|view| {
                 network
@@ -36,21 +66,30 @@ pub(crate) fn inspect(ctx: &Context, networks: &Networks, args: &InspectArgs) ->
                     .collect::<Result<Vec<_>, _>>()
             })
             .map_err(macvlan::Error::store)?;
-        let routes = ctx.block_on(async {
-            let host = Handle::current().map_err(Error::HostNetlink)?;
-            lan_routes(&host, &network).await
-        })??;
-        let macs = recorded_macs(&records, &leases);
-        views.push(inspect_view(&network, &leases, &macs, &usage, &routes));
-    }
-    let text = match format {
-        Some(format) => format.render(&views, None)?,
-        None => format!(
-            "{}\n",
-            serde_json::to_string_pretty(&views).unwrap_or_default()
+        Ok((leases, usage))
+    });
+    let routes = ctx.block_on(async {
+        let host = Handle::current().map_err(Error::HostNetlink)?;
+        lan_routes(&host, &network).await
+    })??;
+    let (leases, usage, store) = match read {
+        Ok((leases, usage)) => (leases, usage, json!({"State": "ok"})),
+        Err(err) if is_unreachable(&err) => (
+            Vec::new(),
+            Vec::new(),
+            json!({"State": "unreachable", "Error": crate::error::one_line(&err)}),
         ),
+        Err(err) => return Err(err),
     };
-    print(format_args!("{text}"))
+    let macs = recorded_macs(records, &leases);
+    let mut view = inspect_view(&network, &leases, &macs, &usage, &routes);
+    view["Store"] = store;
+    Ok(view)
+}
+
+/// Whether `err` says a lease store did not answer (rather than that it is damaged or refused).
+fn is_unreachable(err: &Error) -> bool {
+    matches!(err, Error::Macvlan(macvlan::Error::Store(store)) if store.is_unavailable())
 }
 
 /// The MAC each endpoint of `leases` was given, from its container's record: keyed by
@@ -206,7 +245,7 @@ pub fn inspect_view(
         "Internal": net.internal,
         "Containers": containers,
         "Options": net.options,
-        "Labels": {},
+        "Labels": net.labels,
         "Usage": usage,
     });
     if !routes.is_empty() {

@@ -1,6 +1,7 @@
 //! `oci-macvlan network ls [-q] [--filter KEY=VALUE]… [--format F] [--no-trunc]`, as Docker's.
 
 use oci_macvlan_macvlan::{Network, Networks};
+use regex_lite::{Regex, RegexBuilder};
 use serde_json::{Value, json};
 
 use crate::{
@@ -56,7 +57,12 @@ fn row(net: &Network, no_trunc: bool) -> Value {
         "Scope": "local",
         "IPv6": net.ipv6,
         "Internal": net.internal,
-        "Labels": "",
+        "Labels": net
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(","),
         "CreatedAt": net.created,
         "Parent": net.parent,
         "Mode": net.driver().mode(),
@@ -81,44 +87,67 @@ fn header() -> Value {
     })
 }
 
-/// `--filter KEY=VALUE`s, as Docker reads them: values of one key are alternatives, keys must
-/// all match.
-#[derive(Debug, Default, PartialEq, Eq)]
+/// `--filter KEY=VALUE`s, as Docker reads them: values of one key are alternatives (but
+/// labels, which must all match), keys must all match. `name` and `id` are regular
+/// expressions, matched anywhere (`name=^lan$` is that name alone).
+#[derive(Debug, Default)]
 pub struct Filters {
-    name: Vec<String>,
-    id: Vec<String>,
+    name: Vec<Regex>,
+    id: Vec<Regex>,
     driver: Vec<String>,
+    /// `label=KEY` (any value) or `label=KEY=VALUE`.
+    label: Vec<(String, Option<String>)>,
 }
 
 impl Filters {
     pub fn parse(filters: &[String]) -> Result<Self> {
         let mut out = Self::default();
         for filter in filters {
-            let invalid = |reason: &str| Error::Filter {
+            let invalid = |reason: String| Error::Filter {
                 filter: filter.clone(),
-                reason: reason.to_owned(),
+                reason,
             };
             let (key, value) = filter
                 .split_once('=')
-                .ok_or_else(|| invalid("expected KEY=VALUE"))?;
-            let slot = match key {
-                "name" => &mut out.name,
-                "id" => &mut out.id,
-                "driver" => &mut out.driver,
-                _ => return Err(invalid("the keys are name, id and driver")),
+                .ok_or_else(|| invalid("expected KEY=VALUE".into()))?;
+            let regex = || {
+                // Bounded: a pattern is compiled once per command, never by a hook.
+                RegexBuilder::new(value)
+                    .size_limit(1 << 20)
+                    .build()
+                    .map_err(|err| invalid(format!("not a regular expression: {err}")))
             };
-            slot.push(value.to_owned());
+            match key {
+                "name" => out.name.push(regex()?),
+                "id" => out.id.push(regex()?),
+                "driver" => out.driver.push(value.to_owned()),
+                "label" => {
+                    let (k, v) = match value.split_once('=') {
+                        Some((k, v)) => (k, Some(v.to_owned())),
+                        None => (value, None),
+                    };
+                    if k.is_empty() {
+                        return Err(invalid("expected label=KEY or label=KEY=VALUE".into()));
+                    }
+                    out.label.push((k.to_owned(), v));
+                }
+                _ => return Err(invalid("the keys are name, id, driver and label".into())),
+            }
         }
         Ok(out)
     }
 
     pub fn matches(&self, net: &Network) -> bool {
-        let any = |values: &[String], f: &dyn Fn(&str) -> bool| {
-            values.is_empty() || values.iter().any(|v| f(v))
+        let any = |patterns: &[Regex], text: &str| {
+            patterns.is_empty() || patterns.iter().any(|p| p.is_match(text))
         };
-        any(&self.name, &|v| net.name.contains(v))
-            && any(&self.id, &|v| net.id.starts_with(v))
-            && any(&self.driver, &|v| net.driver().name() == v)
+        any(&self.name, &net.name)
+            && any(&self.id, &net.id)
+            && (self.driver.is_empty() || self.driver.iter().any(|d| net.driver().name() == d))
+            && self.label.iter().all(|(key, value)| match value {
+                None => net.labels.contains_key(key),
+                Some(value) => net.labels.get(key) == Some(value),
+            })
     }
 }
 
@@ -129,12 +158,17 @@ mod tests {
     use super::*;
 
     fn network(name: &str, driver: &str, id: &str) -> Network {
+        labelled(name, driver, id, &[])
+    }
+
+    fn labelled(name: &str, driver: &str, id: &str, labels: &[&str]) -> Network {
         NetworkSpec {
             name: name.into(),
             driver: driver.into(),
             subnets: vec!["192.168.50.0/24".into()],
             gateways: vec!["192.168.50.1".into()],
             options: vec!["parent=eth0".into()],
+            labels: labels.iter().map(|l| (*l).to_owned()).collect(),
             ..Default::default()
         }
         .validate(id.repeat(64), "2026-11-23T00:00:00Z".into())
@@ -144,18 +178,27 @@ mod tests {
     #[test]
     fn filters_select_as_dockers_do() {
         let nets = [
-            network("lan50", "macvlan", "a"),
-            network("lan60", "ipvlan", "b"),
+            labelled("lan50", "macvlan", "a", &["env=prod", "site"]),
+            labelled("lan60", "ipvlan", "b", &["env=test"]),
             network("guests", "macvlan", "c"),
+            network("lan", "macvlan", "d"),
         ];
         let cases: &[(&[&str], &[&str])] = &[
-            (&[], &["lan50", "lan60", "guests"]),
-            (&["name=lan"], &["lan50", "lan60"]),
+            (&[], &["lan50", "lan60", "guests", "lan"]),
+            (&["name=lan"], &["lan50", "lan60", "lan"]),
+            (&["name=^lan$"], &["lan"]),
+            (&["name=^lan[56]0$"], &["lan50", "lan60"]),
             (&["name=lan50", "name=guests"], &["lan50", "guests"]),
-            (&["driver=macvlan"], &["lan50", "guests"]),
-            (&["driver=macvlan", "name=lan"], &["lan50"]),
+            (&["driver=macvlan"], &["lan50", "guests", "lan"]),
+            (&["driver=macvlan", "name=lan"], &["lan50", "lan"]),
             (&["id=bbb"], &["lan60"]),
+            (&["id=^d"], &["lan"]),
             (&["id=b", "driver=macvlan"], &[]),
+            (&["label=env"], &["lan50", "lan60"]),
+            (&["label=env=prod"], &["lan50"]),
+            (&["label=env", "label=site"], &["lan50"]),
+            (&["label=env=dev"], &[]),
+            (&["label=site="], &["lan50"]),
         ];
         for (filters, expected) in cases {
             let filters: Vec<String> = filters.iter().map(|f| (*f).to_owned()).collect();
@@ -167,7 +210,7 @@ mod tests {
                 .collect();
             assert_eq!(&got, expected, "{filters:?}");
         }
-        for bad in ["label=x", "name"] {
+        for bad in ["nope=x", "name", "name=(", "label=", "label==x"] {
             let err = Filters::parse(&[bad.to_owned()]).unwrap_err();
             assert!(crate::error::line(&err).contains(bad), "{err}");
         }

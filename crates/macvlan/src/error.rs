@@ -46,6 +46,10 @@ pub enum Error {
     NetworkExists(String),
     #[error("network {0} not found")]
     NetworkNotFound(String),
+    #[error(
+        "network id prefix {prefix} is ambiguous: it starts the ids of {names}; give more of it, or a name"
+    )]
+    AmbiguousNetwork { prefix: String, names: String },
     #[error("network {name} has active endpoints: {endpoints}")]
     NetworkInUse { name: String, endpoints: String },
     #[error("container {container_id} is not connected to network {network}")]
@@ -362,6 +366,7 @@ impl Error {
             | Self::InvalidIfname { .. }
             | Self::InvalidMac { .. }
             | Self::HostNetns { .. }
+            | Self::AmbiguousNetwork { .. }
             | Self::NetnsNotTheContainers { .. } => ErrorKind::Invalid,
             // Every variant is named: a new one must be placed here, never fall into a
             // catch-all.

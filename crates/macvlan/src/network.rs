@@ -116,6 +116,10 @@ pub struct Network {
     /// store. Definitions written before it load as local networks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub etcd: Option<EtcdConfig>,
+    /// `--label KEY[=VALUE]`, as Docker keeps them: metadata for `ls --filter label=…` and
+    /// `inspect`, never read by attach. Definitions written before them load without any.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
 }
 
 impl Network {
@@ -224,6 +228,8 @@ pub struct NetworkSpec {
     pub options: Vec<String>,
     /// `--ipam-opt KEY=VALUE`: where the leases live (`oci_macvlan_ipam::parse_ipam_options`).
     pub ipam_options: Vec<String>,
+    /// `--label KEY[=VALUE]`
+    pub labels: Vec<String>,
 }
 
 impl NetworkSpec {
@@ -358,6 +364,7 @@ impl NetworkSpec {
             })
             .transpose()?;
         let ipv6 = self.ipv6 || subnets.iter().any(IpNetwork::is_ipv6);
+        let labels = self.parse_labels()?;
         Ok(Network {
             name: self.name.clone(),
             id,
@@ -372,7 +379,45 @@ impl NetworkSpec {
             host_access,
             options,
             etcd,
+            labels,
         })
+    }
+
+    /// `--label KEY[=VALUE]` (no value: an empty one, as in Docker). A key given twice is an
+    /// error, never last-wins; keys and values are bounded, as a definition is read by every hook.
+    fn parse_labels(&self) -> Result<BTreeMap<String, String>> {
+        const MAX_LABELS: usize = 64;
+        const MAX_KEY: usize = 128;
+        const MAX_VALUE: usize = 1024;
+        if self.labels.len() > MAX_LABELS {
+            return Err(invalid(
+                "--label",
+                &self.labels[MAX_LABELS],
+                "at most 64 labels",
+            ));
+        }
+        let mut labels = BTreeMap::new();
+        for label in &self.labels {
+            let (key, value) = label.split_once('=').unwrap_or((label, ""));
+            let reason = if key.is_empty() {
+                Some("expected KEY=VALUE (or KEY)")
+            } else if key.len() > MAX_KEY {
+                Some("the key is longer than 128 bytes")
+            } else if value.len() > MAX_VALUE {
+                Some("the value is longer than 1024 bytes")
+            } else if key.chars().chain(value.chars()).any(char::is_control) {
+                Some("control characters are not allowed")
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                return Err(invalid("--label", label, reason));
+            }
+            if labels.insert(key.to_owned(), value.to_owned()).is_some() {
+                return Err(invalid("--label", label, "this key is given twice"));
+            }
+        }
+        Ok(labels)
     }
 
     fn parse_options(&self) -> Result<BTreeMap<String, String>> {

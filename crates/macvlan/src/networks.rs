@@ -63,6 +63,35 @@ impl Networks {
             .map_err(|source| Error::from(StateError::ParseNetwork { path, source }))
     }
 
+    /// The name of the network `given` names, as Docker reads a network argument: its name,
+    /// else its full id, else the start of exactly one network's id. A prefix of several ids is
+    /// refused, naming them; nothing matching is [`Error::NetworkNotFound`].
+    pub fn resolve(&self, given: &str) -> Result<String> {
+        if check_network_name(given).is_ok() && self.exists(given)? {
+            return Ok(given.to_owned());
+        }
+        if given.is_empty() {
+            return Err(Error::NetworkNotFound(given.to_owned()));
+        }
+        let all = self.list()?;
+        if let Some(net) = all.iter().find(|n| n.id == given) {
+            return Ok(net.name.clone());
+        }
+        let mut matching = all.into_iter().filter(|n| n.id.starts_with(given));
+        match (matching.next(), matching.next()) {
+            (None, _) => Err(Error::NetworkNotFound(given.to_owned())),
+            (Some(one), None) => Ok(one.name),
+            (Some(first), Some(second)) => {
+                let mut names = vec![first.name, second.name];
+                names.extend(matching.map(|n| n.name));
+                Err(Error::AmbiguousNetwork {
+                    prefix: given.to_owned(),
+                    names: names.join(", "),
+                })
+            }
+        }
+    }
+
     /// Every definition, sorted by name. A missing directory is an empty list.
     pub fn list(&self) -> Result<Vec<Network>> {
         json_stems(&self.dir, |path, source| {

@@ -124,3 +124,45 @@ fn a_definitions_parent_is_parsed_when_it_is_read() {
         assert!(err.contains(words), "{parent}: {err}");
     }
 }
+
+/// `--label KEY[=VALUE]`: kept in the definition (written only when there are some, so files
+/// of earlier versions read and write back the same), a key given twice or empty refused.
+#[test]
+fn labels_are_kept_and_checked() {
+    use oci_macvlan_macvlan::NetworkSpec;
+    let spec = |labels: &[&str]| NetworkSpec {
+        name: "lan50".into(),
+        driver: "macvlan".into(),
+        subnets: vec!["192.168.50.0/24".into()],
+        options: vec!["parent=eth0".into()],
+        labels: labels.iter().map(|l| (*l).to_owned()).collect(),
+        ..Default::default()
+    };
+    let net = spec(&["env=prod", "site", "note=a=b"])
+        .validate("a".repeat(64), "now".into())
+        .unwrap();
+    let labels: Vec<(&str, &str)> = net
+        .labels
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(labels, [("env", "prod"), ("note", "a=b"), ("site", "")]);
+    let json = serde_json::to_value(&net).unwrap();
+    assert_eq!(json["labels"]["env"], "prod");
+    let none = spec(&[]).validate("a".repeat(64), "now".into()).unwrap();
+    assert!(serde_json::to_value(&none).unwrap().get("labels").is_none());
+    for (bad, reason) in [
+        (&["env=a", "env=b"][..], "given twice"),
+        (&["=x"][..], "expected KEY=VALUE"),
+        (&["a\u{7}=x"][..], "control characters"),
+    ] {
+        let err = spec(bad)
+            .validate("a".repeat(64), "now".into())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--label") && err.contains(reason),
+            "{bad:?}: {err}"
+        );
+    }
+}

@@ -101,6 +101,7 @@ fn spec() -> impl Strategy<Value = NetworkSpec> {
                     internal,
                     options,
                     ipam_options: Vec::new(),
+                    labels: Vec::new(),
                 }
             },
         )

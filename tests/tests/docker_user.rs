@@ -1,0 +1,213 @@
+//! What a Docker user expects of the network commands: networks named by name, full id or
+//! unique id prefix; `inspect` of several shows those found before the error; a network whose
+//! store does not answer can still be inspected; Docker's filters (regular expressions, labels);
+//! templates that fail loudly.
+
+#![allow(clippy::unwrap_used)]
+
+use oci_macvlan_tests::{ContainerProcess, Lan};
+use serde_json::Value;
+
+fn id_of(lan: &Lan, name: &str) -> String {
+    lan.inspect(name)[0]["Id"].as_str().unwrap().to_owned()
+}
+
+/// Rewrites the id in network `name`'s definition (as a hand edit would), to make ids that
+/// share a prefix.
+fn set_id(lan: &Lan, name: &str, id: &str) {
+    let path = lan.config_dir().join(format!("networks/{name}.json"));
+    let mut def: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    def["id"] = Value::from(id);
+    std::fs::write(&path, serde_json::to_vec_pretty(&def).unwrap()).unwrap();
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn networks_are_named_by_name_full_id_or_unique_id_prefix() {
+    let lan = Lan::new();
+    lan.create_network("lan-a", &[]);
+    lan.cli_ok(
+        &[
+            "network",
+            "create",
+            "--subnet",
+            "10.71.0.0/24",
+            "-o",
+            "parent=lan0",
+            "lan-b",
+        ],
+        "",
+    );
+    set_id(&lan, "lan-a", &format!("abc1{}", "0".repeat(60)));
+    set_id(&lan, "lan-b", &format!("abc2{}", "0".repeat(60)));
+    let a = id_of(&lan, "lan-a");
+    // `ls -q` gives ids that `inspect` takes: full, or the 12 characters `ls` shows.
+    let listed = lan.cli_ok(&["network", "ls", "-q"], "");
+    assert!(listed.lines().any(|l| a.starts_with(l)), "{listed}");
+    for given in [a.as_str(), &a[..12], "abc1"] {
+        let out = lan.cli_ok(&["network", "inspect", "-f", "{{.Name}}", given], "");
+        assert_eq!(out, "lan-a\n", "{given}");
+    }
+    // A prefix of both: refused, naming both (exit 3).
+    let out = lan.cli(&["network", "inspect", "abc"], "");
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("network id prefix abc is ambiguous")
+            && out.stderr.contains("lan-a, lan-b"),
+        "{}",
+        out.stderr
+    );
+    // Several: those found are shown, then the error (exit 4 for the missing one).
+    let out = lan.cli(
+        &[
+            "network",
+            "inspect",
+            "-f",
+            "{{.Name}}",
+            "lan-a",
+            "nosuch",
+            "abc2",
+        ],
+        "",
+    );
+    assert_eq!(out.code, 4, "{}", out.stderr);
+    assert_eq!(out.stdout, "lan-a\nlan-b\n");
+    assert_eq!(
+        out.stderr.trim(),
+        "oci-macvlan: error: network nosuch not found"
+    );
+    // connect and disconnect by id prefix.
+    let process = ContainerProcess::start();
+    let pid = process.pid().to_string();
+    let out = lan.cli_ok(&["network", "connect", "--pid", &pid, "abc1", "c1"], "");
+    assert!(out.contains(" lan-a "), "{out}");
+    assert_eq!(lan.leased("lan-a"), 1);
+    lan.cli_ok(&["network", "disconnect", &a[..12], "c1"], "");
+    assert_eq!(lan.leased("lan-a"), 0);
+    process.kill();
+    // rm by id prefix and by full id.
+    assert_eq!(lan.cli_ok(&["network", "rm", "abc2"], ""), "lan-b\n");
+    assert_eq!(lan.cli_ok(&["network", "rm", &a], ""), "lan-a\n");
+    assert_eq!(lan.cli_ok(&["network", "ls", "-q"], ""), "");
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn filters_are_dockers_regular_expressions_and_labels() {
+    let lan = Lan::new();
+    lan.create_network("lan", &["--label", "env=prod", "--label", "site"]);
+    for (name, subnet) in [("lan50", "10.72.0.0/24"), ("guests", "10.73.0.0/24")] {
+        lan.cli_ok(
+            &[
+                "network",
+                "create",
+                "--subnet",
+                subnet,
+                "-o",
+                "parent=lan0",
+                "--label",
+                "env=test",
+                name,
+            ],
+            "",
+        );
+    }
+    let names = |filters: &[&str]| {
+        let mut args = vec!["network", "ls", "--format", "{{.Name}}"];
+        for f in filters {
+            args.extend(["--filter", f]);
+        }
+        lan.cli_ok(&args, "")
+    };
+    assert_eq!(names(&["name=^lan$"]), "lan\n");
+    assert_eq!(names(&["name=lan"]), "lan\nlan50\n");
+    assert_eq!(names(&["label=env=test"]), "guests\nlan50\n");
+    assert_eq!(names(&["label=env", "label=site"]), "lan\n");
+    let bad = lan.cli(&["network", "ls", "--filter", "name=("], "");
+    assert_eq!(bad.code, 3, "{}", bad.stderr);
+    assert!(
+        bad.stderr.contains("not a regular expression"),
+        "{}",
+        bad.stderr
+    );
+    assert_eq!(
+        lan.inspect("lan")[0]["Labels"],
+        serde_json::json!({"env": "prod", "site": ""})
+    );
+    let twice = lan.cli(
+        &[
+            "network",
+            "create",
+            "--subnet",
+            "10.74.0.0/24",
+            "-o",
+            "parent=lan0",
+            "--label",
+            "a=1",
+            "--label",
+            "a=2",
+            "x",
+        ],
+        "",
+    );
+    assert_eq!(twice.code, 3, "{}", twice.stderr);
+    // A bare `table` is the default table; a missing field fails (exit 3), never `<no value>`.
+    let table = lan.cli_ok(&["network", "ls", "--format", "table"], "");
+    assert!(table.starts_with("NETWORK ID"), "{table}");
+    assert_eq!(table.lines().count(), 4, "{table}");
+    let nope = lan.cli(&["network", "inspect", "-f", "{{.Nope}}", "lan"], "");
+    assert_eq!(nope.code, 3, "{}", nope.stderr);
+    assert_eq!(nope.stdout, "");
+    assert!(nope.stderr.contains("Nope"), "{}", nope.stderr);
+    let pad = lan.cli(
+        &[
+            "network",
+            "inspect",
+            "-f",
+            "{{pad .Name 100000000000 1}}",
+            "lan",
+        ],
+        "",
+    );
+    assert_eq!(pad.code, 3, "{}", pad.stderr);
+    assert_eq!(pad.stderr.lines().count(), 1, "{}", pad.stderr);
+}
+
+/// A network on an etcd cluster that does not answer: `inspect` shows its definition and
+/// says the store did not answer, exit 0.
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn a_network_whose_store_does_not_answer_is_still_inspected() {
+    let lan = Lan::new();
+    lan.create_network(
+        "far",
+        &[
+            "--ipam-opt",
+            "etcd_endpoints=http://127.0.0.1:9",
+            "--ipam-opt",
+            "etcd_timeout=1s",
+        ],
+    );
+    let out = lan.cli(&["network", "inspect", "far"], "");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let view: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(view[0]["Name"], "far");
+    assert_eq!(view[0]["Store"]["State"], "unreachable", "{view:#}");
+    assert!(
+        view[0]["Store"]["Error"]
+            .as_str()
+            .unwrap()
+            .contains("127.0.0.1:9"),
+        "{view:#}"
+    );
+    assert_eq!(view[0]["Containers"], serde_json::json!({}));
+}
