@@ -192,6 +192,14 @@ pub enum Command {
     /// Debian package installs the same file where podman looks by default, so a packaged host
     /// needs no `install`.
     Install(InstallArgs),
+    /// Wire a runc or crun bundle's config.json: the hook and the annotations.
+    ///
+    /// Adds the hook at createRuntime (attach) and poststop (detach), running this binary with
+    /// this invocation's --config-dir and --state-dir in its args, and the annotations that
+    /// opt the container in: the networks in order (eth0, eth1, …) and a static address or MAC
+    /// on the first. Run again, it replaces what it wrote; --remove takes it all out. The rest
+    /// of the file is kept as it is. (Podman reads the hooks.d file instead: see install.)
+    Bundle(BundleArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     ///
     /// The scripts complete commands, flags and the names of defined networks (asked of
@@ -215,6 +223,31 @@ pub struct DoctorArgs {
     /// Print JSON for scripts instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BundleArgs {
+    /// A network the container joins; repeat (or NET,NET) for several, in order.
+    #[arg(long = "network", value_name = "NETWORK")]
+    pub networks: Vec<String>,
+    /// A static IPv4 address on the first network.
+    #[arg(long)]
+    pub ip: Option<String>,
+    /// A static IPv6 address on the first network.
+    #[arg(long)]
+    pub ip6: Option<String>,
+    /// A static MAC on the first network.
+    #[arg(long)]
+    pub mac: Option<String>,
+    /// Take the hooks and every oci-macvlan annotation out of the file instead.
+    #[arg(long, conflicts_with_all = ["networks", "ip", "ip6", "mac"])]
+    pub remove: bool,
+    /// The oci-macvlan binary the hooks run (default: this one).
+    #[arg(long)]
+    pub binary: Option<PathBuf>,
+    /// The bundle's directory or its config.json.
+    #[arg(default_value = ".")]
+    pub path: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -97,6 +97,10 @@ pub enum Error {
     },
     #[error("doctor: {0} failed checks (see above)")]
     DoctorFailed(usize),
+    #[error("{path}: not an OCI config (its top level, hooks and annotations must be objects)")]
+    BundleNotObject { path: PathBuf },
+    #[error("bundle: no network given (--network NAME)")]
+    BundleNoNetwork,
     #[error("invalid doctor option {0:?}: expected parent=IF")]
     DoctorOption(String),
     #[error("invalid --format {:?}", echo(format))]
@@ -211,6 +215,8 @@ impl Error {
             | Self::Annotation { .. }
             | Self::InvalidBinary { .. }
             | Self::DoctorOption(_)
+            | Self::BundleNotObject { .. }
+            | Self::BundleNoNetwork
             | Self::InvalidHostId { .. }
             | Self::MixedStores { .. }
             | Self::ForgetSelf { .. }

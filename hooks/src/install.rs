@@ -1,6 +1,6 @@
 //! `oci-macvlan install`: the podman hooks.d file.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use oci_macvlan_macvlan as macvlan;
 use serde_json::{Value, json};
@@ -16,21 +16,8 @@ use crate::{
 pub const FILE_NAME: &str = "oci-macvlan.json";
 
 pub fn run(ctx: &Context, args: &InstallArgs) -> Result<()> {
-    let binary = match &args.binary {
-        Some(path) => {
-            check_binary(path)?;
-            path.clone()
-        }
-        None => std::env::current_exe().map_err(Error::CurrentExe)?,
-    };
-    let absolute = |path: &Path| {
-        std::path::absolute(path).map_err(|source| Error::AbsolutePath {
-            path: path.to_path_buf(),
-            source,
-        })
-    };
-    let config_dir = absolute(&ctx.config_dir)?;
-    let state_dir = absolute(&ctx.state_dir)?;
+    let binary = binary(args.binary.as_deref())?;
+    let (config_dir, state_dir) = ctx.absolute_dirs()?;
     let hook = hook_file(&binary, &config_dir, &state_dir);
     let mut text = serde_json::to_string_pretty(&hook).unwrap_or_default();
     text.push('\n');
@@ -43,6 +30,31 @@ pub fn run(ctx: &Context, args: &InstallArgs) -> Result<()> {
         macvlan::Durability::Durable,
     )?;
     print(format_args!("{}\n", path.display()))
+}
+
+/// The binary a hook runs: `given` (an absolute path to a file), or this one.
+pub fn binary(given: Option<&Path>) -> Result<PathBuf> {
+    match given {
+        Some(path) => {
+            check_binary(path)?;
+            Ok(path.to_path_buf())
+        }
+        None => std::env::current_exe().map_err(Error::CurrentExe),
+    }
+}
+
+impl Context {
+    /// The config and state dirs as absolute paths: what a hook's args must name, run from
+    /// wherever the runtime runs it.
+    pub fn absolute_dirs(&self) -> Result<(PathBuf, PathBuf)> {
+        let absolute = |path: &Path| {
+            std::path::absolute(path).map_err(|source| Error::AbsolutePath {
+                path: path.to_path_buf(),
+                source,
+            })
+        };
+        Ok((absolute(&self.config_dir)?, absolute(&self.state_dir)?))
+    }
 }
 
 fn check_binary(path: &Path) -> Result<()> {
@@ -66,6 +78,18 @@ fn check_binary(path: &Path) -> Result<()> {
 /// the networks annotation. The directories are given as flags because podman runs poststop with
 /// an empty environment.
 pub fn hook_file(binary: &Path, config_dir: &Path, state_dir: &Path) -> Value {
+    let key = format!("^{}$", annotations::NETWORKS.replace('.', "\\."));
+    json!({
+        "version": "1.0.0",
+        "hook": hook_entry(binary, config_dir, state_dir),
+        "when": {"annotations": {key: ".+"}},
+        "stages": ["createRuntime", "poststop"],
+    })
+}
+
+/// One hook as the OCI runtime spec lists it (`config.json`'s `hooks`, a hooks.d file's `hook`):
+/// this binary, run as `oci-macvlan --config-dir D --state-dir S hook`.
+pub fn hook_entry(binary: &Path, config_dir: &Path, state_dir: &Path) -> Value {
     let args: Vec<String> = [
         "oci-macvlan".into(),
         "--config-dir".into(),
@@ -75,13 +99,7 @@ pub fn hook_file(binary: &Path, config_dir: &Path, state_dir: &Path) -> Value {
         "hook".into(),
     ]
     .into();
-    let key = format!("^{}$", annotations::NETWORKS.replace('.', "\\."));
-    json!({
-        "version": "1.0.0",
-        "hook": {"path": binary, "args": args},
-        "when": {"annotations": {key: ".+"}},
-        "stages": ["createRuntime", "poststop"],
-    })
+    json!({"path": binary, "args": args})
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 use std::{future::Future, path::PathBuf, process::ExitCode};
 
 mod annotations;
+mod bundle;
 mod cli;
 mod connect;
 mod doctor;
@@ -80,6 +81,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Install(_)
+        | Command::Bundle(_)
         | Command::Doctor(_)
         | Command::Completion { .. }
         | Command::DistFiles { .. } => Ok(()),
@@ -99,6 +101,7 @@ fn main() -> ExitCode {
             forget_host: Some(host),
         } => state_cmd::forget_host(&ctx, &host),
         Command::Install(args) => install::run(&ctx, &args),
+        Command::Bundle(args) => bundle::run(&ctx, &args),
         Command::Completion { shell } => generate::completion(shell),
         Command::DistFiles { dir } => generate::dist_files(&dir),
         Command::Doctor(args) => match args.opt.as_deref().map(|o| o.split_once('=')) {

@@ -126,6 +126,16 @@ pub fn examples(page: &str) -> &'static [(&'static str, &'static str)] {
             "Check this host and the parent eth0:",
             "oci-macvlan doctor -o parent=eth0",
         )],
+        "oci-macvlan-bundle" => &[
+            (
+                "Wire the bundle in the current directory for the network lan50, with a static address:",
+                "runc spec\noci-macvlan bundle --network lan50 --ip 192.168.50.10\nrunc run -d web",
+            ),
+            (
+                "Two networks (eth0 and eth1), then take it all out again:",
+                "oci-macvlan bundle --network lan50,lan60 ./mybundle\noci-macvlan bundle --remove ./mybundle",
+            ),
+        ],
         "oci-macvlan-install" => &[(
             "Write podman's hooks.d file for this binary and the default dirs:",
             "oci-macvlan install",

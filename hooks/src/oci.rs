@@ -161,7 +161,7 @@ impl Config {
 /// before it is opened (opening a FIFO blocks for ever, opening a device may act on it), and the
 /// file again once open, non-blocking, in case the path was swapped in between; the read stops
 /// past the cap whatever the size said.
-fn read_config(path: &Path) -> Result<Vec<u8>> {
+pub(crate) fn read_config(path: &Path) -> Result<Vec<u8>> {
     let read_error = |source: io::Error| Error::ReadConfig {
         path: path.to_path_buf(),
         source,

@@ -28,7 +28,7 @@ pub use monitor::Monitor;
 pub use netns::TestNetns;
 pub use podman::Podman;
 pub use process::ContainerProcess;
-pub use runc::{Bundle, Container, Runtime};
+pub use runc::{Bundle, Container, Runtime, busybox_rootfs};
 
 /// The `oci-macvlan` binary under test: `$OCI_MACVLAN_BIN` (set by `cargo xtask ci`), or the
 /// workspace's debug build. Its TLS helper `oci-macvlan-tls` is beside it (https etcd).

@@ -153,9 +153,16 @@ impl Container {
 
     /// Runs a command in the container; returns (success, stdout + stderr).
     pub fn exec(&self, args: &[&str]) -> (bool, String) {
+        self.exec_with(&[], args)
+    }
+
+    /// As [`Self::exec`], with `flags` for `RUNTIME exec` (`--cap CAP_NET_RAW`, say).
+    pub fn exec_with(&self, flags: &[&str], args: &[&str]) -> (bool, String) {
         let out = self
             .runc()
-            .args(["exec", &self.id])
+            .arg("exec")
+            .args(flags)
+            .arg(&self.id)
             .args(args)
             .output()
             .unwrap();

@@ -96,8 +96,6 @@ pub const PREREQUISITES: &[(&str, &str)] = &[
     ("/usr/bin/openssl", "openssl"),
     // `cargo xtask dist` checks the package with lintian.
     ("/usr/bin/lintian", "lintian"),
-    // The package test runs README.md's quick start, which edits config.json with jq.
-    ("/usr/bin/jq", "jq"),
     // Completion tests drive the shells themselves; man pages are rendered with `man -l`.
     ("/usr/bin/zsh", "zsh"),
     ("/usr/bin/fish", "fish"),

@@ -40,7 +40,7 @@ pub use gc::{GcReport, gc};
 pub use lifecycle::{create_network, remove_network};
 pub use liveness::{Liveness, Process, Verdict};
 pub use mac::default_mac;
-pub use network::{LanRoute, Network, NetworkSpec, ParentLink, ParentName};
+pub use network::{LanRoute, Network, NetworkSpec, ParentLink, ParentName, check_network_name};
 pub use networks::{Networks, NetworksHold};
 pub use oci_macvlan_netlink_core::MacAddr;
 pub use plan::{Plan, PlannedNetwork, Routes, plan};

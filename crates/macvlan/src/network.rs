@@ -439,7 +439,7 @@ impl NetworkSpec {
 
 /// Docker's rule: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`. A name becomes a file name and part of
 /// annotation keys, so nothing else is allowed.
-pub(crate) fn check_network_name(name: &str) -> Result<()> {
+pub fn check_network_name(name: &str) -> Result<()> {
     let reason = if name.is_empty() {
         Some("it is empty")
     } else if name.len() > 64 {
