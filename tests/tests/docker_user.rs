@@ -211,3 +211,39 @@ fn a_network_whose_store_does_not_answer_is_still_inspected() {
     );
     assert_eq!(view[0]["Containers"], serde_json::json!({}));
 }
+
+/// A user who is not root is told to run as root, not which uid owns the dirs.
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn a_user_who_is_not_root_is_told_to_run_as_root() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (config, state) = (dir.path().join("etc"), dir.path().join("run"));
+    for d in [&config, &state] {
+        std::fs::create_dir(d).unwrap();
+    }
+    // The binary must be reachable by uid 65534: a copy in the test's dir.
+    let bin = dir.path().join("oci-macvlan");
+    std::fs::copy(oci_macvlan_tests::binary(), &bin).unwrap();
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&bin)
+        .arg("--config-dir")
+        .arg(&config)
+        .arg("--state-dir")
+        .arg(&state)
+        .args(["network", "ls"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("it is root's and oci-macvlan runs as uid 65534: run oci-macvlan as root"),
+        "{stderr}"
+    );
+}

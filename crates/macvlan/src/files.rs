@@ -201,10 +201,14 @@ pub fn check_private_dir(dir: &Path, what: &'static str) -> Result<()> {
     let problem = if !meta.is_dir() {
         Some("it is not a directory".to_owned())
     } else if std::os::unix::fs::MetadataExt::uid(&meta) != euid {
-        Some(format!(
-            "it is owned by uid {}, not by uid {euid} that oci-macvlan runs as",
-            std::os::unix::fs::MetadataExt::uid(&meta)
-        ))
+        let owner = std::os::unix::fs::MetadataExt::uid(&meta);
+        // The usual case: a user runs a command that only root may (it changes links and
+        // leases root's hooks rely on).
+        Some(if owner == 0 {
+            format!("it is root's and oci-macvlan runs as uid {euid}: run oci-macvlan as root")
+        } else {
+            format!("it is owned by uid {owner}, not by uid {euid} that oci-macvlan runs as")
+        })
     } else if meta.permissions().mode() & 0o022 != 0 {
         Some(format!(
             "its mode {:o} lets others than its owner write in it (chmod go-w)",
