@@ -199,6 +199,11 @@ pub enum NetworkCommand {
     Rm {
         #[arg(required = true)]
         names: Vec<String>,
+        /// Do not fail for a network that does not exist, nor for one whose etcd cluster does
+        /// not answer: its definition and host link are removed, and what the cluster holds
+        /// of it is left there (said on stderr) for `gc`.
+        #[arg(short, long)]
+        force: bool,
     },
     /// Remove every network that no container uses.
     Prune(PruneArgs),
