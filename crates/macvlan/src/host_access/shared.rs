@@ -130,13 +130,18 @@ pub(crate) fn release_left(
     networks: &Networks,
     leases: &[Lease],
 ) -> Result<Vec<String>> {
+    let left = |defined: &[Network]| -> Vec<&Lease> {
+        leases
+            .iter()
+            .filter(|l| is_host_access(l) && store.is_ours(l) && !kept(l, defined))
+            .collect()
+    };
+    if left(&networks.list()?).is_empty() {
+        return Ok(Vec::new());
+    }
     let _hold = networks.hold()?;
-    let defined = networks.list()?;
     let mut lines = Vec::new();
-    for lease in leases {
-        if !is_host_access(lease) || !store.is_ours(lease) || kept(lease, &defined) {
-            continue;
-        }
+    for lease in left(&networks.list()?) {
         let released = store
             .release_ips(&lease.owner, &[lease.ip])
             .map_err(Error::store)?;
