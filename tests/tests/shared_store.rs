@@ -186,10 +186,6 @@ fn a_host_access_address_is_a_lease_of_its_host_in_the_shared_store() {
     create_ok(&host_a, "hostA", NET, SHARED_SUBNET, &strs(&with_access));
     let plain = on_etcd(&etcd.endpoints(), &[]);
     create_ok(&host_b, "hostB", NET, SHARED_SUBNET, &strs(&plain));
-    assert_eq!(
-        etcd_leases(&etcd),
-        [(HOST_ACCESS.into(), "hostA".into(), "/host-access".into())]
-    );
 
     // Host B hands out .2, then passes .3 by.
     let (ns1, ns2) = (TestNetns::new("omt-ha-"), TestNetns::new("omt-ha-"));
@@ -199,6 +195,12 @@ fn a_host_access_address_is_a_lease_of_its_host_in_the_shared_store() {
     }
     assert_eq!(ns1.addresses("eth0"), ["192.168.77.2/26"]);
     assert_eq!(ns2.addresses("eth0"), ["192.168.77.4/26"]);
+    let host_access = (HOST_ACCESS.into(), "hostA".into(), "/host-access".into());
+    assert!(
+        etcd_leases(&etcd).contains(&host_access),
+        "{:?}",
+        etcd_leases(&etcd)
+    );
     // Nor as a static address.
     let ns3 = TestNetns::new("omt-ha-");
     let out = attach(
@@ -242,11 +244,7 @@ fn a_host_access_address_is_a_lease_of_its_host_in_the_shared_store() {
         let out = on(lan, host, &["verify"], "");
         assert_eq!(out.code, 0, "{host}: {}{}", out.stdout, out.stderr);
     }
-    assert!(etcd_leases(&etcd).contains(&(
-        HOST_ACCESS.into(),
-        "hostA".into(),
-        "/host-access".into()
-    )));
+    assert!(etcd_leases(&etcd).contains(&host_access));
     let view = host_a.inspect(NET);
     assert_eq!(view[0]["HostAccessLeases"][0]["Host"], "hostA", "{view:#}");
 
@@ -305,7 +303,7 @@ fn rm_force_removes_a_network_whose_cluster_is_down() {
     let ns = TestNetns::new("omt-rmf-");
     let out = attach(&lan, "hostA", "c1", &ns, &[]);
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert_eq!(etcd_leases(&etcd).len(), 2);
+    assert!(etcd_leases(&etcd).iter().any(|l| l.2 == "c1"));
     etcd.kill(0);
 
     let out = on(&lan, "hostA", &["network", "rm", NET], "");
