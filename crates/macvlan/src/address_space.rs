@@ -56,8 +56,8 @@ pub(crate) fn check_create(network: &Network, others: &[Network]) -> Result<()> 
                 .find(|o| o.subnet.contains(mine.network()) || mine.contains(o.subnet.network()))
             {
                 return Err(Error::SubnetInOtherStore {
-                    subnet: pool.subnet.to_string(),
-                    other_subnet: theirs.subnet.to_string(),
+                    subnet: pool.subnet,
+                    other_subnet: theirs.subnet,
                     other: other.name.clone(),
                     store: describe(&choice),
                     other_store: describe(&other_choice),

@@ -181,8 +181,8 @@ pub enum Error {
         "subnet {subnet} overlaps subnet {other_subnet} of network {other}, whose leases are in {other_store} (this network's would be in {store}): two stores would hand out one address; use the same store for both"
     )]
     SubnetInOtherStore {
-        subnet: String,
-        other_subnet: String,
+        subnet: ipnetwork::IpNetwork,
+        other_subnet: ipnetwork::IpNetwork,
         other: String,
         store: String,
         other_store: String,
