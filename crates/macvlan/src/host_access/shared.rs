@@ -195,3 +195,82 @@ pub(crate) fn problems(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use oci_macvlan_ipam::{LmdbStore, StoreChoice, parse_ipam_options};
+
+    use super::*;
+    use crate::NetworkSpec;
+
+    /// A network on a shared store with host access `ip` (the store under test stands in for
+    /// the cluster: what is judged is the lease, not the transport).
+    fn shared(name: &str, id: &str, ip: &str) -> Network {
+        let mut net = NetworkSpec {
+            name: name.to_owned(),
+            driver: "macvlan".to_owned(),
+            subnets: vec!["10.0.0.0/24".to_owned()],
+            options: vec![format!("host_access={ip}")],
+            ..Default::default()
+        }
+        .validate(id.repeat(64), "now".to_owned())
+        .unwrap();
+        let StoreChoice::Etcd(config) =
+            parse_ipam_options(&["etcd_endpoints=http://127.0.0.1:9".to_owned()]).unwrap()
+        else {
+            panic!("not etcd")
+        };
+        net.etcd = Some(config);
+        net
+    }
+
+    #[test]
+    fn a_host_access_lease_is_taken_once_kept_while_defined_and_released_when_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = LmdbStore::open(&dir.path().join("state")).unwrap();
+        let networks = Networks::new(&dir.path().join("config"));
+        let a = shared("a", "a", "10.0.0.3");
+        take(&mut store, &a).unwrap();
+        let leases = store.all_leases().unwrap();
+        assert_eq!(leases.len(), 1);
+        assert!(is_host_access(&leases[0]) && leases[0].owner.ifname.starts_with("ha-aaaa"));
+
+        // Another network (another host's, or this one's) may not take it.
+        let err = take(&mut store, &shared("b", "b", "10.0.0.3")).unwrap_err();
+        assert_eq!(
+            crate::one_line(&err),
+            "-o host_access 10.0.0.3 of network b is in use: it is the host access address on network a"
+        );
+        assert_eq!(store.all_leases().unwrap().len(), 1, "nothing of b's taken");
+
+        // Defined: kept by gc, not a problem for verify.
+        networks.create(&a).unwrap();
+        let leases = store.all_leases().unwrap();
+        assert!(
+            release_left(&mut store, &networks, &leases)
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            problems(&store, &networks, &leases, &[])
+                .unwrap()
+                .is_empty()
+        );
+
+        // Gone (`rm -f` left the lease): verify names it, gc releases it, and then verify
+        // names nothing of it.
+        networks.remove("a").unwrap();
+        assert_eq!(problems(&store, &networks, &leases, &[]).unwrap().len(), 1);
+        let lines = release_left(&mut store, &networks, &leases).unwrap();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(store.all_leases().unwrap().is_empty());
+
+        // Defined without its lease (an earlier build's network): verify says so.
+        networks.create(&a).unwrap();
+        let problems = problems(&store, &networks, &[], &[]).unwrap();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].starts_with("host access address 10.0.0.3 of network a has no lease"));
+    }
+}
