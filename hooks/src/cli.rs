@@ -285,9 +285,14 @@ pub enum NetworkCommand {
     /// removed or refused on its own, as in Docker.
     #[command(alias = "remove")]
     Rm {
-        /// The networks' names.
+        /// The networks: each a name, a full id or the start of one id.
         #[arg(required = true, value_name = "NETWORK")]
         names: Vec<String>,
+        /// Do not fail for a network that does not exist, nor for one whose etcd cluster does
+        /// not answer: its definition and host link are removed, and what the cluster holds
+        /// of it is left there (said on stderr) for `gc`.
+        #[arg(short, long)]
+        force: bool,
     },
     /// Remove every network that no container uses.
     ///

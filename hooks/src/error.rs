@@ -85,6 +85,14 @@ pub enum Error {
         "{command} could not reach {count} lease stores (listed on stdout): it did all it could without them; run it again once they answer"
     )]
     Unreached { command: &'static str, count: usize },
+    #[error(
+        "cannot remove network {name}: {}; `network rm -f {name}` removes its definition anyway and leaves what its store holds for `gc`",
+        macvlan::one_line(source)
+    )]
+    RmUnreached {
+        name: String,
+        source: Box<macvlan::Error>,
+    },
     #[error("invalid --binary {path}: {reason}")]
     InvalidBinary { path: PathBuf, reason: &'static str },
     #[error("cannot find this program's own path (give --binary)")]
@@ -241,6 +249,7 @@ impl Error {
             | Self::ReadHostId { .. }
             | Self::Prompt(_)
             | Self::Unreached { .. }
+            | Self::RmUnreached { .. }
             | Self::RuntimeState { .. }
             | Self::Generate { .. } => exit::SYSTEM,
         }

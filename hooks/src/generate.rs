@@ -269,7 +269,7 @@ mod tests {
             .render_long_help()
             .to_string();
         assert!(
-            rm.contains("<NETWORK>...") && rm.contains("The networks' names"),
+            rm.contains("<NETWORK>...") && rm.contains("a full id or the start of one id"),
             "{rm}"
         );
     }

@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, Read, Write};
 
-use oci_macvlan_macvlan::{self as macvlan, Network, NetworkSpec, Networks};
+use oci_macvlan_macvlan::{self as macvlan, Network, NetworkSpec, Networks, Records};
 use oci_macvlan_netlink_core::Handle;
 
 use crate::{
@@ -22,14 +22,14 @@ pub fn run(ctx: &Context, command: NetworkCommand) -> Result<()> {
         NetworkCommand::Create(args) => create(ctx, &networks, args),
         NetworkCommand::Ls(args) => network_ls::ls(&networks, &args),
         NetworkCommand::Inspect(args) => inspect(ctx, &networks, &args),
-        NetworkCommand::Rm { names } => {
+        NetworkCommand::Rm { names, force } => {
             // Each name, id or id prefix as its network's name; one that names none stays as
-            // given, for `rm` to report among the others.
+            // given, for `rm` to report among the others (or pass over, with -f).
             let names = names
                 .iter()
                 .map(|given| or_given(networks.resolve(given), given))
                 .collect::<Result<Vec<_>>>()?;
-            rm(ctx, &networks, &names)
+            rm(ctx, &networks, &names, force)
         }
         NetworkCommand::Prune(args) => prune(ctx, &networks, &args),
         NetworkCommand::Connect(mut args) => {
@@ -168,7 +168,12 @@ pub fn no_gateway_warning(network: &Network) -> Option<String> {
     ))
 }
 
-fn rm(ctx: &Context, networks: &Networks, names: &[String]) -> Result<()> {
+/// `network rm [-f]`: each network as [`macvlan::remove_network`] removes it. A store that
+/// does not answer fails the removal, with a line pointing at `-f`; with `-f` the definition
+/// goes anyway, and a warning says what was left where (the leases of the containers on
+/// record, which `gc` takes back through their records, and this host's host access leases,
+/// which `gc` releases). `-f` also passes over a name that is not defined, as Docker's does.
+fn rm(ctx: &Context, networks: &Networks, names: &[String], force: bool) -> Result<()> {
     let mut first_error = None;
     for name in names {
         // The store of the network's definition; one that does not load is for
@@ -178,13 +183,27 @@ fn rm(ctx: &Context, networks: &Networks, names: &[String]) -> Result<()> {
             .and_then(|mut store| {
                 ctx.block_on(async {
                     let host = Handle::current().map_err(Error::HostNetlink)?;
-                    Ok::<_, Error>(
-                        macvlan::remove_network(&host, networks, store.as_mut(), name).await?,
-                    )
+                    macvlan::remove_network(&host, networks, store.as_mut(), name, force)
+                        .await
+                        .map_err(|err| match err {
+                            macvlan::Error::Store(source) if source.is_unavailable() => {
+                                Error::RmUnreached {
+                                    name: name.clone(),
+                                    source: Box::new(macvlan::Error::Store(source)),
+                                }
+                            }
+                            err => err.into(),
+                        })
                 })?
             });
         match removed {
-            Ok(_) => print(format_args!("{name}\n"))?,
+            Ok(removed) => {
+                if let (Some(why), Some(network)) = (&removed.unreached, definition.first()) {
+                    eprintln!("oci-macvlan: warning: {}", left_behind(ctx, network, why));
+                }
+                print(format_args!("{name}\n"))?;
+            }
+            Err(Error::Macvlan(macvlan::Error::NetworkNotFound(_))) if force => {}
             Err(err) => {
                 if names.len() > 1 {
                     eprintln!("oci-macvlan: error: {}", crate::error::one_line(&err));
@@ -194,6 +213,50 @@ fn rm(ctx: &Context, networks: &Networks, names: &[String]) -> Result<()> {
         }
     }
     first_error.map_or(Ok(()), Err)
+}
+
+/// What `rm -f` of `network` left in a store that did not answer (`why`), as one line.
+fn left_behind(ctx: &Context, network: &Network, why: &str) -> String {
+    let records = Records::new(&ctx.state_dir);
+    let containers: Vec<String> = records
+        .list()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|id| {
+            records.read(id).ok().flatten().is_some_and(|record| {
+                record
+                    .endpoints
+                    .iter()
+                    .any(|endpoint| endpoint.network == network.name)
+            })
+        })
+        .collect();
+    let mut left = Vec::new();
+    if !containers.is_empty() {
+        left.push(format!(
+            "the leases of containers {} (their records stay: gc takes them back once they are gone and the store answers)",
+            containers.join(", ")
+        ));
+    }
+    if !network.host_access.is_empty() && network.etcd.is_some() {
+        let addresses: Vec<String> = network
+            .host_access
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        left.push(format!(
+            "this host's host access lease of {} (gc releases it once the store answers)",
+            addresses.join(", ")
+        ));
+    }
+    if left.is_empty() {
+        left.push("no lease of this host's on record".to_owned());
+    }
+    format!(
+        "removed network {} without its lease store, which did not answer ({why}); left there: {}",
+        network.name,
+        left.join("; ")
+    )
 }
 
 /// Removes every network no container holds an address on, each as `network rm` would (under
@@ -221,7 +284,8 @@ fn prune(ctx: &Context, networks: &Networks, args: &PruneArgs) -> Result<()> {
         let removed = ctx.block_on(async {
             let host = Handle::current().map_err(Error::HostNetlink)?;
             Ok::<_, Error>(
-                macvlan::remove_network(&host, networks, store.as_mut(), &network.name).await,
+                macvlan::remove_network(&host, networks, store.as_mut(), &network.name, false)
+                    .await,
             )
         })??;
         match removed {

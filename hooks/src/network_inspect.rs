@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use oci_macvlan_ipam::{Lease, LeaseStoreExt, Owner, Usage};
-use oci_macvlan_macvlan::{self as macvlan, LanRoute, Network, Networks, Records};
+use oci_macvlan_macvlan::{self as macvlan, LanRoute, Network, Networks, Records, host_access};
 use oci_macvlan_netlink_core::Handle;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
@@ -185,7 +185,18 @@ pub fn inspect_view(
         })
         .collect();
     let mut containers = Map::new();
+    // The hosts' host access leases of a shared network are no container's: `HostAccess`
+    // lists them.
+    let mut held = Vec::new();
     for lease in leases {
+        if host_access::shared::is_host_access(lease) {
+            let mut entry = json!({ "Address": lease.ip.to_string() });
+            if let Some(host) = &lease.host {
+                entry["Host"] = json!(host);
+            }
+            held.push(entry);
+            continue;
+        }
         let key = endpoint_id(&net.id, lease.host.as_deref(), &lease.owner);
         let entry = containers.entry(key.clone()).or_insert_with(|| {
             let mac = macs
@@ -254,6 +265,9 @@ pub fn inspect_view(
     if let Some(link) = net.host_link() {
         let addresses: Vec<String> = net.host_access.iter().map(ToString::to_string).collect();
         out["HostAccess"] = json!({ "Addresses": addresses, "Link": link });
+    }
+    if !held.is_empty() {
+        out["HostAccessLeases"] = json!(held);
     }
     if let macvlan::driver::Options::Macvlan(options) = &net.driver {
         if !options.source_macs.is_empty() {

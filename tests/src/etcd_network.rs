@@ -26,6 +26,27 @@ pub fn create_shared(lan: &Lan, endpoints: &str, extra: &[&str]) {
     lan.cli_ok(&args, "");
 }
 
+/// The subnet of a local network beside the shared one ([`create_local`]): the LAN's, but
+/// apart from the shared /26, for one host may not have overlapping subnets in two stores.
+pub const LOCAL_SUBNET: &str = "192.168.77.64/26";
+
+/// `network create` of a network `name` on `lan` whose leases are in the host's local store,
+/// on [`LOCAL_SUBNET`].
+pub fn create_local(lan: &Lan, name: &str) {
+    lan.cli_ok(
+        &[
+            "network",
+            "create",
+            "--subnet",
+            LOCAL_SUBNET,
+            "-o",
+            "parent=lan0",
+            name,
+        ],
+        "",
+    );
+}
+
 /// One host on a LAN with a one-member etcd it reaches, and the shared network defined there.
 pub fn one_host() -> (Lan, Etcd) {
     let lan = Lan::new();

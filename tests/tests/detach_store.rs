@@ -13,7 +13,7 @@
 use std::path::PathBuf;
 
 use oci_macvlan_tests::etcd_network::{
-    ANN, NET, assert_nothing_left, attach, detach, etcd_leases, on, on_ok, one_host,
+    ANN, NET, assert_nothing_left, attach, create_local, detach, etcd_leases, on, on_ok, one_host,
 };
 use oci_macvlan_tests::{Lan, TestNetns};
 
@@ -153,7 +153,7 @@ fn a_disconnect_from_an_etcd_network_releases_its_lease() {
 )]
 fn an_attach_takes_back_a_gone_containers_leases_from_the_store_it_recorded() {
     let (lan, etcd) = one_host();
-    lan.create_network("local", &[]);
+    create_local(&lan, "local");
     let hook = |ns: &TestNetns, network: &str| {
         let state = lan.fake_bundle("c1", &[(ANN, network)], &ns.path(), "creating");
         on(&lan, "hostA", &["hook"], &state)

@@ -9,7 +9,7 @@
 use std::{collections::HashSet, io::Write, process::Child};
 
 use oci_macvlan_tests::etcd_network::{
-    ANN, NET, attach, create_shared, detach, etcd_leases, on, on_ok, two_hosts,
+    ANN, NET, attach, create_local, create_shared, detach, etcd_leases, on, on_ok, two_hosts,
 };
 use oci_macvlan_tests::{Etcd, Lan, TestNetns};
 
@@ -73,7 +73,7 @@ fn unreachable_etcd_fails_the_attach_naming_the_endpoints_and_leaves_nothing() {
     // Nothing listens there: the connection is refused.
     create_shared(&lan, "http://127.0.0.1:9,http://127.0.0.1:10", &[]);
     // A network without --ipam-opt beside it never waits on etcd.
-    lan.create_network("local", &[]);
+    create_local(&lan, "local");
     let ns = TestNetns::new("omt-etcd-");
     let out = attach(&lan, "hostA", "c1", &ns, &[]);
     assert_eq!(out.code, 1, "{}", out.stderr);

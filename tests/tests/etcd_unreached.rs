@@ -6,7 +6,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-use oci_macvlan_tests::etcd_network::{ANN, assert_nothing_left, attach, on, one_host};
+use oci_macvlan_tests::etcd_network::{
+    ANN, assert_nothing_left, attach, create_local, on, one_host,
+};
 use oci_macvlan_tests::{Etcd, Lan, Outcome, TestNetns};
 
 const LOCAL: &str = "local";
@@ -15,7 +17,7 @@ const LOCAL: &str = "local";
 /// etcd one, each in its namespace (returned in that order).
 fn local_and_etcd() -> (Lan, Etcd, TestNetns, TestNetns) {
     let (lan, etcd) = one_host();
-    lan.create_network(LOCAL, &[]);
+    create_local(&lan, LOCAL);
     let local = TestNetns::new("omt-unr-");
     let shared = TestNetns::new("omt-unr-");
     let state = lan.fake_bundle("c1", &[(ANN, LOCAL)], &local.path(), "creating");

@@ -69,7 +69,23 @@ impl EtcdConfig {
     /// keeps the config of its attach, which a definition edited since (a timeout, a
     /// certificate's path) may word differently.
     pub fn same_cluster(&self, other: &Self) -> bool {
-        self.endpoints == other.endpoints && self.prefix == other.prefix
+        self.endpoints == other.endpoints
+            && normal_prefix(&self.prefix) == normal_prefix(&other.prefix)
+    }
+
+    /// Whether the keys of `other` and of this config may fall under one another: a shared
+    /// endpoint (one cluster, as far as this host can tell) and prefixes one of which is a
+    /// path below the other (`/col` and `/col/leases/zz`: the outer one's range of leases
+    /// holds the inner one's keys). The same prefix is one store, not a nesting.
+    pub fn nests_with(&self, other: &Self) -> bool {
+        let (a, b) = (normal_prefix(&self.prefix), normal_prefix(&other.prefix));
+        let below = |outer: &str, inner: &str| {
+            inner
+                .strip_prefix(outer)
+                .is_some_and(|rest| rest.starts_with('/'))
+        };
+        self.endpoints.iter().any(|e| other.endpoints.contains(e))
+            && (below(&a, &b) || below(&b, &a))
     }
 
     /// The endpoints as an error names them.
@@ -218,8 +234,21 @@ fn check_endpoint(url: &str) -> Result<&str> {
     Ok(url.strip_suffix('/').unwrap_or(url))
 }
 
+/// A prefix as its keys see it: one `/` where several were given, none at the end (a
+/// definition written before prefixes were normalised compares as one written after).
+fn normal_prefix(prefix: &str) -> String {
+    let mut out = String::with_capacity(prefix.len());
+    for c in prefix.chars() {
+        if !(c == '/' && out.ends_with('/')) {
+            out.push(c);
+        }
+    }
+    out.trim_end_matches('/').to_owned()
+}
+
 fn check_prefix(prefix: &str) -> Result<String> {
-    let trimmed = prefix.trim_end_matches('/');
+    let normal = normal_prefix(prefix);
+    let trimmed = normal.as_str();
     if !trimmed.starts_with('/')
         || trimmed.len() > 256
         || !trimmed.bytes().all(|b| b.is_ascii_graphic() && b != b'\\')
@@ -303,6 +332,30 @@ mod tests {
         );
         assert_eq!(cfg.prefix, "/oci-macvlan");
         assert_eq!(cfg.timeout_ms, 2000);
+    }
+
+    fn etcd(opts: &[&str]) -> EtcdConfig {
+        match parse(opts).unwrap() {
+            StoreChoice::Etcd(config) => config,
+            StoreChoice::Local => panic!("not etcd"),
+        }
+    }
+
+    #[test]
+    fn prefixes_are_normalised_and_nesting_is_seen() {
+        let a = "etcd_endpoints=http://a:1";
+        assert_eq!(etcd(&[a, "etcd_prefix=//col//x/"]).prefix, "/col/x");
+        let outer = etcd(&[a, "etcd_prefix=/col"]);
+        let inner = etcd(&[a, "etcd_prefix=/col/leases/zz"]);
+        let sibling = etcd(&[a, "etcd_prefix=/column"]);
+        let elsewhere = etcd(&["etcd_endpoints=http://b:1", "etcd_prefix=/col/leases/zz"]);
+        assert!(outer.nests_with(&inner) && inner.nests_with(&outer));
+        assert!(!outer.nests_with(&outer), "one prefix is one store");
+        assert!(!outer.nests_with(&sibling), "/column is not below /col");
+        assert!(!outer.nests_with(&elsewhere), "another cluster");
+        let mut old = outer.clone();
+        old.prefix = "/col/".into();
+        assert!(old.same_cluster(&outer));
     }
 
     #[test]

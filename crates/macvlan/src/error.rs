@@ -181,6 +181,24 @@ pub enum Error {
         #[source]
         source: netlink::Error,
     },
+    #[error(
+        "subnet {subnet} overlaps subnet {other_subnet} of network {other}, whose leases are in {other_store} (this network's would be in {store}): two stores would hand out one address; use the same store for both"
+    )]
+    SubnetInOtherStore {
+        subnet: ipnetwork::IpNetwork,
+        other_subnet: ipnetwork::IpNetwork,
+        other: String,
+        store: String,
+        other_store: String,
+    },
+    #[error(
+        "etcd_prefix {prefix} and etcd_prefix {other_prefix} of network {other} are nested on one cluster: the outer one would read the inner one's keys as its own; use the same prefix or two apart"
+    )]
+    NestedEtcdPrefix {
+        prefix: String,
+        other: String,
+        other_prefix: String,
+    },
     /// Files of the config and state dirs: definitions, records, locks.
     #[error(transparent)]
     State(#[from] StateError),
@@ -353,7 +371,9 @@ impl Error {
             | Self::ParentHeldAlone { .. }
             | Self::HostAccessInUse { .. }
             | Self::HostRouterAddress { .. }
-            | Self::HostLinkConflict { .. } => ErrorKind::Conflict,
+            | Self::HostLinkConflict { .. }
+            | Self::SubnetInOtherStore { .. }
+            | Self::NestedEtcdPrefix { .. } => ErrorKind::Conflict,
             Self::Lease { source, .. } if source.is_conflict() => ErrorKind::Conflict,
             Self::Lease { source, .. } if source.is_invalid_input() => ErrorKind::Invalid,
             Self::Configure { source, .. }

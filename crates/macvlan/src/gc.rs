@@ -8,6 +8,7 @@ use oci_macvlan_ipam::{Lease, LeaseStore};
 use crate::{
     Error, Networks, RecordedEndpoint, Records,
     detach::detach_locked,
+    host_access::shared,
     liveness::{Verdict, judge},
     reach::{Unreachable, unreachable_for},
 };
@@ -94,13 +95,16 @@ pub async fn gc<E: From<Error>>(
         }
     }
     report.host_access = crate::host_access::repair(store, unreachable, records, networks).await?;
+    let leases = store.all_leases().map_err(Error::store)?;
+    report
+        .host_access
+        .extend(shared::release_left(store, networks, &leases)?);
     let recorded: BTreeSet<&String> = recorded.iter().collect();
-    let holders: BTreeSet<String> = store
-        .all_leases()
-        .map_err(Error::store)?
+    let holders: BTreeSet<String> = leases
         .into_iter()
-        // Another host's containers are that host's to judge.
-        .filter(|lease| store.is_ours(lease))
+        // Another host's containers are that host's to judge; a host's host access lease is
+        // no container's.
+        .filter(|lease| store.is_ours(lease) && !shared::is_host_access(lease))
         .map(|lease| lease.owner.container_id)
         .collect();
     for id in holders {

@@ -6,6 +6,7 @@
 //! [`detach`] takes them back; a failed attach undoes every step it took, so it leaves no link,
 //! no lease, no record.
 
+mod address_space;
 mod boot;
 mod detach;
 mod disconnect;
@@ -37,7 +38,7 @@ pub use endpoint::{AttachRequest, Attachment, Endpoint, attach};
 pub use error::{DefinitionError, Error, ErrorKind, Result, StateError, one_line};
 pub use files::{Durability, Put, check_private_dir, write_atomic};
 pub use gc::{GcReport, gc};
-pub use lifecycle::{create_network, remove_network};
+pub use lifecycle::{Removed, create_network, remove_network};
 pub use liveness::{Liveness, Process, Verdict};
 pub use mac::default_mac;
 pub use network::{LanRoute, Network, NetworkSpec, ParentLink, ParentName, check_network_name};

@@ -4,7 +4,10 @@ use oci_macvlan_ipam::LeaseStore;
 use oci_macvlan_netlink_core::{Handle, Link};
 use oci_macvlan_vlan::{self as vlan, Parent};
 
-use crate::{Error, Network, NetworkSpec, Networks, ParentLink, Result, StateError, host_access};
+use crate::{
+    Error, Network, NetworkSpec, Networks, ParentLink, Result, StateError, address_space,
+    host_access,
+};
 
 /// `network create`: validates `spec`; checks the parent may be shared with the networks already
 /// on it (another driver's, or a passthru one, may not: [`check_parent`]); finds
@@ -27,6 +30,7 @@ pub async fn create_network(
     }
     let others = networks.list()?;
     check_parent(&network, &others)?;
+    address_space::check_create(&network, &others)?;
     let parent = network.parent();
     let ensured = vlan::ensure(
         host,
@@ -40,6 +44,11 @@ pub async fn create_network(
     }
     let mut host_link = None;
     let mut stored = check_mtu(&network, &ensured.link);
+    // A shared network's host access addresses are leased before the link announces them.
+    let mut taken = false;
+    if stored.is_ok() {
+        stored = host_access::shared::take(store, &network).map(|()| taken = true);
+    }
     if stored.is_ok() {
         stored = host_access::create(host, &network, &others, store, &ensured.link)
             .await
@@ -49,6 +58,9 @@ pub async fn create_network(
     if let Err(err) = stored {
         if let Some(link) = host_link {
             let _ = host.delete_link(&link).await;
+        }
+        if taken {
+            let _ = host_access::shared::release(store, &network);
         }
         if ensured.created {
             // Nothing half-done: the link this call made goes with the failed definition. A
@@ -96,41 +108,80 @@ fn check_parent(network: &Network, others: &[Network]) -> Result<()> {
     driver.check_shared_parent(network, &same)
 }
 
-/// `network rm`: refuses while any container holds an address on the network. Then deletes the
-/// parent if oci-macvlan owns it and no other network is defined on it: the kernel deletes every
-/// macvlan of a link that goes, so a shared parent stays. Returns whether a parent was deleted.
+/// What `network rm` did beyond removing the definition.
+#[derive(Debug, Default)]
+pub struct Removed {
+    /// Whether the network's parent (ours, and used by no other network) was deleted.
+    pub parent_deleted: bool,
+    /// With `force`: the network's store did not answer (its error, one line), so what it
+    /// holds of the network was left there: its containers' leases (which `gc` takes back
+    /// through their records) and this host's host access leases (which `gc` releases).
+    pub unreached: Option<String>,
+}
+
+/// `network rm`: refuses while any container of this host holds an address on the network
+/// (a host's own host access lease is not a container's: it is released). Then deletes the
+/// parent if oci-macvlan owns it and no other network is defined on it: the kernel deletes
+/// every macvlan of a link that goes, so a shared parent stays.
+///
+/// With `force` (`rm -f`), a store that does not answer does not stop it: the definition and
+/// the host link go, and what the store holds stays, said in [`Removed::unreached`].
 pub async fn remove_network(
     host: &Handle,
     networks: &Networks,
     store: &mut dyn LeaseStore,
     name: &str,
-) -> Result<bool> {
+    force: bool,
+) -> Result<Removed> {
     let _lock = networks.lock()?;
     let network = networks.load(name)?;
-    // Another host's containers on a shared store keep that host's definition in use, not this.
-    let mut leases = store.network_leases(name).map_err(Error::store)?;
-    leases.retain(|l| store.is_ours(l));
-    if !leases.is_empty() {
-        let endpoints = leases
-            .iter()
-            .map(|l| format!("{} {} {}", l.owner.container_id, l.owner.ifname, l.ip))
-            .collect::<Vec<_>>()
-            .join(", ");
-        return Err(Error::NetworkInUse {
-            name: name.to_owned(),
-            endpoints,
-        });
+    let mut removed = Removed::default();
+    let unreached = |err: oci_macvlan_ipam::Error| {
+        if force && err.is_unavailable() {
+            Ok(crate::one_line(&err))
+        } else {
+            Err(Error::store(err))
+        }
+    };
+    match store.network_leases(name) {
+        Ok(mut leases) => {
+            // Another host's containers on a shared store keep that host's definition in use,
+            // not this.
+            leases.retain(|l| store.is_ours(l) && !host_access::shared::is_host_access(l));
+            if !leases.is_empty() {
+                let endpoints = leases
+                    .iter()
+                    .map(|l| format!("{} {} {}", l.owner.container_id, l.owner.ifname, l.ip))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                return Err(Error::NetworkInUse {
+                    name: name.to_owned(),
+                    endpoints,
+                });
+            }
+        }
+        Err(err) => removed.unreached = Some(unreached(err)?),
     }
+    // The link first: an address is released once nothing here answers for it.
     host_access::remove(host, &network).await?;
+    if removed.unreached.is_none() {
+        if let Err(err) = host_access::shared::release(store, &network) {
+            match err {
+                Error::Store(err) => removed.unreached = Some(unreached(*err)?),
+                err => return Err(err),
+            }
+        }
+    }
     networks.remove(name)?;
     if network.parent_link == ParentLink::Existing
         || networks.list()?.iter().any(|o| o.parent == network.parent)
     {
-        return Ok(false);
+        return Ok(removed);
     }
-    vlan::remove(host, &network.parent())
+    removed.parent_deleted = vlan::remove(host, &network.parent())
         .await
-        .map_err(Error::ParentLink)
+        .map_err(Error::ParentLink)?;
+    Ok(removed)
 }
 
 /// A 64-hex-digit id, as Docker's network ids look.

@@ -7,6 +7,7 @@ use oci_macvlan_ipam::LeaseStore;
 
 use crate::{
     Error, Networks, Records, Result,
+    host_access::shared,
     reach::{Unreachable, unreachable_for},
 };
 
@@ -18,7 +19,8 @@ pub struct Report {
     pub problems: Vec<String>,
 }
 
-/// Checks: the store's own integrity; every lease is on a defined network, in one of its
+/// Checks: the store's own integrity; no address leased in two stores; the host access
+/// leases of shared networks ([`shared`]); every lease is on a defined network, in one of its
 /// subnets, not a reserved address of that subnet; one lease per interface, network and address
 /// family; every record's container holds a lease and every lease has a record. `store` is
 /// every store that answered, as one; a record that names a cluster among `unreachable` is not
@@ -37,7 +39,18 @@ pub fn verify(
     report.leases = leases.len();
     let mut definitions = BTreeMap::new();
     let mut per_interface = BTreeMap::new();
+    report
+        .problems
+        .extend(crate::address_space::leased_twice(&leases));
+    report
+        .problems
+        .extend(shared::problems(store, networks, &leases, unreachable)?);
     for lease in &leases {
+        // This host's host access leases are judged by `shared::problems`; another host's are
+        // checked as any lease (one on an address this host's definition reserves is wrong).
+        if shared::is_host_access(lease) && store.is_ours(lease) {
+            continue;
+        }
         let host = match &lease.host {
             Some(host) => format!(" of host {host}"),
             None => String::new(),
@@ -91,7 +104,7 @@ pub fn verify(
     // Records are this host's: another host's leases are checked against its own.
     let holders: BTreeSet<&str> = leases
         .iter()
-        .filter(|l| store.is_ours(l))
+        .filter(|l| store.is_ours(l) && !shared::is_host_access(l))
         .map(|l| l.owner.container_id.as_str())
         .collect();
     let recorded = records.list()?;

@@ -30,6 +30,7 @@ use crate::{
 
 mod health;
 mod route;
+pub mod shared;
 
 pub(crate) use health::repair;
 pub use health::{Health, health, verify};
@@ -133,14 +134,9 @@ pub(crate) async fn create(
         let lease = store
             .read(|view| view.lease_of(*ip))
             .map_err(Error::store)?;
-        if let Some(lease) = lease {
-            return Err(in_use(
-                *ip,
-                format!(
-                    "container {} holds it on network {}",
-                    lease.owner.container_id, lease.network
-                ),
-            ));
+        // The lease of a shared network's host access is this create's own (`shared::take`).
+        if let Some(lease) = lease.filter(|l| l.owner != shared::owner(net)) {
+            return Err(in_use(*ip, shared::holder(&lease)));
         }
     }
     let held = host

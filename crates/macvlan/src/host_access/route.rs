@@ -93,7 +93,11 @@ pub(super) fn wanted(
     let leases = store.network_leases(&net.name).map_err(Error::store)?;
     let mut recorded = BTreeSet::new();
     let mut wanted = Vec::new();
-    for lease in leases {
+    // A host's host access lease is no container's: it has no record, and no route.
+    for lease in leases
+        .into_iter()
+        .filter(|l| !super::shared::is_host_access(l))
+    {
         let id = &lease.owner.container_id;
         if recorded.contains(id) || records.read(id)?.is_some() {
             recorded.insert(id.clone());

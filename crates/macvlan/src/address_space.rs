@@ -1,0 +1,180 @@
+//! Which networks of a host share an address space. The leases of a network are in one store
+//! (this host's LMDB, or an etcd cluster under a prefix); two stores know nothing of each
+//! other's leases, so two networks whose subnets overlap must use the same store, or both
+//! would hand out one address. `network create` refuses the overlap ([`check_create`]) and a
+//! nesting of etcd prefixes, whose outer store would read the inner one's keys; `verify`
+//! reports an address leased in two stores all the same ([`leased_twice`]), for definitions
+//! written before the check or edited by hand.
+
+use std::collections::BTreeMap;
+
+use oci_macvlan_ipam::{Lease, StoreChoice};
+
+use crate::{Error, Network, Result};
+
+/// The store of a network as an error names it.
+fn describe(choice: &StoreChoice) -> String {
+    match choice {
+        StoreChoice::Local => "this host's local store".to_owned(),
+        StoreChoice::Etcd(config) => format!("{} under {}", config.describe(), config.prefix),
+    }
+}
+
+/// Whether two networks' leases are in one store: both local, or one cluster and prefix.
+fn same_store(a: &StoreChoice, b: &StoreChoice) -> bool {
+    match (a, b) {
+        (StoreChoice::Local, StoreChoice::Local) => true,
+        (StoreChoice::Etcd(a), StoreChoice::Etcd(b)) => a.same_cluster(b),
+        _ => false,
+    }
+}
+
+/// `network create`: `network` may not overlap a subnet of a network of `others` whose leases
+/// are in another store, nor nest its etcd prefix with another's on one cluster. Exit 5,
+/// naming the other network.
+pub(crate) fn check_create(network: &Network, others: &[Network]) -> Result<()> {
+    let choice = network.store_choice();
+    for other in others {
+        let other_choice = other.store_choice();
+        if let (StoreChoice::Etcd(mine), StoreChoice::Etcd(theirs)) = (&choice, &other_choice) {
+            if mine.nests_with(theirs) {
+                return Err(Error::NestedEtcdPrefix {
+                    prefix: mine.prefix.clone(),
+                    other: other.name.clone(),
+                    other_prefix: theirs.prefix.clone(),
+                });
+            }
+        }
+        if same_store(&choice, &other_choice) {
+            continue;
+        }
+        for pool in &network.pools {
+            let mine = pool.subnet;
+            if let Some(theirs) = other
+                .pools
+                .iter()
+                .find(|o| o.subnet.contains(mine.network()) || mine.contains(o.subnet.network()))
+            {
+                return Err(Error::SubnetInOtherStore {
+                    subnet: pool.subnet,
+                    other_subnet: theirs.subnet,
+                    other: other.name.clone(),
+                    store: describe(&choice),
+                    other_store: describe(&other_choice),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `verify`: one line per address that `leases` (every store that answered, put together)
+/// holds more than once. A store keeps one lease per address, so two are two stores; two
+/// leases equal in every field are one store read twice (one cluster named by two lists of
+/// endpoints), not a problem.
+pub(crate) fn leased_twice(leases: &[Lease]) -> Vec<String> {
+    let mut by_ip: BTreeMap<_, Vec<&Lease>> = BTreeMap::new();
+    for lease in leases {
+        let same = by_ip.entry(lease.ip).or_default();
+        if !same.contains(&lease) {
+            same.push(lease);
+        }
+    }
+    by_ip
+        .into_iter()
+        .filter(|(_, holders)| holders.len() > 1)
+        .map(|(ip, holders)| {
+            let who: Vec<String> = holders
+                .iter()
+                .map(|l| {
+                    let store = match &l.host {
+                        Some(host) => format!("a shared store, host {host}"),
+                        None => "the local store".to_owned(),
+                    };
+                    format!(
+                        "{} {} on {} ({store})",
+                        l.owner.container_id, l.owner.ifname, l.network
+                    )
+                })
+                .collect();
+            format!(
+                "address {ip} is leased in {} stores at once: {}",
+                holders.len(),
+                who.join(" and ")
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::NetworkSpec;
+
+    fn network(name: &str, subnet: &str, ipam: &[&str]) -> Network {
+        NetworkSpec {
+            name: name.to_owned(),
+            driver: "macvlan".to_owned(),
+            subnets: vec![subnet.to_owned()],
+            ipam_options: ipam.iter().map(|s| (*s).to_owned()).collect(),
+            ..Default::default()
+        }
+        .validate(name.to_owned(), "now".to_owned())
+        .unwrap()
+    }
+
+    /// Each case: the network there, the one created, and the answer.
+    #[test]
+    fn overlapping_subnets_share_a_store_and_prefixes_do_not_nest() {
+        let etcd = "etcd_endpoints=http://10.0.0.5:2379";
+        let cases: &[(&[&str], &str, &[&str], &str)] = &[
+            (&[], "10.0.0.0/24", &[], "ok"),
+            (&[], "10.0.0.128/25", &[etcd], "conflict"),
+            (&[etcd], "10.0.0.0/16", &[], "conflict"),
+            (&[etcd], "10.0.0.0/24", &[etcd], "ok"),
+            (&[], "10.0.1.0/24", &[etcd], "ok"),
+            (
+                &[etcd, "etcd_prefix=/a"],
+                "10.0.0.0/24",
+                &[etcd, "etcd_prefix=/b"],
+                "conflict",
+            ),
+            (
+                &[etcd, "etcd_prefix=/col"],
+                "10.9.0.0/24",
+                &[etcd, "etcd_prefix=/col/leases/zz"],
+                "nested",
+            ),
+            (
+                &[etcd, "etcd_prefix=/col/leases/zz"],
+                "10.9.0.0/24",
+                &[etcd, "etcd_prefix=/col"],
+                "nested",
+            ),
+            (
+                &[etcd, "etcd_prefix=/col"],
+                "10.9.0.0/24",
+                &[etcd, "etcd_prefix=/column"],
+                "ok",
+            ),
+        ];
+        for (there, subnet, new, want) in cases {
+            let others = [network("old", "10.0.0.0/24", there)];
+            let answer = match check_create(&network("new", subnet, new), &others) {
+                Ok(()) => "ok",
+                Err(Error::SubnetInOtherStore { other, .. }) if other == "old" => "conflict",
+                Err(Error::NestedEtcdPrefix { other, .. }) if other == "old" => "nested",
+                Err(err) => panic!("{err}"),
+            };
+            assert_eq!(answer, *want, "{there:?} + {subnet} {new:?}");
+        }
+        let err = check_create(
+            &network("new", "10.0.0.0/25", &[etcd]),
+            &[network("old", "10.0.0.0/24", &[])],
+        )
+        .unwrap_err();
+        insta::assert_snapshot!(crate::one_line(&err), @"subnet 10.0.0.0/25 overlaps subnet 10.0.0.0/24 of network old, whose leases are in this host's local store (this network's would be in etcd http://10.0.0.5:2379 under /oci-macvlan): two stores would hand out one address; use the same store for both");
+    }
+}
