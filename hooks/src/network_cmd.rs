@@ -105,6 +105,20 @@ fn create(ctx: &Context, networks: &Networks, args: CreateArgs) -> Result<()> {
             eprintln!("oci-macvlan: warning: {warning}");
         }
     }
+    // A shared network whose cluster was not asked yet (host access asks it): asked once, so
+    // that a typo in an endpoint is said now, not at the first container's start. The
+    // definition stands either way, as Docker keeps a network whose IPAM is not reachable.
+    if network.etcd.is_some() && network.host_access.is_empty() {
+        if let Err(err) = store.network_leases(&network.name) {
+            if ctx.log_level >= LogLevel::Warn {
+                eprintln!(
+                    "oci-macvlan: warning: network {} is defined, but its etcd cluster did not answer ({}): containers cannot join it until it does",
+                    network.name,
+                    macvlan::one_line(&err)
+                );
+            }
+        }
+    }
     print(format_args!("{}\n", network.id))
 }
 

@@ -188,14 +188,36 @@ fn filters_are_dockers_regular_expressions_and_labels() {
 )]
 fn a_network_whose_store_does_not_answer_is_still_inspected() {
     let lan = Lan::new();
-    lan.create_network(
-        "far",
+    // create asks the cluster once: it warns, and the network is defined.
+    let created = lan.cli(
         &[
+            "network",
+            "create",
+            "--subnet",
+            Lan::SUBNET,
+            "--gateway",
+            Lan::GATEWAY,
+            "-o",
+            "parent=lan0",
             "--ipam-opt",
             "etcd_endpoints=http://127.0.0.1:9",
             "--ipam-opt",
             "etcd_timeout=1s",
+            "far",
         ],
+        "",
+    );
+    assert_eq!(created.code, 0, "{}", created.stderr);
+    assert!(
+        created.stderr.starts_with(
+            "oci-macvlan: warning: network far is defined, but its etcd cluster did not answer ("
+        ) && created.stderr.contains("127.0.0.1:9")
+            && created
+                .stderr
+                .trim_end()
+                .ends_with("containers cannot join it until it does"),
+        "{}",
+        created.stderr
     );
     let out = lan.cli(&["network", "inspect", "far"], "");
     assert_eq!(out.code, 0, "{}", out.stderr);
@@ -210,6 +232,12 @@ fn a_network_whose_store_does_not_answer_is_still_inspected() {
         "{view:#}"
     );
     assert_eq!(view[0]["Containers"], serde_json::json!({}));
+    // And it can be removed: rm says how, rm -f does it.
+    let rm = lan.cli(&["network", "rm", "far"], "");
+    assert_eq!(rm.code, 1, "{}", rm.stderr);
+    assert!(rm.stderr.contains("network rm -f far"), "{}", rm.stderr);
+    lan.cli_ok(&["network", "rm", "-f", "far"], "");
+    assert_eq!(lan.cli_ok(&["network", "ls", "-q"], ""), "");
 }
 
 /// A user who is not root is told to run as root, not which uid owns the dirs.
