@@ -179,20 +179,13 @@ fn rm(ctx: &Context, networks: &Networks, names: &[String]) -> Result<()> {
 /// the networks' lock: one that a container joins meanwhile is kept). Asks first unless
 /// `--force`, as Docker does.
 fn prune(ctx: &Context, networks: &Networks, args: &PruneArgs) -> Result<()> {
-    if !args.force {
-        eprint!(
+    if !args.force
+        && !confirm(
             "WARNING! This will remove all networks not used by at least one container.\n\
-             Are you sure you want to continue? [y/N] "
-        );
-        let mut answer = String::new();
-        std::io::stdin()
-            .lock()
-            .take(64)
-            .read_line(&mut answer)
-            .map_err(Error::Prompt)?;
-        if !matches!(answer.trim(), "y" | "Y" | "yes" | "Yes") {
-            return Ok(());
-        }
+             Are you sure you want to continue? [y/N] ",
+        )?
+    {
+        return Ok(());
     }
     let mut deleted = Vec::new();
     for network in networks.list()? {
@@ -213,6 +206,18 @@ fn prune(ctx: &Context, networks: &Networks, args: &PruneArgs) -> Result<()> {
         return Ok(());
     }
     print(format_args!("Deleted Networks:\n{}\n", deleted.join("\n")))
+}
+
+/// Asks `question` on stderr; whether the answer on stdin is yes (Docker's prompt).
+pub(crate) fn confirm(question: &str) -> Result<bool> {
+    eprint!("{question}");
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .take(64)
+        .read_line(&mut answer)
+        .map_err(Error::Prompt)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes"))
 }
 
 pub(crate) fn print(args: std::fmt::Arguments<'_>) -> Result<()> {
