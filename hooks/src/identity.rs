@@ -263,7 +263,10 @@ mod tests {
         // file untouched.
         for given in [None, Some("hostA")] {
             let again = ctx(dir.path(), given).identity(true).unwrap();
-            assert_eq!((again.id, again.proof), (first.id.clone(), first.proof.clone()));
+            assert_eq!(
+                (again.id, again.proof),
+                (first.id.clone(), first.proof.clone())
+            );
         }
         assert_eq!(fs::read_to_string(&path).unwrap(), text);
         assert_eq!(ctx(dir.path(), None).host_id().unwrap(), "hostA");

@@ -52,6 +52,28 @@ fn a_second_machine_with_the_same_id_is_refused_and_hands_out_nothing() {
     let ns_b = TestNetns::new("omt-ib-");
     let out = attach(&host_a, "hostA", "c1", &ns_a, &[]);
     assert_eq!(out.code, 0, "{}", out.stderr);
+    // Host B is a clone: the same id (as a shared /etc/machine-id gives), its own machine.
+    // Its first attach of the same container id once took A's lease for its own re-run.
+    let out = attach(&host_b, "hostA", "c1", &ns_b, &[]);
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    let line = one_line(&out.stderr);
+    assert!(
+        line.contains("host id hostA is claimed")
+            && line.contains("--host-id NEW-ID")
+            && line.contains(
+                &host_b
+                    .config_dir()
+                    .join("host-identity")
+                    .display()
+                    .to_string()
+            ),
+        "{line}"
+    );
+    assert!(ns_b.link("eth0").is_none(), "B gave c1 a link");
+    assert_eq!(
+        leases(&etcd),
+        [("192.168.77.2".into(), "hostA".into(), "c1".into())]
+    );
     // Host A's identity file: its id, a secret, root's alone.
     let file = host_a.config_dir().join("host-identity");
     let identity: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
@@ -65,22 +87,6 @@ fn a_second_machine_with_the_same_id_is_refused_and_hands_out_nothing() {
     assert_eq!(claims[0].0, format!("{PREFIX}/hosts/hostA"));
     assert!(!claims[0].1.contains(identity["secret"].as_str().unwrap()));
 
-    // Host B is a clone: the same id (as a shared /etc/machine-id gives), its own machine.
-    // Its first attach of the same container id once took A's lease for its own re-run.
-    let out = attach(&host_b, "hostA", "c1", &ns_b, &[]);
-    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
-    let line = one_line(&out.stderr);
-    assert!(
-        line.contains("host id hostA is claimed")
-            && line.contains("--host-id NEW-ID")
-            && line.contains(&host_b.config_dir().join("host-identity").display().to_string()),
-        "{line}"
-    );
-    assert!(ns_b.link("eth0").is_none(), "B gave c1 a link");
-    assert_eq!(
-        leases(&etcd),
-        [("192.168.77.2".into(), "hostA".into(), "c1".into())]
-    );
     // Nor another container: no lease of hostA's is ever B's.
     let ns_b2 = TestNetns::new("omt-ib-");
     let out = attach(&host_b, "hostA", "c2", &ns_b2, &[]);
@@ -140,7 +146,13 @@ fn a_host_run_with_another_hosts_id_cannot_free_its_leases() {
     assert!(
         line.contains("hostA")
             && line.contains("hostB")
-            && line.contains(&host_b.config_dir().join("host-identity").display().to_string()),
+            && line.contains(
+                &host_b
+                    .config_dir()
+                    .join("host-identity")
+                    .display()
+                    .to_string()
+            ),
         "{line}"
     );
     let out = on(&host_b, "hostA", &["gc"], "");
@@ -175,7 +187,11 @@ fn the_gc_timer_given_no_host_id_releases_a_gone_containers_etcd_lease() {
     // As the packaged timer runs it: `oci-macvlan gc`, no --host-id, no environment.
     let out = lan.cli(&["gc"], "");
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
-    assert!(out.stdout.contains("released 192.168.77.2"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("released 192.168.77.2"),
+        "{}",
+        out.stdout
+    );
     assert_eq!(leases(&etcd), []);
     assert!(lan.records().is_empty());
 }
@@ -210,13 +226,23 @@ fn keys_under_the_prefix_that_are_not_ours_are_skipped_and_named_by_verify() {
     );
     // A static request for the planted address: taken.
     let ns2 = TestNetns::new("omt-jk-");
-    let out = attach(&lan, "hostA", "c2", &ns2, &[("oci-macvlan.ip", "192.168.77.2")]);
+    let out = attach(
+        &lan,
+        "hostA",
+        "c2",
+        &ns2,
+        &[("oci-macvlan.ip", "192.168.77.2")],
+    );
     assert_eq!(out.code, 5, "{}", out.stderr);
 
     let out = on(&lan, "hostA", &["verify"], "");
     assert_eq!(out.code, 6, "{}{}", out.stdout, out.stderr);
     for (key, _) in &junk {
-        let named: Vec<&str> = out.stdout.lines().filter(|l| l.contains(key.as_str())).collect();
+        let named: Vec<&str> = out
+            .stdout
+            .lines()
+            .filter(|l| l.contains(key.as_str()))
+            .collect();
         assert!(!named.is_empty(), "{key} not named: {}", out.stdout);
     }
     assert_eq!(out.stdout.lines().count(), junk.len(), "{}", out.stdout);
@@ -253,25 +279,19 @@ fn forget_host_checks_the_id_refuses_this_host_and_a_live_one_and_asks() {
     let out = host_a.cli(&["gc", "--forget-host", "hostA", "-f"], "");
     assert_eq!(out.code, 3, "{}", out.stderr);
     // B ran a moment ago: alive, refused even with -f.
-    let out = on(&host_a, "hostA", &["gc", "--forget-host", "hostB", "-f"], "");
+    let out = on(
+        &host_a,
+        "hostA",
+        &["gc", "--forget-host", "hostB", "-f"],
+        "",
+    );
     assert_eq!(out.code, 5, "{}", out.stderr);
     assert!(one_line(&out.stderr).contains("host hostB is alive"));
     assert_eq!(leases(&etcd), both);
 
     // B's claim was last refreshed two hours ago: B is gone for good.
     let key = format!("{PREFIX}/hosts/hostB");
-    let (_, claim) = etcd
-        .get_prefix(&key)
-        .into_iter()
-        .next()
-        .expect("B's claim");
-    let mut claim: Value = serde_json::from_str(&claim).unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    claim["seen_unix"] = (now - 2 * 3600).into();
-    etcd.put(&key, &claim.to_string());
+    age_claim(&etcd, "hostB", 2 * 3600);
     // Asked first, as `network prune` asks: "n" changes nothing.
     let out = on(&host_a, "hostA", &["gc", "--forget-host", "hostB"], "n\n");
     assert_eq!(out.code, 0, "{}", out.stderr);
@@ -286,4 +306,41 @@ fn forget_host_checks_the_id_refuses_this_host_and_a_live_one_and_asks() {
     );
     // Its claim went with it: the id is free for a machine to claim again.
     assert_eq!(etcd.get_prefix(&key), []);
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn a_first_attach_never_adopts_a_lease_it_has_no_record_of() {
+    let (lan, etcd) = one_host();
+    let ns = TestNetns::new("omt-ad-");
+    assert_eq!(attach(&lan, "hostA", "c1", &ns, &[]).code, 0);
+    // The state dir lost c1's record (a reboot empties /run; etcd keeps the lease): the lease
+    // of owner c1/eth0 under this host's id is no earlier run of this attach's.
+    drop(ns);
+    std::fs::remove_dir_all(lan.state_dir().join("endpoints")).unwrap();
+    let fresh = TestNetns::new("omt-ad-");
+    let out = attach(&lan, "hostA", "c1", &fresh, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        fresh.addresses("eth0"),
+        ["192.168.77.3/26"],
+        "took the lease it has no record of"
+    );
+    assert_eq!(
+        leases(&etcd),
+        [
+            ("192.168.77.2".into(), "hostA".into(), "c1".into()),
+            ("192.168.77.3".into(), "hostA".into(), "c1".into()),
+        ]
+    );
+    // Asked for by address, it is held by someone else: exit 5, never adopted.
+    drop(fresh);
+    std::fs::remove_dir_all(lan.state_dir().join("endpoints")).unwrap();
+    let other = TestNetns::new("omt-ad-");
+    let out = attach(&lan, "hostA", "c1", &other, &[("oci-macvlan.ip", "192.168.77.2")]);
+    assert_eq!(out.code, 5, "{}", out.stderr);
+    assert!(other.link("eth0").is_none());
 }

@@ -169,8 +169,7 @@ impl EtcdStore {
                             out.foreign
                                 .push(format!("etcd key {name}: not a host claim (skipped)"));
                         }
-                        out.claims
-                            .insert(host.to_owned(), (claim, kv.mod_revision));
+                        out.claims.insert(host.to_owned(), (claim, kv.mod_revision));
                     }
                     None => out.foreign.push(format!(
                         "etcd key {name}: not a host claim of this prefix (skipped)"
@@ -185,8 +184,9 @@ impl EtcdStore {
                 .filter(|hex| hex.len() == 32)
                 .and_then(|hex| u128::from_str_radix(hex, 16).ok())
             else {
-                out.foreign
-                    .push(format!("etcd key {name}: not a lease of this prefix (skipped)"));
+                out.foreign.push(format!(
+                    "etcd key {name}: not a lease of this prefix (skipped)"
+                ));
                 continue;
             };
             match self.decode(key, &kv.value) {
@@ -205,8 +205,8 @@ impl EtcdStore {
     }
 
     fn decode(&self, key: u128, value: &[u8]) -> std::result::Result<Lease, String> {
-        let lease = StoredLease::decode(ip_of_key(key), value, "not a lease")
-            .map_err(|err| match err {
+        let lease =
+            StoredLease::decode(ip_of_key(key), value, "not a lease").map_err(|err| match err {
                 Error::Corrupt(why) => why,
                 other => other.to_string(),
             })?;
@@ -245,7 +245,11 @@ impl EtcdStore {
             None => Ok((vec![absent(&key)], vec![write()])),
             Some((Some(claim), revision)) if claim.proof == *proof => {
                 let due = now_unix().saturating_sub(claim.seen_unix) >= REFRESH_SECS;
-                let ops = if refresh || due { vec![write()] } else { Vec::new() };
+                let ops = if refresh || due {
+                    vec![write()]
+                } else {
+                    Vec::new()
+                };
                 Ok((vec![unchanged(&key, *revision)], ops))
             }
             Some(_) => Err(Error::HostClaimed {
