@@ -6,7 +6,9 @@
 //! `gc --forget-host` refuses what it must. Simulated hosts: a namespace, config and state dirs
 //! each, on one LAN with a real etcd (`tests/src/etcd.rs`).
 
-use oci_macvlan_tests::{Etcd, Lan, TestNetns, etcd_network::*};
+#![allow(clippy::unwrap_used)]
+
+use oci_macvlan_tests::{Etcd, TestNetns, etcd_network::*};
 use serde_json::Value;
 
 const PREFIX: &str = "/oci-macvlan";
@@ -340,7 +342,13 @@ fn a_first_attach_never_adopts_a_lease_it_has_no_record_of() {
     drop(fresh);
     std::fs::remove_dir_all(lan.state_dir().join("endpoints")).unwrap();
     let other = TestNetns::new("omt-ad-");
-    let out = attach(&lan, "hostA", "c1", &other, &[("oci-macvlan.ip", "192.168.77.2")]);
+    let out = attach(
+        &lan,
+        "hostA",
+        "c1",
+        &other,
+        &[("oci-macvlan.ip", "192.168.77.2")],
+    );
     assert_eq!(out.code, 5, "{}", out.stderr);
     assert!(other.link("eth0").is_none());
 }
