@@ -60,8 +60,8 @@ fn unreached_lines(unreachable: &[Unreachable]) -> String {
 pub fn gc(ctx: &Context) -> Result<()> {
     let records = Records::new(&ctx.state_dir);
     let networks = Networks::new(&ctx.config_dir);
-    let (mut store, unreachable) = stores::answering(ctx, &networks, &records, Access::Write)?;
-    let open = |endpoints: &[_]| stores::for_endpoints(ctx, endpoints);
+    let (mut store, unreachable) = stores::answering(ctx, &networks, &records, Access::Upkeep)?;
+    let open = |endpoints: &[_]| stores::for_endpoints_upkeep(ctx, endpoints);
     let report = ctx.block_on(macvlan::gc(
         &mut store,
         &unreachable,

@@ -14,16 +14,29 @@ use crate::{
     error::{Error, Result},
 };
 
-/// What a command does with a shared store: only read it (no identity file is made), or
-/// write to it too (the identity file is made at first use: see `identity.rs`).
+/// What a command does with a shared store, and so whether it may make this host's identity
+/// file (see `identity.rs`) when there is none yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
+    /// Only reads: makes no file.
     Read,
+    /// Writes (an attach, a detach, a disconnect): makes the file, with `--host-id` or else
+    /// `/etc/machine-id`.
     Write,
+    /// Writes as upkeep (`gc`, `gc --forget-host`, run by a timer or an operator, often without
+    /// the hooks' `--host-id`): makes the file only with `--host-id`. Without it and without
+    /// the file, nothing is written (the store says this host has no identity yet): guessing
+    /// `/etc/machine-id` would pin an id the hooks, given another, then disagree with.
+    Upkeep,
 }
 
 fn open_etcd(ctx: &Context, config: &EtcdConfig, access: Access) -> Result<EtcdStore> {
-    let identity = ctx.identity(access == Access::Write)?;
+    let make = match access {
+        Access::Read => false,
+        Access::Write => true,
+        Access::Upkeep => ctx.host_id.is_some(),
+    };
+    let identity = ctx.identity(make)?;
     EtcdStore::open(config, &identity).map_err(|err| macvlan::Error::store(err).into())
 }
 
@@ -92,6 +105,22 @@ pub fn for_ipam_options(ctx: &Context, ipam_options: &[String]) -> Result<Box<dy
 /// nothing. Only an endpoint an earlier build recorded, without its store, has its network's
 /// definition asked (and a definition that is gone leaves the local store alone to look in).
 pub fn for_endpoints(ctx: &Context, endpoints: &[RecordedEndpoint]) -> Result<Box<dyn LeaseStore>> {
+    endpoints_store(ctx, endpoints, Access::Write)
+}
+
+/// [`for_endpoints`] for `gc`'s take-back of a gone container ([`Access::Upkeep`]).
+pub fn for_endpoints_upkeep(
+    ctx: &Context,
+    endpoints: &[RecordedEndpoint],
+) -> Result<Box<dyn LeaseStore>> {
+    endpoints_store(ctx, endpoints, Access::Upkeep)
+}
+
+fn endpoints_store(
+    ctx: &Context,
+    endpoints: &[RecordedEndpoint],
+    access: Access,
+) -> Result<Box<dyn LeaseStore>> {
     let networks = Networks::new(&ctx.config_dir);
     let mut clusters: Vec<EtcdConfig> = Vec::new();
     for endpoint in endpoints {
@@ -102,7 +131,7 @@ pub fn for_endpoints(ctx: &Context, endpoints: &[RecordedEndpoint]) -> Result<Bo
     }
     let mut members = vec![open_local(ctx, false)?];
     for config in &clusters {
-        members.push(open_store(ctx, config, Access::Write)?);
+        members.push(open_store(ctx, config, access)?);
     }
     Ok(Box::new(Union::new(members)))
 }
@@ -136,7 +165,7 @@ fn add_cluster(clusters: &mut Vec<EtcdConfig>, choice: Option<StoreChoice>) {
     }
 }
 
-/// Every cluster the defined networks and the endpoint records use, opened to write (`gc
+/// Every cluster the defined networks and the endpoint records use, opened for upkeep (`gc
 /// --forget-host`, which needs them all), each once.
 pub fn all_clusters(
     ctx: &Context,
@@ -145,7 +174,7 @@ pub fn all_clusters(
 ) -> Result<Vec<EtcdStore>> {
     clusters(networks, records)?
         .iter()
-        .map(|config| open_etcd(ctx, config, Access::Write))
+        .map(|config| open_etcd(ctx, config, Access::Upkeep))
         .collect()
 }
 

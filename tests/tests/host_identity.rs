@@ -352,3 +352,37 @@ fn a_first_attach_never_adopts_a_lease_it_has_no_record_of() {
     assert_eq!(out.code, 5, "{}", out.stderr);
     assert!(other.link("eth0").is_none());
 }
+
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn gc_without_an_identity_file_or_host_id_guesses_no_id() {
+    let (lan, etcd) = one_host();
+    let ns = TestNetns::new("omt-gn-");
+    assert_eq!(attach(&lan, "hostA", "c1", &ns, &[]).code, 0);
+    drop(ns);
+    // No file yet (as on a host upgraded from a build without it, whose hooks are given
+    // --host-id): the timer's gc must not pin /etc/machine-id as this host's id.
+    let file = lan.config_dir().join("host-identity");
+    let kept = std::fs::read(&file).unwrap();
+    std::fs::remove_file(&file).unwrap();
+    let out = lan.cli(&["gc"], "");
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("kept container c1") && out.stdout.contains("no identity yet"),
+        "{}",
+        out.stdout
+    );
+    assert!(!file.exists(), "gc made an identity file");
+    assert_eq!(leases(&etcd).len(), 1);
+    assert_eq!(lan.records().len(), 1);
+    // With the file back, the same gc releases it.
+    std::fs::write(&file, kept).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = lan.cli(&["gc"], "");
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(leases(&etcd), []);
+}

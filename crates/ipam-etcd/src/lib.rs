@@ -235,8 +235,8 @@ impl EtcdStore {
             return Err(Error::Unavailable {
                 store: self.describe.clone(),
                 what: format!(
-                    "this command has no host identity to write with ({} is not made by a \
-                     command that only reads)",
+                    "this host has no identity yet to write with: {} is made by its first \
+                     hook, or by any command given --host-id",
                     self.host.kept_in
                 ),
                 maybe_written: false,
@@ -581,6 +581,9 @@ impl LeaseStore for EtcdStore {
     /// Refreshes this host's claim (`gc`, from the packaged timer): a host that runs its gc
     /// is alive to every other host's `gc --forget-host`.
     fn maintain(&mut self) -> Result<Vec<String>> {
+        if self.host.proof.is_none() {
+            return Ok(Vec::new()); // no identity yet: nothing of this host's to keep alive
+        }
         let mut attempts = 0;
         loop {
             let snapshot = self.snapshot()?;
