@@ -169,10 +169,7 @@ pub fn forget_host(ctx: &Context, host: &str, force: bool) -> Result<()> {
     let records = Records::new(&ctx.state_dir);
     let mut clusters = stores::all_clusters(ctx, &networks, &records)?;
     for cluster in &mut clusters {
-        cluster.check_forgettable(host).map_err(|err| match err {
-            err @ oci_macvlan_ipam::Error::HostAlive { .. } => Error::HostAlive(Box::new(err)),
-            err => macvlan::Error::store(err).into(),
-        })?;
+        cluster.check_forgettable(host).map_err(forget_error)?;
     }
     let question = format!(
         "WARNING! This will release every address host {host} holds on the shared networks \
@@ -183,10 +180,7 @@ pub fn forget_host(ctx: &Context, host: &str, force: bool) -> Result<()> {
         return Ok(());
     }
     let mut store = stores::with_local(ctx, clusters)?;
-    let released = store.forget_host(host).map_err(|err| match err {
-        err @ oci_macvlan_ipam::Error::HostAlive { .. } => Error::HostAlive(Box::new(err)),
-        err => macvlan::Error::store(err).into(),
-    })?;
+    let released = store.forget_host(host).map_err(forget_error)?;
     let mut out = String::new();
     for lease in &released {
         out.push_str(&format!(
@@ -199,4 +193,12 @@ pub fn forget_host(ctx: &Context, host: &str, force: bool) -> Result<()> {
         released.len()
     ));
     print(format_args!("{out}"))
+}
+
+/// A store's error in `gc --forget-host`: a host alive is a conflict (exit 5).
+fn forget_error(err: oci_macvlan_ipam::Error) -> Error {
+    match err {
+        err @ oci_macvlan_ipam::Error::HostAlive { .. } => Error::HostAlive(Box::new(err)),
+        err => macvlan::Error::store(err).into(),
+    }
 }

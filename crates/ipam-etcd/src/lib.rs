@@ -29,12 +29,15 @@
 //! an address whose key holds something else is taken, never handed out; `verify` names each
 //! (`integrity_problems`).
 
+mod claim;
 mod client;
 #[cfg(test)]
 mod client_tests;
 mod http;
 #[cfg(test)]
 mod http_tests;
+#[cfg(test)]
+mod store_tests;
 
 use std::{
     collections::BTreeMap,
@@ -45,29 +48,11 @@ use std::{
 use oci_macvlan_ipam::{
     Error, EtcdConfig, Lease, LeaseStore, Owner, Result, StoredLease, Txn, View, ip_of_key, to_key,
 };
-use serde_json::{Value, json};
 
+use claim::decode_claim;
+pub use claim::{ALIVE_SECS, Claim, HostIdentity, REFRESH_SECS, valid_host_id};
 pub use client::WRITE_UNANSWERED;
 use client::{Client, absent, delete, put, unchanged};
-
-/// A host refreshes its claim's `seen_unix` with a write when it is older than this (and at
-/// each `gc`, through [`LeaseStore::maintain`]): at most one claim write per host this often.
-pub const REFRESH_SECS: u64 = 5 * 60;
-/// A host whose claim was refreshed less than this long ago is alive: `gc --forget-host`
-/// refuses it. Four runs of the packaged gc timer (every 15 minutes).
-pub const ALIVE_SECS: u64 = 60 * 60;
-
-/// Who this host is in a shared store: its id and the proof of its claim (a hash of the secret
-/// only this machine holds; the secret itself never leaves the machine).
-#[derive(Debug, Clone)]
-pub struct HostIdentity {
-    pub id: String,
-    /// `None` when this host has no identity file yet and the command only reads (it makes
-    /// none): a write is refused then.
-    pub proof: Option<String>,
-    /// Where the secret is kept (named in the error that refuses another machine).
-    pub kept_in: String,
-}
 
 /// Leases of one etcd cluster (one prefix), seen from one host.
 #[derive(Debug)]
@@ -79,13 +64,6 @@ pub struct EtcdStore {
     /// `PREFIX/leases/`
     leases: Vec<u8>,
     host: HostIdentity,
-}
-
-/// A host's claim, as read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Claim {
-    pub proof: String,
-    pub seen_unix: u64,
 }
 
 /// Everything under the prefix this store reads, at one revision.
@@ -117,15 +95,6 @@ fn range_end(prefix: &[u8]) -> Vec<u8> {
     end
 }
 
-/// A host id as `--host-id` takes it: 1 to 64 letters, digits, '.', '-' or '_'.
-pub fn valid_host_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
-}
-
 impl EtcdStore {
     /// A store for `host` in the cluster `config` names. Nothing is sent before the first
     /// request; every request of this store ends within the config's timeout of now.
@@ -147,12 +116,6 @@ impl EtcdStore {
     fn key(&self, ip: IpAddr) -> Vec<u8> {
         let mut key = self.leases.clone();
         key.extend_from_slice(format!("{:032x}", to_key(ip)).as_bytes());
-        key
-    }
-
-    fn claim_key(&self, host: &str) -> Vec<u8> {
-        let mut key = self.hosts.clone();
-        key.extend_from_slice(host.as_bytes());
         key
     }
 
@@ -226,47 +189,6 @@ impl EtcdStore {
         StoredLease::of(lease, Some(&self.host.id)).encode()
     }
 
-    /// What a write of this host adds to its transaction so that it is made only while the
-    /// host id is this machine's: the compare, and the claim written (absent, or due for a
-    /// refresh, or `refresh`). An error when another machine holds the claim.
-    fn claim_ops(&self, snapshot: &Snapshot, refresh: bool) -> Result<(Vec<Value>, Vec<Value>)> {
-        let key = self.claim_key(&self.host.id);
-        let Some(proof) = &self.host.proof else {
-            return Err(Error::Unavailable {
-                store: self.describe.clone(),
-                what: format!(
-                    "this host has no identity yet to write with: {} is made by its first \
-                     hook, or by any command given --host-id",
-                    self.host.kept_in
-                ),
-                maybe_written: false,
-                source: None,
-            });
-        };
-        let write = || {
-            let value = json!({ "host": self.host.id, "proof": proof, "seen_unix": now_unix() });
-            put(&key, value.to_string().as_bytes())
-        };
-        match snapshot.claims.get(&self.host.id) {
-            None => Ok((vec![absent(&key)], vec![write()])),
-            Some((Some(claim), revision)) if claim.proof == *proof => {
-                let due = now_unix().saturating_sub(claim.seen_unix) >= REFRESH_SECS;
-                let ops = if refresh || due {
-                    vec![write()]
-                } else {
-                    Vec::new()
-                };
-                Ok((vec![unchanged(&key, *revision)], ops))
-            }
-            Some(_) => Err(Error::HostClaimed {
-                host: self.host.id.clone(),
-                store: self.describe.clone(),
-                key: String::from_utf8_lossy(&key).into_owned(),
-                kept_in: self.host.kept_in.clone(),
-            }),
-        }
-    }
-
     /// Releases the leases `pick` selects, each only if nobody wrote it since it was read;
     /// `forget`: also the claim of that host, if it is not alive.
     fn release_where(
@@ -310,39 +232,6 @@ impl EtcdStore {
         }
     }
 
-    fn refuse_if_alive(&self, host: &str, claim: Option<&Claim>) -> Result<()> {
-        let Some(claim) = claim else {
-            return Ok(()); // not a claim: nothing says the host lives
-        };
-        let ago = now_unix().saturating_sub(claim.seen_unix);
-        if ago < ALIVE_SECS {
-            return Err(Error::HostAlive {
-                host: host.to_owned(),
-                store: self.describe.clone(),
-                key: String::from_utf8_lossy(&self.claim_key(host)).into_owned(),
-                ago_secs: ago,
-                alive_secs: ALIVE_SECS,
-            });
-        }
-        Ok(())
-    }
-
-    /// The claim of `host`, if there is one that reads as a claim (`gc --forget-host` asks
-    /// before it asks the operator).
-    pub fn claim_of(&mut self, host: &str) -> Result<Option<Claim>> {
-        Ok(self
-            .snapshot()?
-            .claims
-            .remove(host)
-            .and_then(|(claim, _)| claim))
-    }
-
-    /// An error when `host` is alive in this store (see [`ALIVE_SECS`]).
-    pub fn check_forgettable(&mut self, host: &str) -> Result<()> {
-        let claim = self.claim_of(host)?;
-        self.refuse_if_alive(host, claim.as_ref())
-    }
-
     /// After a conflict: a pause of a few hundred microseconds, different in each process, so
     /// that hosts racing for one address do not meet again at once; an error once the
     /// command's time is spent.
@@ -361,18 +250,6 @@ impl EtcdStore {
     fn ours(&self, lease: &Lease) -> bool {
         lease.host.as_deref() == Some(self.host.id.as_str())
     }
-}
-
-/// The claim `value` of `host`, if it is one (its own `host` field agrees).
-fn decode_claim(host: &str, value: &[u8]) -> Option<Claim> {
-    let value: Value = serde_json::from_slice(value).ok()?;
-    if value.get("host").and_then(Value::as_str) != Some(host) {
-        return None;
-    }
-    Some(Claim {
-        proof: value.get("proof")?.as_str()?.to_owned(),
-        seen_unix: value.get("seen_unix")?.as_u64()?,
-    })
 }
 
 /// One attempt of a transaction: reads answer from the snapshot and what this attempt
@@ -617,222 +494,5 @@ impl LeaseStore for EtcdStore {
     fn read_ahead(&mut self) {
         let (start, end) = self.range();
         self.client.send_ahead(&start, &end);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use base64::{Engine, engine::general_purpose::STANDARD};
-
-    use super::*;
-
-    fn lease(ip: &str, host: &str, container: &str) -> Lease {
-        Lease {
-            ip: ip.parse().unwrap(),
-            subnet: "10.0.0.0/24".parse().unwrap(),
-            network: "n".into(),
-            owner: Owner {
-                container_id: container.into(),
-                ifname: "eth0".into(),
-            },
-            host: Some(host.into()),
-        }
-    }
-
-    fn key(ip: &str) -> u128 {
-        to_key(ip.parse().unwrap())
-    }
-
-    fn store(proof: Option<&str>) -> EtcdStore {
-        let config = match oci_macvlan_ipam::parse_ipam_options(&[
-            "etcd_endpoints=http://127.0.0.1:9".to_owned(),
-            "etcd_prefix=/p".to_owned(),
-        ])
-        .unwrap()
-        {
-            oci_macvlan_ipam::StoreChoice::Etcd(config) => config,
-            other => panic!("{other:?}"),
-        };
-        let host = HostIdentity {
-            id: "hostA".into(),
-            proof: proof.map(str::to_owned),
-            kept_in: "/etc/oci-macvlan/host-identity".into(),
-        };
-        EtcdStore::open(&config, &host).unwrap()
-    }
-
-    fn kv(key: &str, value: &str) -> client::Kv {
-        client::Kv {
-            key: key.as_bytes().to_vec(),
-            value: value.as_bytes().to_vec(),
-            mod_revision: 3,
-        }
-    }
-
-    fn claim(host: &str, proof: &str, seen_unix: u64) -> String {
-        json!({ "host": host, "proof": proof, "seen_unix": seen_unix }).to_string()
-    }
-
-    #[test]
-    fn what_is_not_ours_is_skipped_and_an_address_it_holds_is_taken() {
-        let store = store(Some("p1"));
-        let lease = r#"{"network":"n","subnet":"10.0.0.0/24","host":"hostA","container_id":"c","ifname":"eth0"}"#;
-        let k = |ip: &str| format!("/p/leases/{:032x}", key(ip));
-        let snapshot = store.classify(vec![
-            kv("/p/hosts/a/b", "{}"),
-            kv("/p/hosts/hostA", &claim("hostA", "p1", 1)),
-            kv("/p/hosts/hostB", "junk"),
-            kv(&k("10.0.0.2"), lease),
-            kv(&k("10.0.0.3"), "not json"),
-            kv(&k("10.0.0.4"), &lease.replace(r#""host":"hostA","#, "")),
-            kv("/p/leases/zz", lease),
-            kv(&format!("{}/leases/x", k("10.0.0.5")), lease),
-        ]);
-        assert_eq!(snapshot.leases.len(), 1);
-        assert_eq!(
-            snapshot.occupied.keys().copied().collect::<Vec<_>>(),
-            [key("10.0.0.3"), key("10.0.0.4")]
-        );
-        assert_eq!(snapshot.foreign.len(), 6, "{:?}", snapshot.foreign);
-        assert!(snapshot.foreign[0].starts_with("etcd key /p/hosts/a/b: "));
-        assert_eq!(snapshot.claims["hostA"].0.as_ref().unwrap().proof, "p1");
-        assert_eq!(snapshot.claims["hostB"].0, None);
-        // The allocator passes what is taken; a static request meets a holder.
-        let mut attempt = Attempt {
-            snapshot: &snapshot,
-            pending: BTreeMap::new(),
-            host: "hostA",
-        };
-        assert_eq!(
-            attempt
-                .lowest_free(key("10.0.0.2"), key("10.0.0.9"), &[])
-                .unwrap(),
-            Some(key("10.0.0.5"))
-        );
-        assert!(
-            attempt
-                .lease_of("10.0.0.3".parse().unwrap())
-                .unwrap()
-                .is_some()
-        );
-        assert_eq!(
-            attempt
-                .count_leased(key("10.0.0.1"), key("10.0.0.9"))
-                .unwrap(),
-            3
-        );
-    }
-
-    #[test]
-    fn a_write_carries_the_claim_and_another_machines_claim_refuses_it() {
-        let now = now_unix();
-        let store = store(Some("p1"));
-        let with = |claims: &[(&str, &str)]| {
-            store.classify(
-                claims
-                    .iter()
-                    .map(|(k, v)| kv(&format!("/p/hosts/{k}"), v))
-                    .collect(),
-            )
-        };
-        // Unclaimed: the claim is made, if nobody made it meanwhile.
-        let (compare, success) = store.claim_ops(&with(&[]), false).unwrap();
-        assert_eq!(compare[0]["target"], "CREATE");
-        assert_eq!(success.len(), 1);
-        let put = &success[0]["request_put"]["value"];
-        let written = STANDARD.decode(put.as_str().unwrap()).unwrap();
-        assert_eq!(
-            decode_claim("hostA", &written).unwrap().proof,
-            "p1",
-            "the proof, never anything else"
-        );
-        // Ours and fresh: compared, not written; ours and old, or at gc: written again.
-        let fresh = claim("hostA", "p1", now);
-        let (compare, success) = store.claim_ops(&with(&[("hostA", &fresh)]), false).unwrap();
-        assert_eq!(
-            (compare[0]["target"].as_str(), success.len()),
-            (Some("MOD"), 0)
-        );
-        let old = claim("hostA", "p1", now - REFRESH_SECS - 1);
-        let (_, success) = store.claim_ops(&with(&[("hostA", &old)]), false).unwrap();
-        assert_eq!(success.len(), 1);
-        let (_, success) = store.claim_ops(&with(&[("hostA", &fresh)]), true).unwrap();
-        assert_eq!(success.len(), 1);
-        // Another machine's, or something that is no claim: refused.
-        for other in [claim("hostA", "p2", now), "junk".to_owned()] {
-            let err = store
-                .claim_ops(&with(&[("hostA", &other)]), false)
-                .unwrap_err();
-            assert!(matches!(err, Error::HostClaimed { .. }), "{err}");
-            assert!(err.to_string().contains("--host-id NEW-ID"), "{err}");
-        }
-        // A command that made no identity writes nothing.
-        assert!(self::store(None).claim_ops(&with(&[]), false).is_err());
-    }
-
-    #[test]
-    fn a_host_seen_within_the_hour_is_alive() {
-        let store = store(Some("p1"));
-        let now = now_unix();
-        let seen = |ago: u64| Claim {
-            proof: "p2".into(),
-            seen_unix: now - ago,
-        };
-        let err = store.refuse_if_alive("hostB", Some(&seen(60))).unwrap_err();
-        assert!(matches!(err, Error::HostAlive { .. }), "{err}");
-        assert!(
-            store
-                .refuse_if_alive("hostB", Some(&seen(ALIVE_SECS + 1)))
-                .is_ok()
-        );
-        assert!(store.refuse_if_alive("hostB", None).is_ok());
-    }
-
-    #[test]
-    fn an_attempt_sees_the_snapshot_and_its_own_inserts() {
-        let mut snapshot = Snapshot::default();
-        for (ip, host, c) in [("10.0.0.2", "a", "c1"), ("10.0.0.3", "b", "c1")] {
-            snapshot.leases.insert(key(ip), (lease(ip, host, c), 7));
-        }
-        let mut attempt = Attempt {
-            snapshot: &snapshot,
-            pending: BTreeMap::new(),
-            host: "a",
-        };
-        let (lo, hi) = (key("10.0.0.1"), key("10.0.0.254"));
-        // .1 reserved, .2 and .3 leased (by either host).
-        assert_eq!(
-            attempt.lowest_free(lo, hi, &[key("10.0.0.1")]).unwrap(),
-            Some(key("10.0.0.4"))
-        );
-        attempt.insert(&lease("10.0.0.4", "ignored", "c2")).unwrap();
-        assert_eq!(
-            attempt.lowest_free(lo, hi, &[key("10.0.0.1")]).unwrap(),
-            Some(key("10.0.0.5"))
-        );
-        assert_eq!(attempt.count_leased(lo, hi).unwrap(), 3);
-        // The insert is this host's, whatever the caller said.
-        let held = attempt
-            .lease_of("10.0.0.4".parse().unwrap())
-            .unwrap()
-            .unwrap();
-        assert_eq!(held.host.as_deref(), Some("a"));
-        // Host b's c1 is not this host's c1.
-        let owner = Owner {
-            container_id: "c1".into(),
-            ifname: "eth0".into(),
-        };
-        let mine = attempt.owner_leases("n", &owner).unwrap();
-        assert_eq!(mine.len(), 1);
-        assert_eq!(mine[0].ip.to_string(), "10.0.0.2");
-        // A full range has nothing free.
-        assert_eq!(
-            attempt
-                .lowest_free(key("10.0.0.2"), key("10.0.0.4"), &[])
-                .unwrap(),
-            None
-        );
     }
 }
