@@ -22,7 +22,9 @@ pub struct Cli {
     /// What to print on stderr besides errors.
     #[arg(long, global = true, help_heading = GLOBAL, display_order = 1000, value_enum, default_value_t = LogLevel::Warn)]
     pub log_level: LogLevel,
-    /// This host's name in stores several hosts share (etcd); default: /etc/machine-id.
+    /// This host's name in stores several hosts share (etcd). Kept, with a secret, in
+    /// <config-dir>/host-identity at first use (default: /etc/machine-id); once there, it must
+    /// agree with that file.
     #[arg(long, global = true, help_heading = GLOBAL, display_order = 1000, env = HOST_ID_ENV)]
     pub host_id: Option<String>,
     #[command(subcommand)]
@@ -173,9 +175,14 @@ pub enum Command {
     /// and twice: the Debian package's timer runs it every 15 minutes.
     Gc {
         /// Instead: release every lease host ID holds in the shared (etcd) stores of the
-        /// networks defined here: for a host gone for good, never automatic.
+        /// networks defined here, and its claim of the id: for a host gone for good, never
+        /// automatic. Refused for this host and for a host seen within the last hour (its gc
+        /// timer and its writes refresh its claim).
         #[arg(long, value_name = "ID")]
         forget_host: Option<String>,
+        /// With --forget-host: do not ask for confirmation.
+        #[arg(short, long, requires = "forget_host")]
+        force: bool,
     },
     /// Check that this host can give containers macvlan legs: kernel, link kinds (tried in a
     /// scratch namespace), and with -o parent=IF that parent. Exits 1 if a check fails.

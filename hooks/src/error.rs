@@ -181,6 +181,24 @@ pub enum Error {
     #[error("--forget-host {host} is this host: its containers are gc's to judge")]
     ForgetSelf { host: String },
     #[error(
+        "host id {given} (from --host-id) is not this host's id {kept}, kept in {path}: give \
+         the same id, or none (remove {path} only to give this machine a new identity)"
+    )]
+    HostIdMismatch {
+        given: String,
+        kept: String,
+        path: PathBuf,
+    },
+    #[error("cannot use this host's identity file {path}")]
+    IdentityFile {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// `gc --forget-host` of a host that is alive (its claim says so).
+    #[error(transparent)]
+    HostAlive(Box<oci_macvlan_ipam::Error>),
+    #[error(
         "{}: looked in {netns}, whose links are {links}",
         macvlan::one_line(missing)
     )]
@@ -205,6 +223,7 @@ impl Error {
                 ErrorKind::System => exit::SYSTEM,
             },
             Self::Inconsistent(_) => exit::INCONSISTENT,
+            Self::HostAlive(_) => exit::CONFLICT,
             Self::ReadConfig { source, .. } if source.kind() == io::ErrorKind::NotFound => {
                 exit::NOT_FOUND
             }
@@ -228,6 +247,7 @@ impl Error {
             | Self::InvalidHostId { .. }
             | Self::MixedStores { .. }
             | Self::ForgetSelf { .. }
+            | Self::HostIdMismatch { .. }
             | Self::Format { .. }
             | Self::FormatRender { .. }
             | Self::FormatTooLong { .. }
@@ -247,6 +267,7 @@ impl Error {
             | Self::AbsolutePath { .. }
             | Self::DoctorFailed(_)
             | Self::ReadHostId { .. }
+            | Self::IdentityFile { .. }
             | Self::Prompt(_)
             | Self::Unreached { .. }
             | Self::RmUnreached { .. }

@@ -137,7 +137,7 @@ pub(crate) fn attach_now(
     request: &AttachRequest<'_>,
 ) -> Result<Vec<Endpoint>> {
     let networks: Vec<&Network> = request.attachments.iter().map(|a| a.network).collect();
-    let mut store = stores::for_networks(ctx, &networks, false)?;
+    let mut store = stores::for_attach(ctx, &networks)?;
     let open = |endpoints: &[_]| stores::for_endpoints(ctx, endpoints);
     ctx.block_on(async {
         let host = Handle::current().map_err(Error::HostNetlink)?;

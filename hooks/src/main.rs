@@ -12,6 +12,7 @@ mod error;
 mod format;
 mod generate;
 mod hook;
+mod identity;
 mod install;
 mod journal;
 mod log;
@@ -37,7 +38,7 @@ pub struct Context {
     pub config_dir: PathBuf,
     pub state_dir: PathBuf,
     pub log_level: LogLevel,
-    /// `--host-id`, if given: see [`Context::host_id`].
+    /// `--host-id`, if given: see [`Context::identity`].
     pub host_id: Option<String>,
 }
 
@@ -96,10 +97,13 @@ fn main() -> ExitCode {
             result
         }
         Command::Verify => state_cmd::verify(&ctx),
-        Command::Gc { forget_host: None } => state_cmd::gc(&ctx),
+        Command::Gc {
+            forget_host: None, ..
+        } => state_cmd::gc(&ctx),
         Command::Gc {
             forget_host: Some(host),
-        } => state_cmd::forget_host(&ctx, &host),
+            force,
+        } => state_cmd::forget_host(&ctx, &host, force),
         Command::Install(args) => install::run(&ctx, &args),
         Command::Bundle(args) => bundle::run(&ctx, &args),
         Command::Completion { shell } => generate::completion(shell),

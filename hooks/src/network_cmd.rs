@@ -79,7 +79,14 @@ fn create(ctx: &Context, networks: &Networks, args: CreateArgs) -> Result<()> {
     // A first create makes the definitions' dir (for its lock): a failed one takes it back.
     let dir = ctx.config_dir.join("networks");
     let dir_existed = dir.exists();
-    let mut store = stores::for_ipam_options(ctx, &spec.ipam_options)?;
+    // Host access on a shared network leases its addresses there: a write, under this host's id.
+    let writes = spec.options.iter().any(|o| o.starts_with("host_access="));
+    let access = if writes {
+        stores::Access::Write
+    } else {
+        stores::Access::Read
+    };
+    let mut store = stores::for_ipam_options(ctx, &spec.ipam_options, access)?;
     let created = ctx.block_on(async {
         let host = Handle::current().map_err(Error::HostNetlink)?;
         match macvlan::create_network(&host, networks, store.as_mut(), &spec).await {
@@ -277,20 +284,13 @@ fn left_behind(ctx: &Context, network: &Network, why: &str) -> String {
 /// the networks' lock: one that a container joins meanwhile is kept). Asks first unless
 /// `--force`, as Docker does.
 fn prune(ctx: &Context, networks: &Networks, args: &PruneArgs) -> Result<()> {
-    if !args.force {
-        eprint!(
+    if !args.force
+        && !confirm(
             "WARNING! This will remove all networks not used by at least one container.\n\
-             Are you sure you want to continue? [y/N] "
-        );
-        let mut answer = String::new();
-        std::io::stdin()
-            .lock()
-            .take(64)
-            .read_line(&mut answer)
-            .map_err(Error::Prompt)?;
-        if !matches!(answer.trim(), "y" | "Y" | "yes" | "Yes") {
-            return Ok(());
-        }
+             Are you sure you want to continue? [y/N] ",
+        )?
+    {
+        return Ok(());
     }
     let mut deleted = Vec::new();
     for network in networks.list()? {
@@ -312,6 +312,18 @@ fn prune(ctx: &Context, networks: &Networks, args: &PruneArgs) -> Result<()> {
         return Ok(());
     }
     print(format_args!("Deleted Networks:\n{}\n", deleted.join("\n")))
+}
+
+/// Asks `question` on stderr; whether the answer on stdin is yes (Docker's prompt).
+pub(crate) fn confirm(question: &str) -> Result<bool> {
+    eprint!("{question}");
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .take(64)
+        .read_line(&mut answer)
+        .map_err(Error::Prompt)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes"))
 }
 
 pub(crate) fn print(args: std::fmt::Arguments<'_>) -> Result<()> {

@@ -6,8 +6,9 @@ use oci_macvlan_macvlan::{self as macvlan, Networks, Records, Unreachable};
 use crate::{
     Context,
     error::{Error, Result},
-    network_cmd::print,
-    stores,
+    identity::check_host_id,
+    network_cmd::{confirm, print},
+    stores::{self, Access},
 };
 
 /// `oci-macvlan verify`: each problem on a line of stdout; exit 6 when there is any. A cluster
@@ -16,7 +17,7 @@ use crate::{
 pub fn verify(ctx: &Context) -> Result<()> {
     let networks = Networks::new(&ctx.config_dir);
     let records = Records::new(&ctx.state_dir);
-    let (mut store, unreachable) = stores::answering(ctx, &networks, &records)?;
+    let (mut store, unreachable) = stores::answering(ctx, &networks, &records, Access::Read)?;
     let mut report = macvlan::verify(&networks, &mut store, &unreachable, &records)?;
     report
         .problems
@@ -59,8 +60,8 @@ fn unreached_lines(unreachable: &[Unreachable]) -> String {
 pub fn gc(ctx: &Context) -> Result<()> {
     let records = Records::new(&ctx.state_dir);
     let networks = Networks::new(&ctx.config_dir);
-    let (mut store, unreachable) = stores::answering(ctx, &networks, &records)?;
-    let open = |endpoints: &[_]| stores::for_endpoints(ctx, endpoints);
+    let (mut store, unreachable) = stores::answering(ctx, &networks, &records, Access::Upkeep)?;
+    let open = |endpoints: &[_]| stores::for_endpoints_upkeep(ctx, endpoints);
     let report = ctx.block_on(macvlan::gc(
         &mut store,
         &unreachable,
@@ -151,18 +152,35 @@ pub fn gc(ctx: &Context) -> Result<()> {
 }
 
 /// `oci-macvlan gc --forget-host ID`: releases every lease host ID holds in the shared stores
-/// of the networks defined here (an operator's decision for a host gone for good); one line
-/// per lease, then a summary. This host's own leases are `gc`'s to judge, never forgotten.
-pub fn forget_host(ctx: &Context, host: &str) -> Result<()> {
-    if ctx.host_id().ok().as_deref() == Some(host) {
+/// of the networks defined here, and its claim of the id (an operator's decision for a host
+/// gone for good); one line per lease, then a summary. Refused, before anything is asked or
+/// released: an ID that is not a host id, this host's own id (its containers are `gc`'s to
+/// judge), and a host alive in any of the stores (its claim refreshed within the last hour:
+/// `oci_macvlan_ipam_etcd::ALIVE_SECS`; checked again in the transaction that releases). Asks
+/// for confirmation unless `force`, as `network prune` does.
+pub fn forget_host(ctx: &Context, host: &str, force: bool) -> Result<()> {
+    check_host_id(host, "--forget-host")?;
+    if ctx.host_id()? == host {
         return Err(Error::ForgetSelf {
             host: host.to_owned(),
         });
     }
     let networks = Networks::new(&ctx.config_dir);
     let records = Records::new(&ctx.state_dir);
-    let mut store = stores::all(ctx, &networks, &records)?;
-    let released = store.forget_host(host).map_err(macvlan::Error::store)?;
+    let mut clusters = stores::all_clusters(ctx, &networks, &records)?;
+    for cluster in &mut clusters {
+        cluster.check_forgettable(host).map_err(forget_error)?;
+    }
+    let question = format!(
+        "WARNING! This will release every address host {host} holds on the shared networks \
+         defined here, even those its running containers use.\n\
+         Are you sure you want to continue? [y/N] "
+    );
+    if !force && !confirm(&question)? {
+        return Ok(());
+    }
+    let mut store = stores::with_local(ctx, clusters)?;
+    let released = store.forget_host(host).map_err(forget_error)?;
     let mut out = String::new();
     for lease in &released {
         out.push_str(&format!(
@@ -175,4 +193,12 @@ pub fn forget_host(ctx: &Context, host: &str) -> Result<()> {
         released.len()
     ));
     print(format_args!("{out}"))
+}
+
+/// A store's error in `gc --forget-host`: a host alive is a conflict (exit 5).
+fn forget_error(err: oci_macvlan_ipam::Error) -> Error {
+    match err {
+        err @ oci_macvlan_ipam::Error::HostAlive { .. } => Error::HostAlive(Box::new(err)),
+        err => macvlan::Error::store(err).into(),
+    }
 }

@@ -14,39 +14,34 @@ use crate::{
     error::{Error, Result},
 };
 
-/// Where `--host-id` comes from when it is not given.
-const MACHINE_ID: &str = "/etc/machine-id";
-
-impl Context {
-    /// This host's name in a shared store: `--host-id` (`OCI_MACVLAN_HOST_ID`), else
-    /// `/etc/machine-id`. Read only when a shared store is opened.
-    pub fn host_id(&self) -> Result<String> {
-        let (id, from) = match &self.host_id {
-            Some(id) => (id.clone(), "--host-id"),
-            None => {
-                let text =
-                    std::fs::read_to_string(MACHINE_ID).map_err(|source| Error::ReadHostId {
-                        path: MACHINE_ID.into(),
-                        source,
-                    })?;
-                (text.trim().to_owned(), MACHINE_ID)
-            }
-        };
-        let valid = !id.is_empty()
-            && id.len() <= 64
-            && id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
-        if !valid {
-            return Err(Error::InvalidHostId { id, from });
-        }
-        Ok(id)
-    }
+/// What a command does with a shared store, and so whether it may make this host's identity
+/// file (see `identity.rs`) when there is none yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Only reads: makes no file.
+    Read,
+    /// Writes (an attach, a detach, a disconnect): makes the file, with `--host-id` or else
+    /// `/etc/machine-id`.
+    Write,
+    /// Writes as upkeep (`gc`, `gc --forget-host`, run by a timer or an operator, often without
+    /// the hooks' `--host-id`): makes the file only with `--host-id`. Without it and without
+    /// the file, nothing is written (the store says this host has no identity yet): guessing
+    /// `/etc/machine-id` would pin an id the hooks, given another, then disagree with.
+    Upkeep,
 }
 
-fn open_etcd(ctx: &Context, config: &EtcdConfig) -> Result<Box<dyn LeaseStore>> {
-    let store = EtcdStore::open(config, &ctx.host_id()?).map_err(macvlan::Error::store)?;
-    Ok(Box::new(store))
+fn open_etcd(ctx: &Context, config: &EtcdConfig, access: Access) -> Result<EtcdStore> {
+    let make = match access {
+        Access::Read => false,
+        Access::Write => true,
+        Access::Upkeep => ctx.host_id.is_some(),
+    };
+    let identity = ctx.identity(make)?;
+    EtcdStore::open(config, &identity).map_err(|err| macvlan::Error::store(err).into())
+}
+
+fn open_store(ctx: &Context, config: &EtcdConfig, access: Access) -> Result<Box<dyn LeaseStore>> {
+    Ok(Box::new(open_etcd(ctx, config, access)?))
 }
 
 fn open_local(ctx: &Context, thorough: bool) -> Result<Box<dyn LeaseStore>> {
@@ -58,11 +53,25 @@ fn open_local(ctx: &Context, thorough: bool) -> Result<Box<dyn LeaseStore>> {
     Ok(Box::new(store.map_err(macvlan::Error::store)?))
 }
 
-/// The store of `networks` (an attach, `inspect`): they must agree on it.
+/// The store of `networks` to read (`inspect`, `rm`, `doctor`): they must agree on it.
 pub fn for_networks(
     ctx: &Context,
     networks: &[&Network],
     thorough: bool,
+) -> Result<Box<dyn LeaseStore>> {
+    networks_store(ctx, networks, thorough, Access::Read)
+}
+
+/// The store of an attach's `networks`, to write: they must agree on it.
+pub fn for_attach(ctx: &Context, networks: &[&Network]) -> Result<Box<dyn LeaseStore>> {
+    networks_store(ctx, networks, false, Access::Write)
+}
+
+fn networks_store(
+    ctx: &Context,
+    networks: &[&Network],
+    thorough: bool,
+    access: Access,
 ) -> Result<Box<dyn LeaseStore>> {
     let Some(first) = networks.first() else {
         return open_local(ctx, thorough);
@@ -76,16 +85,22 @@ pub fn for_networks(
     }
     match choice {
         StoreChoice::Local => open_local(ctx, thorough),
-        StoreChoice::Etcd(config) => open_etcd(ctx, &config),
+        StoreChoice::Etcd(config) => open_store(ctx, &config, access),
     }
 }
 
 /// The store a network about to be created will use, from its `--ipam-opt` (`network create`
-/// checks that no lease holds its `host_access` addresses). An option the definition would
-/// refuse is left to `network create`'s own validation, which names it: the local store then.
-pub fn for_ipam_options(ctx: &Context, ipam_options: &[String]) -> Result<Box<dyn LeaseStore>> {
+/// checks that no lease holds its `host_access` addresses, and on a shared store leases them:
+/// `access` is then [`Access::Write`], which makes this host's identity file if there is none).
+/// An option the definition would refuse is left to `network create`'s own validation, which
+/// names it: the local store then.
+pub fn for_ipam_options(
+    ctx: &Context,
+    ipam_options: &[String],
+    access: Access,
+) -> Result<Box<dyn LeaseStore>> {
     match oci_macvlan_ipam::parse_ipam_options(ipam_options) {
-        Ok(StoreChoice::Etcd(config)) => open_etcd(ctx, &config),
+        Ok(StoreChoice::Etcd(config)) => open_store(ctx, &config, access),
         _ => open_local(ctx, false),
     }
 }
@@ -96,6 +111,22 @@ pub fn for_ipam_options(ctx: &Context, ipam_options: &[String]) -> Result<Box<dy
 /// nothing. Only an endpoint an earlier build recorded, without its store, has its network's
 /// definition asked (and a definition that is gone leaves the local store alone to look in).
 pub fn for_endpoints(ctx: &Context, endpoints: &[RecordedEndpoint]) -> Result<Box<dyn LeaseStore>> {
+    endpoints_store(ctx, endpoints, Access::Write)
+}
+
+/// [`for_endpoints`] for `gc`'s take-back of a gone container ([`Access::Upkeep`]).
+pub fn for_endpoints_upkeep(
+    ctx: &Context,
+    endpoints: &[RecordedEndpoint],
+) -> Result<Box<dyn LeaseStore>> {
+    endpoints_store(ctx, endpoints, Access::Upkeep)
+}
+
+fn endpoints_store(
+    ctx: &Context,
+    endpoints: &[RecordedEndpoint],
+    access: Access,
+) -> Result<Box<dyn LeaseStore>> {
     let networks = Networks::new(&ctx.config_dir);
     let mut clusters: Vec<EtcdConfig> = Vec::new();
     for endpoint in endpoints {
@@ -106,7 +137,7 @@ pub fn for_endpoints(ctx: &Context, endpoints: &[RecordedEndpoint]) -> Result<Bo
     }
     let mut members = vec![open_local(ctx, false)?];
     for config in &clusters {
-        members.push(open_etcd(ctx, config)?);
+        members.push(open_store(ctx, config, access)?);
     }
     Ok(Box::new(Union::new(members)))
 }
@@ -140,29 +171,42 @@ fn add_cluster(clusters: &mut Vec<EtcdConfig>, choice: Option<StoreChoice>) {
     }
 }
 
-/// Every store the defined networks and the endpoint records use (`gc --forget-host`, which
-/// needs them all): the local store, and each cluster once.
-pub fn all(ctx: &Context, networks: &Networks, records: &Records) -> Result<Union> {
+/// Every cluster the defined networks and the endpoint records use, opened for upkeep (`gc
+/// --forget-host`, which needs them all), each once.
+pub fn all_clusters(
+    ctx: &Context,
+    networks: &Networks,
+    records: &Records,
+) -> Result<Vec<EtcdStore>> {
+    clusters(networks, records)?
+        .iter()
+        .map(|config| open_etcd(ctx, config, Access::Upkeep))
+        .collect()
+}
+
+/// The local store and `clusters` as one.
+pub fn with_local(ctx: &Context, clusters: Vec<EtcdStore>) -> Result<Union> {
     let mut members = vec![open_local(ctx, true)?];
-    for config in clusters(networks, records)? {
-        members.push(open_etcd(ctx, &config)?);
+    for store in clusters {
+        members.push(Box::new(store) as Box<dyn LeaseStore>);
     }
     Ok(Union::new(members))
 }
 
-/// The stores of [`all`] that answer (`gc`, `verify`), and the clusters that do not, each
-/// with its error. A cluster is asked for its leases once here; one that cannot be reached in
+/// The stores of [`all_clusters`] and the local one that answer (`gc`, which writes, and
+/// `verify`, which reads), and the clusters that do not, each with its error. A cluster is asked for its leases once here; one that cannot be reached in
 /// its `etcd_timeout` is left out of the union and named, never read as "no leases". Any other
 /// error is left to the command's own read of that store, which reports it as it always has.
 pub fn answering(
     ctx: &Context,
     networks: &Networks,
     records: &Records,
+    access: Access,
 ) -> Result<(Union, Vec<Unreachable>)> {
     let mut members = vec![open_local(ctx, true)?];
     let mut unreachable = Vec::new();
     for config in clusters(networks, records)? {
-        let mut store = open_etcd(ctx, &config)?;
+        let mut store = open_store(ctx, &config, access)?;
         match store.all_leases() {
             Err(err) if err.is_unavailable() => unreachable.push(Unreachable {
                 config,
@@ -172,35 +216,4 @@ pub fn answering(
         }
     }
     Ok((Union::new(members), unreachable))
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use super::*;
-    use crate::cli::LogLevel;
-
-    fn ctx(host_id: &str) -> Context {
-        Context {
-            config_dir: "/nonexistent".into(),
-            state_dir: "/nonexistent".into(),
-            log_level: LogLevel::Warn,
-            host_id: Some(host_id.into()),
-        }
-    }
-
-    #[test]
-    fn host_ids_are_checked() {
-        assert_eq!(ctx("hostA.lan-1_b").host_id().unwrap(), "hostA.lan-1_b");
-        for bad in ["", "a/b", "a b", &"x".repeat(65), "é"] {
-            let err = ctx(bad).host_id().unwrap_err();
-            assert!(
-                err.to_string().starts_with("invalid host id ")
-                    && err.to_string().contains("(from --host-id)"),
-                "{err}"
-            );
-            assert_eq!(err.exit_code(), crate::error::exit::INVALID);
-        }
-    }
 }

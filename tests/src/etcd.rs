@@ -251,6 +251,33 @@ impl Etcd {
     }
 }
 
+impl Etcd {
+    /// `etcdctl put KEY VALUE` on the first member (a key planted by a test).
+    pub fn put(&self, key: &str, value: &str) {
+        let (ok, out) = self.etcdctl_at(0, &["put", "--", key, value]);
+        assert!(ok, "etcdctl put {key}: {out}");
+    }
+
+    /// Every key under `prefix` and its value, as text, from the first member.
+    pub fn get_prefix(&self, prefix: &str) -> Vec<(String, String)> {
+        let (ok, out) = self.etcdctl_at(0, &["get", "--prefix", prefix, "-w", "json"]);
+        assert!(ok, "etcdctl get {prefix}: {out}");
+        let answer: Value = serde_json::from_str(&out).unwrap();
+        let decode = |v: &Value| {
+            let text = v.as_str().unwrap_or_default();
+            String::from_utf8_lossy(&STANDARD.decode(text).unwrap()).into_owned()
+        };
+        answer["kvs"]
+            .as_array()
+            .map(|kvs| {
+                kvs.iter()
+                    .map(|kv| (decode(&kv["key"]), decode(&kv["value"])))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
 impl Drop for Etcd {
     fn drop(&mut self) {
         for i in 0..self.members.len() {

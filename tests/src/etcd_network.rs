@@ -126,3 +126,21 @@ pub fn assert_nothing_left(lan: &Lan, etcd: &Etcd, ns: &TestNetns, context: &str
     assert!(lan.records().is_empty(), "{context}: {:?}", lan.records());
     assert!(lan.locks().is_empty(), "{context}: {:?}", lan.locks());
 }
+
+/// Makes host `host`'s claim of its id (default prefix) look last refreshed `secs` ago, as if
+/// the host had stopped then (`gc --forget-host` forgets only a host not seen for an hour).
+pub fn age_claim(etcd: &Etcd, host: &str, secs: u64) {
+    let key = format!("/oci-macvlan/hosts/{host}");
+    let (_, claim) = etcd
+        .get_prefix(&key)
+        .into_iter()
+        .find(|(k, _)| *k == key)
+        .unwrap_or_else(|| panic!("no claim of {host}"));
+    let mut claim: serde_json::Value = serde_json::from_str(&claim).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    claim["seen_unix"] = (now - secs).into();
+    etcd.put(&key, &claim.to_string());
+}

@@ -9,7 +9,8 @@
 use std::{collections::HashSet, io::Write, process::Child};
 
 use oci_macvlan_tests::etcd_network::{
-    ANN, NET, attach, create_local, create_shared, detach, etcd_leases, on, on_ok, two_hosts,
+    ANN, NET, age_claim, attach, create_local, create_shared, detach, etcd_leases, on, on_ok,
+    two_hosts,
 };
 use oci_macvlan_tests::{Etcd, Lan, TestNetns};
 
@@ -336,10 +337,21 @@ fn gc_judges_only_this_hosts_leases_and_forget_host_releases_another_hosts() {
             .collect::<Vec<_>>(),
         ["b1"]
     );
-    // Host B is gone for good: an operator forgets it from A.
-    let out = on(&host_a, "hostA", &["gc", "--forget-host", "hostA"], "");
+    // Host B is gone for good (last seen two hours ago): an operator forgets it from A.
+    age_claim(&etcd, "hostB", 2 * 3600);
+    let out = on(
+        &host_a,
+        "hostA",
+        &["gc", "--forget-host", "hostA", "-f"],
+        "",
+    );
     assert_eq!(out.code, 3, "{}", out.stderr);
-    let out = on_ok(&host_a, "hostA", &["gc", "--forget-host", "hostB"], "");
+    let out = on_ok(
+        &host_a,
+        "hostA",
+        &["gc", "--forget-host", "hostB", "-f"],
+        "",
+    );
     assert!(out.contains("gc: released 1 leases of host hostB"), "{out}");
     assert_eq!(etcd_leases(&etcd), []);
 }

@@ -3,6 +3,8 @@
 //! Key layout, under the network's `etcd_prefix` (default `/oci-macvlan`):
 //!
 //! ```text
+//! PREFIX/hosts/<host id>          the claim of a host id: {"host","proof","seen_unix"}, where
+//!                                 proof is the hash of a secret only that machine holds
 //! PREFIX/leases/<32 hex digits>   the lease of one address (IPv4 mapped into ::ffff:0:0/96, so
 //!                                 the keys' order is the addresses' order), its value JSON:
 //!                                 {"network","subnet","host","container_id","ifname","created_unix"}
@@ -14,13 +16,28 @@
 //! chose the address ran on a snapshot of every lease; when another host wrote first, the
 //! compare fails, nothing is written, and the closure runs again on a new snapshot, until the
 //! network's `etcd_timeout` is spent.
+//!
+//! What makes a host id one machine's: every write of a host carries its claim in the same
+//! transaction, `if create_revision(PREFIX/hosts/<id>) == 0` (then the claim is written) or
+//! `if mod_revision(PREFIX/hosts/<id>) == the revision read` of a claim whose proof is this
+//! machine's. A claim with another proof refuses every write of the host ([`Error::HostClaimed`]).
+//! The snapshot is one range from `PREFIX/hosts/` to the end of `PREFIX/leases/`: claims and
+//! leases in the one read a change always made.
+//!
+//! A key in that range that is not ours (a key under `leases/` that is not an address, a value
+//! that is not a lease, a key of another prefix nested in this one) is skipped, never fatal;
+//! an address whose key holds something else is taken, never handed out; `verify` names each
+//! (`integrity_problems`).
 
+mod claim;
 mod client;
 #[cfg(test)]
 mod client_tests;
 mod http;
 #[cfg(test)]
 mod http_tests;
+#[cfg(test)]
+mod store_tests;
 
 use std::{
     collections::BTreeMap,
@@ -32,6 +49,8 @@ use oci_macvlan_ipam::{
     Error, EtcdConfig, Lease, LeaseStore, Owner, Result, StoredLease, Txn, View, ip_of_key, to_key,
 };
 
+use claim::decode_claim;
+pub use claim::{ALIVE_SECS, Claim, HostIdentity, REFRESH_SECS, valid_host_id};
 pub use client::WRITE_UNANSWERED;
 use client::{Client, absent, delete, put, unchanged};
 
@@ -39,31 +58,59 @@ use client::{Client, absent, delete, put, unchanged};
 #[derive(Debug)]
 pub struct EtcdStore {
     client: Client,
+    describe: String,
+    /// `PREFIX/hosts/`
+    hosts: Vec<u8>,
     /// `PREFIX/leases/`
     leases: Vec<u8>,
-    host: String,
+    host: HostIdentity,
 }
 
-/// Every lease at one revision, by address key, with the revision that last wrote it.
-type Snapshot = BTreeMap<u128, (Lease, i64)>;
+/// Everything under the prefix this store reads, at one revision.
+#[derive(Debug, Default)]
+struct Snapshot {
+    /// Every lease, by address key, with the revision that last wrote it.
+    leases: BTreeMap<u128, (Lease, i64)>,
+    /// Addresses whose key holds something that is not a lease (a value that does not decode):
+    /// taken, never handed out, never ours; what is wrong with it.
+    occupied: BTreeMap<u128, String>,
+    /// Claims by host id, with their revision; `None`: a value that is not a claim.
+    claims: BTreeMap<String, (Option<Claim>, i64)>,
+    /// Keys that are not ours, one line each (what `verify` names).
+    foreign: Vec<String>,
+}
+
+fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// `prefix` + 1 in its last byte: the end of a range of every key that starts with `prefix`.
+fn range_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    if let Some(last) = end.last_mut() {
+        *last += 1; // '/' + 1
+    }
+    end
+}
 
 impl EtcdStore {
     /// A store for `host` in the cluster `config` names. Nothing is sent before the first
     /// request; every request of this store ends within the config's timeout of now.
-    pub fn open(config: &EtcdConfig, host: &str) -> Result<Self> {
+    pub fn open(config: &EtcdConfig, host: &HostIdentity) -> Result<Self> {
         Ok(Self {
             client: Client::new(config)?,
+            describe: config.describe(),
+            hosts: format!("{}/hosts/", config.prefix).into_bytes(),
             leases: format!("{}/leases/", config.prefix).into_bytes(),
-            host: host.to_owned(),
+            host: host.clone(),
         })
     }
 
-    fn leases_end(&self) -> Vec<u8> {
-        let mut end = self.leases.clone();
-        if let Some(last) = end.last_mut() {
-            *last += 1; // '/' + 1: every key under the prefix
-        }
-        end
+    /// The one range every read asks: `PREFIX/hosts/` to the end of `PREFIX/leases/`.
+    fn range(&self) -> (Vec<u8>, Vec<u8>) {
+        (self.hosts.clone(), range_end(&self.leases))
     }
 
     fn key(&self, ip: IpAddr) -> Vec<u8> {
@@ -73,47 +120,105 @@ impl EtcdStore {
     }
 
     fn snapshot(&mut self) -> Result<Snapshot> {
-        let end = self.leases_end();
-        let mut out = Snapshot::new();
-        for kv in self.client.range(&self.leases, &end)? {
-            let lease = self.decode(&kv.key, &kv.value)?;
-            out.insert(to_key(lease.ip), (lease, kv.mod_revision));
-        }
-        Ok(out)
+        let (start, end) = self.range();
+        let kvs = self.client.range(&start, &end)?;
+        Ok(self.classify(kvs))
     }
 
-    fn decode(&self, key: &[u8], value: &[u8]) -> Result<Lease> {
-        let name = String::from_utf8_lossy(key);
-        let ip = key
-            .strip_prefix(self.leases.as_slice())
-            .and_then(|hex| std::str::from_utf8(hex).ok())
-            .and_then(|hex| u128::from_str_radix(hex, 16).ok())
-            .map(ip_of_key)
-            .ok_or_else(|| Error::Corrupt(format!("etcd key {name} is not an address")))?;
-        let lease = StoredLease::decode(ip, value, &format!("etcd key {name}"))?;
+    /// The keys of one range, sorted into leases, claims and what is not ours.
+    fn classify(&self, kvs: Vec<client::Kv>) -> Snapshot {
+        let mut out = Snapshot::default();
+        for kv in kvs {
+            let name = String::from_utf8_lossy(&kv.key).into_owned();
+            if let Some(host) = kv.key.strip_prefix(self.hosts.as_slice()) {
+                match std::str::from_utf8(host).ok().filter(|h| valid_host_id(h)) {
+                    Some(host) => {
+                        let claim = decode_claim(host, &kv.value);
+                        if claim.is_none() {
+                            out.foreign
+                                .push(format!("etcd key {name}: not a host claim (skipped)"));
+                        }
+                        out.claims.insert(host.to_owned(), (claim, kv.mod_revision));
+                    }
+                    None => out.foreign.push(format!(
+                        "etcd key {name}: not a host claim of this prefix (skipped)"
+                    )),
+                }
+                continue;
+            }
+            let Some(key) = kv
+                .key
+                .strip_prefix(self.leases.as_slice())
+                .and_then(|hex| std::str::from_utf8(hex).ok())
+                .filter(|hex| hex.len() == 32)
+                .and_then(|hex| u128::from_str_radix(hex, 16).ok())
+            else {
+                out.foreign.push(format!(
+                    "etcd key {name}: not a lease of this prefix (skipped)"
+                ));
+                continue;
+            };
+            match self.decode(key, &kv.value) {
+                Ok(lease) => {
+                    out.leases.insert(key, (lease, kv.mod_revision));
+                }
+                Err(why) => {
+                    out.foreign.push(format!(
+                        "etcd key {name}: {why} (its address is taken, never handed out)"
+                    ));
+                    out.occupied.insert(key, why);
+                }
+            }
+        }
+        out
+    }
+
+    fn decode(&self, key: u128, value: &[u8]) -> std::result::Result<Lease, String> {
+        let lease =
+            StoredLease::decode(ip_of_key(key), value, "not a lease").map_err(|err| match err {
+                Error::Corrupt(why) => why,
+                other => other.to_string(),
+            })?;
         if lease.host.is_none() {
-            return Err(Error::Corrupt(format!("etcd key {name}: no host")));
+            return Err("a lease without a host".to_owned());
         }
         Ok(lease)
     }
 
     fn encode(&self, lease: &Lease) -> Result<Vec<u8>> {
-        StoredLease::of(lease, Some(&self.host)).encode()
+        StoredLease::of(lease, Some(&self.host.id)).encode()
     }
 
-    /// Releases the leases `pick` selects, each only if nobody wrote it since it was read.
-    fn release_where(&mut self, pick: impl Fn(&Lease) -> bool) -> Result<Vec<Lease>> {
+    /// Releases the leases `pick` selects, each only if nobody wrote it since it was read;
+    /// `forget`: also the claim of that host, if it is not alive.
+    fn release_where(
+        &mut self,
+        pick: impl Fn(&Lease) -> bool,
+        forget: Option<&str>,
+    ) -> Result<Vec<Lease>> {
         let mut attempts = 0;
         loop {
-            let victims: Vec<(Lease, i64)> = self
-                .snapshot()?
-                .into_values()
+            let snapshot = self.snapshot()?;
+            let (mut compare, mut success) = self.claim_ops(&snapshot, false)?;
+            let victims: Vec<(Lease, i64)> = snapshot
+                .leases
+                .values()
                 .filter(|(lease, _)| pick(lease))
+                .cloned()
                 .collect();
-            if victims.is_empty() {
+            let mut forgotten = false;
+            if let Some(host) = forget {
+                if let Some((claim, revision)) = snapshot.claims.get(host) {
+                    self.refuse_if_alive(host, claim.as_ref())?;
+                    let key = self.claim_key(host);
+                    compare.push(unchanged(&key, *revision));
+                    success.push(delete(&key));
+                    forgotten = true;
+                }
+            }
+            if victims.is_empty() && !forgotten {
                 return Ok(Vec::new());
             }
-            let (mut compare, mut success) = (Vec::new(), Vec::new());
             for (lease, revision) in &victims {
                 let key = self.key(lease.ip);
                 compare.push(unchanged(&key, *revision));
@@ -143,7 +248,7 @@ impl EtcdStore {
     }
 
     fn ours(&self, lease: &Lease) -> bool {
-        lease.host.as_deref() == Some(self.host.as_str())
+        lease.host.as_deref() == Some(self.host.id.as_str())
     }
 }
 
@@ -157,13 +262,21 @@ struct Attempt<'a> {
 
 impl Attempt<'_> {
     fn leased(&self, key: u128) -> bool {
-        self.snapshot.contains_key(&key) || self.pending.contains_key(&key)
+        self.snapshot.leases.contains_key(&key)
+            || self.snapshot.occupied.contains_key(&key)
+            || self.pending.contains_key(&key)
+    }
+}
+
+impl Attempt<'_> {
+    fn leased_before(&self, key: u128) -> bool {
+        self.snapshot.leases.contains_key(&key) || self.snapshot.occupied.contains_key(&key)
     }
 }
 
 impl View for Attempt<'_> {
     fn owner_leases(&mut self, network: &str, owner: &Owner) -> Result<Vec<Lease>> {
-        let snapshot = self.snapshot.values().map(|(lease, _)| lease);
+        let snapshot = self.snapshot.leases.values().map(|(lease, _)| lease);
         Ok(snapshot
             .chain(self.pending.values())
             .filter(|l| {
@@ -175,10 +288,23 @@ impl View for Attempt<'_> {
 
     fn lease_of(&mut self, ip: IpAddr) -> Result<Option<Lease>> {
         let key = to_key(ip);
+        if let Some(why) = self.snapshot.occupied.get(&key) {
+            // Not a lease, but the key is there: the address is taken all the same.
+            return Ok(Some(Lease {
+                ip,
+                subnet: ipnetwork::IpNetwork::from(ip),
+                network: String::new(),
+                owner: Owner {
+                    container_id: "(none: its etcd key holds no lease)".to_owned(),
+                    ifname: why.clone(),
+                },
+                host: None,
+            }));
+        }
         Ok(self
             .pending
             .get(&key)
-            .or_else(|| self.snapshot.get(&key).map(|(lease, _)| lease))
+            .or_else(|| self.snapshot.leases.get(&key).map(|(lease, _)| lease))
             .cloned())
     }
 
@@ -200,11 +326,12 @@ impl View for Attempt<'_> {
     }
 
     fn count_leased(&mut self, lo: u128, hi: u128) -> Result<u128> {
-        let stored = self.snapshot.range(lo..=hi).count();
+        let stored = self.snapshot.leases.range(lo..=hi).count()
+            + self.snapshot.occupied.range(lo..=hi).count();
         let added = self
             .pending
             .range(lo..=hi)
-            .filter(|(key, _)| !self.snapshot.contains_key(key))
+            .filter(|(key, _)| !self.leased_before(**key))
             .count();
         Ok((stored + added) as u128)
     }
@@ -224,16 +351,18 @@ impl LeaseStore for EtcdStore {
         let mut attempts = 0;
         loop {
             let snapshot = self.snapshot()?;
+            // Refused before the closure runs: a host whose id is another machine's decides
+            // nothing on that host's leases.
+            let (mut compare, mut success) = self.claim_ops(&snapshot, false)?;
             let mut attempt = Attempt {
                 snapshot: &snapshot,
                 pending: BTreeMap::new(),
-                host: &self.host,
+                host: &self.host.id,
             };
             f(&mut attempt)?;
             if attempt.pending.is_empty() {
                 return Ok(());
             }
-            let (mut compare, mut success) = (Vec::new(), Vec::new());
             for lease in attempt.pending.values() {
                 let key = self.key(lease.ip);
                 compare.push(absent(&key));
@@ -252,34 +381,38 @@ impl LeaseStore for EtcdStore {
         f(&mut Attempt {
             snapshot: &snapshot,
             pending: BTreeMap::new(),
-            host: &self.host,
+            host: &self.host.id,
         })
     }
 
     fn release_container(&mut self, container_id: &str) -> Result<Vec<Lease>> {
-        let host = self.host.clone();
-        self.release_where(|l| {
-            l.host.as_deref() == Some(&host) && l.owner.container_id == container_id
-        })
+        let host = self.host.id.clone();
+        self.release_where(
+            |l| l.host.as_deref() == Some(&host) && l.owner.container_id == container_id,
+            None,
+        )
     }
 
     fn release(&mut self, network: &str, owner: &Owner) -> Result<Vec<Lease>> {
-        let host = self.host.clone();
-        self.release_where(|l| {
-            l.host.as_deref() == Some(&host) && l.network == network && l.owner == *owner
-        })
+        let host = self.host.id.clone();
+        self.release_where(
+            |l| l.host.as_deref() == Some(&host) && l.network == network && l.owner == *owner,
+            None,
+        )
     }
 
     fn release_ips(&mut self, owner: &Owner, ips: &[IpAddr]) -> Result<Vec<Lease>> {
-        let host = self.host.clone();
-        self.release_where(|l| {
-            l.host.as_deref() == Some(&host) && l.owner == *owner && ips.contains(&l.ip)
-        })
+        let host = self.host.id.clone();
+        self.release_where(
+            |l| l.host.as_deref() == Some(&host) && l.owner == *owner && ips.contains(&l.ip),
+            None,
+        )
     }
 
     fn container_leases(&mut self, container_id: &str) -> Result<Vec<Lease>> {
         let snapshot = self.snapshot()?;
         Ok(snapshot
+            .leases
             .into_values()
             .map(|(lease, _)| lease)
             .filter(|l| self.ours(l) && l.owner.container_id == container_id)
@@ -289,6 +422,7 @@ impl LeaseStore for EtcdStore {
     fn network_leases(&mut self, network: &str) -> Result<Vec<Lease>> {
         let snapshot = self.snapshot()?;
         Ok(snapshot
+            .leases
             .into_values()
             .map(|(lease, _)| lease)
             .filter(|l| l.network == network)
@@ -298,6 +432,7 @@ impl LeaseStore for EtcdStore {
     fn all_leases(&mut self) -> Result<Vec<Lease>> {
         Ok(self
             .snapshot()?
+            .leases
             .into_values()
             .map(|(lease, _)| lease)
             .collect())
@@ -307,100 +442,57 @@ impl LeaseStore for EtcdStore {
         self.ours(lease)
     }
 
-    /// A key that does not decode fails every read with [`Error::Corrupt`] naming it; there
-    /// is no derived data to disagree.
+    /// Each key under the prefix that is not ours (skipped by every other read), and this
+    /// host's claim when another machine holds it. There is no derived data to disagree.
     fn integrity_problems(&mut self) -> Result<Vec<String>> {
-        match self.snapshot() {
-            Ok(_) => Ok(Vec::new()),
-            Err(Error::Corrupt(problem)) => Ok(vec![problem]),
-            Err(err) => Err(err),
+        let snapshot = self.snapshot()?;
+        let mut problems = snapshot.foreign.clone();
+        if self.host.proof.is_some() {
+            if let Err(err @ Error::HostClaimed { .. }) = self.claim_ops(&snapshot, false) {
+                problems.push(err.to_string());
+            }
         }
+        Ok(problems)
     }
 
+    /// Refreshes this host's claim (`gc`, from the packaged timer): a host that runs its gc
+    /// is alive to every other host's `gc --forget-host`.
     fn maintain(&mut self) -> Result<Vec<String>> {
-        Ok(Vec::new())
+        if self.host.proof.is_none() {
+            return Ok(Vec::new()); // no identity yet: nothing of this host's to keep alive
+        }
+        let mut attempts = 0;
+        loop {
+            let snapshot = self.snapshot()?;
+            let claimed = snapshot.claims.contains_key(&self.host.id);
+            let (compare, success) = self.claim_ops(&snapshot, true)?;
+            if self.client.txn(compare, success)? {
+                return Ok(if claimed {
+                    Vec::new()
+                } else {
+                    vec![format!(
+                        "claimed host id {} in {}",
+                        self.host.id, self.describe
+                    )]
+                });
+            }
+            attempts += 1;
+            self.backoff(attempts)?;
+        }
     }
 
+    /// Every lease of `host`, and its claim, unless the claim says it is alive
+    /// ([`ALIVE_SECS`]): decided on the snapshot whose revisions the transaction compares.
     fn forget_host(&mut self, host: &str) -> Result<Vec<Lease>> {
-        self.release_where(|l| l.host.as_deref() == Some(host))
+        self.release_where(|l| l.host.as_deref() == Some(host), Some(host))
     }
 
-    /// Sends the read of every lease now: the member answers it while the caller does its
-    /// local work (an attach: the namespace, the record, the parents), and the first read of
-    /// the store takes that answer, a linearizable read made under the caller's lock. The
-    /// compare that decides a write is the same.
+    /// Sends the read of every lease (and claim) now: the member answers it while the caller
+    /// does its local work (an attach: the namespace, the record, the parents), and the first
+    /// read of the store takes that answer, a linearizable read made under the caller's lock.
+    /// The compare that decides a write is the same.
     fn read_ahead(&mut self) {
-        let end = self.leases_end();
-        self.client.send_ahead(&self.leases, &end);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use super::*;
-
-    fn lease(ip: &str, host: &str, container: &str) -> Lease {
-        Lease {
-            ip: ip.parse().unwrap(),
-            subnet: "10.0.0.0/24".parse().unwrap(),
-            network: "n".into(),
-            owner: Owner {
-                container_id: container.into(),
-                ifname: "eth0".into(),
-            },
-            host: Some(host.into()),
-        }
-    }
-
-    fn key(ip: &str) -> u128 {
-        to_key(ip.parse().unwrap())
-    }
-
-    #[test]
-    fn an_attempt_sees_the_snapshot_and_its_own_inserts() {
-        let mut snapshot = Snapshot::new();
-        for (ip, host, c) in [("10.0.0.2", "a", "c1"), ("10.0.0.3", "b", "c1")] {
-            snapshot.insert(key(ip), (lease(ip, host, c), 7));
-        }
-        let mut attempt = Attempt {
-            snapshot: &snapshot,
-            pending: BTreeMap::new(),
-            host: "a",
-        };
-        let (lo, hi) = (key("10.0.0.1"), key("10.0.0.254"));
-        // .1 reserved, .2 and .3 leased (by either host).
-        assert_eq!(
-            attempt.lowest_free(lo, hi, &[key("10.0.0.1")]).unwrap(),
-            Some(key("10.0.0.4"))
-        );
-        attempt.insert(&lease("10.0.0.4", "ignored", "c2")).unwrap();
-        assert_eq!(
-            attempt.lowest_free(lo, hi, &[key("10.0.0.1")]).unwrap(),
-            Some(key("10.0.0.5"))
-        );
-        assert_eq!(attempt.count_leased(lo, hi).unwrap(), 3);
-        // The insert is this host's, whatever the caller said.
-        let held = attempt
-            .lease_of("10.0.0.4".parse().unwrap())
-            .unwrap()
-            .unwrap();
-        assert_eq!(held.host.as_deref(), Some("a"));
-        // Host b's c1 is not this host's c1.
-        let owner = Owner {
-            container_id: "c1".into(),
-            ifname: "eth0".into(),
-        };
-        let mine = attempt.owner_leases("n", &owner).unwrap();
-        assert_eq!(mine.len(), 1);
-        assert_eq!(mine[0].ip.to_string(), "10.0.0.2");
-        // A full range has nothing free.
-        assert_eq!(
-            attempt
-                .lowest_free(key("10.0.0.2"), key("10.0.0.4"), &[])
-                .unwrap(),
-            None
-        );
+        let (start, end) = self.range();
+        self.client.send_ahead(&start, &end);
     }
 }

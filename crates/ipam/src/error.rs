@@ -139,6 +139,31 @@ pub enum Error {
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
+    /// The claim of this host's id in a shared store was made by another machine (another
+    /// secret): a clone, or a host run with another's `--host-id`. Nothing was written.
+    #[error(
+        "host id {host} is claimed in {store} by another machine ({key} holds the hash of \
+         another secret than {kept_in}'s): give this machine an id of its own: remove {kept_in} \
+         and run any command once with --host-id NEW-ID"
+    )]
+    HostClaimed {
+        host: String,
+        store: String,
+        key: String,
+        kept_in: String,
+    },
+    /// `gc --forget-host` of a host whose claim was refreshed recently: it may still run.
+    #[error(
+        "host {host} is alive in {store}: its claim {key} was refreshed {ago_secs} s ago (its gc \
+         and its writes refresh it); a host is forgotten only {alive_secs} s after it was last seen"
+    )]
+    HostAlive {
+        host: String,
+        store: String,
+        key: String,
+        ago_secs: u64,
+        alive_secs: u64,
+    },
     /// An `--ipam-opt` (or the definition's `ipam` options) that cannot be used.
     #[error("invalid --ipam-opt {key}: {reason}")]
     IpamOption { key: String, reason: String },

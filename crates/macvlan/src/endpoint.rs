@@ -1,7 +1,7 @@
 use std::{net::IpAddr, path::Path};
 
 use ipnetwork::IpNetwork;
-use oci_macvlan_ipam::{Lease, LeaseStore, LeaseStoreExt, Owner, Request, allocate};
+use oci_macvlan_ipam::{Lease, LeaseStore, LeaseStoreExt, Owner, Request, Txn, allocate};
 use oci_macvlan_netlink_core::{Errno, Handle, Link, MacAddr, Netns, NetnsId, NewChild};
 use serde::Serialize;
 
@@ -17,8 +17,10 @@ use crate::{
 };
 
 mod adopt;
+mod unheld;
 
 use adopt::Created;
+use unheld::Unheld;
 
 /// One network a container joins, with its per-network requests.
 #[derive(Debug)]
@@ -249,7 +251,22 @@ impl Apply<'_> {
                 container_id: req.container_id.to_owned(),
                 ifname: att.ifname.clone(),
             };
+            // Only what this container's own earlier run recorded is its to take back: a lease
+            // of its owner that no record here lists (another machine under this host's id) is
+            // someone else's.
+            let held_before = self.previous.is_some_and(|p| {
+                p.endpoints
+                    .iter()
+                    .any(|e| e.network == net.name && e.ifname == att.ifname)
+            });
             let leased = store.transaction(|txn| {
+                let mut unheld;
+                let txn: &mut dyn Txn = if held_before {
+                    txn
+                } else {
+                    unheld = Unheld(txn);
+                    &mut unheld
+                };
                 let held = txn.owner_leases(&net.name, &owner)?;
                 let leases = allocate(
                     txn,
@@ -269,11 +286,6 @@ impl Apply<'_> {
                 Err(source) => {
                     // A write whose outcome is unknown: undone as if it was taken, unless the
                     // owner held something there already (then its record keeps it owned).
-                    let held_before = self.previous.is_some_and(|p| {
-                        p.endpoints
-                            .iter()
-                            .any(|e| e.network == net.name && e.ifname == att.ifname)
-                    });
                     if source.maybe_written() && !held_before {
                         undo.push(Step::MaybeLeased {
                             network: net.name.clone(),
