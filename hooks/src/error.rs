@@ -85,6 +85,10 @@ pub enum Error {
         "{command} could not reach {count} lease stores (listed on stdout): it did all it could without them; run it again once they answer"
     )]
     Unreached { command: &'static str, count: usize },
+    #[error(
+        "gc could not repair the host access of {0} networks (listed on stdout): it did the rest"
+    )]
+    HostAccessUnrepaired(usize),
     #[error("invalid --binary {path}: {reason}")]
     InvalidBinary { path: PathBuf, reason: &'static str },
     #[error("cannot find this program's own path (give --binary)")]
@@ -229,6 +233,7 @@ impl Error {
             | Self::ReadHostId { .. }
             | Self::Prompt(_)
             | Self::Unreached { .. }
+            | Self::HostAccessUnrepaired(_)
             | Self::RuntimeState { .. }
             | Self::Generate { .. } => exit::SYSTEM,
         }

@@ -79,7 +79,12 @@ pub fn gc(ctx: &Context) -> Result<()> {
         out.push_str(line);
         out.push('\n');
     }
-    for line in &report.host_access {
+    for line in report
+        .host_access
+        .lines
+        .iter()
+        .chain(&report.host_access.failed)
+    {
         out.push_str(line);
         out.push('\n');
     }
@@ -140,13 +145,15 @@ pub fn gc(ctx: &Context) -> Result<()> {
     }
     out.push('\n');
     print(format_args!("{out}"))?;
-    if unreached == 0 {
-        Ok(())
-    } else {
-        Err(Error::Unreached {
+    if unreached > 0 {
+        return Err(Error::Unreached {
             command: "gc",
             count: unreached,
-        })
+        });
+    }
+    match report.host_access.failed.len() {
+        0 => Ok(()),
+        count => Err(Error::HostAccessUnrepaired(count)),
     }
 }
 

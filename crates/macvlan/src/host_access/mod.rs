@@ -14,17 +14,40 @@
 //! every container on record for the network, under the network's host-access lock
 //! (`<state-dir>/host-access/<network-id>.lock`) so that concurrent attaches make it once. An
 //! attach that finds it (the usual case) takes no lock: one lookup and a route per address.
+//!
+//! The link's MAC is derived from the network (see [`host_link_mac`]) and reserved on its
+//! parent: a container may not ask for it on any network of that parent, even while the link
+//! is missing ([`check_reserved_macs`]), or the link could never be made again. A link of ours
+//! found under another name (renamed by hand) is deleted and made again under its own.
+//!
+//! **Why a detach never leaves a route behind a restore.** Making the link again restores the
+//! routes of every container on record (`route::restore`: the network's leases, then the
+//! records of their holders), under the network's host-access lock held exclusively; `gc`'s
+//! repair reads and fixes the routes under it too. A detach (and a disconnect) deletes its
+//! container's routes through the link it finds (`route::unroute`), then releases the leases,
+//! then removes the record. Without a lock between them, a detach that found the link missing
+//! (nothing to delete) and had not yet released its leases let a restore read its lease and
+//! record and add a route that nobody deleted afterwards (`tests/tests/host_access_identity.rs`
+//! races them). So a detach holds the lock shared ([`hold`]) from before it looks the link up
+//! until its leases are released: a restore (or a repair) runs wholly before that, and then
+//! the detach finds the link and deletes the route restored, or wholly after it, and then the
+//! lease is gone and no route is restored for it (a route follows its lease). Detaches share
+//! the lock, so they never wait for each other; only making the link, which is rare, waits for
+//! them. Lock order: a container's lock, then a host-access lock, never the reverse and never
+//! two host-access locks exclusively; nothing is waited for under a host-access lock but the
+//! kernel and the store, so no cycle can form.
 
-use std::net::IpAddr;
+use std::{collections::BTreeSet, net::IpAddr};
 
 use oci_macvlan_ipam::{LeaseStore, LeaseStoreExt, Pool};
-use oci_macvlan_netlink_core::{Errno, Handle, Link, Netns, NewChild, Sysctl};
+use oci_macvlan_netlink_core::{Errno, Handle, Link, MacAddr, Netns, NewChild, Sysctl};
 use oci_macvlan_vlan::OWNER_ALIAS;
 
 use crate::{
-    Error, Network, Records, Result,
+    AttachRequest, Error, Network, Records, Result,
     lock::FileLock,
     network::invalid,
+    record::RecordedEndpoint,
     wiring::{conf, ipv6_sysctls},
 };
 
@@ -32,9 +55,64 @@ mod health;
 mod route;
 
 pub(crate) use health::repair;
-pub use health::{Health, health, verify};
+pub use health::{Health, Repaired, health, verify};
 pub(crate) use route::{add_routes, check_static, undo_routes, unroute};
 use route::{restore, wanted};
+
+/// The MAC of the host link of `net` (`None`: a network without host access, or whose driver
+/// gives its links their parent's MAC): derived from the network's name and the link's, so a
+/// link made again answers with the MAC the containers' neighbour tables hold. Seeded with a
+/// '/', which no container id has: a container named like the link never gets it by default.
+pub(crate) fn host_link_mac(net: &Network) -> Result<Option<MacAddr>> {
+    match net.host_link() {
+        Some(name) => net.driver().mac(&net.name, &format!("{name}/host"), None),
+        None => Ok(None),
+    }
+}
+
+/// In an attach, before anything is made: refuses a MAC a container asks for (annotation,
+/// `connect --mac`) that is the host link's MAC of a network with host access on the same
+/// parent, whether that link is there or not: taken while it is missing, the link could never
+/// be made again. The definitions are read only when a MAC is asked for.
+pub(crate) fn check_reserved_macs(req: &AttachRequest<'_>) -> Result<()> {
+    let asked: Vec<(&Network, MacAddr)> = req
+        .attachments
+        .iter()
+        .filter_map(|a| a.mac.map(|mac| (a.network, mac)))
+        .collect();
+    if asked.is_empty() {
+        return Ok(());
+    }
+    let defined = req.definitions.list()?;
+    for (net, mac) in asked {
+        for other in defined.iter().filter(|o| o.parent == net.parent) {
+            if host_link_mac(other)? == Some(mac) {
+                return Err(Error::MacReserved {
+                    mac: mac.to_string(),
+                    network: net.name.clone(),
+                    link: link_name(&other.id),
+                    owner: other.name.clone(),
+                    parent: net.parent.to_string(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Shared holds on the host-access locks of the host links `endpoints` name (see the module's
+/// doc): a detach or a disconnect holds them from before it deletes its routes until its leases
+/// are released, so that no restore of a link made again runs in between.
+pub(crate) fn hold(records: &Records, endpoints: &[RecordedEndpoint]) -> Result<Vec<FileLock>> {
+    let links: BTreeSet<&String> = endpoints
+        .iter()
+        .filter_map(|e| e.host_link.as_ref())
+        .collect();
+    links
+        .into_iter()
+        .map(|link| FileLock::acquire_shared(&lock_path(records, link)))
+        .collect()
+}
 
 /// The name under which a host access address is reserved in its pool: never leased, refused
 /// as a static address, and a lease on it is what `verify` reports, as for any aux address.
@@ -153,7 +231,7 @@ pub(crate) async fn create(
             format!("a link of the host (index {index}) has it"),
         ));
     }
-    let (link, ensured) = ensure_link(host, net, parent).await?;
+    let (link, ensured) = ensure_link(host, net, parent, None).await?;
     Ok((ensured == Ensured::Made).then_some(link))
 }
 
@@ -192,7 +270,7 @@ pub(crate) async fn link_for_attach(
         }
     }
     let _lock = lock(records, net)?;
-    let (link, ensured) = ensure_link(host, net, parent).await?;
+    let (link, ensured) = ensure_link(host, net, parent, Some(records)).await?;
     if ensured != Ensured::Found {
         restore(host, net, &link, store, records).await?;
     }
@@ -200,24 +278,32 @@ pub(crate) async fn link_for_attach(
 }
 
 /// What [`ensure_link`] did to the network's host link.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Ensured {
     /// Found up: nothing.
     Found,
     /// Made (again).
     Made,
+    /// Found renamed (by hand) under this name, deleted and made again under its own.
+    Replaced(String),
     /// Found down (by hand, a network manager), which cost it its routes and its IPv6 address
     /// (the kernel drops both): given its addresses again and set up.
     SetUp,
 }
 
+/// The network's host-access lock, held exclusively: to make its link, restore or repair its
+/// routes.
 fn lock(records: &Records, net: &Network) -> Result<FileLock> {
-    FileLock::acquire(
-        &records
-            .state
-            .join("host-access")
-            .join(format!("{}.lock", net.id)),
-    )
+    FileLock::acquire(&lock_path(records, &link_name(&net.id)))
+}
+
+/// `<state-dir>/host-access/<host link>.lock`: named after the host link, which a detach knows
+/// from the record alone (a network's id is not recorded).
+fn lock_path(records: &Records, link: &str) -> std::path::PathBuf {
+    records
+        .state
+        .join("host-access")
+        .join(format!("{link}.lock"))
 }
 
 async fn lookup(host: &Handle, net: &Network) -> Result<Option<Link>> {
@@ -227,8 +313,14 @@ async fn lookup(host: &Handle, net: &Network) -> Result<Option<Link>> {
         .map_err(link_failed(&name, net))
 }
 
-/// The network's host link, found, made, or set up again.
-async fn ensure_link(host: &Handle, net: &Network, parent: &Link) -> Result<(Link, Ensured)> {
+/// The network's host link, found, made, or set up again. `records` (none at `network
+/// create`) are searched for the holder of its MAC when the kernel says another link has it.
+async fn ensure_link(
+    host: &Handle,
+    net: &Network,
+    parent: &Link,
+    records: Option<&Records>,
+) -> Result<(Link, Ensured)> {
     let name = link_name(&net.id);
     let failed = |source: oci_macvlan_netlink_core::Error| Error::HostLink {
         name: name.clone(),
@@ -240,15 +332,23 @@ async fn ensure_link(host: &Handle, net: &Network, parent: &Link) -> Result<(Lin
             .await
             .map_err(failed);
     }
+    // The driver's MAC for a link of that name on the network; none for an ipvlan, which has
+    // its parent's.
+    let mac = host_link_mac(net)?;
+    // Renamed by hand, it holds the MAC (and the addresses) the link needs: deleted, and made
+    // again under its own name below.
+    let renamed = match find_renamed(host, net, parent, mac).await? {
+        Some(link) => {
+            host.delete_link(&link).await.map_err(failed)?;
+            Some(link.name)
+        }
+        None => None,
+    };
     let here = Netns::open("/proc/thread-self/ns/net").map_err(failed)?;
     let spec = NewChild {
         parent,
         name: &name,
-        // The driver's MAC for a link of that name on the network: stable (derived from both),
-        // so a link made again answers with the MAC the containers' neighbour tables hold;
-        // none for an ipvlan, which has its parent's. Seeded with a '/', which no container id
-        // has: a container named like the link never gets its MAC.
-        mac: net.driver().mac(&net.name, &format!("{name}/host"), None)?,
+        mac,
         mtu: net.mtu,
         target: &here,
         kind: net.driver().host_child()?,
@@ -262,7 +362,7 @@ async fn ensure_link(host: &Handle, net: &Network, parent: &Link) -> Result<(Lin
                 .await
                 .map_err(failed);
         }
-        Err(err) => return Err(failed(err)),
+        Err(err) => return Err(refused(host, net, parent, mac, records, err).await),
     }
     let link = lookup(host, net).await?.ok_or_else(|| {
         failed(oci_macvlan_netlink_core::Error::GetLink {
@@ -270,13 +370,116 @@ async fn ensure_link(host: &Handle, net: &Network, parent: &Link) -> Result<(Lin
             source: oci_macvlan_netlink_core::KernelError::Errno(Errno::ENODEV),
         })
     })?;
-    // Nothing half-done: a link that cannot be configured goes again.
+    // Nothing half-done: a link that cannot be configured goes again. The kernel refuses, at
+    // link-up, a MAC another link on the parent has (`EADDRINUSE`, which names nobody): the
+    // holder is looked for once this link is gone.
     if let Err(err) = configure(host, &here, net, &link).await {
         let _ = host.delete_link(&link).await;
-        return Err(failed(err));
+        return Err(refused(host, net, parent, mac, records, err).await);
     }
     let link = lookup(host, net).await?.unwrap_or(link);
-    Ok((link, Ensured::Made))
+    Ok((link, renamed.map_or(Ensured::Made, Ensured::Replaced)))
+}
+
+/// The error of making the host link: when the kernel refused its MAC (`EADDRINUSE`), who has
+/// that MAC.
+async fn refused(
+    host: &Handle,
+    net: &Network,
+    parent: &Link,
+    mac: Option<MacAddr>,
+    records: Option<&Records>,
+    err: oci_macvlan_netlink_core::Error,
+) -> Error {
+    let name = link_name(&net.id);
+    match (err.errno(), mac) {
+        (Some(Errno::EADDRINUSE), Some(mac)) => Error::HostLinkMacInUse {
+            name,
+            network: net.name.clone(),
+            mac: mac.to_string(),
+            parent: parent.name.clone(),
+            holder: holder_of(host, parent, mac, records).await,
+        },
+        _ => link_failed(&name, net)(err),
+    }
+}
+
+/// A link of ours on `parent` under another name than the network's host link's, that is that
+/// link renamed: tagged ours, of the network's driver, and with the link's MAC (an ipvlan,
+/// which has its parent's, by a host access address it holds, which no other link of the host
+/// may have had at `network create`). One dump of the host's links: only when the link is
+/// missing, never on the usual attach's path.
+async fn find_renamed(
+    host: &Handle,
+    net: &Network,
+    parent: &Link,
+    mac: Option<MacAddr>,
+) -> Result<Option<Link>> {
+    let name = link_name(&net.id);
+    let listed = host.links().await.map_err(link_failed(&name, net))?;
+    let mut candidates = listed.into_iter().filter(|l| {
+        l.name != name
+            && l.alias.as_deref() == Some(OWNER_ALIAS)
+            && l.kind.as_deref() == Some(net.driver().name())
+            && l.lower == Some(parent.index)
+    });
+    if let Some(mac) = mac {
+        return Ok(candidates.find(|l| l.mac == Some(mac)));
+    }
+    let candidates: Vec<Link> = candidates.collect();
+    if candidates.is_empty() {
+        return Ok(None);
+    }
+    let held = host
+        .address_holders(&net.host_access)
+        .await
+        .map_err(link_failed(&name, net))?;
+    Ok(candidates
+        .into_iter()
+        .find(|l| held.iter().any(|(index, _)| *index == l.index)))
+}
+
+/// Who has `mac` on `parent`, for the error of a host link the kernel refused it: the parent,
+/// a link of the host (one dump), or a container's link on record; else a link in a namespace
+/// no record names. Only on that error's path.
+async fn holder_of(
+    host: &Handle,
+    parent: &Link,
+    mac: MacAddr,
+    records: Option<&Records>,
+) -> String {
+    if parent.mac == Some(mac) {
+        return format!("the parent interface {} has it", parent.name);
+    }
+    if let Ok(links) = host.links().await {
+        if let Some(link) = links
+            .iter()
+            .find(|l| l.mac == Some(mac) && l.lower == Some(parent.index))
+        {
+            return format!(
+                "link {} (index {}) of the host has it",
+                link.name, link.index
+            );
+        }
+    }
+    if let Some(records) = records {
+        for id in records.list().unwrap_or_default() {
+            let Ok(Some(record)) = records.read(&id) else {
+                continue;
+            };
+            if let Some(ep) = record
+                .endpoints
+                .iter()
+                .find(|e| e.mac == Some(mac) && e.lower.is_none_or(|lower| lower == parent.index))
+            {
+                return format!(
+                    "container {id} has it (its {} on network {})",
+                    ep.ifname, ep.network
+                );
+            }
+        }
+    }
+    "a link in another network namespace that no record of oci-macvlan names has it".to_owned()
 }
 
 /// A found link of ours that is down is configured again (its addresses, its sysctls) and set
