@@ -395,7 +395,7 @@ fn a_detach_stopped_after_finding_the_host_link_missing_leaves_no_route() {
         .to_owned();
     assert_eq!(
         lan.host.routes_via(&link),
-        [kept.clone()],
+        std::slice::from_ref(&kept),
         "after the attach's restore"
     );
 

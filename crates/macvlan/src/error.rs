@@ -93,7 +93,7 @@ pub enum Error {
         "MAC address {mac} for network {network} is reserved on parent interface {parent}: it is the MAC of host link {link} of network {owner}"
     )]
     MacReserved {
-        mac: String,
+        mac: netlink::MacAddr,
         network: String,
         link: String,
         owner: String,
@@ -180,7 +180,7 @@ pub enum Error {
     HostLinkMacInUse {
         name: String,
         network: String,
-        mac: String,
+        mac: netlink::MacAddr,
         parent: String,
         holder: String,
     },

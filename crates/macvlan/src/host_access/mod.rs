@@ -88,7 +88,7 @@ pub(crate) fn check_reserved_macs(req: &AttachRequest<'_>) -> Result<()> {
         for other in defined.iter().filter(|o| o.parent == net.parent) {
             if host_link_mac(other)? == Some(mac) {
                 return Err(Error::MacReserved {
-                    mac: mac.to_string(),
+                    mac,
                     network: net.name.clone(),
                     link: link_name(&other.id),
                     owner: other.name.clone(),
@@ -396,7 +396,7 @@ async fn refused(
         (Some(Errno::EADDRINUSE), Some(mac)) => Error::HostLinkMacInUse {
             name,
             network: net.name.clone(),
-            mac: mac.to_string(),
+            mac,
             parent: parent.name.clone(),
             holder: holder_of(host, parent, mac, records).await,
         },
