@@ -12,13 +12,15 @@
 //! The link is made at `network create`, and made again by an attach (or `gc`) that finds it
 //! missing (after a reboot; a network manager deleted it), which then restores the routes of
 //! every container on record for the network, under the network's host-access lock
-//! (`<state-dir>/host-access/<network-id>.lock`) so that concurrent attaches make it once. An
+//! (`<state-dir>/host-access/<host link>.lock`) so that concurrent attaches make it once. An
 //! attach that finds it (the usual case) takes no lock: one lookup and a route per address.
 //!
 //! The link's MAC is derived from the network (see [`host_link_mac`]) and reserved on its
 //! parent: a container may not ask for it on any network of that parent, even while the link
-//! is missing ([`check_reserved_macs`]), or the link could never be made again. A link of ours
-//! found under another name (renamed by hand) is deleted and made again under its own.
+//! is missing ([`check_reserved_macs`]), or the link could never be made again. When the
+//! kernel refuses the link its MAC all the same, a link of ours that has it under another name
+//! (the link renamed by hand) is deleted and the link made again under its own; anyone else
+//! who has it is named.
 //!
 //! **Why a detach never leaves a route behind a restore.** Making the link again restores the
 //! routes of every container on record (`route::restore`: the network's leases, then the
@@ -335,15 +337,6 @@ async fn ensure_link(
     // The driver's MAC for a link of that name on the network; none for an ipvlan, which has
     // its parent's.
     let mac = host_link_mac(net)?;
-    // Renamed by hand, it holds the MAC (and the addresses) the link needs: deleted, and made
-    // again under its own name below.
-    let renamed = match find_renamed(host, net, parent, mac).await? {
-        Some(link) => {
-            host.delete_link(&link).await.map_err(failed)?;
-            Some(link.name)
-        }
-        None => None,
-    };
     let here = Netns::open("/proc/thread-self/ns/net").map_err(failed)?;
     let spec = NewChild {
         parent,
@@ -353,32 +346,56 @@ async fn ensure_link(
         target: &here,
         kind: net.driver().host_child()?,
     };
-    match host.create_child(&spec).await {
-        Ok(()) => {}
-        // Made meanwhile by someone who does not hold our lock: judged as found.
-        Err(err) if err.errno() == Some(Errno::EEXIST) => {
-            let link = lookup(host, net).await?.ok_or_else(|| failed(err))?;
-            return set_up(host, net, adopt(net, parent, link)?)
-                .await
-                .map_err(failed);
+    let mut renamed = None;
+    let link = loop {
+        match make(host, net, &spec).await {
+            Ok(link) => break link,
+            // Made meanwhile by someone who does not hold our lock: judged as found.
+            Err(err) if err.errno() == Some(Errno::EEXIST) => {
+                let link = lookup(host, net).await?.ok_or_else(|| failed(err))?;
+                return set_up(host, net, adopt(net, parent, link)?)
+                    .await
+                    .map_err(failed);
+            }
+            // The kernel refuses, at link-up, a MAC another link on the parent has
+            // (`EADDRINUSE`, which names nobody). The link renamed by hand has it: deleted,
+            // and made again under its own name, once. Anyone else who has it is named.
+            Err(err) if err.errno() == Some(Errno::EADDRINUSE) && renamed.is_none() => {
+                let found = match mac {
+                    Some(mac) => find_renamed(host, net, parent, mac).await?,
+                    None => None,
+                };
+                let Some(found) = found else {
+                    return Err(refused(host, net, parent, mac, records, err).await);
+                };
+                host.delete_link(&found).await.map_err(failed)?;
+                renamed = Some(found.name);
+            }
+            Err(err) => return Err(refused(host, net, parent, mac, records, err).await),
         }
-        Err(err) => return Err(refused(host, net, parent, mac, records, err).await),
-    }
-    let link = lookup(host, net).await?.ok_or_else(|| {
-        failed(oci_macvlan_netlink_core::Error::GetLink {
-            name: name.clone(),
-            source: oci_macvlan_netlink_core::KernelError::Errno(Errno::ENODEV),
-        })
-    })?;
-    // Nothing half-done: a link that cannot be configured goes again. The kernel refuses, at
-    // link-up, a MAC another link on the parent has (`EADDRINUSE`, which names nobody): the
-    // holder is looked for once this link is gone.
-    if let Err(err) = configure(host, &here, net, &link).await {
-        let _ = host.delete_link(&link).await;
-        return Err(refused(host, net, parent, mac, records, err).await);
-    }
-    let link = lookup(host, net).await?.unwrap_or(link);
+    };
     Ok((link, renamed.map_or(Ensured::Made, Ensured::Replaced)))
+}
+
+/// Creates the host link of `spec`, tags and configures it. Nothing half-done: a link that
+/// cannot be configured goes again.
+async fn make(
+    host: &Handle,
+    net: &Network,
+    spec: &NewChild<'_>,
+) -> oci_macvlan_netlink_core::Result<Link> {
+    host.create_child(spec).await?;
+    let link = host.link_by_name(spec.name).await?.ok_or_else(|| {
+        oci_macvlan_netlink_core::Error::GetLink {
+            name: spec.name.to_owned(),
+            source: oci_macvlan_netlink_core::KernelError::Errno(Errno::ENODEV),
+        }
+    })?;
+    if let Err(err) = configure(host, spec.target, net, &link).await {
+        let _ = host.delete_link(&link).await;
+        return Err(err);
+    }
+    Ok(host.link_by_name(spec.name).await?.unwrap_or(link))
 }
 
 /// The error of making the host link: when the kernel refused its MAC (`EADDRINUSE`), who has
@@ -404,39 +421,26 @@ async fn refused(
     }
 }
 
-/// A link of ours on `parent` under another name than the network's host link's, that is that
-/// link renamed: tagged ours, of the network's driver, and with the link's MAC (an ipvlan,
-/// which has its parent's, by a host access address it holds, which no other link of the host
-/// may have had at `network create`). One dump of the host's links: only when the link is
-/// missing, never on the usual attach's path.
+/// A link of ours on `parent` under another name than the network's host link's that has its
+/// MAC, that is that link renamed (by hand): tagged ours, of the network's driver, on its
+/// parent, with the MAC derived from the network. One dump of the host's links, only after
+/// the kernel refused the MAC (an ipvlan's host link, which has its parent's MAC, is never
+/// refused one: renamed, it is left beside the new one, which answers the same).
 async fn find_renamed(
     host: &Handle,
     net: &Network,
     parent: &Link,
-    mac: Option<MacAddr>,
+    mac: MacAddr,
 ) -> Result<Option<Link>> {
     let name = link_name(&net.id);
     let listed = host.links().await.map_err(link_failed(&name, net))?;
-    let mut candidates = listed.into_iter().filter(|l| {
+    Ok(listed.into_iter().find(|l| {
         l.name != name
+            && l.mac == Some(mac)
             && l.alias.as_deref() == Some(OWNER_ALIAS)
             && l.kind.as_deref() == Some(net.driver().name())
             && l.lower == Some(parent.index)
-    });
-    if let Some(mac) = mac {
-        return Ok(candidates.find(|l| l.mac == Some(mac)));
-    }
-    let candidates: Vec<Link> = candidates.collect();
-    if candidates.is_empty() {
-        return Ok(None);
-    }
-    let held = host
-        .address_holders(&net.host_access)
-        .await
-        .map_err(link_failed(&name, net))?;
-    Ok(candidates
-        .into_iter()
-        .find(|l| held.iter().any(|(index, _)| *index == l.index)))
+    }))
 }
 
 /// Who has `mac` on `parent`, for the error of a host link the kernel refused it: the parent,
