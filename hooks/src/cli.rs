@@ -140,7 +140,9 @@ pub enum Command {
     /// Check, read-only, that leases, networks and endpoint records agree; exit 6 if not.
     Verify,
     /// Release what containers that are gone still hold (decided from the pid, its start time and
-    /// the namespace recorded at attach; a container it cannot judge keeps its leases).
+    /// the namespace recorded at attach; a container it cannot judge keeps its leases), and
+    /// repair the host links and routes of networks with host_access. Exits 1 if a lease store
+    /// does not answer or a network's host access cannot be repaired, once the rest is done.
     Gc {
         /// Instead: release every lease host ID holds in the shared (etcd) stores of the
         /// networks defined here: for a host gone for good, never automatic.

@@ -55,7 +55,8 @@ fn unreached_lines(unreachable: &[Unreachable]) -> String {
 
 /// `oci-macvlan gc`: one line per container taken back or left undecided, then a summary. A
 /// cluster that does not answer is a line, and so is each gone container whose record names
-/// it (kept for the next gc); the rest is done, and the exit is 1.
+/// it (kept for the next gc); the rest is done, and the exit is 1. So is a network whose host
+/// access could not be repaired.
 pub fn gc(ctx: &Context) -> Result<()> {
     let records = Records::new(&ctx.state_dir);
     let networks = Networks::new(&ctx.config_dir);
