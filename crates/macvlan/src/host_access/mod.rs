@@ -20,40 +20,25 @@
 //! is missing ([`check_reserved_macs`]), or the link could never be made again. When the
 //! kernel refuses the link its MAC all the same, a link of ours that has it under another name
 //! (the link renamed by hand) is deleted and the link made again under its own; anyone else
-//! who has it is named.
+//! who has it is named (`identity.rs`).
 //!
-//! **Why a detach never leaves a route behind a restore.** Making the link again restores the
-//! routes of every container on record (`route::restore`: the network's leases, then the
-//! records of their holders), under the network's host-access lock held exclusively; `gc`'s
-//! repair reads and fixes the routes under it too. A detach (and a disconnect) deletes its
-//! container's routes through the link it finds (`route::unroute`), then releases the leases,
-//! then removes the record. Without a lock between them, a detach that found the link missing
-//! (nothing to delete) and had not yet released its leases let a restore read its lease and
-//! record and add a route that nobody deleted afterwards (`tests/tests/host_access_identity.rs`
-//! races them). So a detach holds the lock shared ([`hold`]) from before it looks the link up
-//! until its leases are released: a restore (or a repair) runs wholly before that, and then
-//! the detach finds the link and deletes the route restored, or wholly after it, and then the
-//! lease is gone and no route is restored for it (a route follows its lease). Detaches share
-//! the lock, so they never wait for each other; only making the link, which is rare, waits for
-//! them. Lock order: a container's lock, then a host-access lock, never the reverse and never
-//! two host-access locks exclusively; nothing is waited for under a host-access lock but the
-//! kernel and the store, so no cycle can form.
+//! Why a detach never leaves a route behind a restore (and the locks' order): see `lock.rs`.
 
-use std::{collections::BTreeSet, net::IpAddr};
+use std::net::IpAddr;
 
 use oci_macvlan_ipam::{LeaseStore, LeaseStoreExt, Pool};
-use oci_macvlan_netlink_core::{Errno, Handle, Link, MacAddr, Netns, NewChild, Sysctl};
+use oci_macvlan_netlink_core::{Errno, Handle, Link, Netns, NewChild, Sysctl};
 use oci_macvlan_vlan::OWNER_ALIAS;
 
 use crate::{
-    AttachRequest, Error, Network, Records, Result,
-    lock::FileLock,
+    Error, Network, Records, Result,
     network::invalid,
-    record::RecordedEndpoint,
     wiring::{conf, ipv6_sysctls},
 };
 
 mod health;
+mod identity;
+mod lock;
 mod route;
 
 pub(crate) use health::repair;
@@ -61,60 +46,10 @@ pub use health::{Health, Repaired, health, verify};
 pub(crate) use route::{add_routes, check_static, undo_routes, unroute};
 use route::{restore, wanted};
 
-/// The MAC of the host link of `net` (`None`: a network without host access, or whose driver
-/// gives its links their parent's MAC): derived from the network's name and the link's, so a
-/// link made again answers with the MAC the containers' neighbour tables hold. Seeded with a
-/// '/', which no container id has: a container named like the link never gets it by default.
-pub(crate) fn host_link_mac(net: &Network) -> Result<Option<MacAddr>> {
-    match net.host_link() {
-        Some(name) => net.driver().mac(&net.name, &format!("{name}/host"), None),
-        None => Ok(None),
-    }
-}
-
-/// In an attach, before anything is made: refuses a MAC a container asks for (annotation,
-/// `connect --mac`) that is the host link's MAC of a network with host access on the same
-/// parent, whether that link is there or not: taken while it is missing, the link could never
-/// be made again. The definitions are read only when a MAC is asked for.
-pub(crate) fn check_reserved_macs(req: &AttachRequest<'_>) -> Result<()> {
-    let asked: Vec<(&Network, MacAddr)> = req
-        .attachments
-        .iter()
-        .filter_map(|a| a.mac.map(|mac| (a.network, mac)))
-        .collect();
-    if asked.is_empty() {
-        return Ok(());
-    }
-    let defined = req.definitions.list()?;
-    for (net, mac) in asked {
-        for other in defined.iter().filter(|o| o.parent == net.parent) {
-            if host_link_mac(other)? == Some(mac) {
-                return Err(Error::MacReserved {
-                    mac,
-                    network: net.name.clone(),
-                    link: link_name(&other.id),
-                    owner: other.name.clone(),
-                    parent: net.parent.to_string(),
-                });
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Shared holds on the host-access locks of the host links `endpoints` name (see the module's
-/// doc): a detach or a disconnect holds them from before it deletes its routes until its leases
-/// are released, so that no restore of a link made again runs in between.
-pub(crate) fn hold(records: &Records, endpoints: &[RecordedEndpoint]) -> Result<Vec<FileLock>> {
-    let links: BTreeSet<&String> = endpoints
-        .iter()
-        .filter_map(|e| e.host_link.as_ref())
-        .collect();
-    links
-        .into_iter()
-        .map(|link| FileLock::acquire_shared(&lock_path(records, link)))
-        .collect()
-}
+pub(crate) use identity::{check_reserved_macs, host_link_mac};
+use identity::{find_renamed, refused};
+pub(crate) use lock::hold;
+use lock::lock;
 
 /// The name under which a host access address is reserved in its pool: never leased, refused
 /// as a static address, and a lease on it is what `verify` reports, as for any aux address.
@@ -293,21 +228,6 @@ pub(crate) enum Ensured {
     SetUp,
 }
 
-/// The network's host-access lock, held exclusively: to make its link, restore or repair its
-/// routes.
-fn lock(records: &Records, net: &Network) -> Result<FileLock> {
-    FileLock::acquire(&lock_path(records, &link_name(&net.id)))
-}
-
-/// `<state-dir>/host-access/<host link>.lock`: named after the host link, which a detach knows
-/// from the record alone (a network's id is not recorded).
-fn lock_path(records: &Records, link: &str) -> std::path::PathBuf {
-    records
-        .state
-        .join("host-access")
-        .join(format!("{link}.lock"))
-}
-
 async fn lookup(host: &Handle, net: &Network) -> Result<Option<Link>> {
     let name = link_name(&net.id);
     host.link_by_name(&name)
@@ -396,94 +316,6 @@ async fn make(
         return Err(err);
     }
     Ok(host.link_by_name(spec.name).await?.unwrap_or(link))
-}
-
-/// The error of making the host link: when the kernel refused its MAC (`EADDRINUSE`), who has
-/// that MAC.
-async fn refused(
-    host: &Handle,
-    net: &Network,
-    parent: &Link,
-    mac: Option<MacAddr>,
-    records: Option<&Records>,
-    err: oci_macvlan_netlink_core::Error,
-) -> Error {
-    let name = link_name(&net.id);
-    match (err.errno(), mac) {
-        (Some(Errno::EADDRINUSE), Some(mac)) => Error::HostLinkMacInUse {
-            name,
-            network: net.name.clone(),
-            mac,
-            parent: parent.name.clone(),
-            holder: holder_of(host, parent, mac, records).await,
-        },
-        _ => link_failed(&name, net)(err),
-    }
-}
-
-/// A link of ours on `parent` under another name than the network's host link's that has its
-/// MAC, that is that link renamed (by hand): tagged ours, of the network's driver, on its
-/// parent, with the MAC derived from the network. One dump of the host's links, only after
-/// the kernel refused the MAC (an ipvlan's host link, which has its parent's MAC, is never
-/// refused one: renamed, it is left beside the new one, which answers the same).
-async fn find_renamed(
-    host: &Handle,
-    net: &Network,
-    parent: &Link,
-    mac: MacAddr,
-) -> Result<Option<Link>> {
-    let name = link_name(&net.id);
-    let listed = host.links().await.map_err(link_failed(&name, net))?;
-    Ok(listed.into_iter().find(|l| {
-        l.name != name
-            && l.mac == Some(mac)
-            && l.alias.as_deref() == Some(OWNER_ALIAS)
-            && l.kind.as_deref() == Some(net.driver().name())
-            && l.lower == Some(parent.index)
-    }))
-}
-
-/// Who has `mac` on `parent`, for the error of a host link the kernel refused it: the parent,
-/// a link of the host (one dump), or a container's link on record; else a link in a namespace
-/// no record names. Only on that error's path.
-async fn holder_of(
-    host: &Handle,
-    parent: &Link,
-    mac: MacAddr,
-    records: Option<&Records>,
-) -> String {
-    if parent.mac == Some(mac) {
-        return format!("the parent interface {} has it", parent.name);
-    }
-    if let Ok(links) = host.links().await {
-        if let Some(link) = links
-            .iter()
-            .find(|l| l.mac == Some(mac) && l.lower == Some(parent.index))
-        {
-            return format!(
-                "link {} (index {}) of the host has it",
-                link.name, link.index
-            );
-        }
-    }
-    if let Some(records) = records {
-        for id in records.list().unwrap_or_default() {
-            let Ok(Some(record)) = records.read(&id) else {
-                continue;
-            };
-            if let Some(ep) = record
-                .endpoints
-                .iter()
-                .find(|e| e.mac == Some(mac) && e.lower.is_none_or(|lower| lower == parent.index))
-            {
-                return format!(
-                    "container {id} has it (its {} on network {})",
-                    ep.ifname, ep.network
-                );
-            }
-        }
-    }
-    "a link in another network namespace that no record of oci-macvlan names has it".to_owned()
 }
 
 /// A found link of ours that is down is configured again (its addresses, its sysctls) and set
