@@ -168,11 +168,13 @@ pub enum Command {
     /// host access, its host link and its routes. Prints `ok: …`, or each problem on stdout.
     Verify,
     /// Release what containers that are gone still hold (decided from the pid, its start time and
-    /// the namespace recorded at attach; a container it cannot judge keeps its leases).
+    /// the namespace recorded at attach; a container it cannot judge keeps its leases), and
+    /// repair the host links and routes of networks with host_access. Exits 1 if a lease store
+    /// does not answer or a network's host access cannot be repaired, once the rest is done.
     ///
     /// Takes each container's lock, so it never judges one an attach is writing; removes what a
-    /// killed hook can leave; makes a missing host link again with its routes. Safe at any time
-    /// and twice: the Debian package's timer runs it every 15 minutes.
+    /// killed hook can leave. Safe at any time and twice: the Debian package's timer runs it
+    /// every 15 minutes.
     Gc {
         /// Instead: release every lease host ID holds in the shared (etcd) stores of the
         /// networks defined here, and its claim of the id: for a host gone for good, never

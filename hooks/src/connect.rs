@@ -92,6 +92,7 @@ pub fn connect(
             static_ips,
             mac,
         }],
+        definitions: networks,
     };
     let endpoints = crate::hook::attach_now(ctx, &records, &request)?;
     for ep in endpoints {

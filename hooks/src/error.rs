@@ -93,6 +93,10 @@ pub enum Error {
         name: String,
         source: Box<macvlan::Error>,
     },
+    #[error(
+        "gc could not repair the host access of {0} networks (listed on stdout): it did the rest"
+    )]
+    HostAccessUnrepaired(usize),
     #[error("invalid --binary {path}: {reason}")]
     InvalidBinary { path: PathBuf, reason: &'static str },
     #[error("cannot find this program's own path (give --binary)")]
@@ -271,6 +275,7 @@ impl Error {
             | Self::Prompt(_)
             | Self::Unreached { .. }
             | Self::RmUnreached { .. }
+            | Self::HostAccessUnrepaired(_)
             | Self::RuntimeState { .. }
             | Self::Generate { .. } => exit::SYSTEM,
         }

@@ -56,7 +56,8 @@ fn unreached_lines(unreachable: &[Unreachable]) -> String {
 
 /// `oci-macvlan gc`: one line per container taken back or left undecided, then a summary. A
 /// cluster that does not answer is a line, and so is each gone container whose record names
-/// it (kept for the next gc); the rest is done, and the exit is 1.
+/// it (kept for the next gc); the rest is done, and the exit is 1. So is a network whose host
+/// access could not be repaired.
 pub fn gc(ctx: &Context) -> Result<()> {
     let records = Records::new(&ctx.state_dir);
     let networks = Networks::new(&ctx.config_dir);
@@ -80,7 +81,12 @@ pub fn gc(ctx: &Context) -> Result<()> {
         out.push_str(line);
         out.push('\n');
     }
-    for line in &report.host_access {
+    for line in report
+        .host_access
+        .lines
+        .iter()
+        .chain(&report.host_access.failed)
+    {
         out.push_str(line);
         out.push('\n');
     }
@@ -141,13 +147,15 @@ pub fn gc(ctx: &Context) -> Result<()> {
     }
     out.push('\n');
     print(format_args!("{out}"))?;
-    if unreached == 0 {
-        Ok(())
-    } else {
-        Err(Error::Unreached {
+    if unreached > 0 {
+        return Err(Error::Unreached {
             command: "gc",
             count: unreached,
-        })
+        });
+    }
+    match report.host_access.failed.len() {
+        0 => Ok(()),
+        count => Err(Error::HostAccessUnrepaired(count)),
     }
 }
 

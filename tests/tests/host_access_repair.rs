@@ -164,7 +164,8 @@ fn a_host_link_set_down_comes_back_with_its_addresses_and_every_route() {
 }
 
 /// `gc` goes on when one network's host link cannot be made (a link of its name that is not
-/// ours): it says so in a line, repairs the other networks and finishes its report.
+/// ours): it says so in a line, repairs the other networks and finishes its report, then
+/// fails (exit 1): what it could not repair is not "done".
 #[test]
 #[cfg_attr(
     not(feature = "privileged"),
@@ -185,7 +186,13 @@ fn gc_goes_on_past_a_host_link_it_cannot_make() {
         "link", "add", &blocked, "link", "lan0", "type", "macvlan", "mode", "bridge",
     ]);
     let gc = lan.cli(&["gc"], "");
-    assert_eq!(gc.code, 0, "{}", gc.stderr);
+    assert_eq!(gc.code, 1, "{}", gc.stderr);
+    assert!(
+        gc.stderr
+            .contains("gc could not repair the host access of 1 networks"),
+        "{}",
+        gc.stderr
+    );
     assert!(gc.stdout.contains("network a-blocked"), "{}", gc.stdout);
     assert!(
         gc.stdout

@@ -102,6 +102,9 @@ pub(crate) async fn take_back(
         };
         ours.delete_from(path, expected, held).await?;
     }
+    // Held from before the routes are looked for until the leases are released: no restore
+    // of a host link made again runs in between (see `crate::host_access`).
+    let _held = crate::host_access::hold(records, &record.endpoints)?;
     crate::host_access::unroute(store, container_id, &record.endpoints).await?;
     if record.endpoints.iter().any(|e| e.host_link.is_some()) {
         failpoint::hit("detach:host-unrouted")?;

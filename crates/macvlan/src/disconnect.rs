@@ -1,7 +1,7 @@
 //! Disconnect: one network's legs taken back from a container that goes on running (`network
 //! disconnect`), under the container's lock, from its record: the links deleted from its
-//! namespace (only those the record proves its own), the leases released, the record rewritten
-//! without them. A container's later poststop (or `gc`) then takes back the rest.
+//! namespace (only those the record proves its own), the host's routes to its addresses on a
+//! network with host access deleted, the leases released, the record rewritten without them. A container's later poststop (or `gc`) then takes back the rest.
 
 use std::path::PathBuf;
 
@@ -78,6 +78,10 @@ pub async fn disconnect<E: From<Error>>(
         };
         ours.delete_from(&path, expected, held).await?;
     }
+    // The host's routes to the addresses, as a detach deletes them, under the same hold (see
+    // `crate::host_access`): then the leases.
+    let _held = crate::host_access::hold(records, &gone)?;
+    crate::host_access::unroute(store.as_mut(), container_id, &gone).await?;
     let mut released = Vec::new();
     for owner in &owners {
         released.extend(store.release(network, owner).map_err(Error::store)?);

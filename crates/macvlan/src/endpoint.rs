@@ -6,7 +6,7 @@ use oci_macvlan_netlink_core::{Errno, Handle, Link, MacAddr, Netns, NetnsId, New
 use serde::Serialize;
 
 use crate::{
-    Error, Liveness, Network, Records, Result,
+    Error, Liveness, Network, Networks, Records, Result,
     detach::StoreOpener,
     failpoint, host_access,
     ownership::claim,
@@ -43,6 +43,9 @@ pub struct AttachRequest<'a> {
     /// the container is gone.
     pub pid: Option<i32>,
     pub attachments: Vec<Attachment<'a>>,
+    /// The network definitions (which the caller holds, [`Networks::hold`]): a MAC asked for is
+    /// checked against the host links of the networks with host access on its parent.
+    pub definitions: &'a Networks,
 }
 
 /// What a container got on one network.
@@ -73,6 +76,7 @@ pub async fn attach<E: From<Error>>(
     req: &AttachRequest<'_>,
 ) -> std::result::Result<Vec<Endpoint>, E> {
     let mut record = crate::plan::plan(req)?.record();
+    host_access::check_reserved_macs(req)?;
     let lock = records.lock(req.container_id)?;
     // A networked store reads while the namespace is opened and the parents are checked.
     store.read_ahead();

@@ -93,6 +93,16 @@ pub enum Error {
         network: String,
         parent: String,
     },
+    #[error(
+        "MAC address {mac} for network {network} is reserved on parent interface {parent}: it is the MAC of host link {link} of network {owner}"
+    )]
+    MacReserved {
+        mac: netlink::MacAddr,
+        network: String,
+        link: String,
+        owner: String,
+        parent: String,
+    },
     #[error("interface {ifname} already exists in the container's network namespace")]
     InterfaceExists { ifname: String },
     #[error("cannot open the container's network namespace")]
@@ -167,6 +177,16 @@ pub enum Error {
         name: String,
         network: String,
         found: String,
+    },
+    #[error(
+        "cannot make host link {name} of network {network}: its MAC {mac} is in use on parent interface {parent}: {holder}"
+    )]
+    HostLinkMacInUse {
+        name: String,
+        network: String,
+        mac: netlink::MacAddr,
+        parent: String,
+        holder: String,
     },
     #[error("cannot set up host link {name} of network {network}")]
     HostLink {
@@ -367,6 +387,8 @@ impl Error {
             | Self::AlreadyConnected { .. }
             | Self::InterfaceExists { .. }
             | Self::MacInUse { .. }
+            | Self::MacReserved { .. }
+            | Self::HostLinkMacInUse { .. }
             | Self::IdInUse { .. }
             | Self::ParentHeldAlone { .. }
             | Self::HostAccessInUse { .. }

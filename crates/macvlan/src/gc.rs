@@ -33,8 +33,9 @@ pub struct GcReport {
     pub maintenance: Vec<String>,
     /// Temporary files of writers killed half-way (records, `network create`) removed.
     pub temps_removed: usize,
-    /// What was repaired of the networks' host access (`-o host_access`), a line each.
-    pub host_access: Vec<String>,
+    /// What was repaired of the networks' host access (`-o host_access`), a line each, and
+    /// the networks whose host access could not be repaired (gc fails then).
+    pub host_access: crate::host_access::Repaired,
 }
 
 /// `store` is every store that answered, as one (the maintenance, the host access, the
@@ -98,6 +99,7 @@ pub async fn gc<E: From<Error>>(
     let leases = store.all_leases().map_err(Error::store)?;
     report
         .host_access
+        .lines
         .extend(shared::release_left(store, networks, &leases)?);
     let recorded: BTreeSet<&String> = recorded.iter().collect();
     let holders: BTreeSet<String> = leases

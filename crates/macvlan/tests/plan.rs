@@ -51,8 +51,13 @@ fn request<'a>(attachments: Vec<Attachment<'a>>, netns: &'a Path) -> AttachReque
         persistent_netns: true,
         pid: None,
         attachments,
+        definitions: &DEFINITIONS,
     }
 }
+
+/// No definition is read: the plan is pure.
+static DEFINITIONS: std::sync::LazyLock<oci_macvlan_macvlan::Networks> =
+    std::sync::LazyLock::new(|| oci_macvlan_macvlan::Networks::new(Path::new("/nonexistent")));
 
 #[test]
 fn the_plan_of_an_attach_on_each_driver() {

@@ -21,23 +21,33 @@ fn with_host_access(networks: &Networks) -> Result<Vec<Network>> {
     Ok(nets)
 }
 
+/// What `gc` did to the networks' host access: a line per change, and a line per network it
+/// could not repair (which makes `gc` fail once it has done the rest).
+#[derive(Debug, Default)]
+pub struct Repaired {
+    pub lines: Vec<String>,
+    pub failed: Vec<String>,
+}
+
 /// `gc`: for each network with host access, makes its link again if it is missing (with its
-/// parent, if that is ours to make), adds the routes of containers on record that lack one and
-/// deletes the routes through it to addresses no container on record holds. Returns one line
-/// per change. A network whose cluster is `unreachable` is left alone (its leases unknown, no
-/// route is known to be wrong), a line saying so.
+/// parent, if that is ours to make; in place of the link renamed by hand, if it finds it),
+/// adds the routes of containers on record that lack one and deletes the routes through it to
+/// addresses no container on record holds. A network whose cluster is `unreachable` is left
+/// alone (its leases unknown, no route is known to be wrong), a line saying so (that cluster
+/// fails `gc` already).
 pub(crate) async fn repair(
     store: &mut dyn LeaseStore,
     unreachable: &[Unreachable],
     records: &Records,
     networks: &Networks,
-) -> Result<Vec<String>> {
+) -> Result<Repaired> {
     let nets = with_host_access(networks)?;
+    let mut repaired = Repaired::default();
     if nets.is_empty() {
-        return Ok(Vec::new());
+        return Ok(repaired);
     }
     let host = Handle::current().map_err(Error::Netlink)?;
-    let mut lines = Vec::new();
+    let lines = &mut repaired.lines;
     for net in &nets {
         if let Some(u) = unreachable_of(unreachable, net) {
             lines.push(format!(
@@ -47,17 +57,17 @@ pub(crate) async fn repair(
             continue;
         }
         // One network's host access that cannot be repaired (its link's name taken by a link
-        // that is not ours, a parent that refuses the link) is a line: the other networks
-        // and the rest of gc go on.
-        if let Err(err) = repair_one(&host, store, records, net, &mut lines).await {
-            lines.push(format!(
+        // that is not ours, its MAC by another link, a parent that refuses the link) is a
+        // line: the other networks and the rest of gc go on, and gc fails at the end.
+        if let Err(err) = repair_one(&host, store, records, net, lines).await {
+            repaired.failed.push(format!(
                 "network {}: host access not repaired: {}",
                 net.name,
                 crate::one_line(&err)
             ));
         }
     }
-    Ok(lines)
+    Ok(repaired)
 }
 
 /// `gc`'s repair of one network's host access, its changes pushed onto `lines`.
@@ -70,11 +80,14 @@ async fn repair_one(
 ) -> Result<()> {
     let parent = resolve_parents(host, &[net]).await?.remove(0);
     let _lock = lock(records, net)?;
-    let (link, ensured) = ensure_link(host, net, &parent).await?;
-    let done = match ensured {
+    let (link, ensured) = ensure_link(host, net, &parent, Some(records)).await?;
+    let done = match &ensured {
         Ensured::Found => None,
-        Ensured::Made => Some("made"),
-        Ensured::SetUp => Some("set up"),
+        Ensured::Made => Some("made".to_owned()),
+        Ensured::SetUp => Some("set up".to_owned()),
+        Ensured::Replaced(renamed) => Some(format!(
+            "deleted {renamed}, the host link renamed, and made"
+        )),
     };
     if let Some(done) = done {
         lines.push(format!(

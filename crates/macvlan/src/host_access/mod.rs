@@ -12,8 +12,17 @@
 //! The link is made at `network create`, and made again by an attach (or `gc`) that finds it
 //! missing (after a reboot; a network manager deleted it), which then restores the routes of
 //! every container on record for the network, under the network's host-access lock
-//! (`<state-dir>/host-access/<network-id>.lock`) so that concurrent attaches make it once. An
+//! (`<state-dir>/host-access/<host link>.lock`) so that concurrent attaches make it once. An
 //! attach that finds it (the usual case) takes no lock: one lookup and a route per address.
+//!
+//! The link's MAC is derived from the network (see [`host_link_mac`]) and reserved on its
+//! parent: a container may not ask for it on any network of that parent, even while the link
+//! is missing ([`check_reserved_macs`]), or the link could never be made again. When the
+//! kernel refuses the link its MAC all the same, a link of ours that has it under another name
+//! (the link renamed by hand) is deleted and the link made again under its own; anyone else
+//! who has it is named (`identity.rs`).
+//!
+//! Why a detach never leaves a route behind a restore (and the locks' order): see `lock.rs`.
 
 use std::net::IpAddr;
 
@@ -23,19 +32,25 @@ use oci_macvlan_vlan::OWNER_ALIAS;
 
 use crate::{
     Error, Network, Records, Result,
-    lock::FileLock,
     network::invalid,
     wiring::{conf, ipv6_sysctls},
 };
 
 mod health;
+mod identity;
+mod lock;
 mod route;
 pub mod shared;
 
 pub(crate) use health::repair;
-pub use health::{Health, health, verify};
+pub use health::{Health, Repaired, health, verify};
 pub(crate) use route::{add_routes, check_static, undo_routes, unroute};
 use route::{restore, wanted};
+
+pub(crate) use identity::{check_reserved_macs, host_link_mac};
+use identity::{find_renamed, refused};
+pub(crate) use lock::hold;
+use lock::lock;
 
 /// The name under which a host access address is reserved in its pool: never leased, refused
 /// as a static address, and a lease on it is what `verify` reports, as for any aux address.
@@ -149,7 +164,7 @@ pub(crate) async fn create(
             format!("a link of the host (index {index}) has it"),
         ));
     }
-    let (link, ensured) = ensure_link(host, net, parent).await?;
+    let (link, ensured) = ensure_link(host, net, parent, None).await?;
     Ok((ensured == Ensured::Made).then_some(link))
 }
 
@@ -188,7 +203,7 @@ pub(crate) async fn link_for_attach(
         }
     }
     let _lock = lock(records, net)?;
-    let (link, ensured) = ensure_link(host, net, parent).await?;
+    let (link, ensured) = ensure_link(host, net, parent, Some(records)).await?;
     if ensured != Ensured::Found {
         restore(host, net, &link, store, records).await?;
     }
@@ -196,24 +211,17 @@ pub(crate) async fn link_for_attach(
 }
 
 /// What [`ensure_link`] did to the network's host link.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Ensured {
     /// Found up: nothing.
     Found,
     /// Made (again).
     Made,
+    /// Found renamed (by hand) under this name, deleted and made again under its own.
+    Replaced(String),
     /// Found down (by hand, a network manager), which cost it its routes and its IPv6 address
     /// (the kernel drops both): given its addresses again and set up.
     SetUp,
-}
-
-fn lock(records: &Records, net: &Network) -> Result<FileLock> {
-    FileLock::acquire(
-        &records
-            .state
-            .join("host-access")
-            .join(format!("{}.lock", net.id)),
-    )
 }
 
 async fn lookup(host: &Handle, net: &Network) -> Result<Option<Link>> {
@@ -223,8 +231,14 @@ async fn lookup(host: &Handle, net: &Network) -> Result<Option<Link>> {
         .map_err(link_failed(&name, net))
 }
 
-/// The network's host link, found, made, or set up again.
-async fn ensure_link(host: &Handle, net: &Network, parent: &Link) -> Result<(Link, Ensured)> {
+/// The network's host link, found, made, or set up again. `records` (none at `network
+/// create`) are searched for the holder of its MAC when the kernel says another link has it.
+async fn ensure_link(
+    host: &Handle,
+    net: &Network,
+    parent: &Link,
+    records: Option<&Records>,
+) -> Result<(Link, Ensured)> {
     let name = link_name(&net.id);
     let failed = |source: oci_macvlan_netlink_core::Error| Error::HostLink {
         name: name.clone(),
@@ -236,43 +250,68 @@ async fn ensure_link(host: &Handle, net: &Network, parent: &Link) -> Result<(Lin
             .await
             .map_err(failed);
     }
+    // The driver's MAC for a link of that name on the network; none for an ipvlan, which has
+    // its parent's.
+    let mac = host_link_mac(net)?;
     let here = Netns::open("/proc/thread-self/ns/net").map_err(failed)?;
     let spec = NewChild {
         parent,
         name: &name,
-        // The driver's MAC for a link of that name on the network: stable (derived from both),
-        // so a link made again answers with the MAC the containers' neighbour tables hold;
-        // none for an ipvlan, which has its parent's. Seeded with a '/', which no container id
-        // has: a container named like the link never gets its MAC.
-        mac: net.driver().mac(&net.name, &format!("{name}/host"), None)?,
+        mac,
         mtu: net.mtu,
         target: &here,
         kind: net.driver().host_child()?,
     };
-    match host.create_child(&spec).await {
-        Ok(()) => {}
-        // Made meanwhile by someone who does not hold our lock: judged as found.
-        Err(err) if err.errno() == Some(Errno::EEXIST) => {
-            let link = lookup(host, net).await?.ok_or_else(|| failed(err))?;
-            return set_up(host, net, adopt(net, parent, link)?)
-                .await
-                .map_err(failed);
+    let mut renamed = None;
+    let link = loop {
+        match make(host, net, &spec).await {
+            Ok(link) => break link,
+            // Made meanwhile by someone who does not hold our lock: judged as found.
+            Err(err) if err.errno() == Some(Errno::EEXIST) => {
+                let link = lookup(host, net).await?.ok_or_else(|| failed(err))?;
+                return set_up(host, net, adopt(net, parent, link)?)
+                    .await
+                    .map_err(failed);
+            }
+            // The kernel refuses, at link-up, a MAC another link on the parent has
+            // (`EADDRINUSE`, which names nobody). The link renamed by hand has it: deleted,
+            // and made again under its own name, once. Anyone else who has it is named.
+            Err(err) if err.errno() == Some(Errno::EADDRINUSE) && renamed.is_none() => {
+                let found = match mac {
+                    Some(mac) => find_renamed(host, net, parent, mac).await?,
+                    None => None,
+                };
+                let Some(found) = found else {
+                    return Err(refused(host, net, parent, mac, records, err).await);
+                };
+                host.delete_link(&found).await.map_err(failed)?;
+                renamed = Some(found.name);
+            }
+            Err(err) => return Err(refused(host, net, parent, mac, records, err).await),
         }
-        Err(err) => return Err(failed(err)),
-    }
-    let link = lookup(host, net).await?.ok_or_else(|| {
-        failed(oci_macvlan_netlink_core::Error::GetLink {
-            name: name.clone(),
+    };
+    Ok((link, renamed.map_or(Ensured::Made, Ensured::Replaced)))
+}
+
+/// Creates the host link of `spec`, tags and configures it. Nothing half-done: a link that
+/// cannot be configured goes again.
+async fn make(
+    host: &Handle,
+    net: &Network,
+    spec: &NewChild<'_>,
+) -> oci_macvlan_netlink_core::Result<Link> {
+    host.create_child(spec).await?;
+    let link = host.link_by_name(spec.name).await?.ok_or_else(|| {
+        oci_macvlan_netlink_core::Error::GetLink {
+            name: spec.name.to_owned(),
             source: oci_macvlan_netlink_core::KernelError::Errno(Errno::ENODEV),
-        })
+        }
     })?;
-    // Nothing half-done: a link that cannot be configured goes again.
-    if let Err(err) = configure(host, &here, net, &link).await {
+    if let Err(err) = configure(host, spec.target, net, &link).await {
         let _ = host.delete_link(&link).await;
-        return Err(failed(err));
+        return Err(err);
     }
-    let link = lookup(host, net).await?.unwrap_or(link);
-    Ok((link, Ensured::Made))
+    Ok(host.link_by_name(spec.name).await?.unwrap_or(link))
 }
 
 /// A found link of ours that is down is configured again (its addresses, its sysctls) and set

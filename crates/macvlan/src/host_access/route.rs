@@ -70,7 +70,10 @@ pub(crate) async fn add_routes(
     Ok(())
 }
 
-/// The routes of every container on record for the network, through its host link.
+/// The routes of every container on record for the network, through its host link. Under the
+/// network's host-access lock, held exclusively: a detach holds it shared across its
+/// [`unroute`] and its release, so no lease read here is being released (see the module doc of
+/// `host_access`).
 pub(super) async fn restore(
     host: &Handle,
     net: &Network,
@@ -109,9 +112,10 @@ pub(super) fn wanted(
     Ok(wanted)
 }
 
-/// Detach: deletes the host routes to the addresses the container holds on networks with host
-/// access (its record names their host links). A host link that is gone took its routes along;
-/// a link of that name that is not ours is not touched.
+/// Detach (and disconnect): deletes the host routes to the addresses the container holds on
+/// networks with host access (its record names their host links). A host link that is gone took
+/// its routes along; a link of that name that is not ours is not touched. The caller holds the
+/// links' host-access locks shared ([`super::hold`]) until it has released the leases.
 pub(crate) async fn unroute(
     store: &mut dyn LeaseStore,
     container_id: &str,
