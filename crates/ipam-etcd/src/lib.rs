@@ -21,6 +21,8 @@ mod client_tests;
 mod http;
 #[cfg(test)]
 mod http_tests;
+#[cfg(test)]
+mod stall_tests;
 
 use std::{
     collections::BTreeMap,
@@ -49,7 +51,8 @@ type Snapshot = BTreeMap<u128, (Lease, i64)>;
 
 impl EtcdStore {
     /// A store for `host` in the cluster `config` names. Nothing is sent before the first
-    /// request; every request of this store ends within the config's timeout of now.
+    /// request; each operation of the store (a read; a transaction or a release, with its
+    /// retries) ends within the config's timeout of its own start.
     pub fn open(config: &EtcdConfig, host: &str) -> Result<Self> {
         Ok(Self {
             client: Client::new(config)?,
@@ -103,6 +106,7 @@ impl EtcdStore {
 
     /// Releases the leases `pick` selects, each only if nobody wrote it since it was read.
     fn release_where(&mut self, pick: impl Fn(&Lease) -> bool) -> Result<Vec<Lease>> {
+        self.client.begin();
         let mut attempts = 0;
         loop {
             let victims: Vec<(Lease, i64)> = self
@@ -221,6 +225,7 @@ impl Txn for Attempt<'_> {
 
 impl LeaseStore for EtcdStore {
     fn run(&mut self, f: &mut dyn FnMut(&mut dyn Txn) -> Result<()>) -> Result<()> {
+        self.client.begin();
         let mut attempts = 0;
         loop {
             let snapshot = self.snapshot()?;
@@ -248,6 +253,7 @@ impl LeaseStore for EtcdStore {
     }
 
     fn view(&mut self, f: &mut dyn FnMut(&mut dyn View) -> Result<()>) -> Result<()> {
+        self.client.begin();
         let snapshot = self.snapshot()?;
         f(&mut Attempt {
             snapshot: &snapshot,
@@ -278,6 +284,7 @@ impl LeaseStore for EtcdStore {
     }
 
     fn container_leases(&mut self, container_id: &str) -> Result<Vec<Lease>> {
+        self.client.begin();
         let snapshot = self.snapshot()?;
         Ok(snapshot
             .into_values()
@@ -287,6 +294,7 @@ impl LeaseStore for EtcdStore {
     }
 
     fn network_leases(&mut self, network: &str) -> Result<Vec<Lease>> {
+        self.client.begin();
         let snapshot = self.snapshot()?;
         Ok(snapshot
             .into_values()
@@ -296,6 +304,7 @@ impl LeaseStore for EtcdStore {
     }
 
     fn all_leases(&mut self) -> Result<Vec<Lease>> {
+        self.client.begin();
         Ok(self
             .snapshot()?
             .into_values()
@@ -310,6 +319,7 @@ impl LeaseStore for EtcdStore {
     /// A key that does not decode fails every read with [`Error::Corrupt`] naming it; there
     /// is no derived data to disagree.
     fn integrity_problems(&mut self) -> Result<Vec<String>> {
+        self.client.begin();
         match self.snapshot() {
             Ok(_) => Ok(Vec::new()),
             Err(Error::Corrupt(problem)) => Ok(vec![problem]),
