@@ -42,6 +42,38 @@ pub(crate) struct Client {
     began_ahead: bool,
 }
 
+/// What each endpoint a call tried said last, in the order they were first tried.
+#[derive(Debug, Default)]
+struct Tried(Vec<(usize, String)>);
+
+impl Tried {
+    fn note(&mut self, at: usize, what: String) {
+        match self.0.iter_mut().find(|(i, _)| *i == at) {
+            Some(said) => said.1 = what,
+            None => self.0.push((at, what)),
+        }
+    }
+
+    /// Notes `what` unless the endpoint said something already.
+    fn note_first(&mut self, at: usize, what: String) {
+        if !self.0.iter().any(|(i, _)| *i == at) {
+            self.0.push((at, what));
+        }
+    }
+}
+
+impl std::fmt::Display for Tried {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (n, (_, what)) in self.0.iter().enumerate() {
+            if n > 0 {
+                f.write_str("; ")?;
+            }
+            f.write_str(what)?;
+        }
+        Ok(())
+    }
+}
+
 /// A key and what etcd keeps about it.
 #[derive(Debug, Clone)]
 pub(crate) struct Kv {
@@ -122,7 +154,9 @@ impl Client {
     /// first) until one answers or the deadline passes. Each endpoint's turn has a share of
     /// the time left ([`share`]), so that a member that is down, unreachable, or answers too
     /// slowly leaves the others their turn: a read's whole exchange, a write's connection (a
-    /// write that was sent waits for its answer until the deadline). A write (`writes`) that reached a
+    /// write that was sent waits for its answer until the deadline). When a try was cut off
+    /// by the end of its turn, another round begins while time is left: a member electing a
+    /// leader answers the next. A write (`writes`) that reached a
     /// member and got no answer may still be applied: it is not sent again elsewhere (a retry
     /// would find its own lease and take it for an earlier one), and the error says so.
     fn call(&mut self, path: &str, body: &Value, writes: bool) -> Result<Value> {
@@ -142,74 +176,88 @@ impl Client {
             None => None,
         };
         let start = ahead.unwrap_or(self.current);
-        let mut tried = Vec::new();
+        let mut tried = Tried::default();
         let n = self.endpoints.len();
-        for i in 0..n {
-            let at = (start + i) % n;
-            let now = Instant::now();
-            let left = self.deadline.saturating_duration_since(now);
-            let url = self.endpoints[at].url.clone();
-            if left.is_zero() {
-                tried.push(format!("{url}: not tried, time was up"));
-                continue;
-            }
-            let turn = now + share(left, n - i);
-            let deadline = if writes { self.deadline } else { turn };
-            let mut answer = if i == 0 && ahead.is_some() {
-                self.endpoints[at].receive(deadline)
-            } else {
-                self.endpoints[at].post(&format!("/v3/{path}"), &body, turn, deadline)
-            };
-            // The fault-injection suite's lost answer: etcd applied the write, no answer came.
-            if writes && answer.is_ok() && oci_macvlan_ipam::failpoint::fails(WRITE_UNANSWERED) {
-                answer = Err(Failure::Unanswered(format!(
-                    "answer lost (failpoint {WRITE_UNANSWERED})"
-                )));
-            }
-            match answer {
-                Ok(text) => {
-                    self.current = at;
-                    return serde_json::from_str(&text).map_err(|err| {
-                        self.unavailable(format!("{url} answered {text:.200}"), Some(Box::new(err)))
-                    });
+        for round in 0.. {
+            // Whether a try of this round was cut off by the end of its turn: the member may
+            // answer another, while time is left (a leader being elected, a slow link).
+            let mut cut_off = false;
+            for i in 0..n {
+                let at = (start + i) % n;
+                let now = Instant::now();
+                let left = self.deadline.saturating_duration_since(now);
+                let url = self.endpoints[at].url.clone();
+                if left.is_zero() {
+                    tried.note_first(at, format!("{url}: not tried, time was up"));
+                    continue;
                 }
-                // etcd answered with an error of its own (no leader, request timed out, …).
-                Err(Failure::Status(code, text)) => {
-                    let message = serde_json::from_str::<Value>(&text)
-                        .ok()
-                        .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_owned))
-                        .unwrap_or(text);
-                    tried.push(format!("{url}: HTTP {code} {message}"));
-                    if writes {
-                        return Err(self.unknown_outcome(path, &tried));
+                let turn = now + share(left, n - i);
+                let deadline = if writes { self.deadline } else { turn };
+                let mut answer = if round == 0 && i == 0 && ahead.is_some() {
+                    self.endpoints[at].receive(deadline)
+                } else {
+                    self.endpoints[at].post(&format!("/v3/{path}"), &body, turn, deadline)
+                };
+                // The fault-injection suite's lost answer: etcd applied the write, no answer.
+                if writes && answer.is_ok() && oci_macvlan_ipam::failpoint::fails(WRITE_UNANSWERED)
+                {
+                    answer = Err(Failure::Unanswered(format!(
+                        "answer lost (failpoint {WRITE_UNANSWERED})"
+                    )));
+                }
+                let turn_used = turn < self.deadline && Instant::now() >= turn;
+                match answer {
+                    Ok(text) => {
+                        self.current = at;
+                        return serde_json::from_str(&text).map_err(|err| {
+                            let what = format!("{url} answered {text:.200}");
+                            self.unavailable(what, Some(Box::new(err)))
+                        });
+                    }
+                    // etcd answered with an error of its own (no leader, request timed out, …).
+                    Err(Failure::Status(code, text)) => {
+                        let message = serde_json::from_str::<Value>(&text)
+                            .ok()
+                            .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_owned))
+                            .unwrap_or(text);
+                        tried.note(at, format!("{url}: HTTP {code} {message}"));
+                        if writes {
+                            return Err(self.unknown_outcome(path, &tried));
+                        }
+                    }
+                    Err(Failure::Unsent(why)) => {
+                        tried.note(at, format!("{url}: {why}"));
+                        cut_off |= turn_used;
+                    }
+                    Err(Failure::Unanswered(why)) => {
+                        tried.note(at, format!("{url}: {why}"));
+                        if writes {
+                            return Err(self.unknown_outcome(path, &tried));
+                        }
+                        cut_off |= turn_used;
                     }
                 }
-                Err(Failure::Unsent(why)) => tried.push(format!("{url}: {why}")),
-                Err(Failure::Unanswered(why)) => {
-                    tried.push(format!("{url}: {why}"));
-                    if writes {
-                        return Err(self.unknown_outcome(path, &tried));
-                    }
-                }
+            }
+            if !cut_off || self.expired() {
+                break;
             }
         }
         Err(self.unavailable(
             format!(
-                "no member answered {path} within etcd_timeout {} ms ({})",
+                "no member answered {path} within etcd_timeout {} ms ({tried})",
                 self.timeout.as_millis(),
-                tried.join("; ")
             ),
             None,
         ))
     }
 
-    fn unknown_outcome(&self, path: &str, tried: &[String]) -> Error {
+    fn unknown_outcome(&self, path: &str, tried: &Tried) -> Error {
         Error::Unavailable {
             store: self.describe.clone(),
             what: format!(
-                "{path} sent, no answer within etcd_timeout {} ms: it may still be applied ({})",
+                "{path} sent, no answer within etcd_timeout {} ms: it may still be applied \
+                 ({tried})",
                 self.timeout.as_millis(),
-                tried.join("; ")
             ),
             maybe_written: true,
             source: None,

@@ -9,6 +9,7 @@
 use std::{
     io::{BufReader, Write},
     net::{SocketAddr, TcpListener, TcpStream},
+    sync::atomic::{AtomicUsize, Ordering},
     thread,
     time::{Duration, Instant},
 };
@@ -178,6 +179,23 @@ fn a_read_that_a_slow_member_does_not_answer_in_its_turn_is_asked_of_the_next() 
         "{text}"
     );
     assert!(!text.contains(&format!("{good}: ")), "{text}");
+}
+
+#[test]
+fn a_member_cut_off_in_its_turn_is_asked_again_while_time_is_left() {
+    // Its first connection answers late (a leader being elected), the next at once.
+    static CONNECTIONS: AtomicUsize = AtomicUsize::new(0);
+    let electing = member(|stream| {
+        if CONNECTIONS.fetch_add(1, Ordering::SeqCst) == 0 {
+            thread::sleep(Duration::from_millis(1500));
+        }
+        healthy(stream);
+    });
+    let refused = refusing();
+    let mut client = client(&[&electing, &refused], 2000);
+    let kvs = within(2000, || client.range(b"/t/", b"/t0")).unwrap();
+    assert!(kvs.is_empty());
+    assert_eq!(CONNECTIONS.load(Ordering::SeqCst), 2);
 }
 
 #[test]
