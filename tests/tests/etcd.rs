@@ -82,8 +82,8 @@ fn unreachable_etcd_fails_the_attach_naming_the_endpoints_and_leaves_nothing() {
     assert_eq!(lines.len(), 1, "{}", out.stderr);
     assert!(
         lines[0].contains("lease store etcd http://127.0.0.1:9,http://127.0.0.1:10 unavailable")
-            && lines[0].contains("http://127.0.0.1:9: cannot connect: Connection refused")
-            && lines[0].contains("http://127.0.0.1:10: cannot connect: Connection refused"),
+            && lines[0].contains("http://127.0.0.1:9: cannot connect: refused")
+            && lines[0].contains("http://127.0.0.1:10: cannot connect: refused"),
         "{}",
         lines[0]
     );

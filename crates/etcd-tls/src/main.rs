@@ -11,9 +11,12 @@
 //!
 //! The protocol on stdout: first one status line, `OK` once the TLS handshake is done (the
 //! client sends its request only then, so a request that never left is known as such), or
-//! `ERR <why>` and the program exits 1. After `OK`, bytes are pumped both ways, plaintext on
-//! stdin/stdout, TLS on the member's socket, until either side closes, or the deadline (`MS`
-//! from the start: the command's own) passes. Keys are read from the paths given, never taken
+//! `ERR <why>` and the program exits 1: connecting and the handshake end within `MS` of the
+//! start, every read and write of them included (a member that sends its handshake a byte at a
+//! time cannot stretch it). After `OK`, bytes are pumped both ways, plaintext on stdin/stdout,
+//! TLS on the member's socket, until either side closes: the client bounds each of its
+//! exchanges by a deadline of its own (one kept-alive connection serves several), and closes its
+//! end or kills this program when it is done. Keys are read from the paths given, never taken
 //! on the command line. Nothing is written to stderr (a hook's stderr is its user's error line).
 
 use std::{
@@ -90,10 +93,9 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     };
     let (input, mut output) = (File::from(input), File::from(output));
-    let session = parse_args(std::env::args().skip(1))
-        .and_then(|args| Ok((started + args.timeout, handshake(&args, started)?)));
-    let (deadline, conn, tcp) = match session {
-        Ok((deadline, (conn, tcp))) => (deadline, conn, tcp),
+    let session = parse_args(std::env::args().skip(1)).and_then(|args| handshake(&args, started));
+    let (conn, tcp) = match session {
+        Ok(session) => session,
         Err(why) => {
             let why = why.replace(['\n', '\r'], " ");
             let _ = writeln!(output, "ERR {why}");
@@ -103,7 +105,7 @@ fn main() -> ExitCode {
     if writeln!(output, "OK").is_err() {
         return ExitCode::FAILURE;
     }
-    match pump(conn, tcp, input, output, deadline) {
+    match pump(conn, tcp, input, output) {
         Ok(()) => ExitCode::SUCCESS,
         Err(_) => ExitCode::FAILURE,
     }
@@ -147,7 +149,8 @@ fn config(args: &Args) -> Result<ClientConfig, String> {
     }
 }
 
-/// Connects to the member and completes the handshake, within the deadline.
+/// Connects to the member and completes the handshake, within the deadline: each read and
+/// write waits at most the time left, and none starts once it has passed.
 fn handshake(args: &Args, started: Instant) -> Result<(ClientConnection, TcpStream), String> {
     let config = Arc::new(config(args)?);
     let left = || {
@@ -176,44 +179,76 @@ fn handshake(args: &Args, started: Instant) -> Result<(ClientConnection, TcpStre
         (None, None) => return Err("no address".into()),
     };
     let _ = tcp.set_nodelay(true);
-    tcp.set_read_timeout(Some(left()))
-        .and_then(|()| tcp.set_write_timeout(Some(left())))
-        .map_err(|err| format!("cannot set timeouts: {err}"))?;
     let name = ServerName::try_from(args.server_name.clone())
         .map_err(|err| format!("TLS server name: {err}"))?;
     let mut conn = ClientConnection::new(config, name).map_err(|err| format!("TLS: {err}"))?;
+    let deadline = started + args.timeout;
+    let timed_out = || {
+        format!(
+            "TLS handshake: timed out after {} ms",
+            args.timeout.as_millis()
+        )
+    };
     while conn.is_handshaking() {
-        conn.complete_io(&mut tcp)
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(timed_out());
+        }
+        let step = tcp
+            .set_read_timeout(Some(left))
+            .and_then(|()| tcp.set_write_timeout(Some(left)))
+            .and_then(|()| {
+                // One read or one write at a time: each under the time left.
+                if conn.wants_write() {
+                    conn.write_tls(&mut tcp).map(drop)
+                } else {
+                    match conn.read_tls(&mut tcp)? {
+                        0 => Err(ErrorKind::UnexpectedEof.into()),
+                        _ => conn
+                            .process_new_packets()
+                            .map(drop)
+                            .map_err(|err| std::io::Error::new(ErrorKind::InvalidData, err)),
+                    }
+                }
+            });
+        match step {
+            Ok(()) => {}
+            Err(err) if matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return Err(timed_out());
+            }
+            Err(err) => return Err(format!("TLS handshake: {err}")),
+        }
+    }
+    // What the handshake's last flight left to send (a client's Finished).
+    while conn.wants_write() {
+        conn.write_tls(&mut tcp)
             .map_err(|err| format!("TLS handshake: {err}"))?;
     }
+    tcp.set_read_timeout(None)
+        .and_then(|()| tcp.set_write_timeout(None))
+        .map_err(|err| format!("cannot set timeouts: {err}"))?;
     Ok((conn, tcp))
 }
 
 /// Plaintext from `input` to the member, the member's answers to `output`, until either side
-/// closes or the deadline passes.
+/// closes.
 fn pump(
     mut conn: ClientConnection,
     mut tcp: TcpStream,
     mut input: File,
     mut output: File,
-    deadline: Instant,
 ) -> std::io::Result<()> {
     let mut buf = vec![0; 16 << 10];
     loop {
         while conn.wants_write() {
             conn.write_tls(&mut tcp)?;
         }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(ErrorKind::TimedOut.into());
-        }
         let (member, client) = {
             let mut fds = [
                 PollFd::new(tcp.as_fd(), PollFlags::POLLIN),
                 PollFd::new(input.as_fd(), PollFlags::POLLIN),
             ];
-            let timeout = PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX);
-            match poll(&mut fds, timeout) {
+            match poll(&mut fds, PollTimeout::NONE) {
                 Ok(_) => {}
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(err) => return Err(err.into()),

@@ -18,18 +18,60 @@ use serde_json::{Value, json};
 /// command then fails as if the member had gone silent after the write reached it.
 pub const WRITE_UNANSWERED: &str = "etcd:write-unanswered";
 
-/// A connection to one cluster, with the deadline of the command that uses it: every request,
-/// retries included, ends by then.
+/// The least time an endpoint's turn is given, however many endpoints are left to try (less
+/// only when less is left).
+const MIN_SHARE: Duration = Duration::from_millis(100);
+
+/// A connection to one cluster, with the deadline of the operation under way: every request
+/// of it, retries included, ends by then. Each operation of the store ([`Client::begin`]) has
+/// a deadline of its own, so one cluster's silence never spends another's time, nor one
+/// operation's an operation after it.
 #[derive(Debug)]
 pub(crate) struct Client {
     endpoints: Vec<Endpoint>,
     /// The endpoint that answered last: tried first next time.
     current: usize,
+    /// When the operation under way must end: `etcd_timeout` after its start.
     deadline: Instant,
     timeout: Duration,
     describe: String,
     /// A read sent ahead (see [`Client::send_ahead`]): its endpoint, path and body.
     ahead: Option<(usize, String, String)>,
+    /// A read was sent ahead (or tried) since the last [`Client::begin`]: the operation that
+    /// takes its answer began then, and keeps that deadline.
+    began_ahead: bool,
+}
+
+/// What each endpoint a call tried said last, in the order they were first tried.
+#[derive(Debug, Default)]
+struct Tried(Vec<(usize, String)>);
+
+impl Tried {
+    fn note(&mut self, at: usize, what: String) {
+        match self.0.iter_mut().find(|(i, _)| *i == at) {
+            Some(said) => said.1 = what,
+            None => self.0.push((at, what)),
+        }
+    }
+
+    /// Notes `what` unless the endpoint said something already.
+    fn note_first(&mut self, at: usize, what: String) {
+        if !self.0.iter().any(|(i, _)| *i == at) {
+            self.0.push((at, what));
+        }
+    }
+}
+
+impl std::fmt::Display for Tried {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (n, (_, what)) in self.0.iter().enumerate() {
+            if n > 0 {
+                f.write_str("; ")?;
+            }
+            f.write_str(what)?;
+        }
+        Ok(())
+    }
 }
 
 /// A key and what etcd keeps about it.
@@ -66,6 +108,7 @@ impl Client {
             timeout,
             describe: config.describe(),
             ahead: None,
+            began_ahead: false,
         })
     }
 
@@ -82,7 +125,17 @@ impl Client {
         }
     }
 
-    /// Whether the command's time is up (a loop of retries stops then).
+    /// Starts an operation (a read, a transaction with its retries): its deadline is
+    /// `etcd_timeout` from now.
+    /// An operation that follows a read sent ahead began with it ([`Client::send_ahead`]).
+    pub(crate) fn begin(&mut self) {
+        if std::mem::take(&mut self.began_ahead) {
+            return;
+        }
+        self.deadline = Instant::now() + self.timeout;
+    }
+
+    /// Whether the operation's time is up (a loop of retries stops then).
     pub(crate) fn expired(&self) -> bool {
         Instant::now() >= self.deadline
     }
@@ -98,7 +151,12 @@ impl Client {
     }
 
     /// POSTs `body` to `path`, trying each endpoint in turn (the one that answered last
-    /// first) until one answers or the deadline passes. A write (`writes`) that reached a
+    /// first) until one answers or the deadline passes. Each endpoint's turn has a share of
+    /// the time left ([`share`]), so that a member that is down, unreachable, or answers too
+    /// slowly leaves the others their turn: a read's whole exchange, a write's connection (a
+    /// write that was sent waits for its answer until the deadline). When a try was cut off
+    /// by the end of its turn, another round begins while time is left: a member electing a
+    /// leader answers the next. A write (`writes`) that reached a
     /// member and got no answer may still be applied: it is not sent again elsewhere (a retry
     /// would find its own lease and take it for an earlier one), and the error says so.
     fn call(&mut self, path: &str, body: &Value, writes: bool) -> Result<Value> {
@@ -118,71 +176,88 @@ impl Client {
             None => None,
         };
         let start = ahead.unwrap_or(self.current);
-        let mut tried = Vec::new();
+        let mut tried = Tried::default();
         let n = self.endpoints.len();
-        for i in 0..n {
-            let at = (start + i) % n;
-            let left = self.deadline.saturating_duration_since(Instant::now());
-            let url = self.endpoints[at].url.clone();
-            if left.is_zero() {
-                tried.push(format!("{url}: not tried, time was up"));
-                continue;
-            }
-            let mut answer = if i == 0 && ahead.is_some() {
-                self.endpoints[at].receive(left)
-            } else {
-                self.endpoints[at].post(&format!("/v3/{path}"), &body, left)
-            };
-            // The fault-injection suite's lost answer: etcd applied the write, no answer came.
-            if writes && answer.is_ok() && oci_macvlan_ipam::failpoint::fails(WRITE_UNANSWERED) {
-                answer = Err(Failure::Unanswered(format!(
-                    "answer lost (failpoint {WRITE_UNANSWERED})"
-                )));
-            }
-            match answer {
-                Ok(text) => {
-                    self.current = at;
-                    return serde_json::from_str(&text).map_err(|err| {
-                        self.unavailable(format!("{url} answered {text:.200}"), Some(Box::new(err)))
-                    });
+        for round in 0.. {
+            // Whether a try of this round was cut off by the end of its turn: the member may
+            // answer another, while time is left (a leader being elected, a slow link).
+            let mut cut_off = false;
+            for i in 0..n {
+                let at = (start + i) % n;
+                let now = Instant::now();
+                let left = self.deadline.saturating_duration_since(now);
+                let url = self.endpoints[at].url.clone();
+                if left.is_zero() {
+                    tried.note_first(at, format!("{url}: not tried, time was up"));
+                    continue;
                 }
-                // etcd answered with an error of its own (no leader, request timed out, …).
-                Err(Failure::Status(code, text)) => {
-                    let message = serde_json::from_str::<Value>(&text)
-                        .ok()
-                        .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_owned))
-                        .unwrap_or(text);
-                    tried.push(format!("{url}: HTTP {code} {message}"));
-                    if writes {
-                        return Err(self.unknown_outcome(path, &tried));
+                let turn = now + share(left, n - i);
+                let deadline = if writes { self.deadline } else { turn };
+                let mut answer = if round == 0 && i == 0 && ahead.is_some() {
+                    self.endpoints[at].receive(deadline)
+                } else {
+                    self.endpoints[at].post(&format!("/v3/{path}"), &body, turn, deadline)
+                };
+                // The fault-injection suite's lost answer: etcd applied the write, no answer.
+                if writes && answer.is_ok() && oci_macvlan_ipam::failpoint::fails(WRITE_UNANSWERED)
+                {
+                    answer = Err(Failure::Unanswered(format!(
+                        "answer lost (failpoint {WRITE_UNANSWERED})"
+                    )));
+                }
+                let turn_used = turn < self.deadline && Instant::now() >= turn;
+                match answer {
+                    Ok(text) => {
+                        self.current = at;
+                        return serde_json::from_str(&text).map_err(|err| {
+                            let what = format!("{url} answered {text:.200}");
+                            self.unavailable(what, Some(Box::new(err)))
+                        });
+                    }
+                    // etcd answered with an error of its own (no leader, request timed out, …).
+                    Err(Failure::Status(code, text)) => {
+                        let message = serde_json::from_str::<Value>(&text)
+                            .ok()
+                            .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_owned))
+                            .unwrap_or(text);
+                        tried.note(at, format!("{url}: HTTP {code} {message}"));
+                        if writes {
+                            return Err(self.unknown_outcome(path, &tried));
+                        }
+                    }
+                    Err(Failure::Unsent(why)) => {
+                        tried.note(at, format!("{url}: {why}"));
+                        cut_off |= turn_used;
+                    }
+                    Err(Failure::Unanswered(why)) => {
+                        tried.note(at, format!("{url}: {why}"));
+                        if writes {
+                            return Err(self.unknown_outcome(path, &tried));
+                        }
+                        cut_off |= turn_used;
                     }
                 }
-                Err(Failure::Unsent(why)) => tried.push(format!("{url}: {why}")),
-                Err(Failure::Unanswered(why)) => {
-                    tried.push(format!("{url}: {why}"));
-                    if writes {
-                        return Err(self.unknown_outcome(path, &tried));
-                    }
-                }
+            }
+            if !cut_off || self.expired() {
+                break;
             }
         }
         Err(self.unavailable(
             format!(
-                "no member answered {path} within etcd_timeout {} ms ({})",
+                "no member answered {path} within etcd_timeout {} ms ({tried})",
                 self.timeout.as_millis(),
-                tried.join("; ")
             ),
             None,
         ))
     }
 
-    fn unknown_outcome(&self, path: &str, tried: &[String]) -> Error {
+    fn unknown_outcome(&self, path: &str, tried: &Tried) -> Error {
         Error::Unavailable {
             store: self.describe.clone(),
             what: format!(
-                "{path} sent, no answer within etcd_timeout {} ms: it may still be applied ({})",
+                "{path} sent, no answer within etcd_timeout {} ms: it may still be applied \
+                 ({tried})",
                 self.timeout.as_millis(),
-                tried.join("; ")
             ),
             maybe_written: true,
             source: None,
@@ -198,16 +273,20 @@ impl Client {
     /// Sends the [`range`](Self::range) of `[start, end)` now, to the endpoint tried first,
     /// without waiting: the member answers while the command does its local work, and the
     /// first `range` of the same keys takes that answer. A read only: if it is lost, the
-    /// `range` asks again. Nothing is sent if the endpoint cannot be reached at once.
+    /// `range` asks again. Nothing is sent if the endpoint cannot be reached within its share
+    /// of the time ([`share`]); it is then tried last.
     pub(crate) fn send_ahead(&mut self, start: &[u8], end: &[u8]) {
         let (path, body) = ("kv/range", range_body(start, end).to_string());
         let at = self.current;
-        let left = self.deadline.saturating_duration_since(Instant::now());
-        if self.endpoints[at]
-            .send(&format!("/v3/{path}"), &body, left)
-            .is_ok()
-        {
-            self.ahead = Some((at, path.to_owned(), body));
+        // The operation that takes the answer begins now.
+        let now = Instant::now();
+        self.deadline = now + self.timeout;
+        self.began_ahead = true;
+        let connect_by = now + share(self.timeout, self.endpoints.len());
+        match self.endpoints[at].send(&format!("/v3/{path}"), &body, connect_by, self.deadline) {
+            Ok(()) => self.ahead = Some((at, path.to_owned(), body)),
+            Err(Failure::Unsent(_)) => self.current = (at + 1) % self.endpoints.len(),
+            Err(_) => {}
         }
     }
 
@@ -221,6 +300,13 @@ impl Client {
         )?;
         Ok(answer.get("succeeded").and_then(Value::as_bool) == Some(true))
     }
+}
+
+/// An endpoint's turn when `left` remains and `untried` endpoints (this one included) are
+/// still to be tried: an equal share, at least [`MIN_SHARE`], at most `left`.
+pub(crate) fn share(left: Duration, untried: usize) -> Duration {
+    let untried = u32::try_from(untried.max(1)).unwrap_or(u32::MAX);
+    (left / untried).max(MIN_SHARE).min(left)
 }
 
 fn range_body(start: &[u8], end: &[u8]) -> Value {

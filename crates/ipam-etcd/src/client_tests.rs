@@ -65,7 +65,7 @@ fn serve(script: fn(usize, usize) -> Reply) -> (String, Log) {
 }
 
 /// One request's path, its headers and body read; `None` once the client hung up.
-fn read_request(reader: &mut impl BufRead) -> Option<String> {
+pub(crate) fn read_request(reader: &mut impl BufRead) -> Option<String> {
     let mut line = String::new();
     if reader.read_line(&mut line).ok()? == 0 {
         return None;

@@ -5,20 +5,30 @@
 //! start, local networks included. For the same reason TLS is not linked in: an `https://`
 //! endpoint is reached through the `oci-macvlan-tls` helper (crates/etcd-tls), a program of its
 //! own that does the handshake and then carries this module's plain HTTP both ways.
+//!
+//! A member cannot stall or flood a caller. Every read and write of an exchange ends by the
+//! exchange's deadline: each waits at most the time left, and none starts after it, so a member
+//! that answers a byte or a header line at a time, or dribbles its body, is cut off at the
+//! deadline, not at a timeout that each byte renews. A connection is made by a deadline of its
+//! own (the caller's share for this endpoint), and its failure named by its cause (refused, no
+//! route, timed out). What an answer may hold is capped, and an answer over a cap is an error
+//! (`answer.rs`): the status line and each header, chunk-size or trailer line 8 KiB, the header
+//! lines (trailers included) 100 and 64 KiB in all, the body 64 MiB (the leases of a network of
+//! some 100,000 addresses; read as it comes, never allocated from a length the member gave).
+
+mod answer;
 
 use std::{
-    io::{BufRead, BufReader, Read, Write},
+    io::{BufReader, ErrorKind, Read, Write},
     net::{TcpStream, ToSocketAddrs},
     os::{fd::OwnedFd, unix::net::UnixStream},
     path::PathBuf,
     process::{Child, Command, Stdio},
     sync::Arc,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
-/// The most a gateway answer may hold (a range of every lease of a large network fits).
-const MAX_BODY: usize = 64 << 20;
-const MAX_LINE: usize = 8 << 10;
+use answer::{read_line, read_response};
 
 /// Why a request got no answer.
 #[derive(Debug)]
@@ -48,49 +58,6 @@ enum Transport {
     Helper(UnixStream, Child),
 }
 
-impl Transport {
-    fn set_read_timeout(&self, left: Duration) -> std::io::Result<()> {
-        match self {
-            Self::Tcp(socket) => socket.set_read_timeout(Some(left)),
-            Self::Helper(socket, _) => socket.set_read_timeout(Some(left)),
-        }
-    }
-
-    fn set_write_timeout(&self, left: Duration) -> std::io::Result<()> {
-        match self {
-            Self::Tcp(socket) => socket.set_write_timeout(Some(left)),
-            Self::Helper(socket, _) => socket.set_write_timeout(Some(left)),
-        }
-    }
-
-    fn set_timeouts(&self, left: Duration) -> std::io::Result<()> {
-        self.set_read_timeout(left)
-            .and_then(|()| self.set_write_timeout(left))
-    }
-}
-
-impl Read for Transport {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match self {
-            Self::Tcp(socket) => socket.read(buf),
-            Self::Helper(socket, _) => socket.read(buf),
-        }
-    }
-}
-
-impl Write for Transport {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match self {
-            Self::Tcp(socket) => socket.write(buf),
-            Self::Helper(socket, _) => socket.write(buf),
-        }
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 impl Drop for Transport {
     fn drop(&mut self) {
         if let Self::Helper(_, child) = self {
@@ -100,13 +67,84 @@ impl Drop for Transport {
     }
 }
 
+/// A [`Transport`] whose every read and write ends by `deadline`: each one waits at most the
+/// time left (the socket's timeout is set to it before each call), and none starts once the
+/// deadline has passed. So a member that answers a byte at a time, or reads the request a
+/// byte at a time, cannot stretch an exchange past its deadline.
+struct Conn {
+    transport: Transport,
+    deadline: Instant,
+}
+
+impl Conn {
+    /// The time left, or a `TimedOut` error once there is none.
+    fn left(&self) -> std::io::Result<Duration> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            Err(timed_out())
+        } else {
+            Ok(left)
+        }
+    }
+}
+
+fn timed_out() -> std::io::Error {
+    std::io::Error::new(ErrorKind::TimedOut, "timed out")
+}
+
+/// A socket timeout (`EAGAIN`) is the deadline passing.
+fn deadline_error(err: std::io::Error) -> std::io::Error {
+    match err.kind() {
+        ErrorKind::WouldBlock | ErrorKind::TimedOut => timed_out(),
+        _ => err,
+    }
+}
+
+impl Read for Conn {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.left()?;
+        match &mut self.transport {
+            Transport::Tcp(socket) => {
+                socket.set_read_timeout(Some(left))?;
+                socket.read(buf)
+            }
+            Transport::Helper(socket, _) => {
+                socket.set_read_timeout(Some(left))?;
+                socket.read(buf)
+            }
+        }
+        .map_err(deadline_error)
+    }
+}
+
+impl Write for Conn {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let left = self.left()?;
+        match &mut self.transport {
+            Transport::Tcp(socket) => {
+                socket.set_write_timeout(Some(left))?;
+                socket.write(buf)
+            }
+            Transport::Helper(socket, _) => {
+                socket.set_write_timeout(Some(left))?;
+                socket.write(buf)
+            }
+        }
+        .map_err(deadline_error)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// One endpoint, `http://HOST:PORT` or `https://HOST:PORT`, and its open connection.
 pub(crate) struct Endpoint {
     pub url: String,
     host: String,
     port: u16,
     tls: Option<Arc<Tls>>,
-    conn: Option<BufReader<Transport>>,
+    conn: Option<BufReader<Conn>>,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -137,33 +175,41 @@ impl Endpoint {
         }
     }
 
-    /// POSTs `body` (JSON) to `path` and returns the answer's body; everything within `left`.
+    /// POSTs `body` (JSON) to `path` and returns the answer's body: a connection (if none is
+    /// open) made by `connect_by`, and everything by `deadline`.
     pub(crate) fn post(
         &mut self,
         path: &str,
         body: &str,
-        left: Duration,
+        connect_by: Instant,
+        deadline: Instant,
     ) -> Result<String, Failure> {
-        self.send(path, body, left)?;
-        self.receive(left)
+        self.send(path, body, connect_by, deadline)?;
+        self.receive(deadline)
     }
 
     /// Sends the request of [`post`](Self::post) without waiting for its answer, which
     /// [`receive`](Self::receive) reads (HTTP/1.1 answers come in the order of the requests).
-    pub(crate) fn send(&mut self, path: &str, body: &str, left: Duration) -> Result<(), Failure> {
+    pub(crate) fn send(
+        &mut self,
+        path: &str,
+        body: &str,
+        connect_by: Instant,
+        deadline: Instant,
+    ) -> Result<(), Failure> {
         if self.conn.is_none() {
-            self.conn = Some(self.connect(left)?);
+            self.conn = Some(self.connect(connect_by.min(deadline))?);
         }
-        let result = self.write_request(path, body, left);
+        let result = self.write_request(path, body, deadline);
         if result.is_err() {
             self.conn = None;
         }
         result
     }
 
-    /// The answer to the request [`send`](Self::send) sent.
-    pub(crate) fn receive(&mut self, left: Duration) -> Result<String, Failure> {
-        let result = self.read_answer(left);
+    /// The answer to the request [`send`](Self::send) sent, by `deadline`.
+    pub(crate) fn receive(&mut self, deadline: Instant) -> Result<String, Failure> {
+        let result = self.read_answer(deadline);
         if result.is_err() {
             self.conn = None;
         }
@@ -175,16 +221,19 @@ impl Endpoint {
         self.conn = None;
     }
 
-    fn connect(&self, left: Duration) -> Result<BufReader<Transport>, Failure> {
+    fn connect(&self, by: Instant) -> Result<BufReader<Conn>, Failure> {
         match &self.tls {
-            None => self.connect_tcp(left),
-            Some(tls) => self.connect_helper(tls, left),
+            None => self.connect_tcp(by),
+            Some(tls) => self.connect_helper(tls, by),
         }
     }
 
-    fn connect_tcp(&self, left: Duration) -> Result<BufReader<Transport>, Failure> {
+    /// A TCP connection to the first of the host's addresses that takes one by `by`. Each
+    /// failure is named by its cause: refused, no route, timed out (with the time it had).
+    fn connect_tcp(&self, by: Instant) -> Result<BufReader<Conn>, Failure> {
         let unsent =
             |what: &str, err: &dyn std::fmt::Display| Failure::Unsent(format!("{what}: {err}"));
+        let share = by.saturating_duration_since(Instant::now());
         let addrs: Vec<_> = (self.host.as_str(), self.port)
             .to_socket_addrs()
             .map_err(|err| unsent("cannot resolve", &err))?
@@ -192,6 +241,11 @@ impl Endpoint {
         let mut last = None;
         let mut tcp = None;
         for addr in addrs {
+            let left = by.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                last = Some(timed_out());
+                break;
+            }
             match TcpStream::connect_timeout(&addr, left) {
                 Ok(stream) => {
                     tcp = Some(stream);
@@ -202,25 +256,31 @@ impl Endpoint {
         }
         let tcp = match (tcp, last) {
             (Some(tcp), _) => tcp,
-            (None, Some(err)) => return Err(unsent("cannot connect", &err)),
+            (None, Some(err)) => {
+                return Err(Failure::Unsent(format!(
+                    "cannot connect: {}",
+                    connect_error(&err, share)
+                )));
+            }
             (None, None) => return Err(Failure::Unsent("no address".into())),
         };
         let _ = tcp.set_nodelay(true);
-        let transport = Transport::Tcp(tcp);
-        transport
-            .set_timeouts(left)
-            .map_err(|err| unsent("cannot set timeouts", &err))?;
-        Ok(BufReader::new(transport))
+        Ok(BufReader::new(Conn {
+            transport: Transport::Tcp(tcp),
+            deadline: by,
+        }))
     }
 
     /// Starts the TLS helper for this endpoint and waits for its status line: the request is
     /// written only once the handshake is done, so a failure until then is [`Failure::Unsent`].
-    /// The helper ends by the deadline of its own, and is killed when the connection is dropped.
-    fn connect_helper(&self, tls: &Tls, left: Duration) -> Result<BufReader<Transport>, Failure> {
+    /// The helper has until `by` for its connection and handshake (it ends by then on its own,
+    /// and is killed if its `OK` is late); it is killed when the connection is dropped.
+    fn connect_helper(&self, tls: &Tls, by: Instant) -> Result<BufReader<Conn>, Failure> {
         let helper = tls.helper.display();
         let unsent = |what: &str, err: &dyn std::fmt::Display| {
             Failure::Unsent(format!("{what} {helper}: {err}"))
         };
+        let share = by.saturating_duration_since(Instant::now());
         let (ours, theirs) = UnixStream::pair().map_err(|err| unsent("cannot start", &err))?;
         let theirs_out = theirs
             .try_clone()
@@ -234,7 +294,7 @@ impl Endpoint {
             .arg("--server-name")
             .arg(&self.host)
             .arg("--timeout-ms")
-            .arg(left.as_millis().max(1).to_string())
+            .arg(share.as_millis().max(1).to_string())
             .arg("--cacert")
             .arg(&tls.cacert);
         if let (Some(cert), Some(key)) = (&tls.cert, &tls.key) {
@@ -247,18 +307,18 @@ impl Endpoint {
             .stderr(Stdio::null())
             .spawn()
             .map_err(|err| unsent("cannot start", &err))?;
-        let transport = Transport::Helper(ours, child);
-        transport
-            .set_timeouts(left)
-            .map_err(|err| unsent("cannot set timeouts on", &err))?;
-        let mut reader = BufReader::new(transport);
+        let mut reader = BufReader::new(Conn {
+            transport: Transport::Helper(ours, child),
+            deadline: by,
+        });
         let status = read_line(&mut reader).map_err(|err| match err.kind() {
-            std::io::ErrorKind::UnexpectedEof => {
+            ErrorKind::UnexpectedEof => {
                 Failure::Unsent(format!("{helper} exited before the TLS handshake"))
             }
-            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
-                Failure::Unsent("TLS handshake: timed out".into())
-            }
+            ErrorKind::TimedOut => Failure::Unsent(format!(
+                "TLS handshake: timed out after {} ms",
+                share.as_millis()
+            )),
             _ => Failure::Unsent(format!("TLS handshake: {err}")),
         })?;
         match status.strip_prefix("ERR ") {
@@ -268,11 +328,11 @@ impl Endpoint {
         }
     }
 
-    fn write_request(&mut self, path: &str, body: &str, left: Duration) -> Result<(), Failure> {
+    fn write_request(&mut self, path: &str, body: &str, deadline: Instant) -> Result<(), Failure> {
         let Some(reader) = self.conn.as_mut() else {
             return Err(Failure::Unsent("no connection".into()));
         };
-        let _ = reader.get_ref().set_write_timeout(left);
+        reader.get_mut().deadline = deadline;
         let request = format!(
             "POST {path} HTTP/1.1\r\nHost: {}:{}\r\nContent-Type: application/json\r\n\
              Content-Length: {}\r\n\r\n{body}",
@@ -287,49 +347,17 @@ impl Endpoint {
             .map_err(|err| Failure::Unsent(format!("cannot send: {err}")))
     }
 
-    fn read_answer(&mut self, left: Duration) -> Result<String, Failure> {
+    fn read_answer(&mut self, deadline: Instant) -> Result<String, Failure> {
         let Some(reader) = self.conn.as_mut() else {
             return Err(Failure::Unanswered("no connection".into()));
         };
-        let _ = reader.get_ref().set_read_timeout(left);
-        let unanswered = |err: std::io::Error| Failure::Unanswered(format!("no answer: {err}"));
-        let status_line = read_line(reader).map_err(unanswered)?;
-        let status: u16 = status_line
-            .split(' ')
-            .nth(1)
-            .and_then(|code| code.parse().ok())
-            .ok_or_else(|| Failure::Unanswered(format!("not HTTP: {status_line:.80}")))?;
-        let (mut length, mut chunked, mut close) = (None, false, false);
-        loop {
-            let line = read_line(reader).map_err(unanswered)?;
-            if line.is_empty() {
-                break;
-            }
-            let Some((name, value)) = line.split_once(':') else {
-                continue;
-            };
-            let value = value.trim();
-            match name.trim().to_ascii_lowercase().as_str() {
-                "content-length" => length = value.parse::<usize>().ok(),
-                "transfer-encoding" => chunked = value.eq_ignore_ascii_case("chunked"),
-                "connection" => close = value.eq_ignore_ascii_case("close"),
-                _ => {}
-            }
-        }
-        let body = match (chunked, length) {
-            (true, _) => read_chunked(reader),
-            (false, Some(n)) if n <= MAX_BODY => read_exact(reader, n),
-            (false, Some(n)) => Err(invalid(format!("an answer of {n} bytes"))),
-            (false, None) => {
-                close = true;
-                let mut out = Vec::new();
-                reader
-                    .take(MAX_BODY as u64)
-                    .read_to_end(&mut out)
-                    .map(|_| out)
-            }
-        }
-        .map_err(unanswered)?;
+        reader.get_mut().deadline = deadline;
+        let (status, body, close) = read_response(reader).map_err(|err| {
+            Failure::Unanswered(match err.kind() {
+                ErrorKind::InvalidData => format!("bad answer: {err}"),
+                _ => format!("no answer: {err}"),
+            })
+        })?;
         if close {
             self.conn = None;
         }
@@ -342,48 +370,15 @@ impl Endpoint {
     }
 }
 
-fn invalid(what: String) -> std::io::Error {
-    std::io::Error::new(std::io::ErrorKind::InvalidData, what)
-}
-
-/// One line, without its CRLF.
-fn read_line(reader: &mut impl BufRead) -> std::io::Result<String> {
-    let mut line = Vec::new();
-    let n = reader.take(MAX_LINE as u64).read_until(b'\n', &mut line)?;
-    if n == 0 {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::UnexpectedEof,
-            "connection closed",
-        ));
-    }
-    while matches!(line.last(), Some(b'\n' | b'\r')) {
-        line.pop();
-    }
-    Ok(String::from_utf8_lossy(&line).into_owned())
-}
-
-fn read_exact(reader: &mut impl Read, n: usize) -> std::io::Result<Vec<u8>> {
-    let mut out = vec![0; n];
-    reader.read_exact(&mut out)?;
-    Ok(out)
-}
-
-fn read_chunked(reader: &mut impl BufRead) -> std::io::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let line = read_line(reader)?;
-        let size = line.split(';').next().unwrap_or_default().trim();
-        let size = usize::from_str_radix(size, 16)
-            .map_err(|_| invalid(format!("chunk size {size:.20}")))?;
-        if size == 0 {
-            // Trailers, then the empty line.
-            while !read_line(reader)?.is_empty() {}
-            return Ok(out);
+/// What a failed connect says: its cause in a word or two.
+fn connect_error(err: &std::io::Error, share: Duration) -> String {
+    match err.kind() {
+        ErrorKind::ConnectionRefused => "refused".into(),
+        ErrorKind::HostUnreachable => "no route to host".into(),
+        ErrorKind::NetworkUnreachable => "no route to network".into(),
+        ErrorKind::TimedOut | ErrorKind::WouldBlock => {
+            format!("timed out after {} ms", share.as_millis())
         }
-        if out.len() + size > MAX_BODY {
-            return Err(invalid("an answer too large".into()));
-        }
-        out.extend(read_exact(reader, size)?);
-        read_line(reader)?;
+        _ => err.to_string(),
     }
 }

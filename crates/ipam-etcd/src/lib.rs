@@ -37,6 +37,8 @@ mod http;
 #[cfg(test)]
 mod http_tests;
 #[cfg(test)]
+mod stall_tests;
+#[cfg(test)]
 mod store_tests;
 
 use std::{
@@ -97,7 +99,8 @@ fn range_end(prefix: &[u8]) -> Vec<u8> {
 
 impl EtcdStore {
     /// A store for `host` in the cluster `config` names. Nothing is sent before the first
-    /// request; every request of this store ends within the config's timeout of now.
+    /// request; each operation of the store (a read; a transaction or a release, with its
+    /// retries) ends within the config's timeout of its own start.
     pub fn open(config: &EtcdConfig, host: &HostIdentity) -> Result<Self> {
         Ok(Self {
             client: Client::new(config)?,
@@ -196,6 +199,7 @@ impl EtcdStore {
         pick: impl Fn(&Lease) -> bool,
         forget: Option<&str>,
     ) -> Result<Vec<Lease>> {
+        self.client.begin();
         let mut attempts = 0;
         loop {
             let snapshot = self.snapshot()?;
@@ -348,6 +352,7 @@ impl Txn for Attempt<'_> {
 
 impl LeaseStore for EtcdStore {
     fn run(&mut self, f: &mut dyn FnMut(&mut dyn Txn) -> Result<()>) -> Result<()> {
+        self.client.begin();
         let mut attempts = 0;
         loop {
             let snapshot = self.snapshot()?;
@@ -377,6 +382,7 @@ impl LeaseStore for EtcdStore {
     }
 
     fn view(&mut self, f: &mut dyn FnMut(&mut dyn View) -> Result<()>) -> Result<()> {
+        self.client.begin();
         let snapshot = self.snapshot()?;
         f(&mut Attempt {
             snapshot: &snapshot,
@@ -410,6 +416,7 @@ impl LeaseStore for EtcdStore {
     }
 
     fn container_leases(&mut self, container_id: &str) -> Result<Vec<Lease>> {
+        self.client.begin();
         let snapshot = self.snapshot()?;
         Ok(snapshot
             .leases
@@ -420,6 +427,7 @@ impl LeaseStore for EtcdStore {
     }
 
     fn network_leases(&mut self, network: &str) -> Result<Vec<Lease>> {
+        self.client.begin();
         let snapshot = self.snapshot()?;
         Ok(snapshot
             .leases
@@ -430,6 +438,7 @@ impl LeaseStore for EtcdStore {
     }
 
     fn all_leases(&mut self) -> Result<Vec<Lease>> {
+        self.client.begin();
         Ok(self
             .snapshot()?
             .leases
@@ -445,6 +454,7 @@ impl LeaseStore for EtcdStore {
     /// Each key under the prefix that is not ours (skipped by every other read), and this
     /// host's claim when another machine holds it. There is no derived data to disagree.
     fn integrity_problems(&mut self) -> Result<Vec<String>> {
+        self.client.begin();
         let snapshot = self.snapshot()?;
         let mut problems = snapshot.foreign.clone();
         if self.host.proof.is_some() {
@@ -461,6 +471,7 @@ impl LeaseStore for EtcdStore {
         if self.host.proof.is_none() {
             return Ok(Vec::new()); // no identity yet: nothing of this host's to keep alive
         }
+        self.client.begin();
         let mut attempts = 0;
         loop {
             let snapshot = self.snapshot()?;

@@ -50,7 +50,8 @@ pub struct EtcdConfig {
     pub cert: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<PathBuf>,
-    /// How long one command may wait for the cluster, in all.
+    /// How long one operation on the cluster (a read; a transaction or a release, with its
+    /// retries) may take, all its endpoints' turns included.
     pub timeout_ms: u64,
 }
 
