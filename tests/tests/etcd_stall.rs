@@ -205,8 +205,11 @@ fn each_endpoint_is_named_with_its_own_failure() {
     // kernel has given up asking (about 3 s, reached when the rounds go on), no route to host.
     // Either is that endpoint's own failure, never "not tried".
     assert!(
-        out.stderr.contains(&format!("{off}: cannot connect: timed out after "))
-            || out.stderr.contains(&format!("{off}: cannot connect: no route to host")),
+        out.stderr
+            .contains(&format!("{off}: cannot connect: timed out after "))
+            || out
+                .stderr
+                .contains(&format!("{off}: cannot connect: no route to host")),
         "{off}: {}",
         out.stderr
     );

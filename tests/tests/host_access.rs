@@ -181,7 +181,7 @@ fn network_create_refuses_what_cannot_work_and_makes_nothing() {
             "on the host",
             &["-o", "host_access=192.168.77.254"],
             5,
-            "a link of the host",
+            "the host's link lan0 has it; pick a free address of the network, outside the LAN's DHCP pool and the network's --ip-range",
         ),
         (
             "another network's",

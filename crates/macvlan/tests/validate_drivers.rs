@@ -143,6 +143,7 @@ fn host_access_is_refused_where_it_cannot_work() {
         &["-o host_access=fd00:50::"],
         &["-o host_access=192.168.50.3,192.168.50.4"],
         &["-o host_access=banana"],
+        &["-o host_access=192.168.50.3/24"],
         &["-o host_access="],
         &[
             "-o host_access=192.168.50.3",

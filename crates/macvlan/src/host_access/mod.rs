@@ -87,6 +87,17 @@ pub(crate) fn reserve(value: Option<&String>, pools: &mut [Pool]) -> Result<Vec<
     let mut addresses: Vec<IpAddr> = Vec::new();
     for item in value.split(',') {
         let item = item.trim();
+        if let Some((address, prefix)) = item.split_once('/') {
+            if address.parse::<IpAddr>().is_ok() {
+                return Err(invalid(
+                    FLAG,
+                    item,
+                    &format!(
+                        "give the address without /{prefix}: the host link holds it alone, and the network's --subnet gives the rest"
+                    ),
+                ));
+            }
+        }
         let ip: IpAddr = item
             .parse()
             .map_err(|_| invalid(FLAG, item, "not an IPv4 or IPv6 address"))?;
@@ -159,9 +170,17 @@ pub(crate) async fn create(
         .await
         .map_err(Error::Netlink)?;
     if let Some((index, ip)) = held.first() {
+        // Said by name (one dump, at create only), with what to do instead.
+        let links = host.links().await.map_err(Error::Netlink)?;
+        let who = match links.iter().find(|l| l.index == *index) {
+            Some(link) => format!("the host's link {} has it", link.name),
+            None => format!("a link of the host (index {index}) has it"),
+        };
         return Err(in_use(
             *ip,
-            format!("a link of the host (index {index}) has it"),
+            format!(
+                "{who}; pick a free address of the network, outside the LAN's DHCP pool and the network's --ip-range"
+            ),
         ));
     }
     let (link, ensured) = ensure_link(host, net, parent, None).await?;
