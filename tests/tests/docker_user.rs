@@ -256,7 +256,15 @@ fn a_user_who_is_not_root_is_told_to_run_as_root() {
     }
     // The binary must be reachable by uid 65534: a copy in the test's dir.
     let bin = dir.path().join("oci-macvlan");
-    std::fs::copy(oci_macvlan_tests::binary(), &bin).unwrap();
+    // Copied by `cp`, not by this process: a writable fd of ours, inherited by another test
+    // thread's child, would make the exec fail with "Text file busy".
+    oci_macvlan_tests::run_ok(
+        "cp",
+        &[
+            oci_macvlan_tests::binary().to_str().unwrap(),
+            bin.to_str().unwrap(),
+        ],
+    );
     let out = std::process::Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
         .arg(&bin)
@@ -274,4 +282,86 @@ fn a_user_who_is_not_root_is_told_to_run_as_root() {
         stderr.contains("it is root's and oci-macvlan runs as uid 65534: run oci-macvlan as root"),
         "{stderr}"
     );
+}
+
+/// Whether this kernel makes links of `kind`, asked in a scratch namespace of the test's own.
+fn kernel_makes(kind: &str) -> bool {
+    let ns = oci_macvlan_tests::TestNetns::new("omt-kind-");
+    let net = format!("--net={}", ns.path().display());
+    oci_macvlan_tests::run("nsenter", &[&net, "ip", "link", "add", "k0", "type", kind])
+        .status
+        .success()
+}
+
+/// A kernel without ipvlan (or dummy, for a network without a parent) is named with what to do:
+/// `modprobe ipvlan`, and what a network without `-o parent` is. On a kernel that has them the
+/// attach simply works (the VM tier).
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn a_missing_kernel_driver_is_named_with_what_to_do() {
+    let lan = Lan::new();
+    // Without -o parent: an internal network on a dummy link of its own, made at create.
+    let inner = lan.cli(
+        &["network", "create", "--subnet", "10.76.0.0/24", "inner"],
+        "",
+    );
+    if kernel_makes("dummy") {
+        assert_eq!(inner.code, 0, "{}", inner.stderr);
+    } else {
+        assert_eq!(inner.code, 1, "{}", inner.stderr);
+        assert_eq!(inner.stderr.lines().count(), 1, "{}", inner.stderr);
+        assert!(
+            inner.stderr.contains("no -o parent was given: network inner is internal, on a dummy link of its own, which this kernel cannot make (or give -o parent=IF)")
+                && inner.stderr.contains("modprobe dummy"),
+            "{}",
+            inner.stderr
+        );
+    }
+    lan.cli_ok(
+        &[
+            "network",
+            "create",
+            "-d",
+            "ipvlan",
+            "--subnet",
+            "10.75.0.0/24",
+            "-o",
+            "parent=lan0",
+            "iv",
+        ],
+        "",
+    );
+    let ns = oci_macvlan_tests::TestNetns::new("omt-ctr-");
+    let state = lan.fake_bundle(
+        "c1",
+        &[("oci-macvlan.networks", "iv")],
+        &ns.path(),
+        "creating",
+    );
+    let out = lan.cli(&["hook"], &state);
+    if kernel_makes("ipvlan") {
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        lan.cli_ok(
+            &["hook"],
+            &lan.fake_bundle(
+                "c1",
+                &[("oci-macvlan.networks", "iv")],
+                &ns.path(),
+                "stopped",
+            ),
+        );
+    } else {
+        assert_eq!(out.code, 1, "{}", out.stderr);
+        assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+        assert!(
+            out.stderr
+                .contains("the kernel has no ipvlan driver (modprobe ipvlan)"),
+            "{}",
+            out.stderr
+        );
+        assert!(lan.records().is_empty(), "{:?}", lan.records());
+    }
 }

@@ -44,6 +44,14 @@ pub enum Error {
     },
     #[error("network with name {0} already exists")]
     NetworkExists(String),
+    #[error(
+        "no -o parent was given: network {network} is internal, on a dummy link of its own, which this kernel cannot make (or give -o parent=IF)"
+    )]
+    NoDummy {
+        network: String,
+        #[source]
+        source: oci_macvlan_vlan::LinkError,
+    },
     #[error("network {0} not found")]
     NetworkNotFound(String),
     #[error(
@@ -413,6 +421,7 @@ impl Error {
             // Every variant is named: a new one must be placed here, never fall into a
             // catch-all.
             Self::ParentLink(_)
+            | Self::NoDummy { .. }
             | Self::ContainerNetns(_)
             | Self::Lease { .. }
             | Self::Configure { .. }

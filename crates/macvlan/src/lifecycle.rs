@@ -38,7 +38,7 @@ pub async fn create_network(
         matches!(parent, Parent::Vlan { .. } | Parent::Dummy(_)),
     )
     .await
-    .map_err(Error::ParentLink)?;
+    .map_err(|err| crate::parents::parent_error(&network, err))?;
     if network.parent_link == ParentLink::Existing && ensured.ours {
         network.parent_link = ParentLink::Owned;
     }

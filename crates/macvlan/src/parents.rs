@@ -46,13 +46,27 @@ pub(crate) async fn resolve_parents(host: &Handle, networks: &[&Network]) -> Res
             None => {
                 oci_macvlan_vlan::ensure(host, &net.parent(), true)
                     .await
-                    .map_err(Error::ParentLink)?
+                    .map_err(|err| parent_error(net, err))?
                     .link
             }
         };
         parents.push(link);
     }
     Ok(parents)
+}
+
+/// A parent of `net` that could not be found or made: a network without `-o parent` whose
+/// dummy link the kernel cannot make says so, and what the dummy is for.
+pub(crate) fn parent_error(net: &Network, err: oci_macvlan_vlan::LinkError) -> Error {
+    match err {
+        oci_macvlan_vlan::LinkError::Unsupported { .. } if net.parent_link == ParentLink::Dummy => {
+            Error::NoDummy {
+                network: net.name.clone(),
+                source: err,
+            }
+        }
+        err => Error::ParentLink(err),
+    }
 }
 
 /// A parent that takes one container link (macvlan's passthru): a second container is refused,

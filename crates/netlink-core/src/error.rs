@@ -65,7 +65,7 @@ pub enum Error {
         #[source]
         source: KernelError,
     },
-    #[error("cannot create {kind} {name} on parent {parent}")]
+    #[error("cannot create {kind} {name} on parent {parent}{}", driver_hint(source, *kind))]
     CreateChild {
         kind: crate::link::ChildTag,
         name: String,
@@ -211,5 +211,15 @@ impl Error {
             | Self::WriteSysctl { source, .. } => source.raw_os_error().map(Errno::from_raw),
             Self::HelperPanicked { .. } | Self::NotNamespace { .. } => None,
         }
+    }
+}
+
+/// What to do when the kernel has no driver for a child link's kind (it answers `EOPNOTSUPP`
+/// for a kind it does not know): the module to load.
+fn driver_hint(source: &KernelError, kind: crate::link::ChildTag) -> String {
+    if source.errno() == Some(Errno::EOPNOTSUPP) {
+        format!(": the kernel has no {kind} driver (modprobe {kind})")
+    } else {
+        String::new()
     }
 }
