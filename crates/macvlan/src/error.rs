@@ -152,10 +152,26 @@ pub enum Error {
         network: String,
         holder: String,
     },
+    #[error("address {ip} on network {network} is taken on the LAN: {holder}")]
+    AddressOnLan {
+        ip: IpAddr,
+        network: String,
+        holder: String,
+    },
     #[error(
-        "address {ip} on network {network} is a router the host sends through (the gateway of one of its routes): with -o host_access the host's route to the container would take the host's traffic to that router"
+        "address {ip} may not be asked for on network {network}: its -o static_ips is {allowed}"
     )]
-    HostRouterAddress { ip: IpAddr, network: String },
+    StaticIpNotAllowed {
+        ip: IpAddr,
+        network: String,
+        allowed: String,
+    },
+    #[error("cannot check who holds the addresses asked for on network {network}")]
+    CheckAddresses {
+        network: String,
+        #[source]
+        source: netlink::Error,
+    },
     #[error(
         "host link {name} of network {network} exists but is {found}: oci-macvlan will not use it"
     )]
@@ -348,7 +364,7 @@ impl Error {
             | Self::IdInUse { .. }
             | Self::ParentHeldAlone { .. }
             | Self::HostAccessInUse { .. }
-            | Self::HostRouterAddress { .. }
+            | Self::AddressOnLan { .. }
             | Self::HostLinkConflict { .. } => ErrorKind::Conflict,
             Self::Lease { source, .. } if source.is_conflict() => ErrorKind::Conflict,
             Self::Lease { source, .. } if source.is_invalid_input() => ErrorKind::Invalid,
@@ -362,6 +378,7 @@ impl Error {
             | Self::InvalidIfname { .. }
             | Self::InvalidMac { .. }
             | Self::HostNetns { .. }
+            | Self::StaticIpNotAllowed { .. }
             | Self::NetnsNotTheContainers { .. } => ErrorKind::Invalid,
             // Every variant is named: a new one must be placed here, never fall into a
             // catch-all.
@@ -375,6 +392,7 @@ impl Error {
             | Self::ReadProc { .. }
             | Self::HostLink { .. }
             | Self::HostRoutes { .. }
+            | Self::CheckAddresses { .. }
             | Self::Injected(_) => ErrorKind::System,
         }
     }

@@ -41,6 +41,9 @@ pub async fn create_network(
     let mut host_link = None;
     let mut stored = check_mtu(&network, &ensured.link);
     if stored.is_ok() {
+        stored = crate::occupied::check_host_access(host, &network, &ensured.link).await;
+    }
+    if stored.is_ok() {
         stored = host_access::create(host, &network, &others, store, &ensured.link)
             .await
             .map(|made| host_link = made);
