@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     DefinitionError, Error, Result,
-    occupied::StaticIps,
     driver::{self, DefaultRoute, Driver},
+    occupied::StaticIps,
 };
 
 /// The `-o` keys every driver takes; the rest are the driver's own.

@@ -133,7 +133,10 @@ impl fmt::Display for Holder {
             Self::Neighbour {
                 mac: Some(mac),
                 link,
-            } => write!(f, "a neighbour {mac} on {link} (the host's neighbour table)"),
+            } => write!(
+                f,
+                "a neighbour {mac} on {link} (the host's neighbour table)"
+            ),
             Self::Neighbour { mac: None, link } => {
                 write!(f, "a neighbour on {link} (the host's neighbour table)")
             }
@@ -300,7 +303,11 @@ mod tests {
             ),
         ];
         for (value, expected) in ok {
-            assert_eq!(&StaticIps::parse(value, &subnets()).unwrap(), expected, "{value}");
+            assert_eq!(
+                &StaticIps::parse(value, &subnets()).unwrap(),
+                expected,
+                "{value}"
+            );
         }
         let refused: &[(&str, &str)] = &[
             ("", "expected any, none"),
@@ -332,7 +339,11 @@ mod tests {
             (&ranges, "fd00:77::5", false),
         ];
         for (policy, ip, allowed) in table {
-            assert_eq!(policy.allows(ip.parse().unwrap()), *allowed, "{policy} {ip}");
+            assert_eq!(
+                policy.allows(ip.parse().unwrap()),
+                *allowed,
+                "{policy} {ip}"
+            );
         }
         assert_eq!(ranges.to_string(), "192.168.77.128/25");
     }
@@ -363,7 +374,10 @@ mod tests {
                 },
                 "a neighbour 02:00:00:00:00:42 on lan0 (the host's neighbour table)",
             ),
-            (Holder::ArpProbe(mac), "02:00:00:00:00:42 answered the ARP probe for it"),
+            (
+                Holder::ArpProbe(mac),
+                "02:00:00:00:00:42 answered the ARP probe for it",
+            ),
             (
                 Holder::NsProbe(mac),
                 "02:00:00:00:00:42 answered the neighbour solicitation for it",

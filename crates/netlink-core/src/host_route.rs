@@ -114,10 +114,11 @@ impl Handle {
     /// calling thread's namespace: call it on [`Handle::current`] only.
     pub async fn routers(&self) -> Result<Vec<Router>> {
         let routes = self.all_routes("(all)").await?;
-        let nexthops = if routes
-            .iter()
-            .any(|msg| msg.attributes.iter().any(|a| matches!(a, RouteAttribute::NhId(_))))
-        {
+        let nexthops = if routes.iter().any(|msg| {
+            msg.attributes
+                .iter()
+                .any(|a| matches!(a, RouteAttribute::NhId(_)))
+        }) {
             crate::nexthop::nexthops().map_err(|source| Error::ListNexthops { source })?
         } else {
             Vec::new()

@@ -30,5 +30,5 @@ pub use link::{
 pub use neigh::{Neighbour, holds_address};
 pub use netns::{Netns, NetnsId, Sysctl, file_kind};
 pub use nexthop::{Nexthop, gateways_of, nexthops};
-pub use probe::{Answer, PROBE_WAIT, probe};
 pub use nix::errno::Errno;
+pub use probe::{Answer, PROBE_WAIT, probe};

@@ -230,10 +230,16 @@ mod tests {
             group.extend_from_slice(&id.to_ne_bytes());
             group.extend_from_slice(&[1, 0, 0, 0]);
         }
-        buf.extend(nexthop(&[attr(NHA_ID, &9u32.to_ne_bytes()), attr(NHA_GROUP, &group)]));
+        buf.extend(nexthop(&[
+            attr(NHA_ID, &9u32.to_ne_bytes()),
+            attr(NHA_GROUP, &group),
+        ]));
         let mut found = Vec::new();
         assert_eq!(parse(&buf, &mut found), Parsed::More);
-        assert_eq!(parse(&message(NLMSG_DONE, &[0; 4]), &mut found), Parsed::Done);
+        assert_eq!(
+            parse(&message(NLMSG_DONE, &[0; 4]), &mut found),
+            Parsed::Done
+        );
         assert_eq!(found.len(), 3);
         let v4 = IpAddr::V4(Ipv4Addr::new(192, 168, 77, 1));
         assert_eq!(gateways_of(&found, 5), [(v4, 3)]);

@@ -326,8 +326,8 @@ pub fn probe(link: &Link, ips: &[IpAddr]) -> Result<Option<Answer>> {
             .iter()
             .map(|(socket, _, _)| PollFd::new(socket.fd.as_fd(), PollFlags::POLLIN))
             .collect();
-        let timeout = PollTimeout::try_from(wait.max(Duration::from_millis(1)))
-            .unwrap_or(PollTimeout::ZERO);
+        let timeout =
+            PollTimeout::try_from(wait.max(Duration::from_millis(1))).unwrap_or(PollTimeout::ZERO);
         match poll(&mut fds, timeout) {
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(errno) => return Err(failed(*first)(errno.into())),
@@ -364,12 +364,19 @@ mod tests {
         assert_eq!(&frame[6..12], &OWN.0);
         assert_eq!(&frame[12..14], &[0x08, 0x06]);
         assert_eq!(&frame[14..22], &[0, 1, 8, 0, 6, 4, 0, 1], "an ARP request");
-        assert_eq!(&frame[22..28], &OWN.0, "sender hardware address: the link's");
+        assert_eq!(
+            &frame[22..28],
+            &OWN.0,
+            "sender hardware address: the link's"
+        );
         assert_eq!(&frame[28..32], &[0; 4], "sender 0.0.0.0");
         assert_eq!(&frame[32..38], &[0; 6]);
         assert_eq!(&frame[38..42], &[192, 168, 77, 53]);
         // Our own probe, looped back, is no answer.
-        assert_eq!(arp_answer(&frame, OWN, Ipv4Addr::new(192, 168, 77, 53)), None);
+        assert_eq!(
+            arp_answer(&frame, OWN, Ipv4Addr::new(192, 168, 77, 53)),
+            None
+        );
     }
 
     #[test]
@@ -381,13 +388,22 @@ mod tests {
             mac: OTHER,
         });
         // Linux's answer to a probe: a reply from the target to 0.0.0.0.
-        assert_eq!(arp_answer(&arp(2, OTHER, t, OWN, [0; 4]), OWN, target), held);
+        assert_eq!(
+            arp_answer(&arp(2, OTHER, t, OWN, [0; 4]), OWN, target),
+            held
+        );
         // Someone announcing the address, or asking from it, uses it.
         assert_eq!(arp_answer(&arp(1, OTHER, t, OWN, t), OWN, target), held);
         // Another address, another probe, our own frames, truncated frames: no answer.
         let other = [192, 168, 77, 54];
-        assert_eq!(arp_answer(&arp(2, OTHER, other, OWN, [0; 4]), OWN, target), None);
-        assert_eq!(arp_answer(&arp(1, OTHER, [0; 4], OWN, t), OWN, target), None);
+        assert_eq!(
+            arp_answer(&arp(2, OTHER, other, OWN, [0; 4]), OWN, target),
+            None
+        );
+        assert_eq!(
+            arp_answer(&arp(1, OTHER, [0; 4], OWN, t), OWN, target),
+            None
+        );
         assert_eq!(arp_answer(&arp(2, OWN, t, OWN, [0; 4]), OWN, target), None);
         let reply = arp(2, OTHER, t, OWN, [0; 4]);
         for len in 0..reply.len() - 1 {
@@ -402,10 +418,17 @@ mod tests {
         assert_eq!(frame.len(), 14 + 40 + 24);
         assert_eq!(&frame[0..6], &[0x33, 0x33, 0xff, 0x34, 0x56, 0x78]);
         assert_eq!(&frame[12..14], &[0x86, 0xdd]);
-        assert_eq!(&frame[18..22], &[0, 24, 58, 255], "length, ICMPv6, hop limit");
+        assert_eq!(
+            &frame[18..22],
+            &[0, 24, 58, 255],
+            "length, ICMPv6, hop limit"
+        );
         assert_eq!(&frame[22..38], &[0; 16], "source ::");
         let dst: [u8; 16] = frame[38..54].try_into().unwrap();
-        assert_eq!(Ipv6Addr::from(dst), "ff02::1:ff34:5678".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(
+            Ipv6Addr::from(dst),
+            "ff02::1:ff34:5678".parse::<Ipv6Addr>().unwrap()
+        );
         assert_eq!(frame[54], ND_NEIGHBOR_SOLICIT);
         assert_eq!(&frame[62..78], &target.octets());
         // The checksum sums to zero over the pseudo-header and the message.
@@ -444,11 +467,24 @@ mod tests {
             })
         };
         let router = MacAddr([0x02, 0, 0, 0, 0, 0x42]);
-        assert_eq!(na_answer(&na(OTHER, target, Some(router), 255), OWN, target), held(router));
-        assert_eq!(na_answer(&na(OTHER, target, None, 255), OWN, target), held(OTHER));
+        assert_eq!(
+            na_answer(&na(OTHER, target, Some(router), 255), OWN, target),
+            held(router)
+        );
+        assert_eq!(
+            na_answer(&na(OTHER, target, None, 255), OWN, target),
+            held(OTHER)
+        );
         let elsewhere: Ipv6Addr = "fd00:77::54".parse().unwrap();
-        assert_eq!(na_answer(&na(OTHER, elsewhere, None, 255), OWN, target), None);
-        assert_eq!(na_answer(&na(OTHER, target, None, 64), OWN, target), None, "routed");
+        assert_eq!(
+            na_answer(&na(OTHER, elsewhere, None, 255), OWN, target),
+            None
+        );
+        assert_eq!(
+            na_answer(&na(OTHER, target, None, 64), OWN, target),
+            None,
+            "routed"
+        );
         assert_eq!(na_answer(&na(OWN, target, None, 255), OWN, target), None);
         let solicitation = dad_solicitation(OTHER, target);
         assert_eq!(na_answer(&solicitation, OWN, target), None);
