@@ -148,12 +148,24 @@ impl fmt::Display for Holder {
 
 /// Attach: refuses static addresses the network does not let a container ask for
 /// ([`StaticIps`], invalid input), then those something on the LAN answers for (a conflict).
+/// An address outside the network's subnets, or one it reserves (its gateway, an auxiliary or
+/// host access address), is left to the allocator, which refuses it in its own words.
 pub(crate) async fn check_static(
     host: &Handle,
     net: &Network,
     parent: &Link,
     ips: &[IpAddr],
 ) -> Result<()> {
+    let ips: Vec<IpAddr> = ips
+        .iter()
+        .copied()
+        .filter(|ip| {
+            net.pools
+                .iter()
+                .any(|pool| pool.contains(*ip) && pool.reservation(*ip).is_none())
+        })
+        .collect();
+    let ips = ips.as_slice();
     if ips.is_empty() {
         return Ok(());
     }
