@@ -225,7 +225,8 @@ impl Apply<'_> {
                     .any(|e| e.network == att.network.name && e.ifname == att.ifname)
             });
             if !rejoined {
-                host_access::check_static(self.host, att.network, parent, &att.static_ips).await?;
+                host_access::check_static(self.host, store, att.network, parent, &att.static_ips)
+                    .await?;
             }
         }
         // What an earlier run recorded and this one does not ask for stays on record, so that

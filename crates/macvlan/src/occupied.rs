@@ -16,6 +16,7 @@
 use std::{fmt, net::IpAddr, str::FromStr};
 
 use ipnetwork::IpNetwork;
+use oci_macvlan_ipam::{LeaseStore, LeaseStoreExt};
 use oci_macvlan_netlink_core::{Handle, Link, MacAddr, Router, probe};
 use serde::{Deserialize, Serialize};
 
@@ -149,9 +150,12 @@ impl fmt::Display for Holder {
 /// Attach: refuses static addresses the network does not let a container ask for
 /// ([`StaticIps`], invalid input), then those something on the LAN answers for (a conflict).
 /// An address outside the network's subnets, or one it reserves (its gateway, an auxiliary or
-/// host access address), is left to the allocator, which refuses it in its own words.
+/// host access address), or one a container holds in the network's store (on this host or,
+/// through etcd, another), is left to the allocator, which refuses it in its own words, naming
+/// the container.
 pub(crate) async fn check_static(
     host: &Handle,
+    store: &mut dyn LeaseStore,
     net: &Network,
     parent: &Link,
     ips: &[IpAddr],
@@ -165,7 +169,20 @@ pub(crate) async fn check_static(
                 .any(|pool| pool.contains(*ip) && pool.reservation(*ip).is_none())
         })
         .collect();
-    let ips = ips.as_slice();
+    if ips.is_empty() {
+        return Ok(());
+    }
+    let mut free = Vec::with_capacity(ips.len());
+    for ip in ips {
+        if store
+            .read(|view| view.lease_of(ip))
+            .map_err(Error::store)?
+            .is_none()
+        {
+            free.push(ip);
+        }
+    }
+    let ips = free.as_slice();
     if ips.is_empty() {
         return Ok(());
     }
