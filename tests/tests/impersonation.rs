@@ -429,3 +429,34 @@ fn static_ips_restricts_what_a_container_may_ask_for() {
         "off",
     );
 }
+
+/// Item 1 of the issue: on a network with host access, a static address another machine on the
+/// LAN holds (its DNS server, say) would get a host route through the host link, taking the
+/// host's own traffic to that machine. Refused; no route, and the host still reaches it.
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn on_a_host_access_network_another_machines_address_gets_no_host_route() {
+    let (lan, _other) = lan();
+    assert_eq!(create(&lan, NET, &["host_access=192.168.77.3"]).code, 0);
+    let link = oci_macvlan_tests::host_access::host_link(&lan, NET);
+    let links = lan.host_link_names();
+    let ns = TestNetns::new("omt-ctr-");
+    let out = attach(&lan, &ns, "dns", NET, &[("oci-macvlan.ip", OTHER_V4)]);
+    assert_refused(
+        &lan,
+        &ns,
+        &out,
+        5,
+        &[OTHER_V4, NET, "answered the ARP probe"],
+        &links,
+        "host access",
+    );
+    assert_eq!(lan.host.routes_via(&link), Vec::<String>::new());
+    assert!(
+        lan.host.ping(OTHER_V4),
+        "the host no longer reaches {OTHER_V4}"
+    );
+}
