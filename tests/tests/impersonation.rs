@@ -27,8 +27,11 @@ const SIDE_V6: &str = "fd00:77::201";
 const NEIGH_PERMANENT: &str = "192.168.77.60";
 const NEIGH_STALE: &str = "fd00:77::61";
 const NEIGH_FAILED: &str = "192.168.77.62";
-/// The gateway of a nexthop object only (nobody answers for it).
+/// Gateways of nexthop objects only (nobody answers for them): one named by a route, one a
+/// member of a group a route names, one IPv6.
 const NEXTHOP_ROUTER: &str = "192.168.77.70";
+const GROUP_ROUTER: &str = "192.168.77.71";
+const NEXTHOP_ROUTER_V6: &str = "fd00:77::70";
 
 /// A LAN as the module says, and a dual-stack network on it without `--gateway` (`extra`
 /// options added).
@@ -181,6 +184,31 @@ fn a_static_address_the_lan_holds_is_refused_before_anything_is_made() {
         "lan0",
     ]);
     lan.host.ip(&["route", "add", "10.70.0.0/24", "nhid", "7"]);
+    lan.host.ip(&[
+        "nexthop",
+        "add",
+        "id",
+        "8",
+        "via",
+        GROUP_ROUTER,
+        "dev",
+        "lan0",
+    ]);
+    lan.host.ip(&["nexthop", "add", "id", "9", "group", "8"]);
+    lan.host.ip(&["route", "add", "10.71.0.0/24", "nhid", "9"]);
+    lan.host.ip(&[
+        "-6",
+        "nexthop",
+        "add",
+        "id",
+        "10",
+        "via",
+        NEXTHOP_ROUTER_V6,
+        "dev",
+        "lan0",
+    ]);
+    lan.host
+        .ip(&["-6", "route", "add", "fd00:70::/64", "nhid", "10"]);
     let shown = lan.host.ip(&["route", "show", "10.70.0.0/24"]);
     assert!(
         !shown.contains(NEXTHOP_ROUTER),
@@ -200,6 +228,16 @@ fn a_static_address_the_lan_holds_is_refused_before_anything_is_made() {
             "oci-macvlan.ip",
             NEXTHOP_ROUTER,
             "a router of the host's route to 10.70.0.0/24 on lan0",
+        ),
+        (
+            "oci-macvlan.ip",
+            GROUP_ROUTER,
+            "a router of the host's route to 10.71.0.0/24 on lan0",
+        ),
+        (
+            "oci-macvlan.ip6",
+            NEXTHOP_ROUTER_V6,
+            "a router of the host's route to fd00:70::/64 on lan0",
         ),
         ("oci-macvlan.ip", HOST_V4, "the host's link lan0"),
         ("oci-macvlan.ip6", HOST_V6, "the host's link lan0"),
