@@ -16,6 +16,11 @@
 //! member, started here on the LAN's router (a veth hop away, as a cluster on the LAN is), its
 //! data on a tmpfs. The report gives its ratio to the local attach and detach of the same run.
 //!
+//! And twice asking for a static address, which is checked against what the LAN holds before
+//! it is taken: once with the address-conflict probe (network `benchst`), once on a network made
+//! with `-o address_probe=off` (`benchnp`). The report gives their ratios to each other and to
+//! the dynamic attach.
+//!
 //! `OCI_MACVLAN_BENCH_BASELINE=PATH` adds another build of oci-macvlan (an earlier commit's)
 //! on the same local network, with a state dir of its own: the report gives ours / its, so a
 //! change is measured before/after in one run.
@@ -123,6 +128,13 @@ pub fn run(cycles: Option<&str>) -> Result<()> {
             "10.91.0.0/16",
             "10.91.0.1",
             Some(["-o", "host_access=10.91.0.3"]),
+        ),
+        ("benchst", "10.94.0.0/16", "10.94.0.1", None),
+        (
+            "benchnp",
+            "10.95.0.0/16",
+            "10.95.0.1",
+            Some(["-o", "address_probe=off"]),
         ),
     ] {
         let status = Command::new("nsenter")
@@ -297,6 +309,8 @@ pub fn inner() -> Result<()> {
         Tool::Ours,
         Tool::OursOnDisk,
         Tool::OursHostAccess,
+        Tool::OursStatic,
+        Tool::OursStaticNoProbe,
         Tool::OursOnEtcd,
         Tool::Cni,
         Tool::Netavark,

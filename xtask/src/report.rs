@@ -81,6 +81,10 @@ const OURS_ON_DISK: &str = "oci-macvlan, state dir on disk";
 const OURS_HOST_ACCESS: &str = "oci-macvlan, host access";
 /// oci-macvlan on a network whose leases are in etcd (`Tool::OursOnEtcd`): not a peer.
 const OURS_ON_ETCD: &str = "oci-macvlan, leases on etcd";
+/// oci-macvlan asked for a static address, with and without the address-conflict probe
+/// (`Tool::OursStatic`, `Tool::OursStaticNoProbe`): not peers.
+const OURS_STATIC: &str = "oci-macvlan, static address, probed";
+const OURS_STATIC_UNPROBED: &str = "oci-macvlan, static address, address_probe=off";
 /// Another build of oci-macvlan (`OCI_MACVLAN_BENCH_BASELINE`): not a peer.
 const BASELINE: &str = "oci-macvlan, baseline build";
 /// The hook for a container not its own, this build and the baseline (`Floor::Idle`,
@@ -133,6 +137,8 @@ impl Report {
                     OURS,
                     OURS_ON_DISK,
                     OURS_HOST_ACCESS,
+                    OURS_STATIC,
+                    OURS_STATIC_UNPROBED,
                     OURS_ON_ETCD,
                     BASELINE,
                     IDLE,
@@ -167,6 +173,22 @@ impl Report {
             out.push((
                 format!("oci-macvlan with host access / without, {op} (median)"),
                 ratio,
+            ));
+        }
+        if let (Some(probed), Some(unprobed), Some(dynamic)) = (
+            self.find(OURS_STATIC, "attach"),
+            self.find(OURS_STATIC_UNPROBED, "attach"),
+            self.find(OURS, "attach"),
+        ) {
+            out.push((
+                "oci-macvlan static address, probed - address_probe=off, attach (median, ms)"
+                    .into(),
+                probed.median_ms - unprobed.median_ms,
+            ));
+            out.push((
+                "oci-macvlan static address with address_probe=off / dynamic, attach (median)"
+                    .into(),
+                unprobed.median_ms / dynamic.median_ms,
             ));
         }
         for op in OPS {

@@ -221,6 +221,20 @@ impl Apply<'_> {
             failpoint::hit("attach:net:parent")?;
             planned.lower = Some(parent.index);
         }
+        // Nothing asked for may be an address the LAN already has: refused before the record
+        // is written and anything is announced. A network the container is on already was
+        // checked when it joined it.
+        for (att, parent) in req.attachments.iter().zip(&parents) {
+            let rejoined = self.previous.is_some_and(|p| {
+                p.endpoints
+                    .iter()
+                    .any(|e| e.network == att.network.name && e.ifname == att.ifname)
+            });
+            if !rejoined {
+                host_access::check_static(self.host, store, att.network, parent, &att.static_ips)
+                    .await?;
+            }
+        }
         // What an earlier run recorded and this one does not ask for stays on record, so that
         // detach still finds it.
         if let Some(previous) = self.previous {
@@ -250,7 +264,6 @@ impl Apply<'_> {
             if let Some(mode) = driver.exclusive_parent() {
                 check_parent_free(store, net, mode, req.container_id)?;
             }
-            host_access::check_static(self.host, net, &att.static_ips).await?;
             let owner = Owner {
                 container_id: req.container_id.to_owned(),
                 ifname: att.ifname.clone(),

@@ -174,10 +174,26 @@ pub enum Error {
         network: String,
         holder: String,
     },
+    #[error("address {ip} on network {network} is taken on the LAN: {holder}")]
+    AddressOnLan {
+        ip: IpAddr,
+        network: String,
+        holder: String,
+    },
     #[error(
-        "address {ip} on network {network} is a router the host sends through (the gateway of one of its routes): with -o host_access the host's route to the container would take the host's traffic to that router"
+        "address {ip} may not be asked for on network {network}: its -o static_ips is {allowed}"
     )]
-    HostRouterAddress { ip: IpAddr, network: String },
+    StaticIpNotAllowed {
+        ip: IpAddr,
+        network: String,
+        allowed: String,
+    },
+    #[error("cannot check who holds the addresses asked for on network {network}")]
+    CheckAddresses {
+        network: String,
+        #[source]
+        source: netlink::Error,
+    },
     #[error(
         "host link {name} of network {network} exists but is {found}: oci-macvlan will not use it"
     )]
@@ -400,7 +416,7 @@ impl Error {
             | Self::IdInUse { .. }
             | Self::ParentHeldAlone { .. }
             | Self::HostAccessInUse { .. }
-            | Self::HostRouterAddress { .. }
+            | Self::AddressOnLan { .. }
             | Self::HostLinkConflict { .. }
             | Self::SubnetInOtherStore { .. }
             | Self::NestedEtcdPrefix { .. } => ErrorKind::Conflict,
@@ -417,6 +433,7 @@ impl Error {
             | Self::InvalidMac { .. }
             | Self::HostNetns { .. }
             | Self::AmbiguousNetwork { .. }
+            | Self::StaticIpNotAllowed { .. }
             | Self::NetnsNotTheContainers { .. } => ErrorKind::Invalid,
             // Every variant is named: a new one must be placed here, never fall into a
             // catch-all.
@@ -431,6 +448,7 @@ impl Error {
             | Self::ReadProc { .. }
             | Self::HostLink { .. }
             | Self::HostRoutes { .. }
+            | Self::CheckAddresses { .. }
             | Self::Injected(_) => ErrorKind::System,
         }
     }

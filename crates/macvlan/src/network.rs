@@ -8,10 +8,17 @@ use serde::{Deserialize, Serialize};
 use crate::{
     DefinitionError, Error, Result,
     driver::{self, DefaultRoute, Driver},
+    occupied::StaticIps,
 };
 
 /// The `-o` keys every driver takes; the rest are the driver's own.
-pub(crate) const CORE_OPTIONS: &[&str] = &["parent", "mtu", "host_access"];
+pub(crate) const CORE_OPTIONS: &[&str] = &[
+    "parent",
+    "mtu",
+    "host_access",
+    "static_ips",
+    "address_probe",
+];
 
 /// Where a network's parent link comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -86,6 +93,14 @@ impl PartialEq<&str> for ParentName {
     }
 }
 
+fn probe_on() -> bool {
+    true
+}
+
+fn is_on(on: &bool) -> bool {
+    *on
+}
+
 /// A validated network definition, as stored in `<config-dir>/networks/<name>.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Network {
@@ -109,6 +124,13 @@ pub struct Network {
     /// held by its host-side link ([`crate::host_access`]); reserved in their pools.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub host_access: Vec<IpAddr>,
+    /// The static addresses a container may ask for (`-o static_ips`; see [`crate::occupied`]).
+    #[serde(default, skip_serializing_if = "StaticIps::is_any")]
+    pub static_ips: StaticIps,
+    /// Whether a static address is probed for on the LAN before it is taken (`-o
+    /// address_probe=on|off`, on unless turned off).
+    #[serde(default = "probe_on", skip_serializing_if = "is_on")]
+    pub address_probe: bool,
     /// The `-o KEY=VALUE` options as given, for `inspect`.
     #[serde(default)]
     pub options: BTreeMap<String, String>,
@@ -365,6 +387,16 @@ impl NetworkSpec {
             .transpose()?;
         let ipv6 = self.ipv6 || subnets.iter().any(IpNetwork::is_ipv6);
         let labels = self.parse_labels()?;
+        let static_ips = options
+            .get("static_ips")
+            .map(|value| StaticIps::parse(value, &subnets))
+            .transpose()?
+            .unwrap_or_default();
+        let address_probe = match options.get("address_probe").map(String::as_str) {
+            None | Some("on") => true,
+            Some("off") => false,
+            Some(value) => return Err(invalid("-o address_probe", value, "must be on or off")),
+        };
         Ok(Network {
             name: self.name.clone(),
             id,
@@ -377,6 +409,8 @@ impl NetworkSpec {
             ipv6,
             pools,
             host_access,
+            static_ips,
+            address_probe,
             options,
             etcd,
             labels,

@@ -182,6 +182,23 @@ pub enum Error {
     },
     #[error("helper thread for network namespace {path} panicked")]
     HelperPanicked { path: PathBuf },
+    #[error("cannot list the neighbour table of the namespace")]
+    ListNeighbours {
+        #[source]
+        source: KernelError,
+    },
+    #[error("cannot list the nexthop objects of the namespace")]
+    ListNexthops {
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot probe for {address} on link {link}")]
+    Probe {
+        link: String,
+        address: IpAddr,
+        #[source]
+        source: io::Error,
+    },
 }
 
 impl Error {
@@ -204,11 +221,14 @@ impl Error {
             | Self::AddDeviceRoute { source, .. }
             | Self::AddHostRoute { source, .. }
             | Self::DeleteHostRoute { source, .. }
-            | Self::ListRoutes { source, .. } => source.errno(),
+            | Self::ListRoutes { source, .. }
+            | Self::ListNeighbours { source } => source.errno(),
             Self::EnterNetns { source, .. } | Self::CreateNetns(source) => Some(*source),
             Self::OpenNetns { source, .. }
             | Self::OpenSocket { source, .. }
-            | Self::WriteSysctl { source, .. } => source.raw_os_error().map(Errno::from_raw),
+            | Self::WriteSysctl { source, .. }
+            | Self::ListNexthops { source }
+            | Self::Probe { source, .. } => source.raw_os_error().map(Errno::from_raw),
             Self::HelperPanicked { .. } | Self::NotNamespace { .. } => None,
         }
     }

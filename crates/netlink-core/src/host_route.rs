@@ -18,6 +18,16 @@ use crate::{Errno, Error, Handle, KernelError, Link, Result};
 /// The main routing table (`RT_TABLE_MAIN`).
 const MAIN_TABLE: u8 = 254;
 
+/// A router the host sends through: the gateway of one of its routes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Router {
+    pub gateway: IpAddr,
+    /// The index of the link the route goes out of (0 for none given).
+    pub oif: u32,
+    /// The route's destination and prefix length (none for a default route).
+    pub destination: Option<(IpAddr, u8)>,
+}
+
 fn host_route(link: &Link, destination: IpAddr) -> RouteMessage {
     match destination {
         IpAddr::V4(ip) => RouteMessageBuilder::<Ipv4Addr>::new()
@@ -97,14 +107,24 @@ impl Handle {
         Ok(found)
     }
 
-    /// The next hops (gateways) of every route of the namespace, every table, both families,
-    /// multipath routes' included, each with the index of the link it goes out of (0 for
-    /// none): the routers the host sends through. For an attach that asks for a static address
-    /// on a network with host access: the host route to a container holding one of these would
-    /// take the host's traffic to that router.
-    pub async fn route_gateways(&self) -> Result<Vec<(IpAddr, u32)>> {
+    /// The routers of every route of the namespace, every table, both families: each route's
+    /// gateway, its multipath hops', and those of the nexthop object it names (`RTA_NH_ID`,
+    /// which is all a route carries with `net.ipv4.nexthop_compat_mode=0`), each with the link
+    /// it goes out of and the route's destination. The nexthop objects are read from the
+    /// calling thread's namespace: call it on [`Handle::current`] only.
+    pub async fn routers(&self) -> Result<Vec<Router>> {
+        let routes = self.all_routes("(all)").await?;
+        let nexthops = if routes.iter().any(|msg| {
+            msg.attributes
+                .iter()
+                .any(|a| matches!(a, RouteAttribute::NhId(_)))
+        }) {
+            crate::nexthop::nexthops().map_err(|source| Error::ListNexthops { source })?
+        } else {
+            Vec::new()
+        };
         let mut found = Vec::new();
-        for msg in self.all_routes("(all)").await? {
+        for msg in &routes {
             let oif = msg
                 .attributes
                 .iter()
@@ -113,20 +133,43 @@ impl Handle {
                     _ => None,
                 })
                 .unwrap_or(0);
+            let destination = msg
+                .attributes
+                .iter()
+                .find_map(|a| match a {
+                    RouteAttribute::Destination(dst) => ip_of(dst),
+                    _ => None,
+                })
+                .map(|ip| (ip, msg.header.destination_prefix_length));
+            let mut push = |gateway: IpAddr, oif: u32| {
+                found.push(Router {
+                    gateway,
+                    oif,
+                    destination,
+                });
+            };
             for attribute in &msg.attributes {
                 match attribute {
                     RouteAttribute::Gateway(gateway) => {
-                        found.extend(ip_of(gateway).map(|ip| (ip, oif)));
+                        if let Some(ip) = ip_of(gateway) {
+                            push(ip, oif);
+                        }
                     }
                     RouteAttribute::MultiPath(hops) => {
-                        found.extend(hops.iter().flat_map(|hop| {
-                            hop.attributes.iter().filter_map(|a| match a {
-                                RouteAttribute::Gateway(gateway) => {
-                                    ip_of(gateway).map(|ip| (ip, hop.interface_index))
+                        for hop in hops {
+                            for a in &hop.attributes {
+                                if let RouteAttribute::Gateway(gateway) = a {
+                                    if let Some(ip) = ip_of(gateway) {
+                                        push(ip, hop.interface_index);
+                                    }
                                 }
-                                _ => None,
-                            })
-                        }));
+                            }
+                        }
+                    }
+                    RouteAttribute::NhId(id) => {
+                        for (ip, oif) in crate::nexthop::gateways_of(&nexthops, *id) {
+                            push(ip, oif);
+                        }
                     }
                     _ => {}
                 }

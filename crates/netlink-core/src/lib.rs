@@ -13,15 +13,22 @@ mod handle;
 mod host_route;
 mod kinds;
 mod link;
+mod neigh;
 mod netns;
+mod nexthop;
+mod probe;
 mod route;
 
 pub use error::{Error, KernelError, Result};
 pub use handle::Handle;
+pub use host_route::Router;
 pub use kinds::NewVlan;
 pub use link::{
     ChildKind, ChildTag, IpvlanFlag, IpvlanMode, Link, MacAddr, MacvlanMode, NewChild,
     ParseMacError,
 };
+pub use neigh::{Neighbour, holds_address};
 pub use netns::{Netns, NetnsId, Sysctl, file_kind};
+pub use nexthop::{Nexthop, gateways_of, nexthops};
 pub use nix::errno::Errno;
+pub use probe::{Answer, PROBE_WAIT, probe};

@@ -23,6 +23,12 @@ pub(super) enum Tool {
     OursOnEtcd,
     /// oci-macvlan on a network with `-o host_access` (a host route per container address).
     OursHostAccess,
+    /// oci-macvlan asked for a static address (network `benchst`): checked against the host,
+    /// its routers and neighbours, and probed for on the LAN (ARP).
+    OursStatic,
+    /// The same on network `benchnp`, made with `-o address_probe=off`: the checks without the
+    /// probe.
+    OursStaticNoProbe,
     /// The `OCI_MACVLAN_BENCH_BASELINE` build on the local network.
     Baseline,
     Cni,
@@ -54,6 +60,8 @@ impl Tool {
             Self::OursOnDisk => "oci-macvlan, state dir on disk",
             Self::OursOnEtcd => "oci-macvlan, leases on etcd",
             Self::OursHostAccess => "oci-macvlan, host access",
+            Self::OursStatic => "oci-macvlan, static address, probed",
+            Self::OursStaticNoProbe => "oci-macvlan, static address, address_probe=off",
             Self::Baseline => "oci-macvlan, baseline build",
             Self::Cni => "CNI macvlan + host-local",
             Self::Netavark => "netavark macvlan",
@@ -136,11 +144,15 @@ fn invoke(
         | Tool::OursOnDisk
         | Tool::OursOnEtcd
         | Tool::OursHostAccess
+        | Tool::OursStatic
+        | Tool::OursStaticNoProbe
         | Tool::Baseline => {
             let (state_dir, tag, network) = match (tool, &setup.baseline) {
                 (Tool::OursOnDisk, _) => (&setup.disk_state, "disk-", network),
                 (Tool::OursOnEtcd, _) => (&setup.state, "etcd-", "etcd"),
                 (Tool::OursHostAccess, _) => (&setup.state, "ha-", "benchha"),
+                (Tool::OursStatic, _) => (&setup.state, "st-", "benchst"),
+                (Tool::OursStaticNoProbe, _) => (&setup.state, "np-", "benchnp"),
                 (Tool::Baseline, Some((_, state))) => (state, "baseline-", network),
                 _ => (&setup.state, "", network),
             };
@@ -151,10 +163,17 @@ fn invoke(
             let bundle = setup.tmp.join(format!("bundle-{tag}{network}-{id}"));
             if attach {
                 std::fs::create_dir_all(&bundle)?;
+                // One address for every cycle: each detach gives it back before the next attach.
+                let mut annotations = serde_json::json!({"oci-macvlan.networks": network});
+                match tool {
+                    Tool::OursStatic => annotations["oci-macvlan.ip"] = "10.94.0.10".into(),
+                    Tool::OursStaticNoProbe => annotations["oci-macvlan.ip"] = "10.95.0.10".into(),
+                    _ => {}
+                }
                 let config = serde_json::json!({
                     "ociVersion": "1.0.2",
                     "root": {"path": "rootfs"},
-                    "annotations": {"oci-macvlan.networks": network},
+                    "annotations": annotations,
                     "linux": {"namespaces": [{"type": "network", "path": netns}]},
                 });
                 std::fs::write(bundle.join("config.json"), config.to_string())?;

@@ -7,44 +7,11 @@ use oci_macvlan_ipam::LeaseStore;
 use oci_macvlan_netlink_core::{Errno, Handle, Link};
 use oci_macvlan_vlan::OWNER_ALIAS;
 
-use super::lookup;
 use crate::{Error, Network, Records, Result, record::RecordedEndpoint};
 
-/// In an attach, before any lease: refuses a static address that is a router the host sends
-/// through (a gateway of one of its routes, but for routes through the network's own host
-/// link: the host's operator routing through a container). The host route to the container
-/// would take the host's own traffic to that router: a container could capture the host's DNS
-/// queries to its router, say. One lookup and one dump of the host's routes, only when the
-/// container asks for an address.
-pub(crate) async fn check_static(
-    host: &Handle,
-    net: &Network,
-    static_ips: &[IpAddr],
-) -> Result<()> {
-    if static_ips.is_empty() || net.host_access.is_empty() {
-        return Ok(());
-    }
-    let own = lookup(host, net).await?.map(|link| link.index);
-    let gateways = host
-        .route_gateways()
-        .await
-        .map_err(|source| Error::HostRoutes {
-            network: net.name.clone(),
-            source,
-        })?;
-    let router = |ip: &&IpAddr| {
-        gateways
-            .iter()
-            .any(|(gateway, oif)| gateway == *ip && Some(*oif) != own)
-    };
-    match static_ips.iter().find(router) {
-        Some(ip) => Err(Error::HostRouterAddress {
-            ip: *ip,
-            network: net.name.clone(),
-        }),
-        None => Ok(()),
-    }
-}
+/// The check of a static address (a router the host sends through among others) lives with
+/// the other checks of what the LAN holds.
+pub(crate) use crate::occupied::check_static;
 
 /// Adds a host route to each of `ips` through `link`, pushing onto `added` those this call
 /// added (a route already there is not this call's).

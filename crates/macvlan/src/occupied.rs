@@ -1,0 +1,419 @@
+//! Nothing we announce on the LAN may impersonate a machine already there (DESIGN.md, rule 9).
+//!
+//! A container's link announces its addresses (gratuitous ARP, unsolicited NA) as it comes up,
+//! and the host link of a network with host access announces the host's; a host route to a
+//! container takes the host's own traffic to that address. So an address that something on the
+//! LAN already answers for is refused before anything is written or announced: an address of the
+//! host itself (any of its links), a router of any of the host's routes (nexthop objects
+//! included), a neighbour the host knows on the parent, and anyone who answers an
+//! address-conflict probe on the parent ([`oci_macvlan_netlink_core::probe`]).
+//!
+//! Addresses our own allocator hands out skip all this: the operator gave the range to the
+//! network. The checks are for the addresses a container (or `network connect --ip`) names, and
+//! for `-o host_access` at `network create`; `-o static_ips` lets a network narrow the first
+//! kind, or forbid it.
+
+use std::{fmt, net::IpAddr, str::FromStr};
+
+use ipnetwork::IpNetwork;
+use oci_macvlan_ipam::{LeaseStore, LeaseStoreExt};
+use oci_macvlan_netlink_core::{Handle, Link, MacAddr, Router, probe};
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Network, ParentLink, Result};
+
+/// Which static addresses a container may ask for on a network (`-o static_ips`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StaticIps {
+    /// Any address of the network's subnets (Docker's behaviour).
+    #[default]
+    Any,
+    /// None: every address comes from the network's own allocator.
+    None,
+    /// Only addresses inside these ranges (each inside a subnet of the network).
+    Ranges(Vec<IpNetwork>),
+}
+
+impl StaticIps {
+    pub fn is_any(&self) -> bool {
+        *self == Self::Any
+    }
+
+    /// Parses `-o static_ips=any|none|CIDR[,CIDR…]`; each range must lie inside one of
+    /// `subnets`.
+    pub(crate) fn parse(value: &str, subnets: &[IpNetwork]) -> Result<Self> {
+        let invalid = |reason: &str| crate::network::invalid("-o static_ips", value, reason);
+        match value {
+            "any" => return Ok(Self::Any),
+            "none" => return Ok(Self::None),
+            _ => {}
+        }
+        let mut ranges = Vec::new();
+        for part in value.split(',') {
+            let range = IpNetwork::from_str(part.trim()).map_err(|_| {
+                invalid("expected any, none, or a comma-separated list of CIDR ranges")
+            })?;
+            if range.network() != range.ip() {
+                return Err(invalid(&format!(
+                    "{range} has host bits set (did you mean {}/{}?)",
+                    range.network(),
+                    range.prefix()
+                )));
+            }
+            let inside = subnets.iter().any(|subnet| {
+                subnet.is_ipv4() == range.is_ipv4()
+                    && subnet.prefix() <= range.prefix()
+                    && subnet.contains(range.network())
+            });
+            if !inside {
+                return Err(invalid(&format!("{range} is outside every --subnet")));
+            }
+            ranges.push(range);
+        }
+        Ok(Self::Ranges(ranges))
+    }
+
+    /// Whether a container may ask for `ip`.
+    pub fn allows(&self, ip: IpAddr) -> bool {
+        match self {
+            Self::Any => true,
+            Self::None => false,
+            Self::Ranges(ranges) => ranges.iter().any(|range| range.contains(ip)),
+        }
+    }
+}
+
+impl fmt::Display for StaticIps {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Any => f.write_str("any"),
+            Self::None => f.write_str("none"),
+            Self::Ranges(ranges) => {
+                let list: Vec<String> = ranges.iter().map(ToString::to_string).collect();
+                f.write_str(&list.join(","))
+            }
+        }
+    }
+}
+
+/// Who on the LAN answers for an address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Holder {
+    /// The host itself: a link of its namespace carries the address.
+    HostLink(String),
+    /// A router the host sends through: the gateway of a route (`None`: the default route).
+    Router {
+        destination: Option<(IpAddr, u8)>,
+        link: Option<String>,
+    },
+    /// An entry of the host's neighbour table on the parent.
+    Neighbour { mac: Option<MacAddr>, link: String },
+    /// A machine answered the ARP probe.
+    ArpProbe(MacAddr),
+    /// A machine answered the neighbour solicitation.
+    NsProbe(MacAddr),
+}
+
+impl fmt::Display for Holder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::HostLink(link) => write!(f, "the host's link {link}"),
+            Self::Router { destination, link } => {
+                match destination {
+                    None => f.write_str("the router of the host's default route")?,
+                    Some((ip, prefix)) => {
+                        write!(f, "a router of the host's route to {ip}/{prefix}")?;
+                    }
+                }
+                match link {
+                    Some(link) => write!(f, " on {link}"),
+                    None => Ok(()),
+                }
+            }
+            Self::Neighbour {
+                mac: Some(mac),
+                link,
+            } => write!(
+                f,
+                "a neighbour {mac} on {link} (the host's neighbour table)"
+            ),
+            Self::Neighbour { mac: None, link } => {
+                write!(f, "a neighbour on {link} (the host's neighbour table)")
+            }
+            Self::ArpProbe(mac) => write!(f, "{mac} answered the ARP probe for it"),
+            Self::NsProbe(mac) => write!(f, "{mac} answered the neighbour solicitation for it"),
+        }
+    }
+}
+
+/// Attach: refuses static addresses the network does not let a container ask for
+/// ([`StaticIps`], invalid input), then those something on the LAN answers for (a conflict).
+/// An address outside the network's subnets, or one it reserves (its gateway, an auxiliary or
+/// host access address), or one a container holds in the network's store (on this host or,
+/// through etcd, another), is left to the allocator, which refuses it in its own words, naming
+/// the container.
+pub(crate) async fn check_static(
+    host: &Handle,
+    store: &mut dyn LeaseStore,
+    net: &Network,
+    parent: &Link,
+    ips: &[IpAddr],
+) -> Result<()> {
+    let ips: Vec<IpAddr> = ips
+        .iter()
+        .copied()
+        .filter(|ip| {
+            net.pools
+                .iter()
+                .any(|pool| pool.contains(*ip) && pool.reservation(*ip).is_none())
+        })
+        .collect();
+    if ips.is_empty() {
+        return Ok(());
+    }
+    let mut free = Vec::with_capacity(ips.len());
+    for ip in ips {
+        if store
+            .read(|view| view.lease_of(ip))
+            .map_err(Error::store)?
+            .is_none()
+        {
+            free.push(ip);
+        }
+    }
+    let ips = free.as_slice();
+    if ips.is_empty() {
+        return Ok(());
+    }
+    if let Some(ip) = ips.iter().find(|ip| !net.static_ips.allows(**ip)) {
+        return Err(Error::StaticIpNotAllowed {
+            ip: *ip,
+            network: net.name.clone(),
+            allowed: net.static_ips.to_string(),
+        });
+    }
+    match holder(host, net, parent, ips, true).await? {
+        Some((ip, holder)) => Err(Error::AddressOnLan {
+            ip,
+            network: net.name.clone(),
+            holder: holder.to_string(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// `network create` with `-o host_access`: the host link's addresses, checked as a container's
+/// static addresses are but for the host's own (which the caller names in its own words).
+pub(crate) async fn check_host_access(host: &Handle, net: &Network, parent: &Link) -> Result<()> {
+    if net.host_access.is_empty() {
+        return Ok(());
+    }
+    match holder(host, net, parent, &net.host_access, false).await? {
+        Some((ip, holder)) => Err(Error::HostAccessInUse {
+            ip,
+            network: net.name.clone(),
+            holder: holder.to_string(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Whether a probe is sent on `net`: not on a network of its own dummy (no LAN to ask), not
+/// when the operator turned it off (`-o address_probe=off`), not out of a link that is down
+/// (nothing could answer, and sending fails).
+pub fn probes(net: &Network, parent: &Link) -> bool {
+    net.parent_link != ParentLink::Dummy && net.address_probe && parent.up
+}
+
+/// Who answers for one of `ips` on `net`'s LAN, if anyone: the host (when `host_itself`), its
+/// routers, its neighbours on `parent`, then the probe.
+async fn holder(
+    host: &Handle,
+    net: &Network,
+    parent: &Link,
+    ips: &[IpAddr],
+    host_itself: bool,
+) -> Result<Option<(IpAddr, Holder)>> {
+    let failed = |source| Error::CheckAddresses {
+        network: net.name.clone(),
+        source,
+    };
+    if host_itself {
+        let held = host.address_holders(ips).await.map_err(failed)?;
+        if let Some((index, ip)) = held.first() {
+            return Ok(Some((*ip, Holder::HostLink(link_name(host, *index).await))));
+        }
+    }
+    // A router the host's operator reaches through the network's own host link is a container.
+    let own = match net.host_link() {
+        Some(name) => host
+            .link_by_name(&name)
+            .await
+            .map_err(failed)?
+            .map(|l| l.index),
+        None => None,
+    };
+    let routers = host.routers().await.map_err(failed)?;
+    if let Some(router) = routers
+        .iter()
+        .find(|r| ips.contains(&r.gateway) && Some(r.oif) != own)
+    {
+        return Ok(Some(router_holder(host, router).await));
+    }
+    let neighbours = host
+        .neighbours_holding(parent.index, ips)
+        .await
+        .map_err(failed)?;
+    if let Some(n) = neighbours.first() {
+        return Ok(Some((
+            n.ip,
+            Holder::Neighbour {
+                mac: n.mac,
+                link: parent.name.clone(),
+            },
+        )));
+    }
+    if probes(net, parent) {
+        if let Some(answer) = probe(parent, ips).map_err(failed)? {
+            let holder = match answer.ip {
+                IpAddr::V4(_) => Holder::ArpProbe(answer.mac),
+                IpAddr::V6(_) => Holder::NsProbe(answer.mac),
+            };
+            return Ok(Some((answer.ip, holder)));
+        }
+    }
+    Ok(None)
+}
+
+async fn router_holder(host: &Handle, router: &Router) -> (IpAddr, Holder) {
+    let link = match router.oif {
+        0 => None,
+        index => Some(link_name(host, index).await),
+    };
+    let destination = router.destination.filter(|(_, prefix)| *prefix != 0);
+    (router.gateway, Holder::Router { destination, link })
+}
+
+/// A link's name for a message; its index when it cannot be read.
+async fn link_name(host: &Handle, index: u32) -> String {
+    match host.link_by_index(index).await {
+        Ok(Some(link)) => link.name,
+        _ => format!("#{index}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn subnets() -> Vec<IpNetwork> {
+        vec![
+            "192.168.77.0/24".parse().unwrap(),
+            "fd00:77::/64".parse().unwrap(),
+        ]
+    }
+
+    #[test]
+    fn static_ips_are_parsed_and_checked_against_the_subnets() {
+        let ok: &[(&str, StaticIps)] = &[
+            ("any", StaticIps::Any),
+            ("none", StaticIps::None),
+            (
+                "192.168.77.128/25, fd00:77::100/120",
+                StaticIps::Ranges(vec![
+                    "192.168.77.128/25".parse().unwrap(),
+                    "fd00:77::100/120".parse().unwrap(),
+                ]),
+            ),
+            (
+                "192.168.77.0/24",
+                StaticIps::Ranges(vec!["192.168.77.0/24".parse().unwrap()]),
+            ),
+        ];
+        for (value, expected) in ok {
+            assert_eq!(
+                &StaticIps::parse(value, &subnets()).unwrap(),
+                expected,
+                "{value}"
+            );
+        }
+        let refused: &[(&str, &str)] = &[
+            ("", "expected any, none"),
+            ("some", "expected any, none"),
+            ("192.168.77.129/25", "host bits set"),
+            ("192.168.76.0/25", "outside every --subnet"),
+            ("192.168.0.0/16", "outside every --subnet"),
+            ("fd00:78::/120", "outside every --subnet"),
+            ("192.168.77.0/25,", "expected any, none"),
+        ];
+        for (value, says) in refused {
+            let err = StaticIps::parse(value, &subnets()).unwrap_err().to_string();
+            assert!(err.contains(says), "{value}: {err}");
+            assert!(err.contains("-o static_ips"), "{value}: {err}");
+        }
+    }
+
+    #[test]
+    fn what_static_ips_allows() {
+        let ranges = StaticIps::parse("192.168.77.128/25", &subnets()).unwrap();
+        let table: &[(&StaticIps, &str, bool)] = &[
+            (&StaticIps::Any, "192.168.77.5", true),
+            (&StaticIps::Any, "fd00:77::5", true),
+            (&StaticIps::None, "192.168.77.200", false),
+            (&ranges, "192.168.77.200", true),
+            (&ranges, "192.168.77.128", true),
+            (&ranges, "192.168.77.127", false),
+            // A family no range names is closed.
+            (&ranges, "fd00:77::5", false),
+        ];
+        for (policy, ip, allowed) in table {
+            assert_eq!(
+                policy.allows(ip.parse().unwrap()),
+                *allowed,
+                "{policy} {ip}"
+            );
+        }
+        assert_eq!(ranges.to_string(), "192.168.77.128/25");
+    }
+
+    #[test]
+    fn a_holder_is_named_in_a_few_words() {
+        let mac: MacAddr = "02:00:00:00:00:42".parse().unwrap();
+        let table: &[(Holder, &str)] = &[
+            (Holder::HostLink("eth1".into()), "the host's link eth1"),
+            (
+                Holder::Router {
+                    destination: None,
+                    link: Some("lan0".into()),
+                },
+                "the router of the host's default route on lan0",
+            ),
+            (
+                Holder::Router {
+                    destination: Some(("10.8.0.0".parse().unwrap(), 24)),
+                    link: None,
+                },
+                "a router of the host's route to 10.8.0.0/24",
+            ),
+            (
+                Holder::Neighbour {
+                    mac: Some(mac),
+                    link: "lan0".into(),
+                },
+                "a neighbour 02:00:00:00:00:42 on lan0 (the host's neighbour table)",
+            ),
+            (
+                Holder::ArpProbe(mac),
+                "02:00:00:00:00:42 answered the ARP probe for it",
+            ),
+            (
+                Holder::NsProbe(mac),
+                "02:00:00:00:00:42 answered the neighbour solicitation for it",
+            ),
+        ];
+        for (holder, says) in table {
+            assert_eq!(holder.to_string(), *says);
+        }
+    }
+}
