@@ -3,8 +3,20 @@
 //! its args, since runtimes may clear a hook's environment) and the annotations that opt the
 //! container in. Run again, it replaces what it wrote; `--remove` takes it all out.
 
-use std::{collections::HashMap, path::PathBuf};
+use std::{
+    collections::HashMap,
+    fs::File,
+    io::{self, Read, Write},
+    os::fd::OwnedFd,
+    path::{Path, PathBuf},
+};
 
+use nix::{
+    errno::Errno,
+    fcntl::OFlag,
+    sys::stat::{FileStat, Mode, SFlag, fchmod, fstat},
+    unistd::{Gid, Uid, UnlinkatFlags},
+};
 use oci_macvlan_macvlan as macvlan;
 use serde_json::{Map, Value};
 
@@ -21,12 +33,24 @@ use crate::{
 const STAGES: [&str; 2] = ["createRuntime", "poststop"];
 
 pub fn run(ctx: &Context, args: &BundleArgs) -> Result<()> {
-    let path = if args.path.is_dir() {
-        args.path.join("config.json")
+    // The bundle's directory is opened once, and config.json read and replaced through that
+    // handle: the path (often in a directory a less trusted user owns) is resolved once, so a
+    // directory swapped meanwhile can neither feed this run another file nor take its write.
+    let (dir_path, name) = if args.path.is_dir() {
+        (args.path.clone(), "config.json".to_owned())
     } else {
-        args.path.clone()
+        let name = args
+            .path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("config.json")
+            .to_owned();
+        let dir = args.path.parent().filter(|p| !p.as_os_str().is_empty());
+        (dir.unwrap_or(Path::new(".")).to_path_buf(), name)
     };
-    let bytes = oci::read_config(&path)?;
+    let path = dir_path.join(&name);
+    let dir = BundleDir::open(&dir_path, &path)?;
+    let (bytes, original) = dir.read(&name)?;
     let mut config: Value =
         serde_json::from_slice(&bytes).map_err(|source| Error::ParseConfig {
             path: path.clone(),
@@ -69,13 +93,117 @@ pub fn run(ctx: &Context, args: &BundleArgs) -> Result<()> {
     }
     let mut text = serde_json::to_string_pretty(&config).unwrap_or_default();
     text.push('\n');
-    macvlan::write_atomic(
-        &path,
-        text.as_bytes(),
-        macvlan::Put::Replace,
-        macvlan::Durability::Durable,
-    )?;
+    dir.replace(&name, text.as_bytes(), &original)?;
     print(format_args!("{}\n", path.display()))
+}
+
+/// A bundle's directory, open: config.json is read and replaced through it (see [`run`]).
+struct BundleDir {
+    fd: OwnedFd,
+    /// config.json's path, for errors.
+    path: PathBuf,
+}
+
+impl BundleDir {
+    fn open(dir: &Path, path: &Path) -> Result<Self> {
+        let fd = nix::fcntl::open(
+            dir,
+            OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|errno| read_error(path, errno))?;
+        Ok(Self {
+            fd,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// `name`'s bytes and its metadata: a regular file (never through a symlink) of at most
+    /// [`oci::MAX_CONFIG`] bytes, opened without blocking (a FIFO is refused, not waited on).
+    fn read(&self, name: &str) -> Result<(Vec<u8>, FileStat)> {
+        let fd = nix::fcntl::openat(
+            &self.fd,
+            name,
+            OFlag::O_RDONLY
+                | OFlag::O_NOFOLLOW
+                | OFlag::O_NONBLOCK
+                | OFlag::O_NOCTTY
+                | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|errno| match errno {
+            Errno::ELOOP => Error::BundleSymlink {
+                path: self.path.clone(),
+            },
+            errno => read_error(&self.path, errno),
+        })?;
+        let stat = fstat(&fd).map_err(|errno| read_error(&self.path, errno))?;
+        if SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
+            return Err(Error::ConfigNotFile {
+                path: self.path.clone(),
+                what: "not a regular file",
+            });
+        }
+        let mut bytes = Vec::new();
+        File::from(fd)
+            .take(oci::MAX_CONFIG + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|source| Error::ReadConfig {
+                path: self.path.clone(),
+                source,
+            })?;
+        if bytes.len() as u64 > oci::MAX_CONFIG {
+            return Err(Error::ConfigTooLarge {
+                path: self.path.clone(),
+            });
+        }
+        Ok((bytes, stat))
+    }
+
+    /// Replaces `name` with `contents`: a temporary file in the same directory, given the
+    /// original's owner and mode (a private config.json stays private, and its owner's), then
+    /// renamed over it.
+    fn replace(&self, name: &str, contents: &[u8], original: &FileStat) -> Result<()> {
+        let tmp = format!(".{name}.oci-macvlan-{}", std::process::id());
+        let write_error = |source: io::Error| Error::WriteBundle {
+            path: self.path.clone(),
+            source,
+        };
+        let errno_error = |errno: Errno| write_error(io::Error::from(errno));
+        let _ = nix::unistd::unlinkat(&self.fd, tmp.as_str(), UnlinkatFlags::NoRemoveDir);
+        let mode = Mode::from_bits_truncate(original.st_mode & 0o7777);
+        let fd = nix::fcntl::openat(
+            &self.fd,
+            tmp.as_str(),
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o600),
+        )
+        .map_err(errno_error)?;
+        let written = (|| {
+            nix::unistd::fchown(
+                &fd,
+                Some(Uid::from_raw(original.st_uid)),
+                Some(Gid::from_raw(original.st_gid)),
+            )
+            .map_err(errno_error)?;
+            fchmod(&fd, mode).map_err(errno_error)?;
+            let mut file = File::from(fd);
+            file.write_all(contents).map_err(write_error)?;
+            file.sync_all().map_err(write_error)?;
+            nix::fcntl::renameat(&self.fd, tmp.as_str(), &self.fd, name).map_err(errno_error)
+        })();
+        if written.is_err() {
+            let _ = nix::unistd::unlinkat(&self.fd, tmp.as_str(), UnlinkatFlags::NoRemoveDir);
+        }
+        written
+    }
+}
+
+fn read_error(path: &Path, errno: Errno) -> Error {
+    Error::ReadConfig {
+        path: path.to_path_buf(),
+        source: io::Error::from(errno),
+    }
 }
 
 /// The annotations `args` ask for, checked as the hook will read them.
@@ -107,7 +235,7 @@ fn requested(args: &BundleArgs) -> Result<Vec<(String, String)>> {
 fn object<'a>(
     root: &'a mut Map<String, Value>,
     key: &str,
-    path: &std::path::Path,
+    path: &Path,
 ) -> Result<&'a mut Map<String, Value>> {
     root.entry(key)
         .or_insert_with(|| Value::Object(Map::new()))

@@ -113,6 +113,14 @@ pub enum Error {
     BundleNotObject { path: PathBuf },
     #[error("bundle: no network given (--network NAME)")]
     BundleNoNetwork,
+    #[error("{path} is a symlink: give the file it points to")]
+    BundleSymlink { path: PathBuf },
+    #[error("cannot write {path}")]
+    WriteBundle {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error("invalid doctor option {0:?}: expected parent=IF")]
     DoctorOption(String),
     #[error("invalid --format {:?}", echo(format))]
@@ -248,6 +256,7 @@ impl Error {
             | Self::DoctorOption(_)
             | Self::BundleNotObject { .. }
             | Self::BundleNoNetwork
+            | Self::BundleSymlink { .. }
             | Self::InvalidHostId { .. }
             | Self::MixedStores { .. }
             | Self::ForgetSelf { .. }
@@ -268,6 +277,7 @@ impl Error {
             | Self::HostNetlink(_)
             | Self::Stdout(_)
             | Self::CurrentExe(_)
+            | Self::WriteBundle { .. }
             | Self::AbsolutePath { .. }
             | Self::DoctorFailed(_)
             | Self::ReadHostId { .. }

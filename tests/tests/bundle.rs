@@ -125,3 +125,70 @@ fn a_runc_bundle_is_wired_by_the_bundle_command() {
         serde_json::json!({"poststop": [{"path": "/bin/true", "args": ["true"]}]})
     );
 }
+
+/// The file keeps its owner and mode (a private config.json stays private, and its owner's); a
+/// symlinked config.json is refused, not replaced by a copy; a FIFO is refused, not waited on.
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn the_bundle_keeps_its_owner_and_mode_and_no_symlink_is_followed() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let lan = Lan::new();
+    lan.create_network("lan77", &[]);
+    let dir = lan.tmp().join("private");
+    fs::create_dir(&dir).unwrap();
+    let path = dir.join("config.json");
+    fs::write(
+        &path,
+        "{\"ociVersion\": \"1.0.2\", \"process\": {\"env\": [\"SECRET=x\"]}}\n",
+    )
+    .unwrap();
+    std::os::unix::fs::chown(&path, Some(1000), Some(1000)).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+    let dir_arg = dir.to_str().unwrap();
+    lan.cli_ok(&["bundle", "--network", "lan77", dir_arg], "");
+    let meta = fs::metadata(&path).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (1000, 1000));
+    assert_eq!(meta.permissions().mode() & 0o7777, 0o600);
+    assert_eq!(config(&dir)["process"]["env"][0], "SECRET=x");
+    // No temporary file is left beside it.
+    let names: Vec<_> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["config.json"], "{names:?}");
+
+    // A symlinked config.json: refused, both files as they were.
+    let linked = lan.tmp().join("linked");
+    fs::create_dir(&linked).unwrap();
+    fs::write(linked.join("real.json"), "{}\n").unwrap();
+    std::os::unix::fs::symlink("real.json", linked.join("config.json")).unwrap();
+    let out = lan.cli(
+        &["bundle", "--network", "lan77", linked.to_str().unwrap()],
+        "",
+    );
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(out.stderr.contains("is a symlink"), "{}", out.stderr);
+    assert_eq!(
+        fs::read_to_string(linked.join("real.json")).unwrap(),
+        "{}\n"
+    );
+    assert!(
+        fs::symlink_metadata(linked.join("config.json"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+
+    // A FIFO: refused at once.
+    let fifo_dir = lan.tmp().join("fifo");
+    fs::create_dir(&fifo_dir).unwrap();
+    oci_macvlan_tests::run_ok("mkfifo", &[fifo_dir.join("config.json").to_str().unwrap()]);
+    let out = lan.cli(
+        &["bundle", "--network", "lan77", fifo_dir.to_str().unwrap()],
+        "",
+    );
+    assert_eq!(out.code, 3, "{}", out.stderr);
+}

@@ -88,6 +88,26 @@ fn networks_are_named_by_name_full_id_or_unique_id_prefix() {
     lan.cli_ok(&["network", "disconnect", &a[..12], "c1"], "");
     assert_eq!(lan.leased("lan-a"), 0);
     process.kill();
+    // A name that reads as an id is refused at create (it would shadow a short id), and a full
+    // id names its network before any name does.
+    let hexname = lan.cli(
+        &[
+            "network",
+            "create",
+            "--subnet",
+            "10.77.0.0/24",
+            "-o",
+            "parent=lan0",
+            &a[..12],
+        ],
+        "",
+    );
+    assert_eq!(hexname.code, 3, "{}", hexname.stderr);
+    assert!(
+        hexname.stderr.contains("read as a network id"),
+        "{}",
+        hexname.stderr
+    );
     // rm by id prefix and by full id.
     assert_eq!(lan.cli_ok(&["network", "rm", "abc2"], ""), "lan-b\n");
     assert_eq!(lan.cli_ok(&["network", "rm", &a], ""), "lan-a\n");
@@ -364,4 +384,36 @@ fn a_missing_kernel_driver_is_named_with_what_to_do() {
         );
         assert!(lan.records().is_empty(), "{:?}", lan.records());
     }
+}
+
+/// An alternative name of a link is refused as a parent: every check by parent compares names
+/// (drivers sharing a parent, the host link's reserved MAC), so the definition names the link.
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn a_parent_is_named_by_its_name_not_an_altname() {
+    let lan = Lan::new();
+    lan.host.ip(&[
+        "link", "property", "add", "dev", "lan0", "altname", "lanalt",
+    ]);
+    let out = lan.cli(
+        &[
+            "network",
+            "create",
+            "--subnet",
+            "10.78.0.0/24",
+            "-o",
+            "parent=lanalt",
+            "alt",
+        ],
+        "",
+    );
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert_eq!(
+        out.stderr.trim(),
+        "oci-macvlan: error: parent interface lanalt is an alternative name of lan0: give -o parent=lan0"
+    );
+    assert_eq!(lan.cli_ok(&["network", "ls", "-q"], ""), "");
 }

@@ -13,8 +13,8 @@
 //! own (the caller's share for this endpoint), and its failure named by its cause (refused, no
 //! route, timed out). What an answer may hold is capped, and an answer over a cap is an error
 //! (`answer.rs`): the status line and each header, chunk-size or trailer line 8 KiB, the header
-//! lines (trailers included) 100 and 64 KiB in all, the body 64 MiB (the leases of a network of
-//! some 100,000 addresses; read as it comes, never allocated from a length the member gave).
+//! lines (trailers included) 100 and 64 KiB in all, the body 16 MiB (the leases of a prefix
+//! holding some 30,000; read as it comes, never allocated from a length the member gave).
 
 mod answer;
 

@@ -254,7 +254,7 @@ fn an_answer_over_its_cap_is_refused_before_it_is_read() {
     for url in [by_length, by_chunk] {
         let err = read_error(&url);
         assert!(
-            err.contains(&format!("{url}: bad answer: an answer over 64 MiB")),
+            err.contains(&format!("{url}: bad answer: an answer over 16 MiB")),
             "{err}"
         );
     }

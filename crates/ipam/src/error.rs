@@ -139,12 +139,15 @@ pub enum Error {
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
-    /// The claim of this host's id in a shared store was made by another machine (another
-    /// secret): a clone, or a host run with another's `--host-id`. Nothing was written.
+    /// The claim of this host's id in a shared store was made with another secret: another
+    /// machine (a clone, a host run with another's `--host-id`), or this one before its
+    /// identity file was lost or replaced. Nothing was written.
     #[error(
-        "host id {host} is claimed in {store} by another machine ({key} holds the hash of \
-         another secret than {kept_in}'s): give this machine an id of its own: remove {kept_in} \
-         and run any command once with --host-id NEW-ID"
+        "host id {host} is claimed in {store} with another secret than {kept_in}'s ({key}): \
+         another machine has this id, or this one had it before {kept_in} was lost or \
+         replaced; give this machine an id of its own: remove {kept_in} and run any command \
+         once with --host-id NEW-ID (the old id's leases are released by `gc --forget-host \
+         {host}` from another host once its claim is an hour old)"
     )]
     HostClaimed {
         host: String,

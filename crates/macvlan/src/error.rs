@@ -52,6 +52,8 @@ pub enum Error {
         #[source]
         source: oci_macvlan_vlan::LinkError,
     },
+    #[error("parent interface {given} is an alternative name of {name}: give -o parent={name}")]
+    ParentAltName { given: String, name: String },
     #[error("network {0} not found")]
     NetworkNotFound(String),
     #[error(
@@ -433,6 +435,7 @@ impl Error {
             | Self::InvalidMac { .. }
             | Self::HostNetns { .. }
             | Self::AmbiguousNetwork { .. }
+            | Self::ParentAltName { .. }
             | Self::StaticIpNotAllowed { .. }
             | Self::NetnsNotTheContainers { .. } => ErrorKind::Invalid,
             // Every variant is named: a new one must be placed here, never fall into a

@@ -39,6 +39,14 @@ pub async fn create_network(
     )
     .await
     .map_err(|err| crate::parents::parent_error(&network, err))?;
+    // An alternative name finds the link too, but every check by parent (drivers sharing it,
+    // the host link's reserved MAC) compares names: the definition names the link itself.
+    if ensured.link.name != network.parent.as_str() {
+        return Err(Error::ParentAltName {
+            given: network.parent.as_str().to_owned(),
+            name: ensured.link.name.clone(),
+        });
+    }
     if network.parent_link == ParentLink::Existing && ensured.ours {
         network.parent_link = ParentLink::Owned;
     }

@@ -259,6 +259,15 @@ impl NetworkSpec {
     /// is clear. `id` and `created` are the caller's (random and clock-derived).
     pub fn validate(&self, id: String, created: String) -> Result<Network> {
         check_network_name(&self.name)?;
+        // Networks are named by id too (`inspect $(ls -q)`): a name that reads as one would
+        // shadow another network's short id.
+        if self.name.len() >= 12 && self.name.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(DefinitionError::InvalidNetworkName {
+                name: self.name.clone(),
+                reason: "12 or more hex digits read as a network id",
+            }
+            .into());
+        }
         let Some(driver_name) = driver::NAMES.iter().copied().find(|n| *n == self.driver) else {
             return Err(DefinitionError::UnsupportedDriver {
                 driver: self.driver.clone(),

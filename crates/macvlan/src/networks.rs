@@ -63,20 +63,25 @@ impl Networks {
             .map_err(|source| Error::from(StateError::ParseNetwork { path, source }))
     }
 
-    /// The name of the network `given` names, as Docker reads a network argument: its name,
-    /// else its full id, else the start of exactly one network's id. A prefix of several ids is
-    /// refused, naming them; nothing matching is [`Error::NetworkNotFound`].
+    /// The name of the network `given` names, as Docker reads a network argument: a full id,
+    /// else a name, else the start of exactly one network's id (so a network named like
+    /// another's id never takes its place). A prefix of several ids is refused, naming them;
+    /// nothing matching is [`Error::NetworkNotFound`]. A full id is 64 hex digits: only such a
+    /// string has the definitions read before the name is tried.
     pub fn resolve(&self, given: &str) -> Result<String> {
+        let hex = !given.is_empty() && given.bytes().all(|b| b.is_ascii_hexdigit());
+        if given.len() == 64 && hex {
+            if let Some(net) = self.list()?.into_iter().find(|n| n.id == given) {
+                return Ok(net.name);
+            }
+        }
         if check_network_name(given).is_ok() && self.exists(given)? {
             return Ok(given.to_owned());
         }
-        if given.is_empty() {
+        if !hex {
             return Err(Error::NetworkNotFound(given.to_owned()));
         }
         let all = self.list()?;
-        if let Some(net) = all.iter().find(|n| n.id == given) {
-            return Ok(net.name.clone());
-        }
         let mut matching = all.into_iter().filter(|n| n.id.starts_with(given));
         match (matching.next(), matching.next()) {
             (None, _) => Err(Error::NetworkNotFound(given.to_owned())),

@@ -11,9 +11,11 @@ const MAX_LINE: usize = 8 << 10;
 /// The most an answer's header (and trailer) lines may hold in all, and how many they may be.
 const MAX_HEADER_BYTES: usize = 64 << 10;
 const MAX_HEADER_LINES: usize = 100;
-/// The most an answer's body may hold: a range of every lease of a network of some 100,000
-/// addresses (a lease is about 500 bytes of JSON as the gateway encodes it).
-const MAX_BODY: usize = 64 << 20;
+/// The most an answer's body may hold: a range of every lease of a prefix holding some 30,000
+/// (a lease is about 500 bytes of JSON as the gateway encodes it). Decoding an answer takes
+/// several times its size in memory, and every hook of the prefix reads it: the cap keeps a
+/// hostile or overgrown answer to a few hundred MB in the worst case.
+const MAX_BODY: usize = 16 << 20;
 
 /// An answer: its status, its body, and whether the member closes the connection after it.
 /// Every part is capped (see the constants above); a part over its cap is `InvalidData`.
