@@ -97,12 +97,25 @@ impl Invocation {
         self.container = Some(id[..end].to_owned());
     }
 
+    /// The error line of a failed invocation, as stderr and the journal give it: a hook's says
+    /// what it was doing and to which container (a runtime shows it inside its own error, as
+    /// one escaped string after clauses of its own: the line must stand alone there).
+    pub fn error_line(&self, err: &Error) -> String {
+        match (self.action, &self.container) {
+            (Some(action @ ("attach" | "detach")), Some(id)) => {
+                let line = format!("{action} of container {id}: {}", error::line(err));
+                error::cut(&line, error::MAX_LINE).into_owned()
+            }
+            _ => error::line(err),
+        }
+    }
+
     /// The line this invocation appends, for `result`.
     fn line(&self, result: &Result<(), Error>) -> String {
         let (outcome, exit, error) = match result {
             Ok(()) if self.skipped => ("skipped", 0, None),
             Ok(()) => ("ok", 0, None),
-            Err(err) => ("error", err.exit_code(), Some(error::line(err))),
+            Err(err) => ("error", err.exit_code(), Some(self.error_line(err))),
         };
         let record = Record {
             time: humantime::format_rfc3339_micros(SystemTime::now()).to_string(),

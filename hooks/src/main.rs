@@ -80,6 +80,8 @@ fn main() -> ExitCode {
         log_level: cli.log_level,
         host_id: cli.host_id,
     };
+    // A failed hook's line, which says what it was doing (see `Invocation::error_line`).
+    let mut line = None;
     let result = match cli.command {
         Command::Install(_)
         | Command::Bundle(_)
@@ -94,6 +96,9 @@ fn main() -> ExitCode {
             let mut invocation = journal::Invocation::start(stage.as_deref());
             let result = hook::run(&ctx, stage.as_deref(), &mut invocation);
             invocation.record(&ctx.state_dir, &result);
+            if let Err(err) = &result {
+                line = Some(invocation.error_line(err));
+            }
             result
         }
         Command::Verify => state_cmd::verify(&ctx),
@@ -117,7 +122,8 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("oci-macvlan: error: {}", error::line(&err));
+            let line = line.unwrap_or_else(|| error::line(&err));
+            eprintln!("oci-macvlan: error: {line}");
             ExitCode::from(err.exit_code())
         }
     }

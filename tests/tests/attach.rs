@@ -412,7 +412,7 @@ fn an_interface_name_taken_in_the_host_or_the_container() {
     assert_eq!(out.code, 5, "{}", out.stderr);
     assert_eq!(
         out.stderr.trim(),
-        "oci-macvlan: error: interface eth0 already exists in the container's network namespace"
+        "oci-macvlan: error: attach of container b: interface eth0 already exists in the container's network namespace"
     );
     assert_eq!(b.link("eth0").unwrap()["linkinfo"]["info_kind"], "veth");
     let names: Vec<Value> = b.links().iter().map(|l| l["ifname"].clone()).collect();

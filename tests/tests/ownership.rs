@@ -424,7 +424,7 @@ fn passthru_neither_adopts_another_containers_link_nor_takes_a_second_container(
     assert_eq!(out.code, 5, "{}", out.stderr);
     assert_eq!(
         out.stderr.trim(),
-        "oci-macvlan: error: network pt is in mode passthru and its parent interface lan1 has a \
+        "oci-macvlan: error: attach of container pt2: network pt is in mode passthru and its parent interface lan1 has a \
          container already (container pt1): passthru takes one container per parent"
     );
     assert!(two.link("eth0").is_none());

@@ -148,7 +148,7 @@ fn a_static_mac_on_an_ipvlan_network_is_refused_before_anything_is_made() {
         assert_eq!(out.code, 3, "{}", out.stderr);
         assert_eq!(
             out.stderr.trim(),
-            "oci-macvlan: error: invalid MAC address 02:00:00:00:00:42 for network ipv: an ipvlan network's container shares its parent's MAC"
+            "oci-macvlan: error: attach of container c1: invalid MAC address 02:00:00:00:00:42 for network ipv: an ipvlan network's container shares its parent's MAC"
         );
         lan.assert_no_residue(&["ipv"], key);
         assert_eq!(ns.links().len(), 1, "only lo in the container");

@@ -172,7 +172,7 @@ fn a_preexisting_vlan_is_used_as_it_is_and_outlives_its_network() {
     assert_eq!(out.code, 4, "{}", out.stderr);
     assert_eq!(
         out.stderr.trim(),
-        "oci-macvlan: error: parent interface lan0.20 not found"
+        "oci-macvlan: error: attach of container d: parent interface lan0.20 not found"
     );
     assert!(host_link(&lan, "lan0.20").is_none());
     assert_eq!(lan.leased("v20b"), 0);

@@ -74,6 +74,7 @@ struct Container {
     creating: String,
     stopped: String,
     name: String,
+    id: String,
 }
 
 impl Suite {
@@ -128,6 +129,7 @@ impl Suite {
             creating,
             stopped,
             name: format!("{scenario} ({id})"),
+            id,
         }
     }
 
@@ -140,7 +142,16 @@ impl Suite {
             assert_eq!(out.code, -1, "{}: not killed: {}", c.name, out.stderr);
         } else {
             let point = spec.split(',').next().unwrap().split('=').next().unwrap();
-            let failed = format!("oci-macvlan: error: injected failure at failpoint {point}");
+            // A hook's line says what it was doing, and to which container.
+            let action = if stdin == c.stopped {
+                "detach"
+            } else {
+                "attach"
+            };
+            let failed = format!(
+                "oci-macvlan: error: {action} of container {}: injected failure at failpoint {point}",
+                c.id
+            );
             if spec.contains("undo:step=error") {
                 // A rollback that fails is said on the same line, with what it left.
                 let line = out.stderr.trim_end();
