@@ -128,3 +128,47 @@ fn rm_force_keeps_the_subnet_of_what_it_left_until_gc_clears_it() {
         "c1's address, free again"
     );
 }
+
+/// `rm -f` with nothing on record still keeps the removed network while its store does not
+/// answer (a lease without a record may be there): `gc` says so and exits 1; once the cluster
+/// answers with nothing of this host's on it, `gc` forgets it.
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn gc_keeps_a_removed_network_while_its_store_does_not_answer() {
+    let lan = Lan::new();
+    let mut etcd = Etcd::start(&lan, 1);
+    etcd.reach_from(&lan, "192.168.77.250");
+    create_shared(&lan, &etcd.endpoints(), &["--ipam-opt", "etcd_timeout=1s"]);
+    etcd.kill(0);
+    let out = on(&lan, HOST, &["network", "rm", "-f", NET], "");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(tombstones(&lan), ["shared.json"]);
+
+    let out = on(&lan, HOST, &["gc"], "");
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout
+            .contains("kept removed network shared (rm -f): its lease store did not answer"),
+        "{}",
+        out.stdout
+    );
+    assert_refused(
+        &create_local(&lan, "other", "192.168.77.0/26"),
+        "store down",
+    );
+
+    etcd.restart(0);
+    let out = on(&lan, HOST, &["gc"], "");
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("forgot removed network shared"),
+        "{}",
+        out.stdout
+    );
+    assert!(tombstones(&lan).is_empty());
+    let out = create_local(&lan, "other", "192.168.77.0/26");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+}
