@@ -129,7 +129,7 @@ pub struct Removed {
 ///
 /// With `force` (`rm -f`), a store that does not answer does not stop it: the definition and
 /// the host link go, and what the store holds stays, said in [`Removed::unreached`]. The
-/// definition is kept among the removed ones then ([`Networks::keep_removed`]), which `network
+/// definition is kept among the removed ones then ([`Networks::removed`]), which `network
 /// create` does not overlap and `gc` forgets once nothing of the network is left.
 pub async fn remove_network(
     host: &Handle,
