@@ -125,6 +125,10 @@ pub fn gc(ctx: &Context) -> Result<()> {
             "kept the leases of container {id}: it has no endpoint record to judge it by\n"
         ));
     }
+    for line in &report.removed {
+        out.push_str(line);
+        out.push('\n');
+    }
     out.push_str(&unreached_lines(&unreachable));
     out.push_str(&format!(
         "gc: released {leases} leases of {} gone containers; {} still run; {} undecided; {} busy",
@@ -134,7 +138,7 @@ pub fn gc(ctx: &Context) -> Result<()> {
         report.busy.len()
     ));
     // A cluster that stopped answering during gc counts too.
-    let unreached = if report.unreached.is_empty() {
+    let unreached = if report.unreached.is_empty() && report.removed_unreached == 0 {
         unreachable.len()
     } else {
         unreachable.len().max(1)

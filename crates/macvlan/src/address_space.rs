@@ -30,11 +30,43 @@ fn same_store(a: &StoreChoice, b: &StoreChoice) -> bool {
 }
 
 /// `network create`: `network` may not overlap a subnet of a network of `others` whose leases
-/// are in another store, nor nest its etcd prefix with another's on one cluster. Exit 5,
-/// naming the other network.
-pub(crate) fn check_create(network: &Network, others: &[Network]) -> Result<()> {
+/// are in another store, nor nest its etcd prefix with another's on one cluster. Nor may it
+/// take the name of a network of `removed` (those `rm -f` removed while their store did not
+/// answer, [`Networks::removed`](crate::Networks::removed)) or overlap one of its subnets, in
+/// whatever store: what its containers hold there is on no definition, and a store that did not
+/// answer cannot say it is free. Exit 5, naming the other network.
+pub(crate) fn check_create(
+    network: &Network,
+    others: &[Network],
+    removed: &[Network],
+) -> Result<()> {
     let choice = network.store_choice();
-    for other in others {
+    for gone in removed {
+        let overlap = network.pools.iter().find_map(|pool| {
+            let mine = pool.subnet;
+            gone.pools
+                .iter()
+                .find(|o| o.subnet.contains(mine.network()) || mine.contains(o.subnet.network()))
+                .map(|theirs| format!("subnet {mine} overlaps subnet {} of", theirs.subnet))
+        });
+        let what = match overlap {
+            Some(overlap) => overlap,
+            None if gone.name == network.name => format!("the name {} is still that of", gone.name),
+            None => continue,
+        };
+        return Err(Error::RemovedNetworkLeft {
+            what,
+            other: gone.name.clone(),
+            other_subnets: gone
+                .pools
+                .iter()
+                .map(|p| p.subnet.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            other_store: describe(&gone.store_choice()),
+        });
+    }
+    for other in others.iter().chain(removed) {
         let other_choice = other.store_choice();
         if let (StoreChoice::Etcd(mine), StoreChoice::Etcd(theirs)) = (&choice, &other_choice) {
             if mine.nests_with(theirs) {
@@ -162,7 +194,7 @@ mod tests {
         ];
         for (there, subnet, new, want) in cases {
             let others = [network("old", "10.0.0.0/24", there)];
-            let answer = match check_create(&network("new", subnet, new), &others) {
+            let answer = match check_create(&network("new", subnet, new), &others, &[]) {
                 Ok(()) => "ok",
                 Err(Error::SubnetInOtherStore { other, .. }) if other == "old" => "conflict",
                 Err(Error::NestedEtcdPrefix { other, .. }) if other == "old" => "nested",
@@ -173,8 +205,39 @@ mod tests {
         let err = check_create(
             &network("new", "10.0.0.0/25", &[etcd]),
             &[network("old", "10.0.0.0/24", &[])],
+            &[],
         )
         .unwrap_err();
+        // A network `rm -f` removed: overlapped in no store, its name not taken; apart is fine.
+        let gone = [network("gone", "10.0.0.0/24", &[etcd])];
+        for (name, subnet, ipam, want) in [
+            (
+                "new",
+                "10.0.0.0/25",
+                &[][..],
+                "overlaps subnet 10.0.0.0/24 of network gone",
+            ),
+            (
+                "new",
+                "10.0.0.0/16",
+                &[etcd][..],
+                "overlaps subnet 10.0.0.0/24 of network gone",
+            ),
+            (
+                "gone",
+                "10.1.0.0/24",
+                &[etcd][..],
+                "the name gone is still that of network gone",
+            ),
+            ("new", "10.1.0.0/24", &[][..], "ok"),
+        ] {
+            let answer = match check_create(&network(name, subnet, ipam), &[], &gone) {
+                Ok(()) => "ok".to_owned(),
+                Err(err @ Error::RemovedNetworkLeft { .. }) => crate::one_line(&err),
+                Err(err) => panic!("{err}"),
+            };
+            assert!(answer.contains(want), "{name} {subnet}: {answer}");
+        }
         insta::assert_snapshot!(crate::one_line(&err), @"subnet 10.0.0.0/25 overlaps subnet 10.0.0.0/24 of network old, whose leases are in this host's local store (this network's would be in etcd http://10.0.0.5:2379 under /oci-macvlan): two stores would hand out one address; use the same store for both");
     }
 }

@@ -238,6 +238,17 @@ pub enum Error {
         other_store: String,
     },
     #[error(
+        "{what} network {other}, removed with rm -f while its lease store ({other_store}) did not answer: its containers on record may still hold addresses in {other_subnets}; stop them and run gc once that store answers (gc forgets network {other} once nothing of it is left)"
+    )]
+    RemovedNetworkLeft {
+        /// What the new network shares with it: `subnet A overlaps subnet B of`, or `the name
+        /// of`.
+        what: String,
+        other: String,
+        other_subnets: String,
+        other_store: String,
+    },
+    #[error(
         "etcd_prefix {prefix} and etcd_prefix {other_prefix} of network {other} are nested on one cluster: the outer one would read the inner one's keys as its own; use the same prefix or two apart"
     )]
     NestedEtcdPrefix {
@@ -421,6 +432,7 @@ impl Error {
             | Self::AddressOnLan { .. }
             | Self::HostLinkConflict { .. }
             | Self::SubnetInOtherStore { .. }
+            | Self::RemovedNetworkLeft { .. }
             | Self::NestedEtcdPrefix { .. } => ErrorKind::Conflict,
             Self::Lease { source, .. } if source.is_conflict() => ErrorKind::Conflict,
             Self::Lease { source, .. } if source.is_invalid_input() => ErrorKind::Invalid,

@@ -36,6 +36,11 @@ pub struct GcReport {
     /// What was repaired of the networks' host access (`-o host_access`), a line each, and
     /// the networks whose host access could not be repaired (gc fails then).
     pub host_access: crate::host_access::Repaired,
+    /// The networks `rm -f` removed while their store did not answer: forgotten, or kept and
+    /// why, a line each.
+    pub removed: Vec<String>,
+    /// How many of those were kept because their store did not answer (gc fails then).
+    pub removed_unreached: usize,
 }
 
 /// `store` is every store that answered, as one (the maintenance, the host access, the
@@ -115,5 +120,85 @@ pub async fn gc<E: From<Error>>(
             report.unrecorded.push(id);
         }
     }
+    forget_removed(&mut report, unreachable, &mut open, records, networks)?;
     Ok(report)
+}
+
+/// Forgets each network `rm -f` removed while its store did not answer ([`Networks::removed`])
+/// once nothing of it is left: no endpoint record names it, and its store answers and holds no
+/// lease of this host's on it (this host's host access leases of it are released first). What
+/// keeps one is a line.
+fn forget_removed<E: From<Error>>(
+    report: &mut GcReport,
+    unreachable: &[Unreachable],
+    open: &mut impl FnMut(&[RecordedEndpoint]) -> Result<Box<dyn LeaseStore>, E>,
+    records: &Records,
+    networks: &Networks,
+) -> Result<(), E> {
+    for gone in networks.removed()? {
+        let name = &gone.name;
+        let mut holders = Vec::new();
+        for id in records.list()? {
+            let record = records.read(&id)?;
+            if record.is_some_and(|r| r.endpoints.iter().any(|e| e.network == *name)) {
+                holders.push(id);
+            }
+        }
+        if !holders.is_empty() {
+            report.removed.push(format!(
+                "kept removed network {name} (rm -f): containers {} on record hold addresses on it",
+                holders.join(", ")
+            ));
+            continue;
+        }
+        let unanswered = |report: &mut GcReport, why: &str| {
+            report.removed_unreached += 1;
+            report.removed.push(format!(
+                "kept removed network {name} (rm -f): its lease store did not answer: {why}"
+            ));
+        };
+        if let Some(u) = crate::reach::unreachable_of(unreachable, &gone) {
+            unanswered(report, &u.error);
+            continue;
+        }
+        let endpoint = RecordedEndpoint {
+            network: name.clone(),
+            ifname: String::new(),
+            mac: None,
+            kind: None,
+            lower: None,
+            index: None,
+            host_link: None,
+            store: Some(gone.store_choice()),
+        };
+        let mut store = open(&[endpoint])?;
+        let left = shared::release(store.as_mut(), &gone)
+            .and_then(|_| store.network_leases(name).map_err(Error::store));
+        match left {
+            Ok(mut leases) => {
+                leases.retain(|l| store.is_ours(l));
+                if leases.is_empty() {
+                    let _lock = networks.lock()?;
+                    networks.forget_removed(name)?;
+                    report.removed.push(format!(
+                        "forgot removed network {name} (rm -f): nothing of it is left"
+                    ));
+                } else {
+                    let held: Vec<String> = leases
+                        .iter()
+                        .map(|l| format!("{} (container {})", l.ip, l.owner.container_id))
+                        .collect();
+                    report.removed.push(format!(
+                        "kept removed network {name} (rm -f): its store still holds this host's leases of {} with no endpoint record",
+                        held.join(", ")
+                    ));
+                }
+            }
+            Err(Error::Store(err)) if err.is_unavailable() => {
+                unanswered(report, &crate::one_line(err.as_ref()));
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Ok(())
 }

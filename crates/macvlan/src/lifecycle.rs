@@ -30,7 +30,7 @@ pub async fn create_network(
     }
     let others = networks.list()?;
     check_parent(&network, &others)?;
-    address_space::check_create(&network, &others)?;
+    address_space::check_create(&network, &others, &networks.removed()?)?;
     let parent = network.parent();
     let ensured = vlan::ensure(
         host,
@@ -136,7 +136,9 @@ pub struct Removed {
 /// every macvlan of a link that goes, so a shared parent stays.
 ///
 /// With `force` (`rm -f`), a store that does not answer does not stop it: the definition and
-/// the host link go, and what the store holds stays, said in [`Removed::unreached`].
+/// the host link go, and what the store holds stays, said in [`Removed::unreached`]. The
+/// definition is kept among the removed ones then ([`Networks::removed`]), which `network
+/// create` does not overlap and `gc` forgets once nothing of the network is left.
 pub async fn remove_network(
     host: &Handle,
     networks: &Networks,
@@ -182,6 +184,12 @@ pub async fn remove_network(
                 err => return Err(err),
             }
         }
+    }
+    // What a store that did not answer holds of the network keeps its subnets and name taken
+    // until `gc` finds nothing of it left: kept before the definition goes, so that a create
+    // (which waits for this lock) always sees one or the other.
+    if removed.unreached.is_some() {
+        networks.keep_removed(&network)?;
     }
     networks.remove(name)?;
     if network.parent_link == ParentLink::Existing

@@ -14,16 +14,20 @@ use crate::{
 #[derive(Debug)]
 pub struct NetworksHold(#[allow(dead_code)] FileLock);
 
-/// The network definitions of a host: one JSON file per network in `<config-dir>/networks/`.
+/// The network definitions of a host: one JSON file per network in `<config-dir>/networks/`;
+/// and those of networks removed with `rm -f` that left something in a store that did not
+/// answer, in `<config-dir>/removed/` (kept until `gc` finds nothing of theirs left).
 #[derive(Debug, Clone)]
 pub struct Networks {
     dir: PathBuf,
+    removed_dir: PathBuf,
 }
 
 impl Networks {
     pub fn new(config_dir: &Path) -> Self {
         Self {
             dir: config_dir.join("networks"),
+            removed_dir: config_dir.join("removed"),
         }
     }
 
@@ -132,7 +136,55 @@ impl Networks {
     /// Removes the `.NAME.json.tmp-PID` files of `network create`s killed half-way, unless their
     /// writer still runs; returns how many.
     pub fn remove_stale_temps(&self) -> Result<usize> {
-        remove_stale_temps(&self.dir)
+        Ok(remove_stale_temps(&self.dir)? + remove_stale_temps(&self.removed_dir)?)
+    }
+
+    /// Keeps the definition of `network`, which `rm -f` removes while its store does not
+    /// answer, in `<config-dir>/removed/NAME.json` (written as definitions are): what its
+    /// containers hold there keeps its subnets and name taken ([`Self::removed`]).
+    pub(crate) fn keep_removed(&self, network: &Network) -> Result<()> {
+        check_network_name(&network.name)?;
+        let path = self.removed_dir.join(format!("{}.json", network.name));
+        let mut json = serde_json::to_vec_pretty(network).map_err(|source| {
+            Error::from(StateError::SerializeNetwork {
+                path: path.clone(),
+                source,
+            })
+        })?;
+        json.push(b'\n');
+        write_atomic(&path, &json, Put::Replace, Durability::Durable)
+    }
+
+    /// The definitions [`Self::keep_removed`] kept, sorted by name. A missing directory is an
+    /// empty list.
+    pub fn removed(&self) -> Result<Vec<Network>> {
+        let wrap = |path, source| Error::from(StateError::ReadNetwork { path, source });
+        let mut removed = Vec::new();
+        for name in json_stems(&self.removed_dir, wrap)? {
+            let path = self.removed_dir.join(format!("{name}.json"));
+            // One `gc` forgot since the listing is no more.
+            let Some(bytes) = read_own(&path).map_err(|source| wrap(path.clone(), source))? else {
+                continue;
+            };
+            removed.push(
+                serde_json::from_slice(&bytes)
+                    .map_err(|source| Error::from(StateError::ParseNetwork { path, source }))?,
+            );
+        }
+        Ok(removed)
+    }
+
+    /// Forgets a removed network that [`Self::keep_removed`] kept (`gc`, once nothing of it is
+    /// left). One already forgotten is no error.
+    pub(crate) fn forget_removed(&self, name: &str) -> Result<()> {
+        check_network_name(name)?;
+        let path = self.removed_dir.join(format!("{name}.json"));
+        match fs::remove_file(&path) {
+            Err(source) if source.kind() != io::ErrorKind::NotFound => {
+                Err(Error::from(StateError::WriteFile { path, source }))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Deletes a definition. The caller checks that no endpoint uses it.
