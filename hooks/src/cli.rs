@@ -299,7 +299,8 @@ pub enum NetworkCommand {
         names: Vec<String>,
         /// Do not fail for a network that does not exist, nor for one whose etcd cluster does
         /// not answer: its definition and host link are removed, and what the cluster holds
-        /// of it is left there (said on stderr) for `gc`.
+        /// of it is left there (said on stderr) for `gc`; until gc finds nothing of it left, its
+        /// name and subnets stay taken.
         #[arg(short, long)]
         force: bool,
     },

@@ -152,23 +152,16 @@ fn read(path: &Path) -> Result<Option<Stored>> {
         path: path.to_path_buf(),
         source,
     };
-    let file = match OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)
-    {
-        Ok(file) => file,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(err) if err.raw_os_error() == Some(libc::ELOOP) => {
-            return Err(wrap(io::Error::other(
-                "it is a symlink, which oci-macvlan never follows in its own dirs",
-            )));
-        }
-        Err(err) => return Err(wrap(err)),
+    let Some(file) = oci_macvlan_macvlan::open_own(path).map_err(wrap)? else {
+        return Ok(None);
     };
     let meta = file.metadata().map_err(wrap)?;
-    if !meta.is_file() {
-        return Err(wrap(io::Error::other("it is not a regular file")));
+    // Only the user oci-macvlan runs as (root) may hold the secret.
+    if meta.uid() != nix::unistd::geteuid().as_raw() {
+        return Err(wrap(io::Error::other(format!(
+            "it is owned by uid {}, not by the uid oci-macvlan runs as",
+            meta.uid()
+        ))));
     }
     if meta.mode() & 0o077 != 0 {
         return Err(wrap(io::Error::other(format!(

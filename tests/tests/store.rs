@@ -217,7 +217,16 @@ fn a_damaged_store_fails_every_command_with_one_line_and_is_left_as_it_is() {
                 files,
                 "{context}: the store's files changed"
             );
-            lines.push(line.to_owned());
+            // A hook's line says first what it was doing ("attach of container second: "):
+            // what follows is the same line as every other command's.
+            let said = match line.split_once(" of container ") {
+                Some((_, rest)) if is_hook => {
+                    let (_, cause) = rest.split_once(": ").unwrap();
+                    format!("oci-macvlan: error: {cause}")
+                }
+                _ => line.to_owned(),
+            };
+            lines.push(said);
         }
         assert!(
             lines.iter().all(|l| *l == lines[0]),

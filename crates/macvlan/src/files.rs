@@ -99,21 +99,9 @@ fn replace(tmp: &Path, path: &Path) -> io::Result<()> {
     }
 }
 
-/// Reads a file of ours: not through a symlink, a regular file, at most 1 MiB. `Ok(None)` when
-/// it does not exist.
-pub(crate) fn read_own(path: &Path) -> io::Result<Option<Vec<u8>>> {
-    if let Some(dir) = path.parent() {
-        match fs::symlink_metadata(dir) {
-            Ok(meta) if meta.file_type().is_symlink() => {
-                return Err(io::Error::other(format!(
-                    "{} is a symlink, which oci-macvlan never follows in its own dirs",
-                    dir.display()
-                )));
-            }
-            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
-            _ => {}
-        }
-    }
+/// Opens a file of ours to read: never through a symlink (the file itself), without blocking
+/// (a FIFO is not waited on), a regular file. `Ok(None)` when it does not exist.
+pub fn open_own(path: &Path) -> io::Result<Option<File>> {
     let file = match OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
@@ -131,6 +119,27 @@ pub(crate) fn read_own(path: &Path) -> io::Result<Option<Vec<u8>>> {
     if !file.metadata()?.is_file() {
         return Err(io::Error::other("it is not a regular file"));
     }
+    Ok(Some(file))
+}
+
+/// Reads a file of ours: not through a symlink, a regular file, at most 1 MiB. `Ok(None)` when
+/// it does not exist.
+pub(crate) fn read_own(path: &Path) -> io::Result<Option<Vec<u8>>> {
+    if let Some(dir) = path.parent() {
+        match fs::symlink_metadata(dir) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                return Err(io::Error::other(format!(
+                    "{} is a symlink, which oci-macvlan never follows in its own dirs",
+                    dir.display()
+                )));
+            }
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+            _ => {}
+        }
+    }
+    let Some(file) = open_own(path)? else {
+        return Ok(None);
+    };
     let mut bytes = Vec::new();
     file.take(MAX_FILE + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > MAX_FILE {

@@ -37,7 +37,7 @@ pub use detach::{StoreOpener, detach};
 pub use disconnect::disconnect;
 pub use endpoint::{AttachRequest, Attachment, Endpoint, attach};
 pub use error::{DefinitionError, Error, ErrorKind, Result, StateError, one_line};
-pub use files::{Durability, Put, check_private_dir, write_atomic};
+pub use files::{Durability, Put, check_private_dir, open_own, write_atomic};
 pub use gc::{GcReport, gc};
 pub use lifecycle::{Removed, create_network, remove_network};
 pub use liveness::{Liveness, Process, Verdict};

@@ -39,13 +39,7 @@ impl Networks {
     /// Stores a new definition; fails if the name is taken, even by a concurrent `create`.
     pub fn create(&self, network: &Network) -> Result<()> {
         let path = self.path_of(&network.name)?;
-        let mut json = serde_json::to_vec_pretty(network).map_err(|source| {
-            Error::from(StateError::SerializeNetwork {
-                path: path.clone(),
-                source,
-            })
-        })?;
-        json.push(b'\n');
+        let json = definition_json(network, &path)?;
         match write_atomic(&path, &json, Put::CreateNew, Durability::Durable) {
             Err(Error::State(StateError::WriteFile { source, .. }))
                 if source.kind() == io::ErrorKind::AlreadyExists =>
@@ -145,13 +139,7 @@ impl Networks {
     pub(crate) fn keep_removed(&self, network: &Network) -> Result<()> {
         check_network_name(&network.name)?;
         let path = self.removed_dir.join(format!("{}.json", network.name));
-        let mut json = serde_json::to_vec_pretty(network).map_err(|source| {
-            Error::from(StateError::SerializeNetwork {
-                path: path.clone(),
-                source,
-            })
-        })?;
-        json.push(b'\n');
+        let json = definition_json(network, &path)?;
         write_atomic(&path, &json, Put::Replace, Durability::Durable)
     }
 
@@ -195,4 +183,16 @@ impl Networks {
             _ => Error::from(StateError::WriteFile { path, source }),
         })
     }
+}
+
+/// A definition as its file holds it (`path` names it in an error): pretty JSON, a newline.
+fn definition_json(network: &Network, path: &Path) -> Result<Vec<u8>> {
+    let mut json = serde_json::to_vec_pretty(network).map_err(|source| {
+        Error::from(StateError::SerializeNetwork {
+            path: path.to_path_buf(),
+            source,
+        })
+    })?;
+    json.push(b'\n');
+    Ok(json)
 }
