@@ -79,12 +79,14 @@ fn create(ctx: &Context, networks: &Networks, args: CreateArgs) -> Result<()> {
     // A first create makes the definitions' dir (for its lock): a failed one takes it back.
     let dir = ctx.config_dir.join("networks");
     let dir_existed = dir.exists();
-    // Host access on a shared network leases its addresses there: a write, under this host's id.
+    // Host access on a shared network leases its addresses there: a write, under this host's
+    // id. Otherwise the create only reads, but a `--host-id` given to it names this host for
+    // good (the identity file is made then, as `gc --host-id` makes it): README's example.
     let writes = spec.options.iter().any(|o| o.starts_with("host_access="));
     let access = if writes {
         stores::Access::Write
     } else {
-        stores::Access::Read
+        stores::Access::Upkeep
     };
     let mut store = stores::for_ipam_options(ctx, &spec.ipam_options, access)?;
     let created = ctx.block_on(async {

@@ -417,3 +417,73 @@ fn a_parent_is_named_by_its_name_not_an_altname() {
     );
     assert_eq!(lan.cli_ok(&["network", "ls", "-q"], ""), "");
 }
+
+/// The host id is said once — README's `oci-macvlan --host-id hostA network create …` — and
+/// every later command agrees with it, flag or not: the hooks (given it in their args or not),
+/// `verify` and `inspect` see one host, and report no false problems.
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn the_host_id_is_said_once_and_every_command_agrees() {
+    use oci_macvlan_tests::{
+        Etcd,
+        etcd_network::{ANN, NET, etcd_leases},
+    };
+    let lan = Lan::new();
+    let etcd = Etcd::start(&lan, 1);
+    etcd.reach_from(&lan, "192.168.77.250");
+    let mut create = vec!["--host-id", "hostA"];
+    let endpoints = format!("etcd_endpoints={}", etcd.endpoints());
+    create.extend([
+        "network",
+        "create",
+        "--subnet",
+        "192.168.77.0/26",
+        "--gateway",
+        Lan::GATEWAY,
+        "-o",
+        "parent=lan0",
+        "--ipam-opt",
+        &endpoints,
+        NET,
+    ]);
+    lan.cli_ok(&create, "");
+    let identity = lan.config_dir().join("host-identity");
+    assert!(
+        identity.exists(),
+        "network create --host-id made no identity file"
+    );
+    // A hook given the id in its args, then one given none (runtimes may clear the env).
+    let ns1 = oci_macvlan_tests::TestNetns::new("omt-ctr-");
+    let ns2 = oci_macvlan_tests::TestNetns::new("omt-ctr-");
+    let with = lan.fake_bundle("c1", &[(ANN, NET)], &ns1.path(), "creating");
+    lan.cli_ok(&["--host-id", "hostA", "hook"], &with);
+    let without = lan.fake_bundle("c2", &[(ANN, NET)], &ns2.path(), "creating");
+    lan.cli_ok(&["hook"], &without);
+    let hosts: Vec<String> = etcd_leases(&etcd).into_iter().map(|l| l.1).collect();
+    assert_eq!(hosts, ["hostA", "hostA"]);
+    // The CLI without the flag: no false problem, both containers this host's.
+    let verify = lan.cli(&["verify"], "");
+    assert_eq!(verify.code, 0, "{}{}", verify.stdout, verify.stderr);
+    let names = lan.cli_ok(
+        &[
+            "network",
+            "inspect",
+            "-f",
+            "{{range .Containers}}{{.Name}} {{end}}",
+            NET,
+        ],
+        "",
+    );
+    assert!(names.contains("c1") && names.contains("c2"), "{names}");
+    // Another id than the one said is refused, naming both.
+    let other = lan.cli(&["--host-id", "hostB", "verify"], "");
+    assert_eq!(other.code, 3, "{}", other.stderr);
+    assert!(
+        other.stderr.contains("hostA") && other.stderr.contains("hostB"),
+        "{}",
+        other.stderr
+    );
+}
