@@ -498,3 +498,52 @@ fn on_a_host_access_network_another_machines_address_gets_no_host_route() {
         "the host no longer reaches {OTHER_V4}"
     );
 }
+
+/// The MAC of the third machine's `lan0`, as a message names it.
+fn mac_of(other: &Lan) -> String {
+    other.host.link("lan0").unwrap()["address"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// The host link deleted (as after a reboot) while another machine took the host access
+/// address: an attach (which makes the link again) is refused naming the holder (exit 5), `gc`
+/// says so and fails; neither announces the address. Once the machine lets it go, the attach
+/// makes the link again.
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn a_host_link_made_again_is_checked_first() {
+    let (lan, other) = lan();
+    let access = "192.168.77.3";
+    assert_eq!(create(&lan, NET, &[&format!("host_access={access}")]).code, 0);
+    let link = oci_macvlan_tests::host_access::host_link(&lan, NET);
+    lan.host.ip(&["link", "del", &link]);
+    other
+        .host
+        .ip(&["addr", "add", &format!("{access}/24"), "dev", "lan0"]);
+    let mac = mac_of(&other);
+    let ns = TestNetns::new("omt-ctr-");
+    let out = attach(&lan, &ns, "c", NET, &[]);
+    assert_eq!(out.code, 5, "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    for word in [access, NET, mac.as_str(), "answered the ARP probe"] {
+        assert!(out.stderr.contains(word), "no {word:?} in {}", out.stderr);
+    }
+    assert!(lan.host.link(&link).is_none(), "the host link was made");
+    let gc = lan.cli(&["gc"], "");
+    assert_eq!(gc.code, 1, "{}{}", gc.stdout, gc.stderr);
+    let said = format!("{}{}", gc.stdout, gc.stderr);
+    assert!(said.contains(access) && said.contains(&mac), "{said}");
+    assert!(lan.host.link(&link).is_none(), "gc made the host link");
+    other
+        .host
+        .ip(&["addr", "del", &format!("{access}/24"), "dev", "lan0"]);
+    let out = attach(&lan, &ns, "c", NET, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(lan.host.link(&link).is_some(), "the host link was not made");
+    detach(&lan, &ns, "c", NET, &[]);
+}

@@ -14,6 +14,9 @@
 //! every container on record for the network, under the network's host-access lock
 //! (`<state-dir>/host-access/<host link>.lock`) so that concurrent attaches make it once. An
 //! attach that finds it (the usual case) takes no lock: one lookup and a route per address.
+//! Before a link is made or set up again, its addresses are checked on the LAN as at create
+//! (`occupied::check_host_access`): another machine may have taken one meanwhile, and the
+//! attach fails (exit 5, `gc` reports it and fails) rather than announce it.
 //!
 //! The link's MAC is derived from the network (see [`host_link_mac`]) and reserved on its
 //! parent: a container may not ask for it on any network of that parent, even while the link
@@ -264,11 +267,24 @@ async fn ensure_link(
         network: net.name.clone(),
         source: Box::new(source),
     };
+    // Made (or set up) again after `network create` (after a reboot, a `link del`): the
+    // address may have been taken on the LAN meanwhile, and the link's announcement would move
+    // its holder's neighbours to the host. Checked as at create; at create (no `records`) the
+    // caller has checked already.
+    let recheck = || async {
+        match records {
+            Some(_) => crate::occupied::check_host_access(host, net, parent).await,
+            None => Ok(()),
+        }
+    };
     if let Some(link) = lookup(host, net).await? {
-        return set_up(host, net, adopt(net, parent, link)?)
-            .await
-            .map_err(failed);
+        let link = adopt(net, parent, link)?;
+        if !link.up {
+            recheck().await?;
+        }
+        return set_up(host, net, link).await.map_err(failed);
     }
+    recheck().await?;
     // The driver's MAC for a link of that name on the network; none for an ipvlan, which has
     // its parent's.
     let mac = host_link_mac(net)?;
