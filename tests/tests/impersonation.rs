@@ -547,3 +547,40 @@ fn a_host_link_made_again_is_checked_first() {
     assert!(lan.host.link(&link).is_some(), "the host link was not made");
     detach(&lan, &ns, "c", NET, &[]);
 }
+
+/// A probe is due but the parent cannot be answered through (down, or up without a carrier):
+/// the static address (or `-o host_access` at create) is refused in one line that says why and
+/// what to do, rather than taken unprobed. Once the parent is back, it attaches.
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn a_parent_that_cannot_be_probed_through_refuses_a_static_address() {
+    let (lan, _other) = lan();
+    assert_eq!(create(&lan, NET, &[]).code, 0);
+    let links = lan.host_link_names();
+    let ns = TestNetns::new("omt-ctr-");
+    let ip = [("oci-macvlan.ip", "192.168.77.100")];
+    let way_out = "-o address_probe=off";
+    lan.host.ip(&["link", "set", Lan::PARENT, "down"]);
+    let out = attach(&lan, &ns, "c", NET, &ip);
+    let says = ["192.168.77.100", NET, "lan0 is down", way_out];
+    assert_refused(&lan, &ns, &out, 1, &says, &links, "down");
+    let out = create(&lan, "ha", &["host_access=192.168.77.3"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    for word in ["192.168.77.3", "lan0 is down", way_out] {
+        assert!(out.stderr.contains(word), "no {word:?} in {}", out.stderr);
+    }
+    assert_eq!(lan.host_link_names(), links, "a host link was left");
+    lan.host.ip(&["link", "set", Lan::PARENT, "up"]);
+    lan.router.ip(&["link", "set", "rtr", "down"]);
+    let out = attach(&lan, &ns, "c", NET, &ip);
+    let says = ["192.168.77.100", "lan0 is up without a carrier", way_out];
+    assert_refused(&lan, &ns, &out, 1, &says, &links, "no carrier");
+    lan.router.ip(&["link", "set", "rtr", "up"]);
+    let out = attach(&lan, &ns, "c", NET, &ip);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    detach(&lan, &ns, "c", NET, &ip);
+}

@@ -220,10 +220,21 @@ pub(crate) async fn check_host_access(host: &Handle, net: &Network, parent: &Lin
 }
 
 /// Whether a probe is sent on `net`: not on a network of its own dummy (no LAN to ask), not
-/// when the operator turned it off (`-o address_probe=off`), not out of a link that is down
-/// (nothing could answer, and sending fails).
-pub fn probes(net: &Network, parent: &Link) -> bool {
-    net.parent_link != ParentLink::Dummy && net.address_probe && parent.up
+/// when the operator turned it off (`-o address_probe=off`).
+pub fn probes(net: &Network) -> bool {
+    net.parent_link != ParentLink::Dummy && net.address_probe
+}
+
+/// Why a probe out of `parent` could not be answered: the link is down, or up without a
+/// carrier (no cable, no peer). Nothing answering is then no sign that the address is free.
+fn unprobeable(parent: &Link) -> Option<&'static str> {
+    if !parent.up {
+        Some("down")
+    } else if parent.carrier == Some(false) {
+        Some("up without a carrier")
+    } else {
+        None
+    }
 }
 
 /// Who answers for one of `ips` on `net`'s LAN, if anyone: the host (when `host_itself`), its
@@ -274,7 +285,15 @@ async fn holder(
             },
         )));
     }
-    if probes(net, parent) {
+    if probes(net) {
+        if let (Some(state), Some(ip)) = (unprobeable(parent), ips.first()) {
+            return Err(Error::ProbeParentDown {
+                ip: *ip,
+                network: net.name.clone(),
+                parent: parent.name.clone(),
+                state,
+            });
+        }
         if let Some(answer) = probe(parent, ips).map_err(failed)? {
             let holder = match answer.ip {
                 IpAddr::V4(_) => Holder::ArpProbe(answer.mac),
