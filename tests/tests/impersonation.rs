@@ -584,3 +584,34 @@ fn a_parent_that_cannot_be_probed_through_refuses_a_static_address() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     detach(&lan, &ns, "c", NET, &ip);
 }
+
+/// `-o static_ips` is applied before the store is read: a tenant asking for an address outside
+/// the range that another container holds is told the range (exit 3), not who holds it.
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn static_ips_is_applied_before_the_store_names_a_holder() {
+    let (lan, _other) = lan();
+    assert_eq!(create(&lan, NET, &["static_ips=192.168.77.128/25"]).code, 0);
+    let held_ns = TestNetns::new("omt-ctr-");
+    assert_eq!(attach(&lan, &held_ns, "c11", NET, &[]).code, 0);
+    let held = held_ns
+        .addresses("eth0")
+        .into_iter()
+        .find(|a| a.starts_with("192.168.77."))
+        .unwrap();
+    let held = held.split('/').next().unwrap().to_owned();
+    let ns = TestNetns::new("omt-ctr-");
+    let out = attach(&lan, &ns, "tenant", NET, &[("oci-macvlan.ip", &held)]);
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("-o static_ips is 192.168.77.128/25"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("c11"), "a holder leaked: {}", out.stderr);
+    detach(&lan, &held_ns, "c11", NET, &[]);
+}

@@ -172,6 +172,15 @@ pub(crate) async fn check_static(
     if ips.is_empty() {
         return Ok(());
     }
+    // Before the store is read: who holds an address a tenant may not ask for is none of its
+    // business.
+    if let Some(ip) = ips.iter().find(|ip| !net.static_ips.allows(**ip)) {
+        return Err(Error::StaticIpNotAllowed {
+            ip: *ip,
+            network: net.name.clone(),
+            allowed: net.static_ips.to_string(),
+        });
+    }
     let mut free = Vec::with_capacity(ips.len());
     for ip in ips {
         if store
@@ -185,13 +194,6 @@ pub(crate) async fn check_static(
     let ips = free.as_slice();
     if ips.is_empty() {
         return Ok(());
-    }
-    if let Some(ip) = ips.iter().find(|ip| !net.static_ips.allows(**ip)) {
-        return Err(Error::StaticIpNotAllowed {
-            ip: *ip,
-            network: net.name.clone(),
-            allowed: net.static_ips.to_string(),
-        });
     }
     match holder(host, net, parent, ips, true).await? {
         Some((ip, holder)) => Err(Error::AddressOnLan {
