@@ -75,7 +75,8 @@ pub fn arp_probe(own: MacAddr, target: Ipv4Addr) -> Vec<u8> {
 }
 
 /// Whether `frame` (an Ethernet frame) says that someone holds `target`: an ARP reply from it,
-/// or any ARP packet sent from it by another machine than `own` (RFC 5227, 2.1.1).
+/// or any ARP packet sent from it by another machine than `own`, or another machine's probe
+/// for it (sender 0.0.0.0: it is taking the address at the same moment; RFC 5227, 2.1.1).
 pub fn arp_answer(frame: &[u8], own: MacAddr, target: Ipv4Addr) -> Option<Answer> {
     let arp = frame.get(14..42)?;
     if frame.get(12..14)? != ETH_P_ARP.to_be_bytes() || arp[0..6] != [0, 1, 8, 0, 6, 4] {
@@ -84,7 +85,9 @@ pub fn arp_answer(frame: &[u8], own: MacAddr, target: Ipv4Addr) -> Option<Answer
     let op = u16::from_be_bytes([arp[6], arp[7]]);
     let sha: [u8; 6] = arp[8..14].try_into().ok()?;
     let spa = Ipv4Addr::new(arp[14], arp[15], arp[16], arp[17]);
-    if spa != target || sha == own.0 || !(op == ARP_REPLY || op == ARP_REQUEST) {
+    let tpa = Ipv4Addr::new(arp[24], arp[25], arp[26], arp[27]);
+    let probing = op == ARP_REQUEST && spa.is_unspecified() && tpa == target;
+    if !(spa == target || probing) || sha == own.0 || !(op == ARP_REPLY || op == ARP_REQUEST) {
         return None;
     }
     Some(Answer {
@@ -148,8 +151,9 @@ pub fn dad_solicitation(own: MacAddr, target: Ipv6Addr) -> Vec<u8> {
 }
 
 /// Whether `frame` (an Ethernet frame) is a neighbour advertisement for `target` from another
-/// machine than `own`; the answer names the target link-layer address it carries, or else the
-/// frame's source.
+/// machine than `own` (the answer names the target link-layer address it carries, or else the
+/// frame's source), or another machine's duplicate address detection for it (a solicitation
+/// from `::`: it is taking the address at the same moment; RFC 4862, 5.4.3).
 pub fn na_answer(frame: &[u8], own: MacAddr, target: Ipv6Addr) -> Option<Answer> {
     if frame.get(12..14)? != ETH_P_IPV6.to_be_bytes() {
         return None;
@@ -160,7 +164,7 @@ pub fn na_answer(frame: &[u8], own: MacAddr, target: Ipv6Addr) -> Option<Answer>
         return None;
     }
     let icmp = frame.get(54..)?;
-    if icmp.len() < 24 || icmp[0] != ND_NEIGHBOR_ADVERT || icmp[1] != 0 {
+    if icmp.len() < 24 || icmp[1] != 0 {
         return None;
     }
     let advertised: [u8; 16] = icmp[8..24].try_into().ok()?;
@@ -168,6 +172,17 @@ pub fn na_answer(frame: &[u8], own: MacAddr, target: Ipv6Addr) -> Option<Answer>
         return None;
     }
     let source: [u8; 6] = frame[6..12].try_into().ok()?;
+    let from_unspecified = ip6[8..24] == [0; 16];
+    match icmp[0] {
+        ND_NEIGHBOR_ADVERT => {}
+        ND_NEIGHBOR_SOLICIT if from_unspecified && source != own.0 => {
+            return Some(Answer {
+                ip: IpAddr::V6(target),
+                mac: MacAddr(source),
+            });
+        }
+        _ => return None,
+    }
     let mut mac = source;
     let mut options = &icmp[24..];
     while options.len() >= 8 {
@@ -400,9 +415,17 @@ mod tests {
             arp_answer(&arp(2, OTHER, other, OWN, [0; 4]), OWN, target),
             None
         );
+        // Another machine's probe for it: it takes the address at the same moment.
+        assert_eq!(arp_answer(&arp(1, OTHER, [0; 4], OWN, t), OWN, target), held);
         assert_eq!(
-            arp_answer(&arp(1, OTHER, [0; 4], OWN, t), OWN, target),
-            None
+            arp_answer(&arp_probe(OTHER, target), OWN, target),
+            held,
+            "a concurrent probe"
+        );
+        assert_eq!(
+            arp_answer(&arp(1, OTHER, [0; 4], OWN, other), OWN, target),
+            None,
+            "a probe for another address"
         );
         assert_eq!(arp_answer(&arp(2, OWN, t, OWN, [0; 4]), OWN, target), None);
         let reply = arp(2, OTHER, t, OWN, [0; 4]);
@@ -486,8 +509,21 @@ mod tests {
             "routed"
         );
         assert_eq!(na_answer(&na(OWN, target, None, 255), OWN, target), None);
+        // Another machine's DAD for it: it takes the address at the same moment.
         let solicitation = dad_solicitation(OTHER, target);
-        assert_eq!(na_answer(&solicitation, OWN, target), None);
+        assert_eq!(na_answer(&solicitation, OWN, target), held(OTHER));
+        // Our own, another address's, and a solicitation from an address (a lookup) are not.
+        assert_eq!(
+            na_answer(&dad_solicitation(OWN, target), OWN, target),
+            None
+        );
+        assert_eq!(
+            na_answer(&dad_solicitation(OTHER, elsewhere), OWN, target),
+            None
+        );
+        let mut lookup = dad_solicitation(OTHER, target);
+        lookup[22..38].copy_from_slice(&elsewhere.octets());
+        assert_eq!(na_answer(&lookup, OWN, target), None);
         let frame = na(OTHER, target, Some(router), 255);
         for len in 0..78 {
             assert_eq!(na_answer(&frame[..len], OWN, target), None, "{len} bytes");
