@@ -615,3 +615,32 @@ fn static_ips_is_applied_before_the_store_names_a_holder() {
     assert!(!out.stderr.contains("c11"), "a holder leaked: {}", out.stderr);
     detach(&lan, &held_ns, "c11", NET, &[]);
 }
+
+/// A `nud noarp` neighbour entry with a hardware address (the administrator's, never checked)
+/// holds its address as a permanent one does.
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn a_noarp_neighbour_holds_its_address() {
+    let (lan, _other) = lan();
+    let ip = "192.168.77.63";
+    lan.host.ip(&[
+        "neigh",
+        "replace",
+        ip,
+        "lladdr",
+        "02:00:00:00:00:63",
+        "dev",
+        "lan0",
+        "nud",
+        "noarp",
+    ]);
+    assert_eq!(create(&lan, NET, &[]).code, 0);
+    let links = lan.host_link_names();
+    let ns = TestNetns::new("omt-ctr-");
+    let out = attach(&lan, &ns, "c", NET, &[("oci-macvlan.ip", ip)]);
+    let says = [ip, NET, "a neighbour 02:00:00:00:00:63 on lan0"];
+    assert_refused(&lan, &ns, &out, 5, &says, &links, "noarp");
+}
