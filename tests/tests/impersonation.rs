@@ -644,3 +644,48 @@ fn a_noarp_neighbour_holds_its_address() {
     let says = [ip, NET, "a neighbour 02:00:00:00:00:63 on lan0"];
     assert_refused(&lan, &ns, &out, 5, &says, &links, "noarp");
 }
+
+/// The host's own addresses include a point-to-point address (its `local`, not its `peer`) and
+/// the addresses of a `local` route (AnyIP: the host answers for a whole prefix on `lo`).
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn a_peer_address_and_an_anyip_route_are_the_hosts() {
+    let (lan, _other) = lan();
+    lan.host.ip(&[
+        "addr",
+        "add",
+        "192.168.77.210",
+        "peer",
+        "192.168.77.211",
+        "dev",
+        "side0",
+    ]);
+    lan.host
+        .ip(&["route", "add", "local", "192.168.77.220/30", "dev", "lo"]);
+    lan.host
+        .ip(&["-6", "route", "add", "local", "fd00:77::220/126", "dev", "lo"]);
+    assert_eq!(create(&lan, NET, &[]).code, 0);
+    let links = lan.host_link_names();
+    let ns = TestNetns::new("omt-ctr-");
+    let mut failed = Vec::new();
+    for (key, ip, holder) in [
+        ("oci-macvlan.ip", "192.168.77.210", "the host's link side0"),
+        ("oci-macvlan.ip", "192.168.77.221", "the host's link lo"),
+        ("oci-macvlan.ip6", "fd00:77::222", "the host's link lo"),
+    ] {
+        let out = attach(&lan, &ns, "c", NET, &[(key, ip)]);
+        let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            assert_refused(&lan, &ns, &out, 5, &[ip, NET, holder], &links, ip);
+        }));
+        if checked.is_err() {
+            failed.push(format!("{ip}: exit {} {}", out.code, out.stderr.trim()));
+            if out.code == 0 {
+                detach(&lan, &ns, "c", NET, &[(key, ip)]);
+            }
+        }
+    }
+    assert!(failed.is_empty(), "not refused:\n{}", failed.join("\n"));
+}

@@ -253,7 +253,10 @@ async fn holder(
         source,
     };
     if host_itself {
-        let held = host.address_holders(ips).await.map_err(failed)?;
+        let mut held = host.address_holders(ips).await.map_err(failed)?;
+        if held.is_empty() {
+            held = host.local_route_holders(ips).await.map_err(failed)?;
+        }
         if let Some((index, ip)) = held.first() {
             return Ok(Some((*ip, Holder::HostLink(link_name(host, *index).await))));
         }
