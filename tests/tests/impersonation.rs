@@ -689,3 +689,62 @@ fn a_peer_address_and_an_anyip_route_are_the_hosts() {
     }
     assert!(failed.is_empty(), "not refused:\n{}", failed.join("\n"));
 }
+
+/// A router of the other family (`RTA_VIA`: an IPv4 route via an IPv6 router), on a route and
+/// on a multipath hop, is a router.
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn a_router_given_with_via_is_a_router() {
+    let (lan, _other) = lan();
+    lan.host.ip(&[
+        "route",
+        "add",
+        "10.11.0.0/24",
+        "via",
+        "inet6",
+        "fd00:77::83",
+        "dev",
+        "lan0",
+    ]);
+    lan.host.ip(&[
+        "route",
+        "add",
+        "10.12.0.0/24",
+        "nexthop",
+        "via",
+        "inet6",
+        "fd00:77::84",
+        "dev",
+        "lan0",
+        "nexthop",
+        "via",
+        "192.168.77.85",
+        "dev",
+        "lan0",
+    ]);
+    assert_eq!(create(&lan, NET, &[]).code, 0);
+    let links = lan.host_link_names();
+    let ns = TestNetns::new("omt-ctr-");
+    let mut failed = Vec::new();
+    for (ip, route) in [
+        ("fd00:77::83", "10.11.0.0/24"),
+        ("fd00:77::84", "10.12.0.0/24"),
+    ] {
+        let key = [("oci-macvlan.ip6", ip)];
+        let out = attach(&lan, &ns, "c", NET, &key);
+        let holder = format!("a router of the host's route to {route} on lan0");
+        let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            assert_refused(&lan, &ns, &out, 5, &[ip, NET, &holder], &links, ip);
+        }));
+        if checked.is_err() {
+            failed.push(format!("{ip}: exit {} {}", out.code, out.stderr.trim()));
+            if out.code == 0 {
+                detach(&lan, &ns, "c", NET, &key);
+            }
+        }
+    }
+    assert!(failed.is_empty(), "not refused:\n{}", failed.join("\n"));
+}

@@ -9,7 +9,10 @@ use rtnetlink::{
     packet_route::{
         AddressFamily,
         address::AddressAttribute,
-        route::{RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteScope, RouteType},
+        route::{
+            RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteScope, RouteType,
+            RouteVia,
+        },
     },
 };
 
@@ -108,7 +111,7 @@ impl Handle {
     }
 
     /// The routers of every route of the namespace, every table, both families: each route's
-    /// gateway, its multipath hops', and those of the nexthop object it names (`RTA_NH_ID`,
+    /// gateway (`RTA_GATEWAY`, or `RTA_VIA` for one of the other family), its multipath hops', and those of the nexthop object it names (`RTA_NH_ID`,
     /// which is all a route carries with `net.ipv4.nexthop_compat_mode=0`), each with the link
     /// it goes out of and the route's destination. The nexthop objects are read from the
     /// calling thread's namespace: call it on [`Handle::current`] only.
@@ -155,13 +158,22 @@ impl Handle {
                             push(ip, oif);
                         }
                     }
+                    // A router of the other family (`via inet6 …` for an IPv4 route).
+                    RouteAttribute::Via(via) => {
+                        if let Some(ip) = via_of(via) {
+                            push(ip, oif);
+                        }
+                    }
                     RouteAttribute::MultiPath(hops) => {
                         for hop in hops {
                             for a in &hop.attributes {
-                                if let RouteAttribute::Gateway(gateway) = a {
-                                    if let Some(ip) = ip_of(gateway) {
-                                        push(ip, hop.interface_index);
-                                    }
+                                let ip = match a {
+                                    RouteAttribute::Gateway(gateway) => ip_of(gateway),
+                                    RouteAttribute::Via(via) => via_of(via),
+                                    _ => None,
+                                };
+                                if let Some(ip) = ip {
+                                    push(ip, hop.interface_index);
                                 }
                             }
                         }
@@ -271,6 +283,14 @@ fn within(ip: IpAddr, network: IpAddr, prefix: u8) -> bool {
             u128::from(ip) & mask == u128::from(net) & mask
         }
         _ => false,
+    }
+}
+
+fn via_of(via: &RouteVia) -> Option<IpAddr> {
+    match via {
+        RouteVia::Inet(ip) => Some(IpAddr::V4(*ip)),
+        RouteVia::Inet6(ip) => Some(IpAddr::V6(*ip)),
+        _ => None,
     }
 }
 
