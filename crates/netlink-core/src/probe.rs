@@ -260,6 +260,35 @@ impl PacketSocket {
     }
 }
 
+/// What [`drain`] found in a socket's queue.
+#[derive(Debug, PartialEq, Eq)]
+enum Drained {
+    Found(Answer),
+    /// The queue is empty.
+    Empty,
+    /// The deadline passed while frames kept coming (a flood must not hold the caller).
+    TimeUp,
+}
+
+/// Reads the frames `next` has queued until one is an `answer`, the queue is empty, or
+/// `deadline` passes.
+fn drain(
+    next: &mut dyn FnMut(&mut [u8]) -> io::Result<Option<usize>>,
+    buf: &mut [u8],
+    answer: &dyn Fn(&[u8]) -> Option<Answer>,
+    deadline: Instant,
+) -> io::Result<Drained> {
+    while let Some(len) = next(buf)? {
+        if let Some(found) = buf.get(..len).and_then(answer) {
+            return Ok(Drained::Found(found));
+        }
+        if Instant::now() >= deadline {
+            return Ok(Drained::TimeUp);
+        }
+    }
+    Ok(Drained::Empty)
+}
+
 /// Probes `link` for each of `ips` at once and waits for an answer, [`PROBE_WAIT`] at most
 /// (less when one comes): the first answer, or `None` when no one answered. The link must be
 /// up and have a MAC (an Ethernet link of the caller's namespace).
@@ -315,12 +344,14 @@ pub fn probe(link: &Link, ips: &[IpAddr]) -> Result<Option<Answer>> {
         }
     }
     let mut buf = vec![0u8; 2048];
+    let deadline = start + PROBE_WAIT;
     loop {
         for (socket, _, at) in &probes {
-            while let Some(len) = socket.next(&mut buf).map_err(failed(*at))? {
-                if let Some(found) = buf.get(..len).and_then(answer) {
-                    return Ok(Some(found));
-                }
+            let mut next = |buf: &mut [u8]| socket.next(buf);
+            match drain(&mut next, &mut buf, &answer, deadline).map_err(failed(*at))? {
+                Drained::Found(found) => return Ok(Some(found)),
+                Drained::TimeUp => return Ok(None),
+                Drained::Empty => {}
             }
         }
         let elapsed = start.elapsed();
@@ -458,6 +489,46 @@ mod tests {
         assert_eq!(
             icmpv6_checksum(Ipv6Addr::UNSPECIFIED, Ipv6Addr::from(dst), &frame[54..]),
             0
+        );
+    }
+
+    /// A flood of frames that answer nothing does not hold the probe past its deadline.
+    #[test]
+    fn a_flood_does_not_hold_the_probe() {
+        let target = Ipv4Addr::new(192, 168, 77, 53);
+        let junk = arp(1, OTHER, [192, 168, 77, 9], OWN, [192, 168, 77, 10]);
+        let started = Instant::now();
+        // Never empty (for 5 s: the bound of a loop that ignores the deadline).
+        let mut next = |buf: &mut [u8]| {
+            if started.elapsed() > Duration::from_secs(5) {
+                return Ok(None);
+            }
+            buf[..junk.len()].copy_from_slice(&junk);
+            Ok(Some(junk.len()))
+        };
+        let answer = |frame: &[u8]| arp_answer(frame, OWN, target);
+        let mut buf = vec![0u8; 2048];
+        let drained = drain(&mut next, &mut buf, &answer, started + PROBE_WAIT).unwrap();
+        let took = started.elapsed();
+        assert_eq!(drained, Drained::TimeUp);
+        assert!(took < Duration::from_secs(1), "held for {took:?}");
+        // An answer in the flood is found; an empty queue is said.
+        let reply = arp(2, OTHER, target.octets(), OWN, [0; 4]);
+        let mut once = Some(reply);
+        let mut next = |buf: &mut [u8]| {
+            Ok(once.take().map(|f| {
+                buf[..f.len()].copy_from_slice(&f);
+                f.len()
+            }))
+        };
+        let deadline = Instant::now() + PROBE_WAIT;
+        assert!(matches!(
+            drain(&mut next, &mut buf, &answer, deadline).unwrap(),
+            Drained::Found(_)
+        ));
+        assert_eq!(
+            drain(&mut next, &mut buf, &answer, deadline).unwrap(),
+            Drained::Empty
         );
     }
 
