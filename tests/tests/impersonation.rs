@@ -748,3 +748,62 @@ fn a_router_given_with_via_is_a_router() {
     }
     assert!(failed.is_empty(), "not refused:\n{}", failed.join("\n"));
 }
+
+/// A network whose pool covers the host's own addresses (no `--ip-range`) reserves each as an
+/// auxiliary address `host-<link>`, with one warning line: the allocator never hands the host's
+/// address to a container. Addresses outside the dynamic range are left alone.
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn the_hosts_own_addresses_are_never_handed_out() {
+    let (lan, _other) = lan();
+    // The lowest free address after the one kept for the router: the first a container gets.
+    lan.host
+        .ip(&["addr", "add", "192.168.77.2/32", "dev", "side0"]);
+    let out = create(&lan, NET, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let ns = TestNetns::new("omt-ctr-");
+    assert_eq!(attach(&lan, &ns, "c", NET, &[]).code, 0);
+    let given = ns.addresses("eth0");
+    assert!(
+        !given.iter().any(|a| a.starts_with("192.168.77.2/")),
+        "the host's address was handed out: {given:?}"
+    );
+    detach(&lan, &ns, "c", NET, &[]);
+    let warnings: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("reserved as auxiliary"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{}", out.stderr);
+    for word in [
+        NET,
+        "192.168.77.2 (side0) as host-side0",
+        &format!("{HOST_V4} (lan0) as host-lan0"),
+        &format!("{HOST_V6} (lan0) as host-lan0"),
+        "--ip-range",
+    ] {
+        assert!(warnings[0].contains(word), "no {word:?} in {}", warnings[0]);
+    }
+    // With an --ip-range that leaves the host's addresses out, nothing is reserved.
+    lan.host
+        .ip(&["addr", "add", "192.168.80.5/24", "dev", "side0"]);
+    let out = lan.cli(
+        &[
+            "network",
+            "create",
+            "--subnet",
+            "192.168.80.0/24",
+            "--ip-range",
+            "192.168.80.128/25",
+            "-o",
+            "parent=lan0",
+            "ranged",
+        ],
+        "",
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(!out.stderr.contains("reserved"), "{}", out.stderr);
+}

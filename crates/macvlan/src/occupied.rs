@@ -221,6 +221,53 @@ pub(crate) async fn check_host_access(host: &Handle, net: &Network, parent: &Lin
     }
 }
 
+/// The prefix of the auxiliary addresses under which `network create` reserves the host's own
+/// addresses that the network's allocator could hand out (`host-eth0`).
+pub const HOST_AUX_PREFIX: &str = "host-";
+
+/// `network create`: each address of the host (any link) that `net`'s allocator could hand out
+/// (inside a pool's dynamic range, not reserved already) is reserved in its pool as an
+/// auxiliary address `host-<link>`, so that no container is given the host's address. Returns
+/// the warning that says so (one line), if any was. At create only: an attach reads nothing
+/// more.
+pub(crate) async fn reserve_host_addresses(
+    host: &Handle,
+    net: &mut Network,
+) -> Result<Option<String>> {
+    let failed = |source| Error::CheckAddresses {
+        network: net.name.clone(),
+        source,
+    };
+    let addresses = host.all_addresses().await.map_err(failed)?;
+    let mut reserved = Vec::new();
+    for (index, ip) in addresses {
+        let Some(pool) = net.pools.iter_mut().find(|pool| {
+            pool.contains(ip)
+                && pool.ip_range.unwrap_or(pool.subnet).contains(ip)
+                && pool.reservation(ip).is_none()
+        }) else {
+            continue;
+        };
+        let link = link_name(host, index).await;
+        let base = format!("{HOST_AUX_PREFIX}{link}");
+        let mut name = base.clone();
+        let mut n = 1;
+        while pool.aux_addresses.contains_key(&name) {
+            n += 1;
+            name = format!("{base}-{n}");
+        }
+        pool.aux_addresses.insert(name.clone(), ip);
+        reserved.push(format!("{ip} ({link}) as {name}"));
+    }
+    Ok((!reserved.is_empty()).then(|| {
+        format!(
+            "network {}: the host's own addresses inside its pool are reserved as auxiliary addresses, never handed out: {} (give --ip-range to keep the pool off them)",
+            net.name,
+            reserved.join(", ")
+        )
+    }))
+}
+
 /// Whether a probe is sent on `net`: not on a network of its own dummy (no LAN to ask), not
 /// when the operator turned it off (`-o address_probe=off`).
 pub fn probes(net: &Network) -> bool {

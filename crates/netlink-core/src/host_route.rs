@@ -214,6 +214,14 @@ impl Handle {
     /// `IFA_ADDRESS` is its peer's). One dump of the namespace's addresses: for `network
     /// create`, `gc`, and an attach that asks for a static address.
     pub async fn address_holders(&self, addresses: &[IpAddr]) -> Result<Vec<(u32, IpAddr)>> {
+        let mut all = self.all_addresses().await?;
+        all.retain(|(_, ip)| addresses.contains(ip));
+        Ok(all)
+    }
+
+    /// Every address a link of this namespace carries, as `(link index, address)` (a
+    /// point-to-point address's own end). One dump: for `network create` and `gc`.
+    pub async fn all_addresses(&self) -> Result<Vec<(u32, IpAddr)>> {
         let list = |err: rtnetlink::Error| Error::ListAddresses { source: err.into() };
         let mut found = Vec::new();
         let mut dump = self.inner.address().get().execute();
@@ -228,7 +236,7 @@ impl Handle {
                     _ => None,
                 })
             });
-            if let Some(ip) = carried.filter(|ip| addresses.contains(ip)) {
+            if let Some(ip) = carried {
                 found.push((msg.header.index, ip));
             }
         }
