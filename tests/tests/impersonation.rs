@@ -519,7 +519,10 @@ fn mac_of(other: &Lan) -> String {
 fn a_host_link_made_again_is_checked_first() {
     let (lan, other) = lan();
     let access = "192.168.77.3";
-    assert_eq!(create(&lan, NET, &[&format!("host_access={access}")]).code, 0);
+    assert_eq!(
+        create(&lan, NET, &[&format!("host_access={access}")]).code,
+        0
+    );
     let link = oci_macvlan_tests::host_access::host_link(&lan, NET);
     lan.host.ip(&["link", "del", &link]);
     other
@@ -612,7 +615,11 @@ fn static_ips_is_applied_before_the_store_names_a_holder() {
         "{}",
         out.stderr
     );
-    assert!(!out.stderr.contains("c11"), "a holder leaked: {}", out.stderr);
+    assert!(
+        !out.stderr.contains("c11"),
+        "a holder leaked: {}",
+        out.stderr
+    );
     detach(&lan, &held_ns, "c11", NET, &[]);
 }
 
@@ -665,8 +672,15 @@ fn a_peer_address_and_an_anyip_route_are_the_hosts() {
     ]);
     lan.host
         .ip(&["route", "add", "local", "192.168.77.220/30", "dev", "lo"]);
-    lan.host
-        .ip(&["-6", "route", "add", "local", "fd00:77::220/126", "dev", "lo"]);
+    lan.host.ip(&[
+        "-6",
+        "route",
+        "add",
+        "local",
+        "fd00:77::220/126",
+        "dev",
+        "lo",
+    ]);
     assert_eq!(create(&lan, NET, &[]).code, 0);
     let links = lan.host_link_names();
     let ns = TestNetns::new("omt-ctr-");

@@ -447,7 +447,10 @@ mod tests {
             None
         );
         // Another machine's probe for it: it takes the address at the same moment.
-        assert_eq!(arp_answer(&arp(1, OTHER, [0; 4], OWN, t), OWN, target), held);
+        assert_eq!(
+            arp_answer(&arp(1, OTHER, [0; 4], OWN, t), OWN, target),
+            held
+        );
         assert_eq!(
             arp_answer(&arp_probe(OTHER, target), OWN, target),
             held,
@@ -584,10 +587,7 @@ mod tests {
         let solicitation = dad_solicitation(OTHER, target);
         assert_eq!(na_answer(&solicitation, OWN, target), held(OTHER));
         // Our own, another address's, and a solicitation from an address (a lookup) are not.
-        assert_eq!(
-            na_answer(&dad_solicitation(OWN, target), OWN, target),
-            None
-        );
+        assert_eq!(na_answer(&dad_solicitation(OWN, target), OWN, target), None);
         assert_eq!(
             na_answer(&dad_solicitation(OTHER, elsewhere), OWN, target),
             None
