@@ -16,7 +16,7 @@
 use std::{fmt, net::IpAddr, str::FromStr};
 
 use ipnetwork::IpNetwork;
-use oci_macvlan_ipam::{LeaseStore, LeaseStoreExt};
+use oci_macvlan_ipam::{LeaseStore, LeaseStoreExt, Reserved};
 use oci_macvlan_netlink_core::{Handle, Link, MacAddr, Router, probe};
 use serde::{Deserialize, Serialize};
 
@@ -164,9 +164,16 @@ pub(crate) async fn check_static(
         .iter()
         .copied()
         .filter(|ip| {
-            net.pools
-                .iter()
-                .any(|pool| pool.contains(*ip) && pool.reservation(*ip).is_none())
+            // The host's own addresses reserved at create are checked still: the error then
+            // names the host's link that holds the address (a conflict), not the reservation.
+            net.pools.iter().any(|pool| {
+                pool.contains(*ip)
+                    && match pool.reservation(*ip) {
+                        None => true,
+                        Some(Reserved::Aux(name)) => name.starts_with(HOST_AUX_PREFIX),
+                        Some(_) => false,
+                    }
+            })
         })
         .collect();
     if ips.is_empty() {
