@@ -58,10 +58,13 @@ pub async fn create_network(
         stored = host_access::shared::take(store, &network).map(|()| taken = true);
     }
     if stored.is_ok() {
+        stored = host_access::check_taken(host, &network, &others, store).await;
+    }
+    if stored.is_ok() {
         stored = crate::occupied::check_host_access(host, &network, &ensured.link).await;
     }
     if stored.is_ok() {
-        stored = host_access::create(host, &network, &others, store, &ensured.link)
+        stored = host_access::create(host, &network, &ensured.link)
             .await
             .map(|made| host_link = made);
     }

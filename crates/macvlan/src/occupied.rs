@@ -17,7 +17,7 @@ use std::{fmt, net::IpAddr, str::FromStr};
 
 use ipnetwork::IpNetwork;
 use oci_macvlan_ipam::{LeaseStore, LeaseStoreExt, Reserved};
-use oci_macvlan_netlink_core::{Handle, Link, MacAddr, Router, probe};
+use oci_macvlan_netlink_core::{ChildKind, Handle, Link, MacAddr, Router, probe, probe_from_child};
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Network, ParentLink, Result};
@@ -202,7 +202,7 @@ pub(crate) async fn check_static(
     if ips.is_empty() {
         return Ok(());
     }
-    match holder(host, net, parent, ips, true).await? {
+    match holder(host, net, parent, ips, true, &[]).await? {
         Some((ip, holder)) => Err(Error::AddressOnLan {
             ip,
             network: net.name.clone(),
@@ -212,13 +212,18 @@ pub(crate) async fn check_static(
     }
 }
 
-/// `network create` with `-o host_access`: the host link's addresses, checked as a container's
-/// static addresses are but for the host's own (which the caller names in its own words).
+/// `network create` with `-o host_access`, and a host link made or set up again: the host
+/// link's addresses, checked as a container's static addresses are but for the host's own
+/// (which the caller names in its own words). A probe answer from the host link's own MAC is
+/// ours (the link renamed by hand, which it then takes back).
 pub(crate) async fn check_host_access(host: &Handle, net: &Network, parent: &Link) -> Result<()> {
     if net.host_access.is_empty() {
         return Ok(());
     }
-    match holder(host, net, parent, &net.host_access, false).await? {
+    let ours: Vec<MacAddr> = crate::host_access::host_link_mac(net)?
+        .into_iter()
+        .collect();
+    match holder(host, net, parent, &net.host_access, false, &ours).await? {
         Some((ip, holder)) => Err(Error::HostAccessInUse {
             ip,
             network: net.name.clone(),
@@ -301,6 +306,7 @@ async fn holder(
     parent: &Link,
     ips: &[IpAddr],
     host_itself: bool,
+    ours: &[MacAddr],
 ) -> Result<Option<(IpAddr, Holder)>> {
     let failed = |source| Error::CheckAddresses {
         network: net.name.clone(),
@@ -353,7 +359,15 @@ async fn holder(
                 state,
             });
         }
-        if let Some(answer) = probe(parent, ips).map_err(failed)? {
+        // A macvlan network's probe goes out of a bridge-mode sibling, which a foreign
+        // macvlan on the parent hears (and the parent's own frames it never does); another
+        // driver's, out of the parent (a macvlan beside its links would take the parent).
+        let answer = if matches!(net.driver().host_child(), Ok(ChildKind::Macvlan { .. })) {
+            probe_from_child(host, parent, ips, ours).await
+        } else {
+            probe(parent, ips, ours)
+        };
+        if let Some(answer) = answer.map_err(failed)? {
             let holder = match answer.ip {
                 IpAddr::V4(_) => Holder::ArpProbe(answer.mac),
                 IpAddr::V6(_) => Holder::NsProbe(answer.mac),

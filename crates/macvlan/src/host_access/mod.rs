@@ -136,17 +136,16 @@ pub(crate) fn reserve(value: Option<&String>, pools: &mut [Pool]) -> Result<Vec<
 
 /// `network create`: refuses host access addresses the host or a container has already (another
 /// network's host access, a lease in the shared address space, an address on a link of the
-/// host), then makes the link. Returns the link it made, which the caller deletes if storing
-/// the definition fails.
-pub(crate) async fn create(
+/// host), in those words, before the LAN is asked (`occupied::check_host_access`: another
+/// network's host link would answer its probe).
+pub(crate) async fn check_taken(
     host: &Handle,
     net: &Network,
     others: &[Network],
     store: &mut dyn LeaseStore,
-    parent: &Link,
-) -> Result<Option<Link>> {
+) -> Result<()> {
     if net.host_access.is_empty() {
-        return Ok(None);
+        return Ok(());
     }
     let in_use = |ip: IpAddr, holder: String| Error::HostAccessInUse {
         ip,
@@ -185,6 +184,15 @@ pub(crate) async fn create(
                 "{who}; pick a free address of the network, outside the LAN's DHCP pool and the network's --ip-range"
             ),
         ));
+    }
+    Ok(())
+}
+
+/// `network create`, once [`check_taken`] and the LAN said nothing: makes the link. Returns the
+/// link it made, which the caller deletes if storing the definition fails.
+pub(crate) async fn create(host: &Handle, net: &Network, parent: &Link) -> Result<Option<Link>> {
+    if net.host_access.is_empty() {
+        return Ok(None);
     }
     let (link, ensured) = ensure_link(host, net, parent, None).await?;
     Ok((ensured == Ensured::Made).then_some(link))
