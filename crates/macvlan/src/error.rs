@@ -189,7 +189,7 @@ pub enum Error {
         allowed: String,
     },
     #[error(
-        "cannot probe the LAN for address {ip} of network {network}: its parent {parent} is {state}, so no holder could answer; start it once {parent} is up, or create the network with -o address_probe=off"
+        "cannot probe the LAN for address {ip} of network {network}: its parent {parent} is {state}, so no holder could answer: try again once {parent} is up, or create the network with -o address_probe=off"
     )]
     ProbeParentDown {
         ip: IpAddr,
