@@ -881,3 +881,24 @@ fn a_foreign_macvlan_on_the_parent_answers_the_probe() {
     );
     detach(&lan, &ns, "c", NET, &free);
 }
+
+/// `-o host_access` at an address the host takes through a `local` route (AnyIP) is the host's
+/// own: refused at create, naming the link (exit 5).
+#[test]
+#[cfg_attr(
+    not(feature = "privileged"),
+    ignore = "privileged tier: run `cargo xtask ci` as root"
+)]
+fn host_access_at_an_anyip_address_is_refused() {
+    let (lan, _other) = lan();
+    lan.host
+        .ip(&["route", "add", "local", "192.168.77.230/32", "dev", "lo"]);
+    let links = lan.host_link_names();
+    let out = create(&lan, "refused", &["host_access=192.168.77.230"]);
+    assert_eq!(out.code, 5, "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    for word in ["192.168.77.230", "the host's link lo has it"] {
+        assert!(out.stderr.contains(word), "no {word:?} in {}", out.stderr);
+    }
+    assert_eq!(lan.host_link_names(), links, "a link was left");
+}

@@ -167,10 +167,17 @@ pub(crate) async fn check_taken(
             return Err(in_use(*ip, shared::holder(&lease)));
         }
     }
-    let held = host
+    let mut held = host
         .address_holders(&net.host_access)
         .await
         .map_err(Error::Netlink)?;
+    if held.is_empty() {
+        // AnyIP: a `local` route makes the host answer for addresses no link carries.
+        held = host
+            .local_route_holders(&net.host_access)
+            .await
+            .map_err(Error::Netlink)?;
+    }
     if let Some((index, ip)) = held.first() {
         // Said by name (one dump, at create only), with what to do instead.
         let links = host.links().await.map_err(Error::Netlink)?;
