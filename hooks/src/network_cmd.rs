@@ -99,8 +99,8 @@ fn create(ctx: &Context, networks: &Networks, args: CreateArgs) -> Result<()> {
             Err(err) => Err(err.into()),
         }
     })?;
-    let network = match created {
-        Ok(network) => network,
+    let (network, reserved) = match created {
+        Ok(created) => created,
         Err(err) => {
             if !dir_existed {
                 let _ = std::fs::remove_file(dir.join(".lock"));
@@ -109,7 +109,7 @@ fn create(ctx: &Context, networks: &Networks, args: CreateArgs) -> Result<()> {
             return Err(err);
         }
     };
-    if let Some(warning) = no_gateway_warning(&network) {
+    for warning in reserved.into_iter().chain(no_gateway_warning(&network)) {
         if ctx.log_level >= LogLevel::Warn {
             eprintln!("oci-macvlan: warning: {warning}");
         }

@@ -190,6 +190,15 @@ pub enum Error {
         network: String,
         allowed: String,
     },
+    #[error(
+        "cannot probe the LAN for address {ip} of network {network}: its parent {parent} is {state}, so no holder could answer: try again once {parent} is up, or create the network with -o address_probe=off"
+    )]
+    ProbeParentDown {
+        ip: IpAddr,
+        network: String,
+        parent: String,
+        state: &'static str,
+    },
     #[error("cannot check who holds the addresses asked for on network {network}")]
     CheckAddresses {
         network: String,
@@ -464,6 +473,7 @@ impl Error {
             | Self::HostLink { .. }
             | Self::HostRoutes { .. }
             | Self::CheckAddresses { .. }
+            | Self::ProbeParentDown { .. }
             | Self::Injected(_) => ErrorKind::System,
         }
     }

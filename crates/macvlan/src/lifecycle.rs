@@ -15,13 +15,15 @@ use crate::{
 /// `base.vid`, or the dummy of a network without parent); checks the MTU; makes the host link
 /// of a network with `-o host_access` (refusing addresses the host or a container has already,
 /// `store` says which are leased); stores the definition. A parent or host link this call
-/// created is deleted again if anything after it fails.
+/// created is deleted again if anything after it fails. The host's own addresses that the
+/// network could hand out are reserved (`occupied::reserve_host_addresses`): the second value
+/// is the warning line that says so, if any.
 pub async fn create_network(
     host: &Handle,
     networks: &Networks,
     store: &mut dyn LeaseStore,
     spec: &NetworkSpec,
-) -> Result<Network> {
+) -> Result<(Network, Option<String>)> {
     let created = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     let mut network = spec.validate(random_id()?, created)?;
     let _lock = networks.lock()?;
@@ -52,16 +54,25 @@ pub async fn create_network(
     }
     let mut host_link = None;
     let mut stored = check_mtu(&network, &ensured.link);
+    let mut warning = None;
+    if stored.is_ok() {
+        stored = crate::occupied::reserve_host_addresses(host, &mut network)
+            .await
+            .map(|said| warning = said);
+    }
     // A shared network's host access addresses are leased before the link announces them.
     let mut taken = false;
     if stored.is_ok() {
         stored = host_access::shared::take(store, &network).map(|()| taken = true);
     }
     if stored.is_ok() {
+        stored = host_access::check_taken(host, &network, &others, store).await;
+    }
+    if stored.is_ok() {
         stored = crate::occupied::check_host_access(host, &network, &ensured.link).await;
     }
     if stored.is_ok() {
-        stored = host_access::create(host, &network, &others, store, &ensured.link)
+        stored = host_access::create(host, &network, &ensured.link)
             .await
             .map(|made| host_link = made);
     }
@@ -80,7 +91,7 @@ pub async fn create_network(
         }
         return Err(err);
     }
-    Ok(network)
+    Ok((network, warning))
 }
 
 fn check_mtu(network: &Network, parent: &Link) -> Result<()> {

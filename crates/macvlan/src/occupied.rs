@@ -16,8 +16,8 @@
 use std::{fmt, net::IpAddr, str::FromStr};
 
 use ipnetwork::IpNetwork;
-use oci_macvlan_ipam::{LeaseStore, LeaseStoreExt};
-use oci_macvlan_netlink_core::{Handle, Link, MacAddr, Router, probe};
+use oci_macvlan_ipam::{LeaseStore, LeaseStoreExt, Reserved};
+use oci_macvlan_netlink_core::{ChildKind, Handle, Link, MacAddr, Router, probe, probe_from_child};
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Network, ParentLink, Result};
@@ -164,13 +164,29 @@ pub(crate) async fn check_static(
         .iter()
         .copied()
         .filter(|ip| {
-            net.pools
-                .iter()
-                .any(|pool| pool.contains(*ip) && pool.reservation(*ip).is_none())
+            // The host's own addresses reserved at create are checked still: the error then
+            // names the host's link that holds the address (a conflict), not the reservation.
+            net.pools.iter().any(|pool| {
+                pool.contains(*ip)
+                    && match pool.reservation(*ip) {
+                        None => true,
+                        Some(Reserved::Aux(name)) => name.starts_with(HOST_AUX_PREFIX),
+                        Some(_) => false,
+                    }
+            })
         })
         .collect();
     if ips.is_empty() {
         return Ok(());
+    }
+    // Before the store is read: who holds an address a tenant may not ask for is none of its
+    // business.
+    if let Some(ip) = ips.iter().find(|ip| !net.static_ips.allows(**ip)) {
+        return Err(Error::StaticIpNotAllowed {
+            ip: *ip,
+            network: net.name.clone(),
+            allowed: net.static_ips.to_string(),
+        });
     }
     let mut free = Vec::with_capacity(ips.len());
     for ip in ips {
@@ -186,14 +202,7 @@ pub(crate) async fn check_static(
     if ips.is_empty() {
         return Ok(());
     }
-    if let Some(ip) = ips.iter().find(|ip| !net.static_ips.allows(**ip)) {
-        return Err(Error::StaticIpNotAllowed {
-            ip: *ip,
-            network: net.name.clone(),
-            allowed: net.static_ips.to_string(),
-        });
-    }
-    match holder(host, net, parent, ips, true).await? {
+    match holder(host, net, parent, ips, true, &[]).await? {
         Some((ip, holder)) => Err(Error::AddressOnLan {
             ip,
             network: net.name.clone(),
@@ -203,13 +212,18 @@ pub(crate) async fn check_static(
     }
 }
 
-/// `network create` with `-o host_access`: the host link's addresses, checked as a container's
-/// static addresses are but for the host's own (which the caller names in its own words).
+/// `network create` with `-o host_access`, and a host link made or set up again: the host
+/// link's addresses, checked as a container's static addresses are but for the host's own
+/// (which the caller names in its own words). A probe answer from the host link's own MAC is
+/// ours (the link renamed by hand, which it then takes back).
 pub(crate) async fn check_host_access(host: &Handle, net: &Network, parent: &Link) -> Result<()> {
     if net.host_access.is_empty() {
         return Ok(());
     }
-    match holder(host, net, parent, &net.host_access, false).await? {
+    let ours: Vec<MacAddr> = crate::host_access::host_link_mac(net)?
+        .into_iter()
+        .collect();
+    match holder(host, net, parent, &net.host_access, false, &ours).await? {
         Some((ip, holder)) => Err(Error::HostAccessInUse {
             ip,
             network: net.name.clone(),
@@ -219,11 +233,69 @@ pub(crate) async fn check_host_access(host: &Handle, net: &Network, parent: &Lin
     }
 }
 
+/// The prefix of the auxiliary addresses under which `network create` reserves the host's own
+/// addresses that the network's allocator could hand out (`host-eth0`).
+pub const HOST_AUX_PREFIX: &str = "host-";
+
+/// `network create`: each address of the host (any link) that `net`'s allocator could hand out
+/// (inside a pool's dynamic range, not reserved already) is reserved in its pool as an
+/// auxiliary address `host-<link>`, so that no container is given the host's address. Returns
+/// the warning that says so (one line), if any was. At create only: an attach reads nothing
+/// more.
+pub(crate) async fn reserve_host_addresses(
+    host: &Handle,
+    net: &mut Network,
+) -> Result<Option<String>> {
+    let failed = |source| Error::CheckAddresses {
+        network: net.name.clone(),
+        source,
+    };
+    let addresses = host.all_addresses().await.map_err(failed)?;
+    let mut reserved = Vec::new();
+    for (index, ip) in addresses {
+        let Some(pool) = net.pools.iter_mut().find(|pool| {
+            pool.contains(ip)
+                && pool.ip_range.unwrap_or(pool.subnet).contains(ip)
+                && pool.reservation(ip).is_none()
+        }) else {
+            continue;
+        };
+        let link = link_name(host, index).await;
+        let base = format!("{HOST_AUX_PREFIX}{link}");
+        let mut name = base.clone();
+        let mut n = 1;
+        while pool.aux_addresses.contains_key(&name) {
+            n += 1;
+            name = format!("{base}-{n}");
+        }
+        pool.aux_addresses.insert(name.clone(), ip);
+        reserved.push(format!("{ip} ({link}) as {name}"));
+    }
+    Ok((!reserved.is_empty()).then(|| {
+        format!(
+            "network {}: the host's own addresses inside its pool are reserved as auxiliary addresses, never handed out: {} (give --ip-range to keep the pool off them)",
+            net.name,
+            reserved.join(", ")
+        )
+    }))
+}
+
 /// Whether a probe is sent on `net`: not on a network of its own dummy (no LAN to ask), not
-/// when the operator turned it off (`-o address_probe=off`), not out of a link that is down
-/// (nothing could answer, and sending fails).
-pub fn probes(net: &Network, parent: &Link) -> bool {
-    net.parent_link != ParentLink::Dummy && net.address_probe && parent.up
+/// when the operator turned it off (`-o address_probe=off`).
+pub fn probes(net: &Network) -> bool {
+    net.parent_link != ParentLink::Dummy && net.address_probe
+}
+
+/// Why a probe out of `parent` could not be answered: the link is down, or up without a
+/// carrier (no cable, no peer). Nothing answering is then no sign that the address is free.
+fn unprobeable(parent: &Link) -> Option<&'static str> {
+    if !parent.up {
+        Some("down")
+    } else if parent.carrier == Some(false) {
+        Some("up without a carrier")
+    } else {
+        None
+    }
 }
 
 /// Who answers for one of `ips` on `net`'s LAN, if anyone: the host (when `host_itself`), its
@@ -234,13 +306,17 @@ async fn holder(
     parent: &Link,
     ips: &[IpAddr],
     host_itself: bool,
+    ours: &[MacAddr],
 ) -> Result<Option<(IpAddr, Holder)>> {
     let failed = |source| Error::CheckAddresses {
         network: net.name.clone(),
         source,
     };
     if host_itself {
-        let held = host.address_holders(ips).await.map_err(failed)?;
+        let mut held = host.address_holders(ips).await.map_err(failed)?;
+        if held.is_empty() {
+            held = host.local_route_holders(ips).await.map_err(failed)?;
+        }
         if let Some((index, ip)) = held.first() {
             return Ok(Some((*ip, Holder::HostLink(link_name(host, *index).await))));
         }
@@ -274,8 +350,24 @@ async fn holder(
             },
         )));
     }
-    if probes(net, parent) {
-        if let Some(answer) = probe(parent, ips).map_err(failed)? {
+    if probes(net) {
+        if let (Some(state), Some(ip)) = (unprobeable(parent), ips.first()) {
+            return Err(Error::ProbeParentDown {
+                ip: *ip,
+                network: net.name.clone(),
+                parent: parent.name.clone(),
+                state,
+            });
+        }
+        // A macvlan network's probe goes out of a bridge-mode sibling, which a foreign
+        // macvlan on the parent hears (and the parent's own frames it never does); another
+        // driver's, out of the parent (a macvlan beside its links would take the parent).
+        let answer = if matches!(net.driver().host_child(), Ok(ChildKind::Macvlan { .. })) {
+            probe_from_child(host, parent, ips, ours).await
+        } else {
+            probe(parent, ips, ours)
+        };
+        if let Some(answer) = answer.map_err(failed)? {
             let holder = match answer.ip {
                 IpAddr::V4(_) => Holder::ArpProbe(answer.mac),
                 IpAddr::V6(_) => Holder::NsProbe(answer.mac),

@@ -9,7 +9,10 @@ use rtnetlink::{
     packet_route::{
         AddressFamily,
         address::AddressAttribute,
-        route::{RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteScope, RouteType},
+        route::{
+            RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteScope, RouteType,
+            RouteVia,
+        },
     },
 };
 
@@ -108,7 +111,7 @@ impl Handle {
     }
 
     /// The routers of every route of the namespace, every table, both families: each route's
-    /// gateway, its multipath hops', and those of the nexthop object it names (`RTA_NH_ID`,
+    /// gateway (`RTA_GATEWAY`, or `RTA_VIA` for one of the other family), its multipath hops', and those of the nexthop object it names (`RTA_NH_ID`,
     /// which is all a route carries with `net.ipv4.nexthop_compat_mode=0`), each with the link
     /// it goes out of and the route's destination. The nexthop objects are read from the
     /// calling thread's namespace: call it on [`Handle::current`] only.
@@ -155,13 +158,22 @@ impl Handle {
                             push(ip, oif);
                         }
                     }
+                    // A router of the other family (`via inet6 …` for an IPv4 route).
+                    RouteAttribute::Via(via) => {
+                        if let Some(ip) = via_of(via) {
+                            push(ip, oif);
+                        }
+                    }
                     RouteAttribute::MultiPath(hops) => {
                         for hop in hops {
                             for a in &hop.attributes {
-                                if let RouteAttribute::Gateway(gateway) = a {
-                                    if let Some(ip) = ip_of(gateway) {
-                                        push(ip, hop.interface_index);
-                                    }
+                                let ip = match a {
+                                    RouteAttribute::Gateway(gateway) => ip_of(gateway),
+                                    RouteAttribute::Via(via) => via_of(via),
+                                    _ => None,
+                                };
+                                if let Some(ip) = ip {
+                                    push(ip, hop.interface_index);
                                 }
                             }
                         }
@@ -197,22 +209,98 @@ impl Handle {
         Ok(routes)
     }
 
-    /// Which of `addresses` a link of this namespace carries, as `(link index, address)`. One
-    /// dump of the namespace's addresses: for `network create`, never on a hook's path.
+    /// Which of `addresses` a link of this namespace carries, as `(link index, address)`: the
+    /// link's own address (`IFA_LOCAL` when there is one: a point-to-point address's
+    /// `IFA_ADDRESS` is its peer's). One dump of the namespace's addresses: for `network
+    /// create`, `gc`, and an attach that asks for a static address.
     pub async fn address_holders(&self, addresses: &[IpAddr]) -> Result<Vec<(u32, IpAddr)>> {
+        let mut all = self.all_addresses().await?;
+        all.retain(|(_, ip)| addresses.contains(ip));
+        Ok(all)
+    }
+
+    /// Every address a link of this namespace carries, as `(link index, address)` (a
+    /// point-to-point address's own end). One dump: for `network create` and `gc`.
+    pub async fn all_addresses(&self) -> Result<Vec<(u32, IpAddr)>> {
         let list = |err: rtnetlink::Error| Error::ListAddresses { source: err.into() };
         let mut found = Vec::new();
         let mut dump = self.inner.address().get().execute();
         while let Some(msg) = dump.try_next().await.map_err(list)? {
-            let carried = msg.attributes.iter().find_map(|attr| match attr {
-                AddressAttribute::Address(ip) => Some(*ip),
+            let local = msg.attributes.iter().find_map(|attr| match attr {
+                AddressAttribute::Local(ip) => Some(*ip),
                 _ => None,
             });
-            if let Some(ip) = carried.filter(|ip| addresses.contains(ip)) {
+            let carried = local.or_else(|| {
+                msg.attributes.iter().find_map(|attr| match attr {
+                    AddressAttribute::Address(ip) => Some(*ip),
+                    _ => None,
+                })
+            });
+            if let Some(ip) = carried {
                 found.push((msg.header.index, ip));
             }
         }
         Ok(found)
+    }
+
+    /// Which of `addresses` the host takes as its own through a `local` route without carrying
+    /// it on a link (AnyIP: `ip route add local 10.9.0.0/24 dev lo`), as `(link index, address)`
+    /// (0 for a route without a link). One dump of the routes, every table.
+    pub async fn local_route_holders(&self, addresses: &[IpAddr]) -> Result<Vec<(u32, IpAddr)>> {
+        let mut found = Vec::new();
+        for msg in self.all_routes("(local)").await? {
+            if msg.header.kind != RouteType::Local {
+                continue;
+            }
+            let Some(destination) = msg.attributes.iter().find_map(|a| match a {
+                RouteAttribute::Destination(dst) => ip_of(dst),
+                _ => None,
+            }) else {
+                continue;
+            };
+            let oif = msg
+                .attributes
+                .iter()
+                .find_map(|a| match a {
+                    RouteAttribute::Oif(index) => Some(*index),
+                    _ => None,
+                })
+                .unwrap_or(0);
+            let prefix = msg.header.destination_prefix_length;
+            for ip in addresses {
+                if within(*ip, destination, prefix) {
+                    found.push((oif, *ip));
+                }
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// Whether `ip` lies in `network`/`prefix` (of its family).
+fn within(ip: IpAddr, network: IpAddr, prefix: u8) -> bool {
+    match (ip, network) {
+        (IpAddr::V4(ip), IpAddr::V4(net)) => {
+            let mask = u32::MAX
+                .checked_shl(32 - u32::from(prefix.min(32)))
+                .unwrap_or(0);
+            u32::from(ip) & mask == u32::from(net) & mask
+        }
+        (IpAddr::V6(ip), IpAddr::V6(net)) => {
+            let mask = u128::MAX
+                .checked_shl(128 - u32::from(prefix.min(128)))
+                .unwrap_or(0);
+            u128::from(ip) & mask == u128::from(net) & mask
+        }
+        _ => false,
+    }
+}
+
+fn via_of(via: &RouteVia) -> Option<IpAddr> {
+    match via {
+        RouteVia::Inet(ip) => Some(IpAddr::V4(*ip)),
+        RouteVia::Inet6(ip) => Some(IpAddr::V6(*ip)),
+        _ => None,
     }
 }
 
@@ -221,5 +309,32 @@ fn ip_of(address: &RouteAddress) -> Option<IpAddr> {
         RouteAddress::Inet(ip) => Some(IpAddr::V4(*ip)),
         RouteAddress::Inet6(ip) => Some(IpAddr::V6(*ip)),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn within_a_prefix() {
+        let table: &[(&str, &str, u8, bool)] = &[
+            ("10.9.0.7", "10.9.0.0", 24, true),
+            ("10.9.1.7", "10.9.0.0", 24, false),
+            ("10.9.0.7", "10.9.0.7", 32, true),
+            ("10.9.0.8", "10.9.0.7", 32, false),
+            ("10.9.0.8", "0.0.0.0", 0, true),
+            ("fd00::5", "fd00::", 64, true),
+            ("fd01::5", "fd00::", 64, false),
+            ("fd00::5", "fd00::5", 128, true),
+            ("fd00::5", "10.0.0.0", 0, false),
+        ];
+        for (ip, net, prefix, inside) in table {
+            assert_eq!(
+                within(ip.parse().unwrap(), net.parse().unwrap(), *prefix),
+                *inside,
+                "{ip} in {net}/{prefix}"
+            );
+        }
     }
 }

@@ -19,18 +19,20 @@ pub struct Neighbour {
     pub mac: Option<MacAddr>,
 }
 
-/// Whether an entry in `state` says that a machine answers for its address: it did (reachable,
-/// stale, being re-checked) or the administrator says so (permanent). An address being resolved
-/// (incomplete) or that nobody answered (failed) is held by no one.
-pub fn holds_address(state: NeighbourState) -> bool {
-    matches!(
-        state,
+/// Whether an entry in `state`, with a hardware address `mac` (or none), says that a machine
+/// answers for its address: it did (reachable, stale, being re-checked) or the administrator
+/// says so (permanent, or `nud noarp` with a hardware address: never checked, always used). An
+/// address being resolved (incomplete) or that nobody answered (failed) is held by no one.
+pub fn holds_address(state: NeighbourState, mac: Option<MacAddr>) -> bool {
+    match state {
         NeighbourState::Reachable
-            | NeighbourState::Stale
-            | NeighbourState::Delay
-            | NeighbourState::Probe
-            | NeighbourState::Permanent
-    )
+        | NeighbourState::Stale
+        | NeighbourState::Delay
+        | NeighbourState::Probe
+        | NeighbourState::Permanent => true,
+        NeighbourState::Noarp => mac.is_some_and(|mac| mac.0 != [0; 6]),
+        _ => false,
+    }
 }
 
 impl Handle {
@@ -42,10 +44,7 @@ impl Handle {
         let mut found = Vec::new();
         let mut dump = self.inner.neighbours().get().execute();
         while let Some(msg) = dump.try_next().await.map_err(list)? {
-            if msg.header.ifindex != index
-                || !holds_address(msg.header.state)
-                || msg.header.flags.contains(NeighbourFlags::Proxy)
-            {
+            if msg.header.ifindex != index || msg.header.flags.contains(NeighbourFlags::Proxy) {
                 continue;
             }
             let mut ip = None;
@@ -63,6 +62,9 @@ impl Handle {
                     }
                     _ => {}
                 }
+            }
+            if !holds_address(msg.header.state, mac) {
+                continue;
             }
             if let Some(ip) = ip.filter(|ip| ips.contains(ip)) {
                 found.push(Neighbour { index, ip, mac });

@@ -24,7 +24,9 @@ use nix::{
     },
 };
 
-use crate::{Error, Link, MacAddr, Result};
+use crate::{
+    ChildKind, Error, Handle, Link, MacAddr, MacvlanMode, Netns, NewChild, Result, Sysctl,
+};
 
 /// How long a probe waits for an answer, at most: every address of one call is probed at once,
 /// so this is the whole cost of a call that finds nothing. A machine on the LAN answers an ARP
@@ -75,7 +77,8 @@ pub fn arp_probe(own: MacAddr, target: Ipv4Addr) -> Vec<u8> {
 }
 
 /// Whether `frame` (an Ethernet frame) says that someone holds `target`: an ARP reply from it,
-/// or any ARP packet sent from it by another machine than `own` (RFC 5227, 2.1.1).
+/// or any ARP packet sent from it by another machine than `own`, or another machine's probe
+/// for it (sender 0.0.0.0: it is taking the address at the same moment; RFC 5227, 2.1.1).
 pub fn arp_answer(frame: &[u8], own: MacAddr, target: Ipv4Addr) -> Option<Answer> {
     let arp = frame.get(14..42)?;
     if frame.get(12..14)? != ETH_P_ARP.to_be_bytes() || arp[0..6] != [0, 1, 8, 0, 6, 4] {
@@ -84,7 +87,9 @@ pub fn arp_answer(frame: &[u8], own: MacAddr, target: Ipv4Addr) -> Option<Answer
     let op = u16::from_be_bytes([arp[6], arp[7]]);
     let sha: [u8; 6] = arp[8..14].try_into().ok()?;
     let spa = Ipv4Addr::new(arp[14], arp[15], arp[16], arp[17]);
-    if spa != target || sha == own.0 || !(op == ARP_REPLY || op == ARP_REQUEST) {
+    let tpa = Ipv4Addr::new(arp[24], arp[25], arp[26], arp[27]);
+    let probing = op == ARP_REQUEST && spa.is_unspecified() && tpa == target;
+    if !(spa == target || probing) || sha == own.0 || !(op == ARP_REPLY || op == ARP_REQUEST) {
         return None;
     }
     Some(Answer {
@@ -148,8 +153,9 @@ pub fn dad_solicitation(own: MacAddr, target: Ipv6Addr) -> Vec<u8> {
 }
 
 /// Whether `frame` (an Ethernet frame) is a neighbour advertisement for `target` from another
-/// machine than `own`; the answer names the target link-layer address it carries, or else the
-/// frame's source.
+/// machine than `own` (the answer names the target link-layer address it carries, or else the
+/// frame's source), or another machine's duplicate address detection for it (a solicitation
+/// from `::`: it is taking the address at the same moment; RFC 4862, 5.4.3).
 pub fn na_answer(frame: &[u8], own: MacAddr, target: Ipv6Addr) -> Option<Answer> {
     if frame.get(12..14)? != ETH_P_IPV6.to_be_bytes() {
         return None;
@@ -160,7 +166,7 @@ pub fn na_answer(frame: &[u8], own: MacAddr, target: Ipv6Addr) -> Option<Answer>
         return None;
     }
     let icmp = frame.get(54..)?;
-    if icmp.len() < 24 || icmp[0] != ND_NEIGHBOR_ADVERT || icmp[1] != 0 {
+    if icmp.len() < 24 || icmp[1] != 0 {
         return None;
     }
     let advertised: [u8; 16] = icmp[8..24].try_into().ok()?;
@@ -168,6 +174,17 @@ pub fn na_answer(frame: &[u8], own: MacAddr, target: Ipv6Addr) -> Option<Answer>
         return None;
     }
     let source: [u8; 6] = frame[6..12].try_into().ok()?;
+    let from_unspecified = ip6[8..24] == [0; 16];
+    match icmp[0] {
+        ND_NEIGHBOR_ADVERT => {}
+        ND_NEIGHBOR_SOLICIT if from_unspecified && source != own.0 => {
+            return Some(Answer {
+                ip: IpAddr::V6(target),
+                mac: MacAddr(source),
+            });
+        }
+        _ => return None,
+    }
     let mut mac = source;
     let mut options = &icmp[24..];
     while options.len() >= 8 {
@@ -245,10 +262,103 @@ impl PacketSocket {
     }
 }
 
+/// The name of the probing link in its scratch namespace.
+const PROBER: &str = "probe0";
+
+/// [`probe`] from a short-lived bridge-mode macvlan child of `parent` (the caller's namespace,
+/// `host`), made in a scratch namespace of its own and deleted after: the kernel never hands
+/// the parent's own frames to its macvlan children, so a probe out of the parent does not
+/// reach a foreign macvlan on it (Docker's, LXC's), while a bridge-mode sibling's does. The
+/// scratch namespace makes no IPv6 address (nothing is announced; all-nodes is still joined,
+/// where the answers to a solicitation go). Where no such child can be made (the parent has
+/// ipvlan children, or is a bridge's port), the probe goes out of the parent.
+pub async fn probe_from_child(
+    host: &Handle,
+    parent: &Link,
+    ips: &[IpAddr],
+    ours: &[MacAddr],
+) -> Result<Option<Answer>> {
+    if ips.is_empty() {
+        return Ok(None);
+    }
+    let Ok((scratch, inside, link)) = prober(host, parent).await else {
+        return probe(parent, ips, ours);
+    };
+    let found = scratch.run_inside(|| probe(&link, ips, ours));
+    let _ = inside.delete_link(&link).await;
+    found
+}
+
+/// The scratch namespace, a handle on it and the probing link in it, up.
+async fn prober(host: &Handle, parent: &Link) -> Result<(Netns, Handle, Link)> {
+    let scratch = Netns::new_anonymous()?;
+    let ipv6 = |key| Sysctl {
+        key: vec!["net", "ipv6", "conf", "default", key],
+        value: if key == "addr_gen_mode" { "1" } else { "0" },
+        missing_ok: true,
+    };
+    scratch.write_sysctls(&[ipv6("addr_gen_mode"), ipv6("accept_dad"), ipv6("accept_ra")])?;
+    host.create_child(&NewChild {
+        parent,
+        name: PROBER,
+        mac: None,
+        mtu: None,
+        target: &scratch,
+        kind: ChildKind::Macvlan {
+            mode: MacvlanMode::Bridge,
+            source_macs: &[],
+        },
+    })
+    .await?;
+    let inside = Handle::open(&scratch)?;
+    let link = inside
+        .link_by_name(PROBER)
+        .await?
+        .ok_or_else(|| Error::GetLink {
+            name: PROBER.to_owned(),
+            source: crate::KernelError::Errno(crate::Errno::ENODEV),
+        })?;
+    if let Err(err) = inside.set_link_up(&link).await {
+        let _ = inside.delete_link(&link).await;
+        return Err(err);
+    }
+    Ok((scratch, inside, link))
+}
+
+/// What [`drain`] found in a socket's queue.
+#[derive(Debug, PartialEq, Eq)]
+enum Drained {
+    Found(Answer),
+    /// The queue is empty.
+    Empty,
+    /// The deadline passed while frames kept coming (a flood must not hold the caller).
+    TimeUp,
+}
+
+/// Reads the frames `next` has queued until one is an `answer`, the queue is empty, or
+/// `deadline` passes.
+fn drain(
+    next: &mut dyn FnMut(&mut [u8]) -> io::Result<Option<usize>>,
+    buf: &mut [u8],
+    answer: &dyn Fn(&[u8]) -> Option<Answer>,
+    deadline: Instant,
+) -> io::Result<Drained> {
+    while let Some(len) = next(buf)? {
+        if let Some(found) = buf.get(..len).and_then(answer) {
+            return Ok(Drained::Found(found));
+        }
+        if Instant::now() >= deadline {
+            return Ok(Drained::TimeUp);
+        }
+    }
+    Ok(Drained::Empty)
+}
+
 /// Probes `link` for each of `ips` at once and waits for an answer, [`PROBE_WAIT`] at most
-/// (less when one comes): the first answer, or `None` when no one answered. The link must be
-/// up and have a MAC (an Ethernet link of the caller's namespace).
-pub fn probe(link: &Link, ips: &[IpAddr]) -> Result<Option<Answer>> {
+/// (less when one comes): the first answer, or `None` when no one answered. An answer from one
+/// of `ours` (the caller's own links' MACs) is none. The link must be up and have a MAC (an
+/// Ethernet link of the caller's namespace).
+pub fn probe(link: &Link, ips: &[IpAddr], ours: &[MacAddr]) -> Result<Option<Answer>> {
     let Some(first) = ips.first() else {
         return Ok(None);
     };
@@ -291,6 +401,7 @@ pub fn probe(link: &Link, ips: &[IpAddr]) -> Result<Option<Answer>> {
         v4.iter()
             .find_map(|ip| arp_answer(frame, own, *ip))
             .or_else(|| v6.iter().find_map(|ip| na_answer(frame, own, *ip)))
+            .filter(|answer| !ours.contains(&answer.mac))
     };
     let start = Instant::now();
     let mut sent_again = false;
@@ -300,12 +411,14 @@ pub fn probe(link: &Link, ips: &[IpAddr]) -> Result<Option<Answer>> {
         }
     }
     let mut buf = vec![0u8; 2048];
+    let deadline = start + PROBE_WAIT;
     loop {
         for (socket, _, at) in &probes {
-            while let Some(len) = socket.next(&mut buf).map_err(failed(*at))? {
-                if let Some(found) = buf.get(..len).and_then(answer) {
-                    return Ok(Some(found));
-                }
+            let mut next = |buf: &mut [u8]| socket.next(buf);
+            match drain(&mut next, &mut buf, &answer, deadline).map_err(failed(*at))? {
+                Drained::Found(found) => return Ok(Some(found)),
+                Drained::TimeUp => return Ok(None),
+                Drained::Empty => {}
             }
         }
         let elapsed = start.elapsed();
@@ -400,9 +513,20 @@ mod tests {
             arp_answer(&arp(2, OTHER, other, OWN, [0; 4]), OWN, target),
             None
         );
+        // Another machine's probe for it: it takes the address at the same moment.
         assert_eq!(
             arp_answer(&arp(1, OTHER, [0; 4], OWN, t), OWN, target),
-            None
+            held
+        );
+        assert_eq!(
+            arp_answer(&arp_probe(OTHER, target), OWN, target),
+            held,
+            "a concurrent probe"
+        );
+        assert_eq!(
+            arp_answer(&arp(1, OTHER, [0; 4], OWN, other), OWN, target),
+            None,
+            "a probe for another address"
         );
         assert_eq!(arp_answer(&arp(2, OWN, t, OWN, [0; 4]), OWN, target), None);
         let reply = arp(2, OTHER, t, OWN, [0; 4]);
@@ -435,6 +559,46 @@ mod tests {
         assert_eq!(
             icmpv6_checksum(Ipv6Addr::UNSPECIFIED, Ipv6Addr::from(dst), &frame[54..]),
             0
+        );
+    }
+
+    /// A flood of frames that answer nothing does not hold the probe past its deadline.
+    #[test]
+    fn a_flood_does_not_hold_the_probe() {
+        let target = Ipv4Addr::new(192, 168, 77, 53);
+        let junk = arp(1, OTHER, [192, 168, 77, 9], OWN, [192, 168, 77, 10]);
+        let started = Instant::now();
+        // Never empty (for 5 s: the bound of a loop that ignores the deadline).
+        let mut next = |buf: &mut [u8]| {
+            if started.elapsed() > Duration::from_secs(5) {
+                return Ok(None);
+            }
+            buf[..junk.len()].copy_from_slice(&junk);
+            Ok(Some(junk.len()))
+        };
+        let answer = |frame: &[u8]| arp_answer(frame, OWN, target);
+        let mut buf = vec![0u8; 2048];
+        let drained = drain(&mut next, &mut buf, &answer, started + PROBE_WAIT).unwrap();
+        let took = started.elapsed();
+        assert_eq!(drained, Drained::TimeUp);
+        assert!(took < Duration::from_secs(1), "held for {took:?}");
+        // An answer in the flood is found; an empty queue is said.
+        let reply = arp(2, OTHER, target.octets(), OWN, [0; 4]);
+        let mut once = Some(reply);
+        let mut next = |buf: &mut [u8]| {
+            Ok(once.take().map(|f| {
+                buf[..f.len()].copy_from_slice(&f);
+                f.len()
+            }))
+        };
+        let deadline = Instant::now() + PROBE_WAIT;
+        assert!(matches!(
+            drain(&mut next, &mut buf, &answer, deadline).unwrap(),
+            Drained::Found(_)
+        ));
+        assert_eq!(
+            drain(&mut next, &mut buf, &answer, deadline).unwrap(),
+            Drained::Empty
         );
     }
 
@@ -486,8 +650,18 @@ mod tests {
             "routed"
         );
         assert_eq!(na_answer(&na(OWN, target, None, 255), OWN, target), None);
+        // Another machine's DAD for it: it takes the address at the same moment.
         let solicitation = dad_solicitation(OTHER, target);
-        assert_eq!(na_answer(&solicitation, OWN, target), None);
+        assert_eq!(na_answer(&solicitation, OWN, target), held(OTHER));
+        // Our own, another address's, and a solicitation from an address (a lookup) are not.
+        assert_eq!(na_answer(&dad_solicitation(OWN, target), OWN, target), None);
+        assert_eq!(
+            na_answer(&dad_solicitation(OTHER, elsewhere), OWN, target),
+            None
+        );
+        let mut lookup = dad_solicitation(OTHER, target);
+        lookup[22..38].copy_from_slice(&elsewhere.octets());
+        assert_eq!(na_answer(&lookup, OWN, target), None);
         let frame = na(OTHER, target, Some(router), 255);
         for len in 0..78 {
             assert_eq!(na_answer(&frame[..len], OWN, target), None, "{len} bytes");

@@ -14,6 +14,9 @@
 //! every container on record for the network, under the network's host-access lock
 //! (`<state-dir>/host-access/<host link>.lock`) so that concurrent attaches make it once. An
 //! attach that finds it (the usual case) takes no lock: one lookup and a route per address.
+//! Before a link is made or set up again, its addresses are checked on the LAN as at create
+//! (`occupied::check_host_access`): another machine may have taken one meanwhile, and the
+//! attach fails (exit 5, `gc` reports it and fails) rather than announce it.
 //!
 //! The link's MAC is derived from the network (see [`host_link_mac`]) and reserved on its
 //! parent: a container may not ask for it on any network of that parent, even while the link
@@ -133,17 +136,16 @@ pub(crate) fn reserve(value: Option<&String>, pools: &mut [Pool]) -> Result<Vec<
 
 /// `network create`: refuses host access addresses the host or a container has already (another
 /// network's host access, a lease in the shared address space, an address on a link of the
-/// host), then makes the link. Returns the link it made, which the caller deletes if storing
-/// the definition fails.
-pub(crate) async fn create(
+/// host), in those words, before the LAN is asked (`occupied::check_host_access`: another
+/// network's host link would answer its probe).
+pub(crate) async fn check_taken(
     host: &Handle,
     net: &Network,
     others: &[Network],
     store: &mut dyn LeaseStore,
-    parent: &Link,
-) -> Result<Option<Link>> {
+) -> Result<()> {
     if net.host_access.is_empty() {
-        return Ok(None);
+        return Ok(());
     }
     let in_use = |ip: IpAddr, holder: String| Error::HostAccessInUse {
         ip,
@@ -165,10 +167,17 @@ pub(crate) async fn create(
             return Err(in_use(*ip, shared::holder(&lease)));
         }
     }
-    let held = host
+    let mut held = host
         .address_holders(&net.host_access)
         .await
         .map_err(Error::Netlink)?;
+    if held.is_empty() {
+        // AnyIP: a `local` route makes the host answer for addresses no link carries.
+        held = host
+            .local_route_holders(&net.host_access)
+            .await
+            .map_err(Error::Netlink)?;
+    }
     if let Some((index, ip)) = held.first() {
         // Said by name (one dump, at create only), with what to do instead.
         let links = host.links().await.map_err(Error::Netlink)?;
@@ -182,6 +191,15 @@ pub(crate) async fn create(
                 "{who}; pick a free address of the network, outside the LAN's DHCP pool and the network's --ip-range"
             ),
         ));
+    }
+    Ok(())
+}
+
+/// `network create`, once [`check_taken`] and the LAN said nothing: makes the link. Returns the
+/// link it made, which the caller deletes if storing the definition fails.
+pub(crate) async fn create(host: &Handle, net: &Network, parent: &Link) -> Result<Option<Link>> {
+    if net.host_access.is_empty() {
+        return Ok(None);
     }
     let (link, ensured) = ensure_link(host, net, parent, None).await?;
     Ok((ensured == Ensured::Made).then_some(link))
@@ -264,11 +282,24 @@ async fn ensure_link(
         network: net.name.clone(),
         source: Box::new(source),
     };
+    // Made (or set up) again after `network create` (after a reboot, a `link del`): the
+    // address may have been taken on the LAN meanwhile, and the link's announcement would move
+    // its holder's neighbours to the host. Checked as at create; at create (no `records`) the
+    // caller has checked already.
+    let recheck = || async {
+        match records {
+            Some(_) => crate::occupied::check_host_access(host, net, parent).await,
+            None => Ok(()),
+        }
+    };
     if let Some(link) = lookup(host, net).await? {
-        return set_up(host, net, adopt(net, parent, link)?)
-            .await
-            .map_err(failed);
+        let link = adopt(net, parent, link)?;
+        if !link.up {
+            recheck().await?;
+        }
+        return set_up(host, net, link).await.map_err(failed);
     }
+    recheck().await?;
     // The driver's MAC for a link of that name on the network; none for an ipvlan, which has
     // its parent's.
     let mac = host_link_mac(net)?;
