@@ -17,7 +17,7 @@ use std::{fmt, net::IpAddr, str::FromStr};
 
 use ipnetwork::IpNetwork;
 use oci_macvlan_ipam::{LeaseStore, LeaseStoreExt, Reserved};
-use oci_macvlan_netlink_core::{ChildKind, Handle, Link, MacAddr, Router, probe, probe_from_child};
+use oci_macvlan_netlink_core::{Handle, Link, MacAddr, Router, probe};
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Network, ParentLink, Result};
@@ -359,14 +359,12 @@ async fn holder(
                 state,
             });
         }
-        // A macvlan network's probe goes out of a bridge-mode sibling, which a foreign
-        // macvlan on the parent hears (and the parent's own frames it never does); another
-        // driver's, out of the parent (a macvlan beside its links would take the parent).
-        let answer = if matches!(net.driver().host_child(), Ok(ChildKind::Macvlan { .. })) {
-            probe_from_child(host, parent, ips, ours).await
-        } else {
-            probe(parent, ips, ours)
-        };
+        // Out of the parent. A probe out of a bridge-mode sibling would also reach a foreign
+        // macvlan on the parent (the parent's own frames never do), but it hears as well the
+        // link of a container just stopped whose namespace the kernel is still tearing down,
+        // and would refuse its address to the next container that asks for it (a restart with
+        // a static address): `probe_from_child` stays unused until a probe can tell those apart.
+        let answer = probe(parent, ips, ours);
         if let Some(answer) = answer.map_err(failed)? {
             let holder = match answer.ip {
                 IpAddr::V4(_) => Holder::ArpProbe(answer.mac),
