@@ -363,7 +363,8 @@ async fn holder(
         // macvlan on the parent (the parent's own frames never do), but it hears as well the
         // link of a container just stopped whose namespace the kernel is still tearing down,
         // and would refuse its address to the next container that asks for it (a restart with
-        // a static address): `probe_from_child` stays unused until a probe can tell those apart.
+        // a static address); it was tried and taken out (see README, *Static addresses and the
+        // LAN*).
         let answer = probe(parent, ips, ours);
         if let Some(answer) = answer.map_err(failed)? {
             let holder = match answer.ip {

@@ -128,14 +128,7 @@ impl Handle {
         };
         let mut found = Vec::new();
         for msg in &routes {
-            let oif = msg
-                .attributes
-                .iter()
-                .find_map(|a| match a {
-                    RouteAttribute::Oif(index) => Some(*index),
-                    _ => None,
-                })
-                .unwrap_or(0);
+            let oif = oif(msg);
             let destination = msg
                 .attributes
                 .iter()
@@ -258,14 +251,7 @@ impl Handle {
             }) else {
                 continue;
             };
-            let oif = msg
-                .attributes
-                .iter()
-                .find_map(|a| match a {
-                    RouteAttribute::Oif(index) => Some(*index),
-                    _ => None,
-                })
-                .unwrap_or(0);
+            let oif = oif(&msg);
             let prefix = msg.header.destination_prefix_length;
             for ip in addresses {
                 if within(*ip, destination, prefix) {
@@ -310,6 +296,17 @@ fn ip_of(address: &RouteAddress) -> Option<IpAddr> {
         RouteAddress::Inet6(ip) => Some(IpAddr::V6(*ip)),
         _ => None,
     }
+}
+
+/// The index of the link a route goes out of (`RTA_OIF`); 0 when it names none.
+fn oif(msg: &RouteMessage) -> u32 {
+    msg.attributes
+        .iter()
+        .find_map(|a| match a {
+            RouteAttribute::Oif(index) => Some(*index),
+            _ => None,
+        })
+        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -31,4 +31,4 @@ pub use neigh::{Neighbour, holds_address};
 pub use netns::{Netns, NetnsId, Sysctl, file_kind};
 pub use nexthop::{Nexthop, gateways_of, nexthops};
 pub use nix::errno::Errno;
-pub use probe::{Answer, PROBE_WAIT, probe, probe_from_child};
+pub use probe::{Answer, PROBE_WAIT, probe};

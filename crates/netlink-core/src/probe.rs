@@ -24,9 +24,7 @@ use nix::{
     },
 };
 
-use crate::{
-    ChildKind, Error, Handle, Link, MacAddr, MacvlanMode, Netns, NewChild, Result, Sysctl,
-};
+use crate::{Error, Link, MacAddr, Result};
 
 /// How long a probe waits for an answer, at most: every address of one call is probed at once,
 /// so this is the whole cost of a call that finds nothing. A machine on the LAN answers an ARP
@@ -260,69 +258,6 @@ impl PacketSocket {
             }
         }
     }
-}
-
-/// The name of the probing link in its scratch namespace.
-const PROBER: &str = "probe0";
-
-/// [`probe`] from a short-lived bridge-mode macvlan child of `parent` (the caller's namespace,
-/// `host`), made in a scratch namespace of its own and deleted after: the kernel never hands
-/// the parent's own frames to its macvlan children, so a probe out of the parent does not
-/// reach a foreign macvlan on it (Docker's, LXC's), while a bridge-mode sibling's does. The
-/// scratch namespace makes no IPv6 address (nothing is announced; all-nodes is still joined,
-/// where the answers to a solicitation go). Where no such child can be made (the parent has
-/// ipvlan children, or is a bridge's port), the probe goes out of the parent.
-pub async fn probe_from_child(
-    host: &Handle,
-    parent: &Link,
-    ips: &[IpAddr],
-    ours: &[MacAddr],
-) -> Result<Option<Answer>> {
-    if ips.is_empty() {
-        return Ok(None);
-    }
-    let Ok((scratch, inside, link)) = prober(host, parent).await else {
-        return probe(parent, ips, ours);
-    };
-    let found = scratch.run_inside(|| probe(&link, ips, ours));
-    let _ = inside.delete_link(&link).await;
-    found
-}
-
-/// The scratch namespace, a handle on it and the probing link in it, up.
-async fn prober(host: &Handle, parent: &Link) -> Result<(Netns, Handle, Link)> {
-    let scratch = Netns::new_anonymous()?;
-    let ipv6 = |key| Sysctl {
-        key: vec!["net", "ipv6", "conf", "default", key],
-        value: if key == "addr_gen_mode" { "1" } else { "0" },
-        missing_ok: true,
-    };
-    scratch.write_sysctls(&[ipv6("addr_gen_mode"), ipv6("accept_dad"), ipv6("accept_ra")])?;
-    host.create_child(&NewChild {
-        parent,
-        name: PROBER,
-        mac: None,
-        mtu: None,
-        target: &scratch,
-        kind: ChildKind::Macvlan {
-            mode: MacvlanMode::Bridge,
-            source_macs: &[],
-        },
-    })
-    .await?;
-    let inside = Handle::open(&scratch)?;
-    let link = inside
-        .link_by_name(PROBER)
-        .await?
-        .ok_or_else(|| Error::GetLink {
-            name: PROBER.to_owned(),
-            source: crate::KernelError::Errno(crate::Errno::ENODEV),
-        })?;
-    if let Err(err) = inside.set_link_up(&link).await {
-        let _ = inside.delete_link(&link).await;
-        return Err(err);
-    }
-    Ok((scratch, inside, link))
 }
 
 /// What [`drain`] found in a socket's queue.
