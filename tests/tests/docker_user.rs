@@ -429,27 +429,13 @@ fn a_parent_is_named_by_its_name_not_an_altname() {
 fn the_host_id_is_said_once_and_every_command_agrees() {
     use oci_macvlan_tests::{
         Etcd,
-        etcd_network::{ANN, NET, etcd_leases},
+        etcd_network::{ANN, NET, create_shared, etcd_leases},
     };
     let lan = Lan::new();
     let etcd = Etcd::start(&lan, 1);
     etcd.reach_from(&lan, "192.168.77.250");
-    let mut create = vec!["--host-id", "hostA"];
-    let endpoints = format!("etcd_endpoints={}", etcd.endpoints());
-    create.extend([
-        "network",
-        "create",
-        "--subnet",
-        "192.168.77.0/26",
-        "--gateway",
-        Lan::GATEWAY,
-        "-o",
-        "parent=lan0",
-        "--ipam-opt",
-        &endpoints,
-        NET,
-    ]);
-    lan.cli_ok(&create, "");
+    // README's example: the id given once, to `network create` (a global flag, after it).
+    create_shared(&lan, &etcd.endpoints(), &["--host-id", "hostA"]);
     let identity = lan.config_dir().join("host-identity");
     assert!(
         identity.exists(),

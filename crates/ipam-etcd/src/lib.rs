@@ -29,6 +29,7 @@
 //! an address whose key holds something else is taken, never handed out; `verify` names each
 //! (`integrity_problems`).
 
+mod attempt;
 mod claim;
 mod client;
 #[cfg(test)]
@@ -51,6 +52,7 @@ use oci_macvlan_ipam::{
     Error, EtcdConfig, Lease, LeaseStore, Owner, Result, StoredLease, Txn, View, ip_of_key, to_key,
 };
 
+use attempt::Attempt;
 use claim::decode_claim;
 pub use claim::{ALIVE_SECS, Claim, HostIdentity, REFRESH_SECS, valid_host_id};
 pub use client::WRITE_UNANSWERED;
@@ -253,100 +255,6 @@ impl EtcdStore {
 
     fn ours(&self, lease: &Lease) -> bool {
         lease.host.as_deref() == Some(self.host.id.as_str())
-    }
-}
-
-/// One attempt of a transaction: reads answer from the snapshot and what this attempt
-/// inserted; inserts wait for the commit.
-struct Attempt<'a> {
-    snapshot: &'a Snapshot,
-    pending: BTreeMap<u128, Lease>,
-    host: &'a str,
-}
-
-impl Attempt<'_> {
-    fn leased(&self, key: u128) -> bool {
-        self.snapshot.leases.contains_key(&key)
-            || self.snapshot.occupied.contains_key(&key)
-            || self.pending.contains_key(&key)
-    }
-}
-
-impl Attempt<'_> {
-    fn leased_before(&self, key: u128) -> bool {
-        self.snapshot.leases.contains_key(&key) || self.snapshot.occupied.contains_key(&key)
-    }
-}
-
-impl View for Attempt<'_> {
-    fn owner_leases(&mut self, network: &str, owner: &Owner) -> Result<Vec<Lease>> {
-        let snapshot = self.snapshot.leases.values().map(|(lease, _)| lease);
-        Ok(snapshot
-            .chain(self.pending.values())
-            .filter(|l| {
-                l.host.as_deref() == Some(self.host) && l.network == network && l.owner == *owner
-            })
-            .cloned()
-            .collect())
-    }
-
-    fn lease_of(&mut self, ip: IpAddr) -> Result<Option<Lease>> {
-        let key = to_key(ip);
-        if let Some(why) = self.snapshot.occupied.get(&key) {
-            // Not a lease, but the key is there: the address is taken all the same.
-            return Ok(Some(Lease {
-                ip,
-                subnet: ipnetwork::IpNetwork::from(ip),
-                network: String::new(),
-                owner: Owner {
-                    container_id: "(none: its etcd key holds no lease)".to_owned(),
-                    ifname: why.clone(),
-                },
-                host: None,
-            }));
-        }
-        Ok(self
-            .pending
-            .get(&key)
-            .or_else(|| self.snapshot.leases.get(&key).map(|(lease, _)| lease))
-            .cloned())
-    }
-
-    fn lowest_free(&mut self, lo: u128, hi: u128, reserved: &[u128]) -> Result<Option<u128>> {
-        // Each step passes a leased or reserved address: at most leases + reserved + 1 steps.
-        let mut key = lo;
-        loop {
-            if key > hi {
-                return Ok(None);
-            }
-            if !self.leased(key) && reserved.binary_search(&key).is_err() {
-                return Ok(Some(key));
-            }
-            match key.checked_add(1) {
-                Some(next) => key = next,
-                None => return Ok(None),
-            }
-        }
-    }
-
-    fn count_leased(&mut self, lo: u128, hi: u128) -> Result<u128> {
-        let stored = self.snapshot.leases.range(lo..=hi).count()
-            + self.snapshot.occupied.range(lo..=hi).count();
-        let added = self
-            .pending
-            .range(lo..=hi)
-            .filter(|(key, _)| !self.leased_before(**key))
-            .count();
-        Ok((stored + added) as u128)
-    }
-}
-
-impl Txn for Attempt<'_> {
-    fn insert(&mut self, lease: &Lease) -> Result<()> {
-        let mut lease = lease.clone();
-        lease.host = Some(self.host.to_owned());
-        self.pending.insert(to_key(lease.ip), lease);
-        Ok(())
     }
 }
 
