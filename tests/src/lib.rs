@@ -26,6 +26,9 @@ pub use etcd::Etcd;
 pub use lan::Lan;
 pub use monitor::Monitor;
 pub use netns::TestNetns;
+/// `#[privileged]` marks a test of the privileged tier: ignored, with the command that runs it,
+/// unless the `privileged` feature is on.
+pub use oci_macvlan_test_macros::privileged;
 pub use podman::Podman;
 pub use process::ContainerProcess;
 pub use runc::{Bundle, Container, Runtime, busybox_rootfs};

@@ -3,17 +3,13 @@
 
 #![allow(clippy::unwrap_used)]
 
-use oci_macvlan_tests::{Lan, TestNetns};
+use oci_macvlan_tests::{Lan, TestNetns, privileged};
 use serde_json::{Value, json};
 
 const NET: &str = "lan77";
 const ANN: &str = "oci-macvlan.networks";
 
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn attach_and_detach_in_each_mode() {
     for mode in ["bridge", "private", "vepa", "passthru"] {
         let lan = Lan::new();
@@ -98,11 +94,7 @@ fn attach_and_detach_in_each_mode() {
     }
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn rerun_create_runtime_returns_the_same_endpoint() {
     let lan = Lan::new();
     let container = TestNetns::new("omt-ctr-");
@@ -125,11 +117,7 @@ fn rerun_create_runtime_returns_the_same_endpoint() {
     assert_eq!(lan.leased(NET), 0);
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn default_mac_is_stable_across_restarts() {
     let lan = Lan::new();
     lan.create_network(NET, &[]);
@@ -154,11 +142,7 @@ fn default_mac_is_stable_across_restarts() {
     assert_eq!(macs[0], macs[1]);
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn inspect_shows_the_network_and_its_endpoints() {
     let lan = Lan::new();
     let container = TestNetns::new("omt-ctr-");
@@ -210,11 +194,7 @@ fn inspect_shows_the_network_and_its_endpoints() {
     assert_eq!(lan.cli(&["network", "inspect", NET], "").code, 4);
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn neighbours_learn_the_address_without_traffic() {
     let lan = Lan::new();
     let container = TestNetns::new("omt-ctr-");
@@ -265,11 +245,7 @@ fn neighbours_learn_the_address_without_traffic() {
     lan.cli_ok(&["hook", "poststop"], &state);
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn ipv6_is_off_on_a_link_whose_network_has_no_ipv6() {
     let lan = Lan::new();
     let container = TestNetns::new("omt-ctr-");
@@ -285,11 +261,7 @@ fn ipv6_is_off_on_a_link_whose_network_has_no_ipv6() {
     lan.cli_ok(&["hook", "poststop"], &state);
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn a_container_without_the_annotation_is_left_alone() {
     let lan = Lan::new();
     let container = TestNetns::new("omt-ctr-");
@@ -316,11 +288,7 @@ fn a_container_without_the_annotation_is_left_alone() {
     assert!(lan.records().is_empty());
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn dual_stack_with_an_ipv6_slash_64_and_a_static_ip6() {
     let lan = Lan::new();
     lan.router
@@ -375,11 +343,7 @@ fn dual_stack_with_an_ipv6_slash_64_and_a_static_ip6() {
 /// macvlan in the container's directly; one that checks the host's names too, as Debian's 6.1 in
 /// the VM tier does, gets it under a temporary name, renamed inside) but not in the container: a link there that is not ours is
 /// refused, untouched, and nothing is left of the attach.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn an_interface_name_taken_in_the_host_or_the_container() {
     let lan = Lan::new();
     lan.create_network(NET, &[]);

@@ -7,18 +7,14 @@
 
 use std::{fs, process::Command};
 
-use oci_macvlan_tests::{Bundle, Container, Lan, Runtime, binary, busybox_rootfs};
+use oci_macvlan_tests::{Bundle, Container, Lan, Runtime, binary, busybox_rootfs, privileged};
 use serde_json::Value;
 
 fn config(dir: &std::path::Path) -> Value {
     serde_json::from_slice(&fs::read(dir.join("config.json")).unwrap()).unwrap()
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn a_runc_bundle_is_wired_by_the_bundle_command() {
     let lan = Lan::new();
     lan.create_network("lan77", &[]);
@@ -128,11 +124,7 @@ fn a_runc_bundle_is_wired_by_the_bundle_command() {
 
 /// The file keeps its owner and mode (a private config.json stays private, and its owner's); a
 /// symlinked config.json is refused, not replaced by a copy; a FIFO is refused, not waited on.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn the_bundle_keeps_its_owner_and_mode_and_no_symlink_is_followed() {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let lan = Lan::new();

@@ -7,7 +7,7 @@
 
 use std::{path::Path, process::Command};
 
-use oci_macvlan_tests::{Lan, binary};
+use oci_macvlan_tests::{Lan, binary, privileged};
 
 /// A LAN with two networks, `lan-a` and `lan-b`, and a third, `other`.
 fn lan() -> Lan {
@@ -94,11 +94,7 @@ fn strings(words: &[&str]) -> Vec<String> {
     words.iter().map(|w| (*w).to_owned()).collect()
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn bash_completes_commands_flags_and_network_names() {
     let lan = lan();
     let d = dirs(&lan);
@@ -148,11 +144,7 @@ fn bash_completes_commands_flags_and_network_names() {
     );
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn zsh_and_fish_load_the_scripts_and_complete_network_names() {
     let lan = lan();
     let bin = binary().display().to_string();

@@ -6,16 +6,12 @@
 
 use std::{collections::HashSet, io::Write};
 
-use oci_macvlan_tests::{Lan, TestNetns};
+use oci_macvlan_tests::{Lan, TestNetns, privileged};
 
 const NET: &str = "small";
 const ANN: &str = "oci-macvlan.networks";
 
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn sixty_four_hooks_race_for_sixty_two_addresses() {
     const HOOKS: usize = 64;
     let lan = Lan::new();
@@ -118,11 +114,7 @@ fn sixty_four_hooks_race_for_sixty_two_addresses() {
 
 /// `network rm` racing an attach, 200 rounds: never both succeed, and nothing is ever left of
 /// a network that is no longer defined.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn network_rm_racing_attach_never_leaves_a_lease_of_an_undefined_network() {
     let lan = Lan::new();
     let ns = TestNetns::new("omt-ctr-");

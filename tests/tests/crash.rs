@@ -11,7 +11,7 @@ use std::{
 };
 
 use oci_macvlan_ipam::{LeaseStore, LmdbStore};
-use oci_macvlan_tests::{ContainerProcess, Lan};
+use oci_macvlan_tests::{ContainerProcess, Lan, privileged};
 
 const NET: &str = "crash";
 const ATTACHES: usize = 200;
@@ -65,11 +65,7 @@ fn verify_passes(lan: &Lan) {
     assert_eq!(out.code, 0, "verify: {}{}", out.stdout, out.stderr);
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn two_hundred_attaches_killed_at_random_instants_then_gc() {
     let lan = Lan::new();
     lan.create_network(NET, &[]);

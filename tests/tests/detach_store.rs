@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use oci_macvlan_tests::etcd_network::{
     ANN, NET, assert_nothing_left, attach, create_local, detach, etcd_leases, on, on_ok, one_host,
 };
-use oci_macvlan_tests::{Lan, TestNetns};
+use oci_macvlan_tests::{Lan, TestNetns, privileged};
 
 fn definition(lan: &Lan, network: &str) -> PathBuf {
     lan.config_dir().join(format!("networks/{network}.json"))
@@ -24,11 +24,7 @@ fn definition(lan: &Lan, network: &str) -> PathBuf {
 /// The definition of an etcd network removed by hand while a container holds a lease there:
 /// its poststop releases that lease (not only the local store's), deletes its link and leaves
 /// no record or lock; so does `network disconnect`, and `gc` once a container is gone.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn an_etcd_lease_is_released_when_its_definition_is_gone() {
     let (lan, etcd) = one_host();
     let [poststopped, disconnected, collected] =
@@ -66,11 +62,7 @@ fn an_etcd_lease_is_released_when_its_definition_is_gone() {
 /// A local network's definition edited by hand, after an attach, to name an etcd cluster that
 /// nobody runs: the container's poststop releases its local lease at once, exit 0, and never
 /// tries the cluster (the record says its leases are local; the definition is not read).
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn a_local_detach_reads_no_definition() {
     let lan = Lan::new();
     lan.create_network("local", &[]);
@@ -100,11 +92,7 @@ fn a_local_detach_reads_no_definition() {
 
 /// A record an earlier build wrote names no store: its poststop finds the cluster through the
 /// network's definition, as that build did, and releases the etcd lease.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn a_record_of_an_earlier_build_is_detached_through_the_definition() {
     let (lan, etcd) = one_host();
     let ns = TestNetns::new("omt-rec-");
@@ -127,11 +115,7 @@ fn a_record_of_an_earlier_build_is_detached_through_the_definition() {
 /// `network disconnect` from an etcd network, its definition in place: the local store and the
 /// cluster are opened together (a container may hold leases in both), and the leases it had are
 /// found in both without a transaction over the two (which a union of stores refuses).
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn a_disconnect_from_an_etcd_network_releases_its_lease() {
     let (lan, etcd) = one_host();
     let ns = TestNetns::new("omt-rec-");
@@ -146,11 +130,7 @@ fn a_disconnect_from_an_etcd_network_releases_its_lease() {
 /// new `c1` on a local network: its attach takes the earlier record back and releases the lease
 /// in etcd (not only in the local store it leases from), and `verify` finds nothing amiss. Then
 /// the reverse: that one gone too, a `c1` on the etcd network releases the local lease.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn an_attach_takes_back_a_gone_containers_leases_from_the_store_it_recorded() {
     let (lan, etcd) = one_host();
     create_local(&lan, "local");

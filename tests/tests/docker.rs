@@ -3,7 +3,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-use oci_macvlan_tests::{Bundle, Container, ContainerProcess, Lan, Runtime, TestNetns, run_ok};
+use oci_macvlan_tests::{
+    Bundle, Container, ContainerProcess, Lan, Runtime, TestNetns, privileged, run_ok,
+};
 use serde_json::Value;
 
 const ANN: &str = "oci-macvlan.networks";
@@ -32,11 +34,7 @@ fn addresses_of(pid: u32) -> Vec<(String, String)> {
     found
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn ls_filters_and_formats_inspect_templates_and_prune_keeps_what_is_used() {
     let lan = Lan::new();
     lan.create_network("lan-a", &[]);
@@ -149,11 +147,7 @@ fn ls_filters_and_formats_inspect_templates_and_prune_keeps_what_is_used() {
     assert_eq!(names(&[]), "");
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn connect_and_disconnect_a_running_container_and_its_poststop_releases_both() {
     let lan = Lan::new();
     lan.create_network("first", &[]);
@@ -249,11 +243,7 @@ fn connect_and_disconnect_a_running_container_and_its_poststop_releases_both() {
 
 /// A container that no hook attached is located by its pid; `gc` releases what it was given
 /// once it is gone.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn connect_finds_a_container_by_pid_and_gc_releases_it_when_gone() {
     let lan = Lan::new();
     lan.create_network("solo", &[]);
@@ -284,11 +274,7 @@ fn connect_finds_a_container_by_pid_and_gc_releases_it_when_gone() {
 
 /// A runc container started with no oci-macvlan network (its hook skips it) joins one through
 /// `--runtime runc --root`, reaches the LAN's router, and its poststop (runc delete) releases it.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn connect_a_runc_container_through_its_runtime_state() {
     let lan = Lan::new();
     lan.create_network("lan77", &[]);
@@ -333,11 +319,7 @@ fn connect_a_runc_container_through_its_runtime_state() {
 
 /// A parent missing where `network create` runs: the error says which namespace it looked in
 /// and the links there, and a first create that fails leaves no empty `networks/` dir.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn a_missing_parent_is_looked_for_where_it_says_and_leaves_nothing() {
     let lan = Lan::new();
     let out = lan.cli(

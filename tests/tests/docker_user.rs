@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use oci_macvlan_tests::{ContainerProcess, Lan};
+use oci_macvlan_tests::{ContainerProcess, Lan, privileged};
 use serde_json::Value;
 
 fn id_of(lan: &Lan, name: &str) -> String {
@@ -21,11 +21,7 @@ fn set_id(lan: &Lan, name: &str, id: &str) {
     std::fs::write(&path, serde_json::to_vec_pretty(&def).unwrap()).unwrap();
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn networks_are_named_by_name_full_id_or_unique_id_prefix() {
     let lan = Lan::new();
     lan.create_network("lan-a", &[]);
@@ -114,11 +110,7 @@ fn networks_are_named_by_name_full_id_or_unique_id_prefix() {
     assert_eq!(lan.cli_ok(&["network", "ls", "-q"], ""), "");
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn filters_are_dockers_regular_expressions_and_labels() {
     let lan = Lan::new();
     lan.create_network("lan", &["--label", "env=prod", "--label", "site"]);
@@ -201,11 +193,7 @@ fn filters_are_dockers_regular_expressions_and_labels() {
 
 /// A network on an etcd cluster that does not answer: `inspect` shows its definition and
 /// says the store did not answer, exit 0.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn a_network_whose_store_does_not_answer_is_still_inspected() {
     let lan = Lan::new();
     // create asks the cluster once: it warns, and the network is defined.
@@ -261,11 +249,7 @@ fn a_network_whose_store_does_not_answer_is_still_inspected() {
 }
 
 /// A user who is not root is told to run as root, not which uid owns the dirs.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn a_user_who_is_not_root_is_told_to_run_as_root() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
@@ -316,11 +300,7 @@ fn kernel_makes(kind: &str) -> bool {
 /// A kernel without ipvlan (or dummy, for a network without a parent) is named with what to do:
 /// `modprobe ipvlan`, and what a network without `-o parent` is. On a kernel that has them the
 /// attach simply works (the VM tier).
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn a_missing_kernel_driver_is_named_with_what_to_do() {
     let lan = Lan::new();
     // Without -o parent: an internal network on a dummy link of its own, made at create.
@@ -388,11 +368,7 @@ fn a_missing_kernel_driver_is_named_with_what_to_do() {
 
 /// An alternative name of a link is refused as a parent: every check by parent compares names
 /// (drivers sharing a parent, the host link's reserved MAC), so the definition names the link.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn a_parent_is_named_by_its_name_not_an_altname() {
     let lan = Lan::new();
     lan.host.ip(&[
@@ -421,11 +397,7 @@ fn a_parent_is_named_by_its_name_not_an_altname() {
 /// The host id is said once — README's `oci-macvlan --host-id hostA network create …` — and
 /// every later command agrees with it, flag or not: the hooks (given it in their args or not),
 /// `verify` and `inspect` see one host, and report no false problems.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn the_host_id_is_said_once_and_every_command_agrees() {
     use oci_macvlan_tests::{
         Etcd,

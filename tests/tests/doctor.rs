@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use oci_macvlan_tests::{Lan, TestNetns};
+use oci_macvlan_tests::{Lan, TestNetns, privileged};
 use serde_json::Value;
 
 /// Whether this kernel creates 802.1q links, asked independently of the tool under test.
@@ -39,11 +39,7 @@ fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no check {name}: {report:#}"))
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn doctor_reports_link_kinds_and_the_parent_and_touches_nothing() {
     let lan = Lan::new();
     let vlan_expected = if kernel_has_8021q() { "ok" } else { "warn" };
@@ -134,11 +130,7 @@ fn doctor_reports_link_kinds_and_the_parent_and_touches_nothing() {
 /// the route the LAN's router needs per subnet, via the host's address of its family on the
 /// parent as the kernel has it now, and `doctor -o parent=` says the same; where the parent has
 /// no address of a family, `inspect` says `null` and doctor warns.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn inspect_and_doctor_give_the_routes_the_lan_router_needs_for_ipvlan_l3() {
     let lan = Lan::new();
     lan.host
@@ -217,11 +209,7 @@ fn inspect_and_doctor_give_the_routes_the_lan_router_needs_for_ipvlan_l3() {
 
 /// On a network with host access, doctor says whether the host forwards (its containers can then
 /// use it as a router to its other networks), per family the network has a host address in.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn doctor_says_whether_a_host_with_host_access_forwards() {
     use oci_macvlan_tests::host_access::{ACCESS, NET, create_dual_stack, lan_with_host_addresses};
     let lan = lan_with_host_addresses();

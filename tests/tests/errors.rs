@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use oci_macvlan_tests::{Lan, TestNetns};
+use oci_macvlan_tests::{Lan, TestNetns, privileged};
 use serde_json::{Value, json};
 
 const NET: &str = "lan77";
@@ -16,11 +16,7 @@ mod cli;
 
 use cli::case;
 
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn bad_input_fails_with_one_line_and_leaves_nothing() {
     let lan = Lan::new();
     let container = TestNetns::new("omt-ctr-");

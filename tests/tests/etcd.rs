@@ -12,13 +12,9 @@ use oci_macvlan_tests::etcd_network::{
     ANN, NET, age_claim, attach, create_local, create_shared, detach, etcd_leases, on, on_ok,
     two_hosts,
 };
-use oci_macvlan_tests::{Etcd, Lan, TestNetns};
+use oci_macvlan_tests::{Etcd, Lan, TestNetns, privileged};
 
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn one_host_attaches_inspects_and_detaches_on_etcd() {
     let lan = Lan::new();
     let etcd = Etcd::start(&lan, 1);
@@ -64,11 +60,7 @@ fn one_host_attaches_inspects_and_detaches_on_etcd() {
     on_ok(&lan, "hostA", &["network", "rm", NET], "");
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn unreachable_etcd_fails_the_attach_naming_the_endpoints_and_leaves_nothing() {
     let lan = Lan::new();
     // Nothing listens there: the connection is refused.
@@ -166,11 +158,7 @@ fn spawn_hook(lan: &Lan, host: &str, stdin: &str) -> (Child, String) {
     )
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn two_hosts_share_one_address_space_without_split_ranges() {
     const PER_HOST: usize = 32;
     // The same definition on both hosts, no --ip-range; contention is long, so the deadline too.
@@ -271,11 +259,7 @@ fn two_hosts_share_one_address_space_without_split_ranges() {
     }
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn a_static_address_held_on_one_host_is_refused_on_the_other_until_released() {
     let (host_a, host_b, etcd) = two_hosts(&[]);
     let (ns_a, ns_b) = (TestNetns::new("omt-sa-"), TestNetns::new("omt-sb-"));
@@ -310,11 +294,7 @@ fn a_static_address_held_on_one_host_is_refused_on_the_other_until_released() {
     assert_eq!(etcd_leases(&etcd), []);
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn gc_judges_only_this_hosts_leases_and_forget_host_releases_another_hosts() {
     let (host_a, host_b, etcd) = two_hosts(&[]);
     let ns_a = TestNetns::new("omt-ga-");

@@ -7,13 +7,9 @@
 use oci_macvlan_tests::etcd_network::{
     ANN, NET, attach, create_shared, detach, etcd_leases, on_ok,
 };
-use oci_macvlan_tests::{Etcd, Lan, TestNetns, binary};
+use oci_macvlan_tests::{Etcd, Lan, TestNetns, binary, privileged};
 
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn three_members_go_on_without_one_and_fail_cleanly_without_quorum() {
     let lan = Lan::new();
     let mut etcd = Etcd::start(&lan, 3);
@@ -140,11 +136,7 @@ fn make_ca(dir: &std::path::Path, name: &str) -> String {
     path("pem")
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn tls_with_client_certificates_and_a_wrong_ca_is_a_clear_error() {
     let lan = Lan::new();
     let dir = tempfile::tempdir().unwrap();
@@ -224,11 +216,7 @@ fn tls_with_client_certificates_and_a_wrong_ca_is_a_clear_error() {
 /// never elsewhere: a copy of the binary alone in a directory fails an https network's attach at
 /// once, naming where it looked, and leaves nothing; with the helper in the Debian layout's
 /// place it goes on to the member (here none listens).
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn an_https_network_without_the_tls_helper_fails_naming_where_it_looked() {
     let lan = Lan::new();
     let dir = tempfile::tempdir().unwrap();

@@ -2,18 +2,14 @@
 //! transaction (the read decides, the transaction's compare makes the decision safe). Counted by
 //! the member itself (its gRPC metrics), not timed.
 
-use oci_macvlan_tests::{Etcd, Lan, TestNetns, etcd_network::*};
+use oci_macvlan_tests::{Etcd, Lan, TestNetns, etcd_network::*, privileged};
 
 /// (Range, Txn) requests member 0 answered so far.
 fn requests(etcd: &Etcd) -> (u64, u64) {
     (etcd.handled(0, "Range"), etcd.handled(0, "Txn"))
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "needs root and etcd: cargo xtask ci runs it"
-)]
+#[privileged]
 fn an_attach_and_a_detach_are_each_one_range_and_one_transaction() {
     let lan = Lan::new();
     let etcd = Etcd::start(&lan, 1);

@@ -16,7 +16,7 @@ use std::{
 };
 
 use oci_macvlan_tests::etcd_network::{NET, attach, detach, etcd_leases, on};
-use oci_macvlan_tests::{Etcd, Lan, TestNetns};
+use oci_macvlan_tests::{Etcd, Lan, TestNetns, privileged};
 
 /// The networks' `etcd_timeout` (the default).
 const TIMEOUT: Duration = Duration::from_secs(2);
@@ -134,11 +134,7 @@ fn lan_with_etcd() -> (Lan, Etcd) {
     (lan, etcd)
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn a_first_member_that_stalls_or_is_off_leaves_the_real_one_its_turn() {
     let (lan, etcd) = lan_with_etcd();
     let firsts = [
@@ -174,11 +170,7 @@ fn a_first_member_that_stalls_or_is_off_leaves_the_real_one_its_turn() {
     }
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn each_endpoint_is_named_with_its_own_failure() {
     let lan = Lan::new();
     lan.host
@@ -223,11 +215,7 @@ fn each_endpoint_is_named_with_its_own_failure() {
     assert!(lan.records().is_empty(), "{:?}", lan.records());
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn verify_and_gc_name_a_silent_cluster_and_check_the_healthy_one() {
     let (lan, etcd) = lan_with_etcd();
     // "shared" on the real cluster, asked first; "silent" on a member that never answers.

@@ -9,7 +9,7 @@
 use oci_macvlan_tests::etcd_network::{
     ANN, NET, assert_nothing_left, attach, detach, etcd_leases, one_host,
 };
-use oci_macvlan_tests::{Lan, Outcome, TestNetns, failpoints_binary};
+use oci_macvlan_tests::{Lan, Outcome, TestNetns, failpoints_binary, privileged};
 
 const ENV: &str = "OCI_MACVLAN_FAILPOINTS";
 
@@ -44,11 +44,7 @@ fn assert_maybe_applied(out: &Outcome, context: &str) {
 /// it may still be applied, and the undo releases that lease: nothing left in etcd, no link,
 /// no record. With that undo step failing too, the lease etcd wrote is there (the write did
 /// take effect), the line says what the rollback left, and poststop releases it.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn an_attach_whose_lease_write_is_unanswered_releases_what_etcd_wrote() {
     let (lan, etcd) = one_host();
     let ns = TestNetns::new("omt-lost-");
@@ -79,11 +75,7 @@ fn an_attach_whose_lease_write_is_unanswered_releases_what_etcd_wrote() {
 /// A poststop whose release etcd applied and whose answer was lost: exit 1, one line saying it
 /// may still be applied; the record stays, and the next poststop (or `gc`, once the container
 /// is gone) finishes: no lease, no record, no lock, no link.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn a_detach_whose_release_is_unanswered_is_finished_by_poststop_or_gc() {
     let (lan, etcd) = one_host();
     for then in ["poststop", "gc"] {

@@ -9,7 +9,7 @@
 use oci_macvlan_tests::etcd_network::{
     ANN, assert_nothing_left, attach, create_local, on, one_host,
 };
-use oci_macvlan_tests::{Etcd, Lan, Outcome, TestNetns};
+use oci_macvlan_tests::{Etcd, Lan, Outcome, TestNetns, privileged};
 
 const LOCAL: &str = "local";
 
@@ -45,11 +45,7 @@ fn assert_unreached(out: &Outcome, etcd: &Etcd, command: &str) {
 /// keeps the etcd one's record, names the cluster once and exits 1 (`gc --forget-host`, which
 /// needs the cluster, fails naming it); etcd back, gc takes the
 /// etcd one back and verify is clean.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn gc_takes_back_local_containers_while_etcd_is_down() {
     let (lan, mut etcd, local, shared) = local_and_etcd();
     // Both containers are gone, their namespaces with them.
@@ -100,11 +96,7 @@ fn gc_takes_back_local_containers_while_etcd_is_down() {
 
 /// etcd killed: verify still checks the local store (finds a local lease without a record),
 /// does not call the etcd container's record leaseless, names the cluster once and exits 1.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn verify_checks_local_leases_while_etcd_is_down() {
     let (lan, mut etcd, _local, _shared) = local_and_etcd();
     // A local problem verify must still find: a lease whose record is gone.

@@ -2,15 +2,11 @@
 //! says what it checks), every scenario, for macvlan; the VM tier runs a sample for ipvlan.
 
 use oci_macvlan_tests::{
-    MACVLAN, MACVLAN_ON_ETCD,
+    MACVLAN, MACVLAN_ON_ETCD, privileged,
     suites::failpoints::{self, Scope},
 };
 
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn attach_dies_or_fails_at_every_step_and_every_continuation_cleans_up() {
     failpoints::attach_dies_or_fails_at_every_step_and_every_continuation_cleans_up(
         MACVLAN,
@@ -18,11 +14,7 @@ fn attach_dies_or_fails_at_every_step_and_every_continuation_cleans_up() {
     );
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn undo_dies_or_fails_at_every_step_and_every_continuation_cleans_up() {
     failpoints::undo_dies_or_fails_at_every_step_and_every_continuation_cleans_up(
         MACVLAN,
@@ -30,11 +22,7 @@ fn undo_dies_or_fails_at_every_step_and_every_continuation_cleans_up() {
     );
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn detach_dies_or_fails_at_every_step_and_every_continuation_cleans_up() {
     failpoints::detach_dies_or_fails_at_every_step_and_every_continuation_cleans_up(
         MACVLAN,
@@ -42,11 +30,7 @@ fn detach_dies_or_fails_at_every_step_and_every_continuation_cleans_up() {
     );
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn an_attach_taking_back_a_gone_containers_record_dies_or_fails_at_every_step() {
     failpoints::an_attach_taking_back_a_gone_containers_record_dies_or_fails_at_every_step(MACVLAN);
 }
@@ -54,11 +38,7 @@ fn an_attach_taking_back_a_gone_containers_record_dies_or_fails_at_every_step() 
 /// The etcd path (`--ipam-opt etcd_endpoints`): the hook killed or failed at every step of an
 /// attach, of its undo and of a detach, on networks whose leases are in etcd; each continuation
 /// leaves no lease in etcd, no record, no link.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn on_etcd_attach_undo_and_detach_die_or_fail_at_every_step_and_leave_nothing() {
     failpoints::attach_dies_or_fails_at_every_step_and_every_continuation_cleans_up(
         MACVLAN_ON_ETCD,

@@ -4,15 +4,11 @@
 
 use std::process::{Command, Stdio};
 
-use oci_macvlan_tests::{ContainerProcess, Lan, TestNetns};
+use oci_macvlan_tests::{ContainerProcess, Lan, TestNetns, privileged};
 
 const NET: &str = "gcnet";
 
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn gc_judges_by_pid_and_by_namespace_and_leaves_what_it_cannot_judge() {
     let lan = Lan::new();
     lan.create_network(NET, &[]);

@@ -14,13 +14,9 @@ use oci_macvlan_tests::host_access::{
     ACCESS, NET, assert_lan_and_host_reach_each_other, create_dual_stack, host_link,
     host_own_routes, lan_with_host_addresses, on_lan0, ping, runc,
 };
-use oci_macvlan_tests::{Lan, Monitor, TestNetns};
+use oci_macvlan_tests::{Lan, Monitor, TestNetns, privileged};
 
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn the_host_and_its_runc_container_reach_each_other_and_the_lan_is_untouched() {
     let lan = lan_with_host_addresses();
     let routes_before = host_own_routes(&lan.host);
@@ -120,11 +116,7 @@ fn the_host_and_its_runc_container_reach_each_other_and_the_lan_is_untouched() {
     );
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn two_networks_with_host_access_on_one_parent_and_a_container_on_both() {
     let lan = lan_with_host_addresses();
     create_dual_stack(&lan, NET, &["-o", ACCESS]);
@@ -155,11 +147,7 @@ fn two_networks_with_host_access_on_one_parent_and_a_container_on_both() {
 
 /// `network create` refuses a host access address the host or a container has already, and
 /// the modes where it cannot work, with the exit code of each, and makes nothing.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn network_create_refuses_what_cannot_work_and_makes_nothing() {
     let lan = lan_with_host_addresses();
     create_dual_stack(&lan, NET, &["-o", ACCESS]);
@@ -256,11 +244,7 @@ fn network_create_refuses_what_cannot_work_and_makes_nothing() {
 
 /// 64 attaches at once, with the host link deleted beforehand: every one succeeds, the link is
 /// made once, and the host has exactly 64 routes through it; 64 detaches at once leave none.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn sixty_four_concurrent_attaches_and_detaches_leave_exactly_their_routes() {
     const HOOKS: usize = 64;
     let lan = lan_with_host_addresses();
@@ -306,11 +290,7 @@ fn sixty_four_concurrent_attaches_and_detaches_leave_exactly_their_routes() {
 /// On a network with host access and no `--gateway`, a container may not ask for the address
 /// of a router the host sends through (its default route's): the host route to the container
 /// would take the host's own traffic to that router. Refused, and nothing is left.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn a_container_may_not_take_the_address_of_the_hosts_router() {
     let lan = lan_with_host_addresses();
     lan.host.ip(&[
@@ -381,11 +361,7 @@ fn a_container_may_not_take_the_address_of_the_hosts_router() {
 /// A dual-stack network with an IPv4 host access address only: its containers attach (the
 /// host link, without IPv6, takes no IPv6 route: the kernel refuses one there), the host
 /// reaches them over IPv4, and `verify` and `gc` ask for no IPv6 route.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn a_dual_stack_network_with_ipv4_host_access_only() {
     let lan = lan_with_host_addresses();
     create_dual_stack(&lan, NET, &["-o", "host_access=192.168.77.3"]);
@@ -407,11 +383,7 @@ fn a_dual_stack_network_with_ipv4_host_access_only() {
 /// A container id is the caller's to choose: one named like a network's host link (`ha-` and 12
 /// characters of the id), on that network, gets a MAC of its own, not the host link's (which
 /// would keep its link from coming up, or the host link from being made again).
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn a_container_named_like_the_host_link_does_not_get_its_mac() {
     let lan = Lan::new();
     lan.create_network(NET, &["-o", "host_access=192.168.77.3"]);

@@ -11,6 +11,7 @@ use std::{io::Write, process::Child, time::Duration};
 use oci_macvlan_tests::{
     ContainerProcess, Lan, TestNetns, binary,
     host_access::{host_link, on_lan0},
+    privileged,
 };
 
 const NET: &str = "lan77";
@@ -47,11 +48,7 @@ fn detach(lan: &Lan, id: &str, annotations: &[(&str, &str)], ns: &TestNetns) {
 /// for its MAC (by annotation, then by `connect --mac`): refused before anything is made, exit
 /// 5, one line naming the host link. `gc` then makes the link again with its MAC. With the
 /// link there, a container of the network itself is refused the MAC too.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn a_container_may_not_take_the_host_links_mac_even_while_it_is_missing() {
     let (lan, link, mac) = two_networks();
     lan.host.ip(&["link", "del", &link]);
@@ -109,11 +106,7 @@ fn a_container_may_not_take_the_host_links_mac_even_while_it_is_missing() {
 /// Something else holds the host link's MAC on its parent (a link made by hand): making the
 /// link again fails, and says who holds the MAC; `gc` says so and exits non-zero. Once the
 /// holder is gone, `gc` makes the link.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn the_holder_of_the_host_links_mac_is_named() {
     let (lan, link, mac) = two_networks();
     lan.host.ip(&["link", "del", &link]);
@@ -143,11 +136,7 @@ fn the_holder_of_the_host_links_mac_is_named() {
 
 /// `network disconnect` from a network with host access deletes the host's route to the
 /// container, as a detach does: `verify` finds nothing stale.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn disconnect_deletes_the_host_route() {
     let (lan, link, _) = two_networks();
     let ns = TestNetns::new("omt-dis-");
@@ -179,11 +168,7 @@ fn disconnect_deletes_the_host_route() {
 /// needs): the next attach finds it by its MAC, kind, parent and tag, gives it its name back
 /// and every route; then `gc` does the same. A link of its name that is not ours makes `gc`
 /// exit non-zero.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn a_renamed_host_link_is_taken_back() {
     let (lan, link, mac) = two_networks();
     let rename = |to: &str| {
@@ -238,11 +223,7 @@ fn a_renamed_host_link_is_taken_back() {
 /// each round the link's routes are exactly those of the containers left. A stress test: a
 /// build without the detach's hold leaves a route in some rounds, not in every run (1 or 2
 /// of 40 rounds, in three runs of four); the test below makes the same race certain.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn a_detach_racing_the_host_links_restore_leaves_no_route() {
     const ROUNDS: usize = 40;
     const LEAVING: usize = 6;
@@ -321,11 +302,7 @@ fn a_detach_racing_the_host_links_restore_leaves_no_route() {
 /// container's namespace died with it, so the lookup is its only request), before it releases
 /// its lease. Meanwhile an attach makes the link again and restores routes; then, the link
 /// deleted once more, `gc` does. Neither may leave a route to the leaving container.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn a_detach_stopped_after_finding_the_host_link_missing_leaves_no_route() {
     assert!(
         std::process::Command::new("strace")

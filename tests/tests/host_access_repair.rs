@@ -9,16 +9,13 @@ use oci_macvlan_tests::host_access::{
     ACCESS, NET, create_dual_stack, host_access_doctor, host_link, lan_with_host_addresses,
     on_lan0, ping, runc,
 };
+use oci_macvlan_tests::privileged;
 use serde_json::Value;
 
 /// The link deleted by hand while two containers run: `verify` reports it; the next attach (of
 /// a third container) makes it again with the routes of all three; `verify` is clean. Then
 /// again, and `gc` restores it; and `gc` removes a route to an address no container holds.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn a_lost_host_link_is_restored_with_every_route_by_attach_and_by_gc() {
     let lan = lan_with_host_addresses();
     create_dual_stack(&lan, NET, &["-o", ACCESS]);
@@ -120,11 +117,7 @@ fn a_lost_host_link_is_restored_with_every_route_by_attach_and_by_gc() {
 /// A host link set down (by hand, or by a network manager) lost its IPv6 address and every
 /// route through it: `verify` says so, and the next attach brings it back with both addresses
 /// and the routes of every container on record, as for a link made again.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn a_host_link_set_down_comes_back_with_its_addresses_and_every_route() {
     let lan = lan_with_host_addresses();
     create_dual_stack(&lan, NET, &["-o", ACCESS]);
@@ -166,11 +159,7 @@ fn a_host_link_set_down_comes_back_with_its_addresses_and_every_route() {
 /// `gc` goes on when one network's host link cannot be made (a link of its name that is not
 /// ours): it says so in a line, repairs the other networks and finishes its report, then
 /// fails (exit 1): what it could not repair is not "done".
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn gc_goes_on_past_a_host_link_it_cannot_make() {
     let lan = lan_with_host_addresses();
     lan.create_network("a-blocked", &["-o", "host_access=192.168.77.3"]);
@@ -207,11 +196,7 @@ fn gc_goes_on_past_a_host_link_it_cannot_make() {
 
 /// A host link whose addresses were flushed (by hand, or by a network manager) stays up but
 /// cannot answer for the host: `verify` says which address it lacks, and `gc` gives it back.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn gc_gives_a_flushed_host_link_its_addresses_again() {
     let lan = lan_with_host_addresses();
     create_dual_stack(&lan, NET, &["-o", ACCESS]);

@@ -8,7 +8,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use oci_macvlan_tests::{Etcd, TestNetns, etcd_network::*};
+use oci_macvlan_tests::{Etcd, TestNetns, etcd_network::*, privileged};
 use serde_json::Value;
 
 const PREFIX: &str = "/oci-macvlan";
@@ -43,11 +43,7 @@ fn one_line(stderr: &str) -> &str {
     lines[0]
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn a_second_machine_with_the_same_id_is_refused_and_hands_out_nothing() {
     let (host_a, host_b, etcd) = two_hosts(&[]);
     let ns_a = TestNetns::new("omt-ia-");
@@ -120,11 +116,7 @@ fn a_second_machine_with_the_same_id_is_refused_and_hands_out_nothing() {
     );
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn a_host_run_with_another_hosts_id_cannot_free_its_leases() {
     let (host_a, host_b, etcd) = two_hosts(&[]);
     let ns_a = TestNetns::new("omt-fa-");
@@ -176,11 +168,7 @@ fn a_host_run_with_another_hosts_id_cannot_free_its_leases() {
     assert_eq!(leases(&etcd), both[..1]);
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn the_gc_timer_given_no_host_id_releases_a_gone_containers_etcd_lease() {
     let (lan, etcd) = one_host();
     let ns = TestNetns::new("omt-gt-");
@@ -198,11 +186,7 @@ fn the_gc_timer_given_no_host_id_releases_a_gone_containers_etcd_lease() {
     assert!(lan.records().is_empty());
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn keys_under_the_prefix_that_are_not_ours_are_skipped_and_named_by_verify() {
     let (lan, etcd) = one_host();
     let junk = [
@@ -258,11 +242,7 @@ fn keys_under_the_prefix_that_are_not_ours_are_skipped_and_named_by_verify() {
     assert_eq!(left.len(), 3, "{left:?}");
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn forget_host_checks_the_id_refuses_this_host_and_a_live_one_and_asks() {
     let (host_a, host_b, etcd) = two_hosts(&[]);
     let ns_a = TestNetns::new("omt-ka-");
@@ -310,11 +290,7 @@ fn forget_host_checks_the_id_refuses_this_host_and_a_live_one_and_asks() {
     assert_eq!(etcd.get_prefix(&key), []);
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn a_first_attach_never_adopts_a_lease_it_has_no_record_of() {
     let (lan, etcd) = one_host();
     let ns = TestNetns::new("omt-ad-");
@@ -353,11 +329,7 @@ fn a_first_attach_never_adopts_a_lease_it_has_no_record_of() {
     assert!(other.link("eth0").is_none());
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn gc_without_an_identity_file_or_host_id_guesses_no_id() {
     let (lan, etcd) = one_host();
     let ns = TestNetns::new("omt-gn-");

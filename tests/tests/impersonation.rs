@@ -18,18 +18,14 @@ mod common;
 
 use common::*;
 use oci_macvlan_tests::host_access::{HOST_V4, HOST_V6};
-use oci_macvlan_tests::{Lan, TestNetns};
+use oci_macvlan_tests::{Lan, TestNetns, privileged};
 
 /// Each holder, by annotation: the host's own addresses (on the parent and on another link,
 /// both families), its router (by a route's gateway and by a nexthop object with
 /// `nexthop_compat_mode=0`), its neighbours (permanent, stale), the third machine (only the
 /// probe sees it, both families). A failed neighbour entry holds nothing, and a free address
 /// still attaches.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn a_static_address_the_lan_holds_is_refused_before_anything_is_made() {
     let (lan, other) = lan();
     lan.host.ip(&[
@@ -179,11 +175,7 @@ fn a_static_address_the_lan_holds_is_refused_before_anything_is_made() {
 }
 
 /// `network connect --ip/--ip6` is refused the same way; a free address connects.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn connect_with_an_address_the_lan_holds_is_refused() {
     let (lan, _other) = lan();
     assert_eq!(create(&lan, NET, &[]).code, 0);
@@ -219,11 +211,7 @@ fn connect_with_an_address_the_lan_holds_is_refused() {
 
 /// `-o host_access=` the LAN's router (no `--gateway`: the host has no route through it, and it
 /// answers the probe), or a neighbour, or the third machine: refused, no host link, no network.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn host_access_at_an_address_the_lan_holds_is_refused() {
     let (lan, _other) = lan();
     let links = lan.host_link_names();
@@ -249,11 +237,7 @@ fn host_access_at_an_address_the_lan_holds_is_refused() {
 /// `-o static_ips`: `none` refuses every static address, a range refuses those outside it (exit
 /// 3, naming the option); a bad value is refused at create; `address_probe=off` skips the probe
 /// (the third machine's address is then not seen: the operator's choice).
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn static_ips_restricts_what_a_container_may_ask_for() {
     let (lan, _other) = lan();
     for (value, says) in [
@@ -340,11 +324,7 @@ fn static_ips_restricts_what_a_container_may_ask_for() {
 /// Item 1 of the issue: on a network with host access, a static address another machine on the
 /// LAN holds (its DNS server, say) would get a host route through the host link, taking the
 /// host's own traffic to that machine. Refused; no route, and the host still reaches it.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn on_a_host_access_network_another_machines_address_gets_no_host_route() {
     let (lan, _other) = lan();
     assert_eq!(create(&lan, NET, &["host_access=192.168.77.3"]).code, 0);

@@ -11,17 +11,13 @@ mod common;
 
 use common::*;
 use oci_macvlan_tests::host_access::{HOST_V4, HOST_V6, lan_with_host_addresses};
-use oci_macvlan_tests::{Lan, TestNetns};
+use oci_macvlan_tests::{Lan, TestNetns, privileged};
 
 /// The host link deleted (as after a reboot) while another machine took the host access
 /// address: an attach (which makes the link again) is refused naming the holder (exit 5), `gc`
 /// says so and fails; neither announces the address. Once the machine lets it go, the attach
 /// makes the link again.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn a_host_link_made_again_is_checked_first() {
     let (lan, other) = lan();
     let access = "192.168.77.3";
@@ -60,11 +56,7 @@ fn a_host_link_made_again_is_checked_first() {
 /// A probe is due but the parent cannot be answered through (down, or up without a carrier):
 /// the static address (or `-o host_access` at create) is refused in one line that says why and
 /// what to do, rather than taken unprobed. Once the parent is back, it attaches.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn a_parent_that_cannot_be_probed_through_refuses_a_static_address() {
     let (lan, _other) = lan();
     assert_eq!(create(&lan, NET, &[]).code, 0);
@@ -96,11 +88,7 @@ fn a_parent_that_cannot_be_probed_through_refuses_a_static_address() {
 
 /// `-o static_ips` is applied before the store is read: a tenant asking for an address outside
 /// the range that another container holds is told the range (exit 3), not who holds it.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn static_ips_is_applied_before_the_store_names_a_holder() {
     let (lan, _other) = lan();
     assert_eq!(create(&lan, NET, &["static_ips=192.168.77.128/25"]).code, 0);
@@ -131,11 +119,7 @@ fn static_ips_is_applied_before_the_store_names_a_holder() {
 
 /// A `nud noarp` neighbour entry with a hardware address (the administrator's, never checked)
 /// holds its address as a permanent one does.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn a_noarp_neighbour_holds_its_address() {
     let (lan, _other) = lan();
     let ip = "192.168.77.63";
@@ -160,11 +144,7 @@ fn a_noarp_neighbour_holds_its_address() {
 
 /// The host's own addresses include a point-to-point address (its `local`, not its `peer`) and
 /// the addresses of a `local` route (AnyIP: the host answers for a whole prefix on `lo`).
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn a_peer_address_and_an_anyip_route_are_the_hosts() {
     let (lan, _other) = lan();
     lan.host.ip(&[
@@ -212,11 +192,7 @@ fn a_peer_address_and_an_anyip_route_are_the_hosts() {
 
 /// A router of the other family (`RTA_VIA`: an IPv4 route via an IPv6 router), on a route and
 /// on a multipath hop, is a router.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn a_router_given_with_via_is_a_router() {
     let (lan, _other) = lan();
     lan.host.ip(&[
@@ -272,11 +248,7 @@ fn a_router_given_with_via_is_a_router() {
 /// A network whose pool covers the host's own addresses (no `--ip-range`) reserves each as an
 /// auxiliary address `host-<link>`, with one warning line: the allocator never hands the host's
 /// address to a container. Addresses outside the dynamic range are left alone.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn the_hosts_own_addresses_are_never_handed_out() {
     let (lan, _other) = lan();
     // The lowest free address after the one kept for the router: the first a container gets.
@@ -330,11 +302,7 @@ fn the_hosts_own_addresses_are_never_handed_out() {
 
 /// `-o host_access` at an address the host takes through a `local` route (AnyIP) is the host's
 /// own: refused at create, naming the link (exit 5).
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn host_access_at_an_anyip_address_is_refused() {
     let (lan, _other) = lan();
     lan.host
@@ -353,11 +321,7 @@ fn host_access_at_an_anyip_address_is_refused() {
 /// restart under another id): the stopped one's namespace may still be torn down by the kernel,
 /// its link still answering for the address on the parent's segment; the probe (out of the
 /// parent) never hears it, and the next container gets its address, round after round.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn a_static_address_is_taken_again_right_after_its_container_stopped() {
     let lan = lan_with_host_addresses();
     assert_eq!(create(&lan, "restart", &[]).code, 0);

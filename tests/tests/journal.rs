@@ -10,7 +10,7 @@ use std::{
     process::{Command, Stdio},
 };
 
-use oci_macvlan_tests::{binary, run, run_ok};
+use oci_macvlan_tests::{binary, privileged, run, run_ok};
 
 /// Unmounts a mount the test made, when dropped (also when the test fails).
 struct Unmount(PathBuf);
@@ -27,11 +27,7 @@ impl Drop for Unmount {
 /// A journal line is written whole or not at all: on a state dir with no room left, a record
 /// that does not fit is cut back (the hook warns and keeps its exit code), and once there is
 /// room again the next record starts on a line of its own.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn a_full_state_dir_never_tears_a_journal_line() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("run");
@@ -109,11 +105,7 @@ fn a_full_state_dir_never_tears_a_journal_line() {
 
 /// A symlink planted in the state dir as the journal is not followed: the hook keeps its exit
 /// code, says on stderr that it could not write the journal, and the target is untouched.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn a_journal_symlink_planted_in_the_state_dir_is_not_followed() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("run");

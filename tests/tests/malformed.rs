@@ -9,7 +9,9 @@
 
 use std::{fs, io::Write, path::Path, sync::mpsc, time::Duration};
 
-use oci_macvlan_tests::{DRIVERS, Driver, Lan, Outcome, TestNetns, binary, run, run_ok};
+use oci_macvlan_tests::{
+    DRIVERS, Driver, Lan, Outcome, TestNetns, binary, privileged, run, run_ok,
+};
 
 const NET: &str = "lan77";
 const ANN: &str = "oci-macvlan.networks";
@@ -51,11 +53,7 @@ fn hook_within_deadline(lan: &Lan, name: &str, stdin: &[u8]) -> Outcome {
 
 /// The corpus is the same for every driver (each input is refused before any link is made,
 /// so an ipvlan network's run needs no ipvlan in this kernel) and so is what the hook says.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn malformed_hook_input_fails_with_one_line_and_one_journal_record_and_leaves_nothing() {
     let reports: Vec<(Driver, String)> = DRIVERS.iter().map(|d| (*d, corpus(*d))).collect();
     insta::assert_snapshot!(reports[0].1);

@@ -6,17 +6,13 @@
 
 use std::path::Path;
 
-use oci_macvlan_tests::{ContainerProcess, Lan};
+use oci_macvlan_tests::{ContainerProcess, Lan, privileged};
 
 const NET: &str = "lan77";
 const ANN: &str = "oci-macvlan.networks";
 
 /// A namespace path that names a namespace of another kind (mount, user) is invalid input.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn a_namespace_of_another_kind_is_invalid_input() {
     let lan = Lan::new();
     lan.create_network(NET, &[]);
@@ -35,11 +31,7 @@ fn a_namespace_of_another_kind_is_invalid_input() {
 
 /// A bundle naming a namespace that is not the one the container's process is in (another
 /// container's, one its author made) is refused, exit 3, and nothing appears there.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn a_namespace_the_containers_process_is_not_in_is_refused() {
     let lan = Lan::new();
     lan.create_network(NET, &[]);

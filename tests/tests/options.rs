@@ -5,16 +5,12 @@
 
 #![allow(clippy::unwrap_used)]
 
-use oci_macvlan_tests::{Lan, TestNetns};
+use oci_macvlan_tests::{Lan, TestNetns, privileged};
 use serde_json::Value;
 
 const ANN: &str = "oci-macvlan.networks";
 
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn bridge_mode_lets_siblings_talk_and_private_mode_does_not() {
     for (mode, siblings_talk) in [("bridge", true), ("private", false)] {
         let lan = Lan::new();
@@ -40,11 +36,7 @@ fn bridge_mode_lets_siblings_talk_and_private_mode_does_not() {
     }
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn several_networks_per_container_with_a_custom_ifname_and_an_mtu() {
     let lan = Lan::new();
     lan.create_network("front", &[]);
@@ -97,11 +89,7 @@ fn several_networks_per_container_with_a_custom_ifname_and_an_mtu() {
     assert_eq!(lan.leased("front") + lan.leased("back"), 0);
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn source_mode_receives_only_from_the_listed_macs() {
     for (router_listed, reaches_router) in [(true, true), (false, false)] {
         let lan = Lan::new();
@@ -150,11 +138,7 @@ fn source_mode_receives_only_from_the_listed_macs() {
     }
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn without_gateway_the_first_host_is_kept_for_the_lans_router_unless_internal() {
     // (--internal, what the first container gets, what is left of the /24's dynamic range)
     for (internal, first, available) in [

@@ -10,6 +10,7 @@ use std::path::Path;
 
 use oci_macvlan_tests::{
     Bundle, Container, ContainerProcess, Lan, Runtime, TestNetns, binary, failpoints_binary,
+    privileged,
 };
 
 const NET: &str = "lan77";
@@ -44,11 +45,7 @@ fn record_bytes(lan: &Lan, id: &str) -> Vec<u8> {
 /// the id, the address and the holder; the second one's poststop touches nothing either; a third
 /// container does not get the holder's address; the holder's own poststop, once it has exited,
 /// releases it. The same with a static MAC equal to the holder's.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn the_same_id_from_another_root_is_refused_and_touches_nothing_of_the_holder() {
     let lan = Lan::new();
     lan.create_network(NET, &[]);
@@ -137,11 +134,7 @@ fn the_same_id_from_another_root_is_refused_and_touches_nothing_of_the_holder() 
 /// The same with real runtimes: `runc` and `crun` keep their state under different roots, so
 /// both accept the id `web`. crun's container is refused; runc's keeps its address, link and
 /// lease through crun's failure and whatever crun runs after it.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn runc_and_crun_containers_of_one_id_never_share_an_address() {
     let lan = Lan::new();
     lan.create_network(NET, &[]);
@@ -182,11 +175,7 @@ fn runc_and_crun_containers_of_one_id_never_share_an_address() {
 
 /// A re-run createRuntime asking for another static address is refused, and the lease, link and
 /// record it found stay exactly as they were.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn a_rerun_with_another_static_ip_is_refused_and_changes_nothing() {
     let lan = Lan::new();
     lan.create_network(NET, &[]);
@@ -226,11 +215,7 @@ fn a_rerun_with_another_static_ip_is_refused_and_changes_nothing() {
 /// check) asking for a network the container's record already has under another interface name
 /// is refused before anything is made (exit 5, naming the interface it has), never a second link
 /// and lease on that network.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn a_rerun_asking_for_a_network_under_another_name_is_refused_and_changes_nothing() {
     let lan = Lan::new();
     lan.create_network(NET, &[]);
@@ -259,11 +244,7 @@ fn a_rerun_asking_for_a_network_under_another_name_is_refused_and_changes_nothin
 /// refused and the first's link stays; with a name of its own it gets its own link; one's
 /// poststop never deletes the other's link, even when the other was killed right after writing
 /// a record that names the same interface and MAC.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn containers_sharing_a_namespace_each_keep_their_own_link() {
     let lan = Lan::new();
     lan.create_network(NET, &[]);
@@ -326,11 +307,7 @@ fn containers_sharing_a_namespace_each_keep_their_own_link() {
 /// A container that changes its own link (another MAC, another name) in a namespace that
 /// outlives it: poststop no longer knows the link as its own and leaves it, but never with the
 /// address it releases, so the next container's address is nobody else's.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn a_link_the_container_changed_keeps_no_released_address() {
     let lan = Lan::new();
     lan.create_network(NET, &[]);
@@ -389,11 +366,7 @@ fn add_passthru_parent(lan: &Lan) {
 /// parent, no MAC at all): it does not adopt that container's eth0, and its poststop leaves it.
 /// A second container of its own on the passthru parent is refused naming network, parent and
 /// holder (exit 5), where the kernel says only "Invalid argument".
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn passthru_neither_adopts_another_containers_link_nor_takes_a_second_container() {
     let lan = Lan::new();
     lan.create_network(NET, &[]);
@@ -441,11 +414,7 @@ fn passthru_neither_adopts_another_containers_link_nor_takes_a_second_container(
 
 /// Every id the hook accepts (runc's characters, up to 1024 of them) can be attached, detached
 /// and taken back by `gc`: records and locks of long ids are named by their hash.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn ids_up_to_the_documented_limit_work_end_to_end() {
     let lan = Lan::new();
     lan.create_network(NET, &[]);

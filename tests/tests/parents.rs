@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use oci_macvlan_tests::{Lan, TestNetns};
+use oci_macvlan_tests::{Lan, TestNetns, privileged};
 
 const ANN: &str = "oci-macvlan.networks";
 
@@ -17,11 +17,7 @@ fn create(lan: &Lan, name: &str, subnet: &str, extra: &[&str]) -> oci_macvlan_te
     lan.cli(&args, "")
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn macvlan_and_ipvlan_networks_do_not_share_a_parent_either_way() {
     let lan = Lan::new();
     let ipvlan = ["-d", "ipvlan"];
@@ -53,11 +49,7 @@ fn macvlan_and_ipvlan_networks_do_not_share_a_parent_either_way() {
     }
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn passthru_has_its_parent_to_itself_both_ways() {
     let lan = Lan::new();
     assert_eq!(create(&lan, "shared", "10.1.0.0/24", &[]).code, 0);
@@ -91,11 +83,7 @@ fn passthru_has_its_parent_to_itself_both_ways() {
     assert_eq!(lan.host_link_names(), ["lo", Lan::PARENT]);
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn an_internal_network_has_no_default_route_and_peers_still_talk() {
     let lan = Lan::new();
     let out = create(
@@ -125,11 +113,7 @@ fn an_internal_network_has_no_default_route_and_peers_still_talk() {
 
 /// An ipvlan has its parent's MAC: a container's static MAC on an ipvlan network is invalid input
 /// (exit 3), refused before anything is made. This kernel has no ipvlan: the refusal comes first.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn a_static_mac_on_an_ipvlan_network_is_refused_before_anything_is_made() {
     let lan = Lan::new();
     assert_eq!(

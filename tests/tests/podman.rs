@@ -4,15 +4,11 @@
 
 #![allow(clippy::unwrap_used)]
 
-use oci_macvlan_tests::{Lan, Podman, binary};
+use oci_macvlan_tests::{Lan, Podman, binary, privileged};
 
 const NET: &str = "lan77";
 
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn podman_runs_the_installed_hook_for_annotated_containers_only() {
     let lan = Lan::new();
     lan.create_network(NET, &[]);

@@ -10,7 +10,7 @@
 #![allow(clippy::unwrap_used)]
 
 use oci_macvlan_tests::etcd_network::{NET, attach, create_shared, etcd_leases, on, on_ok};
-use oci_macvlan_tests::{Etcd, Lan, Outcome, TestNetns};
+use oci_macvlan_tests::{Etcd, Lan, Outcome, TestNetns, privileged};
 
 const HOST: &str = "hostA";
 
@@ -55,11 +55,7 @@ fn tombstones(lan: &Lan) -> Vec<String> {
 
 /// The reviewer's reproduction: c1 on the shared network, the cluster down, `rm -f`, then a
 /// local network on the same subnet and c2 on it; c2 must never get c1's address.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn rm_force_keeps_the_subnet_of_what_it_left_until_gc_clears_it() {
     let lan = Lan::new();
     let mut etcd = Etcd::start(&lan, 1);
@@ -132,11 +128,7 @@ fn rm_force_keeps_the_subnet_of_what_it_left_until_gc_clears_it() {
 /// `rm -f` with nothing on record still keeps the removed network while its store does not
 /// answer (a lease without a record may be there): `gc` says so and exits 1; once the cluster
 /// answers with nothing of this host's on it, `gc` forgets it.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn gc_keeps_a_removed_network_while_its_store_does_not_answer() {
     let lan = Lan::new();
     let mut etcd = Etcd::start(&lan, 1);

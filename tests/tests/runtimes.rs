@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use oci_macvlan_tests::{Bundle, Container, Lan, Monitor, Runtime};
+use oci_macvlan_tests::{Bundle, Container, Lan, Monitor, Runtime, privileged};
 
 const NET: &str = "lan77";
 const ANN: &str = "oci-macvlan.networks";
@@ -89,29 +89,17 @@ fn two_containers_share_the_lan(runtime: Runtime) {
     assert_eq!(host_links, ["lo", Lan::PARENT]);
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn two_runc_containers_share_the_lan() {
     two_containers_share_the_lan(Runtime::Runc);
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn two_crun_containers_share_the_lan() {
     two_containers_share_the_lan(Runtime::Crun);
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn two_hosts_on_one_lan_each_with_runc_and_its_own_state() {
     // One segment: host A, host B and the router, each on a port of the segment's bridge. The
     // same network is defined on both hosts, with disjoint ip-ranges, as two Docker hosts would.

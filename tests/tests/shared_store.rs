@@ -14,7 +14,7 @@
 #![allow(clippy::unwrap_used)]
 
 use oci_macvlan_tests::etcd_network::{ANN, NET, attach, etcd_leases, on, on_ok};
-use oci_macvlan_tests::{Etcd, Lan, Outcome, TestNetns};
+use oci_macvlan_tests::{Etcd, Lan, Outcome, TestNetns, privileged};
 
 const SHARED_SUBNET: &str = "192.168.77.0/26";
 const HOST_ACCESS: &str = "192.168.77.3";
@@ -75,11 +75,7 @@ fn network_names(lan: &Lan, host: &str) -> Vec<String> {
 /// A local network and an etcd network whose subnets overlap are refused at create, in both
 /// orders, exit 5, naming the other network; overlapping networks of one store, and networks
 /// of two stores apart, are not.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn overlapping_subnets_in_two_stores_are_refused_at_create() {
     let lan = Lan::new();
     let etcd = Etcd::start(&lan, 1);
@@ -121,11 +117,7 @@ fn overlapping_subnets_in_two_stores_are_refused_at_create() {
 
 /// Definitions planted past the check (a local and an etcd network on one subnet): each store
 /// hands out the same first address, and `verify` reports it, naming both holders (exit 6).
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn verify_reports_an_address_leased_in_two_stores() {
     let lan = Lan::new();
     let etcd = Etcd::start(&lan, 1);
@@ -170,11 +162,7 @@ fn verify_reports_an_address_leased_in_two_stores() {
 /// Host A's host access address on the shared network is a lease in etcd, held by host A: host
 /// B's containers never get it (dynamic or static), host B's create with it is refused naming
 /// host A, and host A's `network rm` releases it, after which host B may take it.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn a_host_access_address_is_a_lease_of_its_host_in_the_shared_store() {
     let host_a = Lan::new();
     let host_b = host_a.add_host();
@@ -263,11 +251,7 @@ fn a_host_access_address_is_a_lease_of_its_host_in_the_shared_store() {
 
 /// Nested prefixes on one cluster are refused at create, in both orders (exit 5, naming the
 /// other network); a prefix that only shares its first bytes is not nested.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn nested_etcd_prefixes_are_refused_at_create() {
     // Nothing is asked of the cluster before the check: none runs.
     let endpoints = "http://127.0.0.1:9";
@@ -288,11 +272,7 @@ fn nested_etcd_prefixes_are_refused_at_create() {
 /// network stays; `rm -f` removes the definition and the host link, keeps the container's
 /// record, and says what it left in the cluster; the cluster back and the container gone,
 /// `gc` releases both the container's lease and the host access lease.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn rm_force_removes_a_network_whose_cluster_is_down() {
     let lan = Lan::new();
     let mut etcd = Etcd::start(&lan, 1);

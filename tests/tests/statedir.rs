@@ -12,7 +12,7 @@ use std::{
     process::Command,
 };
 
-use oci_macvlan_tests::{Lan, TestNetns, binary};
+use oci_macvlan_tests::{Lan, TestNetns, binary, privileged};
 
 const NET: &str = "lan77";
 const ANN: &str = "oci-macvlan.networks";
@@ -45,11 +45,7 @@ fn mode(path: &Path) -> u32 {
     fs::symlink_metadata(path).unwrap().mode() & 0o7777
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn under_umask_000_nothing_is_writable_by_others() {
     let lan = Lan::new();
     let ns = TestNetns::new("omt-ctr-");
@@ -111,11 +107,7 @@ fn under_umask_000_nothing_is_writable_by_others() {
 
 /// Symlinks planted in the state dir are never followed: a lock file, a record, a whole
 /// subdirectory. The hook fails with one line, and the target is neither made nor changed.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn symlinks_planted_in_the_state_dir_are_not_followed() {
     let lan = Lan::new();
     lan.create_network(NET, &[]);
@@ -179,11 +171,7 @@ fn symlinks_planted_in_the_state_dir_are_not_followed() {
 
 /// A state or config dir that others could write in, or that another user owns, is refused by
 /// every command with one line saying so.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn a_state_or_config_dir_others_could_change_is_refused() {
     let lan = Lan::new();
     lan.create_network(NET, &[]);
@@ -229,11 +217,7 @@ fn a_state_or_config_dir_others_could_change_is_refused() {
 
 /// `network create` killed between writing its temporary file and linking it into place leaves
 /// `.NAME.json.tmp-PID`; `gc` removes it once that pid is gone, and not while it runs.
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn gc_removes_what_a_killed_network_create_left() {
     let lan = Lan::new();
     lan.create_network(NET, &[]);

@@ -16,7 +16,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use oci_macvlan_tests::{Lan, TestNetns, run_ok};
+use oci_macvlan_tests::{Lan, TestNetns, privileged, run_ok};
 
 const NET: &str = "lan77";
 const ANN: &str = "oci-macvlan.networks";
@@ -75,11 +75,7 @@ fn store_files(state: &Path) -> BTreeMap<PathBuf, String> {
 
 type Corrupt = fn(&Path);
 
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn a_damaged_store_fails_every_command_with_one_line_and_is_left_as_it_is() {
     let data = |store: &Path| store.join("data.mdb");
     let cases: Vec<(&str, Corrupt, &str)> = vec![

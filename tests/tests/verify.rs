@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 use oci_macvlan_ipam::{Lease, LeaseStoreExt, LmdbStore, Owner};
-use oci_macvlan_tests::{Lan, TestNetns};
+use oci_macvlan_tests::{Lan, TestNetns, privileged};
 
 fn plant(store: &mut LmdbStore, ip: &str, subnet: &str, network: &str, container_id: &str) {
     let lease = Lease {
@@ -20,11 +20,7 @@ fn plant(store: &mut LmdbStore, ip: &str, subnet: &str, network: &str, container
     store.transaction(|txn| txn.insert(&lease)).unwrap();
 }
 
-#[test]
-#[cfg_attr(
-    not(feature = "privileged"),
-    ignore = "privileged tier: run `cargo xtask ci` as root"
-)]
+#[privileged]
 fn verify_passes_on_a_sound_store_and_reports_each_planted_problem() {
     let lan = Lan::new();
     let container = TestNetns::new("omt-ctr-");
