@@ -1,4 +1,9 @@
 //! `cargo xtask demo`, `ci`, `dist`, `vm` and `bench`.
+//!
+//! xtask depends on no crate of the workspace: it is built before anything else can run, so it
+//! drives cargo and leaves the core (netlink, tokio, LMDB) to the targets it runs. The demo and
+//! the benchmark, which need the test harness, are examples of the tests crate
+//! (`tests/examples/`) that xtask runs through cargo.
 
 use std::{
     path::{Path, PathBuf},
@@ -11,7 +16,6 @@ mod bench;
 mod ci;
 mod demo;
 mod dist;
-mod report;
 mod vm;
 
 const USAGE: &str = "usage: cargo xtask <demo|ci|dist|vm [FILTER]|bench [CYCLES]>
@@ -32,27 +36,13 @@ fn main() -> Result<()> {
         Some("dist") => dist::run().map(drop),
         Some("vm") => vm::run(args.get(1).map(String::as_str)),
         Some("bench") => bench::run(args.get(1).map(String::as_str)),
-        Some("bench-inner") => bench::inner(),
-        Some("bench-plot") => bench_plot(args.get(1), args.get(2)),
+        Some("bench-plot") => bench::plot(&args[1..]),
         Some("-h" | "--help") => {
             println!("{USAGE}");
             Ok(())
         }
         _ => bail!("{USAGE}"),
     }
-}
-
-/// `bench-plot RESULTS.json OUT.svg`: the chart of a run, without running it again.
-fn bench_plot(json: Option<&String>, out: Option<&String>) -> Result<()> {
-    let (Some(json), Some(out)) = (json, out) else {
-        bail!("usage: cargo xtask bench-plot RESULTS.json OUT.svg");
-    };
-    let text = std::fs::read_to_string(json).with_context(|| format!("cannot read {json}"))?;
-    let value: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("{json} is not JSON"))?;
-    let report = report::Report::from_json(&value)
-        .with_context(|| format!("{json} is not a results.json of cargo xtask bench"))?;
-    std::fs::write(out, report.svg()).with_context(|| format!("cannot write {out}"))
 }
 
 /// The workspace root.
