@@ -7,11 +7,12 @@
 use std::{fmt::Write as _, path::Path};
 
 use oci_macvlan_macvlan::{LanRoute, Network, Networks};
+use oci_macvlan_netlink_core::MAX_IFNAME_LEN;
 use oci_macvlan_netlink_core::{
     self as netlink, ChildKind, Errno, Handle, IpvlanFlag, IpvlanMode, Link, MacvlanMode, Netns,
     NewChild, NewVlan,
 };
-use oci_macvlan_vlan::{MAX_IFNAME_LEN, Parent};
+use oci_macvlan_vlan::Parent;
 use serde::Serialize;
 
 use crate::{

@@ -119,7 +119,7 @@ fn doctor_reports_link_kinds_and_the_parent_and_touches_nothing() {
     assert_eq!(code, 1);
     assert_eq!(
         check(&report, "parent")["detail"],
-        "loopback interface is not a valid macvlan parent link"
+        "loopback interface is not a valid parent link"
     );
     let out = lan.cli(&["doctor", "-o", "mode=bridge"], "");
     assert_eq!(out.code, 3, "{}", out.stderr);

@@ -7,9 +7,9 @@
 
 use std::{net::IpAddr, path::PathBuf};
 
+use crate::ifname::ifname_problem;
 use ipnetwork::IpNetwork;
 use oci_macvlan_ipam::StoreChoice;
-use oci_macvlan_vlan::ifname_problem;
 use serde::Serialize;
 
 use crate::{

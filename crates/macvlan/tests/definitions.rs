@@ -109,10 +109,7 @@ fn a_definitions_parent_is_parsed_when_it_is_read() {
             "eth0.5000",
             "vlan id must be between 1-4094, received: 5000",
         ),
-        (
-            "lo.5",
-            "loopback interface is not a valid macvlan parent link",
-        ),
+        ("lo.5", "loopback interface is not a valid parent link"),
         ("eth%d", "'%' makes the kernel pick a name of its own"),
     ] {
         let mut json: Value =

@@ -4,8 +4,10 @@
 
 #![allow(clippy::unwrap_used)]
 
-use oci_macvlan_macvlan::{MacAddr, Network, NetworkSpec, check_container_id, default_mac};
-use oci_macvlan_vlan::{Parent, ifname_problem};
+use oci_macvlan_macvlan::{
+    MacAddr, Network, NetworkSpec, check_container_id, default_mac, ifname_problem,
+};
+use oci_macvlan_vlan::Parent;
 use proptest::prelude::*;
 
 /// Strings that look like what users type: addresses, CIDRs, names, `KEY=VALUE`, and junk.

@@ -11,6 +11,7 @@
 mod error;
 mod handle;
 mod host_route;
+mod ifname;
 mod kinds;
 mod link;
 mod neigh;
@@ -22,6 +23,7 @@ mod route;
 pub use error::{Error, KernelError, Result};
 pub use handle::Handle;
 pub use host_route::Router;
+pub use ifname::{MAX_IFNAME_LEN, ifname_problem};
 pub use kinds::NewVlan;
 pub use link::{
     ChildKind, ChildTag, IpvlanFlag, IpvlanMode, Link, MacAddr, MacvlanMode, NewChild,

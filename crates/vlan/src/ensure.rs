@@ -137,7 +137,7 @@ async fn tagged_by_winner(host: &Handle, name: &str) -> Result<Link> {
 
 /// Deletes `parent` if oci-macvlan made it and it is still what its name promises. Returns
 /// whether a link was deleted. The caller decides that no other network uses it: deleting a
-/// parent deletes every macvlan on it.
+/// parent deletes every child link (macvlan, ipvlan) on it.
 pub async fn remove(host: &Handle, parent: &Parent) -> Result<bool> {
     let Some(link) = lookup(host, parent.name()).await? else {
         return Ok(false);

@@ -1,6 +1,8 @@
-//! Parents of macvlan networks: a plain link (`eth0`) or an 802.1q sub-interface (`eth0.50`).
+//! Parents of a network's links, for every driver (macvlan, ipvlan): a plain link (`eth0`), an
+//! 802.1q sub-interface (`eth0.50`), or the dummy link of a network without a parent.
 //!
-//! Names are checked here, before the kernel is asked, so that errors name the bad input.
+//! Names are checked here (by the kernel's rules, `oci_macvlan_netlink_core::ifname_problem`),
+//! before the kernel is asked, so that errors name the bad input.
 //! [`ensure`] and [`remove`] find, create and delete the parent links oci-macvlan owns.
 
 mod ensure;
@@ -9,14 +11,13 @@ pub use ensure::{Ensured, LinkError, OWNER_ALIAS, ensure, remove};
 
 use std::fmt;
 
-/// `IFNAMSIZ` minus the terminating NUL.
-pub const MAX_IFNAME_LEN: usize = 15;
+use oci_macvlan_netlink_core::ifname_problem;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
     #[error("invalid parent interface name {name:?}: {reason}")]
     BadName { name: String, reason: &'static str },
-    #[error("loopback interface is not a valid macvlan parent link")]
+    #[error("loopback interface is not a valid parent link")]
     Loopback,
     #[error("vlan id must be between 1-4094, received: {0}")]
     VlanIdOutOfRange(String),
@@ -94,33 +95,6 @@ impl fmt::Display for Parent {
     }
 }
 
-/// Why `name` cannot be a Linux interface name, if it cannot. Checked before the kernel is asked,
-/// for parents and container interfaces alike: besides what the kernel refuses itself, a name the
-/// kernel would reinterpret (`eth%d` becomes `eth0`) or that names its per-protocol settings
-/// (`all`, `default`) rather than a link, and anything but printable ASCII.
-pub fn ifname_problem(name: &str) -> Option<&'static str> {
-    if name.is_empty() {
-        Some("it is empty")
-    } else if name.len() > MAX_IFNAME_LEN {
-        Some("it is longer than 15 bytes")
-    } else if name == "." || name == ".." {
-        Some("'.' and '..' are not interface names")
-    } else if name == "all" || name == "default" {
-        Some("'all' and 'default' name the kernel's settings for every interface")
-    } else if name.contains('%') {
-        Some("'%' makes the kernel pick a name of its own (eth%d becomes eth0)")
-    } else if name
-        .chars()
-        .any(|c| c == '/' || c == ':' || c.is_whitespace())
-    {
-        Some("it contains '/', ':' or whitespace")
-    } else if !name.bytes().all(|b| b.is_ascii_graphic()) {
-        Some("only printable ASCII is allowed: no control or non-ASCII characters")
-    } else {
-        None
-    }
-}
-
 fn check_ifname(name: &str) -> Result<()> {
     if let Some(reason) = ifname_problem(name) {
         return Err(Error::BadName {
@@ -158,23 +132,6 @@ mod tests {
                 vid: 4094
             })
         );
-    }
-
-    #[test]
-    fn ifname_problem_accepts_what_links_are_called() {
-        for name in [
-            "eth0",
-            "eth0.50",
-            "enp3s0f1",
-            "wlp2s0",
-            "br-lan_1",
-            "fifteen-bytes-x",
-            "alle",
-            "defaults",
-            "x.all",
-        ] {
-            assert_eq!(ifname_problem(name), None, "{name}");
-        }
     }
 
     #[test]
