@@ -35,5 +35,8 @@ mod tests {
         assert!(!a.is_multicast());
         // Pinned: a change here would give every running container a new MAC after an upgrade.
         insta::assert_snapshot!(a.to_string(), @"c6:4c:2d:89:54:b2");
+        let long = "0123456789abcdef".repeat(4);
+        insta::assert_snapshot!(default_mac(&long, "ipvlan210").to_string(), @"56:33:73:a7:af:54");
+        insta::assert_snapshot!(default_mac("", "").to_string(), @"ae:63:bd:4c:86:69");
     }
 }
