@@ -181,8 +181,8 @@ async fn probes(needs_vlan: Option<String>) -> Vec<Check> {
     };
     checks.push(kind_check("802.1q", vlan, status, &advice));
     // On the veth's other end: the kernel gives a parent macvlan or ipvlan children, not both.
-    let ipvlan = match handle.link_by_name("omd-probe1").await {
-        Ok(Some(parent)) => {
+    let ipvlan = match handle.existing_link("omd-probe1").await {
+        Ok(parent) => {
             handle
                 .create_child(&NewChild {
                     parent: &parent,
@@ -197,10 +197,6 @@ async fn probes(needs_vlan: Option<String>) -> Vec<Check> {
                 })
                 .await
         }
-        Ok(None) => Err(netlink::Error::GetLink {
-            name: "omd-probe1".to_owned(),
-            source: netlink::KernelError::Errno(Errno::ENODEV),
-        }),
         Err(err) => Err(err),
     };
     checks.push(kind_check(
@@ -215,13 +211,7 @@ async fn probes(needs_vlan: Option<String>) -> Vec<Check> {
 /// A veth pair in the scratch namespace; its first end is the probe parent.
 async fn probe_parent(handle: &Handle) -> netlink::Result<Link> {
     handle.create_veth("omd-probe0", "omd-probe1").await?;
-    handle
-        .link_by_name("omd-probe0")
-        .await?
-        .ok_or(netlink::Error::GetLink {
-            name: "omd-probe0".to_owned(),
-            source: netlink::KernelError::Errno(Errno::ENODEV),
-        })
+    handle.existing_link("omd-probe0").await
 }
 
 fn kind_check(

@@ -12,6 +12,7 @@ mod env;
 mod error;
 pub mod failpoint;
 mod fault;
+mod hash;
 mod lmdb;
 mod options;
 mod pool;
@@ -26,6 +27,7 @@ pub use addr::{ip_of_key, to_key};
 pub use allocator::{Request, allocate};
 pub use damage::Damage;
 pub use error::{Error, Result};
+pub use hash::fnv1a64;
 pub use lmdb::LmdbStore;
 pub use options::{
     DEFAULT_ETCD_PREFIX, DEFAULT_ETCD_TIMEOUT, EtcdConfig, IPAM_OPTION_KEYS, StoreChoice,

@@ -247,11 +247,7 @@ impl Drop for LmdbStore {
 /// FNV-1a: a container id may be 1,024 bytes, more than an LMDB key holds. A collision only
 /// puts two containers' entries side by side; every reader checks the lease's owner.
 fn id_hash(container_id: &str) -> [u8; 8] {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in container_id.bytes() {
-        hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
-    }
-    hash.to_be_bytes()
+    crate::fnv1a64(container_id.bytes()).to_be_bytes()
 }
 
 fn owner_key(container_id: &str, key: u128) -> [u8; 24] {

@@ -63,9 +63,7 @@ fn listing(dir: &Path) -> BTreeMap<PathBuf, String> {
         } else {
             let bytes = fs::read(&path).unwrap();
             // FNV-1a of the contents, the size and the inode: the same file, unchanged.
-            let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-                (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-            });
+            let hash = oci_macvlan_ipam::fnv1a64(bytes.iter().copied());
             format!(
                 "file {} bytes ino {} hash {hash:x}",
                 bytes.len(),

@@ -4,12 +4,7 @@ use oci_macvlan_netlink_core::MacAddr;
 /// and the network name, so a restarted container keeps its MAC (neighbours' ARP caches and DHCP
 /// reservations stay valid). Locally administered, unicast.
 pub fn default_mac(container_id: &str, network: &str) -> MacAddr {
-    // FNV-1a, 64 bit: stable across Rust releases, unlike `DefaultHasher`.
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in container_id.bytes().chain([0]).chain(network.bytes()) {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
+    let hash = oci_macvlan_ipam::fnv1a64(container_id.bytes().chain([0]).chain(network.bytes()));
     let b = hash.to_be_bytes();
     MacAddr([
         (b[0] & 0xfc) | 0x02,

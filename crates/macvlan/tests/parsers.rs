@@ -172,7 +172,7 @@ proptest! {
         if id_ok {
             prop_assert!(!s.contains('/') && s != "." && s != "..");
             let mac = default_mac(&s, "net");
-            prop_assert!(!mac.is_multicast() && !mac.is_zero());
+            prop_assert!(mac.is_station());
         }
         if ifname_problem(&s).is_none() {
             prop_assert!(!s.is_empty() && s.len() <= 15 && !s.contains(['/', ':', '%']));

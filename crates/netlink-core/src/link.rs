@@ -17,12 +17,20 @@ use crate::{Errno, Error, Handle, KernelError, Netns, Result};
 pub struct MacAddr(pub [u8; 6]);
 
 impl MacAddr {
+    /// Whether this is a group address (the I/G bit of the first octet): never a station's.
     pub fn is_multicast(&self) -> bool {
         self.0[0] & 0x01 != 0
     }
 
+    /// Whether this is `00:00:00:00:00:00`.
     pub fn is_zero(&self) -> bool {
         self.0 == [0; 6]
+    }
+
+    /// Whether a station (a container's link, a macvlan source) may have this address: unicast
+    /// and not all zeros.
+    pub fn is_station(&self) -> bool {
+        !self.is_multicast() && !self.is_zero()
     }
 }
 
@@ -385,6 +393,17 @@ impl Handle {
             .map_err(|err| Error::SetLinkUp {
                 name: name.to_owned(),
                 source: err.into(),
+            })
+    }
+
+    /// The link `name`, which must be there (one this process has just made): a missing one is
+    /// [`Error::GetLink`] with `ENODEV`, as the kernel says of a link it does not have.
+    pub async fn existing_link(&self, name: &str) -> Result<Link> {
+        self.link_by_name(name)
+            .await?
+            .ok_or_else(|| Error::GetLink {
+                name: name.to_owned(),
+                source: KernelError::Errno(Errno::ENODEV),
             })
     }
 

@@ -197,7 +197,7 @@ fn parse_source_mac(item: &str) -> Result<MacAddr> {
     let mac: MacAddr = item
         .parse()
         .map_err(|err: ParseMacError| invalid("-o source_macs", item, &err.to_string()))?;
-    if mac.is_multicast() || mac.is_zero() {
+    if !mac.is_station() {
         return Err(invalid(
             "-o source_macs",
             item,

@@ -165,7 +165,7 @@ pub(crate) fn refuse_unknown(
 
 /// A MAC a container may be given: a unicast station address.
 pub(crate) fn check_station_mac(network: &str, mac: MacAddr) -> Result<MacAddr> {
-    if mac.is_multicast() || mac.is_zero() {
+    if !mac.is_station() {
         return Err(crate::Error::InvalidMac {
             mac: mac.to_string(),
             network: network.to_owned(),

@@ -34,10 +34,7 @@ impl Apply<'_> {
             }
             Err(err) => return Err(err.into()),
         }
-        let link = container
-            .link_by_name(spec.name)
-            .await?
-            .ok_or_else(|| vanished(spec.name))?;
+        let link = container.existing_link(spec.name).await?;
         Ok((link, true))
     }
 
@@ -65,13 +62,6 @@ impl Apply<'_> {
             )
             .map_err(|err| Created::Other(Box::new(err)))?;
         Ok(others.is_empty())
-    }
-}
-
-fn vanished(ifname: &str) -> oci_macvlan_netlink_core::Error {
-    oci_macvlan_netlink_core::Error::GetLink {
-        name: ifname.to_owned(),
-        source: oci_macvlan_netlink_core::KernelError::Errno(Errno::ENODEV),
     }
 }
 
@@ -103,10 +93,7 @@ async fn create_renamed(
         ..*spec
     })
     .await?;
-    let link = container
-        .link_by_name(&temporary)
-        .await?
-        .ok_or_else(|| vanished(&temporary))?;
+    let link = container.existing_link(&temporary).await?;
     if let Err(err) = container.rename_link(&link, spec.name).await {
         let _ = container.delete_link(&link).await;
         return Err(err);

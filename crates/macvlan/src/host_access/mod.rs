@@ -351,12 +351,7 @@ async fn make(
     spec: &NewChild<'_>,
 ) -> oci_macvlan_netlink_core::Result<Link> {
     host.create_child(spec).await?;
-    let link = host.link_by_name(spec.name).await?.ok_or_else(|| {
-        oci_macvlan_netlink_core::Error::GetLink {
-            name: spec.name.to_owned(),
-            source: oci_macvlan_netlink_core::KernelError::Errno(Errno::ENODEV),
-        }
-    })?;
+    let link = host.existing_link(spec.name).await?;
     if let Err(err) = configure(host, spec.target, net, &link).await {
         let _ = host.delete_link(&link).await;
         return Err(err);
