@@ -1,5 +1,7 @@
-//! `oci-macvlan`: the CLI and the OCI hook. The only crate that knows OCI JSON, annotations,
-//! files on a host and exit codes.
+//! `oci-macvlan`: the CLI and the OCI hook. The only crate that knows OCI JSON, annotations
+//! and exit codes. The files of the config and state dirs are the libraries' (the core's
+//! definitions, records and locks; ipam's lease store); this crate adds the journal and the
+//! hooks.d file.
 
 use std::{future::Future, path::PathBuf, process::ExitCode};
 

@@ -1,6 +1,29 @@
 //! A host's claim of its id in the cluster: `PREFIX/hosts/<id>`, `{"host","proof","seen_unix"}`,
 //! where the proof is a hash of a secret only that machine holds (see the crate's docs). Every
 //! write of the host carries it; `gc --forget-host` removes it, unless the host is alive.
+//!
+//! **One host id, one machine** (`claim.rs`). A host's id is `hooks/src/identity.rs`'s: `<config-dir>/host-identity`,
+//! `{"id","secret"}`, mode 0600, linked into place once (`link(2)`: the first writer wins) by the
+//! first attach or detach on a shared store (or `gc` given `--host-id`: `stores::Access` says
+//! which commands may make it; a `gc` without either writes nothing to a cluster), and read by
+//! every command; `--host-id` and
+//! `OCI_MACVLAN_HOST_ID` only override it when they agree. `EtcdStore::open` takes a
+//! `HostIdentity`: the id, and the proof, a SHA-256 of the secret bound to the id (computed in
+//! `hooks/`; the secret never reaches etcd). Every write of the host (`run`, each release, `gc`'s
+//! `maintain`, `forget_host`) carries its claim in the same transaction: absent → compare
+//! `create_revision(PREFIX/hosts/<id>) == 0` and put it; present with this proof → compare its
+//! `mod_revision` unchanged (and put it again with a new `seen_unix` when that is older than
+//! `REFRESH_SECS`, or at `gc`); present with another proof → `Error::HostClaimed` before the
+//! closure runs, nothing written. So two machines under one id cannot both write: whichever
+//! claimed first is the id's, the other is refused by its first write, and a claim deleted or
+//! replaced between read and write fails the compare. No extra round trip: the claim is in the
+//! read and the transaction a change makes anyway. `gc --forget-host` deletes the host's claim
+//! with its leases, in one transaction, unless the claim is *alive* (`seen_unix` within
+//! `ALIVE_SECS`, an hour: its gc timer refreshes it every 15 minutes); it compares the claim's
+//! revision, so a host that refreshes meanwhile is not forgotten. Beside the claim, the core never
+//! adopts a lease it has no record of: an attach whose container's previous record does not list
+//! the network and interface runs the allocator through `endpoint/unheld.rs`, in which its owner
+//! holds nothing, so a lease of that owner is someone else's (taken, or a static request refused).
 
 use serde_json::{Value, json};
 

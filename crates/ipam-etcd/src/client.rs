@@ -1,5 +1,76 @@
 //! etcd's v3 API through its JSON gateway (`POST /v3/kv/range`, `/v3/kv/txn`): the same
 //! requests and the same guarantees as gRPC, over plain HTTP/1.1 with keep-alive, synchronous.
+//!
+//! **TLS, through the helper.** `client.rs` finds the helper when it opens an `https://` cluster:
+//! `oci-macvlan-tls` in the directory of `/proc/self/exe`, else in `../libexec/oci-macvlan/`
+//! relative to it (the package's `/usr/libexec/oci-macvlan/`); never from the environment or the
+//! definition, since the hook runs as root on input from less trusted bundles. Not found: an
+//! `Unavailable` error naming both places (exit 1), before anything is sent. It also opens the CA,
+//! certificate and key files then, so that one that cannot be read is named at once, as before.
+//! `http.rs` starts the helper once per endpoint a command uses (kept alive across the command's
+//! requests, like a TCP connection), with an empty environment, stderr discarded, stdin and stdout
+//! one end of a socketpair, and arguments `--host --port --server-name --timeout-ms --cacert
+//! [--cert --key]` (paths: the helper reads the files; no key material on a command line). The
+//! helper writes one status line: `OK` once the handshake is done, or `ERR why` (the rustls error,
+//! e.g. `TLS handshake: invalid peer certificate: UnknownIssuer`, or `invalid --ipam-opt etcd_key:
+//! PATH: why`) and exits. Only after `OK` does the client write its request, so the failures keep
+//! their meaning exactly: no `OK` (handshake failed, helper missing or dead, timeout) is *unsent*
+//! and the next member is tried; a request written to the helper may have reached the member, so a
+//! write with no answer (helper killed, member gone) is *unanswered* and never resent. Then the
+//! helper pumps bytes (one `poll` loop over the socket and the member's TCP connection) until
+//! either side closes. `--timeout-ms` bounds its connection and handshake (every read and write of
+//! them: a member that sends its handshake a byte at a time is cut off), the client's share of the
+//! operation's time for that endpoint; after `OK` the client bounds each exchange by its own
+//! deadline (one session serves the several operations of a command). It never outlives the
+//! command: it exits when the client's end closes (the hook exited, even by SIGKILL), and the
+//! client kills and reaps it when it drops the connection.
+//!
+//! **Round trips.** An attach is one range and one transaction per attempt, a detach whose
+//! namespace is gone one range and one transaction (counted by the member in
+//! `tests/tests/etcd_round_trips.rs`). The range is sent as soon as the container's lock is held
+//! (`LeaseStore::read_ahead`, a hint the local store ignores): the member answers while the hook
+//! opens the namespace, reads the record and checks the parents, and the first read of the store
+//! takes that answer (`Client::send_ahead`; any other request first drops that connection and its
+//! answer). Sent under the container's lock, it sees every earlier change of that container; the
+//! compare decides as ever. Neither can be one round trip: deciding on state kept from an earlier
+//! command would send the write first, and a write that gets no answer (a member that lost its
+//! quorum) may still be applied, so a cluster without quorum would leave a record behind where a
+//! read first fails cleanly. Blocks per host would not remove the write either: each lease names
+//! its host and container in etcd, which the refusal of a static address another host holds, and
+//! `gc --forget-host`, need.
+//!
+//! **What happens on each failure.** Every operation of the store (`Client::begin` at each
+//! `LeaseStore` call: a read, a transaction or a release with its retries; a read sent ahead
+//! begins the operation that takes its answer) ends by its own deadline, `etcd_timeout` after its
+//! start: one cluster's silence never spends another's time (`gc`, `verify`, a detach over several
+//! stores), nor one operation's the next one's. Within it, each endpoint's turn is an equal share
+//! of the time left among the endpoints still to try (at least 100 ms): a connection must be made
+//! within it, and a read answered; a write, once sent, waits until the deadline. A round in which a
+//! try was cut off by the end of its turn is followed by another while time is left (a member whose
+//! cluster is electing a leader answers a later try), each endpoint named once in the error, with
+//! what it said last; a round of prompt failures (all refused) ends the call at once. Every read and
+//! write of an exchange obeys its deadline (`http.rs`), and each part of an answer is capped, so a
+//! member that answers a header line at a time, dribbles its body or floods headers is cut off.
+//! An endpoint that refuses the connection, has no route, does not connect within its turn, cannot
+//! be resolved, or does not answer a read within its turn: the next one is tried, and the error
+//! names each with its own cause. No member answers a read in time (all down, no quorum: a member without quorum does not
+//! answer a linearizable read), or answers with an error: `Error::Unavailable` naming the endpoints
+//! and what each said: the attach fails (exit 1) before anything is written; its undo removes the
+//! record it wrote; nothing is created or recorded. A write (`kv/txn`) that reached a member and
+//! got no answer (timeout, reset, an etcd error such as "request timed out" when quorum goes
+//! mid-request) may still be applied later: it is not sent to another member (a retry would find
+//! its own lease and take it for one held before), the error says "it may still be applied", and
+//! the attach pushes an undo step that releases the owner's leases on that network (the owner held
+//! none before this run: the record of an earlier run says so); if that release cannot reach etcd
+//! either, the undo keeps the endpoint record, so that poststop or `gc` (which opens every
+//! cluster the defined networks and the endpoint records use) releases it. A release (poststop,
+//! `gc`) whose answer is lost fails the same way; the record stays, and the next poststop or `gc`
+//! finds the lease gone or releases it. The failpoint `etcd:write-unanswered` (in `client.rs`)
+//! loses the answer of a write etcd applied, to test exactly that (`tests/tests/etcd_unanswered.rs`).
+//! A network's definition removed or edited by hand while a container holds leases: its detach
+//! opens the stores its record names, so the etcd lease is released all the same (and a local
+//! detach never waits on a cluster the edited definition names). There is never a fallback to the
+//! local store.
 
 use std::{
     fs::File,
