@@ -19,6 +19,8 @@
 //! end or kills this program when it is done. Keys are read from the paths given, never taken
 //! on the command line. Nothing is written to stderr (a hook's stderr is its user's error line).
 
+#![warn(missing_docs)]
+
 use std::{
     fs::File,
     io::{BufReader, ErrorKind, Read, Write},

@@ -46,6 +46,7 @@ pub const ALIVE_SECS: u64 = 60 * 60;
 /// only this machine holds; the secret itself never leaves the machine).
 #[derive(Debug, Clone)]
 pub struct HostIdentity {
+    /// The host's id (`--host-id`, or the one made from the machine's).
     pub id: String,
     /// `None` when this host has no identity file yet and the command only reads (it makes
     /// none): a write is refused then.
@@ -57,7 +58,9 @@ pub struct HostIdentity {
 /// A host's claim, as read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claim {
+    /// The claimant's proof: a hash of its secret.
     pub proof: String,
+    /// When the claimant last wrote its claim, in seconds since the epoch.
     pub seen_unix: u64,
 }
 

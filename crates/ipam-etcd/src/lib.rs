@@ -29,6 +29,8 @@
 //! an address whose key holds something else is taken, never handed out; `verify` names each
 //! (`integrity_problems`).
 
+#![warn(missing_docs)]
+
 mod attempt;
 mod claim;
 mod client;

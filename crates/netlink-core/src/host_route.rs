@@ -24,6 +24,7 @@ const MAIN_TABLE: u8 = 254;
 /// A router the host sends through: the gateway of one of its routes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Router {
+    /// The router's address (`RTA_GATEWAY`, `RTA_VIA`, or a nexthop's).
     pub gateway: IpAddr,
     /// The index of the link the route goes out of (0 for none given).
     pub oif: u32,

@@ -8,8 +8,11 @@ use crate::{Error, Handle, Link, Result};
 /// An 802.1q link `name` with `vid` on `base`, in this handle's namespace.
 #[derive(Debug)]
 pub struct NewVlan<'a> {
+    /// The link the VLAN sits on.
     pub base: &'a Link,
+    /// The new link's name (`base.vid` by convention).
     pub name: &'a str,
+    /// The VLAN id, 1–4094.
     pub vid: u16,
 }
 

@@ -8,6 +8,8 @@
 //!
 //! This crate knows nothing about containers, networks or leases.
 
+#![warn(missing_docs)]
+
 mod error;
 mod handle;
 mod host_route;

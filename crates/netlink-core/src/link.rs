@@ -75,10 +75,15 @@ impl FromStr for MacAddr {
 /// The macvlan modes of `ip link add … type macvlan mode …`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MacvlanMode {
+    /// `bridge`: a parent's macvlans reach each other inside the host.
     Bridge,
+    /// `private`: they do not reach each other at all.
     Private,
+    /// `vepa`: they reach each other through the LAN's switch (hairpin).
     Vepa,
+    /// `passthru`: one macvlan takes the parent over.
     Passthru,
+    /// `source`: the link receives only frames from a list of source MACs.
     Source,
 }
 
@@ -97,7 +102,9 @@ impl MacvlanMode {
 /// The ipvlan modes of `ip link add … type ipvlan mode …` (`IFLA_IPVLAN_MODE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IpvlanMode {
+    /// `l2`: the children answer ARP and NDP on the LAN themselves.
     L2,
+    /// `l3`: the parent routes for its children; no ARP on the LAN.
     L3,
     /// L3 with netfilter on the host side (`l3s`).
     L3s,
@@ -138,11 +145,17 @@ impl IpvlanFlag {
 /// What the kernel says about one link.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Link {
+    /// The link's index in its namespace.
     pub index: u32,
+    /// The link's name.
     pub name: String,
+    /// Its MAC (`IFLA_ADDRESS`), when it has an Ethernet one.
     pub mac: Option<MacAddr>,
+    /// Its MTU.
     pub mtu: Option<u32>,
+    /// Whether it is administratively up (`IFF_UP`).
     pub up: bool,
+    /// Whether it is a loopback device (`IFF_LOOPBACK`).
     pub loopback: bool,
     /// `IFLA_INFO_KIND`, e.g. `macvlan`, `veth`, `vlan`; `None` for physical devices.
     pub kind: Option<String>,
@@ -212,27 +225,37 @@ impl Link {
 /// into `target`: a macvlan or an ipvlan.
 #[derive(Debug)]
 pub struct NewChild<'a> {
+    /// The lower device, in this handle's namespace.
     pub parent: &'a Link,
+    /// The name the link gets.
     pub name: &'a str,
     /// `None`: the kernel's choice (a random MAC for a macvlan; an ipvlan always has its
     /// parent's).
     pub mac: Option<MacAddr>,
+    /// `None`: the parent's MTU.
     pub mtu: Option<u32>,
+    /// The namespace the link is created in (`IFLA_NET_NS_FD`).
     pub target: &'a Netns,
+    /// Macvlan or ipvlan, with its settings.
     pub kind: ChildKind<'a>,
 }
 
 /// The kind of a [`NewChild`] and its kind's settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChildKind<'a> {
+    /// A macvlan in `mode`.
     Macvlan {
+        /// The macvlan mode.
         mode: MacvlanMode,
         /// For [`MacvlanMode::Source`]: the only source MACs whose frames the link receives
         /// (`IFLA_MACVLAN_MACADDR_DATA`, set as a whole with `MACVLAN_MACADDR_SET`).
         source_macs: &'a [MacAddr],
     },
+    /// An ipvlan in `mode`, with `flag`.
     Ipvlan {
+        /// The ipvlan mode (per parent: the kernel keeps one for all children).
         mode: IpvlanMode,
+        /// The ipvlan flag (per parent too).
         flag: IpvlanFlag,
     },
 }
@@ -254,11 +277,14 @@ impl ChildKind<'_> {
 /// The kind of a child link alone, as an error names it (one byte: errors stay small).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChildTag {
+    /// A macvlan.
     Macvlan,
+    /// An ipvlan.
     Ipvlan,
 }
 
 impl ChildTag {
+    /// `IFLA_INFO_KIND` of this kind.
     pub fn name(self) -> &'static str {
         match self {
             Self::Macvlan => "macvlan",
@@ -353,6 +379,7 @@ impl Handle {
             })
     }
 
+    /// Renames `link` to `to`.
     pub async fn rename_link(&self, link: &Link, to: &str) -> Result<()> {
         let msg = LinkUnspec::new_with_index(link.index)
             .name(to.to_owned())
@@ -369,6 +396,7 @@ impl Handle {
             })
     }
 
+    /// Sets `link` up.
     pub async fn set_link_up(&self, link: &Link) -> Result<()> {
         self.set_up(
             LinkUnspec::new_with_index(link.index).up().build(),

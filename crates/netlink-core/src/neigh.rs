@@ -13,7 +13,9 @@ use crate::{Errno, Error, Handle, KernelError, Link, MacAddr, Result};
 /// An entry of the neighbour table that says a machine answers for `ip` on link `index`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Neighbour {
+    /// The link the entry is on.
     pub index: u32,
+    /// The address the machine answers for.
     pub ip: IpAddr,
     /// The machine's hardware address (none for an entry without one).
     pub mac: Option<MacAddr>,

@@ -19,7 +19,9 @@ use crate::{Error, Result};
 /// Device and inode of a namespace file: equal identities are the same namespace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct NetnsId {
+    /// The device of the namespace file (nsfs).
     pub dev: u64,
+    /// Its inode: the namespace's own number.
     pub ino: u64,
 }
 
@@ -111,6 +113,7 @@ impl Netns {
         })
     }
 
+    /// The path this namespace was opened from.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -231,7 +234,9 @@ impl Drop for ReturnHome<'_> {
 /// One sysctl to write; see [`Netns::write_sysctls`].
 #[derive(Debug, Clone)]
 pub struct Sysctl<'a> {
+    /// The key's components under `/proc/sys` (`["net", "ipv4", "conf", "eth0", "rp_filter"]`).
     pub key: Vec<&'a str>,
+    /// The value written.
     pub value: &'a str,
     /// A key the kernel does not have is skipped (e.g. IPv6 keys on a kernel booted without IPv6).
     pub missing_ok: bool,

@@ -32,8 +32,11 @@ const MAX_MESSAGES: usize = 65_536;
 /// One nexthop object: a gateway (with the link it goes out of), or a group of others.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Nexthop {
+    /// The object's id (`NHA_ID`), which routes name with `RTA_NH_ID`.
     pub id: u32,
+    /// Its gateway, for a single nexthop.
     pub gateway: Option<IpAddr>,
+    /// The index of the link it goes out of.
     pub oif: Option<u32>,
     /// The members' ids, for a group.
     pub group: Vec<u32>,

@@ -52,7 +52,9 @@ const MIN_FRAME: usize = 60;
 /// Someone answered a probe: the address and the hardware address that answered for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Answer {
+    /// The address probed for.
     pub ip: IpAddr,
+    /// The hardware address that answered for it.
     pub mac: MacAddr,
 }
 

@@ -14,24 +14,43 @@ pub type Result<T, E = LinkError> = std::result::Result<T, E>;
 /// Why a parent link cannot be found, made or removed.
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
+    /// The parent (a plain link, which is never made) is not there.
     #[error("parent interface {0} not found")]
     NotFound(String),
+    /// A VLAN parent cannot be made: its base link is not there.
     #[error("parent interface {name} cannot be created: its base interface {base} not found")]
-    BaseNotFound { name: String, base: String },
+    BaseNotFound {
+        /// The parent's name.
+        name: String,
+        /// The base link's name.
+        base: String,
+    },
+    /// A link of the parent's name is there but is not what the name promises.
     #[error(
         "parent interface {name} exists but is {found}, not {expected}: oci-macvlan will not use it"
     )]
     Conflict {
+        /// The parent's name.
         name: String,
+        /// What the name promises ([`Parent::describe`]).
         expected: String,
+        /// What the link is.
         found: String,
     },
+    /// The kernel cannot make this kind of parent (its module is missing).
     #[error(
         "cannot create parent interface {name}: the kernel does not support it (modprobe {module})"
     )]
-    Unsupported { name: String, module: &'static str },
+    Unsupported {
+        /// The parent's name.
+        name: String,
+        /// The kernel module that provides the kind.
+        module: &'static str,
+    },
+    /// The parent's name is not valid.
     #[error(transparent)]
     Name(NameError),
+    /// The kernel refused a request.
     #[error("kernel request failed")]
     Kernel(#[source] netlink::Error),
 }
@@ -49,6 +68,7 @@ pub const OWNER_ALIAS: &str = "created by oci-macvlan";
 /// A parent link as found or made.
 #[derive(Debug, Clone)]
 pub struct Ensured {
+    /// The parent link.
     pub link: Link,
     /// The link carries [`OWNER_ALIAS`]: oci-macvlan made it (now, or for another network).
     pub ours: bool,

@@ -5,6 +5,8 @@
 //! before the kernel is asked, so that errors name the bad input.
 //! [`ensure`] and [`remove`] find, create and delete the parent links oci-macvlan owns.
 
+#![warn(missing_docs)]
+
 mod ensure;
 
 pub use ensure::{Ensured, LinkError, OWNER_ALIAS, ensure, remove};
@@ -13,16 +15,26 @@ use std::fmt;
 
 use oci_macvlan_netlink_core::ifname_problem;
 
+/// Why a parent's name is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
+    /// The name is not one the kernel takes as a link's.
     #[error("invalid parent interface name {name:?}: {reason}")]
-    BadName { name: String, reason: &'static str },
+    BadName {
+        /// The name given.
+        name: String,
+        /// Why the kernel would not take it.
+        reason: &'static str,
+    },
+    /// Loopback (`lo`, or a VLAN on it) is no parent.
     #[error("loopback interface is not a valid parent link")]
     Loopback,
+    /// The VLAN id after the dot is not 1–4094.
     #[error("vlan id must be between 1-4094, received: {0}")]
     VlanIdOutOfRange(String),
 }
 
+/// The result of parsing a parent's name.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// A parsed parent name.
@@ -32,8 +44,11 @@ pub enum Parent {
     Plain(String),
     /// `base.vid`: an 802.1q sub-interface of `base`.
     Vlan {
+        /// The whole name, `base.vid`.
         name: String,
+        /// The link the VLAN sits on.
         base: String,
+        /// The VLAN id, 1–4094.
         vid: u16,
     },
     /// The dummy link of a network defined without a parent ([`Parent::dummy_for`]).
@@ -73,6 +88,7 @@ impl Parent {
         Self::Dummy(format!("dm-{short}"))
     }
 
+    /// The parent link's name.
     pub fn name(&self) -> &str {
         match self {
             Self::Plain(name) | Self::Vlan { name, .. } | Self::Dummy(name) => name,

@@ -12,6 +12,8 @@
 //! turns on). Without the feature the test is still built and listed, as *ignored* with the
 //! command that runs it: never silently absent, and `cargo xtask ci` fails on any ignored test.
 
+#![warn(missing_docs)]
+
 use proc_macro::{Delimiter, Group, Literal, Punct, Spacing, Span, TokenStream, TokenTree};
 
 /// Why a privileged test is ignored without the feature, and how to run it.
