@@ -9,6 +9,7 @@ use oci_macvlan_netlink_core::{self as netlink, Errno, Handle, Link, NewVlan};
 
 use crate::{Error as NameError, Parent};
 
+/// The result of finding, making or removing a parent link.
 pub type Result<T, E = LinkError> = std::result::Result<T, E>;
 
 /// Why a parent link cannot be found, made or removed.
