@@ -114,9 +114,8 @@ pub fn disconnect(ctx: &Context, args: &DisconnectArgs, inv: &mut Invocation) ->
     inv.networks = vec![args.network.clone()];
     macvlan::check_container_id(&args.container)?;
     let records = Records::new(&ctx.state_dir);
-    let open = |endpoints: &[_]| crate::stores::for_endpoints(ctx, endpoints);
     let released = ctx.block_on(macvlan::disconnect(
-        open,
+        &ctx.stores(),
         &records,
         &args.container,
         &args.network,

@@ -49,7 +49,8 @@ use std::{
 };
 
 use oci_macvlan_ipam::{
-    Error, EtcdConfig, Lease, LeaseStore, Owner, Result, StoredLease, Txn, View, ip_of_key, to_key,
+    Error, EtcdConfig, Lease, LeaseSet, LeaseStore, Owner, Result, StoredLease, Txn, View,
+    ip_of_key, to_key,
 };
 
 use attempt::Attempt;
@@ -259,6 +260,10 @@ impl EtcdStore {
 }
 
 impl LeaseStore for EtcdStore {
+    fn as_set(&mut self) -> &mut dyn LeaseSet {
+        self
+    }
+
     fn run(&mut self, f: &mut dyn FnMut(&mut dyn Txn) -> Result<()>) -> Result<()> {
         self.client.begin();
         let mut attempts = 0;
@@ -298,7 +303,9 @@ impl LeaseStore for EtcdStore {
             host: &self.host.id,
         })
     }
+}
 
+impl LeaseSet for EtcdStore {
     fn release_container(&mut self, container_id: &str) -> Result<Vec<Lease>> {
         let host = self.host.id.clone();
         self.release_where(

@@ -14,7 +14,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use oci_macvlan_ipam::{EtcdConfig, LeaseStore};
+use oci_macvlan_ipam::{EtcdConfig, LeaseSet};
 use socket2::{Domain, Socket, Type};
 
 use crate::{

@@ -17,9 +17,9 @@ mod options;
 mod pool;
 mod runs;
 mod store;
+mod store_set;
 #[cfg(test)]
 mod store_tests;
-mod union;
 mod usage;
 
 pub use addr::{ip_of_key, to_key};
@@ -32,6 +32,6 @@ pub use options::{
     parse_ipam_options,
 };
 pub use pool::{Pool, Reserved};
-pub use store::{Lease, LeaseStore, LeaseStoreExt, Owner, StoredLease, Txn, View};
-pub use union::Union;
+pub use store::{Lease, LeaseSet, LeaseStore, LeaseStoreExt, Owner, StoredLease, Txn, View};
+pub use store_set::StoreSet;
 pub use usage::Usage;

@@ -91,6 +91,9 @@ pub trait View {
     fn lowest_free(&mut self, lo: u128, hi: u128, reserved: &[u128]) -> Result<Option<u128>>;
     /// How many addresses in `lo..=hi` are leased, on any network.
     fn count_leased(&mut self, lo: u128, hi: u128) -> Result<u128>;
+    /// Every lease on `network`, of every host, in address order (`inspect` reads them with
+    /// the pools' usage, in one snapshot).
+    fn network_leases(&mut self, network: &str) -> Result<Vec<Lease>>;
 }
 
 /// A read-write transaction: the view, and the leases it adds. Nothing is visible to others
@@ -99,27 +102,13 @@ pub trait Txn: View {
     fn insert(&mut self, lease: &Lease) -> Result<()>;
 }
 
-/// A durable lease store: the single point of truth for "who holds which address", shared by
-/// every hook process on the host (LMDB) or on every host of a cluster (etcd).
+/// What every lease store answers, and so also a [`crate::StoreSet`] of several: releases and
+/// reads that need no transaction, the store's own checks and upkeep. `detach`, `gc` and
+/// `verify` work through this trait, over the stores a record or a host's definitions name.
 ///
-/// Object safe, so the binary picks the store from a network's definition at run time
-/// (`Box<dyn LeaseStore>`). A store may be networked:
-/// - [`LeaseStore::run`] may run its closure more than once: a store with optimistic
-///   concurrency reads a snapshot, runs the closure, and commits only if nothing it decided on
-///   changed meanwhile, else runs it again on a new snapshot. The closure must have no effect
-///   outside the transaction.
-/// - every method may fail with [`Error::Unavailable`] (the store cannot be reached in time);
-///   nothing is then changed, and nothing may be assumed about the store.
-///
-/// Something that hands out addresses from elsewhere (a DHCP server: address, prefix and
-/// gateway from the LAN) is not a store: it would sit above one, as `allocate` does, and record
-/// what it got through [`Txn::insert`] so that detach, `gc` and `verify` work as they do now.
-pub trait LeaseStore {
-    /// Runs `f` as one read-write transaction: commits what it inserted if it returns `Ok`,
-    /// leaves the store untouched if it fails. `f` may be run again after a conflict.
-    fn run(&mut self, f: &mut dyn FnMut(&mut dyn Txn) -> Result<()>) -> Result<()>;
-    /// Runs `f` on a read-only snapshot: it never waits for writers nor blocks them.
-    fn view(&mut self, f: &mut dyn FnMut(&mut dyn View) -> Result<()>) -> Result<()>;
+/// Every method may fail with [`Error::Unavailable`] (a networked store cannot be reached in
+/// time); nothing is then changed, and nothing may be assumed about the store.
+pub trait LeaseSet {
     /// Releases every lease of `container_id` (of this host) and returns them. Releasing
     /// nothing is not an error.
     fn release_container(&mut self, container_id: &str) -> Result<Vec<Lease>>;
@@ -150,6 +139,29 @@ pub trait LeaseStore {
     /// under the caller's lock on what the transaction is about (the container's), so the
     /// read sees every earlier change of that caller. A store on this host ignores it.
     fn read_ahead(&mut self) {}
+}
+
+/// A durable lease store: the single point of truth for "who holds which address", shared by
+/// every hook process on the host (LMDB) or on every host of a cluster (etcd). Beside what
+/// every [`LeaseSet`] answers, one store runs transactions.
+///
+/// Object safe, so the store is picked from a network's definition at run time
+/// (`Box<dyn LeaseStore>`). A store may be networked: [`LeaseStore::run`] may run its closure
+/// more than once: a store with optimistic concurrency reads a snapshot, runs the closure, and
+/// commits only if nothing it decided on changed meanwhile, else runs it again on a new
+/// snapshot. The closure must have no effect outside the transaction.
+///
+/// Something that hands out addresses from elsewhere (a DHCP server: address, prefix and
+/// gateway from the LAN) is not a store: it would sit above one, as `allocate` does, and record
+/// what it got through [`Txn::insert`] so that detach, `gc` and `verify` work as they do now.
+pub trait LeaseStore: LeaseSet {
+    /// Runs `f` as one read-write transaction: commits what it inserted if it returns `Ok`,
+    /// leaves the store untouched if it fails. `f` may be run again after a conflict.
+    fn run(&mut self, f: &mut dyn FnMut(&mut dyn Txn) -> Result<()>) -> Result<()>;
+    /// Runs `f` on a read-only snapshot: it never waits for writers nor blocks them.
+    fn view(&mut self, f: &mut dyn FnMut(&mut dyn View) -> Result<()>) -> Result<()>;
+    /// This store as a [`LeaseSet`] (what `detach`, `gc` and `verify` take): `self`.
+    fn as_set(&mut self) -> &mut dyn LeaseSet;
 }
 
 /// The typed face of [`LeaseStore`]: closures that return a value.

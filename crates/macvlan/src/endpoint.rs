@@ -6,9 +6,8 @@ use oci_macvlan_netlink_core::{Errno, Handle, Link, MacAddr, Netns, NetnsId, New
 use serde::Serialize;
 
 use crate::{
-    Error, Liveness, Network, Networks, Records, Result,
-    detach::StoreOpener,
-    failpoint, host_access,
+    Access, Error, Liveness, Network, Networks, Records, Result, StorePolicy, failpoint,
+    host_access,
     ownership::claim,
     parents::{check_parent_free, parent_busy, resolve_parents},
     record::{Record, RecordedEndpoint},
@@ -65,16 +64,19 @@ pub struct Endpoint {
 ///
 /// Re-running it for a container that is already attached returns the same endpoints. An id
 /// whose record belongs to another container that still lives is refused. The record of an
-/// earlier container of that id, gone without its poststop, is taken back first; `open` opens
-/// the lease stores it names when they are not `store` (see [`StoreOpener`]): called, if at
-/// all, under the container's lock and before anything is made, its error is the attach's.
-pub async fn attach<E: From<Error>>(
+/// earlier container of that id, gone without its poststop, is taken back first. `stores`
+/// opens the one store of the request's networks (they must agree on it) and, under the
+/// container's lock and before anything is made, the stores that earlier record names when
+/// they are not that one; an error opening either is the attach's.
+pub async fn attach<P: StorePolicy>(
     host: &Handle,
-    store: &mut dyn LeaseStore,
-    open: impl StoreOpener<E>,
+    stores: &P,
     records: &Records,
     req: &AttachRequest<'_>,
-) -> std::result::Result<Vec<Endpoint>, E> {
+) -> std::result::Result<Vec<Endpoint>, P::Error> {
+    let networks: Vec<&Network> = req.attachments.iter().map(|a| a.network).collect();
+    let mut store = stores.networks_store(&networks, Access::Write, false)?;
+    let store = store.as_mut();
     let mut record = crate::plan::plan(req)?.record();
     host_access::check_reserved_macs(req)?;
     let lock = records.lock(req.container_id)?;
@@ -119,7 +121,7 @@ pub async fn attach<E: From<Error>>(
     let claimed = match opened {
         Ok((netns, liveness, container)) => claim(
             store,
-            open,
+            stores,
             &record.endpoints,
             records,
             req.container_id,

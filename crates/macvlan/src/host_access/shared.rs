@@ -10,7 +10,7 @@
 //! its host has it any more (what `network rm -f` leaves when the cluster does not answer),
 //! and `verify` reports that, and a shared network whose address has no lease.
 
-use oci_macvlan_ipam::{Lease, LeaseStore, LeaseStoreExt, Owner};
+use oci_macvlan_ipam::{Lease, LeaseSet, LeaseStore, LeaseStoreExt, Owner};
 
 use super::link_name;
 use crate::{Error, Network, Networks, Result, reach::Unreachable};
@@ -104,7 +104,7 @@ pub(crate) fn take(store: &mut dyn LeaseStore, net: &Network) -> Result<()> {
 
 /// `network rm` (and a `network create` that fails after [`take`]): releases `net`'s host
 /// access leases; returns them.
-pub(crate) fn release(store: &mut dyn LeaseStore, net: &Network) -> Result<Vec<Lease>> {
+pub(crate) fn release(store: &mut dyn LeaseSet, net: &Network) -> Result<Vec<Lease>> {
     if !is_shared(net) {
         return Ok(Vec::new());
     }
@@ -126,7 +126,7 @@ fn kept(lease: &Lease, defined: &[Network]) -> bool {
 /// definitions' hold, so a `network create` that took its lease and has not yet written its
 /// definition is waited for.
 pub(crate) fn release_left(
-    store: &mut dyn LeaseStore,
+    store: &mut dyn LeaseSet,
     networks: &Networks,
     leases: &[Lease],
 ) -> Result<Vec<String>> {
@@ -158,7 +158,7 @@ pub(crate) fn release_left(
 /// `verify`: this host's host access leases that no network defined here holds, and the host
 /// access addresses of shared networks (whose cluster answered) that have no lease of theirs.
 pub(crate) fn problems(
-    store: &dyn LeaseStore,
+    store: &dyn LeaseSet,
     networks: &Networks,
     leases: &[Lease],
     unreachable: &[Unreachable],
