@@ -192,10 +192,13 @@ pub fn forget_host(ctx: &Context, host: &str, force: bool) -> Result<()> {
     print(format_args!("{out}"))
 }
 
-/// A store's error in `gc --forget-host`: a host alive is a conflict (exit 5).
+/// A store's error in `gc --forget-host`: a host alive is a conflict (exit 5); any other
+/// failure of a store is the store's (exit 1).
 fn forget_error(err: oci_macvlan_ipam::Error) -> Error {
-    match err {
-        err @ oci_macvlan_ipam::Error::HostAlive { .. } => Error::HostAlive(Box::new(err)),
-        err => macvlan::Error::store(err).into(),
+    match err.kind() {
+        oci_macvlan_ipam::ErrorKind::Conflict => Error::HostAlive(Box::new(err)),
+        oci_macvlan_ipam::ErrorKind::Invalid | oci_macvlan_ipam::ErrorKind::System => {
+            macvlan::Error::store(err).into()
+        }
     }
 }

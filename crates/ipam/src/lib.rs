@@ -25,7 +25,7 @@ mod usage;
 pub use addr::{ip_of_key, to_key};
 pub use allocator::{Request, allocate};
 pub use damage::Damage;
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 pub use lmdb::LmdbStore;
 pub use options::{
     DEFAULT_ETCD_PREFIX, DEFAULT_ETCD_TIMEOUT, EtcdConfig, IPAM_OPTION_KEYS, StoreChoice,

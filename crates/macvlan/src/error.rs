@@ -381,10 +381,8 @@ pub enum DefinitionError {
 impl DefinitionError {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Self::Pool(source) if source.is_conflict() => ErrorKind::Conflict,
-            Self::Pool(source) if !source.is_invalid_input() => ErrorKind::System,
-            Self::Pool(_)
-            | Self::InvalidNetworkName { .. }
+            Self::Pool(source) => ipam_kind(source),
+            Self::InvalidNetworkName { .. }
             | Self::UnsupportedDriver { .. }
             | Self::InvalidFlag { .. }
             | Self::NoSubnet { .. }
@@ -443,8 +441,7 @@ impl Error {
             | Self::SubnetInOtherStore { .. }
             | Self::RemovedNetworkLeft { .. }
             | Self::NestedEtcdPrefix { .. } => ErrorKind::Conflict,
-            Self::Lease { source, .. } if source.is_conflict() => ErrorKind::Conflict,
-            Self::Lease { source, .. } if source.is_invalid_input() => ErrorKind::Invalid,
+            Self::Lease { source, .. } => ipam_kind(source),
             Self::Configure { source, .. }
                 if source.errno() == Some(netlink::Errno::EADDRINUSE) =>
             {
@@ -464,9 +461,10 @@ impl Error {
             Self::ParentLink(_)
             | Self::NoDummy { .. }
             | Self::ContainerNetns(_)
-            | Self::Lease { .. }
             | Self::Configure { .. }
             | Self::Netlink(_)
+            // A store that fails is the host's failure, whatever it said (`gc --forget-host`
+            // reads a host alive from the store's own error).
             | Self::Store(_)
             | Self::State(_)
             | Self::ReadProc { .. }
@@ -476,6 +474,16 @@ impl Error {
             | Self::ProbeParentDown { .. }
             | Self::Injected(_) => ErrorKind::System,
         }
+    }
+}
+
+/// The kind of an address manager's error (a pool, a lease), variant by variant in
+/// [`ipam::Error::kind`].
+fn ipam_kind(err: &ipam::Error) -> ErrorKind {
+    match err.kind() {
+        ipam::ErrorKind::Invalid => ErrorKind::Invalid,
+        ipam::ErrorKind::Conflict => ErrorKind::Conflict,
+        ipam::ErrorKind::System => ErrorKind::System,
     }
 }
 
