@@ -146,29 +146,6 @@ pub enum Error {
         value: String,
         reason: &'static str,
     },
-    #[error(
-        "container {id} has no record here (it was not started with the hook): say where it runs with --pid, --netns or --runtime and --root"
-    )]
-    Unlocated { id: String },
-    #[error("cannot run {runtime} state {id}")]
-    RuntimeState {
-        runtime: &'static str,
-        id: String,
-        #[source]
-        source: io::Error,
-    },
-    #[error("{runtime} state {id} failed: {stderr}")]
-    RuntimeStateFailed {
-        runtime: &'static str,
-        id: String,
-        stderr: String,
-    },
-    #[error("{runtime} state {id}: container is {status}, not running")]
-    NotRunning {
-        runtime: &'static str,
-        id: String,
-        status: String,
-    },
     #[error("cannot write {path}")]
     Generate {
         path: PathBuf,
@@ -253,11 +230,8 @@ impl Error {
             | Self::FormatTooLong { .. }
             | Self::FormatEmptyTable
             | Self::Filter { .. }
-            | Self::Flag { .. }
-            | Self::Unlocated { .. } => exit::INVALID,
-            Self::RuntimeStateFailed { .. }
-            | Self::NotRunning { .. }
-            | Self::ParentMissing { .. } => exit::NOT_FOUND,
+            | Self::Flag { .. } => exit::INVALID,
+            Self::ParentMissing { .. } => exit::NOT_FOUND,
             Self::ReadStdin(_)
             | Self::ReadConfig { .. }
             | Self::Runtime(_)
@@ -271,7 +245,6 @@ impl Error {
             | Self::Unreached { .. }
             | Self::RmUnreached { .. }
             | Self::HostAccessUnrepaired(_)
-            | Self::RuntimeState { .. }
             | Self::Generate { .. } => exit::SYSTEM,
         }
     }

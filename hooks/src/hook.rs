@@ -108,6 +108,7 @@ fn attach(ctx: &Context, state: &State, inv: &mut Invocation) -> Result<()> {
             })
             .collect(),
         definitions: &networks,
+        connect: false,
     };
     let records = Records::new(&ctx.state_dir);
     let endpoints = attach_now(ctx, &records, &request)?;

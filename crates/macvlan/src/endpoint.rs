@@ -45,6 +45,11 @@ pub struct AttachRequest<'a> {
     /// The network definitions (which the caller holds, [`Networks::hold`]): a MAC asked for is
     /// checked against the host links of the networks with host access on its parent.
     pub definitions: &'a Networks,
+    /// `network connect`: the container runs already and joins more networks, so a network
+    /// its record holds is refused whatever interface it is on. Otherwise (a hook) a network
+    /// on the record under the same interface is this very attach run again, and returns the
+    /// same endpoints.
+    pub connect: bool,
 }
 
 /// What a container got on one network.
@@ -203,11 +208,9 @@ impl Apply<'_> {
         // before anything is made, never a second link and lease on one network.
         if let Some(previous) = self.previous {
             for att in &req.attachments {
-                if let Some(old) = previous
-                    .endpoints
-                    .iter()
-                    .find(|e| e.network == att.network.name && e.ifname != att.ifname)
-                {
+                if let Some(old) = previous.endpoints.iter().find(|e| {
+                    e.network == att.network.name && (req.connect || e.ifname != att.ifname)
+                }) {
                     return Err(Error::AlreadyConnected {
                         container_id: req.container_id.to_owned(),
                         network: old.network.clone(),

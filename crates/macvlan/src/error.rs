@@ -25,6 +25,9 @@ pub enum Error {
     Definition(#[from] DefinitionError),
     #[error(transparent)]
     Driver(crate::driver::Error),
+    /// A running container that could not be located (`network connect`).
+    #[error(transparent)]
+    Locate(#[from] crate::locate::LocateError),
     #[error(transparent)]
     ParentLink(oci_macvlan_vlan::LinkError),
     #[error(
@@ -413,6 +416,7 @@ impl Error {
             Self::ParentLink(oci_macvlan_vlan::LinkError::Conflict { .. })
             | Self::ParentOfOtherDriver { .. } => ErrorKind::Conflict,
             Self::Driver(err) => err.kind(),
+            Self::Locate(err) => err.kind(),
             Self::ParentLink(oci_macvlan_vlan::LinkError::Name(_)) => ErrorKind::Invalid,
             Self::NetworkNotFound(_) | Self::ProcessGone { .. } | Self::NotConnected { .. } => {
                 ErrorKind::NotFound

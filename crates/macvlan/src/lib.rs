@@ -19,6 +19,7 @@ mod gc;
 pub mod host_access;
 mod lifecycle;
 mod liveness;
+pub mod locate;
 mod lock;
 mod mac;
 mod network;
