@@ -76,6 +76,7 @@ fn create(ctx: &Context, networks: &Networks, args: CreateArgs) -> Result<()> {
         internal: args.internal,
         options: args.opt,
         ipam_options: args.ipam_opt,
+        backends: oci_macvlan_stores::BACKENDS,
         labels: args.label,
     };
     // A first create makes the definitions' dir (for its lock): a failed one takes it back.
@@ -119,7 +120,7 @@ fn create(ctx: &Context, networks: &Networks, args: CreateArgs) -> Result<()> {
     // A shared network whose cluster was not asked yet (host access asks it): asked once, so
     // that a typo in an endpoint is said now, not at the first container's start. The
     // definition stands either way, as Docker keeps a network whose IPAM is not reachable.
-    if network.etcd.is_some() && network.host_access.is_empty() {
+    if !network.store.is_local() && network.host_access.is_empty() {
         if let Err(err) = store.network_leases(&network.name) {
             if ctx.log_level >= LogLevel::Warn {
                 eprintln!(
@@ -266,7 +267,7 @@ fn left_behind(ctx: &Context, network: &Network, why: &str) -> String {
             containers.join(", ")
         ));
     }
-    if !network.host_access.is_empty() && network.etcd.is_some() {
+    if !network.host_access.is_empty() && !network.store.is_local() {
         let addresses: Vec<String> = network
             .host_access
             .iter()

@@ -211,7 +211,7 @@ pub fn inspect_view(
         "EnableIPv6": net.ipv6,
         "IPAM": {
             "Driver": "default",
-            "Options": net.etcd.as_ref().map(|etcd| etcd.options()).unwrap_or_default(),
+            "Options": oci_macvlan_stores::HostStores::ipam_options(&net.store),
             "Config": config,
         },
         "Internal": net.internal,

@@ -164,10 +164,8 @@ pub fn forget_host(ctx: &Context, host: &str, force: bool) -> Result<()> {
     }
     let networks = Networks::new(&ctx.config_dir);
     let records = Records::new(&ctx.state_dir);
-    let mut clusters = stores.all_clusters(&networks, &records)?;
-    for cluster in &mut clusters {
-        cluster.check_forgettable(host).map_err(forget_error)?;
-    }
+    let mut store = stores.every_store(&networks, &records)?;
+    store.check_forgettable(host).map_err(forget_error)?;
     let question = format!(
         "WARNING! This will release every address host {host} holds on the shared networks \
          defined here, even those its running containers use.\n\
@@ -176,7 +174,6 @@ pub fn forget_host(ctx: &Context, host: &str, force: bool) -> Result<()> {
     if !force && !confirm(&question)? {
         return Ok(());
     }
-    let mut store = stores.with_local(clusters)?;
     let released = store.forget_host(host).map_err(forget_error)?;
     let mut out = String::new();
     for lease in &released {

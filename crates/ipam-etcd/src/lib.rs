@@ -34,6 +34,7 @@ mod claim;
 mod client;
 #[cfg(test)]
 mod client_tests;
+mod config;
 mod http;
 #[cfg(test)]
 mod http_tests;
@@ -48,16 +49,19 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
+pub use oci_macvlan_ipam::HostIdentity;
 use oci_macvlan_ipam::{
-    Error, EtcdConfig, Lease, LeaseSet, LeaseStore, Owner, Result, StoredLease, Txn, View,
-    ip_of_key, to_key,
+    Error, Lease, LeaseSet, LeaseStore, Owner, Result, StoredLease, Txn, View, ip_of_key, to_key,
 };
 
 use attempt::Attempt;
 use claim::decode_claim;
-pub use claim::{ALIVE_SECS, Claim, HostIdentity, REFRESH_SECS, valid_host_id};
+pub use claim::{ALIVE_SECS, Claim, REFRESH_SECS, valid_host_id};
 pub use client::WRITE_UNANSWERED;
 use client::{Client, absent, delete, put, unchanged};
+pub use config::{
+    BACKEND, DEFAULT_ETCD_PREFIX, DEFAULT_ETCD_TIMEOUT, EtcdBackend, EtcdConfig, IPAM_OPTION_KEYS,
+};
 
 /// Leases of one etcd cluster (one prefix), seen from one host.
 #[derive(Debug)]
@@ -411,6 +415,11 @@ impl LeaseSet for EtcdStore {
     /// ([`ALIVE_SECS`]): decided on the snapshot whose revisions the transaction compares.
     fn forget_host(&mut self, host: &str) -> Result<Vec<Lease>> {
         self.release_where(|l| l.host.as_deref() == Some(host), Some(host))
+    }
+
+    /// An error when `host`'s claim says it is alive ([`ALIVE_SECS`]).
+    fn check_forgettable(&mut self, host: &str) -> Result<()> {
+        self.forgettable(host)
     }
 
     /// Sends the read of every lease (and claim) now: the member answers it while the caller

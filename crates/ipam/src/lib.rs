@@ -13,7 +13,7 @@ mod error;
 pub mod failpoint;
 mod fault;
 mod lmdb;
-mod options;
+pub mod locator;
 mod pool;
 mod runs;
 mod store;
@@ -27,10 +27,7 @@ pub use allocator::{Request, allocate};
 pub use damage::Damage;
 pub use error::{Error, ErrorKind, Result};
 pub use lmdb::LmdbStore;
-pub use options::{
-    DEFAULT_ETCD_PREFIX, DEFAULT_ETCD_TIMEOUT, EtcdConfig, IPAM_OPTION_KEYS, StoreChoice,
-    parse_ipam_options,
-};
+pub use locator::{Backend, Backends, HostIdentity, Locator, StoreChoice};
 pub use pool::{Pool, Reserved};
 pub use store::{Lease, LeaseSet, LeaseStore, LeaseStoreExt, Owner, StoredLease, Txn, View};
 pub use store_set::StoreSet;

@@ -134,6 +134,12 @@ pub trait LeaseSet {
     /// Releases every lease `host` holds: `gc --forget-host`, for a host gone for good. A
     /// store of one host has no other host's leases and returns none.
     fn forget_host(&mut self, host: &str) -> Result<Vec<Lease>>;
+    /// An error when `host` may still run, by what this store knows of it (`gc --forget-host`
+    /// asks before it asks the operator; [`LeaseSet::forget_host`] checks again). A store of
+    /// one host knows of no other host.
+    fn check_forgettable(&mut self, _host: &str) -> Result<()> {
+        Ok(())
+    }
     /// A hint that a transaction follows after some local work: a networked store may send
     /// the read it will decide on now, so that its answer comes during that work. Called
     /// under the caller's lock on what the transaction is about (the container's), so the

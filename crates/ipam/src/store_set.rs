@@ -99,6 +99,13 @@ impl LeaseSet for StoreSet {
         self.each(|s| s.forget_host(host))
     }
 
+    fn check_forgettable(&mut self, host: &str) -> Result<()> {
+        for member in &mut self.members {
+            member.check_forgettable(host)?;
+        }
+        Ok(())
+    }
+
     fn read_ahead(&mut self) {
         for member in &mut self.members {
             member.read_ahead();

@@ -260,13 +260,14 @@ pub enum Error {
         other_subnets: String,
         other_store: String,
     },
-    #[error(
-        "etcd_prefix {prefix} and etcd_prefix {other_prefix} of network {other} are nested on one cluster: the outer one would read the inner one's keys as its own; use the same prefix or two apart"
-    )]
-    NestedEtcdPrefix {
-        prefix: String,
+    /// Two shared stores that are not one but would read each other's leases (etcd: prefixes
+    /// nested on one cluster), as their backend says.
+    #[error("{why}")]
+    StoresClash {
+        /// The other network.
         other: String,
-        other_prefix: String,
+        /// Why, in the backend's words.
+        why: String,
     },
     /// Files of the config and state dirs: definitions, records, locks.
     #[error(transparent)]
@@ -444,7 +445,7 @@ impl Error {
             | Self::HostLinkConflict { .. }
             | Self::SubnetInOtherStore { .. }
             | Self::RemovedNetworkLeft { .. }
-            | Self::NestedEtcdPrefix { .. } => ErrorKind::Conflict,
+            | Self::StoresClash { .. } => ErrorKind::Conflict,
             Self::Lease { source, .. } => ipam_kind(source),
             Self::Configure { source, .. }
                 if source.errno() == Some(netlink::Errno::EADDRINUSE) =>

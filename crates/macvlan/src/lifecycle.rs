@@ -32,7 +32,7 @@ pub async fn create_network(
     }
     let others = networks.list()?;
     check_parent(&network, &others)?;
-    address_space::check_create(&network, &others, &networks.removed()?)?;
+    address_space::check_create(spec.backends, &network, &others, &networks.removed()?)?;
     let parent = network.parent();
     let ensured = vlan::ensure(
         host,

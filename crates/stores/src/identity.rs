@@ -17,7 +17,8 @@ use std::{
 };
 
 use nix::libc;
-use oci_macvlan_ipam_etcd::{HostIdentity, valid_host_id};
+use oci_macvlan_ipam::HostIdentity;
+use oci_macvlan_ipam_etcd::valid_host_id;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 

@@ -5,20 +5,24 @@
 //! network with `etcd_endpoints` is on that cluster, and an error reaching it is an error
 //! (never a fallback to the local store: that is how duplicate addresses happen). The core
 //! takes [`HostStores`] as its [`StorePolicy`]; every front door builds one from its config and
-//! state dirs and passes it along, so none of them chooses a store itself.
+//! state dirs and passes it along, so none of them chooses a store itself. The kinds of shared
+//! store are registered once, in [`BACKENDS`]; nothing else here names one.
 
 mod error;
 mod identity;
 
 use std::path::{Path, PathBuf};
 
-use oci_macvlan_ipam::{EtcdConfig, LeaseStore, LmdbStore, StoreChoice, StoreSet};
-use oci_macvlan_ipam_etcd::EtcdStore;
+use oci_macvlan_ipam::{Backends, LeaseStore, LmdbStore, Locator, StoreChoice, StoreSet};
 use oci_macvlan_macvlan::{
     self as macvlan, Access, Network, Networks, RecordedEndpoint, Records, StorePolicy, Unreachable,
 };
 
 pub use error::{Error, Result};
+
+/// The kinds of shared lease store this build knows: a new backend is its crate and a line
+/// here.
+pub static BACKENDS: Backends = Backends(&[&oci_macvlan_ipam_etcd::BACKEND]);
 pub use identity::{FILE as IDENTITY_FILE, check_host_id};
 
 /// The stores of one host: its local store in the state dir, the clusters its definitions and
@@ -42,18 +46,15 @@ impl HostStores {
         }
     }
 
-    fn open_etcd(&self, config: &EtcdConfig, access: Access) -> Result<EtcdStore> {
+    fn open_shared(&self, locator: &Locator, access: Access) -> Result<Box<dyn LeaseStore>> {
+        let backend = BACKENDS.of(locator)?;
         let make = match access {
             Access::Read => false,
             Access::Write => true,
             Access::Upkeep => self.host_id.is_some(),
         };
         let identity = self.identity(make)?;
-        Ok(EtcdStore::open(config, &identity)?)
-    }
-
-    fn open_shared(&self, config: &EtcdConfig, access: Access) -> Result<Box<dyn LeaseStore>> {
-        Ok(Box::new(self.open_etcd(config, access)?))
+        Ok(backend.open(locator, &identity)?)
     }
 
     fn open_local(&self, thorough: bool) -> Result<Box<dyn LeaseStore>> {
@@ -75,26 +76,23 @@ impl HostStores {
         ipam_options: &[String],
         access: Access,
     ) -> Result<Box<dyn LeaseStore>> {
-        match oci_macvlan_ipam::parse_ipam_options(ipam_options) {
-            Ok(StoreChoice::Etcd(config)) => self.open_shared(&config, access),
-            _ => self.open_local(false),
+        match BACKENDS.parse_options(ipam_options) {
+            Ok(StoreChoice::Shared(locator)) => self.open_shared(&locator, access),
+            Ok(StoreChoice::Local) | Err(_) => self.open_local(false),
         }
     }
 
-    /// Every cluster the defined networks and the endpoint records use, opened for upkeep
-    /// (`gc --forget-host`, which needs them all), each once.
-    pub fn all_clusters(&self, networks: &Networks, records: &Records) -> Result<Vec<EtcdStore>> {
-        clusters(networks, records)?
-            .iter()
-            .map(|config| self.open_etcd(config, Access::Upkeep))
-            .collect()
+    /// The options of `choice` as `inspect` shows them (Docker's `IPAM.Options`).
+    pub fn ipam_options(choice: &StoreChoice) -> std::collections::BTreeMap<String, String> {
+        BACKENDS.options(choice)
     }
 
-    /// The local store and `clusters` as one set (`gc --forget-host`).
-    pub fn with_local(&self, clusters: Vec<EtcdStore>) -> Result<StoreSet> {
+    /// Every store the defined networks and the endpoint records use, the local one first,
+    /// each once, opened for upkeep (`gc --forget-host`, which needs them all).
+    pub fn every_store(&self, networks: &Networks, records: &Records) -> Result<StoreSet> {
         let mut members = vec![self.open_local(true)?];
-        for store in clusters {
-            members.push(Box::new(store) as Box<dyn LeaseStore>);
+        for (locator, _) in clusters(networks, records)? {
+            members.push(self.open_shared(&locator, Access::Upkeep)?);
         }
         Ok(StoreSet::new(members))
     }
@@ -125,7 +123,7 @@ impl StorePolicy for HostStores {
         }
         match choice {
             StoreChoice::Local => self.open_local(thorough),
-            StoreChoice::Etcd(config) => self.open_shared(&config, access),
+            StoreChoice::Shared(locator) => self.open_shared(&locator, access),
         }
     }
 
@@ -134,13 +132,13 @@ impl StorePolicy for HostStores {
     /// definition that is gone leaves the local store alone to look in).
     fn endpoints_stores(&self, endpoints: &[RecordedEndpoint], access: Access) -> Result<StoreSet> {
         let networks = Networks::new(&self.config_dir);
-        let mut clusters: Vec<EtcdConfig> = Vec::new();
+        let mut clusters = Vec::new();
         for endpoint in endpoints {
             add_cluster(&mut clusters, macvlan::store_of(endpoint, &networks));
         }
         let mut members = vec![self.open_local(false)?];
-        for config in &clusters {
-            members.push(self.open_shared(config, access)?);
+        for (locator, _) in &clusters {
+            members.push(self.open_shared(locator, access)?);
         }
         Ok(StoreSet::new(members))
     }
@@ -156,11 +154,11 @@ impl StorePolicy for HostStores {
     ) -> Result<(StoreSet, Vec<Unreachable>)> {
         let mut members = vec![self.open_local(true)?];
         let mut unreachable = Vec::new();
-        for config in clusters(networks, records)? {
-            let mut store = self.open_shared(&config, access)?;
+        for (locator, names) in clusters(networks, records)? {
+            let mut store = self.open_shared(&locator, access)?;
             match store.all_leases() {
                 Err(err) if err.is_unavailable() => unreachable.push(Unreachable {
-                    config,
+                    names,
                     error: macvlan::one_line(&err),
                 }),
                 _ => members.push(store),
@@ -170,11 +168,14 @@ impl StorePolicy for HostStores {
     }
 }
 
-/// Every cluster (by endpoints and prefix, once) the defined networks and the endpoint
-/// records use. A record names its cluster even when the network's definition is gone, so
-/// `gc` still takes back a gone container's leases there.
-fn clusters(networks: &Networks, records: &Records) -> Result<Vec<EtcdConfig>> {
-    let mut clusters: Vec<EtcdConfig> = Vec::new();
+/// A shared store, and every locator of it seen (one store may be worded in several ways).
+type Cluster = (Locator, Vec<StoreChoice>);
+
+/// Every shared store (as its backend tells one from another, once) the defined networks and
+/// the endpoint records use. A record names its store even when the network's definition is
+/// gone, so `gc` still takes back a gone container's leases there.
+fn clusters(networks: &Networks, records: &Records) -> Result<Vec<Cluster>> {
+    let mut clusters = Vec::new();
     let defined = networks.list()?.into_iter().map(|n| n.store_choice());
     // A record that cannot be read here is the core's to report, when it reads it.
     let recorded = records
@@ -189,12 +190,25 @@ fn clusters(networks: &Networks, records: &Records) -> Result<Vec<EtcdConfig>> {
     Ok(clusters)
 }
 
-/// Adds the cluster of `choice` to `clusters`, unless it is there (by endpoints and prefix):
-/// opened once, a cluster's leases are counted once.
-fn add_cluster(clusters: &mut Vec<EtcdConfig>, choice: Option<StoreChoice>) {
-    if let Some(StoreChoice::Etcd(config)) = choice {
-        if !clusters.iter().any(|c| c.same_cluster(&config)) {
-            clusters.push(config);
+/// Adds the store of `choice` to `clusters`, unless it is there: opened once, a store's leases
+/// are counted once. Each way of naming it is kept beside it.
+fn add_cluster(clusters: &mut Vec<Cluster>, choice: Option<StoreChoice>) {
+    let Some(choice @ StoreChoice::Shared(_)) = choice else {
+        return;
+    };
+    match clusters
+        .iter_mut()
+        .find(|(locator, _)| BACKENDS.same_store(&StoreChoice::Shared(locator.clone()), &choice))
+    {
+        Some((_, names)) => {
+            if !names.contains(&choice) {
+                names.push(choice);
+            }
+        }
+        None => {
+            if let StoreChoice::Shared(locator) = &choice {
+                clusters.push((locator.clone(), vec![choice.clone()]));
+            }
         }
     }
 }

@@ -35,7 +35,7 @@ pub(crate) fn owner(net: &Network) -> Owner {
 
 /// Whether `net`'s host access addresses are leases: it has some and its store is shared.
 pub(crate) fn is_shared(net: &Network) -> bool {
-    net.etcd.is_some() && !net.host_access.is_empty()
+    !net.store.is_local() && !net.host_access.is_empty()
 }
 
 /// Who holds an address, as an error says it.
@@ -200,7 +200,7 @@ pub(crate) fn problems(
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use oci_macvlan_ipam::{LmdbStore, StoreChoice, parse_ipam_options};
+    use oci_macvlan_ipam::{LmdbStore, Locator, StoreChoice};
 
     use super::*;
     use crate::NetworkSpec;
@@ -217,12 +217,8 @@ mod tests {
         }
         .validate(id.repeat(64), "now".to_owned())
         .unwrap();
-        let StoreChoice::Etcd(config) =
-            parse_ipam_options(&["etcd_endpoints=http://127.0.0.1:9".to_owned()]).unwrap()
-        else {
-            panic!("not etcd")
-        };
-        net.etcd = Some(config);
+        let cluster = serde_json::json!({"endpoints": ["http://127.0.0.1:9"], "prefix": "/p"});
+        net.store = StoreChoice::Shared(Locator::new("etcd", cluster));
         net
     }
 
