@@ -156,7 +156,7 @@ pub enum Error {
     ForgetSelf { host: String },
     /// Store policy and this host's identity (the core's own errors come as [`Error::Macvlan`]).
     #[error(transparent)]
-    Stores(oci_macvlan_stores::Error),
+    Stores(Box<oci_macvlan_stores::Error>),
     /// `gc --forget-host` of a host that is alive (its claim says so).
     #[error(transparent)]
     HostAlive(Box<oci_macvlan_ipam::Error>),
@@ -181,7 +181,7 @@ impl From<oci_macvlan_stores::Error> for Error {
     fn from(err: oci_macvlan_stores::Error) -> Self {
         match err {
             oci_macvlan_stores::Error::Core(err) => Self::Macvlan(err),
-            err => Self::Stores(err),
+            err => Self::Stores(Box::new(err)),
         }
     }
 }
