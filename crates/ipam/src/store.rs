@@ -11,16 +11,22 @@ use crate::{Error, Result};
 /// Who holds a lease: one interface of one container.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct Owner {
+    /// The container's id.
     pub container_id: String,
+    /// Its interface on the network.
     pub ifname: String,
 }
 
 /// One leased address.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Lease {
+    /// The address.
     pub ip: IpAddr,
+    /// The subnet (pool) it is leased from.
     pub subnet: IpNetwork,
+    /// The network it is leased on.
     pub network: String,
+    /// Who holds it.
     #[serde(flatten)]
     pub owner: Owner,
     /// The host whose container holds the lease, in a store several hosts share (`None` in a
@@ -33,12 +39,18 @@ pub struct Lease {
 /// leaves `host` out, as the LMDB store has always written it.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct StoredLease {
+    /// The network it is leased on.
     pub network: String,
+    /// The subnet it is leased from.
     pub subnet: IpNetwork,
+    /// The host that holds it, in a shared store.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
+    /// The container that holds it.
     pub container_id: String,
+    /// The container's interface.
     pub ifname: String,
+    /// When it was leased (seconds since the epoch; 0 in leases of early builds).
     #[serde(default)]
     pub created_unix: u64,
 }
@@ -58,6 +70,7 @@ impl StoredLease {
         }
     }
 
+    /// The lease as its store keeps it: JSON.
     pub fn encode(&self) -> Result<Vec<u8>> {
         serde_json::to_vec(self).map_err(|err| Error::Corrupt(err.to_string()))
     }
@@ -99,6 +112,7 @@ pub trait View {
 /// A read-write transaction: the view, and the leases it adds. Nothing is visible to others
 /// before the store commits it, and a store may discard it and run the closure again.
 pub trait Txn: View {
+    /// Adds `lease` (its address free in this transaction's view), committed with the rest.
     fn insert(&mut self, lease: &Lease) -> Result<()>;
 }
 
