@@ -96,3 +96,123 @@ fn recorded_macs(records: &Records, leases: &[Lease]) -> BTreeMap<(String, Strin
     }
     macs
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::path::PathBuf;
+
+    use oci_macvlan_ipam::{LmdbStore, Owner, StoreSet};
+
+    use super::*;
+    use crate::{NetworkSpec, Networks, RecordedEndpoint, Unreachable};
+
+    /// A policy of one local store, or of one that never answers: what a front door passes.
+    struct Policy {
+        dir: PathBuf,
+        silent: bool,
+    }
+
+    impl StorePolicy for Policy {
+        type Error = Error;
+
+        fn is_unavailable(err: &Error) -> bool {
+            matches!(err, Error::Store(store) if store.is_unavailable())
+        }
+
+        fn networks_store(
+            &self,
+            _networks: &[&Network],
+            _access: Access,
+            _thorough: bool,
+        ) -> Result<Box<dyn oci_macvlan_ipam::LeaseStore>, Error> {
+            if self.silent {
+                return Err(Error::store(oci_macvlan_ipam::Error::Unavailable {
+                    store: "a cluster".into(),
+                    what: "no answer in 2 s".into(),
+                    maybe_written: false,
+                    source: None,
+                }));
+            }
+            Ok(Box::new(LmdbStore::open(&self.dir).map_err(Error::store)?))
+        }
+
+        fn endpoints_stores(
+            &self,
+            _endpoints: &[RecordedEndpoint],
+            _access: Access,
+        ) -> Result<StoreSet, Error> {
+            unreachable!("a status opens no record's stores")
+        }
+
+        fn answering(
+            &self,
+            _networks: &Networks,
+            _records: &Records,
+            _access: Access,
+        ) -> Result<(StoreSet, Vec<Unreachable>), Error> {
+            unreachable!("a status opens no other store")
+        }
+    }
+
+    /// The leases and the usage come from the one store the policy gives, read together; a
+    /// store that does not answer is a state, never an error nor "no leases".
+    #[test]
+    fn a_status_reads_leases_and_usage_together_and_says_when_its_store_is_silent() {
+        let dir = tempfile::tempdir().unwrap();
+        let network = NetworkSpec {
+            name: "lan".into(),
+            driver: "macvlan".into(),
+            subnets: vec!["10.0.0.0/29".into()],
+            options: vec!["parent=eth0".into()],
+            ..Default::default()
+        }
+        .validate("a".repeat(64), "now".into())
+        .unwrap();
+        let mut store = LmdbStore::open(dir.path()).unwrap();
+        let owner = Owner {
+            container_id: "c1".into(),
+            ifname: "eth0".into(),
+        };
+        store
+            .transaction(|txn| {
+                let request = oci_macvlan_ipam::Request {
+                    network: "lan",
+                    owner: &owner,
+                    pools: &network.pools,
+                    static_ips: &[],
+                    ipv6: false,
+                    undeclared_router: network.undeclared_router(),
+                };
+                oci_macvlan_ipam::allocate(txn, &request)
+            })
+            .unwrap();
+        drop(store);
+        let records = Records::new(dir.path());
+        let policy = Policy {
+            dir: dir.path().to_path_buf(),
+            silent: false,
+        };
+        let status = network_status(&policy, &network, &records).unwrap();
+        assert_eq!(status.store, StoreState::Ok);
+        let ips: Vec<String> = status.leases.iter().map(|l| l.ip.to_string()).collect();
+        assert_eq!(ips, ["10.0.0.2"]);
+        // A /29: eight addresses, less its network, broadcast, first host (no gateway: kept for
+        // a router) and the one leased.
+        assert_eq!(status.usage[0].dynamic_total, 8);
+        assert_eq!(status.usage[0].dynamic_available, 4);
+
+        let silent = Policy {
+            dir: dir.path().to_path_buf(),
+            silent: true,
+        };
+        let status = network_status(&silent, &network, &records).unwrap();
+        assert!(
+            matches!(&status.store, StoreState::Unreachable(why) if why.contains("no answer")),
+            "{:?}",
+            status.store
+        );
+        assert!(status.leases.is_empty() && status.usage.is_empty());
+    }
+}
