@@ -63,7 +63,7 @@ pub async fn disconnect<P: StorePolicy>(
             container_id,
             endpoints: &gone,
         };
-        // Asked of every store `open` gave (a transaction would need a single one).
+        // Asked of every store the record names (a transaction would need a single one).
         let held = || {
             Ok(store
                 .container_leases(container_id)

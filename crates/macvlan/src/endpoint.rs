@@ -203,9 +203,10 @@ impl Apply<'_> {
         undo: &mut Undo,
     ) -> Result<Vec<Endpoint>> {
         let req = self.req;
-        // A network the container is on already under another name (a second `network connect`
-        // racing the first, which checked before either held the container's lock): refused
-        // before anything is made, never a second link and lease on one network.
+        // A network the container is on already: under another name (two `network connect`s
+        // racing), or under any name for a `network connect` (the one rule for "already
+        // connected", decided here under the container's lock): refused before anything is
+        // made, never a second link and lease on one network.
         if let Some(previous) = self.previous {
             for att in &req.attachments {
                 if let Some(old) = previous.endpoints.iter().find(|e| {
