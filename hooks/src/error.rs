@@ -146,67 +146,17 @@ pub enum Error {
         value: String,
         reason: &'static str,
     },
-    #[error(
-        "container {id} has no record here (it was not started with the hook): say where it runs with --pid, --netns or --runtime and --root"
-    )]
-    Unlocated { id: String },
-    #[error("cannot run {runtime} state {id}")]
-    RuntimeState {
-        runtime: &'static str,
-        id: String,
-        #[source]
-        source: io::Error,
-    },
-    #[error("{runtime} state {id} failed: {stderr}")]
-    RuntimeStateFailed {
-        runtime: &'static str,
-        id: String,
-        stderr: String,
-    },
-    #[error("{runtime} state {id}: container is {status}, not running")]
-    NotRunning {
-        runtime: &'static str,
-        id: String,
-        status: String,
-    },
     #[error("cannot write {path}")]
     Generate {
         path: PathBuf,
         #[source]
         source: io::Error,
     },
-    #[error("cannot read this host's id from {path} (give --host-id)")]
-    ReadHostId {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    #[error(
-        "invalid host id {id:?} (from {from}): expected 1 to 64 letters, digits, '.', '-' or '_'"
-    )]
-    InvalidHostId { id: String, from: &'static str },
-    #[error(
-        "networks {first} and {second} keep their leases in different stores (local or etcd): \
-         a container joins networks of one store"
-    )]
-    MixedStores { first: String, second: String },
     #[error("--forget-host {host} is this host: its containers are gc's to judge")]
     ForgetSelf { host: String },
-    #[error(
-        "host id {given} (from --host-id) is not this host's id {kept}, kept in {path}: give \
-         the same id, or none (remove {path} only to give this machine a new identity)"
-    )]
-    HostIdMismatch {
-        given: String,
-        kept: String,
-        path: PathBuf,
-    },
-    #[error("cannot use this host's identity file {path}")]
-    IdentityFile {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    /// Store policy and this host's identity (the core's own errors come as [`Error::Macvlan`]).
+    #[error(transparent)]
+    Stores(Box<oci_macvlan_stores::Error>),
     /// `gc --forget-host` of a host that is alive (its claim says so).
     #[error(transparent)]
     HostAlive(Box<oci_macvlan_ipam::Error>),
@@ -225,15 +175,32 @@ pub enum Error {
     Macvlan(#[from] macvlan::Error),
 }
 
+/// The store policy's errors: the core's as [`Error::Macvlan`] (so that a command matches them
+/// as it always has), the policy's own as [`Error::Stores`].
+impl From<oci_macvlan_stores::Error> for Error {
+    fn from(err: oci_macvlan_stores::Error) -> Self {
+        match err {
+            oci_macvlan_stores::Error::Core(err) => Self::Macvlan(err),
+            err => Self::Stores(Box::new(err)),
+        }
+    }
+}
+
+/// The exit code of a kind of failure.
+fn kind_code(kind: ErrorKind) -> u8 {
+    match kind {
+        ErrorKind::Invalid => exit::INVALID,
+        ErrorKind::NotFound => exit::NOT_FOUND,
+        ErrorKind::Conflict => exit::CONFLICT,
+        ErrorKind::System => exit::SYSTEM,
+    }
+}
+
 impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Macvlan(err) => match err.kind() {
-                ErrorKind::Invalid => exit::INVALID,
-                ErrorKind::NotFound => exit::NOT_FOUND,
-                ErrorKind::Conflict => exit::CONFLICT,
-                ErrorKind::System => exit::SYSTEM,
-            },
+            Self::Macvlan(err) => kind_code(err.kind()),
+            Self::Stores(err) => kind_code(err.kind()),
             Self::Inconsistent(_) => exit::INCONSISTENT,
             Self::HostAlive(_) => exit::CONFLICT,
             Self::ReadConfig { source, .. } if source.kind() == io::ErrorKind::NotFound => {
@@ -257,20 +224,14 @@ impl Error {
             | Self::BundleNotObject { .. }
             | Self::BundleNoNetwork
             | Self::BundleSymlink { .. }
-            | Self::InvalidHostId { .. }
-            | Self::MixedStores { .. }
             | Self::ForgetSelf { .. }
-            | Self::HostIdMismatch { .. }
             | Self::Format { .. }
             | Self::FormatRender { .. }
             | Self::FormatTooLong { .. }
             | Self::FormatEmptyTable
             | Self::Filter { .. }
-            | Self::Flag { .. }
-            | Self::Unlocated { .. } => exit::INVALID,
-            Self::RuntimeStateFailed { .. }
-            | Self::NotRunning { .. }
-            | Self::ParentMissing { .. } => exit::NOT_FOUND,
+            | Self::Flag { .. } => exit::INVALID,
+            Self::ParentMissing { .. } => exit::NOT_FOUND,
             Self::ReadStdin(_)
             | Self::ReadConfig { .. }
             | Self::Runtime(_)
@@ -280,13 +241,10 @@ impl Error {
             | Self::WriteBundle { .. }
             | Self::AbsolutePath { .. }
             | Self::DoctorFailed(_)
-            | Self::ReadHostId { .. }
-            | Self::IdentityFile { .. }
             | Self::Prompt(_)
             | Self::Unreached { .. }
             | Self::RmUnreached { .. }
             | Self::HostAccessUnrepaired(_)
-            | Self::RuntimeState { .. }
             | Self::Generate { .. } => exit::SYSTEM,
         }
     }

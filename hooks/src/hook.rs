@@ -3,7 +3,7 @@
 use std::io;
 
 use oci_macvlan_macvlan::{
-    self as macvlan, AttachRequest, Attachment, Endpoint, Network, Networks, Records,
+    self as macvlan, AttachRequest, Attachment, Endpoint, Networks, Records,
 };
 use oci_macvlan_netlink_core::Handle;
 
@@ -13,7 +13,6 @@ use crate::{
     journal::Invocation,
     log,
     oci::{Config, State},
-    stores,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,6 +108,7 @@ fn attach(ctx: &Context, state: &State, inv: &mut Invocation) -> Result<()> {
             })
             .collect(),
         definitions: &networks,
+        connect: false,
     };
     let records = Records::new(&ctx.state_dir);
     let endpoints = attach_now(ctx, &records, &request)?;
@@ -129,27 +129,23 @@ fn attach(ctx: &Context, state: &State, inv: &mut Invocation) -> Result<()> {
     Ok(())
 }
 
-/// The core's attach of `request`, with the lease store of its networks (and those an earlier
-/// container of its id, gone without its poststop, recorded): the hook's, and `network
+/// The core's attach of `request`, with this host's store policy: the hook's, and `network
 /// connect`'s.
 pub(crate) fn attach_now(
     ctx: &Context,
     records: &Records,
     request: &AttachRequest<'_>,
 ) -> Result<Vec<Endpoint>> {
-    let networks: Vec<&Network> = request.attachments.iter().map(|a| a.network).collect();
-    let mut store = stores::for_attach(ctx, &networks)?;
-    let open = |endpoints: &[_]| stores::for_endpoints(ctx, endpoints);
+    let stores = ctx.stores();
     ctx.block_on(async {
         let host = Handle::current().map_err(Error::HostNetlink)?;
-        macvlan::attach(&host, store.as_mut(), open, records, request).await
+        Ok(macvlan::attach(&host, &stores, records, request).await?)
     })?
 }
 
 fn detach(ctx: &Context, state: &State) -> Result<()> {
     let records = Records::new(&ctx.state_dir);
-    let open = |endpoints: &[_]| stores::for_endpoints(ctx, endpoints);
-    let released = ctx.block_on(macvlan::detach(open, &records, &state.id))??;
+    let released = ctx.block_on(macvlan::detach(&ctx.stores(), &records, &state.id))??;
     log::released(ctx, &state.id, &released);
     Ok(())
 }

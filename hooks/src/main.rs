@@ -14,7 +14,6 @@ mod error;
 mod format;
 mod generate;
 mod hook;
-mod identity;
 mod install;
 mod journal;
 mod log;
@@ -29,7 +28,6 @@ mod oci;
 #[cfg(test)]
 mod properties;
 mod state_cmd;
-mod stores;
 
 use cli::{Cli, Command, LogLevel};
 use error::{Error, exit};
@@ -40,11 +38,16 @@ pub struct Context {
     pub config_dir: PathBuf,
     pub state_dir: PathBuf,
     pub log_level: LogLevel,
-    /// `--host-id`, if given: see [`Context::identity`].
+    /// `--host-id`, if given: see [`oci_macvlan_stores::HostStores::identity`].
     pub host_id: Option<String>,
 }
 
 impl Context {
+    /// This host's lease stores and identity: the store policy every command passes the core.
+    pub fn stores(&self) -> oci_macvlan_stores::HostStores {
+        oci_macvlan_stores::HostStores::new(&self.config_dir, &self.state_dir, self.host_id.clone())
+    }
+
     /// Refuses config and state dirs that others than root could change (they decide which
     /// addresses and links containers get, and root's hooks write in them).
     fn check_dirs(&self) -> error::Result<()> {

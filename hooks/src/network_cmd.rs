@@ -3,7 +3,9 @@
 
 use std::io::{BufRead, Read, Write};
 
-use oci_macvlan_macvlan::{self as macvlan, Network, NetworkSpec, Networks, Records};
+use oci_macvlan_macvlan::{
+    self as macvlan, Access, Network, NetworkSpec, Networks, Records, StorePolicy,
+};
 use oci_macvlan_netlink_core::Handle;
 
 use crate::{
@@ -13,7 +15,7 @@ use crate::{
     error::{Error, Result},
     journal::Invocation,
     network_inspect::inspect,
-    network_ls, stores,
+    network_ls,
 };
 
 pub fn run(ctx: &Context, command: NetworkCommand) -> Result<()> {
@@ -74,6 +76,7 @@ fn create(ctx: &Context, networks: &Networks, args: CreateArgs) -> Result<()> {
         internal: args.internal,
         options: args.opt,
         ipam_options: args.ipam_opt,
+        backends: oci_macvlan_stores::BACKENDS,
         labels: args.label,
     };
     // A first create makes the definitions' dir (for its lock): a failed one takes it back.
@@ -84,11 +87,11 @@ fn create(ctx: &Context, networks: &Networks, args: CreateArgs) -> Result<()> {
     // good (the identity file is made then, as `gc --host-id` makes it): README's example.
     let writes = spec.options.iter().any(|o| o.starts_with("host_access="));
     let access = if writes {
-        stores::Access::Write
+        Access::Write
     } else {
-        stores::Access::Upkeep
+        Access::Upkeep
     };
-    let mut store = stores::for_ipam_options(ctx, &spec.ipam_options, access)?;
+    let mut store = ctx.stores().for_ipam_options(&spec.ipam_options, access)?;
     let created = ctx.block_on(async {
         let host = Handle::current().map_err(Error::HostNetlink)?;
         match macvlan::create_network(&host, networks, store.as_mut(), &spec).await {
@@ -117,7 +120,7 @@ fn create(ctx: &Context, networks: &Networks, args: CreateArgs) -> Result<()> {
     // A shared network whose cluster was not asked yet (host access asks it): asked once, so
     // that a typo in an endpoint is said now, not at the first container's start. The
     // definition stands either way, as Docker keeps a network whose IPAM is not reachable.
-    if network.etcd.is_some() && network.host_access.is_empty() {
+    if !network.store.is_local() && network.host_access.is_empty() {
         if let Err(err) = store.network_leases(&network.name) {
             if ctx.log_level >= LogLevel::Warn {
                 eprintln!(
@@ -202,7 +205,10 @@ fn rm(ctx: &Context, networks: &Networks, names: &[String], force: bool) -> Resu
         // The store of the network's definition; one that does not load is for
         // `remove_network` to report, with the local store.
         let definition: Vec<Network> = networks.load(name).into_iter().collect();
-        let removed = stores::for_networks(ctx, &definition.iter().collect::<Vec<_>>(), true)
+        let removed = ctx
+            .stores()
+            .networks_store(&definition.iter().collect::<Vec<_>>(), Access::Read, true)
+            .map_err(Error::from)
             .and_then(|mut store| {
                 ctx.block_on(async {
                     let host = Handle::current().map_err(Error::HostNetlink)?;
@@ -261,7 +267,7 @@ fn left_behind(ctx: &Context, network: &Network, why: &str) -> String {
             containers.join(", ")
         ));
     }
-    if !network.host_access.is_empty() && network.etcd.is_some() {
+    if !network.host_access.is_empty() && !network.store.is_local() {
         let addresses: Vec<String> = network
             .host_access
             .iter()
@@ -296,7 +302,9 @@ fn prune(ctx: &Context, networks: &Networks, args: &PruneArgs) -> Result<()> {
     }
     let mut deleted = Vec::new();
     for network in networks.list()? {
-        let mut store = stores::for_networks(ctx, &[&network], true)?;
+        let mut store = ctx
+            .stores()
+            .networks_store(&[&network], Access::Read, true)?;
         let removed = ctx.block_on(async {
             let host = Handle::current().map_err(Error::HostNetlink)?;
             Ok::<_, Error>(

@@ -3,8 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use oci_macvlan_ipam::{Lease, LeaseStoreExt, Owner, Usage};
-use oci_macvlan_macvlan::{self as macvlan, LanRoute, Network, Networks, Records, host_access};
+use oci_macvlan_ipam::{Lease, Owner, Usage};
+use oci_macvlan_macvlan::{
+    self as macvlan, LanRoute, Network, Networks, Records, StoreState, host_access,
+};
 use oci_macvlan_netlink_core::Handle;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
@@ -15,7 +17,6 @@ use crate::{
     error::{Error, Result},
     format::Format,
     network_cmd::print,
-    stores,
 };
 
 pub(crate) fn inspect(ctx: &Context, networks: &Networks, args: &InspectArgs) -> Result<()> {
@@ -49,71 +50,31 @@ pub(crate) fn inspect(ctx: &Context, networks: &Networks, args: &InspectArgs) ->
     first_error.map_or(Ok(()), Err)
 }
 
-/// What `inspect` shows of the network `given` (a name, an id or an id prefix). A lease store
-/// that cannot be read (an etcd cluster that does not answer, say) leaves the definition shown,
-/// without containers and usage, and `"Store": {"State": "unreachable", "Error": …}` saying why.
+/// What `inspect` shows of the network `given` (a name, an id or an id prefix): its definition
+/// and the core's status of it ([`macvlan::network_status`]). A lease store that cannot be read
+/// (an etcd cluster that does not answer, say) leaves the definition shown, without containers
+/// and usage, and `"Store": {"State": "unreachable", "Error": …}` saying why.
 fn view(ctx: &Context, networks: &Networks, records: &Records, given: &str) -> Result<Value> {
     let name = networks.resolve(given)?;
     let network = networks.load(&name)?;
-    let read = stores::for_networks(ctx, &[&network], true).and_then(|mut store| {
-        let leases = store.network_leases(&name).map_err(macvlan::Error::store)?;
-        let usage = store
-            .read(|view| {
-                network
-                    .pools
-                    .iter()
-                    .map(|p| p.usage(view, network.undeclared_router()))
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .map_err(macvlan::Error::store)?;
-        Ok((leases, usage))
-    });
+    let status = macvlan::network_status(&ctx.stores(), &network, records)?;
     let routes = ctx.block_on(async {
         let host = Handle::current().map_err(Error::HostNetlink)?;
         lan_routes(&host, &network).await
     })??;
-    let (leases, usage, store) = match read {
-        Ok((leases, usage)) => (leases, usage, json!({"State": "ok"})),
-        Err(err) if is_unreachable(&err) => (
-            Vec::new(),
-            Vec::new(),
-            json!({"State": "unreachable", "Error": crate::error::one_line(&err)}),
-        ),
-        Err(err) => return Err(err),
+    let store = match &status.store {
+        StoreState::Ok => json!({"State": "ok"}),
+        StoreState::Unreachable(why) => json!({"State": "unreachable", "Error": why}),
     };
-    let macs = recorded_macs(records, &leases);
-    let mut view = inspect_view(&network, &leases, &macs, &usage, &routes);
+    let mut view = inspect_view(
+        &network,
+        &status.leases,
+        &status.macs,
+        &status.usage,
+        &routes,
+    );
     view["Store"] = store;
     Ok(view)
-}
-
-/// Whether `err` says a lease store did not answer (rather than that it is damaged or refused).
-fn is_unreachable(err: &Error) -> bool {
-    matches!(err, Error::Macvlan(macvlan::Error::Store(store)) if store.is_unavailable())
-}
-
-/// The MAC each endpoint of `leases` was given, from its container's record: keyed by
-/// (container id, interface). An endpoint whose record is gone or unreadable has none (its
-/// lease still shows).
-fn recorded_macs(records: &Records, leases: &[Lease]) -> BTreeMap<(String, String), String> {
-    let mut macs = BTreeMap::new();
-    let mut ids: Vec<&str> = leases
-        .iter()
-        .map(|l| l.owner.container_id.as_str())
-        .collect();
-    ids.sort_unstable();
-    ids.dedup();
-    for id in ids {
-        let Ok(Some(record)) = records.read(id) else {
-            continue;
-        };
-        for ep in record.endpoints {
-            if let Some(mac) = ep.mac {
-                macs.insert((id.to_owned(), ep.ifname), mac.to_string());
-            }
-        }
-    }
-    macs
 }
 
 /// A stable id for a container's endpoint on a network, in the shape of Docker's endpoint ids:
@@ -250,7 +211,7 @@ pub fn inspect_view(
         "EnableIPv6": net.ipv6,
         "IPAM": {
             "Driver": "default",
-            "Options": net.etcd.as_ref().map(|etcd| etcd.options()).unwrap_or_default(),
+            "Options": oci_macvlan_stores::HostStores::ipam_options(&net.store),
             "Config": config,
         },
         "Internal": net.internal,
@@ -289,7 +250,7 @@ fn big_number(n: u128) -> Value {
 
 #[cfg(test)]
 mod tests {
-    use oci_macvlan_ipam::{Owner, Request, allocate};
+    use oci_macvlan_ipam::{LeaseStoreExt, Owner, Request, allocate};
     use oci_macvlan_macvlan::NetworkSpec;
 
     use super::*;

@@ -1,14 +1,13 @@
 //! Operator tools over the state dir: `verify` (read-only) and `gc`.
 
-use oci_macvlan_ipam::LeaseStore;
+use oci_macvlan_ipam::LeaseSet;
 use oci_macvlan_macvlan::{self as macvlan, Networks, Records, Unreachable};
+use oci_macvlan_stores::check_host_id;
 
 use crate::{
     Context,
     error::{Error, Result},
-    identity::check_host_id,
     network_cmd::{confirm, print},
-    stores::{self, Access},
 };
 
 /// `oci-macvlan verify`: each problem on a line of stdout; exit 6 when there is any. A cluster
@@ -17,20 +16,12 @@ use crate::{
 pub fn verify(ctx: &Context) -> Result<()> {
     let networks = Networks::new(&ctx.config_dir);
     let records = Records::new(&ctx.state_dir);
-    let (mut store, unreachable) = stores::answering(ctx, &networks, &records, Access::Read)?;
-    let mut report = macvlan::verify(&networks, &mut store, &unreachable, &records)?;
-    report
-        .problems
-        .extend(ctx.block_on(macvlan::host_access::verify(
-            &networks,
-            &mut store,
-            &unreachable,
-            &records,
-        ))??);
+    let report = ctx.block_on(macvlan::verify(&ctx.stores(), &networks, &records))??;
+    let unreachable = &report.unreachable;
     for problem in &report.problems {
         print(format_args!("{problem}\n"))?;
     }
-    print(format_args!("{}", unreached_lines(&unreachable)))?;
+    print(format_args!("{}", unreached_lines(unreachable)))?;
     if !unreachable.is_empty() {
         Err(Error::Unreached {
             command: "verify",
@@ -61,15 +52,8 @@ fn unreached_lines(unreachable: &[Unreachable]) -> String {
 pub fn gc(ctx: &Context) -> Result<()> {
     let records = Records::new(&ctx.state_dir);
     let networks = Networks::new(&ctx.config_dir);
-    let (mut store, unreachable) = stores::answering(ctx, &networks, &records, Access::Upkeep)?;
-    let open = |endpoints: &[_]| stores::for_endpoints_upkeep(ctx, endpoints);
-    let report = ctx.block_on(macvlan::gc(
-        &mut store,
-        &unreachable,
-        open,
-        &records,
-        &networks,
-    ))??;
+    let report = ctx.block_on(macvlan::gc(&ctx.stores(), &records, &networks))??;
+    let unreachable = &report.unreachable;
     let mut out = String::new();
     if report.temps_removed > 0 {
         out.push_str(&format!(
@@ -129,7 +113,7 @@ pub fn gc(ctx: &Context) -> Result<()> {
         out.push_str(line);
         out.push('\n');
     }
-    out.push_str(&unreached_lines(&unreachable));
+    out.push_str(&unreached_lines(unreachable));
     out.push_str(&format!(
         "gc: released {leases} leases of {} gone containers; {} still run; {} undecided; {} busy",
         report.released.len(),
@@ -172,17 +156,16 @@ pub fn gc(ctx: &Context) -> Result<()> {
 /// for confirmation unless `force`, as `network prune` does.
 pub fn forget_host(ctx: &Context, host: &str, force: bool) -> Result<()> {
     check_host_id(host, "--forget-host")?;
-    if ctx.host_id()? == host {
+    let stores = ctx.stores();
+    if stores.host_id()? == host {
         return Err(Error::ForgetSelf {
             host: host.to_owned(),
         });
     }
     let networks = Networks::new(&ctx.config_dir);
     let records = Records::new(&ctx.state_dir);
-    let mut clusters = stores::all_clusters(ctx, &networks, &records)?;
-    for cluster in &mut clusters {
-        cluster.check_forgettable(host).map_err(forget_error)?;
-    }
+    let mut store = stores.every_store(&networks, &records)?;
+    store.check_forgettable(host).map_err(forget_error)?;
     let question = format!(
         "WARNING! This will release every address host {host} holds on the shared networks \
          defined here, even those its running containers use.\n\
@@ -191,7 +174,6 @@ pub fn forget_host(ctx: &Context, host: &str, force: bool) -> Result<()> {
     if !force && !confirm(&question)? {
         return Ok(());
     }
-    let mut store = stores::with_local(ctx, clusters)?;
     let released = store.forget_host(host).map_err(forget_error)?;
     let mut out = String::new();
     for lease in &released {
@@ -207,10 +189,13 @@ pub fn forget_host(ctx: &Context, host: &str, force: bool) -> Result<()> {
     print(format_args!("{out}"))
 }
 
-/// A store's error in `gc --forget-host`: a host alive is a conflict (exit 5).
+/// A store's error in `gc --forget-host`: a host alive is a conflict (exit 5); any other
+/// failure of a store is the store's (exit 1).
 fn forget_error(err: oci_macvlan_ipam::Error) -> Error {
-    match err {
-        err @ oci_macvlan_ipam::Error::HostAlive { .. } => Error::HostAlive(Box::new(err)),
-        err => macvlan::Error::store(err).into(),
+    match err.kind() {
+        oci_macvlan_ipam::ErrorKind::Conflict => Error::HostAlive(Box::new(err)),
+        oci_macvlan_ipam::ErrorKind::Invalid | oci_macvlan_ipam::ErrorKind::System => {
+            macvlan::Error::store(err).into()
+        }
     }
 }

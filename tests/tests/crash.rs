@@ -10,7 +10,7 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use oci_macvlan_ipam::{LeaseStore, LmdbStore};
+use oci_macvlan_ipam::{LeaseSet, LmdbStore};
 use oci_macvlan_tests::{ContainerProcess, Lan, privileged};
 
 const NET: &str = "crash";

@@ -45,6 +45,18 @@ impl Attempt<'_> {
 }
 
 impl View for Attempt<'_> {
+    fn network_leases(&mut self, network: &str) -> Result<Vec<Lease>> {
+        let mut leases: BTreeMap<u128, &Lease> = (self.snapshot.leases.iter())
+            .map(|(key, (lease, _))| (*key, lease))
+            .collect();
+        leases.extend(self.pending.iter().map(|(key, lease)| (*key, lease)));
+        Ok(leases
+            .into_values()
+            .filter(|l| l.network == network)
+            .cloned()
+            .collect())
+    }
+
     fn owner_leases(&mut self, network: &str, owner: &Owner) -> Result<Vec<Lease>> {
         let snapshot = self.snapshot.leases.values().map(|(lease, _)| lease);
         Ok(snapshot

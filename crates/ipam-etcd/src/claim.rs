@@ -42,19 +42,6 @@ pub const REFRESH_SECS: u64 = 5 * 60;
 /// refuses it. Four runs of the packaged gc timer (every 15 minutes).
 pub const ALIVE_SECS: u64 = 60 * 60;
 
-/// Who this host is in a shared store: its id and the proof of its claim (a hash of the secret
-/// only this machine holds; the secret itself never leaves the machine).
-#[derive(Debug, Clone)]
-pub struct HostIdentity {
-    /// The host's id (`--host-id`, or the one made from the machine's).
-    pub id: String,
-    /// `None` when this host has no identity file yet and the command only reads (it makes
-    /// none): a write is refused then.
-    pub proof: Option<String>,
-    /// Where the secret is kept (named in the error that refuses another machine).
-    pub kept_in: String,
-}
-
 /// A host's claim, as read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claim {
@@ -153,7 +140,7 @@ impl EtcdStore {
     }
 
     /// An error when `host` is alive in this store (see [`ALIVE_SECS`]).
-    pub fn check_forgettable(&mut self, host: &str) -> Result<()> {
+    pub(crate) fn forgettable(&mut self, host: &str) -> Result<()> {
         let claim = self.claim_of(host)?;
         self.refuse_if_alive(host, claim.as_ref())
     }

@@ -79,10 +79,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::http::{Endpoint, Failure, Tls};
+use crate::{
+    EtcdConfig,
+    http::{Endpoint, Failure, Tls},
+};
 
 use base64::{Engine, engine::general_purpose::STANDARD};
-use oci_macvlan_ipam::{Error, EtcdConfig, Result};
+use oci_macvlan_ipam::{Error, Result};
 use serde_json::{Value, json};
 
 /// The failpoint (feature `failpoints`) at which a write etcd applied gets no answer: the

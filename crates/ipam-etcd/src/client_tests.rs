@@ -10,7 +10,7 @@ use std::{
     thread,
 };
 
-use oci_macvlan_ipam::EtcdConfig;
+use crate::EtcdConfig;
 
 use crate::client::Client;
 

@@ -3,7 +3,7 @@
 
 use std::{os::unix::fs::PermissionsExt, path::Path};
 
-use oci_macvlan_ipam::EtcdConfig;
+use crate::EtcdConfig;
 
 use crate::client::{Client, absent, put};
 

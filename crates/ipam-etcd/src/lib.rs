@@ -36,6 +36,7 @@ mod claim;
 mod client;
 #[cfg(test)]
 mod client_tests;
+mod config;
 mod http;
 #[cfg(test)]
 mod http_tests;
@@ -50,15 +51,19 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
+pub use oci_macvlan_ipam::HostIdentity;
 use oci_macvlan_ipam::{
-    Error, EtcdConfig, Lease, LeaseStore, Owner, Result, StoredLease, Txn, View, ip_of_key, to_key,
+    Error, Lease, LeaseSet, LeaseStore, Owner, Result, StoredLease, Txn, View, ip_of_key, to_key,
 };
 
 use attempt::Attempt;
 use claim::decode_claim;
-pub use claim::{ALIVE_SECS, Claim, HostIdentity, REFRESH_SECS, valid_host_id};
+pub use claim::{ALIVE_SECS, Claim, REFRESH_SECS, valid_host_id};
 pub use client::WRITE_UNANSWERED;
 use client::{Client, absent, delete, put, unchanged};
+pub use config::{
+    BACKEND, DEFAULT_ETCD_PREFIX, DEFAULT_ETCD_TIMEOUT, EtcdBackend, EtcdConfig, IPAM_OPTION_KEYS,
+};
 
 /// Leases of one etcd cluster (one prefix), seen from one host.
 #[derive(Debug)]
@@ -261,6 +266,10 @@ impl EtcdStore {
 }
 
 impl LeaseStore for EtcdStore {
+    fn as_set(&mut self) -> &mut dyn LeaseSet {
+        self
+    }
+
     fn run(&mut self, f: &mut dyn FnMut(&mut dyn Txn) -> Result<()>) -> Result<()> {
         self.client.begin();
         let mut attempts = 0;
@@ -300,7 +309,9 @@ impl LeaseStore for EtcdStore {
             host: &self.host.id,
         })
     }
+}
 
+impl LeaseSet for EtcdStore {
     fn release_container(&mut self, container_id: &str) -> Result<Vec<Lease>> {
         let host = self.host.id.clone();
         self.release_where(
@@ -406,6 +417,11 @@ impl LeaseStore for EtcdStore {
     /// ([`ALIVE_SECS`]): decided on the snapshot whose revisions the transaction compares.
     fn forget_host(&mut self, host: &str) -> Result<Vec<Lease>> {
         self.release_where(|l| l.host.as_deref() == Some(host), Some(host))
+    }
+
+    /// An error when `host`'s claim says it is alive ([`ALIVE_SECS`]).
+    fn check_forgettable(&mut self, host: &str) -> Result<()> {
+        self.forgettable(host)
     }
 
     /// Sends the read of every lease (and claim) now: the member answers it while the caller

@@ -14,7 +14,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use oci_macvlan_ipam::{EtcdConfig, LeaseStore};
+use oci_macvlan_ipam::LeaseSet;
+
+use crate::EtcdConfig;
 use socket2::{Domain, Socket, Type};
 
 use crate::{

@@ -25,13 +25,16 @@ fn key(ip: &str) -> u128 {
 }
 
 fn store(proof: Option<&str>) -> EtcdStore {
-    let config = match oci_macvlan_ipam::parse_ipam_options(&[
-        "etcd_endpoints=http://127.0.0.1:9".to_owned(),
-        "etcd_prefix=/p".to_owned(),
-    ])
-    .unwrap()
+    let config = match oci_macvlan_ipam::Backends(&[&BACKEND])
+        .parse_options(&[
+            "etcd_endpoints=http://127.0.0.1:9".to_owned(),
+            "etcd_prefix=/p".to_owned(),
+        ])
+        .unwrap()
     {
-        oci_macvlan_ipam::StoreChoice::Etcd(config) => config,
+        oci_macvlan_ipam::StoreChoice::Shared(locator) => {
+            EtcdConfig::from_locator(&locator).unwrap()
+        }
         other => panic!("{other:?}"),
     };
     let host = HostIdentity {

@@ -4,7 +4,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use super::*;
-use crate::{Lease, LeaseStore, LeaseStoreExt, LmdbStore, Owner};
+use crate::{Lease, LeaseSet, LeaseStoreExt, LmdbStore, Owner};
 
 /// A store in a temporary state dir holding `n` leases.
 fn store(n: u32) -> (tempfile::TempDir, LmdbStore) {

@@ -178,14 +178,58 @@ pub enum Error {
     },
 }
 
+/// What kind of failure an [`Error`] is, for a caller's exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The input is wrong (a pool, an address, an option): asking again the same way fails.
+    Invalid,
+    /// The input is fine but something holds what it asks for (an address, a pool's last
+    /// address, a host id that is alive).
+    Conflict,
+    /// The store itself failed, could not be reached, or holds what it should not.
+    System,
+}
+
 impl Error {
-    /// True when the caller asked for something the pools cannot give (bad input or a conflict),
-    /// false when the store itself failed.
+    /// What kind of failure this is. Every variant is named: a new one must be placed here,
+    /// never fall into a catch-all.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::SubnetNotCanonical { .. }
+            | Self::SubnetTooSmall(_)
+            | Self::RangeNotCanonical { .. }
+            | Self::RangeTooBig { .. }
+            | Self::RangeOutsideSubnet { .. }
+            | Self::GatewayOutsideSubnet { .. }
+            | Self::GatewayReserved { .. }
+            | Self::AuxOutsideSubnet { .. }
+            | Self::NoSubnetContains(_)
+            | Self::AddressReserved { .. }
+            | Self::SubnetUnusable { .. }
+            | Self::IpamOption { .. } => ErrorKind::Invalid,
+            Self::AddressInUse { .. }
+            | Self::OwnerHoldsOther { .. }
+            | Self::Exhausted { .. }
+            | Self::HostAlive { .. } => ErrorKind::Conflict,
+            Self::OpenStore { .. }
+            | Self::CreateStateDir { .. }
+            | Self::Damaged { .. }
+            | Self::ReadStore { .. }
+            | Self::CreateStore { .. }
+            | Self::BootId { .. }
+            | Self::StoreChanging { .. }
+            | Self::SetAside { .. }
+            | Self::Store(_)
+            | Self::Corrupt(_)
+            | Self::Unavailable { .. }
+            | Self::HostClaimed { .. } => ErrorKind::System,
+        }
+    }
+
+    /// True when the caller asked for something that is held (an address, a pool's last
+    /// address, a host that is alive): [`ErrorKind::Conflict`].
     pub fn is_conflict(&self) -> bool {
-        matches!(
-            self,
-            Self::AddressInUse { .. } | Self::OwnerHoldsOther { .. } | Self::Exhausted { .. }
-        )
+        self.kind() == ErrorKind::Conflict
     }
 
     /// True when a networked store could not be reached, or could not decide, in time.
@@ -206,21 +250,64 @@ impl Error {
         )
     }
 
+    /// True when the input is wrong: [`ErrorKind::Invalid`].
     pub fn is_invalid_input(&self) -> bool {
-        matches!(
-            self,
-            Self::SubnetNotCanonical { .. }
-                | Self::SubnetTooSmall(_)
-                | Self::RangeNotCanonical { .. }
-                | Self::RangeTooBig { .. }
-                | Self::RangeOutsideSubnet { .. }
-                | Self::GatewayOutsideSubnet { .. }
-                | Self::GatewayReserved { .. }
-                | Self::AuxOutsideSubnet { .. }
-                | Self::NoSubnetContains(_)
-                | Self::AddressReserved { .. }
-                | Self::SubnetUnusable { .. }
-                | Self::IpamOption { .. }
-        )
+        self.kind() == ErrorKind::Invalid
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The kind decides a front door's exit code: a held address and a host alive are
+    /// conflicts (5), a bad option invalid (3), a store that does not answer the system's (1).
+    #[test]
+    fn each_error_has_its_kind() {
+        let ip: IpAddr = [10, 0, 0, 2].into();
+        let cases = [
+            (
+                Error::AddressInUse {
+                    ip,
+                    container_id: "c".into(),
+                    ifname: "eth0".into(),
+                    host: None,
+                },
+                ErrorKind::Conflict,
+            ),
+            (
+                Error::HostAlive {
+                    host: "h".into(),
+                    store: "s".into(),
+                    key: "k".into(),
+                    ago_secs: 1,
+                    alive_secs: 3600,
+                },
+                ErrorKind::Conflict,
+            ),
+            (
+                Error::IpamOption {
+                    key: "k".into(),
+                    reason: "r".into(),
+                },
+                ErrorKind::Invalid,
+            ),
+            (Error::NoSubnetContains(ip), ErrorKind::Invalid),
+            (
+                Error::Unavailable {
+                    store: "s".into(),
+                    what: "w".into(),
+                    maybe_written: false,
+                    source: None,
+                },
+                ErrorKind::System,
+            ),
+            (Error::Corrupt("x".into()), ErrorKind::System),
+        ];
+        for (err, kind) in cases {
+            assert_eq!(err.kind(), kind, "{err}");
+            assert_eq!(err.is_conflict(), kind == ErrorKind::Conflict, "{err}");
+            assert_eq!(err.is_invalid_input(), kind == ErrorKind::Invalid, "{err}");
+        }
     }
 }

@@ -14,26 +14,23 @@ pub mod failpoint;
 mod fault;
 mod hash;
 mod lmdb;
-mod options;
+pub mod locator;
 mod pool;
 mod runs;
 mod store;
+mod store_set;
 #[cfg(test)]
 mod store_tests;
-mod union;
 mod usage;
 
 pub use addr::{ip_of_key, to_key};
 pub use allocator::{Request, allocate};
 pub use damage::Damage;
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 pub use hash::fnv1a64;
 pub use lmdb::LmdbStore;
-pub use options::{
-    DEFAULT_ETCD_PREFIX, DEFAULT_ETCD_TIMEOUT, EtcdConfig, IPAM_OPTION_KEYS, StoreChoice,
-    parse_ipam_options,
-};
+pub use locator::{Backend, Backends, HostIdentity, Locator, StoreChoice};
 pub use pool::{Pool, Reserved};
-pub use store::{Lease, LeaseStore, LeaseStoreExt, Owner, StoredLease, Txn, View};
-pub use union::Union;
+pub use store::{Lease, LeaseSet, LeaseStore, LeaseStoreExt, Owner, StoredLease, Txn, View};
+pub use store_set::StoreSet;
 pub use usage::Usage;

@@ -10,7 +10,7 @@ use heed::{
 };
 
 use crate::{
-    Damage, Error, Lease, LeaseStore, Owner, Result, StoredLease, Txn, View,
+    Damage, Error, Lease, LeaseSet, LeaseStore, Owner, Result, StoredLease, Txn, View,
     addr::{from_blob, to_blob, to_key},
     boot::{self, Found},
     damage,
@@ -310,6 +310,19 @@ fn lease_at(dbs: Dbs, txn: &RoTxn, ip: IpAddr) -> Result<Option<Lease>> {
     }
 }
 
+/// Every lease on `network`, in address order (the key's order).
+fn of_network(dbs: Dbs, txn: &RoTxn, network: &str) -> Result<Vec<Lease>> {
+    let mut out = Vec::new();
+    for row in dbs.leases.iter(txn)? {
+        let (key, value) = row?;
+        let lease = decode(key, value)?;
+        if lease.network == network {
+            out.push(lease);
+        }
+    }
+    Ok(out)
+}
+
 fn held_by(dbs: Dbs, txn: &RoTxn, network: &str, owner: &Owner) -> Result<Vec<Lease>> {
     let mut leases = owned(dbs, txn, &owner.container_id)?;
     leases.retain(|l| l.network == network && l.owner.ifname == owner.ifname);
@@ -317,6 +330,10 @@ fn held_by(dbs: Dbs, txn: &RoTxn, network: &str, owner: &Owner) -> Result<Vec<Le
 }
 
 impl View for LmdbView<'_, '_> {
+    fn network_leases(&mut self, network: &str) -> Result<Vec<Lease>> {
+        of_network(self.dbs, self.rtxn, network)
+    }
+
     fn owner_leases(&mut self, network: &str, owner: &Owner) -> Result<Vec<Lease>> {
         held_by(self.dbs, self.rtxn, network, owner)
     }
@@ -335,6 +352,10 @@ impl View for LmdbView<'_, '_> {
 }
 
 impl View for LmdbTxn<'_, '_> {
+    fn network_leases(&mut self, network: &str) -> Result<Vec<Lease>> {
+        of_network(self.dbs, self.wtxn, network)
+    }
+
     fn owner_leases(&mut self, network: &str, owner: &Owner) -> Result<Vec<Lease>> {
         held_by(self.dbs, self.wtxn, network, owner)
     }
@@ -359,6 +380,10 @@ impl Txn for LmdbTxn<'_, '_> {
 }
 
 impl LeaseStore for LmdbStore {
+    fn as_set(&mut self) -> &mut dyn LeaseSet {
+        self
+    }
+
     /// One LMDB write transaction: writers are serialised, so `f` runs once.
     fn run(&mut self, f: &mut dyn FnMut(&mut dyn Txn) -> Result<()>) -> Result<()> {
         let dbs = self.dbs;
@@ -372,7 +397,9 @@ impl LeaseStore for LmdbStore {
             dbs: self.dbs,
         })
     }
+}
 
+impl LeaseSet for LmdbStore {
     /// Every lease of this store is this host's; one a shared store read has its host.
     fn is_ours(&self, lease: &Lease) -> bool {
         lease.host.is_none()

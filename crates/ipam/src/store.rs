@@ -11,16 +11,22 @@ use crate::{Error, Result};
 /// Who holds a lease: one interface of one container.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct Owner {
+    /// The container's id.
     pub container_id: String,
+    /// Its interface on the network.
     pub ifname: String,
 }
 
 /// One leased address.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Lease {
+    /// The address.
     pub ip: IpAddr,
+    /// The subnet (pool) it is leased from.
     pub subnet: IpNetwork,
+    /// The network it is leased on.
     pub network: String,
+    /// Who holds it.
     #[serde(flatten)]
     pub owner: Owner,
     /// The host whose container holds the lease, in a store several hosts share (`None` in a
@@ -33,12 +39,18 @@ pub struct Lease {
 /// leaves `host` out, as the LMDB store has always written it.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct StoredLease {
+    /// The network it is leased on.
     pub network: String,
+    /// The subnet it is leased from.
     pub subnet: IpNetwork,
+    /// The host that holds it, in a shared store.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
+    /// The container that holds it.
     pub container_id: String,
+    /// The container's interface.
     pub ifname: String,
+    /// When it was leased (seconds since the epoch; 0 in leases of early builds).
     #[serde(default)]
     pub created_unix: u64,
 }
@@ -58,6 +70,7 @@ impl StoredLease {
         }
     }
 
+    /// The lease as its store keeps it: JSON.
     pub fn encode(&self) -> Result<Vec<u8>> {
         serde_json::to_vec(self).map_err(|err| Error::Corrupt(err.to_string()))
     }
@@ -91,35 +104,25 @@ pub trait View {
     fn lowest_free(&mut self, lo: u128, hi: u128, reserved: &[u128]) -> Result<Option<u128>>;
     /// How many addresses in `lo..=hi` are leased, on any network.
     fn count_leased(&mut self, lo: u128, hi: u128) -> Result<u128>;
+    /// Every lease on `network`, of every host, in address order (`inspect` reads them with
+    /// the pools' usage, in one snapshot).
+    fn network_leases(&mut self, network: &str) -> Result<Vec<Lease>>;
 }
 
 /// A read-write transaction: the view, and the leases it adds. Nothing is visible to others
 /// before the store commits it, and a store may discard it and run the closure again.
 pub trait Txn: View {
+    /// Adds `lease` (its address free in this transaction's view), committed with the rest.
     fn insert(&mut self, lease: &Lease) -> Result<()>;
 }
 
-/// A durable lease store: the single point of truth for "who holds which address", shared by
-/// every hook process on the host (LMDB) or on every host of a cluster (etcd).
+/// What every lease store answers, and so also a [`crate::StoreSet`] of several: releases and
+/// reads that need no transaction, the store's own checks and upkeep. `detach`, `gc` and
+/// `verify` work through this trait, over the stores a record or a host's definitions name.
 ///
-/// Object safe, so the binary picks the store from a network's definition at run time
-/// (`Box<dyn LeaseStore>`). A store may be networked:
-/// - [`LeaseStore::run`] may run its closure more than once: a store with optimistic
-///   concurrency reads a snapshot, runs the closure, and commits only if nothing it decided on
-///   changed meanwhile, else runs it again on a new snapshot. The closure must have no effect
-///   outside the transaction.
-/// - every method may fail with [`Error::Unavailable`] (the store cannot be reached in time);
-///   nothing is then changed, and nothing may be assumed about the store.
-///
-/// Something that hands out addresses from elsewhere (a DHCP server: address, prefix and
-/// gateway from the LAN) is not a store: it would sit above one, as `allocate` does, and record
-/// what it got through [`Txn::insert`] so that detach, `gc` and `verify` work as they do now.
-pub trait LeaseStore {
-    /// Runs `f` as one read-write transaction: commits what it inserted if it returns `Ok`,
-    /// leaves the store untouched if it fails. `f` may be run again after a conflict.
-    fn run(&mut self, f: &mut dyn FnMut(&mut dyn Txn) -> Result<()>) -> Result<()>;
-    /// Runs `f` on a read-only snapshot: it never waits for writers nor blocks them.
-    fn view(&mut self, f: &mut dyn FnMut(&mut dyn View) -> Result<()>) -> Result<()>;
+/// Every method may fail with [`Error::Unavailable`] (a networked store cannot be reached in
+/// time); nothing is then changed, and nothing may be assumed about the store.
+pub trait LeaseSet {
     /// Releases every lease of `container_id` (of this host) and returns them. Releasing
     /// nothing is not an error.
     fn release_container(&mut self, container_id: &str) -> Result<Vec<Lease>>;
@@ -145,11 +148,40 @@ pub trait LeaseStore {
     /// Releases every lease `host` holds: `gc --forget-host`, for a host gone for good. A
     /// store of one host has no other host's leases and returns none.
     fn forget_host(&mut self, host: &str) -> Result<Vec<Lease>>;
+    /// An error when `host` may still run, by what this store knows of it (`gc --forget-host`
+    /// asks before it asks the operator; [`LeaseSet::forget_host`] checks again). A store of
+    /// one host knows of no other host.
+    fn check_forgettable(&mut self, _host: &str) -> Result<()> {
+        Ok(())
+    }
     /// A hint that a transaction follows after some local work: a networked store may send
     /// the read it will decide on now, so that its answer comes during that work. Called
     /// under the caller's lock on what the transaction is about (the container's), so the
     /// read sees every earlier change of that caller. A store on this host ignores it.
     fn read_ahead(&mut self) {}
+}
+
+/// A durable lease store: the single point of truth for "who holds which address", shared by
+/// every hook process on the host (LMDB) or on every host of a cluster (etcd). Beside what
+/// every [`LeaseSet`] answers, one store runs transactions.
+///
+/// Object safe, so the store is picked from a network's definition at run time
+/// (`Box<dyn LeaseStore>`). A store may be networked: [`LeaseStore::run`] may run its closure
+/// more than once: a store with optimistic concurrency reads a snapshot, runs the closure, and
+/// commits only if nothing it decided on changed meanwhile, else runs it again on a new
+/// snapshot. The closure must have no effect outside the transaction.
+///
+/// Something that hands out addresses from elsewhere (a DHCP server: address, prefix and
+/// gateway from the LAN) is not a store: it would sit above one, as `allocate` does, and record
+/// what it got through [`Txn::insert`] so that detach, `gc` and `verify` work as they do now.
+pub trait LeaseStore: LeaseSet {
+    /// Runs `f` as one read-write transaction: commits what it inserted if it returns `Ok`,
+    /// leaves the store untouched if it fails. `f` may be run again after a conflict.
+    fn run(&mut self, f: &mut dyn FnMut(&mut dyn Txn) -> Result<()>) -> Result<()>;
+    /// Runs `f` on a read-only snapshot: it never waits for writers nor blocks them.
+    fn view(&mut self, f: &mut dyn FnMut(&mut dyn View) -> Result<()>) -> Result<()>;
+    /// This store as a [`LeaseSet`] (what `detach`, `gc` and `verify` take): `self`.
+    fn as_set(&mut self) -> &mut dyn LeaseSet;
 }
 
 /// The typed face of [`LeaseStore`]: closures that return a value.

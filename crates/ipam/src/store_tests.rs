@@ -6,7 +6,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use crate::{LeaseStore, LeaseStoreExt, LmdbStore, Owner, Pool, Request, allocate, runs};
+use crate::{LeaseSet, LeaseStoreExt, LmdbStore, Owner, Pool, Request, allocate, runs};
 
 fn slash16() -> Vec<Pool> {
     vec![

@@ -4,9 +4,7 @@
 
 use std::{collections::BTreeMap, net::IpAddr};
 
-use oci_macvlan_ipam::{
-    Error, LeaseStore, LeaseStoreExt, LmdbStore, Owner, Pool, Request, allocate,
-};
+use oci_macvlan_ipam::{Error, LeaseSet, LeaseStoreExt, LmdbStore, Owner, Pool, Request, allocate};
 
 fn pool(subnet: &str, gateway: Option<&str>, range: Option<&str>, aux: &[(&str, &str)]) -> Pool {
     Pool::new(

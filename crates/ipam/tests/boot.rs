@@ -13,9 +13,7 @@ use std::{
     process::{Command, Stdio},
 };
 
-use oci_macvlan_ipam::{
-    Lease, LeaseStore, LeaseStoreExt, LmdbStore, Owner, Pool, Request, allocate,
-};
+use oci_macvlan_ipam::{Lease, LeaseSet, LeaseStoreExt, LmdbStore, Owner, Pool, Request, allocate};
 
 const ANOTHER_BOOT: &str = "0123abcd-1111-2222-3333-444444444444";
 

@@ -14,7 +14,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use oci_macvlan_ipam::{Damage, Error, Lease, LeaseStore, LeaseStoreExt, LmdbStore, Owner};
+use oci_macvlan_ipam::{Damage, Error, Lease, LeaseSet, LeaseStoreExt, LmdbStore, Owner};
 
 const LEASES: u32 = 200;
 

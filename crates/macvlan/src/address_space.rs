@@ -1,46 +1,32 @@
 //! Which networks of a host share an address space. The leases of a network are in one store
 //! (this host's LMDB, or an etcd cluster under a prefix); two stores know nothing of each
 //! other's leases, so two networks whose subnets overlap must use the same store, or both
-//! would hand out one address. `network create` refuses the overlap ([`check_create`]) and a
-//! nesting of etcd prefixes, whose outer store would read the inner one's keys; `verify`
+//! would hand out one address. `network create` refuses the overlap ([`check_create`]) and two
+//! stores that would read each other's keys (as their backend judges: etcd prefixes nested on
+//! one cluster); `verify`
 //! reports an address leased in two stores all the same ([`leased_twice`]), for definitions
 //! written before the check or edited by hand.
 
 use std::collections::BTreeMap;
 
-use oci_macvlan_ipam::{Lease, StoreChoice};
+use oci_macvlan_ipam::{Backends, Lease};
 
 use crate::{Error, Network, Result};
 
-/// The store of a network as an error names it.
-fn describe(choice: &StoreChoice) -> String {
-    match choice {
-        StoreChoice::Local => "this host's local store".to_owned(),
-        StoreChoice::Etcd(config) => format!("{} under {}", config.describe(), config.prefix),
-    }
-}
-
-/// Whether two networks' leases are in one store: both local, or one cluster and prefix.
-fn same_store(a: &StoreChoice, b: &StoreChoice) -> bool {
-    match (a, b) {
-        (StoreChoice::Local, StoreChoice::Local) => true,
-        (StoreChoice::Etcd(a), StoreChoice::Etcd(b)) => a.same_cluster(b),
-        _ => false,
-    }
-}
-
 /// `network create`: `network` may not overlap a subnet of a network of `others` whose leases
-/// are in another store, nor nest its etcd prefix with another's on one cluster. Nor may it
+/// are in another store, nor use a store that clashes with another's (`backends` judge). Nor may it
 /// take the name of a network of `removed` (those `rm -f` removed while their store did not
 /// answer, [`Networks::removed`](crate::Networks::removed)) or overlap one of its subnets, in
 /// whatever store: what its containers hold there is on no definition, and a store that did not
 /// answer cannot say it is free. Exit 5, naming the other network.
 pub(crate) fn check_create(
+    backends: Backends,
     network: &Network,
     others: &[Network],
     removed: &[Network],
 ) -> Result<()> {
     let choice = network.store_choice();
+    let describe = |choice| backends.describe(choice);
     for gone in removed {
         let overlap = network.pools.iter().find_map(|pool| {
             let mine = pool.subnet;
@@ -68,16 +54,13 @@ pub(crate) fn check_create(
     }
     for other in others.iter().chain(removed) {
         let other_choice = other.store_choice();
-        if let (StoreChoice::Etcd(mine), StoreChoice::Etcd(theirs)) = (&choice, &other_choice) {
-            if mine.nests_with(theirs) {
-                return Err(Error::NestedEtcdPrefix {
-                    prefix: mine.prefix.clone(),
-                    other: other.name.clone(),
-                    other_prefix: theirs.prefix.clone(),
-                });
-            }
+        if let Some(why) = backends.clash(&choice, &other_choice, &other.name) {
+            return Err(Error::StoresClash {
+                other: other.name.clone(),
+                why,
+            });
         }
-        if same_store(&choice, &other_choice) {
+        if backends.same_store(&choice, &other_choice) {
             continue;
         }
         for pool in &network.pools {
@@ -145,12 +128,19 @@ mod tests {
     use super::*;
     use crate::NetworkSpec;
 
+    const BACKENDS: Backends = Backends(&[&oci_macvlan_ipam_etcd::BACKEND]);
+
+    fn check_create(network: &Network, others: &[Network], removed: &[Network]) -> Result<()> {
+        super::check_create(BACKENDS, network, others, removed)
+    }
+
     fn network(name: &str, subnet: &str, ipam: &[&str]) -> Network {
         NetworkSpec {
             name: name.to_owned(),
             driver: "macvlan".to_owned(),
             subnets: vec![subnet.to_owned()],
             ipam_options: ipam.iter().map(|s| (*s).to_owned()).collect(),
+            backends: BACKENDS,
             ..Default::default()
         }
         .validate(name.to_owned(), "now".to_owned())
@@ -197,7 +187,7 @@ mod tests {
             let answer = match check_create(&network("new", subnet, new), &others, &[]) {
                 Ok(()) => "ok",
                 Err(Error::SubnetInOtherStore { other, .. }) if other == "old" => "conflict",
-                Err(Error::NestedEtcdPrefix { other, .. }) if other == "old" => "nested",
+                Err(Error::StoresClash { other, .. }) if other == "old" => "nested",
                 Err(err) => panic!("{err}"),
             };
             assert_eq!(answer, *want, "{there:?} + {subnet} {new:?}");

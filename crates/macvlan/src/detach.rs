@@ -3,11 +3,11 @@
 
 use std::{net::IpAddr, path::Path};
 
-use oci_macvlan_ipam::{Lease, LeaseStore};
+use oci_macvlan_ipam::{Lease, LeaseSet};
 use oci_macvlan_netlink_core::{Errno, Handle, Netns, NetnsId};
 
 use crate::{
-    Error, Liveness, Records, Result, failpoint,
+    Access, Error, Liveness, Records, Result, StorePolicy, failpoint,
     lock::FileLock,
     ownership::refuse_if_its_process_lives,
     record::{Record, RecordedEndpoint},
@@ -18,49 +18,29 @@ use crate::{
 /// its record. Idempotent: it may run twice, after a crash, without any attach, or with the
 /// namespace or parent gone; it needs neither the network definitions nor a pid.
 ///
-/// The record is read once, under the container's lock; `open` gets its endpoints (none
-/// without a record) and opens the lease stores they name (see [`StoreOpener`]).
-pub async fn detach<E: From<Error>>(
-    open: impl StoreOpener<E>,
+/// The record is read once, under the container's lock; `stores` opens the lease stores its
+/// endpoints name (none without a record: the local store).
+pub async fn detach<P: StorePolicy>(
+    stores: &P,
     records: &Records,
     container_id: &str,
-) -> std::result::Result<Vec<Lease>, E> {
+) -> std::result::Result<Vec<Lease>, P::Error> {
     let lock = records.lock(container_id)?;
     failpoint::hit("detach:locked")?;
     let record = records.read(container_id)?;
     let endpoints = record.as_ref().map_or(&[][..], |r| r.endpoints.as_slice());
-    let mut store = open(endpoints)?;
+    let mut store = stores.endpoints_stores(endpoints, Access::Write)?;
     // A networked store reads while the process and the namespace are looked at.
     store.read_ahead();
     if let Some(record) = &record {
-        refuse_if_its_process_lives(store.as_mut(), record)?;
+        refuse_if_its_process_lives(&mut store, record)?;
     }
-    Ok(detach_locked(
-        store.as_mut(),
-        records,
-        container_id,
-        record.as_ref(),
-        &lock,
-    )
-    .await?)
-}
-
-/// Opens the lease stores that may hold the leases of the recorded `endpoints` (of a detach,
-/// a disconnect), as one store: the caller's factory (only the binary opens stores). Called
-/// under the container's lock, with the record read there.
-pub trait StoreOpener<E>:
-    FnOnce(&[RecordedEndpoint]) -> std::result::Result<Box<dyn LeaseStore>, E>
-{
-}
-
-impl<E, F> StoreOpener<E> for F where
-    F: FnOnce(&[RecordedEndpoint]) -> std::result::Result<Box<dyn LeaseStore>, E>
-{
+    Ok(detach_locked(&mut store, records, container_id, record.as_ref(), &lock).await?)
 }
 
 /// [`detach`] for a caller that holds the container's lock and has read its record.
 pub(crate) async fn detach_locked(
-    store: &mut dyn LeaseStore,
+    store: &mut dyn LeaseSet,
     records: &Records,
     container_id: &str,
     record: Option<&Record>,
@@ -78,7 +58,7 @@ pub(crate) async fn detach_locked(
 /// Deletes the recorded links (where the namespace outlives the container), releases the
 /// container's leases and removes its record.
 pub(crate) async fn take_back(
-    store: &mut dyn LeaseStore,
+    store: &mut dyn LeaseSet,
     records: &Records,
     container_id: &str,
     record: &Record,
@@ -114,7 +94,7 @@ pub(crate) async fn take_back(
     Ok(released)
 }
 
-fn release(store: &mut dyn LeaseStore, container_id: &str) -> Result<Vec<Lease>> {
+fn release(store: &mut dyn LeaseSet, container_id: &str) -> Result<Vec<Lease>> {
     failpoint::hit("detach:links")?;
     let released = store
         .release_container(container_id)

@@ -5,26 +5,23 @@
 
 use std::path::PathBuf;
 
-use oci_macvlan_ipam::{Lease, Owner};
+use oci_macvlan_ipam::{Lease, LeaseSet, Owner};
 
-use crate::{
-    Error, Liveness, Records,
-    detach::{Ours, StoreOpener},
-};
+use crate::{Access, Error, Liveness, Records, StorePolicy, detach::Ours};
 
 /// Takes `network`'s endpoints back from `container_id`; a container left with none has no
 /// record either. Each step may be re-run: a disconnect
 /// that failed half-way (a link deleted, its lease not yet released) completes when run again,
 /// since the record still names the endpoint until the end.
 ///
-/// The record is read once, under the container's lock; `open` gets the endpoints on `network`
-/// and opens the lease stores they name.
-pub async fn disconnect<E: From<Error>>(
-    open: impl StoreOpener<E>,
+/// The record is read once, under the container's lock; `stores` opens the lease stores its
+/// endpoints on `network` name.
+pub async fn disconnect<P: StorePolicy>(
+    stores: &P,
     records: &Records,
     container_id: &str,
     network: &str,
-) -> Result<Vec<Lease>, E> {
+) -> Result<Vec<Lease>, P::Error> {
     let lock = records.lock(container_id)?;
     let not_connected = || Error::NotConnected {
         container_id: container_id.to_owned(),
@@ -39,7 +36,7 @@ pub async fn disconnect<E: From<Error>>(
     if gone.is_empty() {
         return Err(not_connected().into());
     }
-    let mut store = open(&gone)?;
+    let mut store = stores.endpoints_stores(&gone, Access::Write)?;
     let owners: Vec<Owner> = gone
         .iter()
         .map(|e| Owner {
@@ -66,7 +63,7 @@ pub async fn disconnect<E: From<Error>>(
             container_id,
             endpoints: &gone,
         };
-        // Asked of every store `open` gave (a transaction would need a single one).
+        // Asked of every store the record names (a transaction would need a single one).
         let held = || {
             Ok(store
                 .container_leases(container_id)
@@ -81,7 +78,7 @@ pub async fn disconnect<E: From<Error>>(
     // The host's routes to the addresses, as a detach deletes them, under the same hold (see
     // `crate::host_access`): then the leases.
     let _held = crate::host_access::hold(records, &gone)?;
-    crate::host_access::unroute(store.as_mut(), container_id, &gone).await?;
+    crate::host_access::unroute(&mut store, container_id, &gone).await?;
     let mut released = Vec::new();
     for owner in &owners {
         released.extend(store.release(network, owner).map_err(Error::store)?);

@@ -6,9 +6,8 @@ use oci_macvlan_netlink_core::{Errno, Handle, Link, MacAddr, Netns, NetnsId, New
 use serde::Serialize;
 
 use crate::{
-    Error, Liveness, Network, Networks, Records, Result,
-    detach::StoreOpener,
-    failpoint, host_access,
+    Access, Error, Liveness, Network, Networks, Records, Result, StorePolicy, failpoint,
+    host_access,
     ownership::claim,
     parents::{check_parent_free, parent_busy, resolve_parents},
     record::{Record, RecordedEndpoint},
@@ -46,6 +45,11 @@ pub struct AttachRequest<'a> {
     /// The network definitions (which the caller holds, [`Networks::hold`]): a MAC asked for is
     /// checked against the host links of the networks with host access on its parent.
     pub definitions: &'a Networks,
+    /// `network connect`: the container runs already and joins more networks, so a network
+    /// its record holds is refused whatever interface it is on. Otherwise (a hook) a network
+    /// on the record under the same interface is this very attach run again, and returns the
+    /// same endpoints.
+    pub connect: bool,
 }
 
 /// What a container got on one network.
@@ -65,16 +69,19 @@ pub struct Endpoint {
 ///
 /// Re-running it for a container that is already attached returns the same endpoints. An id
 /// whose record belongs to another container that still lives is refused. The record of an
-/// earlier container of that id, gone without its poststop, is taken back first; `open` opens
-/// the lease stores it names when they are not `store` (see [`StoreOpener`]): called, if at
-/// all, under the container's lock and before anything is made, its error is the attach's.
-pub async fn attach<E: From<Error>>(
+/// earlier container of that id, gone without its poststop, is taken back first. `stores`
+/// opens the one store of the request's networks (they must agree on it) and, under the
+/// container's lock and before anything is made, the stores that earlier record names when
+/// they are not that one; an error opening either is the attach's.
+pub async fn attach<P: StorePolicy>(
     host: &Handle,
-    store: &mut dyn LeaseStore,
-    open: impl StoreOpener<E>,
+    stores: &P,
     records: &Records,
     req: &AttachRequest<'_>,
-) -> std::result::Result<Vec<Endpoint>, E> {
+) -> std::result::Result<Vec<Endpoint>, P::Error> {
+    let networks: Vec<&Network> = req.attachments.iter().map(|a| a.network).collect();
+    let mut store = stores.networks_store(&networks, Access::Write, false)?;
+    let store = store.as_mut();
     let mut record = crate::plan::plan(req)?.record();
     host_access::check_reserved_macs(req)?;
     let lock = records.lock(req.container_id)?;
@@ -119,7 +126,7 @@ pub async fn attach<E: From<Error>>(
     let claimed = match opened {
         Ok((netns, liveness, container)) => claim(
             store,
-            open,
+            stores,
             &record.endpoints,
             records,
             req.container_id,
@@ -196,16 +203,15 @@ impl Apply<'_> {
         undo: &mut Undo,
     ) -> Result<Vec<Endpoint>> {
         let req = self.req;
-        // A network the container is on already under another name (a second `network connect`
-        // racing the first, which checked before either held the container's lock): refused
-        // before anything is made, never a second link and lease on one network.
+        // A network the container is on already: under another name (two `network connect`s
+        // racing), or under any name for a `network connect` (the one rule for "already
+        // connected", decided here under the container's lock): refused before anything is
+        // made, never a second link and lease on one network.
         if let Some(previous) = self.previous {
             for att in &req.attachments {
-                if let Some(old) = previous
-                    .endpoints
-                    .iter()
-                    .find(|e| e.network == att.network.name && e.ifname != att.ifname)
-                {
+                if let Some(old) = previous.endpoints.iter().find(|e| {
+                    e.network == att.network.name && (req.connect || e.ifname != att.ifname)
+                }) {
                     return Err(Error::AlreadyConnected {
                         container_id: req.container_id.to_owned(),
                         network: old.network.clone(),

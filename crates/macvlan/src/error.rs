@@ -25,6 +25,9 @@ pub enum Error {
     Definition(#[from] DefinitionError),
     #[error(transparent)]
     Driver(crate::driver::Error),
+    /// A running container that could not be located (`network connect`).
+    #[error(transparent)]
+    Locate(#[from] crate::locate::LocateError),
     #[error(transparent)]
     ParentLink(oci_macvlan_vlan::LinkError),
     #[error(
@@ -257,13 +260,14 @@ pub enum Error {
         other_subnets: String,
         other_store: String,
     },
-    #[error(
-        "etcd_prefix {prefix} and etcd_prefix {other_prefix} of network {other} are nested on one cluster: the outer one would read the inner one's keys as its own; use the same prefix or two apart"
-    )]
-    NestedEtcdPrefix {
-        prefix: String,
+    /// Two shared stores that are not one but would read each other's leases (etcd: prefixes
+    /// nested on one cluster), as their backend says.
+    #[error("{why}")]
+    StoresClash {
+        /// The other network.
         other: String,
-        other_prefix: String,
+        /// Why, in the backend's words.
+        why: String,
     },
     /// Files of the config and state dirs: definitions, records, locks.
     #[error(transparent)]
@@ -381,10 +385,8 @@ pub enum DefinitionError {
 impl DefinitionError {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Self::Pool(source) if source.is_conflict() => ErrorKind::Conflict,
-            Self::Pool(source) if !source.is_invalid_input() => ErrorKind::System,
-            Self::Pool(_)
-            | Self::InvalidNetworkName { .. }
+            Self::Pool(source) => ipam_kind(source),
+            Self::InvalidNetworkName { .. }
             | Self::UnsupportedDriver { .. }
             | Self::InvalidFlag { .. }
             | Self::NoSubnet { .. }
@@ -415,6 +417,7 @@ impl Error {
             Self::ParentLink(oci_macvlan_vlan::LinkError::Conflict { .. })
             | Self::ParentOfOtherDriver { .. } => ErrorKind::Conflict,
             Self::Driver(err) => err.kind(),
+            Self::Locate(err) => err.kind(),
             Self::ParentLink(oci_macvlan_vlan::LinkError::Name(_)) => ErrorKind::Invalid,
             Self::NetworkNotFound(_) | Self::ProcessGone { .. } | Self::NotConnected { .. } => {
                 ErrorKind::NotFound
@@ -442,9 +445,8 @@ impl Error {
             | Self::HostLinkConflict { .. }
             | Self::SubnetInOtherStore { .. }
             | Self::RemovedNetworkLeft { .. }
-            | Self::NestedEtcdPrefix { .. } => ErrorKind::Conflict,
-            Self::Lease { source, .. } if source.is_conflict() => ErrorKind::Conflict,
-            Self::Lease { source, .. } if source.is_invalid_input() => ErrorKind::Invalid,
+            | Self::StoresClash { .. } => ErrorKind::Conflict,
+            Self::Lease { source, .. } => ipam_kind(source),
             Self::Configure { source, .. }
                 if source.errno() == Some(netlink::Errno::EADDRINUSE) =>
             {
@@ -464,9 +466,10 @@ impl Error {
             Self::ParentLink(_)
             | Self::NoDummy { .. }
             | Self::ContainerNetns(_)
-            | Self::Lease { .. }
             | Self::Configure { .. }
             | Self::Netlink(_)
+            // A store that fails is the host's failure, whatever it said (`gc --forget-host`
+            // reads a host alive from the store's own error).
             | Self::Store(_)
             | Self::State(_)
             | Self::ReadProc { .. }
@@ -476,6 +479,16 @@ impl Error {
             | Self::ProbeParentDown { .. }
             | Self::Injected(_) => ErrorKind::System,
         }
+    }
+}
+
+/// The kind of an address manager's error (a pool, a lease), variant by variant in
+/// [`ipam::Error::kind`].
+fn ipam_kind(err: &ipam::Error) -> ErrorKind {
+    match err.kind() {
+        ipam::ErrorKind::Invalid => ErrorKind::Invalid,
+        ipam::ErrorKind::Conflict => ErrorKind::Conflict,
+        ipam::ErrorKind::System => ErrorKind::System,
     }
 }
 

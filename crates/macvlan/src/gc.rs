@@ -3,10 +3,10 @@
 
 use std::collections::BTreeSet;
 
-use oci_macvlan_ipam::{Lease, LeaseStore};
+use oci_macvlan_ipam::{Lease, LeaseSet};
 
 use crate::{
-    Error, Networks, RecordedEndpoint, Records,
+    Access, Error, Networks, RecordedEndpoint, Records, StorePolicy,
     detach::detach_locked,
     host_access::shared,
     liveness::{Verdict, judge},
@@ -41,23 +41,28 @@ pub struct GcReport {
     pub removed: Vec<String>,
     /// How many of those were kept because their store did not answer (gc fails then).
     pub removed_unreached: usize,
+    /// The clusters that did not answer when `gc` began, each with why: their containers and
+    /// networks were left alone (gc fails then).
+    pub unreachable: Vec<Unreachable>,
 }
 
-/// `store` is every store that answered, as one (the maintenance, the host access, the
-/// leases nobody recorded); `unreachable`, the clusters that did not, whose containers and
-/// networks are left alone. Each gone container is taken back with the stores its own record
-/// names, which `open` opens (a local container's, then, never waits on a cluster).
-pub async fn gc<E: From<Error>>(
-    store: &mut dyn LeaseStore,
-    unreachable: &[Unreachable],
-    mut open: impl FnMut(&[RecordedEndpoint]) -> Result<Box<dyn LeaseStore>, E>,
+/// Every store that answers (`stores`' [`StorePolicy::answering`], as upkeep) does the
+/// maintenance, the host access and the leases nobody recorded; the clusters that do not are
+/// in the report, and their containers and networks are left alone. Each gone container is
+/// taken back with the stores its own record names (a local container's, then, never waits on
+/// a cluster).
+pub async fn gc<P: StorePolicy>(
+    stores: &P,
     records: &Records,
     networks: &Networks,
-) -> Result<GcReport, E> {
+) -> Result<GcReport, P::Error> {
+    let (mut answering, unreached) = stores.answering(networks, records, Access::Upkeep)?;
+    let store: &mut dyn LeaseSet = &mut answering;
     let mut report = GcReport {
         maintenance: store.maintain().map_err(Error::store)?,
         ..GcReport::default()
     };
+    let unreachable = &unreached[..];
     report.temps_removed = records.remove_stale_temps()? + networks.remove_stale_temps()?;
     let recorded = records.list()?;
     for id in &recorded {
@@ -78,8 +83,8 @@ pub async fn gc<E: From<Error>>(
                     report.unreached.push((id.clone(), u.error.clone()));
                     continue;
                 }
-                let mut own = open(&record.endpoints)?;
-                match detach_locked(own.as_mut(), records, id, Some(&record), &lock).await {
+                let mut own = stores.endpoints_stores(&record.endpoints, Access::Upkeep)?;
+                match detach_locked(&mut own, records, id, Some(&record), &lock).await {
                     Ok(leases) => report.released.push((id.clone(), why, leases)),
                     // A cluster that stopped answering since it was asked: the record stays,
                     // and the take-back, which may run again, is the next gc's.
@@ -120,7 +125,8 @@ pub async fn gc<E: From<Error>>(
             report.unrecorded.push(id);
         }
     }
-    forget_removed(&mut report, unreachable, &mut open, records, networks)?;
+    forget_removed(&mut report, unreachable, stores, records, networks)?;
+    report.unreachable = unreached;
     Ok(report)
 }
 
@@ -128,13 +134,13 @@ pub async fn gc<E: From<Error>>(
 /// once nothing of it is left: no endpoint record names it, and its store answers and holds no
 /// lease of this host's on it (this host's host access leases of it are released first). What
 /// keeps one is a line.
-fn forget_removed<E: From<Error>>(
+fn forget_removed<P: StorePolicy>(
     report: &mut GcReport,
     unreachable: &[Unreachable],
-    open: &mut impl FnMut(&[RecordedEndpoint]) -> Result<Box<dyn LeaseStore>, E>,
+    stores: &P,
     records: &Records,
     networks: &Networks,
-) -> Result<(), E> {
+) -> Result<(), P::Error> {
     for gone in networks.removed()? {
         let name = &gone.name;
         let mut holders = Vec::new();
@@ -171,8 +177,8 @@ fn forget_removed<E: From<Error>>(
             host_link: None,
             store: Some(gone.store_choice()),
         };
-        let mut store = open(&[endpoint])?;
-        let left = shared::release(store.as_mut(), &gone)
+        let mut store = stores.endpoints_stores(&[endpoint], Access::Upkeep)?;
+        let left = shared::release(&mut store, &gone)
             .and_then(|_| store.network_leases(name).map_err(Error::store));
         match left {
             Ok(mut leases) => {

@@ -32,7 +32,7 @@ pub async fn create_network(
     }
     let others = networks.list()?;
     check_parent(&network, &others)?;
-    address_space::check_create(&network, &others, &networks.removed()?)?;
+    address_space::check_create(spec.backends, &network, &others, &networks.removed()?)?;
     let parent = network.parent();
     let ensured = vlan::ensure(
         host,
@@ -82,7 +82,7 @@ pub async fn create_network(
             let _ = host.delete_link(&link).await;
         }
         if taken {
-            let _ = host_access::shared::release(store, &network);
+            let _ = host_access::shared::release(store.as_set(), &network);
         }
         if ensured.created {
             // Nothing half-done: the link this call made goes with the failed definition. A
@@ -189,7 +189,7 @@ pub async fn remove_network(
     // The link first: an address is released once nothing here answers for it.
     host_access::remove(host, &network).await?;
     if removed.unreached.is_none() {
-        if let Err(err) = host_access::shared::release(store, &network) {
+        if let Err(err) = host_access::shared::release(store.as_set(), &network) {
             match err {
                 Error::Store(err) => removed.unreached = Some(unreached(*err)?),
                 err => return Err(err),

@@ -1,7 +1,7 @@
 use std::{collections::BTreeMap, net::IpAddr};
 
 use ipnetwork::IpNetwork;
-use oci_macvlan_ipam::{EtcdConfig, Pool, StoreChoice, parse_ipam_options};
+use oci_macvlan_ipam::{Backends, Pool, StoreChoice};
 use oci_macvlan_vlan::Parent;
 use serde::{Deserialize, Serialize};
 
@@ -140,10 +140,11 @@ pub struct Network {
     /// The `-o KEY=VALUE` options as given, for `inspect`.
     #[serde(default)]
     pub options: BTreeMap<String, String>,
-    /// The etcd cluster the leases live in (`--ipam-opt etcd_endpoints=…`); none: this host's
-    /// store. Definitions written before it load as local networks.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub etcd: Option<EtcdConfig>,
+    /// Where the leases live (`--ipam-opt`): this host's store, or a shared one, kept as its
+    /// backend's locator under the backend's name (`"etcd": {…}`). Definitions written before
+    /// it load as local networks.
+    #[serde(flatten, with = "oci_macvlan_ipam::locator::in_definition")]
+    pub store: StoreChoice,
     /// `--label KEY[=VALUE]`, as Docker keeps them: metadata for `ls --filter label=…` and
     /// `inspect`, never read by attach. Definitions written before them load without any.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -161,10 +162,7 @@ impl Network {
 
     /// Where the network's leases live.
     pub fn store_choice(&self) -> StoreChoice {
-        match &self.etcd {
-            Some(config) => StoreChoice::Etcd(config.clone()),
-            None => StoreChoice::Local,
-        }
+        self.store.clone()
     }
 
     /// The network's driver.
@@ -254,8 +252,11 @@ pub struct NetworkSpec {
     pub internal: bool,
     /// `KEY=VALUE`
     pub options: Vec<String>,
-    /// `--ipam-opt KEY=VALUE`: where the leases live (`oci_macvlan_ipam::parse_ipam_options`).
+    /// `--ipam-opt KEY=VALUE`: where the leases live, as `backends` read them.
     pub ipam_options: Vec<String>,
+    /// The kinds of shared store `ipam_options` may name (the store policy's list): none, and
+    /// every `--ipam-opt` is unknown.
+    pub backends: Backends,
     /// `--label KEY[=VALUE]`
     pub labels: Vec<String>,
 }
@@ -356,12 +357,10 @@ impl NetworkSpec {
         }
         let options = self.parse_options()?;
         let host_access = crate::host_access::reserve(options.get("host_access"), &mut pools)?;
-        let etcd = match parse_ipam_options(&self.ipam_options)
-            .map_err(|err| DefinitionError::Pool(Box::new(err)))?
-        {
-            StoreChoice::Local => None,
-            StoreChoice::Etcd(config) => Some(config),
-        };
+        let store = self
+            .backends
+            .parse_options(&self.ipam_options)
+            .map_err(|err| DefinitionError::Pool(Box::new(err)))?;
         // The core's keys out, the driver's left: the driver refuses what it does not know.
         let driver_options = options
             .iter()
@@ -427,7 +426,7 @@ impl NetworkSpec {
             static_ips,
             address_probe,
             options,
-            etcd,
+            store,
             labels,
         })
     }

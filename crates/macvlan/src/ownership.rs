@@ -2,11 +2,11 @@
 //! and its start time, the namespace's device and inode), never guessed: an attach or a
 //! poststop for an id that another living container holds is refused and touches nothing of it.
 
-use oci_macvlan_ipam::LeaseStore;
+use oci_macvlan_ipam::{LeaseSet, LeaseStore};
 
 use crate::{
-    Error, Liveness, Records, Result,
-    detach::{StoreOpener, take_back},
+    Access, Error, Liveness, Records, Result, StorePolicy,
+    detach::take_back,
     liveness::{Verdict, judge},
     record::{Record, RecordedEndpoint},
 };
@@ -18,17 +18,17 @@ use crate::{
 /// judged): that container's lease, link, record and lock are not touched. The record of an
 /// earlier container of that id that is gone without its poststop is taken back first, as `gc`
 /// would, from the stores it names: `store` (the attach's, whose endpoints are `planned`) when
-/// every endpoint it records is on that store, else the stores `open` gives for them (an earlier
+/// every endpoint it records is on that store, else the stores `stores` opens for them (an earlier
 /// container on another cluster, or on the local store while this one is on a cluster, or the
 /// reverse; a record of an earlier build, which names no store).
-pub(crate) async fn claim<E: From<Error>>(
+pub(crate) async fn claim<P: StorePolicy>(
     store: &mut dyn LeaseStore,
-    open: impl StoreOpener<E>,
+    stores: &P,
     planned: &[RecordedEndpoint],
     records: &Records,
     container_id: &str,
     facts: &Liveness,
-) -> std::result::Result<Option<Record>, E> {
+) -> std::result::Result<Option<Record>, P::Error> {
     let Some(previous) = records.read(container_id)? else {
         return Ok(None);
     };
@@ -42,18 +42,18 @@ pub(crate) async fn claim<E: From<Error>>(
     let why = match judge(previous.liveness.as_ref(), previous.netns.as_ref()) {
         Verdict::Gone(_) => {
             if on_the_same_store(&previous.endpoints, planned) {
-                take_back(store, records, container_id, &previous).await?;
+                take_back(store.as_set(), records, container_id, &previous).await?;
             } else {
-                let mut theirs = open(&previous.endpoints)?;
+                let mut theirs = stores.endpoints_stores(&previous.endpoints, Access::Write)?;
                 // A networked store reads while the namespace is looked at.
                 theirs.read_ahead();
-                take_back(theirs.as_mut(), records, container_id, &previous).await?;
+                take_back(&mut theirs, records, container_id, &previous).await?;
             }
             return Ok(None);
         }
         Verdict::Alive(why) | Verdict::Undecided(why) => why,
     };
-    Err(id_in_use(store, container_id, why).into())
+    Err(id_in_use(store.as_set(), container_id, why).into())
 }
 
 /// Whether every `recorded` endpoint names the store of the `planned` ones (an attach's
@@ -75,10 +75,7 @@ fn same_container(recorded: &Liveness, now: &Liveness) -> bool {
 /// A container's poststop runs after its process has exited. So the poststop of an id whose
 /// recorded process still runs is another container's (the same id under another runtime root,
 /// refused at its attach): nothing of the one that runs is touched.
-pub(crate) fn refuse_if_its_process_lives(
-    store: &mut dyn LeaseStore,
-    record: &Record,
-) -> Result<()> {
+pub(crate) fn refuse_if_its_process_lives(store: &mut dyn LeaseSet, record: &Record) -> Result<()> {
     let Some(facts) = &record.liveness else {
         return Ok(());
     };
@@ -92,7 +89,7 @@ pub(crate) fn refuse_if_its_process_lives(
 }
 
 /// [`Error::IdInUse`], with the addresses the holder has.
-fn id_in_use(store: &mut dyn LeaseStore, container_id: &str, holder: String) -> Error {
+fn id_in_use(store: &mut dyn LeaseSet, container_id: &str, holder: String) -> Error {
     let addresses = store
         .container_leases(container_id)
         .map(|leases| {

@@ -17,14 +17,17 @@
 //! stores' leases (a silent cluster's are the next run's). `gc --forget-host` needs its clusters
 //! and opens them all (`stores::all_clusters`): a silent one fails it, exit 1.
 
-use oci_macvlan_ipam::{EtcdConfig, StoreChoice};
+use oci_macvlan_ipam::StoreChoice;
 
 use crate::{Network, Networks, RecordedEndpoint};
 
-/// A cluster that did not answer.
+/// A shared store that did not answer.
 #[derive(Debug)]
 pub struct Unreachable {
-    pub config: EtcdConfig,
+    /// Every locator of it that the definitions and records hold (one store may be worded in
+    /// several ways: a record keeps its attach's, a definition edited since another), as the
+    /// store policy grouped them: what names one of these needs the silent store.
+    pub names: Vec<StoreChoice>,
     /// Why, as one line (the store's error, which names its endpoints).
     pub error: String,
 }
@@ -64,8 +67,5 @@ pub fn unreachable_of<'a>(
 }
 
 fn find(unreachable: &[Unreachable], choice: StoreChoice) -> Option<&Unreachable> {
-    match choice {
-        StoreChoice::Etcd(config) => unreachable.iter().find(|u| u.config.same_cluster(&config)),
-        StoreChoice::Local => None,
-    }
+    unreachable.iter().find(|u| u.names.contains(&choice))
 }

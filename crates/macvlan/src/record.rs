@@ -380,10 +380,9 @@ pub(crate) mod tests {
             serde_json::to_string(&local).unwrap(),
             earlier.replace(r#""lower":7}"#, r#""lower":7,"store":"local"}"#)
         );
-        let etcd = oci_macvlan_ipam::parse_ipam_options(&[
-            "etcd_endpoints=http://10.0.0.5:2379".to_owned()
-        ])
-        .unwrap();
+        let etcd = oci_macvlan_ipam::Backends(&[&oci_macvlan_ipam_etcd::BACKEND])
+            .parse_options(&["etcd_endpoints=http://10.0.0.5:2379".to_owned()])
+            .unwrap();
         let mut shared = read;
         shared.endpoints[0].store = Some(etcd);
         let json = serde_json::to_string(&shared).unwrap();

@@ -3,10 +3,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use oci_macvlan_ipam::LeaseStore;
+use oci_macvlan_ipam::LeaseSet;
 
 use crate::{
-    Error, Networks, Records, Result,
+    Access, Error, Networks, Records, Result, StorePolicy,
     host_access::shared,
     reach::{Unreachable, unreachable_for},
 };
@@ -14,9 +14,33 @@ use crate::{
 /// What `verify` looked at and what it found wrong.
 #[derive(Debug, Default)]
 pub struct Report {
+    /// How many leases the stores that answered hold.
     pub leases: usize,
+    /// How many endpoint records there are.
     pub records: usize,
+    /// Each problem found, as one line.
     pub problems: Vec<String>,
+    /// The clusters that did not answer, each with why: what needs them was not checked, so
+    /// the check is not whole.
+    pub unreachable: Vec<Unreachable>,
+}
+
+/// `verify`, whole: every store `stores` finds answering ([`StorePolicy::answering`], read
+/// only), the definitions, the records ([`check`]) and the networks' host access on this host
+/// (`host_access::verify`). A cluster that does not answer is in the report, and what needs it
+/// is not checked.
+pub async fn verify<P: StorePolicy>(
+    stores: &P,
+    networks: &Networks,
+    records: &Records,
+) -> std::result::Result<Report, P::Error> {
+    let (mut store, unreachable) = stores.answering(networks, records, Access::Read)?;
+    let mut report = check(networks, &mut store, &unreachable, records)?;
+    report
+        .problems
+        .extend(crate::host_access::verify(networks, &mut store, &unreachable, records).await?);
+    report.unreachable = unreachable;
+    Ok(report)
 }
 
 /// Checks: the store's own integrity; no address leased in two stores; the host access
@@ -25,9 +49,9 @@ pub struct Report {
 /// family; every record's container holds a lease and every lease has a record. `store` is
 /// every store that answered, as one; a record that names a cluster among `unreachable` is not
 /// checked for a lease (the silence of its cluster says nothing of it).
-pub fn verify(
+fn check(
     networks: &Networks,
-    store: &mut dyn LeaseStore,
+    store: &mut dyn LeaseSet,
     unreachable: &[Unreachable],
     records: &Records,
 ) -> Result<Report> {

@@ -163,3 +163,25 @@ fn labels_are_kept_and_checked() {
         );
     }
 }
+
+/// A shared network's definition, as every build since etcd wrote it: its cluster under
+/// `"etcd"` beside the definition's own fields. It loads as an opaque locator of the `etcd`
+/// backend and is written back with the same content; a definition without it is local.
+#[test]
+fn a_shared_networks_etcd_field_loads_as_its_store() {
+    let mut json: Value =
+        serde_json::from_slice(&fs::read(fixtures().join("lan50.json")).unwrap()).unwrap();
+    let cluster = serde_json::json!({
+        "endpoints": ["http://10.0.0.5:2379"],
+        "prefix": "/oci-macvlan",
+        "timeout_ms": 2000
+    });
+    json["etcd"] = cluster.clone();
+    let network: oci_macvlan_macvlan::Network = serde_json::from_value(json.clone()).unwrap();
+    let locator = network.store.shared().expect("a shared store");
+    assert_eq!((locator.backend(), locator.config()), ("etcd", &cluster));
+    assert_eq!(serde_json::to_value(&network).unwrap(), json);
+    let local: oci_macvlan_macvlan::Network =
+        serde_json::from_slice(&fs::read(fixtures().join("lan50.json")).unwrap()).unwrap();
+    assert!(local.store.is_local());
+}

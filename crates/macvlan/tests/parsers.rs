@@ -103,6 +103,7 @@ fn spec() -> impl Strategy<Value = NetworkSpec> {
                     internal,
                     options,
                     ipam_options: Vec::new(),
+                    backends: oci_macvlan_ipam::Backends::default(),
                     labels: Vec::new(),
                 }
             },

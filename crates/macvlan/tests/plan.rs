@@ -52,6 +52,7 @@ fn request<'a>(attachments: Vec<Attachment<'a>>, netns: &'a Path) -> AttachReque
         pid: None,
         attachments,
         definitions: &DEFINITIONS,
+        connect: false,
     }
 }
 

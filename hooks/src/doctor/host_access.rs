@@ -2,7 +2,7 @@
 //! link, the host's routes to its containers and the reverse-path filter.
 
 use oci_macvlan_macvlan::{
-    self as macvlan, Network, Records, host_access::Health as HostAccessHealth,
+    self as macvlan, Access, Network, Records, StorePolicy, host_access::Health as HostAccessHealth,
 };
 use oci_macvlan_netlink_core::Handle;
 
@@ -30,11 +30,13 @@ pub(super) fn host_access_checks(
     let records = Records::new(&ctx.state_dir);
     let mut checks = Vec::new();
     for network in with_access {
-        let mut store = crate::stores::for_networks(ctx, &[network], false)?;
+        let mut store = ctx
+            .stores()
+            .networks_store(&[network], Access::Read, false)?;
         let health = ctx.block_on(async {
             let host = Handle::current().map_err(Error::HostNetlink)?;
             Ok::<_, Error>(
-                macvlan::host_access::health(&host, network, store.as_mut(), &records).await?,
+                macvlan::host_access::health(&host, network, store.as_set(), &records).await?,
             )
         })??;
         checks.push(host_access_check(&health));

@@ -25,6 +25,10 @@ impl View for Unheld<'_> {
     fn count_leased(&mut self, lo: u128, hi: u128) -> Result<u128> {
         self.0.count_leased(lo, hi)
     }
+
+    fn network_leases(&mut self, network: &str) -> Result<Vec<Lease>> {
+        self.0.network_leases(network)
+    }
 }
 
 impl Txn for Unheld<'_> {

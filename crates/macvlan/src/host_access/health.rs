@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use oci_macvlan_ipam::LeaseStore;
+use oci_macvlan_ipam::LeaseSet;
 use oci_macvlan_netlink_core::Handle;
 use oci_macvlan_vlan::OWNER_ALIAS;
 
@@ -36,7 +36,7 @@ pub struct Repaired {
 /// alone (its leases unknown, no route is known to be wrong), a line saying so (that cluster
 /// fails `gc` already).
 pub(crate) async fn repair(
-    store: &mut dyn LeaseStore,
+    store: &mut dyn LeaseSet,
     unreachable: &[Unreachable],
     records: &Records,
     networks: &Networks,
@@ -73,7 +73,7 @@ pub(crate) async fn repair(
 /// `gc`'s repair of one network's host access, its changes pushed onto `lines`.
 async fn repair_one(
     host: &Handle,
-    store: &mut dyn LeaseStore,
+    store: &mut dyn LeaseSet,
     records: &Records,
     net: &Network,
     lines: &mut Vec<String>,
@@ -150,7 +150,7 @@ async fn repair_one(
 /// network whose cluster is `unreachable` is not checked.
 pub async fn verify(
     networks: &Networks,
-    store: &mut dyn LeaseStore,
+    store: &mut dyn LeaseSet,
     unreachable: &[Unreachable],
     records: &Records,
 ) -> Result<Vec<String>> {
@@ -228,7 +228,7 @@ impl Health {
 pub async fn health(
     host: &Handle,
     net: &Network,
-    store: &mut dyn LeaseStore,
+    store: &mut dyn LeaseSet,
     records: &Records,
 ) -> Result<Health> {
     let name = link_name(&net.id);

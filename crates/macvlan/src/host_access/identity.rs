@@ -175,6 +175,7 @@ mod tests {
                 mac,
             }],
             definitions,
+            connect: false,
         }
     }
 

@@ -242,7 +242,7 @@ pub(crate) async fn link_for_attach(
     let _lock = lock(records, net)?;
     let (link, ensured) = ensure_link(host, net, parent, Some(records)).await?;
     if ensured != Ensured::Found {
-        restore(host, net, &link, store, records).await?;
+        restore(host, net, &link, store.as_set(), records).await?;
     }
     Ok(link)
 }

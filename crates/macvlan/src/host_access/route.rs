@@ -3,7 +3,7 @@
 
 use std::{collections::BTreeSet, net::IpAddr};
 
-use oci_macvlan_ipam::LeaseStore;
+use oci_macvlan_ipam::LeaseSet;
 use oci_macvlan_netlink_core::{Errno, Handle, Link};
 use oci_macvlan_vlan::OWNER_ALIAS;
 
@@ -45,7 +45,7 @@ pub(super) async fn restore(
     host: &Handle,
     net: &Network,
     link: &Link,
-    store: &mut dyn LeaseStore,
+    store: &mut dyn LeaseSet,
     records: &Records,
 ) -> Result<Vec<IpAddr>> {
     let wanted = wanted(net, store, records)?;
@@ -57,7 +57,7 @@ pub(super) async fn restore(
 /// The addresses the network's containers on record hold: those the host routes to.
 pub(super) fn wanted(
     net: &Network,
-    store: &mut dyn LeaseStore,
+    store: &mut dyn LeaseSet,
     records: &Records,
 ) -> Result<Vec<IpAddr>> {
     let leases = store.network_leases(&net.name).map_err(Error::store)?;
@@ -84,7 +84,7 @@ pub(super) fn wanted(
 /// its routes along; a link of that name that is not ours is not touched. The caller holds the
 /// links' host-access locks shared ([`super::hold`]) until it has released the leases.
 pub(crate) async fn unroute(
-    store: &mut dyn LeaseStore,
+    store: &mut dyn LeaseSet,
     container_id: &str,
     endpoints: &[RecordedEndpoint],
 ) -> Result<()> {

@@ -10,7 +10,7 @@
 //! its host has it any more (what `network rm -f` leaves when the cluster does not answer),
 //! and `verify` reports that, and a shared network whose address has no lease.
 
-use oci_macvlan_ipam::{Lease, LeaseStore, LeaseStoreExt, Owner};
+use oci_macvlan_ipam::{Lease, LeaseSet, LeaseStore, LeaseStoreExt, Owner};
 
 use super::link_name;
 use crate::{Error, Network, Networks, Result, reach::Unreachable};
@@ -35,7 +35,7 @@ pub(crate) fn owner(net: &Network) -> Owner {
 
 /// Whether `net`'s host access addresses are leases: it has some and its store is shared.
 pub(crate) fn is_shared(net: &Network) -> bool {
-    net.etcd.is_some() && !net.host_access.is_empty()
+    !net.store.is_local() && !net.host_access.is_empty()
 }
 
 /// Who holds an address, as an error says it.
@@ -104,7 +104,7 @@ pub(crate) fn take(store: &mut dyn LeaseStore, net: &Network) -> Result<()> {
 
 /// `network rm` (and a `network create` that fails after [`take`]): releases `net`'s host
 /// access leases; returns them.
-pub(crate) fn release(store: &mut dyn LeaseStore, net: &Network) -> Result<Vec<Lease>> {
+pub(crate) fn release(store: &mut dyn LeaseSet, net: &Network) -> Result<Vec<Lease>> {
     if !is_shared(net) {
         return Ok(Vec::new());
     }
@@ -126,7 +126,7 @@ fn kept(lease: &Lease, defined: &[Network]) -> bool {
 /// definitions' hold, so a `network create` that took its lease and has not yet written its
 /// definition is waited for.
 pub(crate) fn release_left(
-    store: &mut dyn LeaseStore,
+    store: &mut dyn LeaseSet,
     networks: &Networks,
     leases: &[Lease],
 ) -> Result<Vec<String>> {
@@ -158,7 +158,7 @@ pub(crate) fn release_left(
 /// `verify`: this host's host access leases that no network defined here holds, and the host
 /// access addresses of shared networks (whose cluster answered) that have no lease of theirs.
 pub(crate) fn problems(
-    store: &dyn LeaseStore,
+    store: &dyn LeaseSet,
     networks: &Networks,
     leases: &[Lease],
     unreachable: &[Unreachable],
@@ -200,7 +200,7 @@ pub(crate) fn problems(
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use oci_macvlan_ipam::{LmdbStore, StoreChoice, parse_ipam_options};
+    use oci_macvlan_ipam::{LmdbStore, Locator, StoreChoice};
 
     use super::*;
     use crate::NetworkSpec;
@@ -217,12 +217,8 @@ mod tests {
         }
         .validate(id.repeat(64), "now".to_owned())
         .unwrap();
-        let StoreChoice::Etcd(config) =
-            parse_ipam_options(&["etcd_endpoints=http://127.0.0.1:9".to_owned()]).unwrap()
-        else {
-            panic!("not etcd")
-        };
-        net.etcd = Some(config);
+        let cluster = serde_json::json!({"endpoints": ["http://127.0.0.1:9"], "prefix": "/p"});
+        net.store = StoreChoice::Shared(Locator::new("etcd", cluster));
         net
     }
 

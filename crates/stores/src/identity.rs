@@ -17,12 +17,13 @@ use std::{
 };
 
 use nix::libc;
-use oci_macvlan_ipam_etcd::{HostIdentity, valid_host_id};
+use oci_macvlan_ipam::HostIdentity;
+use oci_macvlan_ipam_etcd::valid_host_id;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::{
-    Context,
+    HostStores,
     error::{Error, Result},
 };
 
@@ -40,7 +41,7 @@ struct Stored {
     secret: String,
 }
 
-impl Context {
+impl HostStores {
     /// This host's id in a shared store (see the module): read, never written.
     pub fn host_id(&self) -> Result<String> {
         Ok(self.identity(false)?.id)
@@ -220,16 +221,12 @@ mod tests {
 
     use std::os::unix::fs::PermissionsExt;
 
-    use super::*;
-    use crate::{cli::LogLevel, error::exit};
+    use oci_macvlan_macvlan::ErrorKind;
 
-    fn ctx(dir: &Path, host_id: Option<&str>) -> Context {
-        Context {
-            config_dir: dir.to_path_buf(),
-            state_dir: dir.join("run"),
-            log_level: LogLevel::Warn,
-            host_id: host_id.map(str::to_owned),
-        }
+    use super::*;
+
+    fn ctx(dir: &Path, host_id: Option<&str>) -> HostStores {
+        HostStores::new(dir, &dir.join("run"), host_id.map(str::to_owned))
     }
 
     #[test]
@@ -278,7 +275,7 @@ mod tests {
                     && line.contains(&dir.path().join(FILE).display().to_string()),
                 "{line}"
             );
-            assert_eq!(err.exit_code(), exit::INVALID);
+            assert_eq!(err.kind(), ErrorKind::Invalid);
         }
     }
 
@@ -295,9 +292,9 @@ mod tests {
             fs::write(&path, text).unwrap();
             fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
             let err = ctx(dir.path(), None).identity(true).unwrap_err();
-            let line = crate::error::line(&err);
+            let line = oci_macvlan_macvlan::one_line(&err);
             assert!(line.contains(why), "{line}");
-            assert_eq!(err.exit_code(), exit::SYSTEM);
+            assert_eq!(err.kind(), ErrorKind::System);
             // Never replaced by a new one.
             assert_eq!(fs::read_to_string(&path).unwrap(), text);
         }
@@ -315,7 +312,7 @@ mod tests {
                     && err.to_string().contains("(from --host-id)"),
                 "{err}"
             );
-            assert_eq!(err.exit_code(), exit::INVALID);
+            assert_eq!(err.kind(), ErrorKind::Invalid);
         }
     }
 }

@@ -1,12 +1,14 @@
-//! `--ipam-opt KEY=VALUE`: where a network's leases live. Parsed and checked once, at
-//! `network create`, into [`StoreChoice`], which the definition keeps; the binary's factory
-//! opens the store it names.
+//! The etcd backend's configuration: its `--ipam-opt`s (`etcd_*`), parsed and checked once, at
+//! `network create`, into an [`EtcdConfig`], which the definition and the records keep as the
+//! store's [`Locator`] (`"etcd": {…}`); and [`EtcdBackend`], the [`Backend`] a store policy
+//! registers.
 
 use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
+use oci_macvlan_ipam::{Backend, Error, HostIdentity, LeaseStore, Locator, Result, locator::bad};
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, Result};
+use crate::EtcdStore;
 
 /// The keys `--ipam-opt` takes, in the order the error for an unknown one lists them.
 pub const IPAM_OPTION_KEYS: [&str; 6] = [
@@ -18,24 +20,14 @@ pub const IPAM_OPTION_KEYS: [&str; 6] = [
     "etcd_timeout",
 ];
 
+/// The prefix of a cluster's keys when `etcd_prefix` is not given.
 pub const DEFAULT_ETCD_PREFIX: &str = "/oci-macvlan";
+/// How long one operation may take when `etcd_timeout` is not given.
 pub const DEFAULT_ETCD_TIMEOUT: Duration = Duration::from_secs(2);
 /// The longest `etcd_timeout`: a hook that waits longer than this is one a runtime kills.
 const MAX_ETCD_TIMEOUT: Duration = Duration::from_secs(60);
 /// A certificate or key larger than this is not one.
 const MAX_PEM: u64 = 1 << 20;
-
-/// Where a network's leases live. An endpoint record keeps it too (`"local"`, or
-/// `{"etcd": {…}}`), so that a detach opens the store the leases were taken from.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum StoreChoice {
-    /// This host's LMDB store in the state dir.
-    #[default]
-    Local,
-    /// An etcd cluster that several hosts share.
-    Etcd(EtcdConfig),
-}
 
 /// An etcd cluster, as `--ipam-opt` named it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -44,10 +36,13 @@ pub struct EtcdConfig {
     pub endpoints: Vec<String>,
     /// The first byte of every key oci-macvlan writes, without a trailing `/`.
     pub prefix: String,
+    /// The cluster's CA certificate (`https://` endpoints).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cacert: Option<PathBuf>,
+    /// This host's client certificate, if the cluster asks for one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cert: Option<PathBuf>,
+    /// The client certificate's key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<PathBuf>,
     /// How long one operation on the cluster (a read; a transaction or a release, with its
@@ -55,13 +50,29 @@ pub struct EtcdConfig {
     pub timeout_ms: u64,
 }
 
-impl StoreChoice {
-    pub fn is_local(&self) -> bool {
-        matches!(self, Self::Local)
-    }
-}
-
 impl EtcdConfig {
+    /// The backend's name, the key of its locators.
+    pub const BACKEND: &'static str = "etcd";
+
+    /// The cluster a locator names: an error when the locator is not etcd's or not readable.
+    pub fn from_locator(locator: &Locator) -> Result<Self> {
+        if locator.backend() != Self::BACKEND {
+            return Err(Error::Corrupt(format!(
+                "lease store {:?} is not an etcd cluster",
+                locator.backend()
+            )));
+        }
+        serde_json::from_value(locator.config().clone())
+            .map_err(|err| Error::Corrupt(format!("etcd cluster of a definition or record: {err}")))
+    }
+
+    /// This cluster as a locator.
+    pub fn to_locator(&self) -> Result<Locator> {
+        let config = serde_json::to_value(self).map_err(|err| Error::Corrupt(err.to_string()))?;
+        Ok(Locator::new(Self::BACKEND, config))
+    }
+
+    /// How long one operation may take.
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout_ms)
     }
@@ -113,40 +124,13 @@ impl EtcdConfig {
     }
 }
 
-fn bad(key: &str, reason: impl Into<String>) -> Error {
-    Error::IpamOption {
-        key: key.to_owned(),
-        reason: reason.into(),
-    }
-}
-
-/// Parses `--ipam-opt KEY=VALUE` options (each key at most once) into the store they choose.
-/// Certificate files must be readable regular files now: a typo is found at `network create`,
-/// not at the first attach.
-pub fn parse_ipam_options(options: &[String]) -> Result<StoreChoice> {
-    let mut given: BTreeMap<&str, &str> = BTreeMap::new();
-    for option in options {
-        let (key, value) = option
-            .split_once('=')
-            .ok_or_else(|| bad(option, "expected KEY=VALUE"))?;
-        if !IPAM_OPTION_KEYS.contains(&key) {
-            return Err(bad(
-                key,
-                format!("unknown option; known: {}", IPAM_OPTION_KEYS.join(", ")),
-            ));
-        }
-        if value.is_empty() {
-            return Err(bad(key, "empty value"));
-        }
-        if given.insert(key, value).is_some() {
-            return Err(bad(key, "given twice"));
-        }
-    }
+/// The cluster `given` (the `--ipam-opt`s of this backend, already split and checked for
+/// repeats and empty values) names. Certificate files must be readable regular files now: a
+/// typo is found at `network create`, not at the first attach.
+fn parse(given: &BTreeMap<&str, &str>) -> Result<EtcdConfig> {
     let Some(endpoints) = given.get("etcd_endpoints") else {
-        return match given.keys().next() {
-            Some(key) => Err(bad(key, "needs etcd_endpoints")),
-            None => Ok(StoreChoice::Local),
-        };
+        let key = given.keys().next().copied().unwrap_or("etcd_endpoints");
+        return Err(bad(key, "needs etcd_endpoints"));
     };
     let endpoints = endpoints
         .split(',')
@@ -191,14 +175,73 @@ pub fn parse_ipam_options(options: &[String]) -> Result<StoreChoice> {
         None => DEFAULT_ETCD_TIMEOUT,
         Some(value) => parse_timeout(value)?,
     };
-    Ok(StoreChoice::Etcd(EtcdConfig {
+    Ok(EtcdConfig {
         endpoints,
         prefix,
         cacert,
         cert,
         key,
         timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
-    }))
+    })
+}
+
+/// The etcd backend: networks defined with `--ipam-opt etcd_endpoints=…`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EtcdBackend;
+
+/// The etcd backend, for a store policy's list of backends.
+pub const BACKEND: EtcdBackend = EtcdBackend;
+
+impl Backend for EtcdBackend {
+    fn name(&self) -> &'static str {
+        EtcdConfig::BACKEND
+    }
+
+    fn option_keys(&self) -> &'static [&'static str] {
+        &IPAM_OPTION_KEYS
+    }
+
+    fn parse_options(&self, given: &BTreeMap<&str, &str>) -> Result<Locator> {
+        parse(given)?.to_locator()
+    }
+
+    fn same_store(&self, a: &Locator, b: &Locator) -> bool {
+        match (EtcdConfig::from_locator(a), EtcdConfig::from_locator(b)) {
+            (Ok(a), Ok(b)) => a.same_cluster(&b),
+            _ => a == b,
+        }
+    }
+
+    fn clash(&self, mine: &Locator, theirs: &Locator, other: &str) -> Option<String> {
+        let (mine, theirs) = (
+            EtcdConfig::from_locator(mine).ok()?,
+            EtcdConfig::from_locator(theirs).ok()?,
+        );
+        mine.nests_with(&theirs).then(|| {
+            format!(
+                "etcd_prefix {} and etcd_prefix {} of network {other} are nested on one cluster: the outer one would read the inner one's keys as its own; use the same prefix or two apart",
+                mine.prefix, theirs.prefix
+            )
+        })
+    }
+
+    fn describe(&self, locator: &Locator) -> String {
+        match EtcdConfig::from_locator(locator) {
+            Ok(config) => format!("{} under {}", config.describe(), config.prefix),
+            Err(_) => "an unreadable etcd cluster".to_owned(),
+        }
+    }
+
+    fn options(&self, locator: &Locator) -> BTreeMap<String, String> {
+        EtcdConfig::from_locator(locator)
+            .map(|config| config.options())
+            .unwrap_or_default()
+    }
+
+    fn open(&self, locator: &Locator, host: &HostIdentity) -> Result<Box<dyn LeaseStore>> {
+        let config = EtcdConfig::from_locator(locator)?;
+        Ok(Box::new(EtcdStore::open(&config, host)?))
+    }
 }
 
 fn check_endpoint(url: &str) -> Result<&str> {
@@ -309,10 +352,15 @@ fn parse_timeout(value: &str) -> Result<Duration> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use oci_macvlan_ipam::{Backends, StoreChoice};
+
     use super::*;
 
     fn parse(opts: &[&str]) -> Result<StoreChoice> {
-        parse_ipam_options(&opts.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
+        Backends(&[&BACKEND])
+            .parse_options(&opts.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
     }
 
     #[test]
@@ -322,11 +370,7 @@ mod tests {
 
     #[test]
     fn endpoints_with_defaults() {
-        let StoreChoice::Etcd(cfg) =
-            parse(&["etcd_endpoints=http://10.0.0.5:2379,http://[fd00::5]:2379/"]).unwrap()
-        else {
-            panic!("not etcd")
-        };
+        let cfg = etcd(&["etcd_endpoints=http://10.0.0.5:2379,http://[fd00::5]:2379/"]);
         assert_eq!(
             cfg.endpoints,
             ["http://10.0.0.5:2379", "http://[fd00::5]:2379"]
@@ -337,7 +381,7 @@ mod tests {
 
     fn etcd(opts: &[&str]) -> EtcdConfig {
         match parse(opts).unwrap() {
-            StoreChoice::Etcd(config) => config,
+            StoreChoice::Shared(locator) => EtcdConfig::from_locator(&locator).unwrap(),
             StoreChoice::Local => panic!("not etcd"),
         }
     }
