@@ -7,6 +7,7 @@
 //! no lease, no record.
 
 mod address_space;
+mod admit;
 mod boot;
 mod detach;
 mod disconnect;
@@ -29,8 +30,10 @@ mod parents;
 mod plan;
 mod reach;
 mod record;
+pub mod source;
 mod undo;
 mod verify;
+pub mod wire;
 mod wiring;
 
 pub use detach::{StoreOpener, detach};
@@ -41,12 +44,12 @@ pub use files::{Durability, Put, check_private_dir, open_own, write_atomic};
 pub use gc::{GcReport, gc};
 pub use lifecycle::{Removed, create_network, remove_network};
 pub use liveness::{Liveness, Process, Verdict};
-pub use mac::default_mac;
+pub use mac::{Mac, default_mac};
 pub use network::{LanRoute, Network, NetworkSpec, ParentLink, ParentName, check_network_name};
 pub use networks::{Networks, NetworksHold};
 pub use occupied::{Holder, StaticIps};
 pub use oci_macvlan_netlink_core::MacAddr;
-pub use plan::{Plan, PlannedNetwork, Routes, plan};
+pub use plan::{AddressRequest, LinkSpec, ParentSpec, Plan, PlannedNetwork, Routes, plan};
 pub use reach::{Unreachable, store_of};
 pub use record::{Record, RecordedEndpoint, Records, check_container_id};
 pub use verify::{Report, verify};

@@ -3,7 +3,7 @@ use std::net::IpAddr;
 use oci_macvlan_ipam::{LeaseStore, Owner};
 use oci_macvlan_netlink_core::{Handle, Link};
 
-use crate::{Record, Records};
+use crate::{Record, Records, source::Source};
 
 /// One step an attach took, recorded with what undoes it. Only what this run made is here: a
 /// lease or link an earlier run of the container made (and this one adopted) is not, so a
@@ -13,11 +13,19 @@ pub(crate) enum Step {
     /// The record was written over `previous` (this container's record of an earlier run).
     WroteRecord { previous: Option<Record> },
     /// Addresses this run leased (not those the owner held already).
-    Leased { owner: Owner, ips: Vec<IpAddr> },
+    Leased {
+        source: Source,
+        owner: Owner,
+        ips: Vec<IpAddr>,
+    },
     /// A lease written to a networked store that gave no answer: it may have been taken. The
     /// owner held nothing on the network before this run, so whatever it holds there now is
     /// this run's.
-    MaybeLeased { network: String, owner: Owner },
+    MaybeLeased {
+        source: Source,
+        network: String,
+        owner: Owner,
+    },
     /// A link this run created, by name and index (a link that has taken its name since is not
     /// this one).
     CreatedLink { ifname: String, index: u32 },
@@ -83,10 +91,10 @@ impl Undo {
                     }
                     undone
                 }
-                Step::Leased { owner, ips } => {
+                Step::Leased { source, owner, ips } => {
                     let (kept, free): (Vec<IpAddr>, Vec<IpAddr>) =
                         ips.into_iter().partition(|ip| routed.contains(ip));
-                    match store.release_ips(&owner, &free) {
+                    match source.release(store, &owner, &free).await {
                         Err(err) => Err(crate::one_line(&err)),
                         Ok(_) if !kept.is_empty() => {
                             Err("kept while a host route to it is left".to_owned())
@@ -94,9 +102,13 @@ impl Undo {
                         Ok(_) => Ok(()),
                     }
                 }
-                Step::MaybeLeased { network, owner } => store
-                    .release(&network, &owner)
-                    .map(drop)
+                Step::MaybeLeased {
+                    source,
+                    network,
+                    owner,
+                } => source
+                    .release_all(store, &network, &owner)
+                    .await
                     .map_err(|err| crate::one_line(&err)),
                 // Kept while anything else is left: poststop and gc work from it.
                 Step::WroteRecord { .. } if !left.is_empty() => {
@@ -120,11 +132,11 @@ impl std::fmt::Display for Step {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::WroteRecord { .. } => f.write_str("the endpoint record"),
-            Self::Leased { owner, ips } => {
+            Self::Leased { owner, ips, .. } => {
                 let ips: Vec<String> = ips.iter().map(ToString::to_string).collect();
                 write!(f, "the lease of {} for {}", ips.join(", "), owner.ifname)
             }
-            Self::MaybeLeased { network, owner } => {
+            Self::MaybeLeased { network, owner, .. } => {
                 write!(f, "the lease {} may hold on {network}", owner.ifname)
             }
             Self::CreatedLink { ifname, .. } => write!(f, "link {ifname}"),

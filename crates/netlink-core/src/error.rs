@@ -153,6 +153,15 @@ pub enum Error {
         #[source]
         source: KernelError,
     },
+    #[error("cannot add route {destination}/{prefix_len} via {gateway} on link {link}")]
+    AddRouteVia {
+        link: String,
+        destination: IpAddr,
+        prefix_len: u8,
+        gateway: IpAddr,
+        #[source]
+        source: KernelError,
+    },
     #[error("cannot add host route {destination} via link {link}")]
     AddHostRoute {
         link: String,
@@ -219,6 +228,7 @@ impl Error {
             | Self::DeleteAddress { source, .. }
             | Self::AddDefaultRoute { source, .. }
             | Self::AddDeviceRoute { source, .. }
+            | Self::AddRouteVia { source, .. }
             | Self::AddHostRoute { source, .. }
             | Self::DeleteHostRoute { source, .. }
             | Self::ListRoutes { source, .. }

@@ -8,7 +8,7 @@ use oci_macvlan_netlink_core::{ChildKind, IpvlanFlag, IpvlanMode, MacAddr};
 use serde::{Deserialize, Serialize};
 
 use super::{DefaultRoute, Driver, refuse_unknown};
-use crate::{ErrorKind, Network, Result};
+use crate::{ErrorKind, Network, Result, mac::Mac};
 
 const KEYS: &[&str] = &["ipvlan_mode", "ipvlan_flag"];
 
@@ -124,19 +124,14 @@ impl Driver for Options {
     }
 
     /// An ipvlan has its parent's MAC, always: a request for another is refused.
-    fn mac(
-        &self,
-        network: &str,
-        _container_id: &str,
-        requested: Option<MacAddr>,
-    ) -> Result<Option<MacAddr>> {
+    fn mac(&self, network: &str, _container_id: &str, requested: Option<MacAddr>) -> Result<Mac> {
         match requested {
             Some(mac) => Err(crate::Error::InvalidMac {
                 mac: mac.to_string(),
                 network: network.to_owned(),
                 reason: "an ipvlan network's container shares its parent's MAC",
             }),
-            None => Ok(None),
+            None => Ok(Mac::Parents),
         }
     }
 

@@ -7,7 +7,7 @@ use oci_macvlan_netlink_core::{ChildKind, MacAddr, MacvlanMode, ParseMacError};
 use serde::{Deserialize, Serialize};
 
 use super::{Driver, check_station_mac, refuse_unknown};
-use crate::{ErrorKind, Network, Result, default_mac, network::invalid};
+use crate::{ErrorKind, Network, Result, default_mac, mac::Mac, network::invalid};
 
 const KEYS: &[&str] = &["macvlan_mode", "source_macs"];
 
@@ -118,12 +118,7 @@ impl Driver for Options {
     /// A passthru macvlan carries its parent's MAC: setting another would rewrite the parent's,
     /// so none is set, and asking for one is an error. Otherwise the requested MAC, or one
     /// derived from the container id and the network (stable across restarts).
-    fn mac(
-        &self,
-        network: &str,
-        container_id: &str,
-        requested: Option<MacAddr>,
-    ) -> Result<Option<MacAddr>> {
+    fn mac(&self, network: &str, container_id: &str, requested: Option<MacAddr>) -> Result<Mac> {
         if self.mode == Mode::Passthru {
             return match requested {
                 Some(mac) => Err(crate::Error::InvalidMac {
@@ -131,11 +126,11 @@ impl Driver for Options {
                     network: network.to_owned(),
                     reason: "a passthru network's container uses its parent's MAC",
                 }),
-                None => Ok(None),
+                None => Ok(Mac::Parents),
             };
         }
         let mac = requested.unwrap_or_else(|| default_mac(container_id, network));
-        check_station_mac(network, mac).map(Some)
+        check_station_mac(network, mac).map(Mac::Own)
     }
 
     /// A passthru network has its parent to itself (Docker's rule and wording, both ways).

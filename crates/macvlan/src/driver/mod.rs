@@ -16,7 +16,7 @@ use std::{collections::BTreeMap, fmt};
 use oci_macvlan_netlink_core::{ChildKind, MacAddr};
 use serde::{Deserialize, Serialize};
 
-use crate::{ErrorKind, Network, Result};
+use crate::{ErrorKind, Network, Result, mac::Mac};
 
 pub mod ipvlan;
 pub mod macvlan;
@@ -26,7 +26,8 @@ pub const NAMES: &[&str] = &["macvlan", "ipvlan"];
 
 /// What one kind of network does with its containers' links.
 pub trait Driver: fmt::Debug + Sync {
-    /// The driver's name (`-d`), which is also the kind (`IFLA_INFO_KIND`) of the links it makes.
+    /// The driver's name (`-d`). The kind of the links it makes (`IFLA_INFO_KIND`) is not
+    /// this name but [`ChildKind::name`] of [`Driver::child`]: a record keeps that.
     fn name(&self) -> &'static str;
 
     /// The `MODE` column of `network ls`.
@@ -35,15 +36,10 @@ pub trait Driver: fmt::Debug + Sync {
     /// The link to create, kind and settings.
     fn child(&self) -> ChildKind<'_>;
 
-    /// The MAC a container's link gets: `requested` is the annotation's. `None` leaves the
-    /// kernel's (an ipvlan, or a passthru macvlan, has its parent's). Input is hostile: a
-    /// request the driver cannot honour is an error, never ignored.
-    fn mac(
-        &self,
-        network: &str,
-        container_id: &str,
-        requested: Option<MacAddr>,
-    ) -> Result<Option<MacAddr>>;
+    /// The MAC a container's link gets: `requested` is the annotation's. [`Mac::Parents`]
+    /// leaves the kernel's (an ipvlan, or a passthru macvlan, has its parent's). Input is
+    /// hostile: a request the driver cannot honour is an error, never ignored.
+    fn mac(&self, network: &str, container_id: &str, requested: Option<MacAddr>) -> Result<Mac>;
 
     /// The host's own link on the parent for `-o host_access` (see [`crate::host_access`]): a
     /// sibling of the containers' links that the kernel lets talk to them. A mode in which

@@ -14,7 +14,10 @@ use crate::{AttachRequest, Error, Network, Records, Result};
 /// '/', which no container id has: a container named like the link never gets it by default.
 pub(crate) fn host_link_mac(net: &Network) -> Result<Option<MacAddr>> {
     match net.host_link() {
-        Some(name) => net.driver().mac(&net.name, &format!("{name}/host"), None),
+        Some(name) => net
+            .driver()
+            .mac(&net.name, &format!("{name}/host"), None)
+            .map(crate::mac::Mac::own),
         None => Ok(None),
     }
 }

@@ -36,7 +36,7 @@ use oci_macvlan_vlan::OWNER_ALIAS;
 use crate::{
     Error, Network, Records, Result,
     network::invalid,
-    wiring::{conf, ipv6_sysctls},
+    wire::{conf, ipv6_sysctls},
 };
 
 mod health;
@@ -464,7 +464,7 @@ fn sysctls<'a>(ifname: &'a str, net: &Network) -> Vec<Sysctl<'a>> {
 /// A link of the host link's name is ours only if it carries our alias, is of the network's
 /// driver and sits on its parent.
 fn adopt(net: &Network, parent: &Link, link: Link) -> Result<Link> {
-    let kind = net.driver().name();
+    let kind = net.driver().host_child()?.name();
     let found = if link.alias.as_deref() != Some(OWNER_ALIAS) {
         Some("a link oci-macvlan did not create".to_owned())
     } else if link.kind.as_deref() != Some(kind) {
