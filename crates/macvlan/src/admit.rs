@@ -3,13 +3,11 @@
 //! is written: nothing has been made when one refuses.
 
 use oci_macvlan_ipam::LeaseStore;
-use oci_macvlan_netlink_core::{Handle, Link};
+use oci_macvlan_netlink_core::Link;
 
 use crate::{
-    AttachRequest, Error, Network, Result, failpoint, host_access,
-    parents::{check_parent_free, resolve_parents},
-    plan::Plan,
-    record::Record,
+    AttachRequest, Error, Network, Result, failpoint, host_access, kernel::Kernel,
+    parents::check_parent_free, plan::Plan, record::Record,
 };
 
 /// Refuses the attach of `plan` (from `req`) when
@@ -21,9 +19,9 @@ use crate::{
 ///   host's link, a neighbour), on a network the container was not on already;
 ///
 /// and otherwise returns the parents, in the plan's order, found or made (see
-/// [`resolve_parents`]): every parent first, so a missing one changes nothing at all.
+/// `parents::resolve_parents`): every parent first, so a missing one changes nothing at all.
 pub(crate) async fn admit(
-    host: &Handle,
+    kernel: &impl Kernel,
     store: &mut dyn LeaseStore,
     req: &AttachRequest<'_>,
     plan: &Plan<'_>,
@@ -59,20 +57,20 @@ pub(crate) async fn admit(
         }
     }
     let networks: Vec<&Network> = plan.networks.iter().map(|p| p.definition).collect();
-    let parents = resolve_parents(host, &networks).await?;
+    let parents = kernel.parents(&networks).await?;
     for _ in &parents {
         failpoint::hit("attach:net:parent")?;
     }
     for (planned, parent) in plan.networks.iter().zip(&parents) {
         if !rejoined(planned) {
-            host_access::check_static(
-                host,
-                store,
-                planned.definition,
-                parent,
-                &planned.addresses.static_ips,
-            )
-            .await?;
+            kernel
+                .check_static(
+                    store,
+                    planned.definition,
+                    parent,
+                    &planned.addresses.static_ips,
+                )
+                .await?;
         }
     }
     Ok(parents)

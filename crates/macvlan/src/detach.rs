@@ -8,6 +8,7 @@ use oci_macvlan_netlink_core::{Errno, Handle, Netns, NetnsId};
 
 use crate::{
     Error, Liveness, Records, Result, failpoint,
+    kernel::{CurrentHost, Host},
     lock::FileLock,
     ownership::refuse_if_its_process_lives,
     record::{Record, RecordedEndpoint},
@@ -83,6 +84,24 @@ pub(crate) async fn take_back(
     container_id: &str,
     record: &Record,
 ) -> Result<Vec<Lease>> {
+    take_back_with(
+        &CurrentHost::default(),
+        store,
+        records,
+        container_id,
+        record,
+    )
+    .await
+}
+
+/// [`take_back`], the host's routes deleted through `host`.
+pub(crate) async fn take_back_with(
+    host: &impl Host,
+    store: &mut dyn LeaseStore,
+    records: &Records,
+    container_id: &str,
+    record: &Record,
+) -> Result<Vec<Lease>> {
     if let Some(path) = &record.netns {
         let expected = record.liveness.as_ref().map(Liveness::netns);
         let ours = Ours {
@@ -105,7 +124,7 @@ pub(crate) async fn take_back(
     // Held from before the routes are looked for until the leases are released: no restore
     // of a host link made again runs in between (see `crate::host_access`).
     let _held = crate::host_access::hold(records, &record.endpoints)?;
-    crate::host_access::unroute(store, container_id, &record.endpoints).await?;
+    crate::host_access::unroute(host, store, container_id, &record.endpoints).await?;
     if record.endpoints.iter().any(|e| e.host_link.is_some()) {
         failpoint::hit("detach:host-unrouted")?;
     }

@@ -10,6 +10,7 @@ use oci_macvlan_ipam::{Lease, Owner};
 use crate::{
     Error, Liveness, Records,
     detach::{Ours, StoreOpener},
+    kernel::{CurrentHost, Host},
 };
 
 /// Takes `network`'s endpoints back from `container_id`; a container left with none has no
@@ -20,6 +21,24 @@ use crate::{
 /// The record is read once, under the container's lock; `open` gets the endpoints on `network`
 /// and opens the lease stores they name.
 pub async fn disconnect<E: From<Error>>(
+    open: impl StoreOpener<E>,
+    records: &Records,
+    container_id: &str,
+    network: &str,
+) -> Result<Vec<Lease>, E> {
+    disconnect_with(
+        &CurrentHost::default(),
+        open,
+        records,
+        container_id,
+        network,
+    )
+    .await
+}
+
+/// [`disconnect`], the host's routes deleted through `host`.
+pub(crate) async fn disconnect_with<E: From<Error>>(
+    host: &impl Host,
     open: impl StoreOpener<E>,
     records: &Records,
     container_id: &str,
@@ -81,7 +100,7 @@ pub async fn disconnect<E: From<Error>>(
     // The host's routes to the addresses, as a detach deletes them, under the same hold (see
     // `crate::host_access`): then the leases.
     let _held = crate::host_access::hold(records, &gone)?;
-    crate::host_access::unroute(store.as_mut(), container_id, &gone).await?;
+    crate::host_access::unroute(host, store.as_mut(), container_id, &gone).await?;
     let mut released = Vec::new();
     for owner in &owners {
         released.extend(store.release(network, owner).map_err(Error::store)?);

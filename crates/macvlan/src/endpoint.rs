@@ -2,14 +2,15 @@ use std::{net::IpAddr, path::Path};
 
 use ipnetwork::IpNetwork;
 use oci_macvlan_ipam::{LeaseStore, Owner};
-use oci_macvlan_netlink_core::{Errno, Handle, Link, MacAddr, Netns, NetnsId, NewChild};
+use oci_macvlan_netlink_core::{Errno, Handle, Link, MacAddr, Netns, NetnsId};
 use serde::Serialize;
 
 use crate::{
     Error, Liveness, Network, Networks, Records, Result,
     admit::admit,
     detach::StoreOpener,
-    failpoint, host_access,
+    failpoint,
+    kernel::{ChildSpec, Kernel, Real},
     mac::Mac,
     ownership::claim,
     parents::parent_busy,
@@ -152,51 +153,77 @@ pub async fn attach<E: From<Error>>(
         }
     };
     record.liveness = Some(liveness);
-    let mut undo = Undo::default();
-    let ctx = Apply {
+    let kernel = Real {
         host,
         container: &container,
         netns: &netns,
+    };
+    let applied = apply(
+        &kernel,
+        store,
         records,
         req,
-        previous: previous.as_ref(),
+        &plan,
+        &mut record,
+        previous.as_ref(),
+    )
+    .await;
+    if let Err(err) = &applied {
+        if previous.is_none() && !matches!(err, Error::RollbackIncomplete { .. }) {
+            // Nothing is left of the container: neither is its lock file. An error here
+            // changes nothing for the caller, whose attach failed anyway.
+            let _ = lock.remove_file();
+        }
+    }
+    Ok(applied?)
+}
+
+/// Applies `plan` (of `req`) once the container's lock is held and its earlier record, if
+/// any, judged its own (`previous`): writes `record`, then makes what the plan says through
+/// `kernel`. All or nothing: on failure every step this run took is undone (what could not be
+/// is said in [`Error::RollbackIncomplete`]).
+pub(crate) async fn apply<K: Kernel>(
+    kernel: &K,
+    store: &mut dyn LeaseStore,
+    records: &Records,
+    req: &AttachRequest<'_>,
+    plan: &Plan<'_>,
+    record: &mut Record,
+    previous: Option<&Record>,
+) -> Result<Vec<Endpoint>> {
+    let mut undo = Undo::default();
+    let ctx = Apply {
+        kernel,
+        records,
+        req,
+        previous,
     };
-    let err = match ctx.attach_all(store, &plan, &mut record, &mut undo).await {
+    let err = match ctx.attach_all(store, plan, record, &mut undo).await {
         Ok(endpoints) => return Ok(endpoints),
         Err(err) => err,
     };
-    let left = undo
-        .run(req.container_id, Some(&container), store, records)
-        .await;
+    let left = undo.run(req.container_id, kernel, store, records).await;
     if !left.is_empty() {
         // Said, not swallowed: the caller's error line (and the journal) name what is left.
         return Err(Error::RollbackIncomplete {
             line: crate::one_line(&err),
             failed: Box::new(err),
             left: left.join("; "),
-        }
-        .into());
+        });
     }
-    if previous.is_none() {
-        // Nothing is left of the container: neither is its lock file. An error here changes
-        // nothing for the caller, whose attach failed anyway.
-        let _ = lock.remove_file();
-    }
-    Err(err.into())
+    Err(err)
 }
 
 /// What applying a planned attach works with.
-struct Apply<'a> {
-    host: &'a Handle,
-    container: &'a Handle,
-    netns: &'a Netns,
+struct Apply<'a, K> {
+    kernel: &'a K,
     records: &'a Records,
     req: &'a AttachRequest<'a>,
     /// This container's record from an earlier run, if any (see [`claim`]).
     previous: Option<&'a Record>,
 }
 
-impl Apply<'_> {
+impl<K: Kernel> Apply<'_, K> {
     async fn attach_all(
         &self,
         store: &mut dyn LeaseStore,
@@ -204,7 +231,7 @@ impl Apply<'_> {
         record: &mut Record,
         undo: &mut Undo,
     ) -> Result<Vec<Endpoint>> {
-        let parents = admit(self.host, store, self.req, plan, self.previous).await?;
+        let parents = admit(self.kernel, store, self.req, plan, self.previous).await?;
         for (recorded, parent) in record.endpoints.iter_mut().zip(&parents) {
             recorded.lower = Some(parent.index);
         }
@@ -278,8 +305,7 @@ impl Apply<'_> {
             };
             let wired = wire(planned, &taken.acquired, default_routed);
             let wiring = Wiring {
-                container: self.container,
-                netns: self.netns,
+                kernel: self.kernel,
                 link: &link,
                 parent,
                 planned,
@@ -298,7 +324,7 @@ impl Apply<'_> {
                 gateways: wired.gateways,
             });
         }
-        self.container
+        self.kernel
             .set_link_up_by_name("lo")
             .await
             .map_err(Error::Netlink)?;
@@ -322,12 +348,11 @@ impl Apply<'_> {
             ifname: planned.link.name.clone(),
             source,
         };
-        let spec = NewChild {
+        let spec = ChildSpec {
             parent,
             name: &planned.link.name,
             mac: planned.link.mac.own(),
             mtu: planned.link.mtu,
-            target: self.netns,
             kind: planned.link.kind,
         };
         let (link, created) =
@@ -368,8 +393,10 @@ impl Apply<'_> {
         new: &[IpAddr],
         undo: &mut Undo,
     ) -> Result<()> {
-        let link =
-            host_access::link_for_attach(self.host, net, parent, store, self.records).await?;
+        let link = self
+            .kernel
+            .host_link(net, parent, store, self.records)
+            .await?;
         failpoint::hit("attach:net:host-link")?;
         let ips: Vec<IpAddr> = wired
             .addresses
@@ -378,7 +405,21 @@ impl Apply<'_> {
             .filter(|ip| net.host_routes_to(*ip))
             .collect();
         let mut added = Vec::new();
-        let routed = host_access::add_routes(self.host, net, &link, &ips, &mut added).await;
+        let mut routed = Ok(());
+        for ip in &ips {
+            match self.kernel.add_host_route(&link, *ip).await {
+                Ok(()) => added.push(*ip),
+                // A route already there is not this run's.
+                Err(err) if err.errno() == Some(Errno::EEXIST) => {}
+                Err(source) => {
+                    routed = Err(Error::HostRoutes {
+                        network: net.name.clone(),
+                        source,
+                    });
+                    break;
+                }
+            }
+        }
         let leased: Vec<IpAddr> = new
             .iter()
             .filter(|ip| ips.contains(ip) && !added.contains(ip))
@@ -423,7 +464,7 @@ async fn acquire(
                     owner: ask.owner.clone(),
                 });
             }
-            Err(error)
+            Err(*error)
         }
     }
 }

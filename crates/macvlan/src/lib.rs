@@ -18,6 +18,7 @@ pub mod failpoint;
 mod files;
 mod gc;
 pub mod host_access;
+mod kernel;
 mod lifecycle;
 mod liveness;
 mod lock;

@@ -1,9 +1,9 @@
 use std::net::IpAddr;
 
 use oci_macvlan_ipam::{LeaseStore, Owner};
-use oci_macvlan_netlink_core::{Handle, Link};
+use oci_macvlan_netlink_core::Link;
 
-use crate::{Record, Records, source::Source};
+use crate::{Record, Records, kernel::Kernel, source::Source};
 
 /// One step an attach took, recorded with what undoes it. Only what this run made is here: a
 /// lease or link an earlier run of the container made (and this one adopted) is not, so a
@@ -55,7 +55,7 @@ impl Undo {
     pub(crate) async fn run(
         self,
         container_id: &str,
-        container: Option<&Handle>,
+        kernel: &impl Kernel,
         store: &mut dyn LeaseStore,
         records: &Records,
     ) -> Vec<String> {
@@ -73,19 +73,23 @@ impl Undo {
                 continue;
             }
             let undone = match step {
-                Step::CreatedLink { ifname, index } => match container {
-                    Some(handle) => match handle.link_by_name(&ifname).await {
-                        Ok(Some(link)) if link.index == index => handle
-                            .delete_link(&link)
-                            .await
-                            .map_err(|err| crate::one_line(&err)),
-                        Ok(_) => Ok(()),
-                        Err(err) => Err(crate::one_line(&err)),
-                    },
-                    None => Err("the container's namespace is not open".to_owned()),
+                Step::CreatedLink { ifname, index } => match kernel.link_by_name(&ifname).await {
+                    Ok(Some(link)) if link.index == index => kernel
+                        .delete_link(&link)
+                        .await
+                        .map_err(|err| crate::one_line(&err)),
+                    Ok(_) => Ok(()),
+                    Err(err) => Err(crate::one_line(&err)),
                 },
                 Step::HostRoutes { link, ips } => {
-                    let undone = crate::host_access::undo_routes(&link, &ips).await;
+                    // By index: a link made since is not this one.
+                    let mut undone = Ok(());
+                    for ip in &ips {
+                        if let Err(err) = kernel.delete_host_route(&link, *ip).await {
+                            undone = Err(crate::one_line(&err));
+                            break;
+                        }
+                    }
                     if undone.is_err() {
                         routed.extend(ips);
                     }

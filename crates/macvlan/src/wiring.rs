@@ -4,25 +4,21 @@
 
 use std::time::{Duration, Instant};
 
-use oci_macvlan_netlink_core::{Errno, Handle, Link, Netns};
+use oci_macvlan_netlink_core::{Errno, Link};
 
 use crate::{
-    Error, Result, failpoint,
-    mac::Mac,
-    plan::PlannedNetwork,
-    wire::{Route, Wired},
+    Error, Result, failpoint, kernel::Kernel, mac::Mac, plan::PlannedNetwork, wire::Wired,
 };
 
 /// One link in the container's namespace and what it is to carry.
-pub(crate) struct Wiring<'a> {
-    pub(crate) container: &'a Handle,
-    pub(crate) netns: &'a Netns,
+pub(crate) struct Wiring<'a, K> {
+    pub(crate) kernel: &'a K,
     pub(crate) link: &'a Link,
     pub(crate) parent: &'a Link,
     pub(crate) planned: &'a PlannedNetwork<'a>,
 }
 
-impl Wiring<'_> {
+impl<K: Kernel> Wiring<'_, K> {
     /// Sends `wired` to the kernel.
     pub(crate) async fn apply(&self, wired: &Wired<'_>) -> Result<()> {
         let link = self.link;
@@ -33,14 +29,14 @@ impl Wiring<'_> {
         };
         for address in &wired.addresses {
             exists_ok(
-                self.container
+                self.kernel
                     .add_address(link, address.ip(), address.prefix())
                     .await,
             )
             .map_err(configure)?;
         }
         failpoint::hit("attach:net:addressed")?;
-        self.netns
+        self.kernel
             .write_sysctls(&wired.sysctls)
             .map_err(configure)?;
         failpoint::hit("attach:net:configured")?;
@@ -58,26 +54,7 @@ impl Wiring<'_> {
         })?;
         failpoint::hit("attach:net:up")?;
         for route in &wired.routes {
-            let added = match *route {
-                Route::DefaultVia(gateway) => self.container.add_default_route(link, gateway).await,
-                Route::DefaultOnLink { ipv6 } => {
-                    self.container.add_default_route_on_link(link, ipv6).await
-                }
-                Route::OnLink(subnet) => {
-                    self.container
-                        .add_route_on_link(link, subnet.network(), subnet.prefix())
-                        .await
-                }
-                Route::Via {
-                    destination,
-                    gateway,
-                } => {
-                    self.container
-                        .add_route_via(link, destination.network(), destination.prefix(), gateway)
-                        .await
-                }
-            };
-            exists_ok(added).map_err(configure)?;
+            exists_ok(self.kernel.add_route(link, route).await).map_err(configure)?;
         }
         failpoint::hit("attach:net:routed")
     }
@@ -89,7 +66,7 @@ impl Wiring<'_> {
         let deadline = Instant::now() + MAC_SETTLE;
         let mut pause = Duration::from_millis(1);
         loop {
-            match self.container.set_link_up(self.link).await {
+            match self.kernel.set_link_up(self.link).await {
                 Err(err) if err.errno() == Some(Errno::EADDRINUSE) && Instant::now() < deadline => {
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_millis(50));

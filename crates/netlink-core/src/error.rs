@@ -153,12 +153,11 @@ pub enum Error {
         #[source]
         source: KernelError,
     },
-    #[error("cannot add route {destination}/{prefix_len} via {gateway} on link {link}")]
+    #[error("cannot add route {} via {} on link {link}", route.0, route.1)]
     AddRouteVia {
         link: String,
-        destination: IpAddr,
-        prefix_len: u8,
-        gateway: IpAddr,
+        /// The destination (`ADDR/PREFIX`) and the gateway, boxed: errors stay small.
+        route: Box<(String, IpAddr)>,
         #[source]
         source: KernelError,
     },

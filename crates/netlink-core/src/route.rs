@@ -181,9 +181,7 @@ impl Handle {
             _ => {
                 return Err(Error::AddRouteVia {
                     link: link.name.clone(),
-                    destination,
-                    prefix_len,
-                    gateway,
+                    route: Box::new((format!("{destination}/{prefix_len}"), gateway)),
                     source: KernelError::Errno(Errno::EINVAL),
                 });
             }
@@ -192,9 +190,7 @@ impl Handle {
             .await
             .map_err(|source| Error::AddRouteVia {
                 link: link.name.clone(),
-                destination,
-                prefix_len,
-                gateway,
+                route: Box::new((format!("{destination}/{prefix_len}"), gateway)),
                 source,
             })
     }

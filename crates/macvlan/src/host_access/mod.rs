@@ -47,7 +47,7 @@ pub mod shared;
 
 pub(crate) use health::repair;
 pub use health::{Health, Repaired, health, verify};
-pub(crate) use route::{add_routes, check_static, undo_routes, unroute};
+pub(crate) use route::{add_routes, check_static, unroute};
 use route::{restore, wanted};
 
 pub(crate) use identity::{check_reserved_macs, host_link_mac};

@@ -39,10 +39,10 @@ pub(super) fn acquire(store: &mut dyn LeaseStore, ask: &Ask<'_>) -> Result<Taken
     });
     let (held, leases) = leased.map_err(|source| Refused {
         maybe_taken: source.maybe_written(),
-        error: Error::Lease {
+        error: Box::new(Error::Lease {
             network: net.name.clone(),
             source: Box::new(source),
-        },
+        }),
     })?;
     let new: Vec<IpAddr> = leases
         .iter()

@@ -99,7 +99,8 @@ pub(crate) struct Taken {
 /// Why a source gave nothing.
 #[derive(Debug)]
 pub(crate) struct Refused {
-    pub(crate) error: Error,
+    /// Boxed: results stay small.
+    pub(crate) error: Box<Error>,
     /// The source may have taken something all the same (a write to a networked store whose
     /// outcome is unknown): an undo gives back whatever the owner holds on the network.
     pub(crate) maybe_taken: bool,
