@@ -42,7 +42,7 @@ pub fn connect(
     inv.set_container(&args.container);
     inv.action = Some("connect");
     inv.networks = vec![args.network.clone()];
-    macvlan::check_container_id(&args.container)?;
+    let id = macvlan::ContainerId::parse(&args.container)?;
     let static_ips = static_ips(args)?;
     let mac = args
         .mac
@@ -82,7 +82,7 @@ pub fn connect(
     let _hold = networks.hold()?;
     let network = networks.load(&args.network)?;
     let request = AttachRequest {
-        container_id: &args.container,
+        container_id: &id,
         netns: &located.netns,
         persistent_netns: located.persistent,
         pid: located.pid,
@@ -112,15 +112,10 @@ pub fn disconnect(ctx: &Context, args: &DisconnectArgs, inv: &mut Invocation) ->
     inv.set_container(&args.container);
     inv.action = Some("disconnect");
     inv.networks = vec![args.network.clone()];
-    macvlan::check_container_id(&args.container)?;
+    let id = macvlan::ContainerId::parse(&args.container)?;
     let records = Records::new(&ctx.state_dir);
     let open = |endpoints: &[_]| crate::stores::for_endpoints(ctx, endpoints);
-    let released = ctx.block_on(macvlan::disconnect(
-        open,
-        &records,
-        &args.container,
-        &args.network,
-    ))??;
+    let released = ctx.block_on(macvlan::disconnect(open, &records, &id, &args.network))??;
     log::released(ctx, &args.container, &released);
     Ok(())
 }
@@ -260,7 +255,7 @@ mod tests {
 
     fn record(netns: Option<&str>, pid: Option<i32>, ifnames: &[&str]) -> Record {
         Record {
-            container_id: "c1".into(),
+            container_id: macvlan::ContainerId::parse("c1").unwrap(),
             netns: netns.map(PathBuf::from),
             liveness: Some(Liveness {
                 process: pid.map(|pid| Process { pid, start: 1 }),

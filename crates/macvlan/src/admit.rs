@@ -43,7 +43,7 @@ pub(crate) async fn admit(
                 .find(|e| e.network == planned.network && e.ifname != planned.link.name)
             {
                 return Err(Error::AlreadyConnected {
-                    container_id: plan.container_id.clone(),
+                    container_id: plan.container_id.to_string(),
                     network: old.network.clone(),
                     ifname: old.ifname.clone(),
                 });

@@ -7,7 +7,7 @@ use oci_macvlan_ipam::{Lease, LeaseStore};
 use oci_macvlan_netlink_core::{Errno, Handle, Netns, NetnsId};
 
 use crate::{
-    Error, Liveness, Records, Result, failpoint,
+    ContainerId, Error, Liveness, Records, Result, failpoint,
     kernel::{CurrentHost, Host},
     lock::FileLock,
     ownership::refuse_if_its_process_lives,
@@ -24,7 +24,7 @@ use crate::{
 pub async fn detach<E: From<Error>>(
     open: impl StoreOpener<E>,
     records: &Records,
-    container_id: &str,
+    container_id: &ContainerId,
 ) -> std::result::Result<Vec<Lease>, E> {
     let lock = records.lock(container_id)?;
     failpoint::hit("detach:locked")?;
@@ -63,7 +63,7 @@ impl<E, F> StoreOpener<E> for F where
 pub(crate) async fn detach_locked(
     store: &mut dyn LeaseStore,
     records: &Records,
-    container_id: &str,
+    container_id: &ContainerId,
     record: Option<&Record>,
     lock: &FileLock,
 ) -> Result<Vec<Lease>> {
@@ -81,7 +81,7 @@ pub(crate) async fn detach_locked(
 pub(crate) async fn take_back(
     store: &mut dyn LeaseStore,
     records: &Records,
-    container_id: &str,
+    container_id: &ContainerId,
     record: &Record,
 ) -> Result<Vec<Lease>> {
     take_back_with(
@@ -99,7 +99,7 @@ pub(crate) async fn take_back_with(
     host: &impl Host,
     store: &mut dyn LeaseStore,
     records: &Records,
-    container_id: &str,
+    container_id: &ContainerId,
     record: &Record,
 ) -> Result<Vec<Lease>> {
     if let Some(path) = &record.netns {
@@ -145,7 +145,7 @@ fn release(store: &mut dyn LeaseStore, container_id: &str) -> Result<Vec<Lease>>
 /// What a container left in a namespace that outlives it.
 pub(crate) struct Ours<'a> {
     pub(crate) records: &'a Records,
-    pub(crate) container_id: &'a str,
+    pub(crate) container_id: &'a ContainerId,
     pub(crate) endpoints: &'a [RecordedEndpoint],
 }
 

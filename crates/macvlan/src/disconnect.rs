@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use oci_macvlan_ipam::{Lease, Owner};
 
 use crate::{
-    Error, Liveness, Records,
+    ContainerId, Error, Liveness, Records,
     detach::{Ours, StoreOpener},
     kernel::{CurrentHost, Host},
 };
@@ -23,7 +23,7 @@ use crate::{
 pub async fn disconnect<E: From<Error>>(
     open: impl StoreOpener<E>,
     records: &Records,
-    container_id: &str,
+    container_id: &ContainerId,
     network: &str,
 ) -> Result<Vec<Lease>, E> {
     disconnect_with(
@@ -41,12 +41,12 @@ pub(crate) async fn disconnect_with<E: From<Error>>(
     host: &impl Host,
     open: impl StoreOpener<E>,
     records: &Records,
-    container_id: &str,
+    container_id: &ContainerId,
     network: &str,
 ) -> Result<Vec<Lease>, E> {
     let lock = records.lock(container_id)?;
     let not_connected = || Error::NotConnected {
-        container_id: container_id.to_owned(),
+        container_id: container_id.to_string(),
         network: network.to_owned(),
     };
     let mut record = records.read(container_id)?.ok_or_else(not_connected)?;
@@ -62,7 +62,7 @@ pub(crate) async fn disconnect_with<E: From<Error>>(
     let owners: Vec<Owner> = gone
         .iter()
         .map(|e| Owner {
-            container_id: container_id.to_owned(),
+            container_id: container_id.to_string(),
             ifname: e.ifname.clone(),
         })
         .collect();

@@ -6,7 +6,7 @@ use oci_macvlan_netlink_core::{Errno, Handle, Link, MacAddr, Netns, NetnsId};
 use serde::Serialize;
 
 use crate::{
-    Error, Liveness, Network, Networks, Records, Result,
+    ContainerId, Error, Liveness, Network, Networks, Records, Result,
     admit::admit,
     detach::StoreOpener,
     failpoint,
@@ -38,7 +38,7 @@ pub struct Attachment<'a> {
 
 #[derive(Debug)]
 pub struct AttachRequest<'a> {
-    pub container_id: &'a str,
+    pub container_id: &'a ContainerId,
     pub netns: &'a Path,
     /// The namespace outlives the container (a path from `config.json`), so detach must delete
     /// the links; otherwise the kernel deletes them with the namespace, for free.
@@ -260,7 +260,7 @@ impl<K: Kernel> Apply<'_, K> {
             let recorded = record.endpoints[i].clone();
             let net = planned.definition;
             let owner = Owner {
-                container_id: plan.container_id.clone(),
+                container_id: plan.container_id.to_string(),
                 ifname: planned.link.name.clone(),
             };
             // Only what this container's own earlier run recorded is its to take back: a lease

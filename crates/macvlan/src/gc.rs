@@ -79,7 +79,15 @@ pub async fn gc<E: From<Error>>(
                     continue;
                 }
                 let mut own = open(&record.endpoints)?;
-                match detach_locked(own.as_mut(), records, id, Some(&record), &lock).await {
+                match detach_locked(
+                    own.as_mut(),
+                    records,
+                    &record.container_id,
+                    Some(&record),
+                    &lock,
+                )
+                .await
+                {
                     Ok(leases) => report.released.push((id.clone(), why, leases)),
                     // A cluster that stopped answering since it was asked: the record stays,
                     // and the take-back, which may run again, is the next gc's.

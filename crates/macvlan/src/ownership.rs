@@ -5,7 +5,7 @@
 use oci_macvlan_ipam::LeaseStore;
 
 use crate::{
-    Error, Liveness, Records, Result,
+    ContainerId, Error, Liveness, Records, Result,
     detach::{StoreOpener, take_back},
     liveness::{Verdict, judge},
     record::{Record, RecordedEndpoint},
@@ -26,7 +26,7 @@ pub(crate) async fn claim<E: From<Error>>(
     open: impl StoreOpener<E>,
     planned: &[RecordedEndpoint],
     records: &Records,
-    container_id: &str,
+    container_id: &ContainerId,
     facts: &Liveness,
 ) -> std::result::Result<Option<Record>, E> {
     let Some(previous) = records.read(container_id)? else {
@@ -92,7 +92,7 @@ pub(crate) fn refuse_if_its_process_lives(
 }
 
 /// [`Error::IdInUse`], with the addresses the holder has.
-fn id_in_use(store: &mut dyn LeaseStore, container_id: &str, holder: String) -> Error {
+fn id_in_use(store: &mut dyn LeaseStore, container_id: &ContainerId, holder: String) -> Error {
     let addresses = store
         .container_leases(container_id)
         .map(|leases| {
@@ -103,7 +103,7 @@ fn id_in_use(store: &mut dyn LeaseStore, container_id: &str, holder: String) -> 
         })
         .unwrap_or_default();
     Error::IdInUse {
-        container_id: container_id.to_owned(),
+        container_id: container_id.to_string(),
         holder,
         addresses: if addresses.is_empty() {
             "no address".to_owned()

@@ -18,17 +18,17 @@ use oci_macvlan_vlan::ifname_problem;
 use serde::{Serialize, Serializer, ser::SerializeMap};
 
 use crate::{
-    AttachRequest, Error, Network, ParentLink, Result,
+    AttachRequest, ContainerId, Error, Network, ParentLink, Result,
     driver::DefaultRoute,
     mac::Mac,
-    record::{Record, RecordedEndpoint, check_container_id},
+    record::{Record, RecordedEndpoint},
 };
 
 /// An attach, resolved.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Plan<'a> {
     /// The container the links are for.
-    pub container_id: String,
+    pub container_id: ContainerId,
     /// Set when the namespace outlives the container (detach deletes the links itself).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub netns: Option<PathBuf>,
@@ -135,7 +135,6 @@ fn kind_text<S: Serializer>(kind: &ChildKind<'_>, s: S) -> std::result::Result<S
 /// Resolves `req`. Pure: the same request and definitions give the same plan, or the same
 /// error, and nothing is touched either way.
 pub fn plan<'a>(req: &AttachRequest<'a>) -> Result<Plan<'a>> {
-    check_container_id(req.container_id)?;
     let mut networks: Vec<PlannedNetwork<'a>> = Vec::with_capacity(req.attachments.len());
     for att in &req.attachments {
         let net: &'a Network = att.network;
@@ -177,7 +176,7 @@ pub fn plan<'a>(req: &AttachRequest<'a>) -> Result<Plan<'a>> {
         });
     }
     Ok(Plan {
-        container_id: req.container_id.to_owned(),
+        container_id: req.container_id.clone(),
         netns: req.persistent_netns.then(|| req.netns.to_path_buf()),
         networks,
     })

@@ -3,7 +3,7 @@ use std::net::IpAddr;
 use oci_macvlan_ipam::{LeaseStore, Owner};
 use oci_macvlan_netlink_core::Link;
 
-use crate::{Record, Records, kernel::Kernel, source::Source};
+use crate::{ContainerId, Record, Records, kernel::Kernel, source::Source};
 
 /// One step an attach took, recorded with what undoes it. Only what this run made is here: a
 /// lease or link an earlier run of the container made (and this one adopted) is not, so a
@@ -54,7 +54,7 @@ impl Undo {
     /// everything was), each said in a few words with why.
     pub(crate) async fn run(
         self,
-        container_id: &str,
+        container_id: &ContainerId,
         kernel: &impl Kernel,
         store: &mut dyn LeaseStore,
         records: &Records,

@@ -48,7 +48,7 @@ fn attachment<'a>(
 
 fn request<'a>(attachments: Vec<Attachment<'a>>, netns: &'a Path) -> AttachRequest<'a> {
     AttachRequest {
-        container_id: "c1",
+        container_id: &C1,
         netns,
         persistent_netns: true,
         pid: None,
@@ -56,6 +56,9 @@ fn request<'a>(attachments: Vec<Attachment<'a>>, netns: &'a Path) -> AttachReque
         definitions: &DEFINITIONS,
     }
 }
+
+static C1: std::sync::LazyLock<oci_macvlan_macvlan::ContainerId> =
+    std::sync::LazyLock::new(|| oci_macvlan_macvlan::ContainerId::parse("c1").unwrap());
 
 /// No definition is read: the plan is pure.
 static DEFINITIONS: std::sync::LazyLock<oci_macvlan_macvlan::Networks> =

@@ -161,13 +161,16 @@ mod tests {
         .unwrap()
     }
 
+    static C1: std::sync::LazyLock<crate::ContainerId> =
+        std::sync::LazyLock::new(|| crate::ContainerId::parse("c1").unwrap());
+
     fn request<'a>(
         network: &'a Network,
         mac: Option<MacAddr>,
         definitions: &'a Networks,
     ) -> AttachRequest<'a> {
         AttachRequest {
-            container_id: "c1",
+            container_id: &C1,
             netns: Path::new("/run/netns/c1"),
             persistent_netns: true,
             pid: None,

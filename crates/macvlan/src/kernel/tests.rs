@@ -120,7 +120,7 @@ fn request<'a>(
     definitions: &'a Networks,
 ) -> AttachRequest<'a> {
     AttachRequest {
-        container_id: "c1",
+        container_id: &C1,
         netns: Path::new("/run/netns/c1"),
         persistent_netns: false,
         pid: None,
@@ -138,6 +138,9 @@ fn request<'a>(
         definitions,
     }
 }
+
+static C1: std::sync::LazyLock<crate::ContainerId> =
+    std::sync::LazyLock::new(|| crate::ContainerId::parse("c1").unwrap());
 
 fn block_on<F: Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
@@ -453,10 +456,7 @@ fn detach_takes_back_what_apply_made() {
     assert!(!fake.state.borrow().host_routes.is_empty());
     fake.take_calls();
     let written = w.records.read("c1").unwrap().unwrap();
-    let released = block_on(take_back_with(
-        &fake, &mut store, &w.records, "c1", &written,
-    ))
-    .unwrap();
+    let released = block_on(take_back_with(&fake, &mut store, &w.records, &C1, &written)).unwrap();
     assert_eq!(released.len(), 4);
     assert!(fake.state.borrow().host_routes.is_empty());
     assert_eq!(
@@ -496,7 +496,7 @@ fn disconnect_takes_back_one_network() {
         Ok(Box::new(store))
     };
     let released = block_on(crate::disconnect::disconnect_with(
-        &fake, open, &w.records, "c1", "ha",
+        &fake, open, &w.records, &C1, "ha",
     ))
     .unwrap();
     assert_eq!(released.len(), 1);
