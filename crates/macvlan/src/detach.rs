@@ -12,6 +12,7 @@ use crate::{
     lock::FileLock,
     ownership::refuse_if_its_process_lives,
     record::{Record, RecordedEndpoint},
+    source::Source,
 };
 
 /// Takes back what a container holds: deletes its links when its namespace outlives it (a
@@ -127,6 +128,9 @@ pub(crate) async fn take_back_with(
     crate::host_access::unroute(host, store, container_id, &record.endpoints).await?;
     if record.endpoints.iter().any(|e| e.host_link.is_some()) {
         failpoint::hit("detach:host-unrouted")?;
+    }
+    for ep in &record.endpoints {
+        Source::recorded(ep).container_gone(ep).await?;
     }
     let released = release(store, container_id)?;
     records.remove(container_id)?;

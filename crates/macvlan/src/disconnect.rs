@@ -11,6 +11,7 @@ use crate::{
     ContainerId, Error, Liveness, Records,
     detach::{Ours, StoreOpener},
     kernel::{CurrentHost, Host},
+    source::Source,
 };
 
 /// Takes `network`'s endpoints back from `container_id`; a container left with none has no
@@ -102,8 +103,13 @@ pub(crate) async fn disconnect_with<E: From<Error>>(
     let _held = crate::host_access::hold(records, &gone)?;
     crate::host_access::unroute(host, store.as_mut(), container_id, &gone).await?;
     let mut released = Vec::new();
-    for owner in &owners {
-        released.extend(store.release(network, owner).map_err(Error::store)?);
+    for (ep, owner) in gone.iter().zip(&owners) {
+        released.extend(
+            Source::recorded(ep)
+                .release_all(store.as_mut(), network, owner)
+                .await
+                .map_err(Error::store)?,
+        );
     }
     if kept.is_empty() {
         // Nothing is left to the container: no record (a record holds leases, `verify` says),

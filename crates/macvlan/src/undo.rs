@@ -113,6 +113,7 @@ impl Undo {
                 } => source
                     .release_all(store, &network, &owner)
                     .await
+                    .map(drop)
                     .map_err(|err| crate::one_line(&err)),
                 // Kept while anything else is left: poststop and gc work from it.
                 Step::WroteRecord { .. } if !left.is_empty() => {

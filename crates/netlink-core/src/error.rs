@@ -153,11 +153,14 @@ pub enum Error {
         #[source]
         source: KernelError,
     },
+    /// A route to a destination via a gateway (`add_route_via`).
     #[error("cannot add route {} via {} on link {link}", route.0, route.1)]
     AddRouteVia {
+        /// The link the route is on.
         link: String,
         /// The destination (`ADDR/PREFIX`) and the gateway, boxed: errors stay small.
         route: Box<(String, IpAddr)>,
+        /// The kernel's answer.
         #[source]
         source: KernelError,
     },

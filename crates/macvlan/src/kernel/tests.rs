@@ -513,3 +513,85 @@ fn disconnect_takes_back_one_network() {
     let names: Vec<&str> = left.endpoints.iter().map(|e| e.network.as_str()).collect();
     assert_eq!(names, ["lan", "l2", "l3"]);
 }
+
+/// Connect: a second apply for a container already on record (its record is `previous`) sends
+/// only the new network's link, keeps the first on record, and refuses a network the container
+/// is on already under another name before anything is sent or written.
+#[test]
+fn connect_adds_one_network_and_refuses_one_already_joined() {
+    let nets = networks();
+    let w = world();
+    let mut store = w.store;
+    let fake = parents();
+    let first = vec![nets[0].clone()];
+    let req = request(&first, &[STATIC[0]], &w.definitions);
+    let plan1 = plan(&req).unwrap();
+    let mut record = plan1.record();
+    block_on(apply(
+        &fake,
+        &mut store,
+        &w.records,
+        &req,
+        &plan1,
+        &mut record,
+        None,
+    ))
+    .unwrap();
+    fake.take_calls();
+    let previous = w.records.read(&*C1).unwrap().unwrap();
+
+    // `network connect c1 l3`, as eth1.
+    let second = vec![nets[2].clone()];
+    let mut req = request(&second, &[STATIC[2]], &w.definitions);
+    req.attachments[0].ifname = "eth1".into();
+    let plan2 = plan(&req).unwrap();
+    let mut record = plan2.record();
+    block_on(apply(
+        &fake,
+        &mut store,
+        &w.records,
+        &req,
+        &plan2,
+        &mut record,
+        Some(&previous),
+    ))
+    .unwrap();
+    // Wired as the plan's first network (a connect's plan has one): its default route is
+    // asked for, and a kernel that has one of the family already answers `EEXIST`, which
+    // counts as done, so the container keeps the route it had.
+    assert_eq!(
+        fake.take_calls(),
+        expected_calls(&plan2, &[static_acquired()[2].clone()])
+    );
+    let names: Vec<String> = w
+        .records
+        .read(&*C1)
+        .unwrap()
+        .unwrap()
+        .endpoints
+        .iter()
+        .map(|e| e.network.clone())
+        .collect();
+    assert_eq!(names, ["l3", "lan"]);
+
+    // `network connect c1 lan` again, as eth2: refused, nothing sent, the record as it was.
+    let before = w.records.read(&*C1).unwrap();
+    let mut req = request(&first, &[None], &w.definitions);
+    req.attachments[0].ifname = "eth2".into();
+    let plan3 = plan(&req).unwrap();
+    let mut record = plan3.record();
+    let previous = before.clone().unwrap();
+    let err = block_on(apply(
+        &fake,
+        &mut store,
+        &w.records,
+        &req,
+        &plan3,
+        &mut record,
+        Some(&previous),
+    ))
+    .unwrap_err();
+    assert!(matches!(err, Error::AlreadyConnected { .. }), "{err}");
+    assert!(fake.take_calls().is_empty());
+    assert_eq!(w.records.read(&*C1).unwrap(), before);
+}

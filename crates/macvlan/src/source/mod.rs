@@ -18,10 +18,10 @@
 use std::{net::IpAddr, path::Path, time::Duration};
 
 use ipnetwork::IpNetwork;
-use oci_macvlan_ipam::{LeaseStore, Owner};
+use oci_macvlan_ipam::{Lease, LeaseStore, Owner};
 use serde::Serialize;
 
-use crate::{Error, Network};
+use crate::{Error, Network, RecordedEndpoint};
 
 pub(crate) mod allocator;
 mod unheld;
@@ -119,6 +119,13 @@ impl Source {
         Self::Allocator
     }
 
+    /// The source of a recorded endpoint's addresses: detach and disconnect work from the
+    /// record alone (a source that needs it to be known records it on the endpoint; a record
+    /// that says nothing is our allocator's, as every record written so far).
+    pub(crate) fn recorded(_endpoint: &RecordedEndpoint) -> Self {
+        Self::Allocator
+    }
+
     /// When it runs.
     pub(crate) fn runs(self) -> Runs {
         match self {
@@ -149,15 +156,26 @@ impl Source {
         }
     }
 
-    /// Gives back whatever `owner` holds on `network` (a take whose outcome is unknown).
+    /// Told that the container of `endpoint` goes (detach, `gc`, an earlier container's record
+    /// taken back), before its leases are released from the store all at once: a source that
+    /// holds something outside the store (a server's lease) gives it back here. Our allocator
+    /// holds nothing outside the store.
+    pub(crate) async fn container_gone(self, _endpoint: &RecordedEndpoint) -> crate::Result<()> {
+        match self {
+            Self::Allocator => Ok(()),
+        }
+    }
+
+    /// Gives back whatever `owner` holds on `network` (a take whose outcome is unknown, a
+    /// disconnect).
     pub(crate) async fn release_all(
         self,
         store: &mut dyn LeaseStore,
         network: &str,
         owner: &Owner,
-    ) -> oci_macvlan_ipam::Result<()> {
+    ) -> oci_macvlan_ipam::Result<Vec<Lease>> {
         match self {
-            Self::Allocator => store.release(network, owner).map(drop),
+            Self::Allocator => store.release(network, owner),
         }
     }
 }
