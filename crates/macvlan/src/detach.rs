@@ -8,9 +8,9 @@ use oci_macvlan_netlink_core::{Errno, Handle, Netns, NetnsId};
 
 use crate::{
     ContainerId, Error, Liveness, Records, Result, failpoint,
+    id_in_use::refuse_if_its_process_lives,
     kernel::{CurrentHost, Host},
     lock::FileLock,
-    ownership::refuse_if_its_process_lives,
     record::{Record, RecordedEndpoint},
     source::Source,
 };

@@ -1,16 +1,16 @@
-use std::{net::IpAddr, path::Path};
+use std::net::IpAddr;
 
 use ipnetwork::IpNetwork;
 use oci_macvlan_ipam::{LeaseStore, Owner};
-use oci_macvlan_netlink_core::{Errno, Handle, Link, MacAddr, Netns, NetnsId};
+use oci_macvlan_netlink_core::{Errno, Handle, Link, Netns, NetnsId};
 use serde::Serialize;
 
 use crate::{
-    ContainerId, Error, Liveness, Network, Networks, Records, Result,
+    AttachRequest, Error, Liveness, Network, Records, Result,
     admit::admit,
     detach::StoreOpener,
     failpoint,
-    kernel::{ChildSpec, Kernel, Real},
+    kernel::{ChildSpec, Kernel},
     mac::Mac,
     ownership::claim,
     parents::parent_busy,
@@ -23,38 +23,10 @@ use crate::{
 };
 
 mod adopt;
+mod real;
 
 use adopt::Created;
-
-/// One network a container joins, with its per-network requests.
-#[derive(Debug)]
-pub struct Attachment<'a> {
-    pub network: &'a Network,
-    pub ifname: String,
-    /// Static addresses (at most one per family).
-    pub static_ips: Vec<IpAddr>,
-    pub mac: Option<MacAddr>,
-}
-
-/// An attach as a front door asks for it: the container, its namespace and its networks.
-#[derive(Debug)]
-pub struct AttachRequest<'a> {
-    /// The container, its id checked where it came in.
-    pub container_id: &'a ContainerId,
-    /// The container's network namespace.
-    pub netns: &'a Path,
-    /// The namespace outlives the container (a path from `config.json`), so detach must delete
-    /// the links; otherwise the kernel deletes them with the namespace, for free.
-    pub persistent_netns: bool,
-    /// The container's process (from the OCI state): with its start time, it tells `gc` when
-    /// the container is gone.
-    pub pid: Option<i32>,
-    /// The networks it joins, in order (the first with a default route of a family wins).
-    pub attachments: Vec<Attachment<'a>>,
-    /// The network definitions (which the caller holds, [`Networks::hold`]): a MAC asked for is
-    /// checked against the host links of the networks with host access on its parent.
-    pub definitions: &'a Networks,
-}
+use real::Real;
 
 /// What a container got on one network.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

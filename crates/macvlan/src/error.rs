@@ -18,13 +18,31 @@ pub enum ErrorKind {
     System,
 }
 
+/// A driver's own failure as the core carries it, without naming the driver: its text and how
+/// a caller treats it.
+pub trait DriverError: std::error::Error + Send + Sync + 'static {
+    /// How a caller treats it.
+    fn kind(&self) -> ErrorKind;
+}
+
+/// `FLAG VALUE` refused, saying why: the error of a flag or option of a definition.
+pub(crate) fn invalid(flag: &'static str, value: &str, reason: &str) -> Error {
+    DefinitionError::InvalidFlag {
+        flag,
+        value: value.to_owned(),
+        reason: reason.to_owned(),
+    }
+    .into()
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// What `network create` refuses (and a definition on disk that would not pass it).
     #[error(transparent)]
     Definition(#[from] DefinitionError),
-    #[error(transparent)]
-    Driver(crate::driver::Error),
+    /// A driver's own failure (see [`DriverError`]).
+    #[error("{0}")]
+    Driver(Box<dyn DriverError>),
     #[error(transparent)]
     ParentLink(oci_macvlan_vlan::LinkError),
     #[error(

@@ -5,8 +5,9 @@
 use oci_macvlan_ipam::LeaseStore;
 
 use crate::{
-    ContainerId, Error, Liveness, Records, Result,
+    ContainerId, Error, Liveness, Records,
     detach::{StoreOpener, take_back},
+    id_in_use::id_in_use,
     liveness::{Verdict, judge},
     record::{Record, RecordedEndpoint},
 };
@@ -28,7 +29,7 @@ pub(crate) async fn claim<E: From<Error>>(
     records: &Records,
     container_id: &ContainerId,
     facts: &Liveness,
-) -> std::result::Result<Option<Record>, E> {
+) -> Result<Option<Record>, E> {
     let Some(previous) = records.read(container_id)? else {
         return Ok(None);
     };
@@ -70,45 +71,4 @@ fn on_the_same_store(recorded: &[RecordedEndpoint], planned: &[RecordedEndpoint]
 /// namespace.
 fn same_container(recorded: &Liveness, now: &Liveness) -> bool {
     recorded.netns() == now.netns() && recorded.process == now.process
-}
-
-/// A container's poststop runs after its process has exited. So the poststop of an id whose
-/// recorded process still runs is another container's (the same id under another runtime root,
-/// refused at its attach): nothing of the one that runs is touched.
-pub(crate) fn refuse_if_its_process_lives(
-    store: &mut dyn LeaseStore,
-    record: &Record,
-) -> Result<()> {
-    let Some(facts) = &record.liveness else {
-        return Ok(());
-    };
-    if facts.process.is_none() {
-        return Ok(());
-    }
-    match judge(Some(facts), None) {
-        Verdict::Alive(why) => Err(id_in_use(store, &record.container_id, why)),
-        Verdict::Gone(_) | Verdict::Undecided(_) => Ok(()),
-    }
-}
-
-/// [`Error::IdInUse`], with the addresses the holder has.
-fn id_in_use(store: &mut dyn LeaseStore, container_id: &ContainerId, holder: String) -> Error {
-    let addresses = store
-        .container_leases(container_id)
-        .map(|leases| {
-            leases
-                .iter()
-                .map(|l| format!("{} on {}", l.ip, l.network))
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default();
-    Error::IdInUse {
-        container_id: container_id.to_string(),
-        holder,
-        addresses: if addresses.is_empty() {
-            "no address".to_owned()
-        } else {
-            addresses.join(", ")
-        },
-    }
 }

@@ -13,6 +13,7 @@ use serde::{Serialize, Serializer};
 use crate::{
     plan::{PlannedNetwork, Routes},
     source::Acquired,
+    sysctl::{conf, ipv6_sysctls},
 };
 
 /// The families in which an earlier network of the container has its default route.
@@ -145,37 +146,5 @@ pub fn wire<'p>(
         routes,
         default_routed: routed,
         gateways,
-    }
-}
-
-/// A link with IPv6 addresses: no router advertisements, no SLAAC, unsolicited neighbour
-/// advertisements on link-up (the IPv6 counterpart of `arp_notify`, which makes the kernel
-/// send a gratuitous ARP when the link comes up, as CNI and Docker v28 do). Without: IPv6 off
-/// on the link (no link-local address, no RA, no SLAAC).
-pub(crate) fn ipv6_sysctls(ifname: &str, ipv6: bool) -> Vec<Sysctl<'_>> {
-    if ipv6 {
-        vec![
-            conf(ifname, "ipv6", "accept_ra", "0", false),
-            conf(ifname, "ipv6", "autoconf", "0", false),
-            conf(ifname, "ipv6", "ndisc_notify", "1", false),
-        ]
-    } else {
-        // A kernel without IPv6 has nothing to turn off.
-        vec![conf(ifname, "ipv6", "disable_ipv6", "1", true)]
-    }
-}
-
-/// `net.FAMILY.conf.IFNAME.KEY = VALUE`.
-pub(crate) fn conf<'a>(
-    ifname: &'a str,
-    family: &'a str,
-    key: &'a str,
-    value: &'a str,
-    missing_ok: bool,
-) -> Sysctl<'a> {
-    Sysctl {
-        key: vec!["net", family, "conf", ifname, key],
-        value,
-        missing_ok,
     }
 }

@@ -1,7 +1,7 @@
 //! The kernel as one attach sees it: the host's namespace (where the parents are and the host
 //! link of a network with host access) and the container's (where its links are made). Apply
-//! and its undo talk to the kernel only through [`Kernel`]: [`Real`] sends each operation to
-//! the kernel over netlink (`oci_macvlan_netlink_core`), and a recording fake (`fake.rs`, in
+//! and its undo talk to the kernel only through [`Kernel`]: `endpoint/real.rs` sends each
+//! operation to the kernel over netlink (`oci_macvlan_netlink_core`), and a recording fake (`fake.rs`, in
 //! tier-1 tests) keeps links, addresses and routes in memory, so what apply sent can be
 //! compared with what the plan and [`crate::wire`] say, without root.
 //!
@@ -17,13 +17,13 @@ use oci_macvlan_netlink_core::{ChildKind, Link, MacAddr, NetnsId, Sysctl};
 
 use crate::{Network, Records, Result, wire::Route};
 
+mod current;
 #[cfg(test)]
 pub(crate) mod fake;
-mod real;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use real::{CurrentHost, Real};
+pub(crate) use current::CurrentHost;
 
 /// A container link to make on a parent, straight into the container's namespace.
 #[derive(Debug, Clone, Copy)]

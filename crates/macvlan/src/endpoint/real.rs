@@ -1,17 +1,20 @@
 //! [`Kernel`] over netlink: a handle on the host's namespace, one on the container's, and the
 //! container's namespace itself (for its sysctls and as the target of a new link).
 
-use std::{cell::RefCell, net::IpAddr};
+use std::net::IpAddr;
 
 use oci_macvlan_ipam::LeaseStore;
 use oci_macvlan_netlink_core::{Handle, Link, Netns, NetnsId, NewChild, Sysctl};
 
-use super::{ChildSpec, Host, Kernel, Nl};
-use crate::{Network, Records, Result, wire::Route};
+use crate::{
+    Network, Records, Result,
+    kernel::{ChildSpec, Host, Kernel, Nl},
+    wire::Route,
+};
 
 /// The real kernel, for one attach.
 #[derive(Debug)]
-pub(crate) struct Real<'a> {
+pub(super) struct Real<'a> {
     pub(crate) host: &'a Handle,
     pub(crate) container: &'a Handle,
     pub(crate) netns: &'a Netns,
@@ -24,34 +27,6 @@ impl Host for Real<'_> {
 
     async fn delete_host_route(&self, link: &Link, ip: IpAddr) -> Nl<()> {
         self.host.delete_host_route(link, ip).await
-    }
-}
-
-/// The caller's own namespace (the host's, for a detach), its netlink handle opened at the
-/// first request: a detach without host access opens none.
-#[derive(Debug, Default)]
-pub(crate) struct CurrentHost {
-    handle: RefCell<Option<Handle>>,
-}
-
-impl CurrentHost {
-    fn handle(&self) -> Nl<Handle> {
-        if let Some(handle) = self.handle.borrow().as_ref() {
-            return Ok(handle.clone());
-        }
-        let handle = Handle::current()?;
-        *self.handle.borrow_mut() = Some(handle.clone());
-        Ok(handle)
-    }
-}
-
-impl Host for CurrentHost {
-    async fn host_link_by_name(&self, name: &str) -> Nl<Option<Link>> {
-        self.handle()?.link_by_name(name).await
-    }
-
-    async fn delete_host_route(&self, link: &Link, ip: IpAddr) -> Nl<()> {
-        self.handle()?.delete_host_route(link, ip).await
     }
 }
 
