@@ -3,6 +3,11 @@ use std::{io, net::IpAddr, path::PathBuf};
 use oci_macvlan_ipam as ipam;
 use oci_macvlan_netlink_core as netlink;
 
+mod driver;
+
+pub use driver::DriverError;
+pub(crate) use driver::invalid;
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// How a caller should treat a failure (the binary maps these to exit codes).
@@ -16,23 +21,6 @@ pub enum ErrorKind {
     Conflict,
     /// The system failed: kernel, files, store.
     System,
-}
-
-/// A driver's own failure as the core carries it, without naming the driver: its text and how
-/// a caller treats it.
-pub trait DriverError: std::error::Error + Send + Sync + 'static {
-    /// How a caller treats it.
-    fn kind(&self) -> ErrorKind;
-}
-
-/// `FLAG VALUE` refused, saying why: the error of a flag or option of a definition.
-pub(crate) fn invalid(flag: &'static str, value: &str, reason: &str) -> Error {
-    DefinitionError::InvalidFlag {
-        flag,
-        value: value.to_owned(),
-        reason: reason.to_owned(),
-    }
-    .into()
 }
 
 #[derive(Debug, thiserror::Error)]
