@@ -288,7 +288,7 @@ impl<K: Kernel> Apply<'_, K> {
             };
             wiring.apply(&wired).await?;
             default_routed = wired.default_routed;
-            if net.host_link().is_some() {
+            if planned.host_link.is_some() {
                 self.route_host(store, net, parent, &wired, &taken.new, undo)
                     .await?;
             }
@@ -374,15 +374,10 @@ impl<K: Kernel> Apply<'_, K> {
             .host_link(net, parent, store, self.records)
             .await?;
         failpoint::hit("attach:net:host-link")?;
-        let ips: Vec<IpAddr> = wired
-            .addresses
-            .iter()
-            .map(IpNetwork::ip)
-            .filter(|ip| net.host_routes_to(*ip))
-            .collect();
+        let ips = &wired.host_routes;
         let mut added = Vec::new();
         let mut routed = Ok(());
-        for ip in &ips {
+        for ip in ips {
             match self.kernel.add_host_route(&link, *ip).await {
                 Ok(()) => added.push(*ip),
                 // A route already there is not this run's.

@@ -77,6 +77,10 @@ pub struct Wired<'p> {
     /// The gateways the container's endpoint reports: those the source returned on a network
     /// that routes via its gateways.
     pub gateways: Vec<IpAddr>,
+    /// The addresses the host routes to through the network's host link (`-o host_access`):
+    /// those of a family the host link has an address of.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub host_routes: Vec<IpAddr>,
 }
 
 fn sysctl_text<S: Serializer>(sysctls: &[Sysctl<'_>], s: S) -> Result<S::Ok, S::Error> {
@@ -140,11 +144,20 @@ pub fn wire<'p>(
         sysctls.push(conf(ifname, "ipv4", "arp_notify", "1", false));
     }
     sysctls.extend(ipv6_sysctls(ifname, planned.addresses.ipv6));
+    let host_routes = match planned.host_link {
+        Some(_) => acquired
+            .iter()
+            .map(|a| a.address.ip())
+            .filter(|ip| planned.definition.host_routes_to(*ip))
+            .collect(),
+        None => Vec::new(),
+    };
     Wired {
         addresses: acquired.iter().map(|a| a.address).collect(),
         sysctls,
         routes,
         default_routed: routed,
         gateways,
+        host_routes,
     }
 }

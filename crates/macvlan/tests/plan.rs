@@ -264,3 +264,32 @@ fn a_request_that_cannot_be_carried_out_is_refused_whole() {
         .collect();
     insta::assert_snapshot!(report.join("\n"));
 }
+
+/// Host access: the host routes to a container's addresses of the families its host link has
+/// an address of (here IPv4 only), and to nothing on a network without host access.
+#[test]
+fn host_routes_are_wired_for_the_host_links_families() {
+    let ha = network(
+        "ha6",
+        "macvlan",
+        &[
+            "--subnet 10.5.0.0/24",
+            "--subnet fd00:5::/64",
+            "-o parent=eth0",
+            "-o host_access=10.5.0.2",
+        ],
+    );
+    let netns = Path::new("/run/netns/c1");
+    let req = request(vec![attachment(&ha, "eth0", &[], None)], netns);
+    let plan = plan(&req).unwrap();
+    let got = [
+        acquired("10.5.0.7/24", None),
+        acquired("fd00:5::7/64", None),
+    ];
+    let wired = wire(&plan.networks[0], &got, DefaultRouted::default());
+    assert_eq!(
+        wired.host_routes,
+        ["10.5.0.7".parse::<std::net::IpAddr>().unwrap()]
+    );
+    insta::assert_json_snapshot!(wired);
+}

@@ -197,9 +197,9 @@ fn expected_calls(plan: &Plan<'_>, acquired: &[Vec<Acquired>]) -> Vec<Call> {
             calls.push(Call::HostLink {
                 network: planned.network.clone(),
             });
-            calls.extend(wired.addresses.iter().map(|a| Call::AddHostRoute {
+            calls.extend(wired.host_routes.iter().map(|ip| Call::AddHostRoute {
                 link: host_link.clone(),
-                ip: a.ip(),
+                ip: *ip,
             }));
         }
     }
