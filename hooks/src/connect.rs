@@ -30,7 +30,7 @@ pub fn connect(
     inv.set_container(&args.container);
     inv.action = Some("connect");
     inv.networks = vec![args.network.clone()];
-    macvlan::check_container_id(&args.container)?;
+    let id = macvlan::ContainerId::parse(&args.container)?;
     let static_ips = static_ips(args)?;
     let mac = args
         .mac
@@ -44,7 +44,7 @@ pub fn connect(
         })
         .transpose()?;
     let records = Records::new(&ctx.state_dir);
-    let record = records.read(&args.container)?;
+    let record = records.read(&id)?;
     let hints = Hints {
         pid: args.locate.pid,
         netns: args.locate.netns.as_deref(),
@@ -65,7 +65,7 @@ pub fn connect(
     let _hold = networks.hold()?;
     let network = networks.load(&args.network)?;
     let request = AttachRequest {
-        container_id: &args.container,
+        container_id: &id,
         netns: &located.netns,
         persistent_netns: located.persistent,
         pid: located.pid,
@@ -96,12 +96,12 @@ pub fn disconnect(ctx: &Context, args: &DisconnectArgs, inv: &mut Invocation) ->
     inv.set_container(&args.container);
     inv.action = Some("disconnect");
     inv.networks = vec![args.network.clone()];
-    macvlan::check_container_id(&args.container)?;
+    let id = macvlan::ContainerId::parse(&args.container)?;
     let records = Records::new(&ctx.state_dir);
     let released = ctx.block_on(macvlan::disconnect(
         &ctx.stores(),
         &records,
-        &args.container,
+        &id,
         &args.network,
     ))??;
     log::released(ctx, &args.container, &released);

@@ -3,7 +3,7 @@
 use std::io;
 
 use oci_macvlan_macvlan::{
-    self as macvlan, AttachRequest, Attachment, Endpoint, Networks, Records,
+    self as macvlan, AttachRequest, Attachment, ContainerId, Endpoint, Networks, Records,
 };
 use oci_macvlan_netlink_core::Handle;
 
@@ -45,7 +45,8 @@ impl Stage {
 pub fn run(ctx: &Context, stage: Option<&str>, inv: &mut Invocation) -> Result<()> {
     let state = State::read(io::stdin().lock())?;
     inv.set_container(&state.id);
-    macvlan::check_container_id(&state.id)?;
+    // Checked once, here: the core takes the id as a type.
+    let id = ContainerId::parse(&state.id)?;
     let stage = match stage {
         Some(arg) => Stage::from_arg(arg)?,
         None => Stage::from_status(&state.status)?,
@@ -53,16 +54,16 @@ pub fn run(ctx: &Context, stage: Option<&str>, inv: &mut Invocation) -> Result<(
     match stage {
         Stage::Attach => {
             inv.action = Some("attach");
-            attach(ctx, &state, inv)
+            attach(ctx, &state, &id, inv)
         }
         Stage::Detach => {
             inv.action = Some("detach");
-            detach(ctx, &state)
+            detach(ctx, &state, &id)
         }
     }
 }
 
-fn attach(ctx: &Context, state: &State, inv: &mut Invocation) -> Result<()> {
+fn attach(ctx: &Context, state: &State, id: &ContainerId, inv: &mut Invocation) -> Result<()> {
     let mut not_ours = || {
         inv.skipped = true;
         let key = annotations::NETWORKS;
@@ -93,7 +94,7 @@ fn attach(ctx: &Context, state: &State, inv: &mut Invocation) -> Result<()> {
         .collect::<Result<Vec<_>, _>>()?;
     let (netns, persistent_netns) = config.netns(state)?;
     let request = AttachRequest {
-        container_id: &state.id,
+        container_id: id,
         netns: &netns,
         persistent_netns,
         pid: state.pid().and_then(|pid| i32::try_from(pid).ok()),
@@ -143,9 +144,9 @@ pub(crate) fn attach_now(
     })?
 }
 
-fn detach(ctx: &Context, state: &State) -> Result<()> {
+fn detach(ctx: &Context, state: &State, id: &ContainerId) -> Result<()> {
     let records = Records::new(&ctx.state_dir);
-    let released = ctx.block_on(macvlan::detach(&ctx.stores(), &records, &state.id))??;
+    let released = ctx.block_on(macvlan::detach(&ctx.stores(), &records, id))??;
     log::released(ctx, &state.id, &released);
     Ok(())
 }

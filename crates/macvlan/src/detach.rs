@@ -7,10 +7,12 @@ use oci_macvlan_ipam::{Lease, LeaseSet};
 use oci_macvlan_netlink_core::{Errno, Handle, Netns, NetnsId};
 
 use crate::{
-    Access, Error, Liveness, Records, Result, StorePolicy, failpoint,
+    Access, ContainerId, Error, Liveness, Records, Result, StorePolicy, failpoint,
+    id_in_use::refuse_if_its_process_lives,
+    kernel::{CurrentHost, Host},
     lock::FileLock,
-    ownership::refuse_if_its_process_lives,
     record::{Record, RecordedEndpoint},
+    source::Source,
 };
 
 /// Takes back what a container holds: deletes its links when its namespace outlives it (a
@@ -23,7 +25,7 @@ use crate::{
 pub async fn detach<P: StorePolicy>(
     stores: &P,
     records: &Records,
-    container_id: &str,
+    container_id: &ContainerId,
 ) -> std::result::Result<Vec<Lease>, P::Error> {
     let lock = records.lock(container_id)?;
     failpoint::hit("detach:locked")?;
@@ -42,7 +44,7 @@ pub async fn detach<P: StorePolicy>(
 pub(crate) async fn detach_locked(
     store: &mut dyn LeaseSet,
     records: &Records,
-    container_id: &str,
+    container_id: &ContainerId,
     record: Option<&Record>,
     lock: &FileLock,
 ) -> Result<Vec<Lease>> {
@@ -60,7 +62,25 @@ pub(crate) async fn detach_locked(
 pub(crate) async fn take_back(
     store: &mut dyn LeaseSet,
     records: &Records,
-    container_id: &str,
+    container_id: &ContainerId,
+    record: &Record,
+) -> Result<Vec<Lease>> {
+    take_back_with(
+        &CurrentHost::default(),
+        store,
+        records,
+        container_id,
+        record,
+    )
+    .await
+}
+
+/// [`take_back`], the host's routes deleted through `host`.
+pub(crate) async fn take_back_with(
+    host: &impl Host,
+    store: &mut dyn LeaseSet,
+    records: &Records,
+    container_id: &ContainerId,
     record: &Record,
 ) -> Result<Vec<Lease>> {
     if let Some(path) = &record.netns {
@@ -85,9 +105,12 @@ pub(crate) async fn take_back(
     // Held from before the routes are looked for until the leases are released: no restore
     // of a host link made again runs in between (see `crate::host_access`).
     let _held = crate::host_access::hold(records, &record.endpoints)?;
-    crate::host_access::unroute(store, container_id, &record.endpoints).await?;
+    crate::host_access::unroute(host, store, container_id, &record.endpoints).await?;
     if record.endpoints.iter().any(|e| e.host_link.is_some()) {
         failpoint::hit("detach:host-unrouted")?;
+    }
+    for ep in &record.endpoints {
+        Source::recorded(ep).container_gone(ep).await?;
     }
     let released = release(store, container_id)?;
     records.remove(container_id)?;
@@ -106,7 +129,7 @@ fn release(store: &mut dyn LeaseSet, container_id: &str) -> Result<Vec<Lease>> {
 /// What a container left in a namespace that outlives it.
 pub(crate) struct Ours<'a> {
     pub(crate) records: &'a Records,
-    pub(crate) container_id: &'a str,
+    pub(crate) container_id: &'a ContainerId,
     pub(crate) endpoints: &'a [RecordedEndpoint],
 }
 

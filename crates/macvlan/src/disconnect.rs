@@ -7,7 +7,12 @@ use std::path::PathBuf;
 
 use oci_macvlan_ipam::{Lease, LeaseSet, Owner};
 
-use crate::{Access, Error, Liveness, Records, StorePolicy, detach::Ours};
+use crate::{
+    Access, ContainerId, Error, Liveness, Records, StorePolicy,
+    detach::Ours,
+    kernel::{CurrentHost, Host},
+    source::Source,
+};
 
 /// Takes `network`'s endpoints back from `container_id`; a container left with none has no
 /// record either. Each step may be re-run: a disconnect
@@ -19,12 +24,30 @@ use crate::{Access, Error, Liveness, Records, StorePolicy, detach::Ours};
 pub async fn disconnect<P: StorePolicy>(
     stores: &P,
     records: &Records,
-    container_id: &str,
+    container_id: &ContainerId,
+    network: &str,
+) -> Result<Vec<Lease>, P::Error> {
+    disconnect_with(
+        &CurrentHost::default(),
+        stores,
+        records,
+        container_id,
+        network,
+    )
+    .await
+}
+
+/// [`disconnect`], the host's routes deleted through `host`.
+pub(crate) async fn disconnect_with<P: StorePolicy>(
+    host: &impl Host,
+    stores: &P,
+    records: &Records,
+    container_id: &ContainerId,
     network: &str,
 ) -> Result<Vec<Lease>, P::Error> {
     let lock = records.lock(container_id)?;
     let not_connected = || Error::NotConnected {
-        container_id: container_id.to_owned(),
+        container_id: container_id.to_string(),
         network: network.to_owned(),
     };
     let mut record = records.read(container_id)?.ok_or_else(not_connected)?;
@@ -40,7 +63,7 @@ pub async fn disconnect<P: StorePolicy>(
     let owners: Vec<Owner> = gone
         .iter()
         .map(|e| Owner {
-            container_id: container_id.to_owned(),
+            container_id: container_id.to_string(),
             ifname: e.ifname.clone(),
         })
         .collect();
@@ -63,7 +86,7 @@ pub async fn disconnect<P: StorePolicy>(
             container_id,
             endpoints: &gone,
         };
-        // Asked of every store the record names (a transaction would need a single one).
+        // Asked of every store the policy gave (a transaction would need a single one).
         let held = || {
             Ok(store
                 .container_leases(container_id)
@@ -78,10 +101,15 @@ pub async fn disconnect<P: StorePolicy>(
     // The host's routes to the addresses, as a detach deletes them, under the same hold (see
     // `crate::host_access`): then the leases.
     let _held = crate::host_access::hold(records, &gone)?;
-    crate::host_access::unroute(&mut store, container_id, &gone).await?;
+    crate::host_access::unroute(host, &mut store, container_id, &gone).await?;
     let mut released = Vec::new();
-    for owner in &owners {
-        released.extend(store.release(network, owner).map_err(Error::store)?);
+    for (ep, owner) in gone.iter().zip(&owners) {
+        released.extend(
+            Source::recorded(ep)
+                .release_all(&mut store, network, owner)
+                .await
+                .map_err(Error::store)?,
+        );
     }
     if kept.is_empty() {
         // Nothing is left to the container: no record (a record holds leases, `verify` says),

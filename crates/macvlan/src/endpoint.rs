@@ -1,64 +1,44 @@
-use std::{net::IpAddr, path::Path};
+use std::net::IpAddr;
 
 use ipnetwork::IpNetwork;
-use oci_macvlan_ipam::{Lease, LeaseStore, LeaseStoreExt, Owner, Request, Txn, allocate};
-use oci_macvlan_netlink_core::{Errno, Handle, Link, MacAddr, Netns, NetnsId, NewChild};
+use oci_macvlan_ipam::{LeaseStore, Owner};
+use oci_macvlan_netlink_core::{Errno, Handle, Link, Netns, NetnsId};
 use serde::Serialize;
 
 use crate::{
-    Access, Error, Liveness, Network, Networks, Records, Result, StorePolicy, failpoint,
-    host_access,
+    Access, AttachRequest, Error, Liveness, Network, Records, Result, StorePolicy,
+    admit::admit,
+    failpoint,
+    kernel::{ChildSpec, Kernel},
+    mac::Mac,
     ownership::claim,
-    parents::{check_parent_free, parent_busy, resolve_parents},
+    parents::parent_busy,
+    plan::{Plan, PlannedNetwork},
     record::{Record, RecordedEndpoint},
+    source::{Ask, LinkAt, Refused, Runs, Source, Taken},
     undo::{Step, Undo},
+    wire::{DefaultRouted, Wired, wire},
     wiring::Wiring,
 };
 
 mod adopt;
-mod unheld;
+mod real;
 
 use adopt::Created;
-use unheld::Unheld;
-
-/// One network a container joins, with its per-network requests.
-#[derive(Debug)]
-pub struct Attachment<'a> {
-    pub network: &'a Network,
-    pub ifname: String,
-    /// Static addresses (at most one per family).
-    pub static_ips: Vec<IpAddr>,
-    pub mac: Option<MacAddr>,
-}
-
-#[derive(Debug)]
-pub struct AttachRequest<'a> {
-    pub container_id: &'a str,
-    pub netns: &'a Path,
-    /// The namespace outlives the container (a path from `config.json`), so detach must delete
-    /// the links; otherwise the kernel deletes them with the namespace, for free.
-    pub persistent_netns: bool,
-    /// The container's process (from the OCI state): with its start time, it tells `gc` when
-    /// the container is gone.
-    pub pid: Option<i32>,
-    pub attachments: Vec<Attachment<'a>>,
-    /// The network definitions (which the caller holds, [`Networks::hold`]): a MAC asked for is
-    /// checked against the host links of the networks with host access on its parent.
-    pub definitions: &'a Networks,
-    /// `network connect`: the container runs already and joins more networks, so a network
-    /// its record holds is refused whatever interface it is on. Otherwise (a hook) a network
-    /// on the record under the same interface is this very attach run again, and returns the
-    /// same endpoints.
-    pub connect: bool,
-}
+use real::Real;
 
 /// What a container got on one network.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Endpoint {
+    /// The network's name.
     pub network: String,
+    /// The link's name in the container.
     pub ifname: String,
-    pub mac: String,
+    /// The link's MAC: its own, or its parent's.
+    pub mac: Mac,
+    /// Its addresses, with their prefixes.
     pub addresses: Vec<IpNetwork>,
+    /// The gateways of its addresses, on a network that routes via its gateways.
     pub gateways: Vec<IpAddr>,
 }
 
@@ -82,8 +62,8 @@ pub async fn attach<P: StorePolicy>(
     let networks: Vec<&Network> = req.attachments.iter().map(|a| a.network).collect();
     let mut store = stores.networks_store(&networks, Access::Write, false)?;
     let store = store.as_mut();
-    let mut record = crate::plan::plan(req)?.record();
-    host_access::check_reserved_macs(req)?;
+    let plan = crate::plan::plan(req)?;
+    let mut record = plan.record();
     let lock = records.lock(req.container_id)?;
     // A networked store reads while the namespace is opened and the parents are checked.
     store.read_ahead();
@@ -151,95 +131,87 @@ pub async fn attach<P: StorePolicy>(
         }
     };
     record.liveness = Some(liveness);
-    let mut undo = Undo::default();
-    let ctx = Apply {
+    let kernel = Real {
         host,
         container: &container,
         netns: &netns,
+    };
+    let applied = apply(
+        &kernel,
+        store,
         records,
         req,
-        previous: previous.as_ref(),
+        &plan,
+        &mut record,
+        previous.as_ref(),
+    )
+    .await;
+    if let Err(err) = &applied {
+        if previous.is_none() && !matches!(err, Error::RollbackIncomplete { .. }) {
+            // Nothing is left of the container: neither is its lock file. An error here
+            // changes nothing for the caller, whose attach failed anyway.
+            let _ = lock.remove_file();
+        }
+    }
+    Ok(applied?)
+}
+
+/// Applies `plan` (of `req`) once the container's lock is held and its earlier record, if
+/// any, judged its own (`previous`): writes `record`, then makes what the plan says through
+/// `kernel`. All or nothing: on failure every step this run took is undone (what could not be
+/// is said in [`Error::RollbackIncomplete`]).
+pub(crate) async fn apply<K: Kernel>(
+    kernel: &K,
+    store: &mut dyn LeaseStore,
+    records: &Records,
+    req: &AttachRequest<'_>,
+    plan: &Plan<'_>,
+    record: &mut Record,
+    previous: Option<&Record>,
+) -> Result<Vec<Endpoint>> {
+    let mut undo = Undo::default();
+    let ctx = Apply {
+        kernel,
+        records,
+        req,
+        previous,
     };
-    let err = match ctx.attach_all(store, &mut record, &mut undo).await {
+    let err = match ctx.attach_all(store, plan, record, &mut undo).await {
         Ok(endpoints) => return Ok(endpoints),
         Err(err) => err,
     };
-    let left = undo
-        .run(req.container_id, Some(&container), store, records)
-        .await;
+    let left = undo.run(req.container_id, kernel, store, records).await;
     if !left.is_empty() {
         // Said, not swallowed: the caller's error line (and the journal) name what is left.
         return Err(Error::RollbackIncomplete {
             line: crate::one_line(&err),
             failed: Box::new(err),
             left: left.join("; "),
-        }
-        .into());
+        });
     }
-    if previous.is_none() {
-        // Nothing is left of the container: neither is its lock file. An error here changes
-        // nothing for the caller, whose attach failed anyway.
-        let _ = lock.remove_file();
-    }
-    Err(err.into())
+    Err(err)
 }
 
 /// What applying a planned attach works with.
-struct Apply<'a> {
-    host: &'a Handle,
-    container: &'a Handle,
-    netns: &'a Netns,
+struct Apply<'a, K> {
+    kernel: &'a K,
     records: &'a Records,
     req: &'a AttachRequest<'a>,
     /// This container's record from an earlier run, if any (see [`claim`]).
     previous: Option<&'a Record>,
 }
 
-impl Apply<'_> {
+impl<K: Kernel> Apply<'_, K> {
     async fn attach_all(
         &self,
         store: &mut dyn LeaseStore,
+        plan: &Plan<'_>,
         record: &mut Record,
         undo: &mut Undo,
     ) -> Result<Vec<Endpoint>> {
-        let req = self.req;
-        // A network the container is on already: under another name (two `network connect`s
-        // racing), or under any name for a `network connect` (the one rule for "already
-        // connected", decided here under the container's lock): refused before anything is
-        // made, never a second link and lease on one network.
-        if let Some(previous) = self.previous {
-            for att in &req.attachments {
-                if let Some(old) = previous.endpoints.iter().find(|e| {
-                    e.network == att.network.name && (req.connect || e.ifname != att.ifname)
-                }) {
-                    return Err(Error::AlreadyConnected {
-                        container_id: req.container_id.to_owned(),
-                        network: old.network.clone(),
-                        ifname: old.ifname.clone(),
-                    });
-                }
-            }
-        }
-        // Every parent first: a missing one changes nothing at all.
-        let networks: Vec<&Network> = req.attachments.iter().map(|a| a.network).collect();
-        let parents = resolve_parents(self.host, &networks).await?;
-        for (planned, parent) in record.endpoints.iter_mut().zip(&parents) {
-            failpoint::hit("attach:net:parent")?;
-            planned.lower = Some(parent.index);
-        }
-        // Nothing asked for may be an address the LAN already has: refused before the record
-        // is written and anything is announced. A network the container is on already was
-        // checked when it joined it.
-        for (att, parent) in req.attachments.iter().zip(&parents) {
-            let rejoined = self.previous.is_some_and(|p| {
-                p.endpoints
-                    .iter()
-                    .any(|e| e.network == att.network.name && e.ifname == att.ifname)
-            });
-            if !rejoined {
-                host_access::check_static(self.host, store, att.network, parent, &att.static_ips)
-                    .await?;
-            }
+        let parents = admit(self.kernel, store, self.req, plan, self.previous).await?;
+        for (recorded, parent) in record.endpoints.iter_mut().zip(&parents) {
+            recorded.lower = Some(parent.index);
         }
         // What an earlier run recorded and this one does not ask for stays on record, so that
         // detach still finds it.
@@ -260,19 +232,14 @@ impl Apply<'_> {
         });
         failpoint::hit("attach:recorded")?;
 
-        let mut endpoints = Vec::with_capacity(req.attachments.len());
-        let mut default_route = [false, false]; // [v4, v6]: the first network with a gateway wins
-        for (i, (att, parent)) in req.attachments.iter().zip(&parents).enumerate() {
-            let planned = record.endpoints[i].clone();
-            let planned = &planned;
-            let net = att.network;
-            let driver = net.driver();
-            if let Some(mode) = driver.exclusive_parent() {
-                check_parent_free(store, net, mode, req.container_id)?;
-            }
+        let mut endpoints = Vec::with_capacity(plan.networks.len());
+        let mut default_routed = DefaultRouted::default();
+        for (i, (planned, parent)) in plan.networks.iter().zip(&parents).enumerate() {
+            let recorded = record.endpoints[i].clone();
+            let net = planned.definition;
             let owner = Owner {
-                container_id: req.container_id.to_owned(),
-                ifname: att.ifname.clone(),
+                container_id: plan.container_id.to_string(),
+                ifname: planned.link.name.clone(),
             };
             // Only what this container's own earlier run recorded is its to take back: a lease
             // of its owner that no record here lists (another machine under this host's id) is
@@ -280,129 +247,116 @@ impl Apply<'_> {
             let held_before = self.previous.is_some_and(|p| {
                 p.endpoints
                     .iter()
-                    .any(|e| e.network == net.name && e.ifname == att.ifname)
+                    .any(|e| e.network == planned.network && e.ifname == planned.link.name)
             });
-            let leased = store.transaction(|txn| {
-                let mut unheld;
-                let txn: &mut dyn Txn = if held_before {
-                    txn
-                } else {
-                    unheld = Unheld(txn);
-                    &mut unheld
-                };
-                let held = txn.owner_leases(&net.name, &owner)?;
-                let leases = allocate(
-                    txn,
-                    &Request {
-                        network: &net.name,
-                        owner: &owner,
-                        pools: &net.pools,
-                        static_ips: &att.static_ips,
-                        ipv6: net.ipv6,
-                        undeclared_router: net.undeclared_router(),
-                    },
-                )?;
-                Ok((held, leases))
-            });
-            let (held, leases) = match leased {
-                Ok(leased) => leased,
-                Err(source) => {
-                    // A write whose outcome is unknown: undone as if it was taken, unless the
-                    // owner held something there already (then its record keeps it owned).
-                    if source.maybe_written() && !held_before {
-                        undo.push(Step::MaybeLeased {
-                            network: net.name.clone(),
-                            owner: owner.clone(),
-                        });
-                    }
-                    return Err(Error::Lease {
-                        network: net.name.clone(),
-                        source: Box::new(source),
-                    });
-                }
+            let source = Source::of(net);
+            let mut ask = Ask {
+                network: net,
+                owner: &owner,
+                static_ips: &planned.addresses.static_ips,
+                held_before,
+                link: None,
             };
-            // Only what this run leased is this run's to release.
-            let new: Vec<IpAddr> = leases
-                .iter()
-                .filter(|l| !held.contains(l))
-                .map(|l| l.ip)
-                .collect();
-            if !new.is_empty() {
-                undo.push(Step::Leased {
-                    owner,
-                    ips: new.clone(),
-                });
+            let mut taken = None;
+            if source.runs() == Runs::BeforeLink {
+                taken = Some(acquire(source, store, &ask, undo).await?);
             }
-            failpoint::hit("attach:net:leased")?;
-
-            let configure = |source| Error::Configure {
-                network: net.name.clone(),
-                ifname: att.ifname.clone(),
-                source,
-            };
-            let spec = NewChild {
-                parent,
-                name: &att.ifname,
-                mac: planned.mac,
-                mtu: net.mtu,
-                target: self.netns,
-                kind: driver.child(),
-            };
-            let (link, created) =
-                self.create_or_adopt(&spec, planned)
-                    .await
-                    .map_err(|err| match err {
-                        Created::NameTaken => Error::InterfaceExists {
-                            ifname: att.ifname.clone(),
-                        },
-                        Created::Netlink(source) if source.errno() == Some(Errno::EINVAL) => {
-                            match driver.exclusive_parent() {
-                                Some(mode) => parent_busy(store, net, mode, req.container_id),
-                                None => configure(source),
-                            }
-                        }
-                        Created::Netlink(source) => configure(source),
-                        Created::Other(err) => *err,
-                    })?;
-            if created {
-                undo.push(Step::CreatedLink {
-                    ifname: att.ifname.clone(),
-                    index: link.index,
-                });
-            }
-            failpoint::hit("attach:net:created")?;
+            let link = self
+                .make_link(store, planned, parent, &recorded, undo)
+                .await?;
             // Where detach will delete the link (a namespace that outlives the container), the
             // record names it by index: a link of that name made by anyone else is not this one.
             if record.netns.is_some() && record.endpoints[i].index != Some(link.index) {
                 record.endpoints[i].index = Some(link.index);
                 self.records.write(record)?;
             }
+            let taken = match taken {
+                Some(taken) => taken,
+                None => {
+                    ask.link = Some(LinkAt {
+                        netns: self.req.netns,
+                        ifname: &link.name,
+                        index: link.index,
+                    });
+                    acquire(source, store, &ask, undo).await?
+                }
+            };
+            let wired = wire(planned, &taken.acquired, default_routed);
             let wiring = Wiring {
-                container: self.container,
-                netns: self.netns,
+                kernel: self.kernel,
                 link: &link,
-                net,
                 parent,
                 planned,
-                leases: &leases,
             };
-            wiring.configure(&mut default_route).await?;
-            if net.host_link().is_some() {
-                self.route_host(store, net, parent, &leases, &new, undo)
+            wiring.apply(&wired).await?;
+            default_routed = wired.default_routed;
+            if planned.host_link.is_some() {
+                self.route_host(store, net, parent, &wired, &taken.new, undo)
                     .await?;
             }
-            let gateways = leases
-                .iter()
-                .filter_map(|lease| net.gateway_for(lease.ip))
-                .collect();
-            endpoints.push(endpoint(net, planned, &leases, gateways));
+            endpoints.push(Endpoint {
+                network: planned.network.clone(),
+                ifname: planned.link.name.clone(),
+                mac: planned.link.mac,
+                addresses: wired.addresses,
+                gateways: wired.gateways,
+            });
         }
-        self.container
+        self.kernel
             .set_link_up_by_name("lo")
             .await
             .map_err(Error::Netlink)?;
         failpoint::hit("attach:done")?;
         Ok(endpoints)
+    }
+
+    /// The planned link, created (or adopted: see [`Self::create_or_adopt`]) on `parent`
+    /// straight into the container's namespace.
+    async fn make_link(
+        &self,
+        store: &mut dyn LeaseStore,
+        planned: &PlannedNetwork<'_>,
+        parent: &Link,
+        recorded: &RecordedEndpoint,
+        undo: &mut Undo,
+    ) -> Result<Link> {
+        let net = planned.definition;
+        let configure = |source| Error::Configure {
+            network: planned.network.clone(),
+            ifname: planned.link.name.clone(),
+            source,
+        };
+        let spec = ChildSpec {
+            parent,
+            name: &planned.link.name,
+            mac: planned.link.mac.own(),
+            mtu: planned.link.mtu,
+            kind: planned.link.kind,
+        };
+        let (link, created) =
+            self.create_or_adopt(&spec, recorded)
+                .await
+                .map_err(|err| match err {
+                    Created::NameTaken => Error::InterfaceExists {
+                        ifname: planned.link.name.clone(),
+                    },
+                    Created::Netlink(source) if source.errno() == Some(Errno::EINVAL) => {
+                        match net.driver().exclusive_parent() {
+                            Some(mode) => parent_busy(store, net, mode, self.req.container_id),
+                            None => configure(source),
+                        }
+                    }
+                    Created::Netlink(source) => configure(source),
+                    Created::Other(err) => *err,
+                })?;
+        if created {
+            undo.push(Step::CreatedLink {
+                ifname: planned.link.name.clone(),
+                index: link.index,
+            });
+        }
+        failpoint::hit("attach:net:created")?;
+        Ok(link)
     }
 
     /// Host access: the host's routes to the container's addresses through the network's host
@@ -413,20 +367,32 @@ impl Apply<'_> {
         store: &mut dyn LeaseStore,
         net: &Network,
         parent: &Link,
-        leases: &[Lease],
+        wired: &Wired<'_>,
         new: &[IpAddr],
         undo: &mut Undo,
     ) -> Result<()> {
-        let link =
-            host_access::link_for_attach(self.host, net, parent, store, self.records).await?;
+        let link = self
+            .kernel
+            .host_link(net, parent, store, self.records)
+            .await?;
         failpoint::hit("attach:net:host-link")?;
-        let ips: Vec<IpAddr> = leases
-            .iter()
-            .map(|l| l.ip)
-            .filter(|ip| net.host_routes_to(*ip))
-            .collect();
+        let ips = &wired.host_routes;
         let mut added = Vec::new();
-        let routed = host_access::add_routes(self.host, net, &link, &ips, &mut added).await;
+        let mut routed = Ok(());
+        for ip in ips {
+            match self.kernel.add_host_route(&link, *ip).await {
+                Ok(()) => added.push(*ip),
+                // A route already there is not this run's.
+                Err(err) if err.errno() == Some(Errno::EEXIST) => {}
+                Err(source) => {
+                    routed = Err(Error::HostRoutes {
+                        network: net.name.clone(),
+                        source,
+                    });
+                    break;
+                }
+            }
+        }
         let leased: Vec<IpAddr> = new
             .iter()
             .filter(|ip| ips.contains(ip) && !added.contains(ip))
@@ -441,22 +407,37 @@ impl Apply<'_> {
     }
 }
 
-fn endpoint(
-    net: &Network,
-    planned: &RecordedEndpoint,
-    leases: &[Lease],
-    gateways: Vec<IpAddr>,
-) -> Endpoint {
-    Endpoint {
-        network: net.name.clone(),
-        ifname: planned.ifname.clone(),
-        mac: planned
-            .mac
-            .map_or_else(|| "parent's".to_owned(), |mac| mac.to_string()),
-        addresses: leases
-            .iter()
-            .filter_map(|l| IpNetwork::new(l.ip, l.subnet.prefix()).ok())
-            .collect(),
-        gateways,
+/// Asks `source` for the addresses of `ask`, pushing onto `undo` what gives back what it took.
+async fn acquire(
+    source: Source,
+    store: &mut dyn LeaseStore,
+    ask: &Ask<'_>,
+    undo: &mut Undo,
+) -> Result<Taken> {
+    match source.acquire(store, ask).await {
+        Ok(taken) => {
+            // Only what this run took is this run's to give back.
+            if !taken.new.is_empty() {
+                undo.push(Step::Leased {
+                    source,
+                    owner: ask.owner.clone(),
+                    ips: taken.new.clone(),
+                });
+            }
+            failpoint::hit("attach:net:leased")?;
+            Ok(taken)
+        }
+        Err(Refused { error, maybe_taken }) => {
+            // A take whose outcome is unknown: undone as if it was taken, unless the owner held
+            // something there already (then its record keeps it owned).
+            if maybe_taken && !ask.held_before {
+                undo.push(Step::MaybeLeased {
+                    source,
+                    network: ask.network.name.clone(),
+                    owner: ask.owner.clone(),
+                });
+            }
+            Err(*error)
+        }
     }
 }

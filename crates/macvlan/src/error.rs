@@ -3,6 +3,11 @@ use std::{io, net::IpAddr, path::PathBuf};
 use oci_macvlan_ipam as ipam;
 use oci_macvlan_netlink_core as netlink;
 
+mod driver;
+
+pub use driver::DriverError;
+pub(crate) use driver::invalid;
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// How a caller should treat a failure (the binary maps these to exit codes).
@@ -23,8 +28,9 @@ pub enum Error {
     /// What `network create` refuses (and a definition on disk that would not pass it).
     #[error(transparent)]
     Definition(#[from] DefinitionError),
-    #[error(transparent)]
-    Driver(crate::driver::Error),
+    /// A driver's own failure (see [`DriverError`]).
+    #[error("{0}")]
+    Driver(Box<dyn DriverError>),
     /// A running container that could not be located (`network connect`).
     #[error(transparent)]
     Locate(#[from] crate::locate::LocateError),

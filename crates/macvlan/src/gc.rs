@@ -84,7 +84,15 @@ pub async fn gc<P: StorePolicy>(
                     continue;
                 }
                 let mut own = stores.endpoints_stores(&record.endpoints, Access::Upkeep)?;
-                match detach_locked(&mut own, records, id, Some(&record), &lock).await {
+                match detach_locked(
+                    &mut own,
+                    records,
+                    &record.container_id,
+                    Some(&record),
+                    &lock,
+                )
+                .await
+                {
                     Ok(leases) => report.released.push((id.clone(), why, leases)),
                     // A cluster that stopped answering since it was asked: the record stays,
                     // and the take-back, which may run again, is the next gc's.

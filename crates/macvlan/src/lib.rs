@@ -7,6 +7,7 @@
 //! no lease, no record.
 
 mod address_space;
+mod admit;
 mod boot;
 mod detach;
 mod disconnect;
@@ -17,7 +18,10 @@ pub mod failpoint;
 mod files;
 mod gc;
 pub mod host_access;
+mod id;
+mod id_in_use;
 mod ifname;
+mod kernel;
 mod lifecycle;
 mod liveness;
 pub mod locate;
@@ -31,29 +35,37 @@ mod parents;
 mod plan;
 mod reach;
 mod record;
+mod request;
+pub mod source;
 mod status;
 mod stores;
+mod sysctl;
 mod undo;
 mod verify;
+pub mod wire;
 mod wiring;
 
 pub use detach::detach;
 pub use disconnect::disconnect;
-pub use endpoint::{AttachRequest, Attachment, Endpoint, attach};
+pub use endpoint::{Endpoint, attach};
 pub use error::{DefinitionError, Error, ErrorKind, Result, StateError, one_line};
 pub use files::{Durability, Put, check_private_dir, open_own, write_atomic};
 pub use gc::{GcReport, gc};
+pub use id::{ContainerId, IdRef, check_container_id};
 pub use ifname::ifname_problem;
 pub use lifecycle::{Removed, create_network, remove_network};
 pub use liveness::{Liveness, Process, Verdict};
-pub use mac::default_mac;
-pub use network::{LanRoute, Network, NetworkSpec, ParentLink, ParentName, check_network_name};
+pub use mac::{Mac, default_mac};
+pub use network::{
+    LanRoute, Network, NetworkSpec, ParentLink, ParentName, StaticIps, check_network_name,
+};
 pub use networks::{Networks, NetworksHold};
-pub use occupied::{Holder, StaticIps};
+pub use occupied::Holder;
 pub use oci_macvlan_netlink_core::MacAddr;
-pub use plan::{Plan, PlannedNetwork, Routes, plan};
+pub use plan::{AddressRequest, LinkSpec, ParentSpec, Plan, PlannedNetwork, Routes, plan};
 pub use reach::{Unreachable, store_of};
-pub use record::{Record, RecordedEndpoint, Records, check_container_id};
+pub use record::{Record, RecordedEndpoint, Records};
+pub use request::{AttachRequest, Attachment};
 pub use status::{NetworkStatus, StoreState, network_status};
 pub use stores::{Access, StorePolicy};
 pub use verify::{Report, verify};

@@ -127,7 +127,14 @@ fn check_parent(network: &Network, others: &[Network]) -> Result<()> {
                 .join(", "),
         });
     }
-    driver.check_shared_parent(network, &same)
+    let same: Vec<crate::driver::Sharer<'_>> = same
+        .iter()
+        .map(|o| crate::driver::Sharer {
+            network: &o.name,
+            options: &o.driver,
+        })
+        .collect();
+    driver.check_shared_parent(&network.parent.to_string(), &same)
 }
 
 /// What `network rm` did beyond removing the definition.

@@ -214,7 +214,7 @@ mod tests {
 
     fn record(netns: Option<&str>, pid: Option<i32>, ifnames: &[&str]) -> Record {
         Record {
-            container_id: "c1".into(),
+            container_id: crate::ContainerId::parse("c1").unwrap(),
             netns: netns.map(PathBuf::from),
             liveness: Some(Liveness {
                 process: pid.map(|pid| Process { pid, start: 1 }),

@@ -1,4 +1,52 @@
+use std::fmt;
+
 use oci_macvlan_netlink_core::MacAddr;
+use serde::{Serialize, Serializer};
+
+/// The MAC a container's link has: one of its own, set when the link is made, or its parent's
+/// (an ipvlan; a passthru macvlan), which the kernel gives it and nobody sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mac {
+    /// Set when the link is made.
+    Own(MacAddr),
+    /// The parent's.
+    Parents,
+}
+
+impl Mac {
+    /// The MAC to set when the link is made; `None` for [`Mac::Parents`].
+    pub fn own(self) -> Option<MacAddr> {
+        match self {
+            Self::Own(mac) => Some(mac),
+            Self::Parents => None,
+        }
+    }
+
+    /// The MAC a record keeps: `None` stands for the parent's (the shape of every record).
+    pub fn from_recorded(mac: Option<MacAddr>) -> Self {
+        mac.map_or(Self::Parents, Self::Own)
+    }
+}
+
+/// As the hook's log and `network connect` print it: the MAC, or `parent's`.
+impl fmt::Display for Mac {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Own(mac) => mac.fmt(f),
+            Self::Parents => f.write_str("parent's"),
+        }
+    }
+}
+
+/// As a plan and an endpoint show it: the MAC, or `the parent's`.
+impl Serialize for Mac {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Own(mac) => s.collect_str(mac),
+            Self::Parents => s.serialize_str("the parent's"),
+        }
+    }
+}
 
 /// The MAC a container gets on a network when it asks for none: derived from the container id
 /// and the network name, so a restarted container keeps its MAC (neighbours' ARP caches and DHCP

@@ -8,14 +8,17 @@ use serde::{Deserialize, Serialize};
 use crate::{
     DefinitionError, Result,
     driver::{self, DefaultRoute, Driver},
-    occupied::StaticIps,
 };
 
+mod host_link;
 mod parse;
+mod static_ips;
 
+pub use host_link::link_name;
 pub use parse::check_network_name;
 pub(crate) use parse::invalid;
 use parse::{assign, duplicate, parse_cidr, parse_ip};
+pub use static_ips::StaticIps;
 
 /// The `-o` keys every driver takes; the rest are the driver's own.
 pub(crate) const CORE_OPTIONS: &[&str] = &[
@@ -356,7 +359,7 @@ impl NetworkSpec {
             }
         }
         let options = self.parse_options()?;
-        let host_access = crate::host_access::reserve(options.get("host_access"), &mut pools)?;
+        let host_access = host_link::reserve(options.get("host_access"), &mut pools)?;
         let store = self
             .backends
             .parse_options(&self.ipam_options)
@@ -367,7 +370,7 @@ impl NetworkSpec {
             .filter(|(key, _)| !CORE_OPTIONS.contains(&key.as_str()))
             .map(|(key, value)| (key.clone(), value.clone()))
             .collect();
-        let driver = driver::Options::parse(&self.driver, &driver_options)?;
+        let driver = driver::Options::parse(&self.driver, &driver_options, CORE_OPTIONS)?;
         if !host_access.is_empty() {
             driver.driver().host_child()?;
         }

@@ -5,8 +5,9 @@
 use oci_macvlan_ipam::{LeaseSet, LeaseStore};
 
 use crate::{
-    Access, Error, Liveness, Records, Result, StorePolicy,
+    Access, ContainerId, Liveness, Records, StorePolicy,
     detach::take_back,
+    id_in_use::id_in_use,
     liveness::{Verdict, judge},
     record::{Record, RecordedEndpoint},
 };
@@ -26,9 +27,9 @@ pub(crate) async fn claim<P: StorePolicy>(
     stores: &P,
     planned: &[RecordedEndpoint],
     records: &Records,
-    container_id: &str,
+    container_id: &ContainerId,
     facts: &Liveness,
-) -> std::result::Result<Option<Record>, P::Error> {
+) -> Result<Option<Record>, P::Error> {
     let Some(previous) = records.read(container_id)? else {
         return Ok(None);
     };
@@ -70,42 +71,4 @@ fn on_the_same_store(recorded: &[RecordedEndpoint], planned: &[RecordedEndpoint]
 /// namespace.
 fn same_container(recorded: &Liveness, now: &Liveness) -> bool {
     recorded.netns() == now.netns() && recorded.process == now.process
-}
-
-/// A container's poststop runs after its process has exited. So the poststop of an id whose
-/// recorded process still runs is another container's (the same id under another runtime root,
-/// refused at its attach): nothing of the one that runs is touched.
-pub(crate) fn refuse_if_its_process_lives(store: &mut dyn LeaseSet, record: &Record) -> Result<()> {
-    let Some(facts) = &record.liveness else {
-        return Ok(());
-    };
-    if facts.process.is_none() {
-        return Ok(());
-    }
-    match judge(Some(facts), None) {
-        Verdict::Alive(why) => Err(id_in_use(store, &record.container_id, why)),
-        Verdict::Gone(_) | Verdict::Undecided(_) => Ok(()),
-    }
-}
-
-/// [`Error::IdInUse`], with the addresses the holder has.
-fn id_in_use(store: &mut dyn LeaseSet, container_id: &str, holder: String) -> Error {
-    let addresses = store
-        .container_leases(container_id)
-        .map(|leases| {
-            leases
-                .iter()
-                .map(|l| format!("{} on {}", l.ip, l.network))
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default();
-    Error::IdInUse {
-        container_id: container_id.to_owned(),
-        holder,
-        addresses: if addresses.is_empty() {
-            "no address".to_owned()
-        } else {
-            addresses.join(", ")
-        },
-    }
 }

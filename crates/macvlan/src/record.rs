@@ -10,22 +10,24 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::{
-    Error, Liveness, Result, StateError,
+    ContainerId, Error, Liveness, Result, StateError,
     files::{Durability, Put, json_stems, read_own, remove_stale_temps, stems, write_atomic},
+    id::IdRef,
     lock::FileLock,
 };
 
 /// The longest container id used as a file name as it is. With the `.json` of a record and the
 /// `.…tmp-PID` of its temporary file, a longer one would pass NAME_MAX (255 bytes).
 const MAX_PLAIN_STEM: usize = 200;
-/// What starts the file name of a longer id: never in an id (see [`check_container_id`]).
+/// What starts the file name of a longer id: never in an id (see [`ContainerId`]).
 const HASHED_MARK: char = '=';
 
 /// What an attach did to a container, written before its first step so that a detach (or `gc`)
 /// after a crash at any point knows what to undo.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
-    pub container_id: String,
+    /// Whose record it is.
+    pub container_id: ContainerId,
     /// Set when the namespace outlives the container (a path from `config.json`): detach must
     /// delete the links itself. `None` when the namespace dies with the container, taking its
     /// links with it.
@@ -104,17 +106,23 @@ impl Records {
         remove_stale_temps(&self.dir)
     }
 
-    pub(crate) fn path_of(&self, container_id: &str) -> Result<PathBuf> {
-        Ok(self.dir.join(format!("{}.json", file_stem(container_id)?)))
+    pub(crate) fn path_of(&self, container_id: &(impl IdRef + ?Sized)) -> Result<PathBuf> {
+        Ok(self.dir.join(format!(
+            "{}.json",
+            file_stem(container_id.checked()?.as_ref())
+        )))
     }
 
     /// Waits for the container's lock (see [`FileLock`]).
-    pub(crate) fn lock(&self, container_id: &str) -> Result<FileLock> {
+    pub(crate) fn lock(&self, container_id: &(impl IdRef + ?Sized)) -> Result<FileLock> {
         FileLock::acquire(&self.lock_path(container_id)?)
     }
 
     /// The container's lock, or `None` while an attach, detach or `gc` holds it.
-    pub(crate) fn try_lock(&self, container_id: &str) -> Result<Option<FileLock>> {
+    pub(crate) fn try_lock(
+        &self,
+        container_id: &(impl IdRef + ?Sized),
+    ) -> Result<Option<FileLock>> {
         FileLock::try_acquire(&self.lock_path(container_id)?)
     }
 
@@ -144,10 +152,11 @@ impl Records {
         Ok(Some((lock, unrecorded)))
     }
 
-    fn lock_path(&self, container_id: &str) -> Result<PathBuf> {
-        Ok(self
-            .locks
-            .join(format!("{}.lock", file_stem(container_id)?)))
+    fn lock_path(&self, container_id: &(impl IdRef + ?Sized)) -> Result<PathBuf> {
+        Ok(self.locks.join(format!(
+            "{}.lock",
+            file_stem(container_id.checked()?.as_ref())
+        )))
     }
 
     /// Writes the record. The state dir lives until the next boot only, as do containers:
@@ -163,15 +172,17 @@ impl Records {
         write_atomic(&path, &json, Put::Replace, Durability::UntilReboot)
     }
 
-    pub fn read(&self, container_id: &str) -> Result<Option<Record>> {
-        let path = self.path_of(container_id)?;
+    /// The container's record, if it has one.
+    pub fn read(&self, container_id: &(impl IdRef + ?Sized)) -> Result<Option<Record>> {
+        let container_id = container_id.checked()?;
+        let path = self.path_of(container_id.as_ref())?;
         let record = self.read_path(&path)?;
         match record {
             // Two long ids whose names share a hash: never read one as the other.
-            Some(record) if record.container_id != container_id => {
+            Some(record) if record.container_id != *container_id => {
                 Err(Error::from(StateError::RecordOfAnother {
                     path,
-                    container_id: record.container_id,
+                    container_id: record.container_id.into(),
                 }))
             }
             other => Ok(other),
@@ -208,7 +219,7 @@ impl Records {
             // A long id: its record names it (a record removed meanwhile is gone from the list).
             let path = self.dir.join(format!("{stem}.json"));
             if let Some(record) = self.read_path(&path)? {
-                ids.push(record.container_id);
+                ids.push(record.container_id.into());
             }
         }
         ids.sort();
@@ -226,14 +237,14 @@ impl Records {
     /// container).
     pub(crate) fn claims_of_others(
         &self,
-        container_id: &str,
+        container_id: &ContainerId,
         netns: NetnsId,
         link: &Link,
         ours_confirmed: bool,
     ) -> Result<Vec<String>> {
         let mut others = Vec::new();
         for id in self.list()? {
-            if id == container_id {
+            if *container_id == id {
                 continue;
             }
             let Ok(Some(record)) = self.read(&id) else {
@@ -257,7 +268,7 @@ impl Records {
         Ok(others)
     }
 
-    pub(crate) fn remove(&self, container_id: &str) -> Result<()> {
+    pub(crate) fn remove(&self, container_id: &(impl IdRef + ?Sized)) -> Result<()> {
         let path = self.path_of(container_id)?;
         match fs::remove_file(&path) {
             Err(err) if err.kind() != io::ErrorKind::NotFound => {
@@ -271,10 +282,9 @@ impl Records {
 /// The file name (without suffix) of a container's record and lock: the id itself, or for an
 /// id longer than [`MAX_PLAIN_STEM`], `=` and the SHA-256 of the id (a record names its id, and
 /// [`Records::read`] checks it).
-fn file_stem(container_id: &str) -> Result<Cow<'_, str>> {
-    check_container_id(container_id)?;
+fn file_stem(container_id: &ContainerId) -> Cow<'_, str> {
     if container_id.len() <= MAX_PLAIN_STEM {
-        return Ok(Cow::Borrowed(container_id));
+        return Cow::Borrowed(container_id.as_str());
     }
     let digest = Sha256::digest(container_id.as_bytes());
     let mut stem = String::with_capacity(65);
@@ -282,32 +292,7 @@ fn file_stem(container_id: &str) -> Result<Cow<'_, str>> {
     for byte in digest {
         stem.push_str(&format!("{byte:02x}"));
     }
-    Ok(Cow::Owned(stem))
-}
-
-/// Container ids become file names: runc's rule (`[A-Za-z0-9_+.-]+`), and never `.` or `..`.
-pub fn check_container_id(id: &str) -> Result<()> {
-    let reason = if id.is_empty() {
-        Some("it is empty")
-    } else if id.len() > 1024 {
-        Some("it is longer than 1024 characters")
-    } else if id == "." || id == ".." {
-        Some("'.' and '..' are not container ids")
-    } else if !id
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "_+.-".contains(c))
-    {
-        Some("only letters, digits, '_', '+', '.' and '-' are allowed")
-    } else {
-        None
-    };
-    match reason {
-        Some(reason) => Err(Error::InvalidContainerId {
-            id: id.to_owned(),
-            reason,
-        }),
-        None => Ok(()),
-    }
+    Cow::Owned(stem)
 }
 
 #[cfg(test)]
@@ -319,7 +304,7 @@ pub(crate) mod tests {
     /// A record of `id` with no endpoints.
     pub(crate) fn record(id: &str) -> Record {
         Record {
-            container_id: id.to_owned(),
+            container_id: ContainerId::parse(id).unwrap(),
             netns: None,
             liveness: None,
             endpoints: Vec::new(),

@@ -62,3 +62,49 @@ pub trait StorePolicy {
         access: Access,
     ) -> Result<(StoreSet, Vec<Unreachable>), Self::Error>;
 }
+
+/// A policy for tier-1 tests: every store is the LMDB store of one directory.
+#[cfg(test)]
+pub(crate) struct LocalPolicy(pub(crate) std::path::PathBuf);
+
+#[cfg(test)]
+impl LocalPolicy {
+    fn open(&self) -> Result<oci_macvlan_ipam::LmdbStore, Error> {
+        oci_macvlan_ipam::LmdbStore::open(&self.0).map_err(Error::store)
+    }
+}
+
+#[cfg(test)]
+impl StorePolicy for LocalPolicy {
+    type Error = Error;
+
+    fn is_unavailable(err: &Error) -> bool {
+        matches!(err, Error::Store(store) if store.is_unavailable())
+    }
+
+    fn networks_store(
+        &self,
+        _networks: &[&Network],
+        _access: Access,
+        _thorough: bool,
+    ) -> Result<Box<dyn LeaseStore>, Error> {
+        Ok(Box::new(self.open()?))
+    }
+
+    fn endpoints_stores(
+        &self,
+        _endpoints: &[RecordedEndpoint],
+        _access: Access,
+    ) -> Result<StoreSet, Error> {
+        Ok(StoreSet::new(vec![Box::new(self.open()?)]))
+    }
+
+    fn answering(
+        &self,
+        _networks: &Networks,
+        _records: &Records,
+        _access: Access,
+    ) -> Result<(StoreSet, Vec<Unreachable>), Error> {
+        Ok((StoreSet::new(vec![Box::new(self.open()?)]), Vec::new()))
+    }
+}

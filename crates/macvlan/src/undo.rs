@@ -1,9 +1,9 @@
 use std::net::IpAddr;
 
 use oci_macvlan_ipam::{LeaseStore, Owner};
-use oci_macvlan_netlink_core::{Handle, Link};
+use oci_macvlan_netlink_core::Link;
 
-use crate::{Record, Records};
+use crate::{ContainerId, Record, Records, kernel::Kernel, source::Source};
 
 /// One step an attach took, recorded with what undoes it. Only what this run made is here: a
 /// lease or link an earlier run of the container made (and this one adopted) is not, so a
@@ -13,11 +13,19 @@ pub(crate) enum Step {
     /// The record was written over `previous` (this container's record of an earlier run).
     WroteRecord { previous: Option<Record> },
     /// Addresses this run leased (not those the owner held already).
-    Leased { owner: Owner, ips: Vec<IpAddr> },
+    Leased {
+        source: Source,
+        owner: Owner,
+        ips: Vec<IpAddr>,
+    },
     /// A lease written to a networked store that gave no answer: it may have been taken. The
     /// owner held nothing on the network before this run, so whatever it holds there now is
     /// this run's.
-    MaybeLeased { network: String, owner: Owner },
+    MaybeLeased {
+        source: Source,
+        network: String,
+        owner: Owner,
+    },
     /// A link this run created, by name and index (a link that has taken its name since is not
     /// this one).
     CreatedLink { ifname: String, index: u32 },
@@ -46,8 +54,8 @@ impl Undo {
     /// everything was), each said in a few words with why.
     pub(crate) async fn run(
         self,
-        container_id: &str,
-        container: Option<&Handle>,
+        container_id: &ContainerId,
+        kernel: &impl Kernel,
         store: &mut dyn LeaseStore,
         records: &Records,
     ) -> Vec<String> {
@@ -65,28 +73,32 @@ impl Undo {
                 continue;
             }
             let undone = match step {
-                Step::CreatedLink { ifname, index } => match container {
-                    Some(handle) => match handle.link_by_name(&ifname).await {
-                        Ok(Some(link)) if link.index == index => handle
-                            .delete_link(&link)
-                            .await
-                            .map_err(|err| crate::one_line(&err)),
-                        Ok(_) => Ok(()),
-                        Err(err) => Err(crate::one_line(&err)),
-                    },
-                    None => Err("the container's namespace is not open".to_owned()),
+                Step::CreatedLink { ifname, index } => match kernel.link_by_name(&ifname).await {
+                    Ok(Some(link)) if link.index == index => kernel
+                        .delete_link(&link)
+                        .await
+                        .map_err(|err| crate::one_line(&err)),
+                    Ok(_) => Ok(()),
+                    Err(err) => Err(crate::one_line(&err)),
                 },
                 Step::HostRoutes { link, ips } => {
-                    let undone = crate::host_access::undo_routes(&link, &ips).await;
+                    // By index: a link made since is not this one.
+                    let mut undone = Ok(());
+                    for ip in &ips {
+                        if let Err(err) = kernel.delete_host_route(&link, *ip).await {
+                            undone = Err(crate::one_line(&err));
+                            break;
+                        }
+                    }
                     if undone.is_err() {
                         routed.extend(ips);
                     }
                     undone
                 }
-                Step::Leased { owner, ips } => {
+                Step::Leased { source, owner, ips } => {
                     let (kept, free): (Vec<IpAddr>, Vec<IpAddr>) =
                         ips.into_iter().partition(|ip| routed.contains(ip));
-                    match store.release_ips(&owner, &free) {
+                    match source.release(store, &owner, &free).await {
                         Err(err) => Err(crate::one_line(&err)),
                         Ok(_) if !kept.is_empty() => {
                             Err("kept while a host route to it is left".to_owned())
@@ -94,8 +106,13 @@ impl Undo {
                         Ok(_) => Ok(()),
                     }
                 }
-                Step::MaybeLeased { network, owner } => store
-                    .release(&network, &owner)
+                Step::MaybeLeased {
+                    source,
+                    network,
+                    owner,
+                } => source
+                    .release_all(store, &network, &owner)
+                    .await
                     .map(drop)
                     .map_err(|err| crate::one_line(&err)),
                 // Kept while anything else is left: poststop and gc work from it.
@@ -120,11 +137,11 @@ impl std::fmt::Display for Step {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::WroteRecord { .. } => f.write_str("the endpoint record"),
-            Self::Leased { owner, ips } => {
+            Self::Leased { owner, ips, .. } => {
                 let ips: Vec<String> = ips.iter().map(ToString::to_string).collect();
                 write!(f, "the lease of {} for {}", ips.join(", "), owner.ifname)
             }
-            Self::MaybeLeased { network, owner } => {
+            Self::MaybeLeased { network, owner, .. } => {
                 write!(f, "the lease {} may hold on {network}", owner.ifname)
             }
             Self::CreatedLink { ifname, .. } => write!(f, "link {ifname}"),

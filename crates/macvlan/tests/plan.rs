@@ -7,6 +7,8 @@ use std::path::Path;
 
 use oci_macvlan_macvlan::{
     AttachRequest, Attachment, MacAddr, Network, NetworkSpec, one_line, plan,
+    source::{Acquired, SourceRoute},
+    wire::{DefaultRouted, wire},
 };
 
 fn network(name: &str, driver: &str, flags: &[&str]) -> Network {
@@ -46,7 +48,7 @@ fn attachment<'a>(
 
 fn request<'a>(attachments: Vec<Attachment<'a>>, netns: &'a Path) -> AttachRequest<'a> {
     AttachRequest {
-        container_id: "c1",
+        container_id: &C1,
         netns,
         persistent_netns: true,
         pid: None,
@@ -55,6 +57,9 @@ fn request<'a>(attachments: Vec<Attachment<'a>>, netns: &'a Path) -> AttachReque
         connect: false,
     }
 }
+
+static C1: std::sync::LazyLock<oci_macvlan_macvlan::ContainerId> =
+    std::sync::LazyLock::new(|| oci_macvlan_macvlan::ContainerId::parse("c1").unwrap());
 
 /// No definition is read: the plan is pure.
 static DEFINITIONS: std::sync::LazyLock<oci_macvlan_macvlan::Networks> =
@@ -124,7 +129,84 @@ fn the_plan_of_an_attach_on_each_driver() {
         ],
         netns,
     );
-    insta::assert_json_snapshot!(plan(&req).unwrap());
+    let plan = plan(&req).unwrap();
+    insta::assert_json_snapshot!(plan);
+
+    // What each link carries once its source has given it these addresses: the routes apply
+    // adds, decided here and nowhere else. Each network alone (the first of the container),
+    // then in the request's order (the first with a default route of a family wins).
+    let acquired = [
+        vec![acquired("192.168.50.10/24", Some("192.168.50.1"))],
+        vec![acquired("10.9.0.2/24", None)],
+        vec![acquired("192.168.212.9/24", Some("192.168.212.254"))],
+        vec![acquired("10.30.0.2/24", Some("10.30.0.1"))],
+        vec![acquired("10.40.0.2/24", None)],
+        vec![acquired("10.41.0.2/24", None)],
+    ];
+    let alone: Vec<_> = plan
+        .networks
+        .iter()
+        .zip(&acquired)
+        .map(|(planned, got)| {
+            (
+                &planned.network,
+                wire(planned, got, DefaultRouted::default()),
+            )
+        })
+        .collect();
+    insta::assert_json_snapshot!("each_network_alone", alone);
+    let mut routed = DefaultRouted::default();
+    let in_order: Vec<_> = plan
+        .networks
+        .iter()
+        .zip(&acquired)
+        .map(|(planned, got)| {
+            let wired = wire(planned, got, routed);
+            routed = wired.default_routed;
+            (&planned.network, wired)
+        })
+        .collect();
+    insta::assert_json_snapshot!("in_the_requests_order", in_order);
+}
+
+fn acquired(address: &str, gateway: Option<&str>) -> Acquired {
+    Acquired {
+        address: address.parse().unwrap(),
+        gateway: gateway.map(|g| g.parse().unwrap()),
+        routes: Vec::new(),
+        lifetime: None,
+    }
+}
+
+/// A route an address source gives (a DHCP classless static route) is added as it came, after
+/// the default route the rule gives; a v6 address of an IPv6 network gets its settings.
+#[test]
+fn a_sources_routes_and_ipv6_are_wired() {
+    let lan = network(
+        "lan6",
+        "macvlan",
+        &[
+            "--subnet 192.168.60.0/24",
+            "--subnet fd00:60::/64",
+            "-o parent=eth0",
+        ],
+    );
+    let netns = Path::new("/run/netns/c1");
+    let req = request(vec![attachment(&lan, "eth0", &[], None)], netns);
+    let plan = plan(&req).unwrap();
+    let got = [
+        Acquired {
+            address: "192.168.60.7/24".parse().unwrap(),
+            gateway: Some("192.168.60.1".parse().unwrap()),
+            routes: vec![SourceRoute {
+                destination: "10.0.0.0/8".parse().unwrap(),
+                via: Some("192.168.60.254".parse().unwrap()),
+            }],
+            lifetime: Some(std::time::Duration::from_secs(3600)),
+        },
+        acquired("fd00:60::7/64", Some("fd00:60::1")),
+    ];
+    insta::assert_json_snapshot!(wire(&plan.networks[0], &got, DefaultRouted::default()));
 }
 
 #[test]
@@ -182,4 +264,33 @@ fn a_request_that_cannot_be_carried_out_is_refused_whole() {
         .map(|(case, req)| format!("{case}\n  -> {}", one_line(&plan(req).unwrap_err())))
         .collect();
     insta::assert_snapshot!(report.join("\n"));
+}
+
+/// Host access: the host routes to a container's addresses of the families its host link has
+/// an address of (here IPv4 only), and to nothing on a network without host access.
+#[test]
+fn host_routes_are_wired_for_the_host_links_families() {
+    let ha = network(
+        "ha6",
+        "macvlan",
+        &[
+            "--subnet 10.5.0.0/24",
+            "--subnet fd00:5::/64",
+            "-o parent=eth0",
+            "-o host_access=10.5.0.2",
+        ],
+    );
+    let netns = Path::new("/run/netns/c1");
+    let req = request(vec![attachment(&ha, "eth0", &[], None)], netns);
+    let plan = plan(&req).unwrap();
+    let got = [
+        acquired("10.5.0.7/24", None),
+        acquired("fd00:5::7/64", None),
+    ];
+    let wired = wire(&plan.networks[0], &got, DefaultRouted::default());
+    assert_eq!(
+        wired.host_routes,
+        ["10.5.0.7".parse::<std::net::IpAddr>().unwrap()]
+    );
+    insta::assert_json_snapshot!(wired);
 }

@@ -222,6 +222,17 @@ pub enum Error {
         #[source]
         source: KernelError,
     },
+    /// A route to a destination via a gateway (`add_route_via`).
+    #[error("cannot add route {} via {} on link {link}", route.0, route.1)]
+    AddRouteVia {
+        /// The link the route is on.
+        link: String,
+        /// The destination (`ADDR/PREFIX`) and the gateway, boxed: errors stay small.
+        route: Box<(String, IpAddr)>,
+        /// The kernel's answer.
+        #[source]
+        source: KernelError,
+    },
     /// Cannot add host route `destination` via link `link`.
     #[error("cannot add host route {destination} via link {link}")]
     AddHostRoute {
@@ -298,6 +309,15 @@ pub enum Error {
 }
 
 impl Error {
+    /// A link that must be there and is not (one this process has just made): [`Error::GetLink`]
+    /// with `ENODEV`, as the kernel says of a link it does not have.
+    pub fn missing_link(name: &str) -> Self {
+        Error::GetLink {
+            name: name.to_owned(),
+            source: KernelError::Errno(Errno::ENODEV),
+        }
+    }
+
     /// The errno the kernel answered with, when the failure came from the kernel.
     pub fn errno(&self) -> Option<Errno> {
         match self {
@@ -315,6 +335,7 @@ impl Error {
             | Self::DeleteAddress { source, .. }
             | Self::AddDefaultRoute { source, .. }
             | Self::AddDeviceRoute { source, .. }
+            | Self::AddRouteVia { source, .. }
             | Self::AddHostRoute { source, .. }
             | Self::DeleteHostRoute { source, .. }
             | Self::ListRoutes { source, .. }

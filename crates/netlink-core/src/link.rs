@@ -429,10 +429,7 @@ impl Handle {
     pub async fn existing_link(&self, name: &str) -> Result<Link> {
         self.link_by_name(name)
             .await?
-            .ok_or_else(|| Error::GetLink {
-                name: name.to_owned(),
-                source: KernelError::Errno(Errno::ENODEV),
-            })
+            .ok_or_else(|| Error::missing_link(name))
     }
 
     /// Deletes a link. A link that is already gone is not an error (teardown is idempotent).

@@ -158,6 +158,43 @@ impl Handle {
             })
     }
 
+    /// Adds a route to `destination/prefix_len` via `gateway` on `link` (`ip route add DEST via
+    /// GATEWAY dev LINK`): a route an address source gave (a DHCP classless static route).
+    pub async fn add_route_via(
+        &self,
+        link: &Link,
+        destination: IpAddr,
+        prefix_len: u8,
+        gateway: IpAddr,
+    ) -> Result<()> {
+        let route = match (destination, gateway) {
+            (IpAddr::V4(dest), IpAddr::V4(gw)) => RouteMessageBuilder::<Ipv4Addr>::new()
+                .destination_prefix(dest, prefix_len)
+                .gateway(gw)
+                .output_interface(link.index)
+                .build(),
+            (IpAddr::V6(dest), IpAddr::V6(gw)) => RouteMessageBuilder::<Ipv6Addr>::new()
+                .destination_prefix(dest, prefix_len)
+                .gateway(gw)
+                .output_interface(link.index)
+                .build(),
+            _ => {
+                return Err(Error::AddRouteVia {
+                    link: link.name.clone(),
+                    route: Box::new((format!("{destination}/{prefix_len}"), gateway)),
+                    source: KernelError::Errno(Errno::EINVAL),
+                });
+            }
+        };
+        self.add_route(route)
+            .await
+            .map_err(|source| Error::AddRouteVia {
+                link: link.name.clone(),
+                route: Box::new((format!("{destination}/{prefix_len}"), gateway)),
+                source,
+            })
+    }
+
     /// `ip route add` of `route`; the caller names what failed.
     pub(crate) async fn add_route(&self, route: RouteMessage) -> Result<(), KernelError> {
         Ok(self.inner.route().add(route).execute().await?)

@@ -7,8 +7,8 @@ use std::{collections::BTreeMap, fmt};
 use oci_macvlan_netlink_core::{ChildKind, IpvlanFlag, IpvlanMode, MacAddr};
 use serde::{Deserialize, Serialize};
 
-use super::{DefaultRoute, Driver, refuse_unknown};
-use crate::{ErrorKind, Network, Result};
+use super::{DefaultRoute, Driver, Sharer, refuse_unknown};
+use crate::{ErrorKind, Result, mac::Mac};
 
 const KEYS: &[&str] = &["ipvlan_mode", "ipvlan_flag"];
 
@@ -67,8 +67,8 @@ pub struct Options {
 }
 
 impl Options {
-    pub(super) fn parse(options: &BTreeMap<String, String>) -> Result<Self> {
-        refuse_unknown(options, KEYS)?;
+    pub(super) fn parse(options: &BTreeMap<String, String>, core: &[&'static str]) -> Result<Self> {
+        refuse_unknown(options, KEYS, core)?;
         let ipvlan_mode = match options.get("ipvlan_mode").map(String::as_str) {
             None => Mode::default(),
             Some("l2") => Mode::L2,
@@ -124,35 +124,30 @@ impl Driver for Options {
     }
 
     /// An ipvlan has its parent's MAC, always: a request for another is refused.
-    fn mac(
-        &self,
-        network: &str,
-        _container_id: &str,
-        requested: Option<MacAddr>,
-    ) -> Result<Option<MacAddr>> {
+    fn mac(&self, network: &str, _container_id: &str, requested: Option<MacAddr>) -> Result<Mac> {
         match requested {
             Some(mac) => Err(crate::Error::InvalidMac {
                 mac: mac.to_string(),
                 network: network.to_owned(),
                 reason: "an ipvlan network's container shares its parent's MAC",
             }),
-            None => Ok(None),
+            None => Ok(Mac::Parents),
         }
     }
 
     /// The kernel keeps one mode and one flag per parent (its ipvlan "port"): an ipvlan made in
     /// another mode switches every ipvlan on that parent to it. So the ipvlan networks of one
     /// parent agree on both.
-    fn check_shared_parent(&self, network: &Network, others: &[&Network]) -> Result<()> {
-        let differs = others.iter().find(|o| match &o.driver {
+    fn check_shared_parent(&self, parent: &str, others: &[Sharer<'_>]) -> Result<()> {
+        let differs = others.iter().find(|o| match o.options {
             super::Options::Ipvlan(theirs) => theirs != self,
             _ => false,
         });
         match differs {
             Some(other) => Err(Error::ParentInOtherMode {
-                network: other.name.clone(),
-                parent: network.parent.to_string(),
-                mode: other.driver().mode(),
+                network: other.network.to_owned(),
+                parent: parent.to_owned(),
+                mode: other.options.driver().mode(),
             }
             .into()),
             None => Ok(()),
@@ -205,6 +200,6 @@ impl Error {
 
 impl From<Error> for crate::Error {
     fn from(err: Error) -> Self {
-        Self::Driver(err.into())
+        Self::Driver(Box::new(super::Error::from(err)))
     }
 }

@@ -6,8 +6,8 @@ use std::{collections::BTreeMap, fmt, str::FromStr};
 use oci_macvlan_netlink_core::{ChildKind, MacAddr, MacvlanMode, ParseMacError};
 use serde::{Deserialize, Serialize};
 
-use super::{Driver, check_station_mac, refuse_unknown};
-use crate::{ErrorKind, Network, Result, default_mac, network::invalid};
+use super::{Driver, Sharer, check_station_mac, refuse_unknown};
+use crate::{ErrorKind, Result, default_mac, error::invalid, mac::Mac};
 
 const KEYS: &[&str] = &["macvlan_mode", "source_macs"];
 
@@ -74,8 +74,8 @@ pub struct Options {
 }
 
 impl Options {
-    pub(super) fn parse(options: &BTreeMap<String, String>) -> Result<Self> {
-        refuse_unknown(options, KEYS)?;
+    pub(super) fn parse(options: &BTreeMap<String, String>, core: &[&'static str]) -> Result<Self> {
+        refuse_unknown(options, KEYS, core)?;
         let mode = options
             .get("macvlan_mode")
             .map(|m| m.parse::<Mode>())
@@ -118,12 +118,7 @@ impl Driver for Options {
     /// A passthru macvlan carries its parent's MAC: setting another would rewrite the parent's,
     /// so none is set, and asking for one is an error. Otherwise the requested MAC, or one
     /// derived from the container id and the network (stable across restarts).
-    fn mac(
-        &self,
-        network: &str,
-        container_id: &str,
-        requested: Option<MacAddr>,
-    ) -> Result<Option<MacAddr>> {
+    fn mac(&self, network: &str, container_id: &str, requested: Option<MacAddr>) -> Result<Mac> {
         if self.mode == Mode::Passthru {
             return match requested {
                 Some(mac) => Err(crate::Error::InvalidMac {
@@ -131,32 +126,32 @@ impl Driver for Options {
                     network: network.to_owned(),
                     reason: "a passthru network's container uses its parent's MAC",
                 }),
-                None => Ok(None),
+                None => Ok(Mac::Parents),
             };
         }
         let mac = requested.unwrap_or_else(|| default_mac(container_id, network));
-        check_station_mac(network, mac).map(Some)
+        check_station_mac(network, mac).map(Mac::Own)
     }
 
     /// A passthru network has its parent to itself (Docker's rule and wording, both ways).
-    fn check_shared_parent(&self, network: &Network, others: &[&Network]) -> Result<()> {
+    fn check_shared_parent(&self, parent: &str, others: &[Sharer<'_>]) -> Result<()> {
         let Some(other) = others.first() else {
             return Ok(());
         };
         if self.mode == Mode::Passthru {
             return Err(Error::PassthruTaken {
-                network: other.name.clone(),
-                parent: network.parent.to_string(),
+                network: other.network.to_owned(),
+                parent: parent.to_owned(),
             }
             .into());
         }
         let passthru = others
             .iter()
-            .find(|o| matches!(&o.driver, super::Options::Macvlan(m) if m.mode == Mode::Passthru));
+            .find(|o| matches!(o.options, super::Options::Macvlan(m) if m.mode == Mode::Passthru));
         if let Some(passthru) = passthru {
             return Err(Error::ParentInPassthru {
-                network: passthru.name.clone(),
-                parent: network.parent.to_string(),
+                network: passthru.network.to_owned(),
+                parent: parent.to_owned(),
             }
             .into());
         }
@@ -245,7 +240,7 @@ impl Error {
 
 impl From<Error> for crate::Error {
     fn from(err: Error) -> Self {
-        Self::Driver(err.into())
+        Self::Driver(Box::new(super::Error::from(err)))
     }
 }
 

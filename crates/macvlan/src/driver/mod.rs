@@ -16,7 +16,7 @@ use std::{collections::BTreeMap, fmt};
 use oci_macvlan_netlink_core::{ChildKind, MacAddr};
 use serde::{Deserialize, Serialize};
 
-use crate::{ErrorKind, Network, Result};
+use crate::{ErrorKind, Result, error::DriverError, mac::Mac};
 
 pub mod ipvlan;
 pub mod macvlan;
@@ -26,7 +26,8 @@ pub const NAMES: &[&str] = &["macvlan", "ipvlan"];
 
 /// What one kind of network does with its containers' links.
 pub trait Driver: fmt::Debug + Sync {
-    /// The driver's name (`-d`), which is also the kind (`IFLA_INFO_KIND`) of the links it makes.
+    /// The driver's name (`-d`). The kind of the links it makes (`IFLA_INFO_KIND`) is not
+    /// this name but [`ChildKind::name`] of [`Driver::child`]: a record keeps that.
     fn name(&self) -> &'static str;
 
     /// The `MODE` column of `network ls`.
@@ -35,15 +36,10 @@ pub trait Driver: fmt::Debug + Sync {
     /// The link to create, kind and settings.
     fn child(&self) -> ChildKind<'_>;
 
-    /// The MAC a container's link gets: `requested` is the annotation's. `None` leaves the
-    /// kernel's (an ipvlan, or a passthru macvlan, has its parent's). Input is hostile: a
-    /// request the driver cannot honour is an error, never ignored.
-    fn mac(
-        &self,
-        network: &str,
-        container_id: &str,
-        requested: Option<MacAddr>,
-    ) -> Result<Option<MacAddr>>;
+    /// The MAC a container's link gets: `requested` is the annotation's. [`Mac::Parents`]
+    /// leaves the kernel's (an ipvlan, or a passthru macvlan, has its parent's). Input is
+    /// hostile: a request the driver cannot honour is an error, never ignored.
+    fn mac(&self, network: &str, container_id: &str, requested: Option<MacAddr>) -> Result<Mac>;
 
     /// The host's own link on the parent for `-o host_access` (see [`crate::host_access`]): a
     /// sibling of the containers' links that the kernel lets talk to them. A mode in which
@@ -69,9 +65,10 @@ pub trait Driver: fmt::Debug + Sync {
         self.name()
     }
 
-    /// Refuses `network` on its parent when `others` (the networks with the same handler already
-    /// on that parent) forbid sharing it, or it forbids them (macvlan's passthru).
-    fn check_shared_parent(&self, _network: &Network, _others: &[&Network]) -> Result<()> {
+    /// Refuses a network of these options on `parent` when `others` (the networks with the
+    /// same handler already on that parent) forbid sharing it, or it forbids them (macvlan's
+    /// passthru).
+    fn check_shared_parent(&self, _parent: &str, _others: &[Sharer<'_>]) -> Result<()> {
         Ok(())
     }
 
@@ -80,6 +77,15 @@ pub trait Driver: fmt::Debug + Sync {
     fn exclusive_parent(&self) -> Option<&'static str> {
         None
     }
+}
+
+/// A network on a parent, as a driver sees it when another asks to share that parent.
+#[derive(Debug, Clone, Copy)]
+pub struct Sharer<'a> {
+    /// The network's name.
+    pub network: &'a str,
+    /// Its driver and options.
+    pub options: &'a Options,
 }
 
 /// Where a container's default route of a family points.
@@ -104,11 +110,15 @@ pub enum Options {
 
 impl Options {
     /// Validates the driver's `-o` options (`options` holds only the keys the core does not
-    /// take: every key left is the driver's or an error).
-    pub(crate) fn parse(driver: &str, options: &BTreeMap<String, String>) -> Result<Self> {
+    /// take, `core`: every key left is the driver's or an error).
+    pub(crate) fn parse(
+        driver: &str,
+        options: &BTreeMap<String, String>,
+        core: &[&'static str],
+    ) -> Result<Self> {
         match driver {
-            "macvlan" => Ok(Self::Macvlan(macvlan::Options::parse(options)?)),
-            "ipvlan" => Ok(Self::Ipvlan(ipvlan::Options::parse(options)?)),
+            "macvlan" => Ok(Self::Macvlan(macvlan::Options::parse(options, core)?)),
+            "ipvlan" => Ok(Self::Ipvlan(ipvlan::Options::parse(options, core)?)),
             other => Err(crate::DefinitionError::UnsupportedDriver {
                 driver: other.to_owned(),
                 known: NAMES.join(", "),
@@ -117,6 +127,7 @@ impl Options {
         }
     }
 
+    /// The driver of these options.
     pub fn driver(&self) -> &dyn Driver {
         match self {
             Self::Macvlan(options) => options,
@@ -134,8 +145,8 @@ pub enum Error {
     Ipvlan(#[from] ipvlan::Error),
 }
 
-impl Error {
-    pub fn kind(&self) -> ErrorKind {
+impl DriverError for Error {
+    fn kind(&self) -> ErrorKind {
         match self {
             Self::Macvlan(err) => err.kind(),
             Self::Ipvlan(err) => err.kind(),
@@ -147,11 +158,12 @@ impl Error {
 pub(crate) fn refuse_unknown(
     options: &BTreeMap<String, String>,
     known: &[&'static str],
+    core: &[&'static str],
 ) -> Result<()> {
     match options.keys().find(|key| !known.contains(&key.as_str())) {
         Some(key) => Err(crate::DefinitionError::UnknownOption {
             key: key.clone(),
-            known: crate::network::CORE_OPTIONS
+            known: core
                 .iter()
                 .chain(known)
                 .copied()

@@ -4,12 +4,16 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use oci_macvlan_netlink_core::{Errno, Handle, Link, NewChild};
+use oci_macvlan_netlink_core::{Errno, Link};
 
 use super::Apply;
-use crate::{Error, Result, record::RecordedEndpoint};
+use crate::{
+    Error, Result,
+    kernel::{ChildSpec, Kernel},
+    record::RecordedEndpoint,
+};
 
-impl Apply<'_> {
+impl<K: Kernel> Apply<'_, K> {
     /// The container's macvlan for `spec`: created (`true`), or adopted (`false`) when the
     /// container already has a link of that name that this container's own earlier run made —
     /// its record lists it, its kind, parent and MAC match, and no other container's record
@@ -18,23 +22,26 @@ impl Apply<'_> {
     /// when the kernel reports it taken: the usual attach makes one request fewer.
     pub(super) async fn create_or_adopt(
         &self,
-        spec: &NewChild<'_>,
+        spec: &ChildSpec<'_>,
         planned: &RecordedEndpoint,
     ) -> Result<(Link, bool), Created> {
-        let container = self.container;
-        match self.host.create_child(spec).await {
+        let container = self.kernel;
+        match container.create_child(spec).await {
             Ok(()) => {}
             Err(err) if err.errno() == Some(Errno::EEXIST) => {
                 match container.link_by_name(spec.name).await? {
                     Some(link) if self.adoptable(&link, planned)? => return Ok((link, false)),
                     Some(_) => return Err(Created::NameTaken),
                     // Taken in the parent's namespace, not in the container's.
-                    None => create_renamed(self.host, container, spec).await?,
+                    None => create_renamed(container, spec).await?,
                 }
             }
             Err(err) => return Err(err.into()),
         }
-        let link = container.existing_link(spec.name).await?;
+        let link = container
+            .link_by_name(spec.name)
+            .await?
+            .ok_or_else(|| oci_macvlan_netlink_core::Error::missing_link(spec.name))?;
         Ok((link, true))
     }
 
@@ -51,7 +58,7 @@ impl Apply<'_> {
         if !recorded.is(link) || !planned.is(link) {
             return Ok(false);
         }
-        let netns = self.netns.identity().map_err(Created::Netlink)?;
+        let netns = self.kernel.container_netns().map_err(Created::Netlink)?;
         let others = self
             .records
             .claims_of_others(
@@ -83,17 +90,20 @@ impl From<oci_macvlan_netlink_core::Error> for Created {
 /// there too) under a temporary name, then renames it inside the container, as CNI and netavark
 /// do.
 async fn create_renamed(
-    host: &Handle,
-    container: &Handle,
-    spec: &NewChild<'_>,
+    container: &impl Kernel,
+    spec: &ChildSpec<'_>,
 ) -> oci_macvlan_netlink_core::Result<()> {
     let temporary = temporary_name();
-    host.create_child(&NewChild {
-        name: &temporary,
-        ..*spec
-    })
-    .await?;
-    let link = container.existing_link(&temporary).await?;
+    container
+        .create_child(&ChildSpec {
+            name: &temporary,
+            ..*spec
+        })
+        .await?;
+    let link = container
+        .link_by_name(&temporary)
+        .await?
+        .ok_or_else(|| oci_macvlan_netlink_core::Error::missing_link(&temporary))?;
     if let Err(err) = container.rename_link(&link, spec.name).await {
         let _ = container.delete_link(&link).await;
         return Err(err);

@@ -8,17 +8,6 @@ use oci_macvlan_vlan::OWNER_ALIAS;
 use super::{link_failed, link_name};
 use crate::{AttachRequest, Error, Network, Records, Result};
 
-/// The MAC of the host link of `net` (`None`: a network without host access, or whose driver
-/// gives its links their parent's MAC): derived from the network's name and the link's, so a
-/// link made again answers with the MAC the containers' neighbour tables hold. Seeded with a
-/// '/', which no container id has: a container named like the link never gets it by default.
-pub(crate) fn host_link_mac(net: &Network) -> Result<Option<MacAddr>> {
-    match net.host_link() {
-        Some(name) => net.driver().mac(&net.name, &format!("{name}/host"), None),
-        None => Ok(None),
-    }
-}
-
 /// In an attach, before anything is made: refuses a MAC a container asks for (annotation,
 /// `connect --mac`) that is the host link's MAC of a network with host access on the same
 /// parent, whether that link is there or not: taken while it is missing, the link could never
@@ -35,7 +24,7 @@ pub(crate) fn check_reserved_macs(req: &AttachRequest<'_>) -> Result<()> {
     let defined = req.definitions.list()?;
     for (net, mac) in asked {
         for other in defined.iter().filter(|o| o.parent == net.parent) {
-            if host_link_mac(other)? == Some(mac) {
+            if other.host_link_mac()? == Some(mac) {
                 return Err(Error::MacReserved {
                     mac,
                     network: net.name.clone(),
@@ -158,13 +147,16 @@ mod tests {
         .unwrap()
     }
 
+    static C1: std::sync::LazyLock<crate::ContainerId> =
+        std::sync::LazyLock::new(|| crate::ContainerId::parse("c1").unwrap());
+
     fn request<'a>(
         network: &'a Network,
         mac: Option<MacAddr>,
         definitions: &'a Networks,
     ) -> AttachRequest<'a> {
         AttachRequest {
-            container_id: "c1",
+            container_id: &C1,
             netns: Path::new("/run/netns/c1"),
             persistent_netns: true,
             pid: None,
@@ -193,10 +185,10 @@ mod tests {
         for net in [&ha, &side, &far, &ipv] {
             definitions.create(net).unwrap();
         }
-        let mac = host_link_mac(&ha).unwrap().unwrap();
-        assert_eq!(host_link_mac(&side).unwrap(), None, "no host access");
+        let mac = ha.host_link_mac().unwrap().unwrap();
+        assert_eq!(side.host_link_mac().unwrap(), None, "no host access");
         assert_eq!(
-            host_link_mac(&ipv).unwrap(),
+            ipv.host_link_mac().unwrap(),
             None,
             "an ipvlan has its parent's"
         );

@@ -18,7 +18,7 @@
 //! (`occupied::check_host_access`): another machine may have taken one meanwhile, and the
 //! attach fails (exit 5, `gc` reports it and fails) rather than announce it.
 //!
-//! The link's MAC is derived from the network (see [`host_link_mac`]) and reserved on its
+//! The link's MAC is derived from the network (see `Network::host_link_mac`) and reserved on its
 //! parent: a container may not ask for it on any network of that parent, even while the link
 //! is missing ([`check_reserved_macs`]), or the link could never be made again. When the
 //! kernel refuses the link its MAC all the same, a link of ours that has it under another name
@@ -29,14 +29,13 @@
 
 use std::net::IpAddr;
 
-use oci_macvlan_ipam::{LeaseStore, LeaseStoreExt, Pool};
+use oci_macvlan_ipam::{LeaseStore, LeaseStoreExt};
 use oci_macvlan_netlink_core::{Errno, Handle, Link, Netns, NewChild, Sysctl};
 use oci_macvlan_vlan::OWNER_ALIAS;
 
 use crate::{
     Error, Network, Records, Result,
-    network::invalid,
-    wiring::{conf, ipv6_sysctls},
+    sysctl::{conf, ipv6_sysctls},
 };
 
 mod health;
@@ -47,92 +46,15 @@ pub mod shared;
 
 pub(crate) use health::repair;
 pub use health::{Health, Repaired, health, verify};
-pub(crate) use route::{add_routes, check_static, undo_routes, unroute};
+pub(crate) use route::{add_routes, check_static, unroute};
 use route::{restore, wanted};
 
-pub(crate) use identity::{check_reserved_macs, host_link_mac};
+pub(crate) use identity::check_reserved_macs;
 use identity::{find_renamed, refused};
 pub(crate) use lock::hold;
 use lock::lock;
 
-/// The name under which a host access address is reserved in its pool: never leased, refused
-/// as a static address, and a lease on it is what `verify` reports, as for any aux address.
-pub(crate) const AUX_NAME: &str = "host_access";
-
-/// The host-side link of the network with id `network_id`: `ha-` and its first 12 characters
-/// (15 bytes, the kernel's limit), stable for the network's life.
-pub fn link_name(network_id: &str) -> String {
-    format!("ha-{}", network_id.get(..12).unwrap_or(network_id))
-}
-
-impl Network {
-    /// The name of the network's host-side link, when it has host access.
-    pub fn host_link(&self) -> Option<String> {
-        (!self.host_access.is_empty()).then(|| link_name(&self.id))
-    }
-
-    /// Whether the host routes to a container address `ip` through its host link: only in a
-    /// family the link has an address of (without one, the host could not be answered, and the
-    /// kernel refuses an IPv6 route on a link with IPv6 off).
-    pub(crate) fn host_routes_to(&self, ip: IpAddr) -> bool {
-        self.host_access.iter().any(|a| a.is_ipv4() == ip.is_ipv4())
-    }
-}
-
-/// Parses `-o host_access=IP[,IP6]` and reserves each address in the pool that contains it.
-/// Refused: an address outside every subnet, a reserved one (network address, broadcast,
-/// gateway, an aux address), two of one family.
-pub(crate) fn reserve(value: Option<&String>, pools: &mut [Pool]) -> Result<Vec<IpAddr>> {
-    const FLAG: &str = "-o host_access";
-    let Some(value) = value else {
-        return Ok(Vec::new());
-    };
-    let mut addresses: Vec<IpAddr> = Vec::new();
-    for item in value.split(',') {
-        let item = item.trim();
-        if let Some((address, prefix)) = item.split_once('/') {
-            if address.parse::<IpAddr>().is_ok() {
-                return Err(invalid(
-                    FLAG,
-                    item,
-                    &format!(
-                        "give the address without /{prefix}: the host link holds it alone, and the network's --subnet gives the rest"
-                    ),
-                ));
-            }
-        }
-        let ip: IpAddr = item
-            .parse()
-            .map_err(|_| invalid(FLAG, item, "not an IPv4 or IPv6 address"))?;
-        if addresses.iter().any(|a| a.is_ipv4() == ip.is_ipv4()) {
-            return Err(invalid(
-                FLAG,
-                value,
-                "the host takes at most one address per family",
-            ));
-        }
-        let Some(pool) = pools.iter_mut().find(|p| p.contains(ip)) else {
-            return Err(invalid(FLAG, item, "it is outside every --subnet"));
-        };
-        if let Some(reserved) = pool.reservation(ip) {
-            return Err(invalid(
-                FLAG,
-                item,
-                &format!("it is the {reserved} of {}", pool.subnet),
-            ));
-        }
-        if pool.aux_addresses.contains_key(AUX_NAME) {
-            return Err(invalid(
-                "--aux-address",
-                AUX_NAME,
-                "the name is the one -o host_access reserves its address under",
-            ));
-        }
-        pool.aux_addresses.insert(AUX_NAME.to_owned(), ip);
-        addresses.push(ip);
-    }
-    Ok(addresses)
-}
+pub use crate::network::link_name;
 
 /// `network create`: refuses host access addresses the host or a container has already (another
 /// network's host access, a lease in the shared address space, an address on a link of the
@@ -302,7 +224,7 @@ async fn ensure_link(
     recheck().await?;
     // The driver's MAC for a link of that name on the network; none for an ipvlan, which has
     // its parent's.
-    let mac = host_link_mac(net)?;
+    let mac = net.host_link_mac()?;
     let here = Netns::open("/proc/thread-self/ns/net").map_err(failed)?;
     let spec = NewChild {
         parent,
@@ -459,7 +381,7 @@ fn sysctls<'a>(ifname: &'a str, net: &Network) -> Vec<Sysctl<'a>> {
 /// A link of the host link's name is ours only if it carries our alias, is of the network's
 /// driver and sits on its parent.
 fn adopt(net: &Network, parent: &Link, link: Link) -> Result<Link> {
-    let kind = net.driver().name();
+    let kind = net.driver().host_child()?.name();
     let found = if link.alias.as_deref() != Some(OWNER_ALIAS) {
         Some("a link oci-macvlan did not create".to_owned())
     } else if link.kind.as_deref() != Some(kind) {

@@ -84,6 +84,7 @@ pub(super) fn wanted(
 /// its routes along; a link of that name that is not ours is not touched. The caller holds the
 /// links' host-access locks shared ([`super::hold`]) until it has released the leases.
 pub(crate) async fn unroute(
+    host: &impl crate::kernel::Host,
     store: &mut dyn LeaseSet,
     container_id: &str,
     endpoints: &[RecordedEndpoint],
@@ -92,7 +93,6 @@ pub(crate) async fn unroute(
         return Ok(());
     }
     let leases = store.container_leases(container_id).map_err(Error::store)?;
-    let host = Handle::current().map_err(Error::Netlink)?;
     for ep in endpoints {
         let Some(name) = &ep.host_link else {
             continue;
@@ -101,7 +101,7 @@ pub(crate) async fn unroute(
             network: ep.network.clone(),
             source,
         };
-        let link = host.link_by_name(name).await.map_err(routes)?;
+        let link = host.host_link_by_name(name).await.map_err(routes)?;
         let Some(link) = link.filter(|l| l.alias.as_deref() == Some(OWNER_ALIAS)) else {
             continue;
         };
@@ -113,18 +113,6 @@ pub(crate) async fn unroute(
                 .await
                 .map_err(routes)?;
         }
-    }
-    Ok(())
-}
-
-/// Undo of an attach's routes: deletes those of `ips` through `link` (by index: a link made
-/// since is not this one).
-pub(crate) async fn undo_routes(link: &Link, ips: &[IpAddr]) -> Result<(), String> {
-    let host = Handle::current().map_err(|err| crate::one_line(&err))?;
-    for ip in ips {
-        host.delete_host_route(link, *ip)
-            .await
-            .map_err(|err| crate::one_line(&err))?;
     }
     Ok(())
 }

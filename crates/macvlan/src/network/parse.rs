@@ -33,14 +33,7 @@ pub fn check_network_name(name: &str) -> Result<()> {
     }
 }
 
-pub(crate) fn invalid(flag: &'static str, value: &str, reason: &str) -> Error {
-    DefinitionError::InvalidFlag {
-        flag,
-        value: value.to_owned(),
-        reason: reason.to_owned(),
-    }
-    .into()
-}
+pub(crate) use crate::error::invalid;
 
 pub(super) fn duplicate(what: &'static str, subnet: IpNetwork) -> Error {
     DefinitionError::Duplicate {

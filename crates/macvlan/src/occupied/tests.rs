@@ -1,4 +1,7 @@
+use ipnetwork::IpNetwork;
+
 use super::*;
+use crate::StaticIps;
 
 fn subnets() -> Vec<IpNetwork> {
     vec![

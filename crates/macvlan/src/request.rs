@@ -1,0 +1,46 @@
+//! An attach as a front door (the hook, `network connect`) asks for it, before [`crate::plan`]
+//! resolves it.
+
+use std::{net::IpAddr, path::Path};
+
+use oci_macvlan_netlink_core::MacAddr;
+
+use crate::{ContainerId, Network, Networks};
+
+/// One network a container joins, with its per-network requests.
+#[derive(Debug)]
+pub struct Attachment<'a> {
+    /// The network's definition.
+    pub network: &'a Network,
+    /// The container's interface name on it.
+    pub ifname: String,
+    /// Static addresses (at most one per family).
+    pub static_ips: Vec<IpAddr>,
+    /// A MAC asked for (an annotation, `connect --mac`).
+    pub mac: Option<MacAddr>,
+}
+
+/// An attach as a front door asks for it: the container, its namespace and its networks.
+#[derive(Debug)]
+pub struct AttachRequest<'a> {
+    /// The container, its id checked where it came in.
+    pub container_id: &'a ContainerId,
+    /// The container's network namespace.
+    pub netns: &'a Path,
+    /// The namespace outlives the container (a path from `config.json`), so detach must delete
+    /// the links; otherwise the kernel deletes them with the namespace, for free.
+    pub persistent_netns: bool,
+    /// The container's process (from the OCI state): with its start time, it tells `gc` when
+    /// the container is gone.
+    pub pid: Option<i32>,
+    /// The networks it joins, in order (the first with a default route of a family wins).
+    pub attachments: Vec<Attachment<'a>>,
+    /// The network definitions (which the caller holds, [`Networks::hold`]): a MAC asked for is
+    /// checked against the host links of the networks with host access on its parent.
+    pub definitions: &'a Networks,
+    /// `network connect`: the container runs already and joins more networks, so a network
+    /// its record holds is refused whatever interface it is on. Otherwise (a hook) a network
+    /// on the record under the same interface is this very attach run again, and returns the
+    /// same endpoints.
+    pub connect: bool,
+}

@@ -1,0 +1,181 @@
+//! The seam between an attach and where a container's addresses come from. An address source
+//! is asked for a link's addresses ([`Source::acquire`]) and returns, per family, the address
+//! and its prefix, the gateway, routes and an optional lifetime ([`Acquired`]); it is told what
+//! to give back ([`Source::release`]). The gateway and routes a container gets are what its
+//! source returned: [`crate::wire`] makes them routes.
+//!
+//! A source says when it runs ([`Runs`]): our own allocator ([`allocator`]) decides nothing
+//! about the link and runs before it is made (a lease refused leaves no link to undo, and a
+//! link is never announced on the LAN without its address); a source that talks on the link
+//! (a DHCP client) runs after it is made, in the container's namespace ([`LinkAt`]).
+//!
+//! Every source keeps what it hands out in the lease store, in a transaction that may be run
+//! again and has no outside effect: whatever talks to the outside (a server's exchange) happens
+//! in the source's own code around that transaction, never inside its closure.
+//!
+//! This file is the registry: [`Source::of`] picks a network's source.
+
+use std::{net::IpAddr, path::Path, time::Duration};
+
+use ipnetwork::IpNetwork;
+use oci_macvlan_ipam::{Lease, LeaseSet, LeaseStore, Owner};
+use serde::Serialize;
+
+use crate::{Error, Network, RecordedEndpoint};
+
+pub(crate) mod allocator;
+mod unheld;
+
+/// One address a source gave a link, with what comes with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Acquired {
+    /// The address and its prefix.
+    pub address: IpNetwork,
+    /// The gateway of its family (a DHCP router option; a subnet's `--gateway`), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<IpAddr>,
+    /// Further routes of its family (a DHCP classless static route).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<SourceRoute>,
+    /// How long the address is the container's without a renewal; `None`: as long as it runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lifetime: Option<Duration>,
+}
+
+/// A route an address source gives with an address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SourceRoute {
+    /// Where it leads.
+    pub destination: IpNetwork,
+    /// Through whom; `None`: straight onto the link.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub via: Option<IpAddr>,
+}
+
+/// When a source is asked, relative to the link it gives addresses to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runs {
+    /// Before the link is made: the source needs nothing of it.
+    BeforeLink,
+    /// Once the link is made, in the container's namespace (its MAC is the client's).
+    AfterLink,
+}
+
+/// The container's link, for a source that runs on it.
+#[derive(Debug, Clone, Copy)]
+pub struct LinkAt<'a> {
+    /// The container's network namespace.
+    pub netns: &'a Path,
+    /// The link's name there.
+    pub ifname: &'a str,
+    /// Its index there.
+    pub index: u32,
+}
+
+/// What one link asks its source for.
+#[derive(Debug)]
+pub(crate) struct Ask<'a> {
+    pub(crate) network: &'a Network,
+    /// Who the addresses are for (container id and interface name).
+    pub(crate) owner: &'a Owner,
+    /// Static addresses asked for.
+    pub(crate) static_ips: &'a [IpAddr],
+    /// Whether this container's own earlier run recorded the link: what its owner holds is its
+    /// own to get back. Otherwise what the owner holds is someone else's, never adopted.
+    pub(crate) held_before: bool,
+    /// The link, for a source that runs after it is made.
+    pub(crate) link: Option<LinkAt<'a>>,
+}
+
+/// What a source gave one link.
+#[derive(Debug)]
+pub(crate) struct Taken {
+    /// Every address the link is to have.
+    pub(crate) acquired: Vec<Acquired>,
+    /// Those this run took (not those the owner held already): what an undo gives back.
+    pub(crate) new: Vec<IpAddr>,
+}
+
+/// Why a source gave nothing.
+#[derive(Debug)]
+pub(crate) struct Refused {
+    /// Boxed: results stay small.
+    pub(crate) error: Box<Error>,
+    /// The source may have taken something all the same (a write to a networked store whose
+    /// outcome is unknown): an undo gives back whatever the owner holds on the network.
+    pub(crate) maybe_taken: bool,
+}
+
+/// A network's address source (the registry of sources: one variant per source).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// The network's pools, allocated in the lease store ([`allocator`]).
+    Allocator,
+}
+
+impl Source {
+    /// The source of `network`'s addresses.
+    pub(crate) fn of(_network: &Network) -> Self {
+        Self::Allocator
+    }
+
+    /// The source of a recorded endpoint's addresses: detach and disconnect work from the
+    /// record alone (a source that needs it to be known records it on the endpoint; a record
+    /// that says nothing is our allocator's, as every record written so far).
+    pub(crate) fn recorded(_endpoint: &RecordedEndpoint) -> Self {
+        Self::Allocator
+    }
+
+    /// When it runs.
+    pub(crate) fn runs(self) -> Runs {
+        match self {
+            Self::Allocator => Runs::BeforeLink,
+        }
+    }
+
+    /// The addresses of one link.
+    pub(crate) async fn acquire(
+        self,
+        store: &mut dyn LeaseStore,
+        ask: &Ask<'_>,
+    ) -> Result<Taken, Refused> {
+        match self {
+            Self::Allocator => allocator::acquire(store, ask),
+        }
+    }
+
+    /// Gives back `ips` of `owner` (what an attach took before it failed).
+    pub(crate) async fn release(
+        self,
+        store: &mut dyn LeaseSet,
+        owner: &Owner,
+        ips: &[IpAddr],
+    ) -> oci_macvlan_ipam::Result<()> {
+        match self {
+            Self::Allocator => store.release_ips(owner, ips).map(drop),
+        }
+    }
+
+    /// Told that the container of `endpoint` goes (detach, `gc`, an earlier container's record
+    /// taken back), before its leases are released from the store all at once: a source that
+    /// holds something outside the store (a server's lease) gives it back here. Our allocator
+    /// holds nothing outside the store.
+    pub(crate) async fn container_gone(self, _endpoint: &RecordedEndpoint) -> crate::Result<()> {
+        match self {
+            Self::Allocator => Ok(()),
+        }
+    }
+
+    /// Gives back whatever `owner` holds on `network` (a take whose outcome is unknown, a
+    /// disconnect).
+    pub(crate) async fn release_all(
+        self,
+        store: &mut dyn LeaseSet,
+        network: &str,
+        owner: &Owner,
+    ) -> oci_macvlan_ipam::Result<Vec<Lease>> {
+        match self {
+            Self::Allocator => store.release(network, owner),
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! The second pure step of an attach: what one planned link carries once its addresses are
+//! acquired — its addresses, its sysctls, and its exact routes, with "the first network of the
+//! container with a default route of a family wins" and "an internal L3 network routes only to
+//! its other subnets" already applied. Apply (`wiring.rs`) sends exactly this to the kernel, in
+//! this order: addresses, sysctls, link up, routes.
+
+use std::net::IpAddr;
+
+use ipnetwork::IpNetwork;
+use oci_macvlan_netlink_core::Sysctl;
+use serde::{Serialize, Serializer};
+
+use crate::{
+    plan::{PlannedNetwork, Routes},
+    source::Acquired,
+    sysctl::{conf, ipv6_sysctls},
+};
+
+/// The families in which an earlier network of the container has its default route.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct DefaultRouted {
+    /// IPv4's default route is taken.
+    pub v4: bool,
+    /// IPv6's default route is taken.
+    pub v6: bool,
+}
+
+impl DefaultRouted {
+    fn of(&self, ip: IpAddr) -> bool {
+        if ip.is_ipv6() { self.v6 } else { self.v4 }
+    }
+
+    fn take(&mut self, ip: IpAddr) {
+        if ip.is_ipv6() {
+            self.v6 = true;
+        } else {
+            self.v4 = true;
+        }
+    }
+}
+
+/// One route in the container's namespace, on the planned link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Route {
+    /// `default via GATEWAY dev LINK`.
+    DefaultVia(IpAddr),
+    /// `default dev LINK` of one family (`true`: IPv6).
+    DefaultOnLink {
+        /// The family: IPv6 when set.
+        ipv6: bool,
+    },
+    /// `SUBNET dev LINK`.
+    OnLink(IpNetwork),
+    /// `DESTINATION via GATEWAY dev LINK` (a route an address source gave).
+    Via {
+        /// Where the route leads.
+        destination: IpNetwork,
+        /// Through whom.
+        gateway: IpAddr,
+    },
+}
+
+/// What one link carries, as [`wire`] decided it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Wired<'p> {
+    /// The link's addresses, with their prefixes.
+    pub addresses: Vec<IpNetwork>,
+    /// Its settings, written before it comes up.
+    #[serde(serialize_with = "sysctl_text")]
+    pub sysctls: Vec<Sysctl<'p>>,
+    /// Its routes, added once it is up.
+    pub routes: Vec<Route>,
+    /// The families whose default route is taken once these routes are in (this network's
+    /// and the earlier ones').
+    pub default_routed: DefaultRouted,
+    /// The gateways the container's endpoint reports: those the source returned on a network
+    /// that routes via its gateways.
+    pub gateways: Vec<IpAddr>,
+    /// The addresses the host routes to through the network's host link (`-o host_access`):
+    /// those of a family the host link has an address of.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub host_routes: Vec<IpAddr>,
+}
+
+fn sysctl_text<S: Serializer>(sysctls: &[Sysctl<'_>], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(
+        sysctls
+            .iter()
+            .map(|c| format!("{}={}", c.key.join("."), c.value)),
+    )
+}
+
+/// Works out what `planned`'s link carries for the `acquired` addresses, given the families an
+/// earlier network of the container routes by default. Pure.
+pub fn wire<'p>(
+    planned: &'p PlannedNetwork<'_>,
+    acquired: &[Acquired],
+    earlier: DefaultRouted,
+) -> Wired<'p> {
+    let ifname = planned.link.name.as_str();
+    let mut routed = earlier;
+    let mut routes = Vec::new();
+    for got in acquired {
+        let ip = got.address.ip();
+        if routed.of(ip) {
+            continue;
+        }
+        match &planned.routes {
+            Routes::None => {}
+            Routes::ViaGateway => {
+                if let Some(gateway) = got.gateway {
+                    routes.push(Route::DefaultVia(gateway));
+                    routed.take(ip);
+                }
+            }
+            Routes::OnLink => {
+                routes.push(Route::DefaultOnLink { ipv6: ip.is_ipv6() });
+                routed.take(ip);
+            }
+            Routes::OtherSubnets(subnets) => routes.extend(
+                subnets
+                    .iter()
+                    .filter(|s| s.is_ipv4() == ip.is_ipv4() && !s.contains(ip))
+                    .map(|s| Route::OnLink(*s)),
+            ),
+        }
+    }
+    for got in acquired {
+        routes.extend(got.routes.iter().map(|r| match r.via {
+            Some(gateway) => Route::Via {
+                destination: r.destination,
+                gateway,
+            },
+            None => Route::OnLink(r.destination),
+        }));
+    }
+    let gateways = match planned.routes {
+        Routes::ViaGateway => acquired.iter().filter_map(|a| a.gateway).collect(),
+        _ => Vec::new(),
+    };
+    let mut sysctls = Vec::new();
+    if acquired.iter().any(|a| a.address.is_ipv4()) {
+        sysctls.push(conf(ifname, "ipv4", "arp_notify", "1", false));
+    }
+    sysctls.extend(ipv6_sysctls(ifname, planned.addresses.ipv6));
+    let host_routes = match planned.host_link {
+        Some(_) => acquired
+            .iter()
+            .map(|a| a.address.ip())
+            .filter(|ip| planned.definition.host_routes_to(*ip))
+            .collect(),
+        None => Vec::new(),
+    };
+    Wired {
+        addresses: acquired.iter().map(|a| a.address).collect(),
+        sysctls,
+        routes,
+        default_routed: routed,
+        gateways,
+        host_routes,
+    }
+}
