@@ -8,8 +8,11 @@ use crate::{
 /// What one interface of one container asks of one network.
 #[derive(Debug)]
 pub struct Request<'a> {
+    /// The network's name.
     pub network: &'a str,
+    /// The endpoint asking: a container's interface.
     pub owner: &'a Owner,
+    /// The network's pools, in the order their addresses are handed out.
     pub pools: &'a [Pool],
     /// Static addresses asked for (at most one per family); a family with pools and no static
     /// request gets the lowest free address of its first pool that has one.

@@ -81,26 +81,35 @@ const FIRST_PAUSE: Duration = Duration::from_millis(2);
 pub enum Damage {
     /// Of another kind than the store's own files: a symlink, a directory, a FIFO…
     Kind {
+        /// What the file is.
         found: &'static str,
+        /// What it should be.
         expected: &'static str,
     },
+    /// The data file is not there, though the store's directory is.
     Missing,
+    /// The data file holds no byte.
     Empty,
     /// Shorter than LMDB's two meta pages.
     Short {
+        /// The file's size in bytes.
         size: u64,
     },
     /// A meta page without LMDB's stamp, format version or a page size LMDB uses.
     Meta {
+        /// The meta page, 0 or 1.
         page: u8,
     },
     /// The newest snapshot uses a page past the end of the file.
     Truncated {
+        /// The file's size in bytes.
         size: u64,
+        /// The page past the end.
         page: u64,
     },
     /// A page of the newest snapshot is not what the page that names it says it is.
     Page {
+        /// The page that is not what it should be.
         page: u64,
     },
     /// LMDB read past the end of the file, following a damaged page (`fault.rs`).

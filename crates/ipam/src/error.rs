@@ -4,88 +4,156 @@ use ipnetwork::IpNetwork;
 
 use crate::{damage::Damage, pool::Reserved};
 
+/// The result of an IPAM operation.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Why a pool could not be made, an address could not be leased, or a lease store failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A subnet was given with host bits set (`10.0.0.1/24` for `10.0.0.0/24`).
     #[error("invalid subnet {given}: it should be {canonical}")]
     SubnetNotCanonical {
+        /// The subnet as given.
         given: IpNetwork,
+        /// The same subnet with its host bits cleared.
         canonical: IpNetwork,
     },
+    /// A subnet leaves no address for a container once its reserved addresses are taken.
     #[error("invalid subnet {0}: too small to hold any container address")]
     SubnetTooSmall(IpNetwork),
+    /// An ip-range was given with host bits set.
     #[error("invalid ip-range {given}: it should be {canonical}")]
     RangeNotCanonical {
+        /// The ip-range as given.
         given: IpNetwork,
+        /// The same range with its host bits cleared.
         canonical: IpNetwork,
     },
+    /// An ip-range has a shorter prefix than its subnet.
     #[error("invalid ip-range {range}: CIDR block is bigger than its parent subnet {subnet}")]
-    RangeTooBig { range: IpNetwork, subnet: IpNetwork },
-    #[error("invalid ip-range {range}: parent subnet {subnet} doesn't contain ip-range")]
-    RangeOutsideSubnet { range: IpNetwork, subnet: IpNetwork },
-    #[error("invalid gateway {gateway}: parent subnet {subnet} doesn't contain this address")]
-    GatewayOutsideSubnet { gateway: IpAddr, subnet: IpNetwork },
-    #[error("invalid gateway {gateway}: it is the {what} of subnet {subnet}")]
-    GatewayReserved {
-        gateway: IpAddr,
-        what: &'static str,
+    RangeTooBig {
+        /// The ip-range.
+        range: IpNetwork,
+        /// The subnet it belongs to.
         subnet: IpNetwork,
     },
+    /// An ip-range lies outside its subnet.
+    #[error("invalid ip-range {range}: parent subnet {subnet} doesn't contain ip-range")]
+    RangeOutsideSubnet {
+        /// The ip-range.
+        range: IpNetwork,
+        /// The subnet it belongs to.
+        subnet: IpNetwork,
+    },
+    /// A gateway lies outside its subnet.
+    #[error("invalid gateway {gateway}: parent subnet {subnet} doesn't contain this address")]
+    GatewayOutsideSubnet {
+        /// The gateway address.
+        gateway: IpAddr,
+        /// The subnet it was given for.
+        subnet: IpNetwork,
+    },
+    /// A gateway is an address no host may have: the subnet's network, broadcast or (IPv6)
+    /// subnet-router anycast address.
+    #[error("invalid gateway {gateway}: it is the {what} of subnet {subnet}")]
+    GatewayReserved {
+        /// The gateway address.
+        gateway: IpAddr,
+        /// Which reserved address it is (`network address`, …).
+        what: &'static str,
+        /// The subnet it was given for.
+        subnet: IpNetwork,
+    },
+    /// An auxiliary address (`--aux-address`) lies outside its subnet.
     #[error(
         "invalid auxiliary address {name}={ip}: parent subnet {subnet} doesn't contain this address"
     )]
     AuxOutsideSubnet {
+        /// The auxiliary address's name.
         name: String,
+        /// The address.
         ip: IpAddr,
+        /// The subnet it was given for.
         subnet: IpNetwork,
     },
+    /// A static address was asked for that no pool of the network contains.
     #[error("no configured subnet contains IP address {0}")]
     NoSubnetContains(IpAddr),
+    /// A static address was asked for that the pool keeps for itself (gateway, auxiliary,
+    /// network or broadcast address).
     #[error("IP address {ip} is reserved on this network ({reserved})")]
-    AddressReserved { ip: IpAddr, reserved: Reserved },
+    AddressReserved {
+        /// The address asked for.
+        ip: IpAddr,
+        /// What the pool keeps it for.
+        reserved: Reserved,
+    },
+    /// A static address was asked for that another endpoint holds.
     #[error(
         "Address already in use: {ip} is leased to container {container_id} ({ifname}){}",
         host.as_ref().map(|h| format!(" on host {h}")).unwrap_or_default()
     )]
     AddressInUse {
+        /// The address asked for.
         ip: IpAddr,
+        /// The container that holds it.
         container_id: String,
+        /// The interface of that container that holds it.
         ifname: String,
+        /// The host that holds it, in a store several hosts share.
         host: Option<String>,
     },
+    /// The endpoint already holds an address of this family on the network, and a static
+    /// address other than that one was asked for.
     #[error(
         "container {container_id} already holds {held} on {ifname} of network {network}, not the requested {requested}"
     )]
     OwnerHoldsOther {
+        /// The container asking.
         container_id: String,
+        /// Its interface asking.
         ifname: String,
+        /// The network.
         network: String,
+        /// The address the endpoint holds.
         held: IpAddr,
+        /// The address it asked for.
         requested: IpAddr,
     },
+    /// Every address of the network's pools of one family is leased or reserved.
     #[error(
         "no available IPv{family} addresses on this network's address pools: {network} ({pools})"
     )]
     Exhausted {
+        /// The IP version, 4 or 6.
         family: u8,
+        /// The network.
         network: String,
+        /// The subnets looked in, comma-separated.
         pools: String,
     },
+    /// LMDB refused to open the local lease store.
     #[error(
         "cannot open the lease store {path} (it is never re-created automatically: a lost lease store hands out addresses twice; check the file, and move it aside only when no container holds an address)"
     )]
     OpenStore {
+        /// The store's directory.
         path: PathBuf,
+        /// What LMDB said.
         #[source]
         source: heed::Error,
     },
+    /// The state directory that holds the lease store could not be created.
     #[error("cannot create the state directory {path}")]
     CreateStateDir {
+        /// The state directory.
         path: PathBuf,
+        /// What the system call returned.
         #[source]
         source: std::io::Error,
     },
+    /// The local lease store's files are not what a store is made of (a file of the wrong
+    /// kind, a mark that cannot be read, …): it is never opened.
     #[error(
         "lease store {path} is damaged ({damage}): stop the containers that use oci-macvlan, move {store} aside, and the next attach starts an empty store"
     )]
@@ -94,36 +162,57 @@ pub enum Error {
         path: PathBuf,
         /// The store's directory, `<state-dir>/leases`.
         store: PathBuf,
+        /// What is wrong with it.
         damage: Damage,
     },
+    /// A file of the local lease store (its boot mark, a directory entry) could not be read.
     #[error("cannot read the lease store {path}")]
     ReadStore {
+        /// The file or directory that could not be read.
         path: PathBuf,
+        /// What the system call returned.
         #[source]
         source: std::io::Error,
     },
+    /// A new local lease store could not be made (its temporary directory, its boot mark, its
+    /// rename into place).
     #[error("cannot create the lease store {path}")]
     CreateStore {
+        /// The path being made.
         path: PathBuf,
+        /// What the system call returned.
         #[source]
         source: std::io::Error,
     },
+    /// This boot's id could not be read, so the store's boot mark cannot be checked.
     #[error("cannot read this boot's id from {path}")]
     BootId {
+        /// Where the boot id is read from (`/proc/sys/kernel/random/boot_id`).
         path: PathBuf,
+        /// What the system call returned.
         #[source]
         source: std::io::Error,
     },
+    /// Other processes kept creating or setting aside the local store while this one tried
+    /// to open it, round after round.
     #[error("lease store {path} kept changing while it was opened")]
-    StoreChanging { path: PathBuf },
+    StoreChanging {
+        /// The store's directory.
+        path: PathBuf,
+    },
+    /// The local store of an earlier boot could not be moved aside.
     #[error("cannot set aside {path}, the lease store of an earlier boot")]
     SetAside {
+        /// The store, or the lock held while setting it aside.
         path: PathBuf,
+        /// What the system call returned.
         #[source]
         source: std::io::Error,
     },
+    /// An LMDB transaction of the local store failed.
     #[error("lease store operation failed")]
     Store(#[from] heed::Error),
+    /// A row of a lease store cannot be decoded; the text says which and why.
     #[error("lease store holds a malformed row: {0}")]
     Corrupt(String),
     /// A networked store could not be reached, or could not decide, in time: nothing was
@@ -136,6 +225,7 @@ pub enum Error {
         what: String,
         /// Whether a write was sent and not answered: it may still take effect.
         maybe_written: bool,
+        /// The client's error, when there is one.
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
@@ -150,9 +240,13 @@ pub enum Error {
          {host}` from another host once its claim is an hour old)"
     )]
     HostClaimed {
+        /// This host's id.
         host: String,
+        /// The shared store, as its user named it.
         store: String,
+        /// The key of the claim in the store.
         key: String,
+        /// The file that keeps this host's identity.
         kept_in: String,
     },
     /// `gc --forget-host` of a host whose claim was refreshed recently: it may still run.
@@ -161,19 +255,33 @@ pub enum Error {
          and its writes refresh it); a host is forgotten only {alive_secs} s after it was last seen"
     )]
     HostAlive {
+        /// The host to forget.
         host: String,
+        /// The shared store, as its user named it.
         store: String,
+        /// The key of the host's claim in the store.
         key: String,
+        /// Seconds since the claim was last refreshed.
         ago_secs: u64,
+        /// Seconds a claim must be left alone before its host may be forgotten.
         alive_secs: u64,
     },
     /// An `--ipam-opt` (or the definition's `ipam` options) that cannot be used.
     #[error("invalid --ipam-opt {key}: {reason}")]
-    IpamOption { key: String, reason: String },
+    IpamOption {
+        /// The option's key.
+        key: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
+    /// A subnet overlaps a block no LAN can use (loopback, multicast, …).
     #[error("invalid subnet {subnet}: it overlaps {block} ({why}), which no LAN can use")]
     SubnetUnusable {
+        /// The subnet as given.
         subnet: IpNetwork,
+        /// The block it overlaps.
         block: IpNetwork,
+        /// What the block is for.
         why: &'static str,
     },
 }

@@ -4,6 +4,8 @@
 //! The store is the single point of truth for "who holds which address"; every allocation runs in
 //! one store transaction, so concurrent hooks never hand out an address twice.
 
+#![warn(missing_docs)]
+
 mod addr;
 mod allocator;
 mod boot;

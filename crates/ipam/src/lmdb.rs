@@ -65,6 +65,7 @@ struct Dbs {
 }
 
 impl LmdbStore {
+    /// The store's directory under the state dir.
     pub const DIR_NAME: &'static str = "leases";
 
     /// Opens (or, on first use, creates) the store in `state_dir`. A store of an earlier boot

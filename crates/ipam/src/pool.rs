@@ -64,11 +64,16 @@ fn unusable_block(subnet: IpNetwork) -> Option<(IpNetwork, &'static str)> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "RawPool")]
 pub struct Pool {
+    /// The subnet, canonical (no host bits).
     pub subnet: IpNetwork,
+    /// The gateway containers route through, never handed out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<IpAddr>,
+    /// The part of the subnet dynamic addresses come from (`--ip-range`); the whole subnet
+    /// when `None`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip_range: Option<IpNetwork>,
+    /// Named addresses of the subnet that are never handed out (`--aux-address`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub aux_addresses: BTreeMap<String, IpAddr>,
 }
@@ -96,11 +101,15 @@ impl TryFrom<RawPool> for Pool {
 /// Why an address of a subnet is never handed out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reserved {
+    /// The subnet's first address (IPv4).
     NetworkAddress,
     /// IPv6's first address of a subnet (RFC 4291 2.6.1).
     SubnetRouterAnycast,
+    /// The subnet's last address (IPv4).
     Broadcast,
+    /// The pool's gateway.
     Gateway,
+    /// An auxiliary address, by its name.
     Aux(String),
 }
 
@@ -202,10 +211,12 @@ impl Pool {
         Ok(pool)
     }
 
+    /// Whether the pool is an IPv4 subnet.
     pub fn is_ipv4(&self) -> bool {
         self.subnet.is_ipv4()
     }
 
+    /// Whether `ip` is an address of the pool's subnet.
     pub fn contains(&self, ip: IpAddr) -> bool {
         ip.is_ipv4() == self.subnet.is_ipv4() && self.subnet.contains(ip)
     }

@@ -38,6 +38,7 @@ pub enum Durability {
 /// Whether a write may replace an existing file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Put {
+    /// An existing file is replaced, at once (a rename over it).
     Replace,
     /// An existing file is an `io::ErrorKind::AlreadyExists` error and is left untouched
     /// (`link(2)` never replaces).

@@ -6,6 +6,8 @@
 //! [`detach`] takes them back; a failed attach undoes every step it took, so it leaves no link,
 //! no lease, no record.
 
+#![warn(missing_docs)]
+
 mod address_space;
 mod admit;
 mod boot;

@@ -12,15 +12,20 @@ use crate::{Error, Result};
 /// Recorded at attach, while the container certainly lives.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Liveness {
+    /// The container's process; `None` when no pid was given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub process: Option<Process>,
     /// The namespace the links were created in (device and inode of its nsfs file).
     pub netns_dev: u64,
+    /// The inode of that namespace's nsfs file (its device is `netns_dev`).
     pub netns_ino: u64,
 }
 
+/// A container's process: its pid and its start time, which tell it from a later
+/// process given the same pid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Process {
+    /// The container's pid, as its runtime gave it.
     pub pid: i32,
     /// Clock ticks after boot at which the process started (`/proc/PID/stat`, field 22).
     pub start: u64,
@@ -62,7 +67,9 @@ impl Liveness {
 /// What `gc` concludes about one container.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
+    /// The container lives; the text says how that is known.
     Alive(String),
+    /// The container is gone; the text says how that is known.
     Gone(String),
     /// Not enough facts to decide: nothing is released.
     Undecided(String),

@@ -65,6 +65,7 @@ impl ParentName {
             .map_err(|err| DefinitionError::Parent(err).into())
     }
 
+    /// The parent's name.
     pub fn as_str(&self) -> &str {
         self.0.name()
     }
@@ -113,21 +114,31 @@ fn is_on(on: &bool) -> bool {
 /// A validated network definition, as stored in `<config-dir>/networks/<name>.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Network {
+    /// The network's name.
     pub name: String,
+    /// The network's id: 64 hex digits, made at `network create`.
     pub id: String,
+    /// When it was created (RFC 3339, UTC, in seconds).
     pub created: String,
     /// `"driver"` and the driver's typed options, beside the core's fields.
     #[serde(flatten)]
     pub driver: driver::Options,
+    /// The parent link (`-o parent`).
     pub parent: ParentName,
+    /// Whether oci-macvlan made the parent (a VLAN, a dummy) and so removes it with
+    /// the network, or uses a link that was there.
     #[serde(default, skip_serializing_if = "ParentLink::is_existing")]
     pub parent_link: ParentLink,
+    /// The containers' links' MTU (`-o mtu`); the parent's when `None`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mtu: Option<u32>,
+    /// Whether the network is cut off from the outside (`--internal`): no default route.
     #[serde(default)]
     pub internal: bool,
+    /// Whether containers get IPv6 addresses dynamically (`--ipv6`).
     #[serde(default)]
     pub ipv6: bool,
+    /// Its subnets and their addresses' rules, one pool per subnet.
     pub pools: Vec<Pool>,
     /// The host's own addresses on the network (`-o host_access`, at most one per family),
     /// held by its host-side link ([`crate::host_access`]); reserved in their pools.
@@ -235,6 +246,7 @@ impl Network {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct LanRoute {
+    /// The subnet the router must route.
     pub subnet: IpNetwork,
     /// The host's address of the subnet's family on the parent; `None` when it has none (the
     /// LAN cannot reach that subnet until the parent has one).
@@ -244,14 +256,21 @@ pub struct LanRoute {
 /// `network create` input as typed by the user, before validation.
 #[derive(Debug, Clone, Default)]
 pub struct NetworkSpec {
+    /// The network's name (`NAME`).
     pub name: String,
+    /// The driver (`-d`).
     pub driver: String,
+    /// `--subnet`s, in the order given.
     pub subnets: Vec<String>,
+    /// `--gateway`s, each for the subnet that contains it.
     pub gateways: Vec<String>,
+    /// `--ip-range`s, each for the subnet that contains it.
     pub ip_ranges: Vec<String>,
     /// `NAME=IP`
     pub aux_addresses: Vec<String>,
+    /// `--ipv6`.
     pub ipv6: bool,
+    /// `--internal`.
     pub internal: bool,
     /// `KEY=VALUE`
     pub options: Vec<String>,

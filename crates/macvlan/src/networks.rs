@@ -24,6 +24,8 @@ pub struct Networks {
 }
 
 impl Networks {
+    /// The definitions under `config_dir`: `networks/<name>.json`, and what is kept of
+    /// removed networks in `removed/`.
     pub fn new(config_dir: &Path) -> Self {
         Self {
             dir: config_dir.join("networks"),
@@ -50,6 +52,8 @@ impl Networks {
         }
     }
 
+    /// The definition of the network named `name` ([`Error::NetworkNotFound`] when there is
+    /// none).
     pub fn load(&self, name: &str) -> Result<Network> {
         let path = self.path_of(name)?;
         let bytes = match read_own(&path) {

@@ -27,11 +27,19 @@ pub enum Holder {
     HostLink(String),
     /// A router the host sends through: the gateway of a route (`None`: the default route).
     Router {
+        /// The route's destination and prefix length.
         destination: Option<(IpAddr, u8)>,
+        /// The link the route goes out on (`#INDEX` when its name cannot be read); `None`
+        /// when the route names none.
         link: Option<String>,
     },
     /// An entry of the host's neighbour table on the parent.
-    Neighbour { mac: Option<MacAddr>, link: String },
+    Neighbour {
+        /// The neighbour's MAC, when the entry has one.
+        mac: Option<MacAddr>,
+        /// The parent.
+        link: String,
+    },
     /// A machine answered the ARP probe.
     ArpProbe(MacAddr),
     /// A machine answered the neighbour solicitation.

@@ -36,12 +36,17 @@ pub struct Record {
     /// What `gc` judges the container's life by.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub liveness: Option<Liveness>,
+    /// The container's endpoints, one per network it is on.
     pub endpoints: Vec<RecordedEndpoint>,
 }
 
+/// One endpoint of a container, as its record keeps it: what detach and gc need
+/// to find its link and its leases.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordedEndpoint {
+    /// The network.
     pub network: String,
+    /// The link's name in the container.
     pub ifname: String,
     /// Only a link with this MAC is ours to delete. `None` for passthru, whose macvlan carries
     /// its parent's MAC.
@@ -93,6 +98,7 @@ pub struct Records {
 }
 
 impl Records {
+    /// The records and locks under `state_dir`.
     pub fn new(state_dir: &Path) -> Self {
         Self {
             state: state_dir.to_path_buf(),

@@ -8,6 +8,8 @@
 //! state dirs and passes it along, so none of them chooses a store itself. The kinds of shared
 //! store are registered once, in [`BACKENDS`]; nothing else here names one.
 
+#![warn(missing_docs)]
+
 mod error;
 mod identity;
 

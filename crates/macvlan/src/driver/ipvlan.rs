@@ -62,7 +62,9 @@ impl fmt::Display for Flag {
 /// An ipvlan network's options, as its definition stores them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Options {
+    /// The mode (`-o ipvlan_mode=`).
     pub ipvlan_mode: Mode,
+    /// The flag (`-o ipvlan_flag=`).
     pub ipvlan_flag: Flag,
 }
 
@@ -169,18 +171,26 @@ impl Driver for Options {
 /// The ipvlan driver's own failures.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// An `-o ipvlan_mode` that names no mode.
     #[error("requested ipvlan mode '{0}' is not valid, 'l2' mode is the ipvlan driver default")]
     InvalidMode(String),
+    /// An `-o ipvlan_flag` that names no flag.
     #[error("requested ipvlan flag '{0}' is not valid, 'bridge' is the ipvlan driver default")]
     InvalidFlag(String),
+    /// An ipvlan network of another mode or flag already uses the parent: the kernel
+    /// keeps one per parent.
     #[error(
         "ipvlan network {network} is already using parent interface {parent} in mode {mode}: the kernel keeps one ipvlan mode and flag per parent"
     )]
     ParentInOtherMode {
+        /// The network that uses the parent.
         network: String,
+        /// The parent interface.
         parent: String,
+        /// That network's mode and flag, as `MODE/FLAG`.
         mode: String,
     },
+    /// `-o host_access` on a network with `ipvlan_flag=private`.
     #[error(
         "-o host_access cannot work with ipvlan_flag=private: the kernel keeps a parent's ipvlans, the host's among them, from reaching each other"
     )]
@@ -188,6 +198,7 @@ pub enum Error {
 }
 
 impl Error {
+    /// What kind of failure this is, for a caller's exit code.
     pub fn kind(&self) -> ErrorKind {
         match self {
             Self::InvalidMode(_) | Self::InvalidFlag(_) | Self::HostAccessPrivate => {

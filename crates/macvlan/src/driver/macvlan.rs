@@ -15,9 +15,12 @@ const KEYS: &[&str] = &["macvlan_mode", "source_macs"];
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
+    /// Containers on one parent reach each other inside the kernel.
     #[default]
     Bridge,
+    /// Containers on one parent do not reach each other.
     Private,
+    /// Containers on one parent reach each other through the LAN's switch.
     Vepa,
     /// The parent's one child, with the parent's MAC.
     Passthru,
@@ -67,6 +70,7 @@ impl FromStr for Mode {
 /// A macvlan network's options, as its definition stores them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Options {
+    /// The mode (`-o macvlan_mode=`).
     pub mode: Mode,
     /// Source mode's allowed source MACs (`-o source_macs=`), deduplicated, in the order given.
     #[serde(default, skip_serializing_if = "Vec::is_empty", with = "mac_list")]
@@ -205,22 +209,37 @@ fn parse_source_mac(item: &str) -> Result<MacAddr> {
 /// The macvlan driver's own failures.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// An `-o macvlan_mode` that names no mode.
     #[error(
         "requested macvlan mode '{0}' is not valid, 'bridge' mode is the macvlan driver default"
     )]
     InvalidMode(String),
+    /// Mode `source` without `-o source_macs`.
     #[error(
         "macvlan mode 'source' needs -o source_macs=MAC[,MAC...]: the MACs whose frames the container receives"
     )]
     SourceMacsMissing,
+    /// A passthru network on a parent another macvlan network already uses.
     #[error(
         "cannot use mode passthru, macvlan network {network} is already using parent interface {parent}"
     )]
-    PassthruTaken { network: String, parent: String },
+    PassthruTaken {
+        /// The network that uses the parent.
+        network: String,
+        /// The parent interface.
+        parent: String,
+    },
+    /// A macvlan network on a parent a passthru network already uses.
     #[error(
         "macvlan network {network} is already using parent interface {parent} in mode passthru"
     )]
-    ParentInPassthru { network: String, parent: String },
+    ParentInPassthru {
+        /// The passthru network.
+        network: String,
+        /// The parent interface.
+        parent: String,
+    },
+    /// `-o host_access` on a network in another mode than bridge.
     #[error(
         "-o host_access needs macvlan_mode=bridge, not {0}: the kernel passes frames between a parent's macvlans only in bridge mode"
     )]
@@ -228,6 +247,7 @@ pub enum Error {
 }
 
 impl Error {
+    /// What kind of failure this is, for a caller's exit code.
     pub fn kind(&self) -> ErrorKind {
         match self {
             Self::InvalidMode(_) | Self::SourceMacsMissing | Self::HostAccessMode(_) => {

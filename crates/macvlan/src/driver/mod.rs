@@ -104,7 +104,9 @@ pub enum DefaultRoute {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "driver", rename_all = "lowercase")]
 pub enum Options {
+    /// A macvlan network's options.
     Macvlan(macvlan::Options),
+    /// An ipvlan network's options.
     Ipvlan(ipvlan::Options),
 }
 
@@ -139,8 +141,10 @@ impl Options {
 /// A driver's own failures.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The macvlan driver's failure.
     #[error(transparent)]
     Macvlan(#[from] macvlan::Error),
+    /// The ipvlan driver's failure.
     #[error(transparent)]
     Ipvlan(#[from] ipvlan::Error),
 }

@@ -25,7 +25,9 @@ fn with_host_access(networks: &Networks) -> Result<Vec<Network>> {
 /// could not repair (which makes `gc` fail once it has done the rest).
 #[derive(Debug, Default)]
 pub struct Repaired {
+    /// What was changed, a line each.
     pub lines: Vec<String>,
+    /// The networks that could not be repaired, a line each, saying why.
     pub failed: Vec<String>,
 }
 
@@ -173,7 +175,9 @@ pub async fn verify(
 /// The state of one network's host access, as `verify` and `doctor` report it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Health {
+    /// The network.
     pub network: String,
+    /// The name of the network's host link.
     pub link: String,
     /// The link is there, ours.
     pub present: bool,
@@ -188,6 +192,7 @@ pub struct Health {
 }
 
 impl Health {
+    /// What is wrong, a line each for a report; empty when the host access is whole.
     pub fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
         if !self.present {
