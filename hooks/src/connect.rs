@@ -56,7 +56,7 @@ pub fn connect(
             (program, args.root.as_deref())
         }),
     };
-    let located = locate(&args.container, &hints, record.as_ref()).map_err(macvlan::Error::from)?;
+    let located = locate(&id, &hints, record.as_ref()).map_err(macvlan::Error::from)?;
     let ifname = args
         .ifname
         .clone()

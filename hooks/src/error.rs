@@ -262,16 +262,7 @@ pub const MAX_ECHO: usize = 80;
 pub const MAX_LINE: usize = 1024;
 
 /// `text` cut to at most `max` bytes (at a character boundary), with `…` when it was cut.
-pub fn cut(text: &str, max: usize) -> Cow<'_, str> {
-    if text.len() <= max {
-        return Cow::Borrowed(text);
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    Cow::Owned(format!("{}…", &text[..end]))
-}
+pub use oci_macvlan_macvlan::cut;
 
 /// An input as an error repeats it: cut to [`MAX_ECHO`].
 pub fn echo(text: &str) -> Cow<'_, str> {

@@ -36,19 +36,7 @@ pub(crate) async fn admit(
                 .any(|e| e.network == planned.network && e.ifname == planned.link.name)
         })
     };
-    if let Some(previous) = previous {
-        for planned in &plan.networks {
-            if let Some(old) = previous.endpoints.iter().find(|e| {
-                e.network == planned.network && (req.connect || e.ifname != planned.link.name)
-            }) {
-                return Err(Error::AlreadyConnected {
-                    container_id: plan.container_id.to_string(),
-                    network: old.network.clone(),
-                    ifname: old.ifname.clone(),
-                });
-            }
-        }
-    }
+    already_connected(req, plan, previous)?;
     for planned in &plan.networks {
         let net = planned.definition;
         if let Some(mode) = net.driver().exclusive_parent() {
@@ -73,4 +61,31 @@ pub(crate) async fn admit(
         }
     }
     Ok(parents)
+}
+
+/// Refuses a network the container is on already: under another interface name (two `network
+/// connect`s racing), or under any name for a `network connect` — the one rule for "already
+/// connected": never a second link and lease on one network. `record` is the container's as
+/// read under its lock: for a `network connect` at once (whether or not its process still
+/// runs, as before anything else is looked at), for a hook once it is judged its own.
+pub(crate) fn already_connected(
+    req: &AttachRequest<'_>,
+    plan: &Plan<'_>,
+    record: Option<&Record>,
+) -> Result<()> {
+    let Some(record) = record else {
+        return Ok(());
+    };
+    for planned in &plan.networks {
+        if let Some(old) = record.endpoints.iter().find(|e| {
+            e.network == planned.network && (req.connect || e.ifname != planned.link.name)
+        }) {
+            return Err(Error::AlreadyConnected {
+                container_id: plan.container_id.to_string(),
+                network: old.network.clone(),
+                ifname: old.ifname.clone(),
+            });
+        }
+    }
+    Ok(())
 }

@@ -68,6 +68,11 @@ pub async fn attach<P: StorePolicy>(
     // A networked store reads while the namespace is opened and the parents are checked.
     store.read_ahead();
     let opened = failpoint::hit("attach:locked").and_then(|()| {
+        // `network connect` to a network the container is on: refused before its namespace
+        // or process is looked at (a stopped container is still on its networks).
+        if req.connect {
+            crate::admit::already_connected(req, &plan, records.read(req.container_id)?.as_ref())?;
+        }
         let netns = Netns::open(req.netns).map_err(|err| {
             match (err.errno(), req.pid, req.persistent_netns) {
                 // The namespace was found through the pid: the process has exited.

@@ -4,9 +4,11 @@ use oci_macvlan_ipam as ipam;
 use oci_macvlan_netlink_core as netlink;
 
 mod driver;
+mod locate;
 
 pub use driver::DriverError;
 pub(crate) use driver::invalid;
+pub use locate::LocateError;
 
 /// The result of a core operation.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -35,7 +37,7 @@ pub enum Error {
     Driver(Box<dyn DriverError>),
     /// A running container that could not be located (`network connect`).
     #[error(transparent)]
-    Locate(#[from] crate::locate::LocateError),
+    Locate(#[from] LocateError),
     /// A network's parent link cannot be found, made or removed.
     #[error(transparent)]
     ParentLink(oci_macvlan_vlan::LinkError),
@@ -782,4 +784,17 @@ pub fn one_line(err: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     line.replace('\n', " ")
+}
+
+/// `text`, cut to at most `max` bytes on a character boundary, with `…` when cut: what an
+/// error repeats of an input or of another program's output.
+pub fn cut(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if text.len() <= max {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    std::borrow::Cow::Owned(format!("{}…", &text[..end]))
 }

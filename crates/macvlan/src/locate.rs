@@ -3,14 +3,14 @@
 //! asking its runtime (`runc state`, `crun state`).
 
 use std::{
-    io,
     path::{Path, PathBuf},
     process::Command,
 };
 
 use serde::Deserialize;
 
-use crate::{ErrorKind, Record};
+pub use crate::error::LocateError;
+use crate::{ContainerId, Record, error::cut};
 
 /// Where a running container's namespace is, and its process.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,66 +35,11 @@ pub struct Hints<'a> {
     pub runtime: Option<(&'static str, Option<&'a Path>)>,
 }
 
-/// Why a container could not be located.
-#[derive(Debug, thiserror::Error)]
-pub enum LocateError {
-    /// No record and no hint.
-    #[error(
-        "container {id} has no record here (it was not started with the hook): say where it runs with --pid, --netns or --runtime and --root"
-    )]
-    Unlocated {
-        /// The container's id.
-        id: String,
-    },
-    /// The runtime could not be run.
-    #[error("cannot run {runtime} state {id}")]
-    RuntimeState {
-        /// The runtime's program.
-        runtime: &'static str,
-        /// The container's id.
-        id: String,
-        /// Why it could not be run.
-        #[source]
-        source: io::Error,
-    },
-    /// The runtime said no, or something unreadable.
-    #[error("{runtime} state {id} failed: {stderr}")]
-    RuntimeStateFailed {
-        /// The runtime's program.
-        runtime: &'static str,
-        /// The container's id.
-        id: String,
-        /// What it said (cut).
-        stderr: String,
-    },
-    /// The runtime knows the container, and it does not run.
-    #[error("{runtime} state {id}: container is {status}, not running")]
-    NotRunning {
-        /// The runtime's program.
-        runtime: &'static str,
-        /// The container's id.
-        id: String,
-        /// Its status.
-        status: String,
-    },
-}
-
-impl LocateError {
-    /// What kind of failure it is, for a front door's exit code.
-    pub fn kind(&self) -> ErrorKind {
-        match self {
-            Self::Unlocated { .. } => ErrorKind::Invalid,
-            Self::RuntimeStateFailed { .. } | Self::NotRunning { .. } => ErrorKind::NotFound,
-            Self::RuntimeState { .. } => ErrorKind::System,
-        }
-    }
-}
-
 /// Where the container `id` runs: a namespace path its record keeps (the links must then be
 /// deleted there at poststop: the record must keep saying so), else what the hints say, else
 /// the process its record names.
 pub fn locate(
-    id: &str,
+    id: &ContainerId,
     hints: &Hints<'_>,
     record: Option<&Record>,
 ) -> Result<Located, LocateError> {
@@ -126,7 +71,7 @@ pub fn locate(
             pid: pid.or(recorded_pid),
         }),
         (None, Some(pid), _) | (None, None, Some(pid)) => Ok(by_pid(pid)),
-        (None, None, None) => Err(LocateError::Unlocated { id: id.to_owned() }),
+        (None, None, None) => Err(LocateError::Unlocated { id: id.to_string() }),
     }
 }
 
@@ -174,7 +119,7 @@ fn runtime_pid(runtime: &'static str, root: Option<&Path>, id: &str) -> Result<i
         return Err(LocateError::RuntimeStateFailed {
             runtime,
             id: id.to_owned(),
-            stderr: cut(String::from_utf8_lossy(&out.stderr).trim(), MAX_STDERR),
+            stderr: cut(String::from_utf8_lossy(&out.stderr).trim(), MAX_STDERR).into_owned(),
         });
     }
     let state: RuntimeState =
@@ -194,17 +139,6 @@ fn runtime_pid(runtime: &'static str, root: Option<&Path>, id: &str) -> Result<i
 }
 
 /// `text` cut to at most `max` bytes (at a character boundary), with `…` when it was cut.
-fn cut(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_owned();
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &text[..end])
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -214,7 +148,7 @@ mod tests {
 
     fn record(netns: Option<&str>, pid: Option<i32>, ifnames: &[&str]) -> Record {
         Record {
-            container_id: crate::ContainerId::parse("c1").unwrap(),
+            container_id: ContainerId::parse("c1").unwrap(),
             netns: netns.map(PathBuf::from),
             liveness: Some(Liveness {
                 process: pid.map(|pid| Process { pid, start: 1 }),
@@ -248,7 +182,8 @@ mod tests {
     #[test]
     fn the_container_is_found_where_its_record_says() {
         let located = |hints: &Hints<'_>, record: Option<&Record>| {
-            locate("c1", hints, record).map_err(|e| crate::one_line(&e))
+            locate(&ContainerId::parse("c1").unwrap(), hints, record)
+                .map_err(|e| crate::one_line(&e))
         };
         let proc_of = |pid: i32| Located {
             netns: PathBuf::from(format!("/proc/{pid}/ns/net")),

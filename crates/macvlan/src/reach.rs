@@ -2,20 +2,20 @@
 //! did, and leave alone whatever needs one that did not (never reading its silence as "no
 //! leases").
 //!
-//! `gc` and `verify` while a cluster does not answer (`stores::answering`): each cluster the
-//! definitions and records name is asked for its leases once; one that fails with `Unavailable` is
-//! left out of the `Union` and named (`macvlan::Unreachable`), one line on stdout, exit 1 at the
-//! end (a system failure, as an attach's; 6 would claim a whole check). The rest goes on with the
+//! `gc` and `verify` while a cluster does not answer (`StorePolicy::answering`): each cluster the
+//! definitions and records name is asked for its leases once; one that fails with `Unavailable`
+//! is left out of the `StoreSet` and named (`Unreachable`), one line on stdout, exit 1 at the end
+//! (a system failure, as an attach's; 6 would claim a whole check). The rest goes on with the
 //! stores that answered, and nothing takes a silent cluster's silence for "no leases": `gc` takes
-//! back each gone container with the stores its own record names (the `StoreOpener` detach uses:
-//! a local container's take-back never waits on etcd) and keeps, record and lock file and all,
-//! each gone container whose record names a silent cluster (`reach::unreachable_for`, through the
-//! definition for a record of an earlier build), and one whose take-back meets `Unavailable`
+//! back each gone container with the stores its own record names (`StorePolicy::endpoints_stores`,
+//! as detach: a local container's take-back never waits on etcd) and keeps, record and lock file
+//! and all, each gone container whose record names a silent cluster (`unreachable_for`, through
+//! the definition for a record of an earlier build), and one whose take-back meets `Unavailable`
 //! midway (the take-back is idempotent: the next `gc` finishes it); the host access of a silent
 //! cluster's networks is neither repaired nor checked; `verify` does not call a record leaseless
 //! when it names a silent cluster; the unrecorded holders are looked for among the answering
 //! stores' leases (a silent cluster's are the next run's). `gc --forget-host` needs its clusters
-//! and opens them all (`stores::all_clusters`): a silent one fails it, exit 1.
+//! and opens them all: a silent one fails it, exit 1.
 
 use oci_macvlan_ipam::StoreChoice;
 

@@ -98,7 +98,7 @@ impl Undo {
                 Step::Leased { source, owner, ips } => {
                     let (kept, free): (Vec<IpAddr>, Vec<IpAddr>) =
                         ips.into_iter().partition(|ip| routed.contains(ip));
-                    match source.release(store, &owner, &free).await {
+                    match source.release(store.as_set(), &owner, &free).await {
                         Err(err) => Err(crate::one_line(&err)),
                         Ok(_) if !kept.is_empty() => {
                             Err("kept while a host route to it is left".to_owned())
@@ -111,7 +111,7 @@ impl Undo {
                     network,
                     owner,
                 } => source
-                    .release_all(store, &network, &owner)
+                    .release_all(store.as_set(), &network, &owner)
                     .await
                     .map(drop)
                     .map_err(|err| crate::one_line(&err)),

@@ -157,7 +157,22 @@ impl StorePolicy for HostStores {
         let mut members = vec![self.open_local(true)?];
         let mut unreachable = Vec::new();
         for (locator, names) in clusters(networks, records)? {
-            let mut store = self.open_shared(&locator, access)?;
+            let mut store = match self.open_shared(&locator, access) {
+                Ok(store) => store,
+                // A locator no backend reads (a record of a newer build, a hand-edited file):
+                // named like a silent store, so that what names it is left alone and the rest
+                // of `gc` and `verify` goes on.
+                Err(Error::Core(macvlan::Error::Store(err)))
+                    if matches!(*err, oci_macvlan_ipam::Error::Corrupt(_)) =>
+                {
+                    unreachable.push(Unreachable {
+                        names,
+                        error: macvlan::one_line(&err),
+                    });
+                    continue;
+                }
+                Err(err) => return Err(err),
+            };
             match store.all_leases() {
                 Err(err) if err.is_unavailable() => unreachable.push(Unreachable {
                     names,

@@ -73,12 +73,14 @@ pub(super) async fn find_renamed(
     mac: MacAddr,
 ) -> Result<Option<Link>> {
     let name = link_name(&net.id);
+    // The kernel's kind of the host link, never the driver's name.
+    let kind = net.driver().host_child()?.name();
     let listed = host.links().await.map_err(link_failed(&name, net))?;
     Ok(listed.into_iter().find(|l| {
         l.name != name
             && l.mac == Some(mac)
             && l.alias.as_deref() == Some(OWNER_ALIAS)
-            && l.kind.as_deref() == Some(net.driver().name())
+            && l.kind.as_deref() == Some(kind)
             && l.lower == Some(parent.index)
     }))
 }
