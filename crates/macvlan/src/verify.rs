@@ -9,6 +9,7 @@ use crate::{
     Access, Error, Networks, Records, Result, StorePolicy,
     host_access::shared,
     reach::{Unreachable, unreachable_for},
+    source::Source,
 };
 
 /// What `verify` looked at and what it found wrong.
@@ -108,21 +109,9 @@ fn check(
                 .push(format!("{who}: network {} is not defined", lease.network));
             continue;
         };
-        match network.pools.iter().find(|p| p.subnet == lease.subnet) {
-            None => report.problems.push(format!(
-                "{who}: subnet {} is not a subnet of the network",
-                lease.subnet
-            )),
-            Some(pool) if !pool.contains(lease.ip) => report
-                .problems
-                .push(format!("{who}: outside its subnet {}", lease.subnet)),
-            Some(pool) => {
-                if let Some(reserved) = pool.reservation(lease.ip) {
-                    report
-                        .problems
-                        .push(format!("{who}: a reserved address ({reserved})"));
-                }
-            }
+        // Whether the lease fits the network is its address source's to say.
+        if let Some(problem) = Source::of(network).lease_problem(network, lease) {
+            report.problems.push(format!("{who}: {problem}"));
         }
     }
     // Records are this host's: another host's leases are checked against its own.

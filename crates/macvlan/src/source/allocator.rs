@@ -6,10 +6,10 @@
 use std::net::IpAddr;
 
 use ipnetwork::IpNetwork;
-use oci_macvlan_ipam::{LeaseStore, LeaseStoreExt, Request, Txn, allocate};
+use oci_macvlan_ipam::{Lease, LeaseStore, LeaseStoreExt, Request, Txn, allocate};
 
 use super::{Acquired, Ask, Refused, Taken, unheld::Unheld};
-use crate::Error;
+use crate::{Error, Network};
 
 /// Leases the addresses of `ask` (see [`super::Source::acquire`]). The gateway of each is its
 /// pool's `--gateway`.
@@ -67,4 +67,21 @@ pub(super) fn acquire(store: &mut dyn LeaseStore, ask: &Ask<'_>) -> Result<Taken
         })
         .collect();
     Ok(Taken { acquired, new })
+}
+
+/// What `verify` finds wrong with a lease of `network`: outside every subnet of the network,
+/// outside its own subnet, or a reserved address.
+pub(super) fn lease_problem(network: &Network, lease: &Lease) -> Option<String> {
+    match network.pools.iter().find(|p| p.subnet == lease.subnet) {
+        None => Some(format!(
+            "subnet {} is not a subnet of the network",
+            lease.subnet
+        )),
+        Some(pool) if !pool.contains(lease.ip) => {
+            Some(format!("outside its subnet {}", lease.subnet))
+        }
+        Some(pool) => pool
+            .reservation(lease.ip)
+            .map(|reserved| format!("a reserved address ({reserved})")),
+    }
 }

@@ -119,6 +119,14 @@ impl Source {
         Self::Allocator
     }
 
+    /// What is wrong with `lease` on `network`, as `verify` judges it: for our allocator, a
+    /// lease must be inside one of the network's subnets and not a reserved address of it.
+    pub(crate) fn lease_problem(self, network: &Network, lease: &Lease) -> Option<String> {
+        match self {
+            Self::Allocator => allocator::lease_problem(network, lease),
+        }
+    }
+
     /// The source of a recorded endpoint's addresses: detach and disconnect work from the
     /// record alone (a source that needs it to be known records it on the endpoint; a record
     /// that says nothing is our allocator's, as every record written so far).
