@@ -46,11 +46,14 @@ fn got(i: usize) -> Vec<Acquired> {
     }
 }
 
-fn on_link(link: &str, subnet: &str) -> (String, Route) {
+/// A route of the container's namespace, on the link named.
+type LinkRoute = (String, Route);
+
+fn on_link(link: &str, subnet: &str) -> LinkRoute {
     (link.to_owned(), Route::OnLink(subnet.parse().unwrap()))
 }
 
-fn via(link: &str, gateway: &str) -> (String, Route) {
+fn via(link: &str, gateway: &str) -> LinkRoute {
     (link.to_owned(), Route::DefaultVia(gateway.parse().unwrap()))
 }
 
@@ -59,7 +62,7 @@ fn internal_networks_get_only_their_rules_routes() {
     let nets = internal_networks();
     // The networks of each case (the first is eth0, the next eth1), and the routes the
     // container must end with.
-    let cases: Vec<(Vec<usize>, Vec<(String, Route)>)> = vec![
+    let cases: Vec<(Vec<usize>, Vec<LinkRoute>)> = vec![
         // The other subnet of the family only: not its own, no default.
         (vec![1], vec![on_link("eth0", "10.7.0.0/24")]),
         // Nothing, though its subnet has a gateway.
