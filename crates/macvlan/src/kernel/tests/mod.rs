@@ -1,7 +1,9 @@
 //! Tier 1: apply against the fake kernel, without root. What apply sends is what the plan and
 //! [`wire`] say, for each driver and for host access; a failure at each step it takes is undone
-//! to nothing; detach and disconnect take back what it made. The store is a real LMDB store in
-//! a temporary directory.
+//! to nothing; detach and disconnect take back what it made (`take_back.rs`). Internal
+//! networks' routes (`internal.rs`), each link's whole kind, MAC and MTU (`kinds.rs`),
+//! `network connect`'s rule (`connect.rs`) and the undo of a failed re-attach (`reattach.rs`)
+//! have files of their own. The store is a real LMDB store in a temporary directory.
 
 #![allow(clippy::unwrap_used)]
 
