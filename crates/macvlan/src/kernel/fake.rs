@@ -7,7 +7,10 @@ use std::{cell::RefCell, net::IpAddr};
 
 use ipnetwork::IpNetwork;
 use oci_macvlan_ipam::LeaseStore;
-use oci_macvlan_netlink_core::{Errno, KernelError, Link, MacAddr, NetnsId, Sysctl};
+use oci_macvlan_netlink_core::{
+    ChildKind, Errno, IpvlanFlag, IpvlanMode, KernelError, Link, MacAddr, MacvlanMode, NetnsId,
+    Sysctl,
+};
 
 use super::{ChildSpec, Host, Kernel, Nl};
 use crate::{Error, Network, Records, Result, wire::Route};
@@ -36,7 +39,7 @@ pub(crate) enum Call {
         name: String,
         mac: Option<MacAddr>,
         mtu: Option<u32>,
-        kind: &'static str,
+        kind: Kind,
     },
     Rename {
         from: String,
@@ -60,6 +63,31 @@ pub(crate) enum Call {
         link: String,
         route: Route,
     },
+}
+
+/// The whole kernel kind of a child asked for: [`ChildKind`] with its settings, owned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Macvlan {
+        mode: MacvlanMode,
+        source_macs: Vec<MacAddr>,
+    },
+    Ipvlan {
+        mode: IpvlanMode,
+        flag: IpvlanFlag,
+    },
+}
+
+impl From<&ChildKind<'_>> for Kind {
+    fn from(kind: &ChildKind<'_>) -> Self {
+        match *kind {
+            ChildKind::Macvlan { mode, source_macs } => Self::Macvlan {
+                mode,
+                source_macs: source_macs.to_vec(),
+            },
+            ChildKind::Ipvlan { mode, flag } => Self::Ipvlan { mode, flag },
+        }
+    }
 }
 
 impl Call {
@@ -276,7 +304,7 @@ impl Kernel for Fake {
             name: spec.name.to_owned(),
             mac: spec.mac,
             mtu: spec.mtu,
-            kind: spec.kind.name(),
+            kind: Kind::from(&spec.kind),
         })?;
         if self
             .state
@@ -348,10 +376,13 @@ impl Kernel for Fake {
             link: link.name.clone(),
             address,
         })?;
-        self.state
-            .borrow_mut()
-            .addresses
-            .push((link.name.clone(), address));
+        // As the kernel: an address the link has already is `EEXIST`.
+        let mut state = self.state.borrow_mut();
+        let entry = (link.name.clone(), address);
+        if state.addresses.contains(&entry) {
+            return Err(errno(&link.name, Errno::EEXIST));
+        }
+        state.addresses.push(entry);
         Ok(())
     }
 
@@ -361,7 +392,13 @@ impl Kernel for Fake {
             .map(|c| format!("{}={}", c.key.join("."), c.value))
             .collect();
         self.record(Call::Sysctls(written.clone()))?;
-        self.state.borrow_mut().sysctls.extend(written);
+        // A setting written again is one setting.
+        let mut state = self.state.borrow_mut();
+        for setting in written {
+            if !state.sysctls.contains(&setting) {
+                state.sysctls.push(setting);
+            }
+        }
         Ok(())
     }
 
@@ -387,10 +424,13 @@ impl Kernel for Fake {
             link: link.name.clone(),
             route: *route,
         })?;
-        self.state
-            .borrow_mut()
-            .routes
-            .push((link.name.clone(), *route));
+        // As the kernel: a route the link has already is `EEXIST`.
+        let mut state = self.state.borrow_mut();
+        let entry = (link.name.clone(), *route);
+        if state.routes.contains(&entry) {
+            return Err(errno(&link.name, Errno::EEXIST));
+        }
+        state.routes.push(entry);
         Ok(())
     }
 }

@@ -1,7 +1,9 @@
 //! Tier 1: apply against the fake kernel, without root. What apply sends is what the plan and
 //! [`wire`] say, for each driver and for host access; a failure at each step it takes is undone
-//! to nothing; detach and disconnect take back what it made. The store is a real LMDB store in
-//! a temporary directory.
+//! to nothing; detach and disconnect take back what it made (`take_back.rs`). Internal
+//! networks' routes (`internal.rs`), each link's whole kind, MAC and MTU (`kinds.rs`),
+//! `network connect`'s rule (`connect.rs`) and the undo of a failed re-attach (`reattach.rs`)
+//! have files of their own. The store is a real LMDB store in a temporary directory.
 
 #![allow(clippy::unwrap_used)]
 
@@ -10,11 +12,11 @@ use std::{net::IpAddr, path::Path};
 use ipnetwork::IpNetwork;
 use oci_macvlan_ipam::{LeaseSet, LmdbStore};
 
-use super::fake::{Call, Fake, State};
+use super::fake::{Call, Fake, Kind, State};
 use crate::{
-    AttachRequest, Attachment, Error, Network, NetworkSpec, Networks, Records,
+    AttachRequest, Attachment, Error, Network, NetworkSpec, Networks, Record, Records,
     detach::take_back_with,
-    endpoint::apply,
+    endpoint::{Endpoint, apply},
     plan::{Plan, plan},
     source::Acquired,
     wire::{DefaultRouted, Route, wire},
@@ -41,7 +43,8 @@ fn network(name: &str, driver: &str, flags: &[&str]) -> Network {
         .unwrap()
 }
 
-/// The networks of every case: each driver, host access, an internal L3 network.
+/// The networks of every case: each driver, host access, an L3 network with two subnets (the
+/// internal ones are `internal.rs`'s).
 fn networks() -> Vec<Network> {
     vec![
         network(
@@ -153,6 +156,27 @@ fn block_on<F: Future>(f: F) -> F::Output {
         .block_on(f)
 }
 
+/// Applies `plan` (of `req`) against `fake`, `previous` being the container's earlier record.
+fn run(
+    fake: &Fake,
+    store: &mut LmdbStore,
+    records: &Records,
+    req: &AttachRequest<'_>,
+    plan: &Plan<'_>,
+    previous: Option<&Record>,
+) -> crate::Result<Vec<Endpoint>> {
+    let mut record = plan.record();
+    block_on(apply(
+        fake,
+        store,
+        records,
+        req,
+        plan,
+        &mut record,
+        previous,
+    ))
+}
+
 /// What apply must send for `plan`, given the addresses each network gets: the plan's link,
 /// and what [`wire`] says the link carries.
 fn expected_calls(plan: &Plan<'_>, acquired: &[Vec<Acquired>]) -> Vec<Call> {
@@ -176,7 +200,7 @@ fn expected_calls(plan: &Plan<'_>, acquired: &[Vec<Acquired>]) -> Vec<Call> {
             name: link.clone(),
             mac: planned.link.mac.own(),
             mtu: planned.link.mtu,
-            kind: planned.link.kind.name(),
+            kind: Kind::from(&planned.link.kind),
         });
         let wired = wire(planned, got, routed);
         routed = wired.default_routed;
@@ -435,4 +459,8 @@ fn a_failure_at_each_step_is_undone_to_nothing() {
     }
 }
 
+mod connect;
+mod internal;
+mod kinds;
+mod reattach;
 mod take_back;
