@@ -95,7 +95,14 @@ fn readme_says_how_to_enter_a_test_lan_and_what_dist_needs() {
     assert!(readme.contains("nsenter\n--net=") || readme.contains("nsenter --net="));
     assert!(readme.contains("not with `ip netns exec"));
     let quick = section(&readme, "## Quick start on a real host");
-    assert!(quick.contains("Rust 1.85"), "the Rust version");
+    // The version the workspace declares (the oldest rustc its dependencies build with).
+    let manifest = read("Cargo.toml");
+    let msrv = manifest
+        .lines()
+        .find_map(|l| l.strip_prefix("rust-version = \""))
+        .and_then(|v| v.strip_suffix('"'))
+        .expect("rust-version in Cargo.toml");
+    assert!(quick.contains(&format!("Rust {msrv}")), "the Rust version");
     assert!(quick.contains("lintian"), "lintian");
     // The quick start wires the bundle with oci-macvlan itself, not jq.
     assert!(quick.contains("oci-macvlan bundle --network lan"));
