@@ -120,16 +120,16 @@ fn create(ctx: &Context, networks: &Networks, args: CreateArgs) -> Result<()> {
     // A shared network whose cluster was not asked yet (host access asks it): asked once, so
     // that a typo in an endpoint is said now, not at the first container's start. The
     // definition stands either way, as Docker keeps a network whose IPAM is not reachable.
-    if !network.store.is_local() && network.host_access.is_empty() {
-        if let Err(err) = store.network_leases(&network.name) {
-            if ctx.log_level >= LogLevel::Warn {
-                eprintln!(
-                    "oci-macvlan: warning: network {} is defined, but its etcd cluster did not answer ({}): containers cannot join it until it does",
-                    network.name,
-                    macvlan::one_line(&err)
-                );
-            }
-        }
+    if !network.store.is_local()
+        && network.host_access.is_empty()
+        && let Err(err) = store.network_leases(&network.name)
+        && ctx.log_level >= LogLevel::Warn
+    {
+        eprintln!(
+            "oci-macvlan: warning: network {} is defined, but its etcd cluster did not answer ({}): containers cannot join it until it does",
+            network.name,
+            macvlan::one_line(&err)
+        );
     }
     print(format_args!("{}\n", network.id))
 }

@@ -230,11 +230,11 @@ pub fn inspect_view(
     if !held.is_empty() {
         out["HostAccessLeases"] = json!(held);
     }
-    if let macvlan::driver::Options::Macvlan(options) = &net.driver {
-        if !options.source_macs.is_empty() {
-            let macs: Vec<String> = options.source_macs.iter().map(|m| m.to_string()).collect();
-            out["SourceMacs"] = json!(macs);
-        }
+    if let macvlan::driver::Options::Macvlan(options) = &net.driver
+        && !options.source_macs.is_empty()
+    {
+        let macs: Vec<String> = options.source_macs.iter().map(|m| m.to_string()).collect();
+        out["SourceMacs"] = json!(macs);
     }
     out
 }

@@ -28,10 +28,11 @@ impl ContainerProcess {
         loop {
             let comm = std::fs::read_to_string(format!("/proc/{}/comm", process.pid()));
             let netns = std::fs::metadata(format!("/proc/{}/ns/net", process.pid()));
-            if let (Ok(comm), Ok(netns)) = (comm, netns) {
-                if comm.trim() == "sleep" && netns.ino() != ours {
-                    return process;
-                }
+            if let (Ok(comm), Ok(netns)) = (comm, netns)
+                && comm.trim() == "sleep"
+                && netns.ino() != ours
+            {
+                return process;
             }
             assert!(
                 Instant::now() < deadline,

@@ -220,14 +220,14 @@ impl EtcdStore {
                 .cloned()
                 .collect();
             let mut forgotten = false;
-            if let Some(host) = forget {
-                if let Some((claim, revision)) = snapshot.claims.get(host) {
-                    self.refuse_if_alive(host, claim.as_ref())?;
-                    let key = self.claim_key(host);
-                    compare.push(unchanged(&key, *revision));
-                    success.push(delete(&key));
-                    forgotten = true;
-                }
+            if let Some(host) = forget
+                && let Some((claim, revision)) = snapshot.claims.get(host)
+            {
+                self.refuse_if_alive(host, claim.as_ref())?;
+                let key = self.claim_key(host);
+                compare.push(unchanged(&key, *revision));
+                success.push(delete(&key));
+                forgotten = true;
             }
             if victims.is_empty() && !forgotten {
                 return Ok(Vec::new());
@@ -378,10 +378,10 @@ impl LeaseSet for EtcdStore {
         self.client.begin();
         let snapshot = self.snapshot()?;
         let mut problems = snapshot.foreign.clone();
-        if self.host.proof.is_some() {
-            if let Err(err @ Error::HostClaimed { .. }) = self.claim_ops(&snapshot, false) {
-                problems.push(err.to_string());
-            }
+        if self.host.proof.is_some()
+            && let Err(err @ Error::HostClaimed { .. }) = self.claim_ops(&snapshot, false)
+        {
+            problems.push(err.to_string());
         }
         Ok(problems)
     }

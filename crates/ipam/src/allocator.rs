@@ -37,10 +37,10 @@ pub fn allocate(txn: &mut dyn Txn, req: &Request<'_>) -> Result<Vec<Lease>> {
     for v4 in [true, false] {
         let pools: Vec<&Pool> = req.pools.iter().filter(|p| p.is_ipv4() == v4).collect();
         let wanted = req.static_ips.iter().copied().find(|ip| ip.is_ipv4() == v4);
-        if let Some(ip) = wanted {
-            if !pools.iter().any(|p| p.contains(ip)) {
-                return Err(Error::NoSubnetContains(ip));
-            }
+        if let Some(ip) = wanted
+            && !pools.iter().any(|p| p.contains(ip))
+        {
+            return Err(Error::NoSubnetContains(ip));
         }
         if pools.is_empty() || (!v4 && !req.ipv6 && wanted.is_none()) {
             continue;

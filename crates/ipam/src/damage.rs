@@ -249,17 +249,17 @@ pub(crate) fn check(store: &Path, thorough: bool) -> Result<()> {
 /// Returns the pages walked.
 fn examine(store: &Path, walk_always: bool) -> Result<u64> {
     let lock = store.join(LOCK_FILE);
-    if let Some(meta) = lstat(&lock)? {
-        if !meta.file_type().is_file() {
-            return Err(damaged(
-                &lock,
-                store,
-                Damage::Kind {
-                    found: kind(&meta),
-                    expected: "a regular file",
-                },
-            ));
-        }
+    if let Some(meta) = lstat(&lock)?
+        && !meta.file_type().is_file()
+    {
+        return Err(damaged(
+            &lock,
+            store,
+            Damage::Kind {
+                found: kind(&meta),
+                expected: "a regular file",
+            },
+        ));
     }
     let path = store.join(DATA_FILE);
     let Some(file) = open_regular(&path, store)? else {

@@ -74,14 +74,14 @@ pub(crate) fn init(dir: &Path) -> Result<()> {
 /// map of `data.mdb` (inode `guarded`), which closes with it.
 pub(crate) fn release(dir: &Path, guarded: Option<u64>) {
     let mut open = OPEN.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(open) = open.as_mut() {
-        if let Entry::Occupied(mut entry) = open.entry(dir.to_path_buf()) {
-            entry.get_mut().1 -= 1;
-            if entry.get().1 == 0 {
-                entry.remove();
-                if let Some(inode) = guarded {
-                    fault::forget(inode);
-                }
+    if let Some(open) = open.as_mut()
+        && let Entry::Occupied(mut entry) = open.entry(dir.to_path_buf())
+    {
+        entry.get_mut().1 -= 1;
+        if entry.get().1 == 0 {
+            entry.remove();
+            if let Some(inode) = guarded {
+                fault::forget(inode);
             }
         }
     }

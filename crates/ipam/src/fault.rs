@@ -116,11 +116,11 @@ extern "C" fn on_sigbus(_: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc
     #[allow(unsafe_code)]
     unsafe {
         let address = (*info).si_addr() as usize;
-        if let Some(guarded) = CURRENT.load(Ordering::Acquire).as_ref() {
-            if (guarded.start..guarded.end).contains(&address) {
-                libc::write(2, guarded.line.as_ptr().cast(), guarded.line.len());
-                libc::_exit(1);
-            }
+        if let Some(guarded) = CURRENT.load(Ordering::Acquire).as_ref()
+            && (guarded.start..guarded.end).contains(&address)
+        {
+            libc::write(2, guarded.line.as_ptr().cast(), guarded.line.len());
+            libc::_exit(1);
         }
         // Not in the store's map: the previous action takes it when the access faults again.
         let previous = PREVIOUS.get().copied().flatten().unwrap_or_else(|| {

@@ -78,10 +78,10 @@ pub(crate) fn count(runs: Runs, txn: &RoTxn, lo: u128, hi: u128) -> Result<u128>
     let overlap = |first: u128, last: u128| last.min(hi).saturating_sub(first.max(lo)) + 1;
     let mut total = 0;
     // A run that starts below `lo` and reaches into the interval.
-    if let Some((first, last)) = covering(runs, txn, lo)? {
-        if first < lo {
-            total += overlap(first, last);
-        }
+    if let Some((first, last)) = covering(runs, txn, lo)?
+        && first < lo
+    {
+        total += overlap(first, last);
     }
     let (lo_key, hi_key) = (blob(lo), blob(hi));
     let range = (Bound::Included(&lo_key[..]), Bound::Included(&hi_key[..]));

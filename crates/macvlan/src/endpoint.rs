@@ -151,12 +151,13 @@ pub async fn attach<P: StorePolicy>(
         previous.as_ref(),
     )
     .await;
-    if let Err(err) = &applied {
-        if previous.is_none() && !matches!(err, Error::RollbackIncomplete { .. }) {
-            // Nothing is left of the container: neither is its lock file. An error here
-            // changes nothing for the caller, whose attach failed anyway.
-            let _ = lock.remove_file();
-        }
+    if let Err(err) = &applied
+        && previous.is_none()
+        && !matches!(err, Error::RollbackIncomplete { .. })
+    {
+        // Nothing is left of the container: neither is its lock file. An error here
+        // changes nothing for the caller, whose attach failed anyway.
+        let _ = lock.remove_file();
     }
     Ok(applied?)
 }

@@ -258,10 +258,10 @@ pub(crate) fn stems(
         let name = entry
             .map_err(|err| wrap(dir.to_path_buf(), err))?
             .file_name();
-        if let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(suffix)) {
-            if !stem.starts_with('.') {
-                stems.push(stem.to_owned());
-            }
+        if let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(suffix))
+            && !stem.starts_with('.')
+        {
+            stems.push(stem.to_owned());
         }
     }
     stems.sort();

@@ -195,12 +195,12 @@ pub async fn remove_network(
     }
     // The link first: an address is released once nothing here answers for it.
     host_access::remove(host, &network).await?;
-    if removed.unreached.is_none() {
-        if let Err(err) = host_access::shared::release(store.as_set(), &network) {
-            match err {
-                Error::Store(err) => removed.unreached = Some(unreached(*err)?),
-                err => return Err(err),
-            }
+    if removed.unreached.is_none()
+        && let Err(err) = host_access::shared::release(store.as_set(), &network)
+    {
+        match err {
+            Error::Store(err) => removed.unreached = Some(unreached(*err)?),
+            err => return Err(err),
         }
     }
     // What a store that did not answer holds of the network keeps its subnets and name taken

@@ -72,10 +72,11 @@ impl Networks {
     /// string has the definitions read before the name is tried.
     pub fn resolve(&self, given: &str) -> Result<String> {
         let hex = !given.is_empty() && given.bytes().all(|b| b.is_ascii_hexdigit());
-        if given.len() == 64 && hex {
-            if let Some(net) = self.list()?.into_iter().find(|n| n.id == given) {
-                return Ok(net.name);
-            }
+        if given.len() == 64
+            && hex
+            && let Some(net) = self.list()?.into_iter().find(|n| n.id == given)
+        {
+            return Ok(net.name);
         }
         if check_network_name(given).is_ok() && self.exists(given)? {
             return Ok(given.to_owned());

@@ -19,20 +19,19 @@ pub(crate) async fn resolve_parents(host: &Handle, networks: &[&Network]) -> Res
         match oci_macvlan_vlan::ensure(host, &parent, false).await {
             Ok(ensured) => found.push(Some(ensured.link)),
             Err(err) if err.is_not_found() && net.parent_link != ParentLink::Existing => {
-                if let Parent::Vlan { name, base, .. } = &parent {
-                    if host
+                if let Parent::Vlan { name, base, .. } = &parent
+                    && host
                         .link_by_name(base)
                         .await
                         .map_err(Error::Netlink)?
                         .is_none()
-                    {
-                        return Err(Error::ParentLink(
-                            oci_macvlan_vlan::LinkError::BaseNotFound {
-                                name: name.clone(),
-                                base: base.clone(),
-                            },
-                        ));
-                    }
+                {
+                    return Err(Error::ParentLink(
+                        oci_macvlan_vlan::LinkError::BaseNotFound {
+                            name: name.clone(),
+                            base: base.clone(),
+                        },
+                    ));
                 }
                 found.push(None);
             }

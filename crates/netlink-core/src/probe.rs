@@ -192,10 +192,10 @@ pub fn na_answer(frame: &[u8], own: MacAddr, target: Ipv6Addr) -> Option<Answer>
         if len == 0 || len > options.len() {
             break;
         }
-        if options[0] == ND_OPT_TARGET_LL_ADDR {
-            if let Ok(addr) = <[u8; 6]>::try_from(&options[2..8]) {
-                mac = addr;
-            }
+        if options[0] == ND_OPT_TARGET_LL_ADDR
+            && let Ok(addr) = <[u8; 6]>::try_from(&options[2..8])
+        {
+            mac = addr;
         }
         options = &options[len..];
     }

@@ -89,14 +89,14 @@ impl HostStores {
 
     /// The identity `stored` in `path`, if `--host-id` (when given) agrees with it.
     fn agreeing(&self, path: &Path, stored: &Stored) -> Result<HostIdentity> {
-        if let Some(given) = &self.host_id {
-            if *given != stored.id {
-                return Err(Error::HostIdMismatch {
-                    given: given.clone(),
-                    kept: stored.id.clone(),
-                    path: path.to_path_buf(),
-                });
-            }
+        if let Some(given) = &self.host_id
+            && *given != stored.id
+        {
+            return Err(Error::HostIdMismatch {
+                given: given.clone(),
+                kept: stored.id.clone(),
+                path: path.to_path_buf(),
+            });
         }
         Ok(HostIdentity {
             id: stored.id.clone(),

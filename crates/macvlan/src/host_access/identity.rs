@@ -97,16 +97,15 @@ async fn holder_of(
     if parent.mac == Some(mac) {
         return format!("the parent interface {} has it", parent.name);
     }
-    if let Ok(links) = host.links().await {
-        if let Some(link) = links
+    if let Ok(links) = host.links().await
+        && let Some(link) = links
             .iter()
             .find(|l| l.mac == Some(mac) && l.lower == Some(parent.index))
-        {
-            return format!(
-                "link {} (index {}) of the host has it",
-                link.name, link.index
-            );
-        }
+    {
+        return format!(
+            "link {} (index {}) of the host has it",
+            link.name, link.index
+        );
     }
     if let Some(records) = records {
         for id in records.list().unwrap_or_default() {

@@ -155,10 +155,10 @@ pub(crate) async fn link_for_attach(
         // A link that is not (yet) ours may be one another attach is making, under the lock,
         // and has not tagged yet: judged again once the lock is ours.
         // A down one lost its routes and its IPv6 address: set up again under the lock.
-        if let Ok(link) = adopt(net, parent, link) {
-            if link.up {
-                return Ok(link);
-            }
+        if let Ok(link) = adopt(net, parent, link)
+            && link.up
+        {
+            return Ok(link);
         }
     }
     let _lock = lock(records, net)?;

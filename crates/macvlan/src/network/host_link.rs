@@ -58,16 +58,16 @@ pub(crate) fn reserve(value: Option<&String>, pools: &mut [Pool]) -> Result<Vec<
     let mut addresses: Vec<IpAddr> = Vec::new();
     for item in value.split(',') {
         let item = item.trim();
-        if let Some((address, prefix)) = item.split_once('/') {
-            if address.parse::<IpAddr>().is_ok() {
-                return Err(invalid(
-                    FLAG,
-                    item,
-                    &format!(
-                        "give the address without /{prefix}: the host link holds it alone, and the network's --subnet gives the rest"
-                    ),
-                ));
-            }
+        if let Some((address, prefix)) = item.split_once('/')
+            && address.parse::<IpAddr>().is_ok()
+        {
+            return Err(invalid(
+                FLAG,
+                item,
+                &format!(
+                    "give the address without /{prefix}: the host link holds it alone, and the network's --subnet gives the rest"
+                ),
+            ));
         }
         let ip: IpAddr = item
             .parse()
