@@ -1,0 +1,126 @@
+use std::{io, net::Ipv4Addr, time::Duration};
+
+/// Why an answer from a server was refused: each names what was wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    /// Larger than a client takes.
+    #[error("{len} bytes, more than {max}")]
+    TooLarge {
+        /// The answer's length.
+        len: usize,
+        /// The most a client takes.
+        max: usize,
+    },
+    /// Not a DHCP message (a short header, no magic cookie, an option past the end, …).
+    #[error("malformed: {0}")]
+    Malformed(String),
+    /// More options than a client takes.
+    #[error("{count} options, more than {max}")]
+    TooManyOptions {
+        /// How many the answer carries.
+        count: usize,
+        /// The most a client takes.
+        max: usize,
+    },
+    /// Not an answer to the transaction in flight.
+    #[error("transaction {got:#010x}, not ours ({want:#010x})")]
+    Xid {
+        /// The answer's transaction.
+        got: u32,
+        /// Ours.
+        want: u32,
+    },
+    /// For another client's hardware address.
+    #[error("for hardware address {0}, not ours")]
+    Chaddr(String),
+    /// For another client identifier (RFC 6842 echoes it).
+    #[error("for another client identifier")]
+    ClientId,
+    /// Not a BOOTREPLY.
+    #[error("not a reply (op {0})")]
+    NotReply(u8),
+    /// No message type, or one that does not answer what was sent.
+    #[error("message type {0}, not expected here")]
+    MessageType(String),
+    /// No server identifier (option 54).
+    #[error("no server identifier")]
+    NoServerId,
+    /// From another server than the one the client deals with.
+    #[error("from server {got}, not {want}")]
+    Server {
+        /// The answer's server identifier.
+        got: Ipv4Addr,
+        /// The server the client deals with.
+        want: Ipv4Addr,
+    },
+    /// An address no host can take (0.0.0.0, broadcast, multicast, loopback).
+    #[error("address {0} cannot be a host's")]
+    BadAddress(Ipv4Addr),
+    /// An address outside the network's `--subnet`.
+    #[error("address {address} outside the subnet {subnet}")]
+    OutsideSubnet {
+        /// The address offered.
+        address: Ipv4Addr,
+        /// The network's subnet.
+        subnet: String,
+    },
+    /// No subnet mask (option 1), and no `--subnet` to take the prefix from.
+    #[error("no subnet mask")]
+    NoMask,
+    /// A subnet mask whose ones are not contiguous.
+    #[error("subnet mask {0} is not a prefix")]
+    BadMask(Ipv4Addr),
+    /// A router (option 3) or a route's gateway (option 121) outside the leased subnet.
+    #[error("gateway {gateway} outside the leased subnet {subnet}")]
+    GatewayOutside {
+        /// The gateway.
+        gateway: Ipv4Addr,
+        /// The leased subnet.
+        subnet: String,
+    },
+    /// Classless static routes (option 121) that do not decode.
+    #[error("classless static routes: {0}")]
+    Routes(String),
+    /// No lease time (option 51) in an ACK, or a lease of zero seconds.
+    #[error("no lease time")]
+    NoLeaseTime,
+}
+
+/// What this crate's calls fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An answer was refused.
+    #[error("refused a DHCP answer: {0}")]
+    Refused(#[from] Refused),
+    /// A message could not be built (a hostname too long, …).
+    #[error("cannot build the DHCP message: {0}")]
+    Build(String),
+    /// No server answered before the deadline.
+    #[error("no DHCP answer on {link} within {timeout:?}")]
+    Timeout {
+        /// The link the exchange ran on.
+        link: String,
+        /// The whole exchange's deadline.
+        timeout: Duration,
+    },
+    /// A server refused the request (DHCPNAK).
+    #[error("the DHCP server {server} refused the request on {link} (NAK)")]
+    Nak {
+        /// The link.
+        link: String,
+        /// The server that said no.
+        server: Ipv4Addr,
+    },
+    /// The packet socket failed.
+    #[error("DHCP socket on {link}: {source}")]
+    Socket {
+        /// The link.
+        link: String,
+        /// What the kernel said.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// This crate's results.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

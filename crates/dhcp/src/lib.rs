@@ -1,0 +1,33 @@
+//! A DHCPv4 client for one container's link (RFC 2131), in pieces a caller puts together:
+//!
+//! - [`identity`]: the client identifier (RFC 4361: type 255, IAID and DUID), derived from a
+//!   per-host secret, the network and the container, so that a restart or a re-create asks for
+//!   the same lease and two hosts cloned from one image never collide;
+//! - [`message`]: DISCOVER, REQUEST (selecting, renewing, rebinding) and RELEASE, built with
+//!   `dhcproto`;
+//! - [`answer`]: a server's answer decoded and checked (transaction, hardware address, message
+//!   type, server, the address inside the expected subnet, the router and the classless static
+//!   routes inside the leased subnet, the timers), refused with an error that names why;
+//! - [`machine`]: the client's states as a pure machine driven by "a message came" and "the time
+//!   is now", with the [`Lease`] it holds serializable, so that a renewer can be killed and
+//!   restarted from a stored lease.
+//!
+//! Nothing here knows about containers, stores or netlink: the caller applies the lease.
+
+#![warn(missing_docs)]
+
+pub mod answer;
+mod error;
+#[cfg(test)]
+mod fake;
+pub mod identity;
+pub mod lease;
+pub mod machine;
+pub mod message;
+pub mod routes;
+
+pub use answer::{Answer, Expect};
+pub use error::{Error, Refused, Result};
+pub use identity::ClientId;
+pub use lease::{Lease, Route};
+pub use machine::{Client, Config, Event, Outgoing, State, Step, To};
