@@ -10,7 +10,10 @@
 //!   routes inside the leased subnet, the timers), refused with an error that names why;
 //! - [`machine`]: the client's states as a pure machine driven by "a message came" and "the time
 //!   is now", with the [`Lease`] it holds serializable, so that a renewer can be killed and
-//!   restarted from a stored lease.
+//!   restarted from a stored lease;
+//! - [`socket`] and [`frame`]: DHCP on one link of the caller's namespace, broadcasts as whole
+//!   frames over an `AF_PACKET` socket with the link's own MAC as source, and [`exchange`]
+//!   drives the machine over it under one deadline (`dhcp_timeout`, [`DEFAULT_TIMEOUT`]).
 //!
 //! Nothing here knows about containers, stores or netlink: the caller applies the lease.
 
@@ -18,16 +21,21 @@
 
 pub mod answer;
 mod error;
+pub mod exchange;
 #[cfg(test)]
 mod fake;
+pub mod frame;
 pub mod identity;
 pub mod lease;
 pub mod machine;
 pub mod message;
 pub mod routes;
+pub mod socket;
 
 pub use answer::{Answer, Expect};
 pub use error::{Error, Refused, Result};
+pub use exchange::{DEFAULT_TIMEOUT, acquire, next_event, release};
 pub use identity::ClientId;
 pub use lease::{Lease, Route};
 pub use machine::{Client, Config, Event, Outgoing, State, Step, To};
+pub use socket::OnLink;

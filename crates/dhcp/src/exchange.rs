@@ -1,0 +1,99 @@
+//! The machine driven over a link's socket under one deadline: acquiring a lease, extending it,
+//! releasing it. The deadline covers the whole exchange; a flood of frames cannot hold it past
+//! the deadline, and a refused answer is skipped (the reason is kept for the timeout's error).
+
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::{
+    Client, Error, Event, Lease, Result, State,
+    socket::{MAX_FRAME, OnLink, PacketLink},
+};
+
+/// The default deadline of a whole exchange (`--ipam-opt dhcp_timeout=`).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs `client` on `link` until an event comes or `timeout` passes.
+fn run(client: &mut Client, link: &OnLink, timeout: Duration) -> Result<Event> {
+    let failed = |source| Error::Socket {
+        link: link.name.clone(),
+        source,
+    };
+    let socket = PacketLink::open(link).map_err(failed)?;
+    let end = Instant::now() + timeout;
+    let mut buf = Box::new([0u8; MAX_FRAME]);
+    let mut step = client.tick(SystemTime::now())?;
+    loop {
+        if let Some(out) = &step.send {
+            socket.send(out).map_err(failed)?;
+        }
+        if let Some(event) = step.event.take() {
+            return Ok(event);
+        }
+        let due = step
+            .deadline
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO);
+        let until = end.min(Instant::now() + due);
+        socket.wait(until).map_err(failed)?;
+        let mut next = None;
+        while let Some(message) = socket.next(&mut buf).map_err(failed)? {
+            if let Ok(taken) = client.receive(message, SystemTime::now()) {
+                next = Some(taken);
+                break;
+            }
+            if Instant::now() >= end {
+                break;
+            }
+        }
+        if Instant::now() >= end && next.is_none() {
+            return Err(Error::Timeout {
+                link: link.name.clone(),
+                timeout,
+            });
+        }
+        step = match next {
+            Some(step) => step,
+            None => client.tick(SystemTime::now())?,
+        };
+    }
+}
+
+/// DISCOVER, OFFER, REQUEST, ACK on `link`: the lease, or [`Error::Timeout`] when no server
+/// answered in `timeout`, or [`Error::Nak`] when the server refused the request.
+pub fn acquire(client: &mut Client, link: &OnLink, timeout: Duration) -> Result<Lease> {
+    match run(client, link, timeout)? {
+        Event::Bound(lease) | Event::Extended(lease) => Ok(lease),
+        Event::Nak(server) => Err(Error::Nak {
+            link: link.name.clone(),
+            server,
+        }),
+        Event::Expired(_) => Err(Error::Timeout {
+            link: link.name.clone(),
+            timeout,
+        }),
+    }
+}
+
+/// Waits for the client's next event on `link` (a bound client renews at T1, rebinds at T2,
+/// expires at the lease's end), `timeout` at most.
+pub fn next_event(client: &mut Client, link: &OnLink, timeout: Duration) -> Result<Event> {
+    run(client, link, timeout)
+}
+
+/// Sends the RELEASE of the client's lease, if it holds one; the client is back in INIT.
+pub fn release(client: &mut Client, link: &OnLink) -> Result<()> {
+    if matches!(client.state(), State::Init) {
+        return Ok(());
+    }
+    let Some(out) = client.release()? else {
+        return Ok(());
+    };
+    let socket = PacketLink::open(link).map_err(|source| Error::Socket {
+        link: link.name.clone(),
+        source,
+    })?;
+    socket.send(&out).map_err(|source| Error::Socket {
+        link: link.name.clone(),
+        source,
+    })
+}

@@ -1,0 +1,153 @@
+//! DHCP on one link of the caller's namespace. Broadcasts (every message before an address is
+//! held, and REBINDING's) go out as whole frames over an `AF_PACKET` socket bound to the link,
+//! with the link's own MAC as source; unicasts to a server (RENEWING's REQUEST, RELEASE) go over
+//! a UDP socket bound to the leased address and the link, so that the kernel finds the server's
+//! MAC. Answers are read from the packet socket, whichever way they come.
+
+use std::{
+    ffi::OsString,
+    io,
+    net::{Ipv4Addr, SocketAddrV4, UdpSocket},
+    os::fd::{AsFd, AsRawFd, OwnedFd},
+    time::{Duration, Instant},
+};
+
+use nix::{
+    libc,
+    poll::{PollFd, PollFlags, PollTimeout, poll},
+    sys::socket::{
+        AddressFamily, LinkAddr, MsgFlags, SockFlag, SockType, SockaddrIn, SockaddrLike, bind,
+        recvfrom, send, setsockopt, socket, sockopt,
+    },
+};
+
+use crate::{
+    frame::{self, BROADCAST_MAC, CLIENT_PORT, ETH_P_IP, SERVER_PORT},
+    machine::{Outgoing, To},
+};
+
+/// The kernel's `PACKET_OUTGOING`: a frame this host sent, looped back to the socket.
+const PACKET_OUTGOING: u8 = 4;
+/// The most bytes read of one frame: a full Ethernet frame; a longer one is cut and dropped.
+pub const MAX_FRAME: usize = 1514;
+
+/// The link an exchange runs on: a link of the caller's namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OnLink {
+    /// Its name (for errors and `SO_BINDTODEVICE`).
+    pub name: String,
+    /// Its index.
+    pub index: u32,
+    /// Its MAC.
+    pub mac: [u8; 6],
+}
+
+/// A packet socket bound to a link, for IPv4 frames.
+#[derive(Debug)]
+pub struct PacketLink {
+    fd: OwnedFd,
+    link: OnLink,
+}
+
+impl PacketLink {
+    /// Opens and binds the socket.
+    pub fn open(link: &OnLink) -> io::Result<Self> {
+        let fd = socket(
+            AddressFamily::Packet,
+            SockType::Raw,
+            SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+            None,
+        )?;
+        let sll = libc::sockaddr_ll {
+            sll_family: libc::AF_PACKET as u16,
+            sll_protocol: ETH_P_IP.to_be(),
+            sll_ifindex: i32::try_from(link.index)
+                .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?,
+            sll_hatype: 0,
+            sll_pkttype: 0,
+            sll_halen: 0,
+            sll_addr: [0; 8],
+        };
+        let len = size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+        // nix has no safe constructor of a `sockaddr_ll`.
+        #[allow(unsafe_code)]
+        // SAFETY: `sll` is a whole, initialised `sockaddr_ll` that lives across the call, and
+        // `len` is its size: `from_raw` reads exactly those bytes, once, and copies them.
+        let addr = unsafe { LinkAddr::from_raw((&raw const sll).cast(), Some(len)) }
+            .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+        bind(fd.as_raw_fd(), &addr)?;
+        Ok(Self {
+            fd,
+            link: link.clone(),
+        })
+    }
+
+    /// Sends `out`: a broadcast as a frame of its own, a unicast over a UDP socket bound to
+    /// its source address on the link.
+    pub fn send(&self, out: &Outgoing) -> io::Result<()> {
+        match out.to {
+            To::Broadcast => {
+                let frame = frame::build(
+                    self.link.mac,
+                    BROADCAST_MAC,
+                    out.from,
+                    Ipv4Addr::BROADCAST,
+                    &out.bytes,
+                );
+                send(self.fd.as_raw_fd(), &frame, MsgFlags::empty())?;
+                Ok(())
+            }
+            To::Server(server) => {
+                let udp = udp_on(&self.link, out.from)?;
+                udp.send_to(&out.bytes, SocketAddrV4::new(server, SERVER_PORT))?;
+                Ok(())
+            }
+        }
+    }
+
+    /// The next DHCP message queued for the client (frames that are not are skipped), if any.
+    pub fn next<'b>(&self, buf: &'b mut [u8; MAX_FRAME]) -> io::Result<Option<&'b [u8]>> {
+        loop {
+            let len = match recvfrom::<LinkAddr>(self.fd.as_raw_fd(), &mut buf[..]) {
+                Ok((_, Some(from))) if from.pkttype() == PACKET_OUTGOING => continue,
+                Ok((len, _)) => len,
+                Err(nix::errno::Errno::EAGAIN) => return Ok(None),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(errno) => return Err(errno.into()),
+            };
+            // Re-borrow per frame: a skipped frame does not hold the buffer.
+            if buf.get(..len).and_then(frame::parse).is_some() {
+                return Ok(buf.get(..len).and_then(frame::parse));
+            }
+        }
+    }
+
+    /// Waits until a frame is queued or `until` passes.
+    pub fn wait(&self, until: Instant) -> io::Result<()> {
+        let left = until.saturating_duration_since(Instant::now());
+        let timeout =
+            PollTimeout::try_from(left.max(Duration::from_millis(1))).unwrap_or(PollTimeout::MAX);
+        let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, timeout) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => Ok(()),
+            Err(errno) => Err(errno.into()),
+        }
+    }
+}
+
+/// A UDP socket from `from` (port 68, or any port when another client holds 68) on `link`.
+fn udp_on(link: &OnLink, from: Ipv4Addr) -> io::Result<UdpSocket> {
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+    setsockopt(&fd, sockopt::BindToDevice, &OsString::from(&link.name))?;
+    let at = |port| SockaddrIn::from(SocketAddrV4::new(from, port));
+    if bind(fd.as_raw_fd(), &at(CLIENT_PORT)).is_err() {
+        bind(fd.as_raw_fd(), &at(0))?;
+    }
+    Ok(UdpSocket::from(fd))
+}
