@@ -8,6 +8,7 @@ mod driver;
 mod etcd;
 pub mod etcd_network;
 pub mod host_access;
+pub mod kea;
 mod lan;
 mod monitor;
 mod netns;

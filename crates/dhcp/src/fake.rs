@@ -7,8 +7,11 @@ use dhcproto::{
     v4::{DhcpOption, Message, MessageType, Opcode},
 };
 
+/// The client's MAC.
 pub const MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
+/// The server.
 pub const SERVER: Ipv4Addr = Ipv4Addr::new(192, 168, 7, 1);
+/// The address offered.
 pub const OFFERED: Ipv4Addr = Ipv4Addr::new(192, 168, 7, 50);
 
 /// A reply to the request `request` (its xid, chaddr, client id), of `kind`.
@@ -39,6 +42,7 @@ pub fn reply(request: &[u8], kind: MessageType) -> Message {
     msg
 }
 
+/// `msg` encoded.
 pub fn bytes(msg: &Message) -> Vec<u8> {
     msg.to_vec().expect("encodes")
 }

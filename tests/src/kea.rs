@@ -1,0 +1,178 @@
+//! Kea (`kea-dhcp4`, Debian's `kea-dhcp4-server`) started by a test inside a namespace it made,
+//! on one of its links, with a config the test writes: timers of seconds, the lease file and
+//! the log in the test's temp dir. Killed on drop; the package's own service is never used.
+
+use std::{
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use serde_json::json;
+
+use crate::TestNetns;
+
+/// What the test's Kea serves.
+#[derive(Debug, Clone)]
+pub struct KeaConfig {
+    /// The link it listens on, in its namespace.
+    pub interface: String,
+    /// `ADDR/PREFIX`.
+    pub subnet: String,
+    /// `FIRST - LAST`.
+    pub pool: String,
+    /// Option 3.
+    pub router: String,
+    /// Option 121 as raw hex (RFC 3442's encoding: `100A05C0A85B01` is 10.5.0.0/16 via
+    /// 192.168.91.1), if any: Kea 2.2 has no definition of its own for the option.
+    pub routes_hex: Option<String>,
+    /// Seconds.
+    pub valid_lifetime: u32,
+    /// T1, seconds.
+    pub renew_timer: u32,
+    /// T2, seconds.
+    pub rebind_timer: u32,
+}
+
+/// One row of Kea's memfile (CSV) lease file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeaLease {
+    pub address: String,
+    pub hwaddr: String,
+    pub client_id: String,
+    pub valid_lifetime: u64,
+    pub hostname: String,
+}
+
+/// A running `kea-dhcp4`.
+#[derive(Debug)]
+pub struct Kea {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Kea {
+    /// Starts Kea in `ns` with `config`, and waits until it serves (its log says so), 10 s
+    /// at most.
+    pub fn start(ns: &TestNetns, config: &KeaConfig) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("omt-kea-")
+            .tempdir()
+            .unwrap();
+        let mut option_data = vec![json!({"name": "routers", "data": config.router})];
+        if let Some(routes) = &config.routes_hex {
+            option_data.push(json!({"code": 121, "csv-format": false, "data": routes}));
+        }
+        let conf = json!({
+            "Dhcp4": {
+                "interfaces-config": {"interfaces": [config.interface], "dhcp-socket-type": "raw"},
+                "lease-database": {
+                    "type": "memfile",
+                    "persist": true,
+                    "name": dir.path().join("leases4.csv"),
+                    "lfc-interval": 0
+                },
+                "valid-lifetime": config.valid_lifetime,
+                "renew-timer": config.renew_timer,
+                "rebind-timer": config.rebind_timer,
+                // Keep the client's hostname (option 12) in the lease.
+                "ddns-send-updates": false,
+                "ddns-replace-client-name": "never",
+                "subnet4": [{
+                    "id": 1,
+                    "subnet": config.subnet,
+                    "pools": [{"pool": config.pool}],
+                    "option-data": option_data
+                }],
+                "loggers": [{
+                    "name": "kea-dhcp4",
+                    "severity": "DEBUG",
+                    "debuglevel": 40,
+                    "output_options": [{"output": dir.path().join("kea.log")}]
+                }]
+            }
+        });
+        let conf_path = dir.path().join("kea-dhcp4.conf");
+        std::fs::write(&conf_path, serde_json::to_vec_pretty(&conf).unwrap()).unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", &ns.name, "kea-dhcp4", "-c"])
+            .arg(&conf_path)
+            .env("KEA_PIDFILE_DIR", dir.path())
+            .env("KEA_LOCKFILE_DIR", dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("stderr")).unwrap())
+            .spawn()
+            .unwrap();
+        let mut kea = Self { child, dir };
+        let start = Instant::now();
+        while !kea.log().contains("DHCP4_STARTED") {
+            if let Ok(Some(status)) = kea.child.try_wait() {
+                panic!("kea-dhcp4 exited ({status}): {}{}", kea.stderr(), kea.log());
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "kea-dhcp4 did not start: {}",
+                kea.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        kea
+    }
+
+    /// Kea's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("kea.log")).unwrap_or_default()
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stderr")).unwrap_or_default()
+    }
+
+    /// The lease file's path.
+    pub fn lease_file(&self) -> PathBuf {
+        self.dir.path().join("leases4.csv")
+    }
+
+    /// Every row of the lease file, in order (Kea appends one per change; a row with a valid
+    /// lifetime of 0 is a lease removed).
+    pub fn rows(&self) -> Vec<KeaLease> {
+        let text = std::fs::read_to_string(self.lease_file()).unwrap_or_default();
+        text.lines()
+            .skip(1)
+            .filter_map(|line| {
+                let f: Vec<&str> = line.split(',').collect();
+                Some(KeaLease {
+                    address: f.first()?.to_string(),
+                    hwaddr: f.get(1)?.to_string(),
+                    client_id: f.get(2)?.to_string(),
+                    valid_lifetime: f.get(3)?.parse().ok()?,
+                    hostname: f.get(8)?.to_string(),
+                })
+            })
+            .collect()
+    }
+
+    /// The lease Kea holds for `address` now: its last row, unless that row removed it.
+    pub fn lease(&self, address: &str) -> Option<KeaLease> {
+        self.rows()
+            .into_iter()
+            .rfind(|row| row.address == address)
+            .filter(|row| row.valid_lifetime > 0)
+    }
+
+    /// How many times Kea's log shows a packet of `kind` (`DHCPREQUEST`, …) received.
+    pub fn received(&self, kind: &str) -> usize {
+        self.log()
+            .lines()
+            .filter(|line| line.contains("DHCP4_PACKET_RECEIVED") && line.contains(kind))
+            .count()
+    }
+}
+
+impl Drop for Kea {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
