@@ -59,6 +59,10 @@ impl Kea {
             .prefix("omt-kea-")
             .tempdir()
             .unwrap();
+        Self::start_in(dir, ns, config)
+    }
+
+    fn start_in(dir: tempfile::TempDir, ns: &TestNetns, config: &KeaConfig) -> Self {
         let mut option_data = vec![json!({"name": "routers", "data": config.router})];
         if let Some(routes) = &config.routes_hex {
             option_data.push(json!({"code": 121, "csv-format": false, "data": routes}));

@@ -1,7 +1,8 @@
 //! Privileged tier: the DHCPv4 client of `crates/dhcp` against a real server, Kea, started by
 //! the test in a "LAN" namespace it made, on a veth whose other end is the client's link in a
-//! second namespace. The exchange runs inside the client's namespace, over the client's packet
-//! socket and state machine: DORA, a RENEW at T1, a RELEASE that Kea's lease file shows, and a
+//! second namespace. The client's sockets are opened inside the client's namespace (on a thread
+//! that entered it, as the core would with `Netns::run_inside`) and the exchange is driven from
+//! the test's thread, over the client's packet socket and state machine: DORA, a RENEW at T1, a RELEASE that Kea's lease file shows, and a
 //! LAN without a server, which must end in the deadline's error within the timeout.
 //! (Not yet wired into an attach: this checks the client alone.)
 
@@ -118,10 +119,9 @@ fn dora_then_renew_at_t1_then_release_on_kea() {
     let kea = kea(&lan);
     let link = on_link(&ns);
     let mut client = Client::new(config(&link, "c1"), 0x5eed);
-    let lease = inside(&ns, || {
-        oci_macvlan_dhcp::acquire(&mut client, &link, oci_macvlan_dhcp::DEFAULT_TIMEOUT)
-    })
-    .unwrap();
+    let socket = inside(&ns, || oci_macvlan_dhcp::open(&client, &link)).unwrap();
+    let lease =
+        oci_macvlan_dhcp::acquire(&mut client, &socket, oci_macvlan_dhcp::DEFAULT_TIMEOUT).unwrap();
     let octets = lease.address.octets();
     assert_eq!(octets[..3], [192, 168, 91], "{lease:?}");
     assert!(
@@ -156,10 +156,9 @@ fn dora_then_renew_at_t1_then_release_on_kea() {
     ns.ip(&["addr", "add", &format!("{address}/24"), "dev", "cl0"]);
     let rows = kea.rows().len();
     let before = Instant::now();
-    let event = inside(&ns, || {
-        oci_macvlan_dhcp::next_event(&mut client, &link, Duration::from_secs(6))
-    })
-    .unwrap();
+    // The unicast socket is from the leased address: opened once the lease is held.
+    let socket = inside(&ns, || oci_macvlan_dhcp::open(&client, &link)).unwrap();
+    let event = oci_macvlan_dhcp::next_event(&mut client, &socket, Duration::from_secs(6)).unwrap();
     let Event::Extended(renewed) = event else {
         panic!("not renewed: {event:?}");
     };
@@ -177,7 +176,7 @@ fn dora_then_renew_at_t1_then_release_on_kea() {
         kea.rows()
     );
 
-    inside(&ns, || oci_macvlan_dhcp::release(&mut client, &link)).unwrap();
+    oci_macvlan_dhcp::release(&mut client, &socket).unwrap();
     wait_for("Kea still holds the released lease", || {
         kea.lease(&address).is_none()
     });
@@ -190,11 +189,10 @@ fn the_same_container_gets_the_same_address_and_another_one_another() {
     let link = on_link(&ns);
     let take = |container: &str| {
         let mut client = Client::new(config(&link, container), rand_seed());
-        inside(&ns, || {
-            oci_macvlan_dhcp::acquire(&mut client, &link, oci_macvlan_dhcp::DEFAULT_TIMEOUT)
-        })
-        .unwrap()
-        .address
+        let socket = inside(&ns, || oci_macvlan_dhcp::open(&client, &link)).unwrap();
+        oci_macvlan_dhcp::acquire(&mut client, &socket, oci_macvlan_dhcp::DEFAULT_TIMEOUT)
+            .unwrap()
+            .address
     };
     let first = take("c1");
     assert_eq!(take("c1"), first, "the same client id got another address");
@@ -214,10 +212,9 @@ fn no_server_ends_in_the_deadline_error_within_the_timeout() {
     let link = on_link(&ns);
     let mut client = Client::new(config(&link, "c1"), 1);
     let timeout = Duration::from_secs(2);
+    let socket = inside(&ns, || oci_macvlan_dhcp::open(&client, &link)).unwrap();
     let start = Instant::now();
-    let result = inside(&ns, || {
-        oci_macvlan_dhcp::acquire(&mut client, &link, timeout)
-    });
+    let result = oci_macvlan_dhcp::acquire(&mut client, &socket, timeout);
     let took = start.elapsed();
     match result {
         Err(Error::Timeout { link, timeout: t }) => {
@@ -236,4 +233,27 @@ fn no_server_ends_in_the_deadline_error_within_the_timeout() {
     }
     .to_string();
     assert_eq!(text, "no DHCP answer on cl0 within 2s");
+}
+
+/// An ipvlan link shares its parent's MAC, so the client asks for broadcast answers: Kea sends
+/// them to ff:ff:ff:ff:ff:ff and the client still takes only its own (xid, chaddr, client id).
+#[privileged]
+fn the_broadcast_flag_gets_broadcast_answers() {
+    let (lan, ns) = lan();
+    let kea = kea(&lan);
+    let link = on_link(&ns);
+    let mut c = config(&link, "ipvlan-c");
+    c.broadcast = true;
+    let mut client = Client::new(c, 7);
+    let socket = inside(&ns, || oci_macvlan_dhcp::open(&client, &link)).unwrap();
+    let lease =
+        oci_macvlan_dhcp::acquire(&mut client, &socket, oci_macvlan_dhcp::DEFAULT_TIMEOUT).unwrap();
+    assert!(kea.lease(&lease.address.to_string()).is_some());
+    let log = kea.log();
+    let broadcast_ack = log.lines().any(|line| {
+        line.contains("DHCP4_PACKET_SEND")
+            && line.contains("DHCPACK")
+            && line.contains("to 255.255.255.255:68")
+    });
+    assert!(broadcast_ack, "Kea did not broadcast its ACK: {log}");
 }

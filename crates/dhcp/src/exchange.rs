@@ -5,20 +5,30 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::{
-    Client, Error, Event, Lease, Result, State,
+    Client, Error, Event, Lease, Result,
     socket::{MAX_FRAME, OnLink, PacketLink},
 };
 
 /// The default deadline of a whole exchange (`--ipam-opt dhcp_timeout=`).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Runs `client` on `link` until an event comes or `timeout` passes.
-fn run(client: &mut Client, link: &OnLink, timeout: Duration) -> Result<Event> {
+/// Opens the sockets for `client` on `link`, in the caller's namespace (see [`PacketLink`]).
+pub fn open(client: &Client, link: &OnLink) -> Result<PacketLink> {
+    PacketLink::open(link, client.lease().map(|lease| lease.address)).map_err(|source| {
+        Error::Socket {
+            link: link.name.clone(),
+            source,
+        }
+    })
+}
+
+/// Runs `client` on `socket` until an event comes or `timeout` passes.
+fn run(client: &mut Client, socket: &PacketLink, timeout: Duration) -> Result<Event> {
+    let link = socket.link();
     let failed = |source| Error::Socket {
         link: link.name.clone(),
         source,
     };
-    let socket = PacketLink::open(link).map_err(failed)?;
     let end = Instant::now() + timeout;
     let mut buf = Box::new([0u8; MAX_FRAME]);
     let mut step = client.tick(SystemTime::now())?;
@@ -58,10 +68,11 @@ fn run(client: &mut Client, link: &OnLink, timeout: Duration) -> Result<Event> {
     }
 }
 
-/// DISCOVER, OFFER, REQUEST, ACK on `link`: the lease, or [`Error::Timeout`] when no server
-/// answered in `timeout`, or [`Error::Nak`] when the server refused the request.
-pub fn acquire(client: &mut Client, link: &OnLink, timeout: Duration) -> Result<Lease> {
-    match run(client, link, timeout)? {
+/// DISCOVER, OFFER, REQUEST, ACK on `socket`'s link: the lease, or [`Error::Timeout`] when no
+/// server answered in `timeout`, or [`Error::Nak`] when the server refused the request.
+pub fn acquire(client: &mut Client, socket: &PacketLink, timeout: Duration) -> Result<Lease> {
+    let link = socket.link();
+    match run(client, socket, timeout)? {
         Event::Bound(lease) | Event::Extended(lease) => Ok(lease),
         Event::Nak(server) => Err(Error::Nak {
             link: link.name.clone(),
@@ -74,26 +85,20 @@ pub fn acquire(client: &mut Client, link: &OnLink, timeout: Duration) -> Result<
     }
 }
 
-/// Waits for the client's next event on `link` (a bound client renews at T1, rebinds at T2,
-/// expires at the lease's end), `timeout` at most.
-pub fn next_event(client: &mut Client, link: &OnLink, timeout: Duration) -> Result<Event> {
-    run(client, link, timeout)
+/// Waits for the client's next event on `socket`'s link (a bound client renews at T1, rebinds
+/// at T2, expires at the lease's end), `timeout` at most.
+pub fn next_event(client: &mut Client, socket: &PacketLink, timeout: Duration) -> Result<Event> {
+    run(client, socket, timeout)
 }
 
-/// Sends the RELEASE of the client's lease, if it holds one; the client is back in INIT.
-pub fn release(client: &mut Client, link: &OnLink) -> Result<()> {
-    if matches!(client.state(), State::Init) {
-        return Ok(());
-    }
+/// Sends the RELEASE of the client's lease, if it holds one (`socket` opened with it); the
+/// client is back in INIT.
+pub fn release(client: &mut Client, socket: &PacketLink) -> Result<()> {
     let Some(out) = client.release()? else {
         return Ok(());
     };
-    let socket = PacketLink::open(link).map_err(|source| Error::Socket {
-        link: link.name.clone(),
-        source,
-    })?;
     socket.send(&out).map_err(|source| Error::Socket {
-        link: link.name.clone(),
+        link: socket.link().name.clone(),
         source,
     })
 }

@@ -34,8 +34,8 @@ pub mod socket;
 
 pub use answer::{Answer, Expect};
 pub use error::{Error, Refused, Result};
-pub use exchange::{DEFAULT_TIMEOUT, acquire, next_event, release};
+pub use exchange::{DEFAULT_TIMEOUT, acquire, next_event, open, release};
 pub use identity::ClientId;
 pub use lease::{Lease, Route};
 pub use machine::{Client, Config, Event, Outgoing, State, Step, To};
-pub use socket::OnLink;
+pub use socket::{OnLink, PacketLink};

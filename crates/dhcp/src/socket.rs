@@ -42,16 +42,22 @@ pub struct OnLink {
     pub mac: [u8; 6],
 }
 
-/// A packet socket bound to a link, for IPv4 frames.
+/// The sockets of an exchange on one link: a packet socket bound to the link for IPv4 frames,
+/// and, when the client holds a lease, a UDP socket from its address for unicasts. Both are
+/// opened by [`open`](Self::open) in the caller's namespace and keep it: a caller that must not
+/// leave its own thread in the container's namespace opens them there (netlink-core's
+/// `Netns::run_inside`) and drives the exchange from anywhere.
 #[derive(Debug)]
 pub struct PacketLink {
     fd: OwnedFd,
+    udp: Option<UdpSocket>,
     link: OnLink,
 }
 
 impl PacketLink {
-    /// Opens and binds the socket.
-    pub fn open(link: &OnLink) -> io::Result<Self> {
+    /// Opens and binds the sockets; `leased`, the address the client holds, if any (its
+    /// unicasts go from it).
+    pub fn open(link: &OnLink, leased: Option<Ipv4Addr>) -> io::Result<Self> {
         let fd = socket(
             AddressFamily::Packet,
             SockType::Raw,
@@ -76,14 +82,21 @@ impl PacketLink {
         let addr = unsafe { LinkAddr::from_raw((&raw const sll).cast(), Some(len)) }
             .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
         bind(fd.as_raw_fd(), &addr)?;
+        let udp = leased.map(|from| udp_on(link, from)).transpose()?;
         Ok(Self {
             fd,
+            udp,
             link: link.clone(),
         })
     }
 
-    /// Sends `out`: a broadcast as a frame of its own, a unicast over a UDP socket bound to
-    /// its source address on the link.
+    /// The link.
+    pub fn link(&self) -> &OnLink {
+        &self.link
+    }
+
+    /// Sends `out`: a broadcast as a frame of its own, a unicast over the UDP socket bound to
+    /// the leased address on the link (opened with the lease `out` is from).
     pub fn send(&self, out: &Outgoing) -> io::Result<()> {
         match out.to {
             To::Broadcast => {
@@ -98,7 +111,19 @@ impl PacketLink {
                 Ok(())
             }
             To::Server(server) => {
-                let udp = udp_on(&self.link, out.from)?;
+                let udp = self
+                    .udp
+                    .as_ref()
+                    .filter(|udp| {
+                        udp.local_addr()
+                            .is_ok_and(|at| at.ip() == std::net::IpAddr::V4(out.from))
+                    })
+                    .ok_or_else(|| {
+                        io::Error::new(
+                            io::ErrorKind::AddrNotAvailable,
+                            format!("no socket from {} to unicast with", out.from),
+                        )
+                    })?;
                 udp.send_to(&out.bytes, SocketAddrV4::new(server, SERVER_PORT))?;
                 Ok(())
             }
