@@ -9,12 +9,24 @@
 #![allow(clippy::unwrap_used)]
 
 use std::{
-    net::Ipv4Addr,
-    os::fd::AsFd,
+    ffi::OsString,
+    net::{Ipv4Addr, SocketAddrV4, UdpSocket},
+    os::fd::{AsFd, AsRawFd},
+    sync::atomic::{AtomicBool, Ordering},
     time::{Duration, Instant},
 };
 
-use nix::sched::{CloneFlags, setns};
+use dhcproto::{
+    Decodable, Encodable,
+    v4::{DhcpOption, Message, MessageType, Opcode},
+};
+
+use nix::{
+    sched::{CloneFlags, setns},
+    sys::socket::{
+        AddressFamily, SockFlag, SockType, SockaddrIn, bind, setsockopt, socket, sockopt,
+    },
+};
 use oci_macvlan_dhcp::{Client, ClientId, Config, Error, Event, OnLink, Route};
 use oci_macvlan_tests::{
     TestNetns,
@@ -23,6 +35,8 @@ use oci_macvlan_tests::{
 };
 
 const SERVER: &str = "192.168.91.1";
+/// The hostile server's address, on a macvlan of the LAN's link in a namespace of its own.
+const HOSTILE: Ipv4Addr = Ipv4Addr::new(192, 168, 91, 66);
 
 /// A LAN namespace holding `srv` (the server's link, `SERVER`/24) and a client namespace
 /// holding `cl0`, its peer.
@@ -217,9 +231,15 @@ fn no_server_ends_in_the_deadline_error_within_the_timeout() {
     let result = oci_macvlan_dhcp::acquire(&mut client, &socket, timeout);
     let took = start.elapsed();
     match result {
-        Err(Error::Timeout { link, timeout: t }) => {
+        Err(Error::Timeout {
+            link,
+            timeout: t,
+            refused,
+            last,
+        }) => {
             assert_eq!(link, "cl0");
             assert_eq!(t, timeout);
+            assert_eq!((refused, last), (0, None));
         }
         other => panic!("not the deadline's error: {other:?}"),
     }
@@ -230,6 +250,8 @@ fn no_server_ends_in_the_deadline_error_within_the_timeout() {
     let text = Error::Timeout {
         link: "cl0".into(),
         timeout,
+        refused: 0,
+        last: None,
     }
     .to_string();
     assert_eq!(text, "no DHCP answer on cl0 within 2s");
@@ -256,4 +278,164 @@ fn the_broadcast_flag_gets_broadcast_answers() {
             && line.contains("to 255.255.255.255:68")
     });
     assert!(broadcast_ack, "Kea did not broadcast its ACK: {log}");
+}
+
+/// A namespace beside the LAN's server holding `hst`, a macvlan of the LAN's link (as a
+/// container's), with `HOSTILE`: Kea keeps port 67 of the LAN namespace to itself.
+fn hostile_ns(lan: &TestNetns) -> TestNetns {
+    let ns = TestNetns::new("omt-dhs-");
+    lan.ip(&[
+        "link", "add", "hst", "link", "srv", "type", "macvlan", "mode", "bridge",
+    ]);
+    lan.ip(&["link", "set", "hst", "netns", &ns.name]);
+    ns.ip(&["addr", "add", &format!("{HOSTILE}/24"), "dev", "hst"]);
+    ns.ip(&["link", "set", "hst", "up"]);
+    ns
+}
+
+/// A hostile server in `ns` (see [`hostile_ns`]): for every request it reads on port 67 it broadcasts answers
+/// that a client must refuse (another transaction, an address outside `--subnet`, a router
+/// outside the leased subnet, another client's hardware address, bytes that are not DHCP) and a
+/// flood of 200 offers for another transaction, until `stop`. Returns how many requests it saw.
+fn hostile(ns: &TestNetns, stop: &AtomicBool) -> usize {
+    let file = std::fs::File::open(ns.path()).unwrap();
+    setns(file.as_fd(), CloneFlags::CLONE_NEWNET).unwrap();
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .unwrap();
+    setsockopt(&fd, sockopt::BindToDevice, &OsString::from("hst")).unwrap();
+    bind(
+        fd.as_raw_fd(),
+        &SockaddrIn::from(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 67)),
+    )
+    .unwrap();
+    let socket = UdpSocket::from(fd);
+    socket.set_broadcast(true).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let to = SocketAddrV4::new(Ipv4Addr::BROADCAST, 68);
+    let mut buf = [0u8; 1500];
+    let mut seen = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let Ok((len, _)) = socket.recv_from(&mut buf) else {
+            continue;
+        };
+        let Ok(request) = Message::from_bytes(&buf[..len]) else {
+            continue;
+        };
+        seen += 1;
+        let offer = |xid: u32, yiaddr: Ipv4Addr, router: Ipv4Addr, chaddr: &[u8]| {
+            let mut msg = Message::new_with_id(
+                xid,
+                Ipv4Addr::UNSPECIFIED,
+                yiaddr,
+                Ipv4Addr::UNSPECIFIED,
+                Ipv4Addr::UNSPECIFIED,
+                chaddr,
+            );
+            msg.set_opcode(Opcode::BootReply);
+            let opts = msg.opts_mut();
+            opts.insert(DhcpOption::MessageType(MessageType::Offer));
+            opts.insert(DhcpOption::ServerIdentifier(Ipv4Addr::new(
+                192, 168, 91, 66,
+            )));
+            opts.insert(DhcpOption::SubnetMask(Ipv4Addr::new(255, 255, 255, 0)));
+            opts.insert(DhcpOption::Router(vec![router]));
+            opts.insert(DhcpOption::AddressLeaseTime(60));
+            msg.to_vec().unwrap()
+        };
+        let xid = request.xid();
+        let mac = request.chaddr()[..6].to_vec();
+        let good = Ipv4Addr::new(192, 168, 91, 77);
+        let gw = HOSTILE;
+        let answers = [
+            offer(xid ^ 1, good, gw, &mac),
+            offer(
+                xid,
+                Ipv4Addr::new(10, 9, 9, 9),
+                Ipv4Addr::new(10, 9, 9, 1),
+                &mac,
+            ),
+            offer(xid, good, Ipv4Addr::new(10, 9, 9, 1), &mac),
+            offer(xid, good, gw, &[2, 9, 9, 9, 9, 9]),
+            vec![0xa5; 1400],
+        ];
+        for answer in &answers {
+            let _ = socket.send_to(answer, to);
+        }
+        let flood = offer(xid.wrapping_add(7), good, gw, &mac);
+        for _ in 0..200 {
+            let _ = socket.send_to(&flood, to);
+        }
+    }
+    seen
+}
+
+#[privileged]
+fn a_hostile_server_is_refused_and_named_in_the_deadline_error() {
+    let (lan, ns) = lan();
+    let bad = hostile_ns(&lan);
+    let link = on_link(&ns);
+    let stop = AtomicBool::new(false);
+    let mut client = Client::new(config(&link, "c1"), 11);
+    let socket = inside(&ns, || oci_macvlan_dhcp::open(&client, &link)).unwrap();
+    let timeout = Duration::from_secs(3);
+    let (result, took, seen) = std::thread::scope(|scope| {
+        let server = scope.spawn(|| hostile(&bad, &stop));
+        // The hostile server's socket is bound before the first DISCOVER goes.
+        std::thread::sleep(Duration::from_millis(200));
+        let start = Instant::now();
+        let result = oci_macvlan_dhcp::acquire(&mut client, &socket, timeout);
+        let took = start.elapsed();
+        stop.store(true, Ordering::Relaxed);
+        (result, took, server.join().unwrap())
+    });
+    assert!(seen >= 1, "the hostile server saw no request");
+    match result {
+        Err(Error::Timeout { refused, last, .. }) => {
+            // Per request: 4 checked and refused (the non-DHCP bytes too), the flood's 200.
+            assert!(refused >= 204, "{refused} refused");
+            assert!(last.is_some());
+        }
+        other => panic!("a hostile answer was taken: {other:?}"),
+    }
+    assert!(took < timeout + Duration::from_millis(500), "{took:?}");
+    // Nothing was taken: the client still waits for an offer.
+    assert!(
+        matches!(client.state(), oci_macvlan_dhcp::State::Selecting { .. }),
+        "{:?}",
+        client.state()
+    );
+}
+
+/// With Kea on the same LAN, the hostile server's answers are skipped and Kea's lease taken.
+#[privileged]
+fn kea_is_taken_through_a_hostile_flood() {
+    let (lan, ns) = lan();
+    let _kea = kea(&lan);
+    let bad = hostile_ns(&lan);
+    let link = on_link(&ns);
+    let stop = AtomicBool::new(false);
+    let mut client = Client::new(config(&link, "c1"), 12);
+    let socket = inside(&ns, || oci_macvlan_dhcp::open(&client, &link)).unwrap();
+    let lease = std::thread::scope(|scope| {
+        let server = scope.spawn(|| hostile(&bad, &stop));
+        std::thread::sleep(Duration::from_millis(200));
+        let lease =
+            oci_macvlan_dhcp::acquire(&mut client, &socket, oci_macvlan_dhcp::DEFAULT_TIMEOUT);
+        stop.store(true, Ordering::Relaxed);
+        server.join().unwrap();
+        lease
+    })
+    .unwrap();
+    assert_eq!(lease.server, SERVER.parse::<Ipv4Addr>().unwrap());
+    assert!(
+        (100..=150).contains(&lease.address.octets()[3]),
+        "{lease:?}"
+    );
 }

@@ -95,13 +95,18 @@ pub enum Error {
     /// A message could not be built (a hostname too long, …).
     #[error("cannot build the DHCP message: {0}")]
     Build(String),
-    /// No server answered before the deadline.
-    #[error("no DHCP answer on {link} within {timeout:?}")]
+    /// No server answered before the deadline (answers that were refused are counted, and the
+    /// last one's reason kept: a server that answers wrongly is told from one that is silent).
+    #[error("no DHCP answer on {link} within {timeout:?}{}", refused_note(*refused, last))]
     Timeout {
         /// The link the exchange ran on.
         link: String,
         /// The whole exchange's deadline.
         timeout: Duration,
+        /// How many answers were refused.
+        refused: usize,
+        /// Why the last one was.
+        last: Option<Refused>,
     },
     /// A server refused the request (DHCPNAK).
     #[error("the DHCP server {server} refused the request on {link} (NAK)")]
@@ -120,6 +125,13 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+}
+
+fn refused_note(refused: usize, last: &Option<Refused>) -> String {
+    match last {
+        Some(why) if refused > 0 => format!(" ({refused} answers refused, the last: {why})"),
+        _ => String::new(),
+    }
 }
 
 /// This crate's results.

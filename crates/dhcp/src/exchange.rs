@@ -32,6 +32,7 @@ fn run(client: &mut Client, socket: &PacketLink, timeout: Duration) -> Result<Ev
     let end = Instant::now() + timeout;
     let mut buf = Box::new([0u8; MAX_FRAME]);
     let mut step = client.tick(SystemTime::now())?;
+    let (mut refused, mut last) = (0, None);
     loop {
         if let Some(out) = &step.send {
             socket.send(out).map_err(failed)?;
@@ -47,9 +48,16 @@ fn run(client: &mut Client, socket: &PacketLink, timeout: Duration) -> Result<Ev
         socket.wait(until).map_err(failed)?;
         let mut next = None;
         while let Some(message) = socket.next(&mut buf).map_err(failed)? {
-            if let Ok(taken) = client.receive(message, SystemTime::now()) {
-                next = Some(taken);
-                break;
+            match client.receive(message, SystemTime::now()) {
+                Ok(taken) => {
+                    next = Some(taken);
+                    break;
+                }
+                Err(Error::Refused(why)) => {
+                    refused += 1;
+                    last = Some(why);
+                }
+                Err(other) => return Err(other),
             }
             if Instant::now() >= end {
                 break;
@@ -59,6 +67,8 @@ fn run(client: &mut Client, socket: &PacketLink, timeout: Duration) -> Result<Ev
             return Err(Error::Timeout {
                 link: link.name.clone(),
                 timeout,
+                refused,
+                last,
             });
         }
         step = match next {
@@ -81,6 +91,8 @@ pub fn acquire(client: &mut Client, socket: &PacketLink, timeout: Duration) -> R
         Event::Expired(_) => Err(Error::Timeout {
             link: link.name.clone(),
             timeout,
+            refused: 0,
+            last: None,
         }),
     }
 }
