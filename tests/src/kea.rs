@@ -62,6 +62,25 @@ impl Kea {
         Self::start_in(dir, ns, config)
     }
 
+    /// Stops Kea (a server down), keeping its lease file; [`Kea::start_again`] starts it again
+    /// on it.
+    pub fn stop(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(self.dir.path().join("kea.log"));
+        let spare = tempfile::Builder::new()
+            .prefix("omt-kea-")
+            .tempdir()
+            .unwrap();
+        std::mem::replace(&mut self.dir, spare)
+    }
+
+    /// Starts Kea again on the lease file of a Kea [`stop`](Kea::stop)ped: a server back up,
+    /// which knows the leases it gave.
+    pub fn start_again(dir: tempfile::TempDir, ns: &TestNetns, config: &KeaConfig) -> Self {
+        Self::start_in(dir, ns, config)
+    }
+
     fn start_in(dir: tempfile::TempDir, ns: &TestNetns, config: &KeaConfig) -> Self {
         let mut option_data = vec![json!({"name": "routers", "data": config.router})];
         if let Some(routes) = &config.routes_hex {

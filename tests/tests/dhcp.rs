@@ -62,20 +62,21 @@ fn lan() -> (TestNetns, TestNetns) {
 }
 
 fn kea(lan: &TestNetns) -> Kea {
-    Kea::start(
-        lan,
-        &KeaConfig {
-            interface: "srv".into(),
-            subnet: "192.168.91.0/24".into(),
-            pool: "192.168.91.100 - 192.168.91.150".into(),
-            router: SERVER.into(),
-            // 10.5.0.0/16 via 192.168.91.1.
-            routes_hex: Some("100A05C0A85B01".into()),
-            valid_lifetime: 30,
-            renew_timer: 2,
-            rebind_timer: 20,
-        },
-    )
+    Kea::start(lan, &kea_config())
+}
+
+fn kea_config() -> KeaConfig {
+    KeaConfig {
+        interface: "srv".into(),
+        subnet: "192.168.91.0/24".into(),
+        pool: "192.168.91.100 - 192.168.91.150".into(),
+        router: SERVER.into(),
+        // 10.5.0.0/16 via 192.168.91.1.
+        routes_hex: Some("100A05C0A85B01".into()),
+        valid_lifetime: 30,
+        renew_timer: 2,
+        rebind_timer: 20,
+    }
 }
 
 /// `cl0` of `ns`: its index and MAC.
@@ -437,5 +438,60 @@ fn kea_is_taken_through_a_hostile_flood() {
     assert!(
         (100..=150).contains(&lease.address.octets()[3]),
         "{lease:?}"
+    );
+}
+
+/// The renewer killed after the DORA loses nothing: a client resumed from the stored lease (JSON)
+/// renews at T1; with the server down the renewal goes unanswered, and at T2 the client
+/// rebinds by broadcast, which the server, back up on its lease file, acknowledges.
+#[privileged]
+fn a_resumed_client_renews_and_rebinds_at_t2_when_the_server_was_down() {
+    let (lan, ns) = lan();
+    let mut conf = kea_config();
+    conf.renew_timer = 1;
+    conf.rebind_timer = 3;
+    let kea = Kea::start(&lan, &conf);
+    let link = on_link(&ns);
+    let mut c = config(&link, "c1");
+    // No retransmission of the renewal before T2: the rebind is what is seen.
+    c.retry_floor = Duration::from_secs(30);
+    let mut client = Client::new(c.clone(), 21);
+    let socket = inside(&ns, || oci_macvlan_dhcp::open(&client, &link)).unwrap();
+    let lease =
+        oci_macvlan_dhcp::acquire(&mut client, &socket, oci_macvlan_dhcp::DEFAULT_TIMEOUT).unwrap();
+    let stored = serde_json::to_string(&lease).unwrap();
+    drop(client);
+    let address = lease.address.to_string();
+    ns.ip(&["addr", "add", &format!("{address}/24"), "dev", "cl0"]);
+    let lease_dir = kea.stop();
+
+    let mut client = Client::resume(c, serde_json::from_str(&stored).unwrap(), 22);
+    let socket = inside(&ns, || oci_macvlan_dhcp::open(&client, &link)).unwrap();
+    let event = std::thread::scope(|scope| {
+        let back = scope.spawn(|| {
+            // Down past T1 (1 s after the ACK), back before T2 (3 s).
+            std::thread::sleep(Duration::from_millis(1800));
+            Kea::start_again(lease_dir, &lan, &conf)
+        });
+        let event = oci_macvlan_dhcp::next_event(&mut client, &socket, Duration::from_secs(8));
+        (event, back.join().unwrap())
+    });
+    let (event, kea) = event;
+    let event = event.unwrap_or_else(|e| panic!("{e}; Kea's log: {}", kea.log()));
+    let Event::Extended(rebound) = event else {
+        panic!("not rebound: {event:?}");
+    };
+    assert_eq!(rebound.address, lease.address);
+    let took = rebound.obtained.duration_since(lease.obtained).unwrap();
+    assert!(
+        took >= Duration::from_secs(3),
+        "extended before T2: {took:?}"
+    );
+    let log = kea.log();
+    let rebind = format!("from {address}:68 to 255.255.255.255:67");
+    assert!(
+        log.lines()
+            .any(|l| l.contains("DHCP4_BUFFER_RECEIVED") && l.contains(&rebind)),
+        "Kea saw no broadcast REQUEST from the lease: {log}"
     );
 }
