@@ -1,0 +1,395 @@
+//! Privileged tier: `oci-macvlan` as a CNI plugin, driven as libcni drives a plugin
+//! (tests/src/cni.rs): ADD, CHECK and DEL round trips in every version that has them, DEL
+//! repeated and after the namespace is gone, CHECK naming what someone changed, `IP=`, hostile
+//! environments and configs, and a hook-attached container beside a CNI-attached one.
+
+#![allow(clippy::unwrap_used)]
+
+use oci_macvlan_tests::{
+    ContainerProcess, Lan, TestNetns,
+    cni::{CniDriver, Target},
+    privileged,
+};
+use serde_json::{Value, json};
+
+const NET: &str = "lan77";
+
+fn target<'p>(id: &'p str, ns: &'p TestNetns, path: &'p std::path::Path) -> Target<'p> {
+    let _ = ns;
+    Target {
+        id,
+        netns: Some(path),
+        ifname: "eth0",
+    }
+}
+
+/// The container ids `inspect` lists on the network, sorted, with their IPv4 addresses.
+fn leases(lan: &Lan) -> Vec<(String, String)> {
+    let inspect = lan.inspect(NET);
+    let mut out: Vec<(String, String)> = inspect[0]["Containers"]
+        .as_object()
+        .map(|c| {
+            c.values()
+                .map(|e| {
+                    (
+                        e["Name"].as_str().unwrap_or_default().to_owned(),
+                        e["IPv4Address"].as_str().unwrap_or_default().to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+/// ADD, CHECK, DEL in each version that has CHECK: the result is in the config's shape and is
+/// what the kernel shows (`ip -j` in the namespace), the lease is in `inspect`, CHECK passes,
+/// DEL takes the link and the lease back, a second DEL succeeds, nothing is left. In 0.3.1,
+/// CHECK is refused with code 1 and the rest works.
+#[privileged]
+fn add_check_del_round_trip_in_every_version() {
+    let lan = Lan::new();
+    lan.create_network(NET, &[]);
+    for version in ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"] {
+        let ns = TestNetns::new("omt-cni-");
+        let path = ns.path();
+        let id = format!("cni-{}", version.replace('.', "-"));
+        let t = target(&id, &ns, &path);
+        let mut cni = CniDriver::new(&lan, NET, version);
+        let result = cni.add(t, "").unwrap();
+        let link = ns.link("eth0").expect("ADD made eth0");
+        assert_eq!(link["linkinfo"]["info_kind"], "macvlan", "{version}");
+        assert_eq!(result["interfaces"][1]["name"], "eth0");
+        assert_eq!(result["interfaces"][1]["sandbox"], json!(path));
+        assert_eq!(result["interfaces"][1]["mac"], link["address"]);
+        assert_eq!(result["interfaces"][0]["name"], Lan::PARENT);
+        let ip = &result["ips"][0];
+        assert_eq!(ip["interface"], 1, "{result}");
+        assert_eq!(ip["gateway"], Lan::GATEWAY, "{result}");
+        let address = ip["address"].as_str().unwrap();
+        assert_eq!(ns.addresses("eth0"), [address], "{version}");
+        assert_eq!(
+            ip.get("version").is_some(),
+            version.starts_with("0."),
+            "{version}: {result}"
+        );
+        assert_eq!(result["routes"][0]["gw"], Lan::GATEWAY, "{result}");
+        assert!(
+            ns.ping(Lan::GATEWAY),
+            "{version}: the router does not answer"
+        );
+        let leased = address.split('/').next().unwrap();
+        assert_eq!(
+            leases(&lan),
+            [(id.clone(), format!("{leased}/24"))],
+            "{version}"
+        );
+        if version.starts_with("0.3") {
+            let err = cni.check(t).unwrap_err();
+            assert_eq!(err["code"], 1, "{err}");
+            assert_eq!(err["cniVersion"], version, "{err}");
+        } else {
+            cni.check(t).unwrap();
+        }
+        cni.del(t).unwrap();
+        assert!(ns.link("eth0").is_none(), "{version}: DEL left eth0");
+        cni.del(t).unwrap();
+        lan.assert_no_residue(&[NET], version);
+    }
+    let info = CniDriver::new(&lan, NET, "1.0.0").version_info();
+    assert_eq!(
+        info["supportedVersions"],
+        json!(["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"])
+    );
+}
+
+/// DEL after the runtime deleted the namespace (CNI_NETNS naming a path that is gone, then
+/// unset): success, the lease released, nothing left, and again.
+#[privileged]
+fn del_after_the_namespace_is_gone_releases_everything() {
+    let lan = Lan::new();
+    lan.create_network(NET, &[]);
+    for unset in [false, true] {
+        let ns = TestNetns::new("omt-cni-");
+        let path = ns.path();
+        let mut cni = CniDriver::new(&lan, NET, "1.1.0");
+        cni.add(target("gone", &ns, &path), "").unwrap();
+        assert_eq!(leases(&lan).len(), 1);
+        drop(ns);
+        let t = Target {
+            id: "gone",
+            netns: (!unset).then_some(path.as_path()),
+            ifname: "eth0",
+        };
+        cni.del(t).unwrap();
+        cni.del(t).unwrap();
+        lan.assert_no_residue(&[NET], &format!("CNI_NETNS unset: {unset}"));
+    }
+}
+
+/// CHECK after someone changed the link's MAC, then after someone deleted the link: fails
+/// (this plugin's code 102) naming what differs; DEL then succeeds and leaves nothing.
+#[privileged]
+fn check_names_what_someone_changed() {
+    let lan = Lan::new();
+    lan.create_network(NET, &[]);
+    let ns = TestNetns::new("omt-cni-");
+    let path = ns.path();
+    let t = target("changed", &ns, &path);
+    let mut cni = CniDriver::new(&lan, NET, "1.0.0");
+    cni.add(t, "").unwrap();
+    cni.check(t).unwrap();
+    ns.ip(&["link", "set", "eth0", "address", "02:00:00:00:00:99"]);
+    let err = cni.check(t).unwrap_err();
+    assert_eq!(err["code"], 102, "{err}");
+    let msg = err["msg"].as_str().unwrap();
+    assert!(msg.contains("MAC is 02:00:00:00:00:99"), "{msg}");
+    ns.ip(&["link", "del", "eth0"]);
+    let err = cni.check(t).unwrap_err();
+    assert_eq!(err["code"], 102, "{err}");
+    assert!(
+        err["msg"].as_str().unwrap().contains("eth0 is missing"),
+        "{err}"
+    );
+    cni.del(t).unwrap();
+    lan.assert_no_residue(&[NET], "after CHECK failed");
+}
+
+/// `IP=` in CNI_ARGS (as podman and Kubernetes runtimes pass it, with `IgnoreUnknown` and pod
+/// names) and `runtimeConfig.ips` give those addresses; the two disagreeing is refused (7).
+#[privileged]
+fn static_addresses_from_cni_args_and_runtime_config() {
+    let lan = Lan::new();
+    lan.create_network(NET, &[]);
+    let ns = TestNetns::new("omt-cni-");
+    let path = ns.path();
+    let mut cni = CniDriver::new(&lan, NET, "1.0.0");
+    let t = target("static", &ns, &path);
+    let result = cni
+        .add(
+            t,
+            "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-0;IP=192.168.77.50",
+        )
+        .unwrap();
+    assert_eq!(result["ips"][0]["address"], "192.168.77.50/24", "{result}");
+    assert_eq!(ns.addresses("eth0"), ["192.168.77.50/24"]);
+    cni.del(t).unwrap();
+
+    let mut config = cni.config();
+    config["runtimeConfig"] = json!({"ips": ["192.168.77.51/24"], "mac": "02:42:00:00:00:51"});
+    let result = cni.exec("ADD", t, "", &config).unwrap();
+    assert_eq!(result["ips"][0]["address"], "192.168.77.51/24", "{result}");
+    assert_eq!(ns.link("eth0").unwrap()["address"], "02:42:00:00:00:51");
+    cni.exec("DEL", t, "", &config).unwrap();
+
+    let err = cni.exec("ADD", t, "IP=192.168.77.52", &config).unwrap_err();
+    assert_eq!(err["code"], 7, "{err}");
+    lan.assert_no_residue(&[NET], "static addresses");
+}
+
+/// Hostile or broken input gets the spec's code and one message naming what is wrong, in the
+/// config's version where it could be read, and leaves nothing: no link in the namespace, no
+/// record, no lease. An interface name the namespace has already is refused and the link the
+/// namespace had is untouched.
+#[privileged]
+fn hostile_input_gets_the_specs_code_and_leaves_nothing() {
+    let lan = Lan::new();
+    lan.create_network(NET, &[]);
+    let ns = TestNetns::new("omt-cni-");
+    let path = ns.path().display().to_string();
+    let cni = CniDriver::new(&lan, NET, "0.4.0");
+    let config = cni.config().to_string();
+    let with = |key: &str, value: Value| {
+        let mut c = cni.config();
+        c[key] = value;
+        c.to_string()
+    };
+    let huge = format!("{{\"x\":\"{}\"}}", "a".repeat(2 << 20));
+    let long_id = "a".repeat(2000);
+    let cases: Vec<(&str, Vec<(&str, &str)>, String, u64, &str)> = vec![
+        (
+            "bad ifname",
+            vec![("CNI_IFNAME", "eth%d")],
+            config.clone(),
+            4,
+            "CNI_IFNAME",
+        ),
+        (
+            "long ifname",
+            vec![("CNI_IFNAME", "a-very-long-ifname")],
+            config.clone(),
+            4,
+            "CNI_IFNAME",
+        ),
+        (
+            "bad id",
+            vec![("CNI_CONTAINERID", "../../etc")],
+            config.clone(),
+            4,
+            "CNI_CONTAINERID",
+        ),
+        (
+            "long id",
+            vec![("CNI_CONTAINERID", &long_id)],
+            config.clone(),
+            4,
+            "CNI_CONTAINERID",
+        ),
+        (
+            "no netns",
+            vec![("CNI_NETNS", "")],
+            config.clone(),
+            4,
+            "CNI_NETNS",
+        ),
+        (
+            "relative netns",
+            vec![("CNI_NETNS", "run/netns/x")],
+            config.clone(),
+            4,
+            "CNI_NETNS",
+        ),
+        (
+            "bad command",
+            vec![("CNI_COMMAND", "PWN")],
+            config.clone(),
+            4,
+            "CNI_COMMAND",
+        ),
+        (
+            "bad args",
+            vec![("CNI_ARGS", "IP=1.2.3.4;IP=1.2.3.5")],
+            config.clone(),
+            4,
+            "CNI_ARGS",
+        ),
+        ("huge stdin", vec![], huge, 7, "larger than"),
+        ("not JSON", vec![], "{\"cniVersion\":".into(), 6, "decode"),
+        (
+            "unknown version",
+            vec![],
+            with("cniVersion", json!("2.0.0")),
+            1,
+            "2.0.0",
+        ),
+        (
+            "no network",
+            vec![],
+            with("network", Value::Null),
+            7,
+            "network",
+        ),
+        (
+            "unknown network",
+            vec![],
+            with("network", json!("nosuch")),
+            7,
+            "nosuch",
+        ),
+        (
+            "other type",
+            vec![],
+            with("type", json!("macvlan")),
+            7,
+            "type",
+        ),
+        (
+            "relative stateDir",
+            vec![],
+            with("stateDir", json!("tmp")),
+            7,
+            "stateDir",
+        ),
+        (
+            "address outside",
+            vec![("CNI_ARGS", "IP=10.9.9.9")],
+            config.clone(),
+            7,
+            "10.9.9.9",
+        ),
+    ];
+    for (case, overrides, stdin, code, needle) in cases {
+        let mut env: Vec<(&str, &str)> = vec![
+            ("CNI_COMMAND", "ADD"),
+            ("CNI_CONTAINERID", "hostile"),
+            ("CNI_NETNS", &path),
+            ("CNI_IFNAME", "eth0"),
+        ];
+        env.retain(|(k, _)| !overrides.iter().any(|(o, _)| o == k));
+        env.extend(overrides.iter().filter(|(_, v)| !v.is_empty()).copied());
+        let out = cni.exec_raw(&env, stdin.as_bytes());
+        let err = oci_macvlan_tests::cni::parse_outcome(&out).unwrap_err();
+        assert_eq!(err["code"], code, "{case}: {err}");
+        let msg = err["msg"].as_str().unwrap();
+        let text = format!("{msg}: {}", err["details"].as_str().unwrap_or_default());
+        assert!(text.contains(needle), "{case}: {err}");
+        assert!(msg.len() < 400, "{case}: {msg}");
+        if !matches!(case, "unknown version" | "huge stdin" | "not JSON") {
+            assert_eq!(err["cniVersion"], "0.4.0", "{case}: {err}");
+        }
+        assert_eq!(
+            ns.links().len(),
+            1,
+            "{case}: a link was left in the namespace"
+        );
+        lan.assert_no_residue(&[NET], case);
+    }
+    // An interface of that name is there already: refused, and it is left as it was.
+    ns.ip(&[
+        "link", "add", "eth0", "type", "veth", "peer", "name", "eth0p",
+    ]);
+    let before = ns.link("eth0").unwrap()["address"].clone();
+    let mut cni = CniDriver::new(&lan, NET, "1.1.0");
+    let ns_path = ns.path();
+    let t = target("exists", &ns, &ns_path);
+    let err = cni.add(t, "").unwrap_err();
+    assert!(err["msg"].as_str().unwrap().contains("eth0"), "{err}");
+    let link = ns.link("eth0").unwrap();
+    assert_eq!(link["linkinfo"]["info_kind"], "veth");
+    assert_eq!(link["address"], before);
+    cni.del(t).unwrap();
+    assert!(
+        ns.link("eth0").is_some(),
+        "DEL deleted a link it did not make"
+    );
+    lan.assert_no_residue(&[NET], "ifname exists");
+}
+
+/// A container attached by the hook and one attached through CNI on the same network: one
+/// address space (different addresses), `verify` clean with both, and each front door takes
+/// back only its own.
+#[privileged]
+fn hook_and_cni_containers_share_one_address_space() {
+    let lan = Lan::new();
+    lan.create_network(NET, &[]);
+    let process = ContainerProcess::start();
+    lan.cli_ok(
+        &["hook"],
+        &lan.pid_bundle(
+            "hooked",
+            &[("oci-macvlan.networks", NET)],
+            process.pid(),
+            "creating",
+        ),
+    );
+    let ns = TestNetns::new("omt-cni-");
+    let path = ns.path();
+    let t = target("cnied", &ns, &path);
+    let mut cni = CniDriver::new(&lan, NET, "1.1.0");
+    cni.add(t, "").unwrap();
+    let held = leases(&lan);
+    assert_eq!(held.len(), 2, "{held:?}");
+    assert_ne!(held[0].1, held[1].1, "one address twice: {held:?}");
+    let verify = lan.cli(&["verify"], "");
+    assert_eq!(verify.code, 0, "{}{}", verify.stdout, verify.stderr);
+    cni.check(t).unwrap();
+    cni.del(t).unwrap();
+    assert_eq!(leases(&lan).len(), 1, "DEL took the hook's lease");
+    process.kill();
+    lan.cli_ok(
+        &["hook"],
+        r#"{"ociVersion":"1.0.2","id":"hooked","status":"stopped"}"#,
+    );
+    lan.assert_no_residue(&[NET], "hook and CNI");
+}
