@@ -19,8 +19,7 @@ use oci_macvlan_cni::{
     self as cni, Command, Env, ErrorReply, NetConf, Version, code, peek_version, read_bounded,
 };
 use oci_macvlan_macvlan::{
-    self as macvlan, AttachRequest, Attachment, ErrorKind, MacAddr, Networks, Records,
-    StorePolicy,
+    self as macvlan, AttachRequest, Attachment, ErrorKind, MacAddr, Networks, Records, StorePolicy,
 };
 
 use crate::{
@@ -37,22 +36,28 @@ enum Failure {
     #[error(transparent)]
     Cni(#[from] cni::Error),
     #[error(transparent)]
-    Run(#[from] Error),
+    Run(Box<Error>),
     #[error("{0}")]
     Differs(String),
     #[error("network {network} cannot serve an ADD")]
     Unavailable {
         network: String,
         #[source]
-        source: Error,
+        source: Box<Error>,
     },
     #[error("{0} is not implemented by this plugin yet")]
     NotImplemented(&'static str),
 }
 
+impl From<Error> for Failure {
+    fn from(err: Error) -> Self {
+        Self::Run(Box::new(err))
+    }
+}
+
 impl From<macvlan::Error> for Failure {
     fn from(err: macvlan::Error) -> Self {
-        Self::Run(err.into())
+        Error::from(err).into()
     }
 }
 
@@ -64,17 +69,22 @@ impl Failure {
             Self::Differs(_) => code::CHECK_FAILED,
             Self::Unavailable { .. } => code::NOT_AVAILABLE,
             Self::NotImplemented(_) => code::FAILED,
-            Self::Run(Error::Stores(err)) if oci_macvlan_stores::HostStores::is_unavailable(err) => {
-                code::TRY_AGAIN_LATER
-            }
-            Self::Run(Error::Macvlan(macvlan::Error::Store(err))) if err.is_unavailable() => {
-                code::TRY_AGAIN_LATER
-            }
-            Self::Run(Error::Macvlan(macvlan::Error::NetworkNotFound(_))) => code::INVALID_CONFIG,
-            Self::Run(Error::Macvlan(err)) => kind_code(err.kind()),
-            Self::Run(Error::Stores(err)) => kind_code(err.kind()),
-            Self::Run(_) => code::FAILED,
+            Self::Run(err) => run_code(err),
         }
+    }
+}
+
+/// The core's and the binary's errors as the spec's nearest codes.
+fn run_code(err: &Error) -> u32 {
+    match err {
+        Error::Stores(err) if oci_macvlan_stores::HostStores::is_unavailable(err) => {
+            code::TRY_AGAIN_LATER
+        }
+        Error::Macvlan(macvlan::Error::Store(err)) if err.is_unavailable() => code::TRY_AGAIN_LATER,
+        Error::Macvlan(macvlan::Error::NetworkNotFound(_)) => code::INVALID_CONFIG,
+        Error::Macvlan(err) => kind_code(err.kind()),
+        Error::Stores(err) => kind_code(err.kind()),
+        _ => code::FAILED,
     }
 }
 
@@ -98,7 +108,10 @@ pub fn main() -> ExitCode {
         Ok(Some(json)) => (json, true),
         Err(failure) => {
             let reply = ErrorReply::new(version.as_str(), failure.code(), &failure);
-            eprintln!("oci-macvlan: error: {}", crate::error::cut(&reply.msg, 1024));
+            eprintln!(
+                "oci-macvlan: error: {}",
+                crate::error::cut(&reply.msg, 1024)
+            );
             (serde_json::to_value(&reply).unwrap_or_default(), false)
         }
     };
@@ -119,7 +132,7 @@ fn run(version: &mut Version) -> Result<Option<serde_json::Value>, Failure> {
     if let Some(peeked) = peek_version(&bytes) {
         *version = peeked;
     }
-    let env = Env::read(|name| std::env::var_os(name))?;
+    let env = Env::read(std::env::var_os)?;
     if env.command == Command::Version {
         return Ok(Some(cni::version_info()));
     }
@@ -161,10 +174,10 @@ fn run(version: &mut Version) -> Result<Option<serde_json::Value>, Failure> {
     // The journal gets the line a hook's failure gets.
     match result {
         Err(Failure::Run(err)) => {
-            let failed = Err(err);
+            let failed = Err(*err);
             inv.record(&ctx.state_dir, &failed);
             match failed {
-                Err(err) => Err(Failure::Run(err)),
+                Err(err) => Err(err.into()),
                 Ok(()) => Ok(None),
             }
         }
@@ -274,7 +287,12 @@ fn del(ctx: &Context, env: &Env, conf: &NetConf) -> Result<(), Failure> {
     if !ours {
         return Ok(());
     }
-    match ctx.block_on(macvlan::disconnect(&ctx.stores(), &records, id, &conf.network))? {
+    match ctx.block_on(macvlan::disconnect(
+        &ctx.stores(),
+        &records,
+        id,
+        &conf.network,
+    ))? {
         Ok(_released) => Ok(()),
         // Another DEL took it back meanwhile.
         Err(oci_macvlan_stores::Error::Core(macvlan::Error::NotConnected { .. })) => Ok(()),
@@ -289,7 +307,7 @@ fn status(conf: &NetConf, ctx: &Context) -> Result<(), Failure> {
         Ok(_) => Ok(()),
         Err(err) => Err(Failure::Unavailable {
             network: conf.network.clone(),
-            source: err.into(),
+            source: Box::new(err.into()),
         }),
     }
 }

@@ -14,6 +14,10 @@ use serde_json::{Value, json};
 
 const NET: &str = "lan77";
 
+/// A hostile invocation: its name, the environment it overrides, stdin, the CNI code it gets
+/// and what its message names.
+type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, String, u64, &'a str);
+
 fn target<'p>(id: &'p str, ns: &'p TestNetns, path: &'p std::path::Path) -> Target<'p> {
     let _ = ns;
     Target {
@@ -207,7 +211,7 @@ fn hostile_input_gets_the_specs_code_and_leaves_nothing() {
     };
     let huge = format!("{{\"x\":\"{}\"}}", "a".repeat(2 << 20));
     let long_id = "a".repeat(2000);
-    let cases: Vec<(&str, Vec<(&str, &str)>, String, u64, &str)> = vec![
+    let cases: Vec<Case<'_>> = vec![
         (
             "bad ifname",
             vec![("CNI_IFNAME", "eth%d")],

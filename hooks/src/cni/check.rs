@@ -19,12 +19,12 @@ pub(super) fn check(ctx: &Context, env: &Env, conf: &NetConf) -> Result<(), Fail
         reason: "missing: CHECK compares the attachment with ADD's result".into(),
     })?;
     let prev = PrevResult::parse(prev)?;
-    let (index, prev_link) = prev.container_interface(ifname).ok_or_else(|| {
-        cni::Error::InvalidConfig {
-            field: "prevResult",
-            reason: format!("no interface {ifname} in a sandbox"),
-        }
-    })?;
+    let (index, prev_link) =
+        prev.container_interface(ifname)
+            .ok_or_else(|| cni::Error::InvalidConfig {
+                field: "prevResult",
+                reason: format!("no interface {ifname} in a sandbox"),
+            })?;
     let records = Records::new(&ctx.state_dir);
     let record = records.read(id)?;
     let Some(endpoint) = record.as_ref().and_then(|r| {
@@ -37,24 +37,29 @@ pub(super) fn check(ctx: &Context, env: &Env, conf: &NetConf) -> Result<(), Fail
             conf.network
         )));
     };
-    let (link, addresses) = ctx.block_on(async {
-        let ns = Netns::open(netns).map_err(Error::HostNetlink)?;
-        let handle = Handle::open(&ns).map_err(Error::HostNetlink)?;
-        let Some(link) = handle.link_by_name(ifname).await.map_err(Error::HostNetlink)? else {
-            return Ok::<_, Error>(None);
-        };
-        let addresses = handle
-            .global_addresses(&link)
-            .await
-            .map_err(Error::HostNetlink)?;
-        Ok(Some((link, addresses)))
-    })??
-    .ok_or_else(|| {
-        Failure::Differs(format!(
-            "interface {ifname} is missing from {}",
-            netns.display()
-        ))
-    })?;
+    let (link, addresses) = ctx
+        .block_on(async {
+            let ns = Netns::open(netns).map_err(Error::HostNetlink)?;
+            let handle = Handle::open(&ns).map_err(Error::HostNetlink)?;
+            let Some(link) = handle
+                .link_by_name(ifname)
+                .await
+                .map_err(Error::HostNetlink)?
+            else {
+                return Ok::<_, Error>(None);
+            };
+            let addresses = handle
+                .global_addresses(&link)
+                .await
+                .map_err(Error::HostNetlink)?;
+            Ok(Some((link, addresses)))
+        })??
+        .ok_or_else(|| {
+            Failure::Differs(format!(
+                "interface {ifname} is missing from {}",
+                netns.display()
+            ))
+        })?;
     let mut problems = Vec::new();
     let kind = endpoint.kind.as_deref().unwrap_or("macvlan");
     if link.kind.as_deref() != Some(kind) {
