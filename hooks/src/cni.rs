@@ -311,3 +311,34 @@ fn status(conf: &NetConf, ctx: &Context) -> Result<(), Failure> {
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ips(list: &[&str]) -> Vec<IpAddr> {
+        list.iter().map(|ip| ip.parse().unwrap()).collect()
+    }
+
+    /// `IP=` and `runtimeConfig.ips` together: one address per family from either, the same
+    /// address from both once, two different ones of a family refused as an invalid config.
+    #[test]
+    fn cni_args_and_runtime_config_must_agree() {
+        let both = agree_ips(&ips(&["10.0.0.5", "fd00::5"]), &ips(&["10.0.0.5"])).unwrap();
+        assert_eq!(both, ips(&["10.0.0.5", "fd00::5"]));
+        assert_eq!(
+            agree_ips(&[], &ips(&["10.0.0.6"])).unwrap(),
+            ips(&["10.0.0.6"])
+        );
+        let err = agree_ips(&ips(&["10.0.0.5"]), &ips(&["10.0.0.6"])).unwrap_err();
+        assert_eq!(err.code(), code::INVALID_CONFIG, "{err}");
+        let a: MacAddr = "02:00:00:00:00:01".parse().unwrap();
+        let b: MacAddr = "02:00:00:00:00:02".parse().unwrap();
+        assert_eq!(agree_mac(Some(a), None).unwrap(), Some(a));
+        assert_eq!(agree_mac(Some(a), Some(a)).unwrap(), Some(a));
+        assert_eq!(
+            agree_mac(Some(a), Some(b)).unwrap_err().code(),
+            code::INVALID_CONFIG
+        );
+    }
+}

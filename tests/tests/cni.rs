@@ -397,3 +397,68 @@ fn hook_and_cni_containers_share_one_address_space() {
     );
     lan.assert_no_residue(&[NET], "hook and CNI");
 }
+
+/// STATUS (1.1.0): success while the network's definition can be read, code 50 when it
+/// cannot; a 1.0.0 config has no STATUS (code 1). GC is refused until it is done.
+#[privileged]
+fn status_says_whether_an_add_could_be_served() {
+    let lan = Lan::new();
+    lan.create_network(NET, &[]);
+    let ns = TestNetns::new("omt-cni-");
+    let path = ns.path();
+    let t = target("status", &ns, &path);
+    let cni = CniDriver::new(&lan, NET, "1.1.0");
+    assert_eq!(cni.exec("STATUS", t, "", &cni.config()), Ok(Value::Null));
+    let mut config = cni.config();
+    config["network"] = json!("nosuch");
+    let err = cni.exec("STATUS", t, "", &config).unwrap_err();
+    assert_eq!(err["code"], 50, "{err}");
+    let old = CniDriver::new(&lan, NET, "1.0.0");
+    let err = old.exec("STATUS", t, "", &old.config()).unwrap_err();
+    assert_eq!(err["code"], 1, "{err}");
+    let err = cni.exec("GC", t, "", &cni.config()).unwrap_err();
+    assert!(err["msg"].as_str().unwrap().contains("GC"), "{err}");
+    lan.assert_no_residue(&[NET], "status");
+}
+
+/// One pod on two networks (Multus's `eth0` and `net1`, one CNI_CONTAINERID): each DEL takes
+/// back its own interface and lease only; the other's CHECK still passes.
+#[privileged]
+fn del_releases_only_its_own_interface() {
+    let lan = Lan::new();
+    lan.create_network(NET, &[]);
+    lan.cli_ok(
+        &[
+            "network",
+            "create",
+            "--subnet",
+            "192.168.78.0/24",
+            "-o",
+            "parent=lan0",
+            "lan78",
+        ],
+        "",
+    );
+    let ns = TestNetns::new("omt-cni-");
+    let path = ns.path();
+    let eth0 = target("pod", &ns, &path);
+    let net1 = Target {
+        ifname: "net1",
+        ..eth0
+    };
+    let mut first = CniDriver::new(&lan, NET, "1.1.0");
+    let mut second = CniDriver::new(&lan, "lan78", "1.1.0");
+    first.add(eth0, "").unwrap();
+    second.add(net1, "").unwrap();
+    assert_eq!(ns.addresses("net1").len(), 1);
+    // The DEL of eth0's network for net1 (a wrong pairing) touches nothing.
+    first.exec("DEL", net1, "", &first.config()).unwrap();
+    assert!(ns.link("net1").is_some());
+    second.del(net1).unwrap();
+    assert!(ns.link("net1").is_none(), "DEL left net1");
+    assert_eq!(lan.leased("lan78"), 0);
+    assert_eq!(leases(&lan).len(), 1, "DEL of net1 took eth0's lease");
+    first.check(eth0).unwrap();
+    first.del(eth0).unwrap();
+    lan.assert_no_residue(&[NET, "lan78"], "two networks");
+}
