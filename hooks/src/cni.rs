@@ -8,6 +8,7 @@
 //! links are deleted by DEL, and `gc` judges it by that namespace.
 
 mod check;
+mod gc;
 
 use std::{
     io::{self, Write},
@@ -45,8 +46,8 @@ enum Failure {
         #[source]
         source: Box<Error>,
     },
-    #[error("{0} is not implemented by this plugin yet")]
-    NotImplemented(&'static str),
+    #[error("GC could not take back every stale attachment: {0}")]
+    Incomplete(String),
 }
 
 impl From<Error> for Failure {
@@ -68,7 +69,7 @@ impl Failure {
             Self::Cni(err) => err.code(),
             Self::Differs(_) => code::CHECK_FAILED,
             Self::Unavailable { .. } => code::NOT_AVAILABLE,
-            Self::NotImplemented(_) => code::FAILED,
+            Self::Incomplete(_) => code::FAILED,
             Self::Run(err) => run_code(err),
         }
     }
@@ -169,7 +170,11 @@ fn run(version: &mut Version) -> Result<Option<serde_json::Value>, Failure> {
         }
         Command::Check => check::check(&ctx, &env, &conf).map(|()| None),
         Command::Status => status(&conf, &ctx).map(|()| None),
-        Command::Gc | Command::Version => Err(Failure::NotImplemented(env.command.as_str())),
+        Command::Gc => {
+            inv.action = Some("gc");
+            gc::gc(&ctx, &conf).map(|()| None)
+        }
+        Command::Version => Ok(Some(cni::version_info())),
     };
     // The journal gets the line a hook's failure gets.
     match result {
@@ -223,6 +228,7 @@ fn add(ctx: &Context, env: &Env, conf: &NetConf) -> Result<serde_json::Value, Fa
         }],
         definitions: &networks,
         connect: true,
+        cni: true,
     };
     let records = Records::new(&ctx.state_dir);
     let endpoints = crate::hook::attach_now(ctx, &records, &request)?;

@@ -399,7 +399,8 @@ fn hook_and_cni_containers_share_one_address_space() {
 }
 
 /// STATUS (1.1.0): success while the network's definition can be read, code 50 when it
-/// cannot; a 1.0.0 config has no STATUS (code 1). GC is refused until it is done.
+/// cannot; a 1.0.0 config has no STATUS and no GC (code 1); GC without its list of valid
+/// attachments is refused (7), never taken for "none is valid".
 #[privileged]
 fn status_says_whether_an_add_could_be_served() {
     let lan = Lan::new();
@@ -416,8 +417,14 @@ fn status_says_whether_an_add_could_be_served() {
     let old = CniDriver::new(&lan, NET, "1.0.0");
     let err = old.exec("STATUS", t, "", &old.config()).unwrap_err();
     assert_eq!(err["code"], 1, "{err}");
+    let err = old.exec("GC", t, "", &old.config()).unwrap_err();
+    assert_eq!(err["code"], 1, "{err}");
     let err = cni.exec("GC", t, "", &cni.config()).unwrap_err();
-    assert!(err["msg"].as_str().unwrap().contains("GC"), "{err}");
+    assert_eq!(err["code"], 7, "{err}");
+    assert!(
+        err["msg"].as_str().unwrap().contains("valid-attachments"),
+        "{err}"
+    );
     lan.assert_no_residue(&[NET], "status");
 }
 
@@ -461,4 +468,64 @@ fn del_releases_only_its_own_interface() {
     first.check(eth0).unwrap();
     first.del(eth0).unwrap();
     lan.assert_no_residue(&[NET, "lan78"], "two networks");
+}
+
+/// GC (1.1.0) with a list of valid attachments: the CNI attachments of the network that are
+/// not listed go (their links and leases), the listed one stays (CHECK passes), a hook-attached
+/// container on the same network is never touched, `verify` is clean; GC again changes
+/// nothing. The legacy key `cni.dev/attachments` is read the same way.
+#[privileged]
+fn gc_leaves_exactly_the_valid_attachments_and_never_a_hooks() {
+    let lan = Lan::new();
+    lan.create_network(NET, &[]);
+    let process = ContainerProcess::start();
+    lan.cli_ok(
+        &["hook"],
+        &lan.pid_bundle(
+            "hooked",
+            &[("oci-macvlan.networks", NET)],
+            process.pid(),
+            "creating",
+        ),
+    );
+    let namespaces: Vec<TestNetns> = (0..3).map(|_| TestNetns::new("omt-cni-")).collect();
+    let paths: Vec<_> = namespaces.iter().map(TestNetns::path).collect();
+    let ids = ["keep", "stale1", "stale2"];
+    let mut cni = CniDriver::new(&lan, NET, "1.1.0");
+    for ((id, ns), path) in ids.iter().zip(&namespaces).zip(&paths) {
+        cni.add(target(id, ns, path), "").unwrap();
+    }
+    assert_eq!(leases(&lan).len(), 4);
+    for key in ["cni.dev/valid-attachments", "cni.dev/attachments"] {
+        let mut config = cni.config();
+        config[key] = json!([{"containerID": "keep", "ifname": "eth0"}]);
+        let env = [("CNI_COMMAND", "GC"), ("CNI_PATH", "/usr/lib/cni")];
+        let out = cni.exec_raw(&env, config.to_string().as_bytes());
+        assert_eq!(
+            oci_macvlan_tests::cni::parse_outcome(&out),
+            Ok(Value::Null),
+            "{key}"
+        );
+        let held: Vec<String> = leases(&lan).into_iter().map(|(id, _)| id).collect();
+        assert_eq!(held, ["hooked", "keep"], "{key}");
+        assert!(
+            namespaces[1].link("eth0").is_none(),
+            "{key}: GC left stale1's link"
+        );
+        assert!(
+            namespaces[2].link("eth0").is_none(),
+            "{key}: GC left stale2's link"
+        );
+        let verify = lan.cli(&["verify"], "");
+        assert_eq!(verify.code, 0, "{}{}", verify.stdout, verify.stderr);
+    }
+    cni.check(target("keep", &namespaces[0], &paths[0]))
+        .unwrap();
+    cni.del(target("keep", &namespaces[0], &paths[0])).unwrap();
+    process.kill();
+    lan.cli_ok(
+        &["hook"],
+        r#"{"ociVersion":"1.0.2","id":"hooked","status":"stopped"}"#,
+    );
+    lan.assert_no_residue(&[NET], "gc");
 }

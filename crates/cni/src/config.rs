@@ -36,6 +36,9 @@ pub struct NetConf {
     pub mac: Option<MacAddr>,
     /// `prevResult`, as the runtime gave it (see [`crate::PrevResult`]).
     pub prev_result: Option<Value>,
+    /// GC's `cni.dev/valid-attachments` (or the legacy `cni.dev/attachments` libcni sends):
+    /// the `(containerID, ifname)` pairs to keep.
+    pub valid_attachments: Option<Vec<(String, String)>>,
 }
 
 #[derive(Deserialize)]
@@ -51,6 +54,17 @@ struct Raw {
     #[serde(default)]
     runtime_config: RuntimeConfig,
     prev_result: Option<Value>,
+    #[serde(rename = "cni.dev/valid-attachments")]
+    valid_attachments: Option<Vec<RawAttachment>>,
+    #[serde(rename = "cni.dev/attachments")]
+    legacy_attachments: Option<Vec<RawAttachment>>,
+}
+
+#[derive(Deserialize)]
+struct RawAttachment {
+    #[serde(rename = "containerID")]
+    container_id: String,
+    ifname: String,
 }
 
 #[derive(Default, Deserialize)]
@@ -148,6 +162,14 @@ impl NetConf {
             ips,
             mac,
             prev_result: raw.prev_result,
+            valid_attachments: raw
+                .valid_attachments
+                .or(raw.legacy_attachments)
+                .map(|list| {
+                    list.into_iter()
+                        .map(|a| (a.container_id, a.ifname))
+                        .collect()
+                }),
         })
     }
 
@@ -288,6 +310,19 @@ mod tests {
         }
         let err = NetConf::parse(b"{").unwrap_err();
         assert_eq!(err.code(), code::DECODE);
+    }
+
+    #[test]
+    fn gc_reads_the_valid_attachments_or_the_legacy_key() {
+        let list = json!([{"containerID": "c1", "ifname": "eth0"}]);
+        for key in ["cni.dev/valid-attachments", "cni.dev/attachments"] {
+            let c = conf(with(key, list.clone())).unwrap();
+            assert_eq!(
+                c.valid_attachments,
+                Some(vec![("c1".into(), "eth0".into())])
+            );
+        }
+        assert_eq!(conf(base()).unwrap().valid_attachments, None);
     }
 
     #[test]
