@@ -155,6 +155,35 @@ impl<'a> CniDriver<'a> {
     }
 }
 
+/// `ifname` `eth0` of container `id` in the namespace at `netns`.
+pub fn target<'p>(id: &'p str, netns: &'p Path) -> Target<'p> {
+    Target {
+        id,
+        netns: Some(netns),
+        ifname: "eth0",
+    }
+}
+
+/// The `(container id, IPv4 address)` pairs `inspect` lists on `network`, sorted.
+pub fn leases(lan: &Lan, network: &str) -> Vec<(String, String)> {
+    let inspect = lan.inspect(network);
+    let mut out: Vec<(String, String)> = inspect[0]["Containers"]
+        .as_object()
+        .map(|c| {
+            c.values()
+                .map(|e| {
+                    (
+                        e["Name"].as_str().unwrap_or_default().to_owned(),
+                        e["IPv4Address"].as_str().unwrap_or_default().to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
 /// Stdout as CNI defines it: a result (or nothing) on success; on failure an error with
 /// `cniVersion`, a numeric `code` and a `msg`, and the same line on stderr.
 pub fn parse_outcome(out: &Outcome) -> Result<Value, Value> {

@@ -7,7 +7,7 @@
 
 use oci_macvlan_tests::{
     ContainerProcess, Lan, TestNetns,
-    cni::{CniDriver, Target},
+    cni::{CniDriver, Target, leases, target},
     privileged,
 };
 use serde_json::{Value, json};
@@ -18,39 +18,10 @@ const NET: &str = "lan77";
 /// and what its message names.
 type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, String, u64, &'a str);
 
-fn target<'p>(id: &'p str, ns: &'p TestNetns, path: &'p std::path::Path) -> Target<'p> {
-    let _ = ns;
-    Target {
-        id,
-        netns: Some(path),
-        ifname: "eth0",
-    }
-}
-
-/// The container ids `inspect` lists on the network, sorted, with their IPv4 addresses.
-fn leases(lan: &Lan) -> Vec<(String, String)> {
-    let inspect = lan.inspect(NET);
-    let mut out: Vec<(String, String)> = inspect[0]["Containers"]
-        .as_object()
-        .map(|c| {
-            c.values()
-                .map(|e| {
-                    (
-                        e["Name"].as_str().unwrap_or_default().to_owned(),
-                        e["IPv4Address"].as_str().unwrap_or_default().to_owned(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    out.sort();
-    out
-}
-
 /// ADD, CHECK, DEL in each version that has CHECK: the result is in the config's shape and is
 /// what the kernel shows (`ip -j` in the namespace), the lease is in `inspect`, CHECK passes,
-/// DEL takes the link and the lease back, a second DEL succeeds, nothing is left. In 0.3.1,
-/// CHECK is refused with code 1 and the rest works.
+/// DEL takes the link and the lease back, a second DEL succeeds, nothing is left, the journal
+/// has a line for each. In 0.3.x, CHECK is refused with code 1 and the rest works.
 #[privileged]
 fn add_check_del_round_trip_in_every_version() {
     let lan = Lan::new();
@@ -59,7 +30,7 @@ fn add_check_del_round_trip_in_every_version() {
         let ns = TestNetns::new("omt-cni-");
         let path = ns.path();
         let id = format!("cni-{}", version.replace('.', "-"));
-        let t = target(&id, &ns, &path);
+        let t = target(&id, &path);
         let mut cni = CniDriver::new(&lan, NET, version);
         let result = cni.add(t, "").unwrap();
         let link = ns.link("eth0").expect("ADD made eth0");
@@ -85,7 +56,7 @@ fn add_check_del_round_trip_in_every_version() {
         );
         let leased = address.split('/').next().unwrap();
         assert_eq!(
-            leases(&lan),
+            leases(&lan, NET),
             [(id.clone(), format!("{leased}/24"))],
             "{version}"
         );
@@ -100,6 +71,25 @@ fn add_check_del_round_trip_in_every_version() {
         assert!(ns.link("eth0").is_none(), "{version}: DEL left eth0");
         cni.del(t).unwrap();
         lan.assert_no_residue(&[NET], version);
+    }
+    // The journal has a line per ADD and DEL, as for a hook.
+    let journal = lan.journal();
+    for (stage, action) in [("cni:ADD", "attach"), ("cni:DEL", "detach")] {
+        let lines: Vec<&Value> = journal.iter().filter(|l| l["stage"] == stage).collect();
+        assert_eq!(
+            lines.len(),
+            if stage == "cni:ADD" { 5 } else { 10 },
+            "{journal:?}"
+        );
+        assert!(
+            lines
+                .iter()
+                .all(|l| l["outcome"] == "ok" && l["action"] == action)
+        );
+        assert!(
+            lines.iter().any(|l| l["container"] == "cni-1-1-0"),
+            "{lines:?}"
+        );
     }
     let info = CniDriver::new(&lan, NET, "1.0.0").version_info();
     assert_eq!(
@@ -118,8 +108,8 @@ fn del_after_the_namespace_is_gone_releases_everything() {
         let ns = TestNetns::new("omt-cni-");
         let path = ns.path();
         let mut cni = CniDriver::new(&lan, NET, "1.1.0");
-        cni.add(target("gone", &ns, &path), "").unwrap();
-        assert_eq!(leases(&lan).len(), 1);
+        cni.add(target("gone", &path), "").unwrap();
+        assert_eq!(leases(&lan, NET).len(), 1);
         drop(ns);
         let t = Target {
             id: "gone",
@@ -140,7 +130,7 @@ fn check_names_what_someone_changed() {
     lan.create_network(NET, &[]);
     let ns = TestNetns::new("omt-cni-");
     let path = ns.path();
-    let t = target("changed", &ns, &path);
+    let t = target("changed", &path);
     let mut cni = CniDriver::new(&lan, NET, "1.0.0");
     cni.add(t, "").unwrap();
     cni.check(t).unwrap();
@@ -169,7 +159,7 @@ fn static_addresses_from_cni_args_and_runtime_config() {
     let ns = TestNetns::new("omt-cni-");
     let path = ns.path();
     let mut cni = CniDriver::new(&lan, NET, "1.0.0");
-    let t = target("static", &ns, &path);
+    let t = target("static", &path);
     let result = cni
         .add(
             t,
@@ -339,6 +329,17 @@ fn hostile_input_gets_the_specs_code_and_leaves_nothing() {
         );
         lan.assert_no_residue(&[NET], case);
     }
+    // What failed in the core (not the protocol's own refusals) has the journal's error line.
+    let errors: Vec<Value> = lan
+        .journal()
+        .into_iter()
+        .filter(|l| l["stage"] == "cni:ADD" && l["outcome"] == "error")
+        .collect();
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(
+        errors[0]["error"].as_str().unwrap().contains("nosuch"),
+        "{errors:?}"
+    );
     // An interface of that name is there already: refused, and it is left as it was.
     ns.ip(&[
         "link", "add", "eth0", "type", "veth", "peer", "name", "eth0p",
@@ -346,7 +347,7 @@ fn hostile_input_gets_the_specs_code_and_leaves_nothing() {
     let before = ns.link("eth0").unwrap()["address"].clone();
     let mut cni = CniDriver::new(&lan, NET, "1.1.0");
     let ns_path = ns.path();
-    let t = target("exists", &ns, &ns_path);
+    let t = target("exists", &ns_path);
     let err = cni.add(t, "").unwrap_err();
     assert!(err["msg"].as_str().unwrap().contains("eth0"), "{err}");
     let link = ns.link("eth0").unwrap();
@@ -379,53 +380,23 @@ fn hook_and_cni_containers_share_one_address_space() {
     );
     let ns = TestNetns::new("omt-cni-");
     let path = ns.path();
-    let t = target("cnied", &ns, &path);
+    let t = target("cnied", &path);
     let mut cni = CniDriver::new(&lan, NET, "1.1.0");
     cni.add(t, "").unwrap();
-    let held = leases(&lan);
+    let held = leases(&lan, NET);
     assert_eq!(held.len(), 2, "{held:?}");
     assert_ne!(held[0].1, held[1].1, "one address twice: {held:?}");
     let verify = lan.cli(&["verify"], "");
     assert_eq!(verify.code, 0, "{}{}", verify.stdout, verify.stderr);
     cni.check(t).unwrap();
     cni.del(t).unwrap();
-    assert_eq!(leases(&lan).len(), 1, "DEL took the hook's lease");
+    assert_eq!(leases(&lan, NET).len(), 1, "DEL took the hook's lease");
     process.kill();
     lan.cli_ok(
         &["hook"],
         r#"{"ociVersion":"1.0.2","id":"hooked","status":"stopped"}"#,
     );
     lan.assert_no_residue(&[NET], "hook and CNI");
-}
-
-/// STATUS (1.1.0): success while the network's definition can be read, code 50 when it
-/// cannot; a 1.0.0 config has no STATUS and no GC (code 1); GC without its list of valid
-/// attachments is refused (7), never taken for "none is valid".
-#[privileged]
-fn status_says_whether_an_add_could_be_served() {
-    let lan = Lan::new();
-    lan.create_network(NET, &[]);
-    let ns = TestNetns::new("omt-cni-");
-    let path = ns.path();
-    let t = target("status", &ns, &path);
-    let cni = CniDriver::new(&lan, NET, "1.1.0");
-    assert_eq!(cni.exec("STATUS", t, "", &cni.config()), Ok(Value::Null));
-    let mut config = cni.config();
-    config["network"] = json!("nosuch");
-    let err = cni.exec("STATUS", t, "", &config).unwrap_err();
-    assert_eq!(err["code"], 50, "{err}");
-    let old = CniDriver::new(&lan, NET, "1.0.0");
-    let err = old.exec("STATUS", t, "", &old.config()).unwrap_err();
-    assert_eq!(err["code"], 1, "{err}");
-    let err = old.exec("GC", t, "", &old.config()).unwrap_err();
-    assert_eq!(err["code"], 1, "{err}");
-    let err = cni.exec("GC", t, "", &cni.config()).unwrap_err();
-    assert_eq!(err["code"], 7, "{err}");
-    assert!(
-        err["msg"].as_str().unwrap().contains("valid-attachments"),
-        "{err}"
-    );
-    lan.assert_no_residue(&[NET], "status");
 }
 
 /// One pod on two networks (Multus's `eth0` and `net1`, one CNI_CONTAINERID): each DEL takes
@@ -448,7 +419,7 @@ fn del_releases_only_its_own_interface() {
     );
     let ns = TestNetns::new("omt-cni-");
     let path = ns.path();
-    let eth0 = target("pod", &ns, &path);
+    let eth0 = target("pod", &path);
     let net1 = Target {
         ifname: "net1",
         ..eth0
@@ -464,68 +435,8 @@ fn del_releases_only_its_own_interface() {
     second.del(net1).unwrap();
     assert!(ns.link("net1").is_none(), "DEL left net1");
     assert_eq!(lan.leased("lan78"), 0);
-    assert_eq!(leases(&lan).len(), 1, "DEL of net1 took eth0's lease");
+    assert_eq!(leases(&lan, NET).len(), 1, "DEL of net1 took eth0's lease");
     first.check(eth0).unwrap();
     first.del(eth0).unwrap();
     lan.assert_no_residue(&[NET, "lan78"], "two networks");
-}
-
-/// GC (1.1.0) with a list of valid attachments: the CNI attachments of the network that are
-/// not listed go (their links and leases), the listed one stays (CHECK passes), a hook-attached
-/// container on the same network is never touched, `verify` is clean; GC again changes
-/// nothing. The legacy key `cni.dev/attachments` is read the same way.
-#[privileged]
-fn gc_leaves_exactly_the_valid_attachments_and_never_a_hooks() {
-    let lan = Lan::new();
-    lan.create_network(NET, &[]);
-    let process = ContainerProcess::start();
-    lan.cli_ok(
-        &["hook"],
-        &lan.pid_bundle(
-            "hooked",
-            &[("oci-macvlan.networks", NET)],
-            process.pid(),
-            "creating",
-        ),
-    );
-    let namespaces: Vec<TestNetns> = (0..3).map(|_| TestNetns::new("omt-cni-")).collect();
-    let paths: Vec<_> = namespaces.iter().map(TestNetns::path).collect();
-    let ids = ["keep", "stale1", "stale2"];
-    let mut cni = CniDriver::new(&lan, NET, "1.1.0");
-    for ((id, ns), path) in ids.iter().zip(&namespaces).zip(&paths) {
-        cni.add(target(id, ns, path), "").unwrap();
-    }
-    assert_eq!(leases(&lan).len(), 4);
-    for key in ["cni.dev/valid-attachments", "cni.dev/attachments"] {
-        let mut config = cni.config();
-        config[key] = json!([{"containerID": "keep", "ifname": "eth0"}]);
-        let env = [("CNI_COMMAND", "GC"), ("CNI_PATH", "/usr/lib/cni")];
-        let out = cni.exec_raw(&env, config.to_string().as_bytes());
-        assert_eq!(
-            oci_macvlan_tests::cni::parse_outcome(&out),
-            Ok(Value::Null),
-            "{key}"
-        );
-        let held: Vec<String> = leases(&lan).into_iter().map(|(id, _)| id).collect();
-        assert_eq!(held, ["hooked", "keep"], "{key}");
-        assert!(
-            namespaces[1].link("eth0").is_none(),
-            "{key}: GC left stale1's link"
-        );
-        assert!(
-            namespaces[2].link("eth0").is_none(),
-            "{key}: GC left stale2's link"
-        );
-        let verify = lan.cli(&["verify"], "");
-        assert_eq!(verify.code, 0, "{}{}", verify.stdout, verify.stderr);
-    }
-    cni.check(target("keep", &namespaces[0], &paths[0]))
-        .unwrap();
-    cni.del(target("keep", &namespaces[0], &paths[0])).unwrap();
-    process.kill();
-    lan.cli_ok(
-        &["hook"],
-        r#"{"ociVersion":"1.0.2","id":"hooked","status":"stopped"}"#,
-    );
-    lan.assert_no_residue(&[NET], "gc");
 }
