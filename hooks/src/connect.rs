@@ -77,6 +77,7 @@ pub fn connect(
         }],
         definitions: networks,
         connect: true,
+        cni: false,
     };
     let endpoints = crate::hook::attach_now(ctx, &records, &request)?;
     for ep in endpoints {

@@ -110,6 +110,7 @@ fn attach(ctx: &Context, state: &State, id: &ContainerId, inv: &mut Invocation) 
             .collect(),
         definitions: &networks,
         connect: false,
+        cni: false,
     };
     let records = Records::new(&ctx.state_dir);
     let endpoints = attach_now(ctx, &records, &request)?;

@@ -8,6 +8,7 @@ use std::{future::Future, path::PathBuf, process::ExitCode};
 mod annotations;
 mod bundle;
 mod cli;
+mod cni;
 mod connect;
 mod doctor;
 mod error;
@@ -72,6 +73,10 @@ fn main() -> ExitCode {
     // Every file and dir is made with a fixed mode, whatever umask the runtime or the operator
     // left (files.rs sets the exact modes; this keeps LMDB's files from being group-writable).
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
+    // A runtime runs a CNI plugin with CNI_COMMAND set and no arguments.
+    if std::env::var_os("CNI_COMMAND").is_some() && std::env::args_os().len() == 1 {
+        return cni::main();
+    }
     let cli = match Cli::from_env() {
         Ok(cli) => cli,
         Err(err) => {

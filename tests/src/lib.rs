@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
+pub mod cni;
 mod driver;
 mod etcd;
 pub mod etcd_network;

@@ -135,6 +135,8 @@ fn the_package_installs_works_with_podman_unaided_and_purges_clean() {
         "/usr/share/zsh/vendor-completions/_oci-macvlan",
         "/usr/share/fish/vendor_completions.d/oci-macvlan.fish",
         "/usr/lib/systemd/system/oci-macvlan-gc.timer",
+        // The CNI plugin: a link to the binary.
+        "/usr/lib/cni/oci-macvlan",
     ] {
         assert!(files.iter().any(|f| f == expected), "{expected}: {files:?}");
     }

@@ -168,6 +168,7 @@ mod tests {
                     store: None,
                 })
                 .collect(),
+            cni: false,
         }
     }
 

@@ -34,6 +34,9 @@ pub struct Plan<'a> {
     pub netns: Option<PathBuf>,
     /// One per network, in the order of the request.
     pub networks: Vec<PlannedNetwork<'a>>,
+    /// Attached through the CNI plugin (see [`crate::Record::cni`]).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub cni: bool,
 }
 
 /// What one network gives the container.
@@ -179,6 +182,7 @@ pub fn plan<'a>(req: &AttachRequest<'a>) -> Result<Plan<'a>> {
         container_id: req.container_id.clone(),
         netns: req.persistent_netns.then(|| req.netns.to_path_buf()),
         networks,
+        cni: req.cni,
     })
 }
 
@@ -219,6 +223,7 @@ impl Plan<'_> {
             netns: self.netns.clone(),
             liveness: None,
             endpoints: self.networks.iter().map(PlannedNetwork::recorded).collect(),
+            cni: self.cni,
         }
     }
 }

@@ -38,6 +38,10 @@ pub struct Record {
     pub liveness: Option<Liveness>,
     /// The container's endpoints, one per network it is on.
     pub endpoints: Vec<RecordedEndpoint>,
+    /// Attached through the CNI plugin: the plugin's GC judges this container, and never one a
+    /// hook attached. Records written before it was kept load as not attached through CNI.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cni: bool,
 }
 
 /// One endpoint of a container, as its record keeps it: what detach and gc need
@@ -314,6 +318,7 @@ pub(crate) mod tests {
             netns: None,
             liveness: None,
             endpoints: Vec::new(),
+            cni: false,
         }
     }
 

@@ -43,4 +43,7 @@ pub struct AttachRequest<'a> {
     /// on the record under the same interface is this very attach run again, and returns the
     /// same endpoints.
     pub connect: bool,
+    /// Attached through the CNI plugin: recorded ([`crate::Record::cni`]), so that the
+    /// plugin's GC judges this container and never one a hook attached.
+    pub cni: bool,
 }

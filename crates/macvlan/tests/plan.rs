@@ -55,6 +55,7 @@ fn request<'a>(attachments: Vec<Attachment<'a>>, netns: &'a Path) -> AttachReque
         attachments,
         definitions: &DEFINITIONS,
         connect: false,
+        cni: false,
     }
 }
 

@@ -169,6 +169,7 @@ mod tests {
             }],
             definitions,
             connect: false,
+            cni: false,
         }
     }
 

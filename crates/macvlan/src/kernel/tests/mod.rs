@@ -142,6 +142,7 @@ fn request<'a>(
             .collect(),
         definitions,
         connect: false,
+        cni: false,
     }
 }
 
