@@ -284,11 +284,14 @@ fn del(ctx: &Context, env: &Env, conf: &NetConf) -> Result<(), Failure> {
     let id = env.container_id()?;
     let ifname = env.ifname()?;
     let records = Records::new(&ctx.state_dir);
+    // Only an attachment this plugin made: a hook-attached container of the same id (its
+    // record not marked `cni`) is the hook's to take back, at its poststop or by `gc`.
     let ours = records.read(id)?.is_some_and(|record| {
-        record
-            .endpoints
-            .iter()
-            .any(|e| e.network == conf.network && e.ifname == ifname)
+        record.cni
+            && record
+                .endpoints
+                .iter()
+                .any(|e| e.network == conf.network && e.ifname == ifname)
     });
     if !ours {
         return Ok(());

@@ -1,6 +1,6 @@
 //! Privileged tier: the CNI plugin's 1.1.0 commands, driven as libcni drives them
-//! (tests/src/cni.rs): STATUS, and GC leaving exactly the valid attachments and never a
-//! hook-attached container.
+//! (tests/src/cni.rs): STATUS, GC leaving exactly the valid attachments and never a
+//! hook-attached container, and DEL never taking back a hook-attached container either.
 
 #![allow(clippy::unwrap_used)]
 
@@ -100,4 +100,50 @@ fn gc_leaves_exactly_the_valid_attachments_and_never_a_hooks() {
         r#"{"ociVersion":"1.0.2","id":"hooked","status":"stopped"}"#,
     );
     lan.assert_no_residue(&[NET], "gc");
+}
+
+/// A DEL naming a hook-attached container (same id, network and interface) succeeds, as a DEL
+/// of something absent does, and takes nothing of it: its link and lease stay, for its own
+/// poststop.
+#[privileged]
+fn del_never_takes_back_a_hook_attached_container() {
+    let lan = Lan::new();
+    lan.create_network(NET, &[]);
+    let process = ContainerProcess::start();
+    lan.cli_ok(
+        &["hook"],
+        &lan.pid_bundle(
+            "hooked",
+            &[("oci-macvlan.networks", NET)],
+            process.pid(),
+            "creating",
+        ),
+    );
+    let netns = std::path::PathBuf::from(format!("/proc/{}/ns/net", process.pid()));
+    let mut cni = CniDriver::new(&lan, NET, "1.1.0");
+    cni.del(target("hooked", &netns)).unwrap();
+    assert_eq!(leases(&lan, NET).len(), 1, "DEL took the hook's lease");
+    let links = oci_macvlan_tests::run_ok(
+        "nsenter",
+        &[
+            "-t",
+            &process.pid().to_string(),
+            "-n",
+            "ip",
+            "-j",
+            "link",
+            "show",
+            "eth0",
+        ],
+    );
+    assert!(
+        links.contains("\"eth0\""),
+        "DEL deleted the hook's link: {links}"
+    );
+    process.kill();
+    lan.cli_ok(
+        &["hook"],
+        r#"{"ociVersion":"1.0.2","id":"hooked","status":"stopped"}"#,
+    );
+    lan.assert_no_residue(&[NET], "a DEL of a hook container");
 }
