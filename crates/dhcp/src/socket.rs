@@ -13,11 +13,10 @@ use std::{
 };
 
 use nix::{
-    libc,
     poll::{PollFd, PollFlags, PollTimeout, poll},
     sys::socket::{
-        AddressFamily, LinkAddr, MsgFlags, SockFlag, SockType, SockaddrIn, SockaddrLike, bind,
-        recvfrom, send, setsockopt, socket, sockopt,
+        AddressFamily, LinkAddr, MsgFlags, SockFlag, SockType, SockaddrIn, bind, recvfrom, send,
+        setsockopt, socket, sockopt,
     },
 };
 
@@ -58,30 +57,7 @@ impl PacketLink {
     /// Opens and binds the sockets; `leased`, the address the client holds, if any (its
     /// unicasts go from it).
     pub fn open(link: &OnLink, leased: Option<Ipv4Addr>) -> io::Result<Self> {
-        let fd = socket(
-            AddressFamily::Packet,
-            SockType::Raw,
-            SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
-            None,
-        )?;
-        let sll = libc::sockaddr_ll {
-            sll_family: libc::AF_PACKET as u16,
-            sll_protocol: ETH_P_IP.to_be(),
-            sll_ifindex: i32::try_from(link.index)
-                .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?,
-            sll_hatype: 0,
-            sll_pkttype: 0,
-            sll_halen: 0,
-            sll_addr: [0; 8],
-        };
-        let len = size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-        // nix has no safe constructor of a `sockaddr_ll`.
-        #[allow(unsafe_code)]
-        // SAFETY: `sll` is a whole, initialised `sockaddr_ll` that lives across the call, and
-        // `len` is its size: `from_raw` reads exactly those bytes, once, and copies them.
-        let addr = unsafe { LinkAddr::from_raw((&raw const sll).cast(), Some(len)) }
-            .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
-        bind(fd.as_raw_fd(), &addr)?;
+        let fd = oci_macvlan_netlink_core::packet_socket(link.index, ETH_P_IP)?;
         let udp = leased.map(|from| udp_on(link, from)).transpose()?;
         Ok(Self {
             fd,

@@ -35,4 +35,4 @@ pub use neigh::{Neighbour, holds_address};
 pub use netns::{Netns, NetnsId, Sysctl, file_kind};
 pub use nexthop::{Nexthop, gateways_of, nexthops};
 pub use nix::errno::Errno;
-pub use probe::{Answer, PROBE_WAIT, probe};
+pub use probe::{Answer, PROBE_WAIT, packet_socket, probe};

@@ -208,6 +208,38 @@ pub fn na_answer(frame: &[u8], own: MacAddr, target: Ipv6Addr) -> Option<Answer>
     })
 }
 
+/// A raw `AF_PACKET` socket (close-on-exec, non-blocking) bound to the link of `index` and to
+/// `protocol` (an ethertype, host order), in the caller's namespace: what the address-conflict
+/// probe and a DHCP client send whole frames through and receive them from.
+pub fn packet_socket(index: u32, protocol: u16) -> io::Result<OwnedFd> {
+    // Protocol 0: nothing is received until the bind names the link and the protocol.
+    let fd = socket(
+        AddressFamily::Packet,
+        SockType::Raw,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        None,
+    )?;
+    let sll = libc::sockaddr_ll {
+        sll_family: libc::AF_PACKET as u16,
+        sll_protocol: protocol.to_be(),
+        sll_ifindex: i32::try_from(index)
+            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?,
+        sll_hatype: 0,
+        sll_pkttype: 0,
+        sll_halen: 0,
+        sll_addr: [0; 8],
+    };
+    let len = size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+    // nix has no safe constructor of a `sockaddr_ll`.
+    #[allow(unsafe_code)]
+    // SAFETY: `sll` is a whole, initialised `sockaddr_ll` that lives across the call, and
+    // `len` is its size: `from_raw` reads exactly those bytes, once, and copies them.
+    let addr = unsafe { LinkAddr::from_raw((&raw const sll).cast(), Some(len)) }
+        .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+    bind(fd.as_raw_fd(), &addr)?;
+    Ok(fd)
+}
+
 /// A packet socket bound to one link and one protocol.
 struct PacketSocket {
     fd: OwnedFd,
@@ -215,32 +247,9 @@ struct PacketSocket {
 
 impl PacketSocket {
     fn open(link: &Link, protocol: u16) -> io::Result<Self> {
-        // Protocol 0: nothing is received until the bind names the link and the protocol.
-        let fd = socket(
-            AddressFamily::Packet,
-            SockType::Raw,
-            SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
-            None,
-        )?;
-        let sll = libc::sockaddr_ll {
-            sll_family: libc::AF_PACKET as u16,
-            sll_protocol: protocol.to_be(),
-            sll_ifindex: i32::try_from(link.index)
-                .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?,
-            sll_hatype: 0,
-            sll_pkttype: 0,
-            sll_halen: 0,
-            sll_addr: [0; 8],
-        };
-        let len = size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-        // nix has no safe constructor of a `sockaddr_ll`.
-        #[allow(unsafe_code)]
-        // SAFETY: `sll` is a whole, initialised `sockaddr_ll` that lives across the call, and
-        // `len` is its size: `from_raw` reads exactly those bytes, once, and copies them.
-        let addr = unsafe { LinkAddr::from_raw((&raw const sll).cast(), Some(len)) }
-            .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
-        bind(fd.as_raw_fd(), &addr)?;
-        Ok(Self { fd })
+        Ok(Self {
+            fd: packet_socket(link.index, protocol)?,
+        })
     }
 
     fn send(&self, frame: &[u8]) -> io::Result<()> {
