@@ -71,9 +71,35 @@ pub struct Answer {
     pub t2: Option<Duration>,
 }
 
-/// The raw options of `bytes`, walked with every length checked: how many there are, and
-/// option 121's data (its parts concatenated, RFC 3396).
-fn scan(bytes: &[u8]) -> Result<Vec<u8>, Refused> {
+/// What an option the client reads may hold: the exact length, or the unit its length is a
+/// multiple of (then at least one unit, and at most one option's worth: 255 bytes).
+#[derive(Clone, Copy)]
+enum Shape {
+    Exactly(usize),
+    Units(usize),
+}
+
+/// The options the client reads, with their shapes. Every other option is dropped before the
+/// message reaches the decoder: an option the client never uses cannot refuse, confuse or (with
+/// a length the decoder assumes, as dhcproto's debug assertions do) crash it.
+fn shape(code: u8) -> Option<Shape> {
+    Some(match code {
+        // Subnet mask, lease time, server identifier, T1, T2.
+        1 | 51 | 54 | 58 | 59 => Shape::Exactly(4),
+        // Message type.
+        53 => Shape::Exactly(1),
+        // Router, name servers.
+        3 | 6 => Shape::Units(4),
+        // Domain name, client identifier.
+        15 | 61 => Shape::Units(1),
+        _ => return None,
+    })
+}
+
+/// The options of `bytes` walked with every length checked (parts of one option concatenated,
+/// RFC 3396), and what is kept of them: the message rebuilt with only the options the client
+/// reads, each checked against its shape, and option 121's raw data (decoded by [`routes`]).
+fn scan(bytes: &[u8]) -> Result<(Vec<u8>, Vec<u8>), Refused> {
     if bytes.len() > MAX_MESSAGE {
         return Err(Refused::TooLarge {
             len: bytes.len(),
@@ -85,6 +111,7 @@ fn scan(bytes: &[u8]) -> Result<Vec<u8>, Refused> {
     }
     let mut rest = &bytes[HEADER..];
     let mut count = 0;
+    let mut kept: Vec<(u8, Vec<u8>)> = Vec::new();
     let mut routes = Vec::new();
     while let Some((&code, tail)) = rest.split_first() {
         match code {
@@ -108,12 +135,35 @@ fn scan(bytes: &[u8]) -> Result<Vec<u8>, Refused> {
                 }
                 if code == 121 {
                     routes.extend_from_slice(data);
+                } else if shape(code).is_some() {
+                    match kept.iter_mut().find(|(c, _)| *c == code) {
+                        Some((_, whole)) => whole.extend_from_slice(data),
+                        None => kept.push((code, data.to_vec())),
+                    }
                 }
                 rest = &tail[usize::from(len)..];
             }
         }
     }
-    Ok(routes)
+    let mut clean = bytes[..HEADER].to_vec();
+    for (code, data) in kept {
+        let fits = match shape(code) {
+            Some(Shape::Exactly(n)) => data.len() == n,
+            Some(Shape::Units(n)) => !data.is_empty() && data.len() % n == 0 && data.len() <= 255,
+            None => false,
+        };
+        if !fits {
+            return Err(Refused::Malformed(format!(
+                "option {code} has {} bytes",
+                data.len()
+            )));
+        }
+        clean.push(code);
+        clean.push(data.len() as u8);
+        clean.extend_from_slice(&data);
+    }
+    clean.push(255);
+    Ok((clean, routes))
 }
 
 /// The mask's prefix length, if its ones are contiguous.
@@ -151,8 +201,8 @@ fn host_address(address: Ipv4Addr, prefix: u8) -> Result<(), Refused> {
 
 /// Decodes and checks `bytes`, a DHCP message (the UDP payload), against `expect`.
 pub fn check(bytes: &[u8], expect: &Expect<'_>) -> Result<Answer, Refused> {
-    let raw_routes = scan(bytes)?;
-    let msg = v4::Message::from_bytes(bytes).map_err(|e| Refused::Malformed(e.to_string()))?;
+    let (clean, raw_routes) = scan(bytes)?;
+    let msg = v4::Message::from_bytes(&clean).map_err(|e| Refused::Malformed(e.to_string()))?;
     if msg.opcode() != v4::Opcode::BootReply {
         return Err(Refused::NotReply(u8::from(msg.opcode())));
     }
