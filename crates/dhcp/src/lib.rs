@@ -15,6 +15,8 @@
 //!   frames over an `AF_PACKET` socket with the link's own MAC as source, and [`exchange`]
 //!   drives the machine over it under one deadline (`dhcp_timeout`, [`DEFAULT_TIMEOUT`]).
 //!
+//! [`v6`] is the DHCPv6 client (RFC 8415, IA_NA) on the same identity.
+//!
 //! Nothing here knows about containers, stores or netlink: the caller applies the lease.
 
 #![warn(missing_docs)]
@@ -31,6 +33,7 @@ pub mod machine;
 pub mod message;
 pub mod routes;
 pub mod socket;
+pub mod v6;
 
 pub use answer::{Answer, Expect};
 pub use error::{Error, Refused, Result};

@@ -1,0 +1,709 @@
+//! The DHCPv6 client's states (RFC 8415, 18) for one IA_NA as a pure machine, like the v4 one:
+//! it is given "the time is now" ([`Client::tick`]) and "this message came"
+//! ([`Client::receive`]), and answers with a [`Step`]. It opens no socket and reads no clock,
+//! so a renewer can be killed and another started from the stored [`Lease`]
+//! ([`Client::resume`]).
+//!
+//! Retransmission is RFC 8415's (15): each wait twice the last, ±10 %, capped (MRT), with a
+//! count (MRC) or a duration (MRD: T2 for RENEW, the lease's end for REBIND) as a bound.
+//!
+//! No rapid commit (RFC 8415, 18.2.1, 21.14): a SOLICIT with it lets every server on the LAN
+//! that answers commit an address, and those the client does not take stay held until they
+//! expire — on a LAN that is the user's, with a router and perhaps a second server, that is a
+//! leak of their addresses for a saving of one round trip. The four-message exchange also
+//! checks an ADVERTISE before any server commits anything. A REPLY to a SOLICIT is refused.
+
+use std::{
+    net::Ipv6Addr,
+    time::{Duration, SystemTime},
+};
+
+use crate::{
+    ClientId,
+    v6::{
+        Lease, Refused, Result,
+        answer::{self, Answer, Expect, IaAddress, Status},
+        message::{self, Ids},
+        wire,
+    },
+};
+
+/// How a message is retransmitted (RFC 8415, 7.6): the first wait, the cap (zero: none), the
+/// most sends (zero: no count).
+#[derive(Debug, Clone, Copy)]
+struct Params {
+    irt: Duration,
+    mrt: Duration,
+    mrc: u32,
+    /// The first wait's RAND only above 0 (SOLICIT's, RFC 8415, 18.2.1).
+    positive: bool,
+}
+
+const SOLICIT: Params = Params {
+    irt: Duration::from_secs(1),
+    mrt: Duration::from_secs(3600),
+    mrc: 0,
+    positive: true,
+};
+const REQUEST: Params = Params {
+    irt: Duration::from_secs(1),
+    mrt: Duration::from_secs(30),
+    mrc: 10,
+    positive: false,
+};
+const RENEW: Params = Params {
+    irt: Duration::from_secs(10),
+    mrt: Duration::from_secs(600),
+    mrc: 0,
+    positive: false,
+};
+const RELEASE: Params = Params {
+    irt: Duration::from_secs(1),
+    mrt: Duration::ZERO,
+    mrc: 4,
+    positive: false,
+};
+
+/// Who the client is and what it accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The identity: its DUID is the client identifier, its IAID the IA_NA's (the same as the
+    /// v4 client's option 61, as RFC 4361 asks).
+    pub client_id: ClientId,
+    /// The hostname to send (option 39).
+    pub hostname: Option<String>,
+    /// The network's `--subnet`: an address outside it is refused.
+    pub subnet: Option<(Ipv6Addr, u8)>,
+}
+
+/// Where a message goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum To {
+    /// All DHCP relay agents and servers, `ff02::1:2` port 547, on the link.
+    AllServers,
+    /// The server, unicast (it allowed it with option 12).
+    Server(Ipv6Addr),
+}
+
+/// A message to send (from the link's link-local address, port 546).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    /// The DHCPv6 message (the UDP payload).
+    pub bytes: Vec<u8>,
+    /// Where to.
+    pub to: To,
+}
+
+/// What happened, for the caller to apply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A lease was given after a SOLICIT: add its address (without DAD).
+    Bound(Lease),
+    /// The lease was extended (renewed or rebound); its address may have changed.
+    Extended(Lease),
+    /// The server no longer knows the lease (NoBinding) or has no address for it: remove the
+    /// address; soliciting starts again.
+    Lost(Lease),
+    /// The lease ran out unanswered: remove the address.
+    Expired(Lease),
+    /// The RELEASE was answered (`true`) or sent its times unanswered (`false`).
+    Released(bool),
+}
+
+/// What the caller does next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// A message to send now.
+    pub send: Option<Outgoing>,
+    /// Something that happened.
+    pub event: Option<Event>,
+    /// When to call [`Client::tick`] at the latest.
+    pub deadline: SystemTime,
+}
+
+/// A message's retransmission: when its exchange started, how often it was sent, the last
+/// wait, when to send it again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retrans {
+    /// When the exchange started (the elapsed time option counts from it).
+    pub start: SystemTime,
+    /// How many times it was sent.
+    pub sent: u32,
+    /// The last wait (RT).
+    pub rt: Duration,
+    /// When to send it again.
+    pub next: SystemTime,
+}
+
+/// Where the client is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum State {
+    /// Nothing sent.
+    Init,
+    /// SOLICIT sent (or due), collecting ADVERTISEs.
+    Soliciting {
+        /// The transaction.
+        xid: u32,
+        /// Its retransmission.
+        rt: Retrans,
+        /// The best ADVERTISE of the first wait.
+        best: Option<Box<Answer>>,
+    },
+    /// REQUEST sent for an advertised address.
+    Requesting {
+        /// The transaction.
+        xid: u32,
+        /// Its retransmission.
+        rt: Retrans,
+        /// The ADVERTISE taken.
+        offer: Box<Answer>,
+        /// The address asked for.
+        address: Ipv6Addr,
+    },
+    /// A lease held, nothing in flight.
+    Bound(Lease),
+    /// RENEW sent to the lease's server after T1.
+    Renewing {
+        /// The lease.
+        lease: Lease,
+        /// The transaction.
+        xid: u32,
+        /// Its retransmission.
+        rt: Retrans,
+    },
+    /// REBIND sent to any server after T2.
+    Rebinding {
+        /// The lease.
+        lease: Lease,
+        /// The transaction.
+        xid: u32,
+        /// Its retransmission.
+        rt: Retrans,
+    },
+    /// RELEASE sent.
+    Releasing {
+        /// The lease given up.
+        lease: Lease,
+        /// The transaction.
+        xid: u32,
+        /// Its retransmission.
+        rt: Retrans,
+    },
+}
+
+/// A DHCPv6 client's state machine.
+#[derive(Debug, Clone)]
+pub struct Client {
+    config: Config,
+    state: State,
+    seed: u32,
+}
+
+impl Client {
+    /// A client in INIT; `seed` (random) makes its transaction ids and jitter.
+    pub fn new(config: Config, seed: u32) -> Self {
+        Self {
+            config,
+            state: State::Init,
+            seed,
+        }
+    }
+
+    /// A client on a stored lease (the next [`tick`](Self::tick) renews, rebinds or expires
+    /// it according to the time).
+    pub fn resume(config: Config, lease: Lease, seed: u32) -> Self {
+        Self {
+            config,
+            state: State::Bound(lease),
+            seed,
+        }
+    }
+
+    /// Where the client is.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// The client's configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The lease held, in BOUND, RENEWING or REBINDING.
+    pub fn lease(&self) -> Option<&Lease> {
+        match &self.state {
+            State::Bound(lease)
+            | State::Renewing { lease, .. }
+            | State::Rebinding { lease, .. } => Some(lease),
+            _ => None,
+        }
+    }
+
+    fn random(&mut self) -> u32 {
+        // A 32-bit LCG (Numerical Recipes), as the v4 client's.
+        self.seed = self
+            .seed
+            .wrapping_mul(1_664_525)
+            .wrapping_add(1_013_904_223);
+        self.seed
+    }
+
+    fn next_xid(&mut self) -> u32 {
+        self.random() >> 8
+    }
+
+    /// RAND of RFC 8415, 15: uniform in [-0.1, 0.1] ([0, 0.1] when `positive`).
+    fn jitter(&mut self, positive: bool) -> f64 {
+        let unit = f64::from(self.random()) / f64::from(u32::MAX);
+        if positive { unit * 0.1 } else { unit * 0.2 - 0.1 }
+    }
+
+    /// The next wait after `rt` (none yet when `sent` is 0), capped by `limit` (MRD).
+    fn advance(&mut self, rt: &Retrans, p: Params, now: SystemTime, limit: Option<SystemTime>) -> Retrans {
+        let mut wait = if rt.sent == 0 {
+            p.irt.mul_f64(1.0 + self.jitter(p.positive))
+        } else {
+            rt.rt.mul_f64(2.0 + self.jitter(false))
+        };
+        if !p.mrt.is_zero() && wait > p.mrt {
+            wait = p.mrt.mul_f64(1.0 + self.jitter(false));
+        }
+        let mut next = now + wait;
+        if let Some(limit) = limit {
+            next = next.min(limit);
+        }
+        Retrans {
+            start: rt.start,
+            sent: rt.sent + 1,
+            rt: wait,
+            next,
+        }
+    }
+
+    fn ids(&self) -> Ids<'_> {
+        Ids {
+            duid: self.config.client_id.duid(),
+            iaid: self.config.client_id.iaid(),
+            hostname: self.config.hostname.as_deref(),
+        }
+    }
+
+    fn message(
+        &self,
+        kind: u8,
+        xid: u32,
+        rt: &Retrans,
+        now: SystemTime,
+        address: Option<Ipv6Addr>,
+        server: Option<&[u8]>,
+    ) -> Result<Vec<u8>> {
+        // Hundredths of a second since the exchange began; 0 in its first message.
+        let elapsed = if rt.sent == 0 {
+            0
+        } else {
+            let cs = now.duration_since(rt.start).unwrap_or_default().as_millis() / 10;
+            u16::try_from(cs).unwrap_or(u16::MAX)
+        };
+        message::build(kind, &self.ids(), xid, elapsed, address, server)
+    }
+
+    fn fresh(now: SystemTime) -> Retrans {
+        Retrans {
+            start: now,
+            sent: 0,
+            rt: Duration::ZERO,
+            next: now,
+        }
+    }
+
+    /// Starts soliciting: the first SOLICIT now, or after a first wait when `delay` (a server
+    /// that answered a REQUEST with no address is not asked again at once).
+    fn solicit(&mut self, now: SystemTime, delay: bool) -> Result<Step> {
+        let xid = self.next_xid();
+        let mut rt = Self::fresh(now);
+        if delay {
+            rt.next = now + SOLICIT.irt.mul_f64(1.0 + self.jitter(true));
+        }
+        self.state = State::Soliciting { xid, rt, best: None };
+        self.tick(now)
+    }
+
+    fn request(&mut self, offer: Box<Answer>, now: SystemTime) -> Result<Step> {
+        let Some(address) = first_address(&offer) else {
+            return self.solicit(now, true);
+        };
+        let xid = self.next_xid();
+        self.state = State::Requesting {
+            xid,
+            rt: Self::fresh(now),
+            offer,
+            address,
+        };
+        self.tick(now)
+    }
+
+    /// The time is `now`: (re)send what is due, move on at T1, T2 and the lease's end.
+    pub fn tick(&mut self, now: SystemTime) -> Result<Step> {
+        let idle = |deadline| Step {
+            send: None,
+            event: None,
+            deadline,
+        };
+        match self.state.clone() {
+            State::Init => self.solicit(now, false),
+            State::Soliciting { xid, rt, best } => {
+                if now < rt.next {
+                    return Ok(idle(rt.next));
+                }
+                if let Some(best) = best {
+                    return self.request(best, now);
+                }
+                let bytes = self.message(wire::SOLICIT, xid, &rt, now, None, None)?;
+                let rt = self.advance(&rt, SOLICIT, now, None);
+                let deadline = rt.next;
+                self.state = State::Soliciting { xid, rt, best: None };
+                Ok(send(bytes, To::AllServers, deadline))
+            }
+            State::Requesting {
+                xid,
+                rt,
+                offer,
+                address,
+            } => {
+                if now < rt.next {
+                    return Ok(idle(rt.next));
+                }
+                if rt.sent >= REQUEST.mrc {
+                    return self.solicit(now, false);
+                }
+                let bytes = self.message(
+                    wire::REQUEST,
+                    xid,
+                    &rt,
+                    now,
+                    Some(address),
+                    Some(&offer.server_id),
+                )?;
+                let rt = self.advance(&rt, REQUEST, now, None);
+                let deadline = rt.next;
+                self.state = State::Requesting {
+                    xid,
+                    rt,
+                    offer,
+                    address,
+                };
+                Ok(send(bytes, To::AllServers, deadline))
+            }
+            State::Bound(lease) => {
+                if now >= lease.t1 {
+                    let xid = self.next_xid();
+                    self.state = State::Renewing {
+                        lease,
+                        xid,
+                        rt: Self::fresh(now),
+                    };
+                    return self.tick(now);
+                }
+                Ok(idle(lease.t1))
+            }
+            State::Renewing { lease, xid, rt } => {
+                if now >= lease.t2 {
+                    let xid = self.next_xid();
+                    self.state = State::Rebinding {
+                        lease,
+                        xid,
+                        rt: Self::fresh(now),
+                    };
+                    return self.tick(now);
+                }
+                if now < rt.next {
+                    return Ok(idle(rt.next));
+                }
+                let to = lease.unicast.map_or(To::AllServers, To::Server);
+                let bytes = self.message(
+                    wire::RENEW,
+                    xid,
+                    &rt,
+                    now,
+                    Some(lease.address),
+                    Some(&lease.server_id),
+                )?;
+                let rt = self.advance(&rt, RENEW, now, Some(lease.t2));
+                let deadline = rt.next;
+                self.state = State::Renewing { lease, xid, rt };
+                Ok(send(bytes, to, deadline))
+            }
+            State::Rebinding { lease, xid, rt } => {
+                if now >= lease.expiry {
+                    self.state = State::Init;
+                    return Ok(Step {
+                        send: None,
+                        event: Some(Event::Expired(lease)),
+                        deadline: now,
+                    });
+                }
+                if now < rt.next {
+                    return Ok(idle(rt.next));
+                }
+                let bytes =
+                    self.message(wire::REBIND, xid, &rt, now, Some(lease.address), None)?;
+                // REB_TIMEOUT and REB_MAX_RT are RENEW's.
+                let rt = self.advance(&rt, RENEW, now, Some(lease.expiry));
+                let deadline = rt.next;
+                self.state = State::Rebinding { lease, xid, rt };
+                Ok(send(bytes, To::AllServers, deadline))
+            }
+            State::Releasing { lease, xid, rt } => {
+                if now < rt.next {
+                    return Ok(idle(rt.next));
+                }
+                if rt.sent >= RELEASE.mrc {
+                    self.state = State::Init;
+                    return Ok(Step {
+                        send: None,
+                        event: Some(Event::Released(false)),
+                        deadline: now,
+                    });
+                }
+                let to = lease.unicast.map_or(To::AllServers, To::Server);
+                let bytes = self.message(
+                    wire::RELEASE,
+                    xid,
+                    &rt,
+                    now,
+                    Some(lease.address),
+                    Some(&lease.server_id),
+                )?;
+                let rt = self.advance(&rt, RELEASE, now, None);
+                let deadline = rt.next;
+                self.state = State::Releasing { lease, xid, rt };
+                Ok(send(bytes, to, deadline))
+            }
+        }
+    }
+
+    /// What the client expects of an answer now; `None` when nothing is in flight.
+    pub fn expect(&self) -> Option<Expect<'_>> {
+        let (xid, kind, server) = match &self.state {
+            State::Soliciting { xid, .. } => (*xid, wire::ADVERTISE, None),
+            State::Requesting { xid, offer, .. } => {
+                (*xid, wire::REPLY, Some(offer.server_id.as_slice()))
+            }
+            State::Renewing { xid, lease, .. } | State::Releasing { xid, lease, .. } => {
+                (*xid, wire::REPLY, Some(lease.server_id.as_slice()))
+            }
+            State::Rebinding { xid, .. } => (*xid, wire::REPLY, None),
+            State::Init | State::Bound(_) => return None,
+        };
+        Some(Expect {
+            xid,
+            kind,
+            duid: self.config.client_id.duid(),
+            iaid: self.config.client_id.iaid(),
+            server,
+            subnet: self.config.subnet,
+        })
+    }
+
+    /// `bytes` (a DHCPv6 message) came at `now`. A refused one changes nothing: the error says
+    /// why, and the caller goes on waiting.
+    pub fn receive(&mut self, bytes: &[u8], now: SystemTime) -> Result<Step> {
+        let Some(expect) = self.expect() else {
+            return Err(Refused::MessageType(bytes.first().copied().unwrap_or(0)).into());
+        };
+        let answer = answer::check(bytes, &expect)?;
+        match self.state.clone() {
+            State::Soliciting { xid, rt, best } => {
+                if first_address(&answer).is_none() {
+                    return Err(no_address(&answer).into());
+                }
+                // After the first wait, or a preference of 255: at once (RFC 8415, 18.2.1).
+                if answer.preference == 255 || rt.sent > 1 {
+                    return self.request(Box::new(answer), now);
+                }
+                let better = best
+                    .as_ref()
+                    .is_none_or(|b| answer.preference > b.preference);
+                let best = if better { Some(Box::new(answer)) } else { best };
+                let deadline = rt.next;
+                self.state = State::Soliciting { xid, rt, best };
+                Ok(Step {
+                    send: None,
+                    event: None,
+                    deadline,
+                })
+            }
+            State::Requesting { address, .. } => {
+                let (status, text) = answer.status.clone();
+                match status {
+                    Status::Success => {}
+                    Status::NoAddrsAvail => return self.solicit(now, true),
+                    _ => {
+                        return Err(Refused::Status {
+                            code: status.code(),
+                            message: text,
+                        }
+                        .into());
+                    }
+                }
+                match pick(&answer, address) {
+                    Some(given) => {
+                        let lease = lease_of(&answer, given, now);
+                        self.state = State::Bound(lease.clone());
+                        Ok(event(Event::Bound(lease.clone()), lease.t1))
+                    }
+                    // No address in the REPLY (NoAddrsAvail in the IA): solicit again.
+                    None => self.solicit(now, true),
+                }
+            }
+            State::Renewing { lease, xid, rt } | State::Rebinding { lease, xid, rt } => {
+                let renewing = matches!(self.state, State::Renewing { .. });
+                let (status, text) = answer.status.clone();
+                if renewing && status == Status::UseMulticast && lease.unicast.is_some() {
+                    // The server wants multicast after all: the same message, to all servers.
+                    let lease = Lease {
+                        unicast: None,
+                        ..lease
+                    };
+                    self.state = State::Renewing {
+                        lease,
+                        xid,
+                        rt: Retrans { next: now, ..rt },
+                    };
+                    return self.tick(now);
+                }
+                if status != Status::Success {
+                    return Err(Refused::Status {
+                        code: status.code(),
+                        message: text,
+                    }
+                    .into());
+                }
+                let Some(ia) = &answer.ia else {
+                    return Err(Refused::NoAddress("no IA_NA in the REPLY".into()).into());
+                };
+                let lost = matches!(ia.status, Status::NoBinding | Status::NoAddrsAvail);
+                match pick(&answer, lease.address).filter(|_| !lost) {
+                    Some(given) => {
+                        let extended = lease_of(&answer, given, now);
+                        self.state = State::Bound(extended.clone());
+                        Ok(event(Event::Extended(extended.clone()), extended.t1))
+                    }
+                    None => {
+                        self.state = State::Init;
+                        Ok(event(Event::Lost(lease), now))
+                    }
+                }
+            }
+            State::Releasing { .. } => {
+                self.state = State::Init;
+                Ok(event(Event::Released(true), now))
+            }
+            State::Init | State::Bound(_) => Err(Refused::MessageType(answer.kind).into()),
+        }
+    }
+
+    /// Gives the lease up: the client sends RELEASE (at once, and again per RFC 8415's
+    /// REL_MAX_RC until answered) and ends in INIT with [`Event::Released`]. The caller
+    /// removes the address first (RFC 8415, 18.2.7). `None` without a lease.
+    pub fn release(&mut self, now: SystemTime) -> Result<Option<Step>> {
+        let Some(lease) = self.lease().cloned() else {
+            return Ok(None);
+        };
+        let xid = self.next_xid();
+        self.state = State::Releasing {
+            lease,
+            xid,
+            rt: Self::fresh(now),
+        };
+        self.tick(now).map(Some)
+    }
+}
+
+fn send(bytes: Vec<u8>, to: To, deadline: SystemTime) -> Step {
+    Step {
+        send: Some(Outgoing { bytes, to }),
+        event: None,
+        deadline,
+    }
+}
+
+fn event(event: Event, deadline: SystemTime) -> Step {
+    Step {
+        send: None,
+        event: Some(event),
+        deadline,
+    }
+}
+
+fn no_address(answer: &Answer) -> Refused {
+    let status = answer.ia.as_ref().map_or(answer.status.0, |ia| ia.status);
+    Refused::NoAddress(format!("status {status:?}"))
+}
+
+/// The first usable address an ADVERTISE offers (none when the IA says NoAddrsAvail).
+fn first_address(answer: &Answer) -> Option<Ipv6Addr> {
+    let ia = answer.ia.as_ref()?;
+    if answer.status.0 != Status::Success || ia.status != Status::Success {
+        return None;
+    }
+    ia.addresses
+        .iter()
+        .find(|a| a.valid > 0)
+        .map(|a| a.address)
+}
+
+/// The address of `answer` to take: `want` if given (valid), else the first valid one.
+fn pick(answer: &Answer, want: Ipv6Addr) -> Option<IaAddress> {
+    let ia = answer.ia.as_ref()?;
+    if ia.status != Status::Success {
+        return None;
+    }
+    let valid = ia.addresses.iter().filter(|a| a.valid > 0);
+    valid
+        .clone()
+        .find(|a| a.address == want)
+        .or_else(|| valid.clone().next())
+        .copied()
+}
+
+fn at(now: SystemTime, secs: u32) -> SystemTime {
+    // An infinite lifetime (0xffffffff) is a very long one.
+    now.checked_add(Duration::from_secs(u64::from(secs)))
+        .unwrap_or(now)
+}
+
+/// The lease a REPLY gives for `given` at `now`. T1 and T2 are the server's when it set them;
+/// 0 leaves them to the client: 0.5 and 0.8 of the preferred lifetime (RFC 8415, 21.4), at
+/// least one second apart from now, never past the valid lifetime.
+fn lease_of(answer: &Answer, given: IaAddress, now: SystemTime) -> Lease {
+    let (t1, t2) = answer.ia.as_ref().map_or((0, 0), |ia| (ia.t1, ia.t2));
+    let base = if given.preferred > 0 {
+        given.preferred
+    } else {
+        given.valid
+    };
+    let t1 = if t1 == 0 { base / 2 } else { t1 };
+    let t2 = if t2 == 0 {
+        (u64::from(base) * 4 / 5) as u32
+    } else {
+        t2
+    };
+    let expiry = at(now, given.valid);
+    let t2 = at(now, t2.max(t1)).min(expiry);
+    let t1 = at(now, t1).min(t2);
+    Lease {
+        address: given.address,
+        server_id: answer.server_id.clone(),
+        unicast: answer.unicast,
+        dns: answer.dns.clone(),
+        obtained: now,
+        t1,
+        t2,
+        preferred_until: at(now, given.preferred).min(expiry),
+        expiry,
+    }
+}
+
+#[cfg(test)]
+mod tests;
