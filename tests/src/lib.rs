@@ -10,6 +10,7 @@ mod etcd;
 pub mod etcd_network;
 pub mod host_access;
 pub mod kea;
+pub mod kea6;
 mod lan;
 mod monitor;
 mod netns;

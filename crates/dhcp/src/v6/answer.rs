@@ -155,9 +155,15 @@ fn host_address(address: Ipv6Addr) -> Result<(), Refused> {
 
 fn status_of(data: &[u8]) -> Result<(Status, String), Refused> {
     let Some(code) = data.get(..2) else {
-        return Err(Refused::Malformed(format!("status code of {} bytes", data.len())));
+        return Err(Refused::Malformed(format!(
+            "status code of {} bytes",
+            data.len()
+        )));
     };
-    let text = String::from_utf8_lossy(&data[2..]).chars().take(128).collect();
+    let text = String::from_utf8_lossy(&data[2..])
+        .chars()
+        .take(128)
+        .collect();
     Ok((Status::of(u16::from_be_bytes([code[0], code[1]])), text))
 }
 
@@ -187,7 +193,10 @@ fn ia_of(data: &[u8], expect: &Expect<'_>, budget: &mut usize) -> Result<Ia, Ref
         match code {
             wire::OPT_IAADDR => {
                 if inner.len() < 24 {
-                    return Err(Refused::Malformed(format!("IAADDR of {} bytes", inner.len())));
+                    return Err(Refused::Malformed(format!(
+                        "IAADDR of {} bytes",
+                        inner.len()
+                    )));
                 }
                 // The IAADDR's own options (a status code) are walked for the count only.
                 wire::options(&inner[24..], budget)?;
@@ -226,7 +235,10 @@ pub fn check(bytes: &[u8], expect: &Expect<'_>) -> Result<Answer, Refused> {
         });
     }
     let Some(header) = bytes.get(..HEADER) else {
-        return Err(Refused::Malformed(format!("{} bytes, no header", bytes.len())));
+        return Err(Refused::Malformed(format!(
+            "{} bytes, no header",
+            bytes.len()
+        )));
     };
     let xid = u32::from_be_bytes([0, header[1], header[2], header[3]]);
     if header[0] != expect.kind {
@@ -295,7 +307,11 @@ pub fn check(bytes: &[u8], expect: &Expect<'_>) -> Result<Answer, Refused> {
                         data.len()
                     )));
                 }
-                answer.dns = data.chunks_exact(16).filter_map(ipv6).take(MAX_DNS).collect();
+                answer.dns = data
+                    .chunks_exact(16)
+                    .filter_map(ipv6)
+                    .take(MAX_DNS)
+                    .collect();
             }
             _ => {}
         }

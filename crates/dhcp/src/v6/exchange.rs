@@ -5,9 +5,7 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::v6::{
-    Client, Error, Event, Lease, Refused, Result, Step, UdpLink, answer::MAX_MESSAGE,
-};
+use crate::v6::{Client, Error, Event, Lease, Refused, Result, Step, UdpLink, answer::MAX_MESSAGE};
 
 /// Runs `client` from `step` on `socket` until an event comes or `timeout` passes.
 fn run(client: &mut Client, socket: &UdpLink, mut step: Step, timeout: Duration) -> Result<Event> {

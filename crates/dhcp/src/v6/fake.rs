@@ -65,21 +65,22 @@ fn find<'a>(request: &'a [u8], code: u16) -> Option<&'a [u8]> {
 
 /// The answer `spec` to `request` (one of the client's messages).
 pub fn answer(request: &[u8], spec: &Spec) -> Vec<u8> {
-    let xid = spec.xid.unwrap_or(u32::from_be_bytes([
-        0, request[1], request[2], request[3],
-    ]));
+    let xid = spec
+        .xid
+        .unwrap_or(u32::from_be_bytes([0, request[1], request[2], request[3]]));
     let mut msg = Builder::new(spec.kind, xid);
-    let client = spec
-        .client_id
-        .clone()
-        .unwrap_or_else(|| find(request, wire::OPT_CLIENTID).expect("a client id").to_vec());
+    let client = spec.client_id.clone().unwrap_or_else(|| {
+        find(request, wire::OPT_CLIENTID)
+            .expect("a client id")
+            .to_vec()
+    });
     msg.option(wire::OPT_CLIENTID, &client);
     if !spec.server_id.is_empty() {
         msg.option(wire::OPT_SERVERID, &spec.server_id);
     }
-    let iaid = spec.iaid.unwrap_or_else(|| {
-        wire::u32_at(find(request, wire::OPT_IA_NA).expect("an IA_NA"), 0)
-    });
+    let iaid = spec
+        .iaid
+        .unwrap_or_else(|| wire::u32_at(find(request, wire::OPT_IA_NA).expect("an IA_NA"), 0));
     let mut ia = Vec::new();
     ia.extend_from_slice(&iaid.to_be_bytes());
     ia.extend_from_slice(&spec.timers.0.to_be_bytes());

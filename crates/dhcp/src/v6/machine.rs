@@ -255,11 +255,21 @@ impl Client {
     /// RAND of RFC 8415, 15: uniform in [-0.1, 0.1] ([0, 0.1] when `positive`).
     fn jitter(&mut self, positive: bool) -> f64 {
         let unit = f64::from(self.random()) / f64::from(u32::MAX);
-        if positive { unit * 0.1 } else { unit * 0.2 - 0.1 }
+        if positive {
+            unit * 0.1
+        } else {
+            unit * 0.2 - 0.1
+        }
     }
 
     /// The next wait after `rt` (none yet when `sent` is 0), capped by `limit` (MRD).
-    fn advance(&mut self, rt: &Retrans, p: Params, now: SystemTime, limit: Option<SystemTime>) -> Retrans {
+    fn advance(
+        &mut self,
+        rt: &Retrans,
+        p: Params,
+        now: SystemTime,
+        limit: Option<SystemTime>,
+    ) -> Retrans {
         let mut wait = if rt.sent == 0 {
             p.irt.mul_f64(1.0 + self.jitter(p.positive))
         } else {
@@ -324,7 +334,11 @@ impl Client {
         if delay {
             rt.next = now + SOLICIT.irt.mul_f64(1.0 + self.jitter(true));
         }
-        self.state = State::Soliciting { xid, rt, best: None };
+        self.state = State::Soliciting {
+            xid,
+            rt,
+            best: None,
+        };
         self.tick(now)
     }
 
@@ -361,7 +375,11 @@ impl Client {
                 let bytes = self.message(wire::SOLICIT, xid, &rt, now, None, None)?;
                 let rt = self.advance(&rt, SOLICIT, now, None);
                 let deadline = rt.next;
-                self.state = State::Soliciting { xid, rt, best: None };
+                self.state = State::Soliciting {
+                    xid,
+                    rt,
+                    best: None,
+                };
                 Ok(send(bytes, To::AllServers, deadline))
             }
             State::Requesting {
@@ -445,8 +463,7 @@ impl Client {
                 if now < rt.next {
                     return Ok(idle(rt.next));
                 }
-                let bytes =
-                    self.message(wire::REBIND, xid, &rt, now, Some(lease.address), None)?;
+                let bytes = self.message(wire::REBIND, xid, &rt, now, Some(lease.address), None)?;
                 // REB_TIMEOUT and REB_MAX_RT are RENEW's.
                 let rt = self.advance(&rt, RENEW, now, Some(lease.expiry));
                 let deadline = rt.next;
@@ -647,10 +664,7 @@ fn first_address(answer: &Answer) -> Option<Ipv6Addr> {
     if answer.status.0 != Status::Success || ia.status != Status::Success {
         return None;
     }
-    ia.addresses
-        .iter()
-        .find(|a| a.valid > 0)
-        .map(|a| a.address)
+    ia.addresses.iter().find(|a| a.valid > 0).map(|a| a.address)
 }
 
 /// The address of `answer` to take: `want` if given (valid), else the first valid one.

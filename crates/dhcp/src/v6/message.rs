@@ -34,7 +34,9 @@ pub fn fqdn(name: &str) -> Result<Vec<u8>> {
     for label in trimmed.split('.') {
         let fine = !label.is_empty()
             && label.len() <= 63
-            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-');
         if !fine {
             return Err(Error::Build(format!("{name:?}: label {label:?}")));
         }
@@ -113,7 +115,15 @@ mod tests {
             hostname: Some("web1"),
         };
         let addr: Ipv6Addr = "2001:db8::5".parse().unwrap();
-        let bytes = build(wire::REQUEST, &ids, 0xab_cdef, 3, Some(addr), Some(&[0, 1, 9])).unwrap();
+        let bytes = build(
+            wire::REQUEST,
+            &ids,
+            0xab_cdef,
+            3,
+            Some(addr),
+            Some(&[0, 1, 9]),
+        )
+        .unwrap();
         assert_eq!(&bytes[..4], &[3, 0xab, 0xcd, 0xef]);
         let opts = wire::options(&bytes[4..], &mut 32).unwrap();
         let codes: Vec<u16> = opts.iter().map(|(c, _)| *c).collect();

@@ -19,12 +19,12 @@ use std::{
 use nix::{
     poll::{PollFd, PollFlags, PollTimeout, poll},
     sys::socket::{
-        AddressFamily, MsgFlags, SockFlag, SockType, SockaddrIn6, bind, recv, setsockopt,
-        socket, sockopt,
+        AddressFamily, MsgFlags, SockFlag, SockType, SockaddrIn6, bind, recv, setsockopt, socket,
+        sockopt,
     },
 };
 
-use crate::v6::{Error, Result, answer::MAX_MESSAGE, machine::To, machine::Outgoing};
+use crate::v6::{Error, Result, answer::MAX_MESSAGE, machine::Outgoing, machine::To};
 
 /// The client's port.
 pub const CLIENT_PORT: u16 = 546;
@@ -142,7 +142,10 @@ impl UdpLink {
 
     /// The next message queued for the client, if any: its bytes in `buf`, and its whole
     /// length (larger than `buf` when it was cut: the caller refuses it as too large).
-    pub fn next<'b>(&self, buf: &'b mut [u8; MAX_MESSAGE + 1]) -> io::Result<Option<(&'b [u8], usize)>> {
+    pub fn next<'b>(
+        &self,
+        buf: &'b mut [u8; MAX_MESSAGE + 1],
+    ) -> io::Result<Option<(&'b [u8], usize)>> {
         loop {
             // MSG_TRUNC: the datagram's real length, even when it did not fit.
             return match recv(self.udp.as_raw_fd(), &mut buf[..], MsgFlags::MSG_TRUNC) {

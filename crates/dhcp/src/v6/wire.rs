@@ -87,7 +87,10 @@ pub fn put_option(out: &mut Vec<u8>, code: u16, data: &[u8]) {
 
 /// The options of `bytes` (a message's options, or an option's nested ones), every length
 /// checked; `budget` is what is left of the options a whole message may hold, counted down.
-pub fn options<'a>(mut bytes: &'a [u8], budget: &mut usize) -> Result<Vec<(u16, &'a [u8])>, Refused> {
+pub fn options<'a>(
+    mut bytes: &'a [u8],
+    budget: &mut usize,
+) -> Result<Vec<(u16, &'a [u8])>, Refused> {
     let mut out = Vec::new();
     while !bytes.is_empty() {
         let (Some(code), Some(len)) = (bytes.get(..2), bytes.get(2..4)) else {
@@ -96,7 +99,9 @@ pub fn options<'a>(mut bytes: &'a [u8], budget: &mut usize) -> Result<Vec<(u16, 
         let code = u16::from_be_bytes([code[0], code[1]]);
         let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
         let Some(data) = bytes.get(4..4 + len) else {
-            return Err(Refused::Malformed(format!("option {code} runs past the end")));
+            return Err(Refused::Malformed(format!(
+                "option {code} runs past the end"
+            )));
         };
         if *budget == 0 {
             return Err(Refused::TooManyOptions);
@@ -121,7 +126,8 @@ mod tests {
     #[test]
     fn options_round_trip_and_lengths_are_checked() {
         let mut b = Builder::new(SOLICIT, 0x0012_3456);
-        b.option(OPT_CLIENTID, &[1, 2, 3]).option(OPT_RAPID_COMMIT, &[]);
+        b.option(OPT_CLIENTID, &[1, 2, 3])
+            .option(OPT_RAPID_COMMIT, &[]);
         let bytes = b.finish();
         assert_eq!(&bytes[..4], &[1, 0x12, 0x34, 0x56]);
         let mut budget = 8;

@@ -69,7 +69,10 @@ fn solicit_advertise_request_reply_binds_with_the_servers_lifetimes() {
     let step = c.tick(t0()).unwrap();
     let out = sent(&step);
     assert_eq!((kind(out), out.to), (wire::SOLICIT, To::AllServers));
-    assert_eq!(option(out, wire::OPT_CLIENTID).unwrap(), config().client_id.duid());
+    assert_eq!(
+        option(out, wire::OPT_CLIENTID).unwrap(),
+        config().client_id.duid()
+    );
     assert_eq!(option(out, wire::OPT_ELAPSED_TIME).unwrap(), [0, 0]);
     assert_eq!(option(out, wire::OPT_CLIENT_FQDN).unwrap(), b"\0\x04web1");
     assert_eq!(option(out, wire::OPT_SERVERID), None);
@@ -121,7 +124,10 @@ fn the_best_preference_of_the_first_wait_is_taken_and_255_at_once() {
     c.receive(&high, t0()).unwrap();
     c.receive(&low, t0()).unwrap();
     let step = c.tick(step.deadline).unwrap();
-    assert_eq!(option(sent(&step), wire::OPT_SERVERID).unwrap(), [0, 2, 7, 7, 7]);
+    assert_eq!(
+        option(sent(&step), wire::OPT_SERVERID).unwrap(),
+        [0, 2, 7, 7, 7]
+    );
 
     let mut c = Client::new(config(), 3);
     let step = c.tick(t0()).unwrap();
@@ -160,7 +166,10 @@ fn solicit_waits_double_with_jitter_and_are_capped() {
         assert!(step.send.is_some());
         let wait = step.deadline.duration_since(now).unwrap();
         if n > 0 && last < secs(1000.0) {
-            assert!(wait >= last.mul_f64(1.9) && wait <= last.mul_f64(2.1), "{n}: {last:?} → {wait:?}");
+            assert!(
+                wait >= last.mul_f64(1.9) && wait <= last.mul_f64(2.1),
+                "{n}: {last:?} → {wait:?}"
+            );
         }
         assert!(wait <= secs(3960.0), "past SOL_MAX_RT + 10 %: {wait:?}");
         last = wait;
@@ -175,7 +184,10 @@ fn a_refused_answer_changes_nothing() {
     let step = c.tick(t0()).unwrap();
     let before = c.state().clone();
     let wrong = answer(sent(&step), |s| s.xid = Some(1));
-    assert!(matches!(c.receive(&wrong, t0()), Err(Error::Refused(Refused::Xid { .. }))));
+    assert!(matches!(
+        c.receive(&wrong, t0()),
+        Err(Error::Refused(Refused::Xid { .. }))
+    ));
     let other = answer(sent(&step), |s| s.client_id = Some(vec![0, 4, 1]));
     assert!(c.receive(&other, t0()).is_err());
     assert!(c.receive(&[0xff; 3], t0()).is_err());
@@ -345,7 +357,10 @@ fn release_is_answered_or_given_up_after_four() {
     let out = sent(&step);
     assert_eq!(kind(out), wire::RELEASE);
     assert_eq!(option(out, wire::OPT_SERVERID).unwrap(), SERVER_DUID);
-    assert_eq!(&option(out, wire::OPT_IA_NA).unwrap()[16..32], &lease.address.octets());
+    assert_eq!(
+        &option(out, wire::OPT_IA_NA).unwrap()[16..32],
+        &lease.address.octets()
+    );
     let step = c.receive(&answer(out, |_| {}), t0()).unwrap();
     assert_eq!(step.event, Some(Event::Released(true)));
     assert_eq!(c.release(t0()).unwrap(), None);

@@ -1,0 +1,181 @@
+//! Kea's DHCPv6 server (`kea-dhcp6`, Debian's `kea-dhcp6-server`) started by a test inside a
+//! namespace it made, on one of its links, with a config the test writes: lifetimes and timers
+//! of seconds, the lease file and the log in the test's temp dir. Killed on drop; the
+//! package's own service is never used.
+
+use std::{
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use serde_json::json;
+
+use crate::TestNetns;
+
+/// What the test's Kea serves.
+#[derive(Debug, Clone)]
+pub struct Kea6Config {
+    /// The link it listens on, in its namespace (with a usable link-local address).
+    pub interface: String,
+    /// `PREFIX/LEN`.
+    pub subnet: String,
+    /// `FIRST-LAST`.
+    pub pool: String,
+    /// Seconds.
+    pub preferred_lifetime: u32,
+    /// Seconds.
+    pub valid_lifetime: u32,
+    /// T1, seconds.
+    pub renew_timer: u32,
+    /// T2, seconds.
+    pub rebind_timer: u32,
+}
+
+/// One row of Kea's memfile (CSV) lease6 file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kea6Lease {
+    pub address: String,
+    /// The client's DUID, `xx:xx:…`.
+    pub duid: String,
+    pub valid_lifetime: u64,
+    pub preferred_lifetime: u64,
+    pub iaid: u32,
+    pub hostname: String,
+}
+
+/// A running `kea-dhcp6`.
+#[derive(Debug)]
+pub struct Kea6 {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Kea6 {
+    /// Starts Kea in `ns` with `config`, and waits until it serves (its log says so), 10 s at
+    /// most.
+    pub fn start(ns: &TestNetns, config: &Kea6Config) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("omt-kea6-")
+            .tempdir()
+            .unwrap();
+        let conf = json!({
+            "Dhcp6": {
+                "interfaces-config": {"interfaces": [config.interface]},
+                "lease-database": {
+                    "type": "memfile",
+                    "persist": true,
+                    "name": dir.path().join("leases6.csv"),
+                    "lfc-interval": 0
+                },
+                // Not written to the package's data directory.
+                "server-id": {"type": "LLT", "persist": false},
+                "preferred-lifetime": config.preferred_lifetime,
+                "valid-lifetime": config.valid_lifetime,
+                "renew-timer": config.renew_timer,
+                "rebind-timer": config.rebind_timer,
+                // Keep the client's FQDN (option 39) in the lease.
+                "ddns-send-updates": false,
+                "ddns-replace-client-name": "never",
+                "subnet6": [{
+                    "id": 1,
+                    "subnet": config.subnet,
+                    "interface": config.interface,
+                    "pools": [{"pool": config.pool}]
+                }],
+                "loggers": [{
+                    "name": "kea-dhcp6",
+                    "severity": "DEBUG",
+                    "debuglevel": 40,
+                    "output_options": [{"output": dir.path().join("kea.log")}]
+                }]
+            }
+        });
+        let conf_path = dir.path().join("kea-dhcp6.conf");
+        std::fs::write(&conf_path, serde_json::to_vec_pretty(&conf).unwrap()).unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", &ns.name, "kea-dhcp6", "-c"])
+            .arg(&conf_path)
+            .env("KEA_PIDFILE_DIR", dir.path())
+            .env("KEA_LOCKFILE_DIR", dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("stderr")).unwrap())
+            .spawn()
+            .unwrap();
+        let mut kea = Self { child, dir };
+        let start = Instant::now();
+        while !kea.log().contains("DHCP6_STARTED") {
+            if let Ok(Some(status)) = kea.child.try_wait() {
+                panic!("kea-dhcp6 exited ({status}): {}{}", kea.stderr(), kea.log());
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "kea-dhcp6 did not start: {}",
+                kea.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        kea
+    }
+
+    /// Kea's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("kea.log")).unwrap_or_default()
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stderr")).unwrap_or_default()
+    }
+
+    /// The lease file's path.
+    pub fn lease_file(&self) -> PathBuf {
+        self.dir.path().join("leases6.csv")
+    }
+
+    /// Every row of the lease file, in order (Kea appends one per change; a row with a valid
+    /// lifetime of 0 is a lease removed).
+    pub fn rows(&self) -> Vec<Kea6Lease> {
+        let text = std::fs::read_to_string(self.lease_file()).unwrap_or_default();
+        // address,duid,valid_lifetime,expire,subnet_id,pref_lifetime,lease_type,iaid,
+        // prefix_len,fqdn_fwd,fqdn_rev,hostname,…
+        text.lines()
+            .skip(1)
+            .filter_map(|line| {
+                let f: Vec<&str> = line.split(',').collect();
+                Some(Kea6Lease {
+                    address: f.first()?.to_string(),
+                    duid: f.get(1)?.to_string(),
+                    valid_lifetime: f.get(2)?.parse().ok()?,
+                    preferred_lifetime: f.get(5)?.parse().ok()?,
+                    iaid: f.get(7)?.parse().ok()?,
+                    hostname: f.get(11)?.to_string(),
+                })
+            })
+            .collect()
+    }
+
+    /// The lease Kea holds for `address` now: its last row, unless that row removed it.
+    pub fn lease(&self, address: &str) -> Option<Kea6Lease> {
+        self.rows()
+            .into_iter()
+            .rfind(|row| row.address == address)
+            .filter(|row| row.valid_lifetime > 0)
+    }
+
+    /// How many lines of Kea's log carry the message id `id` (`DHCP6_LEASE_RENEW`: a lease
+    /// renewed, …).
+    pub fn logged(&self, id: &str) -> usize {
+        self.log()
+            .lines()
+            .filter(|line| line.split_whitespace().any(|word| word == id))
+            .count()
+    }
+}
+
+impl Drop for Kea6 {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
