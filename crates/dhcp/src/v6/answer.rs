@@ -167,7 +167,7 @@ fn status_of(data: &[u8]) -> Result<(Status, String), Refused> {
     Ok((Status::of(u16::from_be_bytes([code[0], code[1]])), text))
 }
 
-fn exactly<'a>(code: u16, data: &'a [u8], len: usize) -> Result<&'a [u8], Refused> {
+fn exactly(code: u16, data: &[u8], len: usize) -> Result<&[u8], Refused> {
     if data.len() != len {
         return Err(Refused::Malformed(format!(
             "option {code} has {} bytes, not {len}",

@@ -55,7 +55,7 @@ impl Spec {
     }
 }
 
-fn find<'a>(request: &'a [u8], code: u16) -> Option<&'a [u8]> {
+fn find(request: &[u8], code: u16) -> Option<&[u8]> {
     wire::options(&request[wire::HEADER..], &mut 64)
         .expect("our request decodes")
         .into_iter()
