@@ -266,8 +266,9 @@ fn hostile_ns(lan: &TestNetns) -> TestNetns {
 /// with ADVERTISEs a client must refuse — another transaction, another client id, no server
 /// id, an address outside the subnet, a rapid-commit REPLY, 2000 bytes, bytes that are not
 /// DHCPv6 — and a flood of 200 for another transaction, until `stop`. Returns how many
-/// SOLICITs it saw.
-fn hostile(ns: &TestNetns, stop: &AtomicBool) -> usize {
+/// SOLICITs it saw. With `only_oversized`, it sends only an ADVERTISE that would be taken
+/// but for its 2000 bytes.
+fn hostile(ns: &TestNetns, stop: &AtomicBool, only_oversized: bool) -> usize {
     let file = std::fs::File::open(ns.path()).unwrap();
     setns(file.as_fd(), CloneFlags::CLONE_NEWNET).unwrap();
     let index = nix::net::if_::if_nametoindex("hst").unwrap();
@@ -328,6 +329,10 @@ fn hostile(ns: &TestNetns, stop: &AtomicBool) -> usize {
             msg.finish()
         };
         let good: Ipv6Addr = "2001:db8:91::77".parse().unwrap();
+        if only_oversized {
+            let _ = socket.send_to(&answer(wire::ADVERTISE, xid, &duid, true, good, 2000), from);
+            continue;
+        }
         let answers = [
             answer(wire::ADVERTISE, xid ^ 1, &duid, true, good, 0),
             answer(wire::ADVERTISE, xid, &[0, 4, 9, 9, 9], true, good, 0),
@@ -364,7 +369,7 @@ fn a_hostile_server_is_refused_and_named_in_the_deadline_error() {
     let mut client = Client::new(config(b"k", "c1"), 11);
     let timeout = Duration::from_secs(3);
     let (result, took, seen) = std::thread::scope(|scope| {
-        let server = scope.spawn(|| hostile(&bad, &stop));
+        let server = scope.spawn(|| hostile(&bad, &stop, false));
         // The hostile server's socket is bound before the first SOLICIT goes.
         std::thread::sleep(Duration::from_millis(300));
         let start = Instant::now();
@@ -400,7 +405,7 @@ fn kea6_is_taken_through_a_hostile_flood() {
     let stop = AtomicBool::new(false);
     let mut client = Client::new(config(b"k", "c1"), 12);
     let lease = std::thread::scope(|scope| {
-        let server = scope.spawn(|| hostile(&bad, &stop));
+        let server = scope.spawn(|| hostile(&bad, &stop, false));
         std::thread::sleep(Duration::from_millis(300));
         let lease = v6::acquire(&mut client, &socket, TIMEOUT);
         stop.store(true, Ordering::Relaxed);
@@ -416,4 +421,37 @@ fn kea6_is_taken_through_a_hostile_flood() {
         lease.address,
         "2001:db8:91::77".parse::<Ipv6Addr>().unwrap()
     );
+}
+
+/// An answer larger than a client takes is refused as such, whole (the socket reads its real
+/// length), though the kernel reassembled it from fragments and all else in it is fine.
+#[privileged]
+fn an_oversized_answer_is_refused_by_its_real_length() {
+    let (lan, ns) = lan();
+    let bad = hostile_ns(&lan);
+    let socket = open(&ns);
+    let stop = AtomicBool::new(false);
+    let mut client = Client::new(config(b"k", "c1"), 13);
+    let result = std::thread::scope(|scope| {
+        let server = scope.spawn(|| hostile(&bad, &stop, true));
+        std::thread::sleep(Duration::from_millis(300));
+        let result = v6::acquire(&mut client, &socket, Duration::from_secs(2));
+        stop.store(true, Ordering::Relaxed);
+        assert!(
+            server.join().unwrap() >= 1,
+            "the hostile server saw no SOLICIT"
+        );
+        result
+    });
+    match result {
+        Err(Error::Timeout {
+            refused,
+            last: Some(v6::Refused::TooLarge { len, max }),
+            ..
+        }) => {
+            assert!(refused >= 1);
+            assert!(len > 2000 && max == v6::answer::MAX_MESSAGE, "{len} {max}");
+        }
+        other => panic!("not refused as too large: {other:?}"),
+    }
 }
