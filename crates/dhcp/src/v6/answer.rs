@@ -331,5 +331,28 @@ pub fn check(bytes: &[u8], expect: &Expect<'_>) -> Result<Answer, Refused> {
     Ok(answer)
 }
 
+/// The first usable address an ADVERTISE offers (none when the IA says NoAddrsAvail).
+pub(crate) fn first_address(answer: &Answer) -> Option<Ipv6Addr> {
+    let ia = answer.ia.as_ref()?;
+    if answer.status.0 != Status::Success || ia.status != Status::Success {
+        return None;
+    }
+    ia.addresses.iter().find(|a| a.valid > 0).map(|a| a.address)
+}
+
+/// The address of `answer` to take: `want` if given (valid), else the first valid one.
+pub(crate) fn pick(answer: &Answer, want: Ipv6Addr) -> Option<IaAddress> {
+    let ia = answer.ia.as_ref()?;
+    if ia.status != Status::Success {
+        return None;
+    }
+    let valid = ia.addresses.iter().filter(|a| a.valid > 0);
+    valid
+        .clone()
+        .find(|a| a.address == want)
+        .or_else(|| valid.clone().next())
+        .copied()
+}
+
 #[cfg(test)]
 mod tests;

@@ -9,6 +9,8 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
+use crate::v6::answer::{Answer, IaAddress};
+
 /// An address leased by a DHCPv6 server, with its timers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lease {
@@ -51,5 +53,43 @@ impl Lease {
         self.expiry
             .duration_since(self.obtained)
             .unwrap_or(Duration::ZERO)
+    }
+}
+
+fn at(now: SystemTime, secs: u32) -> SystemTime {
+    // An infinite lifetime (0xffffffff) is a very long one.
+    now.checked_add(Duration::from_secs(u64::from(secs)))
+        .unwrap_or(now)
+}
+
+/// The lease a REPLY gives for `given` at `now`. T1 and T2 are the server's when it set them;
+/// 0 leaves them to the client: 0.5 and 0.8 of the preferred lifetime (RFC 8415, 21.4), never
+/// past the valid lifetime.
+pub(crate) fn lease_of(answer: &Answer, given: IaAddress, now: SystemTime) -> Lease {
+    let (t1, t2) = answer.ia.as_ref().map_or((0, 0), |ia| (ia.t1, ia.t2));
+    let base = if given.preferred > 0 {
+        given.preferred
+    } else {
+        given.valid
+    };
+    let t1 = if t1 == 0 { base / 2 } else { t1 };
+    let t2 = if t2 == 0 {
+        (u64::from(base) * 4 / 5) as u32
+    } else {
+        t2
+    };
+    let expiry = at(now, given.valid);
+    let t2 = at(now, t2.max(t1)).min(expiry);
+    let t1 = at(now, t1).min(t2);
+    Lease {
+        address: given.address,
+        server_id: answer.server_id.clone(),
+        unicast: answer.unicast,
+        dns: answer.dns.clone(),
+        obtained: now,
+        t1,
+        t2,
+        preferred_until: at(now, given.preferred).min(expiry),
+        expiry,
     }
 }

@@ -13,127 +13,19 @@
 //! leak of their addresses for a saving of one round trip. The four-message exchange also
 //! checks an ADVERTISE before any server commits anything. A REPLY to a SOLICIT is refused.
 
-use std::{
-    net::Ipv6Addr,
-    time::{Duration, SystemTime},
+use std::{net::Ipv6Addr, time::SystemTime};
+
+use crate::v6::{
+    Lease, Refused, Result,
+    answer::{self, Answer, Expect, Status, first_address, pick},
+    lease::lease_of,
+    message::{self, Ids},
+    retrans::{RELEASE, RENEW, REQUEST, Retrans, Rng, SOLICIT},
+    wire,
 };
 
-use crate::{
-    ClientId,
-    v6::{
-        Lease, Refused, Result,
-        answer::{self, Answer, Expect, IaAddress, Status},
-        message::{self, Ids},
-        wire,
-    },
-};
-
-/// How a message is retransmitted (RFC 8415, 7.6): the first wait, the cap (zero: none), the
-/// most sends (zero: no count).
-#[derive(Debug, Clone, Copy)]
-struct Params {
-    irt: Duration,
-    mrt: Duration,
-    mrc: u32,
-    /// The first wait's RAND only above 0 (SOLICIT's, RFC 8415, 18.2.1).
-    positive: bool,
-}
-
-const SOLICIT: Params = Params {
-    irt: Duration::from_secs(1),
-    mrt: Duration::from_secs(3600),
-    mrc: 0,
-    positive: true,
-};
-const REQUEST: Params = Params {
-    irt: Duration::from_secs(1),
-    mrt: Duration::from_secs(30),
-    mrc: 10,
-    positive: false,
-};
-const RENEW: Params = Params {
-    irt: Duration::from_secs(10),
-    mrt: Duration::from_secs(600),
-    mrc: 0,
-    positive: false,
-};
-const RELEASE: Params = Params {
-    irt: Duration::from_secs(1),
-    mrt: Duration::ZERO,
-    mrc: 4,
-    positive: false,
-};
-
-/// Who the client is and what it accepts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Config {
-    /// The identity: its DUID is the client identifier, its IAID the IA_NA's (the same as the
-    /// v4 client's option 61, as RFC 4361 asks).
-    pub client_id: ClientId,
-    /// The hostname to send (option 39).
-    pub hostname: Option<String>,
-    /// The network's `--subnet`: an address outside it is refused.
-    pub subnet: Option<(Ipv6Addr, u8)>,
-}
-
-/// Where a message goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum To {
-    /// All DHCP relay agents and servers, `ff02::1:2` port 547, on the link.
-    AllServers,
-    /// The server, unicast (it allowed it with option 12).
-    Server(Ipv6Addr),
-}
-
-/// A message to send (from the link's link-local address, port 546).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outgoing {
-    /// The DHCPv6 message (the UDP payload).
-    pub bytes: Vec<u8>,
-    /// Where to.
-    pub to: To,
-}
-
-/// What happened, for the caller to apply.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
-    /// A lease was given after a SOLICIT: add its address (without DAD).
-    Bound(Lease),
-    /// The lease was extended (renewed or rebound); its address may have changed.
-    Extended(Lease),
-    /// The server no longer knows the lease (NoBinding) or has no address for it: remove the
-    /// address; soliciting starts again.
-    Lost(Lease),
-    /// The lease ran out unanswered: remove the address.
-    Expired(Lease),
-    /// The RELEASE was answered (`true`) or sent its times unanswered (`false`).
-    Released(bool),
-}
-
-/// What the caller does next.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Step {
-    /// A message to send now.
-    pub send: Option<Outgoing>,
-    /// Something that happened.
-    pub event: Option<Event>,
-    /// When to call [`Client::tick`] at the latest.
-    pub deadline: SystemTime,
-}
-
-/// A message's retransmission: when its exchange started, how often it was sent, the last
-/// wait, when to send it again.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Retrans {
-    /// When the exchange started (the elapsed time option counts from it).
-    pub start: SystemTime,
-    /// How many times it was sent.
-    pub sent: u32,
-    /// The last wait (RT).
-    pub rt: Duration,
-    /// When to send it again.
-    pub next: SystemTime,
-}
+pub use crate::v6::step::{Config, Event, Outgoing, Step, To};
+use crate::v6::step::{event, send};
 
 /// Where the client is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -196,7 +88,7 @@ pub enum State {
 pub struct Client {
     config: Config,
     state: State,
-    seed: u32,
+    rng: Rng,
 }
 
 impl Client {
@@ -205,7 +97,7 @@ impl Client {
         Self {
             config,
             state: State::Init,
-            seed,
+            rng: Rng(seed),
         }
     }
 
@@ -215,7 +107,7 @@ impl Client {
         Self {
             config,
             state: State::Bound(lease),
-            seed,
+            rng: Rng(seed),
         }
     }
 
@@ -236,57 +128,6 @@ impl Client {
             | State::Renewing { lease, .. }
             | State::Rebinding { lease, .. } => Some(lease),
             _ => None,
-        }
-    }
-
-    fn random(&mut self) -> u32 {
-        // A 32-bit LCG (Numerical Recipes), as the v4 client's.
-        self.seed = self
-            .seed
-            .wrapping_mul(1_664_525)
-            .wrapping_add(1_013_904_223);
-        self.seed
-    }
-
-    fn next_xid(&mut self) -> u32 {
-        self.random() >> 8
-    }
-
-    /// RAND of RFC 8415, 15: uniform in [-0.1, 0.1] ([0, 0.1] when `positive`).
-    fn jitter(&mut self, positive: bool) -> f64 {
-        let unit = f64::from(self.random()) / f64::from(u32::MAX);
-        if positive {
-            unit * 0.1
-        } else {
-            unit * 0.2 - 0.1
-        }
-    }
-
-    /// The next wait after `rt` (none yet when `sent` is 0), capped by `limit` (MRD).
-    fn advance(
-        &mut self,
-        rt: &Retrans,
-        p: Params,
-        now: SystemTime,
-        limit: Option<SystemTime>,
-    ) -> Retrans {
-        let mut wait = if rt.sent == 0 {
-            p.irt.mul_f64(1.0 + self.jitter(p.positive))
-        } else {
-            rt.rt.mul_f64(2.0 + self.jitter(false))
-        };
-        if !p.mrt.is_zero() && wait > p.mrt {
-            wait = p.mrt.mul_f64(1.0 + self.jitter(false));
-        }
-        let mut next = now + wait;
-        if let Some(limit) = limit {
-            next = next.min(limit);
-        }
-        Retrans {
-            start: rt.start,
-            sent: rt.sent + 1,
-            rt: wait,
-            next,
         }
     }
 
@@ -317,22 +158,13 @@ impl Client {
         message::build(kind, &self.ids(), xid, elapsed, address, server)
     }
 
-    fn fresh(now: SystemTime) -> Retrans {
-        Retrans {
-            start: now,
-            sent: 0,
-            rt: Duration::ZERO,
-            next: now,
-        }
-    }
-
     /// Starts soliciting: the first SOLICIT now, or after a first wait when `delay` (a server
     /// that answered a REQUEST with no address is not asked again at once).
     fn solicit(&mut self, now: SystemTime, delay: bool) -> Result<Step> {
-        let xid = self.next_xid();
-        let mut rt = Self::fresh(now);
+        let xid = self.rng.xid();
+        let mut rt = Retrans::fresh(now);
         if delay {
-            rt.next = now + SOLICIT.irt.mul_f64(1.0 + self.jitter(true));
+            rt.next = now + SOLICIT.irt.mul_f64(1.0 + self.rng.jitter(true));
         }
         self.state = State::Soliciting {
             xid,
@@ -346,10 +178,10 @@ impl Client {
         let Some(address) = first_address(&offer) else {
             return self.solicit(now, true);
         };
-        let xid = self.next_xid();
+        let xid = self.rng.xid();
         self.state = State::Requesting {
             xid,
-            rt: Self::fresh(now),
+            rt: Retrans::fresh(now),
             offer,
             address,
         };
@@ -373,7 +205,7 @@ impl Client {
                     return self.request(best, now);
                 }
                 let bytes = self.message(wire::SOLICIT, xid, &rt, now, None, None)?;
-                let rt = self.advance(&rt, SOLICIT, now, None);
+                let rt = self.rng.advance(&rt, SOLICIT, now, None);
                 let deadline = rt.next;
                 self.state = State::Soliciting {
                     xid,
@@ -402,7 +234,7 @@ impl Client {
                     Some(address),
                     Some(&offer.server_id),
                 )?;
-                let rt = self.advance(&rt, REQUEST, now, None);
+                let rt = self.rng.advance(&rt, REQUEST, now, None);
                 let deadline = rt.next;
                 self.state = State::Requesting {
                     xid,
@@ -414,11 +246,11 @@ impl Client {
             }
             State::Bound(lease) => {
                 if now >= lease.t1 {
-                    let xid = self.next_xid();
+                    let xid = self.rng.xid();
                     self.state = State::Renewing {
                         lease,
                         xid,
-                        rt: Self::fresh(now),
+                        rt: Retrans::fresh(now),
                     };
                     return self.tick(now);
                 }
@@ -426,11 +258,11 @@ impl Client {
             }
             State::Renewing { lease, xid, rt } => {
                 if now >= lease.t2 {
-                    let xid = self.next_xid();
+                    let xid = self.rng.xid();
                     self.state = State::Rebinding {
                         lease,
                         xid,
-                        rt: Self::fresh(now),
+                        rt: Retrans::fresh(now),
                     };
                     return self.tick(now);
                 }
@@ -446,7 +278,7 @@ impl Client {
                     Some(lease.address),
                     Some(&lease.server_id),
                 )?;
-                let rt = self.advance(&rt, RENEW, now, Some(lease.t2));
+                let rt = self.rng.advance(&rt, RENEW, now, Some(lease.t2));
                 let deadline = rt.next;
                 self.state = State::Renewing { lease, xid, rt };
                 Ok(send(bytes, to, deadline))
@@ -465,7 +297,7 @@ impl Client {
                 }
                 let bytes = self.message(wire::REBIND, xid, &rt, now, Some(lease.address), None)?;
                 // REB_TIMEOUT and REB_MAX_RT are RENEW's.
-                let rt = self.advance(&rt, RENEW, now, Some(lease.expiry));
+                let rt = self.rng.advance(&rt, RENEW, now, Some(lease.expiry));
                 let deadline = rt.next;
                 self.state = State::Rebinding { lease, xid, rt };
                 Ok(send(bytes, To::AllServers, deadline))
@@ -491,7 +323,7 @@ impl Client {
                     Some(lease.address),
                     Some(&lease.server_id),
                 )?;
-                let rt = self.advance(&rt, RELEASE, now, None);
+                let rt = self.rng.advance(&rt, RELEASE, now, None);
                 let deadline = rt.next;
                 self.state = State::Releasing { lease, xid, rt };
                 Ok(send(bytes, to, deadline))
@@ -627,96 +459,19 @@ impl Client {
         let Some(lease) = self.lease().cloned() else {
             return Ok(None);
         };
-        let xid = self.next_xid();
+        let xid = self.rng.xid();
         self.state = State::Releasing {
             lease,
             xid,
-            rt: Self::fresh(now),
+            rt: Retrans::fresh(now),
         };
         self.tick(now).map(Some)
-    }
-}
-
-fn send(bytes: Vec<u8>, to: To, deadline: SystemTime) -> Step {
-    Step {
-        send: Some(Outgoing { bytes, to }),
-        event: None,
-        deadline,
-    }
-}
-
-fn event(event: Event, deadline: SystemTime) -> Step {
-    Step {
-        send: None,
-        event: Some(event),
-        deadline,
     }
 }
 
 fn no_address(answer: &Answer) -> Refused {
     let status = answer.ia.as_ref().map_or(answer.status.0, |ia| ia.status);
     Refused::NoAddress(format!("status {status:?}"))
-}
-
-/// The first usable address an ADVERTISE offers (none when the IA says NoAddrsAvail).
-fn first_address(answer: &Answer) -> Option<Ipv6Addr> {
-    let ia = answer.ia.as_ref()?;
-    if answer.status.0 != Status::Success || ia.status != Status::Success {
-        return None;
-    }
-    ia.addresses.iter().find(|a| a.valid > 0).map(|a| a.address)
-}
-
-/// The address of `answer` to take: `want` if given (valid), else the first valid one.
-fn pick(answer: &Answer, want: Ipv6Addr) -> Option<IaAddress> {
-    let ia = answer.ia.as_ref()?;
-    if ia.status != Status::Success {
-        return None;
-    }
-    let valid = ia.addresses.iter().filter(|a| a.valid > 0);
-    valid
-        .clone()
-        .find(|a| a.address == want)
-        .or_else(|| valid.clone().next())
-        .copied()
-}
-
-fn at(now: SystemTime, secs: u32) -> SystemTime {
-    // An infinite lifetime (0xffffffff) is a very long one.
-    now.checked_add(Duration::from_secs(u64::from(secs)))
-        .unwrap_or(now)
-}
-
-/// The lease a REPLY gives for `given` at `now`. T1 and T2 are the server's when it set them;
-/// 0 leaves them to the client: 0.5 and 0.8 of the preferred lifetime (RFC 8415, 21.4), at
-/// least one second apart from now, never past the valid lifetime.
-fn lease_of(answer: &Answer, given: IaAddress, now: SystemTime) -> Lease {
-    let (t1, t2) = answer.ia.as_ref().map_or((0, 0), |ia| (ia.t1, ia.t2));
-    let base = if given.preferred > 0 {
-        given.preferred
-    } else {
-        given.valid
-    };
-    let t1 = if t1 == 0 { base / 2 } else { t1 };
-    let t2 = if t2 == 0 {
-        (u64::from(base) * 4 / 5) as u32
-    } else {
-        t2
-    };
-    let expiry = at(now, given.valid);
-    let t2 = at(now, t2.max(t1)).min(expiry);
-    let t1 = at(now, t1).min(t2);
-    Lease {
-        address: given.address,
-        server_id: answer.server_id.clone(),
-        unicast: answer.unicast,
-        dns: answer.dns.clone(),
-        obtained: now,
-        t1,
-        t2,
-        preferred_until: at(now, given.preferred).min(expiry),
-        expiry,
-    }
 }
 
 #[cfg(test)]

@@ -24,11 +24,14 @@ mod fake;
 pub mod lease;
 pub mod machine;
 pub mod message;
+mod retrans;
 pub mod socket;
+mod step;
 pub mod wire;
 
 pub use error::{Error, Refused, Result};
 pub use exchange::{acquire, next_event, release};
 pub use lease::Lease;
 pub use machine::{Client, Config, Event, Outgoing, State, Step, To};
+pub use retrans::Retrans;
 pub use socket::{OnLink6, UdpLink, prepare_link};

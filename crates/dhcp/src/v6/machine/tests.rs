@@ -1,9 +1,12 @@
-use std::time::UNIX_EPOCH;
+use std::time::{Duration, UNIX_EPOCH};
 
 use super::*;
-use crate::v6::{
-    Error,
-    fake::{self, OFFERED, SERVER_DUID, Spec},
+use crate::{
+    ClientId,
+    v6::{
+        Error,
+        fake::{self, OFFERED, SERVER_DUID, Spec},
+    },
 };
 
 fn config() -> Config {
