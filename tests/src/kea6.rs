@@ -59,6 +59,29 @@ impl Kea6 {
             .prefix("omt-kea6-")
             .tempdir()
             .unwrap();
+        Self::start_in(dir, ns, config)
+    }
+
+    /// Stops Kea (a server down), keeping its lease file; [`Kea6::start_again`] starts it
+    /// again on it.
+    pub fn stop(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(self.dir.path().join("kea.log"));
+        let spare = tempfile::Builder::new()
+            .prefix("omt-kea6-")
+            .tempdir()
+            .unwrap();
+        std::mem::replace(&mut self.dir, spare)
+    }
+
+    /// Starts Kea again on the lease file of a Kea [`stop`](Kea6::stop)ped: a server back up
+    /// (with a new server identifier: it keeps none), which knows the leases it gave.
+    pub fn start_again(dir: tempfile::TempDir, ns: &TestNetns, config: &Kea6Config) -> Self {
+        Self::start_in(dir, ns, config)
+    }
+
+    fn start_in(dir: tempfile::TempDir, ns: &TestNetns, config: &Kea6Config) -> Self {
         let conf = json!({
             "Dhcp6": {
                 "interfaces-config": {"interfaces": [config.interface]},

@@ -5,7 +5,8 @@
 //! the client's namespace (on a thread that entered it) and the exchange driven from the
 //! test's thread: SOLICIT to REPLY, a RENEW at T1 that Kea logs, a RELEASE that Kea's lease
 //! file shows, the same identity's address again and another secret's another one, a LAN
-//! without a server, and a hostile server whose answers are all refused.
+//! without a server, a hostile server whose answers are all refused, and a client resumed from
+//! its stored lease that rebinds at T2 to a server restarted meanwhile.
 //! (Not yet wired into an attach: this checks the client alone.)
 
 #![allow(clippy::unwrap_used)]
@@ -99,12 +100,11 @@ fn inside<T: Send>(ns: &TestNetns, f: impl FnOnce() -> T + Send) -> T {
 }
 
 fn open(ns: &TestNetns) -> UdpLink {
-    let link = ns.link("cl0").unwrap();
-    let link = OnLink6 {
-        name: "cl0".into(),
-        index: u32::try_from(link["ifindex"].as_u64().unwrap()).unwrap(),
-    };
-    inside(ns, || UdpLink::open(&link, Duration::from_secs(3))).unwrap()
+    inside(ns, || {
+        let link = OnLink6::named("cl0").unwrap();
+        UdpLink::open(&link, Duration::from_secs(3))
+    })
+    .unwrap()
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -454,4 +454,54 @@ fn an_oversized_answer_is_refused_by_its_real_length() {
         }
         other => panic!("not refused as too large: {other:?}"),
     }
+}
+
+/// The renewer killed after the exchange loses nothing: a client resumed from the stored lease
+/// (JSON) renews at T1; with the server down the RENEW goes unanswered, and at T2 the client
+/// rebinds (to any server), which the server, back up on its lease file with a new server
+/// identifier, answers.
+#[privileged]
+fn a_resumed_client_renews_and_rebinds_at_t2_when_the_server_was_down() {
+    let (lan, ns) = lan();
+    let mut conf = kea_config();
+    conf.renew_timer = 1;
+    conf.rebind_timer = 3;
+    let kea = Kea6::start(&lan, &conf);
+    let socket = open(&ns);
+    let c = config(b"k", "c1");
+    let mut client = Client::new(c.clone(), seed());
+    let lease = v6::acquire(&mut client, &socket, TIMEOUT).unwrap();
+    let stored = serde_json::to_string(&lease).unwrap();
+    drop(client);
+    let lease_dir = kea.stop();
+
+    let mut client = Client::resume(c, serde_json::from_str(&stored).unwrap(), seed());
+    let (event, kea) = std::thread::scope(|scope| {
+        let back = scope.spawn(|| {
+            // Down past T1 (1 s after the REPLY), back before T2 (3 s).
+            std::thread::sleep(Duration::from_millis(1800));
+            Kea6::start_again(lease_dir, &lan, &conf)
+        });
+        let event = v6::next_event(&mut client, &socket, Duration::from_secs(8));
+        (event, back.join().unwrap())
+    });
+    let event = event.unwrap_or_else(|e| panic!("{e}; Kea's log: {}", kea.log()));
+    let Event::Extended(rebound) = event else {
+        panic!("not rebound: {event:?}");
+    };
+    assert_eq!(rebound.address, lease.address);
+    assert_ne!(
+        rebound.server_id, lease.server_id,
+        "the same server id after a restart"
+    );
+    let took = rebound.obtained.duration_since(lease.obtained).unwrap();
+    assert!(
+        took >= Duration::from_secs(3),
+        "extended before T2: {took:?}"
+    );
+    assert!(kea.lease(&lease.address.to_string()).is_some());
+    // The one message Kea got after it came back extended the lease (Kea logs a REBIND's
+    // extension as DHCP6_LEASE_RENEW); a RENEW would name the old server and be dropped.
+    assert_eq!(kea.logged("DHCP6_BUFFER_RECEIVED"), 1, "{}", kea.log());
+    assert_eq!(kea.logged("DHCP6_LEASE_RENEW"), 1, "{}", kea.log());
 }

@@ -64,6 +64,17 @@ pub struct OnLink6 {
     pub index: u32,
 }
 
+impl OnLink6 {
+    /// The link `name` of the caller's namespace.
+    pub fn named(name: &str) -> io::Result<Self> {
+        let index = nix::net::if_::if_nametoindex(name)?;
+        Ok(Self {
+            name: name.to_owned(),
+            index,
+        })
+    }
+}
+
 /// The socket of an exchange on one link, opened in the caller's namespace and keeping it: a
 /// caller that must not leave its own thread in the container's namespace opens it there and
 /// drives the exchange from anywhere.
