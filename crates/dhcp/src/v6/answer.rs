@@ -340,12 +340,10 @@ pub(crate) fn first_address(answer: &Answer) -> Option<Ipv6Addr> {
     ia.addresses.iter().find(|a| a.valid > 0).map(|a| a.address)
 }
 
-/// The address of `answer` to take: `want` if given (valid), else the first valid one.
+/// The address of `answer` to take: `want` if given (valid), else the first valid one (the
+/// IA's status is the caller's to read).
 pub(crate) fn pick(answer: &Answer, want: Ipv6Addr) -> Option<IaAddress> {
     let ia = answer.ia.as_ref()?;
-    if ia.status != Status::Success {
-        return None;
-    }
     let valid = ia.addresses.iter().filter(|a| a.valid > 0);
     valid
         .clone()

@@ -395,7 +395,8 @@ impl Client {
                         .into());
                     }
                 }
-                match pick(&answer, address) {
+                let granted = answer.ia.as_ref().map(|ia| ia.status) == Some(Status::Success);
+                match pick(&answer, address).filter(|_| granted) {
                     Some(given) => {
                         let lease = lease_of(&answer, given, now);
                         self.state = State::Bound(lease.clone());
@@ -431,8 +432,22 @@ impl Client {
                 let Some(ia) = &answer.ia else {
                     return Err(Refused::NoAddress("no IA_NA in the REPLY".into()).into());
                 };
-                let lost = matches!(ia.status, Status::NoBinding | Status::NoAddrsAvail);
-                match pick(&answer, lease.address).filter(|_| !lost) {
+                match ia.status {
+                    Status::Success => {}
+                    // The server no longer knows the lease, or has no address for it here.
+                    Status::NoBinding | Status::NoAddrsAvail | Status::NotOnLink => {
+                        self.state = State::Init;
+                        return Ok(event(Event::Lost(lease), now));
+                    }
+                    other => {
+                        return Err(Refused::Status {
+                            code: other.code(),
+                            message: "in the IA_NA".into(),
+                        }
+                        .into());
+                    }
+                }
+                match pick(&answer, lease.address) {
                     Some(given) => {
                         let extended = lease_of(&answer, given, now);
                         self.state = State::Bound(extended.clone());

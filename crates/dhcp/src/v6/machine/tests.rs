@@ -218,10 +218,8 @@ fn request_gives_up_after_ten_and_no_addrs_avail_solicits_again() {
     let step = c.tick(t0()).unwrap();
     let adv = answer(sent(&step), |s| s.preference = Some(255));
     let step = c.receive(&adv, t0()).unwrap();
-    let none = answer(sent(&step), |s| {
-        s.address = None;
-        s.ia_status = Some(2);
-    });
+    // NoAddrsAvail in the IA, even beside an address.
+    let none = answer(sent(&step), |s| s.ia_status = Some(2));
     let step = c.receive(&none, t0()).unwrap();
     // Soliciting again, after a wait: the server is not asked again at once.
     assert!(step.send.is_none() && step.event.is_none());
@@ -276,10 +274,16 @@ fn renew_goes_unicast_when_allowed_and_multicast_again_on_use_multicast() {
 fn no_binding_loses_the_lease_and_solicits_again() {
     let (mut c, lease) = bound(config());
     let step = c.tick(lease.t1).unwrap();
-    let gone = answer(sent(&step), |s| {
-        s.address = None;
-        s.ia_status = Some(3);
-    });
+    // Another status in the IA changes nothing: the client goes on renewing.
+    let failed = answer(sent(&step), |s| s.ia_status = Some(1));
+    let before = c.state().clone();
+    assert!(matches!(
+        c.receive(&failed, lease.t1),
+        Err(Error::Refused(Refused::Status { code: 1, .. }))
+    ));
+    assert_eq!(c.state(), &before);
+    // NoBinding, even beside the address: the lease is gone.
+    let gone = answer(sent(&step), |s| s.ia_status = Some(3));
     let step = c.receive(&gone, lease.t1).unwrap();
     assert_eq!(step.event, Some(Event::Lost(lease)));
     assert_eq!(c.state(), &State::Init);
