@@ -30,6 +30,8 @@ pub struct Kea6Config {
     pub renew_timer: u32,
     /// T2, seconds.
     pub rebind_timer: u32,
+    /// An address of the interface Kea also listens on and offers for unicast (option 12).
+    pub unicast: Option<String>,
 }
 
 /// One row of Kea's memfile (CSV) lease6 file.
@@ -82,9 +84,16 @@ impl Kea6 {
     }
 
     fn start_in(dir: tempfile::TempDir, ns: &TestNetns, config: &Kea6Config) -> Self {
+        let (interface, option_data) = match &config.unicast {
+            Some(address) => (
+                format!("{}/{address}", config.interface),
+                vec![json!({"name": "unicast", "data": address, "always-send": true})],
+            ),
+            None => (config.interface.clone(), Vec::new()),
+        };
         let conf = json!({
             "Dhcp6": {
-                "interfaces-config": {"interfaces": [config.interface]},
+                "interfaces-config": {"interfaces": [interface]},
                 "lease-database": {
                     "type": "memfile",
                     "persist": true,
@@ -104,7 +113,8 @@ impl Kea6 {
                     "id": 1,
                     "subnet": config.subnet,
                     "interface": config.interface,
-                    "pools": [{"pool": config.pool}]
+                    "pools": [{"pool": config.pool}],
+                    "option-data": option_data
                 }],
                 "loggers": [{
                     "name": "kea-dhcp6",

@@ -74,6 +74,7 @@ fn kea_config() -> Kea6Config {
         valid_lifetime: 30,
         renew_timer: 2,
         rebind_timer: 15,
+        unicast: None,
     }
 }
 
@@ -504,4 +505,59 @@ fn a_resumed_client_renews_and_rebinds_at_t2_when_the_server_was_down() {
     // extension as DHCP6_LEASE_RENEW); a RENEW would name the old server and be dropped.
     assert_eq!(kea.logged("DHCP6_BUFFER_RECEIVED"), 1, "{}", kea.log());
     assert_eq!(kea.logged("DHCP6_LEASE_RENEW"), 1, "{}", kea.log());
+}
+
+/// A server that offers unicast (option 12) is renewed by unicast to its address once the
+/// link has a route to it (Kea logs the RENEW received on its unicast address), and by
+/// multicast while it has none (the leased address added as a /128, no router).
+#[privileged]
+fn renew_goes_unicast_to_a_server_that_offers_it_when_the_link_reaches_it() {
+    let (lan, ns) = lan();
+    let mut conf = kea_config();
+    conf.unicast = Some("2001:db8:91::1".into());
+    conf.renew_timer = 1;
+    let kea = Kea6::start(&lan, &conf);
+    let socket = open(&ns);
+    let mut client = Client::new(config(b"k", "c1"), seed());
+    let lease = v6::acquire(&mut client, &socket, TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}; Kea's log: {}", kea.log()));
+    assert_eq!(lease.unicast, Some("2001:db8:91::1".parse().unwrap()));
+    let received = |to: &str| {
+        kea.log()
+            .lines()
+            .filter(|l| l.contains("DHCP6_BUFFER_RECEIVED") && l.contains(&format!(" to {to}:")))
+            .count()
+    };
+    let multicast = received("ff02::1:2");
+    let address = lease.address.to_string();
+    ns.ip(&[
+        "-6",
+        "addr",
+        "add",
+        &format!("{address}/128"),
+        "dev",
+        "cl0",
+        "nodad",
+    ]);
+    let event = v6::next_event(&mut client, &socket, Duration::from_secs(5)).unwrap();
+    assert!(matches!(event, Event::Extended(_)), "{event:?}");
+    assert_eq!(received("ff02::1:2"), multicast + 1, "{}", kea.log());
+    assert_eq!(received("2001:db8:91::1"), 0, "{}", kea.log());
+
+    // The address with the subnet's prefix, as a caller with `--subnet` adds it: the server's
+    // address is on the link.
+    ns.ip(&["-6", "addr", "del", &format!("{address}/128"), "dev", "cl0"]);
+    ns.ip(&[
+        "-6",
+        "addr",
+        "add",
+        &format!("{address}/64"),
+        "dev",
+        "cl0",
+        "nodad",
+    ]);
+    let event = v6::next_event(&mut client, &socket, Duration::from_secs(5)).unwrap();
+    assert!(matches!(event, Event::Extended(_)), "{event:?}");
+    assert_eq!(received("2001:db8:91::1"), 1, "{}", kea.log());
+    assert_eq!(received("ff02::1:2"), multicast + 1, "{}", kea.log());
 }

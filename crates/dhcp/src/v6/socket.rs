@@ -134,21 +134,29 @@ impl UdpLink {
         self.from
     }
 
-    /// Sends `out`.
+    /// Sends `out`. A unicast the link cannot carry (no route to the server's address: the
+    /// leased address was added as a /128 and no router advertised the prefix) goes to all
+    /// servers instead, which RFC 8415 always allows.
     pub fn send(&self, out: &Outgoing) -> io::Result<()> {
-        let to = match out.to {
-            To::AllServers => SocketAddrV6::new(ALL_SERVERS, SERVER_PORT, 0, self.link.index),
+        let all = SocketAddrV6::new(ALL_SERVERS, SERVER_PORT, 0, self.link.index);
+        match out.to {
+            To::AllServers => self.udp.send_to(&out.bytes, all).map(drop),
             To::Server(server) => {
                 let scope = if server.segments()[0] & 0xffc0 == 0xfe80 {
                     self.link.index
                 } else {
                     0
                 };
-                SocketAddrV6::new(server, SERVER_PORT, 0, scope)
+                let to = SocketAddrV6::new(server, SERVER_PORT, 0, scope);
+                match self.udp.send_to(&out.bytes, to) {
+                    Ok(_) => Ok(()),
+                    Err(e) if e.raw_os_error() == Some(nix::libc::ENETUNREACH) => {
+                        self.udp.send_to(&out.bytes, all).map(drop)
+                    }
+                    Err(e) => Err(e),
+                }
             }
-        };
-        self.udp.send_to(&out.bytes, to)?;
-        Ok(())
+        }
     }
 
     /// The next message queued for the client, if any: its bytes in `buf`, and its whole
