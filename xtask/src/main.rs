@@ -86,7 +86,7 @@ pub const PREREQUISITES: &[(&str, &str)] = &[
     ("/usr/bin/openssl", "openssl"),
     // The DHCP client against a real server (`tests/tests/dhcp.rs`): Kea, started by the test.
     ("/usr/sbin/kea-dhcp4", "kea-dhcp4-server"),
-    ("/usr/sbin/kea-dhcp6", "kea-dhcp6-server"),
+    ("/usr/sbin/kea-dhcp6", "kea-dhcp6-server"), // the DHCPv6 client, `tests/tests/dhcp6.rs`
     // `cargo xtask dist` checks the package with lintian.
     ("/usr/bin/lintian", "lintian"),
     // Completion tests drive the shells themselves; man pages are rendered with `man -l`.
