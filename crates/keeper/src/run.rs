@@ -1,0 +1,151 @@
+//! A keeper's life: take a role in the slot, stand by until the active keeper dies, keep the
+//! duty on its schedule while keeping a standby alive, end with the container or the duty.
+
+use std::{
+    fs::File,
+    os::fd::{AsFd, OwnedFd},
+    process::Child,
+    time::{Duration, SystemTime},
+};
+
+use nix::{
+    fcntl::Flock,
+    poll::{PollFd, PollFlags, PollTimeout, poll},
+};
+use rustix::process::{Pid, PidfdFlags, pidfd_open};
+
+use crate::{Container, Error, Result, Role, Slot};
+
+/// How often an active keeper looks for its standby, and a standby for a free active role,
+/// when nothing else wakes them (a standby killed is replaced within this; an active one
+/// is replaced at once).
+const RECHECK: Duration = Duration::from_secs(10);
+
+/// A duty a keeper keeps: its schedule and its act live in the duty's own store, so a keeper
+/// that takes over finds them where the last one left them.
+pub trait Duty {
+    /// When to act next (read from the store); `None`: nothing left to keep (the lease was
+    /// released), the keeper ends.
+    fn next(&mut self) -> Option<SystemTime>;
+    /// Acts once (a renewal), recording the outcome and the next time in the store. What
+    /// fails is the duty's to record and to retry; the keeper asks [`Duty::next`] again.
+    fn act(&mut self, container: &Container);
+}
+
+/// How a keeper ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// The container's process ended.
+    ContainerGone,
+    /// The duty had nothing left to keep.
+    DutyDone,
+    /// Another pair keeps this slot.
+    Taken,
+}
+
+/// Runs a keeper for `duty` of `container` in `slot`; `standby` starts another keeper process
+/// for the same slot (by [`crate::spawn`]ing this program again).
+pub fn run(
+    slot: &Slot,
+    container: &Container,
+    duty: &mut dyn Duty,
+    standby: &mut dyn FnMut() -> Result<Child>,
+) -> Result<Ended> {
+    let active = match slot.claim()? {
+        Role::Taken => return Ok(Ended::Taken),
+        Role::Active(lock) => lock,
+        Role::Standby(lock) => match stand_by(slot, container)? {
+            Some(active) => {
+                drop(lock);
+                active
+            }
+            None => return Ok(Ended::ContainerGone),
+        },
+    };
+    slot.record_active()?;
+    let mut child: Option<Child> = None;
+    let ended = loop {
+        if !container.alive() {
+            break Ended::ContainerGone;
+        }
+        // Asked first: a keeper whose duty is done starts no standby (which would take over
+        // only to end in turn).
+        let Some(next) = duty.next() else {
+            break Ended::DutyDone;
+        };
+        // Reap a standby that ended; start one when none holds the role.
+        if child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().map_or(true, |status| status.is_some()))
+        {
+            child = None;
+        }
+        if child.is_none() && slot.standby_missing()? {
+            // A failed start is tried again at the next recheck; the duty goes on.
+            child = standby().ok();
+        }
+        let wait = next
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO);
+        if wait.is_zero() {
+            duty.act(container);
+            continue;
+        }
+        // Our own standby's death wakes us too (one started by someone else is found at the
+        // next recheck).
+        let standby_fd = child.as_ref().and_then(|c| pidfd(c.id() as i32));
+        if wait_any(container, standby_fd.as_ref(), wait.min(RECHECK))? {
+            break Ended::ContainerGone;
+        }
+    };
+    drop(active);
+    Ok(ended)
+}
+
+fn pidfd(pid: i32) -> Option<OwnedFd> {
+    pidfd_open(Pid::from_raw(pid)?, PidfdFlags::empty()).ok()
+}
+
+/// Waits up to `timeout` for the container or `other` to end; whether the container has.
+fn wait_any(container: &Container, other: Option<&OwnedFd>, timeout: Duration) -> Result<bool> {
+    let mut fds = vec![PollFd::new(container.pidfd(), PollFlags::POLLIN)];
+    if let Some(fd) = other {
+        fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
+    }
+    match poll(
+        &mut fds,
+        PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX),
+    ) {
+        Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+        Err(e) => {
+            return Err(Error::Wait {
+                pid: container.pid(),
+                source: e.into(),
+            });
+        }
+    }
+    Ok(fds[0]
+        .revents()
+        .is_some_and(|r| r.contains(PollFlags::POLLIN)))
+}
+
+/// Waits until the active role is free (then holds it) or the container ends (`None`).
+fn stand_by(slot: &Slot, container: &Container) -> Result<Option<Flock<File>>> {
+    loop {
+        if let Some(lock) = slot.take_over()? {
+            return Ok(Some(lock));
+        }
+        // The active keeper's pidfd wakes this one the moment it dies. A pid recorded by a
+        // keeper that died since may be another process's: the recheck bounds that wait.
+        let active = slot.active_pid().and_then(pidfd);
+        let timeout = if active.is_some() {
+            RECHECK
+        } else {
+            // The active keeper has not recorded itself yet.
+            Duration::from_millis(50)
+        };
+        if wait_any(container, active.as_ref(), timeout)? {
+            return Ok(None);
+        }
+    }
+}
