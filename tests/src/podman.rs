@@ -1,9 +1,10 @@
 use std::{
+    fs,
     path::PathBuf,
     process::{Command, Stdio},
 };
 
-use crate::{Lan, runc::busybox_rootfs};
+use crate::{Lan, binary, runc::busybox_rootfs};
 
 /// Podman with its own storage, run root and hooks directory under the LAN's temporary dir,
 /// running inside the LAN's host namespace. Every container is removed on drop.
@@ -17,6 +18,8 @@ pub struct Podman {
     /// Read the system's hooks directories (what an installed package put there) instead of
     /// [`Podman::hooks_dir`].
     system_hooks: bool,
+    /// A containers.conf of the test's own (`CONTAINERS_CONF`), for the CNI backend.
+    containers_conf: Option<PathBuf>,
 }
 
 impl Podman {
@@ -27,7 +30,50 @@ impl Podman {
             host_netns: lan.host.path(),
             dir,
             system_hooks: false,
+            containers_conf: None,
         }
+    }
+
+    /// Like [`Podman::new`], with podman's CNI backend (`network_backend = "cni"` in a
+    /// containers.conf of the test's own): its plugin dir holds only the binary under test as
+    /// `oci-macvlan`, and its config dir one conflist, CNI network `network`, naming the
+    /// oci-macvlan network of the same name with the LAN's config and state dirs.
+    pub fn with_cni(lan: &Lan, network: &str) -> Self {
+        let mut podman = Self::new(lan);
+        let bin = podman.dir.join("cni-bin");
+        let conf = podman.dir.join("cni-conf");
+        fs::create_dir_all(&bin).unwrap();
+        fs::create_dir_all(&conf).unwrap();
+        std::os::unix::fs::symlink(binary(), bin.join("oci-macvlan")).unwrap();
+        let conflist = serde_json::json!({
+            "cniVersion": "1.0.0",
+            "name": network,
+            "plugins": [{
+                "type": "oci-macvlan",
+                "network": network,
+                "configDir": lan.config_dir(),
+                "stateDir": lan.state_dir(),
+            }],
+        });
+        fs::write(
+            conf.join(format!("{network}.conflist")),
+            conflist.to_string(),
+        )
+        .unwrap();
+        let containers_conf = podman.dir.join("containers.conf");
+        let toml = |path: &std::path::Path| format!("{:?}", path.display().to_string());
+        fs::write(
+            &containers_conf,
+            format!(
+                "[network]\nnetwork_backend = \"cni\"\ncni_plugin_dirs = [{}]\n\
+                 network_config_dir = {}\n",
+                toml(&bin),
+                toml(&conf)
+            ),
+        )
+        .unwrap();
+        podman.containers_conf = Some(containers_conf);
+        podman
     }
 
     /// Like [`Podman::new`], but podman reads the system's hooks directories
@@ -45,6 +91,9 @@ impl Podman {
 
     fn podman(&self) -> Command {
         let mut cmd = Command::new("nsenter");
+        if let Some(conf) = &self.containers_conf {
+            cmd.env("CONTAINERS_CONF", conf);
+        }
         cmd.arg(format!("--net={}", self.host_netns.display()))
             .arg("podman")
             .arg("--root")
@@ -76,21 +125,28 @@ impl Podman {
 
     /// `podman run -d --network none` of `sleep` on the busybox rootfs, with annotations.
     pub fn start(&self, name: &str, annotations: &[(&str, &str)]) -> Result<(), String> {
+        self.start_on(name, &["--network", "none"], annotations)
+    }
+
+    /// `podman run -d` of `sleep` on the busybox rootfs with network flags `network`
+    /// (`--network lan --ip …`) and annotations.
+    pub fn start_on(
+        &self,
+        name: &str,
+        network: &[&str],
+        annotations: &[(&str, &str)],
+    ) -> Result<(), String> {
         let rootfs = self.dir.join("rootfs").display().to_string();
-        let mut args = vec![
-            "run",
-            "-d",
-            "--name",
-            name,
-            "--network",
-            "none",
+        let mut args = vec!["run", "-d", "--name", name];
+        args.extend_from_slice(network);
+        args.extend([
             "--cap-add",
             "NET_RAW",
             "--ulimit",
             "nofile=1024:1024",
             "--ulimit",
             "nproc=4096:4096",
-        ];
+        ]);
         let pairs: Vec<String> = annotations
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
@@ -109,6 +165,21 @@ impl Podman {
         let mut full = vec!["exec", name];
         full.extend(args);
         self.run(&full)
+    }
+
+    /// `podman stop -t 0`: podman tears the container's networks down (CNI DEL) and keeps it.
+    pub fn stop(&self, name: &str) -> Result<(), String> {
+        match self.run(&["stop", "-t", "0", name]) {
+            (true, _) => Ok(()),
+            (false, out) => Err(out),
+        }
+    }
+
+    /// `podman inspect --format FORMAT NAME`, trimmed.
+    pub fn inspect(&self, name: &str, format: &str) -> String {
+        let (ok, out) = self.run(&["inspect", "--format", format, name]);
+        assert!(ok, "podman inspect {name}: {out}");
+        out.trim().to_owned()
     }
 
     /// `podman rm -f -t 0`: stops the container (podman runs the poststop hooks) and removes it.
