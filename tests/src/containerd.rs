@@ -246,6 +246,21 @@ impl Containerd {
         .unwrap()
     }
 
+    /// `ctr run --cni -d IMAGE ID sleep 3600`: ADD, and ctr returns; no one runs DEL.
+    pub fn run_cni_detached(&self, id: &str) -> (bool, String) {
+        self.ctr(&[
+            "run",
+            "--cni",
+            "-d",
+            "--snapshotter",
+            "native",
+            IMAGE,
+            id,
+            "sleep",
+            "3600",
+        ])
+    }
+
     /// `ctr task exec` of `args` in the task `id`: (success, stdout + stderr).
     pub fn exec(&self, id: &str, args: &[&str]) -> (bool, String) {
         let exec_id = crate::unique("x");

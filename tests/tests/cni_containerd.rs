@@ -2,7 +2,8 @@
 //! (tests/src/containerd.rs: containerd in the test's host namespace and a private mount
 //! namespace, an image the test builds from busybox-static). The task gets its leg before it
 //! starts and reaches the router; when it exits, ctr's DEL takes back the lease and nothing is
-//! left.
+//! left. A task run with `-d` is never detached by ctr: `oci-macvlan gc` takes its lease back
+//! once the task, and so its namespace, is gone.
 
 #![allow(clippy::unwrap_used)]
 
@@ -84,4 +85,36 @@ fn ctr_run_cni_attaches_pings_the_router_and_releases_on_exit() {
     let (ok, out) = containerd.ctr(&["container", "ls", "-q"]);
     assert!(ok && out.trim().is_empty(), "ctr run --rm left {out}");
     lan.assert_no_residue(&[NET], "ctr run --cni --rm");
+}
+
+/// `ctr run --cni -d`: attached and ctr returns; after `ctr task kill` and `task delete` (ctr
+/// runs no DEL) the lease stays until `oci-macvlan gc`, which finds the task's namespace gone
+/// and releases it; nothing is left.
+#[privileged]
+fn a_detached_ctr_task_is_released_by_gc_once_gone() {
+    let lan = Lan::new();
+    lan.create_network(NET, &[]);
+    let containerd = Containerd::start(&lan, NET);
+    containerd.import_busybox();
+    let id = unique("omt-ctr-");
+    let (ok, out) = containerd.run_cni_detached(&id);
+    assert!(ok, "ctr run -d: {out}\n{}", containerd.log());
+    let (ok, out) = containerd.exec(&id, &["ping", "-c", "1", "-W", "2", Lan::GATEWAY]);
+    assert!(ok, "the ctr task cannot reach the router: {out}");
+    assert_eq!(lan.leased(NET), 1);
+    // Alive: gc keeps it.
+    lan.cli_ok(&["gc"], "");
+    assert_eq!(lan.leased(NET), 1, "gc released a running task's lease");
+
+    let (ok, out) = containerd.ctr(&["task", "kill", "-s", "SIGKILL", &id]);
+    assert!(ok, "ctr task kill: {out}");
+    wait_for(30, "the task to stop", || !containerd.running(&id));
+    let (ok, out) = containerd.ctr(&["task", "delete", &id]);
+    assert!(ok, "ctr task delete: {out}");
+    assert_eq!(lan.leased(NET), 1, "something ran DEL after all");
+    let out = lan.cli_ok(&["gc"], "");
+    assert!(out.contains("released 1 lease"), "{out}");
+    let (ok, out) = containerd.ctr(&["container", "delete", &id]);
+    assert!(ok, "ctr container delete: {out}");
+    lan.assert_no_residue(&[NET], "ctr run -d, gc");
 }
