@@ -1,7 +1,9 @@
 use std::{
     fs,
     path::PathBuf,
-    process::{Command, Stdio},
+    process::{Child, Command, Stdio},
+    thread,
+    time::{Duration, Instant},
 };
 
 use crate::{Lan, binary, runc::busybox_rootfs};
@@ -20,6 +22,10 @@ pub struct Podman {
     system_hooks: bool,
     /// A containers.conf of the test's own (`CONTAINERS_CONF`), for the CNI backend.
     containers_conf: Option<PathBuf>,
+    /// A process holding a private mount namespace, in the LAN's host network namespace, that
+    /// every podman command enters: with the CNI backend, libcni keeps its result cache in
+    /// the fixed `/var/lib/cni`, which a tmpfs there covers. Killed on drop.
+    mount_ns: Option<Child>,
 }
 
 impl Podman {
@@ -31,6 +37,7 @@ impl Podman {
             dir,
             system_hooks: false,
             containers_conf: None,
+            mount_ns: None,
         }
     }
 
@@ -73,7 +80,33 @@ impl Podman {
         )
         .unwrap();
         podman.containers_conf = Some(containers_conf);
+        podman.mount_ns = Some(Self::private_var_lib(&podman.host_netns));
         podman
+    }
+
+    /// A process in a private mount namespace (inside the host network namespace `netns`)
+    /// whose `/var/lib` is a tmpfs holding an empty `cni`; returns once that is mounted.
+    fn private_var_lib(netns: &std::path::Path) -> Child {
+        let mut holder = Command::new("nsenter")
+            .arg(format!("--net={}", netns.display()))
+            .args(["unshare", "--mount", "--propagation", "private", "sh", "-c"])
+            .arg(
+                "mount -t tmpfs omt-var-lib /var/lib && mkdir /var/lib/cni \
+                 && exec sleep 86400",
+            )
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mounts = format!("/proc/{}/mounts", holder.id());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !fs::read_to_string(&mounts).is_ok_and(|m| m.contains("omt-var-lib /var/lib ")) {
+            if let Some(status) = holder.try_wait().unwrap() {
+                panic!("cannot make a private /var/lib for podman: {status}");
+            }
+            assert!(Instant::now() < deadline, "no private /var/lib for podman");
+            thread::sleep(Duration::from_millis(20));
+        }
+        holder
     }
 
     /// Like [`Podman::new`], but podman reads the system's hooks directories
@@ -94,8 +127,13 @@ impl Podman {
         if let Some(conf) = &self.containers_conf {
             cmd.env("CONTAINERS_CONF", conf);
         }
-        cmd.arg(format!("--net={}", self.host_netns.display()))
-            .arg("podman")
+        match &self.mount_ns {
+            Some(holder) => cmd
+                .arg(format!("--target={}", holder.id()))
+                .args(["--mount", "--net"]),
+            None => cmd.arg(format!("--net={}", self.host_netns.display())),
+        };
+        cmd.arg("podman")
             .arg("--root")
             .arg(self.dir.join("root"))
             .arg("--runroot")
@@ -194,5 +232,9 @@ impl Podman {
 impl Drop for Podman {
     fn drop(&mut self) {
         let _ = self.run(&["rm", "-a", "-f", "-t", "0"]);
+        if let Some(mut holder) = self.mount_ns.take() {
+            let _ = holder.kill();
+            let _ = holder.wait();
+        }
     }
 }
