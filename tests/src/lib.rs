@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
 pub mod cni;
+pub mod containerd;
 mod driver;
 mod etcd;
 pub mod etcd_network;

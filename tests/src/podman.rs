@@ -1,9 +1,12 @@
 use std::{
+    fs,
     path::PathBuf,
-    process::{Command, Stdio},
+    process::{Child, Command, Stdio},
+    thread,
+    time::{Duration, Instant},
 };
 
-use crate::{Lan, runc::busybox_rootfs};
+use crate::{Lan, binary, runc::busybox_rootfs};
 
 /// Podman with its own storage, run root and hooks directory under the LAN's temporary dir,
 /// running inside the LAN's host namespace. Every container is removed on drop.
@@ -17,6 +20,12 @@ pub struct Podman {
     /// Read the system's hooks directories (what an installed package put there) instead of
     /// [`Podman::hooks_dir`].
     system_hooks: bool,
+    /// A containers.conf of the test's own (`CONTAINERS_CONF`), for the CNI backend.
+    containers_conf: Option<PathBuf>,
+    /// A process holding a private mount namespace, in the LAN's host network namespace, that
+    /// every podman command enters: with the CNI backend, libcni keeps its result cache in
+    /// the fixed `/var/lib/cni`, which a tmpfs there covers. Killed on drop.
+    mount_ns: Option<Child>,
 }
 
 impl Podman {
@@ -27,7 +36,77 @@ impl Podman {
             host_netns: lan.host.path(),
             dir,
             system_hooks: false,
+            containers_conf: None,
+            mount_ns: None,
         }
+    }
+
+    /// Like [`Podman::new`], with podman's CNI backend (`network_backend = "cni"` in a
+    /// containers.conf of the test's own): its plugin dir holds only the binary under test as
+    /// `oci-macvlan`, and its config dir one conflist, CNI network `network`, naming the
+    /// oci-macvlan network of the same name with the LAN's config and state dirs.
+    pub fn with_cni(lan: &Lan, network: &str) -> Self {
+        let mut podman = Self::new(lan);
+        let bin = podman.dir.join("cni-bin");
+        let conf = podman.dir.join("cni-conf");
+        fs::create_dir_all(&bin).unwrap();
+        fs::create_dir_all(&conf).unwrap();
+        std::os::unix::fs::symlink(binary(), bin.join("oci-macvlan")).unwrap();
+        let conflist = serde_json::json!({
+            "cniVersion": "1.0.0",
+            "name": network,
+            "plugins": [{
+                "type": "oci-macvlan",
+                "network": network,
+                "configDir": lan.config_dir(),
+                "stateDir": lan.state_dir(),
+            }],
+        });
+        fs::write(
+            conf.join(format!("{network}.conflist")),
+            conflist.to_string(),
+        )
+        .unwrap();
+        let containers_conf = podman.dir.join("containers.conf");
+        let toml = |path: &std::path::Path| format!("{:?}", path.display().to_string());
+        fs::write(
+            &containers_conf,
+            format!(
+                "[network]\nnetwork_backend = \"cni\"\ncni_plugin_dirs = [{}]\n\
+                 network_config_dir = {}\n",
+                toml(&bin),
+                toml(&conf)
+            ),
+        )
+        .unwrap();
+        podman.containers_conf = Some(containers_conf);
+        podman.mount_ns = Some(Self::private_var_lib(&podman.host_netns));
+        podman
+    }
+
+    /// A process in a private mount namespace (inside the host network namespace `netns`)
+    /// whose `/var/lib` is a tmpfs holding an empty `cni`; returns once that is mounted.
+    fn private_var_lib(netns: &std::path::Path) -> Child {
+        let mut holder = Command::new("nsenter")
+            .arg(format!("--net={}", netns.display()))
+            .args(["unshare", "--mount", "--propagation", "private", "sh", "-c"])
+            .arg(
+                "mount -t tmpfs omt-var-lib /var/lib && mkdir /var/lib/cni \
+                 && exec sleep 86400",
+            )
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mounts = format!("/proc/{}/mounts", holder.id());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !fs::read_to_string(&mounts).is_ok_and(|m| m.contains("omt-var-lib /var/lib ")) {
+            if let Some(status) = holder.try_wait().unwrap() {
+                panic!("cannot make a private /var/lib for podman: {status}");
+            }
+            assert!(Instant::now() < deadline, "no private /var/lib for podman");
+            thread::sleep(Duration::from_millis(20));
+        }
+        holder
     }
 
     /// Like [`Podman::new`], but podman reads the system's hooks directories
@@ -45,8 +124,16 @@ impl Podman {
 
     fn podman(&self) -> Command {
         let mut cmd = Command::new("nsenter");
-        cmd.arg(format!("--net={}", self.host_netns.display()))
-            .arg("podman")
+        if let Some(conf) = &self.containers_conf {
+            cmd.env("CONTAINERS_CONF", conf);
+        }
+        match &self.mount_ns {
+            Some(holder) => cmd
+                .arg(format!("--target={}", holder.id()))
+                .args(["--mount", "--net"]),
+            None => cmd.arg(format!("--net={}", self.host_netns.display())),
+        };
+        cmd.arg("podman")
             .arg("--root")
             .arg(self.dir.join("root"))
             .arg("--runroot")
@@ -76,21 +163,28 @@ impl Podman {
 
     /// `podman run -d --network none` of `sleep` on the busybox rootfs, with annotations.
     pub fn start(&self, name: &str, annotations: &[(&str, &str)]) -> Result<(), String> {
+        self.start_on(name, &["--network", "none"], annotations)
+    }
+
+    /// `podman run -d` of `sleep` on the busybox rootfs with network flags `network`
+    /// (`--network lan --ip …`) and annotations.
+    pub fn start_on(
+        &self,
+        name: &str,
+        network: &[&str],
+        annotations: &[(&str, &str)],
+    ) -> Result<(), String> {
         let rootfs = self.dir.join("rootfs").display().to_string();
-        let mut args = vec![
-            "run",
-            "-d",
-            "--name",
-            name,
-            "--network",
-            "none",
+        let mut args = vec!["run", "-d", "--name", name];
+        args.extend_from_slice(network);
+        args.extend([
             "--cap-add",
             "NET_RAW",
             "--ulimit",
             "nofile=1024:1024",
             "--ulimit",
             "nproc=4096:4096",
-        ];
+        ]);
         let pairs: Vec<String> = annotations
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
@@ -111,6 +205,21 @@ impl Podman {
         self.run(&full)
     }
 
+    /// `podman stop -t 0`: podman tears the container's networks down (CNI DEL) and keeps it.
+    pub fn stop(&self, name: &str) -> Result<(), String> {
+        match self.run(&["stop", "-t", "0", name]) {
+            (true, _) => Ok(()),
+            (false, out) => Err(out),
+        }
+    }
+
+    /// `podman inspect --format FORMAT NAME`, trimmed.
+    pub fn inspect(&self, name: &str, format: &str) -> String {
+        let (ok, out) = self.run(&["inspect", "--format", format, name]);
+        assert!(ok, "podman inspect {name}: {out}");
+        out.trim().to_owned()
+    }
+
     /// `podman rm -f -t 0`: stops the container (podman runs the poststop hooks) and removes it.
     pub fn rm(&self, name: &str) -> Result<(), String> {
         match self.run(&["rm", "-f", "-t", "0", name]) {
@@ -123,5 +232,9 @@ impl Podman {
 impl Drop for Podman {
     fn drop(&mut self) {
         let _ = self.run(&["rm", "-a", "-f", "-t", "0"]);
+        if let Some(mut holder) = self.mount_ns.take() {
+            let _ = holder.kill();
+            let _ = holder.wait();
+        }
     }
 }

@@ -87,6 +87,11 @@ pub const PREREQUISITES: &[(&str, &str)] = &[
     // The DHCP client against a real server (`tests/tests/dhcp.rs`): Kea, started by the test.
     ("/usr/sbin/kea-dhcp4", "kea-dhcp4-server"),
     ("/usr/sbin/kea-dhcp6", "kea-dhcp6-server"), // the DHCPv6 client, `tests/tests/dhcp6.rs`
+    // The CNI door's real clients: podman's CNI backend runs CNI's own plugins too (and the
+    // bench measures `macvlan` + `host-local`); `ctr run --cni` against a containerd the test
+    // starts (`tests/tests/cni_containerd.rs`).
+    ("/usr/lib/cni/host-local", "containernetworking-plugins"),
+    ("/usr/bin/containerd", "containerd"),
     // `cargo xtask dist` checks the package with lintian.
     ("/usr/bin/lintian", "lintian"),
     // Completion tests drive the shells themselves; man pages are rendered with `man -l`.

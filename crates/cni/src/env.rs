@@ -126,10 +126,13 @@ impl Env {
                 None => Ok(name),
             })
             .transpose()?;
+        // Only ADD, DEL and CHECK use a namespace: libcni asks for VERSION (podman does it to
+        // validate every conflist it loads) with `CNI_NETNS=dummy`, as skel once required.
         let netns = match text("CNI_NETNS")?.filter(|v| !v.is_empty()) {
             None if matches!(command, Command::Add | Command::Check) => {
                 return Err(Error::MissingEnv { var: "CNI_NETNS" });
             }
+            Some(_) if !needed => None,
             None => None,
             Some(path) => Some(netns_path(path)?),
         };
@@ -262,6 +265,23 @@ mod tests {
         let env = read(&with(&[("CNI_COMMAND", "DEL"), ("CNI_NETNS", "")])).unwrap();
         assert_eq!(env.netns, None);
         assert!(read(&[("CNI_COMMAND", "VERSION")]).is_ok());
+    }
+
+    /// libcni's `GetVersionInfo` (what podman runs on every conflist it loads) passes
+    /// `CNI_NETNS`, `CNI_IFNAME` and `CNI_PATH` set to `dummy`; a command that names no
+    /// container ignores the namespace.
+    #[test]
+    fn version_ignores_libcnis_dummy_namespace() {
+        for command in ["VERSION", "STATUS", "GC"] {
+            let env = read(&[
+                ("CNI_COMMAND", command),
+                ("CNI_NETNS", "dummy"),
+                ("CNI_IFNAME", "dummy"),
+                ("CNI_PATH", "dummy"),
+            ])
+            .unwrap();
+            assert_eq!(env.netns, None, "{command}");
+        }
     }
 
     /// Every missing or hostile variable is refused with code 4, naming the variable.

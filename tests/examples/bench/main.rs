@@ -23,6 +23,9 @@
 //! with `-o address_probe=off` (`benchnp`). The report gives their ratios to each other and to
 //! the dynamic attach.
 //!
+//! And as a CNI plugin (network `benchcni`), spawned as the CNI macvlan plugin is, with the
+//! same `CNI_*` variables: the report gives CNI macvlan + host-local over it, ADD and DEL.
+//!
 //! `OCI_MACVLAN_BENCH_BASELINE=PATH` adds another build of oci-macvlan (an earlier commit's)
 //! on the same local network, with a state dir of its own: the report gives ours / its, so a
 //! change is measured before/after in one run.
@@ -143,6 +146,7 @@ fn run(built: &str, cycles: Option<&str>) -> Result<()> {
             Some(["-o", "host_access=10.91.0.3"]),
         ),
         ("benchst", "10.94.0.0/16", "10.94.0.1", None),
+        ("benchcni", "10.97.0.0/16", "10.97.0.1", None),
         (
             "benchnp",
             "10.95.0.0/16",
@@ -325,6 +329,7 @@ fn inner() -> Result<()> {
         Tool::OursStatic,
         Tool::OursStaticNoProbe,
         Tool::OursOnEtcd,
+        Tool::OursCni,
         Tool::Cni,
         Tool::Netavark,
         Tool::Floor(Floor::BinTrue),

@@ -85,6 +85,11 @@ const OURS_ON_ETCD: &str = "oci-macvlan, leases on etcd";
 /// (`Tool::OursStatic`, `Tool::OursStaticNoProbe`): not peers.
 const OURS_STATIC: &str = "oci-macvlan, static address, probed";
 const OURS_STATIC_UNPROBED: &str = "oci-macvlan, static address, address_probe=off";
+/// oci-macvlan as a CNI plugin (`Tool::OursCni`): not a peer; CNI macvlan + host-local is
+/// its peer.
+const OURS_CNI: &str = "oci-macvlan as a CNI plugin";
+/// CNI's own macvlan plugin with host-local IPAM (`Tool::Cni`).
+const CNI: &str = "CNI macvlan + host-local";
 /// Another build of oci-macvlan (`OCI_MACVLAN_BENCH_BASELINE`): not a peer.
 const BASELINE: &str = "oci-macvlan, baseline build";
 /// The hook for a container not its own, this build and the baseline (`Floor::Idle`,
@@ -140,6 +145,7 @@ impl Report {
                     OURS_STATIC,
                     OURS_STATIC_UNPROBED,
                     OURS_ON_ETCD,
+                    OURS_CNI,
                     BASELINE,
                     IDLE,
                     BASELINE_IDLE,
@@ -162,6 +168,18 @@ impl Report {
                     ));
                 }
             }
+        }
+        // The series "oci-macvlan as a CNI plugin": the same protocol, the same spawn.
+        for op in OPS {
+            if let (Some(ours), Some(cni)) = (self.find(OURS_CNI, op), self.find(CNI, op)) {
+                out.push((
+                    format!("{CNI} / {OURS_CNI}, {op} (median)"),
+                    cni.median_ms / ours.median_ms,
+                ));
+            }
+        }
+        for (op, ratio) in self.over_ours(OURS_CNI) {
+            out.push((format!("{OURS_CNI} / as a hook, {op} (median)"), ratio));
         }
         for (op, ratio) in self.over_ours(OURS_ON_DISK) {
             out.push((

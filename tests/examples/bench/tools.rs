@@ -31,6 +31,9 @@ pub(super) enum Tool {
     OursStaticNoProbe,
     /// The `OCI_MACVLAN_BENCH_BASELINE` build on the local network.
     Baseline,
+    /// oci-macvlan as a CNI plugin (`CNI_COMMAND=ADD|DEL`, no arguments) on network
+    /// `benchcni`, spawned as the CNI macvlan plugin is.
+    OursCni,
     Cni,
     Netavark,
     /// A program that does nothing, spawned the same way: what starting a hook costs.
@@ -63,6 +66,7 @@ impl Tool {
             Self::OursStatic => "oci-macvlan, static address, probed",
             Self::OursStaticNoProbe => "oci-macvlan, static address, address_probe=off",
             Self::Baseline => "oci-macvlan, baseline build",
+            Self::OursCni => "oci-macvlan as a CNI plugin",
             Self::Cni => "CNI macvlan + host-local",
             Self::Netavark => "netavark macvlan",
             Self::Floor(Floor::BinTrue) => "floor: /bin/true (dynamic, glibc)",
@@ -195,6 +199,26 @@ fn invoke(
             }
             command.arg("hook");
             (command, state.to_string())
+        }
+        Tool::OursCni => {
+            // The config libcni hands a plugin of a one-plugin conflist; no `prevResult` on
+            // DEL, as for the CNI macvlan plugin below.
+            let conf = serde_json::json!({
+                "cniVersion": "1.0.0",
+                "name": "benchcni",
+                "type": "oci-macvlan",
+                "network": "benchcni",
+                "configDir": setup.config,
+                "stateDir": setup.state,
+            });
+            let mut command = hook_command(&setup.binary);
+            command
+                .env("CNI_COMMAND", if attach { "ADD" } else { "DEL" })
+                .env("CNI_CONTAINERID", id)
+                .env("CNI_NETNS", netns)
+                .env("CNI_IFNAME", "eth0")
+                .env("CNI_PATH", "/usr/lib/cni");
+            (command, conf.to_string())
         }
         Tool::Cni => {
             let conf = serde_json::json!({
