@@ -62,7 +62,13 @@ pub async fn attach<P: StorePolicy>(
     let networks: Vec<&Network> = req.attachments.iter().map(|a| a.network).collect();
     let mut store = stores.networks_store(&networks, Access::Write, false)?;
     let store = store.as_mut();
-    let plan = crate::plan::plan(req)?;
+    // A DHCP network's client identifier and MAC derive from this host's key.
+    let secret = if networks.iter().any(|n| n.dhcp.is_some()) {
+        Some(stores.source_secret()?)
+    } else {
+        None
+    };
+    let plan = crate::plan::plan_with(req, secret.as_deref())?;
     let mut record = plan.record();
     let lock = records.lock(req.container_id)?;
     // A networked store reads while the namespace is opened and the parents are checked.
@@ -256,12 +262,21 @@ impl<K: Kernel> Apply<'_, K> {
                     .any(|e| e.network == planned.network && e.ifname == planned.link.name)
             });
             let source = Source::of(net);
+            let previous = self.previous.and_then(|p| {
+                p.endpoints
+                    .iter()
+                    .find(|e| e.network == planned.network && e.ifname == planned.link.name)
+            });
             let mut ask = Ask {
                 network: net,
                 owner: &owner,
                 static_ips: &planned.addresses.static_ips,
                 held_before,
                 link: None,
+                kind: planned.link.kind,
+                secret: plan.secret.as_deref(),
+                hostname: self.req.hostname,
+                previous,
             };
             let mut taken = None;
             if source.runs() == Runs::BeforeLink {
@@ -283,10 +298,16 @@ impl<K: Kernel> Apply<'_, K> {
                         netns: self.req.netns,
                         ifname: &link.name,
                         index: link.index,
+                        mac: link.mac,
                     });
                     acquire(source, store, &ask, undo).await?
                 }
             };
+            // What a source keeps on the record (a DHCP lease), before the link gets it.
+            if let Some(dhcp) = &taken.dhcp {
+                record.endpoints[i].dhcp = Some(dhcp.clone());
+                self.records.write(record)?;
+            }
             let wired = wire(planned, &taken.acquired, default_routed);
             let wiring = Wiring {
                 kernel: self.kernel,

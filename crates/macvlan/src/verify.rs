@@ -110,7 +110,7 @@ fn check(
             continue;
         };
         // Whether the lease fits the network is its address source's to say.
-        if let Some(problem) = Source::of(network).lease_problem(network, lease) {
+        if let Some(problem) = Source::of(network).lease_problem(network, lease, records) {
             report.problems.push(format!("{who}: {problem}"));
         }
     }
