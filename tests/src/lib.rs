@@ -9,6 +9,7 @@ mod driver;
 mod etcd;
 pub mod etcd_network;
 pub mod host_access;
+pub mod dnsmasq;
 pub mod kea;
 mod lan;
 mod monitor;

@@ -86,6 +86,8 @@ pub const PREREQUISITES: &[(&str, &str)] = &[
     ("/usr/bin/openssl", "openssl"),
     // The DHCP client against a real server (`tests/tests/dhcp.rs`): Kea, started by the test.
     ("/usr/sbin/kea-dhcp4", "kea-dhcp4-server"),
+    // The DHCP source's RELEASE and identity against dnsmasq (`tests/tests/dhcp_*.rs`).
+    ("/usr/sbin/dnsmasq", "dnsmasq-base"),
     // `cargo xtask dist` checks the package with lintian.
     ("/usr/bin/lintian", "lintian"),
     // Completion tests drive the shells themselves; man pages are rendered with `man -l`.

@@ -291,9 +291,19 @@ impl<K: Kernel> Apply<'_, K> {
                 record.endpoints[i].index = Some(link.index);
                 self.records.write(record)?;
             }
+            let wiring = Wiring {
+                kernel: self.kernel,
+                link: &link,
+                parent,
+                planned,
+            };
             let taken = match taken {
                 Some(taken) => taken,
                 None => {
+                    // A source that talks on the link needs it up.
+                    wiring
+                        .up_for_source(&wire(planned, &[], default_routed))
+                        .await?;
                     ask.link = Some(LinkAt {
                         netns: self.req.netns,
                         ifname: &link.name,
@@ -309,12 +319,6 @@ impl<K: Kernel> Apply<'_, K> {
                 self.records.write(record)?;
             }
             let wired = wire(planned, &taken.acquired, default_routed);
-            let wiring = Wiring {
-                kernel: self.kernel,
-                link: &link,
-                parent,
-                planned,
-            };
             wiring.apply(&wired).await?;
             default_routed = wired.default_routed;
             if planned.host_link.is_some() {
