@@ -16,6 +16,10 @@ use crate::{
     lock::FileLock,
 };
 
+mod dhcp;
+
+pub use dhcp::DhcpRecord;
+
 /// The longest container id used as a file name as it is. With the `.json` of a record and the
 /// `.…tmp-PID` of its temporary file, a longer one would pass NAME_MAX (255 bytes).
 const MAX_PLAIN_STEM: usize = 200;
@@ -80,7 +84,7 @@ pub struct RecordedEndpoint {
     /// The DHCP lease of the endpoint (`--ipam-driver dhcp`), once the server gave it: what a
     /// renewer and a release need. Records without it are our allocator's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dhcp: Option<crate::source::DhcpRecord>,
+    pub dhcp: Option<DhcpRecord>,
 }
 
 impl RecordedEndpoint {
