@@ -286,6 +286,7 @@ mod tests {
         for path in [&fifo, &sparse, &dir.path().to_path_buf()] {
             let config = Config {
                 annotations: HashMap::new(),
+                hostname: None,
                 netns_path: Some(path.clone()),
             };
             let err = config.netns(&state).unwrap_err();
@@ -294,11 +295,13 @@ mod tests {
         }
         let missing = Config {
             annotations: HashMap::new(),
+            hostname: None,
             netns_path: Some(dir.path().join("missing")),
         };
         assert!(missing.netns(&state).is_ok(), "attach reports it");
         let own = Config {
             annotations: HashMap::new(),
+            hostname: None,
             netns_path: None,
         };
         assert_eq!(

@@ -280,7 +280,7 @@ mod tests {
         }
         .validate("a".repeat(64), "2026-11-30T00:00:00Z".into())
         .unwrap();
-        let mac: oci_macvlan_netlink_core::MacAddr = "02:00:00:00:00:01".parse().unwrap();
+        let mac: MacAddr = "02:00:00:00:00:01".parse().unwrap();
         let planned = PlannedNetwork {
             network: "lan".into(),
             definition: &net,

@@ -411,6 +411,7 @@ pub(crate) mod tests {
             index: None,
             host_link: None,
             store: Some(StoreChoice::Local),
+            dhcp: None,
         };
         let link = |kind: &str, lower: u32, mac: MacAddr| Link {
             index: 3,
