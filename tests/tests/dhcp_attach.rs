@@ -10,7 +10,7 @@
 use std::time::{Duration, Instant};
 
 use oci_macvlan_tests::{
-    Lan, TestNetns,
+    Lan, TestNetns, failpoints_binary,
     kea::{Kea, KeaConfig},
     privileged,
 };
@@ -221,4 +221,70 @@ fn create_refuses_what_makes_no_sense_with_dhcp() {
     assert_eq!(out.code, 3, "{}", out.stderr);
     assert!(out.stderr.contains("--ipam-driver dhcp"), "{}", out.stderr);
     lan.assert_no_residue(&[NET], "after a refused static address");
+}
+
+/// Waits up to 3 s for Kea to have no lease of `address`.
+fn released(kea: &Kea, address: &str) -> bool {
+    let start = Instant::now();
+    while kea.lease(address).is_some() && start.elapsed() < Duration::from_secs(3) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    kea.lease(address).is_none()
+}
+
+/// The address Kea leased last (its lease file's last live row).
+fn last_leased(kea: &Kea) -> String {
+    kea.rows()
+        .into_iter()
+        .rfind(|row| row.valid_lifetime > 0)
+        .expect("Kea leased nothing")
+        .address
+}
+
+#[privileged]
+fn a_failure_after_the_server_leased_gives_the_lease_back() {
+    let lan = Lan::new();
+    let kea = Kea::start(&lan.router, &kea_config());
+    create_dhcp_network(&lan, &[]);
+    let faulty = failpoints_binary();
+    let env = "OCI_MACVLAN_FAILPOINTS";
+
+    // The attach fails once the lease is applied: its undo sends the RELEASE, last.
+    let container = TestNetns::new("omt-ctr-");
+    let state = state_with_hostname(&lan, "c1", &container, "creating", "web1");
+    let out = lan.cli_with(
+        &faulty,
+        &[(env, "attach:net:routed=error")],
+        &["hook"],
+        state.as_bytes(),
+    );
+    assert_ne!(out.code, 0, "the failpoint did not fail the attach");
+    let address = last_leased(&kea);
+    assert!(
+        released(&kea, &address),
+        "the failed attach kept Kea's lease of {address}"
+    );
+    assert!(container.link("eth0").is_none());
+    lan.assert_no_residue(&[NET], "after a failed attach");
+
+    // The hook killed there: the record holds the lease, poststop gives it back.
+    let container = TestNetns::new("omt-ctr-");
+    let state = state_with_hostname(&lan, "c2", &container, "creating", "web2");
+    let out = lan.cli_with(
+        &faulty,
+        &[(env, "attach:net:routed=kill")],
+        &["hook"],
+        state.as_bytes(),
+    );
+    assert_eq!(out.code, -1, "not killed: {}", out.stderr);
+    let address = last_leased(&kea);
+    lan.cli_ok(
+        &["hook"],
+        &state_with_hostname(&lan, "c2", &container, "stopped", "web2"),
+    );
+    assert!(
+        released(&kea, &address),
+        "poststop after a killed attach kept Kea's lease of {address}"
+    );
+    lan.assert_no_residue(&[NET], "after poststop of a killed attach");
 }

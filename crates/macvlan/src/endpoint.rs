@@ -317,6 +317,11 @@ impl<K: Kernel> Apply<'_, K> {
             if let Some(dhcp) = &taken.dhcp {
                 record.endpoints[i].dhcp = Some(dhcp.clone());
                 self.records.write(record)?;
+                if !taken.new.is_empty() {
+                    undo.push(Step::ServerLease {
+                        endpoint: Box::new(record.endpoints[i].clone()),
+                    });
+                }
             }
             let wired = wire(planned, &taken.acquired, default_routed);
             wiring.apply(&wired).await?;
