@@ -61,7 +61,10 @@ impl Dnsmasq {
             .arg(format!("--dhcp-option=3,{router}"))
             .arg(format!("--dhcp-leasefile={}", leases.display()))
             .arg(format!("--pid-file={}", dir.path().join("pid").display()))
-            .arg(format!("--log-facility={}", dir.path().join("log").display()))
+            .arg(format!(
+                "--log-facility={}",
+                dir.path().join("log").display()
+            ))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.path().join("stderr")).unwrap())
@@ -71,7 +74,11 @@ impl Dnsmasq {
         let start = Instant::now();
         while !server.log().contains("DHCP, IP range") {
             if let Ok(Some(status)) = server.child.try_wait() {
-                panic!("dnsmasq exited ({status}): {}{}", server.stderr(), server.log());
+                panic!(
+                    "dnsmasq exited ({status}): {}{}",
+                    server.stderr(),
+                    server.log()
+                );
             }
             assert!(
                 start.elapsed() < Duration::from_secs(10),

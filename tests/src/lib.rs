@@ -5,11 +5,11 @@
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
 pub mod cni;
+pub mod dnsmasq;
 mod driver;
 mod etcd;
 pub mod etcd_network;
 pub mod host_access;
-pub mod dnsmasq;
 pub mod kea;
 mod lan;
 mod monitor;

@@ -94,10 +94,15 @@ fn attach_leases_from_the_lans_server_and_poststop_releases_it() {
             .any(|r| r["dst"] == "10.5.0.0/16" && r["gateway"] == Lan::GATEWAY),
         "option 121's route missing: {routes:?}"
     );
-    assert!(container.ping(Lan::GATEWAY), "the container cannot reach its router");
+    assert!(
+        container.ping(Lan::GATEWAY),
+        "the container cannot reach its router"
+    );
 
     // Kea's lease: the link's MAC, our client identifier, the OCI hostname.
-    let lease = kea.lease(address).expect("Kea holds no lease for the address");
+    let lease = kea
+        .lease(address)
+        .expect("Kea holds no lease for the address");
     let eth0 = container.link("eth0").unwrap();
     assert_eq!(lease.hwaddr, eth0["address"].as_str().unwrap());
     assert_eq!(lease.hostname, "web1");
@@ -180,12 +185,21 @@ fn create_refuses_what_makes_no_sense_with_dhcp() {
     let lan = Lan::new();
     let parent = format!("parent={}", Lan::PARENT);
     let cases: &[(&[&str], &str)] = &[
-        (&["--ip-range", "192.168.77.128/25", "--subnet", Lan::SUBNET], "--ip-range"),
-        (&["--aux-address", "r=192.168.77.2", "--subnet", Lan::SUBNET], "--aux-address"),
+        (
+            &["--ip-range", "192.168.77.128/25", "--subnet", Lan::SUBNET],
+            "--ip-range",
+        ),
+        (
+            &["--aux-address", "r=192.168.77.2", "--subnet", Lan::SUBNET],
+            "--aux-address",
+        ),
         (&["--ipv6"], "DHCPv6"),
         (&["-o", "static_ips=any"], "static_ips"),
         (&["--ipam-opt", "dhcp_timeout=forever"], "dhcp_timeout"),
-        (&["--ipam-opt", "etcd_endpoints=http://127.0.0.1:1"], "etcd_endpoints"),
+        (
+            &["--ipam-opt", "etcd_endpoints=http://127.0.0.1:1"],
+            "etcd_endpoints",
+        ),
         (&["-d", "ipvlan", "-o", "ipvlan_mode=l3"], "l2"),
     ];
     for (extra, named) in cases {
@@ -200,8 +214,15 @@ fn create_refuses_what_makes_no_sense_with_dhcp() {
     // dhcp_timeout is the DHCP source's option only.
     let out = lan.cli(
         &[
-            "network", "create", "--subnet", Lan::SUBNET, "-o", &parent, "--ipam-opt",
-            "dhcp_timeout=2s", NET,
+            "network",
+            "create",
+            "--subnet",
+            Lan::SUBNET,
+            "-o",
+            &parent,
+            "--ipam-opt",
+            "dhcp_timeout=2s",
+            NET,
         ],
         "",
     );

@@ -163,11 +163,7 @@ impl Netns {
     /// Opens, inside this namespace, what `open` opens (`what` names it for the error): sockets
     /// keep the namespace they were opened in, so the caller uses them from its own, and no
     /// thread stays here (see [`Self::run_inside`]). `open` must not block.
-    pub fn open_inside<T>(
-        &self,
-        what: &str,
-        open: impl FnOnce() -> io::Result<T>,
-    ) -> Result<T> {
+    pub fn open_inside<T>(&self, what: &str, open: impl FnOnce() -> io::Result<T>) -> Result<T> {
         self.run_inside(|| {
             open().map_err(|source| Error::OpenInside {
                 what: what.to_owned(),

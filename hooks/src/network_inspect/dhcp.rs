@@ -53,8 +53,7 @@ pub fn add(network: &Network, records: &Records, view: &mut Value) {
         return;
     };
     for entry in containers.values_mut() {
-        let (Some(id), Some(ifname)) = (entry["Name"].as_str(), entry["Interface"].as_str())
-        else {
+        let (Some(id), Some(ifname)) = (entry["Name"].as_str(), entry["Interface"].as_str()) else {
             continue;
         };
         let Ok(Some(record)) = records.read(id) else {

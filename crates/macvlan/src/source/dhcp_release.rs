@@ -35,11 +35,7 @@ pub(crate) async fn release(endpoint: &RecordedEndpoint) -> Result<(), String> {
         return Ok(());
     };
     let host = Handle::current().map_err(|e| e.to_string())?;
-    let Some(parent) = host
-        .link_by_index(lower)
-        .await
-        .map_err(|e| e.to_string())?
-    else {
+    let Some(parent) = host.link_by_index(lower).await.map_err(|e| e.to_string())? else {
         return Err(format!("parent link {lower} is gone"));
     };
     let scratch = Netns::new_anonymous().map_err(|e| e.to_string())?;
@@ -72,7 +68,10 @@ pub(crate) async fn release(endpoint: &RecordedEndpoint) -> Result<(), String> {
     })
     .await
     .map_err(|e| e.to_string())?;
-    let link = inside.existing_link(LINK).await.map_err(|e| e.to_string())?;
+    let link = inside
+        .existing_link(LINK)
+        .await
+        .map_err(|e| e.to_string())?;
     let sent = send(&inside, &scratch, &link, record).await;
     // Deleted before the namespace goes: its MAC is free again at once.
     let _ = inside.delete_link(&link).await;
