@@ -309,3 +309,44 @@ fn a_failure_after_the_server_leased_gives_the_lease_back() {
     );
     lan.assert_no_residue(&[NET], "after poststop of a killed attach");
 }
+
+#[privileged]
+fn verify_flags_an_address_the_lease_does_not_explain_and_a_lease_run_out() {
+    let lan = Lan::new();
+    let config = KeaConfig {
+        valid_lifetime: 4,
+        renew_timer: 2,
+        rebind_timer: 3,
+        ..kea_config()
+    };
+    let _kea = Kea::start(&lan.router, &config);
+    create_dhcp_network(&lan, &[]);
+    let container = TestNetns::new("omt-ctr-");
+    lan.cli_ok(
+        &["hook"],
+        &state_with_hostname(&lan, "c1", &container, "creating", "web1"),
+    );
+    let verify = lan.cli(&["verify"], "");
+    assert_eq!(verify.code, 0, "{}{}", verify.stdout, verify.stderr);
+
+    container.ip(&["addr", "add", "192.168.77.200/24", "dev", "eth0"]);
+    let verify = lan.cli(&["verify"], "");
+    let said = format!("{}{}", verify.stdout, verify.stderr);
+    assert_ne!(verify.code, 0, "{said}");
+    assert!(
+        said.contains("192.168.77.200") && said.contains("does not explain"),
+        "{said}"
+    );
+    container.ip(&["addr", "del", "192.168.77.200/24", "dev", "eth0"]);
+
+    // No renewer yet: the 4 s lease runs out.
+    std::thread::sleep(Duration::from_secs(5));
+    let verify = lan.cli(&["verify"], "");
+    let said = format!("{}{}", verify.stdout, verify.stderr);
+    assert_ne!(verify.code, 0, "{said}");
+    assert!(said.contains("ran out"), "{said}");
+    lan.cli_ok(
+        &["hook"],
+        &state_with_hostname(&lan, "c1", &container, "stopped", "web1"),
+    );
+}
