@@ -38,7 +38,7 @@ pub(crate) async fn release(endpoint: &RecordedEndpoint) -> Result<(), String> {
     let Some(parent) = host.link_by_index(lower).await.map_err(|e| e.to_string())? else {
         return Err(format!("parent link {lower} is gone"));
     };
-    let scratch = Netns::new_anonymous().map_err(|e| e.to_string())?;
+    let scratch = Netns::new_scratch().map_err(|e| e.to_string())?;
     let inside = Handle::open(&scratch).map_err(|e| e.to_string())?;
     let flag = match record.ipvlan_flag.as_deref() {
         Some("private") => IpvlanFlag::Private,
