@@ -10,7 +10,7 @@
 use std::time::{Duration, Instant};
 
 use oci_macvlan_tests::{
-    Lan, TestNetns, failpoints_binary,
+    ContainerProcess, Lan, TestNetns, failpoints_binary,
     kea::{Kea, KeaConfig},
     privileged,
 };
@@ -349,4 +349,64 @@ fn verify_flags_an_address_the_lease_does_not_explain_and_a_lease_run_out() {
         &["hook"],
         &state_with_hostname(&lan, "c1", &container, "stopped", "web1"),
     );
+}
+
+#[privileged]
+fn connect_and_disconnect_a_running_container() {
+    let lan = Lan::new();
+    let kea = Kea::start(&lan.router, &kea_config());
+    create_dhcp_network(&lan, &[]);
+    let process = ContainerProcess::start();
+    let pid = process.pid().to_string();
+
+    let out = lan.cli(
+        &[
+            "network",
+            "connect",
+            "--pid",
+            &pid,
+            "--ip",
+            "192.168.77.9",
+            NET,
+            "web",
+        ],
+        "",
+    );
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(out.stderr.contains("--ipam-driver dhcp"), "{}", out.stderr);
+
+    lan.cli_ok(&["network", "connect", "--pid", &pid, NET, "web"], "");
+    let address = last_leased(&kea);
+    let lease = kea.lease(&address).expect("no lease after connect");
+    assert_eq!(
+        lease.client_id,
+        record(&lan, "web")["endpoints"][0]["dhcp"]["client_id"]
+    );
+
+    lan.cli_ok(&["network", "disconnect", NET, "web"], "");
+    assert!(released(&kea, &address), "disconnect kept Kea's lease");
+    lan.assert_no_residue(&[NET], "after disconnect");
+}
+
+#[privileged]
+fn a_lease_outside_the_networks_subnet_is_refused_and_nothing_is_applied() {
+    let lan = Lan::new();
+    let _kea = Kea::start(&lan.router, &kea_config());
+    create_dhcp_network(
+        &lan,
+        &["--subnet", "10.9.0.0/24", "--ipam-opt", "dhcp_timeout=2s"],
+    );
+    let container = TestNetns::new("omt-ctr-");
+    let out = lan.cli(
+        &["hook"],
+        &state_with_hostname(&lan, "c1", &container, "creating", "web1"),
+    );
+    assert_ne!(out.code, 0, "a lease outside --subnet was taken");
+    assert!(
+        out.stderr.contains("outside the subnet 10.9.0.0/24"),
+        "{}",
+        out.stderr
+    );
+    assert!(container.link("eth0").is_none(), "the link was left");
+    lan.assert_no_residue(&[NET], "after a refused lease");
 }
