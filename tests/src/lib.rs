@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
 pub mod cni;
+pub mod dhcp_lan;
 pub mod dnsmasq;
 mod driver;
 mod etcd;

@@ -10,59 +10,18 @@
 use std::time::{Duration, Instant};
 
 use oci_macvlan_tests::{
-    ContainerProcess, Lan, TestNetns, failpoints_binary,
+    ContainerProcess, Lan, TestNetns,
+    dhcp_lan::{
+        NET, create_dhcp_network, kea_config, last_leased, record, released, state_with_hostname,
+    },
+    failpoints_binary,
     kea::{Kea, KeaConfig},
     privileged,
 };
+
 use serde_json::Value;
 
-const NET: &str = "dlan";
 const ANN: &str = "oci-macvlan.networks";
-
-fn kea_config() -> KeaConfig {
-    KeaConfig {
-        interface: "rtr".into(),
-        subnet: Lan::SUBNET.into(),
-        pool: "192.168.77.100 - 192.168.77.150".into(),
-        router: Lan::GATEWAY.into(),
-        // Option 121: 10.5.0.0/16 via 192.168.77.1, and the default route via 192.168.77.1
-        // (with option 121, RFC 3442 has the router option ignored).
-        routes_hex: Some("100A05C0A84D0100C0A84D01".into()),
-        valid_lifetime: 600,
-        renew_timer: 300,
-        rebind_timer: 500,
-    }
-}
-
-fn create_dhcp_network(lan: &Lan, extra: &[&str]) {
-    let parent = format!("parent={}", Lan::PARENT);
-    let mut args = vec!["network", "create", "--ipam-driver", "dhcp", "-o", &parent];
-    args.extend_from_slice(extra);
-    args.push(NET);
-    lan.cli_ok(&args, "");
-}
-
-/// The hook's state for container `id` in `netns`, its bundle's config given `hostname`.
-pub fn state_with_hostname(
-    lan: &Lan,
-    id: &str,
-    netns: &TestNetns,
-    status: &str,
-    hostname: &str,
-) -> String {
-    let state = lan.fake_bundle(id, &[(ANN, NET)], &netns.path(), status);
-    let config_path = lan.tmp().join(format!("bundle-{id}/config.json"));
-    let mut config: Value =
-        serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
-    config["hostname"] = hostname.into();
-    std::fs::write(&config_path, config.to_string()).unwrap();
-    state
-}
-
-fn record(lan: &Lan, id: &str) -> Value {
-    let path = lan.state_dir().join(format!("endpoints/{id}.json"));
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
 
 #[privileged]
 fn attach_leases_from_the_lans_server_and_poststop_releases_it() {
@@ -242,24 +201,6 @@ fn create_refuses_what_makes_no_sense_with_dhcp() {
     assert_eq!(out.code, 3, "{}", out.stderr);
     assert!(out.stderr.contains("--ipam-driver dhcp"), "{}", out.stderr);
     lan.assert_no_residue(&[NET], "after a refused static address");
-}
-
-/// Waits up to 3 s for Kea to have no lease of `address`.
-fn released(kea: &Kea, address: &str) -> bool {
-    let start = Instant::now();
-    while kea.lease(address).is_some() && start.elapsed() < Duration::from_secs(3) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    kea.lease(address).is_none()
-}
-
-/// The address Kea leased last (its lease file's last live row).
-fn last_leased(kea: &Kea) -> String {
-    kea.rows()
-        .into_iter()
-        .rfind(|row| row.valid_lifetime > 0)
-        .expect("Kea leased nothing")
-        .address
 }
 
 #[privileged]

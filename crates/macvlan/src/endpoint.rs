@@ -281,6 +281,7 @@ impl<K: Kernel> Apply<'_, K> {
             let mut taken = None;
             if source.runs() == Runs::BeforeLink {
                 taken = Some(acquire(source, store, &ask, undo).await?);
+                failpoint::hit("attach:net:leased")?;
             }
             let link = self
                 .make_link(store, planned, parent, &recorded, undo)
@@ -322,6 +323,10 @@ impl<K: Kernel> Apply<'_, K> {
                         endpoint: Box::new(record.endpoints[i].clone()),
                     });
                 }
+            }
+            if source.runs() == Runs::AfterLink {
+                // Once the record holds what the server gave: poststop or gc give it back.
+                failpoint::hit("attach:net:leased")?;
             }
             let wired = wire(planned, &taken.acquired, default_routed);
             wiring.apply(&wired).await?;
@@ -460,7 +465,6 @@ async fn acquire(
                     ips: taken.new.clone(),
                 });
             }
-            failpoint::hit("attach:net:leased")?;
             Ok(taken)
         }
         Err(Refused { error, maybe_taken }) => {
