@@ -10,7 +10,12 @@
 //! `inspect`, `verify`, `gc` and the one address space per store see it as any other), and on
 //! the endpoint's record as a [`DhcpRecord`], with everything a renewer needs (the server, the
 //! client identifier, the timers, the router, the routes). Its RELEASE is in
-//! [`super::dhcp_release`].
+//! `super::dhcp_release`.
+//!
+//! DHCPv6 plugs in beside it: `network create` refuses `--ipv6` with `--ipam-driver dhcp`
+//! until then; a v6 client (`oci_macvlan_dhcp::v6`) adds its exchange to `acquire` (the same
+//! link, the DUID of the same [`ClientId`]), its lease to the record beside `lease`, and one
+//! more [`Acquired`] to what the link gets; release and `verify` take each lease the record has.
 
 use std::{
     hash::{BuildHasher, Hasher},
