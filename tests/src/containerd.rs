@@ -81,7 +81,9 @@ impl Containerd {
             config = config.display().to_string(),
         );
         let log = fs::File::create(dir.join("containerd.log")).unwrap();
-        let daemon = Command::new("nsenter")
+        // Killed with the test's thread, should the test itself be killed before its drop.
+        let daemon = Command::new("setpriv")
+            .args(["--pdeathsig", "KILL", "nsenter"])
             .arg(format!("--net={}", lan.host.path().display()))
             .args(["unshare", "--mount", "--propagation", "private", "sh", "-c"])
             .arg(script)
@@ -325,6 +327,17 @@ impl Drop for Containerd {
             let _ = Command::new("kill")
                 .args(["-KILL", &pid.to_string()])
                 .status();
+        }
+        // ctr's cgroups are `/<containerd namespace>/<id>` on the host's hierarchies: the
+        // tasks' are gone with them, the namespace's own is left empty (kept while another
+        // test's task is in it: rmdir refuses a cgroup with children).
+        // (cgroup v2: `/sys/fs/cgroup/omt`; v1: one per hierarchy, `/sys/fs/cgroup/*/omt`.)
+        let root = std::path::Path::new("/sys/fs/cgroup");
+        let hierarchies = fs::read_dir(root).into_iter().flatten().flatten();
+        for dir in std::iter::once(root.join(NAMESPACE))
+            .chain(hierarchies.map(|h| h.path().join(NAMESPACE)))
+        {
+            let _ = fs::remove_dir(dir);
         }
     }
 }

@@ -85,21 +85,26 @@ impl Podman {
     }
 
     /// A process in a private mount namespace (inside the host network namespace `netns`)
-    /// whose `/var/lib` is a tmpfs holding an empty `cni`; returns once that is mounted.
+    /// whose `/var/lib` is a tmpfs holding an empty `cni`, and `/run/netns` a tmpfs; returns
+    /// once that is mounted.
     fn private_var_lib(netns: &std::path::Path) -> Child {
-        let mut holder = Command::new("nsenter")
+        // Killed with the test's thread, should the test itself be killed before its drop.
+        let mut holder = Command::new("setpriv")
+            .args(["--pdeathsig", "KILL", "nsenter"])
             .arg(format!("--net={}", netns.display()))
             .args(["unshare", "--mount", "--propagation", "private", "sh", "-c"])
+            // Podman as root makes its containers' namespaces in `/run/netns`: a tmpfs of its
+            // own there keeps them off the host's.
             .arg(
                 "mount -t tmpfs omt-var-lib /var/lib && mkdir /var/lib/cni \
-                 && exec sleep 86400",
+                 && mount -t tmpfs omt-netns /run/netns && exec sleep 3600",
             )
             .stdin(Stdio::null())
             .spawn()
             .unwrap();
         let mounts = format!("/proc/{}/mounts", holder.id());
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !fs::read_to_string(&mounts).is_ok_and(|m| m.contains("omt-var-lib /var/lib ")) {
+        while !fs::read_to_string(&mounts).is_ok_and(|m| m.contains("omt-netns /run/netns ")) {
             if let Some(status) = holder.try_wait().unwrap() {
                 panic!("cannot make a private /var/lib for podman: {status}");
             }
