@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::{
-    ContainerId, Error, Liveness, Result, StateError,
+    ContainerId, ContainerName, Error, Liveness, Result, StateError,
     files::{Durability, Put, json_stems, read_own, remove_stale_temps, stems, write_atomic},
     id::IdRef,
     lock::FileLock,
@@ -28,6 +28,10 @@ const HASHED_MARK: char = '=';
 pub struct Record {
     /// Whose record it is.
     pub container_id: ContainerId,
+    /// The container's name, where its front door gave one (a CNI runtime's pod,
+    /// `namespace/name`): shown by `network inspect`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<ContainerName>,
     /// Set when the namespace outlives the container (a path from `config.json`): detach must
     /// delete the links itself. `None` when the namespace dies with the container, taking its
     /// links with it.
@@ -315,6 +319,7 @@ pub(crate) mod tests {
     pub(crate) fn record(id: &str) -> Record {
         Record {
             container_id: ContainerId::parse(id).unwrap(),
+            name: None,
             netns: None,
             liveness: None,
             endpoints: Vec::new(),
@@ -417,6 +422,7 @@ pub(crate) mod tests {
             vlan_id: None,
             promiscuity: 0,
             carrier: None,
+            mode: None,
         };
         let other: MacAddr = "02:00:00:00:00:02".parse().unwrap();
         assert!(ep.is(&link("macvlan", 7, mac)));

@@ -57,6 +57,7 @@ impl Error {
             }
             Self::MtuAboveParent { .. }
             | Self::InvalidContainerId { .. }
+            | Self::InvalidContainerName { .. }
             | Self::InvalidIfname { .. }
             | Self::InvalidMac { .. }
             | Self::HostNetns { .. }
