@@ -295,13 +295,16 @@ fn del(ctx: &Context, env: &Env, conf: &NetConf) -> Result<(), Failure> {
     let records = Records::new(&ctx.state_dir);
     // Only an attachment this plugin made: a hook-attached container of the same id (its
     // record not marked `cni`) is the hook's to take back, at its poststop or by `gc`.
-    let ours = records.read(id)?.is_some_and(|record| {
-        record.cni
-            && record
-                .endpoints
-                .iter()
-                .any(|e| e.network == conf.network && e.ifname == ifname)
-    });
+    let Some(record) = records.read(id)? else {
+        // An ADD killed before it wrote the record leaves its lock file alone.
+        records.remove_unrecorded_lock(id)?;
+        return Ok(());
+    };
+    let ours = record.cni
+        && record
+            .endpoints
+            .iter()
+            .any(|e| e.network == conf.network && e.ifname == ifname);
     if !ours {
         return Ok(());
     }
