@@ -248,7 +248,7 @@ fn add(ctx: &Context, env: &Env, conf: &NetConf) -> Result<serde_json::Value, Fa
     Ok(cni::CniResult::attached(
         network.parent.as_str(),
         &ep.ifname,
-        &ep.mac.to_string(),
+        ep.link_mac().map(|mac| mac.to_string()).as_deref(),
         netns,
         &ep.addresses,
         &ep.gateways,

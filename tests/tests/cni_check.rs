@@ -244,3 +244,42 @@ fn status_is_11_while_the_definitions_are_held() {
     assert!(took < Duration::from_secs(5), "STATUS took {took:?}");
     assert_eq!(cni.exec("STATUS", t, "", &cni.config()), Ok(Value::Null));
 }
+
+/// A passthru macvlan has its parent's MAC: ADD's result gives that MAC (never a word in its
+/// place, which CHECK then refused as a config that is not one), CHECK passes, DEL leaves
+/// nothing.
+#[privileged]
+fn a_passthru_adds_result_gives_the_parents_mac_and_check_passes() {
+    let lan = Lan::new();
+    lan.host.ip(&[
+        "link", "add", "lan2", "type", "veth", "peer", "name", "lan2p",
+    ]);
+    lan.host.ip(&["link", "set", "lan2", "up"]);
+    lan.cli_ok(
+        &[
+            "network",
+            "create",
+            "--subnet",
+            "192.168.80.0/24",
+            "-o",
+            "parent=lan2",
+            "-o",
+            "macvlan_mode=passthru",
+            "pt80",
+        ],
+        "",
+    );
+    let ns = TestNetns::new("omt-cni-");
+    let path = ns.path();
+    let t = target("passthru", &path);
+    let mut cni = CniDriver::new(&lan, "pt80", "1.1.0");
+    let result = cni.add(t, "").unwrap();
+    let parent_mac = lan.host.link("lan2").unwrap()["address"].clone();
+    assert_eq!(result["interfaces"][1]["mac"], parent_mac, "{result}");
+    assert_eq!(ns.link("eth0").unwrap()["address"], parent_mac);
+    cni.check(t).unwrap();
+    cni.del(t).unwrap();
+    assert!(ns.link("eth0").is_none(), "DEL left eth0");
+    assert_eq!(lan.leased("pt80"), 0);
+    assert!(lan.records().is_empty(), "{:?}", lan.records());
+}

@@ -57,12 +57,12 @@ pub struct CniResult {
 
 impl CniResult {
     /// The result of one attachment: the parent `parent` on the host (index 0), the
-    /// container's link `ifname` with `mac` in `sandbox` (index 1) holding `addresses`, a
+    /// container's link `ifname` with `mac` (if known) in `sandbox` (index 1) holding `addresses`, a
     /// default route through each gateway in `gateways` (those of its addresses' subnets).
     pub fn attached(
         parent: &str,
         ifname: &str,
-        mac: &str,
+        mac: Option<&str>,
         sandbox: &Path,
         addresses: &[IpNetwork],
         gateways: &[IpAddr],
@@ -92,7 +92,7 @@ impl CniResult {
                 },
                 Interface {
                     name: ifname.to_owned(),
-                    mac: Some(mac.to_owned()),
+                    mac: mac.map(str::to_owned),
                     sandbox: Some(sandbox.to_string_lossy().into_owned()),
                 },
             ],
@@ -293,7 +293,7 @@ mod tests {
         CniResult::attached(
             "eth0.50",
             "net1",
-            "02:42:c0:a8:32:0a",
+            Some("02:42:c0:a8:32:0a"),
             Path::new("/run/netns/c1"),
             &[
                 "192.168.50.10/24".parse().unwrap(),

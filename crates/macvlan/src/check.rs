@@ -36,8 +36,8 @@ pub struct Live {
     pub addresses: Vec<IpAddr>,
     /// The main table of the container's namespace.
     pub routes: Vec<TableRoute>,
-    /// For each address expected or live: its lease in the network's store, if any, and
-    /// whether that lease is this host's.
+    /// For each expected address: its lease in the network's store, if any, and whether that
+    /// lease is this host's.
     pub leases: Vec<(IpAddr, Option<Lease>, bool)>,
 }
 
@@ -83,9 +83,8 @@ pub async fn attachment_problems<P: StorePolicy>(
         .link_by_name(network.parent.as_str())
         .await
         .map_err(Error::Netlink)?;
-    let ips: BTreeSet<IpAddr> = (expected.addresses.iter().map(IpNetwork::ip))
-        .chain(addresses.iter().copied())
-        .collect();
+    // The leases of what ADD gave: an address it did not give is named as such already.
+    let ips: BTreeSet<IpAddr> = expected.addresses.iter().map(IpNetwork::ip).collect();
     let mut store = stores.networks_store(&[network], Access::Read, false)?;
     let found = store
         .read(|view| {
