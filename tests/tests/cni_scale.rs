@@ -118,9 +118,9 @@ fn an_etcd_network_from_two_hosts_through_cni() {
     let config = drivers[0].config();
     let config_b = drivers[1].config();
     let results: Vec<Value> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..8)
+        let handles: Vec<_> = (0..8usize)
             .map(|i| {
-                let (cni, config) = if i % 2 == 0 {
+                let (cni, config) = if i.is_multiple_of(2) {
                     (&drivers[0], &config)
                 } else {
                     (&drivers[1], &config_b)
@@ -140,7 +140,11 @@ fn an_etcd_network_from_two_hosts_through_cni() {
     assert_eq!(leases.len(), 8, "{leases:?}");
     for (_, host, id) in &leases {
         let i: usize = id.trim_start_matches("two").parse().unwrap();
-        let expected = if i % 2 == 0 { "hostA" } else { "hostB" };
+        let expected = if i.is_multiple_of(2) {
+            "hostA"
+        } else {
+            "hostB"
+        };
         assert_eq!(host, expected, "{leases:?}");
     }
     for (i, ns) in namespaces.iter().enumerate() {
