@@ -14,13 +14,15 @@ use std::{
     io::{self, Write},
     net::IpAddr,
     process::ExitCode,
+    time::Duration,
 };
 
 use oci_macvlan_cni::{
     self as cni, Command, Env, ErrorReply, NetConf, Version, code, peek_version, read_bounded,
 };
 use oci_macvlan_macvlan::{
-    self as macvlan, AttachRequest, Attachment, ErrorKind, MacAddr, Networks, Records, StorePolicy,
+    self as macvlan, AttachRequest, Attachment, ErrorKind, MacAddr, Networks, NotReady, Records,
+    StorePolicy,
 };
 
 use crate::{
@@ -43,9 +45,13 @@ enum Failure {
     #[error("network {network} cannot serve an ADD")]
     Unavailable {
         network: String,
+        /// Its containers may have lost connectivity too (code 51, not 50).
+        limited: bool,
         #[source]
         source: Box<Error>,
     },
+    #[error("{0}")]
+    Busy(String),
     #[error("GC could not take back every stale attachment: {0}")]
     Incomplete(String),
 }
@@ -68,8 +74,10 @@ impl Failure {
         match self {
             Self::Cni(err) => err.code(),
             Self::Differs(_) => code::CHECK_FAILED,
+            Self::Unavailable { limited: true, .. } => code::LIMITED_CONNECTIVITY,
             Self::Unavailable { .. } => code::NOT_AVAILABLE,
             Self::Incomplete(_) => code::FAILED,
+            Self::Busy(_) => code::TRY_AGAIN_LATER,
             Self::Run(err) => run_code(err),
         }
     }
@@ -217,6 +225,7 @@ fn add(ctx: &Context, env: &Env, conf: &NetConf) -> Result<serde_json::Value, Fa
     let network = networks.load(&conf.network)?;
     let request = AttachRequest {
         container_id: id,
+        name: env.args.name.clone(),
         netns,
         persistent_netns: true,
         pid: None,
@@ -240,7 +249,7 @@ fn add(ctx: &Context, env: &Env, conf: &NetConf) -> Result<serde_json::Value, Fa
     Ok(cni::CniResult::attached(
         network.parent.as_str(),
         &ep.ifname,
-        &ep.mac.to_string(),
+        ep.link_mac().map(|mac| mac.to_string()).as_deref(),
         netns,
         &ep.addresses,
         &ep.gateways,
@@ -287,13 +296,16 @@ fn del(ctx: &Context, env: &Env, conf: &NetConf) -> Result<(), Failure> {
     let records = Records::new(&ctx.state_dir);
     // Only an attachment this plugin made: a hook-attached container of the same id (its
     // record not marked `cni`) is the hook's to take back, at its poststop or by `gc`.
-    let ours = records.read(id)?.is_some_and(|record| {
-        record.cni
-            && record
-                .endpoints
-                .iter()
-                .any(|e| e.network == conf.network && e.ifname == ifname)
-    });
+    let Some(record) = records.read(id)? else {
+        // An ADD killed before it wrote the record leaves its lock file alone.
+        records.remove_unrecorded_lock(id)?;
+        return Ok(());
+    };
+    let ours = record.cni
+        && record
+            .endpoints
+            .iter()
+            .any(|e| e.network == conf.network && e.ifname == ifname);
     if !ours {
         return Ok(());
     }
@@ -310,16 +322,38 @@ fn del(ctx: &Context, env: &Env, conf: &NetConf) -> Result<(), Failure> {
     }
 }
 
-/// STATUS: the network's definition loads (its store is asked at ADD).
+/// How long STATUS waits for a `network create` or `rm` that holds the definitions.
+const STATUS_WAIT: Duration = Duration::from_secs(2);
+
+/// STATUS: the core's answer whether an ADD could be served now ([`macvlan::attach_ready`]),
+/// as the spec's codes: 11 while a `network create`/`rm` holds the definitions past the
+/// wait, 51 when the parent is gone (the network's containers lost their links with it), 50
+/// when the definition or the store cannot serve.
 fn status(conf: &NetConf, ctx: &Context) -> Result<(), Failure> {
     let networks = Networks::new(&ctx.config_dir);
-    match networks.load(&conf.network) {
-        Ok(_) => Ok(()),
-        Err(err) => Err(Failure::Unavailable {
-            network: conf.network.clone(),
-            source: Box::new(err.into()),
-        }),
-    }
+    let ready = ctx.block_on(macvlan::attach_ready(
+        &ctx.stores(),
+        &networks,
+        &conf.network,
+        STATUS_WAIT,
+    ))?;
+    let (limited, source) = match ready {
+        Ok(()) => return Ok(()),
+        Err(NotReady::Busy) => {
+            return Err(Failure::Busy(format!(
+                "network {} is being created or removed: try again later",
+                conf.network
+            )));
+        }
+        Err(NotReady::Definition(err)) => (false, Error::from(err)),
+        Err(NotReady::Parent(err)) => (true, Error::from(err)),
+        Err(NotReady::Store(err)) => (false, Error::from(err)),
+    };
+    Err(Failure::Unavailable {
+        network: conf.network.clone(),
+        limited,
+        source: Box::new(source),
+    })
 }
 
 #[cfg(test)]

@@ -66,6 +66,7 @@ pub fn connect(
     let network = networks.load(&args.network)?;
     let request = AttachRequest {
         container_id: &id,
+        name: None,
         netns: &located.netns,
         persistent_netns: located.persistent,
         pid: located.pid,

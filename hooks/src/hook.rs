@@ -95,6 +95,7 @@ fn attach(ctx: &Context, state: &State, id: &ContainerId, inv: &mut Invocation) 
     let (netns, persistent_netns) = config.netns(state)?;
     let request = AttachRequest {
         container_id: id,
+        name: None,
         netns: &netns,
         persistent_netns,
         pid: state.pid().and_then(|pid| i32::try_from(pid).ok()),

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use oci_macvlan_ipam::{Lease, Owner, Usage};
 use oci_macvlan_macvlan::{
-    self as macvlan, LanRoute, Network, Networks, Records, StoreState, host_access,
+    self as macvlan, EndpointFacts, LanRoute, Network, Networks, Records, StoreState, host_access,
 };
 use oci_macvlan_netlink_core::Handle;
 use serde_json::{Map, Value, json};
@@ -71,7 +71,7 @@ fn view(ctx: &Context, networks: &Networks, records: &Records, given: &str) -> R
     let mut view = inspect_view(
         &network,
         &status.leases,
-        &status.macs,
+        &status.endpoints,
         &status.usage,
         &routes,
     );
@@ -116,17 +116,20 @@ pub(crate) async fn lan_routes(host: &Handle, network: &Network) -> Result<Vec<L
 }
 
 /// `inspect` output in Docker's shape, so scripts written for `docker network inspect` work:
-/// `Containers` keyed by endpoint id ([`endpoint_id`]), each with `Name` (the container's id:
-/// containers have no other name here), `EndpointID`, `MacAddress` (from `macs`, keyed by
-/// container id and interface; empty for a passthru link, which has its parent's),
-/// `IPv4Address`, `IPv6Address` and, beyond Docker, `Interface`; plus `Usage`: per subnet, the addresses this network's containers hold and how many dynamic
+/// `Containers` keyed by endpoint id ([`endpoint_id`]), each with `Name` (the name its front
+/// door recorded, a CNI runtime's pod as `namespace/name`; else the container's id),
+/// `EndpointID`, `MacAddress` (from the records' `facts`, keyed by container id and interface;
+/// empty for a passthru link, which has its parent's), `IPv4Address`, `IPv6Address` and,
+/// beyond Docker, `Interface` and, for a container attached through the CNI plugin, `CNI`:
+/// its `ContainerID` and `IfName` as the runtime names them (what its GC lists as valid);
+/// plus `Usage`: per subnet, the addresses this network's containers hold and how many dynamic
 /// addresses are left (`usage` is in the order of the network's pools); and, for a network the
 /// host routes (ipvlan L3), `LanRouterRoutes`: per subnet, the route the LAN's router needs
 /// (`ip route add SUBNET via VIA`; `Via` is null while the parent has no address of its family).
 pub fn inspect_view(
     net: &Network,
     leases: &[Lease],
-    macs: &BTreeMap<(String, String), String>,
+    facts: &BTreeMap<(String, String), EndpointFacts>,
     usage: &[Usage],
     routes: &[LanRoute],
 ) -> Value {
@@ -163,12 +166,13 @@ pub fn inspect_view(
         }
         let key = endpoint_id(&net.id, lease.host.as_deref(), &lease.owner);
         let entry = containers.entry(key.clone()).or_insert_with(|| {
-            let mac = macs
-                .get(&(lease.owner.container_id.clone(), lease.owner.ifname.clone()))
-                .cloned()
-                .unwrap_or_default();
+            let known = facts.get(&(lease.owner.container_id.clone(), lease.owner.ifname.clone()));
+            let mac = known.and_then(|f| f.mac.clone()).unwrap_or_default();
+            let name = known
+                .and_then(|f| f.name.as_ref())
+                .map_or(lease.owner.container_id.as_str(), |n| n.as_str());
             let mut entry = json!({
-                "Name": lease.owner.container_id,
+                "Name": name,
                 "EndpointID": key,
                 "MacAddress": mac,
                 "IPv4Address": "",
@@ -177,6 +181,12 @@ pub fn inspect_view(
             });
             if let Some(host) = &lease.host {
                 entry["Host"] = json!(host);
+            }
+            if known.is_some_and(|f| f.cni) {
+                entry["CNI"] = json!({
+                    "ContainerID": lease.owner.container_id,
+                    "IfName": lease.owner.ifname,
+                });
             }
             entry
         });
@@ -252,180 +262,5 @@ fn big_number(n: u128) -> Value {
 }
 
 #[cfg(test)]
-mod tests {
-    use oci_macvlan_ipam::{LeaseStoreExt, Owner, Request, allocate};
-    use oci_macvlan_macvlan::NetworkSpec;
-
-    use super::*;
-    use crate::network_cmd::{no_gateway_warning, tests::network};
-
-    #[test]
-    fn inspect_has_dockers_shape() {
-        let network = NetworkSpec {
-            name: "lan50".into(),
-            driver: "macvlan".into(),
-            subnets: vec!["192.168.50.0/24".into(), "2001:db8:50::/64".into()],
-            gateways: vec!["192.168.50.1".into()],
-            ip_ranges: vec!["192.168.50.128/25".into()],
-            aux_addresses: vec!["router2=192.168.50.2".into()],
-            options: vec!["parent=eth0".into(), "macvlan_mode=bridge".into()],
-            ipam_options: Vec::new(),
-            ipv6: true,
-            ..Default::default()
-        }
-        .validate("f".repeat(64), "2026-11-23T00:00:00Z".into())
-        .unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = oci_macvlan_ipam::LmdbStore::open(dir.path()).unwrap();
-        let owner = Owner {
-            container_id: "c1".into(),
-            ifname: "eth0".into(),
-        };
-        let (leases, usage) = store
-            .transaction(|txn| {
-                let request = Request {
-                    network: "lan50",
-                    owner: &owner,
-                    pools: &network.pools,
-                    static_ips: &[],
-                    ipv6: network.ipv6,
-                    undeclared_router: network.undeclared_router(),
-                };
-                let leases = allocate(txn, &request)?;
-                let usage = network
-                    .pools
-                    .iter()
-                    .map(|p| p.usage(txn, network.undeclared_router()))
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok((leases, usage))
-            })
-            .unwrap();
-        let macs = BTreeMap::from([(
-            ("c1".to_owned(), "eth0".to_owned()),
-            "02:42:c0:a8:32:80".to_owned(),
-        )]);
-        insta::assert_json_snapshot!(inspect_view(&network, &leases, &macs, &usage, &[]));
-    }
-
-    /// A network with host access shows its addresses and its host link; one without, nothing.
-    #[test]
-    fn inspect_shows_the_host_access_addresses_and_link() {
-        let net = network(
-            &[
-                "--subnet 192.168.50.0/24",
-                "--subnet fd00:50::/64",
-                "-o parent=eth0",
-                "-o host_access=192.168.50.3,fd00:50::3",
-            ],
-            false,
-        );
-        assert_eq!(
-            inspect_view(&net, &[], &BTreeMap::new(), &[], &[])["HostAccess"],
-            json!({"Addresses": ["192.168.50.3", "fd00:50::3"], "Link": "ha-ffffffffffff"})
-        );
-        let plain = network(&["--subnet 192.168.50.0/24", "-o parent=eth0"], false);
-        assert!(
-            inspect_view(&plain, &[], &BTreeMap::new(), &[], &[])
-                .get("HostAccess")
-                .is_none()
-        );
-    }
-
-    /// An ipvlan L3 network's `inspect` says, per subnet, the route the LAN's router needs via
-    /// the host's address of that family on the parent, and `null` where the parent has none;
-    /// networks the LAN does not reach through the host have no such field.
-    #[test]
-    fn inspect_of_an_l3_ipvlan_network_gives_the_lan_routers_routes() {
-        let routed = network(
-            &[
-                "-d ipvlan",
-                "--subnet 10.30.0.0/24",
-                "--gateway 10.30.0.1",
-                "--subnet 10.31.0.0/24",
-                "--subnet fd30::/64",
-                "-o parent=eth0",
-                "-o ipvlan_mode=l3",
-            ],
-            false,
-        );
-        let parent: Vec<std::net::IpAddr> = vec![
-            "2001:db8::5".parse().unwrap(),
-            "192.168.1.5".parse().unwrap(),
-            "192.168.1.6".parse().unwrap(),
-        ];
-        let routes = routed.lan_routes(&parent);
-        let view = inspect_view(&routed, &[], &BTreeMap::new(), &[], &routes);
-        insta::assert_json_snapshot!(view["LanRouterRoutes"], @r#"
-        [
-          {
-            "Subnet": "10.30.0.0/24",
-            "Via": "192.168.1.5"
-          },
-          {
-            "Subnet": "10.31.0.0/24",
-            "Via": "192.168.1.5"
-          },
-          {
-            "Subnet": "fd30::/64",
-            "Via": "2001:db8::5"
-          }
-        ]
-        "#);
-        let v4_only = routed.lan_routes(&parent[1..]);
-        insta::assert_json_snapshot!(inspect_view(&routed, &[], &BTreeMap::new(), &[], &v4_only)["LanRouterRoutes"][2], @r#"
-        {
-          "Subnet": "fd30::/64",
-          "Via": null
-        }
-        "#);
-        for quiet in [
-            network(
-                &[
-                    "-d ipvlan",
-                    "--subnet 10.30.0.0/24",
-                    "-o parent=eth0",
-                    "-o ipvlan_mode=l2",
-                ],
-                false,
-            ),
-            network(
-                &[
-                    "-d ipvlan",
-                    "--subnet 10.30.0.0/24",
-                    "-o parent=eth0",
-                    "-o ipvlan_mode=l3",
-                ],
-                true,
-            ),
-            network(
-                &["-d ipvlan", "--subnet 10.30.0.0/24", "-o ipvlan_mode=l3s"],
-                false,
-            ),
-            network(&["--subnet 10.30.0.0/24", "-o parent=eth0"], false),
-        ] {
-            assert_eq!(quiet.lan_routes(&parent), [], "{quiet:?}");
-            let view = inspect_view(
-                &quiet,
-                &[],
-                &BTreeMap::new(),
-                &[],
-                &quiet.lan_routes(&parent),
-            );
-            assert!(view.get("LanRouterRoutes").is_none(), "{view}");
-        }
-        // The LAN's router is not on an L3 network's subnets: no first host is kept for it
-        // (an L3 /31 holds two containers), and there is nothing to warn of.
-        assert!(!routed.undeclared_router());
-        assert_eq!(no_gateway_warning(&routed), None);
-        let l3s = network(
-            &[
-                "-d ipvlan",
-                "--subnet 10.30.0.0/24",
-                "-o parent=eth0",
-                "-o ipvlan_mode=l3s",
-            ],
-            false,
-        );
-        assert_eq!(l3s.lan_routes(&parent).len(), 1);
-    }
-}
+#[path = "network_inspect/tests.rs"]
+mod tests;

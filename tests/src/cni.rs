@@ -58,9 +58,14 @@ impl<'a> CniDriver<'a> {
 
     /// Runs the plugin with exactly `env` and `stdin`.
     pub fn exec_raw(&self, env: &[(&str, &str)], stdin: &[u8]) -> Outcome {
+        self.exec_raw_with(&binary(), env, stdin)
+    }
+
+    /// Runs the plugin at `binary` (a failpoints build, say) with exactly `env` and `stdin`.
+    pub fn exec_raw_with(&self, binary: &Path, env: &[(&str, &str)], stdin: &[u8]) -> Outcome {
         let mut child = Command::new("nsenter")
             .arg(format!("--net={}", self.lan.host.path().display()))
-            .arg(binary())
+            .arg(binary)
             .env_clear()
             .envs(env.iter().copied())
             .stdin(Stdio::piped())
@@ -90,6 +95,21 @@ impl<'a> CniDriver<'a> {
         args: &str,
         config: &Value,
     ) -> Result<Value, Value> {
+        parse_outcome(&self.run(&binary(), &[], command, target, args, config))
+    }
+
+    /// Runs `command` for `target` as [`CniDriver::exec`] does, with the plugin at `binary`
+    /// and the variables `extra` beside the `CNI_*` ones; the plugin's outcome as it is (a
+    /// killed plugin has code -1 and may have printed nothing).
+    pub fn run(
+        &self,
+        binary: &Path,
+        extra: &[(&str, &str)],
+        command: &str,
+        target: Target<'_>,
+        args: &str,
+        config: &Value,
+    ) -> Outcome {
         let netns = target.netns.map(|p| p.display().to_string());
         let mut env = vec![
             ("CNI_COMMAND", command),
@@ -103,8 +123,19 @@ impl<'a> CniDriver<'a> {
         if !args.is_empty() {
             env.push(("CNI_ARGS", args));
         }
-        let out = self.exec_raw(&env, config.to_string().as_bytes());
-        parse_outcome(&out)
+        env.extend_from_slice(extra);
+        self.exec_raw_with(binary, &env, config.to_string().as_bytes())
+    }
+
+    /// GC (1.1.0) keeping only `valid` (container id, interface) pairs.
+    pub fn gc(&self, valid: &[(&str, &str)]) -> Result<Value, Value> {
+        let mut config = self.config();
+        config["cni.dev/valid-attachments"] = valid
+            .iter()
+            .map(|(id, ifname)| json!({"containerID": id, "ifname": ifname}))
+            .collect();
+        let env = [("CNI_COMMAND", "GC"), ("CNI_PATH", "/usr/lib/cni")];
+        parse_outcome(&self.exec_raw(&env, config.to_string().as_bytes()))
     }
 
     /// ADD; its result is cached for CHECK and DEL, and must be in the config's version.

@@ -11,6 +11,9 @@
 use oci_macvlan_tests::{Lan, TestNetns};
 use serde_json::Value;
 
+/// The CNI plugin on this kernel: ipvlan, 802.1q parents.
+#[path = "vm/cni.rs"]
+mod cni;
 /// What the modules share.
 #[path = "vm/common.rs"]
 mod common;

@@ -2,14 +2,12 @@
 
 use std::{collections::BTreeSet, net::IpAddr};
 
-use oci_macvlan_macvlan::MacAddr;
+use oci_macvlan_macvlan::{ContainerName, MacAddr};
 
 use crate::{Error, Result, error::echo};
 
 /// The longest `CNI_ARGS` read.
 const MAX_ARGS: usize = 4096;
-/// The longest pod name or namespace kept (Kubernetes' own limit is 253).
-const MAX_NAME: usize = 253;
 
 /// What `CNI_ARGS` asks for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -23,6 +21,9 @@ pub struct Args {
     pub pod_name: Option<String>,
     /// `K8S_POD_NAMESPACE`.
     pub pod_namespace: Option<String>,
+    /// The container's name: the pod's, `namespace/name` (or its name alone when no namespace
+    /// is given), recorded and shown by `network inspect`.
+    pub name: Option<ContainerName>,
 }
 
 /// The keys Kubernetes runtimes send that this plugin has no use for.
@@ -78,6 +79,12 @@ impl Args {
                 }
             }
         }
+        if let Some(pod) = &args.pod_name {
+            args.name = Some(
+                ContainerName::pod(args.pod_namespace.as_deref(), pod)
+                    .map_err(|err| invalid(err.to_string()))?,
+            );
+        }
         Ok(args)
     }
 }
@@ -113,18 +120,11 @@ pub(crate) fn parse_ips<'a>(
     Ok(ips)
 }
 
+/// A pod's name or namespace, checked by the core's rule for a container's name.
 fn name(key: &str, value: &str) -> std::result::Result<String, String> {
-    if value.len() > MAX_NAME
-        || !value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
-    {
-        return Err(format!(
-            "{key} {:?} is not a Kubernetes name (at most {MAX_NAME} of [a-zA-Z0-9-._])",
-            echo(value)
-        ));
-    }
-    Ok(value.to_owned())
+    ContainerName::pod(None, value)
+        .map(String::from)
+        .map_err(|err| format!("{key}: {err}"))
 }
 
 #[cfg(test)]
@@ -148,6 +148,10 @@ mod tests {
         assert_eq!(args.mac, Some("02:00:00:00:00:01".parse().unwrap()));
         assert_eq!(args.pod_name.as_deref(), Some("web-0"));
         assert_eq!(args.pod_namespace.as_deref(), Some("default"));
+        assert_eq!(args.name.unwrap().as_str(), "default/web-0");
+        let alone = Args::parse("K8S_POD_NAME=web-1").unwrap();
+        assert_eq!(alone.name.unwrap().as_str(), "web-1");
+        assert_eq!(Args::parse("K8S_POD_NAMESPACE=ns").unwrap().name, None);
         assert_eq!(Args::parse("").unwrap(), Args::default());
         assert!(Args::parse("Other=1;IgnoreUnknown=true").is_ok());
     }
@@ -157,6 +161,7 @@ mod tests {
     #[test]
     fn hostile_args_are_refused_naming_why() {
         let long = "A".repeat(MAX_ARGS + 1);
+        let long_pod = format!("K8S_POD_NAME={}", "a".repeat(254));
         for (text, why) in [
             ("IP", "is not KEY=VALUE"),
             ("IP=1.2.3.4;IP=1.2.3.5", "IP is given twice"),
@@ -165,7 +170,11 @@ mod tests {
             ("IP=eth0", "is not an IP address"),
             ("MAC=zz", "is not a MAC address"),
             ("Other=1", "unknown key Other"),
-            ("K8S_POD_NAME=a/b", "is not a Kubernetes name"),
+            ("K8S_POD_NAME=a/b", "K8S_POD_NAME: invalid container name"),
+            ("K8S_POD_NAMESPACE=a/b;K8S_POD_NAME=c", "no '/'"),
+            ("K8S_POD_NAME=web\n0;IgnoreUnknown=1", "only letters"),
+            (long_pod.as_str(), "longer than 253 characters"),
+            ("K8S_POD_NAME=..", "'.' and '..'"),
             (long.as_str(), "longer than 4096 bytes"),
         ] {
             let err = Args::parse(text).unwrap_err();

@@ -7,6 +7,8 @@ use ipnetwork::IpNetwork;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+use oci_macvlan_macvlan::check::Expected;
+
 use crate::{Error, Result, Version};
 
 /// One interface a result lists.
@@ -55,12 +57,12 @@ pub struct CniResult {
 
 impl CniResult {
     /// The result of one attachment: the parent `parent` on the host (index 0), the
-    /// container's link `ifname` with `mac` in `sandbox` (index 1) holding `addresses`, a
+    /// container's link `ifname` with `mac` (if known) in `sandbox` (index 1) holding `addresses`, a
     /// default route through each gateway in `gateways` (those of its addresses' subnets).
     pub fn attached(
         parent: &str,
         ifname: &str,
-        mac: &str,
+        mac: Option<&str>,
         sandbox: &Path,
         addresses: &[IpNetwork],
         gateways: &[IpAddr],
@@ -90,7 +92,7 @@ impl CniResult {
                 },
                 Interface {
                     name: ifname.to_owned(),
-                    mac: Some(mac.to_owned()),
+                    mac: mac.map(str::to_owned),
                     sandbox: Some(sandbox.to_string_lossy().into_owned()),
                 },
             ],
@@ -153,13 +155,15 @@ impl CniResult {
     }
 }
 
-/// What CHECK compares with: the interfaces and addresses of a `prevResult`.
+/// What CHECK compares with: the interfaces, addresses and routes of a `prevResult`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PrevResult {
     /// Its interfaces.
     pub interfaces: Vec<Interface>,
     /// Its addresses, each with the index of its interface.
     pub ips: Vec<(IpNetwork, Option<usize>)>,
+    /// Its routes.
+    pub routes: Vec<Route>,
 }
 
 #[derive(Deserialize)]
@@ -168,6 +172,14 @@ struct RawPrev {
     interfaces: Vec<Interface>,
     #[serde(default)]
     ips: Vec<RawIp>,
+    #[serde(default)]
+    routes: Vec<RawRoute>,
+}
+
+#[derive(Deserialize)]
+struct RawRoute {
+    dst: String,
+    gw: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -200,10 +212,59 @@ impl PrevResult {
                     })
             })
             .collect::<Result<_>>()?;
+        let routes = raw
+            .routes
+            .into_iter()
+            .map(|route| {
+                let dst = route.dst.parse::<IpNetwork>().map_err(|_| {
+                    invalid(format!(
+                        "route {:?} is not an address/prefix",
+                        crate::error::echo(&route.dst)
+                    ))
+                })?;
+                let gw = route
+                    .gw
+                    .map(|gw| {
+                        gw.parse::<IpAddr>().map_err(|_| {
+                            invalid(format!(
+                                "gateway {:?} is not an address",
+                                crate::error::echo(&gw)
+                            ))
+                        })
+                    })
+                    .transpose()?;
+                Ok(Route { dst, gw })
+            })
+            .collect::<Result<_>>()?;
         Ok(Self {
             interfaces: raw.interfaces,
             ips,
+            routes,
         })
+    }
+
+    /// What the container interface `ifname` is said to be, for the core's check: its MAC,
+    /// its addresses and the result's routes. `None` if no interface of that name is in a
+    /// sandbox.
+    pub fn expected(&self, ifname: &str) -> Result<Option<Expected>> {
+        let Some((index, link)) = self.container_interface(ifname) else {
+            return Ok(None);
+        };
+        let mac = link
+            .mac
+            .as_deref()
+            .map(|mac| {
+                mac.parse().map_err(|_| Error::InvalidConfig {
+                    field: "prevResult",
+                    reason: format!("MAC {:?} is not a MAC address", crate::error::echo(mac)),
+                })
+            })
+            .transpose()?;
+        Ok(Some(Expected {
+            mac,
+            addresses: self.addresses_of(index),
+            routes: self.routes.iter().map(|r| (r.dst, r.gw)).collect(),
+        }))
     }
 
     /// The container interface named `ifname` (one with a sandbox), with its index.
@@ -232,7 +293,7 @@ mod tests {
         CniResult::attached(
             "eth0.50",
             "net1",
-            "02:42:c0:a8:32:0a",
+            Some("02:42:c0:a8:32:0a"),
             Path::new("/run/netns/c1"),
             &[
                 "192.168.50.10/24".parse().unwrap(),
@@ -275,5 +336,41 @@ mod tests {
         }
         let err = PrevResult::parse(&json!({"ips": [{"address": "nope"}]})).unwrap_err();
         assert_eq!(err.code(), crate::code::INVALID_CONFIG);
+    }
+
+    /// What CHECK expects of the container's link: the MAC, the addresses and the routes of
+    /// ADD's result, read back in every shape; hostile routes and MACs are refused.
+    #[test]
+    fn a_prev_result_gives_what_check_expects() {
+        for version in [Version::V0_4_0, Version::V1_1_0] {
+            let prev = PrevResult::parse(&sample().to_json(version)).unwrap();
+            let expected = prev.expected("net1").unwrap().unwrap();
+            assert_eq!(expected.mac, Some("02:42:c0:a8:32:0a".parse().unwrap()));
+            assert_eq!(expected.addresses.len(), 2);
+            assert_eq!(
+                expected.routes,
+                [
+                    (
+                        "0.0.0.0/0".parse().unwrap(),
+                        Some("192.168.50.1".parse().unwrap())
+                    ),
+                    ("::/0".parse().unwrap(), Some("fd00:50::1".parse().unwrap())),
+                ]
+            );
+            assert_eq!(prev.expected("eth0.50").unwrap(), None);
+        }
+        for hostile in [
+            json!({"routes": [{"dst": "x"}]}),
+            json!({"routes": [{"dst": "0.0.0.0/0", "gw": "nope"}]}),
+        ] {
+            let err = PrevResult::parse(&hostile).unwrap_err();
+            assert_eq!(err.code(), crate::code::INVALID_CONFIG, "{hostile}");
+        }
+        let bad_mac = json!({"interfaces": [{"name": "eth0", "mac": "zz", "sandbox": "/x"}]});
+        let err = PrevResult::parse(&bad_mac)
+            .unwrap()
+            .expected("eth0")
+            .unwrap_err();
+        assert!(err.to_string().contains("not a MAC address"), "{err}");
     }
 }

@@ -10,6 +10,7 @@ use oci_macvlan_ipam::{Lease, LeaseSet, Owner};
 use crate::{
     Access, ContainerId, Error, Liveness, Records, StorePolicy,
     detach::Ours,
+    failpoint,
     kernel::{CurrentHost, Host},
     source::Source,
 };
@@ -46,6 +47,8 @@ pub(crate) async fn disconnect_with<P: StorePolicy>(
     network: &str,
 ) -> Result<Vec<Lease>, P::Error> {
     let lock = records.lock(container_id)?;
+    // The steps are named as a detach's: a disconnect is the detach of one network.
+    failpoint::hit("detach:locked")?;
     let not_connected = || Error::NotConnected {
         container_id: container_id.to_string(),
         network: network.to_owned(),
@@ -98,10 +101,12 @@ pub(crate) async fn disconnect_with<P: StorePolicy>(
         };
         ours.delete_from(&path, expected, held).await?;
     }
+    failpoint::hit("detach:links")?;
     // The host's routes to the addresses, as a detach deletes them, under the same hold (see
     // `crate::host_access`): then the leases.
     let _held = crate::host_access::hold(records, &gone)?;
     crate::host_access::unroute(host, &mut store, container_id, &gone).await?;
+    failpoint::hit("detach:host-unrouted")?;
     let mut released = Vec::new();
     for (ep, owner) in gone.iter().zip(&owners) {
         let source = Source::recorded(ep);
@@ -114,14 +119,17 @@ pub(crate) async fn disconnect_with<P: StorePolicy>(
                 .map_err(Error::store)?,
         );
     }
+    failpoint::hit("detach:released")?;
     if kept.is_empty() {
         // Nothing is left to the container: no record (a record holds leases, `verify` says),
         // no lock file, as after a detach.
         records.remove(container_id)?;
+        failpoint::hit("detach:unrecorded")?;
         lock.remove_file()?;
     } else {
         record.endpoints = kept;
         records.write(&record)?;
+        failpoint::hit("detach:unrecorded")?;
     }
     Ok(released)
 }

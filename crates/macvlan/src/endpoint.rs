@@ -2,7 +2,7 @@ use std::net::IpAddr;
 
 use ipnetwork::IpNetwork;
 use oci_macvlan_ipam::{LeaseStore, Owner};
-use oci_macvlan_netlink_core::{Errno, Handle, Link, Netns, NetnsId};
+use oci_macvlan_netlink_core::{Errno, Handle, Link, MacAddr, Netns, NetnsId};
 use serde::Serialize;
 
 use crate::{
@@ -36,10 +36,21 @@ pub struct Endpoint {
     pub ifname: String,
     /// The link's MAC: its own, or its parent's.
     pub mac: Mac,
+    /// The parent's MAC as the kernel had it at the attach ([`Endpoint::link_mac`] for
+    /// [`Mac::Parents`]).
+    #[serde(skip)]
+    pub parent_mac: Option<MacAddr>,
     /// Its addresses, with their prefixes.
     pub addresses: Vec<IpNetwork>,
     /// The gateways of its addresses, on a network that routes via its gateways.
     pub gateways: Vec<IpAddr>,
+}
+
+impl Endpoint {
+    /// The MAC the link has: its own, or its parent's (an ipvlan's, a passthru macvlan's).
+    pub fn link_mac(&self) -> Option<MacAddr> {
+        self.mac.own().or(self.parent_mac)
+    }
 }
 
 /// Gives the container its macvlan legs: for each attachment, leases addresses, creates the
@@ -339,6 +350,7 @@ impl<K: Kernel> Apply<'_, K> {
                 network: planned.network.clone(),
                 ifname: planned.link.name.clone(),
                 mac: planned.link.mac,
+                parent_mac: parent.mac,
                 addresses: wired.addresses,
                 gateways: wired.gateways,
             });

@@ -161,6 +161,14 @@ pub enum Error {
         /// Why it is not one.
         reason: &'static str,
     },
+    /// A container name a front door was given (a pod's namespace and name) that is not one.
+    #[error("invalid container name {name:?}: {reason}")]
+    InvalidContainerName {
+        /// The name given (cut to 64 bytes).
+        name: String,
+        /// Why it is not one.
+        reason: &'static str,
+    },
     /// An interface name asked for in the container that the kernel would refuse.
     #[error("invalid interface name {name:?} for network {network}: {reason}")]
     InvalidIfname {

@@ -108,11 +108,7 @@ pub async fn gc<P: StorePolicy>(
     }
     // A hook killed after taking a container's lock and before writing its record leaves a lock
     // file and nothing else.
-    for stem in records.unrecorded_locks()? {
-        if let Some((lock, true)) = records.try_lock_stem(&stem)? {
-            lock.remove_file()?;
-        }
-    }
+    records.remove_unrecorded_locks()?;
     report.host_access = crate::host_access::repair(store, unreachable, records, networks).await?;
     let leases = store.all_leases().map_err(Error::store)?;
     report

@@ -11,6 +11,7 @@
 mod address_space;
 mod admit;
 mod boot;
+pub mod check;
 mod detach;
 mod disconnect;
 pub mod driver;
@@ -29,6 +30,7 @@ mod liveness;
 pub mod locate;
 mod lock;
 mod mac;
+mod name;
 mod network;
 mod networks;
 mod occupied;
@@ -36,6 +38,7 @@ mod ownership;
 mod parents;
 mod plan;
 mod reach;
+mod ready;
 mod record;
 mod request;
 pub mod source;
@@ -58,6 +61,7 @@ pub use ifname::ifname_problem;
 pub use lifecycle::{Removed, create_network, remove_network};
 pub use liveness::{Liveness, Process, Verdict};
 pub use mac::{Mac, default_mac};
+pub use name::{ContainerName, MAX_NAME_PART};
 pub use network::{
     DhcpIpam, IPAM_DRIVERS, LanRoute, Network, NetworkSpec, ParentLink, ParentName, StaticIps,
     check_network_name,
@@ -67,8 +71,9 @@ pub use occupied::Holder;
 pub use oci_macvlan_netlink_core::MacAddr;
 pub use plan::{AddressRequest, LinkSpec, ParentSpec, Plan, PlannedNetwork, Routes, plan};
 pub use reach::{Unreachable, store_of};
+pub use ready::{NotReady, attach_ready};
 pub use record::{Record, RecordedEndpoint, Records};
 pub use request::{AttachRequest, Attachment};
-pub use status::{NetworkStatus, StoreState, network_status};
+pub use status::{EndpointFacts, NetworkStatus, StoreState, network_status};
 pub use stores::{Access, StorePolicy};
 pub use verify::{Report, verify};

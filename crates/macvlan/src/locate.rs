@@ -149,6 +149,7 @@ mod tests {
     fn record(netns: Option<&str>, pid: Option<i32>, ifnames: &[&str]) -> Record {
         Record {
             container_id: ContainerId::parse("c1").unwrap(),
+            name: None,
             netns: netns.map(PathBuf::from),
             liveness: Some(Liveness {
                 process: pid.map(|pid| Process { pid, start: 1 }),

@@ -44,6 +44,11 @@ impl FileLock {
         Self::take(path, FlockArg::LockShared).map(|lock| lock.ok_or_else(|| would_block(path)))?
     }
 
+    /// A shared hold on `path` if no exclusive holder has it, `None` if one does.
+    pub(crate) fn try_acquire_shared(path: &Path) -> Result<Option<Self>> {
+        Self::take(path, FlockArg::LockSharedNonblock)
+    }
+
     fn take(path: &Path, how: FlockArg) -> Result<Option<Self>> {
         let wrap = |source: io::Error| {
             Error::from(StateError::Lock {

@@ -132,6 +132,23 @@ impl Networks {
         FileLock::acquire_shared(&self.dir.join(".lock")).map(NetworksHold)
     }
 
+    /// [`Self::hold`], waiting at most `wait` for a `network create` or `rm` that has the
+    /// definitions: `None` if it still has them then (a caller that must answer in time, as
+    /// CNI's STATUS, says "try again later").
+    pub fn hold_within(&self, wait: std::time::Duration) -> Result<Option<NetworksHold>> {
+        let path = self.dir.join(".lock");
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            if let Some(lock) = FileLock::try_acquire_shared(&path)? {
+                return Ok(Some(NetworksHold(lock)));
+            }
+            if std::time::Instant::now() >= deadline {
+                return Ok(None);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     /// Removes the `.NAME.json.tmp-PID` files of `network create`s killed half-way, unless their
     /// writer still runs; returns how many.
     pub fn remove_stale_temps(&self) -> Result<usize> {

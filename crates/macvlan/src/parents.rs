@@ -15,28 +15,7 @@ use crate::{Error, Network, ParentLink, Result};
 pub(crate) async fn resolve_parents(host: &Handle, networks: &[&Network]) -> Result<Vec<Link>> {
     let mut found: Vec<Option<Link>> = Vec::with_capacity(networks.len());
     for net in networks {
-        let parent = net.parent();
-        match oci_macvlan_vlan::ensure(host, &parent, false).await {
-            Ok(ensured) => found.push(Some(ensured.link)),
-            Err(err) if err.is_not_found() && net.parent_link != ParentLink::Existing => {
-                if let Parent::Vlan { name, base, .. } = &parent
-                    && host
-                        .link_by_name(base)
-                        .await
-                        .map_err(Error::Netlink)?
-                        .is_none()
-                {
-                    return Err(Error::ParentLink(
-                        oci_macvlan_vlan::LinkError::BaseNotFound {
-                            name: name.clone(),
-                            base: base.clone(),
-                        },
-                    ));
-                }
-                found.push(None);
-            }
-            Err(err) => return Err(Error::ParentLink(err)),
-        }
+        found.push(find_parent(host, net).await?);
     }
     let mut parents = Vec::with_capacity(networks.len());
     for (net, link) in networks.iter().zip(found) {
@@ -52,6 +31,34 @@ pub(crate) async fn resolve_parents(host: &Handle, networks: &[&Network]) -> Res
         parents.push(link);
     }
     Ok(parents)
+}
+
+/// The parent of `net` as it is: `Some` link when it is there, `None` when it is missing but
+/// an attach would make it (an 802.1q link whose base is there, a dummy), an error when it is
+/// missing and may not be made, or is not what the network promises (makes nothing).
+pub(crate) async fn find_parent(host: &Handle, net: &Network) -> Result<Option<Link>> {
+    let parent = net.parent();
+    match oci_macvlan_vlan::ensure(host, &parent, false).await {
+        Ok(ensured) => Ok(Some(ensured.link)),
+        Err(err) if err.is_not_found() && net.parent_link != ParentLink::Existing => {
+            if let Parent::Vlan { name, base, .. } = &parent
+                && host
+                    .link_by_name(base)
+                    .await
+                    .map_err(Error::Netlink)?
+                    .is_none()
+            {
+                return Err(Error::ParentLink(
+                    oci_macvlan_vlan::LinkError::BaseNotFound {
+                        name: name.clone(),
+                        base: base.clone(),
+                    },
+                ));
+            }
+            Ok(None)
+        }
+        Err(err) => Err(Error::ParentLink(err)),
+    }
 }
 
 /// A parent of `net` that could not be found or made: a network without `-o parent` whose

@@ -18,7 +18,7 @@ use oci_macvlan_netlink_core::{ChildKind, MacAddr};
 use serde::{Serialize, Serializer, ser::SerializeMap};
 
 use crate::{
-    AttachRequest, ContainerId, Error, Network, ParentLink, Result,
+    AttachRequest, ContainerId, ContainerName, Error, Network, ParentLink, Result,
     driver::DefaultRoute,
     mac::Mac,
     record::{Record, RecordedEndpoint},
@@ -29,6 +29,9 @@ use crate::{
 pub struct Plan<'a> {
     /// The container the links are for.
     pub container_id: ContainerId,
+    /// Its name, if the front door gave one (recorded).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<ContainerName>,
     /// Set when the namespace outlives the container (detach deletes the links itself).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub netns: Option<PathBuf>,
@@ -207,6 +210,7 @@ pub(crate) fn plan_with<'a>(req: &AttachRequest<'a>, secret: Option<&[u8]>) -> R
     }
     Ok(Plan {
         container_id: req.container_id.clone(),
+        name: req.name.clone(),
         netns: req.persistent_netns.then(|| req.netns.to_path_buf()),
         networks,
         cni: req.cni,
@@ -249,6 +253,7 @@ impl Plan<'_> {
     pub(crate) fn record(&self) -> Record {
         Record {
             container_id: self.container_id.clone(),
+            name: self.name.clone(),
             netns: self.netns.clone(),
             liveness: None,
             endpoints: self.networks.iter().map(PlannedNetwork::recorded).collect(),
@@ -322,6 +327,7 @@ mod tests {
             vlan_id: None,
             promiscuity: 0,
             carrier: None,
+            mode: None,
         };
         assert!(recorded.is(&link));
         let by_driver_name = RecordedEndpoint {

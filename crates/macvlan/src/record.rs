@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::{
-    ContainerId, Error, Liveness, Result, StateError,
-    files::{Durability, Put, json_stems, read_own, remove_stale_temps, stems, write_atomic},
+    ContainerId, ContainerName, Error, Liveness, Result, StateError,
+    files::{Durability, Put, json_stems, read_own, remove_stale_temps, write_atomic},
     id::IdRef,
     lock::FileLock,
 };
@@ -32,6 +32,10 @@ const HASHED_MARK: char = '=';
 pub struct Record {
     /// Whose record it is.
     pub container_id: ContainerId,
+    /// The container's name, where its front door gave one (a CNI runtime's pod,
+    /// `namespace/name`): shown by `network inspect`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<ContainerName>,
     /// Set when the namespace outlives the container (a path from `config.json`): detach must
     /// delete the links itself. `None` when the namespace dies with the container, taking its
     /// links with it.
@@ -100,6 +104,9 @@ impl RecordedEndpoint {
     }
 }
 
+#[path = "record/locks.rs"]
+mod locks;
+
 /// Endpoint records: `<state-dir>/endpoints/<container-id>.json`, and the containers' locks,
 /// `<state-dir>/locks/<container-id>.lock`.
 #[derive(Debug, Clone)]
@@ -144,33 +151,7 @@ impl Records {
         FileLock::try_acquire(&self.lock_path(container_id)?)
     }
 
-    /// The file stems of the lock files whose container has no record, sorted: what a hook
-    /// killed after taking a lock and before writing the record leaves.
-    pub(crate) fn unrecorded_locks(&self) -> Result<Vec<String>> {
-        let records = json_stems(&self.dir, |path, source| {
-            Error::from(StateError::ReadRecord { path, source })
-        })?;
-        let mut locks = stems(&self.locks, ".lock", |path, source| {
-            Error::from(StateError::Lock { path, source })
-        })?;
-        locks.retain(|stem| records.binary_search(stem).is_err());
-        Ok(locks)
-    }
-
-    /// The lock of the lock file `stem` (from [`Self::unrecorded_locks`]) if nobody holds it,
-    /// with whether the container still has no record.
-    pub(crate) fn try_lock_stem(&self, stem: &str) -> Result<Option<(FileLock, bool)>> {
-        let Some(lock) = FileLock::try_acquire(&self.locks.join(format!("{stem}.lock")))? else {
-            return Ok(None);
-        };
-        let path = self.dir.join(format!("{stem}.json"));
-        let unrecorded = !path
-            .try_exists()
-            .map_err(|source| Error::from(StateError::ReadRecord { path, source }))?;
-        Ok(Some((lock, unrecorded)))
-    }
-
-    fn lock_path(&self, container_id: &(impl IdRef + ?Sized)) -> Result<PathBuf> {
+    pub(crate) fn lock_path(&self, container_id: &(impl IdRef + ?Sized)) -> Result<PathBuf> {
         Ok(self.locks.join(format!(
             "{}.lock",
             file_stem(container_id.checked()?.as_ref())
@@ -323,6 +304,7 @@ pub(crate) mod tests {
     pub(crate) fn record(id: &str) -> Record {
         Record {
             container_id: ContainerId::parse(id).unwrap(),
+            name: None,
             netns: None,
             liveness: None,
             endpoints: Vec::new(),
@@ -426,6 +408,7 @@ pub(crate) mod tests {
             vlan_id: None,
             promiscuity: 0,
             carrier: None,
+            mode: None,
         };
         let other: MacAddr = "02:00:00:00:00:02".parse().unwrap();
         assert!(ep.is(&link("macvlan", 7, mac)));

@@ -5,7 +5,7 @@ use std::{net::IpAddr, path::Path};
 
 use oci_macvlan_netlink_core::MacAddr;
 
-use crate::{ContainerId, Network, Networks};
+use crate::{ContainerId, ContainerName, Network, Networks};
 
 /// One network a container joins, with its per-network requests.
 #[derive(Debug)]
@@ -25,6 +25,9 @@ pub struct Attachment<'a> {
 pub struct AttachRequest<'a> {
     /// The container, its id checked where it came in.
     pub container_id: &'a ContainerId,
+    /// The container's name, where the front door knows one (a CNI runtime's pod): recorded,
+    /// and shown by `network inspect`.
+    pub name: Option<ContainerName>,
     /// The container's network namespace.
     pub netns: &'a Path,
     /// The namespace outlives the container (a path from `config.json`), so detach must delete

@@ -1,11 +1,11 @@
-//! A network's state as `inspect` shows it: the leases on it, what its pools have left and the
-//! MACs its containers' records keep, with its store's leases and usage read in one snapshot.
+//! A network's state as `inspect` shows it: the leases on it, what its pools have left and
+//! what its containers' records keep (MAC, name, front door), with its store's leases and usage read in one snapshot.
 
 use std::collections::BTreeMap;
 
 use oci_macvlan_ipam::{Lease, LeaseStoreExt, Usage};
 
-use crate::{Access, Error, Network, Records, StorePolicy};
+use crate::{Access, ContainerName, Error, Network, Records, StorePolicy};
 
 /// What a network holds now (see [`network_status`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,10 +14,22 @@ pub struct NetworkStatus {
     pub leases: Vec<Lease>,
     /// Per pool, in the network's order: how much of its dynamic range is left.
     pub usage: Vec<Usage>,
-    /// The MAC of each endpoint whose record names one, keyed by (container id, interface).
-    pub macs: BTreeMap<(String, String), String>,
+    /// What the records of this host keep of each endpoint, keyed by (container id,
+    /// interface): an endpoint whose record is gone, or another host's, has no entry.
+    pub endpoints: BTreeMap<(String, String), EndpointFacts>,
     /// Whether the store answered.
     pub store: StoreState,
+}
+
+/// What a container's record keeps of one of its endpoints, for `inspect`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EndpointFacts {
+    /// The link's MAC (`None` for passthru, whose link has its parent's).
+    pub mac: Option<String>,
+    /// The container's name, where its front door gave one.
+    pub name: Option<ContainerName>,
+    /// Attached through the CNI plugin (the id is then CNI's container id).
+    pub cni: bool,
 }
 
 /// Whether a network's store could be read.
@@ -59,25 +71,25 @@ pub fn network_status<P: StorePolicy>(
             return Ok(NetworkStatus {
                 leases: Vec::new(),
                 usage: Vec::new(),
-                macs: BTreeMap::new(),
+                endpoints: BTreeMap::new(),
                 store: StoreState::Unreachable(crate::one_line(&err)),
             });
         }
         Err(err) => return Err(err),
     };
     Ok(NetworkStatus {
-        macs: recorded_macs(records, &leases),
+        endpoints: recorded(records, &leases),
         leases,
         usage,
         store: StoreState::Ok,
     })
 }
 
-/// The MAC each endpoint of `leases` was given, from its container's record: keyed by
+/// What the records keep of each endpoint of `leases` (see [`EndpointFacts`]): keyed by
 /// (container id, interface). An endpoint whose record is gone or unreadable has none (its
 /// lease still shows).
-fn recorded_macs(records: &Records, leases: &[Lease]) -> BTreeMap<(String, String), String> {
-    let mut macs = BTreeMap::new();
+fn recorded(records: &Records, leases: &[Lease]) -> BTreeMap<(String, String), EndpointFacts> {
+    let mut facts = BTreeMap::new();
     let mut ids: Vec<&str> = leases
         .iter()
         .map(|l| l.owner.container_id.as_str())
@@ -89,12 +101,15 @@ fn recorded_macs(records: &Records, leases: &[Lease]) -> BTreeMap<(String, Strin
             continue;
         };
         for ep in record.endpoints {
-            if let Some(mac) = ep.mac {
-                macs.insert((id.to_owned(), ep.ifname), mac.to_string());
-            }
+            let entry = EndpointFacts {
+                mac: ep.mac.map(|mac| mac.to_string()),
+                name: record.name.clone(),
+                cni: record.cni,
+            };
+            facts.insert((id.to_owned(), ep.ifname), entry);
         }
     }
-    macs
+    facts
 }
 
 #[cfg(test)]

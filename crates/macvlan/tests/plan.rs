@@ -49,6 +49,7 @@ fn attachment<'a>(
 fn request<'a>(attachments: Vec<Attachment<'a>>, netns: &'a Path) -> AttachRequest<'a> {
     AttachRequest {
         container_id: &C1,
+        name: None,
         netns,
         persistent_netns: true,
         pid: None,

@@ -32,6 +32,18 @@ pub struct Router {
     pub destination: Option<(IpAddr, u8)>,
 }
 
+/// A unicast route of the main table, as a check of a container's routes reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableRoute {
+    /// Its destination and prefix length (the family's unspecified address and 0 for a
+    /// default route).
+    pub destination: (IpAddr, u8),
+    /// Its gateway (`RTA_GATEWAY`), if it has one.
+    pub gateway: Option<IpAddr>,
+    /// The index of the link it goes out of (0 for none given).
+    pub oif: u32,
+}
+
 fn host_route(link: &Link, destination: IpAddr) -> RouteMessage {
     match destination {
         IpAddr::V4(ip) => RouteMessageBuilder::<Ipv4Addr>::new()
@@ -180,6 +192,39 @@ impl Handle {
                     _ => {}
                 }
             }
+        }
+        Ok(found)
+    }
+
+    /// The unicast routes of the main table, both families (one dump per family): for a check a
+    /// person or a runtime asked for (CNI's CHECK), never on a hook's path.
+    pub async fn main_routes(&self) -> Result<Vec<TableRoute>> {
+        let mut found = Vec::new();
+        for msg in self.all_routes("(main table)").await? {
+            if msg.header.table != MAIN_TABLE || msg.header.kind != RouteType::Unicast {
+                continue;
+            }
+            let unspecified = match msg.header.address_family {
+                AddressFamily::Inet => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                _ => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            };
+            let destination = msg
+                .attributes
+                .iter()
+                .find_map(|a| match a {
+                    RouteAttribute::Destination(dst) => ip_of(dst),
+                    _ => None,
+                })
+                .unwrap_or(unspecified);
+            let gateway = msg.attributes.iter().find_map(|a| match a {
+                RouteAttribute::Gateway(gw) => ip_of(gw),
+                _ => None,
+            });
+            found.push(TableRoute {
+                destination: (destination, msg.header.destination_prefix_length),
+                gateway,
+                oif: oif(&msg),
+            });
         }
         Ok(found)
     }

@@ -24,11 +24,11 @@ mod route;
 
 pub use error::{Error, KernelError, Result};
 pub use handle::Handle;
-pub use host_route::Router;
+pub use host_route::{Router, TableRoute};
 pub use ifname::{MAX_IFNAME_LEN, ifname_problem};
 pub use kinds::NewVlan;
 pub use link::{
-    ChildKind, ChildTag, IpvlanFlag, IpvlanMode, Link, MacAddr, MacvlanMode, NewChild,
+    ChildKind, ChildMode, ChildTag, IpvlanFlag, IpvlanMode, Link, MacAddr, MacvlanMode, NewChild,
     ParseMacError,
 };
 pub use neigh::{Neighbour, holds_address};

@@ -4,9 +4,9 @@ use futures_util::TryStreamExt;
 use rtnetlink::{
     LinkIpVlan, LinkMacVlan, LinkMessageBuilder, LinkUnspec,
     packet_route::link::{
-        InfoData, InfoKind, InfoMacVlan, InfoVlan, IpVlanFlags, IpVlanMode as NlIpvlanMode,
-        LinkAttribute, LinkFlags, LinkInfo, LinkMessage, MacVlanMacAddressMode,
-        MacVlanMode as NlMode,
+        InfoData, InfoIpVlan, InfoKind, InfoMacVlan, InfoVlan, IpVlanFlags,
+        IpVlanMode as NlIpvlanMode, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+        MacVlanMacAddressMode, MacVlanMode as NlMode,
     },
 };
 
@@ -88,6 +88,17 @@ pub enum MacvlanMode {
 }
 
 impl MacvlanMode {
+    fn from_netlink(mode: &NlMode) -> Option<Self> {
+        Some(match mode {
+            NlMode::Bridge => Self::Bridge,
+            NlMode::Private => Self::Private,
+            NlMode::Vepa => Self::Vepa,
+            NlMode::Passthrough => Self::Passthru,
+            NlMode::Source => Self::Source,
+            _ => return None,
+        })
+    }
+
     fn to_netlink(self) -> NlMode {
         match self {
             Self::Bridge => NlMode::Bridge,
@@ -111,6 +122,15 @@ pub enum IpvlanMode {
 }
 
 impl IpvlanMode {
+    fn from_netlink(mode: &NlIpvlanMode) -> Option<Self> {
+        Some(match mode {
+            NlIpvlanMode::L2 => Self::L2,
+            NlIpvlanMode::L3 => Self::L3,
+            NlIpvlanMode::L3S => Self::L3s,
+            _ => return None,
+        })
+    }
+
     fn to_netlink(self) -> NlIpvlanMode {
         match self {
             Self::L2 => NlIpvlanMode::L2,
@@ -133,11 +153,47 @@ pub enum IpvlanFlag {
 }
 
 impl IpvlanFlag {
+    fn from_netlink(flags: IpVlanFlags) -> Option<Self> {
+        if flags.is_empty() {
+            Some(Self::Bridge)
+        } else if flags == IpVlanFlags::Private {
+            Some(Self::Private)
+        } else if flags == IpVlanFlags::Vepa {
+            Some(Self::Vepa)
+        } else {
+            None
+        }
+    }
+
     fn to_netlink(self) -> IpVlanFlags {
         match self {
             Self::Bridge => IpVlanFlags::empty(),
             Self::Private => IpVlanFlags::Private,
             Self::Vepa => IpVlanFlags::Vepa,
+        }
+    }
+}
+
+/// The mode a macvlan or ipvlan link reports (`IFLA_INFO_DATA`): what [`ChildKind::mode`]
+/// asked for when it was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChildMode {
+    /// A macvlan's mode.
+    Macvlan(MacvlanMode),
+    /// An ipvlan's mode and flag (its parent's: the kernel keeps one for all children).
+    Ipvlan(IpvlanMode, IpvlanFlag),
+}
+
+impl fmt::Display for ChildMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Macvlan(mode) => write!(f, "macvlan mode {}", format!("{mode:?}").to_lowercase()),
+            Self::Ipvlan(mode, flag) => write!(
+                f,
+                "ipvlan mode {} {}",
+                format!("{mode:?}").to_lowercase(),
+                format!("{flag:?}").to_lowercase()
+            ),
         }
     }
 }
@@ -170,6 +226,9 @@ pub struct Link {
     pub promiscuity: u32,
     /// `IFLA_CARRIER`: the link has a carrier (cable, peer).
     pub carrier: Option<bool>,
+    /// A macvlan's or ipvlan's mode, as the kernel reports it; `None` for other kinds (and a
+    /// mode this crate has no name for).
+    pub mode: Option<ChildMode>,
 }
 
 impl Link {
@@ -187,6 +246,7 @@ impl Link {
             vlan_id: None,
             promiscuity: 0,
             carrier: None,
+            mode: None,
         };
         for attr in msg.attributes {
             match attr {
@@ -204,6 +264,29 @@ impl Link {
                         match info {
                             LinkInfo::Kind(InfoKind::Other(kind)) => link.kind = Some(kind),
                             LinkInfo::Kind(kind) => link.kind = Some(kind.to_string()),
+                            LinkInfo::Data(InfoData::MacVlan(data)) => {
+                                link.mode = data.iter().find_map(|d| match d {
+                                    InfoMacVlan::Mode(mode) => {
+                                        MacvlanMode::from_netlink(mode).map(ChildMode::Macvlan)
+                                    }
+                                    _ => None,
+                                });
+                            }
+                            LinkInfo::Data(InfoData::IpVlan(data)) => {
+                                let mode = data.iter().find_map(|d| match d {
+                                    InfoIpVlan::Mode(mode) => IpvlanMode::from_netlink(mode),
+                                    _ => None,
+                                });
+                                // No flags attribute: no flag bit, the default (bridge).
+                                let flag = data
+                                    .iter()
+                                    .find_map(|d| match d {
+                                        InfoIpVlan::Flags(flags) => Some(*flags),
+                                        _ => None,
+                                    })
+                                    .map_or(Some(IpvlanFlag::Bridge), IpvlanFlag::from_netlink);
+                                link.mode = mode.zip(flag).map(|(m, f)| ChildMode::Ipvlan(m, f));
+                            }
                             LinkInfo::Data(InfoData::Vlan(data)) => {
                                 link.vlan_id = data.into_iter().find_map(|d| match d {
                                     InfoVlan::Id(id) => Some(id),
@@ -261,6 +344,14 @@ pub enum ChildKind<'a> {
 }
 
 impl ChildKind<'_> {
+    /// The mode the link this makes reports ([`Link::mode`]).
+    pub fn mode(&self) -> ChildMode {
+        match *self {
+            Self::Macvlan { mode, .. } => ChildMode::Macvlan(mode),
+            Self::Ipvlan { mode, flag } => ChildMode::Ipvlan(mode, flag),
+        }
+    }
+
     /// `IFLA_INFO_KIND` of the link this makes.
     pub fn name(&self) -> &'static str {
         self.tag().name()

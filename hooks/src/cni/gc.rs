@@ -41,6 +41,8 @@ pub(super) fn gc(ctx: &Context, conf: &NetConf) -> Result<(), Failure> {
             Err(err) => failed.push(format!("{id}: {}", crate::error::line(&Error::from(err)))),
         }
     }
+    // What an ADD killed before it wrote its record leaves: a lock file alone.
+    records.remove_unrecorded_locks()?;
     if failed.is_empty() {
         Ok(())
     } else {

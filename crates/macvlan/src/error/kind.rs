@@ -58,6 +58,7 @@ impl Error {
             }
             Self::MtuAboveParent { .. }
             | Self::InvalidContainerId { .. }
+            | Self::InvalidContainerName { .. }
             | Self::InvalidIfname { .. }
             | Self::InvalidMac { .. }
             | Self::HostNetns { .. }

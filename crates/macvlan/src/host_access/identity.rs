@@ -158,6 +158,7 @@ mod tests {
     ) -> AttachRequest<'a> {
         AttachRequest {
             container_id: &C1,
+            name: None,
             netns: Path::new("/run/netns/c1"),
             persistent_netns: true,
             pid: None,

@@ -172,6 +172,7 @@ impl Fake {
             vlan_id: None,
             promiscuity: 0,
             carrier: None,
+            mode: None,
         }
     }
 

@@ -126,6 +126,7 @@ fn request<'a>(
 ) -> AttachRequest<'a> {
     AttachRequest {
         container_id: &C1,
+        name: None,
         netns: Path::new("/run/netns/c1"),
         persistent_netns: false,
         pid: None,
