@@ -417,3 +417,20 @@ fn timers_left_to_the_client_are_half_and_four_fifths_of_preferred() {
     assert_eq!(lease.t1, t0() + secs(50.0));
     assert_eq!(lease.t2, t0() + secs(80.0));
 }
+
+#[test]
+fn timers_at_the_valid_lifetime_still_renew_before_it_ends() {
+    let mut c = Client::new(config(), 11);
+    let step = c.tick(t0()).unwrap();
+    let adv = answer(sent(&step), |s| s.preference = Some(255));
+    let step = c.receive(&adv, t0()).unwrap();
+    // T1 = T2 = the valid lifetime: renewing would start as the address dies.
+    let reply = answer(sent(&step), |s| s.timers = (100, 100));
+    let Some(Event::Bound(lease)) = c.receive(&reply, t0()).unwrap().event else {
+        panic!()
+    };
+    assert_eq!((lease.t1, lease.t2), (t0() + secs(40.0), t0() + secs(64.0)));
+    let step = c.tick(lease.t1).unwrap();
+    assert_eq!(kind(sent(&step)), wire::RENEW);
+    assert!(step.deadline < lease.expiry);
+}
