@@ -406,58 +406,11 @@ impl Client {
                     None => self.solicit(now, true),
                 }
             }
-            State::Renewing { lease, xid, rt } | State::Rebinding { lease, xid, rt } => {
-                let renewing = matches!(self.state, State::Renewing { .. });
-                let (status, text) = answer.status.clone();
-                if renewing && status == Status::UseMulticast && lease.unicast.is_some() {
-                    // The server wants multicast after all: the same message, to all servers.
-                    let lease = Lease {
-                        unicast: None,
-                        ..lease
-                    };
-                    self.state = State::Renewing {
-                        lease,
-                        xid,
-                        rt: Retrans { next: now, ..rt },
-                    };
-                    return self.tick(now);
-                }
-                if status != Status::Success {
-                    return Err(Refused::Status {
-                        code: status.code(),
-                        message: text,
-                    }
-                    .into());
-                }
-                let Some(ia) = &answer.ia else {
-                    return Err(Refused::NoAddress("no IA_NA in the REPLY".into()).into());
-                };
-                match ia.status {
-                    Status::Success => {}
-                    // The server no longer knows the lease, or has no address for it here.
-                    Status::NoBinding | Status::NoAddrsAvail | Status::NotOnLink => {
-                        self.state = State::Init;
-                        return Ok(event(Event::Lost(lease), now));
-                    }
-                    other => {
-                        return Err(Refused::Status {
-                            code: other.code(),
-                            message: "in the IA_NA".into(),
-                        }
-                        .into());
-                    }
-                }
-                match pick(&answer, lease.address) {
-                    Some(given) => {
-                        let extended = lease_of(&answer, given, now);
-                        self.state = State::Bound(extended.clone());
-                        Ok(event(Event::Extended(extended.clone()), extended.t1))
-                    }
-                    None => {
-                        self.state = State::Init;
-                        Ok(event(Event::Lost(lease), now))
-                    }
-                }
+            State::Renewing { lease, xid, rt } => {
+                self.extend_reply(answer, (lease, xid, rt), true, now)
+            }
+            State::Rebinding { lease, xid, rt } => {
+                self.extend_reply(answer, (lease, xid, rt), false, now)
             }
             State::Releasing { .. } => {
                 self.state = State::Init;
@@ -489,5 +442,6 @@ fn no_address(answer: &Answer) -> Refused {
     Refused::NoAddress(format!("status {status:?}"))
 }
 
+mod extend;
 #[cfg(test)]
 mod tests;

@@ -9,7 +9,7 @@ use crate::{
     },
 };
 
-fn config() -> Config {
+pub(super) fn config() -> Config {
     Config {
         client_id: ClientId::derive(b"secret", "lan", "c1"),
         hostname: Some("web1".into()),
@@ -17,23 +17,23 @@ fn config() -> Config {
     }
 }
 
-fn t0() -> SystemTime {
+pub(super) fn t0() -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(1_000_000)
 }
 
-fn secs(s: f64) -> Duration {
+pub(super) fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s)
 }
 
-fn sent(step: &Step) -> &Outgoing {
+pub(super) fn sent(step: &Step) -> &Outgoing {
     step.send.as_ref().expect("a message sent")
 }
 
-fn kind(out: &Outgoing) -> u8 {
+pub(super) fn kind(out: &Outgoing) -> u8 {
     out.bytes[0]
 }
 
-fn option(out: &Outgoing, code: u16) -> Option<Vec<u8>> {
+pub(super) fn option(out: &Outgoing, code: u16) -> Option<Vec<u8>> {
     wire::options(&out.bytes[wire::HEADER..], &mut 64)
         .expect("decodes")
         .into_iter()
@@ -41,7 +41,7 @@ fn option(out: &Outgoing, code: u16) -> Option<Vec<u8>> {
         .map(|(_, d)| d.to_vec())
 }
 
-fn answer(out: &Outgoing, spec: impl FnOnce(&mut Spec)) -> Vec<u8> {
+pub(super) fn answer(out: &Outgoing, spec: impl FnOnce(&mut Spec)) -> Vec<u8> {
     let kind = if kind(out) == wire::SOLICIT {
         wire::ADVERTISE
     } else {
@@ -53,7 +53,7 @@ fn answer(out: &Outgoing, spec: impl FnOnce(&mut Spec)) -> Vec<u8> {
 }
 
 /// A client bound at `t0()` through the whole exchange, and its lease.
-fn bound(config: Config) -> (Client, Lease) {
+pub(super) fn bound(config: Config) -> (Client, Lease) {
     let mut c = Client::new(config, 42);
     let solicit = c.tick(t0()).unwrap();
     let adv = answer(sent(&solicit), |s| s.preference = Some(255));
