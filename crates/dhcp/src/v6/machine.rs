@@ -72,6 +72,18 @@ pub enum State {
         /// Its retransmission.
         rt: Retrans,
     },
+    /// REQUEST sent for the lease's address after a server answered a RENEW or REBIND with
+    /// NoBinding (RFC 8415, 18.2.10.1); the address stays in use meanwhile.
+    Reclaiming {
+        /// The lease.
+        lease: Lease,
+        /// The server that answered NoBinding (its DUID): the REQUEST asks it.
+        server_id: Vec<u8>,
+        /// The transaction.
+        xid: u32,
+        /// Its retransmission.
+        rt: Retrans,
+    },
     /// RELEASE sent.
     Releasing {
         /// The lease given up.
@@ -121,12 +133,13 @@ impl Client {
         &self.config
     }
 
-    /// The lease held, in BOUND, RENEWING or REBINDING.
+    /// The lease held, in BOUND, RENEWING, REBINDING or RECLAIMING.
     pub fn lease(&self) -> Option<&Lease> {
         match &self.state {
             State::Bound(lease)
             | State::Renewing { lease, .. }
-            | State::Rebinding { lease, .. } => Some(lease),
+            | State::Rebinding { lease, .. }
+            | State::Reclaiming { lease, .. } => Some(lease),
             _ => None,
         }
     }
@@ -302,6 +315,12 @@ impl Client {
                 self.state = State::Rebinding { lease, xid, rt };
                 Ok(send(bytes, To::AllServers, deadline))
             }
+            State::Reclaiming {
+                lease,
+                server_id,
+                xid,
+                rt,
+            } => self.reclaim_tick((lease, server_id, xid, rt), now),
             State::Releasing { lease, xid, rt } => {
                 if now < rt.next {
                     return Ok(idle(rt.next));
@@ -342,6 +361,9 @@ impl Client {
                 (*xid, wire::REPLY, Some(lease.server_id.as_slice()))
             }
             State::Rebinding { xid, .. } => (*xid, wire::REPLY, None),
+            State::Reclaiming { xid, server_id, .. } => {
+                (*xid, wire::REPLY, Some(server_id.as_slice()))
+            }
             State::Init | State::Bound(_) => return None,
         };
         Some(Expect {
@@ -412,6 +434,7 @@ impl Client {
             State::Rebinding { lease, xid, rt } => {
                 self.extend_reply(answer, (lease, xid, rt), false, now)
             }
+            State::Reclaiming { lease, .. } => self.reclaim_reply(&answer, lease, now),
             State::Releasing { .. } => {
                 self.state = State::Init;
                 Ok(event(Event::Released(true), now))
