@@ -435,7 +435,26 @@ impl Client {
                 self.extend_reply(answer, (lease, xid, rt), false, now)
             }
             State::Reclaiming { lease, .. } => self.reclaim_reply(&answer, lease, now),
-            State::Releasing { .. } => {
+            State::Releasing { lease, xid, rt } => {
+                if answer.status.0 == Status::UseMulticast && lease.unicast.is_some() {
+                    // As for RENEW: the same RELEASE, to all servers; not released yet (and
+                    // sent once more even when the unicast ones used REL_MAX_RC up).
+                    let lease = Lease {
+                        unicast: None,
+                        ..lease
+                    };
+                    let sent = rt.sent.min(RELEASE.mrc - 1);
+                    self.state = State::Releasing {
+                        lease,
+                        xid,
+                        rt: Retrans {
+                            next: now,
+                            sent,
+                            ..rt
+                        },
+                    };
+                    return self.tick(now);
+                }
                 self.state = State::Init;
                 Ok(event(Event::Released(true), now))
             }

@@ -428,3 +428,38 @@ fn timers_at_the_valid_lifetime_still_renew_before_it_ends() {
     assert_eq!(kind(sent(&step)), wire::RENEW);
     assert!(step.deadline < lease.expiry);
 }
+
+#[test]
+fn use_multicast_to_a_unicast_release_sends_it_to_all_servers() {
+    let mut c = Client::new(config(), 12);
+    let step = c.tick(t0()).unwrap();
+    let adv = answer(sent(&step), |s| s.preference = Some(255));
+    let step = c.receive(&adv, t0()).unwrap();
+    let server: Ipv6Addr = "2001:db8:7::1".parse().unwrap();
+    let reply = answer(sent(&step), |s| s.unicast = Some(server));
+    c.receive(&reply, t0()).unwrap();
+    let step = c.release(t0()).unwrap().unwrap();
+    assert_eq!(sent(&step).to, To::Server(server));
+    let use_multicast = answer(sent(&step), |s| s.status = Some(5));
+    let again = c.receive(&use_multicast, t0()).unwrap();
+    assert_eq!(again.event, None, "not released yet");
+    let out = sent(&again);
+    assert_eq!((kind(out), out.to), (wire::RELEASE, To::AllServers));
+    let done = c.receive(&answer(out, |_| {}), t0()).unwrap();
+    assert_eq!(done.event, Some(Event::Released(true)));
+
+    // The fourth (last) unicast RELEASE answered UseMulticast: one more goes, to all servers.
+    let (_, mut lease) = bound(config());
+    lease.unicast = Some(server);
+    let mut c = Client::resume(config(), lease, 13);
+    let mut step = c.release(t0()).unwrap().unwrap();
+    for _ in 1..4 {
+        step = c.tick(step.deadline).unwrap();
+    }
+    assert_eq!(sent(&step).to, To::Server(server));
+    let use_multicast = answer(sent(&step), |s| s.status = Some(5));
+    let again = c.receive(&use_multicast, step.deadline).unwrap();
+    assert_eq!(sent(&again).to, To::AllServers);
+    let last = c.tick(again.deadline).unwrap();
+    assert_eq!(last.event, Some(Event::Released(false)));
+}
