@@ -145,9 +145,18 @@ pub fn contains(net: Ipv6Addr, prefix: u8, ip: Ipv6Addr) -> bool {
     u128::from(net) & mask == u128::from(ip) & mask
 }
 
+/// Whether `address` can be one host's on the wire: not unspecified, loopback, multicast,
+/// nor an IPv4-mapped `::ffff:a.b.c.d` (an IPv6 socket would send to the IPv4 address).
+fn unicast(address: Ipv6Addr) -> bool {
+    !(address.is_unspecified()
+        || address.is_loopback()
+        || address.is_multicast()
+        || address.to_ipv4_mapped().is_some())
+}
+
 fn host_address(address: Ipv6Addr) -> Result<(), Refused> {
     let link_local = address.segments()[0] & 0xffc0 == 0xfe80;
-    if address.is_unspecified() || address.is_loopback() || address.is_multicast() || link_local {
+    if !unicast(address) || link_local {
         return Err(Refused::BadAddress(address));
     }
     Ok(())
@@ -294,7 +303,11 @@ pub fn check(bytes: &[u8], expect: &Expect<'_>) -> Result<Answer, Refused> {
                 answer.ia = Some(ia_of(data, expect, &mut budget)?);
             }
             wire::OPT_PREFERENCE => answer.preference = exactly(code, data, 1)?[0],
-            wire::OPT_UNICAST => answer.unicast = ipv6(exactly(code, data, 16)?),
+            // A server address no unicast can reach (::, ::1, ff02::1, ::ffff:a.b.c.d) is
+            // ignored: RENEW and RELEASE go to all servers, as without the option.
+            wire::OPT_UNICAST => {
+                answer.unicast = ipv6(exactly(code, data, 16)?).filter(|ip| unicast(*ip));
+            }
             wire::OPT_STATUS_CODE => answer.status = status_of(data)?,
             wire::OPT_RAPID_COMMIT => {
                 exactly(code, data, 0)?;

@@ -1,17 +1,56 @@
 //! The v6 machine driven over a link's socket under one deadline: acquiring a lease, waiting
 //! for its next event (renewal at T1, rebinding at T2, expiry), releasing it. A flood cannot
-//! hold the exchange past its deadline; a refused answer is skipped and counted (the last
-//! reason kept for the timeout's error).
+//! hold the exchange past its deadline, nor the machine past its own (a retransmission, T1,
+//! T2, the lease's end); a refused answer is skipped and counted (the last reason kept for the
+//! timeout's error).
 
-use std::time::{Duration, Instant, SystemTime};
+use std::{
+    io,
+    time::{Duration, Instant, SystemTime},
+};
 
-use crate::v6::{Client, Error, Event, Lease, Refused, Result, Step, UdpLink, answer::MAX_MESSAGE};
+use crate::v6::{
+    Client, Error, Event, Lease, Outgoing, Refused, Result, Step, UdpLink, answer::MAX_MESSAGE,
+};
+
+/// What the exchange needs of its socket ([`UdpLink`]'s calls): a seam, so that a test can
+/// flood the loop without a link.
+trait Transport {
+    fn name(&self) -> &str;
+    fn send(&self, out: &Outgoing) -> io::Result<()>;
+    fn wait(&self, until: Instant) -> io::Result<()>;
+    fn next<'b>(&self, buf: &'b mut [u8; MAX_MESSAGE + 1])
+    -> io::Result<Option<(&'b [u8], usize)>>;
+}
+
+impl Transport for UdpLink {
+    fn name(&self) -> &str {
+        &self.link().name
+    }
+    fn send(&self, out: &Outgoing) -> io::Result<()> {
+        UdpLink::send(self, out)
+    }
+    fn wait(&self, until: Instant) -> io::Result<()> {
+        UdpLink::wait(self, until)
+    }
+    fn next<'b>(
+        &self,
+        buf: &'b mut [u8; MAX_MESSAGE + 1],
+    ) -> io::Result<Option<(&'b [u8], usize)>> {
+        UdpLink::next(self, buf)
+    }
+}
 
 /// Runs `client` from `step` on `socket` until an event comes or `timeout` passes.
-fn run(client: &mut Client, socket: &UdpLink, mut step: Step, timeout: Duration) -> Result<Event> {
-    let link = socket.link();
+fn run(
+    client: &mut Client,
+    socket: &impl Transport,
+    mut step: Step,
+    timeout: Duration,
+) -> Result<Event> {
+    let name = socket.name();
     let failed = |source| Error::Socket {
-        link: link.name.clone(),
+        link: name.to_owned(),
         source,
     };
     let end = Instant::now() + timeout;
@@ -50,13 +89,15 @@ fn run(client: &mut Client, socket: &UdpLink, mut step: Step, timeout: Duration)
                 }
                 Err(other) => return Err(other),
             }
-            if Instant::now() >= end {
+            // Messages faster than they are read must not keep the machine from its own
+            // deadline: a retransmission, T1, T2, the lease's end are the next tick's.
+            if Instant::now() >= end || SystemTime::now() >= step.deadline {
                 break;
             }
         }
         if Instant::now() >= end && next.is_none() {
             return Err(Error::Timeout {
-                link: link.name.clone(),
+                link: name.to_owned(),
                 timeout,
                 refused,
                 last,
@@ -103,5 +144,74 @@ pub fn release(client: &mut Client, socket: &UdpLink, timeout: Duration) -> Resu
         Ok(_) => Ok(false),
         Err(Error::Timeout { .. }) => Ok(false),
         Err(other) => Err(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{cell::RefCell, net::Ipv6Addr};
+
+    use super::*;
+    use crate::{
+        ClientId,
+        v6::{Config, wire},
+    };
+
+    /// A socket whose queue is never empty: a refused message each time it is read.
+    struct Flood {
+        sent: RefCell<Vec<Outgoing>>,
+    }
+
+    impl Transport for Flood {
+        fn name(&self) -> &str {
+            "flood0"
+        }
+        fn send(&self, out: &Outgoing) -> io::Result<()> {
+            self.sent.borrow_mut().push(out.clone());
+            Ok(())
+        }
+        fn wait(&self, _until: Instant) -> io::Result<()> {
+            Ok(())
+        }
+        fn next<'b>(
+            &self,
+            buf: &'b mut [u8; MAX_MESSAGE + 1],
+        ) -> io::Result<Option<(&'b [u8], usize)>> {
+            buf[..4].copy_from_slice(&[wire::REPLY, 0xee, 0xee, 0xee]);
+            Ok(Some((&buf[..4], 4)))
+        }
+    }
+
+    #[test]
+    fn a_flood_does_not_keep_the_client_from_renewing_at_t1() {
+        let now = SystemTime::now();
+        let lease = Lease {
+            address: "2001:db8::5".parse().unwrap(),
+            server_id: vec![0, 2, 1, 1, 1],
+            unicast: None,
+            dns: Vec::<Ipv6Addr>::new(),
+            obtained: now,
+            t1: now + Duration::from_millis(50),
+            t2: now + Duration::from_secs(3600),
+            preferred_until: now + Duration::from_secs(3600),
+            expiry: now + Duration::from_secs(7200),
+        };
+        let config = Config {
+            client_id: ClientId::derive(b"k", "lan", "c"),
+            hostname: None,
+            subnet: None,
+        };
+        let mut client = Client::resume(config, lease, 1);
+        let flood = Flood {
+            sent: RefCell::new(Vec::new()),
+        };
+        let step = client.tick(now).unwrap();
+        let err = run(&mut client, &flood, step, Duration::from_millis(400)).unwrap_err();
+        assert!(
+            matches!(err, Error::Timeout { refused, .. } if refused > 0),
+            "{err:?}"
+        );
+        let kinds: Vec<u8> = flood.sent.borrow().iter().map(|o| o.bytes[0]).collect();
+        assert_eq!(kinds, [wire::RENEW], "T1 passed under the flood");
     }
 }

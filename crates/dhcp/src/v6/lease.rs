@@ -62,24 +62,18 @@ fn at(now: SystemTime, secs: u32) -> SystemTime {
         .unwrap_or(now)
 }
 
-/// The lease a REPLY gives for `given` at `now`. T1 and T2 are the server's when it set them;
-/// 0 leaves them to the client: 0.5 and 0.8 of the preferred lifetime (RFC 8415, 21.4), never
-/// past the valid lifetime.
+/// The lease a REPLY gives for `given` at `now`. T1 and T2 are the server's when they fall
+/// inside the valid lifetime (T1 before T2). Otherwise — 0 (left to the client), at or past
+/// the valid lifetime (a client would renew only as the address dies, or never), or T1 not
+/// before T2 — they are 0.5 and 0.8 of the preferred lifetime (of the valid one when the
+/// address is already deprecated), as RFC 8415 (21.4) recommends to servers: the preferred
+/// lifetime is never past the valid one, so both fall before expiry, and the client renews
+/// before the address is deprecated, not just before it is gone.
 pub(crate) fn lease_of(answer: &Answer, given: IaAddress, now: SystemTime) -> Lease {
     let (t1, t2) = answer.ia.as_ref().map_or((0, 0), |ia| (ia.t1, ia.t2));
-    let base = if given.preferred > 0 {
-        given.preferred
-    } else {
-        given.valid
-    };
-    let t1 = if t1 == 0 { base / 2 } else { t1 };
-    let t2 = if t2 == 0 {
-        (u64::from(base) * 4 / 5) as u32
-    } else {
-        t2
-    };
+    let (t1, t2) = timers(t1, t2, given);
     let expiry = at(now, given.valid);
-    let t2 = at(now, t2.max(t1)).min(expiry);
+    let t2 = at(now, t2).min(expiry);
     let t1 = at(now, t1).min(t2);
     Lease {
         address: given.address,
@@ -91,5 +85,58 @@ pub(crate) fn lease_of(answer: &Answer, given: IaAddress, now: SystemTime) -> Le
         t2,
         preferred_until: at(now, given.preferred).min(expiry),
         expiry,
+    }
+}
+
+/// T1 and T2 (seconds) for the server's `t1` and `t2` and the address `given`: see
+/// [`lease_of`].
+fn timers(t1: u32, t2: u32, given: IaAddress) -> (u32, u32) {
+    let base = u64::from(if given.preferred > 0 {
+        given.preferred
+    } else {
+        given.valid
+    });
+    let (default_t1, default_t2) = ((base / 2) as u32, (base * 4 / 5) as u32);
+    let t2 = Some(t2)
+        .filter(|t| *t != 0 && *t < given.valid)
+        .unwrap_or(default_t2);
+    let t1 = Some(t1)
+        .filter(|t| *t != 0 && *t < t2)
+        .unwrap_or(default_t1.min(t2));
+    (t1, t2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn address(preferred: u32, valid: u32) -> IaAddress {
+        IaAddress {
+            address: "2001:db8::5".parse().unwrap(),
+            preferred,
+            valid,
+        }
+    }
+
+    #[test]
+    fn timers_at_or_past_the_valid_lifetime_are_the_clients() {
+        let a = address(80, 100);
+        // The server's, when inside the valid lifetime.
+        assert_eq!(timers(40, 70, a), (40, 70));
+        // Left to the client.
+        assert_eq!(timers(0, 0, a), (40, 64));
+        assert_eq!(timers(30, 0, a), (30, 64));
+        assert_eq!(timers(0, 90, a), (40, 90));
+        // At or past the valid lifetime: renewing would start as the address dies.
+        assert_eq!(timers(100, 100, a), (40, 64));
+        assert_eq!(timers(50, 100, a), (50, 64));
+        assert_eq!(timers(200, 300, a), (40, 64));
+        // T1 not before T2 (T2 replaced): T1 too.
+        assert_eq!(timers(70, 150, a), (40, 64));
+        // A deprecated address (preferred 0): of the valid lifetime.
+        assert_eq!(timers(0, 0, address(0, 100)), (50, 80));
+        // Infinite lifetimes: no overflow.
+        let (t1, t2) = timers(u32::MAX, u32::MAX, address(u32::MAX, u32::MAX));
+        assert!(t1 < t2 && t2 < u32::MAX, "{t1} {t2}");
     }
 }

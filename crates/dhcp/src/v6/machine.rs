@@ -72,6 +72,18 @@ pub enum State {
         /// Its retransmission.
         rt: Retrans,
     },
+    /// REQUEST sent for the lease's address after a server answered a RENEW or REBIND with
+    /// NoBinding (RFC 8415, 18.2.10.1); the address stays in use meanwhile.
+    Reclaiming {
+        /// The lease.
+        lease: Lease,
+        /// The server that answered NoBinding (its DUID): the REQUEST asks it.
+        server_id: Vec<u8>,
+        /// The transaction.
+        xid: u32,
+        /// Its retransmission.
+        rt: Retrans,
+    },
     /// RELEASE sent.
     Releasing {
         /// The lease given up.
@@ -121,12 +133,13 @@ impl Client {
         &self.config
     }
 
-    /// The lease held, in BOUND, RENEWING or REBINDING.
+    /// The lease held, in BOUND, RENEWING, REBINDING or RECLAIMING.
     pub fn lease(&self) -> Option<&Lease> {
         match &self.state {
             State::Bound(lease)
             | State::Renewing { lease, .. }
-            | State::Rebinding { lease, .. } => Some(lease),
+            | State::Rebinding { lease, .. }
+            | State::Reclaiming { lease, .. } => Some(lease),
             _ => None,
         }
     }
@@ -302,6 +315,12 @@ impl Client {
                 self.state = State::Rebinding { lease, xid, rt };
                 Ok(send(bytes, To::AllServers, deadline))
             }
+            State::Reclaiming {
+                lease,
+                server_id,
+                xid,
+                rt,
+            } => self.reclaim_tick((lease, server_id, xid, rt), now),
             State::Releasing { lease, xid, rt } => {
                 if now < rt.next {
                     return Ok(idle(rt.next));
@@ -342,6 +361,9 @@ impl Client {
                 (*xid, wire::REPLY, Some(lease.server_id.as_slice()))
             }
             State::Rebinding { xid, .. } => (*xid, wire::REPLY, None),
+            State::Reclaiming { xid, server_id, .. } => {
+                (*xid, wire::REPLY, Some(server_id.as_slice()))
+            }
             State::Init | State::Bound(_) => return None,
         };
         Some(Expect {
@@ -406,60 +428,33 @@ impl Client {
                     None => self.solicit(now, true),
                 }
             }
-            State::Renewing { lease, xid, rt } | State::Rebinding { lease, xid, rt } => {
-                let renewing = matches!(self.state, State::Renewing { .. });
-                let (status, text) = answer.status.clone();
-                if renewing && status == Status::UseMulticast && lease.unicast.is_some() {
-                    // The server wants multicast after all: the same message, to all servers.
+            State::Renewing { lease, xid, rt } => {
+                self.extend_reply(answer, (lease, xid, rt), true, now)
+            }
+            State::Rebinding { lease, xid, rt } => {
+                self.extend_reply(answer, (lease, xid, rt), false, now)
+            }
+            State::Reclaiming { lease, .. } => self.reclaim_reply(&answer, lease, now),
+            State::Releasing { lease, xid, rt } => {
+                if answer.status.0 == Status::UseMulticast && lease.unicast.is_some() {
+                    // As for RENEW: the same RELEASE, to all servers; not released yet (and
+                    // sent once more even when the unicast ones used REL_MAX_RC up).
                     let lease = Lease {
                         unicast: None,
                         ..lease
                     };
-                    self.state = State::Renewing {
+                    let sent = rt.sent.min(RELEASE.mrc - 1);
+                    self.state = State::Releasing {
                         lease,
                         xid,
-                        rt: Retrans { next: now, ..rt },
+                        rt: Retrans {
+                            next: now,
+                            sent,
+                            ..rt
+                        },
                     };
                     return self.tick(now);
                 }
-                if status != Status::Success {
-                    return Err(Refused::Status {
-                        code: status.code(),
-                        message: text,
-                    }
-                    .into());
-                }
-                let Some(ia) = &answer.ia else {
-                    return Err(Refused::NoAddress("no IA_NA in the REPLY".into()).into());
-                };
-                match ia.status {
-                    Status::Success => {}
-                    // The server no longer knows the lease, or has no address for it here.
-                    Status::NoBinding | Status::NoAddrsAvail | Status::NotOnLink => {
-                        self.state = State::Init;
-                        return Ok(event(Event::Lost(lease), now));
-                    }
-                    other => {
-                        return Err(Refused::Status {
-                            code: other.code(),
-                            message: "in the IA_NA".into(),
-                        }
-                        .into());
-                    }
-                }
-                match pick(&answer, lease.address) {
-                    Some(given) => {
-                        let extended = lease_of(&answer, given, now);
-                        self.state = State::Bound(extended.clone());
-                        Ok(event(Event::Extended(extended.clone()), extended.t1))
-                    }
-                    None => {
-                        self.state = State::Init;
-                        Ok(event(Event::Lost(lease), now))
-                    }
-                }
-            }
-            State::Releasing { .. } => {
                 self.state = State::Init;
                 Ok(event(Event::Released(true), now))
             }
@@ -489,5 +484,6 @@ fn no_address(answer: &Answer) -> Refused {
     Refused::NoAddress(format!("status {status:?}"))
 }
 
+mod extend;
 #[cfg(test)]
 mod tests;

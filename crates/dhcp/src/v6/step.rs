@@ -42,8 +42,10 @@ pub enum Event {
     Bound(Lease),
     /// The lease was extended (renewed or rebound); its address may have changed.
     Extended(Lease),
-    /// The server no longer knows the lease (NoBinding) or has no address for it: remove the
-    /// address; soliciting starts again.
+    /// The server took the address back (a valid lifetime of 0), has no address for the client
+    /// (NoAddrsAvail, NotOnLink), or no longer knows the lease and refused or left unanswered
+    /// the REQUEST for it that followed (NoBinding): remove the address; soliciting starts
+    /// again.
     Lost(Lease),
     /// The lease ran out unanswered: remove the address.
     Expired(Lease),

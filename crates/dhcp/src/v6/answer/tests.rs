@@ -109,12 +109,27 @@ fn addresses_outside_the_subnet_or_no_hosts_are_refused() {
         check(&advertise(|_| {}), &outside),
         Err(Refused::OutsideSubnet { .. })
     ));
-    for bad in ["fe80::1", "ff02::1", "::1", "::"] {
+    for bad in ["fe80::1", "ff02::1", "::1", "::", "::ffff:192.0.2.7"] {
         let bytes = advertise(|s| s.address = Some((bad.parse().unwrap(), 1, 2)));
         assert!(
             matches!(check(&bytes, &expect(&id)), Err(Refused::BadAddress(_))),
             "{bad}"
         );
+    }
+}
+
+#[test]
+fn a_server_unicast_address_no_unicast_reaches_is_ignored() {
+    let id = id();
+    for bad in ["::", "::1", "ff02::1", "ff05::1:3", "::ffff:192.0.2.7"] {
+        let bytes = advertise(|s| s.unicast = Some(bad.parse().unwrap()));
+        let answer = check(&bytes, &expect(&id)).expect("taken, the option ignored");
+        assert_eq!(answer.unicast, None, "{bad}");
+    }
+    for good in ["2001:db8:7::1", "fe80::1"] {
+        let ip: Ipv6Addr = good.parse().unwrap();
+        let answer = check(&advertise(|s| s.unicast = Some(ip)), &expect(&id)).expect("taken");
+        assert_eq!(answer.unicast, Some(ip), "{good}");
     }
 }
 

@@ -9,7 +9,7 @@ use crate::{
     },
 };
 
-fn config() -> Config {
+pub(super) fn config() -> Config {
     Config {
         client_id: ClientId::derive(b"secret", "lan", "c1"),
         hostname: Some("web1".into()),
@@ -17,23 +17,23 @@ fn config() -> Config {
     }
 }
 
-fn t0() -> SystemTime {
+pub(super) fn t0() -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(1_000_000)
 }
 
-fn secs(s: f64) -> Duration {
+pub(super) fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s)
 }
 
-fn sent(step: &Step) -> &Outgoing {
+pub(super) fn sent(step: &Step) -> &Outgoing {
     step.send.as_ref().expect("a message sent")
 }
 
-fn kind(out: &Outgoing) -> u8 {
+pub(super) fn kind(out: &Outgoing) -> u8 {
     out.bytes[0]
 }
 
-fn option(out: &Outgoing, code: u16) -> Option<Vec<u8>> {
+pub(super) fn option(out: &Outgoing, code: u16) -> Option<Vec<u8>> {
     wire::options(&out.bytes[wire::HEADER..], &mut 64)
         .expect("decodes")
         .into_iter()
@@ -41,7 +41,7 @@ fn option(out: &Outgoing, code: u16) -> Option<Vec<u8>> {
         .map(|(_, d)| d.to_vec())
 }
 
-fn answer(out: &Outgoing, spec: impl FnOnce(&mut Spec)) -> Vec<u8> {
+pub(super) fn answer(out: &Outgoing, spec: impl FnOnce(&mut Spec)) -> Vec<u8> {
     let kind = if kind(out) == wire::SOLICIT {
         wire::ADVERTISE
     } else {
@@ -53,7 +53,7 @@ fn answer(out: &Outgoing, spec: impl FnOnce(&mut Spec)) -> Vec<u8> {
 }
 
 /// A client bound at `t0()` through the whole exchange, and its lease.
-fn bound(config: Config) -> (Client, Lease) {
+pub(super) fn bound(config: Config) -> (Client, Lease) {
     let mut c = Client::new(config, 42);
     let solicit = c.tick(t0()).unwrap();
     let adv = answer(sent(&solicit), |s| s.preference = Some(255));
@@ -271,10 +271,10 @@ fn renew_goes_unicast_when_allowed_and_multicast_again_on_use_multicast() {
 }
 
 #[test]
-fn no_binding_loses_the_lease_and_solicits_again() {
+fn another_status_in_the_ia_changes_nothing() {
     let (mut c, lease) = bound(config());
     let step = c.tick(lease.t1).unwrap();
-    // Another status in the IA changes nothing: the client goes on renewing.
+    // UnspecFail in the IA: the client goes on renewing.
     let failed = answer(sent(&step), |s| s.ia_status = Some(1));
     let before = c.state().clone();
     assert!(matches!(
@@ -282,12 +282,6 @@ fn no_binding_loses_the_lease_and_solicits_again() {
         Err(Error::Refused(Refused::Status { code: 1, .. }))
     ));
     assert_eq!(c.state(), &before);
-    // NoBinding, even beside the address: the lease is gone.
-    let gone = answer(sent(&step), |s| s.ia_status = Some(3));
-    let step = c.receive(&gone, lease.t1).unwrap();
-    assert_eq!(step.event, Some(Event::Lost(lease)));
-    assert_eq!(c.state(), &State::Init);
-    assert_eq!(kind(sent(&c.tick(step.deadline).unwrap())), wire::SOLICIT);
 }
 
 #[test]
@@ -416,4 +410,56 @@ fn timers_left_to_the_client_are_half_and_four_fifths_of_preferred() {
     };
     assert_eq!(lease.t1, t0() + secs(50.0));
     assert_eq!(lease.t2, t0() + secs(80.0));
+}
+
+#[test]
+fn timers_at_the_valid_lifetime_still_renew_before_it_ends() {
+    let mut c = Client::new(config(), 11);
+    let step = c.tick(t0()).unwrap();
+    let adv = answer(sent(&step), |s| s.preference = Some(255));
+    let step = c.receive(&adv, t0()).unwrap();
+    // T1 = T2 = the valid lifetime: renewing would start as the address dies.
+    let reply = answer(sent(&step), |s| s.timers = (100, 100));
+    let Some(Event::Bound(lease)) = c.receive(&reply, t0()).unwrap().event else {
+        panic!()
+    };
+    assert_eq!((lease.t1, lease.t2), (t0() + secs(40.0), t0() + secs(64.0)));
+    let step = c.tick(lease.t1).unwrap();
+    assert_eq!(kind(sent(&step)), wire::RENEW);
+    assert!(step.deadline < lease.expiry);
+}
+
+#[test]
+fn use_multicast_to_a_unicast_release_sends_it_to_all_servers() {
+    let mut c = Client::new(config(), 12);
+    let step = c.tick(t0()).unwrap();
+    let adv = answer(sent(&step), |s| s.preference = Some(255));
+    let step = c.receive(&adv, t0()).unwrap();
+    let server: Ipv6Addr = "2001:db8:7::1".parse().unwrap();
+    let reply = answer(sent(&step), |s| s.unicast = Some(server));
+    c.receive(&reply, t0()).unwrap();
+    let step = c.release(t0()).unwrap().unwrap();
+    assert_eq!(sent(&step).to, To::Server(server));
+    let use_multicast = answer(sent(&step), |s| s.status = Some(5));
+    let again = c.receive(&use_multicast, t0()).unwrap();
+    assert_eq!(again.event, None, "not released yet");
+    let out = sent(&again);
+    assert_eq!((kind(out), out.to), (wire::RELEASE, To::AllServers));
+    let done = c.receive(&answer(out, |_| {}), t0()).unwrap();
+    assert_eq!(done.event, Some(Event::Released(true)));
+
+    // The fourth (last) unicast RELEASE answered UseMulticast: one more goes, to all servers.
+    let (_, mut lease) = bound(config());
+    lease.unicast = Some(server);
+    let mut c = Client::resume(config(), lease, 13);
+    let mut step = c.release(t0()).unwrap().unwrap();
+    for _ in 1..4 {
+        step = c.tick(step.deadline).unwrap();
+    }
+    assert_eq!(sent(&step).to, To::Server(server));
+    let use_multicast = answer(sent(&step), |s| s.status = Some(5));
+    let again = c.receive(&use_multicast, step.deadline).unwrap();
+    assert_eq!(sent(&again).to, To::AllServers);
+    let last = c.tick(again.deadline).unwrap();
+    assert_eq!(last.event, Some(Event::Released(false)));
 }
