@@ -332,7 +332,7 @@ impl Drop for Containerd {
         // tasks' are gone with them, the namespace's own is left empty (kept while another
         // test's task is in it: rmdir refuses a cgroup with children).
         // (cgroup v2: `/sys/fs/cgroup/omt`; v1: one per hierarchy, `/sys/fs/cgroup/*/omt`.)
-        let root = std::path::Path::new("/sys/fs/cgroup");
+        let root = Path::new("/sys/fs/cgroup");
         let hierarchies = fs::read_dir(root).into_iter().flatten().flatten();
         for dir in std::iter::once(root.join(NAMESPACE))
             .chain(hierarchies.map(|h| h.path().join(NAMESPACE)))

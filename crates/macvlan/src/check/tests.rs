@@ -31,6 +31,7 @@ fn endpoint() -> RecordedEndpoint {
         index: Some(7),
         host_link: None,
         store: Some(StoreChoice::Local),
+        dhcp: None,
     }
 }
 
