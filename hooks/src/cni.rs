@@ -215,6 +215,10 @@ fn not_in_version(command: &'static str, version: Version) -> Failure {
 /// container is on already is refused), into the runtime's namespace, which outlives the
 /// container's processes (DEL deletes the link).
 fn add(ctx: &Context, env: &Env, conf: &NetConf) -> Result<serde_json::Value, Failure> {
+    // A chained `prevResult` of the wrong shape is refused before anything is made.
+    if let Some(prev) = &conf.prev_result {
+        cni::chained(prev, serde_json::json!({}))?;
+    }
     let id = env.container_id()?;
     let netns = env.netns()?;
     let static_ips = agree_ips(&env.args.ips, &conf.ips)?;
@@ -246,7 +250,7 @@ fn add(ctx: &Context, env: &Env, conf: &NetConf) -> Result<serde_json::Value, Fa
         .into_iter()
         .next()
         .ok_or_else(|| Failure::Differs("the attach returned no endpoint".into()))?;
-    Ok(cni::CniResult::attached(
+    let ours = cni::CniResult::attached(
         network.parent.as_str(),
         &ep.ifname,
         ep.link_mac().map(|mac| mac.to_string()).as_deref(),
@@ -254,7 +258,12 @@ fn add(ctx: &Context, env: &Env, conf: &NetConf) -> Result<serde_json::Value, Fa
         &ep.addresses,
         &ep.gateways,
     )
-    .to_json(conf.version))
+    .to_json(conf.version);
+    // In a chain, the earlier plugins' result passes through with ours added.
+    Ok(match &conf.prev_result {
+        Some(prev) => cni::chained(prev, ours)?,
+        None => ours,
+    })
 }
 
 /// `IP=` and `runtimeConfig.ips` together (podman may send both): one address per family,

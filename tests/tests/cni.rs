@@ -440,3 +440,47 @@ fn del_releases_only_its_own_interface() {
     first.del(eth0).unwrap();
     lan.assert_no_residue(&[NET, "lan78"], "two networks");
 }
+
+/// ADD after other plugins of a chain: their `prevResult` passes through, ours added after
+/// it (our address's `interface` index moved past theirs); a `prevResult` of the wrong shape
+/// is refused (code 7) before anything is made.
+#[privileged]
+fn add_passes_a_chained_prev_result_through() {
+    let lan = Lan::new();
+    lan.create_network(NET, &[]);
+    let ns = TestNetns::new("omt-cni-");
+    let path = ns.path();
+    let cni = CniDriver::new(&lan, NET, "1.0.0");
+    let mut config = cni.config();
+    config["prevResult"] = json!({
+        "cniVersion": "1.0.0",
+        "interfaces": [{"name": "lo", "sandbox": path}],
+        "ips": [{"address": "127.0.0.1/8", "interface": 0}],
+        "dns": {"nameservers": ["192.0.2.53"]},
+    });
+    let mut bad = config.clone();
+    bad["prevResult"]["ips"] = json!("not a list");
+    let refused = cni
+        .exec("ADD", target("chain", &path), "", &bad)
+        .unwrap_err();
+    assert_eq!(refused["code"], 7, "{refused}");
+    assert!(ns.link("eth0").is_none(), "a refused ADD made eth0");
+    assert!(leases(&lan, NET).is_empty());
+
+    let result = cni
+        .exec("ADD", target("chain", &path), "", &config)
+        .unwrap();
+    let names: Vec<&str> = result["interfaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["lo", Lan::PARENT, "eth0"], "{result}");
+    assert_eq!(result["ips"][0]["address"], "127.0.0.1/8");
+    assert_eq!(result["ips"][1]["interface"], 2, "{result}");
+    assert_eq!(result["dns"]["nameservers"][0], "192.0.2.53");
+    cni.exec("DEL", target("chain", &path), "", &cni.config())
+        .unwrap();
+    lan.assert_no_residue(&[NET], "chained ADD, DEL");
+}

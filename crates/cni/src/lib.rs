@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 mod args;
+mod chain;
 mod config;
 mod env;
 mod error;
@@ -17,6 +18,7 @@ mod result;
 mod version;
 
 pub use args::Args;
+pub use chain::chained;
 pub use config::{MAX_CONFIG, NetConf, PLUGIN_TYPE, peek_version, read_bounded};
 pub use env::{Command, Env};
 pub use error::{Error, ErrorReply, Result, code};
