@@ -106,20 +106,6 @@ fn config(link: &OnLink, container: &str) -> Config {
     }
 }
 
-/// Runs `f` on a thread inside `ns`.
-fn inside<T: Send>(ns: &TestNetns, f: impl FnOnce() -> T + Send) -> T {
-    let file = std::fs::File::open(ns.path()).unwrap();
-    std::thread::scope(|scope| {
-        scope
-            .spawn(|| {
-                setns(file.as_fd(), CloneFlags::CLONE_NEWNET).unwrap();
-                f()
-            })
-            .join()
-            .unwrap()
-    })
-}
-
 fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     let start = Instant::now();
     while !done() {
@@ -134,7 +120,9 @@ fn dora_then_renew_at_t1_then_release_on_kea() {
     let kea = kea(&lan);
     let link = on_link(&ns);
     let mut client = Client::new(config(&link, "c1"), 0x5eed);
-    let socket = inside(&ns, || oci_macvlan_dhcp::open(&client, &link)).unwrap();
+    let socket = ns
+        .inside(|| oci_macvlan_dhcp::open(&client, &link))
+        .unwrap();
     let lease =
         oci_macvlan_dhcp::acquire(&mut client, &socket, oci_macvlan_dhcp::DEFAULT_TIMEOUT).unwrap();
     let octets = lease.address.octets();
@@ -172,7 +160,9 @@ fn dora_then_renew_at_t1_then_release_on_kea() {
     let rows = kea.rows().len();
     let before = Instant::now();
     // The unicast socket is from the leased address: opened once the lease is held.
-    let socket = inside(&ns, || oci_macvlan_dhcp::open(&client, &link)).unwrap();
+    let socket = ns
+        .inside(|| oci_macvlan_dhcp::open(&client, &link))
+        .unwrap();
     let event = oci_macvlan_dhcp::next_event(&mut client, &socket, Duration::from_secs(6)).unwrap();
     let Event::Extended(renewed) = event else {
         panic!("not renewed: {event:?}");
@@ -204,7 +194,9 @@ fn the_same_container_gets_the_same_address_and_another_one_another() {
     let link = on_link(&ns);
     let take = |container: &str| {
         let mut client = Client::new(config(&link, container), rand_seed());
-        let socket = inside(&ns, || oci_macvlan_dhcp::open(&client, &link)).unwrap();
+        let socket = ns
+            .inside(|| oci_macvlan_dhcp::open(&client, &link))
+            .unwrap();
         oci_macvlan_dhcp::acquire(&mut client, &socket, oci_macvlan_dhcp::DEFAULT_TIMEOUT)
             .unwrap()
             .address
@@ -227,7 +219,9 @@ fn no_server_ends_in_the_deadline_error_within_the_timeout() {
     let link = on_link(&ns);
     let mut client = Client::new(config(&link, "c1"), 1);
     let timeout = Duration::from_secs(2);
-    let socket = inside(&ns, || oci_macvlan_dhcp::open(&client, &link)).unwrap();
+    let socket = ns
+        .inside(|| oci_macvlan_dhcp::open(&client, &link))
+        .unwrap();
     let start = Instant::now();
     let result = oci_macvlan_dhcp::acquire(&mut client, &socket, timeout);
     let took = start.elapsed();
@@ -268,7 +262,9 @@ fn the_broadcast_flag_gets_broadcast_answers() {
     let mut c = config(&link, "ipvlan-c");
     c.broadcast = true;
     let mut client = Client::new(c, 7);
-    let socket = inside(&ns, || oci_macvlan_dhcp::open(&client, &link)).unwrap();
+    let socket = ns
+        .inside(|| oci_macvlan_dhcp::open(&client, &link))
+        .unwrap();
     let lease =
         oci_macvlan_dhcp::acquire(&mut client, &socket, oci_macvlan_dhcp::DEFAULT_TIMEOUT).unwrap();
     assert!(kea.lease(&lease.address.to_string()).is_some());
@@ -384,7 +380,9 @@ fn a_hostile_server_is_refused_and_named_in_the_deadline_error() {
     let link = on_link(&ns);
     let stop = AtomicBool::new(false);
     let mut client = Client::new(config(&link, "c1"), 11);
-    let socket = inside(&ns, || oci_macvlan_dhcp::open(&client, &link)).unwrap();
+    let socket = ns
+        .inside(|| oci_macvlan_dhcp::open(&client, &link))
+        .unwrap();
     let timeout = Duration::from_secs(3);
     let (result, took, seen) = std::thread::scope(|scope| {
         let server = scope.spawn(|| hostile(&bad, &stop));
@@ -423,7 +421,9 @@ fn kea_is_taken_through_a_hostile_flood() {
     let link = on_link(&ns);
     let stop = AtomicBool::new(false);
     let mut client = Client::new(config(&link, "c1"), 12);
-    let socket = inside(&ns, || oci_macvlan_dhcp::open(&client, &link)).unwrap();
+    let socket = ns
+        .inside(|| oci_macvlan_dhcp::open(&client, &link))
+        .unwrap();
     let lease = std::thread::scope(|scope| {
         let server = scope.spawn(|| hostile(&bad, &stop));
         std::thread::sleep(Duration::from_millis(200));
@@ -456,7 +456,9 @@ fn a_resumed_client_renews_and_rebinds_at_t2_when_the_server_was_down() {
     // No retransmission of the renewal before T2: the rebind is what is seen.
     c.retry_floor = Duration::from_secs(30);
     let mut client = Client::new(c.clone(), 21);
-    let socket = inside(&ns, || oci_macvlan_dhcp::open(&client, &link)).unwrap();
+    let socket = ns
+        .inside(|| oci_macvlan_dhcp::open(&client, &link))
+        .unwrap();
     let lease =
         oci_macvlan_dhcp::acquire(&mut client, &socket, oci_macvlan_dhcp::DEFAULT_TIMEOUT).unwrap();
     let stored = serde_json::to_string(&lease).unwrap();
@@ -466,7 +468,9 @@ fn a_resumed_client_renews_and_rebinds_at_t2_when_the_server_was_down() {
     let lease_dir = kea.stop();
 
     let mut client = Client::resume(c, serde_json::from_str(&stored).unwrap(), 22);
-    let socket = inside(&ns, || oci_macvlan_dhcp::open(&client, &link)).unwrap();
+    let socket = ns
+        .inside(|| oci_macvlan_dhcp::open(&client, &link))
+        .unwrap();
     let event = std::thread::scope(|scope| {
         let back = scope.spawn(|| {
             // Down past T1 (1 s after the ACK), back before T2 (3 s).

@@ -59,7 +59,7 @@ fn lan() -> (TestNetns, TestNetns) {
     lan.sysctl("net/ipv6/conf/srv/accept_dad", "0");
     lan.ip(&["addr", "add", "2001:db8:91::1/64", "dev", "srv", "nodad"]);
     lan.ip(&["link", "set", "srv", "up"]);
-    inside(&client, || v6::prepare_link("cl0")).unwrap();
+    client.inside(|| v6::prepare_link("cl0")).unwrap();
     assert_eq!(client.sysctl_value("net/ipv6/conf/cl0/accept_dad"), "0");
     client.ip(&["link", "set", "cl0", "up"]);
     (lan, client)
@@ -86,22 +86,8 @@ fn config(secret: &[u8], container: &str) -> Config {
     }
 }
 
-/// Runs `f` on a thread inside `ns`.
-fn inside<T: Send>(ns: &TestNetns, f: impl FnOnce() -> T + Send) -> T {
-    let file = std::fs::File::open(ns.path()).unwrap();
-    std::thread::scope(|scope| {
-        scope
-            .spawn(|| {
-                setns(file.as_fd(), CloneFlags::CLONE_NEWNET).unwrap();
-                f()
-            })
-            .join()
-            .unwrap()
-    })
-}
-
 fn open(ns: &TestNetns) -> UdpLink {
-    inside(ns, || {
+    ns.inside(|| {
         let link = OnLink6::named("cl0").unwrap();
         UdpLink::open(&link, Duration::from_secs(3))
     })

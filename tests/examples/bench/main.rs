@@ -43,6 +43,7 @@ use oci_macvlan_tests::{Etcd, Lan};
 
 use report::{Report, Row, ScalePoint};
 
+mod dhcp;
 mod report;
 mod tools;
 
@@ -174,6 +175,7 @@ fn run(built: &str, cycles: Option<&str>) -> Result<()> {
             bail!("network create {name} failed");
         }
     }
+    let dnsmasq = dhcp::start(&lan, &host, &binary, &dirs)?;
     let floors = shm.path().join("floors");
     build_floors(&floors)?;
     for name in ["static-noop", "no-libc"] {
@@ -207,6 +209,7 @@ fn run(built: &str, cycles: Option<&str>) -> Result<()> {
         .env("OMB_OUT", &out)
         .status()?;
     drop(etcd);
+    drop(dnsmasq);
     if !status.success() {
         bail!("the benchmark failed ({status})");
     }
@@ -330,6 +333,7 @@ fn inner() -> Result<()> {
         Tool::OursStaticNoProbe,
         Tool::OursOnEtcd,
         Tool::OursCni,
+        Tool::OursDhcp,
         Tool::Cni,
         Tool::Netavark,
         Tool::Floor(Floor::BinTrue),
@@ -342,8 +346,10 @@ fn inner() -> Result<()> {
         tools.insert(tools.len() - 3, Tool::Floor(Floor::BaselineIdle));
     }
     let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); tools.len() * 3];
+    let mut exchanges = Vec::new();
     // Warm-up: page cache, first-use costs of the store and of each binary.
     for i in 0..5 {
+        dhcp::exchange(setup.cycles + i)?;
         for &tool in &tools {
             if let Tool::Floor(floor) = tool {
                 spawn_floor(&setup, floor)?;
@@ -354,6 +360,7 @@ fn inner() -> Result<()> {
         }
     }
     for i in 0..setup.cycles {
+        exchanges.push(dhcp::exchange(i)?);
         for (t, &tool) in tools.iter().enumerate() {
             if let Tool::Floor(floor) = tool {
                 samples[t * 3].push(spawn_floor(&setup, floor)?);
@@ -390,6 +397,7 @@ fn inner() -> Result<()> {
             }
         }
     }
+    rows.push(Row::new(report::DORA, "attach", &mut exchanges));
     let scale = scale_series(&setup)?;
     let report = Report {
         cycles: setup.cycles,

@@ -88,6 +88,10 @@ const OURS_STATIC_UNPROBED: &str = "oci-macvlan, static address, address_probe=o
 /// oci-macvlan as a CNI plugin (`Tool::OursCni`): not a peer; CNI macvlan + host-local is
 /// its peer.
 const OURS_CNI: &str = "oci-macvlan as a CNI plugin";
+/// oci-macvlan on a DHCP network (`Tool::OursDhcp`), and the DHCP exchange alone
+/// (`bench/dhcp.rs`): not peers; their difference is the hook's own cost on a DHCP attach.
+const OURS_DHCP: &str = "oci-macvlan, DHCP (dnsmasq)";
+pub const DORA: &str = "DHCP exchange alone (DISCOVER to ACK, in-process)";
 /// CNI's own macvlan plugin with host-local IPAM (`Tool::Cni`).
 const CNI: &str = "CNI macvlan + host-local";
 /// Another build of oci-macvlan (`OCI_MACVLAN_BENCH_BASELINE`): not a peer.
@@ -146,6 +150,8 @@ impl Report {
                     OURS_STATIC_UNPROBED,
                     OURS_ON_ETCD,
                     OURS_CNI,
+                    OURS_DHCP,
+                    DORA,
                     BASELINE,
                     IDLE,
                     BASELINE_IDLE,
@@ -177,6 +183,18 @@ impl Report {
                     cni.median_ms / ours.median_ms,
                 ));
             }
+        }
+        // The series "dhcp": the hook's own cost on a DHCP attach (the attach minus the
+        // exchange alone) against a local attach.
+        if let (Some(dhcp), Some(dora), Some(local)) = (
+            self.find(OURS_DHCP, "attach"),
+            self.find(DORA, "attach"),
+            self.find(OURS, "attach"),
+        ) {
+            out.push((
+                "oci-macvlan on DHCP minus the exchange / a local attach, attach (median)".into(),
+                (dhcp.median_ms - dora.median_ms) / local.median_ms,
+            ));
         }
         for (op, ratio) in self.over_ours(OURS_CNI) {
             out.push((format!("{OURS_CNI} / as a hook, {op} (median)"), ratio));

@@ -34,6 +34,8 @@ pub(super) enum Tool {
     /// oci-macvlan as a CNI plugin (`CNI_COMMAND=ADD|DEL`, no arguments) on network
     /// `benchcni`, spawned as the CNI macvlan plugin is.
     OursCni,
+    /// oci-macvlan on network `benchdhcp` (`--ipam-driver dhcp`), dnsmasq on the LAN.
+    OursDhcp,
     Cni,
     Netavark,
     /// A program that does nothing, spawned the same way: what starting a hook costs.
@@ -67,6 +69,7 @@ impl Tool {
             Self::OursStaticNoProbe => "oci-macvlan, static address, address_probe=off",
             Self::Baseline => "oci-macvlan, baseline build",
             Self::OursCni => "oci-macvlan as a CNI plugin",
+            Self::OursDhcp => "oci-macvlan, DHCP (dnsmasq)",
             Self::Cni => "CNI macvlan + host-local",
             Self::Netavark => "netavark macvlan",
             Self::Floor(Floor::BinTrue) => "floor: /bin/true (dynamic, glibc)",
@@ -150,6 +153,7 @@ fn invoke(
         | Tool::OursHostAccess
         | Tool::OursStatic
         | Tool::OursStaticNoProbe
+        | Tool::OursDhcp
         | Tool::Baseline => {
             let (state_dir, tag, network) = match (tool, &setup.baseline) {
                 (Tool::OursOnDisk, _) => (&setup.disk_state, "disk-", network),
@@ -157,6 +161,7 @@ fn invoke(
                 (Tool::OursHostAccess, _) => (&setup.state, "ha-", "benchha"),
                 (Tool::OursStatic, _) => (&setup.state, "st-", "benchst"),
                 (Tool::OursStaticNoProbe, _) => (&setup.state, "np-", "benchnp"),
+                (Tool::OursDhcp, _) => (&setup.state, "dhcp-", super::dhcp::NETWORK),
                 (Tool::Baseline, Some((_, state))) => (state, "baseline-", network),
                 _ => (&setup.state, "", network),
             };
