@@ -21,6 +21,7 @@ use crate::{
     network_cmd::print,
 };
 
+mod dhcp;
 mod host_access;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -73,6 +74,7 @@ pub fn run(ctx: &Context, parent: Option<&str>, json: bool) -> Result<()> {
             checks.extend(ctx.block_on(parent_checks(parent))??);
             checks.extend(ctx.block_on(lan_route_checks(&networks, &name))??);
             checks.extend(host_access::host_access_checks(ctx, &networks, &name)?);
+            checks.extend(dhcp::dhcp_checks(ctx, &name));
         }
         Some(Err(err)) => checks.push(Check::new("parent", Status::Fail, err.to_string())),
         None => {}
