@@ -59,6 +59,15 @@ fn kea6(lan: &Lan) -> Kea6 {
 /// What the host looks like from outside the tool: its links, the parent as the kernel has it
 /// (counters aside), the parent's addresses (link-local included), and `/run/netns`.
 fn host_view(lan: &Lan) -> (Vec<String>, Value, Vec<String>, Vec<String>) {
+    // The parent's link-local address comes with its carrier, a moment after the LAN is made.
+    let start = Instant::now();
+    while !parent_addresses(lan).iter().any(|a| a.starts_with("fe80:")) {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "no link-local address on lan0"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     (
         lan.host_link_names(),
         lan.parent_view(),
@@ -104,8 +113,13 @@ fn parent_filter(lan: &Lan) -> String {
 
 /// `doctor --json -o parent=lan0`: its exit code, its report, how long it took.
 fn doctor(lan: &Lan) -> (i32, Value, Duration) {
+    doctor_on(lan, Lan::PARENT)
+}
+
+fn doctor_on(lan: &Lan, parent: &str) -> (i32, Value, Duration) {
     let start = Instant::now();
-    let out = lan.cli(&["doctor", "--json", "-o", "parent=lan0"], "");
+    let parent = format!("parent={parent}");
+    let out = lan.cli(&["doctor", "--json", "-o", &parent], "");
     let took = start.elapsed();
     let report: Value = serde_json::from_str(&out.stdout)
         .unwrap_or_else(|err| panic!("not JSON ({err}): {} {}", out.stdout, out.stderr));
@@ -247,4 +261,46 @@ fn doctor_warns_within_its_bound_when_no_server_answers() {
         parent_filter(&lan)
     );
     assert_eq!(host_view(&lan), before);
+}
+
+#[privileged]
+fn doctor_says_why_a_parent_was_not_probed() {
+    let lan = Lan::new();
+    // A tunnel has no Ethernet header: the kernel refuses a macvlan on it (EINVAL), as it does
+    // on a parent that has ipvlan links. Said in the check's detail; doctor goes on.
+    lan.host
+        .ip(&["tuntap", "add", "dev", "tun0", "mode", "tun"]);
+    lan.host.ip(&["link", "set", "tun0", "up"]);
+    let links = lan.host_link_names();
+    let (code, report, took) = doctor_on(&lan, "tun0");
+    assert_eq!(code, 0, "{report:#}");
+    let c = check(&report, "dhcp");
+    assert_eq!(c["status"], "warn", "{c}");
+    assert!(
+        c["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("not probed: a macvlan cannot be made on tun0: "),
+        "{c}"
+    );
+    assert!(c["advice"].as_str().unwrap().contains("tunnel"), "{c}");
+    assert!(
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["check"] != "dhcpv6")
+    );
+    assert!(took < PROBE, "took {took:?}");
+    assert_eq!(lan.host_link_names(), links);
+
+    // A parent that is down is not probed: the parent's own check fails.
+    lan.host.ip(&["link", "set", Lan::PARENT, "down"]);
+    let (code, report, took) = doctor(&lan);
+    assert_eq!(code, 1, "{report:#}");
+    let c = check(&report, "dhcp");
+    assert_eq!(c["status"], "info", "{c}");
+    assert_eq!(c["detail"], "not probed: lan0 is down", "{c}");
+    assert!(took < PROBE, "took {took:?}");
+    assert_eq!(lan.host_link_names(), links);
 }

@@ -71,7 +71,7 @@ pub(super) fn dhcp_checks(ctx: &Context, parent: &str) -> Vec<Check> {
                 format!("not probed: a macvlan cannot be made on {parent}: {err}"),
             )
             .advice(
-                "a parent that takes only ipvlan links (Wi-Fi, or one with ipvlan networks) is not probed: the probe needs a MAC of its own",
+                "a parent that takes no macvlan (a tunnel, Wi-Fi, one with ipvlan networks) cannot be probed: the probe needs a link with a MAC of its own",
             ),
         ],
     };
