@@ -455,7 +455,12 @@ pub struct CreateArgs {
     #[arg(long)]
     pub label: Vec<String>,
     /// Address manager options: etcd_endpoints=URL[,URL...] (leases shared by several hosts),
-    /// etcd_prefix=/PATH, etcd_cacert=FILE, etcd_cert=FILE, etcd_key=FILE, etcd_timeout=2s.
+    /// etcd_prefix=/PATH, etcd_cacert=FILE, etcd_cert=FILE, etcd_key=FILE, etcd_timeout=2s;
+    /// with --ipam-driver dhcp: dhcp_timeout=10s (the whole exchange's deadline).
     #[arg(long = "ipam-opt")]
     pub ipam_opt: Vec<String>,
+    /// Address manager: default (our own allocator, from --subnet) or dhcp (the LAN's DHCP
+    /// server; --subnet optional, then a check of its leases).
+    #[arg(long = "ipam-driver", default_value = "default", value_parser = ["default", "dhcp"])]
+    pub ipam_driver: String,
 }

@@ -229,6 +229,7 @@ fn add(ctx: &Context, env: &Env, conf: &NetConf) -> Result<serde_json::Value, Fa
         definitions: &networks,
         connect: true,
         cni: true,
+        hostname: None,
     };
     let records = Records::new(&ctx.state_dir);
     let endpoints = crate::hook::attach_now(ctx, &records, &request)?;

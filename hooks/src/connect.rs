@@ -78,6 +78,7 @@ pub fn connect(
         definitions: networks,
         connect: true,
         cni: false,
+        hostname: None,
     };
     let endpoints = crate::hook::attach_now(ctx, &records, &request)?;
     for ep in endpoints {

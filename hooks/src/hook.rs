@@ -111,6 +111,7 @@ fn attach(ctx: &Context, state: &State, id: &ContainerId, inv: &mut Invocation) 
         definitions: &networks,
         connect: false,
         cni: false,
+        hostname: config.hostname.as_deref(),
     };
     let records = Records::new(&ctx.state_dir);
     let endpoints = attach_now(ctx, &records, &request)?;

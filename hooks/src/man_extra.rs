@@ -64,6 +64,10 @@ pub fn examples(page: &str) -> &'static [(&'static str, &'static str)] {
                 "Several hosts share one address space through etcd:",
                 "oci-macvlan network create -d macvlan --subnet 192.168.60.0/24 -o parent=eth0 \\\n    --ipam-opt etcd_endpoints=http://10.0.0.5:2379 lan60",
             ),
+            (
+                "Addresses from the LAN's own DHCP server (no --subnet needed), 5 s to answer:",
+                "oci-macvlan network create -d macvlan --ipam-driver dhcp -o parent=eth0 \\\n    --ipam-opt dhcp_timeout=5s lan",
+            ),
         ],
         "oci-macvlan-network-ls" => &[(
             "Every network, then only the names of those whose name is lan50:",

@@ -78,6 +78,7 @@ fn create(ctx: &Context, networks: &Networks, args: CreateArgs) -> Result<()> {
         ipam_options: args.ipam_opt,
         backends: oci_macvlan_stores::BACKENDS,
         labels: args.label,
+        ipam_driver: args.ipam_driver,
     };
     // A first create makes the definitions' dir (for its lock): a failed one takes it back.
     let dir = ctx.config_dir.join("networks");
@@ -91,7 +92,13 @@ fn create(ctx: &Context, networks: &Networks, args: CreateArgs) -> Result<()> {
     } else {
         Access::Upkeep
     };
-    let mut store = ctx.stores().for_ipam_options(&spec.ipam_options, access)?;
+    // A DHCP network's `--ipam-opt`s are its own (the core checks them): its store is local.
+    let store_options = if spec.ipam_driver == "dhcp" {
+        &[][..]
+    } else {
+        &spec.ipam_options[..]
+    };
+    let mut store = ctx.stores().for_ipam_options(store_options, access)?;
     let created = ctx.block_on(async {
         let host = Handle::current().map_err(Error::HostNetlink)?;
         match macvlan::create_network(&host, networks, store.as_mut(), &spec).await {

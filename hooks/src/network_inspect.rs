@@ -1,6 +1,8 @@
 //! `oci-macvlan network inspect`: a network's definition, its containers' endpoints and what
 //! its pools have left, in Docker's JSON shape.
 
+mod dhcp;
+
 use std::collections::BTreeMap;
 
 use oci_macvlan_ipam::{Lease, Owner, Usage};
@@ -74,6 +76,7 @@ fn view(ctx: &Context, networks: &Networks, records: &Records, given: &str) -> R
         &routes,
     );
     view["Store"] = store;
+    dhcp::add(&network, records, &mut view);
     Ok(view)
 }
 

@@ -78,6 +78,8 @@ impl State {
 #[derive(Debug)]
 pub struct Config {
     pub annotations: HashMap<String, String>,
+    /// The container's hostname (`hostname`), told to a DHCP network's server.
+    pub hostname: Option<String>,
     /// `Some(path)` when the config names the network namespace; `None` when the runtime made a
     /// new one for the container (found through its pid); the host's namespace is an error.
     netns_path: Option<PathBuf>,
@@ -90,6 +92,8 @@ pub struct Config {
 struct ConfigJson {
     #[serde(default)]
     annotations: Option<HashMap<String, String>>,
+    #[serde(default)]
+    hostname: Option<String>,
     #[serde(default)]
     linux: Option<LinuxJson>,
 }
@@ -118,6 +122,7 @@ impl Config {
             });
         Ok(Self {
             annotations: config.annotations.unwrap_or_default(),
+            hostname: config.hostname,
             netns_path: match network {
                 None => Some(PathBuf::new()),
                 Some(ns) => ns.path().clone(),
@@ -281,6 +286,7 @@ mod tests {
         for path in [&fifo, &sparse, &dir.path().to_path_buf()] {
             let config = Config {
                 annotations: HashMap::new(),
+                hostname: None,
                 netns_path: Some(path.clone()),
             };
             let err = config.netns(&state).unwrap_err();
@@ -289,11 +295,13 @@ mod tests {
         }
         let missing = Config {
             annotations: HashMap::new(),
+            hostname: None,
             netns_path: Some(dir.path().join("missing")),
         };
         assert!(missing.netns(&state).is_ok(), "attach reports it");
         let own = Config {
             annotations: HashMap::new(),
+            hostname: None,
             netns_path: None,
         };
         assert_eq!(

@@ -6,6 +6,8 @@
 
 pub mod cni;
 pub mod containerd;
+pub mod dhcp_lan;
+pub mod dnsmasq;
 mod driver;
 mod etcd;
 pub mod etcd_network;

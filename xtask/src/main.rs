@@ -92,6 +92,8 @@ pub const PREREQUISITES: &[(&str, &str)] = &[
     // starts (`tests/tests/cni_containerd.rs`).
     ("/usr/lib/cni/host-local", "containernetworking-plugins"),
     ("/usr/bin/containerd", "containerd"),
+    // The DHCP source's RELEASE and identity against dnsmasq (`tests/tests/dhcp_*.rs`).
+    ("/usr/sbin/dnsmasq", "dnsmasq-base"),
     // `cargo xtask dist` checks the package with lintian.
     ("/usr/bin/lintian", "lintian"),
     // Completion tests drive the shells themselves; man pages are rendered with `man -l`.

@@ -41,6 +41,28 @@ impl ClientId {
         Self(id)
     }
 
+    /// The MAC of `container`'s link on `network`, on the host whose secret is `secret`: from the
+    /// same triple as the identifier (another domain of the hash), locally administered and
+    /// unicast, so a re-created container shows the LAN the same MAC and two hosts differ.
+    pub fn default_mac(secret: &[u8], network: &str, container: &str) -> [u8; 6] {
+        let mut hash = Sha256::new();
+        hash.update(b"oci-macvlan dhcp mac v1\0");
+        for part in [secret, network.as_bytes(), container.as_bytes()] {
+            hash.update((part.len() as u64).to_be_bytes());
+            hash.update(part);
+        }
+        let digest = hash.finalize();
+        let mut mac = [0u8; 6];
+        mac.copy_from_slice(&digest[..6]);
+        mac[0] = (mac[0] & 0xfc) | 0x02;
+        mac
+    }
+
+    /// An identifier as a record kept it (2 to 255 bytes, as option 61 takes).
+    pub fn from_bytes(bytes: Vec<u8>) -> Option<Self> {
+        (2..=255).contains(&bytes.len()).then_some(Self(bytes))
+    }
+
     /// The identifier as option 61 carries it.
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
@@ -92,6 +114,15 @@ mod tests {
             a.iaid(),
             ClientId::derive(b"other host", "lan", "c1").iaid()
         );
+    }
+
+    #[test]
+    fn the_default_mac_is_local_unicast_and_per_host() {
+        let mac = ClientId::default_mac(b"secret", "lan", "c1");
+        assert_eq!(mac[0] & 0x03, 0x02);
+        assert_eq!(mac, ClientId::default_mac(b"secret", "lan", "c1"));
+        assert_ne!(mac, ClientId::default_mac(b"other host", "lan", "c1"));
+        assert_ne!(mac, ClientId::default_mac(b"secret", "lan", "c2"));
     }
 
     #[test]

@@ -3,14 +3,18 @@
 
 use std::{
     fs::File,
-    os::fd::{AsFd, OwnedFd},
+    os::{
+        fd::{AsFd, OwnedFd},
+        unix::process::ExitStatusExt,
+    },
     process::Child,
-    time::{Duration, SystemTime},
+    time::{Duration, Instant, SystemTime},
 };
 
 use nix::{
     fcntl::Flock,
     poll::{PollFd, PollFlags, PollTimeout, poll},
+    sys::signal::Signal,
 };
 use rustix::process::{Pid, PidfdFlags, pidfd_open};
 
@@ -20,6 +24,13 @@ use crate::{Container, Error, Result, Role, Slot};
 /// when nothing else wakes them (a standby killed is replaced within this; an active one
 /// is replaced at once).
 const RECHECK: Duration = Duration::from_secs(10);
+/// A standby that ended by itself (not killed) within this of its start is started again
+/// only after [`RECHECK`] (one that cannot live — a binary replaced by one that refuses its
+/// arguments — is not started in a loop).
+const SHORT_LIFE: Duration = Duration::from_secs(5);
+/// The least time between two acts (a duty whose schedule stays in the past, because its
+/// act cannot record the next, is not run back to back).
+const ACT_GAP: Duration = Duration::from_secs(1);
 
 /// A duty a keeper keeps: its schedule and its act live in the duty's own store, so a keeper
 /// that takes over finds them where the last one left them.
@@ -41,6 +52,8 @@ pub enum Ended {
     DutyDone,
     /// Another pair keeps this slot.
     Taken,
+    /// The slot's files were removed or replaced under this keeper: its role is no one's.
+    SlotGone,
 }
 
 /// Runs a keeper for `duty` of `container` in `slot`; `standby` starts another keeper process
@@ -54,19 +67,25 @@ pub fn run(
     let active = match slot.claim()? {
         Role::Taken => return Ok(Ended::Taken),
         Role::Active(lock) => lock,
-        Role::Standby(lock) => match stand_by(slot, container)? {
-            Some(active) => {
+        Role::Standby(lock) => match stand_by(slot, container, &lock)? {
+            Ok(active) => {
                 drop(lock);
                 active
             }
-            None => return Ok(Ended::ContainerGone),
+            Err(ended) => return Ok(ended),
         },
     };
     slot.record_active()?;
-    let mut child: Option<Child> = None;
+    // The standby this keeper started, when, and when it may start the next.
+    let mut child: Option<(Child, Instant)> = None;
+    let mut next_start = Instant::now();
+    let mut last_act: Option<Instant> = None;
     let ended = loop {
         if !container.alive() {
             break Ended::ContainerGone;
+        }
+        if !slot.holds(&active) {
+            break Ended::SlotGone;
         }
         // Asked first: a keeper whose duty is done starts no standby (which would take over
         // only to end in turn).
@@ -74,32 +93,62 @@ pub fn run(
             break Ended::DutyDone;
         };
         // Reap a standby that ended; start one when none holds the role.
-        if child
-            .as_mut()
-            .is_some_and(|c| c.try_wait().map_or(true, |status| status.is_some()))
-        {
-            child = None;
+        if let Some((c, started)) = child.as_mut() {
+            let status = c.try_wait();
+            if !matches!(status, Ok(None)) {
+                // Killed (someone's SIGKILL or SIGTERM) it is replaced at once; one that
+                // ended by itself soon after its start would only end again.
+                let killed = status
+                    .ok()
+                    .flatten()
+                    .and_then(|s| s.signal())
+                    .is_some_and(|sig| {
+                        sig == libc_sig(Signal::SIGKILL) || sig == libc_sig(Signal::SIGTERM)
+                    });
+                if !killed && started.elapsed() < SHORT_LIFE {
+                    next_start = Instant::now() + RECHECK;
+                }
+                child = None;
+            }
         }
-        if child.is_none() && slot.standby_missing()? {
-            // A failed start is tried again at the next recheck; the duty goes on.
-            child = standby().ok();
+        if child.is_none() && Instant::now() >= next_start && slot.standby_missing()? {
+            match standby() {
+                Ok(c) => child = Some((c, Instant::now())),
+                // Tried again at the next recheck; the duty goes on.
+                Err(_) => next_start = Instant::now() + RECHECK,
+            }
         }
-        let wait = next
+        let mut wait = next
             .duration_since(SystemTime::now())
             .unwrap_or(Duration::ZERO);
+        if let Some(last) = last_act {
+            wait = wait.max(ACT_GAP.saturating_sub(last.elapsed()));
+        }
         if wait.is_zero() {
             duty.act(container);
+            last_act = Some(Instant::now());
             continue;
+        }
+        if child.is_none() {
+            wait = wait.min(
+                next_start
+                    .saturating_duration_since(Instant::now())
+                    .max(ACT_GAP),
+            );
         }
         // Our own standby's death wakes us too (one started by someone else is found at the
         // next recheck).
-        let standby_fd = child.as_ref().and_then(|c| pidfd(c.id() as i32));
+        let standby_fd = child.as_ref().and_then(|(c, _)| pidfd(c.id() as i32));
         if wait_any(container, standby_fd.as_ref(), wait.min(RECHECK))? {
             break Ended::ContainerGone;
         }
     };
     drop(active);
     Ok(ended)
+}
+
+fn libc_sig(signal: Signal) -> i32 {
+    signal as i32
 }
 
 fn pidfd(pid: i32) -> Option<OwnedFd> {
@@ -129,11 +178,19 @@ fn wait_any(container: &Container, other: Option<&OwnedFd>, timeout: Duration) -
         .is_some_and(|r| r.contains(PollFlags::POLLIN)))
 }
 
-/// Waits until the active role is free (then holds it) or the container ends (`None`).
-fn stand_by(slot: &Slot, container: &Container) -> Result<Option<Flock<File>>> {
+/// Waits until the active role is free (then holds it), or the container ends or the slot
+/// loses the standby's file (how the keeper ends).
+fn stand_by(
+    slot: &Slot,
+    container: &Container,
+    standby: &Flock<File>,
+) -> Result<Result<Flock<File>, Ended>> {
     loop {
+        if !slot.holds(standby) {
+            return Ok(Err(Ended::SlotGone));
+        }
         if let Some(lock) = slot.take_over()? {
-            return Ok(Some(lock));
+            return Ok(Ok(lock));
         }
         // The active keeper's pidfd wakes this one the moment it dies. A pid recorded by a
         // keeper that died since may be another process's: the recheck bounds that wait.
@@ -145,7 +202,7 @@ fn stand_by(slot: &Slot, container: &Container) -> Result<Option<Flock<File>>> {
             Duration::from_millis(50)
         };
         if wait_any(container, active.as_ref(), timeout)? {
-            return Ok(None);
+            return Ok(Err(Ended::ContainerGone));
         }
     }
 }

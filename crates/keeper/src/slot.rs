@@ -4,7 +4,8 @@
 
 use std::{
     fs::{File, OpenOptions},
-    io::Write,
+    io::{Read, Write},
+    os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt},
     path::{Path, PathBuf},
 };
 
@@ -36,6 +37,11 @@ const ACTIVE: &str = "active.lock";
 const STANDBY: &str = "standby.lock";
 const ACTIVE_PID: &str = "active.pid";
 
+/// `O_NOFOLLOW`: a slot's files are never reached through a symbolic link.
+fn libc_o_nofollow() -> i32 {
+    nix::fcntl::OFlag::O_NOFOLLOW.bits()
+}
+
 impl Slot {
     /// The slot in `dir` (made when first claimed).
     pub fn new(dir: impl Into<PathBuf>) -> Self {
@@ -47,20 +53,53 @@ impl Slot {
         &self.dir
     }
 
-    fn try_lock(&self, name: &str) -> Result<Option<Flock<File>>> {
-        std::fs::create_dir_all(&self.dir).map_err(|e| Error::file(&self.dir, e))?;
-        let path = self.dir.join(name);
-        let file = OpenOptions::new()
-            .create(true)
+    /// Opens `name` in the slot: never through a symbolic link, owner-only, made if missing.
+    fn open(&self, name: &str, create: bool) -> std::io::Result<File> {
+        OpenOptions::new()
+            .create(create)
             .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| Error::file(&path, e))?;
-        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-            Ok(lock) => Ok(Some(lock)),
-            Err((_, Errno::EWOULDBLOCK)) => Ok(None),
-            Err((_, errno)) => Err(Error::file(&path, errno.into())),
+            .write(create)
+            .read(!create)
+            .mode(0o600)
+            .custom_flags(libc_o_nofollow())
+            .open(self.dir.join(name))
+    }
+
+    fn try_lock(&self, name: &str) -> Result<Option<Flock<File>>> {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.dir)
+            .map_err(|e| Error::file(&self.dir, e))?;
+        let path = self.dir.join(name);
+        let file = self.open(name, true).map_err(|e| Error::file(&path, e))?;
+        let lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => lock,
+            Err((_, Errno::EWOULDBLOCK)) => return Ok(None),
+            Err((_, errno)) => return Err(Error::file(&path, errno.into())),
+        };
+        // A lock on a file the slot no longer names (removed or replaced after the open) is
+        // no one's role: try again on the file there now.
+        if self.holds(&lock) {
+            Ok(Some(lock))
+        } else {
+            drop(lock);
+            self.try_lock(name)
         }
+    }
+
+    /// Whether `lock` is on the file its name in the slot has now (a slot removed while a
+    /// pair lives must not let a second pair take the same roles on new files).
+    pub fn holds(&self, lock: &Flock<File>) -> bool {
+        let named = [ACTIVE, STANDBY].into_iter().find_map(|name| {
+            std::fs::symlink_metadata(self.dir.join(name))
+                .ok()
+                .filter(|m| {
+                    lock.metadata()
+                        .is_ok_and(|l| l.dev() == m.dev() && l.ino() == m.ino())
+                })
+        });
+        named.is_some()
     }
 
     /// Takes the first free role.
@@ -91,7 +130,13 @@ impl Slot {
             .dir
             .join(format!(".{ACTIVE_PID}.{}", std::process::id()));
         let write = || -> std::io::Result<()> {
-            let mut f = File::create(&tmp)?;
+            // A file of a dead keeper that had this pid.
+            let _ = std::fs::remove_file(&tmp);
+            let mut f = OpenOptions::new()
+                .create_new(true)
+                .write(true)
+                .mode(0o600)
+                .open(&tmp)?;
             writeln!(f, "{}", std::process::id())?;
             std::fs::rename(&tmp, &path)
         };
@@ -100,11 +145,14 @@ impl Slot {
 
     /// The pid the active keeper recorded, if any.
     pub fn active_pid(&self) -> Option<i32> {
-        std::fs::read_to_string(self.dir.join(ACTIVE_PID))
+        let mut text = String::new();
+        // A pid is a few digits: more than that is not one.
+        self.open(ACTIVE_PID, false)
             .ok()?
-            .trim()
-            .parse()
-            .ok()
+            .take(16)
+            .read_to_string(&mut text)
+            .ok()?;
+        text.trim().parse().ok()
     }
 }
 
@@ -130,5 +178,41 @@ mod tests {
         assert!(slot.standby_missing().expect("tries"));
         slot.record_active().expect("records");
         assert_eq!(slot.active_pid(), Some(std::process::id() as i32));
+    }
+
+    #[test]
+    fn a_lock_on_a_file_the_slot_no_longer_names_is_known_as_such() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let slot = Slot::new(dir.path().join("slot"));
+        let Role::Active(old) = slot.claim().expect("claims") else {
+            panic!("not active");
+        };
+        assert!(slot.holds(&old));
+        std::fs::remove_dir_all(slot.dir()).expect("slot removed");
+        assert!(!slot.holds(&old));
+        let Role::Active(new) = slot.claim().expect("claims") else {
+            panic!("not active");
+        };
+        assert!(slot.holds(&new) && !slot.holds(&old));
+    }
+
+    #[test]
+    fn slot_files_are_private_and_never_followed_through_a_link() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let slot = Slot::new(dir.path().join("slot"));
+        drop(slot.claim().expect("claims"));
+        let mode = std::fs::metadata(slot.dir().join(ACTIVE))
+            .expect("lock file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::write(&elsewhere, "1\n").expect("write");
+        std::os::unix::fs::symlink(&elsewhere, slot.dir().join(ACTIVE_PID)).expect("link");
+        assert_eq!(slot.active_pid(), None);
+        std::fs::remove_file(slot.dir().join(ACTIVE_PID)).expect("unlink");
+        std::fs::write(slot.dir().join(ACTIVE_PID), "7".repeat(4096)).expect("write");
+        assert_eq!(slot.active_pid(), None);
     }
 }

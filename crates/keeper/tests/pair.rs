@@ -40,15 +40,19 @@ impl Duty for Ticks {
             .open(self.dir.join("acts"))
             .expect("acts");
         writeln!(acts, "{}", std::process::id()).expect("write");
-        // Rewritten: its mtime is the last act.
-        std::fs::write(self.dir.join("schedule"), b"").expect("schedule");
+        // Rewritten: its mtime is the last act (unless the duty is stuck: it cannot record).
+        if std::env::var_os("KEEPER_STUCK").is_none() {
+            std::fs::write(self.dir.join("schedule"), b"").expect("schedule");
+        }
     }
 }
 
 fn keeper_command(dir: &Path, pid: i32, start: u64) -> Command {
     let mut cmd = Command::new(std::env::current_exe().expect("exe"));
-    if let Ok(period) = std::env::var("KEEPER_PERIOD_MS") {
-        cmd.env("KEEPER_PERIOD_MS", period);
+    for var in ["KEEPER_PERIOD_MS", "KEEPER_BROKEN_STANDBY", "KEEPER_STUCK"] {
+        if let Ok(value) = std::env::var(var) {
+            cmd.env(var, value);
+        }
     }
     cmd.args([
         "--exact",
@@ -89,8 +93,21 @@ fn keeper_process() {
         period,
     };
     let slot = Slot::new(dir.join("slot"));
+    let broken = std::env::var_os("KEEPER_BROKEN_STANDBY").is_some();
     let ended = run(&slot, &container, &mut duty, &mut || {
-        spawn(keeper_command(&dir, pid, start))
+        use std::io::Write;
+        let mut spawns = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(dir.join("spawns"))
+            .expect("spawns");
+        writeln!(spawns, "x").expect("write");
+        if broken {
+            // A standby that cannot live (a binary that refuses its arguments).
+            spawn(Command::new("false"))
+        } else {
+            spawn(keeper_command(&dir, pid, start))
+        }
     })
     .expect("runs");
     std::fs::write(
@@ -155,10 +172,21 @@ impl Setup {
 
     /// A keeper whose duty acts only every minute: nothing wakes it but its pidfds.
     fn start_idle_keeper(&self) -> u32 {
+        self.start_keeper_with(&[("KEEPER_PERIOD_MS", "60000")])
+    }
+
+    fn start_keeper_with(&self, env: &[(&str, &str)]) -> u32 {
         let _spawning = spawning();
         let mut cmd = keeper_command(self.dir.path(), self.container.id() as i32, self.start);
-        cmd.env("KEEPER_PERIOD_MS", "60000");
+        cmd.envs(env.iter().copied());
         self.keep(spawn(cmd))
+    }
+
+    fn spawns(&self) -> usize {
+        std::fs::read_to_string(self.dir.path().join("spawns"))
+            .unwrap_or_default()
+            .lines()
+            .count()
     }
 
     fn slot(&self) -> Slot {
@@ -314,7 +342,7 @@ fn the_starter_returns_at_once_and_keeps_no_pipe_of_its_open() {
     let spawning = spawning();
     let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::empty()).expect("pipe");
     let t = Instant::now();
-    s.start_keeper_now();
+    let keeper = s.start_keeper_now();
     assert!(t.elapsed() < Duration::from_secs(1));
     drop(write);
     drop(spawning);
@@ -329,4 +357,48 @@ fn the_starter_returns_at_once_and_keeps_no_pipe_of_its_open() {
         "the keeper kept the pipe open"
     );
     s.until(Duration::from_secs(10), "a pair", |s| s.paired());
+    // It left the starter's session (a runtime killing the hook's session or group spares it),
+    // and the starter's working directory.
+    assert_eq!(session(keeper), keeper as i32);
+    assert_ne!(session(keeper), session(std::process::id()));
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{keeper}/cwd")).expect("cwd"),
+        Path::new("/")
+    );
+}
+
+/// The session of `pid` (field 6 of `/proc/PID/stat`).
+fn session(pid: u32) -> i32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    let (_, rest) = stat.rsplit_once(')').expect("comm");
+    rest.split_whitespace()
+        .nth(3)
+        .expect("session")
+        .parse()
+        .expect("a number")
+}
+
+#[test]
+fn a_standby_that_cannot_live_is_not_started_in_a_loop() {
+    let s = Setup::new();
+    s.start_keeper_with(&[("KEEPER_BROKEN_STANDBY", "1")]);
+    s.until(Duration::from_secs(10), "the active keeper", |s| {
+        s.slot().active_pid().is_some() && s.spawns() >= 1
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    // One start, then the next only after the recheck (10 s).
+    assert_eq!(s.spawns(), 1);
+}
+
+#[test]
+fn a_duty_that_cannot_record_its_next_time_is_not_run_back_to_back() {
+    let s = Setup::new();
+    s.start_keeper_with(&[("KEEPER_STUCK", "1")]);
+    s.until(Duration::from_secs(10), "a first act", |s| {
+        !s.acts().is_empty()
+    });
+    std::thread::sleep(Duration::from_millis(2500));
+    // Its schedule stays in the past: one act a second at most.
+    let acts = s.acts().len();
+    assert!((2..=5).contains(&acts), "{acts} acts in 2.5 s");
 }

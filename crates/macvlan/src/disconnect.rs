@@ -104,8 +104,11 @@ pub(crate) async fn disconnect_with<P: StorePolicy>(
     crate::host_access::unroute(host, &mut store, container_id, &gone).await?;
     let mut released = Vec::new();
     for (ep, owner) in gone.iter().zip(&owners) {
+        let source = Source::recorded(ep);
+        // A server's lease (DHCP) is given back to it first.
+        source.container_gone(ep).await?;
         released.extend(
-            Source::recorded(ep)
+            source
                 .release_all(&mut store, network, owner)
                 .await
                 .map_err(Error::store)?,

@@ -62,7 +62,13 @@ pub async fn attach<P: StorePolicy>(
     let networks: Vec<&Network> = req.attachments.iter().map(|a| a.network).collect();
     let mut store = stores.networks_store(&networks, Access::Write, false)?;
     let store = store.as_mut();
-    let plan = crate::plan::plan(req)?;
+    // A DHCP network's client identifier and MAC derive from this host's key.
+    let secret = if networks.iter().any(|n| n.dhcp.is_some()) {
+        Some(stores.source_secret()?)
+    } else {
+        None
+    };
+    let plan = crate::plan::plan_with(req, secret.as_deref())?;
     let mut record = plan.record();
     let lock = records.lock(req.container_id)?;
     // A networked store reads while the namespace is opened and the parents are checked.
@@ -256,16 +262,26 @@ impl<K: Kernel> Apply<'_, K> {
                     .any(|e| e.network == planned.network && e.ifname == planned.link.name)
             });
             let source = Source::of(net);
+            let previous = self.previous.and_then(|p| {
+                p.endpoints
+                    .iter()
+                    .find(|e| e.network == planned.network && e.ifname == planned.link.name)
+            });
             let mut ask = Ask {
                 network: net,
                 owner: &owner,
                 static_ips: &planned.addresses.static_ips,
                 held_before,
                 link: None,
+                kind: planned.link.kind,
+                secret: plan.secret.as_deref(),
+                hostname: self.req.hostname,
+                previous,
             };
             let mut taken = None;
             if source.runs() == Runs::BeforeLink {
                 taken = Some(acquire(source, store, &ask, undo).await?);
+                failpoint::hit("attach:net:leased")?;
             }
             let link = self
                 .make_link(store, planned, parent, &recorded, undo)
@@ -276,24 +292,43 @@ impl<K: Kernel> Apply<'_, K> {
                 record.endpoints[i].index = Some(link.index);
                 self.records.write(record)?;
             }
-            let taken = match taken {
-                Some(taken) => taken,
-                None => {
-                    ask.link = Some(LinkAt {
-                        netns: self.req.netns,
-                        ifname: &link.name,
-                        index: link.index,
-                    });
-                    acquire(source, store, &ask, undo).await?
-                }
-            };
-            let wired = wire(planned, &taken.acquired, default_routed);
             let wiring = Wiring {
                 kernel: self.kernel,
                 link: &link,
                 parent,
                 planned,
             };
+            let taken = match taken {
+                Some(taken) => taken,
+                None => {
+                    // A source that talks on the link needs it up.
+                    wiring
+                        .up_for_source(&wire(planned, &[], default_routed))
+                        .await?;
+                    ask.link = Some(LinkAt {
+                        netns: self.req.netns,
+                        ifname: &link.name,
+                        index: link.index,
+                        mac: link.mac,
+                    });
+                    acquire(source, store, &ask, undo).await?
+                }
+            };
+            // What a source keeps on the record (a DHCP lease), before the link gets it.
+            if let Some(dhcp) = &taken.dhcp {
+                record.endpoints[i].dhcp = Some(dhcp.clone());
+                self.records.write(record)?;
+                if !taken.new.is_empty() {
+                    undo.push(Step::ServerLease {
+                        endpoint: Box::new(record.endpoints[i].clone()),
+                    });
+                }
+            }
+            if source.runs() == Runs::AfterLink {
+                // Once the record holds what the server gave: poststop or gc give it back.
+                failpoint::hit("attach:net:leased")?;
+            }
+            let wired = wire(planned, &taken.acquired, default_routed);
             wiring.apply(&wired).await?;
             default_routed = wired.default_routed;
             if planned.host_link.is_some() {
@@ -430,7 +465,6 @@ async fn acquire(
                     ips: taken.new.clone(),
                 });
             }
-            failpoint::hit("attach:net:leased")?;
             Ok(taken)
         }
         Err(Refused { error, maybe_taken }) => {

@@ -338,6 +338,37 @@ pub enum Error {
         /// The network's `-o static_ips`.
         allowed: String,
     },
+    /// A static address asked for on a network whose DHCP server hands out the addresses.
+    #[error(
+        "address {ip} may not be asked for on network {network}: its DHCP server hands out the addresses (--ipam-driver dhcp)"
+    )]
+    StaticIpWithDhcp {
+        /// The address asked for.
+        ip: IpAddr,
+        /// The network.
+        network: String,
+    },
+    /// The DHCP exchange of an endpoint gave no lease (no answer in time, a NAK, a socket).
+    #[error("no address from DHCP on network {network}")]
+    Dhcp {
+        /// The network.
+        network: String,
+        /// What the client said (it names the link and the timeout).
+        #[source]
+        source: Box<oci_macvlan_dhcp::Error>,
+    },
+    /// The address a DHCP server leased is held by another container of this host.
+    #[error(
+        "the DHCP server of network {network} leased {ip}, which container {holder} holds here"
+    )]
+    DhcpAddressHeld {
+        /// The network.
+        network: String,
+        /// The address.
+        ip: IpAddr,
+        /// Who holds it.
+        holder: String,
+    },
     /// An address cannot be probed on the LAN because the parent is not up.
     #[error(
         "cannot probe the LAN for address {ip} of network {network}: its parent {parent} is {state}, so no holder could answer: try again once {parent} is up, or create the network with -o address_probe=off"

@@ -184,6 +184,7 @@ fn forget_removed<P: StorePolicy>(
             index: None,
             host_link: None,
             store: Some(gone.store_choice()),
+            dhcp: None,
         };
         let mut store = stores.endpoints_stores(&[endpoint], Access::Upkeep)?;
         let left = shared::release(&mut store, &gone)

@@ -59,7 +59,8 @@ pub use lifecycle::{Removed, create_network, remove_network};
 pub use liveness::{Liveness, Process, Verdict};
 pub use mac::{Mac, default_mac};
 pub use network::{
-    LanRoute, Network, NetworkSpec, ParentLink, ParentName, StaticIps, check_network_name,
+    DhcpIpam, IPAM_DRIVERS, LanRoute, Network, NetworkSpec, ParentLink, ParentName, StaticIps,
+    check_network_name,
 };
 pub use networks::{Networks, NetworksHold};
 pub use occupied::Holder;

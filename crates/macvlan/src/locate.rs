@@ -166,6 +166,7 @@ mod tests {
                     index: None,
                     host_link: None,
                     store: None,
+                    dhcp: None,
                 })
                 .collect(),
             cni: false,

@@ -10,11 +10,13 @@ use crate::{
     driver::{self, DefaultRoute, Driver},
 };
 
+mod dhcp;
 mod host_link;
 mod parent;
 mod parse;
 mod static_ips;
 
+pub use dhcp::{DhcpIpam, IPAM_DRIVERS};
 pub use host_link::link_name;
 pub use parent::{ParentLink, ParentName};
 pub use parse::check_network_name;
@@ -91,6 +93,10 @@ pub struct Network {
     /// `inspect`, never read by attach. Definitions written before them load without any.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// `--ipam-driver dhcp`: addresses from the LAN's DHCP server, not from `pools` (which is
+    /// empty). Definitions written before it load as networks of our allocator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dhcp: Option<DhcpIpam>,
 }
 
 impl Network {
@@ -209,6 +215,8 @@ pub struct NetworkSpec {
     pub backends: Backends,
     /// `--label KEY[=VALUE]`
     pub labels: Vec<String>,
+    /// `--ipam-driver`: `default` (or empty), our allocator; `dhcp`, the LAN's DHCP server.
+    pub ipam_driver: String,
 }
 
 impl NetworkSpec {
@@ -232,7 +240,8 @@ impl NetworkSpec {
             }
             .into());
         };
-        if self.subnets.is_empty() {
+        let dhcp = self.is_dhcp()?;
+        if self.subnets.is_empty() && !dhcp {
             return Err(DefinitionError::NoSubnet {
                 driver: driver_name,
             }
@@ -243,6 +252,14 @@ impl NetworkSpec {
             .iter()
             .map(|s| parse_cidr("--subnet", s))
             .collect::<Result<Vec<_>>>()?;
+        let (ipam_options, dhcp_timeout) = self.split_ipam_options(dhcp)?;
+        let dhcp = if dhcp {
+            Some(self.dhcp_ipam(&subnets, dhcp_timeout, &self.parse_options()?)?)
+        } else {
+            None
+        };
+        // A DHCP network's `--subnet` is a check of its leases, not a pool.
+        let subnets = if dhcp.is_some() { Vec::new() } else { subnets };
         let mut gateways: Vec<Option<IpAddr>> = vec![None; subnets.len()];
         for value in &self.gateways {
             let ip = parse_ip("--gateway", value)?;
@@ -309,7 +326,7 @@ impl NetworkSpec {
         let host_access = host_link::reserve(options.get("host_access"), &mut pools)?;
         let store = self
             .backends
-            .parse_options(&self.ipam_options)
+            .parse_options(&ipam_options)
             .map_err(|err| DefinitionError::Pool(Box::new(err)))?;
         // The core's keys out, the driver's left: the driver refuses what it does not know.
         let driver_options = options
@@ -320,6 +337,9 @@ impl NetworkSpec {
         let driver = driver::Options::parse(&self.driver, &driver_options, CORE_OPTIONS)?;
         if !host_access.is_empty() {
             driver.driver().host_child()?;
+        }
+        if dhcp.is_some() {
+            dhcp::check_driver(driver.driver().default_route(), driver_name)?;
         }
         // No parent: an internal network on a dummy link of its own, as Docker does it.
         let (parent, parent_link) = match options.get("parent") {
@@ -378,6 +398,7 @@ impl NetworkSpec {
             options,
             store,
             labels,
+            dhcp,
         })
     }
 

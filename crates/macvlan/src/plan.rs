@@ -14,7 +14,7 @@ use std::{net::IpAddr, path::PathBuf};
 use crate::ifname::ifname_problem;
 use ipnetwork::IpNetwork;
 use oci_macvlan_ipam::StoreChoice;
-use oci_macvlan_netlink_core::ChildKind;
+use oci_macvlan_netlink_core::{ChildKind, MacAddr};
 use serde::{Serialize, Serializer, ser::SerializeMap};
 
 use crate::{
@@ -37,6 +37,10 @@ pub struct Plan<'a> {
     /// Attached through the CNI plugin (see [`crate::Record::cni`]).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub cni: bool,
+    /// This host's key for address sources, for a DHCP network's client identifier (see
+    /// [`plan_with`]); never shown.
+    #[serde(skip)]
+    pub(crate) secret: Option<Vec<u8>>,
 }
 
 /// What one network gives the container.
@@ -138,6 +142,13 @@ fn kind_text<S: Serializer>(kind: &ChildKind<'_>, s: S) -> std::result::Result<S
 /// Resolves `req`. Pure: the same request and definitions give the same plan, or the same
 /// error, and nothing is touched either way.
 pub fn plan<'a>(req: &AttachRequest<'a>) -> Result<Plan<'a>> {
+    plan_with(req, None)
+}
+
+/// [`plan`], with this host's secret for the networks of the DHCP source: their links' default
+/// MACs derive from it, the network and the container (as the client identifier does), so a
+/// re-created container shows the LAN the same MAC and two hosts never share one.
+pub(crate) fn plan_with<'a>(req: &AttachRequest<'a>, secret: Option<&[u8]>) -> Result<Plan<'a>> {
     let mut networks: Vec<PlannedNetwork<'a>> = Vec::with_capacity(req.attachments.len());
     for att in &req.attachments {
         let net: &'a Network = att.network;
@@ -154,6 +165,22 @@ pub fn plan<'a>(req: &AttachRequest<'a>) -> Result<Plan<'a>> {
             });
         }
         let driver = net.driver();
+        let mut mac = driver.mac(&net.name, req.container_id, att.mac)?;
+        if net.dhcp.is_some() {
+            if let Some(ip) = att.static_ips.first() {
+                return Err(Error::StaticIpWithDhcp {
+                    ip: *ip,
+                    network: net.name.clone(),
+                });
+            }
+            if let (Mac::Own(_), None, Some(secret)) = (mac, att.mac, secret) {
+                mac = Mac::Own(MacAddr(oci_macvlan_dhcp::ClientId::default_mac(
+                    secret,
+                    &net.name,
+                    req.container_id.as_str(),
+                )));
+            }
+        }
         networks.push(PlannedNetwork {
             network: net.name.clone(),
             definition: net,
@@ -162,7 +189,7 @@ pub fn plan<'a>(req: &AttachRequest<'a>) -> Result<Plan<'a>> {
             link: LinkSpec {
                 kind: driver.child(),
                 name: att.ifname.clone(),
-                mac: driver.mac(&net.name, req.container_id, att.mac)?,
+                mac,
                 mtu: net.mtu,
             },
             parent: ParentSpec {
@@ -183,6 +210,7 @@ pub fn plan<'a>(req: &AttachRequest<'a>) -> Result<Plan<'a>> {
         netns: req.persistent_netns.then(|| req.netns.to_path_buf()),
         networks,
         cni: req.cni,
+        secret: secret.map(<[u8]>::to_vec),
     })
 }
 
@@ -211,6 +239,7 @@ impl PlannedNetwork<'_> {
             index: None,
             host_link: self.host_link.clone(),
             store: Some(self.store.clone()),
+            dhcp: None,
         }
     }
 }
@@ -251,7 +280,7 @@ mod tests {
         }
         .validate("a".repeat(64), "2026-11-30T00:00:00Z".into())
         .unwrap();
-        let mac: oci_macvlan_netlink_core::MacAddr = "02:00:00:00:00:01".parse().unwrap();
+        let mac: MacAddr = "02:00:00:00:00:01".parse().unwrap();
         let planned = PlannedNetwork {
             network: "lan".into(),
             definition: &net,

@@ -16,6 +16,10 @@ use crate::{
     lock::FileLock,
 };
 
+mod dhcp;
+
+pub use dhcp::DhcpRecord;
+
 /// The longest container id used as a file name as it is. With the `.json` of a record and the
 /// `.…tmp-PID` of its temporary file, a longer one would pass NAME_MAX (255 bytes).
 const MAX_PLAIN_STEM: usize = 200;
@@ -77,6 +81,10 @@ pub struct RecordedEndpoint {
     /// definition is asked then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store: Option<StoreChoice>,
+    /// The DHCP lease of the endpoint (`--ipam-driver dhcp`), once the server gave it: what a
+    /// renewer and a release need. Records without it are our allocator's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dhcp: Option<DhcpRecord>,
 }
 
 impl RecordedEndpoint {
@@ -403,6 +411,7 @@ pub(crate) mod tests {
             index: None,
             host_link: None,
             store: Some(StoreChoice::Local),
+            dhcp: None,
         };
         let link = |kind: &str, lower: u32, mac: MacAddr| Link {
             index: 3,
@@ -444,18 +453,18 @@ pub(crate) mod tests {
     }
 }
 
-mod mac_string {
+pub(crate) mod mac_string {
     use oci_macvlan_netlink_core::MacAddr;
     use serde::{Deserialize, Deserializer, Serializer, de::Error};
 
-    pub(super) fn serialize<S: Serializer>(mac: &Option<MacAddr>, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(mac: &Option<MacAddr>, s: S) -> Result<S::Ok, S::Error> {
         match mac {
             Some(mac) => s.collect_str(mac),
             None => s.serialize_none(),
         }
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
         d: D,
     ) -> Result<Option<MacAddr>, D::Error> {
         Option::<String>::deserialize(d)?

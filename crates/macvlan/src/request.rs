@@ -46,4 +46,7 @@ pub struct AttachRequest<'a> {
     /// Attached through the CNI plugin: recorded ([`crate::Record::cni`]), so that the
     /// plugin's GC judges this container and never one a hook attached.
     pub cni: bool,
+    /// The container's hostname (OCI `hostname`), which a DHCP network's server is told
+    /// (option 12) so that its lease table names the container.
+    pub hostname: Option<&'a str>,
 }

@@ -117,6 +117,10 @@ mod tests {
     impl StorePolicy for Policy {
         type Error = Error;
 
+        fn source_secret(&self) -> Result<Vec<u8>, Error> {
+            Ok(b"tier-1 host".to_vec())
+        }
+
         fn is_unavailable(err: &Error) -> bool {
             matches!(err, Error::Store(store) if store.is_unavailable())
         }

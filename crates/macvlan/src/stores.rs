@@ -34,6 +34,11 @@ pub trait StorePolicy {
     /// refused, or could not be opened for another reason).
     fn is_unavailable(err: &Self::Error) -> bool;
 
+    /// This host's key for address sources (see `oci_macvlan_stores`' identity): a DHCP
+    /// network's client identifier and default MAC derive from it, the network and the
+    /// container. Asked only by an attach to a network of such a source.
+    fn source_secret(&self) -> Result<Vec<u8>, Self::Error>;
+
     /// The one store of `networks` (an attach's, `inspect`'s, `network rm`'s): they must
     /// agree on it. `thorough`: the local store is checked page by page as it opens (for a
     /// command that reads every lease).
@@ -77,6 +82,10 @@ impl LocalPolicy {
 #[cfg(test)]
 impl StorePolicy for LocalPolicy {
     type Error = Error;
+
+    fn source_secret(&self) -> Result<Vec<u8>, Error> {
+        Ok(b"tier-1 host".to_vec())
+    }
 
     fn is_unavailable(err: &Error) -> bool {
         matches!(err, Error::Store(store) if store.is_unavailable())

@@ -3,7 +3,7 @@ use std::net::IpAddr;
 use oci_macvlan_ipam::{LeaseStore, Owner};
 use oci_macvlan_netlink_core::Link;
 
-use crate::{ContainerId, Record, Records, kernel::Kernel, source::Source};
+use crate::{ContainerId, Record, RecordedEndpoint, Records, kernel::Kernel, source::Source};
 
 /// One step an attach took, recorded with what undoes it. Only what this run made is here: a
 /// lease or link an earlier run of the container made (and this one adopted) is not, so a
@@ -34,6 +34,10 @@ pub(crate) enum Step {
     /// network's, made at `network create` (an attach that made it again restored the routes
     /// of the network's other containers through it).
     HostRoutes { link: Link, ips: Vec<IpAddr> },
+    /// A lease a server gave this run (DHCP), as the endpoint's record holds it: given back to
+    /// the server once everything else is undone (its RELEASE goes from a link with the
+    /// container's MAC, which the container's own link holds until it is deleted).
+    ServerLease { endpoint: Box<RecordedEndpoint> },
 }
 
 /// The undo log of one attach: steps are pushed as they are taken and, on failure, undone in
@@ -63,6 +67,7 @@ impl Undo {
         // Addresses whose host routes could not be deleted: their leases stay too, so that
         // poststop or gc, which find a container's routes through its leases, delete them.
         let mut routed: Vec<IpAddr> = Vec::new();
+        let mut server_leases = Vec::new();
         for step in self.steps.into_iter().rev() {
             let what = step.to_string();
             if let Err(err) = crate::failpoint::hit("undo:step") {
@@ -73,6 +78,10 @@ impl Undo {
                 continue;
             }
             let undone = match step {
+                Step::ServerLease { endpoint } => {
+                    server_leases.push(endpoint);
+                    Ok(())
+                }
                 Step::CreatedLink { ifname, index } => match kernel.link_by_name(&ifname).await {
                     Ok(Some(link)) if link.index == index => kernel
                         .delete_link(&link)
@@ -129,6 +138,10 @@ impl Undo {
                 left.push(format!("{what} ({why})"));
             }
         }
+        for endpoint in server_leases {
+            // A RELEASE that cannot be sent is given up: the server's lease runs out.
+            let _ = Source::recorded(&endpoint).container_gone(&endpoint).await;
+        }
         left
     }
 }
@@ -145,6 +158,14 @@ impl std::fmt::Display for Step {
                 write!(f, "the lease {} may hold on {network}", owner.ifname)
             }
             Self::CreatedLink { ifname, .. } => write!(f, "link {ifname}"),
+            Self::ServerLease { endpoint } => match &endpoint.dhcp {
+                Some(dhcp) => write!(
+                    f,
+                    "the DHCP lease of {} from {}",
+                    dhcp.lease.address, dhcp.lease.server
+                ),
+                None => write!(f, "the server's lease of {}", endpoint.ifname),
+            },
             Self::HostRoutes { link, ips } => {
                 let ips: Vec<String> = ips.iter().map(ToString::to_string).collect();
                 write!(f, "the host routes to {} via {}", ips.join(", "), link.name)

@@ -40,6 +40,14 @@ pub async fn verify<P: StorePolicy>(
     report
         .problems
         .extend(crate::host_access::verify(networks, &mut store, &unreachable, records).await?);
+    // What a source that talks to a server finds on the links themselves (DHCP).
+    for id in records.list()? {
+        if let Ok(Some(record)) = records.read(id.as_str()) {
+            report
+                .problems
+                .extend(crate::source::dhcp_links::problems(&record).await);
+        }
+    }
     report.unreachable = unreachable;
     Ok(report)
 }
@@ -110,7 +118,7 @@ fn check(
             continue;
         };
         // Whether the lease fits the network is its address source's to say.
-        if let Some(problem) = Source::of(network).lease_problem(network, lease) {
+        if let Some(problem) = Source::of(network).lease_problem(network, lease, records) {
             report.problems.push(format!("{who}: {problem}"));
         }
     }

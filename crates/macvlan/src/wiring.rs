@@ -40,6 +40,30 @@ impl<K: Kernel> Wiring<'_, K> {
             .write_sysctls(&wired.sysctls)
             .map_err(configure)?;
         failpoint::hit("attach:net:configured")?;
+        self.up().await?;
+        failpoint::hit("attach:net:up")?;
+        for route in &wired.routes {
+            exists_ok(self.kernel.add_route(link, route).await).map_err(configure)?;
+        }
+        failpoint::hit("attach:net:routed")
+    }
+
+    /// Before a source that talks on the link runs (a DHCP client): the link's settings
+    /// (`wired`: what [`crate::wire`] gives for no address yet) and the link up, without an
+    /// address. Nothing waits for IPv6's duplicate address detection.
+    pub(crate) async fn up_for_source(&self, wired: &Wired<'_>) -> Result<()> {
+        self.kernel
+            .write_sysctls(&wired.sysctls)
+            .map_err(|source| Error::Configure {
+                network: self.planned.network.clone(),
+                ifname: self.link.name.clone(),
+                source,
+            })?;
+        self.up().await
+    }
+
+    /// The link up, its errors said.
+    async fn up(&self) -> Result<()> {
         self.link_up().await.map_err(|err| {
             // The kernel refuses, at link-up, a MAC that its parent or a sibling macvlan already
             // has; its EADDRINUSE alone does not say which address.
@@ -49,14 +73,13 @@ impl<K: Kernel> Wiring<'_, K> {
                     network: self.planned.network.clone(),
                     parent: self.parent.name.clone(),
                 },
-                _ => configure(err),
+                _ => Error::Configure {
+                    network: self.planned.network.clone(),
+                    ifname: self.link.name.clone(),
+                    source: err,
+                },
             }
-        })?;
-        failpoint::hit("attach:net:up")?;
-        for route in &wired.routes {
-            exists_ok(self.kernel.add_route(link, route).await).map_err(configure)?;
-        }
-        failpoint::hit("attach:net:routed")
+        })
     }
 
     /// Sets the link up. A MAC still held by the macvlan of a namespace the kernel is tearing

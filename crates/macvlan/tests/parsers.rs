@@ -105,6 +105,7 @@ fn spec() -> impl Strategy<Value = NetworkSpec> {
                     ipam_options: Vec::new(),
                     backends: oci_macvlan_ipam::Backends::default(),
                     labels: Vec::new(),
+                    ipam_driver: String::new(),
                 }
             },
         )

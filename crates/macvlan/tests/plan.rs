@@ -56,6 +56,7 @@ fn request<'a>(attachments: Vec<Attachment<'a>>, netns: &'a Path) -> AttachReque
         definitions: &DEFINITIONS,
         connect: false,
         cni: false,
+        hostname: None,
     }
 }
 

@@ -68,6 +68,17 @@ pub enum Error {
         #[source]
         source: Errno,
     },
+    /// Cannot open a socket a caller asked for in network namespace `path` ([`crate::Netns::open_inside`]).
+    #[error("cannot open {what} in network namespace {path}")]
+    OpenInside {
+        /// What was opened.
+        what: String,
+        /// The network namespace's path.
+        path: PathBuf,
+        /// What the system said.
+        #[source]
+        source: io::Error,
+    },
     /// Cannot open a netlink socket in network namespace `path`.
     #[error("cannot open a netlink socket in network namespace {path}")]
     OpenSocket {
@@ -343,6 +354,7 @@ impl Error {
             Self::EnterNetns { source, .. } | Self::CreateNetns(source) => Some(*source),
             Self::OpenNetns { source, .. }
             | Self::OpenSocket { source, .. }
+            | Self::OpenInside { source, .. }
             | Self::WriteSysctl { source, .. }
             | Self::ListNexthops { source }
             | Self::Probe { source, .. } => source.raw_os_error().map(Errno::from_raw),

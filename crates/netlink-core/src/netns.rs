@@ -113,6 +113,32 @@ impl Netns {
         })
     }
 
+    /// [`Self::new_anonymous`] without a helper thread (for the hook, which starts none): the
+    /// calling thread unshares into the new namespace, opens it and returns into its own
+    /// before this returns, through the guard of [`Self::run_inside`] (which aborts the
+    /// process if it cannot).
+    pub fn new_scratch() -> Result<Self> {
+        let home_path = Path::new("/proc/thread-self/ns/net");
+        let anonymous = Path::new("(anonymous)");
+        let home = File::open(home_path).map_err(|source| Error::OpenNetns {
+            path: home_path.to_path_buf(),
+            source,
+        })?;
+        unshare(CloneFlags::CLONE_NEWNET).map_err(Error::CreateNetns)?;
+        let _return = ReturnHome {
+            home,
+            visited: anonymous,
+        };
+        let file = File::open(home_path).map_err(|source| Error::OpenNetns {
+            path: home_path.to_path_buf(),
+            source,
+        })?;
+        Ok(Self {
+            file,
+            path: anonymous.to_path_buf(),
+        })
+    }
+
     /// The path this namespace was opened from.
     pub fn path(&self) -> &Path {
         &self.path
@@ -158,6 +184,19 @@ impl Netns {
             visited: &self.path,
         };
         f()
+    }
+
+    /// Opens, inside this namespace, what `open` opens (`what` names it for the error): sockets
+    /// keep the namespace they were opened in, so the caller uses them from its own, and no
+    /// thread stays here (see [`Self::run_inside`]). `open` must not block.
+    pub fn open_inside<T>(&self, what: &str, open: impl FnOnce() -> io::Result<T>) -> Result<T> {
+        self.run_inside(|| {
+            open().map_err(|source| Error::OpenInside {
+                what: what.to_owned(),
+                path: self.path.clone(),
+                source,
+            })
+        })
     }
 
     /// Writes sysctls under `/proc/sys/` inside this namespace, in order. Keys are path

@@ -87,6 +87,23 @@ impl HostStores {
         })
     }
 
+    /// What an address source derives a container's identity on the LAN from (the DHCP client
+    /// identifier and MAC): a key derived from this host's secret, never the secret itself,
+    /// so that nothing a LAN sees tells the proof of this host's claim. The identity file is
+    /// made at first use, as a write to a shared store makes it.
+    pub fn source_secret(&self) -> Result<Vec<u8>> {
+        self.identity(true)?;
+        let path = self.config_dir.join(FILE);
+        let stored = read(&path)?.ok_or_else(|| Error::IdentityFile {
+            path: path.clone(),
+            source: io::Error::other("made and gone again while it was read"),
+        })?;
+        let mut hash = Sha256::new();
+        hash.update(b"oci-macvlan address sources v1\0");
+        hash.update(stored.secret.as_bytes());
+        Ok(hash.finalize().to_vec())
+    }
+
     /// The identity `stored` in `path`, if `--host-id` (when given) agrees with it.
     fn agreeing(&self, path: &Path, stored: &Stored) -> Result<HostIdentity> {
         if let Some(given) = &self.host_id

@@ -103,6 +103,10 @@ impl HostStores {
 impl StorePolicy for HostStores {
     type Error = Error;
 
+    fn source_secret(&self) -> Result<Vec<u8>> {
+        HostStores::source_secret(self)
+    }
+
     fn is_unavailable(err: &Error) -> bool {
         matches!(err, Error::Core(macvlan::Error::Store(store)) if store.is_unavailable())
     }

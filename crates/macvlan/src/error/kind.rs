@@ -48,7 +48,8 @@ impl Error {
             | Self::HostLinkConflict { .. }
             | Self::SubnetInOtherStore { .. }
             | Self::RemovedNetworkLeft { .. }
-            | Self::StoresClash { .. } => ErrorKind::Conflict,
+            | Self::StoresClash { .. }
+            | Self::DhcpAddressHeld { .. } => ErrorKind::Conflict,
             Self::Lease { source, .. } => ipam_kind(source),
             Self::Configure { source, .. }
                 if source.errno() == Some(netlink::Errno::EADDRINUSE) =>
@@ -63,6 +64,7 @@ impl Error {
             | Self::AmbiguousNetwork { .. }
             | Self::ParentAltName { .. }
             | Self::StaticIpNotAllowed { .. }
+            | Self::StaticIpWithDhcp { .. }
             | Self::NetnsNotTheContainers { .. } => ErrorKind::Invalid,
             // Every variant is named: a new one must be placed here, never fall into a
             // catch-all.
@@ -80,6 +82,7 @@ impl Error {
             | Self::HostRoutes { .. }
             | Self::CheckAddresses { .. }
             | Self::ProbeParentDown { .. }
+            | Self::Dhcp { .. }
             | Self::Injected(_) => ErrorKind::System,
         }
     }

@@ -170,6 +170,7 @@ mod tests {
             definitions,
             connect: false,
             cni: false,
+            hostname: None,
         }
     }
 

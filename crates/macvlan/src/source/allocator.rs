@@ -66,7 +66,11 @@ pub(super) fn acquire(store: &mut dyn LeaseStore, ask: &Ask<'_>) -> Result<Taken
             })
         })
         .collect();
-    Ok(Taken { acquired, new })
+    Ok(Taken {
+        acquired,
+        new,
+        dhcp: None,
+    })
 }
 
 /// What `verify` finds wrong with a lease of `network`: outside every subnet of the network,

@@ -19,12 +19,18 @@ use std::{net::IpAddr, path::Path, time::Duration};
 
 use ipnetwork::IpNetwork;
 use oci_macvlan_ipam::{Lease, LeaseSet, LeaseStore, Owner};
+use oci_macvlan_netlink_core::{ChildKind, MacAddr};
 use serde::Serialize;
 
-use crate::{Error, Network, RecordedEndpoint};
+use crate::{Error, Network, RecordedEndpoint, Records};
 
 pub(crate) mod allocator;
+pub mod dhcp;
+pub(crate) mod dhcp_links;
+mod dhcp_release;
 mod unheld;
+
+pub use dhcp::DhcpRecord;
 
 /// One address a source gave a link, with what comes with it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -70,6 +76,8 @@ pub struct LinkAt<'a> {
     pub ifname: &'a str,
     /// Its index there.
     pub index: u32,
+    /// Its MAC, as the kernel has it (a DHCP client's `chaddr`).
+    pub mac: Option<MacAddr>,
 }
 
 /// What one link asks its source for.
@@ -85,6 +93,16 @@ pub(crate) struct Ask<'a> {
     pub(crate) held_before: bool,
     /// The link, for a source that runs after it is made.
     pub(crate) link: Option<LinkAt<'a>>,
+    /// The link's kind (an ipvlan shares its parent's MAC: a DHCP client asks for broadcast
+    /// answers).
+    pub(crate) kind: ChildKind<'a>,
+    /// This host's key for address sources ([`crate::StorePolicy::source_secret`]), for a
+    /// network whose source derives identities from it.
+    pub(crate) secret: Option<&'a [u8]>,
+    /// The container's hostname (OCI `hostname`), for a source that tells a server.
+    pub(crate) hostname: Option<&'a str>,
+    /// This endpoint as this container's earlier run recorded it.
+    pub(crate) previous: Option<&'a RecordedEndpoint>,
 }
 
 /// What a source gave one link.
@@ -94,6 +112,8 @@ pub(crate) struct Taken {
     pub(crate) acquired: Vec<Acquired>,
     /// Those this run took (not those the owner held already): what an undo gives back.
     pub(crate) new: Vec<IpAddr>,
+    /// A DHCP lease, for the endpoint's record.
+    pub(crate) dhcp: Option<DhcpRecord>,
 }
 
 /// Why a source gave nothing.
@@ -111,33 +131,51 @@ pub(crate) struct Refused {
 pub(crate) enum Source {
     /// The network's pools, allocated in the lease store ([`allocator`]).
     Allocator,
+    /// The LAN's DHCP server ([`dhcp`]).
+    Dhcp,
 }
 
 impl Source {
     /// The source of `network`'s addresses.
-    pub(crate) fn of(_network: &Network) -> Self {
-        Self::Allocator
+    pub(crate) fn of(network: &Network) -> Self {
+        if network.dhcp.is_some() {
+            Self::Dhcp
+        } else {
+            Self::Allocator
+        }
     }
 
     /// What is wrong with `lease` on `network`, as `verify` judges it: for our allocator, a
-    /// lease must be inside one of the network's subnets and not a reserved address of it.
-    pub(crate) fn lease_problem(self, network: &Network, lease: &Lease) -> Option<String> {
+    /// lease must be inside one of the network's subnets and not a reserved address of it; for
+    /// DHCP, the lease on the holder's record must explain it and not have run out.
+    pub(crate) fn lease_problem(
+        self,
+        network: &Network,
+        lease: &Lease,
+        records: &Records,
+    ) -> Option<String> {
         match self {
             Self::Allocator => allocator::lease_problem(network, lease),
+            Self::Dhcp => dhcp::lease_problem(network, lease, records),
         }
     }
 
     /// The source of a recorded endpoint's addresses: detach and disconnect work from the
     /// record alone (a source that needs it to be known records it on the endpoint; a record
     /// that says nothing is our allocator's, as every record written so far).
-    pub(crate) fn recorded(_endpoint: &RecordedEndpoint) -> Self {
-        Self::Allocator
+    pub(crate) fn recorded(endpoint: &RecordedEndpoint) -> Self {
+        if endpoint.dhcp.is_some() {
+            Self::Dhcp
+        } else {
+            Self::Allocator
+        }
     }
 
     /// When it runs.
     pub(crate) fn runs(self) -> Runs {
         match self {
             Self::Allocator => Runs::BeforeLink,
+            Self::Dhcp => Runs::AfterLink,
         }
     }
 
@@ -149,6 +187,7 @@ impl Source {
     ) -> Result<Taken, Refused> {
         match self {
             Self::Allocator => allocator::acquire(store, ask),
+            Self::Dhcp => dhcp::acquire(store, ask),
         }
     }
 
@@ -160,17 +199,24 @@ impl Source {
         ips: &[IpAddr],
     ) -> oci_macvlan_ipam::Result<()> {
         match self {
-            Self::Allocator => store.release_ips(owner, ips).map(drop),
+            Self::Allocator | Self::Dhcp => store.release_ips(owner, ips).map(drop),
         }
     }
 
     /// Told that the container of `endpoint` goes (detach, `gc`, an earlier container's record
     /// taken back), before its leases are released from the store all at once: a source that
     /// holds something outside the store (a server's lease) gives it back here. Our allocator
-    /// holds nothing outside the store.
-    pub(crate) async fn container_gone(self, _endpoint: &RecordedEndpoint) -> crate::Result<()> {
+    /// holds nothing outside the store; a DHCP lease is released to its server, as far as the
+    /// server can be reached in a bounded wait (its lease runs out on its own otherwise: a
+    /// server out of reach never keeps a dead container's record).
+    pub(crate) async fn container_gone(self, endpoint: &RecordedEndpoint) -> crate::Result<()> {
         match self {
             Self::Allocator => Ok(()),
+            Self::Dhcp => {
+                // Given up, not failed: see above.
+                let _ = dhcp_release::release(endpoint).await;
+                Ok(())
+            }
         }
     }
 
@@ -183,7 +229,7 @@ impl Source {
         owner: &Owner,
     ) -> oci_macvlan_ipam::Result<Vec<Lease>> {
         match self {
-            Self::Allocator => store.release(network, owner),
+            Self::Allocator | Self::Dhcp => store.release(network, owner),
         }
     }
 }

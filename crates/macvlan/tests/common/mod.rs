@@ -22,6 +22,8 @@ pub fn spec(args: &[&str]) -> NetworkSpec {
             "-o" => spec.options.push(value),
             "--ipv6" => spec.ipv6 = true,
             "--internal" => spec.internal = true,
+            "--ipam-driver" => spec.ipam_driver = value,
+            "--ipam-opt" => spec.ipam_options.push(value),
             other => panic!("unknown flag {other}"),
         }
     }

@@ -143,6 +143,7 @@ fn request<'a>(
         definitions,
         connect: false,
         cni: false,
+        hostname: None,
     }
 }
 

@@ -1,0 +1,51 @@
+//! A DHCP lease as an endpoint's record keeps it (the DHCP source, `crate::source::dhcp`,
+//! writes it; a renewer, a release, `inspect` and `verify` read it).
+
+use std::time::SystemTime;
+
+use ipnetwork::Ipv4Network;
+use oci_macvlan_dhcp::Lease as DhcpLease;
+use oci_macvlan_netlink_core::MacAddr;
+use serde::{Deserialize, Serialize};
+
+/// A DHCP lease as an endpoint's record keeps it: what a renewer or a release needs, with
+/// nothing else to ask (no definition, no server).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DhcpRecord {
+    /// The client identifier (option 61), as servers' lease files show it (`ff:…`).
+    pub client_id: String,
+    /// The link's MAC (`chaddr`, and the source of a release's frames).
+    #[serde(with = "super::mac_string")]
+    pub mac: Option<MacAddr>,
+    /// The hostname sent (option 12).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// Whether answers are asked for broadcast (an ipvlan link shares its parent's MAC).
+    #[serde(default)]
+    pub broadcast: bool,
+    /// For an ipvlan link: its flag (`bridge`, `private`, `vepa`), which the link a release
+    /// is sent from must keep (the kernel keeps one per parent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipvlan_flag: Option<String>,
+    /// The network's `--subnet`, which a lease must be inside.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet: Option<Ipv4Network>,
+    /// The lease: address, prefix, router, routes, name servers, domain, server, obtained, T1,
+    /// T2, expiry.
+    pub lease: DhcpLease,
+}
+
+impl DhcpRecord {
+    /// The client identifier's bytes, from its hex.
+    pub fn client_id_bytes(&self) -> Option<Vec<u8>> {
+        self.client_id
+            .split(':')
+            .map(|b| u8::from_str_radix(b, 16).ok())
+            .collect()
+    }
+
+    /// Whether the lease ran out at `now`.
+    pub fn expired(&self, now: SystemTime) -> bool {
+        self.lease.expiry <= now
+    }
+}

@@ -1,0 +1,378 @@
+//! The LAN's own DHCP server as an address source (`--ipam-driver dhcp`, issue 27). It runs once
+//! the link is made ([`super::Runs::AfterLink`]): the exchange (`oci_macvlan_dhcp`) runs on the
+//! container's link, its sockets opened inside the container's namespace, so its frames carry
+//! the link's own MAC and no promiscuous parent is needed. The client identifier and the link's
+//! default MAC derive from this host's key, the network and the container
+//! (`oci_macvlan_dhcp::ClientId`), so a re-created container asks for, and gets, its old lease,
+//! and two hosts cloned from one image never collide.
+//!
+//! What the server leased is kept twice: as a lease of the network in the lease store (so that
+//! `inspect`, `verify`, `gc` and the one address space per store see it as any other), and on
+//! the endpoint's record as a [`DhcpRecord`], with everything a renewer needs (the server, the
+//! client identifier, the timers, the router, the routes). Its RELEASE is in
+//! `super::dhcp_release`.
+//!
+//! DHCPv6 plugs in beside it: `network create` refuses `--ipv6` with `--ipam-driver dhcp`
+//! until then; a v6 client (`oci_macvlan_dhcp::v6`) adds its exchange to `acquire` (the same
+//! link, the DUID of the same [`ClientId`]), its lease to the record beside `lease`, and one
+//! more [`Acquired`] to what the link gets; release and `verify` take each lease the record has.
+
+use std::{
+    hash::{BuildHasher, Hasher},
+    net::IpAddr,
+    time::{Duration, SystemTime},
+};
+
+use ipnetwork::{IpNetwork, Ipv4Network};
+use oci_macvlan_dhcp::{Client, ClientId, Config, Lease as DhcpLease, OnLink, PacketLink};
+use oci_macvlan_ipam::{Lease, LeaseStore, LeaseStoreExt};
+use oci_macvlan_netlink_core::{ChildKind, IpvlanFlag, Netns};
+
+pub use crate::record::DhcpRecord;
+
+use super::{Acquired, Ask, Refused, SourceRoute, Taken};
+use crate::{Error, Network, Records};
+
+/// The shortest wait between a renewer's retransmissions (RFC 2131: 60 s).
+const RETRY_FLOOR: Duration = Duration::from_secs(60);
+
+/// A transaction seed no other run shares (std's per-process random hasher keys).
+fn seed() -> u32 {
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    hasher.write_u32(std::process::id());
+    // Truncated on purpose: a transaction id is 32 bits.
+    hasher.finish() as u32
+}
+
+fn ipvlan_flag(kind: ChildKind<'_>) -> Option<String> {
+    match kind {
+        ChildKind::Ipvlan { flag, .. } => Some(
+            match flag {
+                IpvlanFlag::Bridge => "bridge",
+                IpvlanFlag::Private => "private",
+                IpvlanFlag::Vepa => "vepa",
+            }
+            .to_owned(),
+        ),
+        ChildKind::Macvlan { .. } => None,
+    }
+}
+
+fn refused(error: Error) -> Refused {
+    Refused {
+        error: Box::new(error),
+        maybe_taken: false,
+    }
+}
+
+/// Leases an address for `ask`'s link from the LAN's server (see [`super::Source::acquire`]).
+/// A re-run of this container's own attach keeps the lease its record holds while it lasts:
+/// no exchange, no release.
+pub(super) fn acquire(store: &mut dyn LeaseStore, ask: &Ask<'_>) -> Result<Taken, Refused> {
+    let net = ask.network;
+    let failed = |source: oci_macvlan_dhcp::Error| {
+        refused(Error::Dhcp {
+            network: net.name.clone(),
+            source: Box::new(source),
+        })
+    };
+    let (Some(dhcp), Some(link)) = (net.dhcp, ask.link) else {
+        return Err(failed(oci_macvlan_dhcp::Error::Build(
+            "the DHCP source runs on a made link of a DHCP network".into(),
+        )));
+    };
+    let kept = ask
+        .previous
+        .filter(|_| ask.held_before)
+        .and_then(|e| e.dhcp.as_ref())
+        .filter(|r| !r.expired(SystemTime::now()) && r.mac == link.mac);
+    let record = match kept {
+        Some(kept) => kept.clone(),
+        None => {
+            let secret = ask.secret.ok_or_else(|| {
+                failed(oci_macvlan_dhcp::Error::Build(
+                    "this host's key is unknown".into(),
+                ))
+            })?;
+            let mac = link.mac.ok_or_else(|| {
+                failed(oci_macvlan_dhcp::Error::Build(format!(
+                    "link {} has no MAC",
+                    link.ifname
+                )))
+            })?;
+            let client_id = ClientId::derive(secret, &net.name, &ask.owner.container_id);
+            // Sent only if option 12 can carry it; another is left out, not an error.
+            let hostname = ask
+                .hostname
+                .filter(|h| oci_macvlan_dhcp::message::hostname_problem(h).is_none())
+                .map(str::to_owned);
+            let broadcast = matches!(ask.kind, ChildKind::Ipvlan { .. });
+            let config = Config {
+                mac: mac.0,
+                client_id: client_id.clone(),
+                hostname: hostname.clone(),
+                broadcast,
+                subnet: dhcp.subnet.map(|s| (s.network(), s.prefix())),
+                retry_floor: RETRY_FLOOR,
+            };
+            let on = OnLink {
+                name: link.ifname.to_owned(),
+                index: link.index,
+                mac: mac.0,
+            };
+            let netns =
+                Netns::open(link.netns).map_err(|err| refused(Error::ContainerNetns(err)))?;
+            let socket = netns
+                .open_inside(&format!("a DHCP socket on {}", link.ifname), || {
+                    PacketLink::open(&on, None)
+                })
+                .map_err(|err| refused(Error::Netlink(err)))?;
+            let mut client = Client::new(config, seed());
+            let lease =
+                oci_macvlan_dhcp::acquire(&mut client, &socket, dhcp.timeout()).map_err(failed)?;
+            DhcpRecord {
+                client_id: client_id.to_hex(),
+                mac: Some(mac),
+                hostname,
+                broadcast,
+                ipvlan_flag: ipvlan_flag(ask.kind),
+                subnet: dhcp.subnet,
+                lease,
+            }
+        }
+    };
+    let lease = &record.lease;
+    let ip = IpAddr::V4(lease.address);
+    let address = IpNetwork::new(ip, lease.prefix).map_err(|_| {
+        failed(oci_macvlan_dhcp::Error::Build(format!(
+            "prefix {} of {ip}",
+            lease.prefix
+        )))
+    })?;
+    let stored = Lease {
+        ip,
+        subnet: IpNetwork::new(address.network(), lease.prefix).unwrap_or(address),
+        network: net.name.clone(),
+        owner: ask.owner.clone(),
+        host: None,
+    };
+    // The store's copy: refused when another owner holds the address here (a container of
+    // another network on the same LAN).
+    let held = store.transaction(|txn| {
+        match txn.lease_of(ip)? {
+            Some(other) if other.network != stored.network || other.owner != stored.owner => {
+                return Ok(Some(other));
+            }
+            Some(_) => {}
+            None => txn.insert(&stored)?,
+        }
+        Ok(None)
+    });
+    match held {
+        Ok(None) => {}
+        Ok(Some(other)) => {
+            return Err(refused(Error::DhcpAddressHeld {
+                network: net.name.clone(),
+                ip,
+                holder: format!("{} ({})", other.owner.container_id, other.network),
+            }));
+        }
+        Err(source) => {
+            return Err(Refused {
+                maybe_taken: source.maybe_written(),
+                error: Box::new(Error::Lease {
+                    network: net.name.clone(),
+                    source: Box::new(source),
+                }),
+            });
+        }
+    }
+    Ok(Taken {
+        acquired: vec![acquired(lease, address)],
+        new: if kept.is_some() { Vec::new() } else { vec![ip] },
+        dhcp: Some(record),
+    })
+}
+
+/// What the lease gives the link: its router is the default gateway, unless classless static
+/// routes came (RFC 3442: then the router option is ignored, and a default route among them is
+/// the gateway).
+fn acquired(lease: &DhcpLease, address: IpNetwork) -> Acquired {
+    let mut gateway = if lease.routes.is_empty() {
+        lease.router.map(IpAddr::V4)
+    } else {
+        None
+    };
+    let mut routes = Vec::new();
+    for route in &lease.routes {
+        let via = (!route.gateway.is_unspecified()).then_some(IpAddr::V4(route.gateway));
+        if route.prefix == 0 {
+            if gateway.is_none() {
+                gateway = via;
+            }
+            continue;
+        }
+        if let Ok(destination) = Ipv4Network::new(route.destination, route.prefix) {
+            routes.push(SourceRoute {
+                destination: IpNetwork::V4(destination),
+                via,
+            });
+        }
+    }
+    Acquired {
+        address,
+        gateway,
+        routes,
+        lifetime: Some(lease.length()),
+    }
+}
+
+/// What `verify` finds wrong with `lease`, a DHCP network's lease in the store: no DHCP lease
+/// on the holder's record explains it, it is not that lease's address, the lease ran out, or
+/// its address is outside the network's `--subnet`.
+pub(super) fn lease_problem(network: &Network, lease: &Lease, records: &Records) -> Option<String> {
+    let record = match records.read(lease.owner.container_id.as_str()) {
+        Ok(Some(record)) => record,
+        // The holder's record (or its absence) is judged by `verify` itself.
+        Ok(None) | Err(_) => return None,
+    };
+    let Some(dhcp) = record
+        .endpoints
+        .iter()
+        .find(|e| e.network == lease.network && e.ifname == lease.owner.ifname)
+        .and_then(|e| e.dhcp.as_ref())
+    else {
+        return Some("no DHCP lease on the container's record explains it".into());
+    };
+    if IpAddr::V4(dhcp.lease.address) != lease.ip {
+        return Some(format!(
+            "the container's DHCP lease is of {}, not this address",
+            dhcp.lease.address
+        ));
+    }
+    if let Some(subnet) = network.dhcp.and_then(|d| d.subnet)
+        && !subnet.contains(dhcp.lease.address)
+    {
+        return Some(format!("outside the network's --subnet {subnet}"));
+    }
+    if dhcp.expired(SystemTime::now()) {
+        return Some(format!(
+            "its DHCP lease from {} ran out at {}",
+            dhcp.lease.server,
+            humantime::format_rfc3339_seconds(dhcp.lease.expiry)
+        ));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::net::Ipv4Addr;
+
+    use oci_macvlan_dhcp::Route;
+
+    use super::*;
+
+    fn lease(router: Option<Ipv4Addr>, routes: Vec<Route>) -> DhcpLease {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        DhcpLease {
+            address: Ipv4Addr::new(192, 168, 1, 50),
+            prefix: 24,
+            router,
+            routes,
+            dns: Vec::new(),
+            domain: None,
+            server: Ipv4Addr::new(192, 168, 1, 1),
+            obtained: now,
+            t1: now + Duration::from_secs(300),
+            t2: now + Duration::from_secs(525),
+            expiry: now + Duration::from_secs(600),
+        }
+    }
+
+    fn route(destination: [u8; 4], prefix: u8, gateway: [u8; 4]) -> Route {
+        Route {
+            destination: destination.into(),
+            prefix,
+            gateway: gateway.into(),
+        }
+    }
+
+    fn address() -> IpNetwork {
+        "192.168.1.50/24".parse().unwrap()
+    }
+
+    #[test]
+    fn the_router_is_the_gateway_without_classless_routes() {
+        let got = acquired(
+            &lease(Some(Ipv4Addr::new(192, 168, 1, 1)), vec![]),
+            address(),
+        );
+        assert_eq!(got.gateway, Some("192.168.1.1".parse().unwrap()));
+        assert!(got.routes.is_empty());
+        assert_eq!(got.lifetime, Some(Duration::from_secs(600)));
+    }
+
+    /// RFC 3442: with option 121 the router option is ignored; its default route is the gateway,
+    /// a route with gateway 0.0.0.0 is on the link.
+    #[test]
+    fn classless_routes_replace_the_router() {
+        let routes = vec![
+            route([10, 5, 0, 0], 16, [192, 168, 1, 2]),
+            route([0, 0, 0, 0], 0, [192, 168, 1, 254]),
+            route([172, 16, 0, 0], 12, [0, 0, 0, 0]),
+        ];
+        let got = acquired(
+            &lease(Some(Ipv4Addr::new(192, 168, 1, 1)), routes),
+            address(),
+        );
+        assert_eq!(got.gateway, Some("192.168.1.254".parse().unwrap()));
+        assert_eq!(
+            got.routes,
+            vec![
+                SourceRoute {
+                    destination: "10.5.0.0/16".parse().unwrap(),
+                    via: Some("192.168.1.2".parse().unwrap()),
+                },
+                SourceRoute {
+                    destination: "172.16.0.0/12".parse().unwrap(),
+                    via: None,
+                },
+            ]
+        );
+        // Without a default among them, no default route at all.
+        let got = acquired(
+            &lease(
+                Some(Ipv4Addr::new(192, 168, 1, 1)),
+                vec![route([10, 5, 0, 0], 16, [192, 168, 1, 2])],
+            ),
+            address(),
+        );
+        assert_eq!(got.gateway, None);
+    }
+
+    #[test]
+    fn a_recorded_client_id_reads_back() {
+        let id = ClientId::derive(b"k", "lan", "c1");
+        let record = DhcpRecord {
+            client_id: id.to_hex(),
+            mac: None,
+            hostname: None,
+            broadcast: false,
+            ipvlan_flag: None,
+            subnet: None,
+            lease: lease(None, vec![]),
+        };
+        assert_eq!(record.client_id_bytes().unwrap(), id.as_bytes());
+        let json = serde_json::to_string(&record).unwrap();
+        assert_eq!(serde_json::from_str::<DhcpRecord>(&json).unwrap(), record);
+        assert!(record.expired(SystemTime::now()));
+    }
+}

@@ -1,0 +1,163 @@
+//! A DHCP lease given back: a RELEASE that real servers accept (dnsmasq ignores one from
+//! 0.0.0.0, CNI's scar), sent from the leased address with the container's MAC, unicast to the
+//! server that gave the lease. By the time a lease is released (poststop, `network
+//! disconnect`, `gc`) the container's link is gone (its namespace died, or detach deleted the
+//! link first), so the RELEASE goes from a scratch namespace: a temporary link on the parent
+//! with the container's MAC and leased address, deleted with the namespace afterwards. Every
+//! wait is bounded; a release that cannot be sent is given up (the server's lease runs out on
+//! its own), never a reason to keep a dead container's record.
+
+use std::{
+    net::{IpAddr, Ipv4Addr},
+    time::{Duration, Instant},
+};
+
+use ipnetwork::Ipv4Network;
+use oci_macvlan_dhcp::{Client, ClientId, Config, OnLink, PacketLink};
+use oci_macvlan_netlink_core::{
+    ChildKind, Errno, Handle, IpvlanFlag, IpvlanMode, Link, MacvlanMode, Netns, NewChild,
+};
+
+use super::dhcp::DhcpRecord;
+use crate::RecordedEndpoint;
+
+/// The temporary link's name in the scratch namespace.
+const LINK: &str = "dhcp-release";
+/// How long the link may take to come up while the container's own (same MAC) is going.
+const UP_WITHIN: Duration = Duration::from_millis(1500);
+/// How long the server's (or router's) MAC may take to resolve: the RELEASE waits for it.
+const RESOLVED_WITHIN: Duration = Duration::from_millis(1500);
+
+/// Sends the RELEASE of `endpoint`'s DHCP lease, if it has one (see the module). `Err` says
+/// why it could not be sent; the caller goes on either way.
+pub(crate) async fn release(endpoint: &RecordedEndpoint) -> Result<(), String> {
+    let (Some(record), Some(lower)) = (&endpoint.dhcp, endpoint.lower) else {
+        return Ok(());
+    };
+    let host = Handle::current().map_err(|e| e.to_string())?;
+    let Some(parent) = host.link_by_index(lower).await.map_err(|e| e.to_string())? else {
+        return Err(format!("parent link {lower} is gone"));
+    };
+    let scratch = Netns::new_scratch().map_err(|e| e.to_string())?;
+    let inside = Handle::open(&scratch).map_err(|e| e.to_string())?;
+    let flag = match record.ipvlan_flag.as_deref() {
+        Some("private") => IpvlanFlag::Private,
+        Some("vepa") => IpvlanFlag::Vepa,
+        _ => IpvlanFlag::Bridge,
+    };
+    let ipvlan = endpoint.kind.as_deref() == Some("ipvlan");
+    let kind = if ipvlan {
+        // A DHCP network's ipvlan is in L2 (network create refuses the others).
+        ChildKind::Ipvlan {
+            mode: IpvlanMode::L2,
+            flag,
+        }
+    } else {
+        ChildKind::Macvlan {
+            mode: MacvlanMode::Private,
+            source_macs: &[],
+        }
+    };
+    host.create_child(&NewChild {
+        parent: &parent,
+        name: LINK,
+        mac: if ipvlan { None } else { record.mac },
+        mtu: None,
+        target: &scratch,
+        kind,
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    let link = inside
+        .existing_link(LINK)
+        .await
+        .map_err(|e| e.to_string())?;
+    let sent = send(&inside, &scratch, &link, record).await;
+    // Deleted before the namespace goes: its MAC is free again at once.
+    let _ = inside.delete_link(&link).await;
+    sent
+}
+
+async fn send(
+    inside: &Handle,
+    scratch: &Netns,
+    link: &Link,
+    record: &DhcpRecord,
+) -> Result<(), String> {
+    let lease = &record.lease;
+    inside
+        .add_address(link, IpAddr::V4(lease.address), lease.prefix)
+        .await
+        .map_err(|e| e.to_string())?;
+    // The container's own link (the same MAC on the same parent) may still be going with its
+    // namespace: the kernel refuses a second one up until then.
+    let until = Instant::now() + UP_WITHIN;
+    loop {
+        match inside.set_link_up(link).await {
+            Ok(()) => break,
+            Err(err) if err.errno() == Some(Errno::EADDRINUSE) && Instant::now() < until => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(err) => return Err(err.to_string()),
+        }
+    }
+    let on_link = Ipv4Network::new(lease.address, lease.prefix)
+        .map(|net| net.contains(lease.server))
+        .unwrap_or(false);
+    let next_hop = match (on_link, lease.router) {
+        (true, _) => lease.server,
+        (false, Some(router)) => {
+            inside
+                .add_default_route(link, IpAddr::V4(router))
+                .await
+                .map_err(|e| e.to_string())?;
+            router
+        }
+        (false, None) => return Err(format!("no route to server {}", lease.server)),
+    };
+    let mac = link.mac.map(|m| m.0).or(record.mac.map(|m| m.0));
+    let mac = mac.ok_or("the temporary link has no MAC")?;
+    let client_id = record
+        .client_id_bytes()
+        .and_then(ClientId::from_bytes)
+        .ok_or("the recorded client identifier is not hex")?;
+    let config = Config {
+        mac: record.mac.map_or(mac, |m| m.0),
+        client_id,
+        hostname: None,
+        broadcast: record.broadcast,
+        subnet: None,
+        retry_floor: Duration::from_secs(60),
+    };
+    let on = OnLink {
+        name: LINK.to_owned(),
+        index: link.index,
+        mac,
+    };
+    let socket = scratch
+        .open_inside("the DHCP release's sockets", || {
+            PacketLink::open(&on, Some(lease.address))
+        })
+        .map_err(|e| e.to_string())?;
+    let mut client = Client::resume(config, lease.clone(), 0);
+    oci_macvlan_dhcp::release(&mut client, &socket).map_err(|e| e.to_string())?;
+    resolved(inside, link, next_hop).await
+}
+
+/// Waits until the kernel knows `next_hop`'s MAC on `link`: the RELEASE it queued has left then.
+async fn resolved(inside: &Handle, link: &Link, next_hop: Ipv4Addr) -> Result<(), String> {
+    let until = Instant::now() + RESOLVED_WITHIN;
+    loop {
+        let known = inside
+            .neighbours_holding(link.index, &[IpAddr::V4(next_hop)])
+            .await
+            .map_err(|e| e.to_string())?;
+        if !known.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() >= until {
+            return Err(format!("{next_hop} did not answer ARP"));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

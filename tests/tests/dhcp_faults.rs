@@ -1,0 +1,80 @@
+//! Privileged tier: fault injection on a network of the DHCP source, against Kea on the LAN.
+//! The hook (built with `failpoints`) dies or fails at each step of an attach to a DHCP
+//! network; then poststop runs. Whatever the step, nothing is left: no link, lease, record or
+//! lock here, and no lease at the server (the undo of a failed attach, or the poststop after a
+//! killed one, sends the RELEASE of a lease the record holds).
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::{Duration, Instant};
+
+use oci_macvlan_tests::{
+    Lan, TestNetns,
+    dhcp_lan::{NET, create_dhcp_network, kea_config, live_leases, state_with_hostname},
+    failpoints_binary,
+    kea::Kea,
+    privileged,
+};
+
+/// The steps an attach to one network passes (`failpoint::ALL`, but host access's, which a
+/// DHCP network has not).
+const POINTS: &[&str] = &[
+    "attach:locked",
+    "attach:claimed",
+    "attach:recorded",
+    "attach:net:parent",
+    "attach:net:created",
+    "attach:net:leased",
+    "attach:net:addressed",
+    "attach:net:configured",
+    "attach:net:up",
+    "attach:net:routed",
+    "attach:done",
+];
+
+#[privileged]
+fn an_attach_dying_or_failing_at_any_step_leaves_no_lease_at_the_server() {
+    let lan = Lan::new();
+    let kea = Kea::start(&lan.router, &kea_config());
+    create_dhcp_network(&lan, &[]);
+    let faulty = failpoints_binary();
+    let mut n = 0;
+    for point in POINTS {
+        for action in ["error", "kill"] {
+            n += 1;
+            let id = format!("fd{n}");
+            let what = format!("{point}={action}");
+            let container = TestNetns::new("omt-ctr-");
+            let creating = state_with_hostname(&lan, &id, &container, "creating", "web");
+            let out = lan.cli_with(
+                &faulty,
+                &[("OCI_MACVLAN_FAILPOINTS", &what)],
+                &["hook"],
+                creating.as_bytes(),
+            );
+            match action {
+                "kill" => assert_eq!(out.code, -1, "{what}: not killed: {}", out.stderr),
+                _ => assert!(
+                    out.code != 0 && out.stderr.contains(point),
+                    "{what}: did not fail there: {}",
+                    out.stderr
+                ),
+            }
+            lan.cli_ok(
+                &["hook"],
+                &state_with_hostname(&lan, &id, &container, "stopped", "web"),
+            );
+            let start = Instant::now();
+            while !live_leases(&kea).is_empty() && start.elapsed() < Duration::from_secs(3) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            assert_eq!(
+                live_leases(&kea),
+                Vec::<String>::new(),
+                "{what}: Kea still leases"
+            );
+            assert!(container.link("eth0").is_none(), "{what}: eth0 left");
+            lan.assert_no_residue(&[NET], &what);
+        }
+    }
+}
