@@ -1,22 +1,21 @@
 //! Doctor's DHCP checks: does a DHCP server (and a DHCPv6 one) answer on the parent?
 //!
-//! From a network namespace of its own (made by a thread that unshares, never mounted, so the
-//! kernel frees it and the link in it when the command ends, on any path, SIGKILL included), on a
-//! macvlan of the parent made straight into it with a MAC derived from this host's identity and
-//! the parent (repeated runs look like one client), one DISCOVER and one SOLICIT are sent at
-//! once and answered within [`TIMEOUT`] each (`oci_macvlan_dhcp::probe`). No REQUEST is sent:
-//! nothing is leased. The link is deleted before the namespace is let go; the parent's own
-//! addresses and links are only looked at.
+//! From an anonymous network namespace of its own (never mounted, so the kernel frees it and the
+//! link in it when the command ends, on any path, SIGKILL included), on a macvlan of the parent
+//! made straight into it with a MAC derived from this host's identity and the parent (repeated
+//! runs look like one client), one DISCOVER and one SOLICIT are sent at once and answered within
+//! [`TIMEOUT`] each (`oci_macvlan_dhcp::probe`). The sockets are opened inside the namespace
+//! (`Netns::open_inside`) and used from the caller's. No REQUEST is sent: nothing is leased. The
+//! link is deleted before the namespace is let go; the parent's own addresses and links are only
+//! looked at.
 
 use std::{
     collections::hash_map::RandomState,
-    fs::File,
     hash::{BuildHasher, Hasher},
-    os::fd::AsFd,
-    time::{Duration, Instant},
+    io,
+    time::Duration,
 };
 
-use nix::sched::{CloneFlags, setns, unshare};
 use oci_macvlan_dhcp::{
     ClientId, Config, OnLink, PacketLink,
     probe::{self, Heard, mac_of},
@@ -51,11 +50,11 @@ pub(super) fn dhcp_checks(ctx: &Context, parent: &str) -> Vec<Check> {
             ),
         );
     }
-    let client_id = ClientId::derive(secret(ctx).as_bytes(), WHO, parent);
+    let client_id = ClientId::derive(&secret(ctx), WHO, parent);
     let mac = mac_of(&client_id);
-    let scratch = match Scratch::new() {
-        Ok(scratch) => scratch,
-        Err(err) => return not_probed(Status::Warn, format!("not probed: {err}")),
+    let scratch = match Netns::new_anonymous() {
+        Ok(netns) => Scratch { netns },
+        Err(err) => return not_probed(Status::Warn, format!("not probed: {}", one_line(&err))),
     };
     let made = ctx
         .block_on(scratch.make_link(parent, mac))
@@ -94,12 +93,17 @@ impl From<String> for Unprobed {
     }
 }
 
-/// The per-host input of the probe's identity: the identity file's proof (a hash of the host's
-/// secret) when there is one, else the host id; a fixed string when neither can be read.
-fn secret(ctx: &Context) -> String {
-    match ctx.stores().identity(false) {
-        Ok(identity) => identity.proof.unwrap_or(identity.id),
-        Err(_) => WHO.to_owned(),
+/// The per-host input of the probe's identity: the key the DHCP address source derives its
+/// clients from when this host has its identity file (never made here: doctor writes nothing),
+/// else the host id; a fixed string when neither can be read.
+fn secret(ctx: &Context) -> Vec<u8> {
+    let stores = ctx.stores();
+    match stores.identity(false) {
+        Ok(identity) if identity.proof.is_some() => stores
+            .source_secret()
+            .unwrap_or_else(|_| identity.id.into_bytes()),
+        Ok(identity) => identity.id.into_bytes(),
+        Err(_) => WHO.as_bytes().to_vec(),
     }
 }
 
@@ -114,37 +118,12 @@ fn random() -> u32 {
     hasher.finish() as u32
 }
 
-/// The scratch namespace: the handle netlink-core's calls take, and a file to enter it by.
+/// The scratch namespace.
 struct Scratch {
     netns: Netns,
-    file: File,
 }
 
 impl Scratch {
-    /// A new namespace, made by a helper thread that unshares and exits (the caller's threads
-    /// stay where they are).
-    fn new() -> Result<Self, String> {
-        std::thread::scope(|scope| {
-            scope
-                .spawn(|| {
-                    unshare(CloneFlags::CLONE_NEWNET)
-                        .map_err(|e| format!("cannot make a network namespace: {e}"))?;
-                    let path = "/proc/thread-self/ns/net";
-                    let netns = Netns::open(path).map_err(|e| one_line(&e))?;
-                    let file = File::open(path).map_err(|e| format!("{path}: {e}"))?;
-                    Ok(Self { netns, file })
-                })
-                .join()
-                .unwrap_or_else(|_| Err("the namespace's helper thread panicked".to_owned()))
-        })
-    }
-
-    /// Moves the calling thread into the namespace (a thread of ours that ends there).
-    fn enter(&self) -> Result<(), String> {
-        setns(self.file.as_fd(), CloneFlags::CLONE_NEWNET)
-            .map_err(|e| format!("cannot enter the probe's namespace: {e}"))
-    }
-
     /// The probe link: a macvlan of `parent` made straight into the namespace with `mac`, DAD
     /// off (its link-local address usable at once), up.
     async fn make_link(&self, parent: &str, mac: [u8; 6]) -> Result<(), Unprobed> {
@@ -170,15 +149,9 @@ impl Scratch {
         })
         .await
         .map_err(|e| Unprobed::Macvlan(one_line(&e)))?;
-        std::thread::scope(|scope| {
-            scope
-                .spawn(|| {
-                    self.enter()?;
-                    v6::prepare_link(LINK).map_err(|e| format!("{LINK}: {e}"))
-                })
-                .join()
-                .unwrap_or_else(|_| Err(PANICKED.to_owned()))
-        })?;
+        self.netns
+            .open_inside("accept_dad of the probe's link", || v6::prepare_link(LINK))
+            .map_err(|e| one_line(&e))?;
         let inside = Handle::open(&self.netns).map_err(|e| one_line(&e))?;
         inside
             .set_link_up_by_name(LINK)
@@ -212,25 +185,32 @@ fn probe_both(scratch: &Scratch, parent: &str, client_id: ClientId, mac: [u8; 6]
         hostname: None,
         subnet: None,
     };
-    let (v4, v6) = std::thread::scope(|scope| {
-        let v4 = scope.spawn(|| {
-            scratch.enter()?;
-            let index = nix::net::if_::if_nametoindex(LINK).map_err(|e| format!("{LINK}: {e}"))?;
+    let netns = &scratch.netns;
+    let v4_socket = netns
+        .open_inside("the DHCP socket", || {
+            let index = nix::net::if_::if_nametoindex(LINK)?;
             let link = OnLink {
                 name: LINK.into(),
                 index,
                 mac,
             };
-            let socket = PacketLink::open(&link, None).map_err(|e| format!("{LINK}: {e}"))?;
-            probe::probe(config, random(), &socket, TIMEOUT).map_err(|e| one_line(&e))
+            PacketLink::open(&link, None)
+        })
+        .map_err(|e| one_line(&e));
+    // The link-local address is there as soon as the link is up (DAD is off): a short wait.
+    let v6_socket = netns
+        .open_inside("the DHCPv6 socket", || {
+            let link = OnLink6::named(LINK)?;
+            UdpLink::open(&link, Duration::from_millis(500)).map_err(io::Error::other)
+        })
+        .map_err(|e| one_line(&e));
+    // Both at once, from this namespace: the sockets keep theirs.
+    let (v4, v6) = std::thread::scope(|scope| {
+        let v4 = scope.spawn(|| {
+            probe::probe(config, random(), &v4_socket?, TIMEOUT).map_err(|e| one_line(&e))
         });
         let v6 = scope.spawn(|| {
-            scratch.enter()?;
-            let start = Instant::now();
-            let link = OnLink6::named(LINK).map_err(|e| format!("{LINK}: {e}"))?;
-            let socket = UdpLink::open(&link, TIMEOUT).map_err(|e| one_line(&e))?;
-            let left = TIMEOUT.saturating_sub(start.elapsed());
-            v6::probe::probe(config6, random(), &socket, left).map_err(|e| one_line(&e))
+            v6::probe::probe(config6, random(), &v6_socket?, TIMEOUT).map_err(|e| one_line(&e))
         });
         (
             v4.join().unwrap_or_else(|_| Err(PANICKED.to_owned())),
