@@ -5,7 +5,10 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::time::{Duration, Instant};
+use std::{
+    os::unix::fs::{DirBuilderExt, PermissionsExt},
+    time::{Duration, Instant},
+};
 
 use oci_macvlan_tests::{
     Lan,
@@ -224,13 +227,51 @@ fn doctor_hears_kea4_and_kea6_offers_and_leases_nothing() {
     // The same identity next time: repeated runs look like one client.
     let (_, again, _) = doctor(&lan);
     assert_eq!(probe_mac(detail(&again, "dhcp")), mac);
+
+    // With this host's identity file, the identity is derived from its secret: another MAC,
+    // the same on every run, and the file as it was.
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .recursive(true)
+        .create(lan.config_dir())
+        .unwrap();
+    let identity = lan.config_dir().join("host-identity");
+    let text = format!("{{\"id\":\"hostA\",\"secret\":\"{}\"}}", "ab".repeat(32));
+    std::fs::write(&identity, &text).unwrap();
+    std::fs::set_permissions(&identity, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (_, keyed, _) = doctor(&lan);
+    let keyed_mac = probe_mac(detail(&keyed, "dhcp"));
+    assert_ne!(keyed_mac, mac, "{keyed:#}");
+    let (_, again, _) = doctor(&lan);
+    assert_eq!(probe_mac(detail(&again, "dhcp")), keyed_mac);
+    assert_eq!(std::fs::read_to_string(&identity).unwrap(), text);
     assert_eq!(kea.rows(), [], "Kea's lease file");
+}
+
+/// The files in the config dir (doctor makes none: not even this host's identity file, from
+/// which the probe's identity is derived when it exists).
+fn config_files(lan: &Lan) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(lan.config_dir())
+        .map(|dir| {
+            dir.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
 }
 
 #[privileged]
 fn doctor_warns_within_its_bound_when_no_server_answers() {
     let lan = Lan::new();
     let before = host_view(&lan);
+    // A config dir that exists, where a command that makes the identity file would make it.
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .recursive(true)
+        .create(lan.config_dir())
+        .unwrap();
+    let files = config_files(&lan);
 
     let (code, report, took) = doctor(&lan);
     // A LAN without DHCP is normal: a warning, not a failure.
@@ -261,6 +302,7 @@ fn doctor_warns_within_its_bound_when_no_server_answers() {
         parent_filter(&lan)
     );
     assert_eq!(host_view(&lan), before);
+    assert_eq!(config_files(&lan), files, "doctor made a file");
 }
 
 #[privileged]
