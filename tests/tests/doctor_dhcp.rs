@@ -228,23 +228,26 @@ fn doctor_hears_kea4_and_kea6_offers_and_leases_nothing() {
     let (_, again, _) = doctor(&lan);
     assert_eq!(probe_mac(detail(&again, "dhcp")), mac);
 
-    // With this host's identity file, the identity is derived from its secret: another MAC,
-    // the same on every run, and the file as it was.
+    // With this host's identity file, the identity is derived from its secret (not only its
+    // id): the same on every run, another with another secret; the file as it was.
     std::fs::DirBuilder::new()
         .mode(0o700)
         .recursive(true)
         .create(lan.config_dir())
         .unwrap();
     let identity = lan.config_dir().join("host-identity");
-    let text = format!("{{\"id\":\"hostA\",\"secret\":\"{}\"}}", "ab".repeat(32));
-    std::fs::write(&identity, &text).unwrap();
-    std::fs::set_permissions(&identity, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let (_, keyed, _) = doctor(&lan);
-    let keyed_mac = probe_mac(detail(&keyed, "dhcp"));
-    assert_ne!(keyed_mac, mac, "{keyed:#}");
-    let (_, again, _) = doctor(&lan);
-    assert_eq!(probe_mac(detail(&again, "dhcp")), keyed_mac);
-    assert_eq!(std::fs::read_to_string(&identity).unwrap(), text);
+    let keyed = |secret: &str| {
+        let text = format!("{{\"id\":\"hostA\",\"secret\":\"{}\"}}", secret.repeat(32));
+        std::fs::write(&identity, &text).unwrap();
+        std::fs::set_permissions(&identity, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let (_, report, _) = doctor(&lan);
+        assert_eq!(std::fs::read_to_string(&identity).unwrap(), text);
+        probe_mac(detail(&report, "dhcp"))
+    };
+    let first = keyed("ab");
+    assert_ne!(first, mac);
+    assert_eq!(keyed("ab"), first);
+    assert_ne!(keyed("cd"), first);
     assert_eq!(kea.rows(), [], "Kea's lease file");
 }
 
