@@ -228,9 +228,11 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
-    /// parent=IF: also check this parent (plain or NAME.VID).
-    #[arg(short = 'o', long = "opt", value_name = "parent=IF")]
-    pub opt: Option<String>,
+    /// parent=IF: also check this parent (plain or NAME.VID); dhcp_timeout=DURATION: how long
+    /// each DHCP probe of the parent waits (default 3s, at most 60s; 0s: no probe). Repeat -o
+    /// for both.
+    #[arg(short = 'o', long = "opt", value_name = "KEY=VALUE")]
+    pub opt: Vec<String>,
     /// Print JSON for scripts instead of a table.
     #[arg(long)]
     pub json: bool,

@@ -280,7 +280,10 @@ fn doctor_warns_within_its_bound_when_no_server_answers() {
     // A LAN without DHCP is normal: a warning, not a failure.
     assert_eq!(code, 0, "{report:#}");
     assert_eq!(report["failed"], 0, "{report:#}");
-    for (name, family) in [("dhcp", "DHCP"), ("dhcpv6", "DHCPv6")] {
+    for (name, family, advice) in [
+        ("dhcp", "DHCP", "--ipam-driver dhcp"),
+        ("dhcpv6", "DHCPv6", "router advertisements"),
+    ] {
         let c = check(&report, name);
         assert_eq!(c["status"], "warn", "{c}");
         let text = c["detail"].as_str().unwrap();
@@ -289,10 +292,7 @@ fn doctor_warns_within_its_bound_when_no_server_answers() {
             "{text}"
         );
         assert!(text.ends_with("; nothing was leased"), "{text}");
-        assert!(
-            c["advice"].as_str().unwrap().contains("--ipam-driver dhcp"),
-            "{c}"
-        );
+        assert!(c["advice"].as_str().unwrap().contains(advice), "{c}");
     }
     // The two waits ran at once: the whole command took one bound, not two.
     assert!(took >= PROBE, "took {took:?}");
@@ -306,6 +306,51 @@ fn doctor_warns_within_its_bound_when_no_server_answers() {
     );
     assert_eq!(host_view(&lan), before);
     assert_eq!(config_files(&lan), files, "doctor made a file");
+
+    // A wait of one's own: -o dhcp_timeout=; 0s leaves the probes out.
+    let start = Instant::now();
+    let out = lan.cli(
+        &[
+            "doctor",
+            "--json",
+            "-o",
+            "parent=lan0",
+            "-o",
+            "dhcp_timeout=1s",
+        ],
+        "",
+    );
+    let took = start.elapsed();
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert!(
+        detail(&report, "dhcp").starts_with("no DHCP server answered on lan0 within 1s ("),
+        "{report:#}"
+    );
+    assert!(took >= Duration::from_secs(1), "took {took:?}");
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+    let out = lan.cli(
+        &[
+            "doctor",
+            "--json",
+            "-o",
+            "dhcp_timeout=0s",
+            "-o",
+            "parent=lan0",
+        ],
+        "",
+    );
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert!(
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| !c["check"].as_str().unwrap().starts_with("dhcp")),
+        "{report:#}"
+    );
+    assert_eq!(check(&report, "parent up")["status"], "ok");
+    let out = lan.cli(&["doctor", "-o", "dhcp_timeout=2m"], "");
+    assert_eq!(out.code, 3, "{}", out.stderr);
 }
 
 #[privileged]

@@ -26,7 +26,7 @@ use oci_macvlan_netlink_core::{ChildKind, Handle, MacAddr, MacvlanMode, Netns, N
 use super::{Check, Status};
 use crate::{Context, error::one_line};
 
-/// How long each probe waits for an answer (they run at once).
+/// How long each probe waits for an answer by default (they run at once).
 pub(super) const TIMEOUT: Duration = Duration::from_secs(3);
 /// The probe link's name, inside the scratch namespace.
 const LINK: &str = "dhcp0";
@@ -36,7 +36,7 @@ const PANICKED: &str = "the probe's thread panicked";
 const WHO: &str = "oci-macvlan doctor";
 
 /// The "dhcp" and "dhcpv6" checks of `parent` (a link of the caller's namespace).
-pub(super) fn dhcp_checks(ctx: &Context, parent: &str) -> Vec<Check> {
+pub(super) fn dhcp_checks(ctx: &Context, parent: &str, timeout: Duration) -> Vec<Check> {
     let not_probed = |status, detail: String| vec![Check::new("dhcp", status, detail)];
     let wifi = std::path::Path::new("/sys/class/net")
         .join(parent)
@@ -61,7 +61,7 @@ pub(super) fn dhcp_checks(ctx: &Context, parent: &str) -> Vec<Check> {
         .map_err(|e| Unprobed::from(one_line(&e)))
         .and_then(|made| made);
     let checks = match made {
-        Ok(()) => probe_both(&scratch, parent, client_id, mac),
+        Ok(()) => probe_both(&scratch, parent, client_id, mac, timeout),
         Err(Unprobed::Skip(status, why)) => not_probed(status, format!("not probed: {why}")),
         Err(Unprobed::Macvlan(err)) => vec![
             Check::new(
@@ -171,7 +171,13 @@ impl Scratch {
 }
 
 /// Both probes at once, each on a thread of its own inside the namespace.
-fn probe_both(scratch: &Scratch, parent: &str, client_id: ClientId, mac: [u8; 6]) -> Vec<Check> {
+fn probe_both(
+    scratch: &Scratch,
+    parent: &str,
+    client_id: ClientId,
+    mac: [u8; 6],
+    timeout: Duration,
+) -> Vec<Check> {
     let config = Config {
         mac,
         client_id: client_id.clone(),
@@ -207,18 +213,22 @@ fn probe_both(scratch: &Scratch, parent: &str, client_id: ClientId, mac: [u8; 6]
     // Both at once, from this namespace: the sockets keep theirs.
     let (v4, v6) = std::thread::scope(|scope| {
         let v4 = scope.spawn(|| {
-            probe::probe(config, random(), &v4_socket?, TIMEOUT).map_err(|e| one_line(&e))
+            probe::probe(config, random(), &v4_socket?, timeout).map_err(|e| one_line(&e))
         });
         let v6 = scope.spawn(|| {
-            v6::probe::probe(config6, random(), &v6_socket?, TIMEOUT).map_err(|e| one_line(&e))
+            v6::probe::probe(config6, random(), &v6_socket?, timeout).map_err(|e| one_line(&e))
         });
         (
             v4.join().unwrap_or_else(|_| Err(PANICKED.to_owned())),
             v6.join().unwrap_or_else(|_| Err(PANICKED.to_owned())),
         )
     });
-    let from = MacAddr(mac);
-    vec![v4_check(parent, from, v4), v6_check(parent, from, v6)]
+    let sent = Sent {
+        parent,
+        from: MacAddr(mac),
+        timeout,
+    };
+    vec![v4_check(&sent, v4), v6_check(&sent, v6)]
 }
 
 /// "N answers refused, the last: …" (`other`: beside offers), or `None`.
@@ -231,36 +241,51 @@ fn refused_note(refused: u32, last: Option<&dyn std::fmt::Display>, other: bool)
     ))
 }
 
-fn no_answer(family: &str, parent: &str, sent: String, refused: Option<String>) -> Check {
+/// What was sent, for the checks' lines.
+struct Sent<'a> {
+    parent: &'a str,
+    from: MacAddr,
+    timeout: Duration,
+}
+
+fn no_answer(sent: &Sent<'_>, v6: bool, refused: Option<String>) -> Check {
     let refused = refused.map_or(String::new(), |note| format!("; {note}"));
-    Check::new(
-        if family == "DHCP" { "dhcp" } else { "dhcpv6" },
+    let (name, family, message) = if v6 {
+        ("dhcpv6", "DHCPv6", "SOLICIT")
+    } else {
+        ("dhcp", "DHCP", "DISCOVER")
+    };
+    let check = Check::new(
+        name,
         Status::Warn,
         format!(
-            "no {family} server answered on {parent} within {}s ({sent}{refused}); nothing was leased",
-            TIMEOUT.as_secs()
+            "no {family} server answered on {} within {} ({message} from {}{refused}); nothing was leased",
+            sent.parent,
+            humantime::format_duration(sent.timeout),
+            sent.from
         ),
-    )
-    .advice(format!(
-        "a network with --ipam-driver dhcp on {parent} would get no address: without a {family} server on this LAN, give the network a --subnet (the built-in allocator)"
-    ))
+    );
+    if v6 {
+        check.advice(
+            "DHCPv6 needs a server on this LAN; many LANs give IPv6 by router advertisements alone",
+        )
+    } else {
+        check.advice(format!(
+            "a network with --ipam-driver dhcp on {} would get no address: without a DHCP server on this LAN, give the network a --subnet (the built-in allocator)",
+            sent.parent
+        ))
+    }
 }
 
 /// What doctor says of the DHCPv4 probe.
-fn v4_check(parent: &str, from: MacAddr, heard: Result<Heard, String>) -> Check {
+fn v4_check(sent: &Sent<'_>, heard: Result<Heard, String>) -> Check {
     let heard = match heard {
         Ok(heard) => heard,
         Err(err) => return Check::new("dhcp", Status::Warn, format!("not probed: {err}")),
     };
     let last = heard.last.as_ref().map(|e| e as &dyn std::fmt::Display);
     if heard.offers.is_empty() {
-        let sent = format!("DISCOVER from {from}");
-        return no_answer(
-            "DHCP",
-            parent,
-            sent,
-            refused_note(heard.refused, last, false),
-        );
+        return no_answer(sent, false, refused_note(heard.refused, last, false));
     }
     let offers: Vec<String> = heard
         .offers
@@ -283,8 +308,9 @@ fn v4_check(parent: &str, from: MacAddr, heard: Result<Heard, String>) -> Check 
         "dhcp",
         Status::Ok,
         format!(
-            "{}; nothing was leased (a DISCOVER only, from {from}){}",
+            "{}; nothing was leased (a DISCOVER only, from {}){}",
             offers.join("; "),
+            sent.from,
             refused_note(heard.refused, last, true).map_or(String::new(), |n| format!("; {n}"))
         ),
     )
@@ -296,20 +322,14 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// What doctor says of the DHCPv6 probe.
-fn v6_check(parent: &str, from: MacAddr, heard: Result<Heard6, String>) -> Check {
+fn v6_check(sent: &Sent<'_>, heard: Result<Heard6, String>) -> Check {
     let heard = match heard {
         Ok(heard) => heard,
         Err(err) => return Check::new("dhcpv6", Status::Warn, format!("not probed: {err}")),
     };
     let last = heard.last.as_ref().map(|e| e as &dyn std::fmt::Display);
     if heard.adverts.is_empty() {
-        let sent = format!("SOLICIT from {from}");
-        return no_answer(
-            "DHCPv6",
-            parent,
-            sent,
-            refused_note(heard.refused, last, false),
-        );
+        return no_answer(sent, true, refused_note(heard.refused, last, false));
     }
     let offering = heard.adverts.iter().any(|a| !a.addresses.is_empty());
     let adverts: Vec<String> = heard
@@ -333,8 +353,9 @@ fn v6_check(parent: &str, from: MacAddr, heard: Result<Heard6, String>) -> Check
         "dhcpv6",
         if offering { Status::Ok } else { Status::Warn },
         format!(
-            "{}; nothing was leased (a SOLICIT only, from {from}){}",
+            "{}; nothing was leased (a SOLICIT only, from {}){}",
             adverts.join("; "),
+            sent.from,
             refused_note(heard.refused, last, true).map_or(String::new(), |n| format!("; {n}"))
         ),
     );
@@ -424,15 +445,20 @@ mod tests {
             )],
             ..Heard6::default()
         };
+        let sent = Sent {
+            parent: "lan0",
+            from: MAC,
+            timeout: TIMEOUT,
+        };
         let checks = [
-            v4_check("lan0", MAC, Ok(two)),
-            v4_check("lan0", MAC, Ok(Heard::default())),
-            v4_check("lan0", MAC, Ok(refused_only)),
-            v6_check("lan0", MAC, Ok(offered)),
-            v6_check("lan0", MAC, Ok(none)),
+            v4_check(&sent, Ok(two)),
+            v4_check(&sent, Ok(Heard::default())),
+            v4_check(&sent, Ok(refused_only)),
+            v6_check(&sent, Ok(offered)),
+            v6_check(&sent, Ok(none)),
+            v6_check(&sent, Ok(Heard6::default())),
             v6_check(
-                "lan0",
-                MAC,
+                &sent,
                 Err("no IPv6 link-local address on dhcp0 (IPv6 disabled on the link?)".into()),
             ),
         ];
@@ -446,6 +472,8 @@ mod tests {
         dhcpv6  ok      server 00:01:00:01:2e:9f:01:02:02:00:00:00:00:09 offers fd77::164 (valid 4000s); nothing was leased (a SOLICIT only, from 4a:e5:08:10:51:50)
         dhcpv6  warn    server 00:03:00:01:02:00:00:00:00:09 answers with no address (NoAddrsAvail); nothing was leased (a SOLICIT only, from 4a:e5:08:10:51:50)
                         -> the server has no address for this client: see its pools for this link's prefix
+        dhcpv6  warn    no DHCPv6 server answered on lan0 within 3s (SOLICIT from 4a:e5:08:10:51:50); nothing was leased
+                        -> DHCPv6 needs a server on this LAN; many LANs give IPv6 by router advertisements alone
         dhcpv6  warn    not probed: no IPv6 link-local address on dhcp0 (IPv6 disabled on the link?)
         ");
     }
