@@ -194,8 +194,8 @@ pub enum Command {
     /// drivers, and for networks with host access their host link, routes, reverse-path filter
     /// and forwarding; and whether a DHCP and a DHCPv6 server answer on it: one DISCOVER and one
     /// SOLICIT, sent at once from a scratch namespace on a macvlan of the parent, 3 s each unless
-    /// -o dhcp_timeout= says otherwise. No
-    /// lease is taken (no REQUEST), and no server answering is a warning, not a failure.
+    /// -o dhcp_timeout= says otherwise. No lease is taken (no REQUEST), and no server answering
+    /// is a warning, not a failure.
     Doctor(DoctorArgs),
     /// Install the podman hooks.d file (oci-hooks(5)) that runs this hook for containers
     /// annotated with oci-macvlan.networks, with this invocation's --config-dir and --state-dir.
