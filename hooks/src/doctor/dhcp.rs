@@ -170,7 +170,7 @@ impl Scratch {
     }
 }
 
-/// Both probes at once, each on a thread of its own inside the namespace.
+/// Both probes at once, each on a thread of its own, over sockets opened inside the namespace.
 fn probe_both(
     scratch: &Scratch,
     parent: &str,
