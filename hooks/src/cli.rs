@@ -192,7 +192,10 @@ pub enum Command {
     /// Each check is a line: ok, info, warn or fail, with what to do about a warning or a
     /// failure. With a parent: whether it is up, promiscuous, shared by networks of other
     /// drivers, and for networks with host access their host link, routes, reverse-path filter
-    /// and forwarding.
+    /// and forwarding; and whether a DHCP and a DHCPv6 server answer on it: one DISCOVER and one
+    /// SOLICIT, sent at once from a scratch namespace on a macvlan of the parent, 3 s each unless
+    /// -o dhcp_timeout= says otherwise. No lease is taken (no REQUEST), and no server answering
+    /// is a warning, not a failure.
     Doctor(DoctorArgs),
     /// Install the podman hooks.d file (oci-hooks(5)) that runs this hook for containers
     /// annotated with oci-macvlan.networks, with this invocation's --config-dir and --state-dir.
@@ -226,9 +229,11 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
-    /// parent=IF: also check this parent (plain or NAME.VID).
-    #[arg(short = 'o', long = "opt", value_name = "parent=IF")]
-    pub opt: Option<String>,
+    /// parent=IF: also check this parent (plain or NAME.VID); dhcp_timeout=DURATION: how long
+    /// each DHCP probe of the parent waits (default 3s, at most 60s; 0s: no probe). Repeat -o
+    /// for both.
+    #[arg(short = 'o', long = "opt", value_name = "KEY=VALUE")]
+    pub opt: Vec<String>,
     /// Print JSON for scripts instead of a table.
     #[arg(long)]
     pub json: bool,

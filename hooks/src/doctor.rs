@@ -4,7 +4,7 @@
 //! parent), which the kernel frees with every probe link when the command ends: nothing on the
 //! host is touched. The parent is only looked at.
 
-use std::{fmt::Write as _, path::Path};
+use std::{fmt::Write as _, path::Path, time::Duration};
 
 use oci_macvlan_macvlan::{LanRoute, Network, Networks};
 use oci_macvlan_netlink_core::MAX_IFNAME_LEN;
@@ -21,6 +21,7 @@ use crate::{
     network_cmd::print,
 };
 
+mod dhcp;
 mod host_access;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -57,9 +58,49 @@ impl Check {
     }
 }
 
+/// What `doctor -o` gives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// `parent=IF`.
+    pub parent: Option<String>,
+    /// `dhcp_timeout=DURATION`: each DHCP probe's wait (zero: none).
+    pub dhcp_timeout: Duration,
+}
+
+impl Options {
+    /// The longest `dhcp_timeout`.
+    const MAX_DHCP_TIMEOUT: Duration = Duration::from_secs(60);
+
+    /// `-o KEY=VALUE`s, each key at most once.
+    pub fn parse(given: &[String]) -> Result<Self> {
+        let mut opts = Self {
+            parent: None,
+            dhcp_timeout: dhcp::TIMEOUT,
+        };
+        let mut timeout_given = false;
+        for opt in given {
+            let bad = || Error::DoctorOption(opt.clone());
+            match opt.split_once('=') {
+                Some(("parent", parent)) if opts.parent.is_none() => {
+                    opts.parent = Some(parent.to_owned());
+                }
+                Some(("dhcp_timeout", value)) if !timeout_given => {
+                    timeout_given = true;
+                    opts.dhcp_timeout = humantime::parse_duration(value)
+                        .ok()
+                        .filter(|t| *t <= Self::MAX_DHCP_TIMEOUT)
+                        .ok_or_else(bad)?;
+                }
+                _ => return Err(bad()),
+            }
+        }
+        Ok(opts)
+    }
+}
+
 /// Runs every check, prints them (a table, or JSON with `json`), and fails when any failed.
-pub fn run(ctx: &Context, parent: Option<&str>, json: bool) -> Result<()> {
-    let parent = parent.map(Parent::parse);
+pub fn run(ctx: &Context, opts: &Options, json: bool) -> Result<()> {
+    let parent = opts.parent.as_deref().map(Parent::parse);
     let needs_vlan = match &parent {
         Some(Ok(Parent::Vlan { name, .. })) => Some(name.clone()),
         _ => None,
@@ -73,6 +114,9 @@ pub fn run(ctx: &Context, parent: Option<&str>, json: bool) -> Result<()> {
             checks.extend(ctx.block_on(parent_checks(parent))??);
             checks.extend(ctx.block_on(lan_route_checks(&networks, &name))??);
             checks.extend(host_access::host_access_checks(ctx, &networks, &name)?);
+            if !opts.dhcp_timeout.is_zero() {
+                checks.extend(dhcp::dhcp_checks(ctx, &name, opts.dhcp_timeout));
+            }
         }
         Some(Err(err)) => checks.push(Check::new("parent", Status::Fail, err.to_string())),
         None => {}
@@ -384,6 +428,34 @@ mod tests {
     use oci_macvlan_macvlan::NetworkSpec;
 
     use super::*;
+
+    /// `-o parent=IF` and `-o dhcp_timeout=D`, each once; anything else is refused.
+    #[test]
+    fn doctor_options() {
+        let parse = |opts: &[&str]| {
+            Options::parse(&opts.iter().map(|o| o.to_string()).collect::<Vec<_>>())
+                .map_err(|e| e.to_string())
+        };
+        let ok = parse(&["parent=eth0", "dhcp_timeout=500ms"]).unwrap();
+        assert_eq!(ok.parent.as_deref(), Some("eth0"));
+        assert_eq!(ok.dhcp_timeout, Duration::from_millis(500));
+        let default = parse(&[]).unwrap();
+        assert_eq!(
+            (default.parent, default.dhcp_timeout),
+            (None, dhcp::TIMEOUT)
+        );
+        assert!(parse(&["dhcp_timeout=0s"]).unwrap().dhcp_timeout.is_zero());
+        for bad in [
+            &["mode=bridge"][..],
+            &["parent=a", "parent=b"],
+            &["dhcp_timeout=61s"],
+            &["dhcp_timeout=3"],
+            &["dhcp_timeout=1s", "dhcp_timeout=2s"],
+        ] {
+            let err = parse(bad).unwrap_err();
+            assert!(err.starts_with("invalid doctor option"), "{bad:?}: {err}");
+        }
+    }
 
     /// Doctor's lines for an ipvlan L3 network on its parent: the route the LAN's router needs
     /// per subnet, or a warning (and what to do) where the parent has no address of its family.

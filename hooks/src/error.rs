@@ -121,7 +121,7 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
-    #[error("invalid doctor option {0:?}: expected parent=IF")]
+    #[error("invalid doctor option {0:?}: expected parent=IF or dhcp_timeout=DURATION (0s to 60s)")]
     DoctorOption(String),
     #[error("invalid --format {:?}", echo(format))]
     Format {

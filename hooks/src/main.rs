@@ -123,11 +123,9 @@ fn main() -> ExitCode {
         Command::Bundle(args) => bundle::run(&ctx, &args),
         Command::Completion { shell } => generate::completion(shell),
         Command::DistFiles { dir } => generate::dist_files(&dir),
-        Command::Doctor(args) => match args.opt.as_deref().map(|o| o.split_once('=')) {
-            None => doctor::run(&ctx, None, args.json),
-            Some(Some(("parent", parent))) => doctor::run(&ctx, Some(parent), args.json),
-            Some(_) => Err(Error::DoctorOption(args.opt.unwrap_or_default())),
-        },
+        Command::Doctor(args) => {
+            doctor::Options::parse(&args.opt).and_then(|opts| doctor::run(&ctx, &opts, args.json))
+        }
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -126,10 +126,16 @@ pub fn examples(page: &str) -> &'static [(&'static str, &'static str)] {
                 "oci-macvlan gc --forget-host hostB",
             ),
         ],
-        "oci-macvlan-doctor" => &[(
-            "Check this host and the parent eth0:",
-            "oci-macvlan doctor -o parent=eth0",
-        )],
+        "oci-macvlan-doctor" => &[
+            (
+                "Check this host and the parent eth0 (with whether the LAN's DHCP servers answer):",
+                "oci-macvlan doctor -o parent=eth0",
+            ),
+            (
+                "Wait up to 10 s for the DHCP servers, or not at all:",
+                "oci-macvlan doctor -o parent=eth0 -o dhcp_timeout=10s\noci-macvlan doctor -o parent=eth0 -o dhcp_timeout=0s",
+            ),
+        ],
         "oci-macvlan-bundle" => &[
             (
                 "Wire the bundle in the current directory for the network lan50, with a static address:",

@@ -15,6 +15,9 @@
 //!   frames over an `AF_PACKET` socket with the link's own MAC as source, and [`exchange`]
 //!   drives the machine over it under one deadline (`dhcp_timeout`, [`DEFAULT_TIMEOUT`]).
 //!
+//! [`probe`] sends one DISCOVER and reports the offers, taking no lease (`doctor`'s question:
+//! does a server answer on this LAN?).
+//!
 //! [`v6`] is the DHCPv6 client (RFC 8415, IA_NA) on the same identity.
 //!
 //! Nothing here knows about containers, stores or netlink: the caller applies the lease.
@@ -31,6 +34,7 @@ pub mod identity;
 pub mod lease;
 pub mod machine;
 pub mod message;
+pub mod probe;
 pub mod routes;
 pub mod socket;
 pub mod v6;

@@ -9,7 +9,8 @@
 //! - [`answer`]: an ADVERTISE or REPLY decoded and checked, refused with a reason;
 //! - [`machine`]: the states as a pure machine over a serializable [`Lease`];
 //! - [`socket`] and [`exchange`]: UDP from the link's link-local address, port 546, to
-//!   `ff02::1:2` port 547 (or to the server when it allowed unicast), under one deadline.
+//!   `ff02::1:2` port 547 (or to the server when it allowed unicast), under one deadline;
+//! - [`probe`]: one SOLICIT and the ADVERTISEs it brings, taking no lease (`doctor`'s).
 //!
 //! The caller applies the lease: it adds the address as a /128 (or with the `--subnet`'s
 //! prefix) with `nodad`, and prepares the link first with [`socket::prepare_link`], so that
@@ -24,6 +25,7 @@ mod fake;
 pub mod lease;
 pub mod machine;
 pub mod message;
+pub mod probe;
 mod retrans;
 pub mod socket;
 mod step;
