@@ -102,7 +102,12 @@ pub(super) fn exchange(i: usize) -> Result<Duration> {
     oci_macvlan_dhcp::acquire(&mut client, &socket, TIMEOUT)?;
     let took = started.elapsed();
     drop(socket);
-    let leased = client.lease().map(|l| l.address);
+    // RELEASE goes from the leased address (unicast to the server): on the link, as the hook
+    // puts it.
+    let lease = client.lease().context("no lease")?;
+    let cidr = format!("{}/{}", lease.address, lease.prefix);
+    ip(&["-n", &ns.name, "addr", "add", &cidr, "dev", "eth0"])?;
+    let leased = Some(lease.address);
     let socket = ns.inside(|| PacketLink::open(&on, leased))?;
     oci_macvlan_dhcp::release(&mut client, &socket)?;
     Ok(took)
