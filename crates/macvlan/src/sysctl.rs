@@ -20,6 +20,28 @@ pub(crate) fn ipv6_sysctls(ifname: &str, ipv6: bool) -> Vec<Sysctl<'_>> {
     }
 }
 
+/// A DHCP network's link with a DHCPv6 lease (`--ipam-driver dhcp --ipv6`), written before
+/// it comes up: no duplicate address detection (its link-local address, which the exchange
+/// sends from, is usable at once), router advertisements accepted as on any host (they decide
+/// the default route; `2`: whether or not the namespace forwards, the same as `1` when it does
+/// not), SLAAC addresses only with `-o ipv6_slaac=true`, unsolicited neighbour advertisements
+/// on link-up.
+pub(crate) fn dhcp6_sysctls(ifname: &str, slaac: bool) -> Vec<Sysctl<'_>> {
+    vec![
+        conf(ifname, "ipv6", "disable_ipv6", "0", false),
+        conf(ifname, "ipv6", "accept_dad", "0", false),
+        conf(ifname, "ipv6", "accept_ra", "2", false),
+        conf(
+            ifname,
+            "ipv6",
+            "autoconf",
+            if slaac { "1" } else { "0" },
+            false,
+        ),
+        conf(ifname, "ipv6", "ndisc_notify", "1", false),
+    ]
+}
+
 /// `net.FAMILY.conf.IFNAME.KEY = VALUE`.
 pub(crate) fn conf<'a>(
     ifname: &'a str,
