@@ -9,8 +9,19 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::time::{Duration, Instant};
+use std::{
+    net::{Ipv6Addr, SocketAddrV6},
+    os::fd::AsFd,
+    time::{Duration, Instant},
+};
 
+use nix::{
+    sched::{CloneFlags, setns},
+    sys::socket::{
+        AddressFamily, MsgFlags, SockFlag, SockProtocol, SockType, SockaddrIn6, sendto, setsockopt,
+        socket, sockopt,
+    },
+};
 use oci_macvlan_tests::{
     Lan, TestNetns,
     dhcp_lan::{
@@ -265,4 +276,108 @@ fn no_dhcpv6_server_fails_in_the_timeout_and_gives_the_v4_lease_back() {
     // The v4 lease this attach got went back to Kea 4.
     let v4 = last_leased(&kea);
     assert!(released(&kea, &v4), "Kea 4 still holds {v4}: {}", kea.log());
+}
+
+/// A router advertisement from the router's `rtr` to all nodes: a default router for 1800 s,
+/// and `SUBNET6` on-link and autonomous (a host doing SLAAC makes an address of it).
+fn advertise(lan: &Lan) {
+    let file = std::fs::File::open(lan.router.path()).unwrap();
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                setns(file.as_fd(), CloneFlags::CLONE_NEWNET).unwrap();
+                let index = nix::net::if_::if_nametoindex("rtr").unwrap();
+                let fd = socket(
+                    AddressFamily::Inet6,
+                    SockType::Raw,
+                    SockFlag::SOCK_CLOEXEC,
+                    SockProtocol::IcmpV6,
+                )
+                .unwrap();
+                // RFC 4861: a router advertisement's hop limit is 255, or it is dropped.
+                setsockopt(&fd, sockopt::Ipv6MulticastHops, &255).unwrap();
+                let mut ra = vec![134, 0, 0, 0, 64, 0];
+                ra.extend_from_slice(&1800u16.to_be_bytes()); // router lifetime
+                ra.extend_from_slice(&[0; 8]); // reachable, retransmit
+                ra.extend_from_slice(&[3, 4, 64, 0xc0]); // prefix information: L, A
+                ra.extend_from_slice(&3600u32.to_be_bytes());
+                ra.extend_from_slice(&1800u32.to_be_bytes());
+                ra.extend_from_slice(&[0; 4]);
+                ra.extend_from_slice(&"2001:db8:77::".parse::<Ipv6Addr>().unwrap().octets());
+                let to = SocketAddrV6::new("ff02::1".parse().unwrap(), 0, 0, index);
+                use std::os::fd::AsRawFd;
+                sendto(
+                    fd.as_raw_fd(),
+                    &ra,
+                    &SockaddrIn6::from(to),
+                    MsgFlags::empty(),
+                )
+                .unwrap();
+            })
+            .join()
+            .unwrap();
+    });
+}
+
+/// Waits up to 3 s for `until` to hold of the container.
+fn eventually(mut until: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while !until() && start.elapsed() < Duration::from_secs(3) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    until()
+}
+
+/// Router advertisements decide the default route, as on any host; they make no SLAAC
+/// address unless the network says `-o ipv6_slaac=true`, and `verify` takes one as explained
+/// then.
+#[privileged]
+fn router_advertisements_give_the_default_route_and_slaac_only_when_asked() {
+    let lan = Lan::new();
+    router_v6(&lan);
+    let _kea = Kea::start(&lan.router, &kea_config());
+    let _kea6 = Kea6::start(&lan.router, &kea6_config());
+    let default6 = |ns: &TestNetns| {
+        ns.routes(true).iter().any(|r| {
+            r["dst"] == "default"
+                && r["gateway"]
+                    .as_str()
+                    .is_some_and(|g| g.starts_with("fe80:"))
+        })
+    };
+
+    create_dhcp_network(&lan, &["--ipv6"]);
+    let container = TestNetns::new("omt-ctr-");
+    assert_eq!(hook(&lan, "c1", &container, "creating").code, 0);
+    assert!(!default6(&container), "a v6 default route before any RA");
+    advertise(&lan);
+    assert!(
+        eventually(|| default6(&container)),
+        "no default route from the RA: {:?}",
+        container.routes(true)
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        v6_addresses(&container).len(),
+        1,
+        "a SLAAC address without the option"
+    );
+    assert_eq!(hook(&lan, "c1", &container, "stopped").code, 0);
+    lan.cli_ok(&["network", "rm", NET], "");
+
+    create_dhcp_network(&lan, &["--ipv6", "-o", "ipv6_slaac=true"]);
+    let container = TestNetns::new("omt-ctr-");
+    assert_eq!(hook(&lan, "c2", &container, "creating").code, 0);
+    assert_eq!(container.sysctl_value("net/ipv6/conf/eth0/autoconf"), "1");
+    advertise(&lan);
+    assert!(
+        eventually(|| v6_addresses(&container).len() == 2),
+        "no SLAAC address beside the lease: {:?}",
+        container.addresses("eth0")
+    );
+    assert!(default6(&container));
+    let verify = lan.cli(&["verify"], "");
+    assert_eq!(verify.code, 0, "{}{}", verify.stdout, verify.stderr);
+    assert_eq!(hook(&lan, "c2", &container, "stopped").code, 0);
+    lan.assert_no_residue(&[NET], "at the end");
 }
