@@ -151,6 +151,18 @@ fn dual_stack_attach_gets_both_leases_and_poststop_releases_both() {
     let verify = lan.cli(&["verify"], "");
     assert_eq!(verify.code, 0, "{}{}", verify.stdout, verify.stderr);
 
+    // A hook run again for the live container keeps both leases: no exchange, no RELEASE.
+    let rows = kea6.rows().len();
+    let out = hook(&lan, "c1", &container, "creating");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(container.addresses("eth0"), addresses);
+    assert_eq!(
+        kea6.rows().len(),
+        rows,
+        "the re-run asked Kea 6: {:?}",
+        kea6.rows()
+    );
+
     // An address the lease does not explain is flagged.
     container.ip(&["addr", "add", "2001:db8:77::99/128", "dev", "eth0", "nodad"]);
     let verify = lan.cli(&["verify"], "");
@@ -175,6 +187,41 @@ fn dual_stack_attach_gets_both_leases_and_poststop_releases_both() {
     assert!(released(&kea, &v4), "Kea 4 still holds {v4}");
     assert!(container.link("eth0").is_none());
     lan.assert_no_residue(&[NET], "after poststop");
+}
+
+/// `network disconnect` and `gc` (a container whose namespace went without a poststop) give
+/// the v6 lease back too, from the scratch link.
+#[privileged]
+fn disconnect_and_gc_release_the_v6_lease() {
+    let lan = Lan::new();
+    router_v6(&lan);
+    let _kea = Kea::start(&lan.router, &kea_config());
+    let kea6 = Kea6::start(&lan.router, &kea6_config());
+    create_dhcp_network(&lan, &["--ipv6"]);
+
+    let live = TestNetns::new("omt-ctr-");
+    assert_eq!(hook(&lan, "c1", &live, "creating").code, 0);
+    let address = v6_addresses(&live)[0].split_once('/').unwrap().0.to_owned();
+    assert!(kea6.lease(&address).is_some());
+    lan.cli_ok(&["network", "disconnect", NET, "c1"], "");
+    assert!(
+        released6(&kea6, &address),
+        "Kea 6 kept {address} after disconnect: {:?}",
+        kea6.rows()
+    );
+    assert!(live.link("eth0").is_none());
+
+    let gone = TestNetns::new("omt-ctr-");
+    assert_eq!(hook(&lan, "c2", &gone, "creating").code, 0);
+    let address = v6_addresses(&gone)[0].split_once('/').unwrap().0.to_owned();
+    drop(gone);
+    lan.cli_ok(&["gc"], "");
+    assert!(
+        released6(&kea6, &address),
+        "Kea 6 kept {address} after gc: {:?}",
+        kea6.rows()
+    );
+    lan.assert_no_residue(&[NET], "after disconnect and gc");
 }
 
 /// The server knows the container by its DUID and IAID alone: a container re-created on a
@@ -380,4 +427,29 @@ fn router_advertisements_give_the_default_route_and_slaac_only_when_asked() {
     assert_eq!(verify.code, 0, "{}{}", verify.stdout, verify.stderr);
     assert_eq!(hook(&lan, "c2", &container, "stopped").code, 0);
     lan.assert_no_residue(&[NET], "at the end");
+}
+
+/// The other way round: no DHCPv4 server, the v6 lease Kea 6 gave goes back at once.
+#[privileged]
+fn no_dhcpv4_server_fails_and_gives_the_v6_lease_back() {
+    let lan = Lan::new();
+    router_v6(&lan);
+    let kea6 = Kea6::start(&lan.router, &kea6_config());
+    create_dhcp_network(&lan, &["--ipv6", "--ipam-opt", "dhcp_timeout=2s"]);
+    let container = TestNetns::new("omt-ctr-");
+    let out = hook(&lan, "c1", &container, "creating");
+    assert_ne!(out.code, 0, "attached without a DHCPv4 server");
+    assert!(out.stderr.contains("eth0"), "{}", out.stderr);
+    assert!(container.link("eth0").is_none(), "the link was left");
+    lan.assert_no_residue(&[NET], "after a DHCPv4 timeout");
+    let given = kea6
+        .rows()
+        .first()
+        .map(|row| row.address.clone())
+        .unwrap_or_else(|| panic!("Kea 6 gave no lease: {}", kea6.log()));
+    assert!(
+        released6(&kea6, &given),
+        "Kea 6 still holds {given}: {:?}",
+        kea6.rows()
+    );
 }
