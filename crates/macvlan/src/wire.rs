@@ -7,7 +7,7 @@
 use std::net::IpAddr;
 
 use ipnetwork::IpNetwork;
-use oci_macvlan_netlink_core::Sysctl;
+use oci_macvlan_netlink_core::{ChildKind, Sysctl};
 use serde::{Serialize, Serializer};
 
 use crate::{
@@ -144,7 +144,11 @@ pub fn wire<'p>(
         sysctls.push(conf(ifname, "ipv4", "arp_notify", "1", false));
     }
     match planned.definition.dhcp.filter(|d| d.ipv6) {
-        Some(dhcp) => sysctls.extend(dhcp6_sysctls(ifname, dhcp.slaac)),
+        Some(dhcp) => sysctls.extend(dhcp6_sysctls(
+            ifname,
+            dhcp.slaac,
+            matches!(planned.link.kind, ChildKind::Ipvlan { .. }),
+        )),
         None => sysctls.extend(ipv6_sysctls(ifname, planned.addresses.ipv6)),
     }
     let host_routes = match planned.host_link {

@@ -83,6 +83,14 @@ pub(crate) async fn release(endpoint: &RecordedEndpoint) -> Result<(), String> {
                 conf(LINK, "ipv6", "disable_ipv6", "0", false),
                 conf(LINK, "ipv6", "accept_dad", "0", false),
                 conf(LINK, "ipv6", "accept_ra", "0", false),
+                // An ipvlan shares its MAC with its siblings: a link-local address of its own.
+                conf(
+                    LINK,
+                    "ipv6",
+                    "addr_gen_mode",
+                    if ipvlan { "3" } else { "0" },
+                    true,
+                ),
             ])
             .map_err(|e| e.to_string())?;
     }
