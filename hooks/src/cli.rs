@@ -449,7 +449,8 @@ pub struct CreateArgs {
     /// Driver options: parent=IF, mtu=N, host_access=IP[,IP6] (the host's own address on the
     /// network, to reach its containers), static_ips=any|none|CIDR[,CIDR...] (the static
     /// addresses a container may ask for), address_probe=on|off (probe the LAN for a static
-    /// address before taking it); macvlan: macvlan_mode=bridge|private|vepa|passthru|source,
+    /// address before taking it), ipv6_slaac=true|false (--ipam-driver dhcp --ipv6: SLAAC
+    /// addresses from router advertisements too); macvlan: macvlan_mode=bridge|private|vepa|passthru|source,
     /// source_macs=MAC[,MAC...]; ipvlan: ipvlan_mode=l2|l3|l3s, ipvlan_flag=bridge|private|vepa.
     #[arg(short = 'o', long = "opt")]
     pub opt: Vec<String>,

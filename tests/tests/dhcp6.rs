@@ -7,7 +7,7 @@
 //! file shows, the same identity's address again and another secret's another one, a LAN
 //! without a server, a hostile server whose answers are all refused, and a client resumed from
 //! its stored lease that rebinds at T2 to a server restarted meanwhile.
-//! (Not yet wired into an attach: this checks the client alone.)
+//! (This checks the client alone; through the hook, with the DHCP source: `dhcp6_attach.rs`.)
 
 #![allow(clippy::unwrap_used)]
 

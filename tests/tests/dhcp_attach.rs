@@ -152,7 +152,7 @@ fn create_refuses_what_makes_no_sense_with_dhcp() {
             &["--aux-address", "r=192.168.77.2", "--subnet", Lan::SUBNET],
             "--aux-address",
         ),
-        (&["--ipv6"], "DHCPv6"),
+        (&["-o", "ipv6_slaac=true"], "--ipv6"),
         (&["-o", "static_ips=any"], "static_ips"),
         (&["--ipam-opt", "dhcp_timeout=forever"], "dhcp_timeout"),
         (

@@ -291,7 +291,7 @@ impl<K: Kernel> Apply<'_, K> {
             };
             let mut taken = None;
             if source.runs() == Runs::BeforeLink {
-                taken = Some(acquire(source, store, &ask, undo).await?);
+                taken = Some(acquire(source, store, &ask, &recorded, undo).await?);
                 failpoint::hit("attach:net:leased")?;
             }
             let link = self
@@ -322,7 +322,7 @@ impl<K: Kernel> Apply<'_, K> {
                         index: link.index,
                         mac: link.mac,
                     });
-                    acquire(source, store, &ask, undo).await?
+                    acquire(source, store, &ask, &recorded, undo).await?
                 }
             };
             // What a source keeps on the record (a DHCP lease), before the link gets it.
@@ -465,6 +465,7 @@ async fn acquire(
     source: Source,
     store: &mut dyn LeaseStore,
     ask: &Ask<'_>,
+    recorded: &RecordedEndpoint,
     undo: &mut Undo,
 ) -> Result<Taken> {
     match source.acquire(store, ask).await {
@@ -479,7 +480,19 @@ async fn acquire(
             }
             Ok(taken)
         }
-        Err(Refused { error, maybe_taken }) => {
+        Err(Refused {
+            error,
+            maybe_taken,
+            server_lease,
+        }) => {
+            if let Some(lease) = server_lease {
+                undo.push(Step::ServerLease {
+                    endpoint: Box::new(RecordedEndpoint {
+                        dhcp: Some(*lease),
+                        ..recorded.clone()
+                    }),
+                });
+            }
             // A take whose outcome is unknown: undone as if it was taken, unless the owner held
             // something there already (then its record keeps it owned).
             if maybe_taken && !ask.held_before {

@@ -365,6 +365,15 @@ pub enum Error {
         #[source]
         source: Box<oci_macvlan_dhcp::Error>,
     },
+    /// The DHCPv6 exchange of an endpoint (`--ipv6`) gave no lease.
+    #[error("no IPv6 address from DHCPv6 on network {network}")]
+    Dhcp6 {
+        /// The network.
+        network: String,
+        /// What the v6 client said (it names the link and the timeout).
+        #[source]
+        source: Box<oci_macvlan_dhcp::v6::Error>,
+    },
     /// The address a DHCP server leased is held by another container of this host.
     #[error(
         "the DHCP server of network {network} leased {ip}, which container {holder} holds here"

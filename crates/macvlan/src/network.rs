@@ -31,6 +31,7 @@ pub(crate) const CORE_OPTIONS: &[&str] = &[
     "host_access",
     "static_ips",
     "address_probe",
+    dhcp::SLAAC_KEY,
 ];
 
 fn probe_on() -> bool {
@@ -256,6 +257,7 @@ impl NetworkSpec {
         let dhcp = if dhcp {
             Some(self.dhcp_ipam(&subnets, dhcp_timeout, &self.parse_options()?)?)
         } else {
+            dhcp::check_slaac_without_dhcp(&self.parse_options()?)?;
             None
         };
         // A DHCP network's `--subnet` is a check of its leases, not a pool.
@@ -369,7 +371,8 @@ impl NetworkSpec {
                     })
             })
             .transpose()?;
-        let ipv6 = self.ipv6 || subnets.iter().any(IpNetwork::is_ipv6);
+        let ipv6 =
+            self.ipv6 || subnets.iter().any(IpNetwork::is_ipv6) || dhcp.is_some_and(|d| d.ipv6);
         let labels = self.parse_labels()?;
         let static_ips = options
             .get("static_ips")

@@ -18,7 +18,7 @@ use crate::{
 
 mod dhcp;
 
-pub use dhcp::DhcpRecord;
+pub use dhcp::{Dhcp6Record, DhcpRecord};
 
 /// The longest container id used as a file name as it is. With the `.json` of a record and the
 /// `.…tmp-PID` of its temporary file, a longer one would pass NAME_MAX (255 bytes).

@@ -7,13 +7,13 @@
 use std::net::IpAddr;
 
 use ipnetwork::IpNetwork;
-use oci_macvlan_netlink_core::Sysctl;
+use oci_macvlan_netlink_core::{ChildKind, Sysctl};
 use serde::{Serialize, Serializer};
 
 use crate::{
     plan::{PlannedNetwork, Routes},
     source::Acquired,
-    sysctl::{conf, ipv6_sysctls},
+    sysctl::{conf, dhcp6_sysctls, ipv6_sysctls},
 };
 
 /// The families in which an earlier network of the container has its default route.
@@ -143,7 +143,14 @@ pub fn wire<'p>(
     if acquired.iter().any(|a| a.address.is_ipv4()) {
         sysctls.push(conf(ifname, "ipv4", "arp_notify", "1", false));
     }
-    sysctls.extend(ipv6_sysctls(ifname, planned.addresses.ipv6));
+    match planned.definition.dhcp.filter(|d| d.ipv6) {
+        Some(dhcp) => sysctls.extend(dhcp6_sysctls(
+            ifname,
+            dhcp.slaac,
+            matches!(planned.link.kind, ChildKind::Ipvlan { .. }),
+        )),
+        None => sysctls.extend(ipv6_sysctls(ifname, planned.addresses.ipv6)),
+    }
     let host_routes = match planned.host_link {
         Some(_) => acquired
             .iter()

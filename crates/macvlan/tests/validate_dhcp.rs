@@ -74,8 +74,24 @@ fn what_makes_no_sense_with_dhcp_is_refused_naming_it() {
             ],
             "--gateway",
         ),
-        (&["--ipam-driver dhcp", "--ipv6"], "DHCPv6"),
-        (&["--ipam-driver dhcp", "--subnet fd00::/64"], "DHCPv6"),
+        (
+            &[
+                "--ipam-driver dhcp",
+                "--ipv6",
+                "--subnet fd00::/64",
+                "--subnet fd01::/64",
+            ],
+            "at most one",
+        ),
+        (&["--ipam-driver dhcp", "-o ipv6_slaac=true"], "--ipv6"),
+        (
+            &["--ipam-driver dhcp", "--ipv6", "-o ipv6_slaac=yes"],
+            "true or false",
+        ),
+        (
+            &["--subnet 10.0.0.0/24", "--ipv6", "-o ipv6_slaac=true"],
+            "ipv6_slaac",
+        ),
         (
             &[
                 "--ipam-driver dhcp",
@@ -132,4 +148,38 @@ fn what_makes_no_sense_with_dhcp_is_refused_naming_it() {
     }
     let err = validate(&["--ipam-driver dhcp"]).expect_err("no parent");
     assert!(err.to_string().contains("parent"), "{err}");
+}
+
+/// `--ipv6` is dual stack, as Docker's: a DHCPv6 lease beside the v4 one; a v6 `--subnet`
+/// implies it and is kept as the v6 lease's check; `-o ipv6_slaac` is off unless given.
+#[test]
+fn ipv6_adds_a_dhcpv6_lease_with_its_subnet_and_slaac_setting() {
+    let net = validate(&["--ipam-driver dhcp", "-o parent=eth0", "--ipv6"]).unwrap();
+    let dhcp = net.dhcp.unwrap();
+    assert!(dhcp.ipv6 && net.ipv6);
+    assert!(!dhcp.slaac);
+    assert_eq!(dhcp.subnet6, None);
+
+    let net = validate(&[
+        "--ipam-driver dhcp",
+        "-o parent=eth0",
+        "--subnet 192.168.1.0/24",
+        "--subnet fd00:1::/64",
+        "-o ipv6_slaac=true",
+    ])
+    .unwrap();
+    let dhcp = net.dhcp.unwrap();
+    assert!(dhcp.ipv6 && dhcp.slaac && net.ipv6);
+    assert_eq!(dhcp.subnet.unwrap().to_string(), "192.168.1.0/24");
+    assert_eq!(dhcp.subnet6.unwrap().to_string(), "fd00:1::/64");
+    let back: Network = serde_json::from_str(&serde_json::to_string(&net).unwrap()).unwrap();
+    assert_eq!(back, net);
+
+    // An IPv4-only definition written before says nothing of v6, and loads as before.
+    let v4 = validate(&["--ipam-driver dhcp", "-o parent=eth0"]).unwrap();
+    let json = serde_json::to_string(&v4).unwrap();
+    assert!(
+        !json.contains("subnet6") && !json.contains("slaac"),
+        "{json}"
+    );
 }

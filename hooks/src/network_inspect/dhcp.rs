@@ -5,7 +5,10 @@
 
 use std::time::SystemTime;
 
-use oci_macvlan_macvlan::{Network, Records, source::DhcpRecord};
+use oci_macvlan_macvlan::{
+    Network, Records,
+    source::{Dhcp6Record, DhcpRecord},
+};
 use serde_json::{Value, json};
 
 fn time(t: SystemTime) -> String {
@@ -34,6 +37,27 @@ pub fn lease_view(record: &DhcpRecord) -> Value {
         "Expiry": time(lease.expiry),
         "ClientId": record.client_id,
         "Hostname": record.hostname,
+        "V6": record.v6.as_ref().map(lease6_view),
+    })
+}
+
+/// The DHCPv6 lease beside it (`--ipv6`), as `inspect` shows it.
+fn lease6_view(record: &Dhcp6Record) -> Value {
+    let lease = &record.lease;
+    let server: Vec<String> = lease.server_id.iter().map(|b| format!("{b:02x}")).collect();
+    let dns: Vec<String> = lease.dns.iter().map(ToString::to_string).collect();
+    json!({
+        "Address": format!("{}/{}", lease.address, record.prefix),
+        "ServerId": server.join(":"),
+        "Unicast": lease.unicast.map(|u| u.to_string()),
+        "Dns": dns,
+        "Obtained": time(lease.obtained),
+        "T1": time(lease.t1),
+        "T2": time(lease.t2),
+        "PreferredUntil": time(lease.preferred_until),
+        "Expiry": time(lease.expiry),
+        "Duid": record.duid,
+        "Iaid": record.iaid,
     })
 }
 
@@ -46,8 +70,18 @@ pub fn add(network: &Network, records: &Records, view: &mut Value) {
     view["IPAM"]["Options"] = json!({
         "dhcp_timeout": humantime::format_duration(dhcp.timeout()).to_string(),
     });
-    if let Some(subnet) = dhcp.subnet {
-        view["IPAM"]["Config"] = json!([{ "Subnet": subnet.to_string() }]);
+    let subnets: Vec<Value> = dhcp
+        .subnet
+        .map(|s| s.to_string())
+        .into_iter()
+        .chain(dhcp.subnet6.map(|s| s.to_string()))
+        .map(|s| json!({ "Subnet": s }))
+        .collect();
+    if !subnets.is_empty() {
+        view["IPAM"]["Config"] = json!(subnets);
+    }
+    if dhcp.ipv6 {
+        view["IPAM"]["Options"]["ipv6_slaac"] = json!(dhcp.slaac.to_string());
     }
     let Some(containers) = view["Containers"].as_object_mut() else {
         return;

@@ -84,6 +84,7 @@ impl Error {
             | Self::CheckAddresses { .. }
             | Self::ProbeParentDown { .. }
             | Self::Dhcp { .. }
+            | Self::Dhcp6 { .. }
             | Self::Injected(_) => ErrorKind::System,
         }
     }

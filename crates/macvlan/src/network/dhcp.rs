@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use ipnetwork::{IpNetwork, Ipv4Network};
+use ipnetwork::{IpNetwork, Ipv4Network, Ipv6Network};
 use serde::{Deserialize, Serialize};
 
 use super::{NetworkSpec, invalid};
@@ -25,6 +25,18 @@ pub struct DhcpIpam {
     /// `--subnet`, if given: a lease outside it is refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subnet: Option<Ipv4Network>,
+    /// `--ipv6`: a DHCPv6 lease (IA_NA) too, beside the v4 one, as Docker's `--ipv6` adds
+    /// IPv6 to IPv4. Definitions written before it load as IPv4 only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ipv6: bool,
+    /// The IPv6 `--subnet`, if given: a v6 lease outside it is refused, and the leased address
+    /// gets its prefix (a /128 otherwise: router advertisements give the on-link prefix).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet6: Option<Ipv6Network>,
+    /// `-o ipv6_slaac=true`: the link also makes SLAAC addresses from router advertisements
+    /// (off: router advertisements give routes only).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub slaac: bool,
 }
 
 impl DhcpIpam {
@@ -89,13 +101,7 @@ impl NetworkSpec {
         options: &std::collections::BTreeMap<String, String>,
     ) -> Result<DhcpIpam> {
         const WHY: &str = "the DHCP server hands out the addresses (--ipam-driver dhcp)";
-        if self.ipv6 || subnets.iter().any(IpNetwork::is_ipv6) {
-            return Err(invalid(
-                "--ipv6",
-                "",
-                "DHCPv6 comes with a later release: --ipam-driver dhcp is IPv4 only for now",
-            ));
-        }
+        let ipv6 = self.ipv6 || subnets.iter().any(IpNetwork::is_ipv6);
         if let Some(range) = self.ip_ranges.first() {
             return Err(invalid("--ip-range", range, WHY));
         }
@@ -136,17 +142,31 @@ impl NetworkSpec {
                 "a DHCP network's server is on the LAN (--ipam-driver dhcp)",
             ));
         }
-        let subnet = match subnets {
-            [] => None,
-            [IpNetwork::V4(subnet)] => Some(*subnet),
-            [_, second, ..] => {
+        let (mut subnet, mut subnet6) = (None, None);
+        for given in subnets {
+            let taken = match given {
+                IpNetwork::V4(v4) => subnet.replace(*v4).is_some(),
+                IpNetwork::V6(v6) => subnet6.replace(*v6).is_some(),
+            };
+            if taken {
                 return Err(invalid(
                     "--subnet",
-                    &second.to_string(),
-                    "a DHCP network takes at most one --subnet (a check of its leases)",
+                    &given.to_string(),
+                    "a DHCP network takes at most one --subnet per family (a check of its leases)",
                 ));
             }
-            [other] => return Err(invalid("--subnet", &other.to_string(), "not IPv4")),
+        }
+        let slaac = match options.get(SLAAC_KEY).map(String::as_str) {
+            None | Some("false") => false,
+            Some("true") if ipv6 => true,
+            Some("true") => {
+                return Err(invalid(
+                    "-o ipv6_slaac",
+                    "true",
+                    "SLAAC addresses come with --ipv6 (--ipam-driver dhcp --ipv6)",
+                ));
+            }
+            Some(value) => return Err(invalid("-o ipv6_slaac", value, "must be true or false")),
         };
         let timeout = match timeout {
             None => oci_macvlan_dhcp::DEFAULT_TIMEOUT,
@@ -164,7 +184,28 @@ impl NetworkSpec {
         Ok(DhcpIpam {
             timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
             subnet,
+            ipv6,
+            subnet6,
+            slaac,
         })
+    }
+}
+
+/// `-o ipv6_slaac=true|false`: whether a DHCP network's links also make SLAAC addresses.
+pub(super) const SLAAC_KEY: &str = "ipv6_slaac";
+
+/// Refuses `-o ipv6_slaac` on a network of our own allocator (its links take no router
+/// advertisements at all).
+pub(super) fn check_slaac_without_dhcp(
+    options: &std::collections::BTreeMap<String, String>,
+) -> Result<()> {
+    match options.get(SLAAC_KEY) {
+        Some(value) => Err(invalid(
+            "-o ipv6_slaac",
+            value,
+            "an option of --ipam-driver dhcp --ipv6 (our allocator's links take no router advertisements)",
+        )),
+        None => Ok(()),
     }
 }
 

@@ -3,8 +3,8 @@
 
 use std::time::SystemTime;
 
-use ipnetwork::Ipv4Network;
-use oci_macvlan_dhcp::Lease as DhcpLease;
+use ipnetwork::{Ipv4Network, Ipv6Network};
+use oci_macvlan_dhcp::{Lease as DhcpLease, v6};
 use oci_macvlan_netlink_core::MacAddr;
 use serde::{Deserialize, Serialize};
 
@@ -33,6 +33,40 @@ pub struct DhcpRecord {
     /// The lease: address, prefix, router, routes, name servers, domain, server, obtained, T1,
     /// T2, expiry.
     pub lease: DhcpLease,
+    /// The DHCPv6 lease beside it (`--ipv6`), if the network asks for one. Records written
+    /// before it load without.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub v6: Option<Dhcp6Record>,
+}
+
+/// A DHCPv6 (IA_NA) lease as an endpoint's record keeps it, beside the v4 one: with the
+/// v4 record's client identifier (whose DUID and IAID it carries, RFC 4361) and MAC, what a
+/// renewer or a release needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dhcp6Record {
+    /// The client's DUID (option 1), as Kea's lease file shows it (`00:04:…`).
+    pub duid: String,
+    /// The IA_NA's IAID.
+    pub iaid: u32,
+    /// The prefix the address was added with: the network's IPv6 `--subnet`'s, else 128.
+    pub prefix: u8,
+    /// The network's IPv6 `--subnet`, which a lease must be inside.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet: Option<Ipv6Network>,
+    /// Whether the link also makes SLAAC addresses (`-o ipv6_slaac=true`): `verify` takes
+    /// them as explained.
+    #[serde(default)]
+    pub slaac: bool,
+    /// The lease: address, server (DUID, unicast address), name servers, obtained, T1, T2,
+    /// preferred and valid lifetimes' ends.
+    pub lease: v6::Lease,
+}
+
+impl Dhcp6Record {
+    /// Whether the lease ran out at `now`.
+    pub fn expired(&self, now: SystemTime) -> bool {
+        self.lease.expiry <= now
+    }
 }
 
 impl DhcpRecord {

@@ -39,6 +39,7 @@ pub(super) fn acquire(store: &mut dyn LeaseStore, ask: &Ask<'_>) -> Result<Taken
     });
     let (held, leases) = leased.map_err(|source| Refused {
         maybe_taken: source.maybe_written(),
+        server_lease: None,
         error: Box::new(Error::Lease {
             network: net.name.clone(),
             source: Box::new(source),

@@ -12,10 +12,10 @@
 //! client identifier, the timers, the router, the routes). Its RELEASE is in
 //! `super::dhcp_release`.
 //!
-//! DHCPv6 plugs in beside it: `network create` refuses `--ipv6` with `--ipam-driver dhcp`
-//! until then; a v6 client (`oci_macvlan_dhcp::v6`) adds its exchange to `acquire` (the same
-//! link, the DUID of the same [`ClientId`]), its lease to the record beside `lease`, and one
-//! more [`Acquired`] to what the link gets; release and `verify` take each lease the record has.
+//! DHCPv6 (`--ipv6`, `super::dhcp6`) runs beside it: its exchange on the same link at the same
+//! time (one deadline for both), under the DUID and IAID of the same [`ClientId`]; its lease
+//! on the record beside `lease` ([`Dhcp6Record`]), in the store beside the v4 one, and one more
+//! [`Acquired`] for the link. Release and `verify` take each lease the record has.
 
 use std::{
     hash::{BuildHasher, Hasher},
@@ -28,7 +28,7 @@ use oci_macvlan_dhcp::{Client, ClientId, Config, Lease as DhcpLease, OnLink, Pac
 use oci_macvlan_ipam::{Lease, LeaseStore, LeaseStoreExt};
 use oci_macvlan_netlink_core::{ChildKind, IpvlanFlag, Netns};
 
-pub use crate::record::DhcpRecord;
+pub use crate::record::{Dhcp6Record, DhcpRecord};
 
 use super::{Acquired, Ask, Refused, SourceRoute, Taken};
 use crate::{Error, Network, Records};
@@ -63,10 +63,18 @@ fn ipvlan_flag(kind: ChildKind<'_>) -> Option<String> {
     }
 }
 
+fn failed6(network: &str, source: oci_macvlan_dhcp::v6::Error) -> Refused {
+    refused(Error::Dhcp6 {
+        network: network.to_owned(),
+        source: Box::new(source),
+    })
+}
+
 fn refused(error: Error) -> Refused {
     Refused {
         error: Box::new(error),
         maybe_taken: false,
+        server_lease: None,
     }
 }
 
@@ -86,11 +94,13 @@ pub(super) fn acquire(store: &mut dyn LeaseStore, ask: &Ask<'_>) -> Result<Taken
             "the DHCP source runs on a made link of a DHCP network".into(),
         )));
     };
+    let now = SystemTime::now();
     let kept = ask
         .previous
         .filter(|_| ask.held_before)
         .and_then(|e| e.dhcp.as_ref())
-        .filter(|r| !r.expired(SystemTime::now()) && r.mac == link.mac);
+        .filter(|r| !r.expired(now) && r.mac == link.mac)
+        .filter(|r| !dhcp.ipv6 || r.v6.as_ref().is_some_and(|v6| !v6.expired(now)));
     let record = match kept {
         Some(kept) => kept.clone(),
         None => {
@@ -132,17 +142,48 @@ pub(super) fn acquire(store: &mut dyn LeaseStore, ask: &Ask<'_>) -> Result<Taken
                     PacketLink::open(&on, None)
                 })
                 .map_err(|err| refused(Error::Netlink(err)))?;
+            let socket6 = if dhcp.ipv6 {
+                let opened = super::dhcp6::open(&netns, link.ifname, link.index)
+                    .map_err(|err| refused(Error::Netlink(err)))?;
+                Some(opened.map_err(|err| failed6(&net.name, err))?)
+            } else {
+                None
+            };
+            let config6 = super::dhcp6::config(&client_id, hostname.as_deref(), &dhcp);
+            let mut client6 = oci_macvlan_dhcp::v6::Client::new(config6, seed());
             let mut client = Client::new(config, seed());
-            let lease =
-                oci_macvlan_dhcp::acquire(&mut client, &socket, dhcp.timeout()).map_err(failed)?;
-            DhcpRecord {
+            // Both exchanges at once, each under the network's deadline.
+            let (lease, v6) = super::dhcp6::beside(socket6.as_ref(), &mut client6, &dhcp, || {
+                oci_macvlan_dhcp::acquire(&mut client, &socket, dhcp.timeout())
+            });
+            let lease = match (lease, socket6.as_ref(), &v6) {
+                (Ok(lease), ..) => lease,
+                (Err(err), Some(socket6), Some(Ok(_))) => {
+                    // The v6 lease goes back at once: no attach keeps it.
+                    super::dhcp6::release_now(&mut client6, socket6);
+                    return Err(failed(err));
+                }
+                (Err(err), ..) => return Err(failed(err)),
+            };
+            let given = |v6| DhcpRecord {
                 client_id: client_id.to_hex(),
                 mac: Some(mac),
-                hostname,
+                hostname: hostname.clone(),
                 broadcast,
                 ipvlan_flag: ipvlan_flag(ask.kind),
                 subnet: dhcp.subnet,
-                lease,
+                lease: lease.clone(),
+                v6,
+            };
+            match v6.transpose() {
+                Ok(v6) => given(v6),
+                Err(err) => {
+                    // The v4 lease is given back once the link is gone (its RELEASE goes from
+                    // a link with the container's MAC).
+                    let mut refusal = failed6(&net.name, err);
+                    refusal.server_lease = Some(Box::new(given(None)));
+                    return Err(refusal);
+                }
             }
         }
     };
@@ -154,28 +195,43 @@ pub(super) fn acquire(store: &mut dyn LeaseStore, ask: &Ask<'_>) -> Result<Taken
             lease.prefix
         )))
     })?;
-    let stored = Lease {
+    let mut stored = vec![Lease {
         ip,
         subnet: IpNetwork::new(address.network(), lease.prefix).unwrap_or(address),
         network: net.name.clone(),
         owner: ask.owner.clone(),
         host: None,
-    };
-    // The store's copy: refused when another owner holds the address here (a container of
+    }];
+    let mut acquired_all = vec![acquired(lease, address)];
+    if let Some(v6) = &record.v6 {
+        let got = super::dhcp6::acquired(v6);
+        stored.push(Lease {
+            ip: got.address.ip(),
+            subnet: IpNetwork::new(got.address.network(), got.address.prefix())
+                .unwrap_or(got.address),
+            network: net.name.clone(),
+            owner: ask.owner.clone(),
+            host: None,
+        });
+        acquired_all.push(got);
+    }
+    // The store's copy: refused when another owner holds an address here (a container of
     // another network on the same LAN).
     let held = store.transaction(|txn| {
-        match txn.lease_of(ip)? {
-            Some(other) if other.network != stored.network || other.owner != stored.owner => {
-                return Ok(Some(other));
+        for stored in &stored {
+            match txn.lease_of(stored.ip)? {
+                Some(other) if other.network != stored.network || other.owner != stored.owner => {
+                    return Ok(Some((stored.ip, other)));
+                }
+                Some(_) => {}
+                None => txn.insert(stored)?,
             }
-            Some(_) => {}
-            None => txn.insert(&stored)?,
         }
         Ok(None)
     });
     match held {
         Ok(None) => {}
-        Ok(Some(other)) => {
+        Ok(Some((ip, other))) => {
             return Err(refused(Error::DhcpAddressHeld {
                 network: net.name.clone(),
                 ip,
@@ -189,12 +245,17 @@ pub(super) fn acquire(store: &mut dyn LeaseStore, ask: &Ask<'_>) -> Result<Taken
                     network: net.name.clone(),
                     source: Box::new(source),
                 }),
+                server_lease: None,
             });
         }
     }
     Ok(Taken {
-        acquired: vec![acquired(lease, address)],
-        new: if kept.is_some() { Vec::new() } else { vec![ip] },
+        new: if kept.is_some() {
+            Vec::new()
+        } else {
+            acquired_all.iter().map(|a| a.address.ip()).collect()
+        },
+        acquired: acquired_all,
         dhcp: Some(record),
     })
 }
@@ -249,6 +310,13 @@ pub(super) fn lease_problem(network: &Network, lease: &Lease, records: &Records)
     else {
         return Some("no DHCP lease on the container's record explains it".into());
     };
+    if lease.ip.is_ipv6() {
+        return super::dhcp6::lease_problem(
+            lease.ip,
+            dhcp.v6.as_ref(),
+            network.dhcp.and_then(|d| d.subnet6),
+        );
+    }
     if IpAddr::V4(dhcp.lease.address) != lease.ip {
         return Some(format!(
             "the container's DHCP lease is of {}, not this address",
@@ -369,6 +437,7 @@ mod tests {
             ipvlan_flag: None,
             subnet: None,
             lease: lease(None, vec![]),
+            v6: None,
         };
         assert_eq!(record.client_id_bytes().unwrap(), id.as_bytes());
         let json = serde_json::to_string(&record).unwrap();

@@ -1,5 +1,7 @@
 //! What `verify` finds on the links of a container's DHCP endpoints: an IPv4 address that the
-//! recorded lease does not explain (one added by hand, one of an older lease). Only a
+//! recorded lease does not explain (one added by hand, one of an older lease), and a global
+//! IPv6 address that the recorded DHCPv6 lease does not (unless the link makes SLAAC addresses,
+//! `-o ipv6_slaac=true`; none is judged on an endpoint without a v6 lease). Only a
 //! namespace that is still the one the links were made in is looked into.
 
 use std::{net::IpAddr, path::PathBuf};
@@ -48,7 +50,22 @@ pub(crate) async fn problems(record: &Record) -> Vec<String> {
             continue;
         };
         for address in addresses {
-            if address.is_ipv4() && address != IpAddr::V4(dhcp.lease.address) {
+            if let IpAddr::V6(v6) = address {
+                match &dhcp.v6 {
+                    Some(lease6) if !lease6.slaac && v6 != lease6.lease.address => {
+                        found.push(format!(
+                            "container {} {} on {}: address {address} on the link, which its DHCPv6 lease ({}) does not explain",
+                            record.container_id,
+                            endpoint.ifname,
+                            endpoint.network,
+                            lease6.lease.address
+                        ));
+                    }
+                    _ => {}
+                }
+                continue;
+            }
+            if address != IpAddr::V4(dhcp.lease.address) {
                 found.push(format!(
                     "container {} {} on {}: address {address} on the link, which its DHCP lease ({} from {}) does not explain",
                     record.container_id,

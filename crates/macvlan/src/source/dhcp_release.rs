@@ -6,6 +6,10 @@
 //! with the container's MAC and leased address, deleted with the namespace afterwards. Every
 //! wait is bounded; a release that cannot be sent is given up (the server's lease runs out on
 //! its own), never a reason to keep a dead container's record.
+//!
+//! A DHCPv6 lease beside it (`--ipv6`) is released from the same scratch link: RELEASE from
+//! its link-local address (made usable at once: no DAD, set before the link is up), to the
+//! server (or all servers), under the DUID and IAID the lease was taken with.
 
 use std::{
     net::{IpAddr, Ipv4Addr},
@@ -13,13 +17,13 @@ use std::{
 };
 
 use ipnetwork::Ipv4Network;
-use oci_macvlan_dhcp::{Client, ClientId, Config, OnLink, PacketLink};
+use oci_macvlan_dhcp::{Client, ClientId, Config, OnLink, PacketLink, v6};
 use oci_macvlan_netlink_core::{
     ChildKind, Errno, Handle, IpvlanFlag, IpvlanMode, Link, MacvlanMode, Netns, NewChild,
 };
 
-use super::dhcp::DhcpRecord;
-use crate::RecordedEndpoint;
+use super::dhcp::{Dhcp6Record, DhcpRecord};
+use crate::{RecordedEndpoint, sysctl::conf};
 
 /// The temporary link's name in the scratch namespace.
 const LINK: &str = "dhcp-release";
@@ -72,10 +76,84 @@ pub(crate) async fn release(endpoint: &RecordedEndpoint) -> Result<(), String> {
         .existing_link(LINK)
         .await
         .map_err(|e| e.to_string())?;
+    if record.v6.is_some() {
+        // Before the link is up: its link-local address is usable at once.
+        scratch
+            .write_sysctls(&[
+                conf(LINK, "ipv6", "disable_ipv6", "0", false),
+                conf(LINK, "ipv6", "accept_dad", "0", false),
+                conf(LINK, "ipv6", "accept_ra", "0", false),
+                // An ipvlan shares its MAC with its siblings: a link-local address of its own.
+                conf(
+                    LINK,
+                    "ipv6",
+                    "addr_gen_mode",
+                    if ipvlan { "3" } else { "0" },
+                    true,
+                ),
+            ])
+            .map_err(|e| e.to_string())?;
+    }
     let sent = send(&inside, &scratch, &link, record).await;
+    let sent6 = match &record.v6 {
+        Some(v6) => send6(&inside, &scratch, &link, record, v6).await,
+        None => Ok(()),
+    };
     // Deleted before the namespace goes: its MAC is free again at once.
     let _ = inside.delete_link(&link).await;
-    sent
+    match (sent, sent6) {
+        (Ok(()), Ok(())) => Ok(()),
+        (Err(v4), Ok(())) => Err(v4),
+        (Ok(()), Err(v6)) => Err(v6),
+        (Err(v4), Err(v6)) => Err(format!("{v4}; {v6}")),
+    }
+}
+
+/// The link up, while the container's own (the same MAC on the same parent) may still be
+/// going with its namespace: the kernel refuses a second one up until then.
+async fn up(inside: &Handle, link: &Link) -> Result<(), String> {
+    let until = Instant::now() + UP_WITHIN;
+    loop {
+        match inside.set_link_up(link).await {
+            Ok(()) => return Ok(()),
+            Err(err) if err.errno() == Some(Errno::EADDRINUSE) && Instant::now() < until => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(err) => return Err(err.to_string()),
+        }
+    }
+}
+
+/// The RELEASE of the DHCPv6 lease `v6`, from the scratch link's link-local address.
+async fn send6(
+    inside: &Handle,
+    scratch: &Netns,
+    link: &Link,
+    record: &DhcpRecord,
+    v6: &Dhcp6Record,
+) -> Result<(), String> {
+    up(inside, link).await?;
+    let client_id = record
+        .client_id_bytes()
+        .and_then(ClientId::from_bytes)
+        .ok_or("the recorded client identifier is not hex")?;
+    let socket = super::dhcp6::open(scratch, LINK, link.index)
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    let config = v6::Config {
+        client_id,
+        hostname: None,
+        subnet: None,
+    };
+    let mut client = v6::Client::resume(config, v6.lease.clone(), 0);
+    match v6::release(&mut client, &socket, super::dhcp6::RELEASE_WITHIN) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(format!(
+            "no DHCPv6 server answered the RELEASE of {}",
+            v6.lease.address
+        )),
+        Err(err) => Err(err.to_string()),
+    }
 }
 
 async fn send(
@@ -89,18 +167,7 @@ async fn send(
         .add_address(link, IpAddr::V4(lease.address), lease.prefix)
         .await
         .map_err(|e| e.to_string())?;
-    // The container's own link (the same MAC on the same parent) may still be going with its
-    // namespace: the kernel refuses a second one up until then.
-    let until = Instant::now() + UP_WITHIN;
-    loop {
-        match inside.set_link_up(link).await {
-            Ok(()) => break,
-            Err(err) if err.errno() == Some(Errno::EADDRINUSE) && Instant::now() < until => {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(err) => return Err(err.to_string()),
-        }
-    }
+    up(inside, link).await?;
     let on_link = Ipv4Network::new(lease.address, lease.prefix)
         .map(|net| net.contains(lease.server))
         .unwrap_or(false);

@@ -26,11 +26,12 @@ use crate::{Error, Network, RecordedEndpoint, Records};
 
 pub(crate) mod allocator;
 pub mod dhcp;
+mod dhcp6;
 pub(crate) mod dhcp_links;
 mod dhcp_release;
 mod unheld;
 
-pub use dhcp::DhcpRecord;
+pub use dhcp::{Dhcp6Record, DhcpRecord};
 
 /// One address a source gave a link, with what comes with it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -124,6 +125,9 @@ pub(crate) struct Refused {
     /// The source may have taken something all the same (a write to a networked store whose
     /// outcome is unknown): an undo gives back whatever the owner holds on the network.
     pub(crate) maybe_taken: bool,
+    /// A lease a server gave before the refusal (a DHCPv4 lease when the DHCPv6 exchange
+    /// failed): an undo gives it back to the server once the link is gone.
+    pub(crate) server_lease: Option<Box<DhcpRecord>>,
 }
 
 /// A network's address source (the registry of sources: one variant per source).
