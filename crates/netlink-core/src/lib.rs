@@ -16,6 +16,7 @@ mod host_route;
 mod ifname;
 mod kinds;
 mod link;
+mod mac;
 mod neigh;
 mod netns;
 mod nexthop;
