@@ -104,7 +104,7 @@ fn roff(text: &str) -> String {
 
 /// What clap_complete's script lacks or gets wrong, mended: bash's dispatcher named its cases
 /// `oci__subcmd__macvlan__…` while its walker sets `oci__macvlan__…` (the `-` of the binary's
-/// name), so nothing past the first word completed; hidden commands (`dist-files`) are offered;
+/// name), so nothing past the first word completed; hidden commands (`dist-files`, `dhcp-keeper`) are offered;
 /// and network names are completed by asking the binary (`completion/`, one snippet a shell).
 /// A pattern that is no longer found fails the build: a new clap_complete is looked at, not
 /// trusted.
@@ -119,17 +119,17 @@ fn finish(shell: Shell, text: String) -> String {
     match shell {
         Shell::Bash => {
             must(&text, "oci__subcmd__macvlan");
-            must(&text, " dist-files\"");
+            must(&text, " dhcp-keeper dist-files\"");
             let text = text
                 .replace("oci__subcmd__macvlan", "oci__macvlan")
-                .replace(" dist-files\"", "\"");
+                .replace(" dhcp-keeper dist-files\"", "\"");
             text + include_str!("completion/oci-macvlan.bash")
         }
         Shell::Zsh => {
             let mut out = String::with_capacity(text.len());
             let mut names = 0;
             for line in text.lines() {
-                if line.starts_with("'dist-files:") {
+                if line.starts_with("'dist-files:") || line.starts_with("'dhcp-keeper:") {
                     continue;
                 }
                 let network = line.starts_with("'*::names") || line.starts_with("':network -- ");
@@ -158,7 +158,10 @@ fn finish(shell: Shell, text: String) -> String {
             must(&text, "-a \"dist-files\"");
             let kept: Vec<&str> = text
                 .lines()
-                .filter(|line| !(hidden(line) && line.contains("-a \"dist-files\"")))
+                .filter(|line| {
+                    !(hidden(line) && line.contains("-a \"dist-files\""))
+                        && !line.contains("-a \"dhcp-keeper\"")
+                })
                 .collect();
             kept.join("\n") + "\n" + include_str!("completion/oci-macvlan.fish")
         }

@@ -83,6 +83,7 @@ impl Error {
             | Self::CheckAddresses { .. }
             | Self::ProbeParentDown { .. }
             | Self::Dhcp { .. }
+            | Self::DhcpRenewal { .. }
             | Self::Injected(_) => ErrorKind::System,
         }
     }

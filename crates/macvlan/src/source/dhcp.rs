@@ -34,10 +34,10 @@ use super::{Acquired, Ask, Refused, SourceRoute, Taken};
 use crate::{Error, Network, Records};
 
 /// The shortest wait between a renewer's retransmissions (RFC 2131: 60 s).
-const RETRY_FLOOR: Duration = Duration::from_secs(60);
+pub(super) const RETRY_FLOOR: Duration = Duration::from_secs(60);
 
 /// A transaction seed no other run shares (std's per-process random hasher keys).
-fn seed() -> u32 {
+pub(super) fn seed() -> u32 {
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u128(
         SystemTime::now()
@@ -90,7 +90,7 @@ pub(super) fn acquire(store: &mut dyn LeaseStore, ask: &Ask<'_>) -> Result<Taken
         .previous
         .filter(|_| ask.held_before)
         .and_then(|e| e.dhcp.as_ref())
-        .filter(|r| !r.expired(SystemTime::now()) && r.mac == link.mac);
+        .filter(|r| !r.expired(SystemTime::now()) && !r.renewal.unbound && r.mac == link.mac);
     let record = match kept {
         Some(kept) => kept.clone(),
         None => {
@@ -143,6 +143,7 @@ pub(super) fn acquire(store: &mut dyn LeaseStore, ask: &Ask<'_>) -> Result<Taken
                 ipvlan_flag: ipvlan_flag(ask.kind),
                 subnet: dhcp.subnet,
                 lease,
+                renewal: Default::default(),
             }
         }
     };
@@ -202,7 +203,7 @@ pub(super) fn acquire(store: &mut dyn LeaseStore, ask: &Ask<'_>) -> Result<Taken
 /// What the lease gives the link: its router is the default gateway, unless classless static
 /// routes came (RFC 3442: then the router option is ignored, and a default route among them is
 /// the gateway).
-fn acquired(lease: &DhcpLease, address: IpNetwork) -> Acquired {
+pub(super) fn acquired(lease: &DhcpLease, address: IpNetwork) -> Acquired {
     let mut gateway = if lease.routes.is_empty() {
         lease.router.map(IpAddr::V4)
     } else {
@@ -369,6 +370,7 @@ mod tests {
             ipvlan_flag: None,
             subnet: None,
             lease: lease(None, vec![]),
+            renewal: Default::default(),
         };
         assert_eq!(record.client_id_bytes().unwrap(), id.as_bytes());
         let json = serde_json::to_string(&record).unwrap();

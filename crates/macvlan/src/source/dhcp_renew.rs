@@ -1,0 +1,512 @@
+//! A DHCP lease kept alive for as long as its container runs: the duty of a keeper
+//! (`oci_macvlan_keeper`), which the hook starts per container and DHCP network after an
+//! attach and which ends with the container.
+//!
+//! Everything lives on the endpoint's record ([`DhcpRecord`]: the lease with its timers, and
+//! [`Renewal`]: unbound, failures, when to try again), so a keeper killed loses nothing: its
+//! standby reads the same record and acts on the same schedule ([`schedule`]). One act, under
+//! the container's lock and inside its namespace (opened for that act only):
+//!
+//! - bound past T1: the client resumes from the recorded lease and runs one bounded exchange
+//!   (REQUEST unicast to the server from the leased address; past T2 broadcast; past expiry
+//!   nothing is sent): an ACK of the same address gives new timers; an ACK of another address
+//!   moves the link to it (store, address, routes, record);
+//! - a NAK, or expiry unanswered: the address leaves the link (and its routes with it: it is
+//!   the link's only IPv4 address), the store's lease is released, the record says `unbound`;
+//! - unbound: discovery (DORA) on the link, and the new lease is applied as above.
+//!
+//! A failed act (no answer in time, a store that does not answer) is recorded and tried again
+//! at a backoff ([`backoff`]) that never passes the lease's next timer. Nothing a server says
+//! can make this panic: its answers go through the client's checks.
+
+use std::{
+    net::{IpAddr, Ipv4Addr},
+    time::{Duration, SystemTime},
+};
+
+use ipnetwork::IpNetwork;
+use oci_macvlan_dhcp::{Client, ClientId, Config, Event, Lease as DhcpLease, OnLink, PacketLink};
+use oci_macvlan_ipam::{Lease, LeaseStore, LeaseStoreExt, Owner};
+use oci_macvlan_keeper::{Container, Duty};
+use oci_macvlan_netlink_core::{Errno, Handle, Link, Netns};
+
+use super::dhcp::{RETRY_FLOOR, acquired, seed};
+use crate::{
+    Access, ContainerId, Error, Networks, Records, Result, StorePolicy,
+    endpoint::real::Real,
+    kernel::Kernel,
+    record::{DhcpRecord, RecordedEndpoint, Renewal},
+    wire::Route,
+};
+
+/// How long one act's exchange may take.
+const EXCHANGE: Duration = Duration::from_secs(4);
+/// The longest wait between two failed acts.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// The wait after `failures` failed acts in a row: 2 s, 4 s, … up to [`MAX_BACKOFF`].
+pub fn backoff(failures: u32) -> Duration {
+    Duration::from_secs(1u64 << failures.clamp(1, 6)).min(MAX_BACKOFF)
+}
+
+/// When the renewer acts next on `dhcp`, at `now`: T1 while bound before it; then at once, or
+/// when a failed act said to try again, but never past the next timer (T2, expiry).
+pub fn schedule(dhcp: &DhcpRecord, now: SystemTime) -> SystemTime {
+    let (lease, renewal) = (&dhcp.lease, &dhcp.renewal);
+    if renewal.unbound {
+        return renewal.retry_at.unwrap_or(now);
+    }
+    if now < lease.t1 {
+        return lease.t1;
+    }
+    let timer = if now < lease.t2 {
+        lease.t2
+    } else {
+        lease.expiry
+    };
+    renewal.retry_at.map_or(now, |at| at.min(timer))
+}
+
+/// What one act did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Renewed {
+    /// The server extended the lease of `address` until `expiry`.
+    Extended {
+        /// The address.
+        address: Ipv4Addr,
+        /// The new expiry.
+        expiry: SystemTime,
+    },
+    /// The link moved to a new lease (after a NAK, an expiry, or an ACK of another address).
+    Moved {
+        /// The address given up, if the link still had one.
+        from: Option<Ipv4Addr>,
+        /// The new address.
+        to: Ipv4Addr,
+    },
+    /// The server refused the lease (NAK): its address is gone from the link.
+    Refused(Ipv4Addr),
+    /// The lease ran out unanswered: its address is gone from the link.
+    Expired(Ipv4Addr),
+}
+
+/// Renews the DHCP lease of one container's endpoint on one network (a keeper's [`Duty`]).
+pub struct DhcpRenewal<P> {
+    stores: P,
+    networks: Networks,
+    records: Records,
+    container_id: ContainerId,
+    network: String,
+    report: Box<dyn FnMut(&Result<Renewed>)>,
+}
+
+impl<P> std::fmt::Debug for DhcpRenewal<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DhcpRenewal")
+            .field("container_id", &self.container_id)
+            .field("network", &self.network)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<P: StorePolicy> DhcpRenewal<P> {
+    /// The renewal of `container_id`'s lease on `network`; `report` is told what each act did
+    /// or why it failed (the front door journals it).
+    pub fn new(
+        stores: P,
+        networks: Networks,
+        records: Records,
+        container_id: ContainerId,
+        network: String,
+        report: Box<dyn FnMut(&Result<Renewed>)>,
+    ) -> Self {
+        Self {
+            stores,
+            networks,
+            records,
+            container_id,
+            network,
+            report,
+        }
+    }
+
+    /// The endpoint's DHCP record, if the container's record still has it.
+    fn endpoint(&self) -> Result<Option<(crate::Record, usize)>> {
+        let Some(record) = self.records.read(&self.container_id)? else {
+            return Ok(None);
+        };
+        let found = record
+            .endpoints
+            .iter()
+            .position(|e| e.network == self.network && e.dhcp.is_some());
+        Ok(found.map(|i| (record, i)))
+    }
+
+    fn failed(&self, reason: impl Into<String>) -> Error {
+        Error::DhcpRenewal {
+            network: self.network.clone(),
+            container: self.container_id.to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    /// One act (see the module); `Ok(None)`: nothing was due (another keeper acted already).
+    fn act_once(&mut self, container: &Container) -> Result<Option<Renewed>> {
+        let _lock = self.records.lock(&self.container_id)?;
+        let Some((mut record, at)) = self.endpoint()? else {
+            return Ok(None);
+        };
+        let endpoint = record.endpoints[at].clone();
+        let Some(dhcp) = endpoint.dhcp.clone() else {
+            return Ok(None);
+        };
+        if schedule(&dhcp, SystemTime::now()) > SystemTime::now() {
+            return Ok(None);
+        }
+        let file = container
+            .netns()
+            .map_err(|e| self.failed(e.to_string()))?;
+        let netns = Netns::from_file(file, format!("/proc/{}/ns/net", container.pid()))
+            .map_err(Error::ContainerNetns)?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()
+            .map_err(|e| self.failed(format!("no runtime: {e}")))?;
+        let (renewed, dhcp) = runtime.block_on(self.exchange(&netns, &endpoint, dhcp))?;
+        record.endpoints[at].dhcp = Some(dhcp);
+        self.records.write(&record)?;
+        Ok(Some(renewed))
+    }
+
+    /// The exchange of one act and what it changes on the link and in the store; the record's
+    /// new DHCP part.
+    async fn exchange(
+        &mut self,
+        netns: &Netns,
+        endpoint: &RecordedEndpoint,
+        mut dhcp: DhcpRecord,
+    ) -> Result<(Renewed, DhcpRecord)> {
+        let container = Handle::open(netns).map_err(Error::ContainerNetns)?;
+        let link = match container.link_by_name(&endpoint.ifname).await {
+            Ok(Some(link)) if endpoint.is(&link) => link,
+            Ok(_) => return Err(self.failed(format!("link {} is gone", endpoint.ifname))),
+            Err(err) => return Err(Error::Netlink(err)),
+        };
+        let mac = link
+            .mac
+            .or(dhcp.mac)
+            .ok_or_else(|| self.failed("the link has no MAC"))?;
+        let client_id = dhcp
+            .client_id_bytes()
+            .and_then(ClientId::from_bytes)
+            .ok_or_else(|| self.failed("the recorded client identifier is not hex"))?;
+        let config = Config {
+            mac: dhcp.mac.map_or(mac.0, |m| m.0),
+            client_id,
+            hostname: dhcp.hostname.clone(),
+            broadcast: dhcp.broadcast,
+            subnet: dhcp.subnet.map(|s| (s.network(), s.prefix())),
+            retry_floor: RETRY_FLOOR,
+        };
+        let on = OnLink {
+            name: link.name.clone(),
+            index: link.index,
+            mac: mac.0,
+        };
+        let exchange_failed = |source: oci_macvlan_dhcp::Error| Error::Dhcp {
+            network: self.network.clone(),
+            source: Box::new(source),
+        };
+        let old = dhcp.lease.address;
+        if dhcp.renewal.unbound {
+            let socket = netns
+                .open_inside(&format!("a DHCP socket on {}", link.name), || {
+                    PacketLink::open(&on, None)
+                })
+                .map_err(Error::Netlink)?;
+            let mut client = Client::new(config, seed());
+            let lease = oci_macvlan_dhcp::acquire(&mut client, &socket, EXCHANGE)
+                .map_err(exchange_failed)?;
+            let to = lease.address;
+            self.apply(netns, &container, &link, endpoint, None, &lease)
+                .await?;
+            dhcp.lease = lease;
+            dhcp.renewal = Renewal::default();
+            return Ok((Renewed::Moved { from: None, to }, dhcp));
+        }
+        let socket = netns
+            .open_inside(&format!("a DHCP socket on {}", link.name), || {
+                PacketLink::open(&on, Some(old))
+            })
+            .map_err(Error::Netlink)?;
+        let mut client = Client::resume(config, dhcp.lease.clone(), seed());
+        let event = oci_macvlan_dhcp::next_event(&mut client, &socket, EXCHANGE)
+            .map_err(exchange_failed)?;
+        drop(socket);
+        let renewed = match event {
+            Event::Extended(lease) | Event::Bound(lease)
+                if lease.address == old && lease.prefix == dhcp.lease.prefix =>
+            {
+                let renewed = Renewed::Extended {
+                    address: old,
+                    expiry: lease.expiry,
+                };
+                dhcp.lease = lease;
+                renewed
+            }
+            Event::Extended(lease) | Event::Bound(lease) => {
+                let to = lease.address;
+                self.apply(netns, &container, &link, endpoint, Some(old), &lease)
+                    .await?;
+                dhcp.lease = lease;
+                Renewed::Moved {
+                    from: Some(old),
+                    to,
+                }
+            }
+            Event::Nak(_) | Event::Expired(_) => {
+                self.unbind(&container, endpoint, old).await?;
+                dhcp.renewal = Renewal {
+                    unbound: true,
+                    retry_at: Some(SystemTime::now()),
+                    ..Renewal::default()
+                };
+                return Ok((
+                    if matches!(event, Event::Nak(_)) {
+                        Renewed::Refused(old)
+                    } else {
+                        Renewed::Expired(old)
+                    },
+                    dhcp,
+                ));
+            }
+        };
+        dhcp.renewal = Renewal::default();
+        Ok((renewed, dhcp))
+    }
+
+    fn owner(&self, endpoint: &RecordedEndpoint) -> Owner {
+        Owner {
+            container_id: self.container_id.to_string(),
+            ifname: endpoint.ifname.clone(),
+        }
+    }
+
+    fn store(&self) -> Result<Box<dyn LeaseStore>> {
+        let network = self.networks.load(&self.network)?;
+        self.stores
+            .networks_store(&[&network], Access::Write, false)
+            .map_err(|e| self.failed(format!("its lease store: {e}")))
+    }
+
+    /// The address `old` off the link (its routes go with it: the kernel drops the routes of
+    /// a link's last IPv4 address) and out of the store.
+    async fn unbind(
+        &self,
+        container: &Handle,
+        endpoint: &RecordedEndpoint,
+        old: Ipv4Addr,
+    ) -> Result<()> {
+        container
+            .remove_addresses(&[IpAddr::V4(old)])
+            .await
+            .map_err(Error::Netlink)?;
+        self.store()?
+            .release_ips(&self.owner(endpoint), &[IpAddr::V4(old)])
+            .map_err(Error::store)?;
+        Ok(())
+    }
+
+    /// Moves the link from `old` (if it still has it) to `lease`: the store first (refused when
+    /// another container holds the new address here), then the link's address and routes.
+    async fn apply(
+        &self,
+        netns: &Netns,
+        container: &Handle,
+        link: &Link,
+        endpoint: &RecordedEndpoint,
+        old: Option<Ipv4Addr>,
+        lease: &DhcpLease,
+    ) -> Result<()> {
+        let ip = IpAddr::V4(lease.address);
+        let address = IpNetwork::new(ip, lease.prefix)
+            .map_err(|_| self.failed(format!("prefix {} of {ip}", lease.prefix)))?;
+        let owner = self.owner(endpoint);
+        let stored = Lease {
+            ip,
+            subnet: IpNetwork::new(address.network(), lease.prefix).unwrap_or(address),
+            network: self.network.clone(),
+            owner: owner.clone(),
+            host: None,
+        };
+        let mut store = self.store()?;
+        let old_ip = old.map(IpAddr::V4);
+        let held = store
+            .transaction(|txn| {
+                match txn.lease_of(ip)? {
+                    Some(other) if other.network != stored.network || other.owner != owner => {
+                        return Ok(Some(other));
+                    }
+                    Some(_) => {}
+                    None => txn.insert(&stored)?,
+                }
+                Ok(None)
+            })
+            .map_err(Error::store)?;
+        if let Some(other) = held {
+            return Err(Error::DhcpAddressHeld {
+                network: self.network.clone(),
+                ip,
+                holder: format!("{} ({})", other.owner.container_id, other.network),
+            });
+        }
+        if let Some(old) = old_ip.filter(|old| *old != ip) {
+            store.release_ips(&owner, &[old]).map_err(Error::store)?;
+        }
+        if let Some(old) = old {
+            container
+                .remove_addresses(&[IpAddr::V4(old)])
+                .await
+                .map_err(Error::Netlink)?;
+        }
+        let host = Handle::current().map_err(Error::Netlink)?;
+        let kernel = Real {
+            host: &host,
+            container,
+            netns,
+        };
+        let configure = |source| Error::Configure {
+            network: self.network.clone(),
+            ifname: link.name.clone(),
+            source,
+        };
+        exists_ok(kernel.add_address(link, ip, lease.prefix).await).map_err(configure)?;
+        let got = acquired(lease, address);
+        // The link's routes went with its old address; a default route another network of
+        // the container holds stays its own (the kernel says EEXIST: the first one wins).
+        let routes = got
+            .gateway
+            .map(Route::DefaultVia)
+            .into_iter()
+            .chain(got.routes.iter().map(|r| match r.via {
+                Some(gateway) => Route::Via {
+                    destination: r.destination,
+                    gateway,
+                },
+                None => Route::OnLink(r.destination),
+            }));
+        for route in routes {
+            exists_ok(kernel.add_route(link, &route).await).map_err(configure)?;
+        }
+        Ok(())
+    }
+}
+
+fn exists_ok(result: oci_macvlan_netlink_core::Result<()>) -> oci_macvlan_netlink_core::Result<()> {
+    match result {
+        Err(err) if err.errno() == Some(Errno::EEXIST) => Ok(()),
+        other => other,
+    }
+}
+
+impl<P: StorePolicy> Duty for DhcpRenewal<P> {
+    fn next(&mut self) -> Option<SystemTime> {
+        match self.endpoint() {
+            Ok(found) => {
+                let (record, at) = found?;
+                let dhcp = record.endpoints.get(at)?.dhcp.as_ref()?;
+                Some(schedule(dhcp, SystemTime::now()))
+            }
+            // A record that cannot be read now is read again later.
+            Err(_) => Some(SystemTime::now() + MAX_BACKOFF),
+        }
+    }
+
+    fn act(&mut self, container: &Container) {
+        match self.act_once(container) {
+            Ok(None) => {}
+            Ok(Some(renewed)) => (self.report)(&Ok(renewed)),
+            Err(err) => {
+                // The failure on the record, so that a standby taking over backs off too.
+                let reason = err.to_string();
+                let recorded = self.records.lock(&self.container_id).and_then(|_lock| {
+                    let Some((mut record, at)) = self.endpoint()? else {
+                        return Ok(());
+                    };
+                    if let Some(dhcp) = record.endpoints[at].dhcp.as_mut() {
+                        let renewal = &mut dhcp.renewal;
+                        renewal.failures = renewal.failures.saturating_add(1);
+                        renewal.retry_at = Some(SystemTime::now() + backoff(renewal.failures));
+                        renewal.last_error = Some(reason);
+                    }
+                    self.records.write(&record)
+                });
+                (self.report)(&Err(err));
+                if let Err(err) = recorded {
+                    (self.report)(&Err(err));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(t0: SystemTime) -> DhcpRecord {
+        DhcpRecord {
+            client_id: "ff".into(),
+            mac: None,
+            hostname: None,
+            broadcast: false,
+            ipvlan_flag: None,
+            subnet: None,
+            lease: DhcpLease {
+                address: Ipv4Addr::new(192, 168, 1, 50),
+                prefix: 24,
+                router: None,
+                routes: Vec::new(),
+                dns: Vec::new(),
+                domain: None,
+                server: Ipv4Addr::new(192, 168, 1, 1),
+                obtained: t0,
+                t1: t0 + Duration::from_secs(50),
+                t2: t0 + Duration::from_secs(85),
+                expiry: t0 + Duration::from_secs(100),
+            },
+            renewal: Renewal::default(),
+        }
+    }
+
+    #[test]
+    fn acts_come_at_t1_then_at_once_or_at_the_retry_never_past_the_next_timer() {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let s = Duration::from_secs;
+        let mut dhcp = record(t0);
+        assert_eq!(schedule(&dhcp, t0), t0 + s(50));
+        assert_eq!(schedule(&dhcp, t0 + s(60)), t0 + s(60));
+        dhcp.renewal.retry_at = Some(t0 + s(70));
+        assert_eq!(schedule(&dhcp, t0 + s(60)), t0 + s(70));
+        // A retry past T2 comes at T2 (rebinding), past expiry at expiry.
+        dhcp.renewal.retry_at = Some(t0 + s(200));
+        assert_eq!(schedule(&dhcp, t0 + s(60)), t0 + s(85));
+        assert_eq!(schedule(&dhcp, t0 + s(90)), t0 + s(100));
+        assert_eq!(schedule(&dhcp, t0 + s(120)), t0 + s(100));
+        // Before T1 a stale retry does not count.
+        assert_eq!(schedule(&dhcp, t0), t0 + s(50));
+        dhcp.renewal.unbound = true;
+        assert_eq!(schedule(&dhcp, t0), t0 + s(200));
+        dhcp.renewal.retry_at = None;
+        assert_eq!(schedule(&dhcp, t0 + s(7)), t0 + s(7));
+    }
+
+    #[test]
+    fn the_backoff_grows_and_is_bounded() {
+        assert_eq!(backoff(0), Duration::from_secs(2));
+        assert_eq!(backoff(1), Duration::from_secs(2));
+        assert_eq!(backoff(2), Duration::from_secs(4));
+        assert_eq!(backoff(40), MAX_BACKOFF);
+    }
+}
