@@ -26,7 +26,13 @@ fn command(ctx: &Context, container: &str, network: &str) -> Result<Command> {
         command.arg("--host-id").arg(host_id);
     }
     command
-        .args(["dhcp-keeper", "--container", container, "--network", network])
+        .args([
+            "dhcp-keeper",
+            "--container",
+            container,
+            "--network",
+            network,
+        ])
         // The global options are on the command line; what the runtime left in the
         // environment must not override them.
         .env_remove("OCI_MACVLAN_CONFIG_DIR")
@@ -58,7 +64,8 @@ pub fn start(ctx: &Context, container: &str, networks: &[&str]) {
 /// ends or the lease is given back. Its standard streams are `/dev/null`: what it does goes to
 /// the hook journal.
 pub fn run(ctx: &Context, container: &str, network: &str) -> Result<()> {
-    oci_macvlan_keeper::detach().map_err(|e| crate::error::Error::Keeper(std::io::Error::other(e)))?;
+    oci_macvlan_keeper::detach()
+        .map_err(|e| crate::error::Error::Keeper(std::io::Error::other(e)))?;
     let id = ContainerId::parse(container)?;
     let records = Records::new(&ctx.state_dir);
     // The container's process, as the attach recorded it; none (a CNI container, whose
@@ -89,7 +96,9 @@ pub fn run(ctx: &Context, container: &str, network: &str) -> Result<()> {
         });
         let result = match result {
             Ok(_) => Ok(()),
-            Err(err) => Err(crate::error::Error::Renewal(err.to_string())),
+            Err(err) => Err(crate::error::Error::Renewal(oci_macvlan_macvlan::one_line(
+                err,
+            ))),
         };
         inv.record(&state_dir, &result);
     };
@@ -102,12 +111,12 @@ pub fn run(ctx: &Context, container: &str, network: &str) -> Result<()> {
         Box::new(report),
     );
     let ended = oci_macvlan_keeper::run(&slot, &watched, &mut duty, &mut || {
-        oci_macvlan_keeper::spawn(
-            command(ctx, container, network).map_err(|e| oci_macvlan_keeper::Error::Spawn {
+        oci_macvlan_keeper::spawn(command(ctx, container, network).map_err(|e| {
+            oci_macvlan_keeper::Error::Spawn {
                 program: "oci-macvlan".into(),
                 source: std::io::Error::other(e.to_string()),
-            })?,
-        )
+            }
+        })?)
     })
     .map_err(|e| crate::error::Error::Keeper(std::io::Error::other(e)))?;
     if ended != Ended::Taken {

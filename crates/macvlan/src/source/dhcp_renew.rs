@@ -35,6 +35,7 @@ use crate::{
     Access, ContainerId, Error, Networks, Records, Result, StorePolicy,
     endpoint::real::Real,
     kernel::Kernel,
+    lock::FileLock,
     record::{DhcpRecord, RecordedEndpoint, Renewal},
     wire::Route,
 };
@@ -142,6 +143,24 @@ impl<P: StorePolicy> DhcpRenewal<P> {
         Ok(found.map(|i| (record, i)))
     }
 
+    /// The container's lock and its record, re-read under it, if it still has the endpoint.
+    /// No lock is taken (its file made again) for a record that is gone: a detach removed both.
+    fn locked(&self) -> Result<Option<(FileLock, crate::Record, usize)>> {
+        if self.endpoint()?.is_none() {
+            return Ok(None);
+        }
+        let lock = self.records.lock(&self.container_id)?;
+        match self.endpoint()? {
+            Some((record, at)) => Ok(Some((lock, record, at))),
+            None => {
+                if self.records.read(&self.container_id)?.is_none() {
+                    lock.remove_file()?;
+                }
+                Ok(None)
+            }
+        }
+    }
+
     fn failed(&self, reason: impl Into<String>) -> Error {
         Error::DhcpRenewal {
             network: self.network.clone(),
@@ -152,8 +171,7 @@ impl<P: StorePolicy> DhcpRenewal<P> {
 
     /// One act (see the module); `Ok(None)`: nothing was due (another keeper acted already).
     fn act_once(&mut self, container: &Container) -> Result<Option<Renewed>> {
-        let _lock = self.records.lock(&self.container_id)?;
-        let Some((mut record, at)) = self.endpoint()? else {
+        let Some((_lock, mut record, at)) = self.locked()? else {
             return Ok(None);
         };
         let endpoint = record.endpoints[at].clone();
@@ -163,9 +181,7 @@ impl<P: StorePolicy> DhcpRenewal<P> {
         if schedule(&dhcp, SystemTime::now()) > SystemTime::now() {
             return Ok(None);
         }
-        let file = container
-            .netns()
-            .map_err(|e| self.failed(e.to_string()))?;
+        let file = container.netns().map_err(|e| self.failed(e.to_string()))?;
         let netns = Netns::from_file(file, format!("/proc/{}/ns/net", container.pid()))
             .map_err(Error::ContainerNetns)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -429,9 +445,9 @@ impl<P: StorePolicy> Duty for DhcpRenewal<P> {
             Ok(Some(renewed)) => (self.report)(&Ok(renewed)),
             Err(err) => {
                 // The failure on the record, so that a standby taking over backs off too.
-                let reason = err.to_string();
-                let recorded = self.records.lock(&self.container_id).and_then(|_lock| {
-                    let Some((mut record, at)) = self.endpoint()? else {
+                let reason = crate::one_line(&err);
+                let recorded = self.locked().and_then(|locked| {
+                    let Some((_lock, mut record, at)) = locked else {
                         return Ok(());
                     };
                     if let Some(dhcp) = record.endpoints[at].dhcp.as_mut() {
