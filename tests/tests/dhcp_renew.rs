@@ -10,6 +10,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::{
+    io::{Read, Write},
     process::Command,
     time::{Duration, Instant, SystemTime},
 };
@@ -105,15 +106,38 @@ fn keepers(lan: &Lan) -> Vec<u32> {
         .collect()
 }
 
-/// Attaches container `c1` (process `process`) through the hook; asserts that the hook
-/// returned at once although its keepers live on (a runtime reads the hook's stdout and
-/// stderr to their end: a keeper holding them would hold the runtime).
+/// Attaches container `c1` (process `process`) through the hook; asserts that the hook's
+/// stdout and stderr close as soon as it exits although its keepers live on (a runtime reads
+/// them to their end: a keeper holding them would hold the runtime).
 fn attach(lan: &Lan, process: &ContainerProcess) {
     let state = lan.pid_bundle("c1", &[(ANN, NET)], process.pid(), "creating");
-    let start = Instant::now();
-    lan.cli_ok(&["hook"], &state);
-    let took = start.elapsed();
-    assert!(took < Duration::from_secs(3), "the hook took {took:?}");
+    let mut hook = lan.spawn_cli(&["hook"], true);
+    let (tx, rx) = std::sync::mpsc::channel();
+    for mut pipe in [
+        Box::new(hook.stdout.take().unwrap()) as Box<dyn Read + Send>,
+        Box::new(hook.stderr.take().unwrap()),
+    ] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            let _ = tx.send(text);
+        });
+    }
+    let mut stdin = hook.stdin.take().unwrap();
+    stdin.write_all(state.as_bytes()).unwrap();
+    drop(stdin);
+    let status = hook.wait().unwrap();
+    let exited = Instant::now();
+    let mut output = String::new();
+    for _ in 0..2 {
+        match rx.recv_timeout(Duration::from_secs(3)) {
+            Ok(text) => output.push_str(&text),
+            Err(_) => panic!("the hook's output pipes stayed open after it exited"),
+        }
+    }
+    assert!(exited.elapsed() < Duration::from_secs(1));
+    assert!(status.success(), "{status}: {output}");
     assert!(
         wait_until(Duration::from_secs(5), || keepers(lan).len() == 2),
         "no active and standby keeper: {:?}",
