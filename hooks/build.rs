@@ -115,7 +115,12 @@ fn finish(shell: Shell, text: String) -> String {
             "clap_complete's script lacks {pattern:?}"
         );
     }
-    let hidden = |line: &str| line.contains("dist-files") && !line.contains("case");
+    let hidden = |line: &str| {
+        ["dist-files", "dhcp-keeper"]
+            .iter()
+            .any(|name| line.contains(&format!("-a \"{name}\"")))
+            && !line.contains("case")
+    };
     match shell {
         Shell::Bash => {
             must(&text, "oci__subcmd__macvlan");
@@ -156,13 +161,7 @@ fn finish(shell: Shell, text: String) -> String {
         }
         Shell::Fish => {
             must(&text, "-a \"dist-files\"");
-            let kept: Vec<&str> = text
-                .lines()
-                .filter(|line| {
-                    !(hidden(line) && line.contains("-a \"dist-files\""))
-                        && !line.contains("-a \"dhcp-keeper\"")
-                })
-                .collect();
+            let kept: Vec<&str> = text.lines().filter(|line| !hidden(line)).collect();
             kept.join("\n") + "\n" + include_str!("completion/oci-macvlan.fish")
         }
         _ => text,

@@ -1,15 +1,12 @@
 //! The DHCP lease's renewer, as this binary's hidden `dhcp-keeper` command: started by the hook
 //! (and `network connect`) after a DHCP attach, never waited for. The duty is the core's
-//! (`macvlan::source::DhcpRenewal`), the keeper's life `oci_macvlan_keeper`'s; this file starts
+//! (`macvlan::DhcpRenewal`), the keeper's life `oci_macvlan_keeper`'s; this file starts
 //! one, and turns the command line into them.
 
 use std::process::{Child, Command};
 
 use oci_macvlan_keeper::{Container, Ended, Slot};
-use oci_macvlan_macvlan::{
-    ContainerId, Networks, Records,
-    source::{DhcpRenewal, Renewed},
-};
+use oci_macvlan_macvlan::{ContainerId, DhcpRenewal, Networks, Records, Renewed};
 
 use crate::{Context, error::Result, journal::Invocation};
 

@@ -184,7 +184,7 @@ fn renews_at_t1_survives_its_keeper_killed_and_ends_with_the_container() {
     let renewed = dhcp(&lan);
     assert_eq!(renewed["lease"]["address"], address.as_str());
     assert!(secs(&renewed["lease"]["expiry"]) > secs(&first["lease"]["expiry"]));
-    assert_eq!(v4(process.pid()), [address.clone()]);
+    assert_eq!(v4(process.pid()), std::slice::from_ref(&address));
     assert!(
         lan.journal().iter().any(|l| l["action"] == "renewed"),
         "{:?}",
@@ -333,7 +333,7 @@ fn a_nak_moves_the_container_to_its_new_address_and_gateway() {
         "{new}"
     );
     assert!(server.log().contains("DHCPNAK"), "{}", server.log());
-    assert_eq!(v4(process.pid()), [new.clone()]);
+    assert_eq!(v4(process.pid()), std::slice::from_ref(&new));
     assert_eq!(default_via(process.pid()).as_deref(), Some("192.168.77.2"));
     assert_eq!(dhcp(&lan)["lease"]["router"], "192.168.77.2");
     assert!(server.leases().iter().any(|l| l.address == new));

@@ -39,7 +39,7 @@ pub struct DhcpRecord {
 }
 
 /// Where a lease's renewer is, kept on the record so that a renewer killed and another started
-/// carry on from here (`crate::source::dhcp_renew`).
+/// carry on from here (`crate::renew`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Renewal {
     /// The lease ran out or the server refused it (a NAK): its address and routes are gone from

@@ -28,16 +28,16 @@ use oci_macvlan_dhcp::{Client, ClientId, Config, Lease as DhcpLease, OnLink, Pac
 use oci_macvlan_ipam::{Lease, LeaseStore, LeaseStoreExt};
 use oci_macvlan_netlink_core::{ChildKind, IpvlanFlag, Netns};
 
-pub use crate::record::DhcpRecord;
+pub use crate::record::{DhcpRecord, Renewal};
 
 use super::{Acquired, Ask, Refused, SourceRoute, Taken};
 use crate::{Error, Network, Records};
 
 /// The shortest wait between a renewer's retransmissions (RFC 2131: 60 s).
-pub(super) const RETRY_FLOOR: Duration = Duration::from_secs(60);
+pub(crate) const RETRY_FLOOR: Duration = Duration::from_secs(60);
 
 /// A transaction seed no other run shares (std's per-process random hasher keys).
-pub(super) fn seed() -> u32 {
+pub(crate) fn seed() -> u32 {
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u128(
         SystemTime::now()
@@ -203,7 +203,7 @@ pub(super) fn acquire(store: &mut dyn LeaseStore, ask: &Ask<'_>) -> Result<Taken
 /// What the lease gives the link: its router is the default gateway, unless classless static
 /// routes came (RFC 3442: then the router option is ignored, and a default route among them is
 /// the gateway).
-pub(super) fn acquired(lease: &DhcpLease, address: IpNetwork) -> Acquired {
+pub(crate) fn acquired(lease: &DhcpLease, address: IpNetwork) -> Acquired {
     let mut gateway = if lease.routes.is_empty() {
         lease.router.map(IpAddr::V4)
     } else {

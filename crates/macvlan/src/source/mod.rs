@@ -28,11 +28,9 @@ pub(crate) mod allocator;
 pub mod dhcp;
 pub(crate) mod dhcp_links;
 mod dhcp_release;
-pub mod dhcp_renew;
 mod unheld;
 
 pub use dhcp::DhcpRecord;
-pub use dhcp_renew::{DhcpRenewal, Renewed};
 
 /// One address a source gave a link, with what comes with it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -30,13 +30,13 @@ use oci_macvlan_ipam::{Lease, LeaseStore, LeaseStoreExt, Owner};
 use oci_macvlan_keeper::{Container, Duty};
 use oci_macvlan_netlink_core::{Errno, Handle, Link, Netns};
 
-use super::dhcp::{RETRY_FLOOR, acquired, seed};
 use crate::{
     Access, ContainerId, Error, Networks, Records, Result, StorePolicy,
     endpoint::real::Real,
     kernel::Kernel,
     lock::FileLock,
     record::{DhcpRecord, RecordedEndpoint, Renewal},
+    source::dhcp::{RETRY_FLOOR, acquired, seed},
     wire::Route,
 };
 
@@ -91,6 +91,9 @@ pub enum Renewed {
     Expired(Ipv4Addr),
 }
 
+/// Told what each act did, or why it failed (the front door journals it).
+pub type Report = Box<dyn FnMut(&Result<Renewed>)>;
+
 /// Renews the DHCP lease of one container's endpoint on one network (a keeper's [`Duty`]).
 pub struct DhcpRenewal<P> {
     stores: P,
@@ -98,7 +101,11 @@ pub struct DhcpRenewal<P> {
     records: Records,
     container_id: ContainerId,
     network: String,
-    report: Box<dyn FnMut(&Result<Renewed>)>,
+    report: Report,
+    /// Failed acts in a row, and no act before when: a failure that could not be written on
+    /// the record still backs off.
+    failures: u32,
+    not_before: Option<SystemTime>,
 }
 
 impl<P> std::fmt::Debug for DhcpRenewal<P> {
@@ -119,7 +126,7 @@ impl<P: StorePolicy> DhcpRenewal<P> {
         records: Records,
         container_id: ContainerId,
         network: String,
-        report: Box<dyn FnMut(&Result<Renewed>)>,
+        report: Report,
     ) -> Self {
         Self {
             stores,
@@ -128,6 +135,8 @@ impl<P: StorePolicy> DhcpRenewal<P> {
             container_id,
             network,
             report,
+            failures: 0,
+            not_before: None,
         }
     }
 
@@ -432,7 +441,11 @@ impl<P: StorePolicy> Duty for DhcpRenewal<P> {
             Ok(found) => {
                 let (record, at) = found?;
                 let dhcp = record.endpoints.get(at)?.dhcp.as_ref()?;
-                Some(schedule(dhcp, SystemTime::now()))
+                let due = schedule(dhcp, SystemTime::now());
+                Some(
+                    self.not_before
+                        .map_or(due, |not_before| due.max(not_before)),
+                )
             }
             // A record that cannot be read now is read again later.
             Err(_) => Some(SystemTime::now() + MAX_BACKOFF),
@@ -442,8 +455,12 @@ impl<P: StorePolicy> Duty for DhcpRenewal<P> {
     fn act(&mut self, container: &Container) {
         match self.act_once(container) {
             Ok(None) => {}
-            Ok(Some(renewed)) => (self.report)(&Ok(renewed)),
+            Ok(Some(renewed)) => {
+                (self.failures, self.not_before) = (0, None);
+                (self.report)(&Ok(renewed));
+            }
             Err(err) => {
+                self.failures = self.failures.saturating_add(1);
                 // The failure on the record, so that a standby taking over backs off too.
                 let reason = crate::one_line(&err);
                 let recorded = self.locked().and_then(|locked| {
@@ -459,8 +476,12 @@ impl<P: StorePolicy> Duty for DhcpRenewal<P> {
                     self.records.write(&record)
                 });
                 (self.report)(&Err(err));
-                if let Err(err) = recorded {
-                    (self.report)(&Err(err));
+                match recorded {
+                    Ok(()) => self.not_before = None,
+                    Err(err) => {
+                        self.not_before = Some(SystemTime::now() + backoff(self.failures));
+                        (self.report)(&Err(err));
+                    }
                 }
             }
         }
