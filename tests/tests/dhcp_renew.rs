@@ -167,6 +167,18 @@ fn renews_at_t1_survives_its_keeper_killed_and_ends_with_the_container() {
     let t1 = secs(&first["lease"]["t1"]);
     let requests = || received(&kea, &address, Lan::GATEWAY);
     assert_eq!(requests(), 0, "{}", kea.log());
+    // A hook run again starts a keeper that finds the pair in place and leaves.
+    let pair = {
+        let mut pids = keepers(&lan);
+        pids.sort_unstable();
+        pids
+    };
+    let state = lan.pid_bundle("c1", &[(ANN, NET)], process.pid(), "creating");
+    lan.cli_ok(&["hook"], &state);
+    std::thread::sleep(Duration::from_millis(500));
+    let mut again = keepers(&lan);
+    again.sort_unstable();
+    assert_eq!(again, pair, "a hook re-run changed the pair");
 
     // The renewal: a REQUEST at T1, not before; the record's timers move on.
     assert!(
