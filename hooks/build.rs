@@ -104,7 +104,7 @@ fn roff(text: &str) -> String {
 
 /// What clap_complete's script lacks or gets wrong, mended: bash's dispatcher named its cases
 /// `oci__subcmd__macvlan__…` while its walker sets `oci__macvlan__…` (the `-` of the binary's
-/// name), so nothing past the first word completed; hidden commands (`dist-files`) are offered;
+/// name), so nothing past the first word completed; hidden commands (`dist-files`, `dhcp-keeper`) are offered;
 /// and network names are completed by asking the binary (`completion/`, one snippet a shell).
 /// A pattern that is no longer found fails the build: a new clap_complete is looked at, not
 /// trusted.
@@ -115,21 +115,26 @@ fn finish(shell: Shell, text: String) -> String {
             "clap_complete's script lacks {pattern:?}"
         );
     }
-    let hidden = |line: &str| line.contains("dist-files") && !line.contains("case");
+    let hidden = |line: &str| {
+        ["dist-files", "dhcp-keeper"]
+            .iter()
+            .any(|name| line.contains(&format!("-a \"{name}\"")))
+            && !line.contains("case")
+    };
     match shell {
         Shell::Bash => {
             must(&text, "oci__subcmd__macvlan");
-            must(&text, " dist-files\"");
+            must(&text, " dhcp-keeper dist-files\"");
             let text = text
                 .replace("oci__subcmd__macvlan", "oci__macvlan")
-                .replace(" dist-files\"", "\"");
+                .replace(" dhcp-keeper dist-files\"", "\"");
             text + include_str!("completion/oci-macvlan.bash")
         }
         Shell::Zsh => {
             let mut out = String::with_capacity(text.len());
             let mut names = 0;
             for line in text.lines() {
-                if line.starts_with("'dist-files:") {
+                if line.starts_with("'dist-files:") || line.starts_with("'dhcp-keeper:") {
                     continue;
                 }
                 let network = line.starts_with("'*::names") || line.starts_with("':network -- ");
@@ -156,10 +161,7 @@ fn finish(shell: Shell, text: String) -> String {
         }
         Shell::Fish => {
             must(&text, "-a \"dist-files\"");
-            let kept: Vec<&str> = text
-                .lines()
-                .filter(|line| !(hidden(line) && line.contains("-a \"dist-files\"")))
-                .collect();
+            let kept: Vec<&str> = text.lines().filter(|line| !hidden(line)).collect();
             kept.join("\n") + "\n" + include_str!("completion/oci-macvlan.fish")
         }
         _ => text,

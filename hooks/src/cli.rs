@@ -220,6 +220,17 @@ pub enum Command {
         #[arg(value_enum)]
         shell: Shell,
     },
+    /// Renews the DHCP lease of a container on a network until the container ends (started by
+    /// the hook after a DHCP attach; never by hand).
+    #[command(hide = true)]
+    DhcpKeeper {
+        /// The container.
+        #[arg(long)]
+        container: String,
+        /// The DHCP network.
+        #[arg(long)]
+        network: String,
+    },
     /// Write what a package installs besides the binary into DIR: man pages (man/), completions
     /// (completions/) and the podman hooks.d file for /usr/bin/oci-macvlan (hooks.d/). Used by
     /// `cargo xtask dist`.

@@ -82,6 +82,9 @@ pub fn connect(
         hostname: None,
     };
     let endpoints = crate::hook::attach_now(ctx, &records, &request)?;
+    if network.dhcp.is_some() && request.pid.is_some() {
+        crate::keeper::start(ctx, id.as_str(), &[network.name.as_str()]);
+    }
     for ep in endpoints {
         let addresses: Vec<String> = ep.addresses.iter().map(ToString::to_string).collect();
         print(format_args!(

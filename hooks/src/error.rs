@@ -173,6 +173,12 @@ pub enum Error {
     Prompt(#[source] io::Error),
     #[error(transparent)]
     Macvlan(#[from] macvlan::Error),
+    /// A DHCP lease's renewer could not start or run.
+    #[error("DHCP renewer: {0}")]
+    Keeper(#[source] io::Error),
+    /// A renewal act failed (the keeper's journal line; it is tried again).
+    #[error("{0}")]
+    Renewal(String),
 }
 
 /// The store policy's errors: the core's as [`Error::Macvlan`] (so that a command matches them
@@ -245,7 +251,9 @@ impl Error {
             | Self::Unreached { .. }
             | Self::RmUnreached { .. }
             | Self::HostAccessUnrepaired(_)
-            | Self::Generate { .. } => exit::SYSTEM,
+            | Self::Generate { .. }
+            | Self::Keeper(_)
+            | Self::Renewal(_) => exit::SYSTEM,
         }
     }
 }

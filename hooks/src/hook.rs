@@ -116,6 +116,16 @@ fn attach(ctx: &Context, state: &State, id: &ContainerId, inv: &mut Invocation) 
     };
     let records = Records::new(&ctx.state_dir);
     let endpoints = attach_now(ctx, &records, &request)?;
+    // Each DHCP lease gets its renewer; a container with no process (a namespace that
+    // outlives any) has none here. A re-run starts them again: the slot keeps one pair.
+    if request.pid.is_some() {
+        let leased: Vec<&str> = definitions
+            .iter()
+            .filter(|n| n.dhcp.is_some())
+            .map(|n| n.name.as_str())
+            .collect();
+        crate::keeper::start(ctx, &state.id, &leased);
+    }
     for ep in endpoints {
         let addresses: Vec<String> = ep.addresses.iter().map(ToString::to_string).collect();
         log::info(

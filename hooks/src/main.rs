@@ -17,6 +17,7 @@ mod generate;
 mod hook;
 mod install;
 mod journal;
+mod keeper;
 mod log;
 /// Read by build.rs for the man pages; here only for the test that keeps it equal to README.
 #[cfg(test)]
@@ -111,6 +112,7 @@ fn main() -> ExitCode {
             }
             result
         }
+        Command::DhcpKeeper { container, network } => keeper::run(&ctx, &container, &network),
         Command::Verify => state_cmd::verify(&ctx),
         Command::Gc {
             forget_host: None, ..

@@ -87,6 +87,8 @@ pub const PREREQUISITES: &[(&str, &str)] = &[
     // The DHCP client against a real server (`tests/tests/dhcp.rs`): Kea, started by the test.
     ("/usr/sbin/kea-dhcp4", "kea-dhcp4-server"),
     ("/usr/sbin/kea-dhcp6", "kea-dhcp6-server"), // the DHCPv6 client, `tests/tests/dhcp6.rs`
+    // Renewals left unanswered, dropped in the container's namespace (`tests/tests/dhcp_renew.rs`).
+    ("/usr/sbin/iptables", "iptables"),
     // The CNI door's real clients: podman's CNI backend runs CNI's own plugins too (and the
     // bench measures `macvlan` + `host-local`); `ctr run --cni` against a containerd the test
     // starts (`tests/tests/cni_containerd.rs`).

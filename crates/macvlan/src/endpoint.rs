@@ -22,7 +22,7 @@ use crate::{
 };
 
 mod adopt;
-mod real;
+pub(crate) mod real;
 
 use adopt::Created;
 use real::Real;

@@ -374,6 +374,17 @@ pub enum Error {
         #[source]
         source: Box<oci_macvlan_dhcp::v6::Error>,
     },
+    /// A DHCP lease's renewal could not be carried out (the container's link or namespace is
+    /// not what its record says); retried by the renewer at a bounded backoff.
+    #[error("renewing the DHCP lease of container {container} on network {network}: {reason}")]
+    DhcpRenewal {
+        /// The network.
+        network: String,
+        /// The container.
+        container: String,
+        /// Why.
+        reason: String,
+    },
     /// The address a DHCP server leased is held by another container of this host.
     #[error(
         "the DHCP server of network {network} leased {ip}, which container {holder} holds here"

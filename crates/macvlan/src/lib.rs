@@ -40,6 +40,7 @@ mod plan;
 mod reach;
 mod ready;
 mod record;
+mod renew;
 mod request;
 pub mod source;
 mod status;
@@ -73,6 +74,7 @@ pub use plan::{AddressRequest, LinkSpec, ParentSpec, Plan, PlannedNetwork, Route
 pub use reach::{Unreachable, store_of};
 pub use ready::{NotReady, attach_ready};
 pub use record::{Record, RecordedEndpoint, Records};
+pub use renew::{DhcpRenewal, Renewed, Report as RenewalReport};
 pub use request::{AttachRequest, Attachment};
 pub use status::{EndpointFacts, NetworkStatus, StoreState, network_status};
 pub use stores::{Access, StorePolicy};

@@ -18,7 +18,7 @@ use crate::{
 
 mod dhcp;
 
-pub use dhcp::{Dhcp6Record, DhcpRecord};
+pub use dhcp::{Dhcp6Record, DhcpRecord, Renewal};
 
 /// The longest container id used as a file name as it is. With the `.json` of a record and the
 /// `.…tmp-PID` of its temporary file, a longer one would pass NAME_MAX (255 bytes).
@@ -136,6 +136,14 @@ impl Records {
             "{}.json",
             file_stem(container_id.checked()?.as_ref())
         )))
+    }
+
+    /// The slot directory of a keeper of the container (`duty` names what it keeps, e.g. the
+    /// DHCP network whose lease it renews): `<state-dir>/keepers/<container>.<duty>`.
+    pub fn keeper_dir(&self, container_id: &ContainerId, duty: &str) -> PathBuf {
+        self.state
+            .join("keepers")
+            .join(format!("{}.{duty}", file_stem(container_id)))
     }
 
     /// Waits for the container's lock (see [`FileLock`]).

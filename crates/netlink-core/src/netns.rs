@@ -75,6 +75,24 @@ impl Netns {
         Ok(Self { file, path })
     }
 
+    /// A namespace file opened by someone else (a keeper's `/proc/PID/ns/net`, opened while
+    /// its process was known to be alive); `path` names it in errors. Checked like
+    /// [`Netns::open`]'s: a file of another filesystem is [`Error::NotNamespace`].
+    pub fn from_file(file: File, path: impl Into<PathBuf>) -> Result<Self> {
+        let path = path.into();
+        let kind = fstatfs(&file).map_err(|errno| Error::OpenNetns {
+            path: path.clone(),
+            source: errno.into(),
+        })?;
+        if kind.filesystem_type() != NSFS_MAGIC {
+            return Err(Error::NotNamespace {
+                what: describe(file.metadata()),
+                path,
+            });
+        }
+        Ok(Self { file, path })
+    }
+
     /// Like [`Netns::open`], but a path that no longer holds a namespace is `Ok(None)`: it is
     /// gone, or it is something else now (an unmounted `/run/netns/NAME` is an empty file).
     pub fn open_if_exists(path: impl Into<PathBuf>) -> Result<Option<Self>> {

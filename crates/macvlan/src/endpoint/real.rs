@@ -14,7 +14,7 @@ use crate::{
 
 /// The real kernel, for one attach.
 #[derive(Debug)]
-pub(super) struct Real<'a> {
+pub(crate) struct Real<'a> {
     pub(crate) host: &'a Handle,
     pub(crate) container: &'a Handle,
     pub(crate) netns: &'a Netns,

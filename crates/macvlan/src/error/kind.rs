@@ -85,6 +85,7 @@ impl Error {
             | Self::ProbeParentDown { .. }
             | Self::Dhcp { .. }
             | Self::Dhcp6 { .. }
+            | Self::DhcpRenewal { .. }
             | Self::Injected(_) => ErrorKind::System,
         }
     }

@@ -37,6 +37,9 @@ pub struct DhcpRecord {
     /// before it load without.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub v6: Option<Dhcp6Record>,
+    /// Where the renewer is with this lease (nothing while it is bound and on time).
+    #[serde(default, skip_serializing_if = "Renewal::is_quiet")]
+    pub renewal: Renewal,
 }
 
 /// A DHCPv6 (IA_NA) lease as an endpoint's record keeps it, beside the v4 one: with the
@@ -66,6 +69,32 @@ impl Dhcp6Record {
     /// Whether the lease ran out at `now`.
     pub fn expired(&self, now: SystemTime) -> bool {
         self.lease.expiry <= now
+    }
+}
+
+/// Where a lease's renewer is, kept on the record so that a renewer killed and another started
+/// carry on from here (`crate::renew`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Renewal {
+    /// The lease ran out or the server refused it (a NAK): its address and routes are gone from
+    /// the link and the store; discovery runs at the next act.
+    #[serde(default)]
+    pub unbound: bool,
+    /// Failed acts in a row (the backoff grows with them).
+    #[serde(default)]
+    pub failures: u32,
+    /// When to try again after a failed act.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_at: Option<SystemTime>,
+    /// Why the last act failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+impl Renewal {
+    /// Nothing to say: bound, no failure.
+    pub fn is_quiet(&self) -> bool {
+        *self == Self::default()
     }
 }
 

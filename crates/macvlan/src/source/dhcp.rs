@@ -28,16 +28,16 @@ use oci_macvlan_dhcp::{Client, ClientId, Config, Lease as DhcpLease, OnLink, Pac
 use oci_macvlan_ipam::{Lease, LeaseStore, LeaseStoreExt};
 use oci_macvlan_netlink_core::{ChildKind, IpvlanFlag, Netns};
 
-pub use crate::record::{Dhcp6Record, DhcpRecord};
+pub use crate::record::{Dhcp6Record, DhcpRecord, Renewal};
 
 use super::{Acquired, Ask, Refused, SourceRoute, Taken};
 use crate::{Error, Network, Records};
 
 /// The shortest wait between a renewer's retransmissions (RFC 2131: 60 s).
-const RETRY_FLOOR: Duration = Duration::from_secs(60);
+pub(crate) const RETRY_FLOOR: Duration = Duration::from_secs(60);
 
 /// A transaction seed no other run shares (std's per-process random hasher keys).
-fn seed() -> u32 {
+pub(crate) fn seed() -> u32 {
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u128(
         SystemTime::now()
@@ -99,7 +99,7 @@ pub(super) fn acquire(store: &mut dyn LeaseStore, ask: &Ask<'_>) -> Result<Taken
         .previous
         .filter(|_| ask.held_before)
         .and_then(|e| e.dhcp.as_ref())
-        .filter(|r| !r.expired(now) && r.mac == link.mac)
+        .filter(|r| !r.expired(now) && !r.renewal.unbound && r.mac == link.mac)
         .filter(|r| !dhcp.ipv6 || r.v6.as_ref().is_some_and(|v6| !v6.expired(now)));
     let record = match kept {
         Some(kept) => kept.clone(),
@@ -174,6 +174,7 @@ pub(super) fn acquire(store: &mut dyn LeaseStore, ask: &Ask<'_>) -> Result<Taken
                 subnet: dhcp.subnet,
                 lease: lease.clone(),
                 v6,
+                renewal: Default::default(),
             };
             match v6.transpose() {
                 Ok(v6) => given(v6),
@@ -263,7 +264,7 @@ pub(super) fn acquire(store: &mut dyn LeaseStore, ask: &Ask<'_>) -> Result<Taken
 /// What the lease gives the link: its router is the default gateway, unless classless static
 /// routes came (RFC 3442: then the router option is ignored, and a default route among them is
 /// the gateway).
-fn acquired(lease: &DhcpLease, address: IpNetwork) -> Acquired {
+pub(crate) fn acquired(lease: &DhcpLease, address: IpNetwork) -> Acquired {
     let mut gateway = if lease.routes.is_empty() {
         lease.router.map(IpAddr::V4)
     } else {
@@ -438,6 +439,7 @@ mod tests {
             subnet: None,
             lease: lease(None, vec![]),
             v6: None,
+            renewal: Default::default(),
         };
         assert_eq!(record.client_id_bytes().unwrap(), id.as_bytes());
         let json = serde_json::to_string(&record).unwrap();

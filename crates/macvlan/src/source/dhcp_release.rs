@@ -38,6 +38,10 @@ pub(crate) async fn release(endpoint: &RecordedEndpoint) -> Result<(), String> {
     let (Some(record), Some(lower)) = (&endpoint.dhcp, endpoint.lower) else {
         return Ok(());
     };
+    // A lease that ran out or was refused is the server's again already.
+    if record.renewal.unbound {
+        return Ok(());
+    }
     let host = Handle::current().map_err(|e| e.to_string())?;
     let Some(parent) = host.link_by_index(lower).await.map_err(|e| e.to_string())? else {
         return Err(format!("parent link {lower} is gone"));

@@ -1,0 +1,140 @@
+//! What an act changes on the link and in the store: a new lease applied (the store first,
+//! then the address and its routes), an old one taken off.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use ipnetwork::IpNetwork;
+use oci_macvlan_dhcp::Lease as DhcpLease;
+use oci_macvlan_ipam::{Lease, LeaseStore, LeaseStoreExt, Owner};
+use oci_macvlan_netlink_core::{Errno, Handle, Link, Netns};
+
+use super::DhcpRenewal;
+use crate::{
+    Access, Error, Result, StorePolicy, endpoint::real::Real, kernel::Kernel,
+    record::RecordedEndpoint, source::dhcp::acquired, wire::Route,
+};
+
+impl<P: StorePolicy> DhcpRenewal<P> {
+    fn owner(&self, endpoint: &RecordedEndpoint) -> Owner {
+        Owner {
+            container_id: self.container_id.to_string(),
+            ifname: endpoint.ifname.clone(),
+        }
+    }
+
+    fn store(&self) -> Result<Box<dyn LeaseStore>> {
+        let network = self.networks.load(&self.network)?;
+        self.stores
+            .networks_store(&[&network], Access::Write, false)
+            .map_err(|e| self.failed(format!("its lease store: {e}")))
+    }
+
+    /// The address `old` off the link (its routes go with it: the kernel drops the routes of
+    /// a link's last IPv4 address) and out of the store.
+    pub(super) async fn unbind(
+        &self,
+        container: &Handle,
+        endpoint: &RecordedEndpoint,
+        old: Ipv4Addr,
+    ) -> Result<()> {
+        container
+            .remove_addresses(&[IpAddr::V4(old)])
+            .await
+            .map_err(Error::Netlink)?;
+        self.store()?
+            .release_ips(&self.owner(endpoint), &[IpAddr::V4(old)])
+            .map_err(Error::store)?;
+        Ok(())
+    }
+
+    /// Moves the link from `old` (if it still has it) to `lease`: the store first (refused when
+    /// another container holds the new address here), then the link's address and routes.
+    pub(super) async fn apply(
+        &self,
+        netns: &Netns,
+        container: &Handle,
+        link: &Link,
+        endpoint: &RecordedEndpoint,
+        old: Option<Ipv4Addr>,
+        lease: &DhcpLease,
+    ) -> Result<()> {
+        let ip = IpAddr::V4(lease.address);
+        let address = IpNetwork::new(ip, lease.prefix)
+            .map_err(|_| self.failed(format!("prefix {} of {ip}", lease.prefix)))?;
+        let owner = self.owner(endpoint);
+        let stored = Lease {
+            ip,
+            subnet: IpNetwork::new(address.network(), lease.prefix).unwrap_or(address),
+            network: self.network.clone(),
+            owner: owner.clone(),
+            host: None,
+        };
+        let mut store = self.store()?;
+        let old_ip = old.map(IpAddr::V4);
+        let held = store
+            .transaction(|txn| {
+                match txn.lease_of(ip)? {
+                    Some(other) if other.network != stored.network || other.owner != owner => {
+                        return Ok(Some(other));
+                    }
+                    Some(_) => {}
+                    None => txn.insert(&stored)?,
+                }
+                Ok(None)
+            })
+            .map_err(Error::store)?;
+        if let Some(other) = held {
+            return Err(Error::DhcpAddressHeld {
+                network: self.network.clone(),
+                ip,
+                holder: format!("{} ({})", other.owner.container_id, other.network),
+            });
+        }
+        if let Some(old) = old_ip.filter(|old| *old != ip) {
+            store.release_ips(&owner, &[old]).map_err(Error::store)?;
+        }
+        if let Some(old) = old {
+            container
+                .remove_addresses(&[IpAddr::V4(old)])
+                .await
+                .map_err(Error::Netlink)?;
+        }
+        let host = Handle::current().map_err(Error::Netlink)?;
+        let kernel = Real {
+            host: &host,
+            container,
+            netns,
+        };
+        let configure = |source| Error::Configure {
+            network: self.network.clone(),
+            ifname: link.name.clone(),
+            source,
+        };
+        exists_ok(kernel.add_address(link, ip, lease.prefix).await).map_err(configure)?;
+        let got = acquired(lease, address);
+        // The link's routes went with its old address; a default route another network of
+        // the container holds stays its own (the kernel says EEXIST: the first one wins).
+        let routes = got
+            .gateway
+            .map(Route::DefaultVia)
+            .into_iter()
+            .chain(got.routes.iter().map(|r| match r.via {
+                Some(gateway) => Route::Via {
+                    destination: r.destination,
+                    gateway,
+                },
+                None => Route::OnLink(r.destination),
+            }));
+        for route in routes {
+            exists_ok(kernel.add_route(link, &route).await).map_err(configure)?;
+        }
+        Ok(())
+    }
+}
+
+fn exists_ok(result: oci_macvlan_netlink_core::Result<()>) -> oci_macvlan_netlink_core::Result<()> {
+    match result {
+        Err(err) if err.errno() == Some(Errno::EEXIST) => Ok(()),
+        other => other,
+    }
+}

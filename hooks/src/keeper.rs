@@ -1,0 +1,136 @@
+//! The DHCP lease's renewer, as this binary's hidden `dhcp-keeper` command: started by the hook
+//! (and `network connect`) after a DHCP attach, never waited for. The duty is the core's
+//! (`macvlan::DhcpRenewal`), the keeper's life `oci_macvlan_keeper`'s; this file starts
+//! one, and turns the command line into them.
+
+use std::process::{Child, Command};
+
+use oci_macvlan_keeper::{Container, Ended, Slot};
+use oci_macvlan_macvlan::{ContainerId, DhcpRenewal, Networks, Records, Renewed};
+
+use crate::{Context, error::Result, journal::Invocation};
+
+/// The command that runs a keeper of `container`'s lease on `network`, with this run's dirs.
+fn command(ctx: &Context, container: &str, network: &str) -> Result<Command> {
+    let exe = std::env::current_exe().map_err(crate::error::Error::Keeper)?;
+    let mut command = Command::new(exe);
+    command
+        .arg("--config-dir")
+        .arg(&ctx.config_dir)
+        .arg("--state-dir")
+        .arg(&ctx.state_dir);
+    if let Some(host_id) = &ctx.host_id {
+        command.arg("--host-id").arg(host_id);
+    }
+    command
+        .args([
+            "dhcp-keeper",
+            "--container",
+            container,
+            "--network",
+            network,
+        ])
+        // The global options are on the command line; what the runtime left in the
+        // environment must not override them.
+        .env_remove("OCI_MACVLAN_CONFIG_DIR")
+        .env_remove("OCI_MACVLAN_STATE_DIR")
+        .env_remove("OCI_MACVLAN_HOST_ID");
+    Ok(command)
+}
+
+fn spawn(ctx: &Context, container: &str, network: &str) -> Result<Child> {
+    oci_macvlan_keeper::spawn(command(ctx, container, network)?)
+        .map_err(|e| crate::error::Error::Keeper(std::io::Error::other(e)))
+}
+
+/// Starts a keeper for each of `networks` (those of a DHCP attach that just succeeded), and
+/// returns at once. One that cannot start is said on stderr: the attach stands, its lease
+/// runs until its expiry, and a hook re-run starts one again.
+pub fn start(ctx: &Context, container: &str, networks: &[&str]) {
+    for network in networks {
+        if let Err(err) = spawn(ctx, container, network) {
+            eprintln!(
+                "oci-macvlan: warning: no renewer for the DHCP lease of container {container} on {network}: {}",
+                crate::error::line(&err)
+            );
+        }
+    }
+}
+
+/// `oci-macvlan dhcp-keeper`: keeps the lease of `container` on `network` until the container
+/// ends or the lease is given back. Its standard streams are `/dev/null`: what it does goes to
+/// the hook journal.
+pub fn run(ctx: &Context, container: &str, network: &str) -> Result<()> {
+    oci_macvlan_keeper::detach()
+        .map_err(|e| crate::error::Error::Keeper(std::io::Error::other(e)))?;
+    let id = ContainerId::parse(container)?;
+    let records = Records::new(&ctx.state_dir);
+    // The container's process, as the attach recorded it; none (a CNI container, whose
+    // namespace outlives any process) or gone: nothing to keep.
+    let Some(process) = records
+        .read(&id)?
+        .and_then(|r| r.liveness)
+        .and_then(|l| l.process)
+    else {
+        return Ok(());
+    };
+    let Ok(watched) = Container::open(process.pid, process.start) else {
+        return Ok(());
+    };
+    let slot = Slot::new(records.keeper_dir(&id, network));
+    let state_dir = ctx.state_dir.clone();
+    let (journal_id, journal_net) = (container.to_owned(), network.to_owned());
+    let report = move |result: &oci_macvlan_macvlan::Result<Renewed>| {
+        let mut inv = Invocation::start(Some("dhcp-keeper"));
+        inv.set_container(&journal_id);
+        inv.networks = vec![journal_net.clone()];
+        inv.action = Some(match result {
+            Ok(Renewed::Extended { .. }) => "renewed",
+            Ok(Renewed::Moved { .. }) => "leased",
+            Ok(Renewed::Refused(_)) => "refused",
+            Ok(Renewed::Expired(_)) => "expired",
+            Err(_) => "renew",
+        });
+        let result = match result {
+            Ok(_) => Ok(()),
+            Err(err) => Err(crate::error::Error::Renewal(oci_macvlan_macvlan::one_line(
+                err,
+            ))),
+        };
+        inv.record(&state_dir, &result);
+    };
+    let mut duty = DhcpRenewal::new(
+        ctx.stores(),
+        Networks::new(&ctx.config_dir),
+        records,
+        id,
+        network.to_owned(),
+        Box::new(report),
+    );
+    let ended = oci_macvlan_keeper::run(&slot, &watched, &mut duty, &mut || {
+        oci_macvlan_keeper::spawn(command(ctx, container, network).map_err(|e| {
+            oci_macvlan_keeper::Error::Spawn {
+                program: "oci-macvlan".into(),
+                source: std::io::Error::other(e.to_string()),
+            }
+        })?)
+    })
+    .map_err(|e| crate::error::Error::Keeper(std::io::Error::other(e)))?;
+    if ended != Ended::Taken {
+        remove_slot(&slot);
+    }
+    Ok(())
+}
+
+/// Removes a slot nobody holds any more (the standby ends with the container too; a slot it
+/// still holds is left for the next keeper of the same name).
+fn remove_slot(slot: &Slot) {
+    let Ok(oci_macvlan_keeper::Role::Active(active)) = slot.claim() else {
+        return;
+    };
+    if let Ok(oci_macvlan_keeper::Role::Standby(standby)) = slot.claim() {
+        let _ = std::fs::remove_dir_all(slot.dir());
+        drop(standby);
+    }
+    drop(active);
+}
