@@ -127,7 +127,8 @@ pub enum Error {
     },
 }
 
-fn refused_note(refused: usize, last: &Option<Refused>) -> String {
+/// The timeout's note on refused answers (v4's and v6's): how many, and the last one's reason.
+pub(crate) fn refused_note(refused: usize, last: &Option<impl std::fmt::Display>) -> String {
     match last {
         Some(why) if refused > 0 => format!(" ({refused} answers refused, the last: {why})"),
         _ => String::new(),

@@ -1,7 +1,6 @@
 //! The machine driven over a link's socket under one deadline: acquiring a lease, extending it,
-//! releasing it. The deadline covers the whole exchange; a flood of frames cannot hold it past
-//! the deadline, nor the machine past its own (a retransmission, T1, T2, expiry), and a
-//! refused answer is skipped (the reason is kept for the timeout's error).
+//! releasing it. The loop is the crate's `drive` module's (shared with v6); here are the v4 client's and
+//! packet socket's sides of it.
 
 use std::{
     io,
@@ -9,20 +8,12 @@ use std::{
 };
 
 use crate::{
-    Client, Error, Event, Lease, Outgoing, Result,
+    Client, Error, Event, Lease, Outgoing, Refused, Result, Step,
+    drive::{self, Machine, Transport, Turn},
     socket::{MAX_FRAME, OnLink, PacketLink},
 };
 
-/// What the exchange needs of its socket ([`PacketLink`]'s calls): a seam, so that a test can
-/// flood the loop without a link.
-trait Transport {
-    fn name(&self) -> &str;
-    fn send(&self, out: &Outgoing) -> io::Result<()>;
-    fn wait(&self, until: Instant) -> io::Result<()>;
-    fn next<'b>(&self, buf: &'b mut [u8; MAX_FRAME]) -> io::Result<Option<&'b [u8]>>;
-}
-
-impl Transport for PacketLink {
+impl Transport<Outgoing, MAX_FRAME> for PacketLink {
     fn name(&self) -> &str {
         &self.link().name
     }
@@ -32,8 +23,54 @@ impl Transport for PacketLink {
     fn wait(&self, until: Instant) -> io::Result<()> {
         PacketLink::wait(self, until)
     }
-    fn next<'b>(&self, buf: &'b mut [u8; MAX_FRAME]) -> io::Result<Option<&'b [u8]>> {
-        PacketLink::next(self, buf)
+    fn next<'b>(&self, buf: &'b mut [u8; MAX_FRAME]) -> io::Result<Option<(&'b [u8], usize)>> {
+        Ok(PacketLink::next(self, buf)?.map(|frame| (frame, frame.len())))
+    }
+}
+
+fn turn(step: Step) -> Turn<Outgoing, Event> {
+    Turn {
+        send: step.send,
+        event: step.event,
+        deadline: step.deadline,
+    }
+}
+
+impl Machine for Client {
+    type Out = Outgoing;
+    type Event = Event;
+    type Refused = Refused;
+    type Error = Error;
+    fn tick(&mut self, now: SystemTime) -> Result<Turn<Outgoing, Event>> {
+        Client::tick(self, now).map(turn)
+    }
+    fn receive(
+        &mut self,
+        message: &[u8],
+        _len: usize,
+        now: SystemTime,
+    ) -> Result<Turn<Outgoing, Event>> {
+        Client::receive(self, message, now).map(turn)
+    }
+    fn refusal(error: Error) -> Result<Refused> {
+        match error {
+            Error::Refused(why) => Ok(why),
+            other => Err(other),
+        }
+    }
+    fn socket_error(link: &str, source: io::Error) -> Error {
+        Error::Socket {
+            link: link.to_owned(),
+            source,
+        }
+    }
+    fn timeout(link: &str, timeout: Duration, refused: usize, last: Option<Refused>) -> Error {
+        Error::Timeout {
+            link: link.to_owned(),
+            timeout,
+            refused,
+            last,
+        }
     }
 }
 
@@ -51,61 +88,13 @@ pub fn open(client: &Client, link: &OnLink) -> Result<PacketLink> {
 }
 
 /// Runs `client` on `socket` until an event comes or `timeout` passes.
-fn run(client: &mut Client, socket: &impl Transport, timeout: Duration) -> Result<Event> {
-    let name = socket.name();
-    let failed = |source| Error::Socket {
-        link: name.to_owned(),
-        source,
-    };
-    let end = Instant::now() + timeout;
-    let mut buf = Box::new([0u8; MAX_FRAME]);
-    let mut step = client.tick(SystemTime::now())?;
-    let (mut refused, mut last) = (0, None);
-    loop {
-        if let Some(out) = &step.send {
-            socket.send(out).map_err(failed)?;
-        }
-        if let Some(event) = step.event.take() {
-            return Ok(event);
-        }
-        let due = step
-            .deadline
-            .duration_since(SystemTime::now())
-            .unwrap_or(Duration::ZERO);
-        let until = end.min(Instant::now() + due);
-        socket.wait(until).map_err(failed)?;
-        let mut next = None;
-        while let Some(message) = socket.next(&mut buf).map_err(failed)? {
-            match client.receive(message, SystemTime::now()) {
-                Ok(taken) => {
-                    next = Some(taken);
-                    break;
-                }
-                Err(Error::Refused(why)) => {
-                    refused += 1;
-                    last = Some(why);
-                }
-                Err(other) => return Err(other),
-            }
-            // Frames faster than they are read must not keep the machine from its own
-            // deadline: a retransmission, T1, T2, expiry are the next tick's.
-            if Instant::now() >= end || SystemTime::now() >= step.deadline {
-                break;
-            }
-        }
-        if Instant::now() >= end && next.is_none() {
-            return Err(Error::Timeout {
-                link: name.to_owned(),
-                timeout,
-                refused,
-                last,
-            });
-        }
-        step = match next {
-            Some(step) => step,
-            None => client.tick(SystemTime::now())?,
-        };
-    }
+fn run(
+    client: &mut Client,
+    socket: &impl Transport<Outgoing, MAX_FRAME>,
+    timeout: Duration,
+) -> Result<Event> {
+    let step = Machine::tick(client, SystemTime::now())?;
+    drive::run(client, socket, step, timeout)
 }
 
 /// DISCOVER, OFFER, REQUEST, ACK on `socket`'s link: the lease, or [`Error::Timeout`] when no
@@ -160,7 +149,7 @@ mod tests {
         sent: RefCell<Vec<Outgoing>>,
     }
 
-    impl Transport for Flood {
+    impl Transport<Outgoing, MAX_FRAME> for Flood {
         fn name(&self) -> &str {
             "flood0"
         }
@@ -171,9 +160,9 @@ mod tests {
         fn wait(&self, _until: Instant) -> io::Result<()> {
             Ok(())
         }
-        fn next<'b>(&self, buf: &'b mut [u8; MAX_FRAME]) -> io::Result<Option<&'b [u8]>> {
+        fn next<'b>(&self, buf: &'b mut [u8; MAX_FRAME]) -> io::Result<Option<(&'b [u8], usize)>> {
             buf[..4].fill(0xee);
-            Ok(Some(&buf[..4]))
+            Ok(Some((&buf[..4], 4)))
         }
     }
 

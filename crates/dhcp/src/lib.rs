@@ -25,6 +25,7 @@
 #![warn(missing_docs)]
 
 pub mod answer;
+mod drive;
 mod error;
 pub mod exchange;
 #[cfg(test)]

@@ -2,6 +2,8 @@
 
 use std::{io, net::Ipv6Addr, time::Duration};
 
+use crate::error::refused_note;
+
 /// Why a server's answer was refused: each names what was wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refused {
@@ -109,13 +111,6 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
-}
-
-fn refused_note(refused: usize, last: &Option<Refused>) -> String {
-    match last {
-        Some(why) if refused > 0 => format!(" ({refused} answers refused, the last: {why})"),
-        _ => String::new(),
-    }
 }
 
 /// The v6 client's results.

@@ -1,29 +1,21 @@
 //! The v6 machine driven over a link's socket under one deadline: acquiring a lease, waiting
-//! for its next event (renewal at T1, rebinding at T2, expiry), releasing it. A flood cannot
-//! hold the exchange past its deadline, nor the machine past its own (a retransmission, T1,
-//! T2, the lease's end); a refused answer is skipped and counted (the last reason kept for the
-//! timeout's error).
+//! for its next event (renewal at T1, rebinding at T2, expiry), releasing it. The loop is the
+//! crate's `drive` module's (shared with v4); here are the v6 client's and UDP socket's sides
+//! of it (a message longer than [`MAX_MESSAGE`] is refused here).
 
 use std::{
     io,
     time::{Duration, Instant, SystemTime},
 };
 
-use crate::v6::{
-    Client, Error, Event, Lease, Outgoing, Refused, Result, Step, UdpLink, answer::MAX_MESSAGE,
+use crate::{
+    drive::{self, Machine, Transport, Turn},
+    v6::{
+        Client, Error, Event, Lease, Outgoing, Refused, Result, Step, UdpLink, answer::MAX_MESSAGE,
+    },
 };
 
-/// What the exchange needs of its socket ([`UdpLink`]'s calls): a seam, so that a test can
-/// flood the loop without a link.
-trait Transport {
-    fn name(&self) -> &str;
-    fn send(&self, out: &Outgoing) -> io::Result<()>;
-    fn wait(&self, until: Instant) -> io::Result<()>;
-    fn next<'b>(&self, buf: &'b mut [u8; MAX_MESSAGE + 1])
-    -> io::Result<Option<(&'b [u8], usize)>>;
-}
-
-impl Transport for UdpLink {
+impl Transport<Outgoing, { MAX_MESSAGE + 1 }> for UdpLink {
     fn name(&self) -> &str {
         &self.link().name
     }
@@ -41,73 +33,66 @@ impl Transport for UdpLink {
     }
 }
 
+fn turn(step: Step) -> Turn<Outgoing, Event> {
+    Turn {
+        send: step.send,
+        event: step.event,
+        deadline: step.deadline,
+    }
+}
+
+impl Machine for Client {
+    type Out = Outgoing;
+    type Event = Event;
+    type Refused = Refused;
+    type Error = Error;
+    fn tick(&mut self, now: SystemTime) -> Result<Turn<Outgoing, Event>> {
+        Client::tick(self, now).map(turn)
+    }
+    fn receive(
+        &mut self,
+        message: &[u8],
+        len: usize,
+        now: SystemTime,
+    ) -> Result<Turn<Outgoing, Event>> {
+        if len > MAX_MESSAGE {
+            return Err(Error::Refused(Refused::TooLarge {
+                len,
+                max: MAX_MESSAGE,
+            }));
+        }
+        Client::receive(self, message, now).map(turn)
+    }
+    fn refusal(error: Error) -> Result<Refused> {
+        match error {
+            Error::Refused(why) => Ok(why),
+            other => Err(other),
+        }
+    }
+    fn socket_error(link: &str, source: io::Error) -> Error {
+        Error::Socket {
+            link: link.to_owned(),
+            source,
+        }
+    }
+    fn timeout(link: &str, timeout: Duration, refused: usize, last: Option<Refused>) -> Error {
+        Error::Timeout {
+            link: link.to_owned(),
+            timeout,
+            refused,
+            last,
+        }
+    }
+}
+
 /// Runs `client` from `step` on `socket` until an event comes or `timeout` passes.
 fn run(
     client: &mut Client,
-    socket: &impl Transport,
-    mut step: Step,
+    socket: &impl Transport<Outgoing, { MAX_MESSAGE + 1 }>,
+    step: Step,
     timeout: Duration,
 ) -> Result<Event> {
-    let name = socket.name();
-    let failed = |source| Error::Socket {
-        link: name.to_owned(),
-        source,
-    };
-    let end = Instant::now() + timeout;
-    let mut buf = Box::new([0u8; MAX_MESSAGE + 1]);
-    let (mut refused, mut last) = (0, None);
-    loop {
-        if let Some(out) = &step.send {
-            socket.send(out).map_err(failed)?;
-        }
-        if let Some(event) = step.event.take() {
-            return Ok(event);
-        }
-        let due = step
-            .deadline
-            .duration_since(SystemTime::now())
-            .unwrap_or(Duration::ZERO);
-        socket.wait(end.min(Instant::now() + due)).map_err(failed)?;
-        let mut next = None;
-        while let Some((message, len)) = socket.next(&mut buf).map_err(failed)? {
-            let taken = if len > MAX_MESSAGE {
-                Err(Error::Refused(Refused::TooLarge {
-                    len,
-                    max: MAX_MESSAGE,
-                }))
-            } else {
-                client.receive(message, SystemTime::now())
-            };
-            match taken {
-                Ok(taken) => {
-                    next = Some(taken);
-                    break;
-                }
-                Err(Error::Refused(why)) => {
-                    refused += 1;
-                    last = Some(why);
-                }
-                Err(other) => return Err(other),
-            }
-            // Messages faster than they are read must not keep the machine from its own
-            // deadline: a retransmission, T1, T2, the lease's end are the next tick's.
-            if Instant::now() >= end || SystemTime::now() >= step.deadline {
-                break;
-            }
-        }
-        if Instant::now() >= end && next.is_none() {
-            return Err(Error::Timeout {
-                link: name.to_owned(),
-                timeout,
-                refused,
-                last,
-            });
-        }
-        step = match next {
-            Some(step) => step,
-            None => client.tick(SystemTime::now())?,
-        };
-    }
+    drive::run(client, socket, turn(step), timeout)
 }
 
 /// SOLICIT, ADVERTISE, REQUEST, REPLY on `socket`'s link: the lease, or [`Error::Timeout`]
@@ -162,7 +147,7 @@ mod tests {
         sent: RefCell<Vec<Outgoing>>,
     }
 
-    impl Transport for Flood {
+    impl Transport<Outgoing, { MAX_MESSAGE + 1 }> for Flood {
         fn name(&self) -> &str {
             "flood0"
         }
