@@ -5,10 +5,11 @@
 //! The DISCOVER is sent again every [`RESEND`] while nothing answers; after the first offer the
 //! probe listens [`LINGER`] more for other servers (a second server on a LAN is worth knowing
 //! of), and never past its deadline. Every answer goes through [`answer::check`]; a refused one
-//! is counted and its reason kept. [`Schedule`] is shared with the DHCPv6 probe
-//! ([`crate::v6::probe`]).
+//! is counted and its reason kept. [`Schedule`] and its loop are shared with the DHCPv6
+//! probe ([`crate::v6::probe`]).
 
 use std::{
+    io,
     net::Ipv4Addr,
     time::{Duration, Instant},
 };
@@ -16,9 +17,10 @@ use std::{
 use crate::{
     ClientId, Error, Refused, Result,
     answer::{self, Expect, Kind},
+    drive::Transport,
     machine::{Config, Outgoing, To},
     message,
-    socket::{MAX_FRAME, PacketLink},
+    socket::PacketLink,
 };
 
 /// How long a probe waits for an answer before it sends again.
@@ -215,29 +217,46 @@ impl Probe {
     }
 }
 
-/// Sends a DISCOVER as `config` on `socket`'s link (transaction `xid`) and listens `timeout`
-/// at most (see the module): the offers, and the answers refused. Never sends anything else.
-pub fn probe(config: Config, xid: u32, socket: &PacketLink, timeout: Duration) -> Result<Heard> {
-    let failed = |source| Error::Socket {
-        link: socket.link().name.clone(),
-        source,
-    };
-    let mut probe = Probe::new(config, xid);
-    let discover = probe.discover()?;
+/// What [`listen`] needs of a probe (v4's and v6's).
+pub(crate) trait Ask {
+    /// The request sent.
+    type Out;
+    /// The probe's error.
+    type Error;
+    /// The request, `elapsed` into the probe.
+    fn ask(&self, elapsed: Duration) -> Result<Self::Out, Self::Error>;
+    /// `message` (`len` long before the buffer cut it) came: `true` when it is a server's
+    /// first answer.
+    fn hear(&mut self, message: &[u8], len: usize) -> bool;
+    /// The socket of `link` failed.
+    fn socket_error(link: &str, source: io::Error) -> Self::Error;
+}
+
+/// Runs `probe`'s [`Schedule`] on `socket` for `timeout` at most: the request sent while
+/// nothing answers, every answer heard, the linger after the first. How many requests went.
+pub(crate) fn listen<P: Ask, const N: usize>(
+    probe: &mut P,
+    socket: &impl Transport<P::Out, N>,
+    timeout: Duration,
+) -> Result<u32, P::Error> {
+    let failed = |source| P::socket_error(socket.name(), source);
     let mut schedule = Schedule::new(Instant::now(), timeout);
-    let mut buf = Box::new([0u8; MAX_FRAME]);
+    let mut buf = Box::new([0u8; N]);
     loop {
-        match schedule.due(Instant::now()) {
-            Due::Done => break,
-            Due::Send => socket.send(&discover).map_err(failed)?,
+        let now = Instant::now();
+        match schedule.due(now) {
+            Due::Done => return Ok(schedule.sent()),
+            Due::Send => socket
+                .send(&probe.ask(schedule.elapsed(now))?)
+                .map_err(failed)?,
             Due::Wait(until) => {
                 socket.wait(until).map_err(failed)?;
-                while let Some(message) = socket.next(&mut buf).map_err(failed)? {
+                while let Some((message, len)) = socket.next(&mut buf).map_err(failed)? {
                     let now = Instant::now();
-                    if probe.receive(message) {
+                    if probe.hear(message, len) {
                         schedule.answered(now);
                     }
-                    // A flood of frames cannot hold the probe past its wait.
+                    // A flood of messages cannot hold the probe past its wait.
                     if now >= until {
                         break;
                     }
@@ -245,8 +264,32 @@ pub fn probe(config: Config, xid: u32, socket: &PacketLink, timeout: Duration) -
             }
         }
     }
+}
+
+impl Ask for Probe {
+    type Out = Outgoing;
+    type Error = Error;
+    fn ask(&self, _elapsed: Duration) -> Result<Outgoing> {
+        self.discover()
+    }
+    fn hear(&mut self, message: &[u8], _len: usize) -> bool {
+        self.receive(message)
+    }
+    fn socket_error(link: &str, source: io::Error) -> Error {
+        Error::Socket {
+            link: link.to_owned(),
+            source,
+        }
+    }
+}
+
+/// Sends a DISCOVER as `config` on `socket`'s link (transaction `xid`) and listens `timeout`
+/// at most (see the module): the offers, and the answers refused. Never sends anything else.
+pub fn probe(config: Config, xid: u32, socket: &PacketLink, timeout: Duration) -> Result<Heard> {
+    let mut probe = Probe::new(config, xid);
+    let sent = listen(&mut probe, socket, timeout)?;
     let mut heard = probe.heard();
-    heard.sent = schedule.sent();
+    heard.sent = sent;
     Ok(heard)
 }
 

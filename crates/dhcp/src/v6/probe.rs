@@ -1,17 +1,14 @@
 //! One SOLICIT and the ADVERTISEs it brings, and nothing more: the DHCPv6 side of `doctor`'s
 //! question. No REQUEST is ever built and the SOLICIT asks for no rapid commit, so no server
-//! commits an address to the probe. The schedule is v4's ([`crate::probe::Schedule`]): sent
+//! commits an address to the probe. The schedule and its loop are v4's ([`crate::probe::Schedule`]): sent
 //! again every second while nothing answers, a short linger after the first answer for other
 //! servers, never past the deadline. Every answer goes through [`answer::check`]; a refused one
 //! is counted and its reason kept.
 
-use std::{
-    net::Ipv6Addr,
-    time::{Duration, Instant},
-};
+use std::{io, net::Ipv6Addr, time::Duration};
 
 use crate::{
-    probe::{Due, MAX_ANSWERS, Schedule},
+    probe::{Ask, MAX_ANSWERS, listen},
     v6::{
         Config, Error, Refused, Result, UdpLink,
         answer::{self, Expect, IaAddress, MAX_MESSAGE, Status},
@@ -139,46 +136,38 @@ impl Probe {
     }
 }
 
+impl Ask for Probe {
+    type Out = Outgoing;
+    type Error = Error;
+    fn ask(&self, elapsed: Duration) -> Result<Outgoing> {
+        self.solicit(elapsed)
+    }
+    fn hear(&mut self, message: &[u8], len: usize) -> bool {
+        if len > MAX_MESSAGE {
+            self.heard.refused = self.heard.refused.saturating_add(1);
+            self.heard.last = Some(Refused::TooLarge {
+                len,
+                max: MAX_MESSAGE,
+            });
+            return false;
+        }
+        self.receive(message)
+    }
+    fn socket_error(link: &str, source: io::Error) -> Error {
+        Error::Socket {
+            link: link.to_owned(),
+            source,
+        }
+    }
+}
+
 /// Sends a SOLICIT as `config` on `socket`'s link (transaction `xid`) and listens `timeout` at
 /// most: the ADVERTISEs, and the answers refused. Never sends anything else.
 pub fn probe(config: Config, xid: u32, socket: &UdpLink, timeout: Duration) -> Result<Heard> {
-    let failed = |source| Error::Socket {
-        link: socket.link().name.clone(),
-        source,
-    };
     let mut probe = Probe::new(config, xid);
-    let mut schedule = Schedule::new(Instant::now(), timeout);
-    let mut buf = Box::new([0u8; MAX_MESSAGE + 1]);
-    loop {
-        let now = Instant::now();
-        match schedule.due(now) {
-            Due::Done => break,
-            Due::Send => socket
-                .send(&probe.solicit(schedule.elapsed(now))?)
-                .map_err(failed)?,
-            Due::Wait(until) => {
-                socket.wait(until).map_err(failed)?;
-                while let Some((message, len)) = socket.next(&mut buf).map_err(failed)? {
-                    let now = Instant::now();
-                    if len > MAX_MESSAGE {
-                        probe.heard.refused = probe.heard.refused.saturating_add(1);
-                        probe.heard.last = Some(Refused::TooLarge {
-                            len,
-                            max: MAX_MESSAGE,
-                        });
-                    } else if probe.receive(message) {
-                        schedule.answered(now);
-                    }
-                    // A flood of datagrams cannot hold the probe past its wait.
-                    if now >= until {
-                        break;
-                    }
-                }
-            }
-        }
-    }
+    let sent = listen(&mut probe, socket, timeout)?;
     let mut heard = probe.heard();
-    heard.sent = schedule.sent();
+    heard.sent = sent;
     Ok(heard)
 }
 
