@@ -5,11 +5,13 @@
 
 use std::{
     path::PathBuf,
-    process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
-use crate::TestNetns;
+use crate::{
+    TestNetns,
+    server::{Server, temp_dir},
+};
 
 /// One line of dnsmasq's lease file: `EXPIRY MAC IP HOSTNAME CLIENT-ID`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,8 +25,7 @@ pub struct DnsmasqLease {
 /// A running dnsmasq.
 #[derive(Debug)]
 pub struct Dnsmasq {
-    child: Child,
-    dir: tempfile::TempDir,
+    server: Server,
 }
 
 impl Dnsmasq {
@@ -38,71 +39,47 @@ impl Dnsmasq {
         router: &str,
         lease: &str,
     ) -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("omt-dnsmasq-")
-            .tempdir()
-            .unwrap();
+        let dir = temp_dir("omt-dnsmasq-");
         let leases = dir.path().join("dnsmasq.leases");
         std::fs::write(&leases, "").unwrap();
-        let child = Command::new("ip")
-            .args(["netns", "exec", &ns.name, "/usr/sbin/dnsmasq"])
-            .args([
-                "--keep-in-foreground",
-                "--conf-file=/dev/null",
-                "--port=0",
-                "--bind-interfaces",
-                "--user=root",
-                "--group=root",
-                "--log-dhcp",
-                "--dhcp-authoritative",
-            ])
-            .arg(format!("--interface={interface}"))
-            .arg(format!("--dhcp-range={first},{last},255.255.255.0,{lease}"))
-            .arg(format!("--dhcp-option=3,{router}"))
-            .arg(format!("--dhcp-leasefile={}", leases.display()))
-            .arg(format!("--pid-file={}", dir.path().join("pid").display()))
-            .arg(format!(
-                "--log-facility={}",
-                dir.path().join("log").display()
-            ))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("stderr")).unwrap())
-            .spawn()
-            .unwrap();
-        let mut server = Self { child, dir };
-        let start = Instant::now();
-        while !server.log().contains("DHCP, IP range") {
-            if let Ok(Some(status)) = server.child.try_wait() {
-                panic!(
-                    "dnsmasq exited ({status}): {}{}",
-                    server.stderr(),
-                    server.log()
-                );
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "dnsmasq did not start: {}{}",
-                server.stderr(),
-                server.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        server
+        let pid = dir.path().join("pid");
+        let log = dir.path().join("log");
+        let server = Server::start(
+            ns,
+            dir,
+            "/usr/sbin/dnsmasq",
+            "log",
+            "DHCP, IP range",
+            |cmd| {
+                cmd.args([
+                    "--keep-in-foreground",
+                    "--conf-file=/dev/null",
+                    "--port=0",
+                    "--bind-interfaces",
+                    "--user=root",
+                    "--group=root",
+                    "--log-dhcp",
+                    "--dhcp-authoritative",
+                ])
+                .arg(format!("--interface={interface}"))
+                .arg(format!("--dhcp-range={first},{last},255.255.255.0,{lease}"))
+                .arg(format!("--dhcp-option=3,{router}"))
+                .arg(format!("--dhcp-leasefile={}", leases.display()))
+                .arg(format!("--pid-file={}", pid.display()))
+                .arg(format!("--log-facility={}", log.display()));
+            },
+        );
+        Self { server }
     }
 
     /// dnsmasq's log so far.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("stderr")).unwrap_or_default()
+        self.server.log()
     }
 
     /// The lease file's path.
     pub fn lease_file(&self) -> PathBuf {
-        self.dir.path().join("dnsmasq.leases")
+        self.server.dir().join("dnsmasq.leases")
     }
 
     /// The leases dnsmasq's lease file holds now.
@@ -131,12 +108,5 @@ impl Dnsmasq {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-    }
-}
-
-impl Drop for Dnsmasq {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }

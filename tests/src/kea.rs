@@ -2,15 +2,14 @@
 //! on one of its links, with a config the test writes: timers of seconds, the lease file and
 //! the log in the test's temp dir. Killed on drop; the package's own service is never used.
 
-use std::{
-    path::PathBuf,
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::path::PathBuf;
 
 use serde_json::json;
 
-use crate::TestNetns;
+use crate::{
+    TestNetns,
+    server::{Server, temp_dir},
+};
 
 /// What the test's Kea serves.
 #[derive(Debug, Clone)]
@@ -47,32 +46,21 @@ pub struct KeaLease {
 /// A running `kea-dhcp4`.
 #[derive(Debug)]
 pub struct Kea {
-    child: Child,
-    dir: tempfile::TempDir,
+    server: Server,
 }
 
 impl Kea {
     /// Starts Kea in `ns` with `config`, and waits until it serves (its log says so), 10 s
     /// at most.
     pub fn start(ns: &TestNetns, config: &KeaConfig) -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("omt-kea-")
-            .tempdir()
-            .unwrap();
+        let dir = temp_dir("omt-kea-");
         Self::start_in(dir, ns, config)
     }
 
     /// Stops Kea (a server down), keeping its lease file; [`Kea::start_again`] starts it again
     /// on it.
-    pub fn stop(mut self) -> tempfile::TempDir {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(self.dir.path().join("kea.log"));
-        let spare = tempfile::Builder::new()
-            .prefix("omt-kea-")
-            .tempdir()
-            .unwrap();
-        std::mem::replace(&mut self.dir, spare)
+    pub fn stop(self) -> tempfile::TempDir {
+        self.server.stop()
     }
 
     /// Starts Kea again on the lease file of a Kea [`stop`](Kea::stop)ped: a server back up,
@@ -117,44 +105,32 @@ impl Kea {
         });
         let conf_path = dir.path().join("kea-dhcp4.conf");
         std::fs::write(&conf_path, serde_json::to_vec_pretty(&conf).unwrap()).unwrap();
-        let child = Command::new("ip")
-            .args(["netns", "exec", &ns.name, "kea-dhcp4", "-c"])
-            .arg(&conf_path)
-            .env("KEA_PIDFILE_DIR", dir.path())
-            .env("KEA_LOCKFILE_DIR", dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("stderr")).unwrap())
-            .spawn()
-            .unwrap();
-        let mut kea = Self { child, dir };
-        let start = Instant::now();
-        while !kea.log().contains("DHCP4_STARTED") {
-            if let Ok(Some(status)) = kea.child.try_wait() {
-                panic!("kea-dhcp4 exited ({status}): {}{}", kea.stderr(), kea.log());
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "kea-dhcp4 did not start: {}",
-                kea.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        kea
+        let dir_path = dir.path().to_path_buf();
+        let server = Server::start(
+            ns,
+            dir,
+            "kea-dhcp4",
+            "kea.log",
+            "DHCP4_STARTED",
+            |command| {
+                command
+                    .arg("-c")
+                    .arg(&conf_path)
+                    .env("KEA_PIDFILE_DIR", &dir_path)
+                    .env("KEA_LOCKFILE_DIR", &dir_path);
+            },
+        );
+        Self { server }
     }
 
     /// Kea's log so far.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("kea.log")).unwrap_or_default()
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("stderr")).unwrap_or_default()
+        self.server.log()
     }
 
     /// The lease file's path.
     pub fn lease_file(&self) -> PathBuf {
-        self.dir.path().join("leases4.csv")
+        self.server.dir().join("leases4.csv")
     }
 
     /// Every row of the lease file, in order (Kea appends one per change; a row with a valid
@@ -190,12 +166,5 @@ impl Kea {
             .lines()
             .filter(|line| line.contains("DHCP4_PACKET_RECEIVED") && line.contains(kind))
             .count()
-    }
-}
-
-impl Drop for Kea {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }

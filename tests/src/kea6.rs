@@ -3,15 +3,14 @@
 //! of seconds, the lease file and the log in the test's temp dir. Killed on drop; the
 //! package's own service is never used.
 
-use std::{
-    path::PathBuf,
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::path::PathBuf;
 
 use serde_json::json;
 
-use crate::TestNetns;
+use crate::{
+    TestNetns,
+    server::{Server, temp_dir},
+};
 
 /// What the test's Kea serves.
 #[derive(Debug, Clone)]
@@ -49,32 +48,21 @@ pub struct Kea6Lease {
 /// A running `kea-dhcp6`.
 #[derive(Debug)]
 pub struct Kea6 {
-    child: Child,
-    dir: tempfile::TempDir,
+    server: Server,
 }
 
 impl Kea6 {
     /// Starts Kea in `ns` with `config`, and waits until it serves (its log says so), 10 s at
     /// most.
     pub fn start(ns: &TestNetns, config: &Kea6Config) -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("omt-kea6-")
-            .tempdir()
-            .unwrap();
+        let dir = temp_dir("omt-kea6-");
         Self::start_in(dir, ns, config)
     }
 
     /// Stops Kea (a server down), keeping its lease file; [`Kea6::start_again`] starts it
     /// again on it.
-    pub fn stop(mut self) -> tempfile::TempDir {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(self.dir.path().join("kea.log"));
-        let spare = tempfile::Builder::new()
-            .prefix("omt-kea6-")
-            .tempdir()
-            .unwrap();
-        std::mem::replace(&mut self.dir, spare)
+    pub fn stop(self) -> tempfile::TempDir {
+        self.server.stop()
     }
 
     /// Starts Kea again on the lease file of a Kea [`stop`](Kea6::stop)ped: a server back up
@@ -126,44 +114,32 @@ impl Kea6 {
         });
         let conf_path = dir.path().join("kea-dhcp6.conf");
         std::fs::write(&conf_path, serde_json::to_vec_pretty(&conf).unwrap()).unwrap();
-        let child = Command::new("ip")
-            .args(["netns", "exec", &ns.name, "kea-dhcp6", "-c"])
-            .arg(&conf_path)
-            .env("KEA_PIDFILE_DIR", dir.path())
-            .env("KEA_LOCKFILE_DIR", dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("stderr")).unwrap())
-            .spawn()
-            .unwrap();
-        let mut kea = Self { child, dir };
-        let start = Instant::now();
-        while !kea.log().contains("DHCP6_STARTED") {
-            if let Ok(Some(status)) = kea.child.try_wait() {
-                panic!("kea-dhcp6 exited ({status}): {}{}", kea.stderr(), kea.log());
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "kea-dhcp6 did not start: {}",
-                kea.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        kea
+        let dir_path = dir.path().to_path_buf();
+        let server = Server::start(
+            ns,
+            dir,
+            "kea-dhcp6",
+            "kea.log",
+            "DHCP6_STARTED",
+            |command| {
+                command
+                    .arg("-c")
+                    .arg(&conf_path)
+                    .env("KEA_PIDFILE_DIR", &dir_path)
+                    .env("KEA_LOCKFILE_DIR", &dir_path);
+            },
+        );
+        Self { server }
     }
 
     /// Kea's log so far.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("kea.log")).unwrap_or_default()
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("stderr")).unwrap_or_default()
+        self.server.log()
     }
 
     /// The lease file's path.
     pub fn lease_file(&self) -> PathBuf {
-        self.dir.path().join("leases6.csv")
+        self.server.dir().join("leases6.csv")
     }
 
     /// Every row of the lease file, in order (Kea appends one per change; a row with a valid
@@ -203,12 +179,5 @@ impl Kea6 {
             .lines()
             .filter(|line| line.split_whitespace().any(|word| word == id))
             .count()
-    }
-}
-
-impl Drop for Kea6 {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }

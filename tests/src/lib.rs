@@ -20,6 +20,7 @@ mod netns;
 mod podman;
 mod process;
 mod runc;
+mod server;
 pub mod suites;
 
 use std::{
