@@ -12,7 +12,7 @@ use std::{
 
 use serde_json::{Value, json};
 
-use crate::{Lan, Outcome, binary};
+use crate::{ContainerProcess, Lan, Outcome, binary};
 
 /// Drives the plugin for one CNI network (a conflist of one plugin) naming `network`.
 #[derive(Debug)]
@@ -176,6 +176,11 @@ impl<'a> CniDriver<'a> {
         Ok(())
     }
 
+    /// STATUS, with the driver's config.
+    pub fn status(&self, target: Target<'_>) -> Result<Value, Value> {
+        self.exec("STATUS", target, "", &self.config())
+    }
+
     /// VERSION.
     pub fn version_info(&self) -> Value {
         let out = self.exec_raw(
@@ -183,6 +188,44 @@ impl<'a> CniDriver<'a> {
             json!({"cniVersion": self.version}).to_string().as_bytes(),
         );
         parse_outcome(&out).unwrap()
+    }
+}
+
+/// A container attached by the hook to a network as `hooked` (a process of its own, the
+/// bundle runc gives the hook at createRuntime), beside the CNI containers of a test.
+#[derive(Debug)]
+pub struct Hooked {
+    process: ContainerProcess,
+}
+
+impl Hooked {
+    /// Starts the container's process and runs the hook for it on `network`.
+    pub fn attach(lan: &Lan, network: &str) -> Self {
+        let process = ContainerProcess::start();
+        lan.cli_ok(
+            &["hook"],
+            &lan.pid_bundle(
+                "hooked",
+                &[("oci-macvlan.networks", network)],
+                process.pid(),
+                "creating",
+            ),
+        );
+        Self { process }
+    }
+
+    /// The container's process.
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
+    /// Kills the container's process and runs the hook's poststop for it.
+    pub fn stop(self, lan: &Lan) {
+        self.process.kill();
+        lan.cli_ok(
+            &["hook"],
+            r#"{"ociVersion":"1.0.2","id":"hooked","status":"stopped"}"#,
+        );
     }
 }
 

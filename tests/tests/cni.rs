@@ -6,8 +6,8 @@
 #![allow(clippy::unwrap_used)]
 
 use oci_macvlan_tests::{
-    ContainerProcess, Lan, TestNetns,
-    cni::{CniDriver, Target, leases, target},
+    Lan, TestNetns,
+    cni::{CniDriver, Hooked, Target, leases, target},
     privileged,
 };
 use serde_json::{Value, json};
@@ -368,16 +368,7 @@ fn hostile_input_gets_the_specs_code_and_leaves_nothing() {
 fn hook_and_cni_containers_share_one_address_space() {
     let lan = Lan::new();
     lan.create_network(NET, &[]);
-    let process = ContainerProcess::start();
-    lan.cli_ok(
-        &["hook"],
-        &lan.pid_bundle(
-            "hooked",
-            &[("oci-macvlan.networks", NET)],
-            process.pid(),
-            "creating",
-        ),
-    );
+    let hooked = Hooked::attach(&lan, NET);
     let ns = TestNetns::new("omt-cni-");
     let path = ns.path();
     let t = target("cnied", &path);
@@ -391,11 +382,7 @@ fn hook_and_cni_containers_share_one_address_space() {
     cni.check(t).unwrap();
     cni.del(t).unwrap();
     assert_eq!(leases(&lan, NET).len(), 1, "DEL took the hook's lease");
-    process.kill();
-    lan.cli_ok(
-        &["hook"],
-        r#"{"ociVersion":"1.0.2","id":"hooked","status":"stopped"}"#,
-    );
+    hooked.stop(&lan);
     lan.assert_no_residue(&[NET], "hook and CNI");
 }
 

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use oci_macvlan_ipam::{Lease, LeaseSet, LeaseStoreExt, LmdbStore, Owner};
 use oci_macvlan_tests::{
-    ContainerProcess, Lan, TestNetns,
-    cni::{CniDriver, target},
+    Lan, TestNetns,
+    cni::{CniDriver, Hooked, target},
     etcd_network::{self, one_host},
     privileged,
 };
@@ -39,16 +39,7 @@ fn containers(lan: &Lan, network: &str) -> Vec<Value> {
 fn pod_names_are_shown_and_cni_containers_marked_by_inspect() {
     let lan = Lan::new();
     lan.create_network(NET, &[]);
-    let process = ContainerProcess::start();
-    lan.cli_ok(
-        &["hook"],
-        &lan.pid_bundle(
-            "hooked",
-            &[("oci-macvlan.networks", NET)],
-            process.pid(),
-            "creating",
-        ),
-    );
+    let hooked = Hooked::attach(&lan, NET);
     let pod = TestNetns::new("omt-cni-");
     let alone = TestNetns::new("omt-cni-");
     let (pod_path, alone_path) = (pod.path(), alone.path());
@@ -90,11 +81,7 @@ fn pod_names_are_shown_and_cni_containers_marked_by_inspect() {
     }
     cni.del(target("9f2c", &pod_path)).unwrap();
     cni.del(target("podman1", &alone_path)).unwrap();
-    process.kill();
-    lan.cli_ok(
-        &["hook"],
-        r#"{"ociVersion":"1.0.2","id":"hooked","status":"stopped"}"#,
-    );
+    hooked.stop(&lan);
     lan.assert_no_residue(&[NET], "pod names");
 }
 
@@ -193,14 +180,14 @@ fn status_is_51_while_the_parent_is_gone() {
     let path = ns.path();
     let t = target("status", &path);
     let cni = CniDriver::new(&lan, "lan79", "1.1.0");
-    assert_eq!(cni.exec("STATUS", t, "", &cni.config()), Ok(Value::Null));
+    assert_eq!(cni.status(t), Ok(Value::Null));
     lan.host.ip(&["link", "del", "lan1"]);
-    let err = cni.exec("STATUS", t, "", &cni.config()).unwrap_err();
+    let err = cni.status(t).unwrap_err();
     assert_eq!(err["code"], 51, "{err}");
     let text = format!("{}: {}", err["msg"], err["details"]);
     assert!(text.contains("lan1"), "{text}");
     make_parent();
-    assert_eq!(cni.exec("STATUS", t, "", &cni.config()), Ok(Value::Null));
+    assert_eq!(cni.status(t), Ok(Value::Null));
 }
 
 /// STATUS of an etcd network: 0 while its cluster answers, 50 within its deadline (2 s by
@@ -212,10 +199,10 @@ fn status_is_50_in_bounded_time_while_the_cluster_does_not_answer() {
     let path = ns.path();
     let t = target("status", &path);
     let cni = CniDriver::new(&lan, etcd_network::NET, "1.1.0");
-    assert_eq!(cni.exec("STATUS", t, "", &cni.config()), Ok(Value::Null));
+    assert_eq!(cni.status(t), Ok(Value::Null));
     etcd.kill(0);
     let started = Instant::now();
-    let err = cni.exec("STATUS", t, "", &cni.config()).unwrap_err();
+    let err = cni.status(t).unwrap_err();
     let took = started.elapsed();
     assert_eq!(err["code"], 50, "{err}");
     assert!(took < Duration::from_secs(8), "STATUS took {took:?}");
@@ -236,13 +223,13 @@ fn status_is_11_while_the_definitions_are_held() {
     let file = std::fs::File::open(lan.config_dir().join("networks/.lock")).unwrap();
     let held = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive).unwrap();
     let started = Instant::now();
-    let err = cni.exec("STATUS", t, "", &cni.config());
+    let err = cni.status(t);
     let took = started.elapsed();
     drop(held);
     let err = err.unwrap_err();
     assert_eq!(err["code"], 11, "{err}");
     assert!(took < Duration::from_secs(5), "STATUS took {took:?}");
-    assert_eq!(cni.exec("STATUS", t, "", &cni.config()), Ok(Value::Null));
+    assert_eq!(cni.status(t), Ok(Value::Null));
 }
 
 /// A passthru macvlan has its parent's MAC: ADD's result gives that MAC (never a word in its

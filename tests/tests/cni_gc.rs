@@ -5,8 +5,8 @@
 #![allow(clippy::unwrap_used)]
 
 use oci_macvlan_tests::{
-    ContainerProcess, Lan, TestNetns,
-    cni::{CniDriver, leases, target},
+    Lan, TestNetns,
+    cni::{CniDriver, Hooked, leases, target},
     privileged,
 };
 use serde_json::{Value, json};
@@ -24,7 +24,7 @@ fn status_says_whether_an_add_could_be_served() {
     let path = ns.path();
     let t = target("status", &path);
     let cni = CniDriver::new(&lan, NET, "1.1.0");
-    assert_eq!(cni.exec("STATUS", t, "", &cni.config()), Ok(Value::Null));
+    assert_eq!(cni.status(t), Ok(Value::Null));
     let mut config = cni.config();
     config["network"] = json!("nosuch");
     let err = cni.exec("STATUS", t, "", &config).unwrap_err();
@@ -51,16 +51,7 @@ fn status_says_whether_an_add_could_be_served() {
 fn gc_leaves_exactly_the_valid_attachments_and_never_a_hooks() {
     let lan = Lan::new();
     lan.create_network(NET, &[]);
-    let process = ContainerProcess::start();
-    lan.cli_ok(
-        &["hook"],
-        &lan.pid_bundle(
-            "hooked",
-            &[("oci-macvlan.networks", NET)],
-            process.pid(),
-            "creating",
-        ),
-    );
+    let hooked = Hooked::attach(&lan, NET);
     let namespaces: Vec<TestNetns> = (0..3).map(|_| TestNetns::new("omt-cni-")).collect();
     let paths: Vec<_> = namespaces.iter().map(TestNetns::path).collect();
     let ids = ["keep", "stale1", "stale2"];
@@ -94,11 +85,7 @@ fn gc_leaves_exactly_the_valid_attachments_and_never_a_hooks() {
     }
     cni.check(target("keep", &paths[0])).unwrap();
     cni.del(target("keep", &paths[0])).unwrap();
-    process.kill();
-    lan.cli_ok(
-        &["hook"],
-        r#"{"ociVersion":"1.0.2","id":"hooked","status":"stopped"}"#,
-    );
+    hooked.stop(&lan);
     lan.assert_no_residue(&[NET], "gc");
 }
 
@@ -109,17 +96,8 @@ fn gc_leaves_exactly_the_valid_attachments_and_never_a_hooks() {
 fn del_never_takes_back_a_hook_attached_container() {
     let lan = Lan::new();
     lan.create_network(NET, &[]);
-    let process = ContainerProcess::start();
-    lan.cli_ok(
-        &["hook"],
-        &lan.pid_bundle(
-            "hooked",
-            &[("oci-macvlan.networks", NET)],
-            process.pid(),
-            "creating",
-        ),
-    );
-    let netns = std::path::PathBuf::from(format!("/proc/{}/ns/net", process.pid()));
+    let hooked = Hooked::attach(&lan, NET);
+    let netns = std::path::PathBuf::from(format!("/proc/{}/ns/net", hooked.pid()));
     let mut cni = CniDriver::new(&lan, NET, "1.1.0");
     cni.del(target("hooked", &netns)).unwrap();
     assert_eq!(leases(&lan, NET).len(), 1, "DEL took the hook's lease");
@@ -127,7 +105,7 @@ fn del_never_takes_back_a_hook_attached_container() {
         "nsenter",
         &[
             "-t",
-            &process.pid().to_string(),
+            &hooked.pid().to_string(),
             "-n",
             "ip",
             "-j",
@@ -140,10 +118,6 @@ fn del_never_takes_back_a_hook_attached_container() {
         links.contains("\"eth0\""),
         "DEL deleted the hook's link: {links}"
     );
-    process.kill();
-    lan.cli_ok(
-        &["hook"],
-        r#"{"ociVersion":"1.0.2","id":"hooked","status":"stopped"}"#,
-    );
+    hooked.stop(&lan);
     lan.assert_no_residue(&[NET], "a DEL of a hook container");
 }

@@ -69,10 +69,10 @@ fn cni_status_of_a_vlan_parent_follows_its_base() {
     let path = ns.path();
     let t = target("status", &path);
     let cni = CniDriver::new(&lan, "v61", "1.1.0");
-    assert_eq!(cni.exec("STATUS", t, "", &cni.config()), Ok(Value::Null));
+    assert_eq!(cni.status(t), Ok(Value::Null));
     assert!(lan.host.link("trunk1.61").is_none(), "STATUS made the VLAN");
     lan.host.ip(&["link", "del", "trunk1"]);
-    let err = cni.exec("STATUS", t, "", &cni.config()).unwrap_err();
+    let err = cni.status(t).unwrap_err();
     assert_eq!(err["code"], 51, "{err}");
     let text = format!("{}: {}", err["msg"], err["details"]);
     assert!(text.contains("trunk1"), "{text}");
