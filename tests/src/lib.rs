@@ -7,6 +7,7 @@
 pub mod cni;
 pub mod containerd;
 pub mod dhcp_lan;
+pub mod dhcp_pair;
 pub mod dnsmasq;
 mod driver;
 mod etcd;

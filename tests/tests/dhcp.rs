@@ -30,6 +30,7 @@ use nix::{
 use oci_macvlan_dhcp::{Client, ClientId, Config, Error, Event, OnLink, Route};
 use oci_macvlan_tests::{
     TestNetns,
+    dhcp_pair::{beside_hostile, server_and_client},
     kea::{Kea, KeaConfig},
     privileged,
 };
@@ -41,20 +42,7 @@ const HOSTILE: Ipv4Addr = Ipv4Addr::new(192, 168, 91, 66);
 /// A LAN namespace holding `srv` (the server's link, `SERVER`/24) and a client namespace
 /// holding `cl0`, its peer.
 fn lan() -> (TestNetns, TestNetns) {
-    let lan = TestNetns::new("omt-dlan-");
-    let client = TestNetns::new("omt-dcl-");
-    lan.ip(&[
-        "link",
-        "add",
-        "srv",
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "cl0",
-        "netns",
-        &client.name,
-    ]);
+    let (lan, client) = server_and_client("omt-dlan-", "omt-dcl-");
     lan.ip(&["link", "set", "srv", "up"]);
     lan.ip(&["addr", "add", &format!("{SERVER}/24"), "dev", "srv"]);
     client.ip(&["link", "set", "cl0", "up"]);
@@ -378,22 +366,17 @@ fn a_hostile_server_is_refused_and_named_in_the_deadline_error() {
     let (lan, ns) = lan();
     let bad = hostile_ns(&lan);
     let link = on_link(&ns);
-    let stop = AtomicBool::new(false);
     let mut client = Client::new(config(&link, "c1"), 11);
     let socket = ns
         .inside(|| oci_macvlan_dhcp::open(&client, &link))
         .unwrap();
     let timeout = Duration::from_secs(3);
-    let (result, took, seen) = std::thread::scope(|scope| {
-        let server = scope.spawn(|| hostile(&bad, &stop));
-        // The hostile server's socket is bound before the first DISCOVER goes.
-        std::thread::sleep(Duration::from_millis(200));
-        let start = Instant::now();
-        let result = oci_macvlan_dhcp::acquire(&mut client, &socket, timeout);
-        let took = start.elapsed();
-        stop.store(true, Ordering::Relaxed);
-        (result, took, server.join().unwrap())
-    });
+    // The hostile server's socket is bound before the first DISCOVER goes.
+    let (result, took, seen) = beside_hostile(
+        Duration::from_millis(200),
+        |stop| hostile(&bad, stop),
+        || oci_macvlan_dhcp::acquire(&mut client, &socket, timeout),
+    );
     assert!(seen >= 1, "the hostile server saw no request");
     match result {
         Err(Error::Timeout { refused, last, .. }) => {
@@ -419,21 +402,16 @@ fn kea_is_taken_through_a_hostile_flood() {
     let _kea = kea(&lan);
     let bad = hostile_ns(&lan);
     let link = on_link(&ns);
-    let stop = AtomicBool::new(false);
     let mut client = Client::new(config(&link, "c1"), 12);
     let socket = ns
         .inside(|| oci_macvlan_dhcp::open(&client, &link))
         .unwrap();
-    let lease = std::thread::scope(|scope| {
-        let server = scope.spawn(|| hostile(&bad, &stop));
-        std::thread::sleep(Duration::from_millis(200));
-        let lease =
-            oci_macvlan_dhcp::acquire(&mut client, &socket, oci_macvlan_dhcp::DEFAULT_TIMEOUT);
-        stop.store(true, Ordering::Relaxed);
-        server.join().unwrap();
-        lease
-    })
-    .unwrap();
+    let (lease, _, _) = beside_hostile(
+        Duration::from_millis(200),
+        |stop| hostile(&bad, stop),
+        || oci_macvlan_dhcp::acquire(&mut client, &socket, oci_macvlan_dhcp::DEFAULT_TIMEOUT),
+    );
+    let lease = lease.unwrap();
     assert_eq!(lease.server, SERVER.parse::<Ipv4Addr>().unwrap());
     assert!(
         (100..=150).contains(&lease.address.octets()[3]),

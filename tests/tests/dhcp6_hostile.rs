@@ -10,7 +10,7 @@ use std::{
     net::{Ipv6Addr, SocketAddrV6, UdpSocket},
     os::fd::{AsFd, AsRawFd},
     sync::atomic::{AtomicBool, Ordering},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use nix::{
@@ -20,7 +20,7 @@ use nix::{
     },
 };
 use oci_macvlan_dhcp::v6::{self, Client, Error, wire};
-use oci_macvlan_tests::{TestNetns, kea6::Kea6, privileged};
+use oci_macvlan_tests::{TestNetns, dhcp_pair::beside_hostile, kea6::Kea6, privileged};
 
 #[path = "dhcp6/common.rs"]
 mod common;
@@ -142,19 +142,14 @@ fn a_hostile_server_is_refused_and_named_in_the_deadline_error() {
     let (lan, ns) = lan();
     let bad = hostile_ns(&lan);
     let socket = open(&ns);
-    let stop = AtomicBool::new(false);
     let mut client = Client::new(config(b"k", "c1"), 11);
     let timeout = Duration::from_secs(3);
-    let (result, took, seen) = std::thread::scope(|scope| {
-        let server = scope.spawn(|| hostile(&bad, &stop, false));
-        // The hostile server's socket is bound before the first SOLICIT goes.
-        std::thread::sleep(Duration::from_millis(300));
-        let start = Instant::now();
-        let result = v6::acquire(&mut client, &socket, timeout);
-        let took = start.elapsed();
-        stop.store(true, Ordering::Relaxed);
-        (result, took, server.join().unwrap())
-    });
+    // The hostile server's socket is bound before the first SOLICIT goes.
+    let (result, took, seen) = beside_hostile(
+        Duration::from_millis(300),
+        |stop| hostile(&bad, stop, false),
+        || v6::acquire(&mut client, &socket, timeout),
+    );
     assert!(seen >= 1, "the hostile server saw no SOLICIT");
     match result {
         Err(Error::Timeout { refused, last, .. }) => {
@@ -179,20 +174,14 @@ fn kea6_is_taken_through_a_hostile_flood() {
     let kea = Kea6::start(&lan, &kea_config());
     let bad = hostile_ns(&lan);
     let socket = open(&ns);
-    let stop = AtomicBool::new(false);
     let mut client = Client::new(config(b"k", "c1"), 12);
-    let lease = std::thread::scope(|scope| {
-        let server = scope.spawn(|| hostile(&bad, &stop, false));
-        std::thread::sleep(Duration::from_millis(300));
-        let lease = v6::acquire(&mut client, &socket, TIMEOUT);
-        stop.store(true, Ordering::Relaxed);
-        assert!(
-            server.join().unwrap() >= 1,
-            "the hostile server saw no SOLICIT"
-        );
-        lease
-    })
-    .unwrap();
+    let (lease, _, seen) = beside_hostile(
+        Duration::from_millis(300),
+        |stop| hostile(&bad, stop, false),
+        || v6::acquire(&mut client, &socket, TIMEOUT),
+    );
+    assert!(seen >= 1, "the hostile server saw no SOLICIT");
+    let lease = lease.unwrap();
     assert!(kea.lease(&lease.address.to_string()).is_some(), "{lease:?}");
     assert_ne!(
         lease.address,
@@ -207,19 +196,13 @@ fn an_oversized_answer_is_refused_by_its_real_length() {
     let (lan, ns) = lan();
     let bad = hostile_ns(&lan);
     let socket = open(&ns);
-    let stop = AtomicBool::new(false);
     let mut client = Client::new(config(b"k", "c1"), 13);
-    let result = std::thread::scope(|scope| {
-        let server = scope.spawn(|| hostile(&bad, &stop, true));
-        std::thread::sleep(Duration::from_millis(300));
-        let result = v6::acquire(&mut client, &socket, Duration::from_secs(2));
-        stop.store(true, Ordering::Relaxed);
-        assert!(
-            server.join().unwrap() >= 1,
-            "the hostile server saw no SOLICIT"
-        );
-        result
-    });
+    let (result, _, seen) = beside_hostile(
+        Duration::from_millis(300),
+        |stop| hostile(&bad, stop, true),
+        || v6::acquire(&mut client, &socket, Duration::from_secs(2)),
+    );
+    assert!(seen >= 1, "the hostile server saw no SOLICIT");
     match result {
         Err(Error::Timeout {
             refused,

@@ -9,7 +9,7 @@ use oci_macvlan_dhcp::{
     ClientId,
     v6::{self, Config, OnLink6, UdpLink},
 };
-use oci_macvlan_tests::{TestNetns, kea6::Kea6Config};
+use oci_macvlan_tests::{TestNetns, dhcp_pair::server_and_client, kea6::Kea6Config};
 
 pub const SUBNET: &str = "2001:db8:91::/64";
 pub const TIMEOUT: Duration = Duration::from_secs(10);
@@ -17,20 +17,7 @@ pub const TIMEOUT: Duration = Duration::from_secs(10);
 /// A LAN namespace holding `srv` (the server's link) and a client namespace holding `cl0`,
 /// its peer, prepared by the client's library before it is up.
 pub fn lan() -> (TestNetns, TestNetns) {
-    let lan = TestNetns::new("omt-d6lan-");
-    let client = TestNetns::new("omt-d6cl-");
-    lan.ip(&[
-        "link",
-        "add",
-        "srv",
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "cl0",
-        "netns",
-        &client.name,
-    ]);
+    let (lan, client) = server_and_client("omt-d6lan-", "omt-d6cl-");
     // Kea binds the link's link-local address: usable at once, not after DAD.
     lan.sysctl("net/ipv6/conf/srv/accept_dad", "0");
     lan.ip(&["addr", "add", "2001:db8:91::1/64", "dev", "srv", "nodad"]);
