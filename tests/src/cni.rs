@@ -6,7 +6,7 @@
 use std::{
     collections::HashMap,
     io::Write,
-    path::Path,
+    path::{Path, PathBuf},
     process::{Command, Stdio},
 };
 
@@ -227,6 +227,28 @@ impl Hooked {
             r#"{"ociVersion":"1.0.2","id":"hooked","status":"stopped"}"#,
         );
     }
+}
+
+/// A runtime's CNI dirs under `dir`: `cni-bin` holding only the binary under test as
+/// `oci-macvlan`, and `cni-conf` one conflist, `file`, for CNI network `network` naming the
+/// oci-macvlan network of the same name with the LAN's config and state dirs. `(bin, conf)`.
+pub fn plugin_dirs(lan: &Lan, dir: &Path, network: &str, file: &str) -> (PathBuf, PathBuf) {
+    let (bin, conf) = (dir.join("cni-bin"), dir.join("cni-conf"));
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::create_dir_all(&conf).unwrap();
+    std::os::unix::fs::symlink(binary(), bin.join("oci-macvlan")).unwrap();
+    let conflist = json!({
+        "cniVersion": "1.0.0",
+        "name": network,
+        "plugins": [{
+            "type": "oci-macvlan",
+            "network": network,
+            "configDir": lan.config_dir(),
+            "stateDir": lan.state_dir(),
+        }],
+    });
+    std::fs::write(conf.join(file), conflist.to_string()).unwrap();
+    (bin, conf)
 }
 
 /// `ifname` `eth0` of container `id` in the namespace at `netns`.

@@ -16,7 +16,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::{Lan, binary, runc::busybox_rootfs};
+use crate::{Lan, cni::plugin_dirs, runc::busybox_rootfs};
 
 /// The image the tests run, imported from an OCI layout the test builds from busybox-static.
 pub const IMAGE: &str = "docker.io/omt/busybox:1";
@@ -38,21 +38,7 @@ impl Containerd {
     /// test as the only plugin; waits until it answers.
     pub fn start(lan: &Lan, network: &str) -> Self {
         let dir = lan.tmp().join("containerd");
-        let (conf, bin) = (dir.join("cni-conf"), dir.join("cni-bin"));
-        fs::create_dir_all(&conf).unwrap();
-        fs::create_dir_all(&bin).unwrap();
-        std::os::unix::fs::symlink(binary(), bin.join("oci-macvlan")).unwrap();
-        let conflist = serde_json::json!({
-            "cniVersion": "1.0.0",
-            "name": network,
-            "plugins": [{
-                "type": "oci-macvlan",
-                "network": network,
-                "configDir": lan.config_dir(),
-                "stateDir": lan.state_dir(),
-            }],
-        });
-        fs::write(conf.join("10-omt.conflist"), conflist.to_string()).unwrap();
+        let (bin, conf) = plugin_dirs(lan, &dir, network, "10-omt.conflist");
         let config = dir.join("config.toml");
         fs::write(
             &config,

@@ -6,7 +6,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::{Lan, binary, runc::busybox_rootfs};
+use crate::{Lan, cni::plugin_dirs, runc::busybox_rootfs};
 
 /// Podman with its own storage, run root and hooks directory under the LAN's temporary dir,
 /// running inside the LAN's host namespace. Every container is removed on drop.
@@ -47,26 +47,7 @@ impl Podman {
     /// oci-macvlan network of the same name with the LAN's config and state dirs.
     pub fn with_cni(lan: &Lan, network: &str) -> Self {
         let mut podman = Self::new(lan);
-        let bin = podman.dir.join("cni-bin");
-        let conf = podman.dir.join("cni-conf");
-        fs::create_dir_all(&bin).unwrap();
-        fs::create_dir_all(&conf).unwrap();
-        std::os::unix::fs::symlink(binary(), bin.join("oci-macvlan")).unwrap();
-        let conflist = serde_json::json!({
-            "cniVersion": "1.0.0",
-            "name": network,
-            "plugins": [{
-                "type": "oci-macvlan",
-                "network": network,
-                "configDir": lan.config_dir(),
-                "stateDir": lan.state_dir(),
-            }],
-        });
-        fs::write(
-            conf.join(format!("{network}.conflist")),
-            conflist.to_string(),
-        )
-        .unwrap();
+        let (bin, conf) = plugin_dirs(lan, &podman.dir, network, &format!("{network}.conflist"));
         let containers_conf = podman.dir.join("containers.conf");
         let toml = |path: &std::path::Path| format!("{:?}", path.display().to_string());
         fs::write(
