@@ -9,6 +9,7 @@ pub mod containerd;
 pub mod dhcp_lan;
 pub mod dhcp_pair;
 pub mod dnsmasq;
+pub mod doctor;
 mod driver;
 mod etcd;
 pub mod etcd_network;

@@ -3,7 +3,11 @@
 
 #![allow(clippy::unwrap_used)]
 
-use oci_macvlan_tests::{Lan, TestNetns, privileged};
+use oci_macvlan_tests::{
+    Lan, TestNetns,
+    doctor::{self, check},
+    privileged,
+};
 use serde_json::Value;
 
 /// Whether this kernel creates 802.1q links, asked independently of the tool under test.
@@ -21,30 +25,12 @@ fn kernel_has_8021q() -> bool {
     .success()
 }
 
-fn doctor(lan: &Lan, args: &[&str]) -> (i32, Value) {
-    let mut all = vec!["doctor", "--json"];
-    all.extend_from_slice(args);
-    let out = lan.cli(&all, "");
-    let report: Value = serde_json::from_str(&out.stdout)
-        .unwrap_or_else(|err| panic!("not JSON ({err}): {} {}", out.stdout, out.stderr));
-    (out.code, report)
-}
-
-fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["check"] == name)
-        .unwrap_or_else(|| panic!("no check {name}: {report:#}"))
-}
-
 #[privileged]
 fn doctor_reports_link_kinds_and_the_parent_and_touches_nothing() {
     let lan = Lan::new();
     let vlan_expected = if kernel_has_8021q() { "ok" } else { "warn" };
 
-    let (code, report) = doctor(&lan, &["-o", "parent=lan0"]);
+    let (code, report) = doctor::run(&lan, &["-o", "parent=lan0"]);
     assert_eq!(code, 0, "{report:#}");
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
     assert_eq!(
@@ -77,7 +63,7 @@ fn doctor_reports_link_kinds_and_the_parent_and_touches_nothing() {
 
     // A parent that is down fails, and says what to run.
     lan.host.ip(&["link", "set", Lan::PARENT, "down"]);
-    let (code, report) = doctor(&lan, &["-o", "parent=lan0"]);
+    let (code, report) = doctor::run(&lan, &["-o", "parent=lan0"]);
     assert_eq!(code, 1);
     let up = check(&report, "parent up");
     assert_eq!(up["status"], "fail");
@@ -87,13 +73,13 @@ fn doctor_reports_link_kinds_and_the_parent_and_touches_nothing() {
 
     // A missing plain parent fails; a missing VLAN parent on an existing base is fine (network
     // create makes it), with the VLAN name's length, unless the kernel cannot make VLANs.
-    let (code, report) = doctor(&lan, &["-o", "parent=eth7"]);
+    let (code, report) = doctor::run(&lan, &["-o", "parent=eth7"]);
     assert_eq!(code, 1);
     assert_eq!(
         check(&report, "parent")["detail"],
         "parent interface eth7 not found"
     );
-    let (code, report) = doctor(&lan, &["-o", "parent=lan0.50"]);
+    let (code, report) = doctor::run(&lan, &["-o", "parent=lan0.50"]);
     assert_eq!(
         check(&report, "vlan name")["detail"],
         "lan0.50: 7 of 15 bytes (VLAN 50 on lan0)"
@@ -115,7 +101,7 @@ fn doctor_reports_link_kinds_and_the_parent_and_touches_nothing() {
             "{vlan}"
         );
     }
-    let (code, report) = doctor(&lan, &["-o", "parent=lo.5"]);
+    let (code, report) = doctor::run(&lan, &["-o", "parent=lo.5"]);
     assert_eq!(code, 1);
     assert_eq!(
         check(&report, "parent")["detail"],
@@ -179,7 +165,7 @@ fn inspect_and_doctor_give_the_routes_the_lan_router_needs_for_ipvlan_l3() {
             })
             .collect()
     };
-    let (code, report) = doctor(&lan, &["-o", "parent=lan0"]);
+    let (code, report) = doctor::run(&lan, &["-o", "parent=lan0"]);
     assert_eq!(code, 0, "{report:#}");
     assert_eq!(
         lan_routes(&report),
@@ -189,7 +175,7 @@ fn inspect_and_doctor_give_the_routes_the_lan_router_needs_for_ipvlan_l3() {
         ]
     );
     // Another parent's doctor says nothing of this network.
-    let (_, report) = doctor(&lan, &["-o", "parent=lan0.9"]);
+    let (_, report) = doctor::run(&lan, &["-o", "parent=lan0.9"]);
     assert_eq!(lan_routes(&report), []);
 
     lan.host.ip(&["addr", "del", "fd77::2/64", "dev", "lan0"]);
@@ -198,7 +184,7 @@ fn inspect_and_doctor_give_the_routes_the_lan_router_needs_for_ipvlan_l3() {
         routes[1],
         serde_json::json!({"Subnet": "fd30::/64", "Via": null})
     );
-    let (code, report) = doctor(&lan, &["-o", "parent=lan0"]);
+    let (code, report) = doctor::run(&lan, &["-o", "parent=lan0"]);
     assert_eq!(code, 0, "a warning is no failure: {report:#}");
     assert_eq!(
         lan_routes(&report)[1],
@@ -215,7 +201,7 @@ fn doctor_says_whether_a_host_with_host_access_forwards() {
     let lan = lan_with_host_addresses();
     create_dual_stack(&lan, NET, &["-o", ACCESS]);
     let forwarding = |lan: &Lan| -> (String, String) {
-        let (_, report) = doctor(lan, &["-o", "parent=lan0"]);
+        let (_, report) = doctor::run(lan, &["-o", "parent=lan0"]);
         let c = check(&report, "ip_forward");
         (
             c["status"].as_str().unwrap().to_owned(),
@@ -241,7 +227,7 @@ fn doctor_says_whether_a_host_with_host_access_forwards() {
         "{detail}"
     );
     // A parent without host-access networks gets no such check.
-    let (_, report) = doctor(&lan, &["-o", "parent=lan0.9"]);
+    let (_, report) = doctor::run(&lan, &["-o", "parent=lan0.9"]);
     assert!(
         report["checks"]
             .as_array()

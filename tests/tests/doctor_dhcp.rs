@@ -12,6 +12,7 @@ use std::{
 
 use oci_macvlan_tests::{
     Lan,
+    doctor::{self, check},
     kea::{Kea, KeaConfig},
     kea6::{Kea6, Kea6Config},
     privileged,
@@ -122,20 +123,8 @@ fn doctor(lan: &Lan) -> (i32, Value, Duration) {
 fn doctor_on(lan: &Lan, parent: &str) -> (i32, Value, Duration) {
     let start = Instant::now();
     let parent = format!("parent={parent}");
-    let out = lan.cli(&["doctor", "--json", "-o", &parent], "");
-    let took = start.elapsed();
-    let report: Value = serde_json::from_str(&out.stdout)
-        .unwrap_or_else(|err| panic!("not JSON ({err}): {} {}", out.stdout, out.stderr));
-    (out.code, report, took)
-}
-
-fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["check"] == name)
-        .unwrap_or_else(|| panic!("no check {name}: {report:#}"))
+    let (code, report) = doctor::run(lan, &["-o", &parent]);
+    (code, report, start.elapsed())
 }
 
 fn detail<'a>(report: &'a Value, name: &str) -> &'a str {
