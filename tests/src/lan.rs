@@ -244,6 +244,22 @@ impl Lan {
             .map_or(0, |c| c.len())
     }
 
+    /// The `(IPv4Address, FIELD)` pairs of the containers `inspect` lists on `network`, sorted
+    /// (a field missing is empty).
+    pub fn inspected(&self, network: &str, field: &str) -> Vec<(String, String)> {
+        let text = |e: &Value, key: &str| e[key].as_str().unwrap_or_default().to_owned();
+        let mut out: Vec<(String, String)> = self.inspect(network)[0]["Containers"]
+            .as_object()
+            .map(|c| {
+                c.values()
+                    .map(|e| (text(e, "IPv4Address"), text(e, field)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.sort();
+        out
+    }
+
     /// Endpoint records left in the state dir.
     pub fn records(&self) -> Vec<String> {
         match std::fs::read_dir(self.state_dir().join("endpoints")) {

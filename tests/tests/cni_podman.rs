@@ -27,22 +27,7 @@ fn address_of(podman: &Podman, name: &str) -> String {
 /// holds one is read from the journal (its `container` is CNI's container id), not from
 /// `inspect`'s `Name`, which for a CNI attachment may be the pod name podman sends.
 fn leases(lan: &Lan) -> Vec<(String, String)> {
-    let inspect = lan.inspect(NET);
-    let mut out: Vec<(String, String)> = inspect[0]["Containers"]
-        .as_object()
-        .map(|c| {
-            c.values()
-                .map(|e: &Value| {
-                    (
-                        e["IPv4Address"].as_str().unwrap_or_default().to_owned(),
-                        e["MacAddress"].as_str().unwrap_or_default().to_owned(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    out.sort();
-    out
+    lan.inspected(NET, "MacAddress")
 }
 
 /// The journal's lines for a CNI command (`cni:ADD`, `cni:DEL`) on container `id`.

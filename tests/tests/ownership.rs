@@ -18,22 +18,7 @@ const ANN: &str = "oci-macvlan.networks";
 
 /// The leases on `NET` as `(ip, container)`, from `inspect`.
 fn leases(lan: &Lan) -> Vec<(String, String)> {
-    let inspect = lan.inspect(NET);
-    let mut out: Vec<(String, String)> = inspect[0]["Containers"]
-        .as_object()
-        .map(|c| {
-            c.values()
-                .map(|e| {
-                    (
-                        e["IPv4Address"].as_str().unwrap_or_default().to_owned(),
-                        e["Name"].as_str().unwrap_or_default().to_owned(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    out.sort();
-    out
+    lan.inspected(NET, "Name")
 }
 
 fn record_bytes(lan: &Lan, id: &str) -> Vec<u8> {
