@@ -110,6 +110,27 @@ impl<'a> Door<'a> {
             }
         }
     }
+
+    /// For each way to carry on: a new container and namespace (a DEL's container added
+    /// first), `command` run with `spec` (killed or failed), nothing left at once when
+    /// `clean_at_once` and the plugin failed, then the carrying on.
+    fn each_way(&mut self, command: &str, spec: &str, kill: bool, clean_at_once: bool) {
+        for then in [Then::Del, Then::Gc] {
+            let id = self.id();
+            let case = format!("{command} {spec} then {then:?} ({id})");
+            let ns = TestNetns::new("omt-cfp-");
+            let path = ns.path();
+            let t = target(&id, &path);
+            if command == "DEL" {
+                self.cni.exec("ADD", t, "", &self.cni.config()).unwrap();
+            }
+            self.run_faulty(command, t, spec, kill, &case);
+            if clean_at_once && !kill {
+                self.assert_clean(Some(&ns), &case);
+            }
+            self.carry_on(&id, ns, then, &case);
+        }
+    }
 }
 
 /// The failpoints of the core a scenario set covers.
@@ -129,17 +150,7 @@ fn add_dies_or_fails_at_every_step_then_del_or_gc_leaves_nothing() {
     for point in points("attach:") {
         for kill in [true, false] {
             let spec = format!("{point}={}@1", if kill { "kill" } else { "error" });
-            for then in [Then::Del, Then::Gc] {
-                let id = door.id();
-                let case = format!("ADD {spec} then {then:?} ({id})");
-                let ns = TestNetns::new("omt-cfp-");
-                let path = ns.path();
-                door.run_faulty("ADD", target(&id, &path), &spec, kill, &case);
-                if !kill {
-                    door.assert_clean(Some(&ns), &case);
-                }
-                door.carry_on(&id, ns, then, &case);
-            }
+            door.each_way("ADD", &spec, kill, true);
         }
     }
     assert_reached(&door.reached, &points("attach:"));
@@ -156,14 +167,7 @@ fn an_adds_undo_dies_or_fails_at_every_step_then_del_or_gc_leaves_nothing() {
         for kill in [true, false] {
             let action = if kill { "kill" } else { "error" };
             let spec = format!("attach:net:routed=error@1,undo:step={action}@{step}");
-            for then in [Then::Del, Then::Gc] {
-                let id = door.id();
-                let case = format!("ADD {spec} then {then:?} ({id})");
-                let ns = TestNetns::new("omt-cfp-");
-                let path = ns.path();
-                door.run_faulty("ADD", target(&id, &path), &spec, kill, &case);
-                door.carry_on(&id, ns, then, &case);
-            }
+            door.each_way("ADD", &spec, kill, false);
         }
     }
     assert_reached(&door.reached, &["attach:net:routed", "undo:step"]);
@@ -178,16 +182,7 @@ fn del_dies_or_fails_at_every_step_then_del_or_gc_leaves_nothing() {
     for point in points("detach:") {
         for kill in [true, false] {
             let spec = format!("{point}={}", if kill { "kill" } else { "error" });
-            for then in [Then::Del, Then::Gc] {
-                let id = door.id();
-                let case = format!("DEL {spec} then {then:?} ({id})");
-                let ns = TestNetns::new("omt-cfp-");
-                let path = ns.path();
-                let t = target(&id, &path);
-                door.cni.exec("ADD", t, "", &door.cni.config()).unwrap();
-                door.run_faulty("DEL", t, &spec, kill, &case);
-                door.carry_on(&id, ns, then, &case);
-            }
+            door.each_way("DEL", &spec, kill, false);
         }
     }
     assert_reached(&door.reached, &points("detach:"));
