@@ -51,6 +51,35 @@ pub(crate) trait Machine {
     ) -> Self::Error;
 }
 
+/// The error half of a [`Machine`] impl, for a client whose `Error` (and `Refused`) in scope
+/// has `Refused(_)`, `Socket { link, source }` and `Timeout { link, timeout, refused, last }`:
+/// v4's and v6's both.
+macro_rules! machine_errors {
+    () => {
+        fn refusal(error: Error) -> Result<Refused> {
+            match error {
+                Error::Refused(why) => Ok(why),
+                other => Err(other),
+            }
+        }
+        fn socket_error(link: &str, source: io::Error) -> Error {
+            Error::Socket {
+                link: link.to_owned(),
+                source,
+            }
+        }
+        fn timeout(link: &str, timeout: Duration, refused: usize, last: Option<Refused>) -> Error {
+            Error::Timeout {
+                link: link.to_owned(),
+                timeout,
+                refused,
+                last,
+            }
+        }
+    };
+}
+pub(crate) use machine_errors;
+
 /// What the loop needs of its socket, `N` bytes read at most: a seam, so that a test can
 /// flood the loop without a link.
 pub(crate) trait Transport<O, const N: usize> {

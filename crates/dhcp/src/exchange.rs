@@ -52,26 +52,7 @@ impl Machine for Client {
     ) -> Result<Turn<Outgoing, Event>> {
         Client::receive(self, message, now).map(turn)
     }
-    fn refusal(error: Error) -> Result<Refused> {
-        match error {
-            Error::Refused(why) => Ok(why),
-            other => Err(other),
-        }
-    }
-    fn socket_error(link: &str, source: io::Error) -> Error {
-        Error::Socket {
-            link: link.to_owned(),
-            source,
-        }
-    }
-    fn timeout(link: &str, timeout: Duration, refused: usize, last: Option<Refused>) -> Error {
-        Error::Timeout {
-            link: link.to_owned(),
-            timeout,
-            refused,
-            last,
-        }
-    }
+    drive::machine_errors!();
 }
 
 /// The default deadline of a whole exchange (`--ipam-opt dhcp_timeout=`).
