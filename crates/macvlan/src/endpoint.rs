@@ -334,7 +334,6 @@ impl<K: Kernel> Apply<'_, K> {
                         endpoint: Box::new(record.endpoints[i].clone()),
                     });
                 }
-                failpoint::hit("attach:net:record-lease")?;
                 self.records.write(record)?;
             }
             if source.runs() == Runs::AfterLink {

@@ -20,8 +20,6 @@ pub const ALL: &[&str] = &[
     "attach:recorded",
     "attach:net:parent",
     "attach:net:leased",
-    // A DHCP network's, once its link is made: before the record holds the server's lease.
-    "attach:net:record-lease",
     "attach:net:created",
     "attach:net:addressed",
     "attach:net:configured",
