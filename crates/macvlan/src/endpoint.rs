@@ -328,12 +328,13 @@ impl<K: Kernel> Apply<'_, K> {
             // What a source keeps on the record (a DHCP lease), before the link gets it.
             if let Some(dhcp) = &taken.dhcp {
                 record.endpoints[i].dhcp = Some(dhcp.clone());
-                self.records.write(record)?;
+                // Before the write: a write that fails still gives the server's lease back.
                 if !taken.new.is_empty() {
                     undo.push(Step::ServerLease {
                         endpoint: Box::new(record.endpoints[i].clone()),
                     });
                 }
+                self.records.write(record)?;
             }
             if source.runs() == Runs::AfterLink {
                 // Once the record holds what the server gave: poststop or gc give it back.

@@ -341,7 +341,11 @@ impl NetworkSpec {
             driver.driver().host_child()?;
         }
         if dhcp.is_some() {
-            dhcp::check_driver(driver.driver().default_route(), driver_name)?;
+            dhcp::check_driver(
+                driver.driver().default_route(),
+                driver.driver().exclusive_parent(),
+                driver_name,
+            )?;
         }
         // No parent: an internal network on a dummy link of its own, as Docker does it.
         let (parent, parent_link) = match options.get("parent") {

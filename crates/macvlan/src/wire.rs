@@ -12,7 +12,7 @@ use serde::{Serialize, Serializer};
 
 use crate::{
     plan::{PlannedNetwork, Routes},
-    source::Acquired,
+    source::{Acquired, SourceRoute},
     sysctl::{conf, dhcp6_sysctls, ipv6_sysctls},
 };
 
@@ -91,6 +91,31 @@ fn sysctl_text<S: Serializer>(sysctls: &[Sysctl<'_>], s: S) -> Result<S::Ok, S::
     )
 }
 
+/// The shortest prefix of a route from an address source (DHCP's option 121) on a link that
+/// does not hold its family's default route: a shorter one (`0.0.0.0/1` and `128.0.0.0/1`
+/// together) would take the container's traffic from the network that holds it.
+pub const SHORTEST_SOURCE_ROUTE: u8 = 8;
+
+/// The routes `given` (by an address source) that a link adds: all of them when it holds the
+/// default route of their family (`holds_default`), else none shorter than
+/// [`SHORTEST_SOURCE_ROUTE`] ("the first network with a default route wins" has no back door);
+/// never a default route (the source's gateway is that). Pure; the renewer uses it too.
+pub fn source_routes(given: &[SourceRoute], holds_default: bool) -> impl Iterator<Item = Route> {
+    given
+        .iter()
+        .filter(move |r| {
+            r.destination.prefix() > 0
+                && (holds_default || r.destination.prefix() >= SHORTEST_SOURCE_ROUTE)
+        })
+        .map(|r| match r.via {
+            Some(gateway) => Route::Via {
+                destination: r.destination,
+                gateway,
+            },
+            None => Route::OnLink(r.destination),
+        })
+}
+
 /// Works out what `planned`'s link carries for the `acquired` addresses, given the families an
 /// earlier network of the container routes by default. Pure.
 pub fn wire<'p>(
@@ -127,13 +152,9 @@ pub fn wire<'p>(
         }
     }
     for got in acquired {
-        routes.extend(got.routes.iter().map(|r| match r.via {
-            Some(gateway) => Route::Via {
-                destination: r.destination,
-                gateway,
-            },
-            None => Route::OnLink(r.destination),
-        }));
+        let ip = got.address.ip();
+        let holds_default = routed.of(ip) && !earlier.of(ip);
+        routes.extend(source_routes(&got.routes, holds_default));
     }
     let gateways = match planned.routes {
         Routes::ViaGateway => acquired.iter().filter_map(|a| a.gateway).collect(),

@@ -8,7 +8,7 @@ use std::path::Path;
 use oci_macvlan_macvlan::{
     AttachRequest, Attachment, MacAddr, Network, NetworkSpec, one_line, plan,
     source::{Acquired, SourceRoute},
-    wire::{DefaultRouted, wire},
+    wire::{DefaultRouted, Route, source_routes, wire},
 };
 
 fn network(name: &str, driver: &str, flags: &[&str]) -> Network {
@@ -296,4 +296,90 @@ fn host_routes_are_wired_for_the_host_links_families() {
         ["10.5.0.7".parse::<std::net::IpAddr>().unwrap()]
     );
     insta::assert_json_snapshot!(wired);
+}
+
+/// A source's routes on a network that does not hold the container's default route of their
+/// family take no back door to it: nothing shorter than /8 (a server's `0.0.0.0/1` and
+/// `128.0.0.0/1` would take all traffic from the network that holds the default).
+#[test]
+fn a_source_route_shorter_than_8_needs_the_default_route() {
+    let lan = network(
+        "lan",
+        "macvlan",
+        &["--subnet 192.168.60.0/24", "-o parent=eth0"],
+    );
+    let netns = Path::new("/run/netns/c1");
+    let req = request(vec![attachment(&lan, "eth0", &[], None)], netns);
+    let plan = plan(&req).unwrap();
+    let via = |destination: &str| SourceRoute {
+        destination: destination.parse().unwrap(),
+        via: Some("192.168.60.66".parse().unwrap()),
+    };
+    let given = vec![
+        via("0.0.0.0/1"),
+        via("128.0.0.0/1"),
+        via("8.0.0.0/7"),
+        via("10.0.0.0/8"),
+        SourceRoute {
+            destination: "100.64.0.0/10".parse().unwrap(),
+            via: None,
+        },
+    ];
+    let got = |gateway: Option<&str>| {
+        [Acquired {
+            address: "192.168.60.7/24".parse().unwrap(),
+            gateway: gateway.map(|g| g.parse().unwrap()),
+            routes: given.clone(),
+            lifetime: None,
+        }]
+    };
+    let destinations = |routes: &[Route]| -> Vec<String> {
+        routes
+            .iter()
+            .filter_map(|r| match r {
+                Route::Via { destination, .. } | Route::OnLink(destination) => {
+                    Some(destination.to_string())
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    let long = ["10.0.0.0/8", "100.64.0.0/10"];
+    // An earlier network holds the v4 default: only the /8 and the /10.
+    let earlier = DefaultRouted {
+        v4: true,
+        v6: false,
+    };
+    let wired = wire(&plan.networks[0], &got(Some("192.168.60.1")), earlier);
+    assert_eq!(destinations(&wired.routes), long);
+    assert!(
+        !wired
+            .routes
+            .iter()
+            .any(|r| matches!(r, Route::DefaultVia(_)))
+    );
+    // No gateway: this network holds no default route either.
+    let wired = wire(&plan.networks[0], &got(None), DefaultRouted::default());
+    assert_eq!(destinations(&wired.routes), long);
+    assert!(!wired.default_routed.v4);
+    // The network that holds the default: all of them.
+    let wired = wire(
+        &plan.networks[0],
+        &got(Some("192.168.60.1")),
+        DefaultRouted::default(),
+    );
+    assert_eq!(wired.routes.len(), 1 + given.len());
+    // An earlier IPv6 default says nothing of IPv4.
+    let v6_only = DefaultRouted {
+        v4: false,
+        v6: true,
+    };
+    let wired = wire(&plan.networks[0], &got(Some("192.168.60.1")), v6_only);
+    assert_eq!(wired.routes.len(), 1 + given.len());
+    // The renewer's path: the same rule.
+    let kept: Vec<Route> = source_routes(&given, false).collect();
+    assert_eq!(destinations(&kept), long);
+    assert_eq!(source_routes(&given, true).count(), given.len());
+    let default = [via("0.0.0.0/0")];
+    assert_eq!(source_routes(&default, true).count(), 0);
 }

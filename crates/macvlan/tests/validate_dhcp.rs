@@ -130,6 +130,10 @@ fn what_makes_no_sense_with_dhcp_is_refused_naming_it() {
             "l2",
         ),
         (
+            &["--ipam-driver dhcp", "-o macvlan_mode=passthru"],
+            "passthru",
+        ),
+        (
             &["--ipam-driver bootp", "--subnet 10.0.0.0/24"],
             "--ipam-driver",
         ),

@@ -169,11 +169,24 @@ fn status_of(data: &[u8]) -> Result<(Status, String), Refused> {
             data.len()
         )));
     };
-    let text = String::from_utf8_lossy(&data[2..])
-        .chars()
-        .take(128)
-        .collect();
+    let text = printable(&String::from_utf8_lossy(&data[2..]));
     Ok((Status::of(u16::from_be_bytes([code[0], code[1]])), text))
+}
+
+/// A server's text as errors and logs may show it: its first 128 characters, with anything
+/// but printable ASCII escaped (`\\n`, `\\u{1b}`): a server forges no log line or terminal
+/// escape.
+fn printable(text: &str) -> String {
+    text.chars()
+        .take(128)
+        .map(|c| {
+            if c == ' ' || c.is_ascii_graphic() {
+                c.to_string()
+            } else {
+                c.escape_default().to_string()
+            }
+        })
+        .collect()
 }
 
 fn exactly(code: u16, data: &[u8], len: usize) -> Result<&[u8], Refused> {

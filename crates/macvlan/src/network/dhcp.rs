@@ -210,8 +210,23 @@ pub(super) fn check_slaac_without_dhcp(
 }
 
 /// What the network's driver must be for DHCP: its links on the LAN itself (an ipvlan in L3
-/// mode is routed by the host, and no broadcast reaches a server).
-pub(super) fn check_driver(default_route: DefaultRoute, driver: &str) -> Result<()> {
+/// mode is routed by the host, and no broadcast reaches a server), and not a passthru macvlan
+/// (its link has the parent's MAC, which the scratch link that sends a RELEASE after the
+/// container's link is gone cannot take: the lease would never be given back).
+pub(super) fn check_driver(
+    default_route: DefaultRoute,
+    exclusive: Option<&str>,
+    driver: &str,
+) -> Result<()> {
+    if let Some(mode) = exclusive {
+        return Err(invalid(
+            "--ipam-driver",
+            "dhcp",
+            &format!(
+                "a {mode} {driver} link has its parent's MAC, from which no lease can be given back once it is gone: use macvlan_mode=bridge"
+            ),
+        ));
+    }
     if default_route != DefaultRoute::ViaGateway {
         return Err(invalid(
             "--ipam-driver",

@@ -10,8 +10,12 @@ use oci_macvlan_netlink_core::{Errno, Handle, Link, Netns};
 
 use super::DhcpRenewal;
 use crate::{
-    Access, Error, Result, StorePolicy, endpoint::real::Real, kernel::Kernel,
-    record::RecordedEndpoint, source::dhcp::acquired, wire::Route,
+    Access, Error, Result, StorePolicy,
+    endpoint::real::Real,
+    kernel::Kernel,
+    record::RecordedEndpoint,
+    source::dhcp::acquired,
+    wire::{Route, source_routes},
 };
 
 impl<P: StorePolicy> DhcpRenewal<P> {
@@ -113,19 +117,17 @@ impl<P: StorePolicy> DhcpRenewal<P> {
         exists_ok(kernel.add_address(link, ip, lease.prefix).await).map_err(configure)?;
         let got = acquired(lease, address);
         // The link's routes went with its old address; a default route another network of
-        // the container holds stays its own (the kernel says EEXIST: the first one wins).
-        let routes = got
-            .gateway
-            .map(Route::DefaultVia)
-            .into_iter()
-            .chain(got.routes.iter().map(|r| match r.via {
-                Some(gateway) => Route::Via {
-                    destination: r.destination,
-                    gateway,
-                },
-                None => Route::OnLink(r.destination),
-            }));
-        for route in routes {
+        // the container holds stays its own (the kernel says EEXIST: the first one wins), and
+        // then the lease's routes take no short cut past it (`wire::source_routes`).
+        let mut holds_default = false;
+        if let Some(gateway) = got.gateway {
+            match kernel.add_route(link, &Route::DefaultVia(gateway)).await {
+                Ok(()) => holds_default = true,
+                Err(err) if err.errno() == Some(Errno::EEXIST) => {}
+                Err(err) => return Err(configure(err)),
+            }
+        }
+        for route in source_routes(&got.routes, holds_default) {
             exists_ok(kernel.add_route(link, &route).await).map_err(configure)?;
         }
         Ok(())

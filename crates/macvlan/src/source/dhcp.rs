@@ -188,13 +188,21 @@ pub(super) fn acquire(store: &mut dyn LeaseStore, ask: &Ask<'_>) -> Result<Taken
             }
         }
     };
+    // Refused from here on, a lease this run took goes back to the server (once the link,
+    // with its MAC, is gone): nothing else would name it.
+    let give_back = |mut refusal: Refused| {
+        if kept.is_none() {
+            refusal.server_lease = Some(Box::new(record.clone()));
+        }
+        refusal
+    };
     let lease = &record.lease;
     let ip = IpAddr::V4(lease.address);
     let address = IpNetwork::new(ip, lease.prefix).map_err(|_| {
-        failed(oci_macvlan_dhcp::Error::Build(format!(
+        give_back(failed(oci_macvlan_dhcp::Error::Build(format!(
             "prefix {} of {ip}",
             lease.prefix
-        )))
+        ))))
     })?;
     let mut stored = vec![Lease {
         ip,
@@ -233,21 +241,21 @@ pub(super) fn acquire(store: &mut dyn LeaseStore, ask: &Ask<'_>) -> Result<Taken
     match held {
         Ok(None) => {}
         Ok(Some((ip, other))) => {
-            return Err(refused(Error::DhcpAddressHeld {
+            return Err(give_back(refused(Error::DhcpAddressHeld {
                 network: net.name.clone(),
                 ip,
                 holder: format!("{} ({})", other.owner.container_id, other.network),
-            }));
+            })));
         }
         Err(source) => {
-            return Err(Refused {
+            return Err(give_back(Refused {
                 maybe_taken: source.maybe_written(),
                 error: Box::new(Error::Lease {
                     network: net.name.clone(),
                     source: Box::new(source),
                 }),
                 server_lease: None,
-            });
+            }));
         }
     }
     Ok(Taken {

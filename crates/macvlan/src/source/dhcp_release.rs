@@ -13,7 +13,7 @@
 
 use std::{
     net::{IpAddr, Ipv4Addr},
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime},
 };
 
 use ipnetwork::Ipv4Network;
@@ -38,8 +38,10 @@ pub(crate) async fn release(endpoint: &RecordedEndpoint) -> Result<(), String> {
     let (Some(record), Some(lower)) = (&endpoint.dhcp, endpoint.lower) else {
         return Ok(());
     };
-    // A lease that ran out or was refused is the server's again already.
-    if record.renewal.unbound {
+    // A lease that ran out or was refused is the server's again already: the server may have
+    // given its address to someone else, whose neighbours a RELEASE from it would mislead.
+    let (v4, v6) = live(record, SystemTime::now());
+    if !v4 && v6.is_none() {
         return Ok(());
     }
     let host = Handle::current().map_err(|e| e.to_string())?;
@@ -80,7 +82,7 @@ pub(crate) async fn release(endpoint: &RecordedEndpoint) -> Result<(), String> {
         .existing_link(LINK)
         .await
         .map_err(|e| e.to_string())?;
-    if record.v6.is_some() {
+    if v6.is_some() {
         // Before the link is up: its link-local address is usable at once.
         scratch
             .write_sysctls(&[
@@ -98,8 +100,11 @@ pub(crate) async fn release(endpoint: &RecordedEndpoint) -> Result<(), String> {
             ])
             .map_err(|e| e.to_string())?;
     }
-    let sent = send(&inside, &scratch, &link, record).await;
-    let sent6 = match &record.v6 {
+    let sent = match v4 {
+        true => send(&inside, &scratch, &link, record).await,
+        false => Ok(()),
+    };
+    let sent6 = match v6 {
         Some(v6) => send6(&inside, &scratch, &link, record, v6).await,
         None => Ok(()),
     };
@@ -111,6 +116,14 @@ pub(crate) async fn release(endpoint: &RecordedEndpoint) -> Result<(), String> {
         (Ok(()), Err(v6)) => Err(v6),
         (Err(v4), Err(v6)) => Err(format!("{v4}; {v6}")),
     }
+}
+
+/// Which of `record`'s leases are still the container's at `now` (v4, v6): neither a lease
+/// that ran out nor one the renewer found refused is released.
+fn live(record: &DhcpRecord, now: SystemTime) -> (bool, Option<&Dhcp6Record>) {
+    let v4 = !record.renewal.unbound && !record.expired(now);
+    let v6 = record.v6.as_ref().filter(|v6| !v6.expired(now));
+    (v4, v6)
 }
 
 /// The link up, while the container's own (the same MAC on the same parent) may still be
@@ -230,5 +243,96 @@ async fn resolved(inside: &Handle, link: &Link, next_hop: Ipv4Addr) -> Result<()
             return Err(format!("{next_hop} did not answer ARP"));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv6Addr;
+
+    use oci_macvlan_dhcp::Lease as DhcpLease;
+
+    use super::*;
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    fn record(v4_until: SystemTime, v6_until: SystemTime) -> DhcpRecord {
+        let obtained = SystemTime::UNIX_EPOCH;
+        DhcpRecord {
+            client_id: "01:02".into(),
+            mac: None,
+            hostname: None,
+            broadcast: false,
+            ipvlan_flag: None,
+            subnet: None,
+            lease: DhcpLease {
+                address: Ipv4Addr::new(192, 168, 1, 50),
+                prefix: 24,
+                router: None,
+                routes: Vec::new(),
+                dns: Vec::new(),
+                domain: None,
+                server: Ipv4Addr::new(192, 168, 1, 1),
+                obtained,
+                t1: obtained,
+                t2: obtained,
+                expiry: v4_until,
+            },
+            v6: Some(Dhcp6Record {
+                duid: "00:04:01".into(),
+                iaid: 1,
+                prefix: 128,
+                subnet: None,
+                slaac: false,
+                lease: v6::Lease {
+                    address: Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 0x50),
+                    server_id: vec![0, 1],
+                    unicast: None,
+                    dns: Vec::new(),
+                    obtained,
+                    t1: obtained,
+                    t2: obtained,
+                    preferred_until: v6_until,
+                    expiry: v6_until,
+                },
+            }),
+            renewal: Default::default(),
+        }
+    }
+
+    #[test]
+    fn an_expired_lease_is_not_released() {
+        let now = SystemTime::now();
+        let (past, future) = (now - HOUR, now + HOUR);
+        let both = record(future, future);
+        assert_eq!(live(&both, now), (true, both.v6.as_ref()));
+        assert!(!live(&record(past, future), now).0);
+        assert!(live(&record(past, future), now).1.is_some());
+        assert_eq!(live(&record(future, past), now), (true, None));
+        assert_eq!(live(&record(past, past), now), (false, None));
+        let mut unbound = both.clone();
+        unbound.renewal.unbound = true;
+        assert!(!live(&unbound, now).0);
+    }
+
+    #[test]
+    fn a_release_of_expired_leases_sends_nothing() {
+        // A parent that cannot exist: any attempt to send would fail on it.
+        let past = SystemTime::now() - HOUR;
+        let endpoint: RecordedEndpoint = serde_json::from_value(serde_json::json!({
+            "network": "lan",
+            "ifname": "eth1",
+            "lower": 0x7fff_fff0u32,
+        }))
+        .expect("an endpoint");
+        let endpoint = RecordedEndpoint {
+            dhcp: Some(record(past, past)),
+            ..endpoint
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        assert_eq!(runtime.block_on(release(&endpoint)), Ok(()));
     }
 }

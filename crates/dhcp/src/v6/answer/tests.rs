@@ -266,3 +266,16 @@ proptest! {
         let _ = check(&bytes, &expect(&id));
     }
 }
+
+#[test]
+fn a_servers_status_text_keeps_no_control_characters() {
+    let mut data = vec![0, 5];
+    data.extend_from_slice(b"bad\nforged line \x1b[31mred\x7f");
+    let (status, text) = status_of(&data).expect("read");
+    assert_eq!(status, Status::UseMulticast);
+    assert!(!text.chars().any(char::is_control), "{text:?}");
+    assert_eq!(text, "bad\\nforged line \\u{1b}[31mred\\u{7f}");
+    // Bounded: 128 characters of the server's, each escaped at most to `\u{10ffff}`.
+    let long = [vec![0, 0], vec![0x1b; 1000]].concat();
+    assert_eq!(status_of(&long).expect("read").1.len(), 128 * 6);
+}
