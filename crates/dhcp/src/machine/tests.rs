@@ -183,7 +183,7 @@ fn an_ack_of_another_address_is_refused_while_requesting() {
         &request.send.as_ref().expect("sent").bytes,
         MessageType::Ack,
     );
-    let other = std::net::Ipv4Addr::new(192, 168, 7, 77);
+    let other = Ipv4Addr::new(192, 168, 7, 77);
     assert_ne!(other, OFFERED);
     ack.set_yiaddr(other);
     let err = client
