@@ -83,7 +83,10 @@ pub struct Wired<'p> {
     pub host_routes: Vec<IpAddr>,
     /// The addresses a lease bounds, with their lifetime: the kernel takes them off when it
     /// runs out unless a renewal extends it (an address of no lease stays as long as the link).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        skip_serializing_if = "Vec::is_empty",
+        serialize_with = "lifetime_secs"
+    )]
     pub lifetimes: Vec<(IpNetwork, Duration)>,
 }
 
@@ -95,6 +98,14 @@ impl Wired<'_> {
             .find(|(a, _)| a == address)
             .map(|(_, lifetime)| *lifetime)
     }
+}
+
+/// Each lifetime as its seconds (what the kernel is given).
+fn lifetime_secs<S: Serializer>(
+    lifetimes: &[(IpNetwork, Duration)],
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_seq(lifetimes.iter().map(|(a, l)| (a, l.as_secs())))
 }
 
 fn sysctl_text<S: Serializer>(sysctls: &[Sysctl<'_>], s: S) -> Result<S::Ok, S::Error> {
