@@ -88,6 +88,10 @@ impl<P: StorePolicy> DhcpRenewal<P> {
         let address = IpNetwork::new(ip, lease.prefix)
             .map_err(|_| self.failed(format!("prefix {} of {ip}", lease.prefix)))?;
         let owner = self.owner(endpoint);
+        // A new address is checked as at attach: not the host's, a router's or a neighbour's.
+        let host = Handle::current().map_err(Error::Netlink)?;
+        let network = self.networks.load(&self.network)?;
+        crate::occupied::check_leased(&host, &network, None, &[ip]).await?;
         let stored = Lease {
             ip,
             subnet: IpNetwork::new(address.network(), lease.prefix).unwrap_or(address),
@@ -125,7 +129,6 @@ impl<P: StorePolicy> DhcpRenewal<P> {
                 .await
                 .map_err(Error::Netlink)?;
         }
-        let host = Handle::current().map_err(Error::Netlink)?;
         let kernel = Real {
             host: &host,
             container,
