@@ -183,11 +183,26 @@ pub fn contains(net: Ipv4Addr, prefix: u8, ip: Ipv4Addr) -> bool {
     u32::from(net) & mask == u32::from(ip) & mask
 }
 
-fn host_address(address: Ipv4Addr, prefix: u8) -> Result<(), Refused> {
-    let bad = address.is_unspecified()
-        || address.is_broadcast()
-        || address.is_multicast()
+/// The shortest prefix taken from a server's subnet mask when the network has no `--subnet`
+/// that allows a wider one. Below it "the router is inside the leased subnet" means next to
+/// nothing (a /0 holds every gateway) and the on-link route would cover a large part of the
+/// internet (a /1 is half of it); no LAN a container joins is wider than a class A.
+pub const MIN_PREFIX: u8 = 8;
+
+/// Whether `address` is in a block no LAN host may hold: 0.0.0.0/8 ("this network"),
+/// 127.0.0.0/8, 169.254.0.0/16 (link-local, never leased), 224.0.0.0/4 and 240.0.0.0/4
+/// (multicast, reserved and broadcast).
+fn reserved(address: Ipv4Addr) -> bool {
+    let [first, ..] = address.octets();
+    first == 0
         || address.is_loopback()
+        || address.is_link_local()
+        || address.is_multicast()
+        || first >= 240
+}
+
+fn host_address(address: Ipv4Addr, prefix: u8) -> Result<(), Refused> {
+    let bad = reserved(address)
         || (prefix < 31 && {
             let host =
                 u32::from(address) & !u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
@@ -237,6 +252,9 @@ pub fn check(bytes: &[u8], expect: &Expect<'_>) -> Result<Answer, Refused> {
         return Err(Refused::NoServerId);
     };
     let server = *server;
+    if reserved(server) || (kind != Kind::Nak && server == msg.yiaddr()) {
+        return Err(Refused::BadServer(server));
+    }
     if let Some(want) = expect.server
         && want != server
     {
@@ -264,6 +282,9 @@ pub fn check(bytes: &[u8], expect: &Expect<'_>) -> Result<Answer, Refused> {
         (_, Some((_, prefix))) => prefix,
         _ => return Err(Refused::NoMask),
     };
+    if prefix < MIN_PREFIX && expect.subnet.is_none_or(|(_, p)| p > prefix) {
+        return Err(Refused::WideMask(prefix));
+    }
     host_address(address, prefix)?;
     if let Some((net, p)) = expect.subnet
         && (!contains(net, p, address) || prefix < p)

@@ -53,7 +53,23 @@ pub enum Refused {
         /// The server the client deals with.
         want: Ipv4Addr,
     },
-    /// An address no host can take (0.0.0.0, broadcast, multicast, loopback).
+    /// A server identifier no server can have: in 0.0.0.0/8, loopback, link-local, multicast,
+    /// reserved or broadcast, or the very address it leases.
+    #[error("server identifier {0} cannot be a server's")]
+    BadServer(Ipv4Addr),
+    /// An ACK, in REQUESTING, of another address than the one requested.
+    #[error("ACK of {acked}, not of the requested {requested}")]
+    AckedOther {
+        /// The address the ACK leases.
+        acked: Ipv4Addr,
+        /// The address the REQUEST asked for.
+        requested: Ipv4Addr,
+    },
+    /// A subnet mask shorter than [`crate::answer::MIN_PREFIX`] that no `--subnet` allows.
+    #[error("subnet mask /{0} is wider than a LAN")]
+    WideMask(u8),
+    /// An address no host can take (in 0.0.0.0/8, loopback, link-local, multicast, reserved,
+    /// broadcast, or the subnet's network or broadcast address).
     #[error("address {0} cannot be a host's")]
     BadAddress(Ipv4Addr),
     /// An address outside the network's `--subnet`.

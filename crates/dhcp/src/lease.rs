@@ -54,4 +54,9 @@ impl Lease {
             .duration_since(self.obtained)
             .unwrap_or(Duration::ZERO)
     }
+
+    /// The time left at `now` before the address must be gone (the kernel's `valid_lft`).
+    pub fn left(&self, now: SystemTime) -> Duration {
+        self.expiry.duration_since(now).unwrap_or(Duration::ZERO)
+    }
 }

@@ -368,6 +368,17 @@ impl Client {
                 State::Requesting { .. } | State::Renewing { .. } | State::Rebinding { .. },
                 Kind::Ack,
             ) => {
+                if let State::Requesting { offer, .. } = &self.state
+                    && offer.address != answer.address
+                {
+                    // The REQUEST named the offered address; an ACK of another is not an
+                    // answer to it (RFC 2131 §4.3.2 has the server ACK the requested one).
+                    return Err(Refused::AckedOther {
+                        acked: answer.address,
+                        requested: offer.address,
+                    }
+                    .into());
+                }
                 let first = matches!(self.state, State::Requesting { .. });
                 let lease = lease_of(&answer, now);
                 self.state = State::Bound(lease.clone());

@@ -9,9 +9,10 @@
 //! address-conflict probe on the parent ([`oci_macvlan_netlink_core::probe`]).
 //!
 //! Addresses our own allocator hands out skip all this: the operator gave the range to the
-//! network. The checks are for the addresses a container (or `network connect --ip`) names, and
-//! for `-o host_access` at `network create`; `-o static_ips` lets a network narrow the first
-//! kind, or forbid it.
+//! network. The checks are for the addresses a container (or `network connect --ip`) names, for
+//! `-o host_access` at `network create`, and (without the probe) for a DHCP server's leases,
+//! since a server is not the operator; `-o static_ips` lets a network narrow the first kind, or
+//! forbid it.
 
 use std::{fmt, net::IpAddr};
 
@@ -133,7 +134,43 @@ pub(crate) async fn check_static(
     if ips.is_empty() {
         return Ok(());
     }
-    match holder(host, net, parent, ips, true, &[]).await? {
+    match holder(host, net, parent, ips, true, &[], true).await? {
+        Some((ip, holder)) => Err(Error::AddressOnLan {
+            ip,
+            network: net.name.clone(),
+            holder: holder.to_string(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// A DHCP lease's new addresses, before the link gets them (DESIGN.md, rule 9: a server is not
+/// the operator, and a stale reservation or a rogue server can hand out the host's own address
+/// or a router's): refused when the host holds one (any of its links), routes through one, or
+/// knows one as a neighbour on `parent` (when found). No probe: the server chose the address
+/// from the LAN it serves, and a probe's wait on every attach and renewal is not cheap.
+pub(crate) async fn check_leased(
+    host: &Handle,
+    net: &Network,
+    parent: Option<&Link>,
+    ips: &[IpAddr],
+) -> Result<()> {
+    let failed = |source| Error::CheckAddresses {
+        network: net.name.clone(),
+        source,
+    };
+    let parent = match parent {
+        Some(parent) => Some(parent.clone()),
+        None => host
+            .link_by_name(net.parent.as_str())
+            .await
+            .map_err(failed)?,
+    };
+    let found = match &parent {
+        Some(parent) => holder(host, net, parent, ips, true, &[], false).await?,
+        None => None,
+    };
+    match found {
         Some((ip, holder)) => Err(Error::AddressOnLan {
             ip,
             network: net.name.clone(),
@@ -152,7 +189,7 @@ pub(crate) async fn check_host_access(host: &Handle, net: &Network, parent: &Lin
         return Ok(());
     }
     let ours: Vec<MacAddr> = net.host_link_mac()?.into_iter().collect();
-    match holder(host, net, parent, &net.host_access, false, &ours).await? {
+    match holder(host, net, parent, &net.host_access, false, &ours, true).await? {
         Some((ip, holder)) => Err(Error::HostAccessInUse {
             ip,
             network: net.name.clone(),
@@ -236,6 +273,7 @@ async fn holder(
     ips: &[IpAddr],
     host_itself: bool,
     ours: &[MacAddr],
+    probe_too: bool,
 ) -> Result<Option<(IpAddr, Holder)>> {
     let failed = |source| Error::CheckAddresses {
         network: net.name.clone(),
@@ -279,7 +317,7 @@ async fn holder(
             },
         )));
     }
-    if probes(net) {
+    if probe_too && probes(net) {
         if let (Some(state), Some(ip)) = (unprobeable(parent), ips.first()) {
             return Err(Error::ProbeParentDown {
                 ip: *ip,

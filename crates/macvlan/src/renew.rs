@@ -270,6 +270,7 @@ impl<P: StorePolicy> DhcpRenewal<P> {
             Event::Extended(lease) | Event::Bound(lease)
                 if lease.address == old && lease.prefix == dhcp.lease.prefix =>
             {
+                self.extend(&container, &link, &lease).await?;
                 let renewed = Renewed::Extended {
                     address: old,
                     expiry: lease.expiry,

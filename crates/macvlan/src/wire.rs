@@ -4,7 +4,7 @@
 //! its other subnets" already applied. Apply (`wiring.rs`) sends exactly this to the kernel, in
 //! this order: addresses, sysctls, link up, routes.
 
-use std::net::IpAddr;
+use std::{net::IpAddr, time::Duration};
 
 use ipnetwork::IpNetwork;
 use oci_macvlan_netlink_core::{ChildKind, Sysctl};
@@ -81,6 +81,31 @@ pub struct Wired<'p> {
     /// those of a family the host link has an address of.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub host_routes: Vec<IpAddr>,
+    /// The addresses a lease bounds, with their lifetime: the kernel takes them off when it
+    /// runs out unless a renewal extends it (an address of no lease stays as long as the link).
+    #[serde(
+        skip_serializing_if = "Vec::is_empty",
+        serialize_with = "lifetime_secs"
+    )]
+    pub lifetimes: Vec<(IpNetwork, Duration)>,
+}
+
+impl Wired<'_> {
+    /// The lifetime `address` is added with, if a lease bounds it.
+    pub fn lifetime_of(&self, address: &IpNetwork) -> Option<Duration> {
+        self.lifetimes
+            .iter()
+            .find(|(a, _)| a == address)
+            .map(|(_, lifetime)| *lifetime)
+    }
+}
+
+/// Each lifetime as its seconds (what the kernel is given).
+fn lifetime_secs<S: Serializer>(
+    lifetimes: &[(IpNetwork, Duration)],
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_seq(lifetimes.iter().map(|(a, l)| (a, l.as_secs())))
 }
 
 fn sysctl_text<S: Serializer>(sysctls: &[Sysctl<'_>], s: S) -> Result<S::Ok, S::Error> {
@@ -187,5 +212,9 @@ pub fn wire<'p>(
         default_routed: routed,
         gateways,
         host_routes,
+        lifetimes: acquired
+            .iter()
+            .filter_map(|a| Some((a.address, a.lifetime?)))
+            .collect(),
     }
 }

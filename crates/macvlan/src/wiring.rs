@@ -30,7 +30,12 @@ impl<K: Kernel> Wiring<'_, K> {
         for address in &wired.addresses {
             exists_ok(
                 self.kernel
-                    .add_address(link, address.ip(), address.prefix())
+                    .add_address(
+                        link,
+                        address.ip(),
+                        address.prefix(),
+                        wired.lifetime_of(address),
+                    )
                     .await,
             )
             .map_err(configure)?;

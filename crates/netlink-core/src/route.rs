@@ -1,10 +1,13 @@
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::{
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    time::Duration,
+};
 
 use futures_util::TryStreamExt;
 use rtnetlink::{
     RouteMessageBuilder,
     packet_route::{
-        address::{AddressAttribute, AddressFlags, AddressHeaderFlags, AddressScope},
+        address::{AddressAttribute, AddressFlags, AddressHeaderFlags, AddressScope, CacheInfo},
         route::{RouteMessage, RouteScope},
     },
 };
@@ -16,7 +19,35 @@ impl Handle {
     /// (`IFA_F_NODAD`): the lease store already guarantees uniqueness, and DAD would leave the
     /// address unusable ("tentative") for about a second after the container starts.
     pub async fn add_address(&self, link: &Link, address: IpAddr, prefix_len: u8) -> Result<()> {
+        self.add_address_for(link, address, prefix_len, None).await
+    }
+
+    /// [`Self::add_address`], and with `lifetime` the kernel's valid and preferred lifetimes
+    /// (`IFA_CACHEINFO`): the kernel takes the address off by itself when it runs out (a lease
+    /// nobody renewed). With a lifetime the address is replaced if the link has it already, so
+    /// adding it again with a new lifetime extends it.
+    pub async fn add_address_for(
+        &self,
+        link: &Link,
+        address: IpAddr,
+        prefix_len: u8,
+        lifetime: Option<Duration>,
+    ) -> Result<()> {
         let mut request = self.inner.address().add(link.index, address, prefix_len);
+        if let Some(lifetime) = lifetime {
+            // u32::MAX is "forever" to the kernel; 0 would be a deprecated, dead address.
+            let secs = u32::try_from(lifetime.as_secs())
+                .unwrap_or(u32::MAX)
+                .clamp(1, u32::MAX - 1);
+            let mut info = CacheInfo::default();
+            info.ifa_valid = secs;
+            info.ifa_preferred = secs;
+            request
+                .message_mut()
+                .attributes
+                .push(AddressAttribute::CacheInfo(info));
+            request = request.replace();
+        }
         if address.is_ipv6() {
             let msg = request.message_mut();
             msg.header.flags |= AddressHeaderFlags::Nodad;

@@ -155,6 +155,73 @@ fn addresses_and_gateways_are_checked() {
     }
 }
 
+/// Review 27's finding 8: what a hostile server may not hand out.
+#[test]
+fn hostile_masks_servers_and_addresses_are_refused() {
+    let c = config();
+    // A mask wider than /8, with a router it would make "inside".
+    for (mask, router) in [
+        (Ipv4Addr::UNSPECIFIED, Ipv4Addr::new(8, 8, 8, 8)),
+        (Ipv4Addr::new(128, 0, 0, 0), Ipv4Addr::new(200, 1, 2, 3)),
+        (Ipv4Addr::new(254, 0, 0, 0), Ipv4Addr::new(193, 1, 2, 3)),
+    ] {
+        let mut msg = offer(7);
+        msg.opts_mut().insert(DhcpOption::SubnetMask(mask));
+        msg.opts_mut().insert(DhcpOption::Router(vec![router]));
+        assert!(
+            matches!(
+                refused(&fake::bytes(&msg), &expect(&c, 7)),
+                Refused::WideMask(_)
+            ),
+            "{mask} taken"
+        );
+    }
+    // A /8 is a LAN's widest; a network whose --subnet is wider allows as wide a mask.
+    let mut msg = offer(7);
+    msg.opts_mut()
+        .insert(DhcpOption::SubnetMask(Ipv4Addr::new(255, 0, 0, 0)));
+    assert!(check(&fake::bytes(&msg), &expect(&c, 7)).is_ok());
+    let mut wide = config();
+    wide.subnet = Some((Ipv4Addr::new(128, 0, 0, 0), 1));
+    let mut msg = offer(7);
+    msg.opts_mut()
+        .insert(DhcpOption::SubnetMask(Ipv4Addr::new(128, 0, 0, 0)));
+    assert!(check(&fake::bytes(&msg), &expect(&wide, 7)).is_ok());
+    // Server identifiers no server has, and the leased address itself.
+    for bad in [
+        Ipv4Addr::UNSPECIFIED,
+        Ipv4Addr::new(0, 1, 2, 3),
+        Ipv4Addr::new(127, 0, 0, 1),
+        Ipv4Addr::BROADCAST,
+        Ipv4Addr::new(224, 0, 0, 9),
+        Ipv4Addr::new(240, 0, 0, 1),
+        OFFERED,
+    ] {
+        let mut msg = offer(7);
+        msg.opts_mut().insert(DhcpOption::ServerIdentifier(bad));
+        assert_eq!(
+            refused(&fake::bytes(&msg), &expect(&c, 7)),
+            Refused::BadServer(bad),
+        );
+    }
+    // Addresses in blocks no LAN host holds.
+    for bad in [
+        Ipv4Addr::new(0, 1, 2, 3),
+        Ipv4Addr::new(169, 254, 7, 50),
+        Ipv4Addr::new(240, 0, 0, 5),
+    ] {
+        let mut msg = offer(7);
+        msg.set_yiaddr(bad);
+        msg.opts_mut()
+            .insert(DhcpOption::SubnetMask(Ipv4Addr::new(255, 0, 0, 0)));
+        msg.opts_mut().remove(OptionCode::Router);
+        assert_eq!(
+            refused(&fake::bytes(&msg), &expect(&c, 7)),
+            Refused::BadAddress(bad),
+        );
+    }
+}
+
 #[test]
 fn classless_routes_are_decoded_and_checked() {
     let c = config();

@@ -165,6 +165,39 @@ fn refused_answers_change_nothing() {
     assert!(client.receive(&fake::bytes(&ack), at(1)).is_err());
 }
 
+/// Review 27's finding 8: in REQUESTING, an ACK of another address than the requested one is
+/// refused and the client keeps waiting.
+#[test]
+fn an_ack_of_another_address_is_refused_while_requesting() {
+    let mut client = Client::new(config(), 1);
+    let discover = client.tick(at(0)).expect("discover");
+    let offer = fake::reply(
+        &discover.send.as_ref().expect("sent").bytes,
+        MessageType::Offer,
+    );
+    let request = client
+        .receive(&fake::bytes(&offer), at(0))
+        .expect("offer taken");
+    let before = client.state().clone();
+    let mut ack = fake::reply(
+        &request.send.as_ref().expect("sent").bytes,
+        MessageType::Ack,
+    );
+    let other = Ipv4Addr::new(192, 168, 7, 77);
+    assert_ne!(other, OFFERED);
+    ack.set_yiaddr(other);
+    let err = client
+        .receive(&fake::bytes(&ack), at(0))
+        .expect_err("an ACK of another address");
+    assert!(err.to_string().contains("192.168.7.77"), "{err}");
+    assert_eq!(client.state(), &before);
+    ack.set_yiaddr(OFFERED);
+    let step = client
+        .receive(&fake::bytes(&ack), at(0))
+        .expect("the requested one");
+    assert!(matches!(step.event, Some(Event::Bound(_))));
+}
+
 #[test]
 fn selecting_retransmits_with_backoff_and_requesting_gives_up() {
     let mut client = Client::new(config(), 1);

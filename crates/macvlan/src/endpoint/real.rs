@@ -1,7 +1,7 @@
 //! [`Kernel`] over netlink: a handle on the host's namespace, one on the container's, and the
 //! container's namespace itself (for its sysctls and as the target of a new link).
 
-use std::net::IpAddr;
+use std::{net::IpAddr, time::Duration};
 
 use oci_macvlan_ipam::LeaseStore;
 use oci_macvlan_netlink_core::{Handle, Link, Netns, NetnsId, NewChild, Sysctl};
@@ -88,8 +88,16 @@ impl Kernel for Real<'_> {
         self.container.delete_link(link).await
     }
 
-    async fn add_address(&self, link: &Link, ip: IpAddr, prefix: u8) -> Nl<()> {
-        self.container.add_address(link, ip, prefix).await
+    async fn add_address(
+        &self,
+        link: &Link,
+        ip: IpAddr,
+        prefix: u8,
+        lifetime: Option<Duration>,
+    ) -> Nl<()> {
+        self.container
+            .add_address_for(link, ip, prefix, lifetime)
+            .await
     }
 
     fn write_sysctls(&self, sysctls: &[Sysctl<'_>]) -> Nl<()> {

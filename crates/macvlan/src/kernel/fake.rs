@@ -3,7 +3,7 @@
 //! written, all in memory; every call recorded as a [`Call`]; and a failure injected at the
 //! N-th call that changes something, to test the undo of each step.
 
-use std::{cell::RefCell, net::IpAddr};
+use std::{cell::RefCell, net::IpAddr, time::Duration};
 
 use ipnetwork::IpNetwork;
 use oci_macvlan_ipam::LeaseStore;
@@ -51,6 +51,7 @@ pub(crate) enum Call {
     AddAddress {
         link: String,
         address: IpNetwork,
+        lifetime: Option<Duration>,
     },
     Sysctls(Vec<String>),
     Up {
@@ -371,16 +372,27 @@ impl Kernel for Fake {
         Ok(())
     }
 
-    async fn add_address(&self, link: &Link, ip: IpAddr, prefix: u8) -> Nl<()> {
+    async fn add_address(
+        &self,
+        link: &Link,
+        ip: IpAddr,
+        prefix: u8,
+        lifetime: Option<Duration>,
+    ) -> Nl<()> {
         let address = IpNetwork::new(ip, prefix).map_err(|_| errno(&link.name, Errno::EINVAL))?;
         self.record(Call::AddAddress {
             link: link.name.clone(),
             address,
+            lifetime,
         })?;
-        // As the kernel: an address the link has already is `EEXIST`.
+        // As the kernel: an address the link has already is `EEXIST`, unless a lifetime
+        // replaces it.
         let mut state = self.state.borrow_mut();
         let entry = (link.name.clone(), address);
         if state.addresses.contains(&entry) {
+            if lifetime.is_some() {
+                return Ok(());
+            }
             return Err(errno(&link.name, Errno::EEXIST));
         }
         state.addresses.push(entry);

@@ -10,7 +10,7 @@
 //! the network's): finding or making the parents, the LAN check of static addresses, and the
 //! network's host link; the fake answers them from its state.
 
-use std::net::IpAddr;
+use std::{net::IpAddr, time::Duration};
 
 use oci_macvlan_ipam::LeaseStore;
 use oci_macvlan_netlink_core::{ChildKind, Link, MacAddr, NetnsId, Sysctl};
@@ -96,8 +96,16 @@ pub(crate) trait Kernel: Host {
     /// Deletes a link of the container's namespace (gone already is not an error).
     async fn delete_link(&self, link: &Link) -> Nl<()>;
 
-    /// Adds an address to a link of the container's namespace.
-    async fn add_address(&self, link: &Link, ip: IpAddr, prefix: u8) -> Nl<()>;
+    /// Adds an address to a link of the container's namespace; with `lifetime` (a lease's
+    /// remaining time) the kernel takes it off when it runs out, and an address the link has
+    /// already gets the new lifetime.
+    async fn add_address(
+        &self,
+        link: &Link,
+        ip: IpAddr,
+        prefix: u8,
+        lifetime: Option<Duration>,
+    ) -> Nl<()>;
 
     /// Writes sysctls in the container's namespace.
     fn write_sysctls(&self, sysctls: &[Sysctl<'_>]) -> Nl<()>;

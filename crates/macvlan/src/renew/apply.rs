@@ -1,7 +1,10 @@
 //! What an act changes on the link and in the store: a new lease applied (the store first,
 //! then the address and its routes), an old one taken off.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::{
+    net::{IpAddr, Ipv4Addr},
+    time::SystemTime,
+};
 
 use ipnetwork::IpNetwork;
 use oci_macvlan_dhcp::Lease as DhcpLease;
@@ -51,6 +54,29 @@ impl<P: StorePolicy> DhcpRenewal<P> {
         Ok(())
     }
 
+    /// The link's address of `lease` (the same as before) given the lease's new lifetime, so
+    /// that the kernel keeps it until the new expiry and no longer.
+    pub(super) async fn extend(
+        &self,
+        container: &Handle,
+        link: &Link,
+        lease: &DhcpLease,
+    ) -> Result<()> {
+        container
+            .add_address_for(
+                link,
+                IpAddr::V4(lease.address),
+                lease.prefix,
+                Some(lease.left(SystemTime::now())),
+            )
+            .await
+            .map_err(|source| Error::Configure {
+                network: self.network.clone(),
+                ifname: link.name.clone(),
+                source,
+            })
+    }
+
     /// Moves the link from `old` (if it still has it) to `lease`: the store first (refused when
     /// another container holds the new address here), then the link's address and routes.
     pub(super) async fn apply(
@@ -66,6 +92,10 @@ impl<P: StorePolicy> DhcpRenewal<P> {
         let address = IpNetwork::new(ip, lease.prefix)
             .map_err(|_| self.failed(format!("prefix {} of {ip}", lease.prefix)))?;
         let owner = self.owner(endpoint);
+        // A new address is checked as at attach: not the host's, a router's or a neighbour's.
+        let host = Handle::current().map_err(Error::Netlink)?;
+        let network = self.networks.load(&self.network)?;
+        crate::occupied::check_leased(&host, &network, None, &[ip]).await?;
         let stored = Lease {
             ip,
             subnet: IpNetwork::new(address.network(), lease.prefix).unwrap_or(address),
@@ -103,7 +133,6 @@ impl<P: StorePolicy> DhcpRenewal<P> {
                 .await
                 .map_err(Error::Netlink)?;
         }
-        let host = Handle::current().map_err(Error::Netlink)?;
         let kernel = Real {
             host: &host,
             container,
@@ -114,7 +143,8 @@ impl<P: StorePolicy> DhcpRenewal<P> {
             ifname: link.name.clone(),
             source,
         };
-        exists_ok(kernel.add_address(link, ip, lease.prefix).await).map_err(configure)?;
+        let lifetime = Some(lease.left(SystemTime::now()));
+        exists_ok(kernel.add_address(link, ip, lease.prefix, lifetime).await).map_err(configure)?;
         let got = acquired(lease, address);
         // The link's routes went with its old address; a default route another network of
         // the container holds stays its own (the kernel says EEXIST: the first one wins), and

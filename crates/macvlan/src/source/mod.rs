@@ -191,7 +191,31 @@ impl Source {
     ) -> Result<Taken, Refused> {
         match self {
             Self::Allocator => allocator::acquire(store, ask),
-            Self::Dhcp => dhcp::acquire(store, ask),
+            Self::Dhcp => {
+                let taken = dhcp::acquire(store, ask)?;
+                if taken.new.is_empty() {
+                    return Ok(taken);
+                }
+                // What the server gave is checked as a named address is, before the link
+                // gets it; refused, the store's copy and the server's lease are given back.
+                let checked = match oci_macvlan_netlink_core::Handle::current() {
+                    Ok(host) => {
+                        crate::occupied::check_leased(&host, ask.network, None, &taken.new).await
+                    }
+                    Err(source) => Err(Error::CheckAddresses {
+                        network: ask.network.name.clone(),
+                        source,
+                    }),
+                };
+                match checked {
+                    Ok(()) => Ok(taken),
+                    Err(error) => Err(Refused {
+                        error: Box::new(error),
+                        maybe_taken: true,
+                        server_lease: taken.dhcp.map(Box::new),
+                    }),
+                }
+            }
         }
     }
 

@@ -210,6 +210,7 @@ fn expected_calls(plan: &Plan<'_>, acquired: &[Vec<Acquired>]) -> Vec<Call> {
         calls.extend(wired.addresses.iter().map(|a| Call::AddAddress {
             link: link.clone(),
             address: *a,
+            lifetime: wired.lifetime_of(a),
         }));
         calls.push(Call::Sysctls(
             wired
@@ -465,5 +466,6 @@ fn a_failure_at_each_step_is_undone_to_nothing() {
 mod connect;
 mod internal;
 mod kinds;
+mod lifetime;
 mod reattach;
 mod take_back;
