@@ -13,25 +13,13 @@ mod text;
 pub use definition::DefinitionError;
 pub use driver::DriverError;
 pub(crate) use driver::invalid;
+pub use kind::ErrorKind;
 pub use locate::LocateError;
 pub use state::StateError;
 pub use text::{cut, one_line};
 
 /// The result of a core operation.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// How a caller should treat a failure (the binary maps these to exit codes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
-    /// The input is wrong: a flag, an annotation, a definition.
-    Invalid,
-    /// Something the input names does not exist.
-    NotFound,
-    /// The input is fine but clashes with what exists (address in use, pool exhausted, name taken).
-    Conflict,
-    /// The system failed: kernel, files, store.
-    System,
-}
 
 /// Why a core operation (network create/rm, attach, detach, connect, gc, …) failed.
 #[derive(Debug, thiserror::Error)]

@@ -1,7 +1,20 @@
 //! How a caller treats each of the core's errors ([`ErrorKind`]), and how one is made of a
 //! store's.
 
-use super::{Error, ErrorKind, ipam, netlink};
+use super::{Error, ipam, netlink};
+
+/// How a caller should treat a failure (the binary maps these to exit codes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The input is wrong: a flag, an annotation, a definition.
+    Invalid,
+    /// Something the input names does not exist.
+    NotFound,
+    /// The input is fine but clashes with what exists (address in use, pool exhausted, name taken).
+    Conflict,
+    /// The system failed: kernel, files, store.
+    System,
+}
 
 impl Error {
     /// Wraps a lease-store failure (boxed: store errors are large and rare).
