@@ -235,6 +235,7 @@ fn no_server_ends_in_the_deadline_error_within_the_timeout() {
         timeout,
         refused: 0,
         last: None,
+        on_host: "",
     }
     .to_string();
     assert_eq!(text, "no DHCP answer on cl0 within 2s");

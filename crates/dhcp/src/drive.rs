@@ -52,10 +52,10 @@ pub(crate) trait Machine {
 }
 
 /// The error half of a [`Machine`] impl, for a client whose `Error` (and `Refused`) in scope
-/// has `Refused(_)`, `Socket { link, source }` and `Timeout { link, timeout, refused, last }`:
+/// has `Refused(_)`, `Socket { link, source }` and `Timeout { link, timeout, refused, last, on_host }`:
 /// v4's and v6's both.
 macro_rules! machine_errors {
-    () => {
+    ($port:expr) => {
         fn refusal(error: Error) -> Result<Refused> {
             match error {
                 Error::Refused(why) => Ok(why),
@@ -74,6 +74,7 @@ macro_rules! machine_errors {
                 timeout,
                 refused,
                 last,
+                on_host: crate::here::timeout_note($port),
             }
         }
     };

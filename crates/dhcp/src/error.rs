@@ -113,7 +113,10 @@ pub enum Error {
     Build(String),
     /// No server answered before the deadline (answers that were refused are counted, and the
     /// last one's reason kept: a server that answers wrongly is told from one that is silent).
-    #[error("no DHCP answer on {link} within {timeout:?}{}", refused_note(*refused, last))]
+    #[error(
+        "no DHCP answer on {link} within {timeout:?}{}{on_host}",
+        refused_note(*refused, last)
+    )]
     Timeout {
         /// The link the exchange ran on.
         link: String,
@@ -123,6 +126,9 @@ pub enum Error {
         refused: usize,
         /// Why the last one was.
         last: Option<Refused>,
+        /// Empty, or why the server may be unreachable: one listens on this host
+        /// ([`crate::here`]).
+        on_host: &'static str,
     },
     /// A server refused the request (DHCPNAK).
     #[error("the DHCP server {server} refused the request on {link} (NAK)")]

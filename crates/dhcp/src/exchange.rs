@@ -52,7 +52,7 @@ impl Machine for Client {
     ) -> Result<Turn<Outgoing, Event>> {
         Client::receive(self, message, now).map(turn)
     }
-    drive::machine_errors!();
+    drive::machine_errors!(crate::here::V4_SERVER_PORT);
 }
 
 /// The default deadline of a whole exchange (`--ipam-opt dhcp_timeout=`).
@@ -93,6 +93,7 @@ pub fn acquire(client: &mut Client, socket: &PacketLink, timeout: Duration) -> R
             timeout,
             refused: 0,
             last: None,
+            on_host: crate::here::timeout_note(crate::here::V4_SERVER_PORT),
         }),
     }
 }

@@ -31,6 +31,7 @@ pub mod exchange;
 #[cfg(test)]
 mod fake;
 pub mod frame;
+pub mod here;
 pub mod identity;
 pub mod lease;
 pub mod machine;

@@ -17,7 +17,7 @@ use std::{
 };
 
 use oci_macvlan_dhcp::{
-    ClientId, Config, OnLink, PacketLink,
+    ClientId, Config, OnLink, PacketLink, here,
     probe::{self, Heard, mac_of},
     v6::{self, OnLink6, UdpLink, probe::Heard as Heard6},
 };
@@ -265,7 +265,18 @@ fn no_answer(sent: &Sent<'_>, v6: bool, refused: Option<String>) -> Check {
             sent.from
         ),
     );
-    if v6 {
+    let port = if v6 {
+        here::V6_SERVER_PORT
+    } else {
+        here::V4_SERVER_PORT
+    };
+    if here::udp_port_bound(port) {
+        // The likeliest cause, and one no LAN-side fix cures (netavark#690's scar).
+        check.advice(format!(
+            "a {family} server or relay listens on this host (UDP port {port}), and a macvlan container cannot reach its own host (the kernel passes no frame between a macvlan and its parent's host): serve the containers of {} from another machine on the LAN",
+            sent.parent
+        ))
+    } else if v6 {
         check.advice(
             "DHCPv6 needs a server on this LAN; many LANs give IPv6 by router advertisements alone",
         )

@@ -88,7 +88,10 @@ pub enum Error {
     Build(String),
     /// No server answered before the deadline (refused answers counted, the last one's reason
     /// kept).
-    #[error("no DHCPv6 answer on {link} within {timeout:?}{}", refused_note(*refused, last))]
+    #[error(
+        "no DHCPv6 answer on {link} within {timeout:?}{}{on_host}",
+        refused_note(*refused, last)
+    )]
     Timeout {
         /// The link the exchange ran on.
         link: String,
@@ -98,6 +101,9 @@ pub enum Error {
         refused: usize,
         /// Why the last one was.
         last: Option<Refused>,
+        /// Empty, or why the server may be unreachable: one listens on this host
+        /// ([`crate::here`]).
+        on_host: &'static str,
     },
     /// The link has no link-local address to send from (within the wait).
     #[error("no IPv6 link-local address on {0} (IPv6 disabled on the link?)")]

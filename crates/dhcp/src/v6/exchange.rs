@@ -63,7 +63,7 @@ impl Machine for Client {
         }
         Client::receive(self, message, now).map(turn)
     }
-    drive::machine_errors!();
+    drive::machine_errors!(crate::here::V6_SERVER_PORT);
 }
 
 /// Runs `client` from `step` on `socket` until an event comes or `timeout` passes.
@@ -87,6 +87,7 @@ pub fn acquire(client: &mut Client, socket: &UdpLink, timeout: Duration) -> Resu
             timeout,
             refused: 0,
             last: None,
+            on_host: crate::here::timeout_note(crate::here::V6_SERVER_PORT),
         }),
     }
 }
