@@ -219,7 +219,9 @@ fn no_server_ends_in_the_deadline_error_within_the_timeout() {
             timeout: t,
             refused,
             last,
+            on_host,
         }) => {
+            assert_eq!(on_host, "", "no server listens in the test's namespace");
             assert_eq!(link, "cl0");
             assert_eq!(t, timeout);
             assert_eq!((refused, last), (0, None));

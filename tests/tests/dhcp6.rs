@@ -133,8 +133,10 @@ fn no_server_ends_in_the_deadline_error_within_the_timeout() {
             timeout: t,
             refused,
             last,
+            on_host,
         }) => {
             assert_eq!((link.as_str(), t, refused, last), ("cl0", timeout, 0, None));
+            assert_eq!(on_host, "", "no server listens in the test's namespace");
         }
         other => panic!("not the deadline's error: {other:?}"),
     }
