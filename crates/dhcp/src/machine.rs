@@ -443,6 +443,12 @@ fn broadcast(bytes: Vec<u8>) -> Outgoing {
     }
 }
 
+/// The lease an OFFER would give if acknowledged at `now` (its lease time, if it named one;
+/// else none: a record of it is expired at once, as nothing says it is held).
+pub(crate) fn offered(offer: &Answer, now: SystemTime) -> Lease {
+    lease_of(offer, now)
+}
+
 /// The lease an ACK (checked, so with a lease time) gives at `now`.
 fn lease_of(ack: &Answer, now: SystemTime) -> Lease {
     let length = ack.lease.unwrap_or(Duration::ZERO);

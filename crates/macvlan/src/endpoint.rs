@@ -15,7 +15,7 @@ use crate::{
     parents::parent_busy,
     plan::{Plan, PlannedNetwork},
     record::{Record, RecordedEndpoint},
-    source::{Ask, LinkAt, Runs, Source},
+    source::{Ask, DhcpRecord, LinkAt, Note, Runs, Source},
     undo::{Step, Undo},
     wire::{DefaultRouted, Wired, wire},
     wiring::Wiring,
@@ -290,6 +290,7 @@ impl<K: Kernel> Apply<'_, K> {
                 secret: plan.secret.as_deref(),
                 hostname: self.req.hostname,
                 previous,
+                note: None,
             };
             let mut taken = None;
             if source.runs() == Runs::BeforeLink {
@@ -324,6 +325,13 @@ impl<K: Kernel> Apply<'_, K> {
                         index: link.index,
                         mac: link.mac,
                     });
+                    // A lease in flight, on the record: one write, on a clone of it.
+                    let note = |pending: &DhcpRecord| {
+                        let mut noted = record.clone();
+                        noted.endpoints[i].dhcp = Some(pending.clone());
+                        self.records.write(&noted)
+                    };
+                    ask.note = Some(Note(&note));
                     acquire(source, store, &ask, &recorded, undo).await?
                 }
             };
@@ -336,6 +344,7 @@ impl<K: Kernel> Apply<'_, K> {
                         endpoint: Box::new(record.endpoints[i].clone()),
                     });
                 }
+                failpoint::hit("attach:net:record-lease")?;
                 self.records.write(record)?;
             }
             if source.runs() == Runs::AfterLink {

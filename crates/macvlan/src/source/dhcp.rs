@@ -70,6 +70,14 @@ fn failed6(network: &str, source: oci_macvlan_dhcp::v6::Error) -> Refused {
     })
 }
 
+/// A noted offer's renewal: pending (see [`Renewal::pending`]).
+fn pending() -> Renewal {
+    Renewal {
+        pending: true,
+        ..Renewal::default()
+    }
+}
+
 fn refused(error: Error) -> Refused {
     Refused {
         error: Box::new(error),
@@ -99,7 +107,9 @@ pub(super) fn acquire(store: &mut dyn LeaseStore, ask: &Ask<'_>) -> Result<Taken
         .previous
         .filter(|_| ask.held_before)
         .and_then(|e| e.dhcp.as_ref())
-        .filter(|r| !r.expired(now) && !r.renewal.unbound && r.mac == link.mac)
+        .filter(|r| {
+            !r.expired(now) && !r.renewal.unbound && !r.renewal.pending && r.mac == link.mac
+        })
         .filter(|r| !dhcp.ipv6 || r.v6.as_ref().is_some_and(|v6| !v6.expired(now)));
     let record = match kept {
         Some(kept) => kept.clone(),
@@ -152,20 +162,7 @@ pub(super) fn acquire(store: &mut dyn LeaseStore, ask: &Ask<'_>) -> Result<Taken
             let config6 = super::dhcp6::config(&client_id, hostname.as_deref(), &dhcp);
             let mut client6 = oci_macvlan_dhcp::v6::Client::new(config6, seed());
             let mut client = Client::new(config, seed());
-            // Both exchanges at once, each under the network's deadline.
-            let (lease, v6) = super::dhcp6::beside(socket6.as_ref(), &mut client6, &dhcp, || {
-                oci_macvlan_dhcp::acquire(&mut client, &socket, dhcp.timeout())
-            });
-            let lease = match (lease, socket6.as_ref(), &v6) {
-                (Ok(lease), ..) => lease,
-                (Err(err), Some(socket6), Some(Ok(_))) => {
-                    // The v6 lease goes back at once: no attach keeps it.
-                    super::dhcp6::release_now(&mut client6, socket6);
-                    return Err(failed(err));
-                }
-                (Err(err), ..) => return Err(failed(err)),
-            };
-            let given = |v6| DhcpRecord {
+            let record_of = |lease: &DhcpLease, v6, renewal| DhcpRecord {
                 client_id: client_id.to_hex(),
                 mac: Some(mac),
                 hostname: hostname.clone(),
@@ -174,8 +171,39 @@ pub(super) fn acquire(store: &mut dyn LeaseStore, ask: &Ask<'_>) -> Result<Taken
                 subnet: dhcp.subnet,
                 lease: lease.clone(),
                 v6,
-                renewal: Default::default(),
+                renewal,
             };
+            // The offer taken, on the endpoint's record before its REQUEST goes out.
+            let mut noted = None;
+            let mut note = |offered: &DhcpLease| {
+                let pending = record_of(offered, None, pending());
+                if let Some(note) = &ask.note {
+                    (note.0)(&pending).map_err(|err| crate::one_line(&err))?;
+                }
+                noted = Some(pending);
+                Ok(())
+            };
+            // Both exchanges at once, each under the network's deadline.
+            let (lease, v6) = super::dhcp6::beside(socket6.as_ref(), &mut client6, &dhcp, || {
+                oci_macvlan_dhcp::acquire_noting(&mut client, &socket, dhcp.timeout(), &mut note)
+            });
+            // A REQUEST went out unanswered (or the ACK was refused): the server may hold
+            // the offer's lease all the same, and gets it back with the rest.
+            let unanswered = |err| {
+                let mut refusal = failed(err);
+                refusal.server_lease = noted.clone().map(Box::new);
+                refusal
+            };
+            let lease = match (lease, socket6.as_ref(), &v6) {
+                (Ok(lease), ..) => lease,
+                (Err(err), Some(socket6), Some(Ok(_))) => {
+                    // The v6 lease goes back at once: no attach keeps it.
+                    super::dhcp6::release_now(&mut client6, socket6);
+                    return Err(unanswered(err));
+                }
+                (Err(err), ..) => return Err(unanswered(err)),
+            };
+            let given = |v6| record_of(&lease, v6, Renewal::default());
             match v6.transpose() {
                 Ok(v6) => given(v6),
                 Err(err) => {
@@ -196,6 +224,10 @@ pub(super) fn acquire(store: &mut dyn LeaseStore, ask: &Ask<'_>) -> Result<Taken
         }
         refusal
     };
+    if kept.is_none() {
+        // Between the server's ACK and the full record: the noted offer names its lease.
+        crate::failpoint::hit("attach:net:dhcp-acked").map_err(|err| give_back(refused(err)))?;
+    }
     let lease = &record.lease;
     let ip = IpAddr::V4(lease.address);
     let address = IpNetwork::new(ip, lease.prefix).map_err(|_| {

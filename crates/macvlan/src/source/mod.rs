@@ -104,6 +104,19 @@ pub(crate) struct Ask<'a> {
     pub(crate) hostname: Option<&'a str>,
     /// This endpoint as this container's earlier run recorded it.
     pub(crate) previous: Option<&'a RecordedEndpoint>,
+    /// Where a source that talks to a server notes a lease in flight, if anywhere.
+    pub(crate) note: Option<Note<'a>>,
+}
+
+/// Where a source that talks to a server writes down what the server may commit before it
+/// says so (a DHCP offer, before its REQUEST goes out): the endpoint's record with it, so that a
+/// take-back (poststop, `gc`) gives it back even if the attach dies before its full record.
+pub(crate) struct Note<'a>(pub(crate) &'a dyn Fn(&DhcpRecord) -> crate::Result<()>);
+
+impl std::fmt::Debug for Note<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Note")
+    }
 }
 
 /// What a source gave one link.
