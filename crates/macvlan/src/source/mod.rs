@@ -261,6 +261,19 @@ impl Source {
         }
     }
 
+    /// [`Self::container_gone`] for each of `endpoints`, one container's take-back (detach,
+    /// `gc`, a failed attach's undo): what they hold outside the store is given back all at
+    /// once, under one deadline for all of them (a DHCP lease's RELEASE, given up at that
+    /// deadline: see [`Self::container_gone`]).
+    pub(crate) async fn all_gone(endpoints: &[&RecordedEndpoint]) {
+        let dhcp: Vec<&RecordedEndpoint> = endpoints
+            .iter()
+            .copied()
+            .filter(|e| Self::recorded(e) == Self::Dhcp)
+            .collect();
+        let _ = dhcp_release::release_all(&dhcp).await;
+    }
+
     /// Gives back whatever `owner` holds on `network` (a take whose outcome is unknown, a
     /// disconnect).
     pub(crate) async fn release_all(
