@@ -17,7 +17,7 @@ use crate::{
     record::{Record, RecordedEndpoint},
     source::{Ask, DhcpRecord, LinkAt, Note, Runs, Source},
     undo::{Step, Undo},
-    wire::{DefaultRouted, Wired, wire},
+    wire::{DefaultRouted, Wired, other_subnets, wire, wire_among},
     wiring::Wiring,
 };
 
@@ -257,7 +257,7 @@ impl<K: Kernel> Apply<'_, K> {
         });
         failpoint::hit("attach:recorded")?;
 
-        let mut endpoints = Vec::with_capacity(plan.networks.len());
+        let mut endpoints: Vec<Endpoint> = Vec::with_capacity(plan.networks.len());
         let mut default_routed = DefaultRouted::default();
         for (i, (planned, parent)) in plan.networks.iter().zip(&parents).enumerate() {
             let recorded = record.endpoints[i].clone();
@@ -351,7 +351,11 @@ impl<K: Kernel> Apply<'_, K> {
                 // Once the record holds what the server gave: poststop or gc give it back.
                 failpoint::hit("attach:net:leased")?;
             }
-            let wired = wire(planned, &taken.acquired, default_routed);
+            // A lease's routes leave the container's other endpoints' subnets alone.
+            let wired_so_far: Vec<Vec<IpNetwork>> =
+                endpoints.iter().map(|e| e.addresses.clone()).collect();
+            let others = other_subnets(&plan.networks, i, &wired_so_far);
+            let wired = wire_among(planned, &taken.acquired, default_routed, &others);
             wiring.apply(&wired).await?;
             default_routed = wired.default_routed;
             if planned.host_link.is_some() {
