@@ -351,6 +351,25 @@ impl<K: Kernel> Apply<'_, K> {
                 // Once the record holds what the server gave: poststop or gc give it back.
                 failpoint::hit("attach:net:leased")?;
             }
+            if !taken.stale.is_empty() {
+                // An adopted link's addresses of the lease this one replaced, on the link and
+                // in the store.
+                self.kernel
+                    .remove_addresses(&taken.stale)
+                    .await
+                    .map_err(|source| Error::Configure {
+                        network: planned.network.clone(),
+                        ifname: planned.link.name.clone(),
+                        source,
+                    })?;
+                source
+                    .release(store.as_set(), &owner, &taken.stale)
+                    .await
+                    .map_err(|source| Error::Lease {
+                        network: planned.network.clone(),
+                        source: Box::new(source),
+                    })?;
+            }
             // A lease's routes leave the container's other endpoints' subnets alone.
             let wired_so_far: Vec<Vec<IpNetwork>> =
                 endpoints.iter().map(|e| e.addresses.clone()).collect();

@@ -243,9 +243,11 @@ pub(super) fn acquire(store: &mut dyn LeaseStore, ask: &Ask<'_>) -> Result<Taken
         owner: ask.owner.clone(),
         host: None,
     }];
-    let mut acquired_all = vec![acquired(lease, address)];
+    // What is left of the lease (all of a new one; a kept one's rest) is the kernel's lifetime.
+    let now = SystemTime::now();
+    let mut acquired_all = vec![acquired_at(lease, address, now)];
     if let Some(v6) = &record.v6 {
-        let got = super::dhcp6::acquired(v6);
+        let got = super::dhcp6::acquired(v6, now);
         stored.push(Lease {
             ip: got.address.ip(),
             subnet: IpNetwork::new(got.address.network(), got.address.prefix())
@@ -290,6 +292,14 @@ pub(super) fn acquire(store: &mut dyn LeaseStore, ask: &Ask<'_>) -> Result<Taken
             }));
         }
     }
+    // A new exchange on a link an earlier run made: its old lease's addresses go.
+    let stale = match (kept, ask.previous.and_then(|e| e.dhcp.as_ref())) {
+        (None, Some(old)) => std::iter::once(IpAddr::V4(old.lease.address))
+            .chain(old.v6.iter().map(|v6| IpAddr::V6(v6.lease.address)))
+            .filter(|ip| !acquired_all.iter().any(|a| a.address.ip() == *ip))
+            .collect(),
+        _ => Vec::new(),
+    };
     Ok(Taken {
         new: if kept.is_some() {
             Vec::new()
@@ -298,13 +308,20 @@ pub(super) fn acquire(store: &mut dyn LeaseStore, ask: &Ask<'_>) -> Result<Taken
         },
         acquired: acquired_all,
         dhcp: Some(record),
+        stale,
     })
 }
 
-/// What the lease gives the link: its router is the default gateway, unless classless static
-/// routes came (RFC 3442: then the router option is ignored, and a default route among them is
-/// the gateway).
+/// What the lease gives the link (see [`acquired_at`]), now.
 pub(crate) fn acquired(lease: &DhcpLease, address: IpNetwork) -> Acquired {
+    acquired_at(lease, address, SystemTime::now())
+}
+
+/// What the lease gives the link at `now`: its router is the default gateway, unless classless
+/// static routes came (RFC 3442: then the router option is ignored, and a default route among
+/// them is the gateway); the address's lifetime is what is left of the lease (a kept lease's
+/// rest, not its whole length).
+pub(crate) fn acquired_at(lease: &DhcpLease, address: IpNetwork, now: SystemTime) -> Acquired {
     let mut gateway = if lease.routes.is_empty() {
         lease.router.map(IpAddr::V4)
     } else {
@@ -330,7 +347,7 @@ pub(crate) fn acquired(lease: &DhcpLease, address: IpNetwork) -> Acquired {
         address,
         gateway,
         routes,
-        lifetime: Some(lease.length()),
+        lifetime: Some(lease.left(now)),
     }
 }
 
@@ -426,7 +443,18 @@ mod tests {
         );
         assert_eq!(got.gateway, Some("192.168.1.1".parse().unwrap()));
         assert!(got.routes.is_empty());
-        assert_eq!(got.lifetime, Some(Duration::from_secs(600)));
+    }
+
+    /// The address's lifetime is what is left of the lease at the time, not its length
+    /// (review 27, 7: a kept lease's rest).
+    #[test]
+    fn the_lifetime_is_what_is_left() {
+        let leased = lease(None, vec![]);
+        let at = |secs| leased.obtained + Duration::from_secs(secs);
+        let lifetime = |secs| acquired_at(&leased, address(), at(secs)).lifetime;
+        assert_eq!(lifetime(0), Some(Duration::from_secs(600)));
+        assert_eq!(lifetime(450), Some(Duration::from_secs(150)));
+        assert_eq!(lifetime(900), Some(Duration::ZERO));
     }
 
     /// RFC 3442: with option 121 the router option is ignored; its default route is the gateway,

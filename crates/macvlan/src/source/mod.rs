@@ -128,6 +128,9 @@ pub(crate) struct Taken {
     pub(crate) new: Vec<IpAddr>,
     /// A DHCP lease, for the endpoint's record.
     pub(crate) dhcp: Option<DhcpRecord>,
+    /// Addresses of the link's earlier lease that this one replaced: an adopted link still has
+    /// them, and loses them before it gets the new ones.
+    pub(crate) stale: Vec<IpAddr>,
 }
 
 /// Why a source gave nothing.
