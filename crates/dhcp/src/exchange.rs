@@ -191,6 +191,18 @@ impl Machine for Noting<'_> {
     drive::machine_errors!();
 }
 
+/// Sends the DECLINE of the client's lease, if it holds one (see [`Client::decline`]); the
+/// client is back in INIT.
+pub fn decline(client: &mut Client, socket: &PacketLink) -> Result<()> {
+    let Some(out) = client.decline()? else {
+        return Ok(());
+    };
+    socket.send(&out).map_err(|source| Error::Socket {
+        link: socket.link().name.clone(),
+        source,
+    })
+}
+
 /// Waits for the client's next event on `socket`'s link (a bound client renews at T1, rebinds
 /// at T2, expires at the lease's end), `timeout` at most.
 pub fn next_event(client: &mut Client, socket: &PacketLink, timeout: Duration) -> Result<Event> {

@@ -214,9 +214,17 @@ impl Source {
                 }
                 // What the server gave is checked as a named address is, before the link
                 // gets it; refused, the store's copy and the server's lease are given back.
+                let probe = dhcp::probes(ask.network);
                 let checked = match oci_macvlan_netlink_core::Handle::current() {
                     Ok(host) => {
-                        crate::occupied::check_leased(&host, ask.network, None, &taken.new).await
+                        crate::occupied::check_leased_probing(
+                            &host,
+                            ask.network,
+                            None,
+                            &taken.new,
+                            probe,
+                        )
+                        .await
                     }
                     Err(source) => Err(Error::CheckAddresses {
                         network: ask.network.name.clone(),
@@ -225,11 +233,19 @@ impl Source {
                 };
                 match checked {
                     Ok(()) => Ok(taken),
-                    Err(error) => Err(Refused {
-                        error: Box::new(error),
-                        maybe_taken: true,
-                        server_lease: taken.dhcp.map(Box::new),
-                    }),
+                    Err(error) => {
+                        let mut server_lease = taken.dhcp.map(Box::new);
+                        if let (Error::AddressOnLan { ip, .. }, Some(lease)) =
+                            (&error, server_lease.as_deref_mut())
+                        {
+                            dhcp::decline_held(ask, lease, *ip);
+                        }
+                        Err(Refused {
+                            error: Box::new(error),
+                            maybe_taken: true,
+                            server_lease,
+                        })
+                    }
                 }
             }
         }
