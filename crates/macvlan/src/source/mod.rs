@@ -27,6 +27,7 @@ use crate::{Error, Network, RecordedEndpoint, Records};
 pub(crate) mod allocator;
 pub mod dhcp;
 mod dhcp6;
+pub(crate) mod dhcp_decline;
 pub(crate) mod dhcp_links;
 mod dhcp_release;
 mod unheld;
@@ -214,7 +215,7 @@ impl Source {
                 }
                 // What the server gave is checked as a named address is, before the link
                 // gets it; refused, the store's copy and the server's lease are given back.
-                let probe = dhcp::probes(ask.network);
+                let probe = dhcp_decline::probes(ask.network);
                 let checked = match oci_macvlan_netlink_core::Handle::current() {
                     Ok(host) => {
                         crate::occupied::check_leased_probing(
@@ -238,7 +239,7 @@ impl Source {
                         if let (Error::AddressOnLan { ip, .. }, Some(lease)) =
                             (&error, server_lease.as_deref_mut())
                         {
-                            dhcp::decline_held(ask, lease, *ip);
+                            dhcp_decline::decline_held(ask, lease, *ip);
                         }
                         Err(Refused {
                             error: Box::new(error),
