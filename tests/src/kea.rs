@@ -41,6 +41,8 @@ pub struct KeaLease {
     pub client_id: String,
     pub valid_lifetime: u64,
     pub hostname: String,
+    /// The lease's state: 0 default, 1 declined, 2 expired-reclaimed.
+    pub state: u8,
 }
 
 /// A running `kea-dhcp4`.
@@ -147,6 +149,7 @@ impl Kea {
                     client_id: f.get(2)?.to_string(),
                     valid_lifetime: f.get(3)?.parse().ok()?,
                     hostname: f.get(8)?.to_string(),
+                    state: f.get(9).and_then(|s| s.parse().ok()).unwrap_or(0),
                 })
             })
             .collect()
@@ -158,6 +161,12 @@ impl Kea {
             .into_iter()
             .rfind(|row| row.address == address)
             .filter(|row| row.valid_lifetime > 0)
+    }
+
+    /// Whether Kea holds `address` as declined (a client's DHCPDECLINE: no client's, kept out of
+    /// its pool for its probation period).
+    pub fn declined(&self, address: &str) -> bool {
+        self.lease(address).is_some_and(|row| row.state == 1)
     }
 
     /// How many times Kea's log shows a packet of `kind` (`DHCPREQUEST`, …) received.

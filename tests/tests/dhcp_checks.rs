@@ -1,16 +1,22 @@
 //! Privileged tier: a DHCP lease's address is checked as a named one is before the link gets
 //! it (review 27, finding 2; DESIGN.md rule 9): Kea, misconfigured, offers the host's own
 //! address on the parent, and the attach is refused naming the host's link, with nothing left
-//! and Kea's lease given back (a RELEASE; no DHCPDECLINE is sent).
+//! and Kea's lease declined (a DHCPDECLINE from 0.0.0.0: a RELEASE would go from the host's
+//! own address with the container's MAC). With `-o address_probe=on`, a LAN machine that only
+//! the conflict probe finds (RFC 2131, 4.4.1) is refused the same way; without it (the
+//! default: the probe's wait), no probe.
 
 #![allow(clippy::unwrap_used)]
 
 use oci_macvlan_tests::{
     Lan, TestNetns,
-    dhcp_lan::{NET, create_dhcp_network, kea_config, released, state_with_hostname},
+    dhcp_lan::{NET, create_dhcp_network, kea_config, state_with_hostname},
     kea::{Kea, KeaConfig},
     privileged,
 };
+
+/// What Kea logs for a DECLINE it takes.
+const DECLINED: &str = "DHCP4_DECLINE_LEASE Received";
 
 /// The host's address on the parent, and the only one Kea's pool holds.
 const HOSTS: &str = "192.168.77.120";
@@ -41,5 +47,72 @@ fn a_lease_of_the_hosts_own_address_is_refused() {
     );
     assert!(container.link("eth0").is_none(), "the link was left");
     lan.assert_no_residue(&[NET], "after a lease of the host's address");
-    assert!(released(&kea, HOSTS), "Kea still leases {HOSTS}");
+    assert!(kea.log().contains(DECLINED), "no DECLINE: {}", kea.log());
+    assert!(
+        !kea.log().contains("DHCP4_RELEASE "),
+        "a RELEASE from the host's address"
+    );
+    assert!(
+        kea.declined(HOSTS),
+        "Kea's lease of {HOSTS} is not declined"
+    );
+}
+
+/// A machine of the LAN (here the router's namespace) holds the address Kea leases, and the
+/// host never talked to it: only the probe finds it.
+const NEIGHBOURS: &str = "192.168.77.121";
+
+#[privileged]
+fn a_lease_of_an_address_that_answers_the_probe_is_declined() {
+    let lan = Lan::new();
+    lan.router
+        .ip(&["addr", "add", &format!("{NEIGHBOURS}/24"), "dev", "rtr"]);
+    let kea = Kea::start(
+        &lan.router,
+        &KeaConfig {
+            pool: format!("{NEIGHBOURS} - {NEIGHBOURS}"),
+            ..kea_config()
+        },
+    );
+    create_dhcp_network(&lan, &["-o", "address_probe=on"]);
+    let container = TestNetns::new("omt-ctr-");
+    let out = lan.cli(
+        &["hook"],
+        &state_with_hostname(&lan, "c1", &container, "creating", "web1"),
+    );
+    assert_ne!(out.code, 0, "attached with an address the LAN answers for");
+    assert!(out.stderr.contains(NEIGHBOURS), "{}", out.stderr);
+    assert!(container.link("eth0").is_none(), "the link was left");
+    lan.assert_no_residue(&[NET], "after a lease of a neighbour's address");
+    assert!(kea.log().contains(DECLINED), "no DECLINE: {}", kea.log());
+    assert!(kea.declined(NEIGHBOURS), "not declined");
+}
+
+/// Without `-o address_probe=on` (and with `off`): no probe, the address is taken.
+#[privileged]
+fn no_probe_unless_the_network_asks() {
+    let lan = Lan::new();
+    lan.router
+        .ip(&["addr", "add", &format!("{NEIGHBOURS}/24"), "dev", "rtr"]);
+    let _kea = Kea::start(
+        &lan.router,
+        &KeaConfig {
+            pool: format!("{NEIGHBOURS} - {NEIGHBOURS}"),
+            ..kea_config()
+        },
+    );
+    for extra in [&[][..], &["-o", "address_probe=off"]] {
+        create_dhcp_network(&lan, extra);
+        let container = TestNetns::new("omt-ctr-");
+        lan.cli_ok(
+            &["hook"],
+            &state_with_hostname(&lan, "c1", &container, "creating", "web1"),
+        );
+        assert_eq!(container.addresses("eth0"), [format!("{NEIGHBOURS}/24")]);
+        lan.cli_ok(
+            &["hook"],
+            &state_with_hostname(&lan, "c1", &container, "stopped", "web1"),
+        );
+        lan.cli_ok(&["network", "rm", NET], "");
+    }
 }

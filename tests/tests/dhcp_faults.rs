@@ -17,13 +17,16 @@ use oci_macvlan_tests::{
 };
 
 /// The steps an attach to one network passes (`failpoint::ALL`, but host access's, which a
-/// DHCP network has not).
+/// DHCP network has not, and `failpoint::DHCP`, which only a DHCP network has).
 const POINTS: &[&str] = &[
     "attach:locked",
     "attach:claimed",
     "attach:recorded",
     "attach:net:parent",
     "attach:net:created",
+    // The server's ACK read, the full record not yet written: the record names the offer.
+    "attach:net:dhcp-acked",
+    "attach:net:record-lease",
     "attach:net:leased",
     "attach:net:addressed",
     "attach:net:configured",

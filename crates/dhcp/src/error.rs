@@ -138,6 +138,15 @@ pub enum Error {
         /// The server that said no.
         server: Ipv4Addr,
     },
+    /// The caller's note of an offer, taken before its REQUEST goes out, failed: the REQUEST
+    /// was not sent.
+    #[error("the offer of {address} could not be noted before its REQUEST: {why}")]
+    Unnoted {
+        /// The address offered.
+        address: Ipv4Addr,
+        /// Why the note failed.
+        why: String,
+    },
     /// The packet socket failed.
     #[error("DHCP socket on {link}: {source}")]
     Socket {

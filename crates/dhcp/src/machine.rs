@@ -423,6 +423,19 @@ impl Client {
         }))
     }
 
+    /// The DECLINE of the client's lease, if it holds one: its address is someone else's (a
+    /// conflict probe or a check found a holder). Broadcast from 0.0.0.0 (see
+    /// [`message::decline`]); the client is back in INIT.
+    pub fn decline(&mut self) -> Result<Option<Outgoing>> {
+        let Some(lease) = self.lease().cloned() else {
+            return Ok(None);
+        };
+        let xid = self.next_xid();
+        let bytes = message::decline(&self.config, xid, lease.address, lease.server)?;
+        self.state = State::Init;
+        Ok(Some(broadcast(bytes)))
+    }
+
     fn name(&self) -> &'static str {
         match self.state {
             State::Init => "INIT",
@@ -441,6 +454,12 @@ fn broadcast(bytes: Vec<u8>) -> Outgoing {
         to: To::Broadcast,
         from: Ipv4Addr::UNSPECIFIED,
     }
+}
+
+/// The lease an OFFER would give if acknowledged at `now` (its lease time, if it named one;
+/// else none: a record of it is expired at once, as nothing says it is held).
+pub(crate) fn offered(offer: &Answer, now: SystemTime) -> Lease {
+    lease_of(offer, now)
 }
 
 /// The lease an ACK (checked, so with a lease time) gives at `now`.

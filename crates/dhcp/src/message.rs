@@ -59,7 +59,7 @@ fn base(config: &Config, xid: u32, ciaddr: Ipv4Addr, kind: MessageType) -> Resul
     opts.insert(DhcpOption::ClientIdentifier(
         config.client_id.as_bytes().to_vec(),
     ));
-    if kind != MessageType::Release {
+    if kind != MessageType::Release && kind != MessageType::Decline {
         opts.insert(DhcpOption::MaxMessageSize(1500));
         opts.insert(DhcpOption::ParameterRequestList(PARAMETERS.to_vec()));
         if let Some(name) = &config.hostname {
@@ -100,6 +100,17 @@ pub fn select(config: &Config, xid: u32, address: Ipv4Addr, server: Ipv4Addr) ->
 /// is the leased address, no option 50 or 54 (RFC 2131, 4.3.2).
 pub fn extend(config: &Config, xid: u32, leased: Ipv4Addr) -> Result<Vec<u8>> {
     bytes(&base(config, xid, leased, MessageType::Request)?)
+}
+
+/// DHCPDECLINE of `address` (someone else answers for it) to `server`, which leased it:
+/// `ciaddr` zero, option 50 naming the address, option 54 the server; broadcast from 0.0.0.0
+/// (RFC 2131, 4.4.1: the client has no address it may use).
+pub fn decline(config: &Config, xid: u32, address: Ipv4Addr, server: Ipv4Addr) -> Result<Vec<u8>> {
+    let mut msg = base(config, xid, Ipv4Addr::UNSPECIFIED, MessageType::Decline)?;
+    msg.opts_mut()
+        .insert(DhcpOption::RequestedIpAddress(address));
+    msg.opts_mut().insert(DhcpOption::ServerIdentifier(server));
+    bytes(&msg)
 }
 
 /// DHCPRELEASE of `leased` to `server`: `ciaddr` set, option 54 naming the server; sent

@@ -109,9 +109,9 @@ pub(crate) async fn take_back_with(
     if record.endpoints.iter().any(|e| e.host_link.is_some()) {
         failpoint::hit("detach:host-unrouted")?;
     }
-    for ep in &record.endpoints {
-        Source::recorded(ep).container_gone(ep).await?;
-    }
+    // Every endpoint's at once, under one deadline.
+    let endpoints: Vec<&RecordedEndpoint> = record.endpoints.iter().collect();
+    Source::all_gone(&endpoints).await;
     let released = release(store, container_id)?;
     records.remove(container_id)?;
     Ok(released)

@@ -15,9 +15,9 @@ use crate::{
     parents::parent_busy,
     plan::{Plan, PlannedNetwork},
     record::{Record, RecordedEndpoint},
-    source::{Ask, LinkAt, Runs, Source},
+    source::{Ask, DhcpRecord, LinkAt, Note, Runs, Source},
     undo::{Step, Undo},
-    wire::{DefaultRouted, Wired, wire},
+    wire::{DefaultRouted, Wired, other_subnets, wire, wire_among},
     wiring::Wiring,
 };
 
@@ -257,7 +257,7 @@ impl<K: Kernel> Apply<'_, K> {
         });
         failpoint::hit("attach:recorded")?;
 
-        let mut endpoints = Vec::with_capacity(plan.networks.len());
+        let mut endpoints: Vec<Endpoint> = Vec::with_capacity(plan.networks.len());
         let mut default_routed = DefaultRouted::default();
         for (i, (planned, parent)) in plan.networks.iter().zip(&parents).enumerate() {
             let recorded = record.endpoints[i].clone();
@@ -290,6 +290,7 @@ impl<K: Kernel> Apply<'_, K> {
                 secret: plan.secret.as_deref(),
                 hostname: self.req.hostname,
                 previous,
+                note: None,
             };
             let mut taken = None;
             if source.runs() == Runs::BeforeLink {
@@ -324,6 +325,13 @@ impl<K: Kernel> Apply<'_, K> {
                         index: link.index,
                         mac: link.mac,
                     });
+                    // A lease in flight, on the record: one write, on a clone of it.
+                    let note = |pending: &DhcpRecord| {
+                        let mut noted = record.clone();
+                        noted.endpoints[i].dhcp = Some(pending.clone());
+                        self.records.write(&noted)
+                    };
+                    ask.note = Some(Note(&note));
                     acquire(source, store, &ask, &recorded, undo).await?
                 }
             };
@@ -336,13 +344,37 @@ impl<K: Kernel> Apply<'_, K> {
                         endpoint: Box::new(record.endpoints[i].clone()),
                     });
                 }
+                failpoint::hit("attach:net:record-lease")?;
                 self.records.write(record)?;
             }
             if source.runs() == Runs::AfterLink {
                 // Once the record holds what the server gave: poststop or gc give it back.
                 failpoint::hit("attach:net:leased")?;
             }
-            let wired = wire(planned, &taken.acquired, default_routed);
+            if !taken.stale.is_empty() {
+                // An adopted link's addresses of the lease this one replaced, on the link and
+                // in the store.
+                self.kernel
+                    .remove_addresses(&taken.stale)
+                    .await
+                    .map_err(|source| Error::Configure {
+                        network: planned.network.clone(),
+                        ifname: planned.link.name.clone(),
+                        source,
+                    })?;
+                source
+                    .release(store.as_set(), &owner, &taken.stale)
+                    .await
+                    .map_err(|source| Error::Lease {
+                        network: planned.network.clone(),
+                        source: Box::new(source),
+                    })?;
+            }
+            // A lease's routes leave the container's other endpoints' subnets alone.
+            let wired_so_far: Vec<Vec<IpNetwork>> =
+                endpoints.iter().map(|e| e.addresses.clone()).collect();
+            let others = other_subnets(&plan.networks, i, &wired_so_far);
+            let wired = wire_among(planned, &taken.acquired, default_routed, &others);
             wiring.apply(&wired).await?;
             default_routed = wired.default_routed;
             if planned.host_link.is_some() {

@@ -147,13 +147,26 @@ pub(crate) async fn check_static(
 /// A DHCP lease's new addresses, before the link gets them (DESIGN.md, rule 9: a server is not
 /// the operator, and a stale reservation or a rogue server can hand out the host's own address
 /// or a router's): refused when the host holds one (any of its links), routes through one, or
-/// knows one as a neighbour on `parent` (when found). No probe: the server chose the address
-/// from the LAN it serves, and a probe's wait on every attach and renewal is not cheap.
+/// knows one as a neighbour on `parent` (when found). No probe (the renewer's check; the
+/// attach's is [`check_leased_probing`]).
 pub(crate) async fn check_leased(
     host: &Handle,
     net: &Network,
     parent: Option<&Link>,
     ips: &[IpAddr],
+) -> Result<()> {
+    check_leased_probing(host, net, parent, ips, false).await
+}
+
+/// [`check_leased`]; with `probe`, then probed for on the LAN out of `parent` (RFC 2131,
+/// 4.4.1: a client checks a new lease's address; its cost is the probe's wait,
+/// [`oci_macvlan_netlink_core::probe::PROBE_WAIT`], when no one answers).
+pub(crate) async fn check_leased_probing(
+    host: &Handle,
+    net: &Network,
+    parent: Option<&Link>,
+    ips: &[IpAddr],
+    probe: bool,
 ) -> Result<()> {
     let failed = |source| Error::CheckAddresses {
         network: net.name.clone(),
@@ -167,7 +180,7 @@ pub(crate) async fn check_leased(
             .map_err(failed)?,
     };
     let found = match &parent {
-        Some(parent) => holder(host, net, parent, ips, true, &[], false).await?,
+        Some(parent) => holder(host, net, parent, ips, true, &[], probe).await?,
         None => None,
     };
     match found {

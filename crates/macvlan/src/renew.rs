@@ -34,7 +34,10 @@ use crate::{
     ContainerId, Error, Networks, Records, Result, StorePolicy,
     lock::FileLock,
     record::{DhcpRecord, RecordedEndpoint, Renewal},
-    source::dhcp::{RETRY_FLOOR, seed},
+    source::{
+        dhcp::{RETRY_FLOOR, seed},
+        dhcp_decline::decline_refused,
+    },
 };
 
 /// How long one act's exchange may take.
@@ -252,7 +255,8 @@ impl<P: StorePolicy> DhcpRenewal<P> {
                 .map_err(exchange_failed)?;
             let to = lease.address;
             self.apply(netns, &container, &link, endpoint, None, &lease)
-                .await?;
+                .await
+                .inspect_err(|err| decline_refused(netns, &on, &mut client, err))?;
             dhcp.lease = lease;
             dhcp.renewal = Renewal::default();
             return Ok((Renewed::Moved { from: None, to }, dhcp));
@@ -281,7 +285,8 @@ impl<P: StorePolicy> DhcpRenewal<P> {
             Event::Extended(lease) | Event::Bound(lease) => {
                 let to = lease.address;
                 self.apply(netns, &container, &link, endpoint, Some(old), &lease)
-                    .await?;
+                    .await
+                    .inspect_err(|err| decline_refused(netns, &on, &mut client, err))?;
                 dhcp.lease = lease;
                 Renewed::Moved {
                     from: Some(old),

@@ -138,10 +138,10 @@ impl Undo {
                 left.push(format!("{what} ({why})"));
             }
         }
-        for endpoint in server_leases {
-            // A RELEASE that cannot be sent is given up: the server's lease runs out.
-            let _ = Source::recorded(&endpoint).container_gone(&endpoint).await;
-        }
+        // All at once, under one deadline; a RELEASE that cannot be sent is given up: the
+        // server's lease runs out.
+        let server_leases: Vec<&RecordedEndpoint> = server_leases.iter().map(|e| &**e).collect();
+        Source::all_gone(&server_leases).await;
         left
     }
 }

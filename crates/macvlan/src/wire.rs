@@ -126,11 +126,25 @@ pub const SHORTEST_SOURCE_ROUTE: u8 = 8;
 /// [`SHORTEST_SOURCE_ROUTE`] ("the first network with a default route wins" has no back door);
 /// never a default route (the source's gateway is that). Pure; the renewer uses it too.
 pub fn source_routes(given: &[SourceRoute], holds_default: bool) -> impl Iterator<Item = Route> {
+    source_routes_among(given, holds_default, &[])
+}
+
+/// [`source_routes`], without those inside one of `others`, the subnets of the container's
+/// other endpoints (the subnet itself or a part of it): a route given with one network's lease
+/// never takes traffic for another network's subnet away from that network's link. A wider
+/// route that holds such a subnet stays: the subnet's own, longer, route still wins for it.
+/// Pure.
+pub fn source_routes_among<'a>(
+    given: &'a [SourceRoute],
+    holds_default: bool,
+    others: &'a [IpNetwork],
+) -> impl Iterator<Item = Route> + 'a {
     given
         .iter()
         .filter(move |r| {
             r.destination.prefix() > 0
                 && (holds_default || r.destination.prefix() >= SHORTEST_SOURCE_ROUTE)
+                && !others.iter().any(|o| inside(&r.destination, o))
         })
         .map(|r| match r.via {
             Some(gateway) => Route::Via {
@@ -141,12 +155,52 @@ pub fn source_routes(given: &[SourceRoute], holds_default: bool) -> impl Iterato
         })
 }
 
+/// Whether `route` is `subnet` or a part of it.
+fn inside(route: &IpNetwork, subnet: &IpNetwork) -> bool {
+    subnet.contains(route.network()) && route.prefix() >= subnet.prefix()
+}
+
+/// The subnets of the container's endpoints other than `networks[this]`: those the plan names
+/// (a network's pools, a DHCP network's `--subnet`s) and those of the addresses `wired` so far
+/// on the others (`wired[j]`: the `j`-th network's, a DHCP lease's subnet among them).
+pub fn other_subnets(
+    networks: &[PlannedNetwork<'_>],
+    this: usize,
+    wired: &[Vec<IpNetwork>],
+) -> Vec<IpNetwork> {
+    let mut others = Vec::new();
+    for (j, planned) in networks.iter().enumerate().filter(|(j, _)| *j != this) {
+        let net = planned.definition;
+        others.extend(net.pools.iter().map(|p| p.subnet));
+        if let Some(dhcp) = net.dhcp {
+            others.extend(dhcp.subnet.map(IpNetwork::V4));
+            others.extend(dhcp.subnet6.map(IpNetwork::V6));
+        }
+        for address in wired.get(j).into_iter().flatten() {
+            others.extend(IpNetwork::new(address.network(), address.prefix()).ok());
+        }
+    }
+    others
+}
+
 /// Works out what `planned`'s link carries for the `acquired` addresses, given the families an
 /// earlier network of the container routes by default. Pure.
 pub fn wire<'p>(
     planned: &'p PlannedNetwork<'_>,
     acquired: &[Acquired],
     earlier: DefaultRouted,
+) -> Wired<'p> {
+    wire_among(planned, acquired, earlier, &[])
+}
+
+/// [`wire`], on a link of a container whose other endpoints have the subnets `others` (see
+/// [`other_subnets`]): a source's routes that overlap one are left out
+/// ([`source_routes_among`]). Pure.
+pub fn wire_among<'p>(
+    planned: &'p PlannedNetwork<'_>,
+    acquired: &[Acquired],
+    earlier: DefaultRouted,
+    others: &[IpNetwork],
 ) -> Wired<'p> {
     let ifname = planned.link.name.as_str();
     let mut routed = earlier;
@@ -179,7 +233,7 @@ pub fn wire<'p>(
     for got in acquired {
         let ip = got.address.ip();
         let holds_default = routed.of(ip) && !earlier.of(ip);
-        routes.extend(source_routes(&got.routes, holds_default));
+        routes.extend(source_routes_among(&got.routes, holds_default, others));
     }
     let gateways = match planned.routes {
         Routes::ViaGateway => acquired.iter().filter_map(|a| a.gateway).collect(),

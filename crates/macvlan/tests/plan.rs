@@ -8,7 +8,7 @@ use std::path::Path;
 use oci_macvlan_macvlan::{
     AttachRequest, Attachment, MacAddr, Network, NetworkSpec, one_line, plan,
     source::{Acquired, SourceRoute},
-    wire::{DefaultRouted, Route, source_routes, wire},
+    wire::{DefaultRouted, Route, other_subnets, source_routes, wire, wire_among},
 };
 
 fn network(name: &str, driver: &str, flags: &[&str]) -> Network {
@@ -382,4 +382,88 @@ fn a_source_route_shorter_than_8_needs_the_default_route() {
     assert_eq!(source_routes(&given, true).count(), given.len());
     let default = [via("0.0.0.0/0")];
     assert_eq!(source_routes(&default, true).count(), 0);
+}
+
+/// A source's routes leave the container's other endpoints' subnets alone (review 27, 3b): a
+/// second network's lease that routes the first network's subnet (or a part of it) elsewhere
+/// loses those routes, whichever network holds the default; a wider route holding it stays
+/// (the subnet's own route is longer).
+#[test]
+fn a_source_route_over_another_endpoints_subnet_is_left_out() {
+    let lan50 = network(
+        "lan50",
+        "macvlan",
+        &[
+            "--subnet 192.168.50.0/24",
+            "--gateway 192.168.50.1",
+            "-o parent=eth0",
+        ],
+    );
+    let lan = network(
+        "lan",
+        "macvlan",
+        &["--subnet 192.168.60.0/24", "-o parent=eth1"],
+    );
+    let netns = Path::new("/run/netns/c1");
+    let req = request(
+        vec![
+            attachment(&lan50, "eth0", &[], None),
+            attachment(&lan, "eth1", &[], None),
+        ],
+        netns,
+    );
+    let plan = plan(&req).unwrap();
+    let via = |destination: &str| SourceRoute {
+        destination: destination.parse().unwrap(),
+        via: Some("192.168.60.66".parse().unwrap()),
+    };
+    let given = vec![
+        via("192.168.50.0/24"),
+        via("192.168.50.128/25"),
+        via("192.168.0.0/16"),
+        via("10.5.0.0/16"),
+        via("172.20.0.0/16"),
+    ];
+    let got = [Acquired {
+        address: "192.168.60.7/24".parse().unwrap(),
+        gateway: Some("192.168.60.1".parse().unwrap()),
+        routes: given.clone(),
+        lifetime: None,
+    }];
+    let destinations = |routes: &[Route]| -> Vec<String> {
+        routes
+            .iter()
+            .filter_map(|r| match r {
+                Route::Via { destination, .. } => Some(destination.to_string()),
+                _ => None,
+            })
+            .collect()
+    };
+    // The first network's subnet is known from the plan; a lease's from what was wired.
+    let wired_so_far = vec![vec!["172.20.3.4/16".parse().unwrap()]];
+    let others = other_subnets(&plan.networks, 1, &wired_so_far);
+    assert_eq!(
+        others,
+        vec![
+            "192.168.50.0/24".parse().unwrap(),
+            "172.20.0.0/16".parse().unwrap()
+        ]
+    );
+    let earlier = DefaultRouted {
+        v4: true,
+        v6: false,
+    };
+    for routed in [earlier, DefaultRouted::default()] {
+        let wired = wire_among(&plan.networks[1], &got, routed, &others);
+        assert_eq!(
+            destinations(&wired.routes),
+            ["192.168.0.0/16", "10.5.0.0/16"],
+            "{routed:?}"
+        );
+    }
+    // Without other endpoints, all of them (the network holds the default).
+    let wired = wire(&plan.networks[1], &got, DefaultRouted::default());
+    assert_eq!(destinations(&wired.routes).len(), given.len());
+    // The network itself is no other.
+    assert!(!other_subnets(&plan.networks, 0, &[]).contains(&"192.168.50.0/24".parse().unwrap()));
 }

@@ -274,6 +274,31 @@ fn release_from_the_lease_to_its_server() {
     assert!(client.release().expect("nothing").is_none());
 }
 
+/// RFC 2131, 4.4.1: an address someone else answers for is declined, broadcast from 0.0.0.0
+/// (never from the address itself), naming it (option 50) and its server (option 54).
+#[test]
+fn decline_broadcasts_the_address_and_its_server() {
+    let (mut client, _) = bound();
+    let out = client
+        .decline()
+        .expect("builds")
+        .expect("a lease to decline");
+    assert_eq!(out.to, To::Broadcast);
+    assert_eq!(out.from, Ipv4Addr::UNSPECIFIED);
+    let m = Message::from_bytes(&out.bytes).expect("decodes");
+    assert_eq!(m.opts().msg_type(), Some(MessageType::Decline));
+    assert_eq!(m.ciaddr(), Ipv4Addr::UNSPECIFIED);
+    assert!(
+        matches!(m.opts().get(OptionCode::RequestedIpAddress), Some(DhcpOption::RequestedIpAddress(a)) if *a == OFFERED)
+    );
+    assert!(
+        matches!(m.opts().get(OptionCode::ServerIdentifier), Some(DhcpOption::ServerIdentifier(s)) if *s == SERVER)
+    );
+    assert!(m.opts().get(OptionCode::ParameterRequestList).is_none());
+    assert_eq!(client.state(), &State::Init);
+    assert!(client.decline().expect("nothing").is_none());
+}
+
 #[test]
 fn a_bad_hostname_is_not_sent() {
     let mut c = config();

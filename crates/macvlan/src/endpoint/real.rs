@@ -100,6 +100,10 @@ impl Kernel for Real<'_> {
             .await
     }
 
+    async fn remove_addresses(&self, ips: &[IpAddr]) -> Nl<()> {
+        self.container.remove_addresses(ips).await.map(drop)
+    }
+
     fn write_sysctls(&self, sysctls: &[Sysctl<'_>]) -> Nl<()> {
         self.netns.write_sysctls(sysctls)
     }

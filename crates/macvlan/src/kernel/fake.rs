@@ -53,6 +53,7 @@ pub(crate) enum Call {
         address: IpNetwork,
         lifetime: Option<Duration>,
     },
+    RemoveAddresses(Vec<IpAddr>),
     Sysctls(Vec<String>),
     Up {
         link: String,
@@ -369,6 +370,15 @@ impl Kernel for Fake {
         state.routes.retain(|(name, _)| name != &link.name);
         let infix = format!(".{}.", link.name);
         state.sysctls.retain(|c| !c.contains(&infix));
+        Ok(())
+    }
+
+    async fn remove_addresses(&self, ips: &[IpAddr]) -> Nl<()> {
+        self.record(Call::RemoveAddresses(ips.to_vec()))?;
+        self.state
+            .borrow_mut()
+            .addresses
+            .retain(|(_, address)| !ips.contains(&address.ip()));
         Ok(())
     }
 

@@ -89,6 +89,10 @@ pub struct Renewal {
     /// Why the last act failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// An offer's REQUEST went out and no ACK is recorded yet: the lease (the offer's) may be
+    /// the server's, so a take-back releases it; never kept, never renewed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pending: bool,
 }
 
 impl Renewal {

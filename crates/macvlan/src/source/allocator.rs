@@ -71,6 +71,7 @@ pub(super) fn acquire(store: &mut dyn LeaseStore, ask: &Ask<'_>) -> Result<Taken
         acquired,
         new,
         dhcp: None,
+        stale: Vec::new(),
     })
 }
 

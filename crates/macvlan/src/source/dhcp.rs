@@ -70,6 +70,14 @@ fn failed6(network: &str, source: oci_macvlan_dhcp::v6::Error) -> Refused {
     })
 }
 
+/// A noted offer's renewal: pending (see [`Renewal::pending`]).
+fn pending() -> Renewal {
+    Renewal {
+        pending: true,
+        ..Renewal::default()
+    }
+}
+
 fn refused(error: Error) -> Refused {
     Refused {
         error: Box::new(error),
@@ -99,7 +107,9 @@ pub(super) fn acquire(store: &mut dyn LeaseStore, ask: &Ask<'_>) -> Result<Taken
         .previous
         .filter(|_| ask.held_before)
         .and_then(|e| e.dhcp.as_ref())
-        .filter(|r| !r.expired(now) && !r.renewal.unbound && r.mac == link.mac)
+        .filter(|r| {
+            !r.expired(now) && !r.renewal.unbound && !r.renewal.pending && r.mac == link.mac
+        })
         .filter(|r| !dhcp.ipv6 || r.v6.as_ref().is_some_and(|v6| !v6.expired(now)));
     let record = match kept {
         Some(kept) => kept.clone(),
@@ -152,20 +162,7 @@ pub(super) fn acquire(store: &mut dyn LeaseStore, ask: &Ask<'_>) -> Result<Taken
             let config6 = super::dhcp6::config(&client_id, hostname.as_deref(), &dhcp);
             let mut client6 = oci_macvlan_dhcp::v6::Client::new(config6, seed());
             let mut client = Client::new(config, seed());
-            // Both exchanges at once, each under the network's deadline.
-            let (lease, v6) = super::dhcp6::beside(socket6.as_ref(), &mut client6, &dhcp, || {
-                oci_macvlan_dhcp::acquire(&mut client, &socket, dhcp.timeout())
-            });
-            let lease = match (lease, socket6.as_ref(), &v6) {
-                (Ok(lease), ..) => lease,
-                (Err(err), Some(socket6), Some(Ok(_))) => {
-                    // The v6 lease goes back at once: no attach keeps it.
-                    super::dhcp6::release_now(&mut client6, socket6);
-                    return Err(failed(err));
-                }
-                (Err(err), ..) => return Err(failed(err)),
-            };
-            let given = |v6| DhcpRecord {
+            let record_of = |lease: &DhcpLease, v6, renewal| DhcpRecord {
                 client_id: client_id.to_hex(),
                 mac: Some(mac),
                 hostname: hostname.clone(),
@@ -174,8 +171,39 @@ pub(super) fn acquire(store: &mut dyn LeaseStore, ask: &Ask<'_>) -> Result<Taken
                 subnet: dhcp.subnet,
                 lease: lease.clone(),
                 v6,
-                renewal: Default::default(),
+                renewal,
             };
+            // The offer taken, on the endpoint's record before its REQUEST goes out.
+            let mut noted = None;
+            let mut note = |offered: &DhcpLease| {
+                let pending = record_of(offered, None, pending());
+                if let Some(note) = &ask.note {
+                    (note.0)(&pending).map_err(|err| crate::one_line(&err))?;
+                }
+                noted = Some(pending);
+                Ok(())
+            };
+            // Both exchanges at once, each under the network's deadline.
+            let (lease, v6) = super::dhcp6::beside(socket6.as_ref(), &mut client6, &dhcp, || {
+                oci_macvlan_dhcp::acquire_noting(&mut client, &socket, dhcp.timeout(), &mut note)
+            });
+            // A REQUEST went out unanswered (or the ACK was refused): the server may hold
+            // the offer's lease all the same, and gets it back with the rest.
+            let unanswered = |err| {
+                let mut refusal = failed(err);
+                refusal.server_lease = noted.clone().map(Box::new);
+                refusal
+            };
+            let lease = match (lease, socket6.as_ref(), &v6) {
+                (Ok(lease), ..) => lease,
+                (Err(err), Some(socket6), Some(Ok(_))) => {
+                    // The v6 lease goes back at once: no attach keeps it.
+                    super::dhcp6::release_now(&mut client6, socket6);
+                    return Err(unanswered(err));
+                }
+                (Err(err), ..) => return Err(unanswered(err)),
+            };
+            let given = |v6| record_of(&lease, v6, Renewal::default());
             match v6.transpose() {
                 Ok(v6) => given(v6),
                 Err(err) => {
@@ -196,6 +224,10 @@ pub(super) fn acquire(store: &mut dyn LeaseStore, ask: &Ask<'_>) -> Result<Taken
         }
         refusal
     };
+    if kept.is_none() {
+        // Between the server's ACK and the full record: the noted offer names its lease.
+        crate::failpoint::hit("attach:net:dhcp-acked").map_err(|err| give_back(refused(err)))?;
+    }
     let lease = &record.lease;
     let ip = IpAddr::V4(lease.address);
     let address = IpNetwork::new(ip, lease.prefix).map_err(|_| {
@@ -211,9 +243,11 @@ pub(super) fn acquire(store: &mut dyn LeaseStore, ask: &Ask<'_>) -> Result<Taken
         owner: ask.owner.clone(),
         host: None,
     }];
-    let mut acquired_all = vec![acquired(lease, address)];
+    // What is left of the lease (all of a new one; a kept one's rest) is the kernel's lifetime.
+    let now = SystemTime::now();
+    let mut acquired_all = vec![acquired_at(lease, address, now)];
     if let Some(v6) = &record.v6 {
-        let got = super::dhcp6::acquired(v6);
+        let got = super::dhcp6::acquired(v6, now);
         stored.push(Lease {
             ip: got.address.ip(),
             subnet: IpNetwork::new(got.address.network(), got.address.prefix())
@@ -258,6 +292,14 @@ pub(super) fn acquire(store: &mut dyn LeaseStore, ask: &Ask<'_>) -> Result<Taken
             }));
         }
     }
+    // A new exchange on a link an earlier run made: its old lease's addresses go.
+    let stale = match (kept, ask.previous.and_then(|e| e.dhcp.as_ref())) {
+        (None, Some(old)) => std::iter::once(IpAddr::V4(old.lease.address))
+            .chain(old.v6.iter().map(|v6| IpAddr::V6(v6.lease.address)))
+            .filter(|ip| !acquired_all.iter().any(|a| a.address.ip() == *ip))
+            .collect(),
+        _ => Vec::new(),
+    };
     Ok(Taken {
         new: if kept.is_some() {
             Vec::new()
@@ -266,13 +308,20 @@ pub(super) fn acquire(store: &mut dyn LeaseStore, ask: &Ask<'_>) -> Result<Taken
         },
         acquired: acquired_all,
         dhcp: Some(record),
+        stale,
     })
 }
 
-/// What the lease gives the link: its router is the default gateway, unless classless static
-/// routes came (RFC 3442: then the router option is ignored, and a default route among them is
-/// the gateway).
+/// What the lease gives the link (see [`acquired_at`]), now.
 pub(crate) fn acquired(lease: &DhcpLease, address: IpNetwork) -> Acquired {
+    acquired_at(lease, address, SystemTime::now())
+}
+
+/// What the lease gives the link at `now`: its router is the default gateway, unless classless
+/// static routes came (RFC 3442: then the router option is ignored, and a default route among
+/// them is the gateway); the address's lifetime is what is left of the lease (a kept lease's
+/// rest, not its whole length).
+pub(crate) fn acquired_at(lease: &DhcpLease, address: IpNetwork, now: SystemTime) -> Acquired {
     let mut gateway = if lease.routes.is_empty() {
         lease.router.map(IpAddr::V4)
     } else {
@@ -298,7 +347,7 @@ pub(crate) fn acquired(lease: &DhcpLease, address: IpNetwork) -> Acquired {
         address,
         gateway,
         routes,
-        lifetime: Some(lease.length()),
+        lifetime: Some(lease.left(now)),
     }
 }
 
@@ -348,110 +397,4 @@ pub(super) fn lease_problem(network: &Network, lease: &Lease, records: &Records)
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use std::net::Ipv4Addr;
-
-    use oci_macvlan_dhcp::Route;
-
-    use super::*;
-
-    fn lease(router: Option<Ipv4Addr>, routes: Vec<Route>) -> DhcpLease {
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
-        DhcpLease {
-            address: Ipv4Addr::new(192, 168, 1, 50),
-            prefix: 24,
-            router,
-            routes,
-            dns: Vec::new(),
-            domain: None,
-            server: Ipv4Addr::new(192, 168, 1, 1),
-            obtained: now,
-            t1: now + Duration::from_secs(300),
-            t2: now + Duration::from_secs(525),
-            expiry: now + Duration::from_secs(600),
-        }
-    }
-
-    fn route(destination: [u8; 4], prefix: u8, gateway: [u8; 4]) -> Route {
-        Route {
-            destination: destination.into(),
-            prefix,
-            gateway: gateway.into(),
-        }
-    }
-
-    fn address() -> IpNetwork {
-        "192.168.1.50/24".parse().unwrap()
-    }
-
-    #[test]
-    fn the_router_is_the_gateway_without_classless_routes() {
-        let got = acquired(
-            &lease(Some(Ipv4Addr::new(192, 168, 1, 1)), vec![]),
-            address(),
-        );
-        assert_eq!(got.gateway, Some("192.168.1.1".parse().unwrap()));
-        assert!(got.routes.is_empty());
-        assert_eq!(got.lifetime, Some(Duration::from_secs(600)));
-    }
-
-    /// RFC 3442: with option 121 the router option is ignored; its default route is the gateway,
-    /// a route with gateway 0.0.0.0 is on the link.
-    #[test]
-    fn classless_routes_replace_the_router() {
-        let routes = vec![
-            route([10, 5, 0, 0], 16, [192, 168, 1, 2]),
-            route([0, 0, 0, 0], 0, [192, 168, 1, 254]),
-            route([172, 16, 0, 0], 12, [0, 0, 0, 0]),
-        ];
-        let got = acquired(
-            &lease(Some(Ipv4Addr::new(192, 168, 1, 1)), routes),
-            address(),
-        );
-        assert_eq!(got.gateway, Some("192.168.1.254".parse().unwrap()));
-        assert_eq!(
-            got.routes,
-            vec![
-                SourceRoute {
-                    destination: "10.5.0.0/16".parse().unwrap(),
-                    via: Some("192.168.1.2".parse().unwrap()),
-                },
-                SourceRoute {
-                    destination: "172.16.0.0/12".parse().unwrap(),
-                    via: None,
-                },
-            ]
-        );
-        // Without a default among them, no default route at all.
-        let got = acquired(
-            &lease(
-                Some(Ipv4Addr::new(192, 168, 1, 1)),
-                vec![route([10, 5, 0, 0], 16, [192, 168, 1, 2])],
-            ),
-            address(),
-        );
-        assert_eq!(got.gateway, None);
-    }
-
-    #[test]
-    fn a_recorded_client_id_reads_back() {
-        let id = ClientId::derive(b"k", "lan", "c1");
-        let record = DhcpRecord {
-            client_id: id.to_hex(),
-            mac: None,
-            hostname: None,
-            broadcast: false,
-            ipvlan_flag: None,
-            subnet: None,
-            lease: lease(None, vec![]),
-            v6: None,
-            renewal: Default::default(),
-        };
-        assert_eq!(record.client_id_bytes().unwrap(), id.as_bytes());
-        let json = serde_json::to_string(&record).unwrap();
-        assert_eq!(serde_json::from_str::<DhcpRecord>(&json).unwrap(), record);
-        assert!(record.expired(SystemTime::now()));
-    }
-}
+mod tests;

@@ -118,14 +118,14 @@ pub(super) fn address(record: &Dhcp6Record) -> IpNetwork {
         )
 }
 
-/// What the v6 lease gives the link: its address, no gateway (router advertisements decide
-/// the default route), its lifetime.
-pub(super) fn acquired(record: &Dhcp6Record) -> Acquired {
+/// What the v6 lease gives the link at `now`: its address, no gateway (router advertisements
+/// decide the default route), the valid lifetime it has left.
+pub(super) fn acquired(record: &Dhcp6Record, now: SystemTime) -> Acquired {
     Acquired {
         address: address(record),
         gateway: None,
         routes: Vec::new(),
-        lifetime: Some(record.lease.length()),
+        lifetime: Some(record.lease.valid_left(now)),
     }
 }
 
@@ -191,10 +191,22 @@ mod tests {
 
     #[test]
     fn the_address_takes_the_recorded_prefix_and_no_gateway() {
-        let got = acquired(&record(64, Duration::from_secs(600)));
+        let r = record(64, Duration::from_secs(600));
+        let got = acquired(&r, r.lease.obtained);
         assert_eq!(got.address.to_string(), "fd00:1::50/64");
         assert_eq!(got.gateway, None);
-        assert_eq!(acquired(&record(128, Duration::ZERO)).address.prefix(), 128);
+        let r = record(128, Duration::ZERO);
+        assert_eq!(acquired(&r, r.lease.obtained).address.prefix(), 128);
+    }
+
+    /// A kept lease's address gets what is left of it, not its whole length (review 27, 7).
+    #[test]
+    fn the_lifetime_is_what_is_left() {
+        let r = record(64, Duration::from_secs(600));
+        let later = r.lease.obtained + Duration::from_secs(200);
+        assert_eq!(acquired(&r, later).lifetime, Some(Duration::from_secs(400)));
+        let past = r.lease.obtained + Duration::from_secs(700);
+        assert_eq!(acquired(&r, past).lifetime, Some(Duration::ZERO));
     }
 
     #[test]

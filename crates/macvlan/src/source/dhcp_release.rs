@@ -32,9 +32,51 @@ const UP_WITHIN: Duration = Duration::from_millis(1500);
 /// How long the server's (or router's) MAC may take to resolve: the RELEASE waits for it.
 const RESOLVED_WITHIN: Duration = Duration::from_millis(1500);
 
-/// Sends the RELEASE of `endpoint`'s DHCP lease, if it has one (see the module). `Err` says
-/// why it could not be sent; the caller goes on either way.
+/// How long one take-back's RELEASEs may take, all of its endpoints together (what one
+/// endpoint's waits add up to: its link up, the server's ARP, the v6 link-local, the v6 REPLY).
+pub(crate) const TAKE_BACK_WITHIN: Duration = Duration::from_secs(8);
+
+/// Sends the RELEASE of `endpoint`'s DHCP lease, if it has one (see the module), within
+/// [`TAKE_BACK_WITHIN`]. `Err` says why it could not be sent; the caller goes on either way.
 pub(crate) async fn release(endpoint: &RecordedEndpoint) -> Result<(), String> {
+    release_until(endpoint, Instant::now() + TAKE_BACK_WITHIN).await
+}
+
+/// The RELEASEs of `endpoints`, one container's take-back (poststop, `gc`, a failed attach's
+/// undo): all at once, each from its own thread (a v6 RELEASE's wait blocks), all under one
+/// deadline; one endpoint's on this thread. Each one's outcome, in order.
+pub(crate) async fn release_all(endpoints: &[&RecordedEndpoint]) -> Vec<Result<(), String>> {
+    let until = Instant::now() + TAKE_BACK_WITHIN;
+    match endpoints {
+        [] => Vec::new(),
+        [one] => vec![release_until(one, until).await],
+        many => std::thread::scope(|scope| {
+            let threads: Vec<_> = many
+                .iter()
+                .map(|endpoint| {
+                    scope.spawn(move || {
+                        tokio::runtime::Builder::new_current_thread()
+                            .enable_all()
+                            .build()
+                            .map_err(|e| e.to_string())?
+                            .block_on(release_until(endpoint, until))
+                    })
+                })
+                .collect();
+            threads
+                .into_iter()
+                .map(|thread| {
+                    thread
+                        .join()
+                        .unwrap_or_else(|_| Err("the release panicked".into()))
+                })
+                .collect()
+        }),
+    }
+}
+
+/// [`release`] by `until`: what is still waited for then is given up.
+async fn release_until(endpoint: &RecordedEndpoint, until: Instant) -> Result<(), String> {
     let (Some(record), Some(lower)) = (&endpoint.dhcp, endpoint.lower) else {
         return Ok(());
     };
@@ -82,6 +124,28 @@ pub(crate) async fn release(endpoint: &RecordedEndpoint) -> Result<(), String> {
         .existing_link(LINK)
         .await
         .map_err(|e| e.to_string())?;
+    let sent = tokio::time::timeout_at(
+        until.into(),
+        sends(&inside, &scratch, &link, record, ipvlan, (v4, v6), until),
+    )
+    .await
+    .unwrap_or_else(|_| Err("given up at the take-back's deadline".into()));
+    // Deleted before the namespace goes, whatever happened above: its MAC is free again at
+    // once (the namespace's own teardown is the kernel's, later).
+    let _ = inside.delete_link(&link).await;
+    sent
+}
+
+/// What [`release_until`] sends from the scratch `link`: the live leases' RELEASEs.
+async fn sends(
+    inside: &Handle,
+    scratch: &Netns,
+    link: &Link,
+    record: &DhcpRecord,
+    ipvlan: bool,
+    (v4, v6): (bool, Option<&Dhcp6Record>),
+    until: Instant,
+) -> Result<(), String> {
     if v6.is_some() {
         // Before the link is up: its link-local address is usable at once.
         scratch
@@ -101,15 +165,13 @@ pub(crate) async fn release(endpoint: &RecordedEndpoint) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
     }
     let sent = match v4 {
-        true => send(&inside, &scratch, &link, record).await,
+        true => send(inside, scratch, link, record).await,
         false => Ok(()),
     };
     let sent6 = match v6 {
-        Some(v6) => send6(&inside, &scratch, &link, record, v6).await,
+        Some(v6) => send6(inside, scratch, link, record, v6, until).await,
         None => Ok(()),
     };
-    // Deleted before the namespace goes: its MAC is free again at once.
-    let _ = inside.delete_link(&link).await;
     match (sent, sent6) {
         (Ok(()), Ok(())) => Ok(()),
         (Err(v4), Ok(())) => Err(v4),
@@ -148,6 +210,7 @@ async fn send6(
     link: &Link,
     record: &DhcpRecord,
     v6: &Dhcp6Record,
+    until: Instant,
 ) -> Result<(), String> {
     up(inside, link).await?;
     let client_id = record
@@ -163,7 +226,8 @@ async fn send6(
         subnet: None,
     };
     let mut client = v6::Client::resume(config, v6.lease.clone(), 0);
-    match v6::release(&mut client, &socket, super::dhcp6::RELEASE_WITHIN) {
+    let within = super::dhcp6::RELEASE_WITHIN.min(until.saturating_duration_since(Instant::now()));
+    match v6::release(&mut client, &socket, within) {
         Ok(true) => Ok(()),
         Ok(false) => Err(format!(
             "no DHCPv6 server answered the RELEASE of {}",

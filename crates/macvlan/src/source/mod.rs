@@ -27,6 +27,7 @@ use crate::{Error, Network, RecordedEndpoint, Records};
 pub(crate) mod allocator;
 pub mod dhcp;
 mod dhcp6;
+pub(crate) mod dhcp_decline;
 pub(crate) mod dhcp_links;
 mod dhcp_release;
 mod unheld;
@@ -104,6 +105,19 @@ pub(crate) struct Ask<'a> {
     pub(crate) hostname: Option<&'a str>,
     /// This endpoint as this container's earlier run recorded it.
     pub(crate) previous: Option<&'a RecordedEndpoint>,
+    /// Where a source that talks to a server notes a lease in flight, if anywhere.
+    pub(crate) note: Option<Note<'a>>,
+}
+
+/// Where a source that talks to a server writes down what the server may commit before it
+/// says so (a DHCP offer, before its REQUEST goes out): the endpoint's record with it, so that a
+/// take-back (poststop, `gc`) gives it back even if the attach dies before its full record.
+pub(crate) struct Note<'a>(pub(crate) &'a dyn Fn(&DhcpRecord) -> crate::Result<()>);
+
+impl std::fmt::Debug for Note<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Note")
+    }
 }
 
 /// What a source gave one link.
@@ -115,6 +129,9 @@ pub(crate) struct Taken {
     pub(crate) new: Vec<IpAddr>,
     /// A DHCP lease, for the endpoint's record.
     pub(crate) dhcp: Option<DhcpRecord>,
+    /// Addresses of the link's earlier lease that this one replaced: an adopted link still has
+    /// them, and loses them before it gets the new ones.
+    pub(crate) stale: Vec<IpAddr>,
 }
 
 /// Why a source gave nothing.
@@ -198,9 +215,17 @@ impl Source {
                 }
                 // What the server gave is checked as a named address is, before the link
                 // gets it; refused, the store's copy and the server's lease are given back.
+                let probe = dhcp_decline::probes(ask.network);
                 let checked = match oci_macvlan_netlink_core::Handle::current() {
                     Ok(host) => {
-                        crate::occupied::check_leased(&host, ask.network, None, &taken.new).await
+                        crate::occupied::check_leased_probing(
+                            &host,
+                            ask.network,
+                            None,
+                            &taken.new,
+                            probe,
+                        )
+                        .await
                     }
                     Err(source) => Err(Error::CheckAddresses {
                         network: ask.network.name.clone(),
@@ -209,11 +234,19 @@ impl Source {
                 };
                 match checked {
                     Ok(()) => Ok(taken),
-                    Err(error) => Err(Refused {
-                        error: Box::new(error),
-                        maybe_taken: true,
-                        server_lease: taken.dhcp.map(Box::new),
-                    }),
+                    Err(error) => {
+                        let mut server_lease = taken.dhcp.map(Box::new);
+                        if let (Error::AddressOnLan { ip, .. }, Some(lease)) =
+                            (&error, server_lease.as_deref_mut())
+                        {
+                            dhcp_decline::decline_held(ask, lease, *ip);
+                        }
+                        Err(Refused {
+                            error: Box::new(error),
+                            maybe_taken: true,
+                            server_lease,
+                        })
+                    }
                 }
             }
         }
@@ -246,6 +279,19 @@ impl Source {
                 Ok(())
             }
         }
+    }
+
+    /// [`Self::container_gone`] for each of `endpoints`, one container's take-back (detach,
+    /// `gc`, a failed attach's undo): what they hold outside the store is given back all at
+    /// once, under one deadline for all of them (a DHCP lease's RELEASE, given up at that
+    /// deadline: see [`Self::container_gone`]).
+    pub(crate) async fn all_gone(endpoints: &[&RecordedEndpoint]) {
+        let dhcp: Vec<&RecordedEndpoint> = endpoints
+            .iter()
+            .copied()
+            .filter(|e| Self::recorded(e) == Self::Dhcp)
+            .collect();
+        let _ = dhcp_release::release_all(&dhcp).await;
     }
 
     /// Gives back whatever `owner` holds on `network` (a take whose outcome is unknown, a
