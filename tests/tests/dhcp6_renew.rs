@@ -4,7 +4,7 @@
 //! server, the record's timers and the address's kernel lifetime extended; a REBIND at T2 when
 //! the server that gave the lease is gone (restarted: a new server identifier); a server with
 //! a new range takes the address back and the container moves to a new one (link, record,
-//! store); a server gone past the valid lifetime, and the address gone from the link, the
+//! store), after a REBIND (another server) or at T1 (the same server, its binding lost); a server gone past the valid lifetime, and the address gone from the link, the
 //! record and the store, then a SOLICIT when it is back. (v4's renewer: `dhcp_renew.rs`.)
 
 #![allow(clippy::unwrap_used)]
@@ -214,6 +214,50 @@ fn a_server_with_a_new_range_moves_the_container_to_a_new_address() {
         "{:?}",
         lan.journal()
     );
+}
+
+/// The server the lease names, answering the RENEW at T1 but with no binding for it (it lost
+/// its lease file, and serves another range now; Kea 2.2 answers with an address of the new
+/// range, not NoBinding): the container moves to a new address before T2, no REBIND needed.
+#[privileged]
+fn a_server_without_the_binding_moves_the_container_at_t1() {
+    let lan = Lan::new();
+    router_v6(&lan);
+    let _kea = Kea::start(&lan.router, &kea_config());
+    let config = quick6(40, 60, 2, 30);
+    let kea6 = Kea6::start_as(&lan.router, &config, "0102030405");
+    create_dhcp_network(&lan, &["--ipv6"]);
+    let process = ContainerProcess::start();
+    attach(&lan, &process);
+    let old = address(&lan);
+    let first = v6(&lan);
+    let t2 = secs(&first["lease"]["t2"]);
+    drop(kea6);
+    let moved = Kea6Config {
+        pool: "2001:db8:77::300-2001:db8:77::3ff".into(),
+        ..config
+    };
+    let kea6 = Kea6::start_as(&lan.router, &moved, "0102030405");
+
+    assert!(
+        wait_until(Duration::from_secs(15), || address(&lan) != old
+            && v6(&lan)["renewal"].is_null()),
+        "the v6 address did not move: {}\n{}",
+        v6(&lan),
+        kea6.log()
+    );
+    assert!(now() < t2, "moved only after T2");
+    let new = address(&lan);
+    assert!(
+        new.starts_with("2001:db8:77::3"),
+        "not the new range: {new}"
+    );
+    assert_eq!(v6(&lan)["lease"]["server_id"], first["lease"]["server_id"]);
+    assert_eq!(addresses(process.pid(), "-6"), [new.clone()]);
+    assert!(kea6.lease(&new).is_some(), "{:?}", kea6.rows());
+    assert_eq!(stored6(&lan), [format!("{new}/128")]);
+    let actions: Vec<Value> = lan.journal().iter().map(|l| l["action"].clone()).collect();
+    assert!(actions.contains(&"leased".into()), "{actions:?}");
 }
 
 #[privileged]

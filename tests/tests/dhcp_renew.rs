@@ -5,7 +5,8 @@
 //! the container SIGKILLed and both keepers gone, poststop releasing; rebind at T2 when the
 //! renewals go unanswered; a NAK from a server restarted with a new range and router, and the
 //! new address and gateway on the link and in the record; a server gone past expiry, and the
-//! address and its routes gone from the link, then discovery again.
+//! address and its routes gone from the link, then discovery again; a renewal of the same
+//! address with another router or other option-121 routes, and the link's routes following.
 
 #![allow(clippy::unwrap_used)]
 
@@ -306,4 +307,84 @@ fn expiry_unanswered_takes_the_address_and_its_routes_off_then_discovery_again()
     );
     assert_eq!(default_via(process.pid()).as_deref(), Some(Lan::GATEWAY));
     assert_eq!(lan.leased(NET), 1);
+}
+
+/// The v4 routes in the container other than the subnet's own, as `(dst, gateway)`.
+fn routes(pid: u32) -> Vec<(String, String)> {
+    let shown = ip_in(pid, &["-4", "route", "show"]);
+    let mut found: Vec<(String, String)> = shown
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["gateway"].is_string())
+        .map(|r| {
+            let text = |k: &str| r[k].as_str().unwrap_or_default().to_owned();
+            (text("dst"), text("gateway"))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// A server restarted mid-lease with another router, then with other option-121 routes, then
+/// with the first routes again: each renewal (the same address) moves the link's default route
+/// and routes to what the new ACK says, and the record with them.
+#[privileged]
+fn a_renewal_with_another_router_or_routes_moves_the_routes() {
+    let lan = Lan::new();
+    let plain = KeaConfig {
+        routes_hex: None,
+        ..quick(30, 2, 20)
+    };
+    let kea = Kea::start(&lan.router, &plain);
+    create_dhcp_network(&lan, &[]);
+    let process = ContainerProcess::start();
+    attach(&lan, &process);
+    let pid = process.pid();
+    let address = dhcp(&lan)["lease"]["address"].as_str().unwrap().to_owned();
+    assert_eq!(routes(pid), [("default".into(), Lan::GATEWAY.into())]);
+
+    let phases = [
+        // Option 3 only: another router.
+        (
+            KeaConfig {
+                router: "192.168.77.2".into(),
+                ..plain.clone()
+            },
+            vec![("default", "192.168.77.2")],
+        ),
+        // Option 121: 10.6.0.0/16 via .2, the default via .3 (the router option ignored).
+        (
+            KeaConfig {
+                routes_hex: Some("100A06C0A84D0200C0A84D03".into()),
+                ..plain.clone()
+            },
+            vec![("10.6.0.0/16", "192.168.77.2"), ("default", "192.168.77.3")],
+        ),
+        // The LAN's first routes: 10.5.0.0/16 and the default via .1; 10.6.0.0/16 goes.
+        (
+            quick(30, 2, 20),
+            vec![("10.5.0.0/16", Lan::GATEWAY), ("default", Lan::GATEWAY)],
+        ),
+    ];
+    let mut kea = kea;
+    for (config, want) in phases {
+        let want: Vec<(String, String)> = want
+            .into_iter()
+            .map(|(d, g)| (d.to_owned(), g.to_owned()))
+            .collect();
+        kea = Kea::start_again(kea.stop(), &lan.router, &config);
+        assert!(
+            wait_until(Duration::from_secs(8), || routes(pid) == want),
+            "the routes did not follow the renewal: {:?}, not {want:?}\n{}\n{}",
+            routes(pid),
+            dhcp(&lan),
+            kea.log()
+        );
+        assert_eq!(v4(pid), std::slice::from_ref(&address));
+        assert_eq!(dhcp(&lan)["lease"]["address"], address.as_str());
+    }
+    assert_eq!(dhcp(&lan)["lease"]["router"], Lan::GATEWAY);
+    let verify = lan.cli(&["verify"], "");
+    assert_eq!(verify.code, 0, "{}{}", verify.stdout, verify.stderr);
 }

@@ -25,6 +25,7 @@
 //! can make this panic: its answers go through the client's checks.
 
 mod apply;
+mod routes;
 mod v6;
 
 use std::{
@@ -326,6 +327,9 @@ impl<P: StorePolicy> DhcpRenewal<P> {
             {
                 let lifetime = lease.left(SystemTime::now());
                 self.extend(&container, &link, (IpAddr::V4(old), lease.prefix), lifetime)
+                    .await?;
+                // Another router or other routes: the link's follow.
+                self.reroute(netns, &container, &link, &dhcp.lease, &lease)
                     .await?;
                 let renewed = Renewed::Extended {
                     address: IpAddr::V4(old),
