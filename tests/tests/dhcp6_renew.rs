@@ -259,8 +259,13 @@ fn a_server_without_the_binding_moves_the_container_at_t1() {
     assert_eq!(addresses(process.pid(), "-6"), std::slice::from_ref(&new));
     assert!(kea6.lease(&new).is_some(), "{:?}", kea6.rows());
     assert_eq!(stored6(&lan), [format!("{new}/128")]);
+    // Moved to the address the REPLY gave in its place: no time without one, no SOLICIT.
     let actions: Vec<Value> = lan.journal().iter().map(|l| l["action"].clone()).collect();
-    assert!(actions.contains(&"leased".into()), "{actions:?}");
+    assert!(
+        actions.contains(&"leased".into()) && !actions.contains(&"refused".into()),
+        "{actions:?}"
+    );
+    assert_eq!(kea6.logged("DHCP6_LEASE_ADVERT"), 0, "{}", kea6.log());
 }
 
 #[privileged]

@@ -6,7 +6,8 @@
 //!
 //! - A REPLY for the same address: the record takes the new lifetimes and timers, the address
 //!   on the link its new valid lifetime.
-//! - One for another address (the server moved us after NoBinding): the link moves to it.
+//! - One for another address (given in place of ours, or after NoBinding): the link moves
+//!   to it.
 //! - The lease lost (the server took the address back, has none for us, or refused the
 //!   REQUEST that followed NoBinding) or run out unanswered: the address leaves the link and
 //!   the store, and the record says `unbound`, its expiry when it ended (so that no RELEASE
