@@ -309,3 +309,40 @@ fn expiry_unanswered_takes_the_address_off_then_solicits_again() {
     assert!(kea6.logged("DHCP6_LEASE_ALLOC") >= 1, "{}", kea6.log());
     assert_eq!(stored6(&lan), [format!("{}/128", address(&lan))]);
 }
+
+/// After the lease ran out, the SOLICIT asks for the address it had: a server that forgot the
+/// lease (a new lease file) and would give the first free address of its pool gives that one
+/// back.
+#[privileged]
+fn after_expiry_the_solicit_asks_for_the_old_address_and_gets_it() {
+    let config = quick6(6, 8, 2, 5);
+    let later = Kea6Config {
+        pool: "2001:db8:77::150-2001:db8:77::1ff".into(),
+        ..config.clone()
+    };
+    let (lan, _kea, kea6, process) = attached(&later);
+    let old = address(&lan);
+    assert_eq!(
+        old,
+        "2001:db8:77::150",
+        "not the pool's first: {}",
+        kea6.log()
+    );
+    drop(kea6);
+    assert!(
+        wait_until(Duration::from_secs(15), || v6(&lan)["renewal"]["unbound"]
+            == true),
+        "the lease did not end: {}",
+        v6(&lan)
+    );
+    // A server with a wider pool, whose first free address is another.
+    let kea6 = Kea6::start(&lan.router, &config);
+    assert!(
+        wait_until(Duration::from_secs(20), || v6(&lan)["renewal"].is_null()),
+        "no v6 lease after the server came back: {}\n{}",
+        v6(&lan),
+        kea6.log()
+    );
+    assert_eq!(address(&lan), old, "{}", kea6.log());
+    assert_eq!(addresses(process.pid(), "-6"), std::slice::from_ref(&old));
+}

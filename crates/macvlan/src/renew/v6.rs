@@ -11,7 +11,8 @@
 //! - The lease lost (the server took the address back, has none for us, or refused the
 //!   REQUEST that followed NoBinding) or run out unanswered: the address leaves the link and
 //!   the store, and the record says `unbound`, its expiry when it ended (so that no RELEASE
-//!   is sent for it, and an attach re-run asks again); the next act SOLICITs.
+//!   is sent for it, and an attach re-run asks again); the next act SOLICITs, asking for the
+//!   address it had (a hint).
 
 use std::{net::IpAddr, time::SystemTime};
 
@@ -71,7 +72,9 @@ impl<P: StorePolicy> DhcpRenewal<P> {
             .map_err(failed6)?;
         let old = IpAddr::V6(record.lease.address);
         if record.renewal.unbound {
-            let mut client = v6::Client::new(config, seed());
+            // The address the lease had is asked for again: a server that has it free gives
+            // it back, even one that forgot the lease.
+            let mut client = v6::Client::new(config, seed()).with_hint(Some(record.lease.address));
             let lease = v6::acquire(&mut client, &socket, EXCHANGE).map_err(failed6)?;
             drop(socket);
             let address = address_of(&record, &lease);
