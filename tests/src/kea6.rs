@@ -56,7 +56,15 @@ impl Kea6 {
     /// most.
     pub fn start(ns: &TestNetns, config: &Kea6Config) -> Self {
         let dir = temp_dir("omt-kea6-");
-        Self::start_in(dir, ns, config)
+        Self::start_in(dir, ns, config, None)
+    }
+
+    /// [`Kea6::start`] under a server identifier of its own (a DUID-EN of `identifier`, hex):
+    /// a server that answers to the identifier a lease names although it has forgotten the
+    /// lease (its lease file is new).
+    pub fn start_as(ns: &TestNetns, config: &Kea6Config, identifier: &str) -> Self {
+        let dir = temp_dir("omt-kea6-");
+        Self::start_in(dir, ns, config, Some(identifier))
     }
 
     /// Stops Kea (a server down), keeping its lease file; [`Kea6::start_again`] starts it
@@ -68,10 +76,22 @@ impl Kea6 {
     /// Starts Kea again on the lease file of a Kea [`stop`](Kea6::stop)ped: a server back up
     /// (with a new server identifier: it keeps none), which knows the leases it gave.
     pub fn start_again(dir: tempfile::TempDir, ns: &TestNetns, config: &Kea6Config) -> Self {
-        Self::start_in(dir, ns, config)
+        Self::start_in(dir, ns, config, None)
     }
 
-    fn start_in(dir: tempfile::TempDir, ns: &TestNetns, config: &Kea6Config) -> Self {
+    fn start_in(
+        dir: tempfile::TempDir,
+        ns: &TestNetns,
+        config: &Kea6Config,
+        identifier: Option<&str>,
+    ) -> Self {
+        // Not written to the package's data directory.
+        let server_id = match identifier {
+            Some(identifier) => json!({
+                "type": "EN", "enterprise-id": 2495, "identifier": identifier, "persist": false
+            }),
+            None => json!({"type": "LLT", "persist": false}),
+        };
         let (interface, option_data) = match &config.unicast {
             Some(address) => (
                 format!("{}/{address}", config.interface),
@@ -88,8 +108,7 @@ impl Kea6 {
                     "name": dir.path().join("leases6.csv"),
                     "lfc-interval": 0
                 },
-                // Not written to the package's data directory.
-                "server-id": {"type": "LLT", "persist": false},
+                "server-id": server_id,
                 "preferred-lifetime": config.preferred_lifetime,
                 "valid-lifetime": config.valid_lifetime,
                 "renew-timer": config.renew_timer,

@@ -21,6 +21,7 @@ mod monitor;
 mod netns;
 mod podman;
 mod process;
+pub mod renewal;
 mod runc;
 mod server;
 pub mod suites;

@@ -5,15 +5,12 @@
 //! the container SIGKILLed and both keepers gone, poststop releasing; rebind at T2 when the
 //! renewals go unanswered; a NAK from a server restarted with a new range and router, and the
 //! new address and gateway on the link and in the record; a server gone past expiry, and the
-//! address and its routes gone from the link, then discovery again.
+//! address and its routes gone from the link, then discovery again; a renewal of the same
+//! address with another router or other option-121 routes, and the link's routes following.
 
 #![allow(clippy::unwrap_used)]
 
-use std::{
-    io::{Read, Write},
-    process::Command,
-    time::{Duration, Instant, SystemTime},
-};
+use std::{process::Command, time::Duration};
 
 use oci_macvlan_tests::{
     ContainerProcess, Lan,
@@ -21,6 +18,7 @@ use oci_macvlan_tests::{
     dnsmasq::Dnsmasq,
     kea::{Kea, KeaConfig},
     privileged,
+    renewal::{addresses, attach, ip_in, keepers, now, secs, wait_until},
 };
 use serde_json::Value;
 
@@ -35,26 +33,9 @@ fn quick(lifetime: u32, t1: u32, t2: u32) -> KeaConfig {
     }
 }
 
-/// `ip -j ARGS…` in the namespace of process `pid`.
-fn ip_in(pid: u32, args: &[&str]) -> Value {
-    let out = Command::new("nsenter")
-        .args(["-t", &pid.to_string(), "-n", "ip", "-j"])
-        .args(args)
-        .output()
-        .unwrap();
-    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
-}
-
 /// The IPv4 addresses on the container's eth0.
 fn v4(pid: u32) -> Vec<String> {
-    let links = ip_in(pid, &["-4", "addr", "show", "dev", "eth0"]);
-    links
-        .as_array()
-        .into_iter()
-        .flatten()
-        .flat_map(|l| l["addr_info"].as_array().cloned().unwrap_or_default())
-        .filter_map(|a| a["local"].as_str().map(str::to_owned))
-        .collect()
+    addresses(pid, "-4")
 }
 
 /// The IPv4 default route's gateway in the container.
@@ -65,84 +46,8 @@ fn default_via(pid: u32) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// A time of the record (`SystemTime` as serde writes it), in seconds since the epoch.
-fn secs(time: &Value) -> f64 {
-    time["secs_since_epoch"].as_f64().unwrap() + time["nanos_since_epoch"].as_f64().unwrap() / 1e9
-}
-
-fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
-}
-
 fn dhcp(lan: &Lan) -> Value {
     record(lan, "c1")["endpoints"][0]["dhcp"].clone()
-}
-
-fn wait_until(within: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < within {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    done()
-}
-
-/// The pids of this LAN's keepers (their command line names its state dir).
-fn keepers(lan: &Lan) -> Vec<u32> {
-    let state = lan.state_dir().to_string_lossy().into_owned();
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-            args.contains(&&b"dhcp-keeper"[..]) && args.contains(&state.as_bytes())
-        })
-        .collect()
-}
-
-/// Attaches container `c1` (process `process`) through the hook; asserts that the hook's
-/// stdout and stderr close as soon as it exits although its keepers live on (a runtime reads
-/// them to their end: a keeper holding them would hold the runtime).
-fn attach(lan: &Lan, process: &ContainerProcess) {
-    let state = lan.pid_bundle("c1", &[(ANN, NET)], process.pid(), "creating");
-    let mut hook = lan.spawn_cli(&["hook"], true);
-    let (tx, rx) = std::sync::mpsc::channel();
-    for mut pipe in [
-        Box::new(hook.stdout.take().unwrap()) as Box<dyn Read + Send>,
-        Box::new(hook.stderr.take().unwrap()),
-    ] {
-        let tx = tx.clone();
-        std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = pipe.read_to_string(&mut text);
-            let _ = tx.send(text);
-        });
-    }
-    let mut stdin = hook.stdin.take().unwrap();
-    stdin.write_all(state.as_bytes()).unwrap();
-    drop(stdin);
-    let status = hook.wait().unwrap();
-    let exited = Instant::now();
-    let mut output = String::new();
-    for _ in 0..2 {
-        match rx.recv_timeout(Duration::from_secs(3)) {
-            Ok(text) => output.push_str(&text),
-            Err(_) => panic!("the hook's output pipes stayed open after it exited"),
-        }
-    }
-    assert!(exited.elapsed() < Duration::from_secs(1));
-    assert!(status.success(), "{status}: {output}");
-    assert!(
-        wait_until(Duration::from_secs(5), || keepers(lan).len() == 2),
-        "no active and standby keeper: {:?}",
-        keepers(lan)
-    );
 }
 
 /// How many DHCP messages Kea's log shows received from `from` to `to` (a renewal goes to
@@ -402,4 +307,84 @@ fn expiry_unanswered_takes_the_address_and_its_routes_off_then_discovery_again()
     );
     assert_eq!(default_via(process.pid()).as_deref(), Some(Lan::GATEWAY));
     assert_eq!(lan.leased(NET), 1);
+}
+
+/// The v4 routes in the container other than the subnet's own, as `(dst, gateway)`.
+fn routes(pid: u32) -> Vec<(String, String)> {
+    let shown = ip_in(pid, &["-4", "route", "show"]);
+    let mut found: Vec<(String, String)> = shown
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["gateway"].is_string())
+        .map(|r| {
+            let text = |k: &str| r[k].as_str().unwrap_or_default().to_owned();
+            (text("dst"), text("gateway"))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// A server restarted mid-lease with another router, then with other option-121 routes, then
+/// with the first routes again: each renewal (the same address) moves the link's default route
+/// and routes to what the new ACK says, and the record with them.
+#[privileged]
+fn a_renewal_with_another_router_or_routes_moves_the_routes() {
+    let lan = Lan::new();
+    let plain = KeaConfig {
+        routes_hex: None,
+        ..quick(30, 2, 20)
+    };
+    let kea = Kea::start(&lan.router, &plain);
+    create_dhcp_network(&lan, &[]);
+    let process = ContainerProcess::start();
+    attach(&lan, &process);
+    let pid = process.pid();
+    let address = dhcp(&lan)["lease"]["address"].as_str().unwrap().to_owned();
+    assert_eq!(routes(pid), [("default".into(), Lan::GATEWAY.into())]);
+
+    let phases = [
+        // Option 3 only: another router.
+        (
+            KeaConfig {
+                router: "192.168.77.2".into(),
+                ..plain.clone()
+            },
+            vec![("default", "192.168.77.2")],
+        ),
+        // Option 121: 10.6.0.0/16 via .2, the default via .3 (the router option ignored).
+        (
+            KeaConfig {
+                routes_hex: Some("100A06C0A84D0200C0A84D03".into()),
+                ..plain.clone()
+            },
+            vec![("10.6.0.0/16", "192.168.77.2"), ("default", "192.168.77.3")],
+        ),
+        // The LAN's first routes: 10.5.0.0/16 and the default via .1; 10.6.0.0/16 goes.
+        (
+            quick(30, 2, 20),
+            vec![("10.5.0.0/16", Lan::GATEWAY), ("default", Lan::GATEWAY)],
+        ),
+    ];
+    let mut kea = kea;
+    for (config, want) in phases {
+        let want: Vec<(String, String)> = want
+            .into_iter()
+            .map(|(d, g)| (d.to_owned(), g.to_owned()))
+            .collect();
+        kea = Kea::start_again(kea.stop(), &lan.router, &config);
+        assert!(
+            wait_until(Duration::from_secs(8), || routes(pid) == want),
+            "the routes did not follow the renewal: {:?}, not {want:?}\n{}\n{}",
+            routes(pid),
+            dhcp(&lan),
+            kea.log()
+        );
+        assert_eq!(v4(pid), std::slice::from_ref(&address));
+        assert_eq!(dhcp(&lan)["lease"]["address"], address.as_str());
+    }
+    assert_eq!(dhcp(&lan)["lease"]["router"], Lan::GATEWAY);
+    let verify = lan.cli(&["verify"], "");
+    assert_eq!(verify.code, 0, "{}{}", verify.stdout, verify.stderr);
 }

@@ -82,21 +82,7 @@ fn run(
 /// DISCOVER, OFFER, REQUEST, ACK on `socket`'s link: the lease, or [`Error::Timeout`] when no
 /// server answered in `timeout`, or [`Error::Nak`] when the server refused the request.
 pub fn acquire(client: &mut Client, socket: &PacketLink, timeout: Duration) -> Result<Lease> {
-    let link = socket.link();
-    match run(client, socket, timeout)? {
-        Event::Bound(lease) | Event::Extended(lease) => Ok(lease),
-        Event::Nak(server) => Err(Error::Nak {
-            link: link.name.clone(),
-            server,
-        }),
-        Event::Expired(_) => Err(Error::Timeout {
-            link: link.name.clone(),
-            timeout,
-            refused: 0,
-            last: None,
-            on_host: crate::here::timeout_note(crate::here::V4_SERVER_PORT),
-        }),
-    }
+    acquire_noting(client, socket, timeout, &mut |_| Ok(()))
 }
 
 /// [`acquire`], with `note` told, once an offer is taken and before its REQUEST goes out, the
@@ -122,6 +108,7 @@ pub fn acquire_noting(
             timeout,
             refused: 0,
             last: None,
+            on_host: crate::here::timeout_note(crate::here::V4_SERVER_PORT),
         }),
     }
 }
@@ -189,7 +176,7 @@ impl Machine for Noting<'_> {
         let turn = Machine::receive(&mut *self.client, message, len, now)?;
         self.noted(turn, now)
     }
-    drive::machine_errors!();
+    drive::machine_errors!(crate::here::V4_SERVER_PORT);
 }
 
 /// Sends the DECLINE of the client's lease, if it holds one (see [`Client::decline`]); the

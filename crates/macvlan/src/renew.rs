@@ -1,39 +1,46 @@
 //! A DHCP lease kept alive for as long as its container runs: the duty of a keeper
 //! (`oci_macvlan_keeper`), which the hook starts per container and DHCP network after an
-//! attach and which ends with the container.
+//! attach and which ends with the container. Both leases of a `--ipv6` network are its: the
+//! v4 one here, the DHCPv6 one (IA_NA, RFC 8415) in [`v6`], each on its own schedule.
 //!
-//! Everything lives on the endpoint's record ([`DhcpRecord`]: the lease with its timers, and
-//! [`Renewal`]: unbound, failures, when to try again), so a keeper killed loses nothing: its
-//! standby reads the same record and acts on the same schedule ([`schedule`]). One act, under
-//! the container's lock and inside its namespace (opened for that act only):
+//! Everything lives on the endpoint's record ([`DhcpRecord`]: the leases with their timers,
+//! and a [`Renewal`] each: unbound, failures, when to try again), so a keeper killed loses
+//! nothing: its standby reads the same record and acts on the same schedule ([`schedule`],
+//! [`schedule6`]). One act, for one family, under the container's lock and inside its
+//! namespace (opened for that act only):
 //!
 //! - bound past T1: the client resumes from the recorded lease and runs one bounded exchange
-//!   (REQUEST unicast to the server from the leased address; past T2 broadcast; past expiry
-//!   nothing is sent): an ACK of the same address gives new timers; an ACK of another address
-//!   moves the link to it (store, address, routes, record);
-//! - a NAK, or expiry unanswered: the address leaves the link (and its routes with it: it is
+//!   (v4: REQUEST unicast to the server from the leased address, past T2 broadcast; v6: RENEW
+//!   to the server that gave the lease, past T2 REBIND to all servers; past expiry nothing
+//!   is sent): an answer for the same address gives new timers and the address on the link
+//!   its new lifetime; one for another address moves the link to it (store, address, routes,
+//!   record);
+//! - a NAK (v6: the server has no address or binding for us and refused the REQUEST for it),
+//!   or expiry unanswered: the address leaves the link (and a v4 one's routes with it: it is
 //!   the link's only IPv4 address), the store's lease is released, the record says `unbound`;
-//! - unbound: discovery (DORA) on the link, and the new lease is applied as above.
+//! - unbound: discovery (DORA, SOLICIT) on the link, and the new lease is applied as above.
 //!
 //! A failed act (no answer in time, a store that does not answer) is recorded and tried again
 //! at a backoff ([`backoff`]) that never passes the lease's next timer. Nothing a server says
 //! can make this panic: its answers go through the client's checks.
 
 mod apply;
+mod routes;
+mod v6;
 
 use std::{
-    net::Ipv4Addr,
+    net::IpAddr,
     time::{Duration, SystemTime},
 };
 
 use oci_macvlan_dhcp::{Client, ClientId, Config, Event, OnLink, PacketLink};
 use oci_macvlan_keeper::{Container, Duty};
-use oci_macvlan_netlink_core::{Handle, Netns};
+use oci_macvlan_netlink_core::{Handle, Link, Netns};
 
 use crate::{
     ContainerId, Error, Networks, Records, Result, StorePolicy,
     lock::FileLock,
-    record::{DhcpRecord, RecordedEndpoint, Renewal},
+    record::{Dhcp6Record, DhcpRecord, RecordedEndpoint, Renewal},
     source::{
         dhcp::{RETRY_FLOOR, seed},
         dhcp_decline::decline_refused,
@@ -50,22 +57,59 @@ pub fn backoff(failures: u32) -> Duration {
     Duration::from_secs(1u64 << failures.clamp(1, 6)).min(MAX_BACKOFF)
 }
 
-/// When the renewer acts next on `dhcp`, at `now`: T1 while bound before it; then at once, or
-/// when a failed act said to try again, but never past the next timer (T2, expiry).
+/// When the renewer acts next on `dhcp`'s v4 lease, at `now`: T1 while bound before it; then
+/// at once, or when a failed act said to try again, but never past the next timer (T2,
+/// expiry).
 pub fn schedule(dhcp: &DhcpRecord, now: SystemTime) -> SystemTime {
-    let (lease, renewal) = (&dhcp.lease, &dhcp.renewal);
+    let lease = &dhcp.lease;
+    due((lease.t1, lease.t2, lease.expiry), &dhcp.renewal, now)
+}
+
+/// When the renewer acts next on a DHCPv6 lease, at `now`: as [`schedule`], on its own
+/// timers and [`Renewal`].
+pub fn schedule6(v6: &Dhcp6Record, now: SystemTime) -> SystemTime {
+    let lease = &v6.lease;
+    due((lease.t1, lease.t2, lease.expiry), &v6.renewal, now)
+}
+
+fn due(
+    (t1, t2, expiry): (SystemTime, SystemTime, SystemTime),
+    renewal: &Renewal,
+    now: SystemTime,
+) -> SystemTime {
     if renewal.unbound {
         return renewal.retry_at.unwrap_or(now);
     }
-    if now < lease.t1 {
-        return lease.t1;
+    if now < t1 {
+        return t1;
     }
-    let timer = if now < lease.t2 {
-        lease.t2
-    } else {
-        lease.expiry
-    };
+    let timer = if now < t2 { t2 } else { expiry };
     renewal.retry_at.map_or(now, |at| at.min(timer))
+}
+
+/// A lease's family: the renewer acts on each on its own schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    /// When `dhcp`'s lease of this family is due at `now`; `None`: it has none.
+    fn due(self, dhcp: &DhcpRecord, now: SystemTime) -> Option<SystemTime> {
+        match self {
+            Self::V4 => Some(schedule(dhcp, now)),
+            Self::V6 => dhcp.v6.as_ref().map(|v6| schedule6(v6, now)),
+        }
+    }
+
+    /// The family's [`Renewal`] on `dhcp`.
+    fn renewal(self, dhcp: &mut DhcpRecord) -> Option<&mut Renewal> {
+        match self {
+            Self::V4 => Some(&mut dhcp.renewal),
+            Self::V6 => dhcp.v6.as_mut().map(|v6| &mut v6.renewal),
+        }
+    }
 }
 
 /// What one act did.
@@ -74,21 +118,22 @@ pub enum Renewed {
     /// The server extended the lease of `address` until `expiry`.
     Extended {
         /// The address.
-        address: Ipv4Addr,
+        address: IpAddr,
         /// The new expiry.
         expiry: SystemTime,
     },
     /// The link moved to a new lease (after a NAK, an expiry, or an ACK of another address).
     Moved {
         /// The address given up, if the link still had one.
-        from: Option<Ipv4Addr>,
+        from: Option<IpAddr>,
         /// The new address.
-        to: Ipv4Addr,
+        to: IpAddr,
     },
-    /// The server refused the lease (NAK): its address is gone from the link.
-    Refused(Ipv4Addr),
+    /// The server refused the lease (a NAK; v6: no address or binding for it): its address
+    /// is gone from the link.
+    Refused(IpAddr),
     /// The lease ran out unanswered: its address is gone from the link.
-    Expired(Ipv4Addr),
+    Expired(IpAddr),
 }
 
 /// Told what each act did, or why it failed (the front door journals it).
@@ -178,8 +223,9 @@ impl<P: StorePolicy> DhcpRenewal<P> {
         }
     }
 
-    /// One act (see the module); `Ok(None)`: nothing was due (another keeper acted already).
-    fn act_once(&mut self, container: &Container) -> Result<Option<Renewed>> {
+    /// One act on `family`'s lease (see the module); `Ok(None)`: nothing was due (another
+    /// keeper acted already).
+    fn act_once(&mut self, container: &Container, family: Family) -> Result<Option<Renewed>> {
         let Some((_lock, mut record, at)) = self.locked()? else {
             return Ok(None);
         };
@@ -187,7 +233,8 @@ impl<P: StorePolicy> DhcpRenewal<P> {
         let Some(dhcp) = endpoint.dhcp.clone() else {
             return Ok(None);
         };
-        if schedule(&dhcp, SystemTime::now()) > SystemTime::now() {
+        let now = SystemTime::now();
+        if family.due(&dhcp, now).is_none_or(|due| due > now) {
             return Ok(None);
         }
         let file = container.netns().map_err(|e| self.failed(e.to_string()))?;
@@ -198,26 +245,34 @@ impl<P: StorePolicy> DhcpRenewal<P> {
             .enable_time()
             .build()
             .map_err(|e| self.failed(format!("no runtime: {e}")))?;
-        let (renewed, dhcp) = runtime.block_on(self.exchange(&netns, &endpoint, dhcp))?;
+        let (renewed, dhcp) = match family {
+            Family::V4 => runtime.block_on(self.exchange(&netns, &endpoint, dhcp))?,
+            Family::V6 => runtime.block_on(self.exchange6(&netns, &endpoint, dhcp))?,
+        };
         record.endpoints[at].dhcp = Some(dhcp);
         self.records.write(&record)?;
         Ok(Some(renewed))
     }
 
-    /// The exchange of one act and what it changes on the link and in the store; the record's
-    /// new DHCP part.
+    /// The container's namespace's handle and `endpoint`'s link in it.
+    async fn link(&self, netns: &Netns, endpoint: &RecordedEndpoint) -> Result<(Handle, Link)> {
+        let container = Handle::open(netns).map_err(Error::ContainerNetns)?;
+        match container.link_by_name(&endpoint.ifname).await {
+            Ok(Some(link)) if endpoint.is(&link) => Ok((container, link)),
+            Ok(_) => Err(self.failed(format!("link {} is gone", endpoint.ifname))),
+            Err(err) => Err(Error::Netlink(err)),
+        }
+    }
+
+    /// The exchange of one v4 act and what it changes on the link and in the store; the
+    /// record's new DHCP part.
     async fn exchange(
         &mut self,
         netns: &Netns,
         endpoint: &RecordedEndpoint,
         mut dhcp: DhcpRecord,
     ) -> Result<(Renewed, DhcpRecord)> {
-        let container = Handle::open(netns).map_err(Error::ContainerNetns)?;
-        let link = match container.link_by_name(&endpoint.ifname).await {
-            Ok(Some(link)) if endpoint.is(&link) => link,
-            Ok(_) => return Err(self.failed(format!("link {} is gone", endpoint.ifname))),
-            Err(err) => return Err(Error::Netlink(err)),
-        };
+        let (container, link) = self.link(netns, endpoint).await?;
         let mac = link
             .mac
             .or(dhcp.mac)
@@ -253,7 +308,7 @@ impl<P: StorePolicy> DhcpRenewal<P> {
             let mut client = Client::new(config, seed());
             let lease = oci_macvlan_dhcp::acquire(&mut client, &socket, EXCHANGE)
                 .map_err(exchange_failed)?;
-            let to = lease.address;
+            let to = IpAddr::V4(lease.address);
             self.apply(netns, &container, &link, endpoint, None, &lease)
                 .await
                 .inspect_err(|err| decline_refused(netns, &on, &mut client, err))?;
@@ -274,32 +329,38 @@ impl<P: StorePolicy> DhcpRenewal<P> {
             Event::Extended(lease) | Event::Bound(lease)
                 if lease.address == old && lease.prefix == dhcp.lease.prefix =>
             {
-                self.extend(&container, &link, &lease).await?;
+                let lifetime = lease.left(SystemTime::now());
+                self.extend(&container, &link, (IpAddr::V4(old), lease.prefix), lifetime)
+                    .await?;
+                // Another router or other routes: the link's follow.
+                self.reroute(netns, &container, &link, &dhcp.lease, &lease)
+                    .await?;
                 let renewed = Renewed::Extended {
-                    address: old,
+                    address: IpAddr::V4(old),
                     expiry: lease.expiry,
                 };
                 dhcp.lease = lease;
                 renewed
             }
             Event::Extended(lease) | Event::Bound(lease) => {
-                let to = lease.address;
-                self.apply(netns, &container, &link, endpoint, Some(old), &lease)
+                let (from, to) = (IpAddr::V4(old), IpAddr::V4(lease.address));
+                self.apply(netns, &container, &link, endpoint, Some(from), &lease)
                     .await
                     .inspect_err(|err| decline_refused(netns, &on, &mut client, err))?;
                 dhcp.lease = lease;
                 Renewed::Moved {
-                    from: Some(old),
+                    from: Some(from),
                     to,
                 }
             }
             Event::Nak(_) | Event::Expired(_) => {
-                self.unbind(&container, endpoint, old).await?;
+                self.unbind(&container, endpoint, IpAddr::V4(old)).await?;
                 dhcp.renewal = Renewal {
                     unbound: true,
                     retry_at: Some(SystemTime::now()),
                     ..Renewal::default()
                 };
+                let old = IpAddr::V4(old);
                 return Ok((
                     if matches!(event, Event::Nak(_)) {
                         Renewed::Refused(old)
@@ -321,7 +382,11 @@ impl<P: StorePolicy> Duty for DhcpRenewal<P> {
             Ok(found) => {
                 let (record, at) = found?;
                 let dhcp = record.endpoints.get(at)?.dhcp.as_ref()?;
-                let due = schedule(dhcp, SystemTime::now());
+                let now = SystemTime::now();
+                let due = [Family::V4, Family::V6]
+                    .into_iter()
+                    .filter_map(|family| family.due(dhcp, now))
+                    .min()?;
                 Some(
                     self.not_before
                         .map_or(due, |not_before| due.max(not_before)),
@@ -333,7 +398,16 @@ impl<P: StorePolicy> Duty for DhcpRenewal<P> {
     }
 
     fn act(&mut self, container: &Container) {
-        match self.act_once(container) {
+        for family in [Family::V4, Family::V6] {
+            self.act_on(container, family);
+        }
+    }
+}
+
+impl<P: StorePolicy> DhcpRenewal<P> {
+    /// One act on `family`'s lease if it is due, its outcome reported and a failure recorded.
+    fn act_on(&mut self, container: &Container, family: Family) {
+        match self.act_once(container, family) {
             Ok(None) => {}
             Ok(Some(renewed)) => {
                 (self.failures, self.not_before) = (0, None);
@@ -347,8 +421,11 @@ impl<P: StorePolicy> Duty for DhcpRenewal<P> {
                     let Some((_lock, mut record, at)) = locked else {
                         return Ok(());
                     };
-                    if let Some(dhcp) = record.endpoints[at].dhcp.as_mut() {
-                        let renewal = &mut dhcp.renewal;
+                    if let Some(renewal) = record.endpoints[at]
+                        .dhcp
+                        .as_mut()
+                        .and_then(|dhcp| family.renewal(dhcp))
+                    {
                         renewal.failures = renewal.failures.saturating_add(1);
                         renewal.retry_at = Some(SystemTime::now() + backoff(renewal.failures));
                         renewal.last_error = Some(reason);
@@ -369,64 +446,4 @@ impl<P: StorePolicy> Duty for DhcpRenewal<P> {
 }
 
 #[cfg(test)]
-mod tests {
-    use oci_macvlan_dhcp::Lease as DhcpLease;
-
-    use super::*;
-
-    fn record(t0: SystemTime) -> DhcpRecord {
-        DhcpRecord {
-            client_id: "ff".into(),
-            mac: None,
-            hostname: None,
-            broadcast: false,
-            ipvlan_flag: None,
-            subnet: None,
-            v6: None,
-            lease: DhcpLease {
-                address: Ipv4Addr::new(192, 168, 1, 50),
-                prefix: 24,
-                router: None,
-                routes: Vec::new(),
-                dns: Vec::new(),
-                domain: None,
-                server: Ipv4Addr::new(192, 168, 1, 1),
-                obtained: t0,
-                t1: t0 + Duration::from_secs(50),
-                t2: t0 + Duration::from_secs(85),
-                expiry: t0 + Duration::from_secs(100),
-            },
-            renewal: Renewal::default(),
-        }
-    }
-
-    #[test]
-    fn acts_come_at_t1_then_at_once_or_at_the_retry_never_past_the_next_timer() {
-        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
-        let s = Duration::from_secs;
-        let mut dhcp = record(t0);
-        assert_eq!(schedule(&dhcp, t0), t0 + s(50));
-        assert_eq!(schedule(&dhcp, t0 + s(60)), t0 + s(60));
-        dhcp.renewal.retry_at = Some(t0 + s(70));
-        assert_eq!(schedule(&dhcp, t0 + s(60)), t0 + s(70));
-        // A retry past T2 comes at T2 (rebinding), past expiry at expiry.
-        dhcp.renewal.retry_at = Some(t0 + s(200));
-        assert_eq!(schedule(&dhcp, t0 + s(60)), t0 + s(85));
-        assert_eq!(schedule(&dhcp, t0 + s(90)), t0 + s(100));
-        assert_eq!(schedule(&dhcp, t0 + s(120)), t0 + s(100));
-        // Before T1 a stale retry does not count.
-        assert_eq!(schedule(&dhcp, t0), t0 + s(50));
-        dhcp.renewal.unbound = true;
-        assert_eq!(schedule(&dhcp, t0), t0 + s(200));
-        dhcp.renewal.retry_at = None;
-        assert_eq!(schedule(&dhcp, t0 + s(7)), t0 + s(7));
-    }
-
-    #[test]
-    fn the_backoff_grows_and_is_bounded() {
-        assert_eq!(backoff(0), Duration::from_secs(2));
-        assert_eq!(backoff(1), Duration::from_secs(2));
-        assert_eq!(backoff(2), Duration::from_secs(4));
-        assert_eq!(backoff(40), MAX_BACKOFF);
-    }
-}
+mod tests;

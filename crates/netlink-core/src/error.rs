@@ -266,6 +266,17 @@ pub enum Error {
         #[source]
         source: KernelError,
     },
+    /// Cannot delete route `route` via link `link`.
+    #[error("cannot delete route {route} via link {link}")]
+    DeleteRoute {
+        /// The link's name.
+        link: String,
+        /// The route, as `ip route` shows it (`DEST[/LEN] [via GATEWAY]`).
+        route: String,
+        /// What the kernel answered.
+        #[source]
+        source: KernelError,
+    },
     /// Cannot list the routes of link `link`.
     #[error("cannot list the routes of link {link}")]
     ListRoutes {
@@ -349,6 +360,7 @@ impl Error {
             | Self::AddRouteVia { source, .. }
             | Self::AddHostRoute { source, .. }
             | Self::DeleteHostRoute { source, .. }
+            | Self::DeleteRoute { source, .. }
             | Self::ListRoutes { source, .. }
             | Self::ListNeighbours { source } => source.errno(),
             Self::EnterNetns { source, .. } | Self::CreateNetns(source) => Some(*source),

@@ -8,7 +8,7 @@ use rtnetlink::{
     RouteMessageBuilder,
     packet_route::{
         address::{AddressAttribute, AddressFlags, AddressHeaderFlags, AddressScope, CacheInfo},
-        route::{RouteMessage, RouteScope},
+        route::{RouteMessage, RouteProtocol, RouteScope},
     },
 };
 
@@ -224,6 +224,58 @@ impl Handle {
                 route: Box::new((format!("{destination}/{prefix_len}"), gateway)),
                 source,
             })
+    }
+
+    /// Deletes the route to `destination/prefix_len` through `link`, via `gateway` (none: the
+    /// one straight onto the link), as `ip route del` does (any protocol or scope); whether it
+    /// was there. A route already gone, or its link, is not an error; nor are a destination
+    /// and a gateway of two families, which no route has.
+    pub async fn delete_route(
+        &self,
+        link: &Link,
+        (destination, prefix_len): (IpAddr, u8),
+        gateway: Option<IpAddr>,
+    ) -> Result<bool> {
+        let mut route = match (destination, gateway) {
+            (IpAddr::V4(dest), gw) => {
+                let mut builder = RouteMessageBuilder::<Ipv4Addr>::new()
+                    .destination_prefix(dest, prefix_len)
+                    .output_interface(link.index);
+                match gw {
+                    Some(IpAddr::V4(gw)) => builder = builder.gateway(gw),
+                    Some(IpAddr::V6(_)) => return Ok(false),
+                    None => {}
+                }
+                builder.build()
+            }
+            (IpAddr::V6(dest), gw) => {
+                let mut builder = RouteMessageBuilder::<Ipv6Addr>::new()
+                    .destination_prefix(dest, prefix_len)
+                    .output_interface(link.index);
+                match gw {
+                    Some(IpAddr::V6(gw)) => builder = builder.gateway(gw),
+                    Some(IpAddr::V4(_)) => return Ok(false),
+                    None => {}
+                }
+                builder.build()
+            }
+        };
+        route.header.protocol = RouteProtocol::Unspec;
+        route.header.scope = RouteScope::NoWhere;
+        match self.inner.route().del(route).execute().await {
+            Ok(()) => Ok(true),
+            Err(err) => match KernelError::from(err) {
+                KernelError::Errno(Errno::ESRCH | Errno::ENODEV | Errno::ENOENT) => Ok(false),
+                source => Err(Error::DeleteRoute {
+                    link: link.name.clone(),
+                    route: match gateway {
+                        Some(gw) => format!("{destination}/{prefix_len} via {gw}"),
+                        None => format!("{destination}/{prefix_len}"),
+                    },
+                    source,
+                }),
+            },
+        }
     }
 
     /// `ip route add` of `route`; the caller names what failed.

@@ -26,6 +26,8 @@ pub struct Spec {
     pub timers: (u32, u32),
     /// The address and its preferred and valid lifetimes; `None`: no IAADDR.
     pub address: Option<(Ipv6Addr, u32, u32)>,
+    /// A second address of the IA, after the first, if any.
+    pub also: Option<(Ipv6Addr, u32, u32)>,
     /// The IA's status code.
     pub ia_status: Option<u16>,
     /// The message's status code.
@@ -47,6 +49,7 @@ impl Spec {
             iaid: None,
             timers: (40, 70),
             address: Some((OFFERED, 80, 100)),
+            also: None,
             ia_status: None,
             status: None,
             preference: None,
@@ -85,7 +88,7 @@ pub fn answer(request: &[u8], spec: &Spec) -> Vec<u8> {
     ia.extend_from_slice(&iaid.to_be_bytes());
     ia.extend_from_slice(&spec.timers.0.to_be_bytes());
     ia.extend_from_slice(&spec.timers.1.to_be_bytes());
-    if let Some((address, preferred, valid)) = spec.address {
+    for (address, preferred, valid) in spec.address.into_iter().chain(spec.also) {
         let mut data = address.octets().to_vec();
         data.extend_from_slice(&preferred.to_be_bytes());
         data.extend_from_slice(&valid.to_be_bytes());

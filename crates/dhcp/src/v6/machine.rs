@@ -101,6 +101,8 @@ pub struct Client {
     config: Config,
     state: State,
     rng: Rng,
+    /// The address a SOLICIT asks for, if any.
+    hint: Option<Ipv6Addr>,
 }
 
 impl Client {
@@ -110,6 +112,7 @@ impl Client {
             config,
             state: State::Init,
             rng: Rng(seed),
+            hint: None,
         }
     }
 
@@ -120,7 +123,15 @@ impl Client {
             config,
             state: State::Bound(lease),
             rng: Rng(seed),
+            hint: None,
         }
+    }
+
+    /// The client with `hint`, the address its SOLICITs ask for (RFC 8415, 18.2.1: an IA_NA
+    /// address as a hint, lifetimes 0): the last one this identity held, which a server that
+    /// still has it free gives again. Any address the server offers is taken all the same.
+    pub fn with_hint(self, hint: Option<Ipv6Addr>) -> Self {
+        Self { hint, ..self }
     }
 
     /// Where the client is.
@@ -217,7 +228,7 @@ impl Client {
                 if let Some(best) = best {
                     return self.request(best, now);
                 }
-                let bytes = self.message(wire::SOLICIT, xid, &rt, now, None, None)?;
+                let bytes = self.message(wire::SOLICIT, xid, &rt, now, self.hint, None)?;
                 let rt = self.rng.advance(&rt, SOLICIT, now, None);
                 let deadline = rt.next;
                 self.state = State::Soliciting {

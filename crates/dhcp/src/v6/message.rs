@@ -63,8 +63,8 @@ fn ia_na(iaid: u32, address: Option<Ipv6Addr>) -> Vec<u8> {
 }
 
 /// A message of type `kind` (one of the client's) in transaction `xid`, `elapsed` hundredths of
-/// a second into its exchange, for `address` (none in SOLICIT) to `server` (REQUEST, RENEW,
-/// RELEASE).
+/// a second into its exchange, for `address` (in SOLICIT a hint, if any) to `server` (REQUEST,
+/// RENEW, RELEASE).
 pub fn build(
     kind: u8,
     ids: &Ids<'_>,

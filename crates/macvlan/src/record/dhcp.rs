@@ -63,6 +63,11 @@ pub struct Dhcp6Record {
     /// The lease: address, server (DUID, unicast address), name servers, obtained, T1, T2,
     /// preferred and valid lifetimes' ends.
     pub lease: v6::Lease,
+    /// Where the renewer is with this lease, as [`DhcpRecord::renewal`] for the v4 one. An
+    /// `unbound` v6 lease ended (its address off the link and out of the store, its expiry
+    /// set to when it did): a SOLICIT comes at the next act.
+    #[serde(default, skip_serializing_if = "Renewal::is_quiet")]
+    pub renewal: Renewal,
 }
 
 impl Dhcp6Record {

@@ -1,10 +1,8 @@
 //! What an act changes on the link and in the store: a new lease applied (the store first,
-//! then the address and its routes), an old one taken off.
+//! then the address and, for v4, its routes), an old one taken off, a lease's address given
+//! its new lifetime. Both families' acts use it (`super::v6` for DHCPv6).
 
-use std::{
-    net::{IpAddr, Ipv4Addr},
-    time::SystemTime,
-};
+use std::{net::IpAddr, time::Duration, time::SystemTime};
 
 use ipnetwork::IpNetwork;
 use oci_macvlan_dhcp::Lease as DhcpLease;
@@ -36,75 +34,72 @@ impl<P: StorePolicy> DhcpRenewal<P> {
             .map_err(|e| self.failed(format!("its lease store: {e}")))
     }
 
-    /// The address `old` off the link (its routes go with it: the kernel drops the routes of
-    /// a link's last IPv4 address) and out of the store.
+    /// The address `old` off the link (a v4 one's routes go with it: the kernel drops the
+    /// routes of a link's last IPv4 address) and out of the store. An address the kernel took
+    /// off already (its lifetime ran out) is not an error.
     pub(super) async fn unbind(
         &self,
         container: &Handle,
         endpoint: &RecordedEndpoint,
-        old: Ipv4Addr,
+        old: IpAddr,
     ) -> Result<()> {
         container
-            .remove_addresses(&[IpAddr::V4(old)])
+            .remove_addresses(&[old])
             .await
             .map_err(Error::Netlink)?;
         self.store()?
-            .release_ips(&self.owner(endpoint), &[IpAddr::V4(old)])
+            .release_ips(&self.owner(endpoint), &[old])
             .map_err(Error::store)?;
         Ok(())
     }
 
-    /// The link's address of `lease` (the same as before) given the lease's new lifetime, so
-    /// that the kernel keeps it until the new expiry and no longer.
+    /// The link's address `ip/prefix` (the same as before) given the lease's new `lifetime`,
+    /// so that the kernel keeps it until the new expiry and no longer.
     pub(super) async fn extend(
         &self,
         container: &Handle,
         link: &Link,
-        lease: &DhcpLease,
+        (ip, prefix): (IpAddr, u8),
+        lifetime: Duration,
     ) -> Result<()> {
         container
-            .add_address_for(
-                link,
-                IpAddr::V4(lease.address),
-                lease.prefix,
-                Some(lease.left(SystemTime::now())),
-            )
+            .add_address_for(link, ip, prefix, Some(lifetime))
             .await
-            .map_err(|source| Error::Configure {
-                network: self.network.clone(),
-                ifname: link.name.clone(),
-                source,
-            })
+            .map_err(|source| self.configure(link, source))
     }
 
-    /// Moves the link from `old` (if it still has it) to `lease`: the store first (refused when
-    /// another container holds the new address here), then the link's address and routes.
-    pub(super) async fn apply(
+    fn configure(&self, link: &Link, source: oci_macvlan_netlink_core::Error) -> Error {
+        Error::Configure {
+            network: self.network.clone(),
+            ifname: link.name.clone(),
+            source,
+        }
+    }
+
+    /// Moves the link from `old` (if it still has it) to `address` with `lifetime`: the new
+    /// address checked as at attach (not the host's, a router's or a neighbour's), the store
+    /// first (refused when another container holds it here), then the link's address.
+    pub(super) async fn move_to(
         &self,
-        netns: &Netns,
         container: &Handle,
         link: &Link,
         endpoint: &RecordedEndpoint,
-        old: Option<Ipv4Addr>,
-        lease: &DhcpLease,
+        old: Option<IpAddr>,
+        (address, lifetime): (IpNetwork, Duration),
     ) -> Result<()> {
-        let ip = IpAddr::V4(lease.address);
-        let address = IpNetwork::new(ip, lease.prefix)
-            .map_err(|_| self.failed(format!("prefix {} of {ip}", lease.prefix)))?;
+        let ip = address.ip();
         let owner = self.owner(endpoint);
-        // A new address is checked as at attach: not the host's, a router's or a neighbour's.
         let host = Handle::current().map_err(Error::Netlink)?;
         let network = self.networks.load(&self.network)?;
         crate::occupied::check_leased(&host, &network, None, &[ip]).await?;
         let stored = Lease {
             ip,
-            subnet: IpNetwork::new(address.network(), lease.prefix).unwrap_or(address),
+            subnet: IpNetwork::new(address.network(), address.prefix()).unwrap_or(address),
             network: self.network.clone(),
             owner: owner.clone(),
             host: None,
         };
         let mut store = self.store()?;
-        let old_ip = old.map(IpAddr::V4);
         let held = store
             .transaction(|txn| {
                 match txn.lease_of(ip)? {
@@ -124,27 +119,46 @@ impl<P: StorePolicy> DhcpRenewal<P> {
                 holder: format!("{} ({})", other.owner.container_id, other.network),
             });
         }
-        if let Some(old) = old_ip.filter(|old| *old != ip) {
+        if let Some(old) = old.filter(|old| *old != ip) {
             store.release_ips(&owner, &[old]).map_err(Error::store)?;
         }
         if let Some(old) = old {
             container
-                .remove_addresses(&[IpAddr::V4(old)])
+                .remove_addresses(&[old])
                 .await
                 .map_err(Error::Netlink)?;
         }
+        exists_ok(
+            container
+                .add_address_for(link, ip, address.prefix(), Some(lifetime))
+                .await,
+        )
+        .map_err(|source| self.configure(link, source))
+    }
+
+    /// Moves the link from `old` (if it still has it) to the v4 `lease`: [`Self::move_to`],
+    /// then its routes.
+    pub(super) async fn apply(
+        &self,
+        netns: &Netns,
+        container: &Handle,
+        link: &Link,
+        endpoint: &RecordedEndpoint,
+        old: Option<IpAddr>,
+        lease: &DhcpLease,
+    ) -> Result<()> {
+        let ip = IpAddr::V4(lease.address);
+        let address = IpNetwork::new(ip, lease.prefix)
+            .map_err(|_| self.failed(format!("prefix {} of {ip}", lease.prefix)))?;
+        let lifetime = lease.left(SystemTime::now());
+        self.move_to(container, link, endpoint, old, (address, lifetime))
+            .await?;
+        let host = Handle::current().map_err(Error::Netlink)?;
         let kernel = Real {
             host: &host,
             container,
             netns,
         };
-        let configure = |source| Error::Configure {
-            network: self.network.clone(),
-            ifname: link.name.clone(),
-            source,
-        };
-        let lifetime = Some(lease.left(SystemTime::now()));
-        exists_ok(kernel.add_address(link, ip, lease.prefix, lifetime).await).map_err(configure)?;
         let got = acquired(lease, address);
         // The link's routes went with its old address; a default route another network of
         // the container holds stays its own (the kernel says EEXIST: the first one wins), and
@@ -154,11 +168,12 @@ impl<P: StorePolicy> DhcpRenewal<P> {
             match kernel.add_route(link, &Route::DefaultVia(gateway)).await {
                 Ok(()) => holds_default = true,
                 Err(err) if err.errno() == Some(Errno::EEXIST) => {}
-                Err(err) => return Err(configure(err)),
+                Err(err) => return Err(self.configure(link, err)),
             }
         }
         for route in source_routes(&got.routes, holds_default) {
-            exists_ok(kernel.add_route(link, &route).await).map_err(configure)?;
+            exists_ok(kernel.add_route(link, &route).await)
+                .map_err(|err| self.configure(link, err))?;
         }
         Ok(())
     }

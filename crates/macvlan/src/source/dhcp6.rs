@@ -86,6 +86,7 @@ fn exchange(
         subnet: dhcp.subnet6,
         slaac: dhcp.slaac,
         lease,
+        renewal: Default::default(),
     })
 }
 
@@ -108,7 +109,7 @@ pub(super) fn hex(bytes: &[u8]) -> String {
 }
 
 /// The leased address with the prefix it goes on the link with.
-pub(super) fn address(record: &Dhcp6Record) -> IpNetwork {
+pub(crate) fn address(record: &Dhcp6Record) -> IpNetwork {
     let lease = &record.lease;
     Ipv6Network::new(lease.address, record.prefix)
         .or_else(|_| Ipv6Network::new(lease.address, 128))
@@ -186,6 +187,7 @@ mod tests {
                 preferred_until: now + expiry,
                 expiry: now + expiry,
             },
+            renewal: Default::default(),
         }
     }
 

@@ -359,6 +359,7 @@ mod tests {
                     preferred_until: v6_until,
                     expiry: v6_until,
                 },
+                renewal: Default::default(),
             }),
             renewal: Default::default(),
         }

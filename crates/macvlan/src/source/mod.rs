@@ -26,7 +26,7 @@ use crate::{Error, Network, RecordedEndpoint, Records};
 
 pub(crate) mod allocator;
 pub mod dhcp;
-mod dhcp6;
+pub(crate) mod dhcp6;
 pub(crate) mod dhcp_decline;
 pub(crate) mod dhcp_links;
 mod dhcp_release;

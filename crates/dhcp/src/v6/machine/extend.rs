@@ -1,8 +1,8 @@
 //! The answers that extend a lease: the REPLY to a RENEW or a REBIND, and the REQUEST a client
 //! sends for the same address when the server no longer knows the binding (RFC 8415,
 //! 18.2.10.1). A lease is given up only when the server says so: its address back with a
-//! valid lifetime of 0, no address for it (NoAddrsAvail, NotOnLink), or a REQUEST for it
-//! refused or unanswered. Meanwhile the address stays in use.
+//! valid lifetime of 0 (and no other given in its place), no address for it (NoAddrsAvail,
+//! NotOnLink), or a REQUEST for it refused or unanswered. Meanwhile the address stays in use.
 
 use std::time::SystemTime;
 
@@ -86,8 +86,18 @@ impl Client {
                 self.state = State::Bound(extended.clone());
                 Ok(event(Event::Extended(extended.clone()), extended.t1))
             }
-            // A valid lifetime of 0: the server takes the address back.
-            Some(_) => self.lost(lease, now),
+            // A valid lifetime of 0: the server takes the address back. Another it gives in
+            // the same REPLY (Kea's answer to a binding it lost: an address of its range) is
+            // the lease now, and the caller moves to it (RFC 8415, 18.2.10.1: the client takes
+            // the IA's new addresses); without one the lease is lost.
+            Some(_) => match pick(&answer, lease.address) {
+                Some(given) => {
+                    let moved = lease_of(&answer, given, now);
+                    self.state = State::Bound(moved.clone());
+                    Ok(event(Event::Extended(moved.clone()), moved.t1))
+                }
+                None => self.lost(lease, now),
+            },
             None => Err(Refused::NoAddress(format!(
                 "the REPLY's IA_NA does not name {}",
                 lease.address

@@ -160,6 +160,27 @@ fn an_advertise_after_the_first_wait_is_taken_at_once_and_no_address_is_refused(
 }
 
 #[test]
+fn a_solicit_carries_the_hint_and_takes_whatever_is_offered() {
+    let plain = Client::new(config(), 1).tick(t0()).unwrap();
+    let ia = option(sent(&plain), wire::OPT_IA_NA).unwrap();
+    assert_eq!(ia.len(), 12, "no IAADDR without a hint");
+    let hint: Ipv6Addr = "2001:db8:7::77".parse().unwrap();
+    let mut c = Client::new(config(), 1).with_hint(Some(hint));
+    let step = c.tick(t0()).unwrap();
+    let ia = option(sent(&step), wire::OPT_IA_NA).unwrap();
+    assert_eq!(&ia[16..32], &hint.octets());
+    // Lifetimes 0: the client asks, the server decides.
+    assert_eq!(&ia[32..40], &[0; 8]);
+    // Another address offered: taken.
+    let adv = answer(sent(&step), |s| s.preference = Some(255));
+    let request = c.receive(&adv, t0()).unwrap();
+    assert_eq!(
+        &option(sent(&request), wire::OPT_IA_NA).unwrap()[16..32],
+        &OFFERED.octets()
+    );
+}
+
+#[test]
 fn solicit_waits_double_with_jitter_and_are_capped() {
     let mut c = Client::new(config(), 5);
     let mut now = t0();

@@ -1,4 +1,4 @@
-use super::super::tests::{answer, bound, config, kind, option, sent};
+use super::super::tests::{answer, bound, config, kind, option, secs, sent};
 use super::*;
 use crate::v6::{
     Error,
@@ -38,6 +38,27 @@ fn a_reply_to_renew_or_rebind_without_our_address_extends_and_ends_nothing() {
         let step = c.receive(&back, now).unwrap();
         assert_eq!(step.event, Some(Event::Lost(lease)));
         assert_eq!(c.state(), &State::Init);
+    }
+}
+
+#[test]
+fn ours_taken_back_with_another_given_in_its_place_moves_the_lease_to_it() {
+    for rebind in [false, true] {
+        let (mut c, lease) = bound(config());
+        let now = if rebind { lease.t2 } else { lease.t1 };
+        let step = c.tick(now).unwrap();
+        let moved = answer(sent(&step), |s| {
+            s.address = Some((OFFERED, 0, 0));
+            s.also = Some((OTHER, 80, 100));
+        });
+        let step = c.receive(&moved, now).unwrap();
+        let Some(Event::Extended(new)) = step.event else {
+            panic!("not moved: {:?}", step.event);
+        };
+        assert_eq!(new.address, OTHER);
+        assert_eq!(new.expiry, now + secs(100.0));
+        assert_eq!(c.state(), &State::Bound(new.clone()));
+        assert_eq!(step.deadline, new.t1);
     }
 }
 

@@ -1,0 +1,118 @@
+//! A renewal that keeps the address but changes the routes: the server's ACK names another
+//! router (option 3) or other classless static routes (option 121). The link's routes follow,
+//! as `wire` would have made them for the new lease: the default route via the new gateway
+//! when this link held the old one (or no link holds one: the first network with a default
+//! route wins), the lease's routes through `wire::source_routes` (no default among them, none
+//! shorter than /8 unless this link holds the default). Routes the old lease gave and the new
+//! one does not are deleted; the rest stay (no gap in the container's traffic).
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use ipnetwork::IpNetwork;
+use oci_macvlan_dhcp::Lease as DhcpLease;
+use oci_macvlan_netlink_core::{Errno, Handle, Link, Netns};
+
+use super::DhcpRenewal;
+use crate::{
+    Error, Result, StorePolicy,
+    endpoint::real::Real,
+    kernel::Kernel,
+    source::dhcp::acquired,
+    wire::{Route, source_routes},
+};
+
+/// A route's destination and gateway, as `delete_route` takes them.
+fn parts(route: &Route) -> Option<((IpAddr, u8), Option<IpAddr>)> {
+    match *route {
+        Route::OnLink(net) => Some(((net.network(), net.prefix()), None)),
+        Route::Via {
+            destination,
+            gateway,
+        } => Some(((destination.network(), destination.prefix()), Some(gateway))),
+        Route::DefaultVia(_) | Route::DefaultOnLink { .. } => None,
+    }
+}
+
+impl<P: StorePolicy> DhcpRenewal<P> {
+    /// Moves the link's routes from `old`'s to `new`'s (the same address and prefix); nothing
+    /// when the router and the routes are the same.
+    pub(super) async fn reroute(
+        &self,
+        netns: &Netns,
+        container: &Handle,
+        link: &Link,
+        old: &DhcpLease,
+        new: &DhcpLease,
+    ) -> Result<()> {
+        let ip = IpAddr::V4(new.address);
+        let address = IpNetwork::new(ip, new.prefix)
+            .map_err(|_| self.failed(format!("prefix {} of {ip}", new.prefix)))?;
+        let (was, will) = (acquired(old, address), acquired(new, address));
+        if was.gateway == will.gateway && was.routes == will.routes {
+            return Ok(());
+        }
+        let configure = |source| Error::Configure {
+            network: self.network.clone(),
+            ifname: link.name.clone(),
+            source,
+        };
+        let any = (IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
+        // Whether this link holds the v4 default route now.
+        let held = container
+            .main_routes()
+            .await
+            .map_err(Error::Netlink)?
+            .iter()
+            .any(|r| r.destination == any && r.oif == link.index);
+        let mut holds = held;
+        if was.gateway != will.gateway {
+            if let Some(gateway) = was.gateway.filter(|_| held) {
+                container
+                    .delete_route(link, any, Some(gateway))
+                    .await
+                    .map_err(configure)?;
+            }
+            holds = false;
+            if let Some(gateway) = will.gateway {
+                let host = Handle::current().map_err(Error::Netlink)?;
+                let kernel = Real {
+                    host: &host,
+                    container,
+                    netns,
+                };
+                match kernel.add_route(link, &Route::DefaultVia(gateway)).await {
+                    Ok(()) => holds = true,
+                    // Another network of the container holds it: the first one wins.
+                    Err(err) if err.errno() == Some(Errno::EEXIST) => {}
+                    Err(err) => return Err(configure(err)),
+                }
+            }
+        }
+        let keep: Vec<Route> = source_routes(&will.routes, holds).collect();
+        for route in source_routes(&was.routes, true) {
+            if keep.contains(&route) {
+                continue;
+            }
+            if let Some((destination, gateway)) = parts(&route) {
+                container
+                    .delete_route(link, destination, gateway)
+                    .await
+                    .map_err(configure)?;
+            }
+        }
+        let host = Handle::current().map_err(Error::Netlink)?;
+        let kernel = Real {
+            host: &host,
+            container,
+            netns,
+        };
+        for route in &keep {
+            match kernel.add_route(link, route).await {
+                Ok(()) => {}
+                Err(err) if err.errno() == Some(Errno::EEXIST) => {}
+                Err(err) => return Err(configure(err)),
+            }
+        }
+        Ok(())
+    }
+}
