@@ -65,16 +65,10 @@ pub fn run(ctx: &Context, container: &str, network: &str) -> Result<()> {
         .map_err(|e| crate::error::Error::Keeper(std::io::Error::other(e)))?;
     let id = ContainerId::parse(container)?;
     let records = Records::new(&ctx.state_dir);
-    // The container's process, as the attach recorded it; none (a CNI container, whose
-    // namespace outlives any process) or gone: nothing to keep.
-    let Some(process) = records
-        .read(&id)?
-        .and_then(|r| r.liveness)
-        .and_then(|l| l.process)
-    else {
-        return Ok(());
-    };
-    let Ok(watched) = Container::open(process.pid, process.start) else {
+    // The container as the attach recorded it: its process; or, with none (a CNI container,
+    // whose namespace outlives any process), the path of its namespace, which must still name
+    // the recorded one. Gone, or neither recorded: nothing to keep.
+    let Some(watched) = records.read(&id)?.and_then(|record| watched(&record)) else {
         return Ok(());
     };
     let slot = Slot::new(records.keeper_dir(&id, network));
@@ -120,6 +114,18 @@ pub fn run(ctx: &Context, container: &str, network: &str) -> Result<()> {
         remove_slot(&slot);
     }
     Ok(())
+}
+
+/// What tells that `record`'s container still lives, if it does.
+fn watched(record: &oci_macvlan_macvlan::Record) -> Option<Container> {
+    let liveness = record.liveness.as_ref()?;
+    match (liveness.process, &record.netns) {
+        (Some(process), _) => Container::open(process.pid, process.start).ok(),
+        (None, Some(path)) => {
+            Container::by_netns(path, liveness.netns_dev, liveness.netns_ino).ok()
+        }
+        (None, None) => None,
+    }
 }
 
 /// Removes a slot nobody holds any more (the standby ends with the container too; a slot it
