@@ -61,6 +61,12 @@ pub fn gc(ctx: &Context) -> Result<()> {
             report.temps_removed
         ));
     }
+    if report.keeper_slots_removed > 0 {
+        out.push_str(&format!(
+            "removed {} keeper slots of leases no longer held\n",
+            report.keeper_slots_removed
+        ));
+    }
     for line in &report.maintenance {
         out.push_str(line);
         out.push('\n');
