@@ -95,8 +95,8 @@ fn add_renews_through_a_keeper_pair_and_del_stops_it_and_releases() {
         kea.log()
     );
     assert!(
-        wait_until(Duration::from_secs(3), || record(&lan, "pod1")["endpoints"][0]
-            ["dhcp"]["lease"]["t1"]
+        wait_until(Duration::from_secs(3), || record(&lan, "pod1")["endpoints"]
+            [0]["dhcp"]["lease"]["t1"]
             != t1),
         "the record's T1 did not move"
     );
@@ -130,7 +130,10 @@ fn a_namespace_deleted_without_del_ends_the_keepers_and_gc_takes_it_back() {
     let mut cni = CniDriver::new(&lan, NET, "1.1.0");
     // A pod name no hostname can be (an underscore): the lease is taken without one.
     let result = cni
-        .add(target("pod2", &path), "K8S_POD_NAMESPACE=default;K8S_POD_NAME=web_2")
+        .add(
+            target("pod2", &path),
+            "K8S_POD_NAMESPACE=default;K8S_POD_NAME=web_2",
+        )
         .unwrap();
     let address = leased(&result);
     assert_eq!(kea.lease(&address).unwrap().hostname, "");

@@ -82,7 +82,11 @@ fn twenty_containers_at_once_get_twenty_leases_and_give_them_back() {
         assert_eq!(lease.hostname, id(i));
         client_of.insert(lease.client_id.clone(), address);
     }
-    assert_eq!(client_of.len(), CONTAINERS, "client ids shared: {client_of:?}");
+    assert_eq!(
+        client_of.len(),
+        CONTAINERS,
+        "client ids shared: {client_of:?}"
+    );
     let mut live = live_leases(&kea);
     live.sort();
     let mut ours: Vec<String> = addresses.iter().cloned().collect();
