@@ -57,6 +57,16 @@ pub fn state_with_hostname(
     state
 }
 
+/// Sets `hostname` in the config of container `id`'s bundle (one [`Lan::pid_bundle`] or
+/// [`Lan::fake_bundle`] wrote).
+pub fn set_hostname(lan: &Lan, id: &str, hostname: &str) {
+    let config_path = lan.tmp().join(format!("bundle-{id}/config.json"));
+    let mut config: Value =
+        serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
+    config["hostname"] = hostname.into();
+    std::fs::write(&config_path, config.to_string()).unwrap();
+}
+
 /// The container's endpoint record.
 pub fn record(lan: &Lan, id: &str) -> Value {
     let path = lan.state_dir().join(format!("endpoints/{id}.json"));

@@ -1,25 +1,29 @@
-//! Privileged tier: 20 containers starting at once on one DHCP network (issue 27's test list),
-//! 20 hook processes let go together against Kea: 20 distinct leases at the server, each
-//! container's address the lease its record holds and the lease Kea holds for its client
-//! identifier and MAC, no transaction crossed (every transaction Kea saw is one client's, every
-//! address Kea allocated went to one client), all within the default `dhcp_timeout`; then 20
-//! poststops at once, and every lease released.
+//! Privileged tier: 20 containers starting at once on one DHCP network (issue 27's test list):
+//! 20 container processes, 20 hook processes let go together against Kea: 20 distinct leases
+//! at the server, each container's address the lease its record holds and the lease Kea holds
+//! for its client identifier and MAC, no transaction crossed (every transaction Kea saw is one
+//! client's, every address Kea allocated went to one client), all within the default
+//! `dhcp_timeout`, and a keeper pair per container; then the containers killed, 20 poststops
+//! at once, every lease released and every keeper gone.
 
 #![allow(clippy::unwrap_used)]
 
 use std::{
     collections::{HashMap, HashSet},
+    process::Command,
     time::{Duration, Instant},
 };
 
 use oci_macvlan_tests::{
-    Lan, TestNetns,
-    dhcp_lan::{NET, create_dhcp_network, kea_config, live_leases, record, state_with_hostname},
+    ContainerProcess, Lan,
+    dhcp_lan::{NET, create_dhcp_network, kea_config, keepers, live_leases, record, set_hostname},
     kea::Kea,
     privileged,
 };
+use serde_json::Value;
 
 const CONTAINERS: usize = 20;
+const ANN: &str = "oci-macvlan.networks";
 /// The network's default `dhcp_timeout` (none is given at `network create`).
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -30,19 +34,64 @@ fn between<'l>(line: &'l str, start: &str, end: &str) -> Option<&'l str> {
     Some(&line[from..from + len])
 }
 
+/// The MAC and the IPv4 addresses of eth0 in the namespace of process `pid`.
+fn eth0(pid: u32) -> (String, Vec<String>) {
+    let out = Command::new("nsenter")
+        .args([
+            "-t",
+            &pid.to_string(),
+            "-n",
+            "ip",
+            "-j",
+            "addr",
+            "show",
+            "dev",
+            "eth0",
+        ])
+        .output()
+        .unwrap();
+    let links: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    let link = &links[0];
+    let addresses = link["addr_info"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| a["family"] == "inet")
+        .filter_map(|a| a["local"].as_str().map(str::to_owned))
+        .collect();
+    (
+        link["address"].as_str().unwrap_or_default().to_owned(),
+        addresses,
+    )
+}
+
+fn wait_until(within: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let until = Instant::now() + within;
+    while Instant::now() < until {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    done()
+}
+
 #[privileged]
 fn twenty_containers_at_once_get_twenty_leases_and_give_them_back() {
     let lan = Lan::new();
     let kea = Kea::start(&lan.router, &kea_config());
     create_dhcp_network(&lan, &[]);
-    let containers: Vec<TestNetns> = (0..CONTAINERS)
-        .map(|_| TestNetns::new("omt-many-"))
-        .collect();
+    let containers: Vec<ContainerProcess> =
+        (0..CONTAINERS).map(|_| ContainerProcess::start()).collect();
     let id = |i: usize| format!("many{i}");
     let starting: Vec<String> = containers
         .iter()
         .enumerate()
-        .map(|(i, ns)| state_with_hostname(&lan, &id(i), ns, "creating", &id(i)))
+        .map(|(i, process)| {
+            let state = lan.pid_bundle(&id(i), &[(ANN, NET)], process.pid(), "creating");
+            set_hostname(&lan, &id(i), &id(i));
+            state
+        })
         .collect();
 
     let start = Instant::now();
@@ -60,10 +109,10 @@ fn twenty_containers_at_once_get_twenty_leases_and_give_them_back() {
     // Each container: one address, its record's lease, Kea's lease for its MAC and client id.
     let mut addresses = HashSet::new();
     let mut client_of: HashMap<String, String> = HashMap::new();
-    for (i, ns) in containers.iter().enumerate() {
-        let on_link = ns.addresses("eth0");
+    for (i, process) in containers.iter().enumerate() {
+        let (mac, on_link) = eth0(process.pid());
         assert_eq!(on_link.len(), 1, "{}: {on_link:?}", id(i));
-        let address = on_link[0].split_once('/').unwrap().0.to_owned();
+        let address = on_link[0].clone();
         assert!(
             addresses.insert(address.clone()),
             "{address} is on two containers"
@@ -73,10 +122,6 @@ fn twenty_containers_at_once_get_twenty_leases_and_give_them_back() {
         let lease = kea
             .lease(&address)
             .unwrap_or_else(|| panic!("Kea holds no lease of {address} ({})", id(i)));
-        let mac = ns.link("eth0").unwrap()["address"]
-            .as_str()
-            .unwrap()
-            .to_owned();
         assert_eq!(lease.hwaddr, mac, "{}", id(i));
         assert_eq!(lease.client_id, dhcp["client_id"].as_str().unwrap());
         assert_eq!(lease.hostname, id(i));
@@ -122,12 +167,25 @@ fn twenty_containers_at_once_get_twenty_leases_and_give_them_back() {
     }
     let verify = lan.cli(&["verify"], "");
     assert_eq!(verify.code, 0, "{}{}", verify.stdout, verify.stderr);
+    assert!(
+        wait_until(Duration::from_secs(10), || keepers(&lan, None).len()
+            == 2 * CONTAINERS),
+        "not a keeper pair per container: {} keepers",
+        keepers(&lan, None).len()
+    );
 
-    // 20 poststops at once: every lease released, nothing of ours left.
-    let stopping: Vec<String> = containers
-        .iter()
-        .enumerate()
-        .map(|(i, ns)| state_with_hostname(&lan, &id(i), ns, "stopped", &id(i)))
+    // The containers end; 20 poststops at once: every lease released, every keeper gone,
+    // nothing of ours left.
+    for process in containers {
+        process.kill();
+    }
+    let stopping: Vec<String> = (0..CONTAINERS)
+        .map(|i| {
+            format!(
+                r#"{{"ociVersion":"1.0.2","id":"{}","status":"stopped"}}"#,
+                id(i)
+            )
+        })
         .collect();
     let start = Instant::now();
     let outcomes = lan.cli_together(&["hook"], &stopping);
@@ -141,5 +199,10 @@ fn twenty_containers_at_once_get_twenty_leases_and_give_them_back() {
     }
     assert_eq!(live_leases(&kea), Vec::<String>::new(), "not released");
     assert_eq!(kea.received("DHCPRELEASE"), CONTAINERS);
+    assert!(
+        wait_until(Duration::from_secs(5), || keepers(&lan, None).is_empty()),
+        "keepers outlived their containers: {:?}",
+        keepers(&lan, None)
+    );
     lan.assert_no_residue(&[NET], "after the poststops");
 }
