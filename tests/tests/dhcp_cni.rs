@@ -3,7 +3,8 @@
 //! the hostname (only one the hostname check passes) and starts the keeper pair, which watches
 //! the namespace's path (no process to watch, no namespace held); the lease renewed at T1 as
 //! the server sees it; DEL stops both keepers and releases; a namespace deleted without DEL
-//! ends them too, and GC then takes the attachment back.
+//! ends them too, and GC then takes the attachment back; GC of a live attachment no longer
+//! valid ends them as DEL does.
 
 #![allow(clippy::unwrap_used)]
 
@@ -151,6 +152,34 @@ fn a_namespace_deleted_without_del_ends_the_keepers_and_gc_takes_it_back() {
     );
     // GC (no valid attachment) takes the record back and releases the lease.
     cni.gc(&[]).unwrap();
+    assert!(released(&kea, &address), "{}", kea.log());
+    lan.assert_no_residue(&[NET], "after GC");
+}
+
+#[privileged]
+fn gc_of_an_attachment_no_longer_valid_ends_its_keepers_and_releases() {
+    let lan = Lan::new();
+    let kea = Kea::start(&lan.router, &quick());
+    create_dhcp_network(&lan, &[]);
+    let ns = TestNetns::new("omt-cni-");
+    let path = ns.path();
+    let mut cni = CniDriver::new(&lan, NET, "1.1.0");
+    let result = cni.add(target("pod3", &path), "").unwrap();
+    let address = leased(&result);
+    assert!(
+        wait_until(Duration::from_secs(5), || keepers(&lan, Some("pod3")).len()
+            == 2),
+        "no active and standby keeper: {:?}",
+        keepers(&lan, Some("pod3"))
+    );
+    // The namespace lives on; GC names no valid attachment, so takes this one back.
+    cni.gc(&[]).unwrap();
+    assert!(ns.link("eth0").is_none(), "GC left the link");
+    assert!(
+        wait_until(Duration::from_secs(5), || keepers(&lan, None).is_empty()),
+        "keepers outlived GC: {:?}",
+        keepers(&lan, None)
+    );
     assert!(released(&kea, &address), "{}", kea.log());
     lan.assert_no_residue(&[NET], "after GC");
 }
