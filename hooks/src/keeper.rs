@@ -116,6 +116,38 @@ pub fn run(ctx: &Context, container: &str, network: &str) -> Result<()> {
     Ok(())
 }
 
+/// Starts the keeper pair again for each DHCP endpoint of `containers` (ones `gc` found alive)
+/// whose slot is there but no keeper holds it (both were killed together): a running
+/// container's hook does not run again to start them. One line per pair started.
+pub fn restart_unkept(ctx: &Context, records: &Records, containers: &[String]) -> Vec<String> {
+    let mut lines = Vec::new();
+    for id in containers {
+        let Ok(Some(record)) = records.read(id) else {
+            continue;
+        };
+        if watched(&record).is_none() {
+            continue;
+        }
+        for endpoint in record.endpoints.iter().filter(|e| e.dhcp.is_some()) {
+            let slot = Slot::new(records.keeper_dir(&record.container_id, &endpoint.network));
+            // A slot is made by the first keeper: none there, none was ever started (a hook
+            // given no pid starts none).
+            if slot.dir().is_dir() && slot.unheld().unwrap_or(false) {
+                start(
+                    ctx,
+                    record.container_id.as_str(),
+                    &[endpoint.network.as_str()],
+                );
+                lines.push(format!(
+                    "started the renewer of container {id} on {} (no keeper held it)",
+                    endpoint.network
+                ));
+            }
+        }
+    }
+    lines
+}
+
 /// What tells that `record`'s container still lives, if it does.
 fn watched(record: &oci_macvlan_macvlan::Record) -> Option<Container> {
     let liveness = record.liveness.as_ref()?;

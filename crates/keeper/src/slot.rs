@@ -158,6 +158,16 @@ impl Slot {
         Ok(true)
     }
 
+    /// Whether no keeper holds either role (both locks are tried and let go at once).
+    pub fn unheld(&self) -> Result<bool> {
+        let Some(active) = self.try_lock(ACTIVE)? else {
+            return Ok(false);
+        };
+        let free = self.try_lock(STANDBY)?.is_some();
+        drop(active);
+        Ok(free)
+    }
+
     /// The pid the active keeper recorded, if any.
     pub fn active_pid(&self) -> Option<i32> {
         let mut text = String::new();
@@ -201,11 +211,14 @@ mod tests {
         let slot = Slot::new(dir.path().join("slot"));
         let active = slot.claim().expect("claims");
         assert!(!slot.remove_if_free().expect("tries"));
+        assert!(!slot.unheld().expect("tries"));
         let standby = slot.claim().expect("claims");
         drop(active);
         assert!(!slot.remove_if_free().expect("tries"));
         assert!(slot.dir().exists());
+        assert!(!slot.unheld().expect("tries"));
         drop(standby);
+        assert!(slot.unheld().expect("tries"));
         assert!(slot.remove_if_free().expect("tries"));
         assert!(!slot.dir().exists());
     }
