@@ -330,7 +330,12 @@ fn del(ctx: &Context, env: &Env, conf: &NetConf) -> Result<(), Failure> {
         id,
         &conf.network,
     ))? {
-        Ok(_released) => Ok(()),
+        Ok(_released) => {
+            // Its renewer ends now, not at its next look at the record: an ADD again for the
+            // same id (a restart) starts a pair of its own at once.
+            crate::keeper::stop(&records, id, &conf.network);
+            Ok(())
+        }
         // Another DEL took it back meanwhile.
         Err(oci_macvlan_stores::Error::Core(macvlan::Error::NotConnected { .. })) => Ok(()),
         Err(err) => Err(Error::from(err).into()),

@@ -110,7 +110,9 @@ pub fn run(ctx: &Context, container: &str, network: &str) -> Result<()> {
         })?)
     })
     .map_err(|e| crate::error::Error::Keeper(std::io::Error::other(e)))?;
-    if ended != Ended::Taken {
+    // A slot removed under the pair (`stop`) is no longer theirs: what is there now is a new
+    // pair's.
+    if !matches!(ended, Ended::Taken | Ended::SlotGone) {
         remove_slot(&slot);
     }
     Ok(())
@@ -146,6 +148,14 @@ pub fn restart_unkept(ctx: &Context, records: &Records, containers: &[String]) -
         }
     }
     lines
+}
+
+/// Ends the keeper pair of `container`'s lease on `network` (its endpoint just detached):
+/// removes their slot, which each notices at its next look (`Ended::SlotGone`; a second at
+/// most for a pair watching a namespace). A pair started meanwhile for a new attach of the same
+/// id makes a new slot, never held by the old pair.
+pub fn stop(records: &Records, container: &ContainerId, network: &str) {
+    let _ = std::fs::remove_dir_all(records.keeper_dir(container, network));
 }
 
 /// What tells that `record`'s container still lives, if it does.

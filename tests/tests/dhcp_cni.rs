@@ -183,3 +183,55 @@ fn gc_of_an_attachment_no_longer_valid_ends_its_keepers_and_releases() {
     assert!(released(&kea, &address), "{}", kea.log());
     lan.assert_no_residue(&[NET], "after GC");
 }
+
+/// A runtime's restart: DEL, the namespace deleted, ADD at once into a new one under the same
+/// id. The new attachment gets a pair of its own (the old pair, which held the slot for up to
+/// a second more, does not make it leave), and its lease is renewed.
+#[privileged]
+fn del_and_add_again_at_once_gets_a_pair_of_its_own() {
+    let lan = Lan::new();
+    let kea = Kea::start(&lan.router, &quick());
+    create_dhcp_network(&lan, &[]);
+    let mut cni = CniDriver::new(&lan, NET, "1.1.0");
+    let old_ns = TestNetns::new("omt-cni-");
+    let old_path = old_ns.path();
+    cni.add(target("pod4", &old_path), "").unwrap();
+    assert!(
+        wait_until(Duration::from_secs(5), || keepers(&lan, Some("pod4")).len()
+            == 2),
+        "no keeper pair: {:?}",
+        keepers(&lan, Some("pod4"))
+    );
+    let old_pair = keepers(&lan, Some("pod4"));
+
+    cni.del(target("pod4", &old_path)).unwrap();
+    drop(old_ns);
+    let ns = TestNetns::new("omt-cni-");
+    let path = ns.path();
+    let result = cni.add(target("pod4", &path), "").unwrap();
+    let address = leased(&result);
+    let new_pair = || {
+        let pair = keepers(&lan, Some("pod4"));
+        pair.len() == 2 && pair.iter().all(|pid| !old_pair.contains(pid))
+    };
+    assert!(
+        wait_until(Duration::from_secs(5), new_pair),
+        "no pair of its own: {:?} (the old one was {old_pair:?})",
+        keepers(&lan, Some("pod4"))
+    );
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(new_pair(), "{:?}", keepers(&lan, Some("pod4")));
+    let before = renewals(&kea, &address);
+    assert!(
+        wait_until(Duration::from_secs(10), || renewals(&kea, &address)
+            > before),
+        "the new lease is not renewed: {}",
+        kea.log()
+    );
+    cni.del(target("pod4", &path)).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(5), || keepers(&lan, None).is_empty()),
+        "keepers outlived DEL: {:?}",
+        keepers(&lan, None)
+    );
+}
