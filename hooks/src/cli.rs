@@ -173,8 +173,9 @@ pub enum Command {
     /// does not answer or a network's host access cannot be repaired, once the rest is done.
     ///
     /// Takes each container's lock, so it never judges one an attach is writing; removes what a
-    /// killed hook can leave. Safe at any time and twice: the Debian package's timer runs it
-    /// every 15 minutes.
+    /// killed hook can leave, and the slots of DHCP renewers killed together; starts a live
+    /// container's DHCP renewer again when all its keepers were killed. Safe at any time and
+    /// twice: the Debian package's timer runs it every 15 minutes.
     Gc {
         /// Instead: release every lease host ID holds in the shared (etcd) stores of the
         /// networks defined here, and its claim of the id: for a host gone for good, never

@@ -242,10 +242,16 @@ fn add(ctx: &Context, env: &Env, conf: &NetConf) -> Result<serde_json::Value, Fa
         definitions: &networks,
         connect: true,
         cni: true,
-        hostname: None,
+        // The pod's name as the DHCP hostname (option 12), if the source's check passes it.
+        hostname: env.args.pod_name.as_deref(),
     };
     let records = Records::new(&ctx.state_dir);
     let endpoints = crate::hook::attach_now(ctx, &records, &request)?;
+    // A DHCP lease gets its renewer, watching the namespace (there is no process): it ends
+    // when the namespace goes or DEL (or GC) removes the record.
+    if network.dhcp.is_some() {
+        crate::keeper::start(ctx, id.as_str(), &[network.name.as_str()]);
+    }
     let ep = endpoints
         .into_iter()
         .next()
@@ -324,7 +330,12 @@ fn del(ctx: &Context, env: &Env, conf: &NetConf) -> Result<(), Failure> {
         id,
         &conf.network,
     ))? {
-        Ok(_released) => Ok(()),
+        Ok(_released) => {
+            // Its renewer ends now, not at its next look at the record: an ADD again for the
+            // same id (a restart) starts a pair of its own at once.
+            crate::keeper::stop(&records, id, &conf.network);
+            Ok(())
+        }
         // Another DEL took it back meanwhile.
         Err(oci_macvlan_stores::Error::Core(macvlan::Error::NotConnected { .. })) => Ok(()),
         Err(err) => Err(Error::from(err).into()),

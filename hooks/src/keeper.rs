@@ -65,16 +65,10 @@ pub fn run(ctx: &Context, container: &str, network: &str) -> Result<()> {
         .map_err(|e| crate::error::Error::Keeper(std::io::Error::other(e)))?;
     let id = ContainerId::parse(container)?;
     let records = Records::new(&ctx.state_dir);
-    // The container's process, as the attach recorded it; none (a CNI container, whose
-    // namespace outlives any process) or gone: nothing to keep.
-    let Some(process) = records
-        .read(&id)?
-        .and_then(|r| r.liveness)
-        .and_then(|l| l.process)
-    else {
-        return Ok(());
-    };
-    let Ok(watched) = Container::open(process.pid, process.start) else {
+    // The container as the attach recorded it: its process; or, with none (a CNI container,
+    // whose namespace outlives any process), the path of its namespace, which must still name
+    // the recorded one. Gone, or neither recorded: nothing to keep.
+    let Some(watched) = records.read(&id)?.and_then(|record| watched(&record)) else {
         return Ok(());
     };
     let slot = Slot::new(records.keeper_dir(&id, network));
@@ -116,10 +110,64 @@ pub fn run(ctx: &Context, container: &str, network: &str) -> Result<()> {
         })?)
     })
     .map_err(|e| crate::error::Error::Keeper(std::io::Error::other(e)))?;
-    if ended != Ended::Taken {
+    // A slot removed under the pair (`stop`) is no longer theirs: what is there now is a new
+    // pair's.
+    if !matches!(ended, Ended::Taken | Ended::SlotGone) {
         remove_slot(&slot);
     }
     Ok(())
+}
+
+/// Starts the keeper pair again for each DHCP endpoint of `containers` (ones `gc` found alive)
+/// whose slot is there but no keeper holds it (both were killed together): a running
+/// container's hook does not run again to start them. One line per pair started.
+pub fn restart_unkept(ctx: &Context, records: &Records, containers: &[String]) -> Vec<String> {
+    let mut lines = Vec::new();
+    for id in containers {
+        let Ok(Some(record)) = records.read(id) else {
+            continue;
+        };
+        if watched(&record).is_none() {
+            continue;
+        }
+        for endpoint in record.endpoints.iter().filter(|e| e.dhcp.is_some()) {
+            let slot = Slot::new(records.keeper_dir(&record.container_id, &endpoint.network));
+            // A slot is made by the first keeper: none there, none was ever started (a hook
+            // given no pid starts none).
+            if slot.dir().is_dir() && slot.unheld().unwrap_or(false) {
+                start(
+                    ctx,
+                    record.container_id.as_str(),
+                    &[endpoint.network.as_str()],
+                );
+                lines.push(format!(
+                    "started the renewer of container {id} on {} (no keeper held it)",
+                    endpoint.network
+                ));
+            }
+        }
+    }
+    lines
+}
+
+/// Ends the keeper pair of `container`'s lease on `network` (its endpoint just detached):
+/// removes their slot, which each notices at its next look (`Ended::SlotGone`; a second at
+/// most for a pair watching a namespace). A pair started meanwhile for a new attach of the same
+/// id makes a new slot, never held by the old pair.
+pub fn stop(records: &Records, container: &ContainerId, network: &str) {
+    let _ = std::fs::remove_dir_all(records.keeper_dir(container, network));
+}
+
+/// What tells that `record`'s container still lives, if it does.
+fn watched(record: &oci_macvlan_macvlan::Record) -> Option<Container> {
+    let liveness = record.liveness.as_ref()?;
+    match (liveness.process, &record.netns) {
+        (Some(process), _) => Container::open(process.pid, process.start).ok(),
+        (None, Some(path)) => {
+            Container::by_netns(path, liveness.netns_dev, liveness.netns_ino).ok()
+        }
+        (None, None) => None,
+    }
 }
 
 /// Removes a slot nobody holds any more (the standby ends with the container too; a slot it

@@ -48,7 +48,8 @@ fn unreached_lines(unreachable: &[Unreachable]) -> String {
 /// `oci-macvlan gc`: one line per container taken back or left undecided, then a summary. A
 /// cluster that does not answer is a line, and so is each gone container whose record names
 /// it (kept for the next gc); the rest is done, and the exit is 1. So is a network whose host
-/// access could not be repaired.
+/// access could not be repaired. A live container's DHCP renewer whose keepers were all killed
+/// is started again, a line each.
 pub fn gc(ctx: &Context) -> Result<()> {
     let records = Records::new(&ctx.state_dir);
     let networks = Networks::new(&ctx.config_dir);
@@ -59,6 +60,17 @@ pub fn gc(ctx: &Context) -> Result<()> {
         out.push_str(&format!(
             "removed {} temporary files of writers killed half-way\n",
             report.temps_removed
+        ));
+    }
+    let alive: Vec<String> = report.alive.iter().map(|(id, _)| id.clone()).collect();
+    for line in crate::keeper::restart_unkept(ctx, &records, &alive) {
+        out.push_str(&line);
+        out.push('\n');
+    }
+    if report.keeper_slots_removed > 0 {
+        out.push_str(&format!(
+            "removed {} keeper slots of leases no longer held\n",
+            report.keeper_slots_removed
         ));
     }
     for line in &report.maintenance {

@@ -57,6 +57,16 @@ pub fn state_with_hostname(
     state
 }
 
+/// Sets `hostname` in the config of container `id`'s bundle (one [`Lan::pid_bundle`] or
+/// [`Lan::fake_bundle`] wrote).
+pub fn set_hostname(lan: &Lan, id: &str, hostname: &str) {
+    let config_path = lan.tmp().join(format!("bundle-{id}/config.json"));
+    let mut config: Value =
+        serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
+    config["hostname"] = hostname.into();
+    std::fs::write(&config_path, config.to_string()).unwrap();
+}
+
 /// The container's endpoint record.
 pub fn record(lan: &Lan, id: &str) -> Value {
     let path = lan.state_dir().join(format!("endpoints/{id}.json"));
@@ -88,4 +98,22 @@ pub fn live_leases(kea: &Kea) -> Vec<String> {
     addresses.dedup();
     addresses.retain(|a| kea.lease(a).is_some());
     addresses
+}
+
+/// The pids of this LAN's DHCP keepers (their command line names its state dir), those of
+/// container `id` when given (`--container ID` on it).
+pub fn keepers(lan: &Lan, id: Option<&str>) -> Vec<u32> {
+    let state = lan.state_dir().to_string_lossy().into_owned();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+            args.contains(&&b"dhcp-keeper"[..])
+                && args.contains(&state.as_bytes())
+                && id.is_none_or(|id| args.contains(&id.as_bytes()))
+        })
+        .collect()
 }

@@ -39,6 +39,20 @@ impl Dnsmasq {
         router: &str,
         lease: &str,
     ) -> Self {
+        Self::start_with(ns, interface, first, last, router, lease, &[])
+    }
+
+    /// [`Dnsmasq::start`] with dnsmasq options `extra` besides (`--dhcp-broadcast`: every
+    /// answer to an unconfigured client broadcast, so every client on the LAN sees it).
+    pub fn start_with(
+        ns: &TestNetns,
+        interface: &str,
+        first: &str,
+        last: &str,
+        router: &str,
+        lease: &str,
+        extra: &[&str],
+    ) -> Self {
         let dir = temp_dir("omt-dnsmasq-");
         let leases = dir.path().join("dnsmasq.leases");
         std::fs::write(&leases, "").unwrap();
@@ -66,7 +80,8 @@ impl Dnsmasq {
                 .arg(format!("--dhcp-option=3,{router}"))
                 .arg(format!("--dhcp-leasefile={}", leases.display()))
                 .arg(format!("--pid-file={}", pid.display()))
-                .arg(format!("--log-facility={}", log.display()));
+                .arg(format!("--log-facility={}", log.display()))
+                .args(extra);
             },
         );
         Self { server }

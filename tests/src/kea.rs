@@ -97,10 +97,14 @@ impl Kea {
                     "pools": [{"pool": config.pool}],
                     "option-data": option_data
                 }],
+                // Debug level 45 (Kea's "basic data" trace): the least at which Kea 2.2 logs
+                // each packet received with its type and client (`DHCP4_PACKET_RECEIVED`, which
+                // [`Kea::received`] counts); at 40 it logs only `DHCP4_BUFFER_RECEIVED`, which
+                // names neither.
                 "loggers": [{
                     "name": "kea-dhcp4",
                     "severity": "DEBUG",
-                    "debuglevel": 40,
+                    "debuglevel": 45,
                     "output_options": [{"output": dir.path().join("kea.log")}]
                 }]
             }
@@ -169,11 +173,35 @@ impl Kea {
         self.lease(address).is_some_and(|row| row.state == 1)
     }
 
-    /// How many times Kea's log shows a packet of `kind` (`DHCPREQUEST`, …) received.
+    /// How many times Kea's log shows a packet of `kind` (`DHCPREQUEST`, `DHCPRELEASE`, …)
+    /// received: its `DHCP4_PACKET_RECEIVED` lines, which name the type as `KIND (type N)`.
+    /// Panics if Kea logged buffers received but no packet line (a log level that hides them
+    /// would make every count 0, and a "none received" check unable to fail).
     pub fn received(&self, kind: &str) -> usize {
-        self.log()
-            .lines()
-            .filter(|line| line.contains("DHCP4_PACKET_RECEIVED") && line.contains(kind))
+        self.packets_received()
+            .iter()
+            .filter(|line| line.contains(&format!(": {kind} (type ")))
             .count()
+    }
+
+    /// Kea's `DHCP4_PACKET_RECEIVED` lines so far (each names the client's MAC as
+    /// `[hwtype=1 MAC]`, its `cid=[…]`, the transaction `tid=0x…` and the packet's type).
+    pub fn packets_received(&self) -> Vec<String> {
+        let log = self.log();
+        let packets: Vec<String> = log
+            .lines()
+            .filter(|line| line.contains("DHCP4_PACKET_RECEIVED"))
+            .map(str::to_owned)
+            .collect();
+        let buffers = log
+            .lines()
+            .filter(|line| line.contains("DHCP4_BUFFER_RECEIVED"))
+            .count();
+        assert!(
+            buffers == 0 || !packets.is_empty(),
+            "Kea logged {buffers} buffers received but no DHCP4_PACKET_RECEIVED: its debug \
+             level hides the packets"
+        );
+        packets
     }
 }

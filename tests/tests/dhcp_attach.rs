@@ -86,14 +86,26 @@ fn attach_leases_from_the_lans_server_and_poststop_releases_it() {
     let verify = lan.cli(&["verify"], "");
     assert_eq!(verify.code, 0, "{}{}", verify.stdout, verify.stderr);
 
-    // A hook run again for the live container keeps its lease: no RELEASE, the same address.
+    // A hook run again for the live container keeps its lease: no exchange (not even a
+    // RELEASE), the same address.
+    assert_eq!(kea.received("DHCPREQUEST"), 1, "{}", kea.log());
     let releases = kea.received("DHCPRELEASE");
+    let packets = kea.packets_received().len();
     lan.cli_ok(
         &["hook"],
         &state_with_hostname(&lan, "c1", &container, "creating", "web1"),
     );
     assert_eq!(container.addresses("eth0"), addresses);
-    assert_eq!(kea.received("DHCPRELEASE"), releases);
+    assert_eq!(
+        kea.received("DHCPRELEASE"),
+        releases,
+        "the re-run released the lease"
+    );
+    assert_eq!(
+        kea.packets_received().len(),
+        packets,
+        "the re-run talked to the server"
+    );
 
     // Poststop: the RELEASE frees Kea's lease; nothing of ours is left.
     lan.cli_ok(

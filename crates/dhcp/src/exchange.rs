@@ -79,8 +79,15 @@ fn run(
     drive::run(client, socket, step, timeout)
 }
 
+/// How many NAKs of its REQUEST an exchange starts again after (RFC 2131 §4.4.1: the client
+/// restarts the configuration). A server that offered one address to several clients at once
+/// (dnsmasq reserves none while it offers) NAKs all but the first to ask for it; one that NAKs
+/// every time is given up on at once after these, not at the deadline.
+const NAK_RESTARTS: u32 = 8;
+
 /// DISCOVER, OFFER, REQUEST, ACK on `socket`'s link: the lease, or [`Error::Timeout`] when no
-/// server answered in `timeout`, or [`Error::Nak`] when the server refused the request.
+/// server answered in `timeout`, or [`Error::Nak`] when the server refused the request more
+/// often than it is asked again ([`NAK_RESTARTS`], within `timeout`).
 pub fn acquire(client: &mut Client, socket: &PacketLink, timeout: Duration) -> Result<Lease> {
     acquire_noting(client, socket, timeout, &mut |_| Ok(()))
 }
@@ -89,27 +96,63 @@ pub fn acquire(client: &mut Client, socket: &PacketLink, timeout: Duration) -> R
 /// lease that offer would give (its address, prefix, router, server and offered length from
 /// now): a caller that writes it down can give back a lease the server commits even if it dies
 /// before the ACK is read. An `Err` from `note` ends the exchange ([`Error::Unnoted`]) with no
-/// REQUEST sent.
+/// REQUEST sent. After a NAK the exchange starts again, and the next offer is noted too.
 pub fn acquire_noting(
     client: &mut Client,
     socket: &PacketLink,
     timeout: Duration,
     note: &mut dyn FnMut(&Lease) -> std::result::Result<(), String>,
 ) -> Result<Lease> {
-    let link = socket.link();
-    match run_noting(client, socket, timeout, note)? {
-        Event::Bound(lease) | Event::Extended(lease) => Ok(lease),
-        Event::Nak(server) => Err(Error::Nak {
-            link: link.name.clone(),
-            server,
-        }),
-        Event::Expired(_) => Err(Error::Timeout {
-            link: link.name.clone(),
-            timeout,
-            refused: 0,
-            last: None,
-            on_host: crate::here::timeout_note(crate::here::V4_SERVER_PORT),
-        }),
+    acquire_on(client, socket, timeout, note)
+}
+
+fn acquire_on(
+    client: &mut Client,
+    socket: &impl Transport<Outgoing, MAX_FRAME>,
+    timeout: Duration,
+    note: &mut dyn FnMut(&Lease) -> std::result::Result<(), String>,
+) -> Result<Lease> {
+    let end = Instant::now() + timeout;
+    let mut naks = 0;
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        let event = run_noting(client, socket, left, note).map_err(|err| match err {
+            // The whole exchange's deadline, not what was left of it after a NAK.
+            Error::Timeout {
+                link,
+                refused,
+                last,
+                on_host,
+                ..
+            } => Error::Timeout {
+                link,
+                timeout,
+                refused,
+                last,
+                on_host,
+            },
+            other => other,
+        })?;
+        match event {
+            Event::Bound(lease) | Event::Extended(lease) => return Ok(lease),
+            // The client is back in INIT: the next run discovers again.
+            Event::Nak(_) if naks < NAK_RESTARTS && Instant::now() < end => naks += 1,
+            Event::Nak(server) => {
+                return Err(Error::Nak {
+                    link: socket.name().to_owned(),
+                    server,
+                });
+            }
+            Event::Expired(_) => {
+                return Err(Error::Timeout {
+                    link: socket.name().to_owned(),
+                    timeout,
+                    refused: 0,
+                    last: None,
+                    on_host: crate::here::timeout_note(crate::here::V4_SERVER_PORT),
+                });
+            }
+        }
     }
 }
 
@@ -210,172 +253,4 @@ pub fn release(client: &mut Client, socket: &PacketLink) -> Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::{cell::RefCell, net::Ipv4Addr};
-
-    use dhcproto::{
-        Decodable,
-        v4::{Message, MessageType},
-    };
-
-    use super::*;
-    use crate::{
-        ClientId, Config,
-        fake::{self, MAC, OFFERED, SERVER},
-    };
-
-    /// A socket whose queue is never empty: a refused frame each time it is read.
-    struct Flood {
-        sent: RefCell<Vec<Outgoing>>,
-    }
-
-    impl Transport<Outgoing, MAX_FRAME> for Flood {
-        fn name(&self) -> &str {
-            "flood0"
-        }
-        fn send(&self, out: &Outgoing) -> io::Result<()> {
-            self.sent.borrow_mut().push(out.clone());
-            Ok(())
-        }
-        fn wait(&self, _until: Instant) -> io::Result<()> {
-            Ok(())
-        }
-        fn next<'b>(&self, buf: &'b mut [u8; MAX_FRAME]) -> io::Result<Option<(&'b [u8], usize)>> {
-            buf[..4].fill(0xee);
-            Ok(Some((&buf[..4], 4)))
-        }
-    }
-
-    /// A server that offers to a DISCOVER and acknowledges a REQUEST, keeping what it got.
-    struct Server {
-        got: RefCell<Vec<MessageType>>,
-        queue: RefCell<Vec<Vec<u8>>>,
-    }
-
-    impl Transport<Outgoing, MAX_FRAME> for Server {
-        fn name(&self) -> &str {
-            "srv0"
-        }
-        fn send(&self, out: &Outgoing) -> io::Result<()> {
-            let msg = Message::from_bytes(&out.bytes).unwrap();
-            let kind = match msg.opts().msg_type() {
-                Some(MessageType::Discover) => MessageType::Offer,
-                _ => MessageType::Ack,
-            };
-            self.got.borrow_mut().push(msg.opts().msg_type().unwrap());
-            self.queue
-                .borrow_mut()
-                .push(fake::bytes(&fake::reply(&out.bytes, kind)));
-            Ok(())
-        }
-        fn wait(&self, _until: Instant) -> io::Result<()> {
-            Ok(())
-        }
-        fn next<'b>(&self, buf: &'b mut [u8; MAX_FRAME]) -> io::Result<Option<(&'b [u8], usize)>> {
-            let Some(msg) = self.queue.borrow_mut().pop() else {
-                return Ok(None);
-            };
-            buf[..msg.len()].copy_from_slice(&msg);
-            Ok(Some((&buf[..msg.len()], msg.len())))
-        }
-    }
-
-    fn config() -> Config {
-        Config {
-            mac: MAC,
-            client_id: ClientId::derive(b"k", "lan", "c"),
-            hostname: None,
-            broadcast: true,
-            subnet: None,
-            retry_floor: Duration::from_secs(1),
-        }
-    }
-
-    fn server() -> Server {
-        Server {
-            got: RefCell::new(Vec::new()),
-            queue: RefCell::new(Vec::new()),
-        }
-    }
-
-    #[test]
-    fn the_offer_is_noted_once_before_its_request_goes_out() {
-        let server = server();
-        let mut client = Client::new(config(), 1);
-        let mut noted = Vec::new();
-        let event = run_noting(
-            &mut client,
-            &server,
-            Duration::from_secs(2),
-            &mut |offered| {
-                noted.push((offered.clone(), server.got.borrow().clone()));
-                Ok(())
-            },
-        )
-        .unwrap();
-        assert!(
-            matches!(event, Event::Bound(ref l) if l.address == OFFERED),
-            "{event:?}"
-        );
-        assert_eq!(noted.len(), 1);
-        let (offered, sent_before) = &noted[0];
-        assert_eq!((offered.address, offered.server), (OFFERED, SERVER));
-        assert_eq!(offered.length(), Duration::from_secs(100));
-        assert_eq!(
-            sent_before,
-            &vec![MessageType::Discover],
-            "noted after the REQUEST"
-        );
-    }
-
-    #[test]
-    fn a_failed_note_sends_no_request() {
-        let server = server();
-        let mut client = Client::new(config(), 1);
-        let err = run_noting(&mut client, &server, Duration::from_secs(2), &mut |_| {
-            Err("disk full".into())
-        })
-        .unwrap_err();
-        assert!(
-            matches!(err, Error::Unnoted { address, ref why } if address == OFFERED && why == "disk full"),
-            "{err:?}"
-        );
-        assert_eq!(*server.got.borrow(), vec![MessageType::Discover]);
-    }
-
-    #[test]
-    fn a_flood_does_not_keep_the_client_from_renewing_at_t1() {
-        let now = SystemTime::now();
-        let lease = Lease {
-            address: OFFERED,
-            prefix: 24,
-            router: None,
-            routes: Vec::new(),
-            dns: Vec::<Ipv4Addr>::new(),
-            domain: None,
-            server: SERVER,
-            obtained: now,
-            t1: now + Duration::from_millis(50),
-            t2: now + Duration::from_secs(3600),
-            expiry: now + Duration::from_secs(7200),
-        };
-        let config = Config {
-            mac: MAC,
-            client_id: ClientId::derive(b"k", "lan", "c"),
-            hostname: None,
-            broadcast: true,
-            subnet: None,
-            retry_floor: Duration::from_secs(1),
-        };
-        let mut client = Client::resume(config, lease, 1);
-        let flood = Flood {
-            sent: RefCell::new(Vec::new()),
-        };
-        let err = run(&mut client, &flood, Duration::from_millis(400)).unwrap_err();
-        assert!(
-            matches!(err, Error::Timeout { refused, .. } if refused > 0),
-            "{err:?}"
-        );
-        assert_eq!(flood.sent.borrow().len(), 1, "T1 passed under the flood");
-    }
-}
+mod tests;

@@ -1,24 +1,34 @@
 //! The container a keeper serves: its process, held by a pidfd checked against the process's
-//! start time (a pid the kernel gave to another process since is never taken for it).
+//! start time (a pid the kernel gave to another process since is never taken for it); or, for
+//! a container with no process to watch (a CNI attachment), its namespace's path
+//! ([`Container::by_netns`], see `netns_watch`).
 
 use std::{
     fs::File,
     os::fd::{AsFd, BorrowedFd, OwnedFd},
-    path::PathBuf,
+    path::{Path, PathBuf},
     time::Duration,
 };
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use rustix::process::{Pid, PidfdFlags, pidfd_open};
 
-use crate::{Error, Result};
+use crate::{Error, Result, netns_watch::NetnsWatch};
 
-/// The container's process, as long as it runs.
+/// The container, as long as it lives: its process, or its namespace's path.
 #[derive(Debug)]
 pub struct Container {
-    pid: i32,
-    start: u64,
-    pidfd: OwnedFd,
+    watch: Watch,
+}
+
+#[derive(Debug)]
+enum Watch {
+    Process {
+        pid: i32,
+        start: u64,
+        pidfd: OwnedFd,
+    },
+    Netns(NetnsWatch),
 }
 
 /// The start time of `pid` (field 22 of `/proc/PID/stat`, in clock ticks since boot): with the
@@ -52,58 +62,106 @@ impl Container {
         if start_time(pid)? != start {
             return Err(Error::Gone { pid });
         }
-        Ok(Self { pid, start, pidfd })
+        Ok(Self {
+            watch: Watch::Process { pid, start, pidfd },
+        })
     }
 
-    /// The container's pid.
+    /// The container whose namespace is the one at `path` (a `stat` of it gave device `dev`
+    /// and inode `ino` at attach): it lives while the path names that namespace. Nothing of
+    /// the namespace is held (see `netns_watch`).
+    pub fn by_netns(path: &Path, dev: u64, ino: u64) -> Result<Self> {
+        let watch = NetnsWatch::new(path, dev, ino);
+        if !watch.alive() {
+            return Err(Error::NetnsGone {
+                path: path.to_path_buf(),
+            });
+        }
+        Ok(Self {
+            watch: Watch::Netns(watch),
+        })
+    }
+
+    /// The container's pid; 0 for one watched by its namespace ([`Container::by_netns`]).
     pub fn pid(&self) -> i32 {
-        self.pid
+        match &self.watch {
+            Watch::Process { pid, .. } => *pid,
+            Watch::Netns(_) => 0,
+        }
     }
 
-    /// Its start time.
+    /// Its start time; 0 for one watched by its namespace.
     pub fn start(&self) -> u64 {
-        self.start
+        match &self.watch {
+            Watch::Process { start, .. } => *start,
+            Watch::Netns(_) => 0,
+        }
     }
 
-    /// The pidfd: readable once the process has ended (for a caller's own `poll`).
-    pub fn pidfd(&self) -> BorrowedFd<'_> {
-        self.pidfd.as_fd()
+    /// The pidfd: readable once the process has ended (for a caller's own `poll`). `None` for
+    /// a container watched by its namespace, whose end no fd signals: the caller polls
+    /// [`Container::alive`] instead.
+    pub fn pidfd(&self) -> Option<BorrowedFd<'_>> {
+        match &self.watch {
+            Watch::Process { pidfd, .. } => Some(pidfd.as_fd()),
+            Watch::Netns(_) => None,
+        }
     }
 
-    /// Waits up to `timeout` (`None`: for ever) for the process to end; whether it has.
+    /// The path its namespace is opened by, for messages (`/proc/PID/ns/net`, or the
+    /// namespace's own path).
+    pub fn netns_name(&self) -> String {
+        match &self.watch {
+            Watch::Process { pid, .. } => format!("/proc/{pid}/ns/net"),
+            Watch::Netns(watch) => watch.path().display().to_string(),
+        }
+    }
+
+    /// Waits up to `timeout` (`None`: for ever) for the container to end; whether it has.
     pub fn wait(&self, timeout: Option<Duration>) -> Result<bool> {
+        let (pid, pidfd) = match &self.watch {
+            Watch::Process { pid, pidfd, .. } => (*pid, pidfd),
+            Watch::Netns(watch) => return Ok(watch.wait(timeout)),
+        };
         let timeout = match timeout {
             None => PollTimeout::NONE,
             // Longer waits are cut to what poll takes; callers loop.
             Some(t) => PollTimeout::try_from(t).unwrap_or(PollTimeout::MAX),
         };
-        let mut fds = [PollFd::new(self.pidfd(), PollFlags::POLLIN)];
+        let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
         match poll(&mut fds, timeout) {
             Ok(n) => Ok(n > 0),
             Err(nix::errno::Errno::EINTR) => Ok(false),
             Err(e) => Err(Error::Wait {
-                pid: self.pid,
+                pid,
                 source: e.into(),
             }),
         }
     }
 
-    /// Whether the process still runs.
+    /// Whether the container still lives (its process runs, or its path names its namespace).
     pub fn alive(&self) -> bool {
-        matches!(self.wait(Some(Duration::ZERO)), Ok(false))
+        match &self.watch {
+            Watch::Process { .. } => matches!(self.wait(Some(Duration::ZERO)), Ok(false)),
+            Watch::Netns(watch) => watch.alive(),
+        }
     }
 
     /// The container's network namespace, opened for one act and to be dropped after it (a
     /// keeper holds no namespace between acts: a dead container's must go).
     pub fn netns(&self) -> Result<File> {
-        let path = PathBuf::from(format!("/proc/{}/ns/net", self.pid));
+        let pid = match &self.watch {
+            Watch::Process { pid, .. } => *pid,
+            Watch::Netns(watch) => return watch.open(),
+        };
+        let path = PathBuf::from(format!("/proc/{pid}/ns/net"));
         let file = File::open(&path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Error::Gone { pid: self.pid },
+            std::io::ErrorKind::NotFound => Error::Gone { pid },
             _ => Error::file(&path, e),
         })?;
         // Alive after the open: the file is this process's namespace, not a successor's.
         if !self.alive() {
-            return Err(Error::Gone { pid: self.pid });
+            return Err(Error::Gone { pid });
         }
         Ok(file)
     }

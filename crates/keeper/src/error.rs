@@ -11,6 +11,13 @@ pub enum Error {
         /// The pid that was the container's.
         pid: i32,
     },
+    /// The container's namespace path (a container watched by its namespace) is gone, or
+    /// names another namespace now.
+    #[error("the container's network namespace {} is gone", path.display())]
+    NetnsGone {
+        /// The namespace's path.
+        path: PathBuf,
+    },
     /// A file of the keeper's (its slot, a lock, a pid file, `/proc`) could not be used.
     #[error("{}: {source}", path.display())]
     File {

@@ -7,7 +7,9 @@
 //! - **It ends with its container** ([`Container`]): it waits on a pidfd of the container's
 //!   process, checked against the process's start time, so a reused pid is never mistaken for
 //!   it; it holds nothing of the container's (no namespace file between two acts), so a dead
-//!   container keeps nothing alive.
+//!   container keeps nothing alive. A container with no process to watch (a CNI attachment)
+//!   is watched by its namespace's path instead ([`Container::by_netns`]): a `stat` every
+//!   second, the same device and inode as at attach.
 //! - **Killing it loses nothing** ([`Slot`], [`run`]): keepers come in pairs, an active one and
 //!   a standby twin, told apart by two `flock`s in the duty's slot directory. When the active
 //!   one dies its lock is free and the standby takes over at once (the duty's schedule is in
@@ -23,6 +25,7 @@
 mod container;
 pub use container::start_time;
 mod error;
+mod netns_watch;
 mod run;
 mod slot;
 mod spawn;

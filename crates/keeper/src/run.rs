@@ -155,9 +155,24 @@ fn pidfd(pid: i32) -> Option<OwnedFd> {
     pidfd_open(Pid::from_raw(pid)?, PidfdFlags::empty()).ok()
 }
 
-/// Waits up to `timeout` for the container or `other` to end; whether the container has.
+/// Waits up to `timeout` for the container or `other` to end; whether the container has. A
+/// container with no pidfd (watched by its namespace) is looked at every
+/// [`crate::netns_watch::POLL`].
 fn wait_any(container: &Container, other: Option<&OwnedFd>, timeout: Duration) -> Result<bool> {
-    let mut fds = vec![PollFd::new(container.pidfd(), PollFlags::POLLIN)];
+    let Some(pidfd) = container.pidfd() else {
+        let timeout = timeout.min(crate::netns_watch::POLL);
+        if let Some(fd) = other {
+            let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+            let _ = poll(
+                &mut fds,
+                PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX),
+            );
+        } else {
+            std::thread::sleep(timeout);
+        }
+        return Ok(!container.alive());
+    };
+    let mut fds = vec![PollFd::new(pidfd, PollFlags::POLLIN)];
     if let Some(fd) = other {
         fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
     }

@@ -143,6 +143,31 @@ impl Slot {
         write().map_err(|e| Error::file(&path, e))
     }
 
+    /// Removes the slot if no keeper holds either role (both were killed together, say, and
+    /// neither removed it): both locks are taken, then the directory goes. Whether it was
+    /// removed; a slot either keeper holds is left.
+    pub fn remove_if_free(&self) -> Result<bool> {
+        let Some(active) = self.try_lock(ACTIVE)? else {
+            return Ok(false);
+        };
+        let Some(standby) = self.try_lock(STANDBY)? else {
+            return Ok(false);
+        };
+        std::fs::remove_dir_all(&self.dir).map_err(|e| Error::file(&self.dir, e))?;
+        drop((active, standby));
+        Ok(true)
+    }
+
+    /// Whether no keeper holds either role (both locks are tried and let go at once).
+    pub fn unheld(&self) -> Result<bool> {
+        let Some(active) = self.try_lock(ACTIVE)? else {
+            return Ok(false);
+        };
+        let free = self.try_lock(STANDBY)?.is_some();
+        drop(active);
+        Ok(free)
+    }
+
     /// The pid the active keeper recorded, if any.
     pub fn active_pid(&self) -> Option<i32> {
         let mut text = String::new();
@@ -178,6 +203,24 @@ mod tests {
         assert!(slot.standby_missing().expect("tries"));
         slot.record_active().expect("records");
         assert_eq!(slot.active_pid(), Some(std::process::id() as i32));
+    }
+
+    #[test]
+    fn only_a_slot_whose_roles_are_both_free_is_removed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let slot = Slot::new(dir.path().join("slot"));
+        let active = slot.claim().expect("claims");
+        assert!(!slot.remove_if_free().expect("tries"));
+        assert!(!slot.unheld().expect("tries"));
+        let standby = slot.claim().expect("claims");
+        drop(active);
+        assert!(!slot.remove_if_free().expect("tries"));
+        assert!(slot.dir().exists());
+        assert!(!slot.unheld().expect("tries"));
+        drop(standby);
+        assert!(slot.unheld().expect("tries"));
+        assert!(slot.remove_if_free().expect("tries"));
+        assert!(!slot.dir().exists());
     }
 
     #[test]

@@ -33,6 +33,9 @@ pub struct GcReport {
     pub maintenance: Vec<String>,
     /// Temporary files of writers killed half-way (records, `network create`) removed.
     pub temps_removed: usize,
+    /// Keeper slots (`<state-dir>/keepers/`) of endpoints no longer recorded, whose pair
+    /// was killed together, removed.
+    pub keeper_slots_removed: usize,
     /// What was repaired of the networks' host access (`-o host_access`), a line each, and
     /// the networks whose host access could not be repaired (gc fails then).
     pub host_access: crate::host_access::Repaired,
@@ -109,6 +112,7 @@ pub async fn gc<P: StorePolicy>(
     // A hook killed after taking a container's lock and before writing its record leaves a lock
     // file and nothing else.
     records.remove_unrecorded_locks()?;
+    report.keeper_slots_removed = crate::gc_keepers::sweep(records);
     report.host_access = crate::host_access::repair(store, unreachable, records, networks).await?;
     let leases = store.all_leases().map_err(Error::store)?;
     report

@@ -20,6 +20,7 @@ mod error;
 pub mod failpoint;
 mod files;
 mod gc;
+mod gc_keepers;
 pub mod host_access;
 mod id;
 mod id_in_use;

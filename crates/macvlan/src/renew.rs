@@ -238,8 +238,8 @@ impl<P: StorePolicy> DhcpRenewal<P> {
             return Ok(None);
         }
         let file = container.netns().map_err(|e| self.failed(e.to_string()))?;
-        let netns = Netns::from_file(file, format!("/proc/{}/ns/net", container.pid()))
-            .map_err(Error::ContainerNetns)?;
+        let netns =
+            Netns::from_file(file, container.netns_name()).map_err(Error::ContainerNetns)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
             .enable_time()

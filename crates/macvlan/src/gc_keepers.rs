@@ -1,0 +1,45 @@
+//! `gc`'s sweep of keeper slots (`<state-dir>/keepers/`, see [`Records::keeper_dir`]): a slot
+//! is removed by the last of its pair to end, so a pair killed together leaves it behind. One
+//! that no record wants any more (its container's endpoint on that DHCP network is gone) and
+//! whose roles are both free is removed; a slot a record still wants is left (a hook re-run
+//! starts its pair again in it), and so is one a keeper holds.
+
+use std::{collections::HashSet, path::PathBuf};
+
+use oci_macvlan_keeper::Slot;
+
+use crate::Records;
+
+/// Removes the stale slots (see the module); how many. Best effort: a slot that cannot be
+/// looked at or removed is left for the next `gc`.
+pub(crate) fn sweep(records: &Records) -> usize {
+    let root = records.state.join("keepers");
+    let Ok(entries) = std::fs::read_dir(&root) else {
+        return 0;
+    };
+    let Some(wanted) = wanted(records) else {
+        return 0;
+    };
+    entries
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| entry.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|entry| entry.path())
+        .filter(|path| !wanted.contains(path))
+        .filter(|path| Slot::new(path).remove_if_free().unwrap_or(false))
+        .count()
+}
+
+/// The slots of every recorded DHCP endpoint; `None` if the records cannot all be read (then
+/// nothing is swept).
+fn wanted(records: &Records) -> Option<HashSet<PathBuf>> {
+    let mut wanted = HashSet::new();
+    for id in records.list().ok()? {
+        let Some(record) = records.read(&id).ok()? else {
+            continue;
+        };
+        for endpoint in record.endpoints.iter().filter(|e| e.dhcp.is_some()) {
+            wanted.insert(records.keeper_dir(&record.container_id, &endpoint.network));
+        }
+    }
+    Some(wanted)
+}
