@@ -39,6 +39,19 @@ impl Dnsmasq {
         router: &str,
         lease: &str,
     ) -> Self {
+        Self::start_with(ns, interface, first, last, router, lease, &[])
+    }
+
+    /// [`Self::start`] with `extra` arguments for dnsmasq (a DHCPv6 `--dhcp-range=`, say).
+    pub fn start_with(
+        ns: &TestNetns,
+        interface: &str,
+        first: &str,
+        last: &str,
+        router: &str,
+        lease: &str,
+        extra: &[String],
+    ) -> Self {
         let dir = temp_dir("omt-dnsmasq-");
         let leases = dir.path().join("dnsmasq.leases");
         std::fs::write(&leases, "").unwrap();
@@ -66,7 +79,8 @@ impl Dnsmasq {
                 .arg(format!("--dhcp-option=3,{router}"))
                 .arg(format!("--dhcp-leasefile={}", leases.display()))
                 .arg(format!("--pid-file={}", pid.display()))
-                .arg(format!("--log-facility={}", log.display()));
+                .arg(format!("--log-facility={}", log.display()))
+                .args(extra);
             },
         );
         Self { server }
