@@ -195,23 +195,36 @@ fn dhcp_ipvlan_two_containers_on_one_mac_get_two_leases() {
     lan.assert_no_residue(&[NET], "after poststop");
 }
 
-/// A process that holds `ns` (`sleep` entered into it), as the kernel does while it tears a
-/// dead container's namespace down: its links, and their addresses, stay until it lets go.
-fn straggler(ns: &TestNetns) -> Child {
-    let child = Command::new("nsenter")
-        .arg(format!("--net={}", ns.path().display()))
-        .args(["sleep", "60"])
-        .spawn()
-        .unwrap();
-    let inside = std::fs::metadata(ns.path()).unwrap().ino();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let netns = std::fs::metadata(format!("/proc/{}/ns/net", child.id()));
-        if netns.is_ok_and(|n| n.ino() == inside) {
-            return child;
+/// A process that holds a namespace (`sleep` entered into it), as the kernel does while it
+/// tears a dead container's namespace down: its links, and their addresses, stay until it lets
+/// go (on drop).
+struct Straggler(Child);
+
+impl Straggler {
+    fn hold(ns: &TestNetns) -> Self {
+        let child = Command::new("nsenter")
+            .arg(format!("--net={}", ns.path().display()))
+            .args(["sleep", "60"])
+            .spawn()
+            .unwrap();
+        let straggler = Self(child);
+        let inside = std::fs::metadata(ns.path()).unwrap().ino();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let netns = std::fs::metadata(format!("/proc/{}/ns/net", straggler.0.id()));
+            if netns.is_ok_and(|n| n.ino() == inside) {
+                return straggler;
+            }
+            assert!(Instant::now() < deadline, "nsenter … sleep did not start");
+            std::thread::sleep(Duration::from_millis(5));
         }
-        assert!(Instant::now() < deadline, "nsenter … sleep did not start");
-        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+impl Drop for Straggler {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
@@ -254,21 +267,20 @@ fn dhcp_ipvlan_poststop_right_after_the_container_died_releases_its_lease() {
         lease_of(&server, &address);
         let Container { id, ns, stopped } = c;
         let own = std::fs::metadata(ns.path()).unwrap().ino();
-        let holder = slow.then(|| straggler(&ns));
+        let holder = slow.then(|| Straggler::hold(&ns));
         drop(ns);
         let mut poststop = lan.spawn_cli(&["hook", "poststop"], false);
         let mut stdin = poststop.stdin.take().unwrap();
         stdin.write_all(stopped.as_bytes()).unwrap();
         drop(stdin);
-        if let Some(mut holder) = holder {
+        if let Some(holder) = holder {
             let deadline = Instant::now() + Duration::from_secs(20);
             while !holds_another_netns(poststop.id(), &[host, own]) {
                 assert!(Instant::now() < deadline, "{id}: no RELEASE began");
                 std::thread::sleep(Duration::from_millis(2));
             }
             std::thread::sleep(Duration::from_millis(200));
-            holder.kill().unwrap();
-            holder.wait().unwrap();
+            drop(holder);
         }
         let out = poststop.wait_with_output().unwrap();
         assert!(
