@@ -293,6 +293,17 @@ fn dhcp_ipvlan_poststop_right_after_the_container_died_releases_its_lease() {
         addresses.push(address);
     }
     lan.assert_no_residue(&[NET], "after poststop");
+    // No ipvlan on the parent holds a leased address any more (neither a dead container's nor
+    // a release's scratch link): the kernel gives each to a new one.
+    let probe = TestNetns::new("omt-probe-");
+    lan.host.ip(&[
+        "link", "add", "link", "lan0", "name", "probe0", "type", "ipvlan", "mode", "l2",
+    ]);
+    lan.host
+        .ip(&["link", "set", "probe0", "netns", &probe.name]);
+    for address in &addresses {
+        probe.ip(&["addr", "add", &format!("{address}/24"), "dev", "probe0"]);
+    }
 }
 
 /// `--ipv6`: each container on the one MAC gets a DHCPv6 lease from dnsmasq beside its v4 one
