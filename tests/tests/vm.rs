@@ -17,6 +17,9 @@ mod cni;
 /// What the modules share.
 #[path = "vm/common.rs"]
 mod common;
+/// DHCP on ipvlan: dnsmasq on the LAN, two containers on one MAC, release, DHCPv6.
+#[path = "vm/dhcp.rs"]
+mod dhcp;
 /// ipvlan on this kernel: the driver's own cases.
 #[path = "vm/ipvlan.rs"]
 mod ipvlan;

@@ -1,8 +1,8 @@
 //! `cargo xtask vm`: the VM tier. This machine's kernel has no 802.1q and no dummy links, so the
 //! tests that need them (`tests/tests/vm.rs`) run inside Debian's own kernel, booted under qemu
 //! (`-accel tcg`: KVM hangs for nested guests here) with an initramfs that holds busybox, the
-//! kernel modules, iproute2 and util-linux with their shared libraries, the test binary and
-//! `oci-macvlan`. The guest runs the tests, prints cargo's summary lines and a last line
+//! kernel modules, iproute2, util-linux and dnsmasq with their shared libraries, the test binary
+//! and `oci-macvlan`. The guest runs the tests, prints cargo's summary lines and a last line
 //! `OMT-VM-EXIT <code>`, and powers off.
 
 use std::{
@@ -38,6 +38,8 @@ const PROGRAMS: &[&str] = &[
     "/usr/bin/nsenter",
     "/usr/bin/unshare",
     "/usr/bin/flock",
+    // The LAN's DHCP server of `tests/tests/vm/dhcp.rs` (Debian's dnsmasq-base).
+    "/usr/sbin/dnsmasq",
 ];
 /// How long the guest may take, boot to power-off.
 const GUEST_TIMEOUT: Duration = Duration::from_secs(1200);
@@ -191,6 +193,14 @@ fn initramfs(work: &Path, kernel: &Kernel, tests: &Path, filter: Option<&str>) -
     for program in PROGRAMS {
         copy_with_libraries(Path::new(program), &dir)?;
     }
+    // dnsmasq's `--user=root --group=root` are looked up by name.
+    fs::write(dir.join("etc/passwd"), "root:x:0:0:root:/tmp:/bin/sh\n")?;
+    fs::write(dir.join("etc/group"), "root:x:0:\n")?;
+    // A booted system's id, which a host's identity starts from (a DHCP network's needs one).
+    fs::write(
+        dir.join("etc/machine-id"),
+        "0e3c1d5a7b9f4e2d8c6a1b3d5f7e9a0c\n",
+    )?;
     let mut names = Vec::new();
     for module in MODULES {
         let name = Path::new(module).file_name().context("module name")?;

@@ -203,6 +203,27 @@ async fn up(inside: &Handle, link: &Link) -> Result<(), String> {
     }
 }
 
+/// The leased address on the link, while the container's own ipvlan (a sibling on the same
+/// parent) may still hold it, going with its namespace: the kernel refuses the address to a
+/// second ipvlan until then, as it refuses the link up for the MAC (the same bound).
+async fn add_leased(
+    inside: &Handle,
+    link: &Link,
+    address: Ipv4Addr,
+    prefix: u8,
+) -> Result<(), String> {
+    let until = Instant::now() + UP_WITHIN;
+    loop {
+        match inside.add_address(link, IpAddr::V4(address), prefix).await {
+            Ok(()) => return Ok(()),
+            Err(err) if err.errno() == Some(Errno::EADDRINUSE) && Instant::now() < until => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(err) => return Err(err.to_string()),
+        }
+    }
+}
+
 /// The RELEASE of the DHCPv6 lease `v6`, from the scratch link's link-local address.
 async fn send6(
     inside: &Handle,
@@ -244,10 +265,7 @@ async fn send(
     record: &DhcpRecord,
 ) -> Result<(), String> {
     let lease = &record.lease;
-    inside
-        .add_address(link, IpAddr::V4(lease.address), lease.prefix)
-        .await
-        .map_err(|e| e.to_string())?;
+    add_leased(inside, link, lease.address, lease.prefix).await?;
     up(inside, link).await?;
     let on_link = Ipv4Network::new(lease.address, lease.prefix)
         .map(|net| net.contains(lease.server))
