@@ -171,14 +171,27 @@ fn watched(record: &oci_macvlan_macvlan::Record) -> Option<Container> {
 }
 
 /// Removes a slot nobody holds any more (the standby ends with the container too; a slot it
-/// still holds is left for the next keeper of the same name).
+/// still holds is left for the next keeper of the same name). Both keepers of a pair end at
+/// once with their container and each tries: the one holding the active role waits a moment
+/// for the other's brief hold of the standby's to go (the other, without the active role,
+/// leaves at once), so that one of them removes it.
 fn remove_slot(slot: &Slot) {
     let Ok(oci_macvlan_keeper::Role::Active(active)) = slot.claim() else {
         return;
     };
-    if let Ok(oci_macvlan_keeper::Role::Standby(standby)) = slot.claim() {
-        let _ = std::fs::remove_dir_all(slot.dir());
-        drop(standby);
+    for _ in 0..REMOVE_TRIES {
+        match slot.claim() {
+            Ok(oci_macvlan_keeper::Role::Standby(standby)) => {
+                let _ = std::fs::remove_dir_all(slot.dir());
+                drop(standby);
+                break;
+            }
+            Ok(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            Err(_) => break,
+        }
     }
     drop(active);
 }
+
+/// How often [`remove_slot`] tries the standby's role (20 ms apart).
+const REMOVE_TRIES: u32 = 25;
