@@ -227,8 +227,10 @@ impl Handle {
     }
 
     /// Deletes the route to `destination/prefix_len` through `link`, via `gateway` (none: the
-    /// one straight onto the link), as `ip route del` does (any protocol or scope); whether it
-    /// was there. A route already gone, or its link, is not an error; nor are a destination
+    /// one straight onto the link), of the protocol this crate adds routes with (`static`), in
+    /// any scope; whether it was there. The kernel's own routes (`proto kernel`: a link's
+    /// connected subnet) are never matched, so a lease that once named the link's own subnet
+    /// and then drops it leaves the subnet reachable. A route already gone, or its link, is not an error; nor are a destination
     /// and a gateway of two families, which no route has.
     pub async fn delete_route(
         &self,
@@ -260,7 +262,7 @@ impl Handle {
                 builder.build()
             }
         };
-        route.header.protocol = RouteProtocol::Unspec;
+        route.header.protocol = RouteProtocol::Static;
         route.header.scope = RouteScope::NoWhere;
         match self.inner.route().del(route).execute().await {
             Ok(()) => Ok(true),
