@@ -81,3 +81,31 @@ fn an_attach_dying_or_failing_at_any_step_leaves_no_lease_at_the_server() {
         }
     }
 }
+
+/// A hook killed between the server's ACK and the full record (review 27, 1c), whose
+/// container then goes without a poststop: `gc` takes it back, and the offer noted on the
+/// record before the REQUEST gets its RELEASE.
+#[privileged]
+fn a_hook_killed_after_the_ack_leaves_gc_a_lease_to_release() {
+    let lan = Lan::new();
+    let kea = Kea::start(&lan.router, &kea_config());
+    create_dhcp_network(&lan, &[]);
+    let container = TestNetns::new("omt-ctr-");
+    let creating = state_with_hostname(&lan, "k1", &container, "creating", "web");
+    let out = lan.cli_with(
+        &failpoints_binary(),
+        &[("OCI_MACVLAN_FAILPOINTS", "attach:net:dhcp-acked=kill")],
+        &["hook"],
+        creating.as_bytes(),
+    );
+    assert_eq!(out.code, -1, "not killed: {}", out.stderr);
+    assert_eq!(live_leases(&kea).len(), 1, "Kea leased nothing");
+    drop(container);
+    lan.cli_ok(&["gc"], "");
+    let start = Instant::now();
+    while !live_leases(&kea).is_empty() && start.elapsed() < Duration::from_secs(3) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(live_leases(&kea), Vec::<String>::new(), "Kea still leases");
+    lan.assert_no_residue(&[NET], "after gc");
+}

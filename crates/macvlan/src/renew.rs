@@ -316,9 +316,12 @@ impl<P: StorePolicy> DhcpRenewal<P> {
             dhcp.renewal = Renewal::default();
             return Ok((Renewed::Moved { from: None, to }, dhcp));
         }
+        // A lease that ran out has no address to send from: the kernel took it at the end of
+        // its lifetime (the client's first tick says Expired, sending nothing).
+        let from = (!dhcp.expired(SystemTime::now())).then_some(old);
         let socket = netns
             .open_inside(&format!("a DHCP socket on {}", link.name), || {
-                PacketLink::open(&on, Some(old))
+                PacketLink::open(&on, from)
             })
             .map_err(Error::Netlink)?;
         let mut client = Client::resume(config, dhcp.lease.clone(), seed());
