@@ -20,7 +20,13 @@ fn delete_route_leaves_the_kernels_connected_route_and_takes_its_own() {
     ns.ip(&["link", "set", "rtd1", "up"]);
     ns.ip(&["addr", "add", "10.79.0.2/24", "dev", "rtd0"]);
     ns.ip(&[
-        "route", "add", "10.80.0.0/16", "dev", "rtd0", "proto", "static",
+        "route",
+        "add",
+        "10.80.0.0/16",
+        "dev",
+        "rtd0",
+        "proto",
+        "static",
     ]);
     let routes = || ns.ip(&["-4", "route", "show", "dev", "rtd0"]);
     assert!(

@@ -33,6 +33,7 @@ use std::{
     time::{Duration, SystemTime},
 };
 
+use ipnetwork::IpNetwork;
 use oci_macvlan_dhcp::{Client, ClientId, Config, Event, OnLink, PacketLink};
 use oci_macvlan_keeper::{Container, Duty};
 use oci_macvlan_netlink_core::{Handle, Link, Netns};
@@ -233,6 +234,7 @@ impl<P: StorePolicy> DhcpRenewal<P> {
         let Some(dhcp) = endpoint.dhcp.clone() else {
             return Ok(None);
         };
+        let others = self.other_subnets(&record, at);
         let now = SystemTime::now();
         if family.due(&dhcp, now).is_none_or(|due| due > now) {
             return Ok(None);
@@ -246,7 +248,7 @@ impl<P: StorePolicy> DhcpRenewal<P> {
             .build()
             .map_err(|e| self.failed(format!("no runtime: {e}")))?;
         let (renewed, dhcp) = match family {
-            Family::V4 => runtime.block_on(self.exchange(&netns, &endpoint, dhcp))?,
+            Family::V4 => runtime.block_on(self.exchange(&netns, &endpoint, dhcp, &others))?,
             Family::V6 => runtime.block_on(self.exchange6(&netns, &endpoint, dhcp))?,
         };
         record.endpoints[at].dhcp = Some(dhcp);
@@ -271,6 +273,7 @@ impl<P: StorePolicy> DhcpRenewal<P> {
         netns: &Netns,
         endpoint: &RecordedEndpoint,
         mut dhcp: DhcpRecord,
+        others: &[IpNetwork],
     ) -> Result<(Renewed, DhcpRecord)> {
         let (container, link) = self.link(netns, endpoint).await?;
         let mac = link
@@ -309,7 +312,7 @@ impl<P: StorePolicy> DhcpRenewal<P> {
             let lease = oci_macvlan_dhcp::acquire(&mut client, &socket, EXCHANGE)
                 .map_err(exchange_failed)?;
             let to = IpAddr::V4(lease.address);
-            self.apply(netns, &container, &link, endpoint, None, &lease)
+            self.apply(netns, &container, &link, endpoint, None, &lease, others)
                 .await
                 .inspect_err(|err| decline_refused(netns, &on, &mut client, err))?;
             dhcp.lease = lease;
@@ -336,7 +339,7 @@ impl<P: StorePolicy> DhcpRenewal<P> {
                 self.extend(&container, &link, (IpAddr::V4(old), lease.prefix), lifetime)
                     .await?;
                 // Another router or other routes: the link's follow.
-                self.reroute(netns, &container, &link, &dhcp.lease, &lease)
+                self.reroute(netns, &container, &link, (&dhcp.lease, &lease), others)
                     .await?;
                 let renewed = Renewed::Extended {
                     address: IpAddr::V4(old),
@@ -347,9 +350,17 @@ impl<P: StorePolicy> DhcpRenewal<P> {
             }
             Event::Extended(lease) | Event::Bound(lease) => {
                 let (from, to) = (IpAddr::V4(old), IpAddr::V4(lease.address));
-                self.apply(netns, &container, &link, endpoint, Some(from), &lease)
-                    .await
-                    .inspect_err(|err| decline_refused(netns, &on, &mut client, err))?;
+                self.apply(
+                    netns,
+                    &container,
+                    &link,
+                    endpoint,
+                    Some(from),
+                    &lease,
+                    others,
+                )
+                .await
+                .inspect_err(|err| decline_refused(netns, &on, &mut client, err))?;
                 dhcp.lease = lease;
                 Renewed::Moved {
                     from: Some(from),

@@ -16,7 +16,7 @@ use crate::{
     kernel::Kernel,
     record::RecordedEndpoint,
     source::dhcp::acquired,
-    wire::{Route, source_routes},
+    wire::{Route, source_routes_among},
 };
 
 impl<P: StorePolicy> DhcpRenewal<P> {
@@ -146,6 +146,7 @@ impl<P: StorePolicy> DhcpRenewal<P> {
         endpoint: &RecordedEndpoint,
         old: Option<IpAddr>,
         lease: &DhcpLease,
+        others: &[IpNetwork],
     ) -> Result<()> {
         let ip = IpAddr::V4(lease.address);
         let address = IpNetwork::new(ip, lease.prefix)
@@ -162,7 +163,8 @@ impl<P: StorePolicy> DhcpRenewal<P> {
         let got = acquired(lease, address);
         // The link's routes went with its old address; a default route another network of
         // the container holds stays its own (the kernel says EEXIST: the first one wins), and
-        // then the lease's routes take no short cut past it (`wire::source_routes`).
+        // then the lease's routes take no short cut past it, nor into another endpoint's subnet
+        // (`wire::source_routes_among`, as at attach).
         let mut holds_default = false;
         if let Some(gateway) = got.gateway {
             match kernel.add_route(link, &Route::DefaultVia(gateway)).await {
@@ -171,7 +173,7 @@ impl<P: StorePolicy> DhcpRenewal<P> {
                 Err(err) => return Err(self.configure(link, err)),
             }
         }
-        for route in source_routes(&got.routes, holds_default) {
+        for route in source_routes_among(&got.routes, holds_default, others) {
             exists_ok(kernel.add_route(link, &route).await)
                 .map_err(|err| self.configure(link, err))?;
         }

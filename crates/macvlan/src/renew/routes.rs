@@ -2,8 +2,8 @@
 //! router (option 3) or other classless static routes (option 121). The link's routes follow,
 //! as `wire` would have made them for the new lease: the default route via the new gateway
 //! when this link held the old one (or no link holds one: the first network with a default
-//! route wins), the lease's routes through `wire::source_routes` (no default among them, none
-//! shorter than /8 unless this link holds the default). Routes the old lease gave and the new
+//! route wins), the lease's routes through `wire::source_routes_among` (no default among them, none
+//! shorter than /8 unless this link holds the default, none into another endpoint's subnet). Routes the old lease gave and the new
 //! one does not are deleted; the rest stay (no gap in the container's traffic).
 
 use std::net::{IpAddr, Ipv4Addr};
@@ -18,7 +18,7 @@ use crate::{
     endpoint::real::Real,
     kernel::Kernel,
     source::dhcp::acquired,
-    wire::{Route, source_routes},
+    wire::{Route, source_routes, source_routes_among},
 };
 
 /// A route's destination and gateway, as `delete_route` takes them.
@@ -41,8 +41,8 @@ impl<P: StorePolicy> DhcpRenewal<P> {
         netns: &Netns,
         container: &Handle,
         link: &Link,
-        old: &DhcpLease,
-        new: &DhcpLease,
+        (old, new): (&DhcpLease, &DhcpLease),
+        others: &[IpNetwork],
     ) -> Result<()> {
         let ip = IpAddr::V4(new.address);
         let address = IpNetwork::new(ip, new.prefix)
@@ -88,7 +88,7 @@ impl<P: StorePolicy> DhcpRenewal<P> {
                 }
             }
         }
-        let keep: Vec<Route> = source_routes(&will.routes, holds).collect();
+        let keep: Vec<Route> = source_routes_among(&will.routes, holds, others).collect();
         for route in source_routes(&was.routes, true) {
             if keep.contains(&route) {
                 continue;
@@ -114,5 +114,45 @@ impl<P: StorePolicy> DhcpRenewal<P> {
             }
         }
         Ok(())
+    }
+}
+
+impl<P: StorePolicy> DhcpRenewal<P> {
+    /// The subnets of the container's endpoints other than the one at `at`, as the attach's
+    /// `wire::other_subnets` gathers them: their networks' pools and DHCP `--subnet`s, and the
+    /// addresses their leases gave. A renewed lease's routes stay out of them.
+    pub(super) fn other_subnets(
+        &self,
+        record: &crate::record::Record,
+        at: usize,
+    ) -> Vec<IpNetwork> {
+        let mut others = Vec::new();
+        for (_, endpoint) in record
+            .endpoints
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != at)
+        {
+            if let Ok(net) = self.networks.load(&endpoint.network) {
+                others.extend(net.pools.iter().map(|p| p.subnet));
+                if let Some(dhcp) = &net.dhcp {
+                    others.extend(dhcp.subnet.map(IpNetwork::V4));
+                    others.extend(dhcp.subnet6.map(IpNetwork::V6));
+                }
+            }
+            if let Some(dhcp) = &endpoint.dhcp {
+                let lease = &dhcp.lease;
+                others.extend(
+                    IpNetwork::new(IpAddr::V4(lease.address), lease.prefix)
+                        .and_then(|a| IpNetwork::new(a.network(), a.prefix()))
+                        .ok(),
+                );
+                if let Some(v6) = &dhcp.v6 {
+                    let address = crate::source::dhcp6::address(v6);
+                    others.extend(IpNetwork::new(address.network(), address.prefix()).ok());
+                }
+            }
+        }
+        others
     }
 }
