@@ -93,15 +93,17 @@ pub fn acquire(client: &mut Client, socket: &PacketLink, timeout: Duration) -> R
 }
 
 /// [`acquire`], with `note` told, once an offer is taken and before its REQUEST goes out, the
-/// lease that offer would give (its address, prefix, router, server and offered length from
-/// now): a caller that writes it down can give back a lease the server commits even if it dies
-/// before the ACK is read. An `Err` from `note` ends the exchange ([`Error::Unnoted`]) with no
-/// REQUEST sent. After a NAK the exchange starts again, and the next offer is noted too.
+/// lease that offer would give (`Some`: its address, prefix, router, server and offered length
+/// from now): a caller that writes it down can give back a lease the server commits even if it
+/// dies before the ACK is read. An `Err` from `note` ends the exchange ([`Error::Unnoted`]) with
+/// no REQUEST sent. A NAK of that REQUEST is told as `None` (the server holds nothing for the
+/// offer: a caller must not give it back, its address may be another client's now); the
+/// exchange starts again, and the next offer is noted too.
 pub fn acquire_noting(
     client: &mut Client,
     socket: &PacketLink,
     timeout: Duration,
-    note: &mut dyn FnMut(&Lease) -> std::result::Result<(), String>,
+    note: &mut dyn FnMut(Option<&Lease>) -> std::result::Result<(), String>,
 ) -> Result<Lease> {
     acquire_on(client, socket, timeout, note)
 }
@@ -110,7 +112,7 @@ fn acquire_on(
     client: &mut Client,
     socket: &impl Transport<Outgoing, MAX_FRAME>,
     timeout: Duration,
-    note: &mut dyn FnMut(&Lease) -> std::result::Result<(), String>,
+    note: &mut dyn FnMut(Option<&Lease>) -> std::result::Result<(), String>,
 ) -> Result<Lease> {
     let end = Instant::now() + timeout;
     let mut naks = 0;
@@ -161,7 +163,7 @@ fn run_noting(
     client: &mut Client,
     socket: &impl Transport<Outgoing, MAX_FRAME>,
     timeout: Duration,
-    note: &mut dyn FnMut(&Lease) -> std::result::Result<(), String>,
+    note: &mut dyn FnMut(Option<&Lease>) -> std::result::Result<(), String>,
 ) -> Result<Event> {
     let mut noting = Noting {
         client,
@@ -176,7 +178,7 @@ fn run_noting(
 /// only for another offer: one taken after the REQUESTs of the first went unanswered).
 struct Noting<'a> {
     client: &'a mut Client,
-    note: &'a mut dyn FnMut(&Lease) -> std::result::Result<(), String>,
+    note: &'a mut dyn FnMut(Option<&Lease>) -> std::result::Result<(), String>,
     /// The offer last noted: its address and server.
     noted: Option<(Ipv4Addr, Ipv4Addr)>,
 }
@@ -187,12 +189,18 @@ impl Noting<'_> {
         turn: Turn<Outgoing, Event>,
         now: SystemTime,
     ) -> Result<Turn<Outgoing, Event>> {
+        // A NAK of the noted offer's REQUEST: the server holds nothing for it (it may have
+        // given the address to another client), so the note must stop naming it.
+        if let (Some(Event::Nak(_)), Some((address, _))) = (&turn.event, self.noted) {
+            self.noted = None;
+            (self.note)(None).map_err(|why| Error::Unnoted { address, why })?;
+        }
         if let crate::State::Requesting { offer, .. } = self.client.state()
             && self.noted != Some((offer.address, offer.server))
         {
             self.noted = Some((offer.address, offer.server));
             let offered = crate::machine::offered(offer, now);
-            (self.note)(&offered).map_err(|why| Error::Unnoted {
+            (self.note)(Some(&offered)).map_err(|why| Error::Unnoted {
                 address: offered.address,
                 why,
             })?;

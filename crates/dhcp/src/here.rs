@@ -2,7 +2,9 @@
 //! the one place a macvlan container's client can never reach. The kernel passes no frame
 //! between a macvlan and its parent's own stack, so a server on the container's host hears
 //! nothing and the exchange times out (netavark's dhcp-proxy has this scar: netavark#690).
-//! A timeout says so when it is the likely cause, and `doctor` warns of it.
+//! A timeout says so when it may be the cause, and `doctor` warns of it. The socket table does
+//! not say which link a server serves (libvirt's dnsmasq on its own bridge looks the same), so
+//! the note says "if it is the one meant to serve this LAN".
 //!
 //! The answer is read from `/proc/thread-self/net/udp` (and `udp6`): the calling thread's
 //! namespace, which is the host's wherever this crate builds an error (the sockets of an
@@ -33,9 +35,9 @@ pub(crate) fn timeout_note(port: u16) -> &'static str {
         return "";
     }
     if port == V6_SERVER_PORT {
-        "; a DHCPv6 server or relay listens on this host (UDP port 547), and a macvlan container cannot reach its own host: serve it from another machine on the LAN"
+        "; a DHCPv6 server or relay listens on this host (UDP port 547): if it is the one meant to serve this LAN, a macvlan container cannot reach its own host, so serve it from another machine on the LAN"
     } else {
-        "; a DHCP server or relay listens on this host (UDP port 67), and a macvlan container cannot reach its own host: serve it from another machine on the LAN"
+        "; a DHCP server or relay listens on this host (UDP port 67): if it is the one meant to serve this LAN, a macvlan container cannot reach its own host, so serve it from another machine on the LAN"
     }
 }
 

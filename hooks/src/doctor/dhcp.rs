@@ -273,7 +273,7 @@ fn no_answer(sent: &Sent<'_>, v6: bool, refused: Option<String>) -> Check {
     if here::udp_port_bound(port) {
         // The likeliest cause, and one no LAN-side fix cures (netavark#690's scar).
         check.advice(format!(
-            "a {family} server or relay listens on this host (UDP port {port}), and a macvlan container cannot reach its own host (the kernel passes no frame between a macvlan and its parent's host): serve the containers of {} from another machine on the LAN",
+            "a {family} server or relay listens on this host (UDP port {port}): if it is the one meant to serve this LAN, a macvlan container cannot reach its own host (the kernel passes no frame between a macvlan and its parent's host), so serve the containers of {} from another machine on the LAN",
             sent.parent
         ))
     } else if v6 {

@@ -88,6 +88,26 @@ fn a_nak_of_the_request_starts_the_exchange_again() {
 }
 
 #[test]
+fn a_naked_offer_is_told_to_the_note_as_refused_before_the_next_one() {
+    let server = Naks::new(1);
+    let mut client = Client::new(config(), 1);
+    let mut told = Vec::new();
+    let lease = acquire_on(
+        &mut client,
+        &server,
+        Duration::from_secs(5),
+        &mut |offered| {
+            told.push(offered.map(|o| o.address));
+            Ok(())
+        },
+    )
+    .expect("a lease");
+    assert_eq!(lease.address, OFFERED);
+    // The first offer, its NAK (nothing held: no RELEASE for it), the second offer.
+    assert_eq!(told, [Some(OFFERED), None, Some(OFFERED)]);
+}
+
+#[test]
 fn a_server_that_naks_every_request_is_given_up_on_at_once() {
     let server = Naks::new(u32::MAX);
     let mut client = Client::new(config(), 1);
@@ -197,7 +217,8 @@ fn the_offer_is_noted_once_before_its_request_goes_out() {
         &server,
         Duration::from_secs(2),
         &mut |offered| {
-            noted.push((offered.clone(), server.got.borrow().clone()));
+            let offered = offered.cloned().expect("an offer, not a NAK");
+            noted.push((offered, server.got.borrow().clone()));
             Ok(())
         },
     )

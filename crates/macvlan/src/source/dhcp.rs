@@ -174,9 +174,21 @@ pub(super) fn acquire(store: &mut dyn LeaseStore, ask: &Ask<'_>) -> Result<Taken
                 renewal,
             };
             // The offer taken, on the endpoint's record before its REQUEST goes out.
-            let mut noted = None;
-            let mut note = |offered: &DhcpLease| {
-                let pending = record_of(offered, None, pending());
+            let mut noted: Option<DhcpRecord> = None;
+            let mut note = |offered: Option<&DhcpLease>| {
+                let pending = match (offered, noted.take()) {
+                    (Some(offered), _) => record_of(offered, None, pending()),
+                    // NAKed: the record keeps the offer but says nothing is held (no
+                    // RELEASE for it: its address may be another client's now).
+                    (None, Some(mut refused)) => {
+                        refused.renewal.unbound = true;
+                        if let Some(note) = &ask.note {
+                            (note.0)(&refused).map_err(|err| crate::one_line(&err))?;
+                        }
+                        return Ok(());
+                    }
+                    (None, None) => return Ok(()),
+                };
                 if let Some(note) = &ask.note {
                     (note.0)(&pending).map_err(|err| crate::one_line(&err))?;
                 }
