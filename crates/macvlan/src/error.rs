@@ -4,6 +4,7 @@ use oci_macvlan_ipam as ipam;
 use oci_macvlan_netlink_core as netlink;
 
 mod definition;
+mod dhcp;
 mod driver;
 mod kind;
 mod locate;
@@ -11,6 +12,7 @@ mod state;
 mod text;
 
 pub use definition::DefinitionError;
+pub use dhcp::DhcpError;
 pub use driver::DriverError;
 pub(crate) use driver::invalid;
 pub use kind::ErrorKind;
@@ -334,57 +336,9 @@ pub enum Error {
         /// The network's `-o static_ips`.
         allowed: String,
     },
-    /// A static address asked for on a network whose DHCP server hands out the addresses.
-    #[error(
-        "address {ip} may not be asked for on network {network}: its DHCP server hands out the addresses (--ipam-driver dhcp)"
-    )]
-    StaticIpWithDhcp {
-        /// The address asked for.
-        ip: IpAddr,
-        /// The network.
-        network: String,
-    },
-    /// The DHCP exchange of an endpoint gave no lease (no answer in time, a NAK, a socket).
-    #[error("no address from DHCP on network {network}")]
-    Dhcp {
-        /// The network.
-        network: String,
-        /// What the client said (it names the link and the timeout).
-        #[source]
-        source: Box<oci_macvlan_dhcp::Error>,
-    },
-    /// The DHCPv6 exchange of an endpoint (`--ipv6`) gave no lease.
-    #[error("no IPv6 address from DHCPv6 on network {network}")]
-    Dhcp6 {
-        /// The network.
-        network: String,
-        /// What the v6 client said (it names the link and the timeout).
-        #[source]
-        source: Box<oci_macvlan_dhcp::v6::Error>,
-    },
-    /// A DHCP lease's renewal could not be carried out (the container's link or namespace is
-    /// not what its record says); retried by the renewer at a bounded backoff.
-    #[error("renewing the DHCP lease of container {container} on network {network}: {reason}")]
-    DhcpRenewal {
-        /// The network.
-        network: String,
-        /// The container.
-        container: String,
-        /// Why.
-        reason: String,
-    },
-    /// The address a DHCP server leased is held by another container of this host.
-    #[error(
-        "the DHCP server of network {network} leased {ip}, which container {holder} holds here"
-    )]
-    DhcpAddressHeld {
-        /// The network.
-        network: String,
-        /// The address.
-        ip: IpAddr,
-        /// Who holds it.
-        holder: String,
-    },
+    /// The DHCP address source or its renewer failed ([`DhcpError`]).
+    #[error(transparent)]
+    Dhcp(#[from] DhcpError),
     /// An address cannot be probed on the LAN because the parent is not up.
     #[error(
         "cannot probe the LAN for address {ip} of network {network}: its parent {parent} is {state}, so no holder could answer: try again once {parent} is up, or create the network with -o address_probe=off"

@@ -55,7 +55,7 @@ mod wiring;
 pub use detach::detach;
 pub use disconnect::disconnect;
 pub use endpoint::{Endpoint, attach};
-pub use error::{DefinitionError, Error, ErrorKind, Result, StateError, cut, one_line};
+pub use error::{DefinitionError, DhcpError, Error, ErrorKind, Result, StateError, cut, one_line};
 pub use files::{Durability, Put, check_private_dir, open_own, write_atomic};
 pub use gc::{GcReport, gc};
 pub use id::{ContainerId, IdRef, check_container_id};

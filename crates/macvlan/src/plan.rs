@@ -171,10 +171,10 @@ pub(crate) fn plan_with<'a>(req: &AttachRequest<'a>, secret: Option<&[u8]>) -> R
         let mut mac = driver.mac(&net.name, req.container_id, att.mac)?;
         if net.dhcp.is_some() {
             if let Some(ip) = att.static_ips.first() {
-                return Err(Error::StaticIpWithDhcp {
+                return Err(Error::Dhcp(crate::DhcpError::StaticIp {
                     ip: *ip,
                     network: net.name.clone(),
-                });
+                }));
             }
             if let (Mac::Own(_), None, Some(secret)) = (mac, att.mac, secret) {
                 mac = Mac::Own(MacAddr(oci_macvlan_dhcp::ClientId::default_mac(

@@ -217,11 +217,11 @@ impl<P: StorePolicy> DhcpRenewal<P> {
     }
 
     fn failed(&self, reason: impl Into<String>) -> Error {
-        Error::DhcpRenewal {
+        Error::Dhcp(crate::DhcpError::Renewal {
             network: self.network.clone(),
             container: self.container_id.to_string(),
             reason: reason.into(),
-        }
+        })
     }
 
     /// One act on `family`'s lease (see the module); `Ok(None)`: nothing was due (another
@@ -297,9 +297,11 @@ impl<P: StorePolicy> DhcpRenewal<P> {
             index: link.index,
             mac: mac.0,
         };
-        let exchange_failed = |source: oci_macvlan_dhcp::Error| Error::Dhcp {
-            network: self.network.clone(),
-            source: Box::new(source),
+        let exchange_failed = |source: oci_macvlan_dhcp::Error| {
+            Error::Dhcp(crate::DhcpError::Exchange {
+                network: self.network.clone(),
+                source: Box::new(source),
+            })
         };
         let old = dhcp.lease.address;
         if dhcp.renewal.unbound {

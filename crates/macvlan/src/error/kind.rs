@@ -34,6 +34,7 @@ impl Error {
             | Self::ParentOfOtherDriver { .. } => ErrorKind::Conflict,
             Self::Driver(err) => err.kind(),
             Self::Locate(err) => err.kind(),
+            Self::Dhcp(err) => err.kind(),
             Self::ParentLink(oci_macvlan_vlan::LinkError::Name(_)) => ErrorKind::Invalid,
             Self::NetworkNotFound(_) | Self::ProcessGone { .. } | Self::NotConnected { .. } => {
                 ErrorKind::NotFound
@@ -61,8 +62,7 @@ impl Error {
             | Self::HostLinkConflict { .. }
             | Self::SubnetInOtherStore { .. }
             | Self::RemovedNetworkLeft { .. }
-            | Self::StoresClash { .. }
-            | Self::DhcpAddressHeld { .. } => ErrorKind::Conflict,
+            | Self::StoresClash { .. } => ErrorKind::Conflict,
             Self::Lease { source, .. } => ipam_kind(source),
             Self::Configure { source, .. }
                 if source.errno() == Some(netlink::Errno::EADDRINUSE) =>
@@ -78,7 +78,6 @@ impl Error {
             | Self::AmbiguousNetwork { .. }
             | Self::ParentAltName { .. }
             | Self::StaticIpNotAllowed { .. }
-            | Self::StaticIpWithDhcp { .. }
             | Self::NetnsNotTheContainers { .. } => ErrorKind::Invalid,
             // Every variant is named: a new one must be placed here, never fall into a
             // catch-all.
@@ -96,9 +95,6 @@ impl Error {
             | Self::HostRoutes { .. }
             | Self::CheckAddresses { .. }
             | Self::ProbeParentDown { .. }
-            | Self::Dhcp { .. }
-            | Self::Dhcp6 { .. }
-            | Self::DhcpRenewal { .. }
             | Self::Injected(_) => ErrorKind::System,
         }
     }

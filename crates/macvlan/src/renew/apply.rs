@@ -113,11 +113,11 @@ impl<P: StorePolicy> DhcpRenewal<P> {
             })
             .map_err(Error::store)?;
         if let Some(other) = held {
-            return Err(Error::DhcpAddressHeld {
+            return Err(Error::Dhcp(crate::DhcpError::AddressHeld {
                 network: self.network.clone(),
                 ip,
                 holder: format!("{} ({})", other.owner.container_id, other.network),
-            });
+            }));
         }
         if let Some(old) = old.filter(|old| *old != ip) {
             store.release_ips(&owner, &[old]).map_err(Error::store)?;

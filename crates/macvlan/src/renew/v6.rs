@@ -63,9 +63,11 @@ impl<P: StorePolicy> DhcpRenewal<P> {
                 .filter(|h| v6::message::fqdn(h).is_ok()),
             subnet: record.subnet.map(|s| (s.network(), s.prefix())),
         };
-        let failed6 = |source: v6::Error| Error::Dhcp6 {
-            network: self.network.clone(),
-            source: Box::new(source),
+        let failed6 = |source: v6::Error| {
+            Error::Dhcp(crate::DhcpError::Exchange6 {
+                network: self.network.clone(),
+                source: Box::new(source),
+            })
         };
         let socket = dhcp6::open(netns, &link.name, link.index)
             .map_err(Error::Netlink)?

@@ -64,10 +64,10 @@ fn ipvlan_flag(kind: ChildKind<'_>) -> Option<String> {
 }
 
 fn failed6(network: &str, source: oci_macvlan_dhcp::v6::Error) -> Refused {
-    refused(Error::Dhcp6 {
+    refused(Error::Dhcp(crate::DhcpError::Exchange6 {
         network: network.to_owned(),
         source: Box::new(source),
-    })
+    }))
 }
 
 /// A noted offer's renewal: pending (see [`Renewal::pending`]).
@@ -92,10 +92,10 @@ fn refused(error: Error) -> Refused {
 pub(super) fn acquire(store: &mut dyn LeaseStore, ask: &Ask<'_>) -> Result<Taken, Refused> {
     let net = ask.network;
     let failed = |source: oci_macvlan_dhcp::Error| {
-        refused(Error::Dhcp {
+        refused(Error::Dhcp(crate::DhcpError::Exchange {
             network: net.name.clone(),
             source: Box::new(source),
-        })
+        }))
     };
     let (Some(dhcp), Some(link)) = (net.dhcp, ask.link) else {
         return Err(failed(oci_macvlan_dhcp::Error::Build(
@@ -287,11 +287,13 @@ pub(super) fn acquire(store: &mut dyn LeaseStore, ask: &Ask<'_>) -> Result<Taken
     match held {
         Ok(None) => {}
         Ok(Some((ip, other))) => {
-            return Err(give_back(refused(Error::DhcpAddressHeld {
-                network: net.name.clone(),
-                ip,
-                holder: format!("{} ({})", other.owner.container_id, other.network),
-            })));
+            return Err(give_back(refused(Error::Dhcp(
+                crate::DhcpError::AddressHeld {
+                    network: net.name.clone(),
+                    ip,
+                    holder: format!("{} ({})", other.owner.container_id, other.network),
+                },
+            ))));
         }
         Err(source) => {
             return Err(give_back(Refused {

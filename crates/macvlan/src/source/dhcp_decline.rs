@@ -73,7 +73,7 @@ pub(super) fn decline_held(ask: &Ask<'_>, record: &mut DhcpRecord, ip: IpAddr) {
 pub(crate) fn decline_refused(netns: &Netns, on: &OnLink, client: &mut Client, err: &Error) {
     if !matches!(
         err,
-        Error::AddressOnLan { .. } | Error::DhcpAddressHeld { .. }
+        Error::AddressOnLan { .. } | Error::Dhcp(crate::DhcpError::AddressHeld { .. })
     ) {
         return;
     }
