@@ -129,6 +129,17 @@ impl Handle {
 
     /// Adds the default route of `gateway`'s family via `gateway` on `link`.
     pub async fn add_default_route(&self, link: &Link, gateway: IpAddr) -> Result<()> {
+        self.default_route(link, gateway, false).await
+    }
+
+    /// Replaces the default route of `gateway`'s family with one via `gateway` on `link` (`ip
+    /// route replace default`), in one step: the table never lacks a default route, and if the
+    /// kernel refuses the new one the old one stays.
+    pub async fn replace_default_route(&self, link: &Link, gateway: IpAddr) -> Result<()> {
+        self.default_route(link, gateway, true).await
+    }
+
+    async fn default_route(&self, link: &Link, gateway: IpAddr, replace: bool) -> Result<()> {
         let route = match gateway {
             IpAddr::V4(gw) => RouteMessageBuilder::<Ipv4Addr>::new()
                 .gateway(gw)
@@ -139,13 +150,22 @@ impl Handle {
                 .output_interface(link.index)
                 .build(),
         };
-        self.add_route(route)
-            .await
-            .map_err(|source| Error::AddDefaultRoute {
-                link: link.name.clone(),
-                gateway,
-                source,
-            })
+        let added = if replace {
+            self.inner
+                .route()
+                .add(route)
+                .replace()
+                .execute()
+                .await
+                .map_err(KernelError::from)
+        } else {
+            self.add_route(route).await
+        };
+        added.map_err(|source| Error::AddDefaultRoute {
+            link: link.name.clone(),
+            gateway,
+            source,
+        })
     }
 
     /// Adds the default route of a family straight onto `link`, without gateway (`ip route add

@@ -66,13 +66,28 @@ impl<P: StorePolicy> DhcpRenewal<P> {
             .any(|r| r.destination == any && r.oif == link.index);
         let mut holds = held;
         if was.gateway != will.gateway {
-            if let Some(gateway) = was.gateway.filter(|_| held) {
-                container
-                    .delete_route(link, any, Some(gateway))
-                    .await
-                    .map_err(configure)?;
+            match (held, will.gateway) {
+                // In one step: no moment without a default route, and the old one stays if
+                // the kernel refuses the new one.
+                (true, Some(gateway)) => {
+                    container
+                        .replace_default_route(link, gateway)
+                        .await
+                        .map_err(configure)?;
+                }
+                (true, None) => {
+                    if let Some(gateway) = was.gateway {
+                        container
+                            .delete_route(link, any, Some(gateway))
+                            .await
+                            .map_err(configure)?;
+                    }
+                    holds = false;
+                }
+                (false, _) => {}
             }
-            holds = false;
+        }
+        if was.gateway != will.gateway && !held {
             if let Some(gateway) = will.gateway {
                 let host = Handle::current().map_err(Error::Netlink)?;
                 let kernel = Real {

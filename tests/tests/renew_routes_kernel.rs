@@ -1,0 +1,105 @@
+//! Privileged tier: the netlink-core calls the DHCP renewer moves a link's routes with.
+//! `delete_route` (the routes a lease no longer names) deletes only routes of the protocol it
+//! adds them with (`static`), never the kernel's connected route of the link's own subnet: a
+//! server whose option 121 once named that subnet, and then dropped it, must not cut the link
+//! off its LAN. `replace_default_route` (another router) moves the default route in one step,
+//! and leaves the old one when the kernel refuses the new one.
+
+#![allow(clippy::unwrap_used)]
+
+use std::net::IpAddr;
+
+use oci_macvlan_netlink_core::Handle;
+use oci_macvlan_tests::{TestNetns, privileged};
+
+#[privileged]
+fn delete_route_leaves_the_kernels_connected_route_and_takes_its_own() {
+    let ns = TestNetns::new("rtdel");
+    ns.ip(&[
+        "link", "add", "rtd0", "type", "veth", "peer", "name", "rtd1",
+    ]);
+    ns.ip(&["link", "set", "rtd0", "up"]);
+    ns.ip(&["link", "set", "rtd1", "up"]);
+    ns.ip(&["addr", "add", "10.79.0.2/24", "dev", "rtd0"]);
+    ns.ip(&[
+        "route",
+        "add",
+        "10.80.0.0/16",
+        "dev",
+        "rtd0",
+        "proto",
+        "static",
+    ]);
+    let routes = || ns.ip(&["-4", "route", "show", "dev", "rtd0"]);
+    assert!(
+        routes().contains("10.79.0.0/24 proto kernel"),
+        "{}",
+        routes()
+    );
+    let deleted = ns.inside(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                let handle = Handle::current().unwrap();
+                let link = handle.link_by_name("rtd0").await.unwrap().unwrap();
+                let net = |ip: &str, prefix: u8| (ip.parse::<IpAddr>().unwrap(), prefix);
+                (
+                    handle
+                        .delete_route(&link, net("10.79.0.0", 24), None)
+                        .await
+                        .unwrap(),
+                    handle
+                        .delete_route(&link, net("10.80.0.0", 16), None)
+                        .await
+                        .unwrap(),
+                )
+            })
+    });
+    assert_eq!(deleted, (false, true), "{}", routes());
+    let left = routes();
+    assert!(left.contains("10.79.0.0/24 proto kernel"), "{left}");
+    assert!(!left.contains("10.80.0.0/16"), "{left}");
+}
+
+#[privileged]
+fn replace_default_route_moves_it_in_one_step_and_keeps_it_on_a_refusal() {
+    let ns = TestNetns::new("rtrep");
+    ns.ip(&[
+        "link", "add", "rtr0", "type", "veth", "peer", "name", "rtr1",
+    ]);
+    ns.ip(&["link", "set", "rtr0", "up"]);
+    ns.ip(&["link", "set", "rtr1", "up"]);
+    ns.ip(&["addr", "add", "10.81.0.2/24", "dev", "rtr0"]);
+    ns.ip(&[
+        "route",
+        "add",
+        "default",
+        "via",
+        "10.81.0.1",
+        "proto",
+        "static",
+    ]);
+    let defaults = || ns.ip(&["-4", "route", "show", "default"]);
+    let replace = |gateway: &str| {
+        let gateway: IpAddr = gateway.parse().unwrap();
+        ns.inside(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(async {
+                    let handle = Handle::current().unwrap();
+                    let link = handle.link_by_name("rtr0").await.unwrap().unwrap();
+                    handle.replace_default_route(&link, gateway).await.is_ok()
+                })
+        })
+    };
+    assert!(replace("10.81.0.9"), "{}", defaults());
+    assert_eq!(defaults().lines().count(), 1, "{}", defaults());
+    assert!(defaults().contains("via 10.81.0.9"), "{}", defaults());
+    // A gateway the link cannot reach: refused, and the default route stays.
+    assert!(!replace("10.99.0.1"), "{}", defaults());
+    assert!(defaults().contains("via 10.81.0.9"), "{}", defaults());
+}
