@@ -24,65 +24,16 @@ use nix::{
 };
 use oci_macvlan_tests::{
     Lan, TestNetns,
-    dhcp_lan::{
-        NET, create_dhcp_network, kea_config, last_leased, record, released, state_with_hostname,
-    },
+    dhcp_lan::{NET, create_dhcp_network, kea_config, last_leased, record, released},
     kea::Kea,
-    kea6::{Kea6, Kea6Config},
+    kea6::Kea6,
     privileged,
 };
 use serde_json::Value;
 
-const SUBNET6: &str = "2001:db8:77::/64";
-
-/// The router's link ready for Kea 6: its link-local address usable at once (no DAD), and an
-/// address of `SUBNET6`.
-fn router_v6(lan: &Lan) {
-    lan.router.sysctl("net/ipv6/conf/rtr/accept_dad", "0");
-    // Made again on link-up, now without DAD.
-    lan.router.ip(&["link", "set", "rtr", "down"]);
-    lan.router.ip(&["link", "set", "rtr", "up"]);
-    lan.router
-        .ip(&["addr", "add", "2001:db8:77::1/64", "dev", "rtr", "nodad"]);
-}
-
-fn kea6_config() -> Kea6Config {
-    Kea6Config {
-        interface: "rtr".into(),
-        subnet: SUBNET6.into(),
-        pool: "2001:db8:77::100-2001:db8:77::1ff".into(),
-        preferred_lifetime: 300,
-        valid_lifetime: 600,
-        renew_timer: 150,
-        rebind_timer: 240,
-        unicast: None,
-    }
-}
-
-fn hook(lan: &Lan, id: &str, netns: &TestNetns, status: &str) -> oci_macvlan_tests::Outcome {
-    lan.cli(
-        &["hook"],
-        &state_with_hostname(lan, id, netns, status, "web1"),
-    )
-}
-
-/// The container's global v6 addresses on `eth0` (`ADDR/PREFIX`).
-fn v6_addresses(netns: &TestNetns) -> Vec<String> {
-    netns
-        .addresses("eth0")
-        .into_iter()
-        .filter(|a| a.contains(':'))
-        .collect()
-}
-
-/// Waits up to 5 s for Kea 6 to hold no lease of `address`.
-fn released6(kea: &Kea6, address: &str) -> bool {
-    let start = Instant::now();
-    while kea.lease(address).is_some() && start.elapsed() < Duration::from_secs(5) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    kea.lease(address).is_none()
-}
+#[path = "dhcp6/attach.rs"]
+mod attach;
+use attach::{SUBNET6, hook, kea6_config, released6, router_v6, v6_addresses};
 
 #[privileged]
 fn dual_stack_attach_gets_both_leases_and_poststop_releases_both() {
@@ -227,7 +178,7 @@ fn disconnect_and_gc_release_the_v6_lease() {
 /// The server knows the container by its DUID and IAID alone: a container re-created on a
 /// host that lost its state (its record gone, as a state dir on tmpfs after a reboot) asks
 /// under the same identity and gets the address Kea still holds for it. (After a RELEASE,
-/// Kea 6 is free to give another one: the SOLICIT carries no hint of the old address.)
+/// the SOLICIT's hint asks for it again: `dhcp6_hint.rs`.)
 #[privileged]
 fn a_recreated_container_gets_its_v6_address_back() {
     let lan = Lan::new();

@@ -275,6 +275,7 @@ impl<K: Kernel> Apply<'_, K> {
                     .any(|e| e.network == planned.network && e.ifname == planned.link.name)
             });
             let source = Source::of(net);
+            let hints = self.records.state.join(crate::source::HINTS_DIR);
             let previous = self.previous.and_then(|p| {
                 p.endpoints
                     .iter()
@@ -291,6 +292,7 @@ impl<K: Kernel> Apply<'_, K> {
                 hostname: self.req.hostname,
                 previous,
                 note: None,
+                hints: Some(&hints),
             };
             let mut taken = None;
             if source.runs() == Runs::BeforeLink {

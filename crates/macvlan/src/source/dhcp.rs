@@ -160,7 +160,11 @@ pub(super) fn acquire(store: &mut dyn LeaseStore, ask: &Ask<'_>) -> Result<Taken
                 None
             };
             let config6 = super::dhcp6::config(&client_id, hostname.as_deref(), &dhcp);
-            let mut client6 = oci_macvlan_dhcp::v6::Client::new(config6, seed());
+            // The address this identity was last given, asked for again.
+            let hint = ask
+                .hints
+                .and_then(|dir| super::dhcp6_hint::read(dir, &client_id));
+            let mut client6 = oci_macvlan_dhcp::v6::Client::new(config6, seed()).with_hint(hint);
             let mut client = Client::new(config, seed());
             let record_of = |lease: &DhcpLease, v6, renewal| DhcpRecord {
                 client_id: client_id.to_hex(),
@@ -217,7 +221,12 @@ pub(super) fn acquire(store: &mut dyn LeaseStore, ask: &Ask<'_>) -> Result<Taken
             };
             let given = |v6| record_of(&lease, v6, Renewal::default());
             match v6.transpose() {
-                Ok(v6) => given(v6),
+                Ok(v6) => {
+                    if let (Some(dir), Some(v6)) = (ask.hints, &v6) {
+                        super::dhcp6_hint::write(dir, &client_id, v6.lease.address);
+                    }
+                    given(v6)
+                }
                 Err(err) => {
                     // The v4 lease is given back once the link is gone (its RELEASE goes from
                     // a link with the container's MAC).

@@ -27,7 +27,11 @@ use crate::{Error, Network, RecordedEndpoint, Records};
 pub(crate) mod allocator;
 pub mod dhcp;
 pub(crate) mod dhcp6;
+mod dhcp6_hint;
 pub(crate) mod dhcp_decline;
+
+/// The DHCPv6 source's hints, under the state dir (see `dhcp6_hint`).
+pub(crate) const HINTS_DIR: &str = dhcp6_hint::DIR;
 pub(crate) mod dhcp_links;
 mod dhcp_release;
 mod unheld;
@@ -107,6 +111,9 @@ pub(crate) struct Ask<'a> {
     pub(crate) previous: Option<&'a RecordedEndpoint>,
     /// Where a source that talks to a server notes a lease in flight, if anywhere.
     pub(crate) note: Option<Note<'a>>,
+    /// Where the DHCPv6 source keeps the address each identity was last given
+    /// (`<state-dir>/dhcp6-hints`), if anywhere.
+    pub(crate) hints: Option<&'a Path>,
 }
 
 /// Where a source that talks to a server writes down what the server may commit before it
