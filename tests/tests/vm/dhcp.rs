@@ -29,7 +29,7 @@ const NET: &str = "wifi";
 /// `--no-ping`: dnsmasq pings an address before it offers it and waits 3 s for no answer (seen
 /// in its log: 3 s from a DISCOVER to its OFFER), which the VM tier's time cannot spare.
 fn dnsmasq(lan: &Lan, v6: bool) -> Dnsmasq {
-    let mut extra = vec!["--no-ping".to_owned()];
+    let mut extra = vec!["--no-ping"];
     if v6 {
         lan.router.sysctl("net/ipv6/conf/rtr/accept_dad", "0");
         // Made again on link-up, now without DAD.
