@@ -49,11 +49,7 @@ pub fn state_with_hostname(
     hostname: &str,
 ) -> String {
     let state = lan.fake_bundle(id, &[(ANN, NET)], &netns.path(), status);
-    let config_path = lan.tmp().join(format!("bundle-{id}/config.json"));
-    let mut config: Value =
-        serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
-    config["hostname"] = hostname.into();
-    std::fs::write(&config_path, config.to_string()).unwrap();
+    set_hostname(lan, id, hostname);
     state
 }
 
