@@ -156,6 +156,8 @@ pub(super) fn acquire(store: &mut dyn LeaseStore, ask: &Ask<'_>) -> Result<Taken
             let (lease, v6) = super::dhcp6::beside(socket6.as_ref(), &mut client6, &dhcp, || {
                 oci_macvlan_dhcp::acquire(&mut client, &socket, dhcp.timeout())
             });
+            // Its release waits for a grace period of the kernel: not this run's to wait for.
+            socket.close_later();
             let lease = match (lease, socket6.as_ref(), &v6) {
                 (Ok(lease), ..) => lease,
                 (Err(err), Some(socket6), Some(Ok(_))) => {
