@@ -76,3 +76,39 @@ fn closer(keep: RawFd, wait: RawFd) -> ! {
         libc::_exit(0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        os::unix::fs::MetadataExt,
+        time::{Duration, Instant},
+    };
+
+    use super::*;
+
+    /// Whether `/proc/net/packet` (this namespace's packet sockets) lists the socket `inode`.
+    fn listed(inode: u64) -> bool {
+        let table = std::fs::read_to_string("/proc/net/packet").expect("/proc/net/packet");
+        table
+            .lines()
+            .skip(1)
+            .any(|line| line.split_whitespace().last() == Some(&inode.to_string()))
+    }
+
+    /// The socket is closed for good, by the child, which therefore ended its wait: a child that
+    /// kept the pipe's write end (or never got past its wait) would keep the socket for ever.
+    #[test]
+    fn a_packet_socket_closed_later_is_closed_by_the_child() {
+        let socket = crate::packet_socket(1, 0x0800).expect("needs root: a packet socket on lo");
+        let inode = std::fs::metadata(format!("/proc/self/fd/{}", socket.as_raw_fd()))
+            .expect("the socket's inode")
+            .ino();
+        assert!(listed(inode), "the socket is in /proc/net/packet while open");
+        close_later(socket);
+        let until = Instant::now() + Duration::from_secs(5);
+        while listed(inode) {
+            assert!(Instant::now() < until, "the socket was never closed");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
