@@ -103,7 +103,10 @@ mod tests {
         let inode = std::fs::metadata(format!("/proc/self/fd/{}", socket.as_raw_fd()))
             .expect("the socket's inode")
             .ino();
-        assert!(listed(inode), "the socket is in /proc/net/packet while open");
+        assert!(
+            listed(inode),
+            "the socket is in /proc/net/packet while open"
+        );
         close_later(socket);
         let until = Instant::now() + Duration::from_secs(5);
         while listed(inode) {
