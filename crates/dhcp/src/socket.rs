@@ -66,6 +66,14 @@ impl PacketLink {
         })
     }
 
+    /// Closes the sockets without waiting for the packet socket's release, an RCU grace period
+    /// of the kernel (milliseconds): for a process about to end (a hook), see netlink-core's
+    /// `close_later`. A drop closes them here and waits.
+    pub fn close_later(self) {
+        drop(self.udp);
+        oci_macvlan_netlink_core::close_later(self.fd);
+    }
+
     /// The link.
     pub fn link(&self) -> &OnLink {
         &self.link

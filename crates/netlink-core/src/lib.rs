@@ -10,6 +10,7 @@
 
 #![warn(missing_docs)]
 
+mod close_later;
 mod error;
 mod handle;
 mod host_route;
@@ -23,6 +24,7 @@ mod nexthop;
 mod probe;
 mod route;
 
+pub use close_later::close_later;
 pub use error::{Error, KernelError, Result};
 pub use handle::Handle;
 pub use host_route::{Router, TableRoute};

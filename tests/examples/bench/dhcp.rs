@@ -1,6 +1,9 @@
 //! The series "dhcp": the hook on a `--ipam-driver dhcp` network against dnsmasq on the LAN's
 //! router link, and the DHCP exchange alone (the same client, in-process, on a link of the
-//! same kind): the hook's own cost on a DHCP attach is the first minus the second.
+//! same kind): the hook's own cost on a DHCP attach is the first minus the second. The client
+//! runs optimized here as in the release hook (the workspace's `profile.dev.package` for
+//! `oci-macvlan-dhcp` and `dhcproto`): unoptimized, its own work would be counted as the
+//! exchange's.
 
 use std::{
     path::Path,

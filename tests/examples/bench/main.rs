@@ -28,7 +28,11 @@
 //!
 //! `OCI_MACVLAN_BENCH_BASELINE=PATH` adds another build of oci-macvlan (an earlier commit's)
 //! on the same local network, with a state dir of its own: the report gives ours / its, so a
-//! change is measured before/after in one run.
+//! change is measured before/after in one run; on the DHCP network too.
+//!
+//! `OCI_MACVLAN_BENCH_SERIES=dhcp` runs the series "dhcp" alone: the local attach it is
+//! compared with, the DHCP attach and the exchange alone (and the baseline build's local and
+//! DHCP attach), without the peers, the floors and the scale series.
 
 use std::{
     net::{IpAddr, Ipv4Addr},
@@ -56,6 +60,7 @@ const DEFAULT_CYCLES: usize = 200;
 const SCALE_CYCLES: usize = 100;
 const SCALE_SERIES: [usize; 3] = [10, 1_000, 10_000];
 const BASELINE_ENV: &str = "OCI_MACVLAN_BENCH_BASELINE";
+const SERIES_ENV: &str = "OCI_MACVLAN_BENCH_SERIES";
 
 const USAGE: &str = "usage (cargo xtask bench runs it): bench run BINARY [CYCLES] | bench plot RESULTS.json OUT.svg";
 
@@ -325,6 +330,11 @@ fn inner() -> Result<()> {
         cycles: std::env::var("OMB_CYCLES")?.parse()?,
         out: env_path("OMB_OUT")?,
     };
+    let only_dhcp = match std::env::var(SERIES_ENV).ok().as_deref() {
+        None | Some("" | "all") => false,
+        Some("dhcp") => true,
+        Some(other) => bail!("{SERIES_ENV}={other}: the series are `all` and `dhcp`"),
+    };
     let mut tools = vec![
         Tool::Ours,
         Tool::OursOnDisk,
@@ -344,6 +354,16 @@ fn inner() -> Result<()> {
     if setup.baseline.is_some() {
         tools.insert(1, Tool::Baseline);
         tools.insert(tools.len() - 3, Tool::Floor(Floor::BaselineIdle));
+        let dhcp = tools.iter().position(|&t| t == Tool::OursDhcp).unwrap_or(0);
+        tools.insert(dhcp + 1, Tool::BaselineDhcp);
+    }
+    if only_dhcp {
+        tools.retain(|t| {
+            matches!(
+                t,
+                Tool::Ours | Tool::Baseline | Tool::OursDhcp | Tool::BaselineDhcp
+            )
+        });
     }
     let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); tools.len() * 3];
     let mut exchanges = Vec::new();
@@ -398,7 +418,11 @@ fn inner() -> Result<()> {
         }
     }
     rows.push(Row::new(report::DORA, "attach", &mut exchanges));
-    let scale = scale_series(&setup)?;
+    let scale = if only_dhcp {
+        Vec::new()
+    } else {
+        scale_series(&setup)?
+    };
     let report = Report {
         cycles: setup.cycles,
         rows,

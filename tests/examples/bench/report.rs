@@ -92,6 +92,8 @@ const OURS_CNI: &str = "oci-macvlan as a CNI plugin";
 /// (`bench/dhcp.rs`): not peers; their difference is the hook's own cost on a DHCP attach.
 const OURS_DHCP: &str = "oci-macvlan, DHCP (dnsmasq)";
 pub const DORA: &str = "DHCP exchange alone (DISCOVER to ACK, in-process)";
+/// The `OCI_MACVLAN_BENCH_BASELINE` build on the DHCP network (`Tool::BaselineDhcp`).
+const BASELINE_DHCP: &str = "oci-macvlan, baseline build, DHCP (dnsmasq)";
 /// CNI's own macvlan plugin with host-local IPAM (`Tool::Cni`).
 const CNI: &str = "CNI macvlan + host-local";
 /// Another build of oci-macvlan (`OCI_MACVLAN_BENCH_BASELINE`): not a peer.
@@ -151,6 +153,7 @@ impl Report {
                     OURS_ON_ETCD,
                     OURS_CNI,
                     OURS_DHCP,
+                    BASELINE_DHCP,
                     DORA,
                     BASELINE,
                     IDLE,
@@ -184,18 +187,7 @@ impl Report {
                 ));
             }
         }
-        // The series "dhcp": the hook's own cost on a DHCP attach (the attach minus the
-        // exchange alone) against a local attach.
-        if let (Some(dhcp), Some(dora), Some(local)) = (
-            self.find(OURS_DHCP, "attach"),
-            self.find(DORA, "attach"),
-            self.find(OURS, "attach"),
-        ) {
-            out.push((
-                "oci-macvlan on DHCP minus the exchange / a local attach, attach (median)".into(),
-                (dhcp.median_ms - dora.median_ms) / local.median_ms,
-            ));
-        }
+        out.extend(self.dhcp_split());
         for (op, ratio) in self.over_ours(OURS_CNI) {
             out.push((format!("{OURS_CNI} / as a hook, {op} (median)"), ratio));
         }
@@ -257,6 +249,49 @@ impl Report {
                 ),
                 large.median_ms / small.median_ms,
             ));
+        }
+        out
+    }
+
+    /// The series "dhcp": a DHCP attach split into the exchange (the exchange alone, timed
+    /// in-process) and the rest, the hook's own cost, in ms and against a local attach of the
+    /// same build; the same for the baseline build, and this build over it.
+    fn dhcp_split(&self) -> Vec<(String, f64)> {
+        let mut out = Vec::new();
+        let Some(dora) = self.find(DORA, "attach") else {
+            return out;
+        };
+        out.push((
+            "DHCP attach: the exchange, DISCOVER to ACK (median, ms)".into(),
+            dora.median_ms,
+        ));
+        for (dhcp, local, who) in [
+            (OURS_DHCP, OURS, "oci-macvlan"),
+            (BASELINE_DHCP, BASELINE, "baseline build"),
+        ] {
+            if let (Some(dhcp), Some(local)) =
+                (self.find(dhcp, "attach"), self.find(local, "attach"))
+            {
+                let rest = dhcp.median_ms - dora.median_ms;
+                out.push((
+                    format!("{who}, DHCP attach: the rest, the hook's own cost (median, ms)"),
+                    rest,
+                ));
+                out.push((
+                    format!("{who}, DHCP attach minus the exchange / its local attach (median)"),
+                    rest / local.median_ms,
+                ));
+            }
+        }
+        for op in OPS {
+            if let (Some(ours), Some(base)) =
+                (self.find(OURS_DHCP, op), self.find(BASELINE_DHCP, op))
+            {
+                out.push((
+                    format!("oci-macvlan / baseline build, DHCP network, {op} (median)"),
+                    ours.median_ms / base.median_ms,
+                ));
+            }
         }
         out
     }

@@ -36,6 +36,9 @@ pub(super) enum Tool {
     OursCni,
     /// oci-macvlan on network `benchdhcp` (`--ipam-driver dhcp`), dnsmasq on the LAN.
     OursDhcp,
+    /// The `OCI_MACVLAN_BENCH_BASELINE` build on network `benchdhcp` (containers of ids of
+    /// their own: the server's leases of the two builds never meet).
+    BaselineDhcp,
     Cni,
     Netavark,
     /// A program that does nothing, spawned the same way: what starting a hook costs.
@@ -70,6 +73,7 @@ impl Tool {
             Self::Baseline => "oci-macvlan, baseline build",
             Self::OursCni => "oci-macvlan as a CNI plugin",
             Self::OursDhcp => "oci-macvlan, DHCP (dnsmasq)",
+            Self::BaselineDhcp => "oci-macvlan, baseline build, DHCP (dnsmasq)",
             Self::Cni => "CNI macvlan + host-local",
             Self::Netavark => "netavark macvlan",
             Self::Floor(Floor::BinTrue) => "floor: /bin/true (dynamic, glibc)",
@@ -154,7 +158,8 @@ fn invoke(
         | Tool::OursStatic
         | Tool::OursStaticNoProbe
         | Tool::OursDhcp
-        | Tool::Baseline => {
+        | Tool::Baseline
+        | Tool::BaselineDhcp => {
             let (state_dir, tag, network) = match (tool, &setup.baseline) {
                 (Tool::OursOnDisk, _) => (&setup.disk_state, "disk-", network),
                 (Tool::OursOnEtcd, _) => (&setup.state, "etcd-", "etcd"),
@@ -163,11 +168,18 @@ fn invoke(
                 (Tool::OursStaticNoProbe, _) => (&setup.state, "np-", "benchnp"),
                 (Tool::OursDhcp, _) => (&setup.state, "dhcp-", super::dhcp::NETWORK),
                 (Tool::Baseline, Some((_, state))) => (state, "baseline-", network),
+                (Tool::BaselineDhcp, Some((_, state))) => {
+                    (state, "baseline-dhcp-", super::dhcp::NETWORK)
+                }
                 _ => (&setup.state, "", network),
             };
             let binary = match (tool, &setup.baseline) {
-                (Tool::Baseline, Some((binary, _))) => binary,
+                (Tool::Baseline | Tool::BaselineDhcp, Some((binary, _))) => binary,
                 _ => &setup.binary,
+            };
+            let id = match tool {
+                Tool::BaselineDhcp => format!("b{id}"),
+                _ => id.to_owned(),
             };
             let bundle = setup.tmp.join(format!("bundle-{tag}{network}-{id}"));
             if attach {

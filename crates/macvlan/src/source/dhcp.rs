@@ -203,6 +203,8 @@ pub(super) fn acquire(store: &mut dyn LeaseStore, ask: &Ask<'_>) -> Result<Taken
             let (lease, v6) = super::dhcp6::beside(socket6.as_ref(), &mut client6, &dhcp, || {
                 oci_macvlan_dhcp::acquire_noting(&mut client, &socket, dhcp.timeout(), &mut note)
             });
+            // Its release waits for a grace period of the kernel: not this run's to wait for.
+            socket.close_later();
             // A REQUEST went out unanswered (or the ACK was refused): the server may hold
             // the offer's lease all the same, and gets it back with the rest.
             let unanswered = |err| {

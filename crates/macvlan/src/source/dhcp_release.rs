@@ -3,7 +3,7 @@
 //! server that gave the lease. By the time a lease is released (poststop, `network
 //! disconnect`, `gc`) the container's link is gone (its namespace died, or detach deleted the
 //! link first), so the RELEASE goes from a scratch namespace: a temporary link on the parent
-//! with the container's MAC and leased address, deleted with the namespace afterwards. Every
+//! with the container's MAC and leased address, gone with the namespace afterwards. Every
 //! wait is bounded; a release that cannot be sent is given up (the server's lease runs out on
 //! its own), never a reason to keep a dead container's record.
 //!
@@ -31,6 +31,8 @@ const LINK: &str = "dhcp-release";
 const UP_WITHIN: Duration = Duration::from_millis(1500);
 /// How long the server's (or router's) MAC may take to resolve: the RELEASE waits for it.
 const RESOLVED_WITHIN: Duration = Duration::from_millis(1500);
+/// The longest pause between two looks at the link's MAC or the neighbour's (the first is 1 ms).
+const MAX_PAUSE: Duration = Duration::from_millis(8);
 
 /// How long one take-back's RELEASEs may take, all of its endpoints together (what one
 /// endpoint's waits add up to: its link up, the server's ARP, the v6 link-local, the v6 REPLY).
@@ -130,9 +132,15 @@ async fn release_until(endpoint: &RecordedEndpoint, until: Instant) -> Result<()
     )
     .await
     .unwrap_or_else(|_| Err("given up at the take-back's deadline".into()));
-    // Deleted before the namespace goes, whatever happened above: its MAC is free again at
-    // once (the namespace's own teardown is the kernel's, later).
-    let _ = inside.delete_link(&link).await;
+    // An ipvlan's address is held in its parent's port until the link goes: deleted now,
+    // whatever happened above, so a container started again at once can have it. A macvlan is
+    // left to the scratch namespace's end (a deletion waits for the kernel's RCU barrier, 20-30
+    // ms every detach): its MAC is busy until then, tens of milliseconds, as the container's
+    // own link's is when its namespace died, and an attach of that MAC retries its link-up
+    // meanwhile (`wiring`).
+    if ipvlan {
+        let _ = inside.delete_link(&link).await;
+    }
     sent
 }
 
@@ -189,14 +197,18 @@ fn live(record: &DhcpRecord, now: SystemTime) -> (bool, Option<&Dhcp6Record>) {
 }
 
 /// The link up, while the container's own (the same MAC on the same parent) may still be
-/// going with its namespace: the kernel refuses a second one up until then.
+/// going with its namespace: the kernel refuses a second one up until then (its cleanup work,
+/// tens of milliseconds after the namespace died). Asked again soon, then less often: each
+/// pause is paid in full by a detach.
 async fn up(inside: &Handle, link: &Link) -> Result<(), String> {
     let until = Instant::now() + UP_WITHIN;
+    let mut pause = Duration::from_millis(1);
     loop {
         match inside.set_link_up(link).await {
             Ok(()) => return Ok(()),
             Err(err) if err.errno() == Some(Errno::EADDRINUSE) && Instant::now() < until => {
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(MAX_PAUSE);
             }
             Err(err) => return Err(err.to_string()),
         }
@@ -306,13 +318,19 @@ async fn send(
         })
         .map_err(|e| e.to_string())?;
     let mut client = Client::resume(config, lease.clone(), 0);
-    oci_macvlan_dhcp::release(&mut client, &socket).map_err(|e| e.to_string())?;
+    let sent = oci_macvlan_dhcp::release(&mut client, &socket).map_err(|e| e.to_string());
+    // A RELEASE queued for the next hop's MAC stays queued with its socket closed; the packet
+    // socket's release waits for a grace period of the kernel: not this run's to wait for.
+    socket.close_later();
+    sent?;
     resolved(inside, link, next_hop).await
 }
 
 /// Waits until the kernel knows `next_hop`'s MAC on `link`: the RELEASE it queued has left then.
+/// An answer on the LAN takes well under a millisecond: looked for soon, then less often.
 async fn resolved(inside: &Handle, link: &Link, next_hop: Ipv4Addr) -> Result<(), String> {
     let until = Instant::now() + RESOLVED_WITHIN;
+    let mut pause = Duration::from_millis(1);
     loop {
         let known = inside
             .neighbours_holding(link.index, &[IpAddr::V4(next_hop)])
@@ -324,7 +342,8 @@ async fn resolved(inside: &Handle, link: &Link, next_hop: Ipv4Addr) -> Result<()
         if Instant::now() >= until {
             return Err(format!("{next_hop} did not answer ARP"));
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(MAX_PAUSE);
     }
 }
 
