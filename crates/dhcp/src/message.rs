@@ -1,13 +1,18 @@
 //! The client's messages, built with `dhcproto`: DISCOVER, REQUEST in its three forms (selecting,
 //! renewing, rebinding) and RELEASE. Each carries the link's MAC as `chaddr`, the client
-//! identifier (option 61) and, but RELEASE, the hostname (option 12) and the parameter request
-//! list (options 1, 3, 6, 15, 51, 54, 58, 59, 121).
+//! identifier (option 61) and, but RELEASE (and DECLINE), the hostname (option 12, and as the
+//! client FQDN, option 81: RFC 4702, the name in canonical wire format, no DNS update asked of
+//! the server beyond its own policy) and the parameter request list (options 1, 3, 6, 15, 51,
+//! 54, 58, 59, 121).
 
 use std::net::Ipv4Addr;
 
 use dhcproto::{
-    Encodable,
-    v4::{DhcpOption, Flags, Message, MessageType, Opcode, OptionCode},
+    Encodable, Name,
+    v4::{
+        DhcpOption, Flags, Message, MessageType, Opcode, OptionCode,
+        fqdn::{ClientFQDN, FqdnFlags},
+    },
 };
 
 use crate::{Error, Result, machine::Config};
@@ -67,9 +72,19 @@ fn base(config: &Config, xid: u32, ciaddr: Ipv4Addr, kind: MessageType) -> Resul
                 return Err(Error::Build(format!("hostname {name:?}: {problem}")));
             }
             opts.insert(DhcpOption::Hostname(name.clone()));
+            opts.insert(DhcpOption::ClientFQDN(client_fqdn(name)?));
         }
     }
     Ok(msg)
+}
+
+/// Option 81 for `name` (checked by [`hostname_problem`]): flags with only E set (the name in
+/// canonical wire format; S clear: the client does no DNS update and asks none, N clear: the
+/// server follows its own policy), RCODE1 and RCODE2 255 (RFC 4702, 2.2).
+fn client_fqdn(name: &str) -> Result<ClientFQDN> {
+    let domain = Name::from_ascii(name)
+        .map_err(|e| Error::Build(format!("hostname {name:?} as a domain name: {e}")))?;
+    Ok(ClientFQDN::new(FqdnFlags::new(0).set_e(true), domain))
 }
 
 fn bytes(msg: &Message) -> Result<Vec<u8>> {
@@ -119,4 +134,83 @@ pub fn release(config: &Config, xid: u32, leased: Ipv4Addr, server: Ipv4Addr) ->
     let mut msg = base(config, xid, leased, MessageType::Release)?;
     msg.opts_mut().insert(DhcpOption::ServerIdentifier(server));
     bytes(&msg)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::ClientId;
+
+    /// The options of an encoded message, as `(code, value)`, read by hand (no decoder of
+    /// dhcproto's in the way).
+    fn options(bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
+        let mut found = Vec::new();
+        let mut at = 240;
+        while at < bytes.len() {
+            let code = bytes[at];
+            if code == 255 {
+                break;
+            }
+            if code == 0 {
+                at += 1;
+                continue;
+            }
+            let len = usize::from(bytes[at + 1]);
+            found.push((code, bytes[at + 2..at + 2 + len].to_vec()));
+            at += 2 + len;
+        }
+        found
+    }
+
+    fn config(hostname: Option<&str>) -> Config {
+        Config {
+            mac: [2, 0, 0, 0, 0, 1],
+            client_id: ClientId::derive(b"k", "lan", "c"),
+            hostname: hostname.map(str::to_owned),
+            broadcast: false,
+            subnet: None,
+            retry_floor: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn the_hostname_goes_as_option_12_and_as_the_client_fqdn() {
+        let sent = options(&discover(&config(Some("web1")), 7).unwrap());
+        let find = |code| {
+            sent.iter()
+                .find(|(c, _)| *c == code)
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(find(12).as_deref(), Some(&b"web1"[..]));
+        // Flags: E alone; RCODE1 and RCODE2 255; "web1" in wire format.
+        assert_eq!(
+            find(81).as_deref(),
+            Some(&[0x04, 0xff, 0xff, 4, b'w', b'e', b'b', b'1', 0][..])
+        );
+        let request = options(
+            &select(
+                &config(Some("a.b")),
+                7,
+                [10, 0, 0, 5].into(),
+                [10, 0, 0, 1].into(),
+            )
+            .unwrap(),
+        );
+        let fqdn = request
+            .iter()
+            .find(|(c, _)| *c == 81)
+            .map(|(_, v)| v.clone());
+        assert_eq!(
+            fqdn.as_deref(),
+            Some(&[0x04, 0xff, 0xff, 1, b'a', 1, b'b', 0][..])
+        );
+    }
+
+    #[test]
+    fn no_hostname_sends_neither() {
+        let sent = options(&discover(&config(None), 7).unwrap());
+        assert!(!sent.iter().any(|(c, _)| *c == 12 || *c == 81), "{sent:?}");
+    }
 }

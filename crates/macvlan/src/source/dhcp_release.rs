@@ -3,7 +3,7 @@
 //! server that gave the lease. By the time a lease is released (poststop, `network
 //! disconnect`, `gc`) the container's link is gone (its namespace died, or detach deleted the
 //! link first), so the RELEASE goes from a scratch namespace: a temporary link on the parent
-//! with the container's MAC and leased address, gone with the namespace afterwards. Every
+//! with the container's MAC and leased address, deleted before the namespace goes. Every
 //! wait is bounded; a release that cannot be sent is given up (the server's lease runs out on
 //! its own), never a reason to keep a dead container's record.
 //!
@@ -132,15 +132,12 @@ async fn release_until(endpoint: &RecordedEndpoint, until: Instant) -> Result<()
     )
     .await
     .unwrap_or_else(|_| Err("given up at the take-back's deadline".into()));
-    // An ipvlan's address is held in its parent's port until the link goes: deleted now,
-    // whatever happened above, so a container started again at once can have it. A macvlan is
-    // left to the scratch namespace's end (a deletion waits for the kernel's RCU barrier, 20-30
-    // ms every detach): its MAC is busy until then, tens of milliseconds, as the container's
-    // own link's is when its namespace died, and an attach of that MAC retries its link-up
-    // meanwhile (`wiring`).
-    if ipvlan {
-        let _ = inside.delete_link(&link).await;
-    }
+    // Deleted before the namespace goes, whatever happened above: its MAC (and an ipvlan's
+    // address, held in its parent's port) is free again at once. Left to the scratch
+    // namespace's end, it stayed busy for as long as the kernel's namespace cleanup took (tens
+    // of milliseconds idle, over the second a restarted container waits for its MAC when the
+    // machine is busy: seen in `dhcp_checks`), which is worth the 20-30 ms the deletion costs.
+    let _ = inside.delete_link(&link).await;
     sent
 }
 
