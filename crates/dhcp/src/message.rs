@@ -8,11 +8,8 @@
 use std::net::Ipv4Addr;
 
 use dhcproto::{
-    Encodable, Name,
-    v4::{
-        DhcpOption, Flags, Message, MessageType, Opcode, OptionCode,
-        fqdn::{ClientFQDN, FqdnFlags},
-    },
+    Encodable,
+    v4::{DhcpOption, Flags, Message, MessageType, Opcode, OptionCode, UnknownOption},
 };
 
 use crate::{Error, Result, machine::Config};
@@ -72,7 +69,9 @@ fn base(config: &Config, xid: u32, ciaddr: Ipv4Addr, kind: MessageType) -> Resul
                 return Err(Error::Build(format!("hostname {name:?}: {problem}")));
             }
             opts.insert(DhcpOption::Hostname(name.clone()));
-            opts.insert(DhcpOption::ClientFQDN(client_fqdn(name)?));
+            if let Some(fqdn) = client_fqdn(name) {
+                opts.insert(fqdn);
+            }
         }
     }
     Ok(msg)
@@ -80,11 +79,29 @@ fn base(config: &Config, xid: u32, ciaddr: Ipv4Addr, kind: MessageType) -> Resul
 
 /// Option 81 for `name` (checked by [`hostname_problem`]): flags with only E set (the name in
 /// canonical wire format; S clear: the client does no DNS update and asks none, N clear: the
-/// server follows its own policy), RCODE1 and RCODE2 255 (RFC 4702, 2.2).
-fn client_fqdn(name: &str) -> Result<ClientFQDN> {
-    let domain = Name::from_ascii(name)
-        .map_err(|e| Error::Build(format!("hostname {name:?} as a domain name: {e}")))?;
-    Ok(ClientFQDN::new(FqdnFlags::new(0).set_e(true), domain))
+/// server follows its own policy), RCODE1 and RCODE2 255 (RFC 4702, 2.2), and the name as a
+/// partial one (no root label: RFC 4702, 2.3.1), which a server completes with its own domain
+/// or takes as it is, unless it ends with a dot. A name with an empty label goes as option 12
+/// alone.
+fn client_fqdn(name: &str) -> Option<DhcpOption> {
+    let (body, full) = name
+        .strip_suffix('.')
+        .map_or((name, false), |body| (body, true));
+    let mut data = vec![0x04, 0xff, 0xff];
+    for label in body.split('.') {
+        let len = u8::try_from(label.len())
+            .ok()
+            .filter(|l| (1..=63).contains(l))?;
+        data.push(len);
+        data.extend_from_slice(label.as_bytes());
+    }
+    if full {
+        data.push(0);
+    }
+    Some(DhcpOption::Unknown(UnknownOption::new(
+        OptionCode::ClientFQDN,
+        data,
+    )))
 }
 
 fn bytes(msg: &Message) -> Result<Vec<u8>> {
@@ -187,7 +204,7 @@ mod tests {
         // Flags: E alone; RCODE1 and RCODE2 255; "web1" in wire format.
         assert_eq!(
             find(81).as_deref(),
-            Some(&[0x04, 0xff, 0xff, 4, b'w', b'e', b'b', b'1', 0][..])
+            Some(&[0x04, 0xff, 0xff, 4, b'w', b'e', b'b', b'1'][..])
         );
         let request = options(
             &select(
@@ -204,8 +221,19 @@ mod tests {
             .map(|(_, v)| v.clone());
         assert_eq!(
             fqdn.as_deref(),
-            Some(&[0x04, 0xff, 0xff, 1, b'a', 1, b'b', 0][..])
+            Some(&[0x04, 0xff, 0xff, 1, b'a', 1, b'b'][..])
         );
+        // A name ending with a dot is a full one (its root label sent); one with an empty
+        // label goes as option 12 alone.
+        let full = options(&discover(&config(Some("web1.")), 7).unwrap());
+        let fqdn = full.iter().find(|(c, _)| *c == 81).map(|(_, v)| v.clone());
+        assert_eq!(
+            fqdn.as_deref(),
+            Some(&[0x04, 0xff, 0xff, 4, b'w', b'e', b'b', b'1', 0][..])
+        );
+        let empty = options(&discover(&config(Some("a..b")), 7).unwrap());
+        assert!(empty.iter().any(|(c, _)| *c == 12), "{empty:?}");
+        assert!(!empty.iter().any(|(c, _)| *c == 81), "{empty:?}");
     }
 
     #[test]
