@@ -293,6 +293,7 @@ impl<K: Kernel> Apply<'_, K> {
                 previous,
                 note: None,
                 hints: Some(&hints),
+                parent: Some(parent),
             };
             let mut taken = None;
             if source.runs() == Runs::BeforeLink {

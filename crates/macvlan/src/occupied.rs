@@ -292,10 +292,14 @@ async fn holder(
         network: net.name.clone(),
         source,
     };
+    // The routes are dumped once, for the host's `local` routes and the routers both.
+    let mut routers = None;
     if host_itself {
         let mut held = host.address_holders(ips).await.map_err(failed)?;
         if held.is_empty() {
-            held = host.local_route_holders(ips).await.map_err(failed)?;
+            let (local, all) = host.local_holders_and_routers(ips).await.map_err(failed)?;
+            held = local;
+            routers = Some(all);
         }
         if let Some((index, ip)) = held.first() {
             return Ok(Some((*ip, Holder::HostLink(link_name(host, *index).await))));
@@ -310,7 +314,10 @@ async fn holder(
             .map(|l| l.index),
         None => None,
     };
-    let routers = host.routers().await.map_err(failed)?;
+    let routers = match routers {
+        Some(routers) => routers,
+        None => host.routers().await.map_err(failed)?,
+    };
     if let Some(router) = routers
         .iter()
         .find(|r| ips.contains(&r.gateway) && Some(r.oif) != own)

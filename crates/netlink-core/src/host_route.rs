@@ -129,71 +129,17 @@ impl Handle {
     /// it goes out of and the route's destination. The nexthop objects are read from the
     /// calling thread's namespace: call it on [`Handle::current`] only.
     pub async fn routers(&self) -> Result<Vec<Router>> {
+        routers_of(&self.all_routes("(all)").await?)
+    }
+
+    /// [`Self::local_route_holders`] of `addresses` and [`Self::routers`], from one dump of the
+    /// routes (an attach's check of a leased address needs both).
+    pub async fn local_holders_and_routers(
+        &self,
+        addresses: &[IpAddr],
+    ) -> Result<(Vec<(u32, IpAddr)>, Vec<Router>)> {
         let routes = self.all_routes("(all)").await?;
-        let nexthops = if routes.iter().any(|msg| {
-            msg.attributes
-                .iter()
-                .any(|a| matches!(a, RouteAttribute::NhId(_)))
-        }) {
-            crate::nexthop::nexthops().map_err(|source| Error::ListNexthops { source })?
-        } else {
-            Vec::new()
-        };
-        let mut found = Vec::new();
-        for msg in &routes {
-            let oif = oif(msg);
-            let destination = msg
-                .attributes
-                .iter()
-                .find_map(|a| match a {
-                    RouteAttribute::Destination(dst) => ip_of(dst),
-                    _ => None,
-                })
-                .map(|ip| (ip, msg.header.destination_prefix_length));
-            let mut push = |gateway: IpAddr, oif: u32| {
-                found.push(Router {
-                    gateway,
-                    oif,
-                    destination,
-                });
-            };
-            for attribute in &msg.attributes {
-                match attribute {
-                    RouteAttribute::Gateway(gateway) => {
-                        if let Some(ip) = ip_of(gateway) {
-                            push(ip, oif);
-                        }
-                    }
-                    // A router of the other family (`via inet6 …` for an IPv4 route).
-                    RouteAttribute::Via(via) => {
-                        if let Some(ip) = via_of(via) {
-                            push(ip, oif);
-                        }
-                    }
-                    RouteAttribute::MultiPath(hops) => {
-                        for hop in hops {
-                            for a in &hop.attributes {
-                                let ip = match a {
-                                    RouteAttribute::Gateway(gateway) => ip_of(gateway),
-                                    RouteAttribute::Via(via) => via_of(via),
-                                    _ => None,
-                                };
-                                if let Some(ip) = ip {
-                                    push(ip, hop.interface_index);
-                                }
-                            }
-                        }
-                    }
-                    RouteAttribute::NhId(id) => {
-                        for (ip, oif) in crate::nexthop::gateways_of(&nexthops, *id) {
-                            push(ip, oif);
-                        }
-                    }
-                    _ => {}
-                }
-            }
-        }
-        Ok(found)
+        Ok((local_holders_of(&routes, addresses), routers_of(&routes)?))
     }
 
     /// The unicast routes of the main table, both families (one dump per family): for a check a
@@ -286,27 +232,103 @@ impl Handle {
     /// it on a link (AnyIP: `ip route add local 10.9.0.0/24 dev lo`), as `(link index, address)`
     /// (0 for a route without a link). One dump of the routes, every table.
     pub async fn local_route_holders(&self, addresses: &[IpAddr]) -> Result<Vec<(u32, IpAddr)>> {
-        let mut found = Vec::new();
-        for msg in self.all_routes("(local)").await? {
-            if msg.header.kind != RouteType::Local {
-                continue;
-            }
-            let Some(destination) = msg.attributes.iter().find_map(|a| match a {
+        Ok(local_holders_of(
+            &self.all_routes("(local)").await?,
+            addresses,
+        ))
+    }
+}
+
+/// The routers of `routes` (see [`Handle::routers`]).
+fn routers_of(routes: &[RouteMessage]) -> Result<Vec<Router>> {
+    let nexthops = if routes.iter().any(|msg| {
+        msg.attributes
+            .iter()
+            .any(|a| matches!(a, RouteAttribute::NhId(_)))
+    }) {
+        crate::nexthop::nexthops().map_err(|source| Error::ListNexthops { source })?
+    } else {
+        Vec::new()
+    };
+    let mut found = Vec::new();
+    for msg in routes {
+        let oif = oif(msg);
+        let destination = msg
+            .attributes
+            .iter()
+            .find_map(|a| match a {
                 RouteAttribute::Destination(dst) => ip_of(dst),
                 _ => None,
-            }) else {
-                continue;
-            };
-            let oif = oif(&msg);
-            let prefix = msg.header.destination_prefix_length;
-            for ip in addresses {
-                if within(*ip, destination, prefix) {
-                    found.push((oif, *ip));
+            })
+            .map(|ip| (ip, msg.header.destination_prefix_length));
+        let mut push = |gateway: IpAddr, oif: u32| {
+            found.push(Router {
+                gateway,
+                oif,
+                destination,
+            });
+        };
+        for attribute in &msg.attributes {
+            match attribute {
+                RouteAttribute::Gateway(gateway) => {
+                    if let Some(ip) = ip_of(gateway) {
+                        push(ip, oif);
+                    }
                 }
+                // A router of the other family (`via inet6 …` for an IPv4 route).
+                RouteAttribute::Via(via) => {
+                    if let Some(ip) = via_of(via) {
+                        push(ip, oif);
+                    }
+                }
+                RouteAttribute::MultiPath(hops) => {
+                    for hop in hops {
+                        for a in &hop.attributes {
+                            let ip = match a {
+                                RouteAttribute::Gateway(gateway) => ip_of(gateway),
+                                RouteAttribute::Via(via) => via_of(via),
+                                _ => None,
+                            };
+                            if let Some(ip) = ip {
+                                push(ip, hop.interface_index);
+                            }
+                        }
+                    }
+                }
+                RouteAttribute::NhId(id) => {
+                    for (ip, oif) in crate::nexthop::gateways_of(&nexthops, *id) {
+                        push(ip, oif);
+                    }
+                }
+                _ => {}
             }
         }
-        Ok(found)
     }
+    Ok(found)
+}
+
+/// The `local` routes of `routes` holding one of `addresses` (see [`Handle::local_route_holders`]).
+fn local_holders_of(routes: &[RouteMessage], addresses: &[IpAddr]) -> Vec<(u32, IpAddr)> {
+    let mut found = Vec::new();
+    for msg in routes {
+        if msg.header.kind != RouteType::Local {
+            continue;
+        }
+        let Some(destination) = msg.attributes.iter().find_map(|a| match a {
+            RouteAttribute::Destination(dst) => ip_of(dst),
+            _ => None,
+        }) else {
+            continue;
+        };
+        let oif = oif(&msg);
+        let prefix = msg.header.destination_prefix_length;
+        for ip in addresses {
+            if within(*ip, destination, prefix) {
+                found.push((oif, *ip));
+            }
+        }
+    }
+    found
 }
 
 /// Whether `ip` lies in `network`/`prefix` (of its family).

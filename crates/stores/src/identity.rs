@@ -51,6 +51,12 @@ impl HostStores {
     /// if it is missing. Otherwise (a command that only reads) a missing file stays missing,
     /// and the identity has no proof.
     pub fn identity(&self, make: bool) -> Result<HostIdentity> {
+        Ok(self.identity_stored(make)?.0)
+    }
+
+    /// [`Self::identity`], and what the file holds when it was read or made (one read: an
+    /// address source's secret comes from the same).
+    fn identity_stored(&self, make: bool) -> Result<(HostIdentity, Option<Stored>)> {
         let path = self.config_dir.join(FILE);
         if let Some(given) = &self.host_id {
             check_host_id(given, "--host-id")?;
@@ -58,25 +64,26 @@ impl HostStores {
         // Twice at most: a first command that loses the race to make the file reads the winner's.
         for _ in 0..2 {
             if let Some(stored) = read(&path)? {
-                return self.agreeing(&path, &stored);
+                return Ok((self.agreeing(&path, &stored)?, Some(stored)));
             }
             let id = match &self.host_id {
                 Some(id) => id.clone(),
                 None => machine_id()?,
             };
             if !make {
-                return Ok(HostIdentity {
+                let identity = HostIdentity {
                     id,
                     proof: None,
                     kept_in: path.display().to_string(),
-                });
+                };
+                return Ok((identity, None));
             }
             let stored = Stored {
                 id,
                 secret: secret()?,
             };
             match write_new(&path, &stored) {
-                Ok(()) => return self.agreeing(&path, &stored),
+                Ok(()) => return Ok((self.agreeing(&path, &stored)?, Some(stored))),
                 Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
                 Err(source) => return Err(Error::IdentityFile { path, source }),
             }
@@ -92,10 +99,9 @@ impl HostStores {
     /// so that nothing a LAN sees tells the proof of this host's claim. The identity file is
     /// made at first use, as a write to a shared store makes it.
     pub fn source_secret(&self) -> Result<Vec<u8>> {
-        self.identity(true)?;
-        let path = self.config_dir.join(FILE);
-        let stored = read(&path)?.ok_or_else(|| Error::IdentityFile {
-            path: path.clone(),
+        let (_, stored) = self.identity_stored(true)?;
+        let stored = stored.ok_or_else(|| Error::IdentityFile {
+            path: self.config_dir.join(FILE),
             source: io::Error::other("made and gone again while it was read"),
         })?;
         let mut hash = Sha256::new();

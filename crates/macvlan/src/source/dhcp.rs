@@ -163,6 +163,7 @@ pub(super) fn acquire(store: &mut dyn LeaseStore, ask: &Ask<'_>) -> Result<Taken
             // The address this identity was last given, asked for again.
             let hint = ask
                 .hints
+                .filter(|_| dhcp.ipv6)
                 .and_then(|dir| super::dhcp6_hint::read(dir, &client_id));
             let mut client6 = oci_macvlan_dhcp::v6::Client::new(config6, seed()).with_hint(hint);
             let mut client = Client::new(config, seed());

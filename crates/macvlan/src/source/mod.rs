@@ -114,6 +114,9 @@ pub(crate) struct Ask<'a> {
     /// Where the DHCPv6 source keeps the address each identity was last given
     /// (`<state-dir>/dhcp6-hints`), if anywhere.
     pub(crate) hints: Option<&'a Path>,
+    /// The network's parent link, as the attach found it (a source that checks what a server
+    /// gave against the LAN needs it), if known.
+    pub(crate) parent: Option<&'a oci_macvlan_netlink_core::Link>,
 }
 
 /// Where a source that talks to a server writes down what the server may commit before it
@@ -228,7 +231,7 @@ impl Source {
                         crate::occupied::check_leased_probing(
                             &host,
                             ask.network,
-                            None,
+                            ask.parent,
                             &taken.new,
                             probe,
                         )
