@@ -314,7 +314,7 @@ impl<P: StorePolicy> DhcpRenewal<P> {
             let lease = oci_macvlan_dhcp::acquire(&mut client, &socket, EXCHANGE)
                 .map_err(exchange_failed)?;
             let to = IpAddr::V4(lease.address);
-            self.apply(netns, &container, &link, endpoint, None, &lease, others)
+            self.apply(netns, &container, &link, endpoint, None, (&lease, others))
                 .await
                 .inspect_err(|err| decline_refused(netns, &on, &mut client, err))?;
             dhcp.lease = lease;
@@ -358,8 +358,7 @@ impl<P: StorePolicy> DhcpRenewal<P> {
                     &link,
                     endpoint,
                     Some(from),
-                    &lease,
-                    others,
+                    (&lease, others),
                 )
                 .await
                 .inspect_err(|err| decline_refused(netns, &on, &mut client, err))?;

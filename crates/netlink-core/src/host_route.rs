@@ -320,7 +320,7 @@ fn local_holders_of(routes: &[RouteMessage], addresses: &[IpAddr]) -> Vec<(u32, 
         }) else {
             continue;
         };
-        let oif = oif(&msg);
+        let oif = oif(msg);
         let prefix = msg.header.destination_prefix_length;
         for ip in addresses {
             if within(*ip, destination, prefix) {

@@ -145,8 +145,7 @@ impl<P: StorePolicy> DhcpRenewal<P> {
         link: &Link,
         endpoint: &RecordedEndpoint,
         old: Option<IpAddr>,
-        lease: &DhcpLease,
-        others: &[IpNetwork],
+        (lease, others): (&DhcpLease, &[IpNetwork]),
     ) -> Result<()> {
         let ip = IpAddr::V4(lease.address);
         let address = IpNetwork::new(ip, lease.prefix)

@@ -87,20 +87,21 @@ impl<P: StorePolicy> DhcpRenewal<P> {
                 (false, _) => {}
             }
         }
-        if was.gateway != will.gateway && !held {
-            if let Some(gateway) = will.gateway {
-                let host = Handle::current().map_err(Error::Netlink)?;
-                let kernel = Real {
-                    host: &host,
-                    container,
-                    netns,
-                };
-                match kernel.add_route(link, &Route::DefaultVia(gateway)).await {
-                    Ok(()) => holds = true,
-                    // Another network of the container holds it: the first one wins.
-                    Err(err) if err.errno() == Some(Errno::EEXIST) => {}
-                    Err(err) => return Err(configure(err)),
-                }
+        if was.gateway != will.gateway
+            && !held
+            && let Some(gateway) = will.gateway
+        {
+            let host = Handle::current().map_err(Error::Netlink)?;
+            let kernel = Real {
+                host: &host,
+                container,
+                netns,
+            };
+            match kernel.add_route(link, &Route::DefaultVia(gateway)).await {
+                Ok(()) => holds = true,
+                // Another network of the container holds it: the first one wins.
+                Err(err) if err.errno() == Some(Errno::EEXIST) => {}
+                Err(err) => return Err(configure(err)),
             }
         }
         let keep: Vec<Route> = source_routes_among(&will.routes, holds, others).collect();
