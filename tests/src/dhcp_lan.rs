@@ -33,10 +33,15 @@ pub fn kea_config() -> KeaConfig {
 
 /// `network create --ipam-driver dhcp -o parent=lan0 EXTRA… dlan`.
 pub fn create_dhcp_network(lan: &Lan, extra: &[&str]) {
+    create_dhcp_network_named(lan, NET, extra);
+}
+
+/// `network create --ipam-driver dhcp -o parent=lan0 EXTRA… NAME`.
+pub fn create_dhcp_network_named(lan: &Lan, name: &str, extra: &[&str]) {
     let parent = format!("parent={}", Lan::PARENT);
     let mut args = vec!["network", "create", "--ipam-driver", "dhcp", "-o", &parent];
     args.extend_from_slice(extra);
-    args.push(NET);
+    args.push(name);
     lan.cli_ok(&args, "");
 }
 

@@ -48,6 +48,22 @@ impl TestNetns {
         })
     }
 
+    /// Runs the future `f` makes on a current-thread runtime on a thread inside this namespace
+    /// (see [`Self::inside`]): netlink-core's `Handle::current()` is this namespace's there.
+    pub fn block_on_inside<F>(&self, f: impl FnOnce() -> F + Send) -> F::Output
+    where
+        F: Future,
+        F::Output: Send,
+    {
+        self.inside(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(f())
+        })
+    }
+
     /// Whether one ping from inside this namespace (busybox's, the host has none) gets an answer
     /// within 2 seconds.
     pub fn ping(&self, target: &str) -> bool {

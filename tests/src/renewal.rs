@@ -125,3 +125,21 @@ pub fn attach(lan: &Lan, process: &ContainerProcess) {
         keepers(lan)
     );
 }
+
+/// The container's (process `pid`'s) v4 routes through a gateway, as `(dst, gateway, dev)`,
+/// sorted.
+pub fn gateway_routes(pid: u32) -> Vec<(String, String, String)> {
+    let shown = ip_in(pid, &["-4", "route", "show"]);
+    let mut found: Vec<_> = shown
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["gateway"].is_string())
+        .map(|r| {
+            let text = |k: &str| r[k].as_str().unwrap_or_default().to_owned();
+            (text("dst"), text("gateway"), text("dev"))
+        })
+        .collect();
+    found.sort();
+    found
+}

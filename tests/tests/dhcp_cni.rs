@@ -8,7 +8,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use oci_macvlan_tests::{
     Lan, TestNetns,
@@ -16,6 +16,7 @@ use oci_macvlan_tests::{
     dhcp_lan::{NET, create_dhcp_network, kea_config, keepers, record, released},
     kea::{Kea, KeaConfig},
     privileged,
+    renewal::wait_until,
 };
 
 fn quick() -> KeaConfig {
@@ -25,17 +26,6 @@ fn quick() -> KeaConfig {
         rebind_timer: 20,
         ..kea_config()
     }
-}
-
-fn wait_until(within: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let until = Instant::now() + within;
-    while Instant::now() < until {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    done()
 }
 
 /// The DHCPREQUESTs Kea received from `address` (renewals: unicast from the leased address).

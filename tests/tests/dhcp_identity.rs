@@ -7,7 +7,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-use oci_macvlan_tests::{Lan, TestNetns, dnsmasq::Dnsmasq, privileged};
+use oci_macvlan_tests::{
+    Lan, TestNetns, dhcp_lan::create_dhcp_network_named, dnsmasq::Dnsmasq, privileged,
+};
 use serde_json::Value;
 
 const NET: &str = "dlan";
@@ -25,19 +27,7 @@ fn dnsmasq(lan: &Lan, interface: &str) -> Dnsmasq {
 }
 
 fn create_dhcp_network(lan: &Lan) {
-    let parent = format!("parent={}", Lan::PARENT);
-    lan.cli_ok(
-        &[
-            "network",
-            "create",
-            "--ipam-driver",
-            "dhcp",
-            "-o",
-            &parent,
-            NET,
-        ],
-        "",
-    );
+    create_dhcp_network_named(lan, NET, &[]);
 }
 
 /// Attaches container `id` in `netns` (status `creating`), or detaches it (`stopped`).

@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::{
     sys::signal::{Signal, kill},
@@ -16,20 +16,10 @@ use oci_macvlan_tests::{
     dhcp_lan::{NET, create_dhcp_network, kea_config, keepers},
     kea::Kea,
     privileged,
+    renewal::wait_until,
 };
 
 const ANN: &str = "oci-macvlan.networks";
-
-fn wait_until(within: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let until = Instant::now() + within;
-    while Instant::now() < until {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    done()
-}
 
 /// Attaches container `id` (process `process`) and waits for its keeper pair.
 fn attach(lan: &Lan, id: &str, process: &ContainerProcess) {

@@ -18,7 +18,7 @@ use oci_macvlan_tests::{
     dnsmasq::Dnsmasq,
     kea::{Kea, KeaConfig},
     privileged,
-    renewal::{addresses, attach, ip_in, keepers, now, secs, wait_until},
+    renewal::{addresses, attach, gateway_routes, ip_in, keepers, now, secs, wait_until},
 };
 use serde_json::Value;
 
@@ -309,21 +309,12 @@ fn expiry_unanswered_takes_the_address_and_its_routes_off_then_discovery_again()
     assert_eq!(lan.leased(NET), 1);
 }
 
-/// The v4 routes in the container other than the subnet's own, as `(dst, gateway)`.
+/// The v4 routes in the container through a gateway, as `(dst, gateway)`.
 fn routes(pid: u32) -> Vec<(String, String)> {
-    let shown = ip_in(pid, &["-4", "route", "show"]);
-    let mut found: Vec<(String, String)> = shown
-        .as_array()
+    gateway_routes(pid)
         .into_iter()
-        .flatten()
-        .filter(|r| r["gateway"].is_string())
-        .map(|r| {
-            let text = |k: &str| r[k].as_str().unwrap_or_default().to_owned();
-            (text("dst"), text("gateway"))
-        })
-        .collect();
-    found.sort();
-    found
+        .map(|(dst, gateway, _)| (dst, gateway))
+        .collect()
 }
 
 /// A server restarted mid-lease with another router, then with other option-121 routes, then

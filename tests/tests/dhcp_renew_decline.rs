@@ -5,13 +5,14 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use oci_macvlan_tests::{
     ContainerProcess, Lan,
     dhcp_lan::{NET, create_dhcp_network, kea_config, record},
     kea::{Kea, KeaConfig},
     privileged,
+    renewal::wait_until,
 };
 
 const ANN: &str = "oci-macvlan.networks";
@@ -19,17 +20,6 @@ const ANN: &str = "oci-macvlan.networks";
 const HOSTS: &str = "192.168.77.120";
 /// What Kea logs for a DECLINE it takes.
 const DECLINED: &str = "DHCP4_DECLINE_LEASE Received";
-
-fn wait_until(within: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < within {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    done()
-}
 
 #[privileged]
 fn a_renewal_that_leases_the_hosts_address_declines_it() {

@@ -14,27 +14,10 @@ use oci_macvlan_tests::{
     dhcp_lan::{NET, create_dhcp_network, kea_config},
     kea::{Kea, KeaConfig},
     privileged,
-    renewal::{ip_in, wait_until},
+    renewal::{gateway_routes as routes, wait_until},
 };
 
 const ANN: &str = "oci-macvlan.networks";
-
-/// The container's v4 routes through a gateway, as `(dst, gateway, dev)`.
-fn routes(pid: u32) -> Vec<(String, String, String)> {
-    let shown = ip_in(pid, &["-4", "route", "show"]);
-    let mut found: Vec<_> = shown
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|r| r["gateway"].is_string())
-        .map(|r| {
-            let text = |k: &str| r[k].as_str().unwrap_or_default().to_owned();
-            (text("dst"), text("gateway"), text("dev"))
-        })
-        .collect();
-    found.sort();
-    found
-}
 
 #[privileged]
 fn a_renewed_route_into_another_networks_subnet_is_left_out() {

@@ -22,6 +22,7 @@ use oci_macvlan_tests::{
     dnsmasq::Dnsmasq,
     kea::Kea,
     privileged,
+    renewal::wait_until,
 };
 use serde_json::Value;
 
@@ -64,17 +65,6 @@ fn eth0(pid: u32) -> (String, Vec<String>) {
         .collect();
     let mac = link["address"].as_str().unwrap_or_default().to_owned();
     (mac, addresses)
-}
-
-fn wait_until(within: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let until = Instant::now() + within;
-    while Instant::now() < until {
-        if done() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    done()
 }
 
 fn id(i: usize) -> String {

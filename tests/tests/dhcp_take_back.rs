@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use oci_macvlan_tests::{
     Lan, TestNetns,
-    dhcp_lan::{kea_config, live_leases},
+    dhcp_lan::{create_dhcp_network_named, kea_config, live_leases},
     kea::Kea,
     privileged,
 };
@@ -24,20 +24,8 @@ const WITHIN: Duration = Duration::from_millis(3500);
 fn a_containers_releases_run_at_once_under_one_deadline() {
     let lan = Lan::new();
     let kea = Kea::start(&lan.router, &kea_config());
-    let parent = format!("parent={}", Lan::PARENT);
     for net in NETS {
-        lan.cli_ok(
-            &[
-                "network",
-                "create",
-                "--ipam-driver",
-                "dhcp",
-                "-o",
-                &parent,
-                net,
-            ],
-            "",
-        );
+        create_dhcp_network_named(&lan, net, &[]);
     }
     let container = TestNetns::new("omt-ctr-");
     let networks = NETS.join(",");

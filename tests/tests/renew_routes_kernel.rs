@@ -12,15 +12,20 @@ use std::net::IpAddr;
 use oci_macvlan_netlink_core::Handle;
 use oci_macvlan_tests::{TestNetns, privileged};
 
+/// A namespace with a veth pair `NAME0`/`NAME1`, both up, `address` on `NAME0`.
+fn veth(prefix: &str, name: &str, address: &str) -> TestNetns {
+    let ns = TestNetns::new(prefix);
+    let (a, b) = (format!("{name}0"), format!("{name}1"));
+    ns.ip(&["link", "add", &a, "type", "veth", "peer", "name", &b]);
+    ns.ip(&["link", "set", &a, "up"]);
+    ns.ip(&["link", "set", &b, "up"]);
+    ns.ip(&["addr", "add", address, "dev", &a]);
+    ns
+}
+
 #[privileged]
 fn delete_route_leaves_the_kernels_connected_route_and_takes_its_own() {
-    let ns = TestNetns::new("rtdel");
-    ns.ip(&[
-        "link", "add", "rtd0", "type", "veth", "peer", "name", "rtd1",
-    ]);
-    ns.ip(&["link", "set", "rtd0", "up"]);
-    ns.ip(&["link", "set", "rtd1", "up"]);
-    ns.ip(&["addr", "add", "10.79.0.2/24", "dev", "rtd0"]);
+    let ns = veth("rtdel", "rtd", "10.79.0.2/24");
     ns.ip(&[
         "route",
         "add",
@@ -36,26 +41,20 @@ fn delete_route_leaves_the_kernels_connected_route_and_takes_its_own() {
         "{}",
         routes()
     );
-    let deleted = ns.inside(|| {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(async {
-                let handle = Handle::current().unwrap();
-                let link = handle.link_by_name("rtd0").await.unwrap().unwrap();
-                let net = |ip: &str, prefix: u8| (ip.parse::<IpAddr>().unwrap(), prefix);
-                (
-                    handle
-                        .delete_route(&link, net("10.79.0.0", 24), None)
-                        .await
-                        .unwrap(),
-                    handle
-                        .delete_route(&link, net("10.80.0.0", 16), None)
-                        .await
-                        .unwrap(),
-                )
-            })
+    let deleted = ns.block_on_inside(|| async {
+        let handle = Handle::current().unwrap();
+        let link = handle.link_by_name("rtd0").await.unwrap().unwrap();
+        let net = |ip: &str, prefix: u8| (ip.parse::<IpAddr>().unwrap(), prefix);
+        (
+            handle
+                .delete_route(&link, net("10.79.0.0", 24), None)
+                .await
+                .unwrap(),
+            handle
+                .delete_route(&link, net("10.80.0.0", 16), None)
+                .await
+                .unwrap(),
+        )
     });
     assert_eq!(deleted, (false, true), "{}", routes());
     let left = routes();
@@ -65,13 +64,7 @@ fn delete_route_leaves_the_kernels_connected_route_and_takes_its_own() {
 
 #[privileged]
 fn replace_default_route_moves_it_in_one_step_and_keeps_it_on_a_refusal() {
-    let ns = TestNetns::new("rtrep");
-    ns.ip(&[
-        "link", "add", "rtr0", "type", "veth", "peer", "name", "rtr1",
-    ]);
-    ns.ip(&["link", "set", "rtr0", "up"]);
-    ns.ip(&["link", "set", "rtr1", "up"]);
-    ns.ip(&["addr", "add", "10.81.0.2/24", "dev", "rtr0"]);
+    let ns = veth("rtrep", "rtr", "10.81.0.2/24");
     ns.ip(&[
         "route",
         "add",
@@ -84,16 +77,10 @@ fn replace_default_route_moves_it_in_one_step_and_keeps_it_on_a_refusal() {
     let defaults = || ns.ip(&["-4", "route", "show", "default"]);
     let replace = |gateway: &str| {
         let gateway: IpAddr = gateway.parse().unwrap();
-        ns.inside(|| {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap()
-                .block_on(async {
-                    let handle = Handle::current().unwrap();
-                    let link = handle.link_by_name("rtr0").await.unwrap().unwrap();
-                    handle.replace_default_route(&link, gateway).await.is_ok()
-                })
+        ns.block_on_inside(|| async {
+            let handle = Handle::current().unwrap();
+            let link = handle.link_by_name("rtr0").await.unwrap().unwrap();
+            handle.replace_default_route(&link, gateway).await.is_ok()
         })
     };
     assert!(replace("10.81.0.9"), "{}", defaults());
