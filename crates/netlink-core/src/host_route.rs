@@ -132,13 +132,14 @@ impl Handle {
         routers_of(&self.all_routes("(all)").await?)
     }
 
-    /// [`Self::local_route_holders`] of `addresses` and [`Self::routers`], from one dump of the
-    /// routes (an attach's check of a leased address needs both).
+    /// [`Self::local_route_holders`] of `addresses` and those of [`Self::routers`] that can be
+    /// one of them, from one dump of the routes (an attach's check of a leased address needs
+    /// both): IPv4's routes only, for IPv4 addresses.
     pub async fn local_holders_and_routers(
         &self,
         addresses: &[IpAddr],
     ) -> Result<(Vec<(u32, IpAddr)>, Vec<Router>)> {
-        let routes = self.all_routes("(all)").await?;
+        let routes = self.routes_for("(all)", addresses).await?;
         Ok((local_holders_of(&routes, addresses), routers_of(&routes)?))
     }
 
@@ -178,11 +179,25 @@ impl Handle {
     /// Every route of the namespace, both families, every table (one dump per family); `link`
     /// names what the caller looks for, in the error.
     async fn all_routes(&self, link: &str) -> Result<Vec<RouteMessage>> {
+        self.routes_of_families(link, true).await
+    }
+
+    /// The routes of every table whose gateways can be `addresses`: IPv4's, and IPv6's too
+    /// when one of `addresses` is IPv6 (an IPv4 route may go via an IPv6 router, `RTA_VIA`;
+    /// the kernel takes no IPv6 route via an IPv4 one). An IPv4 lease's check dumps half.
+    async fn routes_for(&self, link: &str, addresses: &[IpAddr]) -> Result<Vec<RouteMessage>> {
+        self.routes_of_families(link, addresses.iter().any(IpAddr::is_ipv6))
+            .await
+    }
+
+    /// The routes of every table: IPv4's, and IPv6's when `ipv6` (one dump per family).
+    async fn routes_of_families(&self, link: &str, ipv6: bool) -> Result<Vec<RouteMessage>> {
         let mut routes = Vec::new();
-        for family in [
-            RouteMessageBuilder::<Ipv4Addr>::new().build(),
-            RouteMessageBuilder::<Ipv6Addr>::new().build(),
-        ] {
+        let families = [
+            Some(RouteMessageBuilder::<Ipv4Addr>::new().build()),
+            ipv6.then(|| RouteMessageBuilder::<Ipv6Addr>::new().build()),
+        ];
+        for family in families.into_iter().flatten() {
             let mut dump = self.inner.route().get(family).execute();
             while let Some(msg) = dump.try_next().await.map_err(|err| Error::ListRoutes {
                 link: link.to_owned(),
@@ -198,8 +213,16 @@ impl Handle {
     /// link's own address (`IFA_LOCAL` when there is one: a point-to-point address's
     /// `IFA_ADDRESS` is its peer's). One dump of the namespace's addresses: for `network
     /// create`, `gc`, and an attach that asks for a static address.
+    /// Only one family's addresses are dumped when `addresses` are all of it.
     pub async fn address_holders(&self, addresses: &[IpAddr]) -> Result<Vec<(u32, IpAddr)>> {
-        let mut all = self.all_addresses().await?;
+        let family = if addresses.iter().all(IpAddr::is_ipv4) {
+            AddressFamily::Inet
+        } else if addresses.iter().all(IpAddr::is_ipv6) {
+            AddressFamily::Inet6
+        } else {
+            AddressFamily::Unspec
+        };
+        let mut all = self.addresses_of(family).await?;
         all.retain(|(_, ip)| addresses.contains(ip));
         Ok(all)
     }
@@ -207,9 +230,16 @@ impl Handle {
     /// Every address a link of this namespace carries, as `(link index, address)` (a
     /// point-to-point address's own end). One dump: for `network create` and `gc`.
     pub async fn all_addresses(&self) -> Result<Vec<(u32, IpAddr)>> {
+        self.addresses_of(AddressFamily::Unspec).await
+    }
+
+    /// [`Self::all_addresses`] of one family (`Unspec`: both).
+    async fn addresses_of(&self, family: AddressFamily) -> Result<Vec<(u32, IpAddr)>> {
         let list = |err: rtnetlink::Error| Error::ListAddresses { source: err.into() };
         let mut found = Vec::new();
-        let mut dump = self.inner.address().get().execute();
+        let mut request = self.inner.address().get();
+        request.message_mut().header.family = family;
+        let mut dump = request.execute();
         while let Some(msg) = dump.try_next().await.map_err(list)? {
             let local = msg.attributes.iter().find_map(|attr| match attr {
                 AddressAttribute::Local(ip) => Some(*ip),
