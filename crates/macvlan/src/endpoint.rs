@@ -315,13 +315,13 @@ impl<K: Kernel> Apply<'_, K> {
                 parent,
                 planned,
             };
+            let mut before = None;
             let taken = match taken {
                 Some(taken) => taken,
                 None => {
                     // A source that talks on the link needs it up.
-                    wiring
-                        .up_for_source(&wire(planned, &[], default_routed))
-                        .await?;
+                    let up = before.insert(wire(planned, &[], default_routed));
+                    wiring.up_for_source(up).await?;
                     ask.link = Some(LinkAt {
                         netns: self.req.netns,
                         ifname: &link.name,
@@ -378,7 +378,7 @@ impl<K: Kernel> Apply<'_, K> {
                 endpoints.iter().map(|e| e.addresses.clone()).collect();
             let others = other_subnets(&plan.networks, i, &wired_so_far);
             let wired = wire_among(planned, &taken.acquired, default_routed, &others);
-            wiring.apply(&wired).await?;
+            wiring.apply(&wired, before.as_ref()).await?;
             default_routed = wired.default_routed;
             if planned.host_link.is_some() {
                 self.route_host(store, net, parent, &wired, &taken.new, undo)

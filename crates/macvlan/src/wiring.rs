@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use oci_macvlan_netlink_core::{Errno, Link};
+use oci_macvlan_netlink_core::{Errno, Link, Sysctl};
 
 use crate::{
     Error, Result, failpoint, kernel::Kernel, mac::Mac, plan::PlannedNetwork, wire::Wired,
@@ -19,8 +19,10 @@ pub(crate) struct Wiring<'a, K> {
 }
 
 impl<K: Kernel> Wiring<'_, K> {
-    /// Sends `wired` to the kernel.
-    pub(crate) async fn apply(&self, wired: &Wired<'_>) -> Result<()> {
+    /// Sends `wired` to the kernel. On a link that [`Self::up_for_source`] set up with
+    /// `before`'s settings (when given), those settings are not written again, nor is the link
+    /// set up again.
+    pub(crate) async fn apply(&self, wired: &Wired<'_>, before: Option<&Wired<'_>>) -> Result<()> {
         let link = self.link;
         let configure = |source| Error::Configure {
             network: self.planned.network.clone(),
@@ -41,11 +43,26 @@ impl<K: Kernel> Wiring<'_, K> {
             .map_err(configure)?;
         }
         failpoint::hit("attach:net:addressed")?;
-        self.kernel
-            .write_sysctls(&wired.sysctls)
-            .map_err(configure)?;
+        let written = |c: &Sysctl<'_>| {
+            before.is_some_and(|b| {
+                b.sysctls
+                    .iter()
+                    .any(|d| d.key == c.key && d.value == c.value)
+            })
+        };
+        let sysctls: Vec<Sysctl<'_>> = wired
+            .sysctls
+            .iter()
+            .filter(|c| !written(c))
+            .cloned()
+            .collect();
+        if !sysctls.is_empty() {
+            self.kernel.write_sysctls(&sysctls).map_err(configure)?;
+        }
         failpoint::hit("attach:net:configured")?;
-        self.up().await?;
+        if before.is_none() {
+            self.up().await?;
+        }
         failpoint::hit("attach:net:up")?;
         for route in &wired.routes {
             exists_ok(self.kernel.add_route(link, route).await).map_err(configure)?;

@@ -42,7 +42,7 @@ fn a_leased_address_is_added_with_the_leases_lifetime_and_extended() {
         ..acquired("10.1.0.5/24", None).remove(0)
     }];
     let wired = wire(planned, &leased, DefaultRouted::default());
-    block_on(wiring.apply(&wired)).unwrap();
+    block_on(wiring.apply(&wired, None)).unwrap();
     let calls = fake.take_calls();
     assert_eq!(calls[0], add(Some(Duration::from_secs(600))), "{calls:?}");
     // Added again with a renewed lifetime: taken, not refused as there already.
@@ -51,7 +51,7 @@ fn a_leased_address_is_added_with_the_leases_lifetime_and_extended() {
         ..leased[0].clone()
     }];
     let wired = wire(planned, &renewed, DefaultRouted::default());
-    block_on(wiring.apply(&wired)).unwrap();
+    block_on(wiring.apply(&wired, None)).unwrap();
     assert_eq!(fake.take_calls()[0], add(Some(Duration::from_secs(900))));
     // A static address has no lifetime.
     let wired = wire(

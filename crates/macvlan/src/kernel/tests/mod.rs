@@ -463,6 +463,7 @@ fn a_failure_at_each_step_is_undone_to_nothing() {
     }
 }
 
+mod after_source;
 mod connect;
 mod internal;
 mod kinds;
