@@ -292,19 +292,34 @@ fn a_killed_standby_is_replaced_and_a_third_keeper_leaves() {
     });
     // Not the 10 s recheck nor an act (a minute away): the standby's pidfd woke the keeper.
     s.until(Duration::from_secs(3), "a new standby", |s| s.paired());
+    let ended = || -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(s.dir.path())
+            .expect("dir")
+            .filter_map(|e| e.ok()?.file_name().to_str().map(String::from))
+            .filter(|n| n.starts_with("ended."))
+            .collect();
+        names.sort();
+        names
+    };
+    // `paired` tries each lock and lets it go: a replacement standby that tried the standby's
+    // lock in that instant found it held and left as a third keeper does ("Taken").
+    let before = ended();
+    for name in &before {
+        let why = std::fs::read_to_string(s.dir.path().join(name)).expect("ended");
+        assert_eq!(why, "Taken", "{name}");
+    }
     let third = s.start_keeper();
     assert!(s.reap(third).success());
-    let ended: Vec<String> = std::fs::read_dir(s.dir.path())
-        .expect("dir")
-        .filter_map(|e| e.ok()?.file_name().to_str().map(String::from))
-        .filter(|n| n.starts_with("ended."))
-        .collect();
-    assert_eq!(ended, [format!("ended.{third}")]);
+    let mut expected = before.clone();
+    expected.push(format!("ended.{third}"));
+    expected.sort();
+    assert_eq!(ended(), expected, "only the third keeper left");
     assert_eq!(
-        std::fs::read_to_string(s.dir.path().join(&ended[0])).expect("ended"),
+        std::fs::read_to_string(s.dir.path().join(format!("ended.{third}"))).expect("ended"),
         "Taken"
     );
     assert_eq!(s.slot().active_pid(), Some(active));
+    assert!(s.paired(), "the pair is whole after the third keeper left");
 }
 
 #[test]
