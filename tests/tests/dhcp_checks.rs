@@ -58,6 +58,50 @@ fn a_lease_of_the_hosts_own_address_is_refused() {
     );
 }
 
+/// The host's address on a link that is down (not the parent).
+const ON_A_DOWN_LINK: &str = "192.168.77.122";
+
+/// The host's address on a link that is down is still the host's: the check of an IPv4 lease
+/// finds it by its `local` route, which the kernel keeps while the link is down.
+#[privileged]
+fn a_lease_of_the_hosts_address_on_a_down_link_is_refused() {
+    let lan = Lan::new();
+    lan.host.ip(&[
+        "link", "add", "omtdown0", "type", "veth", "peer", "name", "omtdown1",
+    ]);
+    lan.host.ip(&[
+        "addr",
+        "add",
+        &format!("{ON_A_DOWN_LINK}/32"),
+        "dev",
+        "omtdown0",
+    ]);
+    let kea = Kea::start(
+        &lan.router,
+        &KeaConfig {
+            pool: format!("{ON_A_DOWN_LINK} - {ON_A_DOWN_LINK}"),
+            ..kea_config()
+        },
+    );
+    create_dhcp_network(&lan, &["--ipam-opt", "dhcp_timeout=5s"]);
+    let container = TestNetns::new("omt-ctr-");
+    let out = lan.cli(
+        &["hook"],
+        &state_with_hostname(&lan, "c1", &container, "creating", "web1"),
+    );
+    assert_ne!(out.code, 0, "attached with the host's address");
+    let line = out.stderr.trim();
+    assert!(
+        line.contains(ON_A_DOWN_LINK) && line.contains("omtdown0"),
+        "{line}"
+    );
+    assert!(container.link("eth0").is_none(), "the link was left");
+    assert!(
+        kea.declined(ON_A_DOWN_LINK),
+        "Kea's lease of {ON_A_DOWN_LINK} is not declined"
+    );
+}
+
 /// A machine of the LAN (here the router's namespace) holds the address Kea leases, and the
 /// host never talked to it: only the probe finds it.
 const NEIGHBOURS: &str = "192.168.77.121";
