@@ -65,6 +65,9 @@ struct Record<'a> {
     outcome: &'static str,
     exit: u8,
     duration_ms: f64,
+    /// The part of `duration_ms` spent waiting for DHCP servers' answers, when an exchange ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dhcp_wait_ms: Option<f64>,
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     networks: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -125,6 +128,9 @@ impl Invocation {
             outcome,
             exit,
             duration_ms: millis(self.started.elapsed()),
+            dhcp_wait_ms: Some(oci_macvlan_macvlan::source::dhcp::server_wait())
+                .filter(|waited| !waited.is_zero())
+                .map(millis),
             networks: &self.networks,
             error,
             hook_pid: std::process::id(),

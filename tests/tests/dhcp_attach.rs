@@ -57,6 +57,11 @@ fn attach_leases_from_the_lans_server_and_poststop_releases_it() {
         container.ping(Lan::GATEWAY),
         "the container cannot reach its router"
     );
+    // The journal tells the wait for the server from the hook's own time.
+    let attached = lan.journal().pop().unwrap();
+    let waited = attached["dhcp_wait_ms"].as_f64().expect("dhcp_wait_ms");
+    let took = attached["duration_ms"].as_f64().unwrap();
+    assert!(waited > 0.0 && waited < took, "{attached}");
 
     // Kea's lease: the link's MAC, our client identifier, the OCI hostname.
     let lease = kea
@@ -98,6 +103,9 @@ fn attach_leases_from_the_lans_server_and_poststop_releases_it() {
         &state_with_hostname(&lan, "c1", &container, "creating", "web1"),
     );
     assert_eq!(container.addresses("eth0"), addresses);
+    let rerun = lan.journal().pop().unwrap();
+    assert_eq!(rerun["action"], "attach", "{rerun}");
+    assert!(rerun.get("dhcp_wait_ms").is_none(), "no exchange: {rerun}");
     assert_eq!(
         kea.received("DHCPRELEASE"),
         releases,
@@ -150,6 +158,14 @@ fn no_server_fails_in_its_timeout_naming_the_link_and_leaves_nothing() {
         "{line}"
     );
     assert!(container.link("eth0").is_none(), "the link was left");
+    // Nearly all of it was the wait for an answer, and the journal says so.
+    let failed = lan.journal().pop().unwrap();
+    assert_eq!(failed["outcome"], "error", "{failed}");
+    let waited = failed["dhcp_wait_ms"].as_f64().expect("dhcp_wait_ms");
+    assert!(
+        (1900.0..=failed["duration_ms"].as_f64().unwrap()).contains(&waited),
+        "{failed}"
+    );
     lan.assert_no_residue(&[NET], "after a DHCP timeout");
 }
 

@@ -38,6 +38,9 @@ pub(crate) trait Machine {
         len: usize,
         now: SystemTime,
     ) -> Result<Turn<Self::Out, Self::Event>, Self::Error>;
+    /// Told after each message the loop sent, before it waits for the answer: time the
+    /// server takes, which a caller may use (nothing by default).
+    fn sent(&mut self) {}
     /// The refusal `error` is, or `error` itself when it is not one.
     fn refusal(error: Self::Error) -> Result<Self::Refused, Self::Error>;
     /// The socket of `link` failed.
@@ -109,6 +112,7 @@ pub(crate) fn run<M: Machine, const N: usize>(
     loop {
         if let Some(out) = &step.send {
             socket.send(out).map_err(failed)?;
+            client.sent();
         }
         if let Some(event) = step.event.take() {
             return Ok(event);

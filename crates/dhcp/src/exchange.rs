@@ -105,7 +105,21 @@ pub fn acquire_noting(
     timeout: Duration,
     note: &mut dyn FnMut(Option<&Lease>) -> std::result::Result<(), String>,
 ) -> Result<Lease> {
-    acquire_on(client, socket, timeout, note)
+    acquire_on(client, socket, timeout, note, &mut |_| {})
+}
+
+/// [`acquire_noting`], with `waiting` called once a noted offer's REQUEST has gone out (the
+/// first time), with the lease the offer would give, while the server's ACK is awaited: work
+/// of the caller's that would otherwise follow the ACK (a check of the offered address, say)
+/// is done in the server's time. Called once per offer taken.
+pub fn acquire_noting_while(
+    client: &mut Client,
+    socket: &PacketLink,
+    timeout: Duration,
+    note: &mut dyn FnMut(Option<&Lease>) -> std::result::Result<(), String>,
+    waiting: &mut dyn FnMut(&Lease),
+) -> Result<Lease> {
+    acquire_on(client, socket, timeout, note, waiting)
 }
 
 fn acquire_on(
@@ -113,12 +127,13 @@ fn acquire_on(
     socket: &impl Transport<Outgoing, MAX_FRAME>,
     timeout: Duration,
     note: &mut dyn FnMut(Option<&Lease>) -> std::result::Result<(), String>,
+    waiting: &mut dyn FnMut(&Lease),
 ) -> Result<Lease> {
     let end = Instant::now() + timeout;
     let mut naks = 0;
     loop {
         let left = end.saturating_duration_since(Instant::now());
-        let event = run_noting(client, socket, left, note).map_err(|err| match err {
+        let event = run_noting(client, socket, left, note, waiting).map_err(|err| match err {
             // The whole exchange's deadline, not what was left of it after a NAK.
             Error::Timeout {
                 link,
@@ -158,17 +173,21 @@ fn acquire_on(
     }
 }
 
-/// [`run`], with `note` told each offer taken before its REQUEST goes out.
+/// [`run`], with `note` told each offer taken before its REQUEST goes out, and `waiting` once
+/// that REQUEST is out.
 fn run_noting(
     client: &mut Client,
     socket: &impl Transport<Outgoing, MAX_FRAME>,
     timeout: Duration,
     note: &mut dyn FnMut(Option<&Lease>) -> std::result::Result<(), String>,
+    waiting: &mut dyn FnMut(&Lease),
 ) -> Result<Event> {
     let mut noting = Noting {
         client,
         note,
         noted: None,
+        waiting,
+        requested: None,
     };
     let step = Machine::tick(&mut noting, SystemTime::now())?;
     drive::run(&mut noting, socket, step, timeout)
@@ -181,6 +200,10 @@ struct Noting<'a> {
     note: &'a mut dyn FnMut(Option<&Lease>) -> std::result::Result<(), String>,
     /// The offer last noted: its address and server.
     noted: Option<(Ipv4Addr, Ipv4Addr)>,
+    /// Told once the noted offer's REQUEST is out (see [`acquire_noting_while`]).
+    waiting: &'a mut dyn FnMut(&Lease),
+    /// The noted offer's lease, until `waiting` is told of it.
+    requested: Option<Lease>,
 }
 
 impl Noting<'_> {
@@ -204,6 +227,7 @@ impl Noting<'_> {
                 address: offered.address,
                 why,
             })?;
+            self.requested = Some(offered);
         }
         Ok(turn)
     }
@@ -226,6 +250,13 @@ impl Machine for Noting<'_> {
     ) -> Result<Turn<Outgoing, Event>> {
         let turn = Machine::receive(&mut *self.client, message, len, now)?;
         self.noted(turn, now)
+    }
+    fn sent(&mut self) {
+        if let crate::State::Requesting { .. } = self.client.state()
+            && let Some(requested) = self.requested.take()
+        {
+            (self.waiting)(&requested);
+        }
     }
     drive::machine_errors!(crate::here::V4_SERVER_PORT);
 }

@@ -8,7 +8,8 @@ use std::{
     ffi::OsString,
     io,
     net::{Ipv4Addr, SocketAddrV4, UdpSocket},
-    os::fd::{AsFd, AsRawFd, OwnedFd},
+    os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd},
+    sync::atomic::{AtomicU64, Ordering},
     time::{Duration, Instant},
 };
 
@@ -19,6 +20,8 @@ use nix::{
         setsockopt, socket, sockopt,
     },
 };
+
+use oci_macvlan_netlink_core::Closer;
 
 use crate::{
     frame::{self, BROADCAST_MAC, CLIENT_PORT, ETH_P_IP, SERVER_PORT},
@@ -51,6 +54,8 @@ pub struct PacketLink {
     fd: OwnedFd,
     udp: Option<UdpSocket>,
     link: OnLink,
+    /// See [`Self::waited`].
+    waited: AtomicU64,
 }
 
 impl PacketLink {
@@ -63,6 +68,7 @@ impl PacketLink {
             fd,
             udp,
             link: link.clone(),
+            waited: AtomicU64::new(0),
         })
     }
 
@@ -72,6 +78,22 @@ impl PacketLink {
     pub fn close_later(self) {
         drop(self.udp);
         oci_macvlan_netlink_core::close_later(self.fd);
+    }
+
+    /// The child that [`Self::close_with`] hands the packet socket to, made now: while the
+    /// socket waits for an answer, not after it.
+    pub fn closer(&self) -> Option<Closer> {
+        Closer::ready(self.fd.as_fd())
+    }
+
+    /// [`Self::close_later`], with the child made ahead by [`Self::closer`] (made now if none
+    /// was).
+    pub fn close_with(self, closer: Option<Closer>) {
+        drop(self.udp);
+        match closer {
+            Some(closer) => closer.close(self.fd),
+            None => oci_macvlan_netlink_core::close_later(self.fd),
+        }
     }
 
     /// The link.
@@ -133,14 +155,33 @@ impl PacketLink {
 
     /// Waits until a frame is queued or `until` passes.
     pub fn wait(&self, until: Instant) -> io::Result<()> {
-        let left = until.saturating_duration_since(Instant::now());
-        let timeout =
-            PollTimeout::try_from(left.max(Duration::from_millis(1))).unwrap_or(PollTimeout::MAX);
-        let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
-        match poll(&mut fds, timeout) {
-            Ok(_) | Err(nix::errno::Errno::EINTR) => Ok(()),
-            Err(errno) => Err(errno.into()),
-        }
+        wait_readable(self.fd.as_fd(), until, &self.waited)
+    }
+
+    /// How long [`Self::wait`] has waited, all calls together: an exchange's wait for its
+    /// server's answers.
+    pub fn waited(&self) -> Duration {
+        Duration::from_nanos(self.waited.load(Ordering::Relaxed))
+    }
+}
+
+/// Waits until `fd` has something to read or `until` passes, and adds the time to `waited`.
+pub(crate) fn wait_readable(
+    fd: BorrowedFd<'_>,
+    until: Instant,
+    waited: &AtomicU64,
+) -> io::Result<()> {
+    let started = Instant::now();
+    let left = until.saturating_duration_since(started);
+    let timeout =
+        PollTimeout::try_from(left.max(Duration::from_millis(1))).unwrap_or(PollTimeout::MAX);
+    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+    let polled = poll(&mut fds, timeout);
+    let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    waited.fetch_add(nanos, Ordering::Relaxed);
+    match polled {
+        Ok(_) | Err(nix::errno::Errno::EINTR) => Ok(()),
+        Err(errno) => Err(errno.into()),
     }
 }
 

@@ -5,7 +5,7 @@
 //! the socket to a child that closes it there and exits; the process itself lets go of its
 //! copy at once.
 
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use nix::{
     fcntl::OFlag,
@@ -21,25 +21,57 @@ use nix::{
 /// whoever inherits it when this process ends: for short-lived processes only. When no child
 /// can be made, the socket is closed here, as a drop would.
 pub fn close_later(socket: OwnedFd) {
-    let Ok((told, tell)) = pipe2(OFlag::O_CLOEXEC) else {
-        return drop(socket);
-    };
-    let (keep, wait) = (socket.as_raw_fd(), told.as_raw_fd());
-    if !shared::spawn(keep, wait) {
-        #[allow(unsafe_code)]
-        // SAFETY: the child runs `closer` alone, which makes only async-signal-safe system
-        // calls (`close_range`, `read`, `close`, `_exit`) on its own stack and touches no
-        // memory another thread of this process may hold a lock on; it never returns into
-        // Rust code.
-        let forked = unsafe { fork() };
-        if let Ok(ForkResult::Child) = forked {
-            closer(keep, wait, sys);
-        }
+    match Closer::ready(socket.as_fd()) {
+        Some(closer) => closer.close(socket),
+        None => drop(socket),
     }
-    // The parent (or no child): this copy first, then the end that lets the child go on.
-    drop(socket);
-    drop(tell);
-    drop(told);
+}
+
+/// The child of [`close_later`], made ahead of the close: while the socket is still in use
+/// (a DHCP client waiting for its server's answer), so that making it costs no time of its
+/// own. It waits until [`Closer::close`] (or a drop) lets it go.
+#[derive(Debug)]
+pub struct Closer {
+    /// The pipe's write end: its close lets the child go on.
+    tell: OwnedFd,
+    /// The descriptor the child closes.
+    keep: RawFd,
+}
+
+impl Closer {
+    /// Makes the child that will close `socket` (see [`close_later`]); `None` when no child
+    /// can be made.
+    pub fn ready(socket: BorrowedFd<'_>) -> Option<Self> {
+        let (told, tell) = pipe2(OFlag::O_CLOEXEC).ok()?;
+        let (keep, wait) = (socket.as_raw_fd(), told.as_raw_fd());
+        if !shared::spawn(keep, wait) {
+            #[allow(unsafe_code)]
+            // SAFETY: the child runs `closer` alone, which makes only async-signal-safe system
+            // calls (`close_range`, `read`, `close`, `_exit`) on its own stack and touches no
+            // memory another thread of this process may hold a lock on; it never returns into
+            // Rust code.
+            match unsafe { fork() } {
+                Ok(ForkResult::Child) => closer(keep, wait, sys),
+                Ok(ForkResult::Parent { .. }) => {}
+                Err(_) => return None,
+            }
+        }
+        // The child has its own copy of the read end.
+        drop(told);
+        Some(Self { tell, keep })
+    }
+
+    /// Closes `socket`, the one this closer was made for, here without waiting, then lets the
+    /// child close its copy, the last one.
+    pub fn close(self, socket: OwnedFd) {
+        debug_assert_eq!(
+            socket.as_raw_fd(),
+            self.keep,
+            "the closer of another socket"
+        );
+        drop(socket);
+        drop(self.tell);
+    }
 }
 
 /// A system call of up to three arguments, as the closer makes it: its result, or `-errno`.

@@ -24,7 +24,7 @@ mod nexthop;
 mod probe;
 mod route;
 
-pub use close_later::close_later;
+pub use close_later::{Closer, close_later};
 pub use error::{Error, KernelError, Result};
 pub use handle::Handle;
 pub use host_route::{Router, TableRoute};

@@ -6,6 +6,7 @@
 //! exchange's.
 
 use std::{
+    collections::HashMap,
     path::Path,
     process::Command,
     time::{Duration, Instant},
@@ -114,4 +115,34 @@ pub(super) fn exchange(i: usize) -> Result<Duration> {
     let socket = ns.inside(|| PacketLink::open(&on, leased))?;
     oci_macvlan_dhcp::release(&mut client, &socket)?;
     Ok(took)
+}
+
+/// Each DHCP attach's wait for the server, as the hook's journal in `state` gives it
+/// (`dhcp_wait_ms`), and the attach's time without it: the hook's own cost, attach by attach.
+pub(super) fn own_costs(
+    state: &Path,
+    attaches: &[(String, Duration)],
+) -> Result<(Vec<Duration>, Vec<Duration>)> {
+    let journal = std::fs::read_to_string(state.join("hooks.jsonl"))?;
+    let mut waited = HashMap::new();
+    for line in journal.lines() {
+        let entry: serde_json::Value = serde_json::from_str(line)?;
+        if entry["action"] == "attach" && entry["outcome"] == "ok" {
+            if let (Some(id), Some(ms)) =
+                (entry["container"].as_str(), entry["dhcp_wait_ms"].as_f64())
+            {
+                waited.insert(id.to_owned(), Duration::from_secs_f64(ms / 1e3));
+            }
+        }
+    }
+    let mut waits = Vec::new();
+    let mut own = Vec::new();
+    for (id, took) in attaches {
+        let Some(&wait) = waited.get(id) else {
+            bail!("the journal has no DHCP wait for {id}'s attach");
+        };
+        waits.push(wait);
+        own.push(took.saturating_sub(wait));
+    }
+    Ok((waits, own))
 }

@@ -367,6 +367,8 @@ fn inner() -> Result<()> {
     }
     let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); tools.len() * 3];
     let mut exchanges = Vec::new();
+    // Each DHCP attach of this build, by container, for its own wait in the journal.
+    let mut dhcp_attaches: Vec<(String, Duration)> = Vec::new();
     // Warm-up: page cache, first-use costs of the store and of each binary.
     for i in 0..5 {
         dhcp::exchange(setup.cycles + i)?;
@@ -394,10 +396,18 @@ fn inner() -> Result<()> {
             let (attach, detach) = cycle(&setup, tool, "bench", &id, i, gone)?;
             samples[t * 3].push(attach);
             samples[t * 3 + if gone { 1 } else { 2 }].push(detach);
+            let mut dhcp_attach = |id: &str, took| {
+                if tool == Tool::OursDhcp {
+                    dhcp_attaches.push((format!("{}-{id}", dhcp::NETWORK), took));
+                }
+            };
+            dhcp_attach(&id, attach);
             if tool != Tool::Netavark {
-                let (attach, detach) = cycle(&setup, tool, "bench", &format!("{id}p"), i, false)?;
+                let id = format!("{id}p");
+                let (attach, detach) = cycle(&setup, tool, "bench", &id, i, false)?;
                 samples[t * 3].push(attach);
                 samples[t * 3 + 2].push(detach);
+                dhcp_attach(&id, attach);
             }
         }
     }
@@ -418,6 +428,11 @@ fn inner() -> Result<()> {
         }
     }
     rows.push(Row::new(report::DORA, "attach", &mut exchanges));
+    if !dhcp_attaches.is_empty() {
+        let (mut waits, mut own) = dhcp::own_costs(&setup.state, &dhcp_attaches)?;
+        rows.push(Row::new(report::DHCP_WAIT, "attach", &mut waits));
+        rows.push(Row::new(report::DHCP_OWN, "attach", &mut own));
+    }
     let scale = if only_dhcp {
         Vec::new()
     } else {

@@ -92,6 +92,10 @@ const OURS_CNI: &str = "oci-macvlan as a CNI plugin";
 /// (`bench/dhcp.rs`): not peers; their difference is the hook's own cost on a DHCP attach.
 const OURS_DHCP: &str = "oci-macvlan, DHCP (dnsmasq)";
 pub const DORA: &str = "DHCP exchange alone (DISCOVER to ACK, in-process)";
+/// Each DHCP attach's wait for the server's answers, from the hook's journal (`dhcp_wait_ms`).
+pub const DHCP_WAIT: &str = "DHCP attach's own wait for the server (journal)";
+/// Each DHCP attach's time minus its own wait: the hook's own cost, attach by attach.
+pub const DHCP_OWN: &str = "DHCP attach minus its own wait for the server";
 /// The `OCI_MACVLAN_BENCH_BASELINE` build on the DHCP network (`Tool::BaselineDhcp`).
 const BASELINE_DHCP: &str = "oci-macvlan, baseline build, DHCP (dnsmasq)";
 /// CNI's own macvlan plugin with host-local IPAM (`Tool::Cni`).
@@ -155,6 +159,8 @@ impl Report {
                     OURS_DHCP,
                     BASELINE_DHCP,
                     DORA,
+                    DHCP_WAIT,
+                    DHCP_OWN,
                     BASELINE,
                     IDLE,
                     BASELINE_IDLE,
@@ -282,6 +288,18 @@ impl Report {
                     rest / local.median_ms,
                 ));
             }
+        }
+        // Attach by attach: each one's own wait (its journal's), not another process's.
+        if let (Some(own), Some(local)) = (self.find(DHCP_OWN, "attach"), self.find(OURS, "attach"))
+        {
+            out.push((
+                "oci-macvlan, DHCP attach minus its own wait for the server (median, ms)".into(),
+                own.median_ms,
+            ));
+            out.push((
+                "oci-macvlan, DHCP attach minus its own wait for the server / its local attach (median)".into(),
+                own.median_ms / local.median_ms,
+            ));
         }
         for op in OPS {
             if let (Some(ours), Some(base)) =

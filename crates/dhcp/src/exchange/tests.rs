@@ -78,6 +78,7 @@ fn a_nak_of_the_request_starts_the_exchange_again() {
         &server,
         Duration::from_secs(5),
         &mut |_| Ok(()),
+        &mut |_| {},
     )
     .expect("a lease");
     assert_eq!(lease.address, OFFERED);
@@ -100,11 +101,43 @@ fn a_naked_offer_is_told_to_the_note_as_refused_before_the_next_one() {
             told.push(offered.map(|o| o.address));
             Ok(())
         },
+        &mut |_| {},
     )
     .expect("a lease");
     assert_eq!(lease.address, OFFERED);
     // The first offer, its NAK (nothing held: no RELEASE for it), the second offer.
     assert_eq!(told, [Some(OFFERED), None, Some(OFFERED)]);
+}
+
+#[test]
+fn waiting_is_told_once_per_offer_after_its_request_and_before_the_answer() {
+    use MessageType::{Discover, Request};
+    let server = Naks::new(1);
+    let mut client = Client::new(config(), 1);
+    let mut told = Vec::new();
+    let lease = acquire_on(
+        &mut client,
+        &server,
+        Duration::from_secs(5),
+        &mut |_| Ok(()),
+        &mut |requested| {
+            // The REQUEST is out, its answer not read yet.
+            told.push((
+                requested.address,
+                server.sent.borrow().clone(),
+                server.queue.borrow().len(),
+            ));
+        },
+    )
+    .expect("a lease");
+    assert_eq!(lease.address, OFFERED);
+    assert_eq!(
+        told,
+        [
+            (OFFERED, vec![Discover, Request], 1),
+            (OFFERED, vec![Discover, Request, Discover, Request], 1),
+        ]
+    );
 }
 
 #[test]
@@ -117,6 +150,7 @@ fn a_server_that_naks_every_request_is_given_up_on_at_once() {
         &server,
         Duration::from_secs(5),
         &mut |_| Ok(()),
+        &mut |_| {},
     )
     .unwrap_err();
     assert!(
@@ -221,6 +255,7 @@ fn the_offer_is_noted_once_before_its_request_goes_out() {
             noted.push((offered, server.got.borrow().clone()));
             Ok(())
         },
+        &mut |_| {},
     )
     .unwrap();
     assert!(
@@ -242,9 +277,13 @@ fn the_offer_is_noted_once_before_its_request_goes_out() {
 fn a_failed_note_sends_no_request() {
     let server = server();
     let mut client = Client::new(config(), 1);
-    let err = run_noting(&mut client, &server, Duration::from_secs(2), &mut |_| {
-        Err("disk full".into())
-    })
+    let err = run_noting(
+        &mut client,
+        &server,
+        Duration::from_secs(2),
+        &mut |_| Err("disk full".into()),
+        &mut |_| panic!("no REQUEST went out"),
+    )
     .unwrap_err();
     assert!(
         matches!(err, Error::Unnoted { address, ref why } if address == OFFERED && why == "disk full"),

@@ -13,15 +13,13 @@ use std::{
     io,
     net::{Ipv6Addr, SocketAddrV6, UdpSocket},
     os::fd::{AsFd, AsRawFd},
+    sync::atomic::{AtomicU64, Ordering},
     time::{Duration, Instant},
 };
 
-use nix::{
-    poll::{PollFd, PollFlags, PollTimeout, poll},
-    sys::socket::{
-        AddressFamily, MsgFlags, SockFlag, SockType, SockaddrIn6, bind, recv, setsockopt, socket,
-        sockopt,
-    },
+use nix::sys::socket::{
+    AddressFamily, MsgFlags, SockFlag, SockType, SockaddrIn6, bind, recv, setsockopt, socket,
+    sockopt,
 };
 
 use crate::v6::{Error, Result, answer::MAX_MESSAGE, machine::Outgoing, machine::To};
@@ -83,6 +81,8 @@ pub struct UdpLink {
     udp: UdpSocket,
     link: OnLink6,
     from: Ipv6Addr,
+    /// See [`Self::waited`].
+    waited: AtomicU64,
 }
 
 impl UdpLink {
@@ -121,6 +121,7 @@ impl UdpLink {
             udp: open().map_err(failed)?,
             link: link.clone(),
             from,
+            waited: AtomicU64::new(0),
         })
     }
 
@@ -178,13 +179,12 @@ impl UdpLink {
 
     /// Waits until a message is queued or `until` passes.
     pub fn wait(&self, until: Instant) -> io::Result<()> {
-        let left = until.saturating_duration_since(Instant::now());
-        let timeout =
-            PollTimeout::try_from(left.max(Duration::from_millis(1))).unwrap_or(PollTimeout::MAX);
-        let mut fds = [PollFd::new(self.udp.as_fd(), PollFlags::POLLIN)];
-        match poll(&mut fds, timeout) {
-            Ok(_) | Err(nix::errno::Errno::EINTR) => Ok(()),
-            Err(errno) => Err(errno.into()),
-        }
+        crate::socket::wait_readable(self.udp.as_fd(), until, &self.waited)
+    }
+
+    /// How long [`Self::wait`] has waited, all calls together: an exchange's wait for its
+    /// server's answers.
+    pub fn waited(&self) -> Duration {
+        Duration::from_nanos(self.waited.load(Ordering::Relaxed))
     }
 }

@@ -20,6 +20,7 @@
 use std::{
     hash::{BuildHasher, Hasher},
     net::IpAddr,
+    sync::atomic::{AtomicU64, Ordering},
     time::{Duration, SystemTime},
 };
 
@@ -35,6 +36,22 @@ use crate::{Error, Network, Records};
 
 /// The shortest wait between a renewer's retransmissions (RFC 2131: 60 s).
 pub(crate) const RETRY_FLOOR: Duration = Duration::from_secs(60);
+
+/// What [`server_wait`] says, in nanoseconds.
+static SERVER_WAIT: AtomicU64 = AtomicU64::new(0);
+
+fn add_server_wait(waited: Duration) {
+    let nanos = u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX);
+    SERVER_WAIT.fetch_add(nanos, Ordering::Relaxed);
+}
+
+/// How long this process's attaches have waited for their DHCP servers' answers, all
+/// exchanges together (a `--ipv6` network's two, which run at once, count as the longer of
+/// the two): the hook's journal gives it, so that an attach's own time can be told from its
+/// server's (dnsmasq, for one, waits seconds before it offers an address it has not leased).
+pub fn server_wait() -> Duration {
+    Duration::from_nanos(SERVER_WAIT.load(Ordering::Relaxed))
+}
 
 /// A transaction seed no other run shares (std's per-process random hasher keys).
 pub(crate) fn seed() -> u32 {
@@ -200,12 +217,31 @@ pub(super) fn acquire(store: &mut dyn LeaseStore, ask: &Ask<'_>) -> Result<Taken
                 noted = Some(pending);
                 Ok(())
             };
+            // Made while the server answers the REQUEST: the child that closes the socket.
+            let mut closer = None;
+            let mut waiting = |_: &DhcpLease| {
+                if closer.is_none() {
+                    closer = socket.closer();
+                }
+            };
             // Both exchanges at once, each under the network's deadline.
             let (lease, v6) = super::dhcp6::beside(socket6.as_ref(), &mut client6, &dhcp, || {
-                oci_macvlan_dhcp::acquire_noting(&mut client, &socket, dhcp.timeout(), &mut note)
+                oci_macvlan_dhcp::acquire_noting_while(
+                    &mut client,
+                    &socket,
+                    dhcp.timeout(),
+                    &mut note,
+                    &mut waiting,
+                )
             });
+            // The two exchanges ran at once: the server's share is the longer wait.
+            add_server_wait(
+                socket
+                    .waited()
+                    .max(socket6.as_ref().map_or(Duration::ZERO, |s| s.waited())),
+            );
             // Its release waits for a grace period of the kernel: not this run's to wait for.
-            socket.close_later();
+            socket.close_with(closer);
             // A REQUEST went out unanswered (or the ACK was refused): the server may hold
             // the offer's lease all the same, and gets it back with the rest.
             let unanswered = |err| {
