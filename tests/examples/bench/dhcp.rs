@@ -127,12 +127,12 @@ pub(super) fn own_costs(
     let mut waited = HashMap::new();
     for line in journal.lines() {
         let entry: serde_json::Value = serde_json::from_str(line)?;
-        if entry["action"] == "attach" && entry["outcome"] == "ok" {
-            if let (Some(id), Some(ms)) =
+        if entry["action"] == "attach"
+            && entry["outcome"] == "ok"
+            && let (Some(id), Some(ms)) =
                 (entry["container"].as_str(), entry["dhcp_wait_ms"].as_f64())
-            {
-                waited.insert(id.to_owned(), Duration::from_secs_f64(ms / 1e3));
-            }
+        {
+            waited.insert(id.to_owned(), Duration::from_secs_f64(ms / 1e3));
         }
     }
     let mut waits = Vec::new();

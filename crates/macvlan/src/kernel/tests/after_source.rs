@@ -48,7 +48,11 @@ fn apply_after_a_source_writes_only_new_settings_and_sets_the_link_up_once() {
     let first = fake.take_calls();
     assert_eq!(ups(&first), 1, "{first:?}");
     let ipv6_off = format!("net.ipv6.conf.{}.disable_ipv6=1", link.name);
-    assert_eq!(settings(&first), [ipv6_off.clone()], "{first:?}");
+    assert_eq!(
+        settings(&first),
+        std::slice::from_ref(&ipv6_off),
+        "{first:?}"
+    );
 
     let wired = wire(
         planned,
