@@ -21,41 +21,48 @@ const DECLINED: &str = "DHCP4_DECLINE_LEASE Received";
 /// The host's address on the parent, and the only one Kea's pool holds.
 const HOSTS: &str = "192.168.77.120";
 
-#[privileged]
-fn a_lease_of_the_hosts_own_address_is_refused() {
-    let lan = Lan::new();
-    lan.host
-        .ip(&["addr", "add", &format!("{HOSTS}/24"), "dev", Lan::PARENT]);
+/// Kea leases only `address`, which the host holds on `link`: the attach is refused naming
+/// both, the container has no link, and Kea's lease is declined, never released (a RELEASE would go
+/// from the host's own address with the container's MAC).
+fn refuses_the_hosts_address(lan: &Lan, address: &str, link: &str) {
     let kea = Kea::start(
         &lan.router,
         &KeaConfig {
-            pool: format!("{HOSTS} - {HOSTS}"),
+            pool: format!("{address} - {address}"),
             ..kea_config()
         },
     );
-    create_dhcp_network(&lan, &["--ipam-opt", "dhcp_timeout=5s"]);
+    create_dhcp_network(lan, &["--ipam-opt", "dhcp_timeout=5s"]);
     let container = TestNetns::new("omt-ctr-");
     let out = lan.cli(
         &["hook"],
-        &state_with_hostname(&lan, "c1", &container, "creating", "web1"),
+        &state_with_hostname(lan, "c1", &container, "creating", "web1"),
     );
     assert_ne!(out.code, 0, "attached with the host's address");
     let line = out.stderr.trim();
     assert!(
-        line.contains(HOSTS) && line.contains(Lan::PARENT) && line.contains(NET),
+        line.contains(address) && line.contains(link) && line.contains(NET),
         "{line}"
     );
     assert!(container.link("eth0").is_none(), "the link was left");
-    lan.assert_no_residue(&[NET], "after a lease of the host's address");
     assert!(kea.log().contains(DECLINED), "no DECLINE: {}", kea.log());
     assert!(
         !kea.log().contains("DHCP4_RELEASE "),
         "a RELEASE from the host's address"
     );
     assert!(
-        kea.declined(HOSTS),
-        "Kea's lease of {HOSTS} is not declined"
+        kea.declined(address),
+        "Kea's lease of {address} is not declined"
     );
+}
+
+#[privileged]
+fn a_lease_of_the_hosts_own_address_is_refused() {
+    let lan = Lan::new();
+    lan.host
+        .ip(&["addr", "add", &format!("{HOSTS}/24"), "dev", Lan::PARENT]);
+    refuses_the_hosts_address(&lan, HOSTS, Lan::PARENT);
+    lan.assert_no_residue(&[NET], "after a lease of the host's address");
 }
 
 /// The host's address on a link that is down (not the parent).
@@ -76,30 +83,9 @@ fn a_lease_of_the_hosts_address_on_a_down_link_is_refused() {
         "dev",
         "omtdown0",
     ]);
-    let kea = Kea::start(
-        &lan.router,
-        &KeaConfig {
-            pool: format!("{ON_A_DOWN_LINK} - {ON_A_DOWN_LINK}"),
-            ..kea_config()
-        },
-    );
-    create_dhcp_network(&lan, &["--ipam-opt", "dhcp_timeout=5s"]);
-    let container = TestNetns::new("omt-ctr-");
-    let out = lan.cli(
-        &["hook"],
-        &state_with_hostname(&lan, "c1", &container, "creating", "web1"),
-    );
-    assert_ne!(out.code, 0, "attached with the host's address");
-    let line = out.stderr.trim();
-    assert!(
-        line.contains(ON_A_DOWN_LINK) && line.contains("omtdown0"),
-        "{line}"
-    );
-    assert!(container.link("eth0").is_none(), "the link was left");
-    assert!(
-        kea.declined(ON_A_DOWN_LINK),
-        "Kea's lease of {ON_A_DOWN_LINK} is not declined"
-    );
+    refuses_the_hosts_address(&lan, ON_A_DOWN_LINK, "omtdown0");
+    lan.host.ip(&["link", "del", "omtdown0"]);
+    lan.assert_no_residue(&[NET], "after a lease of the host's address on a down link");
 }
 
 /// A machine of the LAN (here the router's namespace) holds the address Kea leases, and the

@@ -2,80 +2,67 @@
 //! of a link with no address yet: apply then writes only the settings its addresses add and
 //! does not set the link up a second time (each is a system call on a DHCP attach's path).
 
-use super::{Call, acquired, block_on, network, parents, plan, request, world};
-use crate::{wire::DefaultRouted, wire::wire, wiring::Wiring};
+use super::{Call, acquired, block_on, on_one_link};
+use crate::{wire::DefaultRouted, wire::wire};
 
 #[test]
 fn apply_after_a_source_writes_only_new_settings_and_sets_the_link_up_once() {
-    let nets = vec![network(
-        "lan",
-        "macvlan",
-        &["--subnet 10.1.0.0/24", "-o parent=eth0"],
-    )];
-    let w = world();
-    let req = request(&nets, &[Some("10.1.0.5")], &w.definitions);
-    let plan = plan(&req).unwrap();
-    let planned = &plan.networks[0];
-    let fake = parents();
-    let parent = fake.state.borrow().host[0].clone();
-    let mut link = parent.clone();
-    link.index = 40;
-    link.name.clone_from(&planned.link.name);
-    let wiring = Wiring {
-        kernel: &fake,
-        link: &link,
-        parent: &parent,
-        planned,
-    };
-    let before = wire(planned, &[], DefaultRouted::default());
-    block_on(wiring.up_for_source(&before)).unwrap();
-    let ups = |calls: &[Call]| {
-        calls
-            .iter()
-            .filter(|c| matches!(c, Call::Up { .. }))
-            .count()
-    };
-    let settings = |calls: &[Call]| -> Vec<String> {
-        calls
-            .iter()
-            .filter_map(|c| match c {
-                Call::Sysctls(written) => Some(written.clone()),
-                _ => None,
-            })
-            .flatten()
-            .collect()
-    };
-    let first = fake.take_calls();
-    assert_eq!(ups(&first), 1, "{first:?}");
-    let ipv6_off = format!("net.ipv6.conf.{}.disable_ipv6=1", link.name);
-    assert_eq!(
-        settings(&first),
-        std::slice::from_ref(&ipv6_off),
-        "{first:?}"
-    );
+    on_one_link(|fake, wiring, planned| {
+        let name = &wiring.link.name;
+        let before = wire(planned, &[], DefaultRouted::default());
+        block_on(wiring.up_for_source(&before)).unwrap();
+        let first = fake.take_calls();
+        assert_eq!(ups(&first), 1, "{first:?}");
+        let ipv6_off = format!("net.ipv6.conf.{name}.disable_ipv6=1");
+        assert_eq!(
+            settings(&first),
+            std::slice::from_ref(&ipv6_off),
+            "{first:?}"
+        );
 
-    let wired = wire(
-        planned,
-        &acquired("10.1.0.5/24", None),
-        DefaultRouted::default(),
-    );
-    block_on(wiring.apply(&wired, Some(&before))).unwrap();
-    let calls = fake.take_calls();
-    assert_eq!(ups(&calls), 0, "set up again: {calls:?}");
-    assert_eq!(
-        settings(&calls),
-        [format!("net.ipv4.conf.{}.arp_notify=1", link.name)],
-        "only the address's setting is new: {calls:?}"
-    );
-    assert!(
-        calls.iter().any(|c| matches!(c, Call::AddAddress { .. })),
-        "{calls:?}"
-    );
+        let wired = wire(
+            planned,
+            &acquired("10.1.0.5/24", None),
+            DefaultRouted::default(),
+        );
+        block_on(wiring.apply(&wired, Some(&before))).unwrap();
+        let calls = fake.take_calls();
+        assert_eq!(ups(&calls), 0, "set up again: {calls:?}");
+        assert_eq!(
+            settings(&calls),
+            [format!("net.ipv4.conf.{name}.arp_notify=1")],
+            "only the address's setting is new: {calls:?}"
+        );
+        assert!(
+            calls.iter().any(|c| matches!(c, Call::AddAddress { .. })),
+            "{calls:?}"
+        );
 
-    // Without `before` (a source that ran before the link was made), everything is sent.
-    block_on(wiring.apply(&wired, None)).unwrap();
-    let calls = fake.take_calls();
-    assert_eq!(ups(&calls), 1, "{calls:?}");
-    assert_eq!(settings(&calls).len(), 2, "{calls:?}");
-    assert!(settings(&calls).contains(&ipv6_off), "{calls:?}");
+        // Without `before` (a source that ran before the link was made), everything is sent.
+        block_on(wiring.apply(&wired, None)).unwrap();
+        let calls = fake.take_calls();
+        assert_eq!(ups(&calls), 1, "{calls:?}");
+        assert_eq!(settings(&calls).len(), 2, "{calls:?}");
+        assert!(settings(&calls).contains(&ipv6_off), "{calls:?}");
+    });
+}
+
+/// How many times the calls set a link up.
+fn ups(calls: &[Call]) -> usize {
+    calls
+        .iter()
+        .filter(|c| matches!(c, Call::Up { .. }))
+        .count()
+}
+
+/// Every sysctl the calls wrote.
+fn settings(calls: &[Call]) -> Vec<String> {
+    calls
+        .iter()
+        .filter_map(|c| match c {
+            Call::Sysctls(written) => Some(written.clone()),
+            _ => None,
+        })
+        .flatten()
+        .collect()
 }

@@ -17,9 +17,10 @@ use crate::{
     AttachRequest, Attachment, Error, Network, NetworkSpec, Networks, Record, Records,
     detach::take_back_with,
     endpoint::{Endpoint, apply},
-    plan::{Plan, plan},
+    plan::{Plan, PlannedNetwork, plan},
     source::Acquired,
     wire::{DefaultRouted, Route, wire},
+    wiring::Wiring,
 };
 
 fn network(name: &str, driver: &str, flags: &[&str]) -> Network {
@@ -150,6 +151,33 @@ fn request<'a>(
 
 static C1: std::sync::LazyLock<crate::ContainerId> =
     std::sync::LazyLock::new(|| crate::ContainerId::parse("c1").unwrap());
+
+/// Runs `test` with a [`Wiring`] of the one link of a network `lan` (`10.1.0.0/24` on `eth0`,
+/// `10.1.0.5` asked for) on a fake kernel, the link's name and the plan's network.
+fn on_one_link(test: impl FnOnce(&Fake, &Wiring<'_, Fake>, &PlannedNetwork<'_>)) {
+    let nets = vec![network(
+        "lan",
+        "macvlan",
+        &["--subnet 10.1.0.0/24", "-o parent=eth0"],
+    )];
+    let w = world();
+    let req = request(&nets, &[Some("10.1.0.5")], &w.definitions);
+    let plan = plan(&req).unwrap();
+    let planned = &plan.networks[0];
+    let fake = parents();
+    let parent = fake.state.borrow().host[0].clone();
+    // The container's link: the fake tells it by name and index only.
+    let mut link = parent.clone();
+    link.index = 40;
+    link.name.clone_from(&planned.link.name);
+    let wiring = Wiring {
+        kernel: &fake,
+        link: &link,
+        parent: &parent,
+        planned,
+    };
+    test(&fake, &wiring, planned);
+}
 
 fn block_on<F: Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
