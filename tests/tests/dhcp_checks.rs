@@ -88,6 +88,30 @@ fn a_lease_of_the_hosts_address_on_a_down_link_is_refused() {
     lan.assert_no_residue(&[NET], "after a lease of the host's address on a down link");
 }
 
+/// The host's address whose `local` route is gone (deleted by hand, or by a routing daemon).
+const WITHOUT_ITS_ROUTE: &str = "192.168.77.123";
+
+/// An address on a link of the host is the host's even without its `local` route: the host
+/// still sends from it (review of the check that looked at the routes alone).
+#[privileged]
+fn a_lease_of_the_hosts_address_without_its_local_route_is_refused() {
+    let lan = Lan::new();
+    lan.host.ip(&[
+        "addr",
+        "add",
+        &format!("{WITHOUT_ITS_ROUTE}/24"),
+        "dev",
+        Lan::PARENT,
+    ]);
+    lan.host
+        .ip(&["route", "del", "local", WITHOUT_ITS_ROUTE, "table", "local"]);
+    refuses_the_hosts_address(&lan, WITHOUT_ITS_ROUTE, Lan::PARENT);
+    lan.assert_no_residue(
+        &[NET],
+        "after a lease of the host's address without its route",
+    );
+}
+
 /// A machine of the LAN (here the router's namespace) holds the address Kea leases, and the
 /// host never talked to it: only the probe finds it.
 const NEIGHBOURS: &str = "192.168.77.121";

@@ -295,16 +295,10 @@ async fn holder(
     // The routes are dumped once, for the host's `local` routes and the routers both.
     let mut routers = None;
     if host_itself {
-        // An IPv4 address a link of the host carries has its `local` route, added with the
-        // address and kept while the link is down (and the kernel answers for no address
-        // without one): one dump of the routes finds the host's addresses and its routers.
-        // An IPv6 address gets its route only once its duplicate address detection is done:
-        // IPv6's addresses are dumped too.
-        let mut held = if ips.iter().all(IpAddr::is_ipv4) {
-            Vec::new()
-        } else {
-            host.address_holders(ips).await.map_err(failed)?
-        };
+        // The addresses themselves, not only their `local` routes: a local route deleted by
+        // hand (or by a routing daemon) leaves the address on its link, and the host still
+        // sends from it.
+        let mut held = host.address_holders(ips).await.map_err(failed)?;
         if held.is_empty() {
             let (local, all) = host.local_holders_and_routers(ips).await.map_err(failed)?;
             held = local;
