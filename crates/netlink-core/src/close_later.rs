@@ -44,14 +44,14 @@ impl Closer {
     pub fn ready(socket: BorrowedFd<'_>) -> Option<Self> {
         let (told, tell) = pipe2(OFlag::O_CLOEXEC).ok()?;
         let (keep, wait) = (socket.as_raw_fd(), told.as_raw_fd());
-        if !shared::spawn(keep, wait) {
+        if !shared::spawn(keep, wait, tell.as_raw_fd()) {
             #[allow(unsafe_code)]
             // SAFETY: the child runs `closer` alone, which makes only async-signal-safe system
             // calls (`close_range`, `read`, `close`, `_exit`) on its own stack and touches no
             // memory another thread of this process may hold a lock on; it never returns into
             // Rust code.
             match unsafe { fork() } {
-                Ok(ForkResult::Child) => closer(keep, wait, sys),
+                Ok(ForkResult::Child) => closer(keep, wait, tell.as_raw_fd(), sys),
                 Ok(ForkResult::Parent { .. }) => {}
                 Err(_) => return None,
             }
@@ -86,24 +86,51 @@ fn sys(number: libc::c_long, a: usize, b: usize, c: usize) -> isize {
     done as isize
 }
 
-/// The child: closes every descriptor but `keep` and `wait`, waits until `wait` (a pipe's read
-/// end) is at its end, closes `keep` and exits.
-fn closer(keep: RawFd, wait: RawFd, sys: Syscall) -> ! {
-    let (low, high) = (keep.min(wait), keep.max(wait));
-    let ranges = [(0, low - 1), (low + 1, high - 1), (high + 1, RawFd::MAX)];
-    for (first, last) in ranges {
-        if first <= last {
-            // Descriptor numbers, not negative here.
-            sys(libc::SYS_close_range, first as usize, last as usize, 0);
+/// The descriptors below which the child closes one by one when `close_range` fails (a
+/// kernel before 5.9, a seccomp filter): the standard streams and what a hook opens.
+const CLOSE_ONE_BY_ONE: RawFd = 1024;
+
+/// The child: lets go first of its copy of `tell`, the pipe's write end (the read below ends
+/// only once every write end is closed), then of every descriptor but `keep` and `wait`,
+/// the standard streams among them (one by one below [`CLOSE_ONE_BY_ONE`] when
+/// `close_range` fails); waits until `wait`, the read end, is at its end; closes `keep` and
+/// exits. No array, no iterator and no arithmetic that can overflow: what a debug build makes
+/// of it has no panic to take (the child may share the parent's memory, see `shared`).
+fn closer(keep: RawFd, wait: RawFd, tell: RawFd, sys: Syscall) -> ! {
+    sys(libc::SYS_close, tell as usize, 0, 0);
+    let (low, high) = if keep < wait {
+        (keep, wait)
+    } else {
+        (wait, keep)
+    };
+    let close_range =
+        |first: RawFd, last: usize| sys(libc::SYS_close_range, first as usize, last, 0) >= 0;
+    let mut closed = true;
+    if low > 0 {
+        closed &= close_range(0, low.wrapping_sub(1) as usize);
+    }
+    if high.wrapping_sub(low) > 1 {
+        closed &= close_range(low.wrapping_add(1), high.wrapping_sub(1) as usize);
+    }
+    closed &= close_range(high.wrapping_add(1), libc::c_uint::MAX as usize);
+    if !closed {
+        let mut fd: RawFd = 0;
+        while fd < CLOSE_ONE_BY_ONE {
+            if fd != keep && fd != wait {
+                sys(libc::SYS_close, fd as usize, 0, 0);
+            }
+            fd = fd.wrapping_add(1);
         }
     }
     let mut byte = 0u8;
     // A pipe's read end returns 0 once every write end is closed; a few interrupted or
     // failed reads are not waited on for ever.
-    for _ in 0..64 {
+    let mut tries = 0u8;
+    while tries < 64 {
         if sys(libc::SYS_read, wait as usize, (&raw mut byte) as usize, 1) >= 0 {
             break;
         }
+        tries = tries.wrapping_add(1);
     }
     sys(libc::SYS_close, keep as usize, 0, 0);
     loop {
@@ -130,7 +157,12 @@ mod shared {
     const STACK: usize = 16 * 1024;
 
     /// Starts the closer of `keep` (see [`super::closer`]); false when no child was made.
-    pub(super) fn spawn(keep: RawFd, wait: RawFd) -> bool {
+    pub(super) fn spawn(keep: RawFd, wait: RawFd, tell: RawFd) -> bool {
+        // The three descriptors go in the one argument, 21 bits each (the kernel's default
+        // `nr_open`, 2^20, is below): a larger one is forked for.
+        let Some(packed) = pack([keep, wait, tell]) else {
+            return false;
+        };
         #[allow(unsafe_code)]
         // SAFETY: a new private mapping; nothing else is touched.
         let stack = unsafe {
@@ -146,8 +178,6 @@ mod shared {
         if stack == libc::MAP_FAILED {
             return false;
         }
-        // Both descriptors in the argument: the child reads no memory of this process.
-        let packed = (u64::from(keep.cast_unsigned()) << 32) | u64::from(wait.cast_unsigned());
         // The child starts with every signal blocked, and never unblocks one: a handler of
         // this process (a copy of each is the child's) would run on memory it shares.
         let mut was = SigSet::empty();
@@ -187,11 +217,25 @@ mod shared {
         made > 0
     }
 
+    /// The bits of each descriptor in the argument.
+    const BITS: u32 = 21;
+    const MASK: u64 = (1 << BITS) - 1;
+
+    /// `fds` in one word (the child reads no memory of this process), if each fits.
+    fn pack(fds: [RawFd; 3]) -> Option<u64> {
+        let mut packed = 0u64;
+        for fd in fds {
+            let fd = u64::try_from(fd).ok().filter(|fd| *fd <= MASK)?;
+            packed = (packed << BITS) | fd;
+        }
+        Some(packed)
+    }
+
     extern "C" fn entry(packed: *mut libc::c_void) -> libc::c_int {
         let packed = packed as usize as u64;
-        // The halves `spawn` packed.
-        let (keep, wait) = ((packed >> 32) as u32, packed as u32);
-        super::closer(keep.cast_signed(), wait.cast_signed(), raw)
+        // What `pack` made; each part is below 2^21.
+        let part = |shift: u32| ((packed >> shift) & MASK) as RawFd;
+        super::closer(part(2 * BITS), part(BITS), part(0), raw)
     }
 
     /// A system call made here, not through libc (see the module).
@@ -239,7 +283,11 @@ mod shared {
 /// Elsewhere the child is forked.
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 mod shared {
-    pub(super) fn spawn(_: std::os::fd::RawFd, _: std::os::fd::RawFd) -> bool {
+    pub(super) fn spawn(
+        _: std::os::fd::RawFd,
+        _: std::os::fd::RawFd,
+        _: std::os::fd::RawFd,
+    ) -> bool {
         false
     }
 }
@@ -260,6 +308,50 @@ mod tests {
             .lines()
             .skip(1)
             .any(|line| line.split_whitespace().last() == Some(&inode.to_string()))
+    }
+
+    /// A kernel or a seccomp filter without `close_range` (ENOSYS or EPERM).
+    fn without_close_range(number: libc::c_long, a: usize, b: usize, c: usize) -> isize {
+        if number == libc::SYS_close_range {
+            return -(libc::ENOSYS as isize);
+        }
+        sys(number, a, b, c)
+    }
+
+    /// Where `close_range` fails, the child still lets go of its copy of the pipe's write end
+    /// (else its read never ends: it would keep the socket, and the hook's stdout and stderr,
+    /// for ever) and closes the rest one by one.
+    #[test]
+    fn without_close_range_the_child_still_ends_and_closes_the_socket() {
+        let socket = crate::packet_socket(1, 0x0800).expect("needs root: a packet socket on lo");
+        let inode = std::fs::metadata(format!("/proc/self/fd/{}", socket.as_raw_fd()))
+            .expect("the socket's inode")
+            .ino();
+        let (told, tell) = pipe2(OFlag::O_CLOEXEC).expect("a pipe");
+        let (keep, wait, tell_fd) = (socket.as_raw_fd(), told.as_raw_fd(), tell.as_raw_fd());
+        #[allow(unsafe_code)]
+        // SAFETY: the child runs `closer` alone (system calls only) and never returns.
+        let child = match unsafe { fork() }.expect("fork") {
+            ForkResult::Child => closer(keep, wait, tell_fd, without_close_range),
+            ForkResult::Parent { child } => child,
+        };
+        drop(socket);
+        drop(tell);
+        drop(told);
+        let until = Instant::now() + Duration::from_secs(5);
+        while listed(inode) {
+            if Instant::now() > until {
+                let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+                let _ = nix::sys::wait::waitpid(child, None);
+                panic!("the child never closed the socket: it waits for ever");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let ended = nix::sys::wait::waitpid(child, None).expect("reaped");
+        assert!(
+            matches!(ended, nix::sys::wait::WaitStatus::Exited(_, 0)),
+            "{ended:?}"
+        );
     }
 
     /// The socket is closed for good, by the child, which therefore ended its wait: a child that

@@ -123,7 +123,9 @@ pub(super) fn own_costs(
     state: &Path,
     attaches: &[(String, Duration)],
 ) -> Result<(Vec<Duration>, Vec<Duration>)> {
-    let journal = std::fs::read_to_string(state.join("hooks.jsonl"))?;
+    // The journal rotates at 4 MiB: the older half first.
+    let older = std::fs::read_to_string(state.join("hooks.jsonl.1")).unwrap_or_default();
+    let journal = older + &std::fs::read_to_string(state.join("hooks.jsonl"))?;
     let mut waited = HashMap::new();
     for line in journal.lines() {
         let entry: serde_json::Value = serde_json::from_str(line)?;
