@@ -215,14 +215,17 @@ impl Setup {
     /// (and leave). The active keeper tries the standby's lock itself before it starts a
     /// standby: held by the active's pid, that lock is no standby.
     fn paired(&self) -> bool {
-        let slot = self.dir.path().join("slot");
-        match (
-            flock_holder(&slot.join("active.lock")),
-            flock_holder(&slot.join("standby.lock")),
-        ) {
+        match (self.holder("active.lock"), self.holder("standby.lock")) {
             (Some(active), Some(standby)) => active != standby,
             _ => false,
         }
+    }
+}
+
+impl Setup {
+    /// The pid that holds the slot's lock `name`, if one does.
+    fn holder(&self, name: &str) -> Option<String> {
+        flock_holder(&self.dir.path().join("slot").join(name))
     }
 }
 
@@ -268,19 +271,6 @@ fn alive(pid: i32) -> bool {
             .contains(") Z")
 }
 
-/// The children of every thread of `pid`.
-fn children(pid: i32) -> Vec<i32> {
-    std::fs::read_dir(format!("/proc/{pid}/task"))
-        .expect("tasks")
-        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("children")).ok())
-        .flat_map(|list| {
-            list.split_whitespace()
-                .filter_map(|p| p.parse().ok())
-                .collect::<Vec<i32>>()
-        })
-        .collect()
-}
-
 fn kill(pid: i32) {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL)
         .expect("kill");
@@ -315,17 +305,24 @@ fn a_killed_standby_is_replaced_and_a_third_keeper_leaves() {
     s.start_idle_keeper();
     s.until(Duration::from_secs(10), "a pair", |s| s.paired());
     let active = s.slot().active_pid().expect("recorded");
-    // The standby: the keeper process that is not the active one (children of the active).
-    let standby = children(active)
-        .into_iter()
-        .next()
-        .expect("a standby child");
+    // The standby: the process that holds the standby's lock.
+    let standby: i32 = s
+        .holder("standby.lock")
+        .and_then(|pid| pid.parse().ok())
+        .expect("a standby");
+    assert_ne!(standby, active);
     kill(standby);
     s.until(Duration::from_secs(2), "the standby gone", |_| {
         !alive(standby)
     });
     // Not the 10 s recheck nor an act (a minute away): the standby's pidfd woke the keeper.
-    s.until(Duration::from_secs(3), "a new standby", |s| s.paired());
+    // A new one: a live keeper other than the active and the one killed holds the role.
+    s.until(Duration::from_secs(3), "a new standby", |s| {
+        s.paired()
+            && s.holder("standby.lock")
+                .and_then(|pid| pid.parse::<i32>().ok())
+                .is_some_and(|pid| pid != standby && alive(pid))
+    });
     let third = s.start_keeper();
     assert!(s.reap(third).success());
     let ended: Vec<String> = std::fs::read_dir(s.dir.path())
