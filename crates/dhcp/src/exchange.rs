@@ -89,7 +89,7 @@ const NAK_RESTARTS: u32 = 8;
 /// server answered in `timeout`, or [`Error::Nak`] when the server refused the request more
 /// often than it is asked again ([`NAK_RESTARTS`], within `timeout`).
 pub fn acquire(client: &mut Client, socket: &PacketLink, timeout: Duration) -> Result<Lease> {
-    acquire_noting(client, socket, timeout, &mut |_| Ok(()))
+    acquire_on(client, socket, timeout, &mut |_| Ok(()), &mut |_| {})
 }
 
 /// [`acquire`], with `note` told, once an offer is taken and before its REQUEST goes out, the
@@ -98,21 +98,11 @@ pub fn acquire(client: &mut Client, socket: &PacketLink, timeout: Duration) -> R
 /// dies before the ACK is read. An `Err` from `note` ends the exchange ([`Error::Unnoted`]) with
 /// no REQUEST sent. A NAK of that REQUEST is told as `None` (the server holds nothing for the
 /// offer: a caller must not give it back, its address may be another client's now); the
-/// exchange starts again, and the next offer is noted too.
+/// exchange starts again, and the next offer is noted too. `waiting` is called once that
+/// REQUEST has gone out (the first time), with the same lease, while the server's ACK is
+/// awaited: work of the caller's that would otherwise follow the ACK is done in the server's
+/// time (the hook makes its packet socket's closer there).
 pub fn acquire_noting(
-    client: &mut Client,
-    socket: &PacketLink,
-    timeout: Duration,
-    note: &mut dyn FnMut(Option<&Lease>) -> std::result::Result<(), String>,
-) -> Result<Lease> {
-    acquire_on(client, socket, timeout, note, &mut |_| {})
-}
-
-/// [`acquire_noting`], with `waiting` called once a noted offer's REQUEST has gone out (the
-/// first time), with the lease the offer would give, while the server's ACK is awaited: work
-/// of the caller's that would otherwise follow the ACK (a check of the offered address, say)
-/// is done in the server's time. Called once per offer taken.
-pub fn acquire_noting_while(
     client: &mut Client,
     socket: &PacketLink,
     timeout: Duration,
@@ -200,7 +190,7 @@ struct Noting<'a> {
     note: &'a mut dyn FnMut(Option<&Lease>) -> std::result::Result<(), String>,
     /// The offer last noted: its address and server.
     noted: Option<(Ipv4Addr, Ipv4Addr)>,
-    /// Told once the noted offer's REQUEST is out (see [`acquire_noting_while`]).
+    /// Told once the noted offer's REQUEST is out (see [`acquire_noting`]).
     waiting: &'a mut dyn FnMut(&Lease),
     /// The noted offer's lease, until `waiting` is told of it.
     requested: Option<Lease>,

@@ -76,8 +76,7 @@ impl PacketLink {
     /// of the kernel (milliseconds): for a process about to end (a hook), see netlink-core's
     /// `close_later`. A drop closes them here and waits.
     pub fn close_later(self) {
-        drop(self.udp);
-        oci_macvlan_netlink_core::close_later(self.fd);
+        self.close_with(None);
     }
 
     /// The child that [`Self::close_with`] hands the packet socket to, made now: while the

@@ -139,7 +139,10 @@ impl Handle {
         &self,
         addresses: &[IpAddr],
     ) -> Result<(Vec<(u32, IpAddr)>, Vec<Router>)> {
-        let routes = self.routes_for("(all)", addresses).await?;
+        // IPv6's routes only for an IPv6 address: an IPv4 route may go via an IPv6 router
+        // (`RTA_VIA`), and the kernel takes no IPv6 route via an IPv4 one.
+        let ipv6 = addresses.iter().any(IpAddr::is_ipv6);
+        let routes = self.routes_of_families("(all)", ipv6).await?;
         Ok((local_holders_of(&routes, addresses), routers_of(&routes)?))
     }
 
@@ -180,14 +183,6 @@ impl Handle {
     /// names what the caller looks for, in the error.
     async fn all_routes(&self, link: &str) -> Result<Vec<RouteMessage>> {
         self.routes_of_families(link, true).await
-    }
-
-    /// The routes of every table whose gateways can be `addresses`: IPv4's, and IPv6's too
-    /// when one of `addresses` is IPv6 (an IPv4 route may go via an IPv6 router, `RTA_VIA`;
-    /// the kernel takes no IPv6 route via an IPv4 one). An IPv4 lease's check dumps half.
-    async fn routes_for(&self, link: &str, addresses: &[IpAddr]) -> Result<Vec<RouteMessage>> {
-        self.routes_of_families(link, addresses.iter().any(IpAddr::is_ipv6))
-            .await
     }
 
     /// The routes of every table: IPv4's, and IPv6's when `ipv6` (one dump per family).

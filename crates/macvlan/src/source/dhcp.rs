@@ -226,7 +226,7 @@ pub(super) fn acquire(store: &mut dyn LeaseStore, ask: &Ask<'_>) -> Result<Taken
             };
             // Both exchanges at once, each under the network's deadline.
             let (lease, v6) = super::dhcp6::beside(socket6.as_ref(), &mut client6, &dhcp, || {
-                oci_macvlan_dhcp::acquire_noting_while(
+                oci_macvlan_dhcp::acquire_noting(
                     &mut client,
                     &socket,
                     dhcp.timeout(),
