@@ -240,7 +240,10 @@ pub fn wire_among<'p>(
         _ => Vec::new(),
     };
     let mut sysctls = Vec::new();
-    if acquired.iter().any(|a| a.address.is_ipv4()) {
+    // A DHCP network's link always gets an IPv4 lease: its setting goes with the link's first
+    // ones, written before the exchange (one write on the attach's path, not two). It announces
+    // nothing there: the kernel sends gratuitous ARPs for the addresses a link has at link-up.
+    if planned.definition.dhcp.is_some() || acquired.iter().any(|a| a.address.is_ipv4()) {
         sysctls.push(conf(ifname, "ipv4", "arp_notify", "1", false));
     }
     match planned.definition.dhcp.filter(|d| d.ipv6) {

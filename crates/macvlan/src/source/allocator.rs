@@ -72,6 +72,7 @@ pub(super) fn acquire(store: &mut dyn LeaseStore, ask: &Ask<'_>) -> Result<Taken
         new,
         dhcp: None,
         stale: Vec::new(),
+        checked: None,
     })
 }
 

@@ -128,6 +128,8 @@ pub(super) fn acquire(store: &mut dyn LeaseStore, ask: &Ask<'_>) -> Result<Taken
             !r.expired(now) && !r.renewal.unbound && !r.renewal.pending && r.mac == link.mac
         })
         .filter(|r| !dhcp.ipv6 || r.v6.as_ref().is_some_and(|v6| !v6.expired(now)));
+    // The offer's address as checked while the server answered (see `super::dhcp_early`).
+    let mut checked = None;
     let record = match kept {
         Some(kept) => kept.clone(),
         None => {
@@ -217,23 +219,20 @@ pub(super) fn acquire(store: &mut dyn LeaseStore, ask: &Ask<'_>) -> Result<Taken
                 noted = Some(pending);
                 Ok(())
             };
-            // Made while the server answers the REQUEST: the child that closes the socket.
-            let mut closer = None;
-            let mut waiting = |_: &DhcpLease| {
-                if closer.is_none() {
-                    closer = socket.closer();
-                }
-            };
-            // Both exchanges at once, each under the network's deadline.
-            let (lease, v6) = super::dhcp6::beside(socket6.as_ref(), &mut client6, &dhcp, || {
-                oci_macvlan_dhcp::acquire_noting(
-                    &mut client,
-                    &socket,
-                    dhcp.timeout(),
-                    &mut note,
-                    &mut waiting,
-                )
+            // Both exchanges at once, each under the network's deadline; while the server
+            // answers the REQUEST, the socket's closer and the offer's check are made beside.
+            let ((lease, v6), early) = super::dhcp_early::while_answered(&socket, ask, |waiting| {
+                super::dhcp6::beside(socket6.as_ref(), &mut client6, &dhcp, || {
+                    oci_macvlan_dhcp::acquire_noting(
+                        &mut client,
+                        &socket,
+                        dhcp.timeout(),
+                        &mut note,
+                        waiting,
+                    )
+                })
             });
+            checked = early.checked;
             // The two exchanges ran at once: the server's share is the longer wait.
             add_server_wait(
                 socket
@@ -241,7 +240,7 @@ pub(super) fn acquire(store: &mut dyn LeaseStore, ask: &Ask<'_>) -> Result<Taken
                     .max(socket6.as_ref().map_or(Duration::ZERO, |s| s.waited())),
             );
             // Its release waits for a grace period of the kernel: not this run's to wait for.
-            socket.close_with(closer);
+            socket.close_with(early.closer);
             // A REQUEST went out unanswered (or the ACK was refused): the server may hold
             // the offer's lease all the same, and gets it back with the rest.
             let unanswered = |err| {
@@ -371,6 +370,7 @@ pub(super) fn acquire(store: &mut dyn LeaseStore, ask: &Ask<'_>) -> Result<Taken
         acquired: acquired_all,
         dhcp: Some(record),
         stale,
+        checked,
     })
 }
 

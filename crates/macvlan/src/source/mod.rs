@@ -32,6 +32,7 @@ pub(crate) mod dhcp_decline;
 
 /// The DHCPv6 source's hints, under the state dir (see `dhcp6_hint`).
 pub(crate) const HINTS_DIR: &str = dhcp6_hint::DIR;
+mod dhcp_early;
 pub(crate) mod dhcp_links;
 mod dhcp_release;
 mod unheld;
@@ -142,6 +143,9 @@ pub(crate) struct Taken {
     /// Addresses of the link's earlier lease that this one replaced: an adopted link still has
     /// them, and loses them before it gets the new ones.
     pub(crate) stale: Vec<IpAddr>,
+    /// An address of `new` checked against the host and the LAN while the server answered,
+    /// and what the check found (see `dhcp_early`): not checked again.
+    pub(crate) checked: Option<(IpAddr, crate::Result<()>)>,
 }
 
 /// Why a source gave nothing.
@@ -219,28 +223,34 @@ impl Source {
         match self {
             Self::Allocator => allocator::acquire(store, ask),
             Self::Dhcp => {
-                let taken = dhcp::acquire(store, ask)?;
+                let mut taken = dhcp::acquire(store, ask)?;
                 if taken.new.is_empty() {
                     return Ok(taken);
                 }
                 // What the server gave is checked as a named address is, before the link
                 // gets it; refused, the store's copy and the server's lease are given back.
+                // The offer's address was checked while the server answered: not again.
+                let (early, rest) = dhcp_early::still_to_check(&taken.new, taken.checked.take());
                 let probe = dhcp_decline::probes(ask.network);
-                let checked = match oci_macvlan_netlink_core::Handle::current() {
-                    Ok(host) => {
-                        crate::occupied::check_leased_probing(
-                            &host,
-                            ask.network,
-                            ask.parent,
-                            &taken.new,
-                            probe,
-                        )
-                        .await
-                    }
-                    Err(source) => Err(Error::CheckAddresses {
-                        network: ask.network.name.clone(),
-                        source,
-                    }),
+                let checked = match early {
+                    Err(error) => Err(error),
+                    Ok(()) if rest.is_empty() => Ok(()),
+                    Ok(()) => match oci_macvlan_netlink_core::Handle::current() {
+                        Ok(host) => {
+                            crate::occupied::check_leased_probing(
+                                &host,
+                                ask.network,
+                                ask.parent,
+                                &rest,
+                                probe,
+                            )
+                            .await
+                        }
+                        Err(source) => Err(Error::CheckAddresses {
+                            network: ask.network.name.clone(),
+                            source,
+                        }),
+                    },
                 };
                 match checked {
                     Ok(()) => Ok(taken),
