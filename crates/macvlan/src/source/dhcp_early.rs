@@ -10,16 +10,27 @@
 //!
 //! Nothing here decides anything: a refusal found early is the same refusal, taken once the
 //! ACK is in (the server's lease given back, its address declined). Where no thread can be
-//! made, or no runtime for its netlink socket, the closer is made on the attach's thread and
-//! the check runs after the ACK.
+//! made, the closer is made on the attach's thread and the check runs after the ACK; where the
+//! helper gets no runtime for its netlink socket, it makes the closer and leaves the check to
+//! after the ACK too. So does a network that probes for its addresses (`-o address_probe=on`):
+//! the probe listens once for all of a lease's addresses, after the ACK (RFC 2131, 4.4.1). A
+//! finding older than [`FRESH`] when the ACK comes (REQUESTs sent again) is dropped and the
+//! address checked again. A helper's panic aborts the hook in a release build (`panic =
+//! "abort"`): the offer is on the record by then, and the closer child ends with the process.
 
-use std::net::IpAddr;
+use std::{
+    net::IpAddr,
+    time::{Duration, Instant},
+};
 
 use oci_macvlan_dhcp::{Lease as DhcpLease, PacketLink};
 use oci_macvlan_netlink_core::{Closer, Handle, Link};
 
 use super::Ask;
 use crate::{Error, Network};
+
+/// How old a finding may be when the ACK comes and still stand for it.
+pub(super) const FRESH: Duration = Duration::from_millis(100);
 
 /// What the helper did.
 #[derive(Debug, Default)]
@@ -48,19 +59,27 @@ pub(super) fn while_answered<T>(
                 return;
             }
             let ip = IpAddr::V4(offered.address);
-            let work = move || (socket.closer(), check(network, parent, ip, probe));
+            let work = move || {
+                let closer = socket.closer();
+                (
+                    closer,
+                    (!probe).then(|| check(network, parent, ip)).flatten(),
+                )
+            };
             match std::thread::Builder::new().spawn_scoped(scope, work) {
-                Ok(handle) => helper = Some((ip, handle)),
+                Ok(handle) => helper = Some((ip, Instant::now(), handle)),
                 // No thread: the closer made here, the check left to the caller.
                 Err(_) => here = Some(socket.closer()),
             }
         };
         let got = exchange(&mut waiting);
         let early = match (helper, here) {
-            (Some((ip, handle)), _) => match handle.join() {
+            (Some((ip, started, handle)), _) => match handle.join() {
                 Ok((closer, checked)) => Early {
                     closer,
-                    checked: checked.map(|checked| (ip, checked)),
+                    checked: checked
+                        .filter(|_| started.elapsed() <= FRESH)
+                        .map(|checked| (ip, checked)),
                 },
                 Err(_) => Early::default(),
             },
@@ -73,14 +92,9 @@ pub(super) fn while_answered<T>(
     })
 }
 
-/// [`crate::occupied::check_leased_probing`] of `ip` on this thread, in a runtime of its own
+/// [`crate::occupied::check_leased`] of `ip` (no probe) on this thread, in a runtime of its own
 /// (its netlink socket needs one); `None` when none can be made (the caller checks).
-fn check(
-    network: &Network,
-    parent: Option<&Link>,
-    ip: IpAddr,
-    probe: bool,
-) -> Option<crate::Result<()>> {
+fn check(network: &Network, parent: Option<&Link>, ip: IpAddr) -> Option<crate::Result<()>> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .build()
@@ -90,7 +104,7 @@ fn check(
             network: network.name.clone(),
             source,
         })?;
-        crate::occupied::check_leased_probing(&host, network, parent, &[ip], probe).await
+        crate::occupied::check_leased(&host, network, parent, &[ip]).await
     }))
 }
 
