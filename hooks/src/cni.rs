@@ -21,8 +21,8 @@ use oci_macvlan_cni::{
     self as cni, Command, Env, ErrorReply, NetConf, Version, code, peek_version, read_bounded,
 };
 use oci_macvlan_macvlan::{
-    self as macvlan, AttachRequest, Attachment, ErrorKind, MacAddr, Networks, NotReady, Records,
-    StorePolicy,
+    self as macvlan, AttachRequest, Attachment, ErrorKind, MacAddr, Networks, NotReady, OnLease,
+    Records, StorePolicy,
 };
 
 use crate::{
@@ -227,6 +227,10 @@ fn add(ctx: &Context, env: &Env, conf: &NetConf) -> Result<serde_json::Value, Fa
     // Held until the attach is done: `network rm` waits for it, then sees the lease.
     let _hold = networks.hold()?;
     let network = networks.load(&conf.network)?;
+    // A DHCP lease gets its renewer, watching the namespace (there is no process), started
+    // beside its exchange: it ends when the namespace goes or DEL (or GC) removes the record.
+    let beside = crate::keeper::Beside::new(ctx, id.as_str());
+    let tell = |network: &str| beside.tell(network);
     let request = AttachRequest {
         container_id: id,
         name: env.args.name.clone(),
@@ -244,13 +248,13 @@ fn add(ctx: &Context, env: &Env, conf: &NetConf) -> Result<serde_json::Value, Fa
         cni: true,
         // The pod's name as the DHCP hostname (option 12), if the source's check passes it.
         hostname: env.args.pod_name.as_deref(),
+        on_lease: network.dhcp.map(|_| OnLease(&tell)),
     };
     let records = Records::new(&ctx.state_dir);
     let endpoints = crate::hook::attach_now(ctx, &records, &request)?;
-    // A DHCP lease gets its renewer, watching the namespace (there is no process): it ends
-    // when the namespace goes or DEL (or GC) removes the record.
+    // One whose lease took no exchange (kept from an earlier run): now.
     if network.dhcp.is_some() {
-        crate::keeper::start(ctx, id.as_str(), &[network.name.as_str()]);
+        beside.rest(&[network.name.as_str()]);
     }
     let ep = endpoints
         .into_iter()

@@ -80,6 +80,7 @@ pub fn connect(
         connect: true,
         cni: false,
         hostname: None,
+        on_lease: None,
     };
     let endpoints = crate::hook::attach_now(ctx, &records, &request)?;
     if network.dhcp.is_some() && request.pid.is_some() {

@@ -3,7 +3,7 @@
 use std::io;
 
 use oci_macvlan_macvlan::{
-    self as macvlan, AttachRequest, Attachment, ContainerId, Endpoint, Networks, Records,
+    self as macvlan, AttachRequest, Attachment, ContainerId, Endpoint, Networks, OnLease, Records,
 };
 use oci_macvlan_netlink_core::Handle;
 
@@ -93,12 +93,18 @@ fn attach(ctx: &Context, state: &State, id: &ContainerId, inv: &mut Invocation) 
         .map(|r| networks.load(&r.network))
         .collect::<Result<Vec<_>, _>>()?;
     let (netns, persistent_netns) = config.netns(state)?;
+    let pid = state.pid().and_then(|pid| i32::try_from(pid).ok());
+    // Each DHCP lease gets its renewer, started beside its exchange; a container with no
+    // process (a namespace that outlives any) has none here. A re-run starts them again: the
+    // slot keeps one pair.
+    let beside = crate::keeper::Beside::new(ctx, &state.id);
+    let tell = |network: &str| beside.tell(network);
     let request = AttachRequest {
         container_id: id,
         name: None,
         netns: &netns,
         persistent_netns,
-        pid: state.pid().and_then(|pid| i32::try_from(pid).ok()),
+        pid,
         attachments: requests
             .iter()
             .zip(&definitions)
@@ -113,18 +119,18 @@ fn attach(ctx: &Context, state: &State, id: &ContainerId, inv: &mut Invocation) 
         connect: false,
         cni: false,
         hostname: config.hostname.as_deref(),
+        on_lease: pid.map(|_| OnLease(&tell)),
     };
     let records = Records::new(&ctx.state_dir);
     let endpoints = attach_now(ctx, &records, &request)?;
-    // Each DHCP lease gets its renewer; a container with no process (a namespace that
-    // outlives any) has none here. A re-run starts them again: the slot keeps one pair.
-    if request.pid.is_some() {
+    // Those whose lease took no exchange (kept from an earlier run): now.
+    if pid.is_some() {
         let leased: Vec<&str> = definitions
             .iter()
             .filter(|n| n.dhcp.is_some())
             .map(|n| n.name.as_str())
             .collect();
-        crate::keeper::start(ctx, &state.id, &leased);
+        beside.rest(&leased);
     }
     for ep in endpoints {
         let addresses: Vec<String> = ep.addresses.iter().map(ToString::to_string).collect();

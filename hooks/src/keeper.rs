@@ -43,9 +43,48 @@ fn spawn(ctx: &Context, container: &str, network: &str) -> Result<Child> {
         .map_err(|e| crate::error::Error::Keeper(std::io::Error::other(e)))
 }
 
-/// Starts a keeper for each of `networks` (those of a DHCP attach that just succeeded), and
-/// returns at once. One that cannot start is said on stderr: the attach stands, its lease
-/// runs until its expiry, and a hook re-run starts one again.
+/// Renewers started during an attach: for each network the core tells of (its lease's REQUEST
+/// is out: [`Self::tell`], given as `AttachRequest::on_lease`), then, once the attach is done,
+/// for each DHCP network it did not tell of (a lease kept from an earlier run: [`Self::rest`]).
+pub struct Beside<'a> {
+    ctx: &'a Context,
+    container: &'a str,
+    told: std::sync::Mutex<Vec<String>>,
+}
+
+impl<'a> Beside<'a> {
+    /// For `container`.
+    pub fn new(ctx: &'a Context, container: &'a str) -> Self {
+        Self {
+            ctx,
+            container,
+            told: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Starts the keeper of `network` now.
+    pub fn tell(&self, network: &str) {
+        start(self.ctx, self.container, &[network]);
+        if let Ok(mut told) = self.told.lock() {
+            told.push(network.to_owned());
+        }
+    }
+
+    /// Starts the keepers of those of `leased` (the attach's DHCP networks) not started yet.
+    pub fn rest(&self, leased: &[&str]) {
+        let told = self.told.lock().map(|t| t.clone()).unwrap_or_default();
+        let rest: Vec<&str> = leased
+            .iter()
+            .copied()
+            .filter(|n| !told.iter().any(|t| t == n))
+            .collect();
+        start(self.ctx, self.container, &rest);
+    }
+}
+
+/// Starts a keeper for each of `networks` (those of a DHCP attach, beside its exchange or once
+/// it succeeded), and returns at once. One that cannot start is said on stderr: the attach
+/// stands, its lease runs until its expiry, and a hook re-run starts one again.
 pub fn start(ctx: &Context, container: &str, networks: &[&str]) {
     for network in networks {
         if let Err(err) = spawn(ctx, container, network) {
@@ -65,10 +104,18 @@ pub fn run(ctx: &Context, container: &str, network: &str) -> Result<()> {
         .map_err(|e| crate::error::Error::Keeper(std::io::Error::other(e)))?;
     let id = ContainerId::parse(container)?;
     let records = Records::new(&ctx.state_dir);
+    // Started beside the lease's exchange, the keeper reads what the attach wrote once it ends.
+    records.wait_unlocked(&id)?;
     // The container as the attach recorded it: its process; or, with none (a CNI container,
     // whose namespace outlives any process), the path of its namespace, which must still name
-    // the recorded one. Gone, or neither recorded: nothing to keep.
-    let Some(watched) = records.read(&id)?.and_then(|record| watched(&record)) else {
+    // the recorded one. Gone, or neither recorded: nothing to keep. Nor is there when the
+    // record holds no lease on the network, or only an offer whose ACK it never recorded (an
+    // attach that failed or died after its keeper was started): a take-back gives that back.
+    let Some(watched) = records
+        .read(&id)?
+        .filter(|record| holds_lease(record, network))
+        .and_then(|record| watched(&record))
+    else {
         return Ok(());
     };
     let slot = Slot::new(records.keeper_dir(&id, network));
@@ -159,6 +206,17 @@ pub fn stop(records: &Records, container: &ContainerId, network: &str) {
 }
 
 /// What tells that `record`'s container still lives, if it does.
+/// Whether `record` holds a lease on `network` that an attach recorded in full (not an offer
+/// still pending its ACK).
+fn holds_lease(record: &oci_macvlan_macvlan::Record, network: &str) -> bool {
+    record
+        .endpoints
+        .iter()
+        .filter(|e| e.network == network)
+        .filter_map(|e| e.dhcp.as_ref())
+        .any(|dhcp| !dhcp.renewal.pending)
+}
+
 fn watched(record: &oci_macvlan_macvlan::Record) -> Option<Container> {
     let liveness = record.liveness.as_ref()?;
     match (liveness.process, &record.netns) {

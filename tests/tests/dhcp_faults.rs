@@ -6,14 +6,19 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::time::{Duration, Instant};
+use std::{
+    io::Write,
+    process::Child,
+    time::{Duration, Instant},
+};
 
 use oci_macvlan_tests::{
-    Lan, TestNetns,
-    dhcp_lan::{NET, create_dhcp_network, kea_config, live_leases, state_with_hostname},
+    ContainerProcess, Lan, TestNetns,
+    dhcp_lan::{NET, create_dhcp_network, kea_config, keepers, live_leases, state_with_hostname},
     failpoints_binary,
     kea::Kea,
     privileged,
+    renewal::wait_until,
 };
 
 /// The steps an attach to one network passes (`failpoint::ALL`, but host access's, which a
@@ -108,4 +113,103 @@ fn a_hook_killed_after_the_ack_leaves_gc_a_lease_to_release() {
     }
     assert_eq!(live_leases(&kea), Vec::<String>::new(), "Kea still leases");
     lan.assert_no_residue(&[NET], "after gc");
+}
+
+/// Starts the failpoints build's hook with `failpoint` on container `id`'s state (of `process`,
+/// on [`NET`]).
+fn hook_with(lan: &Lan, failpoint: &str, id: &str, process: &ContainerProcess) -> Child {
+    let state = lan.pid_bundle(
+        id,
+        &[("oci-macvlan.networks", NET)],
+        process.pid(),
+        "creating",
+    );
+    let mut hook = lan.spawn_with(
+        &failpoints_binary(),
+        &[("OCI_MACVLAN_FAILPOINTS", failpoint)],
+        &["hook"],
+        true,
+    );
+    hook.stdin
+        .take()
+        .unwrap()
+        .write_all(state.as_bytes())
+        .unwrap();
+    hook
+}
+
+/// A lease's renewer starts beside its exchange, not after the attach: while the hook waits at
+/// `attach:net:dhcp-acked` (paused a second, the container's lock held), the container's keeper
+/// runs already; once the attach lets the lock go it reads the record and keeps the lease the
+/// attach recorded (its pair, active and standby, until the container ends). A keeper started
+/// for an attach that then dies finds no lease recorded in full and ends at once.
+#[privileged]
+fn a_renewer_starts_beside_the_exchange_and_keeps_only_a_lease_recorded_in_full() {
+    let lan = Lan::new();
+    let _kea = Kea::start(&lan.router, &kea_config());
+    create_dhcp_network(&lan, &[]);
+
+    let process = ContainerProcess::start();
+    let mut hook = hook_with(&lan, "attach:net:dhcp-acked=pause", "p1", &process);
+    let mut beside = false;
+    while hook.try_wait().unwrap().is_none() {
+        if !keepers(&lan, Some("p1")).is_empty() {
+            beside = hook.try_wait().unwrap().is_none();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = hook.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(beside, "no keeper ran while the attach waited");
+    assert!(
+        wait_until(Duration::from_secs(5), || keepers(&lan, Some("p1")).len()
+            == 2),
+        "no active and standby keeper: {:?}",
+        keepers(&lan, Some("p1"))
+    );
+    let stopped = lan.pid_bundle(
+        "p1",
+        &[("oci-macvlan.networks", NET)],
+        process.pid(),
+        "stopped",
+    );
+    process.kill();
+    assert!(
+        wait_until(Duration::from_secs(5), || keepers(&lan, Some("p1"))
+            .is_empty()),
+        "keepers outlived their container"
+    );
+    lan.cli_ok(&["hook"], &stopped);
+    lan.assert_no_residue(&[NET], "after the paused attach");
+
+    // The hook dies after its keeper was started, the record naming only the offer: the
+    // keeper ends at once although the container lives; the take-back releases the offer.
+    let process = ContainerProcess::start();
+    let hook = hook_with(&lan, "attach:net:dhcp-acked=kill", "p2", &process);
+    let out = hook.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        None,
+        "the failpoint did not kill the hook"
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || keepers(&lan, Some("p2"))
+            .is_empty()),
+        "a keeper of an attach that died lives on: {:?}",
+        keepers(&lan, Some("p2"))
+    );
+    let stopped = lan.pid_bundle(
+        "p2",
+        &[("oci-macvlan.networks", NET)],
+        process.pid(),
+        "stopped",
+    );
+    process.kill();
+    lan.cli_ok(&["hook"], &stopped);
+    lan.assert_no_residue(&[NET], "after the attach that died");
 }

@@ -6,7 +6,11 @@
 //!
 //! `OCI_MACVLAN_FAILPOINTS=NAME=ACTION[@N][,…]`: at the N-th time (default: first) the point
 //! NAME is passed, ACTION happens: `kill` (the process SIGKILLs itself, as a runtime's timeout or
-//! the OOM killer would) or `error` (the step fails, as its crate says).
+//! the OOM killer would), `error` (the step fails, as its crate says) or `pause` (the step waits
+//! [`PAUSE`] first, as on a slow machine: a test watches what runs meanwhile).
+
+/// How long a `pause` waits.
+pub const PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Whether the step `name` must fail now; never returns when it must die.
 #[cfg(not(feature = "failpoints"))]
@@ -53,6 +57,7 @@ pub fn fails(name: &'static str) -> bool {
                 unreachable!("SIGKILL returned");
             }
             "error" => return true,
+            "pause" => std::thread::sleep(PAUSE),
             other => panic!("unknown failpoint action {other:?} for {name}"),
         }
     }

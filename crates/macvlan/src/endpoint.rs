@@ -294,6 +294,7 @@ impl<K: Kernel> Apply<'_, K> {
                 note: None,
                 hints: Some(&hints),
                 parent: Some(parent),
+                on_lease: self.req.on_lease,
             };
             let mut taken = None;
             if source.runs() == Runs::BeforeLink {

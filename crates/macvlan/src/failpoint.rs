@@ -5,7 +5,8 @@
 //! `OCI_MACVLAN_FAILPOINTS=NAME=ACTION[@N][,…]` (read by `oci_macvlan_ipam::failpoint`, the
 //! switch every crate's failpoints share): at the N-th time (default: first) the step NAME is
 //! passed, ACTION happens: `kill` (the process SIGKILLs itself, as a runtime's timeout or the OOM
-//! killer would) or `error` (the step fails with [`Error::Injected`]).
+//! killer would), `error` (the step fails with [`Error::Injected`]) or `pause` (the step waits a
+//! second first).
 
 use crate::Result;
 #[cfg(feature = "failpoints")]

@@ -151,6 +151,14 @@ impl Records {
         FileLock::acquire(&self.lock_path(container_id)?)
     }
 
+    /// Waits until no attach, detach or `gc` holds the container (takes its lock and lets it
+    /// go): a renewer started while its container's attach runs (beside the lease's exchange)
+    /// then reads the record that attach left, not the one it started from.
+    pub fn wait_unlocked(&self, container_id: &(impl IdRef + ?Sized)) -> Result<()> {
+        drop(self.lock(container_id)?);
+        Ok(())
+    }
+
     /// The container's lock, or `None` while an attach, detach or `gc` holds it.
     pub(crate) fn try_lock(
         &self,

@@ -52,4 +52,20 @@ pub struct AttachRequest<'a> {
     /// The container's hostname (OCI `hostname`), which a DHCP network's server is told
     /// (option 12) so that its lease table names the container.
     pub hostname: Option<&'a str>,
+    /// Told, on a helper thread, of each network whose DHCP lease's REQUEST is out while the
+    /// server answers it (the container's lock held): a front door that starts the lease's
+    /// renewer starts it there, beside the exchange, not after the attach (see
+    /// `source::dhcp_early`). A lease that took no exchange (kept from an earlier run) is not
+    /// told.
+    pub on_lease: Option<OnLease<'a>>,
+}
+
+/// What [`AttachRequest::on_lease`] calls with a network's name.
+#[derive(Clone, Copy)]
+pub struct OnLease<'a>(pub &'a (dyn Fn(&str) + Sync));
+
+impl std::fmt::Debug for OnLease<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OnLease")
+    }
 }

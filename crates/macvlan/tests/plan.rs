@@ -58,6 +58,7 @@ fn request<'a>(attachments: Vec<Attachment<'a>>, netns: &'a Path) -> AttachReque
         connect: false,
         cni: false,
         hostname: None,
+        on_lease: None,
     }
 }
 

@@ -307,6 +307,8 @@ struct Setup {
     tmp: PathBuf,
     cycles: usize,
     out: PathBuf,
+    /// The series "dhcp": each container of ours has a process (see `tools::Process`).
+    processes: bool,
 }
 
 fn env_path(key: &str) -> Result<PathBuf> {
@@ -329,11 +331,16 @@ fn inner() -> Result<()> {
         tmp: env_path("OMB_TMP")?,
         cycles: std::env::var("OMB_CYCLES")?.parse()?,
         out: env_path("OMB_OUT")?,
+        processes: false,
     };
     let only_dhcp = match std::env::var(SERIES_ENV).ok().as_deref() {
         None | Some("" | "all") => false,
         Some("dhcp") => true,
         Some(other) => bail!("{SERIES_ENV}={other}: the series are `all` and `dhcp`"),
+    };
+    let setup = Setup {
+        processes: only_dhcp,
+        ..setup
     };
     let mut tools = vec![
         Tool::Ours,

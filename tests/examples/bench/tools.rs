@@ -4,6 +4,7 @@
 use std::{
     io::Write,
     net::Ipv4Addr,
+    os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
     process::{Command, Stdio},
     time::{Duration, Instant},
@@ -100,7 +101,15 @@ fn floor_path(setup: &Setup, floor: Floor) -> PathBuf {
 
 /// One spawn of a floor program, fed and awaited as a hook is.
 pub(super) fn spawn_floor(setup: &Setup, floor: Floor) -> Result<Duration> {
-    invoke(setup, Tool::Floor(floor), "", "", 0, Path::new(""), true)
+    invoke(
+        setup,
+        Tool::Floor(floor),
+        "",
+        "",
+        0,
+        (Path::new(""), None),
+        true,
+    )
 }
 
 /// A command with the environment a runtime gives a hook: runc and crun pass exactly the `env`
@@ -128,16 +137,97 @@ pub(super) fn cycle(
 ) -> Result<(Duration, Duration)> {
     let ns = TestNetns::new("omb-");
     let path = ns.path();
-    let attach = invoke(setup, tool, network, id, i, &path, true)?;
+    let process = match tool {
+        Tool::Ours | Tool::OursDhcp | Tool::Baseline | Tool::BaselineDhcp if setup.processes => {
+            Some(Process::start(&path)?)
+        }
+        _ => None,
+    };
+    let pid = process.as_ref().map(Process::pid);
+    let attach = invoke(setup, tool, network, id, i, (&path, pid), true)?;
+    // A runtime runs poststop once the container's process has died; its keepers end with it.
+    if let Some(process) = process {
+        process.end(id)?;
+    }
     let ns = if gone {
         drop(ns);
         None
     } else {
         Some(ns)
     };
-    let detach = invoke(setup, tool, network, id, i, &path, false)?;
+    let detach = invoke(setup, tool, network, id, i, (&path, pid), false)?;
     drop(ns);
     Ok((attach, detach))
+}
+
+/// A container's process, as a runtime's hook is given one (the series "dhcp"): `sleep` in the
+/// container's namespace. With it the hook records the container's liveness, and a DHCP attach
+/// starts the lease's renewer, as on a real host.
+pub(super) struct Process {
+    child: std::process::Child,
+}
+
+impl Process {
+    /// `sleep` in the namespace at `netns`, once it is there.
+    fn start(netns: &Path) -> Result<Self> {
+        let child = Command::new("nsenter")
+            .arg(format!("--net={}", netns.display()))
+            .args(["sleep", "3600"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let process = Self { child };
+        let want = std::fs::metadata(netns)?.ino();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let pid = process.pid();
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            let ns = std::fs::metadata(format!("/proc/{pid}/ns/net")).map(|m| m.ino());
+            if comm.trim() == "sleep" && ns.ok() == Some(want) {
+                return Ok(process);
+            }
+            if Instant::now() > deadline {
+                bail!("nsenter --net={} sleep did not start", netns.display());
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills and reaps the process, then waits for the keepers of container `id` to end (a
+    /// few milliseconds): they would otherwise run beside the next cycle's hooks.
+    fn end(mut self, id: &str) -> Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while keepers_of(id) > 0 {
+            if Instant::now() > deadline {
+                bail!("the keepers of {id} outlived its process");
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Ok(())
+    }
+}
+
+/// How many `dhcp-keeper` processes name a container whose id ends in `-{id}`.
+fn keepers_of(id: &str) -> usize {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    let suffix = format!("-{id}");
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+            args.contains(&&b"dhcp-keeper"[..])
+                && args.iter().any(|a| a.ends_with(suffix.as_bytes()))
+        })
+        .count()
 }
 
 /// Spawns one tool the way its caller does and times it from spawn to exit.
@@ -147,7 +237,7 @@ fn invoke(
     network: &str,
     id: &str,
     i: usize,
-    netns: &Path,
+    (netns, pid): (&Path, Option<u32>),
     attach: bool,
 ) -> Result<Duration> {
     let (mut command, stdin) = match tool {
@@ -199,12 +289,15 @@ fn invoke(
                 });
                 std::fs::write(bundle.join("config.json"), config.to_string())?;
             }
-            let state = serde_json::json!({
+            let mut state = serde_json::json!({
                 "ociVersion": "1.0.2",
                 "id": format!("{network}-{id}"),
                 "status": if attach { "creating" } else { "stopped" },
                 "bundle": bundle,
             });
+            if let Some(pid) = pid {
+                state["pid"] = pid.into();
+            }
             let mut command = hook_command(binary);
             command
                 .arg("--config-dir")

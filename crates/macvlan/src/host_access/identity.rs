@@ -172,6 +172,7 @@ mod tests {
             connect: false,
             cni: false,
             hostname: None,
+            on_lease: None,
         }
     }
 

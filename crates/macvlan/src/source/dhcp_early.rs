@@ -3,6 +3,10 @@
 //! when the server is slower than it (the hook's thread only waits then):
 //! - the packet socket's closer child (`PacketLink::closer`: its release waits for a grace
 //!   period of the kernel, which a hook would otherwise pay before it exits);
+//! - telling the front door that the lease is on its way ([`crate::AttachRequest::on_lease`]):
+//!   the hook starts the lease's renewer there, a process whose start (`posix_spawn`, ~0.15 ms
+//!   here) would otherwise follow the attach. The renewer waits for the container's lock, which
+//!   the attach holds, before it reads the record;
 //! - the check of the offered address against the host and the LAN (DESIGN.md, rule 9:
 //!   `crate::occupied::check_leased_probing`), which [`super::Source::acquire`] then does not
 //!   run again for that address. An ACK of another address (a NAK, then another offer), and a
@@ -49,7 +53,7 @@ pub(super) fn while_answered<T>(
     ask: &Ask<'_>,
     exchange: impl FnOnce(&mut dyn FnMut(&DhcpLease)) -> T,
 ) -> (T, Early) {
-    let (network, parent) = (ask.network, ask.parent);
+    let (network, parent, on_lease) = (ask.network, ask.parent, ask.on_lease);
     let probe = super::dhcp_decline::probes(network);
     std::thread::scope(|scope| {
         let mut helper = None;
@@ -61,6 +65,9 @@ pub(super) fn while_answered<T>(
             let ip = IpAddr::V4(offered.address);
             let work = move || {
                 let closer = socket.closer();
+                if let Some(tell) = on_lease {
+                    (tell.0)(&network.name);
+                }
                 (
                     closer,
                     (!probe).then(|| check(network, parent, ip)).flatten(),

@@ -118,6 +118,8 @@ pub(crate) struct Ask<'a> {
     /// The network's parent link, as the attach found it (a source that checks what a server
     /// gave against the LAN needs it), if known.
     pub(crate) parent: Option<&'a oci_macvlan_netlink_core::Link>,
+    /// Told of the network once its lease's REQUEST is out ([`crate::AttachRequest::on_lease`]).
+    pub(crate) on_lease: Option<crate::OnLease<'a>>,
 }
 
 /// Where a source that talks to a server writes down what the server may commit before it

@@ -146,6 +146,7 @@ fn request<'a>(
         connect: false,
         cni: false,
         hostname: None,
+        on_lease: None,
     }
 }
 
@@ -166,7 +167,6 @@ fn on_one_link(test: impl FnOnce(&Fake, &Wiring<'_, Fake>, &PlannedNetwork<'_>))
     let planned = &plan.networks[0];
     let fake = parents();
     let parent = fake.state.borrow().host[0].clone();
-    // The container's link: the fake tells it by name and index only.
     let mut link = parent.clone();
     link.index = 40;
     link.name.clone_from(&planned.link.name);
