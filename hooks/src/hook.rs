@@ -94,44 +94,48 @@ fn attach(ctx: &Context, state: &State, id: &ContainerId, inv: &mut Invocation) 
         .collect::<Result<Vec<_>, _>>()?;
     let (netns, persistent_netns) = config.netns(state)?;
     let pid = state.pid().and_then(|pid| i32::try_from(pid).ok());
-    // Each DHCP lease gets its renewer, started beside its exchange; a container with no
-    // process (a namespace that outlives any) has none here. A re-run starts them again: the
-    // slot keeps one pair.
-    let beside = crate::keeper::Beside::new(ctx, &state.id);
-    let tell = |network: &str| beside.tell(network);
-    let request = AttachRequest {
-        container_id: id,
-        name: None,
-        netns: &netns,
-        persistent_netns,
-        pid,
-        attachments: requests
-            .iter()
-            .zip(&definitions)
-            .map(|(r, network)| Attachment {
-                network,
-                ifname: r.ifname.clone(),
-                static_ips: r.static_ips.clone(),
-                mac: r.mac,
-            })
-            .collect(),
-        definitions: &networks,
-        connect: false,
-        cni: false,
-        hostname: config.hostname.as_deref(),
-        on_lease: pid.map(|_| OnLease(&tell)),
-    };
-    let records = Records::new(&ctx.state_dir);
-    let endpoints = attach_now(ctx, &records, &request)?;
-    // Those whose lease took no exchange (kept from an earlier run): now.
-    if pid.is_some() {
-        let leased: Vec<&str> = definitions
-            .iter()
-            .filter(|n| n.dhcp.is_some())
-            .map(|n| n.name.as_str())
-            .collect();
-        beside.rest(&leased);
-    }
+    let attachments = requests
+        .iter()
+        .zip(&definitions)
+        .map(|(r, network)| Attachment {
+            network,
+            ifname: r.ifname.clone(),
+            static_ips: r.static_ips.clone(),
+            mac: r.mac,
+        })
+        .collect();
+    // Each DHCP lease gets its renewer, started beside the attach once its exchange is over;
+    // a container with no process (a namespace that outlives any) has none here. A re-run
+    // starts them again: the slot keeps one pair.
+    let leased: Vec<&str> = definitions
+        .iter()
+        .filter(|n| n.dhcp.is_some())
+        .map(|n| n.name.as_str())
+        .collect();
+    let endpoints = std::thread::scope(|scope| {
+        let beside = crate::keeper::Beside::new(ctx, &state.id, scope);
+        let tell = |network: &str, step| beside.tell(network, step);
+        let request = AttachRequest {
+            container_id: id,
+            name: None,
+            netns: &netns,
+            persistent_netns,
+            pid,
+            attachments,
+            definitions: &networks,
+            connect: false,
+            cni: false,
+            hostname: config.hostname.as_deref(),
+            on_lease: pid.map(|_| OnLease(&tell)),
+        };
+        let records = Records::new(&ctx.state_dir);
+        let endpoints = attach_now(ctx, &records, &request)?;
+        // Those whose lease took no exchange (kept from an earlier run): now.
+        if pid.is_some() {
+            beside.rest(&leased);
+        }
+        Ok::<_, Error>(endpoints)
+    })?;
     for ep in endpoints {
         let addresses: Vec<String> = ep.addresses.iter().map(ToString::to_string).collect();
         log::info(

@@ -76,7 +76,7 @@ pub use reach::{Unreachable, store_of};
 pub use ready::{NotReady, attach_ready};
 pub use record::{Record, RecordedEndpoint, Records};
 pub use renew::{DhcpRenewal, Renewed, Report as RenewalReport};
-pub use request::{AttachRequest, Attachment, OnLease};
+pub use request::{AttachRequest, Attachment, LeaseStep, OnLease};
 pub use status::{EndpointFacts, NetworkStatus, StoreState, network_status};
 pub use stores::{Access, StorePolicy};
 pub use verify::{Report, verify};

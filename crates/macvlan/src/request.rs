@@ -52,17 +52,27 @@ pub struct AttachRequest<'a> {
     /// The container's hostname (OCI `hostname`), which a DHCP network's server is told
     /// (option 12) so that its lease table names the container.
     pub hostname: Option<&'a str>,
-    /// Told, on a helper thread, of each network whose DHCP lease's REQUEST is out while the
-    /// server answers it (the container's lock held): a front door that starts the lease's
-    /// renewer starts it there, beside the exchange, not after the attach (see
-    /// `source::dhcp_early`). A lease that took no exchange (kept from an earlier run) is not
-    /// told.
+    /// Told of each network whose DHCP lease is being taken, the container's lock held: once
+    /// its REQUEST is out ([`LeaseStep::Requested`], on a helper thread, while the server
+    /// answers), then once the exchange is over ([`LeaseStep::Exchanged`], answered or not). A
+    /// front door that starts the lease's renewer makes ready at the first and starts it at the
+    /// second, beside the rest of the attach, not after it (see `source::dhcp_early`). A lease
+    /// that took no exchange (kept from an earlier run) is not told.
     pub on_lease: Option<OnLease<'a>>,
+}
+
+/// Where a network's DHCP lease is (see [`AttachRequest::on_lease`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseStep {
+    /// Its REQUEST is out; the server answers.
+    Requested,
+    /// The exchange is over.
+    Exchanged,
 }
 
 /// What [`AttachRequest::on_lease`] calls with a network's name.
 #[derive(Clone, Copy)]
-pub struct OnLease<'a>(pub &'a (dyn Fn(&str) + Sync));
+pub struct OnLease<'a>(pub &'a (dyn Fn(&str, LeaseStep) + Sync));
 
 impl std::fmt::Debug for OnLease<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

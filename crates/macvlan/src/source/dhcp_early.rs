@@ -4,9 +4,10 @@
 //! - the packet socket's closer child (`PacketLink::closer`: its release waits for a grace
 //!   period of the kernel, which a hook would otherwise pay before it exits);
 //! - telling the front door that the lease is on its way ([`crate::AttachRequest::on_lease`]):
-//!   the hook starts the lease's renewer there, a process whose start (`posix_spawn`, ~0.15 ms
-//!   here) would otherwise follow the attach. The renewer waits for the container's lock, which
-//!   the attach holds, before it reads the record;
+//!   the hook makes ready there a thread that starts the lease's renewer once the exchange is
+//!   over (told on the attach's thread), a process whose start (`posix_spawn`, ~0.15 ms here)
+//!   would otherwise follow the attach; the renewer waits for the container's lock, which the
+//!   attach holds, before it reads the record;
 //! - the check of the offered address against the host and the LAN (DESIGN.md, rule 9:
 //!   `crate::occupied::check_leased_probing`), which [`super::Source::acquire`] then does not
 //!   run again for that address. An ACK of another address (a NAK, then another offer), and a
@@ -66,7 +67,7 @@ pub(super) fn while_answered<T>(
             let work = move || {
                 let closer = socket.closer();
                 if let Some(tell) = on_lease {
-                    (tell.0)(&network.name);
+                    (tell.0)(&network.name, crate::LeaseStep::Requested);
                 }
                 (
                     closer,
@@ -80,6 +81,9 @@ pub(super) fn while_answered<T>(
             }
         };
         let got = exchange(&mut waiting);
+        if let (Some(tell), Some(_)) = (on_lease, &helper) {
+            (tell.0)(&network.name, crate::LeaseStep::Exchanged);
+        }
         let early = match (helper, here) {
             (Some((ip, started, handle)), _) => match handle.join() {
                 Ok((closer, checked)) => Early {
