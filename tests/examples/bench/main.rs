@@ -319,6 +319,11 @@ fn env_path(key: &str) -> Result<PathBuf> {
 
 /// `inner`: runs inside the host namespace.
 fn inner() -> Result<()> {
+    let only_dhcp = match std::env::var(SERIES_ENV).ok().as_deref() {
+        None | Some("" | "all") => false,
+        Some("dhcp") => true,
+        Some(other) => bail!("{SERIES_ENV}={other}: the series are `all` and `dhcp`"),
+    };
     let setup = Setup {
         binary: env_path("OMB_BIN")?,
         floors: env_path("OMB_FLOORS")?,
@@ -331,16 +336,7 @@ fn inner() -> Result<()> {
         tmp: env_path("OMB_TMP")?,
         cycles: std::env::var("OMB_CYCLES")?.parse()?,
         out: env_path("OMB_OUT")?,
-        processes: false,
-    };
-    let only_dhcp = match std::env::var(SERIES_ENV).ok().as_deref() {
-        None | Some("" | "all") => false,
-        Some("dhcp") => true,
-        Some(other) => bail!("{SERIES_ENV}={other}: the series are `all` and `dhcp`"),
-    };
-    let setup = Setup {
         processes: only_dhcp,
-        ..setup
     };
     let mut tools = vec![
         Tool::Ours,
