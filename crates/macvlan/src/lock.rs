@@ -95,6 +95,34 @@ impl FileLock {
         }
     }
 
+    /// Waits until nobody holds the lock on `path` exclusively, and takes nothing: a missing
+    /// file is free, and none is made (a waiter that outlives the file's owner, say a keeper
+    /// started as its container is taken back, must not leave one behind).
+    pub(crate) fn wait_free(path: &Path) -> Result<()> {
+        let wrap = |source: io::Error| {
+            Error::from(StateError::Lock {
+                path: path.to_path_buf(),
+                source,
+            })
+        };
+        let file = match OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(path)
+        {
+            Ok(file) => file,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(err) => return Err(wrap(err)),
+        };
+        if !file.metadata().map_err(wrap)?.is_file() {
+            return Err(wrap(io::Error::other("it is not a regular file")));
+        }
+        // A holder that removes the file lets go all the same: its old inode is free then.
+        Flock::lock(file, FlockArg::LockShared)
+            .map(drop)
+            .map_err(|(_, errno)| wrap(errno.into()))
+    }
+
     /// Removes the lock file, still holding the lock: a waiter that then gets the old inode sees
     /// it unlinked and starts again.
     pub(crate) fn remove_file(&self) -> Result<()> {
@@ -139,6 +167,33 @@ mod tests {
         assert!(FileLock::try_acquire(&path).unwrap().is_none());
         drop(second);
         assert!(FileLock::try_acquire(&path).unwrap().is_some());
+    }
+
+    #[test]
+    fn waiting_for_a_free_lock_makes_no_file_and_waits_for_the_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c1.lock");
+        FileLock::wait_free(&path).unwrap();
+        assert!(!path.exists(), "a lock file was made");
+        let held = FileLock::acquire(&path).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waiter = {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                FileLock::wait_free(&path).unwrap();
+                tx.send(()).unwrap();
+            })
+        };
+        assert!(
+            rx.recv_timeout(std::time::Duration::from_millis(200))
+                .is_err(),
+            "it did not wait for the holder"
+        );
+        held.remove_file().unwrap();
+        drop(held);
+        rx.recv_timeout(std::time::Duration::from_secs(5)).unwrap();
+        waiter.join().unwrap();
+        assert!(!path.exists(), "the lock file was made again");
     }
 
     #[test]

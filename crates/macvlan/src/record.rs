@@ -151,12 +151,12 @@ impl Records {
         FileLock::acquire(&self.lock_path(container_id)?)
     }
 
-    /// Waits until no attach, detach or `gc` holds the container (takes its lock and lets it
-    /// go): a renewer started while its container's attach runs (beside the lease's exchange)
-    /// then reads the record that attach left, not the one it started from.
+    /// Waits until no attach, detach or `gc` holds the container's lock (making no lock file
+    /// where there is none: one a detach removed stays removed): a renewer started while its
+    /// container's attach runs (beside the lease's exchange) then reads the record that attach
+    /// left, not the one it started from.
     pub fn wait_unlocked(&self, container_id: &(impl IdRef + ?Sized)) -> Result<()> {
-        drop(self.lock(container_id)?);
-        Ok(())
+        FileLock::wait_free(&self.lock_path(container_id)?)
     }
 
     /// The container's lock, or `None` while an attach, detach or `gc` holds it.
