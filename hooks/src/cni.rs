@@ -21,8 +21,8 @@ use oci_macvlan_cni::{
     self as cni, Command, Env, ErrorReply, NetConf, Version, code, peek_version, read_bounded,
 };
 use oci_macvlan_macvlan::{
-    self as macvlan, AttachRequest, Attachment, ErrorKind, MacAddr, Networks, NotReady, OnLease,
-    Records, StorePolicy,
+    self as macvlan, AttachRequest, Attachment, ErrorKind, MacAddr, Networks, NotReady, Records,
+    StorePolicy,
 };
 
 use crate::{
@@ -231,36 +231,33 @@ fn add(ctx: &Context, env: &Env, conf: &NetConf) -> Result<serde_json::Value, Fa
     // A DHCP lease gets its renewer, watching the namespace (there is no process), started
     // beside the attach once its exchange is over: it ends when the namespace goes or DEL (or
     // GC) removes the record.
-    let endpoints = std::thread::scope(|scope| {
-        let beside = crate::keeper::Beside::new(ctx, id.as_str(), scope);
-        let tell = |network: &str, step| beside.tell(network, step);
-        let request = AttachRequest {
-            container_id: id,
-            name: env.args.name.clone(),
-            netns,
-            persistent_netns: true,
-            pid: None,
-            attachments: vec![Attachment {
-                network: &network,
-                ifname,
-                static_ips,
-                mac,
-            }],
-            definitions: &networks,
-            connect: true,
-            cni: true,
-            // The pod's name as the DHCP hostname (option 12), if the source's check passes it.
-            hostname: env.args.pod_name.as_deref(),
-            on_lease: network.dhcp.map(|_| OnLease(&tell)),
-        };
-        let records = Records::new(&ctx.state_dir);
-        let endpoints = crate::hook::attach_now(ctx, &records, &request)?;
-        // One whose lease took no exchange (kept from an earlier run): now.
-        if network.dhcp.is_some() {
-            beside.rest(&[network.name.as_str()]);
-        }
-        Ok::<_, Error>(endpoints)
-    })?;
+    let request = AttachRequest {
+        container_id: id,
+        name: env.args.name.clone(),
+        netns,
+        persistent_netns: true,
+        pid: None,
+        attachments: vec![Attachment {
+            network: &network,
+            ifname,
+            static_ips,
+            mac,
+        }],
+        definitions: &networks,
+        connect: true,
+        cni: true,
+        // The pod's name as the DHCP hostname (option 12), if the source's check passes it.
+        hostname: env.args.pod_name.as_deref(),
+        on_lease: None,
+    };
+    let records = Records::new(&ctx.state_dir);
+    let endpoints = crate::keeper::attach_keeping(
+        ctx,
+        &records,
+        request,
+        &[network.name.as_str()],
+        network.dhcp.is_some(),
+    )?;
     let ep = endpoints
         .into_iter()
         .next()

@@ -3,7 +3,7 @@
 use std::io;
 
 use oci_macvlan_macvlan::{
-    self as macvlan, AttachRequest, Attachment, ContainerId, Endpoint, Networks, OnLease, Records,
+    self as macvlan, AttachRequest, Attachment, ContainerId, Endpoint, Networks, Records,
 };
 use oci_macvlan_netlink_core::Handle;
 
@@ -112,30 +112,21 @@ fn attach(ctx: &Context, state: &State, id: &ContainerId, inv: &mut Invocation) 
         .filter(|n| n.dhcp.is_some())
         .map(|n| n.name.as_str())
         .collect();
-    let endpoints = std::thread::scope(|scope| {
-        let beside = crate::keeper::Beside::new(ctx, &state.id, scope);
-        let tell = |network: &str, step| beside.tell(network, step);
-        let request = AttachRequest {
-            container_id: id,
-            name: None,
-            netns: &netns,
-            persistent_netns,
-            pid,
-            attachments,
-            definitions: &networks,
-            connect: false,
-            cni: false,
-            hostname: config.hostname.as_deref(),
-            on_lease: pid.map(|_| OnLease(&tell)),
-        };
-        let records = Records::new(&ctx.state_dir);
-        let endpoints = attach_now(ctx, &records, &request)?;
-        // Those whose lease took no exchange (kept from an earlier run): now.
-        if pid.is_some() {
-            beside.rest(&leased);
-        }
-        Ok::<_, Error>(endpoints)
-    })?;
+    let request = AttachRequest {
+        container_id: id,
+        name: None,
+        netns: &netns,
+        persistent_netns,
+        pid,
+        attachments,
+        definitions: &networks,
+        connect: false,
+        cni: false,
+        hostname: config.hostname.as_deref(),
+        on_lease: None,
+    };
+    let records = Records::new(&ctx.state_dir);
+    let endpoints = crate::keeper::attach_keeping(ctx, &records, request, &leased, pid.is_some())?;
     for ep in endpoints {
         let addresses: Vec<String> = ep.addresses.iter().map(ToString::to_string).collect();
         log::info(

@@ -6,7 +6,9 @@
 use std::process::{Child, Command};
 
 use oci_macvlan_keeper::{Container, Ended, Slot};
-use oci_macvlan_macvlan::{ContainerId, DhcpRenewal, Networks, Records, Renewed};
+use oci_macvlan_macvlan::{
+    AttachRequest, ContainerId, DhcpRenewal, Endpoint, Networks, OnLease, Records, Renewed,
+};
 
 use crate::{Context, error::Result, journal::Invocation};
 
@@ -41,6 +43,33 @@ fn command(ctx: &Context, container: &str, network: &str) -> Result<Command> {
 fn spawn(ctx: &Context, container: &str, network: &str) -> Result<Child> {
     oci_macvlan_keeper::spawn(command(ctx, container, network)?)
         .map_err(|e| crate::error::Error::Keeper(std::io::Error::other(e)))
+}
+
+/// The core's attach of `request` (`crate::hook::attach_now`), the hook's and the CNI plugin's:
+/// with `keepers`, the renewer of each of `leased` (the attach's DHCP networks) is started
+/// beside it ([`Beside`]) and waited for before this returns.
+pub fn attach_keeping(
+    ctx: &Context,
+    records: &Records,
+    request: AttachRequest<'_>,
+    leased: &[&str],
+    keepers: bool,
+) -> Result<Vec<Endpoint>> {
+    let container = request.container_id.as_str();
+    std::thread::scope(|scope| {
+        let beside = Beside::new(ctx, container, scope);
+        let tell = |network: &str, step| beside.tell(network, step);
+        let request = AttachRequest {
+            on_lease: keepers.then_some(OnLease(&tell)),
+            ..request
+        };
+        let endpoints = crate::hook::attach_now(ctx, records, &request)?;
+        // Those whose lease took no exchange (kept from an earlier run): now.
+        if keepers {
+            beside.rest(leased);
+        }
+        Ok(endpoints)
+    })
 }
 
 /// Renewers started during an attach (`AttachRequest::on_lease`, [`Self::tell`]): for each
