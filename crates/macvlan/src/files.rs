@@ -55,18 +55,11 @@ pub fn write_atomic(path: &Path, contents: &[u8], put: Put, durability: Durabili
         })
     };
     let dir = path.parent().unwrap_or(Path::new("."));
-    ensure_dir(dir).map_err(wrap)?;
+    ensure_dir_once(dir).map_err(wrap)?;
     let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = dir.join(format!(".{file_name}{TEMP_MARK}{}", std::process::id()));
-    // A temporary file of an earlier process that had this pid: ours to replace.
-    let _ = fs::remove_file(&tmp);
     let result = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(FILE_MODE)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&tmp)?;
+        let mut file = create_tmp(dir, &tmp)?;
         file.write_all(contents)?;
         fix_mode(&file, FILE_MODE)?;
         if durability == Durability::Durable {
@@ -80,6 +73,58 @@ pub fn write_atomic(path: &Path, contents: &[u8], put: Put, durability: Durabili
     // After a rename the temporary name is gone already; after link, or an error, remove it.
     let _ = fs::remove_file(&tmp);
     result.map_err(wrap)
+}
+
+/// Makes the temporary file `tmp` in `dir`, never through a symlink. A file already there is
+/// one of an earlier process that had this pid: ours to replace. A dir [`ensure_dir_once`]
+/// took as made and that is gone since is made again.
+fn create_tmp(dir: &Path, tmp: &Path) -> io::Result<File> {
+    let open = || {
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(FILE_MODE)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(tmp)
+    };
+    match open() {
+        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
+            fs::remove_file(tmp)?;
+            open()
+        }
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {
+            forget_ensured(dir);
+            ensure_dir_once(dir)?;
+            open()
+        }
+        opened => opened,
+    }
+}
+
+/// The dirs [`ensure_dir_once`] made or checked in this process.
+static ENSURED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// [`ensure_dir`], once per process and dir: a hook writes a container's record up to three
+/// times in a few milliseconds, and each check is two syscalls. The dirs are root's (see
+/// [`check_private_dir`]): what was a real dir a moment ago is one still, unless root changed it.
+fn ensure_dir_once(dir: &Path) -> io::Result<()> {
+    let known = |ensured: &Vec<PathBuf>| ensured.iter().any(|d| d == dir);
+    if ENSURED.lock().map(|e| known(&e)).unwrap_or(false) {
+        return Ok(());
+    }
+    ensure_dir(dir)?;
+    if let Ok(mut ensured) = ENSURED.lock()
+        && !known(&ensured)
+    {
+        ensured.push(dir.to_path_buf());
+    }
+    Ok(())
+}
+
+fn forget_ensured(dir: &Path) {
+    if let Ok(mut ensured) = ENSURED.lock() {
+        ensured.retain(|d| d != dir);
+    }
 }
 
 /// Puts `tmp` in the place of `path`, atomically. Where `path` exists, the two are exchanged
@@ -397,5 +442,21 @@ mod tests {
         fs::write(&live, b"").unwrap();
         assert_eq!(remove_stale_temps(dir.path()).unwrap(), 1);
         assert!(!dead.exists() && live.exists());
+    }
+
+    #[test]
+    fn a_dir_gone_since_it_was_made_is_made_again_and_a_temporary_file_left_of_this_pid_goes() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("records");
+        let path = sub.join("n.json");
+        write_atomic(&path, b"1", Put::Replace, Durability::UntilReboot).unwrap();
+        fs::remove_dir_all(&sub).unwrap();
+        write_atomic(&path, b"2", Put::Replace, Durability::UntilReboot).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"2");
+        let left = sub.join(format!(".n.json.tmp-{}", std::process::id()));
+        fs::write(&left, b"torn").unwrap();
+        write_atomic(&path, b"3", Put::Replace, Durability::UntilReboot).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"3");
+        assert!(!left.exists());
     }
 }
