@@ -325,6 +325,7 @@ impl<K: Kernel> Apply<'_, K> {
                     wiring.up_for_source(up).await?;
                     ask.link = Some(LinkAt {
                         netns: self.req.netns,
+                        opened: self.kernel.opened_netns(),
                         ifname: &link.name,
                         index: link.index,
                         mac: link.mac,

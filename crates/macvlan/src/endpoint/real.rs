@@ -31,6 +31,10 @@ impl Host for Real<'_> {
 }
 
 impl Kernel for Real<'_> {
+    fn opened_netns(&self) -> Option<&Netns> {
+        Some(self.netns)
+    }
+
     async fn parents(&self, networks: &[&Network]) -> Result<Vec<Link>> {
         crate::parents::resolve_parents(self.host, networks).await
     }

@@ -13,7 +13,7 @@
 use std::{net::IpAddr, time::Duration};
 
 use oci_macvlan_ipam::LeaseStore;
-use oci_macvlan_netlink_core::{ChildKind, Link, MacAddr, NetnsId, Sysctl};
+use oci_macvlan_netlink_core::{ChildKind, Link, MacAddr, Netns, NetnsId, Sysctl};
 
 use crate::{Network, Records, Result, wire::Route};
 
@@ -86,6 +86,12 @@ pub(crate) trait Kernel: Host {
 
     /// The container's namespace.
     fn container_netns(&self) -> Nl<NetnsId>;
+
+    /// The container's namespace as this attach opened it, if it is a real one: a source that
+    /// runs on the link opens its sockets there without opening the namespace again.
+    fn opened_netns(&self) -> Option<&Netns> {
+        None
+    }
 
     /// A link of the container's namespace, by name.
     async fn link_by_name(&self, name: &str) -> Nl<Option<Link>>;

@@ -164,15 +164,22 @@ pub(super) fn acquire(store: &mut dyn LeaseStore, ask: &Ask<'_>) -> Result<Taken
                 index: link.index,
                 mac: mac.0,
             };
-            let netns =
-                Netns::open(link.netns).map_err(|err| refused(Error::ContainerNetns(err)))?;
+            let reopened;
+            let netns = match link.opened {
+                Some(netns) => netns,
+                None => {
+                    reopened = Netns::open(link.netns)
+                        .map_err(|err| refused(Error::ContainerNetns(err)))?;
+                    &reopened
+                }
+            };
             let socket = netns
                 .open_inside(&format!("a DHCP socket on {}", link.ifname), || {
                     PacketLink::open(&on, None)
                 })
                 .map_err(|err| refused(Error::Netlink(err)))?;
             let socket6 = if dhcp.ipv6 {
-                let opened = super::dhcp6::open(&netns, link.ifname, link.index)
+                let opened = super::dhcp6::open(netns, link.ifname, link.index)
                     .map_err(|err| refused(Error::Netlink(err)))?;
                 Some(opened.map_err(|err| failed6(&net.name, err))?)
             } else {

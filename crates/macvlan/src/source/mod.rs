@@ -19,7 +19,7 @@ use std::{net::IpAddr, path::Path, time::Duration};
 
 use ipnetwork::IpNetwork;
 use oci_macvlan_ipam::{Lease, LeaseSet, LeaseStore, Owner};
-use oci_macvlan_netlink_core::{ChildKind, MacAddr};
+use oci_macvlan_netlink_core::{ChildKind, MacAddr, Netns};
 use serde::Serialize;
 
 use crate::{Error, Network, RecordedEndpoint, Records};
@@ -79,6 +79,8 @@ pub enum Runs {
 pub struct LinkAt<'a> {
     /// The container's network namespace.
     pub netns: &'a Path,
+    /// That namespace, as the attach opened it (none: opened again from `netns`).
+    pub opened: Option<&'a Netns>,
     /// The link's name there.
     pub ifname: &'a str,
     /// Its index there.
