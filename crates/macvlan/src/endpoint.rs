@@ -357,8 +357,7 @@ impl<K: Kernel> Apply<'_, K> {
                 failpoint::hit("attach:net:leased")?;
             }
             if !taken.stale.is_empty() {
-                // An adopted link's addresses of the lease this one replaced, on the link and
-                // in the store.
+                // An adopted link's addresses of the lease this one replaced (link and store).
                 self.kernel
                     .remove_addresses(&taken.stale)
                     .await
