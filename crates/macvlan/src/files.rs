@@ -1,7 +1,7 @@
 //! Files in the config and state dirs. Those dirs are root's alone: every file and dir is made
 //! with a fixed mode whatever the umask, nothing in them is followed through a symlink (the last
-//! component of every path is opened `O_NOFOLLOW`, and every dir we make is checked to be a real
-//! dir), and reads are bounded. Writes are atomic: a reader sees the old file or the new one,
+//! component of every path is opened `O_NOFOLLOW`, and every dir we write in is checked to be a
+//! real dir, once per process: only root could change it after), and reads are bounded. Writes are atomic: a reader sees the old file or the new one,
 //! never a torn one.
 
 use std::{
@@ -89,7 +89,12 @@ fn create_tmp(dir: &Path, tmp: &Path) -> io::Result<File> {
     };
     match open() {
         Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
-            fs::remove_file(tmp)?;
+            // Gone meanwhile is as good as removed.
+            if let Err(err) = fs::remove_file(tmp)
+                && err.kind() != io::ErrorKind::NotFound
+            {
+                return Err(err);
+            }
             open()
         }
         Err(err) if err.kind() == io::ErrorKind::NotFound => {
