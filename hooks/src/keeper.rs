@@ -214,7 +214,13 @@ pub fn run(ctx: &Context, container: &str, network: &str) -> Result<()> {
     let slot = Slot::new(records.keeper_dir(&id, network));
     let state_dir = ctx.state_dir.clone();
     let (journal_id, journal_net) = (container.to_owned(), network.to_owned());
+    let mut last_renewed = None;
     let report = move |result: &oci_macvlan_macvlan::Result<Renewed>| {
+        if matches!(result, Ok(Renewed::Extended { .. }))
+            && !journaled(&mut last_renewed, std::time::Instant::now())
+        {
+            return;
+        }
         let mut inv = Invocation::start(Some("dhcp-keeper"));
         inv.set_container(&journal_id);
         inv.networks = vec![journal_net.clone()];
@@ -256,6 +262,22 @@ pub fn run(ctx: &Context, container: &str, network: &str) -> Result<()> {
         remove_slot(&slot);
     }
     Ok(())
+}
+
+/// How often a keeper journals the renewals of a lease that is renewed more often: a server
+/// that hands out leases of seconds would otherwise push the journal's history out (it keeps
+/// 4 MiB) with a line a second for each of its containers. A lease moved, refused or run out,
+/// and every failure, always get their line.
+const RENEWED_LINE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Whether a renewal at `now` gets its journal line (`last`: when the last one did): the
+/// first does, then one each [`RENEWED_LINE_EVERY`].
+fn journaled(last: &mut Option<std::time::Instant>, now: std::time::Instant) -> bool {
+    if last.is_some_and(|at| now.saturating_duration_since(at) < RENEWED_LINE_EVERY) {
+        return false;
+    }
+    *last = Some(now);
+    true
 }
 
 /// Starts the keeper pair again for each DHCP endpoint of `containers` (ones `gc` found alive)
@@ -346,3 +368,23 @@ fn remove_slot(slot: &Slot) {
 
 /// How often [`remove_slot`] tries the standby's role (20 ms apart).
 const REMOVE_TRIES: u32 = 25;
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    #[test]
+    fn a_renewal_gets_a_journal_line_then_one_a_minute() {
+        let start = Instant::now();
+        let mut last = None;
+        let at = |secs| start + Duration::from_secs(secs);
+        assert!(journaled(&mut last, at(0)));
+        assert!(!journaled(&mut last, at(1)));
+        assert!(!journaled(&mut last, at(59)));
+        assert!(journaled(&mut last, at(60)));
+        assert!(!journaled(&mut last, at(100)));
+        assert!(journaled(&mut last, at(121)));
+    }
+}

@@ -6,7 +6,8 @@
 //! renewals go unanswered; a NAK from a server restarted with a new range and router, and the
 //! new address and gateway on the link and in the record; a server gone past expiry, and the
 //! address and its routes gone from the link, then discovery again; a renewal of the same
-//! address with another router or other option-121 routes, and the link's routes following.
+//! address with another router or other option-121 routes, and the link's routes following;
+//! a lease renewed every second, journaled once a minute.
 
 #![allow(clippy::unwrap_used)]
 
@@ -307,6 +308,31 @@ fn expiry_unanswered_takes_the_address_and_its_routes_off_then_discovery_again()
     );
     assert_eq!(default_via(process.pid()).as_deref(), Some(Lan::GATEWAY));
     assert_eq!(lan.leased(NET), 1);
+}
+
+/// A server that hands out leases of seconds (T1 1 s) is renewed as often as it asks, but the
+/// journal gets one "renewed" line a minute: a line per renewal would push its history out.
+#[privileged]
+fn a_lease_renewed_every_second_gets_one_journal_line_a_minute() {
+    let lan = Lan::new();
+    let kea = Kea::start(&lan.router, &quick(6, 1, 4));
+    create_dhcp_network(&lan, &[]);
+    let process = ContainerProcess::start();
+    attach(&lan, &process);
+    let address = dhcp(&lan)["lease"]["address"].as_str().unwrap().to_owned();
+    assert!(
+        wait_until(Duration::from_secs(15), || received(
+            &kea,
+            &address,
+            Lan::GATEWAY
+        ) >= 3),
+        "fewer than three renewals: {}",
+        kea.log()
+    );
+    let renewed = |l: &&Value| l["action"] == "renewed";
+    let journal = lan.journal();
+    assert_eq!(journal.iter().filter(renewed).count(), 1, "{journal:?}");
+    assert_eq!(v4(process.pid()), std::slice::from_ref(&address));
 }
 
 /// The v4 routes in the container through a gateway, as `(dst, gateway)`.
