@@ -82,10 +82,10 @@ pub fn connect(
         hostname: None,
         on_lease: None,
     };
-    let endpoints = crate::hook::attach_now(ctx, &records, &request)?;
-    if network.dhcp.is_some() && request.pid.is_some() {
-        crate::keeper::start(ctx, id.as_str(), &[network.name.as_str()]);
-    }
+    // A DHCP lease of a container with a process gets its renewer, as the hook's does.
+    let keep = network.dhcp.is_some() && request.pid.is_some();
+    let endpoints =
+        crate::keeper::attach_keeping(ctx, &records, request, &[network.name.as_str()], keep)?;
     for ep in endpoints {
         let addresses: Vec<String> = ep.addresses.iter().map(ToString::to_string).collect();
         print(format_args!(

@@ -1,5 +1,5 @@
-//! The DHCP lease's renewer, as this binary's hidden `dhcp-keeper` command: started by the hook
-//! (and `network connect`) after a DHCP attach, never waited for. The duty is the core's
+//! The DHCP lease's renewer, as this binary's hidden `dhcp-keeper` command: started beside a
+//! DHCP attach (the hook's, the CNI plugin's, `network connect`'s), never waited for. The duty is the core's
 //! (`macvlan::DhcpRenewal`), the keeper's life `oci_macvlan_keeper`'s; this file starts
 //! one, and turns the command line into them.
 
@@ -45,7 +45,8 @@ fn spawn(ctx: &Context, container: &str, network: &str) -> Result<Child> {
         .map_err(|e| crate::error::Error::Keeper(std::io::Error::other(e)))
 }
 
-/// The core's attach of `request` (`crate::hook::attach_now`), the hook's and the CNI plugin's:
+/// The core's attach of `request` (`crate::hook::attach_now`), the hook's, the CNI plugin's and
+/// `network connect`'s:
 /// with `keepers`, the renewer of each of `leased` (the attach's DHCP networks) is started
 /// beside it ([`Beside`]) and waited for before this returns.
 pub fn attach_keeping(
