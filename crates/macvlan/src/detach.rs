@@ -4,7 +4,7 @@
 use std::{net::IpAddr, path::Path};
 
 use oci_macvlan_ipam::{Lease, LeaseSet};
-use oci_macvlan_netlink_core::{Errno, Handle, Netns, NetnsId};
+use oci_macvlan_netlink_core::{Errno, Handle, Netns};
 
 use crate::{
     Access, ContainerId, Error, Liveness, Records, Result, StorePolicy, failpoint,
@@ -84,7 +84,7 @@ pub(crate) async fn take_back_with(
     record: &Record,
 ) -> Result<Vec<Lease>> {
     if let Some(path) = &record.netns {
-        let expected = record.liveness.as_ref().map(Liveness::netns);
+        let expected = record.liveness.as_ref();
         let ours = Ours {
             records,
             container_id,
@@ -145,16 +145,20 @@ impl Ours<'_> {
     pub(crate) async fn delete_from(
         &self,
         path: &Path,
-        expected: Option<NetnsId>,
+        expected: Option<&Liveness>,
         held: impl FnOnce() -> Result<Vec<IpAddr>>,
     ) -> Result<()> {
         let Some(netns) = Netns::open_if_exists(path).map_err(Error::ContainerNetns)? else {
             return Ok(());
         };
-        let identity = netns.identity().map_err(Error::ContainerNetns)?;
-        if expected.is_some_and(|expected| identity != expected) {
+        // Another namespace at the path (its identity, or its cookie where one was recorded)
+        // is not the container's: nothing in it is touched.
+        if let Some(expected) = expected
+            && !expected.is_netns(&netns)?
+        {
             return Ok(());
         }
+        let identity = netns.identity().map_err(Error::ContainerNetns)?;
         let handle = match Handle::open(&netns) {
             Ok(handle) => handle,
             // The path survives but no namespace is mounted on it any more.

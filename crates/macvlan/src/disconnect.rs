@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use oci_macvlan_ipam::{Lease, LeaseSet, Owner};
 
 use crate::{
-    Access, ContainerId, Error, Liveness, Records, StorePolicy,
+    Access, ContainerId, Error, Records, StorePolicy,
     detach::Ours,
     failpoint,
     kernel::{CurrentHost, Host},
@@ -72,7 +72,7 @@ pub(crate) async fn disconnect_with<P: StorePolicy>(
         .collect();
     // The namespace the links are in: the recorded path, or the recorded process's, and only
     // if it is still the one they were made in.
-    let expected = record.liveness.as_ref().map(Liveness::netns);
+    let expected = record.liveness.as_ref();
     let path = match (
         &record.netns,
         record.liveness.as_ref().and_then(|l| l.process),

@@ -1,6 +1,8 @@
 //! Whether a container still lives, decided from facts recorded at attach, never guessed: a pid
 //! alone may have been reused, so its start time is recorded with it; a namespace path may have
-//! been re-mounted with another namespace, so its device and inode are recorded too.
+//! been re-mounted with another namespace, so its device and inode are recorded too, and, where
+//! no pid decides, its cookie: the kernel gives a deleted namespace's inode to the next one made,
+//! so a path re-mounted at once can show the old identity (`oci_macvlan_netlink_core::Netns::cookie`).
 
 use std::{fs, io, path::PathBuf};
 
@@ -19,6 +21,10 @@ pub struct Liveness {
     pub netns_dev: u64,
     /// The inode of that namespace's nsfs file (its device is `netns_dev`).
     pub netns_ino: u64,
+    /// That namespace's cookie, when no process was given (the namespace's path decides then);
+    /// `None` too on a kernel without cookies and in records written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns_cookie: Option<u64>,
 }
 
 /// A container's process: its pid and its start time, which tell it from a later
@@ -49,11 +55,29 @@ impl Liveness {
             },
         };
         let id = netns.identity().map_err(Error::ContainerNetns)?;
+        let netns_cookie = match process {
+            Some(_) => None,
+            None => netns.cookie().map_err(Error::ContainerNetns)?,
+        };
         Ok(Self {
             process,
             netns_dev: id.dev,
             netns_ino: id.ino,
+            netns_cookie,
         })
+    }
+
+    /// Whether `netns`, opened from the recorded path, is the namespace recorded: its identity,
+    /// and its cookie where one was recorded (and the kernel gives one).
+    pub(crate) fn is_netns(&self, netns: &Netns) -> Result<bool> {
+        if netns.identity().map_err(Error::ContainerNetns)? != self.netns() {
+            return Ok(false);
+        }
+        let Some(recorded) = self.netns_cookie else {
+            return Ok(true);
+        };
+        let now = netns.cookie().map_err(Error::ContainerNetns)?;
+        Ok(now.is_none_or(|now| now == recorded))
     }
 
     pub(crate) fn netns(&self) -> NetnsId {
@@ -100,9 +124,10 @@ pub(crate) fn judge(facts: Option<&Liveness>, netns_path: Option<&PathBuf>) -> V
     }
     match netns_path {
         Some(path) => match Netns::open_if_exists(path)
-            .and_then(|ns| ns.map(|ns| ns.identity()).transpose())
+            .map_err(Error::ContainerNetns)
+            .and_then(|ns| ns.map(|ns| facts.is_netns(&ns)).transpose())
         {
-            Ok(Some(id)) if id == facts.netns() => Verdict::Alive(format!(
+            Ok(Some(true)) => Verdict::Alive(format!(
                 "its network namespace {} still exists",
                 path.display()
             )),
@@ -199,6 +224,24 @@ mod tests {
         let mut other = facts.clone();
         other.netns_ino += 1;
         assert!(matches!(judge(Some(&other), Some(&path)), Verdict::Gone(_)));
+        // The same device and inode, another cookie: a namespace made since at that path.
+        if let Some(cookie) = facts.netns_cookie {
+            let mut remade = facts.clone();
+            remade.netns_cookie = Some(cookie + 1);
+            assert!(matches!(
+                judge(Some(&remade), Some(&path)),
+                Verdict::Gone(_)
+            ));
+        }
+        // A record written before cookies were kept: the identity decides.
+        let older = Liveness {
+            netns_cookie: None,
+            ..facts.clone()
+        };
+        assert!(matches!(
+            judge(Some(&older), Some(&path)),
+            Verdict::Alive(_)
+        ));
         let missing = PathBuf::from("/nonexistent/netns");
         assert!(matches!(
             judge(Some(&facts), Some(&missing)),

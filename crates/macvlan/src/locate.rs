@@ -155,6 +155,7 @@ mod tests {
                 process: pid.map(|pid| Process { pid, start: 1 }),
                 netns_dev: 1,
                 netns_ino: 2,
+                netns_cookie: None,
             }),
             endpoints: ifnames
                 .iter()

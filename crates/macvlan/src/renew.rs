@@ -152,6 +152,8 @@ pub struct DhcpRenewal<P> {
     /// the record still backs off.
     failures: u32,
     not_before: Option<SystemTime>,
+    /// The container's namespace path names another namespace now: nothing left to keep.
+    gone: bool,
 }
 
 impl<P> std::fmt::Debug for DhcpRenewal<P> {
@@ -183,6 +185,7 @@ impl<P: StorePolicy> DhcpRenewal<P> {
             report,
             failures: 0,
             not_before: None,
+            gone: false,
         }
     }
 
@@ -242,6 +245,17 @@ impl<P: StorePolicy> DhcpRenewal<P> {
         let file = container.netns().map_err(|e| self.failed(e.to_string()))?;
         let netns =
             Netns::from_file(file, container.netns_name()).map_err(Error::ContainerNetns)?;
+        // A namespace made since at the path it is watched by (with the old one's inode) is not
+        // the container's: its lease is never renewed there.
+        if let Some(liveness) = record.liveness.as_ref().filter(|l| l.process.is_none())
+            && !liveness.is_netns(&netns)?
+        {
+            self.gone = true;
+            return Err(self.failed(format!(
+                "{} names another network namespace now",
+                container.netns_name()
+            )));
+        }
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
             .enable_time()
@@ -393,6 +407,9 @@ impl<P: StorePolicy> DhcpRenewal<P> {
 
 impl<P: StorePolicy> Duty for DhcpRenewal<P> {
     fn next(&mut self) -> Option<SystemTime> {
+        if self.gone {
+            return None;
+        }
         match self.endpoint() {
             Ok(found) => {
                 let (record, at) = found?;

@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 
 mod close_later;
+mod cookie;
 mod error;
 mod handle;
 mod host_route;

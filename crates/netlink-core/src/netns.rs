@@ -175,6 +175,26 @@ impl Netns {
         })
     }
 
+    /// The namespace's cookie (see `crate::cookie`): what tells it from a namespace made after
+    /// it was deleted that shows its [`Self::identity`]. `None` on a kernel without cookies.
+    pub fn cookie(&self) -> Result<Option<u64>> {
+        let what = "a socket for the namespace's cookie";
+        let socket = self.open_inside(what, || {
+            nix::sys::socket::socket(
+                nix::sys::socket::AddressFamily::Unix,
+                nix::sys::socket::SockType::Datagram,
+                nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+                None,
+            )
+            .map_err(io::Error::from)
+        })?;
+        crate::cookie::of_socket(socket.as_fd()).map_err(|source| Error::OpenInside {
+            what: what.to_owned(),
+            path: self.path.clone(),
+            source,
+        })
+    }
+
     pub(crate) fn raw_fd(&self) -> RawFd {
         self.file.as_raw_fd()
     }
@@ -333,6 +353,27 @@ mod tests {
             std::panic::catch_unwind(|| other.run_inside(|| -> Result<()> { panic!("inside") }));
         assert!(panicked.is_err());
         assert_eq!(here(), home, "back after a panic");
+    }
+
+    /// A namespace's cookie is its own: the same each time it is asked, another namespace's
+    /// differs, and asking leaves the thread in its own namespace.
+    #[test]
+    fn a_namespace_has_a_cookie_of_its_own() {
+        let home = here();
+        let own = Netns::open("/proc/self/ns/net").expect("own namespace");
+        let other = Netns::new_anonymous().expect("needs root: a scratch namespace");
+        let cookie = own.cookie().expect("asked");
+        let Some(cookie) = cookie else {
+            // A kernel before 5.14: nothing to compare (the callers fall back to the identity).
+            return;
+        };
+        assert_eq!(own.cookie().expect("asked again"), Some(cookie));
+        let theirs = other
+            .cookie()
+            .expect("asked")
+            .expect("a kernel with cookies has one");
+        assert_ne!(theirs, cookie);
+        assert_eq!(here(), home);
     }
 
     /// A bundle may name anything as its namespace path: what is not a namespace file is refused
