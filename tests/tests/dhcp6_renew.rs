@@ -4,7 +4,8 @@
 //! server, the record's timers and the address's kernel lifetime extended; a REBIND at T2 when
 //! the server that gave the lease is gone (restarted: a new server identifier); a server with
 //! a new range takes the address back and the container moves to a new one (link, record,
-//! store), after a REBIND (another server) or at T1 (the same server, its binding lost); a server gone past the valid lifetime, and the address gone from the link, the
+//! store), after a REBIND (another server) or at T1 (the same server, its binding lost), and
+//! leaves no address when the new one is refused; a server gone past the valid lifetime, and the address gone from the link, the
 //! record and the store, then a SOLICIT when it is back. (v4's renewer: `dhcp_renew.rs`.)
 
 #![allow(clippy::unwrap_used)]
@@ -345,4 +346,65 @@ fn after_expiry_the_solicit_asks_for_the_old_address_and_gets_it() {
     );
     assert_eq!(address(&lan), old, "{}", kea6.log());
     assert_eq!(addresses(process.pid(), "-6"), std::slice::from_ref(&old));
+}
+
+/// The server the lease names puts another address in its place at T1 (a new range; Kea 2.2
+/// answers the RENEW with an address of it), and that address is refused (the host has it on
+/// the parent): the old address is no longer the container's either. It leaves the link and the
+/// store, the record says nothing is held and why, and discovery waits for the next try.
+#[privileged]
+fn a_move_to_a_refused_address_leaves_no_address_the_server_took_back() {
+    let lan = Lan::new();
+    router_v6(&lan);
+    let _kea = Kea::start(&lan.router, &kea_config());
+    let config = quick6(40, 60, 2, 30);
+    let kea6 = Kea6::start_as(&lan.router, &config, "0102030405");
+    create_dhcp_network(&lan, &["--ipv6"]);
+    let process = ContainerProcess::start();
+    attach(&lan, &process);
+    let old = address(&lan);
+    const HOSTS: &str = "2001:db8:77::300";
+    lan.host.ip(&[
+        "addr",
+        "add",
+        &format!("{HOSTS}/64"),
+        "dev",
+        Lan::PARENT,
+        "nodad",
+    ]);
+    drop(kea6);
+    let moved = Kea6Config {
+        pool: format!("{HOSTS}-{HOSTS}"),
+        ..config
+    };
+    let kea6 = Kea6::start_as(&lan.router, &moved, "0102030405");
+
+    assert!(
+        wait_until(Duration::from_secs(15), || v6(&lan)["renewal"]["unbound"]
+            == true),
+        "nothing held after the refused move: {}\n{}",
+        v6(&lan),
+        kea6.log()
+    );
+    assert_eq!(address(&lan), old, "the record names the lease it lost");
+    let why = v6(&lan)["renewal"]["last_error"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(why.contains(HOSTS), "{why}");
+    assert!(
+        addresses(process.pid(), "-6").is_empty(),
+        "the link keeps an address: {:?}",
+        addresses(process.pid(), "-6")
+    );
+    assert!(
+        stored6(&lan).iter().all(String::is_empty),
+        "the store keeps a v6 lease: {:?}",
+        stored6(&lan)
+    );
+    assert!(
+        lan.journal().iter().any(|l| l["action"] == "refused"),
+        "{:?}",
+        lan.journal()
+    );
 }

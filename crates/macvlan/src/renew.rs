@@ -366,16 +366,24 @@ impl<P: StorePolicy> DhcpRenewal<P> {
             }
             Event::Extended(lease) | Event::Bound(lease) => {
                 let (from, to) = (IpAddr::V4(old), IpAddr::V4(lease.address));
-                self.apply(
-                    netns,
-                    &container,
-                    &link,
-                    endpoint,
-                    Some(from),
-                    (&lease, others),
-                )
-                .await
-                .inspect_err(|err| decline_refused(netns, &on, &mut client, err))?;
+                let moved = self
+                    .apply(
+                        netns,
+                        &container,
+                        &link,
+                        endpoint,
+                        Some(from),
+                        (&lease, others),
+                    )
+                    .await;
+                if let Err(err) = moved {
+                    decline_refused(netns, &on, &mut client, &err);
+                    // The server leased another address in the old one's place: the old one is
+                    // no longer ours, and the new one was not taken. The link keeps neither.
+                    self.unbind(&container, endpoint, from).await?;
+                    dhcp.renewal = apply::withdrawn(&err);
+                    return Ok((Renewed::Refused(from), dhcp));
+                }
                 dhcp.lease = lease;
                 Renewed::Moved {
                     from: Some(from),

@@ -11,26 +11,26 @@ use std::{
 
 use nix::libc;
 
-/// `SO_NETNS_COOKIE` where its value is asm-generic's (the libc crate does not name it yet).
-#[cfg(any(
+/// `SO_NETNS_COOKIE` where its value is asm-generic's (the libc crate does not name it yet);
+/// `None` on architectures whose number is not known here.
+const SO_NETNS_COOKIE: Option<libc::c_int> = if cfg!(any(
     target_arch = "x86_64",
     target_arch = "x86",
     target_arch = "aarch64",
     target_arch = "arm",
     target_arch = "riscv64"
-))]
-const SO_NETNS_COOKIE: libc::c_int = 71;
+)) {
+    Some(71)
+} else {
+    None
+};
 
 /// The cookie of the namespace `socket` was made in; `None` where the kernel has none to give
 /// (before 5.14) or this architecture's option number is not known here.
-#[cfg(any(
-    target_arch = "x86_64",
-    target_arch = "x86",
-    target_arch = "aarch64",
-    target_arch = "arm",
-    target_arch = "riscv64"
-))]
 pub(crate) fn of_socket(socket: BorrowedFd<'_>) -> io::Result<Option<u64>> {
+    let Some(option) = SO_NETNS_COOKIE else {
+        return Ok(None);
+    };
     let mut cookie: u64 = 0;
     let mut len = libc::socklen_t::try_from(size_of::<u64>()).unwrap_or(8);
     // SAFETY: `socket` is an open descriptor for the call; the kernel writes at most `len`
@@ -41,7 +41,7 @@ pub(crate) fn of_socket(socket: BorrowedFd<'_>) -> io::Result<Option<u64>> {
         libc::getsockopt(
             socket.as_raw_fd(),
             libc::SOL_SOCKET,
-            SO_NETNS_COOKIE,
+            option,
             std::ptr::from_mut(&mut cookie).cast(),
             &mut len,
         )
@@ -54,15 +54,4 @@ pub(crate) fn of_socket(socket: BorrowedFd<'_>) -> io::Result<Option<u64>> {
         Some(libc::ENOPROTOOPT) => Ok(None),
         _ => Err(err),
     }
-}
-
-#[cfg(not(any(
-    target_arch = "x86_64",
-    target_arch = "x86",
-    target_arch = "aarch64",
-    target_arch = "arm",
-    target_arch = "riscv64"
-)))]
-pub(crate) fn of_socket(_socket: BorrowedFd<'_>) -> io::Result<Option<u64>> {
-    Ok(None)
 }

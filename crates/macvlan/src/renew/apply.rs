@@ -186,3 +186,16 @@ fn exists_ok(result: oci_macvlan_netlink_core::Result<()>) -> oci_macvlan_netlin
         other => other,
     }
 }
+
+/// A lease whose server put another address in its place that the renewer did not take
+/// (`err`): nothing held, discovery again no sooner than [`crate::source::dhcp::RETRY_FLOOR`] (the same answer, a
+/// refused address, may come again).
+pub(super) fn withdrawn(err: &Error) -> crate::record::Renewal {
+    crate::record::Renewal {
+        unbound: true,
+        failures: 1,
+        retry_at: Some(SystemTime::now() + crate::source::dhcp::RETRY_FLOOR),
+        last_error: Some(crate::one_line(err)),
+        ..crate::record::Renewal::default()
+    }
+}

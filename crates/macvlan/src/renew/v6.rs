@@ -118,8 +118,21 @@ impl<P: StorePolicy> DhcpRenewal<P> {
             Event::Extended(lease) | Event::Bound(lease) => {
                 let address = address_of(&record, &lease);
                 let lifetime = lease.valid_left(SystemTime::now());
-                self.move_to(&container, &link, endpoint, Some(old), (address, lifetime))
-                    .await?;
+                let moved = self
+                    .move_to(&container, &link, endpoint, Some(old), (address, lifetime))
+                    .await;
+                if let Err(err) = moved {
+                    // The REPLY gave another address in the old one's place (the old one's valid
+                    // lifetime 0, or no binding for it): the old one is no longer ours, and the
+                    // new one was not taken. The link keeps neither.
+                    self.unbind(&container, endpoint, old).await?;
+                    let now = SystemTime::now();
+                    record.lease.expiry = record.lease.expiry.min(now);
+                    record.lease.preferred_until = record.lease.preferred_until.min(now);
+                    record.renewal = super::apply::withdrawn(&err);
+                    dhcp.v6 = Some(record);
+                    return Ok((Renewed::Refused(old), dhcp));
+                }
                 record.lease = lease;
                 Renewed::Moved {
                     from: Some(old),
