@@ -76,8 +76,12 @@ impl Liveness {
         let Some(recorded) = self.netns_cookie else {
             return Ok(true);
         };
-        let now = netns.cookie().map_err(Error::ContainerNetns)?;
-        Ok(now.is_none_or(|now| now == recorded))
+        match netns.cookie() {
+            Ok(now) => Ok(now.is_none_or(|now| now == recorded)),
+            // No namespace to enter at the path any more (unmounted while open): not the one.
+            Err(err) if err.errno() == Some(oci_macvlan_netlink_core::Errno::EINVAL) => Ok(false),
+            Err(err) => Err(Error::ContainerNetns(err)),
+        }
     }
 
     pub(crate) fn netns(&self) -> NetnsId {

@@ -122,6 +122,9 @@ impl<P: StorePolicy> DhcpRenewal<P> {
                     .move_to(&container, &link, endpoint, Some(old), (address, lifetime))
                     .await;
                 if let Err(err) = moved {
+                    if !crate::source::dhcp_decline::someone_elses(&err) {
+                        return Err(err);
+                    }
                     // The REPLY gave another address in the old one's place (the old one's valid
                     // lifetime 0, or no binding for it): the old one is no longer ours, and the
                     // new one was not taken. The link keeps neither.

@@ -71,10 +71,7 @@ pub(super) fn decline_held(ask: &Ask<'_>, record: &mut DhcpRecord, ip: IpAddr) {
 /// of the link `on` of `netns` (from 0.0.0.0), so the server neither keeps it bound to this
 /// client nor leases it again; given up if it cannot be sent.
 pub(crate) fn decline_refused(netns: &Netns, on: &OnLink, client: &mut Client, err: &Error) {
-    if !matches!(
-        err,
-        Error::AddressOnLan { .. } | Error::Dhcp(crate::DhcpError::AddressHeld { .. })
-    ) {
+    if !someone_elses(err) {
         return;
     }
     if let Ok(socket) = netns.open_inside(&format!("a DHCP socket on {}", on.name), || {
@@ -82,4 +79,13 @@ pub(crate) fn decline_refused(netns: &Netns, on: &OnLink, client: &mut Client, e
     }) {
         let _ = oci_macvlan_dhcp::decline(client, &socket);
     }
+}
+
+/// Whether `err` refused a lease's address as someone else's (the host, a router or a
+/// neighbour has it, or another container here): a refusal that changed nothing.
+pub(crate) fn someone_elses(err: &Error) -> bool {
+    matches!(
+        err,
+        Error::AddressOnLan { .. } | Error::Dhcp(crate::DhcpError::AddressHeld { .. })
+    )
 }
