@@ -337,10 +337,12 @@ fn watched(record: &oci_macvlan_macvlan::Record) -> Option<Container> {
     let liveness = record.liveness.as_ref()?;
     match (liveness.process, &record.netns) {
         (Some(process), _) => Container::open(process.pid, process.start).ok(),
-        (None, Some(path)) => {
+        // A namespace made since at the path (the old one's inode, another cookie) is not the
+        // container's: a keeper started for it ends at once, as its standby would.
+        (None, Some(path)) if liveness.is_at(path).unwrap_or(false) => {
             Container::by_netns(path, liveness.netns_dev, liveness.netns_ino).ok()
         }
-        (None, None) => None,
+        (None, _) => None,
     }
 }
 

@@ -102,7 +102,7 @@ pub async fn attach<P: StorePolicy>(
                 _ => Error::ContainerNetns(err),
             }
         })?;
-        let liveness = Liveness::observe(req.pid, &netns)?;
+        let liveness = Liveness::observe(req.pid, &netns, req.persistent_netns)?;
         // A config.json that names the runtime's own namespace (`/proc/1/ns/net`, say) would get
         // eth0, its addresses and a default route on the host.
         if liveness.netns() == NetnsId::current().map_err(Error::Netlink)? {

@@ -38,7 +38,9 @@ pub struct Process {
 }
 
 impl Liveness {
-    pub(crate) fn observe(pid: Option<i32>, netns: &Netns) -> Result<Self> {
+    /// `by_path`: the namespace is a path that outlives the container (its record names it),
+    /// whose cookie is recorded too, pid or not: a take-back enters what the path holds then.
+    pub(crate) fn observe(pid: Option<i32>, netns: &Netns, by_path: bool) -> Result<Self> {
         let process = match pid {
             None => None,
             Some(pid) => match ProcStat::read(pid)? {
@@ -55,9 +57,9 @@ impl Liveness {
             },
         };
         let id = netns.identity().map_err(Error::ContainerNetns)?;
-        let netns_cookie = match process {
-            Some(_) => None,
-            None => netns.cookie().map_err(Error::ContainerNetns)?,
+        let netns_cookie = match (process, by_path) {
+            (Some(_), false) => None,
+            _ => netns.cookie().map_err(Error::ContainerNetns)?,
         };
         Ok(Self {
             process,
@@ -78,9 +80,19 @@ impl Liveness {
         };
         match netns.cookie() {
             Ok(now) => Ok(now.is_none_or(|now| now == recorded)),
-            // No namespace to enter at the path any more (unmounted while open): not the one.
+            // Not a network namespace to enter (the path holds another kind's nsfs file, which
+            // may have the same inode number: all kinds are numbered from one pool).
             Err(err) if err.errno() == Some(oci_macvlan_netlink_core::Errno::EINVAL) => Ok(false),
             Err(err) => Err(Error::ContainerNetns(err)),
+        }
+    }
+
+    /// Whether the namespace at `path` is the one recorded (see [`Self::is_netns`]); `false`
+    /// when none is there.
+    pub fn is_at(&self, path: &std::path::Path) -> Result<bool> {
+        match Netns::open_if_exists(path).map_err(Error::ContainerNetns)? {
+            Some(netns) => self.is_netns(&netns),
+            None => Ok(false),
         }
     }
 
@@ -203,7 +215,7 @@ mod tests {
     fn this_process_is_alive_and_a_changed_start_time_is_a_reused_pid() {
         let me = std::process::id().try_into().unwrap();
         let netns = Netns::open("/proc/self/ns/net").unwrap();
-        let facts = Liveness::observe(Some(me), &netns).unwrap();
+        let facts = Liveness::observe(Some(me), &netns, false).unwrap();
         assert!(matches!(judge(Some(&facts), None), Verdict::Alive(_)));
         let mut reused = facts.clone();
         reused.process.as_mut().unwrap().start += 1;
@@ -220,7 +232,7 @@ mod tests {
     fn without_a_pid_the_namespace_path_decides() {
         let path = PathBuf::from("/proc/self/ns/net");
         let netns = Netns::open(&path).unwrap();
-        let facts = Liveness::observe(None, &netns).unwrap();
+        let facts = Liveness::observe(None, &netns, false).unwrap();
         assert!(matches!(
             judge(Some(&facts), Some(&path)),
             Verdict::Alive(_)
