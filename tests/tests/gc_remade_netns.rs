@@ -32,22 +32,38 @@ fn a_namespace_made_again_at_the_path_with_the_old_inode_is_not_the_container() 
         (meta.dev(), meta.ino())
     };
     let old = identity(&path);
-    // Deleted without a detach, and made again until the new one has the old identity (the
-    // old inode is free once the kernel's cleanup of the namespace has run).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        oci_macvlan_tests::run_ok("ip", &["netns", "del", &netns.name]);
-        oci_macvlan_tests::run_ok("ip", &["netns", "add", &netns.name]);
-        if identity(&path) == old {
-            break;
+    // Deleted without a detach. Namespaces are then made, and kept, until one has the old
+    // identity: each takes the lowest free inode, so those below the old one (freed by
+    // earlier tests) fill first, and the old one comes once the kernel's cleanup of its
+    // namespace has run. That one is then mounted at the container's path.
+    oci_macvlan_tests::run_ok("ip", &["netns", "del", &netns.name]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut fillers = Vec::new();
+    let remade = loop {
+        let made = TestNetns::new("omt-gcfill-");
+        if identity(&made.path()) == old {
+            break made;
         }
+        fillers.push(made);
         assert!(
             std::time::Instant::now() < deadline,
-            "no namespace made at {} got the old identity {old:?}",
-            path.display()
+            "none of {} namespaces made got the old identity {old:?}",
+            fillers.len()
         );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+        if fillers.len() % 50 == 0 {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    drop(fillers);
+    std::fs::write(&path, b"").unwrap();
+    let mounted = std::process::Command::new("mount")
+        .arg("--bind")
+        .arg(remade.path())
+        .arg(&path)
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "mount --bind onto {}", path.display());
+    assert_eq!(identity(&path), old);
     // A link of the new namespace with the container's interface name and its address, which
     // the take-back of a namespace it judged the container's would strip.
     let containers = lan.inspect(NET)[0]["Containers"].clone();
