@@ -61,6 +61,21 @@ fn attached(config: &Kea6Config) -> (Lan, Kea, Kea6, ContainerProcess) {
     (lan, kea, kea6, process)
 }
 
+/// The server identifier Kea 6 keeps across a restart in [`attached_as`]'s tests.
+const SERVER_ID: &str = "0102030405";
+
+/// [`attached`], Kea 6 started under `identifier` (a restart under it is the same server).
+fn attached_as(config: &Kea6Config, identifier: &str) -> (Lan, Kea, Kea6, ContainerProcess) {
+    let lan = Lan::new();
+    router_v6(&lan);
+    let kea = Kea::start(&lan.router, &kea_config());
+    let kea6 = Kea6::start_as(&lan.router, config, identifier);
+    create_dhcp_network(&lan, &["--ipv6"]);
+    let process = ContainerProcess::start();
+    attach(&lan, &process);
+    (lan, kea, kea6, process)
+}
+
 /// The record's DHCPv6 part.
 fn v6(lan: &Lan) -> Value {
     record(lan, "c1")["endpoints"][0]["dhcp"]["v6"].clone()
@@ -225,14 +240,8 @@ fn a_server_with_a_new_range_moves_the_container_to_a_new_address() {
 /// range, not NoBinding): the container moves to a new address before T2, no REBIND needed.
 #[privileged]
 fn a_server_without_the_binding_moves_the_container_at_t1() {
-    let lan = Lan::new();
-    router_v6(&lan);
-    let _kea = Kea::start(&lan.router, &kea_config());
     let config = quick6(40, 60, 2, 30);
-    let kea6 = Kea6::start_as(&lan.router, &config, "0102030405");
-    create_dhcp_network(&lan, &["--ipv6"]);
-    let process = ContainerProcess::start();
-    attach(&lan, &process);
+    let (lan, _kea, kea6, process) = attached_as(&config, SERVER_ID);
     let old = address(&lan);
     let first = v6(&lan);
     let t2 = secs(&first["lease"]["t2"]);
@@ -241,7 +250,7 @@ fn a_server_without_the_binding_moves_the_container_at_t1() {
         pool: "2001:db8:77::300-2001:db8:77::3ff".into(),
         ..config
     };
-    let kea6 = Kea6::start_as(&lan.router, &moved, "0102030405");
+    let kea6 = Kea6::start_as(&lan.router, &moved, SERVER_ID);
 
     assert!(
         wait_until(Duration::from_secs(15), || address(&lan) != old
@@ -354,14 +363,8 @@ fn after_expiry_the_solicit_asks_for_the_old_address_and_gets_it() {
 /// store, the record says nothing is held and why, and discovery waits for the next try.
 #[privileged]
 fn a_move_to_a_refused_address_leaves_no_address_the_server_took_back() {
-    let lan = Lan::new();
-    router_v6(&lan);
-    let _kea = Kea::start(&lan.router, &kea_config());
     let config = quick6(40, 60, 2, 30);
-    let kea6 = Kea6::start_as(&lan.router, &config, "0102030405");
-    create_dhcp_network(&lan, &["--ipv6"]);
-    let process = ContainerProcess::start();
-    attach(&lan, &process);
+    let (lan, _kea, kea6, process) = attached_as(&config, SERVER_ID);
     let old = address(&lan);
     const HOSTS: &str = "2001:db8:77::300";
     lan.host.ip(&[
@@ -377,7 +380,7 @@ fn a_move_to_a_refused_address_leaves_no_address_the_server_took_back() {
         pool: format!("{HOSTS}-{HOSTS}"),
         ..config
     };
-    let kea6 = Kea6::start_as(&lan.router, &moved, "0102030405");
+    let kea6 = Kea6::start_as(&lan.router, &moved, SERVER_ID);
 
     assert!(
         wait_until(Duration::from_secs(15), || v6(&lan)["renewal"]["unbound"]
