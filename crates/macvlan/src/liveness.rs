@@ -1,7 +1,7 @@
 //! Whether a container still lives, decided from facts recorded at attach, never guessed: a pid
 //! alone may have been reused, so its start time is recorded with it; a namespace path may have
-//! been re-mounted with another namespace, so its device and inode are recorded too, and, where
-//! no pid decides, its cookie: the kernel gives a deleted namespace's inode to the next one made,
+//! been re-mounted with another namespace, so its device and inode are recorded too, and, for a
+//! namespace path, its cookie: the kernel gives a deleted namespace's inode to the next one made,
 //! so a path re-mounted at once can show the old identity (`oci_macvlan_netlink_core::Netns::cookie`).
 
 use std::{fs, io, path::PathBuf};
@@ -21,8 +21,9 @@ pub struct Liveness {
     pub netns_dev: u64,
     /// The inode of that namespace's nsfs file (its device is `netns_dev`).
     pub netns_ino: u64,
-    /// That namespace's cookie, when no process was given (the namespace's path decides then);
-    /// `None` too on a kernel without cookies and in records written before it was kept.
+    /// That namespace's cookie, when no process was given or the namespace is a path that
+    /// outlives the container; `None` otherwise, on a kernel without cookies, and in records
+    /// written before it was kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub netns_cookie: Option<u64>,
 }

@@ -44,7 +44,7 @@ use crate::{
     record::{Dhcp6Record, DhcpRecord, RecordedEndpoint, Renewal},
     source::{
         dhcp::{RETRY_FLOOR, seed},
-        dhcp_decline::{decline_refused, someone_elses},
+        dhcp_decline::decline_refused,
     },
 };
 
@@ -377,14 +377,10 @@ impl<P: StorePolicy> DhcpRenewal<P> {
                     )
                     .await;
                 if let Err(err) = moved {
-                    if !someone_elses(&err) {
-                        return Err(err);
-                    }
                     decline_refused(netns, &on, &mut client, &err);
                     // The server leased another address in the old one's place: the old one is
                     // no longer ours, and the new one was not taken. The link keeps neither.
-                    self.unbind(&container, endpoint, from).await?;
-                    dhcp.renewal = apply::withdrawn(&err);
+                    dhcp.renewal = self.drop_withdrawn(&container, endpoint, from, err).await?;
                     return Ok((Renewed::Refused(from), dhcp));
                 }
                 dhcp.lease = lease;

@@ -76,6 +76,24 @@ impl<P: StorePolicy> DhcpRenewal<P> {
         }
     }
 
+    /// A move from `old` that failed (`err`): when the new address was refused as someone
+    /// else's (a refusal that changed nothing), the old one, which the server put it in the
+    /// place of, leaves the link and the store too, and the renewal to record says so
+    /// ([`withdrawn`]); any other failure is the act's error, the old address kept.
+    pub(super) async fn drop_withdrawn(
+        &self,
+        container: &Handle,
+        endpoint: &RecordedEndpoint,
+        old: IpAddr,
+        err: Error,
+    ) -> Result<crate::record::Renewal> {
+        if !crate::source::dhcp_decline::someone_elses(&err) {
+            return Err(err);
+        }
+        self.unbind(container, endpoint, old).await?;
+        Ok(withdrawn(&err))
+    }
+
     /// Moves the link from `old` (if it still has it) to `address` with `lifetime`: the new
     /// address checked as at attach (not the host's, a router's or a neighbour's), the store
     /// first (refused when another container holds it here), then the link's address.
@@ -188,9 +206,9 @@ fn exists_ok(result: oci_macvlan_netlink_core::Result<()>) -> oci_macvlan_netlin
 }
 
 /// A lease whose server put another address in its place that the renewer did not take
-/// (`err`): nothing held, discovery again no sooner than [`crate::source::dhcp::RETRY_FLOOR`] (the same answer, a
-/// refused address, may come again).
-pub(super) fn withdrawn(err: &Error) -> crate::record::Renewal {
+/// (`err`): nothing held, discovery again no sooner than [`crate::source::dhcp::RETRY_FLOOR`]
+/// (the same answer, a refused address, may come again).
+fn withdrawn(err: &Error) -> crate::record::Renewal {
     crate::record::Renewal {
         unbound: true,
         failures: 1,

@@ -122,17 +122,13 @@ impl<P: StorePolicy> DhcpRenewal<P> {
                     .move_to(&container, &link, endpoint, Some(old), (address, lifetime))
                     .await;
                 if let Err(err) = moved {
-                    if !crate::source::dhcp_decline::someone_elses(&err) {
-                        return Err(err);
-                    }
                     // The REPLY gave another address in the old one's place (the old one's valid
                     // lifetime 0, or no binding for it): the old one is no longer ours, and the
                     // new one was not taken. The link keeps neither.
-                    self.unbind(&container, endpoint, old).await?;
+                    record.renewal = self.drop_withdrawn(&container, endpoint, old, err).await?;
                     let now = SystemTime::now();
                     record.lease.expiry = record.lease.expiry.min(now);
                     record.lease.preferred_until = record.lease.preferred_until.min(now);
-                    record.renewal = super::apply::withdrawn(&err);
                     dhcp.v6 = Some(record);
                     return Ok((Renewed::Refused(old), dhcp));
                 }
