@@ -4,6 +4,7 @@
 
 use std::{
     io::{Read, Write},
+    path::Path,
     process::Command,
     time::{Duration, Instant, SystemTime},
 };
@@ -91,8 +92,14 @@ pub fn keepers(lan: &Lan) -> Vec<u32> {
 /// reads them to their end: a keeper holding them would hold the runtime), and that an active
 /// and a standby keeper run.
 pub fn attach(lan: &Lan, process: &ContainerProcess) {
+    attach_with(lan, process, &crate::binary(), &[]);
+}
+
+/// [`attach`] by another build of the binary (`program`, with `env` as its only environment,
+/// which its keepers inherit).
+pub fn attach_with(lan: &Lan, process: &ContainerProcess, program: &Path, env: &[(&str, &str)]) {
     let state = lan.pid_bundle("c1", &[(ANN, NET)], process.pid(), "creating");
-    let mut hook = lan.spawn_cli(&["hook"], true);
+    let mut hook = lan.spawn_with(program, env, &["hook"], true);
     let (tx, rx) = std::sync::mpsc::channel();
     for mut pipe in [
         Box::new(hook.stdout.take().unwrap()) as Box<dyn Read + Send>,

@@ -42,6 +42,10 @@ pub const ALL: &[&str] = &[
 /// endpoint's record names the offer); the full record about to be written.
 pub const DHCP: &[&str] = &["attach:net:dhcp-acked", "attach:net:record-lease"];
 
+/// The failpoints a DHCP lease's renewer passes (`tests/tests/dhcp_renew_noted.rs`): the
+/// server's ACK to a discovery read, the record naming its offer only.
+pub const RENEW: &[&str] = &["renew:acked"];
+
 #[cfg(not(feature = "failpoints"))]
 #[inline(always)]
 pub(crate) fn hit(_name: &'static str) -> Result<()> {
@@ -51,7 +55,7 @@ pub(crate) fn hit(_name: &'static str) -> Result<()> {
 #[cfg(feature = "failpoints")]
 pub(crate) fn hit(name: &'static str) -> Result<()> {
     debug_assert!(
-        ALL.contains(&name) || DHCP.contains(&name),
+        ALL.contains(&name) || DHCP.contains(&name) || RENEW.contains(&name),
         "undeclared failpoint {name}"
     );
     if oci_macvlan_ipam::failpoint::fails(name) {

@@ -18,13 +18,16 @@
 //! - a NAK (v6: the server has no address or binding for us and refused the REQUEST for it),
 //!   or expiry unanswered: the address leaves the link (and a v4 one's routes with it: it is
 //!   the link's only IPv4 address), the store's lease is released, the record says `unbound`;
-//! - unbound: discovery (DORA, SOLICIT) on the link, and the new lease is applied as above.
+//! - unbound: discovery (DORA, SOLICIT) on the link, and the new lease is applied as above; a
+//!   v4 offer goes on the record (`pending`) before its REQUEST, as at attach ([`discover`]),
+//!   and a pending lease (a REQUEST out, no ACK recorded) is discovered again.
 //!
 //! A failed act (no answer in time, a store that does not answer) is recorded and tried again
 //! at a backoff ([`backoff`]) that never passes the lease's next timer. Nothing a server says
 //! can make this panic: its answers go through the client's checks.
 
 mod apply;
+mod discover;
 mod routes;
 mod v6;
 
@@ -78,7 +81,8 @@ fn due(
     renewal: &Renewal,
     now: SystemTime,
 ) -> SystemTime {
-    if renewal.unbound {
+    // A pending lease (a REQUEST out, no ACK recorded) is discovered again, as an unbound one.
+    if renewal.unbound || renewal.pending {
         return renewal.retry_at.unwrap_or(now);
     }
     if now < t1 {
@@ -261,8 +265,16 @@ impl<P: StorePolicy> DhcpRenewal<P> {
             .enable_time()
             .build()
             .map_err(|e| self.failed(format!("no runtime: {e}")))?;
+        // An offer noted before its REQUEST: on the record, under this act's lock.
+        let (records, mut noted) = (self.records.clone(), record.clone());
+        let mut note = |dhcp: &DhcpRecord| {
+            noted.endpoints[at].dhcp = Some(dhcp.clone());
+            records.write(&noted)
+        };
         let (renewed, dhcp) = match family {
-            Family::V4 => runtime.block_on(self.exchange(&netns, &endpoint, dhcp, &others))?,
+            Family::V4 => {
+                runtime.block_on(self.exchange(&netns, &endpoint, dhcp, &others, &mut note))?
+            }
             Family::V6 => runtime.block_on(self.exchange6(&netns, &endpoint, dhcp))?,
         };
         record.endpoints[at].dhcp = Some(dhcp);
@@ -288,6 +300,7 @@ impl<P: StorePolicy> DhcpRenewal<P> {
         endpoint: &RecordedEndpoint,
         mut dhcp: DhcpRecord,
         others: &[IpNetwork],
+        note: discover::Note<'_>,
     ) -> Result<(Renewed, DhcpRecord)> {
         let (container, link) = self.link(netns, endpoint).await?;
         let mac = link
@@ -311,29 +324,17 @@ impl<P: StorePolicy> DhcpRenewal<P> {
             index: link.index,
             mac: mac.0,
         };
-        let exchange_failed = |source: oci_macvlan_dhcp::Error| {
-            Error::Dhcp(crate::DhcpError::Exchange {
-                network: self.network.clone(),
-                source: Box::new(source),
-            })
-        };
         let old = dhcp.lease.address;
-        if dhcp.renewal.unbound {
-            let socket = netns
-                .open_inside(&format!("a DHCP socket on {}", link.name), || {
-                    PacketLink::open(&on, None)
-                })
-                .map_err(Error::Netlink)?;
-            let mut client = Client::new(config, seed());
-            let lease = oci_macvlan_dhcp::acquire(&mut client, &socket, EXCHANGE)
-                .map_err(exchange_failed)?;
-            let to = IpAddr::V4(lease.address);
-            self.apply(netns, &container, &link, endpoint, None, (&lease, others))
-                .await
-                .inspect_err(|err| decline_refused(netns, &on, &mut client, err))?;
-            dhcp.lease = lease;
-            dhcp.renewal = Renewal::default();
-            return Ok((Renewed::Moved { from: None, to }, dhcp));
+        if dhcp.renewal.unbound || dhcp.renewal.pending {
+            let site = discover::Site {
+                netns,
+                container: &container,
+                link: &link,
+                endpoint,
+            };
+            return self
+                .rediscover(&site, dhcp, (config, &on), others, note)
+                .await;
         }
         // A lease that ran out has no address to send from: the kernel took it at the end of
         // its lifetime (the client's first tick says Expired, sending nothing).
@@ -345,7 +346,7 @@ impl<P: StorePolicy> DhcpRenewal<P> {
             .map_err(Error::Netlink)?;
         let mut client = Client::resume(config, dhcp.lease.clone(), seed());
         let event = oci_macvlan_dhcp::next_event(&mut client, &socket, EXCHANGE)
-            .map_err(exchange_failed)?;
+            .map_err(|err| self.exchange_failed(err))?;
         drop(socket);
         let renewed = match event {
             Event::Extended(lease) | Event::Bound(lease)

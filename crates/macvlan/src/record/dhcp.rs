@@ -94,8 +94,9 @@ pub struct Renewal {
     /// Why the last act failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
-    /// An offer's REQUEST went out and no ACK is recorded yet: the lease (the offer's) may be
-    /// the server's, so a take-back releases it; never kept, never renewed.
+    /// An offer's REQUEST went out and no ACK is recorded yet (the attach's or the renewer's
+    /// discovery): the lease (the offer's) may be the server's, so a take-back releases it;
+    /// never kept by a re-run attach, never renewed: the renewer discovers again.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pending: bool,
 }

@@ -55,6 +55,19 @@ fn acts_come_at_t1_then_at_once_or_at_the_retry_never_past_the_next_timer() {
 }
 
 #[test]
+fn a_pending_lease_is_discovered_again_at_once_or_at_its_retry() {
+    let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+    let s = Duration::from_secs;
+    let mut dhcp = record(t0);
+    // A REQUEST out and no ACK recorded (an act or the attach ended between the two): not a
+    // bound lease to renew at T1, an offer to discover again.
+    dhcp.renewal.pending = true;
+    assert_eq!(schedule(&dhcp, t0), t0);
+    dhcp.renewal.retry_at = Some(t0 + s(4));
+    assert_eq!(schedule(&dhcp, t0), t0 + s(4));
+}
+
+#[test]
 fn a_v6_lease_is_due_on_its_own_timers_and_renewal() {
     let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
     let s = Duration::from_secs;

@@ -1,0 +1,86 @@
+//! Privileged tier: a renewer's discovery notes its offer on the record before its REQUEST goes
+//! out, as an attach does. Against Kea with timers of seconds: a lease run out while the server
+//! was down (the record `unbound`), the server back, and every keeper killed (a failpoint) once
+//! the server has ACKed the lease it found again, before it records it in full. The record
+//! names that lease (`pending`), and poststop gives it back to the server.
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use oci_macvlan_tests::{
+    ContainerProcess, Lan,
+    dhcp_lan::{NET, create_dhcp_network, kea_config, record},
+    failpoints_binary,
+    kea::{Kea, KeaConfig},
+    privileged,
+    renewal::{addresses, attach_with, wait_until},
+};
+use serde_json::Value;
+
+const ANN: &str = "oci-macvlan.networks";
+
+fn dhcp(lan: &Lan) -> Value {
+    record(lan, "c1")["endpoints"][0]["dhcp"].clone()
+}
+
+#[privileged]
+fn a_renewer_killed_once_its_discovery_is_acked_leaves_the_lease_for_poststop_to_release() {
+    let lan = Lan::new();
+    let config = KeaConfig {
+        valid_lifetime: 8,
+        renew_timer: 2,
+        rebind_timer: 5,
+        ..kea_config()
+    };
+    let kea = Kea::start(&lan.router, &config);
+    create_dhcp_network(&lan, &[]);
+    let process = ContainerProcess::start();
+    // Every keeper (each inherits the hook's environment) dies once a discovery is ACKed.
+    attach_with(
+        &lan,
+        &process,
+        &failpoints_binary(),
+        &[("OCI_MACVLAN_FAILPOINTS", "renew:acked=kill")],
+    );
+    assert_eq!(addresses(process.pid(), "-4").len(), 1);
+
+    // The server gone past expiry: the lease ends, the record says so.
+    let dir = kea.stop();
+    assert!(
+        wait_until(Duration::from_secs(15), || dhcp(&lan)["renewal"]["unbound"]
+            == true),
+        "the lease did not end: {}",
+        dhcp(&lan)
+    );
+
+    // The server back: a keeper discovers, notes the offer, is ACKed and killed.
+    let kea = Kea::start_again(dir, &lan.router, &config);
+    assert!(
+        wait_until(Duration::from_secs(30), || dhcp(&lan)["renewal"]["pending"]
+            == true),
+        "no discovery's offer on the record: {}\n{}",
+        dhcp(&lan),
+        kea.log()
+    );
+    let noted = dhcp(&lan);
+    let address = noted["lease"]["address"].as_str().unwrap().to_owned();
+    assert_eq!(noted["renewal"]["unbound"], false, "{noted}");
+    assert!(
+        wait_until(Duration::from_secs(5), || kea.lease(&address).is_some()),
+        "Kea never leased {address}: {}",
+        kea.log()
+    );
+
+    // The container gone: poststop gives the server's lease back.
+    let pid = process.pid();
+    process.kill();
+    let state = lan.pid_bundle("c1", &[(ANN, NET)], pid, "stopped");
+    lan.cli_ok(&["hook", "poststop"], &state);
+    assert!(
+        wait_until(Duration::from_secs(3), || kea.lease(&address).is_none()),
+        "Kea still holds {address} after poststop: {}",
+        kea.log()
+    );
+    lan.assert_no_residue(&[NET], "after poststop");
+}
