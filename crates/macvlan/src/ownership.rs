@@ -68,7 +68,45 @@ fn on_the_same_store(recorded: &[RecordedEndpoint], planned: &[RecordedEndpoint]
 
 /// Whether facts observed now and facts recorded earlier are of one container: the same
 /// process (pid and start time) in the same namespace, or, without a process, the same
-/// namespace.
+/// namespace. The same namespace is the same device and inode, and the same cookie where both
+/// have one: the kernel gives a deleted namespace's inode to the next one made, never its
+/// cookie.
 fn same_container(recorded: &Liveness, now: &Liveness) -> bool {
-    recorded.netns() == now.netns() && recorded.process == now.process
+    let cookies_agree = match (recorded.netns_cookie, now.netns_cookie) {
+        (Some(then), Some(now)) => then == now,
+        _ => true,
+    };
+    recorded.netns() == now.netns() && recorded.process == now.process && cookies_agree
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_namespace_made_since_with_the_old_inode_is_another_container() {
+        let facts = Liveness {
+            process: None,
+            netns_dev: 4,
+            netns_ino: 4026532300,
+            netns_cookie: Some(7),
+        };
+        assert!(same_container(&facts, &facts));
+        let remade = Liveness {
+            netns_cookie: Some(9),
+            ..facts.clone()
+        };
+        assert!(!same_container(&facts, &remade));
+        // A record written before cookies were kept, or a kernel without them: the identity.
+        let older = Liveness {
+            netns_cookie: None,
+            ..facts.clone()
+        };
+        assert!(same_container(&older, &remade));
+        let elsewhere = Liveness {
+            netns_ino: 4026532301,
+            ..facts.clone()
+        };
+        assert!(!same_container(&facts, &elsewhere));
+    }
 }
