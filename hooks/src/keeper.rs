@@ -203,8 +203,9 @@ pub fn run(ctx: &Context, container: &str, network: &str) -> Result<()> {
     // The container as the attach recorded it: its process; or, with none (a CNI container,
     // whose namespace outlives any process), the path of its namespace, which must still name
     // the recorded one. Gone, or neither recorded: nothing to keep. Nor is there when the
-    // record holds no lease on the network, or only an offer whose ACK it never recorded (an
-    // attach that failed or died after its keeper was started): a take-back gives that back.
+    // record holds no lease on the network, or only an attach's offer whose ACK it never
+    // recorded (an attach that failed or died after its keeper was started): a take-back gives
+    // that back. A renewer's offer is the lease being discovered again: kept.
     let Some(watched) = records
         .read(&id)?
         .filter(|record| holds_lease(record, network))
@@ -321,18 +322,18 @@ pub fn stop(records: &Records, container: &ContainerId, network: &str) {
     let _ = std::fs::remove_dir_all(records.keeper_dir(container, network));
 }
 
-/// What tells that `record`'s container still lives, if it does.
-/// Whether `record` holds a lease on `network` that an attach recorded in full (not an offer
-/// still pending its ACK).
+/// Whether `record` holds a lease on `network` that an attach recorded in full, or that a
+/// renewer is discovering again (not an attach's offer still pending its ACK).
 fn holds_lease(record: &oci_macvlan_macvlan::Record, network: &str) -> bool {
     record
         .endpoints
         .iter()
         .filter(|e| e.network == network)
         .filter_map(|e| e.dhcp.as_ref())
-        .any(|dhcp| !dhcp.renewal.pending)
+        .any(|dhcp| !dhcp.renewal.pending || dhcp.renewal.rediscovery)
 }
 
+/// What tells that `record`'s container still lives, if it does.
 fn watched(record: &oci_macvlan_macvlan::Record) -> Option<Container> {
     let liveness = record.liveness.as_ref()?;
     match (liveness.process, &record.netns) {

@@ -1,8 +1,9 @@
 //! Privileged tier: a renewer's discovery notes its offer on the record before its REQUEST goes
 //! out, as an attach does. Against Kea with timers of seconds: a lease run out while the server
-//! was down (the record `unbound`), the server back, and every keeper killed (a failpoint) once
-//! the server has ACKed the lease it found again, before it records it in full. The record
-//! names that lease (`pending`), and poststop gives it back to the server.
+//! was down (the record `unbound`), the server back, and each keeper killed (a failpoint every
+//! keeper inherits) once the server has ACKed the lease it found again, before it records it
+//! in full. The record names that lease (`pending`, a renewer's), keepers go on keeping it, and
+//! poststop gives it back to the server.
 
 #![allow(clippy::unwrap_used)]
 
@@ -14,7 +15,7 @@ use oci_macvlan_tests::{
     failpoints_binary,
     kea::{Kea, KeaConfig},
     privileged,
-    renewal::{addresses, attach_with, wait_until},
+    renewal::{addresses, attach_with, keepers, wait_until},
 };
 use serde_json::Value;
 
@@ -54,22 +55,40 @@ fn a_renewer_killed_once_its_discovery_is_acked_leaves_the_lease_for_poststop_to
         dhcp(&lan)
     );
 
-    // The server back: a keeper discovers, notes the offer, is ACKed and killed.
-    let kea = Kea::start_again(dir, &lan.router, &config);
+    // The server back, with leases long enough to outlast the rest of the test: a keeper
+    // discovers, notes the offer, is ACKed and killed; its standby takes over (it keeps a
+    // renewer's pending offer) and does the same.
+    let longer = KeaConfig {
+        valid_lifetime: 120,
+        renew_timer: 60,
+        rebind_timer: 100,
+        ..config
+    };
+    let kea = Kea::start_again(dir, &lan.router, &longer);
     assert!(
         wait_until(Duration::from_secs(30), || dhcp(&lan)["renewal"]["pending"]
-            == true),
-        "no discovery's offer on the record: {}\n{}",
+            == true
+            && kea.log().contains("DHCP4_LEASE_ALLOC ")),
+        "no discovery's offer on the record, or no lease ACKed: {}\n{}",
         dhcp(&lan),
         kea.log()
     );
     let noted = dhcp(&lan);
     let address = noted["lease"]["address"].as_str().unwrap().to_owned();
     assert_eq!(noted["renewal"]["unbound"], false, "{noted}");
+    assert_eq!(noted["renewal"]["rediscovery"], true, "{noted}");
+    assert!(kea.lease(&address).is_some(), "{}", kea.log());
     assert!(
-        wait_until(Duration::from_secs(5), || kea.lease(&address).is_some()),
-        "Kea never leased {address}: {}",
-        kea.log()
+        addresses(process.pid(), "-4").is_empty(),
+        "an address the record does not name in full is on the link"
+    );
+    // Keepers keep a renewer's pending offer: the pair goes on, each new one dying the same way
+    // (a keeper that took the offer for a dead attach's would end at once, and the pair with it).
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        wait_until(Duration::from_secs(5), || !keepers(&lan).is_empty()),
+        "no keeper left for a lease being discovered again: {}",
+        dhcp(&lan)
     );
 
     // The container gone: poststop gives the server's lease back.

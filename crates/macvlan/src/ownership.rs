@@ -1,5 +1,6 @@
 //! Whose a container id is. Ownership is proven from facts recorded at attach (the process
-//! and its start time, the namespace's device and inode), never guessed: an attach or a
+//! and its start time, the namespace's device and inode, and its cookie where one was
+//! recorded), never guessed: an attach or a
 //! poststop for an id that another living container holds is refused and touches nothing of it.
 
 use oci_macvlan_ipam::{LeaseSet, LeaseStore};

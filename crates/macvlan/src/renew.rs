@@ -19,8 +19,10 @@
 //!   or expiry unanswered: the address leaves the link (and a v4 one's routes with it: it is
 //!   the link's only IPv4 address), the store's lease is released, the record says `unbound`;
 //! - unbound: discovery (DORA, SOLICIT) on the link, and the new lease is applied as above; a
-//!   v4 offer goes on the record (`pending`) before its REQUEST, as at attach ([`discover`]),
-//!   and a pending lease (a REQUEST out, no ACK recorded) is discovered again.
+//!   v4 offer goes on the record (`pending`, a renewer's) before its REQUEST, as at attach
+//!   ([`discover`]), and a pending lease (a REQUEST out, no ACK recorded) is discovered again.
+//!   A DHCPv6 SOLICIT's lease is not noted so: a renewer killed between the server's REPLY and
+//!   its record leaves that lease to run out at the server.
 //!
 //! A failed act (no answer in time, a store that does not answer) is recorded and tried again
 //! at a backoff ([`backoff`]) that never passes the lease's next timer. Nothing a server says

@@ -102,7 +102,8 @@ impl Handle {
     /// The addresses of global scope on `link`, in the kernel's order (a family's primary
     /// address first): those another host on the link can use as a next hop. The kernel answers
     /// with every address of the namespace and the link's are kept: for the host's parent, read by
-    /// `network inspect` and `doctor`, never on a hook's path.
+    /// `network inspect` and `doctor`, and for a container's link by a lease's renewer; never on
+    /// a hook's path.
     pub async fn global_addresses(&self, link: &Link) -> Result<Vec<IpAddr>> {
         let list = |err: rtnetlink::Error| Error::ListLinkAddresses {
             link: link.name.clone(),

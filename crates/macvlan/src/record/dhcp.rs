@@ -94,11 +94,16 @@ pub struct Renewal {
     /// Why the last act failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
-    /// An offer's REQUEST went out and no ACK is recorded yet (the attach's or the renewer's
-    /// discovery): the lease (the offer's) may be the server's, so a take-back releases it;
-    /// never kept by a re-run attach, never renewed: the renewer discovers again.
+    /// An offer taken, its REQUEST about to go out or out, and no ACK recorded yet (the
+    /// attach's or the renewer's discovery): the lease (the offer's) may be the server's, so a
+    /// take-back releases it; never kept by a re-run attach, never renewed: the renewer
+    /// discovers again.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pending: bool,
+    /// The pending offer is a renewer's (`crate::renew`), for the lease of a container that
+    /// lives, not an attach's (which failed or died if it is still there): keepers keep it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rediscovery: bool,
 }
 
 impl Renewal {

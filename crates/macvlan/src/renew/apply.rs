@@ -208,7 +208,7 @@ fn exists_ok(result: oci_macvlan_netlink_core::Result<()>) -> oci_macvlan_netlin
 /// A lease whose server put another address in its place that the renewer did not take
 /// (`err`): nothing held, discovery again no sooner than [`crate::source::dhcp::RETRY_FLOOR`]
 /// (the same answer, a refused address, may come again).
-fn withdrawn(err: &Error) -> crate::record::Renewal {
+pub(super) fn withdrawn(err: &Error) -> crate::record::Renewal {
     crate::record::Renewal {
         unbound: true,
         failures: 1,
