@@ -53,6 +53,32 @@ impl<P: StorePolicy> DhcpRenewal<P> {
         Ok(())
     }
 
+    /// The IPv4 address of ours the link still has, if any: one the store holds for the
+    /// endpoint on this network (an act puts a lease in the store before its address on the
+    /// link), never one someone else put there.
+    pub(super) async fn ours_on_link(
+        &self,
+        container: &Handle,
+        link: &Link,
+        endpoint: &RecordedEndpoint,
+    ) -> Result<Option<IpAddr>> {
+        let on_link = container
+            .global_addresses(link)
+            .await
+            .map_err(Error::Netlink)?;
+        if !on_link.iter().any(IpAddr::is_ipv4) {
+            return Ok(None);
+        }
+        let owner = self.owner(endpoint);
+        let held = self
+            .store()?
+            .read(|view| view.owner_leases(&self.network, &owner))
+            .map_err(Error::store)?;
+        Ok(on_link
+            .into_iter()
+            .find(|ip| ip.is_ipv4() && held.iter().any(|lease| lease.ip == *ip)))
+    }
+
     /// The link's address `ip/prefix` (the same as before) given the lease's new `lifetime`,
     /// so that the kernel keeps it until the new expiry and no longer.
     pub(super) async fn extend(

@@ -12,7 +12,7 @@
 //! attach's trade too, over a longer time; servers ignore a RELEASE of a lease they do not hold
 //! for that client.
 
-use std::net::IpAddr;
+use std::{net::IpAddr, time::SystemTime};
 
 use ipnetwork::IpNetwork;
 use oci_macvlan_dhcp::{Client, Config, Lease as DhcpLease, OnLink, PacketLink};
@@ -50,8 +50,8 @@ impl<P: StorePolicy> DhcpRenewal<P> {
     }
 
     /// A new lease for `dhcp`'s endpoint (see the module), applied: the store, the address,
-    /// its routes. An IPv4 address the link still has (an act killed after applying a lease it
-    /// had not recorded yet; a DHCP link has no other) gives way to the one the server gives.
+    /// its routes. An address of ours the link still has (an act killed after applying a lease
+    /// it had not recorded yet) gives way to the one the server gives.
     pub(super) async fn rediscover(
         &self,
         site: &Site<'_>,
@@ -60,13 +60,9 @@ impl<P: StorePolicy> DhcpRenewal<P> {
         others: &[IpNetwork],
         note: Note<'_>,
     ) -> Result<(Renewed, DhcpRecord)> {
-        let on_link = site
-            .container
-            .global_addresses(site.link)
-            .await
-            .map_err(Error::Netlink)?
-            .into_iter()
-            .find(IpAddr::is_ipv4);
+        let on_link = self
+            .ours_on_link(site.container, site.link, site.endpoint)
+            .await?;
         let socket = site
             .netns
             .open_inside(&format!("a DHCP socket on {}", on.name), || {
@@ -75,18 +71,32 @@ impl<P: StorePolicy> DhcpRenewal<P> {
             .map_err(Error::Netlink)?;
         let mut client = Client::new(config, seed());
         // What the record said when the act began, put back when an offer is NAKed (the server
-        // holds nothing for it). Its failures stay: a server that offers and never ACKs is
-        // asked less and less often.
+        // holds nothing for it); a pending lease there is this renewer's now. Its failures
+        // stay, and a noted offer is not acted on again before the next backoff: a server that
+        // offers and never ACKs, or a renewer that dies after the ACK, is tried less and less
+        // often.
         let mut before = dhcp.clone();
         before.renewal.retry_at = None;
+        before.renewal.rediscovery = before.renewal.pending;
+        let retry = SystemTime::now() + super::backoff(before.renewal.failures.saturating_add(1));
+        let mut offered_last = None;
         let mut noting = |offered: Option<&DhcpLease>| {
             let noted = match offered {
                 Some(offered) => {
+                    offered_last = Some(offered.address);
                     let mut noted = before.clone();
                     noted.lease = offered.clone();
                     noted.renewal.unbound = false;
                     (noted.renewal.pending, noted.renewal.rediscovery) = (true, true);
+                    noted.renewal.retry_at = Some(retry);
                     noted
+                }
+                // The NAKed address is what the record named as pending: no longer to release.
+                None if offered_last == Some(before.lease.address) => {
+                    let mut unbound = before.clone();
+                    unbound.renewal.unbound = true;
+                    (unbound.renewal.pending, unbound.renewal.rediscovery) = (false, false);
+                    unbound
                 }
                 None => before.clone(),
             };
@@ -116,32 +126,35 @@ impl<P: StorePolicy> DhcpRenewal<P> {
                 (&lease, others),
             )
             .await;
-        if let Err(err) = applied {
-            if !someone_elses(&err) {
-                return Err(err);
-            }
-            // Someone else's address: no one's lease once declined, never to be released from
-            // (its holder's neighbours would hear it). The record names what it named before,
-            // and never that address as ours, before the DECLINE goes; where the link has it
-            // (a lease an act applied before it was refused), it leaves the link and the store.
-            let mut back = dhcp.clone();
-            if on_link == Some(to) {
-                self.unbind(site.container, site.endpoint, to).await?;
-                back.renewal = withdrawn(&err);
-                note(&back)?;
-                decline_refused(site.netns, on, &mut client, &err);
-                return Ok((Renewed::Refused(to), back));
-            }
-            if back.lease.address == lease.address {
-                (back.renewal.pending, back.renewal.unbound) = (false, true);
-            }
-            let restored = note(&back);
-            decline_refused(site.netns, on, &mut client, &err);
-            restored?;
+        let Err(err) = applied else {
+            dhcp.lease = lease;
+            dhcp.renewal = Renewal::default();
+            return Ok((Renewed::Moved { from, to }, dhcp));
+        };
+        if !someone_elses(&err) {
             return Err(err);
         }
-        dhcp.lease = lease;
-        dhcp.renewal = Renewal::default();
-        Ok((Renewed::Moved { from, to }, dhcp))
+        // Someone else's address: no one's lease once declined, never to be released from
+        // (its holder's neighbours would hear it). The record first names it as ours no
+        // longer, then the DECLINE goes. An address of ours on the link is not ours either
+        // (the server gave that one in its place): the record says so, then it leaves the link
+        // and the store, and discovery comes no sooner than the retry floor, as after a bound
+        // lease's refused move.
+        let mut back = before;
+        if let Some(ours) = on_link {
+            back.renewal = withdrawn(&err);
+            note(&back)?;
+            self.unbind(site.container, site.endpoint, ours).await?;
+            decline_refused(site.netns, on, &mut client, &err);
+            return Ok((Renewed::Refused(ours), back));
+        }
+        if back.lease.address == lease.address {
+            back.renewal.unbound = true;
+            (back.renewal.pending, back.renewal.rediscovery) = (false, false);
+        }
+        // Not written: no DECLINE (the record may still name the address for a take-back).
+        note(&back)?;
+        decline_refused(site.netns, on, &mut client, &err);
+        Err(err)
     }
 }
