@@ -3,52 +3,71 @@
 //! (`macvlan::DhcpRenewal`), the keeper's life `oci_macvlan_keeper`'s; this file starts
 //! one, and turns the command line into them.
 
-use std::process::{Child, Command};
+use std::{ffi::OsString, path::PathBuf, process::Command, sync::Mutex};
 
-use oci_macvlan_keeper::{Container, Ended, Slot};
+use oci_macvlan_keeper::{Container, Ended, Ready, Slot};
 use oci_macvlan_macvlan::{
-    AttachRequest, ContainerId, DhcpRenewal, Endpoint, Networks, OnLease, Records, Renewed,
+    AttachRequest, ContainerId, DhcpRenewal, Endpoint, LeaseStep, Networks, OnLease, Records,
+    Renewed,
 };
 
 use crate::{Context, error::Result, journal::Invocation};
 
-/// The command that runs a keeper of `container`'s lease on `network`, with this run's dirs.
-fn command(ctx: &Context, container: &str, network: &str) -> Result<Command> {
+/// What the runtime may leave in the environment that the global options, given on a keeper's
+/// command line, must not be overridden by.
+const GLOBAL_VARS: [&str; 3] = [
+    "OCI_MACVLAN_CONFIG_DIR",
+    "OCI_MACVLAN_STATE_DIR",
+    "OCI_MACVLAN_HOST_ID",
+];
+
+/// The program and arguments that run a keeper of `container`'s lease on `network`, with this
+/// run's dirs.
+fn invocation(ctx: &Context, container: &str, network: &str) -> Result<(PathBuf, Vec<OsString>)> {
     let exe = std::env::current_exe().map_err(crate::error::Error::Keeper)?;
-    let mut command = Command::new(exe);
-    command
-        .arg("--config-dir")
-        .arg(&ctx.config_dir)
-        .arg("--state-dir")
-        .arg(&ctx.state_dir);
+    let mut args: Vec<OsString> = vec![
+        "--config-dir".into(),
+        ctx.config_dir.clone().into(),
+        "--state-dir".into(),
+        ctx.state_dir.clone().into(),
+    ];
     if let Some(host_id) = &ctx.host_id {
-        command.arg("--host-id").arg(host_id);
+        args.extend(["--host-id".into(), host_id.into()]);
     }
-    command
-        .args([
+    args.extend(
+        [
             "dhcp-keeper",
             "--container",
             container,
             "--network",
             network,
-        ])
-        // The global options are on the command line; what the runtime left in the
-        // environment must not override them.
-        .env_remove("OCI_MACVLAN_CONFIG_DIR")
-        .env_remove("OCI_MACVLAN_STATE_DIR")
-        .env_remove("OCI_MACVLAN_HOST_ID");
+        ]
+        .map(OsString::from),
+    );
+    Ok((exe, args))
+}
+
+/// The command that runs a keeper of `container`'s lease on `network` (see [`invocation`]).
+fn command(ctx: &Context, container: &str, network: &str) -> Result<Command> {
+    let (exe, args) = invocation(ctx, container, network)?;
+    let mut command = Command::new(exe);
+    command.args(args);
+    for var in GLOBAL_VARS {
+        command.env_remove(var);
+    }
     Ok(command)
 }
 
-fn spawn(ctx: &Context, container: &str, network: &str) -> Result<Child> {
-    oci_macvlan_keeper::spawn(command(ctx, container, network)?)
-        .map_err(|e| crate::error::Error::Keeper(std::io::Error::other(e)))
+/// The keeper of [`invocation`], made ready to start without waiting for it.
+fn ready(ctx: &Context, container: &str, network: &str) -> Result<Ready> {
+    let (exe, args) = invocation(ctx, container, network)?;
+    let env = std::env::vars_os().filter(|(key, _)| !GLOBAL_VARS.iter().any(|var| key == var));
+    Ready::new(&exe, &args, env).map_err(|e| crate::error::Error::Keeper(std::io::Error::other(e)))
 }
 
 /// The core's attach of `request` (`crate::hook::attach_now`), the hook's, the CNI plugin's and
-/// `network connect`'s:
-/// with `keepers`, the renewer of each of `leased` (the attach's DHCP networks) is started
-/// beside it ([`Beside`]) and waited for before this returns.
+/// `network connect`'s: with `keepers`, the renewer of each of `leased` (the attach's DHCP
+/// networks) is started beside it ([`Beside`]).
 pub fn attach_keeping(
     ctx: &Context,
     records: &Records,
@@ -56,109 +75,83 @@ pub fn attach_keeping(
     leased: &[&str],
     keepers: bool,
 ) -> Result<Vec<Endpoint>> {
-    let container = request.container_id.as_str();
-    std::thread::scope(|scope| {
-        let beside = Beside::new(ctx, container, scope);
-        let tell = |network: &str, step| beside.tell(network, step);
-        let request = AttachRequest {
-            on_lease: keepers.then_some(OnLease(&tell)),
-            ..request
-        };
-        let endpoints = crate::hook::attach_now(ctx, records, &request)?;
-        // Those whose lease took no exchange (kept from an earlier run): now.
-        if keepers {
-            beside.rest(leased);
-        }
-        Ok(endpoints)
-    })
+    let beside = Beside::new(ctx, request.container_id.as_str());
+    let tell = |network: &str, step| beside.tell(network, step);
+    let request = AttachRequest {
+        on_lease: keepers.then_some(OnLease(&tell)),
+        ..request
+    };
+    let endpoints = crate::hook::attach_now(ctx, records, &request)?;
+    // Those whose lease took no exchange (kept from an earlier run): now.
+    if keepers {
+        beside.rest(leased);
+    }
+    Ok(endpoints)
 }
 
 /// Renewers started during an attach (`AttachRequest::on_lease`, [`Self::tell`]): for each
-/// network whose lease's REQUEST is out, a thread of `scope` made ready then (on the core's
-/// helper thread, while the server answers) starts the keeper once the exchange is over, beside
-/// the rest of the attach: its `posix_spawn` (~0.15 ms) is not the attach's, and the keeper's
-/// own start does not take a CPU from the server. Once the attach is done, [`Self::rest`] starts
-/// those of the DHCP networks not told of (a lease kept from an earlier run). Every thread is
-/// let go by then (or when this is dropped), and the scope waits for each.
-pub struct Beside<'scope, 'env> {
-    ctx: &'env Context,
-    container: &'env str,
-    scope: &'scope std::thread::Scope<'scope, 'env>,
-    told: std::sync::Mutex<Vec<String>>,
-    go: std::sync::Arc<Go>,
+/// network whose lease's REQUEST is out, its keeper's start is made ready then (on the core's
+/// helper thread, while the server answers), and made once the exchange is over, beside the
+/// rest of the attach: a `clone` (see [`Ready`]), and the keeper's own start does not take a CPU
+/// from the server. Once the attach is done, [`Self::rest`] starts those of the DHCP networks not
+/// told of (a lease kept from an earlier run). One made ready and never started (the attach
+/// failed between the two) is started when this is dropped: it reads the record, and ends at
+/// once when no lease is recorded in full.
+pub struct Beside<'a> {
+    ctx: &'a Context,
+    container: &'a str,
+    told: Mutex<Vec<(String, Keeper)>>,
 }
 
-/// Whether the threads of a [`Beside`] may start their keepers.
-#[derive(Default)]
-struct Go {
-    given: std::sync::Mutex<bool>,
-    turn: std::sync::Condvar,
+/// Where a told network's keeper is.
+enum Keeper {
+    /// Made ready (or why it could not be), not started.
+    Ready(Result<Ready>),
+    /// Started, or said why not.
+    Started,
 }
 
-impl Go {
-    fn give(&self) {
-        if let Ok(mut given) = self.given.lock() {
-            *given = true;
-        }
-        self.turn.notify_all();
-    }
-
-    fn wait(&self) {
-        let Ok(mut given) = self.given.lock() else {
-            return;
-        };
-        while !*given {
-            given = match self.turn.wait(given) {
-                Ok(given) => given,
-                Err(_) => return,
-            };
-        }
-    }
-}
-
-impl<'scope, 'env> Beside<'scope, 'env> {
-    /// For `container`, its threads in `scope`.
-    pub fn new(
-        ctx: &'env Context,
-        container: &'env str,
-        scope: &'scope std::thread::Scope<'scope, 'env>,
-    ) -> Self {
+impl<'a> Beside<'a> {
+    /// For `container`.
+    pub fn new(ctx: &'a Context, container: &'a str) -> Self {
         Self {
             ctx,
             container,
-            scope,
-            told: std::sync::Mutex::new(Vec::new()),
-            go: std::sync::Arc::default(),
+            told: Mutex::new(Vec::new()),
         }
     }
 
-    /// What the core tells of `network`'s lease (see [`oci_macvlan_macvlan::LeaseStep`]).
-    pub fn tell(&self, network: &str, step: oci_macvlan_macvlan::LeaseStep) {
+    /// What the core tells of `network`'s lease (see [`LeaseStep`]).
+    pub fn tell(&self, network: &str, step: LeaseStep) {
         match step {
-            oci_macvlan_macvlan::LeaseStep::Requested => {
+            LeaseStep::Requested => {
+                let made = ready(self.ctx, self.container, network);
                 if let Ok(mut told) = self.told.lock() {
-                    told.push(network.to_owned());
-                }
-                let (ctx, container, go) = (self.ctx, self.container, self.go.clone());
-                let owned = network.to_owned();
-                let started = std::thread::Builder::new().spawn_scoped(self.scope, move || {
-                    go.wait();
-                    start(ctx, container, &[owned.as_str()]);
-                });
-                // No thread: started here, now.
-                if started.is_err() {
-                    start(self.ctx, self.container, &[network]);
+                    told.push((network.to_owned(), Keeper::Ready(made)));
                 }
             }
-            oci_macvlan_macvlan::LeaseStep::Exchanged => self.go.give(),
+            LeaseStep::Exchanged => {
+                let keeper = self.told.lock().ok().and_then(|mut told| {
+                    let (_, keeper) = told.iter_mut().find(|(n, _)| n == network)?;
+                    Some(std::mem::replace(keeper, Keeper::Started))
+                });
+                match keeper {
+                    Some(Keeper::Ready(made)) => self.start_ready(network, made),
+                    Some(Keeper::Started) => {}
+                    // Not made ready (the core tells the REQUEST first): made now.
+                    None => start(self.ctx, self.container, &[network]),
+                }
+            }
         }
     }
 
-    /// Lets every thread go, and starts the keepers of those of `leased` (the attach's DHCP
-    /// networks) not told of.
+    /// Starts the keepers of those of `leased` (the attach's DHCP networks) not told of.
     pub fn rest(&self, leased: &[&str]) {
-        self.go.give();
-        let told = self.told.lock().map(|t| t.clone()).unwrap_or_default();
+        let told: Vec<String> = self
+            .told
+            .lock()
+            .map(|told| told.iter().map(|(n, _)| n.clone()).collect())
+            .unwrap_or_default();
         let rest: Vec<&str> = leased
             .iter()
             .copied()
@@ -166,28 +159,51 @@ impl<'scope, 'env> Beside<'scope, 'env> {
             .collect();
         start(self.ctx, self.container, &rest);
     }
-}
 
-impl Drop for Beside<'_, '_> {
-    /// A thread made ready is never left waiting (the attach failed, or panicked): its keeper
-    /// starts, reads the record, and ends at once when no lease is recorded in full.
-    fn drop(&mut self) {
-        self.go.give();
-    }
-}
-
-/// Starts a keeper for each of `networks` (those of a DHCP attach, beside its exchange or once
-/// it succeeded), and returns at once. One that cannot start is said on stderr: the attach
-/// stands, its lease runs until its expiry, and a hook re-run starts one again.
-pub fn start(ctx: &Context, container: &str, networks: &[&str]) {
-    for network in networks {
-        if let Err(err) = spawn(ctx, container, network) {
-            eprintln!(
-                "oci-macvlan: warning: no renewer for the DHCP lease of container {container} on {network}: {}",
-                crate::error::line(&err)
-            );
+    fn start_ready(&self, network: &str, made: Result<Ready>) {
+        if let Err(err) = made.and_then(|ready| {
+            ready
+                .start()
+                .map_err(|e| crate::error::Error::Keeper(std::io::Error::other(e)))
+        }) {
+            unstarted(self.container, network, &err);
         }
     }
+}
+
+impl Drop for Beside<'_> {
+    /// A keeper made ready is never left unstarted (see [`Beside`]).
+    fn drop(&mut self) {
+        let told = self.told.get_mut().map(std::mem::take).unwrap_or_default();
+        for (network, keeper) in told {
+            if let Keeper::Ready(made) = keeper {
+                self.start_ready(&network, made);
+            }
+        }
+    }
+}
+
+/// Starts a keeper for each of `networks` (those of a DHCP attach whose lease took no
+/// exchange), and returns at once. One that cannot start is said on stderr: the attach stands,
+/// its lease runs until its expiry, and a hook re-run starts one again.
+pub fn start(ctx: &Context, container: &str, networks: &[&str]) {
+    for network in networks {
+        let started = ready(ctx, container, network).and_then(|ready| {
+            ready
+                .start()
+                .map_err(|e| crate::error::Error::Keeper(std::io::Error::other(e)))
+        });
+        if let Err(err) = started {
+            unstarted(container, network, &err);
+        }
+    }
+}
+
+fn unstarted(container: &str, network: &str, err: &crate::error::Error) {
+    eprintln!(
+        "oci-macvlan: warning: no renewer for the DHCP lease of container {container} on {network}: {}",
+        crate::error::line(err)
+    );
 }
 
 /// `oci-macvlan dhcp-keeper`: keeps the lease of `container` on `network` until the container

@@ -8,6 +8,7 @@
 
 use std::{
     io::Write,
+    path::Path,
     process::Child,
     time::{Duration, Instant},
 };
@@ -172,6 +173,20 @@ fn a_renewer_starts_beside_the_exchange_and_keeps_only_a_lease_recorded_in_full(
         "no active and standby keeper: {:?}",
         keepers(&lan, Some("p1"))
     );
+    // Started without the hook waiting for its `execve` (every signal blocked until then), a
+    // keeper takes its signals (a SIGTERM ends it) and holds none of the hook's streams.
+    for pid in keepers(&lan, Some("p1")) {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let blocked = status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigBlk:"))
+            .unwrap();
+        assert_eq!(blocked.trim(), "0000000000000000", "keeper {pid}: {status}");
+        for fd in 0..3 {
+            let stream = std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).unwrap();
+            assert_eq!(stream, Path::new("/dev/null"), "keeper {pid}'s fd {fd}");
+        }
+    }
     let stopped = lan.pid_bundle(
         "p1",
         &[("oci-macvlan.networks", NET)],

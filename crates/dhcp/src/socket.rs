@@ -21,7 +21,7 @@ use nix::{
     },
 };
 
-use oci_macvlan_netlink_core::Closer;
+use oci_macvlan_child::Closer;
 
 use crate::{
     frame::{self, BROADCAST_MAC, CLIENT_PORT, ETH_P_IP, SERVER_PORT},
@@ -91,7 +91,7 @@ impl PacketLink {
         drop(self.udp);
         match closer {
             Some(closer) => closer.close(self.fd),
-            None => oci_macvlan_netlink_core::close_later(self.fd),
+            None => oci_macvlan_child::close_later(self.fd),
         }
     }
 

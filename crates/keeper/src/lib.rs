@@ -1,9 +1,10 @@
 //! A keeper: a process that keeps one duty for one container (a DHCP lease's renewal) after the
 //! hook that started it has returned, under rules a runtime and a dead container impose:
 //!
-//! - **The hook returns at once** ([`spawn`]): the keeper is started with every standard stream
-//!   on `/dev/null` (a runtime waits for every writer of a hook's output) and leaves the hook's
-//!   session before it does anything.
+//! - **The hook returns at once** ([`Ready`], [`spawn`]): the keeper is started with every
+//!   standard stream on `/dev/null` (a runtime waits for every writer of a hook's output) and
+//!   leaves the hook's session before it does anything ([`detach`]). A hook starts it with
+//!   [`Ready`], which does not wait even for its `execve`.
 //! - **It ends with its container** ([`Container`]): it waits on a pidfd of the container's
 //!   process, checked against the process's start time, so a reused pid is never mistaken for
 //!   it; it holds nothing of the container's (no namespace file between two acts), so a dead
@@ -34,4 +35,4 @@ pub use container::Container;
 pub use error::{Error, Result};
 pub use run::{Duty, Ended, run};
 pub use slot::{Role, Slot};
-pub use spawn::{detach, spawn};
+pub use spawn::{Ready, detach, spawn};

@@ -10,7 +10,6 @@
 
 #![warn(missing_docs)]
 
-mod close_later;
 mod cookie;
 mod error;
 mod handle;
@@ -25,7 +24,6 @@ mod nexthop;
 mod probe;
 mod route;
 
-pub use close_later::{Closer, close_later};
 pub use error::{Error, KernelError, Result};
 pub use handle::Handle;
 pub use host_route::{Router, TableRoute};

@@ -4,10 +4,10 @@
 //! - the packet socket's closer child (`PacketLink::closer`: its release waits for a grace
 //!   period of the kernel, which a hook would otherwise pay before it exits);
 //! - telling the front door that the lease is on its way ([`crate::AttachRequest::on_lease`]):
-//!   the hook makes ready there a thread that starts the lease's renewer once the exchange is
-//!   over (told on the attach's thread), a process whose start (`posix_spawn`, ~0.15 ms here)
-//!   would otherwise follow the attach; the renewer waits for the container's lock, which the
-//!   attach holds, before it reads the record;
+//!   the hook makes ready there the start of the lease's renewer, which it makes once the
+//!   exchange is over (told on the attach's thread, once this helper is joined), beside the
+//!   rest of the attach; the renewer waits for the container's lock, which the attach holds,
+//!   before it reads the record;
 //! - the check of the offered address against the host and the LAN (DESIGN.md, rule 9:
 //!   `crate::occupied::check_leased_probing`), which [`super::Source::acquire`] then does not
 //!   run again for that address. An ACK of another address (a NAK, then another offer), and a
@@ -28,8 +28,9 @@ use std::{
     time::{Duration, Instant},
 };
 
+use oci_macvlan_child::Closer;
 use oci_macvlan_dhcp::{Lease as DhcpLease, PacketLink};
-use oci_macvlan_netlink_core::{Closer, Handle, Link};
+use oci_macvlan_netlink_core::{Handle, Link};
 
 use super::Ask;
 use crate::{Error, Network};
@@ -81,9 +82,8 @@ pub(super) fn while_answered<T>(
             }
         };
         let got = exchange(&mut waiting);
-        if let (Some(tell), Some(_)) = (on_lease, &helper) {
-            (tell.0)(&network.name, crate::LeaseStep::Exchanged);
-        }
+        // Told once the helper is joined: after its `Requested`, always.
+        let exchanged = on_lease.filter(|_| helper.is_some());
         let early = match (helper, here) {
             (Some((ip, started, handle)), _) => match handle.join() {
                 Ok((closer, checked)) => Early {
@@ -99,6 +99,9 @@ pub(super) fn while_answered<T>(
                 checked: None,
             },
         };
+        if let Some(tell) = exchanged {
+            (tell.0)(&network.name, crate::LeaseStep::Exchanged);
+        }
         (got, early)
     })
 }
