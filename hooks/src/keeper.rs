@@ -62,7 +62,12 @@ fn command(ctx: &Context, container: &str, network: &str) -> Result<Command> {
 fn ready(ctx: &Context, container: &str, network: &str) -> Result<Ready> {
     let (exe, args) = invocation(ctx, container, network)?;
     let env = std::env::vars_os().filter(|(key, _)| !GLOBAL_VARS.iter().any(|var| key == var));
-    Ready::new(&exe, &args, env).map_err(|e| crate::error::Error::Keeper(std::io::Error::other(e)))
+    let failed = format!(
+        "oci-macvlan: warning: no renewer for the DHCP lease of container {container} on {network}: {} could not be started",
+        exe.display()
+    );
+    Ready::new(&exe, &args, env, &failed)
+        .map_err(|e| crate::error::Error::Keeper(std::io::Error::other(e)))
 }
 
 /// The core's attach of `request` (`crate::hook::attach_now`), the hook's, the CNI plugin's and
@@ -94,9 +99,9 @@ pub fn attach_keeping(
 /// helper thread, while the server answers), and made once the exchange is over, beside the
 /// rest of the attach: a `clone` (see [`Ready`]), and the keeper's own start does not take a CPU
 /// from the server. Once the attach is done, [`Self::rest`] starts those of the DHCP networks not
-/// told of (a lease kept from an earlier run). One made ready and never started (the attach
-/// failed between the two) is started when this is dropped: it reads the record, and ends at
-/// once when no lease is recorded in full.
+/// told of (a lease kept from an earlier run). One made ready and never started (a panic
+/// between the two, unwinding in a debug build; a release build aborts) is started when this
+/// is dropped: it reads the record, and ends at once when no lease is recorded in full.
 pub struct Beside<'a> {
     ctx: &'a Context,
     container: &'a str,
@@ -184,8 +189,10 @@ impl Drop for Beside<'_> {
 }
 
 /// Starts a keeper for each of `networks` (those of a DHCP attach whose lease took no
-/// exchange), and returns at once. One that cannot start is said on stderr: the attach stands,
-/// its lease runs until its expiry, and a hook re-run starts one again.
+/// exchange, or whose start was not made ready; `gc`'s restart of an unkept pair), and returns
+/// at once. One that cannot start is said on stderr (by this process, or by the child whose
+/// `execve` failed): the attach stands, its lease runs until its expiry, and a hook re-run
+/// starts one again.
 pub fn start(ctx: &Context, container: &str, networks: &[&str]) {
     for network in networks {
         let started = ready(ctx, container, network).and_then(|ready| {

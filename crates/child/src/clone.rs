@@ -4,18 +4,22 @@
 //! this process's memory, so it touches nothing but its own stack, a mapping of its own that is
 //! never unmapped (the child runs on it after this process is gone), and memory this process
 //! never frees or writes again; it makes its system calls without libc, whose wrappers write
-//! `errno` in the thread-local storage of the thread that made the child.
+//! `errno` in the thread-local storage of the thread that made the child. The child shares
+//! that thread's TLS register too: glibc's `clone` writes nothing there in the child since
+//! 2.25 (before, it reset the pid it cached there, the parent thread's); the release build
+//! links Debian 12's, 2.36. Its signal handlers are a copy of this process's (no
+//! `CLONE_SIGHAND`): what it sets there is its own.
 
 use nix::libc;
 
-/// A system call of up to three arguments, as a child makes it: its result, or `-errno`.
-pub(crate) type Syscall = fn(libc::c_long, usize, usize, usize) -> isize;
+/// A system call of up to four arguments, as a child makes it: its result, or `-errno`.
+pub(crate) type Syscall = fn(libc::c_long, usize, usize, usize, usize) -> isize;
 
 /// [`Syscall`] through libc (a forked child has memory of its own).
-pub(crate) fn sys(number: libc::c_long, a: usize, b: usize, c: usize) -> isize {
+pub(crate) fn sys(number: libc::c_long, a: usize, b: usize, c: usize, d: usize) -> isize {
     #[allow(unsafe_code)]
     // SAFETY: a child's calls take descriptor numbers, or pointers to memory it may read.
-    let done = unsafe { libc::syscall(number, a, b, c) };
+    let done = unsafe { libc::syscall(number, a, b, c, d) };
     // `c_long` is the width of a pointer on Linux.
     done as isize
 }
@@ -23,7 +27,7 @@ pub(crate) fn sys(number: libc::c_long, a: usize, b: usize, c: usize) -> isize {
 /// Ends the child, whatever happens.
 pub(crate) fn exit(sys: Syscall, code: usize) -> ! {
     loop {
-        sys(libc::SYS_exit, code, 0, 0);
+        sys(libc::SYS_exit, code, 0, 0, 0);
     }
 }
 
@@ -44,6 +48,9 @@ mod shared {
 
     /// The child's stack: it makes system calls only.
     const STACK: usize = 16 * 1024;
+    /// Below it, a page no one may touch: a stack overflow (a signal frame) faults there
+    /// instead of writing over this process's memory.
+    const GUARD: usize = 4096;
 
     /// Makes a child that runs `entry(arg)` on a stack of its own, sharing this process's
     /// memory (see the module), and returns its pid; `None` when none was made. `entry` must
@@ -58,7 +65,7 @@ mod shared {
         let stack = unsafe {
             libc::mmap(
                 ptr::null_mut(),
-                STACK,
+                GUARD + STACK,
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
                 -1,
@@ -68,20 +75,24 @@ mod shared {
         if stack == libc::MAP_FAILED {
             return None;
         }
-        // The child starts with every signal blocked, and never unblocks one: a handler of
-        // this process (a copy of each is the child's) would run on memory it shares. A
-        // program it starts keeps that mask (see `start`).
+        #[allow(unsafe_code)]
+        // SAFETY: the first page of the mapping made above.
+        let guarded = unsafe { libc::mprotect(stack, GUARD, libc::PROT_NONE) } == 0;
+        // The child starts with every signal blocked (glibc keeps its own two, 32 and 33,
+        // which only its threads are sent): a handler of this process (a copy of each is the
+        // child's) would run on memory it shares. It unblocks them only once it has set its
+        // own handlers to the default (`start`), or never (`close_later`).
         let mut was = SigSet::empty();
         let blocked = pthread_sigmask(
             SigmaskHow::SIG_SETMASK,
             Some(&SigSet::all()),
             Some(&mut was),
         );
-        if blocked.is_err() {
+        if !guarded || blocked.is_err() {
             #[allow(unsafe_code)]
             // SAFETY: the mapping made above, which no child runs on.
             unsafe {
-                libc::munmap(stack, STACK);
+                libc::munmap(stack, GUARD + STACK);
             }
             return None;
         }
@@ -91,7 +102,7 @@ mod shared {
         let made = unsafe {
             libc::clone(
                 entry,
-                stack.cast::<u8>().add(STACK).cast(),
+                stack.cast::<u8>().add(GUARD + STACK).cast(),
                 libc::CLONE_VM | libc::SIGCHLD,
                 arg as *mut libc::c_void,
             )
@@ -101,7 +112,7 @@ mod shared {
             #[allow(unsafe_code)]
             // SAFETY: the mapping made above, which no child runs on.
             unsafe {
-                libc::munmap(stack, STACK);
+                libc::munmap(stack, GUARD + STACK);
             }
             return None;
         }
@@ -110,7 +121,7 @@ mod shared {
 
     /// A system call made here, not through libc (see the module).
     #[cfg(target_arch = "x86_64")]
-    pub(crate) fn raw(number: libc::c_long, a: usize, b: usize, c: usize) -> isize {
+    pub(crate) fn raw(number: libc::c_long, a: usize, b: usize, c: usize, d: usize) -> isize {
         let done: isize;
         #[allow(unsafe_code)]
         // SAFETY: a child's calls take descriptor numbers, or pointers to memory it may read
@@ -122,6 +133,7 @@ mod shared {
                 in("rdi") a,
                 in("rsi") b,
                 in("rdx") c,
+                in("r10") d,
                 lateout("rcx") _,
                 lateout("r11") _,
                 options(nostack),
@@ -132,7 +144,7 @@ mod shared {
 
     /// A system call made here, not through libc (see the module).
     #[cfg(target_arch = "aarch64")]
-    pub(crate) fn raw(number: libc::c_long, a: usize, b: usize, c: usize) -> isize {
+    pub(crate) fn raw(number: libc::c_long, a: usize, b: usize, c: usize, d: usize) -> isize {
         let done: isize;
         #[allow(unsafe_code)]
         // SAFETY: as on x86_64; the kernel returns in x0.
@@ -143,6 +155,7 @@ mod shared {
                 inlateout("x0") a as isize => done,
                 in("x1") b,
                 in("x2") c,
+                in("x3") d,
                 options(nostack),
             );
         }

@@ -87,14 +87,14 @@ const CLOSE_ONE_BY_ONE: RawFd = 1024;
 /// exits. No array, no iterator and no arithmetic that can overflow: what a debug build makes
 /// of it has no panic to take (the child may share the parent's memory, see `crate::clone`).
 fn closer(keep: RawFd, wait: RawFd, tell: RawFd, sys: Syscall) -> ! {
-    sys(libc::SYS_close, tell as usize, 0, 0);
+    sys(libc::SYS_close, tell as usize, 0, 0, 0);
     let (low, high) = if keep < wait {
         (keep, wait)
     } else {
         (wait, keep)
     };
     let close_range =
-        |first: RawFd, last: usize| sys(libc::SYS_close_range, first as usize, last, 0) >= 0;
+        |first: RawFd, last: usize| sys(libc::SYS_close_range, first as usize, last, 0, 0) >= 0;
     let mut closed = true;
     if low > 0 {
         closed &= close_range(0, low.wrapping_sub(1) as usize);
@@ -107,7 +107,7 @@ fn closer(keep: RawFd, wait: RawFd, tell: RawFd, sys: Syscall) -> ! {
         let mut fd: RawFd = 0;
         while fd < CLOSE_ONE_BY_ONE {
             if fd != keep && fd != wait {
-                sys(libc::SYS_close, fd as usize, 0, 0);
+                sys(libc::SYS_close, fd as usize, 0, 0, 0);
             }
             fd = fd.wrapping_add(1);
         }
@@ -117,12 +117,19 @@ fn closer(keep: RawFd, wait: RawFd, tell: RawFd, sys: Syscall) -> ! {
     // failed reads are not waited on for ever.
     let mut tries = 0u8;
     while tries < 64 {
-        if sys(libc::SYS_read, wait as usize, (&raw mut byte) as usize, 1) >= 0 {
+        if sys(
+            libc::SYS_read,
+            wait as usize,
+            (&raw mut byte) as usize,
+            1,
+            0,
+        ) >= 0
+        {
             break;
         }
         tries = tries.wrapping_add(1);
     }
-    sys(libc::SYS_close, keep as usize, 0, 0);
+    sys(libc::SYS_close, keep as usize, 0, 0, 0);
     clone::exit(sys, 0)
 }
 
@@ -174,11 +181,11 @@ mod tests {
     }
 
     /// A kernel or a seccomp filter without `close_range` (ENOSYS or EPERM).
-    fn without_close_range(number: libc::c_long, a: usize, b: usize, c: usize) -> isize {
+    fn without_close_range(number: libc::c_long, a: usize, b: usize, c: usize, d: usize) -> isize {
         if number == libc::SYS_close_range {
             return -(libc::ENOSYS as isize);
         }
-        clone::sys(number, a, b, c)
+        clone::sys(number, a, b, c, d)
     }
 
     /// Where `close_range` fails, the child still lets go of its copy of the pipe's write end

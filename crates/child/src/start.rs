@@ -25,12 +25,14 @@ pub struct Start {
     exec: &'static Exec,
 }
 
-/// What the child hands `execve`: C strings and two null-ended arrays of pointers to them.
+/// What the child hands `execve` (C strings and two null-ended arrays of pointers to them), and
+/// what it says when it cannot.
 #[derive(Debug)]
 struct Exec {
     program: &'static [u8],
     argv: &'static [*const libc::c_char],
     envp: &'static [*const libc::c_char],
+    failed: &'static [u8],
 }
 
 #[allow(unsafe_code)]
@@ -47,8 +49,9 @@ const DEV_NULL: &[u8] = b"/dev/null\0";
 impl Start {
     /// The start of `program` (which must be there and executable now) with `args` (after
     /// `argv[0]`, which is `program`) and exactly the environment `env`. An argument or
-    /// variable with a NUL byte is refused.
-    pub fn new<I, K, V>(program: &Path, args: &[OsString], env: I) -> io::Result<Self>
+    /// variable with a NUL byte is refused. `failed` is the line the child writes on this
+    /// process's standard error if it cannot start the program, followed by ` (errno N)`.
+    pub fn new<I, K, V>(program: &Path, args: &[OsString], env: I, failed: &str) -> io::Result<Self>
     where
         I: IntoIterator<Item = (K, V)>,
         K: AsRef<OsStr>,
@@ -74,17 +77,20 @@ impl Start {
                 program,
                 argv: Vec::leak(argv),
                 envp: Vec::leak(envp),
+                failed: Box::leak(failed.as_bytes().to_vec().into_boxed_slice()),
             })),
         })
     }
 
-    /// Starts the program with every standard stream on `/dev/null` and every signal blocked
-    /// (the program unblocks those it takes: the child shares this process's signal handlers
-    /// until its `execve`, so it never unblocks one), and returns its pid at once. Whether its
-    /// `execve` succeeds is not waited for: a child whose `execve` fails exits with status
-    /// 127. The child is not reaped here: whoever inherits it does, once this process ends.
-    /// Where no such child can be made, `std::process::Command` starts it (waited for until its
-    /// `execve`; its signal mask this thread's).
+    /// Starts the program and returns its pid at once, the child not reaped here (whoever
+    /// inherits it does, once this process ends). The program starts as `posix_spawn` would
+    /// start it with these settings: its standard streams on `/dev/null`, every signal's
+    /// disposition the default and none blocked, this process's other descriptors but those
+    /// marked close-on-exec (the child holds those too until its `execve`: a lock, a socket
+    /// whose last close it may then be). Its `execve` is not waited for: a child that cannot start it
+    /// writes the `failed` line on this process's standard error (a copy of it, closed by a
+    /// successful `execve`) and exits with status 127. Where no such child can be made,
+    /// `std::process::Command` starts it (and a failure is returned).
     pub fn start(self) -> io::Result<u32> {
         let exec: *const Exec = self.exec;
         if let Some(pid) = clone::spawn(entry, exec as usize) {
@@ -143,36 +149,104 @@ extern "C" fn entry(exec: *mut libc::c_void) -> libc::c_int {
     starter(unsafe { &*exec }, clone::raw)
 }
 
-/// The child: puts `/dev/null` on its standard streams (a runtime waits for every writer of a
-/// hook's stdout and stderr: it must never keep one), then `execve`s. No iterator, no indexing
-/// and no arithmetic that can overflow: what a debug build makes of it has no panic to take
-/// (the child shares the parent's memory).
+/// The highest signal number (`_NSIG` on x86_64 and aarch64).
+const SIGNALS: usize = 64;
+
+/// The child: keeps a close-on-exec copy of this process's standard error to say a failure
+/// on, puts `/dev/null` on its standard streams (a runtime waits for every writer of a hook's
+/// stdout and stderr: the program must never keep one), sets every signal's disposition to
+/// the default (its table of handlers is its own copy) and only then unblocks them all, then
+/// `execve`s. No iterator, no indexing and no arithmetic that can overflow: what a debug build
+/// makes of it has no panic to take (the child shares the parent's memory).
 fn starter(exec: &Exec, sys: Syscall) -> ! {
+    let said = sys(libc::SYS_fcntl, 2, libc::F_DUPFD_CLOEXEC as usize, 3, 0);
     let null = sys(
         libc::SYS_openat,
         libc::AT_FDCWD as isize as usize,
         DEV_NULL.as_ptr() as usize,
         libc::O_RDWR as usize,
+        0,
     );
     if null < 0 {
-        clone::exit(sys, 127);
+        failed(exec, said, null, sys);
     }
     let mut fd = 0isize;
     while fd < 3 {
-        if fd != null && sys(libc::SYS_dup3, null as usize, fd as usize, 0) < 0 {
-            clone::exit(sys, 127);
+        if fd != null {
+            let done = sys(libc::SYS_dup3, null as usize, fd as usize, 0, 0);
+            if done < 0 {
+                failed(exec, said, done, sys);
+            }
         }
         fd = fd.wrapping_add(1);
     }
     if null > 2 {
-        sys(libc::SYS_close, null as usize, 0, 0);
+        sys(libc::SYS_close, null as usize, 0, 0, 0);
+    }
+    // A kernel `struct sigaction` of zeros: `SIG_DFL`, no flags, no mask (its layout does not
+    // matter then); SIGKILL's and SIGSTOP's are refused, as they may be.
+    let default = [0u64; 4];
+    let none = 0u64;
+    let mut signal = 1;
+    while signal <= SIGNALS {
+        sys(
+            libc::SYS_rt_sigaction,
+            signal,
+            (&raw const default) as usize,
+            0,
+            8,
+        );
+        signal = signal.wrapping_add(1);
     }
     sys(
+        libc::SYS_rt_sigprocmask,
+        libc::SIG_SETMASK as usize,
+        (&raw const none) as usize,
+        0,
+        8,
+    );
+    let done = sys(
         libc::SYS_execve,
         exec.program.as_ptr() as usize,
         exec.argv.as_ptr() as usize,
         exec.envp.as_ptr() as usize,
+        0,
     );
+    failed(exec, said, done, sys)
+}
+
+/// Writes `exec`'s `failed` line and `error` (`-errno`) on `said` (when there is one), then
+/// exits with status 127.
+fn failed(exec: &Exec, said: isize, error: isize, sys: Syscall) -> ! {
+    if said >= 0 {
+        let write = |bytes: *const u8, len: usize| {
+            sys(libc::SYS_write, said as usize, bytes as usize, len, 0);
+        };
+        // Four digits at most: errno values are below 4096.
+        let errno = error.unsigned_abs() % 10_000;
+        let digits = [
+            b'0'.wrapping_add((errno / 1000 % 10) as u8),
+            b'0'.wrapping_add((errno / 100 % 10) as u8),
+            b'0'.wrapping_add((errno / 10 % 10) as u8),
+            b'0'.wrapping_add((errno % 10) as u8),
+        ];
+        let skip: usize = if errno >= 1000 {
+            0
+        } else if errno >= 100 {
+            1
+        } else if errno >= 10 {
+            2
+        } else {
+            3
+        };
+        write(exec.failed.as_ptr(), exec.failed.len());
+        write(b" (errno ".as_ptr(), 8);
+        write(
+            digits.as_ptr().wrapping_add(skip),
+            4usize.wrapping_sub(skip),
+        );
+        write(b")\n".as_ptr(), 2);
+    }
     clone::exit(sys, 127)
 }
 
@@ -194,21 +268,53 @@ mod tests {
         }
     }
 
+    /// A child this test made, killed and reaped however the test ends.
+    struct Killed(u32);
+
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(self.0.try_into().expect("a pid")),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            reaped_any(self.0);
+        }
+    }
+
+    /// The mask of `field` (`SigBlk`, `SigIgn`) in a `/proc/…/status`.
+    fn mask(status: &str, field: &str) -> u64 {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+            .expect("a mask")
+    }
+
     /// The program runs with the arguments and exactly the environment given, its standard
-    /// streams on `/dev/null`, every signal blocked (so it was the child that shares this
-    /// process's memory, not `Command`'s); the start returns its pid. All read from `/proc`
-    /// while it runs.
+    /// streams on `/dev/null`, no signal blocked nor ignored although this process ignores
+    /// SIGPIPE (Rust's runtime does); the start returns its pid, and this thread's signal mask
+    /// is what it was. All read from `/proc` while it runs.
     #[test]
     #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-    fn the_program_runs_with_its_arguments_environment_and_null_streams() {
+    fn the_program_runs_with_its_arguments_environment_null_streams_and_default_signals() {
+        let here = std::fs::read_to_string("/proc/self/status").expect("status");
+        assert_ne!(
+            mask(&here, "SigIgn") & (1 << (libc::SIGPIPE - 1)),
+            0,
+            "{here}"
+        );
         let start = Start::new(
             Path::new("/bin/sleep"),
             &["30".into(), "1s".into()],
             [("ONLY", "this"), ("AND", "a=b")],
+            "no sleep",
         )
         .expect("ready");
-        let pid = start.start().expect("started");
-        let proc = Path::new("/proc").join(pid.to_string());
+        let before = nix::sys::signal::SigSet::thread_get_mask().expect("the mask");
+        let child = Killed(start.start().expect("started"));
+        let after = nix::sys::signal::SigSet::thread_get_mask().expect("the mask");
+        assert_eq!(before, after, "this thread's signal mask changed");
+        let proc = Path::new("/proc").join(child.0.to_string());
         let mut tries = 0;
         // Its `comm` is set before its arguments are: asleep, it is past both.
         let asleep = || {
@@ -223,75 +329,74 @@ mod tests {
         }
         let read = |name: &str| std::fs::read(proc.join(name)).expect(name);
         let status = String::from_utf8(read("status")).expect("status");
-        let (cmdline, environ) = (read("cmdline"), read("environ"));
+        assert_eq!(read("cmdline"), b"/bin/sleep\x0030\x001s\x00");
+        assert_eq!(read("environ"), b"ONLY=this\x00AND=a=b\x00");
         let streams: Vec<_> = (0..3)
             .map(|fd| std::fs::read_link(proc.join(format!("fd/{fd}"))).expect("a stream"))
             .collect();
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid.try_into().expect("a pid")),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-        reaped_any(pid);
-        assert_eq!(cmdline, b"/bin/sleep\x0030\x001s\x00");
-        assert_eq!(environ, b"ONLY=this\x00AND=a=b\x00");
         assert_eq!(streams, [Path::new("/dev/null"); 3]);
-        let blocked = status
-            .lines()
-            .find_map(|line| line.strip_prefix("SigBlk:"))
-            .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
-            .expect("a mask");
-        for signal in [
-            libc::SIGHUP,
-            libc::SIGINT,
-            libc::SIGTERM,
-            libc::SIGUSR1,
-            libc::SIGCHLD,
-        ] {
-            assert_ne!(
-                blocked & (1 << (signal - 1)),
-                0,
-                "signal {signal}: {status}"
-            );
-        }
+        assert_eq!(mask(&status, "SigBlk"), 0, "{status}");
+        assert_eq!(mask(&status, "SigIgn"), 0, "{status}");
     }
 
-    /// A program that cannot be started is said when the start is made ready: the child's
-    /// own failure would not be seen.
+    /// A program that cannot be started is said when the start is made ready.
     #[test]
     fn a_missing_program_or_a_nul_byte_is_refused_when_made_ready() {
-        let missing = Start::new(Path::new("/nonexistent/keeper"), &[], [("A", "b")]);
+        let missing = Start::new(Path::new("/nonexistent/keeper"), &[], [("A", "b")], "");
         assert_eq!(
             missing.expect_err("refused").kind(),
             io::ErrorKind::NotFound
         );
-        let nul = Start::new(Path::new("/bin/true"), &["a\0b".into()], [("A", "b")]);
+        let nul = Start::new(Path::new("/bin/true"), &["a\0b".into()], [("A", "b")], "");
         let err = nul.expect_err("refused");
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
         assert!(err.to_string().contains("a\\0b"), "{err}");
     }
 
-    /// The start does not wait for the program: it returns while the program still runs.
+    /// Set in this test binary run again by the test below: the directory to run in.
+    const GONE_IN: &str = "OCI_MACVLAN_CHILD_TEST_GONE_IN";
+
+    /// A program gone between the start made ready and the start: the start, which does not
+    /// wait for the `execve`, returns its pid; the child says its line on this process's
+    /// standard error and exits with status 127. Run in a copy of this test binary, whose
+    /// standard error the test reads.
     #[test]
-    fn the_start_returns_while_the_program_runs() {
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    fn a_program_gone_by_its_start_is_said_on_stderr_and_the_child_exits_127() {
+        if let Some(dir) = std::env::var_os(GONE_IN) {
+            let program = Path::new(&dir).join("gone");
+            std::fs::copy("/bin/true", &program).expect("a program");
+            let start =
+                Start::new(&program, &[], [("A", "b")], "the program is gone").expect("ready");
+            std::fs::remove_file(&program).expect("removed");
+            let pid = start
+                .start()
+                .expect("started: its execve is not waited for");
+            assert_eq!(reaped(pid), 127);
+            return;
+        }
         let dir = tempfile::tempdir().expect("a temp dir");
-        let gate = dir.path().join("gate");
-        // Gives up after ~10 s, with status 1.
-        let script = format!(
-            "i=0; while [ ! -e {} ]; do i=$((i+1)); [ $i -lt 1000 ] || exit 1; sleep 0.01; done",
-            gate.display()
+        let out = Command::new(std::env::current_exe().expect("this test binary"))
+            .args([
+                "--exact",
+                "start::tests::a_program_gone_by_its_start_is_said_on_stderr_and_the_child_exits_127",
+            ])
+            .env(GONE_IN, dir.path())
+            .output()
+            .expect("this test binary ran again");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "{}{stderr}",
+            String::from_utf8_lossy(&out.stdout)
         );
-        let start = Start::new(
-            Path::new("/bin/sh"),
-            &["-c".into(), script.into()],
-            [("A", "b")],
-        )
-        .expect("ready");
-        let pid = start.start().expect("started");
-        let raw = nix::unistd::Pid::from_raw(pid.try_into().expect("a pid"));
-        let still = nix::sys::wait::waitpid(raw, Some(nix::sys::wait::WaitPidFlag::WNOHANG))
-            .expect("waitpid");
-        assert_eq!(still, nix::sys::wait::WaitStatus::StillAlive);
-        std::fs::write(&gate, b"").expect("the gate");
-        assert_eq!(reaped(pid), 0, "the program never saw its gate");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("1 passed"),
+            "the test did not run again"
+        );
+        assert!(
+            stderr.contains("the program is gone (errno 2)\n"),
+            "{stderr}"
+        );
     }
 }

@@ -3,8 +3,8 @@
 //!
 //! - **The hook returns at once** ([`Ready`], [`spawn`]): the keeper is started with every
 //!   standard stream on `/dev/null` (a runtime waits for every writer of a hook's output) and
-//!   leaves the hook's session before it does anything ([`detach`]). A hook starts it with
-//!   [`Ready`], which does not wait even for its `execve`.
+//!   leaves the hook's session as its command's first step ([`detach`]). A hook starts it
+//!   with [`Ready`], which does not wait even for its `execve`.
 //! - **It ends with its container** ([`Container`]): it waits on a pidfd of the container's
 //!   process, checked against the process's start time, so a reused pid is never mistaken for
 //!   it; it holds nothing of the container's (no namespace file between two acts), so a dead

@@ -28,50 +28,50 @@ pub fn spawn(mut command: Command) -> Result<Child> {
 /// A keeper's start made ready ahead, for a hook that starts it without waiting even for its
 /// `execve` (`oci_macvlan_child::Start`: the wait is a wake of an idle CPU, and of the hook's,
 /// 0.3 to 1.1 ms on a VM): the start itself is a `clone`. Its standard streams are
-/// `/dev/null`; it starts with every signal blocked, which [`detach`] undoes.
-#[derive(Debug, Clone, Copy)]
-pub struct Ready(oci_macvlan_child::Start);
+/// `/dev/null`, its signals as `std::process::Command` leaves them.
+#[derive(Debug, Clone)]
+pub struct Ready {
+    start: oci_macvlan_child::Start,
+    program: String,
+}
 
 impl Ready {
     /// `program` with `args` and exactly the environment `env`; refused when `program` is not
-    /// there to run, or an argument has a NUL byte.
-    pub fn new<I, K, V>(program: &Path, args: &[OsString], env: I) -> Result<Self>
+    /// there to run, or an argument has a NUL byte. `failed` is the line said on this
+    /// process's standard error if the keeper cannot start after all (its `execve` failed).
+    pub fn new<I, K, V>(program: &Path, args: &[OsString], env: I, failed: &str) -> Result<Self>
     where
         I: IntoIterator<Item = (K, V)>,
         K: AsRef<OsStr>,
         V: AsRef<OsStr>,
     {
-        oci_macvlan_child::Start::new(program, args, env)
-            .map(Self)
+        let named = program.display().to_string();
+        oci_macvlan_child::Start::new(program, args, env, failed)
+            .map(|start| Self {
+                start,
+                program: named.clone(),
+            })
             .map_err(|source| Error::Spawn {
-                program: program.display().to_string(),
+                program: named,
                 source,
             })
     }
 
-    /// Starts the keeper and returns at once (its `execve` is not waited for: one that fails
-    /// ends the child with status 127). The caller does not reap it.
+    /// Starts the keeper and returns at once (see [`Self::new`]). The caller does not reap it.
     pub fn start(self) -> Result<()> {
-        self.0.start().map(drop).map_err(|source| Error::Spawn {
-            program: "the keeper".into(),
+        self.start.start().map(drop).map_err(|source| Error::Spawn {
+            program: self.program,
             source,
         })
     }
 }
 
-/// A keeper's first step, before it opens anything: unblocks every signal (a keeper started
-/// by [`Ready`] has them all blocked), leaves its starter's session and process group (a
-/// runtime that kills the hook's group does not kill it), closes every descriptor it inherited
-/// beyond the standard three (a pipe a runtime handed the hook stays the hook's: Rust opens
-/// its own descriptors close-on-exec, a runtime may not), and leaves the starter's working
-/// directory.
+/// A keeper's first step, before it opens anything: leaves its starter's session and process
+/// group (a runtime that kills the hook's group does not kill it), closes every descriptor it
+/// inherited beyond the standard three (a pipe a runtime handed the hook stays the hook's:
+/// Rust opens its own descriptors close-on-exec, a runtime may not), and leaves the starter's
+/// working directory.
 pub fn detach() -> Result<()> {
-    // Fails only for a bad `how`, which this is not.
-    let _ = nix::sys::signal::pthread_sigmask(
-        nix::sys::signal::SigmaskHow::SIG_SETMASK,
-        Some(&nix::sys::signal::SigSet::empty()),
-        None,
-    );
     // Fails only if this process leads its group already (then it is detached enough).
     let _ = nix::unistd::setsid();
     let fds: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")
