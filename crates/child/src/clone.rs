@@ -46,11 +46,10 @@ mod shared {
         sys::signal::{SigSet, SigmaskHow, pthread_sigmask},
     };
 
-    /// The child's stack: it makes system calls only.
+    /// The child's stack: it makes system calls only. Below it, a page no one may touch (the
+    /// system's page: 4, 16 or 64 KiB): a stack overflow (a signal frame) faults there instead
+    /// of writing over this process's memory.
     const STACK: usize = 16 * 1024;
-    /// Below it, a page no one may touch: a stack overflow (a signal frame) faults there
-    /// instead of writing over this process's memory.
-    const GUARD: usize = 4096;
 
     /// Makes a child that runs `entry(arg)` on a stack of its own, sharing this process's
     /// memory (see the module), and returns its pid; `None` when none was made. `entry` must
@@ -61,11 +60,16 @@ mod shared {
         arg: usize,
     ) -> Option<libc::pid_t> {
         #[allow(unsafe_code)]
+        // SAFETY: reads a value of the C library's.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        let guard = usize::try_from(page).ok().filter(|page| *page > 0)?;
+        let size = guard.checked_add(STACK)?;
+        #[allow(unsafe_code)]
         // SAFETY: a new private mapping; nothing else is touched.
         let stack = unsafe {
             libc::mmap(
                 ptr::null_mut(),
-                GUARD + STACK,
+                size,
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
                 -1,
@@ -75,9 +79,19 @@ mod shared {
         if stack == libc::MAP_FAILED {
             return None;
         }
+        let unmap = || {
+            #[allow(unsafe_code)]
+            // SAFETY: the mapping made above, which no child runs on.
+            unsafe {
+                libc::munmap(stack, size);
+            }
+        };
         #[allow(unsafe_code)]
         // SAFETY: the first page of the mapping made above.
-        let guarded = unsafe { libc::mprotect(stack, GUARD, libc::PROT_NONE) } == 0;
+        if unsafe { libc::mprotect(stack, guard, libc::PROT_NONE) } != 0 {
+            unmap();
+            return None;
+        }
         // The child starts with every signal blocked (glibc keeps its own two, 32 and 33,
         // which only its threads are sent): a handler of this process (a copy of each is the
         // child's) would run on memory it shares. It unblocks them only once it has set its
@@ -88,12 +102,8 @@ mod shared {
             Some(&SigSet::all()),
             Some(&mut was),
         );
-        if !guarded || blocked.is_err() {
-            #[allow(unsafe_code)]
-            // SAFETY: the mapping made above, which no child runs on.
-            unsafe {
-                libc::munmap(stack, GUARD + STACK);
-            }
+        if blocked.is_err() {
+            unmap();
             return None;
         }
         #[allow(unsafe_code)]
@@ -102,18 +112,14 @@ mod shared {
         let made = unsafe {
             libc::clone(
                 entry,
-                stack.cast::<u8>().add(GUARD + STACK).cast(),
+                stack.cast::<u8>().add(size).cast(),
                 libc::CLONE_VM | libc::SIGCHLD,
                 arg as *mut libc::c_void,
             )
         };
         let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&was), None);
         if made <= 0 {
-            #[allow(unsafe_code)]
-            // SAFETY: the mapping made above, which no child runs on.
-            unsafe {
-                libc::munmap(stack, GUARD + STACK);
-            }
+            unmap();
             return None;
         }
         Some(made)

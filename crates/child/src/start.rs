@@ -189,13 +189,18 @@ fn starter(exec: &Exec, sys: Syscall) -> ! {
     let none = 0u64;
     let mut signal = 1;
     while signal <= SIGNALS {
-        sys(
+        let done = sys(
             libc::SYS_rt_sigaction,
             signal,
             (&raw const default) as usize,
             0,
             8,
         );
+        // Any other refusal (a seccomp filter) leaves a handler of the parent's: unblocked,
+        // it would run on shared memory.
+        if done < 0 && signal != libc::SIGKILL as usize && signal != libc::SIGSTOP as usize {
+            failed(exec, said, done, sys);
+        }
         signal = signal.wrapping_add(1);
     }
     sys(
@@ -215,13 +220,20 @@ fn starter(exec: &Exec, sys: Syscall) -> ! {
     failed(exec, said, done, sys)
 }
 
-/// Writes `exec`'s `failed` line and `error` (`-errno`) on `said` (when there is one), then
-/// exits with status 127.
+/// Blocks every signal again (a reader gone makes the write a SIGPIPE, whose disposition may be
+/// the default by then: it stays pending), writes `exec`'s `failed` line and `error` (`-errno`)
+/// on `said` (when there is one) in one `writev` (a pipe takes it whole, not interleaved with
+/// another writer's), then exits with status 127.
 fn failed(exec: &Exec, said: isize, error: isize, sys: Syscall) -> ! {
+    let all = u64::MAX;
+    sys(
+        libc::SYS_rt_sigprocmask,
+        libc::SIG_SETMASK as usize,
+        (&raw const all) as usize,
+        0,
+        8,
+    );
     if said >= 0 {
-        let write = |bytes: *const u8, len: usize| {
-            sys(libc::SYS_write, said as usize, bytes as usize, len, 0);
-        };
         // Four digits at most: errno values are below 4096.
         let errno = error.unsigned_abs() % 10_000;
         let digits = [
@@ -239,13 +251,26 @@ fn failed(exec: &Exec, said: isize, error: isize, sys: Syscall) -> ! {
         } else {
             3
         };
-        write(exec.failed.as_ptr(), exec.failed.len());
-        write(b" (errno ".as_ptr(), 8);
-        write(
-            digits.as_ptr().wrapping_add(skip),
-            4usize.wrapping_sub(skip),
+        let part = |bytes: *const u8, len: usize| libc::iovec {
+            iov_base: bytes.cast_mut().cast(),
+            iov_len: len,
+        };
+        let parts = [
+            part(exec.failed.as_ptr(), exec.failed.len()),
+            part(b" (errno ".as_ptr(), 8),
+            part(
+                digits.as_ptr().wrapping_add(skip),
+                4usize.wrapping_sub(skip),
+            ),
+            part(b")\n".as_ptr(), 2),
+        ];
+        sys(
+            libc::SYS_writev,
+            said as usize,
+            parts.as_ptr() as usize,
+            4,
+            0,
         );
-        write(b")\n".as_ptr(), 2);
     }
     clone::exit(sys, 127)
 }
@@ -356,10 +381,32 @@ mod tests {
     /// Set in this test binary run again by the test below: the directory to run in.
     const GONE_IN: &str = "OCI_MACVLAN_CHILD_TEST_GONE_IN";
 
+    /// This test binary run again for the test below, in a directory beside it (a temp dir may
+    /// be on a `noexec` file system), with `stderr` as its standard error.
+    fn run_gone(stderr: Stdio) -> std::process::Output {
+        let exe = std::env::current_exe().expect("this test binary");
+        let dir = tempfile::tempdir_in(exe.parent().expect("its dir")).expect("a temp dir");
+        let out = Command::new(&exe)
+            .args([
+                "--exact",
+                "start::tests::a_program_gone_by_its_start_is_said_on_stderr_and_the_child_exits_127",
+            ])
+            .env(GONE_IN, dir.path())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .output()
+            .expect("this test binary ran again");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{stdout}");
+        assert!(stdout.contains("1 passed"), "the test did not run again");
+        out
+    }
+
     /// A program gone between the start made ready and the start: the start, which does not
     /// wait for the `execve`, returns its pid; the child says its line on this process's
-    /// standard error and exits with status 127. Run in a copy of this test binary, whose
-    /// standard error the test reads.
+    /// standard error and exits with status 127, also when no one reads that (a SIGPIPE does
+    /// not kill it). Run in a copy of this test binary, whose standard error the test reads,
+    /// or closes.
     #[test]
     #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     fn a_program_gone_by_its_start_is_said_on_stderr_and_the_child_exits_127() {
@@ -375,28 +422,15 @@ mod tests {
             assert_eq!(reaped(pid), 127);
             return;
         }
-        let dir = tempfile::tempdir().expect("a temp dir");
-        let out = Command::new(std::env::current_exe().expect("this test binary"))
-            .args([
-                "--exact",
-                "start::tests::a_program_gone_by_its_start_is_said_on_stderr_and_the_child_exits_127",
-            ])
-            .env(GONE_IN, dir.path())
-            .output()
-            .expect("this test binary ran again");
+        let out = run_gone(Stdio::piped());
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            out.status.success(),
-            "{}{stderr}",
-            String::from_utf8_lossy(&out.stdout)
-        );
-        assert!(
-            String::from_utf8_lossy(&out.stdout).contains("1 passed"),
-            "the test did not run again"
-        );
         assert!(
             stderr.contains("the program is gone (errno 2)\n"),
             "{stderr}"
         );
+        // A pipe whose reader is gone before the run starts.
+        let (reader, writer) = nix::unistd::pipe().expect("a pipe");
+        drop(reader);
+        run_gone(Stdio::from(writer));
     }
 }

@@ -28,7 +28,7 @@ pub fn spawn(mut command: Command) -> Result<Child> {
 /// A keeper's start made ready ahead, for a hook that starts it without waiting even for its
 /// `execve` (`oci_macvlan_child::Start`: the wait is a wake of an idle CPU, and of the hook's,
 /// 0.3 to 1.1 ms on a VM): the start itself is a `clone`. Its standard streams are
-/// `/dev/null`, its signals as `std::process::Command` leaves them.
+/// `/dev/null`, every signal's disposition the default and none blocked.
 #[derive(Debug, Clone)]
 pub struct Ready {
     start: oci_macvlan_child::Start,
