@@ -174,19 +174,31 @@ fn a_renewer_starts_beside_the_exchange_and_keeps_only_a_lease_recorded_in_full(
         keepers(&lan, Some("p1"))
     );
     // Started without the hook waiting for its `execve` (every signal blocked until then), a
-    // keeper takes its signals (a SIGTERM ends it) and holds none of the hook's streams.
-    for pid in keepers(&lan, Some("p1")) {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-        let blocked = status
-            .lines()
-            .find_map(|l| l.strip_prefix("SigBlk:"))
-            .unwrap();
-        assert_eq!(blocked.trim(), "0000000000000000", "keeper {pid}: {status}");
-        for fd in 0..3 {
-            let stream = std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).unwrap();
-            assert_eq!(stream, Path::new("/dev/null"), "keeper {pid}'s fd {fd}");
-        }
-    }
+    // keeper takes its signals (a SIGTERM ends it) and holds none of the hook's streams. Read
+    // until each is settled: a keeper inside its own `posix_spawn` of its twin has every
+    // signal blocked for that moment (glibc's), and the twin, before its `execve`, is listed
+    // as a keeper too.
+    let settled = |pid: &u32| {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let blocked = status.lines().find_map(|l| l.strip_prefix("SigBlk:"));
+        blocked.map(str::trim) == Some("0000000000000000")
+            && (0..3).all(|fd| {
+                std::fs::read_link(format!("/proc/{pid}/fd/{fd}"))
+                    .ok()
+                    .as_deref()
+                    == Some(Path::new("/dev/null"))
+            })
+    };
+    assert!(
+        wait_until(Duration::from_secs(5), || keepers(&lan, Some("p1"))
+            .iter()
+            .all(settled)),
+        "a keeper with signals blocked or a stream of the hook's: {:?}",
+        keepers(&lan, Some("p1"))
+            .iter()
+            .map(|pid| std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default())
+            .collect::<Vec<_>>()
+    );
     let stopped = lan.pid_bundle(
         "p1",
         &[("oci-macvlan.networks", NET)],
