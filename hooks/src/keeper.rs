@@ -141,7 +141,7 @@ impl<'a> Beside<'a> {
                     Some(std::mem::replace(keeper, Keeper::Started))
                 });
                 match keeper {
-                    Some(Keeper::Ready(made)) => self.start_ready(network, made),
+                    Some(Keeper::Ready(made)) => launch(self.container, network, made),
                     Some(Keeper::Started) => {}
                     // Not made ready (the core tells the REQUEST first): made now.
                     None => start(self.ctx, self.container, &[network]),
@@ -164,16 +164,6 @@ impl<'a> Beside<'a> {
             .collect();
         start(self.ctx, self.container, &rest);
     }
-
-    fn start_ready(&self, network: &str, made: Result<Ready>) {
-        if let Err(err) = made.and_then(|ready| {
-            ready
-                .start()
-                .map_err(|e| crate::error::Error::Keeper(std::io::Error::other(e)))
-        }) {
-            unstarted(self.container, network, &err);
-        }
-    }
 }
 
 impl Drop for Beside<'_> {
@@ -182,7 +172,7 @@ impl Drop for Beside<'_> {
         let told = self.told.get_mut().map(std::mem::take).unwrap_or_default();
         for (network, keeper) in told {
             if let Keeper::Ready(made) = keeper {
-                self.start_ready(&network, made);
+                launch(self.container, &network, made);
             }
         }
     }
@@ -195,22 +185,24 @@ impl Drop for Beside<'_> {
 /// starts one again.
 pub fn start(ctx: &Context, container: &str, networks: &[&str]) {
     for network in networks {
-        let started = ready(ctx, container, network).and_then(|ready| {
-            ready
-                .start()
-                .map_err(|e| crate::error::Error::Keeper(std::io::Error::other(e)))
-        });
-        if let Err(err) = started {
-            unstarted(container, network, &err);
-        }
+        launch(container, network, ready(ctx, container, network));
     }
 }
 
-fn unstarted(container: &str, network: &str, err: &crate::error::Error) {
-    eprintln!(
-        "oci-macvlan: warning: no renewer for the DHCP lease of container {container} on {network}: {}",
-        crate::error::line(err)
-    );
+/// Starts the keeper `made` ready for `container`'s lease on `network`; one that cannot start
+/// is said on stderr (see [`start`]).
+fn launch(container: &str, network: &str, made: Result<Ready>) {
+    let started = made.and_then(|ready| {
+        ready
+            .start()
+            .map_err(|e| crate::error::Error::Keeper(std::io::Error::other(e)))
+    });
+    if let Err(err) = started {
+        eprintln!(
+            "oci-macvlan: warning: no renewer for the DHCP lease of container {container} on {network}: {}",
+            crate::error::line(&err)
+        );
+    }
 }
 
 /// `oci-macvlan dhcp-keeper`: keeps the lease of `container` on `network` until the container
