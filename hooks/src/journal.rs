@@ -65,7 +65,8 @@ struct Record<'a> {
     outcome: &'static str,
     exit: u8,
     duration_ms: f64,
-    /// The part of `duration_ms` spent waiting for DHCP servers' answers, when an exchange ran.
+    /// The part of `duration_ms` spent waiting for DHCP servers' answers, when an exchange ran
+    /// (`oci_macvlan_dhcp::PacketLink::waited`).
     #[serde(skip_serializing_if = "Option::is_none")]
     dhcp_wait_ms: Option<f64>,
     #[serde(skip_serializing_if = "<[String]>::is_empty")]

@@ -139,6 +139,10 @@ impl UdpLink {
     /// leased address was added as a /128 and no router advertised the prefix) goes to all
     /// servers instead, which RFC 8415 always allows.
     pub fn send(&self, out: &Outgoing) -> io::Result<()> {
+        crate::socket::sending(&self.waited, || self.send_now(out))
+    }
+
+    fn send_now(&self, out: &Outgoing) -> io::Result<()> {
         let all = SocketAddrV6::new(ALL_SERVERS, SERVER_PORT, 0, self.link.index);
         match out.to {
             To::AllServers => self.udp.send_to(&out.bytes, all).map(drop),
@@ -182,8 +186,8 @@ impl UdpLink {
         crate::socket::wait_readable(self.udp.as_fd(), until, &self.waited)
     }
 
-    /// How long [`Self::wait`] has waited, all calls together: an exchange's wait for its
-    /// server's answers.
+    /// How long the exchange on this socket has waited for its servers, all calls together
+    /// (as `PacketLink::waited`: [`Self::wait`]'s time, and a send's time off the CPU).
     pub fn waited(&self) -> Duration {
         Duration::from_nanos(self.waited.load(Ordering::Relaxed))
     }
