@@ -110,7 +110,7 @@ fn a_naked_offer_is_told_to_the_note_as_refused_before_the_next_one() {
 }
 
 #[test]
-fn waiting_is_told_once_per_offer_after_its_request_and_before_the_answer() {
+fn waiting_is_told_of_the_first_discover_and_of_each_offer_after_its_request() {
     use MessageType::{Discover, Request};
     let server = Naks::new(1);
     let mut client = Client::new(config(), 1);
@@ -120,10 +120,13 @@ fn waiting_is_told_once_per_offer_after_its_request_and_before_the_answer() {
         &server,
         Duration::from_secs(5),
         &mut |_| Ok(()),
-        &mut |requested| {
-            // The REQUEST is out, its answer not read yet.
+        &mut |waiting| {
+            // The message is out, its answer not read yet.
             told.push((
-                requested.address,
+                match waiting {
+                    Waiting::Discovering => None,
+                    Waiting::Requested(requested) => Some(requested.address),
+                },
                 server.sent.borrow().clone(),
                 server.queue.borrow().len(),
             ));
@@ -131,11 +134,13 @@ fn waiting_is_told_once_per_offer_after_its_request_and_before_the_answer() {
     )
     .expect("a lease");
     assert_eq!(lease.address, OFFERED);
+    // The DISCOVER after the NAK is not told again.
     assert_eq!(
         told,
         [
-            (OFFERED, vec![Discover, Request], 1),
-            (OFFERED, vec![Discover, Request, Discover, Request], 1),
+            (None, vec![Discover], 1),
+            (Some(OFFERED), vec![Discover, Request], 1),
+            (Some(OFFERED), vec![Discover, Request, Discover, Request], 1),
         ]
     );
 }
@@ -256,6 +261,7 @@ fn the_offer_is_noted_once_before_its_request_goes_out() {
             Ok(())
         },
         &mut |_| {},
+        &mut true,
     )
     .unwrap();
     assert!(
@@ -282,7 +288,13 @@ fn a_failed_note_sends_no_request() {
         &server,
         Duration::from_secs(2),
         &mut |_| Err("disk full".into()),
-        &mut |_| panic!("no REQUEST went out"),
+        &mut |waiting| {
+            assert!(
+                matches!(waiting, Waiting::Discovering),
+                "no REQUEST went out"
+            );
+        },
+        &mut true,
     )
     .unwrap_err();
     assert!(
