@@ -5,7 +5,7 @@
 
 use std::{ffi::OsString, path::PathBuf, process::Command, sync::Mutex};
 
-use oci_macvlan_keeper::{Armed, Container, Ended, Ready, Slot};
+use oci_macvlan_keeper::{Container, Ended, Ready, Slot};
 use oci_macvlan_macvlan::{
     AttachRequest, ContainerId, DhcpRenewal, Endpoint, LeaseStep, Networks, OnLease, Records,
     Renewed,
@@ -95,14 +95,13 @@ pub fn attach_keeping(
 }
 
 /// Renewers started during an attach (`AttachRequest::on_lease`, [`Self::tell`]): for each
-/// network whose lease's REQUEST is out, its keeper's child is made then, waiting ([`Armed`];
-/// on the core's helper thread, while the server answers), and let start the keeper once the
-/// exchange is over, beside the rest of the attach: one `write` on the attach's thread, and the
-/// keeper's own start does not take a CPU from the server. Once the attach is done,
-/// [`Self::rest`] starts those of the DHCP networks not told of (a lease kept from an earlier
-/// run). One armed and never started (a panic between the two, unwinding in a debug build; a
-/// release build aborts) is started when this is dropped: it reads the record, and ends at once
-/// when no lease is recorded in full.
+/// network whose lease's REQUEST is out, its keeper's start is made ready then (on the core's
+/// helper thread, while the server answers), and made once the exchange is over, beside the
+/// rest of the attach: a `clone` (see [`Ready`]), and the keeper's own start does not take a CPU
+/// from the server. Once the attach is done, [`Self::rest`] starts those of the DHCP networks not
+/// told of (a lease kept from an earlier run). One made ready and never started (a panic
+/// between the two, unwinding in a debug build; a release build aborts) is started when this
+/// is dropped: it reads the record, and ends at once when no lease is recorded in full.
 pub struct Beside<'a> {
     ctx: &'a Context,
     container: &'a str,
@@ -111,8 +110,8 @@ pub struct Beside<'a> {
 
 /// Where a told network's keeper is.
 enum Keeper {
-    /// Armed (or why it could not be), not started.
-    Armed(Result<Armed>),
+    /// Made ready (or why it could not be), not started.
+    Ready(Result<Ready>),
     /// Started, or said why not.
     Started,
 }
@@ -131,10 +130,9 @@ impl<'a> Beside<'a> {
     pub fn tell(&self, network: &str, step: LeaseStep) {
         match step {
             LeaseStep::Requested => {
-                let armed = ready(self.ctx, self.container, network)
-                    .and_then(|ready| ready.arm().map_err(keeper_error));
+                let made = ready(self.ctx, self.container, network);
                 if let Ok(mut told) = self.told.lock() {
-                    told.push((network.to_owned(), Keeper::Armed(armed)));
+                    told.push((network.to_owned(), Keeper::Ready(made)));
                 }
             }
             LeaseStep::Exchanged => {
@@ -143,9 +141,9 @@ impl<'a> Beside<'a> {
                     Some(std::mem::replace(keeper, Keeper::Started))
                 });
                 match keeper {
-                    Some(Keeper::Armed(armed)) => fire(self.container, network, armed),
+                    Some(Keeper::Ready(made)) => launch(self.container, network, made),
                     Some(Keeper::Started) => {}
-                    // Not armed (the core tells the REQUEST first): started now.
+                    // Not made ready (the core tells the REQUEST first): made now.
                     None => start(self.ctx, self.container, &[network]),
                 }
             }
@@ -169,12 +167,12 @@ impl<'a> Beside<'a> {
 }
 
 impl Drop for Beside<'_> {
-    /// A keeper armed is never left unstarted (see [`Beside`]).
+    /// A keeper made ready is never left unstarted (see [`Beside`]).
     fn drop(&mut self) {
         let told = self.told.get_mut().map(std::mem::take).unwrap_or_default();
         for (network, keeper) in told {
-            if let Keeper::Armed(armed) = keeper {
-                fire(self.container, &network, armed);
+            if let Keeper::Ready(made) = keeper {
+                launch(self.container, &network, made);
             }
         }
     }
@@ -187,25 +185,18 @@ impl Drop for Beside<'_> {
 /// starts one again.
 pub fn start(ctx: &Context, container: &str, networks: &[&str]) {
     for network in networks {
-        let started =
-            ready(ctx, container, network).and_then(|ready| ready.start().map_err(keeper_error));
-        said(container, network, started);
+        launch(container, network, ready(ctx, container, network));
     }
 }
 
-/// Starts the keeper `armed` for `container`'s lease on `network`; one that cannot start is
-/// said on stderr (see [`start`]).
-fn fire(container: &str, network: &str, armed: Result<Armed>) {
-    let started = armed.and_then(|armed| armed.start().map_err(keeper_error));
-    said(container, network, started);
-}
-
-fn keeper_error(err: oci_macvlan_keeper::Error) -> crate::error::Error {
-    crate::error::Error::Keeper(std::io::Error::other(err))
-}
-
-/// Says on stderr why `container`'s keeper on `network` did not start, if it did not.
-fn said(container: &str, network: &str, started: Result<()>) {
+/// Starts the keeper `made` ready for `container`'s lease on `network`; one that cannot start
+/// is said on stderr (see [`start`]).
+fn launch(container: &str, network: &str, made: Result<Ready>) {
+    let started = made.and_then(|ready| {
+        ready
+            .start()
+            .map_err(|e| crate::error::Error::Keeper(std::io::Error::other(e)))
+    });
     if let Err(err) = started {
         eprintln!(
             "oci-macvlan: warning: no renewer for the DHCP lease of container {container} on {network}: {}",

@@ -7,11 +7,9 @@
 
 #![warn(missing_docs)]
 
-mod armed;
 mod clone;
 mod close_later;
 mod start;
 
-pub use armed::Armed;
 pub use close_later::{Closer, close_later};
 pub use start::Start;

@@ -22,13 +22,13 @@ use crate::clone::{self, Syscall};
 /// them after this process has ended): for short-lived processes, a few starts each.
 #[derive(Debug, Clone, Copy)]
 pub struct Start {
-    pub(crate) exec: &'static Exec,
+    exec: &'static Exec,
 }
 
 /// What the child hands `execve` (C strings and two null-ended arrays of pointers to them), and
 /// what it says when it cannot.
 #[derive(Debug)]
-pub(crate) struct Exec {
+struct Exec {
     program: &'static [u8],
     argv: &'static [*const libc::c_char],
     envp: &'static [*const libc::c_char],
@@ -158,7 +158,7 @@ const SIGNALS: usize = 64;
 /// the default (its table of handlers is its own copy) and only then unblocks them all, then
 /// `execve`s. No iterator, no indexing and no arithmetic that can overflow: what a debug build
 /// makes of it has no panic to take (the child shares the parent's memory).
-pub(crate) fn starter(exec: &Exec, sys: Syscall) -> ! {
+fn starter(exec: &Exec, sys: Syscall) -> ! {
     let said = sys(libc::SYS_fcntl, 2, libc::F_DUPFD_CLOEXEC as usize, 3, 0);
     let null = sys(
         libc::SYS_openat,

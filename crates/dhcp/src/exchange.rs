@@ -92,32 +92,22 @@ pub fn acquire(client: &mut Client, socket: &PacketLink, timeout: Duration) -> R
     acquire_on(client, socket, timeout, &mut |_| Ok(()), &mut |_| {})
 }
 
-/// What [`acquire_noting`]'s `waiting` is told: that the exchange now waits for a server.
-#[derive(Debug, Clone, Copy)]
-pub enum Waiting<'a> {
-    /// The first DISCOVER is out (told once): no offer yet.
-    Discovering,
-    /// An offer's REQUEST is out (the first time for that offer), with the lease it would give.
-    Requested(&'a Lease),
-}
-
 /// [`acquire`], with `note` told, once an offer is taken and before its REQUEST goes out, the
 /// lease that offer would give (`Some`: its address, prefix, router, server and offered length
 /// from now): a caller that writes it down can give back a lease the server commits even if it
 /// dies before the ACK is read. An `Err` from `note` ends the exchange ([`Error::Unnoted`]) with
 /// no REQUEST sent. A NAK of that REQUEST is told as `None` (the server holds nothing for the
 /// offer: a caller must not give it back, its address may be another client's now); the
-/// exchange starts again, and the next offer is noted too. `waiting` is told once the first
-/// DISCOVER is out, and once each noted offer's REQUEST is out (the first time), with the same
-/// lease, before the answer is awaited: work of the caller's that would otherwise wait for the
-/// answer is done in the server's time (the hook starts a helper thread at the DISCOVER, which
-/// checks the offer while the server answers its REQUEST).
+/// exchange starts again, and the next offer is noted too. `waiting` is called once that
+/// REQUEST has gone out (the first time), with the same lease, while the server's ACK is
+/// awaited: work of the caller's that would otherwise follow the ACK is done in the server's
+/// time (the hook makes its packet socket's closer there).
 pub fn acquire_noting(
     client: &mut Client,
     socket: &PacketLink,
     timeout: Duration,
     note: &mut dyn FnMut(Option<&Lease>) -> std::result::Result<(), String>,
-    waiting: &mut dyn FnMut(Waiting<'_>),
+    waiting: &mut dyn FnMut(&Lease),
 ) -> Result<Lease> {
     acquire_on(client, socket, timeout, note, waiting)
 }
@@ -127,33 +117,29 @@ fn acquire_on(
     socket: &impl Transport<Outgoing, MAX_FRAME>,
     timeout: Duration,
     note: &mut dyn FnMut(Option<&Lease>) -> std::result::Result<(), String>,
-    waiting: &mut dyn FnMut(Waiting<'_>),
+    waiting: &mut dyn FnMut(&Lease),
 ) -> Result<Lease> {
-    let mut discovering = true;
     let end = Instant::now() + timeout;
     let mut naks = 0;
     loop {
         let left = end.saturating_duration_since(Instant::now());
-        let event =
-            run_noting(client, socket, left, note, waiting, &mut discovering).map_err(|err| {
-                match err {
-                    // The whole exchange's deadline, not what was left of it after a NAK.
-                    Error::Timeout {
-                        link,
-                        refused,
-                        last,
-                        on_host,
-                        ..
-                    } => Error::Timeout {
-                        link,
-                        timeout,
-                        refused,
-                        last,
-                        on_host,
-                    },
-                    other => other,
-                }
-            })?;
+        let event = run_noting(client, socket, left, note, waiting).map_err(|err| match err {
+            // The whole exchange's deadline, not what was left of it after a NAK.
+            Error::Timeout {
+                link,
+                refused,
+                last,
+                on_host,
+                ..
+            } => Error::Timeout {
+                link,
+                timeout,
+                refused,
+                last,
+                on_host,
+            },
+            other => other,
+        })?;
         match event {
             Event::Bound(lease) | Event::Extended(lease) => return Ok(lease),
             // The client is back in INIT: the next run discovers again.
@@ -178,14 +164,13 @@ fn acquire_on(
 }
 
 /// [`run`], with `note` told each offer taken before its REQUEST goes out, and `waiting` once
-/// that REQUEST is out, and once a DISCOVER is out if `discovering` (then no longer).
+/// that REQUEST is out.
 fn run_noting(
     client: &mut Client,
     socket: &impl Transport<Outgoing, MAX_FRAME>,
     timeout: Duration,
     note: &mut dyn FnMut(Option<&Lease>) -> std::result::Result<(), String>,
-    waiting: &mut dyn FnMut(Waiting<'_>),
-    discovering: &mut bool,
+    waiting: &mut dyn FnMut(&Lease),
 ) -> Result<Event> {
     let mut noting = Noting {
         client,
@@ -193,7 +178,6 @@ fn run_noting(
         noted: None,
         waiting,
         requested: None,
-        discovering,
     };
     let step = Machine::tick(&mut noting, SystemTime::now())?;
     drive::run(&mut noting, socket, step, timeout)
@@ -206,12 +190,10 @@ struct Noting<'a> {
     note: &'a mut dyn FnMut(Option<&Lease>) -> std::result::Result<(), String>,
     /// The offer last noted: its address and server.
     noted: Option<(Ipv4Addr, Ipv4Addr)>,
-    /// Told once a DISCOVER and the noted offer's REQUEST are out (see [`acquire_noting`]).
-    waiting: &'a mut dyn FnMut(Waiting<'_>),
+    /// Told once the noted offer's REQUEST is out (see [`acquire_noting`]).
+    waiting: &'a mut dyn FnMut(&Lease),
     /// The noted offer's lease, until `waiting` is told of it.
     requested: Option<Lease>,
-    /// Whether `waiting` is still to be told of a DISCOVER.
-    discovering: &'a mut bool,
 }
 
 impl Noting<'_> {
@@ -260,17 +242,10 @@ impl Machine for Noting<'_> {
         self.noted(turn, now)
     }
     fn sent(&mut self) {
-        match self.client.state() {
-            crate::State::Selecting { .. } if *self.discovering => {
-                *self.discovering = false;
-                (self.waiting)(Waiting::Discovering);
-            }
-            crate::State::Requesting { .. } => {
-                if let Some(requested) = self.requested.take() {
-                    (self.waiting)(Waiting::Requested(&requested));
-                }
-            }
-            _ => {}
+        if let crate::State::Requesting { .. } = self.client.state()
+            && let Some(requested) = self.requested.take()
+        {
+            (self.waiting)(&requested);
         }
     }
     drive::machine_errors!(crate::here::V4_SERVER_PORT);

@@ -43,9 +43,7 @@ pub mod v6;
 
 pub use answer::{Answer, Expect};
 pub use error::{Error, Refused, Result};
-pub use exchange::{
-    DEFAULT_TIMEOUT, Waiting, acquire, acquire_noting, decline, next_event, open, release,
-};
+pub use exchange::{DEFAULT_TIMEOUT, acquire, acquire_noting, decline, next_event, open, release};
 pub use identity::ClientId;
 pub use lease::{Lease, Route};
 pub use machine::{Client, Config, Event, Outgoing, State, Step, To};

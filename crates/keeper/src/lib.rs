@@ -35,4 +35,4 @@ pub use container::Container;
 pub use error::{Error, Result};
 pub use run::{Duty, Ended, run};
 pub use slot::{Role, Slot};
-pub use spawn::{Armed, Ready, detach, spawn};
+pub use spawn::{Ready, detach, spawn};

@@ -64,39 +64,6 @@ impl Ready {
             source,
         })
     }
-
-    /// Makes the keeper's child now, waiting to start it (`oci_macvlan_child::Armed`): what
-    /// is left for [`Armed::start`] is one `write`. Dropped unstarted, the child ends without
-    /// starting the keeper.
-    pub fn arm(self) -> Result<Armed> {
-        match self.start.arm() {
-            Ok(armed) => Ok(Armed {
-                armed,
-                program: self.program,
-            }),
-            Err(source) => Err(Error::Spawn {
-                program: self.program,
-                source,
-            }),
-        }
-    }
-}
-
-/// A keeper's child made and waiting (see [`Ready::arm`]).
-#[derive(Debug)]
-pub struct Armed {
-    armed: oci_macvlan_child::Armed,
-    program: String,
-}
-
-impl Armed {
-    /// Starts the keeper and returns at once (see [`Ready::start`]).
-    pub fn start(self) -> Result<()> {
-        self.armed.fire().map(drop).map_err(|source| Error::Spawn {
-            program: self.program,
-            source,
-        })
-    }
 }
 
 /// A keeper's first step, before it opens anything: leaves its starter's session and process

@@ -56,9 +56,8 @@ pub struct AttachRequest<'a> {
     /// its REQUEST is out ([`LeaseStep::Requested`], on a helper thread, while the server
     /// answers), then once the exchange is over ([`LeaseStep::Exchanged`], answered or not;
     /// always after the first, on the attach's thread). A front door that starts the lease's
-    /// renewer makes its start ready at the first (the hook makes the child that will start
-    /// it) and starts it at the second, beside the rest of the attach, not after it (see
-    /// `source::dhcp_early`). A lease that took no exchange (kept
+    /// renewer makes ready at the first and starts it at the second, beside the rest of the
+    /// attach, not after it (see `source::dhcp_early`). A lease that took no exchange (kept
     /// from an earlier run) is not told.
     pub on_lease: Option<OnLease<'a>>,
 }

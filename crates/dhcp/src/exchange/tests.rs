@@ -110,7 +110,7 @@ fn a_naked_offer_is_told_to_the_note_as_refused_before_the_next_one() {
 }
 
 #[test]
-fn waiting_is_told_of_the_first_discover_and_of_each_offer_after_its_request() {
+fn waiting_is_told_once_per_offer_after_its_request_and_before_the_answer() {
     use MessageType::{Discover, Request};
     let server = Naks::new(1);
     let mut client = Client::new(config(), 1);
@@ -120,13 +120,10 @@ fn waiting_is_told_of_the_first_discover_and_of_each_offer_after_its_request() {
         &server,
         Duration::from_secs(5),
         &mut |_| Ok(()),
-        &mut |waiting| {
-            // The message is out, its answer not read yet.
+        &mut |requested| {
+            // The REQUEST is out, its answer not read yet.
             told.push((
-                match waiting {
-                    Waiting::Discovering => None,
-                    Waiting::Requested(requested) => Some(requested.address),
-                },
+                requested.address,
                 server.sent.borrow().clone(),
                 server.queue.borrow().len(),
             ));
@@ -134,13 +131,11 @@ fn waiting_is_told_of_the_first_discover_and_of_each_offer_after_its_request() {
     )
     .expect("a lease");
     assert_eq!(lease.address, OFFERED);
-    // The DISCOVER after the NAK is not told again.
     assert_eq!(
         told,
         [
-            (None, vec![Discover], 1),
-            (Some(OFFERED), vec![Discover, Request], 1),
-            (Some(OFFERED), vec![Discover, Request, Discover, Request], 1),
+            (OFFERED, vec![Discover, Request], 1),
+            (OFFERED, vec![Discover, Request, Discover, Request], 1),
         ]
     );
 }
@@ -261,7 +256,6 @@ fn the_offer_is_noted_once_before_its_request_goes_out() {
             Ok(())
         },
         &mut |_| {},
-        &mut true,
     )
     .unwrap();
     assert!(
@@ -288,13 +282,7 @@ fn a_failed_note_sends_no_request() {
         &server,
         Duration::from_secs(2),
         &mut |_| Err("disk full".into()),
-        &mut |waiting| {
-            assert!(
-                matches!(waiting, Waiting::Discovering),
-                "no REQUEST went out"
-            );
-        },
-        &mut true,
+        &mut |_| panic!("no REQUEST went out"),
     )
     .unwrap_err();
     assert!(
