@@ -66,7 +66,7 @@ struct Record<'a> {
     exit: u8,
     duration_ms: f64,
     /// The part of `duration_ms` spent waiting for DHCP servers' answers, when an exchange ran
-    /// (`oci_macvlan_dhcp::PacketLink::waited`).
+    /// (`source::dhcp::server_wait`, of each exchange's `PacketLink::waited`).
     #[serde(skip_serializing_if = "Option::is_none")]
     dhcp_wait_ms: Option<f64>,
     #[serde(skip_serializing_if = "<[String]>::is_empty")]

@@ -172,11 +172,12 @@ impl PacketLink {
 /// Runs `send` (a send of this thread's) and adds to `waited` the time the thread was not
 /// running meanwhile: its wall time less the CPU time the thread took. A frame sent wakes its
 /// receiver (on a one-host LAN, the server) before the call returns, and the scheduler may run
-/// that receiver on this thread's CPU at once, before the call returns: the server's handling
-/// of the message, and its answer, are then inside the send, and a `poll` after it finds the
-/// answer there already. On a 2-CPU VM with dnsmasq, 39 of 85 DISCOVERs' sends took ~260 µs so,
-/// each with an involuntary switch of the thread, against ~20 µs. Where the thread's CPU time
-/// cannot be read, nothing is added.
+/// that receiver on this thread's CPU at once: the server's handling of the message, and its
+/// answer, are then inside the send, and a `poll` after it finds the answer there already. On
+/// a 2-CPU VM with dnsmasq, 39 of 85 DISCOVERs' sends took ~260 µs so, each with an involuntary
+/// switch of the thread, against ~60 µs. Any other task that takes the CPU then (another
+/// thread of this process, the host's load) counts as well: the time is the thread's wait,
+/// not its work. Where the thread's CPU time cannot be read, nothing is added.
 pub(crate) fn sending<T>(waited: &AtomicU64, send: impl FnOnce() -> T) -> T {
     let (started, cpu) = (Instant::now(), thread_cpu());
     let sent = send();
