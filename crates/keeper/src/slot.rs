@@ -66,11 +66,7 @@ impl Slot {
     }
 
     fn try_lock(&self, name: &str) -> Result<Option<Flock<File>>> {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&self.dir)
-            .map_err(|e| Error::file(&self.dir, e))?;
+        self.make_dir()?;
         let path = self.dir.join(name);
         let file = self.open(name, true).map_err(|e| Error::file(&path, e))?;
         let lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
@@ -86,6 +82,21 @@ impl Slot {
             drop(lock);
             self.try_lock(name)
         }
+    }
+
+    /// Makes the slot's dir and the dir of slots it is in, where missing (owner-only), but
+    /// never the dir above them (a state dir): one removed with all it held (a test's
+    /// temporary dir, an operator's cleanup) is not made again by a keeper that outlived it,
+    /// which ends on the error instead.
+    fn make_dir(&self) -> Result<()> {
+        for dir in self.dir.parent().into_iter().chain([self.dir.as_path()]) {
+            if let Err(e) = std::fs::DirBuilder::new().mode(0o700).create(dir)
+                && e.kind() != std::io::ErrorKind::AlreadyExists
+            {
+                return Err(Error::file(dir, e));
+            }
+        }
+        Ok(())
     }
 
     /// Whether `lock` is on the file its name in the slot has now (a slot removed while a
@@ -203,6 +214,24 @@ mod tests {
         assert!(slot.standby_missing().expect("tries"));
         slot.record_active().expect("records");
         assert_eq!(slot.active_pid(), Some(std::process::id() as i32));
+    }
+
+    /// The slot's dir and the dir of slots are made; the dir above them, gone, is not made
+    /// again (a keeper that outlived its state dir leaves nothing behind).
+    #[test]
+    fn a_slot_is_made_in_its_state_dir_but_never_makes_a_gone_one_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = dir.path().join("state");
+        std::fs::create_dir(&state).expect("state dir");
+        let slot = Slot::new(state.join("keepers").join("c1.lan"));
+        let active = slot.claim().expect("claims");
+        assert!(matches!(active, Role::Active(_)));
+        drop(active);
+        std::fs::remove_dir_all(&state).expect("state dir removed");
+        let err = slot.claim().expect_err("no state dir to claim in");
+        assert!(err.to_string().contains("keepers"), "{err}");
+        assert!(slot.take_over().is_err() && slot.standby_missing().is_err());
+        assert!(!state.exists(), "the state dir was made again");
     }
 
     #[test]
