@@ -147,6 +147,18 @@ pub enum Error {
         /// Why the note failed.
         why: String,
     },
+    /// The NAK of a noted offer's REQUEST could not be noted: the note still names the offer,
+    /// which the server holds nothing for (no RELEASE may be sent for it).
+    #[error(
+        "the NAK of the REQUEST for {address} could not be noted (the offer stays noted, \
+         but the server holds nothing for it): {why}"
+    )]
+    NakUnnoted {
+        /// The address the NAKed REQUEST asked for.
+        address: Ipv4Addr,
+        /// Why the note failed.
+        why: String,
+    },
     /// The packet socket failed.
     #[error("DHCP socket on {link}: {source}")]
     Socket {

@@ -97,8 +97,9 @@ pub fn acquire(client: &mut Client, socket: &PacketLink, timeout: Duration) -> R
 /// from now): a caller that writes it down can give back a lease the server commits even if it
 /// dies before the ACK is read. An `Err` from `note` ends the exchange ([`Error::Unnoted`]) with
 /// no REQUEST sent. A NAK of that REQUEST is told as `None` (the server holds nothing for the
-/// offer: a caller must not give it back, its address may be another client's now); the
-/// exchange starts again, and the next offer is noted too. `waiting` is called once that
+/// offer: a caller must not give it back, its address may be another client's now; an `Err`
+/// then ends the exchange with [`Error::NakUnnoted`]); the exchange starts again, and the next
+/// offer is noted too. `waiting` is called once that
 /// REQUEST has gone out (the first time), with the same lease, while the server's ACK is
 /// awaited: work of the caller's that would otherwise follow the ACK is done in the server's
 /// time (the hook makes its packet socket's closer there).
@@ -206,7 +207,7 @@ impl Noting<'_> {
         // given the address to another client), so the note must stop naming it.
         if let (Some(Event::Nak(_)), Some((address, _))) = (&turn.event, self.noted) {
             self.noted = None;
-            (self.note)(None).map_err(|why| Error::Unnoted { address, why })?;
+            (self.note)(None).map_err(|why| Error::NakUnnoted { address, why })?;
         }
         if let crate::State::Requesting { offer, .. } = self.client.state()
             && self.noted != Some((offer.address, offer.server))

@@ -110,6 +110,37 @@ fn a_naked_offer_is_told_to_the_note_as_refused_before_the_next_one() {
 }
 
 #[test]
+fn a_nak_that_cannot_be_noted_ends_the_exchange_said_as_a_nak() {
+    use MessageType::{Discover, Request};
+    let server = Naks::new(1);
+    let mut client = Client::new(config(), 1);
+    let err = acquire_on(
+        &mut client,
+        &server,
+        Duration::from_secs(5),
+        &mut |offered| match offered {
+            Some(_) => Ok(()),
+            None => Err("disk full".into()),
+        },
+        &mut |_| {},
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, Error::NakUnnoted { address, ref why } if address == OFFERED && why == "disk full"),
+        "{err:?}"
+    );
+    let said = err.to_string();
+    assert!(
+        said.starts_with(&format!(
+            "the NAK of the REQUEST for {OFFERED} could not be noted"
+        )),
+        "{said}"
+    );
+    // Nothing more went out after the NAK.
+    assert_eq!(*server.sent.borrow(), [Discover, Request]);
+}
+
+#[test]
 fn waiting_is_told_once_per_offer_after_its_request_and_before_the_answer() {
     use MessageType::{Discover, Request};
     let server = Naks::new(1);
