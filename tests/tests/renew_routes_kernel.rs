@@ -3,7 +3,8 @@
 //! adds them with (`static`), never the kernel's connected route of the link's own subnet: a
 //! server whose option 121 once named that subnet, and then dropped it, must not cut the link
 //! off its LAN. `replace_default_route` (another router) moves the default route in one step,
-//! and leaves the old one when the kernel refuses the new one.
+//! and leaves the old one when the kernel refuses the new one. `remove_addresses_on` (a lease's
+//! address taken off its link) leaves the same address on another link of the namespace.
 
 #![allow(clippy::unwrap_used)]
 
@@ -89,4 +90,27 @@ fn replace_default_route_moves_it_in_one_step_and_keeps_it_on_a_refusal() {
     // A gateway the link cannot reach: refused, and the default route stays.
     assert!(!replace("10.99.0.1"), "{}", defaults());
     assert!(defaults().contains("via 10.81.0.9"), "{}", defaults());
+}
+
+#[privileged]
+fn remove_addresses_on_a_link_leaves_the_same_address_on_another() {
+    let ns = veth("rtadr", "rta", "10.82.0.5/24");
+    ns.ip(&["addr", "add", "10.82.0.5/24", "dev", "rta1"]);
+    ns.ip(&["addr", "add", "10.83.0.6/24", "dev", "rta0"]);
+    let on = |dev: &str| ns.ip(&["-4", "addr", "show", "dev", dev]);
+    assert!(on("rta1").contains("10.82.0.5/24"), "{}", on("rta1"));
+    let removed = ns.block_on_inside(|| async {
+        let handle = Handle::current().unwrap();
+        let link = handle.link_by_name("rta0").await.unwrap().unwrap();
+        let ip: IpAddr = "10.82.0.5".parse().unwrap();
+        handle.remove_addresses_on(&link, &[ip]).await.unwrap()
+    });
+    assert_eq!(removed, ["10.82.0.5".parse::<IpAddr>().unwrap()]);
+    let (rta0, rta1) = (on("rta0"), on("rta1"));
+    assert!(!rta0.contains("10.82.0.5/"), "{rta0}");
+    assert!(rta0.contains("10.83.0.6/24"), "{rta0}");
+    assert!(
+        rta1.contains("10.82.0.5/24"),
+        "another link's address went: {rta1}"
+    );
 }

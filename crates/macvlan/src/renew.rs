@@ -383,7 +383,9 @@ impl<P: StorePolicy> DhcpRenewal<P> {
                     decline_refused(netns, &on, &mut client, &err);
                     // The server leased another address in the old one's place: the old one is
                     // no longer ours, and the new one was not taken. The link keeps neither.
-                    dhcp.renewal = self.drop_withdrawn(&container, endpoint, from, err).await?;
+                    dhcp.renewal = self
+                        .drop_withdrawn(&container, &link, endpoint, from, err)
+                        .await?;
                     return Ok((Renewed::Refused(from), dhcp));
                 }
                 dhcp.lease = lease;
@@ -393,7 +395,8 @@ impl<P: StorePolicy> DhcpRenewal<P> {
                 }
             }
             Event::Nak(_) | Event::Expired(_) => {
-                self.unbind(&container, endpoint, IpAddr::V4(old)).await?;
+                self.unbind(&container, &link, endpoint, IpAddr::V4(old))
+                    .await?;
                 dhcp.renewal = Renewal {
                     unbound: true,
                     retry_at: Some(SystemTime::now()),

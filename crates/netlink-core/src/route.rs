@@ -66,10 +66,36 @@ impl Handle {
     /// returns what was removed, as `(link index, address)`. One dump of the namespace's
     /// addresses: meant for a container's namespace, never the host's.
     pub async fn remove_addresses(&self, addresses: &[IpAddr]) -> Result<Vec<(u32, IpAddr)>> {
+        self.remove_addresses_where(addresses, None).await
+    }
+
+    /// [`Self::remove_addresses`] on `link` alone: the same address on another link of the
+    /// namespace (another network's) stays. Returns the addresses removed.
+    pub async fn remove_addresses_on(
+        &self,
+        link: &Link,
+        addresses: &[IpAddr],
+    ) -> Result<Vec<IpAddr>> {
+        let removed = self
+            .remove_addresses_where(addresses, Some(link.index))
+            .await?;
+        Ok(removed.into_iter().map(|(_, ip)| ip).collect())
+    }
+
+    /// Removes each of `addresses` from the links that carry it: any, or the one of index
+    /// `only`.
+    async fn remove_addresses_where(
+        &self,
+        addresses: &[IpAddr],
+        only: Option<u32>,
+    ) -> Result<Vec<(u32, IpAddr)>> {
         let list = |err: rtnetlink::Error| Error::ListAddresses { source: err.into() };
         let mut found = Vec::new();
         let mut dump = self.inner.address().get().execute();
         while let Some(msg) = dump.try_next().await.map_err(list)? {
+            if only.is_some_and(|index| msg.header.index != index) {
+                continue;
+            }
             let carried = msg.attributes.iter().find_map(|attr| match attr {
                 AddressAttribute::Address(ip) => Some(*ip),
                 _ => None,

@@ -34,17 +34,19 @@ impl<P: StorePolicy> DhcpRenewal<P> {
             .map_err(|e| self.failed(format!("its lease store: {e}")))
     }
 
-    /// The address `old` off the link (a v4 one's routes go with it: the kernel drops the
-    /// routes of a link's last IPv4 address) and out of the store. An address the kernel took
-    /// off already (its lifetime ran out) is not an error.
+    /// The address `old` off `link` (a v4 one's routes go with it: the kernel drops the
+    /// routes of a link's last IPv4 address) and out of the store; the same address on another
+    /// link of the container (another network's) stays. An address the kernel took off already
+    /// (its lifetime ran out) is not an error.
     pub(super) async fn unbind(
         &self,
         container: &Handle,
+        link: &Link,
         endpoint: &RecordedEndpoint,
         old: IpAddr,
     ) -> Result<()> {
         container
-            .remove_addresses(&[old])
+            .remove_addresses_on(link, &[old])
             .await
             .map_err(Error::Netlink)?;
         self.store()?
@@ -109,6 +111,7 @@ impl<P: StorePolicy> DhcpRenewal<P> {
     pub(super) async fn drop_withdrawn(
         &self,
         container: &Handle,
+        link: &Link,
         endpoint: &RecordedEndpoint,
         old: IpAddr,
         err: Error,
@@ -116,7 +119,7 @@ impl<P: StorePolicy> DhcpRenewal<P> {
         if !crate::source::dhcp_decline::someone_elses(&err) {
             return Err(err);
         }
-        self.unbind(container, endpoint, old).await?;
+        self.unbind(container, link, endpoint, old).await?;
         Ok(withdrawn(&err))
     }
 
@@ -168,7 +171,7 @@ impl<P: StorePolicy> DhcpRenewal<P> {
         }
         if let Some(old) = old {
             container
-                .remove_addresses(&[old])
+                .remove_addresses_on(link, &[old])
                 .await
                 .map_err(Error::Netlink)?;
         }

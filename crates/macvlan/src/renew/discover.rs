@@ -144,7 +144,8 @@ impl<P: StorePolicy> DhcpRenewal<P> {
         if let Some(ours) = on_link {
             back.renewal = withdrawn(&err);
             note(&back)?;
-            self.unbind(site.container, site.endpoint, ours).await?;
+            self.unbind(site.container, site.link, site.endpoint, ours)
+                .await?;
             decline_refused(site.netns, on, &mut client, &err);
             return Ok((Renewed::Refused(ours), back));
         }

@@ -125,7 +125,9 @@ impl<P: StorePolicy> DhcpRenewal<P> {
                     // The REPLY gave another address in the old one's place (the old one's valid
                     // lifetime 0, or no binding for it): the old one is no longer ours, and the
                     // new one was not taken. The link keeps neither.
-                    record.renewal = self.drop_withdrawn(&container, endpoint, old, err).await?;
+                    record.renewal = self
+                        .drop_withdrawn(&container, &link, endpoint, old, err)
+                        .await?;
                     let now = SystemTime::now();
                     record.lease.expiry = record.lease.expiry.min(now);
                     record.lease.preferred_until = record.lease.preferred_until.min(now);
@@ -139,7 +141,7 @@ impl<P: StorePolicy> DhcpRenewal<P> {
                 }
             }
             Event::Lost(_) | Event::Expired(_) => {
-                self.unbind(&container, endpoint, old).await?;
+                self.unbind(&container, &link, endpoint, old).await?;
                 let now = SystemTime::now();
                 let lease = &mut record.lease;
                 lease.expiry = lease.expiry.min(now);
