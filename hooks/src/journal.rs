@@ -141,21 +141,30 @@ impl Invocation {
         line
     }
 
-    /// Appends this invocation's record; a failure to do so is reported on stderr only.
+    /// Appends this invocation's record (the state dir made if missing); a failure to do so is
+    /// reported on stderr only.
     pub fn record(&self, state_dir: &Path, result: &Result<(), Error>) {
-        if let Err(err) = append(state_dir, &self.line(result)) {
+        if let Err(err) = append(state_dir, &self.line(result), true) {
             eprintln!(
                 "oci-macvlan: warning: cannot write the hook journal {}: {err}",
                 state_dir.join(FILE).display()
             );
         }
     }
+
+    /// [`Self::record`] for a process that outlives the command that made the state dir (a
+    /// lease's keeper, whose standard streams are `/dev/null`): a state dir that is gone
+    /// (removed with all it held) is not made again, and the line is dropped.
+    pub fn record_kept(&self, state_dir: &Path, result: &Result<(), Error>) {
+        let _ = append(state_dir, &self.line(result), false);
+    }
 }
 
-fn append(state_dir: &Path, line: &str) -> io::Result<()> {
+/// Appends `line` to the journal in `state_dir`; `make`: the state dir is made if missing.
+fn append(state_dir: &Path, line: &str, make: bool) -> io::Result<()> {
     let path = state_dir.join(FILE);
     let file = match open(&path) {
-        Err(err) if err.kind() == io::ErrorKind::NotFound => {
+        Err(err) if make && err.kind() == io::ErrorKind::NotFound => {
             create_dirs(state_dir)?;
             open(&path)?
         }
@@ -284,6 +293,21 @@ mod tests {
     }
 
     #[test]
+    fn a_keepers_record_never_makes_a_gone_state_dir_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("run");
+        let mut inv = Invocation::start(Some("dhcp-keeper"));
+        inv.set_container("c1");
+        inv.record_kept(&state, &Ok(()));
+        assert!(!state.exists(), "the state dir was made again");
+        fs::create_dir(&state).unwrap();
+        inv.record_kept(&state, &Ok(()));
+        let text = fs::read_to_string(state.join(FILE)).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(text.contains("\"stage\":\"dhcp-keeper\""), "{text}");
+    }
+
+    #[test]
     fn records_are_lines_and_the_file_rotates_once_past_the_limit() {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("run");
@@ -345,7 +369,7 @@ mod tests {
         fs::set_permissions(&target, Permissions::from_mode(0o600)).unwrap();
         std::os::unix::fs::symlink(&target, state.join(FILE)).unwrap();
 
-        let err = append(&state, "{}\n").unwrap_err();
+        let err = append(&state, "{}\n", true).unwrap_err();
         assert_eq!(
             err.to_string(),
             "it is a symbolic link, which is never followed"
@@ -357,13 +381,13 @@ mod tests {
         // The rotation's name is replaced by the rename, never written through.
         fs::remove_file(state.join(FILE)).unwrap();
         std::os::unix::fs::symlink(&target, rotated(&state.join(FILE))).unwrap();
-        append(&state, "{}\n").unwrap();
+        append(&state, "{}\n", true).unwrap();
         let file = OpenOptions::new()
             .append(true)
             .open(state.join(FILE))
             .unwrap();
         file.set_len(ROTATE_AT).unwrap();
-        append(&state, "{}\n").unwrap();
+        append(&state, "{}\n", true).unwrap();
         assert_eq!(fs::read(&target).unwrap(), b"precious\n");
         assert!(
             fs::symlink_metadata(rotated(&state.join(FILE)))
@@ -376,13 +400,13 @@ mod tests {
         fs::remove_file(state.join(FILE)).unwrap();
         nix::unistd::mkfifo(&state.join(FILE), nix::sys::stat::Mode::S_IRWXU).unwrap();
         assert_eq!(
-            append(&state, "{}\n").unwrap_err().to_string(),
+            append(&state, "{}\n", true).unwrap_err().to_string(),
             "it is not a regular file"
         );
         fs::remove_file(state.join(FILE)).unwrap();
         fs::hard_link(&target, state.join(FILE)).unwrap();
         assert_eq!(
-            append(&state, "{}\n").unwrap_err().to_string(),
+            append(&state, "{}\n", true).unwrap_err().to_string(),
             "it has other hard links"
         );
         assert_eq!(fs::read(&target).unwrap(), b"precious\n");
@@ -395,7 +419,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("a/b/run");
         let old = umask(Mode::from_bits_truncate(0o077));
-        let appended = append(&state, "{}\n");
+        let appended = append(&state, "{}\n", true);
         umask(old);
         appended.unwrap();
         for dir in [dir.path().join("a"), dir.path().join("a/b"), state.clone()] {
@@ -409,7 +433,7 @@ mod tests {
 
         // A journal left with other bits gets the journal's mode back.
         fs::set_permissions(state.join(FILE), Permissions::from_mode(0o666)).unwrap();
-        append(&state, "{}\n").unwrap();
+        append(&state, "{}\n", true).unwrap();
         assert_eq!(
             fs::metadata(state.join(FILE)).unwrap().mode() & 0o7777,
             MODE
@@ -424,11 +448,11 @@ mod tests {
         let path = dir.path().join(FILE);
         let torn = format!("{{\"a\":1}}\n{{\"pad\":\"{}", "x".repeat(10_000));
         fs::write(&path, &torn).unwrap();
-        append(dir.path(), "{\"b\":2}\n").unwrap();
+        append(dir.path(), "{\"b\":2}\n", true).unwrap();
         assert_eq!(fs::read_to_string(&path).unwrap(), "{\"a\":1}\n{\"b\":2}\n");
         // A file that is one torn line and nothing else.
         fs::write(&path, "{\"a\"").unwrap();
-        append(dir.path(), "{\"b\":2}\n").unwrap();
+        append(dir.path(), "{\"b\":2}\n", true).unwrap();
         assert_eq!(fs::read_to_string(&path).unwrap(), "{\"b\":2}\n");
     }
 }

@@ -254,7 +254,7 @@ pub fn run(ctx: &Context, container: &str, network: &str) -> Result<()> {
                 err,
             ))),
         };
-        inv.record(&state_dir, &result);
+        inv.record_kept(&state_dir, &result);
     };
     let mut duty = DhcpRenewal::new(
         ctx.stores(),
