@@ -299,6 +299,18 @@ fn expiry_unanswered_takes_the_address_off_then_solicits_again() {
         v6(&lan)
     );
     assert_eq!(stored6(&lan), [""], "the store kept the ended v6 lease");
+    // `inspect` says so: the v4 lease bound (its server runs), the v6 one unbound.
+    let inspect = lan.inspect(NET);
+    let shown = inspect[0]["Containers"]
+        .as_object()
+        .and_then(|c| c.values().next())
+        .map(|c| c["DhcpLease"].clone())
+        .unwrap_or_default();
+    assert_eq!(
+        (shown["State"].as_str(), shown["V6"]["State"].as_str()),
+        (Some("bound"), Some("unbound")),
+        "{shown}"
+    );
     assert!(
         lan.journal().iter().any(|l| l["action"] == "expired"),
         "{:?}",

@@ -87,6 +87,7 @@ fn attach_leases_from_the_lans_server_and_poststop_releases_it() {
     let shown = &containers.values().next().unwrap()["DhcpLease"];
     assert_eq!(shown["Address"], format!("{address}/24"));
     assert_eq!(shown["Server"], Lan::GATEWAY);
+    assert_eq!(shown["State"], "bound", "{shown}");
     for key in ["Obtained", "T1", "T2", "Expiry"] {
         assert!(shown[key].as_str().is_some(), "{key} missing: {shown}");
     }

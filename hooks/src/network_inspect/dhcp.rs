@@ -1,13 +1,14 @@
 //! What `inspect` adds for a network of the DHCP source (`--ipam-driver dhcp`): the IPAM
 //! driver and its options, the `--subnet` check, and per container the lease its record keeps
 //! (`DhcpLease`: address, server, router, routes, name servers, domain, obtained, T1, T2,
-//! expiry, client identifier). Additive: the keys of Docker's shape stay as they are.
+//! expiry, client identifier; its state, and the renewer's last failure). Additive: the keys of
+//! Docker's shape stay as they are.
 
 use std::time::SystemTime;
 
 use oci_macvlan_macvlan::{
     Network, Records,
-    source::{Dhcp6Record, DhcpRecord},
+    source::{Dhcp6Record, DhcpRecord, dhcp::Renewal},
 };
 use serde_json::{Value, json};
 
@@ -15,8 +16,40 @@ fn time(t: SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
-/// The lease as `inspect` shows it.
-pub fn lease_view(record: &DhcpRecord) -> Value {
+/// Where a lease is, as `inspect` says it (`State`): `pending` (an offer taken, its REQUEST
+/// out or about to be, no ACK recorded: the attach's or the renewer's discovery), `unbound`
+/// (ended or refused: its address is off the link, discovery comes at the renewer's next
+/// act), `expired` (past its expiry with nothing recorded since: `verify` flags it), else
+/// `bound`.
+fn state(renewal: &Renewal, expiry: SystemTime, now: SystemTime) -> &'static str {
+    if renewal.pending {
+        "pending"
+    } else if renewal.unbound {
+        "unbound"
+    } else if expiry <= now {
+        "expired"
+    } else {
+        "bound"
+    }
+}
+
+/// The renewer's part of a lease's view: its state and, after a failed act, how many failed in
+/// a row, the last one's error and when the next try is.
+fn renewal_view(view: &mut Value, renewal: &Renewal, expiry: SystemTime, now: SystemTime) {
+    view["State"] = json!(state(renewal, expiry, now));
+    if renewal.failures > 0 {
+        view["Failures"] = json!(renewal.failures);
+    }
+    if let Some(error) = &renewal.last_error {
+        view["LastError"] = json!(error);
+    }
+    if let Some(at) = renewal.retry_at {
+        view["RetryAt"] = json!(time(at));
+    }
+}
+
+/// The lease as `inspect` shows it at `now`.
+pub fn lease_view(record: &DhcpRecord, now: SystemTime) -> Value {
     let lease = &record.lease;
     let routes: Vec<String> = lease
         .routes
@@ -24,7 +57,7 @@ pub fn lease_view(record: &DhcpRecord) -> Value {
         .map(|r| format!("{}/{} via {}", r.destination, r.prefix, r.gateway))
         .collect();
     let dns: Vec<String> = lease.dns.iter().map(ToString::to_string).collect();
-    json!({
+    let mut view = json!({
         "Address": format!("{}/{}", lease.address, lease.prefix),
         "Server": lease.server.to_string(),
         "Router": lease.router.map(|r| r.to_string()),
@@ -37,16 +70,18 @@ pub fn lease_view(record: &DhcpRecord) -> Value {
         "Expiry": time(lease.expiry),
         "ClientId": record.client_id,
         "Hostname": record.hostname,
-        "V6": record.v6.as_ref().map(lease6_view),
-    })
+        "V6": record.v6.as_ref().map(|v6| lease6_view(v6, now)),
+    });
+    renewal_view(&mut view, &record.renewal, lease.expiry, now);
+    view
 }
 
 /// The DHCPv6 lease beside it (`--ipv6`), as `inspect` shows it.
-fn lease6_view(record: &Dhcp6Record) -> Value {
+fn lease6_view(record: &Dhcp6Record, now: SystemTime) -> Value {
     let lease = &record.lease;
     let server: Vec<String> = lease.server_id.iter().map(|b| format!("{b:02x}")).collect();
     let dns: Vec<String> = lease.dns.iter().map(ToString::to_string).collect();
-    json!({
+    let mut view = json!({
         "Address": format!("{}/{}", lease.address, record.prefix),
         "ServerId": server.join(":"),
         "Unicast": lease.unicast.map(|u| u.to_string()),
@@ -58,7 +93,9 @@ fn lease6_view(record: &Dhcp6Record) -> Value {
         "Expiry": time(lease.expiry),
         "Duid": record.duid,
         "Iaid": record.iaid,
-    })
+    });
+    renewal_view(&mut view, &record.renewal, lease.expiry, now);
+    view
 }
 
 /// Adds the DHCP source's part to `view`, the network's `inspect` output.
@@ -99,7 +136,72 @@ pub fn add(network: &Network, records: &Records, view: &mut Value) {
             .find(|e| e.network == network.name && e.ifname == ifname)
             .and_then(|e| e.dhcp.as_ref())
         {
-            entry["DhcpLease"] = lease_view(lease);
+            entry["DhcpLease"] = lease_view(lease, SystemTime::now());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn record(expiry: SystemTime, renewal: Renewal) -> DhcpRecord {
+        let obtained = expiry - Duration::from_secs(100);
+        DhcpRecord {
+            client_id: "ff:01".into(),
+            mac: None,
+            hostname: None,
+            broadcast: false,
+            ipvlan_flag: None,
+            subnet: None,
+            lease: oci_macvlan_dhcp::Lease {
+                address: "10.1.0.5".parse().unwrap(),
+                prefix: 24,
+                router: None,
+                routes: Vec::new(),
+                dns: Vec::new(),
+                domain: None,
+                server: "10.1.0.1".parse().unwrap(),
+                obtained,
+                t1: obtained + Duration::from_secs(50),
+                t2: obtained + Duration::from_secs(87),
+                expiry,
+            },
+            v6: None,
+            renewal,
+        }
+    }
+
+    /// A lease's state is shown: bound, pending (an offer noted, no ACK), unbound (ended,
+    /// its address off the link), expired (past its expiry, nothing since); a failed act's
+    /// count, error and next try with it.
+    #[test]
+    fn inspect_says_where_each_lease_is() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let later = now + Duration::from_secs(60);
+        let shown = |expiry, renewal| lease_view(&record(expiry, renewal), now);
+        let bound = shown(later, Renewal::default());
+        assert_eq!(bound["State"], "bound", "{bound}");
+        assert!(bound.get("LastError").is_none() && bound.get("Failures").is_none());
+        let pending = Renewal {
+            pending: true,
+            ..Renewal::default()
+        };
+        assert_eq!(shown(later, pending)["State"], "pending");
+        let unbound = Renewal {
+            unbound: true,
+            failures: 2,
+            retry_at: Some(later),
+            last_error: Some("no DHCP server answered".into()),
+            ..Renewal::default()
+        };
+        let view = shown(now, unbound);
+        assert_eq!(view["State"], "unbound", "{view}");
+        assert_eq!(view["Failures"], 2);
+        assert_eq!(view["LastError"], "no DHCP server answered");
+        assert_eq!(view["RetryAt"], time(later));
+        assert_eq!(shown(now, Renewal::default())["State"], "expired");
     }
 }
