@@ -1,7 +1,7 @@
 //! Privileged tier: the config and state dirs are root's alone. Whatever umask the runtime left,
 //! what oci-macvlan makes has fixed modes; nothing planted in its dirs is followed through a
 //! symlink; a dir others could write in is refused; `gc` removes what a killed `network create`
-//! left.
+//! left; a lease's keeper started for a state dir that is gone makes nothing again.
 
 #![allow(clippy::unwrap_used)]
 
@@ -231,4 +231,28 @@ fn gc_removes_what_a_killed_network_create_left() {
     assert!(!dead.exists());
     assert!(live.exists());
     assert!(networks.join(format!("{NET}.json")).exists());
+}
+
+/// A keeper started for a state dir that is gone (removed with all it held while the pair
+/// lived: a standby spawned then, or one started by hand) ends at once, content, and makes
+/// neither the state dir nor anything in it again.
+#[privileged]
+fn a_keeper_for_a_gone_state_dir_makes_nothing_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, state) = (dir.path().join("etc"), dir.path().join("run"));
+    fs::create_dir(&config).unwrap();
+    let out = Command::new(binary())
+        .arg("--config-dir")
+        .arg(&config)
+        .arg("--state-dir")
+        .arg(&state)
+        .args(["dhcp-keeper", "--container", "c1", "--network", NET])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!state.exists(), "the state dir was made again");
 }

@@ -89,7 +89,8 @@ impl Slot {
     /// temporary dir, an operator's cleanup) is not made again by a keeper that outlived it,
     /// which ends on the error instead.
     fn make_dir(&self) -> Result<()> {
-        for dir in self.dir.parent().into_iter().chain([self.dir.as_path()]) {
+        let parent = self.dir.parent().filter(|p| !p.as_os_str().is_empty());
+        for dir in parent.into_iter().chain([self.dir.as_path()]) {
             if let Err(e) = std::fs::DirBuilder::new().mode(0o700).create(dir)
                 && e.kind() != std::io::ErrorKind::AlreadyExists
             {
