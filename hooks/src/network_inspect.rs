@@ -76,7 +76,7 @@ fn view(ctx: &Context, networks: &Networks, records: &Records, given: &str) -> R
         &routes,
     );
     view["Store"] = store;
-    dhcp::add(&network, records, &mut view);
+    dhcp::add(&network, &status.leases, records, &mut view);
     Ok(view)
 }
 

@@ -93,6 +93,22 @@ fn add_renews_through_a_keeper_pair_and_del_stops_it_and_releases() {
         "the record's T1 did not move"
     );
     assert_eq!(ns.addresses("eth0"), [format!("{address}/24")]);
+    // `inspect` names the pod as `namespace/name` and shows its lease, found by its id.
+    let inspect = lan.inspect(NET);
+    let shown = inspect[0]["Containers"]
+        .as_object()
+        .and_then(|c| c.values().next())
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(shown["Name"], "default/web-1", "{shown}");
+    assert_eq!(
+        (
+            shown["DhcpLease"]["Address"].as_str(),
+            shown["DhcpLease"]["State"].as_str()
+        ),
+        (Some(format!("{address}/24").as_str()), Some("bound")),
+        "{shown}"
+    );
 
     // DEL: both keepers end, the lease goes back, nothing is left.
     cni.del(t).unwrap();

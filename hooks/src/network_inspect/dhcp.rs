@@ -6,6 +6,7 @@
 
 use std::time::SystemTime;
 
+use oci_macvlan_ipam::Lease;
 use oci_macvlan_macvlan::{
     Network, Records,
     source::{Dhcp6Record, DhcpRecord, dhcp::Renewal},
@@ -16,16 +17,17 @@ fn time(t: SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
-/// Where a lease is, as `inspect` says it (`State`): `pending` (an offer taken, its REQUEST
-/// out or about to be, no ACK recorded: the attach's or the renewer's discovery), `unbound`
-/// (ended or refused: its address is off the link, discovery comes at the renewer's next
-/// act), `expired` (past its expiry with nothing recorded since: `verify` flags it), else
-/// `bound`.
+/// Where a lease is, as `inspect` says it (`State`): `unbound` (ended or refused: its address
+/// is off the link, nothing is held at the server, discovery comes at the renewer's next act;
+/// also a pending offer whose REQUEST was NAKed), `pending` (an offer taken, its REQUEST out
+/// or about to be, no ACK recorded: the attach's or the renewer's discovery; a take-back
+/// releases it), `expired` (past its expiry with nothing recorded since: `verify` flags it),
+/// else `bound`.
 fn state(renewal: &Renewal, expiry: SystemTime, now: SystemTime) -> &'static str {
-    if renewal.pending {
-        "pending"
-    } else if renewal.unbound {
+    if renewal.unbound {
         "unbound"
+    } else if renewal.pending {
+        "pending"
     } else if expiry <= now {
         "expired"
     } else {
@@ -98,8 +100,10 @@ fn lease6_view(record: &Dhcp6Record, now: SystemTime) -> Value {
     view
 }
 
-/// Adds the DHCP source's part to `view`, the network's `inspect` output.
-pub fn add(network: &Network, records: &Records, view: &mut Value) {
+/// Adds the DHCP source's part to `view`, the network's `inspect` output, whose containers
+/// are those of `leases` (the store's): each one's lease from its record, found by the
+/// container's id (a container's `Name` may be the name its front door recorded instead).
+pub fn add(network: &Network, leases: &[Lease], records: &Records, view: &mut Value) {
     let Some(dhcp) = network.dhcp else {
         return;
     };
@@ -123,20 +127,25 @@ pub fn add(network: &Network, records: &Records, view: &mut Value) {
     let Some(containers) = view["Containers"].as_object_mut() else {
         return;
     };
-    for entry in containers.values_mut() {
-        let (Some(id), Some(ifname)) = (entry["Name"].as_str(), entry["Interface"].as_str()) else {
+    let now = SystemTime::now();
+    for owner in leases.iter().map(|l| (l.host.as_deref(), &l.owner)) {
+        let key = super::endpoint_id(&network.id, owner.0, owner.1);
+        let Some(entry) = containers
+            .get_mut(&key)
+            .filter(|e| e.get("DhcpLease").is_none())
+        else {
             continue;
         };
-        let Ok(Some(record)) = records.read(id) else {
+        let Ok(Some(record)) = records.read(&owner.1.container_id) else {
             continue;
         };
         if let Some(lease) = record
             .endpoints
             .iter()
-            .find(|e| e.network == network.name && e.ifname == ifname)
+            .find(|e| e.network == network.name && e.ifname == owner.1.ifname)
             .and_then(|e| e.dhcp.as_ref())
         {
-            entry["DhcpLease"] = lease_view(lease, SystemTime::now());
+            entry["DhcpLease"] = lease_view(lease, now);
         }
     }
 }
@@ -189,7 +198,13 @@ mod tests {
             pending: true,
             ..Renewal::default()
         };
-        assert_eq!(shown(later, pending)["State"], "pending");
+        assert_eq!(shown(later, pending.clone())["State"], "pending");
+        // An offer NAKed stays on the record, unbound: nothing to release.
+        let naked = Renewal {
+            unbound: true,
+            ..pending
+        };
+        assert_eq!(shown(later, naked)["State"], "unbound");
         let unbound = Renewal {
             unbound: true,
             failures: 2,
