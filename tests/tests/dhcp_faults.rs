@@ -18,9 +18,13 @@ use oci_macvlan_tests::{
     dhcp_lan::{NET, create_dhcp_network, kea_config, keepers, live_leases, state_with_hostname},
     failpoints_binary,
     kea::Kea,
+    kea6::Kea6,
     privileged,
     renewal::wait_until,
 };
+
+#[path = "dhcp6/attach.rs"]
+mod attach;
 
 /// The steps an attach to one network passes (`failpoint::ALL`, but host access's, which a
 /// DHCP network has not, and `failpoint::DHCP`, which only a DHCP network has).
@@ -113,6 +117,47 @@ fn a_hook_killed_after_the_ack_leaves_gc_a_lease_to_release() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(live_leases(&kea), Vec::<String>::new(), "Kea still leases");
+    lan.assert_no_residue(&[NET], "after gc");
+}
+
+/// The same on a `--ipv6` network: the v6 lease whose REQUEST went out is noted on the record
+/// beside the v4 offer, so `gc` releases it at Kea 6 too (before, the record named the v4
+/// offer alone until the full record, and Kea 6 kept its lease to its expiry).
+#[privileged]
+fn a_hook_killed_after_the_replies_leaves_gc_both_leases_to_release() {
+    let lan = Lan::new();
+    attach::router_v6(&lan);
+    let kea = Kea::start(&lan.router, &kea_config());
+    let kea6 = Kea6::start(&lan.router, &attach::kea6_config());
+    create_dhcp_network(&lan, &["--ipv6"]);
+    let container = TestNetns::new("omt-ctr-");
+    let creating = state_with_hostname(&lan, "k6", &container, "creating", "web");
+    let out = lan.cli_with(
+        &failpoints_binary(),
+        &[("OCI_MACVLAN_FAILPOINTS", "attach:net:dhcp-acked=kill")],
+        &["hook"],
+        creating.as_bytes(),
+    );
+    assert_eq!(out.code, -1, "not killed: {}", out.stderr);
+    assert_eq!(live_leases(&kea).len(), 1, "Kea leased nothing");
+    let given = kea6
+        .rows()
+        .first()
+        .map(|row| row.address.clone())
+        .unwrap_or_else(|| panic!("Kea 6 gave no lease: {}", kea6.log()));
+    assert!(kea6.lease(&given).is_some(), "{:?}", kea6.rows());
+    drop(container);
+    lan.cli_ok(&["gc"], "");
+    assert!(
+        attach::released6(&kea6, &given),
+        "Kea 6 still holds {given}: {:?}",
+        kea6.rows()
+    );
+    assert!(
+        wait_until(Duration::from_secs(3), || live_leases(&kea).is_empty()),
+        "Kea still leases: {:?}",
+        live_leases(&kea)
+    );
     lan.assert_no_residue(&[NET], "after gc");
 }
 

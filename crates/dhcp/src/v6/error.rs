@@ -108,6 +108,15 @@ pub enum Error {
     /// The link has no link-local address to send from (within the wait).
     #[error("no IPv6 link-local address on {0} (IPv6 disabled on the link?)")]
     NoLinkLocal(String),
+    /// The caller's note of the lease an ADVERTISE offers (or of its REQUEST given nothing)
+    /// failed: the exchange ends there, no REQUEST sent for it.
+    #[error("the DHCPv6 lease of {address} could not be noted: {why}")]
+    Unnoted {
+        /// The address offered.
+        address: Ipv6Addr,
+        /// Why the note failed.
+        why: String,
+    },
     /// The socket failed.
     #[error("DHCPv6 socket on {link}: {source}")]
     Socket {

@@ -5,13 +5,16 @@
 
 use std::{
     io,
+    net::Ipv6Addr,
     time::{Duration, Instant, SystemTime},
 };
 
 use crate::{
     drive::{self, Machine, Transport, Turn},
     v6::{
-        Client, Error, Event, Lease, Outgoing, Refused, Result, Step, UdpLink, answer::MAX_MESSAGE,
+        Client, Error, Event, Lease, Outgoing, Refused, Result, State, Step, UdpLink,
+        answer::{MAX_MESSAGE, pick},
+        lease::lease_of,
     },
 };
 
@@ -79,17 +82,108 @@ fn run(
 /// SOLICIT, ADVERTISE, REQUEST, REPLY on `socket`'s link: the lease, or [`Error::Timeout`]
 /// when no server gave one in `timeout`.
 pub fn acquire(client: &mut Client, socket: &UdpLink, timeout: Duration) -> Result<Lease> {
-    let step = client.tick(SystemTime::now())?;
-    match run(client, socket, step, timeout)? {
+    acquire_on(client, socket, timeout, &mut |_| Ok(()))
+}
+
+/// [`acquire`], with `note` told, once an ADVERTISE is taken and before its REQUEST goes out,
+/// the lease it would give (`Some`: its address, server and lifetimes from now): a caller that
+/// writes it down can give back a lease the server commits even if it dies before the REPLY is
+/// read. A REPLY to that REQUEST that gives no address (the client solicits again) is told as
+/// `None`: the server holds nothing for it. An `Err` from `note` ends the exchange
+/// ([`Error::Unnoted`]), before the REQUEST it was told of.
+pub fn acquire_noting(
+    client: &mut Client,
+    socket: &UdpLink,
+    timeout: Duration,
+    note: &mut dyn FnMut(Option<&Lease>) -> std::result::Result<(), String>,
+) -> Result<Lease> {
+    acquire_on(client, socket, timeout, note)
+}
+
+fn acquire_on(
+    client: &mut Client,
+    socket: &impl Transport<Outgoing, { MAX_MESSAGE + 1 }>,
+    timeout: Duration,
+    note: &mut dyn FnMut(Option<&Lease>) -> std::result::Result<(), String>,
+) -> Result<Lease> {
+    let mut noting = Noting {
+        client,
+        note,
+        noted: None,
+    };
+    let step = Machine::tick(&mut noting, SystemTime::now())?;
+    match drive::run(&mut noting, socket, step, timeout)? {
         Event::Bound(lease) | Event::Extended(lease) => Ok(lease),
         Event::Lost(_) | Event::Expired(_) | Event::Released(_) => Err(Error::Timeout {
-            link: socket.link().name.clone(),
+            link: socket.name().to_owned(),
             timeout,
             refused: 0,
             last: None,
             on_host: crate::here::timeout_note(crate::here::V6_SERVER_PORT),
         }),
     }
+}
+
+/// A client whose REQUESTs are told to a note before they are sent (again only for another
+/// ADVERTISE), and whose REQUEST given nothing is told as `None`.
+struct Noting<'a> {
+    client: &'a mut Client,
+    note: &'a mut dyn FnMut(Option<&Lease>) -> std::result::Result<(), String>,
+    /// The ADVERTISE last noted: the address asked for and its server.
+    noted: Option<(Ipv6Addr, Vec<u8>)>,
+}
+
+impl Noting<'_> {
+    fn noted(
+        &mut self,
+        turn: Turn<Outgoing, Event>,
+        now: SystemTime,
+    ) -> Result<Turn<Outgoing, Event>> {
+        match self.client.state() {
+            State::Requesting { offer, address, .. } => {
+                let this = (*address, offer.server_id.clone());
+                if self.noted.as_ref() != Some(&this)
+                    && let Some(given) = pick(offer, *address)
+                {
+                    let offered = lease_of(offer, given, now);
+                    (self.note)(Some(&offered)).map_err(|why| Error::Unnoted {
+                        address: this.0,
+                        why,
+                    })?;
+                    self.noted = Some(this);
+                }
+            }
+            State::Bound(_) => {}
+            // Soliciting again: the REQUEST got no address, the server holds nothing for it.
+            _ => {
+                if let Some((address, _)) = self.noted.take() {
+                    (self.note)(None).map_err(|why| Error::Unnoted { address, why })?;
+                }
+            }
+        }
+        Ok(turn)
+    }
+}
+
+impl Machine for Noting<'_> {
+    type Out = Outgoing;
+    type Event = Event;
+    type Refused = Refused;
+    type Error = Error;
+    fn tick(&mut self, now: SystemTime) -> Result<Turn<Outgoing, Event>> {
+        let turn = Machine::tick(&mut *self.client, now)?;
+        self.noted(turn, now)
+    }
+    fn receive(
+        &mut self,
+        message: &[u8],
+        len: usize,
+        now: SystemTime,
+    ) -> Result<Turn<Outgoing, Event>> {
+        let turn = Machine::receive(&mut *self.client, message, len, now)?;
+        self.noted(turn, now)
+    }
+    drive::machine_errors!(crate::here::V6_SERVER_PORT);
 }
 
 /// Waits for the client's next event on `socket`'s link (a bound client renews at T1, rebinds
@@ -121,7 +215,7 @@ mod tests {
     use super::*;
     use crate::{
         ClientId,
-        v6::{Config, wire},
+        v6::{Config, fake, wire},
     };
 
     /// A socket whose queue is never empty: a refused message each time it is read.
@@ -147,6 +241,124 @@ mod tests {
             buf[..4].copy_from_slice(&[wire::REPLY, 0xee, 0xee, 0xee]);
             Ok(Some((&buf[..4], 4)))
         }
+    }
+
+    /// A server that advertises and replies at once (the fake's answers; preference 255, so
+    /// the first ADVERTISE is taken without the first wait); the first `empty` REPLYs give no
+    /// address (the IA's NoAddrsAvail).
+    struct Answers {
+        sent: RefCell<Vec<u8>>,
+        queue: RefCell<Vec<Vec<u8>>>,
+        empty: std::cell::Cell<u32>,
+    }
+
+    impl Answers {
+        fn new(empty: u32) -> Self {
+            Self {
+                sent: RefCell::new(Vec::new()),
+                queue: RefCell::new(Vec::new()),
+                empty: std::cell::Cell::new(empty),
+            }
+        }
+    }
+
+    impl Transport<Outgoing, { MAX_MESSAGE + 1 }> for Answers {
+        fn name(&self) -> &str {
+            "fake0"
+        }
+        fn send(&self, out: &Outgoing) -> io::Result<()> {
+            let kind = out.bytes[0];
+            self.sent.borrow_mut().push(kind);
+            let mut spec = match kind {
+                wire::SOLICIT => fake::Spec::new(wire::ADVERTISE),
+                wire::REQUEST => fake::Spec::new(wire::REPLY),
+                _ => return Ok(()),
+            };
+            spec.preference = Some(255);
+            if kind == wire::REQUEST && self.empty.get() > 0 {
+                self.empty.set(self.empty.get() - 1);
+                spec.address = None;
+                spec.ia_status = Some(2);
+            }
+            self.queue
+                .borrow_mut()
+                .push(fake::answer(&out.bytes, &spec));
+            Ok(())
+        }
+        fn wait(&self, until: Instant) -> io::Result<()> {
+            if self.queue.borrow().is_empty() {
+                let left = until.saturating_duration_since(Instant::now());
+                std::thread::sleep(left.min(Duration::from_millis(5)));
+            }
+            Ok(())
+        }
+        fn next<'b>(
+            &self,
+            buf: &'b mut [u8; MAX_MESSAGE + 1],
+        ) -> io::Result<Option<(&'b [u8], usize)>> {
+            let mut queue = self.queue.borrow_mut();
+            if queue.is_empty() {
+                return Ok(None);
+            }
+            let message = queue.remove(0);
+            buf[..message.len()].copy_from_slice(&message);
+            Ok(Some((&buf[..message.len()], message.len())))
+        }
+    }
+
+    fn client() -> Client {
+        let config = Config {
+            client_id: ClientId::derive(b"k", "lan", "c"),
+            hostname: None,
+            subnet: None,
+        };
+        Client::new(config, 1)
+    }
+
+    /// The advertised lease is noted once, before its REQUEST is sent; a REPLY that gives no
+    /// address is noted as `None` before the next SOLICIT's ADVERTISE is noted in turn.
+    #[test]
+    fn the_advertised_lease_is_noted_before_its_request_and_a_reply_without_it_as_none() {
+        let server = Answers::new(1);
+        let mut client = client();
+        let mut told = Vec::new();
+        let lease = acquire_on(
+            &mut client,
+            &server,
+            Duration::from_secs(5),
+            &mut |offered| {
+                told.push((offered.map(|l| l.address), server.sent.borrow().clone()));
+                Ok(())
+            },
+        )
+        .expect("a lease");
+        assert_eq!(lease.address, fake::OFFERED);
+        let (s, r) = (wire::SOLICIT, wire::REQUEST);
+        assert_eq!(
+            told,
+            [
+                (Some(fake::OFFERED), vec![s]),
+                (None, vec![s, r]),
+                (Some(fake::OFFERED), vec![s, r, s]),
+            ]
+        );
+        assert_eq!(*server.sent.borrow(), [s, r, s, r]);
+    }
+
+    /// A note that fails ends the exchange before the REQUEST it was told of.
+    #[test]
+    fn a_failed_note_sends_no_request() {
+        let server = Answers::new(0);
+        let mut client = client();
+        let err = acquire_on(&mut client, &server, Duration::from_secs(5), &mut |_| {
+            Err("disk full".into())
+        })
+        .unwrap_err();
+        assert!(
+            matches!(err, Error::Unnoted { address, ref why } if address == fake::OFFERED && why == "disk full"),
+            "{err:?}"
+        );
+        assert_eq!(*server.sent.borrow(), [wire::SOLICIT]);
     }
 
     #[test]

@@ -32,7 +32,7 @@ mod step;
 pub mod wire;
 
 pub use error::{Error, Refused, Result};
-pub use exchange::{acquire, next_event, release};
+pub use exchange::{acquire, acquire_noting, next_event, release};
 pub use lease::Lease;
 pub use machine::{Client, Config, Event, Outgoing, State, Step, To};
 pub use retrans::Retrans;

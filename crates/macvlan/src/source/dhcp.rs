@@ -204,39 +204,25 @@ pub(super) fn acquire(store: &mut dyn LeaseStore, ask: &Ask<'_>) -> Result<Taken
                 v6,
                 renewal,
             };
-            // The offer taken, on the endpoint's record before its REQUEST goes out.
-            let mut noted: Option<DhcpRecord> = None;
+            // The offers taken (v4, and v6 on a `--ipv6` network), on the endpoint's record
+            // before their REQUESTs go out (see `super::dhcp_notes`).
+            let notes = super::dhcp_notes::Notes::new(ask.note, dhcp.timeout());
             let mut note = |offered: Option<&DhcpLease>| {
-                let pending = match (offered, noted.take()) {
-                    (Some(offered), _) => record_of(offered, None, pending()),
-                    // NAKed: the record keeps the offer but says nothing is held (no
-                    // RELEASE for it: its address may be another client's now).
-                    (None, Some(mut refused)) => {
-                        refused.renewal.unbound = true;
-                        if let Some(note) = &ask.note {
-                            (note.0)(&refused).map_err(|err| crate::one_line(&err))?;
-                        }
-                        return Ok(());
-                    }
-                    (None, None) => return Ok(()),
-                };
-                if let Some(note) = &ask.note {
-                    (note.0)(&pending).map_err(|err| crate::one_line(&err))?;
-                }
-                noted = Some(pending);
-                Ok(())
+                notes.v4(offered.map(|offered| record_of(offered, None, pending())))
             };
             // Both exchanges at once, each under the network's deadline; while the server
             // answers the REQUEST, the socket's closer and the offer's check are made beside.
             let ((lease, v6), early) = super::dhcp_early::while_answered(&socket, ask, |waiting| {
-                super::dhcp6::beside(socket6.as_ref(), &mut client6, &dhcp, || {
-                    oci_macvlan_dhcp::acquire_noting(
+                super::dhcp6::beside(socket6.as_ref(), &mut client6, &dhcp, &notes, || {
+                    let got = oci_macvlan_dhcp::acquire_noting(
                         &mut client,
                         &socket,
                         dhcp.timeout(),
                         &mut note,
                         waiting,
-                    )
+                    );
+                    notes.v4_over();
+                    got
                 })
             });
             checked = early.checked;
@@ -249,10 +235,11 @@ pub(super) fn acquire(store: &mut dyn LeaseStore, ask: &Ask<'_>) -> Result<Taken
             // Its release waits for a grace period of the kernel: not this run's to wait for.
             socket.close_with(early.closer);
             // A REQUEST went out unanswered (or the ACK was refused): the server may hold
-            // the offer's lease all the same, and gets it back with the rest.
-            let unanswered = |err| {
+            // the offer's lease all the same, and gets it back with the rest (the v6 one too,
+            // unless it went back at once).
+            let unanswered = |err, with_v6| {
                 let mut refusal = failed(err);
-                refusal.server_lease = noted.clone().map(Box::new);
+                refusal.server_lease = notes.given_back(with_v6).map(Box::new);
                 refusal
             };
             let lease = match (lease, socket6.as_ref(), &v6) {
@@ -260,9 +247,9 @@ pub(super) fn acquire(store: &mut dyn LeaseStore, ask: &Ask<'_>) -> Result<Taken
                 (Err(err), Some(socket6), Some(Ok(_))) => {
                     // The v6 lease goes back at once: no attach keeps it.
                     super::dhcp6::release_now(&mut client6, socket6);
-                    return Err(unanswered(err));
+                    return Err(unanswered(err, false));
                 }
-                (Err(err), ..) => return Err(unanswered(err)),
+                (Err(err), ..) => return Err(unanswered(err, true)),
             };
             let given = |v6| record_of(&lease, v6, Renewal::default());
             match v6.transpose() {
@@ -274,9 +261,10 @@ pub(super) fn acquire(store: &mut dyn LeaseStore, ask: &Ask<'_>) -> Result<Taken
                 }
                 Err(err) => {
                     // The v4 lease is given back once the link is gone (its RELEASE goes from
-                    // a link with the container's MAC).
+                    // a link with the container's MAC), and a v6 one whose REQUEST went out
+                    // unanswered with it.
                     let mut refusal = failed6(&net.name, err);
-                    refusal.server_lease = Some(Box::new(given(None)));
+                    refusal.server_lease = Some(Box::new(given(notes.v6_noted())));
                     return Err(refusal);
                 }
             }

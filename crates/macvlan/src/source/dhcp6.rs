@@ -17,7 +17,7 @@ use oci_macvlan_dhcp::{
 };
 use oci_macvlan_netlink_core::Netns;
 
-use super::{Acquired, Dhcp6Record};
+use super::{Acquired, Dhcp6Record, dhcp_notes::Notes};
 use crate::network::DhcpIpam;
 
 /// How long the link may take to have its link-local address (it came up just before).
@@ -52,15 +52,17 @@ pub(super) fn config(client_id: &ClientId, hostname: Option<&str>, dhcp: &DhcpIp
 }
 
 /// Runs `v4` (the v4 exchange) on this thread and, with `socket6`, `client6`'s SOLICIT …
-/// REPLY on it at the same time: both results, the v6 one as its record.
+/// REPLY on it at the same time, each lease it asks for noted in `notes` before its REQUEST:
+/// both results, the v6 one as its record.
 pub(super) fn beside<T: Send>(
     socket6: Option<&UdpLink>,
     client6: &mut v6::Client,
     dhcp: &DhcpIpam,
+    notes: &Notes<'_>,
     v4: impl FnOnce() -> T,
 ) -> (T, Option<Result<Dhcp6Record, v6::Error>>) {
     std::thread::scope(|scope| {
-        let v6 = socket6.map(|socket| scope.spawn(|| exchange(socket, client6, dhcp)));
+        let v6 = socket6.map(|socket| scope.spawn(|| exchange(socket, client6, dhcp, notes)));
         let got = v4();
         let v6 = v6.map(|handle| {
             handle
@@ -75,19 +77,28 @@ fn exchange(
     socket: &UdpLink,
     client: &mut v6::Client,
     dhcp: &DhcpIpam,
+    notes: &Notes<'_>,
 ) -> Result<Dhcp6Record, v6::Error> {
     let id = &client.config().client_id;
     let (duid, iaid) = (hex(id.duid()), id.iaid());
-    let lease = v6::acquire(client, socket, dhcp.timeout())?;
-    Ok(Dhcp6Record {
-        duid,
+    let record = |lease: v6::Lease, renewal| Dhcp6Record {
+        duid: duid.clone(),
         iaid,
         prefix: dhcp.subnet6.map_or(128, |s| s.prefix()),
         subnet: dhcp.subnet6,
         slaac: dhcp.slaac,
         lease,
-        renewal: Default::default(),
-    })
+        renewal,
+    };
+    let mut note = |offered: Option<&v6::Lease>| {
+        let pending = crate::record::Renewal {
+            pending: true,
+            ..Default::default()
+        };
+        notes.v6(offered.map(|lease| record(lease.clone(), pending)))
+    };
+    let lease = v6::acquire_noting(client, socket, dhcp.timeout(), &mut note)?;
+    Ok(record(lease, Default::default()))
 }
 
 /// Gives `client`'s lease back on `socket` at once (an attach that keeps no lease: the v4

@@ -345,7 +345,7 @@ async fn resolved(inside: &Handle, link: &Link, next_hop: Ipv4Addr) -> Result<()
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::net::Ipv6Addr;
 
     use oci_macvlan_dhcp::Lease as DhcpLease;
@@ -354,7 +354,8 @@ mod tests {
 
     const HOUR: Duration = Duration::from_secs(3600);
 
-    fn record(v4_until: SystemTime, v6_until: SystemTime) -> DhcpRecord {
+    /// A record with a v4 lease until `v4_until` and a v6 one until `v6_until`.
+    pub(in crate::source) fn record(v4_until: SystemTime, v6_until: SystemTime) -> DhcpRecord {
         let obtained = SystemTime::UNIX_EPOCH;
         DhcpRecord {
             client_id: "01:02".into(),

@@ -34,6 +34,7 @@ pub(crate) mod dhcp_decline;
 pub(crate) const HINTS_DIR: &str = dhcp6_hint::DIR;
 mod dhcp_early;
 pub(crate) mod dhcp_links;
+mod dhcp_notes;
 mod dhcp_release;
 mod unheld;
 
@@ -127,7 +128,8 @@ pub(crate) struct Ask<'a> {
 /// Where a source that talks to a server writes down what the server may commit before it
 /// says so (a DHCP offer, before its REQUEST goes out): the endpoint's record with it, so that a
 /// take-back (poststop, `gc`) gives it back even if the attach dies before its full record.
-pub(crate) struct Note<'a>(pub(crate) &'a dyn Fn(&DhcpRecord) -> crate::Result<()>);
+#[derive(Clone, Copy)]
+pub(crate) struct Note<'a>(pub(crate) &'a (dyn Fn(&DhcpRecord) -> crate::Result<()> + Sync));
 
 impl std::fmt::Debug for Note<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
