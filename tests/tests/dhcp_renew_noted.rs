@@ -3,7 +3,8 @@
 //! was down (the record `unbound`), the server back, and each keeper killed (a failpoint every
 //! keeper inherits) once the server has ACKed the lease it found again, before it records it
 //! in full. The record names that lease (`pending`, a renewer's), keepers go on keeping it, and
-//! poststop gives it back to the server.
+//! poststop gives it back to the server. The same for a DHCPv6 lease against Kea 6: its
+//! discovery's ADVERTISE noted before its REQUEST, each keeper killed once the REPLY is read.
 
 #![allow(clippy::unwrap_used)]
 
@@ -14,10 +15,14 @@ use oci_macvlan_tests::{
     dhcp_lan::{NET, create_dhcp_network, kea_config, record},
     failpoints_binary,
     kea::{Kea, KeaConfig},
+    kea6::{Kea6, Kea6Config},
     privileged,
     renewal::{addresses, attach_with, keepers, wait_until},
 };
 use serde_json::Value;
+
+#[path = "dhcp6/attach.rs"]
+mod attach6;
 
 const ANN: &str = "oci-macvlan.networks";
 
@@ -106,6 +111,99 @@ fn a_renewer_killed_once_its_discovery_is_acked_leaves_the_lease_for_poststop_to
         wait_until(Duration::from_secs(3), || kea.lease(&address).is_none()),
         "Kea still holds {address} after poststop: {}",
         kea.log()
+    );
+    lan.assert_no_residue(&[NET], "after poststop");
+}
+
+#[privileged]
+fn a_renewer_killed_once_its_v6_discovery_is_replied_leaves_the_lease_for_poststop_to_release() {
+    let lan = Lan::new();
+    attach6::router_v6(&lan);
+    let _kea = Kea::start(&lan.router, &kea_config());
+    let config = Kea6Config {
+        preferred_lifetime: 6,
+        valid_lifetime: 8,
+        renew_timer: 2,
+        rebind_timer: 5,
+        ..attach6::kea6_config()
+    };
+    let kea6 = Kea6::start(&lan.router, &config);
+    create_dhcp_network(&lan, &["--ipv6"]);
+    let process = ContainerProcess::start();
+    attach_with(
+        &lan,
+        &process,
+        &failpoints_binary(),
+        &[("OCI_MACVLAN_FAILPOINTS", "renew:replied6=kill")],
+    );
+    assert_eq!(addresses(process.pid(), "-6").len(), 1, "{}", kea6.log());
+    let v6 = || dhcp(&lan)["v6"].clone();
+
+    // Kea 6 gone past the valid lifetime: the v6 lease ends.
+    let dir = kea6.stop();
+    assert!(
+        wait_until(Duration::from_secs(15), || v6()["renewal"]["unbound"]
+            == true),
+        "the v6 lease did not end: {}",
+        v6()
+    );
+
+    // Back, with leases that outlast the test: a keeper solicits, notes the ADVERTISE's lease,
+    // is given it and killed; its standby keeps the renewer's pending lease and does the same.
+    // (Another pool: Kea 6 2.2 gives the client's ended lease back with its old lifetimes.)
+    let longer = Kea6Config {
+        pool: "2001:db8:77::200-2001:db8:77::2ff".into(),
+        preferred_lifetime: 100,
+        valid_lifetime: 120,
+        renew_timer: 60,
+        rebind_timer: 100,
+        ..config
+    };
+    let kea6 = Kea6::start_again(dir, &lan.router, &longer);
+    assert!(
+        wait_until(Duration::from_secs(30), || v6()["renewal"]["pending"]
+            == true
+            && v6()["lease"]["address"]
+                .as_str()
+                .is_some_and(|a| kea6.lease(a).is_some())),
+        "no discovery's lease on the record, or none given: {}\n{}",
+        v6(),
+        kea6.log()
+    );
+    let noted = v6();
+    let address = noted["lease"]["address"].as_str().unwrap().to_owned();
+    assert!(
+        address.starts_with("2001:db8:77::2"),
+        "not the new pool's: {noted}"
+    );
+    assert_eq!(noted["renewal"]["unbound"], false, "{noted}");
+    assert_eq!(noted["renewal"]["rediscovery"], true, "{noted}");
+    assert_eq!(
+        kea6.lease(&address).map(|row| row.valid_lifetime),
+        Some(120),
+        "{noted}: {:?}",
+        kea6.rows()
+    );
+    assert!(
+        addresses(process.pid(), "-6").is_empty(),
+        "an address the record does not name in full is on the link"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        wait_until(Duration::from_secs(5), || !keepers(&lan).is_empty()),
+        "no keeper left for a v6 lease being discovered again: {}",
+        dhcp(&lan)
+    );
+
+    // The container gone: poststop gives Kea 6 its lease back.
+    let pid = process.pid();
+    process.kill();
+    let state = lan.pid_bundle("c1", &[(ANN, NET)], pid, "stopped");
+    lan.cli_ok(&["hook", "poststop"], &state);
+    assert!(
+        attach6::released6(&kea6, &address),
+        "Kea 6 still holds {address} after poststop: {:?}",
+        kea6.rows()
     );
     lan.assert_no_residue(&[NET], "after poststop");
 }

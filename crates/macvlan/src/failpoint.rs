@@ -43,8 +43,9 @@ pub const ALL: &[&str] = &[
 pub const DHCP: &[&str] = &["attach:net:dhcp-acked", "attach:net:record-lease"];
 
 /// The failpoints a DHCP lease's renewer passes (`tests/tests/dhcp_renew_noted.rs`): the
-/// server's ACK to a discovery read, the record naming its offer only.
-pub const RENEW: &[&str] = &["renew:acked"];
+/// server's ACK to a discovery read, the record naming its offer only; the same for a DHCPv6
+/// discovery's REPLY.
+pub const RENEW: &[&str] = &["renew:acked", "renew:replied6"];
 
 #[cfg(not(feature = "failpoints"))]
 #[inline(always)]

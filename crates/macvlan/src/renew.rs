@@ -18,11 +18,10 @@
 //! - a NAK (v6: the server has no address or binding for us and refused the REQUEST for it),
 //!   or expiry unanswered: the address leaves the link (and a v4 one's routes with it: it is
 //!   the link's only IPv4 address), the store's lease is released, the record says `unbound`;
-//! - unbound: discovery (DORA, SOLICIT) on the link, and the new lease is applied as above; a
-//!   v4 offer goes on the record (`pending`, a renewer's) before its REQUEST, as at attach
-//!   ([`discover`]), and a pending lease (a REQUEST out, no ACK recorded) is discovered again.
-//!   A DHCPv6 SOLICIT's lease is not noted so: a renewer killed between the server's REPLY and
-//!   its record leaves that lease to run out at the server.
+//! - unbound: discovery (DORA, SOLICIT) on the link, and the new lease is applied as above; the
+//!   lease offered (a v4 OFFER's, a v6 ADVERTISE's) goes on the record (`pending`, a
+//!   renewer's) before its REQUEST, as at attach ([`discover`], [`v6`]), and a pending lease
+//!   (a REQUEST out, no answer recorded) is discovered again.
 //!
 //! A failed act (no answer in time, a store that does not answer) is recorded and tried again
 //! at a backoff ([`backoff`]) that never passes the lease's next timer. Nothing a server says
@@ -277,7 +276,7 @@ impl<P: StorePolicy> DhcpRenewal<P> {
             Family::V4 => {
                 runtime.block_on(self.exchange(&netns, &endpoint, dhcp, &others, &mut note))?
             }
-            Family::V6 => runtime.block_on(self.exchange6(&netns, &endpoint, dhcp))?,
+            Family::V6 => runtime.block_on(self.exchange6(&netns, &endpoint, dhcp, &mut note))?,
         };
         record.endpoints[at].dhcp = Some(dhcp);
         self.records.write(&record)?;

@@ -6,7 +6,8 @@ use oci_macvlan_dhcp::Lease as DhcpLease;
 
 use super::*;
 
-fn record(t0: SystemTime) -> DhcpRecord {
+/// A bound v4 lease from `t0`: T1 50 s, T2 85 s, expiry 100 s.
+pub(super) fn record(t0: SystemTime) -> DhcpRecord {
     DhcpRecord {
         client_id: "ff".into(),
         mac: None,

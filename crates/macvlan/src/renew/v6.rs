@@ -12,7 +12,10 @@
 //!   REQUEST that followed NoBinding) or run out unanswered: the address leaves the link and
 //!   the store, and the record says `unbound`, its expiry when it ended (so that no RELEASE
 //!   is sent for it, and an attach re-run asks again); the next act SOLICITs, asking for the
-//!   address it had (a hint).
+//!   address it had (a hint). The lease an ADVERTISE offers goes on the record (`pending`, a
+//!   renewer's) before its REQUEST, as the v4 discovery's offer does (`super::discover`): a
+//!   renewer killed before it records the REPLY leaves that lease named for a take-back, and
+//!   the next act SOLICITs again (a pending lease is discovered again, never renewed).
 
 use std::{net::IpAddr, time::SystemTime};
 
@@ -23,12 +26,52 @@ use oci_macvlan_dhcp::{
 };
 use oci_macvlan_netlink_core::Netns;
 
-use super::{DhcpRenewal, EXCHANGE, Renewed};
+use super::{DhcpRenewal, EXCHANGE, Renewed, discover::Note};
 use crate::{
     Error, Result, StorePolicy,
     record::{Dhcp6Record, DhcpRecord, RecordedEndpoint, Renewal},
     source::{dhcp::seed, dhcp6},
 };
+
+/// What a v6 discovery of `dhcp`'s lease writes on the record through `note`: the lease an
+/// ADVERTISE offers (pending, a renewer's, tried again no sooner than the next backoff: a
+/// server that advertises and never replies, or a renewer that dies after the REPLY, is tried
+/// less and less often), and, when a REPLY gives no address, what the record said before (the
+/// lease noted is no longer to release: unbound if it was the one the record named).
+fn noting<'a>(
+    dhcp: &DhcpRecord,
+    note: Note<'a>,
+) -> impl FnMut(Option<&v6::Lease>) -> std::result::Result<(), String> + 'a {
+    let mut before = dhcp.clone();
+    let was = before.v6.as_mut().map(|v6| {
+        v6.renewal.retry_at = None;
+        v6.renewal.rediscovery = v6.renewal.pending;
+        (v6.lease.address, v6.renewal.failures)
+    });
+    let failures = was.map_or(0, |(_, failures)| failures);
+    let retry = SystemTime::now() + super::backoff(failures.saturating_add(1));
+    let mut offered_last = None;
+    move |offered| {
+        let mut noted = before.clone();
+        if let Some(v6) = noted.v6.as_mut() {
+            match offered {
+                Some(offered) => {
+                    offered_last = Some(offered.address);
+                    v6.lease = offered.clone();
+                    v6.renewal.unbound = false;
+                    (v6.renewal.pending, v6.renewal.rediscovery) = (true, true);
+                    v6.renewal.retry_at = Some(retry);
+                }
+                None if offered_last.is_some() && offered_last == was.map(|(a, _)| a) => {
+                    v6.renewal.unbound = true;
+                    (v6.renewal.pending, v6.renewal.rediscovery) = (false, false);
+                }
+                None => {}
+            }
+        }
+        note(&noted).map_err(|err| crate::one_line(&err))
+    }
+}
 
 /// The address `record` goes on the link with, for `lease`.
 fn address_of(record: &Dhcp6Record, lease: &v6::Lease) -> IpNetwork {
@@ -46,6 +89,7 @@ impl<P: StorePolicy> DhcpRenewal<P> {
         netns: &Netns,
         endpoint: &RecordedEndpoint,
         mut dhcp: DhcpRecord,
+        note: Note<'_>,
     ) -> Result<(Renewed, DhcpRecord)> {
         let Some(mut record) = dhcp.v6.clone() else {
             return Err(self.failed("the record has no DHCPv6 lease"));
@@ -73,12 +117,16 @@ impl<P: StorePolicy> DhcpRenewal<P> {
             .map_err(Error::Netlink)?
             .map_err(failed6)?;
         let old = IpAddr::V6(record.lease.address);
-        if record.renewal.unbound {
+        if record.renewal.unbound || record.renewal.pending {
             // The address the lease had is asked for again: a server that has it free gives
             // it back, even one that forgot the lease.
             let mut client = v6::Client::new(config, seed()).with_hint(Some(record.lease.address));
-            let lease = v6::acquire(&mut client, &socket, EXCHANGE).map_err(failed6)?;
+            let mut noting = noting(&dhcp, note);
+            let lease =
+                v6::acquire_noting(&mut client, &socket, EXCHANGE, &mut noting).map_err(failed6)?;
             drop(socket);
+            // The REPLY read; the record names its ADVERTISE's lease, not yet the lease in full.
+            crate::failpoint::hit("renew:replied6")?;
             let address = address_of(&record, &lease);
             self.move_to(
                 &container,
@@ -166,5 +214,106 @@ impl<P: StorePolicy> DhcpRenewal<P> {
         record.renewal = Renewal::default();
         dhcp.v6 = Some(record);
         Ok((renewed, dhcp))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A record whose v6 lease of `address` ended (unbound) after `failures` failed acts.
+    fn ended(address: &str, failures: u32) -> DhcpRecord {
+        let now = SystemTime::now();
+        let mut dhcp = super::super::tests::record(now);
+        dhcp.v6 = Some(Dhcp6Record {
+            duid: "00:04".into(),
+            iaid: 7,
+            prefix: 128,
+            subnet: None,
+            slaac: false,
+            lease: v6::Lease {
+                address: address.parse().unwrap(),
+                server_id: vec![0, 1],
+                unicast: None,
+                dns: Vec::new(),
+                obtained: now,
+                t1: now,
+                t2: now,
+                preferred_until: now,
+                expiry: now,
+            },
+            renewal: Renewal {
+                unbound: true,
+                failures,
+                ..Renewal::default()
+            },
+        });
+        dhcp
+    }
+
+    /// What `noting` writes for each of `told`, in order.
+    fn written(dhcp: &DhcpRecord, told: &[Option<&v6::Lease>]) -> Vec<Dhcp6Record> {
+        let mut seen = Vec::new();
+        let mut note = |d: &DhcpRecord| -> Result<()> {
+            seen.push(d.v6.clone().unwrap());
+            Ok(())
+        };
+        let mut noting = noting(dhcp, &mut note);
+        for offered in told {
+            noting(*offered).unwrap();
+        }
+        drop(noting);
+        seen
+    }
+
+    #[test]
+    fn a_renewers_advertised_lease_is_noted_pending_and_retried_later() {
+        let dhcp = ended("fd00::50", 2);
+        let mut offered = dhcp.v6.clone().unwrap().lease;
+        offered.address = "fd00::51".parse().unwrap();
+        offered.expiry = SystemTime::now() + Duration::from_secs(600);
+        let before = SystemTime::now();
+        let seen = written(&dhcp, &[Some(&offered)]);
+        let noted = &seen[0];
+        assert_eq!(noted.lease, offered);
+        assert!(
+            noted.renewal.pending && noted.renewal.rediscovery,
+            "{noted:?}"
+        );
+        assert!(!noted.renewal.unbound);
+        assert_eq!(noted.renewal.failures, 2, "the failures stay");
+        // No sooner than the next backoff (3 failures: 8 s).
+        assert!(noted.renewal.retry_at.unwrap() >= before + super::super::backoff(3));
+    }
+
+    #[test]
+    fn a_reply_without_an_address_puts_back_what_the_record_said() {
+        // Another address advertised and given nothing: the record says what it said.
+        let dhcp = ended("fd00::50", 0);
+        let mut other = dhcp.v6.clone().unwrap().lease;
+        other.address = "fd00::51".parse().unwrap();
+        let seen = written(&dhcp, &[Some(&other), None]);
+        assert_eq!(seen[1], dhcp.v6.clone().unwrap());
+
+        // The pending lease the record named advertised again and given nothing: no longer the
+        // container's to release.
+        let mut pending = ended("fd00::50", 0);
+        let v6 = pending.v6.as_mut().unwrap();
+        v6.renewal = Renewal {
+            pending: true,
+            ..Renewal::default()
+        };
+        let same = v6.lease.clone();
+        let seen = written(&pending, &[Some(&same), None]);
+        assert!(
+            seen[0].renewal.rediscovery,
+            "a pending lease is the renewer's now"
+        );
+        assert!(seen[1].renewal.unbound, "{:?}", seen[1]);
+        assert!(!seen[1].renewal.pending && !seen[1].renewal.rediscovery);
     }
 }

@@ -189,7 +189,10 @@ async fn sends(
 /// that ran out nor one the renewer found refused is released.
 fn live(record: &DhcpRecord, now: SystemTime) -> (bool, Option<&Dhcp6Record>) {
     let v4 = !record.renewal.unbound && !record.expired(now);
-    let v6 = record.v6.as_ref().filter(|v6| !v6.expired(now));
+    let v6 = record
+        .v6
+        .as_ref()
+        .filter(|v6| !v6.renewal.unbound && !v6.expired(now));
     (v4, v6)
 }
 
@@ -413,6 +416,10 @@ pub(super) mod tests {
         let mut unbound = both.clone();
         unbound.renewal.unbound = true;
         assert!(!live(&unbound, now).0);
+        // A v6 lease the server said it holds nothing for, whatever its recorded expiry.
+        let mut unbound6 = both.clone();
+        unbound6.v6.as_mut().unwrap().renewal.unbound = true;
+        assert_eq!(live(&unbound6, now), (true, None));
     }
 
     #[test]
