@@ -89,8 +89,10 @@ pub fn acquire(client: &mut Client, socket: &UdpLink, timeout: Duration) -> Resu
 /// the lease it would give (`Some`: its address, server and lifetimes from now): a caller that
 /// writes it down can give back a lease the server commits even if it dies before the REPLY is
 /// read. A REPLY to that REQUEST that gives no address (the client solicits again) is told as
-/// `None`: the server holds nothing for it. An `Err` from `note` ends the exchange
-/// ([`Error::Unnoted`]), before the REQUEST it was told of.
+/// `None`: the server holds nothing for it; one that gives another address than the one asked
+/// for is told as that lease. A REQUEST whose retransmissions ran out unanswered is told
+/// nothing: its REPLY may have been lost, and the lease stays noted. An `Err` from `note` ends
+/// the exchange ([`Error::Unnoted`]), before the REQUEST it was told of.
 pub fn acquire_noting(
     client: &mut Client,
     socket: &UdpLink,
@@ -134,32 +136,48 @@ struct Noting<'a> {
 }
 
 impl Noting<'_> {
+    /// Tells the note what the client's new state asks for: an ADVERTISE taken (a REQUEST
+    /// about to go out for it), a REPLY that gave another address than the one noted, or
+    /// (`answered`: a message read moved the client) a REPLY that gave none.
     fn noted(
         &mut self,
         turn: Turn<Outgoing, Event>,
         now: SystemTime,
+        answered: bool,
     ) -> Result<Turn<Outgoing, Event>> {
-        match self.client.state() {
+        let told = match self.client.state() {
             State::Requesting { offer, address, .. } => {
                 let this = (*address, offer.server_id.clone());
-                if self.noted.as_ref() != Some(&this)
-                    && let Some(given) = pick(offer, *address)
-                {
-                    let offered = lease_of(offer, given, now);
-                    (self.note)(Some(&offered)).map_err(|why| Error::Unnoted {
-                        address: this.0,
-                        why,
-                    })?;
-                    self.noted = Some(this);
+                match pick(offer, *address) {
+                    Some(given) if self.noted.as_ref() != Some(&this) => {
+                        Some((this, Some(lease_of(offer, given, now))))
+                    }
+                    _ => None,
                 }
             }
-            State::Bound(_) => {}
-            // Soliciting again: the REQUEST got no address, the server holds nothing for it.
-            _ => {
-                if let Some((address, _)) = self.noted.take() {
-                    (self.note)(None).map_err(|why| Error::Unnoted { address, why })?;
+            // The REPLY gave another address than the one asked for (RFC 8415 allows it): the
+            // server holds that one.
+            State::Bound(lease) => match &self.noted {
+                Some((asked, server)) if *asked != lease.address => {
+                    Some(((lease.address, server.clone()), Some(lease.clone())))
                 }
-            }
+                _ => None,
+            },
+            // Soliciting again after a REPLY without an address: the server holds nothing
+            // for it. (Not after the REQUEST's retransmissions ran out: its REPLY may have
+            // been lost, and the lease stays noted.)
+            _ if answered => self
+                .noted
+                .as_ref()
+                .map(|(address, server)| ((*address, server.clone()), None)),
+            _ => None,
+        };
+        if let Some((this, lease)) = told {
+            (self.note)(lease.as_ref()).map_err(|why| Error::Unnoted {
+                address: this.0,
+                why,
+            })?;
+            self.noted = lease.is_some().then_some(this);
         }
         Ok(turn)
     }
@@ -172,7 +190,7 @@ impl Machine for Noting<'_> {
     type Error = Error;
     fn tick(&mut self, now: SystemTime) -> Result<Turn<Outgoing, Event>> {
         let turn = Machine::tick(&mut *self.client, now)?;
-        self.noted(turn, now)
+        self.noted(turn, now, false)
     }
     fn receive(
         &mut self,
@@ -181,7 +199,7 @@ impl Machine for Noting<'_> {
         now: SystemTime,
     ) -> Result<Turn<Outgoing, Event>> {
         let turn = Machine::receive(&mut *self.client, message, len, now)?;
-        self.noted(turn, now)
+        self.noted(turn, now, true)
     }
     drive::machine_errors!(crate::here::V6_SERVER_PORT);
 }
@@ -250,6 +268,8 @@ mod tests {
         sent: RefCell<Vec<u8>>,
         queue: RefCell<Vec<Vec<u8>>>,
         empty: std::cell::Cell<u32>,
+        /// The address the REPLYs give, if not the one advertised.
+        reply_with: Option<Ipv6Addr>,
     }
 
     impl Answers {
@@ -258,6 +278,7 @@ mod tests {
                 sent: RefCell::new(Vec::new()),
                 queue: RefCell::new(Vec::new()),
                 empty: std::cell::Cell::new(empty),
+                reply_with: None,
             }
         }
     }
@@ -275,6 +296,11 @@ mod tests {
                 _ => return Ok(()),
             };
             spec.preference = Some(255);
+            if let (wire::REQUEST, Some(other), Some((_, preferred, valid))) =
+                (kind, self.reply_with, spec.address)
+            {
+                spec.address = Some((other, preferred, valid));
+            }
             if kind == wire::REQUEST && self.empty.get() > 0 {
                 self.empty.set(self.empty.get() - 1);
                 spec.address = None;
@@ -343,6 +369,32 @@ mod tests {
             ]
         );
         assert_eq!(*server.sent.borrow(), [s, r, s, r]);
+    }
+
+    /// A REPLY that gives another address than the one asked for: the server holds that one,
+    /// and the note is told it.
+    #[test]
+    fn a_reply_of_another_address_is_noted_as_that_lease() {
+        let other: Ipv6Addr = "2001:db8::77".parse().unwrap();
+        assert_ne!(other, fake::OFFERED);
+        let server = Answers {
+            reply_with: Some(other),
+            ..Answers::new(0)
+        };
+        let mut client = client();
+        let mut told = Vec::new();
+        let lease = acquire_on(
+            &mut client,
+            &server,
+            Duration::from_secs(5),
+            &mut |offered| {
+                told.push(offered.map(|l| l.address));
+                Ok(())
+            },
+        )
+        .expect("a lease");
+        assert_eq!(lease.address, other);
+        assert_eq!(told, [Some(fake::OFFERED), Some(other)]);
     }
 
     /// A note that fails ends the exchange before the REQUEST it was told of.

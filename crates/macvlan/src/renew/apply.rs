@@ -55,20 +55,22 @@ impl<P: StorePolicy> DhcpRenewal<P> {
         Ok(())
     }
 
-    /// The IPv4 address of ours the link still has, if any: one the store holds for the
-    /// endpoint on this network (an act puts a lease in the store before its address on the
-    /// link), never one someone else put there.
+    /// The address of ours of the family `v4` (else v6) the link still has, if any: one the
+    /// store holds for the endpoint on this network (an act puts a lease in the store before
+    /// its address on the link), never one someone else put there.
     pub(super) async fn ours_on_link(
         &self,
         container: &Handle,
         link: &Link,
         endpoint: &RecordedEndpoint,
+        v4: bool,
     ) -> Result<Option<IpAddr>> {
         let on_link = container
             .global_addresses(link)
             .await
             .map_err(Error::Netlink)?;
-        if !on_link.iter().any(IpAddr::is_ipv4) {
+        let family = |ip: &IpAddr| ip.is_ipv4() == v4;
+        if !on_link.iter().any(family) {
             return Ok(None);
         }
         let owner = self.owner(endpoint);
@@ -78,7 +80,7 @@ impl<P: StorePolicy> DhcpRenewal<P> {
             .map_err(Error::store)?;
         Ok(on_link
             .into_iter()
-            .find(|ip| ip.is_ipv4() && held.iter().any(|lease| lease.ip == *ip)))
+            .find(|ip| family(ip) && held.iter().any(|lease| lease.ip == *ip)))
     }
 
     /// The link's address `ip/prefix` (the same as before) given the lease's new `lifetime`,

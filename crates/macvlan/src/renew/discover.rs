@@ -61,7 +61,7 @@ impl<P: StorePolicy> DhcpRenewal<P> {
         note: Note<'_>,
     ) -> Result<(Renewed, DhcpRecord)> {
         let on_link = self
-            .ours_on_link(site.container, site.link, site.endpoint)
+            .ours_on_link(site.container, site.link, site.endpoint, true)
             .await?;
         let socket = site
             .netns
@@ -91,12 +91,12 @@ impl<P: StorePolicy> DhcpRenewal<P> {
                     noted.renewal.retry_at = Some(retry);
                     noted
                 }
-                // The NAKed address is what the record named as pending: no longer to release.
+                // The NAKed address is what the record named as pending: no longer to release
+                // (nor after a later offer NAKed too: what the record says from now on).
                 None if offered_last == Some(before.lease.address) => {
-                    let mut unbound = before.clone();
-                    unbound.renewal.unbound = true;
-                    (unbound.renewal.pending, unbound.renewal.rediscovery) = (false, false);
-                    unbound
+                    before.renewal.unbound = true;
+                    (before.renewal.pending, before.renewal.rediscovery) = (false, false);
+                    before.clone()
                 }
                 None => before.clone(),
             };

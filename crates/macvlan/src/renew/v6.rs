@@ -52,23 +52,27 @@ fn noting<'a>(
     let retry = SystemTime::now() + super::backoff(failures.saturating_add(1));
     let mut offered_last = None;
     move |offered| {
-        let mut noted = before.clone();
-        if let Some(v6) = noted.v6.as_mut() {
-            match offered {
-                Some(offered) => {
-                    offered_last = Some(offered.address);
+        let noted = match (offered, before.v6.as_mut()) {
+            (Some(offered), Some(_)) => {
+                offered_last = Some(offered.address);
+                let mut noted = before.clone();
+                if let Some(v6) = noted.v6.as_mut() {
                     v6.lease = offered.clone();
                     v6.renewal.unbound = false;
                     (v6.renewal.pending, v6.renewal.rediscovery) = (true, true);
                     v6.renewal.retry_at = Some(retry);
                 }
-                None if offered_last.is_some() && offered_last == was.map(|(a, _)| a) => {
-                    v6.renewal.unbound = true;
-                    (v6.renewal.pending, v6.renewal.rediscovery) = (false, false);
-                }
-                None => {}
+                noted
             }
-        }
+            // The lease the record named refused: no longer to release (nor after a later
+            // one refused too: what the record says from now on).
+            (None, Some(v6)) if offered_last.is_some() && offered_last == was.map(|(a, _)| a) => {
+                v6.renewal.unbound = true;
+                (v6.renewal.pending, v6.renewal.rediscovery) = (false, false);
+                before.clone()
+            }
+            _ => before.clone(),
+        };
         note(&noted).map_err(|err| crate::one_line(&err))
     }
 }
@@ -121,6 +125,11 @@ impl<P: StorePolicy> DhcpRenewal<P> {
             // The address the lease had is asked for again: a server that has it free gives
             // it back, even one that forgot the lease.
             let mut client = v6::Client::new(config, seed()).with_hint(Some(record.lease.address));
+            // An address of ours the link still has (an act killed after applying a lease it
+            // had not recorded yet) gives way to the one the server gives.
+            let on_link = self
+                .ours_on_link(&container, &link, endpoint, false)
+                .await?;
             let mut noting = noting(&dhcp, note);
             let lease =
                 v6::acquire_noting(&mut client, &socket, EXCHANGE, &mut noting).map_err(failed6)?;
@@ -128,11 +137,12 @@ impl<P: StorePolicy> DhcpRenewal<P> {
             // The REPLY read; the record names its ADVERTISE's lease, not yet the lease in full.
             crate::failpoint::hit("renew:replied6")?;
             let address = address_of(&record, &lease);
+            let from = on_link.filter(|ip| *ip != address.ip());
             self.move_to(
                 &container,
                 &link,
                 endpoint,
-                None,
+                from,
                 (address, lease.valid_left(SystemTime::now())),
             )
             .await?;
@@ -141,7 +151,7 @@ impl<P: StorePolicy> DhcpRenewal<P> {
             dhcp.v6 = Some(record);
             return Ok((
                 Renewed::Moved {
-                    from: None,
+                    from,
                     to: address.ip(),
                 },
                 dhcp,
@@ -315,5 +325,13 @@ mod tests {
         );
         assert!(seen[1].renewal.unbound, "{:?}", seen[1]);
         assert!(!seen[1].renewal.pending && !seen[1].renewal.rediscovery);
+
+        // Refused, then another lease refused too: the first one stays refused (never named
+        // for a release again).
+        let seen = written(&pending, &[Some(&same), None, Some(&other), None]);
+        assert_eq!(seen[2].lease.address, other.address);
+        assert!(seen[3].renewal.unbound, "{:?}", seen[3]);
+        assert_eq!(seen[3].lease.address, same.address);
+        assert!(!seen[3].renewal.pending, "{:?}", seen[3]);
     }
 }

@@ -127,7 +127,14 @@ pub(super) fn acquire(store: &mut dyn LeaseStore, ask: &Ask<'_>) -> Result<Taken
         .filter(|r| {
             !r.expired(now) && !r.renewal.unbound && !r.renewal.pending && r.mac == link.mac
         })
-        .filter(|r| !dhcp.ipv6 || r.v6.as_ref().is_some_and(|v6| !v6.expired(now)));
+        .filter(|r| {
+            // A v6 lease being discovered again (a renewer's pending one, or one a REPLY
+            // refused) is no lease to keep: the attach asks again.
+            !dhcp.ipv6
+                || r.v6.as_ref().is_some_and(|v6| {
+                    !v6.expired(now) && !v6.renewal.unbound && !v6.renewal.pending
+                })
+        });
     // The offer's address as checked while the server answered (see `super::dhcp_early`).
     let mut checked = None;
     let record = match kept {
@@ -221,7 +228,7 @@ pub(super) fn acquire(store: &mut dyn LeaseStore, ask: &Ask<'_>) -> Result<Taken
                         &mut note,
                         waiting,
                     );
-                    notes.v4_over();
+                    notes.v4_over(got.is_ok());
                     got
                 })
             });

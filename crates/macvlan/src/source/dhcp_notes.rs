@@ -4,9 +4,10 @@
 //! still names every lease a server may have committed, and the take-back gives them back.
 //! The two exchanges run at once, on two threads; the record holds both, so one note writes
 //! both parts. A record's v4 lease is not optional: the v6 REQUEST waits until the v4 offer is
-//! noted (or the v4 exchange is over without one: then the v6 one ends, no REQUEST sent, as the
-//! attach fails anyway). A NAK of the v4 REQUEST leaves the offer on the record, unbound (the
-//! server holds nothing for it: no RELEASE), still carrying the v6 part.
+//! noted, and none goes out once the v4 exchange is over without a lease (the attach fails
+//! anyway). A NAK of the v4 REQUEST leaves the offer on the record, unbound (the server holds
+//! nothing for it: no RELEASE), still carrying the v6 part. What is noted here is what was
+//! written: a note whose write fails changes nothing (its exchange ends before its REQUEST).
 
 use std::{
     sync::{Condvar, Mutex, MutexGuard, PoisonError},
@@ -24,14 +25,14 @@ pub(super) struct Notes<'a> {
     within: Duration,
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Noted {
     /// The v4 offer's record (pending; unbound once its REQUEST was NAKed).
     v4: Option<DhcpRecord>,
     /// The v6 lease whose REQUEST is out (pending).
     v6: Option<Dhcp6Record>,
-    /// The v4 exchange is over.
-    v4_over: bool,
+    /// The v4 exchange is over: `Some(true)` with a lease, `Some(false)` without.
+    v4_over: Option<bool>,
 }
 
 impl Noted {
@@ -64,32 +65,34 @@ impl<'a> Notes<'a> {
         self.noted.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Writes what `noted` holds, if there is a v4 part to write it in.
-    fn write(&self, noted: &Noted) -> Result<(), String> {
-        match (&self.note, noted.record()) {
-            (Some(note), Some(record)) => (note.0)(&record).map_err(|err| crate::one_line(&err)),
-            _ => Ok(()),
+    /// Writes `next` (if there is a v4 part to write it in) and, once written, holds it as
+    /// noted.
+    fn write(&self, noted: &mut Noted, next: Noted) -> Result<(), String> {
+        if let (Some(note), Some(record)) = (&self.note, next.record()) {
+            (note.0)(&record).map_err(|err| crate::one_line(&err))?;
         }
+        *noted = next;
+        self.changed.notify_all();
+        Ok(())
     }
 
     /// The v4 exchange took `offered` (its record, pending), or (`None`) its REQUEST was
     /// NAKed: the offer stays on the record, unbound.
     pub(super) fn v4(&self, offered: Option<DhcpRecord>) -> Result<(), String> {
         let mut noted = self.lock();
-        match (offered, noted.v4.as_mut()) {
-            (Some(record), _) => noted.v4 = Some(record),
+        let mut next = noted.clone();
+        match (offered, next.v4.as_mut()) {
+            (Some(record), _) => next.v4 = Some(record),
             (None, Some(refused)) if !refused.renewal.unbound => refused.renewal.unbound = true,
             (None, _) => return Ok(()),
         }
-        let written = self.write(&noted);
-        self.changed.notify_all();
-        written
+        self.write(&mut noted, next)
     }
 
-    /// The v4 exchange is over (a lease, or none): a v6 note waiting for its offer waits no
-    /// more.
-    pub(super) fn v4_over(&self) {
-        self.lock().v4_over = true;
+    /// The v4 exchange is over, `leased` or not: a v6 note waiting for its offer waits no
+    /// more, and none is noted (nor its REQUEST sent) after a v4 exchange without a lease.
+    pub(super) fn v4_over(&self, leased: bool) {
+        self.lock().v4_over = Some(leased);
         self.changed.notify_all();
     }
 
@@ -99,7 +102,7 @@ impl<'a> Notes<'a> {
         let mut noted = self.lock();
         if offered.is_some() && self.note.is_some() {
             let deadline = Instant::now() + self.within;
-            while !noted.offered() && !noted.v4_over {
+            while !noted.offered() && noted.v4_over.is_none() {
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
                     break;
@@ -110,12 +113,18 @@ impl<'a> Notes<'a> {
                     .unwrap_or_else(PoisonError::into_inner)
                     .0;
             }
+            if noted.v4_over == Some(false) {
+                return Err("the DHCPv4 exchange ended without a lease".into());
+            }
             if !noted.offered() {
                 return Err("no IPv4 offer to note it beside".into());
             }
         }
-        noted.v6 = offered;
-        self.write(&noted)
+        let next = Noted {
+            v6: offered,
+            ..noted.clone()
+        };
+        self.write(&mut noted, next)
     }
 
     /// The record's DHCP part as noted (`with_v6`: its v6 part too), for a refusal to give
@@ -201,9 +210,9 @@ mod tests {
     fn a_v6_offer_with_no_v4_one_is_refused_and_writes_nothing() {
         let (_, v6) = parts();
         let written = noting(|notes| {
-            notes.v4_over();
+            notes.v4_over(false);
             let err = notes.v6(Some(v6.clone())).unwrap_err();
-            assert!(err.contains("no IPv4 offer"), "{err}");
+            assert!(err.contains("without a lease"), "{err}");
             assert!(notes.v6_noted().is_none());
             assert!(notes.given_back(true).is_none());
         });
@@ -212,6 +221,32 @@ mod tests {
         let write = |_: &DhcpRecord| -> crate::Result<()> { Ok(()) };
         let notes = Notes::new(Some(Note(&write)), Duration::from_millis(20));
         assert!(notes.v6(Some(v6)).is_err());
+    }
+
+    #[test]
+    fn no_v6_offer_is_noted_once_the_v4_exchange_failed_with_an_offer() {
+        let (v4, v6) = parts();
+        let written = noting(|notes| {
+            notes.v4(Some(v4.clone())).unwrap();
+            notes.v4_over(false);
+            let err = notes.v6(Some(v6.clone())).unwrap_err();
+            assert!(err.contains("without a lease"), "{err}");
+            assert!(notes.v6_noted().is_none());
+        });
+        assert_eq!(written.len(), 1, "the v4 offer alone");
+    }
+
+    #[test]
+    fn a_note_whose_write_fails_notes_nothing() {
+        let (v4, v6) = parts();
+        let fail =
+            |_: &DhcpRecord| -> crate::Result<()> { Err(crate::Error::Injected("disk full")) };
+        let notes = Notes::new(Some(Note(&fail)), LONG);
+        assert!(notes.v4(Some(v4)).unwrap_err().contains("disk full"));
+        assert!(notes.given_back(true).is_none(), "an offer never requested");
+        notes.v4_over(true);
+        assert!(notes.v6(Some(v6)).is_err());
+        assert!(notes.v6_noted().is_none());
     }
 
     #[test]
