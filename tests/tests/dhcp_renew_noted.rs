@@ -195,6 +195,19 @@ fn a_renewer_killed_once_its_v6_discovery_is_replied_leaves_the_lease_for_postst
         dhcp(&lan)
     );
 
+    // The hook run again for the live container keeps no pending v6 lease as it is: it asks
+    // again, and the server's answer is that lease, now bound and on the link.
+    let state = lan.pid_bundle("c1", &[(ANN, NET)], process.pid(), "creating");
+    lan.cli_ok(&["hook"], &state);
+    let again = v6();
+    assert_eq!(again["renewal"]["pending"], Value::Null, "{again}");
+    assert_eq!(again["lease"]["address"], address.as_str(), "{again}");
+    assert_eq!(
+        addresses(process.pid(), "-6"),
+        [address.clone()],
+        "{again}"
+    );
+
     // The container gone: poststop gives Kea 6 its lease back.
     let pid = process.pid();
     process.kill();
