@@ -76,7 +76,15 @@ fn view(ctx: &Context, networks: &Networks, records: &Records, given: &str) -> R
         &routes,
     );
     view["Store"] = store;
+    // This host's name in a shared store: its containers' endpoint ids name it.
+    let host = match (&network.store, &status.store) {
+        (store, StoreState::Ok) if !store.is_local() => ctx.stores().host_id().ok(),
+        _ => None,
+    };
     dhcp::add(&network, &status.leases, records, &mut view);
+    if matches!(status.store, StoreState::Ok) {
+        dhcp::add_leaseless(&network, records, host.as_deref(), &mut view);
+    }
     Ok(view)
 }
 
@@ -167,28 +175,7 @@ pub fn inspect_view(
         let key = endpoint_id(&net.id, lease.host.as_deref(), &lease.owner);
         let entry = containers.entry(key.clone()).or_insert_with(|| {
             let known = facts.get(&(lease.owner.container_id.clone(), lease.owner.ifname.clone()));
-            let mac = known.and_then(|f| f.mac.clone()).unwrap_or_default();
-            let name = known
-                .and_then(|f| f.name.as_ref())
-                .map_or(lease.owner.container_id.as_str(), |n| n.as_str());
-            let mut entry = json!({
-                "Name": name,
-                "EndpointID": key,
-                "MacAddress": mac,
-                "IPv4Address": "",
-                "IPv6Address": "",
-                "Interface": lease.owner.ifname,
-            });
-            if let Some(host) = &lease.host {
-                entry["Host"] = json!(host);
-            }
-            if known.is_some_and(|f| f.cni) {
-                entry["CNI"] = json!({
-                    "ContainerID": lease.owner.container_id,
-                    "IfName": lease.owner.ifname,
-                });
-            }
-            entry
+            container_entry(key, &lease.owner, lease.host.as_deref(), known)
         });
         let field = if lease.ip.is_ipv4() {
             "IPv4Address"
@@ -250,6 +237,38 @@ pub fn inspect_view(
         out["SourceMacs"] = json!(macs);
     }
     out
+}
+
+/// A container's entry under `Containers` (its endpoint `key`, of `owner` on `host`, with what
+/// its record keeps of it), no address yet.
+fn container_entry(
+    key: String,
+    owner: &Owner,
+    host: Option<&str>,
+    known: Option<&EndpointFacts>,
+) -> Value {
+    let mac = known.and_then(|f| f.mac.clone()).unwrap_or_default();
+    let name = known
+        .and_then(|f| f.name.as_ref())
+        .map_or(owner.container_id.as_str(), |n| n.as_str());
+    let mut entry = json!({
+        "Name": name,
+        "EndpointID": key,
+        "MacAddress": mac,
+        "IPv4Address": "",
+        "IPv6Address": "",
+        "Interface": owner.ifname,
+    });
+    if let Some(host) = host {
+        entry["Host"] = json!(host);
+    }
+    if known.is_some_and(|f| f.cni) {
+        entry["CNI"] = json!({
+            "ContainerID": owner.container_id,
+            "IfName": owner.ifname,
+        });
+    }
+    entry
 }
 
 /// A count as a JSON number while it fits in 64 bits (what JSON readers handle), as a decimal

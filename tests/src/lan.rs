@@ -237,11 +237,16 @@ impl Lan {
         serde_json::from_str(&self.cli_ok(&["network", "inspect", name], "")).unwrap()
     }
 
-    /// The leases the store holds on a network, as `inspect` reports them.
+    /// The containers holding a lease of the store on a network, as `inspect` reports them (an
+    /// address; a DHCP network also lists a container whose lease ended, without one).
     pub fn leased(&self, network: &str) -> usize {
         self.inspect(network)[0]["Containers"]
             .as_object()
-            .map_or(0, |c| c.len())
+            .map_or(0, |c| {
+                c.values()
+                    .filter(|e| e["IPv4Address"] != "" || e["IPv6Address"] != "")
+                    .count()
+            })
     }
 
     /// The `(IPv4Address, FIELD)` pairs of the containers `inspect` lists on `network`, sorted

@@ -297,6 +297,15 @@ fn expiry_unanswered_takes_the_address_and_its_routes_off_then_discovery_again()
     assert_eq!(routes, serde_json::json!([]), "routes left: {routes}");
     assert_eq!(dhcp(&lan)["renewal"]["unbound"], true, "{}", dhcp(&lan));
     assert_eq!(lan.leased(NET), 0, "the store kept the expired lease");
+    // `inspect` still lists the container, no address, its lease unbound.
+    let inspect = lan.inspect(NET);
+    let listed: Vec<&Value> = inspect[0]["Containers"]
+        .as_object()
+        .map(|c| c.values().collect())
+        .unwrap_or_default();
+    assert_eq!(listed.len(), 1, "{inspect}");
+    assert_eq!(listed[0]["IPv4Address"], "", "{inspect}");
+    assert_eq!(listed[0]["DhcpLease"]["State"], "unbound", "{inspect}");
 
     // The server back: discovery gives the link an address again.
     let kea = Kea::start_again(dir, &lan.router, &config);

@@ -6,12 +6,12 @@
 
 use std::time::SystemTime;
 
-use oci_macvlan_ipam::Lease;
+use oci_macvlan_ipam::{Lease, Owner};
 use oci_macvlan_macvlan::{
-    Network, Records,
+    EndpointFacts, Network, Records,
     source::{Dhcp6Record, DhcpRecord, dhcp::Renewal},
 };
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 fn time(t: SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
@@ -148,6 +148,66 @@ pub fn add(network: &Network, leases: &[Lease], records: &Records, view: &mut Va
             entry["DhcpLease"] = lease_view(lease, now);
         }
     }
+}
+
+/// Adds to `view` (after [`add`], from a store that answered) each container of this host
+/// (`host`: its name in a shared store) whose record keeps a lease on `network` that the store
+/// holds none of (ended or refused, `unbound`, while the renewer discovers again; or an
+/// attach's offer still pending): listed without an address, its lease's state and last
+/// failure shown.
+pub fn add_leaseless(network: &Network, records: &Records, host: Option<&str>, view: &mut Value) {
+    if network.dhcp.is_none() {
+        return;
+    }
+    let Some(containers) = view["Containers"].as_object_mut() else {
+        return;
+    };
+    for (key, entry) in leaseless(network, records, host, containers, SystemTime::now()) {
+        containers.insert(key, entry);
+    }
+}
+
+/// The entries of this host's containers whose record keeps a DHCP lease on `network` and
+/// that `containers` (the store's) lacks.
+fn leaseless(
+    network: &Network,
+    records: &Records,
+    host: Option<&str>,
+    containers: &Map<String, Value>,
+    now: SystemTime,
+) -> Vec<(String, Value)> {
+    let mut found = Vec::new();
+    for id in records.list().unwrap_or_default() {
+        let Ok(Some(record)) = records.read(&id) else {
+            continue;
+        };
+        for endpoint in record
+            .endpoints
+            .iter()
+            .filter(|e| e.network == network.name)
+        {
+            let Some(lease) = endpoint.dhcp.as_ref() else {
+                continue;
+            };
+            let owner = Owner {
+                container_id: id.clone(),
+                ifname: endpoint.ifname.clone(),
+            };
+            let key = super::endpoint_id(&network.id, host, &owner);
+            if containers.contains_key(&key) {
+                continue;
+            }
+            let facts = EndpointFacts {
+                mac: endpoint.mac.map(|mac| mac.to_string()),
+                name: record.name.clone(),
+                cni: record.cni,
+            };
+            let mut entry = super::container_entry(key.clone(), &owner, host, Some(&facts));
+            entry["DhcpLease"] = lease_view(lease, now);
+            found.push((key, entry));
+        }
+    }
+    found
 }
 
 #[cfg(test)]
