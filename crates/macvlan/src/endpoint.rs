@@ -359,7 +359,7 @@ impl<K: Kernel> Apply<'_, K> {
             if !taken.stale.is_empty() {
                 // An adopted link's addresses of the lease this one replaced (link and store).
                 self.kernel
-                    .remove_addresses(&taken.stale)
+                    .remove_addresses(&link, &taken.stale)
                     .await
                     .map_err(|source| Error::Configure {
                         network: planned.network.clone(),

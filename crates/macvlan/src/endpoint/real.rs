@@ -104,8 +104,11 @@ impl Kernel for Real<'_> {
             .await
     }
 
-    async fn remove_addresses(&self, ips: &[IpAddr]) -> Nl<()> {
-        self.container.remove_addresses(ips).await.map(drop)
+    async fn remove_addresses(&self, link: &Link, ips: &[IpAddr]) -> Nl<()> {
+        self.container
+            .remove_addresses_on(link, ips)
+            .await
+            .map(drop)
     }
 
     fn write_sysctls(&self, sysctls: &[Sysctl<'_>]) -> Nl<()> {

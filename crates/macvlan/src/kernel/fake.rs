@@ -373,12 +373,12 @@ impl Kernel for Fake {
         Ok(())
     }
 
-    async fn remove_addresses(&self, ips: &[IpAddr]) -> Nl<()> {
+    async fn remove_addresses(&self, link: &Link, ips: &[IpAddr]) -> Nl<()> {
         self.record(Call::RemoveAddresses(ips.to_vec()))?;
         self.state
             .borrow_mut()
             .addresses
-            .retain(|(_, address)| !ips.contains(&address.ip()));
+            .retain(|(name, address)| name != &link.name || !ips.contains(&address.ip()));
         Ok(())
     }
 

@@ -113,9 +113,9 @@ pub(crate) trait Kernel: Host {
         lifetime: Option<Duration>,
     ) -> Nl<()>;
 
-    /// Removes `ips` from whatever link of the container's namespace has them (one that none
-    /// has is no error): the addresses of a lease a new one replaced on an adopted link.
-    async fn remove_addresses(&self, ips: &[IpAddr]) -> Nl<()>;
+    /// Removes `ips` from `link` (one it has not is no error; the same address on another
+    /// link stays): the addresses of a lease a new one replaced on an adopted link.
+    async fn remove_addresses(&self, link: &Link, ips: &[IpAddr]) -> Nl<()>;
 
     /// Writes sysctls in the container's namespace.
     fn write_sysctls(&self, sysctls: &[Sysctl<'_>]) -> Nl<()>;
