@@ -100,15 +100,7 @@ fn a_hook_killed_after_the_ack_leaves_gc_a_lease_to_release() {
     let lan = Lan::new();
     let kea = Kea::start(&lan.router, &kea_config());
     create_dhcp_network(&lan, &[]);
-    let container = TestNetns::new("omt-ctr-");
-    let creating = state_with_hostname(&lan, "k1", &container, "creating", "web");
-    let out = lan.cli_with(
-        &failpoints_binary(),
-        &[("OCI_MACVLAN_FAILPOINTS", "attach:net:dhcp-acked=kill")],
-        &["hook"],
-        creating.as_bytes(),
-    );
-    assert_eq!(out.code, -1, "not killed: {}", out.stderr);
+    let container = killed_after_the_ack(&lan, "k1");
     assert_eq!(live_leases(&kea).len(), 1, "Kea leased nothing");
     drop(container);
     lan.cli_ok(&["gc"], "");
@@ -130,15 +122,7 @@ fn a_hook_killed_after_the_replies_leaves_gc_both_leases_to_release() {
     let kea = Kea::start(&lan.router, &kea_config());
     let kea6 = Kea6::start(&lan.router, &attach::kea6_config());
     create_dhcp_network(&lan, &["--ipv6"]);
-    let container = TestNetns::new("omt-ctr-");
-    let creating = state_with_hostname(&lan, "k6", &container, "creating", "web");
-    let out = lan.cli_with(
-        &failpoints_binary(),
-        &[("OCI_MACVLAN_FAILPOINTS", "attach:net:dhcp-acked=kill")],
-        &["hook"],
-        creating.as_bytes(),
-    );
-    assert_eq!(out.code, -1, "not killed: {}", out.stderr);
+    let container = killed_after_the_ack(&lan, "k6");
     assert_eq!(live_leases(&kea).len(), 1, "Kea leased nothing");
     let given = kea6
         .rows()
@@ -159,6 +143,21 @@ fn a_hook_killed_after_the_replies_leaves_gc_both_leases_to_release() {
         live_leases(&kea)
     );
     lan.assert_no_residue(&[NET], "after gc");
+}
+
+/// A container `id` whose attach the failpoints build's hook died in, between the server's
+/// answers and the full record.
+fn killed_after_the_ack(lan: &Lan, id: &str) -> TestNetns {
+    let container = TestNetns::new("omt-ctr-");
+    let creating = state_with_hostname(lan, id, &container, "creating", "web");
+    let out = lan.cli_with(
+        &failpoints_binary(),
+        &[("OCI_MACVLAN_FAILPOINTS", "attach:net:dhcp-acked=kill")],
+        &["hook"],
+        creating.as_bytes(),
+    );
+    assert_eq!(out.code, -1, "not killed: {}", out.stderr);
+    container
 }
 
 /// Starts the failpoints build's hook with `failpoint` on container `id`'s state (of `process`,

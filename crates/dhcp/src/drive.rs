@@ -84,6 +84,28 @@ macro_rules! machine_errors {
 }
 pub(crate) use machine_errors;
 
+/// The `tick` and `receive` of a wrapper that notes what its client asks for: its `client` is
+/// the machine it wraps, and its `noted(turn, now, answered)` looks at the client's new state
+/// (`answered`: a message read moved it there).
+macro_rules! noting_steps {
+    () => {
+        fn tick(&mut self, now: SystemTime) -> Result<Turn<Self::Out, Self::Event>> {
+            let turn = Machine::tick(&mut *self.client, now)?;
+            self.noted(turn, now, false)
+        }
+        fn receive(
+            &mut self,
+            message: &[u8],
+            len: usize,
+            now: SystemTime,
+        ) -> Result<Turn<Self::Out, Self::Event>> {
+            let turn = Machine::receive(&mut *self.client, message, len, now)?;
+            self.noted(turn, now, true)
+        }
+    };
+}
+pub(crate) use noting_steps;
+
 /// What the loop needs of its socket, `N` bytes read at most: a seam, so that a test can
 /// flood the loop without a link.
 pub(crate) trait Transport<O, const N: usize> {

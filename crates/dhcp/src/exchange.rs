@@ -198,10 +198,14 @@ struct Noting<'a> {
 }
 
 impl Noting<'_> {
+    /// Tells the note what the client's new state asks for: an offer taken (its REQUEST about
+    /// to go out), or the noted one NAKed (an event of its own: whether an answer moved the
+    /// client, `_answered`, is not needed).
     fn noted(
         &mut self,
         turn: Turn<Outgoing, Event>,
         now: SystemTime,
+        _answered: bool,
     ) -> Result<Turn<Outgoing, Event>> {
         // A NAK of the noted offer's REQUEST: the server holds nothing for it (it may have
         // given the address to another client), so the note must stop naming it.
@@ -229,19 +233,7 @@ impl Machine for Noting<'_> {
     type Event = Event;
     type Refused = Refused;
     type Error = Error;
-    fn tick(&mut self, now: SystemTime) -> Result<Turn<Outgoing, Event>> {
-        let turn = Machine::tick(&mut *self.client, now)?;
-        self.noted(turn, now)
-    }
-    fn receive(
-        &mut self,
-        message: &[u8],
-        len: usize,
-        now: SystemTime,
-    ) -> Result<Turn<Outgoing, Event>> {
-        let turn = Machine::receive(&mut *self.client, message, len, now)?;
-        self.noted(turn, now)
-    }
+    drive::noting_steps!();
     fn sent(&mut self) {
         if let crate::State::Requesting { .. } = self.client.state()
             && let Some(requested) = self.requested.take()

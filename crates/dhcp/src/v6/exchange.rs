@@ -188,19 +188,7 @@ impl Machine for Noting<'_> {
     type Event = Event;
     type Refused = Refused;
     type Error = Error;
-    fn tick(&mut self, now: SystemTime) -> Result<Turn<Outgoing, Event>> {
-        let turn = Machine::tick(&mut *self.client, now)?;
-        self.noted(turn, now, false)
-    }
-    fn receive(
-        &mut self,
-        message: &[u8],
-        len: usize,
-        now: SystemTime,
-    ) -> Result<Turn<Outgoing, Event>> {
-        let turn = Machine::receive(&mut *self.client, message, len, now)?;
-        self.noted(turn, now, true)
-    }
+    drive::noting_steps!();
     drive::machine_errors!(crate::here::V6_SERVER_PORT);
 }
 
