@@ -76,14 +76,9 @@ fn view(ctx: &Context, networks: &Networks, records: &Records, given: &str) -> R
         &routes,
     );
     view["Store"] = store;
-    // This host's name in a shared store: its containers' endpoint ids name it.
-    let host = match (&network.store, &status.store) {
-        (store, StoreState::Ok) if !store.is_local() => ctx.stores().host_id().ok(),
-        _ => None,
-    };
     dhcp::add(&network, &status.leases, records, &mut view);
     if matches!(status.store, StoreState::Ok) {
-        dhcp::add_leaseless(&network, records, host.as_deref(), &mut view);
+        dhcp::add_leaseless(&network, records, &mut view);
     }
     Ok(view)
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use oci_macvlan_tests::{
     ContainerProcess, Lan,
-    dhcp_lan::{NET, create_dhcp_network, kea_config, record},
+    dhcp_lan::{NET, create_dhcp_network, kea_config, live_leases, record},
     failpoints_binary,
     kea::{Kea, KeaConfig},
     kea6::{Kea6, Kea6Config},
@@ -119,7 +119,7 @@ fn a_renewer_killed_once_its_discovery_is_acked_leaves_the_lease_for_poststop_to
 fn a_renewer_killed_once_its_v6_discovery_is_replied_leaves_the_lease_for_poststop_to_release() {
     let lan = Lan::new();
     attach6::router_v6(&lan);
-    let _kea = Kea::start(&lan.router, &kea_config());
+    let kea = Kea::start(&lan.router, &kea_config());
     let config = Kea6Config {
         preferred_lifetime: 6,
         valid_lifetime: 8,
@@ -196,8 +196,29 @@ fn a_renewer_killed_once_its_v6_discovery_is_replied_leaves_the_lease_for_postst
     );
 
     // The hook run again for the live container keeps no pending v6 lease as it is: it asks
-    // again, and the server's answer is that lease, now bound and on the link.
+    // again for both. A run that then fails gives back only what it took: the v4 lease the
+    // container held, bound, stays at the server, in the store and on the link.
     let state = lan.pid_bundle("c1", &[(ANN, NET)], process.pid(), "creating");
+    let v4 = dhcp(&lan)["lease"]["address"].as_str().unwrap().to_owned();
+    let out = lan.cli_with(
+        &failpoints_binary(),
+        &[("OCI_MACVLAN_FAILPOINTS", "attach:net:addressed=error")],
+        &["hook"],
+        state.as_bytes(),
+    );
+    assert_ne!(
+        out.code, 0,
+        "the failpoint did not fail the run: {}",
+        out.stderr
+    );
+    assert_eq!(
+        live_leases(&kea),
+        std::slice::from_ref(&v4),
+        "Kea lost the held lease"
+    );
+    assert_eq!(addresses(process.pid(), "-4"), std::slice::from_ref(&v4));
+    assert_eq!(lan.leased(NET), 1, "the store lost the held lease");
+    // The run that succeeds: the pending v6 lease is bound and on the link.
     lan.cli_ok(&["hook"], &state);
     let again = v6();
     assert_eq!(again["renewal"]["pending"], Value::Null, "{again}");

@@ -151,18 +151,18 @@ pub fn add(network: &Network, leases: &[Lease], records: &Records, view: &mut Va
 }
 
 /// Adds to `view` (after [`add`], from a store that answered) each container of this host
-/// (`host`: its name in a shared store) whose record keeps a lease on `network` that the store
-/// holds none of (ended or refused, `unbound`, while the renewer discovers again; or an
-/// attach's offer still pending): listed without an address, its lease's state and last
-/// failure shown.
-pub fn add_leaseless(network: &Network, records: &Records, host: Option<&str>, view: &mut Value) {
+/// whose record keeps a lease on `network` that the store holds none of (ended or refused,
+/// `unbound`, while the renewer discovers again; or an offer still `pending`): listed without
+/// an address, its lease's state and last failure shown. A DHCP network's store is this
+/// host's own (`network create` refuses a shared one for it): its leases name no host.
+pub fn add_leaseless(network: &Network, records: &Records, view: &mut Value) {
     if network.dhcp.is_none() {
         return;
     }
     let Some(containers) = view["Containers"].as_object_mut() else {
         return;
     };
-    for (key, entry) in leaseless(network, records, host, containers, SystemTime::now()) {
+    for (key, entry) in leaseless(network, records, containers, SystemTime::now()) {
         containers.insert(key, entry);
     }
 }
@@ -172,7 +172,6 @@ pub fn add_leaseless(network: &Network, records: &Records, host: Option<&str>, v
 fn leaseless(
     network: &Network,
     records: &Records,
-    host: Option<&str>,
     containers: &Map<String, Value>,
     now: SystemTime,
 ) -> Vec<(String, Value)> {
@@ -186,14 +185,19 @@ fn leaseless(
             .iter()
             .filter(|e| e.network == network.name)
         {
-            let Some(lease) = endpoint.dhcp.as_ref() else {
+            // A lease ended, refused or in flight (a bound one the store lacks is a detach
+            // or an attach under way: the store's view is shown).
+            let Some(lease) = endpoint.dhcp.as_ref().filter(|d| {
+                let unheld = |r: &Renewal| r.unbound || r.pending;
+                unheld(&d.renewal) || d.v6.as_ref().is_some_and(|v6| unheld(&v6.renewal))
+            }) else {
                 continue;
             };
             let owner = Owner {
                 container_id: id.clone(),
                 ifname: endpoint.ifname.clone(),
             };
-            let key = super::endpoint_id(&network.id, host, &owner);
+            let key = super::endpoint_id(&network.id, None, &owner);
             if containers.contains_key(&key) {
                 continue;
             }
@@ -202,7 +206,7 @@ fn leaseless(
                 name: record.name.clone(),
                 cni: record.cni,
             };
-            let mut entry = super::container_entry(key.clone(), &owner, host, Some(&facts));
+            let mut entry = super::container_entry(key.clone(), &owner, None, Some(&facts));
             entry["DhcpLease"] = lease_view(lease, now);
             found.push((key, entry));
         }

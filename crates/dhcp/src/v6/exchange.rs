@@ -91,7 +91,8 @@ pub fn acquire(client: &mut Client, socket: &UdpLink, timeout: Duration) -> Resu
 /// read. A REPLY to that REQUEST that gives no address (the client solicits again) is told as
 /// `None`: the server holds nothing for it; one that gives another address than the one asked
 /// for is told as that lease. A REQUEST whose retransmissions ran out unanswered is told
-/// nothing: its REPLY may have been lost, and the lease stays noted. An `Err` from `note` ends
+/// nothing: its REPLY may have been lost, and the lease stays noted (until another ADVERTISE
+/// is taken and told). An `Err` from `note` ends
 /// the exchange ([`Error::Unnoted`]), before the REQUEST it was told of.
 pub fn acquire_noting(
     client: &mut Client,
@@ -112,6 +113,7 @@ fn acquire_on(
         client,
         note,
         noted: None,
+        requesting: false,
     };
     let step = Machine::tick(&mut noting, SystemTime::now())?;
     match drive::run(&mut noting, socket, step, timeout)? {
@@ -133,6 +135,8 @@ struct Noting<'a> {
     note: &'a mut dyn FnMut(Option<&Lease>) -> std::result::Result<(), String>,
     /// The ADVERTISE last noted: the address asked for and its server.
     noted: Option<(Ipv6Addr, Vec<u8>)>,
+    /// The client was requesting before this step.
+    requesting: bool,
 }
 
 impl Noting<'_> {
@@ -165,8 +169,8 @@ impl Noting<'_> {
             },
             // Soliciting again after a REPLY without an address: the server holds nothing
             // for it. (Not after the REQUEST's retransmissions ran out: its REPLY may have
-            // been lost, and the lease stays noted.)
-            _ if answered => self
+            // been lost, and the lease stays noted until another ADVERTISE is taken.)
+            _ if answered && self.requesting => self
                 .noted
                 .as_ref()
                 .map(|(address, server)| ((*address, server.clone()), None)),
@@ -179,6 +183,7 @@ impl Noting<'_> {
             })?;
             self.noted = lease.is_some().then_some(this);
         }
+        self.requesting = matches!(self.client.state(), State::Requesting { .. });
         Ok(turn)
     }
 }

@@ -363,11 +363,28 @@ pub(super) fn acquire(store: &mut dyn LeaseStore, ask: &Ask<'_>) -> Result<Taken
             .collect(),
         _ => Vec::new(),
     };
+    // What the container's earlier run holds, bound, is its own still: a new exchange that
+    // gets it again does not give it back if the attach then fails.
+    let held: Vec<IpAddr> = match ask.previous.and_then(|e| e.dhcp.as_ref()) {
+        Some(old) if ask.held_before => {
+            let v4 = !old.renewal.unbound && !old.renewal.pending && !old.expired(now);
+            let v6 = old
+                .v6
+                .as_ref()
+                .filter(|v6| !v6.renewal.unbound && !v6.renewal.pending && !v6.expired(now));
+            (v4.then_some(IpAddr::V4(old.lease.address)).into_iter())
+                .chain(v6.map(|v6| IpAddr::V6(v6.lease.address)))
+                .collect()
+        }
+        _ => Vec::new(),
+    };
     Ok(Taken {
         new: if kept.is_some() {
             Vec::new()
         } else {
-            acquired_all.iter().map(|a| a.address.ip()).collect()
+            (acquired_all.iter().map(|a| a.address.ip()))
+                .filter(|ip| !held.contains(ip))
+                .collect()
         },
         acquired: acquired_all,
         dhcp: Some(record),

@@ -100,7 +100,9 @@ impl<'a> Notes<'a> {
     /// (`None`) its REPLY gave no address: the server holds nothing for it.
     pub(super) fn v6(&self, offered: Option<Dhcp6Record>) -> Result<(), String> {
         let mut noted = self.lock();
-        if offered.is_some() && self.note.is_some() {
+        // A v6 part noted already is replaced as it is (a REPLY of another address: the
+        // server holds that one now, whatever the v4 exchange did since).
+        if offered.is_some() && self.note.is_some() && noted.v6.is_none() {
             let deadline = Instant::now() + self.within;
             while !noted.offered() && noted.v4_over.is_none() {
                 let left = deadline.saturating_duration_since(Instant::now());
@@ -234,6 +236,23 @@ mod tests {
             assert!(notes.v6_noted().is_none());
         });
         assert_eq!(written.len(), 1, "the v4 offer alone");
+    }
+
+    /// A REPLY of another address than the one noted replaces the v6 part as it is, even once
+    /// the v4 exchange failed: the server holds that lease.
+    #[test]
+    fn a_noted_v6_part_is_replaced_whatever_the_v4_exchange_did_since() {
+        let (v4, v6) = parts();
+        let mut other = v6.clone();
+        other.lease.address = "fd00::77".parse().unwrap();
+        let written = noting(|notes| {
+            notes.v4(Some(v4.clone())).unwrap();
+            notes.v6(Some(v6.clone())).unwrap();
+            notes.v4_over(false);
+            notes.v6(Some(other.clone())).unwrap();
+            assert_eq!(notes.v6_noted().as_ref(), Some(&other));
+        });
+        assert_eq!(written.last().and_then(|r| r.v6.as_ref()), Some(&other));
     }
 
     #[test]
