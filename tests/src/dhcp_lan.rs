@@ -101,20 +101,7 @@ pub fn live_leases(kea: &Kea) -> Vec<String> {
     addresses
 }
 
-/// The pids of this LAN's DHCP keepers (their command line names its state dir), those of
-/// container `id` when given (`--container ID` on it).
+/// The pids of this LAN's DHCP keepers, those of container `id` when given ([`Lan::keepers`]).
 pub fn keepers(lan: &Lan, id: Option<&str>) -> Vec<u32> {
-    let state = lan.state_dir().to_string_lossy().into_owned();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-            args.contains(&&b"dhcp-keeper"[..])
-                && args.contains(&state.as_bytes())
-                && id.is_none_or(|id| args.contains(&id.as_bytes()))
-        })
-        .collect()
+    lan.keepers(id)
 }

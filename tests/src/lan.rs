@@ -427,3 +427,46 @@ impl Default for Lan {
         Self::new()
     }
 }
+
+impl Lan {
+    /// The pids of this LAN's DHCP keepers (their command line names its state dir), those of
+    /// container `id` when given (`--container ID` on it).
+    pub fn keepers(&self, id: Option<&str>) -> Vec<u32> {
+        let state = self.state_dir().to_string_lossy().into_owned();
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|pid| {
+                let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+                args.contains(&&b"dhcp-keeper"[..])
+                    && args.contains(&state.as_bytes())
+                    && id.is_none_or(|id| args.contains(&id.as_bytes()))
+            })
+            .collect()
+    }
+}
+
+/// Before its dirs go, the keepers still running on them are killed and waited for: one in
+/// the middle of a renewal would otherwise write in a dir being removed (a keeper makes no dir
+/// again, but its write can race the removal), and none outlives its test. Killing a keeper
+/// loses nothing (the store holds all it knows).
+impl Drop for Lan {
+    fn drop(&mut self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let left = self.keepers(None);
+            if left.is_empty() || std::time::Instant::now() > deadline {
+                break;
+            }
+            for pid in left {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}

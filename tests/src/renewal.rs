@@ -73,18 +73,9 @@ pub fn wait_until(within: Duration, mut done: impl FnMut() -> bool) -> bool {
     done()
 }
 
-/// The pids of this LAN's keepers (their command line names its state dir).
+/// The pids of this LAN's keepers ([`Lan::keepers`]).
 pub fn keepers(lan: &Lan) -> Vec<u32> {
-    let state = lan.state_dir().to_string_lossy().into_owned();
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-            args.contains(&&b"dhcp-keeper"[..]) && args.contains(&state.as_bytes())
-        })
-        .collect()
+    lan.keepers(None)
 }
 
 /// Attaches container `c1` (process `process`) to [`NET`] through the hook; asserts that the

@@ -199,19 +199,24 @@ pub(crate) fn read_own(path: &Path) -> io::Result<Option<Vec<u8>>> {
     Ok(Some(bytes))
 }
 
+/// Whether this process makes the dirs it writes in when they are missing (see
+/// [`make_no_dirs`]).
+static MAKES_DIRS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// From now on this process makes no dir: a write or a lock in a dir that is gone fails
+/// (`NotFound`) instead of making the dir again. For a process that outlives the command that
+/// made the state dir (a lease's keeper): a state dir removed with all it held (an operator's
+/// cleanup, a test's temporary dir) stays removed, whatever the process was doing then.
+pub fn make_no_dirs() {
+    MAKES_DIRS.store(false, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Makes `dir` (and missing parents) with [`DIR_MODE`] and checks that it is a real dir, not a
-/// symlink to somewhere else. Cheap enough for every hook: one `mkdir` and one `lstat`.
+/// symlink to somewhere else. Cheap enough for every hook: one `mkdir` and one `lstat`. In a
+/// process that makes no dirs ([`make_no_dirs`]) only the check.
 pub(crate) fn ensure_dir(dir: &Path) -> io::Result<()> {
-    match DirBuilder::new().mode(DIR_MODE).create(dir) {
-        Ok(()) => {}
-        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
-        Err(err) if err.kind() == io::ErrorKind::NotFound => {
-            DirBuilder::new()
-                .mode(DIR_MODE)
-                .recursive(true)
-                .create(dir)?;
-        }
-        Err(err) => return Err(err),
+    if MAKES_DIRS.load(std::sync::atomic::Ordering::Relaxed) {
+        make_dir(dir)?;
     }
     let meta = fs::symlink_metadata(dir)?;
     if meta.file_type().is_symlink() {
@@ -223,6 +228,17 @@ pub(crate) fn ensure_dir(dir: &Path) -> io::Result<()> {
         return Err(io::Error::other("it is not a directory"));
     }
     Ok(())
+}
+
+fn make_dir(dir: &Path) -> io::Result<()> {
+    match DirBuilder::new().mode(DIR_MODE).create(dir) {
+        Ok(()) => Ok(()),
+        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {
+            DirBuilder::new().mode(DIR_MODE).recursive(true).create(dir)
+        }
+        Err(err) => Err(err),
+    }
 }
 
 /// Sets `file`'s mode to `mode` exactly (the umask may have taken bits away, or a caller's
@@ -463,5 +479,47 @@ mod tests {
         write_atomic(&path, b"3", Put::Replace, Durability::UntilReboot).unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"3");
         assert!(!left.exists());
+    }
+
+    /// Run alone in a child process (the switch is for the whole process): with
+    /// [`make_no_dirs`], a write or a lock in a dir that is gone fails and makes nothing,
+    /// where the dir was made and checked earlier in the process too.
+    #[test]
+    fn a_process_that_makes_no_dirs_never_makes_a_gone_dir_again() {
+        const CHILD: &str = "OCI_MACVLAN_TEST_MAKE_NO_DIRS";
+        let Some(root) = std::env::var_os(CHILD) else {
+            let dir = tempfile::tempdir().unwrap();
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--exact",
+                    "files::tests::a_process_that_makes_no_dirs_never_makes_a_gone_dir_again",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env(CHILD, dir.path())
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success(),
+                "{text}{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(text.contains("1 passed"), "{text}");
+            return;
+        };
+        let state = Path::new(&root).join("run");
+        let path = state.join("endpoints/c1.json");
+        write_atomic(&path, b"1", Put::Replace, Durability::UntilReboot).unwrap();
+        crate::lock::FileLock::acquire(&state.join("locks/c1")).unwrap();
+        make_no_dirs();
+        write_atomic(&path, b"2", Put::Replace, Durability::UntilReboot).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"2");
+        fs::remove_dir_all(&state).unwrap();
+        let err = write_atomic(&path, b"3", Put::Replace, Durability::UntilReboot).unwrap_err();
+        assert!(crate::one_line(&err).contains("No such file"), "{err}");
+        let err = crate::lock::FileLock::acquire(&state.join("locks/c1")).unwrap_err();
+        assert!(crate::one_line(&err).contains("No such file"), "{err}");
+        assert!(!state.exists(), "the state dir was made again");
     }
 }

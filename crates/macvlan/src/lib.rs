@@ -56,7 +56,7 @@ pub use detach::detach;
 pub use disconnect::disconnect;
 pub use endpoint::{Endpoint, attach};
 pub use error::{DefinitionError, DhcpError, Error, ErrorKind, Result, StateError, cut, one_line};
-pub use files::{Durability, Put, check_private_dir, open_own, write_atomic};
+pub use files::{Durability, Put, check_private_dir, make_no_dirs, open_own, write_atomic};
 pub use gc::{GcReport, gc};
 pub use id::{ContainerId, IdRef, check_container_id};
 pub use ifname::ifname_problem;
