@@ -162,23 +162,38 @@ pub fn add_leaseless(network: &Network, records: &Records, view: &mut Value) {
     let Some(containers) = view["Containers"].as_object_mut() else {
         return;
     };
-    for (key, entry) in leaseless(network, records, containers, SystemTime::now()) {
-        containers.insert(key, entry);
+    match leaseless(network, records, containers, SystemTime::now()) {
+        Ok(found) => containers.extend(found),
+        Err(err) => eprintln!(
+            "oci-macvlan: warning: containers on {} whose DHCP lease ended are not shown: {}",
+            network.name,
+            oci_macvlan_macvlan::one_line(&err)
+        ),
     }
 }
 
 /// The entries of this host's containers whose record keeps a DHCP lease on `network` and
-/// that `containers` (the store's) lacks.
+/// that `containers` (the store's) lacks. Records that cannot be listed are an error; a record
+/// that cannot be read is named in a warning and the others are shown.
 fn leaseless(
     network: &Network,
     records: &Records,
     containers: &Map<String, Value>,
     now: SystemTime,
-) -> Vec<(String, Value)> {
+) -> oci_macvlan_macvlan::Result<Vec<(String, Value)>> {
     let mut found = Vec::new();
-    for id in records.list().unwrap_or_default() {
-        let Ok(Some(record)) = records.read(&id) else {
-            continue;
+    for id in records.list()? {
+        let record = match records.read(&id) {
+            Ok(Some(record)) => record,
+            // Removed since it was listed: a detach.
+            Ok(None) => continue,
+            Err(err) => {
+                eprintln!(
+                    "oci-macvlan: warning: the record of container {id} is not shown: {}",
+                    oci_macvlan_macvlan::one_line(&err)
+                );
+                continue;
+            }
         };
         for endpoint in record
             .endpoints
@@ -211,7 +226,7 @@ fn leaseless(
             found.push((key, entry));
         }
     }
-    found
+    Ok(found)
 }
 
 #[cfg(test)]
@@ -282,5 +297,33 @@ mod tests {
         assert_eq!(view["LastError"], "no DHCP server answered");
         assert_eq!(view["RetryAt"], time(later));
         assert_eq!(shown(now, Renewal::default())["State"], "expired");
+    }
+
+    #[test]
+    fn records_that_cannot_be_listed_are_an_error_not_an_empty_list() {
+        let dir = tempfile::tempdir().unwrap();
+        let records = Records::new(dir.path());
+        let network = oci_macvlan_macvlan::NetworkSpec {
+            name: "lan".into(),
+            driver: "macvlan".into(),
+            options: vec!["parent=eth0".into()],
+            ipam_driver: "dhcp".into(),
+            ..Default::default()
+        }
+        .validate("f".repeat(64), "2026-11-23T00:00:00Z".into())
+        .unwrap();
+        let now = SystemTime::now();
+        assert!(
+            leaseless(&network, &records, &Map::new(), now)
+                .unwrap()
+                .is_empty()
+        );
+        // Where the records go, a file: they cannot be listed.
+        std::fs::write(dir.path().join("endpoints"), b"").unwrap();
+        let err = leaseless(&network, &records, &Map::new(), now).unwrap_err();
+        assert!(
+            oci_macvlan_macvlan::one_line(&err).contains("Not a directory"),
+            "{err}"
+        );
     }
 }
