@@ -207,11 +207,8 @@ fn launch(container: &str, network: &str, made: Result<Ready>) {
 
 /// `oci-macvlan dhcp-keeper`: keeps the lease of `container` on `network` until the container
 /// ends or the lease is given back. Its standard streams are `/dev/null`: what it does goes to
-/// the hook journal.
+/// the hook journal. It makes no dir (`main` has turned dir making off for it).
 pub fn run(ctx: &Context, container: &str, network: &str) -> Result<()> {
-    // A keeper outlives the command that made the state dir: one removed under it (with all it
-    // held) is not made again by a record, lease or lock it writes mid-act.
-    oci_macvlan_macvlan::make_no_dirs();
     oci_macvlan_keeper::detach()
         .map_err(|e| crate::error::Error::Keeper(std::io::Error::other(e)))?;
     let id = ContainerId::parse(container)?;

@@ -91,13 +91,16 @@ fn main() -> ExitCode {
         log_level: cli.log_level,
         host_id: cli.host_id,
     };
-    // A keeper whose state dir is gone (removed with all it held) has nothing left to keep,
-    // and makes nothing again (the dirs' check below would make the state dir).
-    if matches!(cli.command, Command::DhcpKeeper { .. })
-        && std::fs::symlink_metadata(&ctx.state_dir)
+    // A keeper outlives the command that made its dirs: it makes none (the dirs' check below,
+    // a record, lock or store it writes mid-act), so a state dir removed with all it held stays
+    // removed. One whose state dir is gone already has nothing left to keep.
+    if matches!(cli.command, Command::DhcpKeeper { .. }) {
+        oci_macvlan_macvlan::make_no_dirs();
+        if std::fs::symlink_metadata(&ctx.state_dir)
             .is_err_and(|err| err.kind() == std::io::ErrorKind::NotFound)
-    {
-        return ExitCode::SUCCESS;
+        {
+            return ExitCode::SUCCESS;
+        }
     }
     // A failed hook's line, which says what it was doing (see `Invocation::error_line`).
     let mut line = None;

@@ -451,15 +451,19 @@ impl Lan {
 /// Before its dirs go, the keepers still running on them are killed and waited for: one in
 /// the middle of a renewal would otherwise write in a dir being removed (a keeper makes no dir
 /// again, but its write can race the removal), and none outlives its test. Killing a keeper
-/// loses nothing (the store holds all it knows).
+/// loses nothing (the store holds all it knows). None is seen twice 20 ms apart before the
+/// dirs go: a keeper just started may not have its command line yet (a child before its
+/// `execve` has the hook's).
 impl Drop for Lan {
     fn drop(&mut self) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        loop {
+        let mut none_before = false;
+        while std::time::Instant::now() < deadline {
             let left = self.keepers(None);
-            if left.is_empty() || std::time::Instant::now() > deadline {
+            if left.is_empty() && none_before {
                 break;
             }
+            none_before = left.is_empty();
             for pid in left {
                 let _ = nix::sys::signal::kill(
                     nix::unistd::Pid::from_raw(pid as i32),

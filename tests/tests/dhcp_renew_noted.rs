@@ -241,3 +241,53 @@ fn a_renewer_killed_once_its_v6_discovery_is_replied_leaves_the_lease_for_postst
     );
     lan.assert_no_residue(&[NET], "after poststop");
 }
+
+/// A keeper in the middle of its act (a discovery ACKed, the lease not yet applied: paused
+/// there a second by a failpoint) when its state dir is removed with all it held (an
+/// operator's cleanup, a test's temporary dir): it opens no store, writes no record, lock or
+/// journal line that makes it again. Before, its lease store's open made the state dir and a
+/// new store again.
+#[privileged]
+fn a_renewer_mid_act_when_its_state_dir_is_removed_makes_it_not_again() {
+    let lan = Lan::new();
+    let config = KeaConfig {
+        valid_lifetime: 8,
+        renew_timer: 2,
+        rebind_timer: 5,
+        ..kea_config()
+    };
+    let kea = Kea::start(&lan.router, &config);
+    create_dhcp_network(&lan, &[]);
+    let process = ContainerProcess::start();
+    attach_with(
+        &lan,
+        &process,
+        &failpoints_binary(),
+        &[("OCI_MACVLAN_FAILPOINTS", "renew:acked=pause")],
+    );
+    let dir = kea.stop();
+    assert!(
+        wait_until(Duration::from_secs(15), || dhcp(&lan)["renewal"]["unbound"]
+            == true),
+        "the lease did not end: {}",
+        dhcp(&lan)
+    );
+    let kea = Kea::start_again(dir, &lan.router, &config);
+    // The offer noted and ACKed: the keeper now waits a second before it applies the lease.
+    assert!(
+        wait_until(Duration::from_secs(30), || dhcp(&lan)["renewal"]["pending"]
+            == true
+            && kea.log().contains("DHCP4_LEASE_ALLOC ")),
+        "no discovery's offer on the record, or no lease ACKed: {}\n{}",
+        dhcp(&lan),
+        kea.log()
+    );
+    // The state dir alone: the network's definition is still there for the act to load.
+    let state = lan.state_dir();
+    std::fs::remove_dir_all(&state).unwrap();
+    // Past the pause and the act's end (a failed act is journaled, then the keeper retries or
+    // ends): nothing made again.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(!state.exists(), "{} was made again", state.display());
+    process.kill();
+}

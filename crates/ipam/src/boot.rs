@@ -48,6 +48,21 @@ const BOOT_ID_MAX: u64 = 64;
 /// of this boot unless another process changed `leases` in between.
 const ROUNDS: usize = 8;
 
+/// Whether this process may make a store that is missing (see [`make_no_stores`]).
+static MAKES_STORES: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// From now on this process makes no store, nor the state dir that holds one: opening a store
+/// that is gone is [`Error::StoreGone`]. For a process that outlives the command that made the
+/// store (a lease's renewer): a state dir removed with all it held stays removed.
+pub fn make_no_stores() {
+    MAKES_STORES.store(false, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether this process makes a missing store (see [`make_no_stores`]).
+pub(crate) fn makes_stores() -> bool {
+    MAKES_STORES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// This boot's id.
 pub(crate) fn current() -> Result<String> {
     fs::read_to_string(BOOT_ID_SOURCE)
@@ -78,6 +93,11 @@ pub(crate) fn prepare(
 ) -> Result<Found> {
     for _ in 0..ROUNDS {
         let Some(meta) = lstat(store)? else {
+            if !makes_stores() {
+                return Err(Error::StoreGone {
+                    path: store.to_path_buf(),
+                });
+            }
             create(state_dir, store, boot, init)?;
             continue;
         };

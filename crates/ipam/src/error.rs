@@ -152,6 +152,13 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The local lease store is gone, and this process makes none (a lease's renewer, which
+    /// outlives the command that made its state dir: see `make_no_stores`).
+    #[error("lease store {path} is gone (its state dir was removed?), and a renewer makes none")]
+    StoreGone {
+        /// The store's directory.
+        path: PathBuf,
+    },
     /// The local lease store's files are not what a store is made of (a file of the wrong
     /// kind, a mark that cannot be read, …): it is never opened.
     #[error(
@@ -321,6 +328,7 @@ impl Error {
             | Self::HostAlive { .. } => ErrorKind::Conflict,
             Self::OpenStore { .. }
             | Self::CreateStateDir { .. }
+            | Self::StoreGone { .. }
             | Self::Damaged { .. }
             | Self::ReadStore { .. }
             | Self::CreateStore { .. }

@@ -27,6 +27,7 @@ mod usage;
 
 pub use addr::{ip_of_key, to_key};
 pub use allocator::{Request, allocate};
+pub use boot::make_no_stores;
 pub use damage::Damage;
 pub use error::{Error, ErrorKind, Result};
 pub use hash::fnv1a64;

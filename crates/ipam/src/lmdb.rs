@@ -89,7 +89,9 @@ impl LmdbStore {
             path: store.clone(),
             source,
         };
-        std::fs::create_dir_all(state_dir).map_err(create)?;
+        if boot::makes_stores() {
+            std::fs::create_dir_all(state_dir).map_err(create)?;
+        }
         let this_boot = boot::current()?;
         let found = boot::prepare(state_dir, &store, &this_boot, &init)?;
         damage::check(&store, thorough)?;

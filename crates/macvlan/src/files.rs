@@ -209,6 +209,7 @@ static MAKES_DIRS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool
 /// cleanup, a test's temporary dir) stays removed, whatever the process was doing then.
 pub fn make_no_dirs() {
     MAKES_DIRS.store(false, std::sync::atomic::Ordering::Relaxed);
+    oci_macvlan_ipam::make_no_stores();
 }
 
 /// Makes `dir` (and missing parents) with [`DIR_MODE`] and checks that it is a real dir, not a
@@ -252,7 +253,7 @@ pub(crate) fn fix_mode(file: &File, mode: u32) -> io::Result<()> {
 
 /// Refuses a config or state dir that someone other than root could change: not owned by the
 /// user oci-macvlan runs as (root), or writable by its group or by others. Makes it (mode
-/// [`DIR_MODE`]) when it is missing. `what` names it in the error ("state dir").
+/// [`DIR_MODE`]) when it is missing, unless this process makes no dirs ([`make_no_dirs`]). `what` names it in the error ("state dir").
 pub fn check_private_dir(dir: &Path, what: &'static str) -> Result<()> {
     let wrap = |source: io::Error| {
         Error::from(StateError::UnsafeDir {
@@ -262,7 +263,9 @@ pub fn check_private_dir(dir: &Path, what: &'static str) -> Result<()> {
         })
     };
     if let Err(err) = fs::metadata(dir) {
-        if err.kind() != io::ErrorKind::NotFound {
+        if err.kind() != io::ErrorKind::NotFound
+            || !MAKES_DIRS.load(std::sync::atomic::Ordering::Relaxed)
+        {
             return Err(wrap(err));
         }
         DirBuilder::new()
@@ -512,10 +515,20 @@ mod tests {
         let path = state.join("endpoints/c1.json");
         write_atomic(&path, b"1", Put::Replace, Durability::UntilReboot).unwrap();
         crate::lock::FileLock::acquire(&state.join("locks/c1")).unwrap();
+        drop(oci_macvlan_ipam::LmdbStore::open(&state).unwrap());
         make_no_dirs();
         write_atomic(&path, b"2", Put::Replace, Durability::UntilReboot).unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"2");
+        drop(oci_macvlan_ipam::LmdbStore::open(&state).unwrap());
+        check_private_dir(&state, "state dir").unwrap();
         fs::remove_dir_all(&state).unwrap();
+        let err = oci_macvlan_ipam::LmdbStore::open(&state).unwrap_err();
+        assert!(
+            matches!(err, oci_macvlan_ipam::Error::StoreGone { .. }),
+            "{err}"
+        );
+        let err = crate::one_line(&check_private_dir(&state, "state dir").unwrap_err());
+        assert!(err.contains("No such file"), "{err}");
         let err = write_atomic(&path, b"3", Put::Replace, Durability::UntilReboot).unwrap_err();
         assert!(crate::one_line(&err).contains("No such file"), "{err}");
         let err = crate::lock::FileLock::acquire(&state.join("locks/c1")).unwrap_err();
