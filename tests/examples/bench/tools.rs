@@ -145,6 +145,12 @@ pub(super) fn cycle(
     };
     let pid = process.as_ref().map(Process::pid);
     let attach = invoke(setup, tool, network, id, i, (&path, pid), true)?;
+    // A DHCP attach's keepers may start after the hook has ended (the packet socket's closer
+    // child starts the first once the socket is closed): both are waited for here, outside
+    // any timed call, so that no keeper's start runs in the next one.
+    if process.is_some() && matches!(tool, Tool::OursDhcp | Tool::BaselineDhcp) {
+        wait_for_keepers(id, 2)?;
+    }
     // A runtime runs poststop once the container's process has died; its keepers end with it.
     if let Some(process) = process {
         process.end(id)?;
@@ -212,6 +218,18 @@ impl Process {
         }
         Ok(())
     }
+}
+
+/// Waits until `count` keepers of container `id` run (see [`keepers_of`]).
+fn wait_for_keepers(id: &str, count: usize) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while keepers_of(id) < count {
+        if Instant::now() > deadline {
+            bail!("the {count} keepers of {id} did not start");
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    Ok(())
 }
 
 /// How many `dhcp-keeper` processes name a container whose id ends in `-{id}`.
