@@ -8,7 +8,7 @@ use std::{ffi::OsString, path::PathBuf, process::Command, sync::Mutex};
 use oci_macvlan_keeper::{Container, Ended, Ready, Slot};
 use oci_macvlan_macvlan::{
     AttachRequest, ContainerId, DhcpRenewal, Endpoint, LeaseStep, Networks, OnLease, Records,
-    Renewed,
+    Renewed, Start,
 };
 
 use crate::{Context, error::Result, journal::Invocation};
@@ -96,12 +96,15 @@ pub fn attach_keeping(
 
 /// Renewers started during an attach (`AttachRequest::on_lease`, [`Self::tell`]): for each
 /// network whose lease's REQUEST is out, its keeper's start is made ready then (on the core's
-/// helper thread, while the server answers), and made once the exchange is over, beside the
-/// rest of the attach: a `clone` (see [`Ready`]), and the keeper's own start does not take a CPU
-/// from the server. Once the attach is done, [`Self::rest`] starts those of the DHCP networks not
-/// told of (a lease kept from an earlier run). One made ready and never started (a panic
-/// between the two, unwinding in a debug build; a release build aborts) is started when this
-/// is dropped: it reads the record, and ends at once when no lease is recorded in full.
+/// helper thread, while the server answers) and handed to the core, whose packet socket's
+/// closer child starts it once it has closed the socket (no process is made for it on the
+/// attach's thread; a keeper that cannot start then is said nowhere, that child has no
+/// stderr: `gc` starts a kept lease's missing keepers). Where no closer could be made
+/// (`carried` false), it is started here once the exchange is over. Once the attach is done,
+/// [`Self::rest`] starts those of the DHCP networks not told of (a lease kept from an earlier
+/// run). One made ready and never started (a panic between the two, unwinding in a debug
+/// build; a release build aborts) is started when this is dropped: it reads the record, and
+/// ends at once when no lease is recorded in full.
 pub struct Beside<'a> {
     ctx: &'a Context,
     container: &'a str,
@@ -126,26 +129,32 @@ impl<'a> Beside<'a> {
         }
     }
 
-    /// What the core tells of `network`'s lease (see [`LeaseStep`]).
-    pub fn tell(&self, network: &str, step: LeaseStep) {
+    /// What the core tells of `network`'s lease (see [`LeaseStep`]); at the REQUEST, the
+    /// keeper's start, for the core's closer child to make.
+    pub fn tell(&self, network: &str, step: LeaseStep) -> Option<Start> {
         match step {
             LeaseStep::Requested => {
                 let made = ready(self.ctx, self.container, network);
+                let start = made.as_ref().ok().map(Ready::start_of);
                 if let Ok(mut told) = self.told.lock() {
                     told.push((network.to_owned(), Keeper::Ready(made)));
                 }
+                start
             }
-            LeaseStep::Exchanged => {
+            LeaseStep::Exchanged { carried } => {
                 let keeper = self.told.lock().ok().and_then(|mut told| {
                     let (_, keeper) = told.iter_mut().find(|(n, _)| n == network)?;
                     Some(std::mem::replace(keeper, Keeper::Started))
                 });
                 match keeper {
+                    // The closer child starts it once it has closed its socket.
+                    Some(Keeper::Ready(Ok(_))) if carried => {}
                     Some(Keeper::Ready(made)) => launch(self.container, network, made),
                     Some(Keeper::Started) => {}
                     // Not made ready (the core tells the REQUEST first): made now.
                     None => start(self.ctx, self.container, &[network]),
                 }
+                None
             }
         }
     }

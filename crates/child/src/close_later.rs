@@ -3,7 +3,8 @@
 //! socket did): 4 to 16 ms on a 250 Hz kernel, measured at 8–15 ms in a hook's DHCP attach,
 //! more than the whole rest of the hook. A process about to end (a hook, a CLI command) hands
 //! the socket to a child that closes it there and exits; the process itself lets go of its
-//! copy at once.
+//! copy at once. The child may start a program once it has closed the socket (a DHCP lease's
+//! renewer): one child for both, none of them made on the way out.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
@@ -13,7 +14,11 @@ use nix::{
     unistd::{ForkResult, fork, pipe2},
 };
 
-use crate::clone::{self, Syscall};
+use crate::{
+    Start,
+    clone::{self, Syscall},
+    start::{Exec, starter},
+};
 
 /// Closes `socket` in a child process made for it, and returns at once (see the module). The
 /// child keeps nothing else of this process: every other descriptor, the standard streams
@@ -23,7 +28,7 @@ use crate::clone::{self, Syscall};
 /// whoever inherits it when this process ends: for short-lived processes only. When no child
 /// can be made, the socket is closed here, as a drop would.
 pub fn close_later(socket: OwnedFd) {
-    match Closer::ready(socket.as_fd()) {
+    match Closer::ready(socket.as_fd(), None) {
         Some(closer) => closer.close(socket),
         None => drop(socket),
     }
@@ -38,29 +43,58 @@ pub struct Closer {
     tell: OwnedFd,
     /// The descriptor the child closes.
     keep: RawFd,
+    /// Whether the child starts a program once the socket is closed.
+    starts: bool,
+}
+
+/// What the child is given: descriptors, and the program it starts after, if any. Leaked, never
+/// written once made: the child may read it after this process has ended.
+#[derive(Debug)]
+struct Job {
+    keep: RawFd,
+    wait: RawFd,
+    tell: RawFd,
+    then: Option<&'static Exec>,
 }
 
 impl Closer {
-    /// Makes the child that will close `socket` (see [`close_later`]); `None` when no child
-    /// can be made.
-    pub fn ready(socket: BorrowedFd<'_>) -> Option<Self> {
+    /// Makes the child that will close `socket` (see [`close_later`]) and then, with `then`,
+    /// start that program as [`Start::start`] would (its standard streams on `/dev/null`),
+    /// whether this process let go of the socket by [`Self::close`], a drop or its end. A
+    /// program that cannot be started then is said nowhere (the child has no standard error
+    /// left: a runtime would wait for it). `None` when no child can be made.
+    pub fn ready(socket: BorrowedFd<'_>, then: Option<Start>) -> Option<Self> {
         let (told, tell) = pipe2(OFlag::O_CLOEXEC).ok()?;
-        let (keep, wait) = (socket.as_raw_fd(), told.as_raw_fd());
-        if !spawn(keep, wait, tell.as_raw_fd()) {
+        let job: &'static Job = Box::leak(Box::new(Job {
+            keep: socket.as_raw_fd(),
+            wait: told.as_raw_fd(),
+            tell: tell.as_raw_fd(),
+            then: then.map(Start::exec),
+        }));
+        if clone::spawn(entry, std::ptr::from_ref(job) as usize).is_none() {
             #[allow(unsafe_code)]
             // SAFETY: the child runs `closer` alone, which makes only async-signal-safe system
-            // calls (`close_range`, `read`, `close`, `_exit`) on its own stack and touches no
-            // memory another thread of this process may hold a lock on; it never returns into
-            // Rust code.
+            // calls (`close_range`, `read`, `close`, then those of `starter`, `_exit`) on its
+            // own stack and touches no memory another thread of this process may hold a lock
+            // on; it never returns into Rust code.
             match unsafe { fork() } {
-                Ok(ForkResult::Child) => closer(keep, wait, tell.as_raw_fd(), clone::sys),
+                Ok(ForkResult::Child) => closer(job, clone::sys),
                 Ok(ForkResult::Parent { .. }) => {}
                 Err(_) => return None,
             }
         }
         // The child has its own copy of the read end.
         drop(told);
-        Some(Self { tell, keep })
+        Some(Self {
+            tell,
+            keep: job.keep,
+            starts: job.then.is_some(),
+        })
+    }
+
+    /// Whether the child starts a program once it has closed the socket (it was made with one).
+    pub fn starts(&self) -> bool {
+        self.starts
     }
 
     /// Closes `socket`, the one this closer was made for, here without waiting, then lets the
@@ -83,11 +117,13 @@ const CLOSE_ONE_BY_ONE: RawFd = 1024;
 /// The child: lets go first of its copy of `tell`, the pipe's write end (the read below ends
 /// only once every write end is closed), then of every descriptor but `keep` and `wait`,
 /// the standard streams among them (one by one below [`CLOSE_ONE_BY_ONE`] when
-/// `close_range` fails); waits until `wait`, the read end, is at its end; closes `keep` and
-/// exits. No array, no iterator and no arithmetic that can overflow: what a debug build makes
-/// of it has no panic to take (the child may share the parent's memory, see `crate::clone`).
-fn closer(keep: RawFd, wait: RawFd, tell: RawFd, sys: Syscall) -> ! {
-    sys(libc::SYS_close, tell as usize, 0, 0, 0);
+/// `close_range` fails); waits until `wait`, the read end, is at its end; closes `keep`; then
+/// starts the job's program (`wait`, close-on-exec, goes with the `execve`) or exits. No
+/// array, no iterator and no arithmetic that can overflow: what a debug build makes of it has
+/// no panic to take (the child may share the parent's memory, see `crate::clone`).
+fn closer(job: &Job, sys: Syscall) -> ! {
+    let (keep, wait) = (job.keep, job.wait);
+    sys(libc::SYS_close, job.tell as usize, 0, 0, 0);
     let (low, high) = if keep < wait {
         (keep, wait)
     } else {
@@ -130,36 +166,17 @@ fn closer(keep: RawFd, wait: RawFd, tell: RawFd, sys: Syscall) -> ! {
         tries = tries.wrapping_add(1);
     }
     sys(libc::SYS_close, keep as usize, 0, 0, 0);
-    clone::exit(sys, 0)
-}
-
-/// Makes the child of `keep` (see [`closer`]) that shares this process's memory (see
-/// `crate::clone`); false when none was made.
-fn spawn(keep: RawFd, wait: RawFd, tell: RawFd) -> bool {
-    // The three descriptors go in the one argument, 21 bits each (the kernel's default
-    // `nr_open`, 2^20, is below): a larger one is forked for.
-    pack([keep, wait, tell]).is_some_and(|packed| clone::spawn(entry, packed as usize).is_some())
-}
-
-/// The bits of each descriptor in the argument.
-const BITS: u32 = 21;
-const MASK: u64 = (1 << BITS) - 1;
-
-/// `fds` in one word (the child reads no memory of this process), if each fits.
-fn pack(fds: [RawFd; 3]) -> Option<u64> {
-    let mut packed = 0u64;
-    for fd in fds {
-        let fd = u64::try_from(fd).ok().filter(|fd| *fd <= MASK)?;
-        packed = (packed << BITS) | fd;
+    match job.then {
+        Some(exec) => starter(exec, sys),
+        None => clone::exit(sys, 0),
     }
-    Some(packed)
 }
 
-extern "C" fn entry(packed: *mut libc::c_void) -> libc::c_int {
-    let packed = packed as usize as u64;
-    // What `pack` made; each part is below 2^21.
-    let part = |shift: u32| ((packed >> shift) & MASK) as RawFd;
-    closer(part(2 * BITS), part(BITS), part(0), clone::raw)
+extern "C" fn entry(job: *mut libc::c_void) -> libc::c_int {
+    let job: *const Job = job.cast_const().cast();
+    #[allow(unsafe_code)]
+    // SAFETY: the pointer `Closer::ready` passed: to a `Job` that is leaked and never written.
+    closer(unsafe { &*job }, clone::raw)
 }
 
 #[cfg(test)]
@@ -199,11 +216,16 @@ mod tests {
             .expect("the socket's inode")
             .ino();
         let (told, tell) = pipe2(OFlag::O_CLOEXEC).expect("a pipe");
-        let (keep, wait, tell_fd) = (socket.as_raw_fd(), told.as_raw_fd(), tell.as_raw_fd());
+        let job = Job {
+            keep: socket.as_raw_fd(),
+            wait: told.as_raw_fd(),
+            tell: tell.as_raw_fd(),
+            then: None,
+        };
         #[allow(unsafe_code)]
         // SAFETY: the child runs `closer` alone (system calls only) and never returns.
         let child = match unsafe { fork() }.expect("fork") {
-            ForkResult::Child => closer(keep, wait, tell_fd, without_close_range),
+            ForkResult::Child => closer(&job, without_close_range),
             ForkResult::Parent { child } => child,
         };
         drop(socket);
@@ -244,5 +266,52 @@ mod tests {
             assert!(Instant::now() < until, "the socket was never closed");
             std::thread::sleep(Duration::from_millis(5));
         }
+    }
+
+    /// A closer made with a program starts it once the socket is closed, and only then: the
+    /// program (a shell) finds the socket gone from `/proc/net/packet`, and has `/dev/null` for
+    /// its standard error, not this process's.
+    #[test]
+    fn a_closer_with_a_program_starts_it_once_the_socket_is_closed() {
+        let socket = oci_macvlan_netlink_core::packet_socket(1, 0x0800)
+            .expect("needs root: a packet socket on lo");
+        let inode = std::fs::metadata(format!("/proc/self/fd/{}", socket.as_raw_fd()))
+            .expect("the socket's inode")
+            .ino();
+        let dir = tempfile::tempdir().expect("a temporary dir");
+        let out = dir.path().join("seen");
+        let script = format!(
+            "cat /proc/net/packet > {0}.tmp; readlink /proc/self/fd/2 >> {0}.tmp; mv {0}.tmp {0}",
+            out.display()
+        );
+        let start = Start::new(
+            std::path::Path::new("/bin/sh"),
+            &["-c".into(), script.into()],
+            [("PATH", "/usr/bin:/bin")],
+            "cannot start sh",
+        )
+        .expect("sh");
+        let closer = Closer::ready(socket.as_fd(), Some(start)).expect("a closer");
+        assert!(closer.starts());
+        // Held open a while: the program must not run before the socket's last close.
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(
+            !out.exists(),
+            "the program ran before the socket was let go of"
+        );
+        closer.close(socket);
+        let until = Instant::now() + Duration::from_secs(5);
+        while !out.exists() {
+            assert!(Instant::now() < until, "the program never ran");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let seen = std::fs::read_to_string(&out).expect("what the program saw");
+        assert!(
+            !seen
+                .lines()
+                .any(|line| line.split_whitespace().last() == Some(&inode.to_string())),
+            "the socket was still open when the program ran: {seen}"
+        );
+        assert!(seen.ends_with("/dev/null\n"), "{seen}");
     }
 }

@@ -28,7 +28,7 @@ pub struct Start {
 /// What the child hands `execve` (C strings and two null-ended arrays of pointers to them), and
 /// what it says when it cannot.
 #[derive(Debug)]
-struct Exec {
+pub(crate) struct Exec {
     program: &'static [u8],
     argv: &'static [*const libc::c_char],
     envp: &'static [*const libc::c_char],
@@ -80,6 +80,12 @@ impl Start {
                 failed: Box::leak(failed.as_bytes().to_vec().into_boxed_slice()),
             })),
         })
+    }
+
+    /// What the child hands `execve`: leaked, never written (a child sharing this process's
+    /// memory may read it).
+    pub(crate) fn exec(self) -> &'static Exec {
+        self.exec
     }
 
     /// Starts the program and returns its pid at once, the child not reaped here (whoever
@@ -158,7 +164,7 @@ const SIGNALS: usize = 64;
 /// the default (its table of handlers is its own copy) and only then unblocks them all, then
 /// `execve`s. No iterator, no indexing and no arithmetic that can overflow: what a debug build
 /// makes of it has no panic to take (the child shares the parent's memory).
-fn starter(exec: &Exec, sys: Syscall) -> ! {
+pub(crate) fn starter(exec: &Exec, sys: Syscall) -> ! {
     let said = sys(libc::SYS_fcntl, 2, libc::F_DUPFD_CLOEXEC as usize, 3, 0);
     let null = sys(
         libc::SYS_openat,

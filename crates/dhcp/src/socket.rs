@@ -80,9 +80,10 @@ impl PacketLink {
     }
 
     /// The child that [`Self::close_with`] hands the packet socket to, made now: while the
-    /// socket waits for an answer, not after it.
-    pub fn closer(&self) -> Option<Closer> {
-        Closer::ready(self.fd.as_fd())
+    /// socket waits for an answer, not after it. With `then`, the child starts that program
+    /// once it has closed the socket (see `oci_macvlan_child::Closer::ready`).
+    pub fn closer(&self, then: Option<oci_macvlan_child::Start>) -> Option<Closer> {
+        Closer::ready(self.fd.as_fd(), then)
     }
 
     /// [`Self::close_later`], with the child made ahead by [`Self::closer`] (made now if none

@@ -57,6 +57,12 @@ impl Ready {
             })
     }
 
+    /// The start itself, for another child to make (a packet socket's closer, which starts it
+    /// once it has closed the socket: see `oci_macvlan_child::Closer::ready`).
+    pub fn start_of(&self) -> oci_macvlan_child::Start {
+        self.start
+    }
+
     /// Starts the keeper and returns at once (see [`Self::new`]). The caller does not reap it.
     pub fn start(self) -> Result<()> {
         self.start.start().map(drop).map_err(|source| Error::Spawn {

@@ -70,6 +70,7 @@ pub use network::{
 };
 pub use networks::{Networks, NetworksHold};
 pub use occupied::Holder;
+pub use oci_macvlan_child::Start;
 pub use oci_macvlan_netlink_core::MacAddr;
 pub use plan::{AddressRequest, LinkSpec, ParentSpec, Plan, PlannedNetwork, Routes, plan};
 pub use reach::{Unreachable, store_of};

@@ -56,24 +56,35 @@ pub struct AttachRequest<'a> {
     /// its REQUEST is out ([`LeaseStep::Requested`], on a helper thread, while the server
     /// answers), then once the exchange is over ([`LeaseStep::Exchanged`], answered or not;
     /// always after the first, on the attach's thread). A front door that starts the lease's
-    /// renewer makes ready at the first and starts it at the second, beside the rest of the
-    /// attach, not after it (see `source::dhcp_early`). A lease that took no exchange (kept
-    /// from an earlier run) is not told.
+    /// renewer makes it ready at the first and answers with it: the packet socket's closer
+    /// child starts it once it has closed the socket, a child the attach makes anyway (see
+    /// `source::dhcp_early`). The second says whether it will (`carried`); where it will not
+    /// (no closer could be made), the front door starts it itself then. A lease that took no
+    /// exchange (kept from an earlier run) is not told.
     pub on_lease: Option<OnLease<'a>>,
 }
 
 /// Where a network's DHCP lease is (see [`AttachRequest::on_lease`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LeaseStep {
-    /// Its REQUEST is out; the server answers.
+    /// Its REQUEST is out; the server answers. The answer: a program to start once the
+    /// exchange is over (the lease's renewer), if any.
     Requested,
-    /// The exchange is over.
-    Exchanged,
+    /// The exchange is over; `carried`: the program given at [`LeaseStep::Requested`] is
+    /// started by the packet socket's closer child (the front door does not start it). The
+    /// answer is not read.
+    Exchanged {
+        /// Whether the closer child starts the program given at `Requested`.
+        carried: bool,
+    },
 }
 
-/// What [`AttachRequest::on_lease`] calls with a network's name.
+/// What [`AttachRequest::on_lease`] calls with a network's name (see [`LeaseStep`] for what it
+/// answers).
 #[derive(Clone, Copy)]
-pub struct OnLease<'a>(pub &'a (dyn Fn(&str, LeaseStep) + Sync));
+pub struct OnLease<'a>(
+    pub &'a (dyn Fn(&str, LeaseStep) -> Option<oci_macvlan_child::Start> + Sync),
+);
 
 impl std::fmt::Debug for OnLease<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -1,13 +1,14 @@
 //! What a DHCP attach can do once it knows the offer and before the server's ACK comes: made on
 //! a helper thread while the server answers the REQUEST, so that it costs the attach nothing
 //! when the server is slower than it (the hook's thread only waits then):
-//! - the packet socket's closer child (`PacketLink::closer`: its release waits for a grace
-//!   period of the kernel, which a hook would otherwise pay before it exits);
 //! - telling the front door that the lease is on its way ([`crate::AttachRequest::on_lease`]):
-//!   the hook makes ready there the start of the lease's renewer, which it makes once the
-//!   exchange is over (told on the attach's thread, once this helper is joined), beside the
-//!   rest of the attach; the renewer waits for the container's lock, which the attach holds,
-//!   before it reads the record;
+//!   the hook makes ready there the start of the lease's renewer and hands it back;
+//! - the packet socket's closer child (`PacketLink::closer`: its release waits for a grace
+//!   period of the kernel, which a hook would otherwise pay before it exits), which starts
+//!   that renewer once it has closed the socket: no process is made for it on the attach's
+//!   thread (the front door is told so once this helper is joined; it starts the renewer
+//!   itself where no closer could be made); the renewer waits for the container's lock,
+//!   which the attach holds, before it reads the record;
 //! - the check of the offered address against the host and the LAN (DESIGN.md, rule 9:
 //!   `crate::occupied::check_leased_probing`), which [`super::Source::acquire`] then does not
 //!   run again for that address. An ACK of another address (a NAK, then another offer), and a
@@ -66,10 +67,10 @@ pub(super) fn while_answered<T>(
             }
             let ip = IpAddr::V4(offered.address);
             let work = move || {
-                let closer = socket.closer();
-                if let Some(tell) = on_lease {
-                    (tell.0)(&network.name, crate::LeaseStep::Requested);
-                }
+                // The renewer, if the front door starts one, is started by the closer child.
+                let then =
+                    on_lease.and_then(|tell| (tell.0)(&network.name, crate::LeaseStep::Requested));
+                let closer = socket.closer(then);
                 (
                     closer,
                     (!probe).then(|| check(network, parent, ip)).flatten(),
@@ -78,7 +79,7 @@ pub(super) fn while_answered<T>(
             match std::thread::Builder::new().spawn_scoped(scope, work) {
                 Ok(handle) => helper = Some((ip, Instant::now(), handle)),
                 // No thread: the closer made here, the check left to the caller.
-                Err(_) => here = Some(socket.closer()),
+                Err(_) => here = Some(socket.closer(None)),
             }
         };
         let got = exchange(&mut waiting);
@@ -100,7 +101,8 @@ pub(super) fn while_answered<T>(
             },
         };
         if let Some(tell) = exchanged {
-            (tell.0)(&network.name, crate::LeaseStep::Exchanged);
+            let carried = early.closer.as_ref().is_some_and(Closer::starts);
+            (tell.0)(&network.name, crate::LeaseStep::Exchanged { carried });
         }
         (got, early)
     })
