@@ -98,8 +98,9 @@ pub fn attach_keeping(
 /// network whose lease's REQUEST is out, its keeper's start is made ready then (on the core's
 /// helper thread, while the server answers) and handed to the core, whose packet socket's
 /// closer child starts it once it has closed the socket (no process is made for it on the
-/// attach's thread; a keeper that cannot start then is said nowhere, that child has no
-/// stderr: `gc` starts a kept lease's missing keepers). Where no closer could be made
+/// attach's thread). A keeper whose `execve` fails then is said nowhere (that child has no
+/// stderr left: a runtime would wait for it); as with one that cannot start at all, the lease
+/// runs until its expiry and a hook re-run starts one again. Where no closer could be made
 /// (`carried` false), it is started here once the exchange is over. Once the attach is done,
 /// [`Self::rest`] starts those of the DHCP networks not told of (a lease kept from an earlier
 /// run). One made ready and never started (a panic between the two, unwinding in a debug
