@@ -223,7 +223,8 @@ pub fn run(ctx: &Context, container: &str, network: &str) -> Result<()> {
         .map_err(|e| crate::error::Error::Keeper(std::io::Error::other(e)))?;
     let id = ContainerId::parse(container)?;
     let records = Records::new(&ctx.state_dir);
-    // Started beside the lease's exchange, the keeper reads what the attach wrote once it ends.
+    // Started as the lease's exchange ends (by the packet socket's closer child, or by the
+    // attach), the keeper reads what the attach wrote once the attach is over.
     records.wait_unlocked(&id)?;
     // The container as the attach recorded it: its process; or, with none (a CNI container,
     // whose namespace outlives any process), the path of its namespace, which must still name

@@ -453,7 +453,8 @@ impl Lan {
 /// again, but its write can race the removal), and none outlives its test. Killing a keeper
 /// loses nothing (the store holds all it knows). None is seen twice 20 ms apart before the
 /// dirs go: a keeper just started may not have its command line yet (a child before its
-/// `execve` has the hook's).
+/// `execve` has the hook's). One started later still (a packet socket's closer child execs it
+/// once the socket's release is over) finds its state dir gone and makes nothing.
 impl Drop for Lan {
     fn drop(&mut self) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);

@@ -115,7 +115,8 @@ impl Closer {
 const CLOSE_ONE_BY_ONE: RawFd = 1024;
 
 /// The child: lets go first of its copy of `tell`, the pipe's write end (the read below ends
-/// only once every write end is closed), then of every descriptor but `keep` and `wait`,
+/// only once every write end is closed), leaves the session when it starts a program after,
+/// then lets go of every descriptor but `keep` and `wait`,
 /// the standard streams among them (one by one below [`CLOSE_ONE_BY_ONE`] when
 /// `close_range` fails); waits until `wait`, the read end, is at its end; closes `keep`; then
 /// starts the job's program (`wait`, close-on-exec, goes with the `execve`) or exits. No
@@ -124,6 +125,12 @@ const CLOSE_ONE_BY_ONE: RawFd = 1024;
 fn closer(job: &Job, sys: Syscall) -> ! {
     let (keep, wait) = (job.keep, job.wait);
     sys(libc::SYS_close, job.tell as usize, 0, 0, 0);
+    // A child that starts a program leaves this process's session and group at once: a
+    // signal a runtime sends the hook's group once the hook has ended would otherwise wait,
+    // blocked, and end the program as it starts.
+    if job.then.is_some() {
+        sys(libc::SYS_setsid, 0, 0, 0, 0);
+    }
     let (low, high) = if keep < wait {
         (keep, wait)
     } else {
@@ -269,8 +276,8 @@ mod tests {
     }
 
     /// A closer made with a program starts it once the socket is closed, and only then: the
-    /// program (a shell) finds the socket gone from `/proc/net/packet`, and has `/dev/null` for
-    /// its standard error, not this process's.
+    /// program (a shell) finds the socket gone from `/proc/net/packet`, has `/dev/null` for its
+    /// standard error, not this process's, and a session of its own.
     #[test]
     fn a_closer_with_a_program_starts_it_once_the_socket_is_closed() {
         let socket = oci_macvlan_netlink_core::packet_socket(1, 0x0800)
@@ -281,7 +288,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("a temporary dir");
         let out = dir.path().join("seen");
         let script = format!(
-            "cat /proc/net/packet > {0}.tmp; readlink /proc/self/fd/2 >> {0}.tmp; mv {0}.tmp {0}",
+            "cat /proc/net/packet > {0}.tmp; readlink /proc/self/fd/2 >> {0}.tmp; \
+             cut -d' ' -f6 /proc/$$/stat >> {0}.tmp; mv {0}.tmp {0}",
             out.display()
         );
         let start = Start::new(
@@ -312,6 +320,14 @@ mod tests {
                 .any(|line| line.split_whitespace().last() == Some(&inode.to_string())),
             "the socket was still open when the program ran: {seen}"
         );
-        assert!(seen.ends_with("/dev/null\n"), "{seen}");
+        let mut last = seen.lines().rev();
+        let session: i32 = last
+            .next()
+            .and_then(|s| s.parse().ok())
+            .expect("a session id");
+        assert_eq!(last.next(), Some("/dev/null"), "{seen}");
+        // Out of this process's session (a signal to the hook's group does not reach it).
+        let ours = nix::unistd::getsid(None).expect("our session").as_raw();
+        assert_ne!(session, ours, "{seen}");
     }
 }

@@ -38,7 +38,9 @@ pub struct Ready {
 impl Ready {
     /// `program` with `args` and exactly the environment `env`; refused when `program` is not
     /// there to run, or an argument has a NUL byte. `failed` is the line said on this
-    /// process's standard error if the keeper cannot start after all (its `execve` failed).
+    /// process's standard error if the keeper cannot start after all (its `execve` failed),
+    /// when this process starts it ([`Self::start`]; a packet socket's closer that starts it
+    /// has no standard error left to say it on).
     pub fn new<I, K, V>(program: &Path, args: &[OsString], env: I, failed: &str) -> Result<Self>
     where
         I: IntoIterator<Item = (K, V)>,

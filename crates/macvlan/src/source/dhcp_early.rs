@@ -22,7 +22,8 @@
 //! the probe listens once for all of a lease's addresses, after the ACK (RFC 2131, 4.4.1). A
 //! finding older than [`FRESH`] when the ACK comes (REQUESTs sent again) is dropped and the
 //! address checked again. A helper's panic aborts the hook in a release build (`panic =
-//! "abort"`): the offer is on the record by then, and the closer child ends with the process.
+//! "abort"`): the offer is on the record by then, and the closer child, let go by the
+//! process's end, closes the socket and starts the keeper, which finds only an offer and ends.
 
 use std::{
     net::IpAddr,
