@@ -30,9 +30,10 @@ fn dhcp(lan: &Lan) -> Value {
     record(lan, "c1")["endpoints"][0]["dhcp"].clone()
 }
 
-#[privileged]
-fn a_renewer_killed_once_its_discovery_is_acked_leaves_the_lease_for_poststop_to_release() {
-    let lan = Lan::new();
+/// Kea with leases of 8 s; container `c1` attached by the failpoints build with `failpoint` set
+/// (every keeper inherits it); then Kea stopped past expiry, until the record says the lease
+/// ended. Kea's config and data dir (to start it again), and the container's process.
+fn lease_ended(lan: &Lan, failpoint: &str) -> (KeaConfig, tempfile::TempDir, ContainerProcess) {
     let config = KeaConfig {
         valid_lifetime: 8,
         renew_timer: 2,
@@ -40,25 +41,30 @@ fn a_renewer_killed_once_its_discovery_is_acked_leaves_the_lease_for_poststop_to
         ..kea_config()
     };
     let kea = Kea::start(&lan.router, &config);
-    create_dhcp_network(&lan, &[]);
+    create_dhcp_network(lan, &[]);
     let process = ContainerProcess::start();
-    // Every keeper (each inherits the hook's environment) dies once a discovery is ACKed.
     attach_with(
-        &lan,
+        lan,
         &process,
         &failpoints_binary(),
-        &[("OCI_MACVLAN_FAILPOINTS", "renew:acked=kill")],
+        &[("OCI_MACVLAN_FAILPOINTS", failpoint)],
     );
     assert_eq!(addresses(process.pid(), "-4").len(), 1);
-
-    // The server gone past expiry: the lease ends, the record says so.
     let dir = kea.stop();
     assert!(
-        wait_until(Duration::from_secs(15), || dhcp(&lan)["renewal"]["unbound"]
+        wait_until(Duration::from_secs(15), || dhcp(lan)["renewal"]["unbound"]
             == true),
         "the lease did not end: {}",
-        dhcp(&lan)
+        dhcp(lan)
     );
+    (config, dir, process)
+}
+
+#[privileged]
+fn a_renewer_killed_once_its_discovery_is_acked_leaves_the_lease_for_poststop_to_release() {
+    let lan = Lan::new();
+    // Every keeper (each inherits the hook's environment) dies once a discovery is ACKed.
+    let (config, dir, process) = lease_ended(&lan, "renew:acked=kill");
 
     // The server back, with leases long enough to outlast the rest of the test: a keeper
     // discovers, notes the offer, is ACKed and killed; its standby takes over (it keeps a
@@ -250,28 +256,7 @@ fn a_renewer_killed_once_its_v6_discovery_is_replied_leaves_the_lease_for_postst
 #[privileged]
 fn a_renewer_mid_act_when_its_state_dir_is_removed_makes_it_not_again() {
     let lan = Lan::new();
-    let config = KeaConfig {
-        valid_lifetime: 8,
-        renew_timer: 2,
-        rebind_timer: 5,
-        ..kea_config()
-    };
-    let kea = Kea::start(&lan.router, &config);
-    create_dhcp_network(&lan, &[]);
-    let process = ContainerProcess::start();
-    attach_with(
-        &lan,
-        &process,
-        &failpoints_binary(),
-        &[("OCI_MACVLAN_FAILPOINTS", "renew:acked=pause")],
-    );
-    let dir = kea.stop();
-    assert!(
-        wait_until(Duration::from_secs(15), || dhcp(&lan)["renewal"]["unbound"]
-            == true),
-        "the lease did not end: {}",
-        dhcp(&lan)
-    );
+    let (config, dir, process) = lease_ended(&lan, "renew:acked=pause");
     let kea = Kea::start_again(dir, &lan.router, &config);
     // The offer noted and ACKed: the keeper now waits a second before it applies the lease.
     assert!(
