@@ -60,6 +60,19 @@ fn lease_ended(lan: &Lan, failpoint: &str) -> (KeaConfig, tempfile::TempDir, Con
     (config, dir, process)
 }
 
+/// Waits until a keeper's discovery has noted its offer on the record (pending) and Kea has
+/// ACKed a lease.
+fn discovery_acked(lan: &Lan, kea: &Kea) {
+    assert!(
+        wait_until(Duration::from_secs(30), || dhcp(lan)["renewal"]["pending"]
+            == true
+            && kea.log().contains("DHCP4_LEASE_ALLOC ")),
+        "no discovery's offer on the record, or no lease ACKed: {}\n{}",
+        dhcp(lan),
+        kea.log()
+    );
+}
+
 #[privileged]
 fn a_renewer_killed_once_its_discovery_is_acked_leaves_the_lease_for_poststop_to_release() {
     let lan = Lan::new();
@@ -76,14 +89,7 @@ fn a_renewer_killed_once_its_discovery_is_acked_leaves_the_lease_for_poststop_to
         ..config
     };
     let kea = Kea::start_again(dir, &lan.router, &longer);
-    assert!(
-        wait_until(Duration::from_secs(30), || dhcp(&lan)["renewal"]["pending"]
-            == true
-            && kea.log().contains("DHCP4_LEASE_ALLOC ")),
-        "no discovery's offer on the record, or no lease ACKed: {}\n{}",
-        dhcp(&lan),
-        kea.log()
-    );
+    discovery_acked(&lan, &kea);
     let noted = dhcp(&lan);
     let address = noted["lease"]["address"].as_str().unwrap().to_owned();
     assert_eq!(noted["renewal"]["unbound"], false, "{noted}");
@@ -259,14 +265,7 @@ fn a_renewer_mid_act_when_its_state_dir_is_removed_makes_it_not_again() {
     let (config, dir, process) = lease_ended(&lan, "renew:acked=pause");
     let kea = Kea::start_again(dir, &lan.router, &config);
     // The offer noted and ACKed: the keeper now waits a second before it applies the lease.
-    assert!(
-        wait_until(Duration::from_secs(30), || dhcp(&lan)["renewal"]["pending"]
-            == true
-            && kea.log().contains("DHCP4_LEASE_ALLOC ")),
-        "no discovery's offer on the record, or no lease ACKed: {}\n{}",
-        dhcp(&lan),
-        kea.log()
-    );
+    discovery_acked(&lan, &kea);
     // The state dir alone: the network's definition is still there for the act to load.
     let state = lan.state_dir();
     std::fs::remove_dir_all(&state).unwrap();
